@@ -1,0 +1,14 @@
+//! rvs: a DPDK-based L4 load-balancing appliance.
+//!
+//! Layers, from the wire up (see `docs/architecture.md`): `wire` (zero-copy
+//! packet views), `net` (own addresses, neighbours), `dataplane` (the
+//! poll-mode worker, generic over a packet-I/O trait), `dpdk` (the only
+//! `unsafe` code: bindings and safe wrappers), `control` (configuration).
+#![deny(unsafe_code)]
+
+pub mod control;
+pub mod dataplane;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod net;
+pub mod wire;
