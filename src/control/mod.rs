@@ -1,1 +1,44 @@
-//! placeholder, replaced by the module's author
+//! The control plane: configuration today; reload, health checks, the
+//! control socket and metrics as they arrive.
+//!
+//! Configuration is read in two steps (see `raw` and `validate` for why):
+//! serde turns the TOML text into a raw model that only knows TOML types,
+//! then `validate` parses every value into its type and checks every rule,
+//! collecting all problems with their field paths and lines. What comes out
+//! is a `Config` that nothing downstream needs to check again.
+//!
+//! ```
+//! use rvs::control::Config;
+//!
+//! let config = Config::from_toml_str(
+//!     r#"
+//!     [dpdk]
+//!     eal_args = ["-l", "0-1", "--in-memory"]
+//!     workers = [1]
+//!
+//!     [[interface]]
+//!     name = "ext"
+//!     device = "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap"
+//!     addresses = ["192.0.2.1/24"]
+//!     "#,
+//! )
+//! .unwrap();
+//! assert_eq!(config.interfaces[0].device.port_name(), "net_pcap0");
+//! ```
+
+pub mod config;
+mod device;
+mod eal_args;
+mod error;
+mod locate;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    normalize_pci, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig, InterfaceConfig,
+    NeighborConfig, ParseDeviceError, RouteConfig, MAX_LCORES,
+};
+pub use error::{ConfigError, ConfigErrors};

@@ -1,1 +1,4 @@
-//! placeholder, replaced by the module's author
+//! The balancer's own place in the network: neighbours (ARP), and in later
+//! issues routes. Pure logic, no DPDK.
+
+pub mod neigh;

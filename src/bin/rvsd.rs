@@ -1,0 +1,315 @@
+//! rvsd: the appliance. Wiring only: parse the command line, load the
+//! config, bring up the EAL, ports and workers, then wait for signals.
+//!
+//! Exit status: 0 clean stop, 1 bad config, 2 DPDK or device failure.
+
+use rvs::control::config::Config;
+use rvs::dataplane::poll::{self, PollParams};
+use rvs::dataplane::stats::{StatsCell, WorkerStats};
+use rvs::dataplane::worker::Worker;
+use rvs::dpdk::{
+    eal::Eal, io::DpdkIo, lcore, mempool::Mempool, port::Port, port::RssMode, TscClock,
+};
+use rvs::{error, info, startup, warn};
+use serde_json::json;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const USAGE: &str = "usage: rvsd --config FILE [--check]\n\
+  --config FILE  the TOML configuration (see dpdk-config/)\n\
+  --check        validate FILE and exit: 0 valid, 1 invalid; DPDK is not started";
+
+/// Ring sizes the ports ask for; the pool is sized from them.
+const RING_SIZE: usize = 1024;
+/// Per-lcore mbuf cache of the pool.
+const POOL_CACHE: u32 = 256;
+/// Data room of each mbuf: DPDK's default (2048 + headroom).
+const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// Learned neighbours per worker; entries older than this are re-learned.
+const NEIGH_CAPACITY: usize = 4096;
+/// How long a learned neighbour entry stays valid.
+const NEIGH_MAX_AGE: Duration = Duration::from_secs(300);
+/// How often workers publish counters and the control loop looks around.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+const CONTROL_TICK: Duration = Duration::from_millis(100);
+
+/// Why rvsd stopped, as its exit status.
+enum Failure {
+    Config,
+    Dpdk,
+}
+
+struct Args {
+    config: PathBuf,
+    check: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut config = None;
+    let mut check = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--config" | "-c" => {
+                config = Some(PathBuf::from(it.next().ok_or("--config needs a FILE")?));
+            }
+            s if s.starts_with("--config=") => {
+                config = Some(PathBuf::from(&s["--config=".len()..]))
+            }
+            "--check" => check = true,
+            "--help" | "-h" => return Err(String::new()),
+            "--version" | "-V" => {
+                println!("rvsd {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let config = config.ok_or("--config FILE is required")?;
+    Ok(Args { config, check })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("rvsd: {msg}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(if msg.is_empty() { 0 } else { 1 });
+        }
+    };
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                error!("{}: {e}", args.config.display());
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if args.check {
+        info!(
+            "{}: valid ({} interface(s), {} worker(s))",
+            args.config.display(),
+            config.interfaces.len(),
+            config.dpdk.workers.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config) => ExitCode::from(1),
+        Err(Failure::Dpdk) => ExitCode::from(2),
+    }
+}
+
+/// Brings the appliance up, serves until SIGTERM/SIGINT, and tears down in
+/// order: workers, ports, pool, EAL (each by drop, in reverse declaration).
+fn run(config: &Config) -> Result<(), Failure> {
+    // Signals first, so a SIGTERM during a slow EAL start is not lost.
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|e| {
+            error!("cannot install signal handlers: {e}");
+            Failure::Dpdk
+        })?;
+
+    let argv = startup::eal_argv("rvsd", config);
+    info!("starting the EAL: {}", argv[1..].join(" "));
+    let eal = Eal::init(&argv).map_err(|e| {
+        error!("{e} (the EAL's reason is above)");
+        Failure::Dpdk
+    })?;
+
+    let workers = &config.dpdk.workers;
+    let main_lcore = eal.main_lcore();
+    for &lcore in workers {
+        if lcore == main_lcore {
+            error!("dpdk.workers: lcore {lcore} is the EAL's main lcore, which runs the control thread");
+            return Err(Failure::Config);
+        }
+        if !eal.lcore_enabled(lcore) {
+            error!("dpdk.workers: lcore {lcore} is not enabled by dpdk.eal_args (add it to -l)");
+            return Err(Failure::Config);
+        }
+    }
+
+    let burst = usize::from(config.dataplane.burst_size);
+    let pool_size = startup::mempool_size(
+        config.interfaces.len(),
+        workers.len(),
+        RING_SIZE,
+        burst,
+        POOL_CACHE as usize,
+    );
+    let socket = eal.lcore_socket(workers[0]) as i32;
+    let pool = Arc::new(
+        Mempool::new(
+            &eal,
+            "rvs_mbufs",
+            pool_size,
+            POOL_CACHE,
+            MBUF_DATA_ROOM,
+            socket,
+        )
+        .map_err(|e| {
+            error!("{e} (reserve hugepages, or pass -m / --no-huge in dpdk.eal_args)");
+            Failure::Dpdk
+        })?,
+    );
+
+    let mut ports = Vec::with_capacity(config.interfaces.len());
+    let mut macs = Vec::with_capacity(config.interfaces.len());
+    for iface in &config.interfaces {
+        let name = iface.device.port_name();
+        let mut port = Port::by_name(&eal, name).map_err(|e| {
+            error!("interface {}: {e}", iface.name);
+            Failure::Dpdk
+        })?;
+        let info = port
+            .configure_and_start(workers.len() as u16, &pool, iface.mac)
+            .map_err(|e| {
+                error!("interface {}: {e}", iface.name);
+                Failure::Dpdk
+            })?;
+        let link = port.link();
+        info!(
+            "interface {}: port {} ({}, driver {}) mac {} queues {} link {} {} Mbps",
+            iface.name,
+            port.id(),
+            name,
+            info.driver,
+            info.mac,
+            info.queues,
+            if link.up { "up" } else { "down" },
+            link.speed_mbps
+        );
+        if info.mac_in_software {
+            warn!(
+                "interface {}: driver {} cannot change its MAC; answering as {} in software (promiscuous)",
+                iface.name, info.driver, info.mac
+            );
+        }
+        if info.rss == RssMode::Unsupported {
+            warn!(
+                "interface {}: driver {} has no RSS: with {} workers, both directions of a flow may reach different workers",
+                iface.name,
+                info.driver,
+                workers.len()
+            );
+        }
+        macs.push(info.mac);
+        ports.push(port);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let setup = startup::worker_setup(config, &macs);
+    let clock = TscClock::new(&eal);
+    let params = PollParams {
+        burst_size: burst,
+        idle_sleep: config.dataplane.idle_sleep,
+        publish_interval_ns: PUBLISH_INTERVAL.as_nanos() as u64,
+    };
+    let mut cells = Vec::with_capacity(workers.len());
+    let mut launched = Vec::with_capacity(workers.len());
+    for (queue, &lcore) in workers.iter().enumerate() {
+        let cell = Arc::new(StatsCell::default());
+        cells.push((lcore, cell.clone()));
+        let mut worker = Worker::new(&setup, NEIGH_CAPACITY, NEIGH_MAX_AGE.as_nanos() as u64);
+        let mut io = DpdkIo::new(&ports, queue as u16, pool.clone());
+        let worker_stop = stop.clone();
+        let job = move || {
+            poll::run(&mut worker, &mut io, &clock, &worker_stop, &cell, params);
+            0
+        };
+        if let Err(e) = lcore::launch(&eal, lcore, job) {
+            error!("{e}");
+            stop.store(true, Ordering::Relaxed);
+            for &l in &launched {
+                lcore::wait(&eal, l);
+            }
+            return Err(Failure::Dpdk);
+        }
+        launched.push(lcore);
+    }
+    info!(
+        "ready: {} worker(s) on {} port(s), lcores {:?}",
+        workers.len(),
+        ports.len(),
+        workers
+    );
+
+    let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
+    'serve: loop {
+        for sig in signals.pending() {
+            match sig {
+                SIGHUP => warn!("SIGHUP: configuration reload is not available in this version; running config kept"),
+                _ => {
+                    info!("signal {sig}: stopping");
+                    break 'serve;
+                }
+            }
+        }
+        for ((port, up), iface) in ports.iter().zip(links.iter_mut()).zip(&config.interfaces) {
+            let now_up = port.link().up;
+            if now_up != *up {
+                info!(
+                    "interface {}: link {}",
+                    iface.name,
+                    if now_up { "up" } else { "down" }
+                );
+                *up = now_up;
+            }
+        }
+        std::thread::sleep(CONTROL_TICK);
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = false;
+    for &lcore in &launched {
+        let rc = lcore::wait(&eal, lcore);
+        if rc != 0 {
+            error!("worker on lcore {lcore} ended with status {rc}");
+            failed = true;
+        }
+    }
+    print_final_stats(&cells);
+    for (port, iface) in ports.iter().zip(&config.interfaces) {
+        let s = port.stats();
+        info!(
+            "interface {}: device counters rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {}",
+            iface.name, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+        );
+    }
+    // Stop and close every port (net_pcap flushes its tx_pcap on close),
+    // then free the pool and clean up the EAL.
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    info!("stopped");
+    if failed {
+        Err(Failure::Dpdk)
+    } else {
+        Ok(())
+    }
+}
+
+/// The `stats:` line: every worker's counters and their total, as JSON.
+fn print_final_stats(cells: &[(u32, Arc<StatsCell>)]) {
+    let mut total = WorkerStats::default();
+    let mut per_worker = Vec::with_capacity(cells.len());
+    for (lcore, cell) in cells {
+        let s = cell.snapshot();
+        total.add(&s);
+        let mut v = s.to_json();
+        v["lcore"] = json!(lcore);
+        per_worker.push(v);
+    }
+    let line = json!({ "workers": per_worker, "total": total.to_json() });
+    eprintln!("stats: {line}");
+}

@@ -1,0 +1,148 @@
+//! The file as TOML sees it: every section and key the format allows, with
+//! leaves kept as TOML primitives (strings, integers, arrays) and their spans.
+//!
+//! Why two models: serde stops at the first error, but an operator wants
+//! every problem at once. So serde only checks what only it can (syntax,
+//! unknown keys, TOML types), and every value that needs parsing (addresses,
+//! ranges, devices) is converted by `validate`, which keeps going after a
+//! bad value and can name its line through the span kept here. Required keys
+//! are `Option` for the same reason: a missing key is reported with the rest.
+//!
+//! Nothing outside `control` sees these types; the typed `Config` has no
+//! spans and no strings where a value has a type.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A value and where it was written.
+pub(super) type S<T> = Spanned<T>;
+
+/// The whole file. New sections (`timeouts`, `virtual_server`) are added
+/// here as fields; until then `deny_unknown_fields` refuses them.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub dpdk: Option<S<RawDpdk>>,
+    pub dataplane: Option<RawDataplane>,
+    #[serde(default)]
+    pub interface: Array<S<RawInterface>>,
+    #[serde(default)]
+    pub route: Array<S<RawRoute>>,
+    #[serde(default)]
+    pub neighbor: Array<S<RawNeighbor>>,
+    pub control: Option<RawControl>,
+}
+
+/// `[dpdk]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDpdk {
+    pub eal_args: Option<S<Array<S<String>>>>,
+    pub workers: Option<S<Array<S<Int>>>>,
+}
+
+/// `[dataplane]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDataplane {
+    pub burst_size: Option<S<Int>>,
+    pub conn_table_size: Option<S<Int>>,
+    pub idle_sleep_us: Option<S<Int>>,
+}
+
+/// `[[interface]]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInterface {
+    pub name: Option<S<String>>,
+    pub device: Option<S<String>>,
+    pub addresses: Option<S<Array<S<String>>>>,
+    pub mac: Option<S<String>>,
+}
+
+/// `[[route]]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub prefix: Option<S<String>>,
+    pub via: Option<S<String>>,
+    pub interface: Option<S<String>>,
+}
+
+/// `[[neighbor]]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNeighbor {
+    pub address: Option<S<String>>,
+    pub mac: Option<S<String>>,
+    pub interface: Option<S<String>>,
+}
+
+/// `[control]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawControl {
+    pub socket: Option<S<String>>,
+    pub metrics_listen: Option<S<String>>,
+}
+
+/// A TOML integer of any sign and size TOML allows; ranges are checked
+/// by `validate` so that `-1` gets a range message, not a type error.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Int(pub i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+        impl Visitor<'_> for IntVisitor {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Int, E> {
+                i64::try_from(v)
+                    .map(Int)
+                    .map_err(|_| E::custom(format!("integer {v} is too large")))
+            }
+        }
+        d.deserialize_any(IntVisitor)
+    }
+}
+
+/// A TOML array; like `Vec<T>`, but a wrong type reads "expected an
+/// array" rather than serde's "expected a sequence".
+#[derive(Debug)]
+pub(super) struct Array<T>(pub Vec<T>);
+
+impl<T> Default for Array<T> {
+    fn default() -> Self {
+        Array(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Array<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ArrayVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ArrayVisitor<T> {
+            type Value = Array<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Array<T>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Array(items))
+            }
+        }
+        d.deserialize_seq(ArrayVisitor(PhantomData))
+    }
+}

@@ -1,0 +1,834 @@
+//! From the raw TOML model to the typed `Config`, checking every rule and
+//! collecting every problem.
+//!
+//! Each section is converted by its own function, which parses the values
+//! it can, reports those it cannot, and hands on what it has (`None` or a
+//! shorter list) so later cross-checks still run on the rest. A check whose
+//! input is itself broken is skipped rather than reported again: a route
+//! via an interface whose address did not parse gets no "not in a connected
+//! subnet" error on top. The `Config` is built only when nothing was
+//! reported.
+//!
+//! New sections (`[timeouts]`, `[[virtual_server]]`) get their own function
+//! here and a field in `RawConfig` and `Config`.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::config::{
+    Config, ControlConfig, DataplaneConfig, Device, DpdkConfig, InterfaceConfig, NeighborConfig,
+    RouteConfig, MAX_LCORES,
+};
+use super::eal_args::EalArgs;
+use super::error::Errors;
+use super::raw::{
+    Int, RawConfig, RawControl, RawDataplane, RawDpdk, RawInterface, RawNeighbor, RawRoute, S,
+};
+use crate::wire::{Ipv4Cidr, MacAddr};
+
+/// Converts and checks `raw`; `Some` only when every part converted
+/// (the caller also checks that `errors` stayed empty).
+pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
+    let interfaces = interfaces(&raw.interface.0, errors);
+    let dpdk = dpdk(raw.dpdk.as_ref(), &interfaces, errors);
+    let dataplane = dataplane(raw.dataplane.as_ref(), errors);
+    let routes = routes(&raw.route.0, &interfaces, errors);
+    let neighbors = neighbors(&raw.neighbor.0, &interfaces, errors);
+    let control = control(raw.control.as_ref(), errors);
+
+    let interfaces = interfaces
+        .into_iter()
+        .map(Interface::finish)
+        .collect::<Option<Vec<_>>>()?;
+    Some(Config {
+        dpdk: dpdk?,
+        dataplane: dataplane?,
+        interfaces,
+        routes: routes?,
+        neighbors: neighbors?,
+        control: control?,
+    })
+}
+
+// ---------------------------------------------------------------- values
+
+/// The span of an optional spanned value.
+fn span_of<T>(v: Option<&S<T>>) -> Option<Range<usize>> {
+    v.map(S::span)
+}
+
+/// A required field: reports it missing (at its table's line) when absent.
+fn required<'a, T>(
+    value: &'a Option<S<T>>,
+    field: &str,
+    table: Option<Range<usize>>,
+    errors: &mut Errors,
+) -> Option<&'a S<T>> {
+    if value.is_none() {
+        errors.push(field, table, "missing required field");
+    }
+    value.as_ref()
+}
+
+/// An integer within `min..=max`.
+fn int_in(value: &S<Int>, field: &str, min: i64, max: i64, errors: &mut Errors) -> Option<i64> {
+    let Int(n) = *value.get_ref();
+    if (min..=max).contains(&n) {
+        Some(n)
+    } else {
+        errors.push(
+            field,
+            Some(value.span()),
+            format!("{n} is out of range: must be {min} to {max}"),
+        );
+        None
+    }
+}
+
+/// A string parsed with `FromStr`, the parser's message reported.
+fn parse<T>(value: &S<String>, field: &str, errors: &mut Errors) -> Option<T>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    value
+        .get_ref()
+        .parse()
+        .map_err(|e: T::Err| errors.push(field, Some(value.span()), e.to_string()))
+        .ok()
+}
+
+/// An IPv4 address (std's parse error does not quote the input).
+fn ipv4(value: &S<String>, field: &str, errors: &mut Errors) -> Option<Ipv4Addr> {
+    let s = value.get_ref();
+    s.parse()
+        .map_err(|_| {
+            errors.push(
+                field,
+                Some(value.span()),
+                format!("invalid IPv4 address {s:?}: expected dotted quad like 10.0.0.1"),
+            )
+        })
+        .ok()
+}
+
+/// `interface[0] "ext"`, or `interface[0]` when its name did not parse.
+fn describe(index: usize, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("interface[{index}] {name:?}"),
+        None => format!("interface[{index}]"),
+    }
+}
+
+// ---------------------------------------------------------------- [dpdk]
+
+/// `[dpdk]`, with the `eal_args` cross-checks against workers and devices.
+fn dpdk(
+    raw: Option<&S<RawDpdk>>,
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<DpdkConfig> {
+    let Some(raw) = raw else {
+        errors.push(
+            "dpdk",
+            None,
+            "missing required section [dpdk] (at least `workers = [1]`)",
+        );
+        return None;
+    };
+    let table = Some(raw.span());
+    let raw = raw.get_ref();
+
+    let eal_args: Vec<&S<String>> = raw
+        .eal_args
+        .as_ref()
+        .map(|a| a.get_ref().0.iter().collect())
+        .unwrap_or_default();
+
+    let workers = required(&raw.workers, "dpdk.workers", table, errors).map(|list| {
+        if list.get_ref().0.is_empty() {
+            errors.push(
+                "dpdk.workers",
+                Some(list.span()),
+                "needs at least one worker lcore",
+            );
+        }
+        workers(&list.get_ref().0, errors)
+    });
+
+    let args: Vec<String> = eal_args.iter().map(|a| a.get_ref().clone()).collect();
+    let eal = EalArgs::read(&args);
+    let valid_workers = workers.as_ref().map_or(&[][..], |(valid, _)| valid);
+    check_eal_args(&eal, &eal_args, valid_workers, interfaces, errors);
+
+    let (workers, all_valid) = workers?;
+    Some(DpdkConfig {
+        eal_args: args,
+        workers: all_valid.then(|| workers.into_iter().map(|w| w.lcore).collect())?,
+    })
+}
+
+/// A worker lcore and where it was written.
+struct Worker {
+    lcore: u32,
+    index: usize,
+    span: Range<usize>,
+}
+
+/// `dpdk.workers`: each in range, none twice. Returns the valid ones, and
+/// whether that is all of them.
+fn workers(list: &[S<Int>], errors: &mut Errors) -> (Vec<Worker>, bool) {
+    let mut out = Vec::new();
+    let mut seen: HashMap<u32, usize> = HashMap::new();
+    let mut ok = true;
+    for (index, value) in list.iter().enumerate() {
+        let field = format!("dpdk.workers[{index}]");
+        let Some(lcore) = int_in(value, &field, 0, i64::from(MAX_LCORES) - 1, errors) else {
+            ok = false;
+            continue;
+        };
+        let lcore = lcore as u32; // in 0..MAX_LCORES
+        match seen.entry(lcore) {
+            Entry::Occupied(first) => {
+                errors.push(
+                    field,
+                    Some(value.span()),
+                    format!(
+                        "duplicate lcore {lcore} (also dpdk.workers[{}])",
+                        first.get()
+                    ),
+                );
+                ok = false;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+                out.push(Worker {
+                    lcore,
+                    index,
+                    span: value.span(),
+                });
+            }
+        }
+    }
+    (out, ok)
+}
+
+/// The `eal_args` rules: readable values, one core list that holds every
+/// worker and keeps the main lcore free, no interface device named again,
+/// no `--in-memory` with `--no-huge`.
+fn check_eal_args(
+    eal: &EalArgs,
+    args: &[&S<String>],
+    workers: &[Worker],
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) {
+    let field = |i: usize| format!("dpdk.eal_args[{i}]");
+    let span = |i: usize| args.get(i).map(|a| a.span());
+
+    for problem in &eal.problems {
+        errors.push(
+            field(problem.index),
+            span(problem.index),
+            problem.value.clone(),
+        );
+    }
+
+    if let Some((first, rest)) = eal.core_lists.split_first() {
+        for extra in rest {
+            errors.push(
+                field(extra.index),
+                span(extra.index),
+                format!(
+                    "{} repeats the core list given by {} at dpdk.eal_args[{}]; the EAL takes \
+                     only one of -l, -c and --lcores",
+                    extra.value.option.flag(),
+                    first.value.option.flag(),
+                    first.index
+                ),
+            );
+        }
+    }
+
+    let lcores = eal.lcores();
+    if let (Some(main), Some((list, set))) = (&eal.main_lcore, lcores) {
+        if !set.contains(&main.value) {
+            errors.push(
+                field(main.index),
+                span(main.index),
+                format!(
+                    "--main-lcore {} is not in the core list {} {}",
+                    main.value,
+                    list.value.option.flag(),
+                    list.value.text
+                ),
+            );
+        }
+    }
+    let main = match (&eal.main_lcore, lcores) {
+        (Some(main), _) => Some((main.value, "--main-lcore".to_string())),
+        (None, Some((list, set))) => set.first().map(|&first| {
+            (
+                first,
+                format!(
+                    "the lowest lcore of {} {}",
+                    list.value.option.flag(),
+                    list.value.text
+                ),
+            )
+        }),
+        (None, None) => None,
+    };
+
+    for worker in workers {
+        let wfield = format!("dpdk.workers[{}]", worker.index);
+        if let Some((list, set)) = lcores {
+            if !set.contains(&worker.lcore) {
+                errors.push(
+                    wfield,
+                    Some(worker.span.clone()),
+                    format!(
+                        "lcore {} is not in the EAL core list {} {} (dpdk.eal_args[{}])",
+                        worker.lcore,
+                        list.value.option.flag(),
+                        list.value.text,
+                        list.index
+                    ),
+                );
+                continue;
+            }
+        }
+        if let Some((main, why)) = &main {
+            if worker.lcore == *main {
+                errors.push(
+                    wfield,
+                    Some(worker.span.clone()),
+                    format!(
+                        "lcore {main} is the EAL main lcore ({why}), which runs the control \
+                         thread; workers need other lcores"
+                    ),
+                );
+            }
+        }
+    }
+
+    for device in &eal.devices {
+        let owner = interfaces.iter().enumerate().find(|(_, iface)| {
+            iface
+                .device
+                .as_ref()
+                .is_some_and(|d| d.port_name() == device.value.port_name)
+        });
+        if let Some((index, iface)) = owner {
+            errors.push(
+                field(device.index),
+                span(device.index),
+                format!(
+                    "{} {} names the device of {}; rvsd passes interface devices to the EAL \
+                     itself, so remove it here",
+                    device.value.flag,
+                    device.value.port_name,
+                    describe(index, iface.name.as_deref())
+                ),
+            );
+        }
+    }
+
+    if let (Some(in_memory), Some(_)) = (eal.in_memory, eal.no_huge) {
+        errors.push(
+            field(in_memory),
+            span(in_memory),
+            "--in-memory cannot be combined with --no-huge (the EAL refuses the pair); \
+             use --no-huge --no-shconf",
+        );
+    }
+}
+
+// ----------------------------------------------------------- [dataplane]
+
+/// `[dataplane]`, defaults for what is omitted.
+fn dataplane(raw: Option<&RawDataplane>, errors: &mut Errors) -> Option<DataplaneConfig> {
+    let defaults = DataplaneConfig::default();
+    let Some(raw) = raw else {
+        return Some(defaults);
+    };
+    let mut ok = true;
+    let mut get =
+        |value: &Option<S<Int>>, field: &str, min: i64, max: i64, default: i64| match value {
+            None => default,
+            Some(v) => int_in(v, field, min, max, errors).unwrap_or_else(|| {
+                ok = false;
+                default
+            }),
+        };
+    // The bounds fit in i64 and the values in usize/u64 (checked above).
+    let burst_size = get(
+        &raw.burst_size,
+        "dataplane.burst_size",
+        1,
+        i64::from(DataplaneConfig::MAX_BURST_SIZE),
+        i64::from(defaults.burst_size),
+    );
+    let conn_table_size = get(
+        &raw.conn_table_size,
+        "dataplane.conn_table_size",
+        1,
+        DataplaneConfig::MAX_CONN_TABLE_SIZE as i64,
+        defaults.conn_table_size as i64,
+    );
+    let idle_sleep_us = get(
+        &raw.idle_sleep_us,
+        "dataplane.idle_sleep_us",
+        0,
+        DataplaneConfig::MAX_IDLE_SLEEP_US as i64,
+        DataplaneConfig::DEFAULT_IDLE_SLEEP_US as i64,
+    );
+    ok.then(|| DataplaneConfig {
+        burst_size: burst_size as u16,
+        conn_table_size: conn_table_size as usize,
+        idle_sleep: Duration::from_micros(idle_sleep_us as u64),
+    })
+}
+
+// ---------------------------------------------------------- [[interface]]
+
+/// An interface as far as it parsed; cross-checks use what is there.
+struct Interface {
+    name: Option<String>,
+    device: Option<Device>,
+    addresses: Vec<Ipv4Cidr>,
+    /// False when an address was refused, so `addresses` is not the
+    /// whole story and "not connected" checks would mislead.
+    addresses_complete: bool,
+    /// `Err` when a `mac` was given but refused.
+    mac: Result<Option<MacAddr>, ()>,
+}
+
+impl Interface {
+    fn finish(self) -> Option<InterfaceConfig> {
+        Some(InterfaceConfig {
+            name: self.name?,
+            device: self.device?,
+            addresses: self.addresses_complete.then_some(self.addresses)?,
+            mac: self.mac.ok()?,
+        })
+    }
+}
+
+/// `[[interface]]`: at least one; names, devices and addresses unique.
+fn interfaces(raw: &[S<RawInterface>], errors: &mut Errors) -> Vec<Interface> {
+    if raw.is_empty() {
+        errors.push("interface", None, "at least one [[interface]] is required");
+    }
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut devices: HashMap<String, usize> = HashMap::new();
+    let mut addresses: HashMap<Ipv4Addr, String> = HashMap::new();
+    let mut out: Vec<Interface> = Vec::new();
+
+    for (i, table) in raw.iter().enumerate() {
+        let span = Some(table.span());
+        let t = table.get_ref();
+
+        let name_field = format!("interface[{i}].name");
+        let name = required(&t.name, &name_field, span.clone(), errors).and_then(|v| {
+            if let Some(problem) = interface_name_problem(v.get_ref()) {
+                errors.push(&name_field, Some(v.span()), problem);
+                return None;
+            }
+            match names.entry(v.get_ref().clone()) {
+                Entry::Occupied(first) => {
+                    errors.push(
+                        &name_field,
+                        Some(v.span()),
+                        format!(
+                            "duplicate interface name {:?} (also interface[{}])",
+                            v.get_ref(),
+                            first.get()
+                        ),
+                    );
+                    None
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    Some(v.get_ref().clone())
+                }
+            }
+        });
+
+        let device_field = format!("interface[{i}].device");
+        let device = required(&t.device, &device_field, span.clone(), errors)
+            .and_then(|v| parse::<Device>(v, &device_field, errors).map(|d| (d, v.span())))
+            .and_then(
+                |(device, at)| match devices.entry(device.port_name().to_string()) {
+                    Entry::Occupied(first) => {
+                        let first = *first.get();
+                        let owner = describe(first, out.get(first).and_then(|f| f.name.as_deref()));
+                        errors.push(
+                            &device_field,
+                            Some(at),
+                            format!(
+                                "duplicate device {:?} (also used by {owner})",
+                                device.port_name()
+                            ),
+                        );
+                        None
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(i);
+                        Some(device)
+                    }
+                },
+            );
+
+        let mac = match &t.mac {
+            None => Ok(None),
+            Some(v) => unicast_mac(v, &format!("interface[{i}].mac"), "a port", errors)
+                .map(Some)
+                .ok_or(()),
+        };
+        let mut iface = Interface {
+            name,
+            device,
+            addresses: Vec::new(),
+            addresses_complete: true,
+            mac,
+        };
+        for (j, v) in t
+            .addresses
+            .iter()
+            .flat_map(|a| a.get_ref().0.iter())
+            .enumerate()
+        {
+            let field = format!("interface[{i}].addresses[{j}]");
+            let Some(cidr) = parse::<Ipv4Cidr>(v, &field, errors) else {
+                iface.addresses_complete = false;
+                continue;
+            };
+            let ip = cidr.addr();
+            let problem = if ip.is_unspecified() {
+                Some("0.0.0.0 cannot be an interface address")
+            } else if ip.is_multicast() {
+                Some("a multicast address cannot be an interface address")
+            } else if ip.is_broadcast() {
+                Some("255.255.255.255 cannot be an interface address")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                errors.push(&field, Some(v.span()), format!("{cidr}: {problem}"));
+                iface.addresses_complete = false;
+                continue;
+            }
+            match addresses.entry(ip) {
+                Entry::Occupied(first) => {
+                    errors.push(
+                        &field,
+                        Some(v.span()),
+                        format!("address {ip} is already assigned at {}", first.get()),
+                    );
+                    iface.addresses_complete = false;
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(field);
+                    iface.addresses.push(cidr);
+                }
+            }
+        }
+        out.push(iface);
+    }
+    out
+}
+
+/// Why `name` is not a valid interface name, if it is not.
+fn interface_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must not be empty".to_string());
+    }
+    if name.chars().count() > InterfaceConfig::MAX_NAME_LEN {
+        return Some(format!(
+            "{name:?} is longer than {} characters",
+            InterfaceConfig::MAX_NAME_LEN
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Some(format!(
+            "{name:?} contains {c:?}; use letters, digits, '_', '.' and '-'"
+        ));
+    }
+    None
+}
+
+/// Resolves an `interface = "NAME"` reference to its index.
+fn interface_ref(
+    value: &S<String>,
+    field: &str,
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<usize> {
+    let name = value.get_ref();
+    let found = interfaces
+        .iter()
+        .position(|iface| iface.name.as_deref() == Some(name.as_str()));
+    if found.is_none() {
+        let declared: Vec<&str> = interfaces
+            .iter()
+            .filter_map(|i| i.name.as_deref())
+            .collect();
+        let declared = if declared.is_empty() {
+            "no interface is declared".to_string()
+        } else {
+            format!("declared: {}", declared.join(", "))
+        };
+        errors.push(
+            field,
+            Some(value.span()),
+            format!("unknown interface {name:?} ({declared})"),
+        );
+    }
+    found
+}
+
+/// Reports `ip` unless it lies in a connected subnet of `iface`. Skipped
+/// when the interface's addresses did not all parse.
+fn check_connected(
+    ip: Ipv4Addr,
+    what: &str,
+    iface: &Interface,
+    field: &str,
+    span: Option<Range<usize>>,
+    errors: &mut Errors,
+) {
+    if !iface.addresses_complete || iface.addresses.iter().any(|a| a.contains(ip)) {
+        return;
+    }
+    let name = iface.name.as_deref().unwrap_or_default();
+    let subnets = if iface.addresses.is_empty() {
+        "it has no addresses".to_string()
+    } else {
+        iface
+            .addresses
+            .iter()
+            .map(|a| a.network().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    errors.push(
+        field,
+        span,
+        format!("{what} {ip} is not in a connected subnet of interface {name:?} ({subnets})"),
+    );
+}
+
+// -------------------------------------------------------------- [[route]]
+
+/// `[[route]]`: network prefixes, unique, via a connected next hop.
+fn routes(
+    raw: &[S<RawRoute>],
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<Vec<RouteConfig>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut prefixes: HashMap<Ipv4Cidr, usize> = HashMap::new();
+    for (i, table) in raw.iter().enumerate() {
+        let span = Some(table.span());
+        let t = table.get_ref();
+        let f = |key: &str| format!("route[{i}].{key}");
+
+        let prefix = required(&t.prefix, &f("prefix"), span.clone(), errors).and_then(|v| {
+            let cidr = parse::<Ipv4Cidr>(v, &f("prefix"), errors)?;
+            if !cidr.is_network() {
+                errors.push(
+                    f("prefix"),
+                    Some(v.span()),
+                    format!(
+                        "{cidr} has host bits set; the network is {}",
+                        cidr.network()
+                    ),
+                );
+                return None;
+            }
+            match prefixes.entry(cidr) {
+                Entry::Occupied(first) => {
+                    errors.push(
+                        f("prefix"),
+                        Some(v.span()),
+                        format!("duplicate route for {cidr} (also route[{}])", first.get()),
+                    );
+                    None
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    Some(cidr)
+                }
+            }
+        });
+        let via = required(&t.via, &f("via"), span.clone(), errors)
+            .and_then(|v| ipv4(v, &f("via"), errors));
+        let interface = required(&t.interface, &f("interface"), span.clone(), errors)
+            .and_then(|v| interface_ref(v, &f("interface"), interfaces, errors));
+        if let (Some(via), Some(index)) = (via, interface) {
+            check_connected(
+                via,
+                "next hop",
+                &interfaces[index],
+                &f("via"),
+                span_of(t.via.as_ref()),
+                errors,
+            );
+        }
+
+        match (prefix, via, interface, &t.interface) {
+            (Some(prefix), Some(via), Some(interface), Some(name)) => out.push(RouteConfig {
+                prefix,
+                via,
+                interface,
+                interface_name: name.get_ref().clone(),
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+// ----------------------------------------------------------- [[neighbor]]
+
+/// `[[neighbor]]`: a connected address and a unicast MAC, once per
+/// interface.
+fn neighbors(
+    raw: &[S<RawNeighbor>],
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<Vec<NeighborConfig>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut seen: HashMap<(usize, Ipv4Addr), usize> = HashMap::new();
+    for (i, table) in raw.iter().enumerate() {
+        let span = Some(table.span());
+        let t = table.get_ref();
+        let f = |key: &str| format!("neighbor[{i}].{key}");
+
+        let address = required(&t.address, &f("address"), span.clone(), errors)
+            .and_then(|v| ipv4(v, &f("address"), errors));
+        let mac = required(&t.mac, &f("mac"), span.clone(), errors)
+            .and_then(|v| unicast_mac(v, &f("mac"), "a neighbour", errors));
+        let interface = required(&t.interface, &f("interface"), span.clone(), errors)
+            .and_then(|v| interface_ref(v, &f("interface"), interfaces, errors));
+
+        let mut unique = true;
+        if let (Some(address), Some(index)) = (address, interface) {
+            let at = span_of(t.address.as_ref());
+            check_connected(
+                address,
+                "address",
+                &interfaces[index],
+                &f("address"),
+                at.clone(),
+                errors,
+            );
+            if let Some(first) = seen.get(&(index, address)) {
+                let name = interfaces[index].name.as_deref().unwrap_or_default();
+                errors.push(
+                    f("address"),
+                    at,
+                    format!(
+                        "duplicate neighbour {address} on interface {name:?} (also neighbor[{first}])"
+                    ),
+                );
+                unique = false;
+            } else {
+                seen.insert((index, address), i);
+            }
+        }
+
+        match (address, mac, interface, &t.interface, unique) {
+            (Some(address), Some(mac), Some(interface), Some(name), true) => {
+                out.push(NeighborConfig {
+                    address,
+                    mac,
+                    interface,
+                    interface_name: name.get_ref().clone(),
+                })
+            }
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+// ------------------------------------------------------------- [control]
+
+/// `[control]`, defaults for what is omitted.
+fn control(raw: Option<&RawControl>, errors: &mut Errors) -> Option<ControlConfig> {
+    let defaults = ControlConfig::default();
+    let Some(raw) = raw else {
+        return Some(defaults);
+    };
+    let socket = match &raw.socket {
+        None => Some(defaults.socket),
+        Some(v) => {
+            let path = PathBuf::from(v.get_ref());
+            if path.is_absolute() {
+                Some(path)
+            } else {
+                errors.push(
+                    "control.socket",
+                    Some(v.span()),
+                    format!("{:?} must be an absolute path", v.get_ref()),
+                );
+                None
+            }
+        }
+    };
+    let metrics_listen = match &raw.metrics_listen {
+        None => Some(defaults.metrics_listen),
+        Some(v) => v
+            .get_ref()
+            .parse::<SocketAddr>()
+            .map_err(|_| {
+                errors.push(
+                    "control.metrics_listen",
+                    Some(v.span()),
+                    format!(
+                        "invalid socket address {:?}: expected IP:PORT like 127.0.0.1:9469",
+                        v.get_ref()
+                    ),
+                )
+            })
+            .ok(),
+    };
+    Some(ControlConfig {
+        socket: socket?,
+        metrics_listen: metrics_listen?,
+    })
+}
+
+/// Parses a MAC address that must be unicast (`who` needs one: "a port").
+fn unicast_mac(v: &S<String>, field: &str, who: &str, errors: &mut Errors) -> Option<MacAddr> {
+    let mac = parse::<MacAddr>(v, field, errors)?;
+    if mac.is_unicast() {
+        return Some(mac);
+    }
+    let kind = if mac == MacAddr::ZERO {
+        "all zero"
+    } else if mac.is_broadcast() {
+        "broadcast"
+    } else {
+        "multicast"
+    };
+    errors.push(
+        field,
+        Some(v.span()),
+        format!("{mac} is {kind}; {who} needs a unicast MAC address"),
+    );
+    None
+}

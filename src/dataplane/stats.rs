@@ -1,0 +1,241 @@
+//! Per-worker counters and how the control thread reads them.
+//!
+//! A worker counts in plain integers it owns (no atomics on the per-packet
+//! path) and every few milliseconds copies them into its [`StatsCell`] with
+//! relaxed stores, which are plain moves on x86. The control thread reads
+//! the cell whenever it likes and never stalls the worker; a snapshot may be
+//! a few milliseconds old, never torn within one counter.
+
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a worker dropped a frame. Every drop has one, counted and shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum DropReason {
+    /// Shorter than the headers it claims to carry.
+    Truncated,
+    /// Header fields that make no sense (bad IHL, lying lengths, odd ARP).
+    Malformed,
+    /// IPv4 header or ICMP checksum wrong.
+    BadChecksum,
+    /// Unicast to a MAC address that is not the port's.
+    OtherMac,
+    /// Neither ARP nor IPv4 (IPv6, LLDP, ...).
+    UnsupportedEthertype,
+    /// An ARP request for an address that is not ours.
+    ArpNotForUs,
+    /// IPv4 to an address that is neither ours nor a service.
+    NoService,
+    /// IPv4 to one of our addresses but not something we answer.
+    UnsupportedProtocol,
+    /// A fragment addressed to us (we answer unfragmented echo only).
+    Fragment,
+    /// The device's transmit queue was full.
+    TxFull,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Truncated,
+        DropReason::Malformed,
+        DropReason::BadChecksum,
+        DropReason::OtherMac,
+        DropReason::UnsupportedEthertype,
+        DropReason::ArpNotForUs,
+        DropReason::NoService,
+        DropReason::UnsupportedProtocol,
+        DropReason::Fragment,
+        DropReason::TxFull,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The name used in logs, `stats:` JSON and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::Malformed => "malformed",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::OtherMac => "other_mac",
+            DropReason::UnsupportedEthertype => "unsupported_ethertype",
+            DropReason::ArpNotForUs => "arp_not_for_us",
+            DropReason::NoService => "no_service",
+            DropReason::UnsupportedProtocol => "unsupported_protocol",
+            DropReason::Fragment => "fragment",
+            DropReason::TxFull => "tx_full",
+        }
+    }
+}
+
+/// What one worker has done since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes of frames received.
+    pub rx_bytes: u64,
+    /// Frames handed to a device for sending.
+    pub tx_packets: u64,
+    /// Bytes of frames handed to a device.
+    pub tx_bytes: u64,
+    /// ARP requests for our addresses answered.
+    pub arp_requests_answered: u64,
+    /// Neighbour entries learned or refreshed from ARP.
+    pub arp_learned: u64,
+    /// ICMP echo requests to our addresses answered.
+    pub icmp_echo_answered: u64,
+    /// Polls that received at least one frame.
+    pub busy_polls: u64,
+    /// Polls that received nothing.
+    pub idle_polls: u64,
+    /// Drops, indexed by `DropReason as usize`.
+    pub drops: [u64; DropReason::COUNT],
+}
+
+const SCALARS: usize = 9;
+const CELLS: usize = SCALARS + DropReason::COUNT;
+
+impl WorkerStats {
+    /// Counts a dropped frame.
+    #[inline]
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    /// Total of all drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Adds another worker's counters (for the totals).
+    pub fn add(&mut self, other: &WorkerStats) {
+        let mut a = self.to_cells();
+        for (x, y) in a.iter_mut().zip(other.to_cells()) {
+            *x += y;
+        }
+        *self = WorkerStats::from_cells(&a);
+    }
+
+    fn to_cells(self) -> [u64; CELLS] {
+        let mut c = [0u64; CELLS];
+        c[..SCALARS].copy_from_slice(&[
+            self.rx_packets,
+            self.rx_bytes,
+            self.tx_packets,
+            self.tx_bytes,
+            self.arp_requests_answered,
+            self.arp_learned,
+            self.icmp_echo_answered,
+            self.busy_polls,
+            self.idle_polls,
+        ]);
+        c[SCALARS..].copy_from_slice(&self.drops);
+        c
+    }
+
+    fn from_cells(c: &[u64; CELLS]) -> WorkerStats {
+        let mut drops = [0u64; DropReason::COUNT];
+        drops.copy_from_slice(&c[SCALARS..]);
+        WorkerStats {
+            rx_packets: c[0],
+            rx_bytes: c[1],
+            tx_packets: c[2],
+            tx_bytes: c[3],
+            arp_requests_answered: c[4],
+            arp_learned: c[5],
+            icmp_echo_answered: c[6],
+            busy_polls: c[7],
+            idle_polls: c[8],
+            drops,
+        }
+    }
+
+    /// The counters as the JSON object of the `stats:` log line.
+    pub fn to_json(&self) -> Value {
+        let drops: Map<String, Value> = DropReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), json!(self.drops[*r as usize])))
+            .collect();
+        json!({
+            "rx_packets": self.rx_packets,
+            "rx_bytes": self.rx_bytes,
+            "tx_packets": self.tx_packets,
+            "tx_bytes": self.tx_bytes,
+            "arp_requests_answered": self.arp_requests_answered,
+            "arp_learned": self.arp_learned,
+            "icmp_echo_answered": self.icmp_echo_answered,
+            "busy_polls": self.busy_polls,
+            "idle_polls": self.idle_polls,
+            "drops": drops,
+        })
+    }
+}
+
+/// Where a worker publishes its counters for the control thread.
+#[derive(Debug, Default)]
+pub struct StatsCell {
+    cells: [AtomicU64; CELLS],
+}
+
+impl StatsCell {
+    /// Copies the worker's counters in (worker side).
+    pub fn publish(&self, stats: &WorkerStats) {
+        for (cell, v) in self.cells.iter().zip(stats.to_cells()) {
+            cell.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The last published counters (control side).
+    pub fn snapshot(&self) -> WorkerStats {
+        let mut c = [0u64; CELLS];
+        for (v, cell) in c.iter_mut().zip(&self.cells) {
+            *v = cell.load(Ordering::Relaxed);
+        }
+        WorkerStats::from_cells(&c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_counters_read_back_unchanged() {
+        let mut s = WorkerStats {
+            rx_packets: 7,
+            tx_bytes: 99,
+            icmp_echo_answered: 3,
+            ..Default::default()
+        };
+        s.drop(DropReason::BadChecksum);
+        s.drop(DropReason::TxFull);
+        let cell = StatsCell::default();
+        cell.publish(&s);
+        assert_eq!(cell.snapshot(), s);
+    }
+
+    #[test]
+    fn totals_add_every_counter() {
+        let mut a = WorkerStats {
+            rx_packets: 1,
+            ..Default::default()
+        };
+        a.drop(DropReason::NoService);
+        let mut b = a;
+        b.drop(DropReason::NoService);
+        a.add(&b);
+        assert_eq!(a.rx_packets, 2);
+        assert_eq!(a.drops[DropReason::NoService as usize], 3);
+        assert_eq!(a.total_drops(), 3);
+    }
+
+    #[test]
+    fn json_names_every_drop_reason() {
+        let v = WorkerStats::default().to_json();
+        for r in DropReason::ALL {
+            assert_eq!(v["drops"][r.name()], 0, "{}", r.name());
+        }
+    }
+}

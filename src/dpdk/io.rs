@@ -1,0 +1,70 @@
+//! [`PacketIo`] over DPDK: one worker's queue on every port.
+
+use super::{ffi, mbuf::Mbuf, mempool::Mempool, port::Port};
+use crate::dataplane::io::PacketIo;
+use std::sync::Arc;
+
+/// The queues one worker owns: queue `queue` of each port, in config order.
+///
+/// DPDK rx/tx queues are not thread-safe; rvsd gives each worker its own
+/// queue index, so no two lcores ever touch one queue.
+#[derive(Debug)]
+pub struct DpdkIo {
+    ports: Vec<u16>,
+    queue: u16,
+    _pool: Arc<Mempool>,
+}
+
+impl DpdkIo {
+    /// The I/O of the worker that owns queue `queue` of every port.
+    pub fn new(ports: &[Port], queue: u16, pool: Arc<Mempool>) -> DpdkIo {
+        DpdkIo {
+            ports: ports.iter().map(Port::id).collect(),
+            queue,
+            _pool: pool,
+        }
+    }
+}
+
+impl PacketIo for DpdkIo {
+    type Frame = Mbuf;
+
+    fn port_count(&self) -> usize {
+        self.ports.len()
+    }
+
+    #[inline]
+    fn rx_burst(&mut self, port: usize, burst: &mut Vec<Mbuf>) {
+        let room = (burst.capacity() - burst.len()).min(u16::MAX as usize) as u16;
+        let Some(&port_id) = self.ports.get(port) else {
+            return;
+        };
+        let len = burst.len();
+        // SAFETY: the spare capacity holds `room` slots; Mbuf is a
+        // transparent non-null mbuf pointer, and rx_burst writes only valid,
+        // non-null mbufs (now owned by us) into the first `n` slots.
+        unsafe {
+            let dst = burst.as_mut_ptr().add(len) as *mut *mut ffi::rte_mbuf;
+            let n = ffi::rvs_eth_rx_burst(port_id, self.queue, dst, room);
+            burst.set_len(len + n as usize);
+        }
+    }
+
+    #[inline]
+    fn tx_burst(&mut self, port: usize, burst: &mut Vec<Mbuf>) {
+        let Some(&port_id) = self.ports.get(port) else {
+            return;
+        };
+        let count = burst.len().min(u16::MAX as usize) as u16;
+        // SAFETY: the first `count` elements are owned valid mbufs laid out
+        // as `struct rte_mbuf *`; the driver takes ownership of the first
+        // `sent`, which therefore must not be dropped by us.
+        let sent = unsafe {
+            ffi::rvs_eth_tx_burst(port_id, self.queue, burst.as_mut_ptr() as *mut _, count)
+        } as usize;
+        for m in burst.drain(..sent) {
+            // Owned by the driver now.
+            let _ = m.into_raw();
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! An owned packet buffer.
+
+use super::ffi;
+use crate::dataplane::io::Frame;
+use std::ptr::NonNull;
+
+/// One received or allocated mbuf, owned: dropping it returns it to its pool.
+///
+/// Not `Clone`: two owners would free it twice. `repr(transparent)` over the
+/// pointer so a `Vec<Mbuf>` is exactly the `struct rte_mbuf **` array that
+/// `rte_eth_rx_burst` fills and `rte_eth_tx_burst` consumes.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(NonNull<ffi::rte_mbuf>);
+
+// SAFETY: an mbuf has one owner at a time; moving that ownership to another
+// thread is how DPDK pipelines work.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf that nobody else will free or use.
+    pub(crate) unsafe fn from_raw(raw: NonNull<ffi::rte_mbuf>) -> Mbuf {
+        Mbuf(raw)
+    }
+
+    /// Gives up ownership (to a tx queue) without freeing.
+    pub(crate) fn into_raw(self) -> *mut ffi::rte_mbuf {
+        let raw = self.0.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+
+    /// Number of segments; rvs works on the first one only.
+    pub fn segments(&self) -> u16 {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.0.as_ref().nb_segs }
+    }
+}
+
+impl Frame for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        // SAFETY: a valid mbuf's first segment holds data_len bytes starting
+        // data_off bytes into buf_addr; we own it, so nobody writes meanwhile.
+        unsafe {
+            let m = self.0.as_ref();
+            let start = (m.buf_addr as *const u8).add(m.data_off as usize);
+            std::slice::from_raw_parts(start, m.data_len as usize)
+        }
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and `&mut self` makes the access exclusive.
+        unsafe {
+            let m = self.0.as_mut();
+            let start = (m.buf_addr as *mut u8).add(m.data_off as usize);
+            std::slice::from_raw_parts_mut(start, m.data_len as usize)
+        }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and nobody uses it after this.
+        unsafe { ffi::rvs_pktmbuf_free(self.0.as_ptr()) }
+    }
+}

@@ -1,0 +1,259 @@
+//! A per-worker neighbour (ARP) table.
+//!
+//! Each worker owns one, so lookups take no lock. Capacity is fixed at start:
+//! open addressing with a short bounded probe, and when every slot in a
+//! probe window is taken the stalest learned entry there is replaced, so a
+//! flood of ARP from many senders cannot grow memory or evict static entries.
+//! Time is passed in (nanoseconds), never read here.
+
+use crate::wire::MacAddr;
+use std::net::Ipv4Addr;
+
+/// Slots examined for one key before giving up (lookup) or replacing (learn).
+const PROBE: usize = 16;
+
+/// A resolved neighbour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Neighbor {
+    /// Its hardware address.
+    pub mac: MacAddr,
+    /// The port (index in config order) it was seen on.
+    pub port: u16,
+}
+
+/// What `learn` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearnOutcome {
+    /// A new entry.
+    Added,
+    /// An existing entry got its MAC/port/time updated.
+    Refreshed,
+    /// A stale entry made room for this one.
+    Replaced,
+    /// A static entry exists for this address; left unchanged.
+    StaticKept,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    /// Host-order IPv4 address; 0 marks an empty slot (0.0.0.0 is never a
+    /// neighbour).
+    ip: u32,
+    mac: MacAddr,
+    port: u16,
+    is_static: bool,
+    updated_ns: u64,
+}
+
+/// Fixed-capacity IPv4 → MAC table.
+#[derive(Debug)]
+pub struct NeighTable {
+    slots: Box<[Slot]>,
+    mask: usize,
+    max_age_ns: u64,
+}
+
+impl NeighTable {
+    /// A table of at least `capacity` slots (rounded up to a power of two)
+    /// whose learned entries are valid for `max_age_ns`.
+    pub fn new(capacity: usize, max_age_ns: u64) -> NeighTable {
+        let n = capacity.max(PROBE).next_power_of_two();
+        NeighTable {
+            slots: vec![Slot::default(); n].into_boxed_slice(),
+            mask: n - 1,
+            max_age_ns,
+        }
+    }
+
+    #[inline]
+    fn home(&self, ip: u32) -> usize {
+        // Fibonacci hashing: the high bits of a golden-ratio product.
+        ((u64::from(ip).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize) & self.mask
+    }
+
+    /// Installs a static entry (from `[[neighbor]]`), which learning never
+    /// changes and age never expires. Returns false when the probe window is
+    /// full of other static entries.
+    pub fn insert_static(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) -> bool {
+        self.put(u32::from(ip), mac, port, 0, true).is_some()
+    }
+
+    /// Records that `ip` is at `mac` on `port` at time `now_ns`.
+    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now_ns: u64) -> LearnOutcome {
+        self.put(u32::from(ip), mac, port, now_ns, false)
+            .unwrap_or(LearnOutcome::StaticKept)
+    }
+
+    fn put(
+        &mut self,
+        ip: u32,
+        mac: MacAddr,
+        port: u16,
+        now_ns: u64,
+        is_static: bool,
+    ) -> Option<LearnOutcome> {
+        if ip == 0 {
+            return None;
+        }
+        let home = self.home(ip);
+        let mut empty = None;
+        let mut stalest: Option<(usize, u64)> = None;
+        for i in 0..PROBE {
+            let idx = (home + i) & self.mask;
+            let slot = &mut self.slots[idx];
+            if slot.ip == ip {
+                if slot.is_static && !is_static {
+                    return Some(LearnOutcome::StaticKept);
+                }
+                *slot = Slot {
+                    ip,
+                    mac,
+                    port,
+                    is_static,
+                    updated_ns: now_ns,
+                };
+                return Some(LearnOutcome::Refreshed);
+            }
+            if slot.ip == 0 {
+                empty.get_or_insert(idx);
+            } else if !slot.is_static && stalest.is_none_or(|(_, t)| slot.updated_ns < t) {
+                stalest = Some((idx, slot.updated_ns));
+            }
+        }
+        let (idx, outcome) = match (empty, stalest) {
+            (Some(idx), _) => (idx, LearnOutcome::Added),
+            (None, Some((idx, _))) => (idx, LearnOutcome::Replaced),
+            (None, None) => return None,
+        };
+        self.slots[idx] = Slot {
+            ip,
+            mac,
+            port,
+            is_static,
+            updated_ns: now_ns,
+        };
+        Some(outcome)
+    }
+
+    /// The neighbour for `ip`, if known and not older than the max age.
+    pub fn lookup(&self, ip: Ipv4Addr, now_ns: u64) -> Option<Neighbor> {
+        let ip = u32::from(ip);
+        if ip == 0 {
+            return None;
+        }
+        let home = self.home(ip);
+        for i in 0..PROBE {
+            let slot = &self.slots[(home + i) & self.mask];
+            if slot.ip == ip {
+                let fresh =
+                    slot.is_static || now_ns.saturating_sub(slot.updated_ns) <= self.max_age_ns;
+                return fresh.then_some(Neighbor {
+                    mac: slot.mac,
+                    port: slot.port,
+                });
+            }
+        }
+        None
+    }
+
+    /// Number of slots (the fixed capacity).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000_000_000;
+
+    fn ip(n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(0xC000_0200 + n)
+    }
+
+    fn mac(n: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0, 0, n])
+    }
+
+    #[test]
+    fn learned_entry_is_found() {
+        let mut t = NeighTable::new(64, MIN);
+        assert_eq!(t.learn(ip(1), mac(1), 0, 10), LearnOutcome::Added);
+        assert_eq!(
+            t.lookup(ip(1), 20),
+            Some(Neighbor {
+                mac: mac(1),
+                port: 0
+            })
+        );
+        assert_eq!(t.lookup(ip(2), 20), None);
+    }
+
+    #[test]
+    fn relearning_updates_mac_and_port() {
+        let mut t = NeighTable::new(64, MIN);
+        t.learn(ip(1), mac(1), 0, 10);
+        assert_eq!(t.learn(ip(1), mac(9), 1, 20), LearnOutcome::Refreshed);
+        assert_eq!(
+            t.lookup(ip(1), 30),
+            Some(Neighbor {
+                mac: mac(9),
+                port: 1
+            })
+        );
+    }
+
+    #[test]
+    fn learned_entry_expires_after_max_age() {
+        let mut t = NeighTable::new(64, MIN);
+        t.learn(ip(1), mac(1), 0, 0);
+        assert!(t.lookup(ip(1), MIN).is_some());
+        assert!(t.lookup(ip(1), MIN + 1).is_none());
+    }
+
+    #[test]
+    fn static_entry_never_expires_nor_changes_by_learning() {
+        let mut t = NeighTable::new(64, MIN);
+        assert!(t.insert_static(ip(1), mac(1), 1));
+        assert_eq!(t.learn(ip(1), mac(7), 0, 5), LearnOutcome::StaticKept);
+        assert_eq!(
+            t.lookup(ip(1), u64::MAX),
+            Some(Neighbor {
+                mac: mac(1),
+                port: 1
+            })
+        );
+    }
+
+    #[test]
+    fn flood_of_senders_stays_within_capacity_and_keeps_static() {
+        let mut t = NeighTable::new(64, MIN);
+        t.insert_static(ip(1), mac(1), 0);
+        for n in 2..10_000u32 {
+            t.learn(Ipv4Addr::from(0x0A00_0000 + n), mac(2), 0, u64::from(n));
+        }
+        assert_eq!(t.capacity(), 64);
+        assert_eq!(
+            t.lookup(ip(1), 0),
+            Some(Neighbor {
+                mac: mac(1),
+                port: 0
+            })
+        );
+        // The most recent sender is always present.
+        assert!(t
+            .lookup(Ipv4Addr::from(0x0A00_0000 + 9_999), 10_000)
+            .is_some());
+    }
+
+    #[test]
+    fn zero_address_is_never_stored() {
+        let mut t = NeighTable::new(16, MIN);
+        assert_eq!(
+            t.learn(Ipv4Addr::UNSPECIFIED, mac(1), 0, 0),
+            LearnOutcome::StaticKept
+        );
+        assert!(t.lookup(Ipv4Addr::UNSPECIFIED, 0).is_none());
+    }
+}
