@@ -1198,3 +1198,33 @@ fn eal_cross_checks_still_run_when_another_worker_is_bad() {
     fields.sort();
     assert_eq!(fields, ["dpdk.workers[0]", "dpdk.workers[1]"]);
 }
+
+#[test]
+fn interface_mac_is_optional_and_parsed() {
+    let c = ok(&cat(&[DPDK, EXT]));
+    assert_eq!(c.interfaces[0].mac, None);
+    let with_mac = cat(&[DPDK, EXT, "mac = \"02:00:00:00:00:01\"\n"]);
+    assert_eq!(
+        ok(&with_mac).interfaces[0].mac,
+        Some(MacAddr([2, 0, 0, 0, 0, 1]))
+    );
+}
+
+#[test]
+fn interface_mac_must_be_unicast() {
+    let text = cat(&[DPDK, EXT, "mac = \"ff:ff:ff:ff:ff:ff\"\n"]);
+    let e = one_error(&text);
+    assert_error(
+        &e,
+        "interface[0].mac",
+        Some(line_of(&text, "mac =")),
+        "broadcast",
+    );
+}
+
+#[test]
+fn interface_mac_must_parse() {
+    let text = cat(&[DPDK, EXT, "mac = \"02:00:00\"\n"]);
+    let e = one_error(&text);
+    assert_error(&e, "interface[0].mac", Some(line_of(&text, "mac =")), "MAC");
+}
