@@ -11,7 +11,7 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // lcore, so it is reclaimed exactly once here.
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
     // A panic must not unwind into C.
-    catch_unwind(AssertUnwindSafe(move || job())).unwrap_or(-1)
+    catch_unwind(AssertUnwindSafe(job)).unwrap_or(-1)
 }
 
 /// Starts `job` on the (idle) EAL worker `lcore`; its return value is what

@@ -18,14 +18,6 @@ pub struct Mbuf(NonNull<ffi::rte_mbuf>);
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
-    /// Takes ownership of a raw mbuf.
-    ///
-    /// # Safety
-    /// `raw` must be a valid mbuf that nobody else will free or use.
-    pub(crate) unsafe fn from_raw(raw: NonNull<ffi::rte_mbuf>) -> Mbuf {
-        Mbuf(raw)
-    }
-
     /// Gives up ownership (to a tx queue) without freeing.
     pub(crate) fn into_raw(self) -> *mut ffi::rte_mbuf {
         let raw = self.0.as_ptr();

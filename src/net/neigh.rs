@@ -156,6 +156,17 @@ impl NeighTable {
         None
     }
 
+    /// True when `ip` has an entry, fresh or stale (learning refreshes known
+    /// neighbours from any ARP they send, as Linux does).
+    pub fn knows(&self, ip: Ipv4Addr) -> bool {
+        let ip = u32::from(ip);
+        if ip == 0 {
+            return false;
+        }
+        let home = self.home(ip);
+        (0..PROBE).any(|i| self.slots[(home + i) & self.mask].ip == ip)
+    }
+
     /// Number of slots (the fixed capacity).
     pub fn capacity(&self) -> usize {
         self.slots.len()

@@ -3,9 +3,68 @@
 //!
 //! Nothing here knows DPDK: views work over any `AsRef<[u8]>`, so the whole
 //! layer is unit-tested and fuzzed without the EAL.
+//!
+//! The shape follows smoltcp's: a `Packet<T>` (or `Frame<T>`) wraps a buffer;
+//! `new_checked` is the only way in for untrusted bytes and checks every
+//! length the accessors rely on, so no accessor can panic afterwards;
+//! setters exist only where `T: AsMut<[u8]>`; field offsets live in one
+//! private `field` module per format.
 
+pub mod arp;
+pub mod checksum;
 pub mod cidr;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
 pub mod mac;
 
 pub use cidr::Ipv4Cidr;
 pub use mac::MacAddr;
+
+use std::fmt;
+
+/// Why bytes could not be viewed as a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Shorter than the headers (or lengths) it claims.
+    Truncated,
+    /// Fields that cannot be right (wrong version, IHL below 5, ...).
+    Malformed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::Truncated => "truncated",
+            Error::Malformed => "malformed",
+        })
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Reads a big-endian u16 at `at` (callers have checked the length).
+#[inline]
+pub(crate) fn get_u16(buf: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([buf[at], buf[at + 1]])
+}
+
+/// Writes a big-endian u16 at `at`.
+#[inline]
+pub(crate) fn put_u16(buf: &mut [u8], at: usize, v: u16) {
+    buf[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Reads a big-endian u32 at `at`.
+#[inline]
+pub(crate) fn get_u32(buf: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+}
+
+/// Reads a MAC address at `at`.
+#[inline]
+pub(crate) fn get_mac(buf: &[u8], at: usize) -> MacAddr {
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&buf[at..at + 6]);
+    MacAddr(m)
+}

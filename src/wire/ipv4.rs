@@ -1,0 +1,437 @@
+//! IPv4 headers (RFC 791), options tolerated.
+//!
+//! `new_checked` validates version, IHL and total length against the
+//! buffer, so `header_len()` and `payload()` are always in bounds. The
+//! buffer may be longer than `total_len` (Ethernet pads short frames to 60
+//! bytes); `payload()` stops at `total_len`, never at the buffer's end.
+
+use super::{checksum, get_u16, get_u32, put_u16, Error};
+use std::net::Ipv4Addr;
+
+mod field {
+    pub const VER_IHL: usize = 0;
+    pub const DSCP_ECN: usize = 1;
+    pub const TOTAL_LEN: usize = 2;
+    pub const IDENT: usize = 4;
+    pub const FLAGS_FRAG: usize = 6;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: usize = 10;
+    pub const SRC: usize = 12;
+    pub const DST: usize = 16;
+    pub const MIN_HEADER_LEN: usize = 20;
+}
+
+/// Length of a header without options.
+pub const MIN_HEADER_LEN: usize = field::MIN_HEADER_LEN;
+
+const FLAG_DF: u16 = 0x4000;
+const FLAG_MF: u16 = 0x2000;
+const FRAG_OFFSET_MASK: u16 = 0x1fff;
+
+/// The IP protocol numbers rvs cares about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// 1.
+    Icmp,
+    /// 4: IPv4-in-IPv4 (rvs's TUN forwarding).
+    IpIp,
+    /// 6.
+    Tcp,
+    /// 17.
+    Udp,
+    /// Anything else.
+    Unknown(u8),
+}
+
+impl From<u8> for Protocol {
+    fn from(v: u8) -> Self {
+        match v {
+            1 => Protocol::Icmp,
+            4 => Protocol::IpIp,
+            6 => Protocol::Tcp,
+            17 => Protocol::Udp,
+            o => Protocol::Unknown(o),
+        }
+    }
+}
+
+impl From<Protocol> for u8 {
+    fn from(v: Protocol) -> u8 {
+        match v {
+            Protocol::Icmp => 1,
+            Protocol::IpIp => 4,
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Unknown(o) => o,
+        }
+    }
+}
+
+/// A view of an IPv4 packet.
+#[derive(Debug)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer rvs built itself.
+    pub fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps untrusted bytes: version 4, IHL ≥ 5, header and total length
+    /// within the buffer, total length ≥ header length.
+    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
+        let b = buffer.as_ref();
+        if b.len() < MIN_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let p = Packet { buffer };
+        if p.version() != 4 {
+            return Err(Error::Malformed);
+        }
+        let hl = p.header_len();
+        if hl < MIN_HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        let total = usize::from(p.total_len());
+        if total < hl {
+            return Err(Error::Malformed);
+        }
+        if hl > p.buffer.as_ref().len() || total > p.buffer.as_ref().len() {
+            return Err(Error::Truncated);
+        }
+        Ok(p)
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The version nibble.
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[field::VER_IHL] >> 4
+    }
+
+    /// Header length in bytes (IHL × 4), options included.
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
+    }
+
+    /// DSCP and ECN byte.
+    pub fn dscp_ecn(&self) -> u8 {
+        self.buffer.as_ref()[field::DSCP_ECN]
+    }
+
+    /// Total length: header plus payload.
+    pub fn total_len(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::TOTAL_LEN)
+    }
+
+    /// Identification.
+    pub fn ident(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::IDENT)
+    }
+
+    /// Don't Fragment.
+    pub fn dont_frag(&self) -> bool {
+        get_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FLAG_DF != 0
+    }
+
+    /// More Fragments.
+    pub fn more_frags(&self) -> bool {
+        get_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FLAG_MF != 0
+    }
+
+    /// Fragment offset in bytes.
+    pub fn frag_offset(&self) -> u16 {
+        (get_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & FRAG_OFFSET_MASK) * 8
+    }
+
+    /// True for any fragment: MF set or a non-zero offset.
+    pub fn is_fragment(&self) -> bool {
+        get_u16(self.buffer.as_ref(), field::FLAGS_FRAG) & (FLAG_MF | FRAG_OFFSET_MASK) != 0
+    }
+
+    /// Time to live.
+    pub fn ttl(&self) -> u8 {
+        self.buffer.as_ref()[field::TTL]
+    }
+
+    /// Payload protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.buffer.as_ref()[field::PROTOCOL].into()
+    }
+
+    /// Header checksum as on the wire.
+    pub fn checksum(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::CHECKSUM)
+    }
+
+    /// Source address.
+    pub fn src_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(get_u32(self.buffer.as_ref(), field::SRC))
+    }
+
+    /// Destination address.
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(get_u32(self.buffer.as_ref(), field::DST))
+    }
+
+    /// True when the header (options included) sums correctly.
+    pub fn verify_checksum(&self) -> bool {
+        checksum::is_valid(&self.buffer.as_ref()[..self.header_len()])
+    }
+
+    /// Options bytes (empty when IHL is 5).
+    pub fn options(&self) -> &[u8] {
+        &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
+    }
+
+    /// The payload, from the end of the header to `total_len`.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets version 4 and the header length (a multiple of 4, 20..=60).
+    pub fn set_version_and_header_len(&mut self, header_len: usize) {
+        self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
+    }
+
+    /// Sets DSCP and ECN.
+    pub fn set_dscp_ecn(&mut self, v: u8) {
+        self.buffer.as_mut()[field::DSCP_ECN] = v;
+    }
+
+    /// Sets the total length.
+    pub fn set_total_len(&mut self, v: u16) {
+        put_u16(self.buffer.as_mut(), field::TOTAL_LEN, v);
+    }
+
+    /// Sets the identification.
+    pub fn set_ident(&mut self, v: u16) {
+        put_u16(self.buffer.as_mut(), field::IDENT, v);
+    }
+
+    /// Sets the flags and fragment offset word: DF as given, not a fragment.
+    pub fn set_unfragmented(&mut self, dont_frag: bool) {
+        put_u16(
+            self.buffer.as_mut(),
+            field::FLAGS_FRAG,
+            if dont_frag { FLAG_DF } else { 0 },
+        );
+    }
+
+    /// Sets the TTL (the checksum is not updated).
+    pub fn set_ttl(&mut self, v: u8) {
+        self.buffer.as_mut()[field::TTL] = v;
+    }
+
+    /// Sets the protocol (the checksum is not updated).
+    pub fn set_protocol(&mut self, p: Protocol) {
+        self.buffer.as_mut()[field::PROTOCOL] = p.into();
+    }
+
+    /// Sets the checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        put_u16(self.buffer.as_mut(), field::CHECKSUM, v);
+    }
+
+    /// Sets the source address (the checksum is not updated).
+    pub fn set_src_addr(&mut self, ip: Ipv4Addr) {
+        self.buffer.as_mut()[field::SRC..field::SRC + 4].copy_from_slice(&ip.octets());
+    }
+
+    /// Sets the destination address (the checksum is not updated).
+    pub fn set_dst_addr(&mut self, ip: Ipv4Addr) {
+        self.buffer.as_mut()[field::DST..field::DST + 4].copy_from_slice(&ip.octets());
+    }
+
+    /// Decrements the TTL and patches the checksum incrementally (RFC 1624);
+    /// what a forwarder does to every packet it passes on.
+    pub fn decrement_ttl(&mut self) {
+        let b = self.buffer.as_mut();
+        let old = get_u16(b, field::TTL);
+        b[field::TTL] = b[field::TTL].wrapping_sub(1);
+        let new = get_u16(b, field::TTL);
+        let ck = checksum::update_u16(get_u16(b, field::CHECKSUM), old, new);
+        put_u16(b, field::CHECKSUM, ck);
+    }
+
+    /// Recomputes the header checksum from scratch.
+    pub fn fill_checksum(&mut self) {
+        let hl = self.header_len();
+        self.set_checksum(0);
+        let ck = checksum::checksum(&self.buffer.as_ref()[..hl]);
+        self.set_checksum(ck);
+    }
+
+    /// The payload, writable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let (hl, total) = (self.header_len(), usize::from(self.total_len()));
+        &mut self.buffer.as_mut()[hl..total]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// 192.0.2.10 -> 192.0.2.1, ICMP, 8 bytes of payload, valid checksum.
+    fn packet(options: &[u8]) -> Vec<u8> {
+        let hl = 20 + options.len();
+        let total = hl + 8;
+        let mut p = vec![
+            0x40 | (hl / 4) as u8,
+            0,
+            0,
+            total as u8,
+            0x12,
+            0x34,
+            0x40,
+            0,
+            64,
+            1,
+            0,
+            0,
+        ];
+        p.extend_from_slice(&[192, 0, 2, 10, 192, 0, 2, 1]);
+        p.extend_from_slice(options);
+        p.extend_from_slice(&[8, 0, 0, 0, 0, 0, 0, 0]);
+        let ck = checksum::checksum(&p[..hl]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn reads_every_field() {
+        let b = packet(&[]);
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(p.version(), 4);
+        assert_eq!(p.header_len(), 20);
+        assert_eq!(p.total_len(), 28);
+        assert_eq!(p.ident(), 0x1234);
+        assert!(p.dont_frag() && !p.more_frags() && !p.is_fragment());
+        assert_eq!(p.ttl(), 64);
+        assert_eq!(p.protocol(), Protocol::Icmp);
+        assert_eq!(p.src_addr(), Ipv4Addr::new(192, 0, 2, 10));
+        assert_eq!(p.dst_addr(), Ipv4Addr::new(192, 0, 2, 1));
+        assert!(p.verify_checksum());
+        assert_eq!(p.payload().len(), 8);
+    }
+
+    #[test]
+    fn options_are_skipped_by_header_len() {
+        let b = packet(&[1, 1, 1, 0]); // NOP NOP NOP EOL
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(p.header_len(), 24);
+        assert_eq!(p.options(), &[1, 1, 1, 0]);
+        assert_eq!(p.payload()[0], 8);
+        assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload() {
+        let mut b = packet(&[]);
+        b.resize(46, 0);
+        assert_eq!(Packet::new_checked(&b[..]).unwrap().payload().len(), 8);
+    }
+
+    #[test]
+    fn wrong_version_is_malformed() {
+        let mut b = packet(&[]);
+        b[0] = 0x65;
+        assert_eq!(Packet::new_checked(&b[..]).err(), Some(Error::Malformed));
+    }
+
+    #[test]
+    fn ihl_below_five_is_malformed() {
+        let mut b = packet(&[]);
+        b[0] = 0x44;
+        assert_eq!(Packet::new_checked(&b[..]).err(), Some(Error::Malformed));
+    }
+
+    #[test]
+    fn total_len_below_header_is_malformed() {
+        let mut b = packet(&[]);
+        b[3] = 19;
+        assert_eq!(Packet::new_checked(&b[..]).err(), Some(Error::Malformed));
+    }
+
+    #[test]
+    fn total_len_beyond_buffer_is_truncated() {
+        let b = packet(&[]);
+        assert_eq!(Packet::new_checked(&b[..27]).err(), Some(Error::Truncated));
+        assert_eq!(Packet::new_checked(&b[..19]).err(), Some(Error::Truncated));
+    }
+
+    #[test]
+    fn fragments_are_recognised() {
+        let mut b = packet(&[]);
+        b[6] = 0x20; // MF
+        assert!(Packet::new_checked(&b[..]).unwrap().is_fragment());
+        b[6] = 0x00;
+        b[7] = 0x01; // offset 8
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert!(p.is_fragment());
+        assert_eq!(p.frag_offset(), 8);
+    }
+
+    #[test]
+    fn corrupted_header_fails_checksum() {
+        let mut b = packet(&[]);
+        b[8] = 63;
+        assert!(!Packet::new_checked(&b[..]).unwrap().verify_checksum());
+    }
+
+    #[test]
+    fn fill_checksum_makes_header_valid() {
+        let mut b = packet(&[1, 1, 1, 0]);
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.set_src_addr(Ipv4Addr::new(198, 51, 100, 7));
+        assert!(!p.verify_checksum());
+        p.fill_checksum();
+        assert!(p.verify_checksum());
+    }
+
+    proptest! {
+        #[test]
+        fn decrement_ttl_keeps_checksum_valid(ttl in 1u8.., ident in any::<u16>()) {
+            let mut b = packet(&[]);
+            b[8] = ttl;
+            b[4..6].copy_from_slice(&ident.to_be_bytes());
+            let mut p = Packet::new_checked(&mut b[..]).unwrap();
+            p.fill_checksum();
+            p.decrement_ttl();
+            prop_assert_eq!(p.ttl(), ttl - 1);
+            prop_assert!(p.verify_checksum());
+        }
+
+        #[test]
+        fn never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok(p) = Packet::new_checked(&bytes[..]) {
+                let _ = (p.verify_checksum(), p.options().len(), p.payload().len(),
+                         p.src_addr(), p.dst_addr(), p.protocol(), p.frag_offset());
+            }
+        }
+
+        #[test]
+        fn never_panics_on_mutated_valid_packets(
+            flips in proptest::collection::vec((0usize..32, any::<u8>()), 1..6),
+            cut in 0usize..33,
+        ) {
+            let mut b = packet(&[1, 1, 1, 0]);
+            for (at, v) in flips { b[at] = v; }
+            b.truncate(cut);
+            if let Ok(p) = Packet::new_checked(&b[..]) {
+                prop_assert!(p.header_len() + p.payload().len() <= b.len());
+                let _ = p.verify_checksum();
+            }
+        }
+    }
+}
