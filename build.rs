@@ -52,6 +52,13 @@ fn main() {
         cflags.push("-msse4.2".into());
     }
 
+    // Debian's libdpdk.pc lists the core libraries only; drivers are
+    // plugins the EAL loads at run time. rte_eth_from_rings (the ring
+    // device over rings rvs creates, for benchmarks and software
+    // redirection) lives in the ring driver, so link that one by name; the
+    // plugin the EAL loads is the same file, so it is not loaded twice.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
+
     let mut shim = cc::Build::new();
     shim.file("src/dpdk/shim.c").opt_level(3).warnings(true);
     for f in &cflags {
@@ -68,6 +75,7 @@ fn main() {
         .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|mp_wait_lcore)")
         .allowlist_function("rte_(get_main_lcore|lcore_is_enabled|lcore_count|lcore_to_socket_id|socket_id|strerror|get_tsc_hz)")
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free|rte_mempool_avail_count|rte_pktmbuf_free_bulk")
+        .allowlist_function("rte_ring_(create|free)|rte_eth_from_rings")
         .allowlist_function(
             "rte_eth_(dev_count_avail|dev_get_port_by_name|dev_info_get|dev_configure|\
              rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|macaddr_get|\
@@ -75,7 +83,7 @@ fn main() {
              dev_set_mtu|dev_rss_hash_conf_get|dev_adjust_nb_rx_tx_desc|dev_default_mac_addr_set)",
         )
         .allowlist_type("rte_mbuf|rte_eth_conf|rte_eth_dev_info|rte_eth_stats|rte_eth_link|rte_ether_addr|rte_eth_rxconf|rte_eth_txconf")
-        .allowlist_var("RTE_ETH_.*|RTE_MAX_ETHPORTS|RTE_PKTMBUF_HEADROOM|RTE_MBUF_DEFAULT_BUF_SIZE|RTE_MAX_LCORE|SOCKET_ID_ANY")
+        .allowlist_var("RTE_ETH_.*|RTE_MAX_ETHPORTS|RTE_PKTMBUF_HEADROOM|RTE_MBUF_DEFAULT_BUF_SIZE|RTE_MAX_LCORE|SOCKET_ID_ANY|RING_F_SP_ENQ|RING_F_SC_DEQ")
         .opaque_type("rte_arp_ipv4|rte_arp_hdr")
         .derive_default(true)
         .layout_tests(false)

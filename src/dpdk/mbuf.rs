@@ -18,6 +18,19 @@ pub struct Mbuf(NonNull<ffi::rte_mbuf>);
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf that nobody else will free or use.
+    pub(crate) unsafe fn from_raw(raw: NonNull<ffi::rte_mbuf>) -> Mbuf {
+        Mbuf(raw)
+    }
+
+    /// The raw pointer, still owned by `self`.
+    pub(crate) fn as_raw(&self) -> *mut ffi::rte_mbuf {
+        self.0.as_ptr()
+    }
+
     /// Gives up ownership (to a tx queue) without freeing.
     pub(crate) fn into_raw(self) -> *mut ffi::rte_mbuf {
         let raw = self.0.as_ptr();

@@ -1,6 +1,6 @@
 //! Packet-buffer pools.
 
-use super::{eal::Eal, ffi, DpdkError};
+use super::{eal::Eal, ffi, mbuf::Mbuf, DpdkError};
 use std::ffi::CString;
 use std::ptr::NonNull;
 
@@ -45,6 +45,24 @@ impl Mempool {
     /// The raw pool, for queue setup and allocation inside this module.
     pub(crate) fn as_ptr(&self) -> *mut ffi::rte_mempool {
         self.raw.as_ptr()
+    }
+
+    /// Allocates an mbuf holding `len` zero bytes of data, or
+    /// `None` when the pool is empty or `len` exceeds the data room.
+    pub fn alloc(&self, len: u16) -> Option<Mbuf> {
+        // SAFETY: the pool is alive; a non-null result is a fresh mbuf that
+        // only we own.
+        let m = unsafe { Mbuf::from_raw(NonNull::new(ffi::rvs_pktmbuf_alloc(self.raw.as_ptr()))?) };
+        // SAFETY: we own `m`; append grows its length within the buffer and
+        // returns where the new bytes start, `len` of them, which we zero.
+        unsafe {
+            let data = ffi::rvs_pktmbuf_append(m.as_raw(), len);
+            if data.is_null() {
+                return None;
+            }
+            std::ptr::write_bytes(data as *mut u8, 0, usize::from(len));
+        }
+        Some(m)
     }
 
     /// Buffers currently free in the pool (for stats and leak checks).

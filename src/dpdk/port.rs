@@ -1,9 +1,11 @@
 //! Ethernet ports: lookup, configuration with one queue pair per worker,
 //! symmetric RSS, start, stop and close.
 
+use super::ring::{RingConsumer, RingInner, RingProducer};
 use super::{eal::Eal, ffi, mempool::Mempool, DpdkError};
 use crate::wire::MacAddr;
 use std::ffi::CString;
+use std::sync::Arc;
 
 /// A 40-byte Toeplitz key made of one repeated 16-bit pattern. With such a
 /// key the hash of (src, dst) equals the hash of (dst, src), so both
@@ -86,6 +88,8 @@ pub struct Port {
     id: u16,
     name: String,
     started: bool,
+    /// Rings a ring-backed port reads and writes, kept alive as long as it.
+    _rings: Vec<Arc<RingInner>>,
 }
 
 impl Port {
@@ -107,6 +111,46 @@ impl Port {
             id,
             name: device_name.to_string(),
             started: false,
+            _rings: Vec::new(),
+        })
+    }
+
+    /// Creates a port named `name` whose single rx queue reads `rx` and
+    /// whose single tx queue writes `tx` (DPDK's ring driver): a device
+    /// with no wire, for benchmarks that generate traffic in-process.
+    pub fn from_rings(
+        _eal: &Eal,
+        name: &str,
+        rx: RingConsumer,
+        tx: RingProducer,
+        socket: u32,
+    ) -> Result<Port, DpdkError> {
+        let cname = CString::new(name)
+            .map_err(|_| DpdkError::new(format!("device name {name:?} has a NUL byte")))?;
+        let mut rx_rings = [rx.0.as_ptr()];
+        let mut tx_rings = [tx.0.as_ptr()];
+        // SAFETY: EAL initialised; the arrays hold one live ring each, which
+        // the port keeps alive through `_rings`; DPDK copies the name.
+        let rc = unsafe {
+            ffi::rte_eth_from_rings(
+                cname.as_ptr(),
+                rx_rings.as_mut_ptr(),
+                1,
+                tx_rings.as_mut_ptr(),
+                1,
+                socket,
+            )
+        };
+        if rc < 0 {
+            return Err(DpdkError::from_rte_errno(format!(
+                "cannot create ring device {name:?}"
+            )));
+        }
+        Ok(Port {
+            id: rc as u16,
+            name: name.to_string(),
+            started: false,
+            _rings: vec![rx.0, tx.0],
         })
     }
 

@@ -22,6 +22,18 @@ char *rvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_
 char *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
 int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 
+unsigned rvs_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n)
+{
+    return rte_ring_enqueue_burst(r, objs, n, NULL);
+}
+
+unsigned rvs_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n)
+{
+    return rte_ring_dequeue_burst(r, objs, n, NULL);
+}
+
+unsigned rvs_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
+
 uint64_t rvs_rdtsc(void) { return rte_rdtsc(); }
 unsigned rvs_lcore_id(void) { return rte_lcore_id(); }
 

@@ -17,6 +17,8 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 
 /* rte_errno is a per-lcore (thread-local) variable. */
 int rvs_errno(void);
@@ -32,6 +34,11 @@ char *rvs_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *rvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 char *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+
+/* Single-producer / single-consumer ring bursts of mbuf pointers. */
+unsigned rvs_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned n);
+unsigned rvs_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned n);
+unsigned rvs_ring_count(const struct rte_ring *r);
 
 uint64_t rvs_rdtsc(void);
 unsigned rvs_lcore_id(void);
