@@ -1,0 +1,6 @@
+//! The load balancer's core, as pure logic over plain values: virtual and
+//! real servers, schedulers, the per-worker connection table with TCP state
+//! and timeouts, and the forwarding methods as packet rewrites.
+//!
+//! Nothing here knows DPDK or reads a clock: time comes in as `now`
+//! (nanoseconds) and randomness as seeds, so every rule is unit-tested.
