@@ -1,4 +1,5 @@
-//! The balancer's own place in the network: neighbours (ARP), and in later
-//! issues routes. Pure logic, no DPDK.
+//! The balancer's own place in the network: neighbours (ARP) and routes
+//! (longest-prefix match). Pure logic, no DPDK.
 
 pub mod neigh;
+pub mod route;

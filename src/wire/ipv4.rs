@@ -105,6 +105,25 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    /// Wraps the IPv4 header quoted inside an ICMP error (RFC 792: "the
+    /// internet header plus the first 64 bits of the original datagram's
+    /// data"): version 4, IHL ≥ 5, and the header plus 8 bytes within the
+    /// buffer. The total length may exceed what was quoted, so `payload()`
+    /// stops at the buffer's end.
+    pub fn new_checked_quoted(buffer: T) -> Result<Packet<T>, Error> {
+        if buffer.as_ref().len() < MIN_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let p = Packet { buffer };
+        if p.version() != 4 || p.header_len() < MIN_HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        if p.header_len() + 8 > p.buffer.as_ref().len() {
+            return Err(Error::Truncated);
+        }
+        Ok(p)
+    }
+
     /// The wrapped buffer.
     pub fn into_inner(self) -> T {
         self.buffer
@@ -190,9 +209,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
     }
 
-    /// The payload, from the end of the header to `total_len`.
+    /// The payload, from the end of the header to `total_len` (or to the
+    /// buffer's end for a quoted header cut short).
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
+        let b = self.buffer.as_ref();
+        let end = usize::from(self.total_len()).min(b.len());
+        &b[self.header_len().min(end)..end]
     }
 }
 
@@ -270,10 +292,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.set_checksum(ck);
     }
 
-    /// The payload, writable.
+    /// The payload, writable (bounded as [`Packet::payload`]).
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (hl, total) = (self.header_len(), usize::from(self.total_len()));
-        &mut self.buffer.as_mut()[hl..total]
+        let b = self.buffer.as_mut();
+        let end = total.min(b.len());
+        &mut b[hl.min(end)..end]
     }
 }
 
@@ -399,7 +423,28 @@ mod tests {
         assert!(p.verify_checksum());
     }
 
+    #[test]
+    fn quoted_header_may_be_cut_after_eight_bytes() {
+        let mut b = packet(&[]);
+        b[3] = 200; // the original was longer than what was quoted
+        let p = Packet::new_checked_quoted(&b[..]).unwrap();
+        assert_eq!(p.payload().len(), 8);
+        assert_eq!(Packet::new_checked(&b[..]).err(), Some(Error::Truncated));
+        assert_eq!(
+            Packet::new_checked_quoted(&b[..27]).err(),
+            Some(Error::Truncated)
+        );
+    }
+
     proptest! {
+        #[test]
+        fn quoted_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..60)) {
+            if let Ok(mut p) = Packet::new_checked_quoted(bytes.clone()) {
+                let _ = (p.payload().len(), p.options().len(), p.verify_checksum());
+                let _ = p.payload_mut().len();
+            }
+        }
+
         #[test]
         fn decrement_ttl_keeps_checksum_valid(ttl in 1u8.., ident in any::<u16>()) {
             let mut b = packet(&[]);

@@ -17,6 +17,8 @@ pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod mac;
+pub mod tcp;
+pub mod udp;
 
 pub use cidr::Ipv4Cidr;
 pub use mac::MacAddr;
