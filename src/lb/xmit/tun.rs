@@ -1,0 +1,193 @@
+//! TUN (IPIP, RFC 2003): the client's packet, unchanged, inside a new IPv4
+//! header from the balancer to the real server, which decapsulates it and
+//! answers the client directly (as in DR, the VIP is on its loopback).
+//!
+//! The outer header takes its source from the route towards the real
+//! server, TTL 64, the inner TOS, and DF copied from the inner header.
+//! A packet whose encapsulation would exceed the MTU and that may not be
+//! fragmented is answered with ICMP "fragmentation needed" carrying the
+//! inner MTU (MTU - 20), as IPVS does, so the client's path MTU discovery
+//! shrinks its segments.
+
+use super::XmitError;
+use crate::wire::{checksum, get_u16, put_u16};
+use std::net::Ipv4Addr;
+
+/// Bytes the outer header adds.
+pub const OVERHEAD: usize = 20;
+
+/// TTL of the outer header.
+pub const OUTER_TTL: u8 = 64;
+
+/// TTL of ICMP errors rvs originates.
+pub const ICMP_TTL: u8 = 64;
+
+/// Whether `inner` (an IPv4 packet) fits an `mtu` once encapsulated;
+/// `Err(TooBig)` with the inner MTU to report when it does not and DF is
+/// set. Without DF a too-big packet is also refused (rvs does not
+/// fragment), reported the same way.
+pub fn check_fits(inner: &[u8], mtu: u16) -> Result<(), XmitError> {
+    let total = usize::from(get_u16(inner, 2));
+    if total + OVERHEAD > usize::from(mtu) {
+        return Err(XmitError::TooBig {
+            mtu: mtu.saturating_sub(OVERHEAD as u16),
+        });
+    }
+    Ok(())
+}
+
+/// Writes the outer header into the first [`OVERHEAD`] bytes of `buf`,
+/// which holds the inner packet right after them.
+pub fn encapsulate(buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, ident: u16) {
+    let (outer, inner) = buf.split_at_mut(OVERHEAD);
+    let inner_total = get_u16(inner, 2);
+    let df = inner[6] & 0x40;
+    outer[0] = 0x45;
+    outer[1] = inner[1];
+    put_u16(outer, 2, inner_total + OVERHEAD as u16);
+    put_u16(outer, 4, ident);
+    outer[6] = df;
+    outer[7] = 0;
+    outer[8] = OUTER_TTL;
+    outer[9] = 4;
+    put_u16(outer, 10, 0);
+    outer[12..16].copy_from_slice(&src.octets());
+    outer[16..20].copy_from_slice(&dst.octets());
+    let ck = checksum::checksum(outer);
+    put_u16(outer, 10, ck);
+}
+
+/// Bytes an ICMP error adds in front of what it quotes.
+pub const ICMP_ERROR_OVERHEAD: usize = 28;
+
+/// Most of the offending packet an ICMP error quotes (RFC 1812 4.3.2.3:
+/// as much as fits in 576 bytes).
+pub const MAX_QUOTE: usize = 576 - ICMP_ERROR_OVERHEAD;
+
+/// Builds an ICMP "fragmentation needed" (type 3, code 4, RFC 1191) in
+/// `buf`: its first [`ICMP_ERROR_OVERHEAD`] bytes become the IPv4 and ICMP
+/// headers, the rest (`buf[28..]`, already cut to at most [`MAX_QUOTE`])
+/// is the quoted packet. The error goes from `src` to the offending
+/// packet's source.
+pub fn frag_needed(buf: &mut [u8], src: Ipv4Addr, mtu: u16, ident: u16) {
+    let total = buf.len() as u16;
+    let (hdr, quoted) = buf.split_at_mut(ICMP_ERROR_OVERHEAD);
+    let to = [quoted[12], quoted[13], quoted[14], quoted[15]];
+    let (ip, icmp) = hdr.split_at_mut(20);
+    ip[0] = 0x45;
+    ip[1] = 0;
+    put_u16(ip, 2, total);
+    put_u16(ip, 4, ident);
+    ip[6] = 0;
+    ip[7] = 0;
+    ip[8] = ICMP_TTL;
+    ip[9] = 1;
+    put_u16(ip, 10, 0);
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&to);
+    let ck = checksum::checksum(ip);
+    put_u16(ip, 10, ck);
+    icmp[0] = 3;
+    icmp[1] = 4;
+    put_u16(icmp, 2, 0);
+    put_u16(icmp, 4, 0);
+    put_u16(icmp, 6, mtu);
+    let ck = !checksum::fold(checksum::sum(icmp) + checksum::sum(quoted));
+    put_u16(icmp, 2, ck);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csum(data: &[u8]) -> u16 {
+        let mut acc: u32 = 0;
+        for (i, b) in data.iter().enumerate() {
+            acc += if i % 2 == 0 {
+                u32::from(*b) << 8
+            } else {
+                u32::from(*b)
+            };
+        }
+        while acc > 0xffff {
+            acc = (acc >> 16) + (acc & 0xffff);
+        }
+        !(acc as u16)
+    }
+
+    fn inner(len: usize, df: bool) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[1] = 0x10;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[6] = if df { 0x40 } else { 0 };
+        p[8] = 57;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[198, 51, 100, 7]);
+        p[16..20].copy_from_slice(&[203, 0, 113, 100]);
+        let ck = csum(&p[..20]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn outer_header_wraps_the_packet_unchanged() {
+        let pkt = inner(60, true);
+        let mut buf = vec![0u8; OVERHEAD];
+        buf.extend_from_slice(&pkt);
+        encapsulate(
+            &mut buf,
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+            7,
+        );
+        assert_eq!(&buf[20..], &pkt[..], "inner untouched");
+        assert_eq!(buf[0], 0x45);
+        assert_eq!(buf[1], 0x10, "TOS copied");
+        assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 80);
+        assert_eq!(buf[6], 0x40, "DF copied");
+        assert_eq!(buf[8], 64);
+        assert_eq!(buf[9], 4, "IPIP");
+        assert_eq!(&buf[12..16], &[10, 1, 0, 1]);
+        assert_eq!(&buf[16..20], &[10, 2, 0, 11]);
+        assert_eq!(csum(&buf[..20]), 0);
+    }
+
+    #[test]
+    fn df_clear_stays_clear() {
+        let mut buf = vec![0u8; OVERHEAD];
+        buf.extend_from_slice(&inner(40, false));
+        encapsulate(
+            &mut buf,
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+            7,
+        );
+        assert_eq!(buf[6], 0);
+    }
+
+    #[test]
+    fn too_big_reports_the_inner_mtu() {
+        assert_eq!(check_fits(&inner(1480, true), 1500), Ok(()));
+        assert_eq!(
+            check_fits(&inner(1481, true), 1500),
+            Err(XmitError::TooBig { mtu: 1480 })
+        );
+    }
+
+    #[test]
+    fn frag_needed_goes_back_to_the_sender_with_the_mtu() {
+        let pkt = inner(1500, true);
+        let mut buf = vec![0u8; ICMP_ERROR_OVERHEAD];
+        buf.extend_from_slice(&pkt[..MAX_QUOTE]);
+        frag_needed(&mut buf, Ipv4Addr::new(203, 0, 113, 2), 1480, 9);
+        assert_eq!(buf.len(), 576);
+        assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 576);
+        assert_eq!(&buf[16..20], &[198, 51, 100, 7], "to the client");
+        assert_eq!(csum(&buf[..20]), 0);
+        assert_eq!((buf[20], buf[21]), (3, 4));
+        assert_eq!(u16::from_be_bytes([buf[26], buf[27]]), 1480);
+        assert_eq!(csum(&buf[20..]), 0);
+        assert_eq!(&buf[28..48], &pkt[..20], "quotes the header");
+    }
+}
