@@ -1,0 +1,168 @@
+#![cfg(feature = "dpdk")]
+//! `rvsd --check` and rvsd's exit statuses: 0 valid, 1 bad config (one line
+//! per problem naming the field), 2 a device that cannot be started.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+use support::{run_cmd, CmdOutput, TempDir, RVSD};
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn rvsd(args: &[&str]) -> CmdOutput {
+    run_cmd(Command::new(RVSD).args(args), CHECK_TIMEOUT)
+}
+
+fn check(config: &std::path::Path) -> CmdOutput {
+    run_cmd(
+        Command::new(RVSD)
+            .arg("--config")
+            .arg(config)
+            .arg("--check"),
+        CHECK_TIMEOUT,
+    )
+}
+
+fn code(out: &CmdOutput) -> i32 {
+    out.status
+        .and_then(|s| s.code())
+        .unwrap_or_else(|| panic!("no exit code: {out}"))
+}
+
+/// The `rvsd: error:` lines of stderr.
+fn error_lines(out: &CmdOutput) -> Vec<&str> {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with("rvsd: error:"))
+        .collect()
+}
+
+const GOOD: &str = r#"
+[dpdk]
+eal_args = ["-l", "0-1", "--no-huge", "--no-shconf", "-m", "256"]
+workers = [1]
+
+[dataplane]
+burst_size = 32
+conn_table_size = 1024
+idle_sleep_us = 100
+
+[[interface]]
+name = "t0"
+device = "net_pcap0,rx_pcap=/nonexistent/in.pcap,tx_pcap=/nonexistent/out.pcap"
+addresses = ["192.0.2.1/24"]
+mac = "02:00:00:00:00:01"
+"#;
+
+#[test]
+fn demo_config_is_valid() {
+    let demo = support::repo_root().join("dpdk-config/demo.toml");
+    let out = check(&demo);
+    assert_eq!(code(&out), 0, "{out}");
+    assert!(out.stderr.contains("valid"), "{out}");
+}
+
+#[test]
+fn pci_example_config_is_valid() {
+    let pci = support::repo_root().join("dpdk-config/pci-example.toml");
+    let out = check(&pci);
+    assert_eq!(code(&out), 0, "{out}");
+}
+
+#[test]
+fn check_does_not_start_dpdk() {
+    // The device could not start (its pcap does not exist), but --check
+    // only validates the file: exit 0 and no word from the EAL.
+    let dir = TempDir::new("check");
+    let out = check(&dir.write("good.toml", GOOD));
+    assert_eq!(code(&out), 0, "{out}");
+    assert!(
+        !out.stderr.contains("EAL:") && !out.stdout.contains("EAL:"),
+        "--check started the EAL: {out}"
+    );
+}
+
+#[test]
+fn unknown_key_is_rejected_naming_it() {
+    let dir = TempDir::new("check");
+    let text = GOOD.replace("workers = [1]", "workers = [1]\nbogus_knob = 3");
+    let out = check(&dir.write("unknown.toml", &text));
+    assert_eq!(code(&out), 1, "{out}");
+    let errors = error_lines(&out);
+    assert!(
+        errors.iter().any(|l| l.contains("bogus_knob")),
+        "no error line names `bogus_knob`: {out}"
+    );
+}
+
+#[test]
+fn bad_address_is_rejected_naming_the_field() {
+    let dir = TempDir::new("check");
+    let text = GOOD.replace("192.0.2.1/24", "192.0.2.300/24");
+    let out = check(&dir.write("badaddr.toml", &text));
+    assert_eq!(code(&out), 1, "{out}");
+    let errors = error_lines(&out);
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("interface[0].addresses") && l.contains("192.0.2.300")),
+        "no error line names interface[0].addresses and the bad value: {out}"
+    );
+}
+
+#[test]
+fn every_problem_gets_its_own_line() {
+    let dir = TempDir::new("check");
+    let text = GOOD
+        .replace("192.0.2.1/24", "192.0.2.300/24")
+        .replace("02:00:00:00:00:01", "01:00:5e:00:00:01")
+        .replace("burst_size = 32", "burst_size = 0");
+    let out = check(&dir.write("several.toml", &text));
+    assert_eq!(code(&out), 1, "{out}");
+    let errors = error_lines(&out);
+    for field in [
+        "interface[0].addresses",
+        "interface[0].mac",
+        "dataplane.burst_size",
+    ] {
+        assert!(
+            errors.iter().any(|l| l.contains(field)),
+            "no error line names {field}: {out}"
+        );
+    }
+    assert!(errors.len() >= 3, "expected a line per problem: {out}");
+}
+
+#[test]
+fn missing_config_file_is_a_config_error() {
+    let out = rvsd(&["--config", "/nonexistent/rvsd.toml", "--check"]);
+    assert_eq!(code(&out), 1, "{out}");
+    assert!(out.stderr.contains("/nonexistent/rvsd.toml"), "{out}");
+}
+
+#[test]
+fn device_that_cannot_start_exits_2() {
+    support::require_root("starting rvsd with DPDK");
+    let dir = TempDir::new("check");
+    let text = support::single_port_config(
+        "net_pcap0,rx_pcap=/nonexistent/in.pcap,tx_pcap=/nonexistent/out.pcap",
+        &["192.0.2.1/24"],
+        Some("02:00:00:00:00:01"),
+    );
+    let config = dir.write("nodevice.toml", &text);
+    let mut cmd = Command::new(RVSD);
+    cmd.arg("--config").arg(&config);
+    let out = run_cmd(&mut cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 2, "{out}");
+    assert!(
+        error_lines(&out)
+            .iter()
+            .any(|l| l.contains("t0") || l.contains("net_pcap0")),
+        "no error line names the interface or device: {out}"
+    );
+    assert!(
+        !out.stderr.contains("ready:"),
+        "rvsd said ready with a device that cannot start: {out}"
+    );
+}
