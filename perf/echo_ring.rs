@@ -21,6 +21,7 @@
 //!
 //! Run: `cargo bench --bench echo_ring -- [--seconds N] [--rounds N] [--in-flight N] [--json FILE]`
 //! (root; no hugepages needed). Prints one JSON line and a summary.
+#![deny(unsafe_code)]
 
 use rvs::dataplane::io::{Frame, PacketIo};
 use rvs::dataplane::poll::{self, PollParams};

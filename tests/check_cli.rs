@@ -1,6 +1,7 @@
 #![cfg(feature = "dpdk")]
 //! `rvsd --check` and rvsd's exit statuses: 0 valid, 1 bad config (one line
 //! per problem naming the field), 2 a device that cannot be started.
+#![deny(unsafe_code)]
 
 mod support;
 

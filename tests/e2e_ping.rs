@@ -7,6 +7,7 @@
 //!   client ns                         lb ns
 //!   <veth a> 192.0.2.10/24  <--->  <veth b> (no IP) <- rvsd, 192.0.2.1/24
 //! ```
+#![deny(unsafe_code)]
 
 mod support;
 

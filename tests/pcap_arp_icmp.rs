@@ -4,6 +4,7 @@
 //! requests and echo requests for its address, correctly (judged by
 //! tests/pcap/judge.py with scapy, not with rvs's parser), and count every
 //! other frame under the right drop reason.
+#![deny(unsafe_code)]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! config, bring up the EAL, ports and workers, then wait for signals.
 //!
 //! Exit status: 0 clean stop, 1 bad config, 2 DPDK or device failure.
+#![deny(unsafe_code)]
 
 use rvs::control::config::Config;
 use rvs::dataplane::poll::{self, PollParams};
