@@ -336,6 +336,30 @@ fn pci_example_describes_two_ports_and_two_workers() {
     assert_eq!(c.dataplane.idle_sleep, Duration::ZERO);
 }
 
+#[test]
+fn pci_example_has_a_nat_virtual_server_with_two_real_servers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dpdk-config/pci-example.toml");
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.timeouts, TimeoutsConfig::default());
+    assert_eq!(c.virtual_servers.len(), 1);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.forward, ForwardMethod::Nat);
+    assert_eq!(vs.health_check.kind, HealthCheckKind::Http);
+    assert_eq!(vs.health_check.http_path, "/healthz");
+    let real: Vec<(SocketAddrV4, u32)> = vs
+        .real_servers
+        .iter()
+        .map(|r| (r.address, r.weight))
+        .collect();
+    assert_eq!(
+        real,
+        [
+            ("10.1.0.11:8080".parse().unwrap(), 2),
+            ("10.1.0.12:8080".parse().unwrap(), 1)
+        ]
+    );
+}
+
 // --------------------------------------------------- TOML syntax and types
 
 #[test]
