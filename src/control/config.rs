@@ -531,9 +531,11 @@ pub struct VirtualServerConfig {
     /// `address`: the VIP and port, `"10.0.0.100:80"`. The port is not 0;
     /// the address is not 0.0.0.0, broadcast, multicast, or one of the
     /// balancer's own interface addresses (whose ARP and ICMP it would
-    /// shadow). Unique together with `protocol`. Required.
+    /// shadow). Unique together with `protocol`. Required. Reloadable, as
+    /// the removal of one service and the addition of another.
     pub address: SocketAddrV4,
     /// `protocol`: `"tcp"` or `"udp"`. Default `DEFAULT_PROTOCOL` (tcp).
+    /// Reloadable, as for `address`.
     pub protocol: Protocol,
     /// `scheduler`: `"rr"`, `"wrr"`, `"lc"`, `"wlc"`, `"sed"`, `"nq"`,
     /// `"sh"` or `"mh"`. Default `DEFAULT_SCHEDULER` (wlc, as `ipvsadm`).
@@ -665,10 +667,13 @@ pub struct RealServerConfig {
     /// virtual port. The address is not 0.0.0.0, broadcast, multicast or
     /// one of the balancer's own. DR: on a connected subnet; NAT and TUN:
     /// on a connected subnet or covered by a `[[route]]`. Unique within its
-    /// virtual server. Required.
+    /// virtual server. Required. Reloadable, as the removal of one real
+    /// server and the addition of another.
     pub address: SocketAddrV4,
     /// `weight`: its share relative to the others, 0 to `MAX_WEIGHT`; 0
-    /// takes no new connections (drain). Default `DEFAULT_WEIGHT` (1).
+    /// takes no new connections (drain) and lets existing ones live on.
+    /// Default `DEFAULT_WEIGHT` (1). Reloadable, and settable at run time
+    /// with `rvsadm weight`.
     pub weight: u32,
 }
 

@@ -1234,6 +1234,17 @@ fn odd_input_is_refused_without_panicking() {
         "x = \"\"\"\nunterminated".into(),
         deep,
         "[dpdk]\n\u{0}".into(),
+        "virtual_server = 1".into(),
+        "[virtual_server]\nname = \"x\"".into(),
+        "[[virtual_server]]\n[[virtual_server.health_check]]".into(),
+        "[[virtual_server]]\nreal_server = {address = 1}".into(),
+        "[[virtual_server]]\naddress = \"1.2.3.4:99999\"\nforward = \"\"\nscheduler = \"\u{1F600}\"".into(),
+        "[[virtual_server]]\nscheduler = \"mh\"\nmh_table_size = 9223372036854775807".into(),
+        "[[virtual_server]]\nscheduler = \"mh\"\nmh_table_size = 16777215".into(),
+        "[[virtual_server]]\npersistence_timeout_s = -9223372036854775808".into(),
+        "[[virtual_server]]\n[virtual_server.health_check]\nhttp_path = \"\"\ntype = \"http\"".into(),
+        "[[virtual_server.real_server]]\naddress = \"1.2.3.4:5\"".into(),
+        "[timeouts]\nudp_s = 1.5".into(),
     ];
     for text in &odd {
         if let Err(e) = Config::from_toml_str(text) {

@@ -1080,8 +1080,8 @@ fn virtual_servers(
 }
 
 /// An `IP:PORT` endpoint of a virtual or real server: port not 0, an IP
-/// that can be a host's, and not one of the balancer's own addresses (`why`
-/// says why not).
+/// that can be a host's, and not one of the balancer's own addresses
+/// (`why_not_own` ends that message; `example` ends the parse error's).
 fn endpoint(
     v: &S<String>,
     field: &str,
