@@ -8,8 +8,10 @@
 //! `Config::load` or `Config::from_toml_str`, which report every problem
 //! at once (see `validate`).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 pub use super::device::{normalize_pci, Device, ParseDeviceError};
@@ -37,6 +39,10 @@ pub struct Config {
     pub neighbors: Vec<NeighborConfig>,
     /// `[control]`: the control socket and the metrics listener.
     pub control: ControlConfig,
+    /// `[timeouts]`: how long idle connections live, per state.
+    pub timeouts: TimeoutsConfig,
+    /// `[[virtual_server]]`: the services, in file order (possibly none).
+    pub virtual_servers: Vec<VirtualServerConfig>,
 }
 
 impl Config {
@@ -242,4 +248,457 @@ impl Default for ControlConfig {
             metrics_listen: Self::DEFAULT_METRICS_LISTEN,
         }
     }
+}
+
+/// `[timeouts]`: how long a connection may stay idle in each state before
+/// its entry expires, as IPVS has them (`ipvsadm --set`). The whole section
+/// and each key may be omitted. Reloadable: a new value applies to
+/// connections created after the reload; existing ones keep theirs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeoutsConfig {
+    /// `tcp_established_s`: idle time of an established TCP connection,
+    /// 1 to `MAX_TIMEOUT_S` seconds. Default `DEFAULT_TCP_ESTABLISHED_S`
+    /// (900). Reloadable (new connections).
+    pub tcp_established: Duration,
+    /// `tcp_fin_wait_s`: idle time of a TCP connection after a FIN, 1 to
+    /// `MAX_TIMEOUT_S` seconds. Default `DEFAULT_TCP_FIN_WAIT_S` (120).
+    /// Reloadable (new connections).
+    pub tcp_fin_wait: Duration,
+    /// `tcp_syn_s`: idle time of a TCP connection that has seen a SYN but
+    /// no handshake yet, 1 to `MAX_TIMEOUT_S` seconds. Default
+    /// `DEFAULT_TCP_SYN_S` (120). Reloadable (new connections).
+    pub tcp_syn: Duration,
+    /// `udp_s`: idle time of a UDP flow, 1 to `MAX_TIMEOUT_S` seconds.
+    /// Default `DEFAULT_UDP_S` (300). Reloadable (new connections).
+    pub udp: Duration,
+}
+
+impl TimeoutsConfig {
+    /// Default of `tcp_established_s`: IPVS's 15 minutes.
+    pub const DEFAULT_TCP_ESTABLISHED_S: u64 = 900;
+    /// Default of `tcp_fin_wait_s`: IPVS's 2 minutes.
+    pub const DEFAULT_TCP_FIN_WAIT_S: u64 = 120;
+    /// Default of `tcp_syn_s`: IPVS's 2 minutes.
+    pub const DEFAULT_TCP_SYN_S: u64 = 120;
+    /// Default of `udp_s`: IPVS's 5 minutes.
+    pub const DEFAULT_UDP_S: u64 = 300;
+    /// Upper bound of every timeout: one week, so connection timers have a
+    /// bounded horizon.
+    pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            tcp_established: Duration::from_secs(Self::DEFAULT_TCP_ESTABLISHED_S),
+            tcp_fin_wait: Duration::from_secs(Self::DEFAULT_TCP_FIN_WAIT_S),
+            tcp_syn: Duration::from_secs(Self::DEFAULT_TCP_SYN_S),
+            udp: Duration::from_secs(Self::DEFAULT_UDP_S),
+        }
+    }
+}
+
+/// A value of a keyword field (`protocol`, `scheduler`, ...) that is not one
+/// of the accepted names; the message lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseKeywordError(String);
+
+impl fmt::Display for ParseKeywordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseKeywordError {}
+
+/// Finds `s` among `all` by `name`, or says which names are accepted.
+fn keyword<T: Copy>(
+    s: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, ParseKeywordError> {
+    all.iter().copied().find(|&v| name(v) == s).ok_or_else(|| {
+        let names: Vec<String> = all.iter().map(|&v| format!("{:?}", name(v))).collect();
+        ParseKeywordError(format!(
+            "unknown value {s:?}: expected one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// The transport protocol of a virtual server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// `"tcp"`
+    Tcp,
+    /// `"udp"`
+    Udp,
+}
+
+impl Protocol {
+    /// Every protocol, in the order messages list them.
+    pub const ALL: [Protocol; 2] = [Protocol::Tcp, Protocol::Udp];
+
+    /// The name used in the file and by `rvsadm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = ParseKeywordError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        keyword(s, &Self::ALL, Self::name)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a virtual server picks a real server for a new connection; the
+/// names and meanings are IPVS's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SchedulerKind {
+    /// `"rr"`: round robin.
+    Rr,
+    /// `"wrr"`: weighted round robin.
+    Wrr,
+    /// `"lc"`: least connections.
+    Lc,
+    /// `"wlc"`: weighted least connections.
+    Wlc,
+    /// `"sed"`: shortest expected delay.
+    Sed,
+    /// `"nq"`: never queue.
+    Nq,
+    /// `"sh"`: source hashing.
+    Sh,
+    /// `"mh"`: Maglev hashing (consistent; see `mh_table_size`).
+    Mh,
+}
+
+impl SchedulerKind {
+    /// Every scheduler, in the order messages list them.
+    pub const ALL: [SchedulerKind; 8] = [
+        SchedulerKind::Rr,
+        SchedulerKind::Wrr,
+        SchedulerKind::Lc,
+        SchedulerKind::Wlc,
+        SchedulerKind::Sed,
+        SchedulerKind::Nq,
+        SchedulerKind::Sh,
+        SchedulerKind::Mh,
+    ];
+
+    /// The name used in the file and by `rvsadm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Rr => "rr",
+            SchedulerKind::Wrr => "wrr",
+            SchedulerKind::Lc => "lc",
+            SchedulerKind::Wlc => "wlc",
+            SchedulerKind::Sed => "sed",
+            SchedulerKind::Nq => "nq",
+            SchedulerKind::Sh => "sh",
+            SchedulerKind::Mh => "mh",
+        }
+    }
+}
+
+impl FromStr for SchedulerKind {
+    type Err = ParseKeywordError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        keyword(s, &Self::ALL, Self::name)
+    }
+}
+
+impl fmt::Display for SchedulerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a packet for a virtual server reaches the chosen real server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ForwardMethod {
+    /// `"nat"`: the destination is rewritten to the real server, and its
+    /// replies (which must come back through rvs) get the VIP as source.
+    Nat,
+    /// `"dr"`: direct routing; only the destination MAC changes, so the
+    /// real server is on a connected subnet and keeps the virtual port.
+    Dr,
+    /// `"tun"`: the packet goes inside an IPv4-in-IPv4 header to the real
+    /// server, which keeps the virtual port.
+    Tun,
+}
+
+impl ForwardMethod {
+    /// Every forwarding method, in the order messages list them.
+    pub const ALL: [ForwardMethod; 3] = [ForwardMethod::Nat, ForwardMethod::Dr, ForwardMethod::Tun];
+
+    /// The name used in the file and by `rvsadm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardMethod::Nat => "nat",
+            ForwardMethod::Dr => "dr",
+            ForwardMethod::Tun => "tun",
+        }
+    }
+
+    /// True for the methods where the real server sees the VIP and port as
+    /// the client sent them, so no port translation is possible.
+    pub fn keeps_virtual_port(self) -> bool {
+        matches!(self, ForwardMethod::Dr | ForwardMethod::Tun)
+    }
+}
+
+impl FromStr for ForwardMethod {
+    type Err = ParseKeywordError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "fullnat" {
+            return Err(ParseKeywordError(
+                "\"fullnat\" is not supported yet: use \"nat\", \"dr\" or \"tun\"".to_string(),
+            ));
+        }
+        keyword(s, &Self::ALL, Self::name)
+    }
+}
+
+impl fmt::Display for ForwardMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How real servers are probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HealthCheckKind {
+    /// `"tcp"`: a TCP connection to the real server's address and port.
+    Tcp,
+    /// `"http"`: an HTTP `GET http_path` that must answer
+    /// `http_expect_status`.
+    Http,
+    /// `"none"`: no probing; every real server counts as up.
+    None,
+}
+
+impl HealthCheckKind {
+    /// Every kind, in the order messages list them.
+    pub const ALL: [HealthCheckKind; 3] = [
+        HealthCheckKind::Tcp,
+        HealthCheckKind::Http,
+        HealthCheckKind::None,
+    ];
+
+    /// The name used in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthCheckKind::Tcp => "tcp",
+            HealthCheckKind::Http => "http",
+            HealthCheckKind::None => "none",
+        }
+    }
+}
+
+impl FromStr for HealthCheckKind {
+    type Err = ParseKeywordError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        keyword(s, &Self::ALL, Self::name)
+    }
+}
+
+impl fmt::Display for HealthCheckKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `[[virtual_server]]`: a service (VIP, port and protocol) and the real
+/// servers it balances over. Virtual servers can be added and removed by a
+/// reload; a changed `address` or `protocol` is a removal plus an addition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualServerConfig {
+    /// `name`: how `rvsadm`, logs and metrics refer to the service; 1 to
+    /// `MAX_NAME_LEN` characters from `[A-Za-z0-9_.-]`, unique. Required.
+    /// Reloadable.
+    pub name: String,
+    /// `address`: the VIP and port, `"10.0.0.100:80"`. The port is not 0;
+    /// the address is not 0.0.0.0, broadcast, multicast, or one of the
+    /// balancer's own interface addresses (whose ARP and ICMP it would
+    /// shadow). Unique together with `protocol`. Required. Reloadable, as
+    /// the removal of one service and the addition of another.
+    pub address: SocketAddrV4,
+    /// `protocol`: `"tcp"` or `"udp"`. Default `DEFAULT_PROTOCOL` (tcp).
+    /// Reloadable, as for `address`.
+    pub protocol: Protocol,
+    /// `scheduler`: `"rr"`, `"wrr"`, `"lc"`, `"wlc"`, `"sed"`, `"nq"`,
+    /// `"sh"` or `"mh"`. Default `DEFAULT_SCHEDULER` (wlc, as `ipvsadm`).
+    /// Reloadable.
+    pub scheduler: SchedulerKind,
+    /// `forward`: `"nat"`, `"dr"` or `"tun"` (`"fullnat"` is refused as not
+    /// supported yet). Required: `ipvsadm` defaults to DR and keepalived to
+    /// NAT, and each needs a different network around it, so the file says
+    /// which. Reloadable (new connections).
+    pub forward: ForwardMethod,
+    /// `persistence_timeout_s`: like `ipvsadm -p`, how long a client keeps
+    /// going to the same real server after its last connection, 0 to
+    /// `MAX_PERSISTENCE_TIMEOUT_S` seconds; 0 (`None`) is off. Default
+    /// `DEFAULT_PERSISTENCE_TIMEOUT_S` (off). Reloadable.
+    pub persistence_timeout: Option<Duration>,
+    /// `mh_table_size`: entries of the Maglev lookup table, a prime from
+    /// `MIN_MH_TABLE_SIZE` to `MAX_MH_TABLE_SIZE`, and at least
+    /// `MH_ENTRIES_PER_REAL_SERVER` times the number of real servers (the
+    /// Maglev paper's M >> N, which keeps the shares within about 1%). Only
+    /// `scheduler = "mh"` may set it; for other schedulers it keeps its
+    /// default and means nothing. Default `DEFAULT_MH_TABLE_SIZE` (65537).
+    /// Reloadable (the table is rebuilt).
+    pub mh_table_size: u32,
+    /// `[virtual_server.health_check]`: how real servers are probed.
+    /// Default: `HealthCheckConfig::default()` (TCP connect, keepalived's
+    /// timings). Reloadable.
+    pub health_check: HealthCheckConfig,
+    /// `[[virtual_server.real_server]]`: the real servers, in file order;
+    /// unique by address. May be empty (as in IPVS: the service exists and
+    /// drops its packets). Reloadable: added, removed and reweighted.
+    pub real_servers: Vec<RealServerConfig>,
+}
+
+impl VirtualServerConfig {
+    /// Longest virtual server name, as for interfaces.
+    pub const MAX_NAME_LEN: usize = InterfaceConfig::MAX_NAME_LEN;
+    /// Default of `protocol`.
+    pub const DEFAULT_PROTOCOL: Protocol = Protocol::Tcp;
+    /// Default of `scheduler`: `ipvsadm`'s.
+    pub const DEFAULT_SCHEDULER: SchedulerKind = SchedulerKind::Wlc;
+    /// Default of `persistence_timeout_s`: off.
+    pub const DEFAULT_PERSISTENCE_TIMEOUT_S: u64 = 0;
+    /// Upper bound of `persistence_timeout_s`: one week, as the timeouts.
+    pub const MAX_PERSISTENCE_TIMEOUT_S: u64 = TimeoutsConfig::MAX_TIMEOUT_S;
+    /// Default of `mh_table_size`: the prime the Maglev paper and DPVS use.
+    pub const DEFAULT_MH_TABLE_SIZE: u32 = 65537;
+    /// Lower bound of `mh_table_size`: IPVS's smallest Maglev table.
+    pub const MIN_MH_TABLE_SIZE: u32 = 251;
+    /// Upper bound of `mh_table_size`: 2^24 entries (64 MiB of 4-byte
+    /// slots), far beyond any sensible service.
+    pub const MAX_MH_TABLE_SIZE: u32 = 1 << 24;
+    /// `mh_table_size` must be at least this many times the number of real
+    /// servers.
+    pub const MH_ENTRIES_PER_REAL_SERVER: u32 = 100;
+}
+
+/// `[virtual_server.health_check]`: how the real servers of one virtual
+/// server are probed. The whole table and each key may be omitted. Every
+/// field is reloadable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// `type`: `"tcp"`, `"http"` or `"none"`. Default `DEFAULT_KIND` (tcp).
+    pub kind: HealthCheckKind,
+    /// `interval_ms`: time between two probes of a real server, 1 to
+    /// `MAX_INTERVAL_MS`. Default `DEFAULT_INTERVAL_MS` (1000).
+    pub interval: Duration,
+    /// `timeout_ms`: how long a probe may take before it counts as failed,
+    /// 1 to `MAX_INTERVAL_MS`. Default `DEFAULT_TIMEOUT_MS` (1000).
+    pub timeout: Duration,
+    /// `rise`: successes in a row before a down server is up again, 1 to
+    /// `MAX_RISE_FALL`. Default `DEFAULT_RISE` (2).
+    pub rise: u32,
+    /// `fall`: failures in a row before an up server is down, 1 to
+    /// `MAX_RISE_FALL`. Default `DEFAULT_FALL` (3).
+    pub fall: u32,
+    /// `http_path`: the path an HTTP check requests; starts with `/`, no
+    /// spaces or control characters. Checked only when `type = "http"`;
+    /// with other types it is accepted and unused (as keepalived ignores
+    /// settings of other checkers). Default `DEFAULT_HTTP_PATH` (`/`).
+    pub http_path: String,
+    /// `http_expect_status`: the status an HTTP check wants, 100 to 599
+    /// (checked whatever the type). Default `DEFAULT_HTTP_EXPECT_STATUS`
+    /// (200).
+    pub http_expect_status: u16,
+}
+
+impl HealthCheckConfig {
+    /// Default of `type`.
+    pub const DEFAULT_KIND: HealthCheckKind = HealthCheckKind::Tcp;
+    /// Default of `interval_ms`: one second.
+    pub const DEFAULT_INTERVAL_MS: u64 = 1000;
+    /// Default of `timeout_ms`: one second.
+    pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+    /// Upper bound of `interval_ms` and `timeout_ms`: one hour.
+    pub const MAX_INTERVAL_MS: u64 = 3_600_000;
+    /// Default of `rise`.
+    pub const DEFAULT_RISE: u32 = 2;
+    /// Default of `fall`.
+    pub const DEFAULT_FALL: u32 = 3;
+    /// Upper bound of `rise` and `fall`.
+    pub const MAX_RISE_FALL: u32 = 1000;
+    /// Default of `http_path`.
+    pub const DEFAULT_HTTP_PATH: &'static str = "/";
+    /// Default of `http_expect_status`.
+    pub const DEFAULT_HTTP_EXPECT_STATUS: u16 = 200;
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            kind: Self::DEFAULT_KIND,
+            interval: Duration::from_millis(Self::DEFAULT_INTERVAL_MS),
+            timeout: Duration::from_millis(Self::DEFAULT_TIMEOUT_MS),
+            rise: Self::DEFAULT_RISE,
+            fall: Self::DEFAULT_FALL,
+            http_path: Self::DEFAULT_HTTP_PATH.to_string(),
+            http_expect_status: Self::DEFAULT_HTTP_EXPECT_STATUS,
+        }
+    }
+}
+
+/// `[[virtual_server.real_server]]`: one backend of a virtual server.
+/// Reloadable: added, removed and reweighted without dropping the
+/// connections of the others.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealServerConfig {
+    /// `address`: the real server's IP and port, `"10.1.0.11:8080"`. The
+    /// port is not 0; with `forward = "dr"` or `"tun"` it equals the
+    /// virtual port. The address is not 0.0.0.0, broadcast, multicast or
+    /// one of the balancer's own. DR: on a connected subnet; NAT and TUN:
+    /// on a connected subnet or covered by a `[[route]]`. Unique within its
+    /// virtual server. Required. Reloadable, as the removal of one real
+    /// server and the addition of another.
+    pub address: SocketAddrV4,
+    /// `weight`: its share relative to the others, 0 to `MAX_WEIGHT`; 0
+    /// takes no new connections (drain) and lets existing ones live on.
+    /// Default `DEFAULT_WEIGHT` (1). Reloadable, and settable at run time
+    /// with `rvsadm weight`.
+    pub weight: u32,
+}
+
+impl RealServerConfig {
+    /// Default of `weight`.
+    pub const DEFAULT_WEIGHT: u32 = 1;
+    /// Upper bound of `weight`: IPVS's.
+    pub const MAX_WEIGHT: u32 = 65535;
+}
+
+/// True when `n` is a prime number.
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n.is_multiple_of(2) {
+        return n == 2;
+    }
+    let n = u64::from(n);
+    let mut d = 3u64;
+    while d * d <= n {
+        if n.is_multiple_of(d) {
+            return false;
+        }
+        d += 2;
+    }
+    true
 }

@@ -38,7 +38,9 @@ mod validate;
 mod tests;
 
 pub use config::{
-    normalize_pci, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig, InterfaceConfig,
-    NeighborConfig, ParseDeviceError, RouteConfig, MAX_LCORES,
+    is_prime, normalize_pci, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig,
+    ForwardMethod, HealthCheckConfig, HealthCheckKind, InterfaceConfig, NeighborConfig,
+    ParseDeviceError, ParseKeywordError, Protocol, RealServerConfig, RouteConfig, SchedulerKind,
+    TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
 };
 pub use error::{ConfigError, ConfigErrors};

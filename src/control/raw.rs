@@ -21,8 +21,7 @@ use toml::Spanned;
 /// A value and where it was written.
 pub(super) type S<T> = Spanned<T>;
 
-/// The whole file. New sections (`timeouts`, `virtual_server`) are added
-/// here as fields; until then `deny_unknown_fields` refuses them.
+/// The whole file; `deny_unknown_fields` refuses any other section.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -35,6 +34,9 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub neighbor: Array<S<RawNeighbor>>,
     pub control: Option<RawControl>,
+    pub timeouts: Option<RawTimeouts>,
+    #[serde(default)]
+    pub virtual_server: Array<S<RawVirtualServer>>,
 }
 
 /// `[dpdk]`
@@ -88,6 +90,54 @@ pub(super) struct RawNeighbor {
 pub(super) struct RawControl {
     pub socket: Option<S<String>>,
     pub metrics_listen: Option<S<String>>,
+}
+
+/// `[timeouts]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeouts {
+    pub tcp_established_s: Option<S<Int>>,
+    pub tcp_fin_wait_s: Option<S<Int>>,
+    pub tcp_syn_s: Option<S<Int>>,
+    pub udp_s: Option<S<Int>>,
+}
+
+/// `[[virtual_server]]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVirtualServer {
+    pub name: Option<S<String>>,
+    pub address: Option<S<String>>,
+    pub protocol: Option<S<String>>,
+    pub scheduler: Option<S<String>>,
+    pub forward: Option<S<String>>,
+    pub persistence_timeout_s: Option<S<Int>>,
+    pub mh_table_size: Option<S<Int>>,
+    pub health_check: Option<S<RawHealthCheck>>,
+    #[serde(default)]
+    pub real_server: Array<S<RawRealServer>>,
+}
+
+/// `[virtual_server.health_check]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealthCheck {
+    #[serde(rename = "type")]
+    pub kind: Option<S<String>>,
+    pub interval_ms: Option<S<Int>>,
+    pub timeout_ms: Option<S<Int>>,
+    pub rise: Option<S<Int>>,
+    pub fall: Option<S<Int>>,
+    pub http_path: Option<S<String>>,
+    pub http_expect_status: Option<S<Int>>,
+}
+
+/// `[[virtual_server.real_server]]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRealServer {
+    pub address: Option<S<String>>,
+    pub weight: Option<S<Int>>,
 }
 
 /// A TOML integer of any sign and size TOML allows; ranges are checked

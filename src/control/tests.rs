@@ -1,7 +1,7 @@
 //! The configuration rules, one behaviour per test: each bad file names the
 //! field path (and line) an operator has to fix.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,6 +42,33 @@ interface = "ext"
 address = "10.1.0.11"
 mac = "02:00:00:00:01:0b"
 interface = "int"
+
+[timeouts]                   # IPVS defaults
+tcp_established_s = 900
+tcp_fin_wait_s = 120
+tcp_syn_s = 120
+udp_s = 300
+
+[[virtual_server]]
+name = "web"
+address = "10.0.0.100:80"
+protocol = "tcp"             # tcp | udp
+scheduler = "wrr"            # rr wrr lc wlc sh mh (and more)
+forward = "nat"              # nat | dr | tun (| fullnat)
+persistence_timeout_s = 0    # like ipvsadm -p; 0 = off
+
+  [virtual_server.health_check]
+  type = "tcp"               # tcp | http | none
+  interval_ms = 1000
+  timeout_ms = 1000
+  rise = 2                   # successes before a down server is up again
+  fall = 3                   # failures before an up server is down
+  http_path = "/"            # for type = "http"
+  http_expect_status = 200
+
+  [[virtual_server.real_server]]
+  address = "10.1.0.11:8080" # DR and TUN keep the virtual port
+  weight = 1
 
 [control]
 socket = "/run/rvs/rvsd.sock"
@@ -151,6 +178,32 @@ fn full_example_parses_to_typed_values() {
         c.control.metrics_listen,
         "127.0.0.1:9469".parse::<SocketAddr>().unwrap()
     );
+    assert_eq!(c.timeouts, TimeoutsConfig::default());
+    assert_eq!(
+        c.virtual_servers,
+        [VirtualServerConfig {
+            name: "web".into(),
+            address: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 100), 80),
+            protocol: Protocol::Tcp,
+            scheduler: SchedulerKind::Wrr,
+            forward: ForwardMethod::Nat,
+            persistence_timeout: None,
+            mh_table_size: 65537,
+            health_check: HealthCheckConfig {
+                kind: HealthCheckKind::Tcp,
+                interval: Duration::from_millis(1000),
+                timeout: Duration::from_millis(1000),
+                rise: 2,
+                fall: 3,
+                http_path: "/".into(),
+                http_expect_status: 200,
+            },
+            real_servers: vec![RealServerConfig {
+                address: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
+                weight: 1,
+            }],
+        }]
+    );
 }
 
 #[test]
@@ -163,6 +216,8 @@ fn omitted_sections_take_their_defaults() {
     assert_eq!(c.dataplane.idle_sleep, Duration::ZERO);
     assert!(c.routes.is_empty());
     assert!(c.neighbors.is_empty());
+    assert!(c.virtual_servers.is_empty());
+    assert_eq!(c.timeouts, TimeoutsConfig::default());
     assert_eq!(c.control, ControlConfig::default());
     assert_eq!(c.control.socket, PathBuf::from("/run/rvs/rvsd.sock"));
     assert_eq!(
@@ -281,6 +336,30 @@ fn pci_example_describes_two_ports_and_two_workers() {
     assert_eq!(c.dataplane.idle_sleep, Duration::ZERO);
 }
 
+#[test]
+fn pci_example_has_a_nat_virtual_server_with_two_real_servers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dpdk-config/pci-example.toml");
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.timeouts, TimeoutsConfig::default());
+    assert_eq!(c.virtual_servers.len(), 1);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.forward, ForwardMethod::Nat);
+    assert_eq!(vs.health_check.kind, HealthCheckKind::Http);
+    assert_eq!(vs.health_check.http_path, "/healthz");
+    let real: Vec<(SocketAddrV4, u32)> = vs
+        .real_servers
+        .iter()
+        .map(|r| (r.address, r.weight))
+        .collect();
+    assert_eq!(
+        real,
+        [
+            ("10.1.0.11:8080".parse().unwrap(), 2),
+            ("10.1.0.12:8080".parse().unwrap(), 1)
+        ]
+    );
+}
+
 // --------------------------------------------------- TOML syntax and types
 
 #[test]
@@ -313,24 +392,24 @@ fn unknown_key_in_second_interface_names_its_index() {
 
 #[test]
 fn unknown_section_is_an_error() {
-    let text = cat(&[DPDK, EXT, "[timeouts]\nudp_s = 300\n"]);
+    let text = cat(&[DPDK, EXT, "[timeout]\nudp_s = 300\n"]);
     let e = one_error(&text);
     assert_error(
         &e,
-        "timeouts",
-        Some(line_of(&text, "[timeouts]")),
-        "unknown field `timeouts`",
+        "timeout",
+        Some(line_of(&text, "[timeout]")),
+        "unknown field `timeout`",
     );
 }
 
 #[test]
-fn virtual_servers_are_not_accepted_yet() {
-    let text = cat(&[DPDK, EXT, "[[virtual_server]]\nname = \"web\"\n"]);
+fn unknown_array_of_tables_is_an_error() {
+    let text = cat(&[DPDK, EXT, "[[virtual_servers]]\nname = \"web\"\n"]);
     let e = one_error(&text);
     assert_error(
         &e,
-        "virtual_server[0]",
-        Some(line_of(&text, "[[virtual_server]]")),
+        "virtual_servers[0]",
+        Some(line_of(&text, "[[virtual_servers]]")),
         "unknown field",
     );
 }
@@ -1155,6 +1234,17 @@ fn odd_input_is_refused_without_panicking() {
         "x = \"\"\"\nunterminated".into(),
         deep,
         "[dpdk]\n\u{0}".into(),
+        "virtual_server = 1".into(),
+        "[virtual_server]\nname = \"x\"".into(),
+        "[[virtual_server]]\n[[virtual_server.health_check]]".into(),
+        "[[virtual_server]]\nreal_server = {address = 1}".into(),
+        "[[virtual_server]]\naddress = \"1.2.3.4:99999\"\nforward = \"\"\nscheduler = \"\u{1F600}\"".into(),
+        "[[virtual_server]]\nscheduler = \"mh\"\nmh_table_size = 9223372036854775807".into(),
+        "[[virtual_server]]\nscheduler = \"mh\"\nmh_table_size = 16777215".into(),
+        "[[virtual_server]]\npersistence_timeout_s = -9223372036854775808".into(),
+        "[[virtual_server]]\n[virtual_server.health_check]\nhttp_path = \"\"\ntype = \"http\"".into(),
+        "[[virtual_server.real_server]]\naddress = \"1.2.3.4:5\"".into(),
+        "[timeouts]\nudp_s = 1.5".into(),
     ];
     for text in &odd {
         if let Err(e) = Config::from_toml_str(text) {
@@ -1227,4 +1317,929 @@ fn interface_mac_must_parse() {
     let text = cat(&[DPDK, EXT, "mac = \"02:00:00\"\n"]);
     let e = one_error(&text);
     assert_error(&e, "interface[0].mac", Some(line_of(&text, "mac =")), "MAC");
+}
+
+// ------------------------------------------------------------ [timeouts]
+
+#[test]
+fn timeouts_are_parsed_to_durations_and_omitted_keys_default() {
+    let c = ok(&cat(&[
+        DPDK,
+        EXT,
+        "[timeouts]\ntcp_established_s = 3600\nudp_s = 30\n",
+    ]));
+    assert_eq!(
+        c.timeouts,
+        TimeoutsConfig {
+            tcp_established: Duration::from_secs(3600),
+            tcp_fin_wait: Duration::from_secs(120),
+            tcp_syn: Duration::from_secs(120),
+            udp: Duration::from_secs(30),
+        }
+    );
+}
+
+#[test]
+fn omitted_timeouts_are_the_ipvs_defaults() {
+    let t = ok(&cat(&[DPDK, EXT])).timeouts;
+    assert_eq!(t.tcp_established, Duration::from_secs(900));
+    assert_eq!(t.tcp_fin_wait, Duration::from_secs(120));
+    assert_eq!(t.tcp_syn, Duration::from_secs(120));
+    assert_eq!(t.udp, Duration::from_secs(300));
+}
+
+#[test]
+fn every_timeout_must_be_at_least_one_second() {
+    for key in ["tcp_established_s", "tcp_fin_wait_s", "tcp_syn_s", "udp_s"] {
+        let text = cat(&[DPDK, EXT, "[timeouts]\n", key, " = 0\n"]);
+        assert_error(
+            &one_error(&text),
+            &format!("timeouts.{key}"),
+            Some(line_of(&text, key)),
+            "0 is out of range: must be 1 to 604800",
+        );
+    }
+}
+
+#[test]
+fn timeout_is_at_most_a_week() {
+    let text = cat(&[DPDK, EXT, "[timeouts]\nudp_s = 604801\n"]);
+    assert_error(
+        &one_error(&text),
+        "timeouts.udp_s",
+        Some(line_of(&text, "udp_s")),
+        "out of range",
+    );
+    let c = ok(&cat(&[DPDK, EXT, "[timeouts]\nudp_s = 604800\n"]));
+    assert_eq!(c.timeouts.udp, Duration::from_secs(604_800));
+}
+
+#[test]
+fn unknown_key_in_timeouts_is_an_error() {
+    let text = cat(&[DPDK, EXT, "[timeouts]\ntcp_fin_s = 60\n"]);
+    assert_error(
+        &one_error(&text),
+        "timeouts.tcp_fin_s",
+        Some(line_of(&text, "tcp_fin_s")),
+        "unknown field `tcp_fin_s`",
+    );
+}
+
+// ----------------------------------------------------- [[virtual_server]]
+
+/// A NAT virtual server on the `ext` subnet, without real servers.
+const VS: &str =
+    "[[virtual_server]]\nname = \"web\"\naddress = \"10.0.0.100:80\"\nforward = \"nat\"\n";
+/// A real server on the `int` subnet, with a port translation.
+const RS: &str = "[[virtual_server.real_server]]\naddress = \"10.1.0.11:8080\"\n";
+
+/// `VS` with `forward` replaced.
+fn vs_forward(forward: &str) -> String {
+    VS.replace("\"nat\"", &format!("{forward:?}"))
+}
+
+/// A real server at `address`.
+fn rs(address: &str) -> String {
+    RS.replace("10.1.0.11:8080", address)
+}
+
+#[test]
+fn virtual_server_keys_parse_to_typed_values() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        "[[virtual_server]]\nname = \"dns\"\naddress = \"10.0.0.53:53\"\nprotocol = \"udp\"\n\
+         scheduler = \"mh\"\nforward = \"tun\"\npersistence_timeout_s = 300\n\
+         mh_table_size = 251\n",
+        &rs("10.1.0.11:53"),
+        "weight = 7\n",
+    ]);
+    let vs = &ok(&text).virtual_servers[0];
+    assert_eq!(vs.name, "dns");
+    assert_eq!(vs.address, "10.0.0.53:53".parse::<SocketAddrV4>().unwrap());
+    assert_eq!(vs.protocol, Protocol::Udp);
+    assert_eq!(vs.scheduler, SchedulerKind::Mh);
+    assert_eq!(vs.forward, ForwardMethod::Tun);
+    assert_eq!(vs.persistence_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(vs.mh_table_size, 251);
+    assert_eq!(
+        vs.real_servers,
+        [RealServerConfig {
+            address: "10.1.0.11:53".parse().unwrap(),
+            weight: 7
+        }]
+    );
+}
+
+#[test]
+fn virtual_server_omitted_keys_take_their_defaults() {
+    let vs = &ok(&cat(&[DPDK, EXT, VS])).virtual_servers[0];
+    assert_eq!(vs.protocol, Protocol::Tcp);
+    assert_eq!(vs.protocol, VirtualServerConfig::DEFAULT_PROTOCOL);
+    assert_eq!(vs.scheduler, SchedulerKind::Wlc);
+    assert_eq!(vs.scheduler, VirtualServerConfig::DEFAULT_SCHEDULER);
+    assert_eq!(vs.persistence_timeout, None);
+    assert_eq!(vs.mh_table_size, 65537);
+    assert_eq!(vs.health_check, HealthCheckConfig::default());
+}
+
+#[test]
+fn virtual_server_without_real_servers_is_valid() {
+    let c = ok(&cat(&[DPDK, EXT, VS]));
+    assert!(c.virtual_servers[0].real_servers.is_empty());
+}
+
+#[test]
+fn virtual_servers_keep_file_order() {
+    let second = VS.replace("\"web\"", "\"b\"").replace(":80", ":81");
+    let c = ok(&cat(&[DPDK, EXT, VS, &second]));
+    let names: Vec<&str> = c.virtual_servers.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["web", "b"]);
+}
+
+#[test]
+fn virtual_server_name_address_and_forward_are_required() {
+    let text = cat(&[DPDK, EXT, "[[virtual_server]]\nscheduler = \"rr\"\n"]);
+    let header = line_of(&text, "[[virtual_server]]");
+    let errors = errors(&text);
+    let got: Vec<(&str, Option<usize>)> =
+        errors.iter().map(|e| (e.field.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("virtual_server[0].name", Some(header)),
+            ("virtual_server[0].forward", Some(header)),
+            ("virtual_server[0].address", Some(header)),
+        ]
+    );
+    assert!(errors.iter().all(|e| e.message.contains("missing")));
+}
+
+#[test]
+fn virtual_server_name_must_not_be_empty() {
+    let text = cat(&[DPDK, EXT, &VS.replace("\"web\"", "\"\"")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].name",
+        Some(line_of(&text, "name = \"\"")),
+        "must not be empty",
+    );
+}
+
+#[test]
+fn virtual_server_name_allows_only_letters_digits_and_punctuation() {
+    let text = cat(&[DPDK, EXT, &VS.replace("\"web\"", "\"web/1\"")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].name",
+        Some(line_of(&text, "web/1")),
+        "'/'",
+    );
+}
+
+#[test]
+fn duplicate_virtual_server_name_is_an_error() {
+    let second = VS.replace(":80", ":81");
+    let text = cat(&[DPDK, EXT, VS, &second]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[1].name",
+        Some(last_line_of(&text, "name =")),
+        "duplicate virtual server name \"web\" (also virtual_server[0])",
+    );
+}
+
+#[test]
+fn duplicate_virtual_server_address_and_protocol_is_an_error() {
+    let second = VS.replace("\"web\"", "\"web2\"");
+    let text = cat(&[DPDK, EXT, VS, &second]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[1].address",
+        Some(last_line_of(&text, "address =")),
+        "duplicate virtual server 10.0.0.100:80/tcp (also virtual_server[0])",
+    );
+}
+
+#[test]
+fn same_vip_and_port_with_another_protocol_is_valid() {
+    let udp = VS.replace("\"web\"", "\"web-udp\"") + "protocol = \"udp\"\n";
+    let c = ok(&cat(&[DPDK, EXT, VS, &udp]));
+    assert_eq!(c.virtual_servers[1].protocol, Protocol::Udp);
+}
+
+#[test]
+fn virtual_server_address_must_be_ipv4_and_port() {
+    for bad in [
+        "10.0.0.100",
+        "10.0.0.100:http",
+        "web:80",
+        "[::1]:80",
+        "10.0.0.100:65536",
+    ] {
+        let text = cat(&[DPDK, EXT, &VS.replace("10.0.0.100:80", bad)]);
+        assert_error(
+            &one_error(&text),
+            "virtual_server[0].address",
+            Some(line_of(&text, "address =")),
+            "expected IPv4:PORT like 10.0.0.100:80",
+        );
+    }
+}
+
+#[test]
+fn virtual_server_port_must_not_be_zero() {
+    let text = cat(&[DPDK, EXT, &VS.replace(":80", ":0")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].address",
+        Some(line_of(&text, "address =")),
+        "the port must not be 0",
+    );
+}
+
+#[test]
+fn vip_must_not_be_unspecified_broadcast_or_multicast() {
+    for (ip, what) in [
+        ("0.0.0.0", "0.0.0.0"),
+        ("255.255.255.255", "255.255.255.255"),
+        ("239.1.2.3", "multicast"),
+    ] {
+        let text = cat(&[DPDK, EXT, &VS.replace("10.0.0.100", ip)]);
+        assert_error(
+            &one_error(&text),
+            "virtual_server[0].address",
+            Some(line_of(&text, "address =")),
+            what,
+        );
+    }
+}
+
+#[test]
+fn vip_must_not_be_an_interface_address() {
+    let text = cat(&[DPDK, EXT, &VS.replace("10.0.0.100", "10.0.0.1")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].address",
+        Some(line_of(&text, "address =")),
+        "10.0.0.1 is the balancer's own address on interface[0] \"ext\"",
+    );
+}
+
+#[test]
+fn vip_outside_every_connected_subnet_is_valid() {
+    // Routed to the balancer by the upstream router: no ARP needed.
+    ok(&cat(&[
+        DPDK,
+        EXT,
+        &VS.replace("10.0.0.100", "198.51.100.7"),
+    ]));
+}
+
+#[test]
+fn unknown_protocol_lists_the_accepted_values() {
+    let text = cat(&[DPDK, EXT, VS, "protocol = \"sctp\"\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].protocol",
+        Some(line_of(&text, "protocol =")),
+        "unknown value \"sctp\": expected one of \"tcp\", \"udp\"",
+    );
+}
+
+#[test]
+fn unknown_scheduler_lists_the_accepted_values() {
+    let text = cat(&[DPDK, EXT, VS, "scheduler = \"random\"\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].scheduler",
+        Some(line_of(&text, "scheduler =")),
+        "expected one of \"rr\", \"wrr\", \"lc\", \"wlc\", \"sed\", \"nq\", \"sh\", \"mh\"",
+    );
+}
+
+#[test]
+fn every_scheduler_name_parses_to_its_kind() {
+    for kind in SchedulerKind::ALL {
+        let text = cat(&[DPDK, EXT, VS, "scheduler = \"", kind.name(), "\"\n"]);
+        assert_eq!(ok(&text).virtual_servers[0].scheduler, kind);
+    }
+}
+
+#[test]
+fn unknown_forward_lists_the_accepted_values() {
+    let text = cat(&[DPDK, EXT, &vs_forward("masq")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].forward",
+        Some(line_of(&text, "forward =")),
+        "unknown value \"masq\": expected one of \"nat\", \"dr\", \"tun\"",
+    );
+}
+
+#[test]
+fn fullnat_is_not_supported_yet() {
+    let text = cat(&[DPDK, EXT, &vs_forward("fullnat")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].forward",
+        Some(line_of(&text, "forward =")),
+        "\"fullnat\" is not supported yet",
+    );
+}
+
+#[test]
+fn keywords_are_case_sensitive() {
+    let text = cat(&[DPDK, EXT, &vs_forward("NAT")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].forward",
+        Some(line_of(&text, "forward =")),
+        "unknown value \"NAT\"",
+    );
+}
+
+#[test]
+fn persistence_timeout_zero_is_off() {
+    let text = cat(&[DPDK, EXT, VS, "persistence_timeout_s = 0\n"]);
+    assert_eq!(ok(&text).virtual_servers[0].persistence_timeout, None);
+}
+
+#[test]
+fn persistence_timeout_must_be_0_to_a_week() {
+    for bad in ["-1", "604801"] {
+        let text = cat(&[DPDK, EXT, VS, "persistence_timeout_s = ", bad, "\n"]);
+        assert_error(
+            &one_error(&text),
+            "virtual_server[0].persistence_timeout_s",
+            Some(line_of(&text, "persistence_timeout_s")),
+            "must be 0 to 604800",
+        );
+    }
+}
+
+#[test]
+fn mh_table_size_only_applies_to_the_mh_scheduler() {
+    let text = cat(&[DPDK, EXT, VS, "scheduler = \"wrr\"\nmh_table_size = 251\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].mh_table_size",
+        Some(line_of(&text, "mh_table_size")),
+        "only applies to scheduler = \"mh\" (this virtual server's is \"wrr\")",
+    );
+}
+
+#[test]
+fn mh_table_size_must_be_prime() {
+    let text = cat(&[DPDK, EXT, VS, "scheduler = \"mh\"\nmh_table_size = 65536\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].mh_table_size",
+        Some(line_of(&text, "mh_table_size")),
+        "65536 is not a prime; the Maglev table size must be one, e.g. 65537",
+    );
+}
+
+#[test]
+fn mh_table_size_must_be_251_to_2_pow_24() {
+    for bad in ["241", "16777259"] {
+        let text = cat(&[
+            DPDK,
+            EXT,
+            VS,
+            "scheduler = \"mh\"\nmh_table_size = ",
+            bad,
+            "\n",
+        ]);
+        assert_error(
+            &one_error(&text),
+            "virtual_server[0].mh_table_size",
+            Some(line_of(&text, "mh_table_size")),
+            "must be 251 to 16777216",
+        );
+    }
+}
+
+#[test]
+fn mh_table_size_must_hold_100_entries_per_real_server() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        VS,
+        "scheduler = \"mh\"\nmh_table_size = 251\n",
+        &rs("10.1.0.11:80"),
+        &rs("10.1.0.12:80"),
+        &rs("10.1.0.13:80"),
+    ]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].mh_table_size",
+        Some(line_of(&text, "mh_table_size")),
+        "251 is below 100 entries per real server × 3 real servers = 300, too few for even \
+         shares; set mh_table_size to a prime of at least 300, e.g. 307",
+    );
+}
+
+#[test]
+fn default_mh_table_size_must_hold_100_entries_per_real_server() {
+    let mut text = cat(&[DPDK, EXT, INT, VS, "scheduler = \"mh\"\n"]);
+    for port in 1..=656 {
+        text += &rs(&format!("10.1.0.11:{port}"));
+    }
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].mh_table_size",
+        Some(line_of(&text, "[[virtual_server]]")),
+        "the default 65537 is below 100 entries per real server × 656 real servers = 65600",
+    );
+}
+
+#[test]
+fn is_prime_knows_small_and_large_primes() {
+    let primes: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
+    assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
+    assert!(is_prime(65537));
+    assert!(is_prime(4_294_967_291)); // the largest u32 prime
+    assert!(!is_prime(65535));
+    assert!(!is_prime(u32::MAX));
+    assert!(!is_prime(65521 * 3));
+}
+
+#[test]
+fn unknown_key_in_virtual_server_is_an_error() {
+    let text = cat(&[DPDK, EXT, VS, "persistence_s = 60\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].persistence_s",
+        Some(line_of(&text, "persistence_s")),
+        "unknown field `persistence_s`",
+    );
+}
+
+// ----------------------------------------- [virtual_server.health_check]
+
+const HC: &str = "[virtual_server.health_check]\n";
+
+/// `VS` with a health check holding `keys`.
+fn vs_hc(keys: &str) -> String {
+    cat(&[DPDK, EXT, VS, HC, keys])
+}
+
+#[test]
+fn absent_health_check_is_tcp_with_keepalived_like_timings() {
+    let hc = ok(&cat(&[DPDK, EXT, VS])).virtual_servers[0]
+        .health_check
+        .clone();
+    assert_eq!(
+        hc,
+        HealthCheckConfig {
+            kind: HealthCheckKind::Tcp,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+            http_path: "/".into(),
+            http_expect_status: 200,
+        }
+    );
+}
+
+#[test]
+fn health_check_keys_parse_to_typed_values_and_omitted_ones_default() {
+    let text =
+        vs_hc("type = \"http\"\ninterval_ms = 250\nhttp_path = \"/healthz?full=1\"\nfall = 5\n");
+    let hc = &ok(&text).virtual_servers[0].health_check;
+    assert_eq!(hc.kind, HealthCheckKind::Http);
+    assert_eq!(hc.interval, Duration::from_millis(250));
+    assert_eq!(hc.timeout, Duration::from_millis(1000));
+    assert_eq!(hc.rise, 2);
+    assert_eq!(hc.fall, 5);
+    assert_eq!(hc.http_path, "/healthz?full=1");
+    assert_eq!(hc.http_expect_status, 200);
+}
+
+#[test]
+fn health_check_type_none_is_accepted() {
+    let hc = &ok(&vs_hc("type = \"none\"\n")).virtual_servers[0].health_check;
+    assert_eq!(hc.kind, HealthCheckKind::None);
+}
+
+#[test]
+fn unknown_health_check_type_lists_the_accepted_values() {
+    let text = vs_hc("type = \"icmp\"\n");
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].health_check.type",
+        Some(line_of(&text, "type =")),
+        "unknown value \"icmp\": expected one of \"tcp\", \"http\", \"none\"",
+    );
+}
+
+#[test]
+fn health_check_interval_must_be_at_least_1_ms() {
+    let text = vs_hc("interval_ms = 0\n");
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].health_check.interval_ms",
+        Some(line_of(&text, "interval_ms")),
+        "must be 1 to 3600000",
+    );
+}
+
+#[test]
+fn health_check_timeout_must_be_at_least_1_ms() {
+    let text = vs_hc("timeout_ms = 0\n");
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].health_check.timeout_ms",
+        Some(line_of(&text, "timeout_ms")),
+        "must be 1 to 3600000",
+    );
+}
+
+#[test]
+fn health_check_rise_must_be_at_least_1() {
+    let text = vs_hc("rise = 0\n");
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].health_check.rise",
+        Some(line_of(&text, "rise")),
+        "must be 1 to 1000",
+    );
+}
+
+#[test]
+fn health_check_fall_must_be_at_least_1() {
+    let text = vs_hc("fall = -3\n");
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].health_check.fall",
+        Some(line_of(&text, "fall")),
+        "must be 1 to 1000",
+    );
+}
+
+#[test]
+fn http_path_must_start_with_a_slash() {
+    let text = vs_hc("type = \"http\"\nhttp_path = \"healthz\"\n");
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].health_check.http_path",
+        Some(line_of(&text, "http_path")),
+        "must start with '/'",
+    );
+}
+
+#[test]
+fn http_path_must_not_contain_spaces_or_control_characters() {
+    for bad in ["/a b", "/a\\r\\nHost: x", "/a\\t"] {
+        let text = vs_hc(&format!("type = \"http\"\nhttp_path = \"{bad}\"\n"));
+        assert_error(
+            &one_error(&text),
+            "virtual_server[0].health_check.http_path",
+            Some(line_of(&text, "http_path")),
+            "cannot go into an HTTP request line",
+        );
+    }
+}
+
+#[test]
+fn http_fields_are_accepted_and_unused_with_other_types() {
+    let text = vs_hc("type = \"tcp\"\nhttp_path = \"not checked\"\n");
+    let hc = &ok(&text).virtual_servers[0].health_check;
+    assert_eq!(hc.kind, HealthCheckKind::Tcp);
+    assert_eq!(hc.http_path, "not checked");
+}
+
+#[test]
+fn http_expect_status_must_be_100_to_599() {
+    for bad in ["99", "600"] {
+        let text = vs_hc(&format!("type = \"http\"\nhttp_expect_status = {bad}\n"));
+        assert_error(
+            &one_error(&text),
+            "virtual_server[0].health_check.http_expect_status",
+            Some(line_of(&text, "http_expect_status")),
+            "must be 100 to 599",
+        );
+    }
+    let text = vs_hc("type = \"http\"\nhttp_expect_status = 204\n");
+    assert_eq!(
+        ok(&text).virtual_servers[0].health_check.http_expect_status,
+        204
+    );
+}
+
+#[test]
+fn unknown_key_in_health_check_is_an_error() {
+    let text = vs_hc("path = \"/\"\n");
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].health_check.path",
+        Some(line_of(&text, "path =")),
+        "unknown field `path`",
+    );
+}
+
+// ------------------------------------------ [[virtual_server.real_server]]
+
+#[test]
+fn real_server_weight_defaults_to_1() {
+    let c = ok(&cat(&[DPDK, EXT, INT, VS, RS]));
+    assert_eq!(c.virtual_servers[0].real_servers[0].weight, 1);
+    assert_eq!(RealServerConfig::DEFAULT_WEIGHT, 1);
+}
+
+#[test]
+fn real_server_weight_0_drains_and_65535_is_the_most() {
+    let c = ok(&cat(&[
+        DPDK,
+        EXT,
+        INT,
+        VS,
+        RS,
+        "weight = 0\n",
+        &rs("10.1.0.12:8080"),
+        "weight = 65535\n",
+    ]));
+    let weights: Vec<u32> = c.virtual_servers[0]
+        .real_servers
+        .iter()
+        .map(|r| r.weight)
+        .collect();
+    assert_eq!(weights, [0, 65535]);
+}
+
+#[test]
+fn real_server_weight_must_be_0_to_65535() {
+    for bad in ["-1", "65536"] {
+        let text = cat(&[DPDK, EXT, INT, VS, RS, "weight = ", bad, "\n"]);
+        assert_error(
+            &one_error(&text),
+            "virtual_server[0].real_server[0].weight",
+            Some(line_of(&text, "weight")),
+            "must be 0 to 65535",
+        );
+    }
+}
+
+#[test]
+fn real_server_address_is_required() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        VS,
+        "[[virtual_server.real_server]]\nweight = 2\n",
+    ]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "[[virtual_server.real_server]]")),
+        "missing required field",
+    );
+}
+
+#[test]
+fn real_server_address_must_be_ipv4_and_port() {
+    let text = cat(&[DPDK, EXT, INT, VS, &rs("10.1.0.11")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "10.1.0.11")),
+        "expected IPv4:PORT like 10.1.0.11:8080",
+    );
+}
+
+#[test]
+fn real_server_port_must_not_be_zero() {
+    let text = cat(&[DPDK, EXT, INT, VS, &rs("10.1.0.11:0")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "10.1.0.11")),
+        "the port must not be 0",
+    );
+}
+
+#[test]
+fn real_server_must_not_be_unspecified_broadcast_or_multicast() {
+    for (ip, what) in [
+        ("0.0.0.0", "0.0.0.0"),
+        ("255.255.255.255", "255.255.255.255"),
+        ("224.0.0.5", "multicast"),
+    ] {
+        let text = cat(&[DPDK, EXT, INT, VS, &rs(&format!("{ip}:8080"))]);
+        assert_error(
+            &one_error(&text),
+            "virtual_server[0].real_server[0].address",
+            Some(line_of(&text, ip)),
+            what,
+        );
+    }
+}
+
+#[test]
+fn real_server_must_not_be_the_balancers_own_address() {
+    let text = cat(&[DPDK, EXT, INT, VS, &rs("10.1.0.1:8080")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "10.1.0.1:")),
+        "own address on interface[1] \"int\"; the balancer cannot be its own real server",
+    );
+}
+
+#[test]
+fn duplicate_real_server_in_one_virtual_server_is_an_error() {
+    let text = cat(&[DPDK, EXT, INT, VS, RS, RS]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[1].address",
+        Some(last_line_of(&text, "10.1.0.11")),
+        "duplicate real server 10.1.0.11:8080 (also virtual_server[0].real_server[0])",
+    );
+}
+
+#[test]
+fn same_real_server_in_two_virtual_servers_is_valid() {
+    let second = VS.replace("\"web\"", "\"web2\"").replace(":80", ":81");
+    let c = ok(&cat(&[DPDK, EXT, INT, VS, RS, &second, RS]));
+    assert_eq!(
+        c.virtual_servers[0].real_servers,
+        c.virtual_servers[1].real_servers
+    );
+}
+
+#[test]
+fn real_server_errors_name_their_virtual_server_and_index() {
+    let second = VS.replace("\"web\"", "\"web2\"").replace(":80", ":81");
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        VS,
+        RS,
+        &second,
+        &rs("10.1.0.12:8080"),
+        &rs("10.1.0.13:8080"),
+        "weight = 70000\n",
+    ]);
+    let e = one_error(&text);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "line {}: virtual_server[1].real_server[1].weight: 70000 is out of range: must be 0 \
+             to 65535",
+            line_of(&text, "weight = 70000")
+        )
+    );
+}
+
+#[test]
+fn nat_real_server_may_translate_the_port() {
+    let c = ok(&cat(&[DPDK, EXT, INT, VS, RS]));
+    assert_eq!(c.virtual_servers[0].real_servers[0].address.port(), 8080);
+}
+
+#[test]
+fn dr_real_server_must_keep_the_virtual_port() {
+    let text = cat(&[DPDK, EXT, INT, &vs_forward("dr"), RS]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "10.1.0.11:8080")),
+        "forward = \"dr\" keeps the virtual port: the real server's port must be 80 (the \
+         virtual server's), not 8080",
+    );
+    ok(&cat(&[
+        DPDK,
+        EXT,
+        INT,
+        &vs_forward("dr"),
+        &rs("10.1.0.11:80"),
+    ]));
+}
+
+#[test]
+fn tun_real_server_must_keep_the_virtual_port() {
+    let text = cat(&[DPDK, EXT, INT, &vs_forward("tun"), RS]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "10.1.0.11:8080")),
+        "forward = \"tun\" keeps the virtual port",
+    );
+}
+
+#[test]
+fn dr_real_server_must_be_on_a_connected_subnet() {
+    // Even when a route covers it: DR only changes the MAC.
+    let text = cat(&[DPDK, EXT, INT, ROUTE, &vs_forward("dr"), &rs("10.9.0.5:80")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "10.9.0.5")),
+        "forward = \"dr\" only changes the MAC, so the real server must be on a connected \
+         subnet; 10.9.0.5 is not (connected: 10.0.0.0/24, 10.1.0.0/24)",
+    );
+}
+
+#[test]
+fn nat_real_server_must_be_connected_or_routed() {
+    let text = cat(&[DPDK, EXT, INT, VS, &rs("10.9.0.5:8080")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "10.9.0.5")),
+        "real server 10.9.0.5 is unreachable: not in a connected subnet (connected: \
+         10.0.0.0/24, 10.1.0.0/24) and no [[route]] covers it",
+    );
+}
+
+#[test]
+fn nat_real_server_covered_by_a_route_is_valid() {
+    ok(&cat(&[DPDK, EXT, INT, ROUTE, VS, &rs("10.9.0.5:8080")]));
+}
+
+#[test]
+fn tun_real_server_must_be_connected_or_routed() {
+    let text = cat(&[DPDK, EXT, INT, &vs_forward("tun"), &rs("192.0.2.9:80")]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].address",
+        Some(line_of(&text, "192.0.2.9")),
+        "unreachable",
+    );
+}
+
+#[test]
+fn tun_real_server_behind_the_default_route_is_valid() {
+    let default = "[[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"10.0.0.254\"\ninterface = \"ext\"\n";
+    ok(&cat(&[
+        DPDK,
+        EXT,
+        INT,
+        default,
+        &vs_forward("tun"),
+        &rs("192.0.2.9:80"),
+    ]));
+}
+
+#[test]
+fn reachability_is_not_checked_when_a_route_is_broken() {
+    let broken = ROUTE.replace("10.9.0.0/16", "10.9.0.0/99");
+    let errors = errors(&cat(&[DPDK, EXT, INT, &broken, VS, &rs("10.9.0.5:8080")]));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].field, "route[0].prefix");
+}
+
+#[test]
+fn reachability_is_not_checked_when_an_interface_address_is_broken() {
+    let int = INT.replace("10.1.0.1/24", "10.1.0.1/99");
+    let errors = errors(&cat(&[
+        DPDK,
+        EXT,
+        &int,
+        &vs_forward("dr"),
+        &rs("10.1.0.11:80"),
+    ]));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].field, "interface[1].addresses[0]");
+}
+
+#[test]
+fn unknown_key_in_real_server_is_an_error() {
+    let text = cat(&[DPDK, EXT, INT, VS, RS, "wieght = 3\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].real_server[0].wieght",
+        Some(line_of(&text, "wieght")),
+        "unknown field `wieght`",
+    );
+}
+
+#[test]
+fn every_virtual_server_error_is_reported_not_just_the_first() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        "[[virtual_server]]\nname = \"\"\naddress = \"10.0.0.1:80\"\nforward = \"fullnat\"\n",
+        HC,
+        "rise = 0\n",
+        &rs("10.1.0.11:0"),
+    ]);
+    let fields: Vec<String> = errors(&text).into_iter().map(|e| e.field).collect();
+    assert_eq!(
+        fields,
+        [
+            "virtual_server[0].name",
+            "virtual_server[0].address",
+            "virtual_server[0].forward",
+            "virtual_server[0].health_check.rise",
+            "virtual_server[0].real_server[0].address",
+        ]
+    );
 }

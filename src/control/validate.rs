@@ -9,26 +9,28 @@
 //! subnet" error on top. The `Config` is built only when nothing was
 //! reported.
 //!
-//! New sections (`[timeouts]`, `[[virtual_server]]`) get their own function
-//! here and a field in `RawConfig` and `Config`.
+//! A new section gets its own function here and a field in `RawConfig` and
+//! `Config`.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::config::{
-    Config, ControlConfig, DataplaneConfig, Device, DpdkConfig, InterfaceConfig, NeighborConfig,
-    RouteConfig, MAX_LCORES,
+    is_prime, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig, ForwardMethod,
+    HealthCheckConfig, HealthCheckKind, InterfaceConfig, NeighborConfig, Protocol,
+    RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
 };
 use super::eal_args::EalArgs;
 use super::error::Errors;
 use super::raw::{
-    Int, RawConfig, RawControl, RawDataplane, RawDpdk, RawInterface, RawNeighbor, RawRoute, S,
+    Int, RawConfig, RawControl, RawDataplane, RawDpdk, RawHealthCheck, RawInterface, RawNeighbor,
+    RawRealServer, RawRoute, RawTimeouts, RawVirtualServer, S,
 };
 use crate::wire::{Ipv4Cidr, MacAddr};
 
@@ -41,6 +43,13 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
     let routes = routes(&raw.route.0, &interfaces, errors);
     let neighbors = neighbors(&raw.neighbor.0, &interfaces, errors);
     let control = control(raw.control.as_ref(), errors);
+    let timeouts = timeouts(raw.timeouts.as_ref(), errors);
+    let virtual_servers = virtual_servers(
+        &raw.virtual_server.0,
+        &interfaces,
+        routes.as_deref(),
+        errors,
+    );
 
     let interfaces = interfaces
         .into_iter()
@@ -53,6 +62,8 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
         routes: routes?,
         neighbors: neighbors?,
         control: control?,
+        timeouts: timeouts?,
+        virtual_servers: virtual_servers?,
     })
 }
 
@@ -102,6 +113,39 @@ where
         .parse()
         .map_err(|e: T::Err| errors.push(field, Some(value.span()), e.to_string()))
         .ok()
+}
+
+/// An optional integer within `min..=max`: `default` when absent, `None`
+/// (reported) when out of range.
+fn int_or(
+    value: Option<&S<Int>>,
+    field: &str,
+    min: i64,
+    max: i64,
+    default: i64,
+    errors: &mut Errors,
+) -> Option<i64> {
+    match value {
+        None => Some(default),
+        Some(v) => int_in(v, field, min, max, errors),
+    }
+}
+
+/// An optional keyword (`protocol = "tcp"`): `default` when absent.
+fn keyword_or<T>(
+    value: Option<&S<String>>,
+    field: &str,
+    default: T,
+    errors: &mut Errors,
+) -> Option<T>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    match value {
+        None => Some(default),
+        Some(v) => parse(v, field, errors),
+    }
 }
 
 /// An IPv4 address (std's parse error does not quote the input).
@@ -437,7 +481,7 @@ fn interfaces(raw: &[S<RawInterface>], errors: &mut Errors) -> Vec<Interface> {
 
         let name_field = format!("interface[{i}].name");
         let name = required(&t.name, &name_field, span.clone(), errors).and_then(|v| {
-            if let Some(problem) = interface_name_problem(v.get_ref()) {
+            if let Some(problem) = name_problem(v.get_ref(), InterfaceConfig::MAX_NAME_LEN) {
                 errors.push(&name_field, Some(v.span()), problem);
                 return None;
             }
@@ -545,16 +589,14 @@ fn interfaces(raw: &[S<RawInterface>], errors: &mut Errors) -> Vec<Interface> {
     out
 }
 
-/// Why `name` is not a valid interface name, if it is not.
-fn interface_name_problem(name: &str) -> Option<String> {
+/// Why `name` is not a valid interface or virtual server name, if it is
+/// not.
+fn name_problem(name: &str, max_len: usize) -> Option<String> {
     if name.is_empty() {
         return Some("must not be empty".to_string());
     }
-    if name.chars().count() > InterfaceConfig::MAX_NAME_LEN {
-        return Some(format!(
-            "{name:?} is longer than {} characters",
-            InterfaceConfig::MAX_NAME_LEN
-        ));
+    if name.chars().count() > max_len {
+        return Some(format!("{name:?} is longer than {max_len} characters"));
     }
     if let Some(c) = name
         .chars()
@@ -831,4 +873,582 @@ fn unicast_mac(v: &S<String>, field: &str, who: &str, errors: &mut Errors) -> Op
         format!("{mac} is {kind}; {who} needs a unicast MAC address"),
     );
     None
+}
+
+// ------------------------------------------------------------ [timeouts]
+
+/// `[timeouts]`, defaults for what is omitted; each 1 s to a week.
+fn timeouts(raw: Option<&RawTimeouts>, errors: &mut Errors) -> Option<TimeoutsConfig> {
+    let Some(raw) = raw else {
+        return Some(TimeoutsConfig::default());
+    };
+    let mut get = |value: &Option<S<Int>>, key: &str, default: u64| {
+        // The bounds fit in i64, and the values in u64 (checked).
+        int_or(
+            value.as_ref(),
+            &format!("timeouts.{key}"),
+            1,
+            TimeoutsConfig::MAX_TIMEOUT_S as i64,
+            default as i64,
+            errors,
+        )
+        .map(|s| Duration::from_secs(s as u64))
+    };
+    let tcp_established = get(
+        &raw.tcp_established_s,
+        "tcp_established_s",
+        TimeoutsConfig::DEFAULT_TCP_ESTABLISHED_S,
+    );
+    let tcp_fin_wait = get(
+        &raw.tcp_fin_wait_s,
+        "tcp_fin_wait_s",
+        TimeoutsConfig::DEFAULT_TCP_FIN_WAIT_S,
+    );
+    let tcp_syn = get(
+        &raw.tcp_syn_s,
+        "tcp_syn_s",
+        TimeoutsConfig::DEFAULT_TCP_SYN_S,
+    );
+    let udp = get(&raw.udp_s, "udp_s", TimeoutsConfig::DEFAULT_UDP_S);
+    Some(TimeoutsConfig {
+        tcp_established: tcp_established?,
+        tcp_fin_wait: tcp_fin_wait?,
+        tcp_syn: tcp_syn?,
+        udp: udp?,
+    })
+}
+
+// ----------------------------------------------------- [[virtual_server]]
+
+/// `[[virtual_server]]`: named, unique services with their health checks
+/// and real servers; the real servers checked against the forwarding
+/// method and the interfaces and routes.
+fn virtual_servers(
+    raw: &[S<RawVirtualServer>],
+    interfaces: &[Interface],
+    routes: Option<&[RouteConfig]>,
+    errors: &mut Errors,
+) -> Option<Vec<VirtualServerConfig>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut services: HashMap<(SocketAddrV4, Protocol), usize> = HashMap::new();
+    for (i, table) in raw.iter().enumerate() {
+        let span = Some(table.span());
+        let t = table.get_ref();
+        let f = |key: &str| format!("virtual_server[{i}].{key}");
+
+        let name = required(&t.name, &f("name"), span.clone(), errors).and_then(|v| {
+            if let Some(problem) = name_problem(v.get_ref(), VirtualServerConfig::MAX_NAME_LEN) {
+                errors.push(f("name"), Some(v.span()), problem);
+                return None;
+            }
+            match names.entry(v.get_ref().clone()) {
+                Entry::Occupied(first) => {
+                    errors.push(
+                        f("name"),
+                        Some(v.span()),
+                        format!(
+                            "duplicate virtual server name {:?} (also virtual_server[{}])",
+                            v.get_ref(),
+                            first.get()
+                        ),
+                    );
+                    None
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    Some(v.get_ref().clone())
+                }
+            }
+        });
+
+        let protocol = keyword_or(
+            t.protocol.as_ref(),
+            &f("protocol"),
+            VirtualServerConfig::DEFAULT_PROTOCOL,
+            errors,
+        );
+        let scheduler = keyword_or(
+            t.scheduler.as_ref(),
+            &f("scheduler"),
+            VirtualServerConfig::DEFAULT_SCHEDULER,
+            errors,
+        );
+        let forward = required(&t.forward, &f("forward"), span.clone(), errors)
+            .and_then(|v| parse::<ForwardMethod>(v, &f("forward"), errors));
+
+        let address = required(&t.address, &f("address"), span.clone(), errors).and_then(|v| {
+            endpoint(
+                v,
+                &f("address"),
+                "10.0.0.100:80",
+                "a VIP needs an address of its own: this one would take over the balancer's \
+                 ARP and ICMP answers",
+                interfaces,
+                errors,
+            )
+        });
+        let mut unique = true;
+        if let (Some(address), Some(protocol), Some(v)) = (address, protocol, &t.address) {
+            match services.entry((address, protocol)) {
+                Entry::Occupied(first) => {
+                    errors.push(
+                        f("address"),
+                        Some(v.span()),
+                        format!(
+                            "duplicate virtual server {address}/{protocol} (also \
+                             virtual_server[{}])",
+                            first.get()
+                        ),
+                    );
+                    unique = false;
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+            }
+        }
+
+        let persistence_timeout = int_or(
+            t.persistence_timeout_s.as_ref(),
+            &f("persistence_timeout_s"),
+            0,
+            VirtualServerConfig::MAX_PERSISTENCE_TIMEOUT_S as i64,
+            VirtualServerConfig::DEFAULT_PERSISTENCE_TIMEOUT_S as i64,
+            errors,
+        )
+        .map(|s| (s > 0).then(|| Duration::from_secs(s as u64)));
+
+        let mh_table_size = mh_table_size(
+            t.mh_table_size.as_ref(),
+            &f("mh_table_size"),
+            span.clone(),
+            scheduler,
+            t.real_server.0.len(),
+            errors,
+        );
+        let health_check = health_check(t.health_check.as_ref(), &f("health_check"), errors);
+        let real_servers = real_servers(
+            &t.real_server.0,
+            &f("real_server"),
+            address,
+            forward,
+            interfaces,
+            routes,
+            errors,
+        );
+
+        match (
+            name,
+            address,
+            protocol,
+            scheduler,
+            forward,
+            persistence_timeout,
+            mh_table_size,
+            health_check,
+            real_servers,
+            unique,
+        ) {
+            (
+                Some(name),
+                Some(address),
+                Some(protocol),
+                Some(scheduler),
+                Some(forward),
+                Some(persistence_timeout),
+                Some(mh_table_size),
+                Some(health_check),
+                Some(real_servers),
+                true,
+            ) => out.push(VirtualServerConfig {
+                name,
+                address,
+                protocol,
+                scheduler,
+                forward,
+                persistence_timeout,
+                mh_table_size,
+                health_check,
+                real_servers,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// An `IP:PORT` endpoint of a virtual or real server: port not 0, an IP
+/// that can be a host's, and not one of the balancer's own addresses
+/// (`why_not_own` ends that message; `example` ends the parse error's).
+fn endpoint(
+    v: &S<String>,
+    field: &str,
+    example: &str,
+    why_not_own: &str,
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<SocketAddrV4> {
+    let s = v.get_ref();
+    let Ok(addr) = s.parse::<SocketAddrV4>() else {
+        errors.push(
+            field,
+            Some(v.span()),
+            format!("invalid address {s:?}: expected IPv4:PORT like {example}"),
+        );
+        return None;
+    };
+    let ip = *addr.ip();
+    let problem = if addr.port() == 0 {
+        Some(format!("{addr}: the port must not be 0"))
+    } else if ip.is_unspecified() {
+        Some(format!("{addr}: 0.0.0.0 is not a host address"))
+    } else if ip.is_broadcast() {
+        Some(format!("{addr}: 255.255.255.255 is not a host address"))
+    } else if ip.is_multicast() {
+        Some(format!("{addr}: a multicast address is not a host address"))
+    } else {
+        interfaces.iter().enumerate().find_map(|(index, iface)| {
+            iface.addresses.iter().any(|a| a.addr() == ip).then(|| {
+                format!(
+                    "{ip} is the balancer's own address on {}; {why_not_own}",
+                    describe(index, iface.name.as_deref())
+                )
+            })
+        })
+    };
+    match problem {
+        Some(problem) => {
+            errors.push(field, Some(v.span()), problem);
+            None
+        }
+        None => Some(addr),
+    }
+}
+
+/// `mh_table_size`: only with `scheduler = "mh"`; a prime in range, and
+/// (given or default) large enough for the number of real servers.
+fn mh_table_size(
+    value: Option<&S<Int>>,
+    field: &str,
+    table: Option<Range<usize>>,
+    scheduler: Option<SchedulerKind>,
+    real_servers: usize,
+    errors: &mut Errors,
+) -> Option<u32> {
+    let default = VirtualServerConfig::DEFAULT_MH_TABLE_SIZE;
+    if let (Some(v), Some(scheduler)) = (value, scheduler) {
+        if scheduler != SchedulerKind::Mh {
+            errors.push(
+                field,
+                Some(v.span()),
+                format!(
+                    "only applies to scheduler = \"mh\" (this virtual server's is \
+                     {:?}); remove it",
+                    scheduler.name()
+                ),
+            );
+            return None;
+        }
+    }
+    let size = match value {
+        None => default,
+        Some(v) => {
+            // The bounds are u32, so the value fits (checked).
+            let size = int_in(
+                v,
+                field,
+                i64::from(VirtualServerConfig::MIN_MH_TABLE_SIZE),
+                i64::from(VirtualServerConfig::MAX_MH_TABLE_SIZE),
+                errors,
+            )? as u32;
+            if !is_prime(size) {
+                errors.push(
+                    field,
+                    Some(v.span()),
+                    format!(
+                        "{size} is not a prime; the Maglev table size must be one, e.g. {}",
+                        next_prime(size)
+                    ),
+                );
+                return None;
+            }
+            size
+        }
+    };
+    let needed = u64::from(VirtualServerConfig::MH_ENTRIES_PER_REAL_SERVER) * real_servers as u64;
+    if scheduler == Some(SchedulerKind::Mh) && u64::from(size) < needed {
+        let (what, at) = match value {
+            None => (format!("the default {size}"), table),
+            Some(v) => (size.to_string(), Some(v.span())),
+        };
+        let hint = match u32::try_from(needed) {
+            Ok(n) if n <= VirtualServerConfig::MAX_MH_TABLE_SIZE => {
+                format!(
+                    "; set mh_table_size to a prime of at least {n}, e.g. {}",
+                    next_prime(n)
+                )
+            }
+            _ => String::new(),
+        };
+        errors.push(
+            field,
+            at,
+            format!(
+                "{what} is below {} entries per real server × {real_servers} real servers \
+                 = {needed}, too few for even shares{hint}",
+                VirtualServerConfig::MH_ENTRIES_PER_REAL_SERVER
+            ),
+        );
+        return None;
+    }
+    Some(size)
+}
+
+/// The smallest prime at or above `n` (saturating at `u32::MAX`).
+fn next_prime(n: u32) -> u32 {
+    (n..=u32::MAX).find(|&p| is_prime(p)).unwrap_or(u32::MAX)
+}
+
+/// `[virtual_server.health_check]`, defaults for what is omitted.
+fn health_check(
+    raw: Option<&S<RawHealthCheck>>,
+    base: &str,
+    errors: &mut Errors,
+) -> Option<HealthCheckConfig> {
+    let Some(raw) = raw else {
+        return Some(HealthCheckConfig::default());
+    };
+    let t = raw.get_ref();
+    let f = |key: &str| format!("{base}.{key}");
+    let kind = keyword_or(
+        t.kind.as_ref(),
+        &f("type"),
+        HealthCheckConfig::DEFAULT_KIND,
+        errors,
+    );
+    let millis = |value: &Option<S<Int>>, key: &str, default: u64, errors: &mut Errors| {
+        // The bounds fit in i64, and the values in u64 (checked).
+        int_or(
+            value.as_ref(),
+            &f(key),
+            1,
+            HealthCheckConfig::MAX_INTERVAL_MS as i64,
+            default as i64,
+            errors,
+        )
+        .map(|ms| Duration::from_millis(ms as u64))
+    };
+    let interval = millis(
+        &t.interval_ms,
+        "interval_ms",
+        HealthCheckConfig::DEFAULT_INTERVAL_MS,
+        errors,
+    );
+    let timeout = millis(
+        &t.timeout_ms,
+        "timeout_ms",
+        HealthCheckConfig::DEFAULT_TIMEOUT_MS,
+        errors,
+    );
+    let count = |value: &Option<S<Int>>, key: &str, default: u32, errors: &mut Errors| {
+        // The bounds are u32, so the value fits (checked).
+        int_or(
+            value.as_ref(),
+            &f(key),
+            1,
+            i64::from(HealthCheckConfig::MAX_RISE_FALL),
+            i64::from(default),
+            errors,
+        )
+        .map(|n| n as u32)
+    };
+    let rise = count(&t.rise, "rise", HealthCheckConfig::DEFAULT_RISE, errors);
+    let fall = count(&t.fall, "fall", HealthCheckConfig::DEFAULT_FALL, errors);
+    // The bounds are u16, so the value fits (checked).
+    let http_expect_status = int_or(
+        t.http_expect_status.as_ref(),
+        &f("http_expect_status"),
+        100,
+        599,
+        i64::from(HealthCheckConfig::DEFAULT_HTTP_EXPECT_STATUS),
+        errors,
+    )
+    .map(|n| n as u16);
+    let http_path = match &t.http_path {
+        None => Some(HealthCheckConfig::DEFAULT_HTTP_PATH.to_string()),
+        Some(v) if kind != Some(HealthCheckKind::Http) => Some(v.get_ref().clone()),
+        Some(v) => {
+            let path = v.get_ref();
+            let problem = if !path.starts_with('/') {
+                Some(format!("{path:?} must start with '/'"))
+            } else {
+                path.chars()
+                    .find(|c| c.is_whitespace() || c.is_control())
+                    .map(|c| {
+                        format!(
+                            "{path:?} contains {c:?}, which cannot go into an HTTP request \
+                             line; percent-encode it"
+                        )
+                    })
+            };
+            match problem {
+                Some(problem) => {
+                    errors.push(f("http_path"), Some(v.span()), problem);
+                    None
+                }
+                None => Some(path.clone()),
+            }
+        }
+    };
+    Some(HealthCheckConfig {
+        kind: kind?,
+        interval: interval?,
+        timeout: timeout?,
+        rise: rise?,
+        fall: fall?,
+        http_path: http_path?,
+        http_expect_status: http_expect_status?,
+    })
+}
+
+/// `[[virtual_server.real_server]]` of one virtual server (`base` is its
+/// field path): unique endpoints, the virtual port kept by DR and TUN, and
+/// reachable by the forwarding method.
+fn real_servers(
+    raw: &[S<RawRealServer>],
+    base: &str,
+    vip: Option<SocketAddrV4>,
+    forward: Option<ForwardMethod>,
+    interfaces: &[Interface],
+    routes: Option<&[RouteConfig]>,
+    errors: &mut Errors,
+) -> Option<Vec<RealServerConfig>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut seen: HashMap<SocketAddrV4, usize> = HashMap::new();
+    for (j, table) in raw.iter().enumerate() {
+        let span = Some(table.span());
+        let t = table.get_ref();
+        let f = |key: &str| format!("{base}[{j}].{key}");
+
+        let address = required(&t.address, &f("address"), span.clone(), errors).and_then(|v| {
+            let addr = endpoint(
+                v,
+                &f("address"),
+                "10.1.0.11:8080",
+                "the balancer cannot be its own real server",
+                interfaces,
+                errors,
+            )?;
+            if let Some(first) = seen.get(&addr) {
+                errors.push(
+                    f("address"),
+                    Some(v.span()),
+                    format!("duplicate real server {addr} (also {base}[{first}])"),
+                );
+                return None;
+            }
+            seen.insert(addr, j);
+            let mut fine = true;
+            if let (Some(vip), Some(forward)) = (vip, forward) {
+                if forward.keeps_virtual_port() && addr.port() != vip.port() {
+                    errors.push(
+                        f("address"),
+                        Some(v.span()),
+                        format!(
+                            "forward = {:?} keeps the virtual port: the real server's port \
+                             must be {} (the virtual server's), not {}",
+                            forward.name(),
+                            vip.port(),
+                            addr.port()
+                        ),
+                    );
+                    fine = false;
+                }
+            }
+            if let Some(forward) = forward {
+                fine &= check_reachable(
+                    *addr.ip(),
+                    forward,
+                    interfaces,
+                    routes,
+                    &f("address"),
+                    Some(v.span()),
+                    errors,
+                );
+            }
+            fine.then_some(addr)
+        });
+        // The bound is u32, so the value fits (checked).
+        let weight = int_or(
+            t.weight.as_ref(),
+            &f("weight"),
+            0,
+            i64::from(RealServerConfig::MAX_WEIGHT),
+            i64::from(RealServerConfig::DEFAULT_WEIGHT),
+            errors,
+        )
+        .map(|w| w as u32);
+
+        match (address, weight) {
+            (Some(address), Some(weight)) => out.push(RealServerConfig { address, weight }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Reports a real server rvs cannot send to, returning false: DR needs it on
+/// a connected subnet (the same L2 segment, as only the MAC changes); NAT
+/// and TUN also accept one that a route covers. Skipped (true) when an
+/// interface address or a route did not parse, as the answer would be a
+/// guess.
+fn check_reachable(
+    ip: Ipv4Addr,
+    forward: ForwardMethod,
+    interfaces: &[Interface],
+    routes: Option<&[RouteConfig]>,
+    field: &str,
+    span: Option<Range<usize>>,
+    errors: &mut Errors,
+) -> bool {
+    if interfaces.iter().any(|i| !i.addresses_complete) {
+        return true;
+    }
+    if interfaces
+        .iter()
+        .any(|i| i.addresses.iter().any(|a| a.contains(ip)))
+    {
+        return true;
+    }
+    let subnets: Vec<String> = interfaces
+        .iter()
+        .flat_map(|i| i.addresses.iter().map(|a| a.network().to_string()))
+        .collect();
+    let subnets = if subnets.is_empty() {
+        "no interface has an address".to_string()
+    } else {
+        format!("connected: {}", subnets.join(", "))
+    };
+    let message = if forward == ForwardMethod::Dr {
+        format!(
+            "forward = \"dr\" only changes the MAC, so the real server must be on a connected \
+             subnet; {ip} is not ({subnets})"
+        )
+    } else {
+        let Some(routes) = routes else {
+            return true;
+        };
+        if routes.iter().any(|r| r.prefix.contains(ip)) {
+            return true;
+        }
+        format!(
+            "real server {ip} is unreachable: not in a connected subnet ({subnets}) and no \
+             [[route]] covers it"
+        )
+    };
+    errors.push(field, span, message);
+    false
 }
