@@ -1,0 +1,813 @@
+//! The per-worker connection table: every connection the worker forwards,
+//! found from a packet of either direction in O(1) expected time.
+//!
+//! Why it is built this way:
+//! - **Fixed capacity, no allocation after `new`.** Entries live in one
+//!   array sized from `conn_table_size`; a free entry holds the index of the
+//!   next free one (an intrusive free list), so taking and returning entries
+//!   costs nothing. Entries are handed out low indices first, so an
+//!   expiry sweep of a lightly used table stays short.
+//! - **One cache line per connection.** A [`Conn`] is 64 bytes, 64-byte
+//!   aligned: both flow keys, the servers, the state, the expiry and the
+//!   counters. A lookup touches one index slot and this one line.
+//! - **Keyed on both directions.** The index holds two slots per
+//!   connection, one for the original key (client → VIP:VPORT) and one for
+//!   the reply key (e.g. RIP:RPORT → client after NAT), each slot tagged with
+//!   the direction, so a reply finds the connection its request created.
+//! - **Open addressing, linear probing, backward-shift deletion.** An index
+//!   slot is 8 bytes: the key's full 32-bit hash (a tag that spares the
+//!   entry read on a mismatch, and the slot's home for deletion) and the
+//!   entry index with the direction in its low bit. The index has at least
+//!   four slots per connection (rounded up to a power of two), so it is at
+//!   most half full even when the table is: probe runs stay short and a
+//!   miss ends at an empty slot. Deletion shifts later slots of the run
+//!   back instead of leaving tombstones, so the table never degrades.
+//! - **Hash.** Two folded 64×64→128-bit multiplies over the packed key,
+//!   seeded: the worker passes a random seed ([`ConnTable::with_seed`]) so
+//!   that a client cannot aim its ports at one probe run.
+//! - **Lazy expiry plus an incremental sweep** (the VPP lb plugin's flow
+//!   table lesson): a lookup that meets an expired entry reports a miss and
+//!   reclaims it; [`ConnTable::expire`] walks a bounded number of entries per
+//!   call, so memory comes back without a timer per connection and no call
+//!   does unbounded work. Time is `now` in nanoseconds, passed in.
+//! - **Every reclaimed connection is reported.** Whatever removes a
+//!   connection the caller did not ask to remove (lazy expiry, the sweep,
+//!   room made for a new one) hands it to the caller's `on_reclaim`
+//!   callback, so the real server's active/inactive counters can be
+//!   decremented (`conn.is_active()` says which).
+//!
+//! Policy when full: `insert` first reuses an entry whose key matches and
+//! which has expired; when no entry is free it examines the connections
+//! referenced from the [`RECLAIM_WINDOW`] index slots at the new original
+//! key's home and (1) reuses one that has expired, else (2) evicts the
+//! half-open TCP connection (NONE, SYN_SENT, SYN_RECV, SYNACK) closest to
+//! its expiry, else (3) refuses with [`InsertError::Full`], which the caller
+//! counts. An ESTABLISHED connection, a closing one and a UDP one are never
+//! evicted: under a SYN flood the half-open entries replace each other and
+//! the established connections live on. An evicted connection is reported
+//! to `on_reclaim` like an expired one; it is the one whose `expires_ns` is
+//! still in the future.
+
+use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
+use std::net::Ipv4Addr;
+
+/// IP protocol number of TCP.
+pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const PROTO_UDP: u8 = 17;
+
+/// The largest `conn_table_size` a table accepts.
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+/// Index slots examined around a new key's home for an entry to reclaim
+/// when the table is full.
+pub const RECLAIM_WINDOW: usize = 16;
+
+/// A connection's first timeout, until its first packet sets the state's
+/// (IPVS's NONE timeout).
+pub const INITIAL_TIMEOUT_NS: u64 = 2_000_000_000;
+
+/// The 5-tuple of a packet as it travels on the wire.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowKey {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Source port (0 for protocols without ports).
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+}
+
+impl FlowKey {
+    /// A key from its parts, in wire order.
+    pub const fn new(
+        src: Ipv4Addr,
+        src_port: u16,
+        dst: Ipv4Addr,
+        dst_port: u16,
+        proto: u8,
+    ) -> FlowKey {
+        FlowKey {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            proto,
+        }
+    }
+
+    /// The key of a packet going the other way between the same endpoints.
+    pub const fn reversed(&self) -> FlowKey {
+        FlowKey {
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            proto: self.proto,
+        }
+    }
+
+    #[inline]
+    fn pack(&self) -> Key {
+        Key {
+            src: u32::from(self.src),
+            dst: u32::from(self.dst),
+            ports: (u32::from(self.src_port) << 16) | u32::from(self.dst_port),
+        }
+    }
+}
+
+/// A flow key without its protocol, as stored: three words, compared as
+/// such.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[repr(C)]
+struct Key {
+    src: u32,
+    dst: u32,
+    ports: u32,
+}
+
+impl Key {
+    fn unpack(self, proto: u8) -> FlowKey {
+        FlowKey {
+            src: Ipv4Addr::from(self.src),
+            dst: Ipv4Addr::from(self.dst),
+            src_port: (self.ports >> 16) as u16,
+            dst_port: self.ports as u16,
+            proto,
+        }
+    }
+}
+
+/// Which way a packet travels on its connection.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Direction {
+    /// Client → virtual server: the key that created the connection.
+    Original,
+    /// Real server → client: the key the reply carries (NAT).
+    Reply,
+}
+
+/// A connection's place in its table; valid until the connection is
+/// removed, expired or evicted.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ConnId(u32);
+
+impl ConnId {
+    /// The entry index, in `0..capacity`: for side arrays indexed like the
+    /// table.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Why `insert` refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum InsertError {
+    /// No entry free, none reclaimable (see the policy in the module doc).
+    Full,
+    /// A live connection already has the original or the reply key.
+    Exists,
+    /// The original and reply keys are the same tuple (e.g. a packet from
+    /// an address to itself on one port), so the directions could not be
+    /// told apart.
+    SameKeys,
+}
+
+impl std::fmt::Display for InsertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InsertError::Full => "connection table full",
+            InsertError::Exists => "connection exists",
+            InsertError::SameKeys => "original and reply keys are equal",
+        })
+    }
+}
+
+impl std::error::Error for InsertError {}
+
+/// What a new connection starts with besides its keys.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ConnInit {
+    /// Virtual server index.
+    pub vs: u16,
+    /// Real server index within the virtual server.
+    pub rs: u16,
+    /// Replies bypass the director (DR, TUN): TCP client segments use the
+    /// input-only transitions until a reply is seen.
+    pub input_only: bool,
+    /// Initial TCP state (`None` for a packet-created connection; HA sync
+    /// installs others).
+    pub state: State,
+    /// Lifetime from `now` until the first packet updates it.
+    pub timeout_ns: u64,
+}
+
+impl ConnInit {
+    /// A connection to real server `rs` of virtual server `vs`, in state
+    /// NONE for [`INITIAL_TIMEOUT_NS`], replies seen by the director.
+    pub fn new(vs: u16, rs: u16) -> ConnInit {
+        ConnInit {
+            vs,
+            rs,
+            input_only: false,
+            state: State::None,
+            timeout_ns: INITIAL_TIMEOUT_NS,
+        }
+    }
+}
+
+/// `Conn::flags` bits.
+const LIVE: u8 = 1;
+const ACTIVE: u8 = 2;
+const INPUT_ONLY: u8 = 4;
+
+/// One connection: exactly one 64-byte cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub struct Conn {
+    original: Key,
+    reply: Key,
+    proto: u8,
+    state: State,
+    flags: u8,
+    /// Virtual server index.
+    pub vs: u16,
+    /// Real server index within the virtual server.
+    pub rs: u16,
+    /// The connection is expired from this time on (nanoseconds, the
+    /// worker's clock). In a free entry: the next free entry's index.
+    pub expires_ns: u64,
+    /// Packets client → server (wrapping).
+    pub packets_in: u32,
+    /// Packets server → client (wrapping).
+    pub packets_out: u32,
+    /// Bytes client → server.
+    pub bytes_in: u64,
+    /// Bytes server → client.
+    pub bytes_out: u64,
+}
+
+impl Conn {
+    const FREE: Conn = Conn {
+        original: Key {
+            src: 0,
+            dst: 0,
+            ports: 0,
+        },
+        reply: Key {
+            src: 0,
+            dst: 0,
+            ports: 0,
+        },
+        proto: 0,
+        state: State::None,
+        flags: 0,
+        vs: 0,
+        rs: 0,
+        expires_ns: NIL as u64,
+        packets_in: 0,
+        packets_out: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+
+    /// The client → virtual server key.
+    pub fn original(&self) -> FlowKey {
+        self.original.unpack(self.proto)
+    }
+
+    /// The key replies carry.
+    pub fn reply(&self) -> FlowKey {
+        self.reply.unpack(self.proto)
+    }
+
+    /// The key of direction `dir`.
+    pub fn key(&self, dir: Direction) -> FlowKey {
+        match dir {
+            Direction::Original => self.original(),
+            Direction::Reply => self.reply(),
+        }
+    }
+
+    /// IP protocol number.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
+
+    /// TCP state (`None` for a non-TCP connection).
+    #[inline]
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The state as `ipvsadm -lc` shows it: the TCP state's name, or the
+    /// protocol for others.
+    pub fn state_name(&self) -> &'static str {
+        match self.proto {
+            PROTO_TCP => self.state.name(),
+            PROTO_UDP => "UDP",
+            _ => "OTHER",
+        }
+    }
+
+    /// Counted as active (a TCP connection in ESTABLISHED) by its real
+    /// server; otherwise counted as inactive. UDP is always inactive, as
+    /// in IPVS.
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.flags & ACTIVE != 0
+    }
+
+    /// Still using the input-only (DR/TUN) transitions: no reply seen.
+    #[inline]
+    pub fn is_input_only(&self) -> bool {
+        self.flags & INPUT_ONLY != 0
+    }
+
+    /// Expired at `now`.
+    #[inline]
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_ns <= now
+    }
+
+    /// Accounts one packet of `bytes` going `dir` with TCP `flags` (ignored
+    /// for non-TCP) at `now`: moves the TCP state, sets `expires_ns` to
+    /// `now` plus the new state's timeout (the UDP timeout for non-TCP),
+    /// and says whether the connection moved between active and inactive.
+    ///
+    /// Check [`tcp_state::should_restart`] first: a bare SYN on a closing
+    /// connection belongs to a new connection, not to this one.
+    #[inline]
+    pub fn on_packet(
+        &mut self,
+        dir: Direction,
+        flags: TcpFlags,
+        bytes: u32,
+        now: u64,
+        timeouts: &Timeouts,
+    ) -> Transition {
+        match dir {
+            Direction::Original => {
+                self.packets_in = self.packets_in.wrapping_add(1);
+                self.bytes_in = self.bytes_in.wrapping_add(u64::from(bytes));
+            }
+            Direction::Reply => {
+                self.packets_out = self.packets_out.wrapping_add(1);
+                self.bytes_out = self.bytes_out.wrapping_add(u64::from(bytes));
+                // Replies do reach the director after all (IPVS: the
+                // NOOUTPUT flag is dropped on the first output packet).
+                self.flags &= !INPUT_ONLY;
+            }
+        }
+        if self.proto == PROTO_TCP {
+            let next = tcp_state::next_state(self.state, dir, flags, self.is_input_only());
+            self.enter(next, now, timeouts)
+        } else {
+            self.expires_ns = now.saturating_add(timeouts.udp());
+            self.transition(false)
+        }
+    }
+
+    /// Puts a TCP connection in `state` (control paths: HA sync, LISTEN)
+    /// with that state's timeout from `now`.
+    pub fn set_state(&mut self, state: State, now: u64, timeouts: &Timeouts) -> Transition {
+        if self.proto == PROTO_TCP {
+            self.enter(state, now, timeouts)
+        } else {
+            self.expires_ns = now.saturating_add(timeouts.udp());
+            self.transition(false)
+        }
+    }
+
+    #[inline]
+    fn enter(&mut self, state: State, now: u64, timeouts: &Timeouts) -> Transition {
+        self.state = state;
+        self.expires_ns = now.saturating_add(timeouts.tcp(state));
+        self.transition(state.is_active())
+    }
+
+    #[inline]
+    fn transition(&mut self, now_active: bool) -> Transition {
+        let was_active = self.is_active();
+        if now_active {
+            self.flags |= ACTIVE;
+        } else {
+            self.flags &= !ACTIVE;
+        }
+        Transition {
+            was_active,
+            now_active,
+        }
+    }
+
+    #[inline]
+    fn is_live(&self) -> bool {
+        self.flags & LIVE != 0
+    }
+
+    /// Evictable to make room: half-open TCP.
+    #[inline]
+    fn is_evictable(&self) -> bool {
+        self.proto == PROTO_TCP && self.state.is_embryonic()
+    }
+}
+
+/// End of the free list; also marks an empty index slot.
+const NIL: u32 = u32::MAX;
+
+/// An index slot: the key's hash and the entry index shifted left by one,
+/// the low bit set for the reply direction. `entry == NIL`: empty.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    hash: u32,
+    entry: u32,
+}
+
+const EMPTY: Slot = Slot {
+    hash: 0,
+    entry: NIL,
+};
+
+#[inline]
+fn tagged(id: u32, dir: Direction) -> u32 {
+    (id << 1) | (dir == Direction::Reply) as u32
+}
+
+#[inline]
+fn direction(tagged: u32) -> Direction {
+    if tagged & 1 == 0 {
+        Direction::Original
+    } else {
+        Direction::Reply
+    }
+}
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The seed of [`ConnTable::new`]; workers should use a random one.
+const DEFAULT_SEED: u64 = 0x243F_6A88_85A3_08D3;
+const M1: u64 = 0x9E37_79B9_7F4A_7C15;
+const M2: u64 = 0xD6E8_FEB8_6659_FD93;
+
+/// The per-worker connection table (see the module doc).
+#[derive(Debug)]
+pub struct ConnTable {
+    entries: Box<[Conn]>,
+    index: Box<[Slot]>,
+    mask: usize,
+    seed: [u64; 2],
+    len: usize,
+    /// Head of the free list of returned entries.
+    free_head: u32,
+    /// Entries at and above this index have never been used.
+    next_unused: u32,
+    /// Where the next `expire` call resumes.
+    sweep: u32,
+}
+
+impl ConnTable {
+    /// A table for `capacity` connections with a fixed hash seed (tests).
+    ///
+    /// Panics unless `1 <= capacity <= MAX_CAPACITY` (the configuration
+    /// is validated against these bounds first).
+    pub fn new(capacity: usize) -> ConnTable {
+        ConnTable::with_seed(capacity, DEFAULT_SEED)
+    }
+
+    /// A table for `capacity` connections hashing with `seed`.
+    pub fn with_seed(capacity: usize, seed: u64) -> ConnTable {
+        assert!(
+            (1..=MAX_CAPACITY).contains(&capacity),
+            "connection table capacity {capacity} outside 1..={MAX_CAPACITY}"
+        );
+        let slots = (capacity * 4).next_power_of_two().max(RECLAIM_WINDOW);
+        ConnTable {
+            entries: vec![Conn::FREE; capacity].into_boxed_slice(),
+            index: vec![EMPTY; slots].into_boxed_slice(),
+            mask: slots - 1,
+            seed: [seed, fold_mul(seed ^ M2, M1)],
+            len: 0,
+            free_head: NIL,
+            next_unused: 0,
+            sweep: 0,
+        }
+    }
+
+    /// Connections stored (including expired ones not yet reclaimed).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no connection is stored.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The fixed number of connections it holds.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Bytes of memory held: entries plus index.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.entries) + std::mem::size_of_val(&*self.index)
+    }
+
+    #[inline]
+    fn hash(&self, k: &Key, proto: u8) -> u32 {
+        let a = ((u64::from(k.src) << 32) | u64::from(k.dst)) ^ self.seed[0];
+        let b = ((u64::from(k.ports) << 8) | u64::from(proto)) ^ self.seed[1];
+        let h = fold_mul(fold_mul(a, M1) ^ b, M2);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// The tagged entry whose key of the slot's direction is `k`.
+    #[inline]
+    fn find(&self, k: &Key, proto: u8, hash: u32) -> Option<u32> {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let s = self.index[i];
+            if s.entry == NIL {
+                return None;
+            }
+            if s.hash == hash {
+                let e = &self.entries[(s.entry >> 1) as usize];
+                let ek = if s.entry & 1 == 0 {
+                    &e.original
+                } else {
+                    &e.reply
+                };
+                if ek == k && e.proto == proto {
+                    return Some(s.entry);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The connection of a packet with `key`, and the packet's direction on
+    /// it. An expired connection is not found: it is removed and handed to
+    /// `on_reclaim`.
+    #[inline]
+    pub fn lookup(
+        &mut self,
+        key: &FlowKey,
+        now: u64,
+        mut on_reclaim: impl FnMut(&Conn),
+    ) -> Option<(ConnId, Direction)> {
+        let k = key.pack();
+        let t = self.find(&k, key.proto, self.hash(&k, key.proto))?;
+        let id = t >> 1;
+        if self.entries[id as usize].is_expired(now) {
+            let c = self.remove(ConnId(id));
+            on_reclaim(&c);
+            return None;
+        }
+        Some((ConnId(id), direction(t)))
+    }
+
+    /// Like `lookup` without reclaiming: an expired connection is simply
+    /// not found.
+    pub fn peek(&self, key: &FlowKey, now: u64) -> Option<(ConnId, Direction)> {
+        let k = key.pack();
+        let t = self.find(&k, key.proto, self.hash(&k, key.proto))?;
+        let id = t >> 1;
+        (!self.entries[id as usize].is_expired(now)).then_some((ConnId(id), direction(t)))
+    }
+
+    /// Adds a connection found by `original` and by `reply` (the reply's
+    /// protocol is taken from `original`). Connections it reclaims or
+    /// evicts to make room go to `on_reclaim`; see the module doc for the
+    /// policy when full. After `Ok`, count the connection as active or
+    /// inactive per `get(id).is_active()`.
+    pub fn insert(
+        &mut self,
+        original: FlowKey,
+        reply: FlowKey,
+        init: ConnInit,
+        now: u64,
+        mut on_reclaim: impl FnMut(&Conn),
+    ) -> Result<ConnId, InsertError> {
+        let proto = original.proto;
+        debug_assert_eq!(proto, reply.proto, "reply protocol differs");
+        let (ko, kr) = (original.pack(), reply.pack());
+        if ko == kr {
+            return Err(InsertError::SameKeys);
+        }
+        let (ho, hr) = (self.hash(&ko, proto), self.hash(&kr, proto));
+        for (k, h) in [(&ko, ho), (&kr, hr)] {
+            if let Some(t) = self.find(k, proto, h) {
+                let id = t >> 1;
+                if !self.entries[id as usize].is_expired(now) {
+                    return Err(InsertError::Exists);
+                }
+                let c = self.remove(ConnId(id));
+                on_reclaim(&c);
+            }
+        }
+        let id = match self.alloc() {
+            Some(id) => id,
+            None => {
+                self.make_room(ho, now, &mut on_reclaim)?;
+                self.alloc().ok_or(InsertError::Full)?
+            }
+        };
+        let mut flags = LIVE;
+        if init.input_only {
+            flags |= INPUT_ONLY;
+        }
+        if proto == PROTO_TCP && init.state.is_active() {
+            flags |= ACTIVE;
+        }
+        self.entries[id as usize] = Conn {
+            original: ko,
+            reply: kr,
+            proto,
+            state: init.state,
+            flags,
+            vs: init.vs,
+            rs: init.rs,
+            expires_ns: now.saturating_add(init.timeout_ns),
+            packets_in: 0,
+            packets_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        self.link(ho, tagged(id, Direction::Original));
+        self.link(hr, tagged(id, Direction::Reply));
+        self.len += 1;
+        Ok(ConnId(id))
+    }
+
+    /// The connection `id`.
+    #[inline]
+    pub fn get(&self, id: ConnId) -> &Conn {
+        let c = &self.entries[id.index()];
+        debug_assert!(c.is_live(), "stale ConnId");
+        c
+    }
+
+    /// The connection `id`, to update its counters and state.
+    #[inline]
+    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
+        let c = &mut self.entries[id.index()];
+        debug_assert!(c.is_live(), "stale ConnId");
+        c
+    }
+
+    /// Removes connection `id` and returns it. Panics when `id` is not a
+    /// stored connection (a caller bug that would corrupt the free list).
+    pub fn remove(&mut self, id: ConnId) -> Conn {
+        let c = self.entries[id.index()];
+        assert!(c.is_live(), "remove of a free connection entry");
+        self.unlink(
+            self.hash(&c.original, c.proto),
+            tagged(id.0, Direction::Original),
+        );
+        self.unlink(self.hash(&c.reply, c.proto), tagged(id.0, Direction::Reply));
+        let e = &mut self.entries[id.index()];
+        *e = Conn::FREE;
+        e.expires_ns = u64::from(self.free_head);
+        self.free_head = id.0;
+        self.len -= 1;
+        c
+    }
+
+    /// Examines up to `budget` entries from where the last call stopped,
+    /// removes those expired at `now` and hands each to `on_expired`.
+    /// Returns how many it removed. Calling it every loop with a small
+    /// budget sweeps the whole table every `capacity / budget` calls.
+    pub fn expire(&mut self, now: u64, budget: usize, mut on_expired: impl FnMut(&Conn)) -> usize {
+        let used = self.next_unused;
+        if used == 0 {
+            return 0;
+        }
+        let mut removed = 0;
+        for _ in 0..budget.min(used as usize) {
+            if self.sweep >= used {
+                self.sweep = 0;
+            }
+            let id = self.sweep;
+            self.sweep += 1;
+            let e = &self.entries[id as usize];
+            if e.is_live() && e.is_expired(now) {
+                let c = self.remove(ConnId(id));
+                on_expired(&c);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Every stored connection (expired ones not yet reclaimed included:
+    /// check `is_expired`), for `rvsadm conns` snapshots and HA sync.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+        self.entries[..self.next_unused as usize]
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_live())
+            .map(|(i, c)| (ConnId(i as u32), c))
+    }
+
+    fn alloc(&mut self) -> Option<u32> {
+        if self.free_head != NIL {
+            let id = self.free_head;
+            self.free_head = self.entries[id as usize].expires_ns as u32;
+            Some(id)
+        } else if (self.next_unused as usize) < self.entries.len() {
+            self.next_unused += 1;
+            Some(self.next_unused - 1)
+        } else {
+            None
+        }
+    }
+
+    /// Frees one entry near `hash`'s home: an expired one, else the
+    /// half-open TCP one closest to expiry.
+    fn make_room(
+        &mut self,
+        hash: u32,
+        now: u64,
+        on_reclaim: &mut impl FnMut(&Conn),
+    ) -> Result<(), InsertError> {
+        let home = hash as usize;
+        let mut victim: Option<(u32, u64)> = None;
+        for i in 0..RECLAIM_WINDOW {
+            let s = self.index[(home + i) & self.mask];
+            if s.entry == NIL {
+                continue;
+            }
+            let id = s.entry >> 1;
+            let e = &self.entries[id as usize];
+            if e.is_expired(now) {
+                victim = Some((id, 0));
+                break;
+            }
+            if e.is_evictable() && victim.is_none_or(|(_, exp)| e.expires_ns < exp) {
+                victim = Some((id, e.expires_ns));
+            }
+        }
+        let (id, _) = victim.ok_or(InsertError::Full)?;
+        let c = self.remove(ConnId(id));
+        on_reclaim(&c);
+        Ok(())
+    }
+
+    /// Puts `tagged` in the first empty slot of `hash`'s run. The index is
+    /// never more than half full, so there is one.
+    #[inline]
+    fn link(&mut self, hash: u32, tagged: u32) {
+        let mut i = hash as usize & self.mask;
+        while self.index[i].entry != NIL {
+            i = (i + 1) & self.mask;
+        }
+        self.index[i] = Slot {
+            hash,
+            entry: tagged,
+        };
+    }
+
+    /// Deletes the slot holding `tagged` from `hash`'s run, shifting later
+    /// slots of the run back so no lookup ever needs a tombstone.
+    fn unlink(&mut self, hash: u32, tagged: u32) {
+        let mask = self.mask;
+        let mut hole = hash as usize & mask;
+        while self.index[hole].entry != tagged {
+            debug_assert!(self.index[hole].entry != NIL, "index slot missing");
+            hole = (hole + 1) & mask;
+        }
+        let mut j = (hole + 1) & mask;
+        loop {
+            let s = self.index[j];
+            if s.entry == NIL {
+                break;
+            }
+            // `s` may fill the hole unless its home lies cyclically in
+            // (hole, j]: then moving it before its home would lose it.
+            let home = s.hash as usize & mask;
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.index[hole] = s;
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        self.index[hole] = EMPTY;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,766 @@
+use super::*;
+use crate::lb::tcp_state::{should_restart, TcpFlags};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+const SEC: u64 = 1_000_000_000;
+const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+
+fn client(n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0xC633_6400 + n) // 198.51.100.0/24 and beyond
+}
+
+fn rip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, n)
+}
+
+/// Client `n` (port `port`) → VIP:80 over TCP, NAT'ed to 192.0.2.1:8080.
+fn nat_keys(n: u32, port: u16) -> (FlowKey, FlowKey) {
+    let orig = FlowKey::new(client(n), port, VIP, 80, PROTO_TCP);
+    let reply = FlowKey::new(rip(1), 8080, client(n), port, PROTO_TCP);
+    (orig, reply)
+}
+
+fn none(_: &Conn) {}
+
+/// A connection in `state` living `ttl` from time 0.
+fn init(state: State, ttl: u64) -> ConnInit {
+    ConnInit {
+        state,
+        timeout_ns: ttl,
+        ..ConnInit::new(0, 0)
+    }
+}
+
+fn reclaimed(v: &mut Vec<Conn>) -> impl FnMut(&Conn) + '_ {
+    |c| v.push(*c)
+}
+
+#[test]
+fn insert_then_lookup_finds_both_directions() {
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 40000);
+    let id = t
+        .insert(o, r, ConnInit::new(2, 5), 0, none)
+        .expect("inserted");
+    assert_eq!(t.lookup(&o, 1, none), Some((id, Direction::Original)));
+    assert_eq!(t.lookup(&r, 1, none), Some((id, Direction::Reply)));
+    let c = t.get(id);
+    assert_eq!((c.vs, c.rs), (2, 5));
+    assert_eq!(c.original(), o);
+    assert_eq!(c.reply(), r);
+    assert_eq!(c.key(Direction::Reply), r);
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn lookup_of_an_unknown_tuple_is_none() {
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 40000);
+    t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let (other, _) = nat_keys(1, 40001);
+    assert_eq!(t.lookup(&other, 1, none), None);
+    // The reverse of the original key is not the reply key under NAT.
+    assert_eq!(t.lookup(&o.reversed(), 1, none), None);
+    // Same tuple, other protocol.
+    let udp = FlowKey {
+        proto: PROTO_UDP,
+        ..o
+    };
+    assert_eq!(t.lookup(&udp, 1, none), None);
+}
+
+#[test]
+fn expired_connection_is_not_found_and_is_reclaimed_by_lookup() {
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 40000);
+    t.insert(o, r, init(State::Established, 10 * SEC), 0, none)
+        .unwrap();
+    assert!(t.lookup(&o, 10 * SEC - 1, none).is_some());
+    let mut gone = Vec::new();
+    assert_eq!(t.lookup(&r, 10 * SEC, reclaimed(&mut gone)), None);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].original(), o);
+    assert!(gone[0].is_active(), "caller decrements the active count");
+    assert!(t.is_empty());
+    assert_eq!(t.lookup(&o, 10 * SEC, none), None);
+}
+
+#[test]
+fn peek_does_not_reclaim() {
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 40000);
+    let id = t.insert(o, r, init(State::None, SEC), 0, none).unwrap();
+    assert_eq!(t.peek(&r, 0), Some((id, Direction::Reply)));
+    assert_eq!(t.peek(&o, SEC), None);
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn expire_sweep_reclaims_expired_connections_within_its_budget() {
+    let mut t = ConnTable::new(64);
+    for n in 0..40 {
+        let (o, r) = nat_keys(n, 1000);
+        let ttl = if n % 2 == 0 { SEC } else { 100 * SEC };
+        t.insert(o, r, init(State::SynRecv, ttl), 0, none).unwrap();
+    }
+    let mut gone = Vec::new();
+    // 40 entries in use: a budget of 10 examines a quarter of them.
+    assert_eq!(t.expire(SEC, 10, reclaimed(&mut gone)), 5);
+    let mut total = gone.len();
+    for _ in 0..3 {
+        total += t.expire(SEC, 10, none);
+    }
+    assert_eq!(total, 20);
+    assert_eq!(t.len(), 20);
+    assert!(gone.iter().all(|c| c.expires_ns <= SEC));
+    // Nothing more to reclaim before the others expire.
+    assert_eq!(t.expire(SEC, 1000, none), 0);
+    assert_eq!(t.expire(100 * SEC, 1000, none), 20);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn remove_returns_the_connection_and_frees_its_entry_for_reuse() {
+    let mut t = ConnTable::new(1);
+    let (o1, r1) = nat_keys(1, 1000);
+    let (o2, r2) = nat_keys(2, 1000);
+    let id = t
+        .insert(o1, r1, init(State::Established, 100 * SEC), 0, none)
+        .unwrap();
+    assert_eq!(
+        t.insert(o2, r2, ConnInit::new(0, 0), 0, none),
+        Err(InsertError::Full)
+    );
+    let c = t.remove(id);
+    assert_eq!(c.original(), o1);
+    assert_eq!(t.lookup(&o1, 0, none), None);
+    assert_eq!(t.lookup(&r1, 0, none), None);
+    let id2 = t.insert(o2, r2, ConnInit::new(0, 0), 0, none).unwrap();
+    assert_eq!(t.lookup(&r2, 0, none), Some((id2, Direction::Reply)));
+}
+
+#[test]
+fn insert_of_a_live_key_in_either_direction_is_refused() {
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    t.insert(o, r, init(State::SynRecv, 10 * SEC), 0, none)
+        .unwrap();
+    let (o2, r2) = nat_keys(2, 1000);
+    assert_eq!(
+        t.insert(o, r2, ConnInit::new(0, 0), 1, none),
+        Err(InsertError::Exists)
+    );
+    assert_eq!(
+        t.insert(o2, r, ConnInit::new(0, 0), 1, none),
+        Err(InsertError::Exists)
+    );
+    // A new connection's original key equal to an old one's reply key.
+    assert_eq!(
+        t.insert(r, o2, ConnInit::new(0, 0), 1, none),
+        Err(InsertError::Exists)
+    );
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn insert_over_an_expired_connection_with_the_same_key_reclaims_it() {
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    let (_, r2) = nat_keys(1, 2000);
+    t.insert(o, r, init(State::TimeWait, 10 * SEC), 0, none)
+        .unwrap();
+    let mut gone = Vec::new();
+    let id = t
+        .insert(o, r2, ConnInit::new(0, 1), 10 * SEC, reclaimed(&mut gone))
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].reply(), r);
+    assert_eq!(t.lookup(&r, 10 * SEC, none), None);
+    assert_eq!(
+        t.lookup(&o, 10 * SEC, none),
+        Some((id, Direction::Original))
+    );
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn original_equal_to_reply_is_refused() {
+    let mut t = ConnTable::new(16);
+    let k = FlowKey::new(VIP, 80, VIP, 80, PROTO_TCP);
+    assert_eq!(
+        t.insert(k, k.reversed(), ConnInit::new(0, 0), 0, none),
+        Err(InsertError::SameKeys)
+    );
+}
+
+/// A table whose reclaim window spans its whole index (4 connections, 16
+/// slots), so the full-table policy is deterministic.
+fn full_table(states: [(State, u64); 4]) -> (ConnTable, Vec<FlowKey>) {
+    let mut t = ConnTable::new(4);
+    assert_eq!(t.index.len(), RECLAIM_WINDOW);
+    let mut keys = Vec::new();
+    for (n, (s, ttl)) in states.into_iter().enumerate() {
+        let (o, r) = nat_keys(n as u32, 1000);
+        t.insert(o, r, init(s, ttl), 0, none).unwrap();
+        keys.push(o);
+    }
+    (t, keys)
+}
+
+#[test]
+fn full_table_refuses_new_connections() {
+    let (mut t, keys) = full_table([(State::Established, 100 * SEC); 4]);
+    let (o, r) = nat_keys(99, 1000);
+    assert_eq!(
+        t.insert(o, r, ConnInit::new(0, 0), SEC, none),
+        Err(InsertError::Full)
+    );
+    assert_eq!(t.len(), 4);
+    assert!(keys.iter().all(|k| t.lookup(k, SEC, none).is_some()));
+}
+
+#[test]
+fn full_table_reclaims_an_expired_connection_before_evicting() {
+    let (mut t, keys) = full_table([
+        (State::Established, 100 * SEC),
+        (State::SynRecv, 100 * SEC),
+        (State::Established, SEC),
+        (State::Established, 100 * SEC),
+    ]);
+    let (o, r) = nat_keys(99, 1000);
+    let mut gone = Vec::new();
+    t.insert(o, r, ConnInit::new(0, 0), SEC, reclaimed(&mut gone))
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].original(), keys[2]);
+    assert!(t.lookup(&keys[1], SEC, none).is_some(), "embryonic kept");
+}
+
+#[test]
+fn full_table_evicts_the_half_open_connection_closest_to_expiry() {
+    let (mut t, keys) = full_table([
+        (State::SynRecv, 60 * SEC),
+        (State::Established, 100 * SEC),
+        (State::SynRecv, 30 * SEC),
+        (State::SynSent, 120 * SEC),
+    ]);
+    let (o, r) = nat_keys(99, 1000);
+    let mut gone = Vec::new();
+    let id = t
+        .insert(o, r, ConnInit::new(0, 0), SEC, reclaimed(&mut gone))
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].original(), keys[2]);
+    assert!(gone[0].expires_ns > SEC, "evicted, not expired");
+    assert_eq!(t.lookup(&o, SEC, none), Some((id, Direction::Original)));
+    assert_eq!(t.len(), 4);
+}
+
+#[test]
+fn full_table_never_evicts_established_closing_or_udp_connections() {
+    let (mut t, _) = full_table([
+        (State::Established, 100 * SEC),
+        (State::TimeWait, 100 * SEC),
+        (State::CloseWait, 100 * SEC),
+        (State::Established, 100 * SEC),
+    ]);
+    let (o, r) = nat_keys(99, 1000);
+    assert_eq!(
+        t.insert(o, r, ConnInit::new(0, 0), SEC, none),
+        Err(InsertError::Full)
+    );
+    let mut t = ConnTable::new(4);
+    for n in 0..4 {
+        let o = FlowKey::new(client(n), 53, VIP, 53, PROTO_UDP);
+        let r = FlowKey::new(rip(1), 53, client(n), 53, PROTO_UDP);
+        t.insert(o, r, init(State::None, 100 * SEC), 0, none)
+            .unwrap();
+    }
+    let o = FlowKey::new(client(9), 53, VIP, 53, PROTO_UDP);
+    let r = FlowKey::new(rip(1), 53, client(9), 53, PROTO_UDP);
+    assert_eq!(
+        t.insert(o, r, ConnInit::new(0, 0), SEC, none),
+        Err(InsertError::Full)
+    );
+}
+
+#[test]
+fn syn_flood_on_a_full_table_leaves_established_connections_alone() {
+    let mut t = ConnTable::new(1024);
+    let mut established = Vec::new();
+    for n in 0..512 {
+        let (o, r) = nat_keys(n, 1000);
+        t.insert(o, r, init(State::Established, 900 * SEC), 0, none)
+            .unwrap();
+        established.push(o);
+    }
+    let (mut evicted, mut refused) = (0, 0);
+    for n in 0..20_000 {
+        let (o, r) = nat_keys(10_000 + n, 2000);
+        let mut ev = |c: &Conn| {
+            assert!(c.state().is_embryonic());
+            evicted += 1;
+        };
+        match t.insert(o, r, init(State::SynRecv, 60 * SEC), SEC, &mut ev) {
+            Ok(_) => {}
+            Err(InsertError::Full) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(evicted > 0 && refused < 20_000);
+    assert!(established.iter().all(|k| t.lookup(k, SEC, none).is_some()));
+    assert_eq!(t.len(), 1024);
+}
+
+#[test]
+fn high_load_factor_still_finds_everything() {
+    let cap = 4096;
+    let mut t = ConnTable::with_seed(cap, 0x5eed);
+    let mut rng = 0x1234_5678_9abc_def0_u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut conns = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while conns.len() < cap {
+        let x = next();
+        let o = FlowKey::new(
+            Ipv4Addr::from(x as u32),
+            (x >> 32) as u16,
+            VIP,
+            80,
+            PROTO_TCP,
+        );
+        let r = FlowKey::new(rip((x >> 48) as u8), 8080, o.src, o.src_port, PROTO_TCP);
+        if !seen.insert(o) || !seen.insert(r) {
+            continue;
+        }
+        let id = t
+            .insert(o, r, init(State::Established, 900 * SEC), 0, none)
+            .unwrap();
+        conns.push((id, o, r));
+    }
+    assert_eq!(t.len(), cap);
+    for (id, o, r) in &conns {
+        assert_eq!(t.lookup(o, 1, none), Some((*id, Direction::Original)));
+        assert_eq!(t.lookup(r, 1, none), Some((*id, Direction::Reply)));
+    }
+    for (id, _, _) in conns.iter().step_by(2) {
+        t.remove(*id);
+    }
+    assert_eq!(t.len(), cap / 2);
+    for (i, (id, o, r)) in conns.iter().enumerate() {
+        let want = |d| (i % 2 == 1).then_some((*id, d));
+        assert_eq!(t.lookup(o, 1, none), want(Direction::Original));
+        assert_eq!(t.lookup(r, 1, none), want(Direction::Reply));
+    }
+}
+
+#[test]
+fn probe_runs_stay_short_for_sequential_tuples_at_full_load() {
+    // Clients and ports counting up: the pattern a weak hash clusters.
+    let cap = 1 << 16;
+    let mut t = ConnTable::new(cap);
+    for n in 0..cap as u32 {
+        let c = Ipv4Addr::from(0x0A00_0000 + (n >> 8));
+        let port = 1024 + (n & 0xff) as u16;
+        let o = FlowKey::new(c, port, VIP, 80, PROTO_TCP);
+        let r = FlowKey::new(rip((n % 4) as u8), 8080, c, port, PROTO_TCP);
+        t.insert(o, r, init(State::Established, SEC), 0, none)
+            .unwrap();
+    }
+    let mask = t.mask;
+    let (mut total, mut worst, mut used) = (0, 0, 0);
+    for (i, s) in t.index.iter().enumerate() {
+        if s.entry != NIL {
+            let d = i.wrapping_sub(s.hash as usize & mask) & mask;
+            total += d;
+            worst = worst.max(d);
+            used += 1;
+        }
+    }
+    assert_eq!(used, 2 * cap);
+    let mean = total as f64 / used as f64;
+    // Linear probing at load 1/2 with a uniform hash: mean displacement 1/2.
+    assert!(mean < 0.75, "mean displacement {mean}");
+    assert!(worst < 48, "longest displacement {worst}");
+}
+
+#[test]
+fn iter_lists_stored_connections() {
+    let mut t = ConnTable::new(8);
+    let ids: Vec<_> = (0..5)
+        .map(|n| {
+            let (o, r) = nat_keys(n, 1000);
+            t.insert(o, r, ConnInit::new(0, n as u16), 0, none).unwrap()
+        })
+        .collect();
+    t.remove(ids[1]);
+    let listed: Vec<_> = t.iter().map(|(id, c)| (id, c.rs)).collect();
+    assert_eq!(listed, [(ids[0], 0), (ids[2], 2), (ids[3], 3), (ids[4], 4)]);
+}
+
+// --- state tracking through the table -------------------------------------
+
+#[test]
+fn nat_handshake_makes_the_connection_active_and_sets_timeouts_per_state() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    assert!(!t.get(id).is_active());
+    let c = t.get_mut(id);
+    let tr = c.on_packet(Direction::Original, TcpFlags::SYN, 60, SEC, &tm);
+    assert_eq!(c.state(), State::SynRecv);
+    assert_eq!(c.expires_ns, SEC + tm.tcp(State::SynRecv));
+    assert!(!tr.changed());
+    c.on_packet(Direction::Reply, TcpFlags::SYN_ACK, 60, 2 * SEC, &tm);
+    assert_eq!(c.state(), State::SynRecv);
+    let tr = c.on_packet(Direction::Original, TcpFlags::ACK, 52, 3 * SEC, &tm);
+    assert_eq!(c.state(), State::Established);
+    assert_eq!(c.expires_ns, 3 * SEC + 900 * SEC);
+    assert_eq!(
+        tr,
+        Transition {
+            was_active: false,
+            now_active: true
+        }
+    );
+    assert!(c.is_active());
+    assert_eq!((c.packets_in, c.packets_out), (2, 1));
+    assert_eq!((c.bytes_in, c.bytes_out), (112, 60));
+}
+
+#[test]
+fn fin_sequence_makes_the_connection_inactive_with_closing_timeouts() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    let id = t
+        .insert(o, r, init(State::Established, 900 * SEC), 0, none)
+        .unwrap();
+    let c = t.get_mut(id);
+    assert!(c.is_active());
+    let tr = c.on_packet(Direction::Reply, TcpFlags::FIN_ACK, 52, SEC, &tm);
+    assert_eq!(c.state(), State::FinWait);
+    assert_eq!(c.expires_ns, SEC + 120 * SEC);
+    assert!(tr.was_active && !tr.now_active);
+    c.on_packet(Direction::Original, TcpFlags::FIN_ACK, 52, 2 * SEC, &tm);
+    assert_eq!(c.state(), State::TimeWait);
+    assert_eq!(c.expires_ns, 2 * SEC + 120 * SEC);
+    let tr = c.on_packet(Direction::Reply, TcpFlags::ACK, 52, 3 * SEC, &tm);
+    assert_eq!(c.state(), State::TimeWait);
+    assert!(!tr.changed());
+}
+
+#[test]
+fn rst_closes_with_the_close_timeout() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    let id = t
+        .insert(o, r, init(State::Established, 900 * SEC), 0, none)
+        .unwrap();
+    let c = t.get_mut(id);
+    let tr = c.on_packet(Direction::Reply, TcpFlags::RST, 40, SEC, &tm);
+    assert_eq!(c.state(), State::Close);
+    assert_eq!(c.expires_ns, SEC + 10 * SEC);
+    assert!(tr.changed());
+}
+
+#[test]
+fn input_only_connection_uses_the_dr_table_until_a_reply_is_seen() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(16);
+    let o = FlowKey::new(client(1), 1000, VIP, 80, PROTO_TCP);
+    let dr = ConnInit {
+        input_only: true,
+        ..ConnInit::new(0, 0)
+    };
+    let id = t.insert(o, o.reversed(), dr, 0, none).unwrap();
+    let c = t.get_mut(id);
+    assert!(c.is_input_only());
+    c.on_packet(Direction::Original, TcpFlags::SYN, 60, 0, &tm);
+    c.on_packet(Direction::Original, TcpFlags::ACK, 52, 0, &tm);
+    assert_eq!(c.state(), State::Established);
+    c.on_packet(Direction::Original, TcpFlags::FIN_ACK, 52, 0, &tm);
+    assert_eq!(c.state(), State::FinWait, "DR never sees the server's FIN");
+
+    // Once a reply passes, the connection is tracked as NAT.
+    let o2 = FlowKey::new(client(2), 1000, VIP, 80, PROTO_TCP);
+    let id = t.insert(o2, o2.reversed(), dr, 0, none).unwrap();
+    let c = t.get_mut(id);
+    c.on_packet(Direction::Original, TcpFlags::SYN, 60, 0, &tm);
+    c.on_packet(Direction::Reply, TcpFlags::SYN_ACK, 60, 0, &tm);
+    assert!(!c.is_input_only());
+    c.on_packet(Direction::Original, TcpFlags::ACK, 52, 0, &tm);
+    c.on_packet(Direction::Original, TcpFlags::FIN_ACK, 52, 0, &tm);
+    assert_eq!(c.state(), State::CloseWait);
+}
+
+#[test]
+fn udp_connection_uses_the_udp_timeout_and_is_never_active() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(16);
+    let o = FlowKey::new(client(1), 5353, VIP, 53, PROTO_UDP);
+    let r = FlowKey::new(rip(1), 53, client(1), 5353, PROTO_UDP);
+    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let c = t.get_mut(id);
+    let tr = c.on_packet(Direction::Original, TcpFlags::NONE, 80, SEC, &tm);
+    assert_eq!(c.expires_ns, SEC + 300 * SEC);
+    assert!(!tr.now_active && !c.is_active());
+    c.on_packet(Direction::Reply, TcpFlags::NONE, 200, 2 * SEC, &tm);
+    assert_eq!(c.expires_ns, 2 * SEC + 300 * SEC);
+    assert_eq!(c.state_name(), "UDP");
+}
+
+#[test]
+fn configured_timeouts_apply_per_state() {
+    let tm = Timeouts::with_overrides(crate::lb::tcp_state::TimeoutOverrides {
+        tcp_established: Some(std::time::Duration::from_secs(50)),
+        tcp_syn: Some(std::time::Duration::from_secs(5)),
+        ..Default::default()
+    });
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let c = t.get_mut(id);
+    c.on_packet(Direction::Original, TcpFlags::SYN, 60, 0, &tm);
+    assert_eq!(c.expires_ns, 5 * SEC);
+    c.on_packet(Direction::Reply, TcpFlags::SYN_ACK, 60, 0, &tm);
+    c.on_packet(Direction::Original, TcpFlags::ACK, 60, SEC, &tm);
+    assert_eq!(c.expires_ns, 51 * SEC);
+}
+
+#[test]
+fn syn_on_a_time_wait_connection_starts_a_new_connection() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    let old = t
+        .insert(o, r, init(State::TimeWait, 120 * SEC), 0, none)
+        .unwrap();
+
+    // The worker's handling of a bare SYN from the same client port.
+    let syn = TcpFlags::SYN;
+    let (id, dir) = t.lookup(&o, SEC, none).expect("old connection found");
+    assert_eq!(id, old);
+    assert!(should_restart(t.get(id).state(), dir, syn));
+    let gone = t.remove(id);
+    assert!(!gone.is_active());
+    let (_, r2) = (o, FlowKey::new(rip(2), 8080, client(1), 1000, PROTO_TCP));
+    let new = t.insert(o, r2, ConnInit::new(0, 1), SEC, none).unwrap();
+    t.get_mut(new)
+        .on_packet(Direction::Original, syn, 60, SEC, &tm);
+
+    assert_eq!(t.get(new).state(), State::SynRecv);
+    assert_eq!(t.get(new).rs, 1);
+    assert_eq!(t.lookup(&r, SEC, none), None, "old reply key gone");
+    assert_eq!(t.lookup(&r2, SEC, none), Some((new, Direction::Reply)));
+}
+
+#[test]
+fn syn_on_a_closed_connection_starts_a_new_connection() {
+    let mut t = ConnTable::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    t.insert(o, r, init(State::Close, 10 * SEC), 0, none)
+        .unwrap();
+    let (id, dir) = t.lookup(&o, SEC, none).unwrap();
+    assert!(should_restart(t.get(id).state(), dir, TcpFlags::SYN));
+    // A retransmitted SYN of a connection being opened does not restart it.
+    t.get_mut(id)
+        .on_packet(dir, TcpFlags::SYN, 60, SEC, &Timeouts::default());
+    assert!(!should_restart(t.get(id).state(), dir, TcpFlags::SYN));
+}
+
+#[test]
+fn a_connection_is_one_cache_line() {
+    assert_eq!(std::mem::size_of::<Conn>(), 64);
+    assert_eq!(std::mem::align_of::<Conn>(), 64);
+    assert!(std::mem::size_of::<Conn>() <= 128);
+    assert_eq!(std::mem::size_of::<Slot>(), 8);
+}
+
+#[test]
+fn memory_per_connection_is_entry_plus_four_index_slots() {
+    let t = ConnTable::new(1 << 16);
+    assert_eq!(t.memory_bytes(), (1 << 16) * (64 + 4 * 8));
+    // Not a power of two: the index rounds up.
+    let t = ConnTable::new(100_000);
+    assert_eq!(t.memory_bytes(), 100_000 * 64 + (1 << 19) * 8);
+}
+
+// --- model check ----------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert {
+        o: usize,
+        r: usize,
+        state: u8,
+        ttl: u64,
+    },
+    Lookup(usize),
+    Remove(usize),
+    Expire(usize),
+    Advance(u64),
+}
+
+const POOL: usize = 64;
+const CAP: usize = 8;
+
+fn pool_key(i: usize) -> FlowKey {
+    let i = i as u32;
+    FlowKey::new(
+        client(i % 5),
+        1000 + (i % 13) as u16,
+        rip((i % 3) as u8),
+        80,
+        if i.is_multiple_of(11) {
+            PROTO_UDP
+        } else {
+            PROTO_TCP
+        },
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..POOL, 0..POOL, 0..3u8, 1..200u64)
+            .prop_map(|(o, r, state, ttl)| Op::Insert { o, r, state, ttl }),
+        4 => (0..POOL).prop_map(Op::Lookup),
+        1 => (0..CAP * 2).prop_map(Op::Remove),
+        1 => (1..CAP * 2).prop_map(Op::Expire),
+        2 => (1..20u64).prop_map(Op::Advance),
+    ]
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Model {
+    orig: FlowKey,
+    reply: FlowKey,
+    expires: u64,
+    state: State,
+}
+
+/// Drops reclaimed connections from the model, checking each was allowed
+/// to go: expired, or half-open TCP evicted from a full table.
+fn apply_reclaimed(
+    model: &mut HashMap<ConnId, Model>,
+    gone: &[Conn],
+    now: u64,
+    eviction_allowed: bool,
+) -> Result<(), TestCaseError> {
+    for c in gone {
+        let id = model
+            .iter()
+            .find(|(_, m)| m.orig == c.original() && m.reply == c.reply())
+            .map(|(id, _)| *id);
+        let id = id.ok_or_else(|| TestCaseError::fail("reclaimed unknown conn"))?;
+        let m = model.remove(&id).unwrap();
+        prop_assert_eq!(m.expires, c.expires_ns);
+        if c.expires_ns > now {
+            prop_assert!(eviction_allowed, "live conn reclaimed");
+            prop_assert!(c.proto() == PROTO_TCP && c.state().is_embryonic());
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn table_agrees_with_a_hashmap_model(ops in prop::collection::vec(op(), 1..200)) {
+        let mut t = ConnTable::new(CAP);
+        let mut model: HashMap<ConnId, Model> = HashMap::new();
+        let mut now = 0u64;
+        for op in ops {
+            let mut gone = Vec::new();
+            match op {
+                Op::Insert { o, r, state, ttl } => {
+                    let (orig, mut reply) = (pool_key(o), pool_key(r));
+                    reply.proto = orig.proto;
+                    let state = [State::None, State::SynRecv, State::Established][state as usize];
+                    let got = t.insert(orig, reply, init(state, ttl), now, reclaimed(&mut gone));
+                    let live_with = |k: FlowKey| model.values().any(|m| {
+                        m.expires > now && (m.orig == k || m.reply == k)
+                    });
+                    let exists = live_with(orig) || live_with(reply);
+                    let full_before = model.len() == CAP;
+                    apply_reclaimed(&mut model, &gone, now, full_before)?;
+                    match got {
+                        Err(InsertError::SameKeys) => prop_assert_eq!(orig, reply),
+                        Err(InsertError::Exists) => prop_assert!(exists),
+                        Err(InsertError::Full) => {
+                            prop_assert!(!exists);
+                            prop_assert_eq!(model.len(), CAP);
+                        }
+                        Ok(id) => {
+                            prop_assert!(!exists && orig != reply);
+                            prop_assert!(!model.contains_key(&id));
+                            model.insert(id, Model { orig, reply, expires: now + ttl, state });
+                        }
+                    }
+                }
+                Op::Lookup(k) => {
+                    let key = pool_key(k);
+                    let got = t.lookup(&key, now, reclaimed(&mut gone));
+                    let want = model.iter().find_map(|(id, m)| {
+                        if m.orig == key { Some((*id, Direction::Original, m.expires)) }
+                        else if m.reply == key { Some((*id, Direction::Reply, m.expires)) }
+                        else { None }
+                    });
+                    match want {
+                        Some((id, d, exp)) if exp > now => {
+                            prop_assert_eq!(got, Some((id, d)));
+                            prop_assert!(gone.is_empty());
+                        }
+                        Some((id, _, _)) => {
+                            prop_assert_eq!(got, None);
+                            prop_assert_eq!(gone.len(), 1);
+                            prop_assert_eq!(gone[0].original(), model[&id].orig);
+                        }
+                        None => prop_assert_eq!(got, None),
+                    }
+                    apply_reclaimed(&mut model, &gone, now, false)?;
+                }
+                Op::Remove(n) => {
+                    let mut ids: Vec<_> = model.keys().copied().collect();
+                    ids.sort();
+                    if let Some(&id) = ids.get(n % ids.len().max(1)) {
+                        let c = t.remove(id);
+                        let m = model.remove(&id).unwrap();
+                        prop_assert_eq!(c.original(), m.orig);
+                        prop_assert_eq!(c.reply(), m.reply);
+                        prop_assert_eq!(c.state(), m.state);
+                    }
+                }
+                Op::Expire(budget) => {
+                    let n = t.expire(now, budget, reclaimed(&mut gone));
+                    prop_assert_eq!(n, gone.len());
+                    apply_reclaimed(&mut model, &gone, now, false)?;
+                }
+                Op::Advance(dt) => now += dt,
+            }
+            prop_assert_eq!(t.len(), model.len());
+            for (id, m) in &model {
+                let live = m.expires > now;
+                prop_assert_eq!(t.peek(&m.orig, now), live.then_some((*id, Direction::Original)));
+                prop_assert_eq!(t.peek(&m.reply, now), live.then_some((*id, Direction::Reply)));
+            }
+            let mut listed: Vec<_> = t.iter().map(|(id, _)| id).collect();
+            let mut ids: Vec<_> = model.keys().copied().collect();
+            listed.sort();
+            ids.sort();
+            prop_assert_eq!(listed, ids);
+        }
+        // A full sweep leaves exactly the live connections.
+        t.expire(now, CAP, |_| {});
+        prop_assert_eq!(t.len(), model.values().filter(|m| m.expires > now).count());
+    }
+}
