@@ -36,6 +36,27 @@
 //!   callback, so the real server's active/inactive counters can be
 //!   decremented (`conn.is_active()` says which).
 //!
+//! Memory: a 64-byte entry plus its share of the index, 4 to 8 slots of 8
+//! bytes (the index has `next_power_of_two(4 × capacity)` slots): 96 bytes
+//! per connection when the capacity is a power of two (1 Mi connections:
+//! 96 MiB per worker), under 128 otherwise. `memory_bytes` reports it.
+//!
+//! How a worker uses it, per packet:
+//! 1. `lookup(&key, now, release)`. On a hit, a TCP bare SYN on a closing
+//!    connection ([`tcp_state::should_restart`]) means the client reuses
+//!    the port: `remove(id)`, release its counters, go to 2. Otherwise
+//!    `get_mut(id).on_packet(dir, flags, len, now, &timeouts)` and move the
+//!    real server's count between active and inactive if the returned
+//!    [`Transition`] changed.
+//! 2. On a miss, when the packet may open a connection: schedule, then
+//!    `insert(original, reply, ConnInit::new(vs, rs), now, release)`, count
+//!    it (inactive, unless inserted ESTABLISHED) and `on_packet` as in 1.
+//!    `Err(Full)` is a counted drop.
+//! 3. Once per poll loop: `expire(now, budget, release)`.
+//!
+//! `release` decrements the counters of a connection the table gave up:
+//! active or inactive per `conn.is_active()`.
+//!
 //! Policy when full: `insert` first reuses an entry whose key matches and
 //! which has expired; when no entry is free it examines the connections
 //! referenced from the [`RECLAIM_WINDOW`] index slots at the new original
