@@ -4,3 +4,5 @@
 //!
 //! Nothing here knows DPDK or reads a clock: time comes in as `now`
 //! (nanoseconds) and randomness as seeds, so every rule is unit-tested.
+
+pub mod sched;
