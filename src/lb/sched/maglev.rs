@@ -285,7 +285,9 @@ mod tests {
         c
     }
 
-    /// The largest |entries - M * w / sum(w)| / (M * w / sum(w)) over servers.
+    /// The largest |entries - M * w / sum(w)| / (M * w / sum(w)) over
+    /// servers. Measured by `maglev_figures` over 5..=20 servers with equal
+    /// and 1..=n weights: at most 0.081%.
     fn worst_relative_deviation(w: &[u32]) -> f64 {
         let t = MaglevTable::build(&servers(w), DEFAULT_SIZE).unwrap();
         let total: f64 = w.iter().map(|&x| f64::from(x)).sum();
@@ -409,14 +411,46 @@ mod tests {
         for (n, gone) in [(5, 0), (10, 3), (20, 19)] {
             let d = disruption(n, gone);
             let ideal = 1.0 / n as f64;
-            assert!(d >= ideal - 0.01, "{n}: {d} below {ideal}");
+            // At least the removed server's own entries (1/n, to one entry).
+            assert!(d >= ideal - 1e-4, "{n}: {d} below {ideal}");
             assert!(d <= ideal + BOUND, "{n}: {d} above {ideal} + {BOUND}");
         }
     }
 
-    /// Measured extra disruption beyond 1/N (see the report in the commit):
-    /// the bound the test holds the table to.
-    const BOUND: f64 = 0.02;
+    /// How far beyond 1/N the remapped fraction may go. Measured with
+    /// `maglev_figures` (M = 65537, equal weights, each of N = 5..=20
+    /// servers removed in turn): at most 0.43 percentage points beyond 1/N
+    /// (e.g. N = 10: 10.20%..10.43%). The bound leaves twice that margin.
+    const BOUND: f64 = 0.01;
+
+    /// Prints the figures the bounds above are set from:
+    /// `cargo test --no-default-features --lib maglev_figures -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn maglev_figures() {
+        let mut worst_share = 0.0f64;
+        for n in 5..=20 {
+            worst_share = worst_share.max(worst_relative_deviation(&vec![1; n]));
+            let w: Vec<u32> = (1..=n as u32).collect();
+            worst_share = worst_share.max(worst_relative_deviation(&w));
+        }
+        println!("worst relative share deviation (5..=20 servers): {worst_share:.5}");
+        let mut worst_extra = f64::MIN;
+        for n in 5..=20 {
+            let (mut lo, mut hi) = (f64::MAX, 0.0f64);
+            for gone in 0..n {
+                let d = disruption(n, gone);
+                lo = lo.min(d);
+                hi = hi.max(d);
+                worst_extra = worst_extra.max(d - 1.0 / n as f64);
+            }
+            println!(
+                "n={n:2} 1/n={:.4} disruption {lo:.4}..{hi:.4}",
+                1.0 / n as f64
+            );
+        }
+        println!("worst disruption beyond 1/n: {worst_extra:.4}");
+    }
 
     #[test]
     fn down_server_flows_get_none_without_fallback() {
