@@ -21,7 +21,7 @@
 //! until it lands on an available bucket, as IPVS does, which spreads the
 //! down server's clients over the others by weight rather than piling them
 //! on its neighbour. A linear scan backs the re-mix up, so any available
-//! server is found in at most 2 * 256 probes.
+//! server that owns a bucket is found in at most 2 * 256 probes.
 
 use super::hash::{mix64, FlowHasher};
 use super::{Candidate, FlowHashInput};
