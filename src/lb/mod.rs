@@ -5,8 +5,10 @@
 //! Nothing here knows DPDK or reads a clock: time comes in as `now`
 //! (nanoseconds) and randomness as seeds, so every rule is unit-tested.
 
+
 pub mod conn;
 pub mod persist;
+pub mod sched;
 pub mod service;
 pub mod tcp_state;
 pub mod xmit;
