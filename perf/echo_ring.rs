@@ -144,14 +144,12 @@ fn run(eal: &Eal, pool: &Arc<Mempool>, mode: Mode, a: &Args, round: usize) -> Ou
     let job = move || {
         match mode {
             Mode::Rvs => {
-                let setup = WorkerSetup {
-                    ports: vec![PortSetup {
-                        mac: PORT_MAC,
-                        addresses: vec![Ipv4Cidr::new(OUR_IP, 24).unwrap()],
-                    }],
-                    static_neighbors: vec![],
-                };
-                let mut worker = Worker::new(&setup, 1024, 300_000_000_000);
+                let setup = WorkerSetup::ports_only(vec![PortSetup {
+                    mac: PORT_MAC,
+                    addresses: vec![Ipv4Cidr::new(OUR_IP, 24).unwrap()],
+                    mtu: 1500,
+                }]);
+                let mut worker = Worker::new(&setup);
                 let params = PollParams {
                     burst_size: BURST,
                     idle_sleep: Duration::ZERO,

@@ -3,6 +3,11 @@
 
 use crate::control::config::{Config, Device};
 use crate::dataplane::worker::{PortSetup, WorkerSetup};
+use crate::lb::service::{RealServer, ServiceKey, ServiceTable, VirtualService};
+use crate::lb::tcp_state::{TimeoutOverrides, Timeouts};
+use crate::lb::xmit::Endpoint;
+use crate::net::route::RouteTable;
+use std::sync::Arc;
 
 /// Options that choose which devices the EAL probes; when the user gives
 /// none and no interface is PCI, rvsd adds `--no-pci` so the EAL never
@@ -56,17 +61,87 @@ pub fn mempool_size(
     ((need + 1).next_power_of_two() - 1).min(u32::MAX as usize) as u32
 }
 
-/// What every worker starts with: the ports' MACs and addresses, static
-/// neighbours. `macs` are the ports' MACs as the devices report them.
-pub fn worker_setup(config: &Config, macs: &[crate::wire::MacAddr]) -> WorkerSetup {
+/// Neighbour entries each worker can hold.
+pub const NEIGH_CAPACITY: usize = 4096;
+/// How long a learned neighbour is trusted without being refreshed.
+pub const NEIGH_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The virtual services of a config, as the workers see them.
+pub fn service_table(config: &Config) -> ServiceTable {
+    ServiceTable::new(
+        config
+            .virtual_servers
+            .iter()
+            .map(|v| VirtualService {
+                name: v.name.clone(),
+                key: ServiceKey {
+                    vip: Endpoint::new(*v.address.ip(), v.address.port()),
+                    protocol: v.protocol,
+                },
+                forward: v.forward,
+                scheduler: v.scheduler,
+                mh_table_size: v.mh_table_size,
+                persistence: v.persistence_timeout,
+                real_servers: v
+                    .real_servers
+                    .iter()
+                    .map(|r| RealServer {
+                        endpoint: Endpoint::new(*r.address.ip(), r.address.port()),
+                        weight: r.weight,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    )
+}
+
+/// The connection timeouts of a config.
+pub fn timeouts(config: &Config) -> Timeouts {
+    let t = &config.timeouts;
+    Timeouts::with_overrides(TimeoutOverrides {
+        tcp_established: Some(t.tcp_established),
+        tcp_fin_wait: Some(t.tcp_fin_wait),
+        tcp_syn: Some(t.tcp_syn),
+        udp: Some(t.udp),
+    })
+}
+
+/// The routing table of a config: every interface address's connected
+/// subnet, then the static routes.
+pub fn route_table(config: &Config) -> RouteTable {
+    let connected: Vec<(u16, crate::wire::Ipv4Cidr)> = config
+        .interfaces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, iface)| iface.addresses.iter().map(move |a| (i as u16, *a)))
+        .collect();
+    let statics: Vec<_> = config
+        .routes
+        .iter()
+        .map(|r| (r.prefix, r.via, r.interface as u16))
+        .collect();
+    RouteTable::new(&connected, &statics)
+}
+
+/// What every worker starts with. `macs` and `mtus` are the ports' as the
+/// devices report them; `services` is shared by all workers.
+pub fn worker_setup(
+    config: &Config,
+    macs: &[crate::wire::MacAddr],
+    mtus: &[u16],
+    services: Arc<ServiceTable>,
+    seed: u64,
+) -> WorkerSetup {
     WorkerSetup {
         ports: config
             .interfaces
             .iter()
             .zip(macs)
-            .map(|(iface, mac)| PortSetup {
+            .zip(mtus)
+            .map(|((iface, mac), mtu)| PortSetup {
                 mac: *mac,
                 addresses: iface.addresses.clone(),
+                mtu: *mtu,
             })
             .collect(),
         static_neighbors: config
@@ -74,6 +149,13 @@ pub fn worker_setup(config: &Config, macs: &[crate::wire::MacAddr]) -> WorkerSet
             .iter()
             .map(|n| (n.address, n.mac, n.interface as u16))
             .collect(),
+        routes: route_table(config),
+        services,
+        timeouts: timeouts(config),
+        conn_capacity: config.dataplane.conn_table_size,
+        neigh_capacity: NEIGH_CAPACITY,
+        neigh_max_age_ns: NEIGH_MAX_AGE.as_nanos() as u64,
+        seed,
     }
 }
 

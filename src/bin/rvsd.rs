@@ -6,11 +6,12 @@
 
 use rvs::control::config::Config;
 use rvs::dataplane::poll::{self, PollParams};
-use rvs::dataplane::stats::{StatsCell, WorkerStats};
-use rvs::dataplane::worker::Worker;
+use rvs::dataplane::stats::{RealServerCounters, StatsCell, WorkerStats};
+use rvs::dataplane::worker::{Worker, WorkerSetup};
 use rvs::dpdk::{
     eal::Eal, io::DpdkIo, lcore, mempool::Mempool, port::Port, port::RssMode, TscClock,
 };
+use rvs::lb::service::ServiceTable;
 use rvs::{error, info, startup, warn};
 use serde_json::json;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -30,10 +31,6 @@ const RING_SIZE: usize = 1024;
 const POOL_CACHE: u32 = 256;
 /// Data room of each mbuf: DPDK's default (2048 + headroom).
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
-/// Learned neighbours per worker; entries older than this are re-learned.
-const NEIGH_CAPACITY: usize = 4096;
-/// How long a learned neighbour entry stays valid.
-const NEIGH_MAX_AGE: Duration = Duration::from_secs(300);
 /// How often workers publish counters and the control loop looks around.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 const CONTROL_TICK: Duration = Duration::from_millis(100);
@@ -166,6 +163,7 @@ fn run(config: &Config) -> Result<(), Failure> {
 
     let mut ports = Vec::with_capacity(config.interfaces.len());
     let mut macs = Vec::with_capacity(config.interfaces.len());
+    let mut mtus = Vec::with_capacity(config.interfaces.len());
     for iface in &config.interfaces {
         let name = iface.device.port_name();
         let mut port = Port::by_name(&eal, name).map_err(|e| {
@@ -205,11 +203,30 @@ fn run(config: &Config) -> Result<(), Failure> {
             );
         }
         macs.push(info.mac);
+        mtus.push(port.mtu());
         ports.push(port);
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let setup = startup::worker_setup(config, &macs);
+    let services = Arc::new(startup::service_table(config));
+    for vs in services.services() {
+        info!(
+            "virtual server {}: {}:{}/{} {} {} with {} real server(s)",
+            vs.name,
+            vs.key.vip.ip,
+            vs.key.vip.port,
+            vs.key.protocol,
+            vs.scheduler,
+            vs.forward,
+            vs.real_servers.len()
+        );
+    }
+    let real_server_count: usize = services
+        .services()
+        .iter()
+        .map(|s| s.real_servers.len())
+        .sum();
+    let setup = startup::worker_setup(config, &macs, &mtus, services.clone(), random_seed());
     let clock = TscClock::new(&eal);
     let params = PollParams {
         burst_size: burst,
@@ -219,9 +236,12 @@ fn run(config: &Config) -> Result<(), Failure> {
     let mut cells = Vec::with_capacity(workers.len());
     let mut launched = Vec::with_capacity(workers.len());
     for (queue, &lcore) in workers.iter().enumerate() {
-        let cell = Arc::new(StatsCell::default());
+        let cell = Arc::new(StatsCell::new(real_server_count));
         cells.push((lcore, cell.clone()));
-        let mut worker = Worker::new(&setup, NEIGH_CAPACITY, NEIGH_MAX_AGE.as_nanos() as u64);
+        let mut worker = Worker::new(&WorkerSetup {
+            seed: setup.seed.wrapping_add(queue as u64),
+            ..setup.clone()
+        });
         let mut io = DpdkIo::new(&ports, queue as u16, pool.clone());
         let worker_stop = stop.clone();
         let job = move || {
@@ -279,7 +299,7 @@ fn run(config: &Config) -> Result<(), Failure> {
             failed = true;
         }
     }
-    print_final_stats(&cells);
+    print_final_stats(&cells, &services);
     for (port, iface) in ports.iter().zip(&config.interfaces) {
         let s = port.stats();
         info!(
@@ -300,17 +320,78 @@ fn run(config: &Config) -> Result<(), Failure> {
     }
 }
 
-/// The `stats:` line: every worker's counters and their total, as JSON.
-fn print_final_stats(cells: &[(u32, Arc<StatsCell>)]) {
+/// The `stats:` line: every worker's counters, their total, and each
+/// virtual server's real servers summed over the workers, as JSON.
+fn print_final_stats(cells: &[(u32, Arc<StatsCell>)], services: &ServiceTable) {
     let mut total = WorkerStats::default();
     let mut per_worker = Vec::with_capacity(cells.len());
+    let mut rs_total: Vec<RealServerCounters> = Vec::new();
+    let mut conns = 0;
     for (lcore, cell) in cells {
         let s = cell.snapshot();
         total.add(&s);
         let mut v = s.to_json();
         v["lcore"] = json!(lcore);
+        v["connections"] = json!(cell.connections());
+        conns += cell.connections();
         per_worker.push(v);
+        let rs = cell.real_servers();
+        if rs_total.is_empty() {
+            rs_total = rs;
+        } else {
+            for (t, r) in rs_total.iter_mut().zip(&rs) {
+                t.add(r);
+            }
+        }
     }
-    let line = json!({ "workers": per_worker, "total": total.to_json() });
+    let mut total_json = total.to_json();
+    total_json["connections"] = json!(conns);
+    let mut flat = rs_total.iter();
+    let vss: Vec<_> = services
+        .services()
+        .iter()
+        .map(|vs| {
+            let rss: Vec<_> = vs
+                .real_servers
+                .iter()
+                .map(|r| {
+                    let c = flat.next().copied().unwrap_or_default();
+                    json!({
+                        "address": format!("{}:{}", r.endpoint.ip, r.endpoint.port),
+                        "weight": r.weight,
+                        "conns": c.conns,
+                        "active_conns": c.active,
+                        "inactive_conns": c.inactive,
+                        "packets_in": c.packets_in,
+                        "packets_out": c.packets_out,
+                        "bytes_in": c.bytes_in,
+                        "bytes_out": c.bytes_out,
+                    })
+                })
+                .collect();
+            json!({
+                "name": vs.name,
+                "address": format!("{}:{}", vs.key.vip.ip, vs.key.vip.port),
+                "protocol": vs.key.protocol.name(),
+                "scheduler": vs.scheduler.name(),
+                "forward": vs.forward.name(),
+                "real_servers": rss,
+            })
+        })
+        .collect();
+    let line = json!({ "workers": per_worker, "total": total_json, "virtual_servers": vss });
     eprintln!("stats: {line}");
+}
+
+/// A seed for hashes and schedulers that differs on every start, so
+/// nobody can aim packets at one of the connection table's probe runs.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }

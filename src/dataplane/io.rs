@@ -5,12 +5,20 @@
 //! tests and benchmarks. Only `crate::dpdk::io` implements these traits for
 //! real devices.
 
-/// A received frame the worker may rewrite in place and send on.
+/// A received (or allocated) frame the worker may rewrite in place, grow
+/// at the front (headroom for an encapsulation), cut at the back, and send.
 pub trait Frame {
     /// The frame's bytes, from the Ethernet header on.
     fn data(&self) -> &[u8];
     /// The frame's bytes, writable.
     fn data_mut(&mut self) -> &mut [u8];
+    /// Adds `n` bytes in front of the data (their content is unspecified);
+    /// false, and nothing changed, when the headroom is too small.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Removes `n` bytes from the front; false when shorter than `n`.
+    fn adj(&mut self, n: usize) -> bool;
+    /// Cuts the frame to `len` bytes (no-op when already shorter).
+    fn truncate(&mut self, len: usize);
 }
 
 /// One worker's view of the ports: its own rx and tx queue on each.
@@ -30,6 +38,19 @@ pub trait PacketIo {
     /// Sends the frames of `burst` in order, removing those the device
     /// took; frames it did not take (queue full) stay in `burst`.
     fn tx_burst(&mut self, port: usize, burst: &mut Vec<Self::Frame>);
+
+    /// A new frame of `len` zero bytes (for packets rvs originates, such as
+    /// ARP requests), or `None` when the pool is empty.
+    fn alloc(&mut self, len: usize) -> Option<Self::Frame>;
+}
+
+/// Where a worker puts the frames it sends: implemented by the poll loop
+/// (batching per port) and by tests (collecting).
+pub trait Output<F: Frame> {
+    /// Queues `frame` for sending on `port`.
+    fn send(&mut self, port: usize, frame: F);
+    /// A new frame of `len` zero bytes, if a buffer is free.
+    fn alloc(&mut self, len: usize) -> Option<F>;
 }
 
 /// A monotonic clock, injected so tests control time.
@@ -38,15 +59,91 @@ pub trait Clock {
     fn now_ns(&self) -> u64;
 }
 
-/// A plain heap frame, for tests, benchmarks and the fuzzer.
+/// A plain heap frame, for tests, benchmarks and the fuzzer. It models a
+/// buffer's headroom like an mbuf's, so code that prepends is exercised.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VecFrame(pub Vec<u8>);
+pub struct VecFrame {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// Headroom of a [`VecFrame`], as DPDK's `RTE_PKTMBUF_HEADROOM`.
+pub const VEC_FRAME_HEADROOM: usize = 128;
+
+impl VecFrame {
+    /// A frame holding `bytes`, with [`VEC_FRAME_HEADROOM`] bytes in front.
+    pub fn new(bytes: &[u8]) -> VecFrame {
+        let mut buf = vec![0u8; VEC_FRAME_HEADROOM];
+        buf.extend_from_slice(bytes);
+        VecFrame {
+            buf,
+            start: VEC_FRAME_HEADROOM,
+        }
+    }
+}
 
 impl Frame for VecFrame {
     fn data(&self) -> &[u8] {
-        &self.0
+        &self.buf[self.start..]
     }
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+        &mut self.buf[self.start..]
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        true
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.buf.len() - self.start {
+            return false;
+        }
+        self.start += n;
+        true
+    }
+    fn truncate(&mut self, len: usize) {
+        self.buf.truncate(self.start + len);
+    }
+}
+
+/// An [`Output`] that collects what is sent, for tests.
+#[derive(Debug, Default)]
+pub struct VecOutput {
+    /// (port, frame bytes) in send order.
+    pub sent: Vec<(usize, Vec<u8>)>,
+    /// Buffers left to allocate; `None` = unlimited.
+    pub alloc_budget: Option<usize>,
+}
+
+impl Output<VecFrame> for VecOutput {
+    fn send(&mut self, port: usize, frame: VecFrame) {
+        self.sent.push((port, frame.data().to_vec()));
+    }
+    fn alloc(&mut self, len: usize) -> Option<VecFrame> {
+        if let Some(b) = self.alloc_budget.as_mut() {
+            *b = b.checked_sub(1)?;
+        }
+        Some(VecFrame::new(&vec![0u8; len]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vec_frame_prepends_into_headroom_and_trims() {
+        let mut f = VecFrame::new(&[1, 2, 3, 4]);
+        assert!(f.prepend(2));
+        assert_eq!(f.data().len(), 6);
+        assert_eq!(&f.data()[2..], &[1, 2, 3, 4]);
+        assert!(f.adj(3));
+        assert_eq!(f.data(), &[2, 3, 4]);
+        f.truncate(1);
+        assert_eq!(f.data(), &[2]);
+        assert!(!f.prepend(VEC_FRAME_HEADROOM + 10));
+        assert!(!f.adj(2));
     }
 }

@@ -5,6 +5,7 @@
 //! [`io::PacketIo`] and sends what it returns. Neither knows DPDK.
 
 pub mod io;
+pub mod pending;
 pub mod poll;
 pub mod stats;
 pub mod worker;

@@ -1,13 +1,14 @@
 //! The worker's poll loop.
 //!
 //! One iteration: read the clock once, receive a burst from every port,
-//! let the worker decide each frame, queue transmissions per output port,
-//! flush every port's queue, and publish counters when due. Nothing here
-//! allocates after start: the burst vectors are sized once.
+//! hand each frame to the worker (which sends, keeps or drops it), flush
+//! every port's transmit batch, let the worker do its timed chores, and
+//! publish counters when due. Nothing here allocates after start: the
+//! burst vectors are sized once.
 
-use super::io::{Clock, Frame, PacketIo};
-use super::stats::{DropReason, StatsCell};
-use super::worker::{Verdict, Worker};
+use super::io::{Clock, Frame, Output, PacketIo};
+use super::stats::{DropReason, StatsCell, WorkerStats};
+use super::worker::Worker;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -22,10 +23,36 @@ pub struct PollParams {
     pub publish_interval_ns: u64,
 }
 
+/// Transmit batches, one per port, that flush to the device when full.
+pub struct Sink<'a, I: PacketIo> {
+    io: &'a mut I,
+    tx: &'a mut [Vec<I::Frame>],
+    stats: &'a mut WorkerStats,
+}
+
+impl<I: PacketIo> Output<I::Frame> for Sink<'_, I> {
+    #[inline]
+    fn send(&mut self, port: usize, frame: I::Frame) {
+        let Some(queue) = self.tx.get_mut(port) else {
+            return;
+        };
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += frame.data().len() as u64;
+        queue.push(frame);
+        if queue.len() == queue.capacity() {
+            flush(self.io, self.stats, port, queue);
+        }
+    }
+
+    fn alloc(&mut self, len: usize) -> Option<I::Frame> {
+        self.io.alloc(len)
+    }
+}
+
 /// Runs `worker` over `io` until `stop` becomes true, then publishes the
-/// final counters. Transmit bursts still queued are flushed before return.
+/// final counters. Transmit batches still queued are flushed before return.
 pub fn run<I: PacketIo, C: Clock>(
-    worker: &mut Worker,
+    worker: &mut Worker<I::Frame>,
     io: &mut I,
     clock: &C,
     stop: &AtomicBool,
@@ -50,56 +77,58 @@ pub fn run<I: PacketIo, C: Clock>(
             worker.stats.busy_polls += 1;
         }
         if now.wrapping_sub(last_publish) >= params.publish_interval_ns {
-            cell.publish(&worker.stats);
+            worker.publish(cell);
             last_publish = now;
         }
     }
-    cell.publish(&worker.stats);
+    worker.publish(cell);
 }
 
 /// One pass over every port; returns the number of frames received.
 pub fn poll_once<I: PacketIo>(
-    worker: &mut Worker,
+    worker: &mut Worker<I::Frame>,
     io: &mut I,
     now: u64,
     rx: &mut Vec<I::Frame>,
     tx: &mut [Vec<I::Frame>],
 ) -> usize {
     let mut received = 0;
+    let mut stats = WorkerStats::default();
     for port in 0..io.port_count() {
         io.rx_burst(port, rx);
         received += rx.len();
-        for mut frame in rx.drain(..) {
-            match worker.handle(port, frame.data_mut(), now) {
-                Verdict::Transmit(out) => {
-                    let Some(queue) = tx.get_mut(out) else {
-                        continue;
-                    };
-                    worker.stats.tx_packets += 1;
-                    worker.stats.tx_bytes += frame.data().len() as u64;
-                    queue.push(frame);
-                    if queue.len() == queue.capacity() {
-                        flush(worker, io, out, queue);
-                    }
-                }
-                Verdict::Consumed | Verdict::Drop(_) => {}
-            }
+        let mut sink = Sink {
+            io: &mut *io,
+            tx: &mut *tx,
+            stats: &mut stats,
+        };
+        for frame in rx.drain(..) {
+            worker.handle(port, frame, now, &mut sink);
         }
+    }
+    {
+        let mut sink = Sink {
+            io: &mut *io,
+            tx: &mut *tx,
+            stats: &mut stats,
+        };
+        worker.tick(now, &mut sink);
     }
     for (port, queue) in tx.iter_mut().enumerate() {
         if !queue.is_empty() {
-            flush(worker, io, port, queue);
+            flush(io, &mut stats, port, queue);
         }
     }
+    worker.stats.add(&stats);
     received
 }
 
-/// Sends a port's queue; what the device refuses is dropped and counted.
-fn flush<I: PacketIo>(worker: &mut Worker, io: &mut I, port: usize, queue: &mut Vec<I::Frame>) {
+/// Sends a port's batch; what the device refuses is dropped and counted.
+fn flush<I: PacketIo>(io: &mut I, stats: &mut WorkerStats, port: usize, queue: &mut Vec<I::Frame>) {
     io.tx_burst(port, queue);
     for frame in queue.drain(..) {
-        worker.stats.tx_packets -= 1;
-        worker.stats.tx_bytes -= frame.data().len() as u64;
-        worker.stats.drop(DropReason::TxFull);
+        stats.tx_packets -= 1;
+        stats.tx_bytes -= frame.data().len() as u64;
+        stats.drop(DropReason::TxFull);
     }
 }

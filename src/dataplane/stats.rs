@@ -33,11 +33,26 @@ pub enum DropReason {
     Fragment,
     /// The device's transmit queue was full.
     TxFull,
+    /// TTL 0 or 1: a router must not forward it.
+    TtlExpired,
+    /// No route to the destination (or to the real server).
+    NoRoute,
+    /// The next hop did not answer ARP in time, or its queue was full.
+    NeighborUnresolved,
+    /// TCP that is not a SYN for a service with no connection (or a
+    /// reply from a real server that matches no connection).
+    NoConnection,
+    /// The connection table was full and nothing could be reclaimed.
+    TableFull,
+    /// Every real server of the service has weight 0 or is down.
+    NoRealServer,
+    /// Too big to encapsulate, and rvs could not answer with ICMP.
+    TooBig,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -48,6 +63,13 @@ impl DropReason {
         DropReason::UnsupportedProtocol,
         DropReason::Fragment,
         DropReason::TxFull,
+        DropReason::TtlExpired,
+        DropReason::NoRoute,
+        DropReason::NeighborUnresolved,
+        DropReason::NoConnection,
+        DropReason::TableFull,
+        DropReason::NoRealServer,
+        DropReason::TooBig,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -65,6 +87,13 @@ impl DropReason {
             DropReason::UnsupportedProtocol => "unsupported_protocol",
             DropReason::Fragment => "fragment",
             DropReason::TxFull => "tx_full",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::NoRoute => "no_route",
+            DropReason::NeighborUnresolved => "neighbor_unresolved",
+            DropReason::NoConnection => "no_connection",
+            DropReason::TableFull => "table_full",
+            DropReason::NoRealServer => "no_real_server",
+            DropReason::TooBig => "too_big",
         }
     }
 }
@@ -86,6 +115,16 @@ pub struct WorkerStats {
     pub arp_learned: u64,
     /// ICMP echo requests to our addresses answered.
     pub icmp_echo_answered: u64,
+    /// Packets forwarded to or from real servers.
+    pub forwarded: u64,
+    /// Connections created.
+    pub conns_created: u64,
+    /// ARP requests rvs sent to resolve next hops.
+    pub arp_requests_sent: u64,
+    /// ICMP errors about a connection translated and forwarded.
+    pub icmp_errors_forwarded: u64,
+    /// ICMP "fragmentation needed" sent for packets too big to tunnel.
+    pub frag_needed_sent: u64,
     /// Polls that received at least one frame.
     pub busy_polls: u64,
     /// Polls that received nothing.
@@ -94,7 +133,7 @@ pub struct WorkerStats {
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 9;
+const SCALARS: usize = 14;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -128,6 +167,11 @@ impl WorkerStats {
             self.arp_requests_answered,
             self.arp_learned,
             self.icmp_echo_answered,
+            self.forwarded,
+            self.conns_created,
+            self.arp_requests_sent,
+            self.icmp_errors_forwarded,
+            self.frag_needed_sent,
             self.busy_polls,
             self.idle_polls,
         ]);
@@ -146,8 +190,13 @@ impl WorkerStats {
             arp_requests_answered: c[4],
             arp_learned: c[5],
             icmp_echo_answered: c[6],
-            busy_polls: c[7],
-            idle_polls: c[8],
+            forwarded: c[7],
+            conns_created: c[8],
+            arp_requests_sent: c[9],
+            icmp_errors_forwarded: c[10],
+            frag_needed_sent: c[11],
+            busy_polls: c[12],
+            idle_polls: c[13],
             drops,
         }
     }
@@ -166,6 +215,11 @@ impl WorkerStats {
             "arp_requests_answered": self.arp_requests_answered,
             "arp_learned": self.arp_learned,
             "icmp_echo_answered": self.icmp_echo_answered,
+            "forwarded": self.forwarded,
+            "conns_created": self.conns_created,
+            "arp_requests_sent": self.arp_requests_sent,
+            "icmp_errors_forwarded": self.icmp_errors_forwarded,
+            "frag_needed_sent": self.frag_needed_sent,
             "busy_polls": self.busy_polls,
             "idle_polls": self.idle_polls,
             "drops": drops,
@@ -173,18 +227,116 @@ impl WorkerStats {
     }
 }
 
+/// One real server's counters on one worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealServerCounters {
+    /// Connections in ESTABLISHED (TCP).
+    pub active: u32,
+    /// Other live connections (handshake, closing, UDP).
+    pub inactive: u32,
+    /// Connections scheduled to it since start.
+    pub conns: u64,
+    /// Packets client → server.
+    pub packets_in: u64,
+    /// Packets server → client (seen only with NAT).
+    pub packets_out: u64,
+    /// Bytes client → server.
+    pub bytes_in: u64,
+    /// Bytes server → client.
+    pub bytes_out: u64,
+}
+
+const RS_CELLS: usize = 7;
+
+impl RealServerCounters {
+    /// Adds another worker's counters (for totals).
+    pub fn add(&mut self, o: &RealServerCounters) {
+        self.active += o.active;
+        self.inactive += o.inactive;
+        self.conns += o.conns;
+        self.packets_in += o.packets_in;
+        self.packets_out += o.packets_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+}
+
 /// Where a worker publishes its counters for the control thread.
 #[derive(Debug, Default)]
 pub struct StatsCell {
     cells: [AtomicU64; CELLS],
+    /// Per real server (services in order, their servers in order), then
+    /// the connection count.
+    lb: Vec<AtomicU64>,
 }
 
 impl StatsCell {
+    /// A cell with room for `real_servers` servers' counters.
+    pub fn new(real_servers: usize) -> StatsCell {
+        StatsCell {
+            cells: Default::default(),
+            lb: (0..real_servers * RS_CELLS + 1)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
     /// Copies the worker's counters in (worker side).
     pub fn publish(&self, stats: &WorkerStats) {
         for (cell, v) in self.cells.iter().zip(stats.to_cells()) {
             cell.store(v, Ordering::Relaxed);
         }
+    }
+
+    /// Copies the per real server counters and the connection count in
+    /// (worker side); servers beyond the cell's room are left out.
+    pub fn publish_lb<'a>(
+        &self,
+        servers: impl Iterator<Item = &'a RealServerCounters>,
+        conns: usize,
+    ) {
+        let mut cells = self.lb.chunks_exact(RS_CELLS);
+        for (c, cell) in servers.zip(&mut cells) {
+            let v = [
+                u64::from(c.active),
+                u64::from(c.inactive),
+                c.conns,
+                c.packets_in,
+                c.packets_out,
+                c.bytes_in,
+                c.bytes_out,
+            ];
+            for (a, x) in cell.iter().zip(v) {
+                a.store(x, Ordering::Relaxed);
+            }
+        }
+        if let Some(last) = self.lb.last() {
+            last.store(conns as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The last published per real server counters (control side).
+    pub fn real_servers(&self) -> Vec<RealServerCounters> {
+        self.lb
+            .chunks_exact(RS_CELLS)
+            .map(|c| {
+                let v: Vec<u64> = c.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+                RealServerCounters {
+                    active: v[0] as u32,
+                    inactive: v[1] as u32,
+                    conns: v[2],
+                    packets_in: v[3],
+                    packets_out: v[4],
+                    bytes_in: v[5],
+                    bytes_out: v[6],
+                }
+            })
+            .collect()
+    }
+
+    /// The last published number of connections in the worker's table.
+    pub fn connections(&self) -> u64 {
+        self.lb.last().map_or(0, |a| a.load(Ordering::Relaxed))
     }
 
     /// The last published counters (control side).

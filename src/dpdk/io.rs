@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub struct DpdkIo {
     ports: Vec<u16>,
     queue: u16,
-    _pool: Arc<Mempool>,
+    pool: Arc<Mempool>,
 }
 
 impl DpdkIo {
@@ -21,7 +21,7 @@ impl DpdkIo {
         DpdkIo {
             ports: ports.iter().map(Port::id).collect(),
             queue,
-            _pool: pool,
+            pool,
         }
     }
 }
@@ -66,5 +66,9 @@ impl PacketIo for DpdkIo {
             // Owned by the driver now.
             let _ = m.into_raw();
         }
+    }
+
+    fn alloc(&mut self, len: usize) -> Option<Mbuf> {
+        self.pool.alloc(u16::try_from(len).ok()?)
     }
 }

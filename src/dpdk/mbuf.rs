@@ -57,6 +57,31 @@ impl Frame for Mbuf {
         }
     }
 
+    fn prepend(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: we own the mbuf; prepend only moves data_off within the
+        // buffer's headroom and returns null (changing nothing) otherwise.
+        !unsafe { ffi::rvs_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
+    }
+
+    fn adj(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: as in prepend; adj fails (null) when shorter than n.
+        !unsafe { ffi::rvs_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+    }
+
+    fn truncate(&mut self, len: usize) {
+        let cur = self.data().len();
+        if len < cur {
+            // SAFETY: we own the mbuf; trimming less than data_len succeeds.
+            unsafe { ffi::rvs_pktmbuf_trim(self.0.as_ptr(), (cur - len) as u16) };
+        }
+    }
+
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `data`, and `&mut self` makes the access exclusive.

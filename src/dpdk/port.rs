@@ -154,6 +154,19 @@ impl Port {
         })
     }
 
+    /// The port's MTU (largest IPv4 packet it sends); 1500 when the driver
+    /// does not say.
+    pub fn mtu(&self) -> u16 {
+        let mut mtu: u16 = 0;
+        // SAFETY: valid port; mtu is writable.
+        let rc = unsafe { ffi::rte_eth_dev_get_mtu(self.id, &mut mtu) };
+        if rc != 0 || mtu == 0 {
+            1500
+        } else {
+            mtu
+        }
+    }
+
     /// The ethdev port id.
     pub fn id(&self) -> u16 {
         self.id

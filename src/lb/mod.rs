@@ -5,8 +5,8 @@
 //! Nothing here knows DPDK or reads a clock: time comes in as `now`
 //! (nanoseconds) and randomness as seeds, so every rule is unit-tested.
 
-
 pub mod conn;
+pub mod kind;
 pub mod persist;
 pub mod sched;
 pub mod service;

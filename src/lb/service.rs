@@ -7,68 +7,13 @@
 //! protocol) to recognise replies from real servers. Both are small hash
 //! maps built once; nothing here changes while packets flow.
 
+pub use super::kind::{ForwardMethod, Protocol, SchedulerKind};
+use super::sched::{hash, HashTable, MaglevTable, Scheduler, ShTable};
 use super::xmit::Endpoint;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Transport protocols a virtual service can carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// TCP (IP protocol 6).
-    Tcp,
-    /// UDP (IP protocol 17).
-    Udp,
-}
-
-impl Protocol {
-    /// The IP protocol number.
-    pub fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-        }
-    }
-
-    /// The protocol for an IP protocol number, if rvs balances it.
-    pub fn from_number(n: u8) -> Option<Protocol> {
-        match n {
-            6 => Some(Protocol::Tcp),
-            17 => Some(Protocol::Udp),
-            _ => None,
-        }
-    }
-
-    /// The name used in configs and `rvsadm` output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-}
-
-/// How packets reach a real server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ForwardMethod {
-    /// Destination rewritten to the real server; replies come back through rvs.
-    Nat,
-    /// Direct routing: only the destination MAC changes; replies bypass rvs.
-    Dr,
-    /// IPIP tunnel to the real server; replies bypass rvs.
-    Tun,
-}
-
-impl ForwardMethod {
-    /// The name used in configs and `rvsadm` output.
-    pub fn name(self) -> &'static str {
-        match self {
-            ForwardMethod::Nat => "nat",
-            ForwardMethod::Dr => "dr",
-            ForwardMethod::Tun => "tun",
-        }
-    }
-}
 
 /// The key of a virtual service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,12 +42,39 @@ pub struct VirtualService {
     pub key: ServiceKey,
     /// Forwarding method.
     pub forward: ForwardMethod,
-    /// Scheduler name (`rr`, `wrr`, ...), as configured.
-    pub scheduler: String,
+    /// How new connections pick a real server.
+    pub scheduler: SchedulerKind,
+    /// Maglev table size (for `mh`).
+    pub mh_table_size: u32,
     /// Persistence (ipvsadm -p): how long a client stays with its server.
     pub persistence: Option<Duration>,
     /// Real servers, in config order (their index is their id).
     pub real_servers: Vec<RealServer>,
+}
+
+impl VirtualService {
+    /// The hash table a `sh` or `mh` service schedules with, built here
+    /// (on the control side, once per configuration) and shared by the
+    /// workers; `None` for the other schedulers.
+    fn build_hash_table(&self) -> Option<Arc<HashTable>> {
+        let weights: Vec<u32> = self.real_servers.iter().map(|r| r.weight).collect();
+        match self.scheduler {
+            SchedulerKind::Sh => Some(Arc::new(HashTable::Sh(
+                ShTable::build(&weights).with_fallback(true),
+            ))),
+            SchedulerKind::Mh => {
+                let keyed: Vec<(u64, u32)> = self
+                    .real_servers
+                    .iter()
+                    .map(|r| (hash::server_key(r.endpoint.ip, r.endpoint.port), r.weight))
+                    .collect();
+                MaglevTable::build(&keyed, self.mh_table_size)
+                    .ok()
+                    .map(|t| Arc::new(HashTable::Mh(t.with_fallback(true))))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Index of a virtual service in its table.
@@ -114,6 +86,8 @@ pub type RealServerId = u16;
 #[derive(Clone, Debug, Default)]
 pub struct ServiceTable {
     services: Vec<VirtualService>,
+    /// The `sh`/`mh` tables, by service.
+    hash_tables: Vec<Option<Arc<HashTable>>>,
     by_key: HashMap<ServiceKey, ServiceId>,
     /// NAT real servers by (RIP:RPORT, protocol): replies from them belong
     /// to these services. One real server may serve several services.
@@ -143,6 +117,10 @@ impl ServiceTable {
             }
         }
         ServiceTable {
+            hash_tables: services
+                .iter()
+                .map(VirtualService::build_hash_table)
+                .collect(),
             services,
             by_key,
             nat_real,
@@ -178,6 +156,16 @@ impl ServiceTable {
     #[inline]
     pub fn get(&self, id: ServiceId) -> &VirtualService {
         &self.services[usize::from(id)]
+    }
+
+    /// A worker's scheduler for service `id`, seeded with `seed`. The
+    /// config guarantees `sh`/`mh` tables can be built (a prime Maglev
+    /// size); were one missing, the service falls back to round robin.
+    pub fn new_scheduler(&self, id: ServiceId, seed: u64) -> Scheduler {
+        let s = &self.services[usize::from(id)];
+        let table = self.hash_tables[usize::from(id)].clone();
+        Scheduler::new(s.scheduler, table, seed)
+            .unwrap_or_else(|_| Scheduler::Rr(super::sched::RoundRobin::new(seed)))
     }
 
     /// Every service, in config order.
@@ -217,7 +205,8 @@ mod tests {
                 protocol: Protocol::Tcp,
             },
             forward,
-            scheduler: "rr".into(),
+            scheduler: SchedulerKind::Rr,
+            mh_table_size: 65537,
             persistence: None,
             real_servers: rs
                 .iter()

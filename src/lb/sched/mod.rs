@@ -21,7 +21,6 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 use std::sync::Arc;
 
 pub mod hash;
@@ -60,93 +59,7 @@ pub struct FlowHashInput {
     pub client_port: u16,
 }
 
-/// The scheduling algorithms, by their ipvsadm names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// Round robin.
-    Rr,
-    /// Weighted round robin.
-    Wrr,
-    /// Least connections.
-    Lc,
-    /// Weighted least connections.
-    Wlc,
-    /// Shortest expected delay.
-    Sed,
-    /// Never queue.
-    Nq,
-    /// Source hashing.
-    Sh,
-    /// Maglev hashing.
-    Mh,
-}
-
-impl Kind {
-    /// Every kind, for help texts and exhaustive tests.
-    pub const ALL: [Kind; 8] = [
-        Kind::Rr,
-        Kind::Wrr,
-        Kind::Lc,
-        Kind::Wlc,
-        Kind::Sed,
-        Kind::Nq,
-        Kind::Sh,
-        Kind::Mh,
-    ];
-
-    /// The ipvsadm name (`"wrr"`), as in the config file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Rr => "rr",
-            Kind::Wrr => "wrr",
-            Kind::Lc => "lc",
-            Kind::Wlc => "wlc",
-            Kind::Sed => "sed",
-            Kind::Nq => "nq",
-            Kind::Sh => "sh",
-            Kind::Mh => "mh",
-        }
-    }
-
-    /// True for the kinds that need a `HashTable` from control.
-    pub fn needs_table(self) -> bool {
-        matches!(self, Kind::Sh | Kind::Mh)
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Why a string is not a scheduler name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseKindError(String);
-
-impl fmt::Display for ParseKindError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown scheduler {:?}: expected one of", self.0)?;
-        for k in Kind::ALL {
-            write!(f, " {k}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ParseKindError {}
-
-impl FromStr for Kind {
-    type Err = ParseKindError;
-
-    /// The exact ipvsadm name, lower case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| ParseKindError(s.to_string()))
-    }
-}
+pub use super::kind::SchedulerKind as Kind;
 
 /// A table built by control for a hashing scheduler, shared read-only by
 /// every worker (so all of them map a client alike).
@@ -334,7 +247,7 @@ pub(crate) mod tests {
         let e = "WRR".parse::<Kind>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown scheduler \"WRR\": expected one of rr wrr lc wlc sed nq sh mh"
+            "unknown value \"WRR\": expected one of \"rr\", \"wrr\", \"lc\", \"wlc\", \"sed\", \"nq\", \"sh\", \"mh\""
         );
     }
 

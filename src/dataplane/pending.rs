@@ -1,0 +1,202 @@
+//! Packets waiting for a neighbour's MAC address.
+//!
+//! When the next hop of a packet has no ARP entry the worker asks for it
+//! (an ARP request) and parks the packet here, like a kernel's neighbour
+//! queue: at most [`FRAMES_PER_NEIGHBOR`] packets per address, at most
+//! `capacity` addresses at once, all slots allocated at start. The reply
+//! releases them; an address that stays silent is asked again every
+//! [`RETRY_NS`] and given up after [`GIVE_UP_NS`], its packets dropped and
+//! counted. A full queue drops the new packet (counted), never an older one.
+
+use std::net::Ipv4Addr;
+
+/// Packets kept per unresolved address (Linux's default `unres_qlen` is
+/// larger; a balancer resolves a handful of real servers and gateways).
+pub const FRAMES_PER_NEIGHBOR: usize = 4;
+/// Interval between ARP requests for one unresolved address.
+pub const RETRY_NS: u64 = 1_000_000_000;
+/// How long an address may stay unresolved before its packets are dropped.
+pub const GIVE_UP_NS: u64 = 3_000_000_000;
+
+struct Slot<F> {
+    /// 0.0.0.0 marks a free slot.
+    ip: Ipv4Addr,
+    port: u16,
+    since_ns: u64,
+    last_request_ns: u64,
+    frames: [Option<F>; FRAMES_PER_NEIGHBOR],
+}
+
+/// What `park` did with a packet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parked<F> {
+    /// Kept; the caller should send an ARP request now (first packet for
+    /// this address, or the retry interval has passed).
+    AskNow,
+    /// Kept; a request is already out.
+    Waiting,
+    /// Not kept: this address's queue or the whole table is full.
+    Full(F),
+}
+
+/// The parked packets of one worker.
+pub struct PendingQueue<F> {
+    slots: Vec<Slot<F>>,
+}
+
+impl<F> std::fmt::Debug for PendingQueue<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.slots.iter().filter(|s| !s.ip.is_unspecified()).count();
+        write!(f, "PendingQueue({used}/{} addresses)", self.slots.len())
+    }
+}
+
+impl<F> PendingQueue<F> {
+    /// Room for `capacity` unresolved addresses.
+    pub fn new(capacity: usize) -> PendingQueue<F> {
+        PendingQueue {
+            slots: (0..capacity.max(1))
+                .map(|_| Slot {
+                    ip: Ipv4Addr::UNSPECIFIED,
+                    port: 0,
+                    since_ns: 0,
+                    last_request_ns: 0,
+                    frames: std::array::from_fn(|_| None),
+                })
+                .collect(),
+        }
+    }
+
+    /// Parks `frame` until `ip` (reached through `port`) is resolved.
+    pub fn park(&mut self, ip: Ipv4Addr, port: u16, frame: F, now: u64) -> Parked<F> {
+        let idx = match self.slots.iter().position(|s| s.ip == ip) {
+            Some(i) => i,
+            None => match self.slots.iter().position(|s| s.ip.is_unspecified()) {
+                Some(i) => {
+                    let s = &mut self.slots[i];
+                    s.ip = ip;
+                    s.port = port;
+                    s.since_ns = now;
+                    s.last_request_ns = 0;
+                    i
+                }
+                None => return Parked::Full(frame),
+            },
+        };
+        let s = &mut self.slots[idx];
+        let Some(free) = s.frames.iter_mut().find(|f| f.is_none()) else {
+            return Parked::Full(frame);
+        };
+        *free = Some(frame);
+        if s.last_request_ns == 0 || now.saturating_sub(s.last_request_ns) >= RETRY_NS {
+            s.last_request_ns = now.max(1);
+            Parked::AskNow
+        } else {
+            Parked::Waiting
+        }
+    }
+
+    /// Takes every packet parked for `ip` (it has just been resolved).
+    pub fn release(&mut self, ip: Ipv4Addr, mut each: impl FnMut(u16, F)) {
+        if ip.is_unspecified() {
+            return;
+        }
+        if let Some(s) = self.slots.iter_mut().find(|s| s.ip == ip) {
+            for f in s.frames.iter_mut() {
+                if let Some(frame) = f.take() {
+                    each(s.port, frame);
+                }
+            }
+            s.ip = Ipv4Addr::UNSPECIFIED;
+        }
+    }
+
+    /// Timed chores: addresses due for another ARP request go to `ask`;
+    /// those past [`GIVE_UP_NS`] lose their packets to `give_up`.
+    pub fn tick(
+        &mut self,
+        now: u64,
+        mut ask: impl FnMut(Ipv4Addr, u16),
+        mut give_up: impl FnMut(F),
+    ) {
+        for s in self.slots.iter_mut().filter(|s| !s.ip.is_unspecified()) {
+            if now.saturating_sub(s.since_ns) >= GIVE_UP_NS {
+                for f in s.frames.iter_mut() {
+                    if let Some(frame) = f.take() {
+                        give_up(frame);
+                    }
+                }
+                s.ip = Ipv4Addr::UNSPECIFIED;
+            } else if now.saturating_sub(s.last_request_ns) >= RETRY_NS {
+                s.last_request_ns = now.max(1);
+                ask(s.ip, s.port);
+            }
+        }
+    }
+
+    /// True when nothing is parked (lets the worker skip `tick`).
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(|s| s.ip.is_unspecified())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 11);
+    const B: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 12);
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn first_packet_asks_then_waits() {
+        let mut q = PendingQueue::new(4);
+        assert_eq!(q.park(A, 1, 'a', 10), Parked::AskNow);
+        assert_eq!(q.park(A, 1, 'b', 20), Parked::Waiting);
+        let mut out = Vec::new();
+        q.release(A, |p, f| out.push((p, f)));
+        assert_eq!(out, vec![(1, 'a'), (1, 'b')]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn per_address_queue_is_bounded() {
+        let mut q = PendingQueue::new(4);
+        for i in 0..FRAMES_PER_NEIGHBOR {
+            assert_ne!(q.park(A, 0, i, 0), Parked::Full(i));
+        }
+        assert_eq!(q.park(A, 0, 99, 0), Parked::Full(99));
+    }
+
+    #[test]
+    fn address_table_is_bounded() {
+        let mut q = PendingQueue::new(1);
+        q.park(A, 0, 1, 0);
+        assert_eq!(q.park(B, 0, 2, 0), Parked::Full(2));
+    }
+
+    #[test]
+    fn silent_address_is_asked_again_then_given_up() {
+        let mut q = PendingQueue::new(2);
+        q.park(A, 3, 'x', S);
+        let mut asked = Vec::new();
+        let mut dropped = Vec::new();
+        q.tick(S + S / 2, |ip, p| asked.push((ip, p)), |f| dropped.push(f));
+        assert!(asked.is_empty(), "not before the retry interval");
+        q.tick(2 * S + 1, |ip, p| asked.push((ip, p)), |f| dropped.push(f));
+        assert_eq!(asked, vec![(A, 3)]);
+        q.tick(
+            S + GIVE_UP_NS,
+            |ip, p| asked.push((ip, p)),
+            |f| dropped.push(f),
+        );
+        assert_eq!(dropped, vec!['x']);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn releasing_an_unknown_address_does_nothing() {
+        let mut q: PendingQueue<u8> = PendingQueue::new(2);
+        q.release(A, |_, _| panic!("nothing parked"));
+    }
+}

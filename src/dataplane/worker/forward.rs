@@ -1,0 +1,592 @@
+//! The load balancer's path through a worker: find the connection of a
+//! packet (either direction) or create one for a new flow to a virtual
+//! service, rewrite for the service's forwarding method, route, send.
+//!
+//! Order of decisions for an IPv4 packet not addressed to the balancer:
+//! 1. TCP/UDP: the connection table, by the packet's 5-tuple. A hit in the
+//!    original direction goes to the connection's real server; a hit in the
+//!    reply direction (NAT) goes back to the client as the service. A bare
+//!    SYN on a closing connection retires it and starts a new one.
+//! 2. No connection and the destination is a service: schedule a real
+//!    server (persistence first), create the connection, forward. TCP
+//!    creates connections only on a bare SYN, like IPVS.
+//! 3. ICMP errors quoting a tracked connection are translated (NAT) or
+//!    passed to the real server (DR, TUN), so path MTU discovery works.
+//! 4. Everything else is dropped with its reason.
+//!
+//! Per real server counters (connections active and inactive, packets and
+//! bytes each way) live here, per worker, as plain integers; lc/wlc see
+//! this worker's counts only. With N workers and RSS spreading clients
+//! evenly, each worker's counts are about 1/N of the global ones with the
+//! same proportions between servers, which is what least-connection
+//! scheduling compares.
+
+use super::{Worker, WorkerSetup};
+use crate::dataplane::io::{Frame, Output};
+use crate::dataplane::stats::{DropReason, RealServerCounters};
+use crate::lb::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError};
+use crate::lb::persist::PersistTable;
+use crate::lb::sched::{Candidate, FlowHashInput, Scheduler};
+use crate::lb::service::{ForwardMethod, Protocol, ServiceId, ServiceTable};
+use crate::lb::tcp_state::{self, TcpFlags, Timeouts};
+use crate::lb::xmit::{nat, tun, Endpoint, XmitError};
+use crate::wire::{icmp, ipv4, tcp, udp};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// Connections examined per poll by the expiry sweep.
+const SWEEP_BUDGET: usize = 64;
+
+/// A worker's load-balancing state.
+pub(super) struct Balancer {
+    services: Arc<ServiceTable>,
+    conns: ConnTable,
+    persist: PersistTable,
+    timeouts: Timeouts,
+    scheds: Vec<Scheduler>,
+    /// Counters per service, per real server.
+    counters: Vec<Vec<RealServerCounters>>,
+    /// Scratch for the scheduler's view, sized at start.
+    candidates: Vec<Candidate>,
+}
+
+impl std::fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Balancer({} services, {}/{} connections)",
+            self.services.len(),
+            self.conns.len(),
+            self.conns.capacity()
+        )
+    }
+}
+
+impl Balancer {
+    pub(super) fn new(setup: &WorkerSetup) -> Balancer {
+        let services = setup.services.clone();
+        let max_rs = services
+            .services()
+            .iter()
+            .map(|s| s.real_servers.len())
+            .max()
+            .unwrap_or(0);
+        let any_persistence = services.services().iter().any(|s| s.persistence.is_some());
+        Balancer {
+            conns: ConnTable::with_seed(setup.conn_capacity.max(1), setup.seed),
+            persist: PersistTable::with_seed(
+                if any_persistence {
+                    setup.conn_capacity.max(1)
+                } else {
+                    1
+                },
+                setup.seed ^ 0x9e37_79b9,
+            ),
+            timeouts: setup.timeouts,
+            scheds: services
+                .services()
+                .iter()
+                .enumerate()
+                .map(|(i, _)| {
+                    services.new_scheduler(i as ServiceId, setup.seed.wrapping_add(i as u64))
+                })
+                .collect(),
+            counters: services
+                .services()
+                .iter()
+                .map(|s| vec![RealServerCounters::default(); s.real_servers.len()])
+                .collect(),
+            candidates: Vec::with_capacity(max_rs),
+            services,
+        }
+    }
+
+    pub(super) fn services(&self) -> &ServiceTable {
+        &self.services
+    }
+
+    /// Counters per service and real server, for the stats line and rvsadm.
+    pub(super) fn counters(&self) -> &[Vec<RealServerCounters>] {
+        &self.counters
+    }
+
+    /// Connections tracked now.
+    pub(super) fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The sweep that reclaims expired connections, a little per poll.
+    pub(super) fn tick(&mut self, now: u64) {
+        let counters = &mut self.counters;
+        self.conns
+            .expire(now, SWEEP_BUDGET, |c| forget(counters, c));
+        self.persist.expire(now, SWEEP_BUDGET);
+    }
+}
+
+/// Takes a connection that ended out of its server's active/inactive count.
+fn forget(counters: &mut [Vec<RealServerCounters>], c: &Conn) {
+    if let Some(rs) = counters
+        .get_mut(usize::from(c.vs))
+        .and_then(|v| v.get_mut(usize::from(c.rs)))
+    {
+        if c.is_active() {
+            rs.active = rs.active.saturating_sub(1);
+        } else {
+            rs.inactive = rs.inactive.saturating_sub(1);
+        }
+    }
+}
+
+/// Moves a connection between its server's active and inactive counts.
+fn account(counters: &mut [Vec<RealServerCounters>], vs: u16, rs: u16, t: tcp_state::Transition) {
+    if !t.changed() {
+        return;
+    }
+    if let Some(c) = counters
+        .get_mut(usize::from(vs))
+        .and_then(|v| v.get_mut(usize::from(rs)))
+    {
+        if t.now_active {
+            c.active += 1;
+            c.inactive = c.inactive.saturating_sub(1);
+        } else {
+            c.inactive += 1;
+            c.active = c.active.saturating_sub(1);
+        }
+    }
+}
+
+/// The transport facts the connection path needs.
+#[derive(Clone, Copy)]
+struct L4 {
+    key: FlowKey,
+    flags: TcpFlags,
+    protocol: Protocol,
+}
+
+impl<F: Frame> Worker<F> {
+    /// The load balancer's path for IPv4 at offset `l3` (header checksum
+    /// already verified, not addressed to the balancer): sends, parks or
+    /// drops `frame`, counting what it does.
+    pub(super) fn forward<O: Output<F>>(
+        &mut self,
+        port: usize,
+        l3: usize,
+        frame: F,
+        now: u64,
+        out: &mut O,
+    ) {
+        match self.forward_inner(port, l3, frame, now, out) {
+            Ok(()) => {}
+            Err(reason) => self.stats.drop(reason),
+        }
+    }
+
+    fn forward_inner<O: Output<F>>(
+        &mut self,
+        port: usize,
+        l3: usize,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let _ = port;
+        let ip = ipv4::Packet::new_unchecked(&frame.data()[l3..]);
+        let proto = u8::from(ip.protocol());
+        if proto == 1 {
+            return self.icmp_error(l3, frame, now, out);
+        }
+        let Some(protocol) = Protocol::from_number(proto) else {
+            return Err(self.unknown_destination(&ip));
+        };
+        if ip.is_fragment() {
+            return Err(DropReason::Fragment);
+        }
+        let l4 = read_l4(&ip, protocol)?;
+        let bytes = u32::from(ip.total_len());
+
+        // 1. A tracked connection, either direction.
+        let counters = &mut self.lb.counters;
+        let found = self.lb.conns.lookup(&l4.key, now, |c| forget(counters, c));
+        let conn = match found {
+            Some((id, dir)) => {
+                let c = self.lb.conns.get(id);
+                if protocol == Protocol::Tcp && tcp_state::should_restart(c.state(), dir, l4.flags)
+                {
+                    // A new connection on the tuple of a closing one.
+                    let old = self.lb.conns.remove(id);
+                    forget(&mut self.lb.counters, &old);
+                    None
+                } else {
+                    Some((id, dir))
+                }
+            }
+            None => None,
+        };
+        let (id, dir) = match conn {
+            Some(hit) => hit,
+            None => self.new_connection(&ip, &l4, now)?,
+        };
+
+        let timeouts = self.lb.timeouts;
+        let c = self.lb.conns.get_mut(id);
+        let t = c.on_packet(dir, l4.flags, bytes, now, &timeouts);
+        let (vs, rs) = (c.vs, c.rs);
+        account(&mut self.lb.counters, vs, rs, t);
+        if let Some(cnt) = self
+            .lb
+            .counters
+            .get_mut(usize::from(vs))
+            .and_then(|v| v.get_mut(usize::from(rs)))
+        {
+            match dir {
+                Direction::Original => {
+                    cnt.packets_in += 1;
+                    cnt.bytes_in += u64::from(bytes);
+                }
+                Direction::Reply => {
+                    cnt.packets_out += 1;
+                    cnt.bytes_out += u64::from(bytes);
+                }
+            }
+        }
+        let service = self.lb.services.get(vs);
+        let method = service.forward;
+        let vip = service.key.vip;
+        let real = service.real_servers[usize::from(rs)].endpoint;
+        match (dir, method) {
+            (Direction::Original, ForwardMethod::Nat) => {
+                nat::to_real_server(&mut frame.data_mut()[l3..], real).map_err(xmit_drop)?;
+                self.route_and_send(real.ip, frame, now, out)
+            }
+            (Direction::Original, ForwardMethod::Dr) => {
+                self.route_and_send(real.ip, frame, now, out)
+            }
+            (Direction::Original, ForwardMethod::Tun) => self.tunnel(l3, real.ip, frame, now, out),
+            (Direction::Reply, _) => {
+                nat::from_real_server(&mut frame.data_mut()[l3..], vip).map_err(xmit_drop)?;
+                let client = l4.key.dst;
+                self.route_and_send(client, frame, now, out)
+            }
+        }
+    }
+
+    /// Why a packet that matched no connection and no service is dropped.
+    fn unknown_destination(&self, ip: &ipv4::Packet<&[u8]>) -> DropReason {
+        if self.lb.services.is_vip(ip.dst_addr()) {
+            DropReason::UnsupportedProtocol
+        } else {
+            DropReason::NoService
+        }
+    }
+
+    /// Schedules a new flow to a service and records its connection.
+    fn new_connection(
+        &mut self,
+        ip: &ipv4::Packet<&[u8]>,
+        l4: &L4,
+        now: u64,
+    ) -> Result<(ConnId, Direction), DropReason> {
+        let vip = Endpoint::new(l4.key.dst, l4.key.dst_port);
+        let Some(vs) = self.lb.services.lookup(vip, l4.protocol) else {
+            let src = Endpoint::new(l4.key.src, l4.key.src_port);
+            if self.lb.services.is_nat_real_server(src, l4.protocol) {
+                // A reply from a real server for a connection we do not
+                // know (expired, or from before a restart).
+                return Err(DropReason::NoConnection);
+            }
+            return Err(self.unknown_destination(ip));
+        };
+        if l4.protocol == Protocol::Tcp && !l4.flags.is_bare_syn() {
+            return Err(DropReason::NoConnection);
+        }
+        let rs = self.schedule(vs, l4.key.src, l4.key.src_port, now)?;
+        let service = self.lb.services.get(vs);
+        let real = service.real_servers[usize::from(rs)].endpoint;
+        let forward = service.forward;
+        let reply = match forward {
+            // Replies come from the real server to the client.
+            ForwardMethod::Nat => FlowKey::new(
+                real.ip,
+                real.port,
+                l4.key.src,
+                l4.key.src_port,
+                l4.key.proto,
+            ),
+            // Replies bypass us; the reply key is only a second name for
+            // the connection (what a reply would look like).
+            ForwardMethod::Dr | ForwardMethod::Tun => l4.key.reversed(),
+        };
+        let mut init = ConnInit::new(vs, rs);
+        init.input_only = forward != ForwardMethod::Nat;
+        let counters = &mut self.lb.counters;
+        let id = match self
+            .lb
+            .conns
+            .insert(l4.key, reply, init, now, |c| forget(counters, c))
+        {
+            Ok(id) => id,
+            Err(InsertError::Full) => return Err(DropReason::TableFull),
+            Err(InsertError::Exists | InsertError::SameKeys) => return Err(DropReason::Malformed),
+        };
+        let active = self.lb.conns.get(id).is_active();
+        if let Some(c) = self
+            .lb
+            .counters
+            .get_mut(usize::from(vs))
+            .and_then(|v| v.get_mut(usize::from(rs)))
+        {
+            c.conns += 1;
+            if active {
+                c.active += 1;
+            } else {
+                c.inactive += 1;
+            }
+        }
+        self.stats.conns_created += 1;
+        Ok((id, Direction::Original))
+    }
+
+    /// Picks a real server for a new flow from `client`: the persistence
+    /// template if one lives, else the service's scheduler.
+    fn schedule(
+        &mut self,
+        vs: ServiceId,
+        client: Ipv4Addr,
+        client_port: u16,
+        now: u64,
+    ) -> Result<u16, DropReason> {
+        let service = self.lb.services.get(vs);
+        let persistence_ns = service.persistence.map(|d| d.as_nanos() as u64);
+        if let Some(timeout) = persistence_ns {
+            if let Some(rs) = self.lb.persist.lookup(client, vs, now, timeout) {
+                if service
+                    .real_servers
+                    .get(usize::from(rs))
+                    .is_some_and(|r| r.weight > 0)
+                {
+                    return Ok(rs);
+                }
+            }
+        }
+        self.lb.candidates.clear();
+        let counters = &self.lb.counters[usize::from(vs)];
+        self.lb
+            .candidates
+            .extend(
+                service
+                    .real_servers
+                    .iter()
+                    .zip(counters)
+                    .map(|(r, c)| Candidate {
+                        weight: r.weight,
+                        active: c.active,
+                        inactive: c.inactive,
+                    }),
+            );
+        let flow = FlowHashInput {
+            client,
+            client_port,
+        };
+        let rs = self.lb.scheds[usize::from(vs)]
+            .pick(&self.lb.candidates, &flow)
+            .ok_or(DropReason::NoRealServer)? as u16;
+        if let Some(timeout) = persistence_ns {
+            // A full template table only costs stickiness, not the flow.
+            let _ = self.lb.persist.insert(client, vs, rs, now, timeout);
+        }
+        Ok(rs)
+    }
+
+    /// Looks up the route to `dst` and sends the frame to its next hop.
+    fn route_and_send<O: Output<F>>(
+        &mut self,
+        dst: Ipv4Addr,
+        frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let hop = self.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
+        self.stats.forwarded += 1;
+        self.send_to(usize::from(hop.port), hop.address, frame, now, out);
+        Ok(())
+    }
+
+    /// TUN: wraps the packet at `l3` in an IPIP header to `real` and sends
+    /// it; a packet too big for the outgoing MTU gets ICMP "fragmentation
+    /// needed" back to its sender instead.
+    fn tunnel<O: Output<F>>(
+        &mut self,
+        l3: usize,
+        real: Ipv4Addr,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let hop = self.routes.lookup(real).ok_or(DropReason::NoRoute)?;
+        let mtu = self.ports[usize::from(hop.port)].mtu;
+        if let Err(XmitError::TooBig { mtu: inner_mtu }) = tun::check_fits(&frame.data()[l3..], mtu)
+        {
+            return self.frag_needed(l3, inner_mtu, frame, now, out);
+        }
+        if !frame.prepend(tun::OVERHEAD) {
+            return Err(DropReason::TooBig);
+        }
+        let ident = self.next_ident();
+        let data = frame.data_mut();
+        // The link-layer header moves to the new front.
+        data.copy_within(tun::OVERHEAD..tun::OVERHEAD + l3, 0);
+        tun::encapsulate(&mut data[l3..], hop.src, real, ident);
+        self.stats.forwarded += 1;
+        self.send_to(usize::from(hop.port), hop.address, frame, now, out);
+        Ok(())
+    }
+
+    /// Turns the packet at `l3` into an ICMP "fragmentation needed" to its
+    /// sender, quoting its start, and routes that back.
+    fn frag_needed<O: Output<F>>(
+        &mut self,
+        l3: usize,
+        mtu: u16,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let client = ipv4::Packet::new_unchecked(&frame.data()[l3..]).src_addr();
+        let hop = self.routes.lookup(client).ok_or(DropReason::NoRoute)?;
+        let quoted = (frame.data().len() - l3).min(tun::MAX_QUOTE);
+        if !frame.prepend(tun::ICMP_ERROR_OVERHEAD) {
+            return Err(DropReason::TooBig);
+        }
+        frame.truncate(tun::ICMP_ERROR_OVERHEAD + l3 + quoted);
+        let ident = self.next_ident();
+        let data = frame.data_mut();
+        data.copy_within(tun::ICMP_ERROR_OVERHEAD..tun::ICMP_ERROR_OVERHEAD + l3, 0);
+        tun::frag_needed(&mut data[l3..], hop.src, mtu, ident);
+        self.stats.frag_needed_sent += 1;
+        self.send_to(usize::from(hop.port), hop.address, frame, now, out);
+        Ok(())
+    }
+
+    /// ICMP not addressed to the balancer: errors that quote a tracked
+    /// connection are passed on, translated for NAT; the rest is dropped.
+    fn icmp_error<O: Output<F>>(
+        &mut self,
+        l3: usize,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let data = &frame.data()[l3..];
+        let ip = ipv4::Packet::new_unchecked(data);
+        let dst_is_vip = self.lb.services.is_vip(ip.dst_addr());
+        let msg = icmp::Packet::new_checked(ip.payload()).map_err(|_| DropReason::Truncated)?;
+        if !msg.msg_type().is_error() {
+            return Err(if dst_is_vip {
+                DropReason::UnsupportedProtocol
+            } else {
+                DropReason::NoService
+            });
+        }
+        if ip.is_fragment() {
+            return Err(DropReason::Fragment);
+        }
+        if !msg.verify_checksum() {
+            return Err(DropReason::BadChecksum);
+        }
+        let quoted =
+            ipv4::Packet::new_checked_quoted(msg.data()).map_err(|_| DropReason::Malformed)?;
+        let proto = u8::from(quoted.protocol());
+        if Protocol::from_number(proto).is_none() {
+            return Err(DropReason::NoService);
+        }
+        let qp = quoted.payload();
+        let (qsport, qdport) = (
+            u16::from_be_bytes([qp[0], qp[1]]),
+            u16::from_be_bytes([qp[2], qp[3]]),
+        );
+        // The quoted packet went the other way: its reversed tuple is the
+        // key this error travels with.
+        let key = FlowKey::new(quoted.dst_addr(), qdport, quoted.src_addr(), qsport, proto);
+        let Some((id, dir)) = self.lb.conns.peek(&key, now) else {
+            return Err(DropReason::NoConnection);
+        };
+        let c = self.lb.conns.get(id);
+        let service = self.lb.services.get(c.vs);
+        let real = service.real_servers[usize::from(c.rs)].endpoint;
+        let vip = service.key.vip;
+        let method = service.forward;
+        self.stats.icmp_errors_forwarded += 1;
+        match (dir, method) {
+            // About a packet we forwarded to the real server: back to the
+            // client, as if the VIP had answered.
+            (Direction::Reply, _) => {
+                nat::translate_icmp_error(
+                    &mut frame.data_mut()[l3..],
+                    (nat::Side::Src, vip.ip),
+                    (nat::Side::Dst, vip),
+                )
+                .map_err(xmit_drop)?;
+                let client = key.dst;
+                self.route_and_send(client, frame, now, out)
+            }
+            // About a reply: on to the real server that sent it.
+            (Direction::Original, ForwardMethod::Nat) => {
+                nat::translate_icmp_error(
+                    &mut frame.data_mut()[l3..],
+                    (nat::Side::Dst, real.ip),
+                    (nat::Side::Src, real),
+                )
+                .map_err(xmit_drop)?;
+                self.route_and_send(real.ip, frame, now, out)
+            }
+            (Direction::Original, ForwardMethod::Dr) => {
+                nat::decrement_ttl(&mut frame.data_mut()[l3..]).map_err(xmit_drop)?;
+                self.route_and_send(real.ip, frame, now, out)
+            }
+            (Direction::Original, ForwardMethod::Tun) => self.tunnel(l3, real.ip, frame, now, out),
+        }
+    }
+}
+
+/// Reads ports and flags; the transport header must be whole.
+fn read_l4(ip: &ipv4::Packet<&[u8]>, protocol: Protocol) -> Result<L4, DropReason> {
+    let payload = ip.payload();
+    let (sport, dport, flags) = match protocol {
+        Protocol::Tcp => {
+            let t = tcp::Packet::new_checked(payload).map_err(wire_err)?;
+            (t.src_port(), t.dst_port(), TcpFlags(t.flags().0))
+        }
+        Protocol::Udp => {
+            let u = udp::Packet::new_checked(payload).map_err(wire_err)?;
+            (u.src_port(), u.dst_port(), TcpFlags::NONE)
+        }
+    };
+    Ok(L4 {
+        key: FlowKey::new(
+            ip.src_addr(),
+            sport,
+            ip.dst_addr(),
+            dport,
+            protocol.number(),
+        ),
+        flags,
+        protocol,
+    })
+}
+
+fn wire_err(e: crate::wire::Error) -> DropReason {
+    match e {
+        crate::wire::Error::Truncated => DropReason::Truncated,
+        crate::wire::Error::Malformed => DropReason::Malformed,
+    }
+}
+
+fn xmit_drop(e: XmitError) -> DropReason {
+    match e {
+        XmitError::TtlExpired => DropReason::TtlExpired,
+        XmitError::Unsupported => DropReason::UnsupportedProtocol,
+        XmitError::TooBig { .. } => DropReason::TooBig,
+    }
+}

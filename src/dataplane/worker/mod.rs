@@ -1,0 +1,481 @@
+//! What a worker does with one frame.
+//!
+//! The appliance's L2/L3 basics (answer ARP for own addresses and for VIPs
+//! on their connected interface, learn neighbours, answer ICMP echo to own
+//! addresses and VIPs) and the load balancer's path (`forward`: find or
+//! create the connection, rewrite for NAT, DR or TUN, route and send).
+//! Every frame is either sent, parked until its next hop resolves, or
+//! dropped with a named, counted reason. Replies and forwarded packets are
+//! rewritten in place in the received buffer, so the packet path allocates
+//! nothing; frames rvs originates (ARP requests) come from the pool.
+//! Time comes in as `now` (nanoseconds).
+
+mod forward;
+#[cfg(test)]
+mod tests;
+
+use super::io::{Frame, Output};
+use super::pending::{Parked, PendingQueue};
+use super::stats::{DropReason, WorkerStats};
+use crate::lb::service::ServiceTable;
+use crate::lb::tcp_state::Timeouts;
+use crate::net::neigh::NeighTable;
+use crate::net::route::RouteTable;
+use crate::wire::ethernet::{self, EtherType};
+use crate::wire::{arp, icmp, ipv4, Error as WireError, Ipv4Cidr, MacAddr};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// TTL of packets rvs originates (echo replies), as Linux does.
+const REPLY_TTL: u8 = 64;
+/// Unresolved next hops a worker parks packets for at once.
+const PENDING_ADDRESSES: usize = 64;
+/// Length of an Ethernet ARP frame rvs builds (padded to the minimum).
+const ARP_FRAME_LEN: usize = 60;
+
+/// One port as a worker sees it.
+#[derive(Clone, Debug)]
+pub struct PortSetup {
+    /// The port's MAC address (replies come from it; unicast to others is dropped).
+    pub mac: MacAddr,
+    /// The port's own addresses with their connected prefixes.
+    pub addresses: Vec<Ipv4Cidr>,
+    /// Largest IPv4 packet the port sends (TUN checks encapsulated size).
+    pub mtu: u16,
+}
+
+/// Everything a worker needs to start; identical for every worker.
+#[derive(Clone, Debug)]
+pub struct WorkerSetup {
+    /// Ports in config order (index = port number in [`super::io::PacketIo`]).
+    pub ports: Vec<PortSetup>,
+    /// Static neighbours: (address, MAC, port).
+    pub static_neighbors: Vec<(Ipv4Addr, MacAddr, u16)>,
+    /// Connected subnets and static routes.
+    pub routes: RouteTable,
+    /// Virtual services (shared, immutable).
+    pub services: Arc<ServiceTable>,
+    /// Connection timeouts by state.
+    pub timeouts: Timeouts,
+    /// Connections this worker can track (`conn_table_size`).
+    pub conn_capacity: usize,
+    /// Learned neighbours this worker can hold.
+    pub neigh_capacity: usize,
+    /// How long a learned neighbour stays valid without being refreshed.
+    pub neigh_max_age_ns: u64,
+    /// Seed for the connection table's hash and the schedulers (tests pass
+    /// a fixed one; rvsd a random one).
+    pub seed: u64,
+}
+
+impl WorkerSetup {
+    /// A setup with only ports (no routes beyond the connected subnets, no
+    /// services): what the foundation's tests and benchmarks need.
+    pub fn ports_only(ports: Vec<PortSetup>) -> WorkerSetup {
+        let connected: Vec<(u16, Ipv4Cidr)> = ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.addresses.iter().map(move |a| (i as u16, *a)))
+            .collect();
+        WorkerSetup {
+            routes: RouteTable::new(&connected, &[]),
+            ports,
+            static_neighbors: Vec::new(),
+            services: Arc::new(ServiceTable::default()),
+            timeouts: Timeouts::default(),
+            conn_capacity: 1024,
+            neigh_capacity: 1024,
+            neigh_max_age_ns: 300_000_000_000,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// What the balancer's own handling decided for a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Rewritten in place; send it on this port.
+    Transmit(usize),
+    /// Used up (an ARP reply that taught us a neighbour).
+    Done,
+    /// Dropped for this reason (counted by `handle`).
+    Drop(DropReason),
+}
+
+/// One worker's state: owned by its lcore, never shared.
+#[derive(Debug)]
+pub struct Worker<F> {
+    ports: Vec<PortSetup>,
+    routes: RouteTable,
+    neigh: NeighTable,
+    pending: PendingQueue<F>,
+    lb: forward::Balancer,
+    /// Identification of the next IPv4 packet rvs originates.
+    ident: u16,
+    /// Counters, published by the poll loop.
+    pub stats: WorkerStats,
+}
+
+impl<F: Frame> Worker<F> {
+    /// A worker with empty tables sized by `setup`, plus its static
+    /// neighbours.
+    pub fn new(setup: &WorkerSetup) -> Worker<F> {
+        let mut neigh = NeighTable::new(setup.neigh_capacity, setup.neigh_max_age_ns);
+        for &(ip, mac, port) in &setup.static_neighbors {
+            neigh.insert_static(ip, mac, port);
+        }
+        Worker {
+            ports: setup.ports.clone(),
+            routes: setup.routes.clone(),
+            neigh,
+            pending: PendingQueue::new(PENDING_ADDRESSES),
+            lb: forward::Balancer::new(setup),
+            ident: (setup.seed as u16) | 1,
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// Publishes every counter to `cell` for the control thread.
+    pub fn publish(&self, cell: &super::stats::StatsCell) {
+        cell.publish(&self.stats);
+        cell.publish_lb(self.lb.counters().iter().flatten(), self.lb.conn_count());
+    }
+
+    /// Per real server counters of this worker (services in order).
+    pub fn real_server_counters(&self) -> impl Iterator<Item = &super::stats::RealServerCounters> {
+        self.lb.counters().iter().flatten()
+    }
+
+    /// The neighbour table, for inspection.
+    pub fn neighbors(&self) -> &NeighTable {
+        &self.neigh
+    }
+
+    /// Decides one frame received on `port`: sends it (rewritten) through
+    /// `out`, parks it, or drops it. Counts the frame and any drop.
+    pub fn handle<O: Output<F>>(&mut self, port: usize, mut frame: F, now: u64, out: &mut O) {
+        self.stats.rx_packets += 1;
+        self.stats.rx_bytes += frame.data().len() as u64;
+        let verdict = match self.classify(port, &mut frame, now, out) {
+            Step::Decided(v) => v,
+            Step::Forward { l3 } => {
+                // Not for the balancer itself: the load balancer's path,
+                // which sends, parks or drops (and counts) the frame.
+                self.forward(port, l3, frame, now, out);
+                return;
+            }
+        };
+        match verdict {
+            Verdict::Transmit(p) => out.send(p, frame),
+            Verdict::Done => {}
+            Verdict::Drop(reason) => self.stats.drop(reason),
+        }
+    }
+
+    /// Timed chores between bursts: re-ask silent neighbours, give up on
+    /// those that stay silent, expire connections a little at a time.
+    pub fn tick<O: Output<F>>(&mut self, now: u64, out: &mut O) {
+        if !self.pending.is_empty() {
+            let mut ask = [(Ipv4Addr::UNSPECIFIED, 0u16); 8];
+            let mut n = 0;
+            let mut given_up = 0;
+            self.pending.tick(
+                now,
+                |ip, port| {
+                    if n < ask.len() {
+                        ask[n] = (ip, port);
+                        n += 1;
+                    }
+                },
+                |_frame| given_up += 1,
+            );
+            for _ in 0..given_up {
+                self.stats.drop(DropReason::NeighborUnresolved);
+            }
+            for &(ip, port) in &ask[..n] {
+                self.send_arp_request(usize::from(port), ip, out);
+            }
+        }
+        self.lb.tick(now);
+    }
+
+    /// Decides what the balancer itself does with a frame (ARP, echo,
+    /// drops), or that it is for the forwarding path.
+    fn classify<O: Output<F>>(
+        &mut self,
+        port: usize,
+        frame: &mut F,
+        now: u64,
+        out: &mut O,
+    ) -> Step {
+        let Some(port_mac) = self.ports.get(port).map(|p| p.mac) else {
+            return Step::Decided(Verdict::Drop(DropReason::Malformed));
+        };
+        let data = frame.data_mut();
+        let eth = match ethernet::Frame::new_checked(&*data) {
+            Ok(eth) => eth,
+            Err(e) => return Step::Decided(Verdict::Drop(wire_drop(e))),
+        };
+        let dst = eth.dst_addr();
+        if dst.is_unicast() && dst != port_mac {
+            return Step::Decided(Verdict::Drop(DropReason::OtherMac));
+        }
+        if eth.src_addr().is_multicast() {
+            return Step::Decided(Verdict::Drop(DropReason::Malformed));
+        }
+        let l3 = match eth.l3() {
+            Ok(l3) => l3,
+            Err(e) => return Step::Decided(Verdict::Drop(wire_drop(e))),
+        };
+        let verdict = match l3.ethertype {
+            EtherType::Arp => self.arp(port, port_mac, &mut data[l3.offset..], now, out),
+            EtherType::Ipv4 => match self.ipv4_local(port, &mut data[l3.offset..]) {
+                Local::Verdict(v) => v,
+                Local::NotLocal => return Step::Forward { l3: l3.offset },
+            },
+            _ => return Step::Decided(Verdict::Drop(DropReason::UnsupportedEthertype)),
+        };
+        if let Verdict::Transmit(_) = verdict {
+            // Replies go back where the request came from, from our MAC;
+            // VLAN tags stay in place.
+            let mut eth = ethernet::Frame::new_unchecked(frame.data_mut());
+            let requester = eth.src_addr();
+            eth.set_dst_addr(requester);
+            eth.set_src_addr(port_mac);
+        }
+        Step::Decided(verdict)
+    }
+
+    /// True when `ip` is one of the addresses of `port`.
+    fn owned_by_port(&self, port: usize, ip: Ipv4Addr) -> bool {
+        self.ports[port].addresses.iter().any(|a| a.addr() == ip)
+    }
+
+    /// True when `ip` is one of our addresses on any port.
+    fn owned(&self, ip: Ipv4Addr) -> bool {
+        self.ports
+            .iter()
+            .any(|p| p.addresses.iter().any(|a| a.addr() == ip))
+    }
+
+    /// True when rvs answers ARP for `ip` on `port`: its own addresses
+    /// there, and VIPs whose connected subnet is on that port.
+    fn answers_arp_for(&self, port: usize, ip: Ipv4Addr) -> bool {
+        self.owned_by_port(port, ip)
+            || (self.lb.services().is_vip(ip)
+                && self.routes.connected_port(ip) == Some(port as u16))
+    }
+
+    /// ARP: learn the sender when the packet is for us (or the sender is
+    /// known), release packets waiting for it, and answer requests.
+    fn arp<O: Output<F>>(
+        &mut self,
+        port: usize,
+        port_mac: MacAddr,
+        l3: &mut [u8],
+        now: u64,
+        out: &mut O,
+    ) -> Verdict {
+        let mut pkt = match arp::Packet::new_checked(l3) {
+            Ok(p) => p,
+            Err(e) => return Verdict::Drop(wire_drop(e)),
+        };
+        let op = pkt.operation();
+        if !matches!(op, arp::Operation::Request | arp::Operation::Reply) {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        let sender_ip = pkt.sender_proto_addr();
+        let sender_mac = pkt.sender_hw_addr();
+        let target_ip = pkt.target_proto_addr();
+        let for_us = self.answers_arp_for(port, target_ip);
+
+        // Never learn from probes (sender 0.0.0.0), multicast senders, or
+        // someone claiming one of our own addresses.
+        let learnable =
+            !sender_ip.is_unspecified() && sender_mac.is_unicast() && !self.owned(sender_ip);
+        if learnable && (for_us || self.neigh.knows(sender_ip)) {
+            self.neigh.learn(sender_ip, sender_mac, port as u16, now);
+            self.stats.arp_learned += 1;
+            self.release_pending(sender_ip, sender_mac, out);
+        }
+        if !for_us {
+            return Verdict::Drop(DropReason::ArpNotForUs);
+        }
+        match op {
+            arp::Operation::Request => {
+                if !sender_mac.is_unicast() {
+                    return Verdict::Drop(DropReason::Malformed);
+                }
+                pkt.set_operation(arp::Operation::Reply);
+                pkt.set_target_hw_addr(sender_mac);
+                pkt.set_target_proto_addr(sender_ip);
+                pkt.set_sender_hw_addr(port_mac);
+                pkt.set_sender_proto_addr(target_ip);
+                self.stats.arp_requests_answered += 1;
+                Verdict::Transmit(port)
+            }
+            _ => Verdict::Done,
+        }
+    }
+
+    /// IPv4 to the balancer itself: answer ICMP echo to own addresses and
+    /// VIPs; anything else to an own address is dropped; packets to other
+    /// destinations go to the load balancer's path.
+    fn ipv4_local(&mut self, port: usize, l3: &mut [u8]) -> Local {
+        let _ = port;
+        let mut ip = match ipv4::Packet::new_checked(l3) {
+            Ok(p) => p,
+            Err(e) => return Local::Verdict(Verdict::Drop(wire_drop(e))),
+        };
+        if !ip.verify_checksum() {
+            return Local::Verdict(Verdict::Drop(DropReason::BadChecksum));
+        }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let is_vip = self.lb.services().is_vip(dst);
+        if !self.owned(dst) {
+            // A VIP answers echo (operators ping their VIPs); other ICMP
+            // to a VIP and all TCP/UDP go to the balancer's path.
+            if !(is_vip && ip.protocol() == ipv4::Protocol::Icmp && is_echo_request(ip.payload())) {
+                return Local::NotLocal;
+            }
+        }
+        if ip.is_fragment() {
+            return Local::Verdict(Verdict::Drop(DropReason::Fragment));
+        }
+        if ip.protocol() != ipv4::Protocol::Icmp {
+            return Local::Verdict(Verdict::Drop(DropReason::UnsupportedProtocol));
+        }
+        // Do not answer to addresses that cannot be a single host (smurf).
+        if src.is_unspecified() || src.is_broadcast() || src.is_multicast() {
+            return Local::Verdict(Verdict::Drop(DropReason::Malformed));
+        }
+        let mut msg = match icmp::Packet::new_checked(ip.payload_mut()) {
+            Ok(m) => m,
+            Err(e) => return Local::Verdict(Verdict::Drop(wire_drop(e))),
+        };
+        if !msg.verify_checksum() {
+            return Local::Verdict(Verdict::Drop(DropReason::BadChecksum));
+        }
+        if msg.msg_type() != icmp::Message::EchoRequest || msg.code() != 0 {
+            return Local::Verdict(Verdict::Drop(DropReason::UnsupportedProtocol));
+        }
+        msg.make_echo_reply();
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_ttl(REPLY_TTL);
+        ip.fill_checksum();
+        self.stats.icmp_echo_answered += 1;
+        Local::Verdict(Verdict::Transmit(port))
+    }
+
+    /// Sends `frame`, whose IPv4 header starts at `l3`, to `next_hop` on
+    /// `port`: our MAC as source, the neighbour's as destination; parks it
+    /// and asks by ARP when the neighbour is unknown.
+    fn send_to<O: Output<F>>(
+        &mut self,
+        port: usize,
+        next_hop: Ipv4Addr,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) {
+        let port_mac = self.ports[port].mac;
+        {
+            let mut eth = ethernet::Frame::new_unchecked(frame.data_mut());
+            eth.set_src_addr(port_mac);
+        }
+        match self.neigh.lookup(next_hop, now) {
+            Some(n) if usize::from(n.port) == port => {
+                ethernet::Frame::new_unchecked(frame.data_mut()).set_dst_addr(n.mac);
+                out.send(port, frame);
+            }
+            _ => match self.pending.park(next_hop, port as u16, frame, now) {
+                Parked::AskNow => self.send_arp_request(port, next_hop, out),
+                Parked::Waiting => {}
+                Parked::Full(_frame) => self.stats.drop(DropReason::NeighborUnresolved),
+            },
+        }
+    }
+
+    /// Sends the packets parked for `ip`, now that it is at `mac`.
+    fn release_pending<O: Output<F>>(&mut self, ip: Ipv4Addr, mac: MacAddr, out: &mut O) {
+        self.pending.release(ip, |port, mut frame| {
+            ethernet::Frame::new_unchecked(frame.data_mut()).set_dst_addr(mac);
+            out.send(usize::from(port), frame);
+        });
+    }
+
+    /// Broadcasts "who has `target`?" on `port`, from our address there
+    /// (the one whose subnet holds the target, else the first).
+    fn send_arp_request<O: Output<F>>(&mut self, port: usize, target: Ipv4Addr, out: &mut O) {
+        let Some(p) = self.ports.get(port) else {
+            return;
+        };
+        let src_ip = p
+            .addresses
+            .iter()
+            .find(|a| a.contains(target))
+            .or(p.addresses.first())
+            .map(|a| a.addr())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let mac = p.mac;
+        let Some(mut frame) = out.alloc(ARP_FRAME_LEN) else {
+            self.stats.drop(DropReason::NeighborUnresolved);
+            return;
+        };
+        {
+            let data = frame.data_mut();
+            let mut eth = ethernet::Frame::new_unchecked(&mut *data);
+            eth.set_dst_addr(MacAddr::BROADCAST);
+            eth.set_src_addr(mac);
+            eth.set_ethertype(EtherType::Arp);
+            let mut a = arp::Packet::new_unchecked(&mut data[ethernet::HEADER_LEN..]);
+            a.set_ethernet_ipv4();
+            a.set_operation(arp::Operation::Request);
+            a.set_sender_hw_addr(mac);
+            a.set_sender_proto_addr(src_ip);
+            a.set_target_hw_addr(MacAddr::ZERO);
+            a.set_target_proto_addr(target);
+        }
+        self.stats.arp_requests_sent += 1;
+        out.send(port, frame);
+    }
+
+    /// The next identification for an IPv4 packet rvs originates.
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+}
+
+/// Where `classify` leaves a frame.
+enum Step {
+    /// The balancer's own verdict.
+    Decided(Verdict),
+    /// IPv4 not addressed to the balancer, its header at this offset.
+    Forward {
+        /// Offset of the IPv4 header.
+        l3: usize,
+    },
+}
+
+/// What the local (to-the-balancer) IPv4 path decided.
+enum Local {
+    /// Handled: reply or drop.
+    Verdict(Verdict),
+    /// Not addressed to the balancer itself.
+    NotLocal,
+}
+
+/// True when an IPv4 payload starts like an ICMP echo request.
+fn is_echo_request(payload: &[u8]) -> bool {
+    payload.first() == Some(&8)
+}
+
+/// The drop reason for a view that could not be made.
+fn wire_drop(e: WireError) -> DropReason {
+    match e {
+        WireError::Truncated => DropReason::Truncated,
+        WireError::Malformed => DropReason::Malformed,
+    }
+}
