@@ -5,15 +5,17 @@
 #![deny(unsafe_code)]
 
 use rvs::control::config::Config;
+use rvs::control::report::{self, WorkerSnapshot};
+use rvs::control::socket::ControlSocket;
 use rvs::dataplane::poll::{self, PollParams};
-use rvs::dataplane::stats::{RealServerCounters, StatsCell, WorkerStats};
+use rvs::dataplane::stats::StatsCell;
 use rvs::dataplane::worker::{Worker, WorkerSetup};
 use rvs::dpdk::{
     eal::Eal, io::DpdkIo, lcore, mempool::Mempool, port::Port, port::RssMode, TscClock,
 };
 use rvs::lb::service::ServiceTable;
 use rvs::{error, info, startup, warn};
-use serde_json::json;
+use serde_json::{json, Value};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -265,8 +267,26 @@ fn run(config: &Config) -> Result<(), Failure> {
         workers
     );
 
+    // rvsadm's socket. Without it the data plane still serves; say so loudly.
+    let control = match ControlSocket::bind(&config.control.socket) {
+        Ok(sock) => {
+            info!("control socket {}", config.control.socket.display());
+            Some(sock)
+        }
+        Err(e) => {
+            warn!(
+                "control.socket {}: {e}; rvsadm will not reach this rvsd",
+                config.control.socket.display()
+            );
+            None
+        }
+    };
+
     let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
     'serve: loop {
+        if let Some(sock) = &control {
+            sock.serve_pending(|req| answer(req, &cells, &services));
+        }
         for sig in signals.pending() {
             match sig {
                 SIGHUP => warn!("SIGHUP: configuration reload is not available in this version; running config kept"),
@@ -320,66 +340,35 @@ fn run(config: &Config) -> Result<(), Failure> {
     }
 }
 
+/// What the workers last published.
+fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
+    cells
+        .iter()
+        .map(|(lcore, cell)| WorkerSnapshot {
+            lcore: *lcore,
+            stats: cell.snapshot(),
+            real_servers: cell.real_servers(),
+            connections: cell.connections(),
+        })
+        .collect()
+}
+
+/// Answers one `rvsadm` request.
+fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], services: &ServiceTable) -> Value {
+    match request["cmd"].as_str() {
+        Some("list") => report::list(services, &snapshots(cells)),
+        Some("stats") => report::stats(&snapshots(cells)),
+        Some(other) => json!({ "error": format!("unknown command {other:?}") }),
+        None => json!({ "error": "request has no \"cmd\"" }),
+    }
+}
+
 /// The `stats:` line: every worker's counters, their total, and each
 /// virtual server's real servers summed over the workers, as JSON.
 fn print_final_stats(cells: &[(u32, Arc<StatsCell>)], services: &ServiceTable) {
-    let mut total = WorkerStats::default();
-    let mut per_worker = Vec::with_capacity(cells.len());
-    let mut rs_total: Vec<RealServerCounters> = Vec::new();
-    let mut conns = 0;
-    for (lcore, cell) in cells {
-        let s = cell.snapshot();
-        total.add(&s);
-        let mut v = s.to_json();
-        v["lcore"] = json!(lcore);
-        v["connections"] = json!(cell.connections());
-        conns += cell.connections();
-        per_worker.push(v);
-        let rs = cell.real_servers();
-        if rs_total.is_empty() {
-            rs_total = rs;
-        } else {
-            for (t, r) in rs_total.iter_mut().zip(&rs) {
-                t.add(r);
-            }
-        }
-    }
-    let mut total_json = total.to_json();
-    total_json["connections"] = json!(conns);
-    let mut flat = rs_total.iter();
-    let vss: Vec<_> = services
-        .services()
-        .iter()
-        .map(|vs| {
-            let rss: Vec<_> = vs
-                .real_servers
-                .iter()
-                .map(|r| {
-                    let c = flat.next().copied().unwrap_or_default();
-                    json!({
-                        "address": format!("{}:{}", r.endpoint.ip, r.endpoint.port),
-                        "weight": r.weight,
-                        "conns": c.conns,
-                        "active_conns": c.active,
-                        "inactive_conns": c.inactive,
-                        "packets_in": c.packets_in,
-                        "packets_out": c.packets_out,
-                        "bytes_in": c.bytes_in,
-                        "bytes_out": c.bytes_out,
-                    })
-                })
-                .collect();
-            json!({
-                "name": vs.name,
-                "address": format!("{}:{}", vs.key.vip.ip, vs.key.vip.port),
-                "protocol": vs.key.protocol.name(),
-                "scheduler": vs.scheduler.name(),
-                "forward": vs.forward.name(),
-                "real_servers": rss,
-            })
-        })
-        .collect();
-    let line = json!({ "workers": per_worker, "total": total_json, "virtual_servers": vss });
+    let snaps = snapshots(cells);
+    let mut line = report::stats(&snaps);
+    line["virtual_servers"] = report::list(services, &snaps)["virtual_servers"].clone();
     eprintln!("stats: {line}");
 }
 

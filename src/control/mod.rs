@@ -1,5 +1,6 @@
-//! The control plane: configuration today; reload, health checks, the
-//! control socket and metrics as they arrive.
+//! The control plane: configuration, the control socket `rvsadm` talks to
+//! and the documents it serves; reload, health checks and metrics as they
+//! arrive.
 //!
 //! Configuration is read in two steps (see `raw` and `validate` for why):
 //! serde turns the TOML text into a raw model that only knows TOML types,
@@ -26,12 +27,15 @@
 //! assert_eq!(config.interfaces[0].device.port_name(), "net_pcap0");
 //! ```
 
+pub mod adm;
 pub mod config;
 mod device;
 mod eal_args;
 mod error;
 mod locate;
 mod raw;
+pub mod report;
+pub mod socket;
 mod validate;
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! How `rvsadm` prints rvsd's documents for people: the virtual server
+//! list in ipvsadm's `-Ln` layout (so operators read it at a glance), and
+//! the counters as aligned name/value lines. Pure functions over the JSON
+//! documents of `report`, so the layout is unit-tested.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+/// ipvsadm's word for a forwarding method.
+fn forward_word(method: &str) -> &str {
+    match method {
+        "nat" => "Masq",
+        "dr" => "Route",
+        "tun" => "Tunnel",
+        other => other,
+    }
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// The list, as `ipvsadm -Ln` prints it (plus a Health column).
+pub fn format_list(doc: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "rvs Virtual Server");
+    let _ = writeln!(out, "Prot LocalAddress:Port Scheduler Flags");
+    let _ = writeln!(
+        out,
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Health"
+    );
+    let empty = Vec::new();
+    for vs in doc["virtual_servers"].as_array().unwrap_or(&empty) {
+        let proto = vs["protocol"].as_str().unwrap_or("?").to_uppercase();
+        let mut flags = String::new();
+        let persist = num(&vs["persistence_timeout_s"]);
+        if persist > 0 {
+            let _ = write!(flags, " persistent {persist}");
+        }
+        let _ = writeln!(
+            out,
+            "{proto:<4} {} {}{flags}",
+            vs["address"].as_str().unwrap_or("?"),
+            vs["scheduler"].as_str().unwrap_or("?"),
+        );
+        let fwd = forward_word(vs["forward"].as_str().unwrap_or("?"));
+        for rs in vs["real_servers"].as_array().unwrap_or(&empty) {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {}",
+                rs["address"].as_str().unwrap_or("?"),
+                fwd,
+                num(&rs["weight"]),
+                num(&rs["active_conns"]),
+                num(&rs["inactive_conns"]),
+                rs["health"].as_str().unwrap_or("?"),
+            );
+        }
+    }
+    out
+}
+
+/// The counters: totals, then each worker's, one `name value` per line,
+/// drops only when non-zero.
+pub fn format_stats(doc: &Value) -> String {
+    let mut out = String::new();
+    let mut section = |title: String, v: &Value| {
+        let _ = writeln!(out, "{title}");
+        if let Some(map) = v.as_object() {
+            for (k, x) in map {
+                if k == "drops" || k == "lcore" {
+                    continue;
+                }
+                let _ = writeln!(out, "  {k:<24} {}", num(x));
+            }
+            if let Some(drops) = map.get("drops").and_then(Value::as_object) {
+                let total: u64 = drops.values().map(num).sum();
+                let _ = writeln!(out, "  {:<24} {total}", "drops");
+                for (k, x) in drops.iter().filter(|(_, x)| num(x) > 0) {
+                    let _ = writeln!(out, "    {k:<22} {}", num(x));
+                }
+            }
+        }
+    };
+    section("total".to_string(), &doc["total"]);
+    if let Some(workers) = doc["workers"].as_array() {
+        for w in workers {
+            section(format!("worker on lcore {}", num(&w["lcore"])), w);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn list_reads_like_ipvsadm() {
+        let doc = json!({"virtual_servers": [{
+            "name": "web", "address": "203.0.113.100:80", "protocol": "tcp",
+            "scheduler": "wrr", "forward": "nat", "persistence_timeout_s": 0,
+            "real_servers": [{"address": "10.1.0.11:8080", "weight": 3, "health": "up",
+                              "active_conns": 12, "inactive_conns": 4}]
+        }]});
+        let text = format_list(&doc);
+        assert!(text.contains("TCP  203.0.113.100:80 wrr\n"), "{text}");
+        assert!(text.contains("  -> 10.1.0.11:8080"), "{text}");
+        let line = text.lines().last().unwrap();
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols, ["->", "10.1.0.11:8080", "Masq", "3", "12", "4", "up"]);
+    }
+
+    #[test]
+    fn persistence_shows_as_a_flag() {
+        let doc = json!({"virtual_servers": [{
+            "address": "203.0.113.100:443", "protocol": "tcp", "scheduler": "sh",
+            "forward": "dr", "persistence_timeout_s": 300, "real_servers": []
+        }]});
+        assert!(format_list(&doc).contains("TCP  203.0.113.100:443 sh persistent 300"));
+    }
+
+    #[test]
+    fn stats_lists_totals_and_nonzero_drops() {
+        let doc = json!({"total": {"rx_packets": 5, "drops": {"no_service": 2, "truncated": 0}},
+                         "workers": [{"lcore": 1, "rx_packets": 5, "drops": {}}]});
+        let text = format_stats(&doc);
+        assert!(text.contains("rx_packets"));
+        assert!(text.contains("no_service"));
+        assert!(!text.contains("truncated"));
+        assert!(text.contains("worker on lcore 1"));
+    }
+}

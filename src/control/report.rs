@@ -1,0 +1,185 @@
+//! The documents rvsd reports: the virtual server list (`rvsadm list`,
+//! the schema of INTERFACE.md) and the worker counters (`rvsadm stats`, the
+//! `stats:` line at stop). Built from immutable snapshots the workers
+//! published, so making one never touches a worker.
+
+use crate::dataplane::stats::{RealServerCounters, WorkerStats};
+use crate::lb::service::ServiceTable;
+use serde_json::{json, Value};
+
+/// One worker's published counters, as the control side reads them.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerSnapshot {
+    /// The lcore it runs on.
+    pub lcore: u32,
+    /// Its packet counters.
+    pub stats: WorkerStats,
+    /// Per real server (services in order, their servers in order).
+    pub real_servers: Vec<RealServerCounters>,
+    /// Connections in its table.
+    pub connections: u64,
+}
+
+/// Sums the workers' per real server counters.
+pub fn sum_real_servers(workers: &[WorkerSnapshot]) -> Vec<RealServerCounters> {
+    let mut total: Vec<RealServerCounters> = Vec::new();
+    for w in workers {
+        if total.len() < w.real_servers.len() {
+            total.resize(w.real_servers.len(), RealServerCounters::default());
+        }
+        for (t, r) in total.iter_mut().zip(&w.real_servers) {
+            t.add(r);
+        }
+    }
+    total
+}
+
+/// The virtual server list: `{"virtual_servers":[...]}` as INTERFACE.md
+/// specifies for `rvsadm --json list`, plus `conns` (connections scheduled
+/// since start) per real server.
+pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
+    let totals = sum_real_servers(workers);
+    let mut flat = totals.iter();
+    let vss: Vec<Value> = services
+        .services()
+        .iter()
+        .map(|vs| {
+            let rss: Vec<Value> = vs
+                .real_servers
+                .iter()
+                .map(|r| {
+                    let c = flat.next().copied().unwrap_or_default();
+                    json!({
+                        "address": format!("{}:{}", r.endpoint.ip, r.endpoint.port),
+                        "weight": r.weight,
+                        "health": "up",
+                        "active_conns": c.active,
+                        "inactive_conns": c.inactive,
+                        "conns": c.conns,
+                        "packets_in": c.packets_in,
+                        "packets_out": c.packets_out,
+                        "bytes_in": c.bytes_in,
+                        "bytes_out": c.bytes_out,
+                    })
+                })
+                .collect();
+            json!({
+                "name": vs.name,
+                "address": format!("{}:{}", vs.key.vip.ip, vs.key.vip.port),
+                "protocol": vs.key.protocol.name(),
+                "scheduler": vs.scheduler.name(),
+                "forward": vs.forward.name(),
+                "persistence_timeout_s": vs.persistence.map_or(0, |d| d.as_secs()),
+                "real_servers": rss,
+            })
+        })
+        .collect();
+    json!({ "virtual_servers": vss })
+}
+
+/// Worker counters: each worker's, and their total.
+pub fn stats(workers: &[WorkerSnapshot]) -> Value {
+    let mut total = WorkerStats::default();
+    let mut conns = 0;
+    let per: Vec<Value> = workers
+        .iter()
+        .map(|w| {
+            total.add(&w.stats);
+            conns += w.connections;
+            let mut v = w.stats.to_json();
+            v["lcore"] = json!(w.lcore);
+            v["connections"] = json!(w.connections);
+            v
+        })
+        .collect();
+    let mut t = total.to_json();
+    t["connections"] = json!(conns);
+    json!({ "workers": per, "total": t })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lb::service::{
+        ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
+    };
+    use crate::lb::xmit::Endpoint;
+
+    fn table() -> ServiceTable {
+        let ep = |s: &str, p| Endpoint::new(s.parse().unwrap(), p);
+        ServiceTable::new(vec![VirtualService {
+            name: "web".into(),
+            key: ServiceKey {
+                vip: ep("203.0.113.100", 80),
+                protocol: Protocol::Tcp,
+            },
+            forward: ForwardMethod::Nat,
+            scheduler: SchedulerKind::Wrr,
+            mh_table_size: 65537,
+            persistence: None,
+            real_servers: vec![
+                RealServer {
+                    endpoint: ep("10.1.0.11", 8080),
+                    weight: 3,
+                },
+                RealServer {
+                    endpoint: ep("10.1.0.12", 8080),
+                    weight: 1,
+                },
+            ],
+        }])
+    }
+
+    fn worker(lcore: u32, conns: [u64; 2]) -> WorkerSnapshot {
+        WorkerSnapshot {
+            lcore,
+            stats: WorkerStats {
+                rx_packets: 10,
+                ..Default::default()
+            },
+            real_servers: conns
+                .iter()
+                .map(|&c| RealServerCounters {
+                    conns: c,
+                    active: c as u32,
+                    ..Default::default()
+                })
+                .collect(),
+            connections: conns.iter().sum(),
+        }
+    }
+
+    #[test]
+    fn list_follows_the_interface_schema_and_sums_workers() {
+        let v = list(&table(), &[worker(1, [3, 1]), worker(2, [6, 2])]);
+        let vs = &v["virtual_servers"][0];
+        assert_eq!(vs["name"], "web");
+        assert_eq!(vs["address"], "203.0.113.100:80");
+        assert_eq!(vs["protocol"], "tcp");
+        assert_eq!(vs["scheduler"], "wrr");
+        assert_eq!(vs["forward"], "nat");
+        let rs = &vs["real_servers"];
+        assert_eq!(rs[0]["address"], "10.1.0.11:8080");
+        assert_eq!(rs[0]["weight"], 3);
+        assert_eq!(rs[0]["health"], "up");
+        assert_eq!(rs[0]["active_conns"], 9);
+        assert_eq!(rs[1]["conns"], 3);
+        for key in [
+            "inactive_conns",
+            "packets_in",
+            "packets_out",
+            "bytes_in",
+            "bytes_out",
+        ] {
+            assert!(rs[0].get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn stats_totals_every_worker() {
+        let v = stats(&[worker(1, [1, 0]), worker(2, [0, 1])]);
+        assert_eq!(v["total"]["rx_packets"], 20);
+        assert_eq!(v["total"]["connections"], 2);
+        assert_eq!(v["workers"][1]["lcore"], 2);
+    }
+}
