@@ -154,6 +154,7 @@ fn run(eal: &Eal, pool: &Arc<Mempool>, mode: Mode, a: &Args, round: usize) -> Ou
                     burst_size: BURST,
                     idle_sleep: Duration::ZERO,
                     publish_interval_ns: 10_000_000,
+                    workers: 1,
                 };
                 poll::run(
                     &mut worker,

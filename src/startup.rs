@@ -156,6 +156,8 @@ pub fn worker_setup(
         neigh_capacity: NEIGH_CAPACITY,
         neigh_max_age_ns: NEIGH_MAX_AGE.as_nanos() as u64,
         seed,
+        worker_index: 0,
+        worker_count: config.dpdk.workers.len(),
     }
 }
 

@@ -11,7 +11,15 @@ use rvs::dataplane::poll::{self, PollParams};
 use rvs::dataplane::stats::StatsCell;
 use rvs::dataplane::worker::{Worker, WorkerSetup};
 use rvs::dpdk::{
-    eal::Eal, io::DpdkIo, lcore, mempool::Mempool, port::Port, port::RssMode, TscClock,
+    eal::Eal,
+    io::DpdkIo,
+    lcore,
+    mempool::Mempool,
+    port::Port,
+    port::RssMode,
+    ring,
+    ring::{RingConsumer, RingProducer},
+    TscClock,
 };
 use rvs::lb::service::ServiceTable;
 use rvs::{error, info, startup, warn};
@@ -35,6 +43,8 @@ const POOL_CACHE: u32 = 256;
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
 /// How often workers publish counters and the control loop looks around.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+/// Slots of each hand-over ring between two workers (per port).
+const HANDOVER_RING: u32 = 1024;
 const CONTROL_TICK: Duration = Duration::from_millis(100);
 
 /// Why rvsd stopped, as its exit status.
@@ -234,7 +244,20 @@ fn run(config: &Config) -> Result<(), Failure> {
         burst_size: burst,
         idle_sleep: config.dataplane.idle_sleep,
         publish_interval_ns: PUBLISH_INTERVAL.as_nanos() as u64,
+        workers: workers.len(),
     };
+    // With several workers a connection belongs to the worker its client
+    // hashes to; packets that arrive at another one (NAT replies always
+    // carry another tuple, and a device may have no RSS) are handed over
+    // through single-producer rings, one per (from, to, port).
+    let (mut handover_out, mut handover_in) =
+        handover_rings(&eal, workers.len(), ports.len(), socket)?;
+    if workers.len() > 1 {
+        info!(
+            "{} workers: each connection is owned by the worker its client hashes to; others hand its packets over",
+            workers.len()
+        );
+    }
     let mut cells = Vec::with_capacity(workers.len());
     let mut launched = Vec::with_capacity(workers.len());
     for (queue, &lcore) in workers.iter().enumerate() {
@@ -242,9 +265,13 @@ fn run(config: &Config) -> Result<(), Failure> {
         cells.push((lcore, cell.clone()));
         let mut worker = Worker::new(&WorkerSetup {
             seed: setup.seed.wrapping_add(queue as u64),
+            worker_index: queue,
             ..setup.clone()
         });
-        let mut io = DpdkIo::new(&ports, queue as u16, pool.clone());
+        let mut io = DpdkIo::new(&ports, queue as u16, pool.clone()).with_handover(
+            std::mem::take(&mut handover_out[queue]),
+            std::mem::take(&mut handover_in[queue]),
+        );
         let worker_stop = stop.clone();
         let job = move || {
             poll::run(&mut worker, &mut io, &clock, &worker_stop, &cell, params);
@@ -338,6 +365,59 @@ fn run(config: &Config) -> Result<(), Failure> {
     } else {
         Ok(())
     }
+}
+
+/// Hand-over rings between workers: for worker `w`, `out[w][to][port]`
+/// (`None` when `to == w`) and `in[w][port]`, the consumers of the rings
+/// the others write to it.
+#[allow(clippy::type_complexity)]
+fn handover_rings(
+    eal: &Eal,
+    workers: usize,
+    ports: usize,
+    socket: i32,
+) -> Result<
+    (
+        Vec<Vec<Vec<Option<RingProducer>>>>,
+        Vec<Vec<Vec<RingConsumer>>>,
+    ),
+    Failure,
+> {
+    let mut out: Vec<Vec<Vec<Option<RingProducer>>>> = (0..workers)
+        .map(|_| {
+            (0..workers)
+                .map(|_| (0..ports).map(|_| None).collect())
+                .collect()
+        })
+        .collect();
+    let mut inbound: Vec<Vec<Vec<RingConsumer>>> = (0..workers)
+        .map(|_| (0..ports).map(|_| Vec::new()).collect())
+        .collect();
+    if workers < 2 {
+        return Ok((out, inbound));
+    }
+    for (from, out_from) in out.iter_mut().enumerate() {
+        for (to, out_to) in out_from.iter_mut().enumerate() {
+            if from == to {
+                continue;
+            }
+            for (port, slot) in out_to.iter_mut().enumerate() {
+                let (p, c) = ring::spsc(
+                    eal,
+                    &format!("rvs_ho_{from}_{to}_{port}"),
+                    HANDOVER_RING,
+                    socket,
+                )
+                .map_err(|e| {
+                    error!("{e}");
+                    Failure::Dpdk
+                })?;
+                *slot = Some(p);
+                inbound[to][port].push(c);
+            }
+        }
+    }
+    Ok((out, inbound))
 }
 
 /// What the workers last published.

@@ -42,6 +42,19 @@ pub trait PacketIo {
     /// A new frame of `len` zero bytes (for packets rvs originates, such as
     /// ARP requests), or `None` when the pool is empty.
     fn alloc(&mut self, len: usize) -> Option<Self::Frame>;
+
+    /// Hands frames received on `port` to worker `worker`, which owns
+    /// their connection; frames it could not take stay in `burst`. Without
+    /// other workers there is nowhere to hand them, so none are taken.
+    fn redirect_tx(&mut self, worker: usize, port: usize, burst: &mut Vec<Self::Frame>) {
+        let _ = (worker, port, burst);
+    }
+
+    /// Appends frames other workers handed to this one that arrived on
+    /// `port`, up to the spare capacity of `burst`.
+    fn redirect_rx(&mut self, port: usize, burst: &mut Vec<Self::Frame>) {
+        let _ = (port, burst);
+    }
 }
 
 /// Where a worker puts the frames it sends: implemented by the poll loop
@@ -51,6 +64,8 @@ pub trait Output<F: Frame> {
     fn send(&mut self, port: usize, frame: F);
     /// A new frame of `len` zero bytes, if a buffer is free.
     fn alloc(&mut self, len: usize) -> Option<F>;
+    /// Hands `frame`, received on `port`, to worker `worker`.
+    fn redirect(&mut self, worker: usize, port: usize, frame: F);
 }
 
 /// A monotonic clock, injected so tests control time.
@@ -115,6 +130,8 @@ pub struct VecOutput {
     pub sent: Vec<(usize, Vec<u8>)>,
     /// Buffers left to allocate; `None` = unlimited.
     pub alloc_budget: Option<usize>,
+    /// (worker, port, frame bytes) handed to other workers.
+    pub redirected: Vec<(usize, usize, Vec<u8>)>,
 }
 
 impl Output<VecFrame> for VecOutput {
@@ -126,6 +143,9 @@ impl Output<VecFrame> for VecOutput {
             *b = b.checked_sub(1)?;
         }
         Some(VecFrame::new(&vec![0u8; len]))
+    }
+    fn redirect(&mut self, worker: usize, port: usize, frame: VecFrame) {
+        self.redirected.push((worker, port, frame.data().to_vec()));
     }
 }
 

@@ -21,12 +21,16 @@ pub struct PollParams {
     pub idle_sleep: Duration,
     /// How often counters are published to the control thread.
     pub publish_interval_ns: u64,
+    /// Workers in all (for the hand-over batches); 1 when alone.
+    pub workers: usize,
 }
 
 /// Transmit batches, one per port, that flush to the device when full.
 pub struct Sink<'a, I: PacketIo> {
     io: &'a mut I,
     tx: &'a mut [Vec<I::Frame>],
+    /// Hand-over batches to other workers, `[worker][port]`.
+    handover: &'a mut [Vec<Vec<I::Frame>>],
     stats: &'a mut WorkerStats,
 }
 
@@ -47,6 +51,19 @@ impl<I: PacketIo> Output<I::Frame> for Sink<'_, I> {
     fn alloc(&mut self, len: usize) -> Option<I::Frame> {
         self.io.alloc(len)
     }
+
+    #[inline]
+    fn redirect(&mut self, worker: usize, port: usize, frame: I::Frame) {
+        let Some(queue) = self.handover.get_mut(worker).and_then(|w| w.get_mut(port)) else {
+            self.stats.drop(DropReason::RedirectFull);
+            return;
+        };
+        self.stats.redirected += 1;
+        queue.push(frame);
+        if queue.len() == queue.capacity() {
+            flush_handover(self.io, self.stats, worker, port, queue);
+        }
+    }
 }
 
 /// Runs `worker` over `io` until `stop` becomes true, then publishes the
@@ -63,11 +80,14 @@ pub fn run<I: PacketIo, C: Clock>(
     let ports = io.port_count();
     let mut rx: Vec<I::Frame> = Vec::with_capacity(burst);
     let mut tx: Vec<Vec<I::Frame>> = (0..ports).map(|_| Vec::with_capacity(burst)).collect();
+    let mut handover: Vec<Vec<Vec<I::Frame>>> = (0..params.workers)
+        .map(|_| (0..ports).map(|_| Vec::with_capacity(burst)).collect())
+        .collect();
     let mut last_publish = clock.now_ns();
 
     while !stop.load(Ordering::Relaxed) {
         let now = clock.now_ns();
-        let received = poll_once(worker, io, now, &mut rx, &mut tx);
+        let received = poll_once(worker, io, now, &mut rx, &mut tx, &mut handover);
         if received == 0 {
             worker.stats.idle_polls += 1;
             if !params.idle_sleep.is_zero() {
@@ -84,32 +104,46 @@ pub fn run<I: PacketIo, C: Clock>(
     worker.publish(cell);
 }
 
-/// One pass over every port; returns the number of frames received.
+/// One pass over every port (its device queue, then what other workers
+/// handed over for it); returns the number of frames received.
 pub fn poll_once<I: PacketIo>(
     worker: &mut Worker<I::Frame>,
     io: &mut I,
     now: u64,
     rx: &mut Vec<I::Frame>,
     tx: &mut [Vec<I::Frame>],
+    handover: &mut [Vec<Vec<I::Frame>>],
 ) -> usize {
     let mut received = 0;
     let mut stats = WorkerStats::default();
     for port in 0..io.port_count() {
-        io.rx_burst(port, rx);
-        received += rx.len();
-        let mut sink = Sink {
-            io: &mut *io,
-            tx: &mut *tx,
-            stats: &mut stats,
-        };
-        for frame in rx.drain(..) {
-            worker.handle(port, frame, now, &mut sink);
+        for from_workers in [false, true] {
+            if from_workers {
+                io.redirect_rx(port, rx);
+            } else {
+                io.rx_burst(port, rx);
+            }
+            received += rx.len();
+            let mut sink = Sink {
+                io: &mut *io,
+                tx: &mut *tx,
+                handover: &mut *handover,
+                stats: &mut stats,
+            };
+            for frame in rx.drain(..) {
+                if from_workers {
+                    worker.handle_from_peer(port, frame, now, &mut sink);
+                } else {
+                    worker.handle(port, frame, now, &mut sink);
+                }
+            }
         }
     }
     {
         let mut sink = Sink {
             io: &mut *io,
             tx: &mut *tx,
+            handover: &mut *handover,
             stats: &mut stats,
         };
         worker.tick(now, &mut sink);
@@ -119,8 +153,30 @@ pub fn poll_once<I: PacketIo>(
             flush(io, &mut stats, port, queue);
         }
     }
+    for (w, queues) in handover.iter_mut().enumerate() {
+        for (port, queue) in queues.iter_mut().enumerate() {
+            if !queue.is_empty() {
+                flush_handover(io, &mut stats, w, port, queue);
+            }
+        }
+    }
     worker.stats.add(&stats);
     received
+}
+
+/// Hands a batch to another worker; what its ring refuses is dropped.
+fn flush_handover<I: PacketIo>(
+    io: &mut I,
+    stats: &mut WorkerStats,
+    worker: usize,
+    port: usize,
+    queue: &mut Vec<I::Frame>,
+) {
+    io.redirect_tx(worker, port, queue);
+    for _frame in queue.drain(..) {
+        stats.redirected -= 1;
+        stats.drop(DropReason::RedirectFull);
+    }
 }
 
 /// Sends a port's batch; what the device refuses is dropped and counted.

@@ -48,11 +48,13 @@ pub enum DropReason {
     NoRealServer,
     /// Too big to encapsulate, and rvs could not answer with ICMP.
     TooBig,
+    /// The ring to the worker that owns the flow was full.
+    RedirectFull,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -70,6 +72,7 @@ impl DropReason {
         DropReason::TableFull,
         DropReason::NoRealServer,
         DropReason::TooBig,
+        DropReason::RedirectFull,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -94,6 +97,7 @@ impl DropReason {
             DropReason::TableFull => "table_full",
             DropReason::NoRealServer => "no_real_server",
             DropReason::TooBig => "too_big",
+            DropReason::RedirectFull => "redirect_full",
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct WorkerStats {
     pub icmp_errors_forwarded: u64,
     /// ICMP "fragmentation needed" sent for packets too big to tunnel.
     pub frag_needed_sent: u64,
+    /// Packets handed to the worker that owns their connection.
+    pub redirected: u64,
     /// Polls that received at least one frame.
     pub busy_polls: u64,
     /// Polls that received nothing.
@@ -133,7 +139,7 @@ pub struct WorkerStats {
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 14;
+const SCALARS: usize = 15;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -172,6 +178,7 @@ impl WorkerStats {
             self.arp_requests_sent,
             self.icmp_errors_forwarded,
             self.frag_needed_sent,
+            self.redirected,
             self.busy_polls,
             self.idle_polls,
         ]);
@@ -195,8 +202,9 @@ impl WorkerStats {
             arp_requests_sent: c[9],
             icmp_errors_forwarded: c[10],
             frag_needed_sent: c[11],
-            busy_polls: c[12],
-            idle_polls: c[13],
+            redirected: c[12],
+            busy_polls: c[13],
+            idle_polls: c[14],
             drops,
         }
     }
@@ -220,6 +228,7 @@ impl WorkerStats {
             "arp_requests_sent": self.arp_requests_sent,
             "icmp_errors_forwarded": self.icmp_errors_forwarded,
             "frag_needed_sent": self.frag_needed_sent,
+            "redirected": self.redirected,
             "busy_polls": self.busy_polls,
             "idle_polls": self.idle_polls,
             "drops": drops,
@@ -262,7 +271,7 @@ impl RealServerCounters {
 }
 
 /// Where a worker publishes its counters for the control thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatsCell {
     cells: [AtomicU64; CELLS],
     /// Per real server (services in order, their servers in order), then
@@ -270,11 +279,17 @@ pub struct StatsCell {
     lb: Vec<AtomicU64>,
 }
 
+impl Default for StatsCell {
+    fn default() -> Self {
+        StatsCell::new(0)
+    }
+}
+
 impl StatsCell {
     /// A cell with room for `real_servers` servers' counters.
     pub fn new(real_servers: usize) -> StatsCell {
         StatsCell {
-            cells: Default::default(),
+            cells: std::array::from_fn(|_| AtomicU64::new(0)),
             lb: (0..real_servers * RS_CELLS + 1)
                 .map(|_| AtomicU64::new(0))
                 .collect(),

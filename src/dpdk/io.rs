@@ -1,5 +1,6 @@
 //! [`PacketIo`] over DPDK: one worker's queue on every port.
 
+use super::ring::{RingConsumer, RingProducer};
 use super::{ffi, mbuf::Mbuf, mempool::Mempool, port::Port};
 use crate::dataplane::io::PacketIo;
 use std::sync::Arc;
@@ -13,6 +14,10 @@ pub struct DpdkIo {
     ports: Vec<u16>,
     queue: u16,
     pool: Arc<Mempool>,
+    /// Rings to other workers, `[worker][port]` (`None` for this one).
+    handover_out: Vec<Vec<Option<RingProducer>>>,
+    /// Rings from other workers, `[port][..]`.
+    handover_in: Vec<Vec<RingConsumer>>,
 }
 
 impl DpdkIo {
@@ -22,7 +27,21 @@ impl DpdkIo {
             ports: ports.iter().map(Port::id).collect(),
             queue,
             pool,
+            handover_out: Vec::new(),
+            handover_in: Vec::new(),
         }
+    }
+
+    /// Adds the rings this worker hands packets over through:
+    /// `out[worker][port]` to each other worker, `inbound[port]` from them.
+    pub fn with_handover(
+        mut self,
+        out: Vec<Vec<Option<RingProducer>>>,
+        inbound: Vec<Vec<RingConsumer>>,
+    ) -> DpdkIo {
+        self.handover_out = out;
+        self.handover_in = inbound;
+        self
     }
 }
 
@@ -65,6 +84,27 @@ impl PacketIo for DpdkIo {
         for m in burst.drain(..sent) {
             // Owned by the driver now.
             let _ = m.into_raw();
+        }
+    }
+
+    fn redirect_tx(&mut self, worker: usize, port: usize, burst: &mut Vec<Mbuf>) {
+        if let Some(Some(ring)) = self
+            .handover_out
+            .get_mut(worker)
+            .and_then(|w| w.get_mut(port))
+        {
+            ring.enqueue_burst(burst);
+        }
+    }
+
+    fn redirect_rx(&mut self, port: usize, burst: &mut Vec<Mbuf>) {
+        if let Some(rings) = self.handover_in.get_mut(port) {
+            for ring in rings {
+                if burst.len() == burst.capacity() {
+                    break;
+                }
+                ring.dequeue_burst(burst);
+            }
         }
     }
 

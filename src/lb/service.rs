@@ -11,6 +11,7 @@ pub use super::kind::{ForwardMethod, Protocol, SchedulerKind};
 use super::sched::{hash, HashTable, MaglevTable, Scheduler, ShTable};
 use super::xmit::Endpoint;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,34 @@ impl VirtualService {
     }
 }
 
+/// An endpoint and protocol packed in one word: the maps' key.
+#[inline]
+fn pack(e: Endpoint, p: Protocol) -> u64 {
+    u64::from(u32::from(e.ip)) << 24 | u64::from(e.port) << 8 | u64::from(p.number())
+}
+
+/// The maps' hasher: one multiply-xorshift of the packed key. The keys
+/// are the operator's own services, not attacker-chosen, and lookups are
+/// on the packet path, so a fast unkeyed mix beats SipHash here.
+#[derive(Default)]
+pub struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        super::sched::hash::mix64(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)) ^ (self.0 >> 56);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+type FastHash = BuildHasherDefault<MixHasher>;
+
 /// Index of a virtual service in its table.
 pub type ServiceId = u16;
 /// Index of a real server within its virtual service.
@@ -88,10 +117,10 @@ pub struct ServiceTable {
     services: Vec<VirtualService>,
     /// The `sh`/`mh` tables, by service.
     hash_tables: Vec<Option<Arc<HashTable>>>,
-    by_key: HashMap<ServiceKey, ServiceId>,
+    by_key: HashMap<u64, ServiceId, FastHash>,
     /// NAT real servers by (RIP:RPORT, protocol): replies from them belong
     /// to these services. One real server may serve several services.
-    nat_real: HashMap<(Endpoint, Protocol), Vec<(ServiceId, RealServerId)>>,
+    nat_real: HashMap<u64, Vec<(ServiceId, RealServerId)>, FastHash>,
     vips: Vec<Ipv4Addr>,
 }
 
@@ -99,18 +128,20 @@ impl ServiceTable {
     /// Builds the table. Keys must be unique (the config validation
     /// guarantees it; a duplicate keeps the first).
     pub fn new(services: Vec<VirtualService>) -> ServiceTable {
-        let mut by_key = HashMap::new();
-        let mut nat_real: HashMap<_, Vec<_>> = HashMap::new();
+        let mut by_key = HashMap::default();
+        let mut nat_real: HashMap<u64, Vec<_>, FastHash> = HashMap::default();
         let mut vips = Vec::new();
         for (i, s) in services.iter().enumerate() {
-            by_key.entry(s.key).or_insert(i as ServiceId);
+            by_key
+                .entry(pack(s.key.vip, s.key.protocol))
+                .or_insert(i as ServiceId);
             if !vips.contains(&s.key.vip.ip) {
                 vips.push(s.key.vip.ip);
             }
             if s.forward == ForwardMethod::Nat {
                 for (r, rs) in s.real_servers.iter().enumerate() {
                     nat_real
-                        .entry((rs.endpoint, s.key.protocol))
+                        .entry(pack(rs.endpoint, s.key.protocol))
                         .or_default()
                         .push((i as ServiceId, r as RealServerId));
                 }
@@ -131,14 +162,14 @@ impl ServiceTable {
     /// The service a client packet to `vip` is for.
     #[inline]
     pub fn lookup(&self, vip: Endpoint, protocol: Protocol) -> Option<ServiceId> {
-        self.by_key.get(&ServiceKey { vip, protocol }).copied()
+        self.by_key.get(&pack(vip, protocol)).copied()
     }
 
     /// True when `src` is a NAT real server (a packet from it is a reply
     /// that must be translated, or dropped when no connection knows it).
     #[inline]
     pub fn is_nat_real_server(&self, src: Endpoint, protocol: Protocol) -> bool {
-        self.nat_real.contains_key(&(src, protocol))
+        self.nat_real.contains_key(&pack(src, protocol))
     }
 
     /// True when `ip` is a virtual address of any service.

@@ -191,8 +191,15 @@ impl<F: Frame> Worker<F> {
         now: u64,
         out: &mut O,
     ) -> Result<(), DropReason> {
-        let _ = port;
         let ip = ipv4::Packet::new_unchecked(&frame.data()[l3..]);
+        if self.workers > 1 {
+            if let Some(owner) = self.owner(&ip) {
+                if owner != self.index {
+                    out.redirect(owner, port, frame);
+                    return Ok(());
+                }
+            }
+        }
         let proto = u8::from(ip.protocol());
         if proto == 1 {
             return self.icmp_error(l3, frame, now, out);
@@ -270,6 +277,60 @@ impl<F: Frame> Worker<F> {
                 self.route_and_send(client, frame, now, out)
             }
         }
+    }
+
+    /// The worker that owns the connection of this packet: the one its
+    /// client's address and port hash to, computed alike from either
+    /// direction (client → VIP, real server → client, and ICMP errors
+    /// quoting either). `None` for packets of no service, handled here.
+    fn owner(&self, ip: &ipv4::Packet<&[u8]>) -> Option<usize> {
+        let services = &self.lb.services;
+        let client = match Protocol::from_number(u8::from(ip.protocol())) {
+            Some(protocol) => {
+                let p = ip.payload();
+                if p.len() < 4 || ip.is_fragment() {
+                    return None;
+                }
+                let (sport, dport) = (
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u16::from_be_bytes([p[2], p[3]]),
+                );
+                let (src, dst) = (ip.src_addr(), ip.dst_addr());
+                if services
+                    .lookup(Endpoint::new(dst, dport), protocol)
+                    .is_some()
+                {
+                    (src, sport)
+                } else if services.is_nat_real_server(Endpoint::new(src, sport), protocol) {
+                    (dst, dport)
+                } else {
+                    return None;
+                }
+            }
+            None if ip.protocol() == ipv4::Protocol::Icmp => {
+                // An error quotes the packet it is about after 8 bytes.
+                let q = ipv4::Packet::new_checked_quoted(ip.payload().get(8..)?).ok()?;
+                let protocol = Protocol::from_number(u8::from(q.protocol()))?;
+                let p = q.payload();
+                let (sport, dport) = (
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u16::from_be_bytes([p[2], p[3]]),
+                );
+                let (src, dst) = (q.src_addr(), q.dst_addr());
+                if services.is_nat_real_server(Endpoint::new(dst, dport), protocol) {
+                    (src, sport) // about a packet we forwarded to a real server
+                } else if services
+                    .lookup(Endpoint::new(src, sport), protocol)
+                    .is_some()
+                {
+                    (dst, dport) // about a reply the client's side refused
+                } else {
+                    return None;
+                }
+            }
+            None => return None,
+        };
+        Some(flow_owner(client.0, client.1, self.workers))
     }
 
     /// Why a packet that matched no connection and no service is dropped.
@@ -548,6 +609,12 @@ impl<F: Frame> Worker<F> {
             (Direction::Original, ForwardMethod::Tun) => self.tunnel(l3, real.ip, frame, now, out),
         }
     }
+}
+
+/// The worker that owns the flows of client `ip:port` among `workers`.
+pub fn flow_owner(ip: Ipv4Addr, port: u16, workers: usize) -> usize {
+    let h = crate::lb::sched::hash::mix64(u64::from(u32::from(ip)) << 16 | u64::from(port));
+    (h % workers as u64) as usize
 }
 
 /// Reads ports and flags; the transport header must be whole.

@@ -66,6 +66,11 @@ pub struct WorkerSetup {
     /// Seed for the connection table's hash and the schedulers (tests pass
     /// a fixed one; rvsd a random one).
     pub seed: u64,
+    /// This worker's index among all workers (`0..worker_count`).
+    pub worker_index: usize,
+    /// Number of workers: a connection is owned by worker
+    /// `hash(client) % worker_count`; others hand its packets over.
+    pub worker_count: usize,
 }
 
 impl WorkerSetup {
@@ -87,6 +92,8 @@ impl WorkerSetup {
             neigh_capacity: 1024,
             neigh_max_age_ns: 300_000_000_000,
             seed: 0x5eed,
+            worker_index: 0,
+            worker_count: 1,
         }
     }
 }
@@ -112,6 +119,11 @@ pub struct Worker<F> {
     lb: forward::Balancer,
     /// Identification of the next IPv4 packet rvs originates.
     ident: u16,
+    /// Index of this worker, and how many there are.
+    index: usize,
+    workers: usize,
+    /// The frame being decided was handed over by another worker.
+    from_peer: bool,
     /// Counters, published by the poll loop.
     pub stats: WorkerStats,
 }
@@ -131,6 +143,9 @@ impl<F: Frame> Worker<F> {
             pending: PendingQueue::new(PENDING_ADDRESSES),
             lb: forward::Balancer::new(setup),
             ident: (setup.seed as u16) | 1,
+            index: setup.worker_index,
+            workers: setup.worker_count.max(1),
+            from_peer: false,
             stats: WorkerStats::default(),
         }
     }
@@ -153,9 +168,45 @@ impl<F: Frame> Worker<F> {
 
     /// Decides one frame received on `port`: sends it (rewritten) through
     /// `out`, parks it, or drops it. Counts the frame and any drop.
-    pub fn handle<O: Output<F>>(&mut self, port: usize, mut frame: F, now: u64, out: &mut O) {
+    pub fn handle<O: Output<F>>(&mut self, port: usize, frame: F, now: u64, out: &mut O) {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += frame.data().len() as u64;
+        if self.workers > 1 && is_arp(frame.data()) {
+            self.share_arp(port, &frame, out);
+        }
+        self.decide(port, frame, now, out, false);
+    }
+
+    /// Decides a frame another worker handed over: a packet of a
+    /// connection this worker owns, or a copy of an ARP packet to learn
+    /// from (never answered twice). Counted where it was received.
+    pub fn handle_from_peer<O: Output<F>>(&mut self, port: usize, frame: F, now: u64, out: &mut O) {
+        self.decide(port, frame, now, out, true);
+    }
+
+    /// Gives every other worker a copy of an ARP packet, so all of them
+    /// learn the neighbours (each has its own table, and a device may
+    /// deliver a neighbour's ARP replies to any one of them).
+    fn share_arp<O: Output<F>>(&mut self, port: usize, frame: &F, out: &mut O) {
+        let len = frame.data().len();
+        for w in (0..self.workers).filter(|&w| w != self.index) {
+            let Some(mut copy) = out.alloc(len) else {
+                return;
+            };
+            copy.data_mut().copy_from_slice(frame.data());
+            out.redirect(w, port, copy);
+        }
+    }
+
+    fn decide<O: Output<F>>(
+        &mut self,
+        port: usize,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+        from_peer: bool,
+    ) {
+        self.from_peer = from_peer;
         let verdict = match self.classify(port, &mut frame, now, out) {
             Step::Decided(v) => v,
             Step::Forward { l3 } => {
@@ -297,6 +348,10 @@ impl<F: Frame> Worker<F> {
             self.neigh.learn(sender_ip, sender_mac, port as u16, now);
             self.stats.arp_learned += 1;
             self.release_pending(sender_ip, sender_mac, out);
+        }
+        if self.from_peer {
+            // A copy to learn from; the worker that received it answers.
+            return Verdict::Done;
         }
         if !for_us {
             return Verdict::Drop(DropReason::ArpNotForUs);
@@ -465,6 +520,15 @@ enum Local {
     Verdict(Verdict),
     /// Not addressed to the balancer itself.
     NotLocal,
+}
+
+/// True when an Ethernet frame (untagged or with one tag) carries ARP.
+fn is_arp(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some([0x08, 0x06]) => true,
+        Some([0x81, 0x00]) => frame.get(16..18) == Some(&[0x08, 0x06]),
+        _ => false,
+    }
 }
 
 /// True when an IPv4 payload starts like an ICMP echo request.
