@@ -287,13 +287,6 @@ fn run(config: &Config) -> Result<(), Failure> {
         }
         launched.push(lcore);
     }
-    info!(
-        "ready: {} worker(s) on {} port(s), lcores {:?}",
-        workers.len(),
-        ports.len(),
-        workers
-    );
-
     // rvsadm's socket. Without it the data plane still serves; say so loudly.
     let control = match ControlSocket::bind(&config.control.socket) {
         Ok(sock) => {
@@ -308,6 +301,13 @@ fn run(config: &Config) -> Result<(), Failure> {
             None
         }
     };
+
+    info!(
+        "ready: {} worker(s) on {} port(s), lcores {:?}",
+        workers.len(),
+        ports.len(),
+        workers
+    );
 
     let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
     'serve: loop {
