@@ -108,8 +108,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps the IPv4 header quoted inside an ICMP error (RFC 792: "the
     /// internet header plus the first 64 bits of the original datagram's
     /// data"): version 4, IHL ≥ 5, and the header plus 8 bytes within the
-    /// buffer. The total length may exceed what was quoted, so `payload()`
-    /// stops at the buffer's end.
+    /// buffer, and a total length covering them. The total length may
+    /// exceed what was quoted, so `payload()` stops at the buffer's end.
     pub fn new_checked_quoted(buffer: T) -> Result<Packet<T>, Error> {
         if buffer.as_ref().len() < MIN_HEADER_LEN {
             return Err(Error::Truncated);
@@ -120,6 +120,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         if p.header_len() + 8 > p.buffer.as_ref().len() {
             return Err(Error::Truncated);
+        }
+        // The original datagram carried at least the 8 bytes quoted.
+        if usize::from(p.total_len()) < p.header_len() + 8 {
+            return Err(Error::Malformed);
         }
         Ok(p)
     }
@@ -440,7 +444,8 @@ mod tests {
         #[test]
         fn quoted_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..60)) {
             if let Ok(mut p) = Packet::new_checked_quoted(bytes.clone()) {
-                let _ = (p.payload().len(), p.options().len(), p.verify_checksum());
+                prop_assert!(p.payload().len() >= 8);
+                let _ = (p.options().len(), p.verify_checksum());
                 let _ = p.payload_mut().len();
             }
         }

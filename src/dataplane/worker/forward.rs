@@ -211,6 +211,11 @@ impl<F: Frame> Worker<F> {
             return Err(DropReason::Fragment);
         }
         let l4 = read_l4(&ip, protocol)?;
+        // Nothing with TTL 0 or 1 is forwarded: decided before a connection
+        // is created or counted.
+        if ip.ttl() <= 1 {
+            return Err(DropReason::TtlExpired);
+        }
         let bytes = u32::from(ip.total_len());
 
         // 1. A tracked connection, either direction.
@@ -280,7 +285,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// The worker that owns the connection of this packet: the one its
-    /// client's address and port hash to, computed alike from either
+    /// client's address hashes to, computed alike from either
     /// direction (client → VIP, real server → client, and ICMP errors
     /// quoting either). `None` for packets of no service, handled here.
     fn owner(&self, ip: &ipv4::Packet<&[u8]>) -> Option<usize> {
@@ -333,7 +338,8 @@ impl<F: Frame> Worker<F> {
         Some(flow_owner(client.0, client.1, self.workers))
     }
 
-    /// Why a packet that matched no connection and no service is dropped.
+    /// Why a packet of a protocol rvs does not balance is dropped: to a VIP
+    /// it is a protocol the VIP does not speak, elsewhere no service.
     fn unknown_destination(&self, ip: &ipv4::Packet<&[u8]>) -> DropReason {
         if self.lb.services.is_vip(ip.dst_addr()) {
             DropReason::UnsupportedProtocol
@@ -357,7 +363,9 @@ impl<F: Frame> Worker<F> {
                 // know (expired, or from before a restart).
                 return Err(DropReason::NoConnection);
             }
-            return Err(self.unknown_destination(ip));
+            // A VIP's port without a service is no service either.
+            let _ = ip;
+            return Err(DropReason::NoService);
         };
         if l4.protocol == Protocol::Tcp && !l4.flags.is_bare_syn() {
             return Err(DropReason::NoConnection);
@@ -562,7 +570,7 @@ impl<F: Frame> Worker<F> {
         if Protocol::from_number(proto).is_none() {
             return Err(DropReason::NoService);
         }
-        let qp = quoted.payload();
+        let qp = quoted.payload().get(..4).ok_or(DropReason::Malformed)?;
         let (qsport, qdport) = (
             u16::from_be_bytes([qp[0], qp[1]]),
             u16::from_be_bytes([qp[2], qp[3]]),
@@ -611,9 +619,12 @@ impl<F: Frame> Worker<F> {
     }
 }
 
-/// The worker that owns the flows of client `ip:port` among `workers`.
-pub fn flow_owner(ip: Ipv4Addr, port: u16, workers: usize) -> usize {
-    let h = crate::lb::sched::hash::mix64(u64::from(u32::from(ip)) << 16 | u64::from(port));
+/// The worker that owns the flows of client `ip` among `workers`. By
+/// address only (not port), so every connection of one client meets the
+/// same persistence templates and scheduler state, as persistence needs;
+/// the port is taken for the signature's sake of callers that have it.
+pub fn flow_owner(ip: Ipv4Addr, _port: u16, workers: usize) -> usize {
+    let h = crate::lb::sched::hash::mix64(u64::from(u32::from(ip)));
     (h % workers as u64) as usize
 }
 

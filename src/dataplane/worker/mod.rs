@@ -13,6 +13,8 @@
 mod forward;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lb;
 
 use super::io::{Frame, Output};
 use super::pending::{Parked, PendingQueue};
