@@ -174,6 +174,8 @@ fn worker(conns: usize) -> Worker<BenchFrame> {
         scheduler: SchedulerKind::Rr,
         mh_table_size: 65537,
         persistence: None,
+        expire_nodest_conn: true,
+        sorry_server: None,
         real_servers: (0..REAL_SERVERS)
             .map(|i| RealServer {
                 endpoint: Endpoint::new(rs(i), 8080),

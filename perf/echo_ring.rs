@@ -162,6 +162,7 @@ fn run(eal: &Eal, pool: &Arc<Mempool>, mode: Mode, a: &Args, round: usize) -> Ou
                     &clock,
                     &worker_stop,
                     &worker_cell,
+                    None,
                     params,
                 );
             }

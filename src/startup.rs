@@ -82,6 +82,8 @@ pub fn service_table(config: &Config) -> ServiceTable {
                 scheduler: v.scheduler,
                 mh_table_size: v.mh_table_size,
                 persistence: v.persistence_timeout,
+                expire_nodest_conn: v.expire_nodest_conn,
+                sorry_server: v.sorry_server.map(|a| Endpoint::new(*a.ip(), a.port())),
                 real_servers: v
                     .real_servers
                     .iter()

@@ -5,11 +5,11 @@
 #![deny(unsafe_code)]
 
 use rvs::control::config::Config;
-use rvs::control::report::{self, WorkerSnapshot};
+use rvs::control::report::{self, RuntimeState, WorkerSnapshot};
 use rvs::control::socket::ControlSocket;
 use rvs::dataplane::poll::{self, PollParams};
 use rvs::dataplane::stats::StatsCell;
-use rvs::dataplane::worker::{Worker, WorkerSetup};
+use rvs::dataplane::worker::{Command, Worker, WorkerSetup};
 use rvs::dpdk::{
     eal::Eal,
     io::DpdkIo,
@@ -22,6 +22,7 @@ use rvs::dpdk::{
     TscClock,
 };
 use rvs::lb::service::ServiceTable;
+use rvs::lb::xmit::Endpoint;
 use rvs::{error, info, startup, warn};
 use serde_json::{json, Value};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -43,6 +44,8 @@ const POOL_CACHE: u32 = 256;
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
 /// How often workers publish counters and the control loop looks around.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+/// Real servers later reloads may add beyond the first config's.
+const RELOAD_HEADROOM: usize = 1024;
 /// Slots of each hand-over ring between two workers (per port).
 const HANDOVER_RING: u32 = 1024;
 const CONTROL_TICK: Duration = Duration::from_millis(100);
@@ -260,8 +263,10 @@ fn run(config: &Config) -> Result<(), Failure> {
     }
     let mut cells = Vec::with_capacity(workers.len());
     let mut launched = Vec::with_capacity(workers.len());
+    let mut senders = Vec::with_capacity(workers.len());
     for (queue, &lcore) in workers.iter().enumerate() {
-        let cell = Arc::new(StatsCell::new(real_server_count));
+        // Room for servers later reloads add.
+        let cell = Arc::new(StatsCell::new(real_server_count + RELOAD_HEADROOM));
         cells.push((lcore, cell.clone()));
         let mut worker = Worker::new(&WorkerSetup {
             seed: setup.seed.wrapping_add(queue as u64),
@@ -273,8 +278,18 @@ fn run(config: &Config) -> Result<(), Failure> {
             std::mem::take(&mut handover_in[queue]),
         );
         let worker_stop = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Command>();
+        senders.push(tx);
         let job = move || {
-            poll::run(&mut worker, &mut io, &clock, &worker_stop, &cell, params);
+            poll::run(
+                &mut worker,
+                &mut io,
+                &clock,
+                &worker_stop,
+                &cell,
+                Some(&rx),
+                params,
+            );
             0
         };
         if let Err(e) = lcore::launch(&eal, lcore, job) {
@@ -309,10 +324,15 @@ fn run(config: &Config) -> Result<(), Failure> {
         workers
     );
 
+    let mut state = ControlState {
+        runtime: RuntimeState::for_services(&services),
+        services: services.clone(),
+        senders,
+    };
     let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
     'serve: loop {
         if let Some(sock) = &control {
-            sock.serve_pending(|req| answer(req, &cells, &services));
+            sock.serve_pending(|req| answer(req, &cells, &mut state));
         }
         for sig in signals.pending() {
             match sig {
@@ -346,7 +366,7 @@ fn run(config: &Config) -> Result<(), Failure> {
             failed = true;
         }
     }
-    print_final_stats(&cells, &services);
+    print_final_stats(&cells, &state);
     for (port, iface) in ports.iter().zip(&config.interfaces) {
         let s = port.stats();
         info!(
@@ -433,11 +453,139 @@ fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
         .collect()
 }
 
+/// What the control thread keeps between requests.
+struct ControlState {
+    /// The service table the workers run.
+    services: Arc<ServiceTable>,
+    /// Health and run-time weights per real server.
+    runtime: RuntimeState,
+    /// One command channel per worker.
+    senders: Vec<std::sync::mpsc::Sender<Command>>,
+}
+
+impl ControlState {
+    /// Sends `make()` to every worker.
+    fn broadcast(&self, make: impl Fn() -> Command) {
+        for tx in &self.senders {
+            let _ = tx.send(make());
+        }
+    }
+
+    /// Finds a service by "VIP:PORT/PROTO" and a real server in it by
+    /// "RIP:PORT".
+    fn find(&self, service: &str, real: &str) -> Result<(u16, u16), String> {
+        let (addr, proto) = service.rsplit_once('/').unwrap_or((service, "tcp"));
+        let vip: std::net::SocketAddrV4 = addr
+            .parse()
+            .map_err(|_| format!("{service:?} is not VIP:PORT/PROTO"))?;
+        let protocol: rvs::lb::service::Protocol =
+            proto.parse().map_err(|e| format!("{service:?}: {e}"))?;
+        let vs = self
+            .services
+            .lookup(Endpoint::new(*vip.ip(), vip.port()), protocol)
+            .ok_or_else(|| format!("no virtual server {service}"))?;
+        let rip: std::net::SocketAddrV4 = real
+            .parse()
+            .map_err(|_| format!("{real:?} is not RIP:PORT"))?;
+        let rs = self
+            .services
+            .get(vs)
+            .real_servers
+            .iter()
+            .position(|r| r.endpoint == Endpoint::new(*rip.ip(), rip.port()))
+            .ok_or_else(|| format!("{service} has no real server {real}"))?;
+        Ok((vs, rs as u16))
+    }
+}
+
 /// Answers one `rvsadm` request.
-fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], services: &ServiceTable) -> Value {
+fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], state: &mut ControlState) -> Value {
     match request["cmd"].as_str() {
-        Some("list") => report::list(services, &snapshots(cells)),
+        Some("list") => report::list(&state.services, &snapshots(cells), &state.runtime),
         Some("stats") => report::stats(&snapshots(cells)),
+        Some("weight") => {
+            let weight = match request["weight"].as_u64() {
+                Some(w) if w <= 65535 => w as u32,
+                _ => return json!({ "error": "weight must be 0 to 65535" }),
+            };
+            let (vs, rs) = match state.find(
+                request["service"].as_str().unwrap_or(""),
+                request["real_server"].as_str().unwrap_or(""),
+            ) {
+                Ok(found) => found,
+                Err(e) => return json!({ "error": e }),
+            };
+            if let Some(w) = state
+                .runtime
+                .weights
+                .get_mut(usize::from(vs))
+                .and_then(|v| v.get_mut(usize::from(rs)))
+            {
+                *w = Some(weight);
+            }
+            state.broadcast(|| Command::Weight {
+                vs,
+                rs,
+                weight: Some(weight),
+            });
+            info!(
+                "weight of {} in {} set to {weight}{}",
+                request["real_server"].as_str().unwrap_or(""),
+                request["service"].as_str().unwrap_or(""),
+                if weight == 0 {
+                    " (draining: no new connections)"
+                } else {
+                    ""
+                }
+            );
+            json!({ "ok": true })
+        }
+        Some("conns") => {
+            let limit = request["limit"].as_u64().unwrap_or(100).min(100_000) as usize;
+            let (tx, rx) = std::sync::mpsc::channel();
+            state.broadcast(|| Command::DumpConns {
+                limit,
+                reply: tx.clone(),
+            });
+            drop(tx);
+            let mut conns = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            for _ in 0..state.senders.len() {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(batch) => conns.extend(batch),
+                    Err(_) => break,
+                }
+            }
+            conns.truncate(limit);
+            let list: Vec<Value> = conns
+                .iter()
+                .map(|c| {
+                    json!({
+                        "protocol": c.protocol,
+                        "client": format!("{}:{}", c.client.ip, c.client.port),
+                        "virtual_server": format!("{}:{}", c.virtual_server.ip, c.virtual_server.port),
+                        "real_server": format!("{}:{}", c.real_server.ip, c.real_server.port),
+                        "state": c.state,
+                        "expires_in_s": c.expires_in_s,
+                        "packets_in": c.packets_in,
+                        "packets_out": c.packets_out,
+                        "bytes_in": c.bytes_in,
+                        "bytes_out": c.bytes_out,
+                    })
+                })
+                .collect();
+            json!({ "connections": list })
+        }
+        Some("ha") => match request["action"].as_str() {
+            Some("status") => json!({
+                "role": "standalone",
+                "configured": false,
+                "detail": "no [ha] section in the config: this rvsd has no peer"
+            }),
+            Some(a) => json!({ "error": format!("ha {a}: HA is not configured on this rvsd") }),
+            None => json!({ "error": "ha needs master, backup or status" }),
+        },
         Some(other) => json!({ "error": format!("unknown command {other:?}") }),
         None => json!({ "error": "request has no \"cmd\"" }),
     }
@@ -445,10 +593,11 @@ fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], services: &ServiceTa
 
 /// The `stats:` line: every worker's counters, their total, and each
 /// virtual server's real servers summed over the workers, as JSON.
-fn print_final_stats(cells: &[(u32, Arc<StatsCell>)], services: &ServiceTable) {
+fn print_final_stats(cells: &[(u32, Arc<StatsCell>)], state: &ControlState) {
     let snaps = snapshots(cells);
     let mut line = report::stats(&snaps);
-    line["virtual_servers"] = report::list(services, &snaps)["virtual_servers"].clone();
+    line["virtual_servers"] =
+        report::list(&state.services, &snaps, &state.runtime)["virtual_servers"].clone();
     eprintln!("stats: {line}");
 }
 

@@ -91,6 +91,48 @@ pub fn format_stats(doc: &Value) -> String {
     out
 }
 
+/// Connections, like `ipvsadm -Lnc`.
+pub fn format_conns(doc: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pro expire state       source                 virtual                destination"
+    );
+    let empty = Vec::new();
+    for c in doc["connections"].as_array().unwrap_or(&empty) {
+        let s = num(&c["expires_in_s"]);
+        let _ = writeln!(
+            out,
+            "{:<3} {:02}:{:02}  {:<11} {:<22} {:<22} {}",
+            c["protocol"].as_str().unwrap_or("?").to_uppercase(),
+            s / 60,
+            s % 60,
+            c["state"].as_str().unwrap_or("?"),
+            c["client"].as_str().unwrap_or("?"),
+            c["virtual_server"].as_str().unwrap_or("?"),
+            c["real_server"].as_str().unwrap_or("?"),
+        );
+    }
+    out
+}
+
+/// The HA role.
+pub fn format_ha(doc: &Value) -> String {
+    format!(
+        "role: {}\n{}\n",
+        doc["role"].as_str().unwrap_or("?"),
+        doc["detail"].as_str().unwrap_or("")
+    )
+}
+
+/// A command's plain acknowledgement (weight, reload), with any message.
+pub fn format_ok(doc: &Value) -> String {
+    match doc["message"].as_str() {
+        Some(m) => format!("{m}\n"),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +152,26 @@ mod tests {
         let line = text.lines().last().unwrap();
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols, ["->", "10.1.0.11:8080", "Masq", "3", "12", "4", "up"]);
+    }
+
+    #[test]
+    fn conns_read_like_ipvsadm_lnc() {
+        let doc = json!({"connections": [{"protocol": "tcp", "expires_in_s": 899,
+            "state": "ESTABLISHED", "client": "198.51.100.7:40000",
+            "virtual_server": "203.0.113.100:80", "real_server": "10.1.0.11:8080"}]});
+        let text = format_conns(&doc);
+        let cols: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            cols,
+            [
+                "TCP",
+                "14:59",
+                "ESTABLISHED",
+                "198.51.100.7:40000",
+                "203.0.113.100:80",
+                "10.1.0.11:8080"
+            ]
+        );
     }
 
     #[test]

@@ -60,6 +60,8 @@ fn service(
         scheduler,
         mh_table_size: 251,
         persistence: None,
+        expire_nodest_conn: true,
+        sorry_server: None,
         real_servers: rs
             .iter()
             .map(|&(a, p)| RealServer {

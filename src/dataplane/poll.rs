@@ -8,8 +8,9 @@
 
 use super::io::{Clock, Frame, Output, PacketIo};
 use super::stats::{DropReason, StatsCell, WorkerStats};
-use super::worker::Worker;
+use super::worker::{Command, Worker};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 /// How the loop behaves; fixed for the life of a worker.
@@ -74,6 +75,7 @@ pub fn run<I: PacketIo, C: Clock>(
     clock: &C,
     stop: &AtomicBool,
     cell: &StatsCell,
+    commands: Option<&Receiver<Command>>,
     params: PollParams,
 ) {
     let burst = params.burst_size.max(1);
@@ -87,6 +89,11 @@ pub fn run<I: PacketIo, C: Clock>(
 
     while !stop.load(Ordering::Relaxed) {
         let now = clock.now_ns();
+        if let Some(rx) = commands {
+            while let Ok(cmd) = rx.try_recv() {
+                worker.command(cmd, now);
+            }
+        }
         let received = poll_once(worker, io, now, &mut rx, &mut tx, &mut handover);
         if received == 0 {
             worker.stats.idle_polls += 1;

@@ -131,6 +131,8 @@ pub struct WorkerStats {
     pub frag_needed_sent: u64,
     /// Packets handed to the worker that owns their connection.
     pub redirected: u64,
+    /// TCP resets sent (every server down, or a connection's server down).
+    pub resets_sent: u64,
     /// Polls that received at least one frame.
     pub busy_polls: u64,
     /// Polls that received nothing.
@@ -139,7 +141,7 @@ pub struct WorkerStats {
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 15;
+const SCALARS: usize = 16;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -179,6 +181,7 @@ impl WorkerStats {
             self.icmp_errors_forwarded,
             self.frag_needed_sent,
             self.redirected,
+            self.resets_sent,
             self.busy_polls,
             self.idle_polls,
         ]);
@@ -203,8 +206,9 @@ impl WorkerStats {
             icmp_errors_forwarded: c[10],
             frag_needed_sent: c[11],
             redirected: c[12],
-            busy_polls: c[13],
-            idle_polls: c[14],
+            resets_sent: c[13],
+            busy_polls: c[14],
+            idle_polls: c[15],
             drops,
         }
     }
@@ -229,6 +233,7 @@ impl WorkerStats {
             "icmp_errors_forwarded": self.icmp_errors_forwarded,
             "frag_needed_sent": self.frag_needed_sent,
             "redirected": self.redirected,
+            "resets_sent": self.resets_sent,
             "busy_polls": self.busy_polls,
             "idle_polls": self.idle_polls,
             "drops": drops,

@@ -51,6 +51,13 @@ pub struct VirtualService {
     pub persistence: Option<Duration>,
     /// Real servers, in config order (their index is their id).
     pub real_servers: Vec<RealServer>,
+    /// When a real server goes down, its connections end on their next
+    /// packet (IPVS's `expire_nodest_conn`): UDP and new SYNs go to a live
+    /// server, other TCP gets a reset so the client reconnects.
+    pub expire_nodest_conn: bool,
+    /// Where new connections go when every real server is down (as
+    /// keepalived's sorry server); `None`: TCP is refused with a reset.
+    pub sorry_server: Option<Endpoint>,
 }
 
 impl VirtualService {
@@ -111,10 +118,19 @@ pub type ServiceId = u16;
 /// Index of a real server within its virtual service.
 pub type RealServerId = u16;
 
+/// The real-server index connections to a service's sorry server carry.
+pub const SORRY_SERVER: RealServerId = RealServerId::MAX;
+
 /// Every virtual service, with the indexes the packet path needs.
 #[derive(Clone, Debug, Default)]
 pub struct ServiceTable {
     services: Vec<VirtualService>,
+    /// Services removed by a reload whose connections live on: no new
+    /// connections. Indexes stay stable across reloads, so connections
+    /// keep pointing at the right service and server.
+    draining_services: Vec<bool>,
+    /// Real servers removed by a reload, per service: as above.
+    draining_servers: Vec<Vec<bool>>,
     /// The `sh`/`mh` tables, by service.
     hash_tables: Vec<Option<Arc<HashTable>>>,
     by_key: HashMap<u64, ServiceId, FastHash>,
@@ -128,6 +144,22 @@ impl ServiceTable {
     /// Builds the table. Keys must be unique (the config validation
     /// guarantees it; a duplicate keeps the first).
     pub fn new(services: Vec<VirtualService>) -> ServiceTable {
+        let draining_servers = services
+            .iter()
+            .map(|s| vec![false; s.real_servers.len()])
+            .collect();
+        let draining_services = vec![false; services.len()];
+        ServiceTable::with_draining(services, draining_services, draining_servers)
+    }
+
+    /// Builds the table with some services and real servers draining (what
+    /// a reload leaves of those it removed). Missing flags count as not
+    /// draining.
+    pub fn with_draining(
+        services: Vec<VirtualService>,
+        draining_services: Vec<bool>,
+        draining_servers: Vec<Vec<bool>>,
+    ) -> ServiceTable {
         let mut by_key = HashMap::default();
         let mut nat_real: HashMap<u64, Vec<_>, FastHash> = HashMap::default();
         let mut vips = Vec::new();
@@ -145,13 +177,32 @@ impl ServiceTable {
                         .or_default()
                         .push((i as ServiceId, r as RealServerId));
                 }
+                if let Some(sorry) = s.sorry_server {
+                    nat_real
+                        .entry(pack(sorry, s.key.protocol))
+                        .or_default()
+                        .push((i as ServiceId, SORRY_SERVER));
+                }
             }
         }
+        let draining_servers = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut d = draining_servers.get(i).cloned().unwrap_or_default();
+                d.resize(s.real_servers.len(), false);
+                d
+            })
+            .collect();
+        let mut draining_services = draining_services;
+        draining_services.resize(services.len(), false);
         ServiceTable {
             hash_tables: services
                 .iter()
                 .map(VirtualService::build_hash_table)
                 .collect(),
+            draining_services,
+            draining_servers,
             services,
             by_key,
             nat_real,
@@ -199,6 +250,38 @@ impl ServiceTable {
             .unwrap_or_else(|_| Scheduler::Rr(super::sched::RoundRobin::new(seed)))
     }
 
+    /// True when service `id` takes no new connections (removed by a reload).
+    #[inline]
+    pub fn is_draining(&self, id: ServiceId) -> bool {
+        self.draining_services
+            .get(usize::from(id))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// True when real server `rs` of service `id` takes no new connections
+    /// (removed by a reload).
+    #[inline]
+    pub fn is_server_draining(&self, id: ServiceId, rs: RealServerId) -> bool {
+        self.draining_servers
+            .get(usize::from(id))
+            .and_then(|v| v.get(usize::from(rs)))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Where connections of service `id` to real server `rs` go: the real
+    /// server, or the sorry server for [`SORRY_SERVER`].
+    #[inline]
+    pub fn real_endpoint(&self, id: ServiceId, rs: RealServerId) -> Option<Endpoint> {
+        let s = self.services.get(usize::from(id))?;
+        if rs == SORRY_SERVER {
+            s.sorry_server
+        } else {
+            s.real_servers.get(usize::from(rs)).map(|r| r.endpoint)
+        }
+    }
+
     /// Every service, in config order.
     pub fn services(&self) -> &[VirtualService] {
         &self.services
@@ -239,6 +322,8 @@ mod tests {
             scheduler: SchedulerKind::Rr,
             mh_table_size: 65537,
             persistence: None,
+            expire_nodest_conn: true,
+            sorry_server: None,
             real_servers: rs
                 .iter()
                 .map(|&endpoint| RealServer {

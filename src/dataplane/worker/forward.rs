@@ -27,9 +27,9 @@ use crate::dataplane::stats::{DropReason, RealServerCounters};
 use crate::lb::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError};
 use crate::lb::persist::PersistTable;
 use crate::lb::sched::{Candidate, FlowHashInput, Scheduler};
-use crate::lb::service::{ForwardMethod, Protocol, ServiceId, ServiceTable};
+use crate::lb::service::{ForwardMethod, Protocol, ServiceId, ServiceTable, SORRY_SERVER};
 use crate::lb::tcp_state::{self, TcpFlags, Timeouts};
-use crate::lb::xmit::{nat, tun, Endpoint, XmitError};
+use crate::lb::xmit::{nat, rst, tun, Endpoint, XmitError};
 use crate::wire::{icmp, ipv4, tcp, udp};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -48,6 +48,14 @@ pub(super) struct Balancer {
     counters: Vec<Vec<RealServerCounters>>,
     /// Scratch for the scheduler's view, sized at start.
     candidates: Vec<Candidate>,
+    /// Health per service, per real server, as the control thread's checks
+    /// last said (up until told otherwise).
+    health: Vec<Vec<bool>>,
+    /// Run-time weights set by `rvsadm weight`, over the configured ones.
+    weight_override: Vec<Vec<Option<u32>>>,
+    /// Connections to a server that went down are expired on their next
+    /// packet (IPVS's expire_nodest_conn), per service.
+    seed: u64,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -97,10 +105,170 @@ impl Balancer {
                 .map(|s| vec![RealServerCounters::default(); s.real_servers.len()])
                 .collect(),
             candidates: Vec::with_capacity(max_rs),
+            health: services
+                .services()
+                .iter()
+                .map(|s| vec![true; s.real_servers.len()])
+                .collect(),
+            weight_override: services
+                .services()
+                .iter()
+                .map(|s| vec![None; s.real_servers.len()])
+                .collect(),
+            seed: setup.seed,
             services,
         }
     }
 
+    /// Takes a new service table (a reload). Indexes of services and real
+    /// servers are stable across reloads (`control::reload`), so
+    /// connections keep their meaning; per-server state grows for what was
+    /// added; schedulers start afresh with the new weights; run-time weight
+    /// overrides give way to the file's.
+    pub(super) fn set_services(&mut self, services: Arc<ServiceTable>) {
+        let shape: Vec<usize> = services
+            .services()
+            .iter()
+            .map(|s| s.real_servers.len())
+            .collect();
+        self.counters.resize_with(shape.len(), Vec::new);
+        self.health.resize_with(shape.len(), Vec::new);
+        self.weight_override.resize_with(shape.len(), Vec::new);
+        for (i, &n) in shape.iter().enumerate() {
+            self.counters[i].resize(n, RealServerCounters::default());
+            self.health[i].resize(n, true);
+            self.weight_override[i] = vec![None; n];
+        }
+        let max_rs = shape.iter().copied().max().unwrap_or(0);
+        if self.candidates.capacity() < max_rs {
+            self.candidates = Vec::with_capacity(max_rs);
+        }
+        self.scheds = (0..shape.len())
+            .map(|i| services.new_scheduler(i as ServiceId, self.seed.wrapping_add(i as u64)))
+            .collect();
+        self.services = services;
+    }
+
+    /// Marks a real server up or down (from the control thread's checks).
+    pub(super) fn set_health(&mut self, vs: u16, rs: u16, up: bool) {
+        if let Some(h) = self
+            .health
+            .get_mut(usize::from(vs))
+            .and_then(|v| v.get_mut(usize::from(rs)))
+        {
+            *h = up;
+        }
+    }
+
+    /// Sets a real server's weight at run time (`None`: the configured one).
+    pub(super) fn set_weight(&mut self, vs: u16, rs: u16, weight: Option<u32>) {
+        if let Some(w) = self
+            .weight_override
+            .get_mut(usize::from(vs))
+            .and_then(|v| v.get_mut(usize::from(rs)))
+        {
+            *w = weight;
+        }
+    }
+
+    /// The weight new connections see: 0 when down or draining.
+    #[inline]
+    fn effective_weight(&self, vs: u16, rs: u16) -> u32 {
+        let (v, r) = (usize::from(vs), usize::from(rs));
+        if !self
+            .health
+            .get(v)
+            .and_then(|h| h.get(r))
+            .copied()
+            .unwrap_or(false)
+            || self.services.is_server_draining(vs, rs)
+        {
+            return 0;
+        }
+        match self
+            .weight_override
+            .get(v)
+            .and_then(|w| w.get(r))
+            .copied()
+            .flatten()
+        {
+            Some(w) => w,
+            None => self
+                .services
+                .get(vs)
+                .real_servers
+                .get(r)
+                .map_or(0, |s| s.weight),
+        }
+    }
+
+    /// True when real server `rs` of `vs` is down.
+    #[inline]
+    fn is_down(&self, vs: u16, rs: u16) -> bool {
+        !self
+            .health
+            .get(usize::from(vs))
+            .and_then(|h| h.get(usize::from(rs)))
+            .copied()
+            .unwrap_or(true)
+    }
+
+    /// A snapshot of up to `limit` live connections, for `rvsadm conns`.
+    pub(super) fn dump(&self, now: u64, limit: usize) -> Vec<ConnInfo> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !c.is_expired(now))
+            .take(limit)
+            .map(|(_, c)| {
+                let service = self.services.get(c.vs);
+                let real = service
+                    .real_servers
+                    .get(usize::from(c.rs))
+                    .map(|r| r.endpoint);
+                let o = c.original();
+                ConnInfo {
+                    protocol: if c.proto() == 6 { "tcp" } else { "udp" },
+                    client: Endpoint::new(o.src, o.src_port),
+                    virtual_server: Endpoint::new(o.dst, o.dst_port),
+                    real_server: real.unwrap_or(Endpoint::new(Ipv4Addr::UNSPECIFIED, 0)),
+                    state: c.state_name(),
+                    expires_in_s: c.expires_ns.saturating_sub(now) / 1_000_000_000,
+                    packets_in: u64::from(c.packets_in),
+                    packets_out: u64::from(c.packets_out),
+                    bytes_in: c.bytes_in,
+                    bytes_out: c.bytes_out,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One connection as `rvsadm conns` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// "tcp" or "udp".
+    pub protocol: &'static str,
+    /// The client's address and port.
+    pub client: Endpoint,
+    /// The VIP and port it connected to.
+    pub virtual_server: Endpoint,
+    /// The real server it was scheduled to.
+    pub real_server: Endpoint,
+    /// TCP state (IPVS's names), or "UDP".
+    pub state: &'static str,
+    /// Seconds until it expires without traffic.
+    pub expires_in_s: u64,
+    /// Packets client → server.
+    pub packets_in: u64,
+    /// Packets server → client.
+    pub packets_out: u64,
+    /// Bytes client → server.
+    pub bytes_in: u64,
+    /// Bytes server → client.
+    pub bytes_out: u64,
+}
+
+impl Balancer {
     pub(super) fn services(&self) -> &ServiceTable {
         &self.services
     }
@@ -224,11 +392,26 @@ impl<F: Frame> Worker<F> {
         let conn = match found {
             Some((id, dir)) => {
                 let c = self.lb.conns.get(id);
+                let (vs, rs) = (c.vs, c.rs);
                 if protocol == Protocol::Tcp && tcp_state::should_restart(c.state(), dir, l4.flags)
                 {
                     // A new connection on the tuple of a closing one.
                     let old = self.lb.conns.remove(id);
                     forget(&mut self.lb.counters, &old);
+                    None
+                } else if self.lb.is_down(vs, rs) && self.lb.services.get(vs).expire_nodest_conn {
+                    // Its real server is down: the connection ends here.
+                    // UDP and new SYNs are scheduled afresh; other TCP gets
+                    // a reset so the client reconnects at once.
+                    let old = self.lb.conns.remove(id);
+                    forget(&mut self.lb.counters, &old);
+                    if protocol == Protocol::Tcp && !l4.flags.is_bare_syn() {
+                        return if dir == Direction::Original {
+                            self.reset(l3, frame, now, out)
+                        } else {
+                            Err(DropReason::NoConnection)
+                        };
+                    }
                     None
                 } else {
                     Some((id, dir))
@@ -238,7 +421,15 @@ impl<F: Frame> Worker<F> {
         };
         let (id, dir) = match conn {
             Some(hit) => hit,
-            None => self.new_connection(&ip, &l4, now)?,
+            None => match self.new_connection(&ip, &l4, now) {
+                Ok(hit) => hit,
+                // Every server down: refuse a TCP connection at once rather
+                // than leave the client retrying into silence.
+                Err(DropReason::NoRealServer) if protocol == Protocol::Tcp => {
+                    return self.reset(l3, frame, now, out);
+                }
+                Err(e) => return Err(e),
+            },
         };
 
         let timeouts = self.lb.timeouts;
@@ -266,7 +457,11 @@ impl<F: Frame> Worker<F> {
         let service = self.lb.services.get(vs);
         let method = service.forward;
         let vip = service.key.vip;
-        let real = service.real_servers[usize::from(rs)].endpoint;
+        let real = self
+            .lb
+            .services
+            .real_endpoint(vs, rs)
+            .ok_or(DropReason::NoRealServer)?;
         match (dir, method) {
             (Direction::Original, ForwardMethod::Nat) => {
                 nat::to_real_server(&mut frame.data_mut()[l3..], real).map_err(xmit_drop)?;
@@ -370,9 +565,17 @@ impl<F: Frame> Worker<F> {
         if l4.protocol == Protocol::Tcp && !l4.flags.is_bare_syn() {
             return Err(DropReason::NoConnection);
         }
+        if self.lb.services.is_draining(vs) {
+            // Removed by a reload: its connections live on, no new ones.
+            return Err(DropReason::NoService);
+        }
         let rs = self.schedule(vs, l4.key.src, l4.key.src_port, now)?;
         let service = self.lb.services.get(vs);
-        let real = service.real_servers[usize::from(rs)].endpoint;
+        let real = self
+            .lb
+            .services
+            .real_endpoint(vs, rs)
+            .ok_or(DropReason::NoRealServer)?;
         let forward = service.forward;
         let reply = match forward {
             // Replies come from the real server to the client.
@@ -430,42 +633,57 @@ impl<F: Frame> Worker<F> {
         let persistence_ns = service.persistence.map(|d| d.as_nanos() as u64);
         if let Some(timeout) = persistence_ns {
             if let Some(rs) = self.lb.persist.lookup(client, vs, now, timeout) {
-                if service
-                    .real_servers
-                    .get(usize::from(rs))
-                    .is_some_and(|r| r.weight > 0)
-                {
+                if self.lb.effective_weight(vs, rs) > 0 {
                     return Ok(rs);
                 }
             }
         }
-        self.lb.candidates.clear();
+        let mut candidates = std::mem::take(&mut self.lb.candidates);
+        candidates.clear();
         let counters = &self.lb.counters[usize::from(vs)];
-        self.lb
-            .candidates
-            .extend(
-                service
-                    .real_servers
-                    .iter()
-                    .zip(counters)
-                    .map(|(r, c)| Candidate {
-                        weight: r.weight,
-                        active: c.active,
-                        inactive: c.inactive,
-                    }),
-            );
+        candidates.extend(
+            (0..service.real_servers.len())
+                .zip(counters)
+                .map(|(r, c)| Candidate {
+                    weight: self.lb.effective_weight(vs, r as u16),
+                    active: c.active,
+                    inactive: c.inactive,
+                }),
+        );
+        self.lb.candidates = candidates;
         let flow = FlowHashInput {
             client,
             client_port,
         };
-        let rs = self.lb.scheds[usize::from(vs)]
-            .pick(&self.lb.candidates, &flow)
-            .ok_or(DropReason::NoRealServer)? as u16;
+        let rs = match self.lb.scheds[usize::from(vs)].pick(&self.lb.candidates, &flow) {
+            Some(rs) => rs as u16,
+            // Every server down or drained: the sorry server, if any.
+            None if service.sorry_server.is_some() => return Ok(SORRY_SERVER),
+            None => return Err(DropReason::NoRealServer),
+        };
         if let Some(timeout) = persistence_ns {
             // A full template table only costs stickiness, not the flow.
             let _ = self.lb.persist.insert(client, vs, rs, now, timeout);
         }
         Ok(rs)
+    }
+
+    /// Answers the TCP segment at `l3` with a reset from its destination,
+    /// routed back to its source.
+    fn reset<O: Output<F>>(
+        &mut self,
+        l3: usize,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let client = ipv4::Packet::new_unchecked(&frame.data()[l3..]).src_addr();
+        let len = rst::answer_with_reset(&mut frame.data_mut()[l3..]);
+        frame.truncate(l3 + len);
+        let hop = self.routes.lookup(client).ok_or(DropReason::NoRoute)?;
+        self.stats.resets_sent += 1;
+        self.send_to(usize::from(hop.port), hop.address, frame, now, out);
+        Ok(())
     }
 
     /// Looks up the route to `dst` and sends the frame to its next hop.
@@ -583,7 +801,11 @@ impl<F: Frame> Worker<F> {
         };
         let c = self.lb.conns.get(id);
         let service = self.lb.services.get(c.vs);
-        let real = service.real_servers[usize::from(c.rs)].endpoint;
+        let real = self
+            .lb
+            .services
+            .real_endpoint(c.vs, c.rs)
+            .ok_or(DropReason::NoConnection)?;
         let vip = service.key.vip;
         let method = service.forward;
         self.stats.icmp_errors_forwarded += 1;

@@ -100,6 +100,40 @@ impl WorkerSetup {
     }
 }
 
+/// What the control thread tells a worker, between bursts.
+#[derive(Debug)]
+pub enum Command {
+    /// A real server's health changed (from the health checks).
+    Health {
+        /// Service index.
+        vs: u16,
+        /// Real server index within it.
+        rs: u16,
+        /// Up or down.
+        up: bool,
+    },
+    /// A run-time weight (`rvsadm weight`); `None` restores the file's.
+    Weight {
+        /// Service index.
+        vs: u16,
+        /// Real server index within it.
+        rs: u16,
+        /// The weight new connections see.
+        weight: Option<u32>,
+    },
+    /// A new service table (a reload), indexes stable.
+    Services(Arc<ServiceTable>),
+    /// Send up to `limit` connections back (`rvsadm conns`).
+    DumpConns {
+        /// Most connections to send.
+        limit: usize,
+        /// Where to send them.
+        reply: std::sync::mpsc::Sender<Vec<ConnInfo>>,
+    },
+}
+
+pub use forward::ConnInfo;
+
 /// What the balancer's own handling decided for a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
@@ -149,6 +183,18 @@ impl<F: Frame> Worker<F> {
             workers: setup.worker_count.max(1),
             from_peer: false,
             stats: WorkerStats::default(),
+        }
+    }
+
+    /// Applies a command from the control thread (between bursts).
+    pub fn command(&mut self, cmd: Command, now: u64) {
+        match cmd {
+            Command::Health { vs, rs, up } => self.lb.set_health(vs, rs, up),
+            Command::Weight { vs, rs, weight } => self.lb.set_weight(vs, rs, weight),
+            Command::Services(table) => self.lb.set_services(table),
+            Command::DumpConns { limit, reply } => {
+                let _ = reply.send(self.lb.dump(now, limit));
+            }
         }
     }
 

@@ -348,6 +348,8 @@ fn service(
         scheduler,
         mh_table_size: 65537,
         persistence: None,
+        expire_nodest_conn: true,
+        sorry_server: None,
         real_servers: real
             .iter()
             .map(|&(endpoint, weight)| RealServer { endpoint, weight })
@@ -963,10 +965,19 @@ fn weight_zero_server_is_never_chosen() {
 }
 
 #[test]
-fn all_weights_zero_is_no_real_server() {
+fn all_weights_zero_refuses_tcp_with_a_reset_from_the_vip() {
     let mut lb = Lb::new();
     let f = from_outside(&syn_ip((CLIENT, 44000), (VIP, 85)));
-    assert_eq!(lb.rx(0, &f).drop_reason(), DropReason::NoRealServer);
+    let mut out = VecOutput::default();
+    lb.w.handle(0, VecFrame::new(&f), T0, &mut out);
+    assert_eq!(out.sent.len(), 1, "one reset");
+    let (port, rst) = &out.sent[0];
+    assert_eq!(*port, 0, "back out towards the client");
+    let ip = &rst[14..];
+    assert_eq!(&ip[12..16], &VIP.octets(), "from the VIP");
+    assert_eq!(&ip[16..20], &CLIENT.octets(), "to the client");
+    assert_eq!(ip[33], 0x14, "RST+ACK to a SYN");
+    assert_eq!(lb.w.stats.resets_sent, 1);
     assert_eq!(lb.w.stats.conns_created, 0);
     assert_eq!(lb.counters(SVC_DRAINED, 0).conns, 0);
 }

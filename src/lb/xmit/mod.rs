@@ -8,6 +8,7 @@
 //! the worker's; these functions never allocate.
 
 pub mod nat;
+pub mod rst;
 pub mod tun;
 
 use std::net::Ipv4Addr;
