@@ -384,9 +384,24 @@ pub struct VirtualServerConfig {
     /// default and means nothing. Default `DEFAULT_MH_TABLE_SIZE` (65537).
     /// Reloadable (the table is rebuilt).
     pub mh_table_size: u32,
+    /// `expire_nodest_conn`: when a real server goes down (health check) or
+    /// is removed, its connections are expired so the client's next packet
+    /// (a retransmission) is scheduled to a live server, as IPVS's sysctl
+    /// of that name; `false` lets them run on (and fail) until they time
+    /// out. Default `DEFAULT_EXPIRE_NODEST_CONN` (true). Reloadable.
+    pub expire_nodest_conn: bool,
+    /// `sorry_server`: where new connections go while every real server is
+    /// down (keepalived's `sorry_server`), `"10.1.0.99:8080"`; `None`: new
+    /// TCP connections are refused with a reset. The same rules as a real
+    /// server's `address`: not 0.0.0.0, broadcast, multicast or the
+    /// balancer's own; DR and TUN keep the virtual port; reachable by the
+    /// forwarding method. Default: none. Reloadable.
+    pub sorry_server: Option<SocketAddrV4>,
     /// `[virtual_server.health_check]`: how real servers are probed.
-    /// Default: `HealthCheckConfig::default()` (TCP connect, keepalived's
-    /// timings). Reloadable.
+    /// Default: `HealthCheckConfig::default_for(protocol)`: a TCP connect
+    /// check with keepalived's timings for TCP services, no check (`none`)
+    /// for UDP ones, as a TCP connect says nothing about a UDP server.
+    /// Reloadable.
     pub health_check: HealthCheckConfig,
     /// `[[virtual_server.real_server]]`: the real servers, in file order;
     /// unique by address. May be empty (as in IPVS: the service exists and
@@ -405,6 +420,9 @@ impl VirtualServerConfig {
     pub const DEFAULT_PERSISTENCE_TIMEOUT_S: u64 = 0;
     /// Upper bound of `persistence_timeout_s`: one week, as the timeouts.
     pub const MAX_PERSISTENCE_TIMEOUT_S: u64 = TimeoutsConfig::MAX_TIMEOUT_S;
+    /// Default of `expire_nodest_conn`: on, so a dead server's clients
+    /// reconnect to a live one at once.
+    pub const DEFAULT_EXPIRE_NODEST_CONN: bool = true;
     /// Default of `mh_table_size`: the prime the Maglev paper and DPVS use.
     pub const DEFAULT_MH_TABLE_SIZE: u32 = 65537;
     /// Lower bound of `mh_table_size`: IPVS's smallest Maglev table.
@@ -422,7 +440,11 @@ impl VirtualServerConfig {
 /// field is reloadable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheckConfig {
-    /// `type`: `"tcp"`, `"http"` or `"none"`. Default `DEFAULT_KIND` (tcp).
+    /// `type`: `"tcp"`, `"http"` or `"none"`. Default: `DEFAULT_KIND`
+    /// (tcp) for a TCP service, `DEFAULT_UDP_KIND` (none) for a UDP one
+    /// (see `default_kind`). A UDP service may still ask for `"tcp"` or
+    /// `"http"` explicitly, for servers that also listen on TCP at the same
+    /// port (DNS does).
     pub kind: HealthCheckKind,
     /// `interval_ms`: time between two probes of a real server, 1 to
     /// `MAX_INTERVAL_MS`. Default `DEFAULT_INTERVAL_MS` (1000).
@@ -448,8 +470,10 @@ pub struct HealthCheckConfig {
 }
 
 impl HealthCheckConfig {
-    /// Default of `type`.
+    /// Default of `type` for a TCP service.
     pub const DEFAULT_KIND: HealthCheckKind = HealthCheckKind::Tcp;
+    /// Default of `type` for a UDP service: no probing.
+    pub const DEFAULT_UDP_KIND: HealthCheckKind = HealthCheckKind::None;
     /// Default of `interval_ms`: one second.
     pub const DEFAULT_INTERVAL_MS: u64 = 1000;
     /// Default of `timeout_ms`: one second.
@@ -468,6 +492,28 @@ impl HealthCheckConfig {
     pub const DEFAULT_HTTP_EXPECT_STATUS: u16 = 200;
 }
 
+impl HealthCheckConfig {
+    /// Default of `type` for a service of `protocol`: a TCP connect for
+    /// TCP, none for UDP.
+    pub const fn default_kind(protocol: Protocol) -> HealthCheckKind {
+        match protocol {
+            Protocol::Tcp => Self::DEFAULT_KIND,
+            Protocol::Udp => Self::DEFAULT_UDP_KIND,
+        }
+    }
+
+    /// The check of a service of `protocol` without a
+    /// `[virtual_server.health_check]` table: the defaults, with
+    /// `default_kind(protocol)`.
+    pub fn default_for(protocol: Protocol) -> HealthCheckConfig {
+        HealthCheckConfig {
+            kind: Self::default_kind(protocol),
+            ..HealthCheckConfig::default()
+        }
+    }
+}
+
+/// The defaults of a TCP service's check (`default_for(Protocol::Tcp)`).
 impl Default for HealthCheckConfig {
     fn default() -> Self {
         HealthCheckConfig {

@@ -113,6 +113,8 @@ pub(super) struct RawVirtualServer {
     pub forward: Option<S<String>>,
     pub persistence_timeout_s: Option<S<Int>>,
     pub mh_table_size: Option<S<Int>>,
+    pub expire_nodest_conn: Option<S<bool>>,
+    pub sorry_server: Option<S<String>>,
     pub health_check: Option<S<RawHealthCheck>>,
     #[serde(default)]
     pub real_server: Array<S<RawRealServer>>,

@@ -189,6 +189,8 @@ fn full_example_parses_to_typed_values() {
             forward: ForwardMethod::Nat,
             persistence_timeout: None,
             mh_table_size: 65537,
+            expire_nodest_conn: true,
+            sorry_server: None,
             health_check: HealthCheckConfig {
                 kind: HealthCheckKind::Tcp,
                 interval: Duration::from_millis(1000),
@@ -1821,6 +1823,67 @@ fn health_check_keys_parse_to_typed_values_and_omitted_ones_default() {
 }
 
 #[test]
+fn absent_health_check_of_a_udp_service_is_none() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        &VS.replace("forward", "protocol = \"udp\"\nforward"),
+    ]);
+    let vs = &ok(&text).virtual_servers[0];
+    assert_eq!(vs.protocol, Protocol::Udp);
+    assert_eq!(
+        vs.health_check,
+        HealthCheckConfig {
+            kind: HealthCheckKind::None,
+            ..HealthCheckConfig::default()
+        }
+    );
+    assert_eq!(
+        vs.health_check,
+        HealthCheckConfig::default_for(Protocol::Udp)
+    );
+}
+
+#[test]
+fn omitted_health_check_type_of_a_udp_service_is_none() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        &VS.replace("forward", "protocol = \"udp\"\nforward"),
+        HC,
+        "interval_ms = 500\n",
+    ]);
+    let hc = &ok(&text).virtual_servers[0].health_check;
+    assert_eq!(hc.kind, HealthCheckKind::None);
+    assert_eq!(hc.interval, Duration::from_millis(500));
+}
+
+#[test]
+fn udp_service_may_ask_for_a_tcp_check() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        &VS.replace("forward", "protocol = \"udp\"\nforward"),
+        HC,
+        "type = \"tcp\"\n",
+    ]);
+    assert_eq!(
+        ok(&text).virtual_servers[0].health_check.kind,
+        HealthCheckKind::Tcp
+    );
+}
+
+#[test]
+fn omitted_health_check_type_of_a_tcp_service_is_tcp() {
+    let hc = &ok(&vs_hc("rise = 1\n")).virtual_servers[0].health_check;
+    assert_eq!(hc.kind, HealthCheckKind::Tcp);
+    assert_eq!(
+        HealthCheckConfig::default_for(Protocol::Tcp),
+        HealthCheckConfig::default()
+    );
+}
+
+#[test]
 fn health_check_type_none_is_accepted() {
     let hc = &ok(&vs_hc("type = \"none\"\n")).virtual_servers[0].health_check;
     assert_eq!(hc.kind, HealthCheckKind::None);
@@ -2241,5 +2304,179 @@ fn every_virtual_server_error_is_reported_not_just_the_first() {
             "virtual_server[0].health_check.rise",
             "virtual_server[0].real_server[0].address",
         ]
+    );
+}
+
+// ------------------------------- expire_nodest_conn and sorry_server
+
+#[test]
+fn expire_nodest_conn_defaults_to_true() {
+    let vs = &ok(&cat(&[DPDK, EXT, VS])).virtual_servers[0];
+    assert!(vs.expire_nodest_conn);
+    const { assert!(VirtualServerConfig::DEFAULT_EXPIRE_NODEST_CONN) };
+}
+
+#[test]
+fn expire_nodest_conn_may_be_turned_off() {
+    let text = cat(&[DPDK, EXT, VS, "expire_nodest_conn = false\n"]);
+    assert!(!ok(&text).virtual_servers[0].expire_nodest_conn);
+}
+
+#[test]
+fn expire_nodest_conn_must_be_a_boolean() {
+    let text = cat(&[DPDK, EXT, VS, "expire_nodest_conn = \"yes\"\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].expire_nodest_conn",
+        Some(line_of(&text, "expire_nodest_conn")),
+        "expected a boolean",
+    );
+}
+
+#[test]
+fn sorry_server_defaults_to_none() {
+    assert_eq!(
+        ok(&cat(&[DPDK, EXT, VS])).virtual_servers[0].sorry_server,
+        None
+    );
+}
+
+#[test]
+fn sorry_server_is_parsed() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        VS,
+        "sorry_server = \"10.1.0.99:8080\"\n",
+        RS,
+    ]);
+    let vs = &ok(&text).virtual_servers[0];
+    assert_eq!(
+        vs.sorry_server,
+        Some(SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 99), 8080))
+    );
+    assert_eq!(vs.real_servers.len(), 1);
+}
+
+#[test]
+fn sorry_server_must_be_ipv4_and_port() {
+    let text = cat(&[DPDK, EXT, INT, VS, "sorry_server = \"10.1.0.99\"\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].sorry_server",
+        Some(line_of(&text, "sorry_server")),
+        "expected IPv4:PORT like 10.1.0.99:8080",
+    );
+}
+
+#[test]
+fn sorry_server_port_must_not_be_zero() {
+    let text = cat(&[DPDK, EXT, INT, VS, "sorry_server = \"10.1.0.99:0\"\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].sorry_server",
+        Some(line_of(&text, "sorry_server")),
+        "the port must not be 0",
+    );
+}
+
+#[test]
+fn sorry_server_must_not_be_multicast() {
+    let text = cat(&[DPDK, EXT, INT, VS, "sorry_server = \"224.0.0.5:80\"\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].sorry_server",
+        Some(line_of(&text, "sorry_server")),
+        "multicast",
+    );
+}
+
+#[test]
+fn sorry_server_must_not_be_the_balancers_own_address() {
+    let text = cat(&[DPDK, EXT, INT, VS, "sorry_server = \"10.1.0.1:8080\"\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].sorry_server",
+        Some(line_of(&text, "sorry_server")),
+        "own address on interface[1] \"int\"; the balancer cannot be its own sorry server",
+    );
+}
+
+#[test]
+fn dr_sorry_server_must_keep_the_virtual_port() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        &vs_forward("dr"),
+        "sorry_server = \"10.1.0.99:8080\"\n",
+    ]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].sorry_server",
+        Some(line_of(&text, "sorry_server")),
+        "forward = \"dr\" keeps the virtual port: the sorry server's port must be 80",
+    );
+    ok(&cat(&[
+        DPDK,
+        EXT,
+        INT,
+        &vs_forward("dr"),
+        "sorry_server = \"10.1.0.99:80\"\n",
+    ]));
+}
+
+#[test]
+fn tun_sorry_server_must_keep_the_virtual_port() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        &vs_forward("tun"),
+        "sorry_server = \"10.1.0.99:8080\"\n",
+    ]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].sorry_server",
+        Some(line_of(&text, "sorry_server")),
+        "forward = \"tun\" keeps the virtual port",
+    );
+}
+
+#[test]
+fn nat_sorry_server_must_be_connected_or_routed() {
+    let text = cat(&[DPDK, EXT, INT, VS, "sorry_server = \"10.9.0.5:8080\"\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].sorry_server",
+        Some(line_of(&text, "sorry_server")),
+        "sorry server 10.9.0.5 is unreachable",
+    );
+    ok(&cat(&[
+        DPDK,
+        EXT,
+        INT,
+        ROUTE,
+        VS,
+        "sorry_server = \"10.9.0.5:8080\"\n",
+    ]));
+}
+
+#[test]
+fn dr_sorry_server_must_be_on_a_connected_subnet() {
+    let text = cat(&[
+        DPDK,
+        EXT,
+        INT,
+        ROUTE,
+        &vs_forward("dr"),
+        "sorry_server = \"10.9.0.5:80\"\n",
+    ]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].sorry_server",
+        Some(line_of(&text, "sorry_server")),
+        "forward = \"dr\" only changes the MAC",
     );
 }

@@ -1028,7 +1028,43 @@ fn virtual_servers(
             t.real_server.0.len(),
             errors,
         );
-        let health_check = health_check(t.health_check.as_ref(), &f("health_check"), errors);
+        let expire_nodest_conn = t
+            .expire_nodest_conn
+            .as_ref()
+            .map_or(VirtualServerConfig::DEFAULT_EXPIRE_NODEST_CONN, |v| {
+                *v.get_ref()
+            });
+        let sorry_server = match &t.sorry_server {
+            None => Some(None),
+            Some(v) => endpoint(
+                v,
+                &f("sorry_server"),
+                "10.1.0.99:8080",
+                "the balancer cannot be its own sorry server",
+                interfaces,
+                errors,
+            )
+            .and_then(|addr| {
+                check_backend(
+                    "sorry server",
+                    addr,
+                    address,
+                    forward,
+                    interfaces,
+                    routes,
+                    &f("sorry_server"),
+                    Some(v.span()),
+                    errors,
+                )
+                .then_some(Some(addr))
+            }),
+        };
+        let health_check = health_check(
+            t.health_check.as_ref(),
+            &f("health_check"),
+            protocol.unwrap_or(VirtualServerConfig::DEFAULT_PROTOCOL),
+            errors,
+        );
         let real_servers = real_servers(
             &t.real_server.0,
             &f("real_server"),
@@ -1047,7 +1083,7 @@ fn virtual_servers(
             forward,
             persistence_timeout,
             mh_table_size,
-            health_check,
+            (sorry_server, health_check),
             real_servers,
             unique,
         ) {
@@ -1059,7 +1095,7 @@ fn virtual_servers(
                 Some(forward),
                 Some(persistence_timeout),
                 Some(mh_table_size),
-                Some(health_check),
+                (Some(sorry_server), Some(health_check)),
                 Some(real_servers),
                 true,
             ) => out.push(VirtualServerConfig {
@@ -1070,6 +1106,8 @@ fn virtual_servers(
                 forward,
                 persistence_timeout,
                 mh_table_size,
+                expire_nodest_conn,
+                sorry_server,
                 health_check,
                 real_servers,
             }),
@@ -1211,21 +1249,23 @@ fn next_prime(n: u32) -> u32 {
     (n..=u32::MAX).find(|&p| is_prime(p)).unwrap_or(u32::MAX)
 }
 
-/// `[virtual_server.health_check]`, defaults for what is omitted.
+/// `[virtual_server.health_check]` of a `protocol` service, defaults for
+/// what is omitted (the default type depends on the protocol).
 fn health_check(
     raw: Option<&S<RawHealthCheck>>,
     base: &str,
+    protocol: Protocol,
     errors: &mut Errors,
 ) -> Option<HealthCheckConfig> {
     let Some(raw) = raw else {
-        return Some(HealthCheckConfig::default());
+        return Some(HealthCheckConfig::default_for(protocol));
     };
     let t = raw.get_ref();
     let f = |key: &str| format!("{base}.{key}");
     let kind = keyword_or(
         t.kind.as_ref(),
         &f("type"),
-        HealthCheckConfig::DEFAULT_KIND,
+        HealthCheckConfig::default_kind(protocol),
         errors,
     );
     let millis = |value: &Option<S<Int>>, key: &str, default: u64, errors: &mut Errors| {
@@ -1351,35 +1391,18 @@ fn real_servers(
                 return None;
             }
             seen.insert(addr, j);
-            let mut fine = true;
-            if let (Some(vip), Some(forward)) = (vip, forward) {
-                if forward.keeps_virtual_port() && addr.port() != vip.port() {
-                    errors.push(
-                        f("address"),
-                        Some(v.span()),
-                        format!(
-                            "forward = {:?} keeps the virtual port: the real server's port \
-                             must be {} (the virtual server's), not {}",
-                            forward.name(),
-                            vip.port(),
-                            addr.port()
-                        ),
-                    );
-                    fine = false;
-                }
-            }
-            if let Some(forward) = forward {
-                fine &= check_reachable(
-                    *addr.ip(),
-                    forward,
-                    interfaces,
-                    routes,
-                    &f("address"),
-                    Some(v.span()),
-                    errors,
-                );
-            }
-            fine.then_some(addr)
+            check_backend(
+                "real server",
+                addr,
+                vip,
+                forward,
+                interfaces,
+                routes,
+                &f("address"),
+                Some(v.span()),
+                errors,
+            )
+            .then_some(addr)
         });
         // The bound is u32, so the value fits (checked).
         let weight = int_or(
@@ -1400,12 +1423,62 @@ fn real_servers(
     ok.then_some(out)
 }
 
+/// The rules a real server (or sorry server: `what`) at `addr` meets beyond being a
+/// host address, reported at `field`: DR and TUN keep the virtual port, and
+/// rvs can send to it by `forward` (see `check_reachable`). False when one
+/// was broken; rules whose input did not parse are skipped.
+#[allow(clippy::too_many_arguments)]
+fn check_backend(
+    what: &str,
+    addr: SocketAddrV4,
+    vip: Option<SocketAddrV4>,
+    forward: Option<ForwardMethod>,
+    interfaces: &[Interface],
+    routes: Option<&[RouteConfig]>,
+    field: &str,
+    span: Option<Range<usize>>,
+    errors: &mut Errors,
+) -> bool {
+    let mut fine = true;
+    if let (Some(vip), Some(forward)) = (vip, forward) {
+        if forward.keeps_virtual_port() && addr.port() != vip.port() {
+            errors.push(
+                field,
+                span.clone(),
+                format!(
+                    "forward = {:?} keeps the virtual port: the {what}'s port must be {} (the \
+                     virtual server's), not {}",
+                    forward.name(),
+                    vip.port(),
+                    addr.port()
+                ),
+            );
+            fine = false;
+        }
+    }
+    if let Some(forward) = forward {
+        fine &= check_reachable(
+            what,
+            *addr.ip(),
+            forward,
+            interfaces,
+            routes,
+            field,
+            span,
+            errors,
+        );
+    }
+    fine
+}
+
 /// Reports a real server rvs cannot send to, returning false: DR needs it on
 /// a connected subnet (the same L2 segment, as only the MAC changes); NAT
 /// and TUN also accept one that a route covers. Skipped (true) when an
 /// interface address or a route did not parse, as the answer would be a
 /// guess.
+#[allow(clippy::too_many_arguments)]
 fn check_reachable(
+    what: &str,
     ip: Ipv4Addr,
     forward: ForwardMethod,
     interfaces: &[Interface],
@@ -1434,7 +1507,7 @@ fn check_reachable(
     };
     let message = if forward == ForwardMethod::Dr {
         format!(
-            "forward = \"dr\" only changes the MAC, so the real server must be on a connected \
+            "forward = \"dr\" only changes the MAC, so the {what} must be on a connected \
              subnet; {ip} is not ({subnets})"
         )
     } else {
@@ -1445,7 +1518,7 @@ fn check_reachable(
             return true;
         }
         format!(
-            "real server {ip} is unreachable: not in a connected subnet ({subnets}) and no \
+            "{what} {ip} is unreachable: not in a connected subnet ({subnets}) and no \
              [[route]] covers it"
         )
     };
