@@ -14,6 +14,8 @@ mod forward;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_control;
+#[cfg(test)]
 mod tests_lb;
 
 use super::io::{Frame, Output};

@@ -1,0 +1,272 @@
+//! The control thread's commands as the worker obeys them: health,
+//! weights, reloads, connection dumps, and the resets and sorry server
+//! that keep clients from hanging when servers are gone.
+
+use super::*;
+use crate::dataplane::io::{VecFrame, VecOutput};
+use crate::lb::service::{
+    ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
+};
+use crate::lb::xmit::Endpoint;
+use crate::wire::checksum;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 100);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const ROUTER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+const OUT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+const RS: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(10, 1, 0, 11),
+    Ipv4Addr::new(10, 1, 0, 12),
+    Ipv4Addr::new(10, 1, 0, 13),
+];
+const SORRY: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 99);
+
+fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
+    VirtualService {
+        name: "web".into(),
+        key: ServiceKey {
+            vip: Endpoint::new(VIP, 80),
+            protocol: Protocol::Tcp,
+        },
+        forward: ForwardMethod::Nat,
+        scheduler: SchedulerKind::Rr,
+        mh_table_size: 251,
+        persistence: None,
+        expire_nodest_conn: true,
+        sorry_server: sorry.then_some(Endpoint::new(SORRY, 8080)),
+        real_servers: real
+            .iter()
+            .map(|&ip| RealServer {
+                endpoint: Endpoint::new(ip, 8080),
+                weight: 1,
+            })
+            .collect(),
+    }
+}
+
+fn worker(services: ServiceTable) -> Worker<VecFrame> {
+    let out = Ipv4Cidr::new(Ipv4Addr::new(203, 0, 113, 2), 24).unwrap();
+    let inside = Ipv4Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24).unwrap();
+    let mut setup = WorkerSetup::ports_only(vec![
+        PortSetup {
+            mac: OUT_MAC,
+            addresses: vec![out],
+            mtu: 1500,
+        },
+        PortSetup {
+            mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            addresses: vec![inside],
+            mtu: 1500,
+        },
+    ]);
+    setup.routes = RouteTable::new(
+        &[(0, out), (1, inside)],
+        &[(Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).unwrap(), ROUTER, 0)],
+    );
+    setup.static_neighbors = RS
+        .iter()
+        .chain([SORRY, ROUTER].iter())
+        .enumerate()
+        .map(|(i, &ip)| {
+            (
+                ip,
+                MacAddr([2, 0, 0, 9, 0, i as u8]),
+                u16::from(ip != ROUTER),
+            )
+        })
+        .collect();
+    setup.services = Arc::new(services);
+    setup.seed = 0; // rr starts at the first server
+    Worker::new(&setup)
+}
+
+/// A client segment to the VIP, valid checksums.
+fn segment(sport: u16, flags: u8) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&OUT_MAC.0);
+    f.extend_from_slice(&[2, 0, 0, 9, 0, 4]);
+    f.extend_from_slice(&[8, 0]);
+    let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend_from_slice(&CLIENT.octets());
+    ip.extend_from_slice(&VIP.octets());
+    let ck = checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&80u16.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 9, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f
+}
+
+/// Sends `frame` from the outside; returns what went out.
+fn send(w: &mut Worker<VecFrame>, frame: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    let mut out = VecOutput::default();
+    w.handle(0, VecFrame::new(frame), 1_000, &mut out);
+    out.sent
+}
+
+/// The destination address of a sent frame.
+fn dst(f: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(f[30], f[31], f[32], f[33])
+}
+
+fn is_reset(f: &[u8]) -> bool {
+    f[14 + 20 + 13] & 0x04 != 0
+}
+
+#[test]
+fn a_server_marked_down_gets_no_new_connections() {
+    let mut w = worker(ServiceTable::new(vec![service(&RS, false)]));
+    w.command(
+        Command::Health {
+            vs: 0,
+            rs: 0,
+            up: false,
+        },
+        0,
+    );
+    for port in 1000..1012 {
+        let sent = send(&mut w, &segment(port, 0x02));
+        assert_eq!(sent.len(), 1);
+        assert_ne!(dst(&sent[0].1), RS[0]);
+    }
+}
+
+#[test]
+fn a_connection_to_a_server_that_went_down_is_reset_on_its_next_segment() {
+    let mut w = worker(ServiceTable::new(vec![service(&RS, false)]));
+    let sent = send(&mut w, &segment(2000, 0x02));
+    assert_eq!(dst(&sent[0].1), RS[0]);
+    w.command(
+        Command::Health {
+            vs: 0,
+            rs: 0,
+            up: false,
+        },
+        0,
+    );
+    let sent = send(&mut w, &segment(2000, 0x10));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, 0, "back to the client");
+    assert!(is_reset(&sent[0].1));
+    assert_eq!(w.stats.resets_sent, 1);
+    // The client's new SYN on the same tuple goes to a live server.
+    let sent = send(&mut w, &segment(2000, 0x02));
+    assert!(dst(&sent[0].1) != RS[0] && !is_reset(&sent[0].1));
+}
+
+#[test]
+fn with_every_server_down_a_syn_is_refused_at_once() {
+    let mut w = worker(ServiceTable::new(vec![service(&RS[..1], false)]));
+    w.command(
+        Command::Health {
+            vs: 0,
+            rs: 0,
+            up: false,
+        },
+        0,
+    );
+    let sent = send(&mut w, &segment(3000, 0x02));
+    assert_eq!(sent.len(), 1);
+    assert!(is_reset(&sent[0].1));
+    assert_eq!(
+        Ipv4Addr::new(sent[0].1[26], sent[0].1[27], sent[0].1[28], sent[0].1[29]),
+        VIP
+    );
+}
+
+#[test]
+fn with_every_server_down_the_sorry_server_takes_new_connections() {
+    let mut w = worker(ServiceTable::new(vec![service(&RS[..1], true)]));
+    w.command(
+        Command::Health {
+            vs: 0,
+            rs: 0,
+            up: false,
+        },
+        0,
+    );
+    let sent = send(&mut w, &segment(3100, 0x02));
+    assert_eq!(dst(&sent[0].1), SORRY);
+    // Its later segments stay with it.
+    let sent = send(&mut w, &segment(3100, 0x10));
+    assert_eq!(dst(&sent[0].1), SORRY);
+}
+
+#[test]
+fn weight_zero_drains_and_the_files_weight_returns_on_none() {
+    let mut w = worker(ServiceTable::new(vec![service(&RS[..2], false)]));
+    let first = send(&mut w, &segment(4000, 0x02));
+    assert_eq!(dst(&first[0].1), RS[0]);
+    w.command(
+        Command::Weight {
+            vs: 0,
+            rs: 0,
+            weight: Some(0),
+        },
+        0,
+    );
+    for port in 4001..4006 {
+        assert_eq!(dst(&send(&mut w, &segment(port, 0x02))[0].1), RS[1]);
+    }
+    // The existing connection lives on.
+    assert_eq!(dst(&send(&mut w, &segment(4000, 0x10))[0].1), RS[0]);
+    w.command(
+        Command::Weight {
+            vs: 0,
+            rs: 0,
+            weight: None,
+        },
+        0,
+    );
+    let dsts: Vec<_> = (4010..4014)
+        .map(|p| dst(&send(&mut w, &segment(p, 0x02))[0].1))
+        .collect();
+    assert!(dsts.contains(&RS[0]));
+}
+
+#[test]
+fn a_reload_keeps_connections_and_drains_removed_servers() {
+    let mut w = worker(ServiceTable::new(vec![service(&RS[..2], false)]));
+    assert_eq!(dst(&send(&mut w, &segment(5000, 0x02))[0].1), RS[0]);
+    // Reload: RS[0] removed (draining), RS[2] added.
+    let table = ServiceTable::with_draining(
+        vec![service(&[RS[0], RS[1], RS[2]], false)],
+        vec![false],
+        vec![vec![true, false, false]],
+    );
+    w.command(Command::Services(Arc::new(table)), 0);
+    assert_eq!(
+        dst(&send(&mut w, &segment(5000, 0x10))[0].1),
+        RS[0],
+        "lives on"
+    );
+    let dsts: Vec<_> = (5001..5009)
+        .map(|p| dst(&send(&mut w, &segment(p, 0x02))[0].1))
+        .collect();
+    assert!(
+        !dsts.contains(&RS[0]),
+        "no new connections to a removed server"
+    );
+    assert!(dsts.contains(&RS[2]), "the added server takes traffic");
+}
+
+#[test]
+fn connection_dumps_come_back_on_the_reply_channel() {
+    let mut w = worker(ServiceTable::new(vec![service(&RS, false)]));
+    for port in 6000..6005 {
+        send(&mut w, &segment(port, 0x02));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    w.command(
+        Command::DumpConns {
+            limit: 3,
+            reply: tx,
+        },
+        1_000,
+    );
+    let conns = rx.recv().unwrap();
+    assert_eq!(conns.len(), 3);
+    assert_eq!(conns[0].virtual_server, Endpoint::new(VIP, 80));
+    assert_eq!(conns[0].client.ip, CLIENT);
+}
