@@ -1,0 +1,1450 @@
+//! Health checks of real servers, run by the control side through the host
+//! kernel's network stack.
+//!
+//! Why the kernel and not the data plane: a probe is an ordinary TCP
+//! connection (and, for `http`, a request), which the kernel does well and
+//! the poll-mode workers should never spend cycles on. So probes leave
+//! through the host's own interfaces (a management network that reaches
+//! the real servers), not through the DPDK ports; a deployment must give
+//! the host a route to every real server. A server that the management
+//! network reaches but the data path does not is a misconfiguration that
+//! health checks cannot see.
+//!
+//! Why one thread per checked server: a probe blocks for up to its timeout
+//! (a silent server, a dropped SYN), and one such server must never delay
+//! the checks of the others. A thread per target is the simplest way to
+//! get that with the standard library alone; each sleeps until its next
+//! slot, with a small stack, so hundreds of them cost little. The first
+//! checks are spread over the interval (target `i` of `n` starts at
+//! `i * interval / n`) so the servers are not all probed at once.
+//!
+//! The threads only probe and report over a channel; the rise/fall state
+//! machine ([`HealthState`]) runs in the control thread, in
+//! [`HealthChecker::poll`], which the control loop calls every tick and
+//! which never blocks. What it returns are state changes with a reason,
+//! for the log and for the message that tells the workers.
+//!
+//! A server starts **up**: a fresh start (or a server a reload adds) serves
+//! at once, as keepalived does by default, and a dead one is taken out
+//! after `fall` failed checks. A check of type `none` never probes: the
+//! server is always up.
+
+use super::config::{HealthCheckConfig, HealthCheckKind, VirtualServerConfig};
+use crate::lb::service::ServiceTable;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest a checker thread sleeps before it looks at its stop flag again
+/// (it is also woken at once when stopped).
+const STOP_POLL: Duration = Duration::from_millis(100);
+/// How long dropping a [`HealthChecker`] waits for its threads to end;
+/// one blocked in a connect ends by itself within its check's timeout.
+const STOP_WAIT: Duration = Duration::from_millis(300);
+/// Stack of a checker thread: it only connects, writes and reads a line.
+const THREAD_STACK: usize = 128 * 1024;
+/// Longest HTTP status line read.
+const MAX_STATUS_LINE: usize = 4096;
+
+// ------------------------------------------------------------ rise / fall
+
+/// The rise/fall state machine of one real server, as keepalived's:
+/// an up server goes down after `fall` consecutive failures; a down server
+/// comes up after `rise` consecutive successes. A success resets the
+/// failure count and a failure the success count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthState {
+    /// Whether the server takes new connections.
+    pub up: bool,
+    /// Successes in a row (0 after a failure).
+    pub successes: u32,
+    /// Failures in a row (0 after a success).
+    pub failures: u32,
+}
+
+impl Default for HealthState {
+    /// Up, with no history: a fresh start serves at once.
+    fn default() -> Self {
+        HealthState::new()
+    }
+}
+
+impl HealthState {
+    /// Up, with no history: a fresh start serves at once, and a dead
+    /// server is taken out after `fall` checks.
+    pub const fn new() -> HealthState {
+        HealthState {
+            up: true,
+            successes: 0,
+            failures: 0,
+        }
+    }
+
+    /// Down, with no history (`rise` successes bring it up).
+    pub const fn down() -> HealthState {
+        HealthState {
+            up: false,
+            successes: 0,
+            failures: 0,
+        }
+    }
+
+    /// Applies one check result; `Some(up)` when the state changed.
+    pub fn record(&mut self, success: bool, rise: u32, fall: u32) -> Option<bool> {
+        if success {
+            self.successes = self.successes.saturating_add(1);
+            self.failures = 0;
+            if !self.up && self.successes >= rise {
+                self.up = true;
+                return Some(true);
+            }
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.successes = 0;
+            if self.up && self.failures >= fall {
+                self.up = false;
+                return Some(false);
+            }
+        }
+        None
+    }
+}
+
+// ------------------------------------------------------------ one probe
+
+/// The result of one probe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckResult {
+    /// Whether the server passed.
+    pub ok: bool,
+    /// What happened, for the log: `connect to 10.1.0.11:8080 failed:
+    /// Connection refused`, `HTTP GET / on 10.1.0.11:8080 answered 500,
+    /// expected 200`.
+    pub detail: String,
+    /// How long the probe took (a timed-out one: about its timeout).
+    pub latency: Duration,
+}
+
+/// Probes `endpoint` once as `check` says, within `check.timeout`. A
+/// `none` check passes without touching the network.
+pub fn probe(endpoint: SocketAddrV4, check: &HealthCheckConfig) -> CheckResult {
+    let start = Instant::now();
+    let outcome = match check.kind {
+        HealthCheckKind::None => Ok("no check (type none)".to_string()),
+        HealthCheckKind::Tcp => probe_tcp(endpoint, check.timeout),
+        HealthCheckKind::Http => probe_http(endpoint, check, start + check.timeout),
+    };
+    let latency = start.elapsed();
+    match outcome {
+        Ok(detail) => CheckResult {
+            ok: true,
+            detail,
+            latency,
+        },
+        Err(detail) => CheckResult {
+            ok: false,
+            detail,
+            latency,
+        },
+    }
+}
+
+/// An I/O error as a person reads it: "Connection refused", without std's
+/// "(os error 111)" suffix; timeouts say so.
+fn describe_io(e: &io::Error, timeout: Duration) -> String {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("no answer within {} ms", timeout.as_millis())
+        }
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(at) => s[..at].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
+fn connect(endpoint: SocketAddrV4, timeout: Duration) -> Result<TcpStream, String> {
+    TcpStream::connect_timeout(&SocketAddr::V4(endpoint), timeout)
+        .map_err(|e| format!("connect to {endpoint} failed: {}", describe_io(&e, timeout)))
+}
+
+fn probe_tcp(endpoint: SocketAddrV4, timeout: Duration) -> Result<String, String> {
+    let start = Instant::now();
+    let stream = connect(endpoint, timeout)?;
+    drop(stream);
+    Ok(format!(
+        "connect to {endpoint} succeeded in {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    ))
+}
+
+/// The time left before `deadline`, or the timeout error.
+fn remaining(deadline: Instant, what: &str, timeout: Duration) -> Result<Duration, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(format!(
+            "{what}: no answer within {} ms",
+            timeout.as_millis()
+        ))
+    } else {
+        Ok(left)
+    }
+}
+
+fn probe_http(
+    endpoint: SocketAddrV4,
+    check: &HealthCheckConfig,
+    deadline: Instant,
+) -> Result<String, String> {
+    let start = Instant::now();
+    let timeout = check.timeout;
+    let what = format!("HTTP GET {} on {endpoint}", check.http_path);
+    let mut stream = connect(endpoint, timeout)?;
+    let request = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: rvs-health\r\nConnection: close\r\n\r\n",
+        check.http_path,
+        endpoint.ip()
+    );
+    stream
+        .set_write_timeout(Some(remaining(deadline, &what, timeout)?))
+        .map_err(|e| format!("{what}: {}", describe_io(&e, timeout)))?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("{what}: sending the request: {}", describe_io(&e, timeout)))?;
+
+    let mut line = Vec::with_capacity(128);
+    let mut buf = [0u8; 512];
+    loop {
+        if line.contains(&b'\n') || line.len() >= MAX_STATUS_LINE {
+            break;
+        }
+        stream
+            .set_read_timeout(Some(remaining(deadline, &what, timeout)?))
+            .map_err(|e| format!("{what}: {}", describe_io(&e, timeout)))?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => line.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{what}: {}", describe_io(&e, timeout))),
+        }
+    }
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    let status_line = String::from_utf8_lossy(&line[..end]);
+    let status_line = status_line.trim_end();
+    if status_line.is_empty() {
+        return Err(format!("{what}: the connection closed without an answer"));
+    }
+    let mut parts = status_line.split_whitespace();
+    let status = match (parts.next(), parts.next()) {
+        (Some(version), Some(code)) if version.starts_with("HTTP/") && code.len() == 3 => {
+            code.parse::<u16>().ok()
+        }
+        _ => None,
+    };
+    let Some(status) = status else {
+        let shown: String = status_line.chars().take(60).collect();
+        return Err(format!("{what}: not an HTTP status line: {shown:?}"));
+    };
+    if status == check.http_expect_status {
+        Ok(format!(
+            "{what} answered {status} in {:.1} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        ))
+    } else {
+        Err(format!(
+            "{what} answered {status}, expected {}",
+            check.http_expect_status
+        ))
+    }
+}
+
+// ------------------------------------------------------------ latency
+
+/// Upper bounds (seconds) of the health-check latency histogram's buckets,
+/// from half a millisecond to ten seconds; a last bucket takes the rest.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Probe durations of one target, in Prometheus histogram form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyHistogram {
+    /// Probes per bucket (not cumulative): `counts[i]` took at most
+    /// `LATENCY_BUCKETS[i]` seconds and more than the bucket before; the
+    /// last entry counts the slower ones.
+    pub counts: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Sum of all durations, seconds.
+    pub sum: f64,
+    /// Number of probes.
+    pub count: u64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            counts: [0; LATENCY_BUCKETS.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// Counts one probe that took `d`.
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[i] += 1;
+        self.sum += s;
+        self.count += 1;
+    }
+
+    /// (upper bound, probes in that bucket) pairs, the last bound
+    /// `f64::MAX` for +Inf: what `prometheus-client` encodes.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::MAX))
+            .zip(self.counts.iter().copied())
+            .collect()
+    }
+}
+
+// ------------------------------------------------------------ the checker
+
+/// One real server to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Its service's index in the service table.
+    pub vs: u16,
+    /// Its index within the service.
+    pub rs: u16,
+    /// Where probes go.
+    pub endpoint: SocketAddrV4,
+    /// How it is probed (its virtual server's `health_check`).
+    pub check: HealthCheckConfig,
+    /// Its virtual server's name, for logs.
+    pub name: String,
+}
+
+/// A real server went up or down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthChange {
+    /// Its service's index.
+    pub vs: u16,
+    /// Its index within the service.
+    pub rs: u16,
+    /// Its virtual server's name (for the log line).
+    pub name: String,
+    /// The real server's address (for the log line).
+    pub endpoint: SocketAddrV4,
+    /// The new state.
+    pub up: bool,
+    /// Why, for the log: the last probe's result and the count that
+    /// decided, e.g. `connect to 10.1.0.11:8080 failed: Connection refused
+    /// (3 failures in a row)`.
+    pub reason: String,
+}
+
+/// What the checker knows of one target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetStatus {
+    /// The target.
+    pub target: Target,
+    /// Its rise/fall state.
+    pub state: HealthState,
+    /// Probes finished since it was first checked (kept across reloads).
+    pub checks: u64,
+    /// How many of them failed.
+    pub failed: u64,
+    /// The last probe's result, once there was one.
+    pub last: Option<CheckResult>,
+    /// Probe durations.
+    pub latency: LatencyHistogram,
+}
+
+/// A read-only handle on the checker's statuses, for other threads (the
+/// metrics server): cheap to clone, never blocks the checks.
+#[derive(Clone, Debug)]
+pub struct HealthView(Arc<Mutex<Vec<TargetStatus>>>);
+
+impl HealthView {
+    fn lock(&self) -> MutexGuard<'_, Vec<TargetStatus>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every target's status, in target order.
+    pub fn statuses(&self) -> Vec<TargetStatus> {
+        self.lock().clone()
+    }
+
+    /// Up (true) or down per service, per real server, shaped like
+    /// `services`; servers without a target (unchecked, draining) are up.
+    pub fn up_table(&self, services: &ServiceTable) -> Vec<Vec<bool>> {
+        let mut table: Vec<Vec<bool>> = services
+            .services()
+            .iter()
+            .map(|s| vec![true; s.real_servers.len()])
+            .collect();
+        for s in self.lock().iter() {
+            if let Some(slot) = table
+                .get_mut(usize::from(s.target.vs))
+                .and_then(|v| v.get_mut(usize::from(s.target.rs)))
+            {
+                *slot = s.state.up;
+            }
+        }
+        table
+    }
+}
+
+/// A probe result from a checker thread.
+struct Report {
+    id: u64,
+    result: CheckResult,
+}
+
+/// A checker thread's handle.
+struct Slot {
+    id: u64,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Slot {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
+/// Runs the health checks of a set of targets, one thread each (none for
+/// `type = "none"`), and turns their results into up/down changes.
+///
+/// ```no_run
+/// # use rvs::control::health::{HealthChecker, Target};
+/// # fn targets() -> Vec<Target> { Vec::new() }
+/// let mut checker = HealthChecker::new(targets());
+/// loop {
+///     for change in checker.poll() {
+///         eprintln!("{} {}: {}", change.name, if change.up { "up" } else { "down" }, change.reason);
+///     }
+///     std::thread::sleep(std::time::Duration::from_millis(100));
+/// #   break;
+/// }
+/// ```
+pub struct HealthChecker {
+    /// Parallel to `shared`: the thread of each target.
+    slots: Vec<Slot>,
+    shared: Arc<Mutex<Vec<TargetStatus>>>,
+    results: Receiver<Report>,
+    sender: Sender<Report>,
+    next_id: u64,
+    /// Changes made by `retarget`, returned by the next `poll`.
+    pending: Vec<HealthChange>,
+    /// One clone per live thread: its strong count tells how many run.
+    alive: Arc<()>,
+}
+
+impl std::fmt::Debug for HealthChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthChecker")
+            .field("targets", &self.slots.len())
+            .field("threads", &self.threads())
+            .finish()
+    }
+}
+
+impl HealthChecker {
+    /// Starts checking `targets`, every one up; the first checks are spread
+    /// over each target's interval.
+    pub fn new(targets: Vec<Target>) -> HealthChecker {
+        let (sender, results) = mpsc::channel();
+        let mut checker = HealthChecker {
+            slots: Vec::new(),
+            shared: Arc::new(Mutex::new(Vec::new())),
+            results,
+            sender,
+            next_id: 0,
+            pending: Vec::new(),
+            alive: Arc::new(()),
+        };
+        checker.retarget(targets);
+        checker
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<TargetStatus>> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handle other threads read the statuses through.
+    pub fn view(&self) -> HealthView {
+        HealthView(self.shared.clone())
+    }
+
+    /// Every target's status, in target order.
+    pub fn states(&self) -> Vec<TargetStatus> {
+        self.lock().clone()
+    }
+
+    /// Up (true) or down per service, per real server, shaped like
+    /// `services` (see `HealthView::up_table`).
+    pub fn up_table(&self, services: &ServiceTable) -> Vec<Vec<bool>> {
+        self.view().up_table(services)
+    }
+
+    /// Whether real server `rs` of service `vs` is up (true when it is not
+    /// checked).
+    pub fn is_up(&self, vs: u16, rs: u16) -> bool {
+        self.lock()
+            .iter()
+            .find(|s| s.target.vs == vs && s.target.rs == rs)
+            .is_none_or(|s| s.state.up)
+    }
+
+    /// Checker threads running now (removed targets' threads count until
+    /// they have noticed).
+    pub fn threads(&self) -> usize {
+        Arc::strong_count(&self.alive) - 1
+    }
+
+    /// Applies every result the threads reported since the last call and
+    /// returns the state changes, in the order they happened. Never blocks.
+    pub fn poll(&mut self) -> Vec<HealthChange> {
+        let mut changes = std::mem::take(&mut self.pending);
+        let index: HashMap<u64, usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id, i))
+            .collect();
+        let mut statuses = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        // Never disconnected: the checker holds a sender itself.
+        while let Ok(report) = self.results.try_recv() {
+            // Results of removed targets are ignored.
+            let Some(&i) = index.get(&report.id) else {
+                continue;
+            };
+            let status = &mut statuses[i];
+            let (rise, fall) = (status.target.check.rise, status.target.check.fall);
+            status.checks += 1;
+            status.failed += u64::from(!report.result.ok);
+            status.latency.observe(report.result.latency);
+            let changed = status.state.record(report.result.ok, rise, fall);
+            if let Some(up) = changed {
+                let reason = if up {
+                    format!(
+                        "{} ({} {} in a row)",
+                        report.result.detail,
+                        status.state.successes,
+                        plural(status.state.successes, "success", "successes")
+                    )
+                } else {
+                    format!(
+                        "{} ({} {} in a row)",
+                        report.result.detail,
+                        status.state.failures,
+                        plural(status.state.failures, "failure", "failures")
+                    )
+                };
+                changes.push(HealthChange {
+                    vs: status.target.vs,
+                    rs: status.target.rs,
+                    name: status.target.name.clone(),
+                    endpoint: status.target.endpoint,
+                    up,
+                    reason,
+                });
+            }
+            status.last = Some(report.result);
+        }
+        changes
+    }
+
+    /// Checks `targets` from now on (after a reload). A target whose
+    /// endpoint and check are unchanged keeps its state, history and
+    /// thread (its `vs`, `rs` and name follow the new target). One whose
+    /// endpoint is kept but whose check changed gets a new thread and
+    /// keeps only up/down (a down server stays down until `rise` successes
+    /// of the new check; a `none` check brings it up, reported by the next
+    /// `poll`). New targets start up; removed ones' threads are stopped
+    /// and their late results ignored.
+    pub fn retarget(&mut self, targets: Vec<Target>) {
+        let old_slots = std::mem::take(&mut self.slots);
+        let old_statuses = std::mem::take(&mut *self.lock());
+        let mut old: Vec<Option<(Slot, TargetStatus)>> =
+            old_slots.into_iter().zip(old_statuses).map(Some).collect();
+
+        // Pick, for each new target, the old one it continues: same
+        // endpoint and check (the same indices first), else same endpoint.
+        let find = |old: &[Option<(Slot, TargetStatus)>], t: &Target, same_check: bool| {
+            let matches = |o: &Option<(Slot, TargetStatus)>| {
+                o.as_ref().is_some_and(|(_, s)| {
+                    s.target.endpoint == t.endpoint && (!same_check || s.target.check == t.check)
+                })
+            };
+            old.iter()
+                .position(|o| {
+                    matches(o)
+                        && o.as_ref()
+                            .is_some_and(|(_, s)| (s.target.vs, s.target.rs) == (t.vs, t.rs))
+                })
+                .or_else(|| old.iter().position(matches))
+        };
+        let mut kept: Vec<Option<(Slot, TargetStatus)>> =
+            (0..targets.len()).map(|_| None).collect();
+        for (k, t) in kept.iter_mut().zip(&targets) {
+            if let Some(i) = find(&old, t, true) {
+                *k = old[i].take();
+            }
+        }
+        let mut carried: Vec<Option<bool>> = vec![None; targets.len()];
+        for (c, (k, t)) in carried.iter_mut().zip(kept.iter().zip(&targets)) {
+            if k.is_none() {
+                if let Some(i) = find(&old, t, false) {
+                    if let Some((slot, status)) = old[i].take() {
+                        *c = Some(status.state.up);
+                        slot.stop();
+                    }
+                }
+            }
+        }
+        for (slot, _) in old.into_iter().flatten() {
+            slot.stop();
+        }
+
+        let n = targets.len().max(1) as u32;
+        let mut slots = Vec::with_capacity(targets.len());
+        let mut statuses = Vec::with_capacity(targets.len());
+        for (i, ((target, k), was_up)) in targets.into_iter().zip(kept).zip(carried).enumerate() {
+            if let Some((slot, mut status)) = k {
+                status.target = target;
+                slots.push(slot);
+                statuses.push(status);
+                continue;
+            }
+            let mut state = HealthState::new();
+            if was_up == Some(false) {
+                if target.check.kind == HealthCheckKind::None {
+                    self.pending.push(HealthChange {
+                        vs: target.vs,
+                        rs: target.rs,
+                        name: target.name.clone(),
+                        endpoint: target.endpoint,
+                        up: true,
+                        reason: "health check changed to type none: no probing, always up"
+                            .to_string(),
+                    });
+                } else {
+                    state = HealthState::down();
+                }
+            }
+            let first = target.check.interval * (i as u32) / n;
+            slots.push(self.spawn(&target, first));
+            statuses.push(TargetStatus {
+                target,
+                state,
+                checks: 0,
+                failed: 0,
+                last: None,
+                latency: LatencyHistogram::default(),
+            });
+        }
+        self.slots = slots;
+        *self.lock() = statuses;
+    }
+
+    /// Starts the thread of `target`, its first check `first` from now
+    /// (none for `type = "none"`).
+    fn spawn(&mut self, target: &Target, first: Duration) -> Slot {
+        let id = self.next_id;
+        self.next_id += 1;
+        let stop = Arc::new(AtomicBool::new(false));
+        if target.check.kind == HealthCheckKind::None {
+            return Slot {
+                id,
+                stop,
+                thread: None,
+            };
+        }
+        let endpoint = target.endpoint;
+        let check = target.check.clone();
+        let sender = self.sender.clone();
+        let alive = self.alive.clone();
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rvs-health".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                let _alive = alive;
+                run_checks(id, endpoint, &check, first, &thread_stop, &sender);
+            });
+        match thread {
+            Ok(t) => Slot {
+                id,
+                stop,
+                thread: Some(t),
+            },
+            Err(e) => {
+                // Out of threads: the server stays as it is (up), and says
+                // so in its status instead of taking rvsd down.
+                let _ = self.sender.send(Report {
+                    id,
+                    result: CheckResult {
+                        ok: true,
+                        detail: format!("cannot start the checker thread: {e}; not checked"),
+                        latency: Duration::ZERO,
+                    },
+                });
+                Slot {
+                    id,
+                    stop,
+                    thread: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for HealthChecker {
+    /// Stops every thread: each wakes at once and ends, except one blocked
+    /// in a probe, which ends within its check's timeout. Waits a moment
+    /// for them, then leaves the stragglers to end alone.
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            slot.stop();
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        for slot in &mut self.slots {
+            if let Some(t) = slot.thread.take() {
+                while !t.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                if t.is_finished() {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}
+
+fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// A checker thread: sleeps until each slot (waking at least every
+/// `STOP_POLL` to look at `stop`, and at once when unparked), probes, and
+/// reports; ends when stopped or when the checker is gone.
+fn run_checks(
+    id: u64,
+    endpoint: SocketAddrV4,
+    check: &HealthCheckConfig,
+    first: Duration,
+    stop: &AtomicBool,
+    sender: &Sender<Report>,
+) {
+    let mut next = Instant::now() + first;
+    loop {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= next {
+                break;
+            }
+            std::thread::park_timeout((next - now).min(STOP_POLL));
+        }
+        let result = probe(endpoint, check);
+        if stop.load(Ordering::Relaxed) || sender.send(Report { id, result }).is_err() {
+            return;
+        }
+        // The next slot one interval after this one; a probe that ran
+        // past it (a timeout longer than the interval) is followed at once.
+        next += check.interval;
+        next = next.max(Instant::now());
+    }
+}
+
+/// The targets of a service table: every real server of every service
+/// that is neither draining nor removed, with its virtual server's check
+/// from `configs` (matched by address and protocol). Services or servers
+/// the configs do not name are not checked.
+pub fn targets(services: &ServiceTable, configs: &[VirtualServerConfig]) -> Vec<Target> {
+    let mut out = Vec::new();
+    for (v, vs) in services.services().iter().enumerate() {
+        let v = v as u16;
+        if services.is_draining(v) {
+            continue;
+        }
+        let Some(config) = configs.iter().find(|c| {
+            *c.address.ip() == vs.key.vip.ip
+                && c.address.port() == vs.key.vip.port
+                && c.protocol == vs.key.protocol
+        }) else {
+            continue;
+        };
+        for (r, rs) in vs.real_servers.iter().enumerate() {
+            let r = r as u16;
+            if services.is_server_draining(v, r) {
+                continue;
+            }
+            out.push(Target {
+                vs: v,
+                rs: r,
+                endpoint: SocketAddrV4::new(rs.endpoint.ip, rs.endpoint.port),
+                check: config.health_check.clone(),
+                name: config.name.clone(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::net::{Ipv4Addr, TcpListener};
+
+    // ------------------------------------------------ the state machine
+
+    #[test]
+    fn a_new_server_is_up_with_no_history() {
+        let s = HealthState::new();
+        assert!(s.up);
+        assert_eq!((s.successes, s.failures), (0, 0));
+        assert_eq!(HealthState::default(), s);
+    }
+
+    #[test]
+    fn an_up_server_stays_up_for_fall_minus_one_failures() {
+        let mut s = HealthState::new();
+        assert_eq!(s.record(false, 2, 3), None);
+        assert_eq!(s.record(false, 2, 3), None);
+        assert!(s.up);
+        assert_eq!(s.failures, 2);
+    }
+
+    #[test]
+    fn an_up_server_goes_down_on_the_fall_th_failure_in_a_row() {
+        let mut s = HealthState::new();
+        s.record(false, 2, 3);
+        s.record(false, 2, 3);
+        assert_eq!(s.record(false, 2, 3), Some(false));
+        assert!(!s.up);
+        // More failures change nothing.
+        assert_eq!(s.record(false, 2, 3), None);
+        assert!(!s.up);
+    }
+
+    #[test]
+    fn a_success_resets_the_failure_count() {
+        let mut s = HealthState::new();
+        s.record(false, 2, 3);
+        s.record(false, 2, 3);
+        assert_eq!(s.record(true, 2, 3), None);
+        assert_eq!(s.failures, 0);
+        s.record(false, 2, 3);
+        s.record(false, 2, 3);
+        assert!(s.up, "only two failures in a row since the success");
+    }
+
+    #[test]
+    fn a_down_server_comes_up_on_the_rise_th_success_in_a_row() {
+        let mut s = HealthState::down();
+        assert_eq!(s.record(true, 2, 3), None);
+        assert!(!s.up);
+        assert_eq!(s.record(true, 2, 3), Some(true));
+        assert!(s.up);
+        assert_eq!(s.record(true, 2, 3), None);
+    }
+
+    #[test]
+    fn a_failure_resets_the_success_count_of_a_down_server() {
+        let mut s = HealthState::down();
+        s.record(true, 2, 3);
+        assert_eq!(s.record(false, 2, 3), None);
+        assert_eq!(s.successes, 0);
+        assert_eq!(s.record(true, 2, 3), None);
+        assert!(!s.up);
+        assert_eq!(s.record(true, 2, 3), Some(true));
+    }
+
+    #[test]
+    fn rise_and_fall_of_one_act_on_the_first_result() {
+        let mut s = HealthState::new();
+        assert_eq!(s.record(false, 1, 1), Some(false));
+        assert_eq!(s.record(true, 1, 1), Some(true));
+    }
+
+    #[test]
+    fn an_up_server_ignores_successes_and_a_down_one_failures() {
+        let mut s = HealthState::new();
+        assert_eq!(s.record(true, 1, 1), None);
+        let mut d = HealthState::down();
+        assert_eq!(d.record(false, 1, 1), None);
+    }
+
+    // ------------------------------------------------ latency histogram
+
+    #[test]
+    fn latency_lands_in_the_first_bucket_that_holds_it() {
+        let mut h = LatencyHistogram::default();
+        h.observe(Duration::from_micros(300)); // <= 0.5 ms
+        h.observe(Duration::from_millis(1)); // <= 1 ms exactly
+        h.observe(Duration::from_secs(60)); // beyond 10 s
+        assert_eq!(h.count, 3);
+        assert_eq!(h.counts[0], 1);
+        assert_eq!(h.counts[1], 1);
+        assert_eq!(h.counts[LATENCY_BUCKETS.len()], 1);
+        let b = h.buckets();
+        assert_eq!(b.len(), LATENCY_BUCKETS.len() + 1);
+        assert_eq!(b.last().unwrap(), &(f64::MAX, 1));
+        assert!((h.sum - 60.0013).abs() < 1e-9);
+    }
+
+    // ------------------------------------------------ probes on 127.0.0.1
+
+    fn local(port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+    }
+
+    fn check(kind: HealthCheckKind, interval_ms: u64, timeout_ms: u64) -> HealthCheckConfig {
+        HealthCheckConfig {
+            kind,
+            interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(timeout_ms),
+            rise: 2,
+            fall: 3,
+            http_path: "/healthz".into(),
+            http_expect_status: 200,
+        }
+    }
+
+    /// A port nothing listens on (bound once, then closed).
+    fn closed_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Stops a test server's thread when dropped.
+    struct Stop(Arc<AtomicBool>);
+
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A listener that accepts and closes every connection.
+    fn accepting() -> (u16, Stop) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        (port, serve(l, |_| None))
+    }
+
+    /// Serves `l` on a thread until the flag is set: each connection's
+    /// request line goes to `answer`; `Some(status)` is sent back, `None`
+    /// closes at once. The thread ends when the result is dropped.
+    fn serve(l: TcpListener, answer: impl Fn(String) -> Option<u16> + Send + 'static) -> Stop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let mut r = io::BufReader::new(s);
+                        let mut line = String::new();
+                        let _ = r.read_line(&mut line);
+                        if let Some(status) = answer(line) {
+                            // Read the rest of the head, then answer.
+                            loop {
+                                let mut h = String::new();
+                                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                                    break;
+                                }
+                            }
+                            let mut s = r.into_inner();
+                            let _ = write!(s, "HTTP/1.0 {status} X\r\nContent-Length: 0\r\n\r\n");
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Stop(stop)
+    }
+
+    fn http_server(status: u16) -> (u16, Stop) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        (port, serve(l, move |_| Some(status)))
+    }
+
+    /// Accepts connections and never answers (holds them open).
+    fn silent_server() -> (u16, Stop) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((s, _)) = l.accept() {
+                    held.push(s);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        (port, Stop(stop))
+    }
+
+    #[test]
+    fn tcp_probe_of_a_listener_passes() {
+        let (port, _stop) = accepting();
+        let r = probe(local(port), &check(HealthCheckKind::Tcp, 100, 1000));
+        assert!(r.ok, "{r:?}");
+        assert!(r.detail.contains("succeeded"), "{r:?}");
+    }
+
+    #[test]
+    fn tcp_probe_of_a_closed_port_fails_refused() {
+        let port = closed_port();
+        let r = probe(local(port), &check(HealthCheckKind::Tcp, 100, 1000));
+        assert!(!r.ok);
+        assert_eq!(
+            r.detail,
+            format!("connect to 127.0.0.1:{port} failed: Connection refused")
+        );
+    }
+
+    #[test]
+    fn none_probe_passes_without_a_server() {
+        let r = probe(
+            local(closed_port()),
+            &check(HealthCheckKind::None, 100, 1000),
+        );
+        assert!(r.ok);
+    }
+
+    #[test]
+    fn http_probe_sends_the_documented_request_and_passes_on_the_expected_status() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let _stop = serve(l, move |line| {
+            let _ = tx.lock().unwrap().send(line);
+            Some(200)
+        });
+        let r = probe(local(port), &check(HealthCheckKind::Http, 100, 1000));
+        assert!(r.ok, "{r:?}");
+        assert!(r.detail.contains("answered 200"), "{r:?}");
+        assert_eq!(rx.recv().unwrap(), "GET /healthz HTTP/1.0\r\n");
+    }
+
+    #[test]
+    fn http_probe_fails_on_another_status() {
+        let (port, _stop) = http_server(500);
+        let r = probe(local(port), &check(HealthCheckKind::Http, 100, 1000));
+        assert!(!r.ok);
+        assert_eq!(
+            r.detail,
+            format!("HTTP GET /healthz on 127.0.0.1:{port} answered 500, expected 200")
+        );
+    }
+
+    #[test]
+    fn http_probe_fails_when_the_server_closes_without_answering() {
+        let (port, _stop) = accepting();
+        let r = probe(local(port), &check(HealthCheckKind::Http, 100, 1000));
+        assert!(!r.ok);
+        assert!(
+            r.detail.contains("without an answer") || r.detail.contains("reset"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn http_probe_of_a_silent_server_fails_within_its_timeout() {
+        let (port, _stop) = silent_server();
+        let start = Instant::now();
+        let r = probe(local(port), &check(HealthCheckKind::Http, 100, 200));
+        let took = start.elapsed();
+        assert!(!r.ok);
+        assert!(r.detail.contains("no answer within 200 ms"), "{r:?}");
+        assert!(took >= Duration::from_millis(190), "{took:?}");
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        assert!(r.latency >= Duration::from_millis(190));
+    }
+
+    // ------------------------------------------------ the checker
+
+    fn target(vs: u16, rs: u16, port: u16, check: HealthCheckConfig) -> Target {
+        Target {
+            vs,
+            rs,
+            endpoint: local(port),
+            check,
+            name: "web".into(),
+        }
+    }
+
+    /// Polls until `want` changes arrived or `within` passed.
+    fn changes_within(c: &mut HealthChecker, want: usize, within: Duration) -> Vec<HealthChange> {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::new();
+        while got.len() < want && Instant::now() < deadline {
+            got.extend(c.poll());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        got
+    }
+
+    fn checks_of(c: &HealthChecker, vs: u16, rs: u16) -> u64 {
+        c.states()
+            .iter()
+            .find(|s| (s.target.vs, s.target.rs) == (vs, rs))
+            .unwrap()
+            .checks
+    }
+
+    #[test]
+    fn an_accepting_server_stays_up() {
+        let (port, _stop) = accepting();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        let start = Instant::now();
+        let mut changes = Vec::new();
+        while checks_of(&c, 0, 0) < 5 && start.elapsed() < Duration::from_secs(5) {
+            changes.extend(c.poll());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(checks_of(&c, 0, 0) >= 5);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert!(c.is_up(0, 0));
+        let s = &c.states()[0];
+        assert!(s.last.as_ref().unwrap().ok);
+        assert_eq!(s.latency.count, s.checks);
+    }
+
+    #[test]
+    fn a_closed_port_goes_down_after_fall_checks_with_the_reason() {
+        let port = closed_port();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            1,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        let changes = changes_within(&mut c, 1, Duration::from_secs(5));
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let ch = &changes[0];
+        assert_eq!((ch.vs, ch.rs, ch.up), (0, 1, false));
+        assert_eq!(ch.name, "web");
+        assert_eq!(
+            ch.reason,
+            format!("connect to 127.0.0.1:{port} failed: Connection refused (3 failures in a row)")
+        );
+        assert!(!c.is_up(0, 1));
+        let s = &c.states()[0];
+        assert!(s.checks >= 3, "down on the third failure");
+        assert!(!c.view().statuses()[0].state.up);
+    }
+
+    #[test]
+    fn a_down_server_comes_back_up_after_rise_successes() {
+        let port = closed_port();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        let down = changes_within(&mut c, 1, Duration::from_secs(5));
+        assert_eq!(down.len(), 1);
+        assert!(!down[0].up);
+        // The server comes back on the same port.
+        let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let _stop = serve(l, |_| None);
+        let up = changes_within(&mut c, 1, Duration::from_secs(5));
+        assert_eq!(up.len(), 1, "{up:?}");
+        assert!(up[0].up);
+        assert!(up[0].reason.ends_with("(2 successes in a row)"), "{up:?}");
+        assert!(c.is_up(0, 0));
+    }
+
+    #[test]
+    fn http_checks_tell_200_from_500() {
+        let (ok_port, _a) = http_server(200);
+        let (bad_port, _b) = http_server(500);
+        let mut c = HealthChecker::new(vec![
+            target(0, 0, ok_port, check(HealthCheckKind::Http, 20, 500)),
+            target(0, 1, bad_port, check(HealthCheckKind::Http, 20, 500)),
+        ]);
+        let changes = changes_within(&mut c, 1, Duration::from_secs(5));
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!((changes[0].rs, changes[0].up), (1, false));
+        assert!(changes[0].reason.contains("answered 500, expected 200"));
+        assert!(c.is_up(0, 0));
+        assert!(!c.is_up(0, 1));
+    }
+
+    #[test]
+    fn a_silent_server_does_not_delay_the_checks_of_another() {
+        let (slow, _a) = silent_server();
+        let (fast, _b) = http_server(200);
+        let mut c = HealthChecker::new(vec![
+            // Each check of the silent server blocks for three seconds.
+            target(0, 0, slow, check(HealthCheckKind::Http, 20, 3000)),
+            target(0, 1, fast, check(HealthCheckKind::Http, 20, 1000)),
+        ]);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(500) {
+            c.poll();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        c.poll();
+        let fast_checks = checks_of(&c, 0, 1);
+        let slow_checks = checks_of(&c, 0, 0);
+        // 500 ms at a 20 ms interval: about 25 checks of the fast server,
+        // while the silent one has not finished its first.
+        assert!(fast_checks >= 5, "fast server checked {fast_checks} times");
+        assert_eq!(slow_checks, 0);
+    }
+
+    #[test]
+    fn first_checks_are_spread_over_the_interval() {
+        let (port, _stop) = accepting();
+        let n = 4;
+        let start = Instant::now();
+        let mut c = HealthChecker::new(
+            (0..n)
+                .map(|r| target(0, r, port, check(HealthCheckKind::Tcp, 2000, 500)))
+                .collect(),
+        );
+        // Offsets 0, 500, 1000 and 1500 ms: after 100 ms only the first
+        // target has been checked, and the last not before 1500 ms.
+        std::thread::sleep(Duration::from_millis(100));
+        c.poll();
+        let early: Vec<u64> = (0..n).map(|r| checks_of(&c, 0, r)).collect();
+        assert_eq!(early, [1, 0, 0, 0]);
+        while checks_of(&c, 0, n - 1) == 0 && start.elapsed() < Duration::from_secs(5) {
+            c.poll();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
+        let late: Vec<u64> = (0..n).map(|r| checks_of(&c, 0, r)).collect();
+        assert!(late.iter().all(|&k| k == 1), "{late:?}");
+    }
+
+    #[test]
+    fn a_none_check_starts_no_thread_and_stays_up() {
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            closed_port(),
+            check(HealthCheckKind::None, 10, 10),
+        )]);
+        assert_eq!(c.threads(), 0);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(c.poll().is_empty());
+        assert!(c.is_up(0, 0));
+    }
+
+    #[test]
+    fn dropping_the_checker_stops_its_threads_promptly() {
+        let (port, _stop) = accepting();
+        let c = HealthChecker::new(
+            (0..8)
+                .map(|r| target(0, r, port, check(HealthCheckKind::Tcp, 60_000, 500)))
+                .collect(),
+        );
+        assert_eq!(c.threads(), 8);
+        let alive = c.alive.clone();
+        let start = Instant::now();
+        drop(c);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Arc::strong_count(&alive) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(Arc::strong_count(&alive), 1, "threads still running");
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn retarget_keeps_unchanged_targets_starts_new_ones_up_and_stops_removed_ones() {
+        let down_port = closed_port();
+        let (up_port, _s) = accepting();
+        let hc = check(HealthCheckKind::Tcp, 20, 500);
+        let mut c = HealthChecker::new(vec![
+            target(0, 0, down_port, hc.clone()),
+            target(0, 1, up_port, hc.clone()),
+        ]);
+        let down = changes_within(&mut c, 1, Duration::from_secs(5));
+        assert_eq!(down.len(), 1);
+        let checks_before = checks_of(&c, 0, 0);
+        assert_eq!(c.threads(), 2);
+
+        // The reload drops rs 1, keeps rs 0 (down), adds rs 2 (a closed
+        // port too, but new: it starts up).
+        let new_port = closed_port();
+        c.retarget(vec![
+            target(0, 0, down_port, hc.clone()),
+            target(0, 2, new_port, hc.clone()),
+        ]);
+        assert!(
+            c.poll().iter().all(|ch| ch.rs == 2),
+            "rs 0 stays down quietly"
+        );
+        assert!(!c.is_up(0, 0), "kept state");
+        assert!(checks_of(&c, 0, 0) >= checks_before, "kept history");
+        assert!(c.is_up(0, 2), "new targets start up");
+        assert_eq!(c.states().len(), 2);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while c.threads() > 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(c.threads(), 2, "the removed target's thread ended");
+        let later = changes_within(&mut c, 1, Duration::from_secs(5));
+        assert_eq!(later.len(), 1, "{later:?}");
+        assert_eq!((later[0].rs, later[0].up), (2, false));
+    }
+
+    #[test]
+    fn retarget_with_a_changed_check_keeps_a_down_server_down() {
+        let port = closed_port();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        assert_eq!(changes_within(&mut c, 1, Duration::from_secs(5)).len(), 1);
+        c.retarget(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 30, 500),
+        )]);
+        assert!(!c.is_up(0, 0));
+        assert_eq!(c.states()[0].checks, 0, "a new check starts a new history");
+        // Changed to `none`: up, and said so.
+        c.retarget(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::None, 30, 500),
+        )]);
+        let changes = c.poll();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(changes[0].up);
+        assert!(c.is_up(0, 0));
+    }
+
+    #[test]
+    fn targets_follow_the_table_and_skip_draining_servers() {
+        use crate::control::Config;
+        let text = "[dpdk]\nworkers = [1]\n[[interface]]\nname = \"ext\"\n\
+                    device = \"net_null0\"\naddresses = [\"10.0.0.1/24\"]\n\
+                    [[virtual_server]]\nname = \"web\"\naddress = \"10.0.0.100:80\"\n\
+                    forward = \"nat\"\n[virtual_server.health_check]\ntype = \"http\"\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.0.11:8080\"\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.0.12:8080\"\n\
+                    [[virtual_server]]\nname = \"dns\"\naddress = \"10.0.0.100:53\"\n\
+                    protocol = \"udp\"\nforward = \"nat\"\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.0.11:53\"\n";
+        let config = Config::from_toml_str(text).unwrap();
+        let table = crate::startup::service_table(&config);
+        let t = targets(&table, &config.virtual_servers);
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[1].vs, t[1].rs), (0, 1));
+        assert_eq!(t[1].endpoint, "10.0.0.12:8080".parse().unwrap());
+        assert_eq!(t[1].check.kind, HealthCheckKind::Http);
+        assert_eq!((t[2].vs, t[2].rs, t[2].name.as_str()), (1, 0, "dns"));
+        assert_eq!(t[2].check.kind, HealthCheckKind::None);
+
+        let drained = ServiceTable::with_draining(
+            table.services().to_vec(),
+            vec![false, true],
+            vec![vec![true, false]],
+        );
+        let t = targets(&drained, &config.virtual_servers);
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].vs, t[0].rs), (0, 1));
+    }
+
+    #[test]
+    fn view_shapes_health_like_the_table() {
+        use crate::lb::service::{
+            ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
+        };
+        use crate::lb::xmit::Endpoint;
+        let port = closed_port();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            1,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        changes_within(&mut c, 1, Duration::from_secs(5));
+        let rs = |p| RealServer {
+            endpoint: Endpoint::new(Ipv4Addr::LOCALHOST, p),
+            weight: 1,
+        };
+        let table = ServiceTable::new(vec![VirtualService {
+            name: "web".into(),
+            key: ServiceKey {
+                vip: Endpoint::new(Ipv4Addr::new(192, 0, 2, 1), 80),
+                protocol: Protocol::Tcp,
+            },
+            forward: ForwardMethod::Nat,
+            scheduler: SchedulerKind::Rr,
+            mh_table_size: 65537,
+            persistence: None,
+            expire_nodest_conn: true,
+            sorry_server: None,
+            real_servers: vec![rs(1), rs(port), rs(3)],
+        }]);
+        assert_eq!(c.view().up_table(&table), vec![vec![true, false, true]]);
+        assert_eq!(c.up_table(&table), c.view().up_table(&table));
+    }
+}

@@ -1,0 +1,1041 @@
+//! Prometheus metrics at `control.metrics_listen`, `GET /metrics`.
+//!
+//! Why a snapshot at scrape time: the numbers already exist as the
+//! workers' published counters (`StatsCell`s), the service table and the
+//! health checker's statuses. Copying them into a registry of live metric
+//! objects every tick would be work for nothing between scrapes, so a
+//! scrape asks the caller for a [`MetricsSnapshot`] and a
+//! `prometheus-client` [`Collector`] turns it into the exposition (the
+//! OpenMetrics text format, which Prometheus reads). Nothing here touches a
+//! worker, and a scrape never blocks the control loop: it runs on the
+//! metrics thread (one short-lived thread per client, a few at most),
+//! calling the caller's snapshot function there.
+//!
+//! Names are prefixed `rvs_`; labels are `virtual_server` (its name),
+//! `address` (VIP:port), `protocol`, `real_server` (RIP:port), `reason`
+//! and `lcore`. Counters carry the `_total` suffix the format adds.
+
+use super::health::TargetStatus;
+use super::report::{sum_real_servers, WorkerSnapshot};
+use crate::dataplane::stats::{DropReason, RealServerCounters, WorkerStats};
+use crate::lb::service::ServiceTable;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The content type of the exposition `prometheus-client` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// How long a client may take to send its request, and to read the answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clients served at once; more get a 503 at once.
+const MAX_CLIENTS: usize = 8;
+/// Longest request head read.
+const MAX_REQUEST: usize = 8 * 1024;
+/// How often the accept loop looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// What one scrape reports, gathered by the caller.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsSnapshot {
+    /// The service table in force (with its draining services and servers).
+    pub services: Arc<ServiceTable>,
+    /// Each worker's published counters.
+    pub workers: Vec<WorkerSnapshot>,
+    /// Up (true) or down per service, per real server, in table order;
+    /// missing entries count as up.
+    pub health: Vec<Vec<bool>>,
+    /// The weight in force per service, per real server (the file's or
+    /// `rvsadm weight`'s); missing entries mean the table's.
+    pub weights: Vec<Vec<u32>>,
+    /// The health checker's statuses, for the probe latency histograms
+    /// (`HealthView::statuses`).
+    pub health_checks: Vec<TargetStatus>,
+}
+
+/// The caller's snapshot function, called once per scrape on the metrics
+/// thread.
+pub type SnapshotSource = Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>;
+
+// ------------------------------------------------------------ exposition
+
+/// Turns snapshots into expositions; remembers each worker's poll counts
+/// of the previous scrape, so `rvs_worker_busy_ratio` is the share of busy
+/// polls since then (since start at the first scrape).
+#[derive(Debug, Default)]
+pub struct Renderer {
+    polls: HashMap<u32, Polls>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Polls {
+    busy: u64,
+    idle: u64,
+    ratio: f64,
+}
+
+impl Renderer {
+    /// The exposition of `snapshot`, in the OpenMetrics text format.
+    pub fn render(&mut self, snapshot: MetricsSnapshot) -> String {
+        let ratios = snapshot
+            .workers
+            .iter()
+            .map(|w| (w.lcore, self.busy_ratio(w.lcore, &w.stats)))
+            .collect();
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SnapshotCollector { snapshot, ratios }));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+
+    fn busy_ratio(&mut self, lcore: u32, s: &WorkerStats) -> f64 {
+        let last = self.polls.entry(lcore).or_default();
+        // A counter that went back means a restarted worker: start over.
+        let (b0, i0) = if s.busy_polls < last.busy || s.idle_polls < last.idle {
+            (0, 0)
+        } else {
+            (last.busy, last.idle)
+        };
+        let (busy, idle) = (s.busy_polls - b0, s.idle_polls - i0);
+        if busy + idle > 0 {
+            last.ratio = busy as f64 / (busy + idle) as f64;
+            last.busy = s.busy_polls;
+            last.idle = s.idle_polls;
+        }
+        last.ratio
+    }
+}
+
+/// The exposition of one snapshot (busy ratios since start).
+pub fn render(snapshot: MetricsSnapshot) -> String {
+    Renderer::default().render(snapshot)
+}
+
+/// A label set: (name, value) pairs.
+type Labels = Vec<(&'static str, String)>;
+
+/// Encodes a whole snapshot on each scrape.
+#[derive(Debug)]
+struct SnapshotCollector {
+    snapshot: MetricsSnapshot,
+    ratios: Vec<(u32, f64)>,
+}
+
+/// One metric family: a descriptor, then a sample per label set.
+fn family<V>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    rows: &[(Labels, V)],
+    mut sample: impl FnMut(&mut MetricEncoder, &V) -> fmt::Result,
+) -> fmt::Result {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, value) in rows {
+        let mut e = metric.encode_family(labels)?;
+        sample(&mut e, value)?;
+    }
+    Ok(())
+}
+
+fn gauges<V: prometheus_client::encoding::EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, V)],
+) -> fmt::Result {
+    family(encoder, name, help, MetricType::Gauge, rows, |e, v| {
+        e.encode_gauge(v)
+    })
+}
+
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, u64)],
+) -> fmt::Result {
+    family(encoder, name, help, MetricType::Counter, rows, |e, v| {
+        e.encode_counter::<NoLabelSet, u64, u64>(v, None)
+    })
+}
+
+fn endpoint(ip: std::net::Ipv4Addr, port: u16) -> String {
+    SocketAddrV4::new(ip, port).to_string()
+}
+
+impl SnapshotCollector {
+    fn real_servers(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let s = &self.snapshot;
+        let totals = sum_real_servers(&s.workers);
+        let mut flat = totals.iter();
+        // Per real server rows, and per virtual server sums.
+        let mut rs_rows: Vec<(Labels, RealServerCounters, bool, u32, bool)> = Vec::new();
+        let mut vs_rows: Vec<(Labels, RealServerCounters, bool)> = Vec::new();
+        for (v, vs) in s.services.services().iter().enumerate() {
+            let base: Labels = vec![
+                ("virtual_server", vs.name.clone()),
+                ("address", endpoint(vs.key.vip.ip, vs.key.vip.port)),
+                ("protocol", vs.key.protocol.name().to_string()),
+            ];
+            let mut sum = RealServerCounters::default();
+            for (r, rs) in vs.real_servers.iter().enumerate() {
+                let c = flat.next().copied().unwrap_or_default();
+                sum.add(&c);
+                let up = s
+                    .health
+                    .get(v)
+                    .and_then(|h| h.get(r))
+                    .copied()
+                    .unwrap_or(true);
+                let weight = s
+                    .weights
+                    .get(v)
+                    .and_then(|w| w.get(r))
+                    .copied()
+                    .unwrap_or(rs.weight);
+                let draining = s.services.is_server_draining(v as u16, r as u16);
+                let mut labels = base.clone();
+                labels.push(("real_server", endpoint(rs.endpoint.ip, rs.endpoint.port)));
+                rs_rows.push((labels, c, up, weight, draining));
+            }
+            vs_rows.push((base, sum, s.services.is_draining(v as u16)));
+        }
+
+        type Pick = fn(&RealServerCounters) -> u64;
+        let counter_kinds: [(&str, &str, Pick); 5] = [
+            (
+                "connections",
+                "Connections scheduled to it since start.",
+                |c| c.conns,
+            ),
+            (
+                "packets_in",
+                "Packets from clients to the real servers.",
+                |c| c.packets_in,
+            ),
+            (
+                "packets_out",
+                "Packets from the real servers to clients (NAT only).",
+                |c| c.packets_out,
+            ),
+            ("bytes_in", "Bytes from clients to the real servers.", |c| {
+                c.bytes_in
+            }),
+            (
+                "bytes_out",
+                "Bytes from the real servers to clients (NAT only).",
+                |c| c.bytes_out,
+            ),
+        ];
+
+        // Virtual servers.
+        let rows = |pick: &dyn Fn(&RealServerCounters) -> u64| -> Vec<(Labels, u64)> {
+            vs_rows
+                .iter()
+                .map(|(l, c, _)| (l.clone(), pick(c)))
+                .collect()
+        };
+        gauges(
+            encoder,
+            "rvs_virtual_server_active_connections",
+            "Established TCP connections of the virtual server's real servers.",
+            &rows(&|c| u64::from(c.active)),
+        )?;
+        gauges(
+            encoder,
+            "rvs_virtual_server_inactive_connections",
+            "Other live connections (handshake, closing, UDP) of the virtual server's real \
+             servers.",
+            &rows(&|c| u64::from(c.inactive)),
+        )?;
+        for (kind, help, pick) in counter_kinds {
+            counters(
+                encoder,
+                &format!("rvs_virtual_server_{kind}"),
+                help,
+                &rows(&pick),
+            )?;
+        }
+        gauges(
+            encoder,
+            "rvs_virtual_server_draining",
+            "1 when a reload removed the virtual server and its connections drain.",
+            &vs_rows
+                .iter()
+                .map(|(l, _, d)| (l.clone(), u64::from(*d)))
+                .collect::<Vec<_>>(),
+        )?;
+
+        // Real servers.
+        let rows = |pick: &dyn Fn(&RealServerCounters) -> u64| -> Vec<(Labels, u64)> {
+            rs_rows
+                .iter()
+                .map(|(l, c, ..)| (l.clone(), pick(c)))
+                .collect()
+        };
+        gauges(
+            encoder,
+            "rvs_real_server_active_connections",
+            "Established TCP connections to the real server.",
+            &rows(&|c| u64::from(c.active)),
+        )?;
+        gauges(
+            encoder,
+            "rvs_real_server_inactive_connections",
+            "Other live connections (handshake, closing, UDP) to the real server.",
+            &rows(&|c| u64::from(c.inactive)),
+        )?;
+        for (kind, help, pick) in counter_kinds {
+            counters(
+                encoder,
+                &format!("rvs_real_server_{kind}"),
+                help,
+                &rows(&pick),
+            )?;
+        }
+        gauges(
+            encoder,
+            "rvs_real_server_up",
+            "1 when the real server passes its health checks (or is not checked), 0 when down.",
+            &rs_rows
+                .iter()
+                .map(|(l, _, up, ..)| (l.clone(), u64::from(*up)))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            encoder,
+            "rvs_real_server_weight",
+            "The weight in force (0: no new connections).",
+            &rs_rows
+                .iter()
+                .map(|(l, _, _, w, _)| (l.clone(), u64::from(*w)))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            encoder,
+            "rvs_real_server_draining",
+            "1 when a reload removed the real server and its connections drain.",
+            &rs_rows
+                .iter()
+                .map(|(l, .., d)| (l.clone(), u64::from(*d)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn health_checks(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        // Only targets checked at least once (a `none` check never is).
+        let rows: Vec<(Labels, &TargetStatus)> = self
+            .snapshot
+            .health_checks
+            .iter()
+            .filter(|t| t.latency.count > 0)
+            .map(|t| {
+                let vs = self
+                    .snapshot
+                    .services
+                    .services()
+                    .get(usize::from(t.target.vs));
+                let address =
+                    vs.map_or_else(String::new, |vs| endpoint(vs.key.vip.ip, vs.key.vip.port));
+                let labels: Labels = vec![
+                    ("virtual_server", t.target.name.clone()),
+                    ("address", address),
+                    ("real_server", t.target.endpoint.to_string()),
+                    ("check", t.target.check.kind.name().to_string()),
+                ];
+                (labels, t)
+            })
+            .collect();
+        family(
+            encoder,
+            "rvs_health_check_duration_seconds",
+            "How long health checks of the real server took (failed ones included).",
+            MetricType::Histogram,
+            &rows,
+            |e, t| {
+                e.encode_histogram::<NoLabelSet>(
+                    t.latency.sum,
+                    t.latency.count,
+                    &t.latency.buckets(),
+                    None,
+                )
+            },
+        )?;
+        counters(
+            encoder,
+            "rvs_health_checks_failed",
+            "Health checks of the real server that failed.",
+            &rows
+                .iter()
+                .map(|(l, t)| (l.clone(), t.failed))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn workers(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let workers = &self.snapshot.workers;
+        let lcore = |w: &WorkerSnapshot| -> Labels { vec![("lcore", w.lcore.to_string())] };
+        let per = |pick: fn(&WorkerStats) -> u64| -> Vec<(Labels, u64)> {
+            workers.iter().map(|w| (lcore(w), pick(&w.stats))).collect()
+        };
+        counters(
+            encoder,
+            "rvs_worker_rx_packets",
+            "Frames the worker received.",
+            &per(|s| s.rx_packets),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_tx_packets",
+            "Frames the worker handed to a device.",
+            &per(|s| s.tx_packets),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_rx_bytes",
+            "Bytes of frames the worker received.",
+            &per(|s| s.rx_bytes),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_tx_bytes",
+            "Bytes of frames the worker handed to a device.",
+            &per(|s| s.tx_bytes),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_connections_created",
+            "Connections the worker created.",
+            &per(|s| s.conns_created),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_resets_sent",
+            "TCP resets the worker sent (every server down, or a connection's server down).",
+            &per(|s| s.resets_sent),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_busy_polls",
+            "Polls that received at least one frame.",
+            &per(|s| s.busy_polls),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_idle_polls",
+            "Polls that received nothing.",
+            &per(|s| s.idle_polls),
+        )?;
+        gauges(
+            encoder,
+            "rvs_worker_connections",
+            "Connections in the worker's table.",
+            &workers
+                .iter()
+                .map(|w| (lcore(w), w.connections))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            encoder,
+            "rvs_worker_busy_ratio",
+            "Share of the worker's polls that received frames, since the previous scrape.",
+            &self
+                .ratios
+                .iter()
+                .map(|(l, r)| -> (Labels, f64) { (vec![("lcore", l.to_string())], *r) })
+                .collect::<Vec<_>>(),
+        )?;
+
+        // Drops by reason, summed over the workers; every reason listed.
+        let mut total = WorkerStats::default();
+        for w in workers {
+            total.add(&w.stats);
+        }
+        counters(
+            encoder,
+            "rvs_drops",
+            "Frames dropped, by reason, summed over the workers.",
+            &DropReason::ALL
+                .iter()
+                .map(|r| -> (Labels, u64) {
+                    (
+                        vec![("reason", r.name().to_string())],
+                        total.drops[*r as usize],
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        self.real_servers(&mut encoder)?;
+        self.health_checks(&mut encoder)?;
+        self.workers(&mut encoder)
+    }
+}
+
+// ------------------------------------------------------------ HTTP
+
+/// The metrics endpoint's server thread; stops when dropped.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// The address it listens on (the port, when `serve` was given 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    /// Stops accepting within `STOP_POLL`; a client being served finishes
+    /// (bounded by its timeouts) on its own thread.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `listen` from a thread of its own, each scrape
+/// built from `source()`. Fails only when the address cannot be bound.
+pub fn serve(listen: SocketAddr, source: SnapshotSource) -> io::Result<MetricsServer> {
+    let listener = TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
+    let renderer = Arc::new(Mutex::new(Renderer::default()));
+    let thread = std::thread::Builder::new()
+        .name("rvs-metrics".into())
+        .spawn(move || accept_loop(&listener, &thread_stop, &source, &renderer))?;
+    Ok(MetricsServer {
+        addr,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+fn accept_loop(
+    listener: &TcpListener,
+    stop: &AtomicBool,
+    source: &SnapshotSource,
+    renderer: &Arc<Mutex<Renderer>>,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if active.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+                    let _ = respond(
+                        &stream,
+                        "503 Service Unavailable",
+                        "text/plain",
+                        b"busy\n",
+                        true,
+                    );
+                    continue;
+                }
+                active.fetch_add(1, Ordering::Relaxed);
+                let (source, renderer, done) = (source.clone(), renderer.clone(), active.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("rvs-metrics-client".into())
+                    .spawn(move || {
+                        let _ = handle(stream, &source, &renderer);
+                        done.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if spawned.is_err() {
+                    active.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::park_timeout(STOP_POLL),
+            Err(_) => std::thread::sleep(STOP_POLL),
+        }
+    }
+}
+
+/// Serves one client: one request, one answer, then close.
+fn handle(
+    stream: TcpStream,
+    source: &SnapshotSource,
+    renderer: &Mutex<Renderer>,
+) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let Some(head) = read_head(&stream)? else {
+        return respond(
+            &stream,
+            "400 Bad Request",
+            "text/plain",
+            b"bad request\n",
+            true,
+        );
+    };
+    let line = head.lines().next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    if path != "/metrics" {
+        return respond(
+            &stream,
+            "404 Not Found",
+            "text/plain",
+            b"not found: try /metrics\n",
+            true,
+        );
+    }
+    let with_body = match method {
+        "GET" => true,
+        "HEAD" => false,
+        _ => {
+            return respond(
+                &stream,
+                "405 Method Not Allowed",
+                "text/plain",
+                b"only GET and HEAD\n",
+                true,
+            )
+        }
+    };
+    let snapshot = source();
+    let body = renderer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .render(snapshot);
+    respond(&stream, "200 OK", CONTENT_TYPE, body.as_bytes(), with_body)
+}
+
+/// The request head (up to the blank line), or `None` when the client sent
+/// something else; gives up after `CLIENT_TIMEOUT` in all.
+fn read_head(mut stream: &TcpStream) -> io::Result<Option<String>> {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    loop {
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            break;
+        }
+        if head.len() > MAX_REQUEST {
+            return Ok(None);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8(head).ok().filter(|h| !h.is_empty()))
+}
+
+fn respond(
+    mut stream: &TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+    with_body: bool,
+) -> io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    if with_body {
+        stream.write_all(body)?;
+    }
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::config::{HealthCheckConfig, HealthCheckKind};
+    use crate::control::health::{HealthState, LatencyHistogram, Target};
+    use crate::lb::service::{
+        ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
+    };
+    use crate::lb::xmit::Endpoint;
+    use std::net::Ipv4Addr;
+
+    fn table() -> ServiceTable {
+        let ep = |s: &str, p| Endpoint::new(s.parse().unwrap(), p);
+        ServiceTable::with_draining(
+            vec![VirtualService {
+                name: "web".into(),
+                key: ServiceKey {
+                    vip: ep("203.0.113.100", 80),
+                    protocol: Protocol::Tcp,
+                },
+                forward: ForwardMethod::Nat,
+                scheduler: SchedulerKind::Wrr,
+                mh_table_size: 65537,
+                persistence: None,
+                expire_nodest_conn: true,
+                sorry_server: None,
+                real_servers: vec![
+                    RealServer {
+                        endpoint: ep("10.1.0.11", 8080),
+                        weight: 3,
+                    },
+                    RealServer {
+                        endpoint: ep("10.1.0.12", 8080),
+                        weight: 1,
+                    },
+                    RealServer {
+                        endpoint: ep("10.1.0.13", 8080),
+                        weight: 1,
+                    },
+                ],
+            }],
+            vec![false],
+            vec![vec![false, false, true]],
+        )
+    }
+
+    fn worker(lcore: u32, conns: [u64; 3], busy: u64, idle: u64) -> WorkerSnapshot {
+        let mut stats = WorkerStats {
+            rx_packets: 100,
+            tx_packets: 90,
+            busy_polls: busy,
+            idle_polls: idle,
+            ..Default::default()
+        };
+        stats.drop(DropReason::NoService);
+        stats.drop(DropReason::NoService);
+        stats.drop(DropReason::BadChecksum);
+        WorkerSnapshot {
+            lcore,
+            stats,
+            real_servers: conns
+                .iter()
+                .map(|&c| RealServerCounters {
+                    active: c as u32,
+                    inactive: 1,
+                    conns: c * 10,
+                    packets_in: c * 100,
+                    packets_out: c * 90,
+                    bytes_in: c * 1000,
+                    bytes_out: c * 9000,
+                })
+                .collect(),
+            connections: conns.iter().sum(),
+        }
+    }
+
+    fn status(rs: u16, port: u16, samples: &[u64]) -> TargetStatus {
+        let mut latency = LatencyHistogram::default();
+        for &ms in samples {
+            latency.observe(Duration::from_millis(ms));
+        }
+        TargetStatus {
+            target: Target {
+                vs: 0,
+                rs,
+                endpoint: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11 + rs as u8), port),
+                check: HealthCheckConfig {
+                    kind: HealthCheckKind::Tcp,
+                    ..HealthCheckConfig::default()
+                },
+                name: "web".into(),
+            },
+            state: HealthState::new(),
+            checks: samples.len() as u64,
+            failed: 1,
+            last: None,
+            latency,
+        }
+    }
+
+    fn snapshot() -> MetricsSnapshot {
+        MetricsSnapshot {
+            services: Arc::new(table()),
+            workers: vec![worker(1, [3, 1, 0], 30, 70), worker(2, [6, 2, 1], 50, 50)],
+            health: vec![vec![true, false, true]],
+            weights: vec![vec![5]],
+            health_checks: vec![status(0, 8080, &[1, 3, 2000]), status(1, 8080, &[])],
+        }
+    }
+
+    /// The sample line of `name` whose labels contain every one of `labels`.
+    fn sample<'a>(text: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
+        text.lines().find(|l| {
+            l.starts_with(&format!("{name}{{")) && labels.iter().all(|want| l.contains(want))
+        })
+    }
+
+    fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
+        let line =
+            sample(text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    const RS11: &str = "real_server=\"10.1.0.11:8080\"";
+    const RS12: &str = "real_server=\"10.1.0.12:8080\"";
+    const RS13: &str = "real_server=\"10.1.0.13:8080\"";
+
+    #[test]
+    fn real_server_metrics_sum_the_workers() {
+        let text = render(snapshot());
+        assert_eq!(
+            sample(&text, "rvs_real_server_active_connections", &[RS11]),
+            Some(
+                "rvs_real_server_active_connections{virtual_server=\"web\",\
+                 address=\"203.0.113.100:80\",protocol=\"tcp\",\
+                 real_server=\"10.1.0.11:8080\"} 9"
+            )
+        );
+        assert_eq!(
+            value(&text, "rvs_real_server_inactive_connections", &[RS12]),
+            2.0
+        );
+        assert_eq!(
+            value(&text, "rvs_real_server_connections_total", &[RS11]),
+            90.0
+        );
+        assert_eq!(
+            value(&text, "rvs_real_server_packets_in_total", &[RS12]),
+            300.0
+        );
+        assert_eq!(
+            value(&text, "rvs_real_server_packets_out_total", &[RS12]),
+            270.0
+        );
+        assert_eq!(
+            value(&text, "rvs_real_server_bytes_in_total", &[RS11]),
+            9000.0
+        );
+        assert_eq!(
+            value(&text, "rvs_real_server_bytes_out_total", &[RS11]),
+            81000.0
+        );
+        assert!(text.contains("# TYPE rvs_real_server_connections counter"));
+        assert!(text.contains("# TYPE rvs_real_server_active_connections gauge"));
+    }
+
+    #[test]
+    fn virtual_server_metrics_sum_their_real_servers() {
+        let text = render(snapshot());
+        let web = ["virtual_server=\"web\""];
+        assert_eq!(
+            value(&text, "rvs_virtual_server_active_connections", &web),
+            13.0
+        );
+        assert_eq!(
+            value(&text, "rvs_virtual_server_connections_total", &web),
+            130.0
+        );
+        assert_eq!(value(&text, "rvs_virtual_server_draining", &web), 0.0);
+    }
+
+    #[test]
+    fn health_weight_and_draining_are_gauges() {
+        let text = render(snapshot());
+        assert_eq!(value(&text, "rvs_real_server_up", &[RS11]), 1.0);
+        assert_eq!(value(&text, "rvs_real_server_up", &[RS12]), 0.0);
+        // The weight in force, else the table's.
+        assert_eq!(value(&text, "rvs_real_server_weight", &[RS11]), 5.0);
+        assert_eq!(value(&text, "rvs_real_server_weight", &[RS12]), 1.0);
+        assert_eq!(value(&text, "rvs_real_server_draining", &[RS13]), 1.0);
+        assert_eq!(value(&text, "rvs_real_server_draining", &[RS11]), 0.0);
+    }
+
+    #[test]
+    fn drops_are_summed_over_workers_for_every_reason() {
+        let text = render(snapshot());
+        assert_eq!(
+            value(&text, "rvs_drops_total", &["reason=\"no_service\""]),
+            4.0
+        );
+        assert_eq!(
+            value(&text, "rvs_drops_total", &["reason=\"bad_checksum\""]),
+            2.0
+        );
+        for r in DropReason::ALL {
+            let label = format!("reason=\"{}\"", r.name());
+            assert!(
+                sample(&text, "rvs_drops_total", &[&label]).is_some(),
+                "{label}"
+            );
+        }
+    }
+
+    #[test]
+    fn health_check_latency_is_a_histogram() {
+        let text = render(snapshot());
+        assert!(text.contains("# TYPE rvs_health_check_duration_seconds histogram"));
+        let name = "rvs_health_check_duration_seconds_bucket";
+        assert_eq!(value(&text, name, &[RS11, "le=\"0.001\""]), 1.0);
+        assert_eq!(value(&text, name, &[RS11, "le=\"0.005\""]), 2.0);
+        assert_eq!(value(&text, name, &[RS11, "le=\"1.0\""]), 2.0);
+        assert_eq!(value(&text, name, &[RS11, "le=\"+Inf\""]), 3.0);
+        assert_eq!(
+            value(&text, "rvs_health_check_duration_seconds_count", &[RS11]),
+            3.0
+        );
+        let sum = value(&text, "rvs_health_check_duration_seconds_sum", &[RS11]);
+        assert!((sum - 2.004).abs() < 1e-9, "{sum}");
+        // A server not checked yet has no histogram.
+        assert!(sample(&text, "rvs_health_check_duration_seconds_count", &[RS12]).is_none());
+    }
+
+    #[test]
+    fn worker_metrics_carry_the_lcore() {
+        let text = render(snapshot());
+        assert_eq!(
+            value(&text, "rvs_worker_rx_packets_total", &["lcore=\"2\""]),
+            100.0
+        );
+        assert_eq!(
+            value(&text, "rvs_worker_tx_packets_total", &["lcore=\"1\""]),
+            90.0
+        );
+        assert_eq!(value(&text, "rvs_worker_busy_ratio", &["lcore=\"1\""]), 0.3);
+        assert_eq!(value(&text, "rvs_worker_busy_ratio", &["lcore=\"2\""]), 0.5);
+        assert_eq!(
+            value(&text, "rvs_worker_connections", &["lcore=\"2\""]),
+            9.0
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn busy_ratio_covers_the_time_since_the_previous_scrape() {
+        let mut r = Renderer::default();
+        let mut s = snapshot();
+        s.workers = vec![worker(1, [0; 3], 10, 90)];
+        let first = r.render(s.clone());
+        assert_eq!(
+            value(&first, "rvs_worker_busy_ratio", &["lcore=\"1\""]),
+            0.1
+        );
+        // Since then: 40 busy and 10 idle polls.
+        s.workers = vec![worker(1, [0; 3], 50, 100)];
+        let second = r.render(s.clone());
+        assert_eq!(
+            value(&second, "rvs_worker_busy_ratio", &["lcore=\"1\""]),
+            0.8
+        );
+        // No poll published since: the last ratio stands.
+        let third = r.render(s);
+        assert_eq!(
+            value(&third, "rvs_worker_busy_ratio", &["lcore=\"1\""]),
+            0.8
+        );
+    }
+
+    /// Sends `request` to `addr` and returns the whole answer.
+    fn http(addr: SocketAddr, request: &str) -> String {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn local_server() -> MetricsServer {
+        let source: SnapshotSource = Arc::new(snapshot);
+        serve("127.0.0.1:0".parse().unwrap(), source).unwrap()
+    }
+
+    #[test]
+    fn scrape_over_tcp_returns_the_exposition() {
+        let server = local_server();
+        let answer = http(
+            server.local_addr(),
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n",
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("Content-Type: {CONTENT_TYPE}")),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(value(body, "rvs_real_server_up", &[RS12]), 0.0);
+        assert_eq!(
+            value(body, "rvs_real_server_active_connections", &[RS11]),
+            9.0
+        );
+        assert!(body.contains("rvs_drops_total{reason=\"no_service\"} 4\n"));
+        assert!(body.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn other_paths_are_not_found_and_other_methods_not_allowed() {
+        let server = local_server();
+        let answer = http(server.local_addr(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+        let answer = http(server.local_addr(), "POST /metrics HTTP/1.1\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+        let answer = http(server.local_addr(), "HEAD /metrics HTTP/1.0\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n"), "no body for HEAD");
+    }
+
+    #[test]
+    fn a_silent_client_does_not_block_other_scrapes() {
+        let server = local_server();
+        // Connects and says nothing.
+        let _silent = TcpStream::connect(server.local_addr()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        let answer = http(server.local_addr(), "GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 200 OK"));
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn dropping_the_server_frees_its_port() {
+        let server = local_server();
+        let addr = server.local_addr();
+        let start = Instant::now();
+        drop(server);
+        assert!(start.elapsed() < Duration::from_millis(500));
+        assert!(TcpListener::bind(addr).is_ok(), "the port is free again");
+    }
+
+    #[test]
+    fn an_address_in_use_is_an_error() {
+        let server = local_server();
+        let source: SnapshotSource = Arc::new(MetricsSnapshot::default);
+        assert!(serve(server.local_addr(), source).is_err());
+    }
+}
