@@ -5,6 +5,9 @@
 #![deny(unsafe_code)]
 
 use rvs::control::config::Config;
+use rvs::control::health::{self, HealthChecker};
+use rvs::control::metrics::{self, MetricsSnapshot};
+use rvs::control::reload;
 use rvs::control::report::{self, RuntimeState, WorkerSnapshot};
 use rvs::control::socket::ControlSocket;
 use rvs::dataplane::poll::{self, PollParams};
@@ -29,7 +32,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const USAGE: &str = "usage: rvsd --config FILE [--check]\n\
@@ -115,7 +118,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    match run(&config) {
+    match run(&config, &args.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config) => ExitCode::from(1),
         Err(Failure::Dpdk) => ExitCode::from(2),
@@ -124,7 +127,7 @@ fn main() -> ExitCode {
 
 /// Brings the appliance up, serves until SIGTERM/SIGINT, and tears down in
 /// order: workers, ports, pool, EAL (each by drop, in reverse declaration).
-fn run(config: &Config) -> Result<(), Failure> {
+fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     // Signals first, so a SIGTERM during a slow EAL start is not lost.
     let mut signals =
         signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|e| {
@@ -328,15 +331,86 @@ fn run(config: &Config) -> Result<(), Failure> {
         runtime: RuntimeState::for_services(&services),
         services: services.clone(),
         senders,
+        config_path: config_path.to_path_buf(),
+        checker: HealthChecker::new(health::targets(&services, &config.virtual_servers)),
+        shared: Arc::new(Mutex::new((
+            services.clone(),
+            RuntimeState::for_services(&services),
+        ))),
+    };
+    info!(
+        "health checks: {} real server(s) probed through the host's network stack",
+        state.checker.threads()
+    );
+    // Prometheus, collected at scrape time from what the workers published.
+    let _metrics = {
+        let shared = state.shared.clone();
+        let view = state.checker.view();
+        let cells = cells.clone();
+        let source: metrics::SnapshotSource = Arc::new(move || {
+            let (services, runtime) = shared.lock().map(|g| g.clone()).unwrap_or_default();
+            let weights = services
+                .services()
+                .iter()
+                .enumerate()
+                .map(|(v, vs)| {
+                    vs.real_servers
+                        .iter()
+                        .enumerate()
+                        .map(|(r, rs)| runtime.weight(v, r, rs.weight))
+                        .collect()
+                })
+                .collect();
+            MetricsSnapshot {
+                health: view.up_table(&services),
+                weights,
+                health_checks: view.statuses(),
+                workers: snapshots(&cells),
+                services,
+            }
+        });
+        match metrics::serve(config.control.metrics_listen, source) {
+            Ok(server) => {
+                info!(
+                    "metrics at http://{}/metrics",
+                    config.control.metrics_listen
+                );
+                Some(server)
+            }
+            Err(e) => {
+                warn!(
+                    "control.metrics_listen {}: {e}; no metrics served",
+                    config.control.metrics_listen
+                );
+                None
+            }
+        }
     };
     let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
     'serve: loop {
         if let Some(sock) = &control {
             sock.serve_pending(|req| answer(req, &cells, &mut state));
         }
+        for change in state.checker.poll() {
+            if change.up {
+                info!(
+                    "real server {} ({}) is up: {}",
+                    change.endpoint, change.name, change.reason
+                );
+            } else {
+                warn!(
+                    "real server {} ({}) is down: {}",
+                    change.endpoint, change.name, change.reason
+                );
+            }
+            state.set_health(change.vs, change.rs, change.up);
+        }
         for sig in signals.pending() {
             match sig {
-                SIGHUP => warn!("SIGHUP: configuration reload is not available in this version; running config kept"),
+                SIGHUP => {
+                    info!("SIGHUP: reloading {}", state.config_path.display());
+                    let _ = state.reload();
+                }
                 _ => {
                     info!("signal {sig}: stopping");
                     break 'serve;
@@ -461,9 +535,91 @@ struct ControlState {
     runtime: RuntimeState,
     /// One command channel per worker.
     senders: Vec<std::sync::mpsc::Sender<Command>>,
+    /// The file reloads read.
+    config_path: PathBuf,
+    /// The health checks.
+    checker: HealthChecker,
+    /// What the metrics thread reads: the table and the run-time state.
+    shared: Arc<Mutex<(Arc<ServiceTable>, RuntimeState)>>,
 }
 
 impl ControlState {
+    /// Records a health change and tells every worker.
+    fn set_health(&mut self, vs: u16, rs: u16, up: bool) {
+        if let Some(h) = self
+            .runtime
+            .health
+            .get_mut(usize::from(vs))
+            .and_then(|v| v.get_mut(usize::from(rs)))
+        {
+            *h = up;
+        }
+        self.broadcast(|| Command::Health { vs, rs, up });
+        self.publish();
+    }
+
+    /// Lets the metrics thread see the current table and run-time state.
+    fn publish(&self) {
+        if let Ok(mut g) = self.shared.lock() {
+            *g = (self.services.clone(), self.runtime.clone());
+        }
+    }
+
+    /// Re-reads the config file and applies its virtual servers: a file
+    /// that does not validate is refused whole (the error names the field
+    /// and line) and the running config stays; otherwise the difference is
+    /// applied between bursts: added servers take traffic, removed ones
+    /// drain, weights and schedulers change for new connections.
+    fn reload(&mut self) -> Result<String, String> {
+        let new = match Config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(errors) => {
+                let lines: Vec<String> = errors
+                    .0
+                    .iter()
+                    .map(|e| format!("{}: {e}", self.config_path.display()))
+                    .collect();
+                for l in &lines {
+                    error!("reload refused, running config kept: {l}");
+                }
+                return Err(lines.join("\n"));
+            }
+        };
+        let merged = reload::merge_config(&self.services, &new.virtual_servers);
+        if merged.is_unchanged() {
+            info!("reload: no change to the virtual servers");
+            return Ok("no change".into());
+        }
+        let mut summary = Vec::new();
+        for c in &merged.changes {
+            info!("reload: {c}");
+            summary.push(c.to_string());
+        }
+        let table = Arc::new(merged.table);
+        self.services = table.clone();
+        self.runtime.reshape(&table);
+        self.broadcast(|| Command::Services(table.clone()));
+        // Workers keep the health they knew; tell them again for all, so a
+        // slot that came back from draining has the checker's view.
+        self.checker
+            .retarget(health::targets(&table, &new.virtual_servers));
+        let up = self.checker.up_table(&table);
+        for (v, row) in up.iter().enumerate() {
+            for (r, &is_up) in row.iter().enumerate() {
+                if let Some(h) = self.runtime.health.get_mut(v).and_then(|x| x.get_mut(r)) {
+                    *h = is_up;
+                }
+                self.broadcast(|| Command::Health {
+                    vs: v as u16,
+                    rs: r as u16,
+                    up: is_up,
+                });
+            }
+        }
+        self.publish();
+        Ok(summary.join("\n"))
+    }
+
     /// Sends `make()` to every worker.
     fn broadcast(&self, make: impl Fn() -> Command) {
         for tx in &self.senders {
@@ -523,6 +679,7 @@ fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], state: &mut ControlS
             {
                 *w = Some(weight);
             }
+            state.publish();
             state.broadcast(|| Command::Weight {
                 vs,
                 rs,
@@ -577,6 +734,10 @@ fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], state: &mut ControlS
                 .collect();
             json!({ "connections": list })
         }
+        Some("reload") => match state.reload() {
+            Ok(summary) => json!({ "ok": true, "message": format!("reloaded: {summary}") }),
+            Err(e) => json!({ "error": format!("reload refused, running config kept:\n{e}") }),
+        },
         Some("ha") => match request["action"].as_str() {
             Some("status") => json!({
                 "role": "standalone",
