@@ -1,7 +1,9 @@
 //! Network-namespace topologies for end-to-end tests, built from a short
-//! description and torn down on drop (also when the test panics).
+//! description and torn down on drop (also when the test panics), and the
+//! checks the NAT, DR and TUN tests share (a thousand sequential requests
+//! and their split, wrk, a large download).
 //!
-//! The NAT topology ([`Topology::nat`]):
+//! **NAT** ([`Topology::nat`]):
 //!
 //! ```text
 //!  client ns                  lb ns (rvsd)                 switch ns          rs1..rsN ns
@@ -10,53 +12,97 @@
 //!  default via .1            (rvsd's, no kernel IPs)       IPs)     +------+              default via 10.1.0.1
 //! ```
 //!
-//! Optionally ([`Topology::nat_with_management`]) a management veth joins
-//! the lb namespace's kernel (10.1.0.254/24) to the switch, so the control
-//! thread's kernel sockets there (health checks) reach the real servers
-//! without going through rvsd's own ports.
+//! VIP 198.51.100.100 (on the outside subnet: rvsd answers ARP for it);
+//! real servers listen on 8080. Optionally ([`Topology::nat_with_management`])
+//! a management veth joins the lb namespace's kernel (10.1.0.254/24) to the
+//! switch, so the control thread's kernel sockets there (health checks)
+//! reach the real servers without going through rvsd's own ports.
 //!
-//! Every real server runs an HTTP server on port 8080 (nginx when it is
-//! installed, else Python's `http.server`; `RVS_TEST_HTTP_SERVER=python`
-//! or `=nginx` chooses) answering `GET /` with its own
-//! name (`rs1\n`) and serving [`BIG_FILE`] for downloads; a UDP echo server
-//! on 5353 starts on request ([`Topology::start_udp_echo`]).
+//! **DR** ([`Topology::dr`]): the client behind a router; rvsd (one port)
+//! and the real servers on one segment; replies go from the real servers
+//! straight to the router.
+//!
+//! ```text
+//!  client ns              router ns (ip_forward)          switch ns (br0)
+//!  198.51.100.10/24 ----- 198.51.100.1   203.0.113.1 ----- +----+ ----- lb ns: rvsd "lan" 203.0.113.2/24
+//!  default via .1                                          |br0 | ----- rs1 203.0.113.11/24, VIP on lo
+//!                                                          +----+ ----- rs2 203.0.113.12/24, ...
+//! ```
+//!
+//! VIP 203.0.113.100 (on the segment: rvsd answers ARP for it, the real
+//! servers do not: `arp_ignore=1`, `arp_announce=2`); real servers listen
+//! on 80 (DR keeps the virtual port) with default route via 203.0.113.1.
+//!
+//! **TUN** ([`Topology::tun`]): the real servers in another subnet behind
+//! the router; rvsd wraps client packets in IPIP from its inside address.
+//!
+//! ```text
+//!  client ns             router ns (ip_forward, rp_filter 0)      lb ns (rvsd)
+//!  198.51.100.10/24 ---- 198.51.100.1
+//!                        203.0.113.1  ------------------------ "outside" 203.0.113.2/24 (VIP 203.0.113.100)
+//!                        10.1.0.254   ------------------------ "inside"  10.1.0.1/24
+//!                        10.2.0.1 ---- switch ns (br0) ---- rs1 10.2.0.21/24, rs2 10.2.0.22, ...
+//! ```
+//!
+//! rvsd routes 0.0.0.0/0 via 203.0.113.1 (outside) and 10.2.0.0/16 via
+//! 10.1.0.254 (inside). The kernel here has no `ipip` module, so each real
+//! server runs `tests/netns/ipip_decap.py` (a raw socket for IP protocol 4
+//! feeding a TUN device `ipip0` that holds the VIP); nginx on 0.0.0.0:80
+//! answers from the VIP through the default route, via the router. The
+//! client's MTU is 1500 like every link's: a full-size client segment
+//! does not fit in a tunnel packet, and rvsd answers it with ICMP
+//! "fragmentation needed" (MTU 1480), which the client's kernel obeys (path
+//! MTU discovery through rvs; `e2e_tun` checks it with an upload).
+//!
+//! Every real server runs an HTTP server (nginx when it is installed, else
+//! Python's `http.server`; `RVS_TEST_HTTP_SERVER=python` or `=nginx`
+//! chooses) answering `GET /` with its own name (`rs1\n`) and serving
+//! [`BIG_FILE`]; [`Topology::serve_huge_file`] adds a large random file
+//! (hard-linked, one copy on disk); nginx also accepts `PUT /upload/NAME`.
+//! A UDP echo server on 5353 starts on request ([`Topology::start_udp_echo`]).
 //!
 //! Why a switch namespace with a bridge instead of one veth per real
-//! server into the lb namespace: rvsd's inside port is one device, and real
-//! servers on one L2 segment is what a NAT deployment looks like (ARP for
-//! the gateway, replies from several servers on one port).
+//! server into the lb namespace: rvsd's port is one device, and real
+//! servers on one L2 segment is what a deployment looks like (ARP for the
+//! gateway, replies from several servers on one port).
 //!
 //! Every step is time-bounded (the commands of `support` are), and every
 //! namespace, interface, process and file is removed on drop. Interface
 //! names come from `support::veth_pair` (unique per test process and call),
 //! and the bridge is named inside its own namespace, so tests may run in
-//! parallel threads.
+//! parallel threads; tests that load the machine (wrk, large downloads,
+//! a thousand requests) take [`heavy`] so they run one at a time and their
+//! figures mean something on a 2-CPU machine.
 #![allow(dead_code)]
 
 use crate::support::{self, wait_timeout, CmdOutput, Netns, Rvsd, TempDir};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The client's address (on the outside segment).
 pub const CLIENT_IP: &str = "198.51.100.10";
-/// rvsd's address on the outside segment: the client's default gateway.
+/// NAT: rvsd's address on the outside segment: the client's default
+/// gateway. DR, TUN: the router's address there.
 pub const OUTSIDE_IP: &str = "198.51.100.1";
-/// rvsd's address on the inside segment: the real servers' gateway.
+/// NAT: rvsd's address on the inside segment: the real servers' gateway.
+/// TUN: rvsd's inside address (the tunnels' source).
 pub const INSIDE_IP: &str = "10.1.0.1";
-/// The address the tests use for virtual servers (on the outside subnet,
-/// so rvsd answers ARP for it there).
+/// NAT: the address the tests use for virtual servers (on the outside
+/// subnet, so rvsd answers ARP for it there).
 pub const VIP: &str = "198.51.100.100";
-/// The lb namespace kernel's address on the management path.
+/// NAT: the lb namespace kernel's address on the management path.
 pub const MANAGEMENT_IP: &str = "10.1.0.254";
-/// rvsd's MAC on the outside port.
+/// rvsd's MAC on the outside port (DR: its only port).
 pub const OUTSIDE_MAC: &str = "02:00:00:00:01:01";
 /// rvsd's MAC on the inside port.
 pub const INSIDE_MAC: &str = "02:00:00:00:01:02";
-/// The real servers' HTTP port.
+/// NAT: the real servers' HTTP port.
 pub const HTTP_PORT: u16 = 8080;
 /// The real servers' UDP echo port.
 pub const UDP_ECHO_PORT: u16 = 5353;
@@ -65,12 +111,32 @@ pub const BIG_FILE: &str = "big.bin";
 /// Its length.
 pub const BIG_FILE_LEN: usize = 4 << 20;
 
+/// DR, TUN: the VIP (on the segment between the router and rvsd).
+pub const SEGMENT_VIP: &str = "203.0.113.100";
+/// DR, TUN: the router's address on the segment with rvsd.
+pub const SEGMENT_ROUTER_IP: &str = "203.0.113.1";
+/// DR, TUN: rvsd's address on that segment.
+pub const SEGMENT_LB_IP: &str = "203.0.113.2";
+/// TUN: the router's address on rvsd's inside link.
+pub const TUN_ROUTER_INSIDE_IP: &str = "10.1.0.254";
+/// TUN: the router's address on the real servers' subnet (their gateway).
+pub const TUN_RS_GATEWAY: &str = "10.2.0.1";
+/// DR, TUN: the real servers' HTTP port (DR and TUN keep the virtual port).
+pub const VIRTUAL_PORT: u16 = 80;
+/// TUN: the device `ipip_decap.py` creates in each real server.
+pub const DECAP_DEV: &str = "ipip0";
+
 /// Time bound for one configuration command (`ip`, `sysctl`, ...).
 const CMD: Duration = Duration::from_secs(10);
 /// Time bound for a server to start listening.
 const APP_START: Duration = Duration::from_secs(15);
 /// Time bound for rvsd to get ready.
 const RVSD_READY: Duration = Duration::from_secs(30);
+/// Time bound for rvsd to stop after SIGTERM.
+const RVSD_STOP: Duration = Duration::from_secs(20);
+/// How long counters may take to reach `rvsadm list` (published every
+/// 100 ms).
+pub const SETTLE: Duration = Duration::from_secs(3);
 
 /// The content of [`BIG_FILE`]: a deterministic pattern that does not
 /// repeat with any small period (so a lost or repeated segment shows).
@@ -85,6 +151,36 @@ pub fn big_file_bytes() -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+// ------------------------------------------------------------ heavy lock
+
+static HEAVY: Mutex<()> = Mutex::new(());
+
+/// Held by tests that load the machine (wrk, large transfers, a thousand
+/// requests): they run one at a time, so parallel test threads do not
+/// starve each other on a 2-CPU machine and the figures they print are
+/// the balancer's, not the scheduler's. A test that panicked while holding
+/// it does not poison it for the others.
+pub fn heavy() -> MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes `RESULT <line>` to the process's stderr directly, past the test
+/// harness's output capture, so `cargo test` shows it for passing tests
+/// too (`cargo test ... 2>&1 | grep RESULT` collects a run's figures).
+pub fn result_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "RESULT {line}");
+}
+
+// ------------------------------------------------------------- sysctls
+
+/// Sets `key=value` sysctls in a namespace; panics when one fails.
+fn sysctls(ns: &Netns, settings: &[&str]) {
+    for s in settings {
+        ns.run_ok("sysctl", &["-q", "-w", s], CMD);
+    }
 }
 
 /// Turns IPv6 off in a namespace (for links created later too), so the
@@ -105,6 +201,23 @@ fn quiet_netns() -> Netns {
     ns
 }
 
+/// A namespace that forwards IPv4 and checks no reverse path (new
+/// namespaces inherit the host's `rp_filter`, often 1 or 2; a TUN real
+/// server's replies leave from the VIP through another leg than the VIP's
+/// subnet).
+fn router_netns() -> Netns {
+    let ns = quiet_netns();
+    sysctls(
+        &ns,
+        &[
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ],
+    );
+    ns
+}
+
 /// True when `program` is on PATH (or is a path that exists).
 pub fn have(program: &str) -> bool {
     if program.contains('/') {
@@ -115,6 +228,8 @@ pub fn have(program: &str) -> bool {
         .unwrap_or(false)
 }
 
+// --------------------------------------------------------------- types
+
 /// Which HTTP server the real servers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpServer {
@@ -122,12 +237,32 @@ pub enum HttpServer {
     Python,
 }
 
+/// The forwarding method a topology is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Nat,
+    Dr,
+    Tun,
+}
+
+impl Method {
+    /// `nat`, `dr`, `tun`: the config's `forward` and the tests' label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Nat => "nat",
+            Method::Dr => "dr",
+            Method::Tun => "tun",
+        }
+    }
+}
+
 /// One real server: its namespace, address and interface.
 #[derive(Debug)]
 pub struct RealServer {
     /// `rs1`, `rs2`, ...: also what its `GET /` answers.
     pub name: String,
-    /// `10.1.0.11`, `10.1.0.12`, ...
+    /// `10.1.0.11`, `10.1.0.12`, ... (NAT), `203.0.113.11`.. (DR),
+    /// `10.2.0.21`.. (TUN).
     pub ip: String,
     /// Its interface (on the switch).
     pub dev: String,
@@ -150,6 +285,26 @@ struct App {
     log: PathBuf,
 }
 
+/// One of rvsd's ports in the generated config.
+#[derive(Clone, Debug)]
+pub struct RvsdPort {
+    /// The config's interface name (`outside`, `inside`, `lan`).
+    pub name: String,
+    /// The veth end in the lb namespace.
+    pub dev: String,
+    /// rvsd's address there, `a.b.c.d/len`.
+    pub cidr: String,
+    pub mac: String,
+}
+
+/// A `[[route]]` of the generated config.
+#[derive(Clone, Debug)]
+pub struct RvsdRoute {
+    pub prefix: String,
+    pub via: String,
+    pub interface: String,
+}
+
 /// A virtual server for the generated config.
 #[derive(Clone, Debug)]
 pub struct Service {
@@ -163,19 +318,43 @@ pub struct Service {
     pub forward: String,
     /// `(RIP:PORT, weight)`.
     pub real_servers: Vec<(String, u32)>,
+    /// `[virtual_server.health_check] type`, or `None` for rvsd's default
+    /// (no table). [`Service::new`] says `"none"`: these tests judge the
+    /// data path, and rvsd's probes leave from the lb namespace's kernel,
+    /// which reaches the real servers only in
+    /// [`Topology::nat_with_management`].
+    pub health_check: Option<String>,
 }
 
 impl Service {
-    /// A NAT service with no real servers yet.
-    pub fn nat(name: &str, address: &str, protocol: &str, scheduler: &str) -> Service {
+    /// A service with no real servers yet.
+    pub fn new(
+        name: &str,
+        address: &str,
+        protocol: &str,
+        scheduler: &str,
+        forward: &str,
+    ) -> Service {
         Service {
             name: name.into(),
             address: address.into(),
             protocol: protocol.into(),
             scheduler: scheduler.into(),
-            forward: "nat".into(),
+            forward: forward.into(),
             real_servers: Vec::new(),
+            health_check: Some("none".into()),
         }
+    }
+
+    /// Sets the health check's `type` (`None`: rvsd's default).
+    pub fn health_check(mut self, kind: Option<&str>) -> Service {
+        self.health_check = kind.map(str::to_string);
+        self
+    }
+
+    /// A NAT service with no real servers yet.
+    pub fn nat(name: &str, address: &str, protocol: &str, scheduler: &str) -> Service {
+        Service::new(name, address, protocol, scheduler, "nat")
     }
 
     /// Adds a real server.
@@ -193,15 +372,35 @@ pub struct Topology {
     pub client: Netns,
     pub lb: Netns,
     pub switch: Netns,
+    /// DR, TUN: the router between the client and the rest.
+    pub router: Option<Netns>,
     pub real_servers: Vec<RealServer>,
+    /// The forwarding method the topology is built for.
+    pub method: Method,
+    /// The address tests use for the virtual server.
+    pub vip: String,
+    /// The port the real servers' HTTP servers listen on.
+    pub http_port: u16,
     /// The client's interface.
     pub client_dev: String,
-    /// rvsd's outside port (in `lb`).
+    /// rvsd's outside port (in `lb`; DR: its only port).
     pub outside_dev: String,
-    /// rvsd's inside port (in `lb`).
+    /// rvsd's inside port (in `lb`; empty for DR).
     pub inside_dev: String,
     /// The lb kernel's management interface, when built with one.
     pub management_dev: Option<String>,
+    /// rvsd's ports, in config order.
+    pub ports: Vec<RvsdPort>,
+    /// rvsd's routes beyond its connected subnets.
+    pub routes: Vec<RvsdRoute>,
+    /// `dataplane.conn_table_size` of the generated config: room for a
+    /// thousand short connections in TIME_WAIT and more.
+    pub conn_table_size: u32,
+    /// `dataplane.idle_sleep_us` of the generated config: the worker
+    /// sleeps this long after an empty poll, so an idle rvsd leaves the
+    /// CPU to the clients and servers it shares the machine with. 20 by
+    /// default; `RVS_TEST_IDLE_SLEEP_US` sets another (to measure).
+    pub idle_sleep_us: u32,
     /// Which HTTP server the real servers run.
     pub http: HttpServer,
     pub dir: TempDir,
@@ -232,45 +431,191 @@ impl Topology {
     /// The NAT topology with `n` real servers (rs1 .. rsN), each running
     /// its HTTP server.
     pub fn nat(n: usize) -> Topology {
-        Topology::build(n, false)
+        Topology::build_nat(n, false)
     }
 
     /// [`Topology::nat`] plus a management path from the lb namespace's
     /// kernel (10.1.0.254/24) to the real servers.
     pub fn nat_with_management(n: usize) -> Topology {
-        Topology::build(n, true)
+        Topology::build_nat(n, true)
     }
 
-    fn build(n: usize, management: bool) -> Topology {
+    /// The DR topology with `n` real servers.
+    pub fn dr(n: usize) -> Topology {
+        let started = Instant::now();
+        let mut topo = Topology::empty(Method::Dr, n);
+        let router = router_netns();
+
+        // client <-> router.
+        let c = support::veth_pair(&topo.client, &router);
+        topo.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
+        topo.client
+            .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
+        router.add_address(&c.b, &format!("{OUTSIDE_IP}/24"));
+        topo.client_dev = c.a;
+
+        // The segment: router, rvsd and the real servers on br0.
+        topo.make_bridge();
+        let r = support::veth_pair(&router, &topo.switch);
+        router.add_address(&r.a, &format!("{SEGMENT_ROUTER_IP}/24"));
+        topo.bridge_port(&r.b);
+        let lan = support::veth_pair(&topo.lb, &topo.switch);
+        topo.bridge_port(&lan.b);
+        topo.outside_dev = lan.a.clone();
+        topo.ports.push(RvsdPort {
+            name: "lan".into(),
+            dev: lan.a,
+            cidr: format!("{SEGMENT_LB_IP}/24"),
+            mac: OUTSIDE_MAC.into(),
+        });
+        topo.routes.push(RvsdRoute {
+            prefix: "0.0.0.0/0".into(),
+            via: SEGMENT_ROUTER_IP.into(),
+            interface: "lan".into(),
+        });
+        topo.router = Some(router);
+
+        for i in 1..=n {
+            let ip = format!("203.0.113.{}", 10 + i);
+            let rs = topo.add_real_server(i, &ip, SEGMENT_ROUTER_IP);
+            // The VIP on lo, never announced nor answered for in ARP: the
+            // router must send VIP traffic to rvsd, not to a real server.
+            sysctls(
+                &rs.ns,
+                &[
+                    "net.ipv4.conf.all.arp_ignore=1",
+                    "net.ipv4.conf.all.arp_announce=2",
+                    &format!("net.ipv4.conf.{}.arp_ignore=1", rs.dev),
+                    &format!("net.ipv4.conf.{}.arp_announce=2", rs.dev),
+                ],
+            );
+            rs.ns.add_address("lo", &format!("{SEGMENT_VIP}/32"));
+            topo.real_servers.push(rs);
+        }
+        topo.start_http();
+        topo.report_built(started);
+        topo
+    }
+
+    /// The TUN topology with `n` real servers, each decapsulating with
+    /// `tests/netns/ipip_decap.py`.
+    pub fn tun(n: usize) -> Topology {
+        let started = Instant::now();
+        let mut topo = Topology::empty(Method::Tun, n);
+        let router = router_netns();
+
+        // client <-> router.
+        let c = support::veth_pair(&topo.client, &router);
+        topo.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
+        topo.client
+            .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
+        router.add_address(&c.b, &format!("{OUTSIDE_IP}/24"));
+        topo.client_dev = c.a;
+
+        // router <-> rvsd, twice: outside (the VIP's subnet), inside.
+        let out = support::veth_pair(&router, &topo.lb);
+        router.add_address(&out.a, &format!("{SEGMENT_ROUTER_IP}/24"));
+        let ins = support::veth_pair(&router, &topo.lb);
+        router.add_address(&ins.a, &format!("{TUN_ROUTER_INSIDE_IP}/24"));
+        topo.outside_dev = out.b.clone();
+        topo.inside_dev = ins.b.clone();
+        topo.ports.push(RvsdPort {
+            name: "outside".into(),
+            dev: out.b,
+            cidr: format!("{SEGMENT_LB_IP}/24"),
+            mac: OUTSIDE_MAC.into(),
+        });
+        topo.ports.push(RvsdPort {
+            name: "inside".into(),
+            dev: ins.b,
+            cidr: format!("{INSIDE_IP}/24"),
+            mac: INSIDE_MAC.into(),
+        });
+        topo.routes.push(RvsdRoute {
+            prefix: "0.0.0.0/0".into(),
+            via: SEGMENT_ROUTER_IP.into(),
+            interface: "outside".into(),
+        });
+        topo.routes.push(RvsdRoute {
+            prefix: "10.2.0.0/16".into(),
+            via: TUN_ROUTER_INSIDE_IP.into(),
+            interface: "inside".into(),
+        });
+
+        // router <-> the real servers' segment.
+        topo.make_bridge();
+        let r = support::veth_pair(&router, &topo.switch);
+        router.add_address(&r.a, &format!("{TUN_RS_GATEWAY}/24"));
+        topo.bridge_port(&r.b);
+        topo.router = Some(router);
+
+        for i in 1..=n {
+            let ip = format!("10.2.0.{}", 20 + i);
+            let rs = topo.add_real_server(i, &ip, TUN_RS_GATEWAY);
+            // Decapsulated packets come in on ipip0 from a client the
+            // namespace routes elsewhere.
+            sysctls(
+                &rs.ns,
+                &[
+                    "net.ipv4.conf.all.rp_filter=0",
+                    "net.ipv4.conf.default.rp_filter=0",
+                    &format!("net.ipv4.conf.{}.rp_filter=0", rs.dev),
+                ],
+            );
+            topo.real_servers.push(rs);
+        }
+        topo.start_decap();
+        topo.start_http();
+        topo.report_built(started);
+        topo
+    }
+
+    /// Namespaces and directory, no links yet.
+    fn empty(method: Method, n: usize) -> Topology {
         assert!(
             (1..=50).contains(&n),
-            "1 to 50 real servers, not {n} (10.1.0.11 up)"
+            "1 to 50 real servers, not {n} (addresses .11 up)"
         );
         support::require_root("network namespaces");
-        let started = Instant::now();
-        let dir = TempDir::new("nat");
-        let client = quiet_netns();
-        let lb = quiet_netns();
-        let switch = quiet_netns();
         let http = match std::env::var("RVS_TEST_HTTP_SERVER").as_deref() {
             Ok("python") => HttpServer::Python,
             Ok("nginx") => HttpServer::Nginx,
             _ if have("nginx") => HttpServer::Nginx,
             _ => HttpServer::Python,
         };
-        let mut topo = Topology {
+        let (vip, http_port) = match method {
+            Method::Nat => (VIP, HTTP_PORT),
+            Method::Dr | Method::Tun => (SEGMENT_VIP, VIRTUAL_PORT),
+        };
+        Topology {
             apps: Vec::new(),
-            client,
-            lb,
-            switch,
+            client: quiet_netns(),
+            lb: quiet_netns(),
+            switch: quiet_netns(),
+            router: None,
             real_servers: Vec::new(),
+            method,
+            vip: vip.into(),
+            http_port,
             client_dev: String::new(),
             outside_dev: String::new(),
             inside_dev: String::new(),
             management_dev: None,
+            ports: Vec::new(),
+            routes: Vec::new(),
+            conn_table_size: 65536,
+            idle_sleep_us: std::env::var("RVS_TEST_IDLE_SLEEP_US")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(20),
             http,
-            dir,
-        };
+            dir: TempDir::new(method.name()),
+        }
+    }
+
+    fn build_nat(n: usize, management: bool) -> Topology {
+        let started = Instant::now();
+        let mut topo = Topology::empty(Method::Nat, n);
 
         // client <-> lb (outside).
         let out = support::veth_pair(&topo.client, &topo.lb);
@@ -278,11 +623,46 @@ impl Topology {
         topo.client
             .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
         topo.client_dev = out.a;
-        topo.outside_dev = out.b;
+        topo.outside_dev = out.b.clone();
 
-        // The switch: a bridge without STP (ports forward at once), quiet.
-        let sw = &topo.switch;
-        sw.run_ok(
+        // lb (inside) <-> switch.
+        topo.make_bridge();
+        let inside = support::veth_pair(&topo.lb, &topo.switch);
+        topo.bridge_port(&inside.b);
+        topo.inside_dev = inside.a.clone();
+        topo.ports.push(RvsdPort {
+            name: "outside".into(),
+            dev: out.b,
+            cidr: format!("{OUTSIDE_IP}/24"),
+            mac: OUTSIDE_MAC.into(),
+        });
+        topo.ports.push(RvsdPort {
+            name: "inside".into(),
+            dev: inside.a,
+            cidr: format!("{INSIDE_IP}/24"),
+            mac: INSIDE_MAC.into(),
+        });
+
+        if management {
+            let mgmt = support::veth_pair(&topo.lb, &topo.switch);
+            topo.lb.add_address(&mgmt.a, &format!("{MANAGEMENT_IP}/24"));
+            topo.bridge_port(&mgmt.b);
+            topo.management_dev = Some(mgmt.a);
+        }
+
+        for i in 1..=n {
+            let ip = format!("10.1.0.{}", 10 + i);
+            let rs = topo.add_real_server(i, &ip, INSIDE_IP);
+            topo.real_servers.push(rs);
+        }
+        topo.start_http();
+        topo.report_built(started);
+        topo
+    }
+
+    /// The switch: a bridge without STP (ports forward at once), quiet.
+    fn make_bridge(&self) {
+        self.switch.run_ok(
             "ip",
             &[
                 "link",
@@ -299,59 +679,56 @@ impl Topology {
             ],
             CMD,
         );
-        sw.link_up("br0");
+        self.switch.link_up("br0");
+    }
 
-        // lb (inside) <-> switch.
-        let inside = support::veth_pair(&topo.lb, &topo.switch);
-        topo.switch
-            .run_ok("ip", &["link", "set", &inside.b, "master", "br0"], CMD);
-        topo.inside_dev = inside.a;
+    /// Puts the switch's end of a veth on br0.
+    fn bridge_port(&self, dev: &str) {
+        self.switch
+            .run_ok("ip", &["link", "set", dev, "master", "br0"], CMD);
+    }
 
-        if management {
-            let mgmt = support::veth_pair(&topo.lb, &topo.switch);
-            topo.lb.add_address(&mgmt.a, &format!("{MANAGEMENT_IP}/24"));
-            topo.switch
-                .run_ok("ip", &["link", "set", &mgmt.b, "master", "br0"], CMD);
-            topo.management_dev = Some(mgmt.a);
+    /// A real server `rs<i>` at `ip/24` on the switch, default route via
+    /// `gateway`, with its scratch directories (not yet in the list).
+    fn add_real_server(&self, i: usize, ip: &str, gateway: &str) -> RealServer {
+        let name = format!("rs{i}");
+        let ns = quiet_netns();
+        let v = support::veth_pair(&ns, &self.switch);
+        self.bridge_port(&v.b);
+        ns.add_address(&v.a, &format!("{ip}/24"));
+        ns.run_ok("ip", &["route", "add", "default", "via", gateway], CMD);
+        let rs_dir = self.dir.join(&name);
+        std::fs::create_dir_all(rs_dir.join("www").join("upload"))
+            .and_then(|_| std::fs::create_dir_all(rs_dir.join("tmp")))
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", rs_dir.display()));
+        RealServer {
+            name,
+            ip: ip.into(),
+            dev: v.a,
+            ns,
+            dir: rs_dir,
         }
+    }
 
-        // Real servers.
-        for i in 1..=n {
-            let name = format!("rs{i}");
-            let ip = format!("10.1.0.{}", 10 + i);
-            let ns = quiet_netns();
-            let v = support::veth_pair(&ns, &topo.switch);
-            topo.switch
-                .run_ok("ip", &["link", "set", &v.b, "master", "br0"], CMD);
-            ns.add_address(&v.a, &format!("{ip}/24"));
-            ns.run_ok("ip", &["route", "add", "default", "via", INSIDE_IP], CMD);
-            let rs_dir = topo.dir.join(&name);
-            std::fs::create_dir_all(rs_dir.join("www"))
-                .and_then(|_| std::fs::create_dir_all(rs_dir.join("tmp")))
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", rs_dir.display()));
-            topo.real_servers.push(RealServer {
-                name,
-                ip,
-                dev: v.a,
-                ns,
-                dir: rs_dir,
-            });
-        }
-        topo.start_http();
+    fn report_built(&self, started: Instant) {
         eprintln!(
-            "topology: client {} lb {} switch {} real servers {} ({:?}), built in {:.1} s",
-            topo.client.name(),
-            topo.lb.name(),
-            topo.switch.name(),
-            topo.real_servers
+            "topology {}: client {} lb {} switch {}{} real servers {} ({:?}), built in {:.1} s",
+            self.method.name(),
+            self.client.name(),
+            self.lb.name(),
+            self.switch.name(),
+            self.router
+                .as_ref()
+                .map(|r| format!(" router {}", r.name()))
+                .unwrap_or_default(),
+            self.real_servers
                 .iter()
                 .map(|r| format!("{}={}", r.name, r.ns.name()))
                 .collect::<Vec<_>>()
                 .join(" "),
-            topo.http,
+            self.http,
             started.elapsed().as_secs_f64()
         );
-        topo
     }
 
     // ------------------------------------------------------------- apps
@@ -373,6 +750,39 @@ impl Topology {
         self.apps.push(App { what, child, log });
     }
 
+    /// Starts `ipip_decap.py` in every real server and waits until each
+    /// says it is ready (its `ipip0` holds the VIP).
+    fn start_decap(&mut self) {
+        let script = support::repo_root().join("tests/netns/ipip_decap.py");
+        let script = path_str(&script);
+        for i in 0..self.real_servers.len() {
+            let rs = &self.real_servers[i];
+            let (what, log) = (format!("{} ipip decap", rs.name), rs.dir.join("decap.log"));
+            let mut cmd = rs.ns.command("python3");
+            cmd.args(["-u", &script, "--dev", DECAP_DEV, "--vip", &self.vip]);
+            self.spawn(what, cmd, log);
+        }
+        for i in 0..self.real_servers.len() {
+            let log = self.real_servers[i].dir.join("decap.log");
+            let deadline = Instant::now() + APP_START;
+            loop {
+                self.check_apps_alive();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.lines().any(|l| l.starts_with("ready:")) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} ipip decapsulator not ready after {:.0} s\n{}",
+                    self.real_servers[i].name,
+                    APP_START.as_secs_f64(),
+                    self.app_logs()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
     /// Starts the HTTP server in every real server and waits until each
     /// answers `GET /` with its name (asked from inside its namespace).
     fn start_http(&mut self) {
@@ -388,7 +798,7 @@ impl Topology {
             write_file(&www.join(BIG_FILE), &big);
             let (program, args): (&str, Vec<String>) = match self.http {
                 HttpServer::Nginx => {
-                    let conf = nginx_conf(&name, &dir);
+                    let conf = nginx_conf(&name, &dir, self.http_port);
                     write_file(&dir.join("nginx.conf"), conf.as_bytes());
                     (
                         "nginx",
@@ -407,7 +817,7 @@ impl Topology {
                     vec![
                         "-m".into(),
                         "http.server".into(),
-                        HTTP_PORT.to_string(),
+                        self.http_port.to_string(),
                         "--bind".into(),
                         "0.0.0.0".into(),
                         "--directory".into(),
@@ -426,7 +836,7 @@ impl Topology {
     }
 
     fn wait_http(&mut self, i: usize) {
-        let url = format!("http://127.0.0.1:{HTTP_PORT}/");
+        let url = format!("http://127.0.0.1:{}/", self.http_port);
         let deadline = Instant::now() + APP_START;
         let mut last = None;
         while Instant::now() < deadline {
@@ -483,6 +893,47 @@ impl Topology {
         }
     }
 
+    /// Writes `len` random bytes to `huge.bin` once and hard-links it into
+    /// every real server's document root (one copy on disk, removed with
+    /// the topology). Returns the URL path and the file's sha256 (hex).
+    pub fn serve_huge_file(&self, len: u64) -> (String, String) {
+        const MIB: u64 = 1 << 20;
+        remove_stale_huge_files();
+        assert!(
+            len.is_multiple_of(MIB) && len > 0,
+            "a whole number of MiB, not {len}"
+        );
+        let file = self.dir.join("huge.bin");
+        let of = format!("of={}", path_str(&file));
+        let count = format!("count={}", len / MIB);
+        support::run_ok(
+            "dd",
+            &[
+                "if=/dev/urandom",
+                &of,
+                "bs=1M",
+                &count,
+                "iflag=fullblock",
+                "status=none",
+            ],
+            Duration::from_secs(60),
+        );
+        let sum = support::run_ok("sha256sum", &[&path_str(&file)], Duration::from_secs(60));
+        let sha = sum
+            .stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(sha.len(), 64, "sha256sum printed no digest: {sum}");
+        for rs in &self.real_servers {
+            let link = rs.dir.join("www").join("huge.bin");
+            std::fs::hard_link(&file, &link)
+                .unwrap_or_else(|e| panic!("cannot link {}: {e}", link.display()));
+        }
+        ("/huge.bin".into(), sha)
+    }
+
     /// Panics with the logs when a server the topology started has exited.
     pub fn check_apps_alive(&mut self) {
         let mut dead = Vec::new();
@@ -494,6 +945,13 @@ impl Topology {
         if !dead.is_empty() {
             panic!("{}\n{}", dead.join("\n"), self.app_logs());
         }
+    }
+
+    /// True when every server the topology started still runs.
+    pub fn apps_alive(&mut self) -> bool {
+        self.apps
+            .iter_mut()
+            .all(|a| matches!(a.child.try_wait(), Ok(None)))
     }
 
     /// The logs of the servers the topology started.
@@ -525,9 +983,31 @@ impl Topology {
         self.dir.join("rvsd.sock")
     }
 
+    /// The web service of the tests: `VIP:80/tcp` over the topology's real
+    /// servers (at their HTTP port) with `weights`, forwarded by the
+    /// topology's method.
+    pub fn web(&self, scheduler: &str, weights: &[u32]) -> Service {
+        assert_eq!(
+            weights.len(),
+            self.real_servers.len(),
+            "one weight per real server"
+        );
+        let mut s = Service::new(
+            "web",
+            &format!("{}:80", self.vip),
+            "tcp",
+            scheduler,
+            self.method.name(),
+        );
+        for (rs, &w) in self.real_servers.iter().zip(weights) {
+            s = s.real(rs.addr(self.http_port), w);
+        }
+        s
+    }
+
     /// An rvsd config for this topology: `workers` (1 or 2) poll-mode
-    /// workers, the outside and inside ports on `net_af_packet` (one queue
-    /// pair per worker), and `services`.
+    /// workers, its ports on `net_af_packet` (one queue pair per worker),
+    /// its routes, and `services`.
     pub fn rvsd_config(&self, workers: usize, services: &[Service]) -> String {
         assert!(
             (1..=2).contains(&workers),
@@ -557,30 +1037,35 @@ impl Topology {
         };
         let q = support::toml_str;
         let mut t = String::new();
-        let _ = writeln!(t, "# generated by tests/netns for {}", self.lb.name());
+        let _ = writeln!(
+            t,
+            "# generated by tests/netns for {} ({})",
+            self.lb.name(),
+            self.method.name()
+        );
         let _ = writeln!(t, "[dpdk]");
         let _ = writeln!(t, "eal_args = [{}]", list(&eal));
         let _ = writeln!(t, "workers = {worker_list}");
         let _ = writeln!(t, "\n[dataplane]");
         let _ = writeln!(t, "burst_size = 32");
-        let _ = writeln!(t, "conn_table_size = 4096");
-        let _ = writeln!(t, "idle_sleep_us = 50");
-        for (i, (name, dev, addr, mac)) in [
-            ("outside", &self.outside_dev, OUTSIDE_IP, OUTSIDE_MAC),
-            ("inside", &self.inside_dev, INSIDE_IP, INSIDE_MAC),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        let _ = writeln!(t, "conn_table_size = {}", self.conn_table_size);
+        let _ = writeln!(t, "idle_sleep_us = {}", self.idle_sleep_us);
+        for (i, port) in self.ports.iter().enumerate() {
             let _ = writeln!(t, "\n[[interface]]");
-            let _ = writeln!(t, "name = {}", q(name));
+            let _ = writeln!(t, "name = {}", q(&port.name));
             let _ = writeln!(
                 t,
                 "device = {}",
-                q(&format!("net_af_packet{i},iface={dev}{qpairs}"))
+                q(&format!("net_af_packet{i},iface={}{qpairs}", port.dev))
             );
-            let _ = writeln!(t, "addresses = [{}]", q(&format!("{addr}/24")));
-            let _ = writeln!(t, "mac = {}", q(mac));
+            let _ = writeln!(t, "addresses = [{}]", q(&port.cidr));
+            let _ = writeln!(t, "mac = {}", q(&port.mac));
+        }
+        for r in &self.routes {
+            let _ = writeln!(t, "\n[[route]]");
+            let _ = writeln!(t, "prefix = {}", q(&r.prefix));
+            let _ = writeln!(t, "via = {}", q(&r.via));
+            let _ = writeln!(t, "interface = {}", q(&r.interface));
         }
         let _ = writeln!(t, "\n[control]");
         let _ = writeln!(t, "socket = {}", q(&path_str(&self.socket_path())));
@@ -591,6 +1076,10 @@ impl Topology {
             let _ = writeln!(t, "protocol = {}", q(&s.protocol));
             let _ = writeln!(t, "scheduler = {}", q(&s.scheduler));
             let _ = writeln!(t, "forward = {}", q(&s.forward));
+            if let Some(kind) = &s.health_check {
+                let _ = writeln!(t, "\n  [virtual_server.health_check]");
+                let _ = writeln!(t, "  type = {}", q(kind));
+            }
             for (addr, weight) in &s.real_servers {
                 let _ = writeln!(t, "\n  [[virtual_server.real_server]]");
                 let _ = writeln!(t, "  address = {}", q(addr));
@@ -663,6 +1152,11 @@ impl Topology {
     }
 
     // -------------------------------------------------------- clients
+
+    /// `http://VIP:80` of this topology.
+    pub fn vip_host(&self) -> String {
+        format!("{}:80", self.vip)
+    }
 
     /// `curl -s -m 5 http://HOST/PATH` in the client namespace (one
     /// connection).
@@ -744,6 +1238,84 @@ impl Topology {
         Ok(bytes)
     }
 
+    /// Downloads `http://HOST/PATH` in the client namespace straight into
+    /// `sha256sum` (nothing on disk). `Ok` with the digest and curl's own
+    /// byte count and transfer time, or `Err` with the command's output.
+    pub fn download_sha256(
+        &self,
+        host: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Transfer, CmdOutput> {
+        let url = format!("http://{host}{path}");
+        let max = timeout.as_secs().max(1);
+        // `%{stderr}` sends the -w report to stderr: stdout is the body.
+        let script = format!(
+            "set -o pipefail; curl -sSf -m {max} -w '%{{stderr}}rvs-transfer: %{{size_download}} %{{time_total}}\\n' \
+             -o - '{url}' | sha256sum"
+        );
+        let out = self
+            .client
+            .run("bash", &["-c", &script], timeout + Duration::from_secs(10));
+        if !out.success() {
+            return Err(out);
+        }
+        let sha = out.stdout.split_whitespace().next().unwrap_or_default();
+        let report = out
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("rvs-transfer: "))
+            .map(|r| r.split_whitespace().collect::<Vec<_>>());
+        match report.as_deref() {
+            Some([bytes, secs]) if sha.len() == 64 => Ok(Transfer {
+                sha256: sha.to_string(),
+                bytes: bytes.parse().unwrap_or(0),
+                seconds: secs.parse().unwrap_or(f64::NAN),
+            }),
+            _ => Err(out),
+        }
+    }
+
+    /// `PUT http://HOST/upload/NAME` of `file` from the client namespace
+    /// (nginx real servers store it under `www/upload/`).
+    pub fn upload(&self, host: &str, name: &str, file: &Path, timeout: Duration) -> CmdOutput {
+        let url = format!("http://{host}/upload/{name}");
+        let max = timeout.as_secs().max(1).to_string();
+        self.client.run(
+            "curl",
+            &[
+                "-sS",
+                "-f",
+                "-m",
+                &max,
+                "-H",
+                "Expect:",
+                "-T",
+                &path_str(file),
+                &url,
+            ],
+            timeout + Duration::from_secs(5),
+        )
+    }
+
+    /// Runs `wrk -t THREADS -c CONNECTIONS -d SECONDS` against
+    /// `http://VIP:80/` in the client namespace and parses its report.
+    pub fn wrk(&self, threads: u32, connections: u32, seconds: u32) -> WrkReport {
+        let url = format!("http://{}/", self.vip_host());
+        let (t, c, d) = (
+            threads.to_string(),
+            connections.to_string(),
+            format!("{seconds}s"),
+        );
+        let out = self.client.run(
+            "wrk",
+            &["-t", &t, "-c", &c, "-d", &d, "--timeout", "5s", &url],
+            Duration::from_secs(u64::from(seconds) + 30),
+        );
+        assert!(out.success(), "wrk failed: {out}");
+        WrkReport::parse(&out.stdout).unwrap_or_else(|e| panic!("wrk's report: {e}\n{out}"))
+    }
+
     /// Sends `count` datagrams (`rvs-udp-<i>`) from one client socket to
     /// `host:port`, each waiting up to 2 s for its echo. One result per
     /// datagram: the echo's source `ip:port`, or `None` when none came.
@@ -777,6 +1349,246 @@ impl Topology {
         serde_json::from_str(out.stdout.trim())
             .unwrap_or_else(|e| panic!("UDP client printed no JSON list ({e}): {out}"))
     }
+
+    // --------------------------------------------------- shared checks
+
+    /// The issue's first check: `n` sequential requests to `http://VIP/`,
+    /// one connection each (so the scheduler decides every one), all
+    /// answered; each real server's share within 5% (relative) of its
+    /// weight's share; and `rvsadm --json list` counting, per real server,
+    /// exactly the connections the client saw it answer. Prints a
+    /// `RESULT` line; returns the answers per real server.
+    pub fn check_sequential_split(
+        &self,
+        rvsd: &Rvsd,
+        scheduler: &str,
+        weights: &[u32],
+        n: usize,
+    ) -> BTreeMap<String, usize> {
+        let started = Instant::now();
+        let results = self.http_get_many(&self.vip_host(), "/", n);
+        let elapsed = started.elapsed();
+        assert_all_answered(&results, rvsd);
+        let counts = count_answers(&results);
+        let total: u32 = weights.iter().sum();
+        for (rs, &w) in self.real_servers.iter().zip(weights) {
+            let got = counts.get(&rs.name).copied().unwrap_or(0) as f64;
+            let want = n as f64 * f64::from(w) / f64::from(total);
+            assert!(
+                (got - want).abs() <= 0.05 * want,
+                "{} {scheduler} {weights:?}: {} answered {got} of {n}, expected {want:.1} ± 5%: {counts:?}",
+                self.method.name(),
+                rs.name
+            );
+        }
+        assert_eq!(
+            counts.values().sum::<usize>(),
+            n,
+            "answers from unknown servers: {counts:?}"
+        );
+
+        let list = self.rvsadm_list_until(SETTLE, |l| total_conns(l, "web") >= n as u64);
+        let listed = listed_real_servers(&list, "web");
+        assert_eq!(listed.len(), self.real_servers.len(), "{list}");
+        let vs = list["virtual_servers"]
+            .as_array()
+            .and_then(|v| v.iter().find(|vs| vs["name"] == "web"))
+            .unwrap_or_else(|| panic!("no service web: {list}"));
+        assert_eq!(vs["forward"], self.method.name(), "{list}");
+        assert_eq!(vs["scheduler"], scheduler, "{list}");
+        for (rs, entry) in self.real_servers.iter().zip(listed) {
+            assert_eq!(entry["address"], rs.addr(self.http_port), "{list}");
+            let saw = counts.get(&rs.name).copied().unwrap_or(0) as u64;
+            assert_eq!(
+                entry["conns"].as_u64(),
+                Some(saw),
+                "rvsadm counts {} connections to {}, the client saw {saw} answers: {list}",
+                entry["conns"],
+                rs.name
+            );
+        }
+        result_line(&format!(
+            "{} {scheduler} weights={weights:?} requests={n} split={} in {:.1} s ({:.0} connections/s)",
+            self.method.name(),
+            counts
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64()
+        ));
+        counts
+    }
+
+    /// The issue's second check: `wrk -t 2 -c 100 -d 10s` (keep-alive)
+    /// through the VIP with no socket errors and no non-2xx/3xx answers;
+    /// prints the requests per second.
+    pub fn check_wrk(&self, rvsd: &Rvsd) -> WrkReport {
+        let report = self.wrk(2, 100, 10);
+        assert!(
+            report.requests > 0,
+            "wrk made no request: {}\n--- rvsd log ---\n{}",
+            report.raw,
+            rvsd.log()
+        );
+        assert_eq!(
+            report.socket_errors,
+            0,
+            "wrk socket errors: {}\n--- rvsd log ---\n{}",
+            report.raw,
+            rvsd.log()
+        );
+        assert_eq!(report.non_2xx_3xx, 0, "wrk non-2xx: {}", report.raw);
+        result_line(&format!(
+            "{} wrk -t 2 -c 100 -d 10s: rps={:.0} requests={} latency_avg={} (rvsd idle_sleep_us={}, {} real servers)",
+            self.method.name(),
+            report.requests_per_sec,
+            report.requests,
+            report.latency_avg,
+            self.idle_sleep_us,
+            self.real_servers.len()
+        ));
+        report
+    }
+
+    /// The issue's third check: a `len`-byte download through the VIP,
+    /// byte-exact (its sha256 matches the served file's); prints the
+    /// throughput.
+    pub fn check_huge_download(&self, rvsd: &Rvsd, len: u64) -> Transfer {
+        let (path, want) = self.serve_huge_file(len);
+        let t = self
+            .download_sha256(&self.vip_host(), &path, Duration::from_secs(120))
+            .unwrap_or_else(|out| {
+                panic!("download failed: {out}\n--- rvsd log ---\n{}", rvsd.log())
+            });
+        assert_eq!(t.bytes, len, "downloaded length");
+        assert_eq!(t.sha256, want, "sha256 of the downloaded bytes");
+        result_line(&format!(
+            "{} download {} MiB: sha256 ok, {:.2} s, {:.1} MB/s",
+            self.method.name(),
+            len >> 20,
+            t.seconds,
+            t.bytes as f64 / t.seconds / 1e6
+        ));
+        t
+    }
+}
+
+/// What [`Topology::download_sha256`] measured.
+#[derive(Clone, Debug)]
+pub struct Transfer {
+    pub sha256: String,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// The parts of wrk's report the tests judge.
+#[derive(Clone, Debug, Default)]
+pub struct WrkReport {
+    pub requests: u64,
+    pub requests_per_sec: f64,
+    /// `connect + read + write + timeout` of its `Socket errors:` line (0
+    /// when it printed none).
+    pub socket_errors: u64,
+    /// Its `Non-2xx or 3xx responses:` (0 when it printed none).
+    pub non_2xx_3xx: u64,
+    /// The average latency as wrk printed it (`2.51ms`).
+    pub latency_avg: String,
+    /// The whole report.
+    pub raw: String,
+}
+
+impl WrkReport {
+    /// Parses wrk's standard report.
+    pub fn parse(text: &str) -> Result<WrkReport, String> {
+        let mut r = WrkReport {
+            raw: text.to_string(),
+            requests_per_sec: f64::NAN,
+            ..WrkReport::default()
+        };
+        let mut saw_requests = false;
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("Requests/sec:") {
+                r.requests_per_sec = rest.trim().parse().map_err(|e| format!("{line}: {e}"))?;
+            } else if let Some(rest) = line.strip_prefix("Socket errors:") {
+                // "connect 0, read 0, write 0, timeout 0"
+                r.socket_errors = rest
+                    .split(',')
+                    .filter_map(|p| p.split_whitespace().nth(1))
+                    .map(|n| n.parse::<u64>().unwrap_or(u64::MAX))
+                    .sum();
+            } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+                r.non_2xx_3xx = rest.trim().parse().unwrap_or(u64::MAX);
+            } else if line.starts_with("Latency") {
+                r.latency_avg = line.split_whitespace().nth(1).unwrap_or("").into();
+            } else if let Some((n, _)) = line.split_once(" requests in ") {
+                r.requests = n.trim().parse().map_err(|e| format!("{line}: {e}"))?;
+                saw_requests = true;
+            }
+        }
+        if !saw_requests || r.requests_per_sec.is_nan() {
+            return Err("no `N requests in` or `Requests/sec:` line".into());
+        }
+        Ok(r)
+    }
+}
+
+/// Frees the large files of topologies whose test process is gone (a run
+/// interrupted before its guards ran): `huge.bin` and its links in the
+/// real servers' document roots. The rest (logs, configs) stays for a
+/// look, as small as before. The creator's pid is the first 5 base-36
+/// digits of the directory's token (`support::unique_token`).
+fn remove_stale_huge_files() {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(token) = ["nat", "dr", "tun"]
+            .iter()
+            .find_map(|m| name.strip_prefix(&format!("rvst-{m}-")))
+        else {
+            continue;
+        };
+        let Some(pid) = token.get(..5).and_then(|p| u32::from_str_radix(p, 36).ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let topo_dir = entry.path();
+        let _ = std::fs::remove_file(topo_dir.join("huge.bin"));
+        for sub in std::fs::read_dir(&topo_dir).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_file(sub.path().join("www").join("huge.bin"));
+        }
+    }
+}
+
+/// Asserts every request succeeded; says which failed and shows rvsd's log.
+pub fn assert_all_answered(results: &[Result<String, String>], rvsd: &Rvsd) {
+    let failed: Vec<(usize, &String)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed; first: #{} {}\n--- rvsd log ---\n{}",
+        failed.len(),
+        results.len(),
+        failed[0].0,
+        failed[0].1,
+        rvsd.log()
+    );
+}
+
+/// Stops rvsd, asserting a clean exit; returns the `stats:` JSON.
+pub fn stop_rvsd(mut rvsd: Rvsd) -> serde_json::Value {
+    let stopped = rvsd.stop(RVSD_STOP);
+    assert!(!stopped.killed, "rvsd ignored SIGTERM\n{}", stopped.log);
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.log);
+    stopped.stats()
 }
 
 /// The sum of `conns` over every real server of `service` (0 when the
@@ -821,13 +1633,13 @@ fn write_file(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
-fn path_str(p: &Path) -> String {
+pub fn path_str(p: &Path) -> String {
     p.to_str()
         .unwrap_or_else(|| panic!("path {} is not UTF-8", p.display()))
         .to_string()
 }
 
-fn nginx_conf(name: &str, dir: &Path) -> String {
+fn nginx_conf(name: &str, dir: &Path, port: u16) -> String {
     let d = path_str(dir);
     format!(
         "# {name}: generated by tests/netns\n\
@@ -837,7 +1649,7 @@ fn nginx_conf(name: &str, dir: &Path) -> String {
          user root;\n\
          pid {d}/nginx.pid;\n\
          error_log {d}/error.log warn;\n\
-         events {{ worker_connections 512; }}\n\
+         events {{ worker_connections 1024; }}\n\
          http {{\n\
          \x20   access_log off;\n\
          \x20   client_body_temp_path {d}/tmp/body;\n\
@@ -846,11 +1658,17 @@ fn nginx_conf(name: &str, dir: &Path) -> String {
          \x20   uwsgi_temp_path {d}/tmp/uwsgi;\n\
          \x20   scgi_temp_path {d}/tmp/scgi;\n\
          \x20   default_type application/octet-stream;\n\
-         \x20   keepalive_timeout 5;\n\
+         \x20   sendfile on;\n\
+         \x20   keepalive_timeout 30;\n\
+         \x20   keepalive_requests 1000000;\n\
          \x20   server {{\n\
-         \x20       listen {HTTP_PORT};\n\
+         \x20       listen {port};\n\
          \x20       root {d}/www;\n\
          \x20       index index.html;\n\
+         \x20       location /upload/ {{\n\
+         \x20           dav_methods PUT;\n\
+         \x20           client_max_body_size 0;\n\
+         \x20       }}\n\
          \x20   }}\n\
          }}\n"
     )
