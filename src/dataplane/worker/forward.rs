@@ -713,8 +713,9 @@ impl<F: Frame> Worker<F> {
     ) -> Result<(), DropReason> {
         let hop = self.routes.lookup(real).ok_or(DropReason::NoRoute)?;
         let mtu = self.ports[usize::from(hop.port)].mtu;
-        if let Err(XmitError::TooBig { mtu: inner_mtu }) = tun::check_fits(&frame.data()[l3..], mtu)
-        {
+        let too_big = tun::check_fits(&frame.data()[l3..], mtu).is_err();
+        if too_big && tun::dont_fragment(&frame.data()[l3..]) {
+            let inner_mtu = mtu.saturating_sub(tun::OVERHEAD as u16);
             return self.frag_needed(l3, inner_mtu, frame, now, out);
         }
         if !frame.prepend(tun::OVERHEAD) {
@@ -726,7 +727,52 @@ impl<F: Frame> Worker<F> {
         data.copy_within(tun::OVERHEAD..tun::OVERHEAD + l3, 0);
         tun::encapsulate(&mut data[l3..], hop.src, real, ident);
         self.stats.forwarded += 1;
+        if too_big {
+            return self.send_fragmented(l3, mtu, hop.port, hop.address, frame, now, out);
+        }
         self.send_to(usize::from(hop.port), hop.address, frame, now, out);
+        Ok(())
+    }
+
+    /// Sends an encapsulated packet too big for `mtu` (inner DF clear) as
+    /// outer IPv4 fragments: the first in the received buffer, the rest in
+    /// buffers from the pool.
+    #[allow(clippy::too_many_arguments)]
+    fn send_fragmented<O: Output<F>>(
+        &mut self,
+        l3: usize,
+        mtu: u16,
+        port: u16,
+        next_hop: Ipv4Addr,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let chunk = tun::fragment_payload(mtu);
+        let payload = frame.data().len() - l3 - tun::OVERHEAD;
+        if chunk == 0 {
+            return Err(DropReason::TooBig);
+        }
+        let mut offset = chunk;
+        while offset < payload {
+            let len = chunk.min(payload - offset);
+            let Some(mut piece) = out.alloc(l3 + tun::OVERHEAD + len) else {
+                return Err(DropReason::TooBig);
+            };
+            {
+                let src = frame.data();
+                let dst = piece.data_mut();
+                dst[..l3 + tun::OVERHEAD].copy_from_slice(&src[..l3 + tun::OVERHEAD]);
+                let start = l3 + tun::OVERHEAD + offset;
+                dst[l3 + tun::OVERHEAD..].copy_from_slice(&src[start..start + len]);
+                tun::set_fragment(&mut dst[l3..], len, offset, offset + len < payload);
+            }
+            self.send_to(usize::from(port), next_hop, piece, now, out);
+            offset += len;
+        }
+        tun::set_fragment(&mut frame.data_mut()[l3..], chunk, 0, true);
+        frame.truncate(l3 + tun::OVERHEAD + chunk);
+        self.send_to(usize::from(port), next_hop, frame, now, out);
         Ok(())
     }
 

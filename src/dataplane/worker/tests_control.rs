@@ -270,3 +270,44 @@ fn connection_dumps_come_back_on_the_reply_channel() {
     assert_eq!(conns[0].virtual_server, Endpoint::new(VIP, 80));
     assert_eq!(conns[0].client.ip, CLIENT);
 }
+
+#[test]
+fn a_tunnelled_packet_too_big_without_df_leaves_as_outer_fragments() {
+    let mut svc = service(&RS[..1], false);
+    svc.forward = ForwardMethod::Tun;
+    svc.real_servers[0].endpoint = Endpoint::new(RS[0], 80);
+    svc.key.vip = Endpoint::new(VIP, 80);
+    let mut w = worker(ServiceTable::new(vec![svc]));
+    // A 1500-byte SYN (with data) from the client, DF clear.
+    let mut f = segment(7000, 0x02);
+    f.resize(14 + 1500, 0xab);
+    f[14 + 2..14 + 4].copy_from_slice(&1500u16.to_be_bytes());
+    f[14 + 6] = 0; // DF clear
+    f[14 + 10] = 0;
+    f[14 + 11] = 0;
+    let ck = checksum::checksum(&f[14..34]);
+    f[14 + 10..14 + 12].copy_from_slice(&ck.to_be_bytes());
+    let inner = f[14..].to_vec();
+    let sent = send(&mut w, &f);
+    assert_eq!(sent.len(), 2, "two outer fragments");
+    let mut payload = vec![0u8; 1520];
+    let mut covered = 0;
+    for (port, frag) in &sent {
+        assert_eq!(*port, 1);
+        let ip = &frag[14..];
+        assert!(checksum::is_valid(&ip[..20]));
+        assert_eq!(ip[9], 4, "IPIP");
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let word = u16::from_be_bytes([ip[6], ip[7]]);
+        let offset = usize::from(word & 0x1fff) * 8;
+        payload[offset..offset + total - 20].copy_from_slice(&ip[20..total]);
+        covered += total - 20;
+        assert!(total <= 1500);
+    }
+    assert_eq!(covered, 1500);
+    assert_eq!(
+        &payload[..1500],
+        &inner[..],
+        "reassembles to the inner packet"
+    );
+}

@@ -23,9 +23,7 @@ pub const OUTER_TTL: u8 = 64;
 pub const ICMP_TTL: u8 = 64;
 
 /// Whether `inner` (an IPv4 packet) fits an `mtu` once encapsulated;
-/// `Err(TooBig)` with the inner MTU to report when it does not and DF is
-/// set. Without DF a too-big packet is also refused (rvs does not
-/// fragment), reported the same way.
+/// `Err(TooBig)` with the inner MTU to report when it does not.
 pub fn check_fits(inner: &[u8], mtu: u16) -> Result<(), XmitError> {
     let total = usize::from(get_u16(inner, 2));
     if total + OVERHEAD > usize::from(mtu) {
@@ -34,6 +32,31 @@ pub fn check_fits(inner: &[u8], mtu: u16) -> Result<(), XmitError> {
         });
     }
     Ok(())
+}
+
+/// True when the inner packet forbids fragmentation (DF): a too-big one
+/// is answered with ICMP; without DF the outer packet is fragmented, as a
+/// router (and IPVS) would.
+pub fn dont_fragment(inner: &[u8]) -> bool {
+    inner[6] & 0x40 != 0
+}
+
+/// Payload bytes per outer fragment for `mtu`: what fits after the outer
+/// header, rounded down to the 8-byte unit fragment offsets count in.
+pub fn fragment_payload(mtu: u16) -> usize {
+    (usize::from(mtu).saturating_sub(OVERHEAD) / 8) * 8
+}
+
+/// Turns an outer IPv4 header (20 bytes, no options) into the header of a
+/// fragment carrying `payload_len` bytes at byte `offset` of the outer
+/// payload, with More Fragments set when `more`; recomputes its checksum.
+pub fn set_fragment(outer: &mut [u8], payload_len: usize, offset: usize, more: bool) {
+    put_u16(outer, 2, (OVERHEAD + payload_len) as u16);
+    let flags_frag = ((offset / 8) as u16 & 0x1fff) | if more { 0x2000 } else { 0 };
+    put_u16(outer, 6, flags_frag);
+    put_u16(outer, 10, 0);
+    let ck = checksum::checksum(&outer[..OVERHEAD]);
+    put_u16(outer, 10, ck);
 }
 
 /// Writes the outer header into the first [`OVERHEAD`] bytes of `buf`,
@@ -164,6 +187,34 @@ mod tests {
             7,
         );
         assert_eq!(buf[6], 0);
+    }
+
+    #[test]
+    fn fragments_carry_offsets_in_eight_byte_units() {
+        assert_eq!(fragment_payload(1500), 1480);
+        assert_eq!(fragment_payload(1000), 976);
+        let mut buf = vec![0u8; OVERHEAD];
+        buf.extend_from_slice(&inner(1600, false));
+        encapsulate(
+            &mut buf,
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+            7,
+        );
+        assert!(!dont_fragment(&buf[OVERHEAD..]));
+        let mut second = buf[..OVERHEAD].to_vec();
+        set_fragment(&mut buf[..OVERHEAD], 1480, 0, true);
+        set_fragment(&mut second, 120, 1480, false);
+        assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), 1500);
+        assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 0x2000, "MF, offset 0");
+        assert_eq!(u16::from_be_bytes([second[2], second[3]]), 140);
+        assert_eq!(
+            u16::from_be_bytes([second[6], second[7]]),
+            185,
+            "offset 1480/8"
+        );
+        assert_eq!(csum(&buf[..20]), 0);
+        assert_eq!(csum(&second[..20]), 0);
     }
 
     #[test]
