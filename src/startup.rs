@@ -160,6 +160,8 @@ pub fn worker_setup(
         seed,
         worker_index: 0,
         worker_count: config.dpdk.workers.len(),
+        floating: Vec::new(),
+        master: true,
     }
 }
 

@@ -91,7 +91,15 @@ pub fn run<I: PacketIo, C: Clock>(
         let now = clock.now_ns();
         if let Some(rx) = commands {
             while let Ok(cmd) = rx.try_recv() {
-                worker.command(cmd, now);
+                let mut stats = WorkerStats::default();
+                let mut sink = Sink {
+                    io: &mut *io,
+                    tx: &mut tx,
+                    handover: &mut handover,
+                    stats: &mut stats,
+                };
+                worker.command(cmd, now, &mut sink);
+                worker.stats.add(&stats);
             }
         }
         let received = poll_once(worker, io, now, &mut rx, &mut tx, &mut handover);

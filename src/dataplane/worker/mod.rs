@@ -72,6 +72,12 @@ pub struct WorkerSetup {
     pub seed: u64,
     /// This worker's index among all workers (`0..worker_count`).
     pub worker_index: usize,
+    /// Own addresses that move with the VIPs between an HA pair (e.g. the
+    /// inside gateway NAT real servers route through): answered only
+    /// while master.
+    pub floating: Vec<Ipv4Addr>,
+    /// Whether this balancer starts as master (standalone: true).
+    pub master: bool,
     /// Number of workers: a connection is owned by worker
     /// `hash(client) % worker_count`; others hand its packets over.
     pub worker_count: usize,
@@ -98,6 +104,8 @@ impl WorkerSetup {
             seed: 0x5eed,
             worker_index: 0,
             worker_count: 1,
+            floating: Vec::new(),
+            master: true,
         }
     }
 }
@@ -125,6 +133,15 @@ pub enum Command {
     },
     /// A new service table (a reload), indexes stable.
     Services(Arc<ServiceTable>),
+    /// Becomes master (answers ARP and ping for the VIPs and floating
+    /// addresses) or backup (does not).
+    HaRole {
+        /// True for master.
+        master: bool,
+    },
+    /// Send one round of gratuitous ARPs for the VIPs and floating
+    /// addresses (the control thread repeats it, spaced).
+    Garp,
     /// Send up to `limit` connections back (`rvsadm conns`).
     DumpConns {
         /// Most connections to send.
@@ -162,6 +179,10 @@ pub struct Worker<F> {
     workers: usize,
     /// The frame being decided was handed over by another worker.
     from_peer: bool,
+    /// Master of an HA pair (or standalone): answers ARP and ping for the
+    /// VIPs and floating addresses. A backup does not.
+    master: bool,
+    floating: Vec<Ipv4Addr>,
     /// Counters, published by the poll loop.
     pub stats: WorkerStats,
 }
@@ -184,13 +205,18 @@ impl<F: Frame> Worker<F> {
             index: setup.worker_index,
             workers: setup.worker_count.max(1),
             from_peer: false,
+            master: setup.master,
+            floating: setup.floating.clone(),
             stats: WorkerStats::default(),
         }
     }
 
-    /// Applies a command from the control thread (between bursts).
-    pub fn command(&mut self, cmd: Command, now: u64) {
+    /// Applies a command from the control thread (between bursts). Some
+    /// send frames (gratuitous ARPs) through `out`.
+    pub fn command<O: Output<F>>(&mut self, cmd: Command, now: u64, out: &mut O) {
         match cmd {
+            Command::HaRole { master } => self.master = master,
+            Command::Garp => self.send_garps(out),
             Command::Health { vs, rs, up } => self.lb.set_health(vs, rs, up),
             Command::Weight { vs, rs, weight } => self.lb.set_weight(vs, rs, weight),
             Command::Services(table) => self.lb.set_services(table),
@@ -362,9 +388,34 @@ impl<F: Frame> Worker<F> {
     /// True when rvs answers ARP for `ip` on `port`: its own addresses
     /// there, and VIPs whose connected subnet is on that port.
     fn answers_arp_for(&self, port: usize, ip: Ipv4Addr) -> bool {
+        if !self.master && (self.floating.contains(&ip) || self.lb.services().is_vip(ip)) {
+            return false;
+        }
         self.owned_by_port(port, ip)
             || (self.lb.services().is_vip(ip)
                 && self.routes.connected_port(ip) == Some(port as u16))
+    }
+
+    /// Broadcasts gratuitous ARP for every VIP (on the port of its
+    /// connected subnet) and floating address, so switches and neighbours
+    /// learn the new master's MAC at once.
+    fn send_garps<O: Output<F>>(&mut self, out: &mut O) {
+        let mut announce: Vec<(usize, Ipv4Addr)> = Vec::new();
+        for &vip in self.lb.services().vips() {
+            if let Some(port) = self.routes.connected_port(vip) {
+                announce.push((usize::from(port), vip));
+            }
+        }
+        for (port, p) in self.ports.iter().enumerate() {
+            for a in &p.addresses {
+                if self.floating.contains(&a.addr()) {
+                    announce.push((port, a.addr()));
+                }
+            }
+        }
+        for (port, ip) in announce {
+            self.send_arp(port, ip, ip, out);
+        }
     }
 
     /// ARP: learn the sender when the packet is for us (or the sender is
@@ -436,8 +487,8 @@ impl<F: Frame> Worker<F> {
             return Local::Verdict(Verdict::Drop(DropReason::BadChecksum));
         }
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
-        let is_vip = self.lb.services().is_vip(dst);
-        if !self.owned(dst) {
+        let is_vip = self.lb.services().is_vip(dst) && self.master;
+        if !self.owned(dst) || (!self.master && self.floating.contains(&dst)) {
             // A VIP answers echo (operators ping their VIPs); other ICMP
             // to a VIP and all TCP/UDP go to the balancer's path.
             if !(is_vip && ip.protocol() == ipv4::Protocol::Icmp && is_echo_request(ip.payload())) {
@@ -523,6 +574,21 @@ impl<F: Frame> Worker<F> {
             .or(p.addresses.first())
             .map(|a| a.addr())
             .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        self.send_arp(port, src_ip, target, out);
+    }
+
+    /// Broadcasts an ARP request on `port` from `src_ip` for `target`
+    /// (`src_ip == target`: a gratuitous ARP).
+    fn send_arp<O: Output<F>>(
+        &mut self,
+        port: usize,
+        src_ip: Ipv4Addr,
+        target: Ipv4Addr,
+        out: &mut O,
+    ) {
+        let Some(p) = self.ports.get(port) else {
+            return;
+        };
         let mac = p.mac;
         let Some(mut frame) = out.alloc(ARP_FRAME_LEN) else {
             self.stats.drop(DropReason::NeighborUnresolved);

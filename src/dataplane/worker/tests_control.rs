@@ -124,6 +124,7 @@ fn a_server_marked_down_gets_no_new_connections() {
             up: false,
         },
         0,
+        &mut VecOutput::default(),
     );
     for port in 1000..1012 {
         let sent = send(&mut w, &segment(port, 0x02));
@@ -144,6 +145,7 @@ fn a_connection_to_a_server_that_went_down_is_reset_on_its_next_segment() {
             up: false,
         },
         0,
+        &mut VecOutput::default(),
     );
     let sent = send(&mut w, &segment(2000, 0x10));
     assert_eq!(sent.len(), 1);
@@ -165,6 +167,7 @@ fn with_every_server_down_a_syn_is_refused_at_once() {
             up: false,
         },
         0,
+        &mut VecOutput::default(),
     );
     let sent = send(&mut w, &segment(3000, 0x02));
     assert_eq!(sent.len(), 1);
@@ -185,6 +188,7 @@ fn with_every_server_down_the_sorry_server_takes_new_connections() {
             up: false,
         },
         0,
+        &mut VecOutput::default(),
     );
     let sent = send(&mut w, &segment(3100, 0x02));
     assert_eq!(dst(&sent[0].1), SORRY);
@@ -205,6 +209,7 @@ fn weight_zero_drains_and_the_files_weight_returns_on_none() {
             weight: Some(0),
         },
         0,
+        &mut VecOutput::default(),
     );
     for port in 4001..4006 {
         assert_eq!(dst(&send(&mut w, &segment(port, 0x02))[0].1), RS[1]);
@@ -218,6 +223,7 @@ fn weight_zero_drains_and_the_files_weight_returns_on_none() {
             weight: None,
         },
         0,
+        &mut VecOutput::default(),
     );
     let dsts: Vec<_> = (4010..4014)
         .map(|p| dst(&send(&mut w, &segment(p, 0x02))[0].1))
@@ -235,7 +241,11 @@ fn a_reload_keeps_connections_and_drains_removed_servers() {
         vec![false],
         vec![vec![true, false, false]],
     );
-    w.command(Command::Services(Arc::new(table)), 0);
+    w.command(
+        Command::Services(Arc::new(table)),
+        0,
+        &mut VecOutput::default(),
+    );
     assert_eq!(
         dst(&send(&mut w, &segment(5000, 0x10))[0].1),
         RS[0],
@@ -264,6 +274,7 @@ fn connection_dumps_come_back_on_the_reply_channel() {
             reply: tx,
         },
         1_000,
+        &mut VecOutput::default(),
     );
     let conns = rx.recv().unwrap();
     assert_eq!(conns.len(), 3);
@@ -310,4 +321,43 @@ fn a_tunnelled_packet_too_big_without_df_leaves_as_outer_fragments() {
         &inner[..],
         "reassembles to the inner packet"
     );
+}
+
+#[test]
+fn a_backup_does_not_answer_arp_or_ping_for_vips_and_a_new_master_announces_them() {
+    let mut w = worker(ServiceTable::new(vec![service(&RS, false)]));
+    let arp = |target: Ipv4Addr| {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 9, 0, 4, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&[2, 0, 0, 9, 0, 4]);
+        f.extend_from_slice(&ROUTER.octets());
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target.octets());
+        f
+    };
+    assert_eq!(send(&mut w, &arp(VIP)).len(), 1, "standalone answers");
+    w.command(
+        Command::HaRole { master: false },
+        0,
+        &mut VecOutput::default(),
+    );
+    assert!(send(&mut w, &arp(VIP)).is_empty(), "a backup stays silent");
+    assert_eq!(
+        send(&mut w, &arp(Ipv4Addr::new(203, 0, 113, 2))).len(),
+        1,
+        "its own fixed address is still answered"
+    );
+    w.command(
+        Command::HaRole { master: true },
+        0,
+        &mut VecOutput::default(),
+    );
+    let mut out = VecOutput::default();
+    w.command(Command::Garp, 0, &mut out);
+    assert_eq!(out.sent.len(), 1, "one gratuitous ARP for the VIP");
+    let g = &out.sent[0].1;
+    assert_eq!(&g[0..6], &[0xff; 6]);
+    assert_eq!(&g[28..32], &VIP.octets(), "sender is the VIP");
+    assert_eq!(&g[38..42], &VIP.octets(), "target is the VIP");
+    assert_eq!(&g[22..28], &OUT_MAC.0);
 }

@@ -480,6 +480,8 @@ fn setup() -> WorkerSetup {
         seed: 0x5eed,
         worker_index: 0,
         worker_count: 1,
+        floating: Vec::new(),
+        master: true,
     }
 }
 
