@@ -9,4 +9,5 @@ pub mod io;
 pub mod pending;
 pub mod poll;
 pub mod stats;
+pub mod sync;
 pub mod worker;

@@ -133,6 +133,8 @@ pub struct WorkerStats {
     pub redirected: u64,
     /// TCP resets sent (every server down, or a connection's server down).
     pub resets_sent: u64,
+    /// Connections installed from the peer's sync (standby).
+    pub conns_synced: u64,
     /// Polls that received at least one frame.
     pub busy_polls: u64,
     /// Polls that received nothing.
@@ -141,7 +143,7 @@ pub struct WorkerStats {
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 16;
+const SCALARS: usize = 17;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -182,6 +184,7 @@ impl WorkerStats {
             self.frag_needed_sent,
             self.redirected,
             self.resets_sent,
+            self.conns_synced,
             self.busy_polls,
             self.idle_polls,
         ]);
@@ -207,8 +210,9 @@ impl WorkerStats {
             frag_needed_sent: c[11],
             redirected: c[12],
             resets_sent: c[13],
-            busy_polls: c[14],
-            idle_polls: c[15],
+            conns_synced: c[14],
+            busy_polls: c[15],
+            idle_polls: c[16],
             drops,
         }
     }
@@ -234,6 +238,7 @@ impl WorkerStats {
             "frag_needed_sent": self.frag_needed_sent,
             "redirected": self.redirected,
             "resets_sent": self.resets_sent,
+            "conns_synced": self.conns_synced,
             "busy_polls": self.busy_polls,
             "idle_polls": self.idle_polls,
             "drops": drops,

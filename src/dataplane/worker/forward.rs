@@ -24,6 +24,7 @@
 use super::{Worker, WorkerSetup};
 use crate::dataplane::io::{Frame, Output};
 use crate::dataplane::stats::{DropReason, RealServerCounters};
+use crate::dataplane::sync::{SyncEvent, SyncQueue};
 use crate::lb::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError};
 use crate::lb::persist::PersistTable;
 use crate::lb::sched::{Candidate, FlowHashInput, Scheduler};
@@ -53,9 +54,12 @@ pub(super) struct Balancer {
     health: Vec<Vec<bool>>,
     /// Run-time weights set by `rvsadm weight`, over the configured ones.
     weight_override: Vec<Vec<Option<u32>>>,
-    /// Connections to a server that went down are expired on their next
-    /// packet (IPVS's expire_nodest_conn), per service.
+    /// Seed of the schedulers (rebuilt on a reload).
     seed: u64,
+    /// Where connection events go for the peer (HA configured).
+    pub(super) sync: Option<SyncQueue>,
+    /// Report events: HA configured and this balancer is the active one.
+    pub(super) sync_active: bool,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -116,6 +120,8 @@ impl Balancer {
                 .map(|s| vec![None; s.real_servers.len()])
                 .collect(),
             seed: setup.seed,
+            sync: None,
+            sync_active: false,
             services,
         }
     }
@@ -289,6 +295,114 @@ impl Balancer {
         self.conns
             .expire(now, SWEEP_BUDGET, |c| forget(counters, c));
         self.persist.expire(now, SWEEP_BUDGET);
+        if let Some(q) = self.sync.as_mut() {
+            q.flush();
+        }
+    }
+
+    /// Reports a connection to the peer (active balancer only).
+    fn report(&mut self, c: &Conn, now: u64) {
+        let Some(q) = self.sync.as_mut() else {
+            return;
+        };
+        let (Some(real), Some(protocol)) = (
+            self.services.real_endpoint(c.vs, c.rs),
+            Protocol::from_number(c.proto()),
+        ) else {
+            return;
+        };
+        let o = c.original();
+        q.push(SyncEvent {
+            protocol,
+            state: c.state(),
+            input_only: c.is_input_only(),
+            client: Endpoint::new(o.src, o.src_port),
+            vip: Endpoint::new(o.dst, o.dst_port),
+            real,
+            timeout_s: (c.expires_ns.saturating_sub(now) / 1_000_000_000) as u32,
+        });
+    }
+
+    /// Installs connections the active balancer reported (on a standby),
+    /// so that after a takeover their packets go to the same real servers.
+    /// A connection already known is brought to the reported state.
+    pub(super) fn install(&mut self, events: &[SyncEvent], now: u64) -> u64 {
+        let mut installed = 0;
+        for ev in events {
+            let Some(vs) = self.services.lookup(ev.vip, ev.protocol) else {
+                continue;
+            };
+            let service = self.services.get(vs);
+            let rs = match service
+                .real_servers
+                .iter()
+                .position(|r| r.endpoint == ev.real)
+            {
+                Some(i) => i as u16,
+                None if service.sorry_server == Some(ev.real) => SORRY_SERVER,
+                None => continue,
+            };
+            let proto = ev.protocol.number();
+            let original =
+                FlowKey::new(ev.client.ip, ev.client.port, ev.vip.ip, ev.vip.port, proto);
+            let reply = match service.forward {
+                ForwardMethod::Nat => FlowKey::new(
+                    ev.real.ip,
+                    ev.real.port,
+                    ev.client.ip,
+                    ev.client.port,
+                    proto,
+                ),
+                ForwardMethod::Dr | ForwardMethod::Tun => original.reversed(),
+            };
+            let timeout_ns = u64::from(ev.timeout_s) * 1_000_000_000;
+            let counters = &mut self.counters;
+            if let Some((id, _)) = self.conns.lookup(&original, now, |c| forget(counters, c)) {
+                let c = self.conns.get_mut(id);
+                let was_active = c.is_active();
+                let (cvs, crs) = (c.vs, c.rs);
+                let t = c.set_state(ev.state, now, &self.timeouts);
+                c.expires_ns = now.saturating_add(timeout_ns);
+                account(
+                    &mut self.counters,
+                    cvs,
+                    crs,
+                    crate::lb::tcp_state::Transition {
+                        was_active,
+                        now_active: t.now_active,
+                    },
+                );
+                continue;
+            }
+            let init = ConnInit {
+                vs,
+                rs,
+                input_only: ev.input_only,
+                state: ev.state,
+                timeout_ns,
+            };
+            let counters = &mut self.counters;
+            if let Ok(id) = self
+                .conns
+                .insert(original, reply, init, now, |c| forget(counters, c))
+            {
+                let active = self.conns.get(id).is_active();
+                if let Some(c) = self
+                    .counters
+                    .get_mut(usize::from(vs))
+                    .and_then(|v| v.get_mut(usize::from(rs)))
+                {
+                    c.conns += 1;
+                    if active {
+                        c.active += 1;
+                    } else {
+                        c.inactive += 1;
+                    }
+                }
+                installed += 1;
+            }
+        }
+        installed
     }
 }
 
@@ -419,6 +533,7 @@ impl<F: Frame> Worker<F> {
             }
             None => None,
         };
+        let created = conn.is_none();
         let (id, dir) = match conn {
             Some(hit) => hit,
             None => match self.new_connection(&ip, &l4, now) {
@@ -434,8 +549,14 @@ impl<F: Frame> Worker<F> {
 
         let timeouts = self.lb.timeouts;
         let c = self.lb.conns.get_mut(id);
+        let before = c.state();
         let t = c.on_packet(dir, l4.flags, bytes, now, &timeouts);
         let (vs, rs) = (c.vs, c.rs);
+        let changed = created || c.state() != before;
+        if self.lb.sync_active && changed {
+            let c = *self.lb.conns.get(id);
+            self.lb.report(&c, now);
+        }
         account(&mut self.lb.counters, vs, rs, t);
         if let Some(cnt) = self
             .lb

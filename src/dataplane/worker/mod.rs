@@ -142,6 +142,8 @@ pub enum Command {
     /// Send one round of gratuitous ARPs for the VIPs and floating
     /// addresses (the control thread repeats it, spaced).
     Garp,
+    /// Connections the active balancer reported, to install (standby).
+    InstallConns(Vec<super::sync::SyncEvent>),
     /// Send up to `limit` connections back (`rvsadm conns`).
     DumpConns {
         /// Most connections to send.
@@ -215,7 +217,13 @@ impl<F: Frame> Worker<F> {
     /// send frames (gratuitous ARPs) through `out`.
     pub fn command<O: Output<F>>(&mut self, cmd: Command, now: u64, out: &mut O) {
         match cmd {
-            Command::HaRole { master } => self.master = master,
+            Command::HaRole { master } => {
+                self.master = master;
+                self.lb.sync_active = master && self.lb.sync.is_some();
+            }
+            Command::InstallConns(events) => {
+                self.stats.conns_synced += self.lb.install(&events, now);
+            }
             Command::Garp => self.send_garps(out),
             Command::Health { vs, rs, up } => self.lb.set_health(vs, rs, up),
             Command::Weight { vs, rs, weight } => self.lb.set_weight(vs, rs, weight),
@@ -224,6 +232,13 @@ impl<F: Frame> Worker<F> {
                 let _ = reply.send(self.lb.dump(now, limit));
             }
         }
+    }
+
+    /// Gives the worker its end of the sync circulation (HA configured): it
+    /// reports its connections while master.
+    pub fn set_sync(&mut self, queue: super::sync::SyncQueue) {
+        self.lb.sync = Some(queue);
+        self.lb.sync_active = self.master;
     }
 
     /// Publishes every counter to `cell` for the control thread.

@@ -361,3 +361,47 @@ fn a_backup_does_not_answer_arp_or_ping_for_vips_and_a_new_master_announces_them
     assert_eq!(&g[38..42], &VIP.octets(), "target is the VIP");
     assert_eq!(&g[22..28], &OUT_MAC.0);
 }
+
+#[test]
+fn a_standby_installs_what_the_active_reported_and_forwards_it_alike() {
+    use crate::dataplane::sync::sync_channel;
+    let table = || ServiceTable::new(vec![service(&RS, false)]);
+    let mut active = worker(table());
+    let (q, collector) = sync_channel();
+    active.set_sync(q);
+    // The active balancer sees a handshake to the third server.
+    for port in 8000..8002 {
+        send(&mut active, &segment(port, 0x02));
+    }
+    let sent = send(&mut active, &segment(8002, 0x02));
+    let real = dst(&sent[0].1);
+    assert_eq!(real, RS[2]);
+    active.tick(1_000, &mut VecOutput::default());
+    let mut events = Vec::new();
+    collector.drain(|e| events.push(*e));
+    assert_eq!(events.len(), 3, "one event per new connection");
+    // The standby (its rr would have picked RS[0] first) installs them.
+    let mut standby = worker(table());
+    standby.command(
+        Command::HaRole { master: false },
+        0,
+        &mut VecOutput::default(),
+    );
+    standby.command(
+        Command::InstallConns(events),
+        1_000,
+        &mut VecOutput::default(),
+    );
+    assert_eq!(standby.stats.conns_synced, 3);
+    // After a takeover the client's next segment (no SYN) goes to the same
+    // real server, not to a new pick and not refused.
+    standby.command(
+        Command::HaRole { master: true },
+        0,
+        &mut VecOutput::default(),
+    );
+    let sent = send(&mut standby, &segment(8002, 0x10));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(dst(&sent[0].1), real);
+    assert!(!is_reset(&sent[0].1));
+}
