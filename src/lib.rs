@@ -10,6 +10,7 @@ pub mod control;
 pub mod dataplane;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod ha;
 pub mod lb;
 pub mod logging;
 pub mod net;

@@ -1,0 +1,1212 @@
+//! The connection-sync wire format (version 1): what the active balancer
+//! tells its standby about its connections, over UDP on the management
+//! link. `docs/sync-protocol.md` is the specification, byte by byte; the
+//! tests below check the layout against it.
+//!
+//! One datagram is a 20-byte [`Header`] followed by `count` fixed-size
+//! 28-byte [`Record`]s, at most [`MAX_DATAGRAM_LEN`] bytes in all (49
+//! records), so a datagram never fragments on a 1500-byte MTU. All fields
+//! are big-endian.
+//!
+//! Why it is built this way:
+//! - **Fixed-size records, no TLVs.** Every record has the same layout, so
+//!   the count and the length check each other exactly and a record is
+//!   decoded without any length to trust. Anything that changes the
+//!   layout or the meaning of a field is a new version; a receiver drops
+//!   (and counts) versions it does not speak.
+//! - **Servers by address, not by index.** Service and real-server indexes
+//!   are positions in one balancer's configuration; the peer's may differ.
+//!   A record names the client, the virtual service and the real server by
+//!   address and port; the receiver finds its own indexes from its own
+//!   configuration. The reply tuple is not sent: with NAT, DR and TUN it
+//!   follows from these three endpoints and the service's forwarding
+//!   method.
+//! - **Untrusted input.** [`Packet::new_checked`] checks the magic, the
+//!   version, the message type and the count against the length before any
+//!   accessor runs, and says why it refused with a named [`Error`] a
+//!   receiver counts. A record whose protocol or state is unknown is an
+//!   error for that record only ([`RecordError`]); the others still apply.
+//! - **No allocation.** [`Builder`] writes into a buffer the caller owns
+//!   and says when the datagram is full.
+//!
+//! Sender ids and sequence numbers: each balancer has a sender id from its
+//! configuration; a receiver drops datagrams carrying its own id or an id
+//! that is not its peer's ([`Packet::check_sender`]). The sequence number
+//! counts datagrams per sender; a receiver counts the gaps
+//! ([`SeqTracker`]) but never drops a datagram for its sequence number:
+//! every record carries a connection's whole state, not a change to it.
+
+use crate::dataplane::sync::SyncEvent;
+use crate::lb::service::Protocol;
+use crate::lb::tcp_state::State;
+use crate::lb::xmit::Endpoint;
+use crate::wire::{get_u16, get_u32, put_u16};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+mod field {
+    // Header.
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 4;
+    pub const KIND: usize = 5;
+    pub const FLAGS: usize = 6;
+    // 7: reserved (u8).
+    pub const SENDER: usize = 8;
+    pub const SEQ: usize = 12;
+    pub const COUNT: usize = 16;
+    // 18: reserved (u16).
+    pub const HEADER_LEN: usize = 20;
+
+    /// Offsets within a record.
+    pub mod record {
+        pub const PROTOCOL: usize = 0;
+        pub const STATE: usize = 1;
+        pub const FLAGS: usize = 2;
+        // 3: reserved (u8).
+        pub const CLIENT_ADDR: usize = 4;
+        pub const VIP_ADDR: usize = 8;
+        pub const REAL_ADDR: usize = 12;
+        pub const CLIENT_PORT: usize = 16;
+        pub const VIP_PORT: usize = 18;
+        pub const REAL_PORT: usize = 20;
+        // 22: reserved (u16).
+        pub const TIMEOUT: usize = 24;
+        pub const LEN: usize = 28;
+    }
+}
+
+/// The first four bytes of every sync datagram.
+pub const MAGIC: [u8; 4] = *b"RVSS";
+/// The version this module reads and writes.
+pub const VERSION: u8 = 1;
+/// Length of the header.
+pub const HEADER_LEN: usize = field::HEADER_LEN;
+/// Length of one connection record.
+pub const RECORD_LEN: usize = field::record::LEN;
+/// The largest datagram a sender builds (UDP payload): with the IPv4 and
+/// UDP headers, 1428 bytes, so it never fragments on a 1500-byte MTU.
+pub const MAX_DATAGRAM_LEN: usize = 1400;
+/// Records in a full datagram: 49 (20 + 49 × 28 = 1392 bytes).
+pub const MAX_RECORDS: usize = (MAX_DATAGRAM_LEN - HEADER_LEN) / RECORD_LEN;
+/// The UDP port sync datagrams go to unless the `[ha]` section says
+/// otherwise.
+pub const DEFAULT_PORT: u16 = 8848;
+
+/// Header flag: this connections datagram is part of a full resync (an
+/// answer to a [`MessageKind::ResyncRequest`]).
+const FLAG_RESYNC: u8 = 0x01;
+/// Record flag: the service forwards by DR or TUN, no reply seen yet.
+const RECORD_INPUT_ONLY: u8 = 0x01;
+/// Record flag: the connection is gone; the receiver removes it.
+const RECORD_REMOVED: u8 = 0x02;
+
+/// What a datagram says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MessageKind {
+    /// 1: `count` connection records (count may be 0).
+    Connections = 1,
+    /// 2: a standby asks for the sender's whole table; no records.
+    ResyncRequest = 2,
+    /// 3: the end of a full resync; no records.
+    ResyncDone = 3,
+}
+
+impl MessageKind {
+    /// The kind for a type byte; `None` for an unknown one.
+    pub fn from_u8(v: u8) -> Option<MessageKind> {
+        match v {
+            1 => Some(MessageKind::Connections),
+            2 => Some(MessageKind::ResyncRequest),
+            3 => Some(MessageKind::ResyncDone),
+            _ => None,
+        }
+    }
+
+    /// Datagrams of this kind may carry records.
+    pub fn carries_records(self) -> bool {
+        self == MessageKind::Connections
+    }
+}
+
+/// A datagram's header, decoded (the record count aside: the
+/// [`Builder`] keeps it and [`Packet::record_count`] reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// What the datagram says.
+    pub kind: MessageKind,
+    /// The records answer a resync request (connections datagrams only;
+    /// ignored on the others).
+    pub resync: bool,
+    /// The sending balancer's id, from its configuration.
+    pub sender: u32,
+    /// The sender's datagram counter (wrapping).
+    pub seq: u32,
+}
+
+/// Why a datagram was dropped: every reason is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Error {
+    /// Shorter than the header, or than the records its count announces.
+    Truncated,
+    /// Does not start with [`MAGIC`]: not a sync datagram.
+    ForeignMagic,
+    /// A version other than [`VERSION`].
+    UnsupportedVersion,
+    /// A message type this version does not define.
+    UnknownKind,
+    /// Bytes after the announced records, or records in a message type
+    /// that carries none.
+    Malformed,
+    /// Carries the receiver's own sender id (a loop, or a copied config).
+    FromSelf,
+    /// Carries a sender id that is not the configured peer's.
+    UnknownPeer,
+}
+
+impl Error {
+    /// Every reason, in counter order.
+    pub const ALL: [Error; 7] = [
+        Error::Truncated,
+        Error::ForeignMagic,
+        Error::UnsupportedVersion,
+        Error::UnknownKind,
+        Error::Malformed,
+        Error::FromSelf,
+        Error::UnknownPeer,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The name used in logs, stats and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Error::Truncated => "truncated",
+            Error::ForeignMagic => "foreign_magic",
+            Error::UnsupportedVersion => "unsupported_version",
+            Error::UnknownKind => "unknown_kind",
+            Error::Malformed => "malformed",
+            Error::FromSelf => "from_self",
+            Error::UnknownPeer => "unknown_peer",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Why one record of a valid datagram was skipped: counted, and the
+/// datagram's other records still apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum RecordError {
+    /// A protocol number other than 6 (TCP) or 17 (UDP).
+    UnknownProtocol,
+    /// A state number beyond the last [`State`].
+    UnknownState,
+}
+
+impl RecordError {
+    /// Every reason, in counter order.
+    pub const ALL: [RecordError; 2] = [RecordError::UnknownProtocol, RecordError::UnknownState];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The name used in logs, stats and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordError::UnknownProtocol => "unknown_protocol",
+            RecordError::UnknownState => "unknown_state",
+        }
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// One connection as the peer needs it to take the connection over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// TCP state. UDP: rvs sends `Established` by convention and the
+    /// receiver ignores it (a UDP connection has no state).
+    pub state: State,
+    /// DR or TUN and no reply seen: the input-only TCP transitions apply.
+    pub input_only: bool,
+    /// The connection is gone: the receiver removes it (the state and
+    /// timeout carry no meaning then).
+    pub removed: bool,
+    /// The client's address and port.
+    pub client: Endpoint,
+    /// The virtual service's address and port.
+    pub vip: Endpoint,
+    /// The real server's address and port (or the sorry server's).
+    pub real: Endpoint,
+    /// Whole seconds the connection lives without further packets.
+    pub timeout_s: u32,
+}
+
+impl Record {
+    /// Decodes one record.
+    pub fn parse(b: &[u8; RECORD_LEN]) -> Result<Record, RecordError> {
+        use field::record as f;
+        let protocol = Protocol::from_number(b[f::PROTOCOL]).ok_or(RecordError::UnknownProtocol)?;
+        let state = State::from_u8(b[f::STATE]).ok_or(RecordError::UnknownState)?;
+        let flags = b[f::FLAGS];
+        let endpoint =
+            |addr, port| Endpoint::new(Ipv4Addr::from(get_u32(b, addr)), get_u16(b, port));
+        Ok(Record {
+            protocol,
+            state,
+            input_only: flags & RECORD_INPUT_ONLY != 0,
+            removed: flags & RECORD_REMOVED != 0,
+            client: endpoint(f::CLIENT_ADDR, f::CLIENT_PORT),
+            vip: endpoint(f::VIP_ADDR, f::VIP_PORT),
+            real: endpoint(f::REAL_ADDR, f::REAL_PORT),
+            timeout_s: get_u32(b, f::TIMEOUT),
+        })
+    }
+
+    /// Encodes the record; reserved bytes and flag bits are written zero.
+    pub fn emit(&self, b: &mut [u8; RECORD_LEN]) {
+        use field::record as f;
+        *b = [0; RECORD_LEN];
+        b[f::PROTOCOL] = self.protocol.number();
+        b[f::STATE] = self.state as u8;
+        b[f::FLAGS] = if self.input_only {
+            RECORD_INPUT_ONLY
+        } else {
+            0
+        } | if self.removed { RECORD_REMOVED } else { 0 };
+        b[f::CLIENT_ADDR..f::CLIENT_ADDR + 4].copy_from_slice(&self.client.ip.octets());
+        b[f::VIP_ADDR..f::VIP_ADDR + 4].copy_from_slice(&self.vip.ip.octets());
+        b[f::REAL_ADDR..f::REAL_ADDR + 4].copy_from_slice(&self.real.ip.octets());
+        put_u16(b, f::CLIENT_PORT, self.client.port);
+        put_u16(b, f::VIP_PORT, self.vip.port);
+        put_u16(b, f::REAL_PORT, self.real.port);
+        put_u32(b, f::TIMEOUT, self.timeout_s);
+    }
+
+    /// The event a standby's worker installs (check [`Record::removed`]
+    /// first: a removal is not an install).
+    pub fn event(&self) -> SyncEvent {
+        SyncEvent {
+            protocol: self.protocol,
+            state: self.state,
+            input_only: self.input_only,
+            client: self.client,
+            vip: self.vip,
+            real: self.real,
+            timeout_s: self.timeout_s,
+        }
+    }
+}
+
+impl From<SyncEvent> for Record {
+    /// A worker's report of a new connection or a change of state.
+    fn from(e: SyncEvent) -> Record {
+        Record {
+            protocol: e.protocol,
+            state: e.state,
+            input_only: e.input_only,
+            removed: false,
+            client: e.client,
+            vip: e.vip,
+            real: e.real,
+            timeout_s: e.timeout_s,
+        }
+    }
+}
+
+#[inline]
+fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+    buf[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+/// A view of a received sync datagram. The only way in is
+/// [`Packet::new_checked`], so no accessor can panic.
+#[derive(Debug)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+    kind: MessageKind,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps untrusted bytes (a UDP payload): the magic, version 1, a
+    /// known message type, and exactly `count` records after the header
+    /// (none for a resync request or done marker).
+    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
+        let b = buffer.as_ref();
+        let n = b.len().min(MAGIC.len());
+        if b[..n] != MAGIC[..n] {
+            return Err(Error::ForeignMagic);
+        }
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if b[field::VERSION] != VERSION {
+            return Err(Error::UnsupportedVersion);
+        }
+        let kind = MessageKind::from_u8(b[field::KIND]).ok_or(Error::UnknownKind)?;
+        let count = usize::from(get_u16(b, field::COUNT));
+        if count != 0 && !kind.carries_records() {
+            return Err(Error::Malformed);
+        }
+        let body = b.len() - HEADER_LEN;
+        let needed = count * RECORD_LEN;
+        if body < needed {
+            return Err(Error::Truncated);
+        }
+        if body > needed {
+            return Err(Error::Malformed);
+        }
+        Ok(Packet { buffer, kind })
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The protocol version (always [`VERSION`] once checked).
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[field::VERSION]
+    }
+
+    /// What the datagram says.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// The flags byte as on the wire (reserved bits included).
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[field::FLAGS]
+    }
+
+    /// The records answer a resync request.
+    pub fn resync(&self) -> bool {
+        self.kind == MessageKind::Connections && self.flags() & FLAG_RESYNC != 0
+    }
+
+    /// The sender's id.
+    pub fn sender(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), field::SENDER)
+    }
+
+    /// The sender's datagram counter.
+    pub fn seq(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), field::SEQ)
+    }
+
+    /// Number of records.
+    pub fn record_count(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::COUNT)
+    }
+
+    /// The header, decoded.
+    pub fn header(&self) -> Header {
+        Header {
+            kind: self.kind,
+            resync: self.resync(),
+            sender: self.sender(),
+            seq: self.seq(),
+        }
+    }
+
+    /// Accepts the datagram only from the configured peer: not from this
+    /// balancer's own id, not from any id outside `peers`.
+    pub fn check_sender(&self, own: u32, peers: &[u32]) -> Result<(), Error> {
+        let s = self.sender();
+        if s == own {
+            Err(Error::FromSelf)
+        } else if !peers.contains(&s) {
+            Err(Error::UnknownPeer)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The records, each decoded or refused on its own.
+    pub fn records(&self) -> Records<'_> {
+        let b = self.buffer.as_ref();
+        let end = HEADER_LEN + usize::from(self.record_count()) * RECORD_LEN;
+        Records {
+            chunks: b[HEADER_LEN..end].chunks_exact(RECORD_LEN),
+        }
+    }
+}
+
+/// The records of a [`Packet`], in order.
+#[derive(Clone, Debug)]
+pub struct Records<'a> {
+    chunks: std::slice::ChunksExact<'a, u8>,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // `chunks_exact` yields RECORD_LEN-byte chunks only.
+        let chunk: &[u8; RECORD_LEN] = self.chunks.next()?.try_into().ok()?;
+        Some(Record::parse(chunk))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.chunks.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Records<'_> {}
+
+/// The datagram has no room for another record (or, from
+/// [`Builder::new`], the buffer cannot even hold the header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
+impl fmt::Display for Full {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sync datagram full")
+    }
+}
+
+impl std::error::Error for Full {}
+
+/// Writes one datagram into a caller's buffer, using at most
+/// [`MAX_DATAGRAM_LEN`] bytes of it. The bytes written so far are always a
+/// valid datagram: the count is kept up to date on every push.
+#[derive(Debug)]
+pub struct Builder<'a> {
+    buf: &'a mut [u8],
+    count: usize,
+    capacity: usize,
+}
+
+impl<'a> Builder<'a> {
+    /// Starts a datagram with `header`; `Err(Full)` when `buf` is shorter
+    /// than [`HEADER_LEN`]. Resync requests and done markers hold no
+    /// records: their builder is full from the start.
+    pub fn new(buf: &'a mut [u8], header: &Header) -> Result<Builder<'a>, Full> {
+        let usable = buf.len().min(MAX_DATAGRAM_LEN);
+        if usable < HEADER_LEN {
+            return Err(Full);
+        }
+        let capacity = if header.kind.carries_records() {
+            ((usable - HEADER_LEN) / RECORD_LEN).min(usize::from(u16::MAX))
+        } else {
+            0
+        };
+        let h = &mut buf[..HEADER_LEN];
+        h.fill(0);
+        h[field::MAGIC..field::MAGIC + 4].copy_from_slice(&MAGIC);
+        h[field::VERSION] = VERSION;
+        h[field::KIND] = header.kind as u8;
+        h[field::FLAGS] = if header.resync && header.kind.carries_records() {
+            FLAG_RESYNC
+        } else {
+            0
+        };
+        put_u32(h, field::SENDER, header.sender);
+        put_u32(h, field::SEQ, header.seq);
+        Ok(Builder {
+            buf,
+            count: 0,
+            capacity,
+        })
+    }
+
+    /// Appends a record; `Err(Full)` when the datagram has no room (send
+    /// it, and start the next one with this record).
+    pub fn push(&mut self, r: &Record) -> Result<(), Full> {
+        if self.count >= self.capacity {
+            return Err(Full);
+        }
+        let at = HEADER_LEN + self.count * RECORD_LEN;
+        let slot: &mut [u8; RECORD_LEN] = (&mut self.buf[at..at + RECORD_LEN])
+            .try_into()
+            .map_err(|_| Full)?;
+        r.emit(slot);
+        self.count += 1;
+        put_u16(self.buf, field::COUNT, self.count as u16);
+        Ok(())
+    }
+
+    /// Records pushed so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Records this datagram can hold in all.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// No room for another record.
+    pub fn is_full(&self) -> bool {
+        self.count >= self.capacity
+    }
+
+    /// No record pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of the datagram so far.
+    pub fn len(&self) -> usize {
+        HEADER_LEN + self.count * RECORD_LEN
+    }
+
+    /// The finished datagram: the first [`Builder::len`] bytes of the
+    /// buffer, ready to send.
+    pub fn finish(self) -> &'a [u8] {
+        let len = self.len();
+        let buf: &'a [u8] = self.buf;
+        &buf[..len]
+    }
+}
+
+/// What a datagram's sequence number says about the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// The first datagram seen from this sender.
+    First,
+    /// The one expected.
+    InOrder,
+    /// This many datagrams were missed before this one.
+    Gap(u32),
+    /// Older than expected: a duplicate, a reordering, or the sender
+    /// restarted its counter. Tracking follows the new number.
+    Behind,
+}
+
+/// Follows one sender's sequence numbers so a receiver can count lost
+/// datagrams. Numbers wrap; a jump forward of under 2^31 is a gap, any
+/// other is "behind".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqTracker {
+    next: Option<u32>,
+}
+
+impl SeqTracker {
+    /// A tracker that has seen nothing.
+    pub fn new() -> SeqTracker {
+        SeqTracker { next: None }
+    }
+
+    /// Notes datagram `seq` and says how it relates to the last one.
+    pub fn observe(&mut self, seq: u32) -> SeqCheck {
+        let check = match self.next {
+            None => SeqCheck::First,
+            Some(next) => match seq.wrapping_sub(next) {
+                0 => SeqCheck::InOrder,
+                d if d < 1 << 31 => SeqCheck::Gap(d),
+                _ => SeqCheck::Behind,
+            },
+        };
+        self.next = Some(seq.wrapping_add(1));
+        check
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ACTIVE_ID: u32 = 0x0102_0304;
+    const STANDBY_ID: u32 = 7;
+
+    fn ep(a: [u8; 4], port: u16) -> Endpoint {
+        Endpoint::new(Ipv4Addr::from(a), port)
+    }
+
+    fn record(client_port: u16) -> Record {
+        Record {
+            protocol: Protocol::Tcp,
+            state: State::Established,
+            input_only: false,
+            removed: false,
+            client: ep([198, 51, 100, 7], client_port),
+            vip: ep([203, 0, 113, 100], 80),
+            real: ep([10, 1, 0, 11], 8080),
+            timeout_s: 900,
+        }
+    }
+
+    fn header(kind: MessageKind) -> Header {
+        Header {
+            kind,
+            resync: false,
+            sender: ACTIVE_ID,
+            seq: 41,
+        }
+    }
+
+    /// A connections datagram holding `records`.
+    fn datagram(records: &[Record]) -> Vec<u8> {
+        let mut buf = [0u8; MAX_DATAGRAM_LEN];
+        let mut b = Builder::new(&mut buf, &header(MessageKind::Connections)).unwrap();
+        for r in records {
+            b.push(r).unwrap();
+        }
+        b.finish().to_vec()
+    }
+
+    /// The header of `docs/sync-protocol.md`, written out by hand.
+    #[test]
+    fn header_layout_matches_the_spec() {
+        let d = datagram(&[record(40000), record(40001)]);
+        assert_eq!(d.len(), 20 + 2 * 28);
+        assert_eq!(
+            &d[..20],
+            &[
+                b'R', b'V', b'S', b'S', // magic
+                1,    // version
+                1,    // type: connections
+                0,    // flags
+                0,    // reserved
+                0x01, 0x02, 0x03, 0x04, // sender id
+                0, 0, 0, 41, // sequence
+                0, 2, // record count
+                0, 0, // reserved
+            ]
+        );
+    }
+
+    /// The record of `docs/sync-protocol.md`, written out by hand.
+    #[test]
+    fn record_layout_matches_the_spec() {
+        let r = Record {
+            protocol: Protocol::Tcp,
+            state: State::FinWait,
+            input_only: true,
+            removed: true,
+            client: ep([198, 51, 100, 7], 0x9c40),
+            vip: ep([203, 0, 113, 100], 80),
+            real: ep([10, 1, 0, 11], 8080),
+            timeout_s: 0x0001_0203,
+        };
+        let mut b = [0xee; RECORD_LEN];
+        r.emit(&mut b);
+        assert_eq!(
+            b,
+            [
+                6, // protocol
+                4, // state: FIN_WAIT
+                3, // flags: input-only | removed
+                0, // reserved
+                198, 51, 100, 7, // client address
+                203, 0, 113, 100, // VIP
+                10, 1, 0, 11, // real server address
+                0x9c, 0x40, // client port
+                0, 80, // VIP port
+                0x1f, 0x90, // real server port
+                0, 0, // reserved
+                0x00, 0x01, 0x02, 0x03, // timeout, seconds
+            ]
+        );
+        assert_eq!(Record::parse(&b), Ok(r));
+    }
+
+    /// The example of `docs/sync-protocol.md`, byte for byte.
+    #[test]
+    fn the_example_in_the_spec_decodes() {
+        #[rustfmt::skip]
+        let d = [
+            0x52, 0x56, 0x53, 0x53, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,
+            0x00, 0x01, 0x00, 0x00, 0x06, 0x01, 0x00, 0x00, 0xc6, 0x33, 0x64, 0x07, 0xcb, 0x00, 0x71, 0x64,
+            0x0a, 0x01, 0x00, 0x0b, 0x9c, 0x40, 0x00, 0x50, 0x1f, 0x90, 0x00, 0x00, 0x00, 0x00, 0x03, 0x84,
+        ];
+        let p = Packet::new_checked(&d[..]).unwrap();
+        assert_eq!(
+            p.header(),
+            Header {
+                kind: MessageKind::Connections,
+                resync: false,
+                sender: 1,
+                seq: 1,
+            }
+        );
+        assert_eq!(p.records().collect::<Vec<_>>(), vec![Ok(record(40000))]);
+        let mut buf = [0u8; 64];
+        let h = p.header();
+        let mut b = Builder::new(&mut buf, &h).unwrap();
+        b.push(&record(40000)).unwrap();
+        assert_eq!(b.finish(), &d[..], "and it is what the builder writes");
+    }
+
+    #[test]
+    fn a_full_datagram_holds_49_records_in_1392_bytes() {
+        assert_eq!(MAX_RECORDS, 49);
+        let mut buf = [0u8; 9000]; // a jumbo buffer changes nothing
+        let mut b = Builder::new(&mut buf, &header(MessageKind::Connections)).unwrap();
+        assert_eq!(b.capacity(), MAX_RECORDS);
+        let mut n = 0u16;
+        while b.push(&record(n)).is_ok() {
+            n += 1;
+        }
+        assert!(b.is_full());
+        assert_eq!(usize::from(n), MAX_RECORDS);
+        assert_eq!(b.push(&record(n)), Err(Full), "still full");
+        let d = b.finish();
+        assert_eq!(d.len(), 1392);
+        assert!(
+            d.len() + 20 + 8 <= 1500,
+            "IPv4 + UDP + payload fits the MTU"
+        );
+        let p = Packet::new_checked(d).unwrap();
+        assert_eq!(usize::from(p.record_count()), MAX_RECORDS);
+        assert!(p
+            .records()
+            .enumerate()
+            .all(|(i, r)| r == Ok(record(i as u16))));
+    }
+
+    #[test]
+    fn a_small_buffer_holds_what_fits() {
+        let mut buf = [0u8; HEADER_LEN + 2 * RECORD_LEN + RECORD_LEN - 1];
+        let mut b = Builder::new(&mut buf, &header(MessageKind::Connections)).unwrap();
+        assert_eq!(b.capacity(), 2);
+        assert!(b.push(&record(1)).is_ok() && b.push(&record(2)).is_ok());
+        assert_eq!(b.push(&record(3)), Err(Full));
+        assert_eq!(b.finish().len(), HEADER_LEN + 2 * RECORD_LEN);
+    }
+
+    #[test]
+    fn a_buffer_shorter_than_the_header_is_refused() {
+        let mut buf = [0u8; HEADER_LEN - 1];
+        assert_eq!(
+            Builder::new(&mut buf, &header(MessageKind::Connections)).err(),
+            Some(Full)
+        );
+    }
+
+    #[test]
+    fn an_empty_connections_datagram_is_valid() {
+        let d = datagram(&[]);
+        assert_eq!(d.len(), HEADER_LEN);
+        let p = Packet::new_checked(&d[..]).unwrap();
+        assert_eq!(p.kind(), MessageKind::Connections);
+        assert_eq!(p.records().len(), 0);
+    }
+
+    #[test]
+    fn resync_request_and_done_carry_no_records() {
+        for kind in [MessageKind::ResyncRequest, MessageKind::ResyncDone] {
+            let mut buf = [0u8; MAX_DATAGRAM_LEN];
+            let h = Header {
+                resync: true, // meaningless here: not sent
+                ..header(kind)
+            };
+            let mut b = Builder::new(&mut buf, &h).unwrap();
+            assert_eq!(b.capacity(), 0);
+            assert_eq!(b.push(&record(1)), Err(Full));
+            let d = b.finish();
+            assert_eq!(d.len(), HEADER_LEN);
+            assert_eq!(d[5], kind as u8);
+            let p = Packet::new_checked(d).unwrap();
+            assert_eq!(
+                p.header(),
+                Header {
+                    resync: false,
+                    ..header(kind)
+                }
+            );
+            assert_eq!(p.records().len(), 0);
+        }
+    }
+
+    #[test]
+    fn the_resync_flag_marks_a_dump() {
+        let mut buf = [0u8; 100];
+        let h = Header {
+            resync: true,
+            ..header(MessageKind::Connections)
+        };
+        let mut b = Builder::new(&mut buf, &h).unwrap();
+        b.push(&record(1)).unwrap();
+        let d = b.finish();
+        assert_eq!(d[6], 0x01);
+        let p = Packet::new_checked(d).unwrap();
+        assert!(p.resync());
+        assert_eq!(p.header(), h);
+    }
+
+    #[test]
+    fn empty_input_is_truncated() {
+        assert_eq!(Packet::new_checked(&[][..]).err(), Some(Error::Truncated));
+    }
+
+    #[test]
+    fn a_short_header_is_truncated() {
+        let d = datagram(&[]);
+        for len in 1..HEADER_LEN {
+            assert_eq!(
+                Packet::new_checked(&d[..len]).err(),
+                Some(Error::Truncated),
+                "{len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_magic_is_foreign() {
+        let mut d = datagram(&[record(1)]);
+        d[3] = b'X';
+        assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::ForeignMagic));
+        // Even when too short to be a header at all.
+        assert_eq!(
+            Packet::new_checked(&b"RVX"[..]).err(),
+            Some(Error::ForeignMagic)
+        );
+        assert_eq!(
+            Packet::new_checked(&b"GET / HTTP/1.1\r\n\r\n"[..]).err(),
+            Some(Error::ForeignMagic)
+        );
+    }
+
+    #[test]
+    fn other_versions_are_unsupported() {
+        let mut d = datagram(&[record(1)]);
+        for v in [0, 2, 255] {
+            d[4] = v;
+            assert_eq!(
+                Packet::new_checked(&d[..]).err(),
+                Some(Error::UnsupportedVersion),
+                "version {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_refused() {
+        let mut d = datagram(&[]);
+        for t in [0, 4, 255] {
+            d[5] = t;
+            assert_eq!(
+                Packet::new_checked(&d[..]).err(),
+                Some(Error::UnknownKind),
+                "type {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_count_beyond_the_datagram_is_truncated() {
+        let mut d = datagram(&[record(1), record(2)]);
+        d[17] = 3;
+        assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Truncated));
+        d[16] = 0xff;
+        d[17] = 0xff;
+        assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Truncated));
+    }
+
+    #[test]
+    fn a_partial_record_is_truncated() {
+        let d = datagram(&[record(1), record(2)]);
+        assert_eq!(
+            Packet::new_checked(&d[..d.len() - 1]).err(),
+            Some(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn bytes_after_the_records_are_malformed() {
+        let mut d = datagram(&[record(1)]);
+        d.push(0);
+        assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Malformed));
+        // A whole extra record the count does not announce, too.
+        let mut d = datagram(&[record(1), record(2)]);
+        d[17] = 1;
+        assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Malformed));
+    }
+
+    #[test]
+    fn records_in_a_request_are_malformed() {
+        let mut d = datagram(&[record(1)]);
+        d[5] = MessageKind::ResyncRequest as u8;
+        assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Malformed));
+        d[5] = MessageKind::ResyncDone as u8;
+        assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Malformed));
+    }
+
+    #[test]
+    fn a_bad_record_spoils_only_itself() {
+        let mut d = datagram(&[record(1), record(2), record(3)]);
+        d[HEADER_LEN] = 1; // ICMP
+        d[HEADER_LEN + 2 * RECORD_LEN + 1] = 11; // one past SYNACK
+        let p = Packet::new_checked(&d[..]).unwrap();
+        let got: Vec<_> = p.records().collect();
+        assert_eq!(
+            got,
+            vec![
+                Err(RecordError::UnknownProtocol),
+                Ok(record(2)),
+                Err(RecordError::UnknownState),
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_bytes_and_bits_are_ignored() {
+        let mut d = datagram(&[record(1)]);
+        d[6] |= 0xfe; // header flags other than resync
+        d[7] = 0xff;
+        d[18] = 0xff;
+        d[19] = 0xff;
+        d[HEADER_LEN + 2] |= 0xfc; // record flags other than the two defined
+        d[HEADER_LEN + 3] = 0xff;
+        d[HEADER_LEN + 22] = 0xff;
+        d[HEADER_LEN + 23] = 0xff;
+        let p = Packet::new_checked(&d[..]).unwrap();
+        assert!(!p.resync());
+        assert_eq!(p.header(), header(MessageKind::Connections));
+        assert_eq!(p.records().collect::<Vec<_>>(), vec![Ok(record(1))]);
+    }
+
+    #[test]
+    fn udp_records_round_trip() {
+        let r = Record {
+            protocol: Protocol::Udp,
+            timeout_s: 300,
+            ..record(53)
+        };
+        let d = datagram(&[r]);
+        assert_eq!(d[HEADER_LEN], 17);
+        let p = Packet::new_checked(&d[..]).unwrap();
+        assert_eq!(p.records().next(), Some(Ok(r)));
+    }
+
+    #[test]
+    fn only_the_configured_peer_is_heard() {
+        let d = datagram(&[record(1)]);
+        let p = Packet::new_checked(&d[..]).unwrap();
+        assert_eq!(p.check_sender(STANDBY_ID, &[ACTIVE_ID]), Ok(()));
+        assert_eq!(
+            p.check_sender(ACTIVE_ID, &[ACTIVE_ID]),
+            Err(Error::FromSelf),
+            "own id wins over the peer list"
+        );
+        assert_eq!(p.check_sender(STANDBY_ID, &[99]), Err(Error::UnknownPeer));
+        assert_eq!(p.check_sender(STANDBY_ID, &[]), Err(Error::UnknownPeer));
+    }
+
+    #[test]
+    fn worker_events_convert_both_ways() {
+        let e = SyncEvent {
+            protocol: Protocol::Tcp,
+            state: State::SynRecv,
+            input_only: true,
+            client: ep([198, 51, 100, 9], 51000),
+            vip: ep([203, 0, 113, 100], 443),
+            real: ep([10, 1, 0, 12], 443),
+            timeout_s: 30,
+        };
+        let r = Record::from(e);
+        assert!(!r.removed);
+        assert_eq!(r.event(), e);
+    }
+
+    #[test]
+    fn drop_reasons_have_distinct_names() {
+        let mut names: Vec<_> = Error::ALL.iter().map(|e| e.name()).collect();
+        names.extend(RecordError::ALL.iter().map(|e| e.name()));
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        for (i, e) in Error::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "counter order");
+        }
+        for (i, e) in RecordError::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "counter order");
+        }
+    }
+
+    #[test]
+    fn sequence_gaps_are_counted() {
+        let mut t = SeqTracker::new();
+        assert_eq!(t.observe(10), SeqCheck::First);
+        assert_eq!(t.observe(11), SeqCheck::InOrder);
+        assert_eq!(t.observe(15), SeqCheck::Gap(3));
+        assert_eq!(t.observe(16), SeqCheck::InOrder);
+        assert_eq!(t.observe(16), SeqCheck::Behind, "a duplicate");
+        assert_eq!(t.observe(17), SeqCheck::InOrder);
+        assert_eq!(t.observe(0), SeqCheck::Behind, "the sender restarted");
+        assert_eq!(t.observe(1), SeqCheck::InOrder, "and is followed");
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut t = SeqTracker::new();
+        t.observe(u32::MAX - 1);
+        assert_eq!(t.observe(u32::MAX), SeqCheck::InOrder);
+        assert_eq!(t.observe(0), SeqCheck::InOrder);
+        assert_eq!(t.observe(2), SeqCheck::Gap(1));
+    }
+
+    fn any_endpoint() -> impl Strategy<Value = Endpoint> {
+        (any::<u32>(), any::<u16>()).prop_map(|(ip, port)| Endpoint::new(Ipv4Addr::from(ip), port))
+    }
+
+    fn any_record() -> impl Strategy<Value = Record> {
+        (
+            prop::sample::select(Protocol::ALL.to_vec()),
+            prop::sample::select(State::ALL.to_vec()),
+            any::<bool>(),
+            any::<bool>(),
+            any_endpoint(),
+            any_endpoint(),
+            any_endpoint(),
+            any::<u32>(),
+        )
+            .prop_map(
+                |(protocol, state, input_only, removed, client, vip, real, timeout_s)| Record {
+                    protocol,
+                    state,
+                    input_only,
+                    removed,
+                    client,
+                    vip,
+                    real,
+                    timeout_s,
+                },
+            )
+    }
+
+    fn any_header() -> impl Strategy<Value = Header> {
+        (
+            prop::sample::select(vec![
+                MessageKind::Connections,
+                MessageKind::ResyncRequest,
+                MessageKind::ResyncDone,
+            ]),
+            any::<bool>(),
+            any::<u32>(),
+            any::<u32>(),
+        )
+            .prop_map(|(kind, resync, sender, seq)| Header {
+                kind,
+                resync: resync && kind.carries_records(),
+                sender,
+                seq,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn records_round_trip(
+            h in any_header(),
+            records in prop::collection::vec(any_record(), 0..=MAX_RECORDS),
+        ) {
+            let mut buf = [0u8; MAX_DATAGRAM_LEN];
+            let mut b = Builder::new(&mut buf, &h).unwrap();
+            let mut pushed = 0;
+            for r in &records {
+                if b.push(r).is_err() {
+                    break;
+                }
+                pushed += 1;
+            }
+            let expected = if h.kind.carries_records() { records.len() } else { 0 };
+            prop_assert_eq!(pushed, expected);
+            let d = b.finish();
+            prop_assert_eq!(d.len(), HEADER_LEN + pushed * RECORD_LEN);
+            let p = Packet::new_checked(d).unwrap();
+            prop_assert_eq!(p.header(), h);
+            prop_assert_eq!(usize::from(p.record_count()), pushed);
+            let got: Vec<_> = p.records().collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(&got[..], &records[..pushed]);
+        }
+
+        #[test]
+        fn the_builder_never_writes_past_its_buffer(
+            len in 0usize..300,
+            records in prop::collection::vec(any_record(), 0..12),
+        ) {
+            let mut buf = vec![0xa5u8; 400];
+            let n;
+            {
+                let (head, _) = buf.split_at_mut(len);
+                let Ok(mut b) = Builder::new(head, &header(MessageKind::Connections)) else {
+                    prop_assert!(len < HEADER_LEN);
+                    return Ok(());
+                };
+                for r in &records {
+                    let before = b.len();
+                    if b.push(r).is_err() {
+                        prop_assert!(b.is_full());
+                        prop_assert!(before + RECORD_LEN > len, "refused while room was left");
+                        break;
+                    }
+                }
+                n = b.finish().len();
+            }
+            prop_assert!(n <= len && n <= MAX_DATAGRAM_LEN);
+            prop_assert!(buf[len..].iter().all(|&x| x == 0xa5), "wrote past the buffer");
+            prop_assert!(Packet::new_checked(&buf[..n]).is_ok());
+        }
+
+        #[test]
+        fn never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1500)) {
+            if let Ok(p) = Packet::new_checked(&bytes[..]) {
+                let _ = (p.header(), p.version(), p.flags(), p.check_sender(1, &[2]));
+                prop_assert_eq!(p.records().count(), usize::from(p.record_count()));
+            }
+        }
+
+        #[test]
+        fn never_panics_on_magic_prefixed_bytes(
+            kind in 0u8..5,
+            count in 0u16..4,
+            body in prop::collection::vec(any::<u8>(), 0..120),
+        ) {
+            let mut d = MAGIC.to_vec();
+            d.extend_from_slice(&[VERSION, kind, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+            d.extend_from_slice(&count.to_be_bytes());
+            d.extend_from_slice(&[0, 0]);
+            d.extend_from_slice(&body);
+            match Packet::new_checked(&d[..]) {
+                Ok(p) => {
+                    prop_assert_eq!(body.len(), usize::from(count) * RECORD_LEN);
+                    for r in p.records() {
+                        let _ = r.map(|r| r.event());
+                    }
+                }
+                Err(e) => prop_assert!(Error::ALL.contains(&e)),
+            }
+        }
+
+        #[test]
+        fn never_panics_on_mutated_valid_datagrams(
+            flips in prop::collection::vec((0usize..HEADER_LEN + 3 * RECORD_LEN, any::<u8>()), 1..6),
+            cut in 0usize..=HEADER_LEN + 3 * RECORD_LEN + 4,
+        ) {
+            let mut d = datagram(&[record(1), record(2), record(3)]);
+            d.extend_from_slice(&[0, 0, 0, 0]);
+            for (at, v) in flips {
+                d[at] = v;
+            }
+            d.truncate(cut);
+            if let Ok(p) = Packet::new_checked(&d[..]) {
+                prop_assert_eq!(
+                    HEADER_LEN + p.records().len() * RECORD_LEN,
+                    d.len(),
+                    "the count and the length agree"
+                );
+                let _ = p.records().collect::<Vec<_>>();
+            }
+        }
+    }
+}
