@@ -314,7 +314,12 @@ impl Balancer {
         let o = c.original();
         q.push(SyncEvent {
             protocol,
-            state: c.state(),
+            // UDP has no states; the format's convention is ESTABLISHED.
+            state: if protocol == Protocol::Udp {
+                crate::lb::tcp_state::State::Established
+            } else {
+                c.state()
+            },
             input_only: c.is_input_only(),
             client: Endpoint::new(o.src, o.src_port),
             vip: Endpoint::new(o.dst, o.dst_port),
