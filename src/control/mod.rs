@@ -32,6 +32,7 @@ pub mod config;
 mod device;
 mod eal_args;
 mod error;
+pub mod ha;
 pub mod health;
 mod locate;
 pub mod metrics;

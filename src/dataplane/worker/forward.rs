@@ -302,17 +302,28 @@ impl Balancer {
 
     /// Reports a connection to the peer (active balancer only).
     fn report(&mut self, c: &Conn, now: u64) {
-        let Some(q) = self.sync.as_mut() else {
-            return;
-        };
-        let (Some(real), Some(protocol)) = (
-            self.services.real_endpoint(c.vs, c.rs),
-            Protocol::from_number(c.proto()),
-        ) else {
-            return;
-        };
+        if let Some(ev) = self.event(c, now) {
+            if let Some(q) = self.sync.as_mut() {
+                q.push(ev);
+            }
+        }
+    }
+
+    /// Every live connection as a sync event (a full resync).
+    pub(super) fn sync_dump(&self, now: u64) -> Vec<SyncEvent> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !c.is_expired(now))
+            .filter_map(|(_, c)| self.event(c, now))
+            .collect()
+    }
+
+    /// A connection as the peer needs it.
+    fn event(&self, c: &Conn, now: u64) -> Option<SyncEvent> {
+        let real = self.services.real_endpoint(c.vs, c.rs)?;
+        let protocol = Protocol::from_number(c.proto())?;
         let o = c.original();
-        q.push(SyncEvent {
+        Some(SyncEvent {
             protocol,
             // UDP has no states; the format's convention is ESTABLISHED.
             state: if protocol == Protocol::Udp {
@@ -325,7 +336,7 @@ impl Balancer {
             vip: Endpoint::new(o.dst, o.dst_port),
             real,
             timeout_s: (c.expires_ns.saturating_sub(now) / 1_000_000_000) as u32,
-        });
+        })
     }
 
     /// Installs connections the active balancer reported (on a standby),

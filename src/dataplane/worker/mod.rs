@@ -144,6 +144,12 @@ pub enum Command {
     Garp,
     /// Connections the active balancer reported, to install (standby).
     InstallConns(Vec<super::sync::SyncEvent>),
+    /// Send every live connection back as sync events (a full resync for
+    /// a standby that just started).
+    DumpSync {
+        /// Where to send them.
+        reply: std::sync::mpsc::Sender<Vec<super::sync::SyncEvent>>,
+    },
     /// Send up to `limit` connections back (`rvsadm conns`).
     DumpConns {
         /// Most connections to send.
@@ -154,6 +160,12 @@ pub enum Command {
 }
 
 pub use forward::ConnInfo;
+
+/// The worker that owns the connections of client `ip` among `workers`
+/// (what the sync receiver uses to route a record).
+pub fn forward_owner(ip: Ipv4Addr, workers: usize) -> usize {
+    forward::flow_owner(ip, 0, workers.max(1))
+}
 
 /// What the balancer's own handling decided for a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,6 +235,9 @@ impl<F: Frame> Worker<F> {
             }
             Command::InstallConns(events) => {
                 self.stats.conns_synced += self.lb.install(&events, now);
+            }
+            Command::DumpSync { reply } => {
+                let _ = reply.send(self.lb.sync_dump(now));
             }
             Command::Garp => self.send_garps(out),
             Command::Health { vs, rs, up } => self.lb.set_health(vs, rs, up),
