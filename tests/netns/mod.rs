@@ -61,6 +61,16 @@
 //! (hard-linked, one copy on disk); nginx also accepts `PUT /upload/NAME`.
 //! A UDP echo server on 5353 starts on request ([`Topology::start_udp_echo`]).
 //!
+//! For the failover tests: [`Topology::kill_http`] SIGKILLs a real
+//! server's HTTP server (master and workers at once) and
+//! [`Topology::restart_http`] starts it again; [`Topology::set_link`]
+//! takes a real server's veth down or up (restoring its default route);
+//! [`Topology::start_load`] runs a steady client load whose every request
+//! is recorded with its wall-clock times and outcome ([`ClientLoad`]);
+//! [`Service::health_timing`] and [`Topology::metrics_listen`] set the
+//! health checks and the metrics address of the generated config, which
+//! [`Topology::write_rvsd_config`] rewrites for `rvsadm reload`.
+//!
 //! Why a switch namespace with a bridge instead of one veth per real
 //! server into the lb namespace: rvsd's port is one device, and real
 //! servers on one L2 segment is what a deployment looks like (ARP for the
@@ -269,6 +279,8 @@ pub struct RealServer {
     pub ns: Netns,
     /// Its scratch directory (document root under `www/`).
     pub dir: PathBuf,
+    /// Its default gateway (restored by [`Topology::set_link`]).
+    pub gateway: String,
 }
 
 impl RealServer {
@@ -324,6 +336,13 @@ pub struct Service {
     /// which reaches the real servers only in
     /// [`Topology::nat_with_management`].
     pub health_check: Option<String>,
+    /// More `[virtual_server.health_check]` keys, as `(key, TOML value)`
+    /// written after `type` (e.g. `("interval_ms", "500")`,
+    /// `("http_path", "\"/\"")`); only written with a `type`.
+    pub health_check_settings: Vec<(String, String)>,
+    /// More `[[virtual_server]]` keys, as `(key, TOML value)` (e.g.
+    /// `("expire_nodest_conn", "true")`).
+    pub settings: Vec<(String, String)>,
 }
 
 impl Service {
@@ -343,7 +362,46 @@ impl Service {
             forward: forward.into(),
             real_servers: Vec::new(),
             health_check: Some("none".into()),
+            health_check_settings: Vec::new(),
+            settings: Vec::new(),
         }
+    }
+
+    /// Sets the health check's timing: `interval_ms`, `timeout_ms`,
+    /// `rise`, `fall` (keeps its `type`).
+    pub fn health_timing(
+        mut self,
+        interval_ms: u64,
+        timeout_ms: u64,
+        rise: u32,
+        fall: u32,
+    ) -> Service {
+        for (key, value) in [
+            ("interval_ms", interval_ms.to_string()),
+            ("timeout_ms", timeout_ms.to_string()),
+            ("rise", rise.to_string()),
+            ("fall", fall.to_string()),
+        ] {
+            self = self.health_setting(key, &value);
+        }
+        self
+    }
+
+    /// Sets one more `[virtual_server.health_check]` key to a TOML value
+    /// (replacing an earlier setting of the same key).
+    pub fn health_setting(mut self, key: &str, toml_value: &str) -> Service {
+        self.health_check_settings.retain(|(k, _)| k != key);
+        self.health_check_settings
+            .push((key.to_string(), toml_value.to_string()));
+        self
+    }
+
+    /// Sets one more `[[virtual_server]]` key to a TOML value.
+    pub fn setting(mut self, key: &str, toml_value: &str) -> Service {
+        self.settings.retain(|(k, _)| k != key);
+        self.settings
+            .push((key.to_string(), toml_value.to_string()));
+        self
     }
 
     /// Sets the health check's `type` (`None`: rvsd's default).
@@ -403,6 +461,10 @@ pub struct Topology {
     pub idle_sleep_us: u32,
     /// Which HTTP server the real servers run.
     pub http: HttpServer,
+    /// `control.metrics_listen` of the generated config (`None`: rvsd's
+    /// default). rvsd runs in the lb namespace, so a loopback address is
+    /// that namespace's: ask it with [`Topology::metrics`].
+    pub metrics_listen: Option<String>,
     pub dir: TempDir,
 }
 
@@ -609,6 +671,7 @@ impl Topology {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(20),
             http,
+            metrics_listen: None,
             dir: TempDir::new(method.name()),
         }
     }
@@ -707,6 +770,7 @@ impl Topology {
             dev: v.a,
             ns,
             dir: rs_dir,
+            gateway: gateway.into(),
         }
     }
 
@@ -787,52 +851,141 @@ impl Topology {
     /// answers `GET /` with its name (asked from inside its namespace).
     fn start_http(&mut self) {
         let big = big_file_bytes();
-        let mut jobs = Vec::new();
         for i in 0..self.real_servers.len() {
-            let (name, dir) = {
-                let rs = &self.real_servers[i];
-                (rs.name.clone(), rs.dir.clone())
-            };
-            let www = dir.join("www");
-            write_file(&www.join("index.html"), format!("{name}\n").as_bytes());
+            let rs = &self.real_servers[i];
+            let www = rs.dir.join("www");
+            write_file(&www.join("index.html"), format!("{}\n", rs.name).as_bytes());
             write_file(&www.join(BIG_FILE), &big);
-            let (program, args): (&str, Vec<String>) = match self.http {
-                HttpServer::Nginx => {
-                    let conf = nginx_conf(&name, &dir, self.http_port);
-                    write_file(&dir.join("nginx.conf"), conf.as_bytes());
-                    (
-                        "nginx",
-                        vec![
-                            "-p".into(),
-                            path_str(&dir),
-                            "-c".into(),
-                            path_str(&dir.join("nginx.conf")),
-                            "-e".into(),
-                            path_str(&dir.join("error.log")),
-                        ],
-                    )
-                }
-                HttpServer::Python => (
-                    "python3",
-                    vec![
-                        "-m".into(),
-                        "http.server".into(),
-                        self.http_port.to_string(),
-                        "--bind".into(),
-                        "0.0.0.0".into(),
-                        "--directory".into(),
-                        path_str(&www),
-                    ],
-                ),
-            };
-            let mut cmd = self.real_servers[i].ns.command(program);
-            cmd.args(&args);
-            self.spawn(format!("{name} http"), cmd, dir.join("http.log"));
-            jobs.push(i);
+            self.spawn_http(i);
         }
-        for i in jobs {
+        for i in 0..self.real_servers.len() {
             self.wait_http(i);
         }
+    }
+
+    /// Starts real server `i`'s HTTP server (its files are in place).
+    fn spawn_http(&mut self, i: usize) {
+        let (name, dir) = {
+            let rs = &self.real_servers[i];
+            (rs.name.clone(), rs.dir.clone())
+        };
+        let www = dir.join("www");
+        let (program, args): (&str, Vec<String>) = match self.http {
+            HttpServer::Nginx => {
+                let conf = nginx_conf(&name, &dir, self.http_port);
+                write_file(&dir.join("nginx.conf"), conf.as_bytes());
+                (
+                    "nginx",
+                    vec![
+                        "-p".into(),
+                        path_str(&dir),
+                        "-c".into(),
+                        path_str(&dir.join("nginx.conf")),
+                        "-e".into(),
+                        path_str(&dir.join("error.log")),
+                    ],
+                )
+            }
+            HttpServer::Python => (
+                "python3",
+                vec![
+                    "-m".into(),
+                    "http.server".into(),
+                    self.http_port.to_string(),
+                    "--bind".into(),
+                    "0.0.0.0".into(),
+                    "--directory".into(),
+                    path_str(&www),
+                ],
+            ),
+        };
+        let mut cmd = self.real_servers[i].ns.command(program);
+        cmd.args(&args);
+        self.spawn(http_app_name(&name), cmd, dir.join("http.log"));
+    }
+
+    /// Kills real server `i`'s HTTP server with SIGKILL, its master and
+    /// every worker at once (one `kill` of all their pids), as a crash
+    /// would, and reaps it. Returns the time just before the kill. The
+    /// server no longer counts among the topology's processes until
+    /// [`Topology::restart_http`].
+    pub fn kill_http(&mut self, i: usize) -> std::time::SystemTime {
+        let what = http_app_name(&self.real_servers[i].name);
+        let at = self
+            .apps
+            .iter()
+            .position(|a| a.what == what)
+            .unwrap_or_else(|| panic!("{what} is not running"));
+        let master = self.apps[at].child.id();
+        let rs = &self.real_servers[i];
+        // The master and its children (nginx's workers), all in the
+        // real server's namespace.
+        let mut pids = vec![master];
+        for pid in rs.ns.pids() {
+            if pid != master && parent_pid(pid) == Some(master) {
+                pids.push(pid);
+            }
+        }
+        let mut args = vec!["-KILL".to_string()];
+        args.extend(pids.iter().map(u32::to_string));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let killed_at = std::time::SystemTime::now();
+        support::run_ok("kill", &args, CMD);
+        let mut app = self.apps.remove(at);
+        assert!(
+            wait_timeout(&mut app.child, Duration::from_secs(5)).is_some(),
+            "{what} (pid {master}) survived SIGKILL"
+        );
+        // Its workers die with it; make sure nothing still listens.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let alive: Vec<u32> = pids[1..]
+                .iter()
+                .copied()
+                .filter(|&p| process_state(p).is_some_and(|st| st != 'Z'))
+                .collect();
+            if alive.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: processes {alive:?} survived SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("killed {what}: pids {pids:?} (SIGKILL)");
+        killed_at
+    }
+
+    /// Starts real server `i`'s HTTP server again (after
+    /// [`Topology::kill_http`]) and waits until it answers.
+    pub fn restart_http(&mut self, i: usize) {
+        let what = http_app_name(&self.real_servers[i].name);
+        assert!(
+            !self.apps.iter().any(|a| a.what == what),
+            "{what} is still running"
+        );
+        self.spawn_http(i);
+        self.wait_http(i);
+    }
+
+    /// Takes real server `i`'s link down (its veth, in its namespace: a
+    /// cut cable) or brings it up again; up restores its default route,
+    /// which the kernel dropped with the link. Returns the time just
+    /// before the change.
+    pub fn set_link(&self, i: usize, up: bool) -> std::time::SystemTime {
+        let rs = &self.real_servers[i];
+        let state = if up { "up" } else { "down" };
+        let at = std::time::SystemTime::now();
+        rs.ns.run_ok("ip", &["link", "set", &rs.dev, state], CMD);
+        if up {
+            rs.ns.run_ok(
+                "ip",
+                &["route", "replace", "default", "via", &rs.gateway],
+                CMD,
+            );
+        }
+        at
     }
 
     fn wait_http(&mut self, i: usize) {
@@ -1069,6 +1222,9 @@ impl Topology {
         }
         let _ = writeln!(t, "\n[control]");
         let _ = writeln!(t, "socket = {}", q(&path_str(&self.socket_path())));
+        if let Some(listen) = &self.metrics_listen {
+            let _ = writeln!(t, "metrics_listen = {}", q(listen));
+        }
         for s in services {
             let _ = writeln!(t, "\n[[virtual_server]]");
             let _ = writeln!(t, "name = {}", q(&s.name));
@@ -1076,9 +1232,15 @@ impl Topology {
             let _ = writeln!(t, "protocol = {}", q(&s.protocol));
             let _ = writeln!(t, "scheduler = {}", q(&s.scheduler));
             let _ = writeln!(t, "forward = {}", q(&s.forward));
+            for (key, value) in &s.settings {
+                let _ = writeln!(t, "{key} = {value}");
+            }
             if let Some(kind) = &s.health_check {
                 let _ = writeln!(t, "\n  [virtual_server.health_check]");
                 let _ = writeln!(t, "  type = {}", q(kind));
+                for (key, value) in &s.health_check_settings {
+                    let _ = writeln!(t, "  {key} = {value}");
+                }
             }
             for (addr, weight) in &s.real_servers {
                 let _ = writeln!(t, "\n  [[virtual_server.real_server]]");
@@ -1093,8 +1255,8 @@ impl Topology {
     /// `rvsd --check`, starts rvsd in the lb namespace and waits until it
     /// is ready and its control socket is bound.
     pub fn start_rvsd(&self, workers: usize, services: &[Service]) -> Rvsd {
-        let text = self.rvsd_config(workers, services);
-        let path = self.dir.write("rvsd.toml", &text);
+        let path = self.write_rvsd_config(workers, services);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
         let check = support::run(
             support::RVSD,
             &["--config", &path_str(&path), "--check"],
@@ -1112,6 +1274,40 @@ impl Topology {
             rvsd.log()
         );
         rvsd
+    }
+
+    /// The config file [`Topology::start_rvsd`] runs rvsd with (and
+    /// `rvsadm reload` re-reads).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("rvsd.toml")
+    }
+
+    /// Writes [`Topology::rvsd_config`] to [`Topology::config_path`]
+    /// (replacing it: what a reload then reads) and returns the path.
+    pub fn write_rvsd_config(&self, workers: usize, services: &[Service]) -> PathBuf {
+        let text = self.rvsd_config(workers, services);
+        self.dir.write("rvsd.toml", &text)
+    }
+
+    /// `rvsadm --socket <ours> ARGS`, whatever its outcome.
+    pub fn rvsadm(&self, args: &[&str]) -> CmdOutput {
+        let sock = path_str(&self.socket_path());
+        let mut all = vec!["--socket", sock.as_str()];
+        all.extend_from_slice(args);
+        support::run(env!("CARGO_BIN_EXE_rvsadm"), &all, CMD)
+    }
+
+    /// `GET /metrics` from rvsd's `metrics_listen`, asked from the lb
+    /// namespace; panics unless it answers.
+    pub fn metrics(&self) -> String {
+        let listen = self
+            .metrics_listen
+            .as_deref()
+            .expect("set Topology::metrics_listen before start_rvsd");
+        let url = format!("http://{listen}/metrics");
+        let out = self.lb.run("curl", &["-sS", "-f", "-m", "5", &url], CMD);
+        assert!(out.success(), "GET {url} in the lb namespace: {out}");
+        out.stdout
     }
 
     /// `rvsadm --socket <ours> --json ARGS`, parsed.
@@ -1163,6 +1359,73 @@ impl Topology {
     pub fn curl(&self, host: &str, path: &str) -> CmdOutput {
         let url = format!("http://{host}{path}");
         self.client.run("curl", &["-s", "-m", "5", &url], CMD)
+    }
+
+    /// Starts a steady client load on `http://VIP:80/` in the client
+    /// namespace: `threads` loops of sequential requests, each on its own
+    /// connection (`Connection: close`, so the scheduler decides every
+    /// one), each loop starting one every `interval` (or at once when the
+    /// last took longer), each request given `timeout` for connect and
+    /// each read. Every request's outcome and times are recorded; the load
+    /// runs until [`ClientLoad::stop`] or for at most `max_run`.
+    pub fn start_load(
+        &self,
+        threads: u32,
+        interval: Duration,
+        timeout: Duration,
+        max_run: Duration,
+    ) -> ClientLoad {
+        let token = support::unique_token();
+        let out = self.dir.join(&format!("load-{token}.jsonl"));
+        let stop_file = self.dir.join(&format!("load-{token}.stop"));
+        let log = self.dir.join(&format!("load-{token}.log"));
+        let mut cmd = self.client.command("python3");
+        cmd.args([
+            "-u",
+            "-c",
+            LOAD_CLIENT,
+            &self.vip,
+            "80",
+            &threads.to_string(),
+            &interval.as_secs_f64().to_string(),
+            &timeout.as_secs_f64().to_string(),
+            &path_str(&stop_file),
+            &path_str(&out),
+            &max_run.as_secs_f64().to_string(),
+        ]);
+        let log_file =
+            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = log_file
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the load client: {e}"));
+        let mut load = ClientLoad {
+            child: Some(child),
+            out,
+            stop_file,
+            log,
+            timeout,
+        };
+        // Running once it has finished a first request.
+        let deadline = Instant::now() + APP_START;
+        while load.requests().is_empty() {
+            if let Some(Ok(Some(status))) = load.child.as_mut().map(|c| c.try_wait()) {
+                panic!("the load client exited with {status}: {}", load.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the load client finished no request in {:.0} s: {}",
+                APP_START.as_secs_f64(),
+                load.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        load
     }
 
     /// `n` sequential `GET http://HOST/PATH` by one curl process, each on
@@ -1475,6 +1738,165 @@ impl Topology {
     }
 }
 
+/// The client of [`Topology::start_load`]: `threads` loops, each making
+/// one request at a time and starting one every `interval`, each request
+/// one JSON line: wall-clock start and end (Unix seconds, the clock of
+/// Rust's `SystemTime`), success (status 200 with a body), the body (the
+/// real server's name), the error, the client's port.
+const LOAD_CLIENT: &str = r#"
+import json, os, socket, sys, threading, time
+host, port, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+interval, timeout = float(sys.argv[4]), float(sys.argv[5])
+stop_file, out_path = sys.argv[6], sys.argv[7]
+deadline = time.time() + float(sys.argv[8])
+out = open(out_path, 'w')
+lock = threading.Lock()
+REQ = b'GET / HTTP/1.0\r\nHost: rvs-test\r\nConnection: close\r\n\r\n'
+
+def one():
+    r = {'start': time.time(), 'ok': False, 'server': '', 'error': '', 'port': 0}
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+        r['port'] = s.getsockname()[1]
+        s.sendall(REQ)
+        data = b''
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        head, _, body = data.partition(b'\r\n\r\n')
+        status = head.split(b'\r\n', 1)[0].decode('latin-1')
+        if status.split(' ')[1:2] == ['200'] and body:
+            r['ok'] = True
+            r['server'] = body.decode('latin-1').strip()
+        else:
+            r['error'] = 'answer %r, body %r' % (status, body[:40])
+    except Exception as e:
+        r['error'] = '%s: %s' % (type(e).__name__, e)
+    finally:
+        s.close()
+    r['end'] = time.time()
+    return r
+
+def loop(k):
+    nxt = time.time() + k * interval / threads
+    while not os.path.exists(stop_file) and time.time() < deadline:
+        d = nxt - time.time()
+        if d > 0:
+            time.sleep(d)
+        r = one()
+        r['thread'] = k
+        with lock:
+            out.write(json.dumps(r) + '\n')
+            out.flush()
+        nxt = max(nxt + interval, time.time())
+
+ts = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print('done')
+"#;
+
+/// One request of a [`ClientLoad`].
+#[derive(Clone, Debug)]
+pub struct LoadRequest {
+    /// Which of the client's loops made it.
+    pub thread: u32,
+    /// When it started and ended, Unix seconds (see [`unix_seconds`]).
+    pub start: f64,
+    pub end: f64,
+    /// Status 200 with a body.
+    pub ok: bool,
+    /// The body, trimmed: the real server's name (`rs1`); empty when it
+    /// failed.
+    pub server: String,
+    /// Why it failed (`ConnectionResetError: ...`, `timeout: timed out`).
+    pub error: String,
+    /// The client's port (0 when it did not connect).
+    pub port: u16,
+}
+
+/// A running [`Topology::start_load`]; killed on drop.
+pub struct ClientLoad {
+    child: Option<Child>,
+    out: PathBuf,
+    stop_file: PathBuf,
+    log: PathBuf,
+    timeout: Duration,
+}
+
+impl ClientLoad {
+    /// The requests finished so far, in the order they finished.
+    pub fn requests(&self) -> Vec<LoadRequest> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| LoadRequest {
+                thread: v["thread"].as_u64().unwrap_or(0) as u32,
+                start: v["start"].as_f64().unwrap_or(f64::NAN),
+                end: v["end"].as_f64().unwrap_or(f64::NAN),
+                ok: v["ok"].as_bool().unwrap_or(false),
+                server: v["server"].as_str().unwrap_or("").to_string(),
+                error: v["error"].as_str().unwrap_or("").to_string(),
+                port: v["port"].as_u64().unwrap_or(0) as u16,
+            })
+            .collect()
+    }
+
+    /// What the client printed (its errors, if any).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Asks the loops to stop after their current request, waits for
+    /// them (at most the request timeout and a little more), and returns
+    /// every request.
+    pub fn stop(mut self) -> Vec<LoadRequest> {
+        write_file(&self.stop_file, b"stop\n");
+        if let Some(mut child) = self.child.take() {
+            let limit = self.timeout + Duration::from_secs(5);
+            match wait_timeout(&mut child, limit) {
+                Some(status) => assert!(
+                    status.success(),
+                    "the load client exited with {status}: {}",
+                    self.log_text()
+                ),
+                None => {
+                    let _ = child.kill();
+                    let _ = wait_timeout(&mut child, Duration::from_secs(5));
+                    panic!(
+                        "the load client did not stop within {:.0} s: {}",
+                        limit.as_secs_f64(),
+                        self.log_text()
+                    );
+                }
+            }
+        }
+        self.requests()
+    }
+}
+
+impl Drop for ClientLoad {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = wait_timeout(&mut child, Duration::from_secs(5));
+        }
+    }
+}
+
+/// `t` as Unix seconds: the clock [`LoadRequest`]'s times are on.
+pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// What [`Topology::download_sha256`] measured.
 #[derive(Clone, Debug)]
 pub struct Transfer {
@@ -1637,6 +2059,33 @@ pub fn path_str(p: &Path) -> String {
     p.to_str()
         .unwrap_or_else(|| panic!("path {} is not UTF-8", p.display()))
         .to_string()
+}
+
+/// The name the topology's process list gives real server `name`'s HTTP
+/// server.
+fn http_app_name(name: &str) -> String {
+    format!("{name} http")
+}
+
+/// Fields of `/proc/PID/stat` after the command: (state, parent pid).
+fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// The parent of `pid`, while it exists.
+fn parent_pid(pid: u32) -> Option<u32> {
+    proc_stat(pid).map(|(_, ppid)| ppid)
+}
+
+/// The state letter of `pid` (`R`, `S`, `Z`, ...), while it exists.
+fn process_state(pid: u32) -> Option<char> {
+    proc_stat(pid).map(|(state, _)| state)
 }
 
 fn nginx_conf(name: &str, dir: &Path, port: u16) -> String {
