@@ -43,6 +43,10 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     /// `[[virtual_server]]`: the services, in file order (possibly none).
     pub virtual_servers: Vec<VirtualServerConfig>,
+    /// `[ha]`: the active/standby pair this balancer is half of; `None`
+    /// (the section absent) runs it standalone, always master, with no
+    /// connection sync. Fixed at start.
+    pub ha: Option<HaConfig>,
 }
 
 impl Config {
@@ -300,6 +304,135 @@ impl Default for TimeoutsConfig {
 
 use crate::lb::kind::keyword;
 pub use crate::lb::kind::{ForwardMethod, ParseKeywordError, Protocol, SchedulerKind};
+
+/// `[ha]`: this balancer as one half of an active/standby pair. keepalived
+/// (VRRP on the management link) decides which half is master and tells
+/// rvsd with `rvsadm ha master|backup`; the master answers ARP for the VIPs
+/// and `floating_addresses`, sends gratuitous ARPs when it becomes master,
+/// and sends its connections to the peer, which installs them so that a
+/// takeover keeps them on the same real servers.
+///
+/// The section may be omitted (standalone). Every field is fixed at start:
+/// a reload does not change HA settings; restart rvsd (its peer keeps
+/// forwarding meanwhile) to apply new ones.
+///
+/// The two files of a pair must agree, which one file cannot check: the
+/// `node_id`s differ, each one's `sync_peer` is the other's `sync_listen`,
+/// and the `floating_addresses` and virtual servers are the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaConfig {
+    /// `node_id`: this balancer's id in the sync datagrams it sends, 1 to
+    /// `u32::MAX`; a receiver drops datagrams carrying its own id. The two
+    /// balancers of a pair need different ids. Required. Fixed at start.
+    pub node_id: u32,
+    /// `initial_state`: `"backup"` or `"master"`, the role until keepalived
+    /// says otherwise. Default `DEFAULT_INITIAL_STATE` (backup): keepalived
+    /// decides, and a balancer that starts as master by mistake would
+    /// answer ARP for the VIPs alongside the real master. Fixed at start.
+    pub initial_state: HaState,
+    /// `sync_listen`: the management address and UDP port rvsd receives
+    /// the peer's sync datagrams on, `"192.168.100.1:8848"` (the kernel's
+    /// network stack, not a DPDK port). A unicast IPv4 address (not
+    /// 0.0.0.0, broadcast or multicast), port not 0. Required. Fixed at
+    /// start.
+    pub sync_listen: SocketAddrV4,
+    /// `sync_peer`: where sync datagrams are sent: the peer's
+    /// `sync_listen`, `"192.168.100.2:8848"`. The same rules as
+    /// `sync_listen`, and not equal to it. Required. Fixed at start.
+    pub sync_peer: SocketAddrV4,
+    /// `floating_addresses`: own interface addresses that move with the
+    /// VIPs, `["10.1.0.1/24"]`: only the master answers ARP and ICMP echo
+    /// for them, and it sends gratuitous ARPs for them on becoming master.
+    /// The typical one is NAT's inside gateway address, which the real
+    /// servers route their replies through. Each must be written exactly as
+    /// one of the `[[interface]] addresses` (address and prefix length), at
+    /// most once. Default: none. Fixed at start.
+    pub floating_addresses: Vec<Ipv4Cidr>,
+    /// `garp_count`: gratuitous ARPs sent for every VIP and floating
+    /// address on becoming master (keepalived's `garp_master_repeat`), 1 to
+    /// `MAX_GARP_COUNT`. Default `DEFAULT_GARP_COUNT` (5). Fixed at start.
+    pub garp_count: u32,
+    /// `garp_interval_ms`: the time between two rounds of gratuitous ARPs
+    /// (keepalived's `garp_interval`), `MIN_GARP_INTERVAL_MS` to
+    /// `MAX_GARP_INTERVAL_MS`. Default `DEFAULT_GARP_INTERVAL_MS` (200).
+    /// Fixed at start.
+    pub garp_interval: Duration,
+    /// `sync_interval_ms`: how often the master sends a batch of
+    /// connection changes to the peer (a datagram is also sent as soon as
+    /// it is full), 1 to `MAX_SYNC_INTERVAL_MS`. Default
+    /// `DEFAULT_SYNC_INTERVAL_MS` (5). Fixed at start.
+    pub sync_interval: Duration,
+}
+
+impl HaConfig {
+    /// Default of `initial_state`: keepalived decides.
+    pub const DEFAULT_INITIAL_STATE: HaState = HaState::Backup;
+    /// The sync port the examples use (`sync_listen` and `sync_peer` have
+    /// no default: both are written out).
+    pub const CUSTOMARY_SYNC_PORT: u16 = 8848;
+    /// Default of `garp_count`: keepalived's `garp_master_repeat` is 5.
+    pub const DEFAULT_GARP_COUNT: u32 = 5;
+    /// Upper bound of `garp_count`.
+    pub const MAX_GARP_COUNT: u32 = 100;
+    /// Default of `garp_interval_ms`.
+    pub const DEFAULT_GARP_INTERVAL_MS: u64 = 200;
+    /// Lower bound of `garp_interval_ms`.
+    pub const MIN_GARP_INTERVAL_MS: u64 = 10;
+    /// Upper bound of `garp_interval_ms`: ten seconds.
+    pub const MAX_GARP_INTERVAL_MS: u64 = 10_000;
+    /// Default of `sync_interval_ms`: a batch every 5 ms.
+    pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 5;
+    /// Upper bound of `sync_interval_ms`: one second.
+    pub const MAX_SYNC_INTERVAL_MS: u64 = 1000;
+
+    /// True when this balancer starts as master.
+    pub fn starts_as_master(&self) -> bool {
+        self.initial_state == HaState::Master
+    }
+
+    /// The floating addresses without their prefix lengths, as the
+    /// workers compare them.
+    pub fn floating_ips(&self) -> Vec<Ipv4Addr> {
+        self.floating_addresses.iter().map(|a| a.addr()).collect()
+    }
+}
+
+/// The role of a balancer in an HA pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HaState {
+    /// `"master"`: answers ARP for the VIPs and floating addresses,
+    /// forwards, and sends its connections to the peer.
+    Master,
+    /// `"backup"`: stays silent for the VIPs and floating addresses and
+    /// installs the connections the master sends.
+    Backup,
+}
+
+impl HaState {
+    /// Every state, in the order messages list them.
+    pub const ALL: [HaState; 2] = [HaState::Backup, HaState::Master];
+
+    /// The name used in the file and by `rvsadm ha`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HaState::Master => "master",
+            HaState::Backup => "backup",
+        }
+    }
+}
+
+impl FromStr for HaState {
+    type Err = ParseKeywordError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        keyword(s, &Self::ALL, Self::name)
+    }
+}
+
+impl fmt::Display for HaState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// How real servers are probed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -47,8 +47,8 @@ mod tests;
 
 pub use config::{
     is_prime, normalize_pci, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig,
-    ForwardMethod, HealthCheckConfig, HealthCheckKind, InterfaceConfig, NeighborConfig,
-    ParseDeviceError, ParseKeywordError, Protocol, RealServerConfig, RouteConfig, SchedulerKind,
-    TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
+    ForwardMethod, HaConfig, HaState, HealthCheckConfig, HealthCheckKind, InterfaceConfig,
+    NeighborConfig, ParseDeviceError, ParseKeywordError, Protocol, RealServerConfig, RouteConfig,
+    SchedulerKind, TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
 };
 pub use error::{ConfigError, ConfigErrors};

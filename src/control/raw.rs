@@ -37,6 +37,7 @@ pub(super) struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     #[serde(default)]
     pub virtual_server: Array<S<RawVirtualServer>>,
+    pub ha: Option<S<RawHa>>,
 }
 
 /// `[dpdk]`
@@ -140,6 +141,20 @@ pub(super) struct RawHealthCheck {
 pub(super) struct RawRealServer {
     pub address: Option<S<String>>,
     pub weight: Option<S<Int>>,
+}
+
+/// `[ha]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHa {
+    pub node_id: Option<S<Int>>,
+    pub initial_state: Option<S<String>>,
+    pub sync_listen: Option<S<String>>,
+    pub sync_peer: Option<S<String>>,
+    pub floating_addresses: Option<S<Array<S<String>>>>,
+    pub garp_count: Option<S<Int>>,
+    pub garp_interval_ms: Option<S<Int>>,
+    pub sync_interval_ms: Option<S<Int>>,
 }
 
 /// A TOML integer of any sign and size TOML allows; ranges are checked

@@ -2480,3 +2480,411 @@ fn dr_sorry_server_must_be_on_a_connected_subnet() {
         "forward = \"dr\" only changes the MAC",
     );
 }
+
+// ------------------------------------------------------------------ [ha]
+
+/// The required keys of `[ha]`, appended after `EXT` and `INT`.
+const HA: &str =
+    "[ha]\nnode_id = 1\nsync_listen = \"192.168.100.1:8848\"\nsync_peer = \"192.168.100.2:8848\"\n";
+
+/// A file with `[ha]` holding `HA`'s keys and `extra` lines.
+fn ha_file(extra: &str) -> String {
+    cat(&[DPDK, EXT, INT, HA, extra])
+}
+
+/// A file whose `[ha]` is `keys` alone.
+fn ha_only(keys: &str) -> String {
+    cat(&[DPDK, EXT, INT, "[ha]\n", keys])
+}
+
+#[test]
+fn absent_ha_section_is_standalone() {
+    assert_eq!(ok(&cat(&[DPDK, EXT])).ha, None);
+    assert_eq!(ok(FULL).ha, None);
+}
+
+#[test]
+fn full_ha_section_parses_to_typed_values() {
+    let c = ok(&ha_file(
+        "initial_state = \"master\"\nfloating_addresses = [\"10.1.0.1/24\"]\ngarp_count = 3\n\
+         garp_interval_ms = 500\nsync_interval_ms = 20\n",
+    ));
+    let ha = c.ha.unwrap();
+    assert_eq!(
+        ha,
+        HaConfig {
+            node_id: 1,
+            initial_state: HaState::Master,
+            sync_listen: "192.168.100.1:8848".parse().unwrap(),
+            sync_peer: "192.168.100.2:8848".parse().unwrap(),
+            floating_addresses: vec!["10.1.0.1/24".parse().unwrap()],
+            garp_count: 3,
+            garp_interval: Duration::from_millis(500),
+            sync_interval: Duration::from_millis(20),
+        }
+    );
+    assert!(ha.starts_as_master());
+    assert_eq!(ha.floating_ips(), [Ipv4Addr::new(10, 1, 0, 1)]);
+}
+
+#[test]
+fn omitted_ha_keys_take_their_defaults() {
+    let ha = ok(&ha_file("")).ha.unwrap();
+    assert_eq!(ha.initial_state, HaState::Backup);
+    assert_eq!(ha.initial_state, HaConfig::DEFAULT_INITIAL_STATE);
+    assert!(!ha.starts_as_master());
+    assert!(ha.floating_addresses.is_empty());
+    assert_eq!(ha.garp_count, 5);
+    assert_eq!(ha.garp_interval, Duration::from_millis(200));
+    assert_eq!(ha.sync_interval, Duration::from_millis(5));
+}
+
+#[test]
+fn ha_state_names_round_trip() {
+    for state in HaState::ALL {
+        assert_eq!(state.name().parse::<HaState>(), Ok(state));
+        assert_eq!(state.to_string(), state.name());
+    }
+}
+
+#[test]
+fn ha_without_node_id_is_an_error() {
+    let text =
+        ha_only("sync_listen = \"192.168.100.1:8848\"\nsync_peer = \"192.168.100.2:8848\"\n");
+    assert_error(
+        &one_error(&text),
+        "ha.node_id",
+        Some(line_of(&text, "[ha]")),
+        "missing required field",
+    );
+}
+
+#[test]
+fn ha_node_id_zero_is_an_error() {
+    let text = ha_only(
+        "node_id = 0\nsync_listen = \"192.168.100.1:8848\"\nsync_peer = \"192.168.100.2:8848\"\n",
+    );
+    assert_error(
+        &one_error(&text),
+        "ha.node_id",
+        Some(line_of(&text, "node_id")),
+        "0 is out of range: must be 1 to 4294967295",
+    );
+}
+
+#[test]
+fn ha_node_id_above_u32_is_an_error() {
+    let text = ha_only(
+        "node_id = 4294967296\nsync_listen = \"192.168.100.1:8848\"\n\
+         sync_peer = \"192.168.100.2:8848\"\n",
+    );
+    assert_error(
+        &one_error(&text),
+        "ha.node_id",
+        Some(line_of(&text, "node_id")),
+        "out of range",
+    );
+}
+
+#[test]
+fn ha_unknown_initial_state_lists_the_accepted_values() {
+    let text = ha_file("initial_state = \"active\"\n");
+    assert_error(
+        &one_error(&text),
+        "ha.initial_state",
+        Some(line_of(&text, "initial_state")),
+        "unknown value \"active\": expected one of \"backup\", \"master\"",
+    );
+}
+
+#[test]
+fn ha_without_sync_addresses_is_an_error() {
+    let text = ha_only("node_id = 1\n");
+    let errors = errors(&text);
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["ha.sync_listen", "ha.sync_peer"]);
+    for e in &errors {
+        assert_error(
+            e,
+            &e.field,
+            Some(line_of(&text, "[ha]")),
+            "missing required field",
+        );
+    }
+}
+
+#[test]
+fn ha_unparsable_sync_listen_is_an_error() {
+    let text = ha_only(
+        "node_id = 1\nsync_listen = \"192.168.100.1\"\nsync_peer = \"192.168.100.2:8848\"\n",
+    );
+    assert_error(
+        &one_error(&text),
+        "ha.sync_listen",
+        Some(line_of(&text, "sync_listen")),
+        "invalid address \"192.168.100.1\": expected IPv4:PORT like 192.168.100.1:8848",
+    );
+}
+
+#[test]
+fn ha_ipv6_sync_peer_is_an_error() {
+    let text =
+        ha_only("node_id = 1\nsync_listen = \"192.168.100.1:8848\"\nsync_peer = \"[::1]:8848\"\n");
+    assert_error(
+        &one_error(&text),
+        "ha.sync_peer",
+        Some(line_of(&text, "sync_peer")),
+        "expected IPv4:PORT",
+    );
+}
+
+#[test]
+fn ha_sync_port_zero_is_an_error() {
+    let text = ha_only(
+        "node_id = 1\nsync_listen = \"192.168.100.1:0\"\nsync_peer = \"192.168.100.2:8848\"\n",
+    );
+    assert_error(
+        &one_error(&text),
+        "ha.sync_listen",
+        Some(line_of(&text, "sync_listen")),
+        "the port must not be 0",
+    );
+}
+
+#[test]
+fn ha_unspecified_sync_listen_is_an_error() {
+    let text = ha_only(
+        "node_id = 1\nsync_listen = \"0.0.0.0:8848\"\nsync_peer = \"192.168.100.2:8848\"\n",
+    );
+    assert_error(
+        &one_error(&text),
+        "ha.sync_listen",
+        Some(line_of(&text, "sync_listen")),
+        "0.0.0.0 is not a unicast address",
+    );
+}
+
+#[test]
+fn ha_broadcast_sync_peer_is_an_error() {
+    let text = ha_only(
+        "node_id = 1\nsync_listen = \"192.168.100.1:8848\"\nsync_peer = \"255.255.255.255:8848\"\n",
+    );
+    assert_error(
+        &one_error(&text),
+        "ha.sync_peer",
+        Some(line_of(&text, "sync_peer")),
+        "255.255.255.255 is not a unicast address",
+    );
+}
+
+#[test]
+fn ha_multicast_sync_peer_is_an_error() {
+    let text = ha_only(
+        "node_id = 1\nsync_listen = \"192.168.100.1:8848\"\nsync_peer = \"224.0.0.81:8848\"\n",
+    );
+    assert_error(
+        &one_error(&text),
+        "ha.sync_peer",
+        Some(line_of(&text, "sync_peer")),
+        "a multicast address is not a unicast address",
+    );
+}
+
+#[test]
+fn ha_sync_peer_equal_to_sync_listen_is_an_error() {
+    let text = ha_only(
+        "node_id = 1\nsync_listen = \"192.168.100.1:8848\"\nsync_peer = \"192.168.100.1:8848\"\n",
+    );
+    assert_error(
+        &one_error(&text),
+        "ha.sync_peer",
+        Some(line_of(&text, "sync_peer")),
+        "192.168.100.1:8848 is also ha.sync_listen",
+    );
+}
+
+#[test]
+fn ha_sync_on_one_host_with_two_ports_is_valid() {
+    let text =
+        ha_only("node_id = 2\nsync_listen = \"127.0.0.1:8849\"\nsync_peer = \"127.0.0.1:8848\"\n");
+    let ha = ok(&text).ha.unwrap();
+    assert_eq!(ha.sync_listen.port(), 8849);
+    assert_eq!(ha.sync_peer.port(), 8848);
+}
+
+#[test]
+fn ha_floating_address_not_on_any_interface_is_an_error() {
+    let text = ha_file("floating_addresses = [\"10.1.0.1/24\", \"10.1.0.254/24\"]\n");
+    assert_error(
+        &one_error(&text),
+        "ha.floating_addresses[1]",
+        Some(line_of(&text, "floating_addresses")),
+        "10.1.0.254/24 is not one of the [[interface]] addresses (interface addresses: \
+         10.0.0.1/24, 10.1.0.1/24)",
+    );
+}
+
+#[test]
+fn ha_floating_address_with_another_prefix_is_an_error() {
+    let text = ha_file("floating_addresses = [\"10.1.0.1/16\"]\n");
+    assert_error(
+        &one_error(&text),
+        "ha.floating_addresses[0]",
+        Some(line_of(&text, "floating_addresses")),
+        "10.1.0.1/16 differs from the address of interface[1] \"int\" (10.1.0.1/24)",
+    );
+}
+
+#[test]
+fn ha_duplicate_floating_address_is_an_error() {
+    let text = ha_file("floating_addresses = [\"10.1.0.1/24\", \"10.1.0.1/24\"]\n");
+    assert_error(
+        &one_error(&text),
+        "ha.floating_addresses[1]",
+        Some(line_of(&text, "floating_addresses")),
+        "duplicate floating address 10.1.0.1/24 (also ha.floating_addresses[0])",
+    );
+}
+
+#[test]
+fn ha_unparsable_floating_address_is_an_error() {
+    let text = ha_file("floating_addresses = [\"10.1.0.1\"]\n");
+    assert_error(
+        &one_error(&text),
+        "ha.floating_addresses[0]",
+        Some(line_of(&text, "floating_addresses")),
+        "invalid IPv4 prefix \"10.1.0.1\": expected ADDRESS/LEN",
+    );
+}
+
+#[test]
+fn ha_floating_addresses_not_an_array_is_an_error() {
+    let text = ha_file("floating_addresses = \"10.1.0.1/24\"\n");
+    assert_error(
+        &one_error(&text),
+        "ha.floating_addresses",
+        Some(line_of(&text, "floating_addresses")),
+        "an array",
+    );
+}
+
+#[test]
+fn ha_garp_count_out_of_range_is_an_error() {
+    for n in [0, 101] {
+        let text = ha_file(&format!("garp_count = {n}\n"));
+        assert_error(
+            &one_error(&text),
+            "ha.garp_count",
+            Some(line_of(&text, "garp_count")),
+            &format!("{n} is out of range: must be 1 to 100"),
+        );
+    }
+    assert_eq!(ok(&ha_file("garp_count = 1\n")).ha.unwrap().garp_count, 1);
+    assert_eq!(
+        ok(&ha_file("garp_count = 100\n")).ha.unwrap().garp_count,
+        100
+    );
+}
+
+#[test]
+fn ha_garp_interval_out_of_range_is_an_error() {
+    for n in [9, 10_001] {
+        let text = ha_file(&format!("garp_interval_ms = {n}\n"));
+        assert_error(
+            &one_error(&text),
+            "ha.garp_interval_ms",
+            Some(line_of(&text, "garp_interval_ms")),
+            &format!("{n} is out of range: must be 10 to 10000"),
+        );
+    }
+    let ha = ok(&ha_file("garp_interval_ms = 10\n")).ha.unwrap();
+    assert_eq!(ha.garp_interval, Duration::from_millis(10));
+}
+
+#[test]
+fn ha_sync_interval_out_of_range_is_an_error() {
+    for n in [0, 1001] {
+        let text = ha_file(&format!("sync_interval_ms = {n}\n"));
+        assert_error(
+            &one_error(&text),
+            "ha.sync_interval_ms",
+            Some(line_of(&text, "sync_interval_ms")),
+            &format!("{n} is out of range: must be 1 to 1000"),
+        );
+    }
+    let ha = ok(&ha_file("sync_interval_ms = 1000\n")).ha.unwrap();
+    assert_eq!(ha.sync_interval, Duration::from_secs(1));
+}
+
+#[test]
+fn unknown_key_in_ha_is_an_error() {
+    let text = ha_file("sync_peers = \"192.168.100.3:8848\"\n");
+    assert_error(
+        &one_error(&text),
+        "ha.sync_peers",
+        Some(line_of(&text, "sync_peers")),
+        "unknown field `sync_peers`",
+    );
+}
+
+#[test]
+fn every_ha_error_is_reported_not_just_the_first() {
+    let text = ha_only(
+        "node_id = 0\ninitial_state = \"primary\"\nsync_listen = \"192.168.100.1:8848\"\n\
+         sync_peer = \"192.168.100.1:8848\"\nfloating_addresses = [\"10.9.0.1/24\"]\n\
+         garp_count = 0\ngarp_interval_ms = 0\nsync_interval_ms = 0\n",
+    );
+    let fields: Vec<String> = errors(&text).into_iter().map(|e| e.field).collect();
+    assert_eq!(
+        fields,
+        [
+            "ha.node_id",
+            "ha.initial_state",
+            "ha.sync_peer",
+            "ha.floating_addresses[0]",
+            "ha.garp_count",
+            "ha.garp_interval_ms",
+            "ha.sync_interval_ms",
+        ]
+    );
+}
+
+#[test]
+fn ha_floating_address_check_is_skipped_when_an_interface_address_is_broken() {
+    let text = cat(&[
+        DPDK,
+        "[[interface]]\nname = \"ext\"\ndevice = \"net_pcap0,rx_pcap=in.pcap\"\n\
+         addresses = [\"10.0.0.1\"]\n",
+        HA,
+        "floating_addresses = [\"10.0.0.1/24\"]\n",
+    ]);
+    assert_error(
+        &one_error(&text),
+        "interface[0].addresses[0]",
+        Some(line_of(&text, "addresses")),
+        "invalid IPv4 prefix",
+    );
+}
+
+#[test]
+fn nat_example_ha_section_validates_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dpdk-config/nat.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text
+        .find("# [ha]\n")
+        .expect("nat.toml has a commented-out [ha]");
+    let mut uncommented = text[..start].to_string();
+    for line in text[start..].lines() {
+        let Some(line) = line.strip_prefix("# ") else {
+            break;
+        };
+        uncommented.push_str(line);
+        uncommented.push('\n');
+    }
+    let ha = ok(&uncommented).ha.expect("[ha] uncommented");
+    assert_eq!(ha.node_id, 1);
+    assert_eq!(ha.initial_state, HaState::Backup);
+    assert_eq!(ha.sync_listen.port(), HaConfig::CUSTOMARY_SYNC_PORT);
+    assert_eq!(ha.floating_ips(), [Ipv4Addr::new(10, 1, 0, 1)]);
+    assert_eq!(ha.garp_count, HaConfig::DEFAULT_GARP_COUNT);
+}

@@ -22,15 +22,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::config::{
-    is_prime, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig, ForwardMethod,
+    is_prime, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig, ForwardMethod, HaConfig,
     HealthCheckConfig, HealthCheckKind, InterfaceConfig, NeighborConfig, Protocol,
     RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
 };
 use super::eal_args::EalArgs;
 use super::error::Errors;
 use super::raw::{
-    Int, RawConfig, RawControl, RawDataplane, RawDpdk, RawHealthCheck, RawInterface, RawNeighbor,
-    RawRealServer, RawRoute, RawTimeouts, RawVirtualServer, S,
+    Array, Int, RawConfig, RawControl, RawDataplane, RawDpdk, RawHa, RawHealthCheck, RawInterface,
+    RawNeighbor, RawRealServer, RawRoute, RawTimeouts, RawVirtualServer, S,
 };
 use crate::wire::{Ipv4Cidr, MacAddr};
 
@@ -50,6 +50,7 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
         routes.as_deref(),
         errors,
     );
+    let ha = ha(raw.ha.as_ref(), &interfaces, errors);
 
     let interfaces = interfaces
         .into_iter()
@@ -64,6 +65,7 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
         control: control?,
         timeouts: timeouts?,
         virtual_servers: virtual_servers?,
+        ha: ha?,
     })
 }
 
@@ -1524,4 +1526,223 @@ fn check_reachable(
     };
     errors.push(field, span, message);
     false
+}
+
+// ------------------------------------------------------------------ [ha]
+
+/// `[ha]`: `Some(None)` when the section is absent (standalone); the sync
+/// endpoints unicast and distinct, the floating addresses the interfaces'
+/// own, the timings in range.
+fn ha(
+    raw: Option<&S<RawHa>>,
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<Option<HaConfig>> {
+    let Some(raw) = raw else {
+        return Some(None);
+    };
+    let table = Some(raw.span());
+    let t = raw.get_ref();
+
+    // The bound is u32, so the value fits (checked).
+    let node_id = required(&t.node_id, "ha.node_id", table.clone(), errors)
+        .and_then(|v| int_in(v, "ha.node_id", 1, i64::from(u32::MAX), errors))
+        .map(|n| n as u32);
+    let initial_state = keyword_or(
+        t.initial_state.as_ref(),
+        "ha.initial_state",
+        HaConfig::DEFAULT_INITIAL_STATE,
+        errors,
+    );
+    let sync_listen = required(&t.sync_listen, "ha.sync_listen", table.clone(), errors)
+        .and_then(|v| sync_endpoint(v, "ha.sync_listen", "192.168.100.1:8848", errors));
+    let sync_peer = required(&t.sync_peer, "ha.sync_peer", table, errors)
+        .and_then(|v| sync_endpoint(v, "ha.sync_peer", "192.168.100.2:8848", errors))
+        .and_then(|peer| {
+            if sync_listen == Some(peer) {
+                errors.push(
+                    "ha.sync_peer",
+                    span_of(t.sync_peer.as_ref()),
+                    format!(
+                        "{peer} is also ha.sync_listen: the peer is the other balancer, so \
+                         sync_peer is its sync_listen address"
+                    ),
+                );
+                return None;
+            }
+            Some(peer)
+        });
+    let floating_addresses = floating_addresses(t.floating_addresses.as_ref(), interfaces, errors);
+
+    // The bounds are u32 (count) or fit in i64, the values in u64 (checked).
+    let garp_count = int_or(
+        t.garp_count.as_ref(),
+        "ha.garp_count",
+        1,
+        i64::from(HaConfig::MAX_GARP_COUNT),
+        i64::from(HaConfig::DEFAULT_GARP_COUNT),
+        errors,
+    )
+    .map(|n| n as u32);
+    let millis = |value: &Option<S<Int>>,
+                  key: &str,
+                  min: u64,
+                  max: u64,
+                  default: u64,
+                  errors: &mut Errors| {
+        int_or(
+            value.as_ref(),
+            &format!("ha.{key}"),
+            min as i64,
+            max as i64,
+            default as i64,
+            errors,
+        )
+        .map(|ms| Duration::from_millis(ms as u64))
+    };
+    let garp_interval = millis(
+        &t.garp_interval_ms,
+        "garp_interval_ms",
+        HaConfig::MIN_GARP_INTERVAL_MS,
+        HaConfig::MAX_GARP_INTERVAL_MS,
+        HaConfig::DEFAULT_GARP_INTERVAL_MS,
+        errors,
+    );
+    let sync_interval = millis(
+        &t.sync_interval_ms,
+        "sync_interval_ms",
+        1,
+        HaConfig::MAX_SYNC_INTERVAL_MS,
+        HaConfig::DEFAULT_SYNC_INTERVAL_MS,
+        errors,
+    );
+
+    Some(Some(HaConfig {
+        node_id: node_id?,
+        initial_state: initial_state?,
+        sync_listen: sync_listen?,
+        sync_peer: sync_peer?,
+        floating_addresses: floating_addresses?,
+        garp_count: garp_count?,
+        garp_interval: garp_interval?,
+        sync_interval: sync_interval?,
+    }))
+}
+
+/// A sync endpoint on the management network: `IPv4:PORT`, port not 0,
+/// a unicast address (`example` ends the parse error's message).
+fn sync_endpoint(
+    v: &S<String>,
+    field: &str,
+    example: &str,
+    errors: &mut Errors,
+) -> Option<SocketAddrV4> {
+    let s = v.get_ref();
+    let Ok(addr) = s.parse::<SocketAddrV4>() else {
+        errors.push(
+            field,
+            Some(v.span()),
+            format!("invalid address {s:?}: expected IPv4:PORT like {example}"),
+        );
+        return None;
+    };
+    let ip = *addr.ip();
+    let problem = if addr.port() == 0 {
+        Some(format!("{addr}: the port must not be 0"))
+    } else if ip.is_unspecified() {
+        Some(format!(
+            "{addr}: 0.0.0.0 is not a unicast address; name the management address"
+        ))
+    } else if ip.is_broadcast() {
+        Some(format!("{addr}: 255.255.255.255 is not a unicast address"))
+    } else if ip.is_multicast() {
+        Some(format!(
+            "{addr}: a multicast address is not a unicast address; the sync is unicast \
+             between the two balancers"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => {
+            errors.push(field, Some(v.span()), problem);
+            None
+        }
+        None => Some(addr),
+    }
+}
+
+/// `ha.floating_addresses`: each written exactly as one of the interfaces'
+/// addresses, none twice. The "not an interface address" check is skipped
+/// when an interface address did not parse (reported already).
+fn floating_addresses(
+    raw: Option<&S<Array<S<String>>>>,
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<Vec<Ipv4Cidr>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut seen: HashMap<Ipv4Cidr, usize> = HashMap::new();
+    let complete = interfaces.iter().all(|i| i.addresses_complete);
+    for (j, v) in raw.iter().flat_map(|a| a.get_ref().0.iter()).enumerate() {
+        let field = format!("ha.floating_addresses[{j}]");
+        let Some(cidr) = parse::<Ipv4Cidr>(v, &field, errors) else {
+            ok = false;
+            continue;
+        };
+        if let Some(first) = seen.get(&cidr) {
+            errors.push(
+                &field,
+                Some(v.span()),
+                format!("duplicate floating address {cidr} (also ha.floating_addresses[{first}])"),
+            );
+            ok = false;
+            continue;
+        }
+        seen.insert(cidr, j);
+        let owner = interfaces.iter().enumerate().find_map(|(index, iface)| {
+            iface
+                .addresses
+                .iter()
+                .find(|a| a.addr() == cidr.addr())
+                .map(|a| (index, iface, *a))
+        });
+        match owner {
+            Some((_, _, a)) if a == cidr => out.push(cidr),
+            Some((index, iface, a)) => {
+                errors.push(
+                    &field,
+                    Some(v.span()),
+                    format!(
+                        "{cidr} differs from the address of {} ({a}); write it as there",
+                        describe(index, iface.name.as_deref())
+                    ),
+                );
+                ok = false;
+            }
+            None if !complete => ok = false,
+            None => {
+                let own: Vec<String> = interfaces
+                    .iter()
+                    .flat_map(|i| i.addresses.iter().map(|a| a.to_string()))
+                    .collect();
+                let own = if own.is_empty() {
+                    "no interface has an address".to_string()
+                } else {
+                    format!("interface addresses: {}", own.join(", "))
+                };
+                errors.push(
+                    &field,
+                    Some(v.span()),
+                    format!(
+                        "{cidr} is not one of the [[interface]] addresses ({own}); a floating \
+                         address is an interface address that moves with the VIPs, so add it \
+                         to the interface it belongs to"
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
