@@ -160,8 +160,12 @@ pub fn worker_setup(
         seed,
         worker_index: 0,
         worker_count: config.dpdk.workers.len(),
-        floating: Vec::new(),
-        master: true,
+        floating: config
+            .ha
+            .as_ref()
+            .map(|h| h.floating_ips())
+            .unwrap_or_default(),
+        master: config.ha.as_ref().is_none_or(|h| h.starts_as_master()),
     }
 }
 

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 use rvs::control::config::Config;
+use rvs::control::ha::{Ha, HaSettings};
 use rvs::control::health::{self, HealthChecker};
 use rvs::control::metrics::{self, MetricsSnapshot};
 use rvs::control::reload;
@@ -12,6 +13,7 @@ use rvs::control::report::{self, RuntimeState, WorkerSnapshot};
 use rvs::control::socket::ControlSocket;
 use rvs::dataplane::poll::{self, PollParams};
 use rvs::dataplane::stats::StatsCell;
+use rvs::dataplane::sync::sync_channel;
 use rvs::dataplane::worker::{Command, Worker, WorkerSetup};
 use rvs::dpdk::{
     eal::Eal,
@@ -267,6 +269,7 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     let mut cells = Vec::with_capacity(workers.len());
     let mut launched = Vec::with_capacity(workers.len());
     let mut senders = Vec::with_capacity(workers.len());
+    let mut collectors = Vec::new();
     for (queue, &lcore) in workers.iter().enumerate() {
         // Room for servers later reloads add.
         let cell = Arc::new(StatsCell::new(real_server_count + RELOAD_HEADROOM));
@@ -276,6 +279,11 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
             worker_index: queue,
             ..setup.clone()
         });
+        if config.ha.is_some() {
+            let (q, collector) = sync_channel();
+            worker.set_sync(q);
+            collectors.push(collector);
+        }
         let mut io = DpdkIo::new(&ports, queue as u16, pool.clone()).with_handover(
             std::mem::take(&mut handover_out[queue]),
             std::mem::take(&mut handover_in[queue]),
@@ -327,17 +335,66 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         workers
     );
 
+    // High availability: the role and the connection sync with the peer.
+    let ha = match &config.ha {
+        None => None,
+        Some(h) => {
+            let settings = HaSettings {
+                node_id: h.node_id,
+                initial_master: h.starts_as_master(),
+                listen: h.sync_listen,
+                peer: h.sync_peer,
+                interval: h.sync_interval,
+            };
+            match Ha::start(settings, std::mem::take(&mut collectors), senders.clone()) {
+                Ok(ha) => {
+                    info!(
+                        "ha: node {} starts as {}, syncing connections from {} to {}",
+                        h.node_id,
+                        if h.starts_as_master() {
+                            "master"
+                        } else {
+                            "backup"
+                        },
+                        h.sync_listen,
+                        h.sync_peer
+                    );
+                    Some(ha)
+                }
+                Err(e) => {
+                    error!("ha.sync_listen {}: {e}", h.sync_listen);
+                    stop.store(true, Ordering::Relaxed);
+                    for &l in &launched {
+                        lcore::wait(&eal, l);
+                    }
+                    return Err(Failure::Dpdk);
+                }
+            }
+        }
+    };
     let mut state = ControlState {
         runtime: RuntimeState::for_services(&services),
         services: services.clone(),
         senders,
         config_path: config_path.to_path_buf(),
+        ha,
+        garp: config
+            .ha
+            .as_ref()
+            .map(|h| (h.garp_count, h.garp_interval))
+            .unwrap_or((0, Duration::ZERO)),
+        garps_left: 0,
+        next_garp: std::time::Instant::now(),
         checker: HealthChecker::new(health::targets(&services, &config.virtual_servers)),
         shared: Arc::new(Mutex::new((
             services.clone(),
             RuntimeState::for_services(&services),
         ))),
     };
+    if state.ha.as_ref().is_some_and(Ha::is_master) {
+        // Starting as master: announce, as keepalived's notify would.
+        state.garps_left = state.garp.0;
+    }
     info!(
         "health checks: {} real server(s) probed through the host's network stack",
         state.checker.threads()
@@ -391,6 +448,7 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         if let Some(sock) = &control {
             sock.serve_pending(|req| answer(req, &cells, &mut state));
         }
+        state.garp_tick();
         for change in state.checker.poll() {
             if change.up {
                 info!(
@@ -541,9 +599,52 @@ struct ControlState {
     checker: HealthChecker,
     /// What the metrics thread reads: the table and the run-time state.
     shared: Arc<Mutex<(Arc<ServiceTable>, RuntimeState)>>,
+    /// The HA role and sync, when `[ha]` is configured.
+    ha: Option<Ha>,
+    /// Gratuitous ARPs on becoming master: how many, how far apart.
+    garp: (u32, Duration),
+    /// Gratuitous ARP rounds still to send, and when the next one is due.
+    garps_left: u32,
+    next_garp: std::time::Instant,
 }
 
 impl ControlState {
+    /// Becomes master or backup (keepalived's notify scripts call
+    /// `rvsadm ha master|backup`). A new master announces the VIPs and
+    /// floating addresses with gratuitous ARPs.
+    fn set_role(&mut self, master: bool) -> Result<bool, String> {
+        let Some(ha) = &self.ha else {
+            return Err("HA is not configured on this rvsd (no [ha] section)".into());
+        };
+        let changed = ha.set_master(master);
+        self.broadcast(|| Command::HaRole { master });
+        if master {
+            // Also on a repeated "master": keepalived may say it again
+            // after a fault, and announcing is harmless.
+            self.garps_left = self.garp.0;
+            self.next_garp = std::time::Instant::now();
+        } else {
+            self.garps_left = 0;
+        }
+        if changed {
+            info!("ha: now {}", if master { "master" } else { "backup" });
+        }
+        Ok(changed)
+    }
+
+    /// Sends the next gratuitous ARP round when one is due (one worker
+    /// sends them: every worker has the same addresses).
+    fn garp_tick(&mut self) {
+        if self.garps_left == 0 || std::time::Instant::now() < self.next_garp {
+            return;
+        }
+        if let Some(tx) = self.senders.first() {
+            let _ = tx.send(Command::Garp);
+        }
+        self.garps_left -= 1;
+        self.next_garp = std::time::Instant::now() + self.garp.1;
+    }
+
     /// Records a health change and tells every worker.
     fn set_health(&mut self, vs: u16, rs: u16, up: bool) {
         if let Some(h) = self
@@ -739,12 +840,22 @@ fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], state: &mut ControlS
             Err(e) => json!({ "error": format!("reload refused, running config kept:\n{e}") }),
         },
         Some("ha") => match request["action"].as_str() {
-            Some("status") => json!({
-                "role": "standalone",
-                "configured": false,
-                "detail": "no [ha] section in the config: this rvsd has no peer"
-            }),
-            Some(a) => json!({ "error": format!("ha {a}: HA is not configured on this rvsd") }),
+            Some("status") => match &state.ha {
+                Some(ha) => ha.status(),
+                None => json!({
+                    "role": "standalone",
+                    "configured": false,
+                    "detail": "no [ha] section in the config: this rvsd has no peer"
+                }),
+            },
+            Some(a @ ("master" | "backup")) => match state.set_role(a == "master") {
+                Ok(changed) => json!({
+                    "ok": true,
+                    "message": format!("{}{a}", if changed { "now " } else { "already " })
+                }),
+                Err(e) => json!({ "error": e }),
+            },
+            Some(a) => json!({ "error": format!("ha {a}: expected master, backup or status") }),
             None => json!({ "error": "ha needs master, backup or status" }),
         },
         Some(other) => json!({ "error": format!("unknown command {other:?}") }),
