@@ -106,7 +106,7 @@ fn main() -> ExitCode {
         Some("list") => print!("{}", adm::format_list(&answer)),
         Some("stats") => print!("{}", adm::format_stats(&answer)),
         Some("conns") => print!("{}", adm::format_conns(&answer)),
-        Some("ha") => print!("{}", adm::format_ha(&answer)),
+        Some("ha") if answer.get("role").is_some() => print!("{}", adm::format_ha(&answer)),
         _ => print!("{}", adm::format_ok(&answer)),
     }
     ExitCode::SUCCESS
