@@ -15,4 +15,6 @@ pub mod lb;
 pub mod logging;
 pub mod net;
 pub mod startup;
+#[cfg(test)]
+mod testutil;
 pub mod wire;

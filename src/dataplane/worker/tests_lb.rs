@@ -26,20 +26,9 @@ mod build {
     use std::net::Ipv4Addr;
 
     /// RFC 1071 the slow way: 16-bit big-endian words, an odd last byte
-    /// padded with zero, carries folded at the end, complemented.
+    /// RFC 1071, independently of `wire::checksum` (see `crate::testutil`).
     pub fn csum(data: &[u8]) -> u16 {
-        let mut acc: u64 = 0;
-        for (i, b) in data.iter().enumerate() {
-            acc += if i % 2 == 0 {
-                u64::from(*b) << 8
-            } else {
-                u64::from(*b)
-            };
-        }
-        while acc > 0xffff {
-            acc = (acc >> 16) + (acc & 0xffff);
-        }
-        !(acc as u16)
+        crate::testutil::rfc1071(data)
     }
 
     /// The TCP/UDP checksum of `l4` (its checksum field zeroed or not: a

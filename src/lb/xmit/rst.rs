@@ -82,19 +82,9 @@ pub fn answer_with_reset(ip: &mut [u8]) -> usize {
 mod tests {
     use super::*;
 
+    /// RFC 1071, independently of `wire::checksum` (see `crate::testutil`).
     fn csum(data: &[u8]) -> u16 {
-        let mut acc: u32 = 0;
-        for (i, b) in data.iter().enumerate() {
-            acc += if i % 2 == 0 {
-                u32::from(*b) << 8
-            } else {
-                u32::from(*b)
-            };
-        }
-        while acc > 0xffff {
-            acc = (acc >> 16) + (acc & 0xffff);
-        }
-        !(acc as u16)
+        crate::testutil::rfc1071(data)
     }
 
     fn segment(flags: u8, seq: u32, ack: u32, options: &[u8], payload: &[u8]) -> Vec<u8> {
