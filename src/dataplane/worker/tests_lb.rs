@@ -25,7 +25,6 @@ mod build {
     use crate::wire::MacAddr;
     use std::net::Ipv4Addr;
 
-    /// RFC 1071 the slow way: 16-bit big-endian words, an odd last byte
     /// RFC 1071, independently of `wire::checksum` (see `crate::testutil`).
     pub fn csum(data: &[u8]) -> u16 {
         crate::testutil::rfc1071(data)
