@@ -264,6 +264,10 @@ fn sync_loop(
     let counters = &shared.counters;
     let mut rx_buf = vec![0u8; 2048];
     let mut seq = SeqTracker::new();
+    // The peer's node id, learned from its first datagram: the config names
+    // the peer by address; a datagram from that address with another id
+    // afterwards is someone else's.
+    let mut peer_id: Option<u32> = None;
     let mut resynced = false;
     let mut last_request: Option<Instant> = None;
     let mut per_worker: Vec<Vec<SyncEvent>> = vec![Vec::new(); workers.len()];
@@ -301,10 +305,11 @@ fn sync_loop(
                 counters.dropped[SyncError::FromSelf as usize].fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if !from_peer {
+            if !from_peer || peer_id.is_some_and(|id| id != packet.sender()) {
                 counters.dropped[SyncError::UnknownPeer as usize].fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            peer_id = Some(packet.sender());
             counters.received_datagrams.fetch_add(1, Ordering::Relaxed);
             if let SeqCheck::Gap(n) = seq.observe(packet.seq()) {
                 counters.missed.fetch_add(u64::from(n), Ordering::Relaxed);
@@ -493,6 +498,41 @@ mod tests {
                 break;
             }
             assert!(Instant::now() < deadline, "not counted: {d}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn another_sender_id_from_the_peers_address_is_refused() {
+        let (pb, pm) = (free_port(), free_port());
+        let (_q, c) = sync_channel();
+        let (w, wr) = channel();
+        let backup = Ha::start(settings(2, false, pb, pm), vec![c], vec![w]).unwrap();
+        // "The peer" is whoever sends from the peer address: bind it.
+        let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, pm)).unwrap();
+        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb);
+        let datagram = |sender: u32, port: u16| {
+            let mut buf = vec![0u8; MAX_DATAGRAM_LEN];
+            let header = Header {
+                kind: MessageKind::Connections,
+                resync: false,
+                sender,
+                seq: 1,
+            };
+            let mut b = Builder::new(&mut buf, &header).unwrap();
+            b.push(&Record::from(ev(port))).unwrap();
+            b.finish().to_vec()
+        };
+        peer.send_to(&datagram(1, 10), to).unwrap();
+        assert_eq!(
+            installs(&wr, 1).len(),
+            1,
+            "the first sender id is the peer's"
+        );
+        peer.send_to(&datagram(4242, 11), to).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while backup.status()["sync"]["dropped"]["unknown_peer"] != 1 {
+            assert!(Instant::now() < deadline, "{}", backup.status());
             std::thread::sleep(Duration::from_millis(20));
         }
     }

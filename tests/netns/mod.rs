@@ -71,6 +71,15 @@
 //! health checks and the metrics address of the generated config, which
 //! [`Topology::write_rvsd_config`] rewrites for `rvsadm reload`.
 //!
+//! **HA pair** ([`HaTopology::nat`], [`HaTopology::dr`]): two rvsd, A
+//! (in `lb`) and B, on the same segments, with a management link
+//! (192.168.100.1/.2 on a bridge of its own) for keepalived's VRRP and
+//! the connection sync; [`HaTopology::start_keepalived`] runs the repo's
+//! `dpdk-config/keepalived-*.conf` rewritten for the test. Helpers for
+//! the HA tests: idle keep-alive connections (`idle_conns.py`), a
+//! rate-limited background download, and who answers ARP for an address
+//! over time (`arp_owners.py`).
+//!
 //! Why a switch namespace with a bridge instead of one veth per real
 //! server into the lb namespace: rvsd's port is one device, and real
 //! servers on one L2 segment is what a deployment looks like (ARP for the
@@ -725,12 +734,17 @@ impl Topology {
 
     /// The switch: a bridge without STP (ports forward at once), quiet.
     fn make_bridge(&self) {
+        self.make_named_bridge("br0");
+    }
+
+    /// Another bridge like br0 in the switch namespace.
+    fn make_named_bridge(&self, name: &str) {
         self.switch.run_ok(
             "ip",
             &[
                 "link",
                 "add",
-                "br0",
+                name,
                 "type",
                 "bridge",
                 "stp_state",
@@ -742,13 +756,18 @@ impl Topology {
             ],
             CMD,
         );
-        self.switch.link_up("br0");
+        self.switch.link_up(name);
     }
 
     /// Puts the switch's end of a veth on br0.
     fn bridge_port(&self, dev: &str) {
+        self.bridge_port_on(dev, "br0");
+    }
+
+    /// Puts the switch's end of a veth on bridge `bridge`.
+    fn bridge_port_on(&self, dev: &str, bridge: &str) {
         self.switch
-            .run_ok("ip", &["link", "set", dev, "master", "br0"], CMD);
+            .run_ok("ip", &["link", "set", dev, "master", bridge], CMD);
     }
 
     /// A real server `rs<i>` at `ip/24` on the switch, default route via
@@ -1162,6 +1181,18 @@ impl Topology {
     /// workers, its ports on `net_af_packet` (one queue pair per worker),
     /// its routes, and `services`.
     pub fn rvsd_config(&self, workers: usize, services: &[Service]) -> String {
+        self.rvsd_config_for(&self.ports, &self.socket_path(), workers, services)
+    }
+
+    /// [`Topology::rvsd_config`] for other ports and another control
+    /// socket (the HA pair's second balancer).
+    fn rvsd_config_for(
+        &self,
+        ports: &[RvsdPort],
+        socket: &Path,
+        workers: usize,
+        services: &[Service],
+    ) -> String {
         assert!(
             (1..=2).contains(&workers),
             "this machine has 2 CPUs: 1 or 2 workers, not {workers}"
@@ -1203,7 +1234,7 @@ impl Topology {
         let _ = writeln!(t, "burst_size = 32");
         let _ = writeln!(t, "conn_table_size = {}", self.conn_table_size);
         let _ = writeln!(t, "idle_sleep_us = {}", self.idle_sleep_us);
-        for (i, port) in self.ports.iter().enumerate() {
+        for (i, port) in ports.iter().enumerate() {
             let _ = writeln!(t, "\n[[interface]]");
             let _ = writeln!(t, "name = {}", q(&port.name));
             let _ = writeln!(
@@ -1221,7 +1252,7 @@ impl Topology {
             let _ = writeln!(t, "interface = {}", q(&r.interface));
         }
         let _ = writeln!(t, "\n[control]");
-        let _ = writeln!(t, "socket = {}", q(&path_str(&self.socket_path())));
+        let _ = writeln!(t, "socket = {}", q(&path_str(socket)));
         if let Some(listen) = &self.metrics_listen {
             let _ = writeln!(t, "metrics_listen = {}", q(listen));
         }
@@ -2121,4 +2152,789 @@ fn nginx_conf(name: &str, dir: &Path, port: u16) -> String {
          \x20   }}\n\
          }}\n"
     )
+}
+
+// ------------------------------------------------------------- HA pair
+
+/// HA: balancer A's kernel address on the management link (VRRP, sync).
+pub const HA_MGMT_A: &str = "192.168.100.1";
+/// HA: balancer B's kernel address on the management link.
+pub const HA_MGMT_B: &str = "192.168.100.2";
+/// HA: the sync port both balancers listen on (management addresses).
+pub const HA_SYNC_PORT: u16 = 8848;
+
+/// One balancer of an HA pair: its namespace (A's is the topology's
+/// `lb`), its rvsd ports, its management interface and address.
+#[derive(Debug)]
+pub struct HaNode {
+    /// `a` or `b`.
+    pub name: &'static str,
+    /// 1 or 2 (`[ha] node_id`).
+    pub node_id: u32,
+    pub ports: Vec<RvsdPort>,
+    /// The kernel's management interface (keepalived's `interface`).
+    pub mgmt_dev: String,
+    /// The switch's end of the management veth (on br2).
+    pub mgmt_switch_dev: String,
+    /// The kernel's management address (keepalived's `unicast_src_ip`).
+    pub mgmt_ip: String,
+    /// The peer's management address.
+    pub peer_ip: String,
+}
+
+/// A keepalived in a namespace (`-n`, VRRP only), its console log in a
+/// file. SIGTERM on drop (SIGKILL when it does not stop), so it never
+/// outlives the test.
+pub struct Keepalived {
+    pub what: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Keepalived {
+    /// Its console log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True while it runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM (a planned stop: it gives up mastership with a priority 0
+    /// advert and runs `notify_stop`), then waits up to 10 s for it to
+    /// exit, SIGKILL after that. Returns the time of the signal.
+    pub fn stop(&mut self) -> Instant {
+        let at = Instant::now();
+        if self.running() {
+            let _ = support::run("kill", &["-TERM", &self.child.id().to_string()], CMD);
+            if wait_timeout(&mut self.child, Duration::from_secs(10)).is_none() {
+                eprintln!(
+                    "{} did not stop within 10 s of SIGTERM: killing it",
+                    self.what
+                );
+                let _ = self.child.kill();
+                let _ = wait_timeout(&mut self.child, Duration::from_secs(5));
+            }
+        }
+        at
+    }
+
+    /// Waits until its log has a line containing `needle` (bounded);
+    /// panics with the log when it exits first or the time runs out.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.log_text();
+            if text.lines().any(|l| l.contains(needle)) {
+                return;
+            }
+            let alive = self.running();
+            assert!(
+                alive && Instant::now() < deadline,
+                "{}: no `{needle}` in its log ({}, {:.0} s)\n--- log ---\n{text}",
+                self.what,
+                if alive { "still running" } else { "exited" },
+                timeout.as_secs_f64()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Two rvsd balancers, A (the [`Topology`]'s `lb` namespace) and B,
+/// sharing the outside segment (with the client) and the inside segment
+/// (with the real servers), and a management link of their own for VRRP
+/// and connection sync:
+///
+/// ```text
+///  client 198.51.100.10 --- br1 ---+--- A outside (02:00:00:00:0a:01)   A inside --+--- br0 --- rs1 10.1.0.11
+///                                  +--- B outside (02:00:00:00:0b:01)   B inside --+       \-- rs2 10.1.0.12
+///       A kernel 192.168.100.1 --- br2 --- B kernel 192.168.100.2   (VRRP, sync on 8848)
+/// ```
+///
+/// Both rvsd own 198.51.100.1 and 10.1.0.1 (the client's and the real
+/// servers' gateways) as `floating_addresses`, and the VIP; only the
+/// master answers ARP for them. The three bridges live in the switch
+/// namespace. keepalived ([`HaTopology::start_keepalived`]) runs the
+/// repo's `dpdk-config/keepalived-{primary,backup}.conf` rewritten for
+/// the test's interfaces, rvsadm and sockets, with a `vrrp_script` that
+/// runs `rvsadm ha status` every second: a dead rvsd puts its keepalived
+/// in FAULT, which hands mastership to the peer.
+pub struct HaTopology {
+    // Field order is drop order: keepalived, B's namespace, then the rest.
+    pub keepalived: [Option<Keepalived>; 2],
+    /// B's namespace.
+    pub lb_b: Netns,
+    pub nodes: [HaNode; 2],
+    /// `[ha] floating_addresses` (as written in `[[interface]]`).
+    pub floating: Vec<String>,
+    pub topo: Topology,
+}
+
+impl HaTopology {
+    /// The NAT HA pair with `n` real servers running their HTTP servers.
+    pub fn nat(n: usize) -> HaTopology {
+        HaTopology::build(Method::Nat, n)
+    }
+
+    /// The DR HA pair: the client behind a router as in [`Topology::dr`],
+    /// A's and B's one port (`lan`, 203.0.113.2 floating, the VIP
+    /// 203.0.113.100) on the segment with the router and the `n` real
+    /// servers, the management link as in [`HaTopology::nat`].
+    pub fn dr(n: usize) -> HaTopology {
+        HaTopology::build(Method::Dr, n)
+    }
+
+    fn build(method: Method, n: usize) -> HaTopology {
+        assert!(
+            matches!(method, Method::Nat | Method::Dr),
+            "HA pairs are NAT or DR"
+        );
+        let started = Instant::now();
+        let mut topo = Topology::empty(method, n);
+        let lb_b = quiet_netns();
+        topo.make_bridge(); // br0: inside (NAT), the segment (DR)
+        topo.make_named_bridge("br1"); // NAT: outside
+        topo.make_named_bridge("br2"); // management
+
+        let (floating, gateway) = if method == Method::Nat {
+            let c = support::veth_pair(&topo.client, &topo.switch);
+            topo.bridge_port_on(&c.b, "br1");
+            topo.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
+            topo.client_dev = c.a;
+            (
+                vec![format!("{OUTSIDE_IP}/24"), format!("{INSIDE_IP}/24")],
+                INSIDE_IP,
+            )
+        } else {
+            let router = router_netns();
+            let c = support::veth_pair(&topo.client, &router);
+            topo.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
+            router.add_address(&c.b, &format!("{OUTSIDE_IP}/24"));
+            topo.client_dev = c.a;
+            let r = support::veth_pair(&router, &topo.switch);
+            router.add_address(&r.a, &format!("{SEGMENT_ROUTER_IP}/24"));
+            topo.bridge_port(&r.b);
+            topo.router = Some(router);
+            topo.routes.push(RvsdRoute {
+                prefix: "0.0.0.0/0".into(),
+                via: SEGMENT_ROUTER_IP.into(),
+                interface: "lan".into(),
+            });
+            (vec![format!("{SEGMENT_LB_IP}/24")], SEGMENT_ROUTER_IP)
+        };
+        topo.client
+            .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
+
+        let mut nodes = Vec::new();
+        for (name, node_id, mine, peer) in [
+            ("a", 1u32, HA_MGMT_A, HA_MGMT_B),
+            ("b", 2u32, HA_MGMT_B, HA_MGMT_A),
+        ] {
+            let ns = if name == "a" { &topo.lb } else { &lb_b };
+            let mut ports = Vec::new();
+            if method == Method::Nat {
+                let out = support::veth_pair(ns, &topo.switch);
+                topo.bridge_port_on(&out.b, "br1");
+                let ins = support::veth_pair(ns, &topo.switch);
+                topo.bridge_port(&ins.b);
+                ports.push(RvsdPort {
+                    name: "outside".into(),
+                    dev: out.a,
+                    cidr: format!("{OUTSIDE_IP}/24"),
+                    mac: format!("02:00:00:00:0{name}:01"),
+                });
+                ports.push(RvsdPort {
+                    name: "inside".into(),
+                    dev: ins.a,
+                    cidr: format!("{INSIDE_IP}/24"),
+                    mac: format!("02:00:00:00:0{name}:02"),
+                });
+            } else {
+                let lan = support::veth_pair(ns, &topo.switch);
+                topo.bridge_port(&lan.b);
+                ports.push(RvsdPort {
+                    name: "lan".into(),
+                    dev: lan.a,
+                    cidr: format!("{SEGMENT_LB_IP}/24"),
+                    mac: format!("02:00:00:00:0{name}:01"),
+                });
+            }
+            let mgmt = support::veth_pair(ns, &topo.switch);
+            topo.bridge_port_on(&mgmt.b, "br2");
+            ns.add_address(&mgmt.a, &format!("{mine}/24"));
+            nodes.push(HaNode {
+                name,
+                node_id,
+                ports,
+                mgmt_dev: mgmt.a,
+                mgmt_switch_dev: mgmt.b,
+                mgmt_ip: mine.into(),
+                peer_ip: peer.into(),
+            });
+        }
+        topo.ports = nodes[0].ports.clone();
+        topo.outside_dev = nodes[0].ports[0].dev.clone();
+        if method == Method::Nat {
+            topo.inside_dev = nodes[0].ports[1].dev.clone();
+        }
+        topo.management_dev = Some(nodes[0].mgmt_dev.clone());
+
+        for i in 1..=n {
+            let ip = if method == Method::Nat {
+                format!("10.1.0.{}", 10 + i)
+            } else {
+                format!("203.0.113.{}", 10 + i)
+            };
+            let rs = topo.add_real_server(i, &ip, gateway);
+            if method == Method::Dr {
+                // As in `Topology::dr`: the VIP on lo, never in ARP.
+                sysctls(
+                    &rs.ns,
+                    &[
+                        "net.ipv4.conf.all.arp_ignore=1",
+                        "net.ipv4.conf.all.arp_announce=2",
+                        &format!("net.ipv4.conf.{}.arp_ignore=1", rs.dev),
+                        &format!("net.ipv4.conf.{}.arp_announce=2", rs.dev),
+                    ],
+                );
+                rs.ns.add_address("lo", &format!("{SEGMENT_VIP}/32"));
+            }
+            topo.real_servers.push(rs);
+        }
+        topo.start_http();
+        let b = nodes.pop().expect("two nodes");
+        let a = nodes.pop().expect("two nodes");
+        topo.report_built(started);
+        eprintln!("ha pair: a={} b={}", topo.lb.name(), lb_b.name());
+        HaTopology {
+            keepalived: [None, None],
+            lb_b,
+            nodes: [a, b],
+            floating,
+            topo,
+        }
+    }
+
+    /// Node `i`'s namespace (0: A, 1: B).
+    pub fn ns(&self, i: usize) -> &Netns {
+        if i == 0 {
+            &self.topo.lb
+        } else {
+            &self.lb_b
+        }
+    }
+
+    /// Node `i`'s control socket.
+    pub fn socket(&self, i: usize) -> PathBuf {
+        self.topo
+            .dir
+            .join(&format!("rvsd-{}.sock", self.nodes[i].name))
+    }
+
+    /// Node `i`'s rvsd config: the topology's, with its ports and socket,
+    /// and an `[ha]` section (`initial_state` `master` or `backup`).
+    pub fn rvsd_config(&self, i: usize, initial_state: &str, services: &[Service]) -> String {
+        let node = &self.nodes[i];
+        let mut t = self
+            .topo
+            .rvsd_config_for(&node.ports, &self.socket(i), 1, services);
+        let _ = writeln!(t, "\n[ha]");
+        let _ = writeln!(t, "node_id = {}", node.node_id);
+        let _ = writeln!(t, "initial_state = {}", support::toml_str(initial_state));
+        let _ = writeln!(t, "sync_listen = \"{}:{HA_SYNC_PORT}\"", node.mgmt_ip);
+        let _ = writeln!(t, "sync_peer = \"{}:{HA_SYNC_PORT}\"", node.peer_ip);
+        let floating: Vec<String> = self.floating.iter().map(|f| support::toml_str(f)).collect();
+        let _ = writeln!(t, "floating_addresses = [{}]", floating.join(", "));
+        t
+    }
+
+    /// Writes node `i`'s config, checks it, starts its rvsd and waits
+    /// until it is ready with its control socket bound.
+    pub fn start_rvsd(&self, i: usize, initial_state: &str, services: &[Service]) -> Rvsd {
+        let text = self.rvsd_config(i, initial_state, services);
+        let path = self
+            .topo
+            .dir
+            .write(&format!("rvsd-{}.toml", self.nodes[i].name), &text);
+        let check = support::run(
+            support::RVSD,
+            &["--config", &path_str(&path), "--check"],
+            CMD,
+        );
+        assert!(
+            check.success(),
+            "generated config is invalid: {check}\n--- config ---\n{text}"
+        );
+        let mut rvsd = Rvsd::start(&path, Some(self.ns(i)));
+        rvsd.wait_ready(RVSD_READY);
+        assert!(
+            rvsd.wait_for_log("control socket", Duration::from_secs(10)),
+            "rvsd bound no control socket\n--- rvsd log ---\n{}",
+            rvsd.log()
+        );
+        rvsd
+    }
+
+    /// `rvsadm --socket <node i's> ARGS`, whatever its outcome.
+    pub fn rvsadm(&self, i: usize, args: &[&str]) -> CmdOutput {
+        let sock = path_str(&self.socket(i));
+        let mut all = vec!["--socket", sock.as_str()];
+        all.extend_from_slice(args);
+        support::run(env!("CARGO_BIN_EXE_rvsadm"), &all, CMD)
+    }
+
+    /// `rvsadm --json ARGS` on node `i`, parsed; `None` when rvsadm fails
+    /// (rvsd gone) or prints no JSON.
+    pub fn try_json(&self, i: usize, args: &[&str]) -> Option<serde_json::Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.rvsadm(i, &all);
+        if !out.success() {
+            return None;
+        }
+        serde_json::from_str(out.stdout.trim()).ok()
+    }
+
+    /// `rvsadm --json ARGS` on node `i`; panics when it fails.
+    pub fn json(&self, i: usize, args: &[&str]) -> serde_json::Value {
+        self.try_json(i, args).unwrap_or_else(|| {
+            panic!(
+                "rvsadm {args:?} on {} failed: {}",
+                self.nodes[i].name,
+                self.rvsadm(i, args)
+            )
+        })
+    }
+
+    /// Node `i`'s `ha status` document.
+    pub fn ha_status(&self, i: usize) -> serde_json::Value {
+        self.json(i, &["ha", "status"])
+    }
+
+    /// Node `i`'s role (`master`, `backup`), `None` when rvsd is gone.
+    pub fn role(&self, i: usize) -> Option<String> {
+        self.try_json(i, &["ha", "status"])
+            .and_then(|v| v["role"].as_str().map(str::to_string))
+    }
+
+    /// A counter of node `i`'s `stats` total (`forwarded`,
+    /// `conns_synced`), `None` when rvsd is gone.
+    pub fn total(&self, i: usize, key: &str) -> Option<u64> {
+        self.try_json(i, &["stats"])
+            .and_then(|v| v["total"][key].as_u64())
+    }
+
+    /// Waits (bounded) until node `i`'s role is `role`; panics with the
+    /// logs otherwise. Returns the time it took.
+    pub fn wait_role(&self, i: usize, role: &str, timeout: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let now = self.role(i);
+            if now.as_deref() == Some(role) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{} is {now:?}, not {role}, after {:.1} s\n{}",
+                self.nodes[i].name,
+                timeout.as_secs_f64(),
+                self.keepalived_logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// keepalived's config for node `i`: the repo's example for its side
+    /// (A primary, B backup; with its `vrrp_script` that checks rvsd every
+    /// second, so a dead rvsd puts keepalived in FAULT) with the test's
+    /// interface, rvsadm and socket.
+    pub fn keepalived_config(&self, i: usize) -> String {
+        let side = if i == 0 { "primary" } else { "backup" };
+        let path = support::repo_root().join(format!("dpdk-config/keepalived-{side}.conf"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let node = &self.nodes[i];
+        let rvsadm = format!(
+            "{} --socket {}",
+            env!("CARGO_BIN_EXE_rvsadm"),
+            path_str(&self.socket(i))
+        );
+        let mut out = text.clone();
+        for (from, to) in [
+            ("mgmt0", node.mgmt_dev.as_str()),
+            (
+                "/usr/local/bin/rvsadm --socket /run/rvs/rvsd.sock",
+                rvsadm.as_str(),
+            ),
+        ] {
+            assert!(
+                out.contains(from),
+                "{} no longer has `{from}`: update HaTopology::keepalived_config",
+                path.display()
+            );
+            out = out.replace(from, to);
+        }
+        for ip in [HA_MGMT_A, HA_MGMT_B] {
+            assert!(
+                text.contains(ip),
+                "{} does not use {ip}: update the HA topology's addresses",
+                path.display()
+            );
+        }
+        out
+    }
+
+    /// Starts keepalived for node `i` in its namespace (`-n -l -D -G -P`,
+    /// its own pid files) and waits until it has entered a VRRP state.
+    pub fn start_keepalived(&mut self, i: usize) {
+        assert!(
+            have("keepalived"),
+            "keepalived is not installed (scripts/setup)"
+        );
+        let name = self.nodes[i].name;
+        let conf = self.topo.dir.write(
+            &format!("keepalived-{name}.conf"),
+            &self.keepalived_config(i),
+        );
+        let d = &self.topo.dir;
+        let log = d.join(&format!("keepalived-{name}.log"));
+        let out =
+            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
+        let mut cmd = self.ns(i).command("keepalived");
+        cmd.args([
+            "-n",
+            "-l",
+            "-D",
+            "-G",
+            "-P",
+            "-f",
+            &path_str(&conf),
+            "-p",
+            &path_str(&d.join(&format!("keepalived-{name}.pid"))),
+            "-r",
+            &path_str(&d.join(&format!("keepalived-{name}-vrrp.pid"))),
+        ]);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start keepalived: {e}"));
+        let mut k = Keepalived {
+            what: format!("keepalived {name}"),
+            child,
+            log,
+        };
+        k.wait_for_log("Entering", Duration::from_secs(15));
+        self.keepalived[i] = Some(k);
+    }
+
+    /// Both keepalived logs.
+    pub fn keepalived_logs(&self) -> String {
+        let mut s = String::new();
+        for k in self.keepalived.iter().flatten() {
+            let _ = writeln!(s, "--- {} log ---\n{}", k.what, k.log_text());
+        }
+        s
+    }
+
+    /// Starts `tests/netns/idle_conns.py` in the client namespace: `n`
+    /// HTTP/1.1 keep-alive connections to the VIP, one request each, held
+    /// open; it asks once more on each when [`IdleConns::ask_again`] is
+    /// called and prints a JSON verdict.
+    pub fn start_idle_conns(&self, n: usize) -> IdleConns {
+        let token = support::unique_token();
+        let log = self.topo.dir.join(&format!("idle-{token}.log"));
+        let trigger = self.topo.dir.join(&format!("idle-{token}.go"));
+        let script = support::repo_root().join("tests/netns/idle_conns.py");
+        let out =
+            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
+        let mut cmd = self.topo.client.command("python3");
+        cmd.args([
+            "-u",
+            &path_str(&script),
+            &self.topo.vip,
+            &n.to_string(),
+            &path_str(&trigger),
+        ]);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start idle_conns.py: {e}"));
+        let mut idle = IdleConns {
+            child,
+            log,
+            trigger,
+            n,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = idle.log_text();
+            if text.lines().any(|l| l.starts_with("opened ")) {
+                break;
+            }
+            let alive = matches!(idle.child.try_wait(), Ok(None));
+            assert!(
+                alive && Instant::now() < deadline,
+                "idle_conns.py did not open {n} connections\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        idle
+    }
+
+    /// Starts `curl --limit-rate RATE` of `http://VIP/PATH` in the client
+    /// namespace into `sha256sum`, in the background.
+    pub fn start_download(&self, path: &str, rate: &str, max_secs: u64) -> Download {
+        let url = format!("http://{}{path}", self.topo.vip);
+        let script = format!(
+            "set -o pipefail; curl -sS -m {max_secs} --limit-rate {rate} \
+             -w '%{{stderr}}rvs-transfer: %{{size_download}} %{{time_total}}\\n' \
+             -o - '{url}' | sha256sum"
+        );
+        let mut cmd = self.topo.client.command("bash");
+        cmd.args(["-c", &script]);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the download: {e}"));
+        Download {
+            child: Some(child),
+            timeout: Duration::from_secs(max_secs + 10),
+        }
+    }
+}
+
+impl HaTopology {
+    /// Takes node `i`'s management link down or up at the switch's end
+    /// (a pulled cable: its kernel's veth loses carrier, which keepalived
+    /// sees). Returns the time of the change.
+    pub fn set_mgmt_link(&self, i: usize, up: bool) -> Instant {
+        let at = Instant::now();
+        let state = if up { "up" } else { "down" };
+        self.topo.switch.run_ok(
+            "ip",
+            &["link", "set", &self.nodes[i].mgmt_switch_dev, state],
+            CMD,
+        );
+        at
+    }
+
+    /// Starts `tests/netns/arp_owners.py` in the client namespace (NAT:
+    /// on the segment with the balancers' outside ports), asking who has
+    /// `target` every 100 ms for `secs` seconds.
+    pub fn start_arp_owners(&self, target: &str, secs: f64) -> ArpOwners {
+        assert_eq!(
+            self.topo.method,
+            Method::Nat,
+            "the client is on the segment in NAT"
+        );
+        let log = self
+            .topo
+            .dir
+            .join(&format!("arp-{}.log", support::unique_token()));
+        let script = support::repo_root().join("tests/netns/arp_owners.py");
+        let out =
+            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
+        let mut cmd = self.topo.client.command("python3");
+        cmd.args([
+            "-u",
+            &path_str(&script),
+            &self.topo.client_dev,
+            CLIENT_IP,
+            target,
+            &secs.to_string(),
+        ]);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start arp_owners.py: {e}"));
+        let mut owners = ArpOwners {
+            child,
+            log,
+            timeout: Duration::from_secs_f64(secs + 15.0),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !owners.log_text().lines().any(|l| l == "ready") {
+            assert!(
+                matches!(owners.child.try_wait(), Ok(None)) && Instant::now() < deadline,
+                "arp_owners.py did not start\n{}",
+                owners.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        owners
+    }
+}
+
+/// A running `arp_owners.py`.
+pub struct ArpOwners {
+    child: Child,
+    log: PathBuf,
+    timeout: Duration,
+}
+
+impl ArpOwners {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the end and returns the probes: the time of
+    /// each (s from the first) and the MACs that answered it.
+    pub fn finish(mut self) -> Vec<(f64, Vec<String>)> {
+        let status = wait_timeout(&mut self.child, self.timeout);
+        let text = self.log_text();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("probes: "))
+            .unwrap_or_else(|| panic!("arp_owners.py printed no probes ({status:?})\n{text}"));
+        let v: Vec<(f64, Vec<String>)> = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("arp_owners.py probes are not JSON ({e}): {line}"));
+        v
+    }
+}
+
+impl Drop for ArpOwners {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = wait_timeout(&mut self.child, Duration::from_secs(5));
+        }
+    }
+}
+
+/// The idle keep-alive connections of [`HaTopology::start_idle_conns`].
+pub struct IdleConns {
+    child: Child,
+    log: PathBuf,
+    trigger: PathBuf,
+    pub n: usize,
+}
+
+/// What the idle connections answered when asked again.
+#[derive(Debug)]
+pub struct IdleVerdict {
+    /// Connections that answered 200.
+    pub ok: usize,
+    /// Connections reset by the peer.
+    pub resets: usize,
+    /// Every failure, one line each.
+    pub failures: Vec<String>,
+}
+
+impl IdleConns {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Asks once more on every connection and waits (bounded) for the
+    /// verdict.
+    pub fn ask_again(mut self, timeout: Duration) -> IdleVerdict {
+        write_file(&self.trigger, b"go\n");
+        let status = wait_timeout(&mut self.child, timeout);
+        let text = self.log_text();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("verdict: "))
+            .unwrap_or_else(|| {
+                panic!("idle_conns.py gave no verdict ({status:?}) within {timeout:?}\n{text}")
+            });
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("idle_conns.py verdict is not JSON ({e}): {line}"));
+        IdleVerdict {
+            ok: v["ok"].as_u64().unwrap_or(0) as usize,
+            resets: v["resets"].as_u64().unwrap_or(0) as usize,
+            failures: v["failures"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|f| f.as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for IdleConns {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = wait_timeout(&mut self.child, Duration::from_secs(5));
+        }
+    }
+}
+
+/// A background download of [`HaTopology::start_download`].
+pub struct Download {
+    child: Option<Child>,
+    timeout: Duration,
+}
+
+impl Download {
+    /// Waits (bounded) for the download: `Ok` with the transfer, `Err`
+    /// with curl's exit and message.
+    pub fn finish(mut self) -> Result<Transfer, String> {
+        let mut child = self.child.take().expect("a running download");
+        let status = wait_timeout(&mut child, self.timeout);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = wait_timeout(&mut child, Duration::from_secs(5));
+        }
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use std::io::Read as _;
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
+        }
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let sha = stdout.split_whitespace().next().unwrap_or_default();
+        let report = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("rvs-transfer: "))
+            .map(|r| r.split_whitespace().collect::<Vec<_>>());
+        match (status, report.as_deref()) {
+            (Some(s), Some([bytes, secs])) if s.success() && sha.len() == 64 => Ok(Transfer {
+                sha256: sha.to_string(),
+                bytes: bytes.parse().unwrap_or(0),
+                seconds: secs.parse().unwrap_or(f64::NAN),
+            }),
+            _ => Err(format!("download {status:?}: {stderr}")),
+        }
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = wait_timeout(&mut child, Duration::from_secs(5));
+        }
+    }
 }
