@@ -35,8 +35,8 @@ use support::Rvsd;
 /// Idle keep-alive connections held through a failover.
 const IDLE_CONNS: usize = 50;
 /// The download's size (MiB) and rate: about 10 s of transfer.
-const DOWNLOAD_MIB: u64 = 200;
-const DOWNLOAD_RATE: &str = "20M";
+const DOWNLOAD_MIB: u64 = 500;
+const DOWNLOAD_RATE: &str = "40M";
 /// Bound on keepalived electing A at start (3 adverts and the skew).
 const ELECTION: Duration = Duration::from_secs(15);
 /// Bound on a takeover (track script period, adverts, notify, GARP).
