@@ -59,6 +59,13 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, l4_len: u16
     sum(&src.octets()) + sum(&dst.octets()) + u64::from(protocol) + u64::from(l4_len)
 }
 
+/// The folded sum of a TCP or UDP segment with its pseudo-header: 0xFFFF
+/// when the segment's checksum is right; its complement is the checksum
+/// to write when the field was zero.
+pub fn transport_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, segment: &[u8]) -> u16 {
+    fold(pseudo_header_sum(src, dst, protocol, segment.len() as u16) + sum(segment))
+}
+
 /// RFC 1624 eqn. 3: the checksum after one 16-bit word changed from
 /// `old_word` to `new_word`.
 #[inline]

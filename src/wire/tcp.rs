@@ -147,10 +147,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// True when the segment sums correctly with the pseudo-header.
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         let b = self.buffer.as_ref();
-        let Ok(len) = u16::try_from(b.len()) else {
+        if u16::try_from(b.len()).is_err() {
             return false;
-        };
-        checksum::fold(checksum::pseudo_header_sum(src, dst, 6, len) + checksum::sum(b)) == 0xffff
+        }
+        checksum::transport_sum(src, dst, 6, b) == 0xffff
     }
 }
 
@@ -173,9 +173,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Recomputes the checksum over pseudo-header and segment.
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.set_checksum(0);
-        let b = self.buffer.as_ref();
-        let len = b.len() as u16;
-        let ck = !checksum::fold(checksum::pseudo_header_sum(src, dst, 6, len) + checksum::sum(b));
+        let ck = !checksum::transport_sum(src, dst, 6, self.buffer.as_ref());
         self.set_checksum(ck);
     }
 }

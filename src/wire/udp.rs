@@ -82,9 +82,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if self.checksum() == 0 {
             return true;
         }
-        let len = self.len();
-        let b = &self.buffer.as_ref()[..usize::from(len)];
-        checksum::fold(checksum::pseudo_header_sum(src, dst, 17, len) + checksum::sum(b)) == 0xffff
+        let b = &self.buffer.as_ref()[..usize::from(self.len())];
+        checksum::transport_sum(src, dst, 17, b) == 0xffff
     }
 }
 
@@ -112,9 +111,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Computes the checksum (a zero result is sent as 0xFFFF).
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.set_checksum(0);
-        let len = self.len();
-        let b = &self.buffer.as_ref()[..usize::from(len)];
-        let ck = !checksum::fold(checksum::pseudo_header_sum(src, dst, 17, len) + checksum::sum(b));
+        let b = &self.buffer.as_ref()[..usize::from(self.len())];
+        let ck = !checksum::transport_sum(src, dst, 17, b);
         self.set_checksum(if ck == 0 { 0xffff } else { ck });
     }
 }
