@@ -552,7 +552,7 @@ impl<F: Frame> Worker<F> {
         let created = conn.is_none();
         let (id, dir) = match conn {
             Some(hit) => hit,
-            None => match self.new_connection(&ip, &l4, now) {
+            None => match self.new_connection(&l4, now) {
                 Ok(hit) => hit,
                 // Every server down: refuse a TCP connection at once rather
                 // than leave the client retrying into silence.
@@ -637,9 +637,9 @@ impl<F: Frame> Worker<F> {
                     .lookup(Endpoint::new(dst, dport), protocol)
                     .is_some()
                 {
-                    (src, sport)
+                    src
                 } else if services.is_nat_real_server(Endpoint::new(src, sport), protocol) {
-                    (dst, dport)
+                    dst
                 } else {
                     return None;
                 }
@@ -655,19 +655,19 @@ impl<F: Frame> Worker<F> {
                 );
                 let (src, dst) = (q.src_addr(), q.dst_addr());
                 if services.is_nat_real_server(Endpoint::new(dst, dport), protocol) {
-                    (src, sport) // about a packet we forwarded to a real server
+                    src // about a packet we forwarded to a real server
                 } else if services
                     .lookup(Endpoint::new(src, sport), protocol)
                     .is_some()
                 {
-                    (dst, dport) // about a reply the client's side refused
+                    dst // about a reply the client's side refused
                 } else {
                     return None;
                 }
             }
             None => return None,
         };
-        Some(flow_owner(client.0, client.1, self.workers))
+        Some(flow_owner(client, self.workers))
     }
 
     /// Why a packet of a protocol rvs does not balance is dropped: to a VIP
@@ -681,12 +681,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Schedules a new flow to a service and records its connection.
-    fn new_connection(
-        &mut self,
-        ip: &ipv4::Packet<&[u8]>,
-        l4: &L4,
-        now: u64,
-    ) -> Result<(ConnId, Direction), DropReason> {
+    fn new_connection(&mut self, l4: &L4, now: u64) -> Result<(ConnId, Direction), DropReason> {
         let vip = Endpoint::new(l4.key.dst, l4.key.dst_port);
         let Some(vs) = self.lb.services.lookup(vip, l4.protocol) else {
             let src = Endpoint::new(l4.key.src, l4.key.src_port);
@@ -696,7 +691,6 @@ impl<F: Frame> Worker<F> {
                 return Err(DropReason::NoConnection);
             }
             // A VIP's port without a service is no service either.
-            let _ = ip;
             return Err(DropReason::NoService);
         };
         if l4.protocol == Protocol::Tcp && !l4.flags.is_bare_syn() {
@@ -1026,9 +1020,8 @@ impl<F: Frame> Worker<F> {
 
 /// The worker that owns the flows of client `ip` among `workers`. By
 /// address only (not port), so every connection of one client meets the
-/// same persistence templates and scheduler state, as persistence needs;
-/// the port is taken for the signature's sake of callers that have it.
-pub fn flow_owner(ip: Ipv4Addr, _port: u16, workers: usize) -> usize {
+/// same persistence templates and scheduler state, as persistence needs.
+pub fn flow_owner(ip: Ipv4Addr, workers: usize) -> usize {
     let h = crate::lb::sched::hash::mix64(u64::from(u32::from(ip)));
     (h % workers as u64) as usize
 }

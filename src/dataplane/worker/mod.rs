@@ -164,7 +164,7 @@ pub use forward::ConnInfo;
 /// The worker that owns the connections of client `ip` among `workers`
 /// (what the sync receiver uses to route a record).
 pub fn forward_owner(ip: Ipv4Addr, workers: usize) -> usize {
-    forward::flow_owner(ip, 0, workers.max(1))
+    forward::flow_owner(ip, workers.max(1))
 }
 
 /// What the balancer's own handling decided for a frame.
@@ -508,7 +508,6 @@ impl<F: Frame> Worker<F> {
     /// VIPs; anything else to an own address is dropped; packets to other
     /// destinations go to the load balancer's path.
     fn ipv4_local(&mut self, port: usize, l3: &mut [u8]) -> Local {
-        let _ = port;
         let mut ip = match ipv4::Packet::new_checked(l3) {
             Ok(p) => p,
             Err(e) => return Local::Verdict(Verdict::Drop(wire_drop(e))),

@@ -1807,7 +1807,7 @@ fn workers(n: usize) -> Vec<Worker<VecFrame>> {
 fn client_owned_by(owner: usize, n: usize) -> Ipv4Addr {
     (1..=250)
         .map(|i| Ipv4Addr::new(198, 51, 100, i))
-        .find(|&c| super::forward::flow_owner(c, 0, n) == owner)
+        .find(|&c| super::forward::flow_owner(c, n) == owner)
         .unwrap()
 }
 
@@ -1871,7 +1871,7 @@ fn with_two_workers_persistence_holds_across_a_clients_connections() {
     let mut ws = workers(2);
     let vs = (VIP, 83);
     let mut seen = Vec::new();
-    let owner = super::forward::flow_owner(CLIENT, 0, 2);
+    let owner = super::forward::flow_owner(CLIENT, 2);
     for (i, arrives_at) in [0, 1, 0, 1].into_iter().enumerate() {
         // Whichever worker a connection's first packet reaches, the client's
         // owner schedules it, with the client's persistence template.
