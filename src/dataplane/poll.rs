@@ -145,12 +145,10 @@ pub fn poll_once<I: PacketIo>(
                 handover: &mut *handover,
                 stats: &mut stats,
             };
-            for frame in rx.drain(..) {
-                if from_workers {
-                    worker.handle_from_peer(port, frame, now, &mut sink);
-                } else {
-                    worker.handle(port, frame, now, &mut sink);
-                }
+            if from_workers {
+                worker.handle_burst_from_peer(port, rx, now, &mut sink);
+            } else {
+                worker.handle_burst(port, rx, now, &mut sink);
             }
         }
     }

@@ -556,6 +556,40 @@ impl ConnTable {
         (h ^ (h >> 32)) as u32
     }
 
+    /// The home of `key`'s lookup, for [`ConnTable::warm_slot`]: the
+    /// first of the two steps that bring a burst's lookups into cache.
+    #[inline]
+    pub fn warm_hash(&self, key: &FlowKey) -> u32 {
+        self.hash(&key.pack(), key.proto)
+    }
+
+    /// Reads the index slot at `hash`'s home (loading its cache line) and
+    /// returns what [`ConnTable::warm_entry`] needs to load the entry it
+    /// points at. Called for a whole burst before any lookup, the loads
+    /// of the burst are in flight together instead of one after another.
+    #[inline]
+    pub fn warm_slot(&self, hash: u32) -> u32 {
+        let s = self.index[hash as usize & self.mask];
+        if s.hash == hash {
+            s.entry
+        } else {
+            NIL
+        }
+    }
+
+    /// Reads the entry a [`ConnTable::warm_slot`] result points at
+    /// (loading its cache line); returns a word of it so the load is not
+    /// optimised away.
+    #[inline]
+    pub fn warm_entry(&self, tagged: u32) -> u64 {
+        if tagged == NIL {
+            return 0;
+        }
+        self.entries
+            .get((tagged >> 1) as usize)
+            .map_or(0, |e| e.expires_ns)
+    }
+
     /// The tagged entry whose key of the slot's direction is `k`.
     #[inline]
     fn find(&self, k: &Key, proto: u8, hash: u32) -> Option<u32> {

@@ -41,7 +41,7 @@ const SWEEP_BUDGET: usize = 64;
 /// A worker's load-balancing state.
 pub(super) struct Balancer {
     services: Arc<ServiceTable>,
-    conns: ConnTable,
+    pub(super) conns: ConnTable,
     persist: PersistTable,
     timeouts: Timeouts,
     scheds: Vec<Scheduler>,

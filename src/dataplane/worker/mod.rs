@@ -21,6 +21,7 @@ mod tests_lb;
 use super::io::{Frame, Output};
 use super::pending::{Parked, PendingQueue};
 use super::stats::{DropReason, WorkerStats};
+use crate::lb::conn::{FlowKey, PROTO_TCP, PROTO_UDP};
 use crate::lb::service::ServiceTable;
 use crate::lb::tcp_state::Timeouts;
 use crate::net::neigh::NeighTable;
@@ -281,6 +282,68 @@ impl<F: Frame> Worker<F> {
             self.share_arp(port, &frame, out);
         }
         self.decide(port, frame, now, out, false);
+    }
+
+    /// Decides a burst of frames received on `port`, in order, leaving
+    /// `frames` empty: the poll loop's entry point. It first warms the
+    /// caches for the whole burst (the connection-table slots and entries
+    /// the frames will look up), so the cache misses of a burst overlap
+    /// instead of being paid one after the other.
+    pub fn handle_burst<O: Output<F>>(
+        &mut self,
+        port: usize,
+        frames: &mut Vec<F>,
+        now: u64,
+        out: &mut O,
+    ) {
+        self.warm(frames);
+        for frame in frames.drain(..) {
+            self.handle(port, frame, now, out);
+        }
+    }
+
+    /// Brings into cache what the frames' connection lookups will read:
+    /// the index slot of each frame's flow, then the entry it points at.
+    /// Each step issues the loads of the whole burst back to back, so they
+    /// overlap; the lookups that follow find their lines in cache. Frames
+    /// that are not plain IPv4 TCP or UDP are skipped (their path is not
+    /// the table's).
+    fn warm(&self, frames: &[F]) {
+        const STEP: usize = 32;
+        let table = &self.lb.conns;
+        for chunk in frames.chunks(STEP) {
+            let mut hashes = [0u32; STEP];
+            let mut n = 0;
+            for f in chunk {
+                if let Some(key) = flow_key_of(f.data()) {
+                    hashes[n] = table.warm_hash(&key);
+                    n += 1;
+                }
+            }
+            let mut slots = [0u32; STEP];
+            for (slot, &h) in slots.iter_mut().zip(&hashes[..n]) {
+                *slot = table.warm_slot(h);
+            }
+            let mut sum = 0u64;
+            for &t in &slots[..n] {
+                sum = sum.wrapping_add(table.warm_entry(t));
+            }
+            std::hint::black_box(sum);
+        }
+    }
+
+    /// [`Worker::handle_burst`] for frames other workers handed over.
+    pub fn handle_burst_from_peer<O: Output<F>>(
+        &mut self,
+        port: usize,
+        frames: &mut Vec<F>,
+        now: u64,
+        out: &mut O,
+    ) {
+        self.warm(frames);
+        for frame in frames.drain(..) {
+            self.handle_from_peer(port, frame, now, out);
+        }
     }
 
     /// Decides a frame another worker handed over: a packet of a
@@ -668,6 +731,31 @@ enum Local {
 }
 
 /// True when an Ethernet frame (untagged or with one tag) carries ARP.
+/// The 5-tuple of a plain Ethernet + IPv4 TCP or UDP frame that is not a
+/// fragment, read without validation: only a hint for [`Worker::warm`],
+/// never a decision.
+#[inline]
+fn flow_key_of(frame: &[u8]) -> Option<FlowKey> {
+    let ip = frame.get(14..34)?;
+    if frame[12..14] != [0x08, 0x00] || ip[0] >> 4 != 4 {
+        return None;
+    }
+    let proto = ip[9];
+    if proto != PROTO_TCP && proto != PROTO_UDP || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0
+    {
+        return None;
+    }
+    let l4 = 14 + usize::from(ip[0] & 0x0f) * 4;
+    let ports = frame.get(l4..l4 + 4)?;
+    Some(FlowKey::new(
+        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        u16::from_be_bytes([ports[0], ports[1]]),
+        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        u16::from_be_bytes([ports[2], ports[3]]),
+        proto,
+    ))
+}
+
 fn is_arp(frame: &[u8]) -> bool {
     match frame.get(12..14) {
         Some([0x08, 0x06]) => true,
