@@ -69,7 +69,9 @@
 //! to `on_reclaim` like an expired one; it is the one whose `expires_ns` is
 //! still in the future.
 
+use super::hugemem::HugeArray;
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
+use bytemuck::{Pod, Zeroable};
 use std::net::Ipv4Addr;
 
 /// IP protocol number of TCP.
@@ -144,7 +146,7 @@ impl FlowKey {
 
 /// A flow key without its protocol, as stored: three words, compared as
 /// such.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Zeroable, Pod)]
 #[repr(C)]
 struct Key {
     src: u32,
@@ -248,15 +250,17 @@ const LIVE: u8 = 1;
 const ACTIVE: u8 = 2;
 const INPUT_ONLY: u8 = 4;
 
-/// One connection: exactly one 64-byte cache line.
-#[derive(Clone, Copy, Debug)]
+/// One connection: exactly one 64-byte cache line. Plain old data (the
+/// state is stored as its number) so the table lives in huge-page memory.
+#[derive(Clone, Copy, Debug, Zeroable, Pod)]
 #[repr(C, align(64))]
 pub struct Conn {
     original: Key,
     reply: Key,
     proto: u8,
-    state: State,
+    state: u8,
     flags: u8,
+    _pad: u8,
     /// Virtual server index.
     pub vs: u16,
     /// Real server index within the virtual server.
@@ -287,8 +291,9 @@ impl Conn {
             ports: 0,
         },
         proto: 0,
-        state: State::None,
+        state: State::None as u8,
         flags: 0,
+        _pad: 0,
         vs: 0,
         rs: 0,
         expires_ns: NIL as u64,
@@ -325,14 +330,14 @@ impl Conn {
     /// TCP state (`None` for a non-TCP connection).
     #[inline]
     pub fn state(&self) -> State {
-        self.state
+        State::from_u8(self.state).unwrap_or(State::None)
     }
 
     /// The state as `ipvsadm -lc` shows it: the TCP state's name, or the
     /// protocol for others.
     pub fn state_name(&self) -> &'static str {
         match self.proto {
-            PROTO_TCP => self.state.name(),
+            PROTO_TCP => self.state().name(),
             PROTO_UDP => "UDP",
             _ => "OTHER",
         }
@@ -388,7 +393,7 @@ impl Conn {
             }
         }
         if self.proto == PROTO_TCP {
-            let next = tcp_state::next_state(self.state, dir, flags, self.is_input_only());
+            let next = tcp_state::next_state(self.state(), dir, flags, self.is_input_only());
             self.enter(next, now, timeouts)
         } else {
             self.expires_ns = now.saturating_add(timeouts.udp());
@@ -409,7 +414,7 @@ impl Conn {
 
     #[inline]
     fn enter(&mut self, state: State, now: u64, timeouts: &Timeouts) -> Transition {
-        self.state = state;
+        self.state = state as u8;
         self.expires_ns = now.saturating_add(timeouts.tcp(state));
         self.transition(state.is_active())
     }
@@ -436,7 +441,7 @@ impl Conn {
     /// Evictable to make room: half-open TCP.
     #[inline]
     fn is_evictable(&self) -> bool {
-        self.proto == PROTO_TCP && self.state.is_embryonic()
+        self.proto == PROTO_TCP && self.state().is_embryonic()
     }
 }
 
@@ -445,7 +450,8 @@ const NIL: u32 = u32::MAX;
 
 /// An index slot: the key's hash and the entry index shifted left by one,
 /// the low bit set for the reply direction. `entry == NIL`: empty.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Zeroable, Pod)]
+#[repr(C)]
 struct Slot {
     hash: u32,
     entry: u32,
@@ -484,8 +490,8 @@ const M2: u64 = 0xD6E8_FEB8_6659_FD93;
 /// The per-worker connection table (see the module doc).
 #[derive(Debug)]
 pub struct ConnTable {
-    entries: Box<[Conn]>,
-    index: Box<[Slot]>,
+    entries: HugeArray<Conn>,
+    index: HugeArray<Slot>,
     mask: usize,
     seed: [u64; 2],
     len: usize,
@@ -514,8 +520,8 @@ impl ConnTable {
         );
         let slots = (capacity * 4).next_power_of_two().max(RECLAIM_WINDOW);
         ConnTable {
-            entries: vec![Conn::FREE; capacity].into_boxed_slice(),
-            index: vec![EMPTY; slots].into_boxed_slice(),
+            entries: HugeArray::new(capacity, Conn::FREE),
+            index: HugeArray::new(slots, EMPTY),
             mask: slots - 1,
             seed: [seed, fold_mul(seed ^ M2, M1)],
             len: 0,
@@ -692,8 +698,9 @@ impl ConnTable {
             original: ko,
             reply: kr,
             proto,
-            state: init.state,
+            state: init.state as u8,
             flags,
+            _pad: 0,
             vs: init.vs,
             rs: init.rs,
             expires_ns: now.saturating_add(init.timeout_ns),

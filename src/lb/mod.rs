@@ -6,6 +6,7 @@
 //! (nanoseconds) and randomness as seeds, so every rule is unit-tested.
 
 pub mod conn;
+pub mod hugemem;
 pub mod kind;
 pub mod persist;
 pub mod sched;

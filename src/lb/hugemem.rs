@@ -1,0 +1,122 @@
+//! Fixed arrays in memory backed by huge pages where the kernel allows.
+//!
+//! Why: a worker's connection table is hundreds of megabytes read at
+//! random, one line per packet. On 4 KiB pages nearly every such read also
+//! misses the TLB and walks the page tables; on 2 MiB pages a gigabyte is
+//! 512 TLB entries, which the second-level TLB holds. The array is an
+//! anonymous mapping advised `MADV_HUGEPAGE` (transparent huge pages work
+//! in the kernel's `madvise` mode, the default), filled once at creation so
+//! every page is faulted in before the first packet. Where the advice is
+//! refused (no THP in the kernel) it is simply ordinary memory.
+//!
+//! The elements are plain old data (`bytemuck::Pod`): every bit pattern is
+//! a value, so viewing the mapping's bytes as `[T]` needs no unsafe code.
+
+use bytemuck::Pod;
+use memmap2::{Advice, MmapMut, MmapOptions};
+use std::marker::PhantomData;
+
+/// A fixed-length array of `T` in an anonymous mapping advised for huge
+/// pages (see the module doc).
+pub struct HugeArray<T> {
+    map: MmapMut,
+    len: usize,
+    huge: bool,
+    _elem: PhantomData<T>,
+}
+
+impl<T: Pod> HugeArray<T> {
+    /// `len` copies of `fill`. Panics when the mapping cannot be made (the
+    /// address space or memory is exhausted), like a failed allocation.
+    pub fn new(len: usize, fill: T) -> HugeArray<T> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .expect("array size overflows usize");
+        // A zero-length mapping is refused; one page stands in.
+        let map = MmapOptions::new()
+            .len(bytes.max(4096))
+            .map_anon()
+            .unwrap_or_else(|e| panic!("cannot map {bytes} bytes: {e}"));
+        let huge = bytes >= HUGE_PAGE && map.advise(Advice::HugePage).is_ok();
+        let mut a = HugeArray {
+            map,
+            len,
+            huge,
+            _elem: PhantomData,
+        };
+        a.fill(fill);
+        a
+    }
+
+    /// Sets every element to `value`.
+    pub fn fill(&mut self, value: T) {
+        let s: &mut [T] = self;
+        s.fill(value);
+    }
+
+    /// True when the kernel accepted the huge-page advice (it still
+    /// decides page by page whether a huge page was available).
+    pub fn advised_huge(&self) -> bool {
+        self.huge
+    }
+}
+
+/// The size of an x86-64 huge page; smaller arrays are not advised.
+const HUGE_PAGE: usize = 2 << 20;
+
+impl<T: Pod> std::ops::Deref for HugeArray<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        bytemuck::cast_slice(&self.map[..self.len * std::mem::size_of::<T>()])
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for HugeArray<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        let bytes = self.len * std::mem::size_of::<T>();
+        bytemuck::cast_slice_mut(&mut self.map[..bytes])
+    }
+}
+
+impl<T> std::fmt::Debug for HugeArray<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HugeArray")
+            .field("len", &self.len)
+            .field("advised_huge", &self.huge)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_and_fills() {
+        let mut a = HugeArray::<u64>::new(1 << 20, 7);
+        assert_eq!(a.len(), 1 << 20);
+        assert!(a.iter().all(|&v| v == 7));
+        a[12345] = 9;
+        assert_eq!(a[12345], 9);
+        a.fill(1);
+        assert_eq!(a.iter().sum::<u64>(), 1 << 20);
+    }
+
+    #[test]
+    fn empty_is_fine() {
+        let a = HugeArray::<u32>::new(0, 1);
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn aligned_for_cache_lines() {
+        #[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+        #[repr(C, align(64))]
+        struct Line([u64; 8]);
+        let a = HugeArray::new(1000, Line([3; 8]));
+        assert_eq!(a.as_ptr() as usize % 64, 0);
+        assert_eq!(a[999].0[7], 3);
+    }
+}
