@@ -1,17 +1,101 @@
-//! The worker's decision and rewrite path on one core, without I/O: NAT
-//! packets per second for new connections and for established ones with
-//! up to millions of connections in the table, and bytes per connection.
+//! The worker's datapath on one core and on two, without I/O: packets per
+//! second for new and for established TCP flows, for NAT, DR and TUN, with
+//! 1K to 10M connections in the table, and bytes of memory per connection.
 //!
-//! Frames live in a fixed pool of plain buffers that the benchmark's
-//! output hands straight back, so nothing allocates while timing; every
-//! frame is built (valid checksums) before the clock starts. The worker is
-//! exactly rvsd's (`dataplane::worker::Worker`), with a NAT service of 16
-//! real servers, static neighbours and round robin.
+//! # What runs
 //!
-//! Run: `cargo bench --bench datapath -- [--conns N] [--packets N] [--json FILE]`
-//! Prints one JSON line and a summary per table size.
+//! rvsd's own `dataplane::worker::Worker`, entered the way rvsd's poll loop
+//! enters it: `handle_burst` with bursts of 32 frames received on one port
+//! (it warms the connection table for the whole burst first), then `tick`
+//! once per poll round (the incremental expiry sweep). One virtual service,
+//! TCP port 80, 16 real servers, round robin, static neighbours for the real
+//! servers and the router, so nothing waits for ARP. Connection `i` goes to
+//! real server `i % 16` (the SYNs are sent in flow order and rr starts at the
+//! first server).
+//!
+//! # Packet buffers laid out as mbufs
+//!
+//! One arena of 4096 buffers of 2176 bytes (`RTE_MBUF_DEFAULT_BUF_SIZE`: 128
+//! bytes of headroom, then 2048 of data), taken and returned in FIFO order
+//! like an rx ring refilled from its mempool. A frame borrows its buffer and
+//! carries start and length, so TUN's outer header goes into the headroom as
+//! it would in an mbuf. The benchmark plays the NIC: for each burst it takes
+//! 32 buffers and writes a 60-byte frame into each (64 bytes on the wire with
+//! the FCS: Ethernet, IPv4, TCP, padding), built from the flow's index: a
+//! template copy, then addresses, ports and both checksums by incremental
+//! sums, so every frame is valid. The output hands sent frames straight
+//! back to the pool. Nothing allocates while timing.
+//!
+//! # Phases, per method and table size (capacity = size)
+//!
+//! - `new` (distribution `each_once`): one SYN per flow, flows `0..size` in
+//!   order, into an empty table: lookup miss, scheduling, connection
+//!   creation, rewrite, route, send. Reported as new connections per
+//!   second. Below 1M connections it is repeated on fresh workers (up to
+//!   100 times) so that about 1M SYNs are timed; the median repetition
+//!   counts.
+//! - (untimed) the handshakes: NAT, the real server's SYN-ACK then the
+//!   client's ACK; DR and TUN, the client's ACK (replies bypass the
+//!   balancer). Afterwards every connection must be ESTABLISHED (checked
+//!   through the real servers' active counts).
+//! - `established`: `--packets` ACKs over the `size` connections, the flow
+//!   of each packet drawn `uniform`ly or from a `zipf` law (exponent
+//!   `--zipf`, default 0.99; ranks scattered over the table by a
+//!   multiplicative permutation so hot flows are not neighbours in memory).
+//!   NAT: half client → VIP on the outside port, half real server → client
+//!   on the inside port, a burst of each per poll round. DR and TUN: all
+//!   client → VIP.
+//!
+//! Then, for NAT with `--multi-conns` connections (default 1M), the
+//! established phases again on 1 and on `--workers` threads at once (default
+//! 2), each thread with its own worker, pool and packet sequence, started
+//! together by a barrier and sharing nothing they write. With RSS each
+//! worker owns the flows it receives, so no frame is handed over.
+//!
+//! # How to read the figures
+//!
+//! - `mpps` / `ns_per_packet`: the whole loop, the generator's writing of
+//!   the frames included (conservative: a NIC would write them for free).
+//!   Established traffic is timed in 5 consecutive slices of the sequence
+//!   (`timed_slices`) and the median slice counts, so a burst of other
+//!   work on a shared machine moves the figure less.
+//!   For several workers `mpps` is their sum and `mpps_per_worker` lists
+//!   each; per-worker rates should not fall as workers are added (on a
+//!   2-core machine shared with other work they may).
+//! - `generator_ns_per_packet`: the same loop with the worker replaced by
+//!   handing the frames straight back (measured just before), and
+//!   `net_mpps` = 1000 / (`ns_per_packet` − `generator_ns_per_packet`): an
+//!   estimate of the worker's own cost. The subtraction is approximate
+//!   (the generator alone has the caches to itself).
+//! - `new_conns_per_s`: the `new` phase's rate.
+//! - `bytes_per_connection`: `ConnTable::memory_bytes() / capacity` for the
+//!   size (entry plus its share of the index), per worker.
+//! - `run`: `matrix` (the method × size × distribution table, one worker)
+//!   or `scaling` (the 1-against-N-workers comparison).
+//! - `sent` must equal `packets` and `drops` must be 0; any drop reason is
+//!   printed. The process exits non-zero when a measurement forwarded less
+//!   than it was given, dropped anything, or a handshake left connections
+//!   not established.
+//!
+//! # Running
+//!
+//! ```sh
+//! cargo bench --bench datapath -- [--conns 1K,100K,1M,10M] [--packets 4M]
+//!     [--methods nat,dr,tun] [--zipf 0.99] [--workers 2] [--multi-conns 1M]
+//!     [--json FILE] [--plot FILE.png] [--font FILE.ttf] [--smoke]
+//! ```
+//!
+//! One JSON object per measurement on stdout (and in `--json FILE`), progress
+//! on stderr, a summary table at the end. `--plot` draws Mpps against table
+//! size (log scale): one line per method × distribution for established
+//! traffic, and new connections (M/s) per method. `--smoke` is a tiny run
+//! (1K and 10K connections, 50K packets, every method and distribution, 1
+//! and 2 workers on 10K) for the test suite.
 
+use plotters::prelude::*;
+use plotters::style::FontStyle;
 use rvs::dataplane::io::{Frame, Output};
+use rvs::dataplane::stats::DropReason;
 use rvs::dataplane::worker::{PortSetup, Worker, WorkerSetup};
 use rvs::lb::conn::ConnTable;
 use rvs::lb::service::{
@@ -19,32 +103,194 @@ use rvs::lb::service::{
 };
 use rvs::lb::xmit::Endpoint;
 use rvs::wire::{ipv4, tcp, Ipv4Cidr, MacAddr};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::ops::Range;
+use std::process::ExitCode;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
-const FRAME: usize = 54; // Ethernet + IPv4 + TCP, no payload
-const ROOM: usize = 128;
+// ---------------------------------------------------------------------------
+// The set-up: addresses, ports, sizes.
+
+/// Frames per `handle_burst`, as rvsd's poll loop.
+const BURST: usize = 32;
+/// `RTE_PKTMBUF_HEADROOM`.
+const HEADROOM: usize = 128;
+/// `RTE_MBUF_DEFAULT_BUF_SIZE`: headroom plus 2048 bytes of data.
+const BUF_SIZE: usize = HEADROOM + 2048;
+/// Buffers in a pool: an rx ring plus the mempool's cache.
+const POOL_BUFFERS: usize = 4096;
+/// A 64-byte frame on the wire, without its 4-byte FCS.
+const FRAME_LEN: usize = 60;
+
 const REAL_SERVERS: u32 = 16;
+const VPORT: u16 = 80;
+/// NAT real servers listen here (DR and TUN keep the virtual port).
+const NAT_RS_PORT: u16 = 8080;
+const OUT_PORT: usize = 0;
+const IN_PORT: usize = 1;
 const OUT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const IN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+/// The MAC the generated frames come from (the router, a real server).
+const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 9, 9]);
+const ROUTER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 100);
 const ROUTER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// Clients: 198.18.0.0/15 (RFC 2544's benchmarking range), ports
+/// 1024..65535 of each address.
+const CLIENT_BASE: u32 = 0xC612_0000;
+const PORTS_PER_CLIENT: u32 = 64_512;
+/// A multiple of 16, so round robin starts at the first real server.
+const WORKER_SEED: u64 = 0x00c0_ff00;
+/// Where `now` starts (nanoseconds), so no time is zero.
+const CLOCK_BASE_NS: u64 = 1_000_000_000;
+/// An odd prime above any table size: multiplying ranks by it modulo the
+/// size is a permutation of the flows.
+const SCATTER: u64 = 2_654_435_761;
 
-/// A frame in a fixed buffer with headroom, moved by value.
-struct BenchFrame {
-    buf: [u8; ROOM],
+const DEFAULT_CONNS: [usize; 4] = [1_000, 100_000, 1_000_000, 10_000_000];
+const DEFAULT_PACKETS: usize = 4_000_000;
+const DEFAULT_ZIPF: f64 = 0.99;
+const DEFAULT_MULTI_CONNS: usize = 1_000_000;
+/// The `new` phase of a small table is repeated on fresh workers until it
+/// has sent about this many SYNs (at most `NEW_PHASE_MAX_REPEATS` times),
+/// so that it lasts long enough to time.
+const NEW_PHASE_MIN_PACKETS: usize = 1_000_000;
+const NEW_PHASE_MAX_REPEATS: usize = 100;
+const SMOKE_CONNS: [usize; 2] = [1_000, 10_000];
+const SMOKE_PACKETS: usize = 50_000;
+const SMOKE_MULTI_CONNS: usize = 10_000;
+const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+// ---------------------------------------------------------------------------
+// Command line.
+
+struct Options {
+    conns: Vec<usize>,
+    packets: usize,
+    methods: Vec<ForwardMethod>,
+    zipf_s: f64,
+    workers: usize,
+    multi_conns: usize,
+    json: Option<String>,
+    plot: Option<String>,
+    font: String,
+    smoke: bool,
+}
+
+const USAGE: &str = "usage: datapath [--conns 1K,100K,1M,10M] [--packets 4M] [--methods nat,dr,tun] \
+[--zipf 0.99] [--workers 2] [--multi-conns 1M] [--json FILE] [--plot FILE.png] [--font FILE.ttf] [--smoke]
+(--workers 0 or --multi-conns 0 skips the multi-worker comparison)";
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let smoke = args.iter().any(|a| a == "--smoke");
+        let (conns, packets, multi_conns) = if smoke {
+            (SMOKE_CONNS.to_vec(), SMOKE_PACKETS, SMOKE_MULTI_CONNS)
+        } else {
+            (DEFAULT_CONNS.to_vec(), DEFAULT_PACKETS, DEFAULT_MULTI_CONNS)
+        };
+        let mut o = Options {
+            conns,
+            packets,
+            methods: ForwardMethod::ALL.to_vec(),
+            zipf_s: DEFAULT_ZIPF,
+            workers: 2,
+            multi_conns,
+            json: None,
+            plot: None,
+            font: FONT_PATH.to_string(),
+            smoke,
+        };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match flag.as_str() {
+                "--smoke" | "--bench" => {}
+                "--conns" => {
+                    o.conns = value()?
+                        .split(',')
+                        .map(parse_count)
+                        .collect::<Result<_, _>>()?
+                }
+                "--packets" => o.packets = parse_count(&value()?)?,
+                "--methods" => {
+                    o.methods = value()?
+                        .split(',')
+                        .map(|m| m.parse().map_err(|e| format!("--methods: {e}")))
+                        .collect::<Result<_, _>>()?
+                }
+                "--zipf" => {
+                    o.zipf_s = value()?
+                        .parse()
+                        .map_err(|_| "--zipf takes a number".to_string())?
+                }
+                "--workers" => o.workers = parse_count(&value()?)?,
+                "--multi-conns" => o.multi_conns = parse_count(&value()?)?,
+                "--json" => o.json = Some(value()?),
+                "--plot" => o.plot = Some(value()?),
+                "--font" => o.font = value()?,
+                "--help" | "-h" => return Err(USAGE.to_string()),
+                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            }
+        }
+        if o.conns
+            .iter()
+            .any(|&c| c == 0 || c > rvs::lb::conn::MAX_CAPACITY)
+        {
+            return Err("--conns: each size must be 1..=2^30".to_string());
+        }
+        if o.packets < 2 * BURST {
+            return Err(format!("--packets must be at least {}", 2 * BURST));
+        }
+        if !(o.zipf_s > 0.0 && o.zipf_s.is_finite()) {
+            return Err("--zipf must be a positive number".to_string());
+        }
+        Ok(o)
+    }
+}
+
+/// A count like `4000000`, `4M`, `100K` or `1_000`.
+fn parse_count(s: &str) -> Result<usize, String> {
+    let t = s.trim().replace('_', "");
+    let (digits, scale) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1_000),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
+        _ => (&t[..], 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("not a count: {s:?}"))
+}
+
+// ---------------------------------------------------------------------------
+// Buffers laid out as mbufs.
+
+/// A received frame: a borrowed pool buffer with the data's start and length.
+struct Mbuf {
+    buf: &'static mut [u8],
     start: usize,
     len: usize,
 }
 
-impl Frame for BenchFrame {
+impl Frame for Mbuf {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.start + self.len]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.start + self.len]
     }
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         if n > self.start {
             return false;
@@ -53,6 +299,7 @@ impl Frame for BenchFrame {
         self.len += n;
         true
     }
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         if n > self.len {
             return false;
@@ -61,116 +308,512 @@ impl Frame for BenchFrame {
         self.len -= n;
         true
     }
+    #[inline]
     fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
 }
 
-/// Counts what the worker sends and keeps the frames for reuse.
-struct Sink {
+/// The NIC as the worker sees it: the buffer pool, receive (filled from
+/// the templates) and transmit (straight back to the pool).
+struct Nic {
+    free: VecDeque<&'static mut [u8]>,
     sent: u64,
-    kept: Vec<BenchFrame>,
+    /// Frames handed to another worker (none expected).
+    redirected: u64,
+    /// Packets not received because the pool was empty (none expected).
+    missed: u64,
 }
 
-impl Output<BenchFrame> for Sink {
-    #[inline]
-    fn send(&mut self, _port: usize, frame: BenchFrame) {
-        self.sent += 1;
-        if self.kept.len() < self.kept.capacity() {
-            self.kept.push(frame);
+impl Nic {
+    /// A pool of `POOL_BUFFERS` buffers carved from one leaked arena,
+    /// written once so no page is first touched while timing.
+    fn new() -> Nic {
+        let arena: &'static mut [u8] = vec![0x5au8; POOL_BUFFERS * BUF_SIZE].leak();
+        Nic {
+            free: arena.chunks_exact_mut(BUF_SIZE).collect(),
+            sent: 0,
+            redirected: 0,
+            missed: 0,
         }
     }
-    fn alloc(&mut self, _len: usize) -> Option<BenchFrame> {
-        None
+
+    /// Receives the packet of `flow` on `lane`: a buffer from the pool with
+    /// the frame written at the headroom's end.
+    #[inline]
+    fn receive(&mut self, lane: &Lane, flow: u32) -> Option<Mbuf> {
+        let Some(buf) = self.free.pop_front() else {
+            self.missed += 1;
+            return None;
+        };
+        let (src, sport, dst, dport) = lane.addresses(flow);
+        lane.template.write(
+            &mut buf[HEADROOM..HEADROOM + FRAME_LEN],
+            src,
+            sport,
+            dst,
+            dport,
+        );
+        Some(Mbuf {
+            buf,
+            start: HEADROOM,
+            len: FRAME_LEN,
+        })
     }
-    fn redirect(&mut self, _w: usize, _p: usize, _f: BenchFrame) {}
+
+    #[inline]
+    fn recycle(&mut self, frame: Mbuf) {
+        self.free.push_back(frame.buf);
+    }
 }
 
-fn client(i: u32) -> (Ipv4Addr, u16) {
-    // 2^16 - 1024 ports per address over 198.18.0.0/15 (RFC 2544 test range).
-    let per = 64_512;
+impl Output<Mbuf> for Nic {
+    #[inline]
+    fn send(&mut self, _port: usize, frame: Mbuf) {
+        self.sent += 1;
+        self.recycle(frame);
+    }
+    fn alloc(&mut self, len: usize) -> Option<Mbuf> {
+        if len > BUF_SIZE - HEADROOM {
+            return None;
+        }
+        let buf = self.free.pop_front()?;
+        buf[HEADROOM..HEADROOM + len].fill(0);
+        Some(Mbuf {
+            buf,
+            start: HEADROOM,
+            len,
+        })
+    }
+    fn redirect(&mut self, _worker: usize, _port: usize, frame: Mbuf) {
+        self.redirected += 1;
+        self.recycle(frame);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Frames from flow indices.
+
+/// A 60-byte TCP frame with zero addresses, ports and checksums, and the
+/// one's-complement sums of everything else its two checksums cover.
+struct Template {
+    bytes: [u8; FRAME_LEN],
+    ip_sum: u32,
+    tcp_sum: u32,
+}
+
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+const TCP_SYN_ACK: u8 = 0x12;
+
+impl Template {
+    fn new(dst_mac: MacAddr, flags: u8) -> Template {
+        let mut b = [0u8; FRAME_LEN];
+        b[0..6].copy_from_slice(&dst_mac.0);
+        b[6..12].copy_from_slice(&PEER_MAC.0);
+        b[12..14].copy_from_slice(&[0x08, 0x00]);
+        // IPv4: version 4, 20-byte header, total length 40, DF, TTL 64, TCP.
+        b[14] = 0x45;
+        b[16..18].copy_from_slice(&40u16.to_be_bytes());
+        b[20] = 0x40;
+        b[22] = 64;
+        b[23] = 6;
+        // TCP: sequence and acknowledgement numbers, 20-byte header, flags,
+        // window.
+        b[38..42].copy_from_slice(&0x0102_0304u32.to_be_bytes());
+        if flags & TCP_ACK != 0 {
+            b[42..46].copy_from_slice(&0x0a0b_0c0du32.to_be_bytes());
+        }
+        b[46] = 0x50;
+        b[47] = flags;
+        b[48..50].copy_from_slice(&0xffffu16.to_be_bytes());
+        // The pseudo-header's protocol and TCP length count in the TCP sum.
+        let tcp_sum = word_sum(&b[34..54]) + 6 + 20;
+        Template {
+            ip_sum: word_sum(&b[14..34]),
+            tcp_sum,
+            bytes: b,
+        }
+    }
+
+    /// Writes the frame from `src:sport` to `dst:dport` into `out`.
+    #[inline]
+    fn write(&self, out: &mut [u8], src: u32, sport: u16, dst: u32, dport: u16) {
+        out.copy_from_slice(&self.bytes);
+        out[26..30].copy_from_slice(&src.to_be_bytes());
+        out[30..34].copy_from_slice(&dst.to_be_bytes());
+        out[34..36].copy_from_slice(&sport.to_be_bytes());
+        out[36..38].copy_from_slice(&dport.to_be_bytes());
+        let addresses = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff);
+        let ip = !fold(self.ip_sum + addresses);
+        let tcp = !fold(self.tcp_sum + addresses + u32::from(sport) + u32::from(dport));
+        out[24..26].copy_from_slice(&ip.to_be_bytes());
+        out[50..52].copy_from_slice(&tcp.to_be_bytes());
+    }
+}
+
+fn word_sum(bytes: &[u8]) -> u32 {
+    bytes
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+#[inline]
+fn fold(mut sum: u32) -> u16 {
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum as u16
+}
+
+/// The four kinds of segment the benchmark sends.
+struct Templates {
+    client_syn: Template,
+    client_ack: Template,
+    server_syn_ack: Template,
+    server_ack: Template,
+}
+
+impl Templates {
+    fn new() -> Templates {
+        Templates {
+            client_syn: Template::new(OUT_MAC, TCP_SYN),
+            client_ack: Template::new(OUT_MAC, TCP_ACK),
+            server_syn_ack: Template::new(IN_MAC, TCP_SYN_ACK),
+            server_ack: Template::new(IN_MAC, TCP_ACK),
+        }
+    }
+}
+
+/// Flow `i`'s client address and port.
+#[inline]
+fn client(flow: u32) -> (u32, u16) {
     (
-        Ipv4Addr::from(0xC612_0000 + i / per),
-        1024 + (i % per) as u16,
+        CLIENT_BASE + flow / PORTS_PER_CLIENT,
+        1024 + (flow % PORTS_PER_CLIENT) as u16,
     )
 }
 
-fn rs(i: u32) -> Ipv4Addr {
-    Ipv4Addr::new(10, 1, 0, 11 + (i % REAL_SERVERS) as u8)
+/// Flow `i`'s real server (round robin from the first).
+#[inline]
+fn real_server_ip(flow: u32) -> u32 {
+    u32::from(real_server(flow % REAL_SERVERS))
 }
 
-/// A TCP segment with valid IPv4 header and TCP checksums.
-#[allow(clippy::too_many_arguments)]
-fn segment(
-    dst_mac: MacAddr,
-    src: Ipv4Addr,
-    sport: u16,
-    dst: Ipv4Addr,
-    dport: u16,
-    flags: u8,
-) -> BenchFrame {
-    let mut f = BenchFrame {
-        buf: [0; ROOM],
-        start: 64,
-        len: FRAME,
-    };
-    let d = f.data_mut();
-    d[0..6].copy_from_slice(&dst_mac.0);
-    d[6..12].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
-    d[12..14].copy_from_slice(&[8, 0]);
-    {
-        let mut ip = ipv4::Packet::new_unchecked(&mut d[14..54]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len(40);
-        ip.set_unfragmented(true);
-        ip.set_ttl(64);
-        ip.set_protocol(ipv4::Protocol::Tcp);
-        ip.set_src_addr(src);
-        ip.set_dst_addr(dst);
-        ip.fill_checksum();
+fn real_server(index: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 1, 0, 11 + index as u8)
+}
+
+/// One stream of received packets: a port, the segment kind and the flows,
+/// in order.
+struct Lane<'a> {
+    port: usize,
+    template: &'a Template,
+    /// Real server → client (NAT replies) rather than client → VIP.
+    from_server: bool,
+    flows: &'a [u32],
+}
+
+impl Lane<'_> {
+    /// Source address and port, destination address and port of `flow`.
+    #[inline]
+    fn addresses(&self, flow: u32) -> (u32, u16, u32, u16) {
+        let (ip, port) = client(flow);
+        if self.from_server {
+            (real_server_ip(flow), NAT_RS_PORT, ip, port)
+        } else {
+            (ip, port, u32::from(VIP), VPORT)
+        }
     }
-    let t = &mut d[34..54];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[12] = 0x50;
-    t[13] = flags;
-    t[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
-    tcp::Packet::new_unchecked(t).fill_checksum(src, dst);
-    f
 }
 
-fn worker(conns: usize) -> Worker<BenchFrame> {
+fn client_lane<'a>(template: &'a Template, flows: &'a [u32]) -> Lane<'a> {
+    Lane {
+        port: OUT_PORT,
+        template,
+        from_server: false,
+        flows,
+    }
+}
+
+fn server_lane<'a>(template: &'a Template, flows: &'a [u32]) -> Lane<'a> {
+    Lane {
+        port: IN_PORT,
+        template,
+        from_server: true,
+        flows,
+    }
+}
+
+fn syn_lanes<'a>(t: &'a Templates, flows: &'a [u32]) -> Vec<Lane<'a>> {
+    vec![client_lane(&t.client_syn, flows)]
+}
+
+fn handshake_lanes<'a>(t: &'a Templates, method: ForwardMethod, flows: &'a [u32]) -> Vec<Lane<'a>> {
+    match method {
+        ForwardMethod::Nat => vec![
+            server_lane(&t.server_syn_ack, flows),
+            client_lane(&t.client_ack, flows),
+        ],
+        ForwardMethod::Dr | ForwardMethod::Tun => vec![client_lane(&t.client_ack, flows)],
+    }
+}
+
+/// NAT: the first half of the sequence arrives from clients, the second from
+/// the real servers (each half an independent sample); a poll round takes a
+/// burst of each. DR, TUN: all of it from clients.
+fn established_lanes<'a>(
+    t: &'a Templates,
+    method: ForwardMethod,
+    flows: &'a [u32],
+) -> Vec<Lane<'a>> {
+    match method {
+        ForwardMethod::Nat => {
+            let (to_servers, to_clients) = flows.split_at(flows.len() / 2);
+            vec![
+                client_lane(&t.client_ack, to_servers),
+                server_lane(&t.server_ack, to_clients),
+            ]
+        }
+        ForwardMethod::Dr | ForwardMethod::Tun => vec![client_lane(&t.client_ack, flows)],
+    }
+}
+
+/// Checks that template-built frames carry valid checksums, as the wire
+/// code computes them.
+fn self_check(t: &Templates) -> Result<(), String> {
+    let flows = [0u32, 1, 17, 64_511, 64_512, 9_999_999];
+    let kinds = [
+        client_lane(&t.client_syn, &flows),
+        client_lane(&t.client_ack, &flows),
+        server_lane(&t.server_syn_ack, &flows),
+        server_lane(&t.server_ack, &flows),
+    ];
+    for lane in &kinds {
+        for &flow in &flows {
+            let mut frame = [0u8; FRAME_LEN];
+            let (src, sport, dst, dport) = lane.addresses(flow);
+            lane.template.write(&mut frame, src, sport, dst, dport);
+            let ip = ipv4::Packet::new_checked(&frame[14..]).map_err(|e| format!("{e:?}"))?;
+            let seg = tcp::Packet::new_checked(ip.payload()).map_err(|e| format!("{e:?}"))?;
+            let ok = ip.verify_checksum()
+                && seg.verify_checksum(Ipv4Addr::from(src), Ipv4Addr::from(dst))
+                && u32::from(ip.src_addr()) == src
+                && seg.dst_port() == dport;
+            if !ok {
+                return Err(format!("template frame of flow {flow} is invalid"));
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Flow sequences.
+
+/// SplitMix64: small, fast, good enough to pick flows.
+struct SplitMix(u64);
+
+impl SplitMix {
+    #[inline]
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    #[inline]
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in [0, 1).
+    #[inline]
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// Zipf's law over ranks `1..=n` with exponent `s`, sampled by
+/// rejection-inversion (Hörmann and Derflinger, "Rejection-inversion to
+/// generate variates from monotone discrete distributions", 1996): O(1)
+/// per sample, no table.
+struct Zipf {
+    n: f64,
+    s: f64,
+    h_integral_x1: f64,
+    h_integral_n: f64,
+    shortcut: f64,
+}
+
+impl Zipf {
+    fn new(n: u64, s: f64) -> Zipf {
+        let h_integral_x1 = h_integral(1.5, s) - 1.0;
+        let h_integral_n = h_integral(n as f64 + 0.5, s);
+        let shortcut = 2.0 - h_integral_inverse(h_integral(2.5, s) - h(2.0, s), s);
+        Zipf {
+            n: n as f64,
+            s,
+            h_integral_x1,
+            h_integral_n,
+            shortcut,
+        }
+    }
+
+    /// A rank in `1..=n`; rank k has probability proportional to k^-s.
+    fn sample(&self, rng: &mut SplitMix) -> u64 {
+        loop {
+            let u = self.h_integral_n + rng.unit() * (self.h_integral_x1 - self.h_integral_n);
+            let x = h_integral_inverse(u, self.s);
+            let k = (x + 0.5).floor().clamp(1.0, self.n);
+            if k - x <= self.shortcut || u >= h_integral(k + 0.5, self.s) - h(k, self.s) {
+                return k as u64;
+            }
+        }
+    }
+}
+
+/// x^-s.
+fn h(x: f64, s: f64) -> f64 {
+    (-s * x.ln()).exp()
+}
+
+/// ∫₁ˣ t^-s dt = (x^(1-s) - 1) / (1 - s), continuous in s at 1 (ln x).
+fn h_integral(x: f64, s: f64) -> f64 {
+    let log_x = x.ln();
+    expm1_over_x((1.0 - s) * log_x) * log_x
+}
+
+fn h_integral_inverse(x: f64, s: f64) -> f64 {
+    let t = (x * (1.0 - s)).max(-1.0);
+    (ln1p_over_x(t) * x).exp()
+}
+
+/// (e^x - 1) / x, accurate near 0.
+fn expm1_over_x(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
+    }
+}
+
+/// ln(1 + x) / x, accurate near 0.
+fn ln1p_over_x(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
+}
+
+/// `count` flows of `0..n` drawn uniformly.
+fn uniform_flows(n: usize, count: usize, seed: u64) -> Vec<u32> {
+    let mut rng = SplitMix(seed);
+    (0..count).map(|_| rng.below(n as u64) as u32).collect()
+}
+
+/// `count` flows of `0..n` drawn from Zipf(s), rank r being flow
+/// `(r - 1) * SCATTER mod n`, so the hottest flows are spread over the table.
+fn zipf_flows(n: usize, count: usize, s: f64, seed: u64) -> Vec<u32> {
+    let mut rng = SplitMix(seed ^ 0x5a5a_5a5a);
+    let zipf = Zipf::new(n as u64, s);
+    (0..count)
+        .map(|_| ((zipf.sample(&mut rng) - 1) * SCATTER % n as u64) as u32)
+        .collect()
+}
+
+/// Checks the sampler against the law: rank 1's share of many draws over
+/// 1000 ranks is 1 / H(1000, s).
+fn zipf_self_check(s: f64) -> Result<(), String> {
+    let n = 1000u64;
+    let draws = 200_000;
+    let zipf = Zipf::new(n, s);
+    let mut rng = SplitMix(7);
+    let first = (0..draws).filter(|_| zipf.sample(&mut rng) == 1).count();
+    let harmonic: f64 = (1..=n).map(|k| (k as f64).powf(-s)).sum();
+    let (got, want) = (first as f64 / draws as f64, 1.0 / harmonic);
+    if (got - want).abs() > 0.05 * want {
+        return Err(format!(
+            "zipf sampler: rank 1 drawn {got:.4} of the time, law says {want:.4}"
+        ));
+    }
+    Ok(())
+}
+
+/// The packet sequences of one table size.
+struct Sequences {
+    /// Every flow once, in order (SYNs, handshakes).
+    every: Vec<u32>,
+    uniform: Vec<u32>,
+    zipf: Vec<u32>,
+}
+
+impl Sequences {
+    fn new(size: usize, packets: usize, zipf_s: f64, seed: u64) -> Sequences {
+        Sequences {
+            every: (0..size as u32).collect(),
+            uniform: uniform_flows(size, packets, seed),
+            zipf: zipf_flows(size, packets, zipf_s, seed),
+        }
+    }
+
+    fn established(&self) -> [(Distribution, &[u32]); 2] {
+        [
+            (Distribution::Uniform, &self.uniform),
+            (Distribution::Zipf, &self.zipf),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The worker and the loop that feeds it.
+
+fn build_worker(method: ForwardMethod, conns: usize, seed: u64) -> Worker<Mbuf> {
+    let outside = Ipv4Cidr::new(Ipv4Addr::new(203, 0, 113, 2), 24).expect("outside prefix");
+    let inside = Ipv4Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24).expect("inside prefix");
     let ports = vec![
         PortSetup {
             mac: OUT_MAC,
-            addresses: vec![Ipv4Cidr::new(Ipv4Addr::new(203, 0, 113, 2), 24).unwrap()],
+            addresses: vec![outside],
             mtu: 1500,
         },
         PortSetup {
             mac: IN_MAC,
-            addresses: vec![Ipv4Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24).unwrap()],
+            addresses: vec![inside],
             mtu: 1500,
         },
     ];
     let mut setup = WorkerSetup::ports_only(ports);
+    let default_route = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).expect("default route");
     setup.routes = rvs::net::route::RouteTable::new(
-        &[
-            (0, Ipv4Cidr::new(Ipv4Addr::new(203, 0, 113, 2), 24).unwrap()),
-            (1, Ipv4Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24).unwrap()),
-        ],
-        &[(Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).unwrap(), ROUTER, 0)],
+        &[(OUT_PORT as u16, outside), (IN_PORT as u16, inside)],
+        &[(default_route, ROUTER, OUT_PORT as u16)],
     );
     setup.static_neighbors = (0..REAL_SERVERS)
-        .map(|i| (rs(i), MacAddr([2, 0, 0, 1, 0, i as u8]), 1))
-        .chain(std::iter::once((ROUTER, MacAddr([2, 0, 0, 0, 0, 0xfe]), 0)))
+        .map(|i| {
+            (
+                real_server(i),
+                MacAddr([2, 0, 0, 1, 0, i as u8]),
+                IN_PORT as u16,
+            )
+        })
+        .chain(std::iter::once((ROUTER, ROUTER_MAC, OUT_PORT as u16)))
         .collect();
+    let rs_port = match method {
+        ForwardMethod::Nat => NAT_RS_PORT,
+        ForwardMethod::Dr | ForwardMethod::Tun => VPORT,
+    };
     setup.services = Arc::new(ServiceTable::new(vec![VirtualService {
         name: "bench".into(),
         key: ServiceKey {
-            vip: Endpoint::new(VIP, 80),
+            vip: Endpoint::new(VIP, VPORT),
             protocol: Protocol::Tcp,
         },
-        forward: ForwardMethod::Nat,
+        forward: method,
         scheduler: SchedulerKind::Rr,
         mh_table_size: 65537,
         persistence: None,
@@ -178,138 +821,1095 @@ fn worker(conns: usize) -> Worker<BenchFrame> {
         sorry_server: None,
         real_servers: (0..REAL_SERVERS)
             .map(|i| RealServer {
-                endpoint: Endpoint::new(rs(i), 8080),
+                endpoint: Endpoint::new(real_server(i), rs_port),
                 weight: 1,
             })
             .collect(),
     }]));
     setup.conn_capacity = conns;
-    // A multiple of 16: round robin starts at the first real server, so
-    // connection i goes to real server i % 16.
-    setup.seed = 0x00c0_ff00;
+    setup.seed = seed;
     Worker::new(&setup)
 }
 
-/// Runs `frames` through the worker; returns packets per second.
-fn timed(
-    w: &mut Worker<BenchFrame>,
-    frames: Vec<(usize, BenchFrame)>,
-    now: u64,
-    sink: &mut Sink,
-) -> f64 {
-    let n = frames.len();
-    let t0 = Instant::now();
-    for (port, f) in frames {
-        w.handle(port, f, now, sink);
-    }
-    n as f64 / t0.elapsed().as_secs_f64()
+/// What takes the received bursts: the worker, or nothing (the generator's
+/// own cost).
+trait Receiver {
+    fn burst(&mut self, port: usize, frames: &mut Vec<Mbuf>, now: u64, nic: &mut Nic);
+    fn end_of_poll(&mut self, now: u64, nic: &mut Nic);
 }
 
-struct Figures {
-    conns: usize,
-    new_pps: f64,
-    established_pps: f64,
-    bytes_per_conn: f64,
-    sent: u64,
-    drops: u64,
+impl Receiver for Worker<Mbuf> {
+    #[inline]
+    fn burst(&mut self, port: usize, frames: &mut Vec<Mbuf>, now: u64, nic: &mut Nic) {
+        self.handle_burst(port, frames, now, nic);
+    }
+    #[inline]
+    fn end_of_poll(&mut self, now: u64, nic: &mut Nic) {
+        self.tick(now, nic);
+    }
 }
 
-fn run(conns: usize, packets: usize) -> Figures {
-    let mut w = worker(conns);
-    let mut sink = Sink {
-        sent: 0,
-        kept: Vec::with_capacity(0),
-    };
-    let now = 1_000_000_000u64;
-    let n = conns as u32;
-    // New connections: one SYN per client tuple (rr spreads them, conn i
-    // to real server i % 16).
-    let syns: Vec<(usize, BenchFrame)> = (0..n)
-        .map(|i| {
-            let (c, p) = client(i);
-            (0, segment(OUT_MAC, c, p, VIP, 80, 0x02))
-        })
-        .collect();
-    let new_pps = timed(&mut w, syns, now, &mut sink);
-    // Complete every handshake (not timed): SYN-ACK from the server, ACK.
-    for i in 0..n {
-        let (c, p) = client(i);
-        w.handle(1, segment(IN_MAC, rs(i), 8080, c, p, 0x12), now, &mut sink);
-        w.handle(0, segment(OUT_MAC, c, p, VIP, 80, 0x10), now, &mut sink);
-    }
-    // Established: ACKs on random connections, both directions.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let data: Vec<(usize, BenchFrame)> = (0..packets)
-        .map(|k| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let i = (x % u64::from(n)) as u32;
-            let (c, p) = client(i);
-            if k % 2 == 0 {
-                (0, segment(OUT_MAC, c, p, VIP, 80, 0x10))
-            } else {
-                (1, segment(IN_MAC, rs(i), 8080, c, p, 0x10))
-            }
-        })
-        .collect();
-    let sent_before = sink.sent;
-    let established_pps = timed(&mut w, data, now + 1_000_000, &mut sink);
-    for r in rvs::dataplane::stats::DropReason::ALL {
-        let n = w.stats.drops[r as usize];
-        if n > 0 {
-            eprintln!("datapath: {} connections: {} drops {}", conns, n, r.name());
+/// Hands every frame straight back to the pool.
+struct Discard;
+
+impl Receiver for Discard {
+    #[inline]
+    fn burst(&mut self, _port: usize, frames: &mut Vec<Mbuf>, _now: u64, nic: &mut Nic) {
+        for f in frames.drain(..) {
+            nic.recycle(f);
         }
     }
-    let table = ConnTable::new(conns);
-    Figures {
-        conns,
-        new_pps,
-        established_pps,
-        bytes_per_conn: table.memory_bytes() as f64 / conns as f64,
-        sent: sink.sent - sent_before,
-        drops: w.stats.total_drops(),
+    #[inline]
+    fn end_of_poll(&mut self, _now: u64, _nic: &mut Nic) {}
+}
+
+/// Monotonic nanoseconds for the worker's `now`.
+struct Clock(Instant);
+
+impl Clock {
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        CLOCK_BASE_NS + self.0.elapsed().as_nanos() as u64
     }
 }
 
-fn main() {
-    let mut conns = vec![1_000usize, 1_048_576];
-    let mut packets = 4_000_000usize;
-    let mut json_out: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--conns" => {
-                if let Some(v) = args.next().and_then(|v| v.parse().ok()) {
-                    conns = vec![v];
+/// Poll rounds needed for `lanes`: one burst of each lane per round.
+fn rounds_of(lanes: &[Lane]) -> usize {
+    lanes
+        .iter()
+        .map(|l| l.flows.len().div_ceil(BURST))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Packets the lanes receive in `rounds`.
+fn packets_in(lanes: &[Lane], rounds: &Range<usize>) -> u64 {
+    lanes
+        .iter()
+        .map(|l| {
+            let n = l.flows.len();
+            ((rounds.end * BURST).min(n) - (rounds.start * BURST).min(n)) as u64
+        })
+        .sum()
+}
+
+/// Plays rvsd's poll loop over `lanes` for `rounds`: each round reads the
+/// clock, receives a burst of up to 32 frames from each lane in turn and
+/// hands it over, then ends the poll (`tick`). Returns the time taken.
+fn drive<R: Receiver>(
+    rx: &mut R,
+    nic: &mut Nic,
+    lanes: &[Lane],
+    clock: &Clock,
+    rounds: Range<usize>,
+) -> Duration {
+    let mut burst: Vec<Mbuf> = Vec::with_capacity(BURST);
+    let start = Instant::now();
+    for round in rounds {
+        let now = clock.now_ns();
+        for lane in lanes {
+            let lo = (round * BURST).min(lane.flows.len());
+            let hi = (lo + BURST).min(lane.flows.len());
+            for &flow in &lane.flows[lo..hi] {
+                if let Some(frame) = nic.receive(lane, flow) {
+                    burst.push(frame);
                 }
             }
-            "--packets" => packets = args.next().and_then(|v| v.parse().ok()).unwrap_or(packets),
-            "--json" => json_out = args.next(),
-            _ => {}
+            if !burst.is_empty() {
+                rx.burst(lane.port, &mut burst, now, nic);
+            }
+        }
+        rx.end_of_poll(now, nic);
+    }
+    start.elapsed()
+}
+
+/// Counters before and after a phase.
+struct Snapshot {
+    sent: u64,
+    missed: u64,
+    redirected: u64,
+    drops: [u64; DropReason::COUNT],
+    created: u64,
+}
+
+impl Snapshot {
+    fn take(w: &Worker<Mbuf>, nic: &Nic) -> Snapshot {
+        Snapshot {
+            sent: nic.sent,
+            missed: nic.missed,
+            redirected: nic.redirected,
+            drops: w.stats.drops,
+            created: w.stats.conns_created,
         }
     }
-    let mut lines = Vec::new();
-    for &c in &conns {
-        let f = run(c, packets);
-        let line = format!(
-            "{{\"benchmark\":\"datapath_nat_tcp\",\"connections\":{},\"new_conns_per_s\":{:.0},\"established_pps\":{:.0},\"bytes_per_connection\":{:.1},\"established_sent\":{},\"drops\":{}}}",
-            f.conns, f.new_pps, f.established_pps, f.bytes_per_conn, f.sent, f.drops
-        );
-        println!("{line}");
-        println!(
-            "{} connections: {:.2} M new connections/s, {:.2} Mpps established NAT (both directions), {:.0} bytes per connection; {} of {} packets sent, {} drops",
-            f.conns,
-            f.new_pps / 1e6,
-            f.established_pps / 1e6,
-            f.bytes_per_conn,
-            f.sent,
-            packets,
-            f.drops
-        );
-        lines.push(line);
+}
+
+/// What one phase on one worker did: the time per packet of each timed
+/// slice (or repetition), the generator's alone, and the counters.
+#[derive(Clone, Debug, Default)]
+struct PhaseResult {
+    packets: u64,
+    slice_ns: Vec<f64>,
+    generator_slice_ns: Vec<f64>,
+    sent: u64,
+    /// Drops by reason name.
+    drops: BTreeMap<&'static str, u64>,
+    missed: u64,
+    redirected: u64,
+    created: u64,
+}
+
+impl PhaseResult {
+    fn drop_total(&self) -> u64 {
+        self.drops.values().sum()
     }
-    if let Some(path) = json_out {
-        std::fs::write(path, lines.join("\n") + "\n").expect("write --json file");
+
+    /// Nanoseconds per packet: the median slice.
+    fn ns_per_packet(&self) -> f64 {
+        median(&self.slice_ns)
+    }
+
+    fn generator_ns_per_packet(&self) -> Option<f64> {
+        (!self.generator_slice_ns.is_empty()).then(|| median(&self.generator_slice_ns))
+    }
+
+    /// Adds a repetition of the phase (its slices count as slices).
+    fn add(&mut self, other: &PhaseResult) {
+        self.packets += other.packets;
+        self.slice_ns.extend(&other.slice_ns);
+        self.generator_slice_ns.extend(&other.generator_slice_ns);
+        self.sent += other.sent;
+        for (&reason, &n) in &other.drops {
+            *self.drops.entry(reason).or_default() += n;
+        }
+        self.missed += other.missed;
+        self.redirected += other.redirected;
+        self.created += other.created;
+    }
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// How a phase is timed.
+#[derive(Clone, Copy)]
+struct Timing {
+    /// Consecutive slices of the sequence timed separately (the median
+    /// counts).
+    slices: usize,
+    /// Also time the generator alone over the same slices, first.
+    generator: bool,
+}
+
+/// The SYNs: one slice (the table fills as it goes, so slices differ for
+/// a reason), generator measured.
+const NEW_TIMING: Timing = Timing {
+    slices: 1,
+    generator: true,
+};
+/// Established traffic: 5 slices so a burst of other work on a shared
+/// machine moves the median less.
+const ESTABLISHED_TIMING: Timing = Timing {
+    slices: 5,
+    generator: true,
+};
+/// Multi-worker runs: the same slices, no generator pass (so the workers
+/// stay in step).
+const MULTI_TIMING: Timing = Timing {
+    slices: 5,
+    generator: false,
+};
+/// Untimed set-up (handshakes, the multi-worker threads' SYNs).
+const UNTIMED: Timing = Timing {
+    slices: 1,
+    generator: false,
+};
+
+/// Runs `lanes` through the worker in slices (after the generator alone over
+/// the same slices, when asked) and collects the counters.
+fn run_phase(
+    worker: &mut Worker<Mbuf>,
+    nic: &mut Nic,
+    lanes: &[Lane],
+    clock: &Clock,
+    timing: Timing,
+) -> PhaseResult {
+    let rounds = rounds_of(lanes);
+    let slices = timing.slices.clamp(1, rounds.max(1));
+    let slice = |k: usize| k * rounds / slices..(k + 1) * rounds / slices;
+    let per_packet =
+        |t: Duration, r: &Range<usize>| t.as_nanos() as f64 / packets_in(lanes, r).max(1) as f64;
+    let mut result = PhaseResult {
+        packets: packets_in(lanes, &(0..rounds)),
+        ..PhaseResult::default()
+    };
+    if timing.generator {
+        for k in 0..slices {
+            let t = drive(&mut Discard, nic, lanes, clock, slice(k));
+            result.generator_slice_ns.push(per_packet(t, &slice(k)));
+        }
+    }
+    let before = Snapshot::take(worker, nic);
+    for k in 0..slices {
+        let t = drive(worker, nic, lanes, clock, slice(k));
+        result.slice_ns.push(per_packet(t, &slice(k)));
+    }
+    let after = Snapshot::take(worker, nic);
+    result.drops = DropReason::ALL
+        .iter()
+        .map(|&r| (r.name(), after.drops[r as usize] - before.drops[r as usize]))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    result.sent = after.sent - before.sent;
+    result.missed = after.missed - before.missed;
+    result.redirected = after.redirected - before.redirected;
+    result.created = after.created - before.created;
+    result
+}
+
+/// Completes every handshake (untimed) and checks that all `size`
+/// connections are established; returns what went wrong, if anything.
+fn complete_handshakes(
+    worker: &mut Worker<Mbuf>,
+    nic: &mut Nic,
+    templates: &Templates,
+    method: ForwardMethod,
+    flows: &[u32],
+    clock: &Clock,
+) -> Vec<String> {
+    let lanes = handshake_lanes(templates, method, flows);
+    let r = run_phase(worker, nic, &lanes, clock, UNTIMED);
+    let mut problems = forwarding_problems(&r);
+    let active: u64 = worker
+        .real_server_counters()
+        .map(|c| u64::from(c.active))
+        .sum();
+    if active != flows.len() as u64 {
+        problems.push(format!(
+            "{active} of {} connections established after the handshakes",
+            flows.len()
+        ));
+    }
+    problems
+        .into_iter()
+        .map(|p| format!("handshakes: {p}"))
+        .collect()
+}
+
+/// Everything that says a phase did not do its job.
+fn forwarding_problems(r: &PhaseResult) -> Vec<String> {
+    let mut p = Vec::new();
+    if r.sent != r.packets {
+        p.push(format!("sent {} of {} packets", r.sent, r.packets));
+    }
+    if !r.drops.is_empty() {
+        let reasons: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        p.push(format!("drops: {}", reasons.join(", ")));
+    }
+    if r.missed > 0 {
+        p.push(format!("{} packets not received (pool empty)", r.missed));
+    }
+    if r.redirected > 0 {
+        p.push(format!("{} frames handed to other workers", r.redirected));
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------
+// Measurements.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    New,
+    Established,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Distribution {
+    /// Each flow once, in order (the SYNs).
+    Each,
+    Uniform,
+    Zipf,
+}
+
+impl Distribution {
+    fn name(self) -> &'static str {
+        match self {
+            Distribution::Each => "each_once",
+            Distribution::Uniform => "uniform",
+            Distribution::Zipf => "zipf",
+        }
+    }
+}
+
+/// Memory of a connection table of one size.
+#[derive(Clone, Copy)]
+struct TableMemory {
+    bytes: usize,
+    capacity: usize,
+}
+
+impl TableMemory {
+    fn of(size: usize) -> TableMemory {
+        let t = ConnTable::new(size);
+        TableMemory {
+            bytes: t.memory_bytes(),
+            capacity: t.capacity(),
+        }
+    }
+    fn per_connection(self) -> f64 {
+        self.bytes as f64 / self.capacity as f64
+    }
+    fn mib(self) -> f64 {
+        self.bytes as f64 / (1024.0 * 1024.0)
+    }
+}
+
+/// One measurement: a phase of one method at one table size, on one or
+/// more workers at once.
+struct Measurement {
+    method: ForwardMethod,
+    connections: usize,
+    distribution: Distribution,
+    zipf_s: f64,
+    phase: Phase,
+    /// Per worker.
+    results: Vec<PhaseResult>,
+    memory: TableMemory,
+    problems: Vec<String>,
+    /// Part of the 1-against-N-workers comparison (not the main matrix).
+    comparison: bool,
+}
+
+impl Measurement {
+    fn new(
+        method: ForwardMethod,
+        connections: usize,
+        (phase, distribution): (Phase, Distribution),
+        results: Vec<PhaseResult>,
+        memory: TableMemory,
+        zipf_s: f64,
+    ) -> Measurement {
+        let problems = results.iter().flat_map(forwarding_problems).collect();
+        Measurement {
+            method,
+            connections,
+            distribution,
+            zipf_s,
+            phase,
+            results,
+            memory,
+            problems,
+            comparison: false,
+        }
+    }
+
+    fn workers(&self) -> usize {
+        self.results.len()
+    }
+
+    fn mpps_per_worker(&self) -> Vec<f64> {
+        self.results
+            .iter()
+            .map(|r| 1e3 / r.ns_per_packet())
+            .collect()
+    }
+
+    /// Sum over the workers.
+    fn mpps(&self) -> f64 {
+        self.mpps_per_worker().iter().sum()
+    }
+
+    /// Mean over the workers.
+    fn ns_per_packet(&self) -> f64 {
+        let n = self.results.len() as f64;
+        self.results
+            .iter()
+            .map(PhaseResult::ns_per_packet)
+            .sum::<f64>()
+            / n
+    }
+
+    fn generator_ns_per_packet(&self) -> Option<f64> {
+        let n = self.results.len() as f64;
+        let total: Option<f64> = self
+            .results
+            .iter()
+            .map(PhaseResult::generator_ns_per_packet)
+            .sum();
+        total.map(|t| t / n)
+    }
+
+    /// The worker's own rate, the generator's cost taken out.
+    fn net_mpps(&self) -> Option<f64> {
+        let net = self.ns_per_packet() - self.generator_ns_per_packet()?;
+        (net > 0.0).then(|| 1e3 / net * self.workers() as f64)
+    }
+
+    fn new_conns_per_s(&self) -> Option<f64> {
+        (self.phase == Phase::New).then(|| self.mpps() * 1e6)
+    }
+
+    fn packets(&self) -> u64 {
+        self.results.iter().map(|r| r.packets).sum()
+    }
+
+    fn sent(&self) -> u64 {
+        self.results.iter().map(|r| r.sent).sum()
+    }
+
+    fn drops(&self) -> u64 {
+        self.results.iter().map(PhaseResult::drop_total).sum()
+    }
+
+    fn json(&self) -> Value {
+        let round = |x: f64, places: i32| {
+            let f = 10f64.powi(places);
+            (x * f).round() / f
+        };
+        let mut v = json!({
+            "benchmark": "datapath",
+            "method": self.method.name(),
+            "connections": self.connections,
+            "distribution": self.distribution.name(),
+            "phase": match self.phase { Phase::New => "new", Phase::Established => "established" },
+            "workers": self.workers(),
+            "mpps": round(self.mpps(), 3),
+            "ns_per_packet": round(self.ns_per_packet(), 1),
+            "generator_ns_per_packet": self.generator_ns_per_packet().map(|g| round(g, 1)),
+            "net_mpps": self.net_mpps().map(|m| round(m, 3)),
+            "new_conns_per_s": self.new_conns_per_s().map(|n| n.round()),
+            "bytes_per_connection": round(self.memory.per_connection(), 1),
+            "table_mib": round(self.memory.mib(), 1),
+            "packets": self.packets(),
+            "sent": self.sent(),
+            "drops": self.drops(),
+            "timed_slices": self.results.first().map_or(0, |r| r.slice_ns.len()),
+            "run": if self.comparison { "scaling" } else { "matrix" },
+        });
+        if self.workers() > 1 {
+            v["mpps_per_worker"] = json!(self
+                .mpps_per_worker()
+                .iter()
+                .map(|&m| round(m, 3))
+                .collect::<Vec<_>>());
+        }
+        if self.distribution == Distribution::Zipf {
+            v["zipf_s"] = json!(self.zipf_s);
+        }
+        if !self.problems.is_empty() {
+            v["problems"] = json!(self.problems);
+        }
+        v
+    }
+}
+
+/// Prints a measurement's JSON line (and its problems on stderr) and keeps it.
+fn report(m: Measurement, all: &mut Vec<Measurement>) {
+    println!("{}", m.json());
+    for p in &m.problems {
+        eprintln!(
+            "datapath: {} {} connections, {}, {} worker(s): {p}",
+            m.method.name(),
+            m.connections,
+            m.distribution.name(),
+            m.workers()
+        );
+    }
+    all.push(m);
+}
+
+fn progress(what: &str) {
+    eprintln!("datapath: {what}");
+}
+
+/// Every phase of one method at one table size, on one worker.
+fn measure_method(
+    method: ForwardMethod,
+    seqs: &Sequences,
+    memory: TableMemory,
+    opts: &Options,
+    nic: &mut Nic,
+    all: &mut Vec<Measurement>,
+) -> Vec<String> {
+    let size = seqs.every.len();
+    let label = format!("{} {}", method.name(), short_count(size as f64));
+    let templates = Templates::new();
+    let clock = Clock(Instant::now());
+    let repeats = (NEW_PHASE_MIN_PACKETS / size).clamp(1, NEW_PHASE_MAX_REPEATS);
+
+    progress(&format!(
+        "{label}: {size} new connections{}",
+        if repeats > 1 {
+            format!(", {repeats} times on fresh workers")
+        } else {
+            String::new()
+        }
+    ));
+    let syns = syn_lanes(&templates, &seqs.every);
+    let mut new = PhaseResult::default();
+    let mut worker = build_worker(method, size, WORKER_SEED);
+    for repeat in 0..repeats {
+        if repeat > 0 {
+            worker = build_worker(method, size, WORKER_SEED);
+        }
+        new.add(&run_phase(&mut worker, nic, &syns, &clock, NEW_TIMING));
+    }
+    let mut m = Measurement::new(
+        method,
+        size,
+        (Phase::New, Distribution::Each),
+        vec![new.clone()],
+        memory,
+        opts.zipf_s,
+    );
+    if new.created != new.packets {
+        m.problems.push(format!(
+            "created {} connections for {} SYNs",
+            new.created, new.packets
+        ));
+    }
+    report(m, all);
+
+    progress(&format!("{label}: handshakes (untimed)"));
+    let problems = complete_handshakes(&mut worker, nic, &templates, method, &seqs.every, &clock);
+    for (dist, flows) in seqs.established() {
+        progress(&format!(
+            "{label}: {} established packets, {}",
+            flows.len(),
+            dist.name()
+        ));
+        let lanes = established_lanes(&templates, method, flows);
+        let r = run_phase(&mut worker, nic, &lanes, &clock, ESTABLISHED_TIMING);
+        let m = Measurement::new(
+            method,
+            size,
+            (Phase::Established, dist),
+            vec![r],
+            memory,
+            opts.zipf_s,
+        );
+        report(m, all);
+    }
+    problems
+}
+
+/// One worker thread of the multi-worker comparison: builds its worker and
+/// connections, then runs each distribution when all threads are ready.
+fn multi_worker_thread(
+    index: usize,
+    size: usize,
+    opts_packets: usize,
+    zipf_s: f64,
+    barrier: &Barrier,
+) -> (Vec<PhaseResult>, Vec<String>) {
+    let method = ForwardMethod::Nat;
+    let templates = Templates::new();
+    let clock = Clock(Instant::now());
+    let mut nic = Nic::new();
+    let seqs = Sequences::new(size, opts_packets, zipf_s, 1 + index as u64);
+    let mut worker = build_worker(method, size, WORKER_SEED + 256 * index as u64);
+    let syn = run_phase(
+        &mut worker,
+        &mut nic,
+        &syn_lanes(&templates, &seqs.every),
+        &clock,
+        UNTIMED,
+    );
+    let mut problems: Vec<String> = forwarding_problems(&syn)
+        .into_iter()
+        .map(|p| format!("SYNs: {p}"))
+        .collect();
+    problems.extend(complete_handshakes(
+        &mut worker,
+        &mut nic,
+        &templates,
+        method,
+        &seqs.every,
+        &clock,
+    ));
+    let results = seqs
+        .established()
+        .iter()
+        .map(|&(_, flows)| {
+            let lanes = established_lanes(&templates, method, flows);
+            barrier.wait();
+            run_phase(&mut worker, &mut nic, &lanes, &clock, MULTI_TIMING)
+        })
+        .collect();
+    (results, problems)
+}
+
+/// Established NAT on 1 and on `opts.workers` workers at once.
+fn measure_multi_worker(
+    opts: &Options,
+    memory: TableMemory,
+    all: &mut Vec<Measurement>,
+) -> Vec<String> {
+    let size = opts.multi_conns;
+    let mut counts = vec![1, opts.workers];
+    counts.dedup();
+    let mut problems = Vec::new();
+    for workers in counts {
+        progress(&format!(
+            "nat {} on {workers} worker(s) at once: setting up, then uniform and zipf",
+            short_count(size as f64)
+        ));
+        let barrier = Arc::new(Barrier::new(workers));
+        let (packets, zipf_s) = (opts.packets, opts.zipf_s);
+        let handles: Vec<_> = (0..workers)
+            .map(|i| {
+                let barrier = barrier.clone();
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || multi_worker_thread(i, size, packets, zipf_s, &barrier))
+                    .expect("spawn a worker thread")
+            })
+            .collect();
+        let mut per_worker: Vec<Vec<PhaseResult>> = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok((results, p)) => {
+                    per_worker.push(results);
+                    problems.extend(p);
+                }
+                Err(_) => problems.push(format!("a thread of the {workers}-worker run panicked")),
+            }
+        }
+        if per_worker.len() != workers {
+            continue;
+        }
+        for (k, dist) in [Distribution::Uniform, Distribution::Zipf]
+            .into_iter()
+            .enumerate()
+        {
+            let results = per_worker.iter().map(|r| r[k].clone()).collect();
+            let mut m = Measurement::new(
+                ForwardMethod::Nat,
+                size,
+                (Phase::Established, dist),
+                results,
+                memory,
+                opts.zipf_s,
+            );
+            m.comparison = true;
+            report(m, all);
+        }
+    }
+    problems
+        .into_iter()
+        .map(|p| format!("multi-worker: {p}"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Summary and plot.
+
+/// 1000 → "1K", 1e7 → "10M".
+fn short_count(v: f64) -> String {
+    let (x, unit) = if v >= 1e9 {
+        (v / 1e9, "G")
+    } else if v >= 1e6 {
+        (v / 1e6, "M")
+    } else if v >= 1e3 {
+        (v / 1e3, "K")
+    } else {
+        (v, "")
+    };
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}{unit}")
+    } else {
+        format!("{x:.1}{unit}")
+    }
+}
+
+fn opt(v: Option<f64>, places: usize) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.places$}"))
+}
+
+fn print_summary(all: &[Measurement], sizes: &[(usize, TableMemory)], elapsed: Duration) {
+    println!();
+    println!(
+        "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7} {:>7} {:>6} {:>8} {:>11} {:>6} {:>17} {:>5}",
+        "meth",
+        "conns",
+        "phase",
+        "flows",
+        "w",
+        "Mpps",
+        "ns/pkt",
+        "gen ns",
+        "net Mpps",
+        "new conns/s",
+        "B/conn",
+        "sent/packets",
+        "drops"
+    );
+    for m in all {
+        let phase = match m.phase {
+            Phase::New => "new",
+            Phase::Established => "established",
+        };
+        println!(
+            "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7.2} {:>7.1} {:>6} {:>8} {:>11} {:>6.1} {:>17} {:>5}",
+            m.method.name(),
+            short_count(m.connections as f64),
+            phase,
+            m.distribution.name(),
+            m.workers(),
+            m.mpps(),
+            m.ns_per_packet(),
+            opt(m.generator_ns_per_packet(), 1),
+            opt(m.net_mpps(), 2),
+            m.new_conns_per_s()
+                .map_or("-".to_string(), |n| format!("{:.2} M", n / 1e6)),
+            m.memory.per_connection(),
+            format!("{}/{}", m.sent(), m.packets()),
+            m.drops()
+        );
+    }
+    for m in all.iter().filter(|m| m.workers() > 1) {
+        let single = all.iter().find(|s| {
+            s.workers() == 1
+                && s.method == m.method
+                && s.connections == m.connections
+                && s.distribution == m.distribution
+                && s.phase == m.phase
+                && s.comparison
+        });
+        let per: Vec<String> = m
+            .mpps_per_worker()
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect();
+        println!(
+            "{} workers, {} {} {}: {} Mpps per worker, {:.2} in all{}",
+            m.workers(),
+            m.method.name(),
+            short_count(m.connections as f64),
+            m.distribution.name(),
+            per.join(" + "),
+            m.mpps(),
+            single.map_or(String::new(), |s| format!(
+                "; 1 worker alone {:.2} (per-worker ratio {:.2})",
+                s.mpps(),
+                m.mpps() / m.workers() as f64 / s.mpps()
+            ))
+        );
+    }
+    for (size, mem) in sizes {
+        println!(
+            "memory: {} connections: {:.1} bytes per connection, {:.1} MiB per worker",
+            short_count(*size as f64),
+            mem.per_connection(),
+            mem.mib()
+        );
+    }
+    if !sizes.is_empty() {
+        let worst = sizes
+            .iter()
+            .map(|(_, m)| m.per_connection())
+            .fold(0.0, f64::max);
+        let ten_million = sizes.iter().find(|(s, _)| *s == 10_000_000);
+        println!(
+            "memory goal (at most 128 B per connection, 10M connections under 2 GiB): {:.1} B at worst{}",
+            worst,
+            ten_million.map_or(String::new(), |(_, m)| format!(
+                ", 10M in {:.0} MiB: {}",
+                m.mib(),
+                if worst <= 128.0 && m.mib() < 2048.0 { "met" } else { "NOT met" }
+            ))
+        );
+    }
+    println!("datapath: done in {:.1} s", elapsed.as_secs_f64());
+}
+
+/// The font for the plot's text, when its file can be read and parsed.
+fn load_font(path: &str) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        eprintln!("datapath: no font at {path}: the plot will have no text");
+        return false;
+    };
+    let bytes: &'static [u8] = bytes.leak();
+    if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_err() {
+        eprintln!("datapath: {path} is not a usable font: the plot will have no text");
+        return false;
+    }
+    true
+}
+
+const METHOD_COLORS: [(ForwardMethod, RGBColor); 3] = [
+    (ForwardMethod::Nat, RGBColor(200, 40, 40)),
+    (ForwardMethod::Dr, RGBColor(30, 90, 200)),
+    (ForwardMethod::Tun, RGBColor(30, 150, 60)),
+];
+
+/// One plotted line: a label, a look and its points.
+struct Series {
+    label: String,
+    color: RGBColor,
+    look: Look,
+    points: Vec<(f64, f64)>,
+}
+
+/// How a line is drawn: established uniform (thick, dots), established
+/// Zipf (dashed, rings), new connections (thin, crosses).
+#[derive(Clone, Copy)]
+enum Look {
+    Uniform,
+    Zipf,
+    New,
+}
+
+impl Look {
+    fn line(self, color: RGBColor) -> ShapeStyle {
+        match self {
+            Look::Uniform => color.stroke_width(3),
+            Look::Zipf => color.stroke_width(2),
+            Look::New => color.stroke_width(1),
+        }
+    }
+}
+
+/// The lines of the plot: established Mpps per method × distribution, new
+/// connections (M/s) per method; single-worker measurements only.
+fn plot_series(all: &[Measurement]) -> Vec<Series> {
+    let kinds = [
+        (Phase::Established, Distribution::Uniform, Look::Uniform),
+        (Phase::Established, Distribution::Zipf, Look::Zipf),
+        (Phase::New, Distribution::Each, Look::New),
+    ];
+    let mut out = Vec::new();
+    for (method, color) in METHOD_COLORS {
+        for (phase, dist, look) in kinds {
+            let mut points: Vec<(f64, f64)> = all
+                .iter()
+                .filter(|m| {
+                    m.method == method
+                        && m.phase == phase
+                        && m.distribution == dist
+                        && m.workers() == 1
+                        && !m.comparison
+                })
+                .map(|m| (m.connections as f64, m.mpps()))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let what = match phase {
+                Phase::New => "new connections (M/s)".to_string(),
+                Phase::Established => format!("established, {}", dist.name()),
+            };
+            out.push(Series {
+                label: format!("{} {what}", method.name().to_uppercase()),
+                color,
+                look,
+                points,
+            });
+        }
+    }
+    out
+}
+
+/// Labels only the powers of ten of the log axis.
+fn decade_label(v: &f64) -> String {
+    let l = v.log10();
+    if (l - l.round()).abs() < 1e-6 {
+        short_count(*v)
+    } else {
+        String::new()
+    }
+}
+
+fn draw_plot(
+    path: &str,
+    all: &[Measurement],
+    with_text: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let series = plot_series(all);
+    if series.is_empty() {
+        return Err("nothing to plot".into());
+    }
+    let points = || series.iter().flat_map(|s| s.points.iter().copied());
+    let (lo, hi) = points().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+        (lo.min(p.0), hi.max(p.0))
+    });
+    // Room above the lines for the legend.
+    let ymax = points().map(|p| p.1).fold(0.1, f64::max) * 1.5;
+    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut builder = ChartBuilder::on(&root);
+    builder.margin(20);
+    if with_text {
+        builder
+            .caption(
+                "rvs datapath, one worker, 64-byte frames: rate against connections in the table",
+                ("sans-serif", 24),
+            )
+            .x_label_area_size(50)
+            .y_label_area_size(70);
+    }
+    let mut chart = builder.build_cartesian_2d((lo / 1.5..hi * 1.5).log_scale(), 0.0..ymax)?;
+    if with_text {
+        chart
+            .configure_mesh()
+            .x_desc("connections in the table (log scale)")
+            .y_desc("Mpps (established) / million new connections per second")
+            .x_label_formatter(&decade_label)
+            .label_style(("sans-serif", 16))
+            .draw()?;
+    } else {
+        chart.configure_mesh().x_labels(0).y_labels(0).draw()?;
+    }
+    for s in &series {
+        draw_series(&mut chart, s, with_text)?;
+    }
+    if with_text {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+type LogChart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<LogCoord<f64>, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One line with its markers (and its legend entry when there is text).
+fn draw_series<'a, 'b: 'a>(
+    chart: &mut LogChart<'a, 'b>,
+    s: &Series,
+    with_text: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (color, look) = (s.color, s.look);
+    let line = look.line(color);
+    let pts = s.points.iter().copied();
+    let drawn = match look {
+        Look::Zipf => chart.draw_series(DashedLineSeries::new(pts, 10, 6, line))?,
+        Look::Uniform | Look::New => chart.draw_series(LineSeries::new(pts, line))?,
+    };
+    if with_text {
+        // The legend's sample of the line, with its marker.
+        let anno = drawn.label(s.label.clone());
+        let dash = move |from: i32, to: i32| PathElement::new(vec![(from, 0), (to, 0)], line);
+        match look {
+            Look::Uniform => anno.legend(move |at| {
+                EmptyElement::at(at) + dash(0, 24) + Circle::new((12, 0), 4, color.filled())
+            }),
+            Look::Zipf => anno.legend(move |at| {
+                EmptyElement::at(at)
+                    + dash(0, 7)
+                    + dash(17, 24)
+                    + Circle::new((12, 0), 4, color.stroke_width(2))
+            }),
+            Look::New => anno.legend(move |at| {
+                EmptyElement::at(at) + dash(0, 24) + Cross::new((12, 0), 4, color.stroke_width(2))
+            }),
+        };
+    }
+    let at = s.points.iter().copied();
+    match look {
+        Look::Uniform => chart.draw_series(at.map(|p| Circle::new(p, 5, color.filled())))?,
+        Look::Zipf => chart.draw_series(at.map(|p| Circle::new(p, 5, color.stroke_width(2))))?,
+        Look::New => chart.draw_series(at.map(|p| Cross::new(p, 5, color.stroke_width(2))))?,
+    };
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match Options::parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let mut problems = Vec::new();
+    let templates = Templates::new();
+    for check in [self_check(&templates), zipf_self_check(opts.zipf_s)] {
+        if let Err(e) = check {
+            eprintln!("datapath: self-check failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let mut all = Vec::new();
+    let mut memories: Vec<(usize, TableMemory)> = Vec::new();
+    let mut nic = Nic::new();
+    for &size in &opts.conns {
+        progress(&format!(
+            "{} connections: building packet sequences",
+            short_count(size as f64)
+        ));
+        let memory = TableMemory::of(size);
+        memories.push((size, memory));
+        let seqs = Sequences::new(size, opts.packets, opts.zipf_s, 1);
+        for &method in &opts.methods {
+            problems.extend(measure_method(
+                method, &seqs, memory, &opts, &mut nic, &mut all,
+            ));
+        }
+    }
+    if opts.workers > 0 && opts.multi_conns > 0 {
+        let memory = memories
+            .iter()
+            .find(|(s, _)| *s == opts.multi_conns)
+            .map(|&(_, m)| m)
+            .unwrap_or_else(|| TableMemory::of(opts.multi_conns));
+        problems.extend(measure_multi_worker(&opts, memory, &mut all));
+    }
+
+    print_summary(&all, &memories, started.elapsed());
+    if let Some(path) = &opts.json {
+        let lines: String = all.iter().map(|m| format!("{}\n", m.json())).collect();
+        if let Err(e) = std::fs::write(path, lines) {
+            eprintln!("datapath: cannot write {path}: {e}");
+            problems.push(format!("--json {path}: {e}"));
+        }
+    }
+    if let Some(path) = &opts.plot {
+        let with_text = load_font(&opts.font);
+        match draw_plot(path, &all, with_text) {
+            Ok(()) => eprintln!("datapath: plot written to {path}"),
+            Err(e) => eprintln!("datapath: no plot ({path}): {e}"),
+        }
+    }
+
+    problems.extend(
+        all.iter()
+            .flat_map(|m| m.problems.iter())
+            .map(|p| p.to_string()),
+    );
+    if problems.is_empty() {
+        if opts.smoke {
+            eprintln!("datapath: smoke run passed");
+        }
+        ExitCode::SUCCESS
+    } else {
+        for p in &problems {
+            eprintln!("datapath: FAILED: {p}");
+        }
+        ExitCode::FAILURE
     }
 }
