@@ -445,6 +445,9 @@ impl Conn {
     }
 }
 
+/// Index slots from a key's home that the warm-up examines.
+const WARM_RUN: usize = 4;
+
 /// End of the free list; also marks an empty index slot.
 const NIL: u32 = u32::MAX;
 
@@ -569,30 +572,50 @@ impl ConnTable {
         self.hash(&key.pack(), key.proto)
     }
 
-    /// Reads the index slot at `hash`'s home (loading its cache line) and
-    /// returns what [`ConnTable::warm_entry`] needs to load the entry it
-    /// points at. Called for a whole burst before any lookup, the loads
-    /// of the burst are in flight together instead of one after another.
+    /// Loads the index slot at `hash`'s home: the first of the loads that
+    /// bring a burst's lookups into cache (see [`ConnTable::warm_target`]).
+    ///
+    /// The warm-up is three tight loops over the burst, each doing one
+    /// thing: load the index slots, read which entries they point at, load
+    /// those entries. A load that misses holds its place in the core's
+    /// reorder window until the data comes, so loads only overlap when
+    /// they are close together in the instruction stream; loops of a few
+    /// instructions per frame keep the whole burst's misses in flight at
+    /// once, where a lookup per frame (or one loop doing both steps) would
+    /// pay them nearly one after another.
     #[inline]
     pub fn warm_slot(&self, hash: u32) -> u32 {
-        let s = self.index[hash as usize & self.mask];
-        if s.hash == hash {
-            s.entry
-        } else {
-            NIL
-        }
+        let i = hash as usize & self.mask;
+        // The home slot's line, and the next line when the first
+        // `WARM_RUN` slots from home cross into it.
+        self.index[i].hash ^ self.index[(i + WARM_RUN - 1) & self.mask].hash
     }
 
-    /// Reads the entry a [`ConnTable::warm_slot`] result points at
-    /// (loading its cache line); returns a word of it so the load is not
-    /// optimised away.
+    /// The entry `hash`'s lookup will compare, read from the first
+    /// `WARM_RUN` slots from its home (in cache after
+    /// [`ConnTable::warm_slot`]; with the index at most half full a key
+    /// is there nearly always): for [`ConnTable::warm_entry`]. Entry 0
+    /// when none matches; computed without branches on the slots, whose
+    /// outcome is unpredictable.
     #[inline]
-    pub fn warm_entry(&self, tagged: u32) -> u64 {
-        if tagged == NIL {
-            return 0;
+    pub fn warm_target(&self, hash: u32) -> u32 {
+        let home = hash as usize & self.mask;
+        let (mut tagged, mut found) = (0u32, 0u32);
+        for k in 0..WARM_RUN {
+            let s = self.index[(home + k) & self.mask];
+            let m = u32::from(s.hash == hash && s.entry != NIL).wrapping_neg() & !found;
+            tagged |= s.entry & m;
+            found |= m;
         }
+        tagged >> 1
+    }
+
+    /// Loads entry `target` (from [`ConnTable::warm_target`]); returns a
+    /// word of it so the load is not optimised away.
+    #[inline]
+    pub fn warm_entry(&self, target: u32) -> u64 {
         self.entries
-            .get((tagged >> 1) as usize)
+            .get(target as usize)
             .map_or(0, |e| e.expires_ns)
     }
 

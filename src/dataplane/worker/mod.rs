@@ -320,12 +320,18 @@ impl<F: Frame> Worker<F> {
                     n += 1;
                 }
             }
-            let mut slots = [0u32; STEP];
-            for (slot, &h) in slots.iter_mut().zip(&hashes[..n]) {
-                *slot = table.warm_slot(h);
+            // Three tight loops (see `ConnTable::warm_slot` for why).
+            let mut sum = 0u32;
+            for &h in &hashes[..n] {
+                sum = sum.wrapping_add(table.warm_slot(h));
+            }
+            std::hint::black_box(sum);
+            let mut targets = [0u32; STEP];
+            for (t, &h) in targets.iter_mut().zip(&hashes[..n]) {
+                *t = table.warm_target(h);
             }
             let mut sum = 0u64;
-            for &t in &slots[..n] {
+            for &t in &targets[..n] {
                 sum = sum.wrapping_add(table.warm_entry(t));
             }
             std::hint::black_box(sum);
