@@ -35,8 +35,18 @@ use crate::wire::{icmp, ipv4, tcp, udp};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-/// Connections examined per poll by the expiry sweep.
-const SWEEP_BUDGET: usize = 64;
+/// Most connection entries the expiry sweep examines in one poll: bounds
+/// the work a poll adds to a burst.
+const SWEEP_BUDGET: usize = 256;
+
+/// How fast the sweep walks the table: the whole table once a second, but
+/// no more than this many entries a second (a 10M-entry table in 10 s).
+/// Sized to time, not to polls, so a busy-polling worker does not stream
+/// the table through its cache at every poll (at 1M connections and a
+/// poll per 64 packets that was one entry per packet), and an idle one
+/// still reclaims. Expired connections are also reclaimed at once when a
+/// packet meets them, and a full table makes room from the expired first.
+const SWEEP_MAX_PER_SECOND: u64 = 1_000_000;
 
 /// A worker's load-balancing state.
 pub(super) struct Balancer {
@@ -60,6 +70,9 @@ pub(super) struct Balancer {
     pub(super) sync: Option<SyncQueue>,
     /// Report events: HA configured and this balancer is the active one.
     pub(super) sync_active: bool,
+    /// When the sweep last ran, and the entries it may still examine.
+    swept_at_ns: u64,
+    sweep_credit: u64,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -122,6 +135,8 @@ impl Balancer {
             seed: setup.seed,
             sync: None,
             sync_active: false,
+            swept_at_ns: 0,
+            sweep_credit: 0,
             services,
         }
     }
@@ -291,13 +306,30 @@ impl Balancer {
 
     /// The sweep that reclaims expired connections, a little per poll.
     pub(super) fn tick(&mut self, now: u64) {
-        let counters = &mut self.counters;
-        self.conns
-            .expire(now, SWEEP_BUDGET, |c| forget(counters, c));
-        self.persist.expire(now, SWEEP_BUDGET);
+        let budget = self.sweep_budget(now);
+        if budget > 0 {
+            let counters = &mut self.counters;
+            self.conns.expire(now, budget, |c| forget(counters, c));
+            self.persist.expire(now, budget);
+        }
         if let Some(q) = self.sync.as_mut() {
             q.flush();
         }
+    }
+
+    /// Entries the sweep may examine now: the time since the last sweep at
+    /// the table's rate, at most [`SWEEP_BUDGET`].
+    fn sweep_budget(&mut self, now: u64) -> usize {
+        let per_second = (self.conns.capacity() as u64).clamp(1, SWEEP_MAX_PER_SECOND);
+        let elapsed = now.saturating_sub(self.swept_at_ns).min(1_000_000_000);
+        self.swept_at_ns = now;
+        // Credit carries over between polls so short polls add up; it is
+        // capped so that a long pause does not turn into a long sweep.
+        self.sweep_credit =
+            (self.sweep_credit + elapsed * per_second).min(SWEEP_BUDGET as u64 * 1_000_000_000);
+        let budget = (self.sweep_credit / 1_000_000_000).min(SWEEP_BUDGET as u64);
+        self.sweep_credit -= budget * 1_000_000_000;
+        budget as usize
     }
 
     /// Reports a connection to the peer (active balancer only).
