@@ -310,7 +310,13 @@ impl<F: Frame> Worker<F> {
     /// the table's).
     fn warm(&self, frames: &[F]) {
         const STEP: usize = 32;
+        /// Below this many connections the table's lines stay in the
+        /// core's caches, and the extra pass would only cost time.
+        const WORTH_WARMING: usize = 4096;
         let table = &self.lb.conns;
+        if table.len() < WORTH_WARMING {
+            return;
+        }
         for chunk in frames.chunks(STEP) {
             let mut hashes = [0u32; STEP];
             let mut n = 0;
