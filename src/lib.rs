@@ -3,12 +3,12 @@
 //! Layers, from the wire up (see `docs/architecture.md`): `wire` (zero-copy
 //! packet views), `net` (own addresses, neighbours), `dataplane` (the
 //! poll-mode worker, generic over a packet-I/O trait), `dpdk` (the only
-//! `unsafe` code: bindings and safe wrappers), `control` (configuration).
+//! `unsafe` code: bindings and safe wrappers, and the prefetch hint, which
+//! builds without DPDK too), `control` (configuration).
 #![deny(unsafe_code)]
 
 pub mod control;
 pub mod dataplane;
-#[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod ha;
 pub mod lb;

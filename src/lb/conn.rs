@@ -71,6 +71,7 @@
 
 use super::hugemem::HugeArray;
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
+use crate::dpdk::prefetch::prefetch;
 use bytemuck::{Pod, Zeroable};
 use std::net::Ipv4Addr;
 
@@ -445,7 +446,7 @@ impl Conn {
     }
 }
 
-/// Index slots from a key's home that the warm-up examines.
+/// Index slots from a key's home that the prefetch examines.
 const WARM_RUN: usize = 4;
 
 /// End of the free list; also marks an empty index slot.
@@ -565,40 +566,36 @@ impl ConnTable {
         (h ^ (h >> 32)) as u32
     }
 
-    /// The home of `key`'s lookup, for [`ConnTable::warm_slot`]: the
-    /// first of the two steps that bring a burst's lookups into cache.
+    /// The hash of `key`'s lookup, for [`ConnTable::prefetch_slots`] and
+    /// [`ConnTable::prefetch_entry`].
     #[inline]
     pub fn warm_hash(&self, key: &FlowKey) -> u32 {
         self.hash(&key.pack(), key.proto)
     }
 
-    /// Loads the index slot at `hash`'s home: the first of the loads that
-    /// bring a burst's lookups into cache (see [`ConnTable::warm_target`]).
-    ///
-    /// The warm-up is three tight loops over the burst, each doing one
-    /// thing: load the index slots, read which entries they point at, load
-    /// those entries. A load that misses holds its place in the core's
-    /// reorder window until the data comes, so loads only overlap when
-    /// they are close together in the instruction stream; loops of a few
-    /// instructions per frame keep the whole burst's misses in flight at
-    /// once, where a lookup per frame (or one loop doing both steps) would
-    /// pay them nearly one after another.
+    /// Prefetches the index slots at `hash`'s home: the first step that
+    /// brings a burst's lookups into cache. Called for a whole burst
+    /// before any lookup, then [`ConnTable::prefetch_entry`] for the burst:
+    /// the burst's misses overlap instead of being paid one after another,
+    /// and a prefetch does not hold the core up while its line comes.
     #[inline]
-    pub fn warm_slot(&self, hash: u32) -> u32 {
+    pub fn prefetch_slots(&self, hash: u32) {
         let i = hash as usize & self.mask;
         // The home slot's line, and the next line when the first
         // `WARM_RUN` slots from home cross into it.
-        self.index[i].hash ^ self.index[(i + WARM_RUN - 1) & self.mask].hash
+        prefetch(&self.index[i]);
+        prefetch(&self.index[(i + WARM_RUN - 1) & self.mask]);
     }
 
-    /// The entry `hash`'s lookup will compare, read from the first
-    /// `WARM_RUN` slots from its home (in cache after
-    /// [`ConnTable::warm_slot`]; with the index at most half full a key
-    /// is there nearly always): for [`ConnTable::warm_entry`]. Entry 0
-    /// when none matches; computed without branches on the slots, whose
-    /// outcome is unpredictable.
+    /// Prefetches the entry `hash`'s lookup will compare, found among the
+    /// first `WARM_RUN` slots from its home (with the index at most half
+    /// full a key is there nearly always). Reads the slots, so call it
+    /// after [`ConnTable::prefetch_slots`] has had the burst's worth of
+    /// time. Without branches on the slots: their outcome is
+    /// unpredictable, and a mispredicted branch on a line still in flight
+    /// would wait for it.
     #[inline]
-    pub fn warm_target(&self, hash: u32) -> u32 {
+    pub fn prefetch_entry(&self, hash: u32) {
         let home = hash as usize & self.mask;
         let (mut tagged, mut found) = (0u32, 0u32);
         for k in 0..WARM_RUN {
@@ -607,16 +604,9 @@ impl ConnTable {
             tagged |= s.entry & m;
             found |= m;
         }
-        tagged >> 1
-    }
-
-    /// Loads entry `target` (from [`ConnTable::warm_target`]); returns a
-    /// word of it so the load is not optimised away.
-    #[inline]
-    pub fn warm_entry(&self, target: u32) -> u64 {
-        self.entries
-            .get(target as usize)
-            .map_or(0, |e| e.expires_ns)
+        if let Some(e) = self.entries.get((tagged >> 1) as usize) {
+            prefetch(e);
+        }
     }
 
     /// The tagged entry whose key of the slot's direction is `k`.
