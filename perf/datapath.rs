@@ -834,14 +834,15 @@ fn build_worker(method: ForwardMethod, conns: usize, seed: u64) -> Worker<Mbuf> 
 /// What takes the received bursts: the worker, or nothing (the generator's
 /// own cost).
 trait Receiver {
-    fn burst(&mut self, port: usize, frames: &mut Vec<Mbuf>, now: u64, nic: &mut Nic);
+    /// One poll's bursts, `bursts[port]` received on `port`.
+    fn bursts(&mut self, bursts: &mut [Vec<Mbuf>], now: u64, nic: &mut Nic);
     fn end_of_poll(&mut self, now: u64, nic: &mut Nic);
 }
 
 impl Receiver for Worker<Mbuf> {
     #[inline]
-    fn burst(&mut self, port: usize, frames: &mut Vec<Mbuf>, now: u64, nic: &mut Nic) {
-        self.handle_burst(port, frames, now, nic);
+    fn bursts(&mut self, bursts: &mut [Vec<Mbuf>], now: u64, nic: &mut Nic) {
+        self.handle_bursts(bursts, now, nic);
     }
     #[inline]
     fn end_of_poll(&mut self, now: u64, nic: &mut Nic) {
@@ -854,8 +855,8 @@ struct Discard;
 
 impl Receiver for Discard {
     #[inline]
-    fn burst(&mut self, _port: usize, frames: &mut Vec<Mbuf>, _now: u64, nic: &mut Nic) {
-        for f in frames.drain(..) {
+    fn bursts(&mut self, bursts: &mut [Vec<Mbuf>], _now: u64, nic: &mut Nic) {
+        for f in bursts.iter_mut().flat_map(|b| b.drain(..)) {
             nic.recycle(f);
         }
     }
@@ -894,8 +895,9 @@ fn packets_in(lanes: &[Lane], rounds: &Range<usize>) -> u64 {
 }
 
 /// Plays rvsd's poll loop over `lanes` for `rounds`: each round reads the
-/// clock, receives a burst of up to 32 frames from each lane in turn and
-/// hands it over, then ends the poll (`tick`). Returns the time taken.
+/// clock, receives a burst of up to 32 frames from each lane, hands the
+/// round's bursts over together (`handle_bursts`, as rvsd's `poll_once`
+/// does), then ends the poll (`tick`). Returns the time taken.
 fn drive<R: Receiver>(
     rx: &mut R,
     nic: &mut Nic,
@@ -903,7 +905,8 @@ fn drive<R: Receiver>(
     clock: &Clock,
     rounds: Range<usize>,
 ) -> Duration {
-    let mut burst: Vec<Mbuf> = Vec::with_capacity(BURST);
+    let ports = lanes.iter().map(|l| l.port + 1).max().unwrap_or(0);
+    let mut bursts: Vec<Vec<Mbuf>> = (0..ports).map(|_| Vec::with_capacity(BURST)).collect();
     let start = Instant::now();
     for round in rounds {
         let now = clock.now_ns();
@@ -912,13 +915,11 @@ fn drive<R: Receiver>(
             let hi = (lo + BURST).min(lane.flows.len());
             for &flow in &lane.flows[lo..hi] {
                 if let Some(frame) = nic.receive(lane, flow) {
-                    burst.push(frame);
+                    bursts[lane.port].push(frame);
                 }
             }
-            if !burst.is_empty() {
-                rx.burst(lane.port, &mut burst, now, nic);
-            }
         }
+        rx.bursts(&mut bursts, now, nic);
         rx.end_of_poll(now, nic);
     }
     start.elapsed()

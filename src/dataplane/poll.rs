@@ -80,7 +80,7 @@ pub fn run<I: PacketIo, C: Clock>(
 ) {
     let burst = params.burst_size.max(1);
     let ports = io.port_count();
-    let mut rx: Vec<I::Frame> = Vec::with_capacity(burst);
+    let mut rx: Vec<Vec<I::Frame>> = (0..ports).map(|_| Vec::with_capacity(burst)).collect();
     let mut tx: Vec<Vec<I::Frame>> = (0..ports).map(|_| Vec::with_capacity(burst)).collect();
     let mut handover: Vec<Vec<Vec<I::Frame>>> = (0..params.workers)
         .map(|_| (0..ports).map(|_| Vec::with_capacity(burst)).collect())
@@ -125,32 +125,41 @@ pub fn poll_once<I: PacketIo>(
     worker: &mut Worker<I::Frame>,
     io: &mut I,
     now: u64,
-    rx: &mut Vec<I::Frame>,
+    rx: &mut [Vec<I::Frame>],
     tx: &mut [Vec<I::Frame>],
     handover: &mut [Vec<Vec<I::Frame>>],
 ) -> usize {
     let mut received = 0;
     let mut stats = WorkerStats::default();
-    for port in 0..io.port_count() {
-        for from_workers in [false, true] {
-            if from_workers {
-                io.redirect_rx(port, rx);
-            } else {
-                io.rx_burst(port, rx);
-            }
-            received += rx.len();
-            let mut sink = Sink {
-                io: &mut *io,
-                tx: &mut *tx,
-                handover: &mut *handover,
-                stats: &mut stats,
-            };
-            if from_workers {
-                worker.handle_burst_from_peer(port, rx, now, &mut sink);
-            } else {
-                worker.handle_burst(port, rx, now, &mut sink);
-            }
+    // Every port's device queue first, decided together (the worker warms
+    // its caches for all of them at once), then what other workers handed
+    // over, port by port.
+    for (port, burst) in rx.iter_mut().enumerate().take(io.port_count()) {
+        io.rx_burst(port, burst);
+        received += burst.len();
+    }
+    if received > 0 {
+        let mut sink = Sink {
+            io: &mut *io,
+            tx: &mut *tx,
+            handover: &mut *handover,
+            stats: &mut stats,
+        };
+        worker.handle_bursts(rx, now, &mut sink);
+    }
+    for (port, burst) in rx.iter_mut().enumerate().take(io.port_count()) {
+        io.redirect_rx(port, burst);
+        if burst.is_empty() {
+            continue;
         }
+        received += burst.len();
+        let mut sink = Sink {
+            io: &mut *io,
+            tx: &mut *tx,
+            handover: &mut *handover,
+            stats: &mut stats,
+        };
+        worker.handle_burst_from_peer(port, burst, now, &mut sink);
     }
     {
         let mut sink = Sink {

@@ -296,9 +296,23 @@ impl<F: Frame> Worker<F> {
         now: u64,
         out: &mut O,
     ) {
-        self.warm(frames);
+        self.warm(frames.iter());
         for frame in frames.drain(..) {
             self.handle(port, frame, now, out);
+        }
+    }
+
+    /// Decides one poll's bursts, `bursts[port]` received on `port`,
+    /// leaving them empty: like [`Worker::handle_burst`] for each port in
+    /// turn, but the caches are warmed for all of them at once, so a
+    /// two-armed balancer (NAT: requests on one port, replies on the
+    /// other) overlaps twice as many misses per wait.
+    pub fn handle_bursts<O: Output<F>>(&mut self, bursts: &mut [Vec<F>], now: u64, out: &mut O) {
+        self.warm(bursts.iter().flatten());
+        for (port, frames) in bursts.iter_mut().enumerate() {
+            for frame in frames.drain(..) {
+                self.handle(port, frame, now, out);
+            }
         }
     }
 
@@ -308,8 +322,14 @@ impl<F: Frame> Worker<F> {
     /// overlap the work on the first frames). Frames that are not plain
     /// IPv4 TCP or UDP are skipped (their path is not the table's), and so
     /// is a small table, whose lines stay in cache anyway.
-    fn warm(&self, frames: &[F]) {
-        const STEP: usize = 32;
+    fn warm<'f>(&self, frames: impl Iterator<Item = &'f F>)
+    where
+        F: 'f,
+    {
+        /// Frames whose slots are prefetched before their entries are:
+        /// up to two bursts of 32 (measured: 64 beats 32 by ~8 % at 1M
+        /// connections, 128 loses to 64, its lines no longer fitting L1).
+        const STEP: usize = 64;
         /// Below this many connections the table's lines stay in the
         /// core's caches, and the extra pass would only cost time.
         const WORTH_WARMING: usize = 4096;
@@ -317,20 +337,24 @@ impl<F: Frame> Worker<F> {
         if table.len() < WORTH_WARMING {
             return;
         }
-        for chunk in frames.chunks(STEP) {
-            let mut hashes = [0u32; STEP];
-            let mut n = 0;
-            for f in chunk {
-                if let Some(key) = flow_key_of(f.data()) {
-                    let h = table.warm_hash(&key);
-                    table.prefetch_slots(h);
-                    hashes[n] = h;
-                    n += 1;
+        let mut hashes = [0u32; STEP];
+        let mut n = 0;
+        for f in frames {
+            if let Some(key) = flow_key_of(f.data()) {
+                let h = table.warm_hash(&key);
+                table.prefetch_slots(h);
+                hashes[n] = h;
+                n += 1;
+                if n == STEP {
+                    for &h in &hashes {
+                        table.prefetch_entry(h);
+                    }
+                    n = 0;
                 }
             }
-            for &h in &hashes[..n] {
-                table.prefetch_entry(h);
-            }
+        }
+        for &h in &hashes[..n] {
+            table.prefetch_entry(h);
         }
     }
 
@@ -342,7 +366,7 @@ impl<F: Frame> Worker<F> {
         now: u64,
         out: &mut O,
     ) {
-        self.warm(frames);
+        self.warm(frames.iter());
         for frame in frames.drain(..) {
             self.handle_from_peer(port, frame, now, out);
         }
