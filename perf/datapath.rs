@@ -5,8 +5,8 @@
 //! # What runs
 //!
 //! rvsd's own `dataplane::worker::Worker`, entered the way rvsd's poll loop
-//! enters it: `handle_burst` with bursts of 32 frames received on one port
-//! (it warms the connection table for the whole burst first), then `tick`
+//! enters it: `handle_bursts` with a burst of 32 frames from each port
+//! (it warms the connection table for the whole poll first), then `tick`
 //! once per poll round (the incremental expiry sweep). One virtual service,
 //! TCP port 80, 16 real servers, round robin, static neighbours for the real
 //! servers and the router, so nothing waits for ARP. Connection `i` goes to
@@ -92,15 +92,15 @@
 //! (1K and 10K connections, 50K packets, every method and distribution, 1
 //! and 2 workers on 10K) for the test suite.
 
+mod common;
+
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use rvs::dataplane::io::{Frame, Output};
 use rvs::dataplane::stats::DropReason;
 use rvs::dataplane::worker::{PortSetup, Worker, WorkerSetup};
 use rvs::lb::conn::ConnTable;
-use rvs::lb::service::{
-    ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
-};
+use rvs::lb::service::ForwardMethod;
 use rvs::lb::xmit::Endpoint;
 use rvs::wire::{ipv4, tcp, Ipv4Cidr, MacAddr};
 use serde_json::{json, Value};
@@ -114,7 +114,7 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------
 // The set-up: addresses, ports, sizes.
 
-/// Frames per `handle_burst`, as rvsd's poll loop.
+/// Frames per port and poll round, as rvsd's poll loop (`burst_size`).
 const BURST: usize = 32;
 /// `RTE_PKTMBUF_HEADROOM`.
 const HEADROOM: usize = 128;
@@ -807,25 +807,12 @@ fn build_worker(method: ForwardMethod, conns: usize, seed: u64) -> Worker<Mbuf> 
         ForwardMethod::Nat => NAT_RS_PORT,
         ForwardMethod::Dr | ForwardMethod::Tun => VPORT,
     };
-    setup.services = Arc::new(ServiceTable::new(vec![VirtualService {
-        name: "bench".into(),
-        key: ServiceKey {
-            vip: Endpoint::new(VIP, VPORT),
-            protocol: Protocol::Tcp,
-        },
-        forward: method,
-        scheduler: SchedulerKind::Rr,
-        mh_table_size: 65537,
-        persistence: None,
-        expire_nodest_conn: true,
-        sorry_server: None,
-        real_servers: (0..REAL_SERVERS)
-            .map(|i| RealServer {
-                endpoint: Endpoint::new(real_server(i), rs_port),
-                weight: 1,
-            })
-            .collect(),
-    }]));
+    setup.services = common::one_tcp_service(
+        "bench",
+        Endpoint::new(VIP, VPORT),
+        method,
+        (0..REAL_SERVERS).map(|i| Endpoint::new(real_server(i), rs_port)),
+    );
     setup.conn_capacity = conns;
     setup.seed = seed;
     Worker::new(&setup)

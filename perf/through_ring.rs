@@ -80,6 +80,8 @@
 //! connections were not all opened. Prints one JSON line and a summary.
 #![deny(unsafe_code)]
 
+mod common;
+
 use hdrhistogram::Histogram;
 use rvs::dataplane::io::{Clock, Frame, PacketIo};
 use rvs::dataplane::poll::{self, PollParams};
@@ -87,9 +89,7 @@ use rvs::dataplane::stats::{DropReason, StatsCell, WorkerStats};
 use rvs::dataplane::worker::{PortSetup, Worker, WorkerSetup};
 use rvs::dpdk::ring::{self, RingConsumer, RingProducer};
 use rvs::dpdk::{eal::Eal, io::DpdkIo, lcore, mbuf::Mbuf, mempool::Mempool, port::Port, TscClock};
-use rvs::lb::service::{
-    ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
-};
+use rvs::lb::service::ForwardMethod;
 use rvs::lb::xmit::Endpoint;
 use rvs::net::route::RouteTable;
 use rvs::wire::{checksum, ipv4, tcp, Ipv4Cidr, MacAddr};
@@ -252,25 +252,12 @@ fn worker_setup(flows: u32) -> WorkerSetup {
         .map(|i| (rs_ip(i), rs_mac(i), 0))
         .chain(std::iter::once((ROUTER, ROUTER_MAC, 0)))
         .collect();
-    setup.services = Arc::new(ServiceTable::new(vec![VirtualService {
-        name: "through_ring".into(),
-        key: ServiceKey {
-            vip: Endpoint::new(VIP, VIP_PORT),
-            protocol: Protocol::Tcp,
-        },
-        forward: ForwardMethod::Nat,
-        scheduler: SchedulerKind::Rr,
-        mh_table_size: 65537,
-        persistence: None,
-        expire_nodest_conn: true,
-        sorry_server: None,
-        real_servers: (0..REAL_SERVERS)
-            .map(|i| RealServer {
-                endpoint: Endpoint::new(rs_ip(i), RS_PORT),
-                weight: 1,
-            })
-            .collect(),
-    }]));
+    setup.services = common::one_tcp_service(
+        "through_ring",
+        Endpoint::new(VIP, VIP_PORT),
+        ForwardMethod::Nat,
+        (0..REAL_SERVERS).map(|i| Endpoint::new(rs_ip(i), RS_PORT)),
+    );
     setup.conn_capacity = flows as usize;
     setup.seed = 0x7468_726f_7567_6821;
     setup

@@ -20,23 +20,7 @@
 -- RVS_PKTGEN_DIRECTIONS (both | forward | reply), RVS_PKTGEN_SECONDS, and
 -- those listed in common.lua.
 
--- Loads common.lua from this script's directory (or RVS_PKTGEN_DIR).
-local function rvs_common()
-    local dir = os.getenv("RVS_PKTGEN_DIR")
-    if dir == nil or dir == "" then
-        local info = debug and debug.getinfo and debug.getinfo(1, "S")
-        local src = info and info.source or ""
-        if src:sub(1, 1) == "@" then
-            dir = src:match("^@(.*/)") or "./"
-        else
-            dir = "perf/pktgen/"
-        end
-    end
-    if dir:sub(-1) ~= "/" then
-        dir = dir .. "/"
-    end
-    return dofile(dir .. "common.lua")
-end
-
-local C = rvs_common()
+-- common.lua from RVS_PKTGEN_DIR, else from this script's directory.
+local here = debug and debug.getinfo and debug.getinfo(1, "S").source:match("^@(.*/)")
+local C = dofile((os.getenv("RVS_PKTGEN_DIR") or here or "perf/pktgen") .. "/common.lua")
 C.run_established("established-nat", "nat")

@@ -20,25 +20,9 @@
 -- reply), and those listed in common.lua. Connections live 900 s
 -- (tcp_established_s): a sweep must finish within that.
 
--- Loads common.lua from this script's directory (or RVS_PKTGEN_DIR).
-local function rvs_common()
-    local dir = os.getenv("RVS_PKTGEN_DIR")
-    if dir == nil or dir == "" then
-        local info = debug and debug.getinfo and debug.getinfo(1, "S")
-        local src = info and info.source or ""
-        if src:sub(1, 1) == "@" then
-            dir = src:match("^@(.*/)") or "./"
-        else
-            dir = "perf/pktgen/"
-        end
-    end
-    if dir:sub(-1) ~= "/" then
-        dir = dir .. "/"
-    end
-    return dofile(dir .. "common.lua")
-end
-
-local C = rvs_common()
+-- common.lua from RVS_PKTGEN_DIR, else from this script's directory.
+local here = debug and debug.getinfo and debug.getinfo(1, "S").source:match("^@(.*/)")
+local C = dofile((os.getenv("RVS_PKTGEN_DIR") or here or "perf/pktgen") .. "/common.lua")
 
 local mode = C.env_choice("RVS_PKTGEN_MODE", "nat", { "nat", "dr", "tun" })
 local sizes = C.env_list("RVS_PKTGEN_SIZES", { 64, 128, 256, 512, 1024, 1280, 1518 })

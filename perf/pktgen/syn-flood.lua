@@ -37,25 +37,9 @@
 -- RVS_PKTGEN_RATE (100), RVS_PKTGEN_BG_PCT (10; 0: no background),
 -- RVS_PKTGEN_RANDOM_PORTS (1), and those listed in common.lua.
 
--- Loads common.lua from this script's directory (or RVS_PKTGEN_DIR).
-local function rvs_common()
-    local dir = os.getenv("RVS_PKTGEN_DIR")
-    if dir == nil or dir == "" then
-        local info = debug and debug.getinfo and debug.getinfo(1, "S")
-        local src = info and info.source or ""
-        if src:sub(1, 1) == "@" then
-            dir = src:match("^@(.*/)") or "./"
-        else
-            dir = "perf/pktgen/"
-        end
-    end
-    if dir:sub(-1) ~= "/" then
-        dir = dir .. "/"
-    end
-    return dofile(dir .. "common.lua")
-end
-
-local C = rvs_common()
+-- common.lua from RVS_PKTGEN_DIR, else from this script's directory.
+local here = debug and debug.getinfo and debug.getinfo(1, "S").source:match("^@(.*/)")
+local C = dofile((os.getenv("RVS_PKTGEN_DIR") or here or "perf/pktgen") .. "/common.lua")
 
 local mode = C.env_choice("RVS_PKTGEN_MODE", "nat", { "nat", "dr", "tun" })
 local seconds = C.env_num("RVS_PKTGEN_SECONDS", 30)

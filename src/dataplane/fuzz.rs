@@ -156,29 +156,44 @@ pub fn fuzz_worker(workers: usize) -> Worker<VecFrame> {
 }
 
 /// Feeds `input` to `worker` as a sequence of frames (length byte, then
-/// the bytes; the port is the length byte's low bit), advancing time by a
-/// millisecond per frame and running the timed chores every 16 frames.
-/// Panics only if the worker breaks its accounting contract.
+/// the bytes; the port is the length byte's low bit), in polls of up to
+/// four frames handed over together as the poll loop does, advancing time
+/// by a millisecond per frame and running the timed chores every 16
+/// frames. Panics only if the worker breaks its accounting contract.
 pub fn run_frames(worker: &mut Worker<VecFrame>, input: &[u8]) {
+    const PER_POLL: usize = 4;
     let mut out = Discard::default();
     let mut rest = input;
     let mut now = 1_000_000_000u64;
     let mut frames = 0u64;
-    while let Some((&len, tail)) = rest.split_first() {
-        let n = usize::from(len).min(tail.len());
-        let (bytes, tail) = tail.split_at(n);
-        rest = tail;
-        let port = usize::from(len & 1);
-        let before = worker.stats.total_drops() + out.sent;
-        worker.handle(port, VecFrame::new(bytes), now, &mut out);
-        let after = worker.stats.total_drops() + out.sent;
-        // One frame may produce at most a reply, a copy per peer, or the
-        // frames parked for a neighbour it taught us; never "negative".
-        assert!(after >= before, "accounting went backwards");
-        frames += 1;
-        now += 1_000_000;
-        if frames.is_multiple_of(16) {
-            worker.tick(now, &mut out);
+    let mut bursts: [Vec<VecFrame>; 2] = [Vec::new(), Vec::new()];
+    let mut in_poll = 0;
+    loop {
+        let next = rest.split_first();
+        if let Some((&len, tail)) = next {
+            let n = usize::from(len).min(tail.len());
+            let (bytes, tail) = tail.split_at(n);
+            rest = tail;
+            bursts[usize::from(len & 1)].push(VecFrame::new(bytes));
+            in_poll += 1;
+            frames += 1;
+        }
+        if in_poll == PER_POLL || (next.is_none() && in_poll > 0) {
+            let before = worker.stats.total_drops() + out.sent;
+            worker.handle_bursts(&mut bursts, now, &mut out);
+            let after = worker.stats.total_drops() + out.sent;
+            // A frame may produce at most a reply, a copy per peer, or the
+            // frames parked for a neighbour it taught us; never "negative".
+            assert!(after >= before, "accounting went backwards");
+            assert!(bursts.iter().all(Vec::is_empty), "frames left undecided");
+            now += 1_000_000 * in_poll as u64;
+            in_poll = 0;
+            if frames % 16 < PER_POLL as u64 {
+                worker.tick(now, &mut out);
+            }
+        }
+        if next.is_none() {
+            break;
         }
     }
     assert_eq!(worker.stats.rx_packets, frames);
@@ -262,6 +277,31 @@ mod tests {
         w.handle(0, VecFrame::new(&UDP_TO_NAT), 1, &mut out);
         w.handle(0, VecFrame::new(&ARP_FOR_US), 1, &mut out);
         assert_eq!(out.sent.len(), 3, "{:?}", w.stats);
+    }
+
+    #[test]
+    fn warm_up_reads_the_flow_of_tcp_and_udp_frames_only() {
+        use crate::dataplane::worker::flow_key_of;
+        use crate::lb::conn::{FlowKey, PROTO_TCP, PROTO_UDP};
+        let client = Ipv4Addr::new(198, 51, 100, 7);
+        let vip = Ipv4Addr::new(203, 0, 113, 100);
+        assert_eq!(
+            flow_key_of(&SYN_TO_NAT),
+            Some(FlowKey::new(client, 40000, vip, 80, PROTO_TCP))
+        );
+        assert_eq!(
+            flow_key_of(&UDP_TO_NAT),
+            Some(FlowKey::new(client, 5353, vip, 53, PROTO_UDP))
+        );
+        assert_eq!(flow_key_of(&ARP_FOR_US), None);
+        // Truncated anywhere, or a fragment: no key, no panic.
+        for n in 0..SYN_TO_NAT.len() {
+            let _ = flow_key_of(&SYN_TO_NAT[..n]);
+        }
+        assert_eq!(flow_key_of(&SYN_TO_NAT[..37]), None);
+        let mut fragment = SYN_TO_NAT;
+        fragment[20] = 0x20; // more fragments
+        assert_eq!(flow_key_of(&fragment), None);
     }
 
     #[test]

@@ -119,8 +119,10 @@ pub fn run<I: PacketIo, C: Clock>(
     worker.publish(cell);
 }
 
-/// One pass over every port (its device queue, then what other workers
-/// handed over for it); returns the number of frames received.
+/// One pass over every port: every port's device queue first, decided
+/// together, then what other workers handed over, port by port. `rx`
+/// holds one burst vector per port. Returns the number of frames
+/// received.
 pub fn poll_once<I: PacketIo>(
     worker: &mut Worker<I::Frame>,
     io: &mut I,
@@ -129,6 +131,7 @@ pub fn poll_once<I: PacketIo>(
     tx: &mut [Vec<I::Frame>],
     handover: &mut [Vec<Vec<I::Frame>>],
 ) -> usize {
+    debug_assert_eq!(rx.len(), io.port_count(), "one rx burst per port");
     let mut received = 0;
     let mut stats = WorkerStats::default();
     // Every port's device queue first, decided together (the worker warms

@@ -4,7 +4,7 @@
 //! This is the only module allowed `unsafe` code. Every FFI result is turned
 //! into a `Result` here, owning handles free what they own in `Drop`, and the
 //! rest of rvs sees DPDK only through these types and the
-//! [`crate::dataplane::io::PacketIo`] implementation in [`io`].
+//! [`crate::dataplane::io::PacketIo`] implementation in `io`.
 #![allow(unsafe_code)]
 
 // The prefetch hint needs no DPDK library, so the pure core has it in

@@ -596,6 +596,16 @@ impl ConnTable {
     /// would wait for it.
     #[inline]
     pub fn prefetch_entry(&self, hash: u32) {
+        if let Some(e) = self.entries.get(self.prefetch_target(hash)) {
+            prefetch(e);
+        }
+    }
+
+    /// The entry [`ConnTable::prefetch_entry`] brings in for `hash`: the one
+    /// the first matching slot of the first `WARM_RUN` points at, entry 0
+    /// when none matches (a new flow).
+    #[inline]
+    fn prefetch_target(&self, hash: u32) -> usize {
         let home = hash as usize & self.mask;
         let (mut tagged, mut found) = (0u32, 0u32);
         for k in 0..WARM_RUN {
@@ -604,9 +614,7 @@ impl ConnTable {
             tagged |= s.entry & m;
             found |= m;
         }
-        if let Some(e) = self.entries.get((tagged >> 1) as usize) {
-            prefetch(e);
-        }
+        (tagged >> 1) as usize
     }
 
     /// The tagged entry whose key of the slot's direction is `k`.

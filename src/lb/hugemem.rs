@@ -29,6 +29,12 @@ impl<T: Pod> HugeArray<T> {
     /// `len` copies of `fill`. Panics when the mapping cannot be made (the
     /// address space or memory is exhausted), like a failed allocation.
     pub fn new(len: usize, fill: T) -> HugeArray<T> {
+        const {
+            assert!(
+                std::mem::size_of::<T>() > 0 && std::mem::align_of::<T>() <= 4096,
+                "HugeArray holds sized elements aligned to at most a page"
+            )
+        };
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .expect("array size overflows usize");

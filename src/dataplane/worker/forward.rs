@@ -46,6 +46,9 @@ const SWEEP_BUDGET: usize = 256;
 /// poll per 64 packets that was one entry per packet), and an idle one
 /// still reclaims. Expired connections are also reclaimed at once when a
 /// packet meets them, and a full table makes room from the expired first.
+/// The price: above 1M connections a pass takes capacity / 1M seconds,
+/// and until it comes by, an expired connection no packet meets still
+/// counts as inactive for lc/wlc and `rvsadm` (IPVS's timers are exact).
 const SWEEP_MAX_PER_SECOND: u64 = 1_000_000;
 
 /// A worker's load-balancing state.

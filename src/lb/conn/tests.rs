@@ -764,3 +764,36 @@ proptest! {
         prop_assert_eq!(t.len(), model.values().filter(|m| m.expires > now).count());
     }
 }
+
+#[test]
+fn prefetch_targets_the_entry_the_lookup_finds() {
+    // A table as full as the worker's (4 index slots per connection, both
+    // directions indexed): the prefetch must name the entry the lookup
+    // then reads for nearly every key, and never an entry out of bounds.
+    let n = 20_000u32;
+    let mut t = ConnTable::new(n as usize);
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let (o, r) = nat_keys(i, 1024 + (i % 50_000) as u16);
+        t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+        keys.push(o);
+        keys.push(r);
+    }
+    let mut same = 0;
+    for k in &keys {
+        let target = t.prefetch_target(t.warm_hash(k));
+        assert!(target < t.capacity());
+        let (id, _) = t.peek(k, 1).unwrap();
+        same += usize::from(target == id.index());
+        t.prefetch_slots(t.warm_hash(k));
+        t.prefetch_entry(t.warm_hash(k));
+    }
+    assert!(
+        same * 100 >= keys.len() * 95,
+        "{same} of {} targets right",
+        keys.len()
+    );
+    // A key not in the table targets entry 0, in bounds.
+    let (unknown, _) = nat_keys(n + 1, 7);
+    assert!(t.prefetch_target(t.warm_hash(&unknown)) < t.capacity());
+}
