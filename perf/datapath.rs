@@ -92,15 +92,15 @@
 //! (1K and 10K connections, 50K packets, every method and distribution, 1
 //! and 2 workers on 10K) for the test suite.
 
-mod common;
-
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use rvs::dataplane::io::{Frame, Output};
 use rvs::dataplane::stats::DropReason;
 use rvs::dataplane::worker::{PortSetup, Worker, WorkerSetup};
 use rvs::lb::conn::ConnTable;
-use rvs::lb::service::ForwardMethod;
+use rvs::lb::service::{
+    ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
+};
 use rvs::lb::xmit::Endpoint;
 use rvs::wire::{ipv4, tcp, Ipv4Cidr, MacAddr};
 use serde_json::{json, Value};
@@ -807,12 +807,20 @@ fn build_worker(method: ForwardMethod, conns: usize, seed: u64) -> Worker<Mbuf> 
         ForwardMethod::Nat => NAT_RS_PORT,
         ForwardMethod::Dr | ForwardMethod::Tun => VPORT,
     };
-    setup.services = common::one_tcp_service(
+    let key = ServiceKey {
+        vip: Endpoint::new(VIP, VPORT),
+        protocol: Protocol::Tcp,
+    };
+    let servers = (0..REAL_SERVERS)
+        .map(|i| Endpoint::new(real_server(i), rs_port))
+        .map(|e| (e, 1));
+    setup.services = Arc::new(ServiceTable::new(vec![VirtualService::new(
         "bench",
-        Endpoint::new(VIP, VPORT),
+        key,
         method,
-        (0..REAL_SERVERS).map(|i| Endpoint::new(real_server(i), rs_port)),
-    );
+        SchedulerKind::Rr,
+        servers,
+    )]));
     setup.conn_capacity = conns;
     setup.seed = seed;
     Worker::new(&setup)

@@ -80,8 +80,6 @@
 //! connections were not all opened. Prints one JSON line and a summary.
 #![deny(unsafe_code)]
 
-mod common;
-
 use hdrhistogram::Histogram;
 use rvs::dataplane::io::{Clock, Frame, PacketIo};
 use rvs::dataplane::poll::{self, PollParams};
@@ -89,7 +87,9 @@ use rvs::dataplane::stats::{DropReason, StatsCell, WorkerStats};
 use rvs::dataplane::worker::{PortSetup, Worker, WorkerSetup};
 use rvs::dpdk::ring::{self, RingConsumer, RingProducer};
 use rvs::dpdk::{eal::Eal, io::DpdkIo, lcore, mbuf::Mbuf, mempool::Mempool, port::Port, TscClock};
-use rvs::lb::service::ForwardMethod;
+use rvs::lb::service::{
+    ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
+};
 use rvs::lb::xmit::Endpoint;
 use rvs::net::route::RouteTable;
 use rvs::wire::{checksum, ipv4, tcp, Ipv4Cidr, MacAddr};
@@ -252,12 +252,20 @@ fn worker_setup(flows: u32) -> WorkerSetup {
         .map(|i| (rs_ip(i), rs_mac(i), 0))
         .chain(std::iter::once((ROUTER, ROUTER_MAC, 0)))
         .collect();
-    setup.services = common::one_tcp_service(
+    let key = ServiceKey {
+        vip: Endpoint::new(VIP, VIP_PORT),
+        protocol: Protocol::Tcp,
+    };
+    let servers = (0..REAL_SERVERS)
+        .map(|i| Endpoint::new(rs_ip(i), RS_PORT))
+        .map(|e| (e, 1));
+    setup.services = Arc::new(ServiceTable::new(vec![VirtualService::new(
         "through_ring",
-        Endpoint::new(VIP, VIP_PORT),
+        key,
         ForwardMethod::Nat,
-        (0..REAL_SERVERS).map(|i| Endpoint::new(rs_ip(i), RS_PORT)),
-    );
+        SchedulerKind::Rr,
+        servers,
+    )]));
     setup.conn_capacity = flows as usize;
     setup.seed = 0x7468_726f_7567_6821;
     setup

@@ -557,7 +557,7 @@ impl VirtualServerConfig {
     /// reconnect to a live one at once.
     pub const DEFAULT_EXPIRE_NODEST_CONN: bool = true;
     /// Default of `mh_table_size`: the prime the Maglev paper and DPVS use.
-    pub const DEFAULT_MH_TABLE_SIZE: u32 = 65537;
+    pub const DEFAULT_MH_TABLE_SIZE: u32 = crate::lb::service::DEFAULT_MH_TABLE_SIZE;
     /// Lower bound of `mh_table_size`: IPVS's smallest Maglev table.
     pub const MIN_MH_TABLE_SIZE: u32 = 251;
     /// Upper bound of `mh_table_size`: 2^24 entries (64 MiB of 4-byte

@@ -1415,7 +1415,7 @@ mod tests {
     #[test]
     fn view_shapes_health_like_the_table() {
         use crate::lb::service::{
-            ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
+            ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService,
         };
         use crate::lb::xmit::Endpoint;
         let port = closed_port();
@@ -1426,24 +1426,18 @@ mod tests {
             check(HealthCheckKind::Tcp, 20, 500),
         )]);
         changes_within(&mut c, 1, Duration::from_secs(5));
-        let rs = |p| RealServer {
-            endpoint: Endpoint::new(Ipv4Addr::LOCALHOST, p),
-            weight: 1,
+        let key = ServiceKey {
+            vip: Endpoint::new(Ipv4Addr::new(192, 0, 2, 1), 80),
+            protocol: Protocol::Tcp,
         };
-        let table = ServiceTable::new(vec![VirtualService {
-            name: "web".into(),
-            key: ServiceKey {
-                vip: Endpoint::new(Ipv4Addr::new(192, 0, 2, 1), 80),
-                protocol: Protocol::Tcp,
-            },
-            forward: ForwardMethod::Nat,
-            scheduler: SchedulerKind::Rr,
-            mh_table_size: 65537,
-            persistence: None,
-            expire_nodest_conn: true,
-            sorry_server: None,
-            real_servers: vec![rs(1), rs(port), rs(3)],
-        }]);
+        let servers = [1, port, 3].map(|p| (Endpoint::new(Ipv4Addr::LOCALHOST, p), 1));
+        let table = ServiceTable::new(vec![VirtualService::new(
+            "web",
+            key,
+            ForwardMethod::Nat,
+            SchedulerKind::Rr,
+            servers,
+        )]);
         assert_eq!(c.view().up_table(&table), vec![vec![true, false, true]]);
         assert_eq!(c.up_table(&table), c.view().up_table(&table));
     }

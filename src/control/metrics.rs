@@ -681,42 +681,27 @@ mod tests {
     use super::*;
     use crate::control::config::{HealthCheckConfig, HealthCheckKind};
     use crate::control::health::{HealthState, LatencyHistogram, Target};
-    use crate::lb::service::{
-        ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
-    };
+    use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
     use crate::lb::xmit::Endpoint;
     use std::net::Ipv4Addr;
 
     fn table() -> ServiceTable {
         let ep = |s: &str, p| Endpoint::new(s.parse().unwrap(), p);
         ServiceTable::with_draining(
-            vec![VirtualService {
-                name: "web".into(),
-                key: ServiceKey {
+            vec![VirtualService::new(
+                "web",
+                ServiceKey {
                     vip: ep("203.0.113.100", 80),
                     protocol: Protocol::Tcp,
                 },
-                forward: ForwardMethod::Nat,
-                scheduler: SchedulerKind::Wrr,
-                mh_table_size: 65537,
-                persistence: None,
-                expire_nodest_conn: true,
-                sorry_server: None,
-                real_servers: vec![
-                    RealServer {
-                        endpoint: ep("10.1.0.11", 8080),
-                        weight: 3,
-                    },
-                    RealServer {
-                        endpoint: ep("10.1.0.12", 8080),
-                        weight: 1,
-                    },
-                    RealServer {
-                        endpoint: ep("10.1.0.13", 8080),
-                        weight: 1,
-                    },
+                ForwardMethod::Nat,
+                SchedulerKind::Wrr,
+                [
+                    (ep("10.1.0.11", 8080), 3),
+                    (ep("10.1.0.12", 8080), 1),
+                    (ep("10.1.0.13", 8080), 1),
                 ],
-            }],
+            )],
             vec![false],
             vec![vec![false, false, true]],
         )

@@ -409,23 +409,15 @@ mod tests {
     /// A service on VIP port `port` with real servers 10.1.0.`last`:8080
     /// of the given weights.
     fn service(name: &str, port: u16, servers: &[(u8, u32)]) -> VirtualService {
-        VirtualService {
-            name: name.into(),
-            key: vip(port),
-            forward: ForwardMethod::Nat,
-            scheduler: SchedulerKind::Wrr,
-            mh_table_size: 65537,
-            persistence: None,
-            expire_nodest_conn: true,
-            sorry_server: None,
-            real_servers: servers
+        VirtualService::new(
+            name,
+            vip(port),
+            ForwardMethod::Nat,
+            SchedulerKind::Wrr,
+            servers
                 .iter()
-                .map(|&(last, weight)| RealServer {
-                    endpoint: ep(last, 8080),
-                    weight,
-                })
-                .collect(),
-        }
+                .map(|&(last, weight)| (ep(last, 8080), weight)),
+        )
     }
 
     fn endpoints(t: &ServiceTable, vs: u16) -> Vec<u8> {

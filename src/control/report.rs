@@ -158,36 +158,23 @@ pub fn stats(workers: &[WorkerSnapshot]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::service::{
-        ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
-    };
+    use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
     use crate::lb::xmit::Endpoint;
 
     fn table() -> ServiceTable {
         let ep = |s: &str, p| Endpoint::new(s.parse().unwrap(), p);
-        ServiceTable::new(vec![VirtualService {
-            name: "web".into(),
-            key: ServiceKey {
-                vip: ep("203.0.113.100", 80),
-                protocol: Protocol::Tcp,
-            },
-            forward: ForwardMethod::Nat,
-            scheduler: SchedulerKind::Wrr,
-            mh_table_size: 65537,
-            persistence: None,
-            expire_nodest_conn: true,
-            sorry_server: None,
-            real_servers: vec![
-                RealServer {
-                    endpoint: ep("10.1.0.11", 8080),
-                    weight: 3,
-                },
-                RealServer {
-                    endpoint: ep("10.1.0.12", 8080),
-                    weight: 1,
-                },
-            ],
-        }])
+        let key = ServiceKey {
+            vip: ep("203.0.113.100", 80),
+            protocol: Protocol::Tcp,
+        };
+        let servers = [(ep("10.1.0.11", 8080), 3), (ep("10.1.0.12", 8080), 1)];
+        ServiceTable::new(vec![VirtualService::new(
+            "web",
+            key,
+            ForwardMethod::Nat,
+            SchedulerKind::Wrr,
+            servers,
+        )])
     }
 
     fn worker(lcore: u32, conns: [u64; 2]) -> WorkerSnapshot {

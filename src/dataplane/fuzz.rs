@@ -11,7 +11,7 @@
 use super::io::{Output, VecFrame};
 use super::worker::{PortSetup, Worker, WorkerSetup};
 use crate::lb::service::{
-    ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
+    ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
 };
 use crate::lb::xmit::Endpoint;
 use crate::net::route::RouteTable;
@@ -50,25 +50,17 @@ fn service(
     scheduler: SchedulerKind,
     rs: &[([u8; 4], u16)],
 ) -> VirtualService {
+    let key = ServiceKey {
+        vip: Endpoint::new(Ipv4Addr::from(vip), port),
+        protocol,
+    };
+    let servers = rs
+        .iter()
+        .map(|&(a, p)| (Endpoint::new(Ipv4Addr::from(a), p), 1));
     VirtualService {
-        name: name.into(),
-        key: ServiceKey {
-            vip: Endpoint::new(Ipv4Addr::from(vip), port),
-            protocol,
-        },
-        forward,
-        scheduler,
+        // The smallest table IPVS allows: the fuzz run builds many workers.
         mh_table_size: 251,
-        persistence: None,
-        expire_nodest_conn: true,
-        sorry_server: None,
-        real_servers: rs
-            .iter()
-            .map(|&(a, p)| RealServer {
-                endpoint: Endpoint::new(Ipv4Addr::from(a), p),
-                weight: 1,
-            })
-            .collect(),
+        ..VirtualService::new(name, key, forward, scheduler, servers)
     }
 }
 

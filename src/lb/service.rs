@@ -60,7 +60,39 @@ pub struct VirtualService {
     pub sorry_server: Option<Endpoint>,
 }
 
+/// Default Maglev table size: the prime the Maglev paper and DPVS use (the
+/// configuration's default too).
+pub const DEFAULT_MH_TABLE_SIZE: u32 = 65537;
+
 impl VirtualService {
+    /// A service with the configuration's defaults for what is not given:
+    /// no persistence, `expire_nodest_conn` on, no sorry server, the
+    /// default Maglev table. `real_servers` are (endpoint, weight) pairs in
+    /// id order. For code that builds services without a configuration
+    /// file: tests, benchmarks, the fuzzer.
+    pub fn new(
+        name: &str,
+        key: ServiceKey,
+        forward: ForwardMethod,
+        scheduler: SchedulerKind,
+        real_servers: impl IntoIterator<Item = (Endpoint, u32)>,
+    ) -> VirtualService {
+        VirtualService {
+            name: name.into(),
+            key,
+            forward,
+            scheduler,
+            mh_table_size: DEFAULT_MH_TABLE_SIZE,
+            persistence: None,
+            expire_nodest_conn: true,
+            sorry_server: None,
+            real_servers: real_servers
+                .into_iter()
+                .map(|(endpoint, weight)| RealServer { endpoint, weight })
+                .collect(),
+        }
+    }
+
     /// The hash table a `sh` or `mh` service schedules with, built here
     /// (on the control side, once per configuration) and shared by the
     /// workers; `None` for the other schedulers.
@@ -312,26 +344,17 @@ mod tests {
         forward: ForwardMethod,
         rs: &[Endpoint],
     ) -> VirtualService {
-        VirtualService {
-            name: name.into(),
-            key: ServiceKey {
-                vip,
-                protocol: Protocol::Tcp,
-            },
+        let key = ServiceKey {
+            vip,
+            protocol: Protocol::Tcp,
+        };
+        VirtualService::new(
+            name,
+            key,
             forward,
-            scheduler: SchedulerKind::Rr,
-            mh_table_size: 65537,
-            persistence: None,
-            expire_nodest_conn: true,
-            sorry_server: None,
-            real_servers: rs
-                .iter()
-                .map(|&endpoint| RealServer {
-                    endpoint,
-                    weight: 1,
-                })
-                .collect(),
-        }
+            SchedulerKind::Rr,
+            rs.iter().map(|&e| (e, 1)),
+        )
     }
 
     #[test]

@@ -12,9 +12,7 @@
 use super::*;
 use crate::dataplane::io::{VecFrame, VecOutput};
 use crate::dataplane::stats::RealServerCounters;
-use crate::lb::service::{
-    ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
-};
+use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
 use crate::lb::xmit::Endpoint;
 use proptest::prelude::*;
 use std::time::Duration;
@@ -329,20 +327,8 @@ fn service(
     scheduler: SchedulerKind,
     real: &[(Endpoint, u32)],
 ) -> VirtualService {
-    VirtualService {
-        name: name.into(),
-        key: ServiceKey { vip, protocol },
-        forward,
-        scheduler,
-        mh_table_size: 65537,
-        persistence: None,
-        expire_nodest_conn: true,
-        sorry_server: None,
-        real_servers: real
-            .iter()
-            .map(|&(endpoint, weight)| RealServer { endpoint, weight })
-            .collect(),
-    }
+    let key = ServiceKey { vip, protocol };
+    VirtualService::new(name, key, forward, scheduler, real.iter().copied())
 }
 
 fn services() -> Vec<VirtualService> {
