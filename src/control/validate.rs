@@ -1130,6 +1130,37 @@ fn endpoint(
     interfaces: &[Interface],
     errors: &mut Errors,
 ) -> Option<SocketAddrV4> {
+    checked_endpoint(v, field, example, errors, |addr| {
+        let ip = *addr.ip();
+        if ip.is_unspecified() {
+            Some(format!("{addr}: 0.0.0.0 is not a host address"))
+        } else if ip.is_broadcast() {
+            Some(format!("{addr}: 255.255.255.255 is not a host address"))
+        } else if ip.is_multicast() {
+            Some(format!("{addr}: a multicast address is not a host address"))
+        } else {
+            interfaces.iter().enumerate().find_map(|(index, iface)| {
+                iface.addresses.iter().any(|a| a.addr() == ip).then(|| {
+                    format!(
+                        "{ip} is the balancer's own address on {}; {why_not_own}",
+                        describe(index, iface.name.as_deref())
+                    )
+                })
+            })
+        }
+    })
+}
+
+/// Parses an `IPv4:PORT` field (`example` ends the parse error's message)
+/// and reports port 0, or else the first problem `problem` finds with the
+/// address: what every endpoint check shares.
+fn checked_endpoint(
+    v: &S<String>,
+    field: &str,
+    example: &str,
+    errors: &mut Errors,
+    problem: impl FnOnce(SocketAddrV4) -> Option<String>,
+) -> Option<SocketAddrV4> {
     let s = v.get_ref();
     let Ok(addr) = s.parse::<SocketAddrV4>() else {
         errors.push(
@@ -1139,24 +1170,10 @@ fn endpoint(
         );
         return None;
     };
-    let ip = *addr.ip();
     let problem = if addr.port() == 0 {
         Some(format!("{addr}: the port must not be 0"))
-    } else if ip.is_unspecified() {
-        Some(format!("{addr}: 0.0.0.0 is not a host address"))
-    } else if ip.is_broadcast() {
-        Some(format!("{addr}: 255.255.255.255 is not a host address"))
-    } else if ip.is_multicast() {
-        Some(format!("{addr}: a multicast address is not a host address"))
     } else {
-        interfaces.iter().enumerate().find_map(|(index, iface)| {
-            iface.addresses.iter().any(|a| a.addr() == ip).then(|| {
-                format!(
-                    "{ip} is the balancer's own address on {}; {why_not_own}",
-                    describe(index, iface.name.as_deref())
-                )
-            })
-        })
+        problem(addr)
     };
     match problem {
         Some(problem) => {
@@ -1637,39 +1654,23 @@ fn sync_endpoint(
     example: &str,
     errors: &mut Errors,
 ) -> Option<SocketAddrV4> {
-    let s = v.get_ref();
-    let Ok(addr) = s.parse::<SocketAddrV4>() else {
-        errors.push(
-            field,
-            Some(v.span()),
-            format!("invalid address {s:?}: expected IPv4:PORT like {example}"),
-        );
-        return None;
-    };
-    let ip = *addr.ip();
-    let problem = if addr.port() == 0 {
-        Some(format!("{addr}: the port must not be 0"))
-    } else if ip.is_unspecified() {
-        Some(format!(
-            "{addr}: 0.0.0.0 is not a unicast address; name the management address"
-        ))
-    } else if ip.is_broadcast() {
-        Some(format!("{addr}: 255.255.255.255 is not a unicast address"))
-    } else if ip.is_multicast() {
-        Some(format!(
-            "{addr}: a multicast address is not a unicast address; the sync is unicast \
-             between the two balancers"
-        ))
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => {
-            errors.push(field, Some(v.span()), problem);
+    checked_endpoint(v, field, example, errors, |addr| {
+        let ip = *addr.ip();
+        if ip.is_unspecified() {
+            Some(format!(
+                "{addr}: 0.0.0.0 is not a unicast address; name the management address"
+            ))
+        } else if ip.is_broadcast() {
+            Some(format!("{addr}: 255.255.255.255 is not a unicast address"))
+        } else if ip.is_multicast() {
+            Some(format!(
+                "{addr}: a multicast address is not a unicast address; the sync is unicast \
+                 between the two balancers"
+            ))
+        } else {
             None
         }
-        None => Some(addr),
-    }
+    })
 }
 
 /// `ha.floating_addresses`: each written exactly as one of the interfaces'
