@@ -113,6 +113,14 @@ fn checked_service(
     s
 }
 
+/// Every real server's `ip:port`, in order.
+fn rs_addrs(topo: &Topology) -> Vec<String> {
+    topo.real_servers
+        .iter()
+        .map(|r| r.addr(HTTP_PORT))
+        .collect()
+}
+
 /// rvsd's line when real server `addr` of `web` goes down / comes up.
 fn down_line(addr: &str) -> String {
     format!("real server {addr} (web) is down")
@@ -368,6 +376,32 @@ fn slow_downloads(topo: &Topology, n: usize, rate: u32) -> (Vec<SlowDownload>, V
     assert_eq!(conns.len(), n, "one connection per download: {conns:?}");
     let servers = conns.iter().map(|(_, rs)| rs.clone()).collect();
     (downloads, servers)
+}
+
+/// Waits (at most 20 s) until every one of `downloads` has finished.
+fn wait_finished(downloads: &[SlowDownload]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !downloads.iter().all(SlowDownload::is_finished) {
+        assert!(
+            Instant::now() < deadline,
+            "the slow downloads did not finish in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Each of the finished `downloads`, asserted whole with the sha256
+/// `want_sha`; `what` names them when one failed.
+fn byte_exact(downloads: Vec<SlowDownload>, want_sha: &str, what: &str) -> Vec<Downloaded> {
+    downloads
+        .into_iter()
+        .map(|d| {
+            let d = d.finish().unwrap_or_else(|e| panic!("{what} failed: {e}"));
+            assert_eq!(d.bytes, netns::BIG_FILE_LEN as u64, "{d:?}");
+            assert_eq!(d.sha256, want_sha, "{d:?}");
+            d
+        })
+        .collect()
 }
 
 /// The sha256 of the file every real server serves as `/big.bin`.
@@ -967,11 +1001,7 @@ fn reload_under_load() {
     let first = checked_service(&topo, "wrr", "tcp", &[(0, 1), (1, 1), (2, 1)]);
     let rvsd = topo.start_rvsd(1, &[first]);
     let want_sha = big_file_sha(&topo);
-    let addrs: Vec<String> = topo
-        .real_servers
-        .iter()
-        .map(|r| r.addr(HTTP_PORT))
-        .collect();
+    let addrs = rs_addrs(&topo);
 
     // Three long downloads (about 4 s each), one on each server.
     let downloads_at = SystemTime::now();
@@ -1041,24 +1071,9 @@ fn reload_under_load() {
     );
 
     // Every download finishes byte-exact, rs1's after the reload.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !downloads.iter().all(SlowDownload::is_finished) {
-        assert!(
-            Instant::now() < deadline,
-            "the slow downloads did not finish in 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_finished(&downloads);
     let finished_at = SystemTime::now();
-    let mut got = Vec::new();
-    for d in downloads {
-        let d = d
-            .finish()
-            .unwrap_or_else(|e| panic!("a download across the reload failed: {e}"));
-        assert_eq!(d.bytes, netns::BIG_FILE_LEN as u64, "{d:?}");
-        assert_eq!(d.sha256, want_sha, "{d:?}");
-        got.push(d);
-    }
+    let got = byte_exact(downloads, &want_sha, "a download across the reload");
     let rs1_download = got
         .iter()
         .find(|d| d.local_port == rs1_port)
@@ -1188,11 +1203,7 @@ fn rvsadm_and_metrics_agree_with_the_clients() {
     let mut topo = topology(3);
     let service = checked_service(&topo, "rr", "tcp", &[(0, 1), (1, 1), (2, 1)]);
     let rvsd = topo.start_rvsd(1, &[service]);
-    let addrs: Vec<String> = topo
-        .real_servers
-        .iter()
-        .map(|r| r.addr(HTTP_PORT))
-        .collect();
+    let addrs = rs_addrs(&topo);
 
     const N: usize = 300;
     let results = topo.http_get_many(&topo.vip_host(), "/", N);
@@ -1269,17 +1280,8 @@ fn rvsadm_and_metrics_agree_with_the_clients() {
         .lines()
         .filter(|l| l.starts_with("rvs_drops_total{reason=\""))
         .collect();
-    for reason in [
-        "truncated",
-        "malformed",
-        "bad_checksum",
-        "other_mac",
-        "unsupported_ethertype",
-        "arp_not_for_us",
-        "no_service",
-        "unsupported_protocol",
-        "fragment",
-        "tx_full",
+    // The receive path's reasons, then the forwarding path's.
+    for reason in support::DROP_REASONS.into_iter().chain([
         "ttl_expired",
         "no_route",
         "neighbor_unresolved",
@@ -1288,7 +1290,7 @@ fn rvsadm_and_metrics_agree_with_the_clients() {
         "no_real_server",
         "too_big",
         "redirect_full",
-    ] {
+    ]) {
         assert!(
             reasons
                 .iter()
@@ -1370,11 +1372,7 @@ fn rvsadm_weight_drains() {
     let topo = topology(3);
     let service = checked_service(&topo, "rr", "tcp", &[(0, 1), (1, 1), (2, 1)]);
     let rvsd = topo.start_rvsd(1, &[service]);
-    let addrs: Vec<String> = topo
-        .real_servers
-        .iter()
-        .map(|r| r.addr(HTTP_PORT))
-        .collect();
+    let addrs = rs_addrs(&topo);
     let want_sha = big_file_sha(&topo);
 
     let (downloads, on) = slow_downloads(&topo, 3, 1 << 20);
@@ -1441,20 +1439,8 @@ fn rvsadm_weight_drains() {
     );
     assert!(still, "rs1's existing connection lives on");
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !downloads.iter().all(SlowDownload::is_finished) {
-        assert!(
-            Instant::now() < deadline,
-            "the slow downloads did not finish in 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for d in downloads {
-        let d = d
-            .finish()
-            .unwrap_or_else(|e| panic!("a download failed: {e}"));
-        assert_eq!(d.bytes, netns::BIG_FILE_LEN as u64, "{d:?}");
-        assert_eq!(d.sha256, want_sha, "{d:?}");
+    wait_finished(&downloads);
+    for d in byte_exact(downloads, &want_sha, "a download") {
         if d.local_port == rs1_port {
             result_line(&format!(
                 "failover weight 0 on rs1: its download finished byte-exact in {:.1} s",

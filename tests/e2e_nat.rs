@@ -20,9 +20,10 @@
 mod netns;
 mod support;
 
+use netns::cases::{self, took};
 use netns::{
-    assert_all_answered, count_answers, heavy, listed_real_servers, result_line, stop_rvsd,
-    total_conns, Service, Topology, HTTP_PORT, SETTLE, VIP,
+    assert_all_answered, count_answers, listed_real_servers, result_line, stop_rvsd, total_conns,
+    Method, Service, Topology, HTTP_PORT, SETTLE, VIP,
 };
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -55,21 +56,10 @@ fn listed_conns(list: &serde_json::Value, service: &str) -> BTreeMap<String, u64
         .collect()
 }
 
-fn took(name: &str, started: Instant) {
-    eprintln!("{name} took {:.1} s", started.elapsed().as_secs_f64());
-}
-
-#[test]
-fn nat_rr_1000_sequential_requests_split_evenly() {
-    let _heavy = heavy();
-    let started = Instant::now();
-    let topo = Topology::nat(3);
-    let rvsd = topo.start_rvsd(1, &[topo.web("rr", &[1, 1, 1])]);
-
-    topo.check_sequential_split(&rvsd, "rr", &[1, 1, 1], 1000);
-
-    // The whole document, as INTERFACE.md has it.
-    let list = topo.rvsadm_list();
+/// The whole `rvsadm --json list` document, as INTERFACE.md has it,
+/// after the thousand requests of
+/// [`cases::rr_1000_sequential_requests_split_evenly`].
+fn check_whole_document(topo: &Topology, list: &serde_json::Value) {
     let vs = &list["virtual_servers"][0];
     for key in [
         "name",
@@ -86,7 +76,7 @@ fn nat_rr_1000_sequential_requests_split_evenly() {
     }
     assert_eq!(vs["address"], format!("{VIP}:80"), "{list}");
     assert_eq!(vs["protocol"], "tcp", "{list}");
-    let rss = listed_real_servers(&list, "web");
+    let rss = listed_real_servers(list, "web");
     for (rs, listed) in topo.real_servers.iter().zip(rss) {
         assert_eq!(listed["weight"], 1, "{list}");
         assert_eq!(listed["health"], "up", "{list}");
@@ -115,66 +105,42 @@ fn nat_rr_1000_sequential_requests_split_evenly() {
             );
         }
     }
+}
 
-    let stats = stop_rvsd(rvsd);
-    assert_eq!(counter(&stats, "total.conns_created"), 1000, "{stats}");
-    took("nat_rr_1000_sequential_requests_split_evenly", started);
+#[test]
+fn nat_rr_1000_sequential_requests_split_evenly() {
+    cases::rr_1000_sequential_requests_split_evenly(Method::Nat, check_whole_document);
 }
 
 #[test]
 fn nat_wrr_3_2_1_1000_sequential_requests() {
-    let _heavy = heavy();
-    let started = Instant::now();
-    let topo = Topology::nat(3);
-    let rvsd = topo.start_rvsd(1, &[topo.web("wrr", &[3, 2, 1])]);
-    topo.check_sequential_split(&rvsd, "wrr", &[3, 2, 1], 1000);
-    let _ = stop_rvsd(rvsd);
-    took("nat_wrr_3_2_1_1000_sequential_requests", started);
+    cases::wrr_3_2_1_1000_sequential_requests(Method::Nat);
 }
 
 #[test]
 fn nat_wrk_100_keepalive_connections() {
-    let _heavy = heavy();
-    let started = Instant::now();
-    let topo = Topology::nat(3);
-    let rvsd = topo.start_rvsd(1, &[topo.web("rr", &[1, 1, 1])]);
-    let report = topo.check_wrk(&rvsd);
-    let list = topo.rvsadm_list_until(SETTLE, |l| total_conns(l, "web") >= 100);
-    // wrk opens one connection of its own first to check the address.
-    assert!(
-        (100..=101).contains(&total_conns(&list, "web")),
-        "wrk keeps its 100 connections alive: {list}"
-    );
-    let stats = stop_rvsd(rvsd);
-    assert_eq!(counter(&stats, "total.drops.table_full"), 0, "{stats}");
+    let report = cases::wrk_100_keepalive_connections(Method::Nat, |_| {});
     eprintln!("{} requests", report.requests);
-    took("nat_wrk_100_keepalive_connections", started);
 }
 
 #[test]
 fn nat_200mib_download_is_byte_exact() {
-    let _heavy = heavy();
-    let started = Instant::now();
-    let topo = Topology::nat(1);
-    let rvsd = topo.start_rvsd(1, &[topo.web("rr", &[1])]);
-    topo.check_huge_download(&rvsd, 200 << 20);
-
-    let stats = stop_rvsd(rvsd);
-    let drops = support::drops(&stats);
-    let dropped: u64 = drops.values().sum();
-    // IPv6 is off and nothing else talks: a clean transfer drops nothing
-    // but the odd ARP for an address that is not rvsd's.
-    assert_eq!(
-        dropped,
-        drops.get("arp_not_for_us").copied().unwrap_or(0),
-        "drops during a clean transfer: {drops:?}"
-    );
-    // NAT carries the data both ways through rvsd.
-    assert!(
-        counter(&stats, "total.tx_bytes") > 200 << 20,
-        "the data went through rvsd: {stats}"
-    );
-    took("nat_200mib_download_is_byte_exact", started);
+    cases::download_200mib_is_byte_exact(Method::Nat, |stats| {
+        let drops = support::drops(stats);
+        let dropped: u64 = drops.values().sum();
+        // IPv6 is off and nothing else talks: a clean transfer drops
+        // nothing but the odd ARP for an address that is not rvsd's.
+        assert_eq!(
+            dropped,
+            drops.get("arp_not_for_us").copied().unwrap_or(0),
+            "drops during a clean transfer: {drops:?}"
+        );
+        // NAT carries the data both ways through rvsd.
+        assert!(
+            counter(stats, "total.tx_bytes") > 200 << 20,
+            "the data went through rvsd: {stats}"
+        );
+    });
 }
 
 #[test]
@@ -266,10 +232,7 @@ fn udp_through_nat_is_answered() {
 
     let stats = stop_rvsd(rvsd);
     assert!(counter(&stats, "total.forwarded") >= 70, "{stats}");
-    eprintln!(
-        "udp_through_nat_is_answered took {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    took("udp_through_nat_is_answered", started);
 }
 
 #[test]
@@ -299,8 +262,5 @@ fn management_path_reaches_real_servers_beside_rvsd() {
     assert_eq!(counts.get("rs1"), Some(&2), "{counts:?}");
     assert_eq!(counts.get("rs2"), Some(&2), "{counts:?}");
     let _ = stop_rvsd(rvsd);
-    eprintln!(
-        "management_path_reaches_real_servers_beside_rvsd took {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    took("management_path_reaches_real_servers_beside_rvsd", started);
 }

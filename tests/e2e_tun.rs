@@ -27,79 +27,31 @@
 mod netns;
 mod support;
 
-use netns::{heavy, listed_real_servers, stop_rvsd, total_conns, Topology, SETTLE};
+use netns::{cases, heavy, stop_rvsd, Method, Topology};
 use std::time::{Duration, Instant};
 use support::counter;
 
-fn took(name: &str, started: Instant) {
-    eprintln!("{name} took {:.1} s", started.elapsed().as_secs_f64());
-}
-
 #[test]
 fn tun_rr_1000_sequential_requests_split_evenly() {
-    let _heavy = heavy();
-    let started = Instant::now();
-    let topo = Topology::tun(3);
-    let rvsd = topo.start_rvsd(1, &[topo.web("rr", &[1, 1, 1])]);
-    topo.check_sequential_split(&rvsd, "rr", &[1, 1, 1], 1000);
-
-    // rvsd sees the client's packets only.
-    let list = topo.rvsadm_list();
-    for rs in listed_real_servers(&list, "web") {
-        assert!(rs["packets_in"].as_u64().unwrap_or(0) >= 3 * 333, "{list}");
-        assert_eq!(rs["packets_out"], 0, "replies bypass rvsd in TUN: {list}");
-    }
-    let stats = stop_rvsd(rvsd);
-    assert_eq!(counter(&stats, "total.conns_created"), 1000, "{stats}");
-    took("tun_rr_1000_sequential_requests_split_evenly", started);
+    cases::rr_1000_sequential_requests_split_evenly(Method::Tun, cases::replies_bypass_rvsd);
 }
 
 #[test]
 fn tun_wrr_3_2_1_1000_sequential_requests() {
-    let _heavy = heavy();
-    let started = Instant::now();
-    let topo = Topology::tun(3);
-    let rvsd = topo.start_rvsd(1, &[topo.web("wrr", &[3, 2, 1])]);
-    topo.check_sequential_split(&rvsd, "wrr", &[3, 2, 1], 1000);
-    let _ = stop_rvsd(rvsd);
-    took("tun_wrr_3_2_1_1000_sequential_requests", started);
+    cases::wrr_3_2_1_1000_sequential_requests(Method::Tun);
 }
 
 #[test]
 fn tun_wrk_100_keepalive_connections() {
-    let _heavy = heavy();
-    let started = Instant::now();
-    let mut topo = Topology::tun(3);
-    let rvsd = topo.start_rvsd(1, &[topo.web("rr", &[1, 1, 1])]);
-    topo.check_wrk(&rvsd);
-    let list = topo.rvsadm_list_until(SETTLE, |l| total_conns(l, "web") >= 100);
-    // wrk opens one connection of its own first to check the address.
-    assert!(
-        (100..=101).contains(&total_conns(&list, "web")),
-        "wrk keeps its 100 connections alive: {list}"
-    );
-    topo.check_apps_alive();
-    let stats = stop_rvsd(rvsd);
-    assert_eq!(counter(&stats, "total.drops.table_full"), 0, "{stats}");
-    took("tun_wrk_100_keepalive_connections", started);
+    // The decapsulators (Python) must have lasted the load too.
+    cases::wrk_100_keepalive_connections(Method::Tun, |topo| topo.check_apps_alive());
 }
 
 #[test]
 fn tun_200mib_download_is_byte_exact() {
-    let _heavy = heavy();
-    let started = Instant::now();
-    let topo = Topology::tun(1);
-    let rvsd = topo.start_rvsd(1, &[topo.web("rr", &[1])]);
-    topo.check_huge_download(&rvsd, 200 << 20);
-    let stats = stop_rvsd(rvsd);
     // The data went from the real server to the client through the
     // router: rvsd tunnelled the client's ACKs only.
-    let rx = counter(&stats, "total.rx_bytes");
-    assert!(
-        rx < 20 << 20,
-        "rvsd received {rx} bytes: the 200 MiB should have bypassed it: {stats}"
-    );
-    took("tun_200mib_download_is_byte_exact", started);
+    cases::download_200mib_is_byte_exact(Method::Tun, cases::data_bypassed_rvsd);
 }
 
 /// Path MTU discovery through rvs: the client's 1500-byte packets plus the
@@ -157,5 +109,5 @@ fn tun_upload_finds_the_path_mtu_through_rvsd() {
         body.len(),
         after.stdout.lines().collect::<Vec<_>>().join(" ").trim()
     ));
-    took("tun_upload_finds_the_path_mtu_through_rvsd", started);
+    cases::took("tun_upload_finds_the_path_mtu_through_rvsd", started);
 }

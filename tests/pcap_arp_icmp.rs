@@ -11,7 +11,7 @@ mod support;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{counter, drops, python, Rvsd, TempDir, DROP_REASONS};
+use support::{counter, drops, pcap, Rvsd, TempDir, DROP_REASONS};
 
 const OUR_MAC: &str = "02:00:00:00:00:01";
 const OUR_CIDR: &str = "192.0.2.1/24";
@@ -77,23 +77,14 @@ fn pcap_arp_icmp_and_junk() {
     let output = dir.join("out.pcap");
     let manifest_path = dir.join("manifest.json");
 
-    let made = python(
+    let manifest = pcap::make_input(
         "make_input.py",
         &[input.to_str().unwrap(), manifest_path.to_str().unwrap()],
-        Duration::from_secs(60),
+        &manifest_path,
     );
-    assert!(made.success(), "make_input.py failed: {made}");
-    eprint!("{}", made.stdout);
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("read the manifest"))
-            .expect("manifest is JSON");
     let want = expected(&manifest);
 
-    let device = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        input.display(),
-        output.display()
-    );
+    let device = pcap::device(&input, &output);
     let config = dir.write(
         "rvsd.toml",
         &support::single_port_config(&device, &[OUR_CIDR], Some(OUR_MAC)),
@@ -104,41 +95,23 @@ fn pcap_arp_icmp_and_junk() {
     // worker needs microseconds for it. The tx file is written when rvsd
     // closes the port on stop, so there is nothing to poll: give it a moment.
     std::thread::sleep(Duration::from_millis(1500));
-    let stopped = rvsd.stop(Duration::from_secs(20));
-    assert!(
-        !stopped.killed,
-        "rvsd did not stop on SIGTERM\n{}",
-        stopped.log
-    );
+    let (stopped, stats) = pcap::stop(rvsd, &output);
     assert_eq!(
         stopped.status.code(),
         Some(0),
         "rvsd exit status\n{}",
         stopped.log
     );
-    let stats = stopped.stats();
-    assert!(
-        output.exists(),
-        "rvsd left no tx pcap at {}",
-        output.display()
-    );
 
-    let judged = python(
+    let (judged, verdict) = pcap::judge(
         "judge.py",
         &[
             input.to_str().unwrap(),
             manifest_path.to_str().unwrap(),
             output.to_str().unwrap(),
         ],
-        Duration::from_secs(60),
+        &stopped.log,
     );
-    eprint!("{}", judged.stderr);
-    let verdict: Value = serde_json::from_str(judged.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "judge.py printed no JSON verdict ({e}): {judged}\n--- rvsd log ---\n{}",
-            stopped.log
-        )
-    });
 
     // Every difference at once: counters and the judge's verdict.
     let mut problems: Vec<String> = Vec::new();
@@ -147,31 +120,15 @@ fn pcap_arp_icmp_and_junk() {
             problems.push(format!("{what}: got {got}, expected {want}"));
         }
     };
-    expect_eq(
-        "total.rx_packets",
-        counter(&stats, "total.rx_packets"),
-        want.frames,
-    );
-    expect_eq(
-        "total.rx_bytes",
-        counter(&stats, "total.rx_bytes"),
-        want.bytes,
-    );
-    expect_eq(
-        "total.arp_requests_answered",
-        counter(&stats, "total.arp_requests_answered"),
-        want.arp_replies,
-    );
-    expect_eq(
-        "total.icmp_echo_answered",
-        counter(&stats, "total.icmp_echo_answered"),
-        want.echo_replies,
-    );
-    expect_eq(
-        "total.tx_packets",
-        counter(&stats, "total.tx_packets"),
-        want.arp_replies + want.echo_replies,
-    );
+    for (key, want_n) in [
+        ("total.rx_packets", want.frames),
+        ("total.rx_bytes", want.bytes),
+        ("total.arp_requests_answered", want.arp_replies),
+        ("total.icmp_echo_answered", want.echo_replies),
+        ("total.tx_packets", want.arp_replies + want.echo_replies),
+    ] {
+        expect_eq(key, counter(&stats, key), want_n);
+    }
     if let Some(out_bytes) = verdict["output_bytes"].as_u64() {
         expect_eq(
             "total.tx_bytes (bytes in the tx pcap)",
@@ -241,28 +198,12 @@ fn pcap_arp_icmp_and_junk() {
         }
         _ => problems.push(format!("expected one worker in the stats: {stats}")),
     }
-    if verdict["ok"] != true || !judged.success() {
-        for p in verdict["problems"].as_array().into_iter().flatten() {
-            problems.push(format!("judge: {}", p.as_str().unwrap_or("?")));
-        }
-        if judged.success() {
-            problems.push("judge: verdict not ok but exit status 0".into());
-        } else if verdict["problems"].as_array().is_none_or(|p| p.is_empty()) {
-            problems.push(format!("judge failed: {judged}"));
-        }
-    }
+    pcap::add_judge_problems(&verdict, &judged, &mut problems);
     eprintln!(
         "pcap test: {} frames in, {} replies out, {:.1} s",
         want.frames,
         verdict["output_frames"],
         started.elapsed().as_secs_f64()
     );
-    assert!(
-        problems.is_empty(),
-        "{} problem(s):\n  {}\n--- stats ---\n{}\n--- rvsd log ---\n{}",
-        problems.len(),
-        problems.join("\n  "),
-        serde_json::to_string_pretty(&stats).unwrap_or_default(),
-        stopped.log
-    );
+    pcap::assert_no_problems(&problems, &stats, &stopped.log);
 }

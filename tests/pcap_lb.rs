@@ -15,7 +15,7 @@ mod support;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{python, Rvsd, TempDir};
+use support::{pcap, Rvsd, TempDir};
 
 const SCRIPT: &str = "lb_judge.py";
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
@@ -59,7 +59,7 @@ fn pcap_load_balancing_cases() {
     let manifest_path = dir.join("manifest.json");
     let fragment_path = dir.join("services.toml");
 
-    let made = python(
+    let manifest = pcap::make_input(
         SCRIPT,
         &[
             "make",
@@ -67,13 +67,8 @@ fn pcap_load_balancing_cases() {
             manifest_path.to_str().unwrap(),
             fragment_path.to_str().unwrap(),
         ],
-        Duration::from_secs(60),
+        &manifest_path,
     );
-    assert!(made.success(), "lb_judge.py make failed: {made}");
-    eprint!("{}", made.stdout);
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("read the manifest"))
-            .expect("manifest is JSON");
     let addresses: Vec<&str> = manifest["addresses"]
         .as_array()
         .expect("manifest addresses")
@@ -82,11 +77,7 @@ fn pcap_load_balancing_cases() {
         .collect();
     let mac = manifest["mac"].as_str().expect("manifest mac");
 
-    let device = format!(
-        "net_pcap0,rx_pcap={},tx_pcap={}",
-        input.display(),
-        output.display()
-    );
+    let device = pcap::device(&input, &output);
     let mut config = support::single_port_config(&device, &addresses, Some(mac));
     config.push_str("\n[control]\n");
     let socket = dir.join("rvsd.sock");
@@ -115,32 +106,13 @@ fn pcap_load_balancing_cases() {
     // complete when rvsd closes the port.
     let frames = manifest["frames"].as_array().map_or(0, |f| f.len() as u64);
     let all_taken = wait_for_rx(&socket, frames, Duration::from_secs(10));
-    let stopped = rvsd.stop(Duration::from_secs(20));
-    assert!(
-        !stopped.killed,
-        "rvsd did not stop on SIGTERM\n{}",
-        stopped.log
-    );
-    let stats = stopped.stats();
-    assert!(
-        output.exists(),
-        "rvsd left no tx pcap at {}\n--- rvsd log ---\n{}",
-        output.display(),
-        stopped.log
-    );
+    let (stopped, stats) = pcap::stop(rvsd, &output);
 
-    let judged = python(
+    let (judged, verdict) = pcap::judge(
         SCRIPT,
         &["judge", input.to_str().unwrap(), output.to_str().unwrap()],
-        Duration::from_secs(60),
+        &stopped.log,
     );
-    eprint!("{}", judged.stderr);
-    let verdict: Value = serde_json::from_str(judged.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "lb_judge.py printed no JSON verdict ({e}): {judged}\n--- rvsd log ---\n{}",
-            stopped.log
-        )
-    });
 
     // Every difference at once: exit status, counters, the judge's verdict.
     let mut problems: Vec<String> = Vec::new();
@@ -190,26 +162,12 @@ fn pcap_load_balancing_cases() {
             stats["workers"]
         )),
     }
-    if verdict["ok"] != true || !judged.success() {
-        for p in verdict["problems"].as_array().into_iter().flatten() {
-            problems.push(format!("judge: {}", p.as_str().unwrap_or("?")));
-        }
-        if verdict["problems"].as_array().is_none_or(|p| p.is_empty()) {
-            problems.push(format!("judge failed: {judged}"));
-        }
-    }
+    pcap::add_judge_problems(&verdict, &judged, &mut problems);
     eprintln!(
         "pcap lb test: {} frames in, {} out, {:.1} s",
         verdict["input_frames"],
         verdict["output_frames"],
         started.elapsed().as_secs_f64()
     );
-    assert!(
-        problems.is_empty(),
-        "{} problem(s):\n  {}\n--- stats ---\n{}\n--- rvsd log ---\n{}",
-        problems.len(),
-        problems.join("\n  "),
-        serde_json::to_string_pretty(&stats).unwrap_or_default(),
-        stopped.log
-    );
+    pcap::assert_no_problems(&problems, &stats, &stopped.log);
 }

@@ -1,7 +1,8 @@
 //! Network-namespace topologies for end-to-end tests, built from a short
 //! description and torn down on drop (also when the test panics), and the
 //! checks the NAT, DR and TUN tests share (a thousand sequential requests
-//! and their split, wrk, a large download).
+//! and their split, wrk, a large download); [`cases`] holds the whole test
+//! bodies they share.
 //!
 //! **NAT** ([`Topology::nat`]):
 //!
@@ -93,6 +94,8 @@
 //! a thousand requests) take [`heavy`] so they run one at a time and their
 //! figures mean something on a 2-CPU machine.
 #![allow(dead_code)]
+
+pub mod cases;
 
 use crate::support::{self, wait_timeout, CmdOutput, Netns, Rvsd, TempDir};
 use std::collections::BTreeMap;
@@ -237,6 +240,22 @@ fn router_netns() -> Netns {
     ns
 }
 
+/// DR: real server `rs` holds the VIP on lo, never announced nor
+/// answered for in ARP: the router must send VIP traffic to rvsd, not to
+/// a real server.
+fn hold_vip_silently(rs: &RealServer) {
+    sysctls(
+        &rs.ns,
+        &[
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+            &format!("net.ipv4.conf.{}.arp_ignore=1", rs.dev),
+            &format!("net.ipv4.conf.{}.arp_announce=2", rs.dev),
+        ],
+    );
+    rs.ns.add_address("lo", &format!("{SEGMENT_VIP}/32"));
+}
+
 /// True when `program` is on PATH (or is a path that exists).
 pub fn have(program: &str) -> bool {
     if program.contains('/') {
@@ -316,6 +335,20 @@ pub struct RvsdPort {
     /// rvsd's address there, `a.b.c.d/len`.
     pub cidr: String,
     pub mac: String,
+}
+
+impl RvsdPort {
+    /// Port `name` on veth end `dev`, rvsd's address `ip/24` (every
+    /// subnet of these topologies is a /24): one line for what each
+    /// topology builder lists.
+    pub fn new(name: &str, dev: &str, ip: &str, mac: &str) -> RvsdPort {
+        RvsdPort {
+            name: name.into(),
+            dev: dev.into(),
+            cidr: format!("{ip}/24"),
+            mac: mac.into(),
+        }
+    }
 }
 
 /// A `[[route]]` of the generated config.
@@ -491,14 +524,23 @@ impl Drop for Topology {
         }
         for app in running {
             if wait_timeout(&mut app.child, Duration::from_secs(2)).is_none() {
-                let _ = app.child.kill();
-                let _ = wait_timeout(&mut app.child, Duration::from_secs(5));
+                kill_and_reap(&mut app.child);
             }
         }
     }
 }
 
 impl Topology {
+    /// The topology of `method` with `n` real servers: [`Topology::nat`],
+    /// [`Topology::dr`] or [`Topology::tun`].
+    pub fn of(method: Method, n: usize) -> Topology {
+        match method {
+            Method::Nat => Topology::nat(n),
+            Method::Dr => Topology::dr(n),
+            Method::Tun => Topology::tun(n),
+        }
+    }
+
     /// The NAT topology with `n` real servers (rs1 .. rsN), each running
     /// its HTTP server.
     pub fn nat(n: usize) -> Topology {
@@ -517,50 +559,23 @@ impl Topology {
         let mut topo = Topology::empty(Method::Dr, n);
         let router = router_netns();
 
-        // client <-> router.
-        let c = support::veth_pair(&topo.client, &router);
-        topo.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
-        topo.client
-            .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
-        router.add_address(&c.b, &format!("{OUTSIDE_IP}/24"));
-        topo.client_dev = c.a;
+        topo.connect_client_to_router(&router);
 
         // The segment: router, rvsd and the real servers on br0.
         topo.make_bridge();
-        let r = support::veth_pair(&router, &topo.switch);
-        router.add_address(&r.a, &format!("{SEGMENT_ROUTER_IP}/24"));
-        topo.bridge_port(&r.b);
+        topo.router_on_br0(&router, SEGMENT_ROUTER_IP);
         let lan = support::veth_pair(&topo.lb, &topo.switch);
         topo.bridge_port(&lan.b);
         topo.outside_dev = lan.a.clone();
-        topo.ports.push(RvsdPort {
-            name: "lan".into(),
-            dev: lan.a,
-            cidr: format!("{SEGMENT_LB_IP}/24"),
-            mac: OUTSIDE_MAC.into(),
-        });
-        topo.routes.push(RvsdRoute {
-            prefix: "0.0.0.0/0".into(),
-            via: SEGMENT_ROUTER_IP.into(),
-            interface: "lan".into(),
-        });
+        topo.ports
+            .push(RvsdPort::new("lan", &lan.a, SEGMENT_LB_IP, OUTSIDE_MAC));
+        topo.add_route("0.0.0.0/0", SEGMENT_ROUTER_IP, "lan");
         topo.router = Some(router);
 
         for i in 1..=n {
             let ip = format!("203.0.113.{}", 10 + i);
             let rs = topo.add_real_server(i, &ip, SEGMENT_ROUTER_IP);
-            // The VIP on lo, never announced nor answered for in ARP: the
-            // router must send VIP traffic to rvsd, not to a real server.
-            sysctls(
-                &rs.ns,
-                &[
-                    "net.ipv4.conf.all.arp_ignore=1",
-                    "net.ipv4.conf.all.arp_announce=2",
-                    &format!("net.ipv4.conf.{}.arp_ignore=1", rs.dev),
-                    &format!("net.ipv4.conf.{}.arp_announce=2", rs.dev),
-                ],
-            );
-            rs.ns.add_address("lo", &format!("{SEGMENT_VIP}/32"));
+            hold_vip_silently(&rs);
             topo.real_servers.push(rs);
         }
         topo.start_http();
@@ -575,49 +590,20 @@ impl Topology {
         let mut topo = Topology::empty(Method::Tun, n);
         let router = router_netns();
 
-        // client <-> router.
-        let c = support::veth_pair(&topo.client, &router);
-        topo.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
-        topo.client
-            .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
-        router.add_address(&c.b, &format!("{OUTSIDE_IP}/24"));
-        topo.client_dev = c.a;
+        topo.connect_client_to_router(&router);
 
         // router <-> rvsd, twice: outside (the VIP's subnet), inside.
         let out = support::veth_pair(&router, &topo.lb);
         router.add_address(&out.a, &format!("{SEGMENT_ROUTER_IP}/24"));
         let ins = support::veth_pair(&router, &topo.lb);
         router.add_address(&ins.a, &format!("{TUN_ROUTER_INSIDE_IP}/24"));
-        topo.outside_dev = out.b.clone();
-        topo.inside_dev = ins.b.clone();
-        topo.ports.push(RvsdPort {
-            name: "outside".into(),
-            dev: out.b,
-            cidr: format!("{SEGMENT_LB_IP}/24"),
-            mac: OUTSIDE_MAC.into(),
-        });
-        topo.ports.push(RvsdPort {
-            name: "inside".into(),
-            dev: ins.b,
-            cidr: format!("{INSIDE_IP}/24"),
-            mac: INSIDE_MAC.into(),
-        });
-        topo.routes.push(RvsdRoute {
-            prefix: "0.0.0.0/0".into(),
-            via: SEGMENT_ROUTER_IP.into(),
-            interface: "outside".into(),
-        });
-        topo.routes.push(RvsdRoute {
-            prefix: "10.2.0.0/16".into(),
-            via: TUN_ROUTER_INSIDE_IP.into(),
-            interface: "inside".into(),
-        });
+        topo.add_outside_inside(&out.b, SEGMENT_LB_IP, &ins.b);
+        topo.add_route("0.0.0.0/0", SEGMENT_ROUTER_IP, "outside");
+        topo.add_route("10.2.0.0/16", TUN_ROUTER_INSIDE_IP, "inside");
 
         // router <-> the real servers' segment.
         topo.make_bridge();
-        let r = support::veth_pair(&router, &topo.switch);
-        router.add_address(&r.a, &format!("{TUN_RS_GATEWAY}/24"));
-        topo.bridge_port(&r.b);
+        topo.router_on_br0(&router, TUN_RS_GATEWAY);
         topo.router = Some(router);
 
         for i in 1..=n {
@@ -695,25 +681,12 @@ impl Topology {
         topo.client
             .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
         topo.client_dev = out.a;
-        topo.outside_dev = out.b.clone();
 
         // lb (inside) <-> switch.
         topo.make_bridge();
         let inside = support::veth_pair(&topo.lb, &topo.switch);
         topo.bridge_port(&inside.b);
-        topo.inside_dev = inside.a.clone();
-        topo.ports.push(RvsdPort {
-            name: "outside".into(),
-            dev: out.b,
-            cidr: format!("{OUTSIDE_IP}/24"),
-            mac: OUTSIDE_MAC.into(),
-        });
-        topo.ports.push(RvsdPort {
-            name: "inside".into(),
-            dev: inside.a,
-            cidr: format!("{INSIDE_IP}/24"),
-            mac: INSIDE_MAC.into(),
-        });
+        topo.add_outside_inside(&out.b, OUTSIDE_IP, &inside.a);
 
         if management {
             let mgmt = support::veth_pair(&topo.lb, &topo.switch);
@@ -730,6 +703,49 @@ impl Topology {
         topo.start_http();
         topo.report_built(started);
         topo
+    }
+
+    /// rvsd's `outside` port on `outside_dev` at `outside_ip`/24 and its
+    /// `inside` port on `inside_dev` at 10.1.0.1/24, with the usual MACs:
+    /// NAT's and TUN's two ports.
+    fn add_outside_inside(&mut self, outside_dev: &str, outside_ip: &str, inside_dev: &str) {
+        self.outside_dev = outside_dev.into();
+        self.inside_dev = inside_dev.into();
+        self.ports.push(RvsdPort::new(
+            "outside",
+            outside_dev,
+            outside_ip,
+            OUTSIDE_MAC,
+        ));
+        self.ports
+            .push(RvsdPort::new("inside", inside_dev, INSIDE_IP, INSIDE_MAC));
+    }
+
+    /// Adds a `[[route]]` to rvsd's config.
+    fn add_route(&mut self, prefix: &str, via: &str, interface: &str) {
+        self.routes.push(RvsdRoute {
+            prefix: prefix.into(),
+            via: via.into(),
+            interface: interface.into(),
+        });
+    }
+
+    /// DR, TUN: the client at 198.51.100.10/24 behind `router`
+    /// (198.51.100.1, its default route).
+    fn connect_client_to_router(&mut self, router: &Netns) {
+        let c = support::veth_pair(&self.client, router);
+        self.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
+        self.client
+            .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
+        router.add_address(&c.b, &format!("{OUTSIDE_IP}/24"));
+        self.client_dev = c.a;
+    }
+
+    /// DR, TUN: `router` on br0 at `ip`/24.
+    fn router_on_br0(&self, router: &Netns, ip: &str) {
+        let r = support::veth_pair(router, &self.switch);
+        router.add_address(&r.a, &format!("{ip}/24"));
+        self.bridge_port(&r.b);
     }
 
     /// The switch: a bridge without STP (ports forward at once), quiet.
@@ -819,17 +835,7 @@ impl Topology {
     /// Starts `cmd` (a command in some namespace) in the background, its
     /// output in `log`. The topology kills it on drop.
     fn spawn(&mut self, what: String, mut cmd: Command, log: PathBuf) {
-        let out =
-            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let err = out
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let child = spawn_logged(&mut cmd, &log, &what);
         self.apps.push(App { what, child, log });
     }
 
@@ -1288,23 +1294,7 @@ impl Topology {
     pub fn start_rvsd(&self, workers: usize, services: &[Service]) -> Rvsd {
         let path = self.write_rvsd_config(workers, services);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let check = support::run(
-            support::RVSD,
-            &["--config", &path_str(&path), "--check"],
-            CMD,
-        );
-        assert!(
-            check.success(),
-            "generated config is invalid: {check}\n--- config ---\n{text}"
-        );
-        let mut rvsd = Rvsd::start(&path, Some(&self.lb));
-        rvsd.wait_ready(RVSD_READY);
-        assert!(
-            rvsd.wait_for_log("control socket", Duration::from_secs(10)),
-            "rvsd bound no control socket\n--- rvsd log ---\n{}",
-            rvsd.log()
-        );
-        rvsd
+        start_checked_rvsd(&path, &text, &self.lb)
     }
 
     /// The config file [`Topology::start_rvsd`] runs rvsd with (and
@@ -1322,10 +1312,7 @@ impl Topology {
 
     /// `rvsadm --socket <ours> ARGS`, whatever its outcome.
     pub fn rvsadm(&self, args: &[&str]) -> CmdOutput {
-        let sock = path_str(&self.socket_path());
-        let mut all = vec!["--socket", sock.as_str()];
-        all.extend_from_slice(args);
-        support::run(env!("CARGO_BIN_EXE_rvsadm"), &all, CMD)
+        rvsadm_at(&self.socket_path(), args)
     }
 
     /// `GET /metrics` from rvsd's `metrics_listen`, asked from the lb
@@ -1424,17 +1411,7 @@ impl Topology {
             &path_str(&out),
             &max_run.as_secs_f64().to_string(),
         ]);
-        let log_file =
-            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let err = log_file
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log_file))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the load client: {e}"));
+        let child = spawn_logged(&mut cmd, &log, "the load client");
         let mut load = ClientLoad {
             child: Some(child),
             out,
@@ -1554,20 +1531,7 @@ impl Topology {
         if !out.success() {
             return Err(out);
         }
-        let sha = out.stdout.split_whitespace().next().unwrap_or_default();
-        let report = out
-            .stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("rvs-transfer: "))
-            .map(|r| r.split_whitespace().collect::<Vec<_>>());
-        match report.as_deref() {
-            Some([bytes, secs]) if sha.len() == 64 => Ok(Transfer {
-                sha256: sha.to_string(),
-                bytes: bytes.parse().unwrap_or(0),
-                seconds: secs.parse().unwrap_or(f64::NAN),
-            }),
-            _ => Err(out),
-        }
+        parse_transfer(&out.stdout, &out.stderr).ok_or(out)
     }
 
     /// `PUT http://HOST/upload/NAME` of `file` from the client namespace
@@ -1898,8 +1862,7 @@ impl ClientLoad {
                     self.log_text()
                 ),
                 None => {
-                    let _ = child.kill();
-                    let _ = wait_timeout(&mut child, Duration::from_secs(5));
+                    kill_and_reap(&mut child);
                     panic!(
                         "the load client did not stop within {:.0} s: {}",
                         limit.as_secs_f64(),
@@ -1915,8 +1878,7 @@ impl ClientLoad {
 impl Drop for ClientLoad {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = wait_timeout(&mut child, Duration::from_secs(5));
+            kill_and_reap(&mut child);
         }
     }
 }
@@ -2082,6 +2044,77 @@ pub fn listed_real_servers<'a>(
         .unwrap_or_else(|| panic!("rvsadm list has no virtual server {service:?}: {list}"))
 }
 
+/// Starts `cmd` in the background, its stdout and stderr in `log` (no
+/// stdin): how every helper process of these topologies runs.
+fn spawn_logged(cmd: &mut Command, log: &Path, what: &str) -> Child {
+    let out = File::create(log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let err = out
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
+}
+
+/// Kills `child` and reaps it (bounded): a helper process's end.
+fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = wait_timeout(child, Duration::from_secs(5));
+}
+
+/// Checks the config at `path` (its `text`, for the message) with
+/// `rvsd --check`, starts rvsd on it in `ns` and waits until it is ready
+/// and its control socket is bound: a [`Topology`]'s rvsd and each of an
+/// HA pair's.
+fn start_checked_rvsd(path: &Path, text: &str, ns: &Netns) -> Rvsd {
+    let check = support::run(
+        support::RVSD,
+        &["--config", &path_str(path), "--check"],
+        CMD,
+    );
+    assert!(
+        check.success(),
+        "generated config is invalid: {check}\n--- config ---\n{text}"
+    );
+    let mut rvsd = Rvsd::start(path, Some(ns));
+    rvsd.wait_ready(RVSD_READY);
+    assert!(
+        rvsd.wait_for_log("control socket", Duration::from_secs(10)),
+        "rvsd bound no control socket\n--- rvsd log ---\n{}",
+        rvsd.log()
+    );
+    rvsd
+}
+
+/// `rvsadm --socket SOCKET ARGS`, whatever its outcome.
+fn rvsadm_at(socket: &Path, args: &[&str]) -> CmdOutput {
+    let sock = path_str(socket);
+    let mut all = vec!["--socket", sock.as_str()];
+    all.extend_from_slice(args);
+    support::run(env!("CARGO_BIN_EXE_rvsadm"), &all, CMD)
+}
+
+/// The [`Transfer`] of a `curl -w 'rvs-transfer: ...' | sha256sum` run
+/// (the digest on `stdout`, curl's report on `stderr`), when both are
+/// there.
+fn parse_transfer(stdout: &str, stderr: &str) -> Option<Transfer> {
+    let sha = stdout.split_whitespace().next().unwrap_or_default();
+    let report = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rvs-transfer: "))
+        .map(|r| r.split_whitespace().collect::<Vec<_>>());
+    match report.as_deref() {
+        Some([bytes, secs]) if sha.len() == 64 => Some(Transfer {
+            sha256: sha.to_string(),
+            bytes: bytes.parse().unwrap_or(0),
+            seconds: secs.parse().unwrap_or(f64::NAN),
+        }),
+        _ => None,
+    }
+}
+
 fn write_file(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
@@ -2214,8 +2247,7 @@ impl Keepalived {
                     "{} did not stop within 10 s of SIGTERM: killing it",
                     self.what
                 );
-                let _ = self.child.kill();
-                let _ = wait_timeout(&mut self.child, Duration::from_secs(5));
+                kill_and_reap(&mut self.child);
             }
         }
         at
@@ -2309,6 +2341,8 @@ impl HaTopology {
             let c = support::veth_pair(&topo.client, &topo.switch);
             topo.bridge_port_on(&c.b, "br1");
             topo.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
+            topo.client
+                .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
             topo.client_dev = c.a;
             (
                 vec![format!("{OUTSIDE_IP}/24"), format!("{INSIDE_IP}/24")],
@@ -2316,23 +2350,12 @@ impl HaTopology {
             )
         } else {
             let router = router_netns();
-            let c = support::veth_pair(&topo.client, &router);
-            topo.client.add_address(&c.a, &format!("{CLIENT_IP}/24"));
-            router.add_address(&c.b, &format!("{OUTSIDE_IP}/24"));
-            topo.client_dev = c.a;
-            let r = support::veth_pair(&router, &topo.switch);
-            router.add_address(&r.a, &format!("{SEGMENT_ROUTER_IP}/24"));
-            topo.bridge_port(&r.b);
+            topo.connect_client_to_router(&router);
+            topo.router_on_br0(&router, SEGMENT_ROUTER_IP);
             topo.router = Some(router);
-            topo.routes.push(RvsdRoute {
-                prefix: "0.0.0.0/0".into(),
-                via: SEGMENT_ROUTER_IP.into(),
-                interface: "lan".into(),
-            });
+            topo.add_route("0.0.0.0/0", SEGMENT_ROUTER_IP, "lan");
             (vec![format!("{SEGMENT_LB_IP}/24")], SEGMENT_ROUTER_IP)
         };
-        topo.client
-            .run_ok("ip", &["route", "add", "default", "via", OUTSIDE_IP], CMD);
 
         let mut nodes = Vec::new();
         for (name, node_id, mine, peer) in [
@@ -2340,33 +2363,19 @@ impl HaTopology {
             ("b", 2u32, HA_MGMT_B, HA_MGMT_A),
         ] {
             let ns = if name == "a" { &topo.lb } else { &lb_b };
+            let mac = |k: u8| format!("02:00:00:00:0{name}:0{k}");
             let mut ports = Vec::new();
             if method == Method::Nat {
                 let out = support::veth_pair(ns, &topo.switch);
                 topo.bridge_port_on(&out.b, "br1");
                 let ins = support::veth_pair(ns, &topo.switch);
                 topo.bridge_port(&ins.b);
-                ports.push(RvsdPort {
-                    name: "outside".into(),
-                    dev: out.a,
-                    cidr: format!("{OUTSIDE_IP}/24"),
-                    mac: format!("02:00:00:00:0{name}:01"),
-                });
-                ports.push(RvsdPort {
-                    name: "inside".into(),
-                    dev: ins.a,
-                    cidr: format!("{INSIDE_IP}/24"),
-                    mac: format!("02:00:00:00:0{name}:02"),
-                });
+                ports.push(RvsdPort::new("outside", &out.a, OUTSIDE_IP, &mac(1)));
+                ports.push(RvsdPort::new("inside", &ins.a, INSIDE_IP, &mac(2)));
             } else {
                 let lan = support::veth_pair(ns, &topo.switch);
                 topo.bridge_port(&lan.b);
-                ports.push(RvsdPort {
-                    name: "lan".into(),
-                    dev: lan.a,
-                    cidr: format!("{SEGMENT_LB_IP}/24"),
-                    mac: format!("02:00:00:00:0{name}:01"),
-                });
+                ports.push(RvsdPort::new("lan", &lan.a, SEGMENT_LB_IP, &mac(1)));
             }
             let mgmt = support::veth_pair(ns, &topo.switch);
             topo.bridge_port_on(&mgmt.b, "br2");
@@ -2396,17 +2405,7 @@ impl HaTopology {
             };
             let rs = topo.add_real_server(i, &ip, gateway);
             if method == Method::Dr {
-                // As in `Topology::dr`: the VIP on lo, never in ARP.
-                sysctls(
-                    &rs.ns,
-                    &[
-                        "net.ipv4.conf.all.arp_ignore=1",
-                        "net.ipv4.conf.all.arp_announce=2",
-                        &format!("net.ipv4.conf.{}.arp_ignore=1", rs.dev),
-                        &format!("net.ipv4.conf.{}.arp_announce=2", rs.dev),
-                    ],
-                );
-                rs.ns.add_address("lo", &format!("{SEGMENT_VIP}/32"));
+                hold_vip_silently(&rs);
             }
             topo.real_servers.push(rs);
         }
@@ -2465,31 +2464,12 @@ impl HaTopology {
             .topo
             .dir
             .write(&format!("rvsd-{}.toml", self.nodes[i].name), &text);
-        let check = support::run(
-            support::RVSD,
-            &["--config", &path_str(&path), "--check"],
-            CMD,
-        );
-        assert!(
-            check.success(),
-            "generated config is invalid: {check}\n--- config ---\n{text}"
-        );
-        let mut rvsd = Rvsd::start(&path, Some(self.ns(i)));
-        rvsd.wait_ready(RVSD_READY);
-        assert!(
-            rvsd.wait_for_log("control socket", Duration::from_secs(10)),
-            "rvsd bound no control socket\n--- rvsd log ---\n{}",
-            rvsd.log()
-        );
-        rvsd
+        start_checked_rvsd(&path, &text, self.ns(i))
     }
 
     /// `rvsadm --socket <node i's> ARGS`, whatever its outcome.
     pub fn rvsadm(&self, i: usize, args: &[&str]) -> CmdOutput {
-        let sock = path_str(&self.socket(i));
-        let mut all = vec!["--socket", sock.as_str()];
-        all.extend_from_slice(args);
-        support::run(env!("CARGO_BIN_EXE_rvsadm"), &all, CMD)
+        rvsadm_at(&self.socket(i), args)
     }
 
     /// `rvsadm --json ARGS` on node `i`, parsed; `None` when rvsadm fails
@@ -2607,11 +2587,6 @@ impl HaTopology {
         );
         let d = &self.topo.dir;
         let log = d.join(&format!("keepalived-{name}.log"));
-        let out =
-            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let err = out
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
         let mut cmd = self.ns(i).command("keepalived");
         cmd.args([
             "-n",
@@ -2626,12 +2601,7 @@ impl HaTopology {
             "-r",
             &path_str(&d.join(&format!("keepalived-{name}-vrrp.pid"))),
         ]);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start keepalived: {e}"));
+        let child = spawn_logged(&mut cmd, &log, "keepalived");
         let mut k = Keepalived {
             what: format!("keepalived {name}"),
             child,
@@ -2659,11 +2629,6 @@ impl HaTopology {
         let log = self.topo.dir.join(&format!("idle-{token}.log"));
         let trigger = self.topo.dir.join(&format!("idle-{token}.go"));
         let script = support::repo_root().join("tests/netns/idle_conns.py");
-        let out =
-            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let err = out
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
         let mut cmd = self.topo.client.command("python3");
         cmd.args([
             "-u",
@@ -2672,12 +2637,7 @@ impl HaTopology {
             &n.to_string(),
             &path_str(&trigger),
         ]);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start idle_conns.py: {e}"));
+        let child = spawn_logged(&mut cmd, &log, "idle_conns.py");
         let mut idle = IdleConns {
             child,
             log,
@@ -2753,11 +2713,6 @@ impl HaTopology {
             .dir
             .join(&format!("arp-{}.log", support::unique_token()));
         let script = support::repo_root().join("tests/netns/arp_owners.py");
-        let out =
-            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let err = out
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot dup {}: {e}", log.display()));
         let mut cmd = self.topo.client.command("python3");
         cmd.args([
             "-u",
@@ -2767,12 +2722,7 @@ impl HaTopology {
             target,
             &secs.to_string(),
         ]);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start arp_owners.py: {e}"));
+        let child = spawn_logged(&mut cmd, &log, "arp_owners.py");
         let mut owners = ArpOwners {
             child,
             log,
@@ -2821,8 +2771,7 @@ impl ArpOwners {
 impl Drop for ArpOwners {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = wait_timeout(&mut self.child, Duration::from_secs(5));
+            kill_and_reap(&mut self.child);
         }
     }
 }
@@ -2883,8 +2832,7 @@ impl IdleConns {
 impl Drop for IdleConns {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = wait_timeout(&mut self.child, Duration::from_secs(5));
+            kill_and_reap(&mut self.child);
         }
     }
 }
@@ -2902,8 +2850,7 @@ impl Download {
         let mut child = self.child.take().expect("a running download");
         let status = wait_timeout(&mut child, self.timeout);
         if status.is_none() {
-            let _ = child.kill();
-            let _ = wait_timeout(&mut child, Duration::from_secs(5));
+            kill_and_reap(&mut child);
         }
         let mut stdout = String::new();
         let mut stderr = String::new();
@@ -2914,27 +2861,17 @@ impl Download {
         if let Some(mut e) = child.stderr.take() {
             let _ = e.read_to_string(&mut stderr);
         }
-        let sha = stdout.split_whitespace().next().unwrap_or_default();
-        let report = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("rvs-transfer: "))
-            .map(|r| r.split_whitespace().collect::<Vec<_>>());
-        match (status, report.as_deref()) {
-            (Some(s), Some([bytes, secs])) if s.success() && sha.len() == 64 => Ok(Transfer {
-                sha256: sha.to_string(),
-                bytes: bytes.parse().unwrap_or(0),
-                seconds: secs.parse().unwrap_or(f64::NAN),
-            }),
-            _ => Err(format!("download {status:?}: {stderr}")),
-        }
+        status
+            .filter(|s| s.success())
+            .and_then(|_| parse_transfer(&stdout, &stderr))
+            .ok_or_else(|| format!("download {status:?}: {stderr}"))
     }
 }
 
 impl Drop for Download {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = wait_timeout(&mut child, Duration::from_secs(5));
+            kill_and_reap(&mut child);
         }
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Judges rvsd's output pcap in the net_pcap test, independently of rvs's own
-parser: decodes with scapy and checks checksums with its own arithmetic.
+parser: decodes with scapy and checks checksums with the test's own
+arithmetic (make_input.py's inet_checksum).
 
 The output must hold exactly the replies the manifest (make_input.py) asks
 for, in the order of their requests, and nothing else:
@@ -23,15 +24,8 @@ import sys
 
 from scapy.all import ARP, ICMP, IP, Dot1Q, Ether, rdpcap  # noqa: E402
 
-
-def inet_checksum(data: bytes) -> int:
-    """RFC 1071 over data as it is; 0 when data holds a correct checksum."""
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+# The test's own RFC 1071 arithmetic (not rvs's), shared with the input's maker.
+from make_input import inet_checksum  # noqa: E402
 
 
 def l3_offset(raw: bytes):
