@@ -145,6 +145,16 @@ impl Hasher for MixHasher {
 
 type FastHash = BuildHasherDefault<MixHasher>;
 
+/// What the control plane knows of one real server at run time: the health
+/// checks' verdict and a run-time weight (`rvsadm weight`) over the file's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerState {
+    /// Held down by its health checks.
+    pub down: bool,
+    /// The run-time weight, `None` for the configured one.
+    pub weight: Option<u32>,
+}
+
 /// Index of a virtual service in its table.
 pub type ServiceId = u16;
 /// Index of a real server within its virtual service.
@@ -165,6 +175,16 @@ pub struct ServiceTable {
     draining_servers: Vec<Vec<bool>>,
     /// The `sh`/`mh` tables, by service.
     hash_tables: Vec<Option<Arc<HashTable>>>,
+    /// Where each service's real servers start in the flat per-server
+    /// arrays below (`rs_base[i] + rs`).
+    rs_base: Vec<u32>,
+    /// The weight new connections see, per real server (flat): the
+    /// configured or run-time weight, 0 when down or draining. Computed on
+    /// the control side ([`ServiceTable::with_server_state`]); workers only
+    /// read it, so no worker keeps its own copy of health or weights.
+    effective: Vec<u32>,
+    /// Real servers the health checks hold down (flat, as `effective`).
+    down: Vec<bool>,
     by_key: HashMap<u64, ServiceId, FastHash>,
     /// NAT real servers by (RIP:RPORT, protocol): replies from them belong
     /// to these services. One real server may serve several services.
@@ -228,7 +248,13 @@ impl ServiceTable {
             .collect();
         let mut draining_services = draining_services;
         draining_services.resize(services.len(), false);
-        ServiceTable {
+        let mut rs_base = Vec::with_capacity(services.len());
+        let mut total = 0u32;
+        for s in &services {
+            rs_base.push(total);
+            total += s.real_servers.len() as u32;
+        }
+        let mut table = ServiceTable {
             hash_tables: services
                 .iter()
                 .map(VirtualService::build_hash_table)
@@ -236,10 +262,73 @@ impl ServiceTable {
             draining_services,
             draining_servers,
             services,
+            rs_base,
+            effective: Vec::new(),
+            down: vec![false; total as usize],
             by_key,
             nat_real,
             vips,
+        };
+        table.effective = table.compute_effective(|_, _| ServerState::default());
+        table
+    }
+
+    /// The same table with the control plane's run-time view of every real
+    /// server applied: health and run-time weights. The snapshot workers
+    /// pick up is the only place they read either from.
+    pub fn with_server_state(
+        mut self,
+        state: impl Fn(ServiceId, RealServerId) -> ServerState,
+    ) -> ServiceTable {
+        for (i, s) in self.services.iter().enumerate() {
+            let base = self.rs_base[i] as usize;
+            for r in 0..s.real_servers.len() {
+                self.down[base + r] = state(i as ServiceId, r as RealServerId).down;
+            }
         }
+        self.effective = self.compute_effective(state);
+        self
+    }
+
+    fn compute_effective(
+        &self,
+        state: impl Fn(ServiceId, RealServerId) -> ServerState,
+    ) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.down.len());
+        for (i, s) in self.services.iter().enumerate() {
+            for (r, rs) in s.real_servers.iter().enumerate() {
+                let st = state(i as ServiceId, r as RealServerId);
+                let draining = self.draining_servers[i].get(r).copied().unwrap_or(false);
+                out.push(if st.down || draining {
+                    0
+                } else {
+                    st.weight.unwrap_or(rs.weight)
+                });
+            }
+        }
+        out
+    }
+
+    /// Flat index of real server `rs` of service `vs`, if it exists.
+    #[inline]
+    fn flat(&self, vs: ServiceId, rs: RealServerId) -> Option<usize> {
+        let v = usize::from(vs);
+        let n = self.services.get(v)?.real_servers.len();
+        (usize::from(rs) < n).then(|| self.rs_base[v] as usize + usize::from(rs))
+    }
+
+    /// The weight new connections to real server `rs` of `vs` see: 0 when
+    /// it is down, draining or unknown (the sorry server has none).
+    #[inline]
+    pub fn effective_weight(&self, vs: ServiceId, rs: RealServerId) -> u32 {
+        self.flat(vs, rs).map_or(0, |i| self.effective[i])
+    }
+
+    /// True when the health checks hold real server `rs` of `vs` down (the
+    /// sorry server and unknown servers are never down).
+    #[inline]
+    pub fn is_down(&self, vs: ServiceId, rs: RealServerId) -> bool {
+        self.flat(vs, rs).is_some_and(|i| self.down[i])
     }
 
     /// The service a client packet to `vip` is for.
@@ -400,5 +489,35 @@ mod tests {
         assert!(t.is_nat_real_server(ep("10.1.0.11", 8080), Protocol::Tcp));
         assert!(!t.is_nat_real_server(ep("10.1.0.12", 443), Protocol::Tcp));
         assert!(!t.is_nat_real_server(ep("10.1.0.11", 8080), Protocol::Udp));
+    }
+
+    #[test]
+    fn effective_weights_come_from_health_run_time_weights_and_draining() {
+        let mut web = service(
+            "web",
+            ep("203.0.113.100", 80),
+            ForwardMethod::Nat,
+            &[
+                ep("10.1.0.11", 80),
+                ep("10.1.0.12", 80),
+                ep("10.1.0.13", 80),
+            ],
+        );
+        web.real_servers[2].weight = 5;
+        let t = ServiceTable::with_draining(vec![web], vec![false], vec![vec![false, false, true]]);
+        assert_eq!(t.effective_weight(0, 0), 1);
+        assert_eq!(t.effective_weight(0, 2), 0, "draining");
+        let t = t.with_server_state(|_, rs| ServerState {
+            down: rs == 0,
+            weight: (rs == 1).then_some(7),
+        });
+        assert_eq!(t.effective_weight(0, 0), 0);
+        assert!(t.is_down(0, 0));
+        assert_eq!(t.effective_weight(0, 1), 7);
+        assert!(!t.is_down(0, 1));
+        assert_eq!(t.effective_weight(0, 2), 0);
+        assert_eq!(t.effective_weight(0, SORRY_SERVER), 0);
+        assert!(!t.is_down(0, SORRY_SERVER));
+        assert_eq!(t.effective_weight(3, 0), 0);
     }
 }
