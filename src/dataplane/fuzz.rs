@@ -272,28 +272,50 @@ mod tests {
     }
 
     #[test]
-    fn warm_up_reads_the_flow_of_tcp_and_udp_frames_only() {
-        use crate::dataplane::worker::flow_key_of;
+    fn the_first_look_reads_the_flow_of_tcp_and_udp_frames_only() {
+        use crate::dataplane::worker::parse::{parse, Parsed, L4};
         use crate::lb::conn::{FlowKey, PROTO_TCP, PROTO_UDP};
+        let w = fuzz_worker(1);
+        let lb = w.balancer();
+        let flow = |frame: &[u8]| match parse(frame, lb) {
+            Parsed::Ipv4(ip) => match ip.l4 {
+                L4::Flow(f) => Some(f.key),
+                _ => None,
+            },
+            _ => None,
+        };
         let client = Ipv4Addr::new(198, 51, 100, 7);
         let vip = Ipv4Addr::new(203, 0, 113, 100);
         assert_eq!(
-            flow_key_of(&SYN_TO_NAT),
+            flow(&SYN_TO_NAT),
             Some(FlowKey::new(client, 40000, vip, 80, PROTO_TCP))
         );
         assert_eq!(
-            flow_key_of(&UDP_TO_NAT),
+            flow(&UDP_TO_NAT),
             Some(FlowKey::new(client, 5353, vip, 53, PROTO_UDP))
         );
-        assert_eq!(flow_key_of(&ARP_FOR_US), None);
-        // Truncated anywhere, or a fragment: no key, no panic.
+        assert!(matches!(parse(&ARP_FOR_US, lb), Parsed::Arp { l3: 14 }));
+        // Truncated anywhere, or a fragment: no flow, no panic.
         for n in 0..SYN_TO_NAT.len() {
-            let _ = flow_key_of(&SYN_TO_NAT[..n]);
+            let _ = parse(&SYN_TO_NAT[..n], lb);
         }
-        assert_eq!(flow_key_of(&SYN_TO_NAT[..37]), None);
+        assert_eq!(flow(&SYN_TO_NAT[..37]), None);
         let mut fragment = SYN_TO_NAT;
         fragment[20] = 0x20; // more fragments
-        assert_eq!(flow_key_of(&fragment), None);
+        fragment[24..26].copy_from_slice(&[0, 0]);
+        let ck = checksum::checksum(&fragment[14..34]);
+        fragment[24..26].copy_from_slice(&ck.to_be_bytes());
+        assert!(
+            matches!(parse(&fragment, lb), Parsed::Ipv4(ip) if ip.fragment && ip.l4 == L4::None)
+        );
+        // The hash is the table's: what the prefetch and the lookup use.
+        match parse(&SYN_TO_NAT, lb) {
+            Parsed::Ipv4(ip) => match ip.l4 {
+                L4::Flow(f) => assert_eq!(f.hash, lb.flow_hash(&f.key)),
+                other => panic!("no flow: {other:?}"),
+            },
+            other => panic!("not IPv4: {other:?}"),
+        }
     }
 
     #[test]

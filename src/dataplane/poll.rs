@@ -39,6 +39,7 @@ impl<I: PacketIo> Output<I::Frame> for Sink<'_, I> {
     #[inline]
     fn send(&mut self, port: usize, frame: I::Frame) {
         let Some(queue) = self.tx.get_mut(port) else {
+            self.stats.drop(DropReason::BadPort);
             return;
         };
         self.stats.tx_packets += 1;

@@ -50,11 +50,13 @@ pub enum DropReason {
     TooBig,
     /// The ring to the worker that owns the flow was full.
     RedirectFull,
+    /// Received on, or to be sent to, a port the worker does not have.
+    BadPort,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -73,6 +75,7 @@ impl DropReason {
         DropReason::NoRealServer,
         DropReason::TooBig,
         DropReason::RedirectFull,
+        DropReason::BadPort,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -98,6 +101,7 @@ impl DropReason {
             DropReason::NoRealServer => "no_real_server",
             DropReason::TooBig => "too_big",
             DropReason::RedirectFull => "redirect_full",
+            DropReason::BadPort => "bad_port",
         }
     }
 }
@@ -135,6 +139,9 @@ pub struct WorkerStats {
     pub resets_sent: u64,
     /// Connections installed from the peer's sync (standby).
     pub conns_synced: u64,
+    /// Sync events not reported to the peer because the control thread
+    /// fell behind (set from the balancer when counters are published).
+    pub sync_lost: u64,
     /// Polls that received at least one frame.
     pub busy_polls: u64,
     /// Polls that received nothing.
@@ -143,7 +150,7 @@ pub struct WorkerStats {
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 17;
+const SCALARS: usize = 18;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -185,6 +192,7 @@ impl WorkerStats {
             self.redirected,
             self.resets_sent,
             self.conns_synced,
+            self.sync_lost,
             self.busy_polls,
             self.idle_polls,
         ]);
@@ -211,8 +219,9 @@ impl WorkerStats {
             redirected: c[12],
             resets_sent: c[13],
             conns_synced: c[14],
-            busy_polls: c[15],
-            idle_polls: c[16],
+            sync_lost: c[15],
+            busy_polls: c[16],
+            idle_polls: c[17],
             drops,
         }
     }
@@ -239,6 +248,7 @@ impl WorkerStats {
             "redirected": self.redirected,
             "resets_sent": self.resets_sent,
             "conns_synced": self.conns_synced,
+            "sync_lost": self.sync_lost,
             "busy_polls": self.busy_polls,
             "idle_polls": self.idle_polls,
             "drops": drops,
@@ -246,39 +256,9 @@ impl WorkerStats {
     }
 }
 
-/// One real server's counters on one worker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RealServerCounters {
-    /// Connections in ESTABLISHED (TCP).
-    pub active: u32,
-    /// Other live connections (handshake, closing, UDP).
-    pub inactive: u32,
-    /// Connections scheduled to it since start.
-    pub conns: u64,
-    /// Packets client → server.
-    pub packets_in: u64,
-    /// Packets server → client (seen only with NAT).
-    pub packets_out: u64,
-    /// Bytes client → server.
-    pub bytes_in: u64,
-    /// Bytes server → client.
-    pub bytes_out: u64,
-}
+pub use crate::lb::balancer::RealServerCounters;
 
 const RS_CELLS: usize = 7;
-
-impl RealServerCounters {
-    /// Adds another worker's counters (for totals).
-    pub fn add(&mut self, o: &RealServerCounters) {
-        self.active += o.active;
-        self.inactive += o.inactive;
-        self.conns += o.conns;
-        self.packets_in += o.packets_in;
-        self.packets_out += o.packets_out;
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
-    }
-}
 
 /// Where a worker publishes its counters for the control thread.
 #[derive(Debug)]

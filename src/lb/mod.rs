@@ -5,11 +5,13 @@
 //! Nothing here knows DPDK or reads a clock: time comes in as `now`
 //! (nanoseconds) and randomness as seeds, so every rule is unit-tested.
 
+pub mod balancer;
 pub mod conn;
 pub mod hugemem;
 pub mod kind;
 pub mod persist;
 pub mod sched;
 pub mod service;
+pub mod sync;
 pub mod tcp_state;
 pub mod xmit;

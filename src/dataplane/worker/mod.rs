@@ -9,8 +9,21 @@
 //! rewritten in place in the received buffer, so the packet path allocates
 //! nothing; frames rvs originates (ARP requests) come from the pool.
 //! Time comes in as `now` (nanoseconds).
+//!
+//! A poll's frames go through three stages, in windows of up to
+//! [`WINDOW`] frames across all ports ([`Worker::handle_bursts`]): parse
+//! each frame once and prefetch its connection's index line; prefetch the
+//! entries those lines point at; then decide each frame in order from its
+//! parsed value. The misses of a window overlap instead of being paid one
+//! after another, and every frame (tests and the fuzzer included) takes
+//! this one path.
+//!
+//! The policy (which connection, which real server) is the balancer's
+//! (`lb::balancer`), asked once per TCP/UDP packet; the worker keeps I/O,
+//! ARP, ICMP, the rewrite, the route and the send.
 
 mod forward;
+pub(crate) mod parse;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -21,15 +34,21 @@ mod tests_lb;
 use super::io::{Frame, Output};
 use super::pending::{Parked, PendingQueue};
 use super::stats::{DropReason, WorkerStats};
-use crate::lb::conn::{FlowKey, PROTO_TCP, PROTO_UDP};
+use crate::lb::balancer::{Balancer, BalancerSetup};
 use crate::lb::service::ServiceTable;
 use crate::lb::tcp_state::Timeouts;
 use crate::net::neigh::NeighTable;
 use crate::net::route::RouteTable;
 use crate::wire::ethernet::{self, EtherType};
-use crate::wire::{arp, icmp, ipv4, Error as WireError, Ipv4Cidr, MacAddr};
+use crate::wire::{arp, icmp, ipv4, Ipv4Cidr, MacAddr};
+use parse::{wire_drop, Ipv4Info, Parsed};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+
+/// Frames parsed and prefetched together before any is decided: up to
+/// two bursts of 32 (measured on the earlier table: 64 beat 32 by ~8 % at
+/// 1M connections, 128 lost to 64, its lines no longer fitting L1).
+pub const WINDOW: usize = 64;
 
 /// TTL of packets rvs originates (echo replies), as Linux does.
 const REPLY_TTL: u8 = 64;
@@ -114,25 +133,9 @@ impl WorkerSetup {
 /// What the control thread tells a worker, between bursts.
 #[derive(Debug)]
 pub enum Command {
-    /// A real server's health changed (from the health checks).
-    Health {
-        /// Service index.
-        vs: u16,
-        /// Real server index within it.
-        rs: u16,
-        /// Up or down.
-        up: bool,
-    },
-    /// A run-time weight (`rvsadm weight`); `None` restores the file's.
-    Weight {
-        /// Service index.
-        vs: u16,
-        /// Real server index within it.
-        rs: u16,
-        /// The weight new connections see.
-        weight: Option<u32>,
-    },
-    /// A new service table (a reload), indexes stable.
+    /// A new service snapshot: a reload (indexes stable), or a health or
+    /// weight change (the snapshot carries every server's effective
+    /// weight; workers keep no copy of health or weights).
     Services(Arc<ServiceTable>),
     /// Becomes master (answers ARP and ping for the VIPs and floating
     /// addresses) or backup (does not).
@@ -160,7 +163,7 @@ pub enum Command {
     },
 }
 
-pub use forward::ConnInfo;
+pub use crate::lb::balancer::ConnInfo;
 
 /// The worker that owns the connections of client `ip` among `workers`
 /// (what the sync receiver uses to route a record).
@@ -186,7 +189,10 @@ pub struct Worker<F> {
     routes: RouteTable,
     neigh: NeighTable,
     pending: PendingQueue<F>,
-    lb: forward::Balancer,
+    lb: Balancer,
+    /// The current window of frames with their parsed values (capacity
+    /// [`WINDOW`], reserved at start).
+    window: Vec<(usize, F, Parsed)>,
     /// Identification of the next IPv4 packet rvs originates.
     ident: u16,
     /// Index of this worker, and how many there are.
@@ -215,7 +221,13 @@ impl<F: Frame> Worker<F> {
             routes: setup.routes.clone(),
             neigh,
             pending: PendingQueue::new(PENDING_ADDRESSES),
-            lb: forward::Balancer::new(setup),
+            lb: Balancer::new(&BalancerSetup {
+                services: setup.services.clone(),
+                timeouts: setup.timeouts,
+                conn_capacity: setup.conn_capacity,
+                seed: setup.seed,
+            }),
+            window: Vec::with_capacity(WINDOW),
             ident: (setup.seed as u16) | 1,
             index: setup.worker_index,
             workers: setup.worker_count.max(1),
@@ -232,7 +244,7 @@ impl<F: Frame> Worker<F> {
         match cmd {
             Command::HaRole { master } => {
                 self.master = master;
-                self.lb.sync_active = master && self.lb.sync.is_some();
+                self.lb.set_sync_active(master);
             }
             Command::InstallConns(events) => {
                 self.stats.conns_synced += self.lb.install(&events, now);
@@ -241,8 +253,6 @@ impl<F: Frame> Worker<F> {
                 let _ = reply.send(self.lb.sync_dump(now));
             }
             Command::Garp => self.send_garps(out),
-            Command::Health { vs, rs, up } => self.lb.set_health(vs, rs, up),
-            Command::Weight { vs, rs, weight } => self.lb.set_weight(vs, rs, weight),
             Command::Services(table) => self.lb.set_services(table),
             Command::DumpConns { limit, reply } => {
                 let _ = reply.send(self.lb.dump(now, limit));
@@ -253,19 +263,25 @@ impl<F: Frame> Worker<F> {
     /// Gives the worker its end of the sync circulation (HA configured): it
     /// reports its connections while master.
     pub fn set_sync(&mut self, queue: super::sync::SyncQueue) {
-        self.lb.sync = Some(queue);
-        self.lb.sync_active = self.master;
+        self.lb.set_sync(queue, self.master);
     }
 
     /// Publishes every counter to `cell` for the control thread.
-    pub fn publish(&self, cell: &super::stats::StatsCell) {
+    pub fn publish(&mut self, cell: &super::stats::StatsCell) {
+        self.stats.sync_lost = self.lb.sync_lost();
         cell.publish(&self.stats);
-        cell.publish_lb(self.lb.counters().iter().flatten(), self.lb.conn_count());
+        cell.publish_lb(self.lb.counters().iter(), self.lb.conn_count());
     }
 
     /// Per real server counters of this worker (services in order).
     pub fn real_server_counters(&self) -> impl Iterator<Item = &super::stats::RealServerCounters> {
-        self.lb.counters().iter().flatten()
+        self.lb.counters().iter()
+    }
+
+    /// This worker's balancer (connection table, counters), for
+    /// inspection and figures.
+    pub fn balancer(&self) -> &Balancer {
+        &self.lb
     }
 
     /// The neighbour table, for inspection.
@@ -274,73 +290,65 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Decides one frame received on `port`: sends it (rewritten) through
-    /// `out`, parks it, or drops it. Counts the frame and any drop.
+    /// `out`, parks it, or drops it. Counts the frame and any drop. The
+    /// same path as [`Worker::handle_bursts`], for a window of one.
     pub fn handle<O: Output<F>>(&mut self, port: usize, frame: F, now: u64, out: &mut O) {
-        self.stats.rx_packets += 1;
-        self.stats.rx_bytes += frame.data().len() as u64;
-        if self.workers > 1 && is_arp(frame.data()) {
-            self.share_arp(port, &frame, out);
-        }
-        self.decide(port, frame, now, out, false);
+        let parsed = parse::parse(frame.data(), &self.lb);
+        self.received(port, frame, parsed, now, out);
     }
 
     /// Decides one poll's bursts, `bursts[port]` received on `port`, in
-    /// order, leaving them empty: the poll loop's entry point. It first
-    /// warms the caches for all of them (the frames' connection-table
-    /// slots and entries), so the poll's cache misses overlap instead of
-    /// being paid one after the other; a two-armed balancer (NAT: requests
-    /// on one port, replies on the other) overlaps two bursts' worth.
+    /// order, leaving them empty: the poll loop's entry point. Frames go in
+    /// windows of up to [`WINDOW`] across the ports (a two-armed balancer
+    /// overlaps its requests and replies): each frame is parsed once and
+    /// its connection's index line prefetched, then the entries those
+    /// lines point at, then each frame is decided from its parsed value.
     pub fn handle_bursts<O: Output<F>>(&mut self, bursts: &mut [Vec<F>], now: u64, out: &mut O) {
-        self.warm(bursts.iter().flatten());
-        for (port, frames) in bursts.iter_mut().enumerate() {
-            for frame in frames.drain(..) {
-                self.handle(port, frame, now, out);
+        let mut window = std::mem::take(&mut self.window);
+        let mut frames = bursts
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(port, b)| b.drain(..).map(move |f| (port, f)));
+        loop {
+            for (port, frame) in frames.by_ref().take(WINDOW) {
+                let parsed = parse::parse(frame.data(), &self.lb);
+                if let Some(hash) = flow_hash(&parsed) {
+                    self.lb.prefetch_index(hash);
+                }
+                window.push((port, frame, parsed));
             }
-        }
-    }
-
-    /// Brings into cache what the frames' connection lookups will read:
-    /// the index slots of each frame's flow, then the entry they point at,
-    /// each step prefetched for the whole burst so the misses overlap (and
-    /// overlap the work on the first frames). Frames that are not plain
-    /// IPv4 TCP or UDP are skipped (their path is not the table's), and so
-    /// is a small table, whose lines stay in cache anyway.
-    fn warm<'f>(&self, frames: impl Iterator<Item = &'f F>)
-    where
-        F: 'f,
-    {
-        /// Frames whose slots are prefetched before their entries are:
-        /// up to two bursts of 32 (measured: 64 beats 32 by ~8 % at 1M
-        /// connections, 128 loses to 64, its lines no longer fitting L1).
-        const STEP: usize = 64;
-        /// Below this many connections the table's lines stay in the
-        /// core's caches, and the extra pass would only cost time.
-        const WORTH_WARMING: usize = 4096;
-        let table = &self.lb.conns;
-        // Unit tests (and the seeded fuzz run) warm every table, so the
-        // warm-up meets every kind of frame there.
-        if !cfg!(test) && table.len() < WORTH_WARMING {
-            return;
-        }
-        let mut hashes = [0u32; STEP];
-        let mut n = 0;
-        for f in frames {
-            if let Some(key) = flow_key_of(f.data()) {
-                let h = table.warm_hash(&key);
-                table.prefetch_slots(h);
-                hashes[n] = h;
-                n += 1;
-                if n == STEP {
-                    for &h in &hashes {
-                        table.prefetch_entry(h);
-                    }
-                    n = 0;
+            if window.is_empty() {
+                break;
+            }
+            for (_, _, parsed) in &window {
+                if let Some(hash) = flow_hash(parsed) {
+                    self.lb.prefetch_entry(hash);
                 }
             }
+            for (port, frame, parsed) in window.drain(..) {
+                self.received(port, frame, parsed, now, out);
+            }
         }
-        for &h in &hashes[..n] {
-            table.prefetch_entry(h);
+        drop(frames);
+        self.window = window;
+    }
+
+    /// Counts a frame received from the device and decides it.
+    #[inline]
+    fn received<O: Output<F>>(
+        &mut self,
+        port: usize,
+        frame: F,
+        parsed: Parsed,
+        now: u64,
+        out: &mut O,
+    ) {
+        self.stats.rx_packets += 1;
+        self.stats.rx_bytes += frame.data().len() as u64;
+        if self.workers > 1 && matches!(parsed, Parsed::Arp { .. }) {
+            self.share_arp(port, &frame, out);
         }
+        self.decide(port, frame, parsed, now, out, false);
     }
 
     /// Like [`Worker::handle_bursts`], for frames other workers handed over
@@ -352,7 +360,6 @@ impl<F: Frame> Worker<F> {
         now: u64,
         out: &mut O,
     ) {
-        self.warm(frames.iter());
         for frame in frames.drain(..) {
             self.handle_from_peer(port, frame, now, out);
         }
@@ -362,7 +369,8 @@ impl<F: Frame> Worker<F> {
     /// connection this worker owns, or a copy of an ARP packet to learn
     /// from (never answered twice). Counted where it was received.
     pub fn handle_from_peer<O: Output<F>>(&mut self, port: usize, frame: F, now: u64, out: &mut O) {
-        self.decide(port, frame, now, out, true);
+        let parsed = parse::parse(frame.data(), &self.lb);
+        self.decide(port, frame, parsed, now, out, true);
     }
 
     /// Gives every other worker a copy of an ARP packet, so all of them
@@ -383,17 +391,18 @@ impl<F: Frame> Worker<F> {
         &mut self,
         port: usize,
         mut frame: F,
+        parsed: Parsed,
         now: u64,
         out: &mut O,
         from_peer: bool,
     ) {
         self.from_peer = from_peer;
-        let verdict = match self.classify(port, &mut frame, now, out) {
+        let verdict = match self.classify(port, &mut frame, parsed, now, out) {
             Step::Decided(v) => v,
-            Step::Forward { l3 } => {
+            Step::Forward(ip) => {
                 // Not for the balancer itself: the load balancer's path,
                 // which sends, parks or drops (and counts) the frame.
-                self.forward(port, l3, frame, now, out);
+                self.forward(port, &ip, frame, now, out);
                 return;
             }
         };
@@ -437,17 +446,19 @@ impl<F: Frame> Worker<F> {
         &mut self,
         port: usize,
         frame: &mut F,
+        parsed: Parsed,
         now: u64,
         out: &mut O,
     ) -> Step {
         let Some(port_mac) = self.ports.get(port).map(|p| p.mac) else {
-            return Step::Decided(Verdict::Drop(DropReason::Malformed));
+            return Step::Decided(Verdict::Drop(DropReason::BadPort));
         };
+        if let Parsed::Runt(reason) = parsed {
+            return Step::Decided(Verdict::Drop(reason));
+        }
         let data = frame.data_mut();
-        let eth = match ethernet::Frame::new_checked(&*data) {
-            Ok(eth) => eth,
-            Err(e) => return Step::Decided(Verdict::Drop(wire_drop(e))),
-        };
+        // The parse saw a whole Ethernet header.
+        let eth = ethernet::Frame::new_unchecked(&*data);
         let dst = eth.dst_addr();
         if dst.is_unicast() && dst != port_mac {
             return Step::Decided(Verdict::Drop(DropReason::OtherMac));
@@ -455,17 +466,14 @@ impl<F: Frame> Worker<F> {
         if eth.src_addr().is_multicast() {
             return Step::Decided(Verdict::Drop(DropReason::Malformed));
         }
-        let l3 = match eth.l3() {
-            Ok(l3) => l3,
-            Err(e) => return Step::Decided(Verdict::Drop(wire_drop(e))),
-        };
-        let verdict = match l3.ethertype {
-            EtherType::Arp => self.arp(port, port_mac, &mut data[l3.offset..], now, out),
-            EtherType::Ipv4 => match self.ipv4_local(port, &mut data[l3.offset..]) {
+        let verdict = match parsed {
+            Parsed::Runt(reason) | Parsed::Bad(reason) => Verdict::Drop(reason),
+            Parsed::OtherEthertype => Verdict::Drop(DropReason::UnsupportedEthertype),
+            Parsed::Arp { l3 } => self.arp(port, port_mac, &mut data[usize::from(l3)..], now, out),
+            Parsed::Ipv4(ip) => match self.ipv4_local(port, &ip, &mut data[usize::from(ip.l3)..]) {
                 Local::Verdict(v) => v,
-                Local::NotLocal => return Step::Forward { l3: l3.offset },
+                Local::NotLocal => return Step::Forward(ip),
             },
-            _ => return Step::Decided(Verdict::Drop(DropReason::UnsupportedEthertype)),
         };
         if let Verdict::Transmit(_) = verdict {
             // Replies go back where the request came from, from our MAC;
@@ -581,34 +589,33 @@ impl<F: Frame> Worker<F> {
 
     /// IPv4 to the balancer itself: answer ICMP echo to own addresses and
     /// VIPs; anything else to an own address is dropped; packets to other
-    /// destinations go to the load balancer's path.
-    fn ipv4_local(&mut self, port: usize, l3: &mut [u8]) -> Local {
-        let mut ip = match ipv4::Packet::new_checked(l3) {
-            Ok(p) => p,
-            Err(e) => return Local::Verdict(Verdict::Drop(wire_drop(e))),
-        };
-        if !ip.verify_checksum() {
-            return Local::Verdict(Verdict::Drop(DropReason::BadChecksum));
-        }
-        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    /// destinations go to the load balancer's path. `l3` holds the packet
+    /// the parse found whole, with a right header checksum.
+    fn ipv4_local(&mut self, port: usize, info: &Ipv4Info, l3: &mut [u8]) -> Local {
+        let (src, dst) = (info.src, info.dst);
         let is_vip = self.lb.services().is_vip(dst) && self.master;
         if !self.owned(dst) || (!self.master && self.floating.contains(&dst)) {
             // A VIP answers echo (operators ping their VIPs); other ICMP
             // to a VIP and all TCP/UDP go to the balancer's path.
-            if !(is_vip && ip.protocol() == ipv4::Protocol::Icmp && is_echo_request(ip.payload())) {
+            let ip = ipv4::Packet::new_unchecked(&*l3);
+            if !(is_vip
+                && info.protocol == u8::from(ipv4::Protocol::Icmp)
+                && is_echo_request(ip.payload()))
+            {
                 return Local::NotLocal;
             }
         }
-        if ip.is_fragment() {
+        if info.fragment {
             return Local::Verdict(Verdict::Drop(DropReason::Fragment));
         }
-        if ip.protocol() != ipv4::Protocol::Icmp {
+        if info.protocol != u8::from(ipv4::Protocol::Icmp) {
             return Local::Verdict(Verdict::Drop(DropReason::UnsupportedProtocol));
         }
         // Do not answer to addresses that cannot be a single host (smurf).
         if src.is_unspecified() || src.is_broadcast() || src.is_multicast() {
             return Local::Verdict(Verdict::Drop(DropReason::Malformed));
         }
+        let mut ip = ipv4::Packet::new_unchecked(l3);
         let mut msg = match icmp::Packet::new_checked(ip.payload_mut()) {
             Ok(m) => m,
             Err(e) => return Local::Verdict(Verdict::Drop(wire_drop(e))),
@@ -727,11 +734,8 @@ impl<F: Frame> Worker<F> {
 enum Step {
     /// The balancer's own verdict.
     Decided(Verdict),
-    /// IPv4 not addressed to the balancer, its header at this offset.
-    Forward {
-        /// Offset of the IPv4 header.
-        l3: usize,
-    },
+    /// IPv4 not addressed to the balancer, as the parse found it.
+    Forward(Ipv4Info),
 }
 
 /// What the local (to-the-balancer) IPv4 path decided.
@@ -742,49 +746,20 @@ enum Local {
     NotLocal,
 }
 
-/// The 5-tuple of a plain Ethernet + IPv4 TCP or UDP frame that is not a
-/// fragment, read without validation: only a hint for [`Worker::warm`],
-/// never a decision.
+/// The connection-table hash of a parsed TCP/UDP frame, for the
+/// prefetches.
 #[inline]
-pub(crate) fn flow_key_of(frame: &[u8]) -> Option<FlowKey> {
-    let ip = frame.get(14..34)?;
-    if frame[12..14] != [0x08, 0x00] || ip[0] >> 4 != 4 {
-        return None;
-    }
-    let proto = ip[9];
-    if proto != PROTO_TCP && proto != PROTO_UDP || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0
-    {
-        return None;
-    }
-    let l4 = 14 + usize::from(ip[0] & 0x0f) * 4;
-    let ports = frame.get(l4..l4 + 4)?;
-    Some(FlowKey::new(
-        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
-        u16::from_be_bytes([ports[0], ports[1]]),
-        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
-        u16::from_be_bytes([ports[2], ports[3]]),
-        proto,
-    ))
-}
-
-/// True when an Ethernet frame (untagged or with one tag) carries ARP.
-fn is_arp(frame: &[u8]) -> bool {
-    match frame.get(12..14) {
-        Some([0x08, 0x06]) => true,
-        Some([0x81, 0x00]) => frame.get(16..18) == Some(&[0x08, 0x06]),
-        _ => false,
+fn flow_hash(parsed: &Parsed) -> Option<u32> {
+    match parsed {
+        Parsed::Ipv4(Ipv4Info {
+            l4: parse::L4::Flow(f),
+            ..
+        }) => Some(f.hash),
+        _ => None,
     }
 }
 
 /// True when an IPv4 payload starts like an ICMP echo request.
 fn is_echo_request(payload: &[u8]) -> bool {
     payload.first() == Some(&8)
-}
-
-/// The drop reason for a view that could not be made.
-fn wire_drop(e: WireError) -> DropReason {
-    match e {
-        WireError::Truncated => DropReason::Truncated,
-        WireError::Malformed => DropReason::Malformed,
-    }
 }

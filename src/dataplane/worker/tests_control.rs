@@ -1,11 +1,11 @@
-//! The control thread's commands as the worker obeys them: health,
-//! weights, reloads, connection dumps, and the resets and sorry server
+//! The control thread's commands as the worker obeys them: snapshots
+//! carrying health and weights, reloads, connection dumps, and the resets and sorry server
 //! that keep clients from hanging when servers are gone.
 
 use super::*;
 use crate::dataplane::io::{VecFrame, VecOutput};
 use crate::lb::service::{
-    ForwardMethod, Protocol, RealServer, SchedulerKind, ServiceKey, VirtualService,
+    ForwardMethod, Protocol, RealServer, SchedulerKind, ServerState, ServiceKey, VirtualService,
 };
 use crate::lb::xmit::Endpoint;
 use crate::wire::checksum;
@@ -116,13 +116,15 @@ fn is_reset(f: &[u8]) -> bool {
 
 #[test]
 fn a_server_marked_down_gets_no_new_connections() {
-    let mut w = worker(ServiceTable::new(vec![service(&RS, false)]));
+    let table = ServiceTable::new(vec![service(&RS, false)]);
+    let mut w = worker(table.clone());
     w.command(
-        Command::Health {
-            vs: 0,
-            rs: 0,
-            up: false,
-        },
+        Command::Services(Arc::new(table.clone().with_server_state(|_, r| {
+            ServerState {
+                down: r == 0,
+                weight: None,
+            }
+        }))),
         0,
         &mut VecOutput::default(),
     );
@@ -135,15 +137,17 @@ fn a_server_marked_down_gets_no_new_connections() {
 
 #[test]
 fn a_connection_to_a_server_that_went_down_is_reset_on_its_next_segment() {
-    let mut w = worker(ServiceTable::new(vec![service(&RS, false)]));
+    let table = ServiceTable::new(vec![service(&RS, false)]);
+    let mut w = worker(table.clone());
     let sent = send(&mut w, &segment(2000, 0x02));
     assert_eq!(dst(&sent[0].1), RS[0]);
     w.command(
-        Command::Health {
-            vs: 0,
-            rs: 0,
-            up: false,
-        },
+        Command::Services(Arc::new(table.clone().with_server_state(|_, r| {
+            ServerState {
+                down: r == 0,
+                weight: None,
+            }
+        }))),
         0,
         &mut VecOutput::default(),
     );
@@ -159,13 +163,15 @@ fn a_connection_to_a_server_that_went_down_is_reset_on_its_next_segment() {
 
 #[test]
 fn with_every_server_down_a_syn_is_refused_at_once() {
-    let mut w = worker(ServiceTable::new(vec![service(&RS[..1], false)]));
+    let table = ServiceTable::new(vec![service(&RS[..1], false)]);
+    let mut w = worker(table.clone());
     w.command(
-        Command::Health {
-            vs: 0,
-            rs: 0,
-            up: false,
-        },
+        Command::Services(Arc::new(table.clone().with_server_state(|_, r| {
+            ServerState {
+                down: r == 0,
+                weight: None,
+            }
+        }))),
         0,
         &mut VecOutput::default(),
     );
@@ -180,13 +186,15 @@ fn with_every_server_down_a_syn_is_refused_at_once() {
 
 #[test]
 fn with_every_server_down_the_sorry_server_takes_new_connections() {
-    let mut w = worker(ServiceTable::new(vec![service(&RS[..1], true)]));
+    let table = ServiceTable::new(vec![service(&RS[..1], true)]);
+    let mut w = worker(table.clone());
     w.command(
-        Command::Health {
-            vs: 0,
-            rs: 0,
-            up: false,
-        },
+        Command::Services(Arc::new(table.clone().with_server_state(|_, r| {
+            ServerState {
+                down: r == 0,
+                weight: None,
+            }
+        }))),
         0,
         &mut VecOutput::default(),
     );
@@ -199,15 +207,17 @@ fn with_every_server_down_the_sorry_server_takes_new_connections() {
 
 #[test]
 fn weight_zero_drains_and_the_files_weight_returns_on_none() {
-    let mut w = worker(ServiceTable::new(vec![service(&RS[..2], false)]));
+    let table = ServiceTable::new(vec![service(&RS[..2], false)]);
+    let mut w = worker(table.clone());
     let first = send(&mut w, &segment(4000, 0x02));
     assert_eq!(dst(&first[0].1), RS[0]);
     w.command(
-        Command::Weight {
-            vs: 0,
-            rs: 0,
-            weight: Some(0),
-        },
+        Command::Services(Arc::new(table.clone().with_server_state(|_, r| {
+            ServerState {
+                down: false,
+                weight: (r == 0).then_some(0),
+            }
+        }))),
         0,
         &mut VecOutput::default(),
     );
@@ -217,11 +227,7 @@ fn weight_zero_drains_and_the_files_weight_returns_on_none() {
     // The existing connection lives on.
     assert_eq!(dst(&send(&mut w, &segment(4000, 0x10))[0].1), RS[0]);
     w.command(
-        Command::Weight {
-            vs: 0,
-            rs: 0,
-            weight: None,
-        },
+        Command::Services(Arc::new(table.clone())),
         0,
         &mut VecOutput::default(),
     );
@@ -233,7 +239,8 @@ fn weight_zero_drains_and_the_files_weight_returns_on_none() {
 
 #[test]
 fn a_reload_keeps_connections_and_drains_removed_servers() {
-    let mut w = worker(ServiceTable::new(vec![service(&RS[..2], false)]));
+    let table = ServiceTable::new(vec![service(&RS[..2], false)]);
+    let mut w = worker(table.clone());
     assert_eq!(dst(&send(&mut w, &segment(5000, 0x02))[0].1), RS[0]);
     // Reload: RS[0] removed (draining), RS[2] added.
     let table = ServiceTable::with_draining(
@@ -263,7 +270,8 @@ fn a_reload_keeps_connections_and_drains_removed_servers() {
 
 #[test]
 fn connection_dumps_come_back_on_the_reply_channel() {
-    let mut w = worker(ServiceTable::new(vec![service(&RS, false)]));
+    let table = ServiceTable::new(vec![service(&RS, false)]);
+    let mut w = worker(table.clone());
     for port in 6000..6005 {
         send(&mut w, &segment(port, 0x02));
     }
@@ -325,7 +333,8 @@ fn a_tunnelled_packet_too_big_without_df_leaves_as_outer_fragments() {
 
 #[test]
 fn a_backup_does_not_answer_arp_or_ping_for_vips_and_a_new_master_announces_them() {
-    let mut w = worker(ServiceTable::new(vec![service(&RS, false)]));
+    let table = ServiceTable::new(vec![service(&RS, false)]);
+    let mut w = worker(table.clone());
     let arp = |target: Ipv4Addr| {
         let mut f = vec![0xff; 6];
         f.extend_from_slice(&[2, 0, 0, 9, 0, 4, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1]);

@@ -1,0 +1,877 @@
+//! The load balancer as a component of its own: one per worker, it owns the
+//! connection table, the persistence templates, the schedulers, the per
+//! real server counters and the sync reports, and answers one question per
+//! packet: what to do with this flow's packet, as data ([`Decision`]).
+//!
+//! Why it is separate from the worker: the worker is I/O, ARP, ICMP,
+//! routing and the rewrite of bytes; the balancer is policy over plain
+//! values (a [`Flow`] in, a [`Decision`] out), so every rule of IPVS's
+//! connection handling is unit-tested here without frames, ports or a
+//! worker, and the worker never reaches into the balancer's tables.
+//!
+//! Order of decisions for a TCP or UDP packet (`decide`):
+//! 1. The connection table, by the packet's 5-tuple (either direction). A
+//!    hit in the original direction goes to the connection's real server; a
+//!    hit in the reply direction (NAT) goes back to the client as the
+//!    service. A bare SYN on a closing connection retires it and starts a
+//!    new one. A connection whose real server is down ends here when the
+//!    service has `expire_nodest_conn`: UDP and SYNs are scheduled afresh,
+//!    other TCP is answered with a reset so the client reconnects.
+//! 2. No connection and the destination is a service: schedule a real
+//!    server (persistence first), create the connection. TCP creates
+//!    connections only on a bare SYN, like IPVS. With every server down, a
+//!    TCP client gets a reset at once (or the sorry server takes it).
+//! 3. ICMP errors quoting a tracked connection ([`Balancer::icmp_error`])
+//!    go where the quoted packet's connection goes, so path MTU discovery
+//!    works.
+//!
+//! Real-server weights and health are read from the service snapshot
+//! (`ServiceTable::effective_weight`), which the control plane computes
+//! and swaps in between polls: the balancer keeps no copy of either.
+//!
+//! Per real server counters (connections active and inactive, packets and
+//! bytes each way) are plain integers, flat, one per server of the
+//! snapshot; lc/wlc see this worker's counts only. With N workers and RSS
+//! spreading clients evenly, each worker's counts are about 1/N of the
+//! global ones with the same proportions between servers, which is what
+//! least-connection scheduling compares.
+
+use super::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError};
+use super::persist::PersistTable;
+use super::sched::{Candidate, FlowHashInput, Scheduler};
+use super::service::{ForwardMethod, Protocol, ServiceId, ServiceTable, SORRY_SERVER};
+use super::sync::{SyncEvent, SyncQueue};
+use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
+use super::xmit::Endpoint;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// Most connection entries the expiry sweep examines in one poll: bounds
+/// the work a poll adds to a burst.
+const SWEEP_BUDGET: usize = 256;
+
+/// How fast the sweep walks the table: the whole table once a second, but
+/// no more than this many entries a second (a 10M-entry table in 10 s).
+/// Sized to time, not to polls, so a busy-polling worker does not stream
+/// the table through its cache at every poll, and an idle one still
+/// reclaims. Expired connections are also reclaimed at once when a packet
+/// meets them, and a full table makes room from the expired first. The
+/// price: above 1M connections a pass takes capacity / 1M seconds, and
+/// until it comes by, an expired connection no packet meets still counts
+/// as inactive for lc/wlc and `rvsadm` (IPVS's timers are exact).
+const SWEEP_MAX_PER_SECOND: u64 = 1_000_000;
+
+/// One packet of a TCP or UDP flow, as the worker's first look at the
+/// frame found it: everything the balancer decides on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// The 5-tuple as it travels on the wire.
+    pub key: FlowKey,
+    /// The connection table's hash of `key` ([`Balancer::flow_hash`]),
+    /// computed once and shared by the prefetch and the lookup.
+    pub hash: u32,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// TCP flags (none for UDP).
+    pub flags: TcpFlags,
+    /// The IPv4 total length, for the byte counters.
+    pub bytes: u32,
+}
+
+/// Why the balancer refuses a packet; the worker counts each under its
+/// drop reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not for a service (or for a service that is draining).
+    NoService,
+    /// TCP that may not open a connection and belongs to none, or a real
+    /// server's reply no connection knows.
+    NoConnection,
+    /// The connection table is full and nothing could be reclaimed.
+    TableFull,
+    /// Every real server of the service has weight 0 (UDP; TCP gets a
+    /// reset).
+    NoRealServer,
+    /// A tuple that cannot be a connection (the same key both ways).
+    Malformed,
+}
+
+/// What to do with one packet: the balancer's answer, as data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// A client's packet: send it to this real server by `method`.
+    ToRealServer {
+        /// NAT, DR or TUN.
+        method: ForwardMethod,
+        /// The real server (address and port).
+        real: Endpoint,
+        /// This packet created the connection.
+        created: bool,
+    },
+    /// A real server's reply (NAT): back to the client, from the service.
+    ToClient {
+        /// The service's address and port the reply must come from.
+        vip: Endpoint,
+    },
+    /// Answer the client with a TCP reset from the destination (every
+    /// server down, or its connection's server went down).
+    Reset,
+    /// Drop the packet.
+    Drop(Refusal),
+}
+
+/// Where an ICMP error about a tracked connection goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpRoute {
+    /// About a packet forwarded to a real server: back to the client, as
+    /// if the VIP had answered (NAT translation of the quoted packet).
+    ToClient {
+        /// The service.
+        vip: Endpoint,
+        /// The client, where the error goes.
+        client: Ipv4Addr,
+    },
+    /// About a reply: on to the real server that sent it, by `method`.
+    ToRealServer {
+        /// NAT, DR or TUN.
+        method: ForwardMethod,
+        /// The real server.
+        real: Endpoint,
+    },
+}
+
+/// One real server's counters on one worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealServerCounters {
+    /// Connections in ESTABLISHED (TCP).
+    pub active: u32,
+    /// Other live connections (handshake, closing, UDP).
+    pub inactive: u32,
+    /// Connections scheduled to it since start.
+    pub conns: u64,
+    /// Packets client → server.
+    pub packets_in: u64,
+    /// Packets server → client (seen only with NAT).
+    pub packets_out: u64,
+    /// Bytes client → server.
+    pub bytes_in: u64,
+    /// Bytes server → client.
+    pub bytes_out: u64,
+}
+
+impl RealServerCounters {
+    /// Adds another worker's counters (for totals).
+    pub fn add(&mut self, o: &RealServerCounters) {
+        self.active += o.active;
+        self.inactive += o.inactive;
+        self.conns += o.conns;
+        self.packets_in += o.packets_in;
+        self.packets_out += o.packets_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+}
+
+/// One connection as `rvsadm conns` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// "tcp" or "udp".
+    pub protocol: &'static str,
+    /// The client's address and port.
+    pub client: Endpoint,
+    /// The VIP and port it connected to.
+    pub virtual_server: Endpoint,
+    /// The real server it was scheduled to.
+    pub real_server: Endpoint,
+    /// TCP state (IPVS's names), or "UDP".
+    pub state: &'static str,
+    /// Seconds until it expires without traffic.
+    pub expires_in_s: u64,
+    /// Packets client → server.
+    pub packets_in: u64,
+    /// Packets server → client.
+    pub packets_out: u64,
+    /// Bytes client → server.
+    pub bytes_in: u64,
+    /// Bytes server → client.
+    pub bytes_out: u64,
+}
+
+/// What a balancer starts with.
+#[derive(Clone, Debug)]
+pub struct BalancerSetup {
+    /// The services (shared, immutable snapshot).
+    pub services: Arc<ServiceTable>,
+    /// Connection timeouts by state.
+    pub timeouts: Timeouts,
+    /// Connections it can track (`conn_table_size`).
+    pub conn_capacity: usize,
+    /// Seed for the table's hash and the schedulers.
+    pub seed: u64,
+}
+
+/// Counters per real server, flat in the snapshot's order, with where each
+/// service's servers start.
+#[derive(Debug, Default)]
+struct Counters {
+    base: Vec<usize>,
+    servers: Vec<RealServerCounters>,
+}
+
+impl Counters {
+    /// Counters shaped like `services`, keeping those already there (a
+    /// reload keeps indexes, appends new servers and services).
+    fn reshape(&mut self, services: &ServiceTable) {
+        let old_base = std::mem::take(&mut self.base);
+        let old = std::mem::take(&mut self.servers);
+        for (i, s) in services.services().iter().enumerate() {
+            self.base.push(self.servers.len());
+            for r in 0..s.real_servers.len() {
+                let kept = old_base.get(i).and_then(|&b| {
+                    let end = old_base.get(i + 1).copied().unwrap_or(old.len());
+                    (b + r < end).then(|| old[b + r])
+                });
+                self.servers.push(kept.unwrap_or_default());
+            }
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self, vs: u16, rs: u16) -> Option<&mut RealServerCounters> {
+        let base = *self.base.get(usize::from(vs))?;
+        let end = self
+            .base
+            .get(usize::from(vs) + 1)
+            .copied()
+            .unwrap_or(self.servers.len());
+        let i = base + usize::from(rs);
+        if i < end {
+            self.servers.get_mut(i)
+        } else {
+            None
+        }
+    }
+
+    fn service(&self, vs: usize) -> &[RealServerCounters] {
+        let base = self.base[vs];
+        let end = self.base.get(vs + 1).copied().unwrap_or(self.servers.len());
+        &self.servers[base..end]
+    }
+
+    /// Takes a connection that ended out of its server's count.
+    fn forget(&mut self, c: &Conn) {
+        if let Some(rs) = self.get_mut(c.vs, c.rs) {
+            if c.is_active() {
+                rs.active = rs.active.saturating_sub(1);
+            } else {
+                rs.inactive = rs.inactive.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Counts a new connection.
+    fn created(&mut self, vs: u16, rs: u16, active: bool) {
+        if let Some(c) = self.get_mut(vs, rs) {
+            c.conns += 1;
+            if active {
+                c.active += 1;
+            } else {
+                c.inactive += 1;
+            }
+        }
+    }
+
+    /// Moves a connection between its server's active and inactive counts.
+    fn account(&mut self, vs: u16, rs: u16, t: Transition) {
+        if !t.changed() {
+            return;
+        }
+        if let Some(c) = self.get_mut(vs, rs) {
+            if t.now_active {
+                c.active += 1;
+                c.inactive = c.inactive.saturating_sub(1);
+            } else {
+                c.inactive += 1;
+                c.active = c.active.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// A worker's load balancer (see the module doc).
+pub struct Balancer {
+    services: Arc<ServiceTable>,
+    conns: ConnTable,
+    persist: PersistTable,
+    timeouts: Timeouts,
+    scheds: Vec<Scheduler>,
+    counters: Counters,
+    /// Scratch for the scheduler's view, sized at start and on reload.
+    candidates: Vec<Candidate>,
+    /// Seed of the schedulers (rebuilt on a reload).
+    seed: u64,
+    /// Where connection events go for the peer (HA configured).
+    sync: Option<SyncQueue>,
+    /// Report events: HA configured and this balancer is the active one.
+    sync_active: bool,
+    /// When the sweep last ran, and the entries it may still examine.
+    swept_at_ns: u64,
+    sweep_credit: u64,
+}
+
+impl std::fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Balancer({} services, {}/{} connections)",
+            self.services.len(),
+            self.conns.len(),
+            self.conns.capacity()
+        )
+    }
+}
+
+impl Balancer {
+    /// A balancer with an empty connection table sized by `setup`.
+    pub fn new(setup: &BalancerSetup) -> Balancer {
+        let services = setup.services.clone();
+        let any_persistence = services.services().iter().any(|s| s.persistence.is_some());
+        let mut b = Balancer {
+            conns: ConnTable::with_seed(setup.conn_capacity.max(1), setup.seed),
+            persist: PersistTable::with_seed(
+                if any_persistence {
+                    setup.conn_capacity.max(1)
+                } else {
+                    1
+                },
+                setup.seed ^ 0x9e37_79b9,
+            ),
+            timeouts: setup.timeouts,
+            scheds: Vec::new(),
+            counters: Counters::default(),
+            candidates: Vec::new(),
+            seed: setup.seed,
+            sync: None,
+            sync_active: false,
+            swept_at_ns: 0,
+            sweep_credit: 0,
+            services: services.clone(),
+        };
+        b.set_services(services);
+        b
+    }
+
+    /// Takes a new service snapshot (a reload, a health or weight change).
+    /// Indexes of services and real servers are stable across reloads
+    /// (`control::reload`), so connections keep their meaning; counters
+    /// grow for what was added. Schedulers start afresh only when the
+    /// services themselves changed (a reload), not for a new weight or
+    /// health verdict, which they read at every pick.
+    pub fn set_services(&mut self, services: Arc<ServiceTable>) {
+        self.counters.reshape(&services);
+        let max_rs = services
+            .services()
+            .iter()
+            .map(|s| s.real_servers.len())
+            .max()
+            .unwrap_or(0);
+        if self.candidates.capacity() < max_rs {
+            self.candidates = Vec::with_capacity(max_rs);
+        }
+        let same_shape = self.scheds.len() == services.len()
+            && services
+                .services()
+                .iter()
+                .zip(self.services.services())
+                .all(|(a, b)| a.scheduler == b.scheduler && a.real_servers == b.real_servers);
+        if !same_shape {
+            self.scheds = (0..services.len())
+                .map(|i| services.new_scheduler(i as ServiceId, self.seed.wrapping_add(i as u64)))
+                .collect();
+        }
+        self.services = services;
+    }
+
+    /// The service snapshot in force.
+    #[inline]
+    pub fn services(&self) -> &ServiceTable {
+        &self.services
+    }
+
+    /// Gives the balancer its end of the sync circulation (HA configured);
+    /// it reports while `active`.
+    pub fn set_sync(&mut self, queue: SyncQueue, active: bool) {
+        self.sync = Some(queue);
+        self.sync_active = active;
+    }
+
+    /// Starts or stops reporting (the HA role changed).
+    pub fn set_sync_active(&mut self, active: bool) {
+        self.sync_active = active && self.sync.is_some();
+    }
+
+    /// Sync events lost because the control thread fell behind.
+    pub fn sync_lost(&self) -> u64 {
+        self.sync.as_ref().map_or(0, |q| q.lost)
+    }
+
+    /// Counters per real server, services in order, their servers in order.
+    pub fn counters(&self) -> &[RealServerCounters] {
+        &self.counters.servers
+    }
+
+    /// Connections tracked now.
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The connection table, for inspection and memory figures.
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// The hash of `key` the table looks it up by: computed once per frame,
+    /// used for the prefetches and the lookup.
+    #[inline]
+    pub fn flow_hash(&self, key: &FlowKey) -> u32 {
+        self.conns.warm_hash(key)
+    }
+
+    /// Prefetches the index lines `hash`'s lookup reads (the first stage of
+    /// a burst's warm-up).
+    #[inline]
+    pub fn prefetch_index(&self, hash: u32) {
+        self.conns.prefetch_slots(hash);
+    }
+
+    /// Prefetches the entry `hash`'s lookup will compare (the second stage,
+    /// after the index lines of the whole window were asked for).
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u32) {
+        self.conns.prefetch_entry(hash);
+    }
+
+    /// The client whose connection a packet with `key` belongs to: the
+    /// source of a packet to a service, the destination of one from a NAT
+    /// real server; `None` for packets of no service. The worker that owns
+    /// the connection is chosen by this address.
+    #[inline]
+    pub fn client_of(&self, key: &FlowKey, protocol: Protocol) -> Option<Ipv4Addr> {
+        if self
+            .services
+            .lookup(Endpoint::new(key.dst, key.dst_port), protocol)
+            .is_some()
+        {
+            Some(key.src)
+        } else if self
+            .services
+            .is_nat_real_server(Endpoint::new(key.src, key.src_port), protocol)
+        {
+            Some(key.dst)
+        } else {
+            None
+        }
+    }
+
+    /// The client of the connection an ICMP error is about, from the
+    /// packet it quotes (which went the other way): the quoted source when
+    /// it was sent to a NAT real server, the quoted destination when a
+    /// service sent it.
+    pub fn client_of_quoted(&self, quoted: &FlowKey, protocol: Protocol) -> Option<Ipv4Addr> {
+        if self
+            .services
+            .is_nat_real_server(Endpoint::new(quoted.dst, quoted.dst_port), protocol)
+        {
+            Some(quoted.src)
+        } else if self
+            .services
+            .lookup(Endpoint::new(quoted.src, quoted.src_port), protocol)
+            .is_some()
+        {
+            Some(quoted.dst)
+        } else {
+            None
+        }
+    }
+
+    /// Decides one packet of a TCP or UDP flow at `now` (see the module
+    /// doc): updates the connection, its state and counters, and says
+    /// where the packet goes.
+    pub fn decide(&mut self, flow: &Flow, now: u64) -> Decision {
+        let counters = &mut self.counters;
+        let found = self
+            .conns
+            .lookup(&flow.key, now, |c| counters.forget(c))
+            .and_then(|(id, dir)| self.still_usable(id, dir, flow));
+        let (id, dir, created) = match found {
+            Some(Ok((id, dir))) => (id, dir, false),
+            Some(Err(d)) => return d,
+            None => match self.new_connection(flow, now) {
+                Ok(id) => (id, Direction::Original, true),
+                // Every server down: refuse a TCP connection at once rather
+                // than leave the client retrying into silence.
+                Err(Refusal::NoRealServer) if flow.protocol == Protocol::Tcp => {
+                    return Decision::Reset
+                }
+                Err(r) => return Decision::Drop(r),
+            },
+        };
+
+        let timeouts = self.timeouts;
+        let c = self.conns.get_mut(id);
+        let before = c.state();
+        let t = c.on_packet(dir, flow.flags, flow.bytes, now, &timeouts);
+        let (vs, rs) = (c.vs, c.rs);
+        if self.sync_active && (created || c.state() != before) {
+            let c = *c;
+            self.report(&c, now);
+        }
+        self.counters.account(vs, rs, t);
+        if let Some(cnt) = self.counters.get_mut(vs, rs) {
+            match dir {
+                Direction::Original => {
+                    cnt.packets_in += 1;
+                    cnt.bytes_in += u64::from(flow.bytes);
+                }
+                Direction::Reply => {
+                    cnt.packets_out += 1;
+                    cnt.bytes_out += u64::from(flow.bytes);
+                }
+            }
+        }
+        let service = self.services.get(vs);
+        let Some(real) = self.services.real_endpoint(vs, rs) else {
+            return Decision::Drop(Refusal::NoRealServer);
+        };
+        match dir {
+            Direction::Original => Decision::ToRealServer {
+                method: service.forward,
+                real,
+                created,
+            },
+            Direction::Reply => Decision::ToClient {
+                vip: service.key.vip,
+            },
+        }
+    }
+
+    /// A found connection, unless this packet ends it: a bare SYN on a
+    /// closing connection (`None`: start a new one), or its real server is
+    /// down with `expire_nodest_conn` (`None` for UDP and SYNs, which are
+    /// scheduled afresh; a reset or a drop for other TCP).
+    #[inline]
+    fn still_usable(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        flow: &Flow,
+    ) -> Option<Result<(ConnId, Direction), Decision>> {
+        let c = self.conns.get(id);
+        let (vs, rs) = (c.vs, c.rs);
+        let tcp = flow.protocol == Protocol::Tcp;
+        if tcp && tcp_state::should_restart(c.state(), dir, flow.flags) {
+            let old = self.conns.remove(id);
+            self.counters.forget(&old);
+            return None;
+        }
+        if self.services.is_down(vs, rs) && self.services.get(vs).expire_nodest_conn {
+            let old = self.conns.remove(id);
+            self.counters.forget(&old);
+            if tcp && !flow.flags.is_bare_syn() {
+                return Some(Err(if dir == Direction::Original {
+                    Decision::Reset
+                } else {
+                    Decision::Drop(Refusal::NoConnection)
+                }));
+            }
+            return None;
+        }
+        Some(Ok((id, dir)))
+    }
+
+    /// Schedules a new flow to a service and records its connection.
+    fn new_connection(&mut self, flow: &Flow, now: u64) -> Result<ConnId, Refusal> {
+        let key = &flow.key;
+        let vip = Endpoint::new(key.dst, key.dst_port);
+        let Some(vs) = self.services.lookup(vip, flow.protocol) else {
+            let src = Endpoint::new(key.src, key.src_port);
+            if self.services.is_nat_real_server(src, flow.protocol) {
+                // A reply from a real server for a connection we do not
+                // know (expired, or from before a restart).
+                return Err(Refusal::NoConnection);
+            }
+            // A VIP's port without a service is no service either.
+            return Err(Refusal::NoService);
+        };
+        if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
+            return Err(Refusal::NoConnection);
+        }
+        if self.services.is_draining(vs) {
+            // Removed by a reload: its connections live on, no new ones.
+            return Err(Refusal::NoService);
+        }
+        let rs = self.schedule(vs, key.src, key.src_port, now)?;
+        let real = self
+            .services
+            .real_endpoint(vs, rs)
+            .ok_or(Refusal::NoRealServer)?;
+        let forward = self.services.get(vs).forward;
+        let reply = reply_key(forward, key, real);
+        let mut init = ConnInit::new(vs, rs);
+        init.input_only = forward != ForwardMethod::Nat;
+        let counters = &mut self.counters;
+        let id = match self
+            .conns
+            .insert(*key, reply, init, now, |c| counters.forget(c))
+        {
+            Ok(id) => id,
+            Err(InsertError::Full) => return Err(Refusal::TableFull),
+            Err(InsertError::Exists | InsertError::SameKeys) => return Err(Refusal::Malformed),
+        };
+        let active = self.conns.get(id).is_active();
+        self.counters.created(vs, rs, active);
+        Ok(id)
+    }
+
+    /// Picks a real server for a new flow from `client`: the persistence
+    /// template if one lives, else the service's scheduler.
+    fn schedule(
+        &mut self,
+        vs: ServiceId,
+        client: Ipv4Addr,
+        client_port: u16,
+        now: u64,
+    ) -> Result<u16, Refusal> {
+        let service = self.services.get(vs);
+        let persistence_ns = service.persistence.map(|d| d.as_nanos() as u64);
+        if let Some(timeout) = persistence_ns {
+            if let Some(rs) = self.persist.lookup(client, vs, now, timeout) {
+                if self.services.effective_weight(vs, rs) > 0 {
+                    return Ok(rs);
+                }
+            }
+        }
+        self.candidates.clear();
+        let services = &self.services;
+        self.candidates.extend(
+            self.counters
+                .service(usize::from(vs))
+                .iter()
+                .enumerate()
+                .map(|(r, c)| Candidate {
+                    weight: services.effective_weight(vs, r as u16),
+                    active: c.active,
+                    inactive: c.inactive,
+                }),
+        );
+        let flow = FlowHashInput {
+            client,
+            client_port,
+        };
+        let rs = match self.scheds[usize::from(vs)].pick(&self.candidates, &flow) {
+            Some(rs) => rs as u16,
+            // Every server down or drained: the sorry server, if any.
+            None if service.sorry_server.is_some() => return Ok(SORRY_SERVER),
+            None => return Err(Refusal::NoRealServer),
+        };
+        if let Some(timeout) = persistence_ns {
+            // A full template table only costs stickiness, not the flow.
+            let _ = self.persist.insert(client, vs, rs, now, timeout);
+        }
+        Ok(rs)
+    }
+
+    /// Where an ICMP error goes whose quoted packet, reversed, is `key`
+    /// (the direction the error travels). Counts nothing: the error does
+    /// not belong to the connection's traffic.
+    pub fn icmp_error(&self, key: &FlowKey, now: u64) -> Result<IcmpRoute, Refusal> {
+        let Some((id, dir)) = self.conns.peek(key, now) else {
+            return Err(Refusal::NoConnection);
+        };
+        let c = self.conns.get(id);
+        let service = self.services.get(c.vs);
+        let real = self
+            .services
+            .real_endpoint(c.vs, c.rs)
+            .ok_or(Refusal::NoConnection)?;
+        Ok(match dir {
+            Direction::Reply => IcmpRoute::ToClient {
+                vip: service.key.vip,
+                client: key.dst,
+            },
+            Direction::Original => IcmpRoute::ToRealServer {
+                method: service.forward,
+                real,
+            },
+        })
+    }
+
+    /// Timed chores between polls: the sweep that reclaims expired
+    /// connections a little at a time, and handing sync reports over.
+    pub fn tick(&mut self, now: u64) {
+        let budget = self.sweep_budget(now);
+        if budget > 0 {
+            let counters = &mut self.counters;
+            self.conns.expire(now, budget, |c| counters.forget(c));
+            self.persist.expire(now, budget);
+        }
+        if let Some(q) = self.sync.as_mut() {
+            q.flush();
+        }
+    }
+
+    /// Entries the sweep may examine now: the time since the last sweep at
+    /// the table's rate, at most [`SWEEP_BUDGET`].
+    fn sweep_budget(&mut self, now: u64) -> usize {
+        let per_second = (self.conns.capacity() as u64).clamp(1, SWEEP_MAX_PER_SECOND);
+        let elapsed = now.saturating_sub(self.swept_at_ns).min(1_000_000_000);
+        self.swept_at_ns = now;
+        // Credit carries over between polls so short polls add up; it is
+        // capped so that a long pause does not turn into a long sweep.
+        self.sweep_credit =
+            (self.sweep_credit + elapsed * per_second).min(SWEEP_BUDGET as u64 * 1_000_000_000);
+        let budget = (self.sweep_credit / 1_000_000_000).min(SWEEP_BUDGET as u64);
+        self.sweep_credit -= budget * 1_000_000_000;
+        budget as usize
+    }
+
+    /// Reports a connection to the peer (active balancer only).
+    fn report(&mut self, c: &Conn, now: u64) {
+        if let Some(ev) = self.event(c, now) {
+            if let Some(q) = self.sync.as_mut() {
+                q.push(ev);
+            }
+        }
+    }
+
+    /// Every live connection as a sync event (a full resync).
+    pub fn sync_dump(&self, now: u64) -> Vec<SyncEvent> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !c.is_expired(now))
+            .filter_map(|(_, c)| self.event(c, now))
+            .collect()
+    }
+
+    /// A connection as the peer needs it.
+    fn event(&self, c: &Conn, now: u64) -> Option<SyncEvent> {
+        let real = self.services.real_endpoint(c.vs, c.rs)?;
+        let protocol = Protocol::from_number(c.proto())?;
+        let o = c.original();
+        Some(SyncEvent {
+            protocol,
+            // UDP has no states; the format's convention is ESTABLISHED.
+            state: if protocol == Protocol::Udp {
+                tcp_state::State::Established
+            } else {
+                c.state()
+            },
+            input_only: c.is_input_only(),
+            client: Endpoint::new(o.src, o.src_port),
+            vip: Endpoint::new(o.dst, o.dst_port),
+            real,
+            timeout_s: (c.expires_ns.saturating_sub(now) / 1_000_000_000) as u32,
+        })
+    }
+
+    /// Installs connections the active balancer reported (on a standby),
+    /// so that after a takeover their packets go to the same real servers.
+    /// A connection already known is brought to the reported state.
+    /// Returns how many were new.
+    pub fn install(&mut self, events: &[SyncEvent], now: u64) -> u64 {
+        let mut installed = 0;
+        for ev in events {
+            let Some(vs) = self.services.lookup(ev.vip, ev.protocol) else {
+                continue;
+            };
+            let service = self.services.get(vs);
+            let rs = match service
+                .real_servers
+                .iter()
+                .position(|r| r.endpoint == ev.real)
+            {
+                Some(i) => i as u16,
+                None if service.sorry_server == Some(ev.real) => SORRY_SERVER,
+                None => continue,
+            };
+            let proto = ev.protocol.number();
+            let original =
+                FlowKey::new(ev.client.ip, ev.client.port, ev.vip.ip, ev.vip.port, proto);
+            let reply = reply_key(service.forward, &original, ev.real);
+            let timeout_ns = u64::from(ev.timeout_s) * 1_000_000_000;
+            let counters = &mut self.counters;
+            if let Some((id, _)) = self.conns.lookup(&original, now, |c| counters.forget(c)) {
+                let c = self.conns.get_mut(id);
+                let was_active = c.is_active();
+                let (cvs, crs) = (c.vs, c.rs);
+                let t = c.set_state(ev.state, now, &self.timeouts);
+                c.expires_ns = now.saturating_add(timeout_ns);
+                self.counters.account(
+                    cvs,
+                    crs,
+                    Transition {
+                        was_active,
+                        now_active: t.now_active,
+                    },
+                );
+                continue;
+            }
+            let init = ConnInit {
+                vs,
+                rs,
+                input_only: ev.input_only,
+                state: ev.state,
+                timeout_ns,
+            };
+            let counters = &mut self.counters;
+            if let Ok(id) = self
+                .conns
+                .insert(original, reply, init, now, |c| counters.forget(c))
+            {
+                let active = self.conns.get(id).is_active();
+                self.counters.created(vs, rs, active);
+                installed += 1;
+            }
+        }
+        installed
+    }
+
+    /// A snapshot of up to `limit` live connections, for `rvsadm conns`.
+    pub fn dump(&self, now: u64, limit: usize) -> Vec<ConnInfo> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !c.is_expired(now))
+            .take(limit)
+            .map(|(_, c)| {
+                let real = self.services.real_endpoint(c.vs, c.rs);
+                let o = c.original();
+                ConnInfo {
+                    protocol: if c.proto() == 6 { "tcp" } else { "udp" },
+                    client: Endpoint::new(o.src, o.src_port),
+                    virtual_server: Endpoint::new(o.dst, o.dst_port),
+                    real_server: real.unwrap_or(Endpoint::new(Ipv4Addr::UNSPECIFIED, 0)),
+                    state: c.state_name(),
+                    expires_in_s: c.expires_ns.saturating_sub(now) / 1_000_000_000,
+                    packets_in: u64::from(c.packets_in),
+                    packets_out: u64::from(c.packets_out),
+                    bytes_in: c.bytes_in,
+                    bytes_out: c.bytes_out,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The key a connection's replies carry: from the real server to the
+/// client for NAT; for DR and TUN replies bypass the balancer, and the
+/// reply key is only a second name for the connection (the tuple
+/// reversed).
+fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
+    match forward {
+        ForwardMethod::Nat => FlowKey::new(real.ip, real.port, key.src, key.src_port, key.proto),
+        ForwardMethod::Dr | ForwardMethod::Tun => key.reversed(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
