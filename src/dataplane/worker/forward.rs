@@ -109,10 +109,12 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// The worker that owns the connection of this packet: the one its
-    /// client's address maps to, computed alike from either direction
-    /// (client → VIP, real server → client, and ICMP errors quoting
-    /// either). `None` for packets of no service, handled here.
+    /// The worker that owns the connection of this packet: the queue a
+    /// NIC spreading by the client's address (RSS, `net::rss`) delivers it
+    /// to, computed alike from either direction (client → VIP, real server
+    /// → client, and ICMP errors quoting either). By address only, not
+    /// port, so every connection of one client meets the same persistence
+    /// templates. `None` for packets of no service, handled here.
     fn owner(&self, ip: &Ipv4Info, bytes: &[u8]) -> Option<usize> {
         let client = match ip.l4 {
             L4::Flow(flow) => self.lb.client_of(&flow.key, flow.protocol)?,
@@ -122,7 +124,7 @@ impl<F: Frame> Worker<F> {
             }
             _ => return None,
         };
-        Some(flow_owner(client, self.workers))
+        Some(self.rss.worker_of(client))
     }
 
     /// Why a packet of a protocol rvs does not balance is dropped: to a VIP
@@ -355,14 +357,6 @@ fn quoted_flow(ip: &[u8]) -> Option<(FlowKey, Protocol)> {
         ),
         protocol,
     ))
-}
-
-/// The worker that owns the flows of client `ip` among `workers`. By
-/// address only (not port), so every connection of one client meets the
-/// same persistence templates and scheduler state, as persistence needs.
-pub fn flow_owner(ip: Ipv4Addr, workers: usize) -> usize {
-    let h = crate::lb::sched::hash::mix64(u64::from(u32::from(ip)));
-    (h % workers as u64) as usize
 }
 
 fn xmit_drop(e: XmitError) -> DropReason {

@@ -39,6 +39,7 @@ use crate::lb::service::ServiceTable;
 use crate::lb::tcp_state::Timeouts;
 use crate::net::neigh::NeighTable;
 use crate::net::route::RouteTable;
+use crate::net::rss::RssModel;
 use crate::wire::ethernet::{self, EtherType};
 use crate::wire::{arp, icmp, ipv4, Ipv4Cidr, MacAddr};
 use parse::{wire_drop, Ipv4Info, Parsed};
@@ -98,8 +99,8 @@ pub struct WorkerSetup {
     pub floating: Vec<Ipv4Addr>,
     /// Whether this balancer starts as master (standalone: true).
     pub master: bool,
-    /// Number of workers: a connection is owned by worker
-    /// `hash(client) % worker_count`; others hand its packets over.
+    /// Number of workers: a connection is owned by the worker the RSS
+    /// model maps its client to (`net::rss`); others hand its packets over.
     pub worker_count: usize,
 }
 
@@ -165,10 +166,12 @@ pub enum Command {
 
 pub use crate::lb::balancer::ConnInfo;
 
-/// The worker that owns the connections of client `ip` among `workers`
-/// (what the sync receiver uses to route a record).
+/// The worker that owns the connections of client `ip` among `workers`:
+/// the queue the NICs' RSS delivers them to (`net::rss`), what the sync
+/// receiver uses to route a record.
 pub fn forward_owner(ip: Ipv4Addr, workers: usize) -> usize {
-    forward::flow_owner(ip, workers.max(1))
+    let hash = crate::net::rss::toeplitz(&crate::net::rss::RSS_KEY, &ip.octets());
+    (hash as usize & (crate::net::rss::RETA_SIZE - 1)) % workers.max(1)
 }
 
 /// What the balancer's own handling decided for a frame.
@@ -198,6 +201,8 @@ pub struct Worker<F> {
     /// Index of this worker, and how many there are.
     index: usize,
     workers: usize,
+    /// Which worker owns a client: the NICs' RSS as rvs programs it.
+    rss: RssModel,
     /// The frame being decided was handed over by another worker.
     from_peer: bool,
     /// Master of an HA pair (or standalone): answers ARP and ping for the
@@ -231,6 +236,7 @@ impl<F: Frame> Worker<F> {
             ident: (setup.seed as u16) | 1,
             index: setup.worker_index,
             workers: setup.worker_count.max(1),
+            rss: RssModel::new(setup.worker_count),
             from_peer: false,
             master: setup.master,
             floating: setup.floating.clone(),

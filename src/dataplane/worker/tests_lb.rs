@@ -14,6 +14,7 @@ use crate::dataplane::io::{VecFrame, VecOutput};
 use crate::dataplane::stats::RealServerCounters;
 use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
 use crate::lb::xmit::Endpoint;
+use crate::net::rss::RssModel;
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -1793,7 +1794,7 @@ fn workers(n: usize) -> Vec<Worker<VecFrame>> {
 fn client_owned_by(owner: usize, n: usize) -> Ipv4Addr {
     (1..=250)
         .map(|i| Ipv4Addr::new(198, 51, 100, i))
-        .find(|&c| super::forward::flow_owner(c, n) == owner)
+        .find(|&c| RssModel::new(n).worker_of(c) == owner)
         .unwrap()
 }
 
@@ -1857,7 +1858,7 @@ fn with_two_workers_persistence_holds_across_a_clients_connections() {
     let mut ws = workers(2);
     let vs = (VIP, 83);
     let mut seen = Vec::new();
-    let owner = super::forward::flow_owner(CLIENT, 2);
+    let owner = RssModel::new(2).worker_of(CLIENT);
     for (i, arrives_at) in [0, 1, 0, 1].into_iter().enumerate() {
         // Whichever worker a connection's first packet reaches, the client's
         // owner schedules it, with the client's persistence template.
@@ -1874,6 +1875,105 @@ fn with_two_workers_persistence_holds_across_a_clients_connections() {
         seen.push(view::dst(view::l3(&sent[0].2)));
     }
     assert!(seen.iter().all(|&s| s == seen[0]), "one server: {seen:?}");
+}
+
+/// Delivers every frame of `frames` (port, bytes) to the worker the NICs'
+/// RSS picks for it, as rvs programs it (`net::rss`: the outside port
+/// hashes the IPv4 source, the inside port the IPv4 destination), in
+/// bursts through `handle_bursts`; returns what each worker sent, and
+/// checks none handed anything over.
+fn deliver_by_rss(ws: &mut [Worker<VecFrame>], frames: &[(usize, Vec<u8>)]) -> Vec<Vec<Vec<u8>>> {
+    let rss = RssModel::new(ws.len());
+    let mut bursts: Vec<Vec<Vec<VecFrame>>> =
+        ws.iter().map(|_| vec![Vec::new(), Vec::new()]).collect();
+    for (port, frame) in frames {
+        let ip = view::l3(frame);
+        let client = if *port == 0 {
+            view::src(ip)
+        } else {
+            view::dst(ip)
+        };
+        bursts[rss.worker_of(client)][*port].push(VecFrame::new(frame));
+    }
+    let mut sent = Vec::new();
+    for (w, mut b) in ws.iter_mut().zip(bursts) {
+        let mut out = VecOutput::default();
+        w.handle_bursts(&mut b, T0, &mut out);
+        assert!(
+            out.redirected.is_empty(),
+            "handed over: {:?}",
+            out.redirected.len()
+        );
+        sent.push(out.sent.into_iter().map(|(_, f)| f).collect());
+    }
+    sent
+}
+
+/// With RSS spreading by the client's address, every packet of NAT (both
+/// directions), DR and TUN connections reaches the worker that owns it:
+/// nothing is handed over, and each connection lives on one worker.
+fn rss_puts_every_packet_on_its_owner(n: usize) {
+    let mut ws = workers(n);
+    let clients: Vec<Ipv4Addr> = (1..=200).map(|i| Ipv4Addr::new(198, 51, 100, i)).collect();
+    // Round 1: SYNs to the NAT, DR and TUN services.
+    let syns: Vec<(usize, Vec<u8>)> = clients
+        .iter()
+        .flat_map(|&c| {
+            [WEB, (VIP_DR, 80), (VIP_TUN, 80)].map(|vs| (0, from_outside(&syn_ip((c, 40000), vs))))
+        })
+        .collect();
+    let sent = deliver_by_rss(&mut ws, &syns);
+    // Each worker forwarded exactly the SYNs of the clients it owns.
+    let rss = RssModel::new(n);
+    for (w, frames) in sent.iter().enumerate() {
+        let owned = clients.iter().filter(|&&c| rss.worker_of(c) == w).count();
+        assert_eq!(frames.len(), 3 * owned, "worker {w} of {n}");
+        assert_eq!(ws[w].stats.conns_created, 3 * owned as u64);
+        assert_eq!(ws[w].balancer().conn_count(), 3 * owned);
+    }
+    // Round 2: the NAT real servers' SYN-ACKs, from the inside.
+    let replies: Vec<(usize, Vec<u8>)> = sent
+        .iter()
+        .flatten()
+        .filter(|f| view::dport(view::l3(f)) == 8080)
+        .map(|f| {
+            let ip = view::l3(f);
+            let rs = (view::dst(ip), 8080);
+            let client = (view::src(ip), view::sport(ip));
+            (1, from_inside(rs.0, &tcp_ip(rs, client, SYN | ACK, &[])))
+        })
+        .collect();
+    assert_eq!(replies.len(), clients.len());
+    let sent = deliver_by_rss(&mut ws, &replies);
+    assert_eq!(sent.iter().map(Vec::len).sum::<usize>(), clients.len());
+    // Round 3: the clients' ACKs to all three services.
+    let acks: Vec<(usize, Vec<u8>)> = clients
+        .iter()
+        .flat_map(|&c| {
+            [WEB, (VIP_DR, 80), (VIP_TUN, 80)]
+                .map(|vs| (0, from_outside(&tcp_ip((c, 40000), vs, ACK, &[]))))
+        })
+        .collect();
+    let sent = deliver_by_rss(&mut ws, &acks);
+    assert_eq!(sent.iter().map(Vec::len).sum::<usize>(), 3 * clients.len());
+    let total: usize = ws.iter().map(|w| w.balancer().conn_count()).sum();
+    assert_eq!(total, 3 * clients.len(), "each connection on one worker");
+    for w in &ws {
+        assert_eq!(w.stats.redirected, 0);
+        assert_eq!(w.stats.total_drops(), 0, "{:?}", w.stats);
+    }
+    // Every worker got some clients: ownership was exercised.
+    assert!(ws.iter().all(|w| w.stats.conns_created > 0));
+}
+
+#[test]
+fn with_rss_by_client_address_two_workers_hand_nothing_over() {
+    rss_puts_every_packet_on_its_owner(2);
+}
+
+#[test]
+fn with_rss_by_client_address_four_workers_hand_nothing_over() {
+    rss_puts_every_packet_on_its_owner(4);
 }
 
 // ---------------------------------------------------------------------

@@ -262,8 +262,8 @@ fn an_active_balancer_reports_new_connections_and_state_changes_only() {
     b.decide(&flow(&b, reply, SYN_ACK), 2);
     b.decide(&flow(&b, to_vip(5000, 6), ACK), 3);
     b.decide(&flow(&b, to_vip(5000, 6), ACK), 4); // no change: no report
-    // IPVS's states: the client's SYN makes SYN_RECV, its ACK after the
-    // server's SYN-ACK ESTABLISHED.
+                                                  // IPVS's states: the client's SYN makes SYN_RECV, its ACK after the
+                                                  // server's SYN-ACK ESTABLISHED.
     b.tick(5);
     let mut states = Vec::new();
     collector.drain(|e| states.push(e.state));
