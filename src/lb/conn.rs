@@ -9,22 +9,55 @@
 //!   expiry sweep of a lightly used table stays short.
 //! - **One cache line per connection.** A [`Conn`] is 64 bytes, 64-byte
 //!   aligned: both flow keys, the servers, the state, the expiry and the
-//!   counters. A lookup touches one index slot and this one line.
+//!   counters. A lookup of a stored key reads its home bucket's line and
+//!   this one line: two cache misses at most, and the worker prefetches
+//!   both for a whole burst ([`ConnTable::prefetch_bucket`], then
+//!   [`ConnTable::prefetch_entry`]) with the hash it computed once per
+//!   frame ([`ConnTable::hash`], [`ConnTable::lookup_hashed`]).
 //! - **Keyed on both directions.** The index holds two slots per
 //!   connection, one for the original key (client → VIP:VPORT) and one for
 //!   the reply key (e.g. RIP:RPORT → client after NAT), each slot tagged with
 //!   the direction, so a reply finds the connection its request created.
-//! - **Open addressing, linear probing, backward-shift deletion.** An index
-//!   slot is 8 bytes: the key's full 32-bit hash (a tag that spares the
-//!   entry read on a mismatch, and the slot's home for deletion) and the
-//!   entry index with the direction in its low bit. The index has at least
-//!   four slots per connection (rounded up to a power of two), so it is at
-//!   most half full even when the table is: probe runs stay short and a
-//!   miss ends at an empty slot. Deletion shifts later slots of the run
-//!   back instead of leaving tombstones, so the table never degrades.
+//! - **A bucketed index, one cache line per bucket.** A bucket holds 10
+//!   slots, each a 16-bit signature of the key's hash and a 32-bit entry
+//!   reference (entry index << 1 | direction), plus 4 bytes of
+//!   displacement counts: 64 bytes, 64-byte aligned. The key's home
+//!   bucket is the hash's multiply-shift range reduction,
+//!   `(hash × buckets) >> 32`, so the bucket count is whatever the
+//!   capacity needs, not a power of two. The signature (the hash's low 16 bits; the high ones
+//!   chose the bucket) spares nearly every entry read on a mismatch: the
+//!   one entry read is almost always the key's own.
+//! - **Overflow to the next buckets, counted at home.** A key goes to the
+//!   first free slot from its home bucket on, at most 8 buckets further
+//!   (`MAX_DISPLACEMENT`). The home keeps, per distance 1..=8, a 4-bit
+//!   count of its keys stored that far (a bucket holds at most 10 keys
+//!   from any one home, so 4 bits suffice). A lookup reads the home
+//!   bucket, and further buckets only when its key is not there and the
+//!   counts name them; when nothing was displaced from the home (the
+//!   common case, see the sizing) a miss, i.e. a new flow, reads that one
+//!   line. Removal empties the slot and decrements the count of its
+//!   distance, so the counts stay exact and a home whose displaced keys are
+//!   gone is again a one-line lookup. Displaced keys are not moved back
+//!   (finding the ones homed before a freed slot would take reading their
+//!   entries): their home's count says exactly where they are. Every call
+//!   reads at most 9 buckets per key, whatever the keys; the seeded hash
+//!   keeps a client from aiming keys at one bucket.
+//! - **Sizing: 5 keys per 10-slot bucket when full** (a load of 0.5).
+//!   With keys spread at random a bucket's occupancy is about Poisson with
+//!   mean 5, so a full bucket is rare (P(more than 10) ≈ 1.4 %). Simulated
+//!   at 10 M connections, full: filled once, 0.45 % of keys are away from
+//!   home, none further than 4 buckets; after 20 turnovers of random
+//!   removals and insertions (displaced keys staying put lengthens the
+//!   runs) 2.1 %, about 95 % of them in the next bucket, none further
+//!   than 7.
+//!   At a load of 0.6 (85 bytes per connection instead of 90) the same
+//!   churn displaced 5.7 % of keys and sent some 12 buckets away, past
+//!   what the counts hold; [`InsertError::Full`] is what a key with no free
+//!   slot within 8 buckets gets, so the load is kept where that is
+//!   vanishingly rare.
 //! - **Hash.** Two folded 64×64→128-bit multiplies over the packed key,
 //!   seeded: the worker passes a random seed ([`ConnTable::with_seed`]) so
-//!   that a client cannot aim its ports at one probe run.
+//!   that a client cannot aim its ports at one bucket.
 //! - **Lazy expiry plus an incremental sweep** (the VPP lb plugin's flow
 //!   table lesson): a lookup that meets an expired entry reports a miss and
 //!   reclaims it; [`ConnTable::expire`] walks a bounded number of entries per
@@ -36,15 +69,23 @@
 //!   callback, so the real server's active/inactive counters can be
 //!   decremented (`conn.is_active()` says which).
 //!
-//! Memory: a 64-byte entry plus its share of the index, 4 to 8 slots of 8
-//! bytes (the index has `next_power_of_two(4 × capacity)` slots): 96 bytes
-//! per connection when the capacity is a power of two (1 Mi connections:
-//! 96 MiB per worker), under 128 otherwise. `memory_bytes` reports it.
+//! Memory: a 64-byte entry plus its share of the index, two fifths of a
+//! 64-byte bucket (`ceil(2 × capacity / 5)` buckets): 89.6 bytes per
+//! connection at any capacity from about a hundred up (1 Mi connections:
+//! 90 MiB per worker; 10 M: 896 MB). `memory_bytes` reports it.
+//!
+//! The signature is cut from the 32-bit hash, whose high bits chose the
+//! bucket: in a table of more than 65 536 buckets, two keys of one bucket
+//! share their signature about as often as their whole hash, one time in
+//! `2^32 / buckets` (1 070 at 10 M connections), so there a miss reads a
+//! stranger's entry about once in 200 lookups; less often in smaller
+//! tables.
 //!
 //! How a worker uses it, per packet:
-//! 1. `lookup(&key, now, release)`. On a hit, a TCP bare SYN on a closing
-//!    connection ([`tcp_state::should_restart`]) means the client reuses
-//!    the port: `remove(id)`, release its counters, go to 2. Otherwise
+//! 1. `lookup(&key, now, release)` (or, with the frame's hash computed
+//!    once for the prefetches, `lookup_hashed(&key, hash, now, release)`).
+//!    On a hit, a TCP bare SYN on a closing connection
+//!    ([`tcp_state::should_restart`]) means the client reuses the port: `remove(id)`, release its counters, go to 2. Otherwise
 //!    `get_mut(id).on_packet(dir, flags, len, now, &timeouts)` and move the
 //!    real server's count between active and inactive if the returned
 //!    [`Transition`] changed.
@@ -59,10 +100,10 @@
 //!
 //! Policy when full: `insert` first reuses an entry whose key matches and
 //! which has expired; when no entry is free it examines the connections
-//! referenced from the [`RECLAIM_WINDOW`] index slots at the new original
-//! key's home and (1) reuses one that has expired, else (2) evicts the
-//! half-open TCP connection (NONE, SYN_SENT, SYN_RECV, SYNACK) closest to
-//! its expiry, else (3) refuses with [`InsertError::Full`], which the caller
+//! referenced from the [`RECLAIM_WINDOW`] buckets from the new original
+//! key's home bucket on (up to 20 slots) and (1) reuses one that has
+//! expired, else (2) evicts the half-open TCP connection (NONE, SYN_SENT,
+//! SYN_RECV, SYNACK) closest to its expiry, else (3) refuses with [`InsertError::Full`], which the caller
 //! counts. An ESTABLISHED connection, a closing one and a UDP one are never
 //! evicted: under a SYN flood the half-open entries replace each other and
 //! the established connections live on. An evicted connection is reported
@@ -83,9 +124,10 @@ pub const PROTO_UDP: u8 = 17;
 /// The largest `conn_table_size` a table accepts.
 pub const MAX_CAPACITY: usize = 1 << 30;
 
-/// Index slots examined around a new key's home for an entry to reclaim
-/// when the table is full.
-pub const RECLAIM_WINDOW: usize = 16;
+/// Index buckets examined from a new key's home bucket on (its line and the
+/// next: up to 20 connections) for an entry to reclaim when the table is
+/// full.
+pub const RECLAIM_WINDOW: usize = 2;
 
 /// A connection's first timeout, until its first packet sets the state's
 /// (IPVS's NONE timeout).
@@ -446,25 +488,71 @@ impl Conn {
     }
 }
 
-/// Index slots from a key's home that the prefetch examines.
-const WARM_RUN: usize = 4;
-
 /// End of the free list; also marks an empty index slot.
 const NIL: u32 = u32::MAX;
 
-/// An index slot: the key's hash and the entry index shifted left by one,
-/// the low bit set for the reply direction. `entry == NIL`: empty.
+/// Index slots per bucket: as many 16-bit signatures and 32-bit entry
+/// references as fit in one cache line beside the displacement counts.
+const SLOTS: usize = 10;
+
+/// Keys per bucket the index is sized for when the table is full (both
+/// directions of every connection): 5 of 10 slots, a load of 0.5 (see the
+/// module doc for why not more).
+const KEYS_PER_BUCKET: usize = 5;
+
+/// The farthest a key may be stored from its home bucket: one 4-bit count
+/// per distance fits in [`Bucket::displaced`].
+const MAX_DISPLACEMENT: usize = 8;
+
+/// One cache line of the index: `SLOTS` slots, each a 16-bit signature of
+/// its key's hash and the entry index shifted left by one with the low bit
+/// set for the reply direction (`NIL`: empty slot), and the keys whose home
+/// is this bucket but which are stored further on.
 #[derive(Clone, Copy, Debug, Zeroable, Pod)]
-#[repr(C)]
-struct Slot {
-    hash: u32,
-    entry: u32,
+#[repr(C, align(64))]
+struct Bucket {
+    sigs: [u16; SLOTS],
+    refs: [u32; SLOTS],
+    /// Bits `4(d-1)..4d`: how many keys whose home is this bucket are
+    /// stored `d` buckets on (at most `SLOTS`, so 4 bits hold it), for `d`
+    /// in `1..=MAX_DISPLACEMENT`. Zero: every key homed here is here.
+    displaced: u32,
 }
 
-const EMPTY: Slot = Slot {
-    hash: 0,
-    entry: NIL,
+const EMPTY: Bucket = Bucket {
+    sigs: [0; SLOTS],
+    refs: [NIL; SLOTS],
+    displaced: 0,
 };
+
+impl Bucket {
+    /// Bit `s` set: slot `s` is used and its signature is `sig`.
+    #[inline]
+    fn matches(&self, sig: u16) -> u32 {
+        let mut m = 0;
+        for s in 0..SLOTS {
+            m |= u32::from(self.sigs[s] == sig && self.refs[s] != NIL) << s;
+        }
+        m
+    }
+}
+
+/// Where an index slot is: bucket and slot within it.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    bucket: usize,
+    slot: usize,
+    /// Buckets from the key's home.
+    distance: usize,
+}
+
+/// The signature a slot keeps of its key's hash. The bucket comes from
+/// the hash's high bits (multiply-shift), so the low bits are the ones
+/// that tell apart keys sharing a bucket.
+#[inline]
+fn signature(hash: u32) -> u16 {
+    hash as u16
+}
 
 #[inline]
 fn tagged(id: u32, dir: Direction) -> u32 {
@@ -495,8 +583,10 @@ const M2: u64 = 0xD6E8_FEB8_6659_FD93;
 #[derive(Debug)]
 pub struct ConnTable {
     entries: HugeArray<Conn>,
-    index: HugeArray<Slot>,
-    mask: usize,
+    buckets: HugeArray<Bucket>,
+    /// The farthest a key may go from its home: `MAX_DISPLACEMENT`, less
+    /// in a table of so few buckets that it would come back round.
+    reach: usize,
     seed: [u64; 2],
     len: usize,
     /// Head of the free list of returned entries.
@@ -522,11 +612,11 @@ impl ConnTable {
             (1..=MAX_CAPACITY).contains(&capacity),
             "connection table capacity {capacity} outside 1..={MAX_CAPACITY}"
         );
-        let slots = (capacity * 4).next_power_of_two().max(RECLAIM_WINDOW);
+        let buckets = (2 * capacity).div_ceil(KEYS_PER_BUCKET);
         ConnTable {
             entries: HugeArray::new(capacity, Conn::FREE),
-            index: HugeArray::new(slots, EMPTY),
-            mask: slots - 1,
+            buckets: HugeArray::new(buckets, EMPTY),
+            reach: MAX_DISPLACEMENT.min(buckets - 1),
             seed: [seed, fold_mul(seed ^ M2, M1)],
             len: 0,
             free_head: NIL,
@@ -555,45 +645,58 @@ impl ConnTable {
 
     /// Bytes of memory held: entries plus index.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.entries) + std::mem::size_of_val(&*self.index)
+        std::mem::size_of_val(&*self.entries) + std::mem::size_of_val(&*self.buckets)
     }
 
     #[inline]
-    fn hash(&self, k: &Key, proto: u8) -> u32 {
+    fn hash_key(&self, k: &Key, proto: u8) -> u32 {
         let a = ((u64::from(k.src) << 32) | u64::from(k.dst)) ^ self.seed[0];
         let b = ((u64::from(k.ports) << 8) | u64::from(proto)) ^ self.seed[1];
         let h = fold_mul(fold_mul(a, M1) ^ b, M2);
         (h ^ (h >> 32)) as u32
     }
 
-    /// The hash of `key`'s lookup, for [`ConnTable::prefetch_slots`] and
-    /// [`ConnTable::prefetch_entry`].
+    /// The seeded hash of `key`: computed once per frame and passed to
+    /// [`ConnTable::prefetch_bucket`], [`ConnTable::prefetch_entry`] and
+    /// [`ConnTable::lookup_hashed`], so the frame is parsed and hashed once.
     #[inline]
-    pub fn warm_hash(&self, key: &FlowKey) -> u32 {
-        self.hash(&key.pack(), key.proto)
+    pub fn hash(&self, key: &FlowKey) -> u32 {
+        self.hash_key(&key.pack(), key.proto)
     }
 
-    /// Prefetches the index slots at `hash`'s home: the first step that
-    /// brings a burst's lookups into cache. Called for a whole burst
-    /// before any lookup, then [`ConnTable::prefetch_entry`] for the burst:
-    /// the burst's misses overlap instead of being paid one after another,
-    /// and a prefetch does not hold the core up while its line comes.
+    /// The home bucket of `hash`: multiply-shift range reduction, so the
+    /// bucket count need not be a power of two.
     #[inline]
-    pub fn prefetch_slots(&self, hash: u32) {
-        let i = hash as usize & self.mask;
-        // The home slot's line, and the next line when the first
-        // `WARM_RUN` slots from home cross into it.
-        prefetch(&self.index[i]);
-        prefetch(&self.index[(i + WARM_RUN - 1) & self.mask]);
+    fn home(&self, hash: u32) -> usize {
+        ((u64::from(hash) * self.buckets.len() as u64) >> 32) as usize
     }
 
-    /// Prefetches the entry `hash`'s lookup will compare, found among the
-    /// first `WARM_RUN` slots from its home (with the index at most half
-    /// full a key is there nearly always). Reads the slots, so call it
-    /// after [`ConnTable::prefetch_slots`] has had the burst's worth of
-    /// time. Without branches on the slots: their outcome is
-    /// unpredictable, and a mispredicted branch on a line still in flight
-    /// would wait for it.
+    #[inline]
+    fn next(&self, bucket: usize) -> usize {
+        if bucket + 1 == self.buckets.len() {
+            0
+        } else {
+            bucket + 1
+        }
+    }
+
+    /// Prefetches `hash`'s home bucket: the first step that brings a
+    /// burst's lookups into cache. Called for a whole burst before any
+    /// lookup, then [`ConnTable::prefetch_entry`] for the burst: the
+    /// burst's misses overlap instead of being paid one after another, and
+    /// a prefetch does not hold the core up while its line comes.
+    #[inline]
+    pub fn prefetch_bucket(&self, hash: u32) {
+        prefetch(&self.buckets[self.home(hash)]);
+    }
+
+    /// Prefetches the entry `hash`'s lookup will compare: the one the
+    /// first slot of the home bucket with `hash`'s signature points at
+    /// (nearly always the key's own; entry 0 when none matches, a new
+    /// flow). Reads the bucket, so call it after
+    /// [`ConnTable::prefetch_bucket`] has had the burst's worth of time.
+    /// Without branches on the slots: their outcome is unpredictable, and a
+    /// mispredicted branch on a line still in flight would wait for it.
     #[inline]
     pub fn prefetch_entry(&self, hash: u32) {
         if let Some(e) = self.entries.get(self.prefetch_target(hash)) {
@@ -601,44 +704,58 @@ impl ConnTable {
         }
     }
 
-    /// The entry [`ConnTable::prefetch_entry`] brings in for `hash`: the one
-    /// the first matching slot of the first `WARM_RUN` points at, entry 0
-    /// when none matches (a new flow).
+    /// The entry [`ConnTable::prefetch_entry`] brings in for `hash`.
     #[inline]
     fn prefetch_target(&self, hash: u32) -> usize {
-        let home = hash as usize & self.mask;
+        let b = &self.buckets[self.home(hash)];
+        let sig = signature(hash);
         let (mut tagged, mut found) = (0u32, 0u32);
-        for k in 0..WARM_RUN {
-            let s = self.index[(home + k) & self.mask];
-            let m = u32::from(s.hash == hash && s.entry != NIL).wrapping_neg() & !found;
-            tagged |= s.entry & m;
+        for s in 0..SLOTS {
+            let m = u32::from(b.sigs[s] == sig && b.refs[s] != NIL).wrapping_neg() & !found;
+            tagged |= b.refs[s] & m;
             found |= m;
         }
         (tagged >> 1) as usize
     }
 
-    /// The tagged entry whose key of the slot's direction is `k`.
+    /// The tagged entry of the slots of `bucket` whose key of the slot's
+    /// direction is `k`.
+    #[inline]
+    fn find_in(&self, bucket: &Bucket, k: &Key, proto: u8, sig: u16) -> Option<u32> {
+        let mut m = bucket.matches(sig);
+        while m != 0 {
+            let t = bucket.refs[m.trailing_zeros() as usize];
+            let e = &self.entries[(t >> 1) as usize];
+            let ek = if t & 1 == 0 { &e.original } else { &e.reply };
+            if ek == k && e.proto == proto {
+                return Some(t);
+            }
+            m &= m - 1;
+        }
+        None
+    }
+
+    /// The tagged entry whose key of the slot's direction is `k`: the home
+    /// bucket, then only the buckets its displacement counts name.
     #[inline]
     fn find(&self, k: &Key, proto: u8, hash: u32) -> Option<u32> {
-        let mut i = hash as usize & self.mask;
-        loop {
-            let s = self.index[i];
-            if s.entry == NIL {
-                return None;
-            }
-            if s.hash == hash {
-                let e = &self.entries[(s.entry >> 1) as usize];
-                let ek = if s.entry & 1 == 0 {
-                    &e.original
-                } else {
-                    &e.reply
-                };
-                if ek == k && e.proto == proto {
-                    return Some(s.entry);
+        let sig = signature(hash);
+        let mut i = self.home(hash);
+        let home = &self.buckets[i];
+        if let Some(t) = self.find_in(home, k, proto, sig) {
+            return Some(t);
+        }
+        let mut displaced = home.displaced;
+        while displaced != 0 {
+            i = self.next(i);
+            if displaced & 0xF != 0 {
+                if let Some(t) = self.find_in(&self.buckets[i], k, proto, sig) {
+                    return Some(t);
                 }
             }
-            i = (i + 1) & self.mask;
+            displaced >>= 4;
         }
+        None
     }
 
     /// The connection of a packet with `key`, and the packet's direction on
@@ -649,10 +766,23 @@ impl ConnTable {
         &mut self,
         key: &FlowKey,
         now: u64,
+        on_reclaim: impl FnMut(&Conn),
+    ) -> Option<(ConnId, Direction)> {
+        self.lookup_hashed(key, self.hash(key), now, on_reclaim)
+    }
+
+    /// [`ConnTable::lookup`] with `hash` already computed by
+    /// [`ConnTable::hash`] (a wrong hash finds nothing).
+    #[inline]
+    pub fn lookup_hashed(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        now: u64,
         mut on_reclaim: impl FnMut(&Conn),
     ) -> Option<(ConnId, Direction)> {
-        let k = key.pack();
-        let t = self.find(&k, key.proto, self.hash(&k, key.proto))?;
+        debug_assert_eq!(hash, self.hash(key), "hash of another key");
+        let t = self.find(&key.pack(), key.proto, hash)?;
         let id = t >> 1;
         if self.entries[id as usize].is_expired(now) {
             let c = self.remove(ConnId(id));
@@ -665,8 +795,15 @@ impl ConnTable {
     /// Like `lookup` without reclaiming: an expired connection is simply
     /// not found.
     pub fn peek(&self, key: &FlowKey, now: u64) -> Option<(ConnId, Direction)> {
-        let k = key.pack();
-        let t = self.find(&k, key.proto, self.hash(&k, key.proto))?;
+        self.peek_hashed(key, self.hash(key), now)
+    }
+
+    /// [`ConnTable::peek`] with `hash` already computed by
+    /// [`ConnTable::hash`].
+    #[inline]
+    pub fn peek_hashed(&self, key: &FlowKey, hash: u32, now: u64) -> Option<(ConnId, Direction)> {
+        debug_assert_eq!(hash, self.hash(key), "hash of another key");
+        let t = self.find(&key.pack(), key.proto, hash)?;
         let id = t >> 1;
         (!self.entries[id as usize].is_expired(now)).then_some((ConnId(id), direction(t)))
     }
@@ -690,7 +827,7 @@ impl ConnTable {
         if ko == kr {
             return Err(InsertError::SameKeys);
         }
-        let (ho, hr) = (self.hash(&ko, proto), self.hash(&kr, proto));
+        let (ho, hr) = (self.hash_key(&ko, proto), self.hash_key(&kr, proto));
         for (k, h) in [(&ko, ho), (&kr, hr)] {
             if let Some(t) = self.find(k, proto, h) {
                 let id = t >> 1;
@@ -708,6 +845,19 @@ impl ConnTable {
                 self.alloc().ok_or(InsertError::Full)?
             }
         };
+        // Both keys need a slot within reach of their homes; at the
+        // index's load that fails with a vanishing probability (module doc).
+        let Some(po) = self.free_slot(ho) else {
+            self.free(id);
+            return Err(InsertError::Full);
+        };
+        self.link(ho, po, tagged(id, Direction::Original));
+        let Some(pr) = self.free_slot(hr) else {
+            self.unlink(ho, tagged(id, Direction::Original));
+            self.free(id);
+            return Err(InsertError::Full);
+        };
+        self.link(hr, pr, tagged(id, Direction::Reply));
         let mut flags = LIVE;
         if init.input_only {
             flags |= INPUT_ONLY;
@@ -730,8 +880,6 @@ impl ConnTable {
             bytes_in: 0,
             bytes_out: 0,
         };
-        self.link(ho, tagged(id, Direction::Original));
-        self.link(hr, tagged(id, Direction::Reply));
         self.len += 1;
         Ok(ConnId(id))
     }
@@ -758,14 +906,14 @@ impl ConnTable {
         let c = self.entries[id.index()];
         assert!(c.is_live(), "remove of a free connection entry");
         self.unlink(
-            self.hash(&c.original, c.proto),
+            self.hash_key(&c.original, c.proto),
             tagged(id.0, Direction::Original),
         );
-        self.unlink(self.hash(&c.reply, c.proto), tagged(id.0, Direction::Reply));
-        let e = &mut self.entries[id.index()];
-        *e = Conn::FREE;
-        e.expires_ns = u64::from(self.free_head);
-        self.free_head = id.0;
+        self.unlink(
+            self.hash_key(&c.reply, c.proto),
+            tagged(id.0, Direction::Reply),
+        );
+        self.free(id.0);
         self.len -= 1;
         c
     }
@@ -819,30 +967,41 @@ impl ConnTable {
         }
     }
 
-    /// Frees one entry near `hash`'s home: an expired one, else the
-    /// half-open TCP one closest to expiry.
+    /// Returns entry `id` to the free list.
+    fn free(&mut self, id: u32) {
+        let e = &mut self.entries[id as usize];
+        *e = Conn::FREE;
+        e.expires_ns = u64::from(self.free_head);
+        self.free_head = id;
+    }
+
+    /// Frees one entry referenced from the [`RECLAIM_WINDOW`] buckets from
+    /// `hash`'s home: an expired one, else the half-open TCP one closest to
+    /// expiry.
     fn make_room(
         &mut self,
         hash: u32,
         now: u64,
         on_reclaim: &mut impl FnMut(&Conn),
     ) -> Result<(), InsertError> {
-        let home = hash as usize;
+        let mut b = self.home(hash);
         let mut victim: Option<(u32, u64)> = None;
-        for i in 0..RECLAIM_WINDOW {
-            let s = self.index[(home + i) & self.mask];
-            if s.entry == NIL {
-                continue;
+        'window: for _ in 0..RECLAIM_WINDOW.min(self.buckets.len()) {
+            for &t in &self.buckets[b].refs {
+                if t == NIL {
+                    continue;
+                }
+                let id = t >> 1;
+                let e = &self.entries[id as usize];
+                if e.is_expired(now) {
+                    victim = Some((id, 0));
+                    break 'window;
+                }
+                if e.is_evictable() && victim.is_none_or(|(_, exp)| e.expires_ns < exp) {
+                    victim = Some((id, e.expires_ns));
+                }
             }
-            let id = s.entry >> 1;
-            let e = &self.entries[id as usize];
-            if e.is_expired(now) {
-                victim = Some((id, 0));
-                break;
-            }
-            if e.is_evictable() && victim.is_none_or(|(_, exp)| e.expires_ns < exp) {
-                victim = Some((id, e.expires_ns));
-            }
+            b = self.next(b);
         }
         let (id, _) = victim.ok_or(InsertError::Full)?;
         let c = self.remove(ConnId(id));
@@ -850,45 +1009,63 @@ impl ConnTable {
         Ok(())
     }
 
-    /// Puts `tagged` in the first empty slot of `hash`'s run. The index is
-    /// never more than half full, so there is one.
-    #[inline]
-    fn link(&mut self, hash: u32, tagged: u32) {
-        let mut i = hash as usize & self.mask;
-        while self.index[i].entry != NIL {
-            i = (i + 1) & self.mask;
+    /// The first empty slot from `hash`'s home on, within reach.
+    fn free_slot(&self, hash: u32) -> Option<Place> {
+        let mut bucket = self.home(hash);
+        for distance in 0..=self.reach {
+            if let Some(slot) = self.buckets[bucket].refs.iter().position(|&t| t == NIL) {
+                return Some(Place {
+                    bucket,
+                    slot,
+                    distance,
+                });
+            }
+            bucket = self.next(bucket);
         }
-        self.index[i] = Slot {
-            hash,
-            entry: tagged,
-        };
+        None
     }
 
-    /// Deletes the slot holding `tagged` from `hash`'s run, shifting later
-    /// slots of the run back so no lookup ever needs a tombstone.
+    /// Stores `tagged` at `place`, found by [`ConnTable::free_slot`] for
+    /// `hash`, and counts it at its home when it is not there.
+    fn link(&mut self, hash: u32, place: Place, tagged: u32) {
+        let b = &mut self.buckets[place.bucket];
+        b.sigs[place.slot] = signature(hash);
+        b.refs[place.slot] = tagged;
+        if place.distance > 0 {
+            let home = self.home(hash);
+            self.buckets[home].displaced += 1 << (4 * (place.distance - 1));
+        }
+    }
+
+    /// Empties the slot holding `tagged`, whose key hashes to `hash`, and
+    /// uncounts it at its home when it was displaced.
     fn unlink(&mut self, hash: u32, tagged: u32) {
-        let mask = self.mask;
-        let mut hole = hash as usize & mask;
-        while self.index[hole].entry != tagged {
-            debug_assert!(self.index[hole].entry != NIL, "index slot missing");
-            hole = (hole + 1) & mask;
-        }
-        let mut j = (hole + 1) & mask;
+        let home = self.home(hash);
+        let mut bucket = home;
+        let mut displaced = self.buckets[home].displaced;
+        let mut distance = 0;
         loop {
-            let s = self.index[j];
-            if s.entry == NIL {
-                break;
+            let b = &mut self.buckets[bucket];
+            if let Some(s) = b.refs.iter().position(|&t| t == tagged) {
+                b.refs[s] = NIL;
+                b.sigs[s] = 0;
+                if distance > 0 {
+                    self.buckets[home].displaced -= 1 << (4 * (distance - 1));
+                }
+                return;
             }
-            // `s` may fill the hole unless its home lies cyclically in
-            // (hole, j]: then moving it before its home would lose it.
-            let home = s.hash as usize & mask;
-            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
-                self.index[hole] = s;
-                hole = j;
+            // The slot is where the home's counts say a key went.
+            assert!(displaced != 0, "index slot missing");
+            loop {
+                bucket = self.next(bucket);
+                distance += 1;
+                let here = displaced & 0xF;
+                displaced >>= 4;
+                if here != 0 {
+                    break;
+                }
             }
-            j = (j + 1) & mask;
         }
-        self.index[hole] = EMPTY;
     }
 }
 

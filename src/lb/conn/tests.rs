@@ -194,11 +194,11 @@ fn original_equal_to_reply_is_refused() {
     );
 }
 
-/// A table whose reclaim window spans its whole index (4 connections, 16
-/// slots), so the full-table policy is deterministic.
+/// A table whose reclaim window spans its whole index (4 connections, 2
+/// buckets), so the full-table policy is deterministic.
 fn full_table(states: [(State, u64); 4]) -> (ConnTable, Vec<FlowKey>) {
     let mut t = ConnTable::new(4);
-    assert_eq!(t.index.len(), RECLAIM_WINDOW);
+    assert_eq!(t.buckets.len(), RECLAIM_WINDOW);
     let mut keys = Vec::new();
     for (n, (s, ttl)) in states.into_iter().enumerate() {
         let (o, r) = nat_keys(n as u32, 1000);
@@ -361,7 +361,7 @@ fn high_load_factor_still_finds_everything() {
 }
 
 #[test]
-fn probe_runs_stay_short_for_sequential_tuples_at_full_load() {
+fn displacement_stays_rare_and_short_for_sequential_tuples_at_full_load() {
     // Clients and ports counting up: the pattern a weak hash clusters.
     let cap = 1 << 16;
     let mut t = ConnTable::new(cap);
@@ -373,21 +373,25 @@ fn probe_runs_stay_short_for_sequential_tuples_at_full_load() {
         t.insert(o, r, init(State::Established, SEC), 0, none)
             .unwrap();
     }
-    let mask = t.mask;
-    let (mut total, mut worst, mut used) = (0, 0, 0);
-    for (i, s) in t.index.iter().enumerate() {
-        if s.entry != NIL {
-            let d = i.wrapping_sub(s.hash as usize & mask) & mask;
-            total += d;
-            worst = worst.max(d);
-            used += 1;
+    check_index(&t);
+    let (mut displaced, mut farthest, mut overflowing) = (0, 0, 0);
+    for b in t.buckets.iter() {
+        overflowing += usize::from(b.displaced != 0);
+        for d in 1..=MAX_DISPLACEMENT {
+            let n = (b.displaced >> (4 * (d - 1))) & 0xF;
+            displaced += n as usize;
+            if n > 0 {
+                farthest = farthest.max(d);
+            }
         }
     }
-    assert_eq!(used, 2 * cap);
-    let mean = total as f64 / used as f64;
-    // Linear probing at load 1/2 with a uniform hash: mean displacement 1/2.
-    assert!(mean < 0.75, "mean displacement {mean}");
-    assert!(worst < 48, "longest displacement {worst}");
+    // Poisson(5) occupancy of 10 slots: about 0.5 % of keys overflow, from
+    // about 1.4 % of buckets, nearly all into the next bucket.
+    let share = displaced as f64 / (2 * cap) as f64;
+    assert!(share < 0.01, "{share} of keys displaced");
+    let share = overflowing as f64 / t.buckets.len() as f64;
+    assert!(share < 0.03, "{share} of buckets overflowing");
+    assert!(farthest <= 3, "a key {farthest} buckets from home");
 }
 
 #[test]
@@ -582,16 +586,52 @@ fn a_connection_is_one_cache_line() {
     assert_eq!(std::mem::size_of::<Conn>(), 64);
     assert_eq!(std::mem::align_of::<Conn>(), 64);
     assert!(std::mem::size_of::<Conn>() <= 128);
-    assert_eq!(std::mem::size_of::<Slot>(), 8);
 }
 
 #[test]
-fn memory_per_connection_is_entry_plus_four_index_slots() {
+fn an_index_bucket_is_one_cache_line() {
+    assert_eq!(std::mem::size_of::<Bucket>(), 64);
+    assert_eq!(std::mem::align_of::<Bucket>(), 64);
+    let t = ConnTable::new(1000);
+    assert_eq!(t.buckets.as_ptr() as usize % 64, 0);
+}
+
+#[test]
+fn memory_per_connection_is_entry_plus_two_fifths_of_a_bucket() {
     let t = ConnTable::new(1 << 16);
-    assert_eq!(t.memory_bytes(), (1 << 16) * (64 + 4 * 8));
-    // Not a power of two: the index rounds up.
+    assert_eq!(
+        t.memory_bytes(),
+        (1 << 16) * 64 + (2usize << 16).div_ceil(5) * 64
+    );
     let t = ConnTable::new(100_000);
-    assert_eq!(t.memory_bytes(), 100_000 * 64 + (1 << 19) * 8);
+    assert_eq!(t.memory_bytes(), 100_000 * 64 + 40_000 * 64);
+}
+
+fn bytes_per_connection(capacity: usize) -> f64 {
+    let t = ConnTable::new(capacity);
+    assert_eq!(t.capacity(), capacity);
+    t.memory_bytes() as f64 / capacity as f64
+}
+
+#[test]
+fn memory_per_connection_is_at_most_100_bytes_at_1k() {
+    let b = bytes_per_connection(1000);
+    assert!(b <= 100.0, "{b} bytes per connection");
+}
+
+#[test]
+fn memory_per_connection_is_at_most_100_bytes_at_1m() {
+    let b = bytes_per_connection(1 << 20);
+    assert!(b <= 100.0, "{b} bytes per connection");
+    let b = bytes_per_connection(1_000_000);
+    assert!(b <= 100.0, "{b} bytes per connection");
+}
+
+#[test]
+fn memory_per_connection_is_at_most_100_bytes_at_10m() {
+    // Maps about 0.9 GB, dropped at once.
+    let b = bytes_per_connection(10_000_000);
+    assert!(b <= 100.0, "{b} bytes per connection");
 }
 
 // --- model check ----------------------------------------------------------
@@ -767,7 +807,7 @@ proptest! {
 
 #[test]
 fn prefetch_targets_the_entry_the_lookup_finds() {
-    // A table as full as the worker's (4 index slots per connection, both
+    // A table as full as the worker's (5 keys per 10-slot bucket, both
     // directions indexed): the prefetch must name the entry the lookup
     // then reads for nearly every key, and never an entry out of bounds.
     let n = 20_000u32;
@@ -781,12 +821,13 @@ fn prefetch_targets_the_entry_the_lookup_finds() {
     }
     let mut same = 0;
     for k in &keys {
-        let target = t.prefetch_target(t.warm_hash(k));
+        let h = t.hash(k);
+        let target = t.prefetch_target(h);
         assert!(target < t.capacity());
         let (id, _) = t.peek(k, 1).unwrap();
         same += usize::from(target == id.index());
-        t.prefetch_slots(t.warm_hash(k));
-        t.prefetch_entry(t.warm_hash(k));
+        t.prefetch_bucket(h);
+        t.prefetch_entry(h);
     }
     assert!(
         same * 100 >= keys.len() * 95,
@@ -795,5 +836,227 @@ fn prefetch_targets_the_entry_the_lookup_finds() {
     );
     // A key not in the table targets entry 0, in bounds.
     let (unknown, _) = nat_keys(n + 1, 7);
-    assert!(t.prefetch_target(t.warm_hash(&unknown)) < t.capacity());
+    assert!(t.prefetch_target(t.hash(&unknown)) < t.capacity());
+}
+
+// --- the bucketed index -----------------------------------------------------
+
+/// Recomputes the index from the stored connections and checks it: each
+/// live connection's two keys in one slot each, with their hash's
+/// signature, within reach of their home bucket, no other slot used, and
+/// every bucket's displacement counts exact.
+fn check_index(t: &ConnTable) {
+    let n = t.buckets.len();
+    let mut counts = vec![0u32; n];
+    let mut seen = std::collections::HashSet::new();
+    for (b, bucket) in t.buckets.iter().enumerate() {
+        for s in 0..SLOTS {
+            let r = bucket.refs[s];
+            if r == NIL {
+                continue;
+            }
+            assert!(seen.insert(r), "entry reference {r} in two slots");
+            let c = &t.entries[(r >> 1) as usize];
+            assert!(c.is_live(), "slot of a free entry");
+            let h = t.hash(&c.key(direction(r)));
+            assert_eq!(bucket.sigs[s], signature(h), "signature");
+            let home = t.home(h);
+            let d = (b + n - home) % n;
+            assert!(d <= t.reach, "key {d} buckets from home");
+            if d > 0 {
+                counts[home] += 1 << (4 * (d - 1));
+            }
+        }
+    }
+    assert_eq!(seen.len(), 2 * t.len());
+    for (b, bucket) in t.buckets.iter().enumerate() {
+        assert_eq!(bucket.displaced, counts[b], "displaced counts of {b}");
+    }
+}
+
+/// A NAT connection of client `n` whose original key's home is bucket
+/// `home` of `t`, searched from client `*from` on.
+fn conn_homed_at(t: &ConnTable, home: usize, from: &mut u32) -> (FlowKey, FlowKey) {
+    loop {
+        *from += 1;
+        let (o, r) = nat_keys(*from, 40000);
+        if t.home(t.hash(&o)) == home {
+            return (o, r);
+        }
+    }
+}
+
+#[test]
+fn keys_overflowing_a_full_bucket_go_to_the_next_and_are_found() {
+    // 16 connections, 7 buckets: 16 original keys with one home (the last
+    // bucket, so the overflow wraps to bucket 0) cannot all fit there.
+    let mut t = ConnTable::new(16);
+    let last = t.buckets.len() - 1;
+    let mut from = 0;
+    let mut conns = Vec::new();
+    for _ in 0..16 {
+        let (o, r) = conn_homed_at(&t, last, &mut from);
+        let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+        conns.push((id, o, r));
+    }
+    check_index(&t);
+    assert!(t.buckets[last].refs.iter().all(|&r| r != NIL));
+    assert!(t.buckets[last].displaced != 0);
+    let away = |t: &ConnTable, id: ConnId| {
+        !t.buckets[last]
+            .refs
+            .contains(&tagged(id.0, Direction::Original))
+    };
+    let displaced: Vec<_> = conns.iter().filter(|c| away(&t, c.0)).collect();
+    assert!(displaced.len() >= 6, "{} displaced", displaced.len());
+    assert!(t.buckets[0]
+        .refs
+        .iter()
+        .any(|&r| r != NIL && (r >> 1) == displaced[0].0 .0));
+    for (id, o, r) in &conns {
+        assert_eq!(t.lookup(o, 1, none), Some((*id, Direction::Original)));
+        assert_eq!(t.lookup(r, 1, none), Some((*id, Direction::Reply)));
+    }
+}
+
+#[test]
+fn removing_displaced_and_home_keys_keeps_the_rest_found_and_counts_exact() {
+    let mut t = ConnTable::new(16);
+    let last = t.buckets.len() - 1;
+    let mut from = 0;
+    let mut conns = Vec::new();
+    for _ in 0..16 {
+        let (o, r) = conn_homed_at(&t, last, &mut from);
+        let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+        conns.push((id, o, r));
+    }
+    // Remove from the end (the displaced ones first), then the rest,
+    // checking every remaining key and the counts each time.
+    let mut order: Vec<_> = (0..16).rev().step_by(2).collect();
+    order.extend((0..16).step_by(2));
+    let mut gone = std::collections::HashSet::new();
+    for i in order {
+        let (id, o, _) = conns[i];
+        assert_eq!(t.remove(id).original(), o);
+        gone.insert(i);
+        check_index(&t);
+        for (j, (id, o, r)) in conns.iter().enumerate() {
+            let want = |d| (!gone.contains(&j)).then_some((*id, d));
+            assert_eq!(t.peek(o, 1), want(Direction::Original));
+            assert_eq!(t.peek(r, 1), want(Direction::Reply));
+        }
+    }
+    assert!(t.is_empty());
+    assert!(t.buckets.iter().all(|b| b.displaced == 0));
+    assert!(t.buckets.iter().all(|b| b.refs.iter().all(|&r| r == NIL)));
+}
+
+#[test]
+fn displacement_counts_stay_exact_over_random_inserts_and_removals() {
+    // A small table kept near full: buckets overflow and drain again.
+    let cap = 300;
+    let mut t = ConnTable::with_seed(cap, 0xD15C);
+    let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut model: HashMap<FlowKey, (ConnId, Direction)> = HashMap::new();
+    let mut live: Vec<(ConnId, FlowKey, FlowKey)> = Vec::new();
+    let mut max_displaced = 0;
+    for step in 0..20_000 {
+        let x = next();
+        if live.len() < cap && (live.len() < cap / 2 || x % 3 != 0) {
+            let o = FlowKey::new(
+                Ipv4Addr::from(x as u32),
+                (x >> 32) as u16,
+                VIP,
+                80,
+                PROTO_TCP,
+            );
+            let r = FlowKey::new(rip((x >> 48) as u8), 8080, o.src, o.src_port, PROTO_TCP);
+            if model.contains_key(&o) || model.contains_key(&r) || o == r {
+                continue;
+            }
+            let id = t
+                .insert(o, r, init(State::Established, 900 * SEC), 0, none)
+                .unwrap();
+            model.insert(o, (id, Direction::Original));
+            model.insert(r, (id, Direction::Reply));
+            live.push((id, o, r));
+        } else {
+            let (id, o, r) = live.swap_remove((x >> 8) as usize % live.len());
+            t.remove(id);
+            model.remove(&o);
+            model.remove(&r);
+        }
+        let displaced: u32 = t
+            .buckets
+            .iter()
+            .map(|b| (0..8).map(|d| (b.displaced >> (4 * d)) & 0xF).sum::<u32>())
+            .sum();
+        max_displaced = max_displaced.max(displaced);
+        if step % 97 == 0 {
+            check_index(&t);
+            for (k, want) in &model {
+                assert_eq!(t.peek(k, 1), Some(*want));
+            }
+        }
+    }
+    check_index(&t);
+    assert_eq!(t.len(), live.len());
+    assert!(max_displaced > 0, "the test never overflowed a bucket");
+    for (id, _, _) in live.drain(..) {
+        t.remove(id);
+    }
+    check_index(&t);
+    assert!(t.buckets.iter().all(|b| b.displaced == 0));
+}
+
+#[test]
+fn lookup_hashed_agrees_with_lookup() {
+    // Two tables built alike: one looked up by key, one by key and hash,
+    // over hits of both directions, misses and expired connections.
+    let build = || {
+        let mut t = ConnTable::with_seed(512, 42);
+        for n in 0..400 {
+            let (o, r) = nat_keys(n, 1000 + (n % 7) as u16);
+            let ttl = if n % 5 == 0 { SEC } else { 100 * SEC };
+            t.insert(o, r, init(State::Established, ttl), 0, none)
+                .unwrap();
+        }
+        t
+    };
+    let (mut a, mut b) = (build(), build());
+    for n in 0..500 {
+        for port in [1000 + (n % 7) as u16, 1] {
+            let (o, r) = nat_keys(n, port);
+            for k in [o, r] {
+                let h = b.hash(&k);
+                assert_eq!(h, a.hash(&k));
+                assert_eq!(b.peek_hashed(&k, h, 2 * SEC), a.peek(&k, 2 * SEC));
+                let (mut ga, mut gb) = (Vec::new(), Vec::new());
+                let want = a.lookup(&k, 2 * SEC, reclaimed(&mut ga));
+                let got = b.lookup_hashed(&k, h, 2 * SEC, reclaimed(&mut gb));
+                assert_eq!(got, want);
+                assert_eq!(gb.len(), ga.len());
+            }
+        }
+    }
+    assert_eq!(a.len(), b.len());
+    assert_eq!(a.len(), 320, "the expired fifth reclaimed by both");
+}
+
+#[test]
+fn hash_depends_on_the_seed() {
+    let (a, b) = (ConnTable::with_seed(16, 1), ConnTable::with_seed(16, 2));
+    let differ = (0..100)
+        .filter(|&n| {
+            let (o, _) = nat_keys(n, 1000);
+            a.hash(&o) != b.hash(&o)
+        })
+        .count();
+    assert!(differ >= 99);
 }
