@@ -434,14 +434,14 @@ impl Balancer {
     /// used for the prefetches and the lookup.
     #[inline]
     pub fn flow_hash(&self, key: &FlowKey) -> u32 {
-        self.conns.warm_hash(key)
+        self.conns.hash(key)
     }
 
-    /// Prefetches the index lines `hash`'s lookup reads (the first stage of
+    /// Prefetches the index line `hash`'s lookup reads (the first stage of
     /// a burst's warm-up).
     #[inline]
     pub fn prefetch_index(&self, hash: u32) {
-        self.conns.prefetch_slots(hash);
+        self.conns.prefetch_bucket(hash);
     }
 
     /// Prefetches the entry `hash`'s lookup will compare (the second stage,
@@ -501,7 +501,7 @@ impl Balancer {
         let counters = &mut self.counters;
         let found = self
             .conns
-            .lookup(&flow.key, now, |c| counters.forget(c))
+            .lookup_hashed(&flow.key, flow.hash, now, |c| counters.forget(c))
             .and_then(|(id, dir)| self.still_usable(id, dir, flow));
         let (id, dir, created) = match found {
             Some(Ok((id, dir))) => (id, dir, false),
