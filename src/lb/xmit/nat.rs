@@ -383,6 +383,146 @@ mod tests {
         assert_eq!(csum(&p[20..]), 0);
     }
 
+    #[test]
+    fn decrement_ttl_refuses_ttl_one_and_zero_untouched() {
+        for ttl in [0, 1] {
+            let mut p = packet(17, ep(CLIENT, 1), ep(VIP, 2), b"", ttl);
+            let before = p.clone();
+            assert_eq!(decrement_ttl(&mut p), Err(XmitError::TtlExpired));
+            assert_eq!(p, before);
+        }
+        let mut p = packet(17, ep(CLIENT, 1), ep(VIP, 2), b"", 2);
+        decrement_ttl(&mut p).unwrap();
+        assert_eq!(p[8], 1);
+        assert_eq!(csum(&p[..20]), 0);
+    }
+
+    #[test]
+    fn unsupported_protocol_leaves_the_packet_untouched() {
+        let mut p = packet(6, ep(CLIENT, 1), ep(VIP, 2), b"", 64);
+        p[9] = 47;
+        let before = p.clone();
+        assert_eq!(
+            to_real_server(&mut p, ep(RIP, 2)),
+            Err(XmitError::Unsupported)
+        );
+        assert_eq!(p, before, "TTL not decremented either");
+    }
+
+    #[test]
+    fn a_cut_transport_header_is_unsupported() {
+        let mut p = packet(6, ep(CLIENT, 1), ep(VIP, 2), b"", 64);
+        p.truncate(39);
+        p[3] = 39;
+        assert_eq!(
+            rewrite(&mut p, Side::Dst, ep(RIP, 2)),
+            Err(XmitError::Unsupported)
+        );
+        assert_eq!(
+            rewrite(&mut [], Side::Dst, ep(RIP, 2)),
+            Err(XmitError::Unsupported)
+        );
+    }
+
+    #[test]
+    fn icmp_error_quoting_udp_without_checksum_keeps_it_none() {
+        let mut forwarded = packet(17, ep(CLIENT, 5353), ep(RIP, 53), b"query", 63);
+        forwarded[26] = 0;
+        forwarded[27] = 0;
+        let router = Ipv4Addr::new(10, 1, 0, 254);
+        let mut p = icmp_error(router, CLIENT, &forwarded, forwarded.len());
+        translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 5300))).unwrap();
+        let inner = &p[28..];
+        assert_eq!(&inner[16..20], &VIP.octets());
+        assert_eq!(&inner[22..24], &5300u16.to_be_bytes());
+        assert_eq!(&inner[26..28], &[0, 0], "no checksum stays none");
+        assert_eq!(csum(&inner[..20]), 0, "quoted header checksum");
+        assert_eq!(csum(&p[20..]), 0, "ICMP checksum");
+        assert_eq!(csum(&p[..20]), 0, "outer header checksum");
+    }
+
+    #[test]
+    fn icmp_error_quoting_udp_with_checksum_patches_it() {
+        let forwarded = packet(17, ep(CLIENT, 5353), ep(RIP, 53), b"query", 63);
+        let mut p = icmp_error(RIP, CLIENT, &forwarded, forwarded.len());
+        translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 53))).unwrap();
+        assert!(l4_sum_ok(&p[28..]), "quoted UDP checksum");
+        assert_eq!(csum(&p[20..]), 0);
+    }
+
+    #[test]
+    fn icmp_error_quoting_eight_bytes_of_tcp_rewrites_the_port_only() {
+        // An old router quotes only the 64 bits RFC 792 requires: ports and
+        // sequence number, no checksum to patch.
+        let forwarded = packet(6, ep(CLIENT, 40000), ep(RIP, 8080), b"", 63);
+        let mut p = icmp_error(RIP, CLIENT, &forwarded, 28);
+        translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))).unwrap();
+        let inner = &p[28..];
+        assert_eq!(inner.len(), 28);
+        assert_eq!(&inner[22..24], &80u16.to_be_bytes());
+        assert_eq!(&inner[24..28], &forwarded[24..28], "sequence number kept");
+        assert_eq!(csum(&inner[..20]), 0);
+        assert_eq!(csum(&p[20..]), 0);
+    }
+
+    #[test]
+    fn icmp_error_with_ttl_one_is_not_forwarded() {
+        let forwarded = packet(6, ep(CLIENT, 40000), ep(RIP, 8080), b"", 63);
+        let mut p = icmp_error(RIP, CLIENT, &forwarded, forwarded.len());
+        p[8] = 1;
+        let before = p.clone();
+        assert_eq!(
+            translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+            Err(XmitError::TtlExpired)
+        );
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn icmp_error_with_a_truncated_quote_is_refused_untouched() {
+        let forwarded = packet(6, ep(CLIENT, 40000), ep(RIP, 8080), b"", 63);
+        for quote in [0, 8, 19, 20, 27] {
+            let mut p = icmp_error(RIP, CLIENT, &forwarded, quote);
+            let before = p.clone();
+            assert_eq!(
+                translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+                Err(XmitError::Unsupported),
+                "quote of {quote} bytes"
+            );
+            assert_eq!(p, before, "quote of {quote} bytes");
+        }
+        // Not even a whole ICMP header.
+        let mut p = icmp_error(RIP, CLIENT, &forwarded, 0);
+        p.truncate(27);
+        p[3] = 27;
+        assert_eq!(
+            translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+            Err(XmitError::Unsupported)
+        );
+    }
+
+    #[test]
+    fn icmp_error_quoting_another_protocol_is_refused_untouched() {
+        let mut quoted = packet(6, ep(CLIENT, 40000), ep(RIP, 8080), b"", 63);
+        quoted[9] = 47;
+        let mut p = icmp_error(RIP, CLIENT, &quoted, quoted.len());
+        let before = p.clone();
+        assert_eq!(
+            translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+            Err(XmitError::Unsupported)
+        );
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn only_icmp_is_translated_as_an_icmp_error() {
+        let mut p = packet(17, ep(CLIENT, 1), ep(VIP, 2), &[0; 40], 64);
+        assert_eq!(
+            translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+            Err(XmitError::Unsupported)
+        );
+    }
+
     proptest! {
         #[test]
         fn rewrites_keep_every_checksum_valid(

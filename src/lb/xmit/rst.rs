@@ -10,14 +10,15 @@
 //! client gives up on it quickly and reconnects to a live one.
 
 use crate::wire::{ipv4, tcp};
+use std::net::Ipv4Addr;
 
 /// TTL of the resets rvs sends.
 pub const RST_TTL: u8 = 64;
 
 /// What the reset needs from the segment it answers.
 struct Answered {
-    src: std::net::Ipv4Addr,
-    dst: std::net::Ipv4Addr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
     src_port: u16,
     dst_port: u16,
     flags: tcp::Flags,
@@ -156,6 +157,52 @@ mod tests {
         assert_eq!(r[33], 0x14, "RST+ACK");
         assert_eq!(csum(&r[..20]), 0);
         assert!(tcp_ok(r));
+    }
+
+    #[test]
+    fn ip_options_are_dropped_from_the_reset() {
+        let mut p = segment(0x02, 1000, 0, &[], &[]);
+        // Insert four bytes of IP options (NOP NOP NOP EOL).
+        p.splice(20..20, [1, 1, 1, 0]);
+        p[0] = 0x46;
+        p[3] += 4;
+        p[10] = 0;
+        p[11] = 0;
+        let ck = csum(&p[..24]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+        let n = answer_with_reset(&mut p);
+        let r = &p[..n];
+        assert_eq!(n, 40);
+        assert_eq!(r[0], 0x45);
+        assert_eq!(&r[20..24], &[0, 80, 0x9c, 0x40], "ports swapped");
+        assert_eq!(u32::from_be_bytes([r[28], r[29], r[30], r[31]]), 1001);
+        assert_eq!(csum(&r[..20]), 0);
+        assert!(tcp_ok(r));
+    }
+
+    #[test]
+    fn a_fin_without_ack_counts_one_in_the_answer() {
+        let mut p = segment(0x01, 70, 0, &[], b"abc");
+        let n = answer_with_reset(&mut p);
+        let r = &p[..n];
+        assert_eq!(u32::from_be_bytes([r[28], r[29], r[30], r[31]]), 74);
+        assert_eq!(r[33], 0x14, "RST+ACK");
+    }
+
+    #[test]
+    fn what_is_not_a_whole_tcp_segment_gets_no_reset() {
+        let mut p = segment(0x02, 1000, 0, &[], &[]);
+        p[9] = 17;
+        let before = p.clone();
+        assert_eq!(answer_with_reset(&mut p), 0);
+        assert_eq!(p, before);
+        let mut p = segment(0x02, 1000, 0, &[], &[]);
+        p.truncate(39);
+        p[3] = 39;
+        let before = p.clone();
+        assert_eq!(answer_with_reset(&mut p), 0);
+        assert_eq!(p, before);
+        assert_eq!(answer_with_reset(&mut []), 0);
     }
 
     #[test]

@@ -245,6 +245,40 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_ipv4_are_neither_fitted_nor_wrapped() {
+        let junk = [0x60u8; 40];
+        assert_eq!(check_fits(&junk, 1500), Err(XmitError::Unsupported));
+        assert!(!dont_fragment(&junk));
+        assert!(!dont_fragment(&[]));
+        let mut buf = vec![0xaau8; OVERHEAD];
+        buf.extend_from_slice(&junk);
+        let before = buf.clone();
+        encapsulate(
+            &mut buf,
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+            7,
+        );
+        assert_eq!(buf, before);
+        encapsulate(
+            &mut buf[..19],
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+            7,
+        );
+        set_fragment(&mut buf[..OVERHEAD], 100, 0, true);
+        assert_eq!(buf, before);
+    }
+
+    #[test]
+    fn frag_needed_without_a_quoted_header_writes_nothing() {
+        let mut buf = vec![0u8; ICMP_ERROR_OVERHEAD + 19];
+        frag_needed(&mut buf, Ipv4Addr::new(203, 0, 113, 2), 1480, 9);
+        assert!(buf.iter().all(|&b| b == 0));
+        frag_needed(&mut [0u8; 27], Ipv4Addr::new(203, 0, 113, 2), 1480, 9);
+    }
+
+    #[test]
     fn frag_needed_goes_back_to_the_sender_with_the_mtu() {
         let pkt = inner(1500, true);
         let mut buf = vec![0u8; ICMP_ERROR_OVERHEAD];
