@@ -70,7 +70,9 @@ proptest! {
         quoted in prop_oneof![Just(6u8), Just(17), any::<u8>()],
         tcp_words in 0u8..16, cut in 0usize..100,
         ep in endpoint(), mtu in any::<u16>(),
-        len in 0usize..70000, offset in 0usize..70000, more in any::<bool>(),
+        len in prop_oneof![0usize..70000, Just(usize::MAX)],
+        offset in prop_oneof![0usize..70000, Just(usize::MAX)],
+        more in any::<bool>(),
     ) {
         let b = shaped(bytes, proto, quoted, tcp_words, cut);
         every_rewrite(&b, ep, mtu, len, offset, more);

@@ -59,8 +59,9 @@ pub fn set_fragment(outer: &mut [u8], payload_len: usize, offset: usize, more: b
     let Ok(mut p) = ipv4::Packet::new_checked_header(outer) else {
         return;
     };
-    let total = u16::try_from(p.header_len() + payload_len);
-    let (Ok(total), Ok(offset)) = (total, u16::try_from(offset)) else {
+    let total = p.header_len().checked_add(payload_len);
+    let total = total.and_then(|t| u16::try_from(t).ok());
+    let (Some(total), Ok(offset)) = (total, u16::try_from(offset)) else {
         return;
     };
     p.set_total_len(total);
