@@ -22,8 +22,6 @@ mod field {
 
 /// Length of a header without options.
 pub const MIN_HEADER_LEN: usize = field::MIN_HEADER_LEN;
-/// Offset of the checksum field (for translating quoted segments).
-pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
 
 /// The TCP flag bits rvs looks at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

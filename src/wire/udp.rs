@@ -18,8 +18,6 @@ mod field {
 
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = field::HEADER_LEN;
-/// Offset of the checksum field (for translating quoted datagrams).
-pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
 
 /// A view of a UDP datagram.
 #[derive(Debug)]
