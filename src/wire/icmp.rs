@@ -19,6 +19,10 @@ mod field {
 /// Length of the ICMP header (type, code, checksum, 4 bytes of rest).
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 
+/// The destination-unreachable code for "fragmentation needed and DF
+/// set" (RFC 792), which carries the next-hop MTU (RFC 1191).
+pub const CODE_FRAG_NEEDED: u8 = 4;
+
 /// ICMP message types rvs distinguishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -242,7 +246,7 @@ mod tests {
         let mut b = [0u8; 8];
         let mut p = Packet::new_unchecked(&mut b[..]);
         p.set_msg_type(Message::DstUnreachable);
-        p.set_code(4);
+        p.set_code(CODE_FRAG_NEEDED);
         p.set_next_hop_mtu(1480);
         p.fill_checksum();
         let p = Packet::new_checked(&b[..]).unwrap();

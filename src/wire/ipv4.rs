@@ -25,6 +25,10 @@ mod field {
 /// Length of a header without options.
 pub const MIN_HEADER_LEN: usize = field::MIN_HEADER_LEN;
 
+/// Fragment offsets count in units of this many bytes (RFC 791), so every
+/// fragment but the last carries a multiple of it.
+pub const FRAG_UNIT: usize = 8;
+
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
 const FRAG_OFFSET_MASK: u16 = 0x1fff;
@@ -128,6 +132,25 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    /// Wraps bytes that start with a whole IPv4 header whose total length
+    /// is not (or not yet) the buffer's: the outer header of a fragment
+    /// being cut, or the start of a packet quoted in an ICMP error rvs
+    /// builds. Version 4, IHL ≥ 5, header within the buffer; `payload()`
+    /// stops at the shorter of total length and buffer.
+    pub fn new_checked_header(buffer: T) -> Result<Packet<T>, Error> {
+        if buffer.as_ref().len() < MIN_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let p = Packet { buffer };
+        if p.version() != 4 || p.header_len() < MIN_HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        if p.header_len() > p.buffer.as_ref().len() {
+            return Err(Error::Truncated);
+        }
+        Ok(p)
+    }
+
     /// The wrapped buffer.
     pub fn into_inner(self) -> T {
         self.buffer
@@ -203,14 +226,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ipv4Addr::from(get_u32(self.buffer.as_ref(), field::DST))
     }
 
-    /// True when the header (options included) sums correctly.
+    /// True when the header (options included) sums correctly; false
+    /// when a setter left a header length the buffer cannot hold.
     pub fn verify_checksum(&self) -> bool {
-        checksum::is_valid(&self.buffer.as_ref()[..self.header_len()])
+        self.buffer
+            .as_ref()
+            .get(..self.header_len())
+            .is_some_and(checksum::is_valid)
     }
 
-    /// Options bytes (empty when IHL is 5).
+    /// Options bytes (empty when IHL is 5, or when a setter left a header
+    /// length the buffer cannot hold).
     pub fn options(&self) -> &[u8] {
-        &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
+        self.buffer
+            .as_ref()
+            .get(MIN_HEADER_LEN..self.header_len())
+            .unwrap_or(&[])
     }
 
     /// The payload, from the end of the header to `total_len` (or to the
@@ -223,6 +254,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Starts a new header in the first [`MIN_HEADER_LEN`] bytes of
+    /// `buffer`: version 4, IHL 5, every other field zero (not fragmented,
+    /// DF clear). The caller sets the fields it needs, then
+    /// [`Packet::fill_checksum`]. The view holds what
+    /// [`Packet::new_checked_header`] checks, so no accessor can panic.
+    pub fn init_header(mut buffer: T) -> Result<Packet<T>, Error> {
+        let b = buffer.as_mut();
+        if b.len() < MIN_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        b[..MIN_HEADER_LEN].fill(0);
+        let mut p = Packet { buffer };
+        p.set_version_and_header_len(MIN_HEADER_LEN);
+        Ok(p)
+    }
+
     /// Sets version 4 and the header length (a multiple of 4, 20..=60).
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
@@ -252,6 +299,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         );
     }
 
+    /// Sets the flags and fragment offset word for a fragment: DF clear
+    /// (a packet being fragmented may be), More Fragments as given, and
+    /// the offset in bytes (a multiple of [`FRAG_UNIT`]; the remainder is
+    /// dropped, as the field cannot hold it). The checksum is not updated.
+    pub fn set_fragment(&mut self, frag_offset: u16, more_frags: bool) {
+        let units = (frag_offset / FRAG_UNIT as u16) & FRAG_OFFSET_MASK;
+        let flags = if more_frags { FLAG_MF } else { 0 };
+        put_u16(self.buffer.as_mut(), field::FLAGS_FRAG, flags | units);
+    }
+
     /// Sets the TTL (the checksum is not updated).
     pub fn set_ttl(&mut self, v: u8) {
         self.buffer.as_mut()[field::TTL] = v;
@@ -277,6 +334,27 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[field::DST..field::DST + 4].copy_from_slice(&ip.octets());
     }
 
+    /// Sets the source address and patches the header checksum for it
+    /// (RFC 1624); returns the old address, which the caller also patches
+    /// out of the TCP or UDP checksum (its pseudo-header covers it).
+    pub fn set_src_addr_patched(&mut self, ip: Ipv4Addr) -> Ipv4Addr {
+        let old = self.src_addr();
+        let ck = checksum::update_u32(self.checksum(), u32::from(old), u32::from(ip));
+        self.set_checksum(ck);
+        self.set_src_addr(ip);
+        old
+    }
+
+    /// Sets the destination address and patches the header checksum, as
+    /// [`Packet::set_src_addr_patched`]; returns the old address.
+    pub fn set_dst_addr_patched(&mut self, ip: Ipv4Addr) -> Ipv4Addr {
+        let old = self.dst_addr();
+        let ck = checksum::update_u32(self.checksum(), u32::from(old), u32::from(ip));
+        self.set_checksum(ck);
+        self.set_dst_addr(ip);
+        old
+    }
+
     /// Decrements the TTL and patches the checksum incrementally (RFC 1624);
     /// what a forwarder does to every packet it passes on.
     pub fn decrement_ttl(&mut self) {
@@ -288,9 +366,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         put_u16(b, field::CHECKSUM, ck);
     }
 
-    /// Recomputes the header checksum from scratch.
+    /// Recomputes the header checksum from scratch (leaves it when a
+    /// setter left a header length the buffer cannot hold).
     pub fn fill_checksum(&mut self) {
         let hl = self.header_len();
+        if hl > self.buffer.as_ref().len() {
+            return;
+        }
         self.set_checksum(0);
         let ck = checksum::checksum(&self.buffer.as_ref()[..hl]);
         self.set_checksum(ck);
@@ -440,7 +522,120 @@ mod tests {
         );
     }
 
+    #[test]
+    fn header_only_view_ignores_total_length() {
+        let mut b = packet(&[1, 1, 1, 0]);
+        b[3] = 200; // claims more than the buffer holds
+        let p = Packet::new_checked_header(&b[..24]).unwrap();
+        assert_eq!(p.header_len(), 24);
+        assert!(p.payload().is_empty());
+        assert_eq!(
+            Packet::new_checked_header(&b[..23]).err(),
+            Some(Error::Truncated)
+        );
+        b[0] = 0x44;
+        assert_eq!(
+            Packet::new_checked_header(&b[..]).err(),
+            Some(Error::Malformed)
+        );
+    }
+
+    #[test]
+    fn init_header_starts_a_plain_unfragmented_header() {
+        let mut b = [0xffu8; 20];
+        let mut p = Packet::init_header(&mut b[..]).unwrap();
+        p.set_total_len(20);
+        p.set_ttl(64);
+        p.set_protocol(Protocol::Icmp);
+        p.set_src_addr(Ipv4Addr::new(192, 0, 2, 1));
+        p.set_dst_addr(Ipv4Addr::new(192, 0, 2, 2));
+        p.fill_checksum();
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((p.version(), p.header_len(), p.dscp_ecn()), (4, 20, 0));
+        assert_eq!(
+            (p.ident(), p.dont_frag(), p.is_fragment()),
+            (0, false, false)
+        );
+        assert!(p.verify_checksum());
+        assert_eq!(
+            Packet::init_header(&mut [0u8; 19][..]).err(),
+            Some(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn set_fragment_writes_offset_in_eight_byte_units_and_clears_df() {
+        let mut b = packet(&[]);
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.set_fragment(1480, true);
+        assert!(!p.dont_frag() && p.more_frags() && p.is_fragment());
+        assert_eq!(p.frag_offset(), 1480);
+        assert_eq!(&b[6..8], &(0x2000u16 | 185).to_be_bytes(), "MF, 1480/8");
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.set_fragment(0, false);
+        assert!(!p.is_fragment() && !p.dont_frag());
+    }
+
+    #[test]
+    fn address_setters_return_the_old_address() {
+        let mut b = packet(&[]);
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        let new = Ipv4Addr::new(198, 51, 100, 7);
+        assert_eq!(p.set_src_addr_patched(new), Ipv4Addr::new(192, 0, 2, 10));
+        assert_eq!(p.set_dst_addr_patched(new), Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!((p.src_addr(), p.dst_addr()), (new, new));
+        assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn a_header_length_beyond_the_buffer_does_not_panic() {
+        let mut b = packet(&[]);
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.set_version_and_header_len(60);
+        assert!(p.options().is_empty());
+        assert!(!p.verify_checksum());
+        p.fill_checksum();
+        assert!(p.payload().is_empty());
+    }
+
     proptest! {
+        #[test]
+        fn address_rewrites_patched_equal_full_recompute(
+            words in proptest::collection::vec(any::<u8>(), 20..60),
+            new_src in any::<u32>(), new_dst in any::<u32>(), which in 0u8..3,
+        ) {
+            // A header with random fields and options, checksum right.
+            let opts = (words.len() - 20) / 4 * 4;
+            let hl = MIN_HEADER_LEN + opts;
+            let mut b = vec![0u8; hl];
+            b[1..].copy_from_slice(&words[..hl - 1]);
+            let mut p = Packet::new_unchecked(&mut b[..]);
+            p.set_version_and_header_len(hl);
+            p.set_total_len(hl as u16);
+            p.fill_checksum();
+            let (old_src, old_dst) = (p.src_addr(), p.dst_addr());
+            if which != 1 {
+                prop_assert_eq!(p.set_src_addr_patched(Ipv4Addr::from(new_src)), old_src);
+            }
+            if which != 0 {
+                prop_assert_eq!(p.set_dst_addr_patched(Ipv4Addr::from(new_dst)), old_dst);
+            }
+            let mut full = b.clone();
+            Packet::new_unchecked(&mut full[..]).fill_checksum();
+            prop_assert_eq!(&b, &full);
+            prop_assert!(Packet::new_checked(&b[..]).unwrap().verify_checksum());
+        }
+
+        #[test]
+        fn header_only_view_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..70)) {
+            if let Ok(mut p) = Packet::new_checked_header(bytes.clone()) {
+                let _ = (p.options().len(), p.verify_checksum(), p.payload().len());
+                p.set_fragment(0xffff, true);
+                p.fill_checksum();
+                let _ = p.payload_mut().len();
+            }
+        }
+
         #[test]
         fn quoted_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..60)) {
             if let Ok(mut p) = Packet::new_checked_quoted(bytes.clone()) {

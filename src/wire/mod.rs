@@ -9,6 +9,13 @@
 //! length the accessors rely on, so no accessor can panic afterwards;
 //! setters exist only where `T: AsMut<[u8]>`; field offsets live in one
 //! private `field` module per format.
+//!
+//! Rewrites go through setters named `*_patched` (and `patch_pseudo_addr`),
+//! which keep the checksums right incrementally (RFC 1624), so code above
+//! this layer never touches a byte offset. Headers rvs builds start from
+//! `init_header`; ICMP errors quote packets cut short, read through the
+//! `new_checked_quoted` / `tcp::Quoted` views, which promise only what a
+//! quote is sure to hold.
 
 pub mod arp;
 pub mod checksum;

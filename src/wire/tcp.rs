@@ -22,8 +22,6 @@ mod field {
 
 /// Length of a header without options.
 pub const MIN_HEADER_LEN: usize = field::MIN_HEADER_LEN;
-/// Offset of the checksum field (for translating quoted segments).
-pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
 
 /// The TCP flag bits rvs looks at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -155,6 +153,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Starts a new header in the first [`MIN_HEADER_LEN`] bytes of
+    /// `buffer`: data offset 5 (no options), every other field zero. The
+    /// caller sets the fields it needs, then [`Packet::fill_checksum`]
+    /// over the segment (the whole buffer). Truncated when shorter.
+    pub fn init_header(mut buffer: T) -> Result<Packet<T>, Error> {
+        let b = buffer.as_mut();
+        if b.len() < MIN_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        b[..MIN_HEADER_LEN].fill(0);
+        b[field::DATA_OFF] = ((MIN_HEADER_LEN / 4) as u8) << 4;
+        Ok(Packet { buffer })
+    }
+
     /// Sets the source port (the checksum is not updated).
     pub fn set_src_port(&mut self, v: u16) {
         put_u16(self.buffer.as_mut(), field::SRC_PORT, v);
@@ -165,9 +177,53 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         put_u16(self.buffer.as_mut(), field::DST_PORT, v);
     }
 
+    /// Sets the sequence number (the checksum is not updated).
+    pub fn set_seq_number(&mut self, v: u32) {
+        self.buffer.as_mut()[field::SEQ..field::SEQ + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    /// Sets the acknowledgment number (the checksum is not updated).
+    pub fn set_ack_number(&mut self, v: u32) {
+        self.buffer.as_mut()[field::ACK..field::ACK + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    /// Sets the flags (the checksum is not updated).
+    pub fn set_flags(&mut self, f: Flags) {
+        self.buffer.as_mut()[field::FLAGS] = f.0;
+    }
+
+    /// Sets the receive window (the checksum is not updated).
+    pub fn set_window(&mut self, v: u16) {
+        put_u16(self.buffer.as_mut(), field::WINDOW, v);
+    }
+
+    /// Sets the urgent pointer (the checksum is not updated).
+    pub fn set_urgent(&mut self, v: u16) {
+        put_u16(self.buffer.as_mut(), field::URGENT, v);
+    }
+
     /// Sets the checksum field.
     pub fn set_checksum(&mut self, v: u16) {
         put_u16(self.buffer.as_mut(), field::CHECKSUM, v);
+    }
+
+    /// Sets the source port and patches the checksum for it (RFC 1624);
+    /// returns the old port.
+    pub fn set_src_port_patched(&mut self, port: u16) -> u16 {
+        set_port_patched(self.buffer.as_mut(), field::SRC_PORT, port)
+    }
+
+    /// Sets the destination port and patches the checksum for it (RFC
+    /// 1624); returns the old port.
+    pub fn set_dst_port_patched(&mut self, port: u16) -> u16 {
+        set_port_patched(self.buffer.as_mut(), field::DST_PORT, port)
+    }
+
+    /// Patches the checksum for an address of the pseudo-header that
+    /// changed from `old` to `new` (the IPv4 header was rewritten, e.g.
+    /// with `ipv4::Packet::set_dst_addr_patched`, which returns `old`).
+    pub fn patch_pseudo_addr(&mut self, old: Ipv4Addr, new: Ipv4Addr) {
+        patch_pseudo_addr(self.buffer.as_mut(), old, new);
     }
 
     /// Recomputes the checksum over pseudo-header and segment.
@@ -175,6 +231,93 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.set_checksum(0);
         let ck = !checksum::transport_sum(src, dst, 6, self.buffer.as_ref());
         self.set_checksum(ck);
+    }
+}
+
+/// Writes `port` at `at` and patches the checksum, when the bytes reach
+/// it; returns the old port. `b` holds at least the two ports.
+fn set_port_patched(b: &mut [u8], at: usize, port: u16) -> u16 {
+    let old = get_u16(b, at);
+    put_u16(b, at, port);
+    if b.len() >= MIN_HEADER_LEN {
+        let ck = checksum::update_u16(get_u16(b, field::CHECKSUM), old, port);
+        put_u16(b, field::CHECKSUM, ck);
+    }
+    old
+}
+
+/// Patches the checksum, when the bytes reach it, for a pseudo-header
+/// address that changed.
+fn patch_pseudo_addr(b: &mut [u8], old: Ipv4Addr, new: Ipv4Addr) {
+    if b.len() >= MIN_HEADER_LEN {
+        let ck = checksum::update_u32(get_u16(b, field::CHECKSUM), old.into(), new.into());
+        put_u16(b, field::CHECKSUM, ck);
+    }
+}
+
+/// Bytes of a segment an ICMP error is sure to quote (RFC 792: "the
+/// first 64 bits of the original datagram's data").
+pub const QUOTED_MIN_LEN: usize = 8;
+
+/// The start of a TCP segment as an ICMP error quotes it: the ports and
+/// the sequence number always, the checksum only when the quote reaches
+/// the end of the fixed header. NAT translates the quoted segment of an
+/// error through this view: the checksum is patched where it was quoted
+/// and left alone where it was not.
+#[derive(Debug)]
+pub struct Quoted<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Quoted<T> {
+    /// Wraps untrusted bytes (a quoted IPv4 header's payload): at least
+    /// [`QUOTED_MIN_LEN`] of them.
+    pub fn new_checked(buffer: T) -> Result<Quoted<T>, Error> {
+        if buffer.as_ref().len() < QUOTED_MIN_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(Quoted { buffer })
+    }
+
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::SRC_PORT)
+    }
+
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), field::DST_PORT)
+    }
+
+    /// Sequence number.
+    pub fn seq_number(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), field::SEQ)
+    }
+
+    /// The checksum, when the whole fixed header was quoted.
+    pub fn checksum(&self) -> Option<u16> {
+        let b = self.buffer.as_ref();
+        (b.len() >= MIN_HEADER_LEN).then(|| get_u16(b, field::CHECKSUM))
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Quoted<T> {
+    /// Sets the source port, patching the checksum when quoted; returns
+    /// the old port.
+    pub fn set_src_port_patched(&mut self, port: u16) -> u16 {
+        set_port_patched(self.buffer.as_mut(), field::SRC_PORT, port)
+    }
+
+    /// Sets the destination port, patching the checksum when quoted;
+    /// returns the old port.
+    pub fn set_dst_port_patched(&mut self, port: u16) -> u16 {
+        set_port_patched(self.buffer.as_mut(), field::DST_PORT, port)
+    }
+
+    /// Patches the checksum, when quoted, for a pseudo-header address
+    /// that changed from `old` to `new`.
+    pub fn patch_pseudo_addr(&mut self, old: Ipv4Addr, new: Ipv4Addr) {
+        patch_pseudo_addr(self.buffer.as_mut(), old, new);
     }
 }
 
@@ -212,6 +355,44 @@ mod tests {
     }
 
     #[test]
+    fn init_header_builds_a_plain_header() {
+        let mut b = [0xffu8; 20];
+        let mut p = Packet::init_header(&mut b[..]).unwrap();
+        p.set_src_port(80);
+        p.set_dst_port(40000);
+        p.set_seq_number(7);
+        p.set_ack_number(9);
+        p.set_flags(Flags(Flags::RST | Flags::ACK));
+        p.set_window(512);
+        p.set_urgent(3);
+        p.fill_checksum(SRC, DST);
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((p.src_port(), p.dst_port()), (80, 40000));
+        assert_eq!((p.seq_number(), p.ack_number()), (7, 9));
+        assert!(p.flags().rst() && p.flags().ack() && !p.flags().syn());
+        assert_eq!((p.window(), p.urgent(), p.header_len()), (512, 3, 20));
+        assert!(p.verify_checksum(SRC, DST));
+        assert_eq!(
+            Packet::init_header(&mut [0u8; 19][..]).err(),
+            Some(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn quoted_needs_eight_bytes() {
+        let b = syn();
+        assert_eq!(Quoted::new_checked(&b[..7]).err(), Some(Error::Truncated));
+        let q = Quoted::new_checked(&b[..8]).unwrap();
+        assert_eq!((q.src_port(), q.dst_port(), q.seq_number()), (40000, 80, 1));
+        assert_eq!(q.checksum(), None);
+        let q = Quoted::new_checked(&b[..20]).unwrap();
+        assert_eq!(
+            q.checksum(),
+            Some(Packet::new_checked(&b[..]).unwrap().checksum())
+        );
+    }
+
+    #[test]
     fn data_offset_below_five_is_malformed() {
         let mut b = syn();
         b[12] = 0x40;
@@ -240,6 +421,68 @@ mod tests {
             let ck = checksum::update_u16(p.checksum(), old, port);
             p.set_checksum(ck);
             prop_assert!(p.verify_checksum(SRC, DST));
+        }
+
+        #[test]
+        fn patched_rewrites_equal_full_recompute(
+            sport in any::<u16>(), dport in any::<u16>(),
+            new_src in any::<u32>(), new_dst in any::<u32>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..41),
+            which in 0u8..4,
+        ) {
+            let mut b = syn();
+            b.extend_from_slice(&payload);
+            Packet::new_unchecked(&mut b[..]).fill_checksum(SRC, DST);
+            let (src, dst) = (Ipv4Addr::from(new_src), Ipv4Addr::from(new_dst));
+            let mut p = Packet::new_checked(&mut b[..]).unwrap();
+            match which {
+                0 => { p.patch_pseudo_addr(SRC, src); prop_assert_eq!(p.set_src_port_patched(sport), 40000); }
+                1 => { p.patch_pseudo_addr(DST, dst); prop_assert_eq!(p.set_dst_port_patched(dport), 80); }
+                _ => {
+                    p.patch_pseudo_addr(SRC, src);
+                    p.patch_pseudo_addr(DST, dst);
+                    p.set_src_port_patched(sport);
+                    p.set_dst_port_patched(dport);
+                }
+            }
+            let (src, dst) = match which { 0 => (src, DST), 1 => (SRC, dst), _ => (src, dst) };
+            let mut full = b.clone();
+            Packet::new_unchecked(&mut full[..]).fill_checksum(src, dst);
+            prop_assert_eq!(&b, &full);
+        }
+
+        #[test]
+        fn quoted_patch_equals_full_when_the_checksum_was_quoted(
+            port in any::<u16>(), new_dst in any::<u32>(), cut in 8usize..25,
+        ) {
+            let mut whole = syn();
+            let new_dst = Ipv4Addr::from(new_dst);
+            let mut q = Quoted::new_checked(&mut whole[..cut]).unwrap();
+            q.patch_pseudo_addr(DST, new_dst);
+            prop_assert_eq!(q.set_dst_port_patched(port), 80);
+            let quoted_ck = q.checksum();
+            let mut full = syn();
+            let mut p = Packet::new_checked(&mut full[..]).unwrap();
+            p.set_dst_port(port);
+            p.fill_checksum(SRC, new_dst);
+            if cut >= MIN_HEADER_LEN {
+                prop_assert_eq!(quoted_ck, Some(p.checksum()));
+                prop_assert_eq!(&whole[..cut], &full[..cut]);
+            } else {
+                prop_assert_eq!(quoted_ck, None);
+                prop_assert_eq!(&whole[..4], &full[..4]);
+                prop_assert_eq!(&whole[4..cut], &syn()[4..cut], "nothing else written");
+            }
+        }
+
+        #[test]
+        fn quoted_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..30)) {
+            if let Ok(mut q) = Quoted::new_checked(bytes) {
+                let _ = (q.src_port(), q.dst_port(), q.seq_number(), q.checksum());
+                q.patch_pseudo_addr(SRC, DST);
+                q.set_src_port_patched(1);
+                q.set_dst_port_patched(2);
+            }
         }
 
         #[test]

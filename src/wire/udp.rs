@@ -18,8 +18,6 @@ mod field {
 
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = field::HEADER_LEN;
-/// Offset of the checksum field (for translating quoted datagrams).
-pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
 
 /// A view of a UDP datagram.
 #[derive(Debug)]
@@ -51,6 +49,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    /// Wraps the start of a datagram quoted in an ICMP error (RFC 792
+    /// quotes at least 8 bytes: the whole UDP header): only the header
+    /// must be there. The length field may claim more than was quoted, so
+    /// `payload()` stops at the buffer's end, and `verify_checksum()` is
+    /// meaningless on a cut datagram (it reads only what is there).
+    pub fn new_checked_quoted(buffer: T) -> Result<Packet<T>, Error> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(Packet { buffer })
+    }
+
     /// Source port.
     pub fn src_port(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::SRC_PORT)
@@ -72,9 +82,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         get_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
-    /// The payload, up to the length field.
+    /// The payload, up to the length field (or the buffer's end, for a
+    /// quoted datagram or a length set past it).
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
+        let b = self.buffer.as_ref();
+        &b[HEADER_LEN..self.end()]
     }
 
     /// True when there is no checksum or it sums correctly.
@@ -82,8 +94,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if self.checksum() == 0 {
             return true;
         }
-        let b = &self.buffer.as_ref()[..usize::from(self.len())];
+        let b = &self.buffer.as_ref()[..self.end()];
         checksum::transport_sum(src, dst, 17, b) == 0xffff
+    }
+
+    /// Where the datagram ends: the length field, kept within the header
+    /// and the buffer so no accessor can panic whatever a setter wrote.
+    fn end(&self) -> usize {
+        usize::from(self.len()).clamp(HEADER_LEN, self.buffer.as_ref().len())
     }
 }
 
@@ -108,10 +126,36 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         put_u16(self.buffer.as_mut(), field::CHECKSUM, v);
     }
 
+    /// Sets the source port and patches the checksum for it with
+    /// [`update_checksum`] (a zero "none" stays zero); returns the old port.
+    pub fn set_src_port_patched(&mut self, port: u16) -> u16 {
+        let old = self.src_port();
+        self.set_checksum(update_checksum(self.checksum(), old, port));
+        self.set_src_port(port);
+        old
+    }
+
+    /// Sets the destination port and patches the checksum for it, as
+    /// [`Packet::set_src_port_patched`]; returns the old port.
+    pub fn set_dst_port_patched(&mut self, port: u16) -> u16 {
+        let old = self.dst_port();
+        self.set_checksum(update_checksum(self.checksum(), old, port));
+        self.set_dst_port(port);
+        old
+    }
+
+    /// Patches the checksum for a pseudo-header address that changed from
+    /// `old` to `new` (a zero "none" stays zero, a computed zero is sent
+    /// as 0xFFFF).
+    pub fn patch_pseudo_addr(&mut self, old: Ipv4Addr, new: Ipv4Addr) {
+        let ck = update_checksum_u32(self.checksum(), old.into(), new.into());
+        self.set_checksum(ck);
+    }
+
     /// Computes the checksum (a zero result is sent as 0xFFFF).
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.set_checksum(0);
-        let b = &self.buffer.as_ref()[..usize::from(self.len())];
+        let b = &self.buffer.as_ref()[..self.end()];
         let ck = !checksum::transport_sum(src, dst, 17, b);
         self.set_checksum(if ck == 0 { 0xffff } else { ck });
     }
@@ -189,6 +233,30 @@ mod tests {
     }
 
     #[test]
+    fn quoted_datagram_may_be_cut_after_its_header() {
+        let b = datagram(b"a longer payload");
+        assert_eq!(Packet::new_checked(&b[..12]).err(), Some(Error::Truncated));
+        let p = Packet::new_checked_quoted(&b[..12]).unwrap();
+        assert_eq!((p.src_port(), p.dst_port(), p.len()), (12345, 53, 24));
+        assert_eq!(p.payload(), b"a lo");
+        assert_eq!(
+            Packet::new_checked_quoted(&b[..7]).err(),
+            Some(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn a_length_set_past_the_buffer_does_not_panic() {
+        let mut b = datagram(b"abc");
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.set_len(2000);
+        assert_eq!(p.payload(), b"abc");
+        p.set_len(3);
+        assert!(p.payload().is_empty());
+        p.fill_checksum(SRC, DST);
+    }
+
+    #[test]
     fn padding_after_length_is_not_payload() {
         let mut b = datagram(b"abc");
         b.extend_from_slice(&[0xee; 6]);
@@ -226,6 +294,49 @@ mod tests {
             p.fill_checksum(SRC, DST);
             // Both encodings of zero (0x0000 is 'none') are sent as 0xFFFF.
             prop_assert_eq!(inc, p.checksum());
+        }
+
+        #[test]
+        fn patched_rewrites_equal_full_recompute(
+            sport in any::<u16>(), dport in any::<u16>(),
+            new_src in any::<u32>(), new_dst in any::<u32>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut b = datagram(&payload);
+            let (src, dst) = (Ipv4Addr::from(new_src), Ipv4Addr::from(new_dst));
+            let mut p = Packet::new_checked(&mut b[..]).unwrap();
+            p.patch_pseudo_addr(SRC, src);
+            p.patch_pseudo_addr(DST, dst);
+            prop_assert_eq!(p.set_src_port_patched(sport), 12345);
+            prop_assert_eq!(p.set_dst_port_patched(dport), 53);
+            let patched = p.checksum();
+            prop_assert_ne!(patched, 0, "a real checksum never becomes 'none'");
+            p.fill_checksum(src, dst);
+            prop_assert_eq!(patched, p.checksum());
+        }
+
+        #[test]
+        fn patched_rewrites_keep_no_checksum_none(
+            port in any::<u16>(), new_dst in any::<u32>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut b = datagram(&payload);
+            let mut p = Packet::new_checked(&mut b[..]).unwrap();
+            p.set_checksum(0);
+            p.patch_pseudo_addr(DST, Ipv4Addr::from(new_dst));
+            p.set_dst_port_patched(port);
+            p.set_src_port_patched(port);
+            prop_assert_eq!(p.checksum(), 0);
+        }
+
+        #[test]
+        fn quoted_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
+            if let Ok(mut p) = Packet::new_checked_quoted(bytes) {
+                let _ = (p.payload().len(), p.verify_checksum(SRC, DST));
+                p.patch_pseudo_addr(SRC, DST);
+                p.set_dst_port_patched(1);
+                p.fill_checksum(SRC, DST);
+            }
         }
 
         #[test]

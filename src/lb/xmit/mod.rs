@@ -4,10 +4,15 @@
 //! with `wire::ipv4::Packet::new_checked` and its header checksum verified)
 //! and rewrites them in place with incremental checksum updates (RFC 1624),
 //! so the cost per packet is a few loads and stores whatever its size.
+//! They read and write only through the `wire` views, which check again
+//! what they rely on: bytes that are not what a function expects are
+//! refused (or left untouched), never a panic.
 //! Link-layer work (MACs, VLAN tags, the headroom an IPIP header needs) is
 //! the worker's; these functions never allocate.
 
 pub mod nat;
+#[cfg(test)]
+mod never_panics;
 pub mod rst;
 pub mod tun;
 

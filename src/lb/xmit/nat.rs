@@ -9,7 +9,7 @@
 //! and the port. A UDP checksum of zero ("none") stays zero.
 
 use super::{Endpoint, XmitError};
-use crate::wire::{checksum, get_u16, get_u32, ipv4, put_u16, tcp, udp};
+use crate::wire::{icmp, ipv4, tcp, udp};
 use std::net::Ipv4Addr;
 
 /// Which end of the packet to rewrite.
@@ -21,75 +21,145 @@ pub enum Side {
     Dst,
 }
 
-const IP_CHECKSUM: usize = 10;
-const IP_SRC: usize = 12;
-const IP_DST: usize = 16;
-const IP_TTL: usize = 8;
+impl Side {
+    /// This side's address in `ip`.
+    fn addr<T: AsRef<[u8]>>(self, ip: &ipv4::Packet<T>) -> Ipv4Addr {
+        match self {
+            Side::Src => ip.src_addr(),
+            Side::Dst => ip.dst_addr(),
+        }
+    }
+
+    /// Sets this side's address in `ip`, patching its header checksum.
+    fn set_addr<T: AsRef<[u8]> + AsMut<[u8]>>(self, ip: &mut ipv4::Packet<T>, to: Ipv4Addr) {
+        match self {
+            Side::Src => ip.set_src_addr_patched(to),
+            Side::Dst => ip.set_dst_addr_patched(to),
+        };
+    }
+}
 
 /// Client → VIP:VPORT becomes client → RIP:RPORT, TTL - 1.
 pub fn to_real_server(ip: &mut [u8], real: Endpoint) -> Result<(), XmitError> {
-    decrement_ttl(ip)?;
-    rewrite(ip, Side::Dst, real)
+    forward(ip, Side::Dst, real)
 }
 
 /// RIP:RPORT → client becomes VIP:VPORT → client, TTL - 1.
 pub fn from_real_server(ip: &mut [u8], service: Endpoint) -> Result<(), XmitError> {
-    decrement_ttl(ip)?;
-    rewrite(ip, Side::Src, service)
+    forward(ip, Side::Src, service)
 }
 
-/// Decrements the TTL with an incremental header checksum update; a
-/// packet arriving with TTL 0 or 1 is not forwarded.
-pub fn decrement_ttl(ip: &mut [u8]) -> Result<(), XmitError> {
-    if ip[IP_TTL] <= 1 {
-        return Err(XmitError::TtlExpired);
-    }
-    ipv4::Packet::new_unchecked(ip).decrement_ttl();
+/// Rewrites `side` to `to` and decrements the TTL; on any error the
+/// packet is left as it was.
+fn forward(ip: &mut [u8], side: Side, to: Endpoint) -> Result<(), XmitError> {
+    let mut p = checked(ip)?;
+    ttl_allows_forwarding(&p)?;
+    rewrite_checked(&mut p, side, to)?;
+    p.decrement_ttl();
     Ok(())
 }
 
-/// Offset of the L4 checksum and whether it is UDP's (zero = none).
-fn l4_checksum_at(protocol: u8, l4_len: usize) -> Option<(usize, bool)> {
-    match protocol {
-        6 if l4_len >= tcp::MIN_HEADER_LEN => Some((tcp::CHECKSUM_OFFSET, false)),
-        17 if l4_len >= udp::HEADER_LEN => Some((udp::CHECKSUM_OFFSET, true)),
-        _ => None,
+/// The IPv4 view of `ip`; bytes that are not an IPv4 packet cannot be
+/// rewritten.
+fn checked(ip: &mut [u8]) -> Result<ipv4::Packet<&mut [u8]>, XmitError> {
+    ipv4::Packet::new_checked(ip).map_err(|_| XmitError::Unsupported)
+}
+
+/// A packet arriving with TTL 0 or 1 is not forwarded (RFC 1812 5.3.1).
+fn ttl_allows_forwarding<T: AsRef<[u8]>>(p: &ipv4::Packet<T>) -> Result<(), XmitError> {
+    if p.ttl() <= 1 {
+        return Err(XmitError::TtlExpired);
+    }
+    Ok(())
+}
+
+/// Decrements the TTL with an incremental header checksum update; a
+/// packet arriving with TTL 0 or 1 is not forwarded (and left untouched),
+/// nor are bytes that are not an IPv4 packet (`Unsupported`).
+pub fn decrement_ttl(ip: &mut [u8]) -> Result<(), XmitError> {
+    let mut p = checked(ip)?;
+    ttl_allows_forwarding(&p)?;
+    p.decrement_ttl();
+    Ok(())
+}
+
+/// The transport header NAT rewrites: a whole one in a forwarded packet,
+/// or the start of one an ICMP error quotes.
+enum Transport<'a> {
+    Tcp(tcp::Packet<&'a mut [u8]>),
+    QuotedTcp(tcp::Quoted<&'a mut [u8]>),
+    Udp(udp::Packet<&'a mut [u8]>),
+}
+
+impl<'a> Transport<'a> {
+    /// The TCP or UDP header of a packet of `protocol` carrying `l4`.
+    fn checked(protocol: ipv4::Protocol, l4: &'a mut [u8]) -> Result<Self, XmitError> {
+        match protocol {
+            ipv4::Protocol::Tcp => tcp::Packet::new_checked(l4).map(Transport::Tcp),
+            ipv4::Protocol::Udp => udp::Packet::new_checked(l4).map(Transport::Udp),
+            _ => return Err(XmitError::Unsupported),
+        }
+        .map_err(|_| XmitError::Unsupported)
+    }
+
+    /// As [`Transport::checked`] for what an ICMP error quotes: the ports
+    /// at least, the checksum when it was quoted.
+    fn quoted(protocol: ipv4::Protocol, l4: &'a mut [u8]) -> Result<Self, XmitError> {
+        match protocol {
+            ipv4::Protocol::Tcp => tcp::Quoted::new_checked(l4).map(Transport::QuotedTcp),
+            ipv4::Protocol::Udp => udp::Packet::new_checked_quoted(l4).map(Transport::Udp),
+            _ => return Err(XmitError::Unsupported),
+        }
+        .map_err(|_| XmitError::Unsupported)
+    }
+
+    /// Sets `side`'s port to `to.port` and patches the checksum for it and
+    /// for the pseudo-header address that changed from `old_addr` to `to.ip`
+    /// (address first, then port: the order the checksum is patched in).
+    fn rewrite(&mut self, side: Side, old_addr: Ipv4Addr, to: Endpoint) {
+        match self {
+            Transport::Tcp(t) => {
+                t.patch_pseudo_addr(old_addr, to.ip);
+                match side {
+                    Side::Src => t.set_src_port_patched(to.port),
+                    Side::Dst => t.set_dst_port_patched(to.port),
+                };
+            }
+            Transport::QuotedTcp(t) => {
+                t.patch_pseudo_addr(old_addr, to.ip);
+                match side {
+                    Side::Src => t.set_src_port_patched(to.port),
+                    Side::Dst => t.set_dst_port_patched(to.port),
+                };
+            }
+            Transport::Udp(u) => {
+                u.patch_pseudo_addr(old_addr, to.ip);
+                match side {
+                    Side::Src => u.set_src_port_patched(to.port),
+                    Side::Dst => u.set_dst_port_patched(to.port),
+                };
+            }
+        }
     }
 }
 
 /// Rewrites one side's address and port, patching the IPv4 header
-/// checksum and the TCP/UDP checksum.
+/// checksum and the TCP/UDP checksum. Anything but a whole IPv4 packet
+/// carrying a whole TCP or UDP header is `Unsupported`, and left untouched.
 pub fn rewrite(ip: &mut [u8], side: Side, to: Endpoint) -> Result<(), XmitError> {
-    let hl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(get_u16(ip, 2)).min(ip.len());
-    let (addr_at, port_off) = match side {
-        Side::Src => (IP_SRC, 0),
-        Side::Dst => (IP_DST, 2),
-    };
-    let Some((ck_off, is_udp)) = l4_checksum_at(ip[9], total.saturating_sub(hl)) else {
-        return Err(XmitError::Unsupported);
-    };
-    let old_addr = get_u32(ip, addr_at);
-    let new_addr = u32::from(to.ip);
-    let old_port = get_u16(ip, hl + port_off);
+    rewrite_checked(&mut checked(ip)?, side, to)
+}
 
-    // IPv4 header: the address.
-    let ck = checksum::update_u32(get_u16(ip, IP_CHECKSUM), old_addr, new_addr);
-    put_u16(ip, IP_CHECKSUM, ck);
-    ip[addr_at..addr_at + 4].copy_from_slice(&to.ip.octets());
-
-    // Transport: the address (pseudo-header) and the port.
-    let l4 = &mut ip[hl..];
-    let old_ck = get_u16(l4, ck_off);
-    let ck = if is_udp {
-        let ck = udp::update_checksum_u32(old_ck, old_addr, new_addr);
-        udp::update_checksum(ck, old_port, to.port)
-    } else {
-        let ck = checksum::update_u32(old_ck, old_addr, new_addr);
-        checksum::update_u16(ck, old_port, to.port)
-    };
-    put_u16(l4, ck_off, ck);
-    put_u16(l4, port_off, to.port);
+/// [`rewrite`] on a checked packet: the transport header is checked before
+/// anything is written.
+fn rewrite_checked(
+    p: &mut ipv4::Packet<&mut [u8]>,
+    side: Side,
+    to: Endpoint,
+) -> Result<(), XmitError> {
+    let old = side.addr(p);
+    Transport::checked(p.protocol(), p.payload_mut())?.rewrite(side, old, to);
+    side.set_addr(p, to.ip);
     Ok(())
 }
 
@@ -104,68 +174,35 @@ pub fn rewrite(ip: &mut [u8], side: Side, to: Endpoint) -> Result<(), XmitError>
 /// The quoted IPv4 and transport checksums are patched where they were
 /// quoted, then the ICMP checksum is recomputed over the whole message
 /// (it covers everything that changed), and the outer TTL decremented.
+///
+/// `TtlExpired` for TTL 0 or 1; `Unsupported` when the bytes are not an
+/// IPv4 packet carrying an ICMP header that quotes an IPv4 header and the
+/// 8 bytes of TCP or UDP after it. Either way the packet is untouched.
 pub fn translate_icmp_error(
     ip: &mut [u8],
     outer: (Side, Ipv4Addr),
     quoted: (Side, Endpoint),
 ) -> Result<(), XmitError> {
-    decrement_ttl(ip)?;
-    let hl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(get_u16(ip, 2)).min(ip.len());
-
-    // Outer address, with the outer header checksum.
-    let at = match outer.0 {
-        Side::Src => IP_SRC,
-        Side::Dst => IP_DST,
-    };
-    let old = get_u32(ip, at);
-    let ck = checksum::update_u32(get_u16(ip, IP_CHECKSUM), old, u32::from(outer.1));
-    put_u16(ip, IP_CHECKSUM, ck);
-    ip[at..at + 4].copy_from_slice(&outer.1.octets());
-
-    // The quoted packet: after the 8-byte ICMP header.
-    let icmp = &mut ip[hl..total];
-    if icmp.len() < 8 {
+    let mut p = checked(ip)?;
+    ttl_allows_forwarding(&p)?;
+    if p.protocol() != ipv4::Protocol::Icmp {
         return Err(XmitError::Unsupported);
     }
-    let inner = &mut icmp[8..];
-    let Ok(q) = ipv4::Packet::new_checked_quoted(&*inner) else {
-        return Err(XmitError::Unsupported);
-    };
-    let qhl = q.header_len();
-    let protocol = u8::from(q.protocol());
-    let quoted_l4_len = inner.len() - qhl;
-    let (addr_at, port_off) = match quoted.0 {
-        Side::Src => (IP_SRC, 0),
-        Side::Dst => (IP_DST, 2),
-    };
-    let old_addr = get_u32(inner, addr_at);
-    let new_addr = u32::from(quoted.1.ip);
-    let ck = checksum::update_u32(get_u16(inner, IP_CHECKSUM), old_addr, new_addr);
-    put_u16(inner, IP_CHECKSUM, ck);
-    inner[addr_at..addr_at + 4].copy_from_slice(&quoted.1.ip.octets());
-    let old_port = get_u16(inner, qhl + port_off);
-    put_u16(inner, qhl + port_off, quoted.1.port);
-    // The quoted transport checksum, when the quote reaches it.
-    if let Some((ck_off, is_udp)) = l4_checksum_at(protocol, quoted_l4_len) {
-        let l4 = &mut inner[qhl..];
-        let old_ck = get_u16(l4, ck_off);
-        let ck = if is_udp {
-            let ck = udp::update_checksum_u32(old_ck, old_addr, new_addr);
-            udp::update_checksum(ck, old_port, quoted.1.port)
-        } else {
-            let ck = checksum::update_u32(old_ck, old_addr, new_addr);
-            checksum::update_u16(ck, old_port, quoted.1.port)
-        };
-        put_u16(l4, ck_off, ck);
-    } else if !matches!(protocol, 6 | 17) {
-        return Err(XmitError::Unsupported);
+    {
+        let mut msg =
+            icmp::Packet::new_checked(p.payload_mut()).map_err(|_| XmitError::Unsupported)?;
+        {
+            let mut q = ipv4::Packet::new_checked_quoted(msg.data_mut())
+                .map_err(|_| XmitError::Unsupported)?;
+            let (side, to) = quoted;
+            let old = side.addr(&q);
+            Transport::quoted(q.protocol(), q.payload_mut())?.rewrite(side, old, to);
+            side.set_addr(&mut q, to.ip);
+        }
+        msg.fill_checksum();
     }
-
-    // The ICMP checksum over the whole message.
-    put_u16(icmp, 2, 0);
-    let ck = checksum::checksum(icmp);
-    put_u16(icmp, 2, ck);
+    outer.0.set_addr(&mut p, outer.1);
+    p.decrement_ttl();
     Ok(())
 }
 
@@ -344,6 +381,146 @@ mod tests {
         assert_eq!(&inner[20..22], &8080u16.to_be_bytes());
         assert_eq!(csum(&inner[..20]), 0);
         assert_eq!(csum(&p[20..]), 0);
+    }
+
+    #[test]
+    fn decrement_ttl_refuses_ttl_one_and_zero_untouched() {
+        for ttl in [0, 1] {
+            let mut p = packet(17, ep(CLIENT, 1), ep(VIP, 2), b"", ttl);
+            let before = p.clone();
+            assert_eq!(decrement_ttl(&mut p), Err(XmitError::TtlExpired));
+            assert_eq!(p, before);
+        }
+        let mut p = packet(17, ep(CLIENT, 1), ep(VIP, 2), b"", 2);
+        decrement_ttl(&mut p).unwrap();
+        assert_eq!(p[8], 1);
+        assert_eq!(csum(&p[..20]), 0);
+    }
+
+    #[test]
+    fn unsupported_protocol_leaves_the_packet_untouched() {
+        let mut p = packet(6, ep(CLIENT, 1), ep(VIP, 2), b"", 64);
+        p[9] = 47;
+        let before = p.clone();
+        assert_eq!(
+            to_real_server(&mut p, ep(RIP, 2)),
+            Err(XmitError::Unsupported)
+        );
+        assert_eq!(p, before, "TTL not decremented either");
+    }
+
+    #[test]
+    fn a_cut_transport_header_is_unsupported() {
+        let mut p = packet(6, ep(CLIENT, 1), ep(VIP, 2), b"", 64);
+        p.truncate(39);
+        p[3] = 39;
+        assert_eq!(
+            rewrite(&mut p, Side::Dst, ep(RIP, 2)),
+            Err(XmitError::Unsupported)
+        );
+        assert_eq!(
+            rewrite(&mut [], Side::Dst, ep(RIP, 2)),
+            Err(XmitError::Unsupported)
+        );
+    }
+
+    #[test]
+    fn icmp_error_quoting_udp_without_checksum_keeps_it_none() {
+        let mut forwarded = packet(17, ep(CLIENT, 5353), ep(RIP, 53), b"query", 63);
+        forwarded[26] = 0;
+        forwarded[27] = 0;
+        let router = Ipv4Addr::new(10, 1, 0, 254);
+        let mut p = icmp_error(router, CLIENT, &forwarded, forwarded.len());
+        translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 5300))).unwrap();
+        let inner = &p[28..];
+        assert_eq!(&inner[16..20], &VIP.octets());
+        assert_eq!(&inner[22..24], &5300u16.to_be_bytes());
+        assert_eq!(&inner[26..28], &[0, 0], "no checksum stays none");
+        assert_eq!(csum(&inner[..20]), 0, "quoted header checksum");
+        assert_eq!(csum(&p[20..]), 0, "ICMP checksum");
+        assert_eq!(csum(&p[..20]), 0, "outer header checksum");
+    }
+
+    #[test]
+    fn icmp_error_quoting_udp_with_checksum_patches_it() {
+        let forwarded = packet(17, ep(CLIENT, 5353), ep(RIP, 53), b"query", 63);
+        let mut p = icmp_error(RIP, CLIENT, &forwarded, forwarded.len());
+        translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 53))).unwrap();
+        assert!(l4_sum_ok(&p[28..]), "quoted UDP checksum");
+        assert_eq!(csum(&p[20..]), 0);
+    }
+
+    #[test]
+    fn icmp_error_quoting_eight_bytes_of_tcp_rewrites_the_port_only() {
+        // An old router quotes only the 64 bits RFC 792 requires: ports and
+        // sequence number, no checksum to patch.
+        let forwarded = packet(6, ep(CLIENT, 40000), ep(RIP, 8080), b"", 63);
+        let mut p = icmp_error(RIP, CLIENT, &forwarded, 28);
+        translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))).unwrap();
+        let inner = &p[28..];
+        assert_eq!(inner.len(), 28);
+        assert_eq!(&inner[22..24], &80u16.to_be_bytes());
+        assert_eq!(&inner[24..28], &forwarded[24..28], "sequence number kept");
+        assert_eq!(csum(&inner[..20]), 0);
+        assert_eq!(csum(&p[20..]), 0);
+    }
+
+    #[test]
+    fn icmp_error_with_ttl_one_is_not_forwarded() {
+        let forwarded = packet(6, ep(CLIENT, 40000), ep(RIP, 8080), b"", 63);
+        let mut p = icmp_error(RIP, CLIENT, &forwarded, forwarded.len());
+        p[8] = 1;
+        let before = p.clone();
+        assert_eq!(
+            translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+            Err(XmitError::TtlExpired)
+        );
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn icmp_error_with_a_truncated_quote_is_refused_untouched() {
+        let forwarded = packet(6, ep(CLIENT, 40000), ep(RIP, 8080), b"", 63);
+        for quote in [0, 8, 19, 20, 27] {
+            let mut p = icmp_error(RIP, CLIENT, &forwarded, quote);
+            let before = p.clone();
+            assert_eq!(
+                translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+                Err(XmitError::Unsupported),
+                "quote of {quote} bytes"
+            );
+            assert_eq!(p, before, "quote of {quote} bytes");
+        }
+        // Not even a whole ICMP header.
+        let mut p = icmp_error(RIP, CLIENT, &forwarded, 0);
+        p.truncate(27);
+        p[3] = 27;
+        assert_eq!(
+            translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+            Err(XmitError::Unsupported)
+        );
+    }
+
+    #[test]
+    fn icmp_error_quoting_another_protocol_is_refused_untouched() {
+        let mut quoted = packet(6, ep(CLIENT, 40000), ep(RIP, 8080), b"", 63);
+        quoted[9] = 47;
+        let mut p = icmp_error(RIP, CLIENT, &quoted, quoted.len());
+        let before = p.clone();
+        assert_eq!(
+            translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+            Err(XmitError::Unsupported)
+        );
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn only_icmp_is_translated_as_an_icmp_error() {
+        let mut p = packet(17, ep(CLIENT, 1), ep(VIP, 2), &[0; 40], 64);
+        assert_eq!(
+            translate_icmp_error(&mut p, (Side::Src, VIP), (Side::Dst, ep(VIP, 80))),
+            Err(XmitError::Unsupported)
+        );
     }
 
     proptest! {

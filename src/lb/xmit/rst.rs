@@ -9,72 +9,92 @@
 //! and for a segment of a connection whose real server went down, so the
 //! client gives up on it quickly and reconnects to a live one.
 
-use crate::wire::{checksum, get_u16, get_u32, put_u16};
+use crate::wire::{ipv4, tcp};
+use std::net::Ipv4Addr;
 
 /// TTL of the resets rvs sends.
 pub const RST_TTL: u8 = 64;
 
+/// What the reset needs from the segment it answers.
+struct Answered {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    src_port: u16,
+    dst_port: u16,
+    flags: tcp::Flags,
+    seq: u32,
+    ack: u32,
+    /// Sequence space the segment took: its payload, plus one each for
+    /// SYN and FIN.
+    seq_len: u32,
+}
+
+impl Answered {
+    /// Reads a whole IPv4 packet carrying a whole TCP header.
+    fn read(ip: &[u8]) -> Option<Answered> {
+        let p = ipv4::Packet::new_checked(ip).ok()?;
+        if p.protocol() != ipv4::Protocol::Tcp {
+            return None;
+        }
+        let t = tcp::Packet::new_checked(p.payload()).ok()?;
+        let flags = t.flags();
+        let payload = u32::try_from(t.payload().len()).ok()?;
+        Some(Answered {
+            src: p.src_addr(),
+            dst: p.dst_addr(),
+            src_port: t.src_port(),
+            dst_port: t.dst_port(),
+            flags,
+            seq: t.seq_number(),
+            ack: t.ack_number(),
+            seq_len: payload + u32::from(flags.syn()) + u32::from(flags.fin()),
+        })
+    }
+}
+
 /// Rewrites the IPv4+TCP packet in `ip` (already checked: a whole TCP
 /// header) into the reset that answers it, from its destination to its
 /// source, without options or payload. Returns the new IPv4 total length;
-/// the caller cuts the frame to it.
+/// the caller cuts the frame to it. Bytes that are not an IPv4 packet
+/// carrying a whole TCP header are left untouched, and 0 returned.
 pub fn answer_with_reset(ip: &mut [u8]) -> usize {
-    let hl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(get_u16(ip, 2)).min(ip.len());
-    let seg_len = total - hl;
-    let t = hl;
-    let data_off = usize::from(ip[t + 12] >> 4) * 4;
-    let flags = ip[t + 13];
-    let seq = get_u32(ip, t + 4);
-    let ack = get_u32(ip, t + 8);
-    let payload = seg_len.saturating_sub(data_off) as u32;
+    let Some(seg) = Answered::read(ip) else {
+        return 0;
+    };
+    let new_total = ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN;
+    // Both headers are written afresh over the start of the old packet
+    // (at least as long: IPv4 and TCP headers of 20 bytes or more).
+    let (ih, th) = ip.split_at_mut(ipv4::MIN_HEADER_LEN);
+    let Some(th) = th.get_mut(..tcp::MIN_HEADER_LEN) else {
+        return 0;
+    };
 
-    // IPv4: swap addresses, no options, fresh TTL and length.
-    let (src, dst) = (
-        [ip[12], ip[13], ip[14], ip[15]],
-        [ip[16], ip[17], ip[18], ip[19]],
-    );
-    let new_total = 20 + 20;
-    // Move the TCP header right after a 20-byte IP header when options
-    // were present.
-    if hl != 20 {
-        ip.copy_within(t..t + 20, 20);
-    }
-    ip[0] = 0x45;
-    ip[1] = 0;
-    put_u16(ip, 2, new_total as u16);
-    put_u16(ip, 4, 0);
-    put_u16(ip, 6, 0x4000);
-    ip[8] = RST_TTL;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&dst);
-    ip[16..20].copy_from_slice(&src);
-    put_u16(ip, 10, 0);
-    let ck = checksum::checksum(&ip[..20]);
-    put_u16(ip, 10, ck);
+    // IPv4: swapped addresses, no options, fresh TTL and length, DF.
+    let Ok(mut p) = ipv4::Packet::init_header(ih) else {
+        return 0;
+    };
+    p.set_total_len(new_total as u16);
+    p.set_unfragmented(true);
+    p.set_ttl(RST_TTL);
+    p.set_protocol(ipv4::Protocol::Tcp);
+    p.set_src_addr(seg.dst);
+    p.set_dst_addr(seg.src);
+    p.fill_checksum();
 
-    // TCP: swap ports, RST (+ACK), no options, no window.
-    let tcp = &mut ip[20..40];
-    let (sport, dport) = (get_u16(tcp, 0), get_u16(tcp, 2));
-    put_u16(tcp, 0, dport);
-    put_u16(tcp, 2, sport);
-    if flags & 0x10 != 0 {
-        tcp[4..8].copy_from_slice(&ack.to_be_bytes());
-        tcp[8..12].copy_from_slice(&[0; 4]);
-        tcp[13] = 0x04; // RST
+    // TCP: swapped ports, RST (+ACK), no options, no window.
+    let Ok(mut t) = tcp::Packet::init_header(th) else {
+        return 0;
+    };
+    t.set_src_port(seg.dst_port);
+    t.set_dst_port(seg.src_port);
+    if seg.flags.ack() {
+        t.set_seq_number(seg.ack);
+        t.set_flags(tcp::Flags(tcp::Flags::RST));
     } else {
-        let syn_fin = u32::from(flags & 0x02 != 0) + u32::from(flags & 0x01 != 0);
-        tcp[4..8].copy_from_slice(&[0; 4]);
-        tcp[8..12].copy_from_slice(&seq.wrapping_add(payload + syn_fin).to_be_bytes());
-        tcp[13] = 0x14; // RST, ACK
+        t.set_ack_number(seg.seq.wrapping_add(seg.seq_len));
+        t.set_flags(tcp::Flags(tcp::Flags::RST | tcp::Flags::ACK));
     }
-    tcp[12] = 0x50;
-    put_u16(tcp, 14, 0);
-    put_u16(tcp, 16, 0);
-    put_u16(tcp, 18, 0);
-    let pseudo = checksum::sum(&dst) + checksum::sum(&src) + 6 + 20;
-    let ck = !checksum::fold(pseudo + checksum::sum(tcp));
-    put_u16(tcp, 16, ck);
+    t.fill_checksum(seg.dst, seg.src);
     new_total
 }
 
@@ -137,6 +157,52 @@ mod tests {
         assert_eq!(r[33], 0x14, "RST+ACK");
         assert_eq!(csum(&r[..20]), 0);
         assert!(tcp_ok(r));
+    }
+
+    #[test]
+    fn ip_options_are_dropped_from_the_reset() {
+        let mut p = segment(0x02, 1000, 0, &[], &[]);
+        // Insert four bytes of IP options (NOP NOP NOP EOL).
+        p.splice(20..20, [1, 1, 1, 0]);
+        p[0] = 0x46;
+        p[3] += 4;
+        p[10] = 0;
+        p[11] = 0;
+        let ck = csum(&p[..24]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+        let n = answer_with_reset(&mut p);
+        let r = &p[..n];
+        assert_eq!(n, 40);
+        assert_eq!(r[0], 0x45);
+        assert_eq!(&r[20..24], &[0, 80, 0x9c, 0x40], "ports swapped");
+        assert_eq!(u32::from_be_bytes([r[28], r[29], r[30], r[31]]), 1001);
+        assert_eq!(csum(&r[..20]), 0);
+        assert!(tcp_ok(r));
+    }
+
+    #[test]
+    fn a_fin_without_ack_counts_one_in_the_answer() {
+        let mut p = segment(0x01, 70, 0, &[], b"abc");
+        let n = answer_with_reset(&mut p);
+        let r = &p[..n];
+        assert_eq!(u32::from_be_bytes([r[28], r[29], r[30], r[31]]), 74);
+        assert_eq!(r[33], 0x14, "RST+ACK");
+    }
+
+    #[test]
+    fn what_is_not_a_whole_tcp_segment_gets_no_reset() {
+        let mut p = segment(0x02, 1000, 0, &[], &[]);
+        p[9] = 17;
+        let before = p.clone();
+        assert_eq!(answer_with_reset(&mut p), 0);
+        assert_eq!(p, before);
+        let mut p = segment(0x02, 1000, 0, &[], &[]);
+        p.truncate(39);
+        p[3] = 39;
+        let before = p.clone();
+        assert_eq!(answer_with_reset(&mut p), 0);
+        assert_eq!(p, before);
+        assert_eq!(answer_with_reset(&mut []), 0);
     }
 
     #[test]

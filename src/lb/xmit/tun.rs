@@ -10,11 +10,11 @@
 //! shrinks its segments.
 
 use super::XmitError;
-use crate::wire::{checksum, get_u16, put_u16};
+use crate::wire::{icmp, ipv4};
 use std::net::Ipv4Addr;
 
 /// Bytes the outer header adds.
-pub const OVERHEAD: usize = 20;
+pub const OVERHEAD: usize = ipv4::MIN_HEADER_LEN;
 
 /// TTL of the outer header.
 pub const OUTER_TTL: u8 = 64;
@@ -23,10 +23,11 @@ pub const OUTER_TTL: u8 = 64;
 pub const ICMP_TTL: u8 = 64;
 
 /// Whether `inner` (an IPv4 packet) fits an `mtu` once encapsulated;
-/// `Err(TooBig)` with the inner MTU to report when it does not.
+/// `Err(TooBig)` with the inner MTU to report when it does not, and
+/// `Err(Unsupported)` for bytes that are not an IPv4 packet.
 pub fn check_fits(inner: &[u8], mtu: u16) -> Result<(), XmitError> {
-    let total = usize::from(get_u16(inner, 2));
-    if total + OVERHEAD > usize::from(mtu) {
+    let inner = ipv4::Packet::new_checked(inner).map_err(|_| XmitError::Unsupported)?;
+    if usize::from(inner.total_len()) + OVERHEAD > usize::from(mtu) {
         return Err(XmitError::TooBig {
             mtu: mtu.saturating_sub(OVERHEAD as u16),
         });
@@ -36,87 +37,115 @@ pub fn check_fits(inner: &[u8], mtu: u16) -> Result<(), XmitError> {
 
 /// True when the inner packet forbids fragmentation (DF): a too-big one
 /// is answered with ICMP; without DF the outer packet is fragmented, as a
-/// router (and IPVS) would.
+/// router (and IPVS) would. False for bytes that are not an IPv4 packet.
 pub fn dont_fragment(inner: &[u8]) -> bool {
-    inner[6] & 0x40 != 0
+    ipv4::Packet::new_checked(inner).is_ok_and(|p| p.dont_frag())
 }
 
 /// Payload bytes per outer fragment for `mtu`: what fits after the outer
 /// header, rounded down to the 8-byte unit fragment offsets count in.
 pub fn fragment_payload(mtu: u16) -> usize {
-    (usize::from(mtu).saturating_sub(OVERHEAD) / 8) * 8
+    let room = usize::from(mtu).saturating_sub(OVERHEAD);
+    room - room % ipv4::FRAG_UNIT
 }
 
 /// Turns an outer IPv4 header (20 bytes, no options) into the header of a
 /// fragment carrying `payload_len` bytes at byte `offset` of the outer
 /// payload, with More Fragments set when `more`; recomputes its checksum.
+/// `outer` may be the header alone or the whole fragment. Bytes that do
+/// not start with an IPv4 header, and a length or offset the header
+/// cannot hold, are left untouched.
 pub fn set_fragment(outer: &mut [u8], payload_len: usize, offset: usize, more: bool) {
-    put_u16(outer, 2, (OVERHEAD + payload_len) as u16);
-    let flags_frag = ((offset / 8) as u16 & 0x1fff) | if more { 0x2000 } else { 0 };
-    put_u16(outer, 6, flags_frag);
-    put_u16(outer, 10, 0);
-    let ck = checksum::checksum(&outer[..OVERHEAD]);
-    put_u16(outer, 10, ck);
+    let Ok(mut p) = ipv4::Packet::new_checked_header(outer) else {
+        return;
+    };
+    let total = p.header_len().checked_add(payload_len);
+    let total = total.and_then(|t| u16::try_from(t).ok());
+    let (Some(total), Ok(offset)) = (total, u16::try_from(offset)) else {
+        return;
+    };
+    p.set_total_len(total);
+    p.set_fragment(offset, more);
+    p.fill_checksum();
 }
 
 /// Writes the outer header into the first [`OVERHEAD`] bytes of `buf`,
-/// which holds the inner packet right after them.
+/// which holds the inner packet right after them. Left untouched when
+/// what follows is not an IPv4 packet, or is too long to encapsulate.
 pub fn encapsulate(buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, ident: u16) {
+    if buf.len() < OVERHEAD {
+        return;
+    }
     let (outer, inner) = buf.split_at_mut(OVERHEAD);
-    let inner_total = get_u16(inner, 2);
-    let df = inner[6] & 0x40;
-    outer[0] = 0x45;
-    outer[1] = inner[1];
-    put_u16(outer, 2, inner_total + OVERHEAD as u16);
-    put_u16(outer, 4, ident);
-    outer[6] = df;
-    outer[7] = 0;
-    outer[8] = OUTER_TTL;
-    outer[9] = 4;
-    put_u16(outer, 10, 0);
-    outer[12..16].copy_from_slice(&src.octets());
-    outer[16..20].copy_from_slice(&dst.octets());
-    let ck = checksum::checksum(outer);
-    put_u16(outer, 10, ck);
+    let Ok(inner) = ipv4::Packet::new_checked(&*inner) else {
+        return;
+    };
+    let Some(total) = inner.total_len().checked_add(OVERHEAD as u16) else {
+        return;
+    };
+    let Ok(mut p) = ipv4::Packet::init_header(outer) else {
+        return;
+    };
+    p.set_dscp_ecn(inner.dscp_ecn());
+    p.set_total_len(total);
+    p.set_ident(ident);
+    p.set_unfragmented(inner.dont_frag());
+    p.set_ttl(OUTER_TTL);
+    p.set_protocol(ipv4::Protocol::IpIp);
+    p.set_src_addr(src);
+    p.set_dst_addr(dst);
+    p.fill_checksum();
 }
 
 /// Bytes an ICMP error adds in front of what it quotes.
-pub const ICMP_ERROR_OVERHEAD: usize = 28;
+pub const ICMP_ERROR_OVERHEAD: usize = ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN;
+
+/// The size every IPv4 host must accept (RFC 791), which bounds the ICMP
+/// errors rvs sends.
+const MIN_REASSEMBLY: usize = 576;
 
 /// Most of the offending packet an ICMP error quotes (RFC 1812 4.3.2.3:
 /// as much as fits in 576 bytes).
-pub const MAX_QUOTE: usize = 576 - ICMP_ERROR_OVERHEAD;
+pub const MAX_QUOTE: usize = MIN_REASSEMBLY - ICMP_ERROR_OVERHEAD;
 
 /// Builds an ICMP "fragmentation needed" (type 3, code 4, RFC 1191) in
 /// `buf`: its first [`ICMP_ERROR_OVERHEAD`] bytes become the IPv4 and ICMP
 /// headers, the rest (`buf[28..]`, already cut to at most [`MAX_QUOTE`])
 /// is the quoted packet. The error goes from `src` to the offending
-/// packet's source.
+/// packet's source. Left untouched when the quote does not start with a
+/// whole IPv4 header, or `buf` is longer than an IPv4 packet can be.
 pub fn frag_needed(buf: &mut [u8], src: Ipv4Addr, mtu: u16, ident: u16) {
-    let total = buf.len() as u16;
-    let (hdr, quoted) = buf.split_at_mut(ICMP_ERROR_OVERHEAD);
-    let to = [quoted[12], quoted[13], quoted[14], quoted[15]];
-    let (ip, icmp) = hdr.split_at_mut(20);
-    ip[0] = 0x45;
-    ip[1] = 0;
-    put_u16(ip, 2, total);
-    put_u16(ip, 4, ident);
-    ip[6] = 0;
-    ip[7] = 0;
-    ip[8] = ICMP_TTL;
-    ip[9] = 1;
-    put_u16(ip, 10, 0);
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&to);
-    let ck = checksum::checksum(ip);
-    put_u16(ip, 10, ck);
-    icmp[0] = 3;
-    icmp[1] = 4;
-    put_u16(icmp, 2, 0);
-    put_u16(icmp, 4, 0);
-    put_u16(icmp, 6, mtu);
-    let ck = !checksum::fold(checksum::sum(icmp) + checksum::sum(quoted));
-    put_u16(icmp, 2, ck);
+    if buf.len() < ICMP_ERROR_OVERHEAD {
+        return;
+    }
+    let Ok(total) = u16::try_from(buf.len()) else {
+        return;
+    };
+    let (ip, message) = buf.split_at_mut(ipv4::MIN_HEADER_LEN);
+    let Some(quoted) = message.get(icmp::HEADER_LEN..) else {
+        return;
+    };
+    let Ok(offender) = ipv4::Packet::new_checked_header(quoted) else {
+        return;
+    };
+    let to = offender.src_addr();
+    let Ok(mut p) = ipv4::Packet::init_header(ip) else {
+        return;
+    };
+    p.set_total_len(total);
+    p.set_ident(ident);
+    p.set_ttl(ICMP_TTL);
+    p.set_protocol(ipv4::Protocol::Icmp);
+    p.set_src_addr(src);
+    p.set_dst_addr(to);
+    p.fill_checksum();
+    let Ok(mut msg) = icmp::Packet::new_checked(message) else {
+        return;
+    };
+    msg.set_msg_type(icmp::Message::DstUnreachable);
+    msg.set_code(icmp::CODE_FRAG_NEEDED);
+    msg.set_next_hop_mtu(mtu);
+    msg.fill_checksum();
 }
 
 #[cfg(test)]
@@ -214,6 +243,40 @@ mod tests {
             check_fits(&inner(1481, true), 1500),
             Err(XmitError::TooBig { mtu: 1480 })
         );
+    }
+
+    #[test]
+    fn bytes_that_are_not_ipv4_are_neither_fitted_nor_wrapped() {
+        let junk = [0x60u8; 40];
+        assert_eq!(check_fits(&junk, 1500), Err(XmitError::Unsupported));
+        assert!(!dont_fragment(&junk));
+        assert!(!dont_fragment(&[]));
+        let mut buf = vec![0xaau8; OVERHEAD];
+        buf.extend_from_slice(&junk);
+        let before = buf.clone();
+        encapsulate(
+            &mut buf,
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+            7,
+        );
+        assert_eq!(buf, before);
+        encapsulate(
+            &mut buf[..19],
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+            7,
+        );
+        set_fragment(&mut buf[..OVERHEAD], 100, 0, true);
+        assert_eq!(buf, before);
+    }
+
+    #[test]
+    fn frag_needed_without_a_quoted_header_writes_nothing() {
+        let mut buf = vec![0u8; ICMP_ERROR_OVERHEAD + 19];
+        frag_needed(&mut buf, Ipv4Addr::new(203, 0, 113, 2), 1480, 9);
+        assert!(buf.iter().all(|&b| b == 0));
+        frag_needed(&mut [0u8; 27], Ipv4Addr::new(203, 0, 113, 2), 1480, 9);
     }
 
     #[test]
