@@ -17,7 +17,7 @@ use crate::lb::balancer::{Decision, IcmpRoute, Refusal};
 use crate::lb::conn::FlowKey;
 use crate::lb::service::{ForwardMethod, Protocol};
 use crate::lb::xmit::{nat, rst, tun, XmitError};
-use crate::wire::{icmp, ipv4};
+use crate::wire::{icmp, ipv4, tcp, udp};
 use std::net::Ipv4Addr;
 
 impl From<Refusal> for DropReason {
@@ -346,15 +346,18 @@ fn quoted_flow(ip: &[u8]) -> Option<(FlowKey, Protocol)> {
     let msg = icmp::Packet::new_checked(outer.payload()).ok()?;
     let q = ipv4::Packet::new_checked_quoted(msg.data()).ok()?;
     let protocol = Protocol::from_number(u8::from(q.protocol()))?;
-    let p = q.payload().get(..4)?;
+    let (sport, dport) = match protocol {
+        Protocol::Tcp => {
+            let t = tcp::Quoted::new_checked(q.payload()).ok()?;
+            (t.src_port(), t.dst_port())
+        }
+        Protocol::Udp => {
+            let u = udp::Packet::new_checked_quoted(q.payload()).ok()?;
+            (u.src_port(), u.dst_port())
+        }
+    };
     Some((
-        FlowKey::new(
-            q.src_addr(),
-            u16::from_be_bytes([p[0], p[1]]),
-            q.dst_addr(),
-            u16::from_be_bytes([p[2], p[3]]),
-            protocol.number(),
-        ),
+        FlowKey::new(q.src_addr(), sport, q.dst_addr(), dport, protocol.number()),
         protocol,
     ))
 }
