@@ -5,12 +5,9 @@
 #![deny(unsafe_code)]
 
 use rvs::control::config::Config;
-use rvs::control::ha::{Ha, HaSettings};
-use rvs::control::health::{self, HealthChecker};
-use rvs::control::metrics::{self, MetricsSnapshot};
-use rvs::control::reload;
-use rvs::control::report::{self, RuntimeState, WorkerSnapshot};
-use rvs::control::socket::ControlSocket;
+use rvs::control::plane::{self, ControlPlane};
+use rvs::control::run::LinkWatch;
+use rvs::control::workers::Workers;
 use rvs::dataplane::poll::{self, PollParams};
 use rvs::dataplane::stats::StatsCell;
 use rvs::dataplane::sync::sync_channel;
@@ -26,15 +23,12 @@ use rvs::dpdk::{
     ring::{RingConsumer, RingProducer},
     TscClock,
 };
-use rvs::lb::service::ServiceTable;
-use rvs::lb::xmit::Endpoint;
 use rvs::{error, info, startup, warn};
-use serde_json::{json, Value};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "usage: rvsd --config FILE [--check]\n\
@@ -305,189 +299,36 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         };
         if let Err(e) = lcore::launch(&eal, lcore, job) {
             error!("{e}");
-            stop.store(true, Ordering::Relaxed);
-            for &l in &launched {
-                lcore::wait(&eal, l);
-            }
+            stop_workers(&eal, &stop, &launched);
             return Err(Failure::Dpdk);
         }
         launched.push(lcore);
     }
-    // rvsadm's socket. Without it the data plane still serves; say so loudly.
-    let control = match ControlSocket::bind(&config.control.socket) {
-        Ok(sock) => {
-            info!("control socket {}", config.control.socket.display());
-            Some(sock)
-        }
-        Err(e) => {
-            warn!(
-                "control.socket {}: {e}; rvsadm will not reach this rvsd",
-                config.control.socket.display()
-            );
-            None
-        }
-    };
-
+    let socket = plane::bind_socket(config);
     info!(
         "ready: {} worker(s) on {} port(s), lcores {:?}",
         workers.len(),
         ports.len(),
         workers
     );
-
-    // High availability: the role and the connection sync with the peer.
-    let ha = match &config.ha {
-        None => None,
-        Some(h) => {
-            let settings = HaSettings {
-                node_id: h.node_id,
-                initial_master: h.starts_as_master(),
-                listen: h.sync_listen,
-                peer: h.sync_peer,
-                interval: h.sync_interval,
-            };
-            match Ha::start(settings, std::mem::take(&mut collectors), senders.clone()) {
-                Ok(ha) => {
-                    info!(
-                        "ha: node {} starts as {}, syncing connections from {} to {}",
-                        h.node_id,
-                        if h.starts_as_master() {
-                            "master"
-                        } else {
-                            "backup"
-                        },
-                        h.sync_listen,
-                        h.sync_peer
-                    );
-                    Some(ha)
-                }
-                Err(e) => {
-                    error!("ha.sync_listen {}: {e}", h.sync_listen);
-                    stop.store(true, Ordering::Relaxed);
-                    for &l in &launched {
-                        lcore::wait(&eal, l);
-                    }
-                    return Err(Failure::Dpdk);
-                }
-            }
+    let mut control = match ControlPlane::start(
+        config,
+        config_path,
+        services,
+        Workers::new(senders, cells),
+        collectors,
+        socket,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("{e}");
+            stop_workers(&eal, &stop, &launched);
+            return Err(Failure::Dpdk);
         }
     };
-    let mut state = ControlState {
-        runtime: RuntimeState::for_services(&services),
-        services: services.clone(),
-        senders,
-        config_path: config_path.to_path_buf(),
-        ha,
-        garp: config
-            .ha
-            .as_ref()
-            .map(|h| (h.garp_count, h.garp_interval))
-            .unwrap_or((0, Duration::ZERO)),
-        garps_left: 0,
-        next_garp: std::time::Instant::now(),
-        checker: HealthChecker::new(health::targets(&services, &config.virtual_servers)),
-        shared: Arc::new(Mutex::new((
-            services.clone(),
-            RuntimeState::for_services(&services),
-        ))),
-    };
-    if state.ha.as_ref().is_some_and(Ha::is_master) {
-        // Starting as master: announce, as keepalived's notify would.
-        state.garps_left = state.garp.0;
-    }
-    info!(
-        "health checks: {} real server(s) probed through the host's network stack",
-        state.checker.threads()
-    );
-    // Prometheus, collected at scrape time from what the workers published.
-    let _metrics = {
-        let shared = state.shared.clone();
-        let view = state.checker.view();
-        let cells = cells.clone();
-        let source: metrics::SnapshotSource = Arc::new(move || {
-            let (services, runtime) = shared.lock().map(|g| g.clone()).unwrap_or_default();
-            let weights = services
-                .services()
-                .iter()
-                .enumerate()
-                .map(|(v, vs)| {
-                    vs.real_servers
-                        .iter()
-                        .enumerate()
-                        .map(|(r, rs)| runtime.weight(v, r, rs.weight))
-                        .collect()
-                })
-                .collect();
-            MetricsSnapshot {
-                health: view.up_table(&services),
-                weights,
-                health_checks: view.statuses(),
-                workers: snapshots(&cells),
-                services,
-            }
-        });
-        match metrics::serve(config.control.metrics_listen, source) {
-            Ok(server) => {
-                info!(
-                    "metrics at http://{}/metrics",
-                    config.control.metrics_listen
-                );
-                Some(server)
-            }
-            Err(e) => {
-                warn!(
-                    "control.metrics_listen {}: {e}; no metrics served",
-                    config.control.metrics_listen
-                );
-                None
-            }
-        }
-    };
-    let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
-    'serve: loop {
-        if let Some(sock) = &control {
-            sock.serve_pending(|req| answer(req, &cells, &mut state));
-        }
-        state.garp_tick();
-        for change in state.checker.poll() {
-            if change.up {
-                info!(
-                    "real server {} ({}) is up: {}",
-                    change.endpoint, change.name, change.reason
-                );
-            } else {
-                warn!(
-                    "real server {} ({}) is down: {}",
-                    change.endpoint, change.name, change.reason
-                );
-            }
-            state.set_health(change.vs, change.rs, change.up);
-        }
-        for sig in signals.pending() {
-            match sig {
-                SIGHUP => {
-                    info!("SIGHUP: reloading {}", state.config_path.display());
-                    let _ = state.reload();
-                }
-                _ => {
-                    info!("signal {sig}: stopping");
-                    break 'serve;
-                }
-            }
-        }
-        for ((port, up), iface) in ports.iter().zip(links.iter_mut()).zip(&config.interfaces) {
-            let now_up = port.link().up;
-            if now_up != *up {
-                info!(
-                    "interface {}: link {}",
-                    iface.name,
-                    if now_up { "up" } else { "down" }
-                );
-                *up = now_up;
-            }
-        }
-        std::thread::sleep(CONTROL_TICK);
-    }
+    let names = config.interfaces.iter().map(|i| i.name.clone()).collect();
+    let links = LinkWatch::new(names, || ports.iter().map(|p| p.link().up).collect());
+    control.serve(&mut signals, links, CONTROL_TICK);
 
     stop.store(true, Ordering::Relaxed);
     let mut failed = false;
@@ -498,7 +339,7 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
             failed = true;
         }
     }
-    print_final_stats(&cells, &state);
+    eprintln!("stats: {}", control.final_stats());
     for (port, iface) in ports.iter().zip(&config.interfaces) {
         let s = port.stats();
         info!(
@@ -516,6 +357,14 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         Err(Failure::Dpdk)
     } else {
         Ok(())
+    }
+}
+
+/// Stops the workers launched so far (a start that failed half-way).
+fn stop_workers(eal: &Eal, stop: &AtomicBool, launched: &[u32]) {
+    stop.store(true, Ordering::Relaxed);
+    for &l in launched {
+        lcore::wait(eal, l);
     }
 }
 
@@ -570,307 +419,6 @@ fn handover_rings(
         }
     }
     Ok((out, inbound))
-}
-
-/// What the workers last published.
-fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
-    cells
-        .iter()
-        .map(|(lcore, cell)| WorkerSnapshot {
-            lcore: *lcore,
-            stats: cell.snapshot(),
-            real_servers: cell.real_servers(),
-            connections: cell.connections(),
-        })
-        .collect()
-}
-
-/// What the control thread keeps between requests.
-struct ControlState {
-    /// The service table the workers run.
-    services: Arc<ServiceTable>,
-    /// Health and run-time weights per real server.
-    runtime: RuntimeState,
-    /// One command channel per worker.
-    senders: Vec<std::sync::mpsc::Sender<Command>>,
-    /// The file reloads read.
-    config_path: PathBuf,
-    /// The health checks.
-    checker: HealthChecker,
-    /// What the metrics thread reads: the table and the run-time state.
-    shared: Arc<Mutex<(Arc<ServiceTable>, RuntimeState)>>,
-    /// The HA role and sync, when `[ha]` is configured.
-    ha: Option<Ha>,
-    /// Gratuitous ARPs on becoming master: how many, how far apart.
-    garp: (u32, Duration),
-    /// Gratuitous ARP rounds still to send, and when the next one is due.
-    garps_left: u32,
-    next_garp: std::time::Instant,
-}
-
-impl ControlState {
-    /// Becomes master or backup (keepalived's notify scripts call
-    /// `rvsadm ha master|backup`). A new master announces the VIPs and
-    /// floating addresses with gratuitous ARPs.
-    fn set_role(&mut self, master: bool) -> Result<bool, String> {
-        let Some(ha) = &self.ha else {
-            return Err("HA is not configured on this rvsd (no [ha] section)".into());
-        };
-        let changed = ha.set_master(master);
-        self.broadcast(|| Command::HaRole { master });
-        if master {
-            // Also on a repeated "master": keepalived may say it again
-            // after a fault, and announcing is harmless.
-            self.garps_left = self.garp.0;
-            self.next_garp = std::time::Instant::now();
-        } else {
-            self.garps_left = 0;
-        }
-        if changed {
-            info!("ha: now {}", if master { "master" } else { "backup" });
-        }
-        Ok(changed)
-    }
-
-    /// Sends the next gratuitous ARP round when one is due (one worker
-    /// sends them: every worker has the same addresses).
-    fn garp_tick(&mut self) {
-        if self.garps_left == 0 || std::time::Instant::now() < self.next_garp {
-            return;
-        }
-        if let Some(tx) = self.senders.first() {
-            let _ = tx.send(Command::Garp);
-        }
-        self.garps_left -= 1;
-        self.next_garp = std::time::Instant::now() + self.garp.1;
-    }
-
-    /// Records a health change and tells every worker.
-    fn set_health(&mut self, vs: u16, rs: u16, up: bool) {
-        if let Some(h) = self
-            .runtime
-            .health
-            .get_mut(usize::from(vs))
-            .and_then(|v| v.get_mut(usize::from(rs)))
-        {
-            *h = up;
-        }
-        self.broadcast(|| Command::Health { vs, rs, up });
-        self.publish();
-    }
-
-    /// Lets the metrics thread see the current table and run-time state.
-    fn publish(&self) {
-        if let Ok(mut g) = self.shared.lock() {
-            *g = (self.services.clone(), self.runtime.clone());
-        }
-    }
-
-    /// Re-reads the config file and applies its virtual servers: a file
-    /// that does not validate is refused whole (the error names the field
-    /// and line) and the running config stays; otherwise the difference is
-    /// applied between bursts: added servers take traffic, removed ones
-    /// drain, weights and schedulers change for new connections.
-    fn reload(&mut self) -> Result<String, String> {
-        let new = match Config::load(&self.config_path) {
-            Ok(c) => c,
-            Err(errors) => {
-                let lines: Vec<String> = errors
-                    .0
-                    .iter()
-                    .map(|e| format!("{}: {e}", self.config_path.display()))
-                    .collect();
-                for l in &lines {
-                    error!("reload refused, running config kept: {l}");
-                }
-                return Err(lines.join("\n"));
-            }
-        };
-        let merged = reload::merge_config(&self.services, &new.virtual_servers);
-        if merged.is_unchanged() {
-            info!("reload: no change to the virtual servers");
-            return Ok("no change".into());
-        }
-        let mut summary = Vec::new();
-        for c in &merged.changes {
-            info!("reload: {c}");
-            summary.push(c.to_string());
-        }
-        let table = Arc::new(merged.table);
-        self.services = table.clone();
-        self.runtime.reshape(&table);
-        self.broadcast(|| Command::Services(table.clone()));
-        // Workers keep the health they knew; tell them again for all, so a
-        // slot that came back from draining has the checker's view.
-        self.checker
-            .retarget(health::targets(&table, &new.virtual_servers));
-        let up = self.checker.up_table(&table);
-        for (v, row) in up.iter().enumerate() {
-            for (r, &is_up) in row.iter().enumerate() {
-                if let Some(h) = self.runtime.health.get_mut(v).and_then(|x| x.get_mut(r)) {
-                    *h = is_up;
-                }
-                self.broadcast(|| Command::Health {
-                    vs: v as u16,
-                    rs: r as u16,
-                    up: is_up,
-                });
-            }
-        }
-        self.publish();
-        Ok(summary.join("\n"))
-    }
-
-    /// Sends `make()` to every worker.
-    fn broadcast(&self, make: impl Fn() -> Command) {
-        for tx in &self.senders {
-            let _ = tx.send(make());
-        }
-    }
-
-    /// Finds a service by "VIP:PORT/PROTO" and a real server in it by
-    /// "RIP:PORT".
-    fn find(&self, service: &str, real: &str) -> Result<(u16, u16), String> {
-        let (addr, proto) = service.rsplit_once('/').unwrap_or((service, "tcp"));
-        let vip: std::net::SocketAddrV4 = addr
-            .parse()
-            .map_err(|_| format!("{service:?} is not VIP:PORT/PROTO"))?;
-        let protocol: rvs::lb::service::Protocol =
-            proto.parse().map_err(|e| format!("{service:?}: {e}"))?;
-        let vs = self
-            .services
-            .lookup(Endpoint::new(*vip.ip(), vip.port()), protocol)
-            .ok_or_else(|| format!("no virtual server {service}"))?;
-        let rip: std::net::SocketAddrV4 = real
-            .parse()
-            .map_err(|_| format!("{real:?} is not RIP:PORT"))?;
-        let rs = self
-            .services
-            .get(vs)
-            .real_servers
-            .iter()
-            .position(|r| r.endpoint == Endpoint::new(*rip.ip(), rip.port()))
-            .ok_or_else(|| format!("{service} has no real server {real}"))?;
-        Ok((vs, rs as u16))
-    }
-}
-
-/// Answers one `rvsadm` request.
-fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], state: &mut ControlState) -> Value {
-    match request["cmd"].as_str() {
-        Some("list") => report::list(&state.services, &snapshots(cells), &state.runtime),
-        Some("stats") => report::stats(&snapshots(cells)),
-        Some("weight") => {
-            let weight = match request["weight"].as_u64() {
-                Some(w) if w <= 65535 => w as u32,
-                _ => return json!({ "error": "weight must be 0 to 65535" }),
-            };
-            let (vs, rs) = match state.find(
-                request["service"].as_str().unwrap_or(""),
-                request["real_server"].as_str().unwrap_or(""),
-            ) {
-                Ok(found) => found,
-                Err(e) => return json!({ "error": e }),
-            };
-            if let Some(w) = state
-                .runtime
-                .weights
-                .get_mut(usize::from(vs))
-                .and_then(|v| v.get_mut(usize::from(rs)))
-            {
-                *w = Some(weight);
-            }
-            state.publish();
-            state.broadcast(|| Command::Weight {
-                vs,
-                rs,
-                weight: Some(weight),
-            });
-            info!(
-                "weight of {} in {} set to {weight}{}",
-                request["real_server"].as_str().unwrap_or(""),
-                request["service"].as_str().unwrap_or(""),
-                if weight == 0 {
-                    " (draining: no new connections)"
-                } else {
-                    ""
-                }
-            );
-            json!({ "ok": true })
-        }
-        Some("conns") => {
-            let limit = request["limit"].as_u64().unwrap_or(100).min(100_000) as usize;
-            let (tx, rx) = std::sync::mpsc::channel();
-            state.broadcast(|| Command::DumpConns {
-                limit,
-                reply: tx.clone(),
-            });
-            drop(tx);
-            let mut conns = Vec::new();
-            let deadline = std::time::Instant::now() + Duration::from_secs(1);
-            for _ in 0..state.senders.len() {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(batch) => conns.extend(batch),
-                    Err(_) => break,
-                }
-            }
-            conns.truncate(limit);
-            let list: Vec<Value> = conns
-                .iter()
-                .map(|c| {
-                    json!({
-                        "protocol": c.protocol,
-                        "client": format!("{}:{}", c.client.ip, c.client.port),
-                        "virtual_server": format!("{}:{}", c.virtual_server.ip, c.virtual_server.port),
-                        "real_server": format!("{}:{}", c.real_server.ip, c.real_server.port),
-                        "state": c.state,
-                        "expires_in_s": c.expires_in_s,
-                        "packets_in": c.packets_in,
-                        "packets_out": c.packets_out,
-                        "bytes_in": c.bytes_in,
-                        "bytes_out": c.bytes_out,
-                    })
-                })
-                .collect();
-            json!({ "connections": list })
-        }
-        Some("reload") => match state.reload() {
-            Ok(summary) => json!({ "ok": true, "message": format!("reloaded: {summary}") }),
-            Err(e) => json!({ "error": format!("reload refused, running config kept:\n{e}") }),
-        },
-        Some("ha") => match request["action"].as_str() {
-            Some("status") => match &state.ha {
-                Some(ha) => ha.status(),
-                None => json!({
-                    "role": "standalone",
-                    "configured": false,
-                    "detail": "no [ha] section in the config: this rvsd has no peer"
-                }),
-            },
-            Some(a @ ("master" | "backup")) => match state.set_role(a == "master") {
-                Ok(changed) => json!({
-                    "ok": true,
-                    "message": format!("{}{a}", if changed { "now " } else { "already " })
-                }),
-                Err(e) => json!({ "error": e }),
-            },
-            Some(a) => json!({ "error": format!("ha {a}: expected master, backup or status") }),
-            None => json!({ "error": "ha needs master, backup or status" }),
-        },
-        Some(other) => json!({ "error": format!("unknown command {other:?}") }),
-        None => json!({ "error": "request has no \"cmd\"" }),
-    }
-}
-
-/// The `stats:` line: every worker's counters, their total, and each
-/// virtual server's real servers summed over the workers, as JSON.
-fn print_final_stats(cells: &[(u32, Arc<StatsCell>)], state: &ControlState) {
-    let snaps = snapshots(cells);
-    let mut line = report::stats(&snaps);
-    line["virtual_servers"] =
-        report::list(&state.services, &snaps, &state.runtime)["virtual_servers"].clone();
-    eprintln!("stats: {line}");
 }
 
 /// A seed for hashes and schedulers that differs on every start, so

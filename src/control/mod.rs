@@ -28,6 +28,7 @@
 //! ```
 
 pub mod adm;
+pub mod answer;
 pub mod config;
 mod device;
 mod eal_args;
@@ -36,14 +37,22 @@ pub mod ha;
 pub mod health;
 mod locate;
 pub mod metrics;
+pub mod plane;
 mod raw;
 pub mod reload;
 pub mod report;
+pub mod role;
+pub mod run;
+pub mod servers;
 pub mod socket;
+pub mod state;
 mod validate;
+pub mod workers;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_runtime;
 
 pub use config::{
     is_prime, normalize_pci, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig,
