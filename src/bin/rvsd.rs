@@ -5,13 +5,12 @@
 #![deny(unsafe_code)]
 
 use rvs::control::config::Config;
-use rvs::control::plane::{self, ControlPlane};
-use rvs::control::run::LinkWatch;
-use rvs::control::workers::Workers;
+use rvs::control::plane::ControlPlane;
+use rvs::control::report;
+use rvs::control::run::{self as control_loop, LinkWatch};
+use rvs::control::workers::{self, WorkerEnds};
 use rvs::dataplane::poll::{self, PollParams};
-use rvs::dataplane::stats::StatsCell;
-use rvs::dataplane::sync::sync_channel;
-use rvs::dataplane::worker::{Command, Worker, WorkerSetup};
+use rvs::dataplane::worker::{Worker, WorkerSetup};
 use rvs::dpdk::{
     eal::Eal,
     io::DpdkIo,
@@ -24,7 +23,6 @@ use rvs::dpdk::{
     TscClock,
 };
 use rvs::{error, info, startup, warn};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,11 +41,8 @@ const POOL_CACHE: u32 = 256;
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
 /// How often workers publish counters and the control loop looks around.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
-/// Real servers later reloads may add beyond the first config's.
-const RELOAD_HEADROOM: usize = 1024;
 /// Slots of each hand-over ring between two workers (per port).
 const HANDOVER_RING: u32 = 1024;
-const CONTROL_TICK: Duration = Duration::from_millis(100);
 
 /// Why rvsd stopped, as its exit status.
 enum Failure {
@@ -125,11 +120,10 @@ fn main() -> ExitCode {
 /// order: workers, ports, pool, EAL (each by drop, in reverse declaration).
 fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     // Signals first, so a SIGTERM during a slow EAL start is not lost.
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|e| {
-            error!("cannot install signal handlers: {e}");
-            Failure::Dpdk
-        })?;
+    let mut signals = control_loop::signals().map_err(|e| {
+        error!("cannot install signal handlers: {e}");
+        Failure::Dpdk
+    })?;
 
     let argv = startup::eal_argv("rvsd", config);
     info!("starting the EAL: {}", argv[1..].join(" "));
@@ -139,16 +133,12 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     })?;
 
     let workers = &config.dpdk.workers;
-    let main_lcore = eal.main_lcore();
-    for &lcore in workers {
-        if lcore == main_lcore {
-            error!("dpdk.workers: lcore {lcore} is the EAL's main lcore, which runs the control thread");
-            return Err(Failure::Config);
-        }
-        if !eal.lcore_enabled(lcore) {
-            error!("dpdk.workers: lcore {lcore} is not enabled by dpdk.eal_args (add it to -l)");
-            return Err(Failure::Config);
-        }
+    if let Err(e) = config
+        .dpdk
+        .check_lcores(eal.main_lcore(), |l| eal.lcore_enabled(l))
+    {
+        error!("{e}");
+        return Err(Failure::Config);
     }
 
     let burst = usize::from(config.dataplane.burst_size);
@@ -160,20 +150,19 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         POOL_CACHE as usize,
     );
     let socket = eal.lcore_socket(workers[0]) as i32;
-    let pool = Arc::new(
-        Mempool::new(
-            &eal,
-            "rvs_mbufs",
-            pool_size,
-            POOL_CACHE,
-            MBUF_DATA_ROOM,
-            socket,
-        )
-        .map_err(|e| {
-            error!("{e} (reserve hugepages, or pass -m / --no-huge in dpdk.eal_args)");
-            Failure::Dpdk
-        })?,
-    );
+    let pool = Mempool::new(
+        &eal,
+        "rvs_mbufs",
+        pool_size,
+        POOL_CACHE,
+        MBUF_DATA_ROOM,
+        socket,
+    )
+    .map(Arc::new)
+    .map_err(|e| {
+        error!("{e} (reserve hugepages, or pass -m / --no-huge in dpdk.eal_args)");
+        Failure::Dpdk
+    })?;
 
     let mut ports = Vec::with_capacity(config.interfaces.len());
     let mut macs = Vec::with_capacity(config.interfaces.len());
@@ -221,124 +210,41 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         ports.push(port);
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
     let services = Arc::new(startup::service_table(config));
     for vs in services.services() {
-        info!(
-            "virtual server {}: {}:{}/{} {} {} with {} real server(s)",
-            vs.name,
-            vs.key.vip.ip,
-            vs.key.vip.port,
-            vs.key.protocol,
-            vs.scheduler,
-            vs.forward,
-            vs.real_servers.len()
-        );
+        info!("{}", report::describe(vs));
     }
-    let real_server_count: usize = services
-        .services()
-        .iter()
-        .map(|s| s.real_servers.len())
-        .sum();
     let setup = startup::worker_setup(config, &macs, &mtus, services.clone(), random_seed());
-    let clock = TscClock::new(&eal);
-    let params = PollParams {
-        burst_size: burst,
-        idle_sleep: config.dataplane.idle_sleep,
-        publish_interval_ns: PUBLISH_INTERVAL.as_nanos() as u64,
-        workers: workers.len(),
-    };
     // With several workers a connection belongs to the worker its client
     // hashes to; packets that arrive at another one (NAT replies always
     // carry another tuple, and a device may have no RSS) are handed over
     // through single-producer rings, one per (from, to, port).
-    let (mut handover_out, mut handover_in) =
-        handover_rings(&eal, workers.len(), ports.len(), socket)?;
+    let handover = handover_rings(&eal, workers.len(), ports.len(), socket)?;
     if workers.len() > 1 {
         info!(
             "{} workers: each connection is owned by the worker its client hashes to; others hand its packets over",
             workers.len()
         );
     }
-    let mut cells = Vec::with_capacity(workers.len());
-    let mut launched = Vec::with_capacity(workers.len());
-    let mut senders = Vec::with_capacity(workers.len());
-    let mut collectors = Vec::new();
-    for (queue, &lcore) in workers.iter().enumerate() {
-        // Room for servers later reloads add.
-        let cell = Arc::new(StatsCell::new(real_server_count + RELOAD_HEADROOM));
-        cells.push((lcore, cell.clone()));
-        let mut worker = Worker::new(&WorkerSetup {
-            seed: setup.seed.wrapping_add(queue as u64),
-            worker_index: queue,
-            ..setup.clone()
-        });
-        if config.ha.is_some() {
-            let (q, collector) = sync_channel();
-            worker.set_sync(q);
-            collectors.push(collector);
-        }
-        let mut io = DpdkIo::new(&ports, queue as u16, pool.clone()).with_handover(
-            std::mem::take(&mut handover_out[queue]),
-            std::mem::take(&mut handover_in[queue]),
-        );
-        let worker_stop = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<Command>();
-        senders.push(tx);
-        let job = move || {
-            poll::run(
-                &mut worker,
-                &mut io,
-                &clock,
-                &worker_stop,
-                &cell,
-                Some(&rx),
-                params,
-            );
-            0
-        };
-        if let Err(e) = lcore::launch(&eal, lcore, job) {
+    let (to_workers, collectors, ends) = workers::connect(workers, &services, config.ha.is_some());
+    let running = launch_workers(&eal, config, &ports, &pool, &setup, handover, ends)?;
+    let mut control = ControlPlane::start(config, config_path, services, to_workers, collectors)
+        .map_err(|e| {
             error!("{e}");
-            stop_workers(&eal, &stop, &launched);
-            return Err(Failure::Dpdk);
-        }
-        launched.push(lcore);
-    }
-    let socket = plane::bind_socket(config);
+            running.stop(&eal);
+            Failure::Dpdk
+        })?;
     info!(
         "ready: {} worker(s) on {} port(s), lcores {:?}",
         workers.len(),
         ports.len(),
         workers
     );
-    let mut control = match ControlPlane::start(
-        config,
-        config_path,
-        services,
-        Workers::new(senders, cells),
-        collectors,
-        socket,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("{e}");
-            stop_workers(&eal, &stop, &launched);
-            return Err(Failure::Dpdk);
-        }
-    };
     let names = config.interfaces.iter().map(|i| i.name.clone()).collect();
     let links = LinkWatch::new(names, || ports.iter().map(|p| p.link().up).collect());
-    control.serve(&mut signals, links, CONTROL_TICK);
+    control.serve(&mut signals, links);
 
-    stop.store(true, Ordering::Relaxed);
-    let mut failed = false;
-    for &lcore in &launched {
-        let rc = lcore::wait(&eal, lcore);
-        if rc != 0 {
-            error!("worker on lcore {lcore} ended with status {rc}");
-            failed = true;
-        }
-    }
+    let clean = running.stop(&eal);
     eprintln!("stats: {}", control.final_stats());
     for (port, iface) in ports.iter().zip(&config.interfaces) {
         let s = port.stats();
@@ -353,70 +259,127 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     drop(pool);
     drop(eal);
     info!("stopped");
-    if failed {
-        Err(Failure::Dpdk)
-    } else {
+    if clean {
         Ok(())
+    } else {
+        Err(Failure::Dpdk)
     }
 }
 
-/// Stops the workers launched so far (a start that failed half-way).
-fn stop_workers(eal: &Eal, stop: &AtomicBool, launched: &[u32]) {
-    stop.store(true, Ordering::Relaxed);
-    for &l in launched {
-        lcore::wait(eal, l);
+/// The workers launched: their lcores and the flag that stops them.
+struct Running {
+    stop: Arc<AtomicBool>,
+    lcores: Vec<u32>,
+}
+
+impl Running {
+    /// Stops the workers and waits for them; false when one ended with an
+    /// error.
+    fn stop(&self, eal: &Eal) -> bool {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut clean = true;
+        for &lcore in &self.lcores {
+            let rc = lcore::wait(eal, lcore);
+            if rc != 0 {
+                error!("worker on lcore {lcore} ended with status {rc}");
+                clean = false;
+            }
+        }
+        clean
     }
 }
+
+/// Builds one worker per `dpdk.workers` lcore, each polling its queue of
+/// every port, and launches it. A launch that fails stops those started.
+fn launch_workers(
+    eal: &Eal,
+    config: &Config,
+    ports: &[Port],
+    pool: &Arc<Mempool>,
+    setup: &WorkerSetup,
+    (mut handover_out, mut handover_in): (HandoverOut, HandoverIn),
+    ends: Vec<WorkerEnds>,
+) -> Result<Running, Failure> {
+    let lcores = &config.dpdk.workers;
+    let clock = TscClock::new(eal);
+    let params = PollParams {
+        burst_size: usize::from(config.dataplane.burst_size),
+        idle_sleep: config.dataplane.idle_sleep,
+        publish_interval_ns: PUBLISH_INTERVAL.as_nanos() as u64,
+        workers: lcores.len(),
+    };
+    let mut running = Running {
+        stop: Arc::new(AtomicBool::new(false)),
+        lcores: Vec::with_capacity(lcores.len()),
+    };
+    for (queue, (&lcore, ends)) in lcores.iter().zip(ends).enumerate() {
+        let mut worker = Worker::new(&WorkerSetup {
+            seed: setup.seed.wrapping_add(queue as u64),
+            worker_index: queue,
+            ..setup.clone()
+        });
+        if let Some(q) = ends.sync {
+            worker.set_sync(q);
+        }
+        let mut io = DpdkIo::new(ports, queue as u16, pool.clone()).with_handover(
+            std::mem::take(&mut handover_out[queue]),
+            std::mem::take(&mut handover_in[queue]),
+        );
+        let worker_stop = running.stop.clone();
+        let job = move || {
+            let (rx, cell) = (Some(&ends.commands), &ends.cell);
+            poll::run(&mut worker, &mut io, &clock, &worker_stop, cell, rx, params);
+            0
+        };
+        if let Err(e) = lcore::launch(eal, lcore, job) {
+            error!("{e}");
+            running.stop(eal);
+            return Err(Failure::Dpdk);
+        }
+        running.lcores.push(lcore);
+    }
+    Ok(running)
+}
+
+/// Each worker's producers of the hand-over rings, `[to][port]` (`None`
+/// for itself).
+type HandoverOut = Vec<Vec<Vec<Option<RingProducer>>>>;
+/// Each worker's consumers, `[port]`: one per other worker.
+type HandoverIn = Vec<Vec<Vec<RingConsumer>>>;
 
 /// Hand-over rings between workers: for worker `w`, `out[w][to][port]`
 /// (`None` when `to == w`) and `in[w][port]`, the consumers of the rings
-/// the others write to it.
-#[allow(clippy::type_complexity)]
+/// the others write to it. None with one worker.
 fn handover_rings(
     eal: &Eal,
     workers: usize,
     ports: usize,
     socket: i32,
-) -> Result<
-    (
-        Vec<Vec<Vec<Option<RingProducer>>>>,
-        Vec<Vec<Vec<RingConsumer>>>,
-    ),
-    Failure,
-> {
-    let mut out: Vec<Vec<Vec<Option<RingProducer>>>> = (0..workers)
-        .map(|_| {
-            (0..workers)
-                .map(|_| (0..ports).map(|_| None).collect())
-                .collect()
-        })
-        .collect();
-    let mut inbound: Vec<Vec<Vec<RingConsumer>>> = (0..workers)
+) -> Result<(HandoverOut, HandoverIn), Failure> {
+    let mut inbound: HandoverIn = (0..workers)
         .map(|_| (0..ports).map(|_| Vec::new()).collect())
         .collect();
-    if workers < 2 {
-        return Ok((out, inbound));
-    }
-    for (from, out_from) in out.iter_mut().enumerate() {
-        for (to, out_to) in out_from.iter_mut().enumerate() {
-            if from == to {
-                continue;
-            }
-            for (port, slot) in out_to.iter_mut().enumerate() {
-                let (p, c) = ring::spsc(
-                    eal,
-                    &format!("rvs_ho_{from}_{to}_{port}"),
-                    HANDOVER_RING,
-                    socket,
-                )
-                .map_err(|e| {
+    let mut out: HandoverOut = Vec::with_capacity(workers);
+    for from in 0..workers {
+        let mut to_row = Vec::with_capacity(workers);
+        for (to, inbound_to) in inbound.iter_mut().enumerate() {
+            let mut slots = Vec::with_capacity(ports);
+            for (port, consumers) in inbound_to.iter_mut().enumerate() {
+                if from == to {
+                    slots.push(None);
+                    continue;
+                }
+                let name = format!("rvs_ho_{from}_{to}_{port}");
+                let (p, c) = ring::spsc(eal, &name, HANDOVER_RING, socket).map_err(|e| {
                     error!("{e}");
                     Failure::Dpdk
                 })?;
-                *slot = Some(p);
-                inbound[to][port].push(c);
+                slots.push(Some(p));
+                consumers.push(c);
             }
+            to_row.push(slots);
         }
+        out.push(to_row);
     }
     Ok((out, inbound))
 }

@@ -21,6 +21,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often the loop looks around: requests, health results, signals,
+/// links.
+pub const TICK: Duration = Duration::from_millis(100);
+
 /// The running control plane.
 pub struct ControlPlane {
     state: ControlState,
@@ -30,7 +34,7 @@ pub struct ControlPlane {
 
 /// Binds rvsadm's socket at `control.socket`. Without it the data plane
 /// still serves; say so loudly.
-pub fn bind_socket(config: &Config) -> Option<ControlSocket> {
+fn bind_socket(config: &Config) -> Option<ControlSocket> {
     let path = &config.control.socket;
     match ControlSocket::bind(path) {
         Ok(sock) => {
@@ -48,18 +52,18 @@ pub fn bind_socket(config: &Config) -> Option<ControlSocket> {
 }
 
 impl ControlPlane {
-    /// Starts HA (when `[ha]` is configured: `collectors` are the workers'
-    /// sync reports), the health checks of `services` (the table the
-    /// workers run) and the metrics server. The error, naming the field,
-    /// is HA's sync socket failing to bind.
+    /// Binds the control socket, starts HA (when `[ha]` is configured:
+    /// `collectors` are the workers' sync reports), the health checks of
+    /// `services` (the table the workers run) and the metrics server. The
+    /// error, naming the field, is HA's sync socket failing to bind.
     pub fn start(
         config: &Config,
         config_path: &Path,
         services: Arc<ServiceTable>,
         workers: Workers,
         collectors: Vec<SyncCollector>,
-        socket: Option<ControlSocket>,
     ) -> Result<ControlPlane, String> {
+        let socket = bind_socket(config);
         let ha = match &config.ha {
             Some(h) => Some(start_ha(h, collectors, &workers)?),
             None => None,
@@ -102,16 +106,15 @@ impl ControlPlane {
         })
     }
 
-    /// Runs the loop, a tick `every` apart, until a stop signal.
+    /// Runs the loop, a tick every `TICK`, until a stop signal.
     pub fn serve(
         &mut self,
         signals: &mut signal_hook::iterator::Signals,
         mut links: LinkWatch<'_>,
-        every: Duration,
     ) {
         let socket = self.socket.as_ref();
         while run::tick(&mut self.state, socket, &mut links, signals.pending()) == Flow::Continue {
-            std::thread::sleep(every);
+            std::thread::sleep(TICK);
         }
     }
 

@@ -4,7 +4,7 @@
 //! published, so making one never touches a worker.
 
 use crate::dataplane::stats::{RealServerCounters, WorkerStats};
-use crate::lb::service::ServiceTable;
+use crate::lb::service::{ServiceTable, VirtualService};
 use serde_json::{json, Value};
 
 /// One worker's published counters, as the control side reads them.
@@ -82,6 +82,20 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
         })
         .collect();
     json!({ "virtual_servers": vss })
+}
+
+/// The line rvsd logs for each virtual service at start.
+pub fn describe(vs: &VirtualService) -> String {
+    format!(
+        "virtual server {}: {}:{}/{} {} {} with {} real server(s)",
+        vs.name,
+        vs.key.vip.ip,
+        vs.key.vip.port,
+        vs.key.protocol,
+        vs.scheduler,
+        vs.forward,
+        vs.real_servers.len()
+    )
 }
 
 /// Worker counters: each worker's, and their total.

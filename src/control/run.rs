@@ -8,7 +8,8 @@ use super::answer::answer;
 use super::socket::ControlSocket;
 use super::state::ControlState;
 use crate::info;
-use signal_hook::consts::SIGHUP;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use std::time::Instant;
 
 /// Whether the loop goes on.
@@ -75,6 +76,13 @@ pub fn tick(
     }
     links.poll();
     Flow::Continue
+}
+
+/// Installs the handlers of the signals the loop understands (see
+/// `on_signal`). rvsd does it first of all, so a SIGTERM during a slow EAL
+/// start is not lost.
+pub fn signals() -> std::io::Result<Signals> {
+    Signals::new([SIGTERM, SIGINT, SIGHUP])
 }
 
 /// SIGHUP reloads the config file (a refused file is logged and the
