@@ -2,6 +2,14 @@
 //! and the documents it serves; reload, health checks and metrics as they
 //! arrive.
 //!
+//! At run time `plane` starts the control plane beside the workers and runs
+//! the loop (`run`); `state` holds what the loop keeps, `servers` is the
+//! one owner of each real server's health and run-time weight (every
+//! change is a new service-table snapshot sent to the workers), `workers`
+//! is how the control thread reaches the workers (channels and stats
+//! cells, so all of it is tested without DPDK), `role` the HA role and
+//! `answer` the `rvsadm` requests.
+//!
 //! Configuration is read in two steps (see `raw` and `validate` for why):
 //! serde turns the TOML text into a raw model that only knows TOML types,
 //! then `validate` parses every value into its type and checks every rule,
