@@ -5,16 +5,12 @@
 #![deny(unsafe_code)]
 
 use rvs::control::config::Config;
-use rvs::control::ha::{Ha, HaSettings};
-use rvs::control::health::{self, HealthChecker};
-use rvs::control::metrics::{self, MetricsSnapshot};
-use rvs::control::reload;
-use rvs::control::report::{self, RuntimeState, WorkerSnapshot};
-use rvs::control::socket::ControlSocket;
+use rvs::control::plane::ControlPlane;
+use rvs::control::report;
+use rvs::control::run::{self as control_loop, LinkWatch};
+use rvs::control::workers::{self, WorkerEnds};
 use rvs::dataplane::poll::{self, PollParams};
-use rvs::dataplane::stats::StatsCell;
-use rvs::dataplane::sync::sync_channel;
-use rvs::dataplane::worker::{Command, Worker, WorkerSetup};
+use rvs::dataplane::worker::{Worker, WorkerSetup};
 use rvs::dpdk::{
     eal::Eal,
     io::DpdkIo,
@@ -26,15 +22,11 @@ use rvs::dpdk::{
     ring::{RingConsumer, RingProducer},
     TscClock,
 };
-use rvs::lb::service::ServiceTable;
-use rvs::lb::xmit::Endpoint;
 use rvs::{error, info, startup, warn};
-use serde_json::{json, Value};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "usage: rvsd --config FILE [--check]\n\
@@ -49,11 +41,8 @@ const POOL_CACHE: u32 = 256;
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
 /// How often workers publish counters and the control loop looks around.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
-/// Real servers later reloads may add beyond the first config's.
-const RELOAD_HEADROOM: usize = 1024;
 /// Slots of each hand-over ring between two workers (per port).
 const HANDOVER_RING: u32 = 1024;
-const CONTROL_TICK: Duration = Duration::from_millis(100);
 
 /// Why rvsd stopped, as its exit status.
 enum Failure {
@@ -131,11 +120,10 @@ fn main() -> ExitCode {
 /// order: workers, ports, pool, EAL (each by drop, in reverse declaration).
 fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     // Signals first, so a SIGTERM during a slow EAL start is not lost.
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|e| {
-            error!("cannot install signal handlers: {e}");
-            Failure::Dpdk
-        })?;
+    let mut signals = control_loop::signals().map_err(|e| {
+        error!("cannot install signal handlers: {e}");
+        Failure::Dpdk
+    })?;
 
     let argv = startup::eal_argv("rvsd", config);
     info!("starting the EAL: {}", argv[1..].join(" "));
@@ -145,16 +133,12 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     })?;
 
     let workers = &config.dpdk.workers;
-    let main_lcore = eal.main_lcore();
-    for &lcore in workers {
-        if lcore == main_lcore {
-            error!("dpdk.workers: lcore {lcore} is the EAL's main lcore, which runs the control thread");
-            return Err(Failure::Config);
-        }
-        if !eal.lcore_enabled(lcore) {
-            error!("dpdk.workers: lcore {lcore} is not enabled by dpdk.eal_args (add it to -l)");
-            return Err(Failure::Config);
-        }
+    if let Err(e) = config
+        .dpdk
+        .check_lcores(eal.main_lcore(), |l| eal.lcore_enabled(l))
+    {
+        error!("{e}");
+        return Err(Failure::Config);
     }
 
     let burst = usize::from(config.dataplane.burst_size);
@@ -166,20 +150,19 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         POOL_CACHE as usize,
     );
     let socket = eal.lcore_socket(workers[0]) as i32;
-    let pool = Arc::new(
-        Mempool::new(
-            &eal,
-            "rvs_mbufs",
-            pool_size,
-            POOL_CACHE,
-            MBUF_DATA_ROOM,
-            socket,
-        )
-        .map_err(|e| {
-            error!("{e} (reserve hugepages, or pass -m / --no-huge in dpdk.eal_args)");
-            Failure::Dpdk
-        })?,
-    );
+    let pool = Mempool::new(
+        &eal,
+        "rvs_mbufs",
+        pool_size,
+        POOL_CACHE,
+        MBUF_DATA_ROOM,
+        socket,
+    )
+    .map(Arc::new)
+    .map_err(|e| {
+        error!("{e} (reserve hugepages, or pass -m / --no-huge in dpdk.eal_args)");
+        Failure::Dpdk
+    })?;
 
     let mut ports = Vec::with_capacity(config.interfaces.len());
     let mut macs = Vec::with_capacity(config.interfaces.len());
@@ -227,278 +210,42 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         ports.push(port);
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
     let services = Arc::new(startup::service_table(config));
     for vs in services.services() {
-        info!(
-            "virtual server {}: {}:{}/{} {} {} with {} real server(s)",
-            vs.name,
-            vs.key.vip.ip,
-            vs.key.vip.port,
-            vs.key.protocol,
-            vs.scheduler,
-            vs.forward,
-            vs.real_servers.len()
-        );
+        info!("{}", report::describe(vs));
     }
-    let real_server_count: usize = services
-        .services()
-        .iter()
-        .map(|s| s.real_servers.len())
-        .sum();
     let setup = startup::worker_setup(config, &macs, &mtus, services.clone(), random_seed());
-    let clock = TscClock::new(&eal);
-    let params = PollParams {
-        burst_size: burst,
-        idle_sleep: config.dataplane.idle_sleep,
-        publish_interval_ns: PUBLISH_INTERVAL.as_nanos() as u64,
-        workers: workers.len(),
-    };
     // With several workers a connection belongs to the worker its client
     // hashes to; packets that arrive at another one (NAT replies always
     // carry another tuple, and a device may have no RSS) are handed over
     // through single-producer rings, one per (from, to, port).
-    let (mut handover_out, mut handover_in) =
-        handover_rings(&eal, workers.len(), ports.len(), socket)?;
+    let handover = handover_rings(&eal, workers.len(), ports.len(), socket)?;
     if workers.len() > 1 {
         info!(
             "{} workers: each connection is owned by the worker its client hashes to; others hand its packets over",
             workers.len()
         );
     }
-    let mut cells = Vec::with_capacity(workers.len());
-    let mut launched = Vec::with_capacity(workers.len());
-    let mut senders = Vec::with_capacity(workers.len());
-    let mut collectors = Vec::new();
-    for (queue, &lcore) in workers.iter().enumerate() {
-        // Room for servers later reloads add.
-        let cell = Arc::new(StatsCell::new(real_server_count + RELOAD_HEADROOM));
-        cells.push((lcore, cell.clone()));
-        let mut worker = Worker::new(&WorkerSetup {
-            seed: setup.seed.wrapping_add(queue as u64),
-            worker_index: queue,
-            ..setup.clone()
-        });
-        if config.ha.is_some() {
-            let (q, collector) = sync_channel();
-            worker.set_sync(q);
-            collectors.push(collector);
-        }
-        let mut io = DpdkIo::new(&ports, queue as u16, pool.clone()).with_handover(
-            std::mem::take(&mut handover_out[queue]),
-            std::mem::take(&mut handover_in[queue]),
-        );
-        let worker_stop = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<Command>();
-        senders.push(tx);
-        let job = move || {
-            poll::run(
-                &mut worker,
-                &mut io,
-                &clock,
-                &worker_stop,
-                &cell,
-                Some(&rx),
-                params,
-            );
-            0
-        };
-        if let Err(e) = lcore::launch(&eal, lcore, job) {
+    let (to_workers, collectors, ends) = workers::connect(workers, &services, config.ha.is_some());
+    let running = launch_workers(&eal, config, &ports, &pool, &setup, handover, ends)?;
+    let mut control = ControlPlane::start(config, config_path, services, to_workers, collectors)
+        .map_err(|e| {
             error!("{e}");
-            stop.store(true, Ordering::Relaxed);
-            for &l in &launched {
-                lcore::wait(&eal, l);
-            }
-            return Err(Failure::Dpdk);
-        }
-        launched.push(lcore);
-    }
-    // rvsadm's socket. Without it the data plane still serves; say so loudly.
-    let control = match ControlSocket::bind(&config.control.socket) {
-        Ok(sock) => {
-            info!("control socket {}", config.control.socket.display());
-            Some(sock)
-        }
-        Err(e) => {
-            warn!(
-                "control.socket {}: {e}; rvsadm will not reach this rvsd",
-                config.control.socket.display()
-            );
-            None
-        }
-    };
-
+            running.stop(&eal);
+            Failure::Dpdk
+        })?;
     info!(
         "ready: {} worker(s) on {} port(s), lcores {:?}",
         workers.len(),
         ports.len(),
         workers
     );
+    let names = config.interfaces.iter().map(|i| i.name.clone()).collect();
+    let links = LinkWatch::new(names, || ports.iter().map(|p| p.link().up).collect());
+    control.serve(&mut signals, links);
 
-    // High availability: the role and the connection sync with the peer.
-    let ha = match &config.ha {
-        None => None,
-        Some(h) => {
-            let settings = HaSettings {
-                node_id: h.node_id,
-                initial_master: h.starts_as_master(),
-                listen: h.sync_listen,
-                peer: h.sync_peer,
-                interval: h.sync_interval,
-            };
-            match Ha::start(settings, std::mem::take(&mut collectors), senders.clone()) {
-                Ok(ha) => {
-                    info!(
-                        "ha: node {} starts as {}, syncing connections from {} to {}",
-                        h.node_id,
-                        if h.starts_as_master() {
-                            "master"
-                        } else {
-                            "backup"
-                        },
-                        h.sync_listen,
-                        h.sync_peer
-                    );
-                    Some(ha)
-                }
-                Err(e) => {
-                    error!("ha.sync_listen {}: {e}", h.sync_listen);
-                    stop.store(true, Ordering::Relaxed);
-                    for &l in &launched {
-                        lcore::wait(&eal, l);
-                    }
-                    return Err(Failure::Dpdk);
-                }
-            }
-        }
-    };
-    let mut state = ControlState {
-        runtime: RuntimeState::for_services(&services),
-        services: services.clone(),
-        senders,
-        config_path: config_path.to_path_buf(),
-        ha,
-        garp: config
-            .ha
-            .as_ref()
-            .map(|h| (h.garp_count, h.garp_interval))
-            .unwrap_or((0, Duration::ZERO)),
-        garps_left: 0,
-        next_garp: std::time::Instant::now(),
-        checker: HealthChecker::new(health::targets(&services, &config.virtual_servers)),
-        shared: Arc::new(Mutex::new((
-            services.clone(),
-            RuntimeState::for_services(&services),
-        ))),
-    };
-    if state.ha.as_ref().is_some_and(Ha::is_master) {
-        // Starting as master: announce, as keepalived's notify would.
-        state.garps_left = state.garp.0;
-    }
-    info!(
-        "health checks: {} real server(s) probed through the host's network stack",
-        state.checker.threads()
-    );
-    // Prometheus, collected at scrape time from what the workers published.
-    let _metrics = {
-        let shared = state.shared.clone();
-        let view = state.checker.view();
-        let cells = cells.clone();
-        let source: metrics::SnapshotSource = Arc::new(move || {
-            let (services, runtime) = shared.lock().map(|g| g.clone()).unwrap_or_default();
-            let weights = services
-                .services()
-                .iter()
-                .enumerate()
-                .map(|(v, vs)| {
-                    vs.real_servers
-                        .iter()
-                        .enumerate()
-                        .map(|(r, rs)| runtime.weight(v, r, rs.weight))
-                        .collect()
-                })
-                .collect();
-            MetricsSnapshot {
-                health: view.up_table(&services),
-                weights,
-                health_checks: view.statuses(),
-                workers: snapshots(&cells),
-                services,
-            }
-        });
-        match metrics::serve(config.control.metrics_listen, source) {
-            Ok(server) => {
-                info!(
-                    "metrics at http://{}/metrics",
-                    config.control.metrics_listen
-                );
-                Some(server)
-            }
-            Err(e) => {
-                warn!(
-                    "control.metrics_listen {}: {e}; no metrics served",
-                    config.control.metrics_listen
-                );
-                None
-            }
-        }
-    };
-    let mut links: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
-    'serve: loop {
-        if let Some(sock) = &control {
-            sock.serve_pending(|req| answer(req, &cells, &mut state));
-        }
-        state.garp_tick();
-        for change in state.checker.poll() {
-            if change.up {
-                info!(
-                    "real server {} ({}) is up: {}",
-                    change.endpoint, change.name, change.reason
-                );
-            } else {
-                warn!(
-                    "real server {} ({}) is down: {}",
-                    change.endpoint, change.name, change.reason
-                );
-            }
-            state.set_health(change.vs, change.rs, change.up);
-        }
-        for sig in signals.pending() {
-            match sig {
-                SIGHUP => {
-                    info!("SIGHUP: reloading {}", state.config_path.display());
-                    let _ = state.reload();
-                }
-                _ => {
-                    info!("signal {sig}: stopping");
-                    break 'serve;
-                }
-            }
-        }
-        for ((port, up), iface) in ports.iter().zip(links.iter_mut()).zip(&config.interfaces) {
-            let now_up = port.link().up;
-            if now_up != *up {
-                info!(
-                    "interface {}: link {}",
-                    iface.name,
-                    if now_up { "up" } else { "down" }
-                );
-                *up = now_up;
-            }
-        }
-        std::thread::sleep(CONTROL_TICK);
-    }
-
-    stop.store(true, Ordering::Relaxed);
-    let mut failed = false;
-    for &lcore in &launched {
-        let rc = lcore::wait(&eal, lcore);
-        if rc != 0 {
-            error!("worker on lcore {lcore} ended with status {rc}");
-            failed = true;
-        }
-    }
-    print_final_stats(&cells, &state);
+    let clean = running.stop(&eal);
+    eprintln!("stats: {}", control.final_stats());
     for (port, iface) in ports.iter().zip(&config.interfaces) {
         let s = port.stats();
         info!(
@@ -512,365 +259,129 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     drop(pool);
     drop(eal);
     info!("stopped");
-    if failed {
-        Err(Failure::Dpdk)
-    } else {
+    if clean {
         Ok(())
+    } else {
+        Err(Failure::Dpdk)
     }
 }
 
+/// The workers launched: their lcores and the flag that stops them.
+struct Running {
+    stop: Arc<AtomicBool>,
+    lcores: Vec<u32>,
+}
+
+impl Running {
+    /// Stops the workers and waits for them; false when one ended with an
+    /// error.
+    fn stop(&self, eal: &Eal) -> bool {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut clean = true;
+        for &lcore in &self.lcores {
+            let rc = lcore::wait(eal, lcore);
+            if rc != 0 {
+                error!("worker on lcore {lcore} ended with status {rc}");
+                clean = false;
+            }
+        }
+        clean
+    }
+}
+
+/// Builds one worker per `dpdk.workers` lcore, each polling its queue of
+/// every port, and launches it. A launch that fails stops those started.
+fn launch_workers(
+    eal: &Eal,
+    config: &Config,
+    ports: &[Port],
+    pool: &Arc<Mempool>,
+    setup: &WorkerSetup,
+    (mut handover_out, mut handover_in): (HandoverOut, HandoverIn),
+    ends: Vec<WorkerEnds>,
+) -> Result<Running, Failure> {
+    let lcores = &config.dpdk.workers;
+    let clock = TscClock::new(eal);
+    let params = PollParams {
+        burst_size: usize::from(config.dataplane.burst_size),
+        idle_sleep: config.dataplane.idle_sleep,
+        publish_interval_ns: PUBLISH_INTERVAL.as_nanos() as u64,
+        workers: lcores.len(),
+    };
+    let mut running = Running {
+        stop: Arc::new(AtomicBool::new(false)),
+        lcores: Vec::with_capacity(lcores.len()),
+    };
+    for (queue, (&lcore, ends)) in lcores.iter().zip(ends).enumerate() {
+        let mut worker = Worker::new(&WorkerSetup {
+            seed: setup.seed.wrapping_add(queue as u64),
+            worker_index: queue,
+            ..setup.clone()
+        });
+        if let Some(q) = ends.sync {
+            worker.set_sync(q);
+        }
+        let mut io = DpdkIo::new(ports, queue as u16, pool.clone()).with_handover(
+            std::mem::take(&mut handover_out[queue]),
+            std::mem::take(&mut handover_in[queue]),
+        );
+        let worker_stop = running.stop.clone();
+        let job = move || {
+            let (rx, cell) = (Some(&ends.commands), &ends.cell);
+            poll::run(&mut worker, &mut io, &clock, &worker_stop, cell, rx, params);
+            0
+        };
+        if let Err(e) = lcore::launch(eal, lcore, job) {
+            error!("{e}");
+            running.stop(eal);
+            return Err(Failure::Dpdk);
+        }
+        running.lcores.push(lcore);
+    }
+    Ok(running)
+}
+
+/// Each worker's producers of the hand-over rings, `[to][port]` (`None`
+/// for itself).
+type HandoverOut = Vec<Vec<Vec<Option<RingProducer>>>>;
+/// Each worker's consumers, `[port]`: one per other worker.
+type HandoverIn = Vec<Vec<Vec<RingConsumer>>>;
+
 /// Hand-over rings between workers: for worker `w`, `out[w][to][port]`
 /// (`None` when `to == w`) and `in[w][port]`, the consumers of the rings
-/// the others write to it.
-#[allow(clippy::type_complexity)]
+/// the others write to it. None with one worker.
 fn handover_rings(
     eal: &Eal,
     workers: usize,
     ports: usize,
     socket: i32,
-) -> Result<
-    (
-        Vec<Vec<Vec<Option<RingProducer>>>>,
-        Vec<Vec<Vec<RingConsumer>>>,
-    ),
-    Failure,
-> {
-    let mut out: Vec<Vec<Vec<Option<RingProducer>>>> = (0..workers)
-        .map(|_| {
-            (0..workers)
-                .map(|_| (0..ports).map(|_| None).collect())
-                .collect()
-        })
-        .collect();
-    let mut inbound: Vec<Vec<Vec<RingConsumer>>> = (0..workers)
+) -> Result<(HandoverOut, HandoverIn), Failure> {
+    let mut inbound: HandoverIn = (0..workers)
         .map(|_| (0..ports).map(|_| Vec::new()).collect())
         .collect();
-    if workers < 2 {
-        return Ok((out, inbound));
-    }
-    for (from, out_from) in out.iter_mut().enumerate() {
-        for (to, out_to) in out_from.iter_mut().enumerate() {
-            if from == to {
-                continue;
-            }
-            for (port, slot) in out_to.iter_mut().enumerate() {
-                let (p, c) = ring::spsc(
-                    eal,
-                    &format!("rvs_ho_{from}_{to}_{port}"),
-                    HANDOVER_RING,
-                    socket,
-                )
-                .map_err(|e| {
+    let mut out: HandoverOut = Vec::with_capacity(workers);
+    for from in 0..workers {
+        let mut to_row = Vec::with_capacity(workers);
+        for (to, inbound_to) in inbound.iter_mut().enumerate() {
+            let mut slots = Vec::with_capacity(ports);
+            for (port, consumers) in inbound_to.iter_mut().enumerate() {
+                if from == to {
+                    slots.push(None);
+                    continue;
+                }
+                let name = format!("rvs_ho_{from}_{to}_{port}");
+                let (p, c) = ring::spsc(eal, &name, HANDOVER_RING, socket).map_err(|e| {
                     error!("{e}");
                     Failure::Dpdk
                 })?;
-                *slot = Some(p);
-                inbound[to][port].push(c);
+                slots.push(Some(p));
+                consumers.push(c);
             }
+            to_row.push(slots);
         }
+        out.push(to_row);
     }
     Ok((out, inbound))
-}
-
-/// What the workers last published.
-fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
-    cells
-        .iter()
-        .map(|(lcore, cell)| WorkerSnapshot {
-            lcore: *lcore,
-            stats: cell.snapshot(),
-            real_servers: cell.real_servers(),
-            connections: cell.connections(),
-        })
-        .collect()
-}
-
-/// What the control thread keeps between requests.
-struct ControlState {
-    /// The service table the workers run.
-    services: Arc<ServiceTable>,
-    /// Health and run-time weights per real server.
-    runtime: RuntimeState,
-    /// One command channel per worker.
-    senders: Vec<std::sync::mpsc::Sender<Command>>,
-    /// The file reloads read.
-    config_path: PathBuf,
-    /// The health checks.
-    checker: HealthChecker,
-    /// What the metrics thread reads: the table and the run-time state.
-    shared: Arc<Mutex<(Arc<ServiceTable>, RuntimeState)>>,
-    /// The HA role and sync, when `[ha]` is configured.
-    ha: Option<Ha>,
-    /// Gratuitous ARPs on becoming master: how many, how far apart.
-    garp: (u32, Duration),
-    /// Gratuitous ARP rounds still to send, and when the next one is due.
-    garps_left: u32,
-    next_garp: std::time::Instant,
-}
-
-impl ControlState {
-    /// Becomes master or backup (keepalived's notify scripts call
-    /// `rvsadm ha master|backup`). A new master announces the VIPs and
-    /// floating addresses with gratuitous ARPs.
-    fn set_role(&mut self, master: bool) -> Result<bool, String> {
-        let Some(ha) = &self.ha else {
-            return Err("HA is not configured on this rvsd (no [ha] section)".into());
-        };
-        let changed = ha.set_master(master);
-        self.broadcast(|| Command::HaRole { master });
-        if master {
-            // Also on a repeated "master": keepalived may say it again
-            // after a fault, and announcing is harmless.
-            self.garps_left = self.garp.0;
-            self.next_garp = std::time::Instant::now();
-        } else {
-            self.garps_left = 0;
-        }
-        if changed {
-            info!("ha: now {}", if master { "master" } else { "backup" });
-        }
-        Ok(changed)
-    }
-
-    /// Sends the next gratuitous ARP round when one is due (one worker
-    /// sends them: every worker has the same addresses).
-    fn garp_tick(&mut self) {
-        if self.garps_left == 0 || std::time::Instant::now() < self.next_garp {
-            return;
-        }
-        if let Some(tx) = self.senders.first() {
-            let _ = tx.send(Command::Garp);
-        }
-        self.garps_left -= 1;
-        self.next_garp = std::time::Instant::now() + self.garp.1;
-    }
-
-    /// Records a health change and tells every worker.
-    fn set_health(&mut self, vs: u16, rs: u16, up: bool) {
-        if let Some(h) = self
-            .runtime
-            .health
-            .get_mut(usize::from(vs))
-            .and_then(|v| v.get_mut(usize::from(rs)))
-        {
-            *h = up;
-        }
-        self.broadcast(|| Command::Health { vs, rs, up });
-        self.publish();
-    }
-
-    /// Lets the metrics thread see the current table and run-time state.
-    fn publish(&self) {
-        if let Ok(mut g) = self.shared.lock() {
-            *g = (self.services.clone(), self.runtime.clone());
-        }
-    }
-
-    /// Re-reads the config file and applies its virtual servers: a file
-    /// that does not validate is refused whole (the error names the field
-    /// and line) and the running config stays; otherwise the difference is
-    /// applied between bursts: added servers take traffic, removed ones
-    /// drain, weights and schedulers change for new connections.
-    fn reload(&mut self) -> Result<String, String> {
-        let new = match Config::load(&self.config_path) {
-            Ok(c) => c,
-            Err(errors) => {
-                let lines: Vec<String> = errors
-                    .0
-                    .iter()
-                    .map(|e| format!("{}: {e}", self.config_path.display()))
-                    .collect();
-                for l in &lines {
-                    error!("reload refused, running config kept: {l}");
-                }
-                return Err(lines.join("\n"));
-            }
-        };
-        let merged = reload::merge_config(&self.services, &new.virtual_servers);
-        if merged.is_unchanged() {
-            info!("reload: no change to the virtual servers");
-            return Ok("no change".into());
-        }
-        let mut summary = Vec::new();
-        for c in &merged.changes {
-            info!("reload: {c}");
-            summary.push(c.to_string());
-        }
-        let table = Arc::new(merged.table);
-        self.services = table.clone();
-        self.runtime.reshape(&table);
-        self.broadcast(|| Command::Services(table.clone()));
-        // Workers keep the health they knew; tell them again for all, so a
-        // slot that came back from draining has the checker's view.
-        self.checker
-            .retarget(health::targets(&table, &new.virtual_servers));
-        let up = self.checker.up_table(&table);
-        for (v, row) in up.iter().enumerate() {
-            for (r, &is_up) in row.iter().enumerate() {
-                if let Some(h) = self.runtime.health.get_mut(v).and_then(|x| x.get_mut(r)) {
-                    *h = is_up;
-                }
-                self.broadcast(|| Command::Health {
-                    vs: v as u16,
-                    rs: r as u16,
-                    up: is_up,
-                });
-            }
-        }
-        self.publish();
-        Ok(summary.join("\n"))
-    }
-
-    /// Sends `make()` to every worker.
-    fn broadcast(&self, make: impl Fn() -> Command) {
-        for tx in &self.senders {
-            let _ = tx.send(make());
-        }
-    }
-
-    /// Finds a service by "VIP:PORT/PROTO" and a real server in it by
-    /// "RIP:PORT".
-    fn find(&self, service: &str, real: &str) -> Result<(u16, u16), String> {
-        let (addr, proto) = service.rsplit_once('/').unwrap_or((service, "tcp"));
-        let vip: std::net::SocketAddrV4 = addr
-            .parse()
-            .map_err(|_| format!("{service:?} is not VIP:PORT/PROTO"))?;
-        let protocol: rvs::lb::service::Protocol =
-            proto.parse().map_err(|e| format!("{service:?}: {e}"))?;
-        let vs = self
-            .services
-            .lookup(Endpoint::new(*vip.ip(), vip.port()), protocol)
-            .ok_or_else(|| format!("no virtual server {service}"))?;
-        let rip: std::net::SocketAddrV4 = real
-            .parse()
-            .map_err(|_| format!("{real:?} is not RIP:PORT"))?;
-        let rs = self
-            .services
-            .get(vs)
-            .real_servers
-            .iter()
-            .position(|r| r.endpoint == Endpoint::new(*rip.ip(), rip.port()))
-            .ok_or_else(|| format!("{service} has no real server {real}"))?;
-        Ok((vs, rs as u16))
-    }
-}
-
-/// Answers one `rvsadm` request.
-fn answer(request: &Value, cells: &[(u32, Arc<StatsCell>)], state: &mut ControlState) -> Value {
-    match request["cmd"].as_str() {
-        Some("list") => report::list(&state.services, &snapshots(cells), &state.runtime),
-        Some("stats") => report::stats(&snapshots(cells)),
-        Some("weight") => {
-            let weight = match request["weight"].as_u64() {
-                Some(w) if w <= 65535 => w as u32,
-                _ => return json!({ "error": "weight must be 0 to 65535" }),
-            };
-            let (vs, rs) = match state.find(
-                request["service"].as_str().unwrap_or(""),
-                request["real_server"].as_str().unwrap_or(""),
-            ) {
-                Ok(found) => found,
-                Err(e) => return json!({ "error": e }),
-            };
-            if let Some(w) = state
-                .runtime
-                .weights
-                .get_mut(usize::from(vs))
-                .and_then(|v| v.get_mut(usize::from(rs)))
-            {
-                *w = Some(weight);
-            }
-            state.publish();
-            state.broadcast(|| Command::Weight {
-                vs,
-                rs,
-                weight: Some(weight),
-            });
-            info!(
-                "weight of {} in {} set to {weight}{}",
-                request["real_server"].as_str().unwrap_or(""),
-                request["service"].as_str().unwrap_or(""),
-                if weight == 0 {
-                    " (draining: no new connections)"
-                } else {
-                    ""
-                }
-            );
-            json!({ "ok": true })
-        }
-        Some("conns") => {
-            let limit = request["limit"].as_u64().unwrap_or(100).min(100_000) as usize;
-            let (tx, rx) = std::sync::mpsc::channel();
-            state.broadcast(|| Command::DumpConns {
-                limit,
-                reply: tx.clone(),
-            });
-            drop(tx);
-            let mut conns = Vec::new();
-            let deadline = std::time::Instant::now() + Duration::from_secs(1);
-            for _ in 0..state.senders.len() {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(batch) => conns.extend(batch),
-                    Err(_) => break,
-                }
-            }
-            conns.truncate(limit);
-            let list: Vec<Value> = conns
-                .iter()
-                .map(|c| {
-                    json!({
-                        "protocol": c.protocol,
-                        "client": format!("{}:{}", c.client.ip, c.client.port),
-                        "virtual_server": format!("{}:{}", c.virtual_server.ip, c.virtual_server.port),
-                        "real_server": format!("{}:{}", c.real_server.ip, c.real_server.port),
-                        "state": c.state,
-                        "expires_in_s": c.expires_in_s,
-                        "packets_in": c.packets_in,
-                        "packets_out": c.packets_out,
-                        "bytes_in": c.bytes_in,
-                        "bytes_out": c.bytes_out,
-                    })
-                })
-                .collect();
-            json!({ "connections": list })
-        }
-        Some("reload") => match state.reload() {
-            Ok(summary) => json!({ "ok": true, "message": format!("reloaded: {summary}") }),
-            Err(e) => json!({ "error": format!("reload refused, running config kept:\n{e}") }),
-        },
-        Some("ha") => match request["action"].as_str() {
-            Some("status") => match &state.ha {
-                Some(ha) => ha.status(),
-                None => json!({
-                    "role": "standalone",
-                    "configured": false,
-                    "detail": "no [ha] section in the config: this rvsd has no peer"
-                }),
-            },
-            Some(a @ ("master" | "backup")) => match state.set_role(a == "master") {
-                Ok(changed) => json!({
-                    "ok": true,
-                    "message": format!("{}{a}", if changed { "now " } else { "already " })
-                }),
-                Err(e) => json!({ "error": e }),
-            },
-            Some(a) => json!({ "error": format!("ha {a}: expected master, backup or status") }),
-            None => json!({ "error": "ha needs master, backup or status" }),
-        },
-        Some(other) => json!({ "error": format!("unknown command {other:?}") }),
-        None => json!({ "error": "request has no \"cmd\"" }),
-    }
-}
-
-/// The `stats:` line: every worker's counters, their total, and each
-/// virtual server's real servers summed over the workers, as JSON.
-fn print_final_stats(cells: &[(u32, Arc<StatsCell>)], state: &ControlState) {
-    let snaps = snapshots(cells);
-    let mut line = report::stats(&snaps);
-    line["virtual_servers"] =
-        report::list(&state.services, &snaps, &state.runtime)["virtual_servers"].clone();
-    eprintln!("stats: {line}");
 }
 
 /// A seed for hashes and schedulers that differs on every start, so

@@ -118,6 +118,26 @@ pub struct DpdkConfig {
     pub workers: Vec<u32>,
 }
 
+impl DpdkConfig {
+    /// Checks `workers` against the EAL that started, which only then
+    /// knows its lcores: none may be the `main` lcore (the control thread
+    /// runs there) and each must be `enabled` by `eal_args`. The error
+    /// names the field and the lcore.
+    pub fn check_lcores(&self, main: u32, enabled: impl Fn(u32) -> bool) -> Result<(), String> {
+        for &lcore in &self.workers {
+            if lcore == main {
+                return Err(format!("dpdk.workers: lcore {lcore} is the EAL's main lcore, which runs the control thread"));
+            }
+            if !enabled(lcore) {
+                return Err(format!(
+                    "dpdk.workers: lcore {lcore} is not enabled by dpdk.eal_args (add it to -l)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `[dataplane]`: the workers' polling and table sizes. The whole section
 /// may be omitted. Fixed at start.
 #[derive(Clone, Debug, PartialEq, Eq)]

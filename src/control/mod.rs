@@ -2,6 +2,14 @@
 //! and the documents it serves; reload, health checks and metrics as they
 //! arrive.
 //!
+//! At run time `plane` starts the control plane beside the workers and runs
+//! the loop (`run`); `state` holds what the loop keeps, `servers` is the
+//! one owner of each real server's health and run-time weight (every
+//! change is a new service-table snapshot sent to the workers), `workers`
+//! is how the control thread reaches the workers (channels and stats
+//! cells, so all of it is tested without DPDK), `role` the HA role and
+//! `answer` the `rvsadm` requests.
+//!
 //! Configuration is read in two steps (see `raw` and `validate` for why):
 //! serde turns the TOML text into a raw model that only knows TOML types,
 //! then `validate` parses every value into its type and checks every rule,
@@ -28,6 +36,7 @@
 //! ```
 
 pub mod adm;
+pub mod answer;
 pub mod config;
 mod device;
 mod eal_args;
@@ -36,14 +45,22 @@ pub mod ha;
 pub mod health;
 mod locate;
 pub mod metrics;
+pub mod plane;
 mod raw;
 pub mod reload;
 pub mod report;
+pub mod role;
+pub mod run;
+pub mod servers;
 pub mod socket;
+pub mod state;
 mod validate;
+pub mod workers;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_runtime;
 
 pub use config::{
     is_prime, normalize_pci, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig,

@@ -4,7 +4,7 @@
 //! published, so making one never touches a worker.
 
 use crate::dataplane::stats::{RealServerCounters, WorkerStats};
-use crate::lb::service::ServiceTable;
+use crate::lb::service::{ServiceTable, VirtualService};
 use serde_json::{json, Value};
 
 /// One worker's published counters, as the control side reads them.
@@ -34,64 +34,13 @@ pub fn sum_real_servers(workers: &[WorkerSnapshot]) -> Vec<RealServerCounters> {
     total
 }
 
-/// What the control thread knows of each real server beyond the config:
-/// health from the checks, run-time weights from `rvsadm weight`.
-#[derive(Clone, Debug, Default)]
-pub struct RuntimeState {
-    /// Up (true) or down, per service, per real server.
-    pub health: Vec<Vec<bool>>,
-    /// `rvsadm weight` overrides, per service, per real server.
-    pub weights: Vec<Vec<Option<u32>>>,
-}
-
-impl RuntimeState {
-    /// Everything up, no overrides, shaped like `services`.
-    pub fn for_services(services: &ServiceTable) -> RuntimeState {
-        let mut s = RuntimeState::default();
-        s.reshape(services);
-        s
-    }
-
-    /// Grows to the shape of `services` (after a reload: new servers up);
-    /// weight overrides give way to the file's.
-    pub fn reshape(&mut self, services: &ServiceTable) {
-        let shape: Vec<usize> = services
-            .services()
-            .iter()
-            .map(|s| s.real_servers.len())
-            .collect();
-        self.health.resize_with(shape.len(), Vec::new);
-        self.weights = shape.iter().map(|&n| vec![None; n]).collect();
-        for (h, &n) in self.health.iter_mut().zip(&shape) {
-            h.resize(n, true);
-        }
-    }
-
-    /// Whether real server `rs` of service `vs` is up.
-    pub fn is_up(&self, vs: usize, rs: usize) -> bool {
-        self.health
-            .get(vs)
-            .and_then(|h| h.get(rs))
-            .copied()
-            .unwrap_or(true)
-    }
-
-    /// The weight in force: the override, else the configured one.
-    pub fn weight(&self, vs: usize, rs: usize, configured: u32) -> u32 {
-        self.weights
-            .get(vs)
-            .and_then(|w| w.get(rs))
-            .copied()
-            .flatten()
-            .unwrap_or(configured)
-    }
-}
-
 /// The virtual server list: `{"virtual_servers":[...]}` as INTERFACE.md
 /// specifies for `rvsadm --json list`, plus `conns` (connections scheduled
 /// since start) per real server. Services and servers a reload removed are
-/// listed while they drain, marked `"draining": true`.
-pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot], state: &RuntimeState) -> Value {
+/// listed while they drain, marked `"draining": true`. Health and weights
+/// come from the snapshot the workers run (`ServiceTable::is_down`,
+/// `ServiceTable::weight`).
+pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
     let totals = sum_real_servers(workers);
     let mut flat = totals.iter();
     let vss: Vec<Value> = services
@@ -107,8 +56,8 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot], state: &Runtime
                     let c = flat.next().copied().unwrap_or_default();
                     json!({
                         "address": format!("{}:{}", rs.endpoint.ip, rs.endpoint.port),
-                        "weight": state.weight(v, r, rs.weight),
-                        "health": if state.is_up(v, r) { "up" } else { "down" },
+                        "weight": services.weight(v as u16, r as u16),
+                        "health": if services.is_down(v as u16, r as u16) { "down" } else { "up" },
                         "draining": services.is_server_draining(v as u16, r as u16),
                         "active_conns": c.active,
                         "inactive_conns": c.inactive,
@@ -135,6 +84,20 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot], state: &Runtime
     json!({ "virtual_servers": vss })
 }
 
+/// The line rvsd logs for each virtual service at start.
+pub fn describe(vs: &VirtualService) -> String {
+    format!(
+        "virtual server {}: {}:{}/{} {} {} with {} real server(s)",
+        vs.name,
+        vs.key.vip.ip,
+        vs.key.vip.port,
+        vs.key.protocol,
+        vs.scheduler,
+        vs.forward,
+        vs.real_servers.len()
+    )
+}
+
 /// Worker counters: each worker's, and their total.
 pub fn stats(workers: &[WorkerSnapshot]) -> Value {
     let mut total = WorkerStats::default();
@@ -158,7 +121,9 @@ pub fn stats(workers: &[WorkerSnapshot]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
+    use crate::lb::service::{
+        ForwardMethod, Protocol, SchedulerKind, ServerState, ServiceKey, VirtualService,
+    };
     use crate::lb::xmit::Endpoint;
 
     fn table() -> ServiceTable {
@@ -199,11 +164,7 @@ mod tests {
     #[test]
     fn list_follows_the_interface_schema_and_sums_workers() {
         let t = table();
-        let v = list(
-            &t,
-            &[worker(1, [3, 1]), worker(2, [6, 2])],
-            &RuntimeState::for_services(&t),
-        );
+        let v = list(&t, &[worker(1, [3, 1]), worker(2, [6, 2])]);
         let vs = &v["virtual_servers"][0];
         assert_eq!(vs["name"], "web");
         assert_eq!(vs["address"], "203.0.113.100:80");
@@ -229,11 +190,11 @@ mod tests {
 
     #[test]
     fn list_shows_health_and_run_time_weights() {
-        let t = table();
-        let mut state = RuntimeState::for_services(&t);
-        state.health[0][1] = false;
-        state.weights[0][0] = Some(0);
-        let v = list(&t, &[], &state);
+        let t = table().with_server_state(|_, rs| ServerState {
+            down: rs == 1,
+            weight: (rs == 0).then_some(0),
+        });
+        let v = list(&t, &[]);
         let rs = &v["virtual_servers"][0]["real_servers"];
         assert_eq!(rs[0]["weight"], 0);
         assert_eq!(rs[0]["health"], "up");

@@ -2888,3 +2888,21 @@ fn nat_example_ha_section_validates_when_uncommented() {
     assert_eq!(ha.floating_ips(), [Ipv4Addr::new(10, 1, 0, 1)]);
     assert_eq!(ha.garp_count, HaConfig::DEFAULT_GARP_COUNT);
 }
+
+#[test]
+fn a_worker_on_the_main_lcore_is_refused_naming_it() {
+    let dpdk = ok(&cat(&[DPDK, EXT])).dpdk;
+    let e = dpdk.check_lcores(1, |_| true).unwrap_err();
+    assert_eq!(
+        e,
+        "dpdk.workers: lcore 1 is the EAL's main lcore, which runs the control thread"
+    );
+}
+
+#[test]
+fn a_worker_on_an_lcore_the_eal_did_not_enable_is_refused() {
+    let dpdk = ok(&cat(&[DPDK, EXT])).dpdk;
+    let e = dpdk.check_lcores(0, |l| l != 1).unwrap_err();
+    assert!(e.starts_with("dpdk.workers: lcore 1 is not enabled"), "{e}");
+    assert_eq!(dpdk.check_lcores(0, |_| true), Ok(()));
+}

@@ -185,6 +185,9 @@ pub struct ServiceTable {
     effective: Vec<u32>,
     /// Real servers the health checks hold down (flat, as `effective`).
     down: Vec<bool>,
+    /// The weight the operator set, per real server (flat, as `effective`):
+    /// the run-time weight, else the configured one, whatever the health.
+    weights: Vec<u32>,
     by_key: HashMap<u64, ServiceId, FastHash>,
     /// NAT real servers by (RIP:RPORT, protocol): replies from them belong
     /// to these services. One real server may serve several services.
@@ -265,11 +268,13 @@ impl ServiceTable {
             rs_base,
             effective: Vec::new(),
             down: vec![false; total as usize],
+            weights: Vec::new(),
             by_key,
             nat_real,
             vips,
         };
         table.effective = table.compute_effective(|_, _| ServerState::default());
+        table.weights = table.compute_weights(|_, _| ServerState::default());
         table
     }
 
@@ -286,8 +291,23 @@ impl ServiceTable {
                 self.down[base + r] = state(i as ServiceId, r as RealServerId).down;
             }
         }
-        self.effective = self.compute_effective(state);
+        self.effective = self.compute_effective(&state);
+        self.weights = self.compute_weights(&state);
         self
+    }
+
+    fn compute_weights(&self, state: impl Fn(ServiceId, RealServerId) -> ServerState) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.down.len());
+        for (i, s) in self.services.iter().enumerate() {
+            for (r, rs) in s.real_servers.iter().enumerate() {
+                out.push(
+                    state(i as ServiceId, r as RealServerId)
+                        .weight
+                        .unwrap_or(rs.weight),
+                );
+            }
+        }
+        out
     }
 
     fn compute_effective(
@@ -322,6 +342,13 @@ impl ServiceTable {
     #[inline]
     pub fn effective_weight(&self, vs: ServiceId, rs: RealServerId) -> u32 {
         self.flat(vs, rs).map_or(0, |i| self.effective[i])
+    }
+
+    /// The weight the operator set for real server `rs` of `vs`: the
+    /// run-time weight (`rvsadm weight`), else the configured one, whatever
+    /// its health (what `rvsadm list` and the metrics show); 0 when unknown.
+    pub fn weight(&self, vs: ServiceId, rs: RealServerId) -> u32 {
+        self.flat(vs, rs).map_or(0, |i| self.weights[i])
     }
 
     /// True when the health checks hold real server `rs` of `vs` down (the
@@ -515,6 +542,9 @@ mod tests {
         assert!(t.is_down(0, 0));
         assert_eq!(t.effective_weight(0, 1), 7);
         assert!(!t.is_down(0, 1));
+        assert_eq!(t.weight(0, 0), 1, "down keeps the operator's weight");
+        assert_eq!(t.weight(0, 1), 7);
+        assert_eq!(t.weight(0, 2), 5, "draining keeps the operator's weight");
         assert_eq!(t.effective_weight(0, 2), 0);
         assert_eq!(t.effective_weight(0, SORRY_SERVER), 0);
         assert!(!t.is_down(0, SORRY_SERVER));

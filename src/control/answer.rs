@@ -1,0 +1,91 @@
+//! Answers `rvsadm`'s requests: one JSON request in, one JSON document out
+//! (the keys INTERFACE.md and `control::adm` rely on: `ok`, `message`,
+//! `error`, and the documents of `control::report`).
+
+use super::report;
+use super::state::ControlState;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How long `conns` waits for the workers' answers.
+const CONNS_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most connections `conns` lists, whatever the request's limit.
+const CONNS_MAX: u64 = 100_000;
+/// The connections `conns` lists when the request gives no limit.
+const CONNS_DEFAULT: u64 = 100;
+
+/// Answers one request. Never panics on what the client sent: a bad
+/// request gets `{"error": ...}` naming what is wrong.
+pub fn answer(request: &Value, state: &mut ControlState) -> Value {
+    match request["cmd"].as_str() {
+        Some("list") => report::list(state.snapshot(), &state.workers().snapshots()),
+        Some("stats") => report::stats(&state.workers().snapshots()),
+        Some("weight") => weight(request, state),
+        Some("conns") => conns(request, state),
+        Some("reload") => match state.reload() {
+            Ok(summary) => json!({ "ok": true, "message": format!("reloaded: {summary}") }),
+            Err(e) => json!({ "error": format!("reload refused, running config kept:\n{e}") }),
+        },
+        Some("ha") => ha(request, state),
+        Some(other) => json!({ "error": format!("unknown command {other:?}") }),
+        None => json!({ "error": "request has no \"cmd\"" }),
+    }
+}
+
+/// `{"cmd":"weight","service":"VIP:PORT/PROTO","real_server":"RIP:PORT","weight":N}`.
+fn weight(request: &Value, state: &mut ControlState) -> Value {
+    let weight = match request["weight"].as_u64() {
+        Some(w) if w <= 65535 => w as u32,
+        _ => return json!({ "error": "weight must be 0 to 65535" }),
+    };
+    let service = request["service"].as_str().unwrap_or("");
+    let real = request["real_server"].as_str().unwrap_or("");
+    match state.set_weight(service, real, weight) {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "error": e }),
+    }
+}
+
+/// `{"cmd":"conns","limit":N}`: up to N connections of every worker.
+fn conns(request: &Value, state: &ControlState) -> Value {
+    let limit = request["limit"]
+        .as_u64()
+        .unwrap_or(CONNS_DEFAULT)
+        .min(CONNS_MAX) as usize;
+    let list: Vec<Value> = state
+        .workers()
+        .dump_conns(limit, CONNS_TIMEOUT)
+        .iter()
+        .map(|c| {
+            json!({
+                "protocol": c.protocol,
+                "client": format!("{}:{}", c.client.ip, c.client.port),
+                "virtual_server": format!("{}:{}", c.virtual_server.ip, c.virtual_server.port),
+                "real_server": format!("{}:{}", c.real_server.ip, c.real_server.port),
+                "state": c.state,
+                "expires_in_s": c.expires_in_s,
+                "packets_in": c.packets_in,
+                "packets_out": c.packets_out,
+                "bytes_in": c.bytes_in,
+                "bytes_out": c.bytes_out,
+            })
+        })
+        .collect();
+    json!({ "connections": list })
+}
+
+/// `{"cmd":"ha","action":"status"|"master"|"backup"}`.
+fn ha(request: &Value, state: &mut ControlState) -> Value {
+    match request["action"].as_str() {
+        Some("status") => state.role().status(),
+        Some(a @ ("master" | "backup")) => match state.set_master(a == "master") {
+            Ok(changed) => json!({
+                "ok": true,
+                "message": format!("{}{a}", if changed { "now " } else { "already " })
+            }),
+            Err(e) => json!({ "error": e }),
+        },
+        Some(a) => json!({ "error": format!("ha {a}: expected master, backup or status") }),
+        None => json!({ "error": "ha needs master, backup or status" }),
+    }
+}

@@ -1,0 +1,93 @@
+//! The balancer's HA role as the control loop drives it: master or backup
+//! on keepalived's word (`rvsadm ha master|backup`), told to every worker,
+//! and the rounds of gratuitous ARPs a new master sends, spaced out over
+//! the loop's ticks. Time is passed in, so the schedule is tested without
+//! waiting.
+
+use super::ha::Ha;
+use super::workers::Workers;
+use crate::dataplane::worker::Command;
+use crate::info;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// The role, when `[ha]` is configured, and the announcement schedule.
+pub struct Role {
+    ha: Option<Ha>,
+    /// Gratuitous ARP rounds on becoming master.
+    garp_count: u32,
+    /// Time between two rounds.
+    garp_interval: Duration,
+    /// Rounds still to send, and when the next one is due.
+    garps_left: u32,
+    next_garp: Instant,
+}
+
+impl Role {
+    /// The role of `ha` (`None`: standalone), announcing with `garp_count`
+    /// rounds `garp_interval` apart. Starting as master announces at once,
+    /// as keepalived's notify would.
+    pub fn new(ha: Option<Ha>, garp_count: u32, garp_interval: Duration, now: Instant) -> Role {
+        let garps_left = if ha.as_ref().is_some_and(Ha::is_master) {
+            garp_count
+        } else {
+            0
+        };
+        Role {
+            ha,
+            garp_count,
+            garp_interval,
+            garps_left,
+            next_garp: now,
+        }
+    }
+
+    /// The `rvsadm ha status` document.
+    pub fn status(&self) -> Value {
+        match &self.ha {
+            Some(ha) => ha.status(),
+            None => json!({
+                "role": "standalone",
+                "configured": false,
+                "detail": "no [ha] section in the config: this rvsd has no peer"
+            }),
+        }
+    }
+
+    /// Becomes master or backup and tells every worker; returns whether
+    /// the role changed. A master (also a repeated one: keepalived may say
+    /// it again after a fault, and announcing is harmless) starts a round
+    /// of gratuitous ARPs; a backup stops announcing.
+    pub fn set_master(
+        &mut self,
+        master: bool,
+        workers: &Workers,
+        now: Instant,
+    ) -> Result<bool, String> {
+        let Some(ha) = &self.ha else {
+            return Err("HA is not configured on this rvsd (no [ha] section)".into());
+        };
+        let changed = ha.set_master(master);
+        workers.broadcast(|| Command::HaRole { master });
+        if master {
+            self.garps_left = self.garp_count;
+            self.next_garp = now;
+        } else {
+            self.garps_left = 0;
+        }
+        if changed {
+            info!("ha: now {}", if master { "master" } else { "backup" });
+        }
+        Ok(changed)
+    }
+
+    /// Asks one worker for the next gratuitous ARP round when one is due.
+    pub fn tick(&mut self, workers: &Workers, now: Instant) {
+        if self.garps_left == 0 || now < self.next_garp {
+            return;
+        }
+        workers.send_first(Command::Garp);
+        self.garps_left -= 1;
+        self.next_garp = now + self.garp_interval;
+    }
+}
