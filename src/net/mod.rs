@@ -1,5 +1,7 @@
-//! The balancer's own place in the network: neighbours (ARP) and routes
-//! (longest-prefix match). Pure logic, no DPDK.
+//! The balancer's own place in the network: neighbours (ARP), routes
+//! (longest-prefix match), and which worker the NIC gives a client (RSS).
+//! Pure logic, no DPDK.
 
 pub mod neigh;
 pub mod route;
+pub mod rss;
