@@ -105,10 +105,18 @@ impl fmt::Display for ClientSide {
 
 /// The NIC's choice of queue, hence of worker, for a client, as rvs
 /// programs it on every port: one key and one redirection table.
+///
+/// The hash is linear in its input bits, so the hash of an address is the
+/// XOR of the hashes of its four bytes, each in its place: the model keeps
+/// them in four 256-entry tables (4 KiB) and hashes a client with four
+/// lookups instead of 32 conditional XORs, cheap enough for the packet path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RssModel {
     key: [u8; KEY_LEN],
     reta: Vec<u16>,
+    /// `by_byte[i][b]`: the hash of an address whose byte i is b and whose
+    /// other bytes are zero.
+    by_byte: Box<[[u32; 256]; 4]>,
 }
 
 impl RssModel {
@@ -116,26 +124,42 @@ impl RssModel {
     /// RETA of `RETA_SIZE` entries whose entry i is queue `i % workers`.
     pub fn new(workers: usize) -> RssModel {
         let workers = workers.clamp(1, usize::from(u16::MAX) + 1);
+        let mut by_byte = Box::new([[0u32; 256]; 4]);
+        for (i, table) in by_byte.iter_mut().enumerate() {
+            for (b, hash) in table.iter_mut().enumerate() {
+                let mut address = [0u8; 4];
+                address[i] = b as u8;
+                *hash = toeplitz(&RSS_KEY, &address);
+            }
+        }
         RssModel {
             key: RSS_KEY,
             reta: (0..RETA_SIZE).map(|i| (i % workers) as u16).collect(),
+            by_byte,
         }
     }
 
     /// The hash a NIC computes for a packet whose client is `ip` when it
     /// hashes one IPv4 address (DPDK's `RTE_ETH_RSS_IPV4` with
     /// `L3_SRC_ONLY` or `L3_DST_ONLY`): Toeplitz over the 4 address bytes.
+    #[inline]
     pub fn hash_client(&self, ip: Ipv4Addr) -> u32 {
-        toeplitz(&self.key, &ip.octets())
+        let [a, b, c, d] = ip.octets();
+        self.by_byte[0][usize::from(a)]
+            ^ self.by_byte[1][usize::from(b)]
+            ^ self.by_byte[2][usize::from(c)]
+            ^ self.by_byte[3][usize::from(d)]
     }
 
     /// The worker (queue) that owns client `ip`'s connections.
+    #[inline]
     pub fn worker_of(&self, client: Ipv4Addr) -> usize {
         self.worker_of_hash(self.hash_client(client))
     }
 
     /// The worker (queue) a NIC sends a packet of hash `hash` to: the
     /// RETA entry its low bits index, as NICs do.
+    #[inline]
     pub fn worker_of_hash(&self, hash: u32) -> usize {
         usize::from(self.reta[hash as usize & (RETA_SIZE - 1)])
     }
@@ -270,6 +294,14 @@ mod tests {
             model.hash_client(client),
             toeplitz(&RSS_KEY, &with_zero_dst)
         );
+    }
+
+    #[test]
+    fn table_hash_equals_the_bitwise_definition_for_random_clients() {
+        let model = RssModel::new(2);
+        for c in clients(10_000).chain([ip("0.0.0.0"), ip("255.255.255.255")]) {
+            assert_eq!(model.hash_client(c), toeplitz(&RSS_KEY, &c.octets()), "{c}");
+        }
     }
 
     #[test]
