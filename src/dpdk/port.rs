@@ -243,9 +243,10 @@ impl Port {
     /// DPDK's input-set rules a type given without `L4_*_ONLY` hashes both
     /// of its ports, so `NONFRAG_IPV4_TCP` would put the ports back in
     /// (mlx5 and ice do so), while `IPV4` alone hashes TCP and UDP packets
-    /// on their addresses too. Devices that classify by packet type and
-    /// cannot hash a TCP packet on its address alone (i40e, ixgbe) do not
-    /// offer `L3_SRC_ONLY` here and fall back to software ownership.
+    /// on their addresses too. Devices that do not list `IPV4` with
+    /// `L3_SRC_ONLY` / `L3_DST_ONLY` in `flow_type_rss_offloads` (i40e and
+    /// ixgbe, as far as we know their drivers) fall back to software
+    /// ownership; the start-up log says which way each port went.
     pub fn configure_and_start(
         &mut self,
         queues: u16,
