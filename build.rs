@@ -80,9 +80,10 @@ fn main() {
             "rte_eth_(dev_count_avail|dev_get_port_by_name|dev_info_get|dev_configure|\
              rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|macaddr_get|\
              link_get_nowait|stats_get|promiscuous_enable|dev_socket_id|\
-             dev_set_mtu|dev_get_mtu|dev_rss_hash_conf_get|dev_adjust_nb_rx_tx_desc|dev_default_mac_addr_set)",
+             dev_set_mtu|dev_get_mtu|dev_rss_hash_conf_get|dev_rss_reta_update|\
+             dev_adjust_nb_rx_tx_desc|dev_default_mac_addr_set)",
         )
-        .allowlist_type("rte_mbuf|rte_eth_conf|rte_eth_dev_info|rte_eth_stats|rte_eth_link|rte_ether_addr|rte_eth_rxconf|rte_eth_txconf")
+        .allowlist_type("rte_mbuf|rte_eth_conf|rte_eth_dev_info|rte_eth_stats|rte_eth_link|rte_ether_addr|rte_eth_rxconf|rte_eth_txconf|rte_eth_rss_reta_entry64")
         .allowlist_var("RTE_ETH_.*|RTE_MAX_ETHPORTS|RTE_PKTMBUF_HEADROOM|RTE_MBUF_DEFAULT_BUF_SIZE|RTE_MAX_LCORE|SOCKET_ID_ANY|RING_F_SP_ENQ|RING_F_SC_DEQ")
         .opaque_type("rte_arp_ipv4|rte_arp_hdr")
         .derive_default(true)

@@ -29,6 +29,7 @@ use rvs::dataplane::stats::StatsCell;
 use rvs::dataplane::worker::{PortSetup, Worker, WorkerSetup};
 use rvs::dpdk::{eal::Eal, io::DpdkIo, lcore, mbuf::Mbuf, mempool::Mempool, port::Port};
 use rvs::dpdk::{ring, TscClock};
+use rvs::net::rss::{ClientSide, RssModel};
 use rvs::wire::{checksum, Ipv4Cidr, MacAddr};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,7 +138,13 @@ fn run(eal: &Eal, pool: &Arc<Mempool>, mode: Mode, a: &Args, round: usize) -> Ou
     )
     .expect("ring port");
     let info = port
-        .configure_and_start(1, pool, Some(PORT_MAC))
+        .configure_and_start(
+            1,
+            pool,
+            Some(PORT_MAC),
+            ClientSide::Source,
+            &RssModel::new(1),
+        )
         .expect("start ring port");
     assert!(info.mac == PORT_MAC || info.mac_in_software);
     let ports = [port];

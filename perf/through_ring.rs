@@ -92,6 +92,7 @@ use rvs::lb::service::{
 };
 use rvs::lb::xmit::Endpoint;
 use rvs::net::route::RouteTable;
+use rvs::net::rss::{ClientSide, RssModel};
 use rvs::wire::{checksum, ipv4, tcp, Ipv4Cidr, MacAddr};
 use serde_json::{json, Map, Value};
 use std::net::Ipv4Addr;
@@ -1107,8 +1108,14 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
         ring::spsc(eal, "through_tx", ring_slots, socket).map_err(|e| e.to_string())?;
     let mut port = Port::from_rings(eal, "net_ring_through", worker_rx, worker_tx, socket as u32)
         .map_err(|e| e.to_string())?;
-    port.configure_and_start(1, &pool, Some(PORT_MAC))
-        .map_err(|e| e.to_string())?;
+    port.configure_and_start(
+        1,
+        &pool,
+        Some(PORT_MAC),
+        ClientSide::Source,
+        &RssModel::new(1),
+    )
+    .map_err(|e| e.to_string())?;
     let mut rig = Rig {
         pool,
         ports: vec![port],
@@ -1125,7 +1132,7 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
     let worker: Box<Worker<Mbuf>> = Box::new(Worker::new(&worker_setup(a.flows)));
     let running = start(eal, &rig, Job::Rvs(worker))?;
     let setup = open_flows(&mut rig, a.flows, a.in_flight);
-    let worker = finish_rvs(eal, running)?;
+    let mut worker = finish_rvs(eal, running)?;
     let setup = setup?;
     let setup_stats = worker.stats;
     let cell = StatsCell::default();

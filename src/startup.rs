@@ -1,7 +1,8 @@
 //! Pure decisions rvsd makes at start, kept out of the binary so they are
-//! unit-tested: the EAL's argv, the mbuf pool size, each worker's setup.
+//! unit-tested: the EAL's argv, the mbuf pool size, which address each
+//! port hashes, each worker's setup.
 
-use crate::control::config::{Config, Device};
+use crate::control::config::{ClientSide, Config, Device, ForwardMethod};
 use crate::dataplane::worker::{PortSetup, WorkerSetup};
 use crate::lb::service::{RealServer, ServiceKey, ServiceTable, VirtualService};
 use crate::lb::tcp_state::{TimeoutOverrides, Timeouts};
@@ -125,6 +126,60 @@ pub fn route_table(config: &Config) -> RouteTable {
     RouteTable::new(&connected, &statics)
 }
 
+/// Which address each port's NIC hashes to choose a worker (see
+/// `net::rss`), in interface order: the interface's `rss` when given, else
+/// derived from where clients and NAT real servers are.
+///
+/// A port is inside (`ClientDestination`: NAT replies arrive there, their
+/// destination is the client) when the route to a NAT service's real server
+/// or sorry server leaves through it (a connected subnet or a static route,
+/// by longest-prefix match) and no client is expected on it. Clients are
+/// expected on a port with a VIP on one of its connected subnets, on the
+/// port the default route leaves through, and on a lone port. Every other
+/// port is outside (`ClientSource`). A port that is both (one-armed NAT,
+/// clients and real servers behind the same port) is outside: requests
+/// land on their owner's queue, and replies, hashed on the real server's
+/// address, reach some worker that hands them to the owner through the
+/// redirect rings.
+pub fn client_sides(config: &Config) -> Vec<ClientSide> {
+    let n = config.interfaces.len();
+    let routes = route_table(config);
+    let port_of = |ip| routes.lookup(ip).map(|hop| usize::from(hop.port));
+    let mut real_servers_behind = vec![false; n];
+    let mut clients_behind = vec![n == 1; n];
+    for vs in &config.virtual_servers {
+        if let Some(p) = routes.connected_port(*vs.address.ip()) {
+            clients_behind[usize::from(p)] = true;
+        }
+        if vs.forward != ForwardMethod::Nat {
+            continue;
+        }
+        let servers = vs.real_servers.iter().map(|r| r.address);
+        for server in servers.chain(vs.sorry_server) {
+            if let Some(p) = port_of(*server.ip()) {
+                real_servers_behind[p] = true;
+            }
+        }
+    }
+    for route in config.routes.iter().filter(|r| r.prefix.prefix_len() == 0) {
+        clients_behind[route.interface] = true;
+    }
+    config
+        .interfaces
+        .iter()
+        .enumerate()
+        .map(|(i, iface)| {
+            iface
+                .rss
+                .unwrap_or(if real_servers_behind[i] && !clients_behind[i] {
+                    ClientSide::Destination
+                } else {
+                    ClientSide::Source
+                })
+        })
+        .collect()
+}
+
 /// What every worker starts with. `macs` and `mtus` are the ports' as the
 /// devices report them; `services` is shared by all workers.
 pub fn worker_setup(
@@ -213,6 +268,107 @@ mod tests {
     fn user_device_selection_is_respected() {
         let c = config(&["net_null0"], r#"["-l", "0-1", "-a", "0000:00:1f.0"]"#);
         assert!(!eal_argv("rvsd", &c).contains(&"--no-pci".to_string()));
+    }
+
+    /// Outside 203.0.113.2/24 with the default route, inside 10.1.0.1/24,
+    /// and the given virtual servers and extra interface keys.
+    fn two_arms(outside_extra: &str, inside_extra: &str, services: &str) -> Config {
+        Config::from_toml_str(&format!(
+            "[dpdk]\nworkers = [1, 2]\n\
+             [[interface]]\nname = \"outside\"\ndevice = \"net_null0\"\n\
+             addresses = [\"203.0.113.2/24\"]\n{outside_extra}\n\
+             [[interface]]\nname = \"inside\"\ndevice = \"net_null1\"\n\
+             addresses = [\"10.1.0.1/24\"]\n{inside_extra}\n\
+             [[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"203.0.113.1\"\ninterface = \"outside\"\n\
+             {services}"
+        ))
+        .unwrap()
+    }
+
+    fn service(forward: &str, real: &str, extra: &str) -> String {
+        format!(
+            "[[virtual_server]]\nname = \"web\"\naddress = \"203.0.113.100:80\"\n\
+             protocol = \"tcp\"\nforward = \"{forward}\"\n{extra}\n\
+             [virtual_server.health_check]\ntype = \"none\"\n\
+             [[virtual_server.real_server]]\naddress = \"{real}\"\n"
+        )
+    }
+
+    use ClientSide::{Destination, Source};
+
+    #[test]
+    fn nat_real_servers_make_their_port_inside_and_the_client_port_outside() {
+        let c = two_arms("", "", &service("nat", "10.1.0.11:8080", ""));
+        assert_eq!(client_sides(&c), [Source, Destination]);
+    }
+
+    #[test]
+    fn a_port_reaching_real_servers_by_a_static_route_is_inside() {
+        let route =
+            "[[route]]\nprefix = \"10.9.0.0/16\"\nvia = \"10.1.0.254\"\ninterface = \"inside\"\n";
+        let c = two_arms(
+            "",
+            "",
+            &(route.to_string() + &service("nat", "10.9.0.11:80", "")),
+        );
+        assert_eq!(client_sides(&c), [Source, Destination]);
+    }
+
+    #[test]
+    fn a_nat_sorry_server_makes_its_port_inside() {
+        let sorry = "sorry_server = \"10.1.0.99:80\"";
+        // The only real server is reached by the default route, outside.
+        let c = two_arms("", "", &service("nat", "198.51.100.11:80", sorry));
+        assert_eq!(client_sides(&c), [Source, Destination]);
+    }
+
+    #[test]
+    fn dr_and_tun_real_servers_do_not_make_a_port_inside() {
+        for forward in ["dr", "tun"] {
+            let c = two_arms("", "", &service(forward, "10.1.0.11:80", ""));
+            assert_eq!(client_sides(&c), [Source, Source], "{forward}");
+        }
+    }
+
+    #[test]
+    fn without_services_every_port_is_outside() {
+        assert_eq!(client_sides(&two_arms("", "", "")), [Source, Source]);
+    }
+
+    #[test]
+    fn one_armed_nat_port_is_outside() {
+        // Real servers on the port that also carries the VIP and the
+        // default route.
+        let c = two_arms("", "", &service("nat", "203.0.113.11:80", ""));
+        assert_eq!(client_sides(&c), [Source, Source]);
+    }
+
+    #[test]
+    fn a_lone_port_is_outside_even_with_nat_real_servers_on_it() {
+        let text = format!(
+            "[dpdk]\nworkers = [1]\n[[interface]]\nname = \"only\"\ndevice = \"net_null0\"\n\
+             addresses = [\"10.1.0.1/24\"]\n{}",
+            service("nat", "10.1.0.11:80", "").replace("203.0.113.100", "192.0.2.100")
+        );
+        let c = Config::from_toml_str(&text).unwrap();
+        assert_eq!(client_sides(&c), [Source]);
+    }
+
+    #[test]
+    fn a_vip_on_the_real_servers_subnet_keeps_that_port_outside() {
+        let svc = service("nat", "10.1.0.11:80", "").replace("203.0.113.100", "10.1.0.100");
+        let c = two_arms("", "", &svc);
+        assert_eq!(client_sides(&c), [Source, Source]);
+    }
+
+    #[test]
+    fn the_interface_rss_key_overrides_the_derivation() {
+        let c = two_arms(
+            "rss = \"client-destination\"",
+            "rss = \"client-source\"",
+            &service("nat", "10.1.0.11:8080", ""),
+        );
+        assert_eq!(client_sides(&c), [Destination, Source]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use rvs::dpdk::{
     ring::{RingConsumer, RingProducer},
     TscClock,
 };
+use rvs::net::rss::RssModel;
 use rvs::{error, info, startup, warn};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -167,27 +168,34 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     let mut ports = Vec::with_capacity(config.interfaces.len());
     let mut macs = Vec::with_capacity(config.interfaces.len());
     let mut mtus = Vec::with_capacity(config.interfaces.len());
-    for iface in &config.interfaces {
+    let rss_model = RssModel::new(workers.len());
+    let client_sides = startup::client_sides(config);
+    for (iface, &side) in config.interfaces.iter().zip(&client_sides) {
         let name = iface.device.port_name();
         let mut port = Port::by_name(&eal, name).map_err(|e| {
             error!("interface {}: {e}", iface.name);
             Failure::Dpdk
         })?;
         let info = port
-            .configure_and_start(workers.len() as u16, &pool, iface.mac)
+            .configure_and_start(workers.len() as u16, &pool, iface.mac, side, &rss_model)
             .map_err(|e| {
                 error!("interface {}: {e}", iface.name);
                 Failure::Dpdk
             })?;
         let link = port.link();
         info!(
-            "interface {}: port {} ({}, driver {}) mac {} queues {} link {} {} Mbps",
+            "interface {}: port {} ({}, driver {}) mac {} queues {} rss {} link {} {} Mbps",
             iface.name,
             port.id(),
             name,
             info.driver,
             info.mac,
             info.queues,
+            match info.rss {
+                RssMode::SingleQueue => "none",
+                RssMode::ClientSource | RssMode::ClientDestination => side.name(),
+                RssMode::Unsupported(_) => "software",
+            },
             if link.up { "up" } else { "down" },
             link.speed_mbps
         );
@@ -197,10 +205,11 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
                 iface.name, info.driver, info.mac
             );
         }
-        if info.rss == RssMode::Unsupported {
+        if let RssMode::Unsupported(why) = info.rss {
             warn!(
-                "interface {}: driver {} has no RSS: with {} workers, both directions of a flow may reach different workers",
+                "interface {}: no RSS on the client's address (rss {}) with driver {}: {why}; the {} workers find each packet's owner in software and hand it over through the redirect rings",
                 iface.name,
+                side.name(),
                 info.driver,
                 workers.len()
             );

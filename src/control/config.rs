@@ -19,6 +19,7 @@ use super::error::{ConfigError, ConfigErrors, Errors};
 use super::locate::path_at;
 use super::raw::RawConfig;
 use super::validate;
+pub use crate::net::rss::ClientSide;
 use crate::wire::{Ipv4Cidr, MacAddr};
 
 /// lcore ids must be below this: DPDK's default `RTE_MAX_LCORE`.
@@ -201,6 +202,15 @@ pub struct InterfaceConfig {
     /// device's own (for a stable address across NIC swaps, or tests).
     /// Default: the device's. Fixed at start.
     pub mac: Option<MacAddr>,
+    /// `rss`: which address the port's NIC hashes to choose a worker, the
+    /// client's on the traffic it receives: `"client-source"` (an outside
+    /// port, where clients' packets arrive) or `"client-destination"` (an
+    /// inside port, where NAT replies from real servers arrive). Default
+    /// (`None`): derived at start, see `startup::client_side`: inside when
+    /// a NAT real server or sorry server is routed through the port and no
+    /// client is (no VIP on its subnets, no default route through it),
+    /// else outside. Fixed at start.
+    pub rss: Option<ClientSide>,
 }
 
 impl InterfaceConfig {

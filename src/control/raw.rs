@@ -65,6 +65,7 @@ pub(super) struct RawInterface {
     pub device: Option<S<String>>,
     pub addresses: Option<S<Array<S<String>>>>,
     pub mac: Option<S<String>>,
+    pub rss: Option<S<String>>,
 }
 
 /// `[[route]]`

@@ -1321,6 +1321,32 @@ fn interface_mac_must_parse() {
     assert_error(&e, "interface[0].mac", Some(line_of(&text, "mac =")), "MAC");
 }
 
+#[test]
+fn interface_rss_is_optional_and_left_to_startup() {
+    let c = ok(&cat(&[DPDK, EXT]));
+    assert_eq!(c.interfaces[0].rss, None);
+}
+
+#[test]
+fn interface_rss_names_the_client_side() {
+    let out = ok(&cat(&[DPDK, EXT, "rss = \"client-source\"\n"]));
+    assert_eq!(out.interfaces[0].rss, Some(ClientSide::Source));
+    let inside = ok(&cat(&[DPDK, EXT, "rss = \"client-destination\"\n"]));
+    assert_eq!(inside.interfaces[0].rss, Some(ClientSide::Destination));
+}
+
+#[test]
+fn interface_rss_must_be_a_known_side() {
+    let text = cat(&[DPDK, EXT, "rss = \"symmetric\"\n"]);
+    let e = one_error(&text);
+    assert_error(
+        &e,
+        "interface[0].rss",
+        Some(line_of(&text, "rss =")),
+        "\"client-source\", \"client-destination\"",
+    );
+}
+
 // ------------------------------------------------------------ [timeouts]
 
 #[test]

@@ -22,9 +22,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::config::{
-    is_prime, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig, ForwardMethod, HaConfig,
-    HealthCheckConfig, HealthCheckKind, InterfaceConfig, NeighborConfig, Protocol,
-    RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
+    is_prime, ClientSide, Config, ControlConfig, DataplaneConfig, Device, DpdkConfig,
+    ForwardMethod, HaConfig, HealthCheckConfig, HealthCheckKind, InterfaceConfig, NeighborConfig,
+    Protocol, RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig,
+    MAX_LCORES,
 };
 use super::eal_args::EalArgs;
 use super::error::Errors;
@@ -454,6 +455,8 @@ struct Interface {
     addresses_complete: bool,
     /// `Err` when a `mac` was given but refused.
     mac: Result<Option<MacAddr>, ()>,
+    /// `Err` when an `rss` was given but refused.
+    rss: Result<Option<ClientSide>, ()>,
 }
 
 impl Interface {
@@ -463,6 +466,7 @@ impl Interface {
             device: self.device?,
             addresses: self.addresses_complete.then_some(self.addresses)?,
             mac: self.mac.ok()?,
+            rss: self.rss.ok()?,
         })
     }
 }
@@ -538,12 +542,19 @@ fn interfaces(raw: &[S<RawInterface>], errors: &mut Errors) -> Vec<Interface> {
                 .map(Some)
                 .ok_or(()),
         };
+        let rss = match &t.rss {
+            None => Ok(None),
+            Some(v) => parse::<ClientSide>(v, &format!("interface[{i}].rss"), errors)
+                .map(Some)
+                .ok_or(()),
+        };
         let mut iface = Interface {
             name,
             device,
             addresses: Vec::new(),
             addresses_complete: true,
             mac,
+            rss,
         };
         for (j, v) in t
             .addresses

@@ -1,25 +1,13 @@
 //! Ethernet ports: lookup, configuration with one queue pair per worker,
-//! symmetric RSS, start, stop and close.
+//! RSS on the client's address (see `net::rss`), start, stop and close.
 
 use super::ring::{RingConsumer, RingInner, RingProducer};
 use super::{eal::Eal, ffi, mempool::Mempool, DpdkError};
+use crate::net::rss::{ClientSide, RssModel, KEY_LEN};
 use crate::wire::MacAddr;
 use std::ffi::CString;
+use std::fmt;
 use std::sync::Arc;
-
-/// A 40-byte Toeplitz key made of one repeated 16-bit pattern. With such a
-/// key the hash of (src, dst) equals the hash of (dst, src), so both
-/// directions of a connection land on the same queue, hence the same worker
-/// (Woo and Park, "Scalable TCP Session Monitoring with Symmetric RSS").
-const SYMMETRIC_RSS_KEY: [u8; 40] = {
-    let mut key = [0u8; 40];
-    let mut i = 0;
-    while i < 40 {
-        key[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
-        i += 1;
-    }
-    key
-};
 
 /// Receive and transmit ring sizes asked for (the driver may adjust them).
 const RX_DESCRIPTORS: u16 = 1024;
@@ -30,10 +18,70 @@ const TX_DESCRIPTORS: u16 = 1024;
 pub enum RssMode {
     /// One queue: nothing to spread.
     SingleQueue,
-    /// Symmetric Toeplitz RSS over IPv4/TCP/UDP.
-    Symmetric,
-    /// Several queues but the device hashes nothing (no RSS support).
-    Unsupported,
+    /// The NIC hashes the IPv4 source (an outside port) with the model's
+    /// key and RETA: queue = the client's owner.
+    ClientSource,
+    /// The NIC hashes the IPv4 destination (an inside port, where NAT
+    /// replies arrive) with the model's key and RETA.
+    ClientDestination,
+    /// Several queues, but the NIC cannot be told to pick the owner's: the
+    /// workers find the owner in software and hand packets over through
+    /// the redirect rings. The device still spreads by its own hash when
+    /// it has one, which shares that work out.
+    Unsupported(RssUnsupported),
+}
+
+impl RssMode {
+    fn for_side(side: ClientSide) -> RssMode {
+        match side {
+            ClientSide::Source => RssMode::ClientSource,
+            ClientSide::Destination => RssMode::ClientDestination,
+        }
+    }
+}
+
+/// Why a port cannot steer by the client's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RssUnsupported {
+    /// The device has no RSS at all (`net_af_packet`, `net_pcap`,
+    /// `net_ring`).
+    NoRss,
+    /// The device hashes, but not IPv4 on one address only
+    /// (`RTE_ETH_RSS_IPV4` with `L3_SRC_ONLY` / `L3_DST_ONLY`).
+    NoAddressOnlyHash,
+    /// The device's Toeplitz key is shorter than `KEY_LEN` bytes (0: it
+    /// does not say), so it cannot take the model's key.
+    KeySize(u8),
+    /// The device's redirection table has a size no table can make agree
+    /// with the model's (see `RssModel::reta_for_device`).
+    RetaSize(u16),
+    /// `rte_eth_dev_rss_reta_update` failed with this errno.
+    RetaUpdateFailed(i32),
+}
+
+impl fmt::Display for RssUnsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            RssUnsupported::NoRss => f.write_str("the device has no RSS"),
+            RssUnsupported::NoAddressOnlyHash => {
+                f.write_str("no RSS on the IPv4 source or destination address alone")
+            }
+            RssUnsupported::KeySize(0) => f.write_str("the device does not say its RSS key size"),
+            RssUnsupported::KeySize(n) => write!(f, "RSS key of {n} bytes, {KEY_LEN} needed"),
+            RssUnsupported::RetaSize(n) => write!(
+                f,
+                "redirection table of {n} entries (a power of two >= {} needed)",
+                crate::net::rss::RETA_SIZE
+            ),
+            RssUnsupported::RetaUpdateFailed(errno) => {
+                let e = DpdkError {
+                    context: "redirection table update failed".into(),
+                    errno,
+                };
+                write!(f, "{e}")
+            }
+        }
+    }
 }
 
 /// What a port reports about itself after start.
@@ -186,13 +234,26 @@ impl Port {
     }
 
     /// Configures `queues` rx/tx queue pairs (queue i belongs to worker i),
-    /// symmetric RSS when there are several and the device can hash, an
-    /// optional MAC address, and starts the port.
+    /// RSS on the client's address (the IPv4 address `side` names, with
+    /// `model`'s key and redirection table) when there are several and the
+    /// device can, an optional MAC address, and starts the port.
+    ///
+    /// The hash types asked for are `RTE_ETH_RSS_IPV4` alone with
+    /// `L3_SRC_ONLY` or `L3_DST_ONLY`, not the TCP and UDP types: in
+    /// DPDK's input-set rules a type given without `L4_*_ONLY` hashes both
+    /// of its ports, so `NONFRAG_IPV4_TCP` would put the ports back in
+    /// (mlx5 and ice do so), while `IPV4` alone hashes TCP and UDP packets
+    /// on their addresses too. Devices that do not list `IPV4` with
+    /// `L3_SRC_ONLY` / `L3_DST_ONLY` in `flow_type_rss_offloads` (i40e and
+    /// ixgbe, as far as we know their drivers) fall back to software
+    /// ownership; the start-up log says which way each port went.
     pub fn configure_and_start(
         &mut self,
         queues: u16,
         pool: &Mempool,
         mac: Option<MacAddr>,
+        side: ClientSide,
+        model: &RssModel,
     ) -> Result<PortInfo, DpdkError> {
         let info = self.dev_info()?;
         let driver = if info.driver_name.is_null() {
@@ -209,23 +270,45 @@ impl Port {
                 self.name, info.max_rx_queues, info.max_tx_queues
             )));
         }
+        if let Some(&q) = model.reta().iter().find(|&&q| q >= queues) {
+            return Err(DpdkError::new(format!(
+                "the RSS model of {} sends clients to queue {q}, but it has {queues}",
+                self.name
+            )));
+        }
 
         let mut conf = ffi::rte_eth_conf::default();
-        let mut key = SYMMETRIC_RSS_KEY;
-        // SAFETY: pure function returning a constant.
-        let wanted_hf = unsafe { ffi::rvs_rss_hf_ipv4_tcp_udp() };
+        // The model's key, zero-padded to a longer device key (i40e and ice
+        // take 52 bytes): the hash of a 4-byte address reads only the first
+        // 8 key bytes, so the padding changes nothing.
+        let mut key = vec![0u8; usize::from(info.hash_key_size).max(KEY_LEN)];
+        key[..KEY_LEN].copy_from_slice(model.key());
+        let mut reta = None;
         let rss = if queues <= 1 {
             RssMode::SingleQueue
-        } else if info.flow_type_rss_offloads & wanted_hf != 0
-            && (info.hash_key_size == 0 || info.hash_key_size as usize == key.len())
-        {
-            conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
-            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
-            conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
-            conf.rx_adv_conf.rss_conf.rss_hf = wanted_hf & info.flow_type_rss_offloads;
-            RssMode::Symmetric
         } else {
-            RssMode::Unsupported
+            match client_rss(&info, side, model) {
+                Ok((hf, table)) => {
+                    conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+                    conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                    conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+                    conf.rx_adv_conf.rss_conf.rss_hf = hf;
+                    reta = Some(table);
+                    RssMode::for_side(side)
+                }
+                Err(why) => {
+                    // Still spread by the device's own hash when it has one
+                    // (its default key): the redirect work is then shared.
+                    // SAFETY: pure function returning a constant.
+                    let any_hf = unsafe { ffi::rvs_rss_hf_ipv4_tcp_udp() };
+                    let hf = any_hf & info.flow_type_rss_offloads;
+                    if hf != 0 {
+                        conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+                        conf.rx_adv_conf.rss_conf.rss_hf = hf;
+                    }
+                    RssMode::Unsupported(why)
+                }
+            }
         };
 
         // SAFETY: valid port, conf initialised; the key outlives the call
@@ -306,6 +389,13 @@ impl Port {
             ));
         }
         self.started = true;
+        let rss = match reta {
+            Some(table) => match self.update_reta(&table) {
+                Ok(()) => rss,
+                Err(errno) => RssMode::Unsupported(RssUnsupported::RetaUpdateFailed(errno)),
+            },
+            None => rss,
+        };
         let mac = match mac {
             Some(mac) if mac_in_software => mac,
             _ => self.mac()?,
@@ -317,6 +407,36 @@ impl Port {
             rss,
             mac_in_software,
         })
+    }
+
+    /// Programs the device's redirection table with `table` (as long as
+    /// the device's); the errno when the device refuses.
+    fn update_reta(&self, table: &[u16]) -> Result<(), i32> {
+        let group = ffi::RTE_ETH_RETA_GROUP_SIZE as usize;
+        let mut conf: Vec<ffi::rte_eth_rss_reta_entry64> = table
+            .chunks(group)
+            .map(|chunk| {
+                let mut entry = ffi::rte_eth_rss_reta_entry64 {
+                    mask: if chunk.len() == group {
+                        u64::MAX
+                    } else {
+                        (1u64 << chunk.len()) - 1
+                    },
+                    ..Default::default()
+                };
+                entry.reta[..chunk.len()].copy_from_slice(chunk);
+                entry
+            })
+            .collect();
+        let size = u16::try_from(table.len()).map_err(|_| libc::EINVAL)?;
+        // SAFETY: valid port; `conf` holds size / 64 (rounded up) groups,
+        // each with its mask of entries to write; DPDK only reads it.
+        let rc = unsafe { ffi::rte_eth_dev_rss_reta_update(self.id, conf.as_mut_ptr(), size) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(-rc)
+        }
     }
 
     /// The MAC address the port uses.
@@ -368,6 +488,39 @@ impl Port {
             rx_nombuf: s.rx_nombuf,
         }
     }
+}
+
+/// The hash types and the device RETA that make `info`'s device hash the
+/// `side` address with `model`, or why it cannot.
+fn client_rss(
+    info: &ffi::rte_eth_dev_info,
+    side: ClientSide,
+    model: &RssModel,
+) -> Result<(u64, Vec<u16>), RssUnsupported> {
+    // SAFETY: pure functions returning constants.
+    let (ipv4, only) = unsafe {
+        (
+            ffi::rvs_rss_hf_ipv4(),
+            match side {
+                ClientSide::Source => ffi::rvs_rss_l3_src_only(),
+                ClientSide::Destination => ffi::rvs_rss_l3_dst_only(),
+            },
+        )
+    };
+    let hf = ipv4 | only;
+    if info.flow_type_rss_offloads == 0 {
+        return Err(RssUnsupported::NoRss);
+    }
+    if info.flow_type_rss_offloads & hf != hf {
+        return Err(RssUnsupported::NoAddressOnlyHash);
+    }
+    if usize::from(info.hash_key_size) < KEY_LEN {
+        return Err(RssUnsupported::KeySize(info.hash_key_size));
+    }
+    let table = model
+        .reta_for_device(usize::from(info.reta_size))
+        .ok_or(RssUnsupported::RetaSize(info.reta_size))?;
+    Ok((hf, table))
 }
 
 impl Drop for Port {

@@ -42,3 +42,7 @@ uint64_t rvs_rss_hf_ipv4_tcp_udp(void)
     return RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_TCP |
            RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV4_OTHER;
 }
+
+uint64_t rvs_rss_hf_ipv4(void) { return RTE_ETH_RSS_IPV4; }
+uint64_t rvs_rss_l3_src_only(void) { return RTE_ETH_RSS_L3_SRC_ONLY; }
+uint64_t rvs_rss_l3_dst_only(void) { return RTE_ETH_RSS_L3_DST_ONLY; }

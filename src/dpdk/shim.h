@@ -48,4 +48,9 @@ unsigned rvs_lcore_id(void);
 /* RSS hash functions rvs asks for (IPv4, TCP, UDP); RTE_ETH_RSS_* are
  * RTE_BIT64() expressions that bindgen cannot evaluate. */
 uint64_t rvs_rss_hf_ipv4_tcp_udp(void);
+/* IPv4 addresses only, for every IPv4 packet (TCP and UDP included). */
+uint64_t rvs_rss_hf_ipv4(void);
+/* Input-set modifiers: hash only the source / only the destination. */
+uint64_t rvs_rss_l3_src_only(void);
+uint64_t rvs_rss_l3_dst_only(void);
 #endif
