@@ -368,23 +368,37 @@ impl Balancer {
     /// services themselves changed (a reload), not for a new weight or
     /// health verdict, which they read at every pick.
     pub fn set_services(&mut self, services: Arc<ServiceTable>) {
-        self.counters.reshape(&services);
-        let max_rs = services
-            .services()
-            .iter()
-            .map(|s| s.real_servers.len())
-            .max()
-            .unwrap_or(0);
-        if self.candidates.capacity() < max_rs {
-            self.candidates = Vec::with_capacity(max_rs);
-        }
-        let same_shape = self.scheds.len() == services.len()
+        let same_servers = self.scheds.len() == services.len()
             && services
                 .services()
                 .iter()
                 .zip(self.services.services())
-                .all(|(a, b)| a.scheduler == b.scheduler && a.real_servers == b.real_servers);
-        if !same_shape {
+                .all(|(a, b)| a.real_servers.len() == b.real_servers.len());
+        if !same_servers {
+            // A reload that added servers or services: the counters grow
+            // (off the packet path, between polls).
+            self.counters.reshape(&services);
+            let max_rs = services
+                .services()
+                .iter()
+                .map(|s| s.real_servers.len())
+                .max()
+                .unwrap_or(0);
+            if self.candidates.capacity() < max_rs {
+                self.candidates = Vec::with_capacity(max_rs);
+            }
+        }
+        let same_schedulers = same_servers
+            && services
+                .services()
+                .iter()
+                .zip(self.services.services())
+                .all(|(a, b)| {
+                    a.scheduler == b.scheduler
+                        && a.mh_table_size == b.mh_table_size
+                        && a.real_servers == b.real_servers
+                });
+        if !same_schedulers {
             self.scheds = (0..services.len())
                 .map(|i| services.new_scheduler(i as ServiceId, self.seed.wrapping_add(i as u64)))
                 .collect();
