@@ -326,8 +326,8 @@ impl<F: Frame> Worker<F> {
         let mut n = 0;
         for f in frames {
             if let Some(key) = flow_key_of(f.data()) {
-                let h = table.warm_hash(&key);
-                table.prefetch_slots(h);
+                let h = table.hash(&key);
+                table.prefetch_bucket(h);
                 hashes[n] = h;
                 n += 1;
                 if n == STEP {
