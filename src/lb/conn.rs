@@ -526,12 +526,14 @@ const EMPTY: Bucket = Bucket {
 };
 
 impl Bucket {
-    /// Bit `s` set: slot `s` is used and its signature is `sig`.
+    /// Bit `s` set: slot `s` has signature `sig` (an empty slot's is 0,
+    /// so the caller skips empty slots among them): ten 16-bit compares
+    /// the compiler can do as one vector compare.
     #[inline]
     fn matches(&self, sig: u16) -> u32 {
         let mut m = 0;
         for s in 0..SLOTS {
-            m |= u32::from(self.sigs[s] == sig && self.refs[s] != NIL) << s;
+            m |= u32::from(self.sigs[s] == sig) << s;
         }
         m
     }
@@ -725,12 +727,15 @@ impl ConnTable {
         let mut m = bucket.matches(sig);
         while m != 0 {
             let t = bucket.refs[m.trailing_zeros() as usize];
+            m &= m - 1;
+            if t == NIL {
+                continue;
+            }
             let e = &self.entries[(t >> 1) as usize];
             let ek = if t & 1 == 0 { &e.original } else { &e.reply };
             if ek == k && e.proto == proto {
                 return Some(t);
             }
-            m &= m - 1;
         }
         None
     }
