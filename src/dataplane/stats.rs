@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a worker dropped a frame. Every drop has one, counted and shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(usize)]
+#[repr(u8)]
 pub enum DropReason {
     /// Shorter than the headers it claims to carry.
     Truncated,

@@ -153,3 +153,14 @@ pub(crate) fn wire_drop(e: WireError) -> DropReason {
         WireError::Malformed => DropReason::Malformed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parsed_frame_stays_small() {
+        // It is written and read once per frame for a window of 64.
+        assert!(std::mem::size_of::<Parsed>() <= 48, "{}", std::mem::size_of::<Parsed>());
+    }
+}
