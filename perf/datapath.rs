@@ -319,6 +319,22 @@ struct Mbuf {
     len: usize,
 }
 
+thread_local! {
+    /// Buffers of frames the worker dropped (as `rte_pktmbuf_free` would
+    /// return them to their pool); the thread's `Nic` takes them back.
+    static DROPPED: std::cell::RefCell<Vec<&'static mut [u8]>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if !buf.is_empty() {
+            DROPPED.with(|d| d.borrow_mut().push(buf));
+        }
+    }
+}
+
 impl Frame for Mbuf {
     #[inline]
     fn data(&self) -> &[u8] {
@@ -383,7 +399,8 @@ impl Nic {
 
     /// Buffers that can take frames now (some are kept back for what the
     /// worker allocates itself).
-    fn writable(&self) -> usize {
+    fn writable(&mut self) -> usize {
+        DROPPED.with(|d| self.free.extend(d.borrow_mut().drain(..)));
         self.free.len().saturating_sub(POOL_SPARE)
     }
 
@@ -414,8 +431,8 @@ impl Nic {
     }
 
     #[inline]
-    fn recycle(&mut self, frame: Mbuf) {
-        self.free.push_back(frame.buf);
+    fn recycle(&mut self, mut frame: Mbuf) {
+        self.free.push_back(std::mem::take(&mut frame.buf));
     }
 }
 
@@ -1680,7 +1697,11 @@ fn measure_flood(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<Stri
     ));
     let mut rng = SplitMix(0xf100d);
     let mut randoms = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.next() as u32).collect() };
-    let fill = randoms(size - established);
+    // Distinct sources (an odd multiplier is a bijection of u32), so every
+    // one of these SYNs takes an entry.
+    let fill: Vec<u32> = (0..(size - established) as u32)
+        .map(|i| i.wrapping_mul(0x9e37_79b1))
+        .collect();
     let r = run_phase(
         &mut worker,
         nic,
