@@ -1,96 +1,53 @@
-//! The worker's datapath on one core and on two, without I/O: packets per
-//! second for new and for established TCP flows, for NAT, DR and TUN, with
-//! 1K to 10M connections in the table, and bytes of memory per connection.
+//! The worker's datapath without I/O: cycles and packets per second for
+//! new and established TCP flows (NAT, DR, TUN) with 1K to 10M connections,
+//! new connections with the table full in steady state, established NAT
+//! under a SYN flood at table capacity, 1, 2 and 4 workers fed by a software
+//! model of the NIC's RSS (redirects and connection ownership), and bytes
+//! of memory per connection. `perf/README.md` gives the method of each and
+//! how to read its figures; in short:
 //!
 //! # What runs
 //!
 //! rvsd's own `dataplane::worker::Worker`, entered the way rvsd's poll loop
-//! enters it: `handle_bursts` with a burst of 32 frames from each port
-//! (it warms the connection table for the whole poll first), then `tick`
-//! once per poll round (the incremental expiry sweep). One virtual service,
-//! TCP port 80, 16 real servers, round robin, static neighbours for the real
-//! servers and the router, so nothing waits for ARP. Connection `i` goes to
-//! real server `i % 16` (the SYNs are sent in flow order and rr starts at the
-//! first server).
+//! enters it: `handle_bursts` with a burst of 32 frames from each port,
+//! then `tick` once per poll round. One virtual service, TCP port 80, 16
+//! real servers, round robin, static neighbours for the real servers and
+//! the router, so nothing waits for ARP. Connection `i` goes to real server
+//! `i % 16` (the SYNs are sent in flow order and rr starts at the first
+//! server); in RSS runs, to the server its worker's round robin gave it.
 //!
-//! # Packet buffers laid out as mbufs
+//! # Frames written ahead, only the worker timed
 //!
-//! One arena of 4096 buffers of 2176 bytes (`RTE_MBUF_DEFAULT_BUF_SIZE`: 128
-//! bytes of headroom, then 2048 of data), taken and returned in FIFO order
-//! like an rx ring refilled from its mempool. A frame borrows its buffer and
-//! carries start and length, so TUN's outer header goes into the headroom as
-//! it would in an mbuf. The benchmark plays the NIC: for each burst it takes
-//! 32 buffers and writes a 60-byte frame into each (64 bytes on the wire with
-//! the FCS: Ethernet, IPv4, TCP, padding), built from the flow's index: a
-//! template copy, then addresses, ports and both checksums by incremental
-//! sums, so every frame is valid. The output hands sent frames straight
-//! back to the pool. Nothing allocates while timing.
-//!
-//! # Phases, per method and table size (capacity = size)
-//!
-//! - `new` (distribution `each_once`): one SYN per flow, flows `0..size` in
-//!   order, into an empty table: lookup miss, scheduling, connection
-//!   creation, rewrite, route, send. Reported as new connections per
-//!   second. Below 1M connections it is repeated on fresh workers (up to
-//!   100 times) so that about 1M SYNs are timed; the median repetition
-//!   counts.
-//! - (untimed) the handshakes: NAT, the real server's SYN-ACK then the
-//!   client's ACK; DR and TUN, the client's ACK (replies bypass the
-//!   balancer). Afterwards every connection must be ESTABLISHED (checked
-//!   through the real servers' active counts).
-//! - `established`: `--packets` ACKs over the `size` connections, the flow
-//!   of each packet drawn `uniform`ly or from a `zipf` law (exponent
-//!   `--zipf`, default 0.99; ranks scattered over the table by a
-//!   multiplicative permutation so hot flows are not neighbours in memory).
-//!   NAT: half client → VIP on the outside port, half real server → client
-//!   on the inside port, a burst of each per poll round. DR and TUN: all
-//!   client → VIP.
-//!
-//! Then, for NAT with `--multi-conns` connections (default 1M), the
-//! established phases again on 1 and on `--workers` threads at once (default
-//! 2), each thread with its own worker, pool and packet sequence, started
-//! together by a barrier and sharing nothing they write. With RSS each
-//! worker owns the flows it receives, so no frame is handed over.
-//!
-//! # How to read the figures
-//!
-//! - `mpps` / `ns_per_packet`: the whole loop, the generator's writing of
-//!   the frames included (conservative: a NIC would write them for free).
-//!   Established traffic is timed in 5 consecutive slices of the sequence
-//!   (`timed_slices`) and the median slice counts, so a burst of other
-//!   work on a shared machine moves the figure less.
-//!   For several workers `mpps` is their sum and `mpps_per_worker` lists
-//!   each; per-worker rates should not fall as workers are added (on a
-//!   2-core machine shared with other work they may).
-//! - `generator_ns_per_packet`: the same loop with the worker replaced by
-//!   handing the frames straight back (measured just before), and
-//!   `net_mpps` = 1000 / (`ns_per_packet` − `generator_ns_per_packet`): an
-//!   estimate of the worker's own cost. The subtraction is approximate
-//!   (the generator alone has the caches to itself).
-//! - `new_conns_per_s`: the `new` phase's rate.
-//! - `bytes_per_connection`: `ConnTable::memory_bytes() / capacity` for the
-//!   size (entry plus its share of the index), per worker.
-//! - `run`: `matrix` (the method × size × distribution table, one worker)
-//!   or `scaling` (the 1-against-N-workers comparison).
-//! - `sent` must equal `packets` and `drops` must be 0; any drop reason is
-//!   printed. The process exits non-zero when a measurement forwarded less
-//!   than it was given, dropped anything, or a handshake left connections
-//!   not established.
+//! A pool of `POOL_BUFFERS` buffers of 2176 bytes (64 MiB;
+//! `RTE_MBUF_DEFAULT_BUF_SIZE`: 128 bytes of headroom, then 2048 of data),
+//! used in FIFO order like an rx ring refilled from its mempool. Untimed,
+//! the benchmark plays the NIC's DMA: it writes the frames of as many poll
+//! rounds as the pool holds into the next free buffers (each a valid
+//! 60-byte TCP segment, 64 bytes on the wire). Then each round's frames are
+//! handed to the worker and only `handle_bursts` and `tick` are timed, with
+//! the TSC. The worker rewrites frames in place; sent and dropped buffers
+//! return to the pool and the next DMA pass rewrites them (the restore,
+//! never timed). The worker's clock advances by the time it spent (or, in
+//! the steady-state phase, by a fixed step per SYN).
 //!
 //! # Running
 //!
 //! ```sh
 //! cargo bench --bench datapath -- [--conns 1K,100K,1M,10M] [--packets 4M]
 //!     [--methods nat,dr,tun] [--zipf 0.99] [--workers 2] [--multi-conns 1M]
-//!     [--json FILE] [--plot FILE.png] [--font FILE.ttf] [--smoke]
+//!     [--steady-conns 1M] [--flood-conns 1M] [--rss-workers 2,4]
+//!     [--own-conns 100K] [--json FILE] [--plot FILE.png] [--font FILE.ttf]
+//!     [--smoke]
 //! ```
 //!
 //! One JSON object per measurement on stdout (and in `--json FILE`), progress
 //! on stderr, a summary table at the end. `--plot` draws Mpps against table
-//! size (log scale): one line per method × distribution for established
-//! traffic, and new connections (M/s) per method. `--smoke` is a tiny run
-//! (1K and 10K connections, 50K packets, every method and distribution, 1
-//! and 2 workers on 10K) for the test suite.
+//! size (log scale). `--smoke` is a tiny run of every part (1K and 10K
+//! connections, 50K packets) for the test suite. The process exits non-zero
+//! when a measurement forwarded less than it was given, dropped what it
+//! must not, a handshake left connections not established, a connection
+//! lives on a worker RSS does not give it, or an established connection was
+//! lost to a SYN flood.
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
