@@ -1,107 +1,67 @@
-//! The worker's datapath on one core and on two, without I/O: packets per
-//! second for new and for established TCP flows, for NAT, DR and TUN, with
-//! 1K to 10M connections in the table, and bytes of memory per connection.
+//! The worker's datapath without I/O: cycles and packets per second for
+//! new and established TCP flows (NAT, DR, TUN) with 1K to 10M connections,
+//! new connections with the table full in steady state, established NAT
+//! under a SYN flood at table capacity, 1, 2 and 4 workers fed by a software
+//! model of the NIC's RSS (redirects and connection ownership), and bytes
+//! of memory per connection. `perf/README.md` gives the method of each and
+//! how to read its figures; in short:
 //!
 //! # What runs
 //!
 //! rvsd's own `dataplane::worker::Worker`, entered the way rvsd's poll loop
-//! enters it: `handle_bursts` with a burst of 32 frames from each port
-//! (it warms the connection table for the whole poll first), then `tick`
-//! once per poll round (the incremental expiry sweep). One virtual service,
-//! TCP port 80, 16 real servers, round robin, static neighbours for the real
-//! servers and the router, so nothing waits for ARP. Connection `i` goes to
-//! real server `i % 16` (the SYNs are sent in flow order and rr starts at the
-//! first server).
+//! enters it: `handle_bursts` with a burst of 32 frames from each port,
+//! then `tick` once per poll round. One virtual service, TCP port 80, 16
+//! real servers, round robin, static neighbours for the real servers and
+//! the router, so nothing waits for ARP. Connection `i` goes to real server
+//! `i % 16` (the SYNs are sent in flow order and rr starts at the first
+//! server); in RSS runs, to the server its worker's round robin gave it.
 //!
-//! # Packet buffers laid out as mbufs
+//! # Frames written ahead, only the worker timed
 //!
-//! One arena of 4096 buffers of 2176 bytes (`RTE_MBUF_DEFAULT_BUF_SIZE`: 128
-//! bytes of headroom, then 2048 of data), taken and returned in FIFO order
-//! like an rx ring refilled from its mempool. A frame borrows its buffer and
-//! carries start and length, so TUN's outer header goes into the headroom as
-//! it would in an mbuf. The benchmark plays the NIC: for each burst it takes
-//! 32 buffers and writes a 60-byte frame into each (64 bytes on the wire with
-//! the FCS: Ethernet, IPv4, TCP, padding), built from the flow's index: a
-//! template copy, then addresses, ports and both checksums by incremental
-//! sums, so every frame is valid. The output hands sent frames straight
-//! back to the pool. Nothing allocates while timing.
-//!
-//! # Phases, per method and table size (capacity = size)
-//!
-//! - `new` (distribution `each_once`): one SYN per flow, flows `0..size` in
-//!   order, into an empty table: lookup miss, scheduling, connection
-//!   creation, rewrite, route, send. Reported as new connections per
-//!   second. Below 1M connections it is repeated on fresh workers (up to
-//!   100 times) so that about 1M SYNs are timed; the median repetition
-//!   counts.
-//! - (untimed) the handshakes: NAT, the real server's SYN-ACK then the
-//!   client's ACK; DR and TUN, the client's ACK (replies bypass the
-//!   balancer). Afterwards every connection must be ESTABLISHED (checked
-//!   through the real servers' active counts).
-//! - `established`: `--packets` ACKs over the `size` connections, the flow
-//!   of each packet drawn `uniform`ly or from a `zipf` law (exponent
-//!   `--zipf`, default 0.99; ranks scattered over the table by a
-//!   multiplicative permutation so hot flows are not neighbours in memory).
-//!   NAT: half client → VIP on the outside port, half real server → client
-//!   on the inside port, a burst of each per poll round. DR and TUN: all
-//!   client → VIP.
-//!
-//! Then, for NAT with `--multi-conns` connections (default 1M), the
-//! established phases again on 1 and on `--workers` threads at once (default
-//! 2), each thread with its own worker, pool and packet sequence, started
-//! together by a barrier and sharing nothing they write. With RSS each
-//! worker owns the flows it receives, so no frame is handed over.
-//!
-//! # How to read the figures
-//!
-//! - `mpps` / `ns_per_packet`: the whole loop, the generator's writing of
-//!   the frames included (conservative: a NIC would write them for free).
-//!   Established traffic is timed in 5 consecutive slices of the sequence
-//!   (`timed_slices`) and the median slice counts, so a burst of other
-//!   work on a shared machine moves the figure less.
-//!   For several workers `mpps` is their sum and `mpps_per_worker` lists
-//!   each; per-worker rates should not fall as workers are added (on a
-//!   2-core machine shared with other work they may).
-//! - `generator_ns_per_packet`: the same loop with the worker replaced by
-//!   handing the frames straight back (measured just before), and
-//!   `net_mpps` = 1000 / (`ns_per_packet` − `generator_ns_per_packet`): an
-//!   estimate of the worker's own cost. The subtraction is approximate
-//!   (the generator alone has the caches to itself).
-//! - `new_conns_per_s`: the `new` phase's rate.
-//! - `bytes_per_connection`: `ConnTable::memory_bytes() / capacity` for the
-//!   size (entry plus its share of the index), per worker.
-//! - `run`: `matrix` (the method × size × distribution table, one worker)
-//!   or `scaling` (the 1-against-N-workers comparison).
-//! - `sent` must equal `packets` and `drops` must be 0; any drop reason is
-//!   printed. The process exits non-zero when a measurement forwarded less
-//!   than it was given, dropped anything, or a handshake left connections
-//!   not established.
+//! A pool of `POOL_BUFFERS` buffers of 2176 bytes (64 MiB;
+//! `RTE_MBUF_DEFAULT_BUF_SIZE`: 128 bytes of headroom, then 2048 of data),
+//! used in FIFO order like an rx ring refilled from its mempool. Untimed,
+//! the benchmark plays the NIC's DMA: it writes the frames of as many poll
+//! rounds as the pool holds into the next free buffers (each a valid
+//! 60-byte TCP segment, 64 bytes on the wire). Then each round's frames are
+//! handed to the worker and only `handle_bursts` and `tick` are timed, with
+//! the TSC. The worker rewrites frames in place; sent and dropped buffers
+//! return to the pool and the next DMA pass rewrites them (the restore,
+//! never timed). The worker's clock advances by the time it spent (or, in
+//! the steady-state phase, by a fixed step per SYN).
 //!
 //! # Running
 //!
 //! ```sh
 //! cargo bench --bench datapath -- [--conns 1K,100K,1M,10M] [--packets 4M]
 //!     [--methods nat,dr,tun] [--zipf 0.99] [--workers 2] [--multi-conns 1M]
-//!     [--json FILE] [--plot FILE.png] [--font FILE.ttf] [--smoke]
+//!     [--steady-conns 1M] [--flood-conns 1M] [--rss-workers 2,4]
+//!     [--own-conns 100K] [--json FILE] [--plot FILE.png] [--font FILE.ttf]
+//!     [--smoke]
 //! ```
 //!
 //! One JSON object per measurement on stdout (and in `--json FILE`), progress
 //! on stderr, a summary table at the end. `--plot` draws Mpps against table
-//! size (log scale): one line per method × distribution for established
-//! traffic, and new connections (M/s) per method. `--smoke` is a tiny run
-//! (1K and 10K connections, 50K packets, every method and distribution, 1
-//! and 2 workers on 10K) for the test suite.
+//! size (log scale). `--smoke` is a tiny run of every part (1K and 10K
+//! connections, 50K packets) for the test suite. The process exits non-zero
+//! when a measurement forwarded less than it was given, dropped what it
+//! must not, a handshake left connections not established, a connection
+//! lives on a worker RSS does not give it, or an established connection was
+//! lost to a SYN flood.
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use rvs::dataplane::io::{Frame, Output};
 use rvs::dataplane::stats::DropReason;
 use rvs::dataplane::worker::{PortSetup, Worker, WorkerSetup};
+use rvs::dpdk::tsc::tsc;
 use rvs::lb::conn::ConnTable;
 use rvs::lb::service::{
     ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
 };
+use rvs::lb::tcp_state::{TimeoutOverrides, Timeouts};
 use rvs::lb::xmit::Endpoint;
+use rvs::net::rss::RssModel;
 use rvs::wire::{ipv4, tcp, Ipv4Cidr, MacAddr};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -120,8 +80,12 @@ const BURST: usize = 32;
 const HEADROOM: usize = 128;
 /// `RTE_MBUF_DEFAULT_BUF_SIZE`: headroom plus 2048 bytes of data.
 const BUF_SIZE: usize = HEADROOM + 2048;
-/// Buffers in a pool: an rx ring plus the mempool's cache.
-const POOL_BUFFERS: usize = 4096;
+/// Buffers in a pool: 64 MiB, so the frames written ahead of the worker
+/// (one cache line each, ~1.9 MiB of lines per pass over the pool) are
+/// more than the L2 cache holds by the time the worker reads them.
+const POOL_BUFFERS: usize = 30_720;
+/// Buffers kept free for what the worker allocates itself (ARP, ICMP).
+const POOL_SPARE: usize = 512;
 /// A 64-byte frame on the wire, without its 4-byte FCS.
 const FRAME_LEN: usize = 60;
 
@@ -138,10 +102,15 @@ const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 9, 9]);
 const ROUTER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 100);
 const ROUTER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
-/// Clients: 198.18.0.0/15 (RFC 2544's benchmarking range), ports
-/// 1024..65535 of each address.
+/// Clients: 198.18.0.0/15 (RFC 2544's benchmarking range), flow `i` from
+/// address `i % 2^17` of it, port `1024 + i / 2^17`: consecutive flows
+/// come from different addresses, so RSS on the client address spreads
+/// any range of flows over the workers.
 const CLIENT_BASE: u32 = 0xC612_0000;
-const PORTS_PER_CLIENT: u32 = 64_512;
+const CLIENT_ADDRESSES: u32 = 1 << 17;
+/// Spoofed SYNs come from 100.64.0.0/10 (never a client of the flows),
+/// random address and port.
+const SPOOF_BASE: u32 = 0x6440_0000;
 /// A multiple of 16, so round robin starts at the first real server.
 const WORKER_SEED: u64 = 0x00c0_ff00;
 /// Where `now` starts (nanoseconds), so no time is zero.
@@ -174,37 +143,60 @@ struct Options {
     zipf_s: f64,
     workers: usize,
     multi_conns: usize,
+    steady_conns: Vec<usize>,
+    flood_conns: usize,
+    rss_workers: Vec<usize>,
+    own_conns: usize,
     json: Option<String>,
     plot: Option<String>,
     font: String,
     smoke: bool,
+    /// TSC ticks per nanosecond (measured at start).
+    tsc_per_ns: f64,
 }
 
-const USAGE: &str = "usage: datapath [--conns 1K,100K,1M,10M] [--packets 4M] [--methods nat,dr,tun] \
-[--zipf 0.99] [--workers 2] [--multi-conns 1M] [--json FILE] [--plot FILE.png] [--font FILE.ttf] [--smoke]
-(--workers 0 or --multi-conns 0 skips the multi-worker comparison)";
+const USAGE: &str =
+    "usage: datapath [--conns 1K,100K,1M,10M] [--packets 4M] [--methods nat,dr,tun] \
+[--zipf 0.99] [--workers 2] [--multi-conns 1M] [--steady-conns 1M] [--flood-conns 1M] \
+[--rss-workers 2,4] [--own-conns 100K] [--json FILE] [--plot FILE.png] [--font FILE.ttf] [--smoke]
+(--workers 0 or --multi-conns 0 skips the 1-against-N rate comparison; --steady-conns 0,
+--flood-conns 0, --rss-workers 0 skip theirs)";
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options, String> {
         let smoke = args.iter().any(|a| a == "--smoke");
-        let (conns, packets, multi_conns) = if smoke {
-            (SMOKE_CONNS.to_vec(), SMOKE_PACKETS, SMOKE_MULTI_CONNS)
-        } else {
-            (DEFAULT_CONNS.to_vec(), DEFAULT_PACKETS, DEFAULT_MULTI_CONNS)
-        };
         let mut o = Options {
-            conns,
-            packets,
+            conns: DEFAULT_CONNS.to_vec(),
+            packets: DEFAULT_PACKETS,
             methods: ForwardMethod::ALL.to_vec(),
             zipf_s: DEFAULT_ZIPF,
             workers: 2,
-            multi_conns,
+            multi_conns: DEFAULT_MULTI_CONNS,
+            steady_conns: vec![1_000_000],
+            flood_conns: 1_000_000,
+            rss_workers: vec![2, 4],
+            own_conns: 100_000,
             json: None,
             plot: None,
             font: FONT_PATH.to_string(),
             smoke,
+            tsc_per_ns: 1.0,
         };
+        if smoke {
+            o.conns = SMOKE_CONNS.to_vec();
+            o.packets = SMOKE_PACKETS;
+            o.multi_conns = SMOKE_MULTI_CONNS;
+            o.steady_conns = vec![SMOKE_MULTI_CONNS];
+            o.flood_conns = SMOKE_MULTI_CONNS;
+            o.own_conns = 5_000;
+        }
         let mut it = args.iter();
+        let counts = |v: String| -> Result<Vec<usize>, String> {
+            v.split(',')
+                .map(parse_count)
+                .filter(|c| c != &Ok(0))
+                .collect()
+        };
         while let Some(flag) = it.next() {
             let mut value = || {
                 it.next()
@@ -213,12 +205,7 @@ impl Options {
             };
             match flag.as_str() {
                 "--smoke" | "--bench" => {}
-                "--conns" => {
-                    o.conns = value()?
-                        .split(',')
-                        .map(parse_count)
-                        .collect::<Result<_, _>>()?
-                }
+                "--conns" => o.conns = counts(value()?)?,
                 "--packets" => o.packets = parse_count(&value()?)?,
                 "--methods" => {
                     o.methods = value()?
@@ -233,6 +220,10 @@ impl Options {
                 }
                 "--workers" => o.workers = parse_count(&value()?)?,
                 "--multi-conns" => o.multi_conns = parse_count(&value()?)?,
+                "--steady-conns" => o.steady_conns = counts(value()?)?,
+                "--flood-conns" => o.flood_conns = parse_count(&value()?)?,
+                "--rss-workers" => o.rss_workers = counts(value()?)?,
+                "--own-conns" => o.own_conns = parse_count(&value()?)?,
                 "--json" => o.json = Some(value()?),
                 "--plot" => o.plot = Some(value()?),
                 "--font" => o.font = value()?,
@@ -240,17 +231,22 @@ impl Options {
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
         }
-        if o.conns
+        let sizes = o
+            .conns
             .iter()
-            .any(|&c| c == 0 || c > rvs::lb::conn::MAX_CAPACITY)
-        {
-            return Err("--conns: each size must be 1..=2^30".to_string());
+            .chain(&o.steady_conns)
+            .chain([&o.flood_conns]);
+        if sizes.copied().any(|c| c > rvs::lb::conn::MAX_CAPACITY / 2) {
+            return Err("table sizes must be at most 2^29".to_string());
         }
         if o.packets < 2 * BURST {
             return Err(format!("--packets must be at least {}", 2 * BURST));
         }
         if !(o.zipf_s > 0.0 && o.zipf_s.is_finite()) {
             return Err("--zipf must be a positive number".to_string());
+        }
+        if o.rss_workers.iter().any(|&w| w > 64) || o.workers > 64 {
+            return Err("at most 64 workers".to_string());
         }
         Ok(o)
     }
@@ -279,6 +275,22 @@ struct Mbuf {
     buf: &'static mut [u8],
     start: usize,
     len: usize,
+}
+
+thread_local! {
+    /// Buffers of frames the worker dropped (as `rte_pktmbuf_free` would
+    /// return them to their pool); the thread's `Nic` takes them back.
+    static DROPPED: std::cell::RefCell<Vec<&'static mut [u8]>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if !buf.is_empty() {
+            DROPPED.with(|d| d.borrow_mut().push(buf));
+        }
+    }
 }
 
 impl Frame for Mbuf {
@@ -314,12 +326,16 @@ impl Frame for Mbuf {
     }
 }
 
-/// The NIC as the worker sees it: the buffer pool, receive (filled from
-/// the templates) and transmit (straight back to the pool).
+/// The NIC as the worker sees it: a buffer pool larger than the L2 cache,
+/// frames written into it ahead of the worker (as a NIC's DMA leaves
+/// them), and transmit (straight back to the pool).
 struct Nic {
     free: VecDeque<&'static mut [u8]>,
+    /// Frames written and not yet handed to the worker, in arrival order,
+    /// with their port.
+    ready: VecDeque<(usize, Mbuf)>,
     sent: u64,
-    /// Frames handed to another worker (none expected).
+    /// Frames handed to another worker.
     redirected: u64,
     /// Packets not received because the pool was empty (none expected).
     missed: u64,
@@ -332,19 +348,27 @@ impl Nic {
         let arena: &'static mut [u8] = vec![0x5au8; POOL_BUFFERS * BUF_SIZE].leak();
         Nic {
             free: arena.chunks_exact_mut(BUF_SIZE).collect(),
+            ready: VecDeque::with_capacity(POOL_BUFFERS),
             sent: 0,
             redirected: 0,
             missed: 0,
         }
     }
 
-    /// Receives the packet of `flow` on `lane`: a buffer from the pool with
-    /// the frame written at the headroom's end.
+    /// Buffers that can take frames now (some are kept back for what the
+    /// worker allocates itself).
+    fn writable(&mut self) -> usize {
+        DROPPED.with(|d| self.free.extend(d.borrow_mut().drain(..)));
+        self.free.len().saturating_sub(POOL_SPARE)
+    }
+
+    /// The DMA: writes the packet of `flow` on `lane` into the next free
+    /// buffer, at the headroom's end, and queues it for the worker.
     #[inline]
-    fn receive(&mut self, lane: &Lane, flow: u32) -> Option<Mbuf> {
+    fn dma(&mut self, lane: &Lane, flow: u32) {
         let Some(buf) = self.free.pop_front() else {
             self.missed += 1;
-            return None;
+            return;
         };
         let (src, sport, dst, dport) = lane.addresses(flow);
         lane.template.write(
@@ -354,16 +378,19 @@ impl Nic {
             dst,
             dport,
         );
-        Some(Mbuf {
-            buf,
-            start: HEADROOM,
-            len: FRAME_LEN,
-        })
+        self.ready.push_back((
+            lane.port,
+            Mbuf {
+                buf,
+                start: HEADROOM,
+                len: FRAME_LEN,
+            },
+        ));
     }
 
     #[inline]
-    fn recycle(&mut self, frame: Mbuf) {
-        self.free.push_back(frame.buf);
+    fn recycle(&mut self, mut frame: Mbuf) {
+        self.free.push_back(std::mem::take(&mut frame.buf));
     }
 }
 
@@ -489,19 +516,40 @@ impl Templates {
 #[inline]
 fn client(flow: u32) -> (u32, u16) {
     (
-        CLIENT_BASE + flow / PORTS_PER_CLIENT,
-        1024 + (flow % PORTS_PER_CLIENT) as u16,
+        CLIENT_BASE + flow % CLIENT_ADDRESSES,
+        1024 + (flow / CLIENT_ADDRESSES) as u16,
     )
 }
 
-/// Flow `i`'s real server (round robin from the first).
+/// The flow of a client address and port (the inverse of `client`), if
+/// it is one.
+fn flow_of(ip: Ipv4Addr, port: u16) -> Option<u32> {
+    let a = u32::from(ip).checked_sub(CLIENT_BASE)?;
+    let p = u32::from(port).checked_sub(1024)?;
+    (a < CLIENT_ADDRESSES).then(|| p * CLIENT_ADDRESSES + a)
+}
+
+/// A spoofed source from a random `x`: an address of 100.64.0.0/10 and a
+/// port above 1023.
 #[inline]
-fn real_server_ip(flow: u32) -> u32 {
-    u32::from(real_server(flow % REAL_SERVERS))
+fn spoofed(x: u32) -> (u32, u16) {
+    (SPOOF_BASE | (x & 0x003f_ffff), 1024 + (x >> 22) as u16)
 }
 
 fn real_server(index: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 1, 0, 11 + index as u8)
+}
+
+/// Where a lane's packets come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum From {
+    /// Clients → VIP (outside port).
+    Client,
+    /// Real server → client, NAT replies (inside port).
+    Server,
+    /// Spoofed SYNs to the VIP from random sources (outside port); a
+    /// lane's "flows" are then random numbers.
+    Spoofed,
 }
 
 /// One stream of received packets: a port, the segment kind and the flows,
@@ -509,30 +557,67 @@ fn real_server(index: u32) -> Ipv4Addr {
 struct Lane<'a> {
     port: usize,
     template: &'a Template,
-    /// Real server → client (NAT replies) rather than client → VIP.
-    from_server: bool,
+    from: From,
     flows: &'a [u32],
+    /// Each flow's real server, when it is not `flow % 16` (RSS runs:
+    /// each worker schedules the flows it owns round robin from the first
+    /// server, in the order it receives them).
+    rs_of: Option<&'a [u8]>,
 }
 
-impl Lane<'_> {
+impl<'a> Lane<'a> {
     /// Source address and port, destination address and port of `flow`.
     #[inline]
     fn addresses(&self, flow: u32) -> (u32, u16, u32, u16) {
         let (ip, port) = client(flow);
-        if self.from_server {
-            (real_server_ip(flow), NAT_RS_PORT, ip, port)
-        } else {
-            (ip, port, u32::from(VIP), VPORT)
+        match self.from {
+            From::Client => (ip, port, u32::from(VIP), VPORT),
+            From::Server => {
+                let rs = self
+                    .rs_of
+                    .map_or(flow % REAL_SERVERS, |r| u32::from(r[flow as usize]));
+                (u32::from(real_server(rs)), NAT_RS_PORT, ip, port)
+            }
+            From::Spoofed => {
+                let (ip, port) = spoofed(flow);
+                (ip, port, u32::from(VIP), VPORT)
+            }
         }
     }
+
+    /// The client address the NIC's RSS hashes for this lane's packet of
+    /// `flow`: the source of what clients send, the destination of NAT
+    /// replies (the client either way).
+    fn rss_client(&self, flow: u32) -> Ipv4Addr {
+        let (src, _, dst, _) = self.addresses(flow);
+        Ipv4Addr::from(match self.from {
+            From::Client | From::Spoofed => src,
+            From::Server => dst,
+        })
+    }
+
+    fn with_rs_of(self, rs_of: &'a [u8]) -> Lane<'a> {
+        Lane {
+            rs_of: Some(rs_of),
+            ..self
+        }
+    }
+}
+
+/// The worker RSS gives a client's packets to, among `workers`: the NICs'
+/// RSS as rvs programs it (`net::rss`), the model the workers' own
+/// ownership check agrees with.
+fn rss_worker_of(rss: &RssModel, client: Ipv4Addr) -> usize {
+    rss.worker_of(client)
 }
 
 fn client_lane<'a>(template: &'a Template, flows: &'a [u32]) -> Lane<'a> {
     Lane {
         port: OUT_PORT,
         template,
-        from_server: false,
+        from: From::Client,
         flows,
+        rs_of: None,
     }
 }
 
@@ -540,8 +625,19 @@ fn server_lane<'a>(template: &'a Template, flows: &'a [u32]) -> Lane<'a> {
     Lane {
         port: IN_PORT,
         template,
-        from_server: true,
+        from: From::Server,
         flows,
+        rs_of: None,
+    }
+}
+
+fn spoofed_lane<'a>(template: &'a Template, randoms: &'a [u32]) -> Lane<'a> {
+    Lane {
+        port: OUT_PORT,
+        template,
+        from: From::Spoofed,
+        flows: randoms,
+        rs_of: None,
     }
 }
 
@@ -772,7 +868,14 @@ impl Sequences {
 // ---------------------------------------------------------------------------
 // The worker and the loop that feeds it.
 
-fn build_worker(method: ForwardMethod, conns: usize, seed: u64) -> Worker<Mbuf> {
+/// The benchmark's worker: one TCP service of `method`, `conns` entries
+/// in the table; `tune` changes the setup last (timeouts, RSS role).
+fn build_worker(
+    method: ForwardMethod,
+    conns: usize,
+    seed: u64,
+    tune: impl FnOnce(&mut WorkerSetup),
+) -> Worker<Mbuf> {
     let outside = Ipv4Cidr::new(Ipv4Addr::new(203, 0, 113, 2), 24).expect("outside prefix");
     let inside = Ipv4Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24).expect("inside prefix");
     let ports = vec![
@@ -823,50 +926,37 @@ fn build_worker(method: ForwardMethod, conns: usize, seed: u64) -> Worker<Mbuf> 
     )]));
     setup.conn_capacity = conns;
     setup.seed = seed;
+    tune(&mut setup);
     Worker::new(&setup)
 }
 
-/// What takes the received bursts: the worker, or nothing (the generator's
-/// own cost).
-trait Receiver {
-    /// One poll's bursts, `bursts[port]` received on `port`.
-    fn bursts(&mut self, bursts: &mut [Vec<Mbuf>], now: u64, nic: &mut Nic);
-    fn end_of_poll(&mut self, now: u64, nic: &mut Nic);
+/// The worker's clock: virtual nanoseconds. By default it advances by the
+/// time the worker spent (the timed sections), so time-paced chores (the
+/// expiry sweep) cost per packet what they would at this rate; a schedule
+/// can instead advance it by a fixed step per packet.
+struct Clock {
+    ns: u64,
+    /// Nanoseconds per packet received, instead of the time spent.
+    per_packet: Option<u64>,
 }
-
-impl Receiver for Worker<Mbuf> {
-    #[inline]
-    fn bursts(&mut self, bursts: &mut [Vec<Mbuf>], now: u64, nic: &mut Nic) {
-        self.handle_bursts(bursts, now, nic);
-    }
-    #[inline]
-    fn end_of_poll(&mut self, now: u64, nic: &mut Nic) {
-        self.tick(now, nic);
-    }
-}
-
-/// Hands every frame straight back to the pool.
-struct Discard;
-
-impl Receiver for Discard {
-    #[inline]
-    fn bursts(&mut self, bursts: &mut [Vec<Mbuf>], _now: u64, nic: &mut Nic) {
-        for f in bursts.iter_mut().flat_map(|b| b.drain(..)) {
-            nic.recycle(f);
-        }
-    }
-    #[inline]
-    fn end_of_poll(&mut self, _now: u64, _nic: &mut Nic) {}
-}
-
-/// Monotonic nanoseconds for the worker's `now`.
-struct Clock(Instant);
 
 impl Clock {
-    #[inline]
-    fn now_ns(&self) -> u64 {
-        CLOCK_BASE_NS + self.0.elapsed().as_nanos() as u64
+    fn new() -> Clock {
+        Clock {
+            ns: CLOCK_BASE_NS,
+            per_packet: None,
+        }
     }
+}
+
+/// TSC ticks per nanosecond, measured against the monotonic clock.
+fn calibrate_tsc() -> f64 {
+    let (t0, c0) = (Instant::now(), tsc());
+    while t0.elapsed() < Duration::from_millis(200) {
+        std::hint::spin_loop();
+    }
+    let (ns, cycles) = (t0.elapsed().as_nanos() as f64, tsc() - c0);
+    cycles as f64 / ns
 }
 
 /// Poll rounds needed for `lanes`: one burst of each lane per round.
@@ -889,35 +979,59 @@ fn packets_in(lanes: &[Lane], rounds: &Range<usize>) -> u64 {
         .sum()
 }
 
-/// Plays rvsd's poll loop over `lanes` for `rounds`: each round reads the
-/// clock, receives a burst of up to 32 frames from each lane, hands the
-/// round's bursts over together (`handle_bursts`, as rvsd's `poll_once`
-/// does), then ends the poll (`tick`). Returns the time taken.
-fn drive<R: Receiver>(
-    rx: &mut R,
+/// Plays the NIC and rvsd's poll loop over `lanes` for `rounds`, and
+/// returns the TSC cycles the worker took. Untimed, the NIC writes the
+/// frames of as many rounds as the pool holds (the DMA; it also restores
+/// the buffers the worker rewrote in place); then, round by round, a burst
+/// of up to 32 frames of each lane is handed over (`handle_bursts`, as
+/// rvsd's `poll_once` does) and the poll ends (`tick`): only those two
+/// calls are timed, each round with the TSC.
+fn drive(
+    worker: &mut Worker<Mbuf>,
     nic: &mut Nic,
     lanes: &[Lane],
-    clock: &Clock,
+    clock: &mut Clock,
     rounds: Range<usize>,
-) -> Duration {
+    tsc_per_ns: f64,
+) -> u64 {
     let ports = lanes.iter().map(|l| l.port + 1).max().unwrap_or(0);
-    let mut bursts: Vec<Vec<Mbuf>> = (0..ports).map(|_| Vec::with_capacity(BURST)).collect();
-    let start = Instant::now();
-    for round in rounds {
-        let now = clock.now_ns();
-        for lane in lanes {
-            let lo = (round * BURST).min(lane.flows.len());
-            let hi = (lo + BURST).min(lane.flows.len());
-            for &flow in &lane.flows[lo..hi] {
-                if let Some(frame) = nic.receive(lane, flow) {
-                    bursts[lane.port].push(frame);
+    let mut bursts: Vec<Vec<Mbuf>> = (0..ports).map(|_| Vec::with_capacity(4 * BURST)).collect();
+    let per_round = lanes.len() * BURST;
+    let mut cycles = 0u64;
+    let mut round = rounds.start;
+    while round < rounds.end {
+        let chunk = (nic.writable() / per_round).max(1);
+        let chunk_end = (round + chunk).min(rounds.end);
+        for r in round..chunk_end {
+            for lane in lanes {
+                let lo = (r * BURST).min(lane.flows.len());
+                let hi = (lo + BURST).min(lane.flows.len());
+                for &flow in &lane.flows[lo..hi] {
+                    nic.dma(lane, flow);
                 }
             }
         }
-        rx.bursts(&mut bursts, now, nic);
-        rx.end_of_poll(now, nic);
+        for r in round..chunk_end {
+            let n = packets_in(lanes, &(r..r + 1)) as usize;
+            for (port, frame) in nic.ready.drain(..n.min(nic.ready.len())) {
+                bursts[port].push(frame);
+            }
+            if let Some(step) = clock.per_packet {
+                clock.ns += step * n as u64;
+            }
+            let now = clock.ns;
+            let t0 = tsc();
+            worker.handle_bursts(&mut bursts, now, nic);
+            worker.tick(now, nic);
+            let spent = tsc() - t0;
+            cycles += spent;
+            if clock.per_packet.is_none() {
+                clock.ns += (spent as f64 / tsc_per_ns) as u64;
+            }
+        }
+        round = chunk_end;
     }
-    start.elapsed()
+    cycles
 }
 
 /// Counters before and after a phase.
@@ -934,20 +1048,22 @@ impl Snapshot {
         Snapshot {
             sent: nic.sent,
             missed: nic.missed,
-            redirected: nic.redirected,
+            redirected: w.stats.redirected,
             drops: w.stats.drops,
             created: w.stats.conns_created,
         }
     }
 }
 
-/// What one phase on one worker did: the time per packet of each timed
-/// slice (or repetition), the generator's alone, and the counters.
+/// What one phase on one worker did: the TSC cycles per packet of each
+/// timed slice (or repetition), and the counters.
 #[derive(Clone, Debug, Default)]
 struct PhaseResult {
     packets: u64,
-    slice_ns: Vec<f64>,
-    generator_slice_ns: Vec<f64>,
+    slice_cycles: Vec<f64>,
+    /// Cycles of the whole phase.
+    cycles: u64,
+    tsc_per_ns: f64,
     sent: u64,
     /// Drops by reason name.
     drops: BTreeMap<&'static str, u64>,
@@ -961,20 +1077,22 @@ impl PhaseResult {
         self.drops.values().sum()
     }
 
-    /// Nanoseconds per packet: the median slice.
-    fn ns_per_packet(&self) -> f64 {
-        median(&self.slice_ns)
+    /// TSC cycles per packet: the median slice.
+    fn cycles_per_packet(&self) -> f64 {
+        median(&self.slice_cycles)
     }
 
-    fn generator_ns_per_packet(&self) -> Option<f64> {
-        (!self.generator_slice_ns.is_empty()).then(|| median(&self.generator_slice_ns))
+    /// Nanoseconds per packet: the median slice.
+    fn ns_per_packet(&self) -> f64 {
+        self.cycles_per_packet() / self.tsc_per_ns
     }
 
     /// Adds a repetition of the phase (its slices count as slices).
     fn add(&mut self, other: &PhaseResult) {
         self.packets += other.packets;
-        self.slice_ns.extend(&other.slice_ns);
-        self.generator_slice_ns.extend(&other.generator_slice_ns);
+        self.slice_cycles.extend(&other.slice_cycles);
+        self.cycles += other.cycles;
+        self.tsc_per_ns = other.tsc_per_ns;
         self.sent += other.sent;
         for (&reason, &n) in &other.drops {
             *self.drops.entry(reason).or_default() += n;
@@ -995,68 +1113,35 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// How a phase is timed.
-#[derive(Clone, Copy)]
-struct Timing {
-    /// Consecutive slices of the sequence timed separately (the median
-    /// counts).
-    slices: usize,
-    /// Also time the generator alone over the same slices, first.
-    generator: bool,
-}
+/// Consecutive slices of a phase's sequence timed separately (the median
+/// counts): established traffic, so a burst of other work on a shared
+/// machine moves the figure less.
+const SLICES: usize = 5;
 
-/// The SYNs: one slice (the table fills as it goes, so slices differ for
-/// a reason), generator measured.
-const NEW_TIMING: Timing = Timing {
-    slices: 1,
-    generator: true,
-};
-/// Established traffic: 5 slices so a burst of other work on a shared
-/// machine moves the median less.
-const ESTABLISHED_TIMING: Timing = Timing {
-    slices: 5,
-    generator: true,
-};
-/// Multi-worker runs: the same slices, no generator pass (so the workers
-/// stay in step).
-const MULTI_TIMING: Timing = Timing {
-    slices: 5,
-    generator: false,
-};
-/// Untimed set-up (handshakes, the multi-worker threads' SYNs).
-const UNTIMED: Timing = Timing {
-    slices: 1,
-    generator: false,
-};
-
-/// Runs `lanes` through the worker in slices (after the generator alone over
-/// the same slices, when asked) and collects the counters.
+/// Runs `lanes` through the worker in `slices` and collects the counters.
 fn run_phase(
     worker: &mut Worker<Mbuf>,
     nic: &mut Nic,
     lanes: &[Lane],
-    clock: &Clock,
-    timing: Timing,
+    clock: &mut Clock,
+    slices: usize,
+    tsc_per_ns: f64,
 ) -> PhaseResult {
     let rounds = rounds_of(lanes);
-    let slices = timing.slices.clamp(1, rounds.max(1));
+    let slices = slices.clamp(1, rounds.max(1));
     let slice = |k: usize| k * rounds / slices..(k + 1) * rounds / slices;
-    let per_packet =
-        |t: Duration, r: &Range<usize>| t.as_nanos() as f64 / packets_in(lanes, r).max(1) as f64;
     let mut result = PhaseResult {
         packets: packets_in(lanes, &(0..rounds)),
+        tsc_per_ns,
         ..PhaseResult::default()
     };
-    if timing.generator {
-        for k in 0..slices {
-            let t = drive(&mut Discard, nic, lanes, clock, slice(k));
-            result.generator_slice_ns.push(per_packet(t, &slice(k)));
-        }
-    }
     let before = Snapshot::take(worker, nic);
     for k in 0..slices {
-        let t = drive(worker, nic, lanes, clock, slice(k));
-        result.slice_ns.push(per_packet(t, &slice(k)));
+        let c = drive(worker, nic, lanes, clock, slice(k), tsc_per_ns);
+        result.cycles += c;
+        result
+            .slice_cycles
+            .push(c as f64 / packets_in(lanes, &slice(k)).max(1) as f64);
     }
     let after = Snapshot::take(worker, nic);
     result.drops = DropReason::ALL
@@ -1071,33 +1156,36 @@ fn run_phase(
     result
 }
 
-/// Completes every handshake (untimed) and checks that all `size`
-/// connections are established; returns what went wrong, if anything.
+/// Runs the handshakes (untimed) and checks that `expected` connections
+/// are established; returns what went wrong, if anything.
 fn complete_handshakes(
     worker: &mut Worker<Mbuf>,
     nic: &mut Nic,
-    templates: &Templates,
-    method: ForwardMethod,
-    flows: &[u32],
-    clock: &Clock,
+    lanes: &[Lane],
+    expected: usize,
+    clock: &mut Clock,
+    tsc_per_ns: f64,
 ) -> Vec<String> {
-    let lanes = handshake_lanes(templates, method, flows);
-    let r = run_phase(worker, nic, &lanes, clock, UNTIMED);
+    let r = run_phase(worker, nic, lanes, clock, 1, tsc_per_ns);
     let mut problems = forwarding_problems(&r);
-    let active: u64 = worker
-        .real_server_counters()
-        .map(|c| u64::from(c.active))
-        .sum();
-    if active != flows.len() as u64 {
+    let active = established_count(worker);
+    if active != expected as u64 {
         problems.push(format!(
-            "{active} of {} connections established after the handshakes",
-            flows.len()
+            "{active} of {expected} connections established after the handshakes"
         ));
     }
     problems
         .into_iter()
         .map(|p| format!("handshakes: {p}"))
         .collect()
+}
+
+/// Connections the worker counts as established (active).
+fn established_count(worker: &Worker<Mbuf>) -> u64 {
+    worker
+        .real_server_counters()
+        .map(|c| u64::from(c.active))
+        .sum()
 }
 
 /// Everything that says a phase did not do its job.
@@ -1124,8 +1212,22 @@ fn forwarding_problems(r: &PhaseResult) -> Vec<String> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// SYNs into an empty table.
     New,
+    /// SYNs into a full table whose oldest entries expire as fast as new
+    /// ones come.
+    Steady,
     Established,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::New => "new",
+            Phase::Steady => "new_steady",
+            Phase::Established => "established",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1146,6 +1248,27 @@ impl Distribution {
     }
 }
 
+/// Which part of the run a measurement belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    /// The method × size × distribution table, one worker.
+    Matrix,
+    /// 1 against N workers fed by RSS.
+    Scaling,
+    /// The steady-state new-connection rate.
+    Steady,
+}
+
+impl Run {
+    fn name(self) -> &'static str {
+        match self {
+            Run::Matrix => "matrix",
+            Run::Scaling => "scaling",
+            Run::Steady => "steady",
+        }
+    }
+}
+
 /// Memory of a connection table of one size.
 #[derive(Clone, Copy)]
 struct TableMemory {
@@ -1156,6 +1279,9 @@ struct TableMemory {
 impl TableMemory {
     fn of(size: usize) -> TableMemory {
         let t = ConnTable::new(size);
+        TableMemory::measure(&t)
+    }
+    fn measure(t: &ConnTable) -> TableMemory {
         TableMemory {
             bytes: t.memory_bytes(),
             capacity: t.capacity(),
@@ -1181,8 +1307,7 @@ struct Measurement {
     results: Vec<PhaseResult>,
     memory: TableMemory,
     problems: Vec<String>,
-    /// Part of the 1-against-N-workers comparison (not the main matrix).
-    comparison: bool,
+    run: Run,
 }
 
 impl Measurement {
@@ -1204,7 +1329,7 @@ impl Measurement {
             results,
             memory,
             problems,
-            comparison: false,
+            run: Run::Matrix,
         }
     }
 
@@ -1234,24 +1359,18 @@ impl Measurement {
             / n
     }
 
-    fn generator_ns_per_packet(&self) -> Option<f64> {
+    /// Mean over the workers.
+    fn cycles_per_packet(&self) -> f64 {
         let n = self.results.len() as f64;
-        let total: Option<f64> = self
-            .results
+        self.results
             .iter()
-            .map(PhaseResult::generator_ns_per_packet)
-            .sum();
-        total.map(|t| t / n)
-    }
-
-    /// The worker's own rate, the generator's cost taken out.
-    fn net_mpps(&self) -> Option<f64> {
-        let net = self.ns_per_packet() - self.generator_ns_per_packet()?;
-        (net > 0.0).then(|| 1e3 / net * self.workers() as f64)
+            .map(PhaseResult::cycles_per_packet)
+            .sum::<f64>()
+            / n
     }
 
     fn new_conns_per_s(&self) -> Option<f64> {
-        (self.phase == Phase::New).then(|| self.mpps() * 1e6)
+        matches!(self.phase, Phase::New | Phase::Steady).then(|| self.mpps() * 1e6)
     }
 
     fn packets(&self) -> u64 {
@@ -1267,29 +1386,31 @@ impl Measurement {
     }
 
     fn json(&self) -> Value {
-        let round = |x: f64, places: i32| {
-            let f = 10f64.powi(places);
-            (x * f).round() / f
-        };
         let mut v = json!({
             "benchmark": "datapath",
             "method": self.method.name(),
             "connections": self.connections,
             "distribution": self.distribution.name(),
-            "phase": match self.phase { Phase::New => "new", Phase::Established => "established" },
+            "phase": self.phase.name(),
             "workers": self.workers(),
             "mpps": round(self.mpps(), 3),
             "ns_per_packet": round(self.ns_per_packet(), 1),
-            "generator_ns_per_packet": self.generator_ns_per_packet().map(|g| round(g, 1)),
-            "net_mpps": self.net_mpps().map(|m| round(m, 3)),
+            "cycles_per_packet": round(self.cycles_per_packet(), 1),
+            "tsc_ghz": round(self.results.first().map_or(0.0, |r| r.tsc_per_ns), 3),
             "new_conns_per_s": self.new_conns_per_s().map(|n| n.round()),
             "bytes_per_connection": round(self.memory.per_connection(), 1),
             "table_mib": round(self.memory.mib(), 1),
             "packets": self.packets(),
             "sent": self.sent(),
             "drops": self.drops(),
-            "timed_slices": self.results.first().map_or(0, |r| r.slice_ns.len()),
-            "run": if self.comparison { "scaling" } else { "matrix" },
+            "drops_by_reason": self.results.iter().fold(BTreeMap::new(), |mut all, r| {
+                for (k, v) in &r.drops {
+                    *all.entry(*k).or_insert(0u64) += v;
+                }
+                all
+            }),
+            "timed_slices": self.results.first().map_or(0, |r| r.slice_cycles.len()),
+            "run": self.run.name(),
         });
         if self.workers() > 1 {
             v["mpps_per_worker"] = json!(self
@@ -1308,14 +1429,20 @@ impl Measurement {
     }
 }
 
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
 /// Prints a measurement's JSON line (and its problems on stderr) and keeps it.
 fn report(m: Measurement, all: &mut Vec<Measurement>) {
     println!("{}", m.json());
     for p in &m.problems {
         eprintln!(
-            "datapath: {} {} connections, {}, {} worker(s): {p}",
+            "datapath: {} {} connections, {} {}, {} worker(s): {p}",
             m.method.name(),
             m.connections,
+            m.phase.name(),
             m.distribution.name(),
             m.workers()
         );
@@ -1337,9 +1464,9 @@ fn measure_method(
     all: &mut Vec<Measurement>,
 ) -> Vec<String> {
     let size = seqs.every.len();
+    let hz = opts.tsc_per_ns;
     let label = format!("{} {}", method.name(), short_count(size as f64));
     let templates = Templates::new();
-    let clock = Clock(Instant::now());
     let repeats = (NEW_PHASE_MIN_PACKETS / size).clamp(1, NEW_PHASE_MAX_REPEATS);
 
     progress(&format!(
@@ -1352,12 +1479,14 @@ fn measure_method(
     ));
     let syns = syn_lanes(&templates, &seqs.every);
     let mut new = PhaseResult::default();
-    let mut worker = build_worker(method, size, WORKER_SEED);
+    let mut worker = build_worker(method, size, WORKER_SEED, |_| {});
+    let mut clock = Clock::new();
     for repeat in 0..repeats {
         if repeat > 0 {
-            worker = build_worker(method, size, WORKER_SEED);
+            worker = build_worker(method, size, WORKER_SEED, |_| {});
+            clock = Clock::new();
         }
-        new.add(&run_phase(&mut worker, nic, &syns, &clock, NEW_TIMING));
+        new.add(&run_phase(&mut worker, nic, &syns, &mut clock, 1, hz));
     }
     let mut m = Measurement::new(
         method,
@@ -1376,7 +1505,8 @@ fn measure_method(
     report(m, all);
 
     progress(&format!("{label}: handshakes (untimed)"));
-    let problems = complete_handshakes(&mut worker, nic, &templates, method, &seqs.every, &clock);
+    let lanes = handshake_lanes(&templates, method, &seqs.every);
+    let problems = complete_handshakes(&mut worker, nic, &lanes, size, &mut clock, hz);
     for (dist, flows) in seqs.established() {
         progress(&format!(
             "{label}: {} established packets, {}",
@@ -1384,7 +1514,7 @@ fn measure_method(
             dist.name()
         ));
         let lanes = established_lanes(&templates, method, flows);
-        let r = run_phase(&mut worker, nic, &lanes, &clock, ESTABLISHED_TIMING);
+        let r = run_phase(&mut worker, nic, &lanes, &mut clock, SLICES, hz);
         let m = Measurement::new(
             method,
             size,
@@ -1398,112 +1528,540 @@ fn measure_method(
     problems
 }
 
-/// One worker thread of the multi-worker comparison: builds its worker and
-/// connections, then runs each distribution when all threads are ready.
-fn multi_worker_thread(
-    index: usize,
-    size: usize,
-    opts_packets: usize,
-    zipf_s: f64,
-    barrier: &Barrier,
-) -> (Vec<PhaseResult>, Vec<String>) {
+/// Arrival rate the steady-state phase models: its clock advances
+/// 1e9 / `STEADY_RATE` ns per SYN and the half-open timeout is the table's
+/// size at this rate, so the table stays full.
+const STEADY_RATE: u64 = 4_000_000;
+
+/// New NAT connections with the table in steady state at `size`: full, and
+/// its oldest entries expiring as fast as new ones are made. The worker's
+/// clock runs on a schedule of one SYN every 250 ns (4M/s) and the
+/// half-open timeout (`tcp_syn`) is `size` × 250 ns, so after the fill
+/// each SYN arrives just as the entry made `size` SYNs earlier expires,
+/// which the sweep (paced by that clock) or the insert's reclaim must free.
+fn measure_steady(size: usize, opts: &Options, nic: &mut Nic, all: &mut Vec<Measurement>) {
+    let hz = opts.tsc_per_ns;
+    let step = 1_000_000_000 / STEADY_RATE;
+    let timeout = Duration::from_nanos(step * size as u64);
+    let templates = Templates::new();
+    progress(&format!(
+        "nat {}: filling the table with half-open connections (untimed), then new connections in steady state",
+        short_count(size as f64)
+    ));
+    let mut worker = build_worker(ForwardMethod::Nat, size, WORKER_SEED, |s| {
+        s.timeouts = Timeouts::with_overrides(TimeoutOverrides {
+            tcp_syn: Some(timeout),
+            ..TimeoutOverrides::default()
+        });
+    });
+    let mut clock = Clock {
+        ns: CLOCK_BASE_NS,
+        per_packet: Some(step),
+    };
+    let fill: Vec<u32> = (0..size as u32).collect();
+    let r = run_phase(
+        &mut worker,
+        nic,
+        &syn_lanes(&templates, &fill),
+        &mut clock,
+        1,
+        hz,
+    );
+    let mut problems: Vec<String> = forwarding_problems(&r)
+        .into_iter()
+        .map(|p| format!("fill: {p}"))
+        .collect();
+    let full = worker.balancer().conns().len();
+    if full != size {
+        problems.push(format!("fill: {full} of {size} entries in the table"));
+    }
+    drop(fill);
+    let n = size.max(opts.packets.min(NEW_PHASE_MIN_PACKETS));
+    let flows: Vec<u32> = (size as u32..(size + n) as u32).collect();
+    let r = run_phase(
+        &mut worker,
+        nic,
+        &syn_lanes(&templates, &flows),
+        &mut clock,
+        SLICES,
+        hz,
+    );
+    let created = r.created;
+    // A SYN the table refuses (no entry free and none to reclaim or evict
+    // near its home) is the table's behaviour in steady state, shown as a
+    // `table_full` drop, not a broken benchmark.
+    let refused = r.drops.get("table_full").copied().unwrap_or(0);
+    let mut checked = r.clone();
+    checked.drops.remove("table_full");
+    checked.sent += refused;
+    let mut m = Measurement::new(
+        ForwardMethod::Nat,
+        size,
+        (Phase::Steady, Distribution::Each),
+        vec![r],
+        TableMemory::measure(worker.balancer().conns()),
+        opts.zipf_s,
+    );
+    m.problems = forwarding_problems(&checked);
+    if created + refused != n as u64 {
+        m.problems.push(format!(
+            "created {created} connections for {n} SYNs ({refused} refused)"
+        ));
+    }
+    m.problems.extend(problems);
+    m.run = Run::Steady;
+    report(m, all);
+}
+
+/// A SYN flood at table capacity while established NAT flows run: half
+/// the table established, the other half filled with half-open entries
+/// from spoofed SYNs; then the established flows' cost alone, the flood's
+/// alone, and both mixed half and half. Returns the JSON figures and what
+/// went wrong.
+fn measure_flood(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<String>) {
+    let hz = opts.tsc_per_ns;
     let method = ForwardMethod::Nat;
     let templates = Templates::new();
-    let clock = Clock(Instant::now());
+    let established = size / 2;
+    let label = format!("syn flood at {}", short_count(size as f64));
+    progress(&format!(
+        "{label}: {established} established, the rest half-open (untimed)"
+    ));
+    let mut worker = build_worker(method, size, WORKER_SEED, |_| {});
+    let mut clock = Clock::new();
+    let every: Vec<u32> = (0..established as u32).collect();
+    let mut problems = Vec::new();
+    let r = run_phase(
+        &mut worker,
+        nic,
+        &syn_lanes(&templates, &every),
+        &mut clock,
+        1,
+        hz,
+    );
+    problems.extend(
+        forwarding_problems(&r)
+            .into_iter()
+            .map(|p| format!("SYNs: {p}")),
+    );
+    let lanes = handshake_lanes(&templates, method, &every);
+    problems.extend(complete_handshakes(
+        &mut worker,
+        nic,
+        &lanes,
+        established,
+        &mut clock,
+        hz,
+    ));
+    let mut rng = SplitMix(0xf100d);
+    let mut randoms = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.next() as u32).collect() };
+    // Distinct sources (an odd multiplier is a bijection of u32), so every
+    // one of these SYNs takes an entry.
+    let fill: Vec<u32> = (0..(size - established) as u32)
+        .map(|i| i.wrapping_mul(0x9e37_79b1))
+        .collect();
+    let r = run_phase(
+        &mut worker,
+        nic,
+        &[spoofed_lane(&templates.client_syn, &fill)],
+        &mut clock,
+        1,
+        hz,
+    );
+    let full = worker.balancer().conns().len();
+    if full != size {
+        problems.push(format!(
+            "the table holds {full} of {size} entries after the fill ({} SYNs created one)",
+            r.created
+        ));
+    }
+
+    let packets = opts.packets;
+    let uniform = uniform_flows(established, packets, 0xe57);
+    let est_lanes = established_lanes(&templates, method, &uniform);
+    progress(&format!("{label}: established alone"));
+    let alone = run_phase(&mut worker, nic, &est_lanes, &mut clock, SLICES, hz);
+    problems.extend(
+        forwarding_problems(&alone)
+            .into_iter()
+            .map(|p| format!("established alone: {p}")),
+    );
+
+    progress(&format!("{label}: spoofed SYNs alone"));
+    let flood_only = randoms(packets / 2);
+    let r_flood = run_phase(
+        &mut worker,
+        nic,
+        &[spoofed_lane(&templates.client_syn, &flood_only)],
+        &mut clock,
+        SLICES,
+        hz,
+    );
+
+    progress(&format!(
+        "{label}: established and spoofed SYNs, half and half"
+    ));
+    let (a, b) = (randoms(packets / 2), randoms(packets / 2));
+    let mut mixed_lanes = established_lanes(&templates, method, &uniform);
+    mixed_lanes.push(spoofed_lane(&templates.client_syn, &a));
+    mixed_lanes.push(spoofed_lane(&templates.client_syn, &b));
+    let before = worker.stats;
+    let mixed = run_phase(&mut worker, nic, &mixed_lanes, &mut clock, SLICES, hz);
+    let est_packets = uniform.len() as u64;
+    let syn_packets = (a.len() + b.len()) as u64;
+    let table_full = worker.stats.drops[DropReason::TableFull as usize]
+        - before.drops[DropReason::TableFull as usize];
+    let other_drops = mixed.drop_total() - table_full;
+    if mixed.sent + table_full != mixed.packets || other_drops > 0 || mixed.redirected > 0 {
+        problems.push(format!(
+            "mixed: sent {} + table_full {table_full} of {} packets; drops {:?}",
+            mixed.sent, mixed.packets, mixed.drops
+        ));
+    }
+
+    // Every established connection still there: counted, and every flow's
+    // packets forwarded in both directions.
+    let active_after = established_count(&worker);
+    let check = run_phase(
+        &mut worker,
+        nic,
+        &established_lanes_both(&templates, &every),
+        &mut clock,
+        1,
+        hz,
+    );
+    let check_problems = forwarding_problems(&check);
+    if active_after != established as u64 {
+        problems.push(format!(
+            "{active_after} of {established} connections established after the flood"
+        ));
+    }
+    problems.extend(
+        check_problems
+            .iter()
+            .map(|p| format!("established flows after the flood: {p}")),
+    );
+
+    // Cycles per established packet in the mix: the mix's cycles less what
+    // the SYNs cost alone (all interference charged to the established
+    // packets).
+    let cpp_alone = alone.cycles_per_packet();
+    let cpp_syn = r_flood.cycles_per_packet();
+    let cpp_mixed = mixed.cycles_per_packet();
+    let total = (est_packets + syn_packets) as f64;
+    let cpp_est_in_mix = (cpp_mixed * total - cpp_syn * syn_packets as f64) / est_packets as f64;
+    let ratio = cpp_alone / cpp_est_in_mix;
+    let v = json!({
+        "benchmark": "datapath",
+        "run": "flood",
+        "method": "nat",
+        "connections": size,
+        "established": established,
+        "table_full_before": full == size,
+        "syn_share": round(syn_packets as f64 / total, 3),
+        "established_mpps_alone": round(hz * 1e3 / cpp_alone, 3),
+        "established_mpps_in_flood": round(hz * 1e3 / cpp_est_in_mix, 3),
+        "established_rate_ratio": round(ratio, 3),
+        "cycles_per_established_packet_alone": round(cpp_alone, 1),
+        "cycles_per_established_packet_in_flood": round(cpp_est_in_mix, 1),
+        "cycles_per_syn_alone": round(cpp_syn, 1),
+        "cycles_per_packet_mixed": round(cpp_mixed, 1),
+        "raw_established_mpps_in_mix": round(hz * 1e3 / cpp_mixed * est_packets as f64 / total, 3),
+        "syn_created_in_mix": mixed.created,
+        "syn_table_full_in_mix": table_full,
+        "syn_table_full_alone": r_flood.drops.get("table_full").copied().unwrap_or(0),
+        "established_before": established,
+        "established_after": active_after,
+        "established_flows_forwarded_after": check.sent,
+        "established_flows_checked": check.packets,
+        "evicted_established": established as u64 - active_after.min(established as u64),
+        "problems": problems,
+    });
+    (
+        v,
+        problems
+            .into_iter()
+            .map(|p| format!("{label}: {p}"))
+            .collect(),
+    )
+}
+
+/// Every flow once from each side (NAT): client → VIP, then the real
+/// server's reply.
+fn established_lanes_both<'a>(t: &'a Templates, flows: &'a [u32]) -> Vec<Lane<'a>> {
+    vec![
+        client_lane(&t.client_ack, flows),
+        server_lane(&t.server_ack, flows),
+    ]
+}
+
+/// What one worker of an RSS run gets: the flows RSS gives it, lane by
+/// lane (global flow numbers).
+struct RssShare {
+    syns: Vec<u32>,
+    handshake: Vec<Vec<u32>>,
+    established: Vec<Vec<u32>>,
+}
+
+/// Splits the packets of `lanes` among `workers` by the RSS model: each
+/// packet to the worker of the client address its lane's port hashes.
+fn rss_dispatch(lanes: &[Lane], workers: usize) -> Vec<Vec<Vec<u32>>> {
+    let mut out = vec![vec![Vec::new(); lanes.len()]; workers];
+    let rss = RssModel::new(workers);
+    for (k, lane) in lanes.iter().enumerate() {
+        for &flow in lane.flows {
+            out[rss_worker_of(&rss, lane.rss_client(flow))][k].push(flow);
+        }
+    }
+    out
+}
+
+/// What an RSS run's worker thread hands back.
+struct RssOutcome {
+    established: PhaseResult,
+    /// `stats.redirected` and `rx_packets` over the whole run.
+    redirected: u64,
+    received: u64,
+    /// The flows (client side) of the connections in its table.
+    owned: Vec<u32>,
+    problems: Vec<String>,
+    memory: TableMemory,
+}
+
+/// One worker of an RSS run: its SYNs and handshakes (untimed), then its
+/// share of the established packets, timed once every worker of its group
+/// is ready.
+fn rss_worker_thread(
+    method: ForwardMethod,
+    (index, workers): (usize, usize),
+    capacity: usize,
+    share: RssShare,
+    rs_of: &[u8],
+    hz: f64,
+    barrier: &Barrier,
+) -> RssOutcome {
+    let templates = Templates::new();
     let mut nic = Nic::new();
-    let seqs = Sequences::new(size, opts_packets, zipf_s, 1 + index as u64);
-    let mut worker = build_worker(method, size, WORKER_SEED + 256 * index as u64);
+    let mut clock = Clock::new();
+    let mut worker = build_worker(method, capacity, WORKER_SEED + 256 * index as u64, |s| {
+        s.worker_index = index;
+        s.worker_count = workers;
+    });
     let syn = run_phase(
         &mut worker,
         &mut nic,
-        &syn_lanes(&templates, &seqs.every),
-        &clock,
-        UNTIMED,
+        &[client_lane(&templates.client_syn, &share.syns)],
+        &mut clock,
+        1,
+        hz,
     );
     let mut problems: Vec<String> = forwarding_problems(&syn)
         .into_iter()
         .map(|p| format!("SYNs: {p}"))
         .collect();
+    let lanes: Vec<Lane> = handshake_lanes(&templates, method, &[])
+        .into_iter()
+        .zip(&share.handshake)
+        .map(|(l, flows)| Lane { flows, ..l }.with_rs_of(rs_of))
+        .collect();
     problems.extend(complete_handshakes(
         &mut worker,
         &mut nic,
-        &templates,
-        method,
-        &seqs.every,
-        &clock,
+        &lanes,
+        share.syns.len(),
+        &mut clock,
+        hz,
     ));
-    let results = seqs
-        .established()
+    let lanes: Vec<Lane> = established_lanes(&templates, method, &[])
+        .into_iter()
+        .zip(&share.established)
+        .map(|(l, flows)| Lane { flows, ..l }.with_rs_of(rs_of))
+        .collect();
+    barrier.wait();
+    let established = run_phase(&mut worker, &mut nic, &lanes, &mut clock, SLICES, hz);
+    problems.extend(
+        forwarding_problems(&established)
+            .into_iter()
+            .map(|p| format!("established: {p}")),
+    );
+    let owned = worker
+        .balancer()
+        .conns()
         .iter()
-        .map(|&(_, flows)| {
-            let lanes = established_lanes(&templates, method, flows);
-            barrier.wait();
-            run_phase(&mut worker, &mut nic, &lanes, &clock, MULTI_TIMING)
+        .filter_map(|(_, c)| {
+            let k = c.original();
+            flow_of(k.src, k.src_port)
         })
         .collect();
-    (results, problems)
+    RssOutcome {
+        established,
+        redirected: worker.stats.redirected,
+        received: worker.stats.rx_packets,
+        owned,
+        problems: problems
+            .into_iter()
+            .map(|p| format!("worker {index}: {p}"))
+            .collect(),
+        memory: TableMemory::measure(worker.balancer().conns()),
+    }
 }
 
-/// Established NAT on 1 and on `opts.workers` workers at once.
-fn measure_multi_worker(
+/// `workers` workers, each with `worker_count` = `workers`, fed by the RSS
+/// model: `per_worker` × `workers` flows, every packet (SYNs, handshakes,
+/// established both ways) given to the worker of its client address. At
+/// most `concurrent` run at once (one per core). Checks that every
+/// connection lives on exactly one worker, the one RSS gives its client,
+/// and counts the packets the workers redirected. Returns the JSON
+/// figures, the established measurement and what went wrong.
+fn measure_rss(
+    method: ForwardMethod,
+    workers: usize,
+    per_worker: usize,
+    packets_per_worker: usize,
+    concurrent: usize,
     opts: &Options,
-    memory: TableMemory,
-    all: &mut Vec<Measurement>,
-) -> Vec<String> {
-    let size = opts.multi_conns;
-    let mut counts = vec![1, opts.workers];
-    counts.dedup();
+) -> (Value, Measurement, Vec<String>) {
+    let total = per_worker * workers;
+    let label = format!(
+        "rss {} {workers} worker(s), {} connections each",
+        method.name(),
+        short_count(per_worker as f64)
+    );
+    progress(&format!("{label}: dispatching, setting up, then uniform"));
+    let templates = Templates::new();
+    let every: Vec<u32> = (0..total as u32).collect();
+    let syn_share = rss_dispatch(&syn_lanes(&templates, &every), workers);
+    // Each worker schedules its flows round robin in the order it gets
+    // their SYNs.
+    let mut rs_of = vec![0u8; total];
+    for share in &syn_share {
+        for (k, &flow) in share[0].iter().enumerate() {
+            rs_of[flow as usize] = (k % REAL_SERVERS as usize) as u8;
+        }
+    }
+    let handshake = rss_dispatch(&handshake_lanes(&templates, method, &every), workers);
+    let uniform = uniform_flows(total, packets_per_worker * workers, 0x4555 + workers as u64);
+    let established = rss_dispatch(&established_lanes(&templates, method, &uniform), workers);
+    drop(uniform);
+    let mut shares: Vec<RssShare> = syn_share
+        .into_iter()
+        .zip(handshake)
+        .zip(established)
+        .map(|((mut s, h), e)| RssShare {
+            syns: s.remove(0),
+            handshake: h,
+            established: e,
+        })
+        .collect();
+    let capacity = per_worker + per_worker / 8 + 256;
+    let rs_of: Arc<[u8]> = rs_of.into();
+    let hz = opts.tsc_per_ns;
+    let mut outcomes: Vec<Option<RssOutcome>> = (0..workers).map(|_| None).collect();
     let mut problems = Vec::new();
-    for workers in counts {
-        progress(&format!(
-            "nat {} on {workers} worker(s) at once: setting up, then uniform and zipf",
-            short_count(size as f64)
-        ));
-        let barrier = Arc::new(Barrier::new(workers));
-        let (packets, zipf_s) = (opts.packets, opts.zipf_s);
-        let handles: Vec<_> = (0..workers)
+    let mut start = 0;
+    while start < workers {
+        let group = concurrent.clamp(1, workers - start);
+        let barrier = Arc::new(Barrier::new(group));
+        let handles: Vec<_> = (start..start + group)
             .map(|i| {
-                let barrier = barrier.clone();
+                let share = std::mem::replace(
+                    &mut shares[i],
+                    RssShare {
+                        syns: Vec::new(),
+                        handshake: Vec::new(),
+                        established: Vec::new(),
+                    },
+                );
+                let (barrier, rs_of) = (barrier.clone(), rs_of.clone());
                 std::thread::Builder::new()
                     .name(format!("worker-{i}"))
-                    .spawn(move || multi_worker_thread(i, size, packets, zipf_s, &barrier))
+                    .spawn(move || {
+                        rss_worker_thread(
+                            method,
+                            (i, workers),
+                            capacity,
+                            share,
+                            &rs_of,
+                            hz,
+                            &barrier,
+                        )
+                    })
                     .expect("spawn a worker thread")
             })
             .collect();
-        let mut per_worker: Vec<Vec<PhaseResult>> = Vec::new();
-        for h in handles {
+        for (k, h) in handles.into_iter().enumerate() {
             match h.join() {
-                Ok((results, p)) => {
-                    per_worker.push(results);
-                    problems.extend(p);
-                }
-                Err(_) => problems.push(format!("a thread of the {workers}-worker run panicked")),
+                Ok(o) => outcomes[start + k] = Some(o),
+                Err(_) => problems.push(format!("{label}: worker {} panicked", start + k)),
             }
         }
-        if per_worker.len() != workers {
-            continue;
-        }
-        for (k, dist) in [Distribution::Uniform, Distribution::Zipf]
-            .into_iter()
-            .enumerate()
-        {
-            let results = per_worker.iter().map(|r| r[k].clone()).collect();
-            let mut m = Measurement::new(
-                ForwardMethod::Nat,
-                size,
-                (Phase::Established, dist),
-                results,
-                memory,
-                opts.zipf_s,
-            );
-            m.comparison = true;
-            report(m, all);
+        start += group;
+    }
+    let outcomes: Vec<RssOutcome> = outcomes.into_iter().flatten().collect();
+
+    // Ownership: every flow's connection on exactly one worker, RSS's.
+    let rss = RssModel::new(workers);
+    let mut holder = vec![u8::MAX; total];
+    let (mut duplicated, mut misplaced) = (0u64, 0u64);
+    for (w, o) in outcomes.iter().enumerate() {
+        for &flow in &o.owned {
+            let Some(h) = holder.get_mut(flow as usize) else {
+                misplaced += 1;
+                continue;
+            };
+            if *h != u8::MAX {
+                duplicated += 1;
+            }
+            *h = w as u8;
+            if rss_worker_of(&rss, Ipv4Addr::from(client(flow).0)) != w {
+                misplaced += 1;
+            }
         }
     }
-    problems
-        .into_iter()
-        .map(|p| format!("multi-worker: {p}"))
-        .collect()
+    let missing = holder.iter().filter(|&&h| h == u8::MAX).count() as u64;
+    let ownership_ok =
+        outcomes.len() == workers && duplicated == 0 && misplaced == 0 && missing == 0;
+    if !ownership_ok {
+        problems.push(format!(
+            "{label}: ownership: {missing} connections on no worker, {duplicated} on two, {misplaced} not on RSS's worker"
+        ));
+    }
+    let redirected: u64 = outcomes.iter().map(|o| o.redirected).sum();
+    let received: u64 = outcomes.iter().map(|o| o.received).sum();
+    let memory = outcomes
+        .first()
+        .map_or(TableMemory::of(capacity), |o| o.memory);
+    let mut m = Measurement::new(
+        method,
+        per_worker,
+        (Phase::Established, Distribution::Uniform),
+        outcomes.iter().map(|o| o.established.clone()).collect(),
+        memory,
+        opts.zipf_s,
+    );
+    m.run = Run::Scaling;
+    for o in &outcomes {
+        problems.extend(o.problems.iter().map(|p| format!("{label}: {p}")));
+    }
+    let v = json!({
+        "benchmark": "datapath",
+        "run": "rss",
+        "method": method.name(),
+        "workers": workers,
+        "concurrent": concurrent.min(workers),
+        "connections_per_worker": per_worker,
+        "connections_held": outcomes.iter().map(|o| o.owned.len()).collect::<Vec<_>>(),
+        "packets_received": received,
+        "redirected": redirected,
+        "redirected_share": if received > 0 { redirected as f64 / received as f64 } else { f64::NAN },
+        "ownership_ok": ownership_ok,
+        "missing": missing,
+        "duplicated": duplicated,
+        "misplaced": misplaced,
+        "mpps_per_worker": m.mpps_per_worker().iter().map(|&x| round(x, 3)).collect::<Vec<_>>(),
+        "cycles_per_packet": round(m.cycles_per_packet(), 1),
+    });
+    (v, m, problems)
 }
 
 // ---------------------------------------------------------------------------
@@ -1527,14 +2085,15 @@ fn short_count(v: f64) -> String {
     }
 }
 
-fn opt(v: Option<f64>, places: usize) -> String {
-    v.map_or("-".to_string(), |x| format!("{x:.places$}"))
-}
-
-fn print_summary(all: &[Measurement], sizes: &[(usize, TableMemory)], elapsed: Duration) {
+fn print_summary(
+    all: &[Measurement],
+    extra: &[Value],
+    sizes: &[(usize, TableMemory)],
+    elapsed: Duration,
+) {
     println!();
     println!(
-        "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7} {:>7} {:>6} {:>8} {:>11} {:>6} {:>17} {:>5}",
+        "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7} {:>7} {:>8} {:>11} {:>6} {:>17} {:>5}",
         "meth",
         "conns",
         "phase",
@@ -1542,29 +2101,23 @@ fn print_summary(all: &[Measurement], sizes: &[(usize, TableMemory)], elapsed: D
         "w",
         "Mpps",
         "ns/pkt",
-        "gen ns",
-        "net Mpps",
+        "cyc/pkt",
         "new conns/s",
         "B/conn",
         "sent/packets",
         "drops"
     );
     for m in all {
-        let phase = match m.phase {
-            Phase::New => "new",
-            Phase::Established => "established",
-        };
         println!(
-            "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7.2} {:>7.1} {:>6} {:>8} {:>11} {:>6.1} {:>17} {:>5}",
+            "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7.2} {:>7.1} {:>8.1} {:>11} {:>6.1} {:>17} {:>5}",
             m.method.name(),
             short_count(m.connections as f64),
-            phase,
+            m.phase.name(),
             m.distribution.name(),
             m.workers(),
             m.mpps(),
             m.ns_per_packet(),
-            opt(m.generator_ns_per_packet(), 1),
-            opt(m.net_mpps(), 2),
+            m.cycles_per_packet(),
             m.new_conns_per_s()
                 .map_or("-".to_string(), |n| format!("{:.2} M", n / 1e6)),
             m.memory.per_connection(),
@@ -1572,34 +2125,36 @@ fn print_summary(all: &[Measurement], sizes: &[(usize, TableMemory)], elapsed: D
             m.drops()
         );
     }
-    for m in all.iter().filter(|m| m.workers() > 1) {
-        let single = all.iter().find(|s| {
-            s.workers() == 1
-                && s.method == m.method
-                && s.connections == m.connections
-                && s.distribution == m.distribution
-                && s.phase == m.phase
-                && s.comparison
-        });
-        let per: Vec<String> = m
-            .mpps_per_worker()
-            .iter()
-            .map(|x| format!("{x:.2}"))
-            .collect();
-        println!(
-            "{} workers, {} {} {}: {} Mpps per worker, {:.2} in all{}",
-            m.workers(),
-            m.method.name(),
-            short_count(m.connections as f64),
-            m.distribution.name(),
-            per.join(" + "),
-            m.mpps(),
-            single.map_or(String::new(), |s| format!(
-                "; 1 worker alone {:.2} (per-worker ratio {:.2})",
-                s.mpps(),
-                m.mpps() / m.workers() as f64 / s.mpps()
-            ))
-        );
+    for v in extra {
+        match v["run"].as_str() {
+            Some("flood") => println!(
+                "syn flood at {} ({} established, {}% SYNs): established {} Mpps alone, {} in the flood (ratio {}); \
+                 {} of {} established after, {} of {} checked flows forwarded; SYNs refused table_full {}",
+                short_count(v["connections"].as_f64().unwrap_or(0.0)),
+                v["established"],
+                v["syn_share"].as_f64().unwrap_or(0.0) * 100.0,
+                v["established_mpps_alone"],
+                v["established_mpps_in_flood"],
+                v["established_rate_ratio"],
+                v["established_after"],
+                v["established_before"],
+                v["established_flows_forwarded_after"],
+                v["established_flows_checked"],
+                v["syn_table_full_in_mix"],
+            ),
+            Some("rss") => println!(
+                "rss {} {} workers ({} at once), {} conns each: redirected {} of {} packets, ownership {}, Mpps per worker {}",
+                v["method"].as_str().unwrap_or("?"),
+                v["workers"],
+                v["concurrent"],
+                short_count(v["connections_per_worker"].as_f64().unwrap_or(0.0)),
+                v["redirected"],
+                v["packets_received"],
+                if v["ownership_ok"] == json!(true) { "ok" } else { "WRONG" },
+                v["mpps_per_worker"],
+            ),
+            _ => {}
+        }
     }
     for (size, mem) in sizes {
         println!(
@@ -1607,22 +2162,6 @@ fn print_summary(all: &[Measurement], sizes: &[(usize, TableMemory)], elapsed: D
             short_count(*size as f64),
             mem.per_connection(),
             mem.mib()
-        );
-    }
-    if !sizes.is_empty() {
-        let worst = sizes
-            .iter()
-            .map(|(_, m)| m.per_connection())
-            .fold(0.0, f64::max);
-        let ten_million = sizes.iter().find(|(s, _)| *s == 10_000_000);
-        println!(
-            "memory goal (at most 128 B per connection, 10M connections under 2 GiB): {:.1} B at worst{}",
-            worst,
-            ten_million.map_or(String::new(), |(_, m)| format!(
-                ", 10M in {:.0} MiB: {}",
-                m.mib(),
-                if worst <= 128.0 && m.mib() < 2048.0 { "met" } else { "NOT met" }
-            ))
         );
     }
     println!("datapath: done in {:.1} s", elapsed.as_secs_f64());
@@ -1693,7 +2232,7 @@ fn plot_series(all: &[Measurement]) -> Vec<Series> {
                         && m.phase == phase
                         && m.distribution == dist
                         && m.workers() == 1
-                        && !m.comparison
+                        && m.run == Run::Matrix
                 })
                 .map(|m| (m.connections as f64, m.mpps()))
                 .collect();
@@ -1702,7 +2241,7 @@ fn plot_series(all: &[Measurement]) -> Vec<Series> {
             }
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             let what = match phase {
-                Phase::New => "new connections (M/s)".to_string(),
+                Phase::New | Phase::Steady => "new connections (M/s)".to_string(),
                 Phase::Established => format!("established, {}", dist.name()),
             };
             out.push(Series {
@@ -1833,7 +2372,7 @@ fn draw_series<'a, 'b: 'a>(
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match Options::parse(&args) {
+    let mut opts = match Options::parse(&args) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{e}");
@@ -1841,6 +2380,8 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
+    opts.tsc_per_ns = calibrate_tsc();
+    progress(&format!("TSC at {:.3} GHz", opts.tsc_per_ns));
     let mut problems = Vec::new();
     let templates = Templates::new();
     for check in [self_check(&templates), zipf_self_check(opts.zipf_s)] {
@@ -1851,6 +2392,7 @@ fn main() -> ExitCode {
     }
 
     let mut all = Vec::new();
+    let mut extra: Vec<Value> = Vec::new();
     let mut memories: Vec<(usize, TableMemory)> = Vec::new();
     let mut nic = Nic::new();
     for &size in &opts.conns {
@@ -1867,18 +2409,61 @@ fn main() -> ExitCode {
             ));
         }
     }
+    for &size in &opts.steady_conns {
+        measure_steady(size, &opts, &mut nic, &mut all);
+    }
+    if opts.flood_conns > 0 {
+        let (v, p) = measure_flood(opts.flood_conns, &opts, &mut nic);
+        println!("{v}");
+        extra.push(v);
+        problems.extend(p);
+    }
+    drop(nic);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if opts.workers > 0 && opts.multi_conns > 0 {
-        let memory = memories
-            .iter()
-            .find(|(s, _)| *s == opts.multi_conns)
-            .map(|&(_, m)| m)
-            .unwrap_or_else(|| TableMemory::of(opts.multi_conns));
-        problems.extend(measure_multi_worker(&opts, memory, &mut all));
+        // Rates: 1 worker, then `workers` at once (one core each).
+        let mut counts = vec![1, opts.workers];
+        counts.dedup();
+        for n in counts {
+            let (v, m, p) = measure_rss(
+                ForwardMethod::Nat,
+                n,
+                opts.multi_conns,
+                opts.packets,
+                n,
+                &opts,
+            );
+            println!("{v}");
+            extra.push(v);
+            report(m, &mut all);
+            problems.extend(p);
+        }
+    }
+    for &n in &opts.rss_workers {
+        // Ownership: every method, at most one worker per core at once.
+        for &method in &opts.methods {
+            let (v, _, p) = measure_rss(
+                method,
+                n,
+                opts.own_conns,
+                opts.packets.min(1_000_000),
+                cores.min(n),
+                &opts,
+            );
+            println!("{v}");
+            extra.push(v);
+            problems.extend(p);
+        }
     }
 
-    print_summary(&all, &memories, started.elapsed());
+    print_summary(&all, &extra, &memories, started.elapsed());
     if let Some(path) = &opts.json {
-        let lines: String = all.iter().map(|m| format!("{}\n", m.json())).collect();
+        let lines: String = all
+            .iter()
+            .map(|m| m.json())
+            .chain(extra.iter().cloned())
+            .map(|v| format!("{v}\n"))
+            .collect();
         if let Err(e) = std::fs::write(path, lines) {
             eprintln!("datapath: cannot write {path}: {e}");
             problems.push(format!("--json {path}: {e}"));

@@ -43,10 +43,26 @@
 //! 3. The reference is what `dpdk-testpmd --forward-mode=5tswap` does per
 //!    packet: receive a burst, swap the MAC addresses, and for IPv4 the
 //!    addresses and for TCP/UDP the ports, transmit the burst. Same port,
-//!    rings, pool, burst size and generator; only the worker's work
-//!    differs, so the ratio isolates rvs's per-packet cost from the I/O
-//!    around it.
-//! 4. Latency: each frame carries a 16-bit sequence number in its IPv4
+//!    rings, pool and burst size. In its throughput rounds the generator
+//!    reflects: it sends every returned frame straight back without
+//!    rebuilding it (a swapped frame swapped again is the original) and
+//!    checks one in 16 completely, so the generator is as cheap as it can
+//!    be and the reference is not held back by it.
+//! 4. Cycles per packet, the figure the goal is set on: the worker lcore
+//!    times each poll with the TSC (rvs: rvsd's `poll::poll_once`, the
+//!    body of its poll loop: receive every port, decide, transmit; the
+//!    reference: receive, swap, transmit) and adds up the cycles of the
+//!    polls that received frames while the generator measures. They are
+//!    taken in separate prefilled rounds (alternating, `--rounds` of
+//!    `--seconds` per side): the worker lcore is held off while the
+//!    generator writes `--in-flight` frames into the receive ring, then
+//!    runs until all are back, so it takes full bursts and never waits
+//!    for the generator; the frames are checked after. Busy cycles over
+//!    frames received is each side's own cost per packet, I/O included;
+//!    empty polls are left out on both sides. `ratio_5tswap_over_rvs_cycles` =
+//!    reference cycles/packet ÷ rvs cycles/packet (goal ≥ 0.5: rvs costs
+//!    at most twice the reference).
+//! 5. Latency: each frame carries a 16-bit sequence number in its IPv4
 //!    identification (neither NAT nor the swap touches it); the generator
 //!    keeps the TSC time it enqueued each number and records the time to
 //!    the frame's return into an HDR histogram (ns). At `--in-flight`
@@ -82,10 +98,11 @@
 
 use hdrhistogram::Histogram;
 use rvs::dataplane::io::{Clock, Frame, PacketIo};
-use rvs::dataplane::poll::{self, PollParams};
+use rvs::dataplane::poll;
 use rvs::dataplane::stats::{DropReason, StatsCell, WorkerStats};
 use rvs::dataplane::worker::{PortSetup, Worker, WorkerSetup};
 use rvs::dpdk::ring::{self, RingConsumer, RingProducer};
+use rvs::dpdk::tsc::tsc;
 use rvs::dpdk::{eal::Eal, io::DpdkIo, lcore, mbuf::Mbuf, mempool::Mempool, port::Port, TscClock};
 use rvs::lb::service::{
     ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
@@ -428,6 +445,23 @@ fn swapped_ok(d: &[u8], flow: u32) -> bool {
         && carries_client(d, flow, 30, 36)
 }
 
+/// A frame the reference returned in `Feed::Reflect`: flow `flow`'s ACK
+/// after an odd number of trips (swapped) or an even one (as sent).
+fn reflected_ok(d: &[u8], flow: u32) -> bool {
+    if swapped_ok(d, flow) {
+        return true;
+    }
+    let mut c = [0u8; FRAME_LEN];
+    match c.get_mut(..d.len()) {
+        Some(c) if d.len() == FRAME_LEN => {
+            c.copy_from_slice(d);
+            five_tuple_swap(c);
+            swapped_ok(c, flow)
+        }
+        _ => false,
+    }
+}
+
 /// testpmd's 5tswap: swap the MAC addresses; for IPv4 the addresses; for
 /// TCP and UDP the ports.
 #[inline]
@@ -491,8 +525,44 @@ enum Job {
 
 /// What the worker lcore hands back.
 enum Finished {
-    Rvs(Box<Worker<Mbuf>>),
-    Swap(SwapCounts),
+    Rvs(Box<Worker<Mbuf>>, Busy),
+    Swap(SwapCounts, Busy),
+}
+
+/// The worker lcore's own cost while the generator measured: TSC cycles
+/// of the polls that received frames (receive, work, transmit), and the
+/// frames they received.
+#[derive(Clone, Copy, Default)]
+struct Busy {
+    cycles: u64,
+    packets: u64,
+    /// Polls left out for taking longer than `PREEMPTED_POLL_CYCLES`.
+    preempted: u64,
+}
+
+/// A poll of one burst takes microseconds; one that took longer than this
+/// (~100 us) was preempted by other work on the shared machine, and its
+/// cycles are not the worker's: left out (and counted) on both sides.
+const PREEMPTED_POLL_CYCLES: u64 = 250_000;
+
+impl Busy {
+    /// Counts one poll that received `n` frames in `cycles`, while the
+    /// generator measures.
+    #[inline]
+    fn poll(&mut self, measuring: &AtomicBool, n: usize, cycles: u64) {
+        if n > 0 && measuring.load(Ordering::Relaxed) {
+            if cycles > PREEMPTED_POLL_CYCLES {
+                self.preempted += 1;
+                return;
+            }
+            self.cycles += cycles;
+            self.packets += n as u64;
+        }
+    }
+
+    fn cycles_per_packet(self) -> f64 {
+        self.cycles as f64 / self.packets.max(1) as f64
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -505,54 +575,81 @@ struct SwapCounts {
 
 struct Running {
     stop: Arc<AtomicBool>,
+    /// Set by the generator while it measures (after the warm-up), so the
+    /// worker counts its busy cycles over the same span.
+    measuring: Arc<AtomicBool>,
     done: mpsc::Receiver<Finished>,
 }
 
-fn start(eal: &Eal, rig: &Rig, job: Job) -> Result<Running, String> {
+/// Starts `job` on the worker lcore. `gated`: it polls only while the
+/// generator's `measuring` flag is set (prefilled rounds: the generator
+/// fills the ring first, so every burst the worker takes is full).
+fn start(eal: &Eal, rig: &Rig, job: Job, gated: bool) -> Result<Running, String> {
     let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
     let (tx, done) = mpsc::channel();
     let mut io = DpdkIo::new(&rig.ports, 0, rig.pool.clone());
     let clock = rig.clock;
     let worker_stop = stop.clone();
+    let worker_measuring = measuring.clone();
     let run = move || {
+        let mut busy = Busy::default();
         let finished = match job {
             Job::Rvs(mut worker) => {
-                let cell = StatsCell::default();
-                let params = PollParams {
-                    burst_size: BURST,
-                    idle_sleep: Duration::ZERO,
-                    publish_interval_ns: 10_000_000,
-                    workers: 1,
-                };
-                poll::run(
-                    &mut worker,
-                    &mut io,
-                    &clock,
-                    &worker_stop,
-                    &cell,
-                    None,
-                    params,
-                );
-                Finished::Rvs(worker)
+                // rvsd's poll loop (`poll::run`) pass by pass, each pass
+                // (`poll::poll_once`: receive every port, decide, transmit)
+                // timed with the TSC.
+                let ports = io.port_count();
+                let mut rx: Vec<Vec<Mbuf>> =
+                    (0..ports).map(|_| Vec::with_capacity(BURST)).collect();
+                let mut tx: Vec<Vec<Mbuf>> =
+                    (0..ports).map(|_| Vec::with_capacity(BURST)).collect();
+                let mut handover: Vec<Vec<Vec<Mbuf>>> =
+                    vec![(0..ports).map(|_| Vec::with_capacity(BURST)).collect()];
+                while !worker_stop.load(Ordering::Relaxed) {
+                    if gated && !worker_measuring.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    let now = clock.now_ns();
+                    let t0 = tsc();
+                    let n =
+                        poll::poll_once(&mut worker, &mut io, now, &mut rx, &mut tx, &mut handover);
+                    let spent = tsc() - t0;
+                    if n == 0 {
+                        worker.stats.idle_polls += 1;
+                    } else {
+                        worker.stats.busy_polls += 1;
+                    }
+                    busy.poll(&worker_measuring, n, spent);
+                }
+                Finished::Rvs(worker, busy)
             }
             Job::Swap => {
                 let mut c = SwapCounts::default();
                 let mut burst: Vec<Mbuf> = Vec::with_capacity(BURST);
                 while !worker_stop.load(Ordering::Relaxed) {
+                    if gated && !worker_measuring.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    let t0 = tsc();
                     io.rx_burst(0, &mut burst);
                     c.polls += 1;
                     if burst.is_empty() {
                         c.empty_polls += 1;
                         continue;
                     }
+                    let n = burst.len();
                     for m in burst.iter_mut() {
                         five_tuple_swap(m.data_mut());
                     }
                     io.tx_burst(0, &mut burst);
                     c.tx_refused += burst.len() as u64;
                     burst.clear(); // frames the device refused are freed
+                    busy.poll(&worker_measuring, n, tsc() - t0);
                 }
-                Finished::Swap(c)
+                Finished::Swap(c, busy)
             }
         };
         // The receiver outlives the job (finish waits for it).
@@ -561,7 +658,11 @@ fn start(eal: &Eal, rig: &Rig, job: Job) -> Result<Running, String> {
     };
     lcore::launch(eal, WORKER_LCORE, run)
         .map_err(|e| format!("cannot start the worker lcore: {e}"))?;
-    Ok(Running { stop, done })
+    Ok(Running {
+        stop,
+        measuring,
+        done,
+    })
 }
 
 fn finish(eal: &Eal, running: Running) -> Result<Finished, String> {
@@ -573,17 +674,17 @@ fn finish(eal: &Eal, running: Running) -> Result<Finished, String> {
         .map_err(|_| format!("the worker lcore ended without a result (status {rc})"))
 }
 
-fn finish_rvs(eal: &Eal, running: Running) -> Result<Box<Worker<Mbuf>>, String> {
+fn finish_rvs(eal: &Eal, running: Running) -> Result<(Box<Worker<Mbuf>>, Busy), String> {
     match finish(eal, running)? {
-        Finished::Rvs(w) => Ok(w),
-        Finished::Swap(_) => Err("the worker lcore ran the reference, not rvs".into()),
+        Finished::Rvs(w, b) => Ok((w, b)),
+        Finished::Swap(..) => Err("the worker lcore ran the reference, not rvs".into()),
     }
 }
 
-fn finish_swap(eal: &Eal, running: Running) -> Result<SwapCounts, String> {
+fn finish_swap(eal: &Eal, running: Running) -> Result<(SwapCounts, Busy), String> {
     match finish(eal, running)? {
-        Finished::Swap(c) => Ok(c),
-        Finished::Rvs(_) => Err("the worker lcore ran rvs, not the reference".into()),
+        Finished::Swap(c, b) => Ok((c, b)),
+        Finished::Rvs(..) => Err("the worker lcore ran rvs, not the reference".into()),
     }
 }
 
@@ -854,15 +955,34 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
+/// How the generator treats the frames coming back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// Checks each completely, records its latency and rewrites it into
+    /// the next flow's segment.
+    Rebuild,
+    /// Sends each straight back as it came (5tswap of 5tswap is the
+    /// original frame), checking one in `REFLECT_CHECK_EVERY`: the
+    /// cheapest generator there is, so that the reference is not bound by
+    /// it. No latency.
+    Reflect,
+}
+
+/// In `Feed::Reflect`, one returned frame in this many is checked.
+const REFLECT_CHECK_EVERY: u64 = 16;
+
 /// One timed round: `in_flight` frames of random flows circulate for
-/// `warmup + seconds`; the rate and latency count after the warm-up.
+/// `warmup + seconds`; the rate and latency count after the warm-up, and
+/// `measuring` is set meanwhile (for the worker's busy cycles).
+#[allow(clippy::too_many_arguments)]
 fn timed(
     rig: &mut Rig,
     side: Side,
+    feed: Feed,
     flows: u32,
     in_flight: usize,
-    warmup: f64,
-    seconds: f64,
+    (warmup, seconds): (f64, f64),
+    measuring: &AtomicBool,
     rng: &mut Rng,
 ) -> Result<Timed, String> {
     let ack = AckTemplate::new();
@@ -883,6 +1003,8 @@ fn timed(
     let measure_from = started + (warmup * 1e9) as u64;
     let end = measure_from + (seconds * 1e9) as u64;
     let (mut good, mut bad) = (0u64, 0u64);
+    let measuring_flag = measuring;
+    let mut returned = 0u64;
     let mut measuring: Option<(u64, u64)> = None;
     let mut now = started;
     let mut back = std::mem::take(&mut g.back);
@@ -900,6 +1022,25 @@ fn timed(
         }
         if measuring.is_none() && now >= measure_from {
             measuring = Some((now, good));
+            measuring_flag.store(true, Ordering::Relaxed);
+        }
+        if feed == Feed::Reflect {
+            for m in back.drain(..) {
+                returned += 1;
+                good += 1;
+                if returned.is_multiple_of(REFLECT_CHECK_EVERY) {
+                    let d = m.data();
+                    let flow = d.get(18..20).map_or(u32::MAX, |id| {
+                        sent[usize::from(u16::from_be_bytes([id[0], id[1]]))].1
+                    });
+                    if !(flow < flows && reflected_ok(d, flow)) {
+                        good -= 1;
+                        bad += 1;
+                    }
+                }
+                g.pending.push(m);
+            }
+            continue;
         }
         for mut m in back.drain(..) {
             let d = m.data();
@@ -932,6 +1073,7 @@ fn timed(
         }
     }
     g.back = back;
+    measuring_flag.store(false, Ordering::Relaxed);
     let (t0, good0) = measuring.unwrap_or((started, 0));
     let pps = (good - good0) as f64 / ((now - t0).max(1) as f64 / 1e9);
     let lost = g.drain(Duration::from_millis(200));
@@ -945,10 +1087,140 @@ fn timed(
     })
 }
 
+/// A prefilled round for cycles per packet: for `seconds`, batch after
+/// batch, the generator (with the worker lcore gated off) writes `batch`
+/// frames of random flows into the device's receive ring, then lets the
+/// worker run until every frame is back, and only then checks them. The
+/// worker takes full bursts from a ring that is already full, so neither
+/// side waits for the generator. Returns (good, bad, lost) frames.
+fn prefilled(
+    rig: &mut Rig,
+    side: Side,
+    flows: u32,
+    batch: usize,
+    seconds: f64,
+    measuring: &AtomicBool,
+    rng: &mut Rng,
+) -> Result<(u64, u64, usize), String> {
+    let ack = AckTemplate::new();
+    let mut flow_of: Vec<u32> = vec![0; 1 << 16];
+    let mut g = Gen::new(rig, batch);
+    let mut frames: Vec<Mbuf> = Vec::with_capacity(batch);
+    for _ in 0..batch {
+        frames.push(g.alloc()?);
+    }
+    let mut back: Vec<Mbuf> = Vec::with_capacity(batch);
+    let (mut good, mut bad, mut lost) = (0u64, 0u64, 0usize);
+    let mut seq: u16 = 0;
+    let end = g.now() + (seconds * 1e9) as u64;
+    while g.now() < end {
+        for mut m in frames.drain(..) {
+            let flow = rng.below(flows);
+            seq = seq.wrapping_add(1);
+            flow_of[usize::from(seq)] = flow;
+            ack.write(m.data_mut(), flow, seq);
+            g.pending.push(m);
+        }
+        g.send();
+        if !g.pending.is_empty() {
+            return Err(format!(
+                "the receive ring took {} of {batch} frames",
+                batch - g.pending.len()
+            ));
+        }
+        measuring.store(true, Ordering::Release);
+        let deadline = g.now() + 1_000_000_000;
+        while g.out > 0 && g.now() < deadline {
+            g.receive();
+            back.append(&mut g.back);
+        }
+        measuring.store(false, Ordering::Release);
+        lost += g.out;
+        for mut m in back.drain(..) {
+            let d = m.data();
+            let flow = d.get(18..20).map_or(u32::MAX, |id| {
+                flow_of[usize::from(u16::from_be_bytes([id[0], id[1]]))]
+            });
+            let ok = flow < flows
+                && match side {
+                    Side::Rvs => rvs_ok(d, flow),
+                    Side::Reference => swapped_ok(d, flow),
+                };
+            if ok {
+                good += 1;
+            } else {
+                bad += 1;
+                if d.len() != FRAME_LEN {
+                    drop(m);
+                    m = g.alloc()?;
+                }
+            }
+            frames.push(m);
+        }
+        if g.out > 0 {
+            break; // frames lost: what remains would be miscounted
+        }
+    }
+    g.drain(Duration::from_millis(200));
+    Ok((good, bad, lost))
+}
+
+/// One prefilled round on `side` (see `prefilled`): the worker lcore's
+/// busy cycles and the frames' fate.
+struct CycleRound {
+    busy: Busy,
+    good: u64,
+    bad: u64,
+    lost: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cycle_round(
+    eal: &Eal,
+    rig: &mut Rig,
+    worker: &mut Option<Box<Worker<Mbuf>>>,
+    side: Side,
+    a: &Args,
+    batch: usize,
+    rng: &mut Rng,
+) -> Result<CycleRound, String> {
+    let job = match side {
+        Side::Rvs => Job::Rvs(worker.take().ok_or("the rvs worker was lost")?),
+        Side::Reference => Job::Swap,
+    };
+    let running = start(eal, rig, job, true)?;
+    let r = prefilled(
+        rig,
+        side,
+        a.flows,
+        batch,
+        a.seconds,
+        &running.measuring,
+        rng,
+    );
+    let busy = match side {
+        Side::Rvs => {
+            let (w, busy) = finish_rvs(eal, running)?;
+            *worker = Some(w);
+            busy
+        }
+        Side::Reference => finish_swap(eal, running)?.1,
+    };
+    let (good, bad, lost) = r?;
+    Ok(CycleRound {
+        busy,
+        good,
+        bad,
+        lost,
+    })
+}
+
 /// A timed round on one side: starts the worker lcore, runs the
 /// generator, stops the lcore.
 struct Round {
     timed: Timed,
+    /// The worker lcore's busy cycles while the generator measured.
+    busy: Busy,
     /// rvs: the worker's counters over the round.
     rvs: Option<RvsCounts>,
     /// The reference's counters.
@@ -971,7 +1243,7 @@ fn round(
     eal: &Eal,
     rig: &mut Rig,
     worker: &mut Option<Box<Worker<Mbuf>>>,
-    side: Side,
+    (side, feed): (Side, Feed),
     a: &Args,
     in_flight: usize,
     seconds: f64,
@@ -981,23 +1253,43 @@ fn round(
         Side::Rvs => {
             let w = worker.take().ok_or("the rvs worker was lost")?;
             let before = w.stats;
-            let running = start(eal, rig, Job::Rvs(w))?;
-            let t = timed(rig, side, a.flows, in_flight, a.warmup, seconds, rng);
-            let w = finish_rvs(eal, running)?;
+            let running = start(eal, rig, Job::Rvs(w), false)?;
+            let t = timed(
+                rig,
+                side,
+                feed,
+                a.flows,
+                in_flight,
+                (a.warmup, seconds),
+                &running.measuring,
+                rng,
+            );
+            let (w, busy) = finish_rvs(eal, running)?;
             let delta = RvsCounts::between(&before, &w.stats);
             *worker = Some(w);
             Ok(Round {
                 timed: t?,
+                busy,
                 rvs: Some(delta),
                 swap: None,
             })
         }
         Side::Reference => {
-            let running = start(eal, rig, Job::Swap)?;
-            let t = timed(rig, side, a.flows, in_flight, a.warmup, seconds, rng);
-            let c = finish_swap(eal, running)?;
+            let running = start(eal, rig, Job::Swap, false)?;
+            let t = timed(
+                rig,
+                side,
+                feed,
+                a.flows,
+                in_flight,
+                (a.warmup, seconds),
+                &running.measuring,
+                rng,
+            );
+            let (c, busy) = finish_swap(eal, running)?;
             Ok(Round {
                 timed: t?,
+                busy,
                 rvs: None,
                 swap: Some(c),
             })
@@ -1013,10 +1305,12 @@ fn percentiles(h: &Histogram<u64>) -> [u64; 3] {
 fn latency_json(rvs: &Histogram<u64>, reference: &Histogram<u64>) -> Value {
     let (r, s) = (percentiles(rvs), percentiles(reference));
     let obj = |p: [i64; 3]| json!({"p50": p[0], "p99": p[1], "p99_9": p[2]});
+    // A reflecting reference records no latency: nothing to subtract.
+    let have_ref = !reference.is_empty();
     json!({
         "rvs": obj(r.map(|v| v as i64)),
-        "reference": obj(s.map(|v| v as i64)),
-        "added": obj([0, 1, 2].map(|i| r[i] as i64 - s[i] as i64)),
+        "reference": have_ref.then(|| obj(s.map(|v| v as i64))),
+        "added": have_ref.then(|| obj([0, 1, 2].map(|i| r[i] as i64 - s[i] as i64))),
         "samples": {"rvs": rvs.len(), "reference": reference.len()},
     })
 }
@@ -1130,9 +1424,9 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
         a.flows
     );
     let worker: Box<Worker<Mbuf>> = Box::new(Worker::new(&worker_setup(a.flows)));
-    let running = start(eal, &rig, Job::Rvs(worker))?;
+    let running = start(eal, &rig, Job::Rvs(worker), false)?;
     let setup = open_flows(&mut rig, a.flows, a.in_flight);
-    let mut worker = finish_rvs(eal, running)?;
+    let (mut worker, _) = finish_rvs(eal, running)?;
     let setup = setup?;
     let setup_stats = worker.stats;
     let cell = StatsCell::default();
@@ -1168,21 +1462,28 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
     let mut ref_rounds = Vec::new();
     for r in 0..a.rounds {
         for side in [Side::Rvs, Side::Reference] {
+            // rvs's frames must be rebuilt (a NAT'ed frame is no client's
+            // next packet); the reference's go straight back.
+            let feed = match side {
+                Side::Rvs => Feed::Rebuild,
+                Side::Reference => Feed::Reflect,
+            };
             let res = round(
                 eal,
                 &mut rig,
                 &mut worker,
-                side,
+                (side, feed),
                 a,
                 a.in_flight,
                 a.seconds,
                 &mut rng,
             )?;
             eprintln!(
-                "through_ring: round {} {}: {:.2} Mpps, {} bad, {} lost, empty polls {:.3}, generator backlog {:.3}",
+                "through_ring: round {} {}: {:.2} Mpps, {:.1} busy cycles/packet, {} bad, {} lost, empty polls {:.3}, generator backlog {:.3}",
                 r + 1,
                 if side == Side::Rvs { "rvs" } else { "5tswap" },
                 res.timed.pps / 1e6,
+                res.busy.cycles_per_packet(),
                 res.timed.bad,
                 res.timed.lost,
                 res.empty_poll_fraction(),
@@ -1194,12 +1495,34 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
             }
         }
     }
+    // Cycles per packet: prefilled rings, alternating.
+    let mut rvs_cycles = Vec::new();
+    let mut ref_cycles = Vec::new();
+    for r in 0..a.rounds {
+        for side in [Side::Rvs, Side::Reference] {
+            let c = cycle_round(eal, &mut rig, &mut worker, side, a, a.in_flight, &mut rng)?;
+            eprintln!(
+                "through_ring: prefilled round {} {}: {:.1} busy cycles/packet over {} frames ({} preempted polls left out), {} bad, {} lost",
+                r + 1,
+                if side == Side::Rvs { "rvs" } else { "5tswap" },
+                c.busy.cycles_per_packet(),
+                c.busy.packets,
+                c.busy.preempted,
+                c.bad,
+                c.lost
+            );
+            match side {
+                Side::Rvs => rvs_cycles.push(c),
+                Side::Reference => ref_cycles.push(c),
+            }
+        }
+    }
     // Low load: latency without the queueing.
     let low_rvs = round(
         eal,
         &mut rig,
         &mut worker,
-        Side::Rvs,
+        (Side::Rvs, Feed::Rebuild),
         a,
         a.latency_in_flight,
         a.latency_seconds,
@@ -1209,7 +1532,7 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
         eal,
         &mut rig,
         &mut worker,
-        Side::Reference,
+        (Side::Reference, Feed::Rebuild),
         a,
         a.latency_in_flight,
         a.latency_seconds,
@@ -1219,6 +1542,22 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
     let rvs_mpps = median(rvs_rounds.iter().map(|r| r.timed.pps / 1e6).collect());
     let ref_mpps = median(ref_rounds.iter().map(|r| r.timed.pps / 1e6).collect());
     let ratio = rvs_mpps / ref_mpps;
+    let rvs_cpp = median(
+        rvs_cycles
+            .iter()
+            .map(|c| c.busy.cycles_per_packet())
+            .collect(),
+    );
+    let ref_cpp = median(
+        ref_cycles
+            .iter()
+            .map(|c| c.busy.cycles_per_packet())
+            .collect(),
+    );
+    let cycle_bad: u64 = rvs_cycles.iter().chain(&ref_cycles).map(|c| c.bad).sum();
+    let cycle_lost: usize = rvs_cycles.iter().chain(&ref_cycles).map(|c| c.lost).sum();
+    let cycle_good: u64 = rvs_cycles.iter().chain(&ref_cycles).map(|c| c.good).sum();
+    let cycle_ratio = ref_cpp / rvs_cpp;
     let mut rvs_hist = histogram();
     let mut ref_hist = histogram();
     for r in &rvs_rounds {
@@ -1265,6 +1604,21 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
         "rvs_mpps": round3(rvs_mpps),
         "reference_mpps": round3(ref_mpps),
         "ratio_rvs_over_5tswap": round3(ratio),
+        "rvs_cycles_per_packet": round3(rvs_cpp),
+        "reference_cycles_per_packet": round3(ref_cpp),
+        "ratio_5tswap_over_rvs_cycles": round3(cycle_ratio),
+        "rvs_cycles_per_packet_rounds": rvs_cycles.iter().map(|c| round3(c.busy.cycles_per_packet())).collect::<Vec<_>>(),
+        "reference_cycles_per_packet_rounds": ref_cycles.iter().map(|c| round3(c.busy.cycles_per_packet())).collect::<Vec<_>>(),
+        "preempted_polls_left_out": {
+            "rvs": rvs_cycles.iter().map(|c| c.busy.preempted).sum::<u64>(),
+            "reference": ref_cycles.iter().map(|c| c.busy.preempted).sum::<u64>(),
+        },
+        "prefilled_frames": {"good": cycle_good, "bad": cycle_bad, "lost": cycle_lost, "batch": a.in_flight},
+        "rate_rounds_busy_cycles_per_packet": {
+            "rvs": median(rvs_rounds.iter().map(|r| r.busy.cycles_per_packet()).collect()),
+            "reference": median(ref_rounds.iter().map(|r| r.busy.cycles_per_packet()).collect()),
+        },
+        "reference_feed": "reflect",
         "rvs_mpps_rounds": rvs_rounds.iter().map(|r| round3(r.timed.pps / 1e6)).collect::<Vec<_>>(),
         "reference_mpps_rounds": ref_rounds.iter().map(|r| round3(r.timed.pps / 1e6)).collect::<Vec<_>>(),
         "latency_ns": {
@@ -1303,7 +1657,10 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
         a.flows, a.rounds, a.seconds, a.in_flight
     );
     println!(
-        "latency (ns, p50/p99/p99.9) at {} in flight: rvs {ap50}/{ap99}/{ap999}, 5tswap {bp50}/{bp99}/{bp999}; at {} in flight: rvs {lp50}/{lp99}/{lp999}, 5tswap {rp50}/{rp99}/{rp999}",
+        "busy cycles per packet on the worker lcore, prefilled rings: rvs {rvs_cpp:.1}, 5tswap {ref_cpp:.1}: 5tswap / rvs = {cycle_ratio:.2} (goal: rvs at most 2x, i.e. >= 0.5)"
+    );
+    println!(
+        "latency (ns, p50/p99/p99.9) at {} in flight: rvs {ap50}/{ap99}/{ap999}, 5tswap {bp50}/{bp99}/{bp999} (0: reflected, not timed); at {} in flight: rvs {lp50}/{lp99}/{lp999}, 5tswap {rp50}/{rp99}/{rp999}",
         a.in_flight, a.latency_in_flight
     );
     println!(
@@ -1332,6 +1689,11 @@ fn bench(eal: &Eal, a: &Args, ring_slots: u32, mbufs: u32) -> Result<bool, Strin
     }
     if ref_good == 0 {
         fail("the reference forwarded nothing".into());
+    }
+    if cycle_bad > 0 || cycle_lost > 0 || cycle_good == 0 {
+        fail(format!(
+            "prefilled rounds: {cycle_good} good, {cycle_bad} bad, {cycle_lost} lost frames"
+        ));
     }
     if rvs_bad + ref_bad + setup.bad > 0 {
         fail(format!(

@@ -7,9 +7,11 @@
 //! [`crate::dataplane::io::PacketIo`] implementation in `io`.
 #![allow(unsafe_code)]
 
-// The prefetch hint needs no DPDK library, so the pure core has it in
-// builds without DPDK too; everything else is the binding.
+// The prefetch hint and the time-stamp counter need no DPDK library, so
+// the pure core has them in builds without DPDK too; everything else is
+// the binding.
 pub mod prefetch;
+pub mod tsc;
 
 #[cfg(feature = "dpdk")]
 mod common;

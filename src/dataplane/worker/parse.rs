@@ -161,6 +161,10 @@ mod tests {
     #[test]
     fn a_parsed_frame_stays_small() {
         // It is written and read once per frame for a window of 64.
-        assert!(std::mem::size_of::<Parsed>() <= 48, "{}", std::mem::size_of::<Parsed>());
+        assert!(
+            std::mem::size_of::<Parsed>() <= 48,
+            "{}",
+            std::mem::size_of::<Parsed>()
+        );
     }
 }
