@@ -54,6 +54,7 @@ pub mod run;
 pub mod servers;
 pub mod socket;
 pub mod state;
+pub mod status;
 mod validate;
 pub mod workers;
 
