@@ -55,6 +55,7 @@ pub mod servers;
 pub mod socket;
 pub mod state;
 pub mod status;
+pub mod top;
 mod validate;
 pub mod workers;
 
