@@ -353,6 +353,7 @@ h2{font-size:16px;margin:18px 0 6px}\
 table{border-collapse:collapse;background:#fff;margin-bottom:8px;min-width:60%}\
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}\
 th{background:#eaeef2}\
+th.title{background:#d0d7de;font-size:15px}\
 td.l,th.l{text-align:left}\
 td.reason{text-align:left;white-space:normal;max-width:420px;color:#57606a;font-size:12px}\
 .up{background:#dafbe1;color:#116329;font-weight:bold}\
@@ -440,9 +441,8 @@ fn sync_summary(ha: &Value) -> String {
 fn virtual_server(o: &mut String, vs: &VirtualServerStatus) {
     let _ = writeln!(
         o,
-        "<table class=\"vs\" data-name=\"{}\">\n<tr><th class=\"l\" colspan=\"3\">{} &mdash; {}/{} \
-         {} {}{}</th><th>Weight</th><th>Active</th><th>Inactive</th><th>Conns</th>\
-         <th>Conns/s</th><th>Pkts/s</th></tr>",
+        "<table class=\"vs\" data-name=\"{}\">\n<tr><th class=\"l title\" colspan=\"9\">{} \
+         &mdash; {}/{} &middot; {} &middot; {}{}</th></tr>",
         escape(&vs.name),
         escape(&vs.name),
         escape(&vs.address),
@@ -454,7 +454,8 @@ fn virtual_server(o: &mut String, vs: &VirtualServerStatus) {
     let _ = writeln!(
         o,
         "<tr><th class=\"l\">Real server</th><th class=\"l\">Health</th>\
-         <th class=\"l\">Last change</th><th></th><th></th><th></th><th></th><th></th><th></th></tr>"
+         <th class=\"l\">Last change</th><th>Weight</th><th>Active</th><th>Inactive</th>\
+         <th>Conns</th><th>Conns/s</th><th>Pkts/s</th></tr>"
     );
     for rs in &vs.real_servers {
         let (class, word) = if rs.up {
@@ -507,17 +508,30 @@ fn drops(o: &mut String, page: &StatusPage) {
         "<h2>Drops by reason ({total} in all)</h2>\n<table class=\"drops\">\
          <tr><th class=\"l\">Reason</th><th>Since start</th><th>Per second</th></tr>"
     );
-    for d in &page.drops {
-        let zero = if d.total == 0 { " class=\"zero\"" } else { "" };
+    for d in page.drops.iter().filter(|d| d.total > 0) {
         let _ = writeln!(
             o,
-            "<tr{zero} data-reason=\"{r}\"><td class=\"l\">{r}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-reason=\"{r}\"><td class=\"l\">{r}</td><td>{}</td><td>{}</td></tr>",
             d.total,
             format_rate(d.per_s),
             r = escape(d.reason),
         );
     }
     o.push_str("</table>\n");
+    // The reasons that never dropped anything, on one line.
+    let zero: Vec<String> = page
+        .drops
+        .iter()
+        .filter(|d| d.total == 0)
+        .map(|d| format!("<span data-reason=\"{r}\">{r}</span>", r = escape(d.reason)))
+        .collect();
+    if !zero.is_empty() {
+        let _ = writeln!(
+            o,
+            "<p class=\"zero\">None dropped for: {}</p>",
+            zero.join(", ")
+        );
+    }
 }
 
 /// The page as `/status.json`: the same figures, rates `null` before two
