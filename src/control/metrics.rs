@@ -1145,28 +1145,44 @@ pub(crate) mod tests {
         }
     }
 
-    /// The `rvs_...` identifiers in a PromQL expression (label names inside
-    /// braces and strings are skipped: they never start with `rvs_`).
+    /// The `rvs_...` identifiers in a PromQL expression, outside quoted
+    /// strings (label values).
     fn metric_names(expr: &str) -> Vec<String> {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
         let mut names = Vec::new();
-        let bytes = expr.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
-            if word(bytes[i]) && (i == 0 || !word(bytes[i - 1])) {
-                let start = i;
-                while i < bytes.len() && word(bytes[i]) {
-                    i += 1;
-                }
-                let w = &expr[start..i];
-                if w.starts_with("rvs_") {
-                    names.push(w.to_string());
-                }
-            } else {
-                i += 1;
+        let mut current = String::new();
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for c in expr.chars().chain([' ']) {
+            match quote {
+                Some(q) if c == q && prev != '\\' => quote = None,
+                Some(_) => {}
+                None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
+                None if word(c) => current.push(c),
+                None => {}
             }
+            if !word(c) || quote.is_some() {
+                if current.starts_with("rvs_") {
+                    names.push(current.clone());
+                }
+                current.clear();
+            }
+            prev = c;
         }
         names
+    }
+
+    #[test]
+    fn metric_names_are_read_outside_label_values() {
+        assert_eq!(
+            metric_names(
+                "histogram_quantile(0.99, sum by (le) (rate(rvs_a_bucket{x=\"rvs_b\"}[$__rate_interval]))) / rvs_c"
+            ),
+            ["rvs_a_bucket", "rvs_c"]
+        );
+        assert!(!exported_names().contains("rvs_no_such_metric"));
+        assert!(exported_names().contains("rvs_health_check_duration_seconds_bucket"));
+        assert!(exported_names().contains("rvs_drops_total"));
     }
 
     #[test]
