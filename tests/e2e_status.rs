@@ -359,11 +359,7 @@ fn rvsadm_top_under_tmux_shows_every_server_with_its_figures() {
     let (rvsd, load) = running(&mut topo);
     let sock = topo.socket_path();
     let tmux = Tmux::new();
-    let command = format!(
-        "{} --socket {} top --interval 500",
-        env!("CARGO_BIN_EXE_rvsadm"),
-        sock.display()
-    );
+    let command = top_command(&topo);
     let out = tmux.run(&[
         "new-session",
         "-d",
@@ -419,18 +415,6 @@ fn rvsadm_top_under_tmux_shows_every_server_with_its_figures() {
     let capture = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rvsadm-top.txt");
     let _ = std::fs::write(&capture, &screen);
 
-    // `q` quits, and the session (the command) ends.
-    assert!(tmux.run(&["send-keys", "-t", "top", "q"]).success());
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while tmux.alive() {
-        assert!(
-            Instant::now() < deadline,
-            "rvsadm top did not quit on q:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
     // `--once` prints one frame (rates over one interval) and exits.
     let once = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
         .args(["--socket", &sock.display().to_string(), "top", "--once"])
@@ -449,12 +433,125 @@ fn rvsadm_top_under_tmux_shows_every_server_with_its_figures() {
     let _ = stop_rvsd(rvsd);
     result_line(&format!(
         "rvsadm_top tmux 160x50 screen={}: {vs_line} conn/s {} pkt/s in {} out {}; {} real \
-         servers matched rvsadm list (weight, health); q quit the view ({:.0} s)",
+         servers matched rvsadm list (weight, health) ({:.0} s)",
         capture.display(),
         vs_cols[5],
         vs_cols[6],
         vs_cols[7],
         listed.len(),
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+/// `rvsadm --socket SOCK top --interval 500`, as a shell command.
+fn top_command(topo: &Topology) -> String {
+    format!(
+        "{} --socket {} top --interval 500",
+        env!("CARGO_BIN_EXE_rvsadm"),
+        topo.socket_path().display()
+    )
+}
+
+#[test]
+fn rvsadm_top_quits_on_q_and_on_ctrl_c_restoring_the_terminal() {
+    let _heavy = heavy();
+    assert!(
+        netns::have("tmux"),
+        "this test runs rvsadm top in tmux: install tmux (scripts/setup)"
+    );
+    let started = Instant::now();
+    let mut topo = topology();
+    let (rvsd, load) = running(&mut topo);
+    let command = top_command(&topo);
+    let tmux = Tmux::new();
+    let out = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &command,
+    ]);
+    assert!(out.success(), "tmux new-session: {out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tmux.screen().contains("q: quit") {
+        assert!(
+            Instant::now() < deadline && tmux.alive(),
+            "no frame from rvsadm top:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // `q` quits, and the session (the command) ends.
+    assert!(tmux.run(&["send-keys", "-t", "top", "q"]).success());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while tmux.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "rvsadm top did not quit on q:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Ctrl-C quits too, and leaves the terminal as it was (canonical
+    // mode, echo on): the shell around it reads `stty -a` afterwards.
+    let after = topo.dir.join("stty-after-top.txt");
+    let wrapped = format!(
+        "trap true INT; {command}; stty -a > {}; sleep 30",
+        after.display()
+    );
+    let out = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "ctrlc",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        "sh",
+        "-c",
+        &wrapped,
+    ]);
+    assert!(out.success(), "tmux new-session: {out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tmux
+        .run(&["capture-pane", "-p", "-t", "ctrlc"])
+        .stdout
+        .contains("q: quit")
+    {
+        assert!(Instant::now() < deadline, "no frame in the second session");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(tmux.run(&["send-keys", "-t", "ctrlc", "C-c"]).success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stty = loop {
+        let text = std::fs::read_to_string(&after).unwrap_or_default();
+        if text.contains("echo") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rvsadm top did not end on Ctrl-C:\n{}",
+            tmux.run(&["capture-pane", "-p", "-t", "ctrlc"]).stdout
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let flags: Vec<&str> = stty.split_whitespace().collect();
+    assert!(
+        flags.contains(&"icanon") && flags.contains(&"echo"),
+        "the terminal is restored after Ctrl-C: {stty}"
+    );
+
+    drop(load);
+    let _ = stop_rvsd(rvsd);
+    result_line(&format!(
+        "rvsadm_top_keys: q and Ctrl-C quit the view, the terminal restored (icanon echo) ({:.0} s)",
         started.elapsed().as_secs_f64()
     ));
 }
