@@ -5,11 +5,15 @@
 
 use rvs::control::adm;
 use rvs::control::socket;
+use rvs::control::top::{self, Sample};
 use rvs::control::Config;
-use serde_json::json;
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: rvsadm [--socket PATH | --config FILE] [--json] COMMAND
 commands:
@@ -19,6 +23,11 @@ commands:
   weight VIP:PORT/PROTO RIP:PORT N     set a real server's weight (0 drains)
   reload                               re-read rvsd's config file
   ha master|backup|status              high availability role
+  top [--interval MS] [--once]         live view, redrawn every second (default
+                                       1000 ms): rates per virtual and real
+                                       server, connections, drops, HA role;
+                                       q or Ctrl-C quits; --once prints one
+                                       frame (rates over one interval) and exits
 options:
   --socket PATH  rvsd's control socket (default: control.socket of --config,
                  else /run/rvs/rvsd.sock)
@@ -52,6 +61,16 @@ fn main() -> ExitCode {
         }
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if words.first() == Some(&"top") {
+        let options = match parse_top(&words[1..]) {
+            Ok(o) => o,
+            Err(msg) => return usage_error(&msg),
+        };
+        return match socket_of(socket_path, config) {
+            Ok(path) => run_top(&path, &options),
+            Err(code) => code,
+        };
+    }
     let request = match words.as_slice() {
         ["list"] | ["-Ln"] | ["-L", "-n"] | ["-L"] => json!({ "cmd": "list" }),
         ["stats"] => json!({ "cmd": "stats" }),
@@ -73,16 +92,9 @@ fn main() -> ExitCode {
         [] => return usage_error("a command is needed"),
         other => return usage_error(&format!("unknown command {:?}", other.join(" "))),
     };
-    let path = match (socket_path, config) {
-        (Some(p), _) => p,
-        (None, Some(file)) => match Config::load(&file) {
-            Ok(c) => c.control.socket,
-            Err(e) => {
-                eprintln!("rvsadm: {}: {e}", file.display());
-                return ExitCode::from(1);
-            }
-        },
-        (None, None) => PathBuf::from(rvs::control::ControlConfig::DEFAULT_SOCKET),
+    let path = match socket_of(socket_path, config) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let answer = match socket::ask(&path, &request, TIMEOUT) {
         Ok(v) => v,
@@ -109,5 +121,209 @@ fn main() -> ExitCode {
         Some("ha") if answer.get("role").is_some() => print!("{}", adm::format_ha(&answer)),
         _ => print!("{}", adm::format_ok(&answer)),
     }
+    ExitCode::SUCCESS
+}
+
+/// The control socket: `--socket`, else `control.socket` of `--config`,
+/// else the default.
+fn socket_of(socket_path: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf, ExitCode> {
+    match (socket_path, config) {
+        (Some(p), _) => Ok(p),
+        (None, Some(file)) => match Config::load(&file) {
+            Ok(c) => Ok(c.control.socket),
+            Err(e) => {
+                eprintln!("rvsadm: {}: {e}", file.display());
+                Err(ExitCode::from(1))
+            }
+        },
+        (None, None) => Ok(PathBuf::from(rvs::control::ControlConfig::DEFAULT_SOCKET)),
+    }
+}
+
+// ------------------------------------------------------------ top
+//
+// Keys without a C dependency and without `unsafe` (only `src/dpdk/` may
+// use it): the terminal goes to non-canonical mode without echo through
+// `stty` (saved with `stty -g` and restored on the way out), a thread
+// reads stdin byte by byte, and SIGINT (Ctrl-C: `stty` leaves `isig` on)
+// sets a flag the loop checks, so the terminal is restored however the
+// view ends. Without a terminal on stdin (a pipe, a script) the view runs
+// until SIGINT or SIGTERM.
+
+/// `rvsadm top`'s options.
+struct TopOptions {
+    interval: Duration,
+    once: bool,
+}
+
+fn parse_top(args: &[&str]) -> Result<TopOptions, String> {
+    let mut o = TopOptions {
+        interval: Duration::from_secs(1),
+        once: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match *a {
+            "--once" => o.once = true,
+            "--interval" => match it.next().and_then(|n| n.parse::<u64>().ok()) {
+                Some(ms) if ms >= 100 => o.interval = Duration::from_millis(ms),
+                _ => return Err("--interval takes milliseconds, at least 100".into()),
+            },
+            other => return Err(format!("top: unknown option {other:?}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Asks rvsd for one sample.
+fn sample(path: &Path) -> Result<Sample, String> {
+    let ask = |req: Value| -> Result<Value, String> {
+        let v = socket::ask(path, &req, TIMEOUT).map_err(|e| e.to_string())?;
+        match v.get("error") {
+            Some(e) => Err(e.as_str().map_or_else(|| e.to_string(), String::from)),
+            None => Ok(v),
+        }
+    };
+    Ok(Sample {
+        list: ask(json!({ "cmd": "list" }))?,
+        stats: ask(json!({ "cmd": "stats" }))?,
+        ha: ask(json!({ "cmd": "ha", "action": "status" }))?,
+    })
+}
+
+/// The terminal in non-canonical, no-echo mode until dropped.
+struct RawTerminal {
+    saved: String,
+}
+
+impl RawTerminal {
+    /// `None` when stdin is no terminal or `stty` fails.
+    fn enter() -> Option<RawTerminal> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        let out = Command::new("stty")
+            .arg("-g")
+            .stdin(Stdio::inherit())
+            .output()
+            .ok()?;
+        let saved = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        let ok = Command::new("stty")
+            .args(["-icanon", "-echo", "min", "1"])
+            .stdin(Stdio::inherit())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = Command::new("stty")
+            .arg(&self.saved)
+            .stdin(Stdio::inherit())
+            .status();
+    }
+}
+
+fn run_top(path: &Path, options: &TopOptions) -> ExitCode {
+    let title = |every: Duration| {
+        format!(
+            "rvsadm top  {}  every {:.1} s",
+            path.display(),
+            every.as_secs_f64()
+        )
+    };
+    if options.once {
+        let first = match sample(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("rvsadm: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let t0 = Instant::now();
+        std::thread::sleep(options.interval);
+        return match sample(path) {
+            Ok(second) => {
+                let secs = t0.elapsed().as_secs_f64();
+                print!(
+                    "{}",
+                    top::frame(&title(options.interval), Some((&first, secs)), &second)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rvsadm: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("rvsadm: cannot catch signal {sig}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let raw = RawTerminal::enter();
+    let (keys, key_rx) = mpsc::channel::<u8>();
+    if raw.is_some() {
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin();
+            let mut b = [0u8; 1];
+            while let Ok(1) = stdin.read(&mut b) {
+                if keys.send(b[0]).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut out = std::io::stdout();
+    // Hide the cursor while drawing.
+    let _ = write!(out, "\x1b[?25l");
+    let mut prev: Option<(Sample, Instant)> = None;
+    'view: loop {
+        let now = Instant::now();
+        let screen = match sample(path) {
+            Ok(cur) => {
+                let text = top::frame(
+                    &title(options.interval),
+                    prev.as_ref()
+                        .map(|(s, t)| (s, now.duration_since(*t).as_secs_f64())),
+                    &cur,
+                );
+                prev = Some((cur, now));
+                text
+            }
+            Err(e) => format!("{}\n\nrvsd does not answer: {e}\n", title(options.interval)),
+        };
+        // Home, clear, draw; raw mode needs \r\n line ends.
+        let _ = write!(
+            out,
+            "\x1b[H\x1b[2J{}{}",
+            screen.replace('\n', "\r\n"),
+            if raw.is_some() { "\r\nq: quit" } else { "" }
+        );
+        let _ = out.flush();
+        let deadline = now + options.interval;
+        while Instant::now() < deadline {
+            if stop.load(Ordering::Relaxed) {
+                break 'view;
+            }
+            match key_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(b'q' | b'Q' | 3) => break 'view,
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // No key reader (stdin is no terminal): signals only.
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+            }
+        }
+    }
+    let _ = write!(out, "\x1b[?25h\r\n");
+    let _ = out.flush();
+    drop(raw);
     ExitCode::SUCCESS
 }

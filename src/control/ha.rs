@@ -130,6 +130,44 @@ impl Ha {
 
     /// The `rvsadm ha status` document.
     pub fn status(&self) -> Value {
+        self.view().status()
+    }
+
+    /// A read-only handle on the role and the sync counters, for other
+    /// threads (the status page).
+    pub fn view(&self) -> HaView {
+        HaView {
+            settings: self.settings.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// What other threads may read of the HA runtime: the role and the sync
+/// counters (`Ha::view`).
+#[derive(Clone)]
+pub struct HaView {
+    settings: HaSettings,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for HaView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HaView")
+            .field("node_id", &self.settings.node_id)
+            .field("master", &self.is_master())
+            .finish()
+    }
+}
+
+impl HaView {
+    /// True while master.
+    pub fn is_master(&self) -> bool {
+        self.shared.master.load(Ordering::Relaxed)
+    }
+
+    /// The `rvsadm ha status` document.
+    pub fn status(&self) -> Value {
         let c = &self.shared.counters;
         let since = self
             .shared

@@ -373,6 +373,20 @@ pub struct TargetStatus {
     pub last: Option<CheckResult>,
     /// Probe durations.
     pub latency: LatencyHistogram,
+    /// Its last up/down change and why (the reason rvsd logged), for the
+    /// status page; `None` until it first changed.
+    pub last_change: Option<LastChange>,
+}
+
+/// A real server's last up/down change, as the status page shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastChange {
+    /// The state it changed to.
+    pub up: bool,
+    /// Why (`HealthChange::reason`).
+    pub reason: String,
+    /// When.
+    pub at: Instant,
 }
 
 /// A read-only handle on the checker's statuses, for other threads (the
@@ -561,6 +575,11 @@ impl HealthChecker {
                         plural(status.state.failures, "failure", "failures")
                     )
                 };
+                status.last_change = Some(LastChange {
+                    up,
+                    reason: reason.clone(),
+                    at: Instant::now(),
+                });
                 changes.push(HealthChange {
                     vs: status.target.vs,
                     rs: status.target.rs,
@@ -638,16 +657,22 @@ impl HealthChecker {
                 continue;
             }
             let mut state = HealthState::new();
+            let mut last_change = None;
             if was_up == Some(false) {
                 if target.check.kind == HealthCheckKind::None {
+                    let reason = "health check changed to type none: no probing, always up";
+                    last_change = Some(LastChange {
+                        up: true,
+                        reason: reason.to_string(),
+                        at: Instant::now(),
+                    });
                     self.pending.push(HealthChange {
                         vs: target.vs,
                         rs: target.rs,
                         name: target.name.clone(),
                         endpoint: target.endpoint,
                         up: true,
-                        reason: "health check changed to type none: no probing, always up"
-                            .to_string(),
+                        reason: reason.to_string(),
                     });
                 } else {
                     state = HealthState::down();
@@ -662,6 +687,7 @@ impl HealthChecker {
                 failed: 0,
                 last: None,
                 latency: LatencyHistogram::default(),
+                last_change,
             });
         }
         self.slots = slots;
@@ -1180,6 +1206,23 @@ mod tests {
         let s = &c.states()[0];
         assert!(s.checks >= 3, "down on the third failure");
         assert!(!c.view().statuses()[0].state.up);
+    }
+
+    #[test]
+    fn the_view_keeps_the_reason_of_the_last_change() {
+        let port = closed_port();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        assert_eq!(c.view().statuses()[0].last_change, None);
+        let changes = changes_within(&mut c, 1, Duration::from_secs(5));
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let last = c.view().statuses()[0].last_change.clone().unwrap();
+        assert!(!last.up);
+        assert_eq!(last.reason, changes[0].reason);
     }
 
     #[test]

@@ -11,12 +11,16 @@
 //! metrics thread (one short-lived thread per client, a few at most),
 //! calling the caller's snapshot function there.
 //!
+//! The same thread serves the status page (`GET /`, `/status`,
+//! `/status.json`: see `control::status`) from the same snapshots.
+//!
 //! Names are prefixed `rvs_`; labels are `virtual_server` (its name),
 //! `address` (VIP:port), `protocol`, `real_server` (RIP:port), `reason`
 //! and `lcore`. Counters carry the `_total` suffix the format adds.
 
 use super::health::TargetStatus;
 use super::report::{sum_real_servers, WorkerSnapshot};
+use super::status::{self, Rates};
 use crate::dataplane::stats::{DropReason, RealServerCounters, WorkerStats};
 use crate::lb::service::ServiceTable;
 use prometheus_client::collector::Collector;
@@ -59,6 +63,9 @@ pub struct MetricsSnapshot {
     /// The health checker's statuses, for the probe latency histograms
     /// (`HealthView::statuses`).
     pub health_checks: Vec<TargetStatus>,
+    /// The `rvsadm ha status` document (`RoleView::status`); `Null` when
+    /// unknown.
+    pub ha: serde_json::Value,
 }
 
 /// The caller's snapshot function, called once per scrape on the metrics
@@ -482,11 +489,81 @@ impl SnapshotCollector {
     }
 }
 
+impl SnapshotCollector {
+    /// The HA role and the sync counters, when `[ha]` is configured.
+    fn ha(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let ha = &self.snapshot.ha;
+        if ha["configured"] != serde_json::Value::Bool(true) {
+            return Ok(());
+        }
+        let none: Labels = Vec::new();
+        gauges(
+            encoder,
+            "rvs_ha_master",
+            "1 while this balancer is the HA master, 0 while backup.",
+            &[(none.clone(), u64::from(ha["role"] == "master"))],
+        )?;
+        gauges(
+            encoder,
+            "rvs_ha_seconds_in_role",
+            "Seconds since this balancer took its HA role.",
+            &[(none.clone(), ha["seconds_in_role"].as_u64().unwrap_or(0))],
+        )?;
+        let sync = &ha["sync"];
+        let n = |k: &str| sync[k].as_u64().unwrap_or(0);
+        let kinds: [(&str, &str, &str); 5] = [
+            (
+                "rvs_ha_sync_sent_records",
+                "Connection records sent to the peer.",
+                "sent_records",
+            ),
+            (
+                "rvs_ha_sync_received_records",
+                "Connection records from the peer handed to the workers.",
+                "received_records",
+            ),
+            (
+                "rvs_ha_sync_missed_datagrams",
+                "Sync datagrams missed, from sequence gaps.",
+                "missed_datagrams",
+            ),
+            (
+                "rvs_ha_sync_bad_records",
+                "Sync records skipped (unknown protocol or state).",
+                "bad_records",
+            ),
+            (
+                "rvs_ha_sync_resyncs",
+                "Full resyncs answered (master) or completed (backup).",
+                "resyncs",
+            ),
+        ];
+        for (name, help, field) in kinds {
+            counters(encoder, name, help, &[(none.clone(), n(field))])?;
+        }
+        let dropped: Vec<(Labels, u64)> = sync["dropped"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(reason, v)| (vec![("reason", reason.clone())], v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        counters(
+            encoder,
+            "rvs_ha_sync_dropped_datagrams",
+            "Sync datagrams dropped, by reason.",
+            &dropped,
+        )
+    }
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         self.real_servers(&mut encoder)?;
         self.health_checks(&mut encoder)?;
-        self.workers(&mut encoder)
+        self.workers(&mut encoder)?;
+        self.ha(&mut encoder)
     }
 }
 
@@ -519,7 +596,16 @@ impl Drop for MetricsServer {
     }
 }
 
-/// Serves `GET /metrics` on `listen` from a thread of its own, each scrape
+/// What the metrics thread keeps between requests: the busy ratios'
+/// previous polls and the status page's recent counters.
+#[derive(Debug, Default)]
+struct Pages {
+    metrics: Renderer,
+    rates: Rates,
+}
+
+/// Serves `GET /metrics` (and the status page: `/`, `/status`,
+/// `/status.json`) on `listen` from a thread of its own, each answer
 /// built from `source()`. Fails only when the address cannot be bound.
 pub fn serve(listen: SocketAddr, source: SnapshotSource) -> io::Result<MetricsServer> {
     let listener = TcpListener::bind(listen)?;
@@ -527,7 +613,7 @@ pub fn serve(listen: SocketAddr, source: SnapshotSource) -> io::Result<MetricsSe
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
-    let renderer = Arc::new(Mutex::new(Renderer::default()));
+    let renderer = Arc::new(Mutex::new(Pages::default()));
     let thread = std::thread::Builder::new()
         .name("rvs-metrics".into())
         .spawn(move || accept_loop(&listener, &thread_stop, &source, &renderer))?;
@@ -542,7 +628,7 @@ fn accept_loop(
     listener: &TcpListener,
     stop: &AtomicBool,
     source: &SnapshotSource,
-    renderer: &Arc<Mutex<Renderer>>,
+    renderer: &Arc<Mutex<Pages>>,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
@@ -579,11 +665,7 @@ fn accept_loop(
 }
 
 /// Serves one client: one request, one answer, then close.
-fn handle(
-    stream: TcpStream,
-    source: &SnapshotSource,
-    renderer: &Mutex<Renderer>,
-) -> io::Result<()> {
+fn handle(stream: TcpStream, source: &SnapshotSource, renderer: &Mutex<Pages>) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let Some(head) = read_head(&stream)? else {
@@ -599,15 +681,20 @@ fn handle(
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
-    if path != "/metrics" {
-        return respond(
-            &stream,
-            "404 Not Found",
-            "text/plain",
-            b"not found: try /metrics\n",
-            true,
-        );
-    }
+    let page = match path {
+        "/metrics" => Page::Metrics,
+        "/" | "/status" | "/status.html" => Page::StatusHtml,
+        "/status.json" => Page::StatusJson,
+        _ => {
+            return respond(
+                &stream,
+                "404 Not Found",
+                "text/plain",
+                b"not found: try /metrics, /status or /status.json\n",
+                true,
+            )
+        }
+    };
     let with_body = match method {
         "GET" => true,
         "HEAD" => false,
@@ -622,11 +709,33 @@ fn handle(
         }
     };
     let snapshot = source();
-    let body = renderer
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .render(snapshot);
-    respond(&stream, "200 OK", CONTENT_TYPE, body.as_bytes(), with_body)
+    let now = Instant::now();
+    let mut pages = renderer.lock().unwrap_or_else(|e| e.into_inner());
+    let (content_type, body) = match page {
+        Page::Metrics => (CONTENT_TYPE, pages.metrics.render(snapshot)),
+        Page::StatusHtml | Page::StatusJson => {
+            let base = pages.rates.sample(now, status::counters(&snapshot));
+            let built = status::build(&snapshot, base.as_ref(), now);
+            if page == Page::StatusHtml {
+                (status::HTML_CONTENT_TYPE, status::html(&built))
+            } else {
+                (
+                    status::JSON_CONTENT_TYPE,
+                    status::to_json(&built).to_string(),
+                )
+            }
+        }
+    };
+    drop(pages);
+    respond(&stream, "200 OK", content_type, body.as_bytes(), with_body)
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Page {
+    Metrics,
+    StatusHtml,
+    StatusJson,
 }
 
 /// The request head (up to the blank line), or `None` when the client sent
@@ -677,7 +786,7 @@ fn respond(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::control::config::{HealthCheckConfig, HealthCheckKind};
     use crate::control::health::{HealthState, LatencyHistogram, Target};
@@ -707,7 +816,7 @@ mod tests {
         )
     }
 
-    fn worker(lcore: u32, conns: [u64; 3], busy: u64, idle: u64) -> WorkerSnapshot {
+    pub(crate) fn worker(lcore: u32, conns: [u64; 3], busy: u64, idle: u64) -> WorkerSnapshot {
         let mut stats = WorkerStats {
             rx_packets: 100,
             tx_packets: 90,
@@ -758,16 +867,26 @@ mod tests {
             failed: 1,
             last: None,
             latency,
+            last_change: None,
         }
     }
 
-    fn snapshot() -> MetricsSnapshot {
+    /// A snapshot of every kind of figure (shared with `status`'s tests):
+    /// `web` (203.0.113.100:80/tcp, wrr, NAT) over 10.1.0.11..13:8080, two
+    /// workers, the second server down, the third draining, HA master.
+    pub(crate) fn snapshot() -> MetricsSnapshot {
         MetricsSnapshot {
             services: Arc::new(table()),
             workers: vec![worker(1, [3, 1, 0], 30, 70), worker(2, [6, 2, 1], 50, 50)],
             health: vec![vec![true, false, true]],
             weights: vec![vec![5]],
             health_checks: vec![status(0, 8080, &[1, 3, 2000]), status(1, 8080, &[])],
+            ha: serde_json::json!({
+                "role": "master", "configured": true, "seconds_in_role": 12,
+                "sync": {"sent_records": 7, "received_records": 0, "missed_datagrams": 1,
+                         "bad_records": 0, "resyncs": 1,
+                         "dropped": {"foreign": 2, "malformed": 0}}
+            }),
         }
     }
 
@@ -938,6 +1057,156 @@ mod tests {
         );
     }
 
+    #[test]
+    fn ha_role_and_sync_counters_are_exported_when_configured() {
+        let text = render(snapshot());
+        assert_eq!(value(&text, "rvs_ha_master", &[]), 1.0);
+        assert_eq!(value(&text, "rvs_ha_sync_sent_records_total", &[]), 7.0);
+        assert_eq!(
+            value(
+                &text,
+                "rvs_ha_sync_dropped_datagrams_total",
+                &["reason=\"foreign\""]
+            ),
+            2.0
+        );
+        let mut standalone = snapshot();
+        standalone.ha = serde_json::json!({"role": "standalone", "configured": false});
+        assert!(!render(standalone).contains("rvs_ha_"));
+    }
+
+    /// Every metric family name the exposition of `snapshot()` declares,
+    /// with the sample names its type adds (`_total`, `_bucket`, ...).
+    fn exported_names() -> std::collections::BTreeSet<String> {
+        let text = render(snapshot());
+        let mut names = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let mut words = rest.split(' ');
+            let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total", "_created"],
+                "histogram" => &["_bucket", "_sum", "_count", "_created"],
+                _ => &[""],
+            };
+            for s in suffixes {
+                names.insert(format!("{name}{s}"));
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_metrics() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dpdk-config/grafana-rvs.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut exprs = Vec::new();
+        collect_exprs(&dashboard, &mut exprs);
+        assert!(exprs.len() >= 10, "only {} queries", exprs.len());
+        let exported = exported_names();
+        let mut referenced = 0;
+        for expr in &exprs {
+            for name in metric_names(expr) {
+                referenced += 1;
+                assert!(
+                    exported.contains(&name),
+                    "the dashboard queries {name} (in `{expr}`), which rvsd does not export; \
+                     it exports {exported:?}"
+                );
+            }
+        }
+        assert!(referenced >= exprs.len(), "every query names a metric");
+    }
+
+    /// Every `expr` string of the dashboard (panels' targets, templating).
+    fn collect_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                        ("query", serde_json::Value::String(e)) if e.contains("rvs_") => {
+                            out.push(e.clone())
+                        }
+                        ("query", serde_json::Value::Object(q)) => {
+                            if let Some(e) = q.get("query").and_then(|e| e.as_str()) {
+                                out.push(e.to_string());
+                            }
+                        }
+                        _ => collect_exprs(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| collect_exprs(x, out)),
+            _ => {}
+        }
+    }
+
+    /// The `rvs_...` identifiers in a PromQL expression, outside quoted
+    /// strings (label values).
+    fn metric_names(expr: &str) -> Vec<String> {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+        let mut names = Vec::new();
+        let mut current = String::new();
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for c in expr.chars().chain([' ']) {
+            match quote {
+                Some(q) if c == q && prev != '\\' => quote = None,
+                Some(_) => {}
+                None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
+                None if word(c) => current.push(c),
+                None => {}
+            }
+            if !word(c) || quote.is_some() {
+                if current.starts_with("rvs_") {
+                    names.push(current.clone());
+                }
+                current.clear();
+            }
+            prev = c;
+        }
+        names
+    }
+
+    #[test]
+    fn metric_names_are_read_outside_label_values() {
+        assert_eq!(
+            metric_names(
+                "histogram_quantile(0.99, sum by (le) (rate(rvs_a_bucket{x=\"rvs_b\"}[$__rate_interval]))) / rvs_c"
+            ),
+            ["rvs_a_bucket", "rvs_c"]
+        );
+        assert!(!exported_names().contains("rvs_no_such_metric"));
+        assert!(exported_names().contains("rvs_health_check_duration_seconds_bucket"));
+        assert!(exported_names().contains("rvs_drops_total"));
+    }
+
+    #[test]
+    fn the_status_page_is_served_beside_the_metrics() {
+        let server = local_server();
+        for path in ["/", "/status"] {
+            let answer = http(server.local_addr(), &format!("GET {path} HTTP/1.1\r\n\r\n"));
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+            assert!(head.contains("Content-Type: text/html"), "{head}");
+            assert!(body.contains("10.1.0.12:8080"), "{body}");
+        }
+        let answer = http(server.local_addr(), "GET /status.json HTTP/1.1\r\n\r\n");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("Content-Type: application/json"), "{head}");
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            doc["virtual_servers"][0]["real_servers"][1]["health"],
+            "down"
+        );
+        // The first request had no earlier sample; this one has.
+        assert!(doc["interval_s"].as_f64().is_some(), "{doc}");
+    }
+
     /// Sends `request` to `addr` and returns the whole answer.
     fn http(addr: SocketAddr, request: &str) -> String {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
@@ -982,7 +1251,7 @@ mod tests {
     #[test]
     fn other_paths_are_not_found_and_other_methods_not_allowed() {
         let server = local_server();
-        let answer = http(server.local_addr(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let answer = http(server.local_addr(), "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
         let answer = http(server.local_addr(), "POST /metrics HTTP/1.1\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");

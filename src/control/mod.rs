@@ -8,7 +8,8 @@
 //! change is a new service-table snapshot sent to the workers), `workers`
 //! is how the control thread reaches the workers (channels and stats
 //! cells, so all of it is tested without DPDK), `role` the HA role and
-//! `answer` the `rvsadm` requests.
+//! `answer` the `rvsadm` requests. `metrics` serves Prometheus and, beside
+//! it, the status page `status` draws; `top` is `rvsadm top`'s screen.
 //!
 //! Configuration is read in two steps (see `raw` and `validate` for why):
 //! serde turns the TOML text into a raw model that only knows TOML types,
@@ -54,6 +55,8 @@ pub mod run;
 pub mod servers;
 pub mod socket;
 pub mod state;
+pub mod status;
+pub mod top;
 mod validate;
 pub mod workers;
 

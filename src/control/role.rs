@@ -4,7 +4,7 @@
 //! the loop's ticks. Time is passed in, so the schedule is tested without
 //! waiting.
 
-use super::ha::Ha;
+use super::ha::{Ha, HaView};
 use super::workers::Workers;
 use crate::dataplane::worker::Command;
 use crate::info;
@@ -44,14 +44,12 @@ impl Role {
 
     /// The `rvsadm ha status` document.
     pub fn status(&self) -> Value {
-        match &self.ha {
-            Some(ha) => ha.status(),
-            None => json!({
-                "role": "standalone",
-                "configured": false,
-                "detail": "no [ha] section in the config: this rvsd has no peer"
-            }),
-        }
+        self.view().status()
+    }
+
+    /// A handle other threads read the role through (the status page).
+    pub fn view(&self) -> RoleView {
+        RoleView(self.ha.as_ref().map(Ha::view))
     }
 
     /// Becomes master or backup and tells every worker; returns whether
@@ -89,5 +87,24 @@ impl Role {
         workers.send_first(Command::Garp);
         self.garps_left -= 1;
         self.next_garp = now + self.garp_interval;
+    }
+}
+
+/// The role as other threads read it (`Role::view`): the status page
+/// shows it beside the servers.
+#[derive(Clone, Debug, Default)]
+pub struct RoleView(Option<HaView>);
+
+impl RoleView {
+    /// The `rvsadm ha status` document.
+    pub fn status(&self) -> Value {
+        match &self.0 {
+            Some(ha) => ha.status(),
+            None => json!({
+                "role": "standalone",
+                "configured": false,
+                "detail": "no [ha] section in the config: this rvsd has no peer"
+            }),
+        }
     }
 }

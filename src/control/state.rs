@@ -219,11 +219,13 @@ impl ControlState {
         line
     }
 
-    /// What a scrape reports, gathered on the metrics thread from the
-    /// shared snapshot, the workers' cells and the checks' `view`.
+    /// What a scrape (or the status page) reports, gathered on the metrics
+    /// thread from the shared snapshot, the workers' cells, the checks'
+    /// `view` and the HA role.
     pub fn metrics_source(&self, view: HealthView) -> SnapshotSource {
         let shared = self.shared.clone();
         let cells = self.workers.cells().to_vec();
+        let role = self.role.view();
         Arc::new(move || {
             let services = shared.lock().map(|g| g.clone()).unwrap_or_default();
             MetricsSnapshot {
@@ -231,6 +233,7 @@ impl ControlState {
                 weights: servers::weight_table(&services),
                 health_checks: view.statuses(),
                 workers: workers::snapshots(&cells),
+                ha: role.status(),
                 services,
             }
         })
