@@ -196,9 +196,9 @@ pub struct Worker<F> {
     neigh: NeighTable,
     pending: PendingQueue<F>,
     lb: Balancer,
-    /// The current window of frames with their parsed values (capacity
-    /// [`WINDOW`], reserved at start).
-    window: Vec<(usize, F, Parsed)>,
+    /// The parsed values of the current window's frames, in order
+    /// (capacity [`WINDOW`], reserved at start).
+    parsed: Vec<Parsed>,
     /// Identification of the next IPv4 packet rvs originates.
     ident: u16,
     /// Index of this worker, and how many there are.
@@ -235,7 +235,7 @@ impl<F: Frame> Worker<F> {
                 conn_capacity: setup.conn_capacity,
                 seed: setup.seed,
             }),
-            window: Vec::with_capacity(WINDOW),
+            parsed: Vec::with_capacity(WINDOW),
             ident: (setup.seed as u16) | 1,
             index: setup.worker_index,
             workers: setup.worker_count.max(1),
@@ -313,41 +313,68 @@ impl<F: Frame> Worker<F> {
     /// its connection's index line prefetched, then the entries those
     /// lines point at, then each frame is decided from its parsed value.
     pub fn handle_bursts<O: Output<F>>(&mut self, bursts: &mut [Vec<F>], now: u64, out: &mut O) {
-        let mut window = std::mem::take(&mut self.window);
+        let mut parsed = std::mem::take(&mut self.parsed);
         // Below this many connections the table's lines stay in the core's
         // caches, and the prefetch stages would only cost time (measured:
         // 13 % of ICMP echo's rate, and of NAT's at 1K connections).
         let prefetch = self.lb.conn_count() >= WORTH_PREFETCHING;
-        let mut frames = bursts
-            .iter_mut()
-            .enumerate()
-            .flat_map(|(port, b)| b.drain(..).map(move |f| (port, f)));
-        loop {
-            for (port, frame) in frames.by_ref().take(WINDOW) {
-                let parsed = parse::parse(frame.data(), &self.lb);
-                if prefetch {
-                    if let Some(hash) = flow_hash(&parsed) {
-                        self.lb.prefetch_index(hash);
+        let mut port = 0;
+        while port < bursts.len() {
+            // A window: the whole bursts from `port` on that fit, or the
+            // first WINDOW frames of a burst larger than that. Frames stay
+            // in their bursts; only their parsed values are kept aside.
+            parsed.clear();
+            let mut end = port;
+            let mut partial = 0;
+            while end < bursts.len() {
+                let burst = &bursts[end];
+                let take = if parsed.len() + burst.len() <= WINDOW {
+                    burst.len()
+                } else if parsed.is_empty() {
+                    WINDOW
+                } else {
+                    break;
+                };
+                for frame in &burst[..take] {
+                    let p = parse::parse(frame.data(), &self.lb);
+                    if prefetch {
+                        if let Some(hash) = flow_hash(&p) {
+                            self.lb.prefetch_index(hash);
+                        }
                     }
+                    parsed.push(p);
                 }
-                window.push((port, frame, parsed));
-            }
-            if window.is_empty() {
-                break;
+                if take < burst.len() {
+                    partial = take;
+                    break;
+                }
+                end += 1;
             }
             if prefetch {
-                for (_, _, parsed) in &window {
-                    if let Some(hash) = flow_hash(parsed) {
+                for p in &parsed {
+                    if let Some(hash) = flow_hash(p) {
                         self.lb.prefetch_entry(hash);
                     }
                 }
             }
-            for (port, frame, parsed) in window.drain(..) {
-                self.received(port, frame, parsed, now, out);
+            let mut next = parsed.iter();
+            for (p, burst) in bursts.iter_mut().enumerate().take(end).skip(port) {
+                for frame in burst.drain(..) {
+                    if let Some(&info) = next.next() {
+                        self.received(p, frame, info, now, out);
+                    }
+                }
             }
+            if partial > 0 {
+                for frame in bursts[end].drain(..partial) {
+                    if let Some(&info) = next.next() {
+                        self.received(end, frame, info, now, out);
+                    }
+                }
+            }
+            port = end;
         }
-        drop(frames);
-        self.window = window;
+        self.parsed = parsed;
     }
 
     /// Counts a frame received from the device and decides it.
