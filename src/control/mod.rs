@@ -45,6 +45,7 @@ pub mod ha;
 pub mod health;
 mod locate;
 pub mod metrics;
+pub mod notify;
 pub mod plane;
 mod raw;
 pub mod reload;
