@@ -3,9 +3,11 @@
 //! run, inspected (`dpkg-deb`: files, conffile, dependencies), extracted
 //! into a scratch root beside the base units and checked there with
 //! `systemd-analyze verify`; the installed rvsd speaks systemd's notify
-//! protocol to a socket of the test's. Each test builds its own package in
-//! its own scratch directory (about a second: the binaries are only
-//! stripped and compressed) and removes it.
+//! protocol to a socket of the test's; the unit's preflight script refuses
+//! a bad config and a machine without hugepages (against a fake /proc).
+//! Each test that needs the package builds its own in its own scratch
+//! directory (seconds: the binaries are only stripped and compressed) and
+//! removes it.
 //!
 //! Without cargo-deb (`scripts/setup` installs it) every test says it is
 //! skipped and why. systemd is not PID 1 in the usual test container, so
@@ -455,8 +457,9 @@ fn installed_rvsd_tells_systemd_ready_watchdog_reload_and_stopping() {
 }
 
 #[test]
-fn preflight_checks_the_config_before_rvsd_starts() {
-    let Some(pkg) = build_package("preflight_checks_the_config_before_rvsd_starts") else {
+fn installed_preflight_checks_the_config_with_the_installed_rvsd() {
+    let Some(pkg) = build_package("installed_preflight_checks_the_config_with_the_installed_rvsd")
+    else {
         return;
     };
     let root = pkg.dir.join("root");
@@ -478,6 +481,74 @@ fn preflight_checks_the_config_before_rvsd_starts() {
     );
     assert!(!out.success(), "preflight accepted a bad config: {out}");
     assert!(out.stderr.contains("dpdk.workers"), "{out}");
+}
+
+/// Runs the repo's `packaging/rvsd-preflight` (the file the package
+/// installs) on a config whose `eal_args` are `eal`, against a fake
+/// /proc with `pages` hugepages reserved and hugetlbfs mounted or not.
+fn preflight(eal: &str, pages: u32, hugetlbfs: bool) -> CmdOutput {
+    let dir = TempDir::new("preflight");
+    let config = dir.write(
+        "rvsd.toml",
+        &format!(
+            "[dpdk]\n{eal}\nworkers = [1]\n\n\
+             [[interface]]\nname = \"test0\"\ndevice = \"net_null0\"\n\
+             addresses = [\"192.0.2.1/24\"]\n"
+        ),
+    );
+    let proc = dir.join("proc");
+    std::fs::create_dir_all(&proc).unwrap();
+    std::fs::write(
+        proc.join("meminfo"),
+        format!("MemTotal: 8000000 kB\nHugePages_Total: {pages:>8}\nHugePages_Free: {pages:>8}\n"),
+    )
+    .unwrap();
+    let mut mounts = String::from("proc /proc proc rw 0 0\n");
+    if hugetlbfs {
+        mounts.push_str("hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n");
+    }
+    std::fs::write(proc.join("mounts"), mounts).unwrap();
+    run_cmd(
+        Command::new(repo_root().join("packaging/rvsd-preflight"))
+            .arg(&config)
+            .env("RVSD", support::RVSD)
+            .env("RVS_PROC", &proc),
+        TOOL_TIMEOUT,
+    )
+}
+
+const HUGE_EAL: &str = r#"eal_args = ["-l", "0-1", "--file-prefix", "rvs"]"#;
+
+#[test]
+fn preflight_refuses_to_start_without_hugepages() {
+    let out = preflight(HUGE_EAL, 0, true);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("no hugepages reserved"), "{out}");
+    assert!(out.stderr.contains("NR_2M_PAGES"), "names the fix: {out}");
+}
+
+#[test]
+fn preflight_wants_hugetlbfs_mounted_unless_in_memory() {
+    let out = preflight(HUGE_EAL, 512, false);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("no hugetlbfs mounted"), "{out}");
+    let in_memory = r#"eal_args = ["-l", "0-1", "--in-memory"]"#;
+    assert!(preflight(in_memory, 512, false).success());
+    assert!(preflight(HUGE_EAL, 512, true).success());
+}
+
+#[test]
+fn preflight_lets_no_huge_through_even_over_several_lines() {
+    let eal = "eal_args = [\n  \"-l\", \"0-1\",   # cores\n  \"--no-huge\",\n]";
+    let out = preflight(eal, 0, false);
+    assert!(out.success(), "{out}");
+}
+
+#[test]
+fn preflight_refuses_an_invalid_config_naming_the_field() {
+    let out = preflight(r#"eal_args = "-l 0-1""#, 512, true);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("dpdk.eal_args"), "{out}");
 }
 
 /// Where systemd is PID 1 (not in the usual test container), rvsd starts
