@@ -2,7 +2,9 @@
 //! The Debian package: built with cargo-deb from the binaries of this test
 //! run, inspected (`dpkg-deb`: files, conffile, dependencies), extracted
 //! into a scratch root beside the base units and checked there with
-//! `systemd-analyze verify`; the installed rvsd speaks systemd's notify
+//! `systemd-analyze verify`; installed, upgraded, removed and purged by
+//! dpkg in a scratch root (the edited config survives all but the purge);
+//! the installed rvsd speaks systemd's notify
 //! protocol to a socket of the test's; the unit's preflight script refuses
 //! a bad config and a machine without hugepages (against a fake /proc).
 //! Each test that needs the package builds its own in its own scratch
@@ -41,7 +43,7 @@ struct Package {
 /// copies), so the package's release layout is used without a release
 /// build. None, with the reason printed, when cargo-deb is missing.
 fn build_package(test: &str) -> Option<Package> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = cargo();
     let version = run_cmd(
         Command::new(&cargo).args(["deb", "--version"]),
         TOOL_TIMEOUT,
@@ -60,23 +62,39 @@ fn build_package(test: &str) -> Option<Package> {
         let name = Path::new(bin).file_name().expect("binary name");
         std::os::unix::fs::symlink(bin, release.join(name)).expect("link the binary");
     }
-    let out = dir.join("out");
-    let built = run_cmd(
-        Command::new(&cargo)
-            .current_dir(repo_root())
-            .env("CARGO_TARGET_DIR", dir.join("target"))
-            .args([
-                "deb",
-                "--no-build",
-                "--offline",
-                "--fast",
-                "--strip",
-                "--no-dbgsym",
-            ])
-            .arg("--output")
-            .arg(&out),
-        TOOL_TIMEOUT,
-    );
+    let deb = cargo_deb(test, &dir, None);
+    eprintln!("{test}: {}", version.stdout.trim());
+    Some(Package { dir, deb })
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Runs `cargo deb --no-build` over `dir`'s scratch target directory into
+/// `dir/out-VERSION` (the Cargo.toml version, revision 1, when None) and
+/// returns the package's path.
+fn cargo_deb(test: &str, dir: &TempDir, version: Option<&str>) -> PathBuf {
+    let out = dir.join(&format!("out-{}", version.unwrap_or("default")));
+    // An existing directory: cargo-deb takes `out-0.1.0-2` for a file name.
+    std::fs::create_dir_all(&out).expect("cargo deb's output directory");
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(repo_root())
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .args([
+            "deb",
+            "--no-build",
+            "--offline",
+            "--fast",
+            "--strip",
+            "--no-dbgsym",
+        ])
+        .arg("--output")
+        .arg(&out);
+    if let Some(v) = version {
+        cmd.args(["--deb-version", v]);
+    }
+    let built = run_cmd(&mut cmd, TOOL_TIMEOUT);
     assert!(built.success(), "cargo deb failed: {built}");
     let deb = std::fs::read_dir(&out)
         .expect("cargo deb's output directory")
@@ -84,12 +102,11 @@ fn build_package(test: &str) -> Option<Package> {
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
         .unwrap_or_else(|| panic!("no .deb in {}: {built}", out.display()));
     eprintln!(
-        "{test}: built {} ({}) in {:.1} s",
+        "{test}: built {} in {:.1} s",
         deb.display(),
-        version.stdout.trim(),
         built.elapsed.as_secs_f64()
     );
-    Some(Package { dir, deb })
+    deb
 }
 
 impl Package {
@@ -549,6 +566,103 @@ fn preflight_refuses_an_invalid_config_naming_the_field() {
     let out = preflight(r#"eal_args = "-l 0-1""#, 512, true);
     assert!(!out.success(), "{out}");
     assert!(out.stderr.contains("dpdk.eal_args"), "{out}");
+}
+
+/// An empty dpkg root that can run the package's maintainer scripts
+/// chrooted: `/bin/sh` (dash and the C library), `/dev/null` (a plain
+/// file), an empty dpkg database and log. Nothing of the host's is
+/// touched: the scripts' `deb-systemd-helper` is not there, and they skip
+/// it.
+fn dpkg_root(dir: &TempDir) -> PathBuf {
+    let root = dir.join("dpkg-root");
+    for d in [
+        "usr/bin",
+        "usr/lib/x86_64-linux-gnu",
+        "usr/lib64",
+        "dev",
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/log",
+    ] {
+        std::fs::create_dir_all(root.join(d)).expect("dpkg root dirs");
+    }
+    for (link, to) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+    ] {
+        std::os::unix::fs::symlink(to, root.join(link)).expect("merged-usr link");
+    }
+    for (from, to) in [
+        ("/usr/bin/dash", "usr/bin/sh"),
+        (
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "usr/lib/x86_64-linux-gnu/libc.so.6",
+        ),
+        (
+            "/lib64/ld-linux-x86-64.so.2",
+            "usr/lib64/ld-linux-x86-64.so.2",
+        ),
+    ] {
+        std::fs::copy(from, root.join(to))
+            .unwrap_or_else(|e| panic!("copy {from} into the dpkg root: {e}"));
+    }
+    for f in ["dev/null", "var/lib/dpkg/status", "var/lib/dpkg/available"] {
+        std::fs::write(root.join(f), "").expect("dpkg root files");
+    }
+    root
+}
+
+/// `dpkg --root=ROOT ARGS...` (dependencies not installed there: forced).
+fn dpkg(root: &Path, args: &[&std::ffi::OsStr]) -> CmdOutput {
+    let out = run_cmd(
+        Command::new("dpkg")
+            .arg(format!("--root={}", root.display()))
+            .arg(format!("--log={}", root.join("var/log/dpkg.log").display()))
+            .args(["--force-depends", "--force-confold"])
+            .args(args),
+        TOOL_TIMEOUT,
+    );
+    assert!(out.success(), "{out}");
+    out
+}
+
+#[test]
+fn dpkg_upgrade_and_remove_keep_the_edited_config_purge_deletes_it() {
+    let test = "dpkg_upgrade_and_remove_keep_the_edited_config_purge_deletes_it";
+    let Some(pkg) = build_package(test) else {
+        return;
+    };
+    if !Path::new("/usr/bin/dash").is_file() || !support::is_root() {
+        panic!("{test}: needs root and /usr/bin/dash to run dpkg in a scratch root");
+    }
+    let root = dpkg_root(&pkg.dir);
+    dpkg(&root, &["-i".as_ref(), pkg.deb.as_os_str()]);
+    let status = dpkg(&root, &["-s".as_ref(), "rvs".as_ref()]).stdout;
+    assert!(status.contains("Status: install ok installed"), "{status}");
+    assert!(
+        status.contains("Conffiles:\n /etc/rvs/rvsd.toml "),
+        "{status}"
+    );
+    assert!(root.join("usr/sbin/rvsd").is_file());
+
+    let config = root.join("etc/rvs/rvsd.toml");
+    let edited = format!(
+        "{}\n# edited by the operator\n",
+        std::fs::read_to_string(&config).unwrap()
+    );
+    std::fs::write(&config, &edited).unwrap();
+    let newer = cargo_deb(test, &pkg.dir, Some("0.1.0-2"));
+    dpkg(&root, &["-i".as_ref(), newer.as_os_str()]);
+    let status = dpkg(&root, &["-s".as_ref(), "rvs".as_ref()]).stdout;
+    assert!(status.contains("Version: 0.1.0-2"), "{status}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), edited, "upgrade");
+
+    dpkg(&root, &["-r".as_ref(), "rvs".as_ref()]);
+    assert!(!root.join("usr/sbin/rvsd").exists(), "remove removes rvsd");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), edited, "remove");
+    dpkg(&root, &["--purge".as_ref(), "rvs".as_ref()]);
+    assert!(!config.exists(), "purge deletes /etc/rvs/rvsd.toml");
 }
 
 /// Where systemd is PID 1 (not in the usual test container), rvsd starts
