@@ -15,6 +15,10 @@ use std::cell::Cell;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::{Duration, Instant};
 
+/// The longest one notification may block the caller (systemd's queue
+/// full).
+const SEND_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Where and how often to tell systemd; built from the environment systemd
 /// gives a `Type=notify` service.
 #[derive(Debug)]
@@ -76,6 +80,8 @@ impl Notifier {
         };
         let target = match socket_addr(name).and_then(|addr| {
             let socket = UnixDatagram::unbound()?;
+            // A stuck systemd must not hold up the control loop for long.
+            socket.set_write_timeout(Some(SEND_TIMEOUT))?;
             Ok(Target { socket, addr })
         }) {
             Ok(t) => t,
