@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 use rvs::control::config::Config;
+use rvs::control::notify::Notifier;
 use rvs::control::plane::ControlPlane;
 use rvs::control::report;
 use rvs::control::run::{self as control_loop, LinkWatch};
@@ -243,15 +244,23 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
             running.stop(&eal);
             Failure::Dpdk
         })?;
-    info!(
+    let ready = format!(
         "ready: {} worker(s) on {} port(s), lcores {:?}",
         workers.len(),
         ports.len(),
         workers
     );
+    info!("{ready}");
+    // systemd (Type=notify): ready now, a watchdog ping from the control loop.
+    let mut notify = Notifier::from_env();
+    notify.ready(&ready);
+    if let Some(every) = notify.watchdog_interval() {
+        info!("systemd watchdog: the control loop pings every {every:?}");
+    }
     let names = config.interfaces.iter().map(|i| i.name.clone()).collect();
     let links = LinkWatch::new(names, || ports.iter().map(|p| p.link().up).collect());
-    control.serve(&mut signals, links);
+    control.serve(&mut signals, links, &mut notify);
+    notify.stopping();
 
     let clean = running.stop(&eal);
     eprintln!("stats: {}", control.final_stats());

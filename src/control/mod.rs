@@ -7,9 +7,11 @@
 //! one owner of each real server's health and run-time weight (every
 //! change is a new service-table snapshot sent to the workers), `workers`
 //! is how the control thread reaches the workers (channels and stats
-//! cells, so all of it is tested without DPDK), `role` the HA role and
-//! `answer` the `rvsadm` requests. `metrics` serves Prometheus and, beside
-//! it, the status page `status` draws; `top` is `rvsadm top`'s screen.
+//! cells, so all of it is tested without DPDK), `role` the HA role,
+//! `answer` the `rvsadm` requests and `notify` what systemd hears (ready,
+//! reloading, stopping, the watchdog). `metrics` serves Prometheus and,
+//! beside it, the status page `status` draws; `top` is `rvsadm top`'s
+//! screen.
 //!
 //! Configuration is read in two steps (see `raw` and `validate` for why):
 //! serde turns the TOML text into a raw model that only knows TOML types,
@@ -46,6 +48,7 @@ pub mod ha;
 pub mod health;
 mod locate;
 pub mod metrics;
+pub mod notify;
 pub mod plane;
 mod raw;
 pub mod reload;

@@ -8,6 +8,7 @@ use super::config::{Config, HaConfig};
 use super::ha::{Ha, HaSettings};
 use super::health::{self, HealthChecker};
 use super::metrics::{self, MetricsServer};
+use super::notify::Notifier;
 use super::role::Role;
 use super::run::{self, Flow, LinkWatch};
 use super::socket::ControlSocket;
@@ -106,14 +107,29 @@ impl ControlPlane {
         })
     }
 
-    /// Runs the loop, a tick every `TICK`, until a stop signal.
+    /// Runs the loop, a tick every `TICK`, until a stop signal. `notify`
+    /// tells systemd of a SIGHUP reload and pings its watchdog from here,
+    /// so a loop that hangs stops the pings.
     pub fn serve(
         &mut self,
         signals: &mut signal_hook::iterator::Signals,
         mut links: LinkWatch<'_>,
+        notify: &mut Notifier,
     ) {
         let socket = self.socket.as_ref();
-        while run::tick(&mut self.state, socket, &mut links, signals.pending()) == Flow::Continue {
+        loop {
+            let pending: Vec<i32> = signals.pending().collect();
+            let reload = pending.contains(&signal_hook::consts::SIGHUP);
+            if reload {
+                notify.reloading();
+            }
+            if run::tick(&mut self.state, socket, &mut links, pending) == Flow::Stop {
+                break;
+            }
+            if reload {
+                notify.reloaded();
+            }
+            notify.watchdog(Instant::now());
             std::thread::sleep(TICK);
         }
     }

@@ -2552,7 +2552,7 @@ impl HaTopology {
         for (from, to) in [
             ("mgmt0", node.mgmt_dev.as_str()),
             (
-                "/usr/local/bin/rvsadm --socket /run/rvs/rvsd.sock",
+                "/usr/sbin/rvsadm --socket /run/rvs/rvsd.sock",
                 rvsadm.as_str(),
             ),
         ] {
