@@ -68,11 +68,34 @@
 //!   room made for a new one) hands it to the caller's `on_reclaim`
 //!   callback, so the real server's active/inactive counters can be
 //!   decremented (`conn.is_active()` says which).
+//! - **A shedding queue of unproven connections.** Every TCP connection
+//!   inserted half-open (the packet-created ones: `ConnInit::new` is NONE)
+//!   has its entry index pushed on a FIFO ring as long as the table
+//!   (4 bytes per connection). When the table is full, making room pops
+//!   from the ring's head: an index whose entry is no longer live, or
+//!   live but neither half-open nor expired (established, closing since),
+//!   is stale and dropped; the first live half-open (or expired) one is
+//!   evicted. At most [`SHED_POPS`] pops per insert, so a SYN into a full
+//!   table costs O(1): a ring slot (sequential) and one entry, besides
+//!   the victim's and the new keys' buckets. Connections HA sync installs
+//!   ESTABLISHED are never pushed. A push on a full ring drops its oldest
+//!   index: that connection stays and expires normally. An index freed and
+//!   reused by a newer half-open connection may be evicted through the old
+//!   connection's ring position, earlier than its turn: accepted (it is
+//!   half-open too, and the ring's order is only a fairness preference).
+//!   Most connections are queued and then established, so the ring's head
+//!   is mostly stale when the table first fills: each insert then drops up
+//!   to [`SHED_POPS`] of them and, finding none to shed, falls back to the
+//!   home bucket (below), until the head reaches connections still
+//!   half-open. Measured (`perf/datapath.rs`, flood at 1 M, half
+//!   established, half SYNs): 2 350 cycles per packet of the mix before,
+//!   about 1 050 with the ring; no SYN of the mix refused any more.
 //!
-//! Memory: a 64-byte entry plus its share of the index, two fifths of a
-//! 64-byte bucket (`ceil(2 × capacity / 5)` buckets): 89.6 bytes per
-//! connection at any capacity from about a hundred up (1 Mi connections:
-//! 90 MiB per worker; 10 M: 896 MB). `memory_bytes` reports it.
+//! Memory: a 64-byte entry, its share of the index, two fifths of a
+//! 64-byte bucket (`ceil(2 × capacity / 5)` buckets), and its 4-byte
+//! shedding-ring slot: 93.6 bytes per connection at any capacity from
+//! about a hundred up (1 Mi connections: 94 MiB per worker; 10 M:
+//! 936 MB). `memory_bytes` reports it.
 //!
 //! The signature is cut from the 32-bit hash, whose high bits chose the
 //! bucket: in a table of more than 65 536 buckets, two keys of one bucket
@@ -99,16 +122,20 @@
 //! active or inactive per `conn.is_active()`.
 //!
 //! Policy when full: `insert` first reuses an entry whose key matches and
-//! which has expired; when no entry is free it examines the connections
-//! referenced from the [`RECLAIM_WINDOW`] buckets from the new original
-//! key's home bucket on (up to 20 slots) and (1) reuses one that has
-//! expired, else (2) evicts the half-open TCP connection (NONE, SYN_SENT,
-//! SYN_RECV, SYNACK) closest to its expiry, else (3) refuses with [`InsertError::Full`], which the caller
+//! which has expired; when no entry is free it (1) pops the shedding ring
+//! (at most [`SHED_POPS`] indices) and evicts the oldest-queued connection
+//! still live and half-open TCP (NONE, SYN_SENT, SYN_RECV, SYNACK) or
+//! expired, else (2) takes the first connection referenced from the new
+//! original key's home bucket that has expired or is half-open (a bucket
+//! already in cache; about five entries read, only when the ring had
+//! nothing), else (3) refuses with [`InsertError::Full`], which the caller
 //! counts. An ESTABLISHED connection, a closing one and a UDP one are never
-//! evicted: under a SYN flood the half-open entries replace each other and
-//! the established connections live on. An evicted connection is reported
-//! to `on_reclaim` like an expired one; it is the one whose `expires_ns` is
-//! still in the future.
+//! evicted (only reclaimed once expired): under a SYN flood the half-open
+//! entries replace each other, oldest first, and the established
+//! connections live on. An evicted connection is reported to `on_reclaim`
+//! like an expired one; it is the one whose `expires_ns` is still in the
+//! future. Expired connections the ring and the home bucket do not show
+//! come back through lazy expiry and the sweep.
 
 use super::hugemem::HugeArray;
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
@@ -124,10 +151,11 @@ pub const PROTO_UDP: u8 = 17;
 /// The largest `conn_table_size` a table accepts.
 pub const MAX_CAPACITY: usize = 1 << 30;
 
-/// Index buckets examined from a new key's home bucket on (its line and the
-/// next: up to 20 connections) for an entry to reclaim when the table is
-/// full.
-pub const RECLAIM_WINDOW: usize = 2;
+/// The most shedding-ring indices one insert into a full table pops, stale
+/// ones included, before it falls back to the home bucket: bounds the work
+/// of a SYN into a table full of connections established since they were
+/// queued.
+pub const SHED_POPS: usize = 8;
 
 /// A connection's first timeout, until its first packet sets the state's
 /// (IPVS's NONE timeout).
@@ -597,6 +625,13 @@ pub struct ConnTable {
     next_unused: u32,
     /// Where the next `expire` call resumes.
     sweep: u32,
+    /// The shedding ring: entry indices of connections inserted half-open,
+    /// oldest at `shed_head` (see the module doc).
+    shed: HugeArray<u32>,
+    /// Ring position of the oldest queued index.
+    shed_head: usize,
+    /// Indices queued.
+    shed_len: usize,
 }
 
 impl ConnTable {
@@ -624,6 +659,9 @@ impl ConnTable {
             free_head: NIL,
             next_unused: 0,
             sweep: 0,
+            shed: HugeArray::new(capacity, NIL),
+            shed_head: 0,
+            shed_len: 0,
         }
     }
 
@@ -645,9 +683,11 @@ impl ConnTable {
         self.entries.len()
     }
 
-    /// Bytes of memory held: entries plus index.
+    /// Bytes of memory held: entries, index and shedding ring.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.entries) + std::mem::size_of_val(&*self.buckets)
+        std::mem::size_of_val(&*self.entries)
+            + std::mem::size_of_val(&*self.buckets)
+            + std::mem::size_of_val(&*self.shed)
     }
 
     #[inline]
@@ -886,6 +926,9 @@ impl ConnTable {
             bytes_out: 0,
         };
         self.len += 1;
+        if proto == PROTO_TCP && init.state.is_embryonic() {
+            self.shed_push(id);
+        }
         Ok(ConnId(id))
     }
 
@@ -980,38 +1023,79 @@ impl ConnTable {
         self.free_head = id;
     }
 
-    /// Frees one entry referenced from the [`RECLAIM_WINDOW`] buckets from
-    /// `hash`'s home: an expired one, else the half-open TCP one closest to
-    /// expiry.
+    /// Queues entry `id`, inserted half-open, at the shedding ring's tail;
+    /// on a full ring the oldest index is dropped first.
+    fn shed_push(&mut self, id: u32) {
+        let cap = self.shed.len();
+        if self.shed_len == cap {
+            self.shed_head = self.wrap_shed(self.shed_head + 1);
+            self.shed_len -= 1;
+        }
+        let tail = self.wrap_shed(self.shed_head + self.shed_len);
+        self.shed[tail] = id;
+        self.shed_len += 1;
+    }
+
+    /// The oldest queued index, taken off the ring.
+    fn shed_pop(&mut self) -> Option<u32> {
+        if self.shed_len == 0 {
+            return None;
+        }
+        let id = self.shed[self.shed_head];
+        self.shed_head = self.wrap_shed(self.shed_head + 1);
+        self.shed_len -= 1;
+        Some(id)
+    }
+
+    /// `pos` (less than twice the ring's length) brought into the ring.
+    #[inline]
+    fn wrap_shed(&self, pos: usize) -> usize {
+        if pos >= self.shed.len() {
+            pos - self.shed.len()
+        } else {
+            pos
+        }
+    }
+
+    /// Frees one entry to make room (the policy in the module doc): the
+    /// oldest queued connection still half-open or expired, else one
+    /// referenced from `hash`'s home bucket that is expired or half-open.
     fn make_room(
         &mut self,
         hash: u32,
         now: u64,
         on_reclaim: &mut impl FnMut(&Conn),
     ) -> Result<(), InsertError> {
-        let mut b = self.home(hash);
-        let mut victim: Option<(u32, u64)> = None;
-        'window: for _ in 0..RECLAIM_WINDOW.min(self.buckets.len()) {
-            for &t in &self.buckets[b].refs {
-                if t == NIL {
-                    continue;
-                }
-                let id = t >> 1;
-                let e = &self.entries[id as usize];
-                if e.is_expired(now) {
-                    victim = Some((id, 0));
-                    break 'window;
-                }
-                if e.is_evictable() && victim.is_none_or(|(_, exp)| e.expires_ns < exp) {
-                    victim = Some((id, e.expires_ns));
-                }
-            }
-            b = self.next(b);
-        }
-        let (id, _) = victim.ok_or(InsertError::Full)?;
+        let victim = self.shed_victim(now).or_else(|| {
+            self.buckets[self.home(hash)]
+                .refs
+                .iter()
+                .filter(|&&t| t != NIL)
+                .map(|&t| t >> 1)
+                .find(|&id| {
+                    let e = &self.entries[id as usize];
+                    e.is_expired(now) || e.is_evictable()
+                })
+        });
+        let id = victim.ok_or(InsertError::Full)?;
         let c = self.remove(ConnId(id));
         on_reclaim(&c);
         Ok(())
+    }
+
+    /// Pops the shedding ring, at most [`SHED_POPS`] times, for a live
+    /// entry that is half-open or expired; stale indices are dropped.
+    /// (Prefetching the next queued entry for the next insert was measured
+    /// and did not help: the SYN's own bucket misses dominate.)
+    fn shed_victim(&mut self, now: u64) -> Option<u32> {
+        for _ in 0..SHED_POPS {
+            let id = self.shed_pop()?;
+            let e = &self.entries[id as usize];
+            if e.is_live() && (e.is_evictable() || e.is_expired(now)) {
+                return Some(id);
+            }
+        }
+        None
     }
 
     /// The first empty slot from `hash`'s home on, within reach.

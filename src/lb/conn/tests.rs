@@ -1,7 +1,7 @@
 use super::*;
 use crate::lb::tcp_state::{should_restart, TcpFlags};
 use proptest::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 const SEC: u64 = 1_000_000_000;
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
@@ -194,11 +194,10 @@ fn original_equal_to_reply_is_refused() {
     );
 }
 
-/// A table whose reclaim window spans its whole index (4 connections, 2
-/// buckets), so the full-table policy is deterministic.
-fn full_table(states: [(State, u64); 4]) -> (ConnTable, Vec<FlowKey>) {
-    let mut t = ConnTable::new(4);
-    assert_eq!(t.buckets.len(), RECLAIM_WINDOW);
+/// A full table of `states.len()` connections inserted in order (client
+/// `n` for the `n`th), each in its state living its time from 0.
+fn full_table<const N: usize>(states: [(State, u64); N]) -> (ConnTable, Vec<FlowKey>) {
+    let mut t = ConnTable::new(N);
     let mut keys = Vec::new();
     for (n, (s, ttl)) in states.into_iter().enumerate() {
         let (o, r) = nat_keys(n as u32, 1000);
@@ -206,6 +205,15 @@ fn full_table(states: [(State, u64); 4]) -> (ConnTable, Vec<FlowKey>) {
         keys.push(o);
     }
     (t, keys)
+}
+
+/// Inserts a new packet-created connection (state NONE) for client `n`
+/// at `now`; returns the result and what it reclaimed.
+fn insert_new(t: &mut ConnTable, n: u32, now: u64) -> (Result<ConnId, InsertError>, Vec<Conn>) {
+    let (o, r) = nat_keys(n, 1000);
+    let mut gone = Vec::new();
+    let got = t.insert(o, r, ConnInit::new(0, 0), now, reclaimed(&mut gone));
+    (got, gone)
 }
 
 #[test]
@@ -221,40 +229,85 @@ fn full_table_refuses_new_connections() {
 }
 
 #[test]
-fn full_table_reclaims_an_expired_connection_before_evicting() {
-    let (mut t, keys) = full_table([
-        (State::Established, 100 * SEC),
-        (State::SynRecv, 100 * SEC),
-        (State::Established, SEC),
-        (State::Established, 100 * SEC),
-    ]);
-    let (o, r) = nat_keys(99, 1000);
-    let mut gone = Vec::new();
-    t.insert(o, r, ConnInit::new(0, 0), SEC, reclaimed(&mut gone))
-        .unwrap();
+fn full_table_with_nothing_queued_reclaims_an_expired_connection_of_the_home_bucket() {
+    // Two connections: one bucket, every key's home.
+    let (mut t, keys) = full_table([(State::Established, 100 * SEC), (State::Established, SEC)]);
+    assert_eq!(t.buckets.len(), 1);
+    let (got, gone) = insert_new(&mut t, 99, SEC);
+    assert!(got.is_ok());
     assert_eq!(gone.len(), 1);
-    assert_eq!(gone[0].original(), keys[2]);
-    assert!(t.lookup(&keys[1], SEC, none).is_some(), "embryonic kept");
+    assert_eq!(gone[0].original(), keys[1]);
+    assert!(t.lookup(&keys[0], SEC, none).is_some());
 }
 
 #[test]
-fn full_table_evicts_the_half_open_connection_closest_to_expiry() {
+fn full_table_evicts_the_oldest_half_open_connection_first() {
     let (mut t, keys) = full_table([
         (State::SynRecv, 60 * SEC),
         (State::Established, 100 * SEC),
         (State::SynRecv, 30 * SEC),
         (State::SynSent, 120 * SEC),
     ]);
-    let (o, r) = nat_keys(99, 1000);
-    let mut gone = Vec::new();
-    let id = t
-        .insert(o, r, ConnInit::new(0, 0), SEC, reclaimed(&mut gone))
+    let mut order = Vec::new();
+    for n in 100..104 {
+        let (got, gone) = insert_new(&mut t, n, SEC);
+        let id = got.unwrap();
+        assert_eq!(gone.len(), 1);
+        assert!(gone[0].expires_ns > SEC, "evicted, not expired");
+        order.push(gone[0].original());
+        let (o, _) = nat_keys(n, 1000);
+        assert_eq!(t.lookup(&o, SEC, none), Some((id, Direction::Original)));
+        assert_eq!(t.len(), 4);
+    }
+    // The three half-open ones in insertion order, then the first of the
+    // new (NONE) ones; the established one stays.
+    assert_eq!(order, [keys[0], keys[2], keys[3], nat_keys(100, 1000).0]);
+    assert!(t.lookup(&keys[1], SEC, none).is_some());
+}
+
+#[test]
+fn full_table_skips_queued_connections_established_or_removed_since() {
+    let (mut t, keys) = full_table([(State::SynRecv, 60 * SEC); 4]);
+    let timeouts = Timeouts::default();
+    let (a, _) = t.lookup(&keys[0], 0, none).unwrap();
+    t.get_mut(a).set_state(State::Established, 0, &timeouts);
+    let (b, _) = t.lookup(&keys[1], 0, none).unwrap();
+    t.remove(b);
+    // HA sync installs an established connection in the freed entry.
+    let (o, r) = nat_keys(50, 1000);
+    let e = t
+        .insert(o, r, init(State::Established, 100 * SEC), 0, none)
         .unwrap();
+    assert_eq!(e, b, "the freed entry is reused");
+    let (got, gone) = insert_new(&mut t, 99, SEC);
+    assert!(got.is_ok());
     assert_eq!(gone.len(), 1);
     assert_eq!(gone[0].original(), keys[2]);
-    assert!(gone[0].expires_ns > SEC, "evicted, not expired");
-    assert_eq!(t.lookup(&o, SEC, none), Some((id, Direction::Original)));
-    assert_eq!(t.len(), 4);
+    assert!(t.lookup(&keys[0], SEC, none).is_some());
+    assert!(t.lookup(&o, SEC, none).is_some());
+}
+
+#[test]
+fn full_table_of_connections_established_since_queued_refuses_in_bounded_work() {
+    let cap = 64;
+    let mut t = ConnTable::new(cap);
+    let timeouts = Timeouts::default();
+    for n in 0..cap as u32 {
+        let (o, r) = nat_keys(n, 1000);
+        let id = t
+            .insert(o, r, init(State::SynRecv, 60 * SEC), 0, none)
+            .unwrap();
+        t.get_mut(id).set_state(State::Established, 0, &timeouts);
+    }
+    assert_eq!(t.shed_len, cap);
+    for i in 1..=cap / SHED_POPS {
+        let (got, gone) = insert_new(&mut t, 1000 + i as u32, SEC);
+        assert_eq!(got, Err(InsertError::Full));
+        assert!(gone.is_empty());
+        assert_eq!(t.shed_len, cap - i * SHED_POPS, "at most SHED_POPS popped");
+    }
+    assert_eq!(insert_new(&mut t, 9999, SEC).0, Err(InsertError::Full));
+    assert_eq!(t.len(), cap);
 }
 
 #[test]
@@ -286,8 +339,9 @@ fn full_table_never_evicts_established_closing_or_udp_connections() {
 }
 
 #[test]
-fn syn_flood_on_a_full_table_leaves_established_connections_alone() {
-    let mut t = ConnTable::new(1024);
+fn syn_flood_of_ten_times_capacity_leaves_established_connections_alone() {
+    let cap = 1024;
+    let mut t = ConnTable::new(cap);
     let mut established = Vec::new();
     for n in 0..512 {
         let (o, r) = nat_keys(n, 1000);
@@ -296,7 +350,7 @@ fn syn_flood_on_a_full_table_leaves_established_connections_alone() {
         established.push(o);
     }
     let (mut evicted, mut refused) = (0, 0);
-    for n in 0..20_000 {
+    for n in 0..10 * cap as u32 {
         let (o, r) = nat_keys(10_000 + n, 2000);
         let mut ev = |c: &Conn| {
             assert!(c.state().is_embryonic());
@@ -308,9 +362,10 @@ fn syn_flood_on_a_full_table_leaves_established_connections_alone() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(evicted > 0 && refused < 20_000);
+    assert_eq!(refused, 0, "a half-open connection is always there to shed");
+    assert_eq!(evicted, 10 * cap - 512);
     assert!(established.iter().all(|k| t.lookup(k, SEC, none).is_some()));
-    assert_eq!(t.len(), 1024);
+    assert_eq!(t.len(), cap);
 }
 
 #[test]
@@ -597,14 +652,14 @@ fn an_index_bucket_is_one_cache_line() {
 }
 
 #[test]
-fn memory_per_connection_is_entry_plus_two_fifths_of_a_bucket() {
+fn memory_per_connection_is_entry_ring_slot_and_two_fifths_of_a_bucket() {
     let t = ConnTable::new(1 << 16);
     assert_eq!(
         t.memory_bytes(),
-        (1 << 16) * 64 + (2usize << 16).div_ceil(5) * 64
+        (1 << 16) * (64 + 4) + (2usize << 16).div_ceil(5) * 64
     );
     let t = ConnTable::new(100_000);
-    assert_eq!(t.memory_bytes(), 100_000 * 64 + 40_000 * 64);
+    assert_eq!(t.memory_bytes(), 100_000 * (64 + 4) + 40_000 * 64);
 }
 
 fn bytes_per_connection(capacity: usize) -> f64 {
@@ -718,6 +773,8 @@ proptest! {
     fn table_agrees_with_a_hashmap_model(ops in prop::collection::vec(op(), 1..200)) {
         let mut t = ConnTable::new(CAP);
         let mut model: HashMap<ConnId, Model> = HashMap::new();
+        // The shedding ring as the model keeps it: ids inserted half-open.
+        let mut ring: VecDeque<ConnId> = VecDeque::new();
         let mut now = 0u64;
         for op in ops {
             let mut gone = Vec::new();
@@ -732,6 +789,30 @@ proptest! {
                     });
                     let exists = live_with(orig) || live_with(reply);
                     let full_before = model.len() == CAP;
+                    // Room is made when, after the expired connections
+                    // with either key are reclaimed, the table is full:
+                    // the ring's first live half-open or expired entry
+                    // within SHED_POPS pops goes (stale ones are dropped).
+                    let with_keys = model.values().filter(|m| {
+                        [orig, reply].iter().any(|&k| m.orig == k || m.reply == k)
+                    }).count();
+                    let mut shed = None;
+                    if !exists && orig != reply && model.len() - with_keys == CAP {
+                        for _ in 0..SHED_POPS {
+                            let Some(id) = ring.pop_front() else { break };
+                            if model.get(&id).is_some_and(|m| {
+                                m.expires <= now
+                                    || (m.orig.proto == PROTO_TCP && m.state.is_embryonic())
+                            }) {
+                                shed = Some(model[&id].orig);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(victim) = shed {
+                        prop_assert!(got.is_ok());
+                        prop_assert_eq!(gone.last().map(|c| c.original()), Some(victim));
+                    }
                     apply_reclaimed(&mut model, &gone, now, full_before)?;
                     match got {
                         Err(InsertError::SameKeys) => prop_assert_eq!(orig, reply),
@@ -744,6 +825,12 @@ proptest! {
                             prop_assert!(!exists && orig != reply);
                             prop_assert!(!model.contains_key(&id));
                             model.insert(id, Model { orig, reply, expires: now + ttl, state });
+                            if orig.proto == PROTO_TCP && state.is_embryonic() {
+                                if ring.len() == CAP {
+                                    ring.pop_front();
+                                }
+                                ring.push_back(id);
+                            }
                         }
                     }
                 }
