@@ -149,7 +149,7 @@ def main():
     for r in steady:
         rows.append((f"new NAT connections, steady state at a full {size(r['connections'])} table",
                      f"{num(r.get('new_conns_per_s')) / 1e6:.2f} M/s ({num(r.get('cycles_per_packet')):.0f} cycles; "
-                     f"refused {int(num((r.get('drops_by_reason') or {}).get('table_full')))})", "-", "-"))
+                     f"refused {int((r.get('drops_by_reason') or {}).get('table_full') or 0)})", "-", "-"))
     if sizes:
         big = 1_000_000 if 1_000_000 in sizes else max(sizes)
         est = find("nat", big, "established", "uniform")
