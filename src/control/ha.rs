@@ -15,12 +15,12 @@
 //! every live connection of every worker.
 
 use crate::dataplane::sync::{SyncCollector, SyncEvent};
-use crate::dataplane::worker::forward_owner;
 use crate::dataplane::worker::Command;
 use crate::ha::sync::{
     Builder, Error as SyncError, Header, MessageKind, Packet, Record, SeqCheck, SeqTracker,
     MAX_DATAGRAM_LEN,
 };
+use crate::net::rss::RssModel;
 use serde_json::{json, Value};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -309,6 +309,9 @@ fn sync_loop(
     let mut resynced = false;
     let mut last_request: Option<Instant> = None;
     let mut per_worker: Vec<Vec<SyncEvent>> = vec![Vec::new(); workers.len()];
+    // A record goes to the worker whose queue the NICs' RSS delivers its
+    // client's packets to.
+    let owners = RssModel::new(workers.len());
     while !shared.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let master = shared.master.load(Ordering::Relaxed);
@@ -366,7 +369,7 @@ fn sync_loop(
                         match r {
                             Ok(r) => {
                                 let ev = r.event();
-                                let w = forward_owner(ev.client.ip, workers.len());
+                                let w = owners.worker_of(ev.client.ip);
                                 per_worker[w].push(ev);
                             }
                             Err(_) => {

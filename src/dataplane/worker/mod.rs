@@ -169,14 +169,6 @@ pub enum Command {
 
 pub use crate::lb::balancer::ConnInfo;
 
-/// The worker that owns the connections of client `ip` among `workers`:
-/// the queue the NICs' RSS delivers them to (`net::rss`), what the sync
-/// receiver uses to route a record.
-pub fn forward_owner(ip: Ipv4Addr, workers: usize) -> usize {
-    let hash = crate::net::rss::toeplitz(&crate::net::rss::RSS_KEY, &ip.octets());
-    (hash as usize & (crate::net::rss::RETA_SIZE - 1)) % workers.max(1)
-}
-
 /// What the balancer's own handling decided for a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
