@@ -236,26 +236,22 @@ impl Counters {
         }
     }
 
+    /// Where service `vs`'s servers are in `servers`.
+    #[inline]
+    fn range(&self, vs: usize) -> Option<std::ops::Range<usize>> {
+        let base = *self.base.get(vs)?;
+        let end = self.base.get(vs + 1).copied().unwrap_or(self.servers.len());
+        Some(base..end)
+    }
+
     #[inline]
     fn get_mut(&mut self, vs: u16, rs: u16) -> Option<&mut RealServerCounters> {
-        let base = *self.base.get(usize::from(vs))?;
-        let end = self
-            .base
-            .get(usize::from(vs) + 1)
-            .copied()
-            .unwrap_or(self.servers.len());
-        let i = base + usize::from(rs);
-        if i < end {
-            self.servers.get_mut(i)
-        } else {
-            None
-        }
+        let range = self.range(usize::from(vs))?;
+        self.servers[range].get_mut(usize::from(rs))
     }
 
     fn service(&self, vs: usize) -> &[RealServerCounters] {
-        let base = self.base[vs];
-        let end = self.base.get(vs + 1).copied().unwrap_or(self.servers.len());
-        &self.servers[base..end]
+        self.range(vs).map_or(&[], |r| &self.servers[r])
     }
 
     /// Takes a connection that ended out of its server's count.
