@@ -7,9 +7,10 @@
 //! [`crate::dataplane::io::PacketIo`] implementation in `io`.
 #![allow(unsafe_code)]
 
-// The prefetch hint and the time-stamp counter need no DPDK library, so
-// the pure core has them in builds without DPDK too; everything else is
-// the binding.
+// The prefetch hint, the time-stamp counter and huge-page arrays need no
+// DPDK library, so the pure core has them in builds without DPDK too;
+// everything else is the binding.
+pub mod hugemem;
 pub mod prefetch;
 pub mod tsc;
 

@@ -527,10 +527,9 @@ impl Balancer {
             },
         };
 
-        let timeouts = self.timeouts;
         let c = self.conns.get_mut(id);
         let before = c.state();
-        let t = c.on_packet(dir, flow.flags, flow.bytes, now, &timeouts);
+        let t = c.on_packet(dir, flow.flags, flow.bytes, now, &self.timeouts);
         let (vs, rs) = (c.vs, c.rs);
         if self.sync_active && (created || c.state() != before) {
             let c = *c;

@@ -137,8 +137,8 @@
 //! future. Expired connections the ring and the home bucket do not show
 //! come back through lazy expiry and the sweep.
 
-use super::hugemem::HugeArray;
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
+use crate::dpdk::hugemem::HugeArray;
 use crate::dpdk::prefetch::prefetch;
 use bytemuck::{Pod, Zeroable};
 use std::net::Ipv4Addr;

@@ -7,7 +7,6 @@
 
 pub mod balancer;
 pub mod conn;
-pub mod hugemem;
 pub mod kind;
 pub mod persist;
 pub mod sched;

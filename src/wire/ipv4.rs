@@ -355,6 +355,34 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         old
     }
 
+    /// Sets the source address and decrements the TTL, patching the header
+    /// checksum once for both: what NAT does to every reply it forwards.
+    /// Returns the old address. The TTL must be above 0 (a forwarder drops
+    /// packets arriving with TTL 0 or 1 before rewriting them).
+    pub fn set_src_addr_and_decrement_ttl(&mut self, ip: Ipv4Addr) -> Ipv4Addr {
+        self.set_addr_and_decrement_ttl(field::SRC, ip)
+    }
+
+    /// As [`Packet::set_src_addr_and_decrement_ttl`] for the destination:
+    /// what NAT does to every request it forwards to a real server.
+    pub fn set_dst_addr_and_decrement_ttl(&mut self, ip: Ipv4Addr) -> Ipv4Addr {
+        self.set_addr_and_decrement_ttl(field::DST, ip)
+    }
+
+    fn set_addr_and_decrement_ttl(&mut self, at: usize, ip: Ipv4Addr) -> Ipv4Addr {
+        let b = self.buffer.as_mut();
+        let old = get_u32(b, at);
+        let old_ttl_word = get_u16(b, field::TTL);
+        b[at..at + 4].copy_from_slice(&ip.octets());
+        b[field::TTL] = b[field::TTL].wrapping_sub(1);
+        let ck = checksum::Patch::default()
+            .dword(old, u32::from(ip))
+            .word(old_ttl_word, get_u16(b, field::TTL))
+            .apply(get_u16(b, field::CHECKSUM));
+        put_u16(b, field::CHECKSUM, ck);
+        Ipv4Addr::from(old)
+    }
+
     /// Decrements the TTL and patches the checksum incrementally (RFC 1624);
     /// what a forwarder does to every packet it passes on.
     pub fn decrement_ttl(&mut self) {
@@ -599,6 +627,36 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn address_and_ttl_rewrite_patched_equals_full_recompute(
+            words in proptest::collection::vec(any::<u8>(), 20..60),
+            new in any::<u32>(), src_side in any::<bool>(),
+        ) {
+            let opts = (words.len() - 20) / 4 * 4;
+            let hl = MIN_HEADER_LEN + opts;
+            let mut b = vec![0u8; hl];
+            b[1..].copy_from_slice(&words[..hl - 1]);
+            let mut p = Packet::new_unchecked(&mut b[..]);
+            p.set_version_and_header_len(hl);
+            p.set_total_len(hl as u16);
+            let ttl = p.ttl().max(2);
+            p.set_ttl(ttl);
+            p.fill_checksum();
+            let (old_src, old_dst) = (p.src_addr(), p.dst_addr());
+            let new = Ipv4Addr::from(new);
+            if src_side {
+                prop_assert_eq!(p.set_src_addr_and_decrement_ttl(new), old_src);
+                prop_assert_eq!((p.src_addr(), p.dst_addr()), (new, old_dst));
+            } else {
+                prop_assert_eq!(p.set_dst_addr_and_decrement_ttl(new), old_dst);
+                prop_assert_eq!((p.src_addr(), p.dst_addr()), (old_src, new));
+            }
+            prop_assert_eq!(p.ttl(), ttl - 1);
+            let mut full = b.clone();
+            Packet::new_unchecked(&mut full[..]).fill_checksum();
+            prop_assert_eq!(&b, &full);
+        }
+
         #[test]
         fn address_rewrites_patched_equal_full_recompute(
             words in proptest::collection::vec(any::<u8>(), 20..60),

@@ -226,6 +226,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         patch_pseudo_addr(self.buffer.as_mut(), old, new);
     }
 
+    /// Sets the source port and patches the checksum once for it and for
+    /// the pseudo-header's source address, changed from `addr.0` to
+    /// `addr.1`: NAT's rewrite of a reply. Returns the old port.
+    pub fn set_src_port_and_addr_patched(&mut self, port: u16, addr: (Ipv4Addr, Ipv4Addr)) -> u16 {
+        set_port_and_addr_patched(self.buffer.as_mut(), field::SRC_PORT, port, addr)
+    }
+
+    /// As [`Packet::set_src_port_and_addr_patched`] for the destination:
+    /// NAT's rewrite of a request to a real server.
+    pub fn set_dst_port_and_addr_patched(&mut self, port: u16, addr: (Ipv4Addr, Ipv4Addr)) -> u16 {
+        set_port_and_addr_patched(self.buffer.as_mut(), field::DST_PORT, port, addr)
+    }
+
     /// Recomputes the checksum over pseudo-header and segment.
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.set_checksum(0);
@@ -243,6 +256,25 @@ fn set_port_patched(b: &mut [u8], at: usize, port: u16) -> u16 {
         let ck = checksum::update_u16(get_u16(b, field::CHECKSUM), old, port);
         put_u16(b, field::CHECKSUM, ck);
     }
+    old
+}
+
+/// Sets the port at `at` and patches the checksum for it and for a
+/// pseudo-header address change, in one step (a whole header: the
+/// checksum field is there).
+fn set_port_and_addr_patched(
+    b: &mut [u8],
+    at: usize,
+    port: u16,
+    (old_addr, new_addr): (Ipv4Addr, Ipv4Addr),
+) -> u16 {
+    let old = get_u16(b, at);
+    put_u16(b, at, port);
+    let ck = checksum::Patch::default()
+        .dword(old_addr.into(), new_addr.into())
+        .word(old, port)
+        .apply(get_u16(b, field::CHECKSUM));
+    put_u16(b, field::CHECKSUM, ck);
     old
 }
 
@@ -408,6 +440,26 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn port_and_address_rewrite_in_one_patch_equals_full_recompute(
+            port in any::<u16>(), new_addr in any::<u32>(), src_side in any::<bool>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..41),
+        ) {
+            let mut b = syn();
+            b.extend_from_slice(&payload);
+            Packet::new_unchecked(&mut b[..]).fill_checksum(SRC, DST);
+            let new_addr = Ipv4Addr::from(new_addr);
+            let mut p = Packet::new_checked(&mut b[..]).unwrap();
+            let (src, dst) = if src_side {
+                prop_assert_eq!(p.set_src_port_and_addr_patched(port, (SRC, new_addr)), 40000);
+                (new_addr, DST)
+            } else {
+                prop_assert_eq!(p.set_dst_port_and_addr_patched(port, (DST, new_addr)), 80);
+                (SRC, new_addr)
+            };
+            prop_assert!(p.verify_checksum(src, dst));
+        }
+
         #[test]
         fn port_rewrite_with_incremental_checksum_equals_full(
             port in any::<u16>(), payload in proptest::collection::vec(any::<u8>(), 0..40)

@@ -70,9 +70,9 @@ impl<F: Frame> Worker<F> {
         if ip.protocol == u8::from(ipv4::Protocol::Icmp) {
             return self.icmp_error(ip, frame, now, out);
         }
-        let flow = match ip.l4 {
+        let flow = match &ip.l4 {
             L4::Flow(flow) => flow,
-            L4::Bad(reason) => return Err(reason),
+            L4::Bad(reason) => return Err(*reason),
             L4::None if Protocol::from_number(ip.protocol).is_none() => {
                 return Err(self.unknown_destination(ip.dst));
             }
@@ -81,7 +81,7 @@ impl<F: Frame> Worker<F> {
         if ip.ttl <= 1 {
             return Err(DropReason::TtlExpired);
         }
-        match self.lb.decide(&flow, now) {
+        match self.lb.decide(flow, now) {
             Decision::ToRealServer {
                 method,
                 real,

@@ -204,6 +204,9 @@ pub struct Worker<F> {
     /// VIPs and floating addresses. A backup does not.
     master: bool,
     floating: Vec<Ipv4Addr>,
+    /// Every address of every port, flat: the per-packet "is it ours?"
+    /// reads one short array instead of walking the ports.
+    own: Vec<Ipv4Addr>,
     /// Counters, published by the poll loop.
     pub stats: WorkerStats,
 }
@@ -235,6 +238,11 @@ impl<F: Frame> Worker<F> {
             from_peer: false,
             master: setup.master,
             floating: setup.floating.clone(),
+            own: setup
+                .ports
+                .iter()
+                .flat_map(|p| p.addresses.iter().map(|a| a.addr()))
+                .collect(),
             stats: WorkerStats::default(),
         }
     }
@@ -295,7 +303,7 @@ impl<F: Frame> Worker<F> {
     /// same path as [`Worker::handle_bursts`], for a window of one.
     pub fn handle<O: Output<F>>(&mut self, port: usize, frame: F, now: u64, out: &mut O) {
         let parsed = parse::parse(frame.data(), &self.lb);
-        self.received(port, frame, parsed, now, out);
+        self.received(port, frame, &parsed, now, out);
     }
 
     /// Decides one poll's bursts, `bursts[port]` received on `port`, in
@@ -304,6 +312,7 @@ impl<F: Frame> Worker<F> {
     /// overlaps its requests and replies): each frame is parsed once and
     /// its connection's index line prefetched, then the entries those
     /// lines point at, then each frame is decided from its parsed value.
+    #[inline(never)]
     pub fn handle_bursts<O: Output<F>>(&mut self, bursts: &mut [Vec<F>], now: u64, out: &mut O) {
         let mut parsed = std::mem::take(&mut self.parsed);
         // Below this many connections the table's lines stay in the core's
@@ -327,6 +336,12 @@ impl<F: Frame> Worker<F> {
                 } else {
                     break;
                 };
+                // Ask for every frame's headers first: the device wrote
+                // them to memory, not to this core's caches, and parsing
+                // one at a time would wait for each in turn.
+                for frame in &burst[..take] {
+                    prefetch_headers(frame.data());
+                }
                 for frame in &burst[..take] {
                     let p = parse::parse(frame.data(), &self.lb);
                     if prefetch {
@@ -352,14 +367,14 @@ impl<F: Frame> Worker<F> {
             let mut next = parsed.iter();
             for (p, burst) in bursts.iter_mut().enumerate().take(end).skip(port) {
                 for frame in burst.drain(..) {
-                    if let Some(&info) = next.next() {
+                    if let Some(info) = next.next() {
                         self.received(p, frame, info, now, out);
                     }
                 }
             }
             if partial > 0 {
                 for frame in bursts[end].drain(..partial) {
-                    if let Some(&info) = next.next() {
+                    if let Some(info) = next.next() {
                         self.received(end, frame, info, now, out);
                     }
                 }
@@ -375,7 +390,7 @@ impl<F: Frame> Worker<F> {
         &mut self,
         port: usize,
         frame: F,
-        parsed: Parsed,
+        parsed: &Parsed,
         now: u64,
         out: &mut O,
     ) {
@@ -406,7 +421,7 @@ impl<F: Frame> Worker<F> {
     /// from (never answered twice). Counted where it was received.
     pub fn handle_from_peer<O: Output<F>>(&mut self, port: usize, frame: F, now: u64, out: &mut O) {
         let parsed = parse::parse(frame.data(), &self.lb);
-        self.decide(port, frame, parsed, now, out, true);
+        self.decide(port, frame, &parsed, now, out, true);
     }
 
     /// Gives every other worker a copy of an ARP packet, so all of them
@@ -427,7 +442,7 @@ impl<F: Frame> Worker<F> {
         &mut self,
         port: usize,
         mut frame: F,
-        parsed: Parsed,
+        parsed: &Parsed,
         now: u64,
         out: &mut O,
         from_peer: bool,
@@ -438,7 +453,7 @@ impl<F: Frame> Worker<F> {
             Step::Forward(ip) => {
                 // Not for the balancer itself: the load balancer's path,
                 // which sends, parks or drops (and counts) the frame.
-                self.forward(port, &ip, frame, now, out);
+                self.forward(port, ip, frame, now, out);
                 return;
             }
         };
@@ -478,19 +493,19 @@ impl<F: Frame> Worker<F> {
 
     /// Decides what the balancer itself does with a frame (ARP, echo,
     /// drops), or that it is for the forwarding path.
-    fn classify<O: Output<F>>(
+    fn classify<'p, O: Output<F>>(
         &mut self,
         port: usize,
         frame: &mut F,
-        parsed: Parsed,
+        parsed: &'p Parsed,
         now: u64,
         out: &mut O,
-    ) -> Step {
+    ) -> Step<'p> {
         let Some(port_mac) = self.ports.get(port).map(|p| p.mac) else {
             return Step::Decided(Verdict::Drop(DropReason::BadPort));
         };
         if let Parsed::Runt(reason) = parsed {
-            return Step::Decided(Verdict::Drop(reason));
+            return Step::Decided(Verdict::Drop(*reason));
         }
         let data = frame.data_mut();
         // The parse saw a whole Ethernet header.
@@ -503,10 +518,10 @@ impl<F: Frame> Worker<F> {
             return Step::Decided(Verdict::Drop(DropReason::Malformed));
         }
         let verdict = match parsed {
-            Parsed::Runt(reason) | Parsed::Bad(reason) => Verdict::Drop(reason),
+            Parsed::Runt(reason) | Parsed::Bad(reason) => Verdict::Drop(*reason),
             Parsed::OtherEthertype => Verdict::Drop(DropReason::UnsupportedEthertype),
-            Parsed::Arp { l3 } => self.arp(port, port_mac, &mut data[usize::from(l3)..], now, out),
-            Parsed::Ipv4(ip) => match self.ipv4_local(port, &ip, &mut data[usize::from(ip.l3)..]) {
+            Parsed::Arp { l3 } => self.arp(port, port_mac, &mut data[usize::from(*l3)..], now, out),
+            Parsed::Ipv4(ip) => match self.ipv4_local(port, ip, &mut data[usize::from(ip.l3)..]) {
                 Local::Verdict(v) => v,
                 Local::NotLocal => return Step::Forward(ip),
             },
@@ -529,9 +544,7 @@ impl<F: Frame> Worker<F> {
 
     /// True when `ip` is one of our addresses on any port.
     fn owned(&self, ip: Ipv4Addr) -> bool {
-        self.ports
-            .iter()
-            .any(|p| p.addresses.iter().any(|a| a.addr() == ip))
+        self.own.contains(&ip)
     }
 
     /// True when rvs answers ARP for `ip` on `port`: its own addresses
@@ -629,14 +642,16 @@ impl<F: Frame> Worker<F> {
     /// the parse found whole, with a right header checksum.
     fn ipv4_local(&mut self, port: usize, info: &Ipv4Info, l3: &mut [u8]) -> Local {
         let (src, dst) = (info.src, info.dst);
-        let is_vip = self.lb.services().is_vip(dst) && self.master;
+        let icmp = info.protocol == u8::from(ipv4::Protocol::Icmp);
         if !self.owned(dst) || (!self.master && self.floating.contains(&dst)) {
             // A VIP answers echo (operators ping their VIPs); other ICMP
-            // to a VIP and all TCP/UDP go to the balancer's path.
+            // to a VIP and all TCP/UDP go to the balancer's path (decided
+            // without the VIP lookup, which only echo needs).
             let ip = ipv4::Packet::new_unchecked(&*l3);
-            if !(is_vip
-                && info.protocol == u8::from(ipv4::Protocol::Icmp)
-                && is_echo_request(ip.payload()))
+            if !(icmp
+                && self.master
+                && is_echo_request(ip.payload())
+                && self.lb.services().is_vip(dst))
             {
                 return Local::NotLocal;
             }
@@ -644,7 +659,7 @@ impl<F: Frame> Worker<F> {
         if info.fragment {
             return Local::Verdict(Verdict::Drop(DropReason::Fragment));
         }
-        if info.protocol != u8::from(ipv4::Protocol::Icmp) {
+        if !icmp {
             return Local::Verdict(Verdict::Drop(DropReason::UnsupportedProtocol));
         }
         // Do not answer to addresses that cannot be a single host (smurf).
@@ -683,16 +698,22 @@ impl<F: Frame> Worker<F> {
         out: &mut O,
     ) {
         let port_mac = self.ports[port].mac;
-        {
-            let mut eth = ethernet::Frame::new_unchecked(frame.data_mut());
-            eth.set_src_addr(port_mac);
-        }
         match self.neigh.lookup(next_hop, now) {
             Some(n) if usize::from(n.port) == port => {
-                ethernet::Frame::new_unchecked(frame.data_mut()).set_dst_addr(n.mac);
+                let mut eth = ethernet::Frame::new_unchecked(frame.data_mut());
+                eth.set_src_addr(port_mac);
+                eth.set_dst_addr(n.mac);
                 out.send(port, frame);
             }
-            _ => match self.pending.park(next_hop, port as u16, frame, now) {
+            _ => match self.pending.park(
+                next_hop,
+                port as u16,
+                {
+                    ethernet::Frame::new_unchecked(frame.data_mut()).set_src_addr(port_mac);
+                    frame
+                },
+                now,
+            ) {
                 Parked::AskNow => self.send_arp_request(port, next_hop, out),
                 Parked::Waiting => {}
                 Parked::Full(_frame) => self.stats.drop(DropReason::NeighborUnresolved),
@@ -767,11 +788,11 @@ impl<F: Frame> Worker<F> {
 }
 
 /// Where `classify` leaves a frame.
-enum Step {
+enum Step<'p> {
     /// The balancer's own verdict.
     Decided(Verdict),
     /// IPv4 not addressed to the balancer, as the parse found it.
-    Forward(Ipv4Info),
+    Forward(&'p Ipv4Info),
 }
 
 /// What the local (to-the-balancer) IPv4 path decided.
@@ -792,6 +813,15 @@ fn flow_hash(parsed: &Parsed) -> Option<u32> {
             ..
         }) => Some(f.hash),
         _ => None,
+    }
+}
+
+/// Prefetches the line holding a frame's Ethernet, IPv4 and TCP/UDP
+/// headers (54 bytes from the start of its data, which DPDK aligns).
+#[inline]
+fn prefetch_headers(data: &[u8]) {
+    if let Some(first) = data.first() {
+        crate::dpdk::prefetch::prefetch(first);
     }
 }
 

@@ -54,8 +54,13 @@ pub fn from_real_server(ip: &mut [u8], service: Endpoint) -> Result<(), XmitErro
 fn forward(ip: &mut [u8], side: Side, to: Endpoint) -> Result<(), XmitError> {
     let mut p = checked(ip)?;
     ttl_allows_forwarding(&p)?;
-    rewrite_checked(&mut p, side, to)?;
-    p.decrement_ttl();
+    let old = side.addr(&p);
+    Transport::checked(p.protocol(), p.payload_mut())?.rewrite(side, old, to);
+    // The address and the TTL patch the header checksum together.
+    match side {
+        Side::Src => p.set_src_addr_and_decrement_ttl(to.ip),
+        Side::Dst => p.set_dst_addr_and_decrement_ttl(to.ip),
+    };
     Ok(())
 }
 
@@ -119,10 +124,9 @@ impl<'a> Transport<'a> {
     fn rewrite(&mut self, side: Side, old_addr: Ipv4Addr, to: Endpoint) {
         match self {
             Transport::Tcp(t) => {
-                t.patch_pseudo_addr(old_addr, to.ip);
                 match side {
-                    Side::Src => t.set_src_port_patched(to.port),
-                    Side::Dst => t.set_dst_port_patched(to.port),
+                    Side::Src => t.set_src_port_and_addr_patched(to.port, (old_addr, to.ip)),
+                    Side::Dst => t.set_dst_port_and_addr_patched(to.port, (old_addr, to.ip)),
                 };
             }
             Transport::QuotedTcp(t) => {
