@@ -785,8 +785,11 @@ impl Balancer {
 
     /// Installs connections the active balancer reported (on a standby),
     /// so that after a takeover their packets go to the same real servers.
-    /// A connection already known is brought to the reported state.
-    /// Returns how many were new.
+    /// A connection already known is brought to the reported state; one
+    /// known with another service or real server is replaced (the client
+    /// reused the port of a connection the active one has since scheduled
+    /// afresh, a TIME_WAIT entry taken over by a new SYN). Returns how many
+    /// were new.
     pub fn install(&mut self, events: &[SyncEvent], now: u64) -> u64 {
         let mut installed = 0;
         for ev in events {
@@ -809,7 +812,18 @@ impl Balancer {
             let reply = reply_key(service.forward, &original, ev.real);
             let timeout_ns = u64::from(ev.timeout_s) * 1_000_000_000;
             let counters = &mut self.counters;
-            if let Some((id, _)) = self.conns.lookup(&original, now, |c| counters.forget(c)) {
+            let known = match self.conns.lookup(&original, now, |c| counters.forget(c)) {
+                Some((id, _)) if (self.conns.get(id).vs, self.conns.get(id).rs) == (vs, rs) => {
+                    Some(id)
+                }
+                Some((id, _)) => {
+                    let old = self.conns.remove(id);
+                    self.counters.forget(&old);
+                    None
+                }
+                None => None,
+            };
+            if let Some(id) = known {
                 let c = self.conns.get_mut(id);
                 let was_active = c.is_active();
                 let (cvs, crs) = (c.vs, c.rs);

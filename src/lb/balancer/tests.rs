@@ -294,6 +294,46 @@ fn a_standby_installs_what_the_active_one_reported() {
 }
 
 #[test]
+fn a_reported_connection_replaces_a_known_one_on_another_real_server() {
+    // The standby still holds the client's port in TIME_WAIT on one real
+    // server; the active one has since scheduled a new SYN from the same
+    // port to the other. After a takeover the record must win.
+    let mut standby = balancer(vec![service(ForwardMethod::Nat, Protocol::Tcp)]);
+    let old = real_of(standby.decide(&flow(&standby, to_vip(6100, 6), SYN), 1));
+    let other = RS
+        .iter()
+        .copied()
+        .find(|&ip| ip != old.ip)
+        .expect("two servers");
+    let event = SyncEvent {
+        protocol: Protocol::Tcp,
+        state: State::Established,
+        input_only: false,
+        client: Endpoint::new(CLIENT, 6100),
+        vip: Endpoint::new(VIP, 80),
+        real: Endpoint::new(other, 8080),
+        timeout_s: 900,
+    };
+    assert_eq!(standby.install(&[event], 2), 1);
+    assert_eq!(standby.conn_count(), 1);
+    assert_eq!(
+        real_of(standby.decide(&flow(&standby, to_vip(6100, 6), ACK), 3)).ip,
+        other
+    );
+    // The new real server's replies are known; the old one's are not.
+    let reply = FlowKey::new(other, 8080, CLIENT, 6100, 6);
+    assert!(matches!(
+        standby.decide(&flow(&standby, reply, ACK), 4),
+        Decision::ToClient { .. }
+    ));
+    let stale = FlowKey::new(old.ip, 8080, CLIENT, 6100, 6);
+    assert!(matches!(
+        standby.decide(&flow(&standby, stale, ACK), 5),
+        Decision::Drop(Refusal::NoConnection)
+    ));
+}
+
+#[test]
 fn counters_survive_a_reload_that_adds_servers() {
     let mut b = balancer(vec![service(ForwardMethod::Dr, Protocol::Tcp)]);
     real_of(b.decide(&flow(&b, to_vip(7000, 6), SYN), 1));
