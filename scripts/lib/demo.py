@@ -285,9 +285,12 @@ class LoadView(threading.Thread):
             failed = doc.get("errors", 0) - prev.get("errors", 0)
             prev = doc
             rss = servers_of(rvsadm(self.a, self.a.socket, "list"), self.a.cfg)
-            health = " ".join(
-                ("%-4s" % "up") if rss.get(n, {}).get("health") == "up" else (RED + "DOWN" + RESET)
-                for n in names)
+
+            def health_of(n):
+                h = rss.get(n, {}).get("health", "?")
+                return "%-4s" % h if h != "down" else RED + "DOWN" + RESET
+
+            health = " ".join(health_of(n) for n in names)
             conns = "/".join(str(rss.get(n, {}).get("active_conns", 0)
                                  + rss.get(n, {}).get("inactive_conns", 0)) for n in names)
             say("%5d  %6d  %s  %s   %s  %s" % (
@@ -589,7 +592,7 @@ def phase_balancer(a):
     say()
     say("%sFigures:%s" % (BOLD, RESET))
     if synced_b is not None:
-        say("  at the kill B held %d connections synced from A, the download among them" % synced_b)
+        say("  at the kill B held %d connections, synced from A" % synced_b)
     for label, t in (("keepalived A entered FAULT (its vrrp_script found rvsd gone)", ka_a_fault),
                      ("keepalived B entered MASTER", ka_b_master),
                      ("rvsd B was master (keepalived's notify_master ran rvsadm ha master)",
@@ -659,9 +662,16 @@ def main():
     b.add_argument("--kill-after", type=float, default=2.5)
     b.add_argument("--local-port", default="61000-61999")
     a = ap.parse_args()
+    # Ctrl-C ends a phase even when started with SIGINT ignored (as
+    # background jobs of a shell without job control are).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run = {"load": load, "weights": phase_weights, "server": phase_server,
            "balancer": phase_balancer}[a.cmd]
-    sys.exit(run(a) or 0)
+    try:
+        sys.exit(run(a) or 0)
+    except KeyboardInterrupt:
+        # Ctrl-C: scripts/demo cleans up; no traceback over its output.
+        sys.exit(130)
 
 
 if __name__ == "__main__":
