@@ -24,7 +24,7 @@ and the figures that prove it.
 
   demo.py balancer COMMON --socket-b PATH --rvsd-pid PID --keepalived-logs A,B
                    --download-path P --download-sha SHA --download-bytes N
-                   --rate R --kill-after S
+                   --rate R --local-port FROM-TO --kill-after S
       Phase 3: a rate-limited download (curl --limit-rate) and a light
       load through the VIP; kill -9 of the active rvsd (PID) mid-download;
       keepalived's role changes, the takeover time, the download completing
