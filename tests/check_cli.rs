@@ -56,12 +56,15 @@ addresses = ["192.0.2.1/24"]
 mac = "02:00:00:00:00:01"
 "#;
 
+/// Both balancers of `scripts/demo` (A: demo.toml, B: demo-backup.toml).
 #[test]
-fn demo_config_is_valid() {
-    let demo = support::repo_root().join("dpdk-config/demo.toml");
-    let out = check(&demo);
-    assert_eq!(code(&out), 0, "{out}");
-    assert!(out.stderr.contains("valid"), "{out}");
+fn demo_configs_are_valid() {
+    for name in ["demo.toml", "demo-backup.toml"] {
+        let demo = support::repo_root().join("dpdk-config").join(name);
+        let out = check(&demo);
+        assert_eq!(code(&out), 0, "{name}: {out}");
+        assert!(out.stderr.contains("valid"), "{name}: {out}");
+    }
 }
 
 #[test]
