@@ -24,7 +24,7 @@ and the figures that prove it.
 
   demo.py balancer COMMON --socket-b PATH --rvsd-pid PID --keepalived-logs A,B
                    --download-path P --download-sha SHA --download-bytes N
-                   --rate R --local-port FROM-TO --kill-after S
+                   --rate R --kill-after S
       Phase 3: a rate-limited download (curl --limit-rate) and a light
       load through the VIP; kill -9 of the active rvsd (PID) mid-download;
       keepalived's role changes, the takeover time, the download completing
@@ -498,10 +498,9 @@ def phase_balancer(a):
     roles = RoleWatch(a)
     target = os.path.join(a.work, "download.bin")
     url = "http://%s:%d%s" % (cfg.vip, cfg.port, a.download_path)
-    # --local-port: see the note on the download in scripts/demo.
     curl = subprocess.Popen(
         ["ip", "netns", "exec", a.client_ns, "curl", "-sS", "-m", "90", "--limit-rate", a.rate,
-         "--local-port", a.local_port, "-o", target,
+         "-o", target,
          "-w", "%{size_download} %{time_total} %{http_code}", url],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     load = Load(a, "balancer", concurrency=2, pace_ms=50)
@@ -660,7 +659,6 @@ def main():
     b.add_argument("--download-bytes", type=int, required=True)
     b.add_argument("--rate", default="8M")
     b.add_argument("--kill-after", type=float, default=2.5)
-    b.add_argument("--local-port", default="61000-61999")
     a = ap.parse_args()
     # Ctrl-C ends a phase even when started with SIGINT ignored (as
     # background jobs of a shell without job control are).
