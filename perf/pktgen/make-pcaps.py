@@ -6,24 +6,24 @@ once per start into its transmit pool and sends whatever buffers the pool
 hands back. On Pktgen-DPDK 23.03 that was 24,576 frames, never the
 million-flow walk the range described; on 24.07.1 the pool has a per-lcore
 cache, so with a driver that frees each buffer as soon as it is sent
-(net_af_packet) the same few dozen buffers go out again and again. A
+(net_af_packet) the same 32 buffers go out again and again. A
 pcap file is loaded into a pool without a cache, and a pool without a cache
 is a FIFO ring: pktgen sends the file's frames in the file's order, and
-repeats the file. So the file decides exactly which flows exist, in every
-pktgen release that has `-s` (all of them), and each profile can send an
-exact prefix of it with `set <port> count`.
+repeats the file. So the file decides exactly which flows exist, and each
+profile can send an exact prefix of it with `set <port> count`. (24.07.1
+drops -s files unless patched by fix-pktgen-pcap.)
 
 Files (all frames untagged Ethernet + IPv4 + TCP with correct checksums,
 padded to the frame size minus the 4-byte FCS):
 
-  est-syn-ack-S.pcap   port 0, established profiles: one bare SYN per flow
+  est-syn-ack-*.pcap   port 0, established profiles: one bare SYN per flow
                        (the SYN phase, sent once with a count), then
                        ACK_PASSES passes of one ACK-only frame per flow.
-  est-reply-S.pcap     port 1, NAT: the real server's ACK-only reply per
+  est-reply-*.pcap     port 1, NAT: the real server's ACK-only reply per
                        flow, 198.19.0.10:8080 -> client.
-  flood-S.pcap         port 0, syn-flood.lua (NAT): the established flows'
+  flood-*.pcap         port 0, syn-flood.lua (NAT): the established flows'
                        SYNs, then NEW bare SYNs from distinct sources.
-  new-S.pcap           port 0, conn-rate.lua and syn-flood.lua (DR, TUN):
+  new-*.pcap           port 0, conn-rate.lua and syn-flood.lua (DR, TUN):
                        NEW bare SYNs from distinct sources.
 
 Addresses are those of common.lua and rvsd-*.toml. Flow k of the
@@ -33,7 +33,8 @@ times ports from 1024 -- see new_source().
 
 Usage: make-pcaps.py PROFILE MODE OUTDIR   (settings from the environment,
 as the profiles read them: RVS_PKTGEN_FLOWS, RVS_PKTGEN_NEW,
-RVS_PKTGEN_SIZE, RVS_PKTGEN_ACK_PASSES). Prints pktgen's `-s` arguments.
+RVS_PKTGEN_SIZE, RVS_PKTGEN_ACK_PASSES, RVS_PKTGEN_CLIENT_PORT,
+RVS_PKTGEN_SERVER_PORT). Prints pktgen's `-s` arguments.
 Only the Python 3 standard library.
 """
 
@@ -129,30 +130,32 @@ def main():
     if flows > 16 * 64511:
         sys.exit("RVS_PKTGEN_FLOWS: at most 1,032,176")
     os.makedirs(out, exist_ok=True)
+    client = env_int("RVS_PKTGEN_CLIENT_PORT", 0)
+    server = env_int("RVS_PKTGEN_SERVER_PORT", 1)
     args = []
     if profile in ("established-nat", "dr", "tun", "frame-sizes"):
         p0 = os.path.join(out, f"est-syn-ack-{flows}-{passes}-{size}.pcap")
         write(p0, [*client_est(flows, SYN, size), *(f for _ in range(passes) for f in client_est(flows, ACK, size))])
-        args.append(f"0:{p0}")
+        args.append(f"{client}:{p0}")
         if mode == "nat":
             p1 = os.path.join(out, f"est-reply-{flows}-{size}.pcap")
             write(p1, server_est(flows, size))
-            args.append(f"1:{p1}")
+            args.append(f"{server}:{p1}")
     elif profile == "syn-flood":
         if mode == "nat":
             p0 = os.path.join(out, f"flood-{flows}-{new}-64.pcap")
             write(p0, [*client_est(flows, SYN, 64), *client_new(new, 64)])
             p1 = os.path.join(out, f"est-reply-{flows}-64.pcap")
             write(p1, server_est(flows, 64))
-            args += [f"0:{p0}", f"1:{p1}"]
+            args += [f"{client}:{p0}", f"{server}:{p1}"]
         else:
             p0 = os.path.join(out, f"new-{new}-64.pcap")
             write(p0, client_new(new, 64))
-            args.append(f"0:{p0}")
+            args.append(f"{client}:{p0}")
     elif profile == "conn-rate":
         p0 = os.path.join(out, f"new-{new}-64.pcap")
         write(p0, client_new(new, 64))
-        args.append(f"0:{p0}")
+        args.append(f"{client}:{p0}")
     else:
         sys.exit(f"unknown profile {profile}")
     print(" ".join(f"-s {a}" for a in args))
