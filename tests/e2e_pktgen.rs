@@ -46,6 +46,13 @@ const PKTGEN_TIMEOUT: Duration = Duration::from_secs(120);
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 const SHORT: Duration = Duration::from_secs(10);
 
+/// Writes a line to stderr past the test harness's capture, so `cargo
+/// test` shows it for a passing test too (`RESULT ...`, `SKIPPED ...`).
+fn shout(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// `../shared/tools` next to the repository, when it holds the pktgen
 /// build script.
 fn tools_dir() -> Option<PathBuf> {
@@ -351,7 +358,7 @@ fn check_established(f: &Figures, both_ways: bool) {
     assert_eq!(f.get("est.rvsd_no_connection"), 0, "{n}: no_connection");
     assert_eq!(f.get("est.rvsd_drops"), 0, "{n}: drops");
     assert_eq!(f.get("est.rvsd_conns_created"), 0, "{n}: new connections");
-    println!(
+    shout(&format!(
         "RESULT pktgen {n}: SYN phase sent {} delivered {} rvsd created {} | established offered {}{} delivered {} | rvsd forwarded {} no_connection {} connections {}",
         f.get("open.sent"),
         f.get("open.delivered"),
@@ -362,7 +369,7 @@ fn check_established(f: &Figures, both_ways: bool) {
         f.get("est.rvsd_forwarded"),
         f.get("est.rvsd_no_connection"),
         f.get("est.rvsd_connections"),
-    );
+    ));
 }
 
 /// The profile's figures against rvsd's counters at the end of the run.
@@ -382,12 +389,12 @@ fn check_totals(name: &str, stats: &serde_json::Value, created: u64, forwarded: 
         0,
         "{name}: {stats}"
     );
-    println!(
+    shout(&format!(
         "RESULT pktgen {name}: rvsd total conns_created {} forwarded {} rx {} no_connection 0",
         counter(stats, "total.conns_created"),
         counter(stats, "total.forwarded"),
         counter(stats, "total.rx_packets"),
-    );
+    ));
 }
 
 fn established(pktgen: &Path, profile: &str, mode: &str) {
@@ -451,7 +458,7 @@ fn syn_flood(pktgen: &Path) {
     assert_eq!(f.get("flood.rvsd_forwarded"), syns + bg, "{n}: forwarded");
     assert_eq!(f.get("flood.rvsd_no_connection"), 0, "{n}: no_connection");
     fwd += syns + bg;
-    println!(
+    shout(&format!(
         "RESULT pktgen {n}: flood SYNs sent {syns} forwarded {} rvsd created {} | background during {}/{} | rvsd forwarded {} no_connection {} connections {}",
         f.get("flood.delivered"),
         f.get("flood.rvsd_conns_created"),
@@ -460,7 +467,7 @@ fn syn_flood(pktgen: &Path) {
         f.get("flood.rvsd_forwarded"),
         f.get("flood.rvsd_no_connection"),
         f.get("flood.rvsd_connections"),
-    );
+    ));
     check_totals(n, &stats, FLOWS + syns, fwd);
 }
 
@@ -490,12 +497,12 @@ fn conn_rate(pktgen: &Path) {
             "{n}: step {i}: one connection per new source"
         );
         created += sent;
-        println!(
+        shout(&format!(
             "RESULT pktgen {n}: step {i} SYNs sent {sent} ({:.0}/s) delivered {} rvsd created {}",
             sent as f64 / SECONDS as f64,
             f.get(&format!("step{i}.delivered")),
             f.get(&format!("step{i}.rvsd_conns_created")),
-        );
+        ));
     }
     assert_eq!(f.get("created"), created, "{n}");
     check_totals(n, &stats, created, created);
@@ -505,11 +512,11 @@ fn conn_rate(pktgen: &Path) {
 #[test]
 fn pktgen_profiles_match_rvsd_counters() {
     let Some(tools) = tools_dir() else {
-        println!(
+        shout(&format!(
             "SKIPPED e2e_pktgen: {} not found (Pktgen-DPDK's source and build script; \
              a clone of the project alone does not have it)",
             support::repo_root().join("../shared/tools").display()
-        );
+        ));
         return;
     };
     support::require_root("e2e_pktgen");
@@ -524,8 +531,8 @@ fn pktgen_profiles_match_rvsd_counters() {
     frame_sizes(&pktgen);
     syn_flood(&pktgen);
     conn_rate(&pktgen);
-    println!(
+    shout(&format!(
         "RESULT pktgen: every profile in {:.0} s",
         t0.elapsed().as_secs_f64()
-    );
+    ));
 }
