@@ -22,7 +22,9 @@
 //! (or per new source), the frames pktgen counts as delivered are exactly
 //! those rvsd forwarded, in both directions for NAT, nothing was dropped as
 //! `no_connection` while the established flows ran, and the rvsd counters
-//! the profile printed are the ones rvsd gives the test afterwards.
+//! the profile printed are the ones rvsd gives the test afterwards. And the
+//! TTL of the first frame rvsd forwards: NAT decrements it, DR leaves the
+//! IP header alone (as IPVS's DR, and as `perf/pktgen/` now says).
 //! Figures are printed as `RESULT pktgen ...` lines.
 
 mod support;
@@ -219,20 +221,41 @@ impl Figures {
     }
 }
 
+/// What one profile run left: each pktgen run's figures (one per frame
+/// size for frame-sizes), rvsd's counters at the end, and `tcpdump -v`'s
+/// line for the first frame rvsd forwarded to port 1.
+struct Outcome {
+    figures: Vec<Figures>,
+    stats: serde_json::Value,
+    first_forwarded: String,
+}
+
 /// Runs `run-profile PROFILE MODE` with pktgen in the gen namespace against
-/// a fresh rvsd, and returns each pktgen run's figures (one per frame size
-/// for frame-sizes) and rvsd's counters at the end.
-fn run_profile(
-    pktgen: &Path,
-    profile: &str,
-    mode: &str,
-    extra_env: &[(&str, &str)],
-) -> (Vec<Figures>, serde_json::Value) {
+/// a fresh rvsd.
+fn run_profile(pktgen: &Path, profile: &str, mode: &str, extra_env: &[(&str, &str)]) -> Outcome {
     let bed = Bed::new();
     let dir = TempDir::new("pktgen");
     let config = rvsd_config(mode, &bed, &dir);
     let mut rvsd = Rvsd::start(&config, Some(&bed.lb));
     rvsd.wait_ready(Duration::from_secs(30));
+    // The first frame rvsd sends to port 1 (a SYN; IPIP for TUN), with
+    // its IP header, to see what the forwarding method did to it.
+    let filter = if mode == "tun" {
+        "ip proto 4"
+    } else {
+        "tcp[tcpflags] & tcp-syn != 0"
+    };
+    let tcpdump = bed
+        .gen
+        .command("timeout")
+        .args(["60", "tcpdump", "-c", "1", "-nn", "-v", "-Q", "in", "-i"])
+        .arg(&bed.pktgen_devs[1])
+        .arg(filter)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(500));
     let pktgen_cmd = format!(
         "ip netns exec {} {} --lcores '0@0,(1,2)@(0,1)' --no-huge --no-pci --no-shconf -m 512 \
          --file-prefix rvstpg{} --vdev net_af_packet0,iface={} --vdev net_af_packet1,iface={} \
@@ -310,11 +333,19 @@ fn run_profile(
     }
     let stats = rvsd_stats(&dir);
     rvsd.stop(SHORT);
+    let first_forwarded = tcpdump
+        .wait_with_output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', " "))
+        .unwrap_or_default();
     eprintln!(
         "[{profile} {mode}] took {:.0} s",
         t0.elapsed().as_secs_f64()
     );
-    (figures, stats)
+    Outcome {
+        figures,
+        stats,
+        first_forwarded,
+    }
 }
 
 /// The SYN phase: every flow's SYN forwarded, one connection each (none
@@ -397,9 +428,36 @@ fn check_totals(name: &str, stats: &serde_json::Value, created: u64, forwarded: 
     ));
 }
 
+/// The TTL of the first IPv4 header in `tcpdump -v`'s line.
+fn first_ttl(line: &str) -> Option<u64> {
+    let rest = &line[line.find("ttl ")? + 4..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn established(pktgen: &Path, profile: &str, mode: &str) {
-    let (figs, stats) = run_profile(pktgen, profile, mode, &[]);
+    let Outcome {
+        figures: figs,
+        stats,
+        first_forwarded,
+    } = run_profile(pktgen, profile, mode, &[]);
     let f = &figs[0];
+    // make-pcaps.py sends TTL 64. NAT routes and decrements it; DR only
+    // changes the Ethernet header (as IPVS's DR); TUN's outer header is
+    // rvsd's own.
+    let ttl = first_ttl(&first_forwarded);
+    shout(&format!(
+        "RESULT pktgen {}: first frame rvsd forwarded: {}",
+        f.name,
+        first_forwarded.trim()
+    ));
+    match mode {
+        "nat" => assert_eq!(ttl, Some(63), "NAT decrements the TTL: {first_forwarded}"),
+        "dr" => assert_eq!(ttl, Some(64), "DR leaves the TTL: {first_forwarded}"),
+        _ => assert!(ttl.is_some(), "no IPIP frame seen: {first_forwarded}"),
+    }
     check_open(f, FLOWS);
     check_established(f, mode == "nat");
     let fwd = f.get("open.delivered") + f.get("est.rvsd_forwarded");
@@ -407,7 +465,11 @@ fn established(pktgen: &Path, profile: &str, mode: &str) {
 }
 
 fn frame_sizes(pktgen: &Path) {
-    let (figs, stats) = run_profile(
+    let Outcome {
+        figures: figs,
+        stats,
+        ..
+    } = run_profile(
         pktgen,
         "frame-sizes",
         "nat",
@@ -423,7 +485,11 @@ fn frame_sizes(pktgen: &Path) {
 }
 
 fn syn_flood(pktgen: &Path) {
-    let (figs, stats) = run_profile(
+    let Outcome {
+        figures: figs,
+        stats,
+        ..
+    } = run_profile(
         pktgen,
         "syn-flood",
         "nat",
@@ -472,7 +538,11 @@ fn syn_flood(pktgen: &Path) {
 }
 
 fn conn_rate(pktgen: &Path) {
-    let (figs, stats) = run_profile(
+    let Outcome {
+        figures: figs,
+        stats,
+        ..
+    } = run_profile(
         pktgen,
         "conn-rate",
         "nat",
