@@ -1,39 +1,37 @@
 -- common.lua: what the rvs Pktgen-DPDK profiles share (perf/pktgen/README.md).
 --
 -- Each profile loads this file with dofile(); it is never run on its own.
--- It holds the test bed's addresses, which must match perf/pktgen/rvsd-*.toml,
--- builds the pktgen CLI commands for each traffic stream, runs them through a
--- throw-away command file (pktgen.load), and measures rates from pktgen's
--- per-second port statistics.
 --
--- Why CLI commands and not pktgen's Lua setters: pktgen's Lua library has no
--- TCP-flags setter, and the flags are what decide whether rvs makes a
--- connection (only a bare SYN opens one). The CLI has them ("range <port> tcp
--- flag set syn" up to 24.07, "range <port> tcp flags syn" from 24.10.2), so
--- everything a profile configures goes through the CLI, and Lua only
--- sequences, waits and measures. The Lua functions used are pktgen.load,
--- start, stop, set (count and rate), delay, portStats and screen, each called
--- as the scripts shipped with pktgen call it (test/main.lua,
--- scripts/rfc2544_tput_test.lua).
+-- The frames come from pcap files (make-pcaps.py, given to pktgen with -s
+-- by run-profile), not from pktgen's range mode: pktgen sends a pcap file's
+-- frames in the file's order and repeats the file, so the file decides
+-- exactly which flows exist, and `set <port> count` sends an exact prefix
+-- of it (the SYN phase). Range mode does neither (README, "Why pcap
+-- files"). Nothing here sets TCP flags: they are in the files, so no
+-- profile depends on a release's flag commands.
 --
--- Settings, all optional, from the environment of the pktgen process
--- (sudo env NAME=value pktgen ...):
---   RVS_PKTGEN_MODE         nat | dr | tun: the rvsd config in use (profiles
---                           that work with several)
---   RVS_PKTGEN_SIZE         frame size in bytes, FCS included (default 64)
+-- Connections are counted by rvsd, not inferred from frames: when
+-- RVS_PKTGEN_RVSD_STATS names a command that prints `rvsadm --json stats`
+-- (on two machines: `ssh B rvsadm --json stats`), every phase reads rvsd's
+-- counters before and after and reports them next to pktgen's.
+--
+-- Settings, all optional, from the environment of the pktgen process:
+--   RVS_PKTGEN_MODE         nat | dr | tun (profiles that work with several)
+--   RVS_PKTGEN_FLOWS        established flows in the pcap files (4096)
+--   RVS_PKTGEN_NEW          distinct new sources in the SYN files (65536)
+--   RVS_PKTGEN_SIZE         frame size in bytes, FCS included (64)
 --   RVS_PKTGEN_SECONDS      measured seconds per run or step
---   RVS_PKTGEN_RATE         offered load, percent of line rate (default 100)
---   RVS_PKTGEN_SYN_PCT      rate of the SYN phase that opens the established
---                           flows, percent of line rate (default 10)
---   RVS_PKTGEN_LINK_GBPS    link speed used to turn rates into packets per
---                           second (default 10)
---   RVS_PKTGEN_FLAGS        flag | flags: the TCP-flag CLI syntax of your
---                           pktgen ("flag set syn" up to 24.07, "flags syn"
---                           from 24.10.2); unset: try the first, then the second
+--   RVS_PKTGEN_RATE         offered load, percent of line rate (100)
+--   RVS_PKTGEN_PPS          offered load in frames per second per port
+--                           (overrides RVS_PKTGEN_RATE)
+--   RVS_PKTGEN_SYN_PPS      rate of the SYN phase (10% of line rate)
+--   RVS_PKTGEN_LINK_GBPS    link speed pktgen sees (10; net_af_packet says 10)
+--   RVS_PKTGEN_RVSD_STATS   command printing `rvsadm --json stats`
 --   RVS_PKTGEN_CLIENT_PORT  pktgen port cabled to rvsd's outside port (0)
 --   RVS_PKTGEN_SERVER_PORT  pktgen port cabled to rvsd's inside port (1)
---   RVS_PKTGEN_OUT          directory for the .log and .csv result files (.)
---   RVS_PKTGEN_ECHO         1: print every CLI command sent to pktgen
+--   RVS_PKTGEN_OUT          directory for the .log and .csv files (.)
+--   RVS_PKTGEN_RESULT       file for the run's figures as key=value lines
+--   RVS_PKTGEN_QUIT         1: quit pktgen at the end (run-profile sets it)
 
 local M = {}
 
@@ -87,59 +85,16 @@ function M.env_list(name, default)
 end
 
 -- The test bed ---------------------------------------------------------------
--- These must match perf/pktgen/rvsd-nat.toml, rvsd-dr.toml and rvsd-tun.toml.
+-- These must match make-pcaps.py and perf/pktgen/rvsd-*.toml.
 
 M.CLIENT = M.env_num("RVS_PKTGEN_CLIENT_PORT", 0) -- to rvsd "outside"
 M.SERVER = M.env_num("RVS_PKTGEN_SERVER_PORT", 1) -- to rvsd "inside"
 M.LINK_GBPS = M.env_num("RVS_PKTGEN_LINK_GBPS", 10)
-
-M.RVS_OUTSIDE_MAC = "02:00:00:00:0b:00" -- [[interface]] "outside" mac
-M.RVS_INSIDE_MAC = "02:00:00:00:0b:01" -- [[interface]] "inside" mac
-
-M.VIP_EST = "198.18.0.100" -- virtual server "est": one real server
-M.VIP_NEW = "198.18.0.101" -- virtual server "new": eight real servers
-M.VPORT = 80
-M.RIP_EST = "198.19.0.10" -- the "est" real server
-M.RPORT = { nat = 8080, dr = 80, tun = 80 } -- its port per forwarding method
-
--- Established flows: 16 client addresses x 64,511 source ports. The counts
--- are coprime, and pktgen's range mode steps every field once per frame, so
--- the (address, port) pairs only repeat after 16 x 64,511 = 1,032,176 frames:
--- that many distinct connections.
-M.EST_CLIENTS = { "198.18.64.0", "198.18.64.15" }
--- New connections (SYN flood, connection rate): 32,766 addresses x 64,511
--- ports, again coprime: 2,113,767,426 tuples before the first repeats.
-M.NEW_CLIENTS = { "198.18.128.1", "198.18.255.254" }
--- Source ports 1024..65534. Not 65535: some pktgen releases keep the port in
--- a 16-bit variable while stepping it, and wrap 65535 + 1 onto the maximum
--- again, so a range ending at 65535 would stick there.
-M.SPORTS = { 1024, 65534 }
-
-local function ip_to_int(s)
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    assert(a, "not an IPv4 address: " .. tostring(s))
-    return ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
-end
-
-local function span(r, as_ip)
-    if as_ip then
-        return ip_to_int(r[2]) - ip_to_int(r[1]) + 1
-    end
-    return r[2] - r[1] + 1
-end
-
-local function gcd(a, b)
-    while b ~= 0 do
-        a, b = b, a % b
-    end
-    return a
-end
-
-M.N_PORTS = span(M.SPORTS)
-M.EST_FLOWS = span(M.EST_CLIENTS, true) * M.N_PORTS
-M.NEW_TUPLES = span(M.NEW_CLIENTS, true) * M.N_PORTS
-assert(gcd(span(M.EST_CLIENTS, true), M.N_PORTS) == 1, "EST address and port counts must be coprime")
-assert(gcd(span(M.NEW_CLIENTS, true), M.N_PORTS) == 1, "NEW address and port counts must be coprime")
+M.VIP_EST = "198.18.0.100"
+M.VIP_NEW = "198.18.0.101"
+M.RIP_EST = "198.19.0.10"
+M.FLOWS = M.env_num("RVS_PKTGEN_FLOWS", 4096)
+M.NEW = M.env_num("RVS_PKTGEN_NEW", 65536)
 
 --- Line rate in frames per second for `frame` bytes (FCS included): each
 --- frame also costs 8 bytes of preamble and 12 of inter-frame gap.
@@ -156,9 +111,32 @@ function M.egress_frame(mode, frame)
     return frame
 end
 
+--- pktgen's percentage for `pps` frames per second of `frame` bytes sent
+--- from a pcap file. pktgen (24.07.1, app/pktgen.c pktgen_wire_size) paces
+--- pcap frames as if each were as long as the file's largest frame plus
+--- the mbuf headroom (128), rounded up to 64, plus 24 bytes of preamble,
+--- gap and FCS: 216 bytes for 64-byte frames. So 100% is 5.79 Mpps at
+--- 64 B on 10GbE, not 14.88.
+function M.pktgen_pct(pps, frame)
+    local stored = frame - 4 + 128
+    local wire = math.ceil(stored / 64) * 64 + 24
+    return 100 * pps * wire * 8 / (M.LINK_GBPS * 1e9)
+end
+
+--- The most frames per second pktgen paces from a pcap file of `frame`-byte
+--- frames (its 100%).
+function M.pktgen_max_pps(frame)
+    return M.LINK_GBPS * 1e9 / 8 / (math.ceil((frame - 4 + 128) / 64) * 64 + 24)
+end
+
 -- Output -----------------------------------------------------------------------
 
+local function ps(p)
+    return tostring(p)
+end
+
 local log_file = nil
+local result_file = nil
 M.stem = nil
 
 --- Formats and prints a line, and appends it to the run's .log file.
@@ -171,6 +149,18 @@ function M.say(fmt, ...)
     end
 end
 
+--- Records one figure of the run (key=value in RVS_PKTGEN_RESULT), for
+--- scripts and the test suite.
+function M.result(key, value)
+    if result_file then
+        if type(value) == "number" and value == math.floor(value) then
+            value = string.format("%d", value)
+        end
+        result_file:write(key, "=", tostring(value), "\n")
+        result_file:flush()
+    end
+end
+
 --- Starts a run: names its result files, turns pktgen's screen updates off
 --- (so the printed lines stay readable) and prints the settings.
 function M.begin(profile, mode)
@@ -178,21 +168,39 @@ function M.begin(profile, mode)
     M.stem = string.format("%s/rvs-%s%s-%s", dir, profile, mode and ("-" .. mode) or "",
         os.date("%Y%m%d-%H%M%S"))
     log_file = io.open(M.stem .. ".log", "w")
-    pktgen.screen("off")
-    M.say("== rvs %s%s  %s", profile, mode and (" (" .. mode .. ")") or "", os.date("%Y-%m-%d %H:%M:%S"))
-    M.say("   pktgen port %d -> rvsd outside %s, port %d -> rvsd inside %s, %g Gb/s links",
-        M.CLIENT, M.RVS_OUTSIDE_MAC, M.SERVER, M.RVS_INSIDE_MAC, M.LINK_GBPS)
-    if not log_file then
-        M.say("   (cannot write %s.log; results are only printed)", M.stem)
+    local rp = env("RVS_PKTGEN_RESULT")
+    if rp then
+        result_file = io.open(rp, "a")
     end
+    pktgen.screen("off")
+    -- pktgen loads the -s files at start but sends its single-packet
+    -- template until a port is switched to its pcap file.
+    pktgen.pcap(ps(M.CLIENT), "on")
+    pktgen.pcap(ps(M.SERVER), "on")
+    M.say("== rvs %s%s  %s", profile, mode and (" (" .. mode .. ")") or "", os.date("%Y-%m-%d %H:%M:%S"))
+    M.say("   pktgen port %d -> rvsd outside, port %d -> rvsd inside, %g Gb/s links; %d flows, %d new sources",
+        M.CLIENT, M.SERVER, M.LINK_GBPS, M.FLOWS, M.NEW)
+    if not M.rvsd_available() then
+        M.say("   RVS_PKTGEN_RVSD_STATS is not set: rvsd's counters are not read (connections not counted)")
+    end
+    M.result("profile", profile)
+    M.result("mode", mode or "")
 end
 
---- Ends a run.
+--- Ends a run (and pktgen with it when RVS_PKTGEN_QUIT=1).
 function M.finish()
-    M.say("== done; results in %s.log and %s.csv. Type 'on' for pktgen's screen.", M.stem, M.stem)
+    M.say("== done; results in %s.log and %s.csv", M.stem, M.stem)
+    M.result("done", 1)
     if log_file then
         log_file:close()
         log_file = nil
+    end
+    if result_file then
+        result_file:close()
+        result_file = nil
+    end
+    if env("RVS_PKTGEN_QUIT") == "1" then
+        pktgen.quit()
     end
 end
 
@@ -221,266 +229,224 @@ function M.csv(header)
     end
 end
 
--- Talking to pktgen -----------------------------------------------------------------
+-- rvsd's counters ------------------------------------------------------------------
 
-local echo = env("RVS_PKTGEN_ECHO") == "1"
-
---- Runs pktgen CLI commands (a list of lines) as a command file. Raises an
---- error naming the file's commands when pktgen refuses it.
-function M.cli(lines)
-    if echo then
-        for _, l in ipairs(lines) do
-            M.say("   pktgen> %s", l)
+-- A small JSON reader: `rvsadm --json stats` is objects, numbers, strings,
+-- arrays and booleans.
+local function json_decode(s)
+    local pos = 1
+    local value
+    local function ws()
+        pos = s:find("[^ \t\r\n]", pos) or #s + 1
+    end
+    local function str()
+        local out = {}
+        pos = pos + 1
+        while true do
+            local c = s:sub(pos, pos)
+            if c == "" then
+                error("unterminated string in rvsd's stats", 0)
+            elseif c == '"' then
+                pos = pos + 1
+                return table.concat(out)
+            elseif c == "\\" then
+                out[#out + 1] = s:sub(pos + 1, pos + 1)
+                pos = pos + 2
+            else
+                out[#out + 1] = c
+                pos = pos + 1
+            end
         end
     end
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    for _, l in ipairs(lines) do
-        f:write(l, "\n")
+    function value()
+        ws()
+        local c = s:sub(pos, pos)
+        if c == "{" then
+            local t = {}
+            pos = pos + 1
+            ws()
+            if s:sub(pos, pos) == "}" then
+                pos = pos + 1
+                return t
+            end
+            while true do
+                ws()
+                local k = str()
+                ws()
+                pos = pos + 1 -- ':'
+                t[k] = value()
+                ws()
+                local d = s:sub(pos, pos)
+                pos = pos + 1
+                if d == "}" then
+                    return t
+                end
+            end
+        elseif c == "[" then
+            local t = {}
+            pos = pos + 1
+            ws()
+            if s:sub(pos, pos) == "]" then
+                pos = pos + 1
+                return t
+            end
+            while true do
+                t[#t + 1] = value()
+                ws()
+                local d = s:sub(pos, pos)
+                pos = pos + 1
+                if d == "]" then
+                    return t
+                end
+            end
+        elseif c == '"' then
+            return str()
+        else
+            local tok = s:match("^[%w%.%-+]+", pos)
+            if tok == nil then
+                error("unexpected character in rvsd's stats at " .. pos, 0)
+            end
+            pos = pos + #tok
+            if tok == "true" then
+                return true
+            elseif tok == "false" then
+                return false
+            elseif tok == "null" then
+                return nil
+            end
+            return tonumber(tok)
+        end
     end
-    f:close()
-    local ok, err = pcall(pktgen.load, path)
-    os.remove(path)
-    if not ok then
-        error(string.format("pktgen refused the commands [%s]: %s", table.concat(lines, "; "),
-            tostring(err)), 0)
+    return value()
+end
+
+--- True when RVS_PKTGEN_RVSD_STATS is set.
+function M.rvsd_available()
+    return env("RVS_PKTGEN_RVSD_STATS") ~= nil
+end
+
+--- rvsd's summed counters ("total" of `rvsadm --json stats`), or nil when
+--- RVS_PKTGEN_RVSD_STATS is not set.
+function M.rvsd()
+    local cmd = env("RVS_PKTGEN_RVSD_STATS")
+    if cmd == nil then
+        return nil
     end
+    local p = io.popen(cmd, "r")
+    local text = p and p:read("a") or ""
+    if p then
+        p:close()
+    end
+    local ok, doc = pcall(json_decode, text)
+    if not ok or type(doc) ~= "table" or type(doc.total) ~= "table" then
+        error(string.format("RVS_PKTGEN_RVSD_STATS (%s) printed no rvsadm stats: %s", cmd, text:sub(1, 200)), 0)
+    end
+    return doc.total
 end
 
---- Like cli, but returns false instead of raising an error.
-function M.try_cli(lines)
-    return (pcall(M.cli, lines))
+--- What changed in rvsd between two readings: the counters the profiles
+--- report, drops by reason, and the connections in the table at the end.
+function M.rvsd_delta(a, b)
+    if a == nil or b == nil then
+        return nil
+    end
+    local d = { drops = {}, connections = b.connections or 0 }
+    for _, k in ipairs({ "rx_packets", "tx_packets", "forwarded", "conns_created" }) do
+        d[k] = (b[k] or 0) - (a[k] or 0)
+    end
+    for reason, n in pairs(b.drops or {}) do
+        local x = n - ((a.drops or {})[reason] or 0)
+        if x ~= 0 then
+            d.drops[reason] = x
+        end
+    end
+    return d
 end
 
-local function ps(p)
-    return tostring(p)
+--- Prints and records an rvsd delta under `prefix`.
+function M.report_rvsd(prefix, d)
+    if d == nil then
+        M.say("   rvsd: (counters not read)")
+        return
+    end
+    local drops = {}
+    for reason, n in pairs(d.drops) do
+        drops[#drops + 1] = string.format("%s %d", reason, n)
+    end
+    table.sort(drops)
+    M.say("   rvsd: rx %d, forwarded %d, connections created %d, in table %d, drops: %s",
+        d.rx_packets, d.forwarded, d.conns_created, d.connections,
+        #drops > 0 and table.concat(drops, ", ") or "none")
+    M.result(prefix .. ".rvsd_rx", d.rx_packets)
+    M.result(prefix .. ".rvsd_forwarded", d.forwarded)
+    M.result(prefix .. ".rvsd_conns_created", d.conns_created)
+    M.result(prefix .. ".rvsd_connections", d.connections)
+    M.result(prefix .. ".rvsd_no_connection", d.drops.no_connection or 0)
+    local total = 0
+    for _, n in pairs(d.drops) do
+        total = total + n
+    end
+    M.result(prefix .. ".rvsd_drops", total)
 end
 
---- Offered load of port `p` in percent of line rate. pktgen turns the
---- percentage into a frame rate with the size of its single-packet template,
---- which stream() keeps equal to the range size.
-function M.set_rate(p, pct)
+-- pktgen ----------------------------------------------------------------------------
+
+--- Sets port p to send `pps` frames per second of `frame` bytes from its
+--- pcap file (at most pktgen's 100%).
+function M.set_pps(p, pps, frame)
+    local pct = M.pktgen_pct(pps, frame)
     if pct > 100 then
         pct = 100
     end
     pktgen.set(ps(p), "rate", pct)
 end
 
-M.FLAGS_SYNTAX = env("RVS_PKTGEN_FLAGS")
-if M.FLAGS_SYNTAX ~= nil and M.FLAGS_SYNTAX ~= "flag" and M.FLAGS_SYNTAX ~= "flags" then
-    error("RVS_PKTGEN_FLAGS must be flag or flags", 0)
-end
-
-local function flag_lines(syntax, p, flag)
-    if syntax == "flags" then
-        return {
-            string.format("set %d tcp flags %s", p, flag),
-            string.format("range %d tcp flags %s", p, flag),
-        }
+--- The offered rate of a profile's measured phase in frames per second:
+--- RVS_PKTGEN_PPS, else RVS_PKTGEN_RATE percent of line rate, capped at
+--- what pktgen paces from a pcap file.
+function M.offered_pps(frame)
+    local pps = M.env_num("RVS_PKTGEN_PPS", nil)
+    if pps == nil then
+        pps = M.line_pps(frame) * M.env_num("RVS_PKTGEN_RATE", 100) / 100
     end
-    return {
-        string.format("set %d tcp flag clr all", p),
-        string.format("set %d tcp flag set %s", p, flag),
-        string.format("range %d tcp flag clr all", p),
-        string.format("range %d tcp flag set %s", p, flag),
-    }
+    return math.min(pps, M.pktgen_max_pps(frame))
 end
 
---- Makes `flag` ("syn" or "ack") the only TCP flag of port p's frames, in
---- the single-packet template and in range mode (some releases take the
---- range frames' flags from the template).
-function M.tcp_flag(p, flag)
-    if M.FLAGS_SYNTAX then
-        M.cli(flag_lines(M.FLAGS_SYNTAX, p, flag))
-        return
-    end
-    if M.try_cli(flag_lines("flag", p, flag)) then
-        M.FLAGS_SYNTAX = "flag"
-    else
-        M.cli(flag_lines("flags", p, flag))
-        M.FLAGS_SYNTAX = "flags"
-    end
-    M.say("   TCP flags set with pktgen's \"tcp %s\" commands", M.FLAGS_SYNTAX)
-end
-
---- Configures port s.port for range mode with one TCP stream:
----   s.dst_mac              destination MAC (one of rvsd's ports)
----   s.src_ip, s.dst_ip     {first, last}: stepped by one address per frame
----                          when first ~= last, else fixed
----   s.sport, s.dport       {min, max}: likewise, one port per frame
----   s.size                 frame size, FCS included
----   s.flag                 "syn" or "ack"
---- Leaves the port stopped, sending forever once started.
-function M.stream(s)
-    local p = s.port
-    local L = {}
-    local function add(fmt, ...)
-        L[#L + 1] = string.format(fmt, ...)
-    end
-    local function walk(what, r, as_ip)
-        local fixed = r[1] == r[2]
-        add("range %d %s start %s", p, what, r[1])
-        add("range %d %s min %s", p, what, r[1])
-        add("range %d %s max %s", p, what, r[2])
-        if as_ip then
-            add("range %d %s inc %s", p, what, fixed and "0.0.0.0" or "0.0.0.1")
-        else
-            add("range %d %s inc %d", p, what, fixed and 0 or 1)
-        end
-    end
-    add("stop %d", p)
-    add("disable %d range", p)
-    add("set %d count 0", p)
-    add("set %d type ipv4", p)
-    add("set %d proto tcp", p)
-    add("set %d size %d", p, s.size)
-    add("range %d proto tcp", p)
-    add("range %d dst mac start %s", p, s.dst_mac)
-    add("range %d dst mac inc 00:00:00:00:00:00", p)
-    walk("src ip", s.src_ip, true)
-    walk("dst ip", s.dst_ip, true)
-    walk("src port", s.sport, false)
-    walk("dst port", s.dport, false)
-    walk("size", { s.size, s.size }, false)
-    M.cli(L)
-    -- TTL 64 in range mode where the release has a range TTL (rvsd drops a
-    -- frame it would forward with TTL 0 or 1). Optional: older releases
-    -- have no such command and send the template's TTL, 64.
-    M.try_cli({
-        string.format("range %d ttl start 64", p),
-        string.format("range %d ttl min 64", p),
-        string.format("range %d ttl max 64", p),
-        string.format("range %d ttl inc 0", p),
-    })
-    M.tcp_flag(p, s.flag)
-    M.cli({ string.format("enable %d range", p) })
-end
-
---- Changes the frame size of a configured stream on port p.
-function M.resize(p, size)
-    M.cli({
-        string.format("set %d size %d", p, size),
-        string.format("range %d size start %d", p, size),
-        string.format("range %d size min %d", p, size),
-        string.format("range %d size max %d", p, size),
-        string.format("range %d size inc 0", p),
-    })
-end
-
---- Randomises the TCP source port of every frame port p sends (pktgen's
---- random bit masks: the 16 bits at byte 34 of an untagged IPv4 frame), or
---- turns that off. The bits are written just before transmission, after
---- the checksums: the TCP checksum goes wrong, which rvs does not check;
---- the IPv4 header, whose checksum rvs does check, is left alone.
-function M.random_src_port(p, on)
-    if on then
-        M.cli({ string.format("set %d rnd 0 34 %s%s", p, string.rep("X", 16), string.rep(".", 16)) })
-    else
-        M.cli({ string.format("disable %d random", p) })
-    end
-end
-
--- Streams of the test bed ----------------------------------------------------------
-
---- Clients -> VIP_EST:80 on the client port, one frame per established flow.
-function M.client_est(size, flag)
-    M.stream({
-        port = M.CLIENT, dst_mac = M.RVS_OUTSIDE_MAC,
-        src_ip = M.EST_CLIENTS, dst_ip = { M.VIP_EST, M.VIP_EST },
-        sport = M.SPORTS, dport = { M.VPORT, M.VPORT },
-        size = size, flag = flag,
-    })
-end
-
---- The NAT real server's replies, RIP_EST:8080 -> clients, on the server
---- port: the same (client address, client port) pairs in the same order.
-function M.server_est(size, flag)
-    M.stream({
-        port = M.SERVER, dst_mac = M.RVS_INSIDE_MAC,
-        src_ip = { M.RIP_EST, M.RIP_EST }, dst_ip = M.EST_CLIENTS,
-        sport = { M.RPORT.nat, M.RPORT.nat }, dport = M.SPORTS,
-        size = size, flag = flag,
-    })
-end
-
---- SYNs from a walk over NEW_CLIENTS x SPORTS to VIP_NEW:80: every frame a
---- tuple rvs has not seen (for 2.1 billion frames).
-function M.client_new(size)
-    M.stream({
-        port = M.CLIENT, dst_mac = M.RVS_OUTSIDE_MAC,
-        src_ip = M.NEW_CLIENTS, dst_ip = { M.VIP_NEW, M.VIP_NEW },
-        sport = M.SPORTS, dport = { M.VPORT, M.VPORT },
-        size = size, flag = "syn",
-    })
-end
-
--- Statistics ------------------------------------------------------------------------
--- pktgen refreshes its port statistics once a second from a timer (which
--- pktgen.delay keeps running): portStats(p, "port") is the snapshot of the
--- totals at the last tick, portStats(p, "rate") the difference between the
--- last two ticks, i.e. the last second's rates.
-
-local function port_stat(p, kind)
-    local t = pktgen.portStats(ps(p), kind)
+local function port_stat(p)
+    local t = pktgen.portStats(ps(p), "port")
     local s = t and t[p]
     if s == nil then
-        error(string.format("pktgen.portStats(%d, %q) returned no entry for port %d", p, kind, p), 0)
+        error(string.format("pktgen.portStats(%d) returned no entry for port %d", p, p), 0)
     end
-    return {
-        tx = s.opackets or 0,
-        rx = s.ipackets or 0,
-        missed = s.imissed or 0, -- frames the NIC dropped: pktgen's receive too slow
-        nombuf = s.rx_nombuf or 0,
-    }
+    return { tx = s.opackets or 0, rx = s.ipackets or 0, missed = s.imissed or 0 }
 end
 
-local function both(kind)
-    return { [M.CLIENT] = port_stat(M.CLIENT, kind), [M.SERVER] = port_stat(M.SERVER, kind) }
-end
-
---- Counters of both ports since pktgen started (at the last timer tick).
+--- Both ports' counters since pktgen started (at the last one-second tick).
 function M.totals()
-    return both("port")
+    return { [M.CLIENT] = port_stat(M.CLIENT), [M.SERVER] = port_stat(M.SERVER) }
 end
 
---- Both ports' frames per second over the last full second.
-function M.rates()
-    return both("rate")
-end
-
---- Waits `ms` milliseconds (at least one statistics tick when >= 1000).
+--- Waits `ms` milliseconds (pktgen's statistics tick once a second).
 function M.wait(ms)
     pktgen.delay(math.floor(ms))
 end
 
---- Stops both ports and waits until their last frames are counted.
+--- Stops both ports.
 function M.stop_all()
     pktgen.stop(ps(M.CLIENT))
     pktgen.stop(ps(M.SERVER))
-    M.wait(2000)
 end
 
---- Stops everything a previous run may have left going.
-function M.reset()
-    pktgen.stop(ps(M.CLIENT))
-    pktgen.stop(ps(M.SERVER))
-    for _, p in ipairs({ M.CLIENT, M.SERVER }) do
-        M.cli({ string.format("disable %d random", p), string.format("set %d count 0", p) })
-    end
-    M.wait(2000)
-end
-
---- Sends exactly n frames from port p (configured by stream()) at pct
---- percent of line rate for frames of `size` bytes, waits until they are out
---- and counted, and returns the frames p sent, those port rx received and
---- those rx's NIC dropped for want of a free receive slot.
-function M.send_count(p, n, pct, size, rx)
+--- Sends the next n frames of port p's pcap file at `pps`, waits until they
+--- are out and counted (and rvsd has forwarded them), and returns pktgen's
+--- {sent, received on port rx, missed} and rvsd's delta.
+function M.send_count(p, n, pps, frame, rx)
     M.wait(1500)
-    local before = M.totals()
+    local before, rb = M.totals(), M.rvsd()
     pktgen.set(ps(p), "count", n)
-    M.set_rate(p, pct)
+    M.set_pps(p, pps, frame)
     pktgen.start(ps(p))
-    local expect = n / (M.line_pps(size) * math.min(pct, 100) / 100)
+    local expect = n / pps
     local waited, sent = 0, 0
     repeat
         M.wait(500)
@@ -489,77 +455,75 @@ function M.send_count(p, n, pct, size, rx)
     until sent >= n or waited > 3 * expect + 10
     pktgen.stop(ps(p))
     pktgen.set(ps(p), "count", 0)
-    M.wait(2000)
-    local after = M.totals()
-    return after[p].tx - before[p].tx, after[rx].rx - before[rx].rx, after[rx].missed - before[rx].missed
+    M.wait(2500)
+    local after, ra = M.totals(), M.rvsd()
+    return {
+        sent = after[p].tx - before[p].tx,
+        received = after[rx].rx - before[rx].rx,
+        missed = after[rx].missed - before[rx].missed,
+    }, M.rvsd_delta(rb, ra)
 end
 
---- Opens every established flow. The client port sends one bare SYN per
---- flow (rvs creates the connection in SYN_RECV and forwards the SYN, which
---- the server port counts); then the client stream is switched to ACK-only
---- frames, which move each connection to ESTABLISHED on its first one and
---- keep it there. With NAT the server port is set up to send the replies.
---- Streams are left configured and stopped.
-function M.establish(mode, size)
-    local pct = M.env_num("RVS_PKTGEN_SYN_PCT", 10)
-    M.client_est(size, "syn")
-    M.say("-- SYN phase: %d flows (%s..%s x ports %d..%d -> %s:%d) at %g%% of line rate",
-        M.EST_FLOWS, M.EST_CLIENTS[1], M.EST_CLIENTS[2], M.SPORTS[1], M.SPORTS[2], M.VIP_EST, M.VPORT, pct)
-    local sent, got, missed = M.send_count(M.CLIENT, M.EST_FLOWS, pct, size, M.SERVER)
-    M.say("   port %d sent %d SYNs; port %d received %d from rvsd (%d dropped by its NIC)",
-        M.CLIENT, sent, M.SERVER, got, missed)
-    if sent < M.EST_FLOWS then
-        M.say("   WARNING: pktgen sent fewer SYNs than flows; some flows will not exist")
+--- The SYN phase: port 0 sends the first FLOWS frames of its file, one bare
+--- SYN per established flow; rvsd makes one connection per SYN and forwards
+--- it to port 1. Prints and records both sides' counts (prefix "open").
+function M.open_flows(frame)
+    local pps = M.env_num("RVS_PKTGEN_SYN_PPS", M.line_pps(frame) / 10)
+    pps = math.min(pps, M.pktgen_max_pps(frame))
+    M.say("-- SYN phase: one bare SYN for each of %d flows -> %s:80 at %.0f frames/s", M.FLOWS, M.VIP_EST, pps)
+    local r, d = M.send_count(M.CLIENT, M.FLOWS, pps, frame, M.SERVER)
+    M.say("   pktgen: port %d sent %d SYNs, port %d received %d from rvsd (%d dropped by its NIC)",
+        M.CLIENT, r.sent, M.SERVER, r.received, r.missed)
+    M.report_rvsd("open", d)
+    M.result("open.sent", r.sent)
+    M.result("open.delivered", r.received)
+    if d and d.connections < M.FLOWS then
+        M.say("   WARNING: rvsd holds %d connections for %d flows: some flows have none and " ..
+            "their frames will be dropped (no_connection)", d.connections, M.FLOWS)
     end
-    if got < 0.01 * sent then
-        error(string.format(
-            "rvsd forwarded %d of %d SYNs. Look at 'rvsadm stats' on machine B: " ..
-            "no_connection drops mean the frames did not carry a bare SYN (set " ..
-            "RVS_PKTGEN_FLAGS, see the README); other_mac, no_service or " ..
-            "bad_checksum name an address or frame problem; no rx_packets at all " ..
-            "means cabling or port order (RVS_PKTGEN_CLIENT_PORT).", got, sent), 0)
-    elseif got < 0.99 * sent then
-        M.say("   WARNING: %.2f%% of the SYNs did not come back; those flows have no " ..
-            "connection and their ACKs will be dropped (no_connection). Lower " ..
-            "RVS_PKTGEN_SYN_PCT if rvsd's rx_packets fell short of what was sent.",
-            100 * (1 - got / sent))
-    end
-    M.client_est(size, "ack")
-    if mode == "nat" then
-        M.server_est(size, "ack")
-    end
+    return r, d
 end
 
---- Measures running streams: waits `warmup` seconds, then reads each
---- second's rates for `seconds` seconds, printing one line per second, and
---- returns for each flow {offered, delivered, missed} in frames per second
---- (means over the measured seconds). A flow is {name, tx = port that sends,
---- rx = port that receives}.
-function M.measure(flows, seconds, warmup)
-    M.wait(1000 * warmup)
-    local sum = {}
-    for i = 1, #flows do
-        sum[i] = { offered = 0, delivered = 0, missed = 0 }
+--- Runs `flows` (a list of {name, tx, rx, frame, egress}) from their pcap
+--- files at `pps` each (or port_pps[port]) for `seconds`, one line per second, and returns for
+--- each flow {offered, delivered, missed, seconds} and rvsd's delta. Both
+--- sides are read while nothing is sent (before the start, and 2.5 s after
+--- the stop, past a statistics tick), so pktgen's and rvsd's counts cover
+--- exactly the same frames.
+function M.run_ports(flows, pps, seconds, port_pps)
+    M.wait(1500)
+    local before, rb = M.totals(), M.rvsd()
+    for _, f in ipairs(flows) do
+        M.set_pps(f.tx, (port_pps and port_pps[f.tx]) or pps, f.frame)
+        pktgen.start(ps(f.tx))
     end
+    local last = before
     for s = 1, seconds do
         M.wait(1000)
-        local r = M.rates()
+        local now = M.totals()
         local parts = {}
-        for i, f in ipairs(flows) do
-            local tx, rx, missed = r[f.tx].tx, r[f.rx].rx, r[f.rx].missed
-            sum[i].offered = sum[i].offered + tx
-            sum[i].delivered = sum[i].delivered + rx
-            sum[i].missed = sum[i].missed + missed
-            parts[#parts + 1] = string.format("%s %7.3f -> %7.3f Mpps", f.name, tx / 1e6, rx / 1e6)
+        for _, f in ipairs(flows) do
+            parts[#parts + 1] = string.format("%s %9d -> %9d /s", f.name, now[f.tx].tx - last[f.tx].tx,
+                now[f.rx].rx - last[f.rx].rx)
         end
         M.say("   %3d s  %s", s, table.concat(parts, "   "))
+        last = now
     end
-    for i = 1, #flows do
-        sum[i].offered = sum[i].offered / seconds
-        sum[i].delivered = sum[i].delivered / seconds
-        sum[i].missed = sum[i].missed / seconds
+    for _, f in ipairs(flows) do
+        pktgen.stop(ps(f.tx))
     end
-    return sum
+    M.wait(2500)
+    local after, ra = M.totals(), M.rvsd()
+    local res = {}
+    for i, f in ipairs(flows) do
+        res[i] = {
+            offered = after[f.tx].tx - before[f.tx].tx,
+            delivered = after[f.rx].rx - before[f.rx].rx,
+            missed = after[f.rx].missed - before[f.rx].missed,
+            seconds = seconds,
+        }
+    end
+    return res, M.rvsd_delta(rb, ra)
 end
 
 --- Loss in percent of offered, or 0 when nothing was offered.
@@ -567,90 +531,103 @@ function M.loss_pct(r)
     if r.offered <= 0 then
         return 0
     end
-    local l = 100 * (1 - r.delivered / r.offered)
-    if l < 0 then
-        l = 0 -- one-second samples of two ports can disagree by a few frames
-    end
-    return l
+    return math.max(0, 100 * (1 - r.delivered / r.offered))
 end
 
---- Prints one flow's result against the line rate of its frames.
-function M.report(name, r, frame, egress)
+--- Prints and records one flow's result against the line rate of its
+--- frames (rates are frames over the seconds the flow was sent).
+function M.report(prefix, name, r, frame, egress)
     local line_in, line_out = M.line_pps(frame), M.line_pps(egress)
-    M.say("   %-16s offered %7.3f Mpps (%5.1f%% of %.2f)  delivered %7.3f Mpps (%5.1f%% of %.2f)  loss %6.3f%%",
-        name, r.offered / 1e6, 100 * r.offered / line_in, line_in / 1e6,
-        r.delivered / 1e6, 100 * r.delivered / line_out, line_out / 1e6, M.loss_pct(r))
+    local off, del = r.offered / r.seconds, r.delivered / r.seconds
+    M.say("   %-12s offered %d frames (%.4f Mpps, %.2f%% of %.2f)  delivered %d (%.4f Mpps, %.2f%% of %.2f)  loss %.3f%%",
+        name, r.offered, off / 1e6, 100 * off / line_in, line_in / 1e6, r.delivered, del / 1e6,
+        100 * del / line_out, line_out / 1e6, M.loss_pct(r))
     if r.missed > 0 then
-        M.say("   %-16s NOTE: pktgen's receiving NIC dropped %.3f Mpps itself (imissed): " ..
-            "give its receive side more lcores; 'delivered' undercounts rvsd", "", r.missed / 1e6)
+        M.say("   %-12s NOTE: pktgen's receiving NIC dropped %d frames itself (imissed)", "", r.missed)
     end
+    M.result(prefix .. ".offered", r.offered)
+    M.result(prefix .. ".delivered", r.delivered)
 end
 
-M.RESULT_COLUMNS = { "profile", "mode", "frame_bytes", "flow", "offered_mpps", "delivered_mpps",
-    "line_mpps", "egress_line_mpps", "loss_pct", "pktgen_imissed_mpps" }
+M.RESULT_COLUMNS = { "profile", "mode", "frame_bytes", "flow", "offered_frames", "delivered_frames",
+    "seconds", "offered_mpps", "delivered_mpps", "line_mpps", "egress_line_mpps", "loss_pct",
+    "rvsd_forwarded", "rvsd_conns_created", "rvsd_no_connection" }
 
 --- One .csv row for a flow's result.
-function M.result_row(profile, mode, name, r, frame, egress)
-    return { profile, mode, frame, name, r.offered / 1e6, r.delivered / 1e6, M.line_pps(frame) / 1e6,
-        M.line_pps(egress) / 1e6, M.loss_pct(r), r.missed / 1e6 }
+function M.result_row(profile, mode, name, r, frame, egress, d)
+    d = d or { forwarded = "", conns_created = "", drops = {} }
+    return { profile, mode, frame, name, r.offered, r.delivered, r.seconds, r.offered / r.seconds / 1e6,
+        r.delivered / r.seconds / 1e6, M.line_pps(frame) / 1e6, M.line_pps(egress) / 1e6, M.loss_pct(r),
+        d.forwarded, d.conns_created, d.drops and (d.drops.no_connection or 0) or "" }
 end
 
---- Starts the established-flow streams of `mode` at `rate` percent and
---- returns the flows to measure. NAT: "both" (clients and replies),
---- "forward" (client -> real server only) or "reply"; DR and TUN are
---- one-way, client -> real server.
-function M.start_established(mode, size, rate, directions)
+--- The flows of the established test: NAT both ways (client -> real
+--- server on port 0, replies on port 1), DR and TUN one way.
+function M.established_flows(mode, size, directions)
     local flows = {}
     if mode ~= "nat" then
         directions = "forward"
     end
     if directions ~= "reply" then
-        M.set_rate(M.CLIENT, rate)
-        pktgen.start(ps(M.CLIENT))
-        flows[#flows + 1] = { name = "client->rs", tx = M.CLIENT, rx = M.SERVER,
-            frame = size, egress = M.egress_frame(mode, size) }
+        flows[#flows + 1] = { key = "fwd", name = "client->rs", tx = M.CLIENT, rx = M.SERVER, frame = size,
+            egress = M.egress_frame(mode, size) }
     end
     if directions ~= "forward" then
-        M.set_rate(M.SERVER, rate)
-        pktgen.start(ps(M.SERVER))
-        flows[#flows + 1] = { name = "rs->client", tx = M.SERVER, rx = M.CLIENT,
-            frame = size, egress = size }
+        flows[#flows + 1] = { key = "rev", name = "rs->client", tx = M.SERVER, rx = M.CLIENT, frame = size,
+            egress = size }
     end
     return flows
 end
 
---- The whole established-flow test of established-nat.lua, dr.lua and
---- tun.lua: open EST_FLOWS connections, then send ACK-only frames over all
---- of them at RVS_PKTGEN_RATE percent of line rate and measure.
+--- The established-flow test of established-nat.lua, dr.lua and tun.lua:
+--- the SYN phase opens FLOWS connections, then the ACK-only frames run
+--- over all of them (NAT: and the replies) and are measured, with rvsd's
+--- counters over the same window.
 function M.run_established(profile, mode)
     local size = M.env_num("RVS_PKTGEN_SIZE", 64)
     local seconds = M.env_num("RVS_PKTGEN_SECONDS", 10)
-    local rate = M.env_num("RVS_PKTGEN_RATE", 100)
     local directions = "forward"
     if mode == "nat" then
         directions = M.env_choice("RVS_PKTGEN_DIRECTIONS", "both", { "both", "forward", "reply" })
     end
     if mode == "tun" and size > 1498 then
         error("TUN adds 20 bytes: frames above 1498 B no longer fit a 1500-byte MTU " ..
-            "once wrapped (rvsd fragments them or answers ICMP); use RVS_PKTGEN_SIZE <= 1498", 0)
+            "once wrapped; use RVS_PKTGEN_SIZE <= 1498", 0)
     end
     M.begin(profile, mode)
-    M.reset()
-    M.establish(mode, size)
-    local flows = M.start_established(mode, size, rate, directions)
-    M.say("-- established flows: %d B frames at %g%% of line rate, %s, %d s after a 2 s warm-up",
-        size, rate, directions, seconds)
-    local res = M.measure(flows, seconds, 2)
     M.stop_all()
-    M.say("-- result (pktgen's counters; 'delivered' is what rvsd forwarded)")
+    M.result("size", size)
+    M.result("flows", M.FLOWS)
+    M.open_flows(size)
+    local pps = M.offered_pps(size)
+    local flows = M.established_flows(mode, size, directions)
+    M.say("-- established flows: %d B ACK-only frames over the %d flows, %.0f frames/s per port, %s, %d s",
+        size, M.FLOWS, pps, directions, seconds)
+    local res, d = M.run_ports(flows, pps, seconds)
+    M.say("-- result: pktgen's counters ('delivered' is what rvsd forwarded) and rvsd's over the same window")
     local row = M.csv(M.RESULT_COLUMNS)
     for i, f in ipairs(flows) do
-        M.report(f.name, res[i], f.frame, f.egress)
-        row(M.result_row(profile, mode, f.name, res[i], f.frame, f.egress))
+        M.report("est." .. f.key, f.name, res[i], f.frame, f.egress)
+        row(M.result_row(profile, mode, f.name, res[i], f.frame, f.egress, d))
     end
-    M.say("   on machine B: 'rvsadm -Ln' shows %d ActiveConn on %s:%d; 'rvsadm stats' the " ..
-        "worker's forwarded frames and drops", M.EST_FLOWS, M.RIP_EST, M.RPORT[mode])
+    M.report_rvsd("est", d)
+    if d then
+        M.say("   rvsd holds %d connections; %d frames of established flows were dropped as no_connection",
+            d.connections, d.drops.no_connection or 0)
+    end
     M.finish()
+end
+
+--- Runs a profile's body; on an error prints it and records it (error=...)
+--- instead of leaving pktgen at its prompt, so a script that runs pktgen
+--- (run-profile) ends either way.
+function M.main(body)
+    local ok, err = pcall(body)
+    if not ok then
+        M.say("ERROR: %s", tostring(err))
+        M.result("error", tostring(err):gsub("\n", " "))
+        M.finish()
+    end
 end
 
 return M

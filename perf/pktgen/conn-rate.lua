@@ -1,31 +1,30 @@
--- conn-rate.lua: the new-connection rate rvsd sustains. Bare SYNs from
--- tuples it has never seen, at a set rate, stepped up until the rate of
--- SYNs rvsd forwards (each one a connection it created) stops following the
--- offered rate. Pair with rvsd-nat.toml (or rvsd-dr.toml / rvsd-tun.toml
--- with RVS_PKTGEN_MODE); see perf/pktgen/README.md.
+-- conn-rate.lua: the new-connection rate rvsd sustains, counted by rvsd.
+-- Bare SYNs from sources it has not seen, at a set rate, stepped up until
+-- the rate of connections rvsd creates stops following the offered rate.
+-- Pair with rvsd-nat.toml (or rvsd-dr.toml / rvsd-tun.toml with
+-- RVS_PKTGEN_MODE); run it with run-profile, which makes its pcap file
+-- (see perf/pktgen/README.md):
 --
---   sudo pktgen -l 0-4 -n 4 -a <A port 0> -a <A port 1> -- -P \
---       -m "[1:2].0,[3:4].1" -f perf/pktgen/conn-rate.lua
+--   PKTGEN="pktgen -l 0-2 -n 4 -a <A port 0> -a <A port 1> -- -P -m 1.0 -m 2.1" \
+--       RVS_PKTGEN_RVSD_STATS="ssh B rvsadm --json stats" perf/pktgen/run-profile conn-rate nat
 --
--- Port 0 sends 64-byte SYNs to 198.18.0.101:80 (eight real servers, wlc),
--- the source stepping through 198.18.128.1-198.18.255.254 x ports
--- 1024-65534 (2.1 billion tuples before the first repeats, far more than a
--- run sends), so every SYN is a new connection. For each step: 1 s warm-up,
--- RVS_PKTGEN_SECONDS (4) s measured, then a pause of RVS_PKTGEN_GAP (12) s,
--- longer than rvsd-*.toml's tcp_syn_s = 10, so the step's half-open
--- connections expire before the next. Port 1 counts the SYNs rvsd forwards:
--- forwarded per second = connections created per second, which
--- 'rvsadm stats' (conns_created) or rvs-watch.py on machine B shows too.
+-- Port 0 sends its file: 64-byte bare SYNs to 198.18.0.101:80 (eight real
+-- servers, wlc) from RVS_PKTGEN_NEW distinct sources, in order, repeating
+-- the file when it ends. For each step: RVS_PKTGEN_SECONDS (4) s, then a
+-- pause of RVS_PKTGEN_GAP (12) s, longer than rvsd-*.toml's tcp_syn_s = 10,
+-- so the step's half-open connections expire before the next.
 --
--- A step of R conn/s fills the table with about 5 x R half-open
--- connections; past conn_table_size (8 Mi: R > 1.6 M/s) each new one evicts
--- an old half-open one, so the upper steps measure creation plus eviction,
--- the SYN-flood regime.
+-- The rate is rvsd's: its conns_created over the step, read with
+-- RVS_PKTGEN_RVSD_STATS (required). Forwarded SYNs do not count
+-- connections: a SYN repeated on a half-open connection is forwarded
+-- too. A step that sends more SYNs than the file has sources repeats
+-- sources, whose connections may still be half-open: the profile says so,
+-- and that step's rate is bounded by the file, not by rvsd
+-- (RVS_PKTGEN_NEW, memory permitting: about 320 bytes per 64-byte frame).
 --
--- Stops after two steps in a row deliver less than 95% of what was offered
--- (RVS_PKTGEN_ALL_STEPS=1 runs every step). Rates above line rate are sent
--- at line rate (14.88 Mpps at 64 B on 10GbE). In mode tun the inside link
--- carries 84-byte frames: at most 12.02 Mpps on 10GbE.
+-- Stops after two steps in a row below 95% (RVS_PKTGEN_ALL_STEPS=1 runs
+-- every step). pktgen paces pcap frames at most at C.pktgen_max_pps(64):
+-- 5.79 Mpps on 10GbE.
 --
 -- Settings (environment): RVS_PKTGEN_MODE (nat), RVS_PKTGEN_STEPS (conn/s,
 -- comma-separated), RVS_PKTGEN_SECONDS (4), RVS_PKTGEN_GAP (12),
@@ -35,84 +34,76 @@
 local here = debug and debug.getinfo and debug.getinfo(1, "S").source:match("^@(.*/)")
 local C = dofile((os.getenv("RVS_PKTGEN_DIR") or here or "perf/pktgen") .. "/common.lua")
 
-local mode = C.env_choice("RVS_PKTGEN_MODE", "nat", { "nat", "dr", "tun" })
-local steps = C.env_list("RVS_PKTGEN_STEPS", {
-    100e3, 250e3, 500e3, 1e6, 1.5e6, 2e6, 3e6, 4e6, 5e6, 6e6, 8e6, 10e6, 12e6, 14.88e6,
-})
-local seconds = C.env_num("RVS_PKTGEN_SECONDS", 4)
-local gap = C.env_num("RVS_PKTGEN_GAP", 12)
-local all_steps = C.env_num("RVS_PKTGEN_ALL_STEPS", 0) ~= 0
-local size = 64
-local line = C.line_pps(size)
-local egress_line = C.line_pps(C.egress_frame(mode, size))
+C.main(function()
+    local mode = C.env_choice("RVS_PKTGEN_MODE", "nat", { "nat", "dr", "tun" })
+    local steps = C.env_list("RVS_PKTGEN_STEPS", { 100e3, 250e3, 500e3, 1e6, 1.5e6, 2e6, 3e6, 4e6, 5e6 })
+    local seconds = C.env_num("RVS_PKTGEN_SECONDS", 4)
+    local gap = C.env_num("RVS_PKTGEN_GAP", 12)
+    local all_steps = C.env_num("RVS_PKTGEN_ALL_STEPS", 0) ~= 0
+    local size = 64
 
-C.begin("conn-rate", mode)
-C.reset()
-C.client_new(size)
-C.say("-- new connections: SYNs -> %s:%d, %d B, steps of %d s (+1 s warm-up), %d s apart",
-    C.VIP_NEW, C.VPORT, size, seconds, gap)
+    C.begin("conn-rate", mode)
+    if not C.rvsd_available() then
+        error("conn-rate counts connections with rvsd's counters: set RVS_PKTGEN_RVSD_STATS " ..
+            "to a command printing `rvsadm --json stats`", 0)
+    end
+    C.stop_all()
+    C.say("-- new connections: SYNs -> %s:80 from %d sources, steps of %d s, %d s apart", C.VIP_NEW, C.NEW, seconds, gap)
+    local row = C.csv({ "profile", "mode", "target_cps", "offered_syn", "forwarded_syn", "rvsd_conns_created",
+        "seconds", "created_per_s", "followed_pct" })
+    local flow = { name = "SYN", tx = C.CLIENT, rx = C.SERVER, frame = size }
+    local results, short, sent_total = {}, 0, 0
+    local created_total, forwarded_total = 0, 0
+    for i, target in ipairs(steps) do
+        local pps = math.min(target, C.pktgen_max_pps(size))
+        C.say("-- step %d: %.0f conn/s offered", i, pps)
+        local r, d = C.run_ports({ flow }, pps, seconds)
+        r = r[1]
+        sent_total = sent_total + r.offered
+        created_total = created_total + d.conns_created
+        forwarded_total = forwarded_total + d.forwarded
+        local followed = r.offered > 0 and 100 * d.conns_created / r.offered or 0
+        C.say("   pktgen sent %d SYNs (%.0f/s), port 1 received %d; rvsd created %d connections (%.0f/s, %.1f%% of offered), forwarded %d",
+            r.offered, r.offered / seconds, r.delivered, d.conns_created, d.conns_created / seconds, followed, d.forwarded)
+        if sent_total > C.NEW then
+            C.say("   NOTE: %d SYNs sent so far from a file of %d sources: sources repeat, and a repeat " ..
+                "whose connection is still half-open makes none (raise RVS_PKTGEN_NEW)", sent_total, C.NEW)
+        end
+        row({ "conn-rate", mode, target, r.offered, r.delivered, d.conns_created, seconds, d.conns_created / seconds, followed })
+        C.result(string.format("step%d.offered", i), r.offered)
+        C.result(string.format("step%d.delivered", i), r.delivered)
+        C.result(string.format("step%d.rvsd_conns_created", i), d.conns_created)
+        C.result(string.format("step%d.rvsd_forwarded", i), d.forwarded)
+        results[#results + 1] = { target = target, offered = r.offered, created = d.conns_created, followed = followed }
+        short = followed < 95 and short + 1 or 0
+        if short >= 2 and not all_steps then
+            C.say("   two steps in a row below 95%%: stopping (RVS_PKTGEN_ALL_STEPS=1 runs them all)")
+            break
+        end
+        if i < #steps then
+            C.wait(1000 * gap)
+        end
+    end
+    C.result("steps", #results)
+    C.result("created", created_total)
+    C.result("forwarded", forwarded_total)
 
-local row = C.csv({ "profile", "mode", "target_cps", "offered_cps", "forwarded_cps", "followed_pct",
-    "pktgen_imissed_pps" })
-local flow = { name = "SYN", tx = C.CLIENT, rx = C.SERVER }
-local results = {}
-local short = 0
-for i, target in ipairs(steps) do
-    local pct = 100 * target / line
-    if pct > 100 then
-        pct = 100
+    local knee, best = nil, 0
+    for _, e in ipairs(results) do
+        if e.followed >= 99 and (knee == nil or e.offered > knee.offered) then
+            knee = e
+        end
+        best = math.max(best, e.created / seconds)
     end
-    C.say("-- step %d: %.3f M conn/s (%.2f%% of line rate)", i, target / 1e6, pct)
-    C.set_rate(C.CLIENT, pct)
-    pktgen.start(tostring(C.CLIENT))
-    local r = C.measure({ flow }, seconds, 1)[1]
-    pktgen.stop(tostring(C.CLIENT))
-    local followed = 0
-    if r.offered > 0 then
-        followed = 100 * r.delivered / r.offered
+    C.say("-- summary (%s): connections created per second, counted by rvsd", mode)
+    C.say("   %12s %12s %12s %9s", "target/s", "offered/s", "created/s", "followed")
+    for _, e in ipairs(results) do
+        C.say("   %12.0f %12.0f %12.0f %8.1f%%", e.target, e.offered / seconds, e.created / seconds, e.followed)
     end
-    C.say("   offered %.3f M SYN/s, rvsd forwarded %.3f M/s (%.1f%%)%s", r.offered / 1e6,
-        r.delivered / 1e6, followed,
-        r.missed > 0 and string.format(", pktgen's NIC dropped %.3f M/s itself", r.missed / 1e6) or "")
-    row({ "conn-rate", mode, target, r.offered, r.delivered, followed, r.missed })
-    results[#results + 1] = { target = target, r = r, followed = followed }
-    if followed < 95 then
-        short = short + 1
+    if knee then
+        C.say("   rvsd created >= 99%% of offered up to %.0f conn/s; most created: %.0f conn/s", knee.offered / seconds, best)
     else
-        short = 0
+        C.say("   rvsd followed no step to 99%%; most created: %.0f conn/s", best)
     end
-    if short >= 2 and not all_steps then
-        C.say("   two steps in a row below 95%%: stopping (RVS_PKTGEN_ALL_STEPS=1 runs them all)")
-        break
-    end
-    if i < #steps then
-        C.wait(1000 * gap)
-    end
-end
-C.stop_all()
-
-local knee, best = nil, 0
-for _, e in ipairs(results) do
-    if e.followed >= 99 and (knee == nil or e.r.offered > knee.r.offered) then
-        knee = e
-    end
-    if e.r.delivered > best then
-        best = e.r.delivered
-    end
-end
-C.say("-- summary (%s)", mode)
-C.say("   %12s %12s %12s %9s", "target/s", "offered/s", "forwarded/s", "followed")
-for _, e in ipairs(results) do
-    C.say("   %12.0f %12.0f %12.0f %8.1f%%", e.target, e.r.offered, e.r.delivered, e.followed)
-end
-if knee then
-    C.say("   rvsd followed (>= 99%%) up to %.3f M conn/s offered; most forwarded: %.3f M conn/s",
-        knee.r.offered / 1e6, best / 1e6)
-else
-    C.say("   rvsd followed no step to 99%%; most forwarded: %.3f M conn/s", best / 1e6)
-end
-if best > 0.97 * egress_line then
-    C.say("   NOTE: %.3f M/s is the inside link's line rate for %d B frames: the link, not rvsd, " ..
-        "was the limit", egress_line / 1e6, C.egress_frame(mode, size))
-end
-C.finish()
+    C.finish()
+end)

@@ -1,17 +1,21 @@
 -- tun.lua: established-flow throughput through rvsd with IPIP tunnelling,
--- one-way, 1,032,176 connections. Pair with rvsd-tun.toml; see
+-- one-way, RVS_PKTGEN_FLOWS connections. Pair with rvsd-tun.toml; see
 -- perf/pktgen/README.md.
 --
---   sudo pktgen -l 0-4 -n 4 -a <A port 0> -a <A port 1> -- -P \
---       -m "[1:2].0,[3:4].1" -f perf/pktgen/tun.lua
+--   PKTGEN="pktgen -l 0-2 -n 4 -a <A port 0> -a <A port 1> -- -P -m 1.0 -m 2.1" \
+--   RVS_PKTGEN_RVSD_STATS="ssh B rvsadm --json stats" perf/pktgen/run-profile tun
+--
+-- run-profile makes the pcap files (make-pcaps.py): port 0 sends one bare SYN
+-- per flow, then ACK-only frames over the same flows, in the file's order.
 --
 -- 1. SYN phase: port 0 sends one bare SYN per flow to 198.18.0.100:80; rvsd
 --    creates the connection and sends the frame, wrapped in an IPv4 header
 --    (protocol 4) from 198.19.0.1 to the real server 198.19.0.10, to port 1.
 -- 2. ACK phase: port 0 sends ACK-only frames over the same flows at
---    RVS_PKTGEN_RATE (100) percent of line rate; port 1 counts the
+--    RVS_PKTGEN_PPS frames per second (or RVS_PKTGEN_RATE percent of line rate); port 1 counts the
 --    encapsulated frames. One-way, as DR.
--- 3. 2 s warm-up, then RVS_PKTGEN_SECONDS (10) seconds measured.
+-- 3. RVS_PKTGEN_SECONDS (10) seconds measured, with rvsd's counters (created,
+--    forwarded, drops by reason, no_connection) over the same window.
 --
 -- Every frame leaves rvsd 20 bytes longer than it came in, so the inside
 -- link carries fewer of them: at 64 B in (84 B out) 10GbE delivers at most
@@ -25,4 +29,6 @@
 -- common.lua from RVS_PKTGEN_DIR, else from this script's directory.
 local here = debug and debug.getinfo and debug.getinfo(1, "S").source:match("^@(.*/)")
 local C = dofile((os.getenv("RVS_PKTGEN_DIR") or here or "perf/pktgen") .. "/common.lua")
-C.run_established("tun", "tun")
+C.main(function()
+    C.run_established("tun", "tun")
+end)
