@@ -336,12 +336,6 @@ impl<F: Frame> Worker<F> {
                 } else {
                     break;
                 };
-                // Ask for every frame's headers first: the device wrote
-                // them to memory, not to this core's caches, and parsing
-                // one at a time would wait for each in turn.
-                for frame in &burst[..take] {
-                    prefetch_headers(frame.data());
-                }
                 for frame in &burst[..take] {
                     let p = parse::parse(frame.data(), &self.lb);
                     if prefetch {
@@ -813,15 +807,6 @@ fn flow_hash(parsed: &Parsed) -> Option<u32> {
             ..
         }) => Some(f.hash),
         _ => None,
-    }
-}
-
-/// Prefetches the line holding a frame's Ethernet, IPv4 and TCP/UDP
-/// headers (54 bytes from the start of its data, which DPDK aligns).
-#[inline]
-fn prefetch_headers(data: &[u8]) {
-    if let Some(first) = data.first() {
-        crate::dpdk::prefetch::prefetch(first);
     }
 }
 
