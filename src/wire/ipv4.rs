@@ -383,6 +383,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         Ipv4Addr::from(old)
     }
 
+    /// Sets the TTL and patches the header checksum for it (RFC 1624).
+    pub fn set_ttl_patched(&mut self, v: u8) {
+        let b = self.buffer.as_mut();
+        let old = get_u16(b, field::TTL);
+        b[field::TTL] = v;
+        let ck = checksum::update_u16(get_u16(b, field::CHECKSUM), old, get_u16(b, field::TTL));
+        put_u16(b, field::CHECKSUM, ck);
+    }
+
     /// Decrements the TTL and patches the checksum incrementally (RFC 1624);
     /// what a forwarder does to every packet it passes on.
     pub fn decrement_ttl(&mut self) {
@@ -652,6 +661,25 @@ mod tests {
                 prop_assert_eq!((p.src_addr(), p.dst_addr()), (old_src, new));
             }
             prop_assert_eq!(p.ttl(), ttl - 1);
+            let mut full = b.clone();
+            Packet::new_unchecked(&mut full[..]).fill_checksum();
+            prop_assert_eq!(&b, &full);
+        }
+
+        #[test]
+        fn ttl_set_patched_equals_full_recompute(
+            words in proptest::collection::vec(any::<u8>(), 20..60), ttl in any::<u8>(),
+        ) {
+            let opts = (words.len() - 20) / 4 * 4;
+            let hl = MIN_HEADER_LEN + opts;
+            let mut b = vec![0u8; hl];
+            b[1..].copy_from_slice(&words[..hl - 1]);
+            let mut p = Packet::new_unchecked(&mut b[..]);
+            p.set_version_and_header_len(hl);
+            p.set_total_len(hl as u16);
+            p.fill_checksum();
+            p.set_ttl_patched(ttl);
+            prop_assert_eq!(p.ttl(), ttl);
             let mut full = b.clone();
             Packet::new_unchecked(&mut full[..]).fill_checksum();
             prop_assert_eq!(&b, &full);

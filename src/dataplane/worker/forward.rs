@@ -36,6 +36,7 @@ impl<F: Frame> Worker<F> {
     /// The load balancer's path for the IPv4 packet `ip` (parsed, header
     /// checksum right, not addressed to the balancer): sends, parks,
     /// hands over or drops `frame`, counting what it does.
+    #[inline(always)]
     pub(super) fn forward<O: Output<F>>(
         &mut self,
         port: usize,

@@ -379,7 +379,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Counts a frame received from the device and decides it.
-    #[inline]
+    #[inline(always)]
     fn received<O: Output<F>>(
         &mut self,
         port: usize,
@@ -432,6 +432,7 @@ impl<F: Frame> Worker<F> {
         }
     }
 
+    #[inline(always)]
     fn decide<O: Output<F>>(
         &mut self,
         port: usize,
@@ -487,6 +488,7 @@ impl<F: Frame> Worker<F> {
 
     /// Decides what the balancer itself does with a frame (ARP, echo,
     /// drops), or that it is for the forwarding path.
+    #[inline(always)]
     fn classify<'p, O: Output<F>>(
         &mut self,
         port: usize,
@@ -672,10 +674,11 @@ impl<F: Frame> Worker<F> {
             return Local::Verdict(Verdict::Drop(DropReason::UnsupportedProtocol));
         }
         msg.make_echo_reply();
+        // Swapping the addresses leaves the header's sum as it was; only
+        // the TTL's change is patched in (the parse checked the sum).
         ip.set_src_addr(dst);
         ip.set_dst_addr(src);
-        ip.set_ttl(REPLY_TTL);
-        ip.fill_checksum();
+        ip.set_ttl_patched(REPLY_TTL);
         self.stats.icmp_echo_answered += 1;
         Local::Verdict(Verdict::Transmit(port))
     }
