@@ -1301,6 +1301,67 @@ impl TableMemory {
     }
 }
 
+/// Lines the platform probe reads.
+const PROBE_LINES: usize = 4_000_000;
+/// How far ahead of its read the probe prefetches a line.
+const PROBE_AHEAD: usize = 16;
+
+/// The platform's price of a random 64-byte line in memory the size of a
+/// `size`-connection table (on huge pages, as the table is): each line
+/// prefetched `PROBE_AHEAD` reads ahead, then read, with ~30 cycles of
+/// dependent work between reads (a worker's parse of the next frame). A
+/// lookup reads two such lines (index line, entry), so twice this figure
+/// is what the table's size adds to a packet at best on this machine:
+/// the bound the 1M- and 10M-against-1K goals meet here. Nested paging in
+/// a VM, for one, makes lines of a large array dearer than of a small one.
+fn probe_random_lines(size: usize, memory: TableMemory, opts: &Options) -> Value {
+    let lines = (memory.bytes / 64).max(1);
+    let mut array: HugeArray<[u64; 8]> = HugeArray::new(lines, [1; 8]);
+    for (i, line) in array.iter_mut().enumerate() {
+        line[0] = i as u64;
+    }
+    let reads = if opts.smoke {
+        PROBE_LINES / 40
+    } else {
+        PROBE_LINES
+    };
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ size as u64;
+    let at: Vec<u32> = (0..reads + PROBE_AHEAD)
+        .map(|_| {
+            // xorshift64: cheap, and no pattern a hardware prefetcher follows.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) % lines as u64) as u32
+        })
+        .collect();
+    let mut sum = 0u64;
+    let t0 = tsc();
+    for i in 0..reads {
+        rvs::dpdk::prefetch::prefetch(&array[at[i + PROBE_AHEAD] as usize]);
+        let mut v = array[at[i] as usize][0];
+        for _ in 0..10 {
+            // xor-shift-multiply: a chain the compiler cannot fold.
+            v = (v ^ (v >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        }
+        sum = sum.wrapping_add(v);
+    }
+    let cycles = (tsc() - t0) as f64 / reads as f64;
+    std::hint::black_box(sum);
+    progress(&format!(
+        "platform: a random line of {:.1} MiB costs {cycles:.1} cycles (prefetched {PROBE_AHEAD} ahead)",
+        memory.mib()
+    ));
+    json!({
+        "benchmark": "datapath",
+        "run": "platform",
+        "connections": size,
+        "array_mib": (memory.mib() * 10.0).round() / 10.0,
+        "cycles_per_random_line": (cycles * 10.0).round() / 10.0,
+        "prefetch_ahead": PROBE_AHEAD,
+    })
+}
+
 /// One measurement: a phase of one method at one table size, on one or
 /// more workers at once.
 struct Measurement {
@@ -2414,6 +2475,11 @@ fn main() -> ExitCode {
                 method, &seqs, memory, &opts, &mut nic, &mut all,
             ));
         }
+    }
+    for &(size, memory) in &memories {
+        let v = probe_random_lines(size, memory, &opts);
+        println!("{v}");
+        extra.push(v);
     }
     for &size in &opts.steady_conns {
         measure_steady(size, &opts, &mut nic, &mut all);

@@ -71,6 +71,7 @@ def main():
 
     matrix = [r for r in dp if r.get("run") == "matrix" and r.get("phase") in ("new", "established")]
     steady = [r for r in dp if r.get("run") == "steady"]
+    platform = {r.get("connections"): r for r in dp if r.get("run") == "platform"}
     flood = [r for r in dp if r.get("run") == "flood"]
     rss = [r for r in dp if r.get("run") == "rss"]
 
@@ -101,6 +102,17 @@ def main():
             rows.append((f"established NAT uniform: {size(big)} / 1K connections (datapath)",
                          f"{ratio:.2f} ({num(est.get('mpps')):.2f} / {num(small.get('mpps')):.2f} Mpps)",
                          f">= {goal}", verdict(ratio >= goal)))
+    # What the platform allows: a lookup reads two random lines (index,
+    # entry); their price at each size against 1K's bounds the ratios above.
+    if platform.get(1_000):
+        base = num(platform[1_000].get("cycles_per_random_line"))
+        for big in (1_000_000, 10_000_000):
+            p = platform.get(big)
+            if p:
+                line = num(p.get("cycles_per_random_line"))
+                rows.append((f"platform: random 64-B line (prefetched) in a {size(big)}-table-sized array, vs 1K",
+                             f"{line:.0f} vs {base:.0f} cycles: 2 lines add {2 * (line - base):.0f} cycles/packet",
+                             "-", "-"))
     # Goal: no packet redirected with RSS, every connection on one worker.
     for n in sorted({r.get("workers") for r in rss if num(r.get("workers")) >= 2}):
         runs = [r for r in rss if r.get("workers") == n]
