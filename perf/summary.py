@@ -147,7 +147,9 @@ def main():
     # Goals: SYN flood at capacity.
     for f in flood:
         ratio = num(f.get("established_rate_ratio"))
-        rows.append((f"SYN flood at {size(int(num(f.get('connections'))))} capacity, "
+        rounds = f.get("established_rate_ratio_rounds")
+        rows.append((f"SYN flood at {size(int(num(f.get('connections'))))} capacity"
+                     + (f" (median of {len(rounds)} rounds)" if rounds else "") + ", "
                      f"{num(f.get('syn_share')) * 100:.0f}% SYNs: established rate with / without",
                      f"{ratio:.2f} ({num(f.get('established_mpps_in_flood')):.2f} / "
                      f"{num(f.get('established_mpps_alone')):.2f} Mpps)",
