@@ -635,19 +635,34 @@ mod tests {
         assert!(p.payload().is_empty());
     }
 
+    /// A header with random fields and options (from `words`, at least 20
+    /// bytes), its length fields right and its checksum right.
+    fn random_header(words: &[u8]) -> Vec<u8> {
+        let hl = MIN_HEADER_LEN + (words.len() - 20) / 4 * 4;
+        let mut b = vec![0u8; hl];
+        b[1..].copy_from_slice(&words[..hl - 1]);
+        let mut p = Packet::new_unchecked(&mut b[..]);
+        p.set_version_and_header_len(hl);
+        p.set_total_len(hl as u16);
+        p.fill_checksum();
+        b
+    }
+
+    /// `b` with its header checksum computed afresh.
+    fn recomputed(b: &[u8]) -> Vec<u8> {
+        let mut full = b.to_vec();
+        Packet::new_unchecked(&mut full[..]).fill_checksum();
+        full
+    }
+
     proptest! {
         #[test]
         fn address_and_ttl_rewrite_patched_equals_full_recompute(
             words in proptest::collection::vec(any::<u8>(), 20..60),
             new in any::<u32>(), src_side in any::<bool>(),
         ) {
-            let opts = (words.len() - 20) / 4 * 4;
-            let hl = MIN_HEADER_LEN + opts;
-            let mut b = vec![0u8; hl];
-            b[1..].copy_from_slice(&words[..hl - 1]);
+            let mut b = random_header(&words);
             let mut p = Packet::new_unchecked(&mut b[..]);
-            p.set_version_and_header_len(hl);
-            p.set_total_len(hl as u16);
             let ttl = p.ttl().max(2);
             p.set_ttl(ttl);
             p.fill_checksum();
@@ -661,28 +676,18 @@ mod tests {
                 prop_assert_eq!((p.src_addr(), p.dst_addr()), (old_src, new));
             }
             prop_assert_eq!(p.ttl(), ttl - 1);
-            let mut full = b.clone();
-            Packet::new_unchecked(&mut full[..]).fill_checksum();
-            prop_assert_eq!(&b, &full);
+            prop_assert_eq!(&b, &recomputed(&b));
         }
 
         #[test]
         fn ttl_set_patched_equals_full_recompute(
             words in proptest::collection::vec(any::<u8>(), 20..60), ttl in any::<u8>(),
         ) {
-            let opts = (words.len() - 20) / 4 * 4;
-            let hl = MIN_HEADER_LEN + opts;
-            let mut b = vec![0u8; hl];
-            b[1..].copy_from_slice(&words[..hl - 1]);
+            let mut b = random_header(&words);
             let mut p = Packet::new_unchecked(&mut b[..]);
-            p.set_version_and_header_len(hl);
-            p.set_total_len(hl as u16);
-            p.fill_checksum();
             p.set_ttl_patched(ttl);
             prop_assert_eq!(p.ttl(), ttl);
-            let mut full = b.clone();
-            Packet::new_unchecked(&mut full[..]).fill_checksum();
-            prop_assert_eq!(&b, &full);
+            prop_assert_eq!(&b, &recomputed(&b));
         }
 
         #[test]
@@ -690,15 +695,8 @@ mod tests {
             words in proptest::collection::vec(any::<u8>(), 20..60),
             new_src in any::<u32>(), new_dst in any::<u32>(), which in 0u8..3,
         ) {
-            // A header with random fields and options, checksum right.
-            let opts = (words.len() - 20) / 4 * 4;
-            let hl = MIN_HEADER_LEN + opts;
-            let mut b = vec![0u8; hl];
-            b[1..].copy_from_slice(&words[..hl - 1]);
+            let mut b = random_header(&words);
             let mut p = Packet::new_unchecked(&mut b[..]);
-            p.set_version_and_header_len(hl);
-            p.set_total_len(hl as u16);
-            p.fill_checksum();
             let (old_src, old_dst) = (p.src_addr(), p.dst_addr());
             if which != 1 {
                 prop_assert_eq!(p.set_src_addr_patched(Ipv4Addr::from(new_src)), old_src);
@@ -706,9 +704,7 @@ mod tests {
             if which != 0 {
                 prop_assert_eq!(p.set_dst_addr_patched(Ipv4Addr::from(new_dst)), old_dst);
             }
-            let mut full = b.clone();
-            Packet::new_unchecked(&mut full[..]).fill_checksum();
-            prop_assert_eq!(&b, &full);
+            prop_assert_eq!(&b, &recomputed(&b));
             prop_assert!(Packet::new_checked(&b[..]).unwrap().verify_checksum());
         }
 
