@@ -426,6 +426,16 @@ fn carries_client(d: &[u8], flow: u32, addr: usize, port: usize) -> bool {
     d[addr..addr + 4] == ip.octets() && d[port..port + 2] == p.to_be_bytes()
 }
 
+/// Whether a frame that came back for flow `flow` (of `flows`) is what
+/// `side` must return: rvs's NAT rewrite, or the reference's swap.
+fn came_back_right(side: Side, d: &[u8], flow: u32, flows: u32) -> bool {
+    flow < flows
+        && match side {
+            Side::Rvs => rvs_ok(d, flow),
+            Side::Reference => swapped_ok(d, flow),
+        }
+}
+
 /// What rvs must return for flow `flow`'s ACK: the same segment NAT'ed to
 /// a real server (client address and port untouched).
 #[inline]
@@ -1048,11 +1058,7 @@ fn timed(
                 Some(id) => sent[usize::from(u16::from_be_bytes([id[0], id[1]]))],
                 None => (now, u32::MAX),
             };
-            let ok = flow < flows
-                && match side {
-                    Side::Rvs => rvs_ok(d, flow),
-                    Side::Reference => swapped_ok(d, flow),
-                };
+            let ok = came_back_right(side, d, flow, flows);
             if ok {
                 good += 1;
                 if measuring.is_some() {
@@ -1141,11 +1147,7 @@ fn prefilled(
             let flow = d.get(18..20).map_or(u32::MAX, |id| {
                 flow_of[usize::from(u16::from_be_bytes([id[0], id[1]]))]
             });
-            let ok = flow < flows
-                && match side {
-                    Side::Rvs => rvs_ok(d, flow),
-                    Side::Reference => swapped_ok(d, flow),
-                };
+            let ok = came_back_right(side, d, flow, flows);
             if ok {
                 good += 1;
             } else {

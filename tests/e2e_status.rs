@@ -323,6 +323,15 @@ impl Tmux {
         support::run("tmux", &all, Duration::from_secs(10))
     }
 
+    /// Starts session `name` running `command` (its words) detached, in
+    /// a 160x50 terminal, and checks that tmux took it.
+    fn start(&self, name: &str, command: &[&str]) {
+        let mut args = vec!["new-session", "-d", "-s", name, "-x", "160", "-y", "50"];
+        args.extend_from_slice(command);
+        let out = self.run(&args);
+        assert!(out.success(), "tmux new-session: {out}");
+    }
+
     /// The pane's text now.
     fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "top"]).stdout
@@ -360,18 +369,7 @@ fn rvsadm_top_under_tmux_shows_every_server_with_its_figures() {
     let sock = topo.socket_path();
     let tmux = Tmux::new();
     let command = top_command(&topo);
-    let out = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        &command,
-    ]);
-    assert!(out.success(), "tmux new-session: {out}");
+    tmux.start("top", &[&command]);
 
     // Wait for a frame with rates (the second one on).
     let vs_line = format!("TCP {VIP}:80 web");
@@ -464,18 +462,7 @@ fn rvsadm_top_quits_on_q_and_on_ctrl_c_restoring_the_terminal() {
     let (rvsd, load) = running(&mut topo);
     let command = top_command(&topo);
     let tmux = Tmux::new();
-    let out = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        &command,
-    ]);
-    assert!(out.success(), "tmux new-session: {out}");
+    tmux.start("top", &[&command]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !tmux.screen().contains("q: quit") {
         assert!(
@@ -505,20 +492,7 @@ fn rvsadm_top_quits_on_q_and_on_ctrl_c_restoring_the_terminal() {
         "trap true INT; {command}; stty -a > {}; sleep 30",
         after.display()
     );
-    let out = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "ctrlc",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "sh",
-        "-c",
-        &wrapped,
-    ]);
-    assert!(out.success(), "tmux new-session: {out}");
+    tmux.start("ctrlc", &["sh", "-c", &wrapped]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !tmux
         .run(&["capture-pane", "-p", "-t", "ctrlc"])

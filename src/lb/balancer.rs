@@ -812,18 +812,16 @@ impl Balancer {
             let reply = reply_key(service.forward, &original, ev.real);
             let timeout_ns = u64::from(ev.timeout_s) * 1_000_000_000;
             let counters = &mut self.counters;
-            let known = match self.conns.lookup(&original, now, |c| counters.forget(c)) {
-                Some((id, _)) if (self.conns.get(id).vs, self.conns.get(id).rs) == (vs, rs) => {
-                    Some(id)
-                }
-                Some((id, _)) => {
+            let mut known = self.conns.lookup(&original, now, |c| counters.forget(c));
+            if let Some((id, _)) = known {
+                let c = self.conns.get(id);
+                if (c.vs, c.rs) != (vs, rs) {
                     let old = self.conns.remove(id);
                     self.counters.forget(&old);
-                    None
+                    known = None;
                 }
-                None => None,
-            };
-            if let Some(id) = known {
+            }
+            if let Some((id, _)) = known {
                 let c = self.conns.get_mut(id);
                 let was_active = c.is_active();
                 let (cvs, crs) = (c.vs, c.rs);

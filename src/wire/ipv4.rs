@@ -395,12 +395,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Decrements the TTL and patches the checksum incrementally (RFC 1624);
     /// what a forwarder does to every packet it passes on.
     pub fn decrement_ttl(&mut self) {
-        let b = self.buffer.as_mut();
-        let old = get_u16(b, field::TTL);
-        b[field::TTL] = b[field::TTL].wrapping_sub(1);
-        let new = get_u16(b, field::TTL);
-        let ck = checksum::update_u16(get_u16(b, field::CHECKSUM), old, new);
-        put_u16(b, field::CHECKSUM, ck);
+        self.set_ttl_patched(self.ttl().wrapping_sub(1));
     }
 
     /// Recomputes the header checksum from scratch (leaves it when a

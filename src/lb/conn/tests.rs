@@ -973,10 +973,10 @@ fn conn_homed_at(t: &ConnTable, home: usize, from: &mut u32) -> (FlowKey, FlowKe
     }
 }
 
-#[test]
-fn keys_overflowing_a_full_bucket_go_to_the_next_and_are_found() {
-    // 16 connections, 7 buckets: 16 original keys with one home (the last
-    // bucket, so the overflow wraps to bucket 0) cannot all fit there.
+/// A 16-connection table (7 buckets) holding 16 NAT connections whose
+/// original keys all have the last bucket as home, so they overflow (and
+/// wrap to bucket 0); with that bucket's index and the connections.
+fn sixteen_homed_at_the_last_bucket() -> (ConnTable, usize, Vec<(ConnId, FlowKey, FlowKey)>) {
     let mut t = ConnTable::new(16);
     let last = t.buckets.len() - 1;
     let mut from = 0;
@@ -986,6 +986,14 @@ fn keys_overflowing_a_full_bucket_go_to_the_next_and_are_found() {
         let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
         conns.push((id, o, r));
     }
+    (t, last, conns)
+}
+
+#[test]
+fn keys_overflowing_a_full_bucket_go_to_the_next_and_are_found() {
+    // 16 connections, 7 buckets: 16 original keys with one home (the last
+    // bucket, so the overflow wraps to bucket 0) cannot all fit there.
+    let (mut t, last, conns) = sixteen_homed_at_the_last_bucket();
     check_index(&t);
     assert!(t.buckets[last].refs.iter().all(|&r| r != NIL));
     assert!(t.buckets[last].displaced != 0);
@@ -1008,15 +1016,7 @@ fn keys_overflowing_a_full_bucket_go_to_the_next_and_are_found() {
 
 #[test]
 fn removing_displaced_and_home_keys_keeps_the_rest_found_and_counts_exact() {
-    let mut t = ConnTable::new(16);
-    let last = t.buckets.len() - 1;
-    let mut from = 0;
-    let mut conns = Vec::new();
-    for _ in 0..16 {
-        let (o, r) = conn_homed_at(&t, last, &mut from);
-        let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
-        conns.push((id, o, r));
-    }
+    let (mut t, _, conns) = sixteen_homed_at_the_last_bucket();
     // Remove from the end (the displaced ones first), then the rest,
     // checking every remaining key and the counts each time.
     let mut order: Vec<_> = (0..16).rev().step_by(2).collect();
