@@ -7,7 +7,7 @@
 use rvs::control::config::Config;
 use rvs::control::notify::Notifier;
 use rvs::control::plane::ControlPlane;
-use rvs::control::report;
+use rvs::control::report::{self, PoolSource, PoolUsage};
 use rvs::control::run::{self as control_loop, LinkWatch};
 use rvs::control::workers::{self, WorkerEnds};
 use rvs::dataplane::poll::{self, PollParams};
@@ -102,6 +102,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The tables are allocated once the EAL is up: a size the machine
+    // cannot hold is a configuration error, found before.
+    if let Err(e) = rvs::control::memory::check_this_machine(&config) {
+        error!("{}: {e}", args.config.display());
+        return ExitCode::from(1);
+    }
     if args.check {
         info!(
             "{}: valid ({} interface(s), {} worker(s))",
@@ -238,12 +244,29 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     }
     let (to_workers, collectors, ends) = workers::connect(workers, &services, config.ha.is_some());
     let running = launch_workers(&eal, config, &ports, &pool, &setup, handover, ends)?;
-    let mut control = ControlPlane::start(config, config_path, services, to_workers, collectors)
-        .map_err(|e| {
-            error!("{e}");
-            running.stop(&eal);
-            Failure::Dpdk
-        })?;
+    let pools: PoolSource = {
+        let pool = pool.clone();
+        Arc::new(move || {
+            vec![PoolUsage {
+                name: "rvs_mbufs".into(),
+                size: u64::from(pool.size()),
+                in_use: u64::from(pool.in_use()),
+            }]
+        })
+    };
+    let mut control = ControlPlane::start(
+        config,
+        config_path,
+        services,
+        to_workers,
+        collectors,
+        Some(pools),
+    )
+    .map_err(|e| {
+        error!("{e}");
+        running.stop(&eal);
+        Failure::Dpdk
+    })?;
     let ready = format!(
         "ready: {} worker(s) on {} port(s), lcores {:?}",
         workers.len(),
@@ -331,11 +354,21 @@ fn launch_workers(
         lcores: Vec::with_capacity(lcores.len()),
     };
     for (queue, (&lcore, ends)) in lcores.iter().zip(ends).enumerate() {
-        let mut worker = Worker::new(&WorkerSetup {
+        let built = Worker::try_new(&WorkerSetup {
             seed: setup.seed.wrapping_add(queue as u64),
             worker_index: queue,
             ..setup.clone()
         });
+        // A table the machine cannot hold ends rvsd with the reason (exit
+        // 2), not an abort with the EAL up.
+        let mut worker = match built {
+            Ok(w) => w,
+            Err(e) => {
+                error!("worker on lcore {lcore}: {e}");
+                running.stop(eal);
+                return Err(Failure::Dpdk);
+            }
+        };
         if let Some(q) = ends.sync {
             worker.set_sync(q);
         }

@@ -52,15 +52,19 @@ pub struct Config {
 
 impl Config {
     /// Reads, parses and validates the file at `path`; every problem
-    /// found, not just the first.
+    /// found, not just the first. Only a regular file of at most
+    /// `file::MAX_CONFIG_BYTES` (16 MiB) is read.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                field: path.display().to_string(),
-                line: None,
-                message: format!("cannot read the configuration file: {e}"),
-            }])
-        })?;
+        // A regular file of at most MAX_CONFIG_BYTES: a FIFO or a device
+        // would block or exhaust memory (see `file`).
+        let text =
+            super::file::read_bounded(path, super::file::MAX_CONFIG_BYTES).map_err(|message| {
+                ConfigErrors(vec![ConfigError {
+                    field: path.display().to_string(),
+                    line: None,
+                    message,
+                }])
+            })?;
         Config::from_toml_str(&text)
     }
 
@@ -79,6 +83,13 @@ impl Config {
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
                 .join("; ");
+            // The TOML library says nothing for some errors (`key =` with
+            // no value): still tell the operator what is wrong.
+            let message = if message.is_empty() {
+                "invalid TOML here (a value missing or malformed)".to_string()
+            } else {
+                message
+            };
             let mut errors = Errors::new(text);
             errors.push(
                 if field.is_empty() {
@@ -273,6 +284,9 @@ impl ControlConfig {
     /// Default of `metrics_listen`: loopback only, port 9469.
     pub const DEFAULT_METRICS_LISTEN: SocketAddr =
         SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9469));
+    /// Longest `socket` path in bytes: a Unix socket address holds 108
+    /// bytes (`sun_path`), the terminating NUL included.
+    pub const MAX_SOCKET_PATH_BYTES: usize = 107;
 }
 
 impl Default for ControlConfig {
@@ -583,6 +597,11 @@ impl VirtualServerConfig {
     pub const DEFAULT_PERSISTENCE_TIMEOUT_S: u64 = 0;
     /// Upper bound of `persistence_timeout_s`: one week, as the timeouts.
     pub const MAX_PERSISTENCE_TIMEOUT_S: u64 = TimeoutsConfig::MAX_TIMEOUT_S;
+    /// Most real servers of one virtual server: connections and the
+    /// Maglev table name a server by a 16-bit index, and the Maglev table
+    /// keeps 65,535 (`u16::MAX`) for "no server". A reload that would give
+    /// a service more slots than this (draining ones included) is refused.
+    pub const MAX_REAL_SERVERS: usize = u16::MAX as usize;
     /// Default of `expire_nodest_conn`: on, so a dead server's clients
     /// reconnect to a live one at once.
     pub const DEFAULT_EXPIRE_NODEST_CONN: bool = true;

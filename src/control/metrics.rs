@@ -19,7 +19,7 @@
 //! and `lcore`. Counters carry the `_total` suffix the format adds.
 
 use super::health::TargetStatus;
-use super::report::{sum_real_servers, WorkerSnapshot};
+use super::report::{sum_real_servers, PoolUsage, WorkerSnapshot};
 use super::status::{self, Rates};
 use crate::dataplane::stats::{DropReason, RealServerCounters, WorkerStats};
 use crate::lb::service::ServiceTable;
@@ -66,6 +66,8 @@ pub struct MetricsSnapshot {
     /// The `rvsadm ha status` document (`RoleView::status`); `Null` when
     /// unknown.
     pub ha: serde_json::Value,
+    /// The packet-buffer pools' use (none without DPDK).
+    pub pools: Vec<PoolUsage>,
 }
 
 /// The caller's snapshot function, called once per scrape on the metrics
@@ -456,6 +458,27 @@ impl SnapshotCollector {
                 .map(|w| (lcore(w), w.connections))
                 .collect::<Vec<_>>(),
         )?;
+        let fill = |pick: fn(&WorkerSnapshot) -> u64| -> Vec<(Labels, u64)> {
+            workers.iter().map(|w| (lcore(w), pick(w))).collect()
+        };
+        gauges(
+            encoder,
+            "rvs_worker_conn_table_capacity",
+            "Connections the worker's table holds at most (conn_table_size).",
+            &fill(|w| w.fill.conn_capacity),
+        )?;
+        gauges(
+            encoder,
+            "rvs_worker_neighbor_queue_frames",
+            "Frames the worker holds waiting for a next hop's ARP answer.",
+            &fill(|w| w.fill.neighbor_queue_frames),
+        )?;
+        gauges(
+            encoder,
+            "rvs_worker_neighbor_queue_capacity",
+            "Frames the worker's neighbour queue can hold at most.",
+            &fill(|w| w.fill.neighbor_queue_capacity),
+        )?;
         gauges(
             encoder,
             "rvs_worker_busy_ratio",
@@ -485,6 +508,31 @@ impl SnapshotCollector {
                     )
                 })
                 .collect::<Vec<_>>(),
+        )
+    }
+}
+
+impl SnapshotCollector {
+    /// The packet-buffer pools: their size and the buffers in use.
+    fn pools(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let pools = &self.snapshot.pools;
+        let rows = |pick: fn(&PoolUsage) -> u64| -> Vec<(Labels, u64)> {
+            pools
+                .iter()
+                .map(|p| (vec![("pool", p.name.clone())], pick(p)))
+                .collect()
+        };
+        gauges(
+            encoder,
+            "rvs_mempool_mbufs",
+            "Packet buffers in the pool.",
+            &rows(|p| p.size),
+        )?;
+        gauges(
+            encoder,
+            "rvs_mempool_mbufs_in_use",
+            "Packet buffers taken from the pool (rings, queues, workers).",
+            &rows(|p| p.in_use),
         )
     }
 }
@@ -563,6 +611,7 @@ impl Collector for SnapshotCollector {
         self.real_servers(&mut encoder)?;
         self.health_checks(&mut encoder)?;
         self.workers(&mut encoder)?;
+        self.pools(&mut encoder)?;
         self.ha(&mut encoder)
     }
 }
@@ -843,6 +892,11 @@ pub(crate) mod tests {
                 })
                 .collect(),
             connections: conns.iter().sum(),
+            fill: crate::dataplane::stats::TableFill {
+                conn_capacity: 1000,
+                neighbor_queue_frames: u64::from(lcore),
+                neighbor_queue_capacity: 256,
+            },
         }
     }
 
@@ -887,6 +941,11 @@ pub(crate) mod tests {
                          "bad_records": 0, "resyncs": 1,
                          "dropped": {"foreign": 2, "malformed": 0}}
             }),
+            pools: vec![PoolUsage {
+                name: "rvs_mbufs".into(),
+                size: 8191,
+                in_use: 1500,
+            }],
         }
     }
 
@@ -1010,6 +1069,41 @@ pub(crate) mod tests {
         assert!((sum - 2.004).abs() < 1e-9, "{sum}");
         // A server not checked yet has no histogram.
         assert!(sample(&text, "rvs_health_check_duration_seconds_count", &[RS12]).is_none());
+    }
+
+    #[test]
+    fn table_fill_is_a_gauge_per_worker() {
+        let text = render(snapshot());
+        assert!(text.contains("# TYPE rvs_worker_conn_table_capacity gauge"));
+        assert_eq!(
+            value(&text, "rvs_worker_conn_table_capacity", &["lcore=\"1\""]),
+            1000.0
+        );
+        assert_eq!(
+            value(&text, "rvs_worker_neighbor_queue_frames", &["lcore=\"2\""]),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                "rvs_worker_neighbor_queue_capacity",
+                &["lcore=\"2\""]
+            ),
+            256.0
+        );
+    }
+
+    #[test]
+    fn mbufs_in_use_are_a_gauge_per_pool() {
+        let text = render(snapshot());
+        assert_eq!(
+            value(&text, "rvs_mempool_mbufs_in_use", &["pool=\"rvs_mbufs\""]),
+            1500.0
+        );
+        assert_eq!(
+            value(&text, "rvs_mempool_mbufs", &["pool=\"rvs_mbufs\""]),
+            8191.0
+        );
     }
 
     #[test]

@@ -44,9 +44,12 @@ pub mod config;
 mod device;
 mod eal_args;
 mod error;
+pub mod file;
+pub mod fuzz;
 pub mod ha;
 pub mod health;
 mod locate;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod plane;
@@ -60,11 +63,14 @@ pub mod socket;
 pub mod state;
 pub mod status;
 pub mod top;
+pub mod unapplied;
 mod validate;
 pub mod workers;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;
 #[cfg(test)]
 mod tests_runtime;
 

@@ -9,6 +9,7 @@ use super::ha::{Ha, HaSettings};
 use super::health::{self, HealthChecker};
 use super::metrics::{self, MetricsServer};
 use super::notify::Notifier;
+use super::report::PoolSource;
 use super::role::Role;
 use super::run::{self, Flow, LinkWatch};
 use super::socket::ControlSocket;
@@ -57,12 +58,15 @@ impl ControlPlane {
     /// `collectors` are the workers' sync reports), the health checks of
     /// `services` (the table the workers run) and the metrics server. The
     /// error, naming the field, is HA's sync socket failing to bind.
+    /// `pools` reads the packet-buffer pools for `rvsadm stats` and the
+    /// metrics.
     pub fn start(
         config: &Config,
         config_path: &Path,
         services: Arc<ServiceTable>,
         workers: Workers,
         collectors: Vec<SyncCollector>,
+        pools: Option<PoolSource>,
     ) -> Result<ControlPlane, String> {
         let socket = bind_socket(config);
         let ha = match &config.ha {
@@ -86,7 +90,12 @@ impl ControlPlane {
             Box::new(checker),
             Role::new(ha, garp_count, garp_interval, Instant::now()),
             config_path.to_path_buf(),
-        );
+        )
+        .with_running_config(config.clone());
+        let state = match pools {
+            Some(read) => state.with_pools(read),
+            None => state,
+        };
         // Prometheus, collected at scrape time from what the workers
         // published and the snapshot in force.
         let listen = config.control.metrics_listen;

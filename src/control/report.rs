@@ -3,7 +3,7 @@
 //! `stats:` line at stop). Built from immutable snapshots the workers
 //! published, so making one never touches a worker.
 
-use crate::dataplane::stats::{RealServerCounters, WorkerStats};
+use crate::dataplane::stats::{RealServerCounters, TableFill, WorkerStats};
 use crate::lb::service::{ServiceTable, VirtualService};
 use serde_json::{json, Value};
 
@@ -18,6 +18,32 @@ pub struct WorkerSnapshot {
     pub real_servers: Vec<RealServerCounters>,
     /// Connections in its table.
     pub connections: u64,
+    /// How full its connection table and neighbour queue are.
+    pub fill: TableFill,
+}
+
+/// One packet-buffer pool's use: read on the control side from the
+/// pool itself (DPDK counts free buffers in its ring and lcore caches).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// The pool's name (`rvs_mbufs`).
+    pub name: String,
+    /// Buffers in the pool.
+    pub size: u64,
+    /// Buffers taken from it: in rings, queues, a worker's hands.
+    pub in_use: u64,
+}
+
+/// Reads the packet-buffer pools at the moment of the call; the binary
+/// supplies it (the pools are DPDK's), tests and the pure core none.
+pub type PoolSource = std::sync::Arc<dyn Fn() -> Vec<PoolUsage> + Send + Sync>;
+
+/// Adds `"mempools": [{"name", "size", "in_use"}]` to a `stats` document.
+pub fn add_pools(stats: &mut Value, pools: &[PoolUsage]) {
+    stats["mempools"] = pools
+        .iter()
+        .map(|p| json!({ "name": p.name, "size": p.size, "in_use": p.in_use }))
+        .collect();
 }
 
 /// Sums the workers' per real server counters.
@@ -101,20 +127,24 @@ pub fn describe(vs: &VirtualService) -> String {
 /// Worker counters: each worker's, and their total.
 pub fn stats(workers: &[WorkerSnapshot]) -> Value {
     let mut total = WorkerStats::default();
+    let mut fill = TableFill::default();
     let mut conns = 0;
     let per: Vec<Value> = workers
         .iter()
         .map(|w| {
             total.add(&w.stats);
+            fill.add(&w.fill);
             conns += w.connections;
             let mut v = w.stats.to_json();
             v["lcore"] = json!(w.lcore);
             v["connections"] = json!(w.connections);
+            w.fill.add_to_json(w.connections, &mut v);
             v
         })
         .collect();
     let mut t = total.to_json();
     t["connections"] = json!(conns);
+    fill.add_to_json(conns, &mut t);
     json!({ "workers": per, "total": t })
 }
 
@@ -158,6 +188,11 @@ mod tests {
                 })
                 .collect(),
             connections: conns.iter().sum(),
+            fill: TableFill {
+                conn_capacity: 100,
+                neighbor_queue_frames: 1,
+                neighbor_queue_capacity: 256,
+            },
         }
     }
 
@@ -208,5 +243,32 @@ mod tests {
         assert_eq!(v["total"]["rx_packets"], 20);
         assert_eq!(v["total"]["connections"], 2);
         assert_eq!(v["workers"][1]["lcore"], 2);
+    }
+
+    #[test]
+    fn stats_show_each_workers_table_fill_and_the_total() {
+        let v = stats(&[worker(1, [10, 0]), worker(2, [0, 30])]);
+        assert_eq!(v["workers"][0]["conn_capacity"], 100);
+        assert_eq!(v["workers"][0]["conn_fill"], 0.1);
+        assert_eq!(v["workers"][1]["neighbor_queue_frames"], 1);
+        assert_eq!(v["total"]["conn_capacity"], 200);
+        assert_eq!(v["total"]["conn_fill"], 0.2);
+        assert_eq!(v["total"]["neighbor_queue_capacity"], 512);
+    }
+
+    #[test]
+    fn stats_list_the_mempools_in_use() {
+        let mut v = stats(&[]);
+        add_pools(
+            &mut v,
+            &[PoolUsage {
+                name: "rvs_mbufs".into(),
+                size: 8191,
+                in_use: 1200,
+            }],
+        );
+        assert_eq!(v["mempools"][0]["name"], "rvs_mbufs");
+        assert_eq!(v["mempools"][0]["in_use"], 1200);
+        assert_eq!(v["mempools"][0]["size"], 8191);
     }
 }

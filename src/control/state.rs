@@ -5,13 +5,14 @@
 //! metrics thread reads. Everything reaches the workers through
 //! `control::workers`, so all of it runs in tests without DPDK.
 
-use super::config::Config;
+use super::config::{Config, VirtualServerConfig};
 use super::health::{self, HealthChange, HealthChecker, HealthView, Target};
 use super::metrics::{MetricsSnapshot, SnapshotSource};
 use super::reload;
-use super::report;
+use super::report::{self, PoolSource, PoolUsage};
 use super::role::Role;
 use super::servers::{self, Servers};
+use super::unapplied::{self, Unapplied};
 use super::workers::{self, Workers};
 use crate::dataplane::worker::Command;
 use crate::lb::service::ServiceTable;
@@ -58,6 +59,12 @@ pub struct ControlState {
     /// The file reloads read.
     config_path: PathBuf,
     shared: SharedTable,
+    /// The configuration running, for what a reload cannot apply (the
+    /// sections other than the virtual servers); `None` in tests that
+    /// give none.
+    running: Option<Config>,
+    /// Reads the packet-buffer pools (the binary's); `None` without DPDK.
+    pools: Option<PoolSource>,
 }
 
 impl ControlState {
@@ -77,7 +84,28 @@ impl ControlState {
             health,
             role,
             config_path,
+            running: None,
+            pools: None,
         }
+    }
+
+    /// The configuration rvsd started with: a reload then names each
+    /// setting outside the virtual servers that the file changes and the
+    /// running rvsd keeps (`unapplied`).
+    pub fn with_running_config(mut self, config: Config) -> ControlState {
+        self.running = Some(config);
+        self
+    }
+
+    /// Where `rvsadm stats` and the metrics read the packet-buffer pools.
+    pub fn with_pools(mut self, pools: PoolSource) -> ControlState {
+        self.pools = Some(pools);
+        self
+    }
+
+    /// The packet-buffer pools' use now (none without a pool source).
+    pub fn pools(&self) -> Vec<PoolUsage> {
+        self.pools.as_ref().map(|read| read()).unwrap_or_default()
     }
 
     /// The snapshot the workers run now.
@@ -180,9 +208,14 @@ impl ControlState {
             }
         };
         let merged = reload::merge_config(self.servers.snapshot(), &new.virtual_servers);
+        if let Some(e) = over_server_cap(&merged.table) {
+            error!("reload refused, running config kept: {e}");
+            return Err(e);
+        }
+        let unapplied = self.take_unapplied(&new);
         if merged.is_unchanged() {
             info!("reload: no change to the virtual servers");
-            return Ok("no change".into());
+            return Ok(with_unapplied("no change".into(), &unapplied));
         }
         let mut summary = Vec::new();
         for c in &merged.changes {
@@ -193,9 +226,27 @@ impl ControlState {
         self.health
             .retarget(health::targets(&table, &new.virtual_servers));
         let up = self.health.up_table(&table);
+        // Room for every server's counters before the workers see them.
+        self.workers
+            .reserve_real_servers(total_real_servers(&table));
         self.servers.replace(table, &up);
         self.publish();
-        Ok(summary.join("\n"))
+        Ok(with_unapplied(summary.join("\n"), &unapplied))
+    }
+
+    /// The settings `new` changes that this reload leaves as they run,
+    /// each logged; the running configuration takes `new`'s virtual
+    /// servers (what the reload applies).
+    fn take_unapplied(&mut self, new: &Config) -> Vec<Unapplied> {
+        let Some(running) = self.running.as_mut() else {
+            return Vec::new();
+        };
+        let list = unapplied::unapplied(running, new);
+        for u in &list {
+            warn!("reload: {u}");
+        }
+        running.virtual_servers = new.virtual_servers.clone();
+        list
     }
 
     /// `rvsadm ha master|backup`: see `Role::set_master`.
@@ -226,6 +277,7 @@ impl ControlState {
         let shared = self.shared.clone();
         let cells = self.workers.cells().to_vec();
         let role = self.role.view();
+        let pools = self.pools.clone();
         Arc::new(move || {
             let services = shared.lock().map(|g| g.clone()).unwrap_or_default();
             MetricsSnapshot {
@@ -234,8 +286,40 @@ impl ControlState {
                 health_checks: view.statuses(),
                 workers: workers::snapshots(&cells),
                 ha: role.status(),
+                pools: pools.as_ref().map(|read| read()).unwrap_or_default(),
                 services,
             }
         })
     }
+}
+
+/// The reload answer: `summary`, then one line per setting not applied.
+fn with_unapplied(summary: String, unapplied: &[Unapplied]) -> String {
+    let mut lines = vec![summary];
+    lines.extend(unapplied.iter().map(|u| u.to_string()));
+    lines.join("\n")
+}
+
+/// Real servers of every service of `table`, draining ones included: the
+/// room the workers' stats cells need.
+fn total_real_servers(table: &ServiceTable) -> usize {
+    table.services().iter().map(|s| s.real_servers.len()).sum()
+}
+
+/// The refusal of a merged table in which a service would have more real
+/// server slots (draining ones included) than a 16-bit index names.
+fn over_server_cap(table: &ServiceTable) -> Option<String> {
+    let cap = VirtualServerConfig::MAX_REAL_SERVERS;
+    table
+        .services()
+        .iter()
+        .find(|s| s.real_servers.len() > cap)
+        .map(|s| {
+            format!(
+                "virtual server {}: {} real servers with those still draining; at most {cap} \
+                 (restart rvsd to drop the drained ones)",
+                s.name,
+                s.real_servers.len()
+            )
+        })
 }

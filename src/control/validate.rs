@@ -832,7 +832,19 @@ fn control(raw: Option<&RawControl>, errors: &mut Errors) -> Option<ControlConfi
         None => Some(defaults.socket),
         Some(v) => {
             let path = PathBuf::from(v.get_ref());
-            if path.is_absolute() {
+            if path.as_os_str().len() > ControlConfig::MAX_SOCKET_PATH_BYTES {
+                errors.push(
+                    "control.socket",
+                    Some(v.span()),
+                    format!(
+                        "the path is {} bytes; a Unix socket path holds at most {} (sun_path, 108 \
+                         bytes with its NUL)",
+                        path.as_os_str().len(),
+                        ControlConfig::MAX_SOCKET_PATH_BYTES
+                    ),
+                );
+                None
+            } else if path.is_absolute() {
                 Some(path)
             } else {
                 errors.push(
@@ -1149,6 +1161,10 @@ fn endpoint(
             Some(format!("{addr}: 255.255.255.255 is not a host address"))
         } else if ip.is_multicast() {
             Some(format!("{addr}: a multicast address is not a host address"))
+        } else if ip.is_loopback() {
+            Some(format!(
+                "{addr}: 127.0.0.0/8 is loopback, which no packet rvs sends can reach"
+            ))
         } else {
             interfaces.iter().enumerate().find_map(|(index, iface)| {
                 iface.addresses.iter().any(|a| a.addr() == ip).then(|| {
@@ -1397,6 +1413,21 @@ fn real_servers(
 ) -> Option<Vec<RealServerConfig>> {
     let mut out = Vec::new();
     let mut ok = true;
+    if raw.len() > VirtualServerConfig::MAX_REAL_SERVERS {
+        // Named at the first server beyond the limit; the rest are not
+        // checked one by one (a runaway generator could list millions).
+        let extra = &raw[VirtualServerConfig::MAX_REAL_SERVERS];
+        errors.push(
+            format!("{base}[{}]", VirtualServerConfig::MAX_REAL_SERVERS),
+            Some(extra.span()),
+            format!(
+                "{} real servers; a virtual server has at most {} (a server's index is 16 bits)",
+                raw.len(),
+                VirtualServerConfig::MAX_REAL_SERVERS
+            ),
+        );
+        return None;
+    }
     let mut seen: HashMap<SocketAddrV4, usize> = HashMap::new();
     for (j, table) in raw.iter().enumerate() {
         let span = Some(table.span());

@@ -46,6 +46,15 @@ impl Workers {
         &self.cells
     }
 
+    /// Makes room in every worker's stats cell for `real_servers` servers'
+    /// counters: called before a table with that many reaches them (a
+    /// reload), so no server's counters go missing.
+    pub fn reserve_real_servers(&self, real_servers: usize) {
+        for (_, cell) in &self.cells {
+            cell.reserve_real_servers(real_servers);
+        }
+    }
+
     /// Sends `make()` to every worker. A worker that has gone (it stopped)
     /// is skipped: the control thread outlives the workers at shutdown.
     pub fn broadcast(&self, make: impl Fn() -> Command) {
@@ -154,6 +163,7 @@ pub fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
             stats: cell.snapshot(),
             real_servers: cell.real_servers(),
             connections: cell.connections(),
+            fill: cell.fill(),
         })
         .collect()
 }

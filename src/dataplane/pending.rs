@@ -134,6 +134,19 @@ impl<F> PendingQueue<F> {
         }
     }
 
+    /// Frames parked now (the neighbour queue's fill, for stats).
+    pub fn frames(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| s.frames.iter().filter(|f| f.is_some()).count())
+            .sum()
+    }
+
+    /// Frames it can park at most: every address slot full.
+    pub fn frame_capacity(&self) -> usize {
+        self.slots.len() * FRAMES_PER_NEIGHBOR
+    }
+
     /// True when nothing is parked (lets the worker skip `tick`).
     pub fn is_empty(&self) -> bool {
         self.slots.iter().all(|s| s.ip.is_unspecified())
@@ -147,6 +160,21 @@ mod tests {
     const A: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 11);
     const B: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 12);
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn frames_counts_what_is_parked_against_the_capacity() {
+        let mut q: PendingQueue<u32> = PendingQueue::new(2);
+        assert_eq!(
+            (q.frames(), q.frame_capacity()),
+            (0, 2 * FRAMES_PER_NEIGHBOR)
+        );
+        q.park(A, 0, 1, 0);
+        q.park(A, 0, 2, 0);
+        q.park(B, 1, 3, 0);
+        assert_eq!(q.frames(), 3);
+        q.release(A, |_, _| {});
+        assert_eq!(q.frames(), 1);
+    }
 
     #[test]
     fn first_packet_asks_then_waits() {

@@ -7,7 +7,8 @@
 //! a few milliseconds old, never torn within one counter.
 
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::RwLock;
 
 /// Why a worker dropped a frame. Every drop has one, counted and shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -260,13 +261,65 @@ pub use crate::lb::balancer::RealServerCounters;
 
 const RS_CELLS: usize = 7;
 
+/// How full a worker's fixed tables are: gauges, published with the
+/// counters (`rvsadm stats`, metrics), so an operator sees a table fill
+/// before it refuses anyone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableFill {
+    /// Connections the worker's table holds at most (`conn_table_size`).
+    pub conn_capacity: u64,
+    /// Frames parked waiting for a neighbour's ARP answer.
+    pub neighbor_queue_frames: u64,
+    /// Frames the neighbour queue can park at most.
+    pub neighbor_queue_capacity: u64,
+}
+
+impl TableFill {
+    /// The gauges as JSON members of a worker's `stats` object.
+    pub fn add_to_json(&self, connections: u64, v: &mut Value) {
+        v["conn_capacity"] = json!(self.conn_capacity);
+        v["conn_fill"] = json!(ratio(connections, self.conn_capacity));
+        v["neighbor_queue_frames"] = json!(self.neighbor_queue_frames);
+        v["neighbor_queue_capacity"] = json!(self.neighbor_queue_capacity);
+    }
+
+    /// Adds another worker's (for the totals).
+    pub fn add(&mut self, other: &TableFill) {
+        self.conn_capacity += other.conn_capacity;
+        self.neighbor_queue_frames += other.neighbor_queue_frames;
+        self.neighbor_queue_capacity += other.neighbor_queue_capacity;
+    }
+}
+
+/// `part / whole`, 0 when there is no whole.
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Gauge slots of a cell: connections, then `TableFill`'s three.
+const GAUGES: usize = 4;
+
 /// Where a worker publishes its counters for the control thread.
+///
+/// The per real server counters live behind a lock that only the control
+/// thread ever waits on: a reload that adds servers grows the cell
+/// (`reserve_real_servers`) before the workers see the new table, and a
+/// worker that finds the lock taken at that moment skips one publication
+/// (`try_read`) rather than wait.
 #[derive(Debug)]
 pub struct StatsCell {
     cells: [AtomicU64; CELLS],
-    /// Per real server (services in order, their servers in order), then
-    /// the connection count.
-    lb: Vec<AtomicU64>,
+    /// Per real server (services in order, their servers in order),
+    /// `RS_CELLS` each.
+    lb: RwLock<Vec<AtomicU64>>,
+    /// Real servers in the worker's last publication.
+    published: AtomicUsize,
+    /// Connections in the table, then the `TableFill` gauges.
+    gauges: [AtomicU64; GAUGES],
 }
 
 impl Default for StatsCell {
@@ -280,9 +333,27 @@ impl StatsCell {
     pub fn new(real_servers: usize) -> StatsCell {
         StatsCell {
             cells: std::array::from_fn(|_| AtomicU64::new(0)),
-            lb: (0..real_servers * RS_CELLS + 1)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            lb: RwLock::new(zeros(real_servers * RS_CELLS)),
+            published: AtomicUsize::new(0),
+            gauges: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Servers the cell has room for.
+    pub fn real_server_room(&self) -> usize {
+        self.lb.read().map_or(0, |lb| lb.len() / RS_CELLS)
+    }
+
+    /// Makes room for at least `real_servers` servers' counters (control
+    /// side, before a table with that many reaches the worker); the
+    /// counters already published are kept.
+    pub fn reserve_real_servers(&self, real_servers: usize) {
+        let want = real_servers * RS_CELLS;
+        if let Ok(mut lb) = self.lb.write() {
+            if lb.len() < want {
+                let more = want - lb.len();
+                lb.extend(zeros(more));
+            }
         }
     }
 
@@ -294,13 +365,19 @@ impl StatsCell {
     }
 
     /// Copies the per real server counters and the connection count in
-    /// (worker side); servers beyond the cell's room are left out.
+    /// (worker side); servers beyond the cell's room are left out, and so
+    /// are all of them while the control thread grows the cell.
     pub fn publish_lb<'a>(
         &self,
         servers: impl Iterator<Item = &'a RealServerCounters>,
         conns: usize,
     ) {
-        let mut cells = self.lb.chunks_exact(RS_CELLS);
+        self.gauges[0].store(conns as u64, Ordering::Relaxed);
+        let Ok(lb) = self.lb.try_read() else {
+            return;
+        };
+        let mut cells = lb.chunks_exact(RS_CELLS);
+        let mut n = 0;
         for (c, cell) in servers.zip(&mut cells) {
             let v = [
                 u64::from(c.active),
@@ -314,16 +391,32 @@ impl StatsCell {
             for (a, x) in cell.iter().zip(v) {
                 a.store(x, Ordering::Relaxed);
             }
+            n += 1;
         }
-        if let Some(last) = self.lb.last() {
-            last.store(conns as u64, Ordering::Relaxed);
+        self.published.store(n, Ordering::Relaxed);
+    }
+
+    /// Copies the table fill gauges in (worker side).
+    pub fn publish_fill(&self, fill: &TableFill) {
+        let v = [
+            fill.conn_capacity,
+            fill.neighbor_queue_frames,
+            fill.neighbor_queue_capacity,
+        ];
+        for (a, x) in self.gauges[1..].iter().zip(v) {
+            a.store(x, Ordering::Relaxed);
         }
     }
 
-    /// The last published per real server counters (control side).
+    /// The last published per real server counters (control side): as
+    /// many as the worker last published.
     pub fn real_servers(&self) -> Vec<RealServerCounters> {
-        self.lb
-            .chunks_exact(RS_CELLS)
+        let Ok(lb) = self.lb.read() else {
+            return Vec::new();
+        };
+        let n = self.published.load(Ordering::Relaxed);
+        lb.chunks_exact(RS_CELLS)
+            .take(n)
             .map(|c| {
                 let v: Vec<u64> = c.iter().map(|a| a.load(Ordering::Relaxed)).collect();
                 RealServerCounters {
@@ -341,7 +434,17 @@ impl StatsCell {
 
     /// The last published number of connections in the worker's table.
     pub fn connections(&self) -> u64 {
-        self.lb.last().map_or(0, |a| a.load(Ordering::Relaxed))
+        self.gauges[0].load(Ordering::Relaxed)
+    }
+
+    /// The last published table fill gauges.
+    pub fn fill(&self) -> TableFill {
+        let g = |i: usize| self.gauges[i].load(Ordering::Relaxed);
+        TableFill {
+            conn_capacity: g(1),
+            neighbor_queue_frames: g(2),
+            neighbor_queue_capacity: g(3),
+        }
     }
 
     /// The last published counters (control side).
@@ -352,6 +455,10 @@ impl StatsCell {
         }
         WorkerStats::from_cells(&c)
     }
+}
+
+fn zeros(n: usize) -> Vec<AtomicU64> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
 }
 
 #[cfg(test)]
@@ -386,6 +493,66 @@ mod tests {
         assert_eq!(a.rx_packets, 2);
         assert_eq!(a.drops[DropReason::NoService as usize], 3);
         assert_eq!(a.total_drops(), 3);
+    }
+
+    fn counters(conns: u64) -> RealServerCounters {
+        RealServerCounters {
+            conns,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn servers_beyond_the_room_are_left_out() {
+        let cell = StatsCell::new(2);
+        let servers = [counters(1), counters(2), counters(3)];
+        cell.publish_lb(servers.iter(), 5);
+        let read: Vec<u64> = cell.real_servers().iter().map(|c| c.conns).collect();
+        assert_eq!(read, vec![1, 2]);
+        assert_eq!(cell.connections(), 5);
+    }
+
+    #[test]
+    fn a_grown_cell_keeps_its_counters_and_takes_the_added_servers() {
+        let cell = StatsCell::new(1);
+        cell.publish_lb([counters(7)].iter(), 1);
+        cell.reserve_real_servers(3);
+        assert_eq!(cell.real_server_room(), 3);
+        assert_eq!(cell.real_servers()[0].conns, 7);
+        cell.publish_lb([counters(7), counters(8), counters(9)].iter(), 3);
+        let read: Vec<u64> = cell.real_servers().iter().map(|c| c.conns).collect();
+        assert_eq!(read, vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn reserving_less_than_the_room_never_shrinks_a_cell() {
+        let cell = StatsCell::new(4);
+        cell.reserve_real_servers(2);
+        assert_eq!(cell.real_server_room(), 4);
+    }
+
+    #[test]
+    fn only_the_servers_last_published_are_read_back() {
+        let cell = StatsCell::new(1000);
+        cell.publish_lb([counters(1), counters(2)].iter(), 0);
+        assert_eq!(cell.real_servers().len(), 2);
+    }
+
+    #[test]
+    fn table_fill_reads_back_and_shows_in_json() {
+        let cell = StatsCell::new(0);
+        let fill = TableFill {
+            conn_capacity: 1000,
+            neighbor_queue_frames: 3,
+            neighbor_queue_capacity: 256,
+        };
+        cell.publish_fill(&fill);
+        cell.publish_lb(std::iter::empty(), 250);
+        assert_eq!(cell.fill(), fill);
+        let mut v = json!({});
+        cell.fill().add_to_json(cell.connections(), &mut v);
+        assert_eq!(v["conn_fill"], 0.25);
+        assert_eq!(v["neighbor_queue_frames"], 3);
     }
 
     #[test]

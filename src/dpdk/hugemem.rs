@@ -31,22 +31,32 @@ pub struct HugeArray<T> {
 
 impl<T: Pod> HugeArray<T> {
     /// `len` copies of `fill`. Panics when the mapping cannot be made (the
-    /// address space or memory is exhausted), like a failed allocation.
+    /// address space or memory is exhausted), like a failed allocation;
+    /// `try_new` says why instead.
     pub fn new(len: usize, fill: T) -> HugeArray<T> {
+        HugeArray::try_new(len, fill).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `len` copies of `fill`, or why the mapping could not be made (the
+    /// size overflows, or the kernel refused that much memory).
+    pub fn try_new(len: usize, fill: T) -> Result<HugeArray<T>, String> {
         const {
             assert!(
                 std::mem::size_of::<T>() > 0 && std::mem::align_of::<T>() <= 4096,
                 "HugeArray holds sized elements aligned to at most a page"
             )
         };
-        let bytes = len
-            .checked_mul(std::mem::size_of::<T>())
-            .expect("array size overflows usize");
+        let bytes = len.checked_mul(std::mem::size_of::<T>()).ok_or_else(|| {
+            format!(
+                "{len} elements of {} bytes overflow the address space",
+                std::mem::size_of::<T>()
+            )
+        })?;
         // A zero-length mapping is refused; one page stands in.
         let map = MmapOptions::new()
             .len(bytes.max(4096))
             .map_anon()
-            .unwrap_or_else(|e| panic!("cannot map {bytes} bytes: {e}"));
+            .map_err(|e| format!("cannot map {bytes} bytes: {e}"))?;
         let huge = bytes >= HUGE_PAGE && map.advise(Advice::HugePage).is_ok();
         let mut a = HugeArray {
             map,
@@ -55,7 +65,7 @@ impl<T: Pod> HugeArray<T> {
             _elem: PhantomData,
         };
         a.fill(fill);
-        a
+        Ok(a)
     }
 
     /// Sets every element to `value`.
@@ -118,6 +128,15 @@ mod tests {
         assert_eq!(a[12345], 9);
         a.fill(1);
         assert_eq!(a.iter().sum::<u64>(), 1 << 20);
+    }
+
+    #[test]
+    fn an_impossible_size_is_an_error_not_a_panic() {
+        let e = HugeArray::<u64>::try_new(usize::MAX / 4, 0).unwrap_err();
+        assert!(e.contains("overflow"), "{e}");
+        // Within usize, but beyond any address space the kernel grants.
+        let e = HugeArray::<u8>::try_new(1 << 62, 0).unwrap_err();
+        assert!(e.contains("cannot map"), "{e}");
     }
 
     #[test]

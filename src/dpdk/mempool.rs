@@ -11,6 +11,8 @@ use std::ptr::NonNull;
 #[derive(Debug)]
 pub struct Mempool {
     raw: NonNull<ffi::rte_mempool>,
+    /// Buffers it was made with.
+    size: u32,
 }
 
 // SAFETY: an rte_mempool is designed for concurrent use from many lcores.
@@ -35,11 +37,13 @@ impl Mempool {
         let raw = unsafe {
             ffi::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, data_room, socket)
         };
-        NonNull::new(raw).map(|raw| Mempool { raw }).ok_or_else(|| {
-            DpdkError::from_rte_errno(format!(
-                "cannot create mbuf pool {name:?} of {count} buffers"
-            ))
-        })
+        NonNull::new(raw)
+            .map(|raw| Mempool { raw, size: count })
+            .ok_or_else(|| {
+                DpdkError::from_rte_errno(format!(
+                    "cannot create mbuf pool {name:?} of {count} buffers"
+                ))
+            })
     }
 
     /// The raw pool, for queue setup and allocation inside this module.
@@ -63,6 +67,18 @@ impl Mempool {
             std::ptr::write_bytes(data as *mut u8, 0, usize::from(len));
         }
         Some(m)
+    }
+
+    /// Buffers the pool holds, free or not.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Buffers taken from the pool now (in rings, queues, a worker's
+    /// hands): its size less those free in its ring and lcore caches. A
+    /// moment's figure, as DPDK's own `rte_mempool_in_use_count`.
+    pub fn in_use(&self) -> u32 {
+        self.size.saturating_sub(self.available())
     }
 
     /// Buffers currently free in the pool (for stats and leak checks).

@@ -328,20 +328,27 @@ impl std::fmt::Debug for Balancer {
 }
 
 impl Balancer {
-    /// A balancer with an empty connection table sized by `setup`.
+    /// A balancer with an empty connection table sized by `setup`; panics
+    /// when its memory cannot be had (`try_new` says why instead).
     pub fn new(setup: &BalancerSetup) -> Balancer {
+        Balancer::try_new(setup).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A balancer with an empty connection table sized by `setup`, or why
+    /// the tables' memory could not be had.
+    pub fn try_new(setup: &BalancerSetup) -> Result<Balancer, String> {
         let services = setup.services.clone();
         let any_persistence = services.services().iter().any(|s| s.persistence.is_some());
         let mut b = Balancer {
-            conns: ConnTable::with_seed(setup.conn_capacity.max(1), setup.seed),
-            persist: PersistTable::with_seed(
+            conns: ConnTable::try_with_seed(setup.conn_capacity.max(1), setup.seed)?,
+            persist: PersistTable::try_with_seed(
                 if any_persistence {
                     setup.conn_capacity.max(1)
                 } else {
                     1
                 },
                 setup.seed ^ 0x9e37_79b9,
-            ),
+            )?,
             timeouts: setup.timeouts,
             scheds: Vec::new(),
             counters: Counters::default(),
@@ -354,7 +361,7 @@ impl Balancer {
             services: services.clone(),
         };
         b.set_services(services);
-        b
+        Ok(b)
     }
 
     /// Takes a new service snapshot (a reload, a health or weight change).

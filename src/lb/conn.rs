@@ -645,24 +645,45 @@ impl ConnTable {
 
     /// A table for `capacity` connections hashing with `seed`.
     pub fn with_seed(capacity: usize, seed: u64) -> ConnTable {
+        ConnTable::try_with_seed(capacity, seed).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Bytes a table of `capacity` connections holds (entries, index and
+    /// shedding ring): what [`ConnTable::memory_bytes`] will say, known
+    /// before allocating, so a configuration can be checked against the
+    /// machine's memory.
+    pub fn memory_for(capacity: usize) -> u64 {
+        let buckets = (2 * capacity).div_ceil(KEYS_PER_BUCKET);
+        (capacity * std::mem::size_of::<Conn>()
+            + buckets * std::mem::size_of::<Bucket>()
+            + capacity * std::mem::size_of::<u32>()) as u64
+    }
+
+    /// A table for `capacity` connections hashing with `seed`, or why its
+    /// memory could not be had. Panics unless `1 <= capacity <=
+    /// MAX_CAPACITY`, as `new`.
+    pub fn try_with_seed(capacity: usize, seed: u64) -> Result<ConnTable, String> {
         assert!(
             (1..=MAX_CAPACITY).contains(&capacity),
             "connection table capacity {capacity} outside 1..={MAX_CAPACITY}"
         );
         let buckets = (2 * capacity).div_ceil(KEYS_PER_BUCKET);
-        ConnTable {
-            entries: HugeArray::new(capacity, Conn::FREE),
-            buckets: HugeArray::new(buckets, EMPTY),
+        let what = |part: &str, e: String| {
+            format!("connection table of {capacity} connections: {part}: {e}")
+        };
+        Ok(ConnTable {
+            entries: HugeArray::try_new(capacity, Conn::FREE).map_err(|e| what("entries", e))?,
+            buckets: HugeArray::try_new(buckets, EMPTY).map_err(|e| what("index", e))?,
             reach: MAX_DISPLACEMENT.min(buckets - 1),
             seed: [seed, fold_mul(seed ^ M2, M1)],
             len: 0,
             free_head: NIL,
             next_unused: 0,
             sweep: 0,
-            shed: HugeArray::new(capacity, NIL),
+            shed: HugeArray::try_new(capacity, NIL).map_err(|e| what("shedding ring", e))?,
             shed_head: 0,
             shed_len: 0,
-        }
+        })
     }
 
     /// Connections stored (including expired ones not yet reclaimed).

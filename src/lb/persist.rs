@@ -89,18 +89,35 @@ impl PersistTable {
 
     /// A table for at least `capacity` templates hashing with `seed`.
     pub fn with_seed(capacity: usize, seed: u64) -> PersistTable {
+        PersistTable::try_with_seed(capacity, seed).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Bytes a table for `capacity` templates holds, known before
+    /// allocating (the configuration is checked against memory with it).
+    pub fn memory_for(capacity: usize) -> u64 {
+        let n = (capacity * 2).div_ceil(WAYS).next_power_of_two().max(2);
+        (n * std::mem::size_of::<Bucket>()) as u64
+    }
+
+    /// As `with_seed`, or why its memory could not be had.
+    pub fn try_with_seed(capacity: usize, seed: u64) -> Result<PersistTable, String> {
         assert!(
             (1..=MAX_CAPACITY).contains(&capacity),
             "persistence table capacity {capacity} outside 1..={MAX_CAPACITY}"
         );
         let n = (capacity * 2).div_ceil(WAYS).next_power_of_two().max(2);
-        PersistTable {
-            buckets: vec![Bucket::default(); n].into_boxed_slice(),
+        let mut buckets = Vec::new();
+        buckets
+            .try_reserve_exact(n)
+            .map_err(|e| format!("persistence table of {capacity} templates ({n} buckets): {e}"))?;
+        buckets.resize(n, Bucket::default());
+        Ok(PersistTable {
+            buckets: buckets.into_boxed_slice(),
             mask: n - 1,
             seed,
             len: 0,
             sweep: 0,
-        }
+        })
     }
 
     /// Entries it has room for.

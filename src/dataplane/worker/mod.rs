@@ -213,23 +213,30 @@ pub struct Worker<F> {
 
 impl<F: Frame> Worker<F> {
     /// A worker with empty tables sized by `setup`, plus its static
-    /// neighbours.
+    /// neighbours; panics when the tables' memory cannot be had
+    /// (`try_new` says why instead).
     pub fn new(setup: &WorkerSetup) -> Worker<F> {
+        Worker::try_new(setup).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As `new`, or why the tables' memory could not be had (rvsd exits
+    /// with the reason instead of aborting).
+    pub fn try_new(setup: &WorkerSetup) -> Result<Worker<F>, String> {
         let mut neigh = NeighTable::new(setup.neigh_capacity, setup.neigh_max_age_ns);
         for &(ip, mac, port) in &setup.static_neighbors {
             neigh.insert_static(ip, mac, port);
         }
-        Worker {
+        Ok(Worker {
             ports: setup.ports.clone(),
             routes: setup.routes.clone(),
             neigh,
             pending: PendingQueue::new(PENDING_ADDRESSES),
-            lb: Balancer::new(&BalancerSetup {
+            lb: Balancer::try_new(&BalancerSetup {
                 services: setup.services.clone(),
                 timeouts: setup.timeouts,
                 conn_capacity: setup.conn_capacity,
                 seed: setup.seed,
-            }),
+            })?,
             parsed: Vec::with_capacity(WINDOW),
             ident: (setup.seed as u16) | 1,
             index: setup.worker_index,
@@ -244,7 +251,7 @@ impl<F: Frame> Worker<F> {
                 .flat_map(|p| p.addresses.iter().map(|a| a.addr()))
                 .collect(),
             stats: WorkerStats::default(),
-        }
+        })
     }
 
     /// Applies a command from the control thread (between bursts). Some
@@ -280,6 +287,11 @@ impl<F: Frame> Worker<F> {
         self.stats.sync_lost = self.lb.sync_lost();
         cell.publish(&self.stats);
         cell.publish_lb(self.lb.counters().iter(), self.lb.conn_count());
+        cell.publish_fill(&super::stats::TableFill {
+            conn_capacity: self.lb.conns().capacity() as u64,
+            neighbor_queue_frames: self.pending.frames() as u64,
+            neighbor_queue_capacity: self.pending.frame_capacity() as u64,
+        });
     }
 
     /// Per real server counters of this worker (services in order).

@@ -1147,3 +1147,15 @@ fn hash_depends_on_the_seed() {
         .count();
     assert!(differ >= 99);
 }
+
+#[test]
+fn memory_for_tells_before_allocating_what_memory_bytes_says_after() {
+    for capacity in [1, 7, 1000, 100_000] {
+        let t = ConnTable::new(capacity);
+        assert_eq!(
+            ConnTable::memory_for(capacity),
+            t.memory_bytes() as u64,
+            "{capacity}"
+        );
+    }
+}
