@@ -84,18 +84,17 @@ impl ControlPlane {
             .as_ref()
             .map(|h| (h.garp_count, h.garp_interval))
             .unwrap_or_default();
-        let state = ControlState::new(
+        let mut state = ControlState::new(
             services,
             workers,
             Box::new(checker),
             Role::new(ha, garp_count, garp_interval, Instant::now()),
             config_path.to_path_buf(),
-        )
-        .with_running_config(config.clone());
-        let state = match pools {
-            Some(read) => state.with_pools(read),
-            None => state,
-        };
+        );
+        state.set_running_config(config.clone());
+        if let Some(read) = pools {
+            state.set_pools(read);
+        }
         // Prometheus, collected at scrape time from what the workers
         // published and the snapshot in force.
         let listen = config.control.metrics_listen;

@@ -92,15 +92,13 @@ impl ControlState {
     /// The configuration rvsd started with: a reload then names each
     /// setting outside the virtual servers that the file changes and the
     /// running rvsd keeps (`unapplied`).
-    pub fn with_running_config(mut self, config: Config) -> ControlState {
+    pub fn set_running_config(&mut self, config: Config) {
         self.running = Some(config);
-        self
     }
 
     /// Where `rvsadm stats` and the metrics read the packet-buffer pools.
-    pub fn with_pools(mut self, pools: PoolSource) -> ControlState {
+    pub fn set_pools(&mut self, pools: PoolSource) {
         self.pools = Some(pools);
-        self
     }
 
     /// The packet-buffer pools' use now (none without a pool source).
@@ -322,4 +320,43 @@ fn over_server_cap(table: &ServiceTable) -> Option<String> {
                 s.real_servers.len()
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
+    use crate::lb::xmit::Endpoint;
+    use std::net::Ipv4Addr;
+
+    fn table(servers: usize) -> ServiceTable {
+        let key = ServiceKey {
+            vip: Endpoint::new(Ipv4Addr::new(192, 0, 2, 100), 80),
+            protocol: Protocol::Tcp,
+        };
+        let rs =
+            (0..servers).map(|i| (Endpoint::new(Ipv4Addr::from(0x0a00_0000 + i as u32), 80), 1));
+        ServiceTable::new(vec![VirtualService::new(
+            "web",
+            key,
+            ForwardMethod::Dr,
+            SchedulerKind::Rr,
+            rs,
+        )])
+    }
+
+    #[test]
+    fn a_merged_table_within_the_index_width_passes() {
+        assert_eq!(
+            over_server_cap(&table(VirtualServerConfig::MAX_REAL_SERVERS)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_merged_table_beyond_the_index_width_is_refused_with_the_limit() {
+        let e = over_server_cap(&table(VirtualServerConfig::MAX_REAL_SERVERS + 1)).unwrap();
+        assert!(e.contains("virtual server web: 65536 real servers"), "{e}");
+        assert!(e.contains("at most 65535"), "{e}");
+    }
 }

@@ -633,3 +633,85 @@ fn a_tick_applies_health_and_stops_on_a_stop_signal() {
         Flow::Stop
     );
 }
+
+// ------------------------------------------------- reload: what it cannot apply
+
+/// A fixture whose state knows the configuration it started with.
+fn with_running_config(name: &str) -> Fixture {
+    let mut f = Fixture::new(name);
+    let config = Config::load(&f.path).unwrap();
+    f.state.set_running_config(config);
+    f
+}
+
+#[test]
+fn reload_names_each_setting_it_cannot_apply_and_sends_nothing() {
+    let mut f = with_running_config("reload-unapplied");
+    f.write_config(&config_text(2, 1).replace(
+        "workers = [1]\n",
+        "workers = [1]\n\n[dataplane]\nconn_table_size = 2048\n\n[timeouts]\nudp_s = 30\n",
+    ));
+    let a = f.ask(json!({"cmd": "reload"}));
+    let message = a["message"].as_str().unwrap();
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines[0], "reloaded: no change", "{message}");
+    assert!(
+        lines[1].starts_with("dataplane.conn_table_size: 2048 in the file, 1048576 running"),
+        "{message}"
+    );
+    assert!(lines[1].contains("restart rvsd"), "{message}");
+    assert!(
+        lines[2].starts_with("timeouts.udp_s: 30 in the file, 300 running"),
+        "{message}"
+    );
+    assert_eq!(lines.len(), 3, "{message}");
+    assert!(f.sent(0).is_empty());
+}
+
+#[test]
+fn reload_applies_the_servers_and_names_the_settings_it_keeps() {
+    let mut f = with_running_config("reload-both");
+    f.write_config(&config_text(2, 4).replace(
+        "addresses = [\"10.1.0.1/24\"]",
+        "addresses = [\"10.1.0.2/24\"]",
+    ));
+    let a = f.ask(json!({"cmd": "reload"}));
+    let message = a["message"].as_str().unwrap();
+    assert!(message.contains(RS2), "{message}");
+    assert!(
+        message.contains(
+            "interface[1].addresses: [\"10.1.0.2/24\"] in the file, [\"10.1.0.1/24\"] running"
+        ),
+        "{message}"
+    );
+    assert_eq!(f.one_snapshot().weight(0, 1), 4);
+}
+
+#[test]
+fn a_setting_not_applied_is_named_again_at_the_next_reload() {
+    let mut f = with_running_config("reload-again");
+    f.write_config(&config_text(2, 1).replace("\"0-1\"", "\"0-2\""));
+    f.ask(json!({"cmd": "reload"}));
+    let a = f.ask(json!({"cmd": "reload"}));
+    assert!(
+        a["message"]
+            .as_str()
+            .unwrap()
+            .contains("dpdk.eal_args: [\"-l\", \"0-2\"] in the file, [\"-l\", \"0-1\"] running"),
+        "{a}"
+    );
+}
+
+#[test]
+fn reload_that_adds_servers_grows_every_workers_stats_cell_first() {
+    let mut f = Fixture::new("reload-grow");
+    let more: String = (20..30)
+        .map(|i| format!("\n  [[virtual_server.real_server]]\n  address = \"10.1.0.{i}:8080\"\n"))
+        .collect();
+    f.write_config(&format!("{}{more}", config_text(2, 1)));
+    assert_eq!(f.ask(json!({"cmd": "reload"}))["ok"], true);
+    for (_, cell) in f.state.workers().cells() {
+        assert!(cell.real_server_room() >= 12, "{}", cell.real_server_room());
+    }
+    assert_eq!(f.one_snapshot().services()[0].real_servers.len(), 12);
+}
