@@ -170,3 +170,131 @@ fn device_that_cannot_start_exits_2() {
         "rvsd said ready with a device that cannot start: {out}"
     );
 }
+
+// ------------------------------------------------------------ bounds
+
+/// The `rvsd: error:` line naming `field`, or a failure showing `out`.
+fn error_naming<'a>(out: &'a CmdOutput, field: &str) -> &'a str {
+    error_lines(out)
+        .into_iter()
+        .find(|l| l.contains(field))
+        .unwrap_or_else(|| panic!("no error line names {field}: {out}"))
+}
+
+#[test]
+fn a_fifo_as_the_config_is_refused_at_once() {
+    let dir = TempDir::new("check-fifo");
+    let fifo = dir.join("rvsd.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let t = std::time::Instant::now();
+    let out = check(&fifo);
+    assert_eq!(code(&out), 1, "{out}");
+    assert!(
+        error_naming(&out, &fifo.display().to_string()).contains("not a FIFO"),
+        "{out}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn dev_zero_as_the_config_is_refused_at_once() {
+    let out = check(std::path::Path::new("/dev/zero"));
+    assert_eq!(code(&out), 1, "{out}");
+    assert!(
+        error_naming(&out, "/dev/zero").contains("not a character device"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_config_over_16_mib_is_refused_naming_the_cap() {
+    let dir = TempDir::new("check-big");
+    // A valid file padded with a comment past the cap.
+    let text = format!("{GOOD}\n#{}\n", "x".repeat(16 << 20));
+    let path = dir.write("big.toml", &text);
+    let out = check(&path);
+    assert_eq!(code(&out), 1, "{out}");
+    let line = error_naming(&out, &path.display().to_string());
+    assert!(line.contains("16777216-byte cap"), "{out}");
+}
+
+#[test]
+fn a_real_server_on_loopback_is_refused() {
+    let dir = TempDir::new("check-loopback");
+    let text = format!(
+        "{GOOD}\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\nforward = \"dr\"\n\n\
+         [[virtual_server.real_server]]\naddress = \"127.0.0.1:80\"\n"
+    );
+    let out = check(&dir.write("loopback.toml", &text));
+    assert_eq!(code(&out), 1, "{out}");
+    let line = error_naming(&out, "virtual_server[0].real_server[0].address");
+    assert!(line.contains("loopback"), "{out}");
+}
+
+#[test]
+fn a_control_socket_path_longer_than_sun_path_is_refused() {
+    let dir = TempDir::new("check-sockpath");
+    let text = format!(
+        "{GOOD}\n[control]\nsocket = \"/run/{}.sock\"\n",
+        "s".repeat(120)
+    );
+    let out = check(&dir.write("sockpath.toml", &text));
+    assert_eq!(code(&out), 1, "{out}");
+    let line = error_naming(&out, "control.socket");
+    assert!(line.contains("at most 107"), "{out}");
+}
+
+#[test]
+fn a_virtual_server_with_65537_real_servers_is_refused_with_the_limit() {
+    let dir = TempDir::new("check-servers");
+    let mut text = format!(
+        "{GOOD}\n[[virtual_server]]\nname = \"big\"\naddress = \"192.0.2.100:80\"\nforward = \"dr\"\n"
+    );
+    for i in 0..65_537u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        text.push_str(&format!(
+            "[[virtual_server.real_server]]\naddress = \"{ip}:80\"\n"
+        ));
+    }
+    let out = check(&dir.write("servers.toml", &text));
+    assert_eq!(code(&out), 1, "{out}");
+    let line = error_naming(&out, "virtual_server[0].real_server[65535]");
+    assert!(line.contains("65537 real servers"), "{out}");
+    assert!(line.contains("at most 65535"), "{out}");
+}
+
+/// Sixteen workers of the largest table: far beyond any machine's memory.
+fn huge_tables() -> String {
+    GOOD.replace("\"0-1\"", "\"0-16\"")
+        .replace(
+            "workers = [1]",
+            "workers = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]",
+        )
+        .replace("conn_table_size = 1024", "conn_table_size = 268435456")
+}
+
+#[test]
+fn a_conn_table_size_beyond_the_memory_available_is_refused_with_the_figures() {
+    let dir = TempDir::new("check-table");
+    let out = check(&dir.write("table.toml", &huge_tables()));
+    assert_eq!(code(&out), 1, "{out}");
+    let line = error_naming(&out, "dataplane.conn_table_size");
+    assert!(line.contains("268435456 connections per worker"), "{out}");
+    assert!(line.contains("16 worker(s)"), "{out}");
+    assert!(line.contains("MemAvailable"), "{out}");
+}
+
+#[test]
+fn rvsd_refuses_tables_beyond_the_memory_before_starting_the_eal() {
+    let dir = TempDir::new("check-table-start");
+    let config = dir.write("table.toml", &huge_tables());
+    let out = rvsd(&["--config", config.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{out}");
+    error_naming(&out, "dataplane.conn_table_size");
+    assert!(!out.stderr.contains("starting the EAL"), "{out}");
+}

@@ -115,7 +115,7 @@ fn micros(d: &Duration) -> String {
     d.as_micros().to_string()
 }
 
-fn list_of<T: fmt::Display>(v: &Vec<T>) -> String {
+fn list_of<T: fmt::Display>(v: &[T]) -> String {
     let items: Vec<String> = v.iter().map(|x| format!("\"{x}\"")).collect();
     format!("[{}]", items.join(", "))
 }
@@ -163,7 +163,7 @@ pub fn unapplied(running: &Config, new: &Config) -> Vec<Unapplied> {
             &format!("{at}.addresses"),
             &a.addresses,
             &b.addresses,
-            list_of,
+            |v| list_of(v),
         );
         d.field(&format!("{at}.mac"), &a.mac, &b.mac, option);
         d.field(&format!("{at}.rss"), &a.rss, &b.rss, debug);
@@ -230,7 +230,7 @@ pub fn unapplied(running: &Config, new: &Config) -> Vec<Unapplied> {
                 "ha.floating_addresses",
                 &a.floating_addresses,
                 &b.floating_addresses,
-                list_of,
+                |v| list_of(v),
             );
             d.field("ha.garp_count", &a.garp_count, &b.garp_count, display);
             d.field(
