@@ -28,7 +28,7 @@ use rvs::{error, info, startup, warn};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const USAGE: &str = "usage: rvsd --config FILE [--check]\n\
@@ -244,14 +244,23 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     }
     let (to_workers, collectors, ends) = workers::connect(workers, &services, config.ha.is_some());
     let running = launch_workers(&eal, config, &ports, &pool, &setup, handover, ends)?;
+    // The control plane reads the pool through this slot, emptied before
+    // the pool is freed: a metrics client still being served then reads
+    // nothing rather than a pool freed after the EAL is gone.
+    let pool_slot: Arc<Mutex<Option<Arc<Mempool>>>> = Arc::new(Mutex::new(Some(pool.clone())));
     let pools: PoolSource = {
-        let pool = pool.clone();
+        let slot = pool_slot.clone();
         Arc::new(move || {
-            vec![PoolUsage {
-                name: "rvs_mbufs".into(),
-                size: u64::from(pool.size()),
-                in_use: u64::from(pool.in_use()),
-            }]
+            let Ok(slot) = slot.lock() else {
+                return Vec::new();
+            };
+            slot.iter()
+                .map(|pool| PoolUsage {
+                    name: "rvs_mbufs".into(),
+                    size: u64::from(pool.size()),
+                    in_use: u64::from(pool.in_use()),
+                })
+                .collect()
         })
     };
     let mut control = ControlPlane::start(
@@ -297,6 +306,9 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     // Stop and close every port (net_pcap flushes its tx_pcap on close),
     // then free the pool and clean up the EAL.
     drop(ports);
+    if let Ok(mut slot) = pool_slot.lock() {
+        slot.take();
+    }
     drop(pool);
     drop(eal);
     info!("stopped");

@@ -71,7 +71,14 @@ pub fn format_stats(doc: &Value) -> String {
                 if k == "drops" || k == "lcore" {
                     continue;
                 }
-                let _ = writeln!(out, "  {k:<24} {}", num(x));
+                match x.as_f64().filter(|_| x.is_f64()) {
+                    Some(f) => {
+                        let _ = writeln!(out, "  {k:<24} {f:.3}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {k:<24} {}", num(x));
+                    }
+                }
             }
             if let Some(drops) = map.get("drops").and_then(Value::as_object) {
                 let total: u64 = drops.values().map(num).sum();
@@ -86,6 +93,13 @@ pub fn format_stats(doc: &Value) -> String {
     if let Some(workers) = doc["workers"].as_array() {
         for w in workers {
             section(format!("worker on lcore {}", num(&w["lcore"])), w);
+        }
+    }
+    if let Some(pools) = doc["mempools"].as_array() {
+        for p in pools {
+            let _ = writeln!(out, "mempool {}", p["name"].as_str().unwrap_or("?"));
+            let _ = writeln!(out, "  {:<24} {}", "size", num(&p["size"]));
+            let _ = writeln!(out, "  {:<24} {}", "in_use", num(&p["in_use"]));
         }
     }
     out
@@ -192,5 +206,16 @@ mod tests {
         assert!(text.contains("no_service"));
         assert!(!text.contains("truncated"));
         assert!(text.contains("worker on lcore 1"));
+    }
+
+    #[test]
+    fn stats_show_the_table_fill_as_a_ratio_and_each_mempool() {
+        let doc = json!({"total": {"conn_fill": 0.25, "conn_capacity": 1000},
+                         "workers": [],
+                         "mempools": [{"name": "rvs_mbufs", "size": 8191, "in_use": 700}]});
+        let text = format_stats(&doc);
+        assert!(text.contains("conn_fill                0.250"), "{text}");
+        assert!(text.contains("mempool rvs_mbufs"), "{text}");
+        assert!(text.contains("in_use                   700"), "{text}");
     }
 }
