@@ -270,8 +270,9 @@ pub struct NeighborConfig {
 /// section may be omitted. Fixed at start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControlConfig {
-    /// `socket`: the Unix socket `rvsadm` talks to; an absolute path.
-    /// Default `DEFAULT_SOCKET`. Fixed at start.
+    /// `socket`: the Unix socket `rvsadm` talks to; an absolute path of
+    /// at most `MAX_SOCKET_PATH_BYTES`. Default `DEFAULT_SOCKET`. Fixed at
+    /// start.
     pub socket: PathBuf,
     /// `metrics_listen`: where Prometheus text metrics are served at
     /// `/metrics`. Default `DEFAULT_METRICS_LISTEN`. Fixed at start.
@@ -300,24 +301,24 @@ impl Default for ControlConfig {
 
 /// `[timeouts]`: how long a connection may stay idle in each state before
 /// its entry expires, as IPVS has them (`ipvsadm --set`). The whole section
-/// and each key may be omitted. Reloadable: a new value applies to
-/// connections created after the reload; existing ones keep theirs.
+/// and each key may be omitted. Fixed at start: a reload names a
+/// changed value in its answer and keeps the running one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimeoutsConfig {
     /// `tcp_established_s`: idle time of an established TCP connection,
     /// 1 to `MAX_TIMEOUT_S` seconds. Default `DEFAULT_TCP_ESTABLISHED_S`
-    /// (900). Reloadable (new connections).
+    /// (900). Fixed at start (a reload names a change).
     pub tcp_established: Duration,
     /// `tcp_fin_wait_s`: idle time of a TCP connection after a FIN, 1 to
     /// `MAX_TIMEOUT_S` seconds. Default `DEFAULT_TCP_FIN_WAIT_S` (120).
-    /// Reloadable (new connections).
+    /// Fixed at start (a reload names a change).
     pub tcp_fin_wait: Duration,
     /// `tcp_syn_s`: idle time of a TCP connection that has seen a SYN but
     /// no handshake yet, 1 to `MAX_TIMEOUT_S` seconds. Default
-    /// `DEFAULT_TCP_SYN_S` (120). Reloadable (new connections).
+    /// `DEFAULT_TCP_SYN_S` (120). Fixed at start (a reload names a change).
     pub tcp_syn: Duration,
     /// `udp_s`: idle time of a UDP flow, 1 to `MAX_TIMEOUT_S` seconds.
-    /// Default `DEFAULT_UDP_S` (300). Reloadable (new connections).
+    /// Default `DEFAULT_UDP_S` (300). Fixed at start (a reload names a change).
     pub udp: Duration,
 }
 
