@@ -298,3 +298,34 @@ fn rvsd_refuses_tables_beyond_the_memory_before_starting_the_eal() {
     error_naming(&out, "dataplane.conn_table_size");
     assert!(!out.stderr.contains("starting the EAL"), "{out}");
 }
+
+#[test]
+fn a_table_that_cannot_be_mapped_once_the_eal_is_up_exits_2_with_the_reason() {
+    support::require_root("starting rvsd with DPDK");
+    let dir = TempDir::new("check-table-map");
+    // 16M connections take 1.5 GiB: within the machine's memory (the
+    // check before the EAL passes) but beyond the 1.2 GiB of address space
+    // the process is given, so the table's mapping fails after the EAL and
+    // the port are up.
+    let text =
+        support::single_port_config("net_null0", &["192.0.2.1/24"], Some("02:00:00:00:00:01"))
+            .replace("conn_table_size = 1024", "conn_table_size = 16777216")
+            + &format!(
+                "\n[control]\nsocket = \"{}\"\nmetrics_listen = \"127.0.0.1:0\"\n",
+                dir.join("rvsd.sock").display()
+            );
+    let config = dir.write("table.toml", &text);
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -v 1228800 && exec \"$0\" --config \"$1\"",
+        RVSD,
+    ])
+    .arg(&config);
+    let out = run_cmd(&mut cmd, Duration::from_secs(60));
+    assert_eq!(code(&out), 2, "{out}");
+    let line = error_naming(&out, "connection table of 16777216 connections");
+    assert!(line.contains("cannot map"), "{out}");
+    assert!(out.stderr.contains("starting the EAL"), "{out}");
+    assert!(!out.stderr.contains("ready:"), "{out}");
+}

@@ -114,7 +114,8 @@ pub struct WorkerEnds {
 }
 
 /// Real servers later reloads may add beyond the first table's: the room
-/// each stats cell keeps for them (a cell never grows).
+/// each stats cell keeps for them from the start. A reload that adds more
+/// grows the cells first (`Workers::reserve_real_servers`).
 pub const RELOAD_HEADROOM: usize = 1024;
 
 /// Makes the channels and stats cells of workers on `lcores`, in worker
