@@ -128,6 +128,22 @@ pub struct StatusPage {
     pub virtual_servers: Vec<VirtualServerStatus>,
     /// Every drop reason, in `DropReason::ALL` order.
     pub drops: Vec<DropStatus>,
+    /// The fixed resources and how full they are.
+    pub resources: Resources,
+}
+
+/// The fixed resources of the workers, summed: what fills before anyone
+/// is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Connections the tables hold at most.
+    pub conn_capacity: u64,
+    /// Packet buffers in the pools.
+    pub mbufs: u64,
+    /// Packet buffers taken from the pools.
+    pub mbufs_in_use: u64,
+    /// Frames waiting for a next hop's ARP answer.
+    pub neighbor_queue_frames: u64,
 }
 
 /// The recent samples of the cumulative counters, kept by the metrics
@@ -302,6 +318,16 @@ pub fn build(snap: &MetricsSnapshot, base: Option<&(Counters, f64)>, now: Instan
         tx_per_s: rate(total.tx_packets, base, "tx"),
         connections: snap.workers.iter().map(|w| w.connections).sum(),
         workers: snap.workers.len(),
+        resources: Resources {
+            conn_capacity: snap.workers.iter().map(|w| w.fill.conn_capacity).sum(),
+            mbufs: snap.pools.iter().map(|p| p.size).sum(),
+            mbufs_in_use: snap.pools.iter().map(|p| p.in_use).sum(),
+            neighbor_queue_frames: snap
+                .workers
+                .iter()
+                .map(|w| w.fill.neighbor_queue_frames)
+                .sum(),
+        },
         virtual_servers,
         drops: DropReason::ALL
             .iter()
@@ -318,6 +344,15 @@ pub fn build(snap: &MetricsSnapshot, base: Option<&(Counters, f64)>, now: Instan
 }
 
 // ------------------------------------------------------------ printing
+
+/// `part` as a percentage of `whole` (0 without a whole).
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
 
 /// `s` made safe for HTML text and attribute values.
 pub fn escape(s: &str) -> String {
@@ -405,6 +440,18 @@ pub fn html(page: &StatusPage) -> String {
             Some(s) => format!("rates over the last {s:.1} s"),
             None => "rates from the next refresh on".to_string(),
         }
+    );
+    let r = &page.resources;
+    let _ = writeln!(
+        o,
+        "<div class=\"sub\" id=\"resources\">connection tables {:.1}% full ({} of {}) \
+         &middot; mbufs in use {} of {} &middot; {} frame(s) waiting for ARP</div>",
+        percent(page.connections, r.conn_capacity),
+        page.connections,
+        r.conn_capacity,
+        r.mbufs_in_use,
+        r.mbufs,
+        r.neighbor_queue_frames
     );
     o.push_str("<h2>Virtual servers</h2>\n");
     if page.virtual_servers.is_empty() {
@@ -593,6 +640,12 @@ pub fn to_json(page: &StatusPage) -> Value {
         "interval_s": page.interval_s,
         "workers": page.workers,
         "connections": page.connections,
+        "resources": {
+            "conn_capacity": page.resources.conn_capacity,
+            "mbufs": page.resources.mbufs,
+            "mbufs_in_use": page.resources.mbufs_in_use,
+            "neighbor_queue_frames": page.resources.neighbor_queue_frames,
+        },
         "rx_packets": page.rx_packets,
         "tx_packets": page.tx_packets,
         "rx_per_s": page.rx_per_s,
@@ -786,5 +839,19 @@ mod tests {
         assert_eq!(doc["drops"]["no_service"]["total"], 4);
         assert_eq!(doc["ha"]["role"], "master");
         assert_eq!(doc["interval_s"], Value::Null);
+        assert_eq!(doc["resources"]["conn_capacity"], 2000);
+        assert_eq!(doc["resources"]["mbufs_in_use"], 1500);
+    }
+
+    #[test]
+    fn table_fill_mbufs_and_the_neighbour_queue_are_on_the_page() {
+        let html = html(&page());
+        let line = text_after(&html, "id=\"resources\"");
+        assert!(
+            line.starts_with("connection tables 0.7% full (13 of 2000)"),
+            "{line}"
+        );
+        assert!(line.contains("mbufs in use 1500 of 8191"), "{line}");
+        assert!(line.contains("3 frame(s) waiting for ARP"), "{line}");
     }
 }
