@@ -52,11 +52,20 @@ pub enum DropReason {
     RedirectFull,
     /// Received on, or to be sent to, a port the worker does not have.
     BadPort,
+    /// A new connection from a client the service's `allow`/`deny` lists
+    /// refuse.
+    AclDenied,
+    /// A new connection over the service's `new_conn_rate`.
+    RateLimited,
+    /// A new connection from a client prefix at `max_conns_per_client`.
+    ClientLimit,
+    /// A new connection when every real server is at its upper threshold.
+    RsOverloaded,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -76,6 +85,10 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::RedirectFull,
         DropReason::BadPort,
+        DropReason::AclDenied,
+        DropReason::RateLimited,
+        DropReason::ClientLimit,
+        DropReason::RsOverloaded,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -102,6 +115,10 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::RedirectFull => "redirect_full",
             DropReason::BadPort => "bad_port",
+            DropReason::AclDenied => "acl_denied",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::ClientLimit => "client_limit",
+            DropReason::RsOverloaded => "rs_overloaded",
         }
     }
 }

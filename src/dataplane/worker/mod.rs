@@ -229,7 +229,8 @@ impl<F: Frame> Worker<F> {
                 timeouts: setup.timeouts,
                 conn_capacity: setup.conn_capacity,
                 seed: setup.seed,
-            }),
+            })
+            .with_workers(setup.worker_count),
             parsed: Vec::with_capacity(WINDOW),
             ident: (setup.seed as u16) | 1,
             index: setup.worker_index,
