@@ -38,7 +38,7 @@
 
 use super::clients::ClientCounts;
 use super::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError};
-use super::limits::{ClientLimit, LimitRefusal, Thresholds, TokenBucket};
+use super::limits::{holds_client_slot, ClientLimit, LimitRefusal, Thresholds, TokenBucket};
 use super::persist::PersistTable;
 use super::sched::{Candidate, FlowHashInput, Scheduler};
 use super::service::{ForwardMethod, Protocol, ServiceId, ServiceTable, SORRY_SERVER};
@@ -332,6 +332,36 @@ impl Counters {
         Some(limit.prefix(client))
     }
 
+    /// The per-client count `c` is under, if it holds a place in one
+    /// (`limits::holds_client_slot`).
+    #[inline]
+    fn client_slot(&self, c: &Conn) -> Option<u32> {
+        if !holds_client_slot(c.proto(), c.state()) {
+            return None;
+        }
+        self.client_prefix(c.vs, c.original().src)
+    }
+
+    /// Moves `c` in or out of its client's count when its state crossed
+    /// into closing (it was in state `before`).
+    #[inline]
+    fn client_state_changed(&mut self, c: &Conn, before: tcp_state::State) {
+        let (was, is) = (
+            holds_client_slot(c.proto(), before),
+            holds_client_slot(c.proto(), c.state()),
+        );
+        if was == is {
+            return;
+        }
+        if let Some(p) = self.client_prefix(c.vs, c.original().src) {
+            if is {
+                let _ = self.clients.increment(c.vs, p);
+            } else {
+                self.clients.decrement(c.vs, p);
+            }
+        }
+    }
+
     /// Recounts every connection by client prefix (a per-client limit
     /// changed in a reload: prefixes may now be cut differently).
     fn recount_clients(&mut self, conns: &ConnTable) {
@@ -340,7 +370,7 @@ impl Counters {
         }
         self.clients.clear();
         for (_, c) in conns.iter() {
-            if let Some(p) = self.client_prefix(c.vs, c.original().src) {
+            if let Some(p) = self.client_slot(c) {
                 self.clients.increment(c.vs, p);
             }
         }
@@ -367,7 +397,7 @@ impl Counters {
     /// Takes a connection that ended out of its server's count (and its
     /// client's, and rechecks the server's overload).
     fn forget(&mut self, c: &Conn) {
-        if let Some(p) = self.client_prefix(c.vs, c.original().src) {
+        if let Some(p) = self.client_slot(c) {
             self.clients.decrement(c.vs, p);
         }
         let Some(i) = self.flat(c.vs, c.rs) else {
@@ -385,10 +415,10 @@ impl Counters {
         }
     }
 
-    /// Counts a new connection of `client` (and checks its server's
-    /// overload).
-    fn created(&mut self, vs: u16, rs: u16, active: bool, client: Ipv4Addr) {
-        if let Some(p) = self.client_prefix(vs, client) {
+    /// Counts a new connection (and checks its server's overload).
+    fn created(&mut self, conn: &Conn) {
+        let (vs, rs, active) = (conn.vs, conn.rs, conn.is_active());
+        if let Some(p) = self.client_slot(conn) {
             // Never full: at most one pair per connection (see `clients`).
             let _ = self.clients.increment(vs, p);
         }
@@ -727,7 +757,13 @@ impl Balancer {
         let before = c.state();
         let t = c.on_packet(dir, flow.flags, flow.bytes, now, &self.timeouts);
         let (vs, rs) = (c.vs, c.rs);
-        if self.sync_active && (created || c.state() != before) {
+        if c.state() != before {
+            let c = *c;
+            self.counters.client_state_changed(&c, before);
+            if self.sync_active {
+                self.report(&c, now);
+            }
+        } else if self.sync_active && created {
             let c = *c;
             self.report(&c, now);
         }
@@ -834,8 +870,7 @@ impl Balancer {
             Err(InsertError::Full) => return Err(Refusal::TableFull),
             Err(InsertError::Exists | InsertError::SameKeys) => return Err(Refusal::Malformed),
         };
-        let active = self.conns.get(id).is_active();
-        self.counters.created(vs, rs, active, key.src);
+        self.counters.created(self.conns.get(id));
         Ok(id)
     }
 
@@ -1034,9 +1069,12 @@ impl Balancer {
             if let Some((id, _)) = known {
                 let c = self.conns.get_mut(id);
                 let was_active = c.is_active();
+                let before = c.state();
                 let (cvs, crs) = (c.vs, c.rs);
                 let t = c.set_state(ev.state, now, &self.timeouts);
                 c.expires_ns = now.saturating_add(timeout_ns);
+                let c = *c;
+                self.counters.client_state_changed(&c, before);
                 self.counters.account(
                     cvs,
                     crs,
@@ -1059,8 +1097,7 @@ impl Balancer {
                 .conns
                 .insert(original, reply, init, now, |c| counters.forget(c))
             {
-                let active = self.conns.get(id).is_active();
-                self.counters.created(vs, rs, active, ev.client.ip);
+                self.counters.created(self.conns.get(id));
                 installed += 1;
             }
         }

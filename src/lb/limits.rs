@@ -30,6 +30,8 @@
 //! lower threshold, below three quarters of the upper one. Unlike IPVS,
 //! rvs's persistence templates are not connections and do not count.
 
+use super::tcp_state::State;
+
 /// A real server's connection thresholds; 0 is unset (IPVS's convention).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Thresholds {
@@ -177,6 +179,22 @@ impl ClientLimit {
             .unwrap_or(0);
         u32::from(client) & mask
     }
+}
+
+/// True when a connection in `state` holds a place in its client's
+/// `max_conns_per_client` count: every UDP connection, and TCP ones until
+/// either side starts closing (FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT,
+/// CLOSE). A closing connection still lives in the table (and counts for
+/// the thresholds, as in IPVS), but a client making many short
+/// connections must not find itself limited by their TIME_WAIT (as
+/// netfilter's `connlimit` skips closed connections).
+#[inline]
+pub fn holds_client_slot(proto: u8, state: State) -> bool {
+    proto != 6
+        || !matches!(
+            state,
+            State::FinWait | State::CloseWait | State::LastAck | State::TimeWait | State::Close
+        )
 }
 
 /// Every admission limit of one virtual server, as the service snapshot
@@ -328,6 +346,21 @@ mod tests {
         assert!(b.try_take(0));
         assert!(!b.try_take(3 * NANOS));
         assert!(b.try_take(4 * NANOS));
+    }
+
+    #[test]
+    fn closing_tcp_connections_hold_no_client_place_udp_ones_always_do() {
+        assert!(holds_client_slot(6, State::SynRecv));
+        assert!(holds_client_slot(6, State::Established));
+        for s in [
+            State::FinWait,
+            State::TimeWait,
+            State::Close,
+            State::CloseWait,
+        ] {
+            assert!(!holds_client_slot(6, s), "{s:?}");
+        }
+        assert!(holds_client_slot(17, State::Close));
     }
 
     #[test]

@@ -181,3 +181,141 @@ pub(super) fn thresholds(
     }
     Some(Thresholds { upper, lower })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::control::config::Config;
+    use crate::control::error::ConfigErrors;
+    use crate::lb::limits::{ClientLimit, Rate, Thresholds};
+    use std::net::Ipv4Addr;
+
+    const HEAD: &str = "[dpdk]\nworkers = [1]\n\
+        [[interface]]\nname = \"ext\"\ndevice = \"net_pcap0,rx_pcap=in.pcap\"\n\
+        addresses = [\"10.0.0.1/24\"]\n\
+        [[virtual_server]]\nname = \"web\"\naddress = \"10.0.0.100:80\"\nforward = \"nat\"\n";
+
+    /// A file whose virtual server has `vs` and whose one real server has
+    /// `rs`.
+    fn file(vs: &str, rs: &str) -> String {
+        format!("{HEAD}{vs}\n[[virtual_server.real_server]]\naddress = \"10.0.0.11:8080\"\n{rs}\n")
+    }
+
+    fn errors(text: &str) -> ConfigErrors {
+        Config::from_toml_str(text).expect_err("should be refused")
+    }
+
+    /// The one error's field and message.
+    fn the_error(text: &str) -> (String, String) {
+        let e = errors(text);
+        assert_eq!(e.0.len(), 1, "{e}");
+        (e.0[0].field.clone(), e.0[0].message.clone())
+    }
+
+    #[test]
+    fn limits_are_off_by_default() {
+        let c = Config::from_toml_str(&file("", "")).unwrap();
+        let vs = &c.virtual_servers[0];
+        assert!(vs.limits.acl.is_empty());
+        assert_eq!(vs.limits.rate, None);
+        assert_eq!(vs.limits.per_client, None);
+        assert_eq!(vs.real_servers[0].thresholds, Thresholds::NONE);
+    }
+
+    #[test]
+    fn every_limit_is_read() {
+        let c = Config::from_toml_str(&file(
+            "allow = [\"198.51.100.0/24\", \"203.0.113.9\"]\ndeny = [\"198.51.100.128/25\"]\n\
+             new_conn_rate = 100\nnew_conn_burst = 20\nmax_conns_per_client = 8\n\
+             client_prefix_len = 24\n",
+            "upper_threshold = 100\nlower_threshold = 50\n",
+        ))
+        .unwrap();
+        let vs = &c.virtual_servers[0];
+        assert_eq!(vs.limits.acl.allow().len(), 2);
+        assert!(vs.limits.acl.allows(Ipv4Addr::new(203, 0, 113, 9)));
+        assert!(!vs.limits.acl.allows(Ipv4Addr::new(198, 51, 100, 200)));
+        assert_eq!(
+            vs.limits.rate,
+            Some(Rate {
+                per_second: 100,
+                burst: 20
+            })
+        );
+        assert_eq!(
+            vs.limits.per_client,
+            Some(ClientLimit {
+                max_conns: 8,
+                prefix_len: 24
+            })
+        );
+        assert_eq!(
+            vs.real_servers[0].thresholds,
+            Thresholds {
+                upper: 100,
+                lower: 50
+            }
+        );
+    }
+
+    #[test]
+    fn the_burst_defaults_to_one_second_of_the_rate() {
+        let c = Config::from_toml_str(&file("new_conn_rate = 40\n", "")).unwrap();
+        assert_eq!(c.virtual_servers[0].limits.rate.unwrap().burst, 40);
+    }
+
+    #[test]
+    fn a_prefix_with_host_bits_is_refused_with_its_network() {
+        let (field, message) = the_error(&file("deny = [\"198.51.100.7/24\"]\n", ""));
+        assert_eq!(field, "virtual_server[0].deny[0]");
+        assert!(message.contains("198.51.100.0/24"), "{message}");
+    }
+
+    #[test]
+    fn a_prefix_that_does_not_parse_is_refused() {
+        let (field, _) = the_error(&file("allow = [\"10.0.0.0/8\", \"nope\"]\n", ""));
+        assert_eq!(field, "virtual_server[0].allow[1]");
+    }
+
+    #[test]
+    fn a_burst_without_a_rate_is_refused() {
+        let (field, message) = the_error(&file("new_conn_burst = 5\n", ""));
+        assert_eq!(field, "virtual_server[0].new_conn_burst");
+        assert!(message.contains("new_conn_rate"), "{message}");
+    }
+
+    #[test]
+    fn a_negative_rate_is_out_of_range() {
+        let (field, message) = the_error(&file("new_conn_rate = -1\n", ""));
+        assert_eq!(field, "virtual_server[0].new_conn_rate");
+        assert!(message.contains("out of range"), "{message}");
+    }
+
+    #[test]
+    fn a_client_prefix_length_without_a_limit_or_over_32_is_refused() {
+        let (field, _) = the_error(&file("client_prefix_len = 24\n", ""));
+        assert_eq!(field, "virtual_server[0].client_prefix_len");
+        let (field, message) = the_error(&file(
+            "max_conns_per_client = 4\nclient_prefix_len = 33\n",
+            "",
+        ));
+        assert_eq!(field, "virtual_server[0].client_prefix_len");
+        assert!(message.contains("0 to 32"), "{message}");
+    }
+
+    #[test]
+    fn a_lower_threshold_needs_an_upper_one_above_it() {
+        let (field, message) = the_error(&file("", "lower_threshold = 5\n"));
+        assert_eq!(field, "virtual_server[0].real_server[0].lower_threshold");
+        assert!(message.contains("needs upper_threshold"), "{message}");
+        let (field, message) = the_error(&file("", "upper_threshold = 5\nlower_threshold = 5\n"));
+        assert_eq!(field, "virtual_server[0].real_server[0].lower_threshold");
+        assert!(message.contains("below upper_threshold (5)"), "{message}");
+    }
+
+    #[test]
+    fn a_threshold_above_ipvs_range_is_refused() {
+        let (field, message) = the_error(&file("", "upper_threshold = 65536\n"));
+        assert_eq!(field, "virtual_server[0].real_server[0].upper_threshold");
+        assert!(message.contains("0 to 65535"), "{message}");
+    }
+}

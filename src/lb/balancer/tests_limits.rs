@@ -349,3 +349,38 @@ fn a_persistent_client_of_an_overloaded_server_is_scheduled_elsewhere() {
         assert_eq!(second, first, "its server has room");
     }
 }
+
+fn packet(b: &mut Balancer, key: FlowKey, flags: TcpFlags, now: u64) -> Decision {
+    let f = Flow {
+        key,
+        hash: b.flow_hash(&key),
+        protocol: Protocol::Tcp,
+        flags,
+        bytes: 40,
+    };
+    b.decide(&f, now)
+}
+
+#[test]
+fn a_closing_connection_no_longer_holds_its_client_place() {
+    const ACK: TcpFlags = TcpFlags(0x10);
+    const SYN_ACK: TcpFlags = TcpFlags(0x12);
+    const FIN_ACK: TcpFlags = TcpFlags(0x11);
+    let mut b = balancer(service(per_client(1, 32), 0, 0));
+    let real = match syn(&mut b, client(1), 1000, 1) {
+        Decision::ToRealServer { real, .. } => real,
+        other => panic!("{other:?}"),
+    };
+    let out = FlowKey::new(client(1), 1000, VIP, 80, 6);
+    let back = FlowKey::new(real.ip, real.port, client(1), 1000, 6);
+    packet(&mut b, back, SYN_ACK, 2);
+    packet(&mut b, out, ACK, 3);
+    assert_eq!(
+        syn(&mut b, client(1), 1001, 4),
+        Decision::Drop(Refusal::ClientLimit),
+        "established: it holds the client's one place"
+    );
+    packet(&mut b, out, FIN_ACK, 5);
+    assert_eq!(b.conn_count(), 1, "still in the table, closing");
+    assert!(created(syn(&mut b, client(1), 1001, 6)));
+}
