@@ -628,6 +628,33 @@ mod tests {
     }
 
     #[test]
+    fn limit_changes_are_listed_and_applied() {
+        use crate::lb::acl::Acl;
+        use crate::lb::limits::Rate;
+        let old = ServiceTable::new(vec![service("web", 80, &[(11, 1)])]);
+        let mut new = service("web", 80, &[(11, 1)]);
+        new.limits = ServiceLimits {
+            acl: Acl::new(Vec::new(), vec!["192.0.2.0/24".parse().unwrap()]),
+            rate: Some(Rate {
+                per_second: 10,
+                burst: 5,
+            }),
+            per_client: None,
+        };
+        new.real_servers[0].thresholds = Thresholds { upper: 9, lower: 3 };
+        let m = merge(&old, &[new.clone()]);
+        assert_eq!(
+            lines(&m),
+            [
+                "virtual server web: deny [] -> [192.0.2.0/24], new_conn_rate off -> 10/s burst 5",
+                "virtual server web: real server 10.1.0.11:80 thresholds 0/0 -> 9/3 (upper/lower)"
+            ]
+        );
+        assert_eq!(m.table.get(0).limits, new.limits);
+        assert_eq!(m.table.get(0).real_servers[0].thresholds.upper, 9);
+    }
+
+    #[test]
     fn reordering_the_file_keeps_every_index() {
         let old = ServiceTable::new(vec![
             service("web", 80, &[(11, 1), (12, 1)]),
