@@ -647,7 +647,7 @@ mod tests {
             lines(&m),
             [
                 "virtual server web: deny [] -> [192.0.2.0/24], new_conn_rate off -> 10/s burst 5",
-                "virtual server web: real server 10.1.0.11:80 thresholds 0/0 -> 9/3 (upper/lower)"
+                "virtual server web: real server 10.1.0.11:8080 thresholds 0/0 -> 9/3 (upper/lower)"
             ]
         );
         assert_eq!(m.table.get(0).limits, new.limits);

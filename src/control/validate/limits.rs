@@ -65,11 +65,11 @@ pub(super) fn service_limits(
         (allow?, deny?, rate?, burst?, max_conns?, prefix_len?);
     Some(ServiceLimits {
         acl: Acl::new(allow, deny),
-        rate: (rate > 0).then(|| Rate {
+        rate: (rate > 0).then_some(Rate {
             per_second: rate as u32,
             burst: burst.max(1) as u32,
         }),
-        per_client: (max_conns > 0).then(|| ClientLimit {
+        per_client: (max_conns > 0).then_some(ClientLimit {
             max_conns: max_conns as u32,
             prefix_len: prefix_len as u8,
         }),
