@@ -250,6 +250,38 @@ fn refusals(topo: &Topology) -> [u64; 4] {
     })
 }
 
+/// The `refused` counts of service `name` in `rvsadm --json list`, and
+/// the same from `rvs_virtual_server_refused_total`.
+fn service_refusals(topo: &Topology, name: &str) -> [u64; 4] {
+    let list = topo.rvsadm_list();
+    let metrics = topo.metrics();
+    let vs = list["virtual_servers"]
+        .as_array()
+        .and_then(|v| v.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {list}"));
+    [
+        "acl_denied",
+        "rate_limited",
+        "client_limit",
+        "rs_overloaded",
+    ]
+    .map(|r| {
+        let n = vs["refused"][r]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} has no refused.{r}: {list}"));
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("rvs_virtual_server_refused_total{")
+                    && l.contains(&format!("virtual_server=\"{name}\""))
+                    && l.contains(&format!("reason=\"{r}\""))
+            })
+            .unwrap_or_else(|| panic!("no refused metric for {name} {r}"));
+        assert!(line.ends_with(&format!(" {n}")), "{line} vs list {n}");
+        n
+    })
+}
+
 #[test]
 fn limits_refuse_count_and_reload() {
     let _heavy = heavy();
@@ -319,6 +351,18 @@ fn limits_refuse_count_and_reload() {
     assert_eq!(concurrent_connects(&topo, 81, 10), 10, "1000/s");
     let counted = refusals(&topo);
     assert!(counted[0] > acl_before, "the new denial counted");
+
+    // Per service: each refusal under the service it was for.
+    let per_service = [
+        service_refusals(&topo, "acl"),
+        service_refusals(&topo, "rate"),
+        service_refusals(&topo, "perclient"),
+        service_refusals(&topo, "thresh"),
+    ];
+    assert_eq!(per_service[0], [counted[0], 0, 0, 0], "acl");
+    assert_eq!(per_service[1], [0, counted[1], 0, 0], "rate");
+    assert_eq!(per_service[2], [0, 0, counted[2], 0], "perclient");
+    assert_eq!(per_service[3], [0, 0, 0, counted[3]], "thresh");
 
     // The `stats:` line at stop says the same.
     let stats = stop_rvsd(rvsd);

@@ -19,9 +19,10 @@
 //! and `lcore`. Counters carry the `_total` suffix the format adds.
 
 use super::health::TargetStatus;
-use super::report::{sum_real_servers, WorkerSnapshot};
+use super::report::{sum_real_servers, sum_refused, WorkerSnapshot};
 use super::status::{self, Rates};
 use crate::dataplane::stats::{DropReason, RealServerCounters, WorkerStats};
+use crate::lb::limits::LimitRefusal;
 use crate::lb::service::ServiceTable;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
@@ -285,6 +286,27 @@ impl SnapshotCollector {
                 .iter()
                 .map(|(l, _, d)| (l.clone(), u64::from(*d)))
                 .collect::<Vec<_>>(),
+        )?;
+
+        // What each virtual server's admission limits refused, by reason.
+        let refused = sum_refused(&s.workers);
+        let refused_rows: Vec<(Labels, u64)> = vs_rows
+            .iter()
+            .enumerate()
+            .flat_map(|(v, (l, _, _))| {
+                let counts = refused.get(v).copied().unwrap_or_default();
+                LimitRefusal::ALL.iter().map(move |r| {
+                    let mut labels = l.clone();
+                    labels.push(("reason", r.name().to_string()));
+                    (labels, counts[*r as usize])
+                })
+            })
+            .collect();
+        counters(
+            encoder,
+            "rvs_virtual_server_refused",
+            "New connections the virtual server's admission limits refused, by reason.",
+            &refused_rows,
         )?;
 
         // Real servers.
@@ -843,6 +865,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             connections: conns.iter().sum(),
+            refused: vec![[1, 2, 3, 4]],
         }
     }
 
@@ -959,6 +982,24 @@ pub(crate) mod tests {
             130.0
         );
         assert_eq!(value(&text, "rvs_virtual_server_draining", &web), 0.0);
+    }
+
+    #[test]
+    fn virtual_server_refusals_are_summed_over_workers_by_reason() {
+        let text = render(snapshot());
+        let web = "virtual_server=\"web\"";
+        let total = |reason: &str| {
+            value(
+                &text,
+                "rvs_virtual_server_refused_total",
+                &[web, &format!("reason=\"{reason}\"")],
+            )
+        };
+        // Two workers, each [1, 2, 3, 4].
+        assert_eq!(total("acl_denied"), 2.0);
+        assert_eq!(total("rate_limited"), 4.0);
+        assert_eq!(total("client_limit"), 6.0);
+        assert_eq!(total("rs_overloaded"), 8.0);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `stats:` line at stop). Built from immutable snapshots the workers
 //! published, so making one never touches a worker.
 
-use crate::dataplane::stats::{RealServerCounters, WorkerStats};
+use crate::dataplane::stats::{RealServerCounters, RefusalCounts, WorkerStats};
+use crate::lb::limits::LimitRefusal;
 use crate::lb::service::{ServiceTable, VirtualService};
 use serde_json::{json, Value};
 
@@ -18,6 +19,33 @@ pub struct WorkerSnapshot {
     pub real_servers: Vec<RealServerCounters>,
     /// Connections in its table.
     pub connections: u64,
+    /// Per virtual server (in order), new connections its limits refused.
+    pub refused: Vec<RefusalCounts>,
+}
+
+/// Sums the workers' per virtual server refusals.
+pub fn sum_refused(workers: &[WorkerSnapshot]) -> Vec<RefusalCounts> {
+    let mut total: Vec<RefusalCounts> = Vec::new();
+    for w in workers {
+        if total.len() < w.refused.len() {
+            total.resize(w.refused.len(), RefusalCounts::default());
+        }
+        for (t, r) in total.iter_mut().zip(&w.refused) {
+            for (a, b) in t.iter_mut().zip(r) {
+                *a += b;
+            }
+        }
+    }
+    total
+}
+
+/// Refusal counts as a JSON object by reason name.
+pub fn refused_json(counts: &RefusalCounts) -> Value {
+    let m: serde_json::Map<String, Value> = LimitRefusal::ALL
+        .iter()
+        .map(|r| (r.name().to_string(), json!(counts[*r as usize])))
+        .collect();
+    Value::Object(m)
 }
 
 /// Sums the workers' per real server counters.
@@ -42,6 +70,7 @@ pub fn sum_real_servers(workers: &[WorkerSnapshot]) -> Vec<RealServerCounters> {
 /// `ServiceTable::weight`).
 pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
     let totals = sum_real_servers(workers);
+    let refused = sum_refused(workers);
     let mut flat = totals.iter();
     let vss: Vec<Value> = services
         .services()
@@ -77,6 +106,7 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 "forward": vs.forward.name(),
                 "persistence_timeout_s": vs.persistence.map_or(0, |d| d.as_secs()),
                 "draining": services.is_draining(v as u16),
+                "refused": refused_json(&refused.get(v).copied().unwrap_or_default()),
                 "real_servers": rss,
             })
         })
@@ -158,7 +188,18 @@ mod tests {
                 })
                 .collect(),
             connections: conns.iter().sum(),
+            refused: vec![[1, 0, 2, 0]],
         }
+    }
+
+    #[test]
+    fn list_sums_each_virtual_servers_refusals_by_reason() {
+        let v = list(&table(), &[worker(1, [3, 1]), worker(2, [6, 2])]);
+        let refused = &v["virtual_servers"][0]["refused"];
+        assert_eq!(refused["acl_denied"], 2);
+        assert_eq!(refused["client_limit"], 4);
+        assert_eq!(refused["rate_limited"], 0);
+        assert_eq!(refused["rs_overloaded"], 0);
     }
 
     #[test]

@@ -128,7 +128,9 @@ pub fn connect(
     let mut ends = Vec::with_capacity(lcores.len());
     for &lcore in lcores {
         let (tx, commands) = mpsc::channel();
-        let cell = Arc::new(StatsCell::new(real_servers));
+        let cell = Arc::new(
+            StatsCell::new(real_servers).with_service_room(services.len() + RELOAD_HEADROOM),
+        );
         workers.senders.push(tx);
         workers.cells.push((lcore, cell.clone()));
         let sync = sync.then(|| {
@@ -154,6 +156,7 @@ pub fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
             stats: cell.snapshot(),
             real_servers: cell.real_servers(),
             connections: cell.connections(),
+            refused: cell.refused(),
         })
         .collect()
 }

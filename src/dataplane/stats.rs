@@ -274,6 +274,7 @@ impl WorkerStats {
 }
 
 pub use crate::lb::balancer::RealServerCounters;
+pub use crate::lb::limits::RefusalCounts;
 
 const RS_CELLS: usize = 7;
 
@@ -284,6 +285,8 @@ pub struct StatsCell {
     /// Per real server (services in order, their servers in order), then
     /// the connection count.
     lb: Vec<AtomicU64>,
+    /// Per virtual server, its limits' refusals (`RefusalCounts`).
+    refused: Vec<AtomicU64>,
 }
 
 impl Default for StatsCell {
@@ -300,7 +303,43 @@ impl StatsCell {
             lb: (0..real_servers * RS_CELLS + 1)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            refused: Vec::new(),
         }
+    }
+
+    /// The same cell with room for `services` virtual servers' refusal
+    /// counts (none without it).
+    pub fn with_service_room(mut self, services: usize) -> StatsCell {
+        self.refused = (0..services * RefusalCounts::default().len())
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        self
+    }
+
+    /// Copies the per virtual server refusals in (worker side); services
+    /// beyond the cell's room are left out.
+    pub fn publish_refused(&self, services: &[RefusalCounts]) {
+        let n = RefusalCounts::default().len();
+        for (counts, cells) in services.iter().zip(self.refused.chunks_exact(n)) {
+            for (a, &v) in cells.iter().zip(counts) {
+                a.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The last published per virtual server refusals (control side).
+    pub fn refused(&self) -> Vec<RefusalCounts> {
+        let n = RefusalCounts::default().len();
+        self.refused
+            .chunks_exact(n)
+            .map(|c| {
+                let mut out = RefusalCounts::default();
+                for (o, a) in out.iter_mut().zip(c) {
+                    *o = a.load(Ordering::Relaxed);
+                }
+                out
+            })
+            .collect()
     }
 
     /// Copies the worker's counters in (worker side).
@@ -388,6 +427,14 @@ mod tests {
         let cell = StatsCell::default();
         cell.publish(&s);
         assert_eq!(cell.snapshot(), s);
+    }
+
+    #[test]
+    fn published_refusals_read_back_within_the_room() {
+        let cell = StatsCell::new(0).with_service_room(2);
+        cell.publish_refused(&[[1, 2, 3, 4], [5, 6, 7, 8], [9, 9, 9, 9]]);
+        assert_eq!(cell.refused(), vec![[1, 2, 3, 4], [5, 6, 7, 8]]);
+        assert!(StatsCell::new(4).refused().is_empty());
     }
 
     #[test]

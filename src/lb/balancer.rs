@@ -38,7 +38,9 @@
 
 use super::clients::ClientCounts;
 use super::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError};
-use super::limits::{holds_client_slot, ClientLimit, LimitRefusal, Thresholds, TokenBucket};
+use super::limits::{
+    holds_client_slot, ClientLimit, LimitRefusal, RefusalCounts, Thresholds, TokenBucket,
+};
 use super::persist::PersistTable;
 use super::sched::{Candidate, FlowHashInput, Scheduler};
 use super::service::{ForwardMethod, Protocol, ServiceId, ServiceTable, SORRY_SERVER};
@@ -486,6 +488,8 @@ pub struct Balancer {
     workers: u32,
     /// Each service's new-connection token bucket (by service).
     buckets: Vec<Option<TokenBucket>>,
+    /// New connections each service's limits refused (by service).
+    refused: Vec<RefusalCounts>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -526,6 +530,7 @@ impl Balancer {
             sweep_credit: 0,
             workers: 1,
             buckets: Vec::new(),
+            refused: Vec::new(),
             services: services.clone(),
         };
         b.set_services(services);
@@ -596,6 +601,10 @@ impl Balancer {
             self.counters.recount_clients(&self.conns);
         }
         let workers = self.workers;
+        if self.refused.len() < services.len() {
+            self.refused
+                .resize(services.len(), RefusalCounts::default());
+        }
         self.buckets.resize(services.len(), None);
         for (b, s) in self.buckets.iter_mut().zip(services.services()) {
             let rate = s.limits.rate;
@@ -654,6 +663,19 @@ impl Balancer {
     /// Counters per real server, services in order, their servers in order.
     pub fn counters(&self) -> &[RealServerCounters] {
         &self.counters.servers
+    }
+
+    /// New connections each service's limits refused, services in order
+    /// (the worker also counts each under its drop reason).
+    pub fn refused(&self) -> &[RefusalCounts] {
+        &self.refused
+    }
+
+    #[inline]
+    fn count_refusal(&mut self, vs: ServiceId, r: LimitRefusal) {
+        if let Some(c) = self.refused.get_mut(usize::from(vs)) {
+            c[r as usize] += 1;
+        }
     }
 
     /// Connections tracked now.
@@ -851,8 +873,18 @@ impl Balancer {
             // Removed by a reload: its connections live on, no new ones.
             return Err(Refusal::NoService);
         }
-        self.admit(vs, key.src, now)?;
-        let rs = self.schedule(vs, key.src, key.src_port, now)?;
+        if let Err(r) = self.admit(vs, key.src, now) {
+            self.count_refusal(vs, r);
+            return Err(r.into());
+        }
+        let rs = match self.schedule(vs, key.src, key.src_port, now) {
+            Ok(rs) => rs,
+            Err(Refusal::Overloaded) => {
+                self.count_refusal(vs, LimitRefusal::Overloaded);
+                return Err(Refusal::Overloaded);
+            }
+            Err(r) => return Err(r),
+        };
         let real = self
             .services
             .real_endpoint(vs, rs)

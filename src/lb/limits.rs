@@ -209,6 +209,10 @@ pub struct ServiceLimits {
     pub per_client: Option<ClientLimit>,
 }
 
+/// Refusals of one virtual server on one worker, indexed by
+/// `LimitRefusal as usize`.
+pub type RefusalCounts = [u64; LimitRefusal::COUNT];
+
 /// Why a limit refused a new connection; each is counted on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitRefusal {
@@ -220,6 +224,28 @@ pub enum LimitRefusal {
     ClientLimit,
     /// Every real server that could take it is at its upper threshold.
     Overloaded,
+}
+
+impl LimitRefusal {
+    /// Every reason, in counter order.
+    pub const ALL: [LimitRefusal; 4] = [
+        LimitRefusal::AclDenied,
+        LimitRefusal::RateLimited,
+        LimitRefusal::ClientLimit,
+        LimitRefusal::Overloaded,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The name in `rvsadm list`, metrics and docs (the drop reason's).
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitRefusal::AclDenied => "acl_denied",
+            LimitRefusal::RateLimited => "rate_limited",
+            LimitRefusal::ClientLimit => "client_limit",
+            LimitRefusal::Overloaded => "rs_overloaded",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -281,6 +281,7 @@ impl<F: Frame> Worker<F> {
         self.stats.sync_lost = self.lb.sync_lost();
         cell.publish(&self.stats);
         cell.publish_lb(self.lb.counters().iter(), self.lb.conn_count());
+        cell.publish_refused(self.lb.refused());
     }
 
     /// Per real server counters of this worker (services in order).
