@@ -17,10 +17,13 @@
 //!    new one. A connection whose real server is down ends here when the
 //!    service has `expire_nodest_conn`: UDP and SYNs are scheduled afresh,
 //!    other TCP is answered with a reset so the client reconnects.
-//! 2. No connection and the destination is a service: schedule a real
-//!    server (persistence first), create the connection. TCP creates
-//!    connections only on a bare SYN, like IPVS. With every server down, a
-//!    TCP client gets a reset at once (or the sorry server takes it).
+//! 2. No connection and the destination is a service: the service's
+//!    admission limits (allow/deny lists, per-client limit, rate; see
+//!    `limits`) may refuse it before anything is made; then schedule a
+//!    real server (persistence first; servers at their upper threshold are
+//!    passed over), create the connection. TCP creates connections only on
+//!    a bare SYN, like IPVS. With every server down, a TCP client gets a
+//!    reset at once (or the sorry server takes it).
 //! 3. ICMP errors quoting a tracked connection ([`Balancer::icmp_error`])
 //!    go where the quoted packet's connection goes, so path MTU discovery
 //!    works.
