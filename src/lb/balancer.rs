@@ -285,7 +285,13 @@ impl Counters {
     /// share of its thresholds among `workers`, its overload rechecked
     /// against them, and each service's per-client limit. True when a
     /// per-client limit changed, so the client counts must be rebuilt.
-    fn set_limits(&mut self, services: &ServiceTable, workers: u32, capacity: usize) -> bool {
+    fn set_limits(
+        &mut self,
+        services: &ServiceTable,
+        workers: u32,
+        capacity: usize,
+        seed: u64,
+    ) -> bool {
         self.thresholds.clear();
         for s in services.services() {
             self.thresholds.extend(
@@ -313,7 +319,7 @@ impl Counters {
             .any(|i| per_client.get(i).copied().flatten() != old.get(i).copied().flatten());
         if per_client.iter().any(Option::is_some) && self.clients.is_unallocated() {
             // Off the packet path, between polls (see `clients`).
-            self.clients = ClientCounts::with_capacity(capacity, capacity as u64);
+            self.clients = ClientCounts::with_capacity(capacity, seed);
         }
         self.per_client = per_client;
         changed
@@ -600,7 +606,10 @@ impl Balancer {
     /// buckets, kept while their rate is unchanged.
     fn set_limits(&mut self, services: &ServiceTable) {
         let capacity = self.conns.capacity();
-        if self.counters.set_limits(services, self.workers, capacity) {
+        if self
+            .counters
+            .set_limits(services, self.workers, capacity, self.seed)
+        {
             self.counters.recount_clients(&self.conns);
         }
         let workers = self.workers;
