@@ -177,10 +177,11 @@ impl Drop for Holder {
 
 /// The UDP threshold scenario, in one client process: three flows held
 /// (each a socket sending every 0.3 s) take rs1 to its upper threshold of
-/// 3; a new flow gets no echo; one held flow stops, expires, and leaves
-/// 2, not below the lower threshold: still none; a second stops: 1 left,
-/// below 2, and a new flow is echoed.
-fn threshold_scenario(topo: &Topology) -> serde_json::Value {
+/// 3; a new flow gets no echo (and, while the three hold it, `rvsadm list`
+/// shows rs1 `overloaded`: the second value returned); one held flow
+/// stops, expires, and leaves 2, not below the lower threshold: still
+/// none; a second stops: 1 left, below 2, and a new flow is echoed.
+fn threshold_scenario(topo: &Topology) -> (serde_json::Value, serde_json::Value) {
     const SCRIPT: &str = "import json, socket, sys, time\n\
         dst = (sys.argv[1], int(sys.argv[2]))\n\
         def sock():\n\
@@ -203,18 +204,35 @@ fn threshold_scenario(topo: &Topology) -> serde_json::Value {
         held = [sock() for _ in range(3)]\n\
         res = {'held': [ping(s) for s in held]}\n\
         res['at_upper'] = ping(sock())\n\
+        print('at_upper', flush=True)\n\
+        hold(held, 1.5)\n\
         hold(held[1:], 3.5)\n\
         res['above_lower'] = ping(sock())\n\
         hold(held[2:], 3.5)\n\
         res['below_lower'] = ping(sock())\n\
         print(json.dumps(res))\n";
-    let out = topo.client.run(
-        "python3",
-        &["-c", SCRIPT, VIP, &UDP_ECHO_PORT.to_string()],
-        Duration::from_secs(30),
-    );
-    assert!(out.success(), "{out}");
-    serde_json::from_str(out.stdout.trim()).expect("JSON")
+    let mut child = topo
+        .client
+        .command("python3")
+        .args(["-c", SCRIPT, VIP, &UDP_ECHO_PORT.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "at_upper", "the scenario's first phase");
+    std::thread::sleep(Duration::from_millis(300));
+    let list = topo.rvsadm_list();
+    let overloaded = list["virtual_servers"]
+        .as_array()
+        .and_then(|v| v.iter().find(|s| s["name"] == "thresh"))
+        .map(|s| s["real_servers"][0]["overloaded"].clone())
+        .unwrap_or_else(|| panic!("no thresh service in {list}"));
+    let last = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = child.wait();
+    let result = serde_json::from_str(last.trim())
+        .unwrap_or_else(|e| panic!("the scenario printed no JSON ({e}): {last}"));
+    (result, overloaded)
 }
 
 /// The refusal counters: from `rvsadm --json stats` (the total and the
@@ -329,7 +347,11 @@ fn limits_refuse_count_and_reload() {
     );
 
     // Thresholds, upper then lower.
-    let t = threshold_scenario(&topo);
+    let (t, listed_at_upper) = threshold_scenario(&topo);
+    assert_eq!(
+        listed_at_upper, true,
+        "rvsadm list shows rs1 overloaded while three flows hold it"
+    );
     assert_eq!(t["held"], serde_json::json!([true, true, true]), "{t}");
     assert_eq!(t["at_upper"], false, "rs1 at its upper threshold: {t}");
     assert_eq!(t["above_lower"], false, "2 left, not below 2: {t}");

@@ -19,7 +19,7 @@
 //! and `lcore`. Counters carry the `_total` suffix the format adds.
 
 use super::health::TargetStatus;
-use super::report::{sum_real_servers, sum_refused, WorkerSnapshot};
+use super::report::{count_overloaded, sum_real_servers, sum_refused, WorkerSnapshot};
 use super::status::{self, Rates};
 use crate::dataplane::stats::{DropReason, RealServerCounters, WorkerStats};
 use crate::lb::limits::LimitRefusal;
@@ -361,6 +361,17 @@ impl SnapshotCollector {
             &rs_rows
                 .iter()
                 .map(|(l, .., d)| (l.clone(), u64::from(*d)))
+                .collect::<Vec<_>>(),
+        )?;
+        let overloaded = count_overloaded(&s.workers);
+        gauges(
+            encoder,
+            "rvs_real_server_overloaded_workers",
+            "Workers holding the real server at its upper_threshold (no new connections there).",
+            &rs_rows
+                .iter()
+                .enumerate()
+                .map(|(i, (l, ..))| (l.clone(), overloaded.get(i).copied().unwrap_or(0)))
                 .collect::<Vec<_>>(),
         )
     }
@@ -866,6 +877,7 @@ pub(crate) mod tests {
                 .collect(),
             connections: conns.iter().sum(),
             refused: vec![[1, 2, 3, 4]],
+            overloaded: vec![true, false, false],
         }
     }
 
@@ -1012,6 +1024,19 @@ pub(crate) mod tests {
         assert_eq!(value(&text, "rvs_real_server_weight", &[RS12]), 1.0);
         assert_eq!(value(&text, "rvs_real_server_draining", &[RS13]), 1.0);
         assert_eq!(value(&text, "rvs_real_server_draining", &[RS11]), 0.0);
+    }
+
+    #[test]
+    fn overloaded_real_servers_count_the_workers_holding_them() {
+        let text = render(snapshot());
+        assert_eq!(
+            value(&text, "rvs_real_server_overloaded_workers", &[RS11]),
+            2.0
+        );
+        assert_eq!(
+            value(&text, "rvs_real_server_overloaded_workers", &[RS12]),
+            0.0
+        );
     }
 
     #[test]

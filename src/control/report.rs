@@ -21,6 +21,23 @@ pub struct WorkerSnapshot {
     pub connections: u64,
     /// Per virtual server (in order), new connections its limits refused.
     pub refused: Vec<RefusalCounts>,
+    /// Per real server (as `real_servers`), held at its upper threshold.
+    pub overloaded: Vec<bool>,
+}
+
+/// How many workers hold each real server (flat, as `real_servers`) at its
+/// upper threshold.
+pub fn count_overloaded(workers: &[WorkerSnapshot]) -> Vec<u64> {
+    let mut total: Vec<u64> = Vec::new();
+    for w in workers {
+        if total.len() < w.overloaded.len() {
+            total.resize(w.overloaded.len(), 0);
+        }
+        for (t, &o) in total.iter_mut().zip(&w.overloaded) {
+            *t += u64::from(o);
+        }
+    }
+    total
 }
 
 /// Sums the workers' per virtual server refusals.
@@ -71,7 +88,10 @@ pub fn sum_real_servers(workers: &[WorkerSnapshot]) -> Vec<RealServerCounters> {
 pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
     let totals = sum_real_servers(workers);
     let refused = sum_refused(workers);
-    let mut flat = totals.iter();
+    let overloaded = count_overloaded(workers);
+    let mut flat = totals
+        .iter()
+        .zip(overloaded.iter().chain(std::iter::repeat(&0)));
     let vss: Vec<Value> = services
         .services()
         .iter()
@@ -82,9 +102,10 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 .iter()
                 .enumerate()
                 .map(|(r, rs)| {
-                    let c = flat.next().copied().unwrap_or_default();
+                    let (c, over) = flat.next().map(|(c, &o)| (*c, o)).unwrap_or_default();
                     json!({
                         "address": format!("{}:{}", rs.endpoint.ip, rs.endpoint.port),
+                        "overloaded": over > 0,
                         "weight": services.weight(v as u16, r as u16),
                         "health": if services.is_down(v as u16, r as u16) { "down" } else { "up" },
                         "draining": services.is_server_draining(v as u16, r as u16),
@@ -189,7 +210,16 @@ mod tests {
                 .collect(),
             connections: conns.iter().sum(),
             refused: vec![[1, 0, 2, 0]],
+            overloaded: vec![lcore == 2, false],
         }
+    }
+
+    #[test]
+    fn a_real_server_is_listed_overloaded_when_any_worker_holds_it_so() {
+        let v = list(&table(), &[worker(1, [3, 1]), worker(2, [6, 2])]);
+        let rss = &v["virtual_servers"][0]["real_servers"];
+        assert_eq!(rss[0]["overloaded"], true);
+        assert_eq!(rss[1]["overloaded"], false);
     }
 
     #[test]

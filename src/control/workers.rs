@@ -157,6 +157,7 @@ pub fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
             real_servers: cell.real_servers(),
             connections: cell.connections(),
             refused: cell.refused(),
+            overloaded: cell.overloaded(),
         })
         .collect()
 }

@@ -287,6 +287,9 @@ pub struct StatsCell {
     lb: Vec<AtomicU64>,
     /// Per virtual server, its limits' refusals (`RefusalCounts`).
     refused: Vec<AtomicU64>,
+    /// Per real server (as `lb`), 1 while the worker holds it at its upper
+    /// threshold.
+    overloaded: Vec<AtomicU64>,
 }
 
 impl Default for StatsCell {
@@ -304,7 +307,23 @@ impl StatsCell {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             refused: Vec::new(),
+            overloaded: (0..real_servers).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Copies the per real server overload flags in (worker side).
+    pub fn publish_overloaded(&self, servers: &[bool]) {
+        for (a, &o) in self.overloaded.iter().zip(servers) {
+            a.store(u64::from(o), Ordering::Relaxed);
+        }
+    }
+
+    /// The last published overload flags, per real server (control side).
+    pub fn overloaded(&self) -> Vec<bool> {
+        self.overloaded
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed) != 0)
+            .collect()
     }
 
     /// The same cell with room for `services` virtual servers' refusal
@@ -435,6 +454,13 @@ mod tests {
         cell.publish_refused(&[[1, 2, 3, 4], [5, 6, 7, 8], [9, 9, 9, 9]]);
         assert_eq!(cell.refused(), vec![[1, 2, 3, 4], [5, 6, 7, 8]]);
         assert!(StatsCell::new(4).refused().is_empty());
+    }
+
+    #[test]
+    fn published_overload_flags_read_back() {
+        let cell = StatsCell::new(3);
+        cell.publish_overloaded(&[false, true, false, true]);
+        assert_eq!(cell.overloaded(), vec![false, true, false]);
     }
 
     #[test]

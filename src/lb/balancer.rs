@@ -683,6 +683,12 @@ impl Balancer {
         &self.refused
     }
 
+    /// Which real servers this worker holds at their upper threshold, in
+    /// the order of `counters`.
+    pub fn overloaded(&self) -> &[bool] {
+        &self.counters.overloaded
+    }
+
     #[inline]
     fn count_refusal(&mut self, vs: ServiceId, r: LimitRefusal) {
         if let Some(c) = self.refused.get_mut(usize::from(vs)) {

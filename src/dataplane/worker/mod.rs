@@ -282,6 +282,7 @@ impl<F: Frame> Worker<F> {
         cell.publish(&self.stats);
         cell.publish_lb(self.lb.counters().iter(), self.lb.conn_count());
         cell.publish_refused(self.lb.refused());
+        cell.publish_overloaded(self.lb.overloaded());
     }
 
     /// Per real server counters of this worker (services in order).
