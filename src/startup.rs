@@ -4,9 +4,8 @@
 
 use crate::control::config::{ClientSide, Config, Device, ForwardMethod};
 use crate::dataplane::worker::{PortSetup, WorkerSetup};
-use crate::lb::service::{RealServer, ServiceKey, ServiceTable, VirtualService};
+use crate::lb::service::ServiceTable;
 use crate::lb::tcp_state::{TimeoutOverrides, Timeouts};
-use crate::lb::xmit::Endpoint;
 use crate::net::route::RouteTable;
 use std::sync::Arc;
 
@@ -69,33 +68,9 @@ pub const NEIGH_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30
 
 /// The virtual services of a config, as the workers see them.
 pub fn service_table(config: &Config) -> ServiceTable {
-    ServiceTable::new(
-        config
-            .virtual_servers
-            .iter()
-            .map(|v| VirtualService {
-                name: v.name.clone(),
-                key: ServiceKey {
-                    vip: Endpoint::new(*v.address.ip(), v.address.port()),
-                    protocol: v.protocol,
-                },
-                forward: v.forward,
-                scheduler: v.scheduler,
-                mh_table_size: v.mh_table_size,
-                persistence: v.persistence_timeout,
-                expire_nodest_conn: v.expire_nodest_conn,
-                sorry_server: v.sorry_server.map(|a| Endpoint::new(*a.ip(), a.port())),
-                real_servers: v
-                    .real_servers
-                    .iter()
-                    .map(|r| RealServer {
-                        endpoint: Endpoint::new(*r.address.ip(), r.address.port()),
-                        weight: r.weight,
-                    })
-                    .collect(),
-            })
-            .collect(),
-    )
+    ServiceTable::new(crate::control::reload::virtual_services(
+        &config.virtual_servers,
+    ))
 }
 
 /// The connection timeouts of a config.

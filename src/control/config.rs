@@ -19,6 +19,7 @@ use super::error::{ConfigError, ConfigErrors, Errors};
 use super::locate::path_at;
 use super::raw::RawConfig;
 use super::validate;
+pub use crate::lb::limits::{ServiceLimits, Thresholds};
 pub use crate::net::rss::ClientSide;
 use crate::wire::{Ipv4Cidr, MacAddr};
 
@@ -585,6 +586,23 @@ pub struct VirtualServerConfig {
     /// unique by address. May be empty (as in IPVS: the service exists and
     /// drops its packets). Reloadable: added, removed and reweighted.
     pub real_servers: Vec<RealServerConfig>,
+    /// Admission limits, checked on a new connection's first packet
+    /// before any state is made (see `crate::lb::limits` for what each
+    /// means with several workers). Default: none. Reloadable: a new
+    /// connection meets the new limits; connections that exist go on.
+    /// - `allow`, `deny`: lists of client prefixes (`"198.51.100.0/24"`,
+    ///   no host bits), at most `MAX_ACL_PREFIXES` each; the longest
+    ///   matching prefix decides, the same prefix in both denies, and a
+    ///   client none matches is allowed only when `allow` is empty.
+    /// - `new_conn_rate`: new connections a second, 0 (off) to
+    ///   `MAX_NEW_CONN_RATE`, with `new_conn_burst` (1 to
+    ///   `MAX_NEW_CONN_RATE`; default: the rate, one second's worth; only
+    ///   with a rate).
+    /// - `max_conns_per_client`: concurrent connections per client prefix,
+    ///   0 (off) to `MAX_CONNS_PER_CLIENT`, the prefix being the client
+    ///   address's first `client_prefix_len` bits (0 to 32, default
+    ///   `DEFAULT_CLIENT_PREFIX_LEN`; only with a limit).
+    pub limits: ServiceLimits,
 }
 
 impl VirtualServerConfig {
@@ -613,6 +631,15 @@ impl VirtualServerConfig {
     /// Upper bound of `mh_table_size`: 2^24 entries (64 MiB of 4-byte
     /// slots), far beyond any sensible service.
     pub const MAX_MH_TABLE_SIZE: u32 = 1 << 24;
+    /// Most prefixes in each of `allow` and `deny`: lookups bisect, so the
+    /// bound is on memory and reload time, not on the packet path.
+    pub const MAX_ACL_PREFIXES: usize = 65536;
+    /// Upper bound of `new_conn_rate` and `new_conn_burst`.
+    pub const MAX_NEW_CONN_RATE: u32 = 100_000_000;
+    /// Upper bound of `max_conns_per_client`.
+    pub const MAX_CONNS_PER_CLIENT: u32 = 1 << 24;
+    /// Default of `client_prefix_len`: each address on its own.
+    pub const DEFAULT_CLIENT_PREFIX_LEN: u8 = 32;
     /// `mh_table_size` must be at least this many times the number of real
     /// servers.
     pub const MH_ENTRIES_PER_REAL_SERVER: u32 = 100;
@@ -729,6 +756,13 @@ pub struct RealServerConfig {
     /// Default `DEFAULT_WEIGHT` (1). Reloadable, and settable at run time
     /// with `rvsadm weight`.
     pub weight: u32,
+    /// `upper_threshold`, `lower_threshold`: IPVS's `ipvsadm -x`/`-y`. A
+    /// server whose connections (active + inactive) reach `upper_threshold`
+    /// gets no new ones until they fall below `lower_threshold` (default:
+    /// below 3/4 of the upper). 0 to `MAX_THRESHOLD`, 0 is unset; the lower
+    /// one only with an upper one, and below it. Each worker holds its
+    /// share (`crate::lb::limits`). Default: unset. Reloadable.
+    pub thresholds: Thresholds,
 }
 
 impl RealServerConfig {
@@ -736,6 +770,8 @@ impl RealServerConfig {
     pub const DEFAULT_WEIGHT: u32 = 1;
     /// Upper bound of `weight`: IPVS's.
     pub const MAX_WEIGHT: u32 = 65535;
+    /// Upper bound of `upper_threshold` and `lower_threshold`: IPVS's.
+    pub const MAX_THRESHOLD: u32 = 65535;
 }
 
 /// True when `n` is a prime number.

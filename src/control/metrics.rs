@@ -19,9 +19,10 @@
 //! and `lcore`. Counters carry the `_total` suffix the format adds.
 
 use super::health::TargetStatus;
-use super::report::{sum_real_servers, PoolUsage, WorkerSnapshot};
+use super::report::{count_overloaded, sum_real_servers, sum_refused, PoolUsage, WorkerSnapshot};
 use super::status::{self, Rates};
 use crate::dataplane::stats::{DropReason, RealServerCounters, WorkerStats};
+use crate::lb::limits::LimitRefusal;
 use crate::lb::service::ServiceTable;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
@@ -289,6 +290,27 @@ impl SnapshotCollector {
                 .collect::<Vec<_>>(),
         )?;
 
+        // What each virtual server's admission limits refused, by reason.
+        let refused = sum_refused(&s.workers);
+        let refused_rows: Vec<(Labels, u64)> = vs_rows
+            .iter()
+            .enumerate()
+            .flat_map(|(v, (l, _, _))| {
+                let counts = refused.get(v).copied().unwrap_or_default();
+                LimitRefusal::ALL.iter().map(move |r| {
+                    let mut labels = l.clone();
+                    labels.push(("reason", r.name().to_string()));
+                    (labels, counts[*r as usize])
+                })
+            })
+            .collect();
+        counters(
+            encoder,
+            "rvs_virtual_server_refused",
+            "New connections the virtual server's admission limits refused, by reason.",
+            &refused_rows,
+        )?;
+
         // Real servers.
         let rows = |pick: &dyn Fn(&RealServerCounters) -> u64| -> Vec<(Labels, u64)> {
             rs_rows
@@ -341,6 +363,17 @@ impl SnapshotCollector {
             &rs_rows
                 .iter()
                 .map(|(l, .., d)| (l.clone(), u64::from(*d)))
+                .collect::<Vec<_>>(),
+        )?;
+        let overloaded = count_overloaded(&s.workers);
+        gauges(
+            encoder,
+            "rvs_real_server_overloaded_workers",
+            "Workers holding the real server at its upper_threshold (no new connections there).",
+            &rs_rows
+                .iter()
+                .enumerate()
+                .map(|(i, (l, ..))| (l.clone(), overloaded.get(i).copied().unwrap_or(0)))
                 .collect::<Vec<_>>(),
         )
     }
@@ -897,6 +930,8 @@ pub(crate) mod tests {
                 neighbor_queue_frames: u64::from(lcore),
                 neighbor_queue_capacity: 256,
             },
+            refused: vec![[1, 2, 3, 4]],
+            overloaded: vec![true, false, false],
         }
     }
 
@@ -1021,6 +1056,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn virtual_server_refusals_are_summed_over_workers_by_reason() {
+        let text = render(snapshot());
+        let web = "virtual_server=\"web\"";
+        let total = |reason: &str| {
+            value(
+                &text,
+                "rvs_virtual_server_refused_total",
+                &[web, &format!("reason=\"{reason}\"")],
+            )
+        };
+        // Two workers, each [1, 2, 3, 4].
+        assert_eq!(total("acl_denied"), 2.0);
+        assert_eq!(total("rate_limited"), 4.0);
+        assert_eq!(total("client_limit"), 6.0);
+        assert_eq!(total("rs_overloaded"), 8.0);
+    }
+
+    #[test]
     fn health_weight_and_draining_are_gauges() {
         let text = render(snapshot());
         assert_eq!(value(&text, "rvs_real_server_up", &[RS11]), 1.0);
@@ -1030,6 +1083,19 @@ pub(crate) mod tests {
         assert_eq!(value(&text, "rvs_real_server_weight", &[RS12]), 1.0);
         assert_eq!(value(&text, "rvs_real_server_draining", &[RS13]), 1.0);
         assert_eq!(value(&text, "rvs_real_server_draining", &[RS11]), 0.0);
+    }
+
+    #[test]
+    fn overloaded_real_servers_count_the_workers_holding_them() {
+        let text = render(snapshot());
+        assert_eq!(
+            value(&text, "rvs_real_server_overloaded_workers", &[RS11]),
+            2.0
+        );
+        assert_eq!(
+            value(&text, "rvs_real_server_overloaded_workers", &[RS12]),
+            0.0
+        );
     }
 
     #[test]

@@ -120,6 +120,13 @@ pub(super) struct RawVirtualServer {
     pub health_check: Option<S<RawHealthCheck>>,
     #[serde(default)]
     pub real_server: Array<S<RawRealServer>>,
+    // Admission limits (`validate::limits`).
+    pub allow: Option<S<Array<S<String>>>>,
+    pub deny: Option<S<Array<S<String>>>>,
+    pub new_conn_rate: Option<S<Int>>,
+    pub new_conn_burst: Option<S<Int>>,
+    pub max_conns_per_client: Option<S<Int>>,
+    pub client_prefix_len: Option<S<Int>>,
 }
 
 /// `[virtual_server.health_check]`
@@ -142,6 +149,8 @@ pub(super) struct RawHealthCheck {
 pub(super) struct RawRealServer {
     pub address: Option<S<String>>,
     pub weight: Option<S<Int>>,
+    pub upper_threshold: Option<S<Int>>,
+    pub lower_threshold: Option<S<Int>>,
 }
 
 /// `[ha]`

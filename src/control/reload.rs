@@ -19,6 +19,7 @@
 //! configured, which keeps this simple and the counters unambiguous.
 
 use super::config::VirtualServerConfig;
+use crate::lb::limits::{ServiceLimits, Thresholds};
 use crate::lb::service::{RealServer, ServiceKey, ServiceTable, VirtualService};
 use crate::lb::xmit::Endpoint;
 use std::fmt;
@@ -45,12 +46,14 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         persistence: v.persistence_timeout,
         expire_nodest_conn: v.expire_nodest_conn,
         sorry_server: v.sorry_server.as_ref().map(endpoint),
+        limits: v.limits.clone(),
         real_servers: v
             .real_servers
             .iter()
             .map(|r| RealServer {
                 endpoint: endpoint(&r.address),
                 weight: r.weight,
+                thresholds: r.thresholds,
             })
             .collect(),
     }
@@ -144,6 +147,17 @@ pub enum Change {
         /// The weight now.
         to: u32,
     },
+    /// A real server's connection thresholds changed.
+    ThresholdsChanged {
+        /// Its virtual server's name.
+        service: String,
+        /// Its address.
+        endpoint: Endpoint,
+        /// The thresholds before.
+        from: Thresholds,
+        /// The thresholds now.
+        to: Thresholds,
+    },
 }
 
 fn addr(e: Endpoint) -> SocketAddrV4 {
@@ -214,6 +228,21 @@ impl fmt::Display for Change {
                 "virtual server {service}: real server {} weight {from} -> {to}",
                 addr(*endpoint)
             ),
+            Change::ThresholdsChanged {
+                service,
+                endpoint,
+                from,
+                to,
+            } => write!(
+                f,
+                "virtual server {service}: real server {} thresholds {}/{} -> {}/{} \
+                 (upper/lower)",
+                addr(*endpoint),
+                from.upper,
+                from.lower,
+                to.upper,
+                to.lower
+            ),
         }
     }
 }
@@ -255,7 +284,36 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
             .map_or_else(|| "none".to_string(), |e| addr(e).to_string())
     };
     diff("sorry_server", sorry(old), sorry(new));
+    limit_changes(&old.limits, &new.limits, &mut diff);
     out
+}
+
+/// The admission limits that differ, for `setting_changes`.
+fn limit_changes(
+    old: &ServiceLimits,
+    new: &ServiceLimits,
+    diff: &mut impl FnMut(&str, String, String),
+) {
+    let list = |l: &[crate::wire::Ipv4Cidr]| {
+        let items: Vec<String> = l.iter().map(ToString::to_string).collect();
+        format!("[{}]", items.join(", "))
+    };
+    diff("allow", list(old.acl.allow()), list(new.acl.allow()));
+    diff("deny", list(old.acl.deny()), list(new.acl.deny()));
+    let rate = |l: &ServiceLimits| {
+        l.rate.map_or_else(
+            || "off".to_string(),
+            |r| format!("{}/s burst {}", r.per_second, r.burst),
+        )
+    };
+    diff("new_conn_rate", rate(old), rate(new));
+    let client = |l: &ServiceLimits| {
+        l.per_client.map_or_else(
+            || "off".to_string(),
+            |c| format!("{} per /{}", c.max_conns, c.prefix_len),
+        )
+    };
+    diff("max_conns_per_client", client(old), client(new));
 }
 
 /// Merges `new` (the services of the new file, in file order) into `old`
@@ -341,6 +399,15 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
                         });
                     }
                     servers[r].weight = rs.weight;
+                    if servers[r].thresholds != rs.thresholds {
+                        changes.push(Change::ThresholdsChanged {
+                            service: n.name.clone(),
+                            endpoint: rs.endpoint,
+                            from: servers[r].thresholds,
+                            to: rs.thresholds,
+                        });
+                        servers[r].thresholds = rs.thresholds;
+                    }
                 }
                 None => {
                     changes.push(Change::ServerAdded {
@@ -558,6 +625,33 @@ mod tests {
         );
         assert_eq!(m.table.get(0).name, "www");
         assert_eq!(m.table.get(0).sorry_server, Some(ep(99, 8080)));
+    }
+
+    #[test]
+    fn limit_changes_are_listed_and_applied() {
+        use crate::lb::acl::Acl;
+        use crate::lb::limits::Rate;
+        let old = ServiceTable::new(vec![service("web", 80, &[(11, 1)])]);
+        let mut new = service("web", 80, &[(11, 1)]);
+        new.limits = ServiceLimits {
+            acl: Acl::new(Vec::new(), vec!["192.0.2.0/24".parse().unwrap()]),
+            rate: Some(Rate {
+                per_second: 10,
+                burst: 5,
+            }),
+            per_client: None,
+        };
+        new.real_servers[0].thresholds = Thresholds { upper: 9, lower: 3 };
+        let m = merge(&old, &[new.clone()]);
+        assert_eq!(
+            lines(&m),
+            [
+                "virtual server web: deny [] -> [192.0.2.0/24], new_conn_rate off -> 10/s burst 5",
+                "virtual server web: real server 10.1.0.11:8080 thresholds 0/0 -> 9/3 (upper/lower)"
+            ]
+        );
+        assert_eq!(m.table.get(0).limits, new.limits);
+        assert_eq!(m.table.get(0).real_servers[0].thresholds.upper, 9);
     }
 
     #[test]

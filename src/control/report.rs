@@ -3,7 +3,8 @@
 //! `stats:` line at stop). Built from immutable snapshots the workers
 //! published, so making one never touches a worker.
 
-use crate::dataplane::stats::{RealServerCounters, TableFill, WorkerStats};
+use crate::dataplane::stats::{RealServerCounters, RefusalCounts, TableFill, WorkerStats};
+use crate::lb::limits::LimitRefusal;
 use crate::lb::service::{ServiceTable, VirtualService};
 use serde_json::{json, Value};
 
@@ -20,6 +21,10 @@ pub struct WorkerSnapshot {
     pub connections: u64,
     /// How full its connection table and neighbour queue are.
     pub fill: TableFill,
+    /// Per virtual server (in order), new connections its limits refused.
+    pub refused: Vec<RefusalCounts>,
+    /// Per real server (as `real_servers`), held at its upper threshold.
+    pub overloaded: Vec<bool>,
 }
 
 /// One packet-buffer pool's use: read on the control side from the
@@ -46,6 +51,46 @@ pub fn add_pools(stats: &mut Value, pools: &[PoolUsage]) {
         .collect();
 }
 
+/// How many workers hold each real server (flat, as `real_servers`) at its
+/// upper threshold.
+pub fn count_overloaded(workers: &[WorkerSnapshot]) -> Vec<u64> {
+    let mut total: Vec<u64> = Vec::new();
+    for w in workers {
+        if total.len() < w.overloaded.len() {
+            total.resize(w.overloaded.len(), 0);
+        }
+        for (t, &o) in total.iter_mut().zip(&w.overloaded) {
+            *t += u64::from(o);
+        }
+    }
+    total
+}
+
+/// Sums the workers' per virtual server refusals.
+pub fn sum_refused(workers: &[WorkerSnapshot]) -> Vec<RefusalCounts> {
+    let mut total: Vec<RefusalCounts> = Vec::new();
+    for w in workers {
+        if total.len() < w.refused.len() {
+            total.resize(w.refused.len(), RefusalCounts::default());
+        }
+        for (t, r) in total.iter_mut().zip(&w.refused) {
+            for (a, b) in t.iter_mut().zip(r) {
+                *a += b;
+            }
+        }
+    }
+    total
+}
+
+/// Refusal counts as a JSON object by reason name.
+pub fn refused_json(counts: &RefusalCounts) -> Value {
+    let m: serde_json::Map<String, Value> = LimitRefusal::ALL
+        .iter()
+        .map(|r| (r.name().to_string(), json!(counts[*r as usize])))
+        .collect();
+    Value::Object(m)
+}
+
 /// Sums the workers' per real server counters.
 pub fn sum_real_servers(workers: &[WorkerSnapshot]) -> Vec<RealServerCounters> {
     let mut total: Vec<RealServerCounters> = Vec::new();
@@ -68,7 +113,11 @@ pub fn sum_real_servers(workers: &[WorkerSnapshot]) -> Vec<RealServerCounters> {
 /// `ServiceTable::weight`).
 pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
     let totals = sum_real_servers(workers);
-    let mut flat = totals.iter();
+    let refused = sum_refused(workers);
+    let overloaded = count_overloaded(workers);
+    let mut flat = totals
+        .iter()
+        .zip(overloaded.iter().chain(std::iter::repeat(&0)));
     let vss: Vec<Value> = services
         .services()
         .iter()
@@ -79,9 +128,10 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 .iter()
                 .enumerate()
                 .map(|(r, rs)| {
-                    let c = flat.next().copied().unwrap_or_default();
+                    let (c, over) = flat.next().map(|(c, &o)| (*c, o)).unwrap_or_default();
                     json!({
                         "address": format!("{}:{}", rs.endpoint.ip, rs.endpoint.port),
+                        "overloaded": over > 0,
                         "weight": services.weight(v as u16, r as u16),
                         "health": if services.is_down(v as u16, r as u16) { "down" } else { "up" },
                         "draining": services.is_server_draining(v as u16, r as u16),
@@ -103,6 +153,7 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 "forward": vs.forward.name(),
                 "persistence_timeout_s": vs.persistence.map_or(0, |d| d.as_secs()),
                 "draining": services.is_draining(v as u16),
+                "refused": refused_json(&refused.get(v).copied().unwrap_or_default()),
                 "real_servers": rss,
             })
         })
@@ -193,7 +244,27 @@ mod tests {
                 neighbor_queue_frames: 1,
                 neighbor_queue_capacity: 256,
             },
+            refused: vec![[1, 0, 2, 0]],
+            overloaded: vec![lcore == 2, false],
         }
+    }
+
+    #[test]
+    fn a_real_server_is_listed_overloaded_when_any_worker_holds_it_so() {
+        let v = list(&table(), &[worker(1, [3, 1]), worker(2, [6, 2])]);
+        let rss = &v["virtual_servers"][0]["real_servers"];
+        assert_eq!(rss[0]["overloaded"], true);
+        assert_eq!(rss[1]["overloaded"], false);
+    }
+
+    #[test]
+    fn list_sums_each_virtual_servers_refusals_by_reason() {
+        let v = list(&table(), &[worker(1, [3, 1]), worker(2, [6, 2])]);
+        let refused = &v["virtual_servers"][0]["refused"];
+        assert_eq!(refused["acl_denied"], 2);
+        assert_eq!(refused["client_limit"], 4);
+        assert_eq!(refused["rate_limited"], 0);
+        assert_eq!(refused["rs_overloaded"], 0);
     }
 
     #[test]

@@ -226,7 +226,7 @@ impl ControlState {
         let up = self.health.up_table(&table);
         // Room for every server's counters before the workers see them.
         self.workers
-            .reserve_real_servers(total_real_servers(&table));
+            .reserve(total_real_servers(&table), table.len());
         self.servers.replace(table, &up);
         self.publish();
         Ok(with_unapplied(summary.join("\n"), &unapplied))

@@ -203,7 +203,9 @@ fn full_example_parses_to_typed_values() {
             real_servers: vec![RealServerConfig {
                 address: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
                 weight: 1,
+                thresholds: Default::default(),
             }],
+            limits: Default::default(),
         }]
     );
 }
@@ -1455,7 +1457,8 @@ fn virtual_server_keys_parse_to_typed_values() {
         vs.real_servers,
         [RealServerConfig {
             address: "10.1.0.11:53".parse().unwrap(),
-            weight: 7
+            weight: 7,
+            thresholds: Default::default(),
         }]
     );
 }

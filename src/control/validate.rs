@@ -35,6 +35,8 @@ use super::raw::{
 };
 use crate::wire::{Ipv4Cidr, MacAddr};
 
+mod limits;
+
 /// Converts and checks `raw`; `Some` only when every part converted
 /// (the caller also checks that `errors` stayed empty).
 pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
@@ -1090,6 +1092,7 @@ fn virtual_servers(
             protocol.unwrap_or(VirtualServerConfig::DEFAULT_PROTOCOL),
             errors,
         );
+        let limits = limits::service_limits(t, &f, errors);
         let real_servers = real_servers(
             &t.real_server.0,
             &f("real_server"),
@@ -1108,7 +1111,7 @@ fn virtual_servers(
             forward,
             persistence_timeout,
             mh_table_size,
-            (sorry_server, health_check),
+            (sorry_server, health_check, limits),
             real_servers,
             unique,
         ) {
@@ -1120,7 +1123,7 @@ fn virtual_servers(
                 Some(forward),
                 Some(persistence_timeout),
                 Some(mh_table_size),
-                (Some(sorry_server), Some(health_check)),
+                (Some(sorry_server), Some(health_check), Some(limits)),
                 Some(real_servers),
                 true,
             ) => out.push(VirtualServerConfig {
@@ -1135,6 +1138,7 @@ fn virtual_servers(
                 sorry_server,
                 health_check,
                 real_servers,
+                limits,
             }),
             _ => ok = false,
         }
@@ -1476,8 +1480,14 @@ fn real_servers(
         )
         .map(|w| w as u32);
 
-        match (address, weight) {
-            (Some(address), Some(weight)) => out.push(RealServerConfig { address, weight }),
+        let thresholds = limits::thresholds(t, &f, errors);
+
+        match (address, weight, thresholds) {
+            (Some(address), Some(weight), Some(thresholds)) => out.push(RealServerConfig {
+                address,
+                weight,
+                thresholds,
+            }),
             _ => ok = false,
         }
     }

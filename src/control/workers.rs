@@ -47,11 +47,11 @@ impl Workers {
     }
 
     /// Makes room in every worker's stats cell for `real_servers` servers'
-    /// counters: called before a table with that many reaches them (a
-    /// reload), so no server's counters go missing.
-    pub fn reserve_real_servers(&self, real_servers: usize) {
+    /// and `services` virtual servers' counters: called before a table
+    /// with that many reaches them (a reload), so no counters go missing.
+    pub fn reserve(&self, real_servers: usize, services: usize) {
         for (_, cell) in &self.cells {
-            cell.reserve_real_servers(real_servers);
+            cell.reserve(real_servers, services);
         }
     }
 
@@ -115,7 +115,7 @@ pub struct WorkerEnds {
 
 /// Real servers later reloads may add beyond the first table's: the room
 /// each stats cell keeps for them from the start. A reload that adds more
-/// grows the cells first (`Workers::reserve_real_servers`).
+/// grows the cells first (`Workers::reserve`).
 pub const RELOAD_HEADROOM: usize = 1024;
 
 /// Makes the channels and stats cells of workers on `lcores`, in worker
@@ -138,7 +138,9 @@ pub fn connect(
     let mut ends = Vec::with_capacity(lcores.len());
     for &lcore in lcores {
         let (tx, commands) = mpsc::channel();
-        let cell = Arc::new(StatsCell::new(real_servers));
+        let cell = Arc::new(
+            StatsCell::new(real_servers).with_service_room(services.len() + RELOAD_HEADROOM),
+        );
         workers.senders.push(tx);
         workers.cells.push((lcore, cell.clone()));
         let sync = sync.then(|| {
@@ -165,6 +167,8 @@ pub fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
             real_servers: cell.real_servers(),
             connections: cell.connections(),
             fill: cell.fill(),
+            refused: cell.refused(),
+            overloaded: cell.overloaded(),
         })
         .collect()
 }

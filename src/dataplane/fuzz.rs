@@ -10,6 +10,8 @@
 
 use super::io::{Output, VecFrame};
 use super::worker::{PortSetup, Worker, WorkerSetup};
+use crate::lb::acl::Acl;
+use crate::lb::limits::{ClientLimit, Rate, Thresholds};
 use crate::lb::service::{
     ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
 };
@@ -103,25 +105,40 @@ pub fn fuzz_worker(workers: usize) -> Worker<VecFrame> {
             1,
         ),
     ];
+    // Every admission limit on the paths the templates take: a deny list
+    // on `nat` (not the templates' client), and on `udp` a rate, a
+    // per-client limit and a threshold that mutated flows soon reach.
+    let mut nat = service(
+        "nat",
+        [203, 0, 113, 100],
+        80,
+        Protocol::Tcp,
+        ForwardMethod::Nat,
+        SchedulerKind::Wrr,
+        &[([10, 1, 0, 11], 8080), ([10, 1, 0, 12], 8080)],
+    );
+    nat.limits.acl = Acl::new(Vec::new(), vec![cidr([192, 0, 2, 0], 24)]);
+    let mut udp = service(
+        "udp",
+        [203, 0, 113, 100],
+        53,
+        Protocol::Udp,
+        ForwardMethod::Nat,
+        SchedulerKind::Sh,
+        &[([10, 1, 0, 11], 5353)],
+    );
+    udp.limits.rate = Some(Rate {
+        per_second: 1000,
+        burst: 50,
+    });
+    udp.limits.per_client = Some(ClientLimit {
+        max_conns: 4,
+        prefix_len: 24,
+    });
+    udp.real_servers[0].thresholds = Thresholds { upper: 8, lower: 0 };
     setup.services = Arc::new(ServiceTable::new(vec![
-        service(
-            "nat",
-            [203, 0, 113, 100],
-            80,
-            Protocol::Tcp,
-            ForwardMethod::Nat,
-            SchedulerKind::Wrr,
-            &[([10, 1, 0, 11], 8080), ([10, 1, 0, 12], 8080)],
-        ),
-        service(
-            "udp",
-            [203, 0, 113, 100],
-            53,
-            Protocol::Udp,
-            ForwardMethod::Nat,
-            SchedulerKind::Sh,
-            &[([10, 1, 0, 11], 5353)],
-        ),
+        nat,
+        udp,
         service(
             "dr",
             [203, 0, 113, 101],

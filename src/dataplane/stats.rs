@@ -53,11 +53,20 @@ pub enum DropReason {
     RedirectFull,
     /// Received on, or to be sent to, a port the worker does not have.
     BadPort,
+    /// A new connection from a client the service's `allow`/`deny` lists
+    /// refuse.
+    AclDenied,
+    /// A new connection over the service's `new_conn_rate`.
+    RateLimited,
+    /// A new connection from a client prefix at `max_conns_per_client`.
+    ClientLimit,
+    /// A new connection when every real server is at its upper threshold.
+    RsOverloaded,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -77,6 +86,10 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::RedirectFull,
         DropReason::BadPort,
+        DropReason::AclDenied,
+        DropReason::RateLimited,
+        DropReason::ClientLimit,
+        DropReason::RsOverloaded,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -103,6 +116,10 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::RedirectFull => "redirect_full",
             DropReason::BadPort => "bad_port",
+            DropReason::AclDenied => "acl_denied",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::ClientLimit => "client_limit",
+            DropReason::RsOverloaded => "rs_overloaded",
         }
     }
 }
@@ -258,8 +275,11 @@ impl WorkerStats {
 }
 
 pub use crate::lb::balancer::RealServerCounters;
+pub use crate::lb::limits::RefusalCounts;
 
-const RS_CELLS: usize = 7;
+/// Counters per real server: active, inactive, conns, packets and bytes
+/// both ways.
+const RS_COUNTERS: usize = 7;
 
 /// How full a worker's fixed tables are: gauges, published with the
 /// counters (`rvsadm stats`, metrics), so an operator sees a table fill
@@ -305,19 +325,24 @@ const GAUGES: usize = 4;
 
 /// Where a worker publishes its counters for the control thread.
 ///
-/// The per real server counters live behind a lock that only the control
-/// thread ever waits on: a reload that adds servers grows the cell
-/// (`reserve_real_servers`) before the workers see the new table, and a
-/// worker that finds the lock taken at that moment skips one publication
-/// (`try_read`) rather than wait.
+/// The per real server and per virtual server counters live behind locks
+/// that only the control thread ever waits on: a reload that adds servers
+/// or services grows the cell (`reserve`) before the workers see the new
+/// table, and a worker that finds a lock taken at that moment skips one
+/// publication (`try_read`) rather than wait.
 #[derive(Debug)]
 pub struct StatsCell {
     cells: [AtomicU64; CELLS],
     /// Per real server (services in order, their servers in order),
-    /// `RS_CELLS` each.
+    /// `RS_CELLS` each: the counters, then 1 while the worker holds the
+    /// server at its upper threshold.
     lb: RwLock<Vec<AtomicU64>>,
     /// Real servers in the worker's last publication.
     published: AtomicUsize,
+    /// Per virtual server, its limits' refusals (`RefusalCounts`).
+    refused: RwLock<Vec<AtomicU64>>,
+    /// Virtual servers in the worker's last publication of refusals.
+    published_services: AtomicUsize,
     /// Connections in the table, then the `TableFill` gauges.
     gauges: [AtomicU64; GAUGES],
 }
@@ -328,6 +353,12 @@ impl Default for StatsCell {
     }
 }
 
+/// Counters per real server in a cell, the overload flag included.
+const RS_CELLS: usize = RS_COUNTERS + 1;
+
+/// Refusal reasons counted per virtual server.
+const REFUSAL_CELLS: usize = std::mem::size_of::<RefusalCounts>() / 8;
+
 impl StatsCell {
     /// A cell with room for `real_servers` servers' counters.
     pub fn new(real_servers: usize) -> StatsCell {
@@ -335,8 +366,17 @@ impl StatsCell {
             cells: std::array::from_fn(|_| AtomicU64::new(0)),
             lb: RwLock::new(zeros(real_servers * RS_CELLS)),
             published: AtomicUsize::new(0),
+            refused: RwLock::new(Vec::new()),
+            published_services: AtomicUsize::new(0),
             gauges: std::array::from_fn(|_| AtomicU64::new(0)),
         }
+    }
+
+    /// The same cell with room for `services` virtual servers' refusal
+    /// counts (none without it).
+    pub fn with_service_room(self, services: usize) -> StatsCell {
+        self.reserve(0, services);
+        self
     }
 
     /// Servers the cell has room for.
@@ -348,13 +388,15 @@ impl StatsCell {
     /// side, before a table with that many reaches the worker); the
     /// counters already published are kept.
     pub fn reserve_real_servers(&self, real_servers: usize) {
-        let want = real_servers * RS_CELLS;
-        if let Ok(mut lb) = self.lb.write() {
-            if lb.len() < want {
-                let more = want - lb.len();
-                lb.extend(zeros(more));
-            }
-        }
+        self.reserve(real_servers, 0);
+    }
+
+    /// Makes room for at least `real_servers` servers' and `services`
+    /// virtual servers' counters (control side, before a table with that
+    /// many reaches the worker); the counters already published are kept.
+    pub fn reserve(&self, real_servers: usize, services: usize) {
+        grow(&self.lb, real_servers * RS_CELLS);
+        grow(&self.refused, services * REFUSAL_CELLS);
     }
 
     /// Copies the worker's counters in (worker side).
@@ -394,6 +436,63 @@ impl StatsCell {
             n += 1;
         }
         self.published.store(n, Ordering::Relaxed);
+    }
+
+    /// Copies the per real server overload flags in (worker side).
+    pub fn publish_overloaded(&self, servers: &[bool]) {
+        let Ok(lb) = self.lb.try_read() else {
+            return;
+        };
+        for (cell, &o) in lb.chunks_exact(RS_CELLS).zip(servers) {
+            cell[RS_COUNTERS].store(u64::from(o), Ordering::Relaxed);
+        }
+    }
+
+    /// The last published overload flags, per real server (control side).
+    pub fn overloaded(&self) -> Vec<bool> {
+        let Ok(lb) = self.lb.read() else {
+            return Vec::new();
+        };
+        let n = self.published.load(Ordering::Relaxed);
+        lb.chunks_exact(RS_CELLS)
+            .take(n)
+            .map(|c| c[RS_COUNTERS].load(Ordering::Relaxed) != 0)
+            .collect()
+    }
+
+    /// Copies the per virtual server refusals in (worker side); services
+    /// beyond the cell's room are left out.
+    pub fn publish_refused(&self, services: &[RefusalCounts]) {
+        let Ok(refused) = self.refused.try_read() else {
+            return;
+        };
+        let mut n = 0;
+        for (counts, cells) in services.iter().zip(refused.chunks_exact(REFUSAL_CELLS)) {
+            for (a, &v) in cells.iter().zip(counts) {
+                a.store(v, Ordering::Relaxed);
+            }
+            n += 1;
+        }
+        self.published_services.store(n, Ordering::Relaxed);
+    }
+
+    /// The last published per virtual server refusals (control side).
+    pub fn refused(&self) -> Vec<RefusalCounts> {
+        let Ok(refused) = self.refused.read() else {
+            return Vec::new();
+        };
+        let n = self.published_services.load(Ordering::Relaxed);
+        refused
+            .chunks_exact(REFUSAL_CELLS)
+            .take(n)
+            .map(|c| {
+                let mut out = RefusalCounts::default();
+                for (o, a) in out.iter_mut().zip(c) {
+                    *o = a.load(Ordering::Relaxed);
+                }
+                out
+            })
+            .collect()
     }
 
     /// Copies the table fill gauges in (worker side).
@@ -457,6 +556,16 @@ impl StatsCell {
     }
 }
 
+/// Grows `cells` to at least `len` zeroed counters, keeping those there.
+fn grow(cells: &RwLock<Vec<AtomicU64>>, len: usize) {
+    if let Ok(mut v) = cells.write() {
+        if v.len() < len {
+            let more = len - v.len();
+            v.extend(zeros(more));
+        }
+    }
+}
+
 fn zeros(n: usize) -> Vec<AtomicU64> {
     (0..n).map(|_| AtomicU64::new(0)).collect()
 }
@@ -478,6 +587,31 @@ mod tests {
         let cell = StatsCell::default();
         cell.publish(&s);
         assert_eq!(cell.snapshot(), s);
+    }
+
+    #[test]
+    fn published_refusals_read_back_within_the_room() {
+        let cell = StatsCell::new(0).with_service_room(2);
+        cell.publish_refused(&[[1, 2, 3, 4], [5, 6, 7, 8], [9, 9, 9, 9]]);
+        assert_eq!(cell.refused(), vec![[1, 2, 3, 4], [5, 6, 7, 8]]);
+        assert!(StatsCell::new(4).refused().is_empty());
+    }
+
+    #[test]
+    fn a_reload_adding_services_grows_their_refusal_counts() {
+        let cell = StatsCell::new(0).with_service_room(1);
+        cell.publish_refused(&[[1, 2, 3, 4]]);
+        cell.reserve(0, 2);
+        cell.publish_refused(&[[1, 2, 3, 4], [5, 6, 7, 8]]);
+        assert_eq!(cell.refused(), vec![[1, 2, 3, 4], [5, 6, 7, 8]]);
+    }
+
+    #[test]
+    fn published_overload_flags_read_back() {
+        let cell = StatsCell::new(3);
+        cell.publish_lb([counters(0), counters(0), counters(0)].iter(), 0);
+        cell.publish_overloaded(&[false, true, false, true]);
+        assert_eq!(cell.overloaded(), vec![false, true, false]);
     }
 
     #[test]

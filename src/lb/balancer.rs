@@ -17,10 +17,13 @@
 //!    new one. A connection whose real server is down ends here when the
 //!    service has `expire_nodest_conn`: UDP and SYNs are scheduled afresh,
 //!    other TCP is answered with a reset so the client reconnects.
-//! 2. No connection and the destination is a service: schedule a real
-//!    server (persistence first), create the connection. TCP creates
-//!    connections only on a bare SYN, like IPVS. With every server down, a
-//!    TCP client gets a reset at once (or the sorry server takes it).
+//! 2. No connection and the destination is a service: the service's
+//!    admission limits (allow/deny lists, per-client limit, rate; see
+//!    `limits`) may refuse it before anything is made; then schedule a
+//!    real server (persistence first; servers at their upper threshold are
+//!    passed over), create the connection. TCP creates connections only on
+//!    a bare SYN, like IPVS. With every server down, a TCP client gets a
+//!    reset at once (or the sorry server takes it).
 //! 3. ICMP errors quoting a tracked connection ([`Balancer::icmp_error`])
 //!    go where the quoted packet's connection goes, so path MTU discovery
 //!    works.
@@ -36,7 +39,11 @@
 //! global ones with the same proportions between servers, which is what
 //! least-connection scheduling compares.
 
+use super::clients::ClientCounts;
 use super::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError};
+use super::limits::{
+    holds_client_slot, ClientLimit, LimitRefusal, RefusalCounts, Thresholds, TokenBucket,
+};
 use super::persist::PersistTable;
 use super::sched::{Candidate, FlowHashInput, Scheduler};
 use super::service::{ForwardMethod, Protocol, ServiceId, ServiceTable, SORRY_SERVER};
@@ -94,6 +101,29 @@ pub enum Refusal {
     NoRealServer,
     /// A tuple that cannot be a connection (the same key both ways).
     Malformed,
+    /// The client is not allowed by the service's `allow`/`deny` lists.
+    AclDenied,
+    /// The service's new-connection rate was exceeded (this worker's
+    /// token bucket was empty).
+    RateLimited,
+    /// The client's prefix already holds `max_conns_per_client`
+    /// connections on this worker.
+    ClientLimit,
+    /// Every real server with weight is at its upper threshold, and there
+    /// is no sorry server. Dropped, not reset: the client's retransmitted
+    /// SYN may find a server below its lower threshold.
+    Overloaded,
+}
+
+impl From<LimitRefusal> for Refusal {
+    fn from(r: LimitRefusal) -> Refusal {
+        match r {
+            LimitRefusal::AclDenied => Refusal::AclDenied,
+            LimitRefusal::RateLimited => Refusal::RateLimited,
+            LimitRefusal::ClientLimit => Refusal::ClientLimit,
+            LimitRefusal::Overloaded => Refusal::Overloaded,
+        }
+    }
 }
 
 /// What to do with one packet: the balancer's answer, as data.
@@ -211,11 +241,23 @@ pub struct BalancerSetup {
 }
 
 /// Counters per real server, flat in the snapshot's order, with where each
-/// service's servers start.
+/// service's servers start; and what the limits count on connections'
+/// creation and removal (`limits`): the one owner of per real server and
+/// per client state, so every path that adds or removes a connection keeps
+/// all of it right.
 #[derive(Debug, Default)]
 struct Counters {
     base: Vec<usize>,
     servers: Vec<RealServerCounters>,
+    /// This worker's share of each server's thresholds (flat, as `servers`).
+    thresholds: Vec<Thresholds>,
+    /// Servers at their upper threshold (flat, as `servers`).
+    overloaded: Vec<bool>,
+    /// Each service's per-client limit (by service).
+    per_client: Vec<Option<ClientLimit>>,
+    /// Connections by (service, client prefix), for services with a
+    /// per-client limit; allocated when the first such service appears.
+    clients: ClientCounts,
 }
 
 impl Counters {
@@ -224,14 +266,123 @@ impl Counters {
     fn reshape(&mut self, services: &ServiceTable) {
         let old_base = std::mem::take(&mut self.base);
         let old = std::mem::take(&mut self.servers);
+        let old_overloaded = std::mem::take(&mut self.overloaded);
         for (i, s) in services.services().iter().enumerate() {
             self.base.push(self.servers.len());
             for r in 0..s.real_servers.len() {
                 let kept = old_base.get(i).and_then(|&b| {
                     let end = old_base.get(i + 1).copied().unwrap_or(old.len());
-                    (b + r < end).then(|| old[b + r])
+                    (b + r < end).then_some(b + r)
                 });
-                self.servers.push(kept.unwrap_or_default());
+                self.servers.push(kept.map(|k| old[k]).unwrap_or_default());
+                self.overloaded
+                    .push(kept.is_some_and(|k| old_overloaded.get(k) == Some(&true)));
+            }
+        }
+    }
+
+    /// Takes the limits of `services` (every new snapshot): each server's
+    /// share of its thresholds among `workers`, its overload rechecked
+    /// against them, and each service's per-client limit. True when a
+    /// per-client limit changed, so the client counts must be rebuilt.
+    fn set_limits(
+        &mut self,
+        services: &ServiceTable,
+        workers: u32,
+        capacity: usize,
+        seed: u64,
+    ) -> bool {
+        self.thresholds.clear();
+        for s in services.services() {
+            self.thresholds.extend(
+                s.real_servers
+                    .iter()
+                    .map(|r| r.thresholds.per_worker(workers)),
+            );
+        }
+        self.overloaded.resize(self.servers.len(), false);
+        for ((o, t), c) in self
+            .overloaded
+            .iter_mut()
+            .zip(&self.thresholds)
+            .zip(&self.servers)
+        {
+            *o = t.rechecked(*o, c.active.saturating_add(c.inactive));
+        }
+        let per_client: Vec<Option<ClientLimit>> = services
+            .services()
+            .iter()
+            .map(|s| s.limits.per_client)
+            .collect();
+        let old = &self.per_client;
+        let changed = (0..per_client.len().max(old.len()))
+            .any(|i| per_client.get(i).copied().flatten() != old.get(i).copied().flatten());
+        if per_client.iter().any(Option::is_some) && self.clients.is_unallocated() {
+            // Off the packet path, between polls (see `clients`).
+            self.clients = ClientCounts::with_capacity(capacity, seed);
+        }
+        self.per_client = per_client;
+        changed
+    }
+
+    /// The servers of service `vs` at their upper threshold.
+    fn overloaded(&self, vs: usize) -> &[bool] {
+        self.range(vs).map_or(&[], |r| &self.overloaded[r])
+    }
+
+    /// Connections service `vs` has from `client`'s prefix on this worker.
+    #[inline]
+    fn client_conns(&self, vs: ServiceId, limit: ClientLimit, client: Ipv4Addr) -> u32 {
+        self.clients.get(vs, limit.prefix(client))
+    }
+
+    /// The per-client count a connection of `vs` from `client` is under.
+    #[inline]
+    fn client_prefix(&self, vs: u16, client: Ipv4Addr) -> Option<u32> {
+        let limit = (*self.per_client.get(usize::from(vs))?)?;
+        Some(limit.prefix(client))
+    }
+
+    /// The per-client count `c` is under, if it holds a place in one
+    /// (`limits::holds_client_slot`).
+    #[inline]
+    fn client_slot(&self, c: &Conn) -> Option<u32> {
+        if !holds_client_slot(c.proto(), c.state()) {
+            return None;
+        }
+        self.client_prefix(c.vs, c.original().src)
+    }
+
+    /// Moves `c` in or out of its client's count when its state crossed
+    /// into closing (it was in state `before`).
+    #[inline]
+    fn client_state_changed(&mut self, c: &Conn, before: tcp_state::State) {
+        let (was, is) = (
+            holds_client_slot(c.proto(), before),
+            holds_client_slot(c.proto(), c.state()),
+        );
+        if was == is {
+            return;
+        }
+        if let Some(p) = self.client_prefix(c.vs, c.original().src) {
+            if is {
+                let _ = self.clients.increment(c.vs, p);
+            } else {
+                self.clients.decrement(c.vs, p);
+            }
+        }
+    }
+
+    /// Recounts every connection by client prefix (a per-client limit
+    /// changed in a reload: prefixes may now be cut differently).
+    fn recount_clients(&mut self, conns: &ConnTable) {
+        if self.clients.is_unallocated() {
+            return;
+        }
+        self.clients.clear();
+        for (_, c) in conns.iter() {
+            if let Some(p) = self.client_slot(c) {
+                self.clients.increment(c.vs, p);
             }
         }
     }
@@ -254,27 +405,56 @@ impl Counters {
         self.range(vs).map_or(&[], |r| &self.servers[r])
     }
 
-    /// Takes a connection that ended out of its server's count.
+    /// Takes a connection that ended out of its server's count (and its
+    /// client's, and rechecks the server's overload).
     fn forget(&mut self, c: &Conn) {
-        if let Some(rs) = self.get_mut(c.vs, c.rs) {
-            if c.is_active() {
-                rs.active = rs.active.saturating_sub(1);
-            } else {
-                rs.inactive = rs.inactive.saturating_sub(1);
-            }
+        if let Some(p) = self.client_slot(c) {
+            self.clients.decrement(c.vs, p);
+        }
+        let Some(i) = self.flat(c.vs, c.rs) else {
+            return;
+        };
+        let rs = &mut self.servers[i];
+        if c.is_active() {
+            rs.active = rs.active.saturating_sub(1);
+        } else {
+            rs.inactive = rs.inactive.saturating_sub(1);
+        }
+        let total = rs.active.saturating_add(rs.inactive);
+        if let (Some(t), Some(o)) = (self.thresholds.get(i), self.overloaded.get_mut(i)) {
+            *o = t.after_remove(*o, total);
         }
     }
 
-    /// Counts a new connection.
-    fn created(&mut self, vs: u16, rs: u16, active: bool) {
-        if let Some(c) = self.get_mut(vs, rs) {
-            c.conns += 1;
-            if active {
-                c.active += 1;
-            } else {
-                c.inactive += 1;
-            }
+    /// Counts a new connection (and checks its server's overload).
+    fn created(&mut self, conn: &Conn) {
+        let (vs, rs, active) = (conn.vs, conn.rs, conn.is_active());
+        if let Some(p) = self.client_slot(conn) {
+            // Never full: at most one pair per connection (see `clients`).
+            let _ = self.clients.increment(vs, p);
         }
+        let Some(i) = self.flat(vs, rs) else {
+            return;
+        };
+        let c = &mut self.servers[i];
+        c.conns += 1;
+        if active {
+            c.active += 1;
+        } else {
+            c.inactive += 1;
+        }
+        let total = c.active.saturating_add(c.inactive);
+        if let (Some(t), Some(o)) = (self.thresholds.get(i), self.overloaded.get_mut(i)) {
+            *o = t.after_create(*o, total);
+        }
+    }
+
+    /// The flat index of server `rs` of service `vs`.
+    #[inline]
+    fn flat(&self, vs: u16, rs: u16) -> Option<usize> {
+        let range = self.range(usize::from(vs))?;
+        let i = range.start + usize::from(rs);
+        (i < range.end).then_some(i)
     }
 
     /// Moves a connection between its server's active and inactive counts.
@@ -313,6 +493,12 @@ pub struct Balancer {
     /// When the sweep last ran, and the entries it may still examine.
     swept_at_ns: u64,
     sweep_credit: u64,
+    /// Workers sharing the limits (each holds its share, `limits`).
+    workers: u32,
+    /// Each service's new-connection token bucket (by service).
+    buckets: Vec<Option<TokenBucket>>,
+    /// New connections each service's limits refused (by service).
+    refused: Vec<RefusalCounts>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -358,10 +544,22 @@ impl Balancer {
             sync_active: false,
             swept_at_ns: 0,
             sweep_credit: 0,
+            workers: 1,
+            buckets: Vec::new(),
+            refused: Vec::new(),
             services: services.clone(),
         };
         b.set_services(services);
         Ok(b)
+    }
+
+    /// The same balancer as one of `workers` sharing the limits: each
+    /// holds its share of the thresholds and rates (see `limits`).
+    pub fn with_workers(mut self, workers: usize) -> Balancer {
+        self.workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+        self.buckets.clear();
+        self.set_services(self.services.clone());
+        self
     }
 
     /// Takes a new service snapshot (a reload, a health or weight change).
@@ -406,7 +604,56 @@ impl Balancer {
                 .map(|i| services.new_scheduler(i as ServiceId, self.seed.wrapping_add(i as u64)))
                 .collect();
         }
+        self.set_limits(&services);
         self.services = services;
+    }
+
+    /// Takes the limits of a new snapshot: thresholds and per-client
+    /// limits (through the counters, which own that state) and the token
+    /// buckets, kept while their rate is unchanged.
+    fn set_limits(&mut self, services: &ServiceTable) {
+        let capacity = self.conns.capacity();
+        if self
+            .counters
+            .set_limits(services, self.workers, capacity, self.seed)
+        {
+            self.counters.recount_clients(&self.conns);
+        }
+        let workers = self.workers;
+        if self.refused.len() < services.len() {
+            self.refused
+                .resize(services.len(), RefusalCounts::default());
+        }
+        self.buckets.resize(services.len(), None);
+        for (b, s) in self.buckets.iter_mut().zip(services.services()) {
+            let rate = s.limits.rate;
+            if b.map(|b| b.rate()) != rate {
+                *b = rate.map(|r| TokenBucket::new(r, workers));
+            }
+        }
+    }
+
+    /// The limits a new connection of `client` to service `vs` must pass
+    /// before anything is made for it: the allow/deny lists, the client
+    /// prefix's connections, the rate (which takes a token), in that
+    /// order, so a refused client costs no token.
+    #[inline]
+    fn admit(&mut self, vs: ServiceId, client: Ipv4Addr, now: u64) -> Result<(), LimitRefusal> {
+        let limits = &self.services.get(vs).limits;
+        if !limits.acl.is_empty() && !limits.acl.allows(client) {
+            return Err(LimitRefusal::AclDenied);
+        }
+        if let Some(l) = limits.per_client {
+            if self.counters.client_conns(vs, l, client) >= l.max_conns {
+                return Err(LimitRefusal::ClientLimit);
+            }
+        }
+        if let Some(Some(bucket)) = self.buckets.get_mut(usize::from(vs)) {
+            if !bucket.try_take(now) {
+                return Err(LimitRefusal::RateLimited);
+            }
+        }
+        Ok(())
     }
 
     /// The service snapshot in force.
@@ -435,6 +682,25 @@ impl Balancer {
     /// Counters per real server, services in order, their servers in order.
     pub fn counters(&self) -> &[RealServerCounters] {
         &self.counters.servers
+    }
+
+    /// New connections each service's limits refused, services in order
+    /// (the worker also counts each under its drop reason).
+    pub fn refused(&self) -> &[RefusalCounts] {
+        &self.refused
+    }
+
+    /// Which real servers this worker holds at their upper threshold, in
+    /// the order of `counters`.
+    pub fn overloaded(&self) -> &[bool] {
+        &self.counters.overloaded
+    }
+
+    #[inline]
+    fn count_refusal(&mut self, vs: ServiceId, r: LimitRefusal) {
+        if let Some(c) = self.refused.get_mut(usize::from(vs)) {
+            c[r as usize] += 1;
+        }
     }
 
     /// Connections tracked now.
@@ -538,7 +804,13 @@ impl Balancer {
         let before = c.state();
         let t = c.on_packet(dir, flow.flags, flow.bytes, now, &self.timeouts);
         let (vs, rs) = (c.vs, c.rs);
-        if self.sync_active && (created || c.state() != before) {
+        if c.state() != before {
+            let c = *c;
+            self.counters.client_state_changed(&c, before);
+            if self.sync_active {
+                self.report(&c, now);
+            }
+        } else if self.sync_active && created {
             let c = *c;
             self.report(&c, now);
         }
@@ -626,7 +898,18 @@ impl Balancer {
             // Removed by a reload: its connections live on, no new ones.
             return Err(Refusal::NoService);
         }
-        let rs = self.schedule(vs, key.src, key.src_port, now)?;
+        if let Err(r) = self.admit(vs, key.src, now) {
+            self.count_refusal(vs, r);
+            return Err(r.into());
+        }
+        let rs = match self.schedule(vs, key.src, key.src_port, now) {
+            Ok(rs) => rs,
+            Err(Refusal::Overloaded) => {
+                self.count_refusal(vs, LimitRefusal::Overloaded);
+                return Err(Refusal::Overloaded);
+            }
+            Err(r) => return Err(r),
+        };
         let real = self
             .services
             .real_endpoint(vs, rs)
@@ -644,8 +927,7 @@ impl Balancer {
             Err(InsertError::Full) => return Err(Refusal::TableFull),
             Err(InsertError::Exists | InsertError::SameKeys) => return Err(Refusal::Malformed),
         };
-        let active = self.conns.get(id).is_active();
-        self.counters.created(vs, rs, active);
+        self.counters.created(self.conns.get(id));
         Ok(id)
     }
 
@@ -660,24 +942,35 @@ impl Balancer {
     ) -> Result<u16, Refusal> {
         let service = self.services.get(vs);
         let persistence_ns = service.persistence.map(|d| d.as_nanos() as u64);
+        let overloaded = self.counters.overloaded(usize::from(vs));
         if let Some(timeout) = persistence_ns {
             if let Some(rs) = self.persist.lookup(client, vs, now, timeout) {
-                if self.services.effective_weight(vs, rs) > 0 {
+                // An overloaded server takes no one, its regulars neither.
+                let over = overloaded.get(usize::from(rs)) == Some(&true);
+                if self.services.effective_weight(vs, rs) > 0 && !over {
                     return Ok(rs);
                 }
             }
         }
         self.candidates.clear();
         let services = &self.services;
+        // An overloaded server is offered with weight 0, so that every
+        // scheduler passes it by.
+        let mut any_overloaded = false;
         self.candidates.extend(
             self.counters
                 .service(usize::from(vs))
                 .iter()
+                .zip(overloaded)
                 .enumerate()
-                .map(|(r, c)| Candidate {
-                    weight: services.effective_weight(vs, r as u16),
-                    active: c.active,
-                    inactive: c.inactive,
+                .map(|(r, (c, &over))| {
+                    let weight = services.effective_weight(vs, r as u16);
+                    any_overloaded |= over && weight > 0;
+                    Candidate {
+                        weight: if over { 0 } else { weight },
+                        active: c.active,
+                        inactive: c.inactive,
+                    }
                 }),
         );
         let flow = FlowHashInput {
@@ -686,8 +979,10 @@ impl Balancer {
         };
         let rs = match self.scheds[usize::from(vs)].pick(&self.candidates, &flow) {
             Some(rs) => rs as u16,
-            // Every server down or drained: the sorry server, if any.
+            // Every server down, drained or overloaded: the sorry server,
+            // if any.
             None if service.sorry_server.is_some() => return Ok(SORRY_SERVER),
+            None if any_overloaded => return Err(Refusal::Overloaded),
             None => return Err(Refusal::NoRealServer),
         };
         if let Some(timeout) = persistence_ns {
@@ -831,9 +1126,12 @@ impl Balancer {
             if let Some((id, _)) = known {
                 let c = self.conns.get_mut(id);
                 let was_active = c.is_active();
+                let before = c.state();
                 let (cvs, crs) = (c.vs, c.rs);
                 let t = c.set_state(ev.state, now, &self.timeouts);
                 c.expires_ns = now.saturating_add(timeout_ns);
+                let c = *c;
+                self.counters.client_state_changed(&c, before);
                 self.counters.account(
                     cvs,
                     crs,
@@ -856,8 +1154,7 @@ impl Balancer {
                 .conns
                 .insert(original, reply, init, now, |c| counters.forget(c))
             {
-                let active = self.conns.get(id).is_active();
-                self.counters.created(vs, rs, active);
+                self.counters.created(self.conns.get(id));
                 installed += 1;
             }
         }
@@ -903,3 +1200,5 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;

@@ -5,9 +5,12 @@
 //! Nothing here knows DPDK or reads a clock: time comes in as `now`
 //! (nanoseconds) and randomness as seeds, so every rule is unit-tested.
 
+pub mod acl;
 pub mod balancer;
+pub mod clients;
 pub mod conn;
 pub mod kind;
+pub mod limits;
 pub mod persist;
 pub mod sched;
 pub mod service;

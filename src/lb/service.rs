@@ -8,6 +8,7 @@
 //! maps built once; nothing here changes while packets flow.
 
 pub use super::kind::{ForwardMethod, Protocol, SchedulerKind};
+use super::limits::{ServiceLimits, Thresholds};
 use super::sched::{hash, HashTable, MaglevTable, Scheduler, ShTable};
 use super::xmit::Endpoint;
 use std::collections::HashMap;
@@ -32,6 +33,9 @@ pub struct RealServer {
     pub endpoint: Endpoint,
     /// Configured weight; 0 = quiescent.
     pub weight: u32,
+    /// Connection thresholds (IPVS's `-x`/`-y`), as configured (each
+    /// worker holds its share, `Thresholds::per_worker`).
+    pub thresholds: Thresholds,
 }
 
 /// One virtual service.
@@ -58,6 +62,9 @@ pub struct VirtualService {
     /// Where new connections go when every real server is down (as
     /// keepalived's sorry server); `None`: TCP is refused with a reset.
     pub sorry_server: Option<Endpoint>,
+    /// Admission limits: allow/deny lists, new-connection rate and
+    /// per-client-prefix limit (none by default).
+    pub limits: ServiceLimits,
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -66,7 +73,7 @@ pub const DEFAULT_MH_TABLE_SIZE: u32 = 65537;
 
 impl VirtualService {
     /// A service with the configuration's defaults for what is not given:
-    /// no persistence, `expire_nodest_conn` on, no sorry server, the
+    /// no persistence, `expire_nodest_conn` on, no sorry server, no limits, the
     /// default Maglev table. `real_servers` are (endpoint, weight) pairs in
     /// id order. For code that builds services without a configuration
     /// file: tests, benchmarks, the fuzzer.
@@ -86,9 +93,14 @@ impl VirtualService {
             persistence: None,
             expire_nodest_conn: true,
             sorry_server: None,
+            limits: ServiceLimits::default(),
             real_servers: real_servers
                 .into_iter()
-                .map(|(endpoint, weight)| RealServer { endpoint, weight })
+                .map(|(endpoint, weight)| RealServer {
+                    endpoint,
+                    weight,
+                    thresholds: Thresholds::NONE,
+                })
                 .collect(),
         }
     }

@@ -28,6 +28,10 @@ impl From<Refusal> for DropReason {
             Refusal::TableFull => DropReason::TableFull,
             Refusal::NoRealServer => DropReason::NoRealServer,
             Refusal::Malformed => DropReason::Malformed,
+            Refusal::AclDenied => DropReason::AclDenied,
+            Refusal::RateLimited => DropReason::RateLimited,
+            Refusal::ClientLimit => DropReason::ClientLimit,
+            Refusal::Overloaded => DropReason::RsOverloaded,
         }
     }
 }

@@ -236,7 +236,8 @@ impl<F: Frame> Worker<F> {
                 timeouts: setup.timeouts,
                 conn_capacity: setup.conn_capacity,
                 seed: setup.seed,
-            })?,
+            })?
+            .with_workers(setup.worker_count),
             parsed: Vec::with_capacity(WINDOW),
             ident: (setup.seed as u16) | 1,
             index: setup.worker_index,
@@ -292,6 +293,8 @@ impl<F: Frame> Worker<F> {
             neighbor_queue_frames: self.pending.frames() as u64,
             neighbor_queue_capacity: self.pending.frame_capacity() as u64,
         });
+        cell.publish_refused(self.lb.refused());
+        cell.publish_overloaded(self.lb.overloaded());
     }
 
     /// Per real server counters of this worker (services in order).

@@ -34,11 +34,13 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         persistence: None,
         expire_nodest_conn: true,
         sorry_server: sorry.then_some(Endpoint::new(SORRY, 8080)),
+        limits: Default::default(),
         real_servers: real
             .iter()
             .map(|&ip| RealServer {
                 endpoint: Endpoint::new(ip, 8080),
                 weight: 1,
+                thresholds: Default::default(),
             })
             .collect(),
     }

@@ -342,6 +342,7 @@ fn counters_survive_a_reload_that_adds_servers() {
     bigger.real_servers.push(crate::lb::service::RealServer {
         endpoint: Endpoint::new(Ipv4Addr::new(10, 1, 0, 13), 8080),
         weight: 1,
+        thresholds: Default::default(),
     });
     b.set_services(Arc::new(ServiceTable::new(vec![bigger])));
     assert_eq!(b.counters().len(), 3);

@@ -1,0 +1,321 @@
+//! The admission limits of a `[[virtual_server]]` and the thresholds of a
+//! `[[virtual_server.real_server]]` (`crate::lb::limits`), checked like
+//! every other key: each problem reported with its field and line.
+
+use super::{int_or, Array, Errors, RawRealServer, RawVirtualServer, S};
+use crate::control::config::{RealServerConfig, VirtualServerConfig};
+use crate::lb::acl::Acl;
+use crate::lb::limits::{ClientLimit, Rate, ServiceLimits, Thresholds};
+use crate::wire::Ipv4Cidr;
+
+/// `allow`, `deny`, `new_conn_rate`, `new_conn_burst`,
+/// `max_conns_per_client` and `client_prefix_len` of one virtual server
+/// (`f` names a key of it).
+pub(super) fn service_limits(
+    t: &RawVirtualServer,
+    f: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) -> Option<ServiceLimits> {
+    let allow = prefixes(t.allow.as_ref(), &f("allow"), errors);
+    let deny = prefixes(t.deny.as_ref(), &f("deny"), errors);
+    let max_rate = i64::from(VirtualServerConfig::MAX_NEW_CONN_RATE);
+    let rate = int_or(
+        t.new_conn_rate.as_ref(),
+        &f("new_conn_rate"),
+        0,
+        max_rate,
+        0,
+        errors,
+    );
+    let burst = match (&t.new_conn_burst, rate) {
+        (None, r) => r,
+        (Some(v), Some(0)) => {
+            errors.push(
+                f("new_conn_burst"),
+                Some(v.span()),
+                "new_conn_burst needs new_conn_rate (a burst of what rate?)",
+            );
+            None
+        }
+        (Some(v), _) => super::int_in(v, &f("new_conn_burst"), 1, max_rate, errors),
+    };
+    let max_conns = int_or(
+        t.max_conns_per_client.as_ref(),
+        &f("max_conns_per_client"),
+        0,
+        i64::from(VirtualServerConfig::MAX_CONNS_PER_CLIENT),
+        0,
+        errors,
+    );
+    let prefix_len = match (&t.client_prefix_len, max_conns) {
+        (None, _) => Some(i64::from(VirtualServerConfig::DEFAULT_CLIENT_PREFIX_LEN)),
+        (Some(v), Some(0)) => {
+            errors.push(
+                f("client_prefix_len"),
+                Some(v.span()),
+                "client_prefix_len needs max_conns_per_client (it says how clients are grouped \
+                 for that limit)",
+            );
+            None
+        }
+        (Some(v), _) => super::int_in(v, &f("client_prefix_len"), 0, 32, errors),
+    };
+    // The bounds above make every conversion fit.
+    let (allow, deny, rate, burst, max_conns, prefix_len) =
+        (allow?, deny?, rate?, burst?, max_conns?, prefix_len?);
+    Some(ServiceLimits {
+        acl: Acl::new(allow, deny),
+        rate: (rate > 0).then_some(Rate {
+            per_second: rate as u32,
+            burst: burst.max(1) as u32,
+        }),
+        per_client: (max_conns > 0).then_some(ClientLimit {
+            max_conns: max_conns as u32,
+            prefix_len: prefix_len as u8,
+        }),
+    })
+}
+
+/// A list of client prefixes: network addresses (no host bits), at most
+/// `MAX_ACL_PREFIXES`.
+fn prefixes(
+    value: Option<&S<Array<S<String>>>>,
+    field: &str,
+    errors: &mut Errors,
+) -> Option<Vec<Ipv4Cidr>> {
+    let Some(list) = value else {
+        return Some(Vec::new());
+    };
+    let items = &list.get_ref().0;
+    if items.len() > VirtualServerConfig::MAX_ACL_PREFIXES {
+        errors.push(
+            field,
+            Some(list.span()),
+            format!(
+                "{} prefixes: at most {} are allowed",
+                items.len(),
+                VirtualServerConfig::MAX_ACL_PREFIXES
+            ),
+        );
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (k, item) in items.iter().enumerate() {
+        let name = format!("{field}[{k}]");
+        let text = item.get_ref();
+        // A bare address is a /32.
+        let parsed = if text.contains('/') {
+            text.parse::<Ipv4Cidr>().map_err(|e| e.to_string())
+        } else {
+            text.parse()
+                .ok()
+                .and_then(|ip| Ipv4Cidr::new(ip, 32))
+                .ok_or_else(|| {
+                    format!("invalid client prefix {text:?}: expected like 198.51.100.0/24")
+                })
+        };
+        match parsed {
+            Ok(c) if c.is_network() => out.push(c),
+            Ok(c) => {
+                errors.push(
+                    name,
+                    Some(item.span()),
+                    format!("{text} has host bits set: the prefix is {}", c.network()),
+                );
+                ok = false;
+            }
+            Err(e) => {
+                errors.push(name, Some(item.span()), e);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `upper_threshold` and `lower_threshold` of one real server (`f` names
+/// a key of it).
+pub(super) fn thresholds(
+    t: &RawRealServer,
+    f: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) -> Option<Thresholds> {
+    let max = i64::from(RealServerConfig::MAX_THRESHOLD);
+    let upper = int_or(
+        t.upper_threshold.as_ref(),
+        &f("upper_threshold"),
+        0,
+        max,
+        0,
+        errors,
+    );
+    let lower = int_or(
+        t.lower_threshold.as_ref(),
+        &f("lower_threshold"),
+        0,
+        max,
+        0,
+        errors,
+    );
+    let (upper, lower) = (upper? as u32, lower? as u32);
+    if lower > 0 {
+        let span = t.lower_threshold.as_ref().map(S::span);
+        if upper == 0 {
+            errors.push(
+                f("lower_threshold"),
+                span,
+                "lower_threshold needs upper_threshold (the server is never overloaded without \
+                 one)",
+            );
+            return None;
+        }
+        if lower >= upper {
+            errors.push(
+                f("lower_threshold"),
+                span,
+                format!("{lower} must be below upper_threshold ({upper})"),
+            );
+            return None;
+        }
+    }
+    Some(Thresholds { upper, lower })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::control::config::Config;
+    use crate::control::error::ConfigErrors;
+    use crate::lb::limits::{ClientLimit, Rate, Thresholds};
+    use std::net::Ipv4Addr;
+
+    const HEAD: &str = "[dpdk]\nworkers = [1]\n\
+        [[interface]]\nname = \"ext\"\ndevice = \"net_pcap0,rx_pcap=in.pcap\"\n\
+        addresses = [\"10.0.0.1/24\"]\n\
+        [[virtual_server]]\nname = \"web\"\naddress = \"10.0.0.100:80\"\nforward = \"nat\"\n";
+
+    /// A file whose virtual server has `vs` and whose one real server has
+    /// `rs`.
+    fn file(vs: &str, rs: &str) -> String {
+        format!("{HEAD}{vs}\n[[virtual_server.real_server]]\naddress = \"10.0.0.11:8080\"\n{rs}\n")
+    }
+
+    fn errors(text: &str) -> ConfigErrors {
+        Config::from_toml_str(text).expect_err("should be refused")
+    }
+
+    /// The one error's field and message.
+    fn the_error(text: &str) -> (String, String) {
+        let e = errors(text);
+        assert_eq!(e.0.len(), 1, "{e}");
+        (e.0[0].field.clone(), e.0[0].message.clone())
+    }
+
+    #[test]
+    fn limits_are_off_by_default() {
+        let c = Config::from_toml_str(&file("", "")).unwrap();
+        let vs = &c.virtual_servers[0];
+        assert!(vs.limits.acl.is_empty());
+        assert_eq!(vs.limits.rate, None);
+        assert_eq!(vs.limits.per_client, None);
+        assert_eq!(vs.real_servers[0].thresholds, Thresholds::NONE);
+    }
+
+    #[test]
+    fn every_limit_is_read() {
+        let c = Config::from_toml_str(&file(
+            "allow = [\"198.51.100.0/24\", \"203.0.113.9\"]\ndeny = [\"198.51.100.128/25\"]\n\
+             new_conn_rate = 100\nnew_conn_burst = 20\nmax_conns_per_client = 8\n\
+             client_prefix_len = 24\n",
+            "upper_threshold = 100\nlower_threshold = 50\n",
+        ))
+        .unwrap();
+        let vs = &c.virtual_servers[0];
+        assert_eq!(vs.limits.acl.allow().len(), 2);
+        assert!(vs.limits.acl.allows(Ipv4Addr::new(203, 0, 113, 9)));
+        assert!(!vs.limits.acl.allows(Ipv4Addr::new(198, 51, 100, 200)));
+        assert_eq!(
+            vs.limits.rate,
+            Some(Rate {
+                per_second: 100,
+                burst: 20
+            })
+        );
+        assert_eq!(
+            vs.limits.per_client,
+            Some(ClientLimit {
+                max_conns: 8,
+                prefix_len: 24
+            })
+        );
+        assert_eq!(
+            vs.real_servers[0].thresholds,
+            Thresholds {
+                upper: 100,
+                lower: 50
+            }
+        );
+    }
+
+    #[test]
+    fn the_burst_defaults_to_one_second_of_the_rate() {
+        let c = Config::from_toml_str(&file("new_conn_rate = 40\n", "")).unwrap();
+        assert_eq!(c.virtual_servers[0].limits.rate.unwrap().burst, 40);
+    }
+
+    #[test]
+    fn a_prefix_with_host_bits_is_refused_with_its_network() {
+        let (field, message) = the_error(&file("deny = [\"198.51.100.7/24\"]\n", ""));
+        assert_eq!(field, "virtual_server[0].deny[0]");
+        assert!(message.contains("198.51.100.0/24"), "{message}");
+    }
+
+    #[test]
+    fn a_prefix_that_does_not_parse_is_refused() {
+        let (field, _) = the_error(&file("allow = [\"10.0.0.0/8\", \"nope\"]\n", ""));
+        assert_eq!(field, "virtual_server[0].allow[1]");
+    }
+
+    #[test]
+    fn a_burst_without_a_rate_is_refused() {
+        let (field, message) = the_error(&file("new_conn_burst = 5\n", ""));
+        assert_eq!(field, "virtual_server[0].new_conn_burst");
+        assert!(message.contains("new_conn_rate"), "{message}");
+    }
+
+    #[test]
+    fn a_negative_rate_is_out_of_range() {
+        let (field, message) = the_error(&file("new_conn_rate = -1\n", ""));
+        assert_eq!(field, "virtual_server[0].new_conn_rate");
+        assert!(message.contains("out of range"), "{message}");
+    }
+
+    #[test]
+    fn a_client_prefix_length_without_a_limit_or_over_32_is_refused() {
+        let (field, _) = the_error(&file("client_prefix_len = 24\n", ""));
+        assert_eq!(field, "virtual_server[0].client_prefix_len");
+        let (field, message) = the_error(&file(
+            "max_conns_per_client = 4\nclient_prefix_len = 33\n",
+            "",
+        ));
+        assert_eq!(field, "virtual_server[0].client_prefix_len");
+        assert!(message.contains("0 to 32"), "{message}");
+    }
+
+    #[test]
+    fn a_lower_threshold_needs_an_upper_one_above_it() {
+        let (field, message) = the_error(&file("", "lower_threshold = 5\n"));
+        assert_eq!(field, "virtual_server[0].real_server[0].lower_threshold");
+        assert!(message.contains("needs upper_threshold"), "{message}");
+        let (field, message) = the_error(&file("", "upper_threshold = 5\nlower_threshold = 5\n"));
+        assert_eq!(field, "virtual_server[0].real_server[0].lower_threshold");
+        assert!(message.contains("below upper_threshold (5)"), "{message}");
+    }
+
+    #[test]
+    fn a_threshold_above_ipvs_range_is_refused() {
+        let (field, message) = the_error(&file("", "upper_threshold = 65536\n"));
+        assert_eq!(field, "virtual_server[0].real_server[0].upper_threshold");
+        assert!(message.contains("0 to 65535"), "{message}");
+    }
+}
