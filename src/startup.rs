@@ -85,6 +85,7 @@ pub fn service_table(config: &Config) -> ServiceTable {
                 persistence: v.persistence_timeout,
                 expire_nodest_conn: v.expire_nodest_conn,
                 sorry_server: v.sorry_server.map(|a| Endpoint::new(*a.ip(), a.port())),
+                syn_proxy: v.syn_proxy,
                 real_servers: v
                     .real_servers
                     .iter()

@@ -437,6 +437,30 @@ impl SnapshotCollector {
         )?;
         counters(
             encoder,
+            "rvs_worker_synproxy_synacks_sent",
+            "SYN proxy: SYN-ACKs with a cookie sent to clients (no state made).",
+            &per(|s| s.synproxy_synacks_sent),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_synproxy_cookies_accepted",
+            "SYN proxy: cookie ACKs accepted, each opening a connection to a real server.",
+            &per(|s| s.synproxy_cookies_accepted),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_synproxy_syns_resent",
+            "SYN proxy: SYNs sent again to a real server that had not answered yet.",
+            &per(|s| s.synproxy_syns_resent),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_synproxy_acks_sent",
+            "SYN proxy: ACKs sent to real servers answering their SYN-ACKs.",
+            &per(|s| s.synproxy_acks_sent),
+        )?;
+        counters(
+            encoder,
             "rvs_worker_busy_polls",
             "Polls that received at least one frame.",
             &per(|s| s.busy_polls),

@@ -45,6 +45,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         persistence: v.persistence_timeout,
         expire_nodest_conn: v.expire_nodest_conn,
         sorry_server: v.sorry_server.as_ref().map(endpoint),
+        syn_proxy: v.syn_proxy,
         real_servers: v
             .real_servers
             .iter()
@@ -255,6 +256,11 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
             .map_or_else(|| "none".to_string(), |e| addr(e).to_string())
     };
     diff("sorry_server", sorry(old), sorry(new));
+    diff(
+        "syn_proxy",
+        old.syn_proxy.to_string(),
+        new.syn_proxy.to_string(),
+    );
     out
 }
 

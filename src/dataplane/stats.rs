@@ -52,11 +52,14 @@ pub enum DropReason {
     RedirectFull,
     /// Received on, or to be sent to, a port the worker does not have.
     BadPort,
+    /// An ACK to a SYN-proxied service without a valid SYN cookie (a
+    /// spoofed or stale handshake): no state made.
+    SynCookieRefused,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -76,6 +79,7 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::RedirectFull,
         DropReason::BadPort,
+        DropReason::SynCookieRefused,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -102,6 +106,7 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::RedirectFull => "redirect_full",
             DropReason::BadPort => "bad_port",
+            DropReason::SynCookieRefused => "syn_cookie_refused",
         }
     }
 }
@@ -146,11 +151,22 @@ pub struct WorkerStats {
     pub busy_polls: u64,
     /// Polls that received nothing.
     pub idle_polls: u64,
+    /// SYN proxy: SYN-ACKs with a cookie sent to clients (no state made).
+    pub synproxy_synacks_sent: u64,
+    /// SYN proxy: cookie ACKs accepted, each opening a connection with a
+    /// SYN to its real server.
+    pub synproxy_cookies_accepted: u64,
+    /// SYN proxy: SYNs sent again to a real server that had not answered
+    /// yet (a client segment arrived meanwhile).
+    pub synproxy_syns_resent: u64,
+    /// SYN proxy: ACKs sent to real servers answering their SYN-ACKs
+    /// (their handshakes completed).
+    pub synproxy_acks_sent: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 18;
+const SCALARS: usize = 22;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -195,6 +211,10 @@ impl WorkerStats {
             self.sync_lost,
             self.busy_polls,
             self.idle_polls,
+            self.synproxy_synacks_sent,
+            self.synproxy_cookies_accepted,
+            self.synproxy_syns_resent,
+            self.synproxy_acks_sent,
         ]);
         c[SCALARS..].copy_from_slice(&self.drops);
         c
@@ -222,6 +242,10 @@ impl WorkerStats {
             sync_lost: c[15],
             busy_polls: c[16],
             idle_polls: c[17],
+            synproxy_synacks_sent: c[18],
+            synproxy_cookies_accepted: c[19],
+            synproxy_syns_resent: c[20],
+            synproxy_acks_sent: c[21],
             drops,
         }
     }
@@ -251,6 +275,10 @@ impl WorkerStats {
             "sync_lost": self.sync_lost,
             "busy_polls": self.busy_polls,
             "idle_polls": self.idle_polls,
+            "synproxy_synacks_sent": self.synproxy_synacks_sent,
+            "synproxy_cookies_accepted": self.synproxy_cookies_accepted,
+            "synproxy_syns_resent": self.synproxy_syns_resent,
+            "synproxy_acks_sent": self.synproxy_acks_sent,
             "drops": drops,
         })
     }
@@ -386,6 +414,32 @@ mod tests {
         assert_eq!(a.rx_packets, 2);
         assert_eq!(a.drops[DropReason::NoService as usize], 3);
         assert_eq!(a.total_drops(), 3);
+    }
+
+    #[test]
+    fn totals_add_the_syn_proxy_counters() {
+        let a = WorkerStats {
+            synproxy_synacks_sent: 3,
+            synproxy_cookies_accepted: 2,
+            synproxy_syns_resent: 1,
+            synproxy_acks_sent: 4,
+            ..Default::default()
+        };
+        let mut t = a;
+        t.add(&a);
+        assert_eq!(
+            (
+                t.synproxy_synacks_sent,
+                t.synproxy_cookies_accepted,
+                t.synproxy_syns_resent,
+                t.synproxy_acks_sent
+            ),
+            (6, 4, 2, 8)
+        );
+        let cell = StatsCell::default();
+        cell.publish(&a);
+        assert_eq!(cell.snapshot(), a);
+        assert_eq!(a.to_json()["synproxy_cookies_accepted"], 2);
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct VirtualService {
     /// Where new connections go when every real server is down (as
     /// keepalived's sorry server); `None`: TCP is refused with a reset.
     pub sorry_server: Option<Endpoint>,
+    /// Answer clients' SYNs with SYN cookies and open the connection to a
+    /// real server only once the client's ACK proves its address
+    /// (`lb::synproxy`); NAT only.
+    pub syn_proxy: bool,
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -86,6 +90,7 @@ impl VirtualService {
             persistence: None,
             expire_nodest_conn: true,
             sorry_server: None,
+            syn_proxy: false,
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer { endpoint, weight })
