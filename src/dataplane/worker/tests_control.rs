@@ -34,6 +34,7 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         persistence: None,
         expire_nodest_conn: true,
         sorry_server: sorry.then_some(Endpoint::new(SORRY, 8080)),
+        syn_proxy: false,
         real_servers: real
             .iter()
             .map(|&ip| RealServer {
