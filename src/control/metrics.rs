@@ -461,6 +461,12 @@ impl SnapshotCollector {
         )?;
         counters(
             encoder,
+            "rvs_worker_synproxy_segments_kept",
+            "SYN proxy: client segments kept until their real server answered.",
+            &per(|s| s.synproxy_segments_kept),
+        )?;
+        counters(
+            encoder,
             "rvs_worker_busy_polls",
             "Polls that received at least one frame.",
             &per(|s| s.busy_polls),

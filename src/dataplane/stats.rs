@@ -55,11 +55,14 @@ pub enum DropReason {
     /// An ACK to a SYN-proxied service without a valid SYN cookie (a
     /// spoofed or stale handshake): no state made.
     SynCookieRefused,
+    /// A client segment the SYN proxy kept for a real server that did not
+    /// answer its SYN within a second.
+    SynProxyUnanswered,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -80,6 +83,7 @@ impl DropReason {
         DropReason::RedirectFull,
         DropReason::BadPort,
         DropReason::SynCookieRefused,
+        DropReason::SynProxyUnanswered,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -107,6 +111,7 @@ impl DropReason {
             DropReason::RedirectFull => "redirect_full",
             DropReason::BadPort => "bad_port",
             DropReason::SynCookieRefused => "syn_cookie_refused",
+            DropReason::SynProxyUnanswered => "synproxy_unanswered",
         }
     }
 }
@@ -162,11 +167,14 @@ pub struct WorkerStats {
     /// SYN proxy: ACKs sent to real servers answering their SYN-ACKs
     /// (their handshakes completed).
     pub synproxy_acks_sent: u64,
+    /// SYN proxy: client segments kept until their real server answered
+    /// (then sent on, translated).
+    pub synproxy_segments_kept: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 22;
+const SCALARS: usize = 23;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -215,6 +223,7 @@ impl WorkerStats {
             self.synproxy_cookies_accepted,
             self.synproxy_syns_resent,
             self.synproxy_acks_sent,
+            self.synproxy_segments_kept,
         ]);
         c[SCALARS..].copy_from_slice(&self.drops);
         c
@@ -246,6 +255,7 @@ impl WorkerStats {
             synproxy_cookies_accepted: c[19],
             synproxy_syns_resent: c[20],
             synproxy_acks_sent: c[21],
+            synproxy_segments_kept: c[22],
             drops,
         }
     }
@@ -279,6 +289,7 @@ impl WorkerStats {
             "synproxy_cookies_accepted": self.synproxy_cookies_accepted,
             "synproxy_syns_resent": self.synproxy_syns_resent,
             "synproxy_acks_sent": self.synproxy_acks_sent,
+            "synproxy_segments_kept": self.synproxy_segments_kept,
             "drops": drops,
         })
     }

@@ -166,14 +166,22 @@ pub enum Decision {
         window: u16,
         /// This packet created the connection.
         created: bool,
+        /// A client segment of connection `park` arriving before the real
+        /// server answered: the worker may keep it until the server's
+        /// SYN-ACK instead (then forwarded translated), and sends the SYN
+        /// again only when it cannot.
+        park: Option<ConnId>,
     },
     /// SYN proxy: the real server's SYN-ACK; answer it with the ACK that
-    /// completes its handshake (the frame is rewritten into it).
+    /// completes its handshake (the frame is rewritten into it), then send
+    /// the client segments kept for connection `conn`.
     AckToRealServer {
         /// The client's initial sequence number.
         client_isn: u32,
         /// The client's receive window.
         window: u16,
+        /// The connection.
+        conn: ConnId,
     },
     /// A client's segment of a proxied connection: to `real` by NAT, its
     /// acknowledgment number plus `delta`.
@@ -712,7 +720,10 @@ impl Balancer {
             let (cookie, mss) = self.cookies.make(key, seg.seq, seg.mss, now);
             return Some(Decision::SynCookie { cookie, mss });
         }
-        if !flags.contains(TcpFlags::ACK) || flags.contains(TcpFlags::SYN) || flags.contains(TcpFlags::RST) {
+        if !flags.contains(TcpFlags::ACK)
+            || flags.contains(TcpFlags::SYN)
+            || flags.contains(TcpFlags::RST)
+        {
             return None;
         }
         let isn = seg.seq.wrapping_sub(1);
@@ -731,7 +742,14 @@ impl Balancer {
             *p = Proxied::new(isn, cookie, mss, seg.window);
         }
         // The handshake as a director would have seen it: the client's SYN.
-        let (vs, rs) = self.account(id, Direction::Original, TcpFlags::SYN, flow.bytes, true, now);
+        let (vs, rs) = self.account(
+            id,
+            Direction::Original,
+            TcpFlags::SYN,
+            flow.bytes,
+            true,
+            now,
+        );
         let real = self.services.real_endpoint(vs, rs)?;
         Some(Decision::SynToRealServer {
             real,
@@ -739,12 +757,13 @@ impl Balancer {
             mss,
             window: seg.window,
             created: true,
+            park: None,
         })
     }
 
     /// A segment of a connection the SYN proxy opened. Until the real
-    /// server's SYN-ACK gives its sequence numbers, client segments resend
-    /// the SYN (a client reset goes through) and the server may only
+    /// server's SYN-ACK gives its sequence numbers, client segments wait
+    /// for it or resend the SYN (a client reset goes through) and the server may only
     /// answer with its SYN-ACK or a reset; after, every segment is
     /// translated.
     fn proxied_segment(
@@ -776,6 +795,7 @@ impl Balancer {
                     mss: p.mss(),
                     window: p.window,
                     created: false,
+                    park: Some(id),
                 };
             }
             Direction::Reply if syn_ack => {
@@ -806,6 +826,7 @@ impl Balancer {
             Direction::Reply if syn_ack => Decision::AckToRealServer {
                 client_isn: p.client_isn,
                 window: p.window,
+                conn: id,
             },
             Direction::Reply => Decision::ToClientShifted {
                 vip: self.services.get(vs).key.vip,

@@ -11,7 +11,7 @@ pub mod kind;
 pub mod persist;
 pub mod sched;
 pub mod service;
-pub mod synproxy;
 pub mod sync;
+pub mod synproxy;
 pub mod tcp_state;
 pub mod xmit;

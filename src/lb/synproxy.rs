@@ -334,7 +334,10 @@ mod tests {
         // The server's first data byte, S + 1, is the cookie's C + 1.
         assert_eq!(p.seq_to_client(0x11), 0xffff_fff1);
         // The client acknowledging C + 101 acknowledges S + 101.
-        assert_eq!(p.ack_to_server(0xffff_fff0u32.wrapping_add(101)), 0x10 + 101);
+        assert_eq!(
+            p.ack_to_server(0xffff_fff0u32.wrapping_add(101)),
+            0x10 + 101
+        );
     }
 
     #[test]

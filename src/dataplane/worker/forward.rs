@@ -9,11 +9,12 @@
 //! or 1 is forwarded, and that is decided before a connection is created
 //! or counted.
 
-use super::parse::{Ipv4Info, L4};
-use super::Worker;
+use super::parse::{self, Ipv4Info, Parsed, L4};
+use super::{KeptSegment, Worker, KEPT_SEGMENTS};
 use crate::dataplane::io::{Frame, Output};
 use crate::dataplane::stats::DropReason;
 use crate::lb::balancer::{Decision, IcmpRoute, Refusal, Segment};
+use crate::lb::conn::ConnId;
 use crate::lb::conn::FlowKey;
 use crate::lb::service::{ForwardMethod, Protocol};
 use crate::lb::tcp_state::TcpFlags;
@@ -128,7 +129,24 @@ impl<F: Frame> Worker<F> {
                 mss,
                 window,
                 created,
+                park,
             } => {
+                if let Some(conn) = park {
+                    // The first segment waits for the real server (the
+                    // client would otherwise wait out its retransmission
+                    // timeout); a second one means the SYN may be lost.
+                    if self.kept.len() < KEPT_SEGMENTS && !self.kept.iter().any(|k| k.conn == conn)
+                    {
+                        self.kept.push(KeptSegment {
+                            conn,
+                            port,
+                            since: now,
+                            frame,
+                        });
+                        self.stats.synproxy_segments_kept += 1;
+                        return Ok(());
+                    }
+                }
                 if created {
                     self.stats.conns_created += 1;
                     self.stats.synproxy_cookies_accepted += 1;
@@ -139,11 +157,17 @@ impl<F: Frame> Worker<F> {
                 let syn = Handshake::syn(client, real, isn, mss, window);
                 self.send_handshake(l3, syn, frame, now, out)
             }
-            Decision::AckToRealServer { client_isn, window } => {
+            Decision::AckToRealServer {
+                client_isn,
+                window,
+                conn,
+            } => {
                 let syn_ack = synproxy::read(&frame.data()[l3..]).ok_or(DropReason::Malformed)?;
                 self.stats.synproxy_acks_sent += 1;
                 let ack = Handshake::ack(&syn_ack, client_isn, window);
-                self.send_handshake(l3, ack, frame, now, out)
+                let sent = self.send_handshake(l3, ack, frame, now, out);
+                self.release_kept(conn, now, out);
+                sent
             }
             Decision::ToRealServerShifted { real, delta } => {
                 synproxy::to_real_server(&mut frame.data_mut()[l3..], real, delta)
@@ -151,9 +175,27 @@ impl<F: Frame> Worker<F> {
                 self.route_and_send(real.ip, frame, now, out)
             }
             Decision::ToClientShifted { vip, delta } => {
-                synproxy::to_client(&mut frame.data_mut()[l3..], vip, delta)
-                    .map_err(xmit_drop)?;
+                synproxy::to_client(&mut frame.data_mut()[l3..], vip, delta).map_err(xmit_drop)?;
                 self.route_and_send(flow.key.dst, frame, now, out)
+            }
+        }
+    }
+
+    /// Sends on the client segments kept for connection `conn`, whose real
+    /// server just answered: each is decided again (now translated).
+    #[inline(never)]
+    fn release_kept<O: Output<F>>(&mut self, conn: ConnId, now: u64, out: &mut O) {
+        let mut i = 0;
+        while i < self.kept.len() {
+            if self.kept[i].conn != conn {
+                i += 1;
+                continue;
+            }
+            let k = self.kept.swap_remove(i);
+            match parse::parse(k.frame.data(), &self.lb) {
+                Parsed::Ipv4(ip) => self.forward(k.port, &ip, k.frame, now, out),
+                // It was parsed whole when it arrived.
+                _ => self.stats.drop(DropReason::Malformed),
             }
         }
     }

@@ -172,7 +172,14 @@ fn data_is_translated_both_ways_after_the_handshake() {
     let mut lb = proxy_lb();
     let cookie = establish(&mut lb);
     // The client acknowledges the cookie's stream; the server sees its own.
-    let req = segment(C, WEB, ACK | PSH, build::SEQ + 1, cookie.wrapping_add(1), b"GET /");
+    let req = segment(
+        C,
+        WEB,
+        ACK | PSH,
+        build::SEQ + 1,
+        cookie.wrapping_add(1),
+        b"GET /",
+    );
     let (port, f) = lb.rx(0, &from_outside(&req)).one();
     assert_eq!(port, 1);
     let ip = view::l3(&f);
@@ -204,18 +211,76 @@ fn resets_are_translated_too() {
 }
 
 #[test]
-fn a_client_segment_before_the_server_answers_resends_the_syn() {
+fn the_first_client_segment_before_the_server_answers_waits_for_its_syn_ack() {
     let mut lb = proxy_lb();
     let (cookie, _) = open(&mut lb);
-    let req = segment(C, WEB, ACK | PSH, build::SEQ + 1, cookie.wrapping_add(1), b"GET /");
+    let req = segment(
+        C,
+        WEB,
+        ACK | PSH,
+        build::SEQ + 1,
+        cookie.wrapping_add(1),
+        b"GET /",
+    );
+    let kept = lb.rx(0, &from_outside(&req));
+    assert!(kept.sent.is_empty() && kept.dropped.is_none(), "{kept:?}");
+    assert_eq!(lb.w.stats.synproxy_segments_kept, 1);
+    let syn_ack = segment(RS, C, SYN | ACK, SERVER_ISN, build::SEQ + 1, &[]);
+    let out = lb.rx(1, &from_inside(RS11, &syn_ack));
+    assert_eq!(out.dropped, None);
+    assert_eq!(out.sent.len(), 2, "the ACK, then the kept segment");
+    let ack_ip = view::l3(&out.sent[0].1);
+    assert_eq!((flags(ack_ip), payload(ack_ip)), (ACK, vec![]));
+    let (port, f) = &out.sent[1];
+    assert_eq!(*port, 1);
+    let ip = view::l3(f);
+    assert_valid(ip);
+    assert_eq!((seq(ip), ack(ip)), (build::SEQ + 1, SERVER_ISN + 1));
+    assert_eq!(payload(ip), b"GET /");
+}
+
+#[test]
+fn a_second_client_segment_before_the_server_answers_resends_the_syn() {
+    let mut lb = proxy_lb();
+    let (cookie, _) = open(&mut lb);
+    let req = segment(
+        C,
+        WEB,
+        ACK | PSH,
+        build::SEQ + 1,
+        cookie.wrapping_add(1),
+        b"GET /",
+    );
+    lb.rx(0, &from_outside(&req));
     let (port, f) = lb.rx(0, &from_outside(&req)).one();
     assert_eq!(port, 1);
     let ip = view::l3(&f);
     assert_valid(ip);
     assert_eq!((flags(ip), seq(ip)), (SYN, build::SEQ));
-    assert!(payload(ip).is_empty(), "the data waits for the client's retransmission");
+    assert!(payload(ip).is_empty());
     assert_eq!(lb.w.stats.synproxy_syns_resent, 1);
     assert_eq!(lb.w.balancer().conn_count(), 1);
+}
+
+#[test]
+fn a_kept_segment_is_a_counted_drop_when_the_server_stays_silent() {
+    let mut lb = proxy_lb();
+    let (cookie, _) = open(&mut lb);
+    let req = segment(
+        C,
+        WEB,
+        ACK | PSH,
+        build::SEQ + 1,
+        cookie.wrapping_add(1),
+        b"GET /",
+    );
+    lb.rx(0, &from_outside(&req));
+    lb.now += SEC / 2;
+    lb.tick();
+    assert_eq!(lb.drops(DropReason::SynProxyUnanswered), 0);
+    lb.now += SEC;
+    lb.tick();
+    assert_eq!(lb.drops(DropReason::SynProxyUnanswered), 1);
 }
 
 #[test]

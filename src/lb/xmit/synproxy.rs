@@ -236,7 +236,14 @@ mod tests {
     }
 
     /// A segment as a client or server would send it, options included.
-    fn segment(src: Endpoint, dst: Endpoint, seq: u32, ack: u32, flags: u8, opts: &[u8]) -> Vec<u8> {
+    fn segment(
+        src: Endpoint,
+        dst: Endpoint,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        opts: &[u8],
+    ) -> Vec<u8> {
         let h = Handshake {
             src,
             dst,
@@ -302,7 +309,14 @@ mod tests {
 
     #[test]
     fn the_ack_to_the_server_acknowledges_its_isn() {
-        let mut b = segment(RIP, CLIENT, 7000, 1001, tcp::Flags::SYN | tcp::Flags::ACK, &[]);
+        let mut b = segment(
+            RIP,
+            CLIENT,
+            7000,
+            1001,
+            tcp::Flags::SYN | tcp::Flags::ACK,
+            &[],
+        );
         let f = read(&b).unwrap();
         let len = Handshake::ack(&f, 1000, 512).write(&mut b).unwrap();
         b.truncate(len);
