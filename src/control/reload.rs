@@ -567,6 +567,16 @@ mod tests {
     }
 
     #[test]
+    fn turning_the_syn_proxy_on_applies_in_place() {
+        let old = ServiceTable::new(vec![service("web", 80, &[(11, 1)])]);
+        let mut new = service("web", 80, &[(11, 1)]);
+        new.syn_proxy = true;
+        let m = merge(&old, &[new]);
+        assert_eq!(lines(&m), ["virtual server web: syn_proxy false -> true"]);
+        assert!(m.table.get(0).syn_proxy);
+    }
+
+    #[test]
     fn reordering_the_file_keeps_every_index() {
         let old = ServiceTable::new(vec![
             service("web", 80, &[(11, 1), (12, 1)]),

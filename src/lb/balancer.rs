@@ -218,6 +218,10 @@ pub enum IcmpRoute {
         method: ForwardMethod,
         /// The real server.
         real: Endpoint,
+        /// A SYN-proxied connection's sequence delta, which the quoted
+        /// segment's sequence number gains (the real server checks it is
+        /// one it sent); 0 otherwise.
+        seq_delta: u32,
     },
 }
 
@@ -798,11 +802,9 @@ impl Balancer {
                     park: Some(id),
                 };
             }
-            Direction::Reply if syn_ack => {
-                if !p.ready {
-                    p.server_answered(seg.seq);
-                }
-            }
+            // A SYN-ACK after the first (our ACK was lost) keeps the delta.
+            Direction::Reply if syn_ack && !p.ready => p.server_answered(seg.seq),
+            Direction::Reply if syn_ack => {}
             Direction::Reply if !p.ready => {
                 if !rst {
                     return Decision::Drop(Refusal::NoConnection);
@@ -988,6 +990,10 @@ impl Balancer {
             Direction::Original => IcmpRoute::ToRealServer {
                 method: service.forward,
                 real,
+                seq_delta: match self.proxied.get(id.index()) {
+                    Some(p) if c.is_proxied() && p.ready => p.delta,
+                    _ => 0,
+                },
             },
         })
     }

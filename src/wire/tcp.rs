@@ -408,6 +408,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Quoted<T> {
     pub fn patch_pseudo_addr(&mut self, old: Ipv4Addr, new: Ipv4Addr) {
         patch_pseudo_addr(self.buffer.as_mut(), old, new);
     }
+
+    /// Sets the sequence number, patching the checksum when quoted.
+    pub fn set_seq_number_patched(&mut self, v: u32) {
+        let b = self.buffer.as_mut();
+        let old = get_u32(b, field::SEQ);
+        b[field::SEQ..field::SEQ + 4].copy_from_slice(&v.to_be_bytes());
+        if b.len() >= MIN_HEADER_LEN {
+            let ck = checksum::update_u32(get_u16(b, field::CHECKSUM), old, v);
+            put_u16(b, field::CHECKSUM, ck);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -439,8 +439,16 @@ impl<F: Frame> Worker<F> {
                 .map_err(xmit_drop)?;
                 self.route_and_send(client, frame, now, out)
             }
-            IcmpRoute::ToRealServer { method, real } => match method {
+            IcmpRoute::ToRealServer {
+                method,
+                real,
+                seq_delta,
+            } => match method {
                 ForwardMethod::Nat => {
+                    if seq_delta != 0 {
+                        synproxy::shift_quoted_seq(&mut frame.data_mut()[l3..], seq_delta)
+                            .map_err(xmit_drop)?;
+                    }
                     nat::translate_icmp_error(
                         &mut frame.data_mut()[l3..],
                         (nat::Side::Dst, real.ip),

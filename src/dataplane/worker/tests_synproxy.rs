@@ -328,3 +328,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn fragmentation_needed_about_a_reply_reaches_the_server_in_its_own_numbers() {
+    let mut lb = proxy_lb();
+    establish(&mut lb);
+    let reply = segment(
+        RS,
+        C,
+        ACK | PSH,
+        SERVER_ISN + 1,
+        build::SEQ + 1,
+        &[0x62; 64],
+    );
+    let (_, out) = lb.rx(1, &from_inside(RS11, &reply)).one();
+    let seen_outside = view::l3(&out).to_vec();
+    assert_ne!(
+        seq(&seen_outside),
+        SERVER_ISN + 1,
+        "translated for the client"
+    );
+    let err = frag_needed_ip(CLIENT_ROUTER, VIP, &seen_outside, seen_outside.len());
+    let (port, f) = lb.rx(0, &from_outside(&err)).one();
+    assert_eq!(port, 1);
+    let quoted = assert_icmp_error(view::l3(&f), CLIENT_ROUTER, RS11, 63);
+    assert_eq!(
+        seq(&quoted),
+        SERVER_ISN + 1,
+        "the server's own sequence number"
+    );
+    assert!(view::l4_ok(&quoted), "quoted TCP checksum");
+}

@@ -49,6 +49,7 @@ fn every_rewrite(bytes: &[u8], ep: Endpoint, mtu: u16, len: usize, offset: usize
     assert!(rst::answer_with_reset(&mut copy()) <= bytes.len());
     let _ = synproxy::to_real_server(&mut copy(), ep, mtu.into());
     let _ = synproxy::to_client(&mut copy(), ep, mtu.into());
+    let _ = synproxy::shift_quoted_seq(&mut copy(), mtu.into());
     if let Some(f) = synproxy::read(bytes) {
         let h = synproxy::Handshake::syn_ack(&f, len as u32, mtu);
         assert!(h.write(&mut copy()).is_none_or(|n| n <= bytes.len()));

@@ -26,7 +26,7 @@
 //! sequence number loses it on its way to the client.
 
 use super::{nat, Endpoint, XmitError};
-use crate::wire::{ipv4, tcp};
+use crate::wire::{icmp, ipv4, tcp};
 
 /// TTL of the segments the proxy originates.
 pub const PROXY_TTL: u8 = 64;
@@ -194,6 +194,29 @@ pub fn to_client(ip: &mut [u8], vip: Endpoint, delta: u32) -> Result<(), XmitErr
     nat::from_real_server(ip, vip)?;
     let mut t = tcp_of(ip)?;
     let seq = t.seq_number().wrapping_sub(delta);
+    t.set_seq_number_patched(seq);
+    Ok(())
+}
+
+/// An ICMP error about a real server's segment of a proxied connection,
+/// on its way to that server: the quoted segment's sequence number gains
+/// `delta` (back to the server's numbering, which the server checks before
+/// it believes an error such as "fragmentation needed"). Call before
+/// `nat::translate_icmp_error`, which recomputes the ICMP checksum. On any
+/// error the packet is left as it was.
+pub fn shift_quoted_seq(ip: &mut [u8], delta: u32) -> Result<(), XmitError> {
+    let mut p = ipv4::Packet::new_checked(ip).map_err(|_| XmitError::Unsupported)?;
+    if p.protocol() != ipv4::Protocol::Icmp {
+        return Err(XmitError::Unsupported);
+    }
+    let mut msg = icmp::Packet::new_checked(p.payload_mut()).map_err(|_| XmitError::Unsupported)?;
+    let mut q =
+        ipv4::Packet::new_checked_quoted(msg.data_mut()).map_err(|_| XmitError::Unsupported)?;
+    if q.protocol() != ipv4::Protocol::Tcp {
+        return Err(XmitError::Unsupported);
+    }
+    let mut t = tcp::Quoted::new_checked(q.payload_mut()).map_err(|_| XmitError::Unsupported)?;
+    let seq = t.seq_number().wrapping_add(delta);
     t.set_seq_number_patched(seq);
     Ok(())
 }
