@@ -26,9 +26,8 @@
 //!    the client's ACK carrying a valid cookie schedules a real server and
 //!    creates the connection, marked proxied ([`Decision::SynToRealServer`]).
 //!    The proxied connection's sequence delta lives in a side array indexed
-//!    like the table (16 bytes per entry, allocated only when a service
-//!    has the proxy, pages touched only by proxied connections), so the
-//!    table's one-line entries stay as they are.
+//!    like the table (16 bytes per entry, allocated only once a service
+//!    has the proxy), so the table's one-line entries stay as they are.
 //! 3. ICMP errors quoting a tracked connection ([`Balancer::icmp_error`])
 //!    go where the quoted packet's connection goes, so path MTU discovery
 //!    works.
@@ -52,6 +51,7 @@ use super::sync::{SyncEvent, SyncQueue};
 use super::synproxy::{CookieJar, Proxied};
 use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
 use super::xmit::Endpoint;
+use crate::dpdk::hugemem::HugeArray;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -401,7 +401,7 @@ pub struct Balancer {
     /// The SYN proxy's cookies, and its per-connection state indexed like
     /// the table (empty while no service has `syn_proxy`).
     cookies: CookieJar,
-    proxied: Vec<Proxied>,
+    proxied: HugeArray<Proxied>,
     any_syn_proxy: bool,
 }
 
@@ -442,7 +442,7 @@ impl Balancer {
             swept_at_ns: 0,
             sweep_credit: 0,
             cookies: CookieJar::new(setup.seed ^ 0x5359_4e43_4f4f_4b49),
-            proxied: Vec::new(),
+            proxied: HugeArray::new(0, Proxied::default()),
             any_syn_proxy: false,
             services: services.clone(),
         };
@@ -494,9 +494,9 @@ impl Balancer {
         }
         self.any_syn_proxy = services.services().iter().any(|s| s.syn_proxy);
         if self.any_syn_proxy && self.proxied.len() < self.conns.capacity() {
-            // Off the packet path (start or reload); zeroed pages are only
-            // touched by proxied connections.
-            self.proxied = vec![Proxied::default(); self.conns.capacity()];
+            // Off the packet path (start or reload), faulted in at once like
+            // the table's own arrays.
+            self.proxied = HugeArray::new(self.conns.capacity(), Proxied::default());
         }
         self.services = services;
     }
@@ -785,7 +785,7 @@ impl Balancer {
         let rst = flags.contains(TcpFlags::RST);
         let syn_ack = flags.contains(TcpFlags::SYN_ACK) && !rst;
         match dir {
-            Direction::Original if !p.ready && !rst => {
+            Direction::Original if !p.ready() && !rst => {
                 if flags.contains(TcpFlags::SYN) {
                     return Decision::Drop(Refusal::NoConnection);
                 }
@@ -803,9 +803,9 @@ impl Balancer {
                 };
             }
             // A SYN-ACK after the first (our ACK was lost) keeps the delta.
-            Direction::Reply if syn_ack && !p.ready => p.server_answered(seg.seq),
+            Direction::Reply if syn_ack && !p.ready() => p.server_answered(seg.seq),
             Direction::Reply if syn_ack => {}
-            Direction::Reply if !p.ready => {
+            Direction::Reply if !p.ready() => {
                 if !rst {
                     return Decision::Drop(Refusal::NoConnection);
                 }
@@ -991,7 +991,7 @@ impl Balancer {
                 method: service.forward,
                 real,
                 seq_delta: match self.proxied.get(id.index()) {
-                    Some(p) if c.is_proxied() && p.ready => p.delta,
+                    Some(p) if c.is_proxied() && p.ready() => p.delta,
                     _ => 0,
                 },
             },

@@ -47,6 +47,7 @@
 //! carries the client's ISN.
 
 use super::conn::FlowKey;
+use bytemuck::{Pod, Zeroable};
 
 /// Length of a cookie period: 2^35 ns, about 34.4 s. A cookie is accepted
 /// in the period it was made and the next one.
@@ -140,8 +141,10 @@ impl CookieJar {
 
 /// What the proxy keeps about one proxied connection, beside its table
 /// entry (in a side array indexed like the table, see
-/// [`super::balancer`]): 16 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// [`super::balancer`]): 16 bytes of plain old data, so the side array
+/// lives in huge-page memory like the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Zeroable, Pod)]
+#[repr(C)]
 pub struct Proxied {
     /// The client's initial sequence number (the proxy's SYN to the real
     /// server carries it, and its ACK `isn + 1`).
@@ -155,8 +158,8 @@ pub struct Proxied {
     pub window: u16,
     /// Index of the granted MSS in [`MSS_TABLE`].
     pub mss_index: u8,
-    /// The real server's SYN-ACK was seen: `delta` is known.
-    pub ready: bool,
+    /// 1 once the real server's SYN-ACK was seen (`delta` is known).
+    ready: u8,
 }
 
 impl Proxied {
@@ -169,8 +172,15 @@ impl Proxied {
             delta: 0,
             window,
             mss_index: mss_index(mss) as u8,
-            ready: false,
+            ready: 0,
         }
+    }
+
+    /// The real server's SYN-ACK was seen: `delta` is known and segments
+    /// are translated.
+    #[inline]
+    pub fn ready(&self) -> bool {
+        self.ready != 0
     }
 
     /// The MSS the proxy's SYN offers the real server.
@@ -182,7 +192,7 @@ impl Proxied {
     /// SYN-ACK): from now on segments are translated.
     pub fn server_answered(&mut self, server_isn: u32) {
         self.delta = server_isn.wrapping_sub(self.cookie);
-        self.ready = true;
+        self.ready = 1;
     }
 
     /// Records a reset the real server sent before any SYN-ACK (its
@@ -345,7 +355,7 @@ mod tests {
         let mut p = Proxied::new(1000, 5000, 1460, 65535);
         p.server_refused(0);
         assert_eq!(p.seq_to_client(0), 5001);
-        assert!(!p.ready);
+        assert!(!p.ready());
     }
 
     proptest! {
