@@ -767,9 +767,9 @@ impl Balancer {
 
     /// A segment of a connection the SYN proxy opened. Until the real
     /// server's SYN-ACK gives its sequence numbers, client segments wait
-    /// for it or resend the SYN (a client reset goes through) and the server may only
-    /// answer with its SYN-ACK or a reset; after, every segment is
-    /// translated.
+    /// for it or resend the SYN (a client reset goes through), and the
+    /// server may only answer with its SYN-ACK or a reset; after, every
+    /// segment is translated.
     fn proxied_segment(
         &mut self,
         id: ConnId,
