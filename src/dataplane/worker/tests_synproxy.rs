@@ -197,7 +197,12 @@ fn data_is_translated_both_ways_after_the_handshake() {
     assert_eq!((seq(ip), ack(ip)), (cookie.wrapping_add(1), build::SEQ + 6));
     assert_eq!(payload(ip), b"200 OK");
     assert_eq!(lb.w.balancer().conn_count(), 1);
-    let (_, c) = lb.w.balancer().conns().iter().next().expect("one connection");
+    let (_, c) =
+        lb.w.balancer()
+            .conns()
+            .iter()
+            .next()
+            .expect("one connection");
     assert_eq!(c.state_name(), "ESTABLISHED");
     assert!(c.is_proxied());
 }
