@@ -721,6 +721,14 @@ impl Balancer {
         }
         let flags = flow.flags;
         if flags.is_bare_syn() {
+            // Every server down and no sorry server: refused at once, as
+            // without the proxy, rather than after a handshake.
+            let live = service.sorry_server.is_some()
+                || (0..service.real_servers.len())
+                    .any(|rs| self.services.effective_weight(vs, rs as u16) > 0);
+            if !live {
+                return Some(Decision::Reset);
+            }
             let (cookie, mss) = self.cookies.make(key, seg.seq, seg.mss, now);
             return Some(Decision::SynCookie { cookie, mss });
         }

@@ -432,3 +432,17 @@ fn a_reload_that_turns_the_proxy_on_applies_to_new_connections() {
         Decision::SynToRealServer { created: true, .. }
     ));
 }
+
+#[test]
+fn a_proxied_syn_with_every_server_down_is_reset_at_once() {
+    let mut svc = proxied_service();
+    for r in &mut svc.real_servers {
+        r.weight = 0;
+    }
+    let mut b = balancer(vec![svc]);
+    let f = flow(&b, to_vip(4000, 6), SYN);
+    assert_eq!(
+        b.decide_segment(&f, &Segment::default(), 1),
+        Decision::Reset
+    );
+}
