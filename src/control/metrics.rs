@@ -438,7 +438,7 @@ impl SnapshotCollector {
         counters(
             encoder,
             "rvs_worker_synproxy_synacks_sent",
-            "SYN proxy: SYN-ACKs with a cookie sent to clients (no state made).",
+            "SYN proxy: SYNs answered with a cookie SYN-ACK (no state made; a SYN-ACK that cannot be routed back is also counted as a drop, e.g. no_route).",
             &per(|s| s.synproxy_synacks_sent),
         )?;
         counters(

@@ -156,7 +156,7 @@ pub struct WorkerStats {
     pub busy_polls: u64,
     /// Polls that received nothing.
     pub idle_polls: u64,
-    /// SYN proxy: SYN-ACKs with a cookie sent to clients (no state made).
+    /// SYN proxy: SYNs answered with a cookie SYN-ACK (no state made; a SYN-ACK that cannot be routed back is also counted as a drop, e.g. no_route).
     pub synproxy_synacks_sent: u64,
     /// SYN proxy: cookie ACKs accepted, each opening a connection with a
     /// SYN to its real server.
