@@ -576,6 +576,15 @@ pub struct VirtualServerConfig {
     /// balancer's own; DR and TUN keep the virtual port; reachable by the
     /// forwarding method. Default: none. Reloadable.
     pub sorry_server: Option<SocketAddrV4>,
+    /// `syn_proxy`: answer clients' SYNs with SYN cookies and open the
+    /// connection to a real server only after the client's ACK proves its
+    /// address, then translate sequence numbers for the rest of the
+    /// connection (DPVS's SYN proxy): a SYN flood from spoofed sources
+    /// creates no connection entries. TCP with `forward = "nat"` only: the
+    /// proxy must see the real server's SYN-ACK to learn its sequence
+    /// numbers and translate every reply, which DR and TUN replies bypass.
+    /// Default `DEFAULT_SYN_PROXY` (false). Reloadable (new connections).
+    pub syn_proxy: bool,
     /// `[virtual_server.health_check]`: how real servers are probed.
     /// Default: `HealthCheckConfig::default_for(protocol)`: a TCP connect
     /// check with keepalived's timings for TCP services, no check (`none`)
@@ -624,6 +633,8 @@ impl VirtualServerConfig {
     /// Default of `expire_nodest_conn`: on, so a dead server's clients
     /// reconnect to a live one at once.
     pub const DEFAULT_EXPIRE_NODEST_CONN: bool = true;
+    /// Default of `syn_proxy`: off.
+    pub const DEFAULT_SYN_PROXY: bool = false;
     /// Default of `mh_table_size`: the prime the Maglev paper and DPVS use.
     pub const DEFAULT_MH_TABLE_SIZE: u32 = crate::lb::service::DEFAULT_MH_TABLE_SIZE;
     /// Lower bound of `mh_table_size`: IPVS's smallest Maglev table.

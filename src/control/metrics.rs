@@ -472,6 +472,36 @@ impl SnapshotCollector {
         )?;
         counters(
             encoder,
+            "rvs_worker_synproxy_synacks_sent",
+            "SYN proxy: SYNs answered with a cookie SYN-ACK (no state made; a SYN-ACK that cannot be routed back is also counted as a drop, e.g. no_route).",
+            &per(|s| s.synproxy_synacks_sent),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_synproxy_cookies_accepted",
+            "SYN proxy: cookie ACKs accepted, each opening a connection to a real server.",
+            &per(|s| s.synproxy_cookies_accepted),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_synproxy_syns_resent",
+            "SYN proxy: SYNs sent again to a real server that had not answered yet.",
+            &per(|s| s.synproxy_syns_resent),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_synproxy_acks_sent",
+            "SYN proxy: ACKs sent to real servers answering their SYN-ACKs.",
+            &per(|s| s.synproxy_acks_sent),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_synproxy_segments_kept",
+            "SYN proxy: client segments kept until their real server answered.",
+            &per(|s| s.synproxy_segments_kept),
+        )?;
+        counters(
+            encoder,
             "rvs_worker_busy_polls",
             "Polls that received at least one frame.",
             &per(|s| s.busy_polls),

@@ -117,6 +117,7 @@ pub(super) struct RawVirtualServer {
     pub mh_table_size: Option<S<Int>>,
     pub expire_nodest_conn: Option<S<bool>>,
     pub sorry_server: Option<S<String>>,
+    pub syn_proxy: Option<S<bool>>,
     pub health_check: Option<S<RawHealthCheck>>,
     #[serde(default)]
     pub real_server: Array<S<RawRealServer>>,

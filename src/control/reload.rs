@@ -47,6 +47,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         expire_nodest_conn: v.expire_nodest_conn,
         sorry_server: v.sorry_server.as_ref().map(endpoint),
         limits: v.limits.clone(),
+        syn_proxy: v.syn_proxy,
         real_servers: v
             .real_servers
             .iter()
@@ -285,6 +286,11 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
     };
     diff("sorry_server", sorry(old), sorry(new));
     limit_changes(&old.limits, &new.limits, &mut diff);
+    diff(
+        "syn_proxy",
+        old.syn_proxy.to_string(),
+        new.syn_proxy.to_string(),
+    );
     out
 }
 
@@ -652,6 +658,16 @@ mod tests {
         );
         assert_eq!(m.table.get(0).limits, new.limits);
         assert_eq!(m.table.get(0).real_servers[0].thresholds.upper, 9);
+    }
+
+    #[test]
+    fn turning_the_syn_proxy_on_applies_in_place() {
+        let old = ServiceTable::new(vec![service("web", 80, &[(11, 1)])]);
+        let mut new = service("web", 80, &[(11, 1)]);
+        new.syn_proxy = true;
+        let m = merge(&old, &[new]);
+        assert_eq!(lines(&m), ["virtual server web: syn_proxy false -> true"]);
+        assert!(m.table.get(0).syn_proxy);
     }
 
     #[test]

@@ -191,6 +191,7 @@ fn full_example_parses_to_typed_values() {
             mh_table_size: 65537,
             expire_nodest_conn: true,
             sorry_server: None,
+            syn_proxy: false,
             health_check: HealthCheckConfig {
                 kind: HealthCheckKind::Tcp,
                 interval: Duration::from_millis(1000),
@@ -2334,6 +2335,52 @@ fn every_virtual_server_error_is_reported_not_just_the_first() {
             "virtual_server[0].real_server[0].address",
         ]
     );
+}
+
+// ------------------------------- syn_proxy
+
+#[test]
+fn syn_proxy_defaults_to_off() {
+    assert!(!ok(&cat(&[DPDK, EXT, VS])).virtual_servers[0].syn_proxy);
+    const { assert!(!VirtualServerConfig::DEFAULT_SYN_PROXY) };
+}
+
+#[test]
+fn syn_proxy_may_be_turned_on_for_nat() {
+    let text = cat(&[DPDK, EXT, VS, "syn_proxy = true\n"]);
+    assert!(ok(&text).virtual_servers[0].syn_proxy);
+}
+
+#[test]
+fn syn_proxy_is_refused_for_dr_and_tun_saying_why() {
+    for forward in ["dr", "tun"] {
+        let text = cat(&[DPDK, EXT, &vs_forward(forward), "syn_proxy = true\n"]);
+        let e = one_error(&text);
+        assert_error(
+            &e,
+            "virtual_server[0].syn_proxy",
+            Some(line_of(&text, "syn_proxy")),
+            "a SYN proxy needs forward = \"nat\"",
+        );
+        assert!(e.message.contains("bypass"), "{}", e.message);
+    }
+}
+
+#[test]
+fn syn_proxy_is_refused_for_udp() {
+    let text = cat(&[DPDK, EXT, VS, "protocol = \"udp\"\nsyn_proxy = true\n"]);
+    assert_error(
+        &one_error(&text),
+        "virtual_server[0].syn_proxy",
+        Some(line_of(&text, "syn_proxy")),
+        "UDP has no handshake",
+    );
+}
+
+#[test]
+fn syn_proxy_off_is_accepted_for_dr() {
+    let text = cat(&[DPDK, EXT, &vs_forward("dr"), "syn_proxy = false\n"]);
+    assert!(!ok(&text).virtual_servers[0].syn_proxy);
 }
 
 // ------------------------------- expire_nodest_conn and sorry_server

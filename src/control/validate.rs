@@ -1061,6 +1061,13 @@ fn virtual_servers(
             .map_or(VirtualServerConfig::DEFAULT_EXPIRE_NODEST_CONN, |v| {
                 *v.get_ref()
             });
+        let syn_proxy = syn_proxy(
+            t.syn_proxy.as_ref(),
+            &f("syn_proxy"),
+            forward,
+            protocol,
+            errors,
+        );
         let sorry_server = match &t.sorry_server {
             None => Some(None),
             Some(v) => endpoint(
@@ -1111,7 +1118,7 @@ fn virtual_servers(
             forward,
             persistence_timeout,
             mh_table_size,
-            (sorry_server, health_check, limits),
+            (sorry_server, health_check, limits, syn_proxy),
             real_servers,
             unique,
         ) {
@@ -1123,7 +1130,7 @@ fn virtual_servers(
                 Some(forward),
                 Some(persistence_timeout),
                 Some(mh_table_size),
-                (Some(sorry_server), Some(health_check), Some(limits)),
+                (Some(sorry_server), Some(health_check), Some(limits), Some(syn_proxy)),
                 Some(real_servers),
                 true,
             ) => out.push(VirtualServerConfig {
@@ -1136,6 +1143,7 @@ fn virtual_servers(
                 mh_table_size,
                 expire_nodest_conn,
                 sorry_server,
+                syn_proxy,
                 health_check,
                 real_servers,
                 limits,
@@ -1144,6 +1152,46 @@ fn virtual_servers(
         }
     }
     ok.then_some(out)
+}
+
+/// `syn_proxy`: only for TCP services forwarded by NAT, whose replies
+/// pass through the balancer.
+fn syn_proxy(
+    v: Option<&S<bool>>,
+    field: &str,
+    forward: Option<ForwardMethod>,
+    protocol: Option<Protocol>,
+    errors: &mut Errors,
+) -> Option<bool> {
+    let Some(v) = v else {
+        return Some(VirtualServerConfig::DEFAULT_SYN_PROXY);
+    };
+    if !*v.get_ref() {
+        return Some(false);
+    }
+    if protocol == Some(Protocol::Udp) {
+        errors.push(
+            field,
+            Some(v.span()),
+            "a SYN proxy is for TCP services; UDP has no handshake to answer",
+        );
+        return None;
+    }
+    match forward {
+        Some(f @ (ForwardMethod::Dr | ForwardMethod::Tun)) => {
+            errors.push(
+                field,
+                Some(v.span()),
+                format!(
+                    "a SYN proxy needs forward = \"nat\", not \"{f}\": it must see the real \
+                     server's SYN-ACK to learn its sequence numbers and translate every \
+                     reply, and {f} replies bypass the balancer"
+                ),
+            );
+            None
+        }
+        _ => Some(true),
+    }
 }
 
 /// An `IP:PORT` endpoint of a virtual or real server: port not 0, an IP

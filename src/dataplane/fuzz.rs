@@ -3,7 +3,8 @@
 //! in the test suite both drive.
 //!
 //! One input is split into frames (a length byte, then that many bytes),
-//! each handed to a worker configured with NAT, DR and TUN services, two
+//! each handed to a worker configured with NAT (one with the SYN proxy),
+//! DR and TUN services, two
 //! ports, static neighbours and a small connection table, with time moving
 //! forward. The contract checked: no panic, and every frame is accounted
 //! for (sent, parked, handed over, or one counted drop).
@@ -157,6 +158,18 @@ pub fn fuzz_worker(workers: usize) -> Worker<VecFrame> {
             SchedulerKind::Mh,
             &[([10, 2, 0, 21], 80)],
         ),
+        VirtualService {
+            syn_proxy: true,
+            ..service(
+                "proxied",
+                [203, 0, 113, 100],
+                PROXIED_PORT,
+                Protocol::Tcp,
+                ForwardMethod::Nat,
+                SchedulerKind::Rr,
+                &[([10, 1, 0, 11], 8443)],
+            )
+        },
     ]));
     setup.conn_capacity = 64;
     setup.neigh_capacity = 16;
@@ -219,7 +232,8 @@ pub fn seeded_input(seed: u64, len: usize) -> Vec<u8> {
         x ^= x << 17;
         x
     };
-    let templates: [&[u8]; 3] = [&SYN_TO_NAT, &UDP_TO_NAT, &ARP_FOR_US];
+    let proxied = syn_to_proxied();
+    let templates: [&[u8]; 4] = [&SYN_TO_NAT, &UDP_TO_NAT, &ARP_FOR_US, &proxied];
     let mut out = Vec::with_capacity(len + 256);
     while out.len() < len {
         let r = next();
@@ -245,6 +259,20 @@ pub fn seeded_input(seed: u64, len: usize) -> Vec<u8> {
         out.extend_from_slice(&frame);
     }
     out
+}
+
+/// The port of the NAT service with the SYN proxy.
+const PROXIED_PORT: u16 = 443;
+
+/// [`SYN_TO_NAT`] to the SYN-proxied service (its mutations include ACKs
+/// with random numbers, which the proxy must refuse).
+fn syn_to_proxied() -> [u8; 54] {
+    let mut f = SYN_TO_NAT;
+    let ck = u16::from_be_bytes([f[50], f[51]]);
+    let ck = crate::wire::checksum::update_u16(ck, 80, PROXIED_PORT);
+    f[36..38].copy_from_slice(&PROXIED_PORT.to_be_bytes());
+    f[50..52].copy_from_slice(&ck.to_be_bytes());
+    f
 }
 
 /// A TCP SYN from 198.51.100.7:40000 to the NAT service (valid checksums).
@@ -285,7 +313,9 @@ mod tests {
         w.handle(0, VecFrame::new(&SYN_TO_NAT), 1, &mut out);
         w.handle(0, VecFrame::new(&UDP_TO_NAT), 1, &mut out);
         w.handle(0, VecFrame::new(&ARP_FOR_US), 1, &mut out);
-        assert_eq!(out.sent.len(), 3, "{:?}", w.stats);
+        w.handle(0, VecFrame::new(&syn_to_proxied()), 1, &mut out);
+        assert_eq!(out.sent.len(), 4, "{:?}", w.stats);
+        assert_eq!(w.stats.synproxy_synacks_sent, 1);
     }
 
     #[test]

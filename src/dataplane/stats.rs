@@ -62,11 +62,17 @@ pub enum DropReason {
     ClientLimit,
     /// A new connection when every real server is at its upper threshold.
     RsOverloaded,
+    /// An ACK to a SYN-proxied service without a valid SYN cookie (a
+    /// spoofed or stale handshake): no state made.
+    SynCookieRefused,
+    /// A client segment the SYN proxy kept for a real server that did not
+    /// answer its SYN within a second.
+    SynProxyUnanswered,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -90,6 +96,8 @@ impl DropReason {
         DropReason::RateLimited,
         DropReason::ClientLimit,
         DropReason::RsOverloaded,
+        DropReason::SynCookieRefused,
+        DropReason::SynProxyUnanswered,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -120,6 +128,8 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
             DropReason::ClientLimit => "client_limit",
             DropReason::RsOverloaded => "rs_overloaded",
+            DropReason::SynCookieRefused => "syn_cookie_refused",
+            DropReason::SynProxyUnanswered => "synproxy_unanswered",
         }
     }
 }
@@ -164,11 +174,25 @@ pub struct WorkerStats {
     pub busy_polls: u64,
     /// Polls that received nothing.
     pub idle_polls: u64,
+    /// SYN proxy: SYNs answered with a cookie SYN-ACK (no state made; a SYN-ACK that cannot be routed back is also counted as a drop, e.g. no_route).
+    pub synproxy_synacks_sent: u64,
+    /// SYN proxy: cookie ACKs accepted, each opening a connection with a
+    /// SYN to its real server.
+    pub synproxy_cookies_accepted: u64,
+    /// SYN proxy: SYNs sent again to a real server that had not answered
+    /// yet (a client segment arrived meanwhile).
+    pub synproxy_syns_resent: u64,
+    /// SYN proxy: ACKs sent to real servers answering their SYN-ACKs
+    /// (their handshakes completed).
+    pub synproxy_acks_sent: u64,
+    /// SYN proxy: client segments kept until their real server answered
+    /// (then sent on, translated).
+    pub synproxy_segments_kept: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 18;
+const SCALARS: usize = 23;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -213,6 +237,11 @@ impl WorkerStats {
             self.sync_lost,
             self.busy_polls,
             self.idle_polls,
+            self.synproxy_synacks_sent,
+            self.synproxy_cookies_accepted,
+            self.synproxy_syns_resent,
+            self.synproxy_acks_sent,
+            self.synproxy_segments_kept,
         ]);
         c[SCALARS..].copy_from_slice(&self.drops);
         c
@@ -240,6 +269,11 @@ impl WorkerStats {
             sync_lost: c[15],
             busy_polls: c[16],
             idle_polls: c[17],
+            synproxy_synacks_sent: c[18],
+            synproxy_cookies_accepted: c[19],
+            synproxy_syns_resent: c[20],
+            synproxy_acks_sent: c[21],
+            synproxy_segments_kept: c[22],
             drops,
         }
     }
@@ -269,6 +303,11 @@ impl WorkerStats {
             "sync_lost": self.sync_lost,
             "busy_polls": self.busy_polls,
             "idle_polls": self.idle_polls,
+            "synproxy_synacks_sent": self.synproxy_synacks_sent,
+            "synproxy_cookies_accepted": self.synproxy_cookies_accepted,
+            "synproxy_syns_resent": self.synproxy_syns_resent,
+            "synproxy_acks_sent": self.synproxy_acks_sent,
+            "synproxy_segments_kept": self.synproxy_segments_kept,
             "drops": drops,
         })
     }
@@ -687,6 +726,32 @@ mod tests {
         cell.fill().add_to_json(cell.connections(), &mut v);
         assert_eq!(v["conn_fill"], 0.25);
         assert_eq!(v["neighbor_queue_frames"], 3);
+    }
+
+    #[test]
+    fn totals_add_the_syn_proxy_counters() {
+        let a = WorkerStats {
+            synproxy_synacks_sent: 3,
+            synproxy_cookies_accepted: 2,
+            synproxy_syns_resent: 1,
+            synproxy_acks_sent: 4,
+            ..Default::default()
+        };
+        let mut t = a;
+        t.add(&a);
+        assert_eq!(
+            (
+                t.synproxy_synacks_sent,
+                t.synproxy_cookies_accepted,
+                t.synproxy_syns_resent,
+                t.synproxy_acks_sent
+            ),
+            (6, 4, 2, 8)
+        );
+        let cell = StatsCell::default();
+        cell.publish(&a);
+        assert_eq!(cell.snapshot(), a);
+        assert_eq!(a.to_json()["synproxy_cookies_accepted"], 2);
     }
 
     #[test]

@@ -24,6 +24,13 @@
 //!    passed over), create the connection. TCP creates connections only on
 //!    a bare SYN, like IPVS. With every server down, a TCP client gets a
 //!    reset at once (or the sorry server takes it).
+//!    With `syn_proxy` (NAT), a bare SYN makes no connection: it is
+//!    answered with a cookie SYN-ACK ([`Decision::SynCookie`]), and only
+//!    the client's ACK carrying a valid cookie schedules a real server and
+//!    creates the connection, marked proxied ([`Decision::SynToRealServer`]).
+//!    The proxied connection's sequence delta lives in a side array indexed
+//!    like the table (16 bytes per entry, allocated only once a service
+//!    has the proxy), so the table's one-line entries stay as they are.
 //! 3. ICMP errors quoting a tracked connection ([`Balancer::icmp_error`])
 //!    go where the quoted packet's connection goes, so path MTU discovery
 //!    works.
@@ -48,8 +55,10 @@ use super::persist::PersistTable;
 use super::sched::{Candidate, FlowHashInput, Scheduler};
 use super::service::{ForwardMethod, Protocol, ServiceId, ServiceTable, SORRY_SERVER};
 use super::sync::{SyncEvent, SyncQueue};
+use super::synproxy::{CookieJar, Proxied};
 use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
 use super::xmit::Endpoint;
+use crate::dpdk::hugemem::HugeArray;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -113,6 +122,8 @@ pub enum Refusal {
     /// is no sorry server. Dropped, not reset: the client's retransmitted
     /// SYN may find a server below its lower threshold.
     Overloaded,
+    /// An ACK to a SYN-proxied service that carries no valid cookie.
+    BadCookie,
 }
 
 impl From<LimitRefusal> for Refusal {
@@ -124,6 +135,20 @@ impl From<LimitRefusal> for Refusal {
             LimitRefusal::Overloaded => Refusal::Overloaded,
         }
     }
+}
+
+/// The sequence fields of a TCP segment, which the SYN proxy needs (zero
+/// for UDP, and wherever no service has the proxy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Receive window.
+    pub window: u16,
+    /// The MSS option (read on bare SYNs only).
+    pub mss: Option<u16>,
 }
 
 /// What to do with one packet: the balancer's answer, as data.
@@ -148,6 +173,62 @@ pub enum Decision {
     Reset,
     /// Drop the packet.
     Drop(Refusal),
+    /// SYN proxy: answer the client's SYN with a SYN-ACK whose sequence
+    /// number is `cookie`, offering `mss`. No state was made.
+    SynCookie {
+        /// The proxy's initial sequence number towards the client.
+        cookie: u32,
+        /// The MSS to offer.
+        mss: u16,
+    },
+    /// SYN proxy: send `real` the SYN of the client's connection (the
+    /// client's segment is rewritten into it): on the cookie ACK that
+    /// opened the connection, or again for a client segment arriving while
+    /// the real server has not answered.
+    SynToRealServer {
+        /// The real server.
+        real: Endpoint,
+        /// The client's initial sequence number.
+        isn: u32,
+        /// The MSS the cookie granted.
+        mss: u16,
+        /// The client's receive window.
+        window: u16,
+        /// This packet created the connection.
+        created: bool,
+        /// A client segment of connection `park` arriving before the real
+        /// server answered: the worker may keep it until the server's
+        /// SYN-ACK instead (then forwarded translated), and sends the SYN
+        /// again only when it cannot.
+        park: Option<ConnId>,
+    },
+    /// SYN proxy: the real server's SYN-ACK; answer it with the ACK that
+    /// completes its handshake (the frame is rewritten into it), then send
+    /// the client segments kept for connection `conn`.
+    AckToRealServer {
+        /// The client's initial sequence number.
+        client_isn: u32,
+        /// The client's receive window.
+        window: u16,
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A client's segment of a proxied connection: to `real` by NAT, its
+    /// acknowledgment number plus `delta`.
+    ToRealServerShifted {
+        /// The real server.
+        real: Endpoint,
+        /// The connection's sequence delta.
+        delta: u32,
+    },
+    /// A real server's segment of a proxied connection: to the client as
+    /// `vip`, its sequence number minus `delta`.
+    ToClientShifted {
+        /// The service.
+        vip: Endpoint,
+        /// The connection's sequence delta.
+        delta: u32,
+    },
 }
 
 /// Where an ICMP error about a tracked connection goes.
@@ -167,6 +248,10 @@ pub enum IcmpRoute {
         method: ForwardMethod,
         /// The real server.
         real: Endpoint,
+        /// A SYN-proxied connection's sequence delta, which the quoted
+        /// segment's sequence number gains (the real server checks it is
+        /// one it sent); 0 otherwise.
+        seq_delta: u32,
     },
 }
 
@@ -499,6 +584,11 @@ pub struct Balancer {
     buckets: Vec<Option<TokenBucket>>,
     /// New connections each service's limits refused (by service).
     refused: Vec<RefusalCounts>,
+    /// The SYN proxy's cookies, and its per-connection state indexed like
+    /// the table (empty while no service has `syn_proxy`).
+    cookies: CookieJar,
+    proxied: HugeArray<Proxied>,
+    any_syn_proxy: bool,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -547,6 +637,9 @@ impl Balancer {
             workers: 1,
             buckets: Vec::new(),
             refused: Vec::new(),
+            cookies: CookieJar::new(setup.seed ^ 0x5359_4e43_4f4f_4b49),
+            proxied: HugeArray::new(0, Proxied::default()),
+            any_syn_proxy: false,
             services: services.clone(),
         };
         b.set_services(services);
@@ -604,6 +697,12 @@ impl Balancer {
                 .map(|i| services.new_scheduler(i as ServiceId, self.seed.wrapping_add(i as u64)))
                 .collect();
         }
+        self.any_syn_proxy = services.services().iter().any(|s| s.syn_proxy);
+        if self.any_syn_proxy && self.proxied.len() < self.conns.capacity() {
+            // Off the packet path (start or reload), faulted in at once like
+            // the table's own arrays.
+            self.proxied = HugeArray::new(self.conns.capacity(), Proxied::default());
+        }
         self.set_limits(&services);
         self.services = services;
     }
@@ -654,6 +753,13 @@ impl Balancer {
             }
         }
         Ok(())
+    }
+
+    /// True when some service has the SYN proxy: the worker then reads the
+    /// sequence fields of TCP segments for [`Balancer::decide_segment`].
+    #[inline]
+    pub fn syn_proxy_enabled(&self) -> bool {
+        self.any_syn_proxy
     }
 
     /// The service snapshot in force.
@@ -781,6 +887,12 @@ impl Balancer {
     /// doc): updates the connection, its state and counters, and says
     /// where the packet goes.
     pub fn decide(&mut self, flow: &Flow, now: u64) -> Decision {
+        self.decide_segment(flow, &Segment::default(), now)
+    }
+
+    /// [`Balancer::decide`] for a TCP segment whose sequence fields are
+    /// `seg`: what the SYN proxy needs.
+    pub fn decide_segment(&mut self, flow: &Flow, seg: &Segment, now: u64) -> Decision {
         let counters = &mut self.counters;
         let found = self
             .conns
@@ -789,20 +901,59 @@ impl Balancer {
         let (id, dir, created) = match found {
             Some(Ok((id, dir))) => (id, dir, false),
             Some(Err(d)) => return d,
-            None => match self.new_connection(flow, now) {
-                Ok(id) => (id, Direction::Original, true),
-                // Every server down: refuse a TCP connection at once rather
-                // than leave the client retrying into silence.
-                Err(Refusal::NoRealServer) if flow.protocol == Protocol::Tcp => {
-                    return Decision::Reset
+            None => {
+                if self.any_syn_proxy && flow.protocol == Protocol::Tcp {
+                    if let Some(d) = self.syn_proxy_miss(flow, seg, now) {
+                        return d;
+                    }
                 }
-                Err(r) => return Decision::Drop(r),
-            },
+                match self.new_connection(flow, now) {
+                    Ok(id) => (id, Direction::Original, true),
+                    // Every server down: refuse a TCP connection at once
+                    // rather than leave the client retrying into silence.
+                    Err(Refusal::NoRealServer) if flow.protocol == Protocol::Tcp => {
+                        return Decision::Reset
+                    }
+                    Err(r) => return Decision::Drop(r),
+                }
+            }
         };
+        if self.conns.get(id).is_proxied() {
+            return self.proxied_segment(id, dir, flow, seg, now);
+        }
 
+        let (vs, rs) = self.account(id, dir, flow.flags, flow.bytes, created, now);
+        let service = self.services.get(vs);
+        let Some(real) = self.services.real_endpoint(vs, rs) else {
+            return Decision::Drop(Refusal::NoRealServer);
+        };
+        match dir {
+            Direction::Original => Decision::ToRealServer {
+                method: service.forward,
+                real,
+                created,
+            },
+            Direction::Reply => Decision::ToClient {
+                vip: service.key.vip,
+            },
+        }
+    }
+
+    /// Accounts one packet of connection `id` (state, timeout, sync report,
+    /// real server counters); returns its service and real server.
+    #[inline(always)]
+    fn account(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        flags: TcpFlags,
+        bytes: u32,
+        created: bool,
+        now: u64,
+    ) -> (u16, u16) {
         let c = self.conns.get_mut(id);
         let before = c.state();
-        let t = c.on_packet(dir, flow.flags, flow.bytes, now, &self.timeouts);
+        let t = c.on_packet(dir, flags, bytes, now, &self.timeouts);
         let (vs, rs) = (c.vs, c.rs);
         if c.state() != before {
             let c = *c;
@@ -819,26 +970,162 @@ impl Balancer {
             match dir {
                 Direction::Original => {
                     cnt.packets_in += 1;
-                    cnt.bytes_in += u64::from(flow.bytes);
+                    cnt.bytes_in += u64::from(bytes);
                 }
                 Direction::Reply => {
                     cnt.packets_out += 1;
-                    cnt.bytes_out += u64::from(flow.bytes);
+                    cnt.bytes_out += u64::from(bytes);
                 }
             }
         }
+        (vs, rs)
+    }
+
+    /// SYN proxy, a TCP packet to a service that matches no connection:
+    /// `None` when the service has no proxy (the usual path decides). A
+    /// bare SYN is answered with a cookie and leaves no state; an ACK
+    /// carrying a valid cookie opens the connection; an ACK without one
+    /// is refused; anything else takes the usual path (no connection).
+    fn syn_proxy_miss(&mut self, flow: &Flow, seg: &Segment, now: u64) -> Option<Decision> {
+        let key = &flow.key;
+        let vs = self
+            .services
+            .lookup(Endpoint::new(key.dst, key.dst_port), Protocol::Tcp)?;
         let service = self.services.get(vs);
-        let Some(real) = self.services.real_endpoint(vs, rs) else {
-            return Decision::Drop(Refusal::NoRealServer);
+        if !service.syn_proxy
+            || service.forward != ForwardMethod::Nat
+            || self.services.is_draining(vs)
+        {
+            return None;
+        }
+        let flags = flow.flags;
+        if flags.is_bare_syn() {
+            // A denied client gets no SYN-ACK either.
+            let acl = &service.limits.acl;
+            if !acl.is_empty() && !acl.allows(key.src) {
+                self.count_refusal(vs, LimitRefusal::AclDenied);
+                return Some(Decision::Drop(Refusal::AclDenied));
+            }
+            // Every server down and no sorry server: refused at once, as
+            // without the proxy, rather than after a handshake.
+            let live = service.sorry_server.is_some()
+                || (0..service.real_servers.len())
+                    .any(|rs| self.services.effective_weight(vs, rs as u16) > 0);
+            if !live {
+                return Some(Decision::Reset);
+            }
+            let (cookie, mss) = self.cookies.make(key, seg.seq, seg.mss, now);
+            return Some(Decision::SynCookie { cookie, mss });
+        }
+        if !flags.contains(TcpFlags::ACK)
+            || flags.contains(TcpFlags::SYN)
+            || flags.contains(TcpFlags::RST)
+        {
+            return None;
+        }
+        let isn = seg.seq.wrapping_sub(1);
+        let cookie = seg.ack.wrapping_sub(1);
+        let Some(mss) = self.cookies.check(key, isn, cookie, now) else {
+            return Some(Decision::Drop(Refusal::BadCookie));
         };
+        let id = match self.open(vs, key, now) {
+            Ok(id) => id,
+            // The client thinks itself connected: a reset tells it at once.
+            Err(Refusal::NoRealServer) => return Some(Decision::Reset),
+            Err(r) => return Some(Decision::Drop(r)),
+        };
+        self.conns.get_mut(id).set_proxied();
+        if let Some(p) = self.proxied.get_mut(id.index()) {
+            *p = Proxied::new(isn, cookie, mss, seg.window);
+        }
+        // The handshake as a director would have seen it: the client's SYN.
+        let (vs, rs) = self.account(
+            id,
+            Direction::Original,
+            TcpFlags::SYN,
+            flow.bytes,
+            true,
+            now,
+        );
+        let real = self.services.real_endpoint(vs, rs)?;
+        Some(Decision::SynToRealServer {
+            real,
+            isn,
+            mss,
+            window: seg.window,
+            created: true,
+            park: None,
+        })
+    }
+
+    /// A segment of a connection the SYN proxy opened. Until the real
+    /// server's SYN-ACK gives its sequence numbers, client segments wait
+    /// for it or resend the SYN (a client reset goes through), and the
+    /// server may only answer with its SYN-ACK or a reset; after, every
+    /// segment is translated.
+    fn proxied_segment(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        flow: &Flow,
+        seg: &Segment,
+        now: u64,
+    ) -> Decision {
+        let Some(mut p) = self.proxied.get(id.index()).copied() else {
+            return Decision::Drop(Refusal::NoConnection);
+        };
+        let flags = flow.flags;
+        let rst = flags.contains(TcpFlags::RST);
+        let syn_ack = flags.contains(TcpFlags::SYN_ACK) && !rst;
         match dir {
-            Direction::Original => Decision::ToRealServer {
-                method: service.forward,
-                real,
-                created,
+            Direction::Original if !p.ready() && !rst => {
+                if flags.contains(TcpFlags::SYN) {
+                    return Decision::Drop(Refusal::NoConnection);
+                }
+                let c = self.conns.get(id);
+                let Some(real) = self.services.real_endpoint(c.vs, c.rs) else {
+                    return Decision::Drop(Refusal::NoRealServer);
+                };
+                return Decision::SynToRealServer {
+                    real,
+                    isn: p.client_isn,
+                    mss: p.mss(),
+                    window: p.window,
+                    created: false,
+                    park: Some(id),
+                };
+            }
+            // A SYN-ACK after the first (our ACK was lost) keeps the delta.
+            Direction::Reply if syn_ack && !p.ready() => p.server_answered(seg.seq),
+            Direction::Reply if syn_ack => {}
+            Direction::Reply if !p.ready() => {
+                if !rst {
+                    return Decision::Drop(Refusal::NoConnection);
+                }
+                p.server_refused(seg.seq);
+            }
+            _ => {}
+        }
+        if let Some(slot) = self.proxied.get_mut(id.index()) {
+            *slot = p;
+        }
+        let (vs, rs) = self.account(id, dir, flags, flow.bytes, false, now);
+        match dir {
+            Direction::Original => match self.services.real_endpoint(vs, rs) {
+                Some(real) => Decision::ToRealServerShifted {
+                    real,
+                    delta: p.delta,
+                },
+                None => Decision::Drop(Refusal::NoRealServer),
             },
-            Direction::Reply => Decision::ToClient {
-                vip: service.key.vip,
+            Direction::Reply if syn_ack => Decision::AckToRealServer {
+                client_isn: p.client_isn,
+                window: p.window,
+                conn: id,
+            },
+            Direction::Reply => Decision::ToClientShifted {
+                vip: self.services.get(vs).key.vip,
+                delta: p.delta,
             },
         }
     }
@@ -898,6 +1185,13 @@ impl Balancer {
             // Removed by a reload: its connections live on, no new ones.
             return Err(Refusal::NoService);
         }
+        self.open(vs, key, now)
+    }
+
+    /// Admits a new connection of service `vs` for the flow `key` past the
+    /// service's limits, schedules a real server and records the
+    /// connection.
+    fn open(&mut self, vs: ServiceId, key: &FlowKey, now: u64) -> Result<ConnId, Refusal> {
         if let Err(r) = self.admit(vs, key.src, now) {
             self.count_refusal(vs, r);
             return Err(r.into());
@@ -1013,6 +1307,10 @@ impl Balancer {
             Direction::Original => IcmpRoute::ToRealServer {
                 method: service.forward,
                 real,
+                seq_delta: match self.proxied.get(id.index()) {
+                    Some(p) if c.is_proxied() && p.ready() => p.delta,
+                    _ => 0,
+                },
             },
         })
     }

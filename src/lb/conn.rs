@@ -320,6 +320,9 @@ impl ConnInit {
 const LIVE: u8 = 1;
 const ACTIVE: u8 = 2;
 const INPUT_ONLY: u8 = 4;
+/// Opened by the SYN proxy (`lb::synproxy`): its segments are translated
+/// by the sequence delta kept beside the table.
+const PROXIED: u8 = 8;
 
 /// One connection: exactly one 64-byte cache line. Plain old data (the
 /// state is stored as its number) so the table lives in huge-page memory.
@@ -426,6 +429,18 @@ impl Conn {
     #[inline]
     pub fn is_input_only(&self) -> bool {
         self.flags & INPUT_ONLY != 0
+    }
+
+    /// Opened by the SYN proxy: the client's address was proven by its
+    /// cookie ACK, and its segments need the sequence translation.
+    #[inline]
+    pub fn is_proxied(&self) -> bool {
+        self.flags & PROXIED != 0
+    }
+
+    /// Marks a connection the SYN proxy opened (see [`Conn::is_proxied`]).
+    pub fn set_proxied(&mut self) {
+        self.flags |= PROXIED;
     }
 
     /// Expired at `now`.

@@ -15,5 +15,6 @@ pub mod persist;
 pub mod sched;
 pub mod service;
 pub mod sync;
+pub mod synproxy;
 pub mod tcp_state;
 pub mod xmit;

@@ -65,6 +65,10 @@ pub struct VirtualService {
     /// Admission limits: allow/deny lists, new-connection rate and
     /// per-client-prefix limit (none by default).
     pub limits: ServiceLimits,
+    /// Answer clients' SYNs with SYN cookies and open the connection to a
+    /// real server only once the client's ACK proves its address
+    /// (`lb::synproxy`); NAT only.
+    pub syn_proxy: bool,
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -94,6 +98,7 @@ impl VirtualService {
             expire_nodest_conn: true,
             sorry_server: None,
             limits: ServiceLimits::default(),
+            syn_proxy: false,
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer {

@@ -20,6 +20,18 @@ mod field {
     pub const MIN_HEADER_LEN: usize = 20;
 }
 
+/// TCP option kinds and lengths rvs reads or writes (RFC 9293 3.2).
+pub mod option {
+    /// End of option list.
+    pub const END: u8 = 0;
+    /// No-operation (padding).
+    pub const NOP: u8 = 1;
+    /// Maximum segment size.
+    pub const MSS: u8 = 2;
+    /// Length of the MSS option (kind, length, 16-bit value).
+    pub const MSS_LEN: usize = 4;
+}
+
 /// Length of a header without options.
 pub const MIN_HEADER_LEN: usize = field::MIN_HEADER_LEN;
 
@@ -142,6 +154,29 @@ impl<T: AsRef<[u8]>> Packet<T> {
         &self.buffer.as_ref()[self.header_len()..]
     }
 
+    /// The value of the MSS option (kind 2, RFC 9293 3.2), if the
+    /// options carry a well-formed one; malformed options end the search.
+    pub fn mss_option(&self) -> Option<u16> {
+        let mut o = self.options();
+        while let Some((&kind, rest)) = o.split_first() {
+            match kind {
+                option::END => return None,
+                option::NOP => o = rest,
+                _ => {
+                    let len = usize::from(*rest.first()?);
+                    if len < 2 || len > o.len() {
+                        return None;
+                    }
+                    if kind == option::MSS && len == option::MSS_LEN {
+                        return Some(u16::from_be_bytes([o[2], o[3]]));
+                    }
+                    o = &o[len..];
+                }
+            }
+        }
+        None
+    }
+
     /// True when the segment sums correctly with the pseudo-header.
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         let b = self.buffer.as_ref();
@@ -205,6 +240,28 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the checksum field.
     pub fn set_checksum(&mut self, v: u16) {
         put_u16(self.buffer.as_mut(), field::CHECKSUM, v);
+    }
+
+    /// Sets the header length in bytes (a multiple of 4, 20..=60; the
+    /// caller writes the options).
+    pub fn set_header_len(&mut self, len: usize) {
+        self.buffer.as_mut()[field::DATA_OFF] = ((len / 4) as u8 & 0x0f) << 4;
+    }
+
+    /// Sets the sequence number and patches the checksum for it.
+    pub fn set_seq_number_patched(&mut self, v: u32) {
+        let old = self.seq_number();
+        self.set_seq_number(v);
+        let ck = checksum::update_u32(self.checksum(), old, v);
+        self.set_checksum(ck);
+    }
+
+    /// Sets the acknowledgment number and patches the checksum for it.
+    pub fn set_ack_number_patched(&mut self, v: u32) {
+        let old = self.ack_number();
+        self.set_ack_number(v);
+        let ck = checksum::update_u32(self.checksum(), old, v);
+        self.set_checksum(ck);
     }
 
     /// Sets the source port and patches the checksum for it (RFC 1624);
@@ -350,6 +407,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Quoted<T> {
     /// that changed from `old` to `new`.
     pub fn patch_pseudo_addr(&mut self, old: Ipv4Addr, new: Ipv4Addr) {
         patch_pseudo_addr(self.buffer.as_mut(), old, new);
+    }
+
+    /// Sets the sequence number, patching the checksum when quoted.
+    pub fn set_seq_number_patched(&mut self, v: u32) {
+        let b = self.buffer.as_mut();
+        let old = get_u32(b, field::SEQ);
+        b[field::SEQ..field::SEQ + 4].copy_from_slice(&v.to_be_bytes());
+        if b.len() >= MIN_HEADER_LEN {
+            let ck = checksum::update_u32(get_u16(b, field::CHECKSUM), old, v);
+            put_u16(b, field::CHECKSUM, ck);
+        }
     }
 }
 

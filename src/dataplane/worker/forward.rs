@@ -9,14 +9,17 @@
 //! or 1 is forwarded, and that is decided before a connection is created
 //! or counted.
 
-use super::parse::{Ipv4Info, L4};
-use super::Worker;
+use super::parse::{self, Ipv4Info, Parsed, L4};
+use super::{KeptSegment, Worker, KEPT_SEGMENTS};
 use crate::dataplane::io::{Frame, Output};
 use crate::dataplane::stats::DropReason;
-use crate::lb::balancer::{Decision, IcmpRoute, Refusal};
+use crate::lb::balancer::{Decision, IcmpRoute, Refusal, Segment};
+use crate::lb::conn::ConnId;
 use crate::lb::conn::FlowKey;
 use crate::lb::service::{ForwardMethod, Protocol};
-use crate::lb::xmit::{nat, rst, tun, XmitError};
+use crate::lb::tcp_state::TcpFlags;
+use crate::lb::xmit::synproxy::{self, Handshake};
+use crate::lb::xmit::{nat, rst, tun, Endpoint, XmitError};
 use crate::wire::{icmp, ipv4, tcp, udp};
 use std::net::Ipv4Addr;
 
@@ -32,6 +35,7 @@ impl From<Refusal> for DropReason {
             Refusal::RateLimited => DropReason::RateLimited,
             Refusal::ClientLimit => DropReason::ClientLimit,
             Refusal::Overloaded => DropReason::RsOverloaded,
+            Refusal::BadCookie => DropReason::SynCookieRefused,
         }
     }
 }
@@ -86,7 +90,14 @@ impl<F: Frame> Worker<F> {
         if ip.ttl <= 1 {
             return Err(DropReason::TtlExpired);
         }
-        match self.lb.decide(flow, now) {
+        // The sequence fields only the SYN proxy reads: not even loaded
+        // while no service has it.
+        let seg = if flow.protocol == Protocol::Tcp && self.lb.syn_proxy_enabled() {
+            segment_of(&frame.data()[l3..], flow.flags)
+        } else {
+            Segment::default()
+        };
+        match self.lb.decide_segment(flow, &seg, now) {
             Decision::ToRealServer {
                 method,
                 real,
@@ -111,7 +122,116 @@ impl<F: Frame> Worker<F> {
             }
             Decision::Reset => self.reset(l3, frame, now, out),
             Decision::Drop(refusal) => Err(refusal.into()),
+            Decision::SynCookie { cookie, mss } => {
+                let syn = synproxy::read(&frame.data()[l3..]).ok_or(DropReason::Malformed)?;
+                self.stats.synproxy_synacks_sent += 1;
+                self.send_handshake(l3, Handshake::syn_ack(&syn, cookie, mss), frame, now, out)
+            }
+            Decision::SynToRealServer {
+                real,
+                isn,
+                mss,
+                window,
+                created,
+                park,
+            } => {
+                if let Some(conn) = park {
+                    // The first segment waits for the real server (the
+                    // client would otherwise wait out its retransmission
+                    // timeout); a second one means the SYN may be lost.
+                    if self.kept.len() < KEPT_SEGMENTS && !self.kept.iter().any(|k| k.conn == conn)
+                    {
+                        self.kept.push(KeptSegment {
+                            conn,
+                            port,
+                            since: now,
+                            frame,
+                        });
+                        self.stats.synproxy_segments_kept += 1;
+                        return Ok(());
+                    }
+                }
+                if created {
+                    self.stats.conns_created += 1;
+                    self.stats.synproxy_cookies_accepted += 1;
+                } else {
+                    self.stats.synproxy_syns_resent += 1;
+                }
+                let client = Endpoint::new(flow.key.src, flow.key.src_port);
+                let syn = Handshake::syn(client, real, isn, mss, window);
+                self.send_handshake(l3, syn, frame, now, out)
+            }
+            Decision::AckToRealServer {
+                client_isn,
+                window,
+                conn,
+            } => {
+                let syn_ack = synproxy::read(&frame.data()[l3..]).ok_or(DropReason::Malformed)?;
+                self.stats.synproxy_acks_sent += 1;
+                let ack = Handshake::ack(&syn_ack, client_isn, window);
+                let sent = self.send_handshake(l3, ack, frame, now, out);
+                self.release_kept(conn, now, out);
+                sent
+            }
+            Decision::ToRealServerShifted { real, delta } => {
+                synproxy::to_real_server(&mut frame.data_mut()[l3..], real, delta)
+                    .map_err(xmit_drop)?;
+                self.route_and_send(real.ip, frame, now, out)
+            }
+            Decision::ToClientShifted { vip, delta } => {
+                synproxy::to_client(&mut frame.data_mut()[l3..], vip, delta).map_err(xmit_drop)?;
+                self.route_and_send(flow.key.dst, frame, now, out)
+            }
         }
+    }
+
+    /// Sends on the client segments kept for connection `conn`, whose real
+    /// server just answered: each is decided again (now translated).
+    #[inline(never)]
+    fn release_kept<O: Output<F>>(&mut self, conn: ConnId, now: u64, out: &mut O) {
+        let mut i = 0;
+        while i < self.kept.len() {
+            if self.kept[i].conn != conn {
+                i += 1;
+                continue;
+            }
+            let k = self.kept.swap_remove(i);
+            match parse::parse(k.frame.data(), &self.lb) {
+                Parsed::Ipv4(ip) => self.forward(k.port, &ip, k.frame, now, out),
+                // It was parsed whole when it arrived.
+                _ => self.stats.drop(DropReason::Malformed),
+            }
+        }
+    }
+
+    /// Writes the SYN proxy's handshake segment `h` over the packet at
+    /// `l3` (growing the frame at the front when the received one was too
+    /// short: the link-layer header moves to the new start) and routes it
+    /// to its destination.
+    fn send_handshake<O: Output<F>>(
+        &mut self,
+        l3: usize,
+        h: Handshake,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let need = l3 + synproxy::HANDSHAKE_LEN;
+        let have = frame.data().len();
+        if have < need {
+            let grow = need - have;
+            if !frame.prepend(grow) {
+                return Err(DropReason::TooBig);
+            }
+            frame.data_mut().copy_within(grow..grow + l3, 0);
+        }
+        let len = h
+            .write(&mut frame.data_mut()[l3..])
+            .ok_or(DropReason::Malformed)?;
+        frame.truncate(l3 + len);
+        let hop = self.routes.lookup(h.dst.ip).ok_or(DropReason::NoRoute)?;
+        self.send_to(usize::from(hop.port), hop.address, frame, now, out);
+        Ok(())
     }
 
     /// The worker that owns the connection of this packet: the queue a
@@ -323,8 +443,16 @@ impl<F: Frame> Worker<F> {
                 .map_err(xmit_drop)?;
                 self.route_and_send(client, frame, now, out)
             }
-            IcmpRoute::ToRealServer { method, real } => match method {
+            IcmpRoute::ToRealServer {
+                method,
+                real,
+                seq_delta,
+            } => match method {
                 ForwardMethod::Nat => {
+                    if seq_delta != 0 {
+                        synproxy::shift_quoted_seq(&mut frame.data_mut()[l3..], seq_delta)
+                            .map_err(xmit_drop)?;
+                    }
                     nat::translate_icmp_error(
                         &mut frame.data_mut()[l3..],
                         (nat::Side::Dst, real.ip),
@@ -365,6 +493,27 @@ fn quoted_flow(ip: &[u8]) -> Option<(FlowKey, Protocol)> {
         FlowKey::new(q.src_addr(), sport, q.dst_addr(), dport, protocol.number()),
         protocol,
     ))
+}
+
+/// The sequence fields of the TCP segment in the IPv4 packet `ip` (the
+/// MSS option on a bare SYN only); zero when it has no whole TCP header.
+fn segment_of(ip: &[u8], flags: TcpFlags) -> Segment {
+    let Ok(p) = ipv4::Packet::new_checked(ip) else {
+        return Segment::default();
+    };
+    let Ok(t) = tcp::Packet::new_checked(p.payload()) else {
+        return Segment::default();
+    };
+    Segment {
+        seq: t.seq_number(),
+        ack: t.ack_number(),
+        window: t.window(),
+        mss: if flags.is_bare_syn() {
+            t.mss_option()
+        } else {
+            None
+        },
+    }
 }
 
 fn xmit_drop(e: XmitError) -> DropReason {

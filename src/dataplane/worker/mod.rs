@@ -60,6 +60,21 @@ const REPLY_TTL: u8 = 64;
 const PENDING_ADDRESSES: usize = 64;
 /// Length of an Ethernet ARP frame rvs builds (padded to the minimum).
 const ARP_FRAME_LEN: usize = 60;
+/// Client segments the SYN proxy keeps at once until their real server
+/// answers (see `forward`).
+const KEPT_SEGMENTS: usize = 64;
+/// How long a kept segment waits for its real server's SYN-ACK.
+const KEPT_MAX_AGE_NS: u64 = 1_000_000_000;
+
+/// A client segment of a SYN-proxied connection whose real server has not
+/// answered yet, kept to be sent on once it has.
+#[derive(Debug)]
+struct KeptSegment<F> {
+    conn: crate::lb::conn::ConnId,
+    port: usize,
+    since: u64,
+    frame: F,
+}
 
 /// One port as a worker sees it.
 #[derive(Clone, Debug)]
@@ -207,6 +222,9 @@ pub struct Worker<F> {
     /// Every address of every port, flat: the per-packet "is it ours?"
     /// reads one short array instead of walking the ports.
     own: Vec<Ipv4Addr>,
+    /// SYN proxy: client segments waiting for their real server's
+    /// SYN-ACK (capacity [`KEPT_SEGMENTS`], reserved at start).
+    kept: Vec<KeptSegment<F>>,
     /// Counters, published by the poll loop.
     pub stats: WorkerStats,
 }
@@ -251,6 +269,7 @@ impl<F: Frame> Worker<F> {
                 .iter()
                 .flat_map(|p| p.addresses.iter().map(|a| a.addr()))
                 .collect(),
+            kept: Vec::with_capacity(KEPT_SEGMENTS),
             stats: WorkerStats::default(),
         })
     }
@@ -498,6 +517,14 @@ impl<F: Frame> Worker<F> {
             }
             for &(ip, port) in &ask[..n] {
                 self.send_arp_request(usize::from(port), ip, out);
+            }
+        }
+        if !self.kept.is_empty() {
+            let before = self.kept.len();
+            self.kept
+                .retain(|k| now.saturating_sub(k.since) < KEPT_MAX_AGE_NS);
+            for _ in self.kept.len()..before {
+                self.stats.drop(DropReason::SynProxyUnanswered);
             }
         }
         self.lb.tick(now);

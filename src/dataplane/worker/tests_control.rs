@@ -35,6 +35,7 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         expire_nodest_conn: true,
         sorry_server: sorry.then_some(Endpoint::new(SORRY, 8080)),
         limits: Default::default(),
+        syn_proxy: false,
         real_servers: real
             .iter()
             .map(|&ip| RealServer {

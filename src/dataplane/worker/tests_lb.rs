@@ -2250,3 +2250,6 @@ proptest! {
         }
     }
 }
+
+#[path = "tests_synproxy.rs"]
+mod synproxy;

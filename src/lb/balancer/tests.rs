@@ -227,7 +227,8 @@ fn icmp_errors_go_where_their_connection_goes() {
         b.icmp_error(&to_vip(4000, 6), 2),
         Ok(IcmpRoute::ToRealServer {
             method: ForwardMethod::Nat,
-            real
+            real,
+            seq_delta: 0
         })
     );
     assert_eq!(
@@ -348,4 +349,101 @@ fn counters_survive_a_reload_that_adds_servers() {
     assert_eq!(b.counters().len(), 3);
     let after: u64 = b.counters().iter().map(|c| c.conns).sum();
     assert_eq!(before, after);
+}
+
+// ------------------------------------------------------------ SYN proxy
+
+fn proxied_service() -> VirtualService {
+    VirtualService {
+        syn_proxy: true,
+        ..service(ForwardMethod::Nat, Protocol::Tcp)
+    }
+}
+
+/// The SYN-ACK's cookie for a SYN from `sport` with ISN `isn`.
+fn cookie_for(b: &mut Balancer, sport: u16, isn: u32, now: u64) -> u32 {
+    let f = flow(b, to_vip(sport, 6), SYN);
+    let seg = Segment {
+        seq: isn,
+        mss: Some(1460),
+        ..Segment::default()
+    };
+    match b.decide_segment(&f, &seg, now) {
+        Decision::SynCookie { cookie, mss } => {
+            assert_eq!(mss, 1460);
+            cookie
+        }
+        other => panic!("not a cookie: {other:?}"),
+    }
+}
+
+fn cookie_ack(b: &mut Balancer, sport: u16, isn: u32, cookie: u32, now: u64) -> Decision {
+    let f = flow(b, to_vip(sport, 6), ACK);
+    let seg = Segment {
+        seq: isn.wrapping_add(1),
+        ack: cookie.wrapping_add(1),
+        window: 1000,
+        mss: None,
+    };
+    b.decide_segment(&f, &seg, now)
+}
+
+#[test]
+fn a_proxied_syn_gets_a_cookie_and_makes_no_connection() {
+    let mut b = balancer(vec![proxied_service()]);
+    cookie_for(&mut b, 4000, 77, 1);
+    assert_eq!(b.conn_count(), 0);
+}
+
+#[test]
+fn a_valid_cookie_ack_opens_a_proxied_connection_in_syn_recv() {
+    let mut b = balancer(vec![proxied_service()]);
+    let cookie = cookie_for(&mut b, 4000, 77, 1);
+    match cookie_ack(&mut b, 4000, 77, cookie, 2) {
+        Decision::SynToRealServer {
+            isn, mss, created, ..
+        } => assert_eq!((isn, mss, created), (77, 1460, true)),
+        other => panic!("not a SYN to the real server: {other:?}"),
+    }
+    let (_, c) = b.conns().iter().next().expect("one connection");
+    assert!(c.is_proxied());
+    assert_eq!(c.state_name(), "SYN_RECV");
+}
+
+#[test]
+fn a_cookie_for_another_port_is_refused() {
+    let mut b = balancer(vec![proxied_service()]);
+    let cookie = cookie_for(&mut b, 4000, 77, 1);
+    assert_eq!(
+        cookie_ack(&mut b, 4001, 77, cookie, 2),
+        Decision::Drop(Refusal::BadCookie)
+    );
+    assert_eq!(b.conn_count(), 0);
+}
+
+#[test]
+fn a_reload_that_turns_the_proxy_on_applies_to_new_connections() {
+    let mut b = balancer(vec![service(ForwardMethod::Nat, Protocol::Tcp)]);
+    assert!(!b.syn_proxy_enabled());
+    b.set_services(Arc::new(ServiceTable::new(vec![proxied_service()])));
+    assert!(b.syn_proxy_enabled());
+    let cookie = cookie_for(&mut b, 4000, 77, 1);
+    assert!(matches!(
+        cookie_ack(&mut b, 4000, 77, cookie, 2),
+        Decision::SynToRealServer { created: true, .. }
+    ));
+}
+
+#[test]
+fn a_proxied_syn_with_every_server_down_is_reset_at_once() {
+    let mut svc = proxied_service();
+    for r in &mut svc.real_servers {
+        r.weight = 0;
+    }
+    let mut b = balancer(vec![svc]);
+    let f = flow(&b, to_vip(4000, 6), SYN);
+    assert_eq!(
+        b.decide_segment(&f, &Segment::default(), 1),
+        Decision::Reset
+    );
 }

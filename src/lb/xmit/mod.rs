@@ -14,6 +14,7 @@ pub mod nat;
 #[cfg(test)]
 mod never_panics;
 pub mod rst;
+pub mod synproxy;
 pub mod tun;
 
 use std::net::Ipv4Addr;

@@ -2,7 +2,7 @@
 //! content, including bytes shaped to pass the views' checks layer by
 //! layer so the rewrites run past them.
 
-use super::{nat, rst, tun, Endpoint};
+use super::{nat, rst, synproxy, tun, Endpoint};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 
@@ -47,6 +47,13 @@ fn every_rewrite(bytes: &[u8], ep: Endpoint, mtu: u16, len: usize, offset: usize
     tun::encapsulate(&mut copy(), ep.ip, ep.ip, mtu);
     tun::frag_needed(&mut copy(), ep.ip, mtu, mtu);
     assert!(rst::answer_with_reset(&mut copy()) <= bytes.len());
+    let _ = synproxy::to_real_server(&mut copy(), ep, mtu.into());
+    let _ = synproxy::to_client(&mut copy(), ep, mtu.into());
+    let _ = synproxy::shift_quoted_seq(&mut copy(), mtu.into());
+    if let Some(f) = synproxy::read(bytes) {
+        let h = synproxy::Handshake::syn_ack(&f, len as u32, mtu);
+        assert!(h.write(&mut copy()).is_none_or(|n| n <= bytes.len()));
+    }
 }
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {
