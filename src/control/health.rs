@@ -626,6 +626,60 @@ fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
     }
 }
 
+/// The health-check settings that differ between `old` and `new`, as
+/// `health_check.KEY old -> new` (the file's keys), for a reload's summary.
+pub fn setting_changes(old: &HealthCheckConfig, new: &HealthCheckConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut diff = |key: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("health_check.{key} {a} -> {b}"));
+        }
+    };
+    diff("type", old.kind.to_string(), new.kind.to_string());
+    let ms = |d: Duration| d.as_millis().to_string();
+    diff("interval_ms", ms(old.interval), ms(new.interval));
+    diff("timeout_ms", ms(old.timeout), ms(new.timeout));
+    diff("rise", old.rise.to_string(), new.rise.to_string());
+    diff("fall", old.fall.to_string(), new.fall.to_string());
+    diff(
+        "http_path",
+        format!("{:?}", old.http_path),
+        format!("{:?}", new.http_path),
+    );
+    diff(
+        "http_expect_status",
+        old.http_expect_status.to_string(),
+        new.http_expect_status.to_string(),
+    );
+    out
+}
+
+/// What a reload changes in the checks of services checked before and
+/// after (`old` the targets checked now, `new` those of the new file, both
+/// indexed by the merged table, whose service slots are stable): one line
+/// per service whose check changed, `virtual server web:
+/// health_check.interval_ms 1000 -> 500`, in service order. Servers added
+/// or removed are the reload's own lines.
+pub fn check_changes(old: &[Target], new: &[Target]) -> Vec<String> {
+    fn first(targets: &[Target]) -> std::collections::BTreeMap<u16, &Target> {
+        let mut by_vs = std::collections::BTreeMap::new();
+        for t in targets {
+            by_vs.entry(t.vs).or_insert(t);
+        }
+        by_vs
+    }
+    let old = first(old);
+    first(new)
+        .into_iter()
+        .filter_map(|(vs, n)| {
+            let o = old.get(&vs)?;
+            let settings = setting_changes(&o.check, &n.check);
+            (!settings.is_empty())
+                .then(|| format!("virtual server {}: {}", n.name, settings.join(", ")))
+        })
+        .collect()
+}
+
 /// The targets of a service table: every real server of every service
 /// that is neither draining nor removed, with its virtual server's check
 /// from `configs` (matched by address and protocol). Services or servers

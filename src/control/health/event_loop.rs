@@ -251,9 +251,15 @@ impl EventLoop {
             let Some(t) = self.targets.get_mut(&id) else {
                 continue;
             };
-            match &t.probe {
+            match &mut t.probe {
                 Some(p) if now >= p.deadline() => {
-                    let result = p.expire(now);
+                    // Its answer may be waiting in a batch of events not
+                    // taken yet (a loop that fell behind): look first, so
+                    // only a server that did not answer in time fails.
+                    let result = match p.advance(now) {
+                        Step::Done(r) => r,
+                        Step::Pending => p.expire(now),
+                    };
                     self.finish(id, Some(result), now);
                 }
                 Some(_) => {}
@@ -302,9 +308,9 @@ impl EventLoop {
         let Some(t) = self.targets.get_mut(&id) else {
             return;
         };
-        if let Some(mut p) = t.probe.take() {
-            let _ = self.poll.registry().deregister(p.source());
-        }
+        // Closing the socket (dropping the probe) takes it out of the
+        // epoll set: no deregistration call needed.
+        t.probe = None;
         t.next = (t.next + t.check.interval).max(now);
         self.timers.push(Reverse((t.next, id)));
         if let Some(result) = result {
