@@ -1134,6 +1134,108 @@ mod tests {
         assert!(!c.is_up(0, 1));
     }
 
+    /// Every probe start of target 0 seen by polling for `within`.
+    fn starts_within(c: &mut HealthChecker, within: Duration) -> Vec<CheckResult> {
+        let deadline = Instant::now() + within;
+        let mut seen: Vec<CheckResult> = Vec::new();
+        while Instant::now() < deadline {
+            c.poll();
+            if let Some(last) = c.states()[0].last.clone() {
+                if seen.last().map(|r| r.started) != Some(last.started) {
+                    seen.push(last);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    }
+
+    #[test]
+    fn a_probe_fails_at_its_timeout_counted_from_its_start() {
+        let (port, _stop) = silent_server();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Http, 1000, 150),
+        )]);
+        let seen = starts_within(&mut c, Duration::from_millis(600));
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let r = &seen[0];
+        assert!(!r.ok);
+        assert_eq!(
+            r.detail,
+            format!("HTTP GET /healthz on 127.0.0.1:{port}: no answer within 150 ms")
+        );
+        assert!(r.latency >= Duration::from_millis(150), "{r:?}");
+        assert!(r.latency < Duration::from_millis(400), "{r:?}");
+    }
+
+    #[test]
+    fn a_probe_longer_than_the_interval_delays_the_next_without_overlap() {
+        let (port, _stop) = silent_server();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Http, 20, 100),
+        )]);
+        let seen = starts_within(&mut c, Duration::from_millis(700));
+        assert!(seen.len() >= 3, "{seen:?}");
+        for pair in seen.windows(2) {
+            let gap = pair[1].started - pair[0].started;
+            assert!(
+                gap >= Duration::from_millis(100),
+                "{gap:?}: overlapping probes"
+            );
+        }
+    }
+
+    #[test]
+    fn probes_start_an_interval_apart() {
+        let (port, _stop) = accepting();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 100, 500),
+        )]);
+        let seen = starts_within(&mut c, Duration::from_millis(650));
+        assert!(seen.len() >= 5, "{seen:?}");
+        for pair in seen.windows(2) {
+            let gap = pair[1].started - pair[0].started;
+            assert!(
+                gap.abs_diff(Duration::from_millis(100)) < Duration::from_millis(40),
+                "{gap:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_removed_target_is_no_longer_probed() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let _stop = serve(l, move |_| {
+            let _ = tx.lock().unwrap().send(());
+            None
+        });
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        rx.recv_timeout(Duration::from_secs(2)).expect("probed");
+        c.retarget(Vec::new());
+        std::thread::sleep(Duration::from_millis(50));
+        while rx.try_recv().is_ok() {}
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(rx.try_iter().count(), 0, "probed after removal");
+        assert_eq!(c.probed(), 0);
+    }
+
     #[test]
     fn a_silent_server_does_not_delay_the_checks_of_another() {
         let (slow, _a) = silent_server();
