@@ -13,7 +13,9 @@
 //! Why epoll through `mio` rather than poll(2) or a pool of blocking
 //! threads: the standard library has no non-blocking connect nor any
 //! readiness call, and `unsafe` lives only in `src/dpdk`; `mio` gives both
-//! behind a safe API. poll(2) would rescan every socket in flight on each
+//! behind a safe API (`socket2` alone gives the connect but no readiness,
+//! and a libc poll(2) wrapper would need `unsafe` here). poll(2) would
+//! also rescan every socket in flight on each
 //! wake-up (10,000 when that many servers are silent), epoll only the
 //! ready ones; a fixed pool of blocking threads would hold a thread per
 //! probe waiting for its timeout, so a pool of N could run at most N
