@@ -15,17 +15,19 @@
 //! readiness call, and `unsafe` lives only in `src/dpdk`; `mio` gives both
 //! behind a safe API (`socket2` alone gives the connect but no readiness,
 //! and a libc poll(2) wrapper would need `unsafe` here). poll(2) would
-//! also rescan every socket in flight on each
-//! wake-up (10,000 when that many servers are silent), epoll only the
-//! ready ones; a fixed pool of blocking threads would hold a thread per
-//! probe waiting for its timeout, so a pool of N could run at most N
-//! silent checks per timeout.
+//! also rescan every socket in flight on each wake-up (10,000 when that
+//! many servers are silent), epoll only the ready ones; a fixed pool of
+//! blocking threads would hold a thread per probe waiting for its timeout,
+//! so a pool of N could run at most N silent checks per timeout.
 //!
 //! Timing: a target's probes start on a fixed grid (each start is the
 //! previous scheduled start plus the interval, so a late wake-up does not
 //! drift the schedule), a probe's deadline is its actual start plus its
 //! timeout, and a probe still running at its next slot pushes that slot to
-//! its end (probes of one target never overlap). The heap's lazy entries
+//! its end (probes of one target never overlap). A probe at its deadline
+//! first looks at its socket once more: a loop that fell behind (a busy
+//! host) may not have taken its answer's event yet, and only a server that
+//! did not answer in time fails. The heap's lazy entries
 //! are checked against the target's current state when they fire, so
 //! removing a target or finishing a probe early needs no heap surgery.
 
