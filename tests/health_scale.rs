@@ -22,7 +22,7 @@ const INTERVAL: Duration = Duration::from_secs(1);
 const RUN: Duration = Duration::from_millis(3_300);
 /// How long they may run while some target has had fewer than three
 /// checks (a machine too busy to give the checker its share of a core).
-const RUN_MAX: Duration = Duration::from_secs(10);
+const RUN_MAX: Duration = Duration::from_secs(20);
 /// At most this many threads in the whole process (the test harness's,
 /// the listeners' one, the checker's).
 const MAX_THREADS: usize = 16;
@@ -34,30 +34,31 @@ const MEDIAN_TOLERANCE: Duration = Duration::from_millis(50);
 /// milliseconds of the interval (the figures printed); the margin is for a
 /// shared machine whose other jobs take the checker's core for a while.
 const MAX_GAP: Duration = Duration::from_millis(1_500);
+/// The timing is judged only if the checker's thread waited for a CPU
+/// less than this share of the run: on a host whose other jobs keep it
+/// off the CPU longer, no schedule can hold, and the test says so.
+const BUSY_SHARE: f64 = 0.2;
 
 /// Threads of this process now.
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
-/// CPU time the thread named `name` has used, from its
-/// /proc/self/task/*/stat (user plus system, at 100 ticks a second).
-fn cpu_of(name: &str) -> Option<Duration> {
+/// The scheduler's figures for the thread named `name`, from its
+/// /proc/self/task/*/schedstat: (time on a CPU, time runnable but waiting
+/// for one).
+fn sched_of(name: &str) -> Option<(Duration, Duration)> {
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let dir = task.ok()?.path();
         let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
         if comm.trim_end() != name {
             continue;
         }
-        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-        let after = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<u64> = after
-            .split(' ')
-            .skip(11)
-            .take(2)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        return Some(Duration::from_millis(10 * fields.iter().sum::<u64>()));
+        let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+        let ran = fields.next()??;
+        let waited = fields.next()??;
+        return Some((Duration::from_nanos(ran), Duration::from_nanos(waited)));
     }
     None
 }
@@ -165,7 +166,7 @@ fn ten_thousand_checks_run_on_a_few_threads_each_about_once_an_interval_with_the
     }
     let ran = start.elapsed();
     let states = checker.states();
-    let loop_cpu = cpu_of("rvs-health").unwrap_or_default();
+    let (loop_cpu, loop_waited) = sched_of("rvs-health").unwrap_or_default();
     stop.store(true, Ordering::Relaxed);
 
     // Verdicts.
@@ -195,7 +196,7 @@ fn ten_thousand_checks_run_on_a_few_threads_each_about_once_an_interval_with_the
          {} connections accepted; threads {threads_before} before, at most {max_threads} during; \
          gap between a target's checks min {:.1} / p50 {:.1} / p99 {:.1} / max {:.1} ms; \
          probe latency p50 {:.2} / p99 {:.2} / max {:.2} ms; the checker's thread used \
-         {:.2} s of CPU",
+         {:.2} s of CPU and waited {:.2} s for one",
         INTERVAL.as_millis(),
         ran.as_secs_f64(),
         checks.iter().sum::<usize>(),
@@ -210,12 +211,21 @@ fn ten_thousand_checks_run_on_a_few_threads_each_about_once_an_interval_with_the
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().unwrap()),
         loop_cpu.as_secs_f64(),
+        loop_waited.as_secs_f64(),
     );
     assert!(
         max_threads <= MAX_THREADS,
         "{max_threads} threads for {TARGETS} checks"
     );
     assert_eq!(checker.threads(), 1);
+    if loop_waited > ran.mul_f64(BUSY_SHARE) {
+        // Not the checker's fault: judging its timing would judge the
+        // machine's other jobs.
+        println!(
+            "timing not judged: the checker's thread waited {loop_waited:?} for a CPU in {ran:?}"
+        );
+        return;
+    }
     assert!(fewest >= 3, "a target was checked only {fewest} times");
     let median = percentile(&gaps, 0.5);
     assert!(

@@ -22,7 +22,8 @@
 //!
 //! Timing: a target's probes start on a fixed grid (each start is the
 //! previous scheduled start plus the interval, so a late wake-up does not
-//! drift the schedule), a probe's deadline is its actual start plus its
+//! drift the schedule; a start later than a tenth of the interval moves
+//! the grid rather than bunch the next probes), a probe's deadline is its actual start plus its
 //! timeout, and a probe still running at its next slot pushes that slot to
 //! its end (probes of one target never overlap). A probe at its deadline
 //! first looks at its socket once more: a loop that fell behind (a busy
@@ -49,6 +50,10 @@ use std::time::{Duration, Instant};
 const WAKER: Token = Token(usize::MAX);
 /// Readiness events taken per wake-up.
 const EVENTS: usize = 1024;
+/// Most probes started per turn of the loop: a loop that fell behind
+/// (a busy host) takes the answers of the probes in flight between
+/// batches of starts, so their latencies stay true.
+const STARTS_PER_TURN: usize = 256;
 /// Shortest time between two warnings that probes could not start for
 /// lack of local resources.
 const LOCAL_WARN_EVERY: Duration = Duration::from_secs(10);
@@ -148,6 +153,18 @@ impl LoopHandle {
     }
 }
 
+/// The start of a target's next probe, after one scheduled at `slot`
+/// that started at `started`: one interval after the slot, so a start a
+/// little late (less than a tenth of the interval) does not drift the
+/// schedule; one interval after the actual start, less that tenth, when it
+/// was later (a loop that fell behind spaces the probes again instead of
+/// catching up in a burst); and never before `now` (a probe longer than
+/// the interval is followed at once).
+fn next_slot(slot: Instant, started: Instant, interval: Duration, now: Instant) -> Instant {
+    let slack = interval / 10;
+    (slot + interval).max(started + interval - slack).max(now)
+}
+
 /// One target in the loop.
 struct Checked {
     endpoint: SocketAddrV4,
@@ -187,7 +204,6 @@ impl EventLoop {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
-            let now = Instant::now();
             let mut woken = false;
             for event in events.iter() {
                 if event.token() == WAKER {
@@ -201,14 +217,17 @@ impl EventLoop {
                 let Some(p) = t.probe.as_mut() else {
                     continue;
                 };
+                // The clock is read per probe: cheap (vDSO), and a long
+                // batch does not stretch the latencies it reports.
+                let now = Instant::now();
                 if let Step::Done(result) = p.advance(now) {
                     self.finish(id, Some(result), now);
                 }
             }
-            if woken && !self.take_commands(now) {
+            if woken && !self.take_commands(Instant::now()) {
                 return;
             }
-            self.fire_timers(now);
+            self.fire_timers();
         }
     }
 
@@ -245,10 +264,14 @@ impl EventLoop {
         }
     }
 
-    /// Starts the probes that are due and fails those past their deadline.
-    fn fire_timers(&mut self, now: Instant) {
+    /// Fails the probes past their deadline and starts those due, at most
+    /// `STARTS_PER_TURN` (the rest are still due at the next turn, whose
+    /// wait is then zero).
+    fn fire_timers(&mut self) {
+        let mut started = 0;
         while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if at > now {
+            let now = Instant::now();
+            if at > now || started == STARTS_PER_TURN {
                 break;
             }
             self.timers.pop();
@@ -267,7 +290,10 @@ impl EventLoop {
                     self.finish(id, Some(result), now);
                 }
                 Some(_) => {}
-                None if now >= t.next => self.start(id, now),
+                None if now >= t.next => {
+                    started += 1;
+                    self.start(id, now);
+                }
                 None => {}
             }
         }
@@ -306,16 +332,16 @@ impl EventLoop {
 
     /// Ends target `id`'s probe (if any): reports `result` (none when the
     /// probe could not run for lack of local resources) and schedules the
-    /// next probe one interval after this one's slot, or now if that has
-    /// passed.
+    /// next probe (`next_slot`).
     fn finish(&mut self, id: u64, result: Option<CheckResult>, now: Instant) {
         let Some(t) = self.targets.get_mut(&id) else {
             return;
         };
+        let started = result.as_ref().map_or(now, |r| r.started);
         // Closing the socket (dropping the probe) takes it out of the
         // epoll set: no deregistration call needed.
         t.probe = None;
-        t.next = (t.next + t.check.interval).max(now);
+        t.next = next_slot(t.next, started, t.check.interval, now);
         self.timers.push(Reverse((t.next, id)));
         if let Some(result) = result {
             // The checker gone means a `Stop` is on its way.
@@ -333,5 +359,46 @@ impl EventLoop {
             self.last_local_warning = Some(now);
             warn!("health checks: a probe could not start on this host ({e}); skipped, not counted against the server");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_slot;
+    use std::time::{Duration, Instant};
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_probe_started_on_time_is_followed_one_interval_after_its_slot() {
+        let t = Instant::now();
+        assert_eq!(next_slot(t, t, SECOND, t + ms(3)), t + SECOND);
+    }
+
+    #[test]
+    fn a_slightly_late_start_keeps_the_grid() {
+        let t = Instant::now();
+        assert_eq!(next_slot(t, t + ms(40), SECOND, t + ms(45)), t + SECOND);
+    }
+
+    #[test]
+    fn a_much_later_start_moves_the_grid_instead_of_bunching_the_next_probe() {
+        let t = Instant::now();
+        let started = t + ms(700);
+        assert_eq!(
+            next_slot(t, started, SECOND, started + ms(5)),
+            started + ms(900)
+        );
+    }
+
+    #[test]
+    fn a_probe_longer_than_the_interval_is_followed_at_once() {
+        let t = Instant::now();
+        let now = t + ms(2500);
+        assert_eq!(next_slot(t, t, SECOND, now), now);
     }
 }
