@@ -10,15 +10,18 @@
 //! network reaches but the data path does not is a misconfiguration that
 //! health checks cannot see.
 //!
-//! Why one thread per checked server: a probe blocks for up to its timeout
-//! (a silent server, a dropped SYN), and one such server must never delay
-//! the checks of the others. A thread per target is the simplest way to
-//! get that with the standard library alone; each sleeps until its next
-//! slot, with a small stack, so hundreds of them cost little. The first
-//! checks are spread over the interval (target `i` of `n` starts at
-//! `i * interval / n`) so the servers are not all probed at once.
+//! Why one thread for all probes: a probe mostly waits (for a handshake,
+//! an answer, or its timeout), and one slow server must never delay the
+//! checks of the others. A thread per target got that by blocking, at the
+//! cost of a thread per server (1,005 threads for 1,000 servers); now
+//! every probe is a non-blocking state machine (`probe`) driven by one
+//! event loop thread (`event_loop`, which says why epoll through `mio`),
+//! started with the first probed target, so 10,000 servers run on one
+//! thread. The first checks are spread over the interval (target `i` of
+//! `n` starts at `i * interval / n`) so the servers are not all probed at
+//! once.
 //!
-//! The threads only probe and report over a channel; the rise/fall state
+//! The loop only probes and reports over a channel; the rise/fall state
 //! machine ([`HealthState`]) runs in the control thread, in
 //! [`HealthChecker::poll`], which the control loop calls every tick and
 //! which never blocks. What it returns are state changes with a reason,
@@ -29,27 +32,23 @@
 //! after `fall` failed checks. A check of type `none` never probes: the
 //! server is always up.
 
+mod event_loop;
+mod probe;
+
+pub use probe::probe;
+
 use super::config::{HealthCheckConfig, HealthCheckKind, VirtualServerConfig};
 use crate::lb::service::ServiceTable;
+use event_loop::{Job, LoopHandle, Report};
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddrV4;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Longest a checker thread sleeps before it looks at its stop flag again
-/// (it is also woken at once when stopped).
-const STOP_POLL: Duration = Duration::from_millis(100);
-/// How long dropping a [`HealthChecker`] waits for its threads to end;
-/// one blocked in a connect ends by itself within its check's timeout.
+/// How long dropping a [`HealthChecker`] waits for its loop thread to end
+/// (it ends at once: the loop never blocks).
 const STOP_WAIT: Duration = Duration::from_millis(300);
-/// Stack of a checker thread: it only connects, writes and reads a line.
-const THREAD_STACK: usize = 128 * 1024;
-/// Longest HTTP status line read.
-const MAX_STATUS_LINE: usize = 4096;
 
 // ------------------------------------------------------------ rise / fall
 
@@ -128,142 +127,9 @@ pub struct CheckResult {
     pub detail: String,
     /// How long the probe took (a timed-out one: about its timeout).
     pub latency: Duration,
-}
-
-/// Probes `endpoint` once as `check` says, within `check.timeout`. A
-/// `none` check passes without touching the network.
-pub fn probe(endpoint: SocketAddrV4, check: &HealthCheckConfig) -> CheckResult {
-    let start = Instant::now();
-    let outcome = match check.kind {
-        HealthCheckKind::None => Ok("no check (type none)".to_string()),
-        HealthCheckKind::Tcp => probe_tcp(endpoint, check.timeout),
-        HealthCheckKind::Http => probe_http(endpoint, check, start + check.timeout),
-    };
-    let latency = start.elapsed();
-    match outcome {
-        Ok(detail) => CheckResult {
-            ok: true,
-            detail,
-            latency,
-        },
-        Err(detail) => CheckResult {
-            ok: false,
-            detail,
-            latency,
-        },
-    }
-}
-
-/// An I/O error as a person reads it: "Connection refused", without std's
-/// "(os error 111)" suffix; timeouts say so.
-fn describe_io(e: &io::Error, timeout: Duration) -> String {
-    match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-            format!("no answer within {} ms", timeout.as_millis())
-        }
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(at) => s[..at].to_string(),
-                None => s,
-            }
-        }
-    }
-}
-
-fn connect(endpoint: SocketAddrV4, timeout: Duration) -> Result<TcpStream, String> {
-    TcpStream::connect_timeout(&SocketAddr::V4(endpoint), timeout)
-        .map_err(|e| format!("connect to {endpoint} failed: {}", describe_io(&e, timeout)))
-}
-
-fn probe_tcp(endpoint: SocketAddrV4, timeout: Duration) -> Result<String, String> {
-    let start = Instant::now();
-    let stream = connect(endpoint, timeout)?;
-    drop(stream);
-    Ok(format!(
-        "connect to {endpoint} succeeded in {:.1} ms",
-        start.elapsed().as_secs_f64() * 1e3
-    ))
-}
-
-/// The time left before `deadline`, or the timeout error.
-fn remaining(deadline: Instant, what: &str, timeout: Duration) -> Result<Duration, String> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(format!(
-            "{what}: no answer within {} ms",
-            timeout.as_millis()
-        ))
-    } else {
-        Ok(left)
-    }
-}
-
-fn probe_http(
-    endpoint: SocketAddrV4,
-    check: &HealthCheckConfig,
-    deadline: Instant,
-) -> Result<String, String> {
-    let start = Instant::now();
-    let timeout = check.timeout;
-    let what = format!("HTTP GET {} on {endpoint}", check.http_path);
-    let mut stream = connect(endpoint, timeout)?;
-    let request = format!(
-        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: rvs-health\r\nConnection: close\r\n\r\n",
-        check.http_path,
-        endpoint.ip()
-    );
-    stream
-        .set_write_timeout(Some(remaining(deadline, &what, timeout)?))
-        .map_err(|e| format!("{what}: {}", describe_io(&e, timeout)))?;
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("{what}: sending the request: {}", describe_io(&e, timeout)))?;
-
-    let mut line = Vec::with_capacity(128);
-    let mut buf = [0u8; 512];
-    loop {
-        if line.contains(&b'\n') || line.len() >= MAX_STATUS_LINE {
-            break;
-        }
-        stream
-            .set_read_timeout(Some(remaining(deadline, &what, timeout)?))
-            .map_err(|e| format!("{what}: {}", describe_io(&e, timeout)))?;
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => line.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{what}: {}", describe_io(&e, timeout))),
-        }
-    }
-    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
-    let status_line = String::from_utf8_lossy(&line[..end]);
-    let status_line = status_line.trim_end();
-    if status_line.is_empty() {
-        return Err(format!("{what}: the connection closed without an answer"));
-    }
-    let mut parts = status_line.split_whitespace();
-    let status = match (parts.next(), parts.next()) {
-        (Some(version), Some(code)) if version.starts_with("HTTP/") && code.len() == 3 => {
-            code.parse::<u16>().ok()
-        }
-        _ => None,
-    };
-    let Some(status) = status else {
-        let shown: String = status_line.chars().take(60).collect();
-        return Err(format!("{what}: not an HTTP status line: {shown:?}"));
-    };
-    if status == check.http_expect_status {
-        Ok(format!(
-            "{what} answered {status} in {:.1} ms",
-            start.elapsed().as_secs_f64() * 1e3
-        ))
-    } else {
-        Err(format!(
-            "{what} answered {status}, expected {}",
-            check.http_expect_status
-        ))
-    }
+    /// When it started: its timeout runs from here, and the starts of one
+    /// target's probes are an interval apart.
+    pub started: Instant,
 }
 
 // ------------------------------------------------------------ latency
@@ -424,30 +290,9 @@ impl HealthView {
     }
 }
 
-/// A probe result from a checker thread.
-struct Report {
-    id: u64,
-    result: CheckResult,
-}
-
-/// A checker thread's handle.
-struct Slot {
-    id: u64,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Slot {
-    fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = &self.thread {
-            t.thread().unpark();
-        }
-    }
-}
-
-/// Runs the health checks of a set of targets, one thread each (none for
-/// `type = "none"`), and turns their results into up/down changes.
+/// Runs the health checks of a set of targets from one event loop thread
+/// (none while no target is probed: `type = "none"` never probes), and
+/// turns their results into up/down changes.
 ///
 /// ```no_run
 /// # use rvs::control::health::{HealthChecker, Target};
@@ -462,22 +307,26 @@ impl Slot {
 /// }
 /// ```
 pub struct HealthChecker {
-    /// Parallel to `shared`: the thread of each target.
-    slots: Vec<Slot>,
+    /// Parallel to `shared`: each target's id in the loop.
+    ids: Vec<u64>,
+    /// Target id to its position in `ids`.
+    index: HashMap<u64, usize>,
     shared: Arc<Mutex<Vec<TargetStatus>>>,
     results: Receiver<Report>,
     sender: Sender<Report>,
     next_id: u64,
     /// Changes made by `retarget`, returned by the next `poll`.
     pending: Vec<HealthChange>,
-    /// One clone per live thread: its strong count tells how many run.
+    /// The loop thread, once a target is probed.
+    event_loop: Option<LoopHandle>,
+    /// One clone held by the loop thread while it runs.
     alive: Arc<()>,
 }
 
 impl std::fmt::Debug for HealthChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HealthChecker")
-            .field("targets", &self.slots.len())
+            .field("targets", &self.ids.len())
             .field("threads", &self.threads())
             .finish()
     }
@@ -489,12 +338,14 @@ impl HealthChecker {
     pub fn new(targets: Vec<Target>) -> HealthChecker {
         let (sender, results) = mpsc::channel();
         let mut checker = HealthChecker {
-            slots: Vec::new(),
+            ids: Vec::new(),
+            index: HashMap::new(),
             shared: Arc::new(Mutex::new(Vec::new())),
             results,
             sender,
             next_id: 0,
             pending: Vec::new(),
+            event_loop: None,
             alive: Arc::new(()),
         };
         checker.retarget(targets);
@@ -515,6 +366,12 @@ impl HealthChecker {
         self.lock().clone()
     }
 
+    /// The targets checked now, in order (what the last `retarget` or
+    /// `new` was given).
+    pub fn targets(&self) -> Vec<Target> {
+        self.lock().iter().map(|s| s.target.clone()).collect()
+    }
+
     /// Up (true) or down per service, per real server, shaped like
     /// `services` (see `HealthView::up_table`).
     pub fn up_table(&self, services: &ServiceTable) -> Vec<Vec<bool>> {
@@ -530,27 +387,29 @@ impl HealthChecker {
             .is_none_or(|s| s.state.up)
     }
 
-    /// Checker threads running now (removed targets' threads count until
-    /// they have noticed).
+    /// Threads running the checks: 1 once a target has been probed, 0
+    /// before (and after the loop ended).
     pub fn threads(&self) -> usize {
         Arc::strong_count(&self.alive) - 1
     }
 
-    /// Applies every result the threads reported since the last call and
+    /// Targets probed over the network (those whose check is not `none`).
+    pub fn probed(&self) -> usize {
+        self.lock()
+            .iter()
+            .filter(|s| s.target.check.kind != HealthCheckKind::None)
+            .count()
+    }
+
+    /// Applies every result the loop reported since the last call and
     /// returns the state changes, in the order they happened. Never blocks.
     pub fn poll(&mut self) -> Vec<HealthChange> {
         let mut changes = std::mem::take(&mut self.pending);
-        let index: HashMap<u64, usize> = self
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id, i))
-            .collect();
         let mut statuses = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         // Never disconnected: the checker holds a sender itself.
         while let Ok(report) = self.results.try_recv() {
             // Results of removed targets are ignored.
-            let Some(&i) = index.get(&report.id) else {
+            let Some(&i) = self.index.get(&report.id) else {
                 continue;
             };
             let status = &mut statuses[i];
@@ -596,63 +455,75 @@ impl HealthChecker {
 
     /// Checks `targets` from now on (after a reload). A target whose
     /// endpoint and check are unchanged keeps its state, history and
-    /// thread (its `vs`, `rs` and name follow the new target). One whose
-    /// endpoint is kept but whose check changed gets a new thread and
-    /// keeps only up/down (a down server stays down until `rise` successes
-    /// of the new check; a `none` check brings it up, reported by the next
-    /// `poll`). New targets start up; removed ones' threads are stopped
-    /// and their late results ignored.
+    /// schedule (its `vs`, `rs` and name follow the new target). One whose
+    /// endpoint is kept but whose check changed is rescheduled with the
+    /// new check and keeps only up/down (a down server stays down until
+    /// `rise` successes of the new check; a `none` check brings it up,
+    /// reported by the next `poll`). New targets start up; removed ones
+    /// are no longer probed and their late results ignored.
     pub fn retarget(&mut self, targets: Vec<Target>) {
-        let old_slots = std::mem::take(&mut self.slots);
+        let old_ids = std::mem::take(&mut self.ids);
         let old_statuses = std::mem::take(&mut *self.lock());
-        let mut old: Vec<Option<(Slot, TargetStatus)>> =
-            old_slots.into_iter().zip(old_statuses).map(Some).collect();
+        let mut old: Vec<Option<(u64, TargetStatus)>> =
+            old_ids.into_iter().zip(old_statuses).map(Some).collect();
 
         // Pick, for each new target, the old one it continues: same
         // endpoint and check (the same indices first), else same endpoint.
-        let find = |old: &[Option<(Slot, TargetStatus)>], t: &Target, same_check: bool| {
-            let matches = |o: &Option<(Slot, TargetStatus)>| {
-                o.as_ref().is_some_and(|(_, s)| {
-                    s.target.endpoint == t.endpoint && (!same_check || s.target.check == t.check)
-                })
+        // Old targets are looked up by endpoint, so 10,000 targets do not
+        // cost 10,000 scans.
+        let mut by_endpoint: HashMap<SocketAddrV4, Vec<usize>> = HashMap::new();
+        for (i, o) in old.iter().enumerate() {
+            if let Some((_, s)) = o {
+                by_endpoint.entry(s.target.endpoint).or_default().push(i);
+            }
+        }
+        let find = |old: &[Option<(u64, TargetStatus)>], t: &Target, same_check: bool| {
+            let candidates = by_endpoint.get(&t.endpoint)?;
+            let matches = |i: &&usize| {
+                old[**i]
+                    .as_ref()
+                    .is_some_and(|(_, s)| !same_check || s.target.check == t.check)
             };
-            old.iter()
-                .position(|o| {
-                    matches(o)
-                        && o.as_ref()
-                            .is_some_and(|(_, s)| (s.target.vs, s.target.rs) == (t.vs, t.rs))
-                })
-                .or_else(|| old.iter().position(matches))
+            let same_place = |i: &&usize| {
+                old[**i]
+                    .as_ref()
+                    .is_some_and(|(_, s)| (s.target.vs, s.target.rs) == (t.vs, t.rs))
+            };
+            candidates
+                .iter()
+                .find(|i| matches(i) && same_place(i))
+                .or_else(|| candidates.iter().find(matches))
+                .copied()
         };
-        let mut kept: Vec<Option<(Slot, TargetStatus)>> =
-            (0..targets.len()).map(|_| None).collect();
+        let mut kept: Vec<Option<(u64, TargetStatus)>> = (0..targets.len()).map(|_| None).collect();
         for (k, t) in kept.iter_mut().zip(&targets) {
             if let Some(i) = find(&old, t, true) {
                 *k = old[i].take();
             }
         }
+        let mut remove = Vec::new();
         let mut carried: Vec<Option<bool>> = vec![None; targets.len()];
         for (c, (k, t)) in carried.iter_mut().zip(kept.iter().zip(&targets)) {
             if k.is_none() {
                 if let Some(i) = find(&old, t, false) {
-                    if let Some((slot, status)) = old[i].take() {
+                    if let Some((id, status)) = old[i].take() {
                         *c = Some(status.state.up);
-                        slot.stop();
+                        remove.push(id);
                     }
                 }
             }
         }
-        for (slot, _) in old.into_iter().flatten() {
-            slot.stop();
-        }
+        remove.extend(old.into_iter().flatten().map(|(id, _)| id));
 
+        let now = Instant::now();
         let n = targets.len().max(1) as u32;
-        let mut slots = Vec::with_capacity(targets.len());
+        let mut ids = Vec::with_capacity(targets.len());
         let mut statuses = Vec::with_capacity(targets.len());
+        let mut add = Vec::new();
         for (i, ((target, k), was_up)) in targets.into_iter().zip(kept).zip(carried).enumerate() {
-            if let Some((slot, mut status)) = k {
+            if let Some((id, mut status)) = k {
                 status.target = target;
-                slots.push(slot);
+                ids.push(id);
                 statuses.push(status);
                 continue;
             }
@@ -664,7 +535,7 @@ impl HealthChecker {
                     last_change = Some(LastChange {
                         up: true,
                         reason: reason.to_string(),
-                        at: Instant::now(),
+                        at: now,
                     });
                     self.pending.push(HealthChange {
                         vs: target.vs,
@@ -678,8 +549,17 @@ impl HealthChecker {
                     state = HealthState::down();
                 }
             }
-            let first = target.check.interval * (i as u32) / n;
-            slots.push(self.spawn(&target, first));
+            let id = self.next_id;
+            self.next_id += 1;
+            if target.check.kind != HealthCheckKind::None {
+                add.push(Job {
+                    id,
+                    endpoint: target.endpoint,
+                    check: target.check.clone(),
+                    first: now + target.check.interval * (i as u32) / n,
+                });
+            }
+            ids.push(id);
             statuses.push(TargetStatus {
                 target,
                 state,
@@ -690,80 +570,50 @@ impl HealthChecker {
                 last_change,
             });
         }
-        self.slots = slots;
+        self.index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        self.ids = ids;
         *self.lock() = statuses;
+        self.send_to_loop(add, remove);
     }
 
-    /// Starts the thread of `target`, its first check `first` from now
-    /// (none for `type = "none"`).
-    fn spawn(&mut self, target: &Target, first: Duration) -> Slot {
-        let id = self.next_id;
-        self.next_id += 1;
-        let stop = Arc::new(AtomicBool::new(false));
-        if target.check.kind == HealthCheckKind::None {
-            return Slot {
-                id,
-                stop,
-                thread: None,
-            };
-        }
-        let endpoint = target.endpoint;
-        let check = target.check.clone();
-        let sender = self.sender.clone();
-        let alive = self.alive.clone();
-        let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("rvs-health".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                let _alive = alive;
-                run_checks(id, endpoint, &check, first, &thread_stop, &sender);
-            });
-        match thread {
-            Ok(t) => Slot {
-                id,
-                stop,
-                thread: Some(t),
-            },
-            Err(e) => {
-                // Out of threads: the server stays as it is (up), and says
-                // so in its status instead of taking rvsd down.
-                let _ = self.sender.send(Report {
-                    id,
-                    result: CheckResult {
-                        ok: true,
-                        detail: format!("cannot start the checker thread: {e}; not checked"),
-                        latency: Duration::ZERO,
-                    },
-                });
-                Slot {
-                    id,
-                    stop,
-                    thread: None,
+    /// Hands the loop its new and removed targets, starting it for the
+    /// first probed target. A loop that cannot start (no thread, no epoll)
+    /// leaves the servers as they are (up), and says so in their status
+    /// instead of taking rvsd down.
+    fn send_to_loop(&mut self, add: Vec<Job>, remove: Vec<u64>) {
+        if self.event_loop.is_none() && !add.is_empty() {
+            match LoopHandle::start(self.sender.clone(), self.alive.clone()) {
+                Ok(l) => self.event_loop = Some(l),
+                Err(e) => {
+                    for job in &add {
+                        let _ = self.sender.send(Report {
+                            id: job.id,
+                            result: CheckResult {
+                                ok: true,
+                                detail: format!(
+                                    "cannot start the health-check loop: {e}; not checked"
+                                ),
+                                latency: Duration::ZERO,
+                                started: Instant::now(),
+                            },
+                        });
+                    }
+                    return;
                 }
             }
+        }
+        if let Some(l) = &self.event_loop {
+            l.apply(add, remove);
         }
     }
 }
 
 impl Drop for HealthChecker {
-    /// Stops every thread: each wakes at once and ends, except one blocked
-    /// in a probe, which ends within its check's timeout. Waits a moment
-    /// for them, then leaves the stragglers to end alone.
+    /// Stops the loop thread, which ends at once (its probes' sockets are
+    /// closed with it), waiting for it at most `STOP_WAIT`.
     fn drop(&mut self) {
-        for slot in &self.slots {
-            slot.stop();
-        }
-        let deadline = Instant::now() + STOP_WAIT;
-        for slot in &mut self.slots {
-            if let Some(t) = slot.thread.take() {
-                while !t.is_finished() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                if t.is_finished() {
-                    let _ = t.join();
-                }
-            }
+        if let Some(l) = &mut self.event_loop {
+            l.stop(STOP_WAIT);
         }
     }
 }
@@ -776,38 +626,58 @@ fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
     }
 }
 
-/// A checker thread: sleeps until each slot (waking at least every
-/// `STOP_POLL` to look at `stop`, and at once when unparked), probes, and
-/// reports; ends when stopped or when the checker is gone.
-fn run_checks(
-    id: u64,
-    endpoint: SocketAddrV4,
-    check: &HealthCheckConfig,
-    first: Duration,
-    stop: &AtomicBool,
-    sender: &Sender<Report>,
-) {
-    let mut next = Instant::now() + first;
-    loop {
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let now = Instant::now();
-            if now >= next {
-                break;
-            }
-            std::thread::park_timeout((next - now).min(STOP_POLL));
+/// The health-check settings that differ between `old` and `new`, as
+/// `health_check.KEY old -> new` (the file's keys), for a reload's summary.
+pub fn setting_changes(old: &HealthCheckConfig, new: &HealthCheckConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut diff = |key: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("health_check.{key} {a} -> {b}"));
         }
-        let result = probe(endpoint, check);
-        if stop.load(Ordering::Relaxed) || sender.send(Report { id, result }).is_err() {
-            return;
+    };
+    diff("type", old.kind.to_string(), new.kind.to_string());
+    let ms = |d: Duration| d.as_millis().to_string();
+    diff("interval_ms", ms(old.interval), ms(new.interval));
+    diff("timeout_ms", ms(old.timeout), ms(new.timeout));
+    diff("rise", old.rise.to_string(), new.rise.to_string());
+    diff("fall", old.fall.to_string(), new.fall.to_string());
+    diff(
+        "http_path",
+        format!("{:?}", old.http_path),
+        format!("{:?}", new.http_path),
+    );
+    diff(
+        "http_expect_status",
+        old.http_expect_status.to_string(),
+        new.http_expect_status.to_string(),
+    );
+    out
+}
+
+/// What a reload changes in the checks of services checked before and
+/// after (`old` the targets checked now, `new` those of the new file, both
+/// indexed by the merged table, whose service slots are stable): one line
+/// per service whose check changed, `virtual server web:
+/// health_check.interval_ms 1000 -> 500`, in service order. Servers added
+/// or removed are the reload's own lines.
+pub fn check_changes(old: &[Target], new: &[Target]) -> Vec<String> {
+    fn first(targets: &[Target]) -> std::collections::BTreeMap<u16, &Target> {
+        let mut by_vs = std::collections::BTreeMap::new();
+        for t in targets {
+            by_vs.entry(t.vs).or_insert(t);
         }
-        // The next slot one interval after this one; a probe that ran
-        // past it (a timeout longer than the interval) is followed at once.
-        next += check.interval;
-        next = next.max(Instant::now());
+        by_vs
     }
+    let old = first(old);
+    first(new)
+        .into_iter()
+        .filter_map(|(vs, n)| {
+            let o = old.get(&vs)?;
+            let settings = setting_changes(&o.check, &n.check);
+            (!settings.is_empty())
+                .then(|| format!("virtual server {}: {}", n.name, settings.join(", ")))
+        })
+        .collect()
 }
 
 /// The targets of a service table: every real server of every service
@@ -848,8 +718,9 @@ pub fn targets(services: &ServiceTable, configs: &[VirtualServerConfig]) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::BufRead;
+    use std::io::{self, BufRead, Write};
     use std::net::{Ipv4Addr, TcpListener};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     // ------------------------------------------------ the state machine
 
@@ -1263,6 +1134,108 @@ mod tests {
         assert!(!c.is_up(0, 1));
     }
 
+    /// Every probe start of target 0 seen by polling for `within`.
+    fn starts_within(c: &mut HealthChecker, within: Duration) -> Vec<CheckResult> {
+        let deadline = Instant::now() + within;
+        let mut seen: Vec<CheckResult> = Vec::new();
+        while Instant::now() < deadline {
+            c.poll();
+            if let Some(last) = c.states()[0].last.clone() {
+                if seen.last().map(|r| r.started) != Some(last.started) {
+                    seen.push(last);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    }
+
+    #[test]
+    fn a_probe_fails_at_its_timeout_counted_from_its_start() {
+        let (port, _stop) = silent_server();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Http, 1000, 150),
+        )]);
+        let seen = starts_within(&mut c, Duration::from_millis(600));
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let r = &seen[0];
+        assert!(!r.ok);
+        assert_eq!(
+            r.detail,
+            format!("HTTP GET /healthz on 127.0.0.1:{port}: no answer within 150 ms")
+        );
+        assert!(r.latency >= Duration::from_millis(150), "{r:?}");
+        assert!(r.latency < Duration::from_millis(400), "{r:?}");
+    }
+
+    #[test]
+    fn a_probe_longer_than_the_interval_delays_the_next_without_overlap() {
+        let (port, _stop) = silent_server();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Http, 20, 100),
+        )]);
+        let seen = starts_within(&mut c, Duration::from_millis(700));
+        assert!(seen.len() >= 3, "{seen:?}");
+        for pair in seen.windows(2) {
+            let gap = pair[1].started - pair[0].started;
+            assert!(
+                gap >= Duration::from_millis(100),
+                "{gap:?}: overlapping probes"
+            );
+        }
+    }
+
+    #[test]
+    fn probes_start_an_interval_apart() {
+        let (port, _stop) = accepting();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 100, 500),
+        )]);
+        let seen = starts_within(&mut c, Duration::from_millis(650));
+        assert!(seen.len() >= 5, "{seen:?}");
+        for pair in seen.windows(2) {
+            let gap = pair[1].started - pair[0].started;
+            assert!(
+                gap.abs_diff(Duration::from_millis(100)) < Duration::from_millis(40),
+                "{gap:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_removed_target_is_no_longer_probed() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let _stop = serve(l, move |_| {
+            let _ = tx.lock().unwrap().send(());
+            None
+        });
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        rx.recv_timeout(Duration::from_secs(2)).expect("probed");
+        c.retarget(Vec::new());
+        std::thread::sleep(Duration::from_millis(50));
+        while rx.try_recv().is_ok() {}
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(rx.try_iter().count(), 0, "probed after removal");
+        assert_eq!(c.probed(), 0);
+    }
+
     #[test]
     fn a_silent_server_does_not_delay_the_checks_of_another() {
         let (slow, _a) = silent_server();
@@ -1330,14 +1303,15 @@ mod tests {
     }
 
     #[test]
-    fn dropping_the_checker_stops_its_threads_promptly() {
+    fn dropping_the_checker_stops_its_loop_promptly() {
         let (port, _stop) = accepting();
         let c = HealthChecker::new(
             (0..8)
                 .map(|r| target(0, r, port, check(HealthCheckKind::Tcp, 60_000, 500)))
                 .collect(),
         );
-        assert_eq!(c.threads(), 8);
+        assert_eq!(c.threads(), 1, "one loop for every target");
+        assert_eq!(c.probed(), 8);
         let alive = c.alive.clone();
         let start = Instant::now();
         drop(c);
@@ -1345,7 +1319,7 @@ mod tests {
         while Arc::strong_count(&alive) > 1 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(Arc::strong_count(&alive), 1, "threads still running");
+        assert_eq!(Arc::strong_count(&alive), 1, "the loop still runs");
         assert!(
             start.elapsed() < Duration::from_millis(500),
             "{:?}",
@@ -1365,7 +1339,7 @@ mod tests {
         let down = changes_within(&mut c, 1, Duration::from_secs(5));
         assert_eq!(down.len(), 1);
         let checks_before = checks_of(&c, 0, 0);
-        assert_eq!(c.threads(), 2);
+        assert_eq!(c.threads(), 1);
 
         // The reload drops rs 1, keeps rs 0 (down), adds rs 2 (a closed
         // port too, but new: it starts up).
@@ -1382,11 +1356,8 @@ mod tests {
         assert!(checks_of(&c, 0, 0) >= checks_before, "kept history");
         assert!(c.is_up(0, 2), "new targets start up");
         assert_eq!(c.states().len(), 2);
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while c.threads() > 2 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(c.threads(), 2, "the removed target's thread ended");
+        assert_eq!(c.threads(), 1, "still one loop");
+        assert_eq!(c.probed(), 2);
         let later = changes_within(&mut c, 1, Duration::from_secs(5));
         assert_eq!(later.len(), 1, "{later:?}");
         assert_eq!((later[0].rs, later[0].up), (2, false));

@@ -76,7 +76,7 @@ impl ControlPlane {
         let checker = HealthChecker::new(health::targets(&services, &config.virtual_servers));
         info!(
             "health checks: {} real server(s) probed through the host's network stack",
-            checker.threads()
+            checker.probed()
         );
         let view = checker.view();
         let (garp_count, garp_interval) = config

@@ -33,6 +33,9 @@ pub trait HealthSource {
     /// Up (true) or down per service, per real server, shaped like
     /// `services`; unchecked servers are up.
     fn up_table(&self, services: &ServiceTable) -> Vec<Vec<bool>>;
+    /// The targets checked now: a reload compares them with the new
+    /// file's to tell a change of health-check settings alone.
+    fn targets(&self) -> Vec<Target>;
 }
 
 impl HealthSource for HealthChecker {
@@ -44,6 +47,9 @@ impl HealthSource for HealthChecker {
     }
     fn up_table(&self, services: &ServiceTable) -> Vec<Vec<bool>> {
         HealthChecker::up_table(self, services)
+    }
+    fn targets(&self) -> Vec<Target> {
+        HealthChecker::targets(self)
     }
 }
 
@@ -188,8 +194,9 @@ impl ControlState {
     /// applied between bursts: added servers take traffic, removed ones
     /// drain, weights and schedulers change for new connections. The new
     /// snapshot carries the checks' view of every server's health; the
-    /// run-time weights give way to the file's. Returns the summary of
-    /// changes, or the errors one per line.
+    /// run-time weights give way to the file's. A file that changes only
+    /// health-check settings retargets the checks and sends no snapshot.
+    /// Returns the summary of changes, or the errors one per line.
     pub fn reload(&mut self) -> Result<String, String> {
         let new = match Config::load(&self.config_path) {
             Ok(c) => c,
@@ -211,24 +218,32 @@ impl ControlState {
             return Err(e);
         }
         let unapplied = self.take_unapplied(&new);
-        if merged.is_unchanged() {
+        let table = Arc::new(merged.table);
+        // Health-check settings are not in the service table: a reload
+        // that changes only them changes the checks' targets.
+        let targets = health::targets(&table, &new.virtual_servers);
+        let running = self.health.targets();
+        if merged.changes.is_empty() && targets == running {
             info!("reload: no change to the virtual servers");
             return Ok(with_unapplied("no change".into(), &unapplied));
         }
-        let mut summary = Vec::new();
-        for c in &merged.changes {
-            info!("reload: {c}");
-            summary.push(c.to_string());
+        let mut summary: Vec<String> = merged.changes.iter().map(|c| c.to_string()).collect();
+        summary.extend(health::check_changes(&running, &targets));
+        if summary.is_empty() {
+            summary.push("health checks: targets updated".into());
         }
-        let table = Arc::new(merged.table);
-        self.health
-            .retarget(health::targets(&table, &new.virtual_servers));
-        let up = self.health.up_table(&table);
-        // Room for every server's counters before the workers see them.
-        self.workers
-            .reserve(total_real_servers(&table), table.len());
-        self.servers.replace(table, &up);
-        self.publish();
+        for line in &summary {
+            info!("reload: {line}");
+        }
+        self.health.retarget(targets);
+        if !merged.changes.is_empty() {
+            let up = self.health.up_table(&table);
+            // Room for every server's counters before the workers see them.
+            self.workers
+                .reserve(total_real_servers(&table), table.len());
+            self.servers.replace(table, &up);
+            self.publish();
+        }
         Ok(with_unapplied(summary.join("\n"), &unapplied))
     }
 

@@ -5,7 +5,7 @@
 //! probing.
 
 use super::answer::answer;
-use super::config::Config;
+use super::config::{Config, HealthCheckKind};
 use super::ha::{Ha, HaSettings};
 use super::health::{HealthChange, Target};
 use super::reload;
@@ -79,6 +79,9 @@ struct Scripted {
     queued: Arc<Mutex<Vec<HealthChange>>>,
     down: Arc<Mutex<HashSet<(u16, u16)>>>,
     retargets: Arc<AtomicUsize>,
+    /// What the last `retarget` was given (at first, what the checker of
+    /// the fixture's file would check).
+    targets: Arc<Mutex<Vec<Target>>>,
 }
 
 impl Scripted {
@@ -108,8 +111,12 @@ impl HealthSource for Scripted {
         }
         changes
     }
-    fn retarget(&mut self, _targets: Vec<Target>) {
+    fn retarget(&mut self, targets: Vec<Target>) {
         self.retargets.fetch_add(1, Ordering::Relaxed);
+        *self.targets.lock().unwrap() = targets;
+    }
+    fn targets(&self) -> Vec<Target> {
+        self.targets.lock().unwrap().clone()
     }
     fn up_table(&self, services: &ServiceTable) -> Vec<Vec<bool>> {
         let down = self.down.lock().unwrap();
@@ -155,6 +162,7 @@ impl Fixture {
             .collect();
         let workers = Workers::new(senders, cells);
         let health = Scripted::default();
+        *health.targets.lock().unwrap() = super::health::targets(&table, &config.virtual_servers);
         let role = role(&workers);
         let state = ControlState::new(table, workers, Box::new(health.clone()), role, path.clone());
         Fixture {
@@ -353,6 +361,57 @@ fn reload_of_an_unchanged_file_says_so_and_sends_nothing() {
     let a = f.ask(json!({"cmd": "reload"}));
     assert_eq!(a, json!({"ok": true, "message": "reloaded: no change"}));
     assert!(f.sent(0).is_empty());
+}
+
+#[test]
+fn reload_of_an_unchanged_file_does_not_retarget_the_checks() {
+    let mut f = Fixture::new("reload-same-checks");
+    f.ask(json!({"cmd": "reload"}));
+    assert_eq!(f.health.retargets.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn reload_of_health_check_settings_alone_retargets_the_checks_and_says_what_changed() {
+    let mut f = Fixture::new("reload-checks");
+    f.write_config(&config_text(2, 1).replace(
+        "type = \"none\"",
+        "type = \"http\"\n  interval_ms = 500\n  rise = 3\n  http_path = \"/healthz\"",
+    ));
+    let a = f.ask(json!({"cmd": "reload"}));
+    assert_eq!(
+        a,
+        json!({"ok": true, "message": "reloaded: virtual server web: health_check.type none -> \
+            http, health_check.interval_ms 1000 -> 500, health_check.rise 2 -> 3, \
+            health_check.http_path \"/\" -> \"/healthz\""})
+    );
+    assert_eq!(f.health.retargets.load(Ordering::Relaxed), 1);
+    let targets = f.health.targets();
+    assert_eq!(targets.len(), 2);
+    for t in &targets {
+        assert_eq!(t.check.kind, HealthCheckKind::Http);
+        assert_eq!(t.check.interval, Duration::from_millis(500));
+        assert_eq!(t.check.rise, 3);
+        assert_eq!(t.check.http_path, "/healthz");
+    }
+    assert!(f.sent(0).is_empty(), "the services did not change");
+    assert!(f.sent(1).is_empty());
+}
+
+#[test]
+fn reload_of_servers_and_checks_reports_both() {
+    let mut f = Fixture::new("reload-both");
+    f.write_config(&config_text(2, 4).replace("type = \"none\"", "type = \"tcp\""));
+    let a = f.ask(json!({"cmd": "reload"}));
+    let message = a["message"].as_str().unwrap();
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 2, "{message}");
+    assert!(lines[0].contains("weight 1 -> 4"), "{message}");
+    assert_eq!(
+        lines[1],
+        "virtual server web: health_check.type none -> tcp"
+    );
+    assert_eq!(f.health.targets()[0].check.kind, HealthCheckKind::Tcp);
+    assert_eq!(f.one_snapshot().effective_weight(0, 1), 4);
 }
 
 #[test]
