@@ -88,6 +88,11 @@ pub fn format_stats(doc: &Value) -> String {
             section(format!("worker on lcore {}", num(&w["lcore"])), w);
         }
     }
+    if let Some(clients) = doc["clients"].as_object() {
+        for (endpoint, counts) in clients {
+            section(format!("{endpoint} clients"), counts);
+        }
+    }
     out
 }
 
@@ -192,5 +197,16 @@ mod tests {
         assert!(text.contains("no_service"));
         assert!(!text.contains("truncated"));
         assert!(text.contains("worker on lcore 1"));
+    }
+
+    #[test]
+    fn stats_show_the_control_and_metrics_clients() {
+        let doc = json!({"total": {}, "workers": [],
+                         "clients": {"control": {"accepted": 3, "timed_out": 1},
+                                     "metrics": {"refused": 2}}});
+        let text = format_stats(&doc);
+        assert!(text.contains("control clients\n"), "{text}");
+        assert!(text.contains("  timed_out"), "{text}");
+        assert!(text.contains("metrics clients\n"), "{text}");
     }
 }

@@ -19,7 +19,11 @@ const CONNS_DEFAULT: u64 = 100;
 pub fn answer(request: &Value, state: &mut ControlState) -> Value {
     match request["cmd"].as_str() {
         Some("list") => report::list(state.snapshot(), &state.workers().snapshots()),
-        Some("stats") => report::stats(&state.workers().snapshots()),
+        Some("stats") => {
+            let mut doc = report::stats(&state.workers().snapshots());
+            doc["clients"] = state.client_stats();
+            doc
+        }
         Some("weight") => weight(request, state),
         Some("conns") => conns(request, state),
         Some("reload") => match state.reload() {

@@ -38,8 +38,10 @@
 //! assert_eq!(config.interfaces[0].device.port_name(), "net_pcap0");
 //! ```
 
+pub mod access;
 pub mod adm;
 pub mod answer;
+pub mod clients;
 pub mod config;
 mod device;
 mod eal_args;

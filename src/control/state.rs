@@ -5,6 +5,7 @@
 //! metrics thread reads. Everything reaches the workers through
 //! `control::workers`, so all of it runs in tests without DPDK.
 
+use super::clients::ClientCounters;
 use super::config::Config;
 use super::health::{self, HealthChange, HealthChecker, HealthView, Target};
 use super::metrics::{MetricsSnapshot, SnapshotSource};
@@ -58,7 +59,13 @@ pub struct ControlState {
     /// The file reloads read.
     config_path: PathBuf,
     shared: SharedTable,
+    /// The control socket's and the metrics endpoint's client counters.
+    clients: ClientStats,
 }
+
+/// Client counters by endpoint (`"control"`, `"metrics"`), shared with the
+/// threads that serve them.
+pub type ClientStats = Vec<(&'static str, Arc<ClientCounters>)>;
 
 impl ControlState {
     /// The state of an rvsd whose workers run `table` (every server up, at
@@ -77,7 +84,24 @@ impl ControlState {
             health,
             role,
             config_path,
+            clients: Vec::new(),
         }
+    }
+
+    /// Reports `clients` (the control socket's and the metrics
+    /// endpoint's counters) in `rvsadm stats` and the metrics.
+    pub fn set_client_stats(&mut self, clients: ClientStats) {
+        self.clients = clients;
+    }
+
+    /// The client counters by endpoint, as `rvsadm stats` shows them.
+    pub fn client_stats(&self) -> Value {
+        let map: serde_json::Map<String, Value> = self
+            .clients
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.get().to_json()))
+            .collect();
+        Value::Object(map)
     }
 
     /// The snapshot the workers run now.
@@ -226,6 +250,7 @@ impl ControlState {
         let shared = self.shared.clone();
         let cells = self.workers.cells().to_vec();
         let role = self.role.view();
+        let clients = self.clients.clone();
         Arc::new(move || {
             let services = shared.lock().map(|g| g.clone()).unwrap_or_default();
             MetricsSnapshot {
@@ -234,6 +259,7 @@ impl ControlState {
                 health_checks: view.statuses(),
                 workers: workers::snapshots(&cells),
                 ha: role.status(),
+                clients: clients.iter().map(|(n, c)| (*n, c.get())).collect(),
                 services,
             }
         })
