@@ -150,6 +150,58 @@ print(json.dumps({"ok": sum(1 for o, _ in results if o), "total": len(results),
                   "max_s": max(t for _, t in results), "slowloris_conns": opened[0]}))
 "#;
 
+/// With `socket_group = "65534"` (nogroup), the user nobody (in that
+/// group only) may read but not change anything; root may do both.
+fn access_levels(topo: &Topology, text: &str) {
+    let grouped = text.replace("[control]\n", "[control]\nsocket_group = \"65534\"\n");
+    assert_ne!(grouped, text, "the config has a [control] section");
+    let path = topo.dir.write("grouped.toml", &grouped);
+    let mut rvsd = Rvsd::start(&path, Some(&topo.lb));
+    rvsd.wait_ready(Duration::from_secs(60));
+    assert!(rvsd.wait_for_log("control socket", Duration::from_secs(10)));
+    let socket = topo.socket_path();
+    let meta = std::fs::metadata(&socket).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), 65534);
+    // A copy nobody can run whatever the target directory's modes.
+    let adm = topo.dir.join("rvsadm");
+    std::fs::copy(env!("CARGO_BIN_EXE_rvsadm"), &adm).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&adm)
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("setpriv");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = as_nobody(&["list"]);
+    assert_eq!(code, Some(0), "read-only list as nobody: {out}");
+    let (code, out) = as_nobody(&["reload"]);
+    assert_eq!(code, Some(1), "reload as nobody: {out}");
+    assert!(out.contains("access denied"), "{out}");
+    let (code, out) = as_nobody(&["ha", "master"]);
+    assert_eq!(code, Some(1), "ha master as nobody: {out}");
+    let (ok, _, out) = timed_rvsadm(&socket, &["reload"]);
+    assert!(ok, "reload as root: {out}");
+    let (_, _, stats) = timed_rvsadm(&socket, &["--json", "stats"]);
+    let stats: serde_json::Value = serde_json::from_str(stats.trim()).expect("stats JSON");
+    let denied = stats["clients"]["control"]["denied"].as_u64().unwrap_or(0);
+    assert_eq!(denied, 2, "{stats}");
+    result_line(&format!(
+        "control_access socket_group=65534 mode=0660: nobody list ok, reload and ha master denied; root reload ok; denied={denied}"
+    ));
+    let stopped = rvsd.stop(Duration::from_secs(10));
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.log);
+}
+
 /// `rvsadm --socket PATH ARGS`, timed.
 fn timed_rvsadm(socket: &Path, args: &[&str]) -> (bool, Duration, String) {
     let t0 = Instant::now();
@@ -301,10 +353,12 @@ fn slow_control_and_metrics_clients_stall_nothing() {
         started.elapsed().as_secs_f64(),
     ));
 
-    // The control socket pointed at rvsd's own config file: refused,
-    // exit 2, the file untouched.
     let config = topo.config_path();
     let text = std::fs::read_to_string(&config).unwrap();
+    access_levels(&topo, &text);
+
+    // The control socket pointed at rvsd's own config file: refused,
+    // exit 2, the file untouched.
     let sock = socket.to_string_lossy().to_string();
     assert!(text.contains(&sock), "the config names {sock}");
     let bad_path: PathBuf = topo.dir.join("self-socket.toml");
