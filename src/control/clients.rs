@@ -172,7 +172,32 @@ enum Phase {
     /// Its request was handed out; the answer is being made.
     Waiting,
     /// Its answer is being written.
-    Writing { out: Vec<u8>, sent: usize },
+    Writing {
+        out: Vec<u8>,
+        sent: usize,
+        more: Option<Box<dyn Chunks>>,
+    },
+}
+
+/// An answer made a chunk at a time, as the client takes it, so a big one
+/// is neither built whole in memory nor serialised in one go.
+pub trait Chunks: Send + std::fmt::Debug {
+    /// Appends the next part of the answer to `out`, about `hint` bytes
+    /// (more if one piece is bigger); false once the answer is complete.
+    fn fill(&mut self, out: &mut Vec<u8>, hint: usize) -> bool;
+}
+
+/// A whole answer, as one chunk.
+#[derive(Debug)]
+struct Whole(Option<Vec<u8>>);
+
+impl Chunks for Whole {
+    fn fill(&mut self, out: &mut Vec<u8>, _hint: usize) -> bool {
+        if let Some(bytes) = self.0.take() {
+            out.extend_from_slice(&bytes);
+        }
+        false
+    }
 }
 
 /// One client: its stream, what the server knows of it (`tag`), its phase
@@ -321,11 +346,18 @@ impl<S: Read + Write, T> Clients<S, T> {
     /// Starts writing `answer` to client `id` (due by `now +
     /// answer_timeout`) and writes what it takes now.
     pub fn respond(&mut self, id: ClientId, answer: Vec<u8>, now: Instant) {
+        self.respond_chunks(id, Box::new(Whole(Some(answer))), now);
+    }
+
+    /// Starts writing the answer `chunks` makes (due by `now +
+    /// answer_timeout`) and writes what the client takes now.
+    pub fn respond_chunks(&mut self, id: ClientId, chunks: Box<dyn Chunks>, now: Instant) {
         let timeout = self.limits.answer_timeout;
         if let Some(c) = self.map.get_mut(&id) {
             c.phase = Phase::Writing {
-                out: answer,
+                out: Vec::new(),
                 sent: 0,
+                more: Some(chunks),
             };
             c.deadline = Some(now + timeout);
             self.write(id);
@@ -333,22 +365,38 @@ impl<S: Read + Write, T> Clients<S, T> {
     }
 
     /// Writes what client `id` takes of its answer now, at most
-    /// `WRITE_CHUNK` bytes; a client whose answer is all written is closed.
+    /// `WRITE_CHUNK` bytes (made as needed); a client whose answer is all
+    /// written is closed.
     pub fn write(&mut self, id: ClientId) {
         let Some(c) = self.map.get_mut(&id) else {
             return;
         };
-        let Phase::Writing { out, sent } = &mut c.phase else {
+        let Phase::Writing { out, sent, more } = &mut c.phase else {
             return;
         };
-        let stop = (*sent + WRITE_CHUNK).min(out.len());
-        while *sent < stop {
+        let mut budget = WRITE_CHUNK;
+        while budget > 0 {
+            if *sent == out.len() {
+                let Some(source) = more else {
+                    break;
+                };
+                out.clear();
+                *sent = 0;
+                if !source.fill(out, WRITE_CHUNK) {
+                    *more = None;
+                }
+                continue;
+            }
+            let stop = (*sent + budget).min(out.len());
             match c.stream.write(&out[*sent..stop]) {
                 Ok(0) => {
                     self.map.remove(&id);
                     return;
                 }
-                Ok(n) => *sent += n,
+                Ok(n) => {
+                    *sent += n;
+                    budget -= n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => {
@@ -357,7 +405,7 @@ impl<S: Read + Write, T> Clients<S, T> {
                 }
             }
         }
-        if *sent == out.len() {
+        if *sent == out.len() && more.is_none() {
             let _ = c.stream.flush();
             self.counters.answered.fetch_add(1, Ordering::Relaxed);
             self.map.remove(&id);
@@ -372,12 +420,13 @@ impl<S: Read + Write, T> Clients<S, T> {
             .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
             .map(|(&id, _)| id)
             .collect();
-        for id in &late {
-            self.map.remove(id);
-        }
+        // Counted before the close, so whoever sees the close sees the count.
         self.counters
             .timed_out
             .fetch_add(late.len() as u64, Ordering::Relaxed);
+        for id in &late {
+            self.map.remove(id);
+        }
         late.len()
     }
 
@@ -639,8 +688,37 @@ mod tests {
         c.respond(id, vec![1u8; WRITE_CHUNK * 3], Instant::now());
         assert_eq!(c.map[&id].stream.written.len(), WRITE_CHUNK);
         c.write(id);
+        assert_eq!(c.map[&id].stream.written.len(), 2 * WRITE_CHUNK);
         c.write(id);
         assert!(c.tag(id).is_none());
+    }
+
+    /// Counts down from `left`, a chunk of `size` bytes at a time.
+    #[derive(Debug)]
+    struct Countdown {
+        left: u8,
+        size: usize,
+    }
+
+    impl Chunks for Countdown {
+        fn fill(&mut self, out: &mut Vec<u8>, _hint: usize) -> bool {
+            out.extend(std::iter::repeat_n(self.left, self.size));
+            self.left -= 1;
+            self.left > 0
+        }
+    }
+
+    #[test]
+    fn an_answer_in_chunks_is_made_as_the_client_takes_it() {
+        let mut c = clients();
+        let id = c.admit(fake(b"{}\n", 10), (), Instant::now()).unwrap();
+        let _ = c.read(id, line_frame);
+        c.respond_chunks(id, Box::new(Countdown { left: 3, size: 8 }), Instant::now());
+        assert_eq!(c.map[&id].stream.written, [3, 3, 3, 3, 3, 3, 3, 3, 2, 2]);
+        c.map.get_mut(&id).unwrap().stream.room = 100;
+        c.write(id);
+        assert!(c.tag(id).is_none(), "closed once all is written");
+        assert_eq!(c.counters().get().answered, 1);
     }
 
     #[test]

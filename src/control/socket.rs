@@ -270,7 +270,8 @@ impl Io {
                 while matches!((&self.wake_rx).read(&mut sink), Ok(n) if n > 0) {}
             }
             while let Ok((id, answer)) = self.answers.try_recv() {
-                self.clients.respond(id, line_of(&answer), now);
+                self.clients
+                    .respond_chunks(id, Box::new(JsonLine::new(answer)), now);
             }
             if ready.listener {
                 self.accept(now);
@@ -331,6 +332,98 @@ impl Io {
         };
         self.clients
             .respond(id, line_of(&json!({ "error": error })), now);
+    }
+}
+
+/// An answer serialised a piece at a time as the client takes it (so a
+/// `conns` answer of 100,000 connections never holds the I/O thread):
+/// an object's members in order, each array member an element at a time;
+/// the same bytes as `line_of`.
+#[derive(Debug)]
+struct JsonLine {
+    members: Vec<(String, Value)>,
+    /// The answer when it is not an object: written whole.
+    whole: Option<Value>,
+    at: usize,
+    elem: usize,
+    in_array: bool,
+    opened: bool,
+}
+
+impl JsonLine {
+    fn new(answer: Value) -> JsonLine {
+        let (members, whole) = match answer {
+            Value::Object(map) => (map.into_iter().collect(), None),
+            other => (Vec::new(), Some(other)),
+        };
+        JsonLine {
+            members,
+            whole,
+            at: 0,
+            elem: 0,
+            in_array: false,
+            opened: false,
+        }
+    }
+}
+
+impl clients::Chunks for JsonLine {
+    fn fill(&mut self, out: &mut Vec<u8>, hint: usize) -> bool {
+        if let Some(v) = self.whole.take() {
+            out.extend_from_slice(&line_of(&v));
+            return false;
+        }
+        let start = out.len();
+        if !self.opened {
+            out.push(b'{');
+            self.opened = true;
+        }
+        while out.len() - start < hint {
+            let Some((key, value)) = self.members.get(self.at) else {
+                out.extend_from_slice(b"}\n");
+                return false;
+            };
+            let items = match (self.in_array, value) {
+                (true, Value::Array(items)) => items,
+                // Members do not change: cannot happen; move on.
+                (true, _) => {
+                    self.in_array = false;
+                    self.at += 1;
+                    continue;
+                }
+                (false, _) => {
+                    if self.at > 0 {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut *out, key);
+                    out.push(b':');
+                    if value.is_array() {
+                        out.push(b'[');
+                        self.in_array = true;
+                        self.elem = 0;
+                    } else {
+                        let _ = serde_json::to_writer(&mut *out, value);
+                        self.at += 1;
+                    }
+                    continue;
+                }
+            };
+            match items.get(self.elem) {
+                Some(item) => {
+                    if self.elem > 0 {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut *out, item);
+                    self.elem += 1;
+                }
+                None => {
+                    out.push(b']');
+                    self.in_array = false;
+                    self.at += 1;
+                }
+            }
+        }
+        true
     }
 }
 
@@ -502,6 +595,33 @@ mod tests {
     }
 
     #[test]
+    fn a_big_answer_read_by_nobody_does_not_delay_another_client() {
+        let path = temp_path("i.sock");
+        let sock = ControlSocket::bind(&path).unwrap();
+        // Asks for a big answer and never reads it.
+        let mut hog = UnixStream::connect(&path).unwrap();
+        hog.write_all(b"{\"cmd\":\"conns\"}\n").unwrap();
+        let big = json!({"connections": vec!["x".repeat(200); 100_000]});
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut served = false;
+        while !served && Instant::now() < deadline {
+            if sock.wait(Duration::from_millis(20)) {
+                sock.serve_pending(|_| {
+                    served = true;
+                    big.clone()
+                });
+            }
+        }
+        assert!(served);
+        let client = ask_in_thread(&path);
+        serve_until(&sock, || client.is_finished());
+        let (answer, took) = client.join().unwrap();
+        assert_eq!(answer.unwrap(), json!({"echo": "list"}));
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        drop(hog);
+    }
+
+    #[test]
     fn a_client_silent_past_its_deadline_is_closed_and_counted() {
         let path = temp_path("g.sock");
         let sock = ControlSocket::bind(&path).unwrap();
@@ -528,6 +648,34 @@ mod tests {
         BufReader::new(&s).read_line(&mut line).unwrap();
         assert!(line.contains("not JSON"), "{line}");
         assert_eq!(_sock.counters().get().bad_requests, 1);
+    }
+
+    #[test]
+    fn an_answer_made_in_chunks_is_the_same_json_line() {
+        use clients::Chunks;
+        let answers = [
+            json!({"connections": [{"a": 1}, {"b": [2, 3]}, "x"], "empty": [], "n": 5,
+                   "z": {"k": [1]}}),
+            json!({}),
+            json!([1, 2]),
+            json!({"only": []}),
+        ];
+        for answer in answers {
+            for hint in [1, 3, 1000] {
+                let mut chunks = JsonLine::new(answer.clone());
+                let mut out = Vec::new();
+                let mut rounds = 0;
+                while chunks.fill(&mut out, hint) {
+                    rounds += 1;
+                    assert!(rounds < 1000);
+                }
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    String::from_utf8(line_of(&answer)).unwrap(),
+                    "hint {hint}"
+                );
+            }
+        }
     }
 
     #[test]
