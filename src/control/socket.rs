@@ -135,7 +135,9 @@ impl ControlSocket {
         counters: Arc<ClientCounters>,
     ) -> std::io::Result<ControlSocket> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                std::io::Error::other(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         clear_path(path)?;
         let listener = UnixListener::bind(path)?;
