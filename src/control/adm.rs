@@ -95,6 +95,11 @@ pub fn format_stats(doc: &Value) -> String {
             section(format!("worker on lcore {}", num(&w["lcore"])), w);
         }
     }
+    if let Some(clients) = doc["clients"].as_object() {
+        for (endpoint, counts) in clients {
+            section(format!("{endpoint} clients"), counts);
+        }
+    }
     if let Some(pools) = doc["mempools"].as_array() {
         for p in pools {
             let _ = writeln!(out, "mempool {}", p["name"].as_str().unwrap_or("?"));
@@ -217,5 +222,16 @@ mod tests {
         assert!(text.contains("conn_fill                0.250"), "{text}");
         assert!(text.contains("mempool rvs_mbufs"), "{text}");
         assert!(text.contains("in_use                   700"), "{text}");
+    }
+
+    #[test]
+    fn stats_show_the_control_and_metrics_clients() {
+        let doc = json!({"total": {}, "workers": [],
+                         "clients": {"control": {"accepted": 3, "timed_out": 1},
+                                     "metrics": {"refused": 2}}});
+        let text = format_stats(&doc);
+        assert!(text.contains("control clients\n"), "{text}");
+        assert!(text.contains("  timed_out"), "{text}");
+        assert!(text.contains("metrics clients\n"), "{text}");
     }
 }

@@ -22,6 +22,7 @@ pub fn answer(request: &Value, state: &mut ControlState) -> Value {
         Some("stats") => {
             let mut stats = report::stats(&state.workers().snapshots());
             report::add_pools(&mut stats, &state.pools());
+            stats["clients"] = state.client_stats();
             stats
         }
         Some("weight") => weight(request, state),

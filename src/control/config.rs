@@ -278,6 +278,11 @@ pub struct ControlConfig {
     /// `metrics_listen`: where Prometheus text metrics are served at
     /// `/metrics`. Default `DEFAULT_METRICS_LISTEN`. Fixed at start.
     pub metrics_listen: SocketAddr,
+    /// `socket_group`: a group (name or number) whose members may use the
+    /// socket at the read-only level (list, stats, conns, ha status): the
+    /// file is then that group's with mode 0660. Default none (0600: root
+    /// and rvsd's user only). Fixed at start.
+    pub socket_group: Option<String>,
 }
 
 impl ControlConfig {
@@ -296,6 +301,7 @@ impl Default for ControlConfig {
         ControlConfig {
             socket: PathBuf::from(Self::DEFAULT_SOCKET),
             metrics_listen: Self::DEFAULT_METRICS_LISTEN,
+            socket_group: None,
         }
     }
 }

@@ -8,8 +8,10 @@
 //! `prometheus-client` [`Collector`] turns it into the exposition (the
 //! OpenMetrics text format, which Prometheus reads). Nothing here touches a
 //! worker, and a scrape never blocks the control loop: it runs on the
-//! metrics thread (one short-lived thread per client, a few at most),
-//! calling the caller's snapshot function there.
+//! metrics thread, calling the caller's snapshot function there. That
+//! thread serves every client from one `poll(2)` (`control::clients`):
+//! per-client deadlines, a cap, answers written as the client takes them,
+//! so slow clients (slowloris) cannot starve the scrapes.
 //!
 //! The same thread serves the status page (`GET /`, `/status`,
 //! `/status.json`: see `control::status`) from the same snapshots.
@@ -18,6 +20,9 @@
 //! `address` (VIP:port), `protocol`, `real_server` (RIP:port), `reason`
 //! and `lcore`. Counters carry the `_total` suffix the format adds.
 
+use super::clients::{
+    self, http_head_frame, ClientCounters, ClientCounts, Clients, Limits, ReadOutcome as ClientRead,
+};
 use super::health::TargetStatus;
 use super::report::{count_overloaded, sum_real_servers, sum_refused, PoolUsage, WorkerSnapshot};
 use super::status::{self, Rates};
@@ -30,23 +35,34 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The content type of the exposition `prometheus-client` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// How long a client may take to send its request, and to read the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Clients served at once; more get a 503 at once.
-const MAX_CLIENTS: usize = 8;
+/// How long a client may take to send its whole request head.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client may take to read its whole answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clients served at once; one more gets a 503 at once.
+const MAX_CLIENTS: usize = 128;
 /// Longest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
-/// How often the accept loop looks at its stop flag.
+/// How often the server thread looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
+/// Connections accepted in one pass, so accepting cannot starve the rest.
+const ACCEPT_BURST: usize = 64;
+
+const LIMITS: Limits = Limits {
+    max_clients: MAX_CLIENTS,
+    max_request: MAX_REQUEST,
+    request_timeout: REQUEST_TIMEOUT,
+    answer_timeout: ANSWER_TIMEOUT,
+};
 
 /// What one scrape reports, gathered by the caller.
 #[derive(Clone, Debug, Default)]
@@ -69,6 +85,9 @@ pub struct MetricsSnapshot {
     pub ha: serde_json::Value,
     /// The packet-buffer pools' use (none without DPDK).
     pub pools: Vec<PoolUsage>,
+    /// How the clients of the control socket (`"control"`) and of this
+    /// endpoint (`"metrics"`) fared; empty when unknown.
+    pub clients: Vec<(&'static str, ClientCounts)>,
 }
 
 /// The caller's snapshot function, called once per scrape on the metrics
@@ -669,13 +688,43 @@ impl SnapshotCollector {
     }
 }
 
+impl SnapshotCollector {
+    fn clients(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let rows: Vec<(Labels, u64)> = self
+            .snapshot
+            .clients
+            .iter()
+            .flat_map(|&(endpoint, counts)| {
+                counts.named().map(|(outcome, n)| {
+                    (
+                        vec![
+                            ("endpoint", endpoint.to_string()),
+                            ("outcome", outcome.to_string()),
+                        ],
+                        n,
+                    )
+                })
+            })
+            .collect();
+        counters(
+            encoder,
+            "rvs_control_clients",
+            "Clients of the control socket (endpoint=\"control\") and the metrics endpoint \
+             (endpoint=\"metrics\") by outcome: accepted, refused (at the cap), timed_out, \
+             denied (access level), bad_request, answered.",
+            &rows,
+        )
+    }
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         self.real_servers(&mut encoder)?;
         self.health_checks(&mut encoder)?;
         self.workers(&mut encoder)?;
         self.pools(&mut encoder)?;
-        self.ha(&mut encoder)
+        self.ha(&mut encoder)?;
+        self.clients(&mut encoder)
     }
 }
 
@@ -687,6 +736,7 @@ pub struct MetricsServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    counters: Arc<ClientCounters>,
 }
 
 impl MetricsServer {
@@ -694,15 +744,18 @@ impl MetricsServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// How its clients fared (accepted, refused at the cap, timed out).
+    pub fn counters(&self) -> Arc<ClientCounters> {
+        self.counters.clone()
+    }
 }
 
 impl Drop for MetricsServer {
-    /// Stops accepting within `STOP_POLL`; a client being served finishes
-    /// (bounded by its timeouts) on its own thread.
+    /// Stops within `STOP_POLL`, closing its clients.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -720,75 +773,103 @@ struct Pages {
 /// `/status.json`) on `listen` from a thread of its own, each answer
 /// built from `source()`. Fails only when the address cannot be bound.
 pub fn serve(listen: SocketAddr, source: SnapshotSource) -> io::Result<MetricsServer> {
+    serve_counted(listen, source, Arc::default())
+}
+
+/// `serve`, counting its clients in `counters`.
+///
+/// One thread, one `poll(2)` over the listener and every client
+/// (`control::clients`): a slow client (a slowloris sending its head a
+/// byte at a time, or one that reads its answer slowly) holds one of
+/// `MAX_CLIENTS` slots until its deadline and nothing else; one more
+/// client than the cap gets a 503 at once.
+pub fn serve_counted(
+    listen: SocketAddr,
+    source: SnapshotSource,
+    counters: Arc<ClientCounters>,
+) -> io::Result<MetricsServer> {
     let listener = TcpListener::bind(listen)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
-    let renderer = Arc::new(Mutex::new(Pages::default()));
+    let clients = Clients::new(LIMITS, counters.clone());
     let thread = std::thread::Builder::new()
         .name("rvs-metrics".into())
-        .spawn(move || accept_loop(&listener, &thread_stop, &source, &renderer))?;
+        .spawn(move || event_loop(&listener, clients, &thread_stop, &source))?;
     Ok(MetricsServer {
         addr,
         stop,
         thread: Some(thread),
+        counters,
     })
 }
 
-fn accept_loop(
+fn event_loop(
     listener: &TcpListener,
+    mut clients: Clients<TcpStream, ()>,
     stop: &AtomicBool,
     source: &SnapshotSource,
-    renderer: &Arc<Mutex<Pages>>,
 ) {
-    let active = Arc::new(AtomicUsize::new(0));
+    let mut pages = Pages::default();
     while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                if active.load(Ordering::Relaxed) >= MAX_CLIENTS {
-                    let _ = stream.set_nonblocking(false);
-                    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                    let _ = respond(
-                        &stream,
-                        "503 Service Unavailable",
-                        "text/plain",
-                        b"busy\n",
-                        true,
-                    );
-                    continue;
-                }
-                active.fetch_add(1, Ordering::Relaxed);
-                let (source, renderer, done) = (source.clone(), renderer.clone(), active.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("rvs-metrics-client".into())
-                    .spawn(move || {
-                        let _ = handle(stream, &source, &renderer);
-                        done.fetch_sub(1, Ordering::Relaxed);
-                    });
-                if spawned.is_err() {
-                    active.fetch_sub(1, Ordering::Relaxed);
-                }
+        let ready = match clients::wait(listener, None, &clients, STOP_POLL, Instant::now()) {
+            Ok(r) => r,
+            Err(_) => {
+                std::thread::sleep(STOP_POLL);
+                continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::park_timeout(STOP_POLL),
-            Err(_) => std::thread::sleep(STOP_POLL),
+        };
+        let now = Instant::now();
+        if ready.listener {
+            accept(listener, &mut clients, now);
         }
+        for id in ready.readable {
+            let answer = match clients.read(id, http_head_frame) {
+                ClientRead::Request(head) => match String::from_utf8(head) {
+                    Ok(head) => answer(&head, source, &mut pages),
+                    Err(_) => {
+                        clients.counters().count_bad_request();
+                        response("400 Bad Request", "text/plain", b"bad request\n", true)
+                    }
+                },
+                ClientRead::TooLong => response(
+                    "431 Request Header Fields Too Large",
+                    "text/plain",
+                    b"request head too large\n",
+                    true,
+                ),
+                ClientRead::Pending | ClientRead::Closed => continue,
+            };
+            clients.respond(id, answer, now);
+        }
+        for id in ready.writable {
+            clients.write(id);
+        }
+        clients.expire(Instant::now());
     }
 }
 
-/// Serves one client: one request, one answer, then close.
-fn handle(stream: TcpStream, source: &SnapshotSource, renderer: &Mutex<Pages>) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let Some(head) = read_head(&stream)? else {
-        return respond(
-            &stream,
-            "400 Bad Request",
-            "text/plain",
-            b"bad request\n",
-            true,
-        );
-    };
+/// Takes in the waiting connections; past the cap each gets a 503 (if its
+/// socket takes it at once) and is closed.
+fn accept(listener: &TcpListener, clients: &mut Clients<TcpStream, ()>, now: Instant) {
+    for _ in 0..ACCEPT_BURST {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        if stream.set_nonblocking(true).is_err() {
+            continue;
+        }
+        if clients.len() >= MAX_CLIENTS {
+            let busy = response("503 Service Unavailable", "text/plain", b"busy\n", true);
+            let _ = (&stream).write(&busy);
+        }
+        clients.admit(stream, (), now);
+    }
+}
+
+/// The whole HTTP answer to the request `head`.
+fn answer(head: &str, source: &SnapshotSource, pages: &mut Pages) -> Vec<u8> {
     let line = head.lines().next().unwrap_or("");
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -798,8 +879,7 @@ fn handle(stream: TcpStream, source: &SnapshotSource, renderer: &Mutex<Pages>) -
         "/" | "/status" | "/status.html" => Page::StatusHtml,
         "/status.json" => Page::StatusJson,
         _ => {
-            return respond(
-                &stream,
+            return response(
                 "404 Not Found",
                 "text/plain",
                 b"not found: try /metrics, /status or /status.json\n",
@@ -811,8 +891,7 @@ fn handle(stream: TcpStream, source: &SnapshotSource, renderer: &Mutex<Pages>) -
         "GET" => true,
         "HEAD" => false,
         _ => {
-            return respond(
-                &stream,
+            return response(
                 "405 Method Not Allowed",
                 "text/plain",
                 b"only GET and HEAD\n",
@@ -822,7 +901,6 @@ fn handle(stream: TcpStream, source: &SnapshotSource, renderer: &Mutex<Pages>) -
     };
     let snapshot = source();
     let now = Instant::now();
-    let mut pages = renderer.lock().unwrap_or_else(|e| e.into_inner());
     let (content_type, body) = match page {
         Page::Metrics => (CONTENT_TYPE, pages.metrics.render(snapshot)),
         Page::StatusHtml | Page::StatusJson => {
@@ -838,8 +916,7 @@ fn handle(stream: TcpStream, source: &SnapshotSource, renderer: &Mutex<Pages>) -
             }
         }
     };
-    drop(pages);
-    respond(&stream, "200 OK", content_type, body.as_bytes(), with_body)
+    response("200 OK", content_type, body.as_bytes(), with_body)
 }
 
 /// What a request asks for.
@@ -850,51 +927,17 @@ enum Page {
     StatusJson,
 }
 
-/// The request head (up to the blank line), or `None` when the client sent
-/// something else; gives up after `CLIENT_TIMEOUT` in all.
-fn read_head(mut stream: &TcpStream) -> io::Result<Option<String>> {
-    let deadline = Instant::now() + CLIENT_TIMEOUT;
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    loop {
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            break;
-        }
-        if head.len() > MAX_REQUEST {
-            return Ok(None);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(String::from_utf8(head).ok().filter(|h| !h.is_empty()))
-}
-
-fn respond(
-    mut stream: &TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-    with_body: bool,
-) -> io::Result<()> {
-    let head = format!(
+fn response(status: &str, content_type: &str, body: &[u8], with_body: bool) -> Vec<u8> {
+    let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes())?;
+    )
+    .into_bytes();
     if with_body {
-        stream.write_all(body)?;
+        out.extend_from_slice(body);
     }
-    stream.flush()
+    out
 }
 
 #[cfg(test)]
@@ -904,6 +947,7 @@ pub(crate) mod tests {
     use crate::control::health::{HealthState, LatencyHistogram, Target};
     use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
     use crate::lb::xmit::Endpoint;
+    use std::io::Read;
     use std::net::Ipv4Addr;
 
     fn table() -> ServiceTable {
@@ -1011,6 +1055,14 @@ pub(crate) mod tests {
                 size: 8191,
                 in_use: 1500,
             }],
+            clients: vec![(
+                "control",
+                ClientCounts {
+                    accepted: 9,
+                    refused: 2,
+                    ..ClientCounts::default()
+                },
+            )],
         }
     }
 
@@ -1464,6 +1516,60 @@ pub(crate) mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn client_outcomes_are_counters_per_endpoint() {
+        let text = render(snapshot());
+        let v = |o: &str| {
+            value(
+                &text,
+                "rvs_control_clients_total",
+                &["endpoint=\"control\"", &format!("outcome=\"{o}\"")],
+            )
+        };
+        assert_eq!(
+            (v("accepted"), v("refused"), v("timed_out")),
+            (9.0, 2.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn slow_clients_do_not_starve_scrapes() {
+        let server = local_server();
+        // Eight slowloris clients, each a byte of its head at a time.
+        let mut slow: Vec<TcpStream> = (0..8)
+            .map(|_| TcpStream::connect(server.local_addr()).unwrap())
+            .collect();
+        for s in &mut slow {
+            s.write_all(b"G").unwrap();
+        }
+        for _ in 0..5 {
+            for s in &mut slow {
+                let _ = s.write_all(b"E");
+            }
+            let start = Instant::now();
+            let answer = http(server.local_addr(), "GET /metrics HTTP/1.1\r\n\r\n");
+            assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                start.elapsed()
+            );
+        }
+        assert!(server.counters().get().answered >= 5);
+    }
+
+    #[test]
+    fn a_client_silent_past_its_deadline_is_closed_and_counted() {
+        let server = local_server();
+        let mut silent = TcpStream::connect(server.local_addr()).unwrap();
+        silent
+            .set_read_timeout(Some(REQUEST_TIMEOUT + Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(silent.read(&mut buf).unwrap_or(0), 0, "closed");
+        assert_eq!(server.counters().get().timed_out, 1);
     }
 
     #[test]

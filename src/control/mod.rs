@@ -9,7 +9,10 @@
 //! is how the control thread reaches the workers (channels and stats
 //! cells, so all of it is tested without DPDK), `role` the HA role,
 //! `answer` the `rvsadm` requests and `notify` what systemd hears (ready,
-//! reloading, stopping, the watchdog). `metrics` serves Prometheus and,
+//! reloading, stopping, the watchdog). `socket` serves `rvsadm` and
+//! `metrics` the scrapes, both through `clients` (one `poll(2)` per
+//! server, per-client deadlines, a cap), the socket at the levels
+//! `access` decides from the peer's credentials. `metrics` serves Prometheus and,
 //! beside it, the status page `status` draws; `top` is `rvsadm top`'s
 //! screen.
 //!
@@ -38,8 +41,10 @@
 //! assert_eq!(config.interfaces[0].device.port_name(), "net_pcap0");
 //! ```
 
+pub mod access;
 pub mod adm;
 pub mod answer;
+pub mod clients;
 pub mod config;
 mod device;
 mod eal_args;

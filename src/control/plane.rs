@@ -4,6 +4,9 @@
 //! The binary hands it the workers' channels and cells; nothing here
 //! knows DPDK.
 
+use super::access;
+use super::answer::answer;
+use super::clients::ClientCounters;
 use super::config::{Config, HaConfig};
 use super::ha::{Ha, HaSettings};
 use super::health::{self, HealthChecker};
@@ -34,21 +37,42 @@ pub struct ControlPlane {
     _metrics: Option<MetricsServer>,
 }
 
-/// Binds rvsadm's socket at `control.socket`. Without it the data plane
-/// still serves; say so loudly.
-fn bind_socket(config: &Config) -> Option<ControlSocket> {
+/// Binds rvsadm's socket at `control.socket`. Something other than a
+/// stale socket at the path (a file, a directory, a FIFO, a live rvsd's
+/// socket) or an unknown `socket_group` is an error: rvsd refuses to
+/// start rather than delete what is not its own. Any other failure
+/// (permissions, a path too long) leaves the data plane serving without
+/// the socket; say so loudly.
+fn bind_socket(
+    config: &Config,
+    counters: Arc<ClientCounters>,
+) -> Result<Option<ControlSocket>, String> {
     let path = &config.control.socket;
-    match ControlSocket::bind(path) {
+    let group = match &config.control.socket_group {
+        Some(name) => Some(
+            access::group_id(name).map_err(|e| format!("control.socket_group {name:?}: {e}"))?,
+        ),
+        None => None,
+    };
+    match ControlSocket::bind_with(path, group, counters) {
         Ok(sock) => {
-            info!("control socket {}", path.display());
-            Some(sock)
+            info!(
+                "control socket {}{}",
+                path.display(),
+                match &config.control.socket_group {
+                    Some(g) => format!(" (group {g}: read-only)"),
+                    None => String::new(),
+                }
+            );
+            Ok(Some(sock))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e.to_string()),
         Err(e) => {
             warn!(
                 "control.socket {}: {e}; rvsadm will not reach this rvsd",
                 path.display()
             );
-            None
+            Ok(None)
         }
     }
 }
@@ -68,7 +92,9 @@ impl ControlPlane {
         collectors: Vec<SyncCollector>,
         pools: Option<PoolSource>,
     ) -> Result<ControlPlane, String> {
-        let socket = bind_socket(config);
+        let control_clients = Arc::new(ClientCounters::default());
+        let metrics_clients = Arc::new(ClientCounters::default());
+        let socket = bind_socket(config, control_clients.clone())?;
         let ha = match &config.ha {
             Some(h) => Some(start_ha(h, collectors, &workers)?),
             None => None,
@@ -95,10 +121,15 @@ impl ControlPlane {
         if let Some(read) = pools {
             state.set_pools(read);
         }
+        state.set_client_stats(vec![
+            ("control", control_clients),
+            ("metrics", metrics_clients.clone()),
+        ]);
         // Prometheus, collected at scrape time from what the workers
         // published and the snapshot in force.
         let listen = config.control.metrics_listen;
-        let metrics = match metrics::serve(listen, state.metrics_source(view)) {
+        let source = state.metrics_source(view);
+        let metrics = match metrics::serve_counted(listen, source, metrics_clients) {
             Ok(server) => {
                 info!("metrics at http://{listen}/metrics");
                 Some(server)
@@ -115,9 +146,11 @@ impl ControlPlane {
         })
     }
 
-    /// Runs the loop, a tick every `TICK`, until a stop signal. `notify`
-    /// tells systemd of a SIGHUP reload and pings its watchdog from here,
-    /// so a loop that hangs stops the pings.
+    /// Runs the loop, a tick every `TICK`, until a stop signal; between
+    /// ticks it answers `rvsadm` as soon as a request arrives whole (the
+    /// socket's I/O thread reads and writes the clients). `notify` tells
+    /// systemd of a SIGHUP reload and pings its watchdog from here, so a
+    /// loop that hangs stops the pings.
     pub fn serve(
         &mut self,
         signals: &mut signal_hook::iterator::Signals,
@@ -138,7 +171,21 @@ impl ControlPlane {
                 notify.reloaded();
             }
             notify.watchdog(Instant::now());
-            std::thread::sleep(TICK);
+            let next = Instant::now() + TICK;
+            loop {
+                let left = next.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match socket {
+                    Some(sock) => {
+                        if sock.wait(left) {
+                            sock.serve_pending(|req| answer(req, &mut self.state));
+                        }
+                    }
+                    None => std::thread::sleep(left),
+                }
+            }
         }
     }
 

@@ -92,6 +92,7 @@ pub(super) struct RawNeighbor {
 pub(super) struct RawControl {
     pub socket: Option<S<String>>,
     pub metrics_listen: Option<S<String>>,
+    pub socket_group: Option<S<String>>,
 }
 
 /// `[timeouts]`

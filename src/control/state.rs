@@ -5,6 +5,7 @@
 //! metrics thread reads. Everything reaches the workers through
 //! `control::workers`, so all of it runs in tests without DPDK.
 
+use super::clients::ClientCounters;
 use super::config::{Config, VirtualServerConfig};
 use super::health::{self, HealthChange, HealthChecker, HealthView, Target};
 use super::metrics::{MetricsSnapshot, SnapshotSource};
@@ -71,7 +72,13 @@ pub struct ControlState {
     running: Option<Config>,
     /// Reads the packet-buffer pools (the binary's); `None` without DPDK.
     pools: Option<PoolSource>,
+    /// The control socket's and the metrics endpoint's client counters.
+    clients: ClientStats,
 }
+
+/// Client counters by endpoint (`"control"`, `"metrics"`), shared with the
+/// threads that serve them.
+pub type ClientStats = Vec<(&'static str, Arc<ClientCounters>)>;
 
 impl ControlState {
     /// The state of an rvsd whose workers run `table` (every server up, at
@@ -92,6 +99,7 @@ impl ControlState {
             config_path,
             running: None,
             pools: None,
+            clients: Vec::new(),
         }
     }
 
@@ -110,6 +118,22 @@ impl ControlState {
     /// The packet-buffer pools' use now (none without a pool source).
     pub fn pools(&self) -> Vec<PoolUsage> {
         self.pools.as_ref().map(|read| read()).unwrap_or_default()
+    }
+
+    /// Reports `clients` (the control socket's and the metrics
+    /// endpoint's counters) in `rvsadm stats` and the metrics.
+    pub fn set_client_stats(&mut self, clients: ClientStats) {
+        self.clients = clients;
+    }
+
+    /// The client counters by endpoint, as `rvsadm stats` shows them.
+    pub fn client_stats(&self) -> Value {
+        let map: serde_json::Map<String, Value> = self
+            .clients
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.get().to_json()))
+            .collect();
+        Value::Object(map)
     }
 
     /// The snapshot the workers run now.
@@ -291,6 +315,7 @@ impl ControlState {
         let cells = self.workers.cells().to_vec();
         let role = self.role.view();
         let pools = self.pools.clone();
+        let clients = self.clients.clone();
         Arc::new(move || {
             let services = shared.lock().map(|g| g.clone()).unwrap_or_default();
             MetricsSnapshot {
@@ -300,6 +325,7 @@ impl ControlState {
                 workers: workers::snapshots(&cells),
                 ha: role.status(),
                 pools: pools.as_ref().map(|read| read()).unwrap_or_default(),
+                clients: clients.iter().map(|(n, c)| (*n, c.get())).collect(),
                 services,
             }
         })

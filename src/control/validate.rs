@@ -875,9 +875,30 @@ fn control(raw: Option<&RawControl>, errors: &mut Errors) -> Option<ControlConfi
             })
             .ok(),
     };
+    let socket_group = match &raw.socket_group {
+        None => Some(None),
+        Some(v) => {
+            let g = v.get_ref();
+            let ok = !g.is_empty()
+                && g.len() <= 32
+                && g.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if ok {
+                Some(Some(g.clone()))
+            } else {
+                errors.push(
+                    "control.socket_group",
+                    Some(v.span()),
+                    format!("{g:?} is not a group name or number"),
+                );
+                None
+            }
+        }
+    };
     Some(ControlConfig {
         socket: socket?,
         metrics_listen: metrics_listen?,
+        socket_group: socket_group?,
     })
 }
 
