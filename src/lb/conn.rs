@@ -300,6 +300,9 @@ pub struct ConnInit {
     pub state: State,
     /// Lifetime from `now` until the first packet updates it.
     pub timeout_ns: u64,
+    /// Its client is known to be real (HA sync installs what the active
+    /// balancer had; a packet-created connection starts unproven).
+    pub proven: bool,
 }
 
 impl ConnInit {
@@ -312,6 +315,7 @@ impl ConnInit {
             input_only: false,
             state: State::None,
             timeout_ns: INITIAL_TIMEOUT_NS,
+            proven: false,
         }
     }
 }
@@ -320,6 +324,9 @@ impl ConnInit {
 const LIVE: u8 = 1;
 const ACTIVE: u8 = 2;
 const INPUT_ONLY: u8 = 4;
+/// The client is proven: protected from eviction once past the handshake
+/// (TCP), spared before unproven ones (UDP).
+const PROVEN: u8 = 8;
 
 /// One connection: exactly one 64-byte cache line. Plain old data (the
 /// state is stored as its number) so the table lives in huge-page memory.
@@ -343,10 +350,15 @@ pub struct Conn {
     pub packets_in: u32,
     /// Packets server → client (wrapping).
     pub packets_out: u32,
-    /// Bytes client → server.
-    pub bytes_in: u64,
-    /// Bytes server → client.
-    pub bytes_out: u64,
+    /// When it was created: the worker's clock in milliseconds, wrapping
+    /// (every 49 days), for the input-only proof's minimum age.
+    born_ms: u32,
+    /// Bytes client → server and server → client, low 32 bits: with
+    /// `bytes_hi`, two 48-bit counters (wrapping at 256 TiB), so that the
+    /// creation time fits in the line.
+    bytes_lo: [u32; 2],
+    /// Bits 32..48 of the byte counters.
+    bytes_hi: [u16; 2],
 }
 
 impl Conn {
@@ -370,8 +382,9 @@ impl Conn {
         expires_ns: NIL as u64,
         packets_in: 0,
         packets_out: 0,
-        bytes_in: 0,
-        bytes_out: 0,
+        born_ms: 0,
+        bytes_lo: [0; 2],
+        bytes_hi: [0; 2],
     };
 
     /// The client → virtual server key.
@@ -428,6 +441,35 @@ impl Conn {
         self.flags & INPUT_ONLY != 0
     }
 
+    /// Bytes client → server (48 bits, wrapping).
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes(0)
+    }
+
+    /// Bytes server → client (48 bits, wrapping).
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes(1)
+    }
+
+    fn bytes(&self, dir: usize) -> u64 {
+        u64::from(self.bytes_hi[dir]) << 32 | u64::from(self.bytes_lo[dir])
+    }
+
+    #[inline]
+    fn add_bytes(&mut self, dir: usize, bytes: u32) {
+        let (lo, carry) = self.bytes_lo[dir].overflowing_add(bytes);
+        self.bytes_lo[dir] = lo;
+        self.bytes_hi[dir] = self.bytes_hi[dir].wrapping_add(u16::from(carry));
+    }
+
+    /// Its client is proven (see the module doc): a reply seen on the
+    /// established connection, enough packets over enough time (input
+    /// only), or installed by HA sync.
+    #[inline]
+    pub fn is_proven(&self) -> bool {
+        self.flags & PROVEN != 0
+    }
+
     /// Expired at `now`.
     #[inline]
     pub fn is_expired(&self, now: u64) -> bool {
@@ -453,11 +495,16 @@ impl Conn {
         match dir {
             Direction::Original => {
                 self.packets_in = self.packets_in.wrapping_add(1);
-                self.bytes_in = self.bytes_in.wrapping_add(u64::from(bytes));
+                self.add_bytes(0, bytes);
+                // Only an unproven input-only connection has more to do:
+                // one test of a byte already in hand.
+                if self.flags & (PROVEN | INPUT_ONLY) == INPUT_ONLY {
+                    self.prove_input_only(now, timeouts);
+                }
             }
             Direction::Reply => {
                 self.packets_out = self.packets_out.wrapping_add(1);
-                self.bytes_out = self.bytes_out.wrapping_add(u64::from(bytes));
+                self.add_bytes(1, bytes);
                 // Replies do reach the director after all (IPVS: the
                 // NOOUTPUT flag is dropped on the first output packet).
                 self.flags &= !INPUT_ONLY;
@@ -465,10 +512,31 @@ impl Conn {
         }
         if self.proto == PROTO_TCP {
             let next = tcp_state::next_state(self.state(), dir, flags, self.is_input_only());
+            // The server talks on an established connection: the client
+            // completed a handshake with it. (A SYN-ACK or a reset is no
+            // proof: a server answers spoofed SYNs and blind ACKs too.)
+            if dir == Direction::Reply && next == State::Established {
+                self.flags |= PROVEN;
+            }
             self.enter(next, now, timeouts)
         } else {
+            if dir == Direction::Reply {
+                self.flags |= PROVEN;
+            }
             self.expires_ns = now.saturating_add(timeouts.udp());
             self.transition(false)
+        }
+    }
+
+    /// Proves an input-only connection once its client has sent
+    /// `timeouts.proof_packets()` packets and it is at least
+    /// `timeouts.proof_ms()` old.
+    #[cold]
+    fn prove_input_only(&mut self, now: u64, timeouts: &Timeouts) {
+        if self.packets_in >= timeouts.proof_packets()
+            && now_ms(now).wrapping_sub(self.born_ms) >= timeouts.proof_ms()
+        {
+            self.flags |= PROVEN;
         }
     }
 
@@ -509,11 +577,18 @@ impl Conn {
         self.flags & LIVE != 0
     }
 
-    /// Evictable to make room: half-open TCP.
+    /// Never evicted to make room (only reclaimed once expired): a TCP
+    /// connection whose client is proven and which is past its handshake.
     #[inline]
-    fn is_evictable(&self) -> bool {
-        self.proto == PROTO_TCP && self.state().is_embryonic()
+    fn is_protected(&self) -> bool {
+        self.proto == PROTO_TCP && self.is_proven() && !self.state().is_embryonic()
     }
+}
+
+/// The worker's clock (nanoseconds) in milliseconds, wrapping.
+#[inline]
+fn now_ms(now: u64) -> u32 {
+    (now / 1_000_000) as u32
 }
 
 /// End of the free list; also marks an empty index slot.
@@ -632,6 +707,19 @@ pub struct ConnTable {
     shed_head: usize,
     /// Indices queued.
     shed_len: usize,
+    /// Live connections evicted to make room, by kind.
+    evictions: Evictions,
+}
+
+/// Live connections a table evicted to make room for new ones (expired
+/// ones reclaimed are not counted), by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evictions {
+    /// TCP connections no client had proven (half-open, or established
+    /// by packets no real server answered).
+    pub tcp: u64,
+    /// UDP (and other non-TCP) flows, unproven ones first.
+    pub udp: u64,
 }
 
 impl ConnTable {
@@ -662,6 +750,7 @@ impl ConnTable {
             shed: HugeArray::new(capacity, NIL),
             shed_head: 0,
             shed_len: 0,
+            evictions: Evictions::default(),
         }
     }
 
@@ -907,6 +996,9 @@ impl ConnTable {
         if init.input_only {
             flags |= INPUT_ONLY;
         }
+        if init.proven {
+            flags |= PROVEN;
+        }
         if proto == PROTO_TCP && init.state.is_active() {
             flags |= ACTIVE;
         }
@@ -922,11 +1014,12 @@ impl ConnTable {
             expires_ns: now.saturating_add(init.timeout_ns),
             packets_in: 0,
             packets_out: 0,
-            bytes_in: 0,
-            bytes_out: 0,
+            born_ms: now_ms(now),
+            bytes_lo: [0; 2],
+            bytes_hi: [0; 2],
         };
         self.len += 1;
-        if proto == PROTO_TCP && init.state.is_embryonic() {
+        if !self.entries[id as usize].is_protected() {
             self.shed_push(id);
         }
         Ok(ConnId(id))
@@ -1058,8 +1151,9 @@ impl ConnTable {
     }
 
     /// Frees one entry to make room (the policy in the module doc): the
-    /// oldest queued connection still half-open or expired, else one
-    /// referenced from `hash`'s home bucket that is expired or half-open.
+    /// oldest queued connection not protected, or expired, else one
+    /// referenced from `hash`'s home bucket that is either. Counts the
+    /// evictions (the victim had not expired) by kind.
     fn make_room(
         &mut self,
         hash: u32,
@@ -1074,28 +1168,57 @@ impl ConnTable {
                 .map(|&t| t >> 1)
                 .find(|&id| {
                     let e = &self.entries[id as usize];
-                    e.is_expired(now) || e.is_evictable()
+                    e.is_expired(now) || !e.is_protected()
                 })
         });
         let id = victim.ok_or(InsertError::Full)?;
         let c = self.remove(ConnId(id));
+        if !c.is_expired(now) {
+            if c.proto == PROTO_TCP {
+                self.evictions.tcp += 1;
+            } else {
+                self.evictions.udp += 1;
+            }
+        }
         on_reclaim(&c);
         Ok(())
     }
 
     /// Pops the shedding ring, at most [`SHED_POPS`] times, for a live
-    /// entry that is half-open or expired; stale indices are dropped.
+    /// entry that is expired or unproven (and not protected, which an
+    /// unproven one never is); stale indices (free, or protected since)
+    /// are dropped. A proven UDP connection popped first is kept aside
+    /// and evicted only when no unproven one comes within the pops, else
+    /// queued again at the tail; later proven UDP ones popped are queued
+    /// again at once (a second chance, in ring order).
     /// (Prefetching the next queued entry for the next insert was measured
     /// and did not help: the SYN's own bucket misses dominate.)
     fn shed_victim(&mut self, now: u64) -> Option<u32> {
+        let mut spare = None;
         for _ in 0..SHED_POPS {
-            let id = self.shed_pop()?;
+            let Some(id) = self.shed_pop() else { break };
             let e = &self.entries[id as usize];
-            if e.is_live() && (e.is_evictable() || e.is_expired(now)) {
+            if !e.is_live() || (e.is_protected() && !e.is_expired(now)) {
+                continue;
+            }
+            if e.is_expired(now) || !(e.is_proven() && e.proto != PROTO_TCP) {
+                if let Some(s) = spare {
+                    self.shed_push(s);
+                }
                 return Some(id);
             }
+            if spare.is_none() {
+                spare = Some(id);
+            } else {
+                self.shed_push(id);
+            }
         }
-        None
+        spare
+    }
+
+    /// Connections evicted to make room since the table was made.
+    pub fn evictions(&self) -> Evictions {
+        self.evictions
     }
 
     /// The first empty slot from `hash`'s home on, within reach.
