@@ -309,11 +309,13 @@ pub struct TimeoutsConfig {
     /// is proven, and protected from eviction when the table is full, once
     /// its client has sent this many packets and it is `proof_ms` old; 1
     /// to `MAX_PROOF_PACKETS`. Default `DEFAULT_PROOF_PACKETS` (8): a blind
-    /// sender's SYN-then-ACK (2) never proves one. Reloadable.
+    /// sender's SYN-then-ACK (2) never proves one. Read at start, as the
+    /// rest of the section.
     pub proof_packets: u32,
     /// `proof_ms`: the age, in milliseconds, a DR or TUN connection must
     /// reach before its packets prove it; 0 to `MAX_PROOF_MS`. Default
-    /// `DEFAULT_PROOF_MS` (1000). Reloadable.
+    /// `DEFAULT_PROOF_MS` (1000). Read at start, as the rest of the
+    /// section.
     pub proof: Duration,
 }
 

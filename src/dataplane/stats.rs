@@ -146,11 +146,20 @@ pub struct WorkerStats {
     pub busy_polls: u64,
     /// Polls that received nothing.
     pub idle_polls: u64,
+    /// Live TCP connections no client had proven (half-open, or
+    /// established by packets no real server answered) evicted to make
+    /// room in a full table (set from the balancer when counters are
+    /// published).
+    pub conns_evicted_unproven_tcp: u64,
+    /// Live UDP flows evicted to make room in a full table, unproven ones
+    /// (no reply seen) first (set from the balancer when counters are
+    /// published).
+    pub conns_evicted_udp: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 18;
+const SCALARS: usize = 20;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -195,6 +204,8 @@ impl WorkerStats {
             self.sync_lost,
             self.busy_polls,
             self.idle_polls,
+            self.conns_evicted_unproven_tcp,
+            self.conns_evicted_udp,
         ]);
         c[SCALARS..].copy_from_slice(&self.drops);
         c
@@ -222,6 +233,8 @@ impl WorkerStats {
             sync_lost: c[15],
             busy_polls: c[16],
             idle_polls: c[17],
+            conns_evicted_unproven_tcp: c[18],
+            conns_evicted_udp: c[19],
             drops,
         }
     }
@@ -251,6 +264,8 @@ impl WorkerStats {
             "sync_lost": self.sync_lost,
             "busy_polls": self.busy_polls,
             "idle_polls": self.idle_polls,
+            "conns_evicted_unproven_tcp": self.conns_evicted_unproven_tcp,
+            "conns_evicted_udp": self.conns_evicted_udp,
             "drops": drops,
         })
     }

@@ -8,8 +8,8 @@
 //!   costs nothing. Entries are handed out low indices first, so an
 //!   expiry sweep of a lightly used table stays short.
 //! - **One cache line per connection.** A [`Conn`] is 64 bytes, 64-byte
-//!   aligned: both flow keys, the servers, the state, the expiry and the
-//!   counters. A lookup of a stored key reads its home bucket's line and
+//!   aligned: both flow keys, the servers, the state, the expiry, the
+//!   creation time and the counters. A lookup of a stored key reads its home bucket's line and
 //!   this one line: two cache misses at most, and the worker prefetches
 //!   both for a whole burst ([`ConnTable::prefetch_bucket`], then
 //!   [`ConnTable::prefetch_entry`]) with the hash it computed once per
@@ -68,34 +68,72 @@
 //!   room made for a new one) hands it to the caller's `on_reclaim`
 //!   callback, so the real server's active/inactive counters can be
 //!   decremented (`conn.is_active()` says which).
-//! - **A shedding queue of unproven connections.** Every TCP connection
-//!   inserted half-open (the packet-created ones: `ConnInit::new` is NONE)
-//!   has its entry index pushed on a FIFO ring as long as the table
-//!   (4 bytes per connection). When the table is full, making room pops
-//!   from the ring's head: an index whose entry is no longer live, or
-//!   live but neither half-open nor expired (established, closing since),
-//!   is stale and dropped; the first live half-open (or expired) one is
-//!   evicted. At most [`SHED_POPS`] pops per insert, so a SYN into a full
-//!   table costs O(1): a ring slot (sequential) and one entry, besides
-//!   the victim's and the new keys' buckets. Connections HA sync installs
-//!   ESTABLISHED are never pushed. A push on a full ring drops its oldest
-//!   index: that connection stays and expires normally. An index freed and
-//!   reused by a newer half-open connection may be evicted through the old
+//! - **Proven and unproven connections** (IPVS's `drop_entry` done
+//!   deterministically). A connection a packet created is *unproven*: its
+//!   client may be a spoofed address. It becomes *proven* when the real
+//!   server talks to it on the established connection (a reply seen with
+//!   the connection ESTABLISHED after it, NAT; a SYN-ACK or a reset is no
+//!   proof, a server answers spoofed SYNs and blind ACKs too), or, for an
+//!   input-only connection (DR, TUN: the replies bypass rvs), once its
+//!   client has sent `proof_packets` packets and it is `proof_ms` old
+//!   (`[timeouts]`; 8 and 1 s by default: a blind SYN-then-ACK sender's 2
+//!   packets never prove one, and spending more packets per spoofed tuple
+//!   still has to wait out the age while evictable). HA sync installs
+//!   connections proven. The check costs the hot path one test of the
+//!   `flags` byte of the line already in hand; only an unproven
+//!   input-only connection's packets go further. A proven TCP connection
+//!   past its handshake is *protected*: only reclaimed once expired.
+//!   Everything else is evictable: unproven TCP in any state (a blind
+//!   SYN-then-ACK leaves ESTABLISHED entries for 15 minutes), half-open
+//!   TCP, and UDP, proven or not (a UDP flow has no end, and a table full
+//!   of answered UDP flows must still admit new clients: the oldest goes).
+//!   The creation time (milliseconds, wrapping every 49 days) fits in the
+//!   line because the byte counters are 48 bits (256 TiB, wrapping).
+//! - **A shedding queue of evictable connections.** Every connection
+//!   inserted unprotected (every packet-created one, TCP and UDP, and
+//!   synced half-open or UDP ones) has its entry index pushed on a FIFO
+//!   ring as long as the table (4 bytes per connection). When the table is
+//!   full, making room pops from the ring's head: an index whose entry is
+//!   no longer live, or live and protected (proven since, and not
+//!   expired), is stale and dropped; the first live unproven (or expired)
+//!   one is evicted. A proven UDP flow popped first is kept aside and
+//!   evicted only if no unproven one comes within the pops (else it is
+//!   queued again at the tail; later proven UDP ones popped are queued
+//!   again at once): unproven flows go before answered ones, at no extra
+//!   entry read. At most [`SHED_POPS`] pops per insert, so a new flow into
+//!   a full table costs O(1): a ring slot (sequential) and one entry,
+//!   besides the victim's and the new keys' buckets. A push on a full
+//!   ring drops its oldest index: that connection stays and expires
+//!   normally, or is found through its home bucket (below). An index freed
+//!   and reused by a newer connection may be evicted through the old
 //!   connection's ring position, earlier than its turn: accepted (it is
-//!   half-open too, and the ring's order is only a fairness preference).
-//!   Most connections are queued and then established, so the ring's head
-//!   is mostly stale when the table first fills: each insert then drops up
+//!   unproven too, and the ring's order is only a fairness preference).
+//!   Most connections are queued and then proven, so the ring's head is
+//!   mostly stale when the table first fills: each insert then drops up
 //!   to [`SHED_POPS`] of them and, finding none to shed, falls back to the
 //!   home bucket (below), until the head reaches connections still
-//!   half-open. Measured (`perf/datapath.rs`, flood at 1 M, half
-//!   established, half SYNs): 2 350 cycles per packet of the mix before,
-//!   about 1 050 with the ring; no SYN of the mix refused any more.
+//!   unproven. Measured (`perf/datapath.rs`, flood at 1 M, half
+//!   established, half SYNs): 2 350 cycles per packet of the mix before
+//!   the ring, about 1 050 with it; no SYN of the mix refused any more.
+//! - **What a flood can and cannot do.** Spoofed packets create only
+//!   unproven entries, which replace each other oldest first: a flood
+//!   never refuses a client while the table holds anything unproven, and
+//!   never evicts a proven connection. What it can do is shorten the life
+//!   of unproven ones: at `R` new flows a second into a table of `C`, an
+//!   unproven connection is evicted about `C / R` seconds after it was
+//!   created. A NAT connection is proven within a round trip of its
+//!   handshake; a DR or TUN one needs `proof_ms`, so size the table (or
+//!   lower `proof_ms`) for `C / R` to exceed it at the flood rates you
+//!   expect. Refusals (`table_full`) happen only when every entry is
+//!   protected.
 //!
 //! Memory: a 64-byte entry, its share of the index, two fifths of a
 //! 64-byte bucket (`ceil(2 × capacity / 5)` buckets), and its 4-byte
 //! shedding-ring slot: 93.6 bytes per connection at any capacity from
 //! about a hundred up (1 Mi connections: 94 MiB per worker; 10 M:
-//! 936 MB). `memory_bytes` reports it.
+//! 936 MB). `memory_bytes` reports it. Telling proven from unproven
+//! costs nothing more: a flag bit and the creation time live in the
+//! entry's line, and every evictable connection already had its ring slot.
 //!
 //! The signature is cut from the 32-bit hash, whose high bits chose the
 //! bucket: in a table of more than 65 536 buckets, two keys of one bucket
@@ -124,18 +162,19 @@
 //! Policy when full: `insert` first reuses an entry whose key matches and
 //! which has expired; when no entry is free it (1) pops the shedding ring
 //! (at most [`SHED_POPS`] indices) and evicts the oldest-queued connection
-//! still live and half-open TCP (NONE, SYN_SENT, SYN_RECV, SYNACK) or
+//! still live and unprotected, unproven ones before proven UDP ones, or
 //! expired, else (2) takes the first connection referenced from the new
-//! original key's home bucket that has expired or is half-open (a bucket
-//! already in cache; about five entries read, only when the ring had
-//! nothing), else (3) refuses with [`InsertError::Full`], which the caller
-//! counts. An ESTABLISHED connection, a closing one and a UDP one are never
-//! evicted (only reclaimed once expired): under a SYN flood the half-open
-//! entries replace each other, oldest first, and the established
-//! connections live on. An evicted connection is reported to `on_reclaim`
-//! like an expired one; it is the one whose `expires_ns` is still in the
-//! future. Expired connections the ring and the home bucket do not show
-//! come back through lazy expiry and the sweep.
+//! original key's home bucket that has expired or is unprotected (a
+//! bucket already in cache; about five entries read, only when the ring
+//! had nothing), else (3) refuses with [`InsertError::Full`], which the
+//! caller counts. A proven TCP connection past its handshake is never
+//! evicted (only reclaimed once expired): under a flood the unproven
+//! entries replace each other, oldest first, and the proven connections
+//! live on. An evicted connection is reported to `on_reclaim` like an
+//! expired one; it is the one whose `expires_ns` is still in the future,
+//! and [`ConnTable::evictions`] counts it by kind. Expired connections the
+//! ring and the home bucket do not show come back through lazy expiry and
+//! the sweep.
 
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
 use crate::dpdk::hugemem::HugeArray;
@@ -700,7 +739,7 @@ pub struct ConnTable {
     next_unused: u32,
     /// Where the next `expire` call resumes.
     sweep: u32,
-    /// The shedding ring: entry indices of connections inserted half-open,
+    /// The shedding ring: entry indices of connections inserted unprotected,
     /// oldest at `shed_head` (see the module doc).
     shed: HugeArray<u32>,
     /// Ring position of the oldest queued index.
@@ -1116,7 +1155,7 @@ impl ConnTable {
         self.free_head = id;
     }
 
-    /// Queues entry `id`, inserted half-open, at the shedding ring's tail;
+    /// Queues entry `id`, inserted unprotected, at the shedding ring's tail;
     /// on a full ring the oldest index is dropped first.
     fn shed_push(&mut self, id: u32) {
         let cap = self.shed.len();

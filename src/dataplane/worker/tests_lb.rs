@@ -1574,6 +1574,18 @@ fn full_table_of_half_open_connections_makes_room_for_a_new_syn() {
     assert_eq!(inactive, 4);
 }
 
+#[test]
+fn evictions_are_published_with_the_worker_counters() {
+    let mut lb = small_table(4);
+    for i in 0..5 {
+        scheduled(&mut lb, (CLIENT, 55200 + i), WEB);
+    }
+    let cell = crate::dataplane::stats::StatsCell::default();
+    lb.w.publish(&cell);
+    let s = cell.snapshot();
+    assert_eq!((s.conns_evicted_unproven_tcp, s.conns_evicted_udp), (1, 0));
+}
+
 // ---------------------------------------------------------------------
 // 12. ARP and echo for VIPs.
 // ---------------------------------------------------------------------
