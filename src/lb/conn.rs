@@ -95,12 +95,15 @@
 //!   ring as long as the table (4 bytes per connection). When the table is
 //!   full, making room pops from the ring's head: an index whose entry is
 //!   no longer live, or live and protected (proven since, and not
-//!   expired), is stale and dropped; the first live unproven (or expired)
-//!   one is evicted. A proven UDP flow popped first is kept aside and
-//!   evicted only if no unproven one comes within the pops (else it is
-//!   queued again at the tail; later proven UDP ones popped are queued
-//!   again at once): unproven flows go before answered ones, at no extra
-//!   entry read. At most [`SHED_POPS`] pops per insert, so a new flow into
+//!   expired), is stale and dropped; the first live unprotected (or
+//!   expired) one is evicted: strictly oldest first, answered UDP flows
+//!   included. (Sparing answered UDP flows by queueing them again was
+//!   tried and undone: under a UDP flood the servers answer the spoofed
+//!   flows too, the requeued ones overtook a new TCP client still in its
+//!   handshake, and the pops reached it up to [`SHED_POPS`] times sooner:
+//!   the e2e flood test saw a client's connection evicted and time out.
+//!   FIFO gives every unproven connection the same `C / R` below.) At
+//!   most [`SHED_POPS`] pops per insert, so a new flow into
 //!   a full table costs O(1): a ring slot (sequential) and one entry,
 //!   besides the victim's and the new keys' buckets. A push on a full
 //!   ring drops its oldest index: that connection stays and expires
@@ -162,8 +165,7 @@
 //! Policy when full: `insert` first reuses an entry whose key matches and
 //! which has expired; when no entry is free it (1) pops the shedding ring
 //! (at most [`SHED_POPS`] indices) and evicts the oldest-queued connection
-//! still live and unprotected, unproven ones before proven UDP ones, or
-//! expired, else (2) takes the first connection referenced from the new
+//! still live and unprotected, or expired, else (2) takes the first connection referenced from the new
 //! original key's home bucket that has expired or is unprotected (a
 //! bucket already in cache; about five entries read, only when the ring
 //! had nothing), else (3) refuses with [`InsertError::Full`], which the
@@ -757,7 +759,7 @@ pub struct Evictions {
     /// TCP connections no client had proven (half-open, or established
     /// by packets no real server answered).
     pub tcp: u64,
-    /// UDP (and other non-TCP) flows, unproven ones first.
+    /// UDP (and other non-TCP) flows, answered or not.
     pub udp: u64,
 }
 
@@ -1224,35 +1226,19 @@ impl ConnTable {
     }
 
     /// Pops the shedding ring, at most [`SHED_POPS`] times, for a live
-    /// entry that is expired or unproven (and not protected, which an
-    /// unproven one never is); stale indices (free, or protected since)
-    /// are dropped. A proven UDP connection popped first is kept aside
-    /// and evicted only when no unproven one comes within the pops, else
-    /// queued again at the tail; later proven UDP ones popped are queued
-    /// again at once (a second chance, in ring order).
+    /// entry that is unprotected or expired; stale indices (free, or
+    /// protected since) are dropped.
     /// (Prefetching the next queued entry for the next insert was measured
     /// and did not help: the SYN's own bucket misses dominate.)
     fn shed_victim(&mut self, now: u64) -> Option<u32> {
-        let mut spare = None;
         for _ in 0..SHED_POPS {
-            let Some(id) = self.shed_pop() else { break };
+            let id = self.shed_pop()?;
             let e = &self.entries[id as usize];
-            if !e.is_live() || (e.is_protected() && !e.is_expired(now)) {
-                continue;
-            }
-            if e.is_expired(now) || !(e.is_proven() && e.proto != PROTO_TCP) {
-                if let Some(s) = spare {
-                    self.shed_push(s);
-                }
+            if e.is_live() && (!e.is_protected() || e.is_expired(now)) {
                 return Some(id);
             }
-            if spare.is_none() {
-                spare = Some(id);
-            } else {
-                self.shed_push(id);
-            }
         }
-        spare
+        None
     }
 
     /// Connections evicted to make room since the table was made.

@@ -367,29 +367,7 @@ fn udp_filled_table_admits_a_new_client_by_evicting_the_oldest_udp_flow() {
 }
 
 #[test]
-fn full_table_evicts_unproven_udp_flows_before_proven_ones() {
-    let tm = Timeouts::default();
-    let (mut t, keys) = udp_filled(64);
-    // The oldest flow has its reply: its client is proven.
-    let (id, _) = t.lookup(&keys[0], SEC, none).unwrap();
-    t.get_mut(id)
-        .on_packet(Direction::Reply, TcpFlags::NONE, 60, SEC, &tm);
-    assert!(t.get(id).is_proven());
-    let mut gone = Vec::new();
-    t.insert(
-        udp_keys(1000).0,
-        udp_keys(1000).1,
-        ConnInit::new(0, 0),
-        SEC,
-        reclaimed(&mut gone),
-    )
-    .unwrap();
-    assert_eq!(gone[0].original(), keys[1], "the oldest unproven flow goes");
-    assert!(t.lookup(&keys[0], SEC, none).is_some());
-}
-
-#[test]
-fn table_of_proven_udp_flows_still_evicts_the_oldest() {
+fn answered_udp_flows_are_evicted_oldest_first_too() {
     let tm = Timeouts::default();
     let (mut t, keys) = udp_filled(16);
     for k in &keys {
@@ -1029,34 +1007,23 @@ proptest! {
                     let full_before = model.len() == CAP;
                     // Room is made when, after the expired connections
                     // with either key are reclaimed, the table is full:
-                    // the ring's first live unprotected (unproven or UDP,
-                    // unproven UDP before proven) or expired entry within
-                    // SHED_POPS pops goes (stale ones are dropped).
+                    // the ring's first live unprotected (unproven or UDP)
+                    // or expired entry within SHED_POPS pops goes (stale
+                    // ones are dropped).
                     let with_keys = model.values().filter(|m| {
                         [orig, reply].iter().any(|&k| m.orig == k || m.reply == k)
                     }).count();
                     let mut shed = None;
                     if !exists && orig != reply && model.len() - with_keys == CAP {
-                        let mut spare = None;
                         for _ in 0..SHED_POPS {
                             let Some(id) = ring.pop_front() else { break };
-                            let Some(m) = model.get(&id) else { continue };
-                            if m.expires > now && m.protected() {
-                                continue;
-                            }
-                            if m.expires <= now || !(m.proven() && m.orig.proto == PROTO_UDP) {
-                                spare.take().map(|s| ring.push_back(s));
-                                shed = Some(m.orig);
+                            if model
+                                .get(&id)
+                                .is_some_and(|m| m.expires <= now || !m.protected())
+                            {
+                                shed = Some(model[&id].orig);
                                 break;
                             }
-                            if spare.is_none() {
-                                spare = Some(id);
-                            } else {
-                                ring.push_back(id);
-                            }
-                        }
-                        if shed.is_none() {
-                            shed = spare.map(|s| model[&s].orig);
                         }
                     }
                     if let Some(victim) = shed {
