@@ -27,7 +27,7 @@ mod support;
 
 use netns::cases::took;
 use netns::{big_file_bytes, path_str, result_line, stop_rvsd, Service, Topology, BIG_FILE};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use support::counter;
@@ -75,7 +75,7 @@ struct Flood {
 
 impl Flood {
     /// Starts `flood MODE VIP PORT` in the client namespace for [`FLOOD`].
-    fn start(topo: &Topology, exe: &PathBuf, mode: &str, port: u16) -> Flood {
+    fn start(topo: &Topology, exe: &Path, mode: &str, port: u16) -> Flood {
         let mut cmd = topo.client.command(&path_str(exe));
         cmd.args([
             mode,
