@@ -120,15 +120,21 @@
 //!   the ring, about 1 050 with it; no SYN of the mix refused any more.
 //! - **What a flood can and cannot do.** Spoofed packets create only
 //!   unproven entries, which replace each other oldest first: a flood
-//!   never refuses a client while the table holds anything unproven, and
-//!   never evicts a proven connection. What it can do is shorten the life
+//!   does not get clients refused while the table holds unproven entries,
+//!   and never evicts a proven connection. What it can do is shorten the life
 //!   of unproven ones: at `R` new flows a second into a table of `C`, an
 //!   unproven connection is evicted about `C / R` seconds after it was
-//!   created. A NAT connection is proven within a round trip of its
-//!   handshake; a DR or TUN one needs `proof_ms`, so size the table (or
-//!   lower `proof_ms`) for `C / R` to exceed it at the flood rates you
-//!   expect. Refusals (`table_full`) happen only when every entry is
-//!   protected.
+//!   created. A NAT connection is proven as soon as its server sends on
+//!   it after the handshake (the answer to the request, or its ACK): a
+//!   round trip or two. A DR or TUN one needs `proof_ms` and
+//!   `proof_packets` (a keep-alive connection idle since its first
+//!   request may stay unproven), so size the table (or lower `proof_ms`)
+//!   for `C / R` to exceed it at the flood rates you expect. Measured in
+//!   `tests/e2e_flood.rs`: 5 000 spoofed packets a second into a table of
+//!   4 096 (turned over in 0.8 s) failed no client request. Refusals
+//!   (`table_full`) happen only when the ring and the new key's home
+//!   bucket show nothing expired or unprotected, in practice when every
+//!   entry is protected.
 //!
 //! Memory: a 64-byte entry, its share of the index, two fifths of a
 //! 64-byte bucket (`ceil(2 × capacity / 5)` buckets), and its 4-byte
