@@ -1806,6 +1806,22 @@ fn measure_flood(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<Stri
         &mut clock,
         hz,
     ));
+    // The real servers talk on each established connection: its client
+    // is proven, so a full table never evicts it (a connection no server
+    // answered since its handshake is a flood's as much as a client's).
+    let r = run_phase(
+        &mut worker,
+        nic,
+        &[server_lane(&templates.server_ack, &every)],
+        &mut clock,
+        1,
+        hz,
+    );
+    problems.extend(
+        forwarding_problems(&r)
+            .into_iter()
+            .map(|p| format!("server answers: {p}")),
+    );
     let mut rng = SplitMix(0xf100d);
     let mut randoms = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.next() as u32).collect() };
     // Distinct sources (an odd multiplier is a bijection of u32), so every

@@ -81,6 +81,8 @@ pub fn timeouts(config: &Config) -> Timeouts {
         tcp_fin_wait: Some(t.tcp_fin_wait),
         tcp_syn: Some(t.tcp_syn),
         udp: Some(t.udp),
+        proof_packets: Some(t.proof_packets),
+        proof: Some(t.proof),
     })
 }
 

@@ -327,6 +327,18 @@ pub struct TimeoutsConfig {
     /// `udp_s`: idle time of a UDP flow, 1 to `MAX_TIMEOUT_S` seconds.
     /// Default `DEFAULT_UDP_S` (300). Fixed at start (a reload names a change).
     pub udp: Duration,
+    /// `proof_packets`: a DR or TUN connection (whose replies bypass rvs)
+    /// is proven, and protected from eviction when the table is full, once
+    /// its client has sent this many packets and it is `proof_ms` old; 1
+    /// to `MAX_PROOF_PACKETS`. Default `DEFAULT_PROOF_PACKETS` (8): a blind
+    /// sender's SYN-then-ACK (2) never proves one. Read at start, as the
+    /// rest of the section.
+    pub proof_packets: u32,
+    /// `proof_ms`: the age, in milliseconds, a DR or TUN connection must
+    /// reach before its packets prove it; 0 to `MAX_PROOF_MS`. Default
+    /// `DEFAULT_PROOF_MS` (1000). Read at start, as the rest of the
+    /// section.
+    pub proof: Duration,
 }
 
 impl TimeoutsConfig {
@@ -341,6 +353,15 @@ impl TimeoutsConfig {
     /// Upper bound of every timeout: one week, so connection timers have a
     /// bounded horizon.
     pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
+    /// Default of `proof_packets`.
+    pub const DEFAULT_PROOF_PACKETS: u32 = crate::lb::tcp_state::DEFAULT_PROOF_PACKETS;
+    /// Upper bound of `proof_packets`.
+    pub const MAX_PROOF_PACKETS: u32 = 1_000_000;
+    /// Default of `proof_ms`.
+    pub const DEFAULT_PROOF_MS: u32 = crate::lb::tcp_state::DEFAULT_PROOF_MS;
+    /// Upper bound of `proof_ms`: ten minutes (an unproven connection is
+    /// evictable all that time).
+    pub const MAX_PROOF_MS: u32 = 600_000;
 }
 
 impl Default for TimeoutsConfig {
@@ -350,6 +371,8 @@ impl Default for TimeoutsConfig {
             tcp_fin_wait: Duration::from_secs(Self::DEFAULT_TCP_FIN_WAIT_S),
             tcp_syn: Duration::from_secs(Self::DEFAULT_TCP_SYN_S),
             udp: Duration::from_secs(Self::DEFAULT_UDP_S),
+            proof_packets: Self::DEFAULT_PROOF_PACKETS,
+            proof: Duration::from_millis(u64::from(Self::DEFAULT_PROOF_MS)),
         }
     }
 }

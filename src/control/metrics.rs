@@ -531,6 +531,31 @@ impl SnapshotCollector {
             "Polls that received nothing.",
             &per(|s| s.idle_polls),
         )?;
+        counters(
+            encoder,
+            "rvs_worker_connections_evicted",
+            "Live connections the worker evicted from its full table to admit new ones, by kind: unproven_tcp (no client proven: half-open, or established by packets no real server answered) and udp.",
+            &workers
+                .iter()
+                .flat_map(|w| {
+                    [
+                        ("unproven_tcp", w.stats.conns_evicted_unproven_tcp),
+                        ("udp", w.stats.conns_evicted_udp),
+                    ]
+                    .map(|(kind, n)| {
+                        let mut l = lcore(w);
+                        l.push(("kind", kind.to_string()));
+                        (l, n)
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_connections_refused",
+            "New connections the worker refused because its table was full of protected connections (the table_full drops).",
+            &per(|s| s.drops[DropReason::TableFull as usize]),
+        )?;
         gauges(
             encoder,
             "rvs_worker_connections",
@@ -1272,6 +1297,25 @@ pub(crate) mod tests {
             9.0
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn evictions_and_refusals_are_counted_per_worker() {
+        let mut snap = snapshot();
+        snap.workers[0].stats.conns_evicted_unproven_tcp = 7;
+        snap.workers[1].stats.conns_evicted_udp = 5;
+        snap.workers[1].stats.drop(DropReason::TableFull);
+        let text = render(snap);
+        let evicted = "rvs_worker_connections_evicted_total";
+        assert_eq!(
+            value(&text, evicted, &["lcore=\"1\"", "kind=\"unproven_tcp\""]),
+            7.0
+        );
+        assert_eq!(value(&text, evicted, &["lcore=\"1\"", "kind=\"udp\""]), 0.0);
+        assert_eq!(value(&text, evicted, &["lcore=\"2\"", "kind=\"udp\""]), 5.0);
+        let refused = "rvs_worker_connections_refused_total";
+        assert_eq!(value(&text, refused, &["lcore=\"1\""]), 0.0);
+        assert_eq!(value(&text, refused, &["lcore=\"2\""]), 1.0);
     }
 
     #[test]

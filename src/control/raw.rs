@@ -103,6 +103,8 @@ pub(super) struct RawTimeouts {
     pub tcp_fin_wait_s: Option<S<Int>>,
     pub tcp_syn_s: Option<S<Int>>,
     pub udp_s: Option<S<Int>>,
+    pub proof_packets: Option<S<Int>>,
+    pub proof_ms: Option<S<Int>>,
 }
 
 /// `[[virtual_server]]`

@@ -1366,7 +1366,32 @@ fn timeouts_are_parsed_to_durations_and_omitted_keys_default() {
             tcp_fin_wait: Duration::from_secs(120),
             tcp_syn: Duration::from_secs(120),
             udp: Duration::from_secs(30),
+            ..TimeoutsConfig::default()
         }
+    );
+}
+
+#[test]
+fn proof_keys_set_the_input_only_proof() {
+    let c = ok(&cat(&[
+        DPDK,
+        EXT,
+        "[timeouts]\nproof_packets = 3\nproof_ms = 250\n",
+    ]));
+    assert_eq!(c.timeouts.proof_packets, 3);
+    assert_eq!(c.timeouts.proof, Duration::from_millis(250));
+    let t = crate::startup::timeouts(&c);
+    assert_eq!((t.proof_packets(), t.proof_ms()), (3, 250));
+}
+
+#[test]
+fn proof_packets_must_be_at_least_one() {
+    let text = cat(&[DPDK, EXT, "[timeouts]\nproof_packets = 0\n"]);
+    assert_error(
+        &one_error(&text),
+        "timeouts.proof_packets",
+        Some(line_of(&text, "proof_packets")),
+        "out of range",
     );
 }
 

@@ -958,11 +958,30 @@ fn timeouts(raw: Option<&RawTimeouts>, errors: &mut Errors) -> Option<TimeoutsCo
         TimeoutsConfig::DEFAULT_TCP_SYN_S,
     );
     let udp = get(&raw.udp_s, "udp_s", TimeoutsConfig::DEFAULT_UDP_S);
+    let proof_packets = int_or(
+        raw.proof_packets.as_ref(),
+        "timeouts.proof_packets",
+        1,
+        i64::from(TimeoutsConfig::MAX_PROOF_PACKETS),
+        i64::from(TimeoutsConfig::DEFAULT_PROOF_PACKETS),
+        errors,
+    );
+    let proof_ms = int_or(
+        raw.proof_ms.as_ref(),
+        "timeouts.proof_ms",
+        0,
+        i64::from(TimeoutsConfig::MAX_PROOF_MS),
+        i64::from(TimeoutsConfig::DEFAULT_PROOF_MS),
+        errors,
+    );
     Some(TimeoutsConfig {
         tcp_established: tcp_established?,
         tcp_fin_wait: tcp_fin_wait?,
         tcp_syn: tcp_syn?,
         udp: udp?,
+        // Within the bounds just checked.
+        proof_packets: proof_packets? as u32,
+        proof: Duration::from_millis(proof_ms? as u64),
     })
 }
 

@@ -188,11 +188,20 @@ pub struct WorkerStats {
     /// SYN proxy: client segments kept until their real server answered
     /// (then sent on, translated).
     pub synproxy_segments_kept: u64,
+    /// Live TCP connections no client had proven (half-open, or
+    /// established by packets no real server answered) evicted to make
+    /// room in a full table (set from the balancer when counters are
+    /// published).
+    pub conns_evicted_unproven_tcp: u64,
+    /// Live UDP flows evicted to make room in a full table, unproven ones
+    /// (no reply seen) first (set from the balancer when counters are
+    /// published).
+    pub conns_evicted_udp: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 23;
+const SCALARS: usize = 25;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -242,6 +251,8 @@ impl WorkerStats {
             self.synproxy_syns_resent,
             self.synproxy_acks_sent,
             self.synproxy_segments_kept,
+            self.conns_evicted_unproven_tcp,
+            self.conns_evicted_udp,
         ]);
         c[SCALARS..].copy_from_slice(&self.drops);
         c
@@ -274,6 +285,8 @@ impl WorkerStats {
             synproxy_syns_resent: c[20],
             synproxy_acks_sent: c[21],
             synproxy_segments_kept: c[22],
+            conns_evicted_unproven_tcp: c[23],
+            conns_evicted_udp: c[24],
             drops,
         }
     }
@@ -308,6 +321,8 @@ impl WorkerStats {
             "synproxy_syns_resent": self.synproxy_syns_resent,
             "synproxy_acks_sent": self.synproxy_acks_sent,
             "synproxy_segments_kept": self.synproxy_segments_kept,
+            "conns_evicted_unproven_tcp": self.conns_evicted_unproven_tcp,
+            "conns_evicted_udp": self.conns_evicted_udp,
             "drops": drops,
         })
     }

@@ -1446,6 +1446,8 @@ impl Balancer {
                 input_only: ev.input_only,
                 state: ev.state,
                 timeout_ns,
+                // What the active balancer had is not a flood's.
+                proven: true,
             };
             let counters = &mut self.counters;
             if let Ok(id) = self
@@ -1477,8 +1479,8 @@ impl Balancer {
                     expires_in_s: c.expires_ns.saturating_sub(now) / 1_000_000_000,
                     packets_in: u64::from(c.packets_in),
                     packets_out: u64::from(c.packets_out),
-                    bytes_in: c.bytes_in,
-                    bytes_out: c.bytes_out,
+                    bytes_in: c.bytes_in(),
+                    bytes_out: c.bytes_out(),
                 }
             })
             .collect()

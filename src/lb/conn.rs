@@ -8,8 +8,8 @@
 //!   costs nothing. Entries are handed out low indices first, so an
 //!   expiry sweep of a lightly used table stays short.
 //! - **One cache line per connection.** A [`Conn`] is 64 bytes, 64-byte
-//!   aligned: both flow keys, the servers, the state, the expiry and the
-//!   counters. A lookup of a stored key reads its home bucket's line and
+//!   aligned: both flow keys, the servers, the state, the expiry, the
+//!   creation time and the counters. A lookup of a stored key reads its home bucket's line and
 //!   this one line: two cache misses at most, and the worker prefetches
 //!   both for a whole burst ([`ConnTable::prefetch_bucket`], then
 //!   [`ConnTable::prefetch_entry`]) with the hash it computed once per
@@ -68,34 +68,81 @@
 //!   room made for a new one) hands it to the caller's `on_reclaim`
 //!   callback, so the real server's active/inactive counters can be
 //!   decremented (`conn.is_active()` says which).
-//! - **A shedding queue of unproven connections.** Every TCP connection
-//!   inserted half-open (the packet-created ones: `ConnInit::new` is NONE)
-//!   has its entry index pushed on a FIFO ring as long as the table
-//!   (4 bytes per connection). When the table is full, making room pops
-//!   from the ring's head: an index whose entry is no longer live, or
-//!   live but neither half-open nor expired (established, closing since),
-//!   is stale and dropped; the first live half-open (or expired) one is
-//!   evicted. At most [`SHED_POPS`] pops per insert, so a SYN into a full
-//!   table costs O(1): a ring slot (sequential) and one entry, besides
-//!   the victim's and the new keys' buckets. Connections HA sync installs
-//!   ESTABLISHED are never pushed. A push on a full ring drops its oldest
-//!   index: that connection stays and expires normally. An index freed and
-//!   reused by a newer half-open connection may be evicted through the old
+//! - **Proven and unproven connections** (IPVS's `drop_entry` done
+//!   deterministically). A connection a packet created is *unproven*: its
+//!   client may be a spoofed address. It becomes *proven* when the real
+//!   server talks to it on the established connection (a reply seen with
+//!   the connection ESTABLISHED after it, NAT; a SYN-ACK or a reset is no
+//!   proof, a server answers spoofed SYNs and blind ACKs too), or, for an
+//!   input-only connection (DR, TUN: the replies bypass rvs), once its
+//!   client has sent `proof_packets` packets and it is `proof_ms` old
+//!   (`[timeouts]`; 8 and 1 s by default: a blind SYN-then-ACK sender's 2
+//!   packets never prove one, and spending more packets per spoofed tuple
+//!   still has to wait out the age while evictable). HA sync installs
+//!   connections proven. The check costs the hot path one test of the
+//!   `flags` byte of the line already in hand; only an unproven
+//!   input-only connection's packets go further. A proven TCP connection
+//!   past its handshake is *protected*: only reclaimed once expired.
+//!   Everything else is evictable: unproven TCP in any state (a blind
+//!   SYN-then-ACK leaves ESTABLISHED entries for 15 minutes), half-open
+//!   TCP, and UDP, proven or not (a UDP flow has no end, and a table full
+//!   of answered UDP flows must still admit new clients: the oldest goes).
+//!   The creation time (milliseconds, wrapping every 49 days) fits in the
+//!   line because the byte counters are 48 bits (256 TiB, wrapping).
+//! - **A shedding queue of evictable connections.** Every connection
+//!   inserted unprotected (every packet-created one, TCP and UDP, and
+//!   synced half-open or UDP ones) has its entry index pushed on a FIFO
+//!   ring as long as the table (4 bytes per connection). When the table is
+//!   full, making room pops from the ring's head: an index whose entry is
+//!   no longer live, or live and protected (proven since, and not
+//!   expired), is stale and dropped; the first live unprotected (or
+//!   expired) one is evicted: strictly oldest first, answered UDP flows
+//!   included. (Sparing answered UDP flows by queueing them again was
+//!   tried and undone: under a UDP flood the servers answer the spoofed
+//!   flows too, the requeued ones overtook a new TCP client still in its
+//!   handshake, and the pops reached it up to [`SHED_POPS`] times sooner:
+//!   the e2e flood test saw a client's connection evicted and time out.
+//!   FIFO gives every unproven connection the same `C / R` below.) At
+//!   most [`SHED_POPS`] pops per insert, so a new flow into
+//!   a full table costs O(1): a ring slot (sequential) and one entry,
+//!   besides the victim's and the new keys' buckets. A push on a full
+//!   ring drops its oldest index: that connection stays and expires
+//!   normally, or is found through its home bucket (below). An index freed
+//!   and reused by a newer connection may be evicted through the old
 //!   connection's ring position, earlier than its turn: accepted (it is
-//!   half-open too, and the ring's order is only a fairness preference).
-//!   Most connections are queued and then established, so the ring's head
-//!   is mostly stale when the table first fills: each insert then drops up
+//!   unproven too, and the ring's order is only a fairness preference).
+//!   Most connections are queued and then proven, so the ring's head is
+//!   mostly stale when the table first fills: each insert then drops up
 //!   to [`SHED_POPS`] of them and, finding none to shed, falls back to the
 //!   home bucket (below), until the head reaches connections still
-//!   half-open. Measured (`perf/datapath.rs`, flood at 1 M, half
-//!   established, half SYNs): 2 350 cycles per packet of the mix before,
-//!   about 1 050 with the ring; no SYN of the mix refused any more.
+//!   unproven. Measured (`perf/datapath.rs`, flood at 1 M, half
+//!   established, half SYNs): 2 350 cycles per packet of the mix before
+//!   the ring, about 1 050 with it; no SYN of the mix refused any more.
+//! - **What a flood can and cannot do.** Spoofed packets create only
+//!   unproven entries, which replace each other oldest first: a flood
+//!   does not get clients refused while the table holds unproven entries,
+//!   and never evicts a proven connection. What it can do is shorten the life
+//!   of unproven ones: at `R` new flows a second into a table of `C`, an
+//!   unproven connection is evicted about `C / R` seconds after it was
+//!   created. A NAT connection is proven as soon as its server sends on
+//!   it after the handshake (the answer to the request, or its ACK): a
+//!   round trip or two. A DR or TUN one needs `proof_ms` and
+//!   `proof_packets` (a keep-alive connection idle since its first
+//!   request may stay unproven), so size the table (or lower `proof_ms`)
+//!   for `C / R` to exceed it at the flood rates you expect. Measured in
+//!   `tests/e2e_flood.rs`: 5 000 spoofed packets a second into a table of
+//!   4 096 (turned over in 0.8 s) failed no client request. Refusals
+//!   (`table_full`) happen only when the ring and the new key's home
+//!   bucket show nothing expired or unprotected, in practice when every
+//!   entry is protected.
 //!
 //! Memory: a 64-byte entry, its share of the index, two fifths of a
 //! 64-byte bucket (`ceil(2 × capacity / 5)` buckets), and its 4-byte
 //! shedding-ring slot: 93.6 bytes per connection at any capacity from
 //! about a hundred up (1 Mi connections: 94 MiB per worker; 10 M:
-//! 936 MB). `memory_bytes` reports it.
+//! 936 MB). `memory_bytes` reports it. Telling proven from unproven
+//! costs nothing more: a flag bit and the creation time live in the
+//! entry's line, and every evictable connection already had its ring slot.
 //!
 //! The signature is cut from the 32-bit hash, whose high bits chose the
 //! bucket: in a table of more than 65 536 buckets, two keys of one bucket
@@ -124,18 +171,18 @@
 //! Policy when full: `insert` first reuses an entry whose key matches and
 //! which has expired; when no entry is free it (1) pops the shedding ring
 //! (at most [`SHED_POPS`] indices) and evicts the oldest-queued connection
-//! still live and half-open TCP (NONE, SYN_SENT, SYN_RECV, SYNACK) or
-//! expired, else (2) takes the first connection referenced from the new
-//! original key's home bucket that has expired or is half-open (a bucket
-//! already in cache; about five entries read, only when the ring had
-//! nothing), else (3) refuses with [`InsertError::Full`], which the caller
-//! counts. An ESTABLISHED connection, a closing one and a UDP one are never
-//! evicted (only reclaimed once expired): under a SYN flood the half-open
-//! entries replace each other, oldest first, and the established
-//! connections live on. An evicted connection is reported to `on_reclaim`
-//! like an expired one; it is the one whose `expires_ns` is still in the
-//! future. Expired connections the ring and the home bucket do not show
-//! come back through lazy expiry and the sweep.
+//! still live and unprotected, or expired, else (2) takes the first connection referenced from the new
+//! original key's home bucket that has expired or is unprotected (a
+//! bucket already in cache; about five entries read, only when the ring
+//! had nothing), else (3) refuses with [`InsertError::Full`], which the
+//! caller counts. A proven TCP connection past its handshake is never
+//! evicted (only reclaimed once expired): under a flood the unproven
+//! entries replace each other, oldest first, and the proven connections
+//! live on. An evicted connection is reported to `on_reclaim` like an
+//! expired one; it is the one whose `expires_ns` is still in the future,
+//! and [`ConnTable::evictions`] counts it by kind. Expired connections the
+//! ring and the home bucket do not show come back through lazy expiry and
+//! the sweep.
 
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
 use crate::dpdk::hugemem::HugeArray;
@@ -300,6 +347,9 @@ pub struct ConnInit {
     pub state: State,
     /// Lifetime from `now` until the first packet updates it.
     pub timeout_ns: u64,
+    /// Its client is known to be real (HA sync installs what the active
+    /// balancer had; a packet-created connection starts unproven).
+    pub proven: bool,
 }
 
 impl ConnInit {
@@ -312,6 +362,7 @@ impl ConnInit {
             input_only: false,
             state: State::None,
             timeout_ns: INITIAL_TIMEOUT_NS,
+            proven: false,
         }
     }
 }
@@ -320,9 +371,12 @@ impl ConnInit {
 const LIVE: u8 = 1;
 const ACTIVE: u8 = 2;
 const INPUT_ONLY: u8 = 4;
+/// The client is proven: protected from eviction once past the handshake
+/// (TCP), spared before unproven ones (UDP).
+const PROVEN: u8 = 8;
 /// Opened by the SYN proxy (`lb::synproxy`): its segments are translated
 /// by the sequence delta kept beside the table.
-const PROXIED: u8 = 8;
+const PROXIED: u8 = 16;
 
 /// One connection: exactly one 64-byte cache line. Plain old data (the
 /// state is stored as its number) so the table lives in huge-page memory.
@@ -346,10 +400,15 @@ pub struct Conn {
     pub packets_in: u32,
     /// Packets server → client (wrapping).
     pub packets_out: u32,
-    /// Bytes client → server.
-    pub bytes_in: u64,
-    /// Bytes server → client.
-    pub bytes_out: u64,
+    /// When it was created: the worker's clock in milliseconds, wrapping
+    /// (every 49 days), for the input-only proof's minimum age.
+    born_ms: u32,
+    /// Bytes client → server and server → client, low 32 bits: with
+    /// `bytes_hi`, two 48-bit counters (wrapping at 256 TiB), so that the
+    /// creation time fits in the line.
+    bytes_lo: [u32; 2],
+    /// Bits 32..48 of the byte counters.
+    bytes_hi: [u16; 2],
 }
 
 impl Conn {
@@ -373,8 +432,9 @@ impl Conn {
         expires_ns: NIL as u64,
         packets_in: 0,
         packets_out: 0,
-        bytes_in: 0,
-        bytes_out: 0,
+        born_ms: 0,
+        bytes_lo: [0; 2],
+        bytes_hi: [0; 2],
     };
 
     /// The client → virtual server key.
@@ -440,7 +500,37 @@ impl Conn {
 
     /// Marks a connection the SYN proxy opened (see [`Conn::is_proxied`]).
     pub fn set_proxied(&mut self) {
-        self.flags |= PROXIED;
+        // The cookie ACK proved the client's address.
+        self.flags |= PROXIED | PROVEN;
+    }
+
+    /// Bytes client → server (48 bits, wrapping).
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes(0)
+    }
+
+    /// Bytes server → client (48 bits, wrapping).
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes(1)
+    }
+
+    fn bytes(&self, dir: usize) -> u64 {
+        u64::from(self.bytes_hi[dir]) << 32 | u64::from(self.bytes_lo[dir])
+    }
+
+    #[inline]
+    fn add_bytes(&mut self, dir: usize, bytes: u32) {
+        let (lo, carry) = self.bytes_lo[dir].overflowing_add(bytes);
+        self.bytes_lo[dir] = lo;
+        self.bytes_hi[dir] = self.bytes_hi[dir].wrapping_add(u16::from(carry));
+    }
+
+    /// Its client is proven (see the module doc): a reply seen on the
+    /// established connection, enough packets over enough time (input
+    /// only), or installed by HA sync.
+    #[inline]
+    pub fn is_proven(&self) -> bool {
+        self.flags & PROVEN != 0
     }
 
     /// Expired at `now`.
@@ -468,11 +558,16 @@ impl Conn {
         match dir {
             Direction::Original => {
                 self.packets_in = self.packets_in.wrapping_add(1);
-                self.bytes_in = self.bytes_in.wrapping_add(u64::from(bytes));
+                self.add_bytes(0, bytes);
+                // Only an unproven input-only connection has more to do:
+                // one test of a byte already in hand.
+                if self.flags & (PROVEN | INPUT_ONLY) == INPUT_ONLY {
+                    self.prove_input_only(now, timeouts);
+                }
             }
             Direction::Reply => {
                 self.packets_out = self.packets_out.wrapping_add(1);
-                self.bytes_out = self.bytes_out.wrapping_add(u64::from(bytes));
+                self.add_bytes(1, bytes);
                 // Replies do reach the director after all (IPVS: the
                 // NOOUTPUT flag is dropped on the first output packet).
                 self.flags &= !INPUT_ONLY;
@@ -480,10 +575,31 @@ impl Conn {
         }
         if self.proto == PROTO_TCP {
             let next = tcp_state::next_state(self.state(), dir, flags, self.is_input_only());
+            // The server talks on an established connection: the client
+            // completed a handshake with it. (A SYN-ACK or a reset is no
+            // proof: a server answers spoofed SYNs and blind ACKs too.)
+            if dir == Direction::Reply && next == State::Established {
+                self.flags |= PROVEN;
+            }
             self.enter(next, now, timeouts)
         } else {
+            if dir == Direction::Reply {
+                self.flags |= PROVEN;
+            }
             self.expires_ns = now.saturating_add(timeouts.udp());
             self.transition(false)
+        }
+    }
+
+    /// Proves an input-only connection once its client has sent
+    /// `timeouts.proof_packets()` packets and it is at least
+    /// `timeouts.proof_ms()` old.
+    #[cold]
+    fn prove_input_only(&mut self, now: u64, timeouts: &Timeouts) {
+        if self.packets_in >= timeouts.proof_packets()
+            && now_ms(now).wrapping_sub(self.born_ms) >= timeouts.proof_ms()
+        {
+            self.flags |= PROVEN;
         }
     }
 
@@ -524,11 +640,18 @@ impl Conn {
         self.flags & LIVE != 0
     }
 
-    /// Evictable to make room: half-open TCP.
+    /// Never evicted to make room (only reclaimed once expired): a TCP
+    /// connection whose client is proven and which is past its handshake.
     #[inline]
-    fn is_evictable(&self) -> bool {
-        self.proto == PROTO_TCP && self.state().is_embryonic()
+    fn is_protected(&self) -> bool {
+        self.proto == PROTO_TCP && self.is_proven() && !self.state().is_embryonic()
     }
+}
+
+/// The worker's clock (nanoseconds) in milliseconds, wrapping.
+#[inline]
+fn now_ms(now: u64) -> u32 {
+    (now / 1_000_000) as u32
 }
 
 /// End of the free list; also marks an empty index slot.
@@ -640,13 +763,26 @@ pub struct ConnTable {
     next_unused: u32,
     /// Where the next `expire` call resumes.
     sweep: u32,
-    /// The shedding ring: entry indices of connections inserted half-open,
+    /// The shedding ring: entry indices of connections inserted unprotected,
     /// oldest at `shed_head` (see the module doc).
     shed: HugeArray<u32>,
     /// Ring position of the oldest queued index.
     shed_head: usize,
     /// Indices queued.
     shed_len: usize,
+    /// Live connections evicted to make room, by kind.
+    evictions: Evictions,
+}
+
+/// Live connections a table evicted to make room for new ones (expired
+/// ones reclaimed are not counted), by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evictions {
+    /// TCP connections no client had proven (half-open, or established
+    /// by packets no real server answered).
+    pub tcp: u64,
+    /// UDP (and other non-TCP) flows, answered or not.
+    pub udp: u64,
 }
 
 impl ConnTable {
@@ -698,6 +834,7 @@ impl ConnTable {
             shed: HugeArray::try_new(capacity, NIL).map_err(|e| what("shedding ring", e))?,
             shed_head: 0,
             shed_len: 0,
+            evictions: Evictions::default(),
         })
     }
 
@@ -943,6 +1080,9 @@ impl ConnTable {
         if init.input_only {
             flags |= INPUT_ONLY;
         }
+        if init.proven {
+            flags |= PROVEN;
+        }
         if proto == PROTO_TCP && init.state.is_active() {
             flags |= ACTIVE;
         }
@@ -958,11 +1098,12 @@ impl ConnTable {
             expires_ns: now.saturating_add(init.timeout_ns),
             packets_in: 0,
             packets_out: 0,
-            bytes_in: 0,
-            bytes_out: 0,
+            born_ms: now_ms(now),
+            bytes_lo: [0; 2],
+            bytes_hi: [0; 2],
         };
         self.len += 1;
-        if proto == PROTO_TCP && init.state.is_embryonic() {
+        if !self.entries[id as usize].is_protected() {
             self.shed_push(id);
         }
         Ok(ConnId(id))
@@ -1059,7 +1200,7 @@ impl ConnTable {
         self.free_head = id;
     }
 
-    /// Queues entry `id`, inserted half-open, at the shedding ring's tail;
+    /// Queues entry `id`, inserted unprotected, at the shedding ring's tail;
     /// on a full ring the oldest index is dropped first.
     fn shed_push(&mut self, id: u32) {
         let cap = self.shed.len();
@@ -1094,8 +1235,9 @@ impl ConnTable {
     }
 
     /// Frees one entry to make room (the policy in the module doc): the
-    /// oldest queued connection still half-open or expired, else one
-    /// referenced from `hash`'s home bucket that is expired or half-open.
+    /// oldest queued connection not protected, or expired, else one
+    /// referenced from `hash`'s home bucket that is either. Counts the
+    /// evictions (the victim had not expired) by kind.
     fn make_room(
         &mut self,
         hash: u32,
@@ -1110,28 +1252,41 @@ impl ConnTable {
                 .map(|&t| t >> 1)
                 .find(|&id| {
                     let e = &self.entries[id as usize];
-                    e.is_expired(now) || e.is_evictable()
+                    e.is_expired(now) || !e.is_protected()
                 })
         });
         let id = victim.ok_or(InsertError::Full)?;
         let c = self.remove(ConnId(id));
+        if !c.is_expired(now) {
+            if c.proto == PROTO_TCP {
+                self.evictions.tcp += 1;
+            } else {
+                self.evictions.udp += 1;
+            }
+        }
         on_reclaim(&c);
         Ok(())
     }
 
     /// Pops the shedding ring, at most [`SHED_POPS`] times, for a live
-    /// entry that is half-open or expired; stale indices are dropped.
+    /// entry that is unprotected or expired; stale indices (free, or
+    /// protected since) are dropped.
     /// (Prefetching the next queued entry for the next insert was measured
     /// and did not help: the SYN's own bucket misses dominate.)
     fn shed_victim(&mut self, now: u64) -> Option<u32> {
         for _ in 0..SHED_POPS {
             let id = self.shed_pop()?;
             let e = &self.entries[id as usize];
-            if e.is_live() && (e.is_evictable() || e.is_expired(now)) {
+            if e.is_live() && (!e.is_protected() || e.is_expired(now)) {
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Connections evicted to make room since the table was made.
+    pub fn evictions(&self) -> Evictions {
+        self.evictions
     }
 
     /// The first empty slot from `hash`'s home on, within reach.

@@ -331,7 +331,19 @@ const IPVS_UDP_S: u64 = 300;
 pub struct Timeouts {
     tcp: [u64; STATE_COUNT],
     udp: u64,
+    /// Client packets that prove an input-only connection (with its age).
+    proof_packets: u32,
+    /// Milliseconds an input-only connection must have lived to be proven.
+    proof_ms: u32,
 }
+
+/// Default of the input-only proof's packet count: more than a blind
+/// sender's SYN-then-ACK, fewer than a short request's.
+pub const DEFAULT_PROOF_PACKETS: u32 = 8;
+/// Default of the input-only proof's minimum age: a second, longer than a
+/// spoofing sender's burst of packets to one tuple, shorter than a real
+/// download.
+pub const DEFAULT_PROOF_MS: u32 = 1000;
 
 impl Default for Timeouts {
     fn default() -> Self {
@@ -342,6 +354,8 @@ impl Default for Timeouts {
         Timeouts {
             tcp,
             udp: IPVS_UDP_S * SEC,
+            proof_packets: DEFAULT_PROOF_PACKETS,
+            proof_ms: DEFAULT_PROOF_MS,
         }
     }
 }
@@ -361,6 +375,12 @@ pub struct TimeoutOverrides {
     pub tcp_syn: Option<Duration>,
     /// `udp_s`: UDP, and any other non-TCP protocol (default 300 s).
     pub udp: Option<Duration>,
+    /// `proof_packets`: client packets that, with `proof`, prove an
+    /// input-only (DR, TUN) connection (default [`DEFAULT_PROOF_PACKETS`]).
+    pub proof_packets: Option<u32>,
+    /// `proof_ms`: the age an input-only connection must reach to be
+    /// proven (default [`DEFAULT_PROOF_MS`]).
+    pub proof: Option<Duration>,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -385,7 +405,26 @@ impl Timeouts {
         if let Some(d) = o.udp {
             t.udp = ns(d);
         }
+        if let Some(n) = o.proof_packets {
+            t.proof_packets = n;
+        }
+        if let Some(d) = o.proof {
+            t.proof_ms = u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        }
         t
+    }
+
+    /// Client packets that, with [`Timeouts::proof_ms`], prove an
+    /// input-only connection.
+    #[inline]
+    pub fn proof_packets(&self) -> u32 {
+        self.proof_packets
+    }
+
+    /// Milliseconds an input-only connection must have lived to be proven.
+    #[inline]
+    pub fn proof_ms(&self) -> u32 {
+        self.proof_ms
     }
 
     /// Sets one TCP state's timeout.
@@ -557,6 +596,7 @@ mod tests {
             tcp_fin_wait: Some(Duration::from_secs(8)),
             tcp_syn: Some(Duration::from_secs(9)),
             udp: Some(Duration::from_secs(10)),
+            ..Default::default()
         });
         assert_eq!(t.tcp(ES), 7 * SEC);
         assert_eq!(t.tcp(FW), 8 * SEC);

@@ -305,6 +305,9 @@ impl<F: Frame> Worker<F> {
     /// Publishes every counter to `cell` for the control thread.
     pub fn publish(&mut self, cell: &super::stats::StatsCell) {
         self.stats.sync_lost = self.lb.sync_lost();
+        let evicted = self.lb.conns().evictions();
+        self.stats.conns_evicted_unproven_tcp = evicted.tcp;
+        self.stats.conns_evicted_udp = evicted.udp;
         cell.publish(&self.stats);
         cell.publish_lb(self.lb.counters().iter(), self.lb.conn_count());
         cell.publish_fill(&super::stats::TableFill {

@@ -1523,27 +1523,36 @@ fn small_table(capacity: usize) -> Lb {
     Lb::with(s)
 }
 
+/// A request from `c` and the response of its server `rs`, both through.
+fn request_and_response(lb: &mut Lb, c: Ep, rs: Ep) {
+    let (p, f) = lb
+        .rx(0, &from_outside(&tcp_ip(c, WEB, PSH | ACK, b"req")))
+        .one();
+    assert_eq!((p, view::dst(view::l3(&f))), (1, rs.0));
+    let (p, _) = lb
+        .rx(1, &from_inside(rs.0, &tcp_ip(rs, c, PSH | ACK, b"resp")))
+        .one();
+    assert_eq!(p, 0);
+}
+
 #[test]
-fn full_table_of_established_connections_refuses_a_new_one() {
+fn full_table_of_proven_connections_refuses_a_new_one() {
     let mut lb = small_table(4);
     let clients: Vec<Ep> = (0..4).map(|i| (CLIENT, 55000 + i)).collect();
     let servers: Vec<Ep> = clients
         .iter()
         .map(|&c| nat_handshake(&mut lb, c, WEB))
         .collect();
+    // Each server answers on its established connection: proven.
+    for (&c, &rs) in clients.iter().zip(&servers) {
+        request_and_response(&mut lb, c, rs);
+    }
     let f = from_outside(&syn_ip((CLIENT, 55100), WEB));
     assert_eq!(lb.rx(0, &f).drop_reason(), DropReason::TableFull);
     assert_eq!(lb.drops(DropReason::TableFull), 1);
     // The established connections live on, both ways.
     for (&c, &rs) in clients.iter().zip(&servers) {
-        let (p, f) = lb
-            .rx(0, &from_outside(&tcp_ip(c, WEB, PSH | ACK, b"req")))
-            .one();
-        assert_eq!((p, view::dst(view::l3(&f))), (1, rs.0));
-        let (p, _) = lb
-            .rx(1, &from_inside(rs.0, &tcp_ip(rs, c, PSH | ACK, b"resp")))
-            .one();
-        assert_eq!(p, 0);
+        request_and_response(&mut lb, c, rs);
     }
     assert_eq!(lb.w.stats.conns_created, 4);
     let active: u32 = (0..2).map(|r| lb.counters(SVC_WEB, r).active).sum();
@@ -1563,6 +1572,18 @@ fn full_table_of_half_open_connections_makes_room_for_a_new_syn() {
     // The evicted one left its server's count: 4 connections, 4 counted.
     let inactive: u32 = (0..2).map(|r| lb.counters(SVC_WEB, r).inactive).sum();
     assert_eq!(inactive, 4);
+}
+
+#[test]
+fn evictions_are_published_with_the_worker_counters() {
+    let mut lb = small_table(4);
+    for i in 0..5 {
+        scheduled(&mut lb, (CLIENT, 55200 + i), WEB);
+    }
+    let cell = crate::dataplane::stats::StatsCell::default();
+    lb.w.publish(&cell);
+    let s = cell.snapshot();
+    assert_eq!((s.conns_evicted_unproven_tcp, s.conns_evicted_udp), (1, 0));
 }
 
 // ---------------------------------------------------------------------

@@ -188,7 +188,7 @@ fn a_connection_whose_server_went_down_ends_on_its_next_packet() {
 }
 
 #[test]
-fn a_full_table_refuses_new_connections_but_keeps_established_ones() {
+fn a_full_table_of_udp_flows_admits_a_new_one_in_place_of_the_oldest() {
     let mut b = Balancer::new(&BalancerSetup {
         services: Arc::new(ServiceTable::new(vec![service(
             ForwardMethod::Nat,
@@ -201,11 +201,14 @@ fn a_full_table_refuses_new_connections_but_keeps_established_ones() {
     for port in 0..4 {
         real_of(b.decide(&flow(&b, to_vip(port, 17), TcpFlags::NONE), 1));
     }
-    assert_eq!(
-        b.decide(&flow(&b, to_vip(99, 17), TcpFlags::NONE), 2),
-        Decision::Drop(Refusal::TableFull)
-    );
-    real_of(b.decide(&flow(&b, to_vip(0, 17), TcpFlags::NONE), 3));
+    real_of(b.decide(&flow(&b, to_vip(99, 17), TcpFlags::NONE), 2));
+    assert_eq!(b.conn_count(), 4);
+    assert_eq!(b.conns().evictions().udp, 1);
+    // The oldest flow went, and its server's count with it.
+    let gone = flow(&b, to_vip(0, 17), TcpFlags::NONE);
+    assert!(b.conns().peek(&gone.key, 2).is_none());
+    let inactive: u32 = b.counters().iter().map(|c| c.inactive).sum();
+    assert_eq!(inactive, 4);
 }
 
 #[test]

@@ -23,11 +23,13 @@ fn nat_keys(n: u32, port: u16) -> (FlowKey, FlowKey) {
 
 fn none(_: &Conn) {}
 
-/// A connection in `state` living `ttl` from time 0.
+/// A connection in `state` living `ttl` from time 0, installed as HA
+/// sync installs one: proven, unless in NONE (as a packet creates one).
 fn init(state: State, ttl: u64) -> ConnInit {
     ConnInit {
         state,
         timeout_ns: ttl,
+        proven: state != State::None,
         ..ConnInit::new(0, 0)
     }
 }
@@ -311,7 +313,7 @@ fn full_table_of_connections_established_since_queued_refuses_in_bounded_work() 
 }
 
 #[test]
-fn full_table_never_evicts_established_closing_or_udp_connections() {
+fn full_table_never_evicts_proven_established_or_closing_connections() {
     let (mut t, _) = full_table([
         (State::Established, 100 * SEC),
         (State::TimeWait, 100 * SEC),
@@ -323,19 +325,221 @@ fn full_table_never_evicts_established_closing_or_udp_connections() {
         t.insert(o, r, ConnInit::new(0, 0), SEC, none),
         Err(InsertError::Full)
     );
-    let mut t = ConnTable::new(4);
-    for n in 0..4 {
-        let o = FlowKey::new(client(n), 53, VIP, 53, PROTO_UDP);
-        let r = FlowKey::new(rip(1), 53, client(n), 53, PROTO_UDP);
-        t.insert(o, r, init(State::None, 100 * SEC), 0, none)
-            .unwrap();
+    assert_eq!(t.evictions(), Evictions::default());
+}
+
+/// Client `n`'s UDP flow to VIP:53, NAT'ed to 192.0.2.1:53.
+fn udp_keys(n: u32) -> (FlowKey, FlowKey) {
+    let o = FlowKey::new(client(n), 5353, VIP, 53, PROTO_UDP);
+    let r = FlowKey::new(rip(1), 53, client(n), 5353, PROTO_UDP);
+    (o, r)
+}
+
+/// A table of `cap` UDP flows created by one datagram each at time
+/// `n` ms, client `n` for the `n`th (nothing expires before 300 s).
+fn udp_filled(cap: usize) -> (ConnTable, Vec<FlowKey>) {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(cap);
+    let mut keys = Vec::new();
+    for n in 0..cap as u32 {
+        let now = u64::from(n) * 1_000_000;
+        let (o, r) = udp_keys(n);
+        let id = t.insert(o, r, ConnInit::new(0, 0), now, none).unwrap();
+        t.get_mut(id)
+            .on_packet(Direction::Original, TcpFlags::NONE, 60, now, &tm);
+        keys.push(o);
     }
-    let o = FlowKey::new(client(9), 53, VIP, 53, PROTO_UDP);
-    let r = FlowKey::new(rip(1), 53, client(9), 53, PROTO_UDP);
+    (t, keys)
+}
+
+#[test]
+fn udp_filled_table_admits_a_new_client_by_evicting_the_oldest_udp_flow() {
+    let (mut t, keys) = udp_filled(64);
+    let (o, r) = udp_keys(1000);
+    let mut gone = Vec::new();
+    let id = t.insert(o, r, ConnInit::new(0, 0), SEC, reclaimed(&mut gone));
+    assert!(id.is_ok());
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].original(), keys[0], "the oldest flow goes");
+    assert!(t.lookup(&keys[1], SEC, none).is_some());
+    assert_eq!(t.len(), 64);
+    assert_eq!(t.evictions(), Evictions { tcp: 0, udp: 1 });
+}
+
+#[test]
+fn answered_udp_flows_are_evicted_oldest_first_too() {
+    let tm = Timeouts::default();
+    let (mut t, keys) = udp_filled(16);
+    for k in &keys {
+        let (id, _) = t.lookup(k, SEC, none).unwrap();
+        t.get_mut(id)
+            .on_packet(Direction::Reply, TcpFlags::NONE, 60, SEC, &tm);
+    }
+    let mut gone = Vec::new();
+    t.insert(
+        udp_keys(1000).0,
+        udp_keys(1000).1,
+        ConnInit::new(0, 0),
+        SEC,
+        reclaimed(&mut gone),
+    )
+    .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].original(), keys[0]);
+}
+
+/// Client `n`'s DR connection to VIP:80, created by a SYN at `now`.
+fn dr_conn(t: &mut ConnTable, n: u32, now: u64) -> (ConnId, FlowKey) {
+    let o = FlowKey::new(client(n), 1000, VIP, 80, PROTO_TCP);
+    let dr = ConnInit {
+        input_only: true,
+        ..ConnInit::new(0, 0)
+    };
+    let id = t.insert(o, o.reversed(), dr, now, none).unwrap();
+    t.get_mut(id).on_packet(
+        Direction::Original,
+        TcpFlags::SYN,
+        60,
+        now,
+        &Timeouts::default(),
+    );
+    (id, o)
+}
+
+#[test]
+fn established_but_unproven_dr_connection_is_evicted() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(1);
+    // A blind SYN-then-ACK: ESTABLISHED for 15 minutes, never answered.
+    let (id, o) = dr_conn(&mut t, 1, 0);
+    t.get_mut(id)
+        .on_packet(Direction::Original, TcpFlags::ACK, 52, 0, &tm);
+    assert_eq!(t.get(id).state(), State::Established);
+    assert!(!t.get(id).is_proven());
+    let mut gone = Vec::new();
+    let got = t.insert(
+        nat_keys(2, 1000).0,
+        nat_keys(2, 1000).1,
+        ConnInit::new(0, 0),
+        SEC,
+        reclaimed(&mut gone),
+    );
+    assert!(got.is_ok());
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].original(), o);
+    assert_eq!(t.evictions(), Evictions { tcp: 1, udp: 0 });
+}
+
+#[test]
+fn dr_connection_is_proven_only_after_enough_packets_over_enough_time() {
+    let tm = Timeouts::default();
+    let (n, ms) = (tm.proof_packets(), u64::from(tm.proof_ms()) * 1_000_000);
+    let mut t = ConnTable::new(4);
+    // Many packets at once: not old enough.
+    let (a, _) = dr_conn(&mut t, 1, 0);
+    for _ in 0..10 * n {
+        t.get_mut(a)
+            .on_packet(Direction::Original, TcpFlags::ACK, 52, ms - 1, &tm);
+    }
+    assert!(!t.get(a).is_proven());
+    // Old enough, one packet short.
+    let (b, _) = dr_conn(&mut t, 2, 0); // the SYN: one packet
+    for _ in 0..n - 3 {
+        t.get_mut(b)
+            .on_packet(Direction::Original, TcpFlags::ACK, 52, 0, &tm);
+    }
+    t.get_mut(b)
+        .on_packet(Direction::Original, TcpFlags::ACK, 52, ms, &tm);
+    assert_eq!(t.get(b).packets_in, n - 1);
+    assert!(!t.get(b).is_proven());
+    // The n-th packet at that age proves it.
+    t.get_mut(b)
+        .on_packet(Direction::Original, TcpFlags::ACK, 52, ms, &tm);
+    assert!(t.get(b).is_proven());
+}
+
+#[test]
+fn proven_dr_connection_is_never_evicted() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(1);
+    let (id, o) = dr_conn(&mut t, 1, 0);
+    for _ in 0..tm.proof_packets() {
+        t.get_mut(id)
+            .on_packet(Direction::Original, TcpFlags::ACK, 52, 2 * SEC, &tm);
+    }
+    let (n, r) = nat_keys(2, 1000);
     assert_eq!(
-        t.insert(o, r, ConnInit::new(0, 0), SEC, none),
+        t.insert(n, r, ConnInit::new(0, 0), 3 * SEC, none),
         Err(InsertError::Full)
     );
+    assert!(t.lookup(&o, 3 * SEC, none).is_some());
+}
+
+#[test]
+fn proven_nat_connection_is_never_evicted() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(2);
+    let (o, r) = nat_keys(1, 1000);
+    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let c = t.get_mut(id);
+    c.on_packet(Direction::Original, TcpFlags::SYN, 60, 0, &tm);
+    c.on_packet(Direction::Reply, TcpFlags::SYN_ACK, 60, 0, &tm);
+    assert!(!c.is_proven(), "a server answers spoofed SYNs too");
+    c.on_packet(Direction::Original, TcpFlags::ACK, 52, 0, &tm);
+    c.on_packet(Direction::Original, TcpFlags::ACK, 200, 0, &tm);
+    c.on_packet(Direction::Reply, TcpFlags::ACK, 1500, 0, &tm);
+    assert!(c.is_proven());
+    // A flood of new flows passes through the other entry only.
+    for n in 0..100 {
+        let (fo, fr) = nat_keys(100 + n, 2000);
+        let mut ev = |c: &Conn| assert_ne!(c.original(), o, "proven connection evicted");
+        t.insert(fo, fr, ConnInit::new(0, 0), SEC, &mut ev).unwrap();
+    }
+    assert!(t.lookup(&o, SEC, none).is_some());
+    assert_eq!(t.evictions().tcp, 99);
+}
+
+#[test]
+fn reset_from_the_server_does_not_prove_a_nat_connection() {
+    let tm = Timeouts::default();
+    let mut t = ConnTable::new(2);
+    let (o, r) = nat_keys(1, 1000);
+    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let c = t.get_mut(id);
+    c.on_packet(Direction::Original, TcpFlags::SYN, 60, 0, &tm);
+    c.on_packet(Direction::Original, TcpFlags::ACK, 52, 0, &tm);
+    c.on_packet(Direction::Reply, TcpFlags::RST, 40, 0, &tm);
+    assert!(!c.is_proven());
+}
+
+#[test]
+fn sync_installed_connections_are_proven_and_protected() {
+    let mut t = ConnTable::new(1);
+    let o = FlowKey::new(client(1), 1000, VIP, 80, PROTO_TCP);
+    let synced = ConnInit {
+        input_only: true,
+        state: State::Established,
+        timeout_ns: 900 * SEC,
+        proven: true,
+        ..ConnInit::new(0, 0)
+    };
+    let id = t.insert(o, o.reversed(), synced, 0, none).unwrap();
+    assert!(t.get(id).is_proven());
+    assert_eq!(t.shed_len, 0, "not queued for shedding");
+    let (n, r) = nat_keys(2, 1000);
+    assert_eq!(
+        t.insert(n, r, ConnInit::new(0, 0), SEC, none),
+        Err(InsertError::Full)
+    );
+}
+
+#[test]
+fn every_packet_created_connection_is_queued_for_shedding() {
+    let mut t = ConnTable::new(8);
+    insert_new(&mut t, 1, 0).0.unwrap();
+    t.insert(udp_keys(2).0, udp_keys(2).1, ConnInit::new(0, 0), 0, none)
+        .unwrap();
+    assert_eq!(t.shed_len, 2);
 }
 
 #[test]
@@ -491,7 +695,7 @@ fn nat_handshake_makes_the_connection_active_and_sets_timeouts_per_state() {
     );
     assert!(c.is_active());
     assert_eq!((c.packets_in, c.packets_out), (2, 1));
-    assert_eq!((c.bytes_in, c.bytes_out), (112, 60));
+    assert_eq!((c.bytes_in(), c.bytes_out()), (112, 60));
 }
 
 #[test]
@@ -742,8 +946,19 @@ struct Model {
     state: State,
 }
 
+impl Model {
+    /// As `init` installs it.
+    fn proven(&self) -> bool {
+        self.state != State::None
+    }
+
+    fn protected(&self) -> bool {
+        self.orig.proto == PROTO_TCP && self.proven() && !self.state.is_embryonic()
+    }
+}
+
 /// Drops reclaimed connections from the model, checking each was allowed
-/// to go: expired, or half-open TCP evicted from a full table.
+/// to go: expired, or not protected and evicted from a full table.
 fn apply_reclaimed(
     model: &mut HashMap<ConnId, Model>,
     gone: &[Conn],
@@ -760,7 +975,7 @@ fn apply_reclaimed(
         prop_assert_eq!(m.expires, c.expires_ns);
         if c.expires_ns > now {
             prop_assert!(eviction_allowed, "live conn reclaimed");
-            prop_assert!(c.proto() == PROTO_TCP && c.state().is_embryonic());
+            prop_assert!(!c.is_protected());
         }
     }
     Ok(())
@@ -773,7 +988,8 @@ proptest! {
     fn table_agrees_with_a_hashmap_model(ops in prop::collection::vec(op(), 1..200)) {
         let mut t = ConnTable::new(CAP);
         let mut model: HashMap<ConnId, Model> = HashMap::new();
-        // The shedding ring as the model keeps it: ids inserted half-open.
+        // The shedding ring as the model keeps it: ids inserted
+        // unprotected.
         let mut ring: VecDeque<ConnId> = VecDeque::new();
         let mut now = 0u64;
         for op in ops {
@@ -791,8 +1007,9 @@ proptest! {
                     let full_before = model.len() == CAP;
                     // Room is made when, after the expired connections
                     // with either key are reclaimed, the table is full:
-                    // the ring's first live half-open or expired entry
-                    // within SHED_POPS pops goes (stale ones are dropped).
+                    // the ring's first live unprotected (unproven or UDP)
+                    // or expired entry within SHED_POPS pops goes (stale
+                    // ones are dropped).
                     let with_keys = model.values().filter(|m| {
                         [orig, reply].iter().any(|&k| m.orig == k || m.reply == k)
                     }).count();
@@ -800,10 +1017,10 @@ proptest! {
                     if !exists && orig != reply && model.len() - with_keys == CAP {
                         for _ in 0..SHED_POPS {
                             let Some(id) = ring.pop_front() else { break };
-                            if model.get(&id).is_some_and(|m| {
-                                m.expires <= now
-                                    || (m.orig.proto == PROTO_TCP && m.state.is_embryonic())
-                            }) {
+                            if model
+                                .get(&id)
+                                .is_some_and(|m| m.expires <= now || !m.protected())
+                            {
                                 shed = Some(model[&id].orig);
                                 break;
                             }
@@ -824,8 +1041,9 @@ proptest! {
                         Ok(id) => {
                             prop_assert!(!exists && orig != reply);
                             prop_assert!(!model.contains_key(&id));
-                            model.insert(id, Model { orig, reply, expires: now + ttl, state });
-                            if orig.proto == PROTO_TCP && state.is_embryonic() {
+                            let m = Model { orig, reply, expires: now + ttl, state };
+                            model.insert(id, m);
+                            if !m.protected() {
                                 if ring.len() == CAP {
                                     ring.pop_front();
                                 }
