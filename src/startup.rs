@@ -79,6 +79,7 @@ pub fn timeouts(config: &Config) -> Timeouts {
     Timeouts::with_overrides(TimeoutOverrides {
         tcp_established: Some(t.tcp_established),
         tcp_fin_wait: Some(t.tcp_fin_wait),
+        tcp_time_wait: Some(t.tcp_time_wait),
         tcp_syn: Some(t.tcp_syn),
         udp: Some(t.udp),
         proof_packets: Some(t.proof_packets),

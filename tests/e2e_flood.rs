@@ -26,8 +26,9 @@ mod netns;
 mod support;
 
 use netns::cases::took;
+use netns::flood::{self, Flood};
 use netns::{big_file_bytes, path_str, result_line, Service, Topology, BIG_FILE};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use support::counter;
@@ -57,76 +58,6 @@ fn flood_pps() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(FLOOD_PPS)
-}
-
-/// Builds `tests/netns/flood.c` into the topology's directory.
-fn build_flood(topo: &Topology) -> PathBuf {
-    let exe = topo.dir.join("flood");
-    let src = support::repo_root().join("tests/netns/flood.c");
-    support::run_ok(
-        "cc",
-        &["-O2", "-o", &path_str(&exe), &path_str(&src)],
-        Duration::from_secs(60),
-    );
-    exe
-}
-
-/// A running flood sender.
-struct Flood {
-    child: Option<Child>,
-}
-
-impl Flood {
-    /// Starts `flood MODE VIP PORT` in the client namespace for [`FLOOD`].
-    fn start(topo: &Topology, exe: &Path, mode: &str, port: u16) -> Flood {
-        let mut cmd = topo.client.command(&path_str(exe));
-        cmd.args([
-            mode,
-            &topo.vip,
-            &port.to_string(),
-            &FLOOD.as_secs_f64().to_string(),
-            &flood_pps().to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the flood sender: {e}"));
-        Flood { child: Some(child) }
-    }
-
-    /// Waits for the sender; returns (packets sent, packets a second).
-    fn finish(mut self) -> (u64, f64) {
-        let mut child = self.child.take().expect("a running flood");
-        let status = support::wait_timeout(&mut child, FLOOD + Duration::from_secs(10));
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("flood sender output: {e}"));
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "flood sender failed ({status:?}): {text}{err}"
-        );
-        // "sent N packets in T s: R pps"
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let sent = words.get(1).and_then(|w| w.parse().ok());
-        let rate = words.get(6).and_then(|w| w.parse().ok());
-        match (sent, rate) {
-            (Some(s), Some(r)) => (s, r),
-            _ => panic!("flood sender printed {text:?}"),
-        }
-    }
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// The legitimate clients, in one Python process: `KEEP` keep-alive
@@ -376,12 +307,12 @@ struct Run {
 /// Starts the clients, waits [`BEFORE`], floods for [`FLOOD`] while
 /// sampling the table's fill, waits [`AFTER`], stops everything.
 fn flood_run(topo: &Topology, rvsd: support::Rvsd, mode: &str, port: u16, udp_port: u16) -> Run {
-    let exe = build_flood(topo);
+    let exe = flood::build(topo);
     let pace = BEFORE + FLOOD + AFTER - Duration::from_millis(500);
     let legit = Legit::start(topo, udp_port, pace);
     std::thread::sleep(BEFORE);
     let flood_from = unix(SystemTime::now());
-    let flood = Flood::start(topo, &exe, mode, port);
+    let flood = Flood::start(topo, &exe, mode, port, FLOOD, flood_pps());
     let mut max_conns = 0;
     let until = Instant::now() + FLOOD;
     while Instant::now() < until {

@@ -320,6 +320,10 @@ pub struct TimeoutsConfig {
     /// `MAX_TIMEOUT_S` seconds. Default `DEFAULT_TCP_FIN_WAIT_S` (120).
     /// Fixed at start (a reload names a change).
     pub tcp_fin_wait: Duration,
+    /// `tcp_time_wait_s`: idle time of a TCP connection in TIME_WAIT, 1 to
+    /// `MAX_TIMEOUT_S` seconds. Default `DEFAULT_TCP_TIME_WAIT_S` (120).
+    /// Fixed at start (a reload names a change).
+    pub tcp_time_wait: Duration,
     /// `tcp_syn_s`: idle time of a TCP connection that has seen a SYN but
     /// no handshake yet, 1 to `MAX_TIMEOUT_S` seconds. Default
     /// `DEFAULT_TCP_SYN_S` (120). Fixed at start (a reload names a change).
@@ -346,6 +350,8 @@ impl TimeoutsConfig {
     pub const DEFAULT_TCP_ESTABLISHED_S: u64 = 900;
     /// Default of `tcp_fin_wait_s`: IPVS's 2 minutes.
     pub const DEFAULT_TCP_FIN_WAIT_S: u64 = 120;
+    /// Default of `tcp_time_wait_s`: IPVS's 2 minutes.
+    pub const DEFAULT_TCP_TIME_WAIT_S: u64 = 120;
     /// Default of `tcp_syn_s`: IPVS's 2 minutes.
     pub const DEFAULT_TCP_SYN_S: u64 = 120;
     /// Default of `udp_s`: IPVS's 5 minutes.
@@ -369,6 +375,7 @@ impl Default for TimeoutsConfig {
         TimeoutsConfig {
             tcp_established: Duration::from_secs(Self::DEFAULT_TCP_ESTABLISHED_S),
             tcp_fin_wait: Duration::from_secs(Self::DEFAULT_TCP_FIN_WAIT_S),
+            tcp_time_wait: Duration::from_secs(Self::DEFAULT_TCP_TIME_WAIT_S),
             tcp_syn: Duration::from_secs(Self::DEFAULT_TCP_SYN_S),
             udp: Duration::from_secs(Self::DEFAULT_UDP_S),
             proof_packets: Self::DEFAULT_PROOF_PACKETS,

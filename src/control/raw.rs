@@ -101,6 +101,7 @@ pub(super) struct RawControl {
 pub(super) struct RawTimeouts {
     pub tcp_established_s: Option<S<Int>>,
     pub tcp_fin_wait_s: Option<S<Int>>,
+    pub tcp_time_wait_s: Option<S<Int>>,
     pub tcp_syn_s: Option<S<Int>>,
     pub udp_s: Option<S<Int>>,
     pub proof_packets: Option<S<Int>>,

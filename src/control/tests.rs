@@ -1406,7 +1406,13 @@ fn omitted_timeouts_are_the_ipvs_defaults() {
 
 #[test]
 fn every_timeout_must_be_at_least_one_second() {
-    for key in ["tcp_established_s", "tcp_fin_wait_s", "tcp_syn_s", "udp_s"] {
+    for key in [
+        "tcp_established_s",
+        "tcp_fin_wait_s",
+        "tcp_time_wait_s",
+        "tcp_syn_s",
+        "udp_s",
+    ] {
         let text = cat(&[DPDK, EXT, "[timeouts]\n", key, " = 0\n"]);
         assert_error(
             &one_error(&text),

@@ -212,6 +212,12 @@ pub fn unapplied(running: &Config, new: &Config) -> Vec<Unapplied> {
             &b.tcp_fin_wait,
             secs,
         );
+        d.field(
+            "timeouts.tcp_time_wait_s",
+            &a.tcp_time_wait,
+            &b.tcp_time_wait,
+            secs,
+        );
         d.field("timeouts.tcp_syn_s", &a.tcp_syn, &b.tcp_syn, secs);
         d.field("timeouts.udp_s", &a.udp, &b.udp, secs);
     });

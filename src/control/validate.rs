@@ -952,6 +952,11 @@ fn timeouts(raw: Option<&RawTimeouts>, errors: &mut Errors) -> Option<TimeoutsCo
         "tcp_fin_wait_s",
         TimeoutsConfig::DEFAULT_TCP_FIN_WAIT_S,
     );
+    let tcp_time_wait = get(
+        &raw.tcp_time_wait_s,
+        "tcp_time_wait_s",
+        TimeoutsConfig::DEFAULT_TCP_TIME_WAIT_S,
+    );
     let tcp_syn = get(
         &raw.tcp_syn_s,
         "tcp_syn_s",
@@ -977,6 +982,7 @@ fn timeouts(raw: Option<&RawTimeouts>, errors: &mut Errors) -> Option<TimeoutsCo
     Some(TimeoutsConfig {
         tcp_established: tcp_established?,
         tcp_fin_wait: tcp_fin_wait?,
+        tcp_time_wait: tcp_time_wait?,
         tcp_syn: tcp_syn?,
         udp: udp?,
         // Within the bounds just checked.

@@ -368,6 +368,8 @@ pub struct TimeoutOverrides {
     /// `tcp_fin_wait_s`: FIN_WAIT (default 120 s), like `ipvsadm --set`'s
     /// `tcpfin`.
     pub tcp_fin_wait: Option<Duration>,
+    /// `tcp_time_wait_s`: TIME_WAIT (default 120 s).
+    pub tcp_time_wait: Option<Duration>,
     /// `tcp_syn_s`: every half-open state, SYN_SENT, SYN_RECV and SYNACK.
     /// When absent each keeps its IPVS default (120 s, 60 s, 120 s); when
     /// given, all three take it, so a SYN flood's entries (SYN_RECV) expire
@@ -396,6 +398,9 @@ impl Timeouts {
         }
         if let Some(d) = o.tcp_fin_wait {
             t.set_tcp(State::FinWait, d);
+        }
+        if let Some(d) = o.tcp_time_wait {
+            t.set_tcp(State::TimeWait, d);
         }
         if let Some(d) = o.tcp_syn {
             for s in [State::SynSent, State::SynRecv, State::SynAck] {
@@ -610,6 +615,17 @@ mod tests {
             Timeouts::with_overrides(TimeoutOverrides::default()),
             Timeouts::default()
         );
+    }
+
+    #[test]
+    fn the_time_wait_override_applies_to_time_wait_only() {
+        let t = Timeouts::with_overrides(TimeoutOverrides {
+            tcp_time_wait: Some(Duration::from_secs(2)),
+            ..Default::default()
+        });
+        assert_eq!(t.tcp(TW), 2 * SEC);
+        assert_eq!(t.tcp(FW), Timeouts::default().tcp(FW));
+        assert_eq!(t.tcp(CL), Timeouts::default().tcp(CL));
     }
 
     #[test]

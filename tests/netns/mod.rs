@@ -96,6 +96,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod flood;
 
 use crate::support::{self, wait_timeout, CmdOutput, Netns, Rvsd, TempDir};
 use std::collections::BTreeMap;
@@ -501,6 +502,9 @@ pub struct Topology {
     /// CPU to the clients and servers it shares the machine with. 20 by
     /// default; `RVS_TEST_IDLE_SLEEP_US` sets another (to measure).
     pub idle_sleep_us: u32,
+    /// TOML appended to the generated config (after the virtual servers),
+    /// e.g. a `[timeouts]` section; empty by default.
+    pub extra_toml: String,
     /// Which HTTP server the real servers run.
     pub http: HttpServer,
     /// `control.metrics_listen` of the generated config (`None`: rvsd's
@@ -665,6 +669,7 @@ impl Topology {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(20),
+            extra_toml: String::new(),
             http,
             metrics_listen: None,
             dir: TempDir::new(method.name()),
@@ -1284,6 +1289,9 @@ impl Topology {
                 let _ = writeln!(t, "  address = {}", q(addr));
                 let _ = writeln!(t, "  weight = {weight}");
             }
+        }
+        if !self.extra_toml.is_empty() {
+            let _ = writeln!(t, "\n{}", self.extra_toml);
         }
         t
     }
