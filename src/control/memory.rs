@@ -15,8 +15,10 @@
 //! are already outside it.
 
 use super::config::Config;
+use crate::lb::clients::ClientCounts;
 use crate::lb::conn::ConnTable;
 use crate::lb::persist::PersistTable;
+use crate::lb::synproxy::Proxied;
 
 /// Where the kernel says how much memory is available.
 pub const MEMINFO: &str = "/proc/meminfo";
@@ -33,11 +35,28 @@ fn per_worker_bytes(config: &Config) -> u64 {
         .virtual_servers
         .iter()
         .any(|v| v.persistence_timeout.is_some());
+    let syn_proxy = config.virtual_servers.iter().any(|v| v.syn_proxy);
+    let per_client = config
+        .virtual_servers
+        .iter()
+        .any(|v| v.limits.per_client.is_some());
     ConnTable::memory_for(capacity)
         + if persistence {
             PersistTable::memory_for(capacity)
         } else {
             PersistTable::memory_for(1)
+        }
+        // The SYN proxy's per-connection state beside the table.
+        + if syn_proxy {
+            (capacity as u64).saturating_mul(std::mem::size_of::<Proxied>() as u64)
+        } else {
+            0
+        }
+        // The per-client counts, sized from the table.
+        + if per_client {
+            ClientCounts::memory_for(capacity)
+        } else {
+            0
         }
 }
 
@@ -66,7 +85,7 @@ pub fn check_tables(config: &Config, available: u64) -> Result<(), String> {
         mib(per_worker_bytes(config)),
         ConnTable::memory_for(size) as f64 / size as f64,
         if need / workers.max(1) as u64 > ConnTable::memory_for(size) {
-            ", with the persistence table"
+            ", with the persistence, SYN proxy and per-client tables its services use"
         } else {
             ""
         },
@@ -123,6 +142,17 @@ address = "192.0.2.11:80"
             if persistence { 60 } else { 0 }
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn the_syn_proxy_adds_its_state_beside_each_workers_table() {
+        let mut c = config("[1]", 100_000, false);
+        let without = table_bytes(&c);
+        c.virtual_servers[0].syn_proxy = true;
+        assert_eq!(
+            table_bytes(&c) - without,
+            100_000 * std::mem::size_of::<Proxied>() as u64
+        );
     }
 
     #[test]

@@ -50,6 +50,14 @@ impl ClientCounts {
         }
     }
 
+    /// Bytes a table for `entries` pairs takes: what the memory check at
+    /// `--check` and start counts for a worker whose services limit their
+    /// clients.
+    pub fn memory_for(entries: usize) -> u64 {
+        let slots = entries.max(8).saturating_mul(2).next_power_of_two();
+        (slots as u64).saturating_mul(std::mem::size_of::<Slot>() as u64)
+    }
+
     /// True when the table has room for nothing (built without capacity).
     pub fn is_unallocated(&self) -> bool {
         self.slots.is_empty()
