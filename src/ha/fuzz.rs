@@ -292,6 +292,20 @@ mod tests {
     }
 
     #[test]
+    fn the_corpus_in_the_repo_runs_and_reaches_past_the_mac() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/sync_datagram");
+        let mut files = 0;
+        let mut accepted = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            accepted += run_datagrams(&data).accepted;
+            files += 1;
+        }
+        assert!(files >= 10, "{files} corpus files");
+        assert!(accepted >= 10, "only {accepted} datagrams accepted");
+    }
+
+    #[test]
     fn a_signed_datagram_from_the_peer_is_accepted_by_a_keyed_receiver() {
         let mut input = vec![1u8];
         input.extend(framed(4, &[template_record(1)], 10, 1, true));
