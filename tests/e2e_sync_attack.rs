@@ -40,11 +40,11 @@ import os, socket, struct, sys, time
 mode, count = sys.argv[1], int(sys.argv[2])
 A, B, PORT = "__A__", "__B__", __PORT__
 
-def record(client, cport, timeout):
+def record(client, cport, timeout, vport=80, real="10.1.0.11"):
     # TCP ESTABLISHED, the test's service (VIP 198.51.100.100:80) and rs1.
     return struct.pack("!BBBB4s4s4sHHHHI", 6, 1, 0, 0, socket.inet_aton(client),
-                       socket.inet_aton("198.51.100.100"), socket.inet_aton("10.1.0.11"),
-                       cport, 80, 8080, 0, timeout)
+                       socket.inet_aton("198.51.100.100"), socket.inet_aton(real),
+                       cport, vport, 8080, 0, timeout)
 
 def datagram(kind, sender, seq, records=()):
     h = b"RVSS" + struct.pack("!BBBBIQQHH", 2, kind, 0, 0, sender, 1 << 62, seq, len(records), 0)
@@ -109,6 +109,21 @@ elif mode == "replay":
         spoof(A, B, payload)
         time.sleep(0.002)
     print("replayed seq %d, %d records, %d times" % (seq, struct.unpack("!H", payload[28:30])[0], count))
+elif mode == "forge_open":
+    # Without a key: from A's address and port, per datagram 40 connections
+    # of 136 years, 4 to an unknown service, 4 to an unknown real server.
+    for i in range(count):
+        recs = [record("100.64.%d.%d" % (i % 250, j + 1), 3000 + j, 0xffffffff) for j in range(40)]
+        recs += [record("100.65.%d.%d" % (i % 250, j + 1), 3000 + j, 60, vport=443) for j in range(4)]
+        recs += [record("100.66.%d.%d" % (i % 250, j + 1), 3000 + j, 60, real="10.1.0.99") for j in range(4)]
+        spoof(A, B, datagram(1, 4242, 1000 + i, recs))
+        time.sleep(0.002)
+elif mode == "storm_open":
+    # Without a key: resync requests to A from B's address and port.
+    for i in range(count):
+        spoof(B, A, datagram(2, 2, 9000 + i))
+        if i % 10 == 9:
+            time.sleep(0.005)
 elif mode == "storm":
     # Resync requests to A: from B's address and port, and from elsewhere.
     for i in range(count):
@@ -297,5 +312,98 @@ fn sync_attacks_change_nothing_and_are_counted() {
         verdict.failures
     );
     assert_eq!(fresh, 0, "fresh requests failed through B");
+    drop((a, b));
+}
+
+/// Without a key the sync trusts the management network, and still bounds
+/// what a spoofer with the peer's own address and port can do: forged
+/// records never outlive the local timeouts and never name a service or
+/// server this balancer does not have, the real master is never locked
+/// out, and a resync storm gets one dump per 5 s, not one per request.
+#[test]
+fn without_a_key_forged_records_are_capped_and_dumps_rate_limited() {
+    let _heavy = heavy();
+    let started = Instant::now();
+    let ha = HaTopology::nat(2);
+    let services = [ha.topo.web("rr", &[1, 1])];
+    let a = ha.start_rvsd(0, "master", &services);
+    let b = ha.start_rvsd(1, "backup", &services);
+    assert_eq!(ha.ha_status(1)["sync"]["authenticated"], false);
+    let idle = ha.start_idle_conns(IDLE_CONNS);
+    let synced = wait_synced(&ha, 1, IDLE_CONNS as u64);
+
+    // Forged records from A's address and port, with another sender id.
+    const FORGED: u64 = 50;
+    attacker(&ha, 0, &["forge_open", &FORGED.to_string()]);
+    let capped = wait_counter(&ha, 1, &["ttl_capped"], FORGED * 40);
+    let unknown_service = wait_counter(&ha, 1, &["records_dropped", "unknown_service"], FORGED * 4);
+    let unknown_real = wait_counter(
+        &ha,
+        1,
+        &["records_dropped", "unknown_real_server"],
+        FORGED * 4,
+    );
+    let doc = ha.json(1, &["conns", "--limit", "100000"]);
+    let list = doc["connections"].as_array().cloned().unwrap_or_default();
+    let forged: Vec<_> = list
+        .iter()
+        .filter(|c| c["client"].as_str().is_some_and(|s| s.starts_with("100.6")))
+        .collect();
+    let longest = forged
+        .iter()
+        .filter_map(|c| c["expires_in_s"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        forged.iter().all(|c| c["client"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("100.64."))),
+        "a record for an unknown service or server was installed"
+    );
+    assert!(longest <= 900, "a forged connection lives {longest} s");
+
+    // The real master is still heard.
+    let _ = ha.topo.http_get_many(&ha.topo.vip, "/", 5);
+    let synced_after = wait_synced(&ha, 1, synced + 5);
+
+    // A resync storm from B's address and port: one dump, the rest refused.
+    // (B's own resync at its start was a dump: wait until that one no
+    // longer counts, so the storm's first request gets one.)
+    std::thread::sleep(Duration::from_secs(5));
+    let before = ha.ha_status(0)["sync"].clone();
+    const STORM: u64 = 500;
+    let storm_started = Instant::now();
+    attacker(&ha, 1, &["storm_open", &STORM.to_string()]);
+    let storm_s = storm_started.elapsed().as_secs_f64();
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let limited = wait_counter(&ha, 0, &["dropped", "dump_rate_limited"], STORM - 1);
+    let after = ha.ha_status(0)["sync"].clone();
+    let dumps = n(&after, "resyncs") - n(&before, "resyncs");
+    let sent = n(&after, "sent_datagrams") - n(&before, "sent_datagrams");
+    // One dump per started 5 s of storm.
+    let allowed = 1 + (storm_s / 5.0) as u64;
+    assert!(
+        (1..=allowed).contains(&dumps),
+        "{dumps} dumps for a {storm_s:.1} s storm"
+    );
+
+    ha.rvsadm(0, &["ha", "backup"]);
+    ha.rvsadm(1, &["ha", "master"]);
+    let verdict = idle.ask_again(Duration::from_secs(30));
+    result_line(&format!(
+        "sync_attack_unkeyed forge: datagrams={FORGED} ttl_capped={capped} unknown_service={unknown_service} \
+         unknown_real_server={unknown_real} forged_installed={} longest_forged_s={longest} | \
+         b_conns_synced {synced}->{synced_after} | storm: requests={STORM} in {storm_s:.2} s \
+         a_dumps={dumps} a_dump_rate_limited={limited} a_datagrams_sent={sent} | \
+         idle_ok_after_switch={}/{IDLE_CONNS} total_s={:.1}",
+        forged.len(),
+        verdict.ok,
+        started.elapsed().as_secs_f64(),
+    ));
+    assert_eq!(
+        verdict.ok, IDLE_CONNS,
+        "idle connections failed after the switch-over to B: {:?}",
+        verdict.failures
+    );
     drop((a, b));
 }

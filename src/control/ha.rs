@@ -71,7 +71,7 @@ pub struct HaSettings {
 /// Counters of the sync, for `rvsadm ha status` and metrics.
 #[derive(Debug, Default)]
 pub struct SyncCounters {
-    /// Datagrams sent.
+    /// Datagrams sent (of every type: connections, resync requests and done markers).
     pub sent_datagrams: AtomicU64,
     /// Records sent.
     pub sent_records: AtomicU64,
@@ -350,12 +350,14 @@ impl Outbox {
         self.pending.clear();
     }
 
-    fn send_control(&mut self, kind: MessageKind) {
+    fn send_control(&mut self, kind: MessageKind, counters: &SyncCounters) {
         let header = self.header(kind, kind == MessageKind::ResyncDone);
         let mut buf = std::mem::take(&mut self.buf);
         if let Ok(b) = Builder::new(&mut buf, &header) {
             let len = b.finish(self.key.as_ref()).len();
-            let _ = self.socket.send_to(&buf[..len], self.peer);
+            if self.socket.send_to(&buf[..len], self.peer).is_ok() {
+                counters.sent_datagrams.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.buf = buf;
     }
@@ -414,7 +416,7 @@ fn sync_loop(
         }
         // A backup that has no full picture yet asks for one.
         if !master && !resynced && last_request.is_none_or(|t| t.elapsed() >= RESYNC_RETRY) {
-            tx.send_control(MessageKind::ResyncRequest);
+            tx.send_control(MessageKind::ResyncRequest, counters);
             last_request = Some(Instant::now());
         }
         // Incoming, until the interval is used up.
@@ -512,7 +514,7 @@ fn answer_resync(workers: &[Sender<Command>], tx: &mut Outbox, counters: &SyncCo
         }
     }
     tx.send_records(true, counters);
-    tx.send_control(MessageKind::ResyncDone);
+    tx.send_control(MessageKind::ResyncDone, counters);
     counters.resyncs.fetch_add(1, Ordering::Relaxed);
 }
 
