@@ -278,9 +278,9 @@ fn late_standby_gets_full_resync() {
     drop(b);
 }
 
-/// Junk, truncated, wrong-version and foreign-sender datagrams to B's sync
-/// port from the management network are dropped and counted; sync and
-/// service go on.
+/// Junk, truncated, wrong-version, wrong-port and foreign-sender datagrams
+/// to B's sync port from the management network are dropped and counted;
+/// sync and service go on.
 #[test]
 fn malformed_sync_datagrams_are_dropped_and_counted() {
     let ha = HaTopology::nat(2);
@@ -295,11 +295,12 @@ fn malformed_sync_datagrams_are_dropped_and_counted() {
     let before = ha.ha_status(1)["sync"].clone();
     let synced_before = ha.total(1, "conns_synced").unwrap_or(0);
 
-    // From A's namespace (192.168.100.1, the peer's address): junk,
-    // truncated, wrong version, wrong type, B's own sender id. From B's
-    // own namespace (192.168.100.2, not the peer's address): a well-formed
-    // datagram with A's sender id. (rvsd judges the peer by the source
-    // address, not by the sender id: see the module notes.)
+    // From A's namespace (192.168.100.1, the peer's address, but not its
+    // sync port): junk, truncated, wrong version, wrong type, and a
+    // well-formed datagram (wrong_port). From B's own namespace
+    // (192.168.100.2, not the peer's address): a well-formed datagram with
+    // A's sender id (unknown_peer). (rvsd judges the peer by the source
+    // address and port, not by the sender id: docs/sync-protocol.md.)
     let send = |from: usize, kind: &str| {
         let script = format!(
             r#"
@@ -307,17 +308,17 @@ import os, socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 dst = ("{HA_MGMT_B}", {HA_SYNC_PORT})
 def hdr(version, kind, sender, count=0):
-    return b"RVSS" + struct.pack("!BBBBIIHH", version, kind, 0, 0, sender, 1, count, 0)
+    return b"RVSS" + struct.pack("!BBBBIQQHH", version, kind, 0, 0, sender, 1, 1, count, 0) + bytes(16)
 for _ in range(5):
     if sys.argv[1] == "junk":
         s.sendto(os.urandom(64), dst)     # foreign_magic
-        s.sendto(b"RVSS\x01", dst)        # truncated
+        s.sendto(b"RVSS\x02", dst)        # truncated
         s.sendto(hdr(9, 1, 1), dst)       # unsupported_version
-        s.sendto(hdr(1, 77, 1), dst)      # unknown_kind
-        s.sendto(hdr(1, 1, 1, 3), dst)    # truncated: 3 records announced, none there
-        s.sendto(hdr(1, 1, 2), dst)       # from_self: B's own id
+        s.sendto(hdr(2, 77, 1), dst)      # unknown_kind
+        s.sendto(hdr(2, 1, 1, 3), dst)    # truncated: 3 records announced, none there
+        s.sendto(hdr(2, 1, 1), dst)       # wrong_port: the peer's address, not its port
     else:
-        s.sendto(hdr(1, 1, 1), dst)       # unknown_peer: not from the peer's address
+        s.sendto(hdr(2, 1, 1), dst)       # unknown_peer: not from the peer's address
 "#
         );
         ha.ns(from)
@@ -336,7 +337,7 @@ for _ in range(5):
             && n("unsupported_version") >= 5
             && n("unknown_kind") >= 5
             && n("unknown_peer") >= 5
-            && n("from_self") >= 5
+            && n("wrong_port") >= 5
         {
             break s;
         }

@@ -135,13 +135,49 @@ pub fn format_conns(doc: &Value) -> String {
     out
 }
 
-/// The HA role.
+/// The HA role, and the sync's counters when syncing: every non-zero
+/// drop by reason.
 pub fn format_ha(doc: &Value) -> String {
-    format!(
+    let mut out = format!(
         "role: {}\n{}\n",
         doc["role"].as_str().unwrap_or("?"),
         doc["detail"].as_str().unwrap_or("")
-    )
+    );
+    let sync = &doc["sync"];
+    if sync.is_object() {
+        let n = |k: &str| sync[k].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "sync: sent {} datagrams ({} records), received {} ({} records), {} missed, {} resyncs, \
+             {} timeouts capped, {} peer restarts\n",
+            n("sent_datagrams"),
+            n("sent_records"),
+            n("received_datagrams"),
+            n("received_records"),
+            n("missed_datagrams"),
+            n("resyncs"),
+            n("ttl_capped"),
+            n("peer_restarts"),
+        ));
+        for (title, key) in [
+            ("datagrams dropped", "dropped"),
+            ("records dropped", "records_dropped"),
+        ] {
+            let nonzero: Vec<String> = sync[key]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| {
+                            v.as_u64().filter(|&v| v > 0).map(|v| format!("{k} {v}"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !nonzero.is_empty() {
+                out.push_str(&format!("{title}: {}\n", nonzero.join(", ")));
+            }
+        }
+    }
+    out
 }
 
 /// A command's plain acknowledgement (weight, reload), with any message.
@@ -156,6 +192,25 @@ pub fn format_ok(doc: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ha_status_shows_each_sync_drop_by_reason() {
+        let doc = json!({"role": "backup", "detail": "node 2 syncing",
+            "sync": {"sent_datagrams": 0, "received_datagrams": 9, "ttl_capped": 4,
+                     "dropped": {"bad_mac": 3, "replay": 0, "wrong_port": 1},
+                     "records_dropped": {"unknown_service": 2}}});
+        let text = format_ha(&doc);
+        assert!(text.contains("received 9 "), "{text}");
+        assert!(text.contains("4 timeouts capped"), "{text}");
+        assert!(
+            text.contains("datagrams dropped: bad_mac 3, wrong_port 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("records dropped: unknown_service 2\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn list_reads_like_ipvsadm() {

@@ -444,6 +444,16 @@ pub struct HaConfig {
     /// it is full), 1 to `MAX_SYNC_INTERVAL_MS`. Default
     /// `DEFAULT_SYNC_INTERVAL_MS` (5). Fixed at start.
     pub sync_interval: Duration,
+    /// `sync_key_file`: a file holding the pair's shared secret (the same
+    /// on both balancers), which authenticates every sync datagram with a
+    /// MAC and a replay-checked sequence number (`docs/sync-protocol.md`).
+    /// A regular file of mode 600 or stricter whose content, trimmed of
+    /// whitespace, is at least `ha::key::MIN_KEY_LEN` (16) bytes: generate
+    /// it with `openssl rand -hex 32`. Default: none, and sync trusts the
+    /// management network (a warning at start). Fixed at start.
+    pub sync_key_file: Option<std::path::PathBuf>,
+    /// The key read from `sync_key_file` at validation.
+    pub sync_key: Option<crate::ha::key::SyncKey>,
 }
 
 impl HaConfig {

@@ -6,31 +6,43 @@
 //!
 //! The sync runs on its own thread, every `sync_interval`: it takes the
 //! events the workers reported (`dataplane::sync`), packs them into
-//! datagrams of up to 49 records and sends them to the peer while this
-//! balancer is master; it receives the peer's datagrams, checks them
-//! (foreign, malformed and self-sent ones are dropped and counted by
-//! reason) and hands each record to the worker that owns its client while
-//! this balancer is backup. A backup asks for a full resync when it starts
-//! and until the master says it is done; a master answers a request with
-//! every live connection of every worker.
+//! datagrams of up to 48 records, signed when `[ha] sync_key_file` is
+//! set, and sends them to the peer while this balancer is master; it
+//! receives the peer's datagrams, checks them (`ha::peer::PeerGate`: the
+//! format, the configured peer's address and port, the MAC, the boot and
+//! the sequence number; every drop counted by reason), checks each record
+//! against this balancer's own services and timeouts (`ha::filter`) and
+//! hands it to the worker that owns its client while this balancer is
+//! backup. A backup asks for a full resync when it starts and until the
+//! master says it is done; a master answers a request with every live
+//! connection of every worker, at most once per [`DUMP_MIN_INTERVAL`].
 
 use crate::dataplane::sync::{SyncCollector, SyncEvent};
 use crate::dataplane::worker::Command;
+use crate::ha::filter::RecordFilter;
+use crate::ha::key::SyncKey;
+use crate::ha::peer::{DumpLimiter, PeerGate};
 use crate::ha::sync::{
-    Builder, Error as SyncError, Header, MessageKind, Packet, Record, SeqCheck, SeqTracker,
-    MAX_DATAGRAM_LEN,
+    Builder, Error as SyncError, Header, MessageKind, Record, RecordError, MAX_DATAGRAM_LEN,
 };
+use crate::lb::service::ServiceTable;
+use crate::lb::tcp_state::Timeouts;
 use crate::net::rss::RssModel;
 use serde_json::{json, Value};
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often a backup repeats its resync request until the master is done.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
+
+/// The shortest time between two full dumps to the peer: requests in
+/// between are refused and counted (`dump_rate_limited`); the backup
+/// repeats its request every [`RESYNC_RETRY`] until one is answered.
+pub const DUMP_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the HA runtime needs from the config.
 #[derive(Clone, Debug)]
@@ -41,16 +53,25 @@ pub struct HaSettings {
     pub initial_master: bool,
     /// Where sync datagrams are received.
     pub listen: SocketAddrV4,
-    /// Where they are sent.
+    /// Where they are sent, and the only source (address and port) they
+    /// are accepted from.
     pub peer: SocketAddrV4,
     /// How often the master sends a batch.
     pub interval: Duration,
+    /// The pair's shared key (`sync_key_file`): every datagram signed and
+    /// checked. `None`: sync trusts the management network.
+    pub key: Option<SyncKey>,
+    /// The services records are checked against (updated on reload with
+    /// [`Ha::set_services`]).
+    pub services: Arc<ServiceTable>,
+    /// The timeouts record lifetimes are capped at.
+    pub timeouts: Timeouts,
 }
 
 /// Counters of the sync, for `rvsadm ha status` and metrics.
 #[derive(Debug, Default)]
 pub struct SyncCounters {
-    /// Datagrams sent.
+    /// Datagrams sent (of every type: connections, resync requests and done markers).
     pub sent_datagrams: AtomicU64,
     /// Records sent.
     pub sent_records: AtomicU64,
@@ -58,14 +79,32 @@ pub struct SyncCounters {
     pub received_datagrams: AtomicU64,
     /// Records handed to the workers.
     pub received_records: AtomicU64,
-    /// Datagrams dropped, by `ha::sync::Error` reason.
+    /// Datagrams dropped (and resync requests refused), by
+    /// `ha::sync::Error` reason.
     pub dropped: [AtomicU64; SyncError::COUNT],
-    /// Records skipped (unknown protocol or state).
-    pub bad_records: AtomicU64,
+    /// Records skipped, by `ha::sync::RecordError` reason.
+    pub records_dropped: [AtomicU64; RecordError::COUNT],
+    /// Records whose timeout was lowered to the local one.
+    pub ttl_capped: AtomicU64,
     /// Datagrams missed, from sequence gaps.
     pub missed: AtomicU64,
     /// Full resyncs answered (master) or completed (backup).
     pub resyncs: AtomicU64,
+    /// New runs of the peer (it restarted: a new boot) after the first.
+    pub peer_restarts: AtomicU64,
+}
+
+impl SyncCounters {
+    fn drop(&self, e: SyncError) {
+        self.dropped[e as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The peer's current run as the status shows it.
+#[derive(Clone, Copy, Debug, Default)]
+struct PeerInfo {
+    sender: u32,
+    boot: u64,
 }
 
 struct Shared {
@@ -73,6 +112,9 @@ struct Shared {
     since: Mutex<Instant>,
     stop: AtomicBool,
     counters: SyncCounters,
+    /// A reload's services, picked up by the sync thread.
+    services: Mutex<Option<Arc<ServiceTable>>>,
+    peer: Mutex<Option<PeerInfo>>,
 }
 
 /// The running HA: the role and the sync thread.
@@ -80,6 +122,16 @@ pub struct Ha {
     settings: HaSettings,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// This start's boot: the clock in nanoseconds since 1970, so a restart
+/// has a larger one (at least 1).
+fn boot_id() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+        .max(1)
 }
 
 impl Ha {
@@ -97,6 +149,8 @@ impl Ha {
             since: Mutex::new(Instant::now()),
             stop: AtomicBool::new(false),
             counters: SyncCounters::default(),
+            services: Mutex::new(None),
+            peer: Mutex::new(None),
         });
         let thread = {
             let shared = shared.clone();
@@ -126,6 +180,14 @@ impl Ha {
             }
         }
         was != master
+    }
+
+    /// The services after a reload: records are checked against them
+    /// from the sync thread's next round.
+    pub fn set_services(&self, services: Arc<ServiceTable>) {
+        if let Ok(mut s) = self.shared.services.lock() {
+            *s = Some(services);
+        }
     }
 
     /// The `rvsadm ha status` document.
@@ -175,32 +237,47 @@ impl HaView {
             .lock()
             .map(|t| t.elapsed().as_secs())
             .unwrap_or(0);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let dropped: serde_json::Map<String, Value> = SyncError::ALL
+            .iter()
+            .map(|e| (e.name().to_string(), json!(load(&c.dropped[*e as usize]))))
+            .collect();
+        let records_dropped: serde_json::Map<String, Value> = RecordError::ALL
             .iter()
             .map(|e| {
                 (
                     e.name().to_string(),
-                    json!(c.dropped[*e as usize].load(Ordering::Relaxed)),
+                    json!(load(&c.records_dropped[*e as usize])),
                 )
             })
             .collect();
+        let bad_records: u64 = c.records_dropped.iter().map(load).sum();
+        let peer = self.shared.peer.lock().ok().and_then(|p| *p);
+        let authenticated = self.settings.key.is_some();
         json!({
             "role": if self.is_master() { "master" } else { "backup" },
             "configured": true,
-            "detail": format!("node {} syncing with {}, {} for {} s",
+            "detail": format!("node {} syncing with {} ({}), {} for {} s",
                 self.settings.node_id, self.settings.peer,
+                if authenticated { "authenticated" } else { "unauthenticated" },
                 if self.is_master() { "master" } else { "backup" }, since),
             "node_id": self.settings.node_id,
             "peer": self.settings.peer.to_string(),
             "seconds_in_role": since,
             "sync": {
-                "sent_datagrams": c.sent_datagrams.load(Ordering::Relaxed),
-                "sent_records": c.sent_records.load(Ordering::Relaxed),
-                "received_datagrams": c.received_datagrams.load(Ordering::Relaxed),
-                "received_records": c.received_records.load(Ordering::Relaxed),
-                "missed_datagrams": c.missed.load(Ordering::Relaxed),
-                "bad_records": c.bad_records.load(Ordering::Relaxed),
-                "resyncs": c.resyncs.load(Ordering::Relaxed),
+                "authenticated": authenticated,
+                "peer_node_id": peer.map(|p| p.sender),
+                "peer_boot": peer.map(|p| p.boot),
+                "peer_restarts": load(&c.peer_restarts),
+                "sent_datagrams": load(&c.sent_datagrams),
+                "sent_records": load(&c.sent_records),
+                "received_datagrams": load(&c.received_datagrams),
+                "received_records": load(&c.received_records),
+                "missed_datagrams": load(&c.missed),
+                "bad_records": bad_records,
+                "records_dropped": records_dropped,
+                "ttl_capped": load(&c.ttl_capped),
+                "resyncs": load(&c.resyncs),
                 "dropped": dropped,
             }
         })
@@ -216,23 +293,26 @@ impl Drop for Ha {
     }
 }
 
-/// Packs events into datagrams and sends them.
+/// Packs events into datagrams, signs and sends them.
 struct Outbox {
     socket: UdpSocket,
     peer: SocketAddrV4,
     node_id: u32,
-    seq: u32,
+    boot: u64,
+    seq: u64,
+    key: Option<SyncKey>,
     buf: Vec<u8>,
     pending: Vec<Record>,
 }
 
 impl Outbox {
     fn header(&mut self, kind: MessageKind, resync: bool) -> Header {
-        self.seq = self.seq.wrapping_add(1);
+        self.seq += 1;
         Header {
             kind,
             resync,
             sender: self.node_id,
+            boot: self.boot,
             seq: self.seq,
         }
     }
@@ -255,7 +335,7 @@ impl Outbox {
                     }
                     n += 1;
                 }
-                (n, b.finish().len())
+                (n, b.finish(self.key.as_ref()).len())
             };
             if self.socket.send_to(&buf[..len], self.peer).is_ok() {
                 counters.sent_datagrams.fetch_add(1, Ordering::Relaxed);
@@ -270,12 +350,14 @@ impl Outbox {
         self.pending.clear();
     }
 
-    fn send_control(&mut self, kind: MessageKind) {
+    fn send_control(&mut self, kind: MessageKind, counters: &SyncCounters) {
         let header = self.header(kind, kind == MessageKind::ResyncDone);
         let mut buf = std::mem::take(&mut self.buf);
         if let Ok(b) = Builder::new(&mut buf, &header) {
-            let len = b.finish().len();
-            let _ = self.socket.send_to(&buf[..len], self.peer);
+            let len = b.finish(self.key.as_ref()).len();
+            if self.socket.send_to(&buf[..len], self.peer).is_ok() {
+                counters.sent_datagrams.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.buf = buf;
     }
@@ -295,17 +377,19 @@ fn sync_loop(
         socket: send_socket,
         peer: settings.peer,
         node_id: settings.node_id,
+        boot: boot_id(),
         seq: 0,
+        key: settings.key.clone(),
         buf: vec![0u8; MAX_DATAGRAM_LEN],
         pending: Vec::new(),
     };
     let counters = &shared.counters;
     let mut rx_buf = vec![0u8; 2048];
-    let mut seq = SeqTracker::new();
-    // The peer's node id, learned from its first datagram: the config names
-    // the peer by address; a datagram from that address with another id
-    // afterwards is someone else's.
-    let mut peer_id: Option<u32> = None;
+    // The peer is the configured address and port; its id and boot are
+    // what its (authenticated, with a key) datagrams say.
+    let mut gate = PeerGate::new(settings.node_id, settings.peer, settings.key.clone());
+    let mut filter = RecordFilter::new(settings.services.clone(), settings.timeouts);
+    let mut dumps = DumpLimiter::new(DUMP_MIN_INTERVAL);
     let mut resynced = false;
     let mut last_request: Option<Instant> = None;
     let mut per_worker: Vec<Vec<SyncEvent>> = vec![Vec::new(); workers.len()];
@@ -315,6 +399,9 @@ fn sync_loop(
     while !shared.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let master = shared.master.load(Ordering::Relaxed);
+        if let Some(services) = shared.services.lock().ok().and_then(|mut s| s.take()) {
+            filter.set_services(services);
+        }
         // Outgoing: what the workers reported (a backup's workers report
         // nothing; drain anyway so buffers circulate).
         for c in &collectors {
@@ -329,36 +416,39 @@ fn sync_loop(
         }
         // A backup that has no full picture yet asks for one.
         if !master && !resynced && last_request.is_none_or(|t| t.elapsed() >= RESYNC_RETRY) {
-            tx.send_control(MessageKind::ResyncRequest);
+            tx.send_control(MessageKind::ResyncRequest, counters);
             last_request = Some(Instant::now());
         }
         // Incoming, until the interval is used up.
         while let Ok((n, from)) = socket.recv_from(&mut rx_buf) {
-            let from_peer = matches!(from, SocketAddr::V4(a) if a.ip() == settings.peer.ip());
-            let packet = match Packet::new_checked(&rx_buf[..n]) {
+            let (packet, admitted) = match gate.admit(from, &rx_buf[..n]) {
                 Ok(p) => p,
                 Err(e) => {
-                    counters.dropped[e as usize].fetch_add(1, Ordering::Relaxed);
+                    counters.drop(e);
                     continue;
                 }
             };
-            if packet.sender() == settings.node_id {
-                counters.dropped[SyncError::FromSelf as usize].fetch_add(1, Ordering::Relaxed);
-                continue;
+            if let (Some(run), Ok(mut p)) = (gate.run(), shared.peer.lock()) {
+                *p = Some(PeerInfo {
+                    sender: run.sender,
+                    boot: run.boot,
+                });
             }
-            if !from_peer || peer_id.is_some_and(|id| id != packet.sender()) {
-                counters.dropped[SyncError::UnknownPeer as usize].fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            peer_id = Some(packet.sender());
             counters.received_datagrams.fetch_add(1, Ordering::Relaxed);
-            if let SeqCheck::Gap(n) = seq.observe(packet.seq()) {
-                counters.missed.fetch_add(u64::from(n), Ordering::Relaxed);
+            counters
+                .missed
+                .fetch_add(admitted.missed, Ordering::Relaxed);
+            if admitted.restarted {
+                counters.peer_restarts.fetch_add(1, Ordering::Relaxed);
             }
             let master = shared.master.load(Ordering::Relaxed);
             match packet.kind() {
                 MessageKind::ResyncRequest if master => {
-                    answer_resync(&workers, &mut tx, counters);
+                    if dumps.allow(Instant::now()) {
+                        answer_resync(&workers, &mut tx, counters);
+                    } else {
+                        counters.drop(SyncError::DumpRateLimited);
+                    }
                 }
                 MessageKind::ResyncDone if !master => {
                     resynced = true;
@@ -366,14 +456,18 @@ fn sync_loop(
                 }
                 MessageKind::Connections if !master => {
                     for r in packet.records() {
-                        match r {
-                            Ok(r) => {
-                                let ev = r.event();
+                        match r.and_then(|r| filter.check(&r)) {
+                            Ok(a) => {
+                                if a.capped {
+                                    counters.ttl_capped.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let ev = a.record.event();
                                 let w = owners.worker_of(ev.client.ip);
                                 per_worker[w].push(ev);
                             }
-                            Err(_) => {
-                                counters.bad_records.fetch_add(1, Ordering::Relaxed);
+                            Err(e) => {
+                                counters.records_dropped[e as usize]
+                                    .fetch_add(1, Ordering::Relaxed);
                             }
                         }
                     }
@@ -420,7 +514,7 @@ fn answer_resync(workers: &[Sender<Command>], tx: &mut Outbox, counters: &SyncCo
         }
     }
     tx.send_records(true, counters);
-    tx.send_control(MessageKind::ResyncDone);
+    tx.send_control(MessageKind::ResyncDone, counters);
     counters.resyncs.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -428,7 +522,8 @@ fn answer_resync(workers: &[Sender<Command>], tx: &mut Outbox, counters: &SyncCo
 mod tests {
     use super::*;
     use crate::dataplane::sync::sync_channel;
-    use crate::lb::service::Protocol;
+    use crate::ha::sync::Packet;
+    use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
     use crate::lb::tcp_state::State;
     use crate::lb::xmit::Endpoint;
     use std::net::Ipv4Addr;
@@ -454,6 +549,21 @@ mod tests {
         }
     }
 
+    /// The service of `ev`'s records: 203.0.113.100:80 to 10.1.0.11:8080.
+    fn services() -> Arc<ServiceTable> {
+        let vs = VirtualService::new(
+            "web",
+            ServiceKey {
+                vip: Endpoint::new(Ipv4Addr::new(203, 0, 113, 100), 80),
+                protocol: Protocol::Tcp,
+            },
+            ForwardMethod::Nat,
+            SchedulerKind::Rr,
+            [(Endpoint::new(Ipv4Addr::new(10, 1, 0, 11), 8080), 1)],
+        );
+        Arc::new(ServiceTable::new(vec![vs]))
+    }
+
     fn settings(node: u32, master: bool, listen: u16, peer: u16) -> HaSettings {
         HaSettings {
             node_id: node,
@@ -461,6 +571,49 @@ mod tests {
             listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, listen),
             peer: SocketAddrV4::new(Ipv4Addr::LOCALHOST, peer),
             interval: Duration::from_millis(5),
+            key: None,
+            services: services(),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    fn key() -> SyncKey {
+        SyncKey::new(b"the pair's shared secret").unwrap()
+    }
+
+    /// A datagram as a peer would send it.
+    fn datagram(
+        kind: MessageKind,
+        sender: u32,
+        seq: u64,
+        evs: &[SyncEvent],
+        key: Option<&SyncKey>,
+    ) -> Vec<u8> {
+        let mut buf = vec![0u8; MAX_DATAGRAM_LEN];
+        let header = Header {
+            kind,
+            resync: false,
+            sender,
+            boot: 10,
+            seq,
+        };
+        let mut b = Builder::new(&mut buf, &header).unwrap();
+        for e in evs {
+            b.push(&Record::from(*e)).unwrap();
+        }
+        b.finish(key).to_vec()
+    }
+
+    /// Waits (bounded) until `f` holds of the status' `sync` part.
+    fn wait_status(ha: &Ha, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = ha.status()["sync"].clone();
+            if f(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}: {s}");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -544,38 +697,132 @@ mod tests {
     }
 
     #[test]
-    fn another_sender_id_from_the_peers_address_is_refused() {
+    fn a_spoofed_first_datagram_from_the_peers_ip_but_another_port_is_dropped_and_counted() {
         let (pb, pm) = (free_port(), free_port());
         let (_q, c) = sync_channel();
         let (w, wr) = channel();
         let backup = Ha::start(settings(2, false, pb, pm), vec![c], vec![w]).unwrap();
-        // "The peer" is whoever sends from the peer address: bind it.
+        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb);
+        // Same address as the peer, another port, another id: dropped,
+        // and it pins nothing.
+        let spoofer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        spoofer
+            .send_to(
+                &datagram(MessageKind::Connections, 4242, 1, &[ev(10)], None),
+                to,
+            )
+            .unwrap();
+        wait_status(&backup, "wrong_port not counted", |s| {
+            s["dropped"]["wrong_port"] == 1
+        });
+        // The real peer, with its own id, is heard afterwards.
+        let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, pm)).unwrap();
+        peer.send_to(
+            &datagram(MessageKind::Connections, 1, 1, &[ev(11)], None),
+            to,
+        )
+        .unwrap();
+        assert_eq!(installs(&wr, 1), vec![ev(11)]);
+        assert_eq!(backup.status()["sync"]["peer_node_id"], 1);
+    }
+
+    #[test]
+    fn a_forged_record_is_capped_or_dropped_by_the_backup() {
+        let (pb, pm) = (free_port(), free_port());
+        let (_q, c) = sync_channel();
+        let (w, wr) = channel();
+        let backup = Ha::start(settings(2, false, pb, pm), vec![c], vec![w]).unwrap();
         let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, pm)).unwrap();
         let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb);
-        let datagram = |sender: u32, port: u16| {
-            let mut buf = vec![0u8; MAX_DATAGRAM_LEN];
-            let header = Header {
-                kind: MessageKind::Connections,
-                resync: false,
-                sender,
-                seq: 1,
-            };
-            let mut b = Builder::new(&mut buf, &header).unwrap();
-            b.push(&Record::from(ev(port))).unwrap();
-            b.finish().to_vec()
+        let forever = SyncEvent {
+            timeout_s: u32::MAX,
+            ..ev(20)
         };
-        peer.send_to(&datagram(1, 10), to).unwrap();
+        let elsewhere = SyncEvent {
+            vip: Endpoint::new(Ipv4Addr::new(203, 0, 113, 100), 443),
+            ..ev(21)
+        };
+        peer.send_to(
+            &datagram(MessageKind::Connections, 1, 1, &[forever, elsewhere], None),
+            to,
+        )
+        .unwrap();
+        let got = installs(&wr, 1);
         assert_eq!(
-            installs(&wr, 1).len(),
-            1,
-            "the first sender id is the peer's"
+            got,
+            vec![SyncEvent {
+                timeout_s: 900,
+                ..forever
+            }]
         );
-        peer.send_to(&datagram(4242, 11), to).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while backup.status()["sync"]["dropped"]["unknown_peer"] != 1 {
-            assert!(Instant::now() < deadline, "{}", backup.status());
-            std::thread::sleep(Duration::from_millis(20));
+        let s = wait_status(&backup, "not counted", |s| {
+            s["records_dropped"]["unknown_service"] == 1
+        });
+        assert_eq!(s["ttl_capped"], 1);
+    }
+
+    #[test]
+    fn a_keyed_backup_drops_unsigned_and_replayed_datagrams() {
+        let (pb, pm) = (free_port(), free_port());
+        let (_q, c) = sync_channel();
+        let (w, wr) = channel();
+        let s = HaSettings {
+            key: Some(key()),
+            ..settings(2, false, pb, pm)
+        };
+        let backup = Ha::start(s, vec![c], vec![w]).unwrap();
+        let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, pm)).unwrap();
+        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb);
+        let signed = datagram(MessageKind::Connections, 1, 1, &[ev(30)], Some(&key()));
+        peer.send_to(
+            &datagram(MessageKind::Connections, 1, 1, &[ev(31)], None),
+            to,
+        )
+        .unwrap();
+        peer.send_to(&signed, to).unwrap();
+        peer.send_to(&signed, to).unwrap();
+        assert_eq!(installs(&wr, 2), vec![ev(30)], "only the signed one, once");
+        let st = wait_status(&backup, "not counted", |s| {
+            s["dropped"]["bad_mac"] == 1 && s["dropped"]["replay"] == 1
+        });
+        assert_eq!(st["authenticated"], true);
+    }
+
+    #[test]
+    fn resync_requests_are_rate_limited_per_peer() {
+        let (pm, pb) = (free_port(), free_port());
+        let (_q, c) = sync_channel();
+        let (w, wr) = channel();
+        let master = Ha::start(settings(1, true, pm, pb), vec![c], vec![w]).unwrap();
+        std::thread::spawn(move || {
+            while let Ok(cmd) = wr.recv() {
+                if let Command::DumpSync { reply } = cmd {
+                    let _ = reply.send(vec![ev(1)]);
+                }
+            }
+        });
+        let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb)).unwrap();
+        peer.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, pm);
+        for seq in 1..=20 {
+            peer.send_to(&datagram(MessageKind::ResyncRequest, 2, seq, &[], None), to)
+                .unwrap();
         }
+        let s = wait_status(&master, "not limited", |s| {
+            s["dropped"]["dump_rate_limited"] == 19
+        });
+        assert_eq!(s["resyncs"], 1, "one dump answered");
+        // What the peer got: one dump (its record) and one done marker.
+        let mut buf = [0u8; 2048];
+        let mut kinds = Vec::new();
+        while let Ok(n) = peer.recv(&mut buf) {
+            kinds.push(Packet::new_checked(&buf[..n]).unwrap().kind());
+        }
+        assert_eq!(
+            kinds,
+            vec![MessageKind::Connections, MessageKind::ResyncDone]
+        );
     }
 
     #[test]

@@ -709,6 +709,44 @@ impl SnapshotCollector {
             "rvs_ha_sync_dropped_datagrams",
             "Sync datagrams dropped, by reason.",
             &dropped,
+        )?;
+        self.ha_sync_records(encoder, sync)
+    }
+
+    /// The sync's record-level counters: records dropped by reason,
+    /// timeouts capped, peer restarts.
+    fn ha_sync_records(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        sync: &serde_json::Value,
+    ) -> fmt::Result {
+        let none: Labels = Vec::new();
+        let n = |k: &str| sync[k].as_u64().unwrap_or(0);
+        let records: Vec<(Labels, u64)> = sync["records_dropped"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(reason, v)| (vec![("reason", reason.clone())], v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        counters(
+            encoder,
+            "rvs_ha_sync_dropped_records",
+            "Sync records dropped, by reason (unknown protocol, state, service or real server).",
+            &records,
+        )?;
+        counters(
+            encoder,
+            "rvs_ha_sync_ttl_capped_records",
+            "Sync records whose timeout was lowered to the local timeout of their state.",
+            &[(none.clone(), n("ttl_capped"))],
+        )?;
+        counters(
+            encoder,
+            "rvs_ha_sync_peer_restarts",
+            "New runs (boots) of the peer after the first one heard.",
+            &[(none, n("peer_restarts"))],
         )
     }
 }
@@ -1073,7 +1111,9 @@ pub(crate) mod tests {
                 "role": "master", "configured": true, "seconds_in_role": 12,
                 "sync": {"sent_records": 7, "received_records": 0, "missed_datagrams": 1,
                          "bad_records": 0, "resyncs": 1,
-                         "dropped": {"foreign": 2, "malformed": 0}}
+                         "dropped": {"foreign": 2, "malformed": 0},
+                         "records_dropped": {"unknown_service": 3}, "ttl_capped": 4,
+                         "peer_restarts": 1}
             }),
             pools: vec![PoolUsage {
                 name: "rvs_mbufs".into(),
@@ -1356,6 +1396,19 @@ pub(crate) mod tests {
             ),
             2.0
         );
+        assert_eq!(
+            value(
+                &text,
+                "rvs_ha_sync_dropped_records_total",
+                &["reason=\"unknown_service\""]
+            ),
+            3.0
+        );
+        assert_eq!(
+            value(&text, "rvs_ha_sync_ttl_capped_records_total", &[]),
+            4.0
+        );
+        assert_eq!(value(&text, "rvs_ha_sync_peer_restarts_total", &[]), 1.0);
         let mut standalone = snapshot();
         standalone.ha = serde_json::json!({"role": "standalone", "configured": false});
         assert!(!render(standalone).contains("rvs_ha_"));

@@ -96,7 +96,7 @@ impl ControlPlane {
         let metrics_clients = Arc::new(ClientCounters::default());
         let socket = bind_socket(config, control_clients.clone())?;
         let ha = match &config.ha {
-            Some(h) => Some(start_ha(h, collectors, &workers)?),
+            Some(h) => Some(start_ha(h, config, &services, collectors, &workers)?),
             None => None,
         };
         let checker = HealthChecker::new(health::targets(&services, &config.virtual_servers));
@@ -196,14 +196,23 @@ impl ControlPlane {
 }
 
 /// Binds the sync socket and starts the sync thread with the role the
-/// config starts in.
-fn start_ha(h: &HaConfig, collectors: Vec<SyncCollector>, workers: &Workers) -> Result<Ha, String> {
+/// config starts in; warns when no key authenticates the sync.
+fn start_ha(
+    h: &HaConfig,
+    config: &Config,
+    services: &Arc<ServiceTable>,
+    collectors: Vec<SyncCollector>,
+    workers: &Workers,
+) -> Result<Ha, String> {
     let settings = HaSettings {
         node_id: h.node_id,
         initial_master: h.starts_as_master(),
         listen: h.sync_listen,
         peer: h.sync_peer,
         interval: h.sync_interval,
+        key: h.sync_key.clone(),
+        services: services.clone(),
+        timeouts: crate::startup::timeouts(config),
     };
     let ha = Ha::start(settings, collectors, workers.senders().to_vec())
         .map_err(|e| format!("ha.sync_listen {}: {e}", h.sync_listen))?;
@@ -218,5 +227,15 @@ fn start_ha(h: &HaConfig, collectors: Vec<SyncCollector>, workers: &Workers) -> 
         h.sync_listen,
         h.sync_peer
     );
+    match &h.sync_key_file {
+        Some(path) => info!(
+            "ha: sync datagrams authenticated with the key in {}",
+            path.display()
+        ),
+        None => warn!(
+            "ha: no sync_key_file: sync is not authenticated and trusts every datagram from              {} (keep the management network closed, or set [ha] sync_key_file)",
+            h.sync_peer
+        ),
+    }
     Ok(ha)
 }

@@ -170,6 +170,7 @@ pub(super) struct RawHa {
     pub garp_count: Option<S<Int>>,
     pub garp_interval_ms: Option<S<Int>>,
     pub sync_interval_ms: Option<S<Int>>,
+    pub sync_key_file: Option<S<String>>,
 }
 
 /// A TOML integer of any sign and size TOML allows; ranges are checked

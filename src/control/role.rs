@@ -47,6 +47,14 @@ impl Role {
         self.view().status()
     }
 
+    /// The services in force after a reload: sync records are checked
+    /// against them (nothing when standalone).
+    pub fn set_services(&self, table: &std::sync::Arc<crate::lb::service::ServiceTable>) {
+        if let Some(ha) = &self.ha {
+            ha.set_services(table.clone());
+        }
+    }
+
     /// A handle other threads read the role through (the status page).
     pub fn view(&self) -> RoleView {
         RoleView(self.ha.as_ref().map(Ha::view))

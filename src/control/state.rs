@@ -163,6 +163,7 @@ impl ControlState {
             *g = table.clone();
         }
         self.workers.broadcast(|| Command::Services(table.clone()));
+        self.role.set_services(&table);
     }
 
     /// Applies what the health checks found since the last tick: logs each

@@ -475,13 +475,19 @@ fn sync_summary(ha: &Value) -> String {
     let dropped: u64 = sync["dropped"]
         .as_object()
         .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    let records_dropped: u64 = sync["records_dropped"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     format!(
-        " &middot; sync: sent {} records, received {}, {} datagrams missed, {} dropped, {} resyncs",
+        " &middot; sync: sent {} records, received {}, {} datagrams missed, {} dropped, {} resyncs, \
+         {} records dropped, {} timeouts capped",
         n("sent_records"),
         n("received_records"),
         n("missed_datagrams"),
         dropped,
-        n("resyncs")
+        n("resyncs"),
+        records_dropped,
+        n("ttl_capped")
     )
 }
 

@@ -2628,10 +2628,55 @@ fn full_ha_section_parses_to_typed_values() {
             garp_count: 3,
             garp_interval: Duration::from_millis(500),
             sync_interval: Duration::from_millis(20),
+            sync_key_file: None,
+            sync_key: None,
         }
     );
     assert!(ha.starts_as_master());
     assert_eq!(ha.floating_ips(), [Ipv4Addr::new(10, 1, 0, 1)]);
+}
+
+/// A key file of `content` and `mode` in a fresh directory.
+fn sync_key_file(name: &str, content: &[u8], mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("rvs-cfg-key-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("sync.key");
+    std::fs::write(&p, content).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+#[test]
+fn ha_sync_key_file_loads_a_private_key() {
+    let p = sync_key_file("ok", b"00112233445566778899aabbccddeeff\n", 0o600);
+    let ha = ok(&ha_file(&format!("sync_key_file = \"{}\"\n", p.display())))
+        .ha
+        .unwrap();
+    assert_eq!(ha.sync_key_file.as_deref(), Some(p.as_path()));
+    assert_eq!(
+        ha.sync_key,
+        crate::ha::key::SyncKey::new(b"00112233445566778899aabbccddeeff")
+    );
+}
+
+#[test]
+fn ha_sync_key_file_readable_by_others_is_an_error_naming_the_field() {
+    let p = sync_key_file("open", b"00112233445566778899aabbccddeeff", 0o644);
+    let e = errors(&ha_file(&format!("sync_key_file = \"{}\"\n", p.display())));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].field, "ha.sync_key_file");
+    assert!(e[0].message.contains("chmod 600"), "{}", e[0]);
+}
+
+#[test]
+fn ha_sync_key_file_missing_or_short_is_an_error() {
+    let e = errors(&ha_file("sync_key_file = \"/nonexistent/rvs.key\"\n"));
+    assert_eq!(e[0].field, "ha.sync_key_file");
+    let p = sync_key_file("short", b"short", 0o600);
+    let e = errors(&ha_file(&format!("sync_key_file = \"{}\"\n", p.display())));
+    assert_eq!(e[0].field, "ha.sync_key_file");
+    assert!(e[0].message.contains("shorter than 16"), "{}", e[0]);
 }
 
 #[test]

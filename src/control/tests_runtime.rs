@@ -599,6 +599,9 @@ fn backup_ha(workers: &Workers) -> Ha {
         listen: "127.0.0.1:0".parse().unwrap(),
         peer: "127.0.0.1:9".parse().unwrap(),
         interval: Duration::from_millis(100),
+        key: None,
+        services: Default::default(),
+        timeouts: Default::default(),
     };
     Ha::start(settings, Vec::new(), workers.senders().to_vec()).unwrap()
 }

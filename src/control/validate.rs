@@ -1780,6 +1780,21 @@ fn ha(
         errors,
     );
 
+    let sync_key = match &t.sync_key_file {
+        None => Some(None),
+        Some(v) => {
+            let path = std::path::PathBuf::from(v.get_ref());
+            match crate::ha::key::SyncKey::load(&path) {
+                Ok(k) => Some(Some((path, k))),
+                Err(e) => {
+                    errors.push("ha.sync_key_file", span_of(Some(v)), e);
+                    None
+                }
+            }
+        }
+    };
+
+    let sync_key = sync_key?;
     Some(Some(HaConfig {
         node_id: node_id?,
         initial_state: initial_state?,
@@ -1789,6 +1804,8 @@ fn ha(
         garp_count: garp_count?,
         garp_interval: garp_interval?,
         sync_interval: sync_interval?,
+        sync_key_file: sync_key.as_ref().map(|(p, _)| p.clone()),
+        sync_key: sync_key.map(|(_, k)| k),
     }))
 }
 

@@ -1,12 +1,12 @@
-//! The connection-sync wire format (version 1): what the active balancer
+//! The connection-sync wire format (version 2): what the active balancer
 //! tells its standby about its connections, over UDP on the management
 //! link. `docs/sync-protocol.md` is the specification, byte by byte; the
 //! tests below check the layout against it.
 //!
-//! One datagram is a 20-byte [`Header`] followed by `count` fixed-size
-//! 28-byte [`Record`]s, at most [`MAX_DATAGRAM_LEN`] bytes in all (49
-//! records), so a datagram never fragments on a 1500-byte MTU. All fields
-//! are big-endian.
+//! One datagram is a 32-byte [`Header`], then `count` fixed-size 28-byte
+//! [`Record`]s, then a 16-byte MAC: at most [`MAX_DATAGRAM_LEN`] bytes in
+//! all (48 records), so a datagram never fragments on a 1500-byte MTU.
+//! All fields are big-endian.
 //!
 //! Why it is built this way:
 //! - **Fixed-size records, no TLVs.** Every record has the same layout, so
@@ -21,6 +21,14 @@
 //!   configuration. The reply tuple is not sent: with NAT, DR and TUN it
 //!   follows from these three endpoints and the service's forwarding
 //!   method.
+//! - **Authenticated, replay-proof.** The header names the sender (its
+//!   configured id), the sender's boot (a number that grows with every
+//!   start) and a 64-bit sequence number; the trailing MAC
+//!   ([`crate::ha::key::SyncKey`], HMAC-SHA256 truncated to 16 bytes) covers
+//!   everything before it. With a key, a receiver accepts only datagrams
+//!   whose MAC verifies, and each (boot, sequence) once
+//!   ([`crate::ha::peer::PeerGate`]). Without a key the MAC is written zero
+//!   and not checked.
 //! - **Untrusted input.** [`Packet::new_checked`] checks the magic, the
 //!   version, the message type and the count against the length before any
 //!   accessor runs, and says why it refused with a named [`Error`] a
@@ -28,15 +36,9 @@
 //!   error for that record only ([`RecordError`]); the others still apply.
 //! - **No allocation.** [`Builder`] writes into a buffer the caller owns
 //!   and says when the datagram is full.
-//!
-//! Sender ids and sequence numbers: each balancer has a sender id from its
-//! configuration; a receiver drops datagrams carrying its own id or an id
-//! that is not its peer's ([`Packet::check_sender`]). The sequence number
-//! counts datagrams per sender; a receiver counts the gaps
-//! ([`SeqTracker`]) but never drops a datagram for its sequence number:
-//! every record carries a connection's whole state, not a change to it.
 
 use crate::dataplane::sync::SyncEvent;
+use crate::ha::key::{SyncKey, MAC_LEN};
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::State;
 use crate::lb::xmit::Endpoint;
@@ -52,10 +54,11 @@ mod field {
     pub const FLAGS: usize = 6;
     // 7: reserved (u8).
     pub const SENDER: usize = 8;
-    pub const SEQ: usize = 12;
-    pub const COUNT: usize = 16;
-    // 18: reserved (u16).
-    pub const HEADER_LEN: usize = 20;
+    pub const BOOT: usize = 12;
+    pub const SEQ: usize = 20;
+    pub const COUNT: usize = 28;
+    // 30: reserved (u16).
+    pub const HEADER_LEN: usize = 32;
 
     /// Offsets within a record.
     pub mod record {
@@ -78,16 +81,20 @@ mod field {
 /// The first four bytes of every sync datagram.
 pub const MAGIC: [u8; 4] = *b"RVSS";
 /// The version this module reads and writes.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the header.
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 /// Length of one connection record.
 pub const RECORD_LEN: usize = field::record::LEN;
+/// Length of the MAC that ends every datagram.
+pub const TRAILER_LEN: usize = MAC_LEN;
+/// The shortest datagram: a header and a MAC, no record.
+pub const MIN_DATAGRAM_LEN: usize = HEADER_LEN + TRAILER_LEN;
 /// The largest datagram a sender builds (UDP payload): with the IPv4 and
 /// UDP headers, 1428 bytes, so it never fragments on a 1500-byte MTU.
 pub const MAX_DATAGRAM_LEN: usize = 1400;
-/// Records in a full datagram: 49 (20 + 49 × 28 = 1392 bytes).
-pub const MAX_RECORDS: usize = (MAX_DATAGRAM_LEN - HEADER_LEN) / RECORD_LEN;
+/// Records in a full datagram: 48 (32 + 48 × 28 + 16 = 1392 bytes).
+pub const MAX_RECORDS: usize = (MAX_DATAGRAM_LEN - HEADER_LEN - TRAILER_LEN) / RECORD_LEN;
 /// The UDP port sync datagrams go to unless the `[ha]` section says
 /// otherwise.
 pub const DEFAULT_PORT: u16 = 8848;
@@ -140,15 +147,19 @@ pub struct Header {
     pub resync: bool,
     /// The sending balancer's id, from its configuration.
     pub sender: u32,
-    /// The sender's datagram counter (wrapping).
-    pub seq: u32,
+    /// The sender's boot: chosen at its start, larger than at any earlier
+    /// start (its clock in nanoseconds since 1970).
+    pub boot: u64,
+    /// The sender's datagram counter within this boot, from 1.
+    pub seq: u64,
 }
 
 /// Why a datagram was dropped: every reason is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(usize)]
 pub enum Error {
-    /// Shorter than the header, or than the records its count announces.
+    /// Shorter than the header and MAC, or than the records its count
+    /// announces.
     Truncated,
     /// Does not start with [`MAGIC`]: not a sync datagram.
     ForeignMagic,
@@ -156,18 +167,31 @@ pub enum Error {
     UnsupportedVersion,
     /// A message type this version does not define.
     UnknownKind,
-    /// Bytes after the announced records, or records in a message type
-    /// that carries none.
+    /// Bytes after the announced records and MAC, or records in a message
+    /// type that carries none.
     Malformed,
     /// Carries the receiver's own sender id (a loop, or a copied config).
     FromSelf,
-    /// Carries a sender id that is not the configured peer's.
+    /// Not from the configured peer's address (`[ha] sync_peer`).
     UnknownPeer,
+    /// From the peer's address but another UDP port than `sync_peer`'s.
+    WrongPort,
+    /// A key is configured and the MAC does not verify.
+    BadMac,
+    /// A key is configured and this (boot, sequence) was accepted already
+    /// or is older than the replay window.
+    Replay,
+    /// A key is configured and the boot is older than the peer's current
+    /// one (a datagram of an earlier run, replayed).
+    StaleBoot,
+    /// A resync request refused: the last full dump to the peer was too
+    /// recent (`control::ha::DUMP_MIN_INTERVAL`).
+    DumpRateLimited,
 }
 
 impl Error {
     /// Every reason, in counter order.
-    pub const ALL: [Error; 7] = [
+    pub const ALL: [Error; 12] = [
         Error::Truncated,
         Error::ForeignMagic,
         Error::UnsupportedVersion,
@@ -175,6 +199,11 @@ impl Error {
         Error::Malformed,
         Error::FromSelf,
         Error::UnknownPeer,
+        Error::WrongPort,
+        Error::BadMac,
+        Error::Replay,
+        Error::StaleBoot,
+        Error::DumpRateLimited,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -189,6 +218,11 @@ impl Error {
             Error::Malformed => "malformed",
             Error::FromSelf => "from_self",
             Error::UnknownPeer => "unknown_peer",
+            Error::WrongPort => "wrong_port",
+            Error::BadMac => "bad_mac",
+            Error::Replay => "replay",
+            Error::StaleBoot => "stale_boot",
+            Error::DumpRateLimited => "dump_rate_limited",
         }
     }
 }
@@ -202,7 +236,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Why one record of a valid datagram was skipped: counted, and the
-/// datagram's other records still apply.
+/// datagram's other records still apply. The first two are found by
+/// [`Record::parse`], the others by the receiver against its own
+/// configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(usize)]
 pub enum RecordError {
@@ -210,11 +246,20 @@ pub enum RecordError {
     UnknownProtocol,
     /// A state number beyond the last [`State`].
     UnknownState,
+    /// No local virtual service has this protocol, VIP and port.
+    UnknownService,
+    /// The service has no such real server (nor sorry server).
+    UnknownRealServer,
 }
 
 impl RecordError {
     /// Every reason, in counter order.
-    pub const ALL: [RecordError; 2] = [RecordError::UnknownProtocol, RecordError::UnknownState];
+    pub const ALL: [RecordError; 4] = [
+        RecordError::UnknownProtocol,
+        RecordError::UnknownState,
+        RecordError::UnknownService,
+        RecordError::UnknownRealServer,
+    ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
 
@@ -223,6 +268,8 @@ impl RecordError {
         match self {
             RecordError::UnknownProtocol => "unknown_protocol",
             RecordError::UnknownState => "unknown_state",
+            RecordError::UnknownService => "unknown_service",
+            RecordError::UnknownRealServer => "unknown_real_server",
         }
     }
 }
@@ -234,7 +281,6 @@ impl fmt::Display for RecordError {
 }
 
 impl std::error::Error for RecordError {}
-
 /// One connection as the peer needs it to take the connection over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Record {
@@ -335,6 +381,18 @@ fn put_u32(buf: &mut [u8], at: usize, v: u32) {
     buf[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
 
+#[inline]
+fn put_u64(buf: &mut [u8], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_be_bytes());
+}
+
+#[inline]
+fn get_u64(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_be_bytes(b)
+}
+
 /// A view of a received sync datagram. The only way in is
 /// [`Packet::new_checked`], so no accessor can panic.
 #[derive(Debug)]
@@ -344,27 +402,33 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps untrusted bytes (a UDP payload): the magic, version 1, a
-    /// known message type, and exactly `count` records after the header
-    /// (none for a resync request or done marker).
+    /// Wraps untrusted bytes (a UDP payload): the magic, this version, a
+    /// known message type, and exactly `count` records between the header
+    /// and the MAC (none for a resync request or done marker). The MAC is
+    /// not checked here ([`Packet::verify`]).
     pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
         let b = buffer.as_ref();
         let n = b.len().min(MAGIC.len());
         if b[..n] != MAGIC[..n] {
             return Err(Error::ForeignMagic);
         }
-        if b.len() < HEADER_LEN {
+        if b.len() <= field::VERSION {
             return Err(Error::Truncated);
         }
+        // The version before the length: a version-1 peer's 20-byte
+        // datagrams are counted as the version they are.
         if b[field::VERSION] != VERSION {
             return Err(Error::UnsupportedVersion);
+        }
+        if b.len() < MIN_DATAGRAM_LEN {
+            return Err(Error::Truncated);
         }
         let kind = MessageKind::from_u8(b[field::KIND]).ok_or(Error::UnknownKind)?;
         let count = usize::from(get_u16(b, field::COUNT));
         if count != 0 && !kind.carries_records() {
             return Err(Error::Malformed);
         }
-        let body = b.len() - HEADER_LEN;
+        let body = b.len() - MIN_DATAGRAM_LEN;
         let needed = count * RECORD_LEN;
         if body < needed {
             return Err(Error::Truncated);
@@ -405,12 +469,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
         get_u32(self.buffer.as_ref(), field::SENDER)
     }
 
-    /// The sender's datagram counter.
-    pub fn seq(&self) -> u32 {
-        get_u32(self.buffer.as_ref(), field::SEQ)
+    /// The sender's boot.
+    pub fn boot(&self) -> u64 {
+        get_u64(self.buffer.as_ref(), field::BOOT)
     }
 
-    /// Number of records.
+    /// The sender's datagram counter.
+    pub fn seq(&self) -> u64 {
+        get_u64(self.buffer.as_ref(), field::SEQ)
+    }
+
+    /// Records announced (and present, once checked).
     pub fn record_count(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::COUNT)
     }
@@ -421,21 +490,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
             kind: self.kind,
             resync: self.resync(),
             sender: self.sender(),
+            boot: self.boot(),
             seq: self.seq(),
         }
     }
 
-    /// Accepts the datagram only from the configured peer: not from this
-    /// balancer's own id, not from any id outside `peers`.
-    pub fn check_sender(&self, own: u32, peers: &[u32]) -> Result<(), Error> {
-        let s = self.sender();
-        if s == own {
-            Err(Error::FromSelf)
-        } else if !peers.contains(&s) {
-            Err(Error::UnknownPeer)
-        } else {
-            Ok(())
-        }
+    /// The 16 bytes after the records.
+    pub fn mac(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        &b[b.len() - TRAILER_LEN..]
+    }
+
+    /// True when the MAC is `key`'s over everything before it.
+    pub fn verify(&self, key: &SyncKey) -> bool {
+        let b = self.buffer.as_ref();
+        let (signed, tag) = b.split_at(b.len() - TRAILER_LEN);
+        key.verify(signed, tag)
     }
 
     /// The records, each decoded or refused on its own.
@@ -471,7 +541,7 @@ impl Iterator for Records<'_> {
 impl ExactSizeIterator for Records<'_> {}
 
 /// The datagram has no room for another record (or, from
-/// [`Builder::new`], the buffer cannot even hold the header).
+/// [`Builder::new`], the buffer cannot even hold the header and MAC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
 
@@ -484,8 +554,8 @@ impl fmt::Display for Full {
 impl std::error::Error for Full {}
 
 /// Writes one datagram into a caller's buffer, using at most
-/// [`MAX_DATAGRAM_LEN`] bytes of it. The bytes written so far are always a
-/// valid datagram: the count is kept up to date on every push.
+/// [`MAX_DATAGRAM_LEN`] bytes of it, room for the MAC kept. The count is
+/// kept up to date on every push; [`Builder::finish`] writes the MAC.
 #[derive(Debug)]
 pub struct Builder<'a> {
     buf: &'a mut [u8],
@@ -495,15 +565,15 @@ pub struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     /// Starts a datagram with `header`; `Err(Full)` when `buf` is shorter
-    /// than [`HEADER_LEN`]. Resync requests and done markers hold no
+    /// than [`MIN_DATAGRAM_LEN`]. Resync requests and done markers hold no
     /// records: their builder is full from the start.
     pub fn new(buf: &'a mut [u8], header: &Header) -> Result<Builder<'a>, Full> {
         let usable = buf.len().min(MAX_DATAGRAM_LEN);
-        if usable < HEADER_LEN {
+        if usable < MIN_DATAGRAM_LEN {
             return Err(Full);
         }
         let capacity = if header.kind.carries_records() {
-            ((usable - HEADER_LEN) / RECORD_LEN).min(usize::from(u16::MAX))
+            ((usable - MIN_DATAGRAM_LEN) / RECORD_LEN).min(usize::from(u16::MAX))
         } else {
             0
         };
@@ -518,7 +588,8 @@ impl<'a> Builder<'a> {
             0
         };
         put_u32(h, field::SENDER, header.sender);
-        put_u32(h, field::SEQ, header.seq);
+        put_u64(h, field::BOOT, header.boot);
+        put_u64(h, field::SEQ, header.seq);
         Ok(Builder {
             buf,
             count: 0,
@@ -562,60 +633,22 @@ impl<'a> Builder<'a> {
         self.count == 0
     }
 
-    /// Bytes of the datagram so far.
+    /// Bytes of the finished datagram (MAC included).
     pub fn len(&self) -> usize {
-        HEADER_LEN + self.count * RECORD_LEN
+        MIN_DATAGRAM_LEN + self.count * RECORD_LEN
     }
 
-    /// The finished datagram: the first [`Builder::len`] bytes of the
-    /// buffer, ready to send.
-    pub fn finish(self) -> &'a [u8] {
+    /// The finished datagram, ready to send: the MAC of `key` written after
+    /// the records (zeros without a key).
+    pub fn finish(self, key: Option<&SyncKey>) -> &'a [u8] {
         let len = self.len();
-        let buf: &'a [u8] = self.buf;
+        let buf: &'a mut [u8] = self.buf;
+        let (signed, tag) = buf[..len].split_at_mut(len - TRAILER_LEN);
+        match key {
+            Some(k) => tag.copy_from_slice(&k.mac(signed)),
+            None => tag.fill(0),
+        }
         &buf[..len]
-    }
-}
-
-/// What a datagram's sequence number says about the ones before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SeqCheck {
-    /// The first datagram seen from this sender.
-    First,
-    /// The one expected.
-    InOrder,
-    /// This many datagrams were missed before this one.
-    Gap(u32),
-    /// Older than expected: a duplicate, a reordering, or the sender
-    /// restarted its counter. Tracking follows the new number.
-    Behind,
-}
-
-/// Follows one sender's sequence numbers so a receiver can count lost
-/// datagrams. Numbers wrap; a jump forward of under 2^31 is a gap, any
-/// other is "behind".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SeqTracker {
-    next: Option<u32>,
-}
-
-impl SeqTracker {
-    /// A tracker that has seen nothing.
-    pub fn new() -> SeqTracker {
-        SeqTracker { next: None }
-    }
-
-    /// Notes datagram `seq` and says how it relates to the last one.
-    pub fn observe(&mut self, seq: u32) -> SeqCheck {
-        let check = match self.next {
-            None => SeqCheck::First,
-            Some(next) => match seq.wrapping_sub(next) {
-                0 => SeqCheck::InOrder,
-                d if d < 1 << 31 => SeqCheck::Gap(d),
-                _ => SeqCheck::Behind,
-            },
-        };
-        self.next = Some(seq.wrapping_add(1));
-        check
     }
 }
 
@@ -625,7 +658,6 @@ mod tests {
     use proptest::prelude::*;
 
     const ACTIVE_ID: u32 = 0x0102_0304;
-    const STANDBY_ID: u32 = 7;
 
     fn ep(a: [u8; 4], port: u16) -> Endpoint {
         Endpoint::new(Ipv4Addr::from(a), port)
@@ -649,6 +681,7 @@ mod tests {
             kind,
             resync: false,
             sender: ACTIVE_ID,
+            boot: 0x1122_3344_5566_7788,
             seq: 41,
         }
     }
@@ -660,28 +693,53 @@ mod tests {
         for r in records {
             b.push(r).unwrap();
         }
-        b.finish().to_vec()
+        b.finish(None).to_vec()
     }
 
     /// The header of `docs/sync-protocol.md`, written out by hand.
     #[test]
     fn header_layout_matches_the_spec() {
         let d = datagram(&[record(40000), record(40001)]);
-        assert_eq!(d.len(), 20 + 2 * 28);
+        assert_eq!(d.len(), 32 + 2 * 28 + 16);
         assert_eq!(
-            &d[..20],
+            &d[..32],
             &[
                 b'R', b'V', b'S', b'S', // magic
-                1,    // version
+                2,    // version
                 1,    // type: connections
                 0,    // flags
                 0,    // reserved
                 0x01, 0x02, 0x03, 0x04, // sender id
-                0, 0, 0, 41, // sequence
+                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // boot
+                0, 0, 0, 0, 0, 0, 0, 41, // sequence
                 0, 2, // record count
                 0, 0, // reserved
             ]
         );
+        assert_eq!(&d[32 + 56..], &[0; 16], "no key: a zero MAC");
+    }
+
+    /// The MAC covers every byte before it: any change is caught.
+    #[test]
+    fn the_mac_covers_header_and_records() {
+        let key = SyncKey::new(b"0123456789abcdef").unwrap();
+        let mut buf = [0u8; MAX_DATAGRAM_LEN];
+        let mut b = Builder::new(&mut buf, &header(MessageKind::Connections)).unwrap();
+        b.push(&record(1)).unwrap();
+        let d = b.finish(Some(&key)).to_vec();
+        assert!(Packet::new_checked(&d[..]).unwrap().verify(&key));
+        for at in 0..d.len() {
+            let mut bad = d.clone();
+            bad[at] ^= 0x01;
+            if let Ok(p) = Packet::new_checked(&bad[..]) {
+                assert!(
+                    !p.verify(&key),
+                    "byte {at} changed and the MAC still verifies"
+                );
+            }
+        }
+        let other = SyncKey::new(b"0123456789abcdeX").unwrap();
+        assert!(!Packet::new_checked(&d[..]).unwrap().verify(&other));
     }
 
     /// The record of `docs/sync-protocol.md`, written out by hand.
@@ -724,9 +782,11 @@ mod tests {
     fn the_example_in_the_spec_decodes() {
         #[rustfmt::skip]
         let d = [
-            0x52, 0x56, 0x53, 0x53, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,
-            0x00, 0x01, 0x00, 0x00, 0x06, 0x01, 0x00, 0x00, 0xc6, 0x33, 0x64, 0x07, 0xcb, 0x00, 0x71, 0x64,
-            0x0a, 0x01, 0x00, 0x0b, 0x9c, 0x40, 0x00, 0x50, 0x1f, 0x90, 0x00, 0x00, 0x00, 0x00, 0x03, 0x84,
+            0x52, 0x56, 0x53, 0x53, 0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
+            0x06, 0x01, 0x00, 0x00, 0xc6, 0x33, 0x64, 0x07, 0xcb, 0x00, 0x71, 0x64, 0x0a, 0x01, 0x00, 0x0b,
+            0x9c, 0x40, 0x00, 0x50, 0x1f, 0x90, 0x00, 0x00, 0x00, 0x00, 0x03, 0x84, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         ];
         let p = Packet::new_checked(&d[..]).unwrap();
         assert_eq!(
@@ -735,20 +795,21 @@ mod tests {
                 kind: MessageKind::Connections,
                 resync: false,
                 sender: 1,
+                boot: 7,
                 seq: 1,
             }
         );
         assert_eq!(p.records().collect::<Vec<_>>(), vec![Ok(record(40000))]);
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 128];
         let h = p.header();
         let mut b = Builder::new(&mut buf, &h).unwrap();
         b.push(&record(40000)).unwrap();
-        assert_eq!(b.finish(), &d[..], "and it is what the builder writes");
+        assert_eq!(b.finish(None), &d[..], "and it is what the builder writes");
     }
 
     #[test]
-    fn a_full_datagram_holds_49_records_in_1392_bytes() {
-        assert_eq!(MAX_RECORDS, 49);
+    fn a_full_datagram_holds_48_records_in_1392_bytes() {
+        assert_eq!(MAX_RECORDS, 48);
         let mut buf = [0u8; 9000]; // a jumbo buffer changes nothing
         let mut b = Builder::new(&mut buf, &header(MessageKind::Connections)).unwrap();
         assert_eq!(b.capacity(), MAX_RECORDS);
@@ -759,7 +820,7 @@ mod tests {
         assert!(b.is_full());
         assert_eq!(usize::from(n), MAX_RECORDS);
         assert_eq!(b.push(&record(n)), Err(Full), "still full");
-        let d = b.finish();
+        let d = b.finish(None);
         assert_eq!(d.len(), 1392);
         assert!(
             d.len() + 20 + 8 <= 1500,
@@ -775,17 +836,17 @@ mod tests {
 
     #[test]
     fn a_small_buffer_holds_what_fits() {
-        let mut buf = [0u8; HEADER_LEN + 2 * RECORD_LEN + RECORD_LEN - 1];
+        let mut buf = [0u8; MIN_DATAGRAM_LEN + 2 * RECORD_LEN + RECORD_LEN - 1];
         let mut b = Builder::new(&mut buf, &header(MessageKind::Connections)).unwrap();
         assert_eq!(b.capacity(), 2);
         assert!(b.push(&record(1)).is_ok() && b.push(&record(2)).is_ok());
         assert_eq!(b.push(&record(3)), Err(Full));
-        assert_eq!(b.finish().len(), HEADER_LEN + 2 * RECORD_LEN);
+        assert_eq!(b.finish(None).len(), MIN_DATAGRAM_LEN + 2 * RECORD_LEN);
     }
 
     #[test]
-    fn a_buffer_shorter_than_the_header_is_refused() {
-        let mut buf = [0u8; HEADER_LEN - 1];
+    fn a_buffer_shorter_than_the_header_and_mac_is_refused() {
+        let mut buf = [0u8; MIN_DATAGRAM_LEN - 1];
         assert_eq!(
             Builder::new(&mut buf, &header(MessageKind::Connections)).err(),
             Some(Full)
@@ -795,7 +856,7 @@ mod tests {
     #[test]
     fn an_empty_connections_datagram_is_valid() {
         let d = datagram(&[]);
-        assert_eq!(d.len(), HEADER_LEN);
+        assert_eq!(d.len(), MIN_DATAGRAM_LEN);
         let p = Packet::new_checked(&d[..]).unwrap();
         assert_eq!(p.kind(), MessageKind::Connections);
         assert_eq!(p.records().len(), 0);
@@ -812,8 +873,8 @@ mod tests {
             let mut b = Builder::new(&mut buf, &h).unwrap();
             assert_eq!(b.capacity(), 0);
             assert_eq!(b.push(&record(1)), Err(Full));
-            let d = b.finish();
-            assert_eq!(d.len(), HEADER_LEN);
+            let d = b.finish(None);
+            assert_eq!(d.len(), MIN_DATAGRAM_LEN);
             assert_eq!(d[5], kind as u8);
             let p = Packet::new_checked(d).unwrap();
             assert_eq!(
@@ -836,7 +897,7 @@ mod tests {
         };
         let mut b = Builder::new(&mut buf, &h).unwrap();
         b.push(&record(1)).unwrap();
-        let d = b.finish();
+        let d = b.finish(None);
         assert_eq!(d[6], 0x01);
         let p = Packet::new_checked(d).unwrap();
         assert!(p.resync());
@@ -851,7 +912,7 @@ mod tests {
     #[test]
     fn a_short_header_is_truncated() {
         let d = datagram(&[]);
-        for len in 1..HEADER_LEN {
+        for len in 1..MIN_DATAGRAM_LEN {
             assert_eq!(
                 Packet::new_checked(&d[..len]).err(),
                 Some(Error::Truncated),
@@ -879,7 +940,7 @@ mod tests {
     #[test]
     fn other_versions_are_unsupported() {
         let mut d = datagram(&[record(1)]);
-        for v in [0, 2, 255] {
+        for v in [0, 1, 3, 255] {
             d[4] = v;
             assert_eq!(
                 Packet::new_checked(&d[..]).err(),
@@ -905,10 +966,10 @@ mod tests {
     #[test]
     fn a_count_beyond_the_datagram_is_truncated() {
         let mut d = datagram(&[record(1), record(2)]);
-        d[17] = 3;
+        d[29] = 3;
         assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Truncated));
-        d[16] = 0xff;
-        d[17] = 0xff;
+        d[28] = 0xff;
+        d[29] = 0xff;
         assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Truncated));
     }
 
@@ -928,7 +989,7 @@ mod tests {
         assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Malformed));
         // A whole extra record the count does not announce, too.
         let mut d = datagram(&[record(1), record(2)]);
-        d[17] = 1;
+        d[29] = 1;
         assert_eq!(Packet::new_checked(&d[..]).err(), Some(Error::Malformed));
     }
 
@@ -963,8 +1024,8 @@ mod tests {
         let mut d = datagram(&[record(1)]);
         d[6] |= 0xfe; // header flags other than resync
         d[7] = 0xff;
-        d[18] = 0xff;
-        d[19] = 0xff;
+        d[30] = 0xff;
+        d[31] = 0xff;
         d[HEADER_LEN + 2] |= 0xfc; // record flags other than the two defined
         d[HEADER_LEN + 3] = 0xff;
         d[HEADER_LEN + 22] = 0xff;
@@ -986,20 +1047,6 @@ mod tests {
         assert_eq!(d[HEADER_LEN], 17);
         let p = Packet::new_checked(&d[..]).unwrap();
         assert_eq!(p.records().next(), Some(Ok(r)));
-    }
-
-    #[test]
-    fn only_the_configured_peer_is_heard() {
-        let d = datagram(&[record(1)]);
-        let p = Packet::new_checked(&d[..]).unwrap();
-        assert_eq!(p.check_sender(STANDBY_ID, &[ACTIVE_ID]), Ok(()));
-        assert_eq!(
-            p.check_sender(ACTIVE_ID, &[ACTIVE_ID]),
-            Err(Error::FromSelf),
-            "own id wins over the peer list"
-        );
-        assert_eq!(p.check_sender(STANDBY_ID, &[99]), Err(Error::UnknownPeer));
-        assert_eq!(p.check_sender(STANDBY_ID, &[]), Err(Error::UnknownPeer));
     }
 
     #[test]
@@ -1032,28 +1079,6 @@ mod tests {
         for (i, e) in RecordError::ALL.iter().enumerate() {
             assert_eq!(*e as usize, i, "counter order");
         }
-    }
-
-    #[test]
-    fn sequence_gaps_are_counted() {
-        let mut t = SeqTracker::new();
-        assert_eq!(t.observe(10), SeqCheck::First);
-        assert_eq!(t.observe(11), SeqCheck::InOrder);
-        assert_eq!(t.observe(15), SeqCheck::Gap(3));
-        assert_eq!(t.observe(16), SeqCheck::InOrder);
-        assert_eq!(t.observe(16), SeqCheck::Behind, "a duplicate");
-        assert_eq!(t.observe(17), SeqCheck::InOrder);
-        assert_eq!(t.observe(0), SeqCheck::Behind, "the sender restarted");
-        assert_eq!(t.observe(1), SeqCheck::InOrder, "and is followed");
-    }
-
-    #[test]
-    fn sequence_numbers_wrap() {
-        let mut t = SeqTracker::new();
-        t.observe(u32::MAX - 1);
-        assert_eq!(t.observe(u32::MAX), SeqCheck::InOrder);
-        assert_eq!(t.observe(0), SeqCheck::InOrder);
-        assert_eq!(t.observe(2), SeqCheck::Gap(1));
     }
 
     fn any_endpoint() -> impl Strategy<Value = Endpoint> {
@@ -1094,12 +1119,14 @@ mod tests {
             ]),
             any::<bool>(),
             any::<u32>(),
-            any::<u32>(),
+            any::<u64>(),
+            any::<u64>(),
         )
-            .prop_map(|(kind, resync, sender, seq)| Header {
+            .prop_map(|(kind, resync, sender, boot, seq)| Header {
                 kind,
                 resync: resync && kind.carries_records(),
                 sender,
+                boot,
                 seq,
             })
     }
@@ -1121,8 +1148,8 @@ mod tests {
             }
             let expected = if h.kind.carries_records() { records.len() } else { 0 };
             prop_assert_eq!(pushed, expected);
-            let d = b.finish();
-            prop_assert_eq!(d.len(), HEADER_LEN + pushed * RECORD_LEN);
+            let d = b.finish(None);
+            prop_assert_eq!(d.len(), MIN_DATAGRAM_LEN + pushed * RECORD_LEN);
             let p = Packet::new_checked(d).unwrap();
             prop_assert_eq!(p.header(), h);
             prop_assert_eq!(usize::from(p.record_count()), pushed);
@@ -1140,7 +1167,7 @@ mod tests {
             {
                 let (head, _) = buf.split_at_mut(len);
                 let Ok(mut b) = Builder::new(head, &header(MessageKind::Connections)) else {
-                    prop_assert!(len < HEADER_LEN);
+                    prop_assert!(len < MIN_DATAGRAM_LEN);
                     return Ok(());
                 };
                 for r in &records {
@@ -1151,7 +1178,7 @@ mod tests {
                         break;
                     }
                 }
-                n = b.finish().len();
+                n = b.finish(None).len();
             }
             prop_assert!(n <= len && n <= MAX_DATAGRAM_LEN);
             prop_assert!(buf[len..].iter().all(|&x| x == 0xa5), "wrote past the buffer");
@@ -1161,7 +1188,7 @@ mod tests {
         #[test]
         fn never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1500)) {
             if let Ok(p) = Packet::new_checked(&bytes[..]) {
-                let _ = (p.header(), p.version(), p.flags(), p.check_sender(1, &[2]));
+                let _ = (p.header(), p.version(), p.flags(), p.boot(), p.seq(), p.mac().len());
                 prop_assert_eq!(p.records().count(), usize::from(p.record_count()));
             }
         }
@@ -1173,13 +1200,14 @@ mod tests {
             body in prop::collection::vec(any::<u8>(), 0..120),
         ) {
             let mut d = MAGIC.to_vec();
-            d.extend_from_slice(&[VERSION, kind, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+            d.extend_from_slice(&[VERSION, kind, 0, 0, 0, 0, 0, 1]);
+            d.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1]);
             d.extend_from_slice(&count.to_be_bytes());
             d.extend_from_slice(&[0, 0]);
             d.extend_from_slice(&body);
             match Packet::new_checked(&d[..]) {
                 Ok(p) => {
-                    prop_assert_eq!(body.len(), usize::from(count) * RECORD_LEN);
+                    prop_assert_eq!(body.len(), usize::from(count) * RECORD_LEN + TRAILER_LEN);
                     for r in p.records() {
                         let _ = r.map(|r| r.event());
                     }
@@ -1190,8 +1218,8 @@ mod tests {
 
         #[test]
         fn never_panics_on_mutated_valid_datagrams(
-            flips in prop::collection::vec((0usize..HEADER_LEN + 3 * RECORD_LEN, any::<u8>()), 1..6),
-            cut in 0usize..=HEADER_LEN + 3 * RECORD_LEN + 4,
+            flips in prop::collection::vec((0usize..MIN_DATAGRAM_LEN + 3 * RECORD_LEN, any::<u8>()), 1..6),
+            cut in 0usize..=MIN_DATAGRAM_LEN + 3 * RECORD_LEN + 4,
         ) {
             let mut d = datagram(&[record(1), record(2), record(3)]);
             d.extend_from_slice(&[0, 0, 0, 0]);
@@ -1201,7 +1229,7 @@ mod tests {
             d.truncate(cut);
             if let Ok(p) = Packet::new_checked(&d[..]) {
                 prop_assert_eq!(
-                    HEADER_LEN + p.records().len() * RECORD_LEN,
+                    MIN_DATAGRAM_LEN + p.records().len() * RECORD_LEN,
                     d.len(),
                     "the count and the length agree"
                 );

@@ -1388,8 +1388,10 @@ impl Balancer {
     /// A connection already known is brought to the reported state; one
     /// known with another service or real server is replaced (the client
     /// reused the port of a connection the active one has since scheduled
-    /// afresh, a TIME_WAIT entry taken over by a new SYN). Returns how many
-    /// were new.
+    /// afresh, a TIME_WAIT entry taken over by a new SYN). An event for a
+    /// service or real server this balancer does not have is skipped, and
+    /// a timeout is never longer than the local one for the state. Returns
+    /// how many were new.
     pub fn install(&mut self, events: &[SyncEvent], now: u64) -> u64 {
         let mut installed = 0;
         for ev in events {
@@ -1410,7 +1412,13 @@ impl Balancer {
             let original =
                 FlowKey::new(ev.client.ip, ev.client.port, ev.vip.ip, ev.vip.port, proto);
             let reply = reply_key(service.forward, &original, ev.real);
-            let timeout_ns = u64::from(ev.timeout_s) * 1_000_000_000;
+            // Never longer than a connection in that state lives here (the
+            // sync thread caps and counts first; this holds for any caller).
+            let local_ns = match ev.protocol {
+                Protocol::Tcp => self.timeouts.tcp(ev.state),
+                _ => self.timeouts.udp(),
+            };
+            let timeout_ns = (u64::from(ev.timeout_s) * 1_000_000_000).min(local_ns);
             let counters = &mut self.counters;
             let mut known = self.conns.lookup(&original, now, |c| counters.forget(c));
             if let Some((id, _)) = known {

@@ -2475,6 +2475,24 @@ impl HaTopology {
         start_checked_rvsd(&path, &text, self.ns(i))
     }
 
+    /// Like [`HaTopology::start_rvsd`], with `extra_ha` appended to the
+    /// `[ha]` section (the last of the file), e.g. `sync_key_file`.
+    pub fn start_rvsd_with(
+        &self,
+        i: usize,
+        initial_state: &str,
+        services: &[Service],
+        extra_ha: &str,
+    ) -> Rvsd {
+        let mut text = self.rvsd_config(i, initial_state, services);
+        text.push_str(extra_ha);
+        let path = self
+            .topo
+            .dir
+            .write(&format!("rvsd-{}.toml", self.nodes[i].name), &text);
+        start_checked_rvsd(&path, &text, self.ns(i))
+    }
+
     /// `rvsadm --socket <node i's> ARGS`, whatever its outcome.
     pub fn rvsadm(&self, i: usize, args: &[&str]) -> CmdOutput {
         rvsadm_at(&self.socket(i), args)

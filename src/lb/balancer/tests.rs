@@ -298,6 +298,40 @@ fn a_standby_installs_what_the_active_one_reported() {
 }
 
 #[test]
+fn an_installed_connection_never_outlives_the_local_timeout_of_its_state() {
+    let mut standby = balancer(vec![service(ForwardMethod::Nat, Protocol::Tcp)]);
+    let event = SyncEvent {
+        protocol: Protocol::Tcp,
+        state: State::Established,
+        input_only: false,
+        client: Endpoint::new(CLIENT, 6200),
+        vip: Endpoint::new(VIP, 80),
+        real: Endpoint::new(RS[0], 8080),
+        timeout_s: u32::MAX, // 136 years
+    };
+    assert_eq!(standby.install(&[event], 2), 1);
+    let installed = standby.sync_dump(2);
+    assert_eq!(installed.len(), 1);
+    assert_eq!(installed[0].timeout_s, 900, "ESTABLISHED's local timeout");
+}
+
+#[test]
+fn a_reported_connection_for_an_unknown_service_is_skipped() {
+    let mut standby = balancer(vec![service(ForwardMethod::Nat, Protocol::Tcp)]);
+    let event = SyncEvent {
+        protocol: Protocol::Tcp,
+        state: State::Established,
+        input_only: false,
+        client: Endpoint::new(CLIENT, 6300),
+        vip: Endpoint::new(VIP, 443),
+        real: Endpoint::new(RS[0], 8080),
+        timeout_s: 60,
+    };
+    assert_eq!(standby.install(&[event], 2), 0);
+    assert_eq!(standby.conn_count(), 0);
+}
+
+#[test]
 fn a_reported_connection_replaces_a_known_one_on_another_real_server() {
     // The standby still holds the client's port in TIME_WAIT on one real
     // server; the active one has since scheduled a new SYN from the same

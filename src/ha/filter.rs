@@ -1,0 +1,160 @@
+//! What a standby accepts of a record the peer sent: only connections to
+//! a service and real server of its own configuration, and never for
+//! longer than its own timeouts allow. A record is a claim about the
+//! peer's table; this balancer's table is its own, so a forged or stale
+//! record must not install a connection nothing local would route, nor
+//! hold a slot longer than a real connection in that state could (136
+//! years, once).
+
+use super::sync::{Record, RecordError};
+use crate::lb::service::{Protocol, ServiceTable};
+use crate::lb::tcp_state::Timeouts;
+use std::sync::Arc;
+
+/// A record the filter let through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    /// The record, its timeout capped.
+    pub record: Record,
+    /// The timeout was above the local one and was lowered to it.
+    pub capped: bool,
+}
+
+/// The local configuration records are checked against.
+#[derive(Clone, Debug)]
+pub struct RecordFilter {
+    services: Arc<ServiceTable>,
+    timeouts: Timeouts,
+}
+
+impl RecordFilter {
+    /// Checks records against `services` and caps them at `timeouts`.
+    pub fn new(services: Arc<ServiceTable>, timeouts: Timeouts) -> RecordFilter {
+        RecordFilter { services, timeouts }
+    }
+
+    /// The services after a reload.
+    pub fn set_services(&mut self, services: Arc<ServiceTable>) {
+        self.services = services;
+    }
+
+    /// The local timeout of a record's state, in whole seconds, rounded
+    /// up (at least 1).
+    pub fn limit_s(&self, r: &Record) -> u32 {
+        let ns = match r.protocol {
+            Protocol::Tcp => self.timeouts.tcp(r.state),
+            _ => self.timeouts.udp(),
+        };
+        u32::try_from(ns.div_ceil(1_000_000_000).max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// The record if its service and real server (or sorry server) are
+    /// configured here, its timeout capped at the local one.
+    pub fn check(&self, r: &Record) -> Result<Admitted, RecordError> {
+        let vs = self
+            .services
+            .lookup(r.vip, r.protocol)
+            .ok_or(RecordError::UnknownService)?;
+        let service = self.services.get(vs);
+        let known = service.real_servers.iter().any(|s| s.endpoint == r.real)
+            || service.sorry_server == Some(r.real);
+        if !known {
+            return Err(RecordError::UnknownRealServer);
+        }
+        let limit = self.limit_s(r);
+        let mut record = *r;
+        let capped = !r.removed && r.timeout_s > limit;
+        if capped {
+            record.timeout_s = limit;
+        }
+        Ok(Admitted { record, capped })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lb::service::{ForwardMethod, SchedulerKind, ServiceKey, VirtualService};
+    use crate::lb::tcp_state::State;
+    use crate::lb::xmit::Endpoint;
+    use std::net::Ipv4Addr;
+
+    fn ep(a: [u8; 4], port: u16) -> Endpoint {
+        Endpoint::new(Ipv4Addr::from(a), port)
+    }
+
+    fn filter() -> RecordFilter {
+        let key = ServiceKey {
+            vip: ep([203, 0, 113, 100], 80),
+            protocol: Protocol::Tcp,
+        };
+        let vs = VirtualService::new(
+            "web",
+            key,
+            ForwardMethod::Nat,
+            SchedulerKind::Rr,
+            [(ep([10, 1, 0, 11], 8080), 1)],
+        );
+        RecordFilter::new(Arc::new(ServiceTable::new(vec![vs])), Timeouts::default())
+    }
+
+    fn record(timeout_s: u32) -> Record {
+        Record {
+            protocol: Protocol::Tcp,
+            state: State::Established,
+            input_only: false,
+            removed: false,
+            client: ep([198, 51, 100, 7], 40000),
+            vip: ep([203, 0, 113, 100], 80),
+            real: ep([10, 1, 0, 11], 8080),
+            timeout_s,
+        }
+    }
+
+    #[test]
+    fn a_record_within_the_local_timeout_passes_unchanged() {
+        let r = record(600);
+        assert_eq!(
+            filter().check(&r),
+            Ok(Admitted {
+                record: r,
+                capped: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_record_timeout_is_capped_at_the_local_timeout_of_its_state() {
+        let a = filter().check(&record(u32::MAX)).unwrap();
+        assert!(a.capped);
+        assert_eq!(a.record.timeout_s, 900, "ESTABLISHED's default");
+        let syn = Record {
+            state: State::SynRecv,
+            ..record(u32::MAX)
+        };
+        assert_eq!(filter().check(&syn).unwrap().record.timeout_s, 60);
+    }
+
+    #[test]
+    fn a_record_for_an_unknown_service_is_refused() {
+        let r = Record {
+            vip: ep([203, 0, 113, 100], 443),
+            ..record(60)
+        };
+        assert_eq!(filter().check(&r), Err(RecordError::UnknownService));
+        let udp = Record {
+            protocol: Protocol::Udp,
+            ..record(60)
+        };
+        assert_eq!(filter().check(&udp), Err(RecordError::UnknownService));
+    }
+
+    #[test]
+    fn a_record_for_an_unknown_real_server_is_refused() {
+        let r = Record {
+            real: ep([10, 1, 0, 99], 8080),
+            ..record(60)
+        };
+        assert_eq!(filter().check(&r), Err(RecordError::UnknownRealServer));
+    }
+}
