@@ -41,6 +41,8 @@ const DOWNLOAD_RATE: &str = "40M";
 const ELECTION: Duration = Duration::from_secs(15);
 /// Bound on a takeover (track script period, adverts, notify, GARP).
 const TAKEOVER: Duration = Duration::from_secs(15);
+/// How long node B may take to count the synced connections.
+const SYNC_WAIT: Duration = Duration::from_secs(10);
 
 fn web(ha: &HaTopology) -> Service {
     ha.topo.web("rr", &[1, 1])
@@ -90,24 +92,6 @@ fn wait_takeover(ha: &HaTopology, i: usize, baseline: u64, since: Instant) -> (D
     }
 }
 
-/// Waits (bounded) until node `i`'s `conns_synced` reaches `at_least`.
-fn wait_synced(ha: &HaTopology, i: usize, at_least: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = ha.total(i, "conns_synced").unwrap_or(0);
-        if n >= at_least {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} has {n} synced connections, expected at least {at_least}: {}",
-            ha.nodes[i].name,
-            ha.ha_status(i)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `n` fresh requests through the VIP; returns how many failed.
 fn fresh_failures(ha: &HaTopology, n: usize) -> usize {
     ha.topo
@@ -144,7 +128,7 @@ fn failover(dr: bool, fault: Fault, label: &str) {
     let download = ha.start_download(&path, DOWNLOAD_RATE, 90);
     std::thread::sleep(Duration::from_secs(3));
     // The download, the idle connections and the probes are synced.
-    let synced = wait_synced(&ha, 1, IDLE_CONNS as u64 + 1);
+    let synced = ha.wait_synced(1, IDLE_CONNS as u64 + 1, SYNC_WAIT);
     let sync_a = ha.ha_status(0)["sync"].clone();
     let baseline = ha.total(1, "forwarded").unwrap_or(0);
 
@@ -246,7 +230,7 @@ fn late_standby_gets_full_resync() {
         assert!(Instant::now() < deadline, "B completed no resync: {s}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let synced = wait_synced(&ha, 1, IDLE_CONNS as u64);
+    let synced = ha.wait_synced(1, IDLE_CONNS as u64, SYNC_WAIT);
     let a_status = ha.ha_status(0);
     ha.start_keepalived(1);
     if let Some(k) = ha.keepalived[1].as_mut() {
@@ -349,7 +333,7 @@ for _ in range(5):
     };
     // Nothing of it installed, sync still working, service unaffected.
     assert_eq!(fresh_failures(&ha, 10), 0, "the VIP stopped answering");
-    let synced_after = wait_synced(&ha, 1, synced_before + 10);
+    let synced_after = ha.wait_synced(1, synced_before + 10, SYNC_WAIT);
     assert_eq!(ha.role(1).as_deref(), Some("backup"), "B changed role");
     result_line(&format!(
         "ha malformed_sync dropped={} bad_records={} b_conns_synced {synced_before}->{synced_after}",

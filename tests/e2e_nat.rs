@@ -29,20 +29,6 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use support::counter;
 
-/// `n` sequential curls (one process each, one connection each) to the VIP.
-fn curls(topo: &Topology, n: usize) -> Vec<Result<String, String>> {
-    (0..n)
-        .map(|_| {
-            let out = topo.curl(&format!("{VIP}:80"), "/");
-            if out.success() {
-                Ok(out.stdout)
-            } else {
-                Err(out.to_string())
-            }
-        })
-        .collect()
-}
-
 /// The `conns` of each listed real server of `service`, by address.
 fn listed_conns(list: &serde_json::Value, service: &str) -> BTreeMap<String, u64> {
     listed_real_servers(list, service)
@@ -149,7 +135,7 @@ fn nat_with_two_workers_on_a_device_without_rss() {
     let topo = Topology::nat(3);
     let rvsd = topo.start_rvsd(2, &[topo.web("rr", &[1, 1, 1])]);
 
-    let results = curls(&topo, 40);
+    let results = topo.curls(40);
     assert_all_answered(&results, &rvsd);
     let counts = count_answers(&results);
     for rs in &topo.real_servers {
@@ -256,7 +242,7 @@ fn management_path_reaches_real_servers_beside_rvsd() {
         );
     }
     // And the data plane still balances beside it.
-    let results = curls(&topo, 4);
+    let results = topo.curls(4);
     assert_all_answered(&results, &rvsd);
     let counts = count_answers(&results);
     assert_eq!(counts.get("rs1"), Some(&2), "{counts:?}");

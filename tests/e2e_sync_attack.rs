@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 /// Idle keep-alive connections opened through A.
 const IDLE_CONNS: usize = 20;
+/// How long node B may take to count the synced connections.
+const SYNC_WAIT: Duration = Duration::from_secs(15);
 
 /// The attacker: a Python script run in a namespace, `MODE COUNT [DEV]`.
 /// Sync datagrams are built as `docs/sync-protocol.md` (version 2) says,
@@ -157,20 +159,10 @@ fn sync_counter(ha: &HaTopology, i: usize, path: &[&str]) -> u64 {
 
 /// Waits (bounded) until node `i`'s counter reaches `at_least`.
 fn wait_counter(ha: &HaTopology, i: usize, path: &[&str], at_least: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = sync_counter(ha, i, path);
-        if n >= at_least {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}'s sync {path:?} is {n}, expected at least {at_least}: {}",
-            ha.nodes[i].name,
-            ha.ha_status(i)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let what = format!("sync {path:?}");
+    ha.wait_at_least(i, &what, at_least, Duration::from_secs(10), |ha, i| {
+        sync_counter(ha, i, path)
+    })
 }
 
 /// Node `i`'s connections whose client is in 100.64.0.0/16 (the forged
@@ -187,24 +179,6 @@ fn conns(ha: &HaTopology, i: usize) -> (usize, usize) {
         })
         .count();
     (forged, list.len())
-}
-
-/// Waits (bounded) until node `i`'s `conns_synced` reaches `at_least`.
-fn wait_synced(ha: &HaTopology, i: usize, at_least: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let n = ha.total(i, "conns_synced").unwrap_or(0);
-        if n >= at_least {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} has {n} synced connections, expected at least {at_least}: {}",
-            ha.nodes[i].name,
-            ha.ha_status(i)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -237,7 +211,7 @@ fn sync_attacks_change_nothing_and_are_counted() {
     // A starts as master; B still gets its live connections.
     let a = ha.start_rvsd_with(0, "master", &services, &extra);
     let idle = ha.start_idle_conns(IDLE_CONNS);
-    let synced = wait_synced(&ha, 1, IDLE_CONNS as u64);
+    let synced = ha.wait_synced(1, IDLE_CONNS as u64, SYNC_WAIT);
     let s = ha.ha_status(1)["sync"].clone();
     assert_eq!(s["peer_node_id"], 1, "B does not hear A: {s}");
     let (_, b_conns_before) = conns(&ha, 1);
@@ -280,7 +254,7 @@ fn sync_attacks_change_nothing_and_are_counted() {
     let storm_sent = n(&a_after, "sent_datagrams") - n(&a_before, "sent_datagrams");
 
     // The real sync still works, and carries the live connections over.
-    let synced_after = wait_synced(&ha, 1, synced + 1);
+    let synced_after = ha.wait_synced(1, synced + 1, SYNC_WAIT);
     let b_status = ha.ha_status(1)["sync"].clone();
     assert_eq!(b_status["dropped"]["stale_boot"], 0, "{b_status}");
     assert_eq!(b_status["peer_restarts"], 0, "{b_status}");
@@ -330,7 +304,7 @@ fn without_a_key_forged_records_are_capped_and_dumps_rate_limited() {
     let b = ha.start_rvsd(1, "backup", &services);
     assert_eq!(ha.ha_status(1)["sync"]["authenticated"], false);
     let idle = ha.start_idle_conns(IDLE_CONNS);
-    let synced = wait_synced(&ha, 1, IDLE_CONNS as u64);
+    let synced = ha.wait_synced(1, IDLE_CONNS as u64, SYNC_WAIT);
 
     // Forged records from A's address and port, with another sender id.
     const FORGED: u64 = 50;
@@ -364,7 +338,7 @@ fn without_a_key_forged_records_are_capped_and_dumps_rate_limited() {
 
     // The real master is still heard.
     let _ = ha.topo.http_get_many(&ha.topo.vip, "/", 5);
-    let synced_after = wait_synced(&ha, 1, synced + 5);
+    let synced_after = ha.wait_synced(1, synced + 5, SYNC_WAIT);
 
     // A resync storm from B's address and port: one dump, the rest refused.
     // (B's own resync at its start was a dump: wait until that one no

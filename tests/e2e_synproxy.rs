@@ -49,20 +49,6 @@ took = time.time() - start
 print('%d %s in %.2f s: %.0f/s' % (count, mode, took, count / took))
 "#;
 
-/// `n` sequential curls to the VIP.
-fn curls(topo: &Topology, n: usize) -> Vec<Result<String, String>> {
-    (0..n)
-        .map(|_| {
-            let out = topo.curl(&format!("{VIP}:80"), "/");
-            if out.success() {
-                Ok(out.stdout)
-            } else {
-                Err(out.to_string())
-            }
-        })
-        .collect()
-}
-
 fn connections(topo: &Topology) -> u64 {
     counter(&topo.rvsadm_json("stats"), "total.connections")
 }
@@ -79,7 +65,7 @@ fn syn_proxy_serves_clients_and_keeps_no_state_for_spoofed_handshakes() {
     // Requests and a download through the proxy's handshake and its
     // sequence translation.
     let t0 = Instant::now();
-    let results = curls(&topo, 20);
+    let results = topo.curls(20);
     let per_request_ms = t0.elapsed().as_secs_f64() * 1000.0 / 20.0;
     assert_all_answered(&results, &rvsd);
     let t = topo.check_huge_download(&rvsd, 16 << 20);
@@ -119,7 +105,7 @@ fn syn_proxy_serves_clients_and_keeps_no_state_for_spoofed_handshakes() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("python3 runs");
-        let during = curls(&topo, 10);
+        let during = topo.curls(10);
         let out = flood.wait_with_output().expect("the spoofer ends");
         assert!(out.status.success(), "spoofer: {out:?}");
         assert_all_answered(&during, &rvsd);
@@ -166,7 +152,7 @@ fn syn_proxy_with_two_workers_on_a_device_without_rss() {
     // Each segment of a handshake reaches the worker that owns its client
     // (handed over when another received it), which alone knows the
     // connection and the segments it keeps.
-    let results = curls(&topo, 20);
+    let results = topo.curls(20);
     assert_all_answered(&results, &rvsd);
     let stats = stop_rvsd(rvsd);
     assert_eq!(

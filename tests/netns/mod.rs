@@ -1387,6 +1387,21 @@ impl Topology {
         self.client.run("curl", &["-s", "-m", "5", &url], CMD)
     }
 
+    /// `n` sequential curls to [`VIP`] (one process each, one connection
+    /// each): each answer's body, or the failed command.
+    pub fn curls(&self, n: usize) -> Vec<Result<String, String>> {
+        (0..n)
+            .map(|_| {
+                let out = self.curl(&format!("{VIP}:80"), "/");
+                if out.success() {
+                    Ok(out.stdout)
+                } else {
+                    Err(out.to_string())
+                }
+            })
+            .collect()
+    }
+
     /// Starts a steady client load on `http://VIP:80/` in the client
     /// namespace: `threads` loops of sequential requests, each on its own
     /// connection (`Connection: close`, so the scheduler decides every
@@ -2537,6 +2552,41 @@ impl HaTopology {
     pub fn total(&self, i: usize, key: &str) -> Option<u64> {
         self.try_json(i, &["stats"])
             .and_then(|v| v["total"][key].as_u64())
+    }
+
+    /// Waits (bounded by `timeout`) until `read(self, i)` reaches
+    /// `at_least`; panics with node `i`'s `ha status` otherwise (`what`
+    /// names the value). Returns the value reached.
+    pub fn wait_at_least(
+        &self,
+        i: usize,
+        what: &str,
+        at_least: u64,
+        timeout: Duration,
+        read: impl Fn(&HaTopology, usize) -> u64,
+    ) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = read(self, i);
+            if n >= at_least {
+                return n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}'s {what} is {n}, expected at least {at_least}: {}",
+                self.nodes[i].name,
+                self.ha_status(i)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (bounded by `timeout`) until node `i`'s `conns_synced`
+    /// reaches `at_least`; returns it.
+    pub fn wait_synced(&self, i: usize, at_least: u64, timeout: Duration) -> u64 {
+        self.wait_at_least(i, "conns_synced", at_least, timeout, |ha, i| {
+            ha.total(i, "conns_synced").unwrap_or(0)
+        })
     }
 
     /// Waits (bounded) until node `i`'s role is `role`; panics with the
