@@ -52,6 +52,19 @@ fn segment(src: Ep, dst: Ep, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> V
 }
 
 #[track_caller]
+/// The client's first data segment (`GET /`), acknowledging the stream
+/// of `cookie`.
+fn request(cookie: u32) -> Vec<u8> {
+    segment(
+        C,
+        WEB,
+        ACK | PSH,
+        build::SEQ + 1,
+        cookie.wrapping_add(1),
+        b"GET /",
+    )
+}
+
 fn assert_valid(ip: &[u8]) {
     assert!(view::ip_ok(ip), "IPv4 checksum");
     assert!(view::l4_ok(ip), "TCP checksum");
@@ -172,14 +185,7 @@ fn data_is_translated_both_ways_after_the_handshake() {
     let mut lb = proxy_lb();
     let cookie = establish(&mut lb);
     // The client acknowledges the cookie's stream; the server sees its own.
-    let req = segment(
-        C,
-        WEB,
-        ACK | PSH,
-        build::SEQ + 1,
-        cookie.wrapping_add(1),
-        b"GET /",
-    );
+    let req = request(cookie);
     let (port, f) = lb.rx(0, &from_outside(&req)).one();
     assert_eq!(port, 1);
     let ip = view::l3(&f);
@@ -222,14 +228,7 @@ fn resets_are_translated_too() {
 fn the_first_client_segment_before_the_server_answers_waits_for_its_syn_ack() {
     let mut lb = proxy_lb();
     let (cookie, _) = open(&mut lb);
-    let req = segment(
-        C,
-        WEB,
-        ACK | PSH,
-        build::SEQ + 1,
-        cookie.wrapping_add(1),
-        b"GET /",
-    );
+    let req = request(cookie);
     let kept = lb.rx(0, &from_outside(&req));
     assert!(kept.sent.is_empty() && kept.dropped.is_none(), "{kept:?}");
     assert_eq!(lb.w.stats.synproxy_segments_kept, 1);
@@ -251,14 +250,7 @@ fn the_first_client_segment_before_the_server_answers_waits_for_its_syn_ack() {
 fn a_second_client_segment_before_the_server_answers_resends_the_syn() {
     let mut lb = proxy_lb();
     let (cookie, _) = open(&mut lb);
-    let req = segment(
-        C,
-        WEB,
-        ACK | PSH,
-        build::SEQ + 1,
-        cookie.wrapping_add(1),
-        b"GET /",
-    );
+    let req = request(cookie);
     lb.rx(0, &from_outside(&req));
     let (port, f) = lb.rx(0, &from_outside(&req)).one();
     assert_eq!(port, 1);
@@ -274,14 +266,7 @@ fn a_second_client_segment_before_the_server_answers_resends_the_syn() {
 fn a_kept_segment_is_a_counted_drop_when_the_server_stays_silent() {
     let mut lb = proxy_lb();
     let (cookie, _) = open(&mut lb);
-    let req = segment(
-        C,
-        WEB,
-        ACK | PSH,
-        build::SEQ + 1,
-        cookie.wrapping_add(1),
-        b"GET /",
-    );
+    let req = request(cookie);
     lb.rx(0, &from_outside(&req));
     lb.now += SEC / 2;
     lb.tick();

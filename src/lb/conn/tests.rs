@@ -23,6 +23,16 @@ fn nat_keys(n: u32, port: u16) -> (FlowKey, FlowKey) {
 
 fn none(_: &Conn) {}
 
+/// A table of `size` entries holding one new NAT connection (client 1,
+/// port 1000, created at time 0 as a first packet creates one): the table,
+/// the connection's id and its original key.
+fn one_new_nat(size: usize) -> (ConnTable, ConnId, FlowKey) {
+    let mut t = ConnTable::new(size);
+    let (o, r) = nat_keys(1, 1000);
+    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    (t, id, o)
+}
+
 /// A connection in `state` living `ttl` from time 0, installed as HA
 /// sync installs one: proven, unless in NONE (as a packet creates one).
 fn init(state: State, ttl: u64) -> ConnInit {
@@ -478,9 +488,7 @@ fn proven_dr_connection_is_never_evicted() {
 #[test]
 fn proven_nat_connection_is_never_evicted() {
     let tm = Timeouts::default();
-    let mut t = ConnTable::new(2);
-    let (o, r) = nat_keys(1, 1000);
-    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let (mut t, id, o) = one_new_nat(2);
     let c = t.get_mut(id);
     c.on_packet(Direction::Original, TcpFlags::SYN, 60, 0, &tm);
     c.on_packet(Direction::Reply, TcpFlags::SYN_ACK, 60, 0, &tm);
@@ -502,9 +510,7 @@ fn proven_nat_connection_is_never_evicted() {
 #[test]
 fn reset_from_the_server_does_not_prove_a_nat_connection() {
     let tm = Timeouts::default();
-    let mut t = ConnTable::new(2);
-    let (o, r) = nat_keys(1, 1000);
-    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let (mut t, id, _) = one_new_nat(2);
     let c = t.get_mut(id);
     c.on_packet(Direction::Original, TcpFlags::SYN, 60, 0, &tm);
     c.on_packet(Direction::Original, TcpFlags::ACK, 52, 0, &tm);
@@ -672,9 +678,7 @@ fn iter_lists_stored_connections() {
 #[test]
 fn nat_handshake_makes_the_connection_active_and_sets_timeouts_per_state() {
     let tm = Timeouts::default();
-    let mut t = ConnTable::new(16);
-    let (o, r) = nat_keys(1, 1000);
-    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let (mut t, id, _) = one_new_nat(16);
     assert!(!t.get(id).is_active());
     let c = t.get_mut(id);
     let tr = c.on_packet(Direction::Original, TcpFlags::SYN, 60, SEC, &tm);
@@ -788,9 +792,7 @@ fn configured_timeouts_apply_per_state() {
         tcp_syn: Some(std::time::Duration::from_secs(5)),
         ..Default::default()
     });
-    let mut t = ConnTable::new(16);
-    let (o, r) = nat_keys(1, 1000);
-    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    let (mut t, id, _) = one_new_nat(16);
     let c = t.get_mut(id);
     c.on_packet(Direction::Original, TcpFlags::SYN, 60, 0, &tm);
     assert_eq!(c.expires_ns, 5 * SEC);
