@@ -41,6 +41,10 @@ pub struct Limits {
     pub answer_timeout: Duration,
 }
 
+/// Connections a server accepts in one pass, so accepting cannot starve
+/// its clients.
+pub const ACCEPT_BURST: usize = 64;
+
 /// Most bytes written to one client in one pass, so one fast reader of a
 /// big answer does not keep the others waiting.
 const WRITE_CHUNK: usize = 256 * 1024;

@@ -54,8 +54,6 @@ const MAX_CLIENTS: usize = 128;
 const MAX_REQUEST: usize = 8 * 1024;
 /// How often the server thread looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
-/// Connections accepted in one pass, so accepting cannot starve the rest.
-const ACCEPT_BURST: usize = 64;
 
 const LIMITS: Limits = Limits {
     max_clients: MAX_CLIENTS,
@@ -916,7 +914,7 @@ fn event_loop(
 /// Takes in the waiting connections; past the cap each gets a 503 (if its
 /// socket takes it at once) and is closed.
 fn accept(listener: &TcpListener, clients: &mut Clients<TcpStream, ()>, now: Instant) {
-    for _ in 0..ACCEPT_BURST {
+    for _ in 0..clients::ACCEPT_BURST {
         let Ok((stream, _)) = listener.accept() else {
             return;
         };
@@ -1144,6 +1142,12 @@ pub(crate) mod tests {
         line.rsplit(' ').next().unwrap().parse().unwrap()
     }
 
+    /// Asserts that the sample `name` with `labels` has the value `want`.
+    #[track_caller]
+    fn assert_value(text: &str, name: &str, labels: &[&str], want: f64) {
+        assert_eq!(value(text, name, labels), want, "{name} {labels:?}");
+    }
+
     const RS11: &str = "real_server=\"10.1.0.11:8080\"";
     const RS12: &str = "real_server=\"10.1.0.12:8080\"";
     const RS13: &str = "real_server=\"10.1.0.13:8080\"";
@@ -1159,30 +1163,12 @@ pub(crate) mod tests {
                  real_server=\"10.1.0.11:8080\"} 9"
             )
         );
-        assert_eq!(
-            value(&text, "rvs_real_server_inactive_connections", &[RS12]),
-            2.0
-        );
-        assert_eq!(
-            value(&text, "rvs_real_server_connections_total", &[RS11]),
-            90.0
-        );
-        assert_eq!(
-            value(&text, "rvs_real_server_packets_in_total", &[RS12]),
-            300.0
-        );
-        assert_eq!(
-            value(&text, "rvs_real_server_packets_out_total", &[RS12]),
-            270.0
-        );
-        assert_eq!(
-            value(&text, "rvs_real_server_bytes_in_total", &[RS11]),
-            9000.0
-        );
-        assert_eq!(
-            value(&text, "rvs_real_server_bytes_out_total", &[RS11]),
-            81000.0
-        );
+        assert_value(&text, "rvs_real_server_inactive_connections", &[RS12], 2.0);
+        assert_value(&text, "rvs_real_server_connections_total", &[RS11], 90.0);
+        assert_value(&text, "rvs_real_server_packets_in_total", &[RS12], 300.0);
+        assert_value(&text, "rvs_real_server_packets_out_total", &[RS12], 270.0);
+        assert_value(&text, "rvs_real_server_bytes_in_total", &[RS11], 9000.0);
+        assert_value(&text, "rvs_real_server_bytes_out_total", &[RS11], 81000.0);
         assert!(text.contains("# TYPE rvs_real_server_connections counter"));
         assert!(text.contains("# TYPE rvs_real_server_active_connections gauge"));
     }
@@ -1223,39 +1209,27 @@ pub(crate) mod tests {
     #[test]
     fn health_weight_and_draining_are_gauges() {
         let text = render(snapshot());
-        assert_eq!(value(&text, "rvs_real_server_up", &[RS11]), 1.0);
-        assert_eq!(value(&text, "rvs_real_server_up", &[RS12]), 0.0);
+        assert_value(&text, "rvs_real_server_up", &[RS11], 1.0);
+        assert_value(&text, "rvs_real_server_up", &[RS12], 0.0);
         // The weight in force, else the table's.
-        assert_eq!(value(&text, "rvs_real_server_weight", &[RS11]), 5.0);
-        assert_eq!(value(&text, "rvs_real_server_weight", &[RS12]), 1.0);
-        assert_eq!(value(&text, "rvs_real_server_draining", &[RS13]), 1.0);
-        assert_eq!(value(&text, "rvs_real_server_draining", &[RS11]), 0.0);
+        assert_value(&text, "rvs_real_server_weight", &[RS11], 5.0);
+        assert_value(&text, "rvs_real_server_weight", &[RS12], 1.0);
+        assert_value(&text, "rvs_real_server_draining", &[RS13], 1.0);
+        assert_value(&text, "rvs_real_server_draining", &[RS11], 0.0);
     }
 
     #[test]
     fn overloaded_real_servers_count_the_workers_holding_them() {
         let text = render(snapshot());
-        assert_eq!(
-            value(&text, "rvs_real_server_overloaded_workers", &[RS11]),
-            2.0
-        );
-        assert_eq!(
-            value(&text, "rvs_real_server_overloaded_workers", &[RS12]),
-            0.0
-        );
+        assert_value(&text, "rvs_real_server_overloaded_workers", &[RS11], 2.0);
+        assert_value(&text, "rvs_real_server_overloaded_workers", &[RS12], 0.0);
     }
 
     #[test]
     fn drops_are_summed_over_workers_for_every_reason() {
         let text = render(snapshot());
-        assert_eq!(
-            value(&text, "rvs_drops_total", &["reason=\"no_service\""]),
-            4.0
-        );
-        assert_eq!(
-            value(&text, "rvs_drops_total", &["reason=\"bad_checksum\""]),
-            2.0
-        );
+        assert_value(&text, "rvs_drops_total", &["reason=\"no_service\""], 4.0);
+        assert_value(&text, "rvs_drops_total", &["reason=\"bad_checksum\""], 2.0);
         for r in DropReason::ALL {
             let label = format!("reason=\"{}\"", r.name());
             assert!(
@@ -1274,9 +1248,11 @@ pub(crate) mod tests {
         assert_eq!(value(&text, name, &[RS11, "le=\"0.005\""]), 2.0);
         assert_eq!(value(&text, name, &[RS11, "le=\"1.0\""]), 2.0);
         assert_eq!(value(&text, name, &[RS11, "le=\"+Inf\""]), 3.0);
-        assert_eq!(
-            value(&text, "rvs_health_check_duration_seconds_count", &[RS11]),
-            3.0
+        assert_value(
+            &text,
+            "rvs_health_check_duration_seconds_count",
+            &[RS11],
+            3.0,
         );
         let sum = value(&text, "rvs_health_check_duration_seconds_sum", &[RS11]);
         assert!((sum - 2.004).abs() < 1e-9, "{sum}");
@@ -1288,54 +1264,51 @@ pub(crate) mod tests {
     fn table_fill_is_a_gauge_per_worker() {
         let text = render(snapshot());
         assert!(text.contains("# TYPE rvs_worker_conn_table_capacity gauge"));
-        assert_eq!(
-            value(&text, "rvs_worker_conn_table_capacity", &["lcore=\"1\""]),
-            1000.0
+        assert_value(
+            &text,
+            "rvs_worker_conn_table_capacity",
+            &["lcore=\"1\""],
+            1000.0,
         );
-        assert_eq!(
-            value(&text, "rvs_worker_neighbor_queue_frames", &["lcore=\"2\""]),
-            2.0
+        assert_value(
+            &text,
+            "rvs_worker_neighbor_queue_frames",
+            &["lcore=\"2\""],
+            2.0,
         );
-        assert_eq!(
-            value(
-                &text,
-                "rvs_worker_neighbor_queue_capacity",
-                &["lcore=\"2\""]
-            ),
-            256.0
+        assert_value(
+            &text,
+            "rvs_worker_neighbor_queue_capacity",
+            &["lcore=\"2\""],
+            256.0,
         );
     }
 
     #[test]
     fn mbufs_in_use_are_a_gauge_per_pool() {
         let text = render(snapshot());
-        assert_eq!(
-            value(&text, "rvs_mempool_mbufs_in_use", &["pool=\"rvs_mbufs\""]),
-            1500.0
+        assert_value(
+            &text,
+            "rvs_mempool_mbufs_in_use",
+            &["pool=\"rvs_mbufs\""],
+            1500.0,
         );
-        assert_eq!(
-            value(&text, "rvs_mempool_mbufs", &["pool=\"rvs_mbufs\""]),
-            8191.0
-        );
+        assert_value(&text, "rvs_mempool_mbufs", &["pool=\"rvs_mbufs\""], 8191.0);
     }
 
     #[test]
     fn worker_metrics_carry_the_lcore() {
         let text = render(snapshot());
-        assert_eq!(
-            value(&text, "rvs_worker_rx_packets_total", &["lcore=\"2\""]),
-            100.0
+        assert_value(
+            &text,
+            "rvs_worker_rx_packets_total",
+            &["lcore=\"2\""],
+            100.0,
         );
-        assert_eq!(
-            value(&text, "rvs_worker_tx_packets_total", &["lcore=\"1\""]),
-            90.0
-        );
-        assert_eq!(value(&text, "rvs_worker_busy_ratio", &["lcore=\"1\""]), 0.3);
-        assert_eq!(value(&text, "rvs_worker_busy_ratio", &["lcore=\"2\""]), 0.5);
-        assert_eq!(
-            value(&text, "rvs_worker_connections", &["lcore=\"2\""]),
-            9.0
-        );
+        assert_value(&text, "rvs_worker_tx_packets_total", &["lcore=\"1\""], 90.0);
+        assert_value(&text, "rvs_worker_busy_ratio", &["lcore=\"1\""], 0.3);
+        assert_value(&text, "rvs_worker_busy_ratio", &["lcore=\"2\""], 0.5);
+        assert_value(&text, "rvs_worker_connections", &["lcore=\"2\""], 9.0);
         assert!(text.ends_with("# EOF\n"));
     }
 
@@ -1386,29 +1359,22 @@ pub(crate) mod tests {
     #[test]
     fn ha_role_and_sync_counters_are_exported_when_configured() {
         let text = render(snapshot());
-        assert_eq!(value(&text, "rvs_ha_master", &[]), 1.0);
-        assert_eq!(value(&text, "rvs_ha_sync_sent_records_total", &[]), 7.0);
-        assert_eq!(
-            value(
-                &text,
-                "rvs_ha_sync_dropped_datagrams_total",
-                &["reason=\"foreign\""]
-            ),
-            2.0
+        assert_value(&text, "rvs_ha_master", &[], 1.0);
+        assert_value(&text, "rvs_ha_sync_sent_records_total", &[], 7.0);
+        assert_value(
+            &text,
+            "rvs_ha_sync_dropped_datagrams_total",
+            &["reason=\"foreign\""],
+            2.0,
         );
-        assert_eq!(
-            value(
-                &text,
-                "rvs_ha_sync_dropped_records_total",
-                &["reason=\"unknown_service\""]
-            ),
-            3.0
+        assert_value(
+            &text,
+            "rvs_ha_sync_dropped_records_total",
+            &["reason=\"unknown_service\""],
+            3.0,
         );
-        assert_eq!(
-            value(&text, "rvs_ha_sync_ttl_capped_records_total", &[]),
-            4.0
-        );
-        assert_eq!(value(&text, "rvs_ha_sync_peer_restarts_total", &[]), 1.0);
+        assert_value(&text, "rvs_ha_sync_ttl_capped_records_total", &[], 4.0);
+        assert_value(&text, "rvs_ha_sync_peer_restarts_total", &[], 1.0);
         let mut standalone = snapshot();
         standalone.ha = serde_json::json!({"role": "standalone", "configured": false});
         assert!(!render(standalone).contains("rvs_ha_"));

@@ -48,8 +48,6 @@ pub const MAX_CLIENTS: usize = 256;
 pub const MAX_REQUEST: usize = 64 * 1024;
 /// How often the I/O thread looks at its stop flag when nothing happens.
 const STOP_POLL: Duration = Duration::from_millis(100);
-/// Connections accepted in one pass, so accepting cannot starve the rest.
-const ACCEPT_BURST: usize = 64;
 
 const LIMITS: Limits = Limits {
     max_clients: MAX_CLIENTS,
@@ -290,7 +288,7 @@ impl Io {
 
     /// Takes in the waiting connections, each with its peer's level.
     fn accept(&mut self, now: Instant) {
-        for _ in 0..ACCEPT_BURST {
+        for _ in 0..clients::ACCEPT_BURST {
             let Ok((stream, _)) = self.listener.accept() else {
                 return;
             };
