@@ -72,31 +72,16 @@ fn flood_pps() -> u64 {
 /// until the file `STOP` exists; then prints `verdict: {json}`.
 const LEGIT: &str = r#"
 import hashlib, json, os, socket, sys, threading, time
+import http_answer  # tests/netns, on PYTHONPATH
 host, keep, udp_port, stop, body_path, pace = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6])
 lock = threading.Lock()
 v = {'keepalive': {'ok': 0, 'fail': []}, 'new': {'ok': [], 'fail': []},
      'udp': {'ok': [], 'fail': []}, 'download': {'bytes': 0, 'error': '', 'seconds': 0}}
 
 def read_answer(s):
-    buf = b''
-    while b'\r\n\r\n' not in buf:
-        d = s.recv(65536)
-        if not d:
-            raise EOFError('closed by the peer before the answer')
-        buf += d
-    head, body = buf.split(b'\r\n\r\n', 1)
-    lines = head.split(b'\r\n')
-    length = 0
-    for line in lines[1:]:
-        if line.lower().startswith(b'content-length:'):
-            length = int(line.split(b':', 1)[1])
-    while len(body) < length:
-        d = s.recv(65536)
-        if not d:
-            raise EOFError('closed by the peer mid-body')
-        body += d
-    if not lines[0].startswith(b'HTTP/1.1 200') and not lines[0].startswith(b'HTTP/1.0 200'):
-        raise ValueError('answer %r' % lines[0])
+    status, body = http_answer.read_answer(s)
+    if not status.startswith(b'HTTP/1.1 200') and not status.startswith(b'HTTP/1.0 200'):
+        raise ValueError('answer %r' % status)
     return body
 
 def keepalive(k):
@@ -160,14 +145,8 @@ def download():
         s.settimeout(5)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         s.sendall(b'GET /big.bin HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n')
-        buf = b''
-        while b'\r\n\r\n' not in buf:
-            d = s.recv(65536)
-            if not d:
-                raise EOFError('closed before the header')
-            buf += d
-        head, body = buf.split(b'\r\n\r\n', 1)
-        length = [int(l.split(b':', 1)[1]) for l in head.split(b'\r\n') if l.lower().startswith(b'content-length:')][0]
+        lines, body = http_answer.read_head(s)
+        length = [int(l.split(b':', 1)[1]) for l in lines if l.lower().startswith(b'content-length:')][0]
         rate = length / pace
         with open(body_path, 'wb') as f:
             f.write(body)
@@ -214,6 +193,7 @@ impl Legit {
         let stop = topo.dir.join("legit.stop");
         let body = topo.dir.join("legit-download.bin");
         let mut cmd = topo.client.command("python3");
+        cmd.env("PYTHONPATH", support::repo_root().join("tests/netns"));
         cmd.args([
             "-u",
             "-c",

@@ -14,27 +14,13 @@ import socket
 import sys
 import time
 
+from http_answer import read_answer
+
 
 def ask(s):
     s.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(4096)
-        if not d:
-            raise EOFError("closed by the peer before the answer")
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
-    lines = head.split(b"\r\n")
-    length = 0
-    for line in lines[1:]:
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    while len(body) < length:
-        d = s.recv(4096)
-        if not d:
-            raise EOFError("closed by the peer mid-body")
-        body += d
-    return lines[0].decode(), body.decode(errors="replace").strip()
+    status, body = read_answer(s, 4096)
+    return status.decode(), body.decode(errors="replace").strip()
 
 
 def main():
