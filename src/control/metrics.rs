@@ -151,6 +151,19 @@ pub fn render(snapshot: MetricsSnapshot) -> String {
 /// A label set: (name, value) pairs.
 type Labels = Vec<(&'static str, String)>;
 
+/// The samples of a JSON object of counts by reason (`{"bad_mac": 3}`),
+/// one per reason, labelled `reason`; none when it is not an object.
+fn by_reason(counts: &serde_json::Value) -> Vec<(Labels, u64)> {
+    counts
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(reason, v)| (vec![("reason", reason.clone())], v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Encodes a whole snapshot on each scrape.
 #[derive(Debug)]
 struct SnapshotCollector {
@@ -694,14 +707,7 @@ impl SnapshotCollector {
         for (name, help, field) in kinds {
             counters(encoder, name, help, &[(none.clone(), n(field))])?;
         }
-        let dropped: Vec<(Labels, u64)> = sync["dropped"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(reason, v)| (vec![("reason", reason.clone())], v.as_u64().unwrap_or(0)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let dropped = by_reason(&sync["dropped"]);
         counters(
             encoder,
             "rvs_ha_sync_dropped_datagrams",
@@ -720,14 +726,7 @@ impl SnapshotCollector {
     ) -> fmt::Result {
         let none: Labels = Vec::new();
         let n = |k: &str| sync[k].as_u64().unwrap_or(0);
-        let records: Vec<(Labels, u64)> = sync["records_dropped"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(reason, v)| (vec![("reason", reason.clone())], v.as_u64().unwrap_or(0)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let records = by_reason(&sync["records_dropped"]);
         counters(
             encoder,
             "rvs_ha_sync_dropped_records",
