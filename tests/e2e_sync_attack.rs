@@ -26,7 +26,7 @@
 mod netns;
 mod support;
 
-use netns::{heavy, result_line, HaTopology, HA_MGMT_A, HA_MGMT_B, HA_SYNC_PORT};
+use netns::{heavy, result_line, HaTopology, IdleVerdict, HA_MGMT_A, HA_MGMT_B, HA_SYNC_PORT};
 use std::time::{Duration, Instant};
 
 /// Idle keep-alive connections opened through A.
@@ -181,6 +181,16 @@ fn conns(ha: &HaTopology, i: usize) -> (usize, usize) {
     (forged, list.len())
 }
 
+/// Asserts that every idle connection was answered after the switch-over
+/// to B.
+fn assert_all_idle_ok(verdict: &IdleVerdict) {
+    assert_eq!(
+        verdict.ok, IDLE_CONNS,
+        "idle connections failed after the switch-over to B: {:?}",
+        verdict.failures
+    );
+}
+
 #[test]
 fn sync_attacks_change_nothing_and_are_counted() {
     let _heavy = heavy();
@@ -280,11 +290,7 @@ fn sync_attacks_change_nothing_and_are_counted() {
         verdict.ok,
         started.elapsed().as_secs_f64(),
     ));
-    assert_eq!(
-        verdict.ok, IDLE_CONNS,
-        "idle connections failed after the switch-over to B: {:?}",
-        verdict.failures
-    );
+    assert_all_idle_ok(&verdict);
     assert_eq!(fresh, 0, "fresh requests failed through B");
     drop((a, b));
 }
@@ -374,10 +380,6 @@ fn without_a_key_forged_records_are_capped_and_dumps_rate_limited() {
         verdict.ok,
         started.elapsed().as_secs_f64(),
     ));
-    assert_eq!(
-        verdict.ok, IDLE_CONNS,
-        "idle connections failed after the switch-over to B: {:?}",
-        verdict.failures
-    );
+    assert_all_idle_ok(&verdict);
     drop((a, b));
 }
