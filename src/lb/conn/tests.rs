@@ -1379,3 +1379,37 @@ fn memory_for_tells_before_allocating_what_memory_bytes_says_after() {
         );
     }
 }
+
+#[test]
+fn a_full_table_finds_an_expired_entry_beyond_the_new_keys_home_bucket() {
+    // Sync-installed (proven, never queued) connections only: the
+    // shedding ring stays empty, so making room falls back to the index.
+    // Four expire at 1 s; whichever buckets hold them, each of four new
+    // keys takes one, the twelve others stay, and a fifth key finds none.
+    let mut t = ConnTable::new(16);
+    for n in 0..16 {
+        let ttl = if n < 4 { SEC } else { 1000 * SEC };
+        let (o, r) = nat_keys(n, 1000);
+        t.insert(o, r, init(State::Established, ttl), 0, none)
+            .unwrap();
+    }
+    let mut gone = Vec::new();
+    for n in 100..104 {
+        let (o, r) = nat_keys(n, 2000);
+        let got = t.insert(
+            o,
+            r,
+            init(State::Established, SEC),
+            2 * SEC,
+            reclaimed(&mut gone),
+        );
+        assert!(got.is_ok(), "new key {n} found no expired entry");
+    }
+    assert_eq!(gone.len(), 4);
+    assert!(gone.iter().all(|c| c.is_expired(2 * SEC)), "{gone:?}");
+    let (o, r) = nat_keys(104, 2000);
+    assert_eq!(
+        t.insert(o, r, init(State::Established, SEC), 2 * SEC, none),
+        Err(InsertError::Full)
+    );
+}
