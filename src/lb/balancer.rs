@@ -755,9 +755,8 @@ impl Balancer {
         Ok(())
     }
 
-    /// True when some service has the SYN proxy: the worker then reads the
-    /// sequence fields of TCP segments for [`Balancer::decide_segment`].
-    #[inline]
+    /// True when some service has the SYN proxy (and so its side array
+    /// exists): a miss then looks at the proxy before the usual path.
     pub fn syn_proxy_enabled(&self) -> bool {
         self.any_syn_proxy
     }
@@ -887,18 +886,30 @@ impl Balancer {
     /// doc): updates the connection, its state and counters, and says
     /// where the packet goes.
     pub fn decide(&mut self, flow: &Flow, now: u64) -> Decision {
-        self.decide_segment(flow, &Segment::default(), now)
+        self.decide_segment(flow, Segment::default, now)
     }
 
-    /// [`Balancer::decide`] for a TCP segment whose sequence fields are
-    /// `seg`: what the SYN proxy needs.
-    pub fn decide_segment(&mut self, flow: &Flow, seg: &Segment, now: u64) -> Decision {
+    /// [`Balancer::decide`] for a TCP segment whose sequence fields `seg`
+    /// reads: what the SYN proxy needs. Called only for a packet the proxy
+    /// handles (a miss on a proxied service, or a proxied connection), so
+    /// every other packet is parsed once.
+    pub fn decide_segment(
+        &mut self,
+        flow: &Flow,
+        seg: impl FnOnce() -> Segment,
+        now: u64,
+    ) -> Decision {
         let counters = &mut self.counters;
         let found = self
             .conns
             .lookup_hashed(&flow.key, flow.hash, now, |c| counters.forget(c))
             .and_then(|(id, dir)| self.still_usable(id, dir, flow));
         let (id, dir, created) = match found {
+            // A proxied connection's segments are translated (a
+            // connection made below never is: the proxy opens its own).
+            Some(Ok((id, dir))) if self.conns.get(id).is_proxied() => {
+                return self.proxied_segment(id, dir, flow, seg, now);
+            }
             Some(Ok((id, dir))) => (id, dir, false),
             Some(Err(d)) => return d,
             None => {
@@ -918,9 +929,6 @@ impl Balancer {
                 }
             }
         };
-        if self.conns.get(id).is_proxied() {
-            return self.proxied_segment(id, dir, flow, seg, now);
-        }
 
         let (vs, rs) = self.account(id, dir, flow.flags, flow.bytes, created, now);
         let service = self.services.get(vs);
@@ -986,7 +994,12 @@ impl Balancer {
     /// bare SYN is answered with a cookie and leaves no state; an ACK
     /// carrying a valid cookie opens the connection; an ACK without one
     /// is refused; anything else takes the usual path (no connection).
-    fn syn_proxy_miss(&mut self, flow: &Flow, seg: &Segment, now: u64) -> Option<Decision> {
+    fn syn_proxy_miss(
+        &mut self,
+        flow: &Flow,
+        seg: impl FnOnce() -> Segment,
+        now: u64,
+    ) -> Option<Decision> {
         let key = &flow.key;
         let vs = self
             .services
@@ -998,6 +1011,7 @@ impl Balancer {
         {
             return None;
         }
+        let seg = &seg();
         let flags = flow.flags;
         if flags.is_bare_syn() {
             // A denied client gets no SYN-ACK either.
@@ -1068,9 +1082,10 @@ impl Balancer {
         id: ConnId,
         dir: Direction,
         flow: &Flow,
-        seg: &Segment,
+        seg: impl FnOnce() -> Segment,
         now: u64,
     ) -> Decision {
+        let seg = &seg();
         let Some(mut p) = self.proxied.get(id.index()).copied() else {
             return Decision::Drop(Refusal::NoConnection);
         };

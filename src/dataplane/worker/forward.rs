@@ -90,14 +90,10 @@ impl<F: Frame> Worker<F> {
         if ip.ttl <= 1 {
             return Err(DropReason::TtlExpired);
         }
-        // The sequence fields only the SYN proxy reads: not even loaded
-        // while no service has it.
-        let seg = if flow.protocol == Protocol::Tcp && self.lb.syn_proxy_enabled() {
-            segment_of(&frame.data()[l3..], flow.flags)
-        } else {
-            Segment::default()
-        };
-        match self.lb.decide_segment(flow, &seg, now) {
+        // The sequence fields only the SYN proxy reads: read from the frame
+        // only for the packets it handles.
+        let seg = || segment_of(&frame.data()[l3..], flow.flags);
+        match self.lb.decide_segment(flow, seg, now) {
             Decision::ToRealServer {
                 method,
                 real,

@@ -405,7 +405,7 @@ fn cookie_for(b: &mut Balancer, sport: u16, isn: u32, now: u64) -> u32 {
         mss: Some(1460),
         ..Segment::default()
     };
-    match b.decide_segment(&f, &seg, now) {
+    match b.decide_segment(&f, || seg, now) {
         Decision::SynCookie { cookie, mss } => {
             assert_eq!(mss, 1460);
             cookie
@@ -422,7 +422,7 @@ fn cookie_ack(b: &mut Balancer, sport: u16, isn: u32, cookie: u32, now: u64) -> 
         window: 1000,
         mss: None,
     };
-    b.decide_segment(&f, &seg, now)
+    b.decide_segment(&f, || seg, now)
 }
 
 #[test]
@@ -479,8 +479,5 @@ fn a_proxied_syn_with_every_server_down_is_reset_at_once() {
     }
     let mut b = balancer(vec![svc]);
     let f = flow(&b, to_vip(4000, 6), SYN);
-    assert_eq!(
-        b.decide_segment(&f, &Segment::default(), 1),
-        Decision::Reset
-    );
+    assert_eq!(b.decide_segment(&f, Segment::default, 1), Decision::Reset);
 }
