@@ -61,10 +61,15 @@ fn too_big(cap: u64) -> String {
     )
 }
 
-/// What a file that is not regular is, for the error.
-fn kind_name(t: &std::fs::FileType) -> &'static str {
+/// What kind of file `t` is, for an error that refuses it (the config
+/// reader's, the control socket's path check).
+pub(crate) fn kind_name(t: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {
         "a FIFO"

@@ -100,17 +100,7 @@ pub fn clear_path(path: &Path) -> std::io::Result<()> {
         }
         return std::fs::remove_file(path).map_err(|e| refuse(path, e));
     }
-    let what = if ft.is_file() {
-        "a regular file"
-    } else if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a device or other special file"
-    };
+    let what = super::file::kind_name(&ft);
     Err(refuse(
         path,
         format!("{what} is there, not a socket: refusing to replace it"),
