@@ -320,6 +320,45 @@ impl SnapshotCollector {
                 .collect::<Vec<_>>(),
         )?;
 
+        // Priority groups (`lb::priority`).
+        let table = &s.services;
+        gauges(
+            encoder,
+            "rvs_virtual_server_active_priority",
+            "The priority group taking the virtual server's new connections; -1 when no real \
+             server is live.",
+            &vs_rows
+                .iter()
+                .enumerate()
+                .map(|(v, (l, ..))| {
+                    let p = table.active_priority(v as u16).map_or(-1, i64::from);
+                    (l.clone(), p)
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        counters(
+            encoder,
+            "rvs_virtual_server_priority_changes",
+            "Times the virtual server's active priority group changed.",
+            &vs_rows
+                .iter()
+                .enumerate()
+                .map(|(v, (l, ..))| (l.clone(), table.priority_changes(v as u16)))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            encoder,
+            "rvs_real_server_priority",
+            "The real server's priority group (0 is the best).",
+            &table
+                .services()
+                .iter()
+                .flat_map(|vs| vs.real_servers.iter().map(|rs| u64::from(rs.priority)))
+                .zip(&rs_rows)
+                .map(|(p, (l, ..))| (l.clone(), p))
+                .collect::<Vec<_>>(),
+        )?;
+
         // What each virtual server's admission limits refused, by reason.
         let refused = sum_refused(&s.workers);
         let refused_rows: Vec<(Labels, u64)> = vs_rows
