@@ -1257,6 +1257,48 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn priority_groups_are_gauges_and_their_changes_a_counter() {
+        let mut snap = snapshot();
+        let mut services = snap.services.services().to_vec();
+        services[0].real_servers[1].priority = 1;
+        services[0].real_servers[2].priority = 1;
+        let table = ServiceTable::new(services)
+            .with_server_state(|_, r| crate::lb::service::ServerState {
+                down: r == 0,
+                weight: None,
+            })
+            .with_priority_changes(vec![4]);
+        snap.services = Arc::new(table);
+        let text = render(snap);
+        let web = "virtual_server=\"web\"";
+        assert_value(&text, "rvs_virtual_server_active_priority", &[web], 1.0);
+        assert_value(
+            &text,
+            "rvs_virtual_server_priority_changes_total",
+            &[web],
+            4.0,
+        );
+        assert_value(&text, "rvs_real_server_priority", &[RS11], 0.0);
+        assert_value(&text, "rvs_real_server_priority", &[RS12], 1.0);
+    }
+
+    #[test]
+    fn no_live_server_is_active_priority_minus_one() {
+        let mut snap = snapshot();
+        let table =
+            (*snap.services)
+                .clone()
+                .with_server_state(|_, _| crate::lb::service::ServerState {
+                    down: true,
+                    weight: None,
+                });
+        snap.services = Arc::new(table);
+        let text = render(snap);
+        let web = "virtual_server=\"web\"";
+        assert_value(&text, "rvs_virtual_server_active_priority", &[web], -1.0);
+    }
+
+    #[test]
     fn overloaded_real_servers_count_the_workers_holding_them() {
         let text = render(snapshot());
         assert_value(&text, "rvs_real_server_overloaded_workers", &[RS11], 2.0);
