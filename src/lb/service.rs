@@ -205,7 +205,8 @@ pub struct ServiceTable {
     /// arrays below (`rs_base[i] + rs`).
     rs_base: Vec<u32>,
     /// The weight new connections see, per real server (flat): the
-    /// configured or run-time weight, 0 when down or draining. Computed on
+    /// configured or run-time weight, 0 when down, draining or outside the
+    /// service's active priority group (`lb::priority`). Computed on
     /// the control side ([`ServiceTable::with_server_state`]); workers only
     /// read it, so no worker keeps its own copy of health or weights.
     effective: Vec<u32>,
@@ -420,7 +421,8 @@ impl ServiceTable {
     }
 
     /// The weight new connections to real server `rs` of `vs` see: 0 when
-    /// it is down, draining or unknown (the sorry server has none).
+    /// it is down, draining, outside the active priority group or unknown
+    /// (the sorry server has none).
     #[inline]
     pub fn effective_weight(&self, vs: ServiceId, rs: RealServerId) -> u32 {
         self.flat(vs, rs).map_or(0, |i| self.effective[i])
