@@ -27,7 +27,7 @@ pub fn format_list(doc: &Value) -> String {
     let _ = writeln!(out, "Prot LocalAddress:Port Scheduler Flags");
     let _ = writeln!(
         out,
-        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Health"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Prio Health"
     );
     let empty = Vec::new();
     for vs in doc["virtual_servers"].as_array().unwrap_or(&empty) {
@@ -36,6 +36,19 @@ pub fn format_list(doc: &Value) -> String {
         let persist = num(&vs["persistence_timeout_s"]);
         if persist > 0 {
             let _ = write!(flags, " persistent {persist}");
+        }
+        // Only a service with several priority groups names the active one.
+        let rss = vs["real_servers"].as_array().unwrap_or(&empty);
+        let first = rss.first().map(|r| num(&r["priority"]));
+        if rss.iter().any(|r| Some(num(&r["priority"])) != first) {
+            let active = vs["active_priority"]
+                .as_u64()
+                .map_or_else(|| "none".to_string(), |p| p.to_string());
+            let _ = write!(
+                flags,
+                " priority-group {active} ({})",
+                vs["priority_reason"].as_str().unwrap_or("?")
+            );
         }
         let _ = writeln!(
             out,
@@ -47,12 +60,13 @@ pub fn format_list(doc: &Value) -> String {
         for rs in vs["real_servers"].as_array().unwrap_or(&empty) {
             let _ = writeln!(
                 out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {}",
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {:<4} {}",
                 rs["address"].as_str().unwrap_or("?"),
                 fwd,
                 num(&rs["weight"]),
                 num(&rs["active_conns"]),
                 num(&rs["inactive_conns"]),
+                num(&rs["priority"]),
                 rs["health"].as_str().unwrap_or("?"),
             );
         }
@@ -225,7 +239,34 @@ mod tests {
         assert!(text.contains("  -> 10.1.0.11:8080"), "{text}");
         let line = text.lines().last().unwrap();
         let cols: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cols, ["->", "10.1.0.11:8080", "Masq", "3", "12", "4", "up"]);
+        assert_eq!(
+            cols,
+            ["->", "10.1.0.11:8080", "Masq", "3", "12", "4", "0", "up"]
+        );
+    }
+
+    #[test]
+    fn list_names_the_active_priority_group_of_a_grouped_service() {
+        let doc = json!({"virtual_servers": [{
+            "name": "web", "address": "203.0.113.100:80", "protocol": "tcp",
+            "scheduler": "wrr", "forward": "nat", "persistence_timeout_s": 0,
+            "active_priority": 1,
+            "priority_reason": "group 0 has 1 live of min_active 2",
+            "real_servers": [
+                {"address": "10.1.0.11:8080", "weight": 1, "health": "up", "priority": 0},
+                {"address": "10.1.0.21:8080", "weight": 1, "health": "up", "priority": 1}]
+        }]});
+        let text = format_list(&doc);
+        assert!(
+            text.contains("TCP  203.0.113.100:80 wrr priority-group 1 (group 0 has 1 live"),
+            "{text}"
+        );
+        let line = text.lines().last().unwrap();
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cols,
+            ["->", "10.1.0.21:8080", "Masq", "1", "0", "0", "1", "up"]
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::locate::path_at;
 use super::raw::RawConfig;
 use super::validate;
 pub use crate::lb::limits::{ServiceLimits, Thresholds};
+pub use crate::lb::priority::GroupQuorum;
 pub use crate::net::rss::ClientSide;
 use crate::wire::{Ipv4Cidr, MacAddr};
 
@@ -658,6 +659,15 @@ pub struct VirtualServerConfig {
     ///   address's first `client_prefix_len` bits (0 to 32, default
     ///   `DEFAULT_CLIENT_PREFIX_LEN`; only with a limit).
     pub limits: ServiceLimits,
+    /// `[[virtual_server.priority_group]]`: the quorum of each priority
+    /// group that names one (`crate::lb::priority`), in file order: a table
+    /// has `priority` (0 to 255, a priority some real server of this
+    /// virtual server has; each at most once) and `min_active` (1 to
+    /// `MAX_REAL_SERVERS`, the live servers the group needs to take new
+    /// connections). A group without a table needs
+    /// `crate::lb::priority::DEFAULT_MIN_ACTIVE` (1). Default: none.
+    /// Reloadable (new connections).
+    pub priority_groups: Vec<GroupQuorum>,
 }
 
 impl VirtualServerConfig {
@@ -820,6 +830,14 @@ pub struct RealServerConfig {
     /// one only with an upper one, and below it. Each worker holds its
     /// share (`crate::lb::limits`). Default: unset. Reloadable.
     pub thresholds: Thresholds,
+    /// `priority`: its priority group, 0 to 255; lower is preferred, and
+    /// new connections go only to the best group that has its quorum
+    /// (`crate::lb::priority`). `backup = true` is HAProxy's word for
+    /// priority `crate::lb::priority::BACKUP_PRIORITY` (1); a server may
+    /// not give both. Default `crate::lb::priority::DEFAULT_PRIORITY` (0,
+    /// the primary group). Reloadable (new connections; existing ones stay
+    /// where they are).
+    pub priority: u8,
 }
 
 impl RealServerConfig {

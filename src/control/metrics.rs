@@ -320,6 +320,45 @@ impl SnapshotCollector {
                 .collect::<Vec<_>>(),
         )?;
 
+        // Priority groups (`lb::priority`).
+        let table = &s.services;
+        gauges(
+            encoder,
+            "rvs_virtual_server_active_priority",
+            "The priority group taking the virtual server's new connections; -1 when no real \
+             server is live.",
+            &vs_rows
+                .iter()
+                .enumerate()
+                .map(|(v, (l, ..))| {
+                    let p = table.active_priority(v as u16).map_or(-1, i64::from);
+                    (l.clone(), p)
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        counters(
+            encoder,
+            "rvs_virtual_server_priority_changes",
+            "Times the virtual server's active priority group changed.",
+            &vs_rows
+                .iter()
+                .enumerate()
+                .map(|(v, (l, ..))| (l.clone(), table.priority_changes(v as u16)))
+                .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            encoder,
+            "rvs_real_server_priority",
+            "The real server's priority group (0 is the best).",
+            &table
+                .services()
+                .iter()
+                .flat_map(|vs| vs.real_servers.iter().map(|rs| u64::from(rs.priority)))
+                .zip(&rs_rows)
+                .map(|(p, (l, ..))| (l.clone(), p))
+                .collect::<Vec<_>>(),
+        )?;
+
         // What each virtual server's admission limits refused, by reason.
         let refused = sum_refused(&s.workers);
         let refused_rows: Vec<(Labels, u64)> = vs_rows
@@ -1215,6 +1254,48 @@ pub(crate) mod tests {
         assert_value(&text, "rvs_real_server_weight", &[RS12], 1.0);
         assert_value(&text, "rvs_real_server_draining", &[RS13], 1.0);
         assert_value(&text, "rvs_real_server_draining", &[RS11], 0.0);
+    }
+
+    #[test]
+    fn priority_groups_are_gauges_and_their_changes_a_counter() {
+        let mut snap = snapshot();
+        let mut services = snap.services.services().to_vec();
+        services[0].real_servers[1].priority = 1;
+        services[0].real_servers[2].priority = 1;
+        let table = ServiceTable::new(services)
+            .with_server_state(|_, r| crate::lb::service::ServerState {
+                down: r == 0,
+                weight: None,
+            })
+            .with_priority_changes(vec![4]);
+        snap.services = Arc::new(table);
+        let text = render(snap);
+        let web = "virtual_server=\"web\"";
+        assert_value(&text, "rvs_virtual_server_active_priority", &[web], 1.0);
+        assert_value(
+            &text,
+            "rvs_virtual_server_priority_changes_total",
+            &[web],
+            4.0,
+        );
+        assert_value(&text, "rvs_real_server_priority", &[RS11], 0.0);
+        assert_value(&text, "rvs_real_server_priority", &[RS12], 1.0);
+    }
+
+    #[test]
+    fn no_live_server_is_active_priority_minus_one() {
+        let mut snap = snapshot();
+        let table =
+            (*snap.services)
+                .clone()
+                .with_server_state(|_, _| crate::lb::service::ServerState {
+                    down: true,
+                    weight: None,
+                });
+        snap.services = Arc::new(table);
+        let text = render(snap);
+        let web = "virtual_server=\"web\"";
+        assert_value(&text, "rvs_virtual_server_active_priority", &[web], -1.0);
     }
 
     #[test]

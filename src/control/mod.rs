@@ -58,6 +58,7 @@ pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod plane;
+pub mod priority;
 mod raw;
 pub mod reload;
 pub mod report;

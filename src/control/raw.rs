@@ -132,6 +132,17 @@ pub(super) struct RawVirtualServer {
     pub new_conn_burst: Option<S<Int>>,
     pub max_conns_per_client: Option<S<Int>>,
     pub client_prefix_len: Option<S<Int>>,
+    // Priority groups (`validate::priority`).
+    #[serde(default)]
+    pub priority_group: Array<S<RawPriorityGroup>>,
+}
+
+/// `[[virtual_server.priority_group]]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPriorityGroup {
+    pub priority: Option<S<Int>>,
+    pub min_active: Option<S<Int>>,
 }
 
 /// `[virtual_server.health_check]`
@@ -156,6 +167,8 @@ pub(super) struct RawRealServer {
     pub weight: Option<S<Int>>,
     pub upper_threshold: Option<S<Int>>,
     pub lower_threshold: Option<S<Int>>,
+    pub priority: Option<S<Int>>,
+    pub backup: Option<S<bool>>,
 }
 
 /// `[ha]`

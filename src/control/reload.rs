@@ -48,6 +48,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         sorry_server: v.sorry_server.as_ref().map(endpoint),
         limits: v.limits.clone(),
         syn_proxy: v.syn_proxy,
+        priority_groups: v.priority_groups.clone(),
         real_servers: v
             .real_servers
             .iter()
@@ -55,6 +56,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
                 endpoint: endpoint(&r.address),
                 weight: r.weight,
                 thresholds: r.thresholds,
+                priority: r.priority,
             })
             .collect(),
     }
@@ -159,6 +161,17 @@ pub enum Change {
         /// The thresholds now.
         to: Thresholds,
     },
+    /// A real server's priority group changed.
+    PriorityChanged {
+        /// Its virtual server's name.
+        service: String,
+        /// Its address.
+        endpoint: Endpoint,
+        /// The priority before.
+        from: u8,
+        /// The priority now.
+        to: u8,
+    },
 }
 
 fn addr(e: Endpoint) -> SocketAddrV4 {
@@ -244,6 +257,16 @@ impl fmt::Display for Change {
                 to.upper,
                 to.lower
             ),
+            Change::PriorityChanged {
+                service,
+                endpoint,
+                from,
+                to,
+            } => write!(
+                f,
+                "virtual server {service}: real server {} priority {from} -> {to}",
+                addr(*endpoint)
+            ),
         }
     }
 }
@@ -291,7 +314,21 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
         old.syn_proxy.to_string(),
         new.syn_proxy.to_string(),
     );
+    diff(
+        "priority_group",
+        quorums(&old.priority_groups),
+        quorums(&new.priority_groups),
+    );
     out
+}
+
+/// Priority-group quorums as `[0: min_active 2, 1: min_active 1]`.
+fn quorums(q: &[crate::lb::priority::GroupQuorum]) -> String {
+    let items: Vec<String> = q
+        .iter()
+        .map(|g| format!("{}: min_active {}", g.priority, g.min_active))
+        .collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// The admission limits that differ, for `setting_changes`.
@@ -414,6 +451,15 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
                         });
                         servers[r].thresholds = rs.thresholds;
                     }
+                    if servers[r].priority != rs.priority {
+                        changes.push(Change::PriorityChanged {
+                            service: n.name.clone(),
+                            endpoint: rs.endpoint,
+                            from: servers[r].priority,
+                            to: rs.priority,
+                        });
+                        servers[r].priority = rs.priority;
+                    }
                 }
                 None => {
                     changes.push(Change::ServerAdded {
@@ -518,6 +564,32 @@ mod tests {
         assert!(m.is_unchanged(), "{:?}", m.changes);
         assert_eq!(endpoints(&m.table, 0), [11, 12]);
         assert_eq!(draining(&m.table, 0), [false, false]);
+    }
+
+    #[test]
+    fn a_reload_that_adds_backups_and_a_quorum_applies_both() {
+        let old = ServiceTable::new(vec![service("web", 80, &[(11, 1), (12, 1), (13, 1)])]);
+        let mut new = service("web", 80, &[(11, 1), (12, 1), (13, 1)]);
+        new.real_servers[2].priority = 1;
+        new.priority_groups = vec![crate::lb::priority::GroupQuorum {
+            priority: 0,
+            min_active: 2,
+        }];
+        let m = merge(&old, &[new]);
+        assert_eq!(m.table.get(0).real_servers[2].priority, 1);
+        assert_eq!(m.table.active_priority(0), Some(0));
+        assert_eq!(
+            m.table.effective_weight(0, 2),
+            0,
+            "a backup while 0 has quorum"
+        );
+        assert_eq!(
+            lines(&m),
+            [
+                "virtual server web: priority_group [] -> [0: min_active 2]",
+                "virtual server web: real server 10.1.0.13:8080 priority 0 -> 1",
+            ]
+        );
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                         "weight": services.weight(v as u16, r as u16),
                         "health": if services.is_down(v as u16, r as u16) { "down" } else { "up" },
                         "draining": services.is_server_draining(v as u16, r as u16),
+                        "priority": rs.priority,
                         "active_conns": c.active,
                         "inactive_conns": c.inactive,
                         "conns": c.conns,
@@ -154,6 +155,12 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 "persistence_timeout_s": vs.persistence.map_or(0, |d| d.as_secs()),
                 "draining": services.is_draining(v as u16),
                 "refused": refused_json(&refused.get(v).copied().unwrap_or_default()),
+                "active_priority": services.active_priority(v as u16),
+                "priority_reason": services
+                    .priority_selection(v as u16)
+                    .map(|s| s.reason())
+                    .unwrap_or_default(),
+                "priority_changes": services.priority_changes(v as u16),
                 "real_servers": rss,
             })
         })

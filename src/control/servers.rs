@@ -8,6 +8,7 @@
 //! read. Workers keep no copy to drift out of step, and a reload needs no
 //! re-broadcast of health: its snapshot carries it.
 
+use super::priority::{self, GroupChange};
 use crate::lb::service::{Protocol, RealServerId, ServerState, ServiceId, ServiceTable};
 use crate::lb::xmit::Endpoint;
 use std::net::SocketAddrV4;
@@ -20,6 +21,10 @@ pub struct Servers {
     snapshot: Arc<ServiceTable>,
     /// Per service, per real server, in table order.
     state: Vec<Vec<ServerState>>,
+    /// Times each service's active priority group changed (by slot).
+    priority_changes: Vec<u64>,
+    /// The group changes the last snapshots made, not yet taken.
+    group_changes: Vec<GroupChange>,
 }
 
 impl Servers {
@@ -30,6 +35,8 @@ impl Servers {
         Servers {
             snapshot: table,
             state,
+            priority_changes: Vec::new(),
+            group_changes: Vec::new(),
         }
     }
 
@@ -59,8 +66,14 @@ impl Servers {
             down: !up.get(v).and_then(|u| u.get(r)).copied().unwrap_or(true),
             weight: None,
         });
-        self.snapshot = table;
-        self.rebuild();
+        let previous = std::mem::replace(&mut self.snapshot, table);
+        self.rebuild(&previous);
+    }
+
+    /// The changes of active priority group the snapshots made since the
+    /// last call, in order (each already counted).
+    pub fn take_group_changes(&mut self) -> Vec<GroupChange> {
+        std::mem::take(&mut self.group_changes)
     }
 
     fn update(
@@ -81,11 +94,14 @@ impl Servers {
         if *s == before {
             return false;
         }
-        self.rebuild();
+        let previous = self.snapshot.clone();
+        self.rebuild(&previous);
         true
     }
 
-    fn rebuild(&mut self) {
+    /// Applies `state` to the table in force, and counts and keeps the
+    /// changes of active priority group since `previous`.
+    fn rebuild(&mut self, previous: &ServiceTable) {
         let state = &self.state;
         let table = (*self.snapshot).clone().with_server_state(|v, r| {
             state
@@ -94,7 +110,13 @@ impl Servers {
                 .copied()
                 .unwrap_or_default()
         });
-        self.snapshot = Arc::new(table);
+        let changes = priority::changes(previous, &table);
+        self.priority_changes.resize(table.len(), 0);
+        for c in &changes {
+            self.priority_changes[usize::from(c.vs)] += 1;
+        }
+        self.group_changes.extend(changes);
+        self.snapshot = Arc::new(table.with_priority_changes(self.priority_changes.clone()));
     }
 
     /// Finds a service by "VIP:PORT/PROTO" (the protocol defaults to tcp)
@@ -242,5 +264,25 @@ mod tests {
         s.set_weight(0, 0, 0);
         assert_eq!(up_table(s.snapshot()), vec![vec![true, false]]);
         assert_eq!(weight_table(s.snapshot()), vec![vec![0, 1]]);
+    }
+
+    #[test]
+    fn group_changes_are_counted_and_kept_until_taken() {
+        let mut s = Servers::new(table());
+        let mut grouped = (**s.snapshot()).clone();
+        let mut services = grouped.services().to_vec();
+        services[0].real_servers[1].priority = 1;
+        grouped = ServiceTable::new(services);
+        s.replace(Arc::new(grouped), &[vec![true, true]]);
+        assert!(s.take_group_changes().is_empty(), "the reload kept group 0");
+        assert!(s.set_down(0, 0, true));
+        let c = s.take_group_changes();
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].from, c[0].to), (Some(0), Some(1)));
+        assert_eq!(s.snapshot().priority_changes(0), 1);
+        assert!(s.set_down(0, 0, false));
+        assert_eq!(s.snapshot().priority_changes(0), 2);
+        assert_eq!(s.take_group_changes()[0].to, Some(0));
+        assert!(s.take_group_changes().is_empty());
     }
 }

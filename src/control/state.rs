@@ -189,7 +189,17 @@ impl ControlState {
             );
         }
         if self.servers.set_down(change.vs, change.rs, !change.up) {
+            let state = if change.up { "up" } else { "down" };
+            self.log_group_changes(&format!("real server {} {state}", change.endpoint));
             self.publish();
+        }
+    }
+
+    /// Logs each change of active priority group the last snapshots made,
+    /// with `cause` (what made them); `Servers` has counted them.
+    fn log_group_changes(&mut self, cause: &str) {
+        for c in self.servers.take_group_changes() {
+            warn!("{}", c.line(cause));
         }
     }
 
@@ -200,6 +210,7 @@ impl ControlState {
     pub fn set_weight(&mut self, service: &str, real: &str, weight: u32) -> Result<(), String> {
         let (vs, rs) = self.servers.find(service, real)?;
         if self.servers.set_weight(vs, rs, weight) {
+            self.log_group_changes(&format!("weight of {real} set to {weight}"));
             self.publish();
         }
         info!(
@@ -267,6 +278,7 @@ impl ControlState {
             self.workers
                 .reserve(total_real_servers(&table), table.len());
             self.servers.replace(table, &up);
+            self.log_group_changes("reload");
             self.publish();
         }
         Ok(with_unapplied(summary.join("\n"), &unapplied))

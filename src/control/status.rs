@@ -67,6 +67,8 @@ pub struct RealServerStatus {
     pub packets_per_s: Option<f64>,
     /// New connections per second.
     pub conns_per_s: Option<f64>,
+    /// Its priority group (`lb::priority`).
+    pub priority: u8,
 }
 
 /// One virtual server's table on the page.
@@ -92,6 +94,9 @@ pub struct VirtualServerStatus {
     pub conns_per_s: Option<f64>,
     /// Its real servers, in table order.
     pub real_servers: Vec<RealServerStatus>,
+    /// The priority group taking new connections (`None`: no live
+    /// server) and why, when its servers have more than one priority.
+    pub priority_group: Option<(Option<u8>, String)>,
 }
 
 /// One drop reason's figures.
@@ -290,6 +295,7 @@ pub fn build(snap: &MetricsSnapshot, base: Option<&(Counters, f64)>, now: Instan
                 counters: c,
                 packets_per_s: rate(packets(&c), base, &key(&[&id[..], &["packets"]].concat())),
                 conns_per_s: rate(c.conns, base, &key(&[&id[..], &["conns"]].concat())),
+                priority: rs.priority,
             });
         }
         let sum_rate = |pick: fn(&RealServerStatus) -> Option<f64>| -> Option<f64> {
@@ -306,6 +312,11 @@ pub fn build(snap: &MetricsSnapshot, base: Option<&(Counters, f64)>, now: Instan
             packets_per_s: sum_rate(|r| r.packets_per_s).or(base.map(|_| 0.0)),
             conns_per_s: sum_rate(|r| r.conns_per_s).or(base.map(|_| 0.0)),
             real_servers,
+            priority_group: snap
+                .services
+                .priority_selection(v as u16)
+                .filter(|s| s.is_grouped())
+                .map(|s| (s.active, s.reason())),
         });
     }
     let total = total_stats(&snap.workers);
@@ -495,7 +506,7 @@ fn virtual_server(o: &mut String, vs: &VirtualServerStatus) {
     let _ = writeln!(
         o,
         "<table class=\"vs\" data-name=\"{}\">\n<tr><th class=\"l title\" colspan=\"9\">{} \
-         &mdash; {}/{} &middot; {} &middot; {}{}</th></tr>",
+         &mdash; {}/{} &middot; {} &middot; {}{}{}</th></tr>",
         escape(&vs.name),
         escape(&vs.name),
         escape(&vs.address),
@@ -503,6 +514,14 @@ fn virtual_server(o: &mut String, vs: &VirtualServerStatus) {
         escape(&vs.scheduler),
         escape(&vs.forward),
         if vs.draining { " (draining)" } else { "" },
+        vs.priority_group
+            .as_ref()
+            .map(|(active, why)| format!(
+                " &middot; <span class=\"prio\">priority group {} ({})</span>",
+                active.map_or_else(|| "none".to_string(), |p| p.to_string()),
+                escape(why)
+            ))
+            .unwrap_or_default(),
     );
     let _ = writeln!(
         o,
@@ -522,12 +541,17 @@ fn virtual_server(o: &mut String, vs: &VirtualServerStatus) {
             .unwrap_or_default();
         let _ = writeln!(
             o,
-            "<tr class=\"rs\" data-address=\"{addr}\"><td class=\"l\">{addr}{drain}</td>\
+            "<tr class=\"rs\" data-address=\"{addr}\"><td class=\"l\">{addr}{prio}{drain}</td>\
              <td class=\"l {class}\">{word}</td><td class=\"reason\">{reason}{ago}</td>\
              <td class=\"weight\">{weight}</td><td class=\"active\">{active}</td>\
              <td class=\"inactive\">{inactive}</td><td class=\"conns\">{conns}</td>\
              <td>{cps}</td><td>{pps}</td></tr>",
             addr = escape(&rs.address),
+            prio = if vs.priority_group.is_some() {
+                format!(" <span class=\"prio\">(priority {})</span>", rs.priority)
+            } else {
+                String::new()
+            },
             drain = if rs.draining {
                 " <span class=\"drain\">(draining)</span>"
             } else {
@@ -612,6 +636,7 @@ pub fn to_json(page: &StatusPage) -> Value {
                         "packets_out": rs.counters.packets_out,
                         "packets_per_s": rs.packets_per_s,
                         "conns_per_s": rs.conns_per_s,
+                        "priority": rs.priority,
                     })
                 })
                 .collect();
@@ -627,6 +652,8 @@ pub fn to_json(page: &StatusPage) -> Value {
                 "conns": vs.counters.conns,
                 "packets_per_s": vs.packets_per_s,
                 "conns_per_s": vs.conns_per_s,
+                "active_priority": vs.priority_group.as_ref().and_then(|(a, _)| *a),
+                "priority_reason": vs.priority_group.as_ref().map(|(_, why)| why.clone()),
                 "real_servers": rss,
             })
         })
@@ -706,6 +733,39 @@ mod tests {
         assert_eq!(text_after(rs12, "class=\"l down\""), "down");
         assert_eq!(text_after(rs12, "class=\"weight\""), "1");
         assert!(row(&html, "10.1.0.13:8080").contains("(draining)"));
+    }
+
+    #[test]
+    fn a_grouped_service_shows_its_active_group_and_each_priority() {
+        let mut snap = snapshot();
+        let mut services = snap.services.services().to_vec();
+        services[0].real_servers[2].priority = 1;
+        snap.services = std::sync::Arc::new(
+            crate::lb::service::ServiceTable::new(services).with_server_state(|_, r| {
+                crate::lb::service::ServerState {
+                    down: r < 2,
+                    weight: None,
+                }
+            }),
+        );
+        let page = build(&snap, None, Instant::now());
+        let html = html(&page);
+        assert!(
+            html.contains("priority group 1 (group 0 has 0 live"),
+            "{html}"
+        );
+        assert!(row(&html, "10.1.0.13:8080").contains("(priority 1)"));
+        let json = to_json(&page);
+        let vs = &json["virtual_servers"][0];
+        assert_eq!(vs["active_priority"], 1, "{json}");
+        assert_eq!(vs["real_servers"][2]["priority"], 1, "{json}");
+    }
+
+    #[test]
+    fn a_service_of_one_group_shows_no_priorities() {
+        let page = page();
+        assert_eq!(page.virtual_servers[0].priority_group, None);
+        assert!(!html(&page).contains("priority"));
     }
 
     #[test]

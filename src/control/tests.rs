@@ -205,8 +205,10 @@ fn full_example_parses_to_typed_values() {
                 address: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
                 weight: 1,
                 thresholds: Default::default(),
+                priority: 0,
             }],
             limits: Default::default(),
+            priority_groups: Vec::new(),
         }]
     );
 }
@@ -1491,6 +1493,7 @@ fn virtual_server_keys_parse_to_typed_values() {
             address: "10.1.0.11:53".parse().unwrap(),
             weight: 7,
             thresholds: Default::default(),
+            priority: 0,
         }]
     );
 }

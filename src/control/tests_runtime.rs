@@ -777,3 +777,48 @@ fn reload_that_adds_servers_grows_every_workers_stats_cell_first() {
     }
     assert_eq!(f.one_snapshot().services()[0].real_servers.len(), 12);
 }
+
+// ------------------------------------------------------------ priority groups
+
+#[test]
+fn a_reload_that_makes_a_backup_then_a_primary_down_moves_and_counts_the_group() {
+    let mut f = Fixture::new("priority");
+    let text = config_text(2, 1).replace(
+        &format!("address = \"{RS2}\"\n  weight = 1\n"),
+        &format!("address = \"{RS2}\"\n  weight = 1\n  backup = true\n"),
+    );
+    assert!(text.contains("backup = true"), "{text}");
+    f.write_config(&text);
+    let summary = f.state.reload().unwrap();
+    assert!(summary.contains("priority 0 -> 1"), "{summary}");
+    let t = f.one_snapshot();
+    assert_eq!(t.active_priority(0), Some(0));
+    assert_eq!(t.effective_weight(0, 1), 0, "the backup waits");
+
+    f.health.report(0, false);
+    f.state.poll_health();
+    let t = f.one_snapshot();
+    assert_eq!(t.active_priority(0), Some(1));
+    assert_eq!(t.effective_weight(0, 1), 1);
+    let list = f.ask(json!({"cmd": "list"}));
+    let vs = &list["virtual_servers"][0];
+    assert_eq!(vs["active_priority"], 1, "{list}");
+    assert_eq!(vs["priority_changes"], 1, "{list}");
+    assert_eq!(vs["real_servers"][1]["priority"], 1, "{list}");
+
+    // The primary back: new connections go home. Then drained by
+    // `rvsadm weight 0`, it is no longer live: the backup again.
+    f.health.report(0, true);
+    f.state.poll_health();
+    let t = f.one_snapshot();
+    assert_eq!(t.active_priority(0), Some(0));
+    assert_eq!(t.priority_changes(0), 2);
+    f.ask(weight_request(RS1, 0));
+    let t = f.one_snapshot();
+    assert_eq!(
+        t.active_priority(0),
+        Some(1),
+        "a weight-0 primary is not live"
+    );
+    assert_eq!(t.priority_changes(0), 3);
+}

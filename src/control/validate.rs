@@ -36,6 +36,7 @@ use super::raw::{
 use crate::wire::{Ipv4Cidr, MacAddr};
 
 mod limits;
+mod priority;
 
 /// Converts and checks `raw`; `Some` only when every part converted
 /// (the caller also checks that `errors` stayed empty).
@@ -1155,6 +1156,12 @@ fn virtual_servers(
             routes,
             errors,
         );
+        let priority_groups = priority::priority_groups(
+            &t.priority_group,
+            &f("priority_group"),
+            real_servers.as_deref(),
+            errors,
+        );
 
         match (
             name,
@@ -1165,7 +1172,7 @@ fn virtual_servers(
             persistence_timeout,
             mh_table_size,
             (sorry_server, health_check, limits, syn_proxy),
-            real_servers,
+            (real_servers, priority_groups),
             unique,
         ) {
             (
@@ -1177,7 +1184,7 @@ fn virtual_servers(
                 Some(persistence_timeout),
                 Some(mh_table_size),
                 (Some(sorry_server), Some(health_check), Some(limits), Some(syn_proxy)),
-                Some(real_servers),
+                (Some(real_servers), Some(priority_groups)),
                 true,
             ) => out.push(VirtualServerConfig {
                 name,
@@ -1193,6 +1200,7 @@ fn virtual_servers(
                 health_check,
                 real_servers,
                 limits,
+                priority_groups,
             }),
             _ => ok = false,
         }
@@ -1575,13 +1583,17 @@ fn real_servers(
         .map(|w| w as u32);
 
         let thresholds = limits::thresholds(t, &f, errors);
+        let priority = priority::server_priority(t, &f, errors);
 
-        match (address, weight, thresholds) {
-            (Some(address), Some(weight), Some(thresholds)) => out.push(RealServerConfig {
-                address,
-                weight,
-                thresholds,
-            }),
+        match (address, weight, thresholds, priority) {
+            (Some(address), Some(weight), Some(thresholds), Some(priority)) => {
+                out.push(RealServerConfig {
+                    address,
+                    weight,
+                    thresholds,
+                    priority,
+                })
+            }
             _ => ok = false,
         }
     }

@@ -12,6 +12,7 @@ pub mod conn;
 pub mod kind;
 pub mod limits;
 pub mod persist;
+pub mod priority;
 pub mod sched;
 pub mod service;
 pub mod sync;

@@ -9,6 +9,7 @@
 
 pub use super::kind::{ForwardMethod, Protocol, SchedulerKind};
 use super::limits::{ServiceLimits, Thresholds};
+use super::priority::{self, GroupQuorum, Selection};
 use super::sched::{hash, HashTable, MaglevTable, Scheduler, ShTable};
 use super::xmit::Endpoint;
 use std::collections::HashMap;
@@ -36,6 +37,9 @@ pub struct RealServer {
     /// Connection thresholds (IPVS's `-x`/`-y`), as configured (each
     /// worker holds its share, `Thresholds::per_worker`).
     pub thresholds: Thresholds,
+    /// Its priority group: 0 is the best (`lb::priority`); servers outside
+    /// the active group take no new connections.
+    pub priority: u8,
 }
 
 /// One virtual service.
@@ -69,6 +73,9 @@ pub struct VirtualService {
     /// real server only once the client's ACK proves its address
     /// (`lb::synproxy`); NAT only.
     pub syn_proxy: bool,
+    /// The quorums of its priority groups (`lb::priority`); a group not
+    /// listed needs one live server.
+    pub priority_groups: Vec<GroupQuorum>,
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -99,12 +106,14 @@ impl VirtualService {
             sorry_server: None,
             limits: ServiceLimits::default(),
             syn_proxy: false,
+            priority_groups: Vec::new(),
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer {
                     endpoint,
                     weight,
                     thresholds: Thresholds::NONE,
+                    priority: priority::DEFAULT_PRIORITY,
                 })
                 .collect(),
         }
@@ -196,7 +205,8 @@ pub struct ServiceTable {
     /// arrays below (`rs_base[i] + rs`).
     rs_base: Vec<u32>,
     /// The weight new connections see, per real server (flat): the
-    /// configured or run-time weight, 0 when down or draining. Computed on
+    /// configured or run-time weight, 0 when down, draining or outside the
+    /// service's active priority group (`lb::priority`). Computed on
     /// the control side ([`ServiceTable::with_server_state`]); workers only
     /// read it, so no worker keeps its own copy of health or weights.
     effective: Vec<u32>,
@@ -205,6 +215,12 @@ pub struct ServiceTable {
     /// The weight the operator set, per real server (flat, as `effective`):
     /// the run-time weight, else the configured one, whatever the health.
     weights: Vec<u32>,
+    /// The active priority group of each service and why
+    /// (`lb::priority`), chosen with `effective`.
+    priority: Vec<Selection>,
+    /// Times each service's active group changed, as the control plane
+    /// counted them ([`ServiceTable::with_priority_changes`]).
+    priority_changes: Vec<u64>,
     by_key: HashMap<u64, ServiceId, FastHash>,
     /// NAT real servers by (RIP:RPORT, protocol): replies from them belong
     /// to these services. One real server may serve several services.
@@ -286,11 +302,13 @@ impl ServiceTable {
             effective: Vec::new(),
             down: vec![false; total as usize],
             weights: Vec::new(),
+            priority: Vec::new(),
+            priority_changes: Vec::new(),
             by_key,
             nat_real,
             vips,
         };
-        table.effective = table.compute_effective(|_, _| ServerState::default());
+        (table.effective, table.priority) = table.compute_effective(|_, _| ServerState::default());
         table.weights = table.compute_weights(|_, _| ServerState::default());
         table
     }
@@ -308,7 +326,7 @@ impl ServiceTable {
                 self.down[base + r] = state(i as ServiceId, r as RealServerId).down;
             }
         }
-        self.effective = self.compute_effective(&state);
+        (self.effective, self.priority) = self.compute_effective(&state);
         self.weights = self.compute_weights(&state);
         self
     }
@@ -327,12 +345,18 @@ impl ServiceTable {
         out
     }
 
+    /// The weight new connections see per real server, and each
+    /// service's priority selection: a server is live when it is neither
+    /// down nor draining and has a weight; only the active group's live
+    /// servers keep theirs (`lb::priority`).
     fn compute_effective(
         &self,
         state: impl Fn(ServiceId, RealServerId) -> ServerState,
-    ) -> Vec<u32> {
+    ) -> (Vec<u32>, Vec<Selection>) {
         let mut out = Vec::with_capacity(self.down.len());
+        let mut selections = Vec::with_capacity(self.services.len());
         for (i, s) in self.services.iter().enumerate() {
+            let start = out.len();
             for (r, rs) in s.real_servers.iter().enumerate() {
                 let st = state(i as ServiceId, r as RealServerId);
                 let draining = self.draining_servers[i].get(r).copied().unwrap_or(false);
@@ -342,8 +366,50 @@ impl ServiceTable {
                     st.weight.unwrap_or(rs.weight)
                 });
             }
+            let weights = &mut out[start..];
+            let selection = priority::select(
+                s.real_servers
+                    .iter()
+                    .zip(weights.iter())
+                    .map(|(rs, &w)| (rs.priority, w > 0)),
+                &s.priority_groups,
+            );
+            for (rs, w) in s.real_servers.iter().zip(weights.iter_mut()) {
+                if selection.active != Some(rs.priority) {
+                    *w = 0;
+                }
+            }
+            selections.push(selection);
         }
-        out
+        (out, selections)
+    }
+
+    /// The priority group taking service `vs`'s new connections; `None`
+    /// when no real server is live (or `vs` is unknown).
+    pub fn active_priority(&self, vs: ServiceId) -> Option<u8> {
+        self.priority.get(usize::from(vs)).and_then(|s| s.active)
+    }
+
+    /// How service `vs`'s active group was chosen: each group's live
+    /// servers and quorum (`Selection::reason` says it in words).
+    pub fn priority_selection(&self, vs: ServiceId) -> Option<&Selection> {
+        self.priority.get(usize::from(vs))
+    }
+
+    /// The same table carrying `counts`: how many times each service's
+    /// active group changed (the control plane counts them across
+    /// snapshots; missing entries are 0).
+    pub fn with_priority_changes(mut self, counts: Vec<u64>) -> ServiceTable {
+        self.priority_changes = counts;
+        self
+    }
+
+    /// Times service `vs`'s active priority group changed since start.
+    pub fn priority_changes(&self, vs: ServiceId) -> u64 {
+        self.priority_changes
+            .get(usize::from(vs))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Flat index of real server `rs` of service `vs`, if it exists.
@@ -355,7 +421,8 @@ impl ServiceTable {
     }
 
     /// The weight new connections to real server `rs` of `vs` see: 0 when
-    /// it is down, draining or unknown (the sorry server has none).
+    /// it is down, draining, outside the active priority group or unknown
+    /// (the sorry server has none).
     #[inline]
     pub fn effective_weight(&self, vs: ServiceId, rs: RealServerId) -> u32 {
         self.flat(vs, rs).map_or(0, |i| self.effective[i])
@@ -566,5 +633,112 @@ mod tests {
         assert_eq!(t.effective_weight(0, SORRY_SERVER), 0);
         assert!(!t.is_down(0, SORRY_SERVER));
         assert_eq!(t.effective_weight(3, 0), 0);
+    }
+
+    /// Three primaries at priority 0 (quorum 2) and two backups at 1.
+    fn grouped() -> VirtualService {
+        let rs: Vec<Endpoint> = (11..16).map(|i| ep(&format!("10.1.0.{i}"), 8080)).collect();
+        let mut s = service("web", ep("203.0.113.100", 80), ForwardMethod::Nat, &rs);
+        for r in &mut s.real_servers[3..] {
+            r.priority = 1;
+        }
+        s.priority_groups = vec![GroupQuorum {
+            priority: 0,
+            min_active: 2,
+        }];
+        s
+    }
+
+    fn with(t: &ServiceTable, down: &[u16], weights: &[(u16, u32)]) -> ServiceTable {
+        t.clone().with_server_state(|_, r| ServerState {
+            down: down.contains(&r),
+            weight: weights.iter().find(|(s, _)| *s == r).map(|(_, w)| *w),
+        })
+    }
+
+    fn effective(t: &ServiceTable) -> Vec<u32> {
+        (0..5).map(|r| t.effective_weight(0, r)).collect()
+    }
+
+    #[test]
+    fn only_the_active_group_takes_new_connections() {
+        let t = ServiceTable::new(vec![grouped()]);
+        assert_eq!(t.active_priority(0), Some(0));
+        assert_eq!(effective(&t), [1, 1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_primary_group_below_quorum_hands_new_connections_to_the_backups() {
+        let t = with(&ServiceTable::new(vec![grouped()]), &[0, 1], &[]);
+        assert_eq!(t.active_priority(0), Some(1));
+        assert_eq!(effective(&t), [0, 0, 0, 1, 1]);
+        assert!(!t.is_down(0, 2), "an idle primary is not down");
+        assert!(!t.is_down(0, 3));
+    }
+
+    #[test]
+    fn without_any_quorum_the_best_live_group_serves_degraded() {
+        let mut s = grouped();
+        s.priority_groups.push(GroupQuorum {
+            priority: 1,
+            min_active: 2,
+        });
+        let t = with(&ServiceTable::new(vec![s]), &[0, 1, 3], &[]);
+        assert_eq!(t.active_priority(0), Some(0));
+        assert_eq!(
+            t.priority_selection(0).unwrap().why(),
+            priority::Why::Degraded
+        );
+        assert_eq!(effective(&t), [0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn with_every_server_down_no_group_is_active() {
+        let t = with(&ServiceTable::new(vec![grouped()]), &[0, 1, 2, 3, 4], &[]);
+        assert_eq!(t.active_priority(0), None);
+        assert_eq!(effective(&t), [0; 5]);
+    }
+
+    #[test]
+    fn draining_and_weight_zero_servers_do_not_count_as_live() {
+        let base = ServiceTable::with_draining(
+            vec![grouped()],
+            vec![false],
+            vec![vec![true, false, false, false, false]],
+        );
+        assert_eq!(base.active_priority(0), Some(0), "two live primaries left");
+        let t = with(&base, &[], &[(1, 0)]);
+        assert_eq!(t.active_priority(0), Some(1));
+        assert_eq!(effective(&t), [0, 0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn recovered_primaries_take_new_connections_back() {
+        let t = ServiceTable::new(vec![grouped()]);
+        let down = with(&t, &[0, 1], &[]);
+        let back = with(&down, &[], &[]);
+        assert_eq!(back.active_priority(0), Some(0));
+        assert_eq!(effective(&back), [1, 1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_new_table_with_groups_chooses_its_group_afresh() {
+        let plain = ServiceTable::new(vec![service(
+            "web",
+            ep("203.0.113.100", 80),
+            ForwardMethod::Nat,
+            &[ep("10.1.0.11", 8080)],
+        )]);
+        assert_eq!(plain.active_priority(0), Some(0));
+        let t = with(&ServiceTable::new(vec![grouped()]), &[0, 1], &[]);
+        assert_eq!(t.active_priority(0), Some(1));
+    }
+
+    #[test]
+    fn priority_change_counts_ride_on_the_table() {
+        let t = ServiceTable::new(vec![grouped()]).with_priority_changes(vec![3]);
+        assert_eq!(t.priority_changes(0), 3);
+        assert_eq!(with(&t, &[0], &[]).priority_changes(0), 3);
+        assert_eq!(t.priority_changes(9), 0);
     }
 }

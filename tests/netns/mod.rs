@@ -386,6 +386,13 @@ pub struct Service {
     /// More `[[virtual_server]]` keys, as `(key, TOML value)` (e.g.
     /// `("expire_nodest_conn", "true")`).
     pub settings: Vec<(String, String)>,
+    /// More `[[virtual_server.real_server]]` keys, as `(RIP:PORT, key,
+    /// TOML value)` (e.g. `("10.1.0.14:8080", "backup", "true")`).
+    pub real_server_settings: Vec<(String, String, String)>,
+    /// More sub-tables of the virtual server, as `(name, [(key, TOML
+    /// value)])`, each written `[[virtual_server.NAME]]` after the real
+    /// servers (e.g. `priority_group`).
+    pub tables: Vec<(String, Vec<(String, String)>)>,
 }
 
 impl Service {
@@ -407,6 +414,8 @@ impl Service {
             health_check: Some("none".into()),
             health_check_settings: Vec::new(),
             settings: Vec::new(),
+            real_server_settings: Vec::new(),
+            tables: Vec::new(),
         }
     }
 
@@ -461,6 +470,24 @@ impl Service {
     /// Adds a real server.
     pub fn real(mut self, address: impl Into<String>, weight: u32) -> Service {
         self.real_servers.push((address.into(), weight));
+        self
+    }
+
+    /// Sets one more key of real server `address` (`RIP:PORT`) to a TOML
+    /// value.
+    pub fn real_setting(mut self, address: &str, key: &str, toml_value: &str) -> Service {
+        self.real_server_settings
+            .push((address.into(), key.into(), toml_value.into()));
+        self
+    }
+
+    /// Adds a `[[virtual_server.NAME]]` table with `keys` (TOML values).
+    pub fn table(mut self, name: &str, keys: &[(&str, &str)]) -> Service {
+        let keys = keys
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.tables.push((name.into(), keys));
         self
     }
 }
@@ -1288,6 +1315,15 @@ impl Topology {
                 let _ = writeln!(t, "\n  [[virtual_server.real_server]]");
                 let _ = writeln!(t, "  address = {}", q(addr));
                 let _ = writeln!(t, "  weight = {weight}");
+                for (_, key, value) in s.real_server_settings.iter().filter(|(a, ..)| a == addr) {
+                    let _ = writeln!(t, "  {key} = {value}");
+                }
+            }
+            for (name, keys) in &s.tables {
+                let _ = writeln!(t, "\n  [[virtual_server.{name}]]");
+                for (key, value) in keys {
+                    let _ = writeln!(t, "  {key} = {value}");
+                }
             }
         }
         if !self.extra_toml.is_empty() {
@@ -1457,6 +1493,45 @@ impl Topology {
             std::thread::sleep(Duration::from_millis(20));
         }
         load
+    }
+
+    /// HTTP/1.1 keep-alive connections to the VIP, one request each, held
+    /// open (`tests/netns/idle_conns.py`); it asks once more on each when
+    /// [`IdleConns::ask_again`] is called and prints a JSON verdict.
+    pub fn start_idle_conns(&self, n: usize) -> IdleConns {
+        let token = support::unique_token();
+        let log = self.dir.join(&format!("idle-{token}.log"));
+        let trigger = self.dir.join(&format!("idle-{token}.go"));
+        let script = support::repo_root().join("tests/netns/idle_conns.py");
+        let mut cmd = self.client.command("python3");
+        cmd.args([
+            "-u",
+            &path_str(&script),
+            &self.vip,
+            &n.to_string(),
+            &path_str(&trigger),
+        ]);
+        let child = spawn_logged(&mut cmd, &log, "idle_conns.py");
+        let mut idle = IdleConns {
+            child,
+            log,
+            trigger,
+            n,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = idle.log_text();
+            if text.lines().any(|l| l.starts_with("opened ")) {
+                break;
+            }
+            let alive = matches!(idle.child.try_wait(), Ok(None));
+            assert!(
+                alive && Instant::now() < deadline,
+                "idle_conns.py did not open {n} connections\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        idle
     }
 
     /// `n` sequential `GET http://HOST/PATH` by one curl process, each on
@@ -2701,39 +2776,7 @@ impl HaTopology {
     /// open; it asks once more on each when [`IdleConns::ask_again`] is
     /// called and prints a JSON verdict.
     pub fn start_idle_conns(&self, n: usize) -> IdleConns {
-        let token = support::unique_token();
-        let log = self.topo.dir.join(&format!("idle-{token}.log"));
-        let trigger = self.topo.dir.join(&format!("idle-{token}.go"));
-        let script = support::repo_root().join("tests/netns/idle_conns.py");
-        let mut cmd = self.topo.client.command("python3");
-        cmd.args([
-            "-u",
-            &path_str(&script),
-            &self.topo.vip,
-            &n.to_string(),
-            &path_str(&trigger),
-        ]);
-        let child = spawn_logged(&mut cmd, &log, "idle_conns.py");
-        let mut idle = IdleConns {
-            child,
-            log,
-            trigger,
-            n,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = idle.log_text();
-            if text.lines().any(|l| l.starts_with("opened ")) {
-                break;
-            }
-            let alive = matches!(idle.child.try_wait(), Ok(None));
-            assert!(
-                alive && Instant::now() < deadline,
-                "idle_conns.py did not open {n} connections\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        idle
+        self.topo.start_idle_conns(n)
     }
 
     /// Starts `curl --limit-rate RATE` of `http://VIP/PATH` in the client

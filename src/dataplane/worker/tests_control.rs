@@ -36,12 +36,14 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         sorry_server: sorry.then_some(Endpoint::new(SORRY, 8080)),
         limits: Default::default(),
         syn_proxy: false,
+        priority_groups: Vec::new(),
         real_servers: real
             .iter()
             .map(|&ip| RealServer {
                 endpoint: Endpoint::new(ip, 8080),
                 weight: 1,
                 thresholds: Default::default(),
+                priority: 0,
             })
             .collect(),
     }

@@ -381,6 +381,7 @@ fn counters_survive_a_reload_that_adds_servers() {
         endpoint: Endpoint::new(Ipv4Addr::new(10, 1, 0, 13), 8080),
         weight: 1,
         thresholds: Default::default(),
+        priority: 0,
     });
     b.set_services(Arc::new(ServiceTable::new(vec![bigger])));
     assert_eq!(b.counters().len(), 3);
