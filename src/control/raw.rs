@@ -132,6 +132,7 @@ pub(super) struct RawVirtualServer {
     pub new_conn_burst: Option<S<Int>>,
     pub max_conns_per_client: Option<S<Int>>,
     pub client_prefix_len: Option<S<Int>>,
+    pub slow_start_s: Option<S<Int>>,
 }
 
 /// `[virtual_server.health_check]`
@@ -156,6 +157,7 @@ pub(super) struct RawRealServer {
     pub weight: Option<S<Int>>,
     pub upper_threshold: Option<S<Int>>,
     pub lower_threshold: Option<S<Int>>,
+    pub slow_start_s: Option<S<Int>>,
 }
 
 /// `[ha]`

@@ -24,6 +24,7 @@ use crate::lb::service::{RealServer, ServiceKey, ServiceTable, VirtualService};
 use crate::lb::xmit::Endpoint;
 use std::fmt;
 use std::net::SocketAddrV4;
+use std::time::Duration;
 
 /// The virtual services a configuration describes, as the workers see them
 /// (in file order, every server's index its position in the file).
@@ -48,6 +49,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         sorry_server: v.sorry_server.as_ref().map(endpoint),
         limits: v.limits.clone(),
         syn_proxy: v.syn_proxy,
+        slow_start: v.slow_start,
         real_servers: v
             .real_servers
             .iter()
@@ -55,6 +57,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
                 endpoint: endpoint(&r.address),
                 weight: r.weight,
                 thresholds: r.thresholds,
+                slow_start: r.slow_start,
             })
             .collect(),
     }
@@ -159,6 +162,22 @@ pub enum Change {
         /// The thresholds now.
         to: Thresholds,
     },
+    /// A real server's own `slow_start_s` changed.
+    SlowStartChanged {
+        /// Its virtual server's name.
+        service: String,
+        /// Its address.
+        endpoint: Endpoint,
+        /// Its own slow start before (`None`: the service's).
+        from: Option<Duration>,
+        /// Its own slow start now.
+        to: Option<Duration>,
+    },
+}
+
+/// A real server's own slow start as the log shows it.
+fn own_slow_start(d: Option<Duration>) -> String {
+    d.map_or_else(|| "the service's".to_string(), |d| format!("{}s", d.as_secs()))
 }
 
 fn addr(e: Endpoint) -> SocketAddrV4 {
@@ -244,6 +263,18 @@ impl fmt::Display for Change {
                 to.upper,
                 to.lower
             ),
+            Change::SlowStartChanged {
+                service,
+                endpoint,
+                from,
+                to,
+            } => write!(
+                f,
+                "virtual server {service}: real server {} slow_start {} -> {}",
+                addr(*endpoint),
+                own_slow_start(*from),
+                own_slow_start(*to)
+            ),
         }
     }
 }
@@ -291,6 +322,8 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
         old.syn_proxy.to_string(),
         new.syn_proxy.to_string(),
     );
+    let slow = |s: &VirtualService| format!("{}s", s.slow_start.as_secs());
+    diff("slow_start", slow(old), slow(new));
     out
 }
 
@@ -413,6 +446,15 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
                             to: rs.thresholds,
                         });
                         servers[r].thresholds = rs.thresholds;
+                    }
+                    if servers[r].slow_start != rs.slow_start {
+                        changes.push(Change::SlowStartChanged {
+                            service: n.name.clone(),
+                            endpoint: rs.endpoint,
+                            from: servers[r].slow_start,
+                            to: rs.slow_start,
+                        });
+                        servers[r].slow_start = rs.slow_start;
                     }
                 }
                 None => {

@@ -299,6 +299,7 @@ mod tests {
         let t = table().with_server_state(|_, rs| ServerState {
             down: rs == 1,
             weight: (rs == 0).then_some(0),
+            ramp: None,
         });
         let v = list(&t, &[]);
         let rs = &v["virtual_servers"][0]["real_servers"];

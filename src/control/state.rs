@@ -188,7 +188,7 @@ impl ControlState {
                 change.endpoint, change.name, change.reason
             );
         }
-        if self.servers.set_down(change.vs, change.rs, !change.up) {
+        if self.servers.set_down(change.vs, change.rs, !change.up, Instant::now()) {
             self.publish();
         }
     }
@@ -199,7 +199,7 @@ impl ControlState {
     /// the file restores the file's weight.
     pub fn set_weight(&mut self, service: &str, real: &str, weight: u32) -> Result<(), String> {
         let (vs, rs) = self.servers.find(service, real)?;
-        if self.servers.set_weight(vs, rs, weight) {
+        if self.servers.set_weight(vs, rs, weight, Instant::now()) {
             self.publish();
         }
         info!(
@@ -266,7 +266,7 @@ impl ControlState {
             // Room for every server's counters before the workers see them.
             self.workers
                 .reserve(total_real_servers(&table), table.len());
-            self.servers.replace(table, &up);
+            self.servers.replace(table, &up, Instant::now());
             self.publish();
         }
         Ok(with_unapplied(summary.join("\n"), &unapplied))
@@ -293,9 +293,12 @@ impl ControlState {
     }
 
     /// The periodic chores that need no event: the next gratuitous ARP
-    /// round when one is due.
+    /// round and the next step of the slow starts, when due.
     pub fn tick(&mut self, now: Instant) {
         self.role.tick(&self.workers, now);
+        if self.servers.tick(now) {
+            self.publish();
+        }
     }
 
     /// The `stats:` line rvsd prints when it stops: every worker's

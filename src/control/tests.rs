@@ -192,6 +192,7 @@ fn full_example_parses_to_typed_values() {
             expire_nodest_conn: true,
             sorry_server: None,
             syn_proxy: false,
+            slow_start: Duration::ZERO,
             health_check: HealthCheckConfig {
                 kind: HealthCheckKind::Tcp,
                 interval: Duration::from_millis(1000),
@@ -205,6 +206,7 @@ fn full_example_parses_to_typed_values() {
                 address: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
                 weight: 1,
                 thresholds: Default::default(),
+                slow_start: None,
             }],
             limits: Default::default(),
         }]
@@ -1491,6 +1493,7 @@ fn virtual_server_keys_parse_to_typed_values() {
             address: "10.1.0.11:53".parse().unwrap(),
             weight: 7,
             thresholds: Default::default(),
+            slow_start: None,
         }]
     );
 }

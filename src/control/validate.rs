@@ -36,6 +36,7 @@ use super::raw::{
 use crate::wire::{Ipv4Cidr, MacAddr};
 
 mod limits;
+mod slow_start;
 
 /// Converts and checks `raw`; `Some` only when every part converted
 /// (the caller also checks that `errors` stayed empty).
@@ -1146,6 +1147,8 @@ fn virtual_servers(
             errors,
         );
         let limits = limits::service_limits(t, &f, errors);
+        let slow_start = slow_start::service(t, scheduler, &f, errors);
+        ok &= slow_start.is_some();
         let real_servers = real_servers(
             &t.real_server.0,
             &f("real_server"),
@@ -1193,6 +1196,7 @@ fn virtual_servers(
                 health_check,
                 real_servers,
                 limits,
+                slow_start: slow_start.unwrap_or_default(),
             }),
             _ => ok = false,
         }
@@ -1575,12 +1579,15 @@ fn real_servers(
         .map(|w| w as u32);
 
         let thresholds = limits::thresholds(t, &f, errors);
+        let slow_start = slow_start::real_server(t, &f, errors);
+        ok &= slow_start.is_some();
 
         match (address, weight, thresholds) {
             (Some(address), Some(weight), Some(thresholds)) => out.push(RealServerConfig {
                 address,
                 weight,
                 thresholds,
+                slow_start: slow_start.flatten(),
             }),
             _ => ok = false,
         }

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod persist;
 pub mod sched;
 pub mod service;
+pub mod slow_start;
 pub mod sync;
 pub mod synproxy;
 pub mod tcp_state;

@@ -36,12 +36,14 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         sorry_server: sorry.then_some(Endpoint::new(SORRY, 8080)),
         limits: Default::default(),
         syn_proxy: false,
+        slow_start: std::time::Duration::ZERO,
         real_servers: real
             .iter()
             .map(|&ip| RealServer {
                 endpoint: Endpoint::new(ip, 8080),
                 weight: 1,
                 thresholds: Default::default(),
+                slow_start: None,
             })
             .collect(),
     }
@@ -126,6 +128,7 @@ fn a_server_marked_down_gets_no_new_connections() {
             ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             }
         }))),
         0,
@@ -149,6 +152,7 @@ fn a_connection_to_a_server_that_went_down_is_reset_on_its_next_segment() {
             ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             }
         }))),
         0,
@@ -173,6 +177,7 @@ fn with_every_server_down_a_syn_is_refused_at_once() {
             ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             }
         }))),
         0,
@@ -196,6 +201,7 @@ fn with_every_server_down_the_sorry_server_takes_new_connections() {
             ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             }
         }))),
         0,
@@ -219,6 +225,7 @@ fn weight_zero_drains_and_the_files_weight_returns_on_none() {
             ServerState {
                 down: false,
                 weight: (r == 0).then_some(0),
+                ramp: None,
             }
         }))),
         0,
