@@ -177,7 +177,10 @@ pub enum Change {
 
 /// A real server's own slow start as the log shows it.
 fn own_slow_start(d: Option<Duration>) -> String {
-    d.map_or_else(|| "the service's".to_string(), |d| format!("{}s", d.as_secs()))
+    d.map_or_else(
+        || "the service's".to_string(),
+        |d| format!("{}s", d.as_secs()),
+    )
 }
 
 fn addr(e: Endpoint) -> SocketAddrV4 {
@@ -560,6 +563,24 @@ mod tests {
         assert!(m.is_unchanged(), "{:?}", m.changes);
         assert_eq!(endpoints(&m.table, 0), [11, 12]);
         assert_eq!(draining(&m.table, 0), [false, false]);
+    }
+
+    #[test]
+    fn a_changed_slow_start_is_a_change_of_the_service_or_the_server() {
+        let old = ServiceTable::new(vec![service("web", 80, &[(11, 1), (12, 1)])]);
+        let mut new = service("web", 80, &[(11, 1), (12, 1)]);
+        new.slow_start = Duration::from_secs(30);
+        new.real_servers[1].slow_start = Some(Duration::ZERO);
+        let m = merge(&old, &[new]);
+        assert_eq!(
+            lines(&m),
+            [
+                "virtual server web: slow_start 0s -> 30s",
+                "virtual server web: real server 10.1.0.12:8080 slow_start the service's -> 0s"
+            ]
+        );
+        assert_eq!(m.table.get(0).slow_start_of(0), Duration::from_secs(30));
+        assert_eq!(m.table.get(0).slow_start_of(1), Duration::ZERO);
     }
 
     #[test]

@@ -51,13 +51,7 @@ impl Servers {
 
     /// Marks real server `rs` of `vs` down or up at `now`; true when that
     /// changed it (and a new snapshot was made). Up begins its slow start.
-    pub fn set_down(
-        &mut self,
-        vs: ServiceId,
-        rs: RealServerId,
-        down: bool,
-        now: Instant,
-    ) -> bool {
+    pub fn set_down(&mut self, vs: ServiceId, rs: RealServerId, down: bool, now: Instant) -> bool {
         self.update(vs, rs, now, |s| s.down = down)
     }
 
@@ -250,7 +244,9 @@ fn per_server<T>(table: &ServiceTable, f: impl Fn(ServiceId, RealServerId) -> T)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::service::{ForwardMethod, RealServer, SchedulerKind, ServiceKey, VirtualService};
+    use crate::lb::service::{
+        ForwardMethod, RealServer, SchedulerKind, ServiceKey, VirtualService,
+    };
     use std::time::Duration;
 
     fn table() -> Arc<ServiceTable> {
@@ -381,8 +377,15 @@ mod tests {
         // The step after the ramp's end (steps are 160 ms apart) ends it.
         assert_eq!(weight_at(&mut s, 0, up + secs(8.1)), 10);
         assert_eq!(s.snapshot().slow_start(0, 0), None);
-        assert!(!s.tick(up + secs(9.0)), "the ramp is over: no more snapshots");
-        assert_eq!(s.snapshot().effective_weight(0, 1), 4, "the other never ramped");
+        assert!(
+            !s.tick(up + secs(9.0)),
+            "the ramp is over: no more snapshots"
+        );
+        assert_eq!(
+            s.snapshot().effective_weight(0, 1),
+            4,
+            "the other never ramped"
+        );
     }
 
     #[test]
@@ -408,7 +411,11 @@ mod tests {
         assert_eq!(s.snapshot().slow_start(0, 0), None);
         assert!(!s.tick(t0 + secs(5.0)), "no ramp while down");
         s.set_down(0, 0, false, t0 + secs(6.0));
-        assert_eq!(s.snapshot().effective_weight(0, 0), 1, "from the start again");
+        assert_eq!(
+            s.snapshot().effective_weight(0, 0),
+            1,
+            "from the start again"
+        );
         assert_eq!(weight_at(&mut s, 0, t0 + secs(10.0)), 5);
     }
 
@@ -417,7 +424,11 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Servers::new(slow_table());
         s.set_weight(0, 1, 8, t0);
-        assert_eq!(s.snapshot().effective_weight(0, 1), 8, "not from 0: no ramp");
+        assert_eq!(
+            s.snapshot().effective_weight(0, 1),
+            8,
+            "not from 0: no ramp"
+        );
         s.set_weight(0, 1, 0, t0);
         s.set_weight(0, 1, 8, t0 + secs(1.0));
         assert_eq!(s.snapshot().effective_weight(0, 1), 1);

@@ -16,7 +16,7 @@ use super::servers::{self, Servers};
 use super::unapplied::{self, Unapplied};
 use super::workers::{self, Workers};
 use crate::dataplane::worker::Command;
-use crate::lb::service::ServiceTable;
+use crate::lb::service::{RealServerId, ServiceId, ServiceTable};
 use crate::{error, info, warn};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -188,8 +188,29 @@ impl ControlState {
                 change.endpoint, change.name, change.reason
             );
         }
-        if self.servers.set_down(change.vs, change.rs, !change.up, Instant::now()) {
+        if self
+            .servers
+            .set_down(change.vs, change.rs, !change.up, Instant::now())
+        {
+            self.log_slow_start(change.vs, change.rs);
             self.publish();
+        }
+    }
+
+    /// Logs the slow start real server `rs` of `vs` begins, if it does.
+    fn log_slow_start(&self, vs: ServiceId, rs: RealServerId) {
+        let table = self.servers.snapshot();
+        if let Some(ramp) = table.slow_start(vs, rs) {
+            let e = table.get(vs).real_servers[usize::from(rs)].endpoint;
+            info!(
+                "real server {}:{} ({}): slow start, weight {} of {} over {}s",
+                e.ip,
+                e.port,
+                table.get(vs).name,
+                table.effective_weight(vs, rs),
+                table.weight(vs, rs),
+                ramp.duration.as_secs()
+            );
         }
     }
 
@@ -200,6 +221,7 @@ impl ControlState {
     pub fn set_weight(&mut self, service: &str, real: &str, weight: u32) -> Result<(), String> {
         let (vs, rs) = self.servers.find(service, real)?;
         if self.servers.set_weight(vs, rs, weight, Instant::now()) {
+            self.log_slow_start(vs, rs);
             self.publish();
         }
         info!(

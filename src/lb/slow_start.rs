@@ -106,7 +106,9 @@ mod tests {
 
     #[test]
     fn the_weight_grows_linearly_from_one_to_full() {
-        let w: Vec<u32> = (0..=10).map(|s| ramp(s * 1000, 10_000).weight(10)).collect();
+        let w: Vec<u32> = (0..=10)
+            .map(|s| ramp(s * 1000, 10_000).weight(10))
+            .collect();
         assert_eq!(w, [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     }
 
