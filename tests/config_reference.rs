@@ -207,7 +207,13 @@ fn the_parser_keys_are_read_from_its_errors() {
     assert_eq!(find("[dpdk]").keys, ["eal_args", "workers"]);
     assert_eq!(
         find("[[virtual_server.real_server]]").keys,
-        ["address", "weight", "upper_threshold", "lower_threshold"]
+        [
+            "address",
+            "weight",
+            "upper_threshold",
+            "lower_threshold",
+            "slow_start_s"
+        ]
     );
     assert!(find("[virtual_server.health_check]")
         .keys
