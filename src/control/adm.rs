@@ -60,7 +60,7 @@ pub fn format_list(doc: &Value) -> String {
         for rs in vs["real_servers"].as_array().unwrap_or(&empty) {
             let _ = writeln!(
                 out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {:<4} {}",
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {:<4} {}{}",
                 rs["address"].as_str().unwrap_or("?"),
                 fwd,
                 num(&rs["weight"]),
@@ -68,10 +68,28 @@ pub fn format_list(doc: &Value) -> String {
                 num(&rs["inactive_conns"]),
                 num(&rs["priority"]),
                 rs["health"].as_str().unwrap_or("?"),
+                slow_start(rs),
             );
         }
     }
     out
+}
+
+/// A ramping real server's slow start, after its health:
+/// ` (slow start 4/10, 3.2s of 8s)`, its effective weight of its weight;
+/// empty when it does not ramp.
+fn slow_start(rs: &Value) -> String {
+    let ramp = &rs["slow_start"];
+    if !ramp.is_object() {
+        return String::new();
+    }
+    format!(
+        " (slow start {}/{}, {:.1}s of {}s)",
+        num(&rs["effective_weight"]),
+        num(&rs["weight"]),
+        ramp["elapsed_s"].as_f64().unwrap_or(0.0),
+        num(&ramp["duration_s"]),
+    )
 }
 
 /// The counters: totals, then each worker's, one `name value` per line,
@@ -267,6 +285,29 @@ mod tests {
             cols,
             ["->", "10.1.0.21:8080", "Masq", "1", "0", "0", "1", "up"]
         );
+    }
+
+    #[test]
+    fn a_ramping_server_shows_its_slow_start_after_its_health() {
+        let doc = json!({"virtual_servers": [{
+            "name": "web", "address": "203.0.113.100:80", "protocol": "tcp",
+            "scheduler": "wlc", "forward": "nat", "persistence_timeout_s": 0,
+            "real_servers": [{"address": "10.1.0.11:8080", "weight": 10,
+                              "effective_weight": 4, "health": "up", "priority": 0,
+                              "slow_start": {"elapsed_s": 3.2, "duration_s": 8},
+                              "active_conns": 1, "inactive_conns": 0},
+                             {"address": "10.1.0.12:8080", "weight": 10,
+                              "effective_weight": 10, "health": "up", "slow_start": null,
+                              "active_conns": 9, "inactive_conns": 0}]
+        }]});
+        let text = format_list(&doc);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[4]
+                .ends_with(" 10     1          0         0    up (slow start 4/10, 3.2s of 8s)"),
+            "{text}"
+        );
+        assert!(lines[5].ends_with(" up"), "{text}");
     }
 
     #[test]

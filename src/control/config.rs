@@ -668,6 +668,18 @@ pub struct VirtualServerConfig {
     /// `crate::lb::priority::DEFAULT_MIN_ACTIVE` (1). Default: none.
     /// Reloadable (new connections).
     pub priority_groups: Vec<GroupQuorum>,
+    /// `slow_start_s`: HAProxy's `slowstart`. A real server that starts
+    /// taking new connections again (up after down, added or brought back
+    /// by a reload, its weight raised from 0) ramps its weight linearly
+    /// from 1 to its full weight over this many seconds
+    /// (`crate::lb::slow_start`), so least-connection schedulers do not
+    /// send it every new connection at once. Not at rvsd's start (every
+    /// server starts at its full weight). 0 (off) to `MAX_SLOW_START_S`;
+    /// not with `rr`, `sh` or `mh`, which do not schedule by weight. A real
+    /// server's own `slow_start_s` overrides it. Default
+    /// `DEFAULT_SLOW_START_S` (off). Reloadable (a ramp in progress
+    /// follows the new duration).
+    pub slow_start: Duration,
 }
 
 impl VirtualServerConfig {
@@ -710,6 +722,10 @@ impl VirtualServerConfig {
     /// `mh_table_size` must be at least this many times the number of real
     /// servers.
     pub const MH_ENTRIES_PER_REAL_SERVER: u32 = 100;
+    /// Default of `slow_start_s`: off.
+    pub const DEFAULT_SLOW_START_S: u64 = 0;
+    /// Upper bound of `slow_start_s` (here and on a real server): one hour.
+    pub const MAX_SLOW_START_S: u64 = 3600;
 }
 
 /// `[virtual_server.health_check]`: how the real servers of one virtual
@@ -838,6 +854,12 @@ pub struct RealServerConfig {
     /// the primary group). Reloadable (new connections; existing ones stay
     /// where they are).
     pub priority: u8,
+    /// `slow_start_s`: this server's slow start, overriding its virtual
+    /// server's `slow_start_s` (HAProxy sets it per server), 0 (off) to
+    /// `VirtualServerConfig::MAX_SLOW_START_S`; `None` takes the virtual
+    /// server's. The same scheduler rule. Default: the virtual server's.
+    /// Reloadable.
+    pub slow_start: Option<Duration>,
 }
 
 impl RealServerConfig {

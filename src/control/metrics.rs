@@ -444,6 +444,27 @@ impl SnapshotCollector {
                 .enumerate()
                 .map(|(i, (l, ..))| (l.clone(), overloaded.get(i).copied().unwrap_or(0)))
                 .collect::<Vec<_>>(),
+        )?;
+        // In the rows' order: services, then their real servers.
+        let effective = s
+            .services
+            .services()
+            .iter()
+            .enumerate()
+            .flat_map(|(v, vs)| {
+                (0..vs.real_servers.len())
+                    .map(move |r| u64::from(s.services.effective_weight(v as u16, r as u16)))
+            });
+        gauges(
+            encoder,
+            "rvs_real_server_effective_weight",
+            "The weight new connections see: the weight in force, ramped during a slow start, \
+             0 when down or draining.",
+            &rs_rows
+                .iter()
+                .zip(effective)
+                .map(|((l, ..), w)| (l.clone(), w))
+                .collect::<Vec<_>>(),
         )
     }
 
@@ -1266,6 +1287,7 @@ pub(crate) mod tests {
             .with_server_state(|_, r| crate::lb::service::ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             })
             .with_priority_changes(vec![4]);
         snap.services = Arc::new(table);
@@ -1291,11 +1313,33 @@ pub(crate) mod tests {
                 .with_server_state(|_, _| crate::lb::service::ServerState {
                     down: true,
                     weight: None,
+                    ramp: None,
                 });
         snap.services = Arc::new(table);
         let text = render(snap);
         let web = "virtual_server=\"web\"";
         assert_value(&text, "rvs_virtual_server_active_priority", &[web], -1.0);
+    }
+
+    #[test]
+    fn the_effective_weight_shows_a_slow_start_s_ramp_and_draining() {
+        let ramp = crate::lb::slow_start::Ramp {
+            elapsed: Duration::from_secs(4),
+            duration: Duration::from_secs(8),
+        };
+        let mut snap = snapshot();
+        snap.services =
+            Arc::new(
+                table().with_server_state(|_, rs| crate::lb::service::ServerState {
+                    ramp: (rs == 0).then_some(ramp),
+                    ..Default::default()
+                }),
+            );
+        let text = render(snap);
+        let name = "rvs_real_server_effective_weight";
+        assert_value(&text, name, &[RS11], 2.0); // round(3 x 4 / 8)
+        assert_value(&text, name, &[RS12], 1.0);
+        assert_value(&text, name, &[RS13], 0.0);
     }
 
     #[test]

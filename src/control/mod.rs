@@ -65,6 +65,7 @@ pub mod report;
 pub mod role;
 pub mod run;
 pub mod servers;
+pub mod slow_start;
 pub mod socket;
 pub mod state;
 pub mod status;

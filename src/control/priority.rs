@@ -107,6 +107,7 @@ mod tests {
         t.clone().with_server_state(|_, r| ServerState {
             down: down.contains(&r),
             weight: None,
+            ramp: None,
         })
     }
 

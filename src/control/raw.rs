@@ -132,6 +132,7 @@ pub(super) struct RawVirtualServer {
     pub new_conn_burst: Option<S<Int>>,
     pub max_conns_per_client: Option<S<Int>>,
     pub client_prefix_len: Option<S<Int>>,
+    pub slow_start_s: Option<S<Int>>,
     // Priority groups (`validate::priority`).
     #[serde(default)]
     pub priority_group: Array<S<RawPriorityGroup>>,
@@ -169,6 +170,7 @@ pub(super) struct RawRealServer {
     pub lower_threshold: Option<S<Int>>,
     pub priority: Option<S<Int>>,
     pub backup: Option<S<bool>>,
+    pub slow_start_s: Option<S<Int>>,
 }
 
 /// `[ha]`

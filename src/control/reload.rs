@@ -24,6 +24,7 @@ use crate::lb::service::{RealServer, ServiceKey, ServiceTable, VirtualService};
 use crate::lb::xmit::Endpoint;
 use std::fmt;
 use std::net::SocketAddrV4;
+use std::time::Duration;
 
 /// The virtual services a configuration describes, as the workers see them
 /// (in file order, every server's index its position in the file).
@@ -49,6 +50,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         limits: v.limits.clone(),
         syn_proxy: v.syn_proxy,
         priority_groups: v.priority_groups.clone(),
+        slow_start: v.slow_start,
         real_servers: v
             .real_servers
             .iter()
@@ -57,6 +59,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
                 weight: r.weight,
                 thresholds: r.thresholds,
                 priority: r.priority,
+                slow_start: r.slow_start,
             })
             .collect(),
     }
@@ -172,6 +175,25 @@ pub enum Change {
         /// The priority now.
         to: u8,
     },
+    /// A real server's own `slow_start_s` changed.
+    SlowStartChanged {
+        /// Its virtual server's name.
+        service: String,
+        /// Its address.
+        endpoint: Endpoint,
+        /// Its own slow start before (`None`: the service's).
+        from: Option<Duration>,
+        /// Its own slow start now.
+        to: Option<Duration>,
+    },
+}
+
+/// A real server's own slow start as the log shows it.
+fn own_slow_start(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "the service's".to_string(),
+        |d| format!("{}s", d.as_secs()),
+    )
 }
 
 fn addr(e: Endpoint) -> SocketAddrV4 {
@@ -267,6 +289,18 @@ impl fmt::Display for Change {
                 "virtual server {service}: real server {} priority {from} -> {to}",
                 addr(*endpoint)
             ),
+            Change::SlowStartChanged {
+                service,
+                endpoint,
+                from,
+                to,
+            } => write!(
+                f,
+                "virtual server {service}: real server {} slow_start {} -> {}",
+                addr(*endpoint),
+                own_slow_start(*from),
+                own_slow_start(*to)
+            ),
         }
     }
 }
@@ -319,6 +353,8 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
         quorums(&old.priority_groups),
         quorums(&new.priority_groups),
     );
+    let slow = |s: &VirtualService| format!("{}s", s.slow_start.as_secs());
+    diff("slow_start", slow(old), slow(new));
     out
 }
 
@@ -460,6 +496,15 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
                         });
                         servers[r].priority = rs.priority;
                     }
+                    if servers[r].slow_start != rs.slow_start {
+                        changes.push(Change::SlowStartChanged {
+                            service: n.name.clone(),
+                            endpoint: rs.endpoint,
+                            from: servers[r].slow_start,
+                            to: rs.slow_start,
+                        });
+                        servers[r].slow_start = rs.slow_start;
+                    }
                 }
                 None => {
                     changes.push(Change::ServerAdded {
@@ -590,6 +635,24 @@ mod tests {
                 "virtual server web: real server 10.1.0.13:8080 priority 0 -> 1",
             ]
         );
+    }
+
+    #[test]
+    fn a_changed_slow_start_is_a_change_of_the_service_or_the_server() {
+        let old = ServiceTable::new(vec![service("web", 80, &[(11, 1), (12, 1)])]);
+        let mut new = service("web", 80, &[(11, 1), (12, 1)]);
+        new.slow_start = Duration::from_secs(30);
+        new.real_servers[1].slow_start = Some(Duration::ZERO);
+        let m = merge(&old, &[new]);
+        assert_eq!(
+            lines(&m),
+            [
+                "virtual server web: slow_start 0s -> 30s",
+                "virtual server web: real server 10.1.0.12:8080 slow_start the service's -> 0s"
+            ]
+        );
+        assert_eq!(m.table.get(0).slow_start_of(0), Duration::from_secs(30));
+        assert_eq!(m.table.get(0).slow_start_of(1), Duration::ZERO);
     }
 
     #[test]

@@ -133,6 +133,12 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                         "address": format!("{}:{}", rs.endpoint.ip, rs.endpoint.port),
                         "overloaded": over > 0,
                         "weight": services.weight(v as u16, r as u16),
+                        "effective_weight": services.effective_weight(v as u16, r as u16),
+                        "slow_start": services.slow_start(v as u16, r as u16).map(|ramp| json!({
+                            "elapsed_s": (ramp.elapsed.as_secs_f64() * 10.0).round() / 10.0,
+                            "duration_s": ramp.duration.as_secs(),
+                            "progress": (ramp.progress() * 100.0).round() / 100.0,
+                        })),
                         "health": if services.is_down(v as u16, r as u16) { "down" } else { "up" },
                         "draining": services.is_server_draining(v as u16, r as u16),
                         "priority": rs.priority,
@@ -153,6 +159,7 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 "scheduler": vs.scheduler.name(),
                 "forward": vs.forward.name(),
                 "persistence_timeout_s": vs.persistence.map_or(0, |d| d.as_secs()),
+                "slow_start_s": vs.slow_start.as_secs(),
                 "draining": services.is_draining(v as u16),
                 "refused": refused_json(&refused.get(v).copied().unwrap_or_default()),
                 "active_priority": services.active_priority(v as u16),
@@ -306,6 +313,7 @@ mod tests {
         let t = table().with_server_state(|_, rs| ServerState {
             down: rs == 1,
             weight: (rs == 0).then_some(0),
+            ramp: None,
         });
         let v = list(&t, &[]);
         let rs = &v["virtual_servers"][0]["real_servers"];
@@ -313,6 +321,27 @@ mod tests {
         assert_eq!(rs[0]["health"], "up");
         assert_eq!(rs[1]["health"], "down");
         assert_eq!(rs[1]["weight"], 1);
+        assert_eq!(rs[1]["effective_weight"], 0);
+        assert!(rs[1]["slow_start"].is_null());
+    }
+
+    #[test]
+    fn list_shows_a_slow_start_s_effective_weight_and_progress() {
+        let ramp = crate::lb::slow_start::Ramp {
+            elapsed: std::time::Duration::from_millis(2000),
+            duration: std::time::Duration::from_secs(8),
+        };
+        let t = table().with_server_state(|_, rs| ServerState {
+            ramp: (rs == 0).then_some(ramp),
+            ..ServerState::default()
+        });
+        let v = list(&t, &[]);
+        let rs = &v["virtual_servers"][0]["real_servers"][0];
+        assert_eq!(rs["weight"], 3);
+        assert_eq!(rs["effective_weight"], 1, "round(3 x 2 / 8)");
+        assert_eq!(rs["slow_start"]["elapsed_s"], 2.0);
+        assert_eq!(rs["slow_start"]["duration_s"], 8);
+        assert_eq!(rs["slow_start"]["progress"], 0.25);
     }
 
     #[test]

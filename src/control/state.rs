@@ -16,7 +16,7 @@ use super::servers::{self, Servers};
 use super::unapplied::{self, Unapplied};
 use super::workers::{self, Workers};
 use crate::dataplane::worker::Command;
-use crate::lb::service::ServiceTable;
+use crate::lb::service::{RealServerId, ServiceId, ServiceTable};
 use crate::{error, info, warn};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -188,7 +188,11 @@ impl ControlState {
                 change.endpoint, change.name, change.reason
             );
         }
-        if self.servers.set_down(change.vs, change.rs, !change.up) {
+        if self
+            .servers
+            .set_down(change.vs, change.rs, !change.up, Instant::now())
+        {
+            self.log_slow_start(change.vs, change.rs);
             let state = if change.up { "up" } else { "down" };
             self.log_group_changes(&format!("real server {} {state}", change.endpoint));
             self.publish();
@@ -203,13 +207,31 @@ impl ControlState {
         }
     }
 
+    /// Logs the slow start real server `rs` of `vs` begins, if it does.
+    fn log_slow_start(&self, vs: ServiceId, rs: RealServerId) {
+        let table = self.servers.snapshot();
+        if let Some(ramp) = table.slow_start(vs, rs) {
+            let e = table.get(vs).real_servers[usize::from(rs)].endpoint;
+            info!(
+                "real server {}:{} ({}): slow start, weight {} of {} over {}s",
+                e.ip,
+                e.port,
+                table.get(vs).name,
+                table.effective_weight(vs, rs),
+                table.weight(vs, rs),
+                ramp.duration.as_secs()
+            );
+        }
+    }
+
     /// `rvsadm weight`: sets the run-time weight of real server `real`
     /// ("RIP:PORT") of `service` ("VIP:PORT/PROTO"); 0 drains it (its
     /// connections live on, new ones go elsewhere). A reload that changes
     /// the file restores the file's weight.
     pub fn set_weight(&mut self, service: &str, real: &str, weight: u32) -> Result<(), String> {
         let (vs, rs) = self.servers.find(service, real)?;
-        if self.servers.set_weight(vs, rs, weight) {
+        if self.servers.set_weight(vs, rs, weight, Instant::now()) {
+            self.log_slow_start(vs, rs);
             self.log_group_changes(&format!("weight of {real} set to {weight}"));
             self.publish();
         }
@@ -277,7 +299,7 @@ impl ControlState {
             // Room for every server's counters before the workers see them.
             self.workers
                 .reserve(total_real_servers(&table), table.len());
-            self.servers.replace(table, &up);
+            self.servers.replace(table, &up, Instant::now());
             self.log_group_changes("reload");
             self.publish();
         }
@@ -305,9 +327,12 @@ impl ControlState {
     }
 
     /// The periodic chores that need no event: the next gratuitous ARP
-    /// round when one is due.
+    /// round and the next step of the slow starts, when due.
     pub fn tick(&mut self, now: Instant) {
         self.role.tick(&self.workers, now);
+        if self.servers.tick(now) {
+            self.publish();
+        }
     }
 
     /// The `stats:` line rvsd prints when it stops: every worker's

@@ -745,6 +745,7 @@ mod tests {
                 crate::lb::service::ServerState {
                     down: r < 2,
                     weight: None,
+                    ramp: None,
                 }
             }),
         );

@@ -192,6 +192,7 @@ fn full_example_parses_to_typed_values() {
             expire_nodest_conn: true,
             sorry_server: None,
             syn_proxy: false,
+            slow_start: Duration::ZERO,
             health_check: HealthCheckConfig {
                 kind: HealthCheckKind::Tcp,
                 interval: Duration::from_millis(1000),
@@ -206,6 +207,7 @@ fn full_example_parses_to_typed_values() {
                 weight: 1,
                 thresholds: Default::default(),
                 priority: 0,
+                slow_start: None,
             }],
             limits: Default::default(),
             priority_groups: Vec::new(),
@@ -1494,6 +1496,7 @@ fn virtual_server_keys_parse_to_typed_values() {
             weight: 7,
             thresholds: Default::default(),
             priority: 0,
+            slow_start: None,
         }]
     );
 }

@@ -822,3 +822,44 @@ fn a_reload_that_makes_a_backup_then_a_primary_down_moves_and_counts_the_group()
     );
     assert_eq!(t.priority_changes(0), 3);
 }
+
+// ------------------------------------------------------------ slow start
+
+#[test]
+fn a_tick_without_a_slow_start_sends_nothing() {
+    let mut f = Fixture::new("slow-idle");
+    f.health.report(0, false);
+    f.health.report(0, true);
+    f.state.poll_health();
+    assert_eq!(f.snapshots(0).len(), 2);
+    f.state.tick(Instant::now() + Duration::from_secs(1));
+    assert!(f.sent(0).is_empty());
+}
+
+#[test]
+fn a_server_back_up_ramps_in_the_snapshots_the_ticks_send() {
+    let mut f = Fixture::new("slow-ramp");
+    let text = config_text(8, 1).replace(
+        "forward = \"nat\"\n",
+        "forward = \"nat\"\nslow_start_s = 8\n",
+    );
+    f.write_config(&text);
+    f.state.reload().unwrap();
+    let t = f.one_snapshot();
+    assert_eq!(t.effective_weight(0, 0), 8, "a reload alone begins no ramp");
+    f.health.report(0, false);
+    f.state.poll_health();
+    f.one_snapshot();
+    f.health.report(0, true);
+    f.state.poll_health();
+    let t = f.one_snapshot();
+    assert_eq!(t.effective_weight(0, 0), 1);
+    assert_eq!(f.listed(0)["slow_start"]["duration_s"], 8);
+    f.state.tick(Instant::now() + Duration::from_secs(4));
+    let t = f.one_snapshot();
+    assert!((3..=5).contains(&t.effective_weight(0, 0)), "half way");
+    f.state.tick(Instant::now() + Duration::from_secs(9));
+    assert_eq!(f.one_snapshot().effective_weight(0, 0), 8);
+    f.state.tick(Instant::now() + Duration::from_secs(20));
+    assert!(f.sent(0).is_empty(), "the ramp is over");
+}

@@ -37,6 +37,7 @@ use crate::wire::{Ipv4Cidr, MacAddr};
 
 mod limits;
 mod priority;
+mod slow_start;
 
 /// Converts and checks `raw`; `Some` only when every part converted
 /// (the caller also checks that `errors` stayed empty).
@@ -1147,6 +1148,8 @@ fn virtual_servers(
             errors,
         );
         let limits = limits::service_limits(t, &f, errors);
+        let slow_start = slow_start::service(t, scheduler, &f, errors);
+        ok &= slow_start.is_some();
         let real_servers = real_servers(
             &t.real_server.0,
             &f("real_server"),
@@ -1201,6 +1204,7 @@ fn virtual_servers(
                 real_servers,
                 limits,
                 priority_groups,
+                slow_start: slow_start.unwrap_or_default(),
             }),
             _ => ok = false,
         }
@@ -1583,6 +1587,9 @@ fn real_servers(
         .map(|w| w as u32);
 
         let thresholds = limits::thresholds(t, &f, errors);
+        let slow_start = slow_start::real_server(t, &f, errors);
+        ok &= slow_start.is_some();
+
         let priority = priority::server_priority(t, &f, errors);
 
         match (address, weight, thresholds, priority) {
@@ -1592,6 +1599,7 @@ fn real_servers(
                     weight,
                     thresholds,
                     priority,
+                    slow_start: slow_start.flatten(),
                 })
             }
             _ => ok = false,

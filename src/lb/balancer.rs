@@ -1279,6 +1279,8 @@ impl Balancer {
                         weight: if over { 0 } else { weight },
                         active: c.active,
                         inactive: c.inactive,
+                        // What a slow start ramps `weight` up to (for lc).
+                        full: services.weight(vs, r as u16),
                     }
                 }),
         );

@@ -15,6 +15,7 @@ pub mod persist;
 pub mod priority;
 pub mod sched;
 pub mod service;
+pub mod slow_start;
 pub mod sync;
 pub mod synproxy;
 pub mod tcp_state;

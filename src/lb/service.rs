@@ -11,6 +11,7 @@ pub use super::kind::{ForwardMethod, Protocol, SchedulerKind};
 use super::limits::{ServiceLimits, Thresholds};
 use super::priority::{self, GroupQuorum, Selection};
 use super::sched::{hash, HashTable, MaglevTable, Scheduler, ShTable};
+use super::slow_start::{self, Ramp};
 use super::xmit::Endpoint;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -40,6 +41,9 @@ pub struct RealServer {
     /// Its priority group: 0 is the best (`lb::priority`); servers outside
     /// the active group take no new connections.
     pub priority: u8,
+    /// Its own slow start (`lb::slow_start`) over the service's; `None`
+    /// takes the service's.
+    pub slow_start: Option<Duration>,
 }
 
 /// One virtual service.
@@ -76,6 +80,9 @@ pub struct VirtualService {
     /// The quorums of its priority groups (`lb::priority`); a group not
     /// listed needs one live server.
     pub priority_groups: Vec<GroupQuorum>,
+    /// How long a real server that comes back ramps up to its weight
+    /// (`lb::slow_start`); zero: no slow start.
+    pub slow_start: Duration,
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -107,6 +114,7 @@ impl VirtualService {
             limits: ServiceLimits::default(),
             syn_proxy: false,
             priority_groups: Vec::new(),
+            slow_start: Duration::ZERO,
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer {
@@ -114,9 +122,18 @@ impl VirtualService {
                     weight,
                     thresholds: Thresholds::NONE,
                     priority: priority::DEFAULT_PRIORITY,
+                    slow_start: None,
                 })
                 .collect(),
         }
+    }
+
+    /// The slow start of real server `rs`: its own, else the service's;
+    /// zero (none) for an unknown server.
+    pub fn slow_start_of(&self, rs: RealServerId) -> Duration {
+        self.real_servers
+            .get(usize::from(rs))
+            .map_or(Duration::ZERO, |r| r.slow_start.unwrap_or(self.slow_start))
     }
 
     /// The hash table a `sh` or `mh` service schedules with, built here
@@ -179,6 +196,8 @@ pub struct ServerState {
     pub down: bool,
     /// The run-time weight, `None` for the configured one.
     pub weight: Option<u32>,
+    /// Where its slow start is, while it ramps up (`lb::slow_start`).
+    pub ramp: Option<Ramp>,
 }
 
 /// Index of a virtual service in its table.
@@ -221,6 +240,8 @@ pub struct ServiceTable {
     /// Times each service's active group changed, as the control plane
     /// counted them ([`ServiceTable::with_priority_changes`]).
     priority_changes: Vec<u64>,
+    /// Real servers in their slow start, and where (flat, as `effective`).
+    ramps: Vec<Option<Ramp>>,
     by_key: HashMap<u64, ServiceId, FastHash>,
     /// NAT real servers by (RIP:RPORT, protocol): replies from them belong
     /// to these services. One real server may serve several services.
@@ -304,6 +325,7 @@ impl ServiceTable {
             weights: Vec::new(),
             priority: Vec::new(),
             priority_changes: Vec::new(),
+            ramps: vec![None; total as usize],
             by_key,
             nat_real,
             vips,
@@ -324,6 +346,7 @@ impl ServiceTable {
             let base = self.rs_base[i] as usize;
             for r in 0..s.real_servers.len() {
                 self.down[base + r] = state(i as ServiceId, r as RealServerId).down;
+                self.ramps[base + r] = state(i as ServiceId, r as RealServerId).ramp;
             }
         }
         (self.effective, self.priority) = self.compute_effective(&state);
@@ -363,7 +386,7 @@ impl ServiceTable {
                 out.push(if st.down || draining {
                     0
                 } else {
-                    st.weight.unwrap_or(rs.weight)
+                    slow_start::ramped(st.weight.unwrap_or(rs.weight), st.ramp)
                 });
             }
             let weights = &mut out[start..];
@@ -431,8 +454,15 @@ impl ServiceTable {
     /// The weight the operator set for real server `rs` of `vs`: the
     /// run-time weight (`rvsadm weight`), else the configured one, whatever
     /// its health (what `rvsadm list` and the metrics show); 0 when unknown.
+    #[inline]
     pub fn weight(&self, vs: ServiceId, rs: RealServerId) -> u32 {
         self.flat(vs, rs).map_or(0, |i| self.weights[i])
+    }
+
+    /// Where real server `rs` of `vs` is in its slow start, while it ramps
+    /// (its effective weight is then below its weight).
+    pub fn slow_start(&self, vs: ServiceId, rs: RealServerId) -> Option<Ramp> {
+        self.flat(vs, rs).and_then(|i| self.ramps[i])
     }
 
     /// True when the health checks hold real server `rs` of `vs` down (the
@@ -621,6 +651,7 @@ mod tests {
         let t = t.with_server_state(|_, rs| ServerState {
             down: rs == 0,
             weight: (rs == 1).then_some(7),
+            ramp: None,
         });
         assert_eq!(t.effective_weight(0, 0), 0);
         assert!(t.is_down(0, 0));
@@ -653,6 +684,7 @@ mod tests {
         t.clone().with_server_state(|_, r| ServerState {
             down: down.contains(&r),
             weight: weights.iter().find(|(s, _)| *s == r).map(|(_, w)| *w),
+            ramp: None,
         })
     }
 
@@ -740,5 +772,44 @@ mod tests {
         assert_eq!(t.priority_changes(0), 3);
         assert_eq!(with(&t, &[0], &[]).priority_changes(0), 3);
         assert_eq!(t.priority_changes(9), 0);
+    }
+
+    #[test]
+    fn a_ramping_server_gets_its_ramped_weight_and_shows_its_ramp() {
+        let mut web = service(
+            "web",
+            ep("203.0.113.100", 80),
+            ForwardMethod::Nat,
+            &[ep("10.1.0.11", 80), ep("10.1.0.12", 80)],
+        );
+        web.real_servers[0].weight = 10;
+        let ramp = Ramp {
+            elapsed: Duration::from_secs(2),
+            duration: Duration::from_secs(5),
+        };
+        let t = ServiceTable::new(vec![web]).with_server_state(|_, rs| ServerState {
+            ramp: (rs == 0).then_some(ramp),
+            ..ServerState::default()
+        });
+        assert_eq!(t.effective_weight(0, 0), 4);
+        assert_eq!(t.weight(0, 0), 10, "the operator's weight is unchanged");
+        assert_eq!(t.slow_start(0, 0), Some(ramp));
+        assert_eq!(t.slow_start(0, 1), None);
+        assert_eq!(t.effective_weight(0, 1), 1);
+    }
+
+    #[test]
+    fn a_real_server_s_slow_start_overrides_its_service_s() {
+        let mut web = service(
+            "web",
+            ep("203.0.113.100", 80),
+            ForwardMethod::Nat,
+            &[ep("10.1.0.11", 80), ep("10.1.0.12", 80)],
+        );
+        web.slow_start = Duration::from_secs(30);
+        web.real_servers[1].slow_start = Some(Duration::ZERO);
+        assert_eq!(web.slow_start_of(0), Duration::from_secs(30));
+        assert_eq!(web.slow_start_of(1), Duration::ZERO);
+        assert_eq!(web.slow_start_of(9), Duration::ZERO);
     }
 }

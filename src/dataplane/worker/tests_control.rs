@@ -37,6 +37,7 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         limits: Default::default(),
         syn_proxy: false,
         priority_groups: Vec::new(),
+        slow_start: std::time::Duration::ZERO,
         real_servers: real
             .iter()
             .map(|&ip| RealServer {
@@ -44,6 +45,7 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
                 weight: 1,
                 thresholds: Default::default(),
                 priority: 0,
+                slow_start: None,
             })
             .collect(),
     }
@@ -128,6 +130,7 @@ fn a_server_marked_down_gets_no_new_connections() {
             ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             }
         }))),
         0,
@@ -151,6 +154,7 @@ fn a_connection_to_a_server_that_went_down_is_reset_on_its_next_segment() {
             ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             }
         }))),
         0,
@@ -175,6 +179,7 @@ fn with_every_server_down_a_syn_is_refused_at_once() {
             ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             }
         }))),
         0,
@@ -198,6 +203,7 @@ fn with_every_server_down_the_sorry_server_takes_new_connections() {
             ServerState {
                 down: r == 0,
                 weight: None,
+                ramp: None,
             }
         }))),
         0,
@@ -221,6 +227,7 @@ fn weight_zero_drains_and_the_files_weight_returns_on_none() {
             ServerState {
                 down: false,
                 weight: (r == 0).then_some(0),
+                ramp: None,
             }
         }))),
         0,

@@ -139,6 +139,7 @@ fn with_every_server_down_tcp_is_reset_and_udp_dropped() {
     let all_down = b.services().clone().with_server_state(|_, _| ServerState {
         down: true,
         weight: None,
+        ramp: None,
     });
     b.set_services(Arc::new(all_down));
     assert_eq!(
@@ -157,6 +158,7 @@ fn weights_and_health_come_from_the_snapshot() {
     let only_second = b.services().clone().with_server_state(|_, rs| ServerState {
         down: false,
         weight: (rs == 0).then_some(0),
+        ramp: None,
     });
     b.set_services(Arc::new(only_second));
     for port in 2000..2010 {
@@ -175,6 +177,7 @@ fn a_connection_whose_server_went_down_ends_on_its_next_packet() {
     let down = b.services().clone().with_server_state(|_, r| ServerState {
         down: r == rs,
         weight: None,
+        ramp: None,
     });
     b.set_services(Arc::new(down));
     // Mid-connection TCP from the client: a reset, the connection gone.
@@ -382,6 +385,7 @@ fn counters_survive_a_reload_that_adds_servers() {
         weight: 1,
         thresholds: Default::default(),
         priority: 0,
+        slow_start: None,
     });
     b.set_services(Arc::new(ServiceTable::new(vec![bigger])));
     assert_eq!(b.counters().len(), 3);

@@ -3,7 +3,11 @@
 //!
 //! - `lc`, least connections: cost = `active * 256 + inactive`, IPVS's
 //!   "overhead" (an active connection weighs as much as 256 inactive ones,
-//!   which mostly sit in TIME_WAIT or are idle UDP entries).
+//!   which mostly sit in TIME_WAIT or are idle UDP entries). Weights are
+//!   ignored, except during a server's slow start (`lb::slow_start`): its
+//!   overhead is scaled by full / ramped weight, so it holds the ramped
+//!   share of the others' connections instead of taking every new one
+//!   until it has as many as they do.
 //! - `wlc`, weighted least connections: cost = overhead / weight.
 //! - `sed`, shortest expected delay: cost = (active + 1) / weight, the
 //!   delay a new connection expects if each server serves its connections
@@ -20,6 +24,7 @@
 //! count when they create the connection, so the next pick moves on.
 
 use super::Candidate;
+use crate::lb::slow_start;
 
 /// IPVS's overhead of a server: active connections weigh 256 inactive ones.
 #[inline]
@@ -45,9 +50,13 @@ fn least(servers: &[Candidate], cost: impl Fn(&Candidate) -> (u128, u128)) -> Op
     best.map(|(i, _, _)| i)
 }
 
-/// Least connections: the smallest `active * 256 + inactive`.
+/// Least connections: the smallest `active * 256 + inactive`, scaled by
+/// full / ramped weight for a server in its slow start.
 pub fn lc(servers: &[Candidate]) -> Option<usize> {
-    least(servers, |s| (overhead(s), 1))
+    least(servers, |s| {
+        let (num, den) = slow_start::lc_scale(s.weight, s.full);
+        (overhead(s) * u128::from(num), u128::from(den))
+    })
 }
 
 /// Weighted least connections: the smallest overhead / weight.
@@ -82,6 +91,7 @@ mod tests {
                 weight,
                 active,
                 inactive,
+                full: weight,
             })
             .collect()
     }
@@ -187,5 +197,53 @@ mod tests {
                 ("all zero weight", &[(0, 0, 0)], None),
             ],
         );
+    }
+
+    /// Picks `n` new long-lived connections with `lc` over `servers`
+    /// (weight, full weight, active), each bumping its server's count;
+    /// how many each server got.
+    fn lc_share(servers: &[(u32, u32, u32)], n: usize) -> Vec<u32> {
+        let mut list: Vec<Candidate> = servers
+            .iter()
+            .map(|&(weight, full, active)| Candidate {
+                weight,
+                active,
+                inactive: 0,
+                full,
+            })
+            .collect();
+        let mut got = vec![0; list.len()];
+        for _ in 0..n {
+            let i = lc(&list).unwrap();
+            list[i].active += 1;
+            got[i] += 1;
+        }
+        got
+    }
+
+    #[test]
+    fn lc_without_slow_start_fills_an_empty_server_first() {
+        // Two servers at 100 connections, one back with none: the first
+        // 100 new connections all go to it.
+        let got = lc_share(&[(10, 10, 100), (10, 10, 100), (10, 10, 0)], 100);
+        assert_eq!(got, [0, 0, 100]);
+    }
+
+    #[test]
+    fn lc_honours_a_slow_start_ramp() {
+        // The returning server at ramped weight 2 of 10 holds a fifth of
+        // the others' connections: of 100 new ones it takes about 26
+        // (it ends near (100 + 100 + 100) / 11 = 27), not all of them.
+        let got = lc_share(&[(10, 10, 100), (10, 10, 100), (2, 10, 0)], 100);
+        assert!((24..=28).contains(&got[2]), "{got:?}");
+        assert_eq!(got.iter().sum::<u32>(), 100);
+    }
+
+    #[test]
+    fn lc_share_of_a_ramping_server_grows_with_its_weight() {
+        let share = |w| lc_share(&[(10, 10, 100), (10, 10, 100), (w, 10, 0)], 100)[2];
+        let shares: Vec<u32> = [1, 2, 5, 8, 10].into_iter().map(share).collect();
+        assert!(shares.windows(2).all(|p| p[0] < p[1]), "{shares:?}");
+        assert_eq!(shares[4], 100, "full weight: plain lc");
     }
 }

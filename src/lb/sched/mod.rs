@@ -46,6 +46,11 @@ pub struct Candidate {
     pub active: u32,
     /// Other connections still in the table (TCP closing, UDP).
     pub inactive: u32,
+    /// The weight `weight` ramps up to while the server is in its slow
+    /// start (`lb::slow_start`); equal to `weight` (or 0, unknown)
+    /// otherwise. Only `lc` reads it, the others' weights being ramped
+    /// already.
+    pub full: u32,
 }
 
 /// What the hashing schedulers hash of a new flow. `sh` and `mh` use the
@@ -286,11 +291,13 @@ pub(crate) mod tests {
                 weight: 1,
                 active: 2,
                 inactive: 0,
+                full: 1,
             },
             Candidate {
                 weight: 1,
                 active: 1,
                 inactive: 0,
+                full: 1,
             },
         ];
         assert_eq!(
@@ -315,6 +322,7 @@ pub(crate) mod tests {
                     weight,
                     active,
                     inactive,
+                    full: weight,
                 })
                 .collect()
         })
