@@ -213,3 +213,15 @@ fn a_reload_lists_each_changed_tls_key() {
         )]
     );
 }
+
+#[test]
+fn the_shipped_nat_example_checks_its_https_service() {
+    let config = ok(include_str!("../../../dpdk-config/nat.toml"));
+    let shop = config
+        .virtual_servers
+        .iter()
+        .find(|v| v.name == "shop")
+        .unwrap();
+    assert_eq!(shop.health_check.kind, HealthCheckKind::Https);
+    assert_eq!(shop.health_check.http_expect_body.as_deref(), Some("ok"));
+}
