@@ -2,7 +2,8 @@
 //! kernel's network stack.
 //!
 //! Why the kernel and not the data plane: a probe is an ordinary TCP
-//! connection (and, for `http`, a request), which the kernel does well and
+//! connection (and, for `http`, a request; for `tls` and `https`, a TLS
+//! handshake first, `tls`), which the kernel does well and
 //! the poll-mode workers should never spend cycles on. So probes leave
 //! through the host's own interfaces (a management network that reaches
 //! the real servers), not through the DPDK ports; a deployment must give
