@@ -537,14 +537,22 @@ pub enum HealthCheckKind {
     Http,
     /// `"none"`: no probing; every real server counts as up.
     None,
+    /// `"tls"`: a TLS handshake (TLS 1.2 or 1.3) with the real server,
+    /// with the `tls_*` settings.
+    Tls,
+    /// `"https"`: the `http` check over TLS (the `tls_*` settings, then
+    /// `GET http_path`).
+    Https,
 }
 
 impl HealthCheckKind {
     /// Every kind, in the order messages list them.
-    pub const ALL: [HealthCheckKind; 3] = [
+    pub const ALL: [HealthCheckKind; 5] = [
         HealthCheckKind::Tcp,
         HealthCheckKind::Http,
         HealthCheckKind::None,
+        HealthCheckKind::Tls,
+        HealthCheckKind::Https,
     ];
 
     /// The name used in the file.
@@ -553,7 +561,22 @@ impl HealthCheckKind {
             HealthCheckKind::Tcp => "tcp",
             HealthCheckKind::Http => "http",
             HealthCheckKind::None => "none",
+            HealthCheckKind::Tls => "tls",
+            HealthCheckKind::Https => "https",
         }
+    }
+
+    /// Whether the check sends an HTTP request (`http`, `https`): the
+    /// kinds that use `http_path`, `http_expect_status` and
+    /// `http_expect_body`.
+    pub fn is_http(self) -> bool {
+        matches!(self, HealthCheckKind::Http | HealthCheckKind::Https)
+    }
+
+    /// Whether the check speaks TLS (`tls`, `https`): the kinds that use
+    /// the `tls_*` settings.
+    pub fn is_tls(self) -> bool {
+        matches!(self, HealthCheckKind::Tls | HealthCheckKind::Https)
     }
 }
 
@@ -733,7 +756,7 @@ impl VirtualServerConfig {
 /// field is reloadable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheckConfig {
-    /// `type`: `"tcp"`, `"http"` or `"none"`. Default: `DEFAULT_KIND`
+    /// `type`: `"tcp"`, `"http"`, `"none"`, `"tls"` or `"https"`. Default: `DEFAULT_KIND`
     /// (tcp) for a TCP service, `DEFAULT_UDP_KIND` (none) for a UDP one
     /// (see `default_kind`). A UDP service may still ask for `"tcp"` or
     /// `"http"` explicitly, for servers that also listen on TCP at the same
@@ -760,6 +783,69 @@ pub struct HealthCheckConfig {
     /// (checked whatever the type). Default `DEFAULT_HTTP_EXPECT_STATUS`
     /// (200).
     pub http_expect_status: u16,
+    /// `http_expect_body`: a string the answer's body must contain, looked
+    /// for in the first `MAX_BODY_SCAN` bytes of the body as sent (the
+    /// request is HTTP/1.0, so not chunked); 1 to `MAX_EXPECT_BODY_LEN`
+    /// bytes. Checked only when `type` is `"http"` or `"https"`; with
+    /// other types it is accepted and unused. Default: none (the status
+    /// alone decides).
+    pub http_expect_body: Option<String>,
+    /// The `tls_*` keys: how `tls` and `https` checks speak TLS.
+    pub tls: TlsCheckConfig,
+}
+
+/// The TLS settings of a `tls` or `https` check: the `tls_*` keys of
+/// `[virtual_server.health_check]`, checked only when `type` is `"tls"` or
+/// `"https"` (with other types they are accepted and unused). Every field
+/// is reloadable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsCheckConfig {
+    /// `tls_sni`: the server name sent in the handshake's SNI extension
+    /// (and, with `tls_verify`, the name the certificate must carry), a
+    /// DNS name. Default: none: no SNI is sent (the target is an IP
+    /// address), and a verified certificate must name the real server's
+    /// IP address.
+    pub sni: Option<String>,
+    /// `tls_verify`: verify the server's certificate chain, its validity
+    /// dates and its name against `tls_ca_file`'s certificates. Default
+    /// `DEFAULT_TLS_VERIFY` (false): any certificate is accepted, as
+    /// keepalived's `SSL_GET` does (real servers commonly use self-signed
+    /// certificates), but the handshake's signature is still checked
+    /// against the certificate's key. Requires `tls_ca_file`.
+    pub verify: bool,
+    /// `tls_ca_file`: a PEM file of the CA certificates that `tls_verify`
+    /// trusts (no system roots are used), read when the configuration is
+    /// loaded or reloaded. Only with `tls_verify = true`. Default: none.
+    pub ca_file: Option<PathBuf>,
+    /// The DER certificates read from `ca_file`, in file order.
+    pub ca_certificates: Vec<Vec<u8>>,
+    /// `tls_expiry_warn_days`: when the server's certificate expires
+    /// within this many days, the check still passes but says so in its
+    /// detail and rvsd logs a warning (once a day per real server, and
+    /// when the certificate changes); 0 is off, at most
+    /// `MAX_EXPIRY_WARN_DAYS`. Default `DEFAULT_EXPIRY_WARN_DAYS` (14).
+    pub expiry_warn_days: u32,
+}
+
+impl TlsCheckConfig {
+    /// Default of `tls_verify`: accept any certificate, as keepalived.
+    pub const DEFAULT_TLS_VERIFY: bool = false;
+    /// Default of `tls_expiry_warn_days`: two weeks, time to renew.
+    pub const DEFAULT_EXPIRY_WARN_DAYS: u32 = 14;
+    /// Upper bound of `tls_expiry_warn_days`: ten years.
+    pub const MAX_EXPIRY_WARN_DAYS: u32 = 3650;
+}
+
+impl Default for TlsCheckConfig {
+    fn default() -> Self {
+        TlsCheckConfig {
+            sni: None,
+            verify: Self::DEFAULT_TLS_VERIFY,
+            ca_file: None,
+            ca_certificates: Vec::new(),
+            expiry_warn_days: Self::DEFAULT_EXPIRY_WARN_DAYS,
+        }
+    }
 }
 
 impl HealthCheckConfig {
@@ -783,6 +869,11 @@ impl HealthCheckConfig {
     pub const DEFAULT_HTTP_PATH: &'static str = "/";
     /// Default of `http_expect_status`.
     pub const DEFAULT_HTTP_EXPECT_STATUS: u16 = 200;
+    /// Longest `http_expect_body`.
+    pub const MAX_EXPECT_BODY_LEN: usize = 256;
+    /// Bytes of an answer's body searched for `http_expect_body`: the
+    /// match must be within them.
+    pub const MAX_BODY_SCAN: usize = 64 * 1024;
 }
 
 impl HealthCheckConfig {
@@ -817,6 +908,8 @@ impl Default for HealthCheckConfig {
             fall: Self::DEFAULT_FALL,
             http_path: Self::DEFAULT_HTTP_PATH.to_string(),
             http_expect_status: Self::DEFAULT_HTTP_EXPECT_STATUS,
+            http_expect_body: None,
+            tls: TlsCheckConfig::default(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! kernel's network stack.
 //!
 //! Why the kernel and not the data plane: a probe is an ordinary TCP
-//! connection (and, for `http`, a request), which the kernel does well and
+//! connection (and, for `http`, a request; for `tls` and `https`, a TLS
+//! handshake first, `tls`), which the kernel does well and
 //! the poll-mode workers should never spend cycles on. So probes leave
 //! through the host's own interfaces (a management network that reaches
 //! the real servers), not through the DPDK ports; a deployment must give
@@ -32,8 +33,13 @@
 //! after `fall` failed checks. A check of type `none` never probes: the
 //! server is always up.
 
+mod cert;
 mod event_loop;
+mod expiry;
 mod probe;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 pub use probe::probe;
 
@@ -130,6 +136,11 @@ pub struct CheckResult {
     /// When it started: its timeout runs from here, and the starts of one
     /// target's probes are an interval apart.
     pub started: Instant,
+    /// For `tls` and `https` checks that completed the handshake: the
+    /// server certificate's notAfter (its expiry), for the expiry warning
+    /// and the `rvs_health_check_cert_expiry_timestamp_seconds` metric.
+    /// `None` for other kinds.
+    pub cert_not_after: Option<std::time::SystemTime>,
 }
 
 // ------------------------------------------------------------ latency
@@ -321,6 +332,9 @@ pub struct HealthChecker {
     event_loop: Option<LoopHandle>,
     /// One clone held by the loop thread while it runs.
     alive: Arc<()>,
+    /// The certificate expiry warnings logged, so each is repeated only
+    /// daily.
+    expiry: expiry::Warnings,
 }
 
 impl std::fmt::Debug for HealthChecker {
@@ -347,6 +361,7 @@ impl HealthChecker {
             pending: Vec::new(),
             event_loop: None,
             alive: Arc::new(()),
+            expiry: expiry::Warnings::default(),
         };
         checker.retarget(targets);
         checker
@@ -417,6 +432,19 @@ impl HealthChecker {
             status.checks += 1;
             status.failed += u64::from(!report.result.ok);
             status.latency.observe(report.result.latency);
+            if let Some(warning) = self.expiry.check(
+                report.id,
+                report.result.cert_not_after,
+                status.target.check.tls.expiry_warn_days,
+                std::time::SystemTime::now(),
+            ) {
+                crate::warn!(
+                    "virtual server {}: real server {}: TLS {warning} (health_check.tls_expiry_warn_days = {}); the check still passes",
+                    status.target.name,
+                    status.target.endpoint,
+                    status.target.check.tls.expiry_warn_days
+                );
+            }
             let changed = status.state.record(report.result.ok, rise, fall);
             if let Some(up) = changed {
                 let reason = if up {
@@ -571,6 +599,7 @@ impl HealthChecker {
             });
         }
         self.index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        self.expiry.retain(|id| self.index.contains_key(&id));
         self.ids = ids;
         *self.lock() = statuses;
         self.send_to_loop(add, remove);
@@ -595,6 +624,7 @@ impl HealthChecker {
                                 ),
                                 latency: Duration::ZERO,
                                 started: Instant::now(),
+                                cert_not_after: None,
                             },
                         });
                     }
@@ -651,7 +681,43 @@ pub fn setting_changes(old: &HealthCheckConfig, new: &HealthCheckConfig) -> Vec<
         old.http_expect_status.to_string(),
         new.http_expect_status.to_string(),
     );
+    tls_setting_changes(old, new, &mut out);
     out
+}
+
+/// `setting_changes` of `http_expect_body` and the `tls_*` keys; a CA
+/// file whose certificates changed under the same name says so.
+fn tls_setting_changes(old: &HealthCheckConfig, new: &HealthCheckConfig, out: &mut Vec<String>) {
+    let mut diff = |key: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("health_check.{key} {a} -> {b}"));
+        }
+    };
+    let quoted = |v: &Option<String>| v.as_ref().map_or("none".into(), |v| format!("{v:?}"));
+    diff(
+        "http_expect_body",
+        quoted(&old.http_expect_body),
+        quoted(&new.http_expect_body),
+    );
+    let (a, b) = (&old.tls, &new.tls);
+    diff("tls_sni", quoted(&a.sni), quoted(&b.sni));
+    diff("tls_verify", a.verify.to_string(), b.verify.to_string());
+    let path = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map_or("none".into(), |p| format!("{:?}", p.display().to_string()))
+    };
+    diff("tls_ca_file", path(&a.ca_file), path(&b.ca_file));
+    diff(
+        "tls_expiry_warn_days",
+        a.expiry_warn_days.to_string(),
+        b.expiry_warn_days.to_string(),
+    );
+    if a.ca_file == b.ca_file && a.ca_certificates != b.ca_certificates {
+        out.push(format!(
+            "health_check.tls_ca_file {} (its certificates changed)",
+            path(&b.ca_file)
+        ));
+    }
 }
 
 /// What a reload changes in the checks of services checked before and
@@ -834,6 +900,8 @@ mod tests {
             fall: 3,
             http_path: "/healthz".into(),
             http_expect_status: 200,
+            http_expect_body: None,
+            tls: Default::default(),
         }
     }
 

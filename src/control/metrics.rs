@@ -515,6 +515,22 @@ impl SnapshotCollector {
                 .iter()
                 .map(|(l, t)| (l.clone(), t.failed))
                 .collect::<Vec<_>>(),
+        )?;
+        gauges(
+            encoder,
+            "rvs_health_check_cert_expiry_timestamp_seconds",
+            "When the real server's TLS certificate expires (notAfter, Unix time), as its last tls or https check read it.",
+            &rows
+                .iter()
+                .filter_map(|(l, t)| {
+                    let at = t.last.as_ref()?.cert_not_after?;
+                    let secs = match at.duration_since(std::time::UNIX_EPOCH) {
+                        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+                    };
+                    Some((l.clone(), secs))
+                })
+                .collect::<Vec<_>>(),
         )
     }
 
@@ -1361,6 +1377,33 @@ pub(crate) mod tests {
                 "{label}"
             );
         }
+    }
+
+    #[test]
+    fn a_tls_checks_certificate_expiry_is_a_timestamp_gauge() {
+        let mut snap = snapshot();
+        assert!(!render(snap.clone()).contains("rvs_health_check_cert_expiry"));
+        snap.health_checks[0].last = Some(crate::control::health::CheckResult {
+            ok: true,
+            detail: String::new(),
+            latency: Duration::from_millis(1),
+            started: Instant::now(),
+            cert_not_after: Some(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+        });
+        let text = render(snap);
+        assert!(text.contains("# TYPE rvs_health_check_cert_expiry_timestamp_seconds gauge"));
+        assert_value(
+            &text,
+            "rvs_health_check_cert_expiry_timestamp_seconds",
+            &[RS11],
+            1.8e9,
+        );
+        assert!(sample(
+            &text,
+            "rvs_health_check_cert_expiry_timestamp_seconds",
+            &[RS12]
+        )
+        .is_none());
     }
 
     #[test]

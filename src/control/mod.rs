@@ -81,6 +81,7 @@ mod tests_bounds;
 #[cfg(test)]
 mod tests_runtime;
 
+pub use config::TlsCheckConfig;
 pub use config::{
     is_prime, normalize_pci, ClientSide, Config, ControlConfig, DataplaneConfig, Device,
     DpdkConfig, ForwardMethod, HaConfig, HaState, HealthCheckConfig, HealthCheckKind,

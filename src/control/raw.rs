@@ -158,6 +158,12 @@ pub(super) struct RawHealthCheck {
     pub fall: Option<S<Int>>,
     pub http_path: Option<S<String>>,
     pub http_expect_status: Option<S<Int>>,
+    // tls and https checks (`validate::tls`).
+    pub http_expect_body: Option<S<String>>,
+    pub tls_sni: Option<S<String>>,
+    pub tls_verify: Option<S<bool>>,
+    pub tls_ca_file: Option<S<String>>,
+    pub tls_expiry_warn_days: Option<S<Int>>,
 }
 
 /// `[[virtual_server.real_server]]`

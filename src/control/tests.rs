@@ -201,6 +201,8 @@ fn full_example_parses_to_typed_values() {
                 fall: 3,
                 http_path: "/".into(),
                 http_expect_status: 200,
+                http_expect_body: None,
+                tls: Default::default(),
             },
             real_servers: vec![RealServerConfig {
                 address: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
@@ -1871,6 +1873,8 @@ fn absent_health_check_is_tcp_with_keepalived_like_timings() {
             fall: 3,
             http_path: "/".into(),
             http_expect_status: 200,
+            http_expect_body: None,
+            tls: Default::default(),
         }
     );
 }
@@ -3064,3 +3068,6 @@ fn a_worker_on_an_lcore_the_eal_did_not_enable_is_refused() {
     assert!(e.starts_with("dpdk.workers: lcore 1 is not enabled"), "{e}");
     assert_eq!(dpdk.check_lcores(0, |_| true), Ok(()));
 }
+
+// The keys of tls and https checks.
+mod tls_keys;

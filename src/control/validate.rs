@@ -38,6 +38,7 @@ use crate::wire::{Ipv4Cidr, MacAddr};
 mod limits;
 mod priority;
 mod slow_start;
+mod tls;
 
 /// Converts and checks `raw`; `Some` only when every part converted
 /// (the caller also checks that `errors` stayed empty).
@@ -1474,7 +1475,7 @@ fn health_check(
     .map(|n| n as u16);
     let http_path = match &t.http_path {
         None => Some(HealthCheckConfig::DEFAULT_HTTP_PATH.to_string()),
-        Some(v) if kind != Some(HealthCheckKind::Http) => Some(v.get_ref().clone()),
+        Some(v) if !kind.is_some_and(HealthCheckKind::is_http) => Some(v.get_ref().clone()),
         Some(v) => {
             let path = v.get_ref();
             let problem = if !path.starts_with('/') {
@@ -1498,6 +1499,8 @@ fn health_check(
             }
         }
     };
+    let http_expect_body = tls::expect_body(t, kind, &f, errors);
+    let tls = tls::tls(t, kind, &f, errors);
     Some(HealthCheckConfig {
         kind: kind?,
         interval: interval?,
@@ -1506,6 +1509,8 @@ fn health_check(
         fall: fall?,
         http_path: http_path?,
         http_expect_status: http_expect_status?,
+        http_expect_body: http_expect_body?,
+        tls: tls?,
     })
 }
 
