@@ -32,10 +32,17 @@
 //! after `fall` failed checks. A check of type `none` never probes: the
 //! server is always up.
 
+mod check;
+mod dns;
+mod dns_wire;
 mod event_loop;
+mod icmp;
 mod probe;
+mod script;
+mod sockets;
+mod udp;
 
-pub use probe::probe;
+pub use check::probe;
 
 use super::config::{HealthCheckConfig, HealthCheckKind, VirtualServerConfig};
 use crate::lb::service::ServiceTable;
@@ -130,6 +137,11 @@ pub struct CheckResult {
     /// When it started: its timeout runs from here, and the starts of one
     /// target's probes are an interval apart.
     pub started: Instant,
+    /// The run-time weight this result asks for: a `script` check with
+    /// `script_dynamic_weight` that exited 2 to 255 (`code - 2`). `None`
+    /// for every other result (for such a script's exit 0: the configured
+    /// weight).
+    pub weight: Option<u32>,
 }
 
 // ------------------------------------------------------------ latency
@@ -221,6 +233,25 @@ pub struct HealthChange {
     /// Why, for the log: the last probe's result and the count that
     /// decided, e.g. `connect to 10.1.0.11:8080 failed: Connection refused
     /// (3 failures in a row)`.
+    pub reason: String,
+}
+
+/// A `script` check with `script_dynamic_weight` passed: the real
+/// server's run-time weight it asks for (keepalived's `misc_dynamic`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightChange {
+    /// Its service's index.
+    pub vs: u16,
+    /// Its index within the service.
+    pub rs: u16,
+    /// Its virtual server's name (for the log line).
+    pub name: String,
+    /// The real server's address (for the log line).
+    pub endpoint: SocketAddrV4,
+    /// The weight asked for; `None`: the configured one (the script
+    /// exited 0).
+    pub weight: Option<u32>,
+    /// The probe's result, for the log.
     pub reason: String,
 }
 
@@ -317,6 +348,9 @@ pub struct HealthChecker {
     next_id: u64,
     /// Changes made by `retarget`, returned by the next `poll`.
     pending: Vec<HealthChange>,
+    /// Weights asked for by the results `poll` applied, returned by
+    /// `weight_changes`.
+    weights: Vec<WeightChange>,
     /// The loop thread, once a target is probed.
     event_loop: Option<LoopHandle>,
     /// One clone held by the loop thread while it runs.
@@ -345,6 +379,7 @@ impl HealthChecker {
             sender,
             next_id: 0,
             pending: Vec::new(),
+            weights: Vec::new(),
             event_loop: None,
             alive: Arc::new(()),
         };
@@ -448,9 +483,32 @@ impl HealthChecker {
                     reason,
                 });
             }
+            let check = &status.target.check;
+            if report.result.ok
+                && check.kind == HealthCheckKind::Script
+                && check.script_dynamic_weight
+            {
+                self.weights.push(WeightChange {
+                    vs: status.target.vs,
+                    rs: status.target.rs,
+                    name: status.target.name.clone(),
+                    endpoint: status.target.endpoint,
+                    weight: report.result.weight,
+                    reason: report.result.detail.clone(),
+                });
+            }
             status.last = Some(report.result);
         }
         changes
+    }
+
+    /// The run-time weights asked for by the results the last `poll`s
+    /// applied (a `script` check with `script_dynamic_weight`: one per
+    /// passed probe, so the weight follows the script's last word even
+    /// after a reload reset it), in order; the control state applies
+    /// each as `rvsadm weight` would, `None` restoring the configured one.
+    pub fn weight_changes(&mut self) -> Vec<WeightChange> {
+        std::mem::take(&mut self.weights)
     }
 
     /// Checks `targets` from now on (after a reload). A target whose
@@ -557,6 +615,7 @@ impl HealthChecker {
                     endpoint: target.endpoint,
                     check: target.check.clone(),
                     first: now + target.check.interval * (i as u32) / n,
+                    name: target.name.clone(),
                 });
             }
             ids.push(id);
@@ -595,6 +654,7 @@ impl HealthChecker {
                                 ),
                                 latency: Duration::ZERO,
                                 started: Instant::now(),
+                                weight: None,
                             },
                         });
                     }
@@ -651,7 +711,65 @@ pub fn setting_changes(old: &HealthCheckConfig, new: &HealthCheckConfig) -> Vec<
         old.http_expect_status.to_string(),
         new.http_expect_status.to_string(),
     );
+    kind_setting_changes(old, new, &mut diff);
     out
+}
+
+/// `setting_changes` of the keys of the kinds udp, dns, icmp and script,
+/// and of `source_address`.
+fn kind_setting_changes(
+    old: &HealthCheckConfig,
+    new: &HealthCheckConfig,
+    diff: &mut impl FnMut(&str, String, String),
+) {
+    let addr = |a: Option<std::net::Ipv4Addr>| a.map_or("none".to_string(), |a| a.to_string());
+    diff(
+        "source_address",
+        addr(old.source_address),
+        addr(new.source_address),
+    );
+    let bytes = |b: &[u8]| format!("\"{}\"", HealthCheckConfig::show_bytes(b));
+    diff(
+        "udp_payload",
+        bytes(&old.udp_payload),
+        bytes(&new.udp_payload),
+    );
+    let expect = |b: &Option<Vec<u8>>| b.as_deref().map_or("none".to_string(), bytes);
+    diff(
+        "udp_expect",
+        expect(&old.udp_expect),
+        expect(&new.udp_expect),
+    );
+    diff(
+        "dns_name",
+        format!("{:?}", old.dns_name),
+        format!("{:?}", new.dns_name),
+    );
+    diff(
+        "dns_type",
+        old.dns_type.to_string(),
+        new.dns_type.to_string(),
+    );
+    diff(
+        "dns_expect_rcode",
+        old.dns_expect_rcode.to_string(),
+        new.dns_expect_rcode.to_string(),
+    );
+    diff(
+        "dns_expect_answer",
+        old.dns_expect_answer.to_string(),
+        new.dns_expect_answer.to_string(),
+    );
+    diff(
+        "script",
+        format!("{:?}", old.script),
+        format!("{:?}", new.script),
+    );
+    diff(
+        "script_dynamic_weight",
+        old.script_dynamic_weight.to_string(),
+        new.script_dynamic_weight.to_string(),
+    );
 }
 
 /// What a reload changes in the checks of services checked before and
@@ -834,6 +952,7 @@ mod tests {
             fall: 3,
             http_path: "/healthz".into(),
             http_expect_status: 200,
+            ..HealthCheckConfig::default()
         }
     }
 

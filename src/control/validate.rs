@@ -35,6 +35,7 @@ use super::raw::{
 };
 use crate::wire::{Ipv4Cidr, MacAddr};
 
+mod health_kinds;
 mod limits;
 
 /// Converts and checks `raw`; `Some` only when every part converted
@@ -1486,6 +1487,8 @@ fn health_check(
             }
         }
     };
+    let kinds = health_kinds::kind_settings(t, &f, raw.span(), kind, errors);
+    let kinds = kinds?;
     Some(HealthCheckConfig {
         kind: kind?,
         interval: interval?,
@@ -1494,6 +1497,15 @@ fn health_check(
         fall: fall?,
         http_path: http_path?,
         http_expect_status: http_expect_status?,
+        source_address: kinds.source_address,
+        udp_payload: kinds.udp_payload,
+        udp_expect: kinds.udp_expect,
+        dns_name: kinds.dns_name,
+        dns_type: kinds.dns_type,
+        dns_expect_rcode: kinds.dns_expect_rcode,
+        dns_expect_answer: kinds.dns_expect_answer,
+        script: kinds.script,
+        script_dynamic_weight: kinds.script_dynamic_weight,
     })
 }
 
