@@ -1238,6 +1238,60 @@ mod tests {
     }
 
     #[test]
+    fn a_dynamic_script_asks_for_its_weight_on_every_pass() {
+        let mut hc = check(HealthCheckKind::Script, 20, 2000);
+        hc.script = vec!["/bin/sh".into(), "-c".into(), "exit 5".into()];
+        hc.script_dynamic_weight = true;
+        let mut c = HealthChecker::new(vec![target(0, 1, 1, hc)]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut weights = Vec::new();
+        while weights.len() < 2 && Instant::now() < deadline {
+            assert!(c.poll().is_empty(), "stays up");
+            weights.extend(c.weight_changes());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(weights.len() >= 2, "{weights:?}");
+        assert_eq!((weights[0].rs, weights[0].weight), (1, Some(3)));
+        assert!(
+            weights[0].reason.contains("exited 5: weight 3"),
+            "{weights:?}"
+        );
+    }
+
+    #[test]
+    fn other_kinds_ask_for_no_weight() {
+        let (port, _stop) = accepting();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        while checks_of(&c, 0, 0) < 3 {
+            c.poll();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(c.weight_changes().is_empty());
+    }
+
+    #[test]
+    fn setting_changes_name_the_new_keys() {
+        let old = check(HealthCheckKind::Udp, 20, 500);
+        let mut new = old.clone();
+        new.udp_payload = b"hi\x00".to_vec();
+        new.source_address = Some(Ipv4Addr::new(10, 0, 0, 1));
+        new.dns_type = crate::control::config::DnsType::Mx;
+        assert_eq!(
+            setting_changes(&old, &new),
+            [
+                "health_check.source_address none -> 10.0.0.1",
+                "health_check.udp_payload \"\" -> \"hi\\x00\"",
+                "health_check.dns_type A -> MX",
+            ]
+        );
+    }
+
+    #[test]
     fn http_checks_tell_200_from_500() {
         let (ok_port, _a) = http_server(200);
         let (bad_port, _b) = http_server(500);
