@@ -1292,6 +1292,34 @@ mod tests {
     }
 
     #[test]
+    fn a_source_address_this_host_lacks_skips_the_probes_without_failing_the_server() {
+        let (port, _stop) = accepting();
+        let mut hc = check(HealthCheckKind::Tcp, 20, 500);
+        // TEST-NET-1: no interface of this host holds it.
+        hc.source_address = Some(Ipv4Addr::new(192, 0, 2, 77));
+        let mut c = HealthChecker::new(vec![target(0, 0, port, hc)]);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(200) {
+            assert!(c.poll().is_empty());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(checks_of(&c, 0, 0), 0, "skipped, not counted");
+        assert!(c.is_up(0, 0));
+    }
+
+    #[test]
+    fn a_held_source_address_is_where_tcp_probes_come_from() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut hc = check(HealthCheckKind::Tcp, 100, 1000);
+        hc.source_address = Some(Ipv4Addr::new(127, 0, 0, 3));
+        let r = probe(local(port), &hc);
+        assert!(r.ok, "{r:?}");
+        let (_, from) = l.accept().unwrap();
+        assert_eq!(from.ip(), std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
+    }
+
+    #[test]
     fn http_checks_tell_200_from_500() {
         let (ok_port, _a) = http_server(200);
         let (bad_port, _b) = http_server(500);
