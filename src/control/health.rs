@@ -540,7 +540,7 @@ impl HealthChecker {
             let matches = |i: &&usize| {
                 old[**i]
                     .as_ref()
-                    .is_some_and(|(_, s)| !same_check || s.target.check == t.check)
+                    .is_some_and(|(_, s)| !same_check || same_probe(&s.target, t))
             };
             let same_place = |i: &&usize| {
                 old[**i]
@@ -676,6 +676,12 @@ impl Drop for HealthChecker {
             l.stop(STOP_WAIT);
         }
     }
+}
+
+/// Whether `a` and `b` are probed alike: the same check, and for a
+/// `script` the same virtual server name (its environment says it).
+fn same_probe(a: &Target, b: &Target) -> bool {
+    a.check == b.check && (a.check.kind != HealthCheckKind::Script || a.name == b.name)
 }
 
 fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
