@@ -537,6 +537,21 @@ pub enum HealthCheckKind {
     Http,
     /// `"none"`: no probing; every real server counts as up.
     None,
+    /// `"udp"`: a datagram (`udp_payload`) to the real server's address
+    /// and port; down on an ICMP port unreachable, and without a reply
+    /// containing `udp_expect` when that is set.
+    Udp,
+    /// `"dns"`: a query for `dns_name` of type `dns_type` over UDP to the
+    /// real server's address and port, whose answer must carry
+    /// `dns_expect_rcode` (and a record when `dns_expect_answer`).
+    Dns,
+    /// `"icmp"`: an ICMP echo request to the real server's address (its
+    /// port unused), answered by an echo reply.
+    Icmp,
+    /// `"script"`: runs the `script` command (keepalived's MISC_CHECK):
+    /// exit 0 is up, 1 down, and with `script_dynamic_weight` 2 to 255 up
+    /// with weight `exit - 2`.
+    Script,
     /// `"tls"`: a TLS handshake (TLS 1.2 or 1.3) with the real server,
     /// with the `tls_*` settings.
     Tls,
@@ -547,10 +562,14 @@ pub enum HealthCheckKind {
 
 impl HealthCheckKind {
     /// Every kind, in the order messages list them.
-    pub const ALL: [HealthCheckKind; 5] = [
+    pub const ALL: [HealthCheckKind; 9] = [
         HealthCheckKind::Tcp,
         HealthCheckKind::Http,
         HealthCheckKind::None,
+        HealthCheckKind::Udp,
+        HealthCheckKind::Dns,
+        HealthCheckKind::Icmp,
+        HealthCheckKind::Script,
         HealthCheckKind::Tls,
         HealthCheckKind::Https,
     ];
@@ -561,6 +580,10 @@ impl HealthCheckKind {
             HealthCheckKind::Tcp => "tcp",
             HealthCheckKind::Http => "http",
             HealthCheckKind::None => "none",
+            HealthCheckKind::Udp => "udp",
+            HealthCheckKind::Dns => "dns",
+            HealthCheckKind::Icmp => "icmp",
+            HealthCheckKind::Script => "script",
             HealthCheckKind::Tls => "tls",
             HealthCheckKind::Https => "https",
         }
@@ -792,6 +815,184 @@ pub struct HealthCheckConfig {
     pub http_expect_body: Option<String>,
     /// The `tls_*` keys: how `tls` and `https` checks speak TLS.
     pub tls: TlsCheckConfig,
+    /// `source_address`: the local IPv4 address every probe of this check
+    /// leaves from (bound before connecting; `script` gets it as
+    /// `RVS_SOURCE_ADDRESS`), any kind. Not 0.0.0.0, multicast or
+    /// broadcast. A probe that cannot bind it (not an address of this
+    /// host) is skipped as a local error, not counted against the server.
+    /// Default: none (the kernel picks by route).
+    pub source_address: Option<Ipv4Addr>,
+    /// `udp_payload`: the datagram a `udp` check sends, a string in which
+    /// `\xNN` is the byte NN (hex) and `\\` a backslash; at most
+    /// `MAX_UDP_PAYLOAD` bytes. Default: empty (a zero-length datagram).
+    pub udp_payload: Vec<u8>,
+    /// `udp_expect`: with it, a `udp` check passes only on a reply that
+    /// contains these bytes (same escapes, 1 to `MAX_UDP_PAYLOAD` bytes);
+    /// without it, a check passes unless an ICMP port unreachable comes
+    /// back within `timeout_ms` (keepalived's UDP_CHECK without
+    /// `require_reply`), and any reply ends it early. Default: none.
+    pub udp_expect: Option<Vec<u8>>,
+    /// `dns_name`: the name a `dns` check asks for, `"svc.example.org"`
+    /// (a final dot optional; `"."` the root); labels of 1 to 63
+    /// characters, 253 in all. Required with `type = "dns"`.
+    pub dns_name: String,
+    /// `dns_type`: the record type asked for: `"A"`, `"AAAA"`, `"NS"`,
+    /// `"MX"`, `"TXT"`, `"SOA"`, `"CNAME"`, `"PTR"`, `"SRV"` or `"ANY"`.
+    /// Default `DEFAULT_DNS_TYPE` (A).
+    pub dns_type: DnsType,
+    /// `dns_expect_rcode`: the answer code a `dns` check wants, by name:
+    /// `"NOERROR"`, `"FORMERR"`, `"SERVFAIL"`, `"NXDOMAIN"`, `"NOTIMP"`,
+    /// `"REFUSED"`. Default `"NOERROR"`.
+    pub dns_expect_rcode: DnsRcode,
+    /// `dns_expect_answer`: with `dns_expect_rcode = "NOERROR"`, the
+    /// answer must also hold at least one record (a server that lost its
+    /// zone's data answers NOERROR with none). Default
+    /// `DEFAULT_DNS_EXPECT_ANSWER` (true).
+    pub dns_expect_answer: bool,
+    /// `script`: the command a `script` check runs, an argument vector
+    /// `["/usr/local/bin/check", "arg"]` (no shell: `["/bin/sh", "-c",
+    /// "..."]` gives one); the program an absolute path. Run with stdin,
+    /// stdout and stderr on /dev/null and `RVS_REAL_SERVER_IP`,
+    /// `RVS_REAL_SERVER_PORT`, `RVS_VIRTUAL_SERVER` (and
+    /// `RVS_SOURCE_ADDRESS`) in its environment, in its own process group,
+    /// killed (SIGKILL) at `timeout_ms`. Required with `type = "script"`.
+    pub script: Vec<String>,
+    /// `script_dynamic_weight`: keepalived's `misc_dynamic`: an exit code
+    /// of 2 to 255 is up with the run-time weight `code - 2` (2 drains);
+    /// a later exit 0 restores the configured weight. Without it every
+    /// non-zero exit is down. Default false.
+    pub script_dynamic_weight: bool,
+}
+
+/// A DNS record type a `dns` check asks for (RFC 1035 and successors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DnsType {
+    /// `"A"` (1)
+    A,
+    /// `"AAAA"` (28)
+    Aaaa,
+    /// `"NS"` (2)
+    Ns,
+    /// `"MX"` (15)
+    Mx,
+    /// `"TXT"` (16)
+    Txt,
+    /// `"SOA"` (6)
+    Soa,
+    /// `"CNAME"` (5)
+    Cname,
+    /// `"PTR"` (12)
+    Ptr,
+    /// `"SRV"` (33)
+    Srv,
+    /// `"ANY"` (255)
+    Any,
+}
+
+impl DnsType {
+    /// Every type, in the order messages list them.
+    pub const ALL: [DnsType; 10] = [
+        DnsType::A,
+        DnsType::Aaaa,
+        DnsType::Ns,
+        DnsType::Mx,
+        DnsType::Txt,
+        DnsType::Soa,
+        DnsType::Cname,
+        DnsType::Ptr,
+        DnsType::Srv,
+        DnsType::Any,
+    ];
+
+    /// The name used in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            DnsType::A => "A",
+            DnsType::Aaaa => "AAAA",
+            DnsType::Ns => "NS",
+            DnsType::Mx => "MX",
+            DnsType::Txt => "TXT",
+            DnsType::Soa => "SOA",
+            DnsType::Cname => "CNAME",
+            DnsType::Ptr => "PTR",
+            DnsType::Srv => "SRV",
+            DnsType::Any => "ANY",
+        }
+    }
+
+    /// The QTYPE on the wire.
+    pub fn code(self) -> u16 {
+        match self {
+            DnsType::A => 1,
+            DnsType::Aaaa => 28,
+            DnsType::Ns => 2,
+            DnsType::Mx => 15,
+            DnsType::Txt => 16,
+            DnsType::Soa => 6,
+            DnsType::Cname => 5,
+            DnsType::Ptr => 12,
+            DnsType::Srv => 33,
+            DnsType::Any => 255,
+        }
+    }
+}
+
+impl FromStr for DnsType {
+    type Err = ParseKeywordError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        keyword(s, &Self::ALL, Self::name)
+    }
+}
+
+impl fmt::Display for DnsType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A DNS answer code (RCODE, RFC 1035 4.1.1), named as in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DnsRcode(pub u8);
+
+impl DnsRcode {
+    /// NOERROR: the default a `dns` check expects.
+    pub const NOERROR: DnsRcode = DnsRcode(0);
+    /// The codes the file may name, by value.
+    pub const NAMES: [&'static str; 6] = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+    ];
+
+    /// Its name (`RCODE7` and so on past the named ones).
+    pub fn name(self) -> String {
+        match Self::NAMES.get(usize::from(self.0)) {
+            Some(n) => (*n).to_string(),
+            None => format!("RCODE{}", self.0),
+        }
+    }
+}
+
+impl FromStr for DnsRcode {
+    type Err = ParseKeywordError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match Self::NAMES.iter().position(|n| *n == s) {
+            // At most 6 names: the index fits.
+            Some(i) => Ok(DnsRcode(i as u8)),
+            None => Err(ParseKeywordError(format!(
+                "unknown value {s:?}: expected one of {}",
+                Self::NAMES
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for DnsRcode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
 }
 
 /// The TLS settings of a `tls` or `https` check: the `tls_*` keys of
@@ -874,6 +1075,15 @@ impl HealthCheckConfig {
     /// Bytes of an answer's body searched for `http_expect_body`: the
     /// match must be within them.
     pub const MAX_BODY_SCAN: usize = 64 * 1024;
+    /// Longest `udp_payload` and `udp_expect`, bytes: what fits one
+    /// Ethernet frame's UDP datagram.
+    pub const MAX_UDP_PAYLOAD: usize = 1472;
+    /// Default of `dns_type`.
+    pub const DEFAULT_DNS_TYPE: DnsType = DnsType::A;
+    /// Default of `dns_expect_answer`.
+    pub const DEFAULT_DNS_EXPECT_ANSWER: bool = true;
+    /// Most words of `script` (the program and its arguments).
+    pub const MAX_SCRIPT_ARGS: usize = 64;
 }
 
 impl HealthCheckConfig {
@@ -884,6 +1094,56 @@ impl HealthCheckConfig {
             Protocol::Tcp => Self::DEFAULT_KIND,
             Protocol::Udp => Self::DEFAULT_UDP_KIND,
         }
+    }
+
+    /// The bytes a `udp_payload` or `udp_expect` string stands for: `\xNN`
+    /// (two hex digits) is the byte NN, `\\` a backslash, any other
+    /// character its UTF-8 bytes. The error says what is wrong.
+    pub fn parse_bytes(text: &str) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(text.len());
+        let mut chars = text.char_indices();
+        while let Some((at, c)) = chars.next() {
+            if c != '\\' {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                continue;
+            }
+            match chars.next() {
+                Some((_, '\\')) => out.push(b'\\'),
+                Some((_, 'x')) => {
+                    let hex: String = chars.by_ref().take(2).map(|(_, c)| c).collect();
+                    match (hex.len(), u8::from_str_radix(&hex, 16)) {
+                        (2, Ok(b)) if hex.chars().all(|c| c.is_ascii_hexdigit()) => out.push(b),
+                        _ => {
+                            return Err(format!(
+                                "\\x at character {at} is not followed by two hex digits"
+                            ))
+                        }
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown escape at character {at}: only \\xNN (a byte in hex) and \\\\ \
+                         (a backslash)"
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `bytes` written back as `parse_bytes` reads them: printable ASCII
+    /// as is, a backslash doubled, any other byte `\xNN`.
+    pub fn show_bytes(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len());
+        for &b in bytes {
+            match b {
+                b'\\' => out.push_str("\\\\"),
+                b' '..=b'~' => out.push(char::from(b)),
+                _ => out.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+        out
     }
 
     /// The check of a service of `protocol` without a
@@ -910,6 +1170,15 @@ impl Default for HealthCheckConfig {
             http_expect_status: Self::DEFAULT_HTTP_EXPECT_STATUS,
             http_expect_body: None,
             tls: TlsCheckConfig::default(),
+            source_address: None,
+            udp_payload: Vec::new(),
+            udp_expect: None,
+            dns_name: String::new(),
+            dns_type: Self::DEFAULT_DNS_TYPE,
+            dns_expect_rcode: DnsRcode::NOERROR,
+            dns_expect_answer: Self::DEFAULT_DNS_EXPECT_ANSWER,
+            script: Vec::new(),
+            script_dynamic_weight: false,
         }
     }
 }

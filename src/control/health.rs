@@ -34,14 +34,21 @@
 //! server is always up.
 
 mod cert;
+mod check;
+mod dns;
+mod dns_wire;
 mod event_loop;
 mod expiry;
+mod icmp;
 mod probe;
+mod script;
+mod sockets;
 mod tls;
+mod udp;
 #[cfg(test)]
 mod tls_tests;
 
-pub use probe::probe;
+pub use check::probe;
 
 use super::config::{HealthCheckConfig, HealthCheckKind, VirtualServerConfig};
 use crate::lb::service::ServiceTable;
@@ -141,6 +148,11 @@ pub struct CheckResult {
     /// and the `rvs_health_check_cert_expiry_timestamp_seconds` metric.
     /// `None` for other kinds.
     pub cert_not_after: Option<std::time::SystemTime>,
+    /// The run-time weight this result asks for: a `script` check with
+    /// `script_dynamic_weight` that exited 2 to 255 (`code - 2`). `None`
+    /// for every other result (for such a script's exit 0: the configured
+    /// weight).
+    pub weight: Option<u32>,
 }
 
 // ------------------------------------------------------------ latency
@@ -232,6 +244,25 @@ pub struct HealthChange {
     /// Why, for the log: the last probe's result and the count that
     /// decided, e.g. `connect to 10.1.0.11:8080 failed: Connection refused
     /// (3 failures in a row)`.
+    pub reason: String,
+}
+
+/// A `script` check with `script_dynamic_weight` passed: the real
+/// server's run-time weight it asks for (keepalived's `misc_dynamic`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightChange {
+    /// Its service's index.
+    pub vs: u16,
+    /// Its index within the service.
+    pub rs: u16,
+    /// Its virtual server's name (for the log line).
+    pub name: String,
+    /// The real server's address (for the log line).
+    pub endpoint: SocketAddrV4,
+    /// The weight asked for; `None`: the configured one (the script
+    /// exited 0).
+    pub weight: Option<u32>,
+    /// The probe's result, for the log.
     pub reason: String,
 }
 
@@ -328,6 +359,9 @@ pub struct HealthChecker {
     next_id: u64,
     /// Changes made by `retarget`, returned by the next `poll`.
     pending: Vec<HealthChange>,
+    /// Weights asked for by the results `poll` applied, returned by
+    /// `weight_changes`.
+    weights: Vec<WeightChange>,
     /// The loop thread, once a target is probed.
     event_loop: Option<LoopHandle>,
     /// One clone held by the loop thread while it runs.
@@ -359,6 +393,7 @@ impl HealthChecker {
             sender,
             next_id: 0,
             pending: Vec::new(),
+            weights: Vec::new(),
             event_loop: None,
             alive: Arc::new(()),
             expiry: expiry::Warnings::default(),
@@ -476,9 +511,32 @@ impl HealthChecker {
                     reason,
                 });
             }
+            let check = &status.target.check;
+            if report.result.ok
+                && check.kind == HealthCheckKind::Script
+                && check.script_dynamic_weight
+            {
+                self.weights.push(WeightChange {
+                    vs: status.target.vs,
+                    rs: status.target.rs,
+                    name: status.target.name.clone(),
+                    endpoint: status.target.endpoint,
+                    weight: report.result.weight,
+                    reason: report.result.detail.clone(),
+                });
+            }
             status.last = Some(report.result);
         }
         changes
+    }
+
+    /// The run-time weights asked for by the results the last `poll`s
+    /// applied (a `script` check with `script_dynamic_weight`: one per
+    /// passed probe, so the weight follows the script's last word even
+    /// after a reload reset it), in order; the control state applies
+    /// each as `rvsadm weight` would, `None` restoring the configured one.
+    pub fn weight_changes(&mut self) -> Vec<WeightChange> {
+        std::mem::take(&mut self.weights)
     }
 
     /// Checks `targets` from now on (after a reload). A target whose
@@ -510,7 +568,7 @@ impl HealthChecker {
             let matches = |i: &&usize| {
                 old[**i]
                     .as_ref()
-                    .is_some_and(|(_, s)| !same_check || s.target.check == t.check)
+                    .is_some_and(|(_, s)| !same_check || same_probe(&s.target, t))
             };
             let same_place = |i: &&usize| {
                 old[**i]
@@ -585,6 +643,7 @@ impl HealthChecker {
                     endpoint: target.endpoint,
                     check: target.check.clone(),
                     first: now + target.check.interval * (i as u32) / n,
+                    name: target.name.clone(),
                 });
             }
             ids.push(id);
@@ -625,6 +684,7 @@ impl HealthChecker {
                                 latency: Duration::ZERO,
                                 started: Instant::now(),
                                 cert_not_after: None,
+                                weight: None,
                             },
                         });
                     }
@@ -646,6 +706,12 @@ impl Drop for HealthChecker {
             l.stop(STOP_WAIT);
         }
     }
+}
+
+/// Whether `a` and `b` are probed alike: the same check, and for a
+/// `script` the same virtual server name (its environment says it).
+fn same_probe(a: &Target, b: &Target) -> bool {
+    a.check == b.check && (a.check.kind != HealthCheckKind::Script || a.name == b.name)
 }
 
 fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
@@ -681,6 +747,7 @@ pub fn setting_changes(old: &HealthCheckConfig, new: &HealthCheckConfig) -> Vec<
         old.http_expect_status.to_string(),
         new.http_expect_status.to_string(),
     );
+    kind_setting_changes(old, new, &mut diff);
     tls_setting_changes(old, new, &mut out);
     out
 }
@@ -718,6 +785,63 @@ fn tls_setting_changes(old: &HealthCheckConfig, new: &HealthCheckConfig, out: &m
             path(&b.ca_file)
         ));
     }
+}
+
+/// `setting_changes` of the keys of the kinds udp, dns, icmp and script,
+/// and of `source_address`.
+fn kind_setting_changes(
+    old: &HealthCheckConfig,
+    new: &HealthCheckConfig,
+    diff: &mut impl FnMut(&str, String, String),
+) {
+    let addr = |a: Option<std::net::Ipv4Addr>| a.map_or("none".to_string(), |a| a.to_string());
+    diff(
+        "source_address",
+        addr(old.source_address),
+        addr(new.source_address),
+    );
+    let bytes = |b: &[u8]| format!("\"{}\"", HealthCheckConfig::show_bytes(b));
+    diff(
+        "udp_payload",
+        bytes(&old.udp_payload),
+        bytes(&new.udp_payload),
+    );
+    let expect = |b: &Option<Vec<u8>>| b.as_deref().map_or("none".to_string(), bytes);
+    diff(
+        "udp_expect",
+        expect(&old.udp_expect),
+        expect(&new.udp_expect),
+    );
+    diff(
+        "dns_name",
+        format!("{:?}", old.dns_name),
+        format!("{:?}", new.dns_name),
+    );
+    diff(
+        "dns_type",
+        old.dns_type.to_string(),
+        new.dns_type.to_string(),
+    );
+    diff(
+        "dns_expect_rcode",
+        old.dns_expect_rcode.to_string(),
+        new.dns_expect_rcode.to_string(),
+    );
+    diff(
+        "dns_expect_answer",
+        old.dns_expect_answer.to_string(),
+        new.dns_expect_answer.to_string(),
+    );
+    diff(
+        "script",
+        format!("{:?}", old.script),
+        format!("{:?}", new.script),
+    );
+    diff(
+        "script_dynamic_weight",
+        old.script_dynamic_weight.to_string(),
+        new.script_dynamic_weight.to_string(),
+    );
 }
 
 /// What a reload changes in the checks of services checked before and
@@ -900,8 +1024,7 @@ mod tests {
             fall: 3,
             http_path: "/healthz".into(),
             http_expect_status: 200,
-            http_expect_body: None,
-            tls: Default::default(),
+            ..HealthCheckConfig::default()
         }
     }
 
@@ -1184,6 +1307,88 @@ mod tests {
         assert!(up[0].up);
         assert!(up[0].reason.ends_with("(2 successes in a row)"), "{up:?}");
         assert!(c.is_up(0, 0));
+    }
+
+    #[test]
+    fn a_dynamic_script_asks_for_its_weight_on_every_pass() {
+        let mut hc = check(HealthCheckKind::Script, 20, 2000);
+        hc.script = vec!["/bin/sh".into(), "-c".into(), "exit 5".into()];
+        hc.script_dynamic_weight = true;
+        let mut c = HealthChecker::new(vec![target(0, 1, 1, hc)]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut weights = Vec::new();
+        while weights.len() < 2 && Instant::now() < deadline {
+            assert!(c.poll().is_empty(), "stays up");
+            weights.extend(c.weight_changes());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(weights.len() >= 2, "{weights:?}");
+        assert_eq!((weights[0].rs, weights[0].weight), (1, Some(3)));
+        assert!(
+            weights[0].reason.contains("exited 5: weight 3"),
+            "{weights:?}"
+        );
+    }
+
+    #[test]
+    fn other_kinds_ask_for_no_weight() {
+        let (port, _stop) = accepting();
+        let mut c = HealthChecker::new(vec![target(
+            0,
+            0,
+            port,
+            check(HealthCheckKind::Tcp, 20, 500),
+        )]);
+        while checks_of(&c, 0, 0) < 3 {
+            c.poll();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(c.weight_changes().is_empty());
+    }
+
+    #[test]
+    fn setting_changes_name_the_new_keys() {
+        let old = check(HealthCheckKind::Udp, 20, 500);
+        let mut new = old.clone();
+        new.udp_payload = b"hi\x00".to_vec();
+        new.source_address = Some(Ipv4Addr::new(10, 0, 0, 1));
+        new.dns_type = crate::control::config::DnsType::Mx;
+        assert_eq!(
+            setting_changes(&old, &new),
+            [
+                "health_check.source_address none -> 10.0.0.1",
+                "health_check.udp_payload \"\" -> \"hi\\x00\"",
+                "health_check.dns_type A -> MX",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_source_address_this_host_lacks_skips_the_probes_without_failing_the_server() {
+        let (port, _stop) = accepting();
+        let mut hc = check(HealthCheckKind::Tcp, 20, 500);
+        // TEST-NET-1: no interface of this host holds it.
+        hc.source_address = Some(Ipv4Addr::new(192, 0, 2, 77));
+        let mut c = HealthChecker::new(vec![target(0, 0, port, hc)]);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(200) {
+            assert!(c.poll().is_empty());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(checks_of(&c, 0, 0), 0, "skipped, not counted");
+        assert!(c.is_up(0, 0));
+    }
+
+    #[test]
+    fn a_held_source_address_is_where_tcp_probes_come_from() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut hc = check(HealthCheckKind::Tcp, 100, 1000);
+        hc.source_address = Some(Ipv4Addr::new(127, 0, 0, 3));
+        let r = probe(local(port), &hc);
+        assert!(r.ok, "{r:?}");
+        let (_, from) = l.accept().unwrap();
+        assert_eq!(from.ip(), std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
     }
 
     #[test]

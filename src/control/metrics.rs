@@ -1389,6 +1389,7 @@ pub(crate) mod tests {
             latency: Duration::from_millis(1),
             started: Instant::now(),
             cert_not_after: Some(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+            weight: None,
         });
         let text = render(snap);
         assert!(text.contains("# TYPE rvs_health_check_cert_expiry_timestamp_seconds gauge"));

@@ -88,4 +88,5 @@ pub use config::{
     InterfaceConfig, NeighborConfig, ParseDeviceError, ParseKeywordError, Protocol,
     RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
 };
+pub use config::{DnsRcode, DnsType};
 pub use error::{ConfigError, ConfigErrors};

@@ -164,6 +164,16 @@ pub(super) struct RawHealthCheck {
     pub tls_verify: Option<S<bool>>,
     pub tls_ca_file: Option<S<String>>,
     pub tls_expiry_warn_days: Option<S<Int>>,
+    // The kinds udp, dns, icmp and script (`validate::health_kinds`).
+    pub source_address: Option<S<String>>,
+    pub udp_payload: Option<S<String>>,
+    pub udp_expect: Option<S<String>>,
+    pub dns_name: Option<S<String>>,
+    pub dns_type: Option<S<String>>,
+    pub dns_expect_rcode: Option<S<String>>,
+    pub dns_expect_answer: Option<S<bool>>,
+    pub script: Option<S<Array<S<String>>>>,
+    pub script_dynamic_weight: Option<S<bool>>,
 }
 
 /// `[[virtual_server.real_server]]`

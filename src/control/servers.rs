@@ -95,6 +95,13 @@ impl Servers {
         true
     }
 
+    /// Drops the run-time weight of real server `rs` of `vs` for the
+    /// configured one; true when that changed it (and a new snapshot was
+    /// made).
+    pub fn clear_weight(&mut self, vs: ServiceId, rs: RealServerId, now: Instant) -> bool {
+        self.update(vs, rs, now, |s| s.weight = None)
+    }
+
     /// Takes a reloaded table (indexes kept, see `control::reload`): health
     /// from `up` (the checks' view, shaped like `table`; missing entries
     /// are up), run-time weights dropped for the file's. Servers that take
@@ -312,6 +319,16 @@ mod tests {
         let before = s.snapshot().clone();
         assert!(!s.set_weight(0, 1, 5, Instant::now()));
         assert!(Arc::ptr_eq(s.snapshot(), &before));
+    }
+
+    #[test]
+    fn clearing_a_run_time_weight_restores_the_configured_one() {
+        let mut s = Servers::new(table());
+        assert!(!s.clear_weight(0, 0, Instant::now()), "nothing to clear");
+        assert!(s.set_weight(0, 0, 7, Instant::now()));
+        assert_eq!(s.snapshot().weight(0, 0), 7);
+        assert!(s.clear_weight(0, 0, Instant::now()));
+        assert_eq!(s.snapshot().weight(0, 0), 3);
     }
 
     #[test]

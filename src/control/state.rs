@@ -7,7 +7,7 @@
 
 use super::clients::ClientCounters;
 use super::config::{Config, VirtualServerConfig};
-use super::health::{self, HealthChange, HealthChecker, HealthView, Target};
+use super::health::{self, HealthChange, HealthChecker, HealthView, Target, WeightChange};
 use super::metrics::{MetricsSnapshot, SnapshotSource};
 use super::reload;
 use super::report::{self, PoolSource, PoolUsage};
@@ -37,6 +37,11 @@ pub trait HealthSource {
     /// The targets checked now: a reload compares them with the new
     /// file's to tell a change of health-check settings alone.
     fn targets(&self) -> Vec<Target>;
+    /// The run-time weights the checks asked for since the last call
+    /// (`script_dynamic_weight`), in order; none by default.
+    fn weight_changes(&mut self) -> Vec<WeightChange> {
+        Vec::new()
+    }
 }
 
 impl HealthSource for HealthChecker {
@@ -51,6 +56,9 @@ impl HealthSource for HealthChecker {
     }
     fn targets(&self) -> Vec<Target> {
         HealthChecker::targets(self)
+    }
+    fn weight_changes(&mut self) -> Vec<WeightChange> {
+        HealthChecker::weight_changes(self)
     }
 }
 
@@ -172,6 +180,41 @@ impl ControlState {
         for change in self.health.poll() {
             self.apply_health(&change);
         }
+        for change in self.health.weight_changes() {
+            self.apply_check_weight(&change);
+        }
+    }
+
+    /// A weight asked for by a `script` check (`script_dynamic_weight`),
+    /// applied as `rvsadm weight` applies one (`None`: back to the
+    /// configured weight); logged and published only when it changes the
+    /// weight in force.
+    pub fn apply_check_weight(&mut self, change: &WeightChange) {
+        let changed = match change.weight {
+            Some(w) => self.servers.set_weight(change.vs, change.rs, w, Instant::now()),
+            None => self.servers.clear_weight(change.vs, change.rs, Instant::now()),
+        };
+        if !changed {
+            return;
+        }
+        let weight = self.servers.snapshot().weight(change.vs, change.rs);
+        info!(
+            "weight of real server {} ({}) set to {weight}{} by its health check: {}",
+            change.endpoint,
+            change.name,
+            match change.weight {
+                None => " (the configured weight)",
+                Some(0) => " (draining: no new connections)",
+                Some(_) => "",
+            },
+            change.reason
+        );
+        self.log_slow_start(change.vs, change.rs);
+        self.log_group_changes(&format!(
+            "weight of {} set to {weight} by its health check",
+            change.endpoint
+        ));
+        self.publish();
     }
 
     /// One health change: the log line, and a new snapshot when it changes

@@ -201,8 +201,7 @@ fn full_example_parses_to_typed_values() {
                 fall: 3,
                 http_path: "/".into(),
                 http_expect_status: 200,
-                http_expect_body: None,
-                tls: Default::default(),
+                ..HealthCheckConfig::default()
             },
             real_servers: vec![RealServerConfig {
                 address: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
@@ -1873,8 +1872,7 @@ fn absent_health_check_is_tcp_with_keepalived_like_timings() {
             fall: 3,
             http_path: "/".into(),
             http_expect_status: 200,
-            http_expect_body: None,
-            tls: Default::default(),
+            ..HealthCheckConfig::default()
         }
     );
 }
@@ -1962,12 +1960,13 @@ fn health_check_type_none_is_accepted() {
 
 #[test]
 fn unknown_health_check_type_lists_the_accepted_values() {
-    let text = vs_hc("type = \"icmp\"\n");
+    let text = vs_hc("type = \"ping\"\n");
     assert_error(
         &one_error(&text),
         "virtual_server[0].health_check.type",
         Some(line_of(&text, "type =")),
-        "unknown value \"icmp\": expected one of \"tcp\", \"http\", \"none\"",
+        "unknown value \"ping\": expected one of \"tcp\", \"http\", \"none\", \"udp\", \"dns\", \
+         \"icmp\", \"script\"",
     );
 }
 

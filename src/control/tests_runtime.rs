@@ -291,6 +291,33 @@ fn weight_sets_the_run_time_weight_in_one_snapshot() {
     assert_eq!(f.listed(1)["weight"], 5);
 }
 
+/// A weight a `script` check (`script_dynamic_weight`) asks for.
+fn check_weight(rs: u16, weight: Option<u32>) -> super::health::WeightChange {
+    super::health::WeightChange {
+        vs: 0,
+        rs,
+        name: "web".into(),
+        endpoint: [RS1, RS2][usize::from(rs)].parse().unwrap(),
+        weight,
+        reason: "script exited 5: weight 3".into(),
+    }
+}
+
+#[test]
+fn a_script_s_weight_is_applied_as_a_run_time_weight_and_exit_0_restores_the_file_s() {
+    let mut f = Fixture::new("weight-script");
+    f.state.apply_check_weight(&check_weight(0, Some(3)));
+    let t = f.one_snapshot();
+    assert_eq!(t.weight(0, 0), 3);
+    assert_eq!(f.listed(0)["weight"], 3);
+    // The same weight again: no new snapshot.
+    f.state.apply_check_weight(&check_weight(0, Some(3)));
+    assert!(f.sent(0).is_empty());
+    f.state.apply_check_weight(&check_weight(0, None));
+    let t = f.one_snapshot();
+    assert_eq!(t.weight(0, 0), 2, "the file's weight");
+}
+
 #[test]
 fn weight_zero_drains_without_marking_the_server_down() {
     let mut f = Fixture::new("weight-drain");

@@ -35,6 +35,7 @@ use super::raw::{
 };
 use crate::wire::{Ipv4Cidr, MacAddr};
 
+mod health_kinds;
 mod limits;
 mod priority;
 mod slow_start;
@@ -1501,6 +1502,8 @@ fn health_check(
     };
     let http_expect_body = tls::expect_body(t, kind, &f, errors);
     let tls = tls::tls(t, kind, &f, errors);
+    let kinds = health_kinds::kind_settings(t, &f, raw.span(), kind, errors);
+    let kinds = kinds?;
     Some(HealthCheckConfig {
         kind: kind?,
         interval: interval?,
@@ -1511,6 +1514,15 @@ fn health_check(
         http_expect_status: http_expect_status?,
         http_expect_body: http_expect_body?,
         tls: tls?,
+        source_address: kinds.source_address,
+        udp_payload: kinds.udp_payload,
+        udp_expect: kinds.udp_expect,
+        dns_name: kinds.dns_name,
+        dns_type: kinds.dns_type,
+        dns_expect_rcode: kinds.dns_expect_rcode,
+        dns_expect_answer: kinds.dns_expect_answer,
+        script: kinds.script,
+        script_dynamic_weight: kinds.script_dynamic_weight,
     })
 }
 

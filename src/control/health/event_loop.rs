@@ -4,7 +4,7 @@
 //! Why one loop: a probe spends nearly all its life waiting (for a
 //! handshake, an answer, or its timeout), and waiting costs nothing in an
 //! event loop, whereas a thread per probe cost 1,005 threads for 1,000
-//! servers. Each probe is a state machine (`probe::Probe`) resumed by its
+//! servers. Each probe is a state machine (`check::Check`) resumed by its
 //! socket's readiness events; the loop's work is a few system calls per
 //! probe, so 10,000 servers checked every second take a small part of one
 //! core, and one silent server never delays another (its probe just waits
@@ -32,15 +32,16 @@
 //! are checked against the target's current state when they fire, so
 //! removing a target or finishing a probe early needs no heap surgery.
 
-use super::probe::{Probe, StartError, Step};
+use super::check::Check;
+use super::probe::{StartError, Step};
 use super::CheckResult;
 use crate::control::config::HealthCheckConfig;
 use crate::warn;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -69,6 +70,8 @@ pub(super) struct Job {
     pub check: HealthCheckConfig,
     /// When its first probe starts.
     pub first: Instant,
+    /// Its virtual server's name (a `script` check is told it).
+    pub name: String,
 }
 
 /// A probe result for the checker.
@@ -113,6 +116,7 @@ impl LoopHandle {
                     targets: HashMap::new(),
                     timers: BinaryHeap::new(),
                     last_local_warning: None,
+                    unbindable: HashSet::new(),
                 }
                 .run();
             })?;
@@ -169,9 +173,10 @@ fn next_slot(slot: Instant, started: Instant, interval: Duration, now: Instant) 
 struct Checked {
     endpoint: SocketAddrV4,
     check: HealthCheckConfig,
+    name: String,
     /// The scheduled start of the next probe, or of the one in flight.
     next: Instant,
-    probe: Option<Probe>,
+    probe: Option<Check>,
 }
 
 /// The loop's state, owned by its thread.
@@ -184,6 +189,9 @@ struct EventLoop {
     /// entries that no longer match the target's state are skipped.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     last_local_warning: Option<Instant>,
+    /// Source addresses probes could not bind, each said once (again
+    /// after a probe bound it).
+    unbindable: HashSet<Ipv4Addr>,
 }
 
 impl EventLoop {
@@ -252,6 +260,7 @@ impl EventLoop {
                             Checked {
                                 endpoint: job.endpoint,
                                 check: job.check,
+                                name: job.name,
                                 next: first,
                                 probe: None,
                             },
@@ -304,8 +313,12 @@ impl EventLoop {
         let Some(t) = self.targets.get_mut(&id) else {
             return;
         };
-        match Probe::start(t.endpoint, &t.check, now) {
+        let source = t.check.source_address;
+        match Check::start(t.endpoint, &t.check, &t.name, now) {
             Ok(mut p) => {
+                if let Some(a) = source {
+                    self.unbindable.remove(&a);
+                }
                 let registered = self.poll.registry().register(
                     p.source(),
                     Token(id as usize),
@@ -324,7 +337,12 @@ impl EventLoop {
             }
             Err(StartError::Failed(result)) => self.finish(id, Some(result), now),
             Err(StartError::Local(e)) => {
-                self.local_shortage(&e, now);
+                match source {
+                    Some(a) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
+                        self.source_unavailable(a, &e)
+                    }
+                    _ => self.local_shortage(&e, now),
+                }
                 self.finish(id, None, now);
             }
         }
@@ -346,6 +364,19 @@ impl EventLoop {
         if let Some(result) = result {
             // The checker gone means a `Stop` is on its way.
             let _ = self.reports.send(Report { id, result });
+        }
+    }
+
+    /// Says once per address that probes from `source_address` cannot
+    /// leave (it is not an address of this host, or no local port is left
+    /// on it): they are skipped, the servers keep their state.
+    fn source_unavailable(&mut self, source: Ipv4Addr, e: &io::Error) {
+        if self.unbindable.insert(source) {
+            warn!(
+                "health checks: cannot send from source_address {source} ({e}): is it an \
+                 address of this host? Probes from it are skipped, not counted against the \
+                 servers, until it can be bound"
+            );
         }
     }
 

@@ -9,7 +9,7 @@
 //! must never wait; it says `Pending` and is resumed by the next readiness
 //! event of its socket, or ended by `expire` at its deadline (its start
 //! plus its timeout). The same machine, driven by a private loop, is the
-//! one-shot [`probe`] the tests and tools call.
+//! one-shot `check::probe` the tests and tools call.
 //!
 //! The socket is `mio`'s: a non-blocking connect (`EINPROGRESS`) whose
 //! completion is read from `SO_ERROR` and `getpeername` once the socket is
@@ -25,9 +25,8 @@ use super::CheckResult;
 use crate::control::config::{HealthCheckConfig, HealthCheckKind};
 use memchr::memmem;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 /// Longest HTTP status line read.
@@ -123,7 +122,7 @@ pub(super) struct Probe {
 }
 
 /// Errors that are this host's shortage rather than the server's answer.
-fn is_local(e: &io::Error) -> bool {
+pub(super) fn is_local(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
@@ -169,11 +168,12 @@ impl Probe {
                         latency: Instant::now().saturating_duration_since(now),
                         started: now,
                         cert_not_after: None,
+                        weight: None,
                     }))
                 }
             },
         };
-        let stream = match TcpStream::connect(SocketAddr::V4(endpoint)) {
+        let stream = match super::sockets::tcp_connect(endpoint, check.source_address) {
             Ok(s) => s,
             Err(e) if is_local(&e) => return Err(StartError::Local(e)),
             Err(e) => {
@@ -183,6 +183,7 @@ impl Probe {
                     latency: Instant::now().saturating_duration_since(now),
                     started: now,
                     cert_not_after: None,
+                    weight: None,
                 }))
             }
         };
@@ -228,6 +229,7 @@ impl Probe {
             latency,
             started: self.started,
             cert_not_after: self.not_after.map(tls::system_time),
+            weight: None,
         }
     }
 
@@ -549,65 +551,5 @@ fn judge_status(http: &Http, took: Duration) -> Result<String, String> {
             "{what} answered {status}, expected {}",
             http.expect
         ))
-    }
-}
-
-/// Probes `endpoint` once as `check` says, within `check.timeout`, and
-/// waits for the result (the checker itself never waits: it drives the
-/// same probe from its event loop). A `none` check passes without
-/// touching the network.
-pub fn probe(endpoint: SocketAddrV4, check: &HealthCheckConfig) -> CheckResult {
-    let start = Instant::now();
-    if check.kind == HealthCheckKind::None {
-        return CheckResult {
-            ok: true,
-            detail: "no check (type none)".to_string(),
-            latency: Duration::ZERO,
-            started: start,
-            cert_not_after: None,
-        };
-    }
-    let local = |e: io::Error| CheckResult {
-        ok: false,
-        detail: format!(
-            "cannot probe {endpoint}: {}",
-            describe_io(&e, check.timeout)
-        ),
-        latency: start.elapsed(),
-        started: start,
-        cert_not_after: None,
-    };
-    let mut p = match Probe::start(endpoint, check, start) {
-        Ok(p) => p,
-        Err(StartError::Failed(r)) => return r,
-        Err(StartError::Local(e)) => return local(e),
-    };
-    let mut poll = match Poll::new() {
-        Ok(poll) => poll,
-        Err(e) => return local(e),
-    };
-    if let Err(e) = poll.registry().register(
-        p.source(),
-        Token(0),
-        Interest::READABLE | Interest::WRITABLE,
-    ) {
-        return local(e);
-    }
-    let mut events = Events::with_capacity(4);
-    loop {
-        let now = Instant::now();
-        if now >= p.deadline() {
-            return p.expire(now);
-        }
-        match poll.poll(&mut events, Some(p.deadline() - now)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return local(e),
-        }
-        if !events.is_empty() {
-            if let Step::Done(r) = p.advance(Instant::now()) {
-                return r;
-            }
-        }
     }
 }
