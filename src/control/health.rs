@@ -44,9 +44,9 @@ mod probe;
 mod script;
 mod sockets;
 mod tls;
-mod udp;
 #[cfg(test)]
 mod tls_tests;
+mod udp;
 
 pub use check::probe;
 

@@ -191,8 +191,12 @@ impl ControlState {
     /// weight in force.
     pub fn apply_check_weight(&mut self, change: &WeightChange) {
         let changed = match change.weight {
-            Some(w) => self.servers.set_weight(change.vs, change.rs, w, Instant::now()),
-            None => self.servers.clear_weight(change.vs, change.rs, Instant::now()),
+            Some(w) => self
+                .servers
+                .set_weight(change.vs, change.rs, w, Instant::now()),
+            None => self
+                .servers
+                .clear_weight(change.vs, change.rs, Instant::now()),
         };
         if !changed {
             return;

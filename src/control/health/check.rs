@@ -27,8 +27,9 @@ pub(super) use probe::is_local;
 /// One probe in flight, of any kind (`none` never probes).
 #[derive(Debug)]
 pub(super) enum Check {
-    /// `tcp`, `http` (and the other kinds over a TCP stream).
-    Stream(Probe),
+    /// `tcp`, `http`, `tls` and `https` over a TCP stream (boxed: a TLS
+    /// session makes it far larger than the other kinds).
+    Stream(Box<Probe>),
     /// `udp`.
     Udp(UdpProbe),
     /// `dns`.
@@ -55,7 +56,7 @@ impl Check {
             HealthCheckKind::Script => {
                 Check::Script(ScriptProbe::start(endpoint, check, name, now)?)
             }
-            _ => Check::Stream(Probe::start(endpoint, check, now)?),
+            _ => Check::Stream(Box::new(Probe::start(endpoint, check, now)?)),
         })
     }
 
