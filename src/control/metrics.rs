@@ -1056,6 +1056,10 @@ pub(crate) mod tests {
                     packets_out: c * 90,
                     bytes_in: c * 1000,
                     bytes_out: c * 9000,
+                    handshakes: c * 10,
+                    handshake_ok: c * 7,
+                    handshake_timeouts: c,
+                    handshake_resets: c * 2,
                 })
                 .collect(),
             connections: conns.iter().sum(),

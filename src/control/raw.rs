@@ -132,6 +132,18 @@ pub(super) struct RawVirtualServer {
     pub new_conn_burst: Option<S<Int>>,
     pub max_conns_per_client: Option<S<Int>>,
     pub client_prefix_len: Option<S<Int>>,
+    pub passive_check: Option<S<RawPassiveCheck>>,
+}
+
+/// `[virtual_server.passive_check]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPassiveCheck {
+    pub enabled: Option<S<bool>>,
+    pub window_s: Option<S<Int>>,
+    pub min_attempts: Option<S<Int>>,
+    pub max_failure_percent: Option<S<Int>>,
+    pub syn_timeout_ms: Option<S<Int>>,
 }
 
 /// `[virtual_server.health_check]`

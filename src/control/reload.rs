@@ -48,6 +48,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         sorry_server: v.sorry_server.as_ref().map(endpoint),
         limits: v.limits.clone(),
         syn_proxy: v.syn_proxy,
+        syn_timeout_ms: v.passive_check.syn_timeout_ms,
         real_servers: v
             .real_servers
             .iter()
@@ -290,6 +291,11 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
         "syn_proxy",
         old.syn_proxy.to_string(),
         new.syn_proxy.to_string(),
+    );
+    diff(
+        "passive_check.syn_timeout_ms",
+        old.syn_timeout_ms.to_string(),
+        new.syn_timeout_ms.to_string(),
     );
     out
 }

@@ -207,6 +207,7 @@ fn full_example_parses_to_typed_values() {
                 thresholds: Default::default(),
             }],
             limits: Default::default(),
+            passive_check: Default::default(),
         }]
     );
 }

@@ -36,6 +36,7 @@ use super::raw::{
 use crate::wire::{Ipv4Cidr, MacAddr};
 
 mod limits;
+mod passive;
 
 /// Converts and checks `raw`; `Some` only when every part converted
 /// (the caller also checks that `errors` stayed empty).
@@ -1146,6 +1147,14 @@ fn virtual_servers(
             errors,
         );
         let limits = limits::service_limits(t, &f, errors);
+        let passive_check = passive::passive_check(
+            t.passive_check.as_ref(),
+            &f("passive_check"),
+            forward,
+            protocol,
+            health_check.as_ref().map(|h| h.kind),
+            errors,
+        );
         let real_servers = real_servers(
             &t.real_server.0,
             &f("real_server"),
@@ -1167,6 +1176,7 @@ fn virtual_servers(
             (sorry_server, health_check, limits, syn_proxy),
             real_servers,
             unique,
+            passive_check,
         ) {
             (
                 Some(name),
@@ -1179,6 +1189,7 @@ fn virtual_servers(
                 (Some(sorry_server), Some(health_check), Some(limits), Some(syn_proxy)),
                 Some(real_servers),
                 true,
+                Some(passive_check),
             ) => out.push(VirtualServerConfig {
                 name,
                 address,
@@ -1193,6 +1204,7 @@ fn virtual_servers(
                 health_check,
                 real_servers,
                 limits,
+                passive_check,
             }),
             _ => ok = false,
         }

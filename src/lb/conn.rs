@@ -187,6 +187,7 @@
 //! ring and the home bucket do not show come back through lazy expiry and
 //! the sweep.
 
+use super::handshake::{self, Handshake};
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
 use crate::dpdk::hugemem::HugeArray;
 use crate::dpdk::prefetch::prefetch;
@@ -380,6 +381,9 @@ const PROVEN: u8 = 8;
 /// Opened by the SYN proxy (`lb::synproxy`): its segments are translated
 /// by the sequence delta kept beside the table.
 const PROXIED: u8 = 16;
+/// A SYN went to the real server and nothing decided the handshake yet
+/// (`lb::handshake`: the passive checks count its outcome).
+const AWAITS_SYN_ACK: u8 = 32;
 
 /// One connection: exactly one 64-byte cache line. Plain old data (the
 /// state is stored as its number) so the table lives in huge-page memory.
@@ -505,6 +509,47 @@ impl Conn {
     pub fn set_proxied(&mut self) {
         // The cookie ACK proved the client's address.
         self.flags |= PROXIED | PROVEN;
+    }
+
+    /// The SYN went to the real server and no SYN-ACK, reset or timeout
+    /// decided the handshake yet (see `lb::handshake`).
+    #[inline]
+    pub fn awaits_syn_ack(&self) -> bool {
+        self.flags & AWAITS_SYN_ACK != 0
+    }
+
+    /// Marks the handshake forwarded to the real server, its outcome to
+    /// be counted (see [`Conn::awaits_syn_ack`]).
+    pub fn await_syn_ack(&mut self) {
+        self.flags |= AWAITS_SYN_ACK;
+    }
+
+    /// The handshake outcome a packet going `dir` with `flags` at `now`
+    /// decides for a connection awaiting its SYN-ACK (`timeout_ms` after
+    /// the first SYN it times out); stops waiting once decided, so each
+    /// handshake is counted once.
+    #[cold]
+    pub fn handshake_outcome(
+        &mut self,
+        dir: Direction,
+        flags: TcpFlags,
+        now: u64,
+        timeout_ms: u32,
+    ) -> Option<Handshake> {
+        let age = now_ms(now).wrapping_sub(self.born_ms);
+        let decided = handshake::decide(dir, flags, age, timeout_ms)?;
+        self.flags &= !AWAITS_SYN_ACK;
+        decided
+    }
+
+    /// The outcome of a handshake still awaited when its connection ends
+    /// at `now` (expired, evicted, reused): timed out past `timeout_ms`.
+    #[cold]
+    pub fn handshake_at_end(&self, now: u64, timeout_ms: u32) -> Option<Handshake> {
+        if !self.awaits_syn_ack() {
+            return None;
+        }
+        handshake::at_end(now_ms(now).wrapping_sub(self.born_ms), timeout_ms)
     }
 
     /// Bytes client → server (48 bits, wrapping).

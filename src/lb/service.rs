@@ -69,6 +69,10 @@ pub struct VirtualService {
     /// real server only once the client's ACK proves its address
     /// (`lb::synproxy`); NAT only.
     pub syn_proxy: bool,
+    /// A handshake forwarded to a real server with no SYN-ACK this many
+    /// milliseconds after the first SYN counts as timed out
+    /// (`lb::handshake`; NAT only, the passive check's `syn_timeout_ms`).
+    pub syn_timeout_ms: u32,
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -99,6 +103,7 @@ impl VirtualService {
             sorry_server: None,
             limits: ServiceLimits::default(),
             syn_proxy: false,
+            syn_timeout_ms: super::handshake::DEFAULT_SYN_TIMEOUT_MS,
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer {
