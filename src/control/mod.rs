@@ -57,6 +57,7 @@ mod locate;
 pub mod memory;
 pub mod metrics;
 pub mod notify;
+pub mod passive;
 pub mod plane;
 mod raw;
 pub mod reload;
