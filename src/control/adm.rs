@@ -45,6 +45,11 @@ pub fn format_list(doc: &Value) -> String {
         );
         let fwd = forward_word(vs["forward"].as_str().unwrap_or("?"));
         for rs in vs["real_servers"].as_array().unwrap_or(&empty) {
+            let health = match (rs["health"].as_str(), rs["health_reason"].as_str()) {
+                (Some(h), Some(why)) => format!("{h} ({why})"),
+                (Some(h), None) => h.to_string(),
+                (None, _) => "?".to_string(),
+            };
             let _ = writeln!(
                 out,
                 "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {}",
@@ -53,7 +58,7 @@ pub fn format_list(doc: &Value) -> String {
                 num(&rs["weight"]),
                 num(&rs["active_conns"]),
                 num(&rs["inactive_conns"]),
-                rs["health"].as_str().unwrap_or("?"),
+                health,
             );
         }
     }
@@ -226,6 +231,19 @@ mod tests {
         let line = text.lines().last().unwrap();
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols, ["->", "10.1.0.11:8080", "Masq", "3", "12", "4", "up"]);
+    }
+
+    #[test]
+    fn a_server_the_passive_check_took_out_reads_down_passive() {
+        let doc = json!({"virtual_servers": [{
+            "name": "web", "address": "203.0.113.100:80", "protocol": "tcp",
+            "scheduler": "rr", "forward": "nat", "persistence_timeout_s": 0,
+            "real_servers": [{"address": "10.1.0.11:8080", "weight": 1, "health": "down",
+                              "health_reason": "passive", "active_conns": 0,
+                              "inactive_conns": 0}]
+        }]});
+        let text = format_list(&doc);
+        assert!(text.lines().last().unwrap().ends_with("down (passive)"), "{text}");
     }
 
     #[test]

@@ -453,6 +453,30 @@ impl HealthChecker {
         changes
     }
 
+    /// Takes real server `rs` of `vs` down from outside the probes (the
+    /// passive check, `control::passive`): down with no history, so that
+    /// its probes need `rise` successes in a row from now on to bring it
+    /// back, and `reason` as its last change. False when it is not a
+    /// probed target, or is down already.
+    pub fn force_down(&mut self, vs: u16, rs: u16, reason: &str) -> bool {
+        let mut statuses = self.lock();
+        let Some(status) = statuses.iter_mut().find(|s| {
+            s.target.vs == vs && s.target.rs == rs && s.target.check.kind != HealthCheckKind::None
+        }) else {
+            return false;
+        };
+        if !status.state.up {
+            return false;
+        }
+        status.state = HealthState::down();
+        status.last_change = Some(LastChange {
+            up: false,
+            reason: reason.to_string(),
+            at: Instant::now(),
+        });
+        true
+    }
+
     /// Checks `targets` from now on (after a reload). A target whose
     /// endpoint and check are unchanged keeps its state, history and
     /// schedule (its `vs`, `rs` and name follow the new target). One whose

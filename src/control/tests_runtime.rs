@@ -118,6 +118,9 @@ impl HealthSource for Scripted {
     fn targets(&self) -> Vec<Target> {
         self.targets.lock().unwrap().clone()
     }
+    fn force_down(&mut self, vs: u16, rs: u16, _reason: &str) -> bool {
+        self.down.lock().unwrap().insert((vs, rs))
+    }
     fn up_table(&self, services: &ServiceTable) -> Vec<Vec<bool>> {
         let down = self.down.lock().unwrap();
         services
