@@ -243,7 +243,10 @@ mod tests {
                               "inactive_conns": 0}]
         }]});
         let text = format_list(&doc);
-        assert!(text.lines().last().unwrap().ends_with("down (passive)"), "{text}");
+        assert!(
+            text.lines().last().unwrap().ends_with("down (passive)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1229,8 +1229,18 @@ pub(crate) mod tests {
         assert_value(&text, "rvs_real_server_inactive_connections", &[RS12], 2.0);
         assert_value(&text, "rvs_real_server_connections_total", &[RS11], 90.0);
         assert_value(&text, "rvs_real_server_handshakes_total", &[RS11], 90.0);
-        assert_value(&text, "rvs_real_server_handshake_resets_total", &[RS11], 18.0);
-        assert_value(&text, "rvs_real_server_handshake_timeouts_total", &[RS11], 9.0);
+        assert_value(
+            &text,
+            "rvs_real_server_handshake_resets_total",
+            &[RS11],
+            18.0,
+        );
+        assert_value(
+            &text,
+            "rvs_real_server_handshake_timeouts_total",
+            &[RS11],
+            9.0,
+        );
         assert_value(&text, "rvs_real_server_handshake_ok_total", &[RS11], 63.0);
         assert_value(&text, "rvs_real_server_passive_down_total", &[RS12], 2.0);
         assert_value(&text, "rvs_real_server_passive_down_total", &[RS11], 0.0);

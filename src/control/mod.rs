@@ -84,6 +84,7 @@ pub use config::{
     is_prime, normalize_pci, ClientSide, Config, ControlConfig, DataplaneConfig, Device,
     DpdkConfig, ForwardMethod, HaConfig, HaState, HealthCheckConfig, HealthCheckKind,
     InterfaceConfig, NeighborConfig, ParseDeviceError, ParseKeywordError, PassiveCheckConfig,
-    Protocol, RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
+    Protocol, RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig,
+    MAX_LCORES,
 };
 pub use error::{ConfigError, ConfigErrors};

@@ -152,10 +152,10 @@ impl ControlState {
             let reason = v.reason();
             let table = self.servers.snapshot().clone();
             let service = table.get(v.vs);
-            let addr = service
-                .real_servers
-                .get(usize::from(v.rs))
-                .map_or_else(|| "?".to_string(), |r| format!("{}:{}", r.endpoint.ip, r.endpoint.port));
+            let addr = service.real_servers.get(usize::from(v.rs)).map_or_else(
+                || "?".to_string(),
+                |r| format!("{}:{}", r.endpoint.ip, r.endpoint.port),
+            );
             warn!(
                 "passive check: real server {addr} of {} down: {reason}",
                 service.name

@@ -780,3 +780,61 @@ fn reload_that_adds_servers_grows_every_workers_stats_cell_first() {
     }
     assert_eq!(f.one_snapshot().services()[0].real_servers.len(), 12);
 }
+
+// ------------------------------------------------------------ passive checks
+
+/// Publishes, as worker `w`, the second real server's handshakes: `ok`
+/// completed and `resets` reset.
+fn publish_handshakes(f: &Fixture, w: usize, ok: u64, resets: u64) {
+    let servers = [
+        crate::dataplane::stats::RealServerCounters::default(),
+        crate::dataplane::stats::RealServerCounters {
+            handshakes: ok + resets,
+            handshake_ok: ok,
+            handshake_resets: resets,
+            ..Default::default()
+        },
+    ];
+    f.state.workers().cells()[w].1.publish_lb(servers.iter(), 0);
+}
+
+#[test]
+fn a_passive_verdict_takes_the_server_down_until_its_active_check_brings_it_back() {
+    let mut f = Fixture::new("passive");
+    let text = config_text(1, 1).replace(
+        "type = \"none\"",
+        "type = \"tcp\"\n\n  [virtual_server.passive_check]\n  enabled = true\n  min_attempts = 10",
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    f.state.set_passive_checks(&config.virtual_servers);
+    let t0 = Instant::now();
+    publish_handshakes(&f, 0, 0, 0);
+    f.state.poll_passive(t0);
+    assert!(f.sent(0).is_empty(), "nothing judged yet");
+    // 12 resets of 13 handshakes, over the two workers.
+    publish_handshakes(&f, 0, 1, 6);
+    publish_handshakes(&f, 1, 0, 6);
+    f.state.poll_passive(t0 + Duration::from_millis(200));
+    assert!(f.one_snapshot().is_down(0, 1));
+    let rs = f.listed(1);
+    assert_eq!(
+        (rs["health"].as_str(), rs["health_reason"].as_str()),
+        (Some("down"), Some("passive"))
+    );
+    assert_eq!(rs["handshake_resets"], 12);
+    assert!(
+        f.health.down.lock().unwrap().contains(&(0, 1)),
+        "the checker holds it down"
+    );
+    // Judged once: still down, no second verdict.
+    f.state.poll_passive(t0 + Duration::from_millis(400));
+    assert!(f.sent(0).is_empty());
+    // Its active check brings it back; the counts that took it out are
+    // not judged again.
+    f.health.report(1, true);
+    f.state.poll_health();
+    f.state.poll_passive(t0 + Duration::from_millis(600));
+    assert!(!f.one_snapshot().is_down(0, 1));
+    assert!(f.listed(1).get("health_reason").is_none());
+    assert_eq!(f.listed(1)["passive_downs"], 1);
+}

@@ -1512,7 +1512,9 @@ impl Balancer {
             };
             let timeout_ns = (u64::from(ev.timeout_s) * 1_000_000_000).min(local_ns);
             let counters = &mut self.counters;
-            let mut known = self.conns.lookup(&original, now, |c| counters.forget(c, now));
+            let mut known = self
+                .conns
+                .lookup(&original, now, |c| counters.forget(c, now));
             if let Some((id, _)) = known {
                 let c = self.conns.get(id);
                 if (c.vs, c.rs) != (vs, rs) {

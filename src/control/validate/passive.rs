@@ -106,3 +106,126 @@ fn refusal(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::control::{Config, ConfigError, PassiveCheckConfig};
+    use std::time::Duration;
+
+    const BASE: &str = "[dpdk]\neal_args = [\"-l\", \"0-1\"]\nworkers = [1]\n\
+        [[interface]]\nname = \"ext\"\ndevice = \"net_pcap0,rx_pcap=in.pcap\"\n\
+        addresses = [\"10.0.0.1/24\"]\n\
+        [[virtual_server]]\nname = \"web\"\naddress = \"10.0.0.100:80\"\n";
+
+    /// A virtual server with `settings` (keys of the service, then
+    /// `[virtual_server.passive_check]` with `passive`).
+    fn file(settings: &str, passive: &str) -> String {
+        format!("{BASE}{settings}\n[virtual_server.passive_check]\n{passive}\n")
+    }
+
+    fn passive(text: &str) -> PassiveCheckConfig {
+        Config::from_toml_str(text)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .virtual_servers[0]
+            .passive_check
+            .clone()
+    }
+
+    fn one_error(text: &str) -> ConfigError {
+        let mut e = Config::from_toml_str(text).expect_err("refused").0;
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e.remove(0)
+    }
+
+    #[test]
+    fn without_the_table_the_passive_check_is_off_with_the_defaults() {
+        let c = passive(&format!("{BASE}forward = \"nat\"\n"));
+        assert_eq!(c, PassiveCheckConfig::default());
+        assert!(!c.enabled);
+        assert_eq!(c.window, Duration::from_secs(10));
+        assert_eq!((c.min_attempts, c.max_failure_percent), (20, 50));
+        assert_eq!(c.syn_timeout_ms, 1000);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = passive(&file(
+            "forward = \"nat\"",
+            "enabled = true\nwindow_s = 5\nmin_attempts = 8\nmax_failure_percent = 75\n\
+             syn_timeout_ms = 1500",
+        ));
+        assert_eq!(
+            c,
+            PassiveCheckConfig {
+                enabled: true,
+                window: Duration::from_secs(5),
+                min_attempts: 8,
+                max_failure_percent: 75,
+                syn_timeout_ms: 1500,
+            }
+        );
+    }
+
+    #[test]
+    fn a_passive_check_on_a_dr_or_tun_service_is_refused_saying_why() {
+        for forward in ["dr", "tun"] {
+            let e = one_error(&file(&format!("forward = \"{forward}\""), "enabled = true"));
+            assert_eq!(e.field, "virtual_server[0].passive_check.enabled");
+            assert!(
+                e.message.contains("needs forward = \"nat\""),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains("bypass the balancer"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_passive_check_off_is_accepted_on_a_dr_service() {
+        let text = file("forward = \"dr\"", "enabled = false");
+        assert!(!passive(&text).enabled);
+    }
+
+    #[test]
+    fn a_passive_check_without_an_active_check_is_refused() {
+        let text = format!(
+            "{BASE}forward = \"nat\"\n[virtual_server.health_check]\ntype = \"none\"\n\
+             [virtual_server.passive_check]\nenabled = true\n"
+        );
+        let e = one_error(&text);
+        assert_eq!(e.field, "virtual_server[0].passive_check.enabled");
+        assert!(e.message.contains("needs an active check"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_passive_check_on_a_udp_service_is_refused() {
+        let e = one_error(&file(
+            "forward = \"nat\"\nprotocol = \"udp\"\n[virtual_server.health_check]\ntype = \"tcp\"",
+            "enabled = true",
+        ));
+        assert_eq!(e.field, "virtual_server[0].passive_check.enabled");
+        assert!(e.message.contains("UDP"), "{}", e.message);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_by_field() {
+        for (key, value) in [
+            ("window_s", "0"),
+            ("window_s", "3601"),
+            ("min_attempts", "0"),
+            ("max_failure_percent", "101"),
+            ("syn_timeout_ms", "0"),
+            ("syn_timeout_ms", "60001"),
+        ] {
+            let e = one_error(&file("forward = \"nat\"", &format!("{key} = {value}")));
+            assert_eq!(e.field, format!("virtual_server[0].passive_check.{key}"));
+            assert!(e.message.contains("out of range"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let e = one_error(&file("forward = \"nat\"", "treshold = 3"));
+        assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+}

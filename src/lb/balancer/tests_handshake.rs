@@ -21,7 +21,17 @@ fn service(forward: ForwardMethod) -> VirtualService {
         },
         forward,
         SchedulerKind::Rr,
-        [(Endpoint::new(RS, if forward == ForwardMethod::Nat { 8080 } else { 80 }), 1)],
+        [(
+            Endpoint::new(
+                RS,
+                if forward == ForwardMethod::Nat {
+                    8080
+                } else {
+                    80
+                },
+            ),
+            1,
+        )],
     );
     s.syn_timeout_ms = TIMEOUT_MS;
     s
@@ -197,7 +207,11 @@ fn the_syn_proxys_own_syn_is_the_attempt_and_the_servers_syn_ack_completes_it() 
     let f = flow(&b, key, TcpFlags::ACK);
     b.decide_segment(&f, || ack, 2 * MS);
     assert_eq!(counts(&b), (1, 0, 0, 0));
-    let reply = flow(&b, FlowKey::new(RS, 8080, CLIENT, 1000, PROTO_TCP), TcpFlags::SYN_ACK);
+    let reply = flow(
+        &b,
+        FlowKey::new(RS, 8080, CLIENT, 1000, PROTO_TCP),
+        TcpFlags::SYN_ACK,
+    );
     let seg = Segment {
         seq: 5000,
         ack: 78,
