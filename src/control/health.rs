@@ -1075,7 +1075,10 @@ mod tests {
         assert!(!c.is_up(0, 0));
         assert!(!c.force_down(0, 0, "again"), "already down");
         assert_eq!(
-            c.states()[0].last_change.as_ref().map(|l| l.reason.as_str()),
+            c.states()[0]
+                .last_change
+                .as_ref()
+                .map(|l| l.reason.as_str()),
             Some("passive check: 20 of 20 handshakes failed")
         );
         let up = changes_within(&mut c, 1, Duration::from_secs(3));

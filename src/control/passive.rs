@@ -11,27 +11,38 @@
 //! `syn_timeout_ms`); this module reads the summed counters every control
 //! tick and keeps, per server, the outcomes of a sliding window.
 //!
-//! The verdict: when the handshakes decided in the window reach
-//! `min_attempts` and the failed ones (resets and timeouts) reach
-//! `max_failure_percent` of them, the server is taken out as a failed
+//! The verdict: when, over the window or its most recent part, the
+//! handshakes decided reach `min_attempts` and the failed ones (resets and
+//! timeouts) reach `max_failure_percent` of them, the server is taken out as a failed
 //! active check would (`ControlState` marks it down in the checker, which
 //! then needs `rise` successes in a row to bring it back). Only up servers
 //! are judged; a down one's window is emptied and its counters taken as
 //! the new starting point, so a server coming back is judged on what
 //! happens from then on, never on the counts that took it out.
 //!
-//! The window is a ring of `SLOTS` slots, each a tenth of `window_s`:
-//! what is added goes to the slot of its time, and slots older than the
-//! window are emptied as time passes, so the sum covers between nine and
-//! ten tenths of the window. Pure: time is passed in.
+//! Why the recent part too: a server that has served well for the whole
+//! window and then starts resetting every client would otherwise stay in
+//! until its failures outnumber the window's successes (at 50 new
+//! connections a second and a 10 s window, 500 failed clients); judged on
+//! its recent spans it goes after about `min_attempts`. The spans are the
+//! window's slots, newest first.
+//!
+//! The window is a ring of up to `SLOTS` slots of at least `MIN_SLOT`
+//! (a 10 s window: 50 slots of 200 ms): what is added goes to the slot of
+//! its time, and slots older than the window are emptied as time passes,
+//! so the sum covers the window less at most one slot. Pure: time is
+//! passed in.
 
 use super::config::{PassiveCheckConfig, VirtualServerConfig};
 use crate::dataplane::stats::RealServerCounters;
 use crate::lb::service::ServiceTable;
 use std::time::{Duration, Instant};
 
-/// Slots of a window.
-const SLOTS: usize = 10;
+/// Most slots of a window.
+const SLOTS: usize = 50;
+/// The shortest slot: about a control tick, finer than the counters
+/// change (the workers publish every 100 ms).
+const MIN_SLOT: Duration = Duration::from_millis(100);
 
 /// Handshake outcomes: completed, reset by the server, timed out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,17 +85,34 @@ impl Tally {
         })
     }
 
-    fn add(&mut self, o: &Tally) {
-        self.ok += o.ok;
-        self.resets += o.resets;
-        self.timeouts += o.timeouts;
+    fn add(&mut self, o: &Slot) {
+        self.ok += u64::from(o.ok);
+        self.resets += u64::from(o.resets);
+        self.timeouts += u64::from(o.timeouts);
+    }
+}
+
+/// One slot's outcomes (32 bits each: a slot is at most 72 s).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Slot {
+    ok: u32,
+    resets: u32,
+    timeouts: u32,
+}
+
+impl Slot {
+    fn add(&mut self, t: &Tally) {
+        let c = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        self.ok = self.ok.saturating_add(c(t.ok));
+        self.resets = self.resets.saturating_add(c(t.resets));
+        self.timeouts = self.timeouts.saturating_add(c(t.timeouts));
     }
 }
 
 /// A sliding window of handshake outcomes (see the module doc).
 #[derive(Clone, Debug)]
 pub struct Window {
-    slots: [Tally; SLOTS],
+    slots: Box<[Slot]>,
     /// The slot being filled.
     head: usize,
     /// When the head slot started; `None` while empty.
@@ -93,13 +121,15 @@ pub struct Window {
 }
 
 impl Window {
-    /// An empty window `len` long (at least `SLOTS` nanoseconds).
+    /// An empty window `len` long: `SLOTS` slots, or fewer of `MIN_SLOT`.
     pub fn new(len: Duration) -> Window {
+        let slot_len = (len / SLOTS as u32).max(MIN_SLOT);
+        let n = (len.as_nanos() / slot_len.as_nanos()).clamp(1, SLOTS as u128) as usize;
         Window {
-            slots: [Tally::default(); SLOTS],
+            slots: vec![Slot::default(); n].into_boxed_slice(),
             head: 0,
             head_start: None,
-            slot_len: (len / SLOTS as u32).max(Duration::from_nanos(1)),
+            slot_len,
         }
     }
 
@@ -113,15 +143,39 @@ impl Window {
     pub fn sum(&mut self, now: Instant) -> Tally {
         self.advance(now);
         let mut s = Tally::default();
-        for t in &self.slots {
+        for t in self.slots.iter() {
             s.add(t);
         }
         s
     }
 
+    /// The most recent span of the window (newest slots first, up to the
+    /// whole window) that fails `c`, with its outcomes and the length its
+    /// slots cover (the newest one whole); `None`
+    /// when none does. Judging the recent spans too is what takes a
+    /// server that has just started failing out after about
+    /// `min_attempts` failures, instead of after as many failures as it
+    /// had successes over the whole window.
+    pub fn failing_span(
+        &mut self,
+        now: Instant,
+        c: &PassiveCheckConfig,
+    ) -> Option<(Tally, Duration)> {
+        self.advance(now);
+        let n = self.slots.len();
+        let mut acc = Tally::default();
+        for k in 0..n {
+            acc.add(&self.slots[(self.head + n - k) % n]);
+            if fails(&acc, c) {
+                return Some((acc, self.slot_len * (k as u32 + 1)));
+            }
+        }
+        None
+    }
+
     /// Empties it.
     pub fn clear(&mut self) {
-        self.slots = [Tally::default(); SLOTS];
+        self.slots.fill(Slot::default());
         self.head_start = None;
     }
 
@@ -136,9 +190,10 @@ impl Window {
         if steps == 0 {
             return;
         }
-        for _ in 0..steps.min(SLOTS) {
-            self.head = (self.head + 1) % SLOTS;
-            self.slots[self.head] = Tally::default();
+        let n = self.slots.len();
+        for _ in 0..steps.min(n) {
+            self.head = (self.head + 1) % n;
+            self.slots[self.head] = Slot::default();
         }
         self.head_start = Some(start + self.slot_len * steps.min(u32::MAX as usize) as u32);
     }
@@ -159,18 +214,20 @@ pub struct Verdict {
     pub vs: u16,
     /// Its index within the service.
     pub rs: u16,
-    /// The window's outcomes that decided.
+    /// The outcomes that decided: those of the most recent span of the
+    /// window that failed the check.
     pub window: Tally,
-    /// The window's length.
+    /// That span's length (at most the window's).
     pub window_len: Duration,
 }
 
 impl Verdict {
-    /// Why, for the log and the status: `23 of 25 handshakes failed in 10 s
-    /// (20 resets, 3 timeouts)`.
+    /// Why, for the log and the status: `23 of 25 handshakes failed in
+    /// 0.4 s (20 resets, 3 timeouts)`, the time the slots that decided
+    /// cover.
     pub fn reason(&self) -> String {
         format!(
-            "{} of {} handshakes failed in {} s ({} resets, {} timeouts)",
+            "{} of {} handshakes failed in {:.1} s ({} resets, {} timeouts)",
             self.window.failed(),
             self.window.attempts(),
             self.window_len.as_secs_f64(),
@@ -286,8 +343,7 @@ impl PassiveChecks {
                 if let Some(d) = delta {
                     srv.window.add(now, &d);
                 }
-                let window = srv.window.sum(now);
-                if fails(&window, &settings) {
+                if let Some((window, window_len)) = srv.window.failing_span(now, &settings) {
                     srv.window.clear();
                     srv.down = true;
                     srv.downs += 1;
@@ -295,7 +351,7 @@ impl PassiveChecks {
                         vs: v as u16,
                         rs: r as u16,
                         window,
-                        window_len: settings.window,
+                        window_len,
                     });
                 }
             }

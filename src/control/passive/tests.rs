@@ -60,6 +60,51 @@ fn a_cleared_window_is_empty() {
     assert_eq!(w.sum(t0), Tally::default());
 }
 
+#[test]
+fn a_window_of_ten_seconds_has_slots_of_200_ms_and_a_short_one_of_100_ms() {
+    assert_eq!(
+        Window::new(Duration::from_secs(10)).slot_len,
+        Duration::from_millis(200)
+    );
+    let w = Window::new(Duration::from_secs(1));
+    assert_eq!(
+        (w.slot_len, w.slots.len()),
+        (Duration::from_millis(100), 10)
+    );
+}
+
+#[test]
+fn a_server_that_starts_failing_is_judged_on_its_recent_span() {
+    let t0 = Instant::now();
+    let mut w = Window::new(Duration::from_secs(10));
+    w.add(t0, &tally(100, 0, 0));
+    w.add(secs(t0, 3.0), &tally(0, 15, 0));
+    assert_eq!(
+        w.failing_span(secs(t0, 3.0), &settings()),
+        None,
+        "15 < min_attempts"
+    );
+    w.add(secs(t0, 3.1), &tally(1, 5, 0));
+    assert_eq!(
+        w.failing_span(secs(t0, 3.1), &settings()),
+        Some((tally(1, 20, 0), Duration::from_millis(200)))
+    );
+    assert!(
+        !fails(&w.sum(secs(t0, 3.1)), &settings()),
+        "the whole window passes"
+    );
+}
+
+#[test]
+fn a_mostly_healthy_recent_span_is_not_failing() {
+    let t0 = Instant::now();
+    let mut w = Window::new(Duration::from_secs(10));
+    for i in 0..20 {
+        w.add(secs(t0, 0.2 * f64::from(i)), &tally(3, 1, 0));
+    }
+    assert_eq!(w.failing_span(secs(t0, 4.0), &settings()), None);
+}
+
 // ------------------------------------------------------------ the ratio
 
 #[test]
@@ -84,7 +129,7 @@ fn the_reason_says_how_many_failed_and_how() {
     };
     assert_eq!(
         v.reason(),
-        "23 of 25 handshakes failed in 10 s (20 resets, 3 timeouts)"
+        "23 of 25 handshakes failed in 10.0 s (20 resets, 3 timeouts)"
     );
 }
 
@@ -154,7 +199,7 @@ fn a_server_whose_handshakes_fail_is_taken_out_with_the_window_counts() {
             vs: 0,
             rs: 1,
             window: tally(2, 20, 3),
-            window_len: Duration::from_secs(10),
+            window_len: Duration::from_millis(200),
         }]
     );
     assert!(p.is_down(0, 1) && !p.is_down(0, 0));
