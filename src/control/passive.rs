@@ -207,6 +207,35 @@ pub fn fails(window: &Tally, c: &PassiveCheckConfig) -> bool {
         && window.failed() * 100 >= u64::from(c.max_failure_percent) * attempts
 }
 
+/// The passive-check keys that differ between `old` and `new`, as
+/// `passive_check.KEY old -> new` (`syn_timeout_ms` left to the services'
+/// own diff).
+fn setting_changes(old: &PassiveCheckConfig, new: &PassiveCheckConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut diff = |key: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("passive_check.{key} {a} -> {b}"));
+        }
+    };
+    diff("enabled", old.enabled.to_string(), new.enabled.to_string());
+    diff(
+        "window_s",
+        old.window.as_secs().to_string(),
+        new.window.as_secs().to_string(),
+    );
+    diff(
+        "min_attempts",
+        old.min_attempts.to_string(),
+        new.min_attempts.to_string(),
+    );
+    diff(
+        "max_failure_percent",
+        old.max_failure_percent.to_string(),
+        new.max_failure_percent.to_string(),
+    );
+    out
+}
+
 /// A real server the passive check takes out, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -274,7 +303,15 @@ impl PassiveChecks {
     /// and protocol). Called at start and after every reload: servers keep
     /// their counts and windows (indices are stable across reloads), a
     /// service whose window length changed starts its windows afresh.
-    pub fn configure(&mut self, services: &ServiceTable, configs: &[VirtualServerConfig]) {
+    /// Returns what changed for services checked before, one line each
+    /// (`virtual server web: passive_check.enabled false -> true`), for a
+    /// reload's answer (`syn_timeout_ms` is the service's own setting,
+    /// named by the reload's diff of the services).
+    pub fn configure(
+        &mut self,
+        services: &ServiceTable,
+        configs: &[VirtualServerConfig],
+    ) -> Vec<String> {
         let settings: Vec<PassiveCheckConfig> = services
             .services()
             .iter()
@@ -305,7 +342,19 @@ impl PassiveChecks {
             }
             servers.resize_with(vs.real_servers.len(), || Server::new(s.window));
         }
+        let changes = self
+            .settings
+            .iter()
+            .zip(&settings)
+            .zip(services.services())
+            .filter_map(|((old, new), vs)| {
+                let keys = setting_changes(old, new);
+                (!keys.is_empty())
+                    .then(|| format!("virtual server {}: {}", vs.name, keys.join(", ")))
+            })
+            .collect();
         self.settings = settings;
+        changes
     }
 
     /// True when some service has its passive check on.

@@ -317,18 +317,19 @@ impl ControlState {
         }
         let unapplied = self.take_unapplied(&new);
         let table = Arc::new(merged.table);
-        self.passive.configure(&table, &new.virtual_servers);
+        let passive = self.passive.configure(&table, &new.virtual_servers);
         self.share_passive();
         // Health-check settings are not in the service table: a reload
         // that changes only them changes the checks' targets.
         let targets = health::targets(&table, &new.virtual_servers);
         let running = self.health.targets();
-        if merged.changes.is_empty() && targets == running {
+        if merged.changes.is_empty() && targets == running && passive.is_empty() {
             info!("reload: no change to the virtual servers");
             return Ok(with_unapplied("no change".into(), &unapplied));
         }
         let mut summary: Vec<String> = merged.changes.iter().map(|c| c.to_string()).collect();
         summary.extend(health::check_changes(&running, &targets));
+        summary.extend(passive);
         if summary.is_empty() {
             summary.push("health checks: targets updated".into());
         }

@@ -294,3 +294,30 @@ fn failures_spread_wider_than_the_window_get_no_verdict() {
         assert!(v.is_empty(), "round {i}");
     }
 }
+
+#[test]
+fn a_reconfiguration_names_each_changed_key() {
+    let mut p = checks(settings());
+    let changes = p.configure(
+        &table(),
+        &[config(PassiveCheckConfig {
+            min_attempts: 5,
+            enabled: false,
+            ..settings()
+        })],
+    );
+    assert_eq!(
+        changes,
+        ["virtual server web: passive_check.enabled true -> false, passive_check.min_attempts 20 -> 5"]
+    );
+    assert!(p
+        .configure(
+            &table(),
+            &[config(PassiveCheckConfig {
+                min_attempts: 5,
+                enabled: false,
+                ..settings()
+            })]
+        )
+        .is_empty());
+}
