@@ -136,6 +136,12 @@
 //!   bucket show nothing expired or unprotected, in practice when every
 //!   entry is protected.
 //!
+//! - **Handshake outcomes for the passive checks** (`lb::handshake`): a
+//!   NAT connection whose SYN went to the real server carries one more
+//!   flag bit until the server's SYN-ACK, its reset, or the timeout (from
+//!   the creation time already in the line) decides the handshake; the
+//!   balancer counts the outcome for the server. The line stays 64 bytes.
+//!
 //! Memory: a 64-byte entry, its share of the index, two fifths of a
 //! 64-byte bucket (`ceil(2 × capacity / 5)` buckets), and its 4-byte
 //! shedding-ring slot: 93.6 bytes per connection at any capacity from
