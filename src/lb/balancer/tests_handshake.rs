@@ -221,3 +221,40 @@ fn the_syn_proxys_own_syn_is_the_attempt_and_the_servers_syn_ack_completes_it() 
     b.decide_segment(&reply, || seg, 3 * MS);
     assert_eq!(counts(&b), (1, 1, 0, 0));
 }
+
+/// A balancer whose table holds one connection.
+fn tiny() -> Balancer {
+    Balancer::new(&BalancerSetup {
+        services: Arc::new(ServiceTable::new(vec![service(ForwardMethod::Nat)])),
+        timeouts: Timeouts::default(),
+        conn_capacity: 1,
+        seed: 0,
+    })
+}
+
+/// A SYN from client port `sport` at `ms`.
+fn syn_from(b: &mut Balancer, sport: u16, ms: u64) -> Decision {
+    let f = flow(
+        b,
+        FlowKey::new(CLIENT, sport, VIP, 80, PROTO_TCP),
+        TcpFlags::SYN,
+    );
+    b.decide(&f, ms * MS)
+}
+
+#[test]
+fn a_waiting_connection_evicted_past_the_timeout_counts_a_timeout() {
+    let mut b = tiny();
+    syn_from(&mut b, 1000, 10);
+    syn_from(&mut b, 1001, 1500);
+    assert_eq!(b.conn_count(), 1, "the first made room for the second");
+    assert_eq!(counts(&b), (2, 0, 1, 0));
+}
+
+#[test]
+fn a_waiting_connection_evicted_young_counts_nothing() {
+    let mut b = tiny();
+    syn_from(&mut b, 1000, 10);
+    syn_from(&mut b, 1001, 500);
+    assert_eq!(counts(&b), (2, 0, 0, 0));
+}
