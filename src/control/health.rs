@@ -613,6 +613,8 @@ impl HealthChecker {
             });
         }
         self.index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let index = &self.index;
+        self.forced.retain(|id, _| index.contains_key(id));
         self.ids = ids;
         *self.lock() = statuses;
         self.send_to_loop(add, remove);

@@ -409,6 +409,19 @@ impl PassiveChecks {
         verdicts
     }
 
+    /// Takes back the verdict on server `rs` of `vs`: it could not be
+    /// taken out (no active check would bring it back).
+    pub fn revoke(&mut self, vs: u16, rs: u16) {
+        if let Some(s) = self
+            .servers
+            .get_mut(usize::from(vs))
+            .and_then(|v| v.get_mut(usize::from(rs)))
+        {
+            s.down = false;
+            s.downs = s.downs.saturating_sub(1);
+        }
+    }
+
     /// Whether the passive check took server `rs` of `vs` out and it has
     /// not been up since.
     pub fn is_down(&self, vs: u16, rs: u16) -> bool {

@@ -156,12 +156,23 @@ impl ControlState {
                 || "?".to_string(),
                 |r| format!("{}:{}", r.endpoint.ip, r.endpoint.port),
             );
+            // Only a server its active check can bring back is taken out.
+            if !self
+                .health
+                .force_down(v.vs, v.rs, &format!("passive check: {reason}"))
+            {
+                warn!(
+                    "passive check: real server {addr} of {} failing ({reason}) but not taken \
+                     out: no active check to bring it back",
+                    service.name
+                );
+                self.passive.revoke(v.vs, v.rs);
+                continue;
+            }
             warn!(
                 "passive check: real server {addr} of {} down: {reason}",
                 service.name
             );
-            self.health
-                .force_down(v.vs, v.rs, &format!("passive check: {reason}"));
             if self.servers.set_down(v.vs, v.rs, true) {
                 self.publish();
             }

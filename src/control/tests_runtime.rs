@@ -838,3 +838,25 @@ fn a_passive_verdict_takes_the_server_down_until_its_active_check_brings_it_back
     assert!(f.listed(1).get("health_reason").is_none());
     assert_eq!(f.listed(1)["passive_downs"], 1);
 }
+
+#[test]
+fn a_failing_server_the_checker_cannot_bring_back_is_not_taken_out() {
+    let mut f = Fixture::new("passive-unchecked");
+    let text = config_text(1, 1).replace(
+        "type = \"none\"",
+        "type = \"tcp\"\n\n  [virtual_server.passive_check]\n  enabled = true\n  min_attempts = 10",
+    );
+    f.state
+        .set_passive_checks(&Config::from_toml_str(&text).unwrap().virtual_servers);
+    // The scripted checker refuses (as the real one does for a server it
+    // does not probe).
+    f.health.down.lock().unwrap().insert((0, 1));
+    let t0 = Instant::now();
+    publish_handshakes(&f, 0, 0, 0);
+    f.state.poll_passive(t0);
+    publish_handshakes(&f, 0, 0, 12);
+    f.state.poll_passive(t0 + Duration::from_millis(200));
+    assert!(f.sent(0).is_empty(), "no snapshot: still up");
+    assert_eq!(f.listed(1)["health"], "up");
+    assert_eq!(f.listed(1)["passive_downs"], 0);
+}
