@@ -58,6 +58,11 @@ pub fn format_list(doc: &Value) -> String {
         );
         let fwd = forward_word(vs["forward"].as_str().unwrap_or("?"));
         for rs in vs["real_servers"].as_array().unwrap_or(&empty) {
+            let health = match (rs["health"].as_str(), rs["health_reason"].as_str()) {
+                (Some(h), Some(why)) => format!("{h} ({why})"),
+                (Some(h), None) => h.to_string(),
+                (None, _) => "?".to_string(),
+            };
             let _ = writeln!(
                 out,
                 "  -> {:<28} {:<7} {:<6} {:<10} {:<9} {:<4} {}{}",
@@ -67,7 +72,7 @@ pub fn format_list(doc: &Value) -> String {
                 num(&rs["active_conns"]),
                 num(&rs["inactive_conns"]),
                 num(&rs["priority"]),
-                rs["health"].as_str().unwrap_or("?"),
+                health,
                 slow_start(rs),
             );
         }
@@ -308,6 +313,22 @@ mod tests {
             "{text}"
         );
         assert!(lines[5].ends_with(" up"), "{text}");
+    }
+
+    #[test]
+    fn a_server_the_passive_check_took_out_reads_down_passive() {
+        let doc = json!({"virtual_servers": [{
+            "name": "web", "address": "203.0.113.100:80", "protocol": "tcp",
+            "scheduler": "rr", "forward": "nat", "persistence_timeout_s": 0,
+            "real_servers": [{"address": "10.1.0.11:8080", "weight": 1, "health": "down",
+                              "health_reason": "passive", "active_conns": 0,
+                              "inactive_conns": 0}]
+        }]});
+        let text = format_list(&doc);
+        assert!(
+            text.lines().last().unwrap().ends_with("down (passive)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -18,7 +18,11 @@ const CONNS_DEFAULT: u64 = 100;
 /// request gets `{"error": ...}` naming what is wrong.
 pub fn answer(request: &Value, state: &mut ControlState) -> Value {
     match request["cmd"].as_str() {
-        Some("list") => report::list(state.snapshot(), &state.workers().snapshots()),
+        Some("list") => {
+            let mut list = report::list(state.snapshot(), &state.workers().snapshots());
+            report::add_passive(&mut list, &state.passive_table());
+            list
+        }
         Some("stats") => {
             let mut stats = report::stats(&state.workers().snapshots());
             report::add_pools(&mut stats, &state.pools());

@@ -726,6 +726,10 @@ pub struct VirtualServerConfig {
     /// `DEFAULT_SLOW_START_S` (off). Reloadable (a ramp in progress
     /// follows the new duration).
     pub slow_start: Duration,
+    /// `[virtual_server.passive_check]`: real servers judged by the
+    /// outcome of the handshakes real clients make through the balancer
+    /// (see `PassiveCheckConfig`). Default: off. Reloadable.
+    pub passive_check: PassiveCheckConfig,
 }
 
 impl VirtualServerConfig {
@@ -1179,6 +1183,68 @@ impl Default for HealthCheckConfig {
             dns_expect_answer: Self::DEFAULT_DNS_EXPECT_ANSWER,
             script: Vec::new(),
             script_dynamic_weight: false,
+        }
+    }
+}
+
+/// `[virtual_server.passive_check]`: takes a real server out when too
+/// many of the TCP handshakes the workers forwarded to it fail (reset by
+/// the server, or no SYN-ACK within `syn_timeout_ms`) over a window, as if
+/// it had failed its active check; its active check brings it back
+/// (`control::passive`). The whole table and each key may be omitted.
+/// NAT only (the balancer must see the replies), and only with an active
+/// check (`health_check.type` not `none`), which is what puts a server
+/// back. Every field is reloadable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassiveCheckConfig {
+    /// `enabled`: judge the servers. Default `DEFAULT_ENABLED` (false).
+    pub enabled: bool,
+    /// `window_s`: the sliding window the failures are counted over, 1 to
+    /// `MAX_WINDOW_S` seconds. Default `DEFAULT_WINDOW_S` (10).
+    pub window: Duration,
+    /// `min_attempts`: no verdict on fewer handshakes decided in the
+    /// window, 1 to `MAX_MIN_ATTEMPTS`. Default `DEFAULT_MIN_ATTEMPTS`
+    /// (20).
+    pub min_attempts: u32,
+    /// `max_failure_percent`: a server whose failed handshakes reach this
+    /// share of those decided in the window is taken out, 1 to 100.
+    /// Default `DEFAULT_MAX_FAILURE_PERCENT` (50).
+    pub max_failure_percent: u32,
+    /// `syn_timeout_ms`: a handshake with no SYN-ACK this long after the
+    /// client's first SYN has timed out, 1 to `MAX_SYN_TIMEOUT_MS`.
+    /// Default `DEFAULT_SYN_TIMEOUT_MS` (1000: a client retransmits its
+    /// SYN after one second). Counted whether or not `enabled`.
+    pub syn_timeout_ms: u32,
+}
+
+impl PassiveCheckConfig {
+    /// Default of `enabled`: off.
+    pub const DEFAULT_ENABLED: bool = false;
+    /// Default of `window_s`.
+    pub const DEFAULT_WINDOW_S: u64 = 10;
+    /// Upper bound of `window_s`: one hour.
+    pub const MAX_WINDOW_S: u64 = 3600;
+    /// Default of `min_attempts`.
+    pub const DEFAULT_MIN_ATTEMPTS: u32 = 20;
+    /// Upper bound of `min_attempts`.
+    pub const MAX_MIN_ATTEMPTS: u32 = 1_000_000;
+    /// Default of `max_failure_percent`.
+    pub const DEFAULT_MAX_FAILURE_PERCENT: u32 = 50;
+    /// Default of `syn_timeout_ms`.
+    pub const DEFAULT_SYN_TIMEOUT_MS: u32 = crate::lb::handshake::DEFAULT_SYN_TIMEOUT_MS;
+    /// Upper bound of `syn_timeout_ms`: one minute.
+    pub const MAX_SYN_TIMEOUT_MS: u32 = 60_000;
+}
+
+/// Off, with the defaults.
+impl Default for PassiveCheckConfig {
+    fn default() -> Self {
+        PassiveCheckConfig {
+            enabled: Self::DEFAULT_ENABLED,
+            window: Duration::from_secs(Self::DEFAULT_WINDOW_S),
+            min_attempts: Self::DEFAULT_MIN_ATTEMPTS,
+            max_failure_percent: Self::DEFAULT_MAX_FAILURE_PERCENT,
+            syn_timeout_ms: Self::DEFAULT_SYN_TIMEOUT_MS,
         }
     }
 }

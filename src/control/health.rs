@@ -369,6 +369,9 @@ pub struct HealthChecker {
     /// The certificate expiry warnings logged, so each is repeated only
     /// daily.
     expiry: expiry::Warnings,
+    /// Targets taken down by `force_down`, by id, and when: results of
+    /// probes started before then do not count towards their rise.
+    forced: HashMap<u64, Instant>,
 }
 
 impl std::fmt::Debug for HealthChecker {
@@ -397,6 +400,7 @@ impl HealthChecker {
             event_loop: None,
             alive: Arc::new(()),
             expiry: expiry::Warnings::default(),
+            forced: HashMap::new(),
         };
         checker.retarget(targets);
         checker
@@ -480,6 +484,15 @@ impl HealthChecker {
                     status.target.check.tls.expiry_warn_days
                 );
             }
+            // A probe started before a `force_down` says nothing of the
+            // server since: its rise counts from the next one.
+            if let Some(&at) = self.forced.get(&report.id) {
+                if report.result.started < at {
+                    status.last = Some(report.result);
+                    continue;
+                }
+                self.forced.remove(&report.id);
+            }
             let changed = status.state.record(report.result.ok, rise, fall);
             if let Some(up) = changed {
                 let reason = if up {
@@ -537,6 +550,35 @@ impl HealthChecker {
     /// each as `rvsadm weight` would, `None` restoring the configured one.
     pub fn weight_changes(&mut self) -> Vec<WeightChange> {
         std::mem::take(&mut self.weights)
+    }
+
+    /// Takes real server `rs` of `vs` down from outside the probes (the
+    /// passive check, `control::passive`): down with no history, so that
+    /// its probes need `rise` successes in a row from now on to bring it
+    /// back, and `reason` as its last change. False when it is not a
+    /// probed target, or is down already.
+    pub fn force_down(&mut self, vs: u16, rs: u16, reason: &str) -> bool {
+        let mut statuses = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = statuses.iter().position(|s| {
+            s.target.vs == vs && s.target.rs == rs && s.target.check.kind != HealthCheckKind::None
+        }) else {
+            return false;
+        };
+        let status = &mut statuses[i];
+        if !status.state.up {
+            return false;
+        }
+        let now = Instant::now();
+        status.state = HealthState::down();
+        status.last_change = Some(LastChange {
+            up: false,
+            reason: reason.to_string(),
+            at: now,
+        });
+        if let Some(&id) = self.ids.get(i) {
+            self.forced.insert(id, now);
+        }
+        true
     }
 
     /// Checks `targets` from now on (after a reload). A target whose
@@ -659,6 +701,8 @@ impl HealthChecker {
         }
         self.index = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         self.expiry.retain(|id| self.index.contains_key(&id));
+        let index = &self.index;
+        self.forced.retain(|id, _| index.contains_key(id));
         self.ids = ids;
         *self.lock() = statuses;
         self.send_to_loop(add, remove);
@@ -1202,6 +1246,53 @@ mod tests {
             check,
             name: "web".into(),
         }
+    }
+
+    #[test]
+    fn a_forced_down_server_needs_rise_successes_from_then_on() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let check = HealthCheckConfig {
+            kind: HealthCheckKind::Tcp,
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(100),
+            rise: 3,
+            fall: 1,
+            ..HealthCheckConfig::default()
+        };
+        let mut c = HealthChecker::new(vec![target(0, 0, port, check)]);
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(c.poll().is_empty(), "up, and passing");
+        let at = Instant::now();
+        assert!(c.force_down(0, 0, "passive check: 20 of 20 handshakes failed"));
+        assert!(!c.is_up(0, 0));
+        assert!(!c.force_down(0, 0, "again"), "already down");
+        assert_eq!(
+            c.states()[0]
+                .last_change
+                .as_ref()
+                .map(|l| l.reason.as_str()),
+            Some("passive check: 20 of 20 handshakes failed")
+        );
+        let up = changes_within(&mut c, 1, Duration::from_secs(3));
+        assert!(up.len() == 1 && up[0].up, "{up:?}");
+        assert!(
+            at.elapsed() >= Duration::from_millis(200),
+            "three probes started after the forced down, 100 ms apart: {:?}",
+            at.elapsed()
+        );
+        drop(listener);
+    }
+
+    #[test]
+    fn an_unchecked_server_cannot_be_forced_down() {
+        let check = HealthCheckConfig {
+            kind: HealthCheckKind::None,
+            ..HealthCheckConfig::default()
+        };
+        let mut c = HealthChecker::new(vec![target(0, 0, 9, check)]);
+        assert!(!c.force_down(0, 0, "passive"));
+        assert!(c.is_up(0, 0));
     }
 
     /// Polls until `want` changes arrived or `within` passed.

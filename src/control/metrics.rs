@@ -86,6 +86,9 @@ pub struct MetricsSnapshot {
     /// How the clients of the control socket (`"control"`) and of this
     /// endpoint (`"metrics"`) fared; empty when unknown.
     pub clients: Vec<(&'static str, ClientCounts)>,
+    /// Per service, per real server: (taken out by the passive check now,
+    /// times taken out); missing entries: never.
+    pub passive: Vec<Vec<(bool, u64)>>,
 }
 
 /// The caller's snapshot function, called once per scrape on the metrics
@@ -432,6 +435,62 @@ impl SnapshotCollector {
             &rs_rows
                 .iter()
                 .map(|(l, .., d)| (l.clone(), u64::from(*d)))
+                .collect::<Vec<_>>(),
+        )?;
+        let handshake_kinds: [(&str, &str, Pick); 4] = [
+            (
+                "handshakes",
+                "TCP handshakes forwarded to the real server (NAT: client SYNs that made a \
+                 connection, and the SYN proxy's SYNs).",
+                |c| c.handshakes,
+            ),
+            (
+                "handshake_ok",
+                "Forwarded handshakes the real server completed (its SYN-ACK within the \
+                 service's syn_timeout_ms).",
+                |c| c.handshake_ok,
+            ),
+            (
+                "handshake_timeouts",
+                "Forwarded handshakes with no SYN-ACK within the service's syn_timeout_ms.",
+                |c| c.handshake_timeouts,
+            ),
+            (
+                "handshake_resets",
+                "Forwarded handshakes the real server reset before its SYN-ACK.",
+                |c| c.handshake_resets,
+            ),
+        ];
+        for (kind, help, pick) in handshake_kinds {
+            counters(
+                encoder,
+                &format!("rvs_real_server_{kind}"),
+                help,
+                &rows(&pick),
+            )?;
+        }
+        let passive_downs: Vec<u64> = s
+            .services
+            .services()
+            .iter()
+            .enumerate()
+            .flat_map(|(v, vs)| {
+                (0..vs.real_servers.len()).map(move |r| {
+                    s.passive
+                        .get(v)
+                        .and_then(|p| p.get(r))
+                        .map_or(0, |&(_, n)| n)
+                })
+            })
+            .collect();
+        counters(
+            encoder,
+            "rvs_real_server_passive_down",
+            "Times the passive check took the real server out (too many failed handshakes).",
+            &rs_rows
+                .iter()
+                .enumerate()
+                .map(|(i, (l, ..))| (l.clone(), passive_downs.get(i).copied().unwrap_or(0)))
                 .collect::<Vec<_>>(),
         )?;
         let overloaded = count_overloaded(&s.workers);
@@ -1132,6 +1191,10 @@ pub(crate) mod tests {
                     packets_out: c * 90,
                     bytes_in: c * 1000,
                     bytes_out: c * 9000,
+                    handshakes: c * 10,
+                    handshake_ok: c * 7,
+                    handshake_timeouts: c,
+                    handshake_resets: c * 2,
                 })
                 .collect(),
             connections: conns.iter().sum(),
@@ -1201,6 +1264,7 @@ pub(crate) mod tests {
                     ..ClientCounts::default()
                 },
             )],
+            passive: vec![vec![(false, 0), (true, 2)]],
         }
     }
 
@@ -1240,6 +1304,22 @@ pub(crate) mod tests {
         );
         assert_value(&text, "rvs_real_server_inactive_connections", &[RS12], 2.0);
         assert_value(&text, "rvs_real_server_connections_total", &[RS11], 90.0);
+        assert_value(&text, "rvs_real_server_handshakes_total", &[RS11], 90.0);
+        assert_value(
+            &text,
+            "rvs_real_server_handshake_resets_total",
+            &[RS11],
+            18.0,
+        );
+        assert_value(
+            &text,
+            "rvs_real_server_handshake_timeouts_total",
+            &[RS11],
+            9.0,
+        );
+        assert_value(&text, "rvs_real_server_handshake_ok_total", &[RS11], 63.0);
+        assert_value(&text, "rvs_real_server_passive_down_total", &[RS12], 2.0);
+        assert_value(&text, "rvs_real_server_passive_down_total", &[RS11], 0.0);
         assert_value(&text, "rvs_real_server_packets_in_total", &[RS12], 300.0);
         assert_value(&text, "rvs_real_server_packets_out_total", &[RS12], 270.0);
         assert_value(&text, "rvs_real_server_bytes_in_total", &[RS11], 9000.0);

@@ -57,6 +57,7 @@ mod locate;
 pub mod memory;
 pub mod metrics;
 pub mod notify;
+pub mod passive;
 pub mod plane;
 pub mod priority;
 mod raw;
@@ -85,8 +86,9 @@ pub use config::TlsCheckConfig;
 pub use config::{
     is_prime, normalize_pci, ClientSide, Config, ControlConfig, DataplaneConfig, Device,
     DpdkConfig, ForwardMethod, HaConfig, HaState, HealthCheckConfig, HealthCheckKind,
-    InterfaceConfig, NeighborConfig, ParseDeviceError, ParseKeywordError, Protocol,
-    RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig, MAX_LCORES,
+    InterfaceConfig, NeighborConfig, ParseDeviceError, ParseKeywordError, PassiveCheckConfig,
+    Protocol, RealServerConfig, RouteConfig, SchedulerKind, TimeoutsConfig, VirtualServerConfig,
+    MAX_LCORES,
 };
 pub use config::{DnsRcode, DnsType};
 pub use error::{ConfigError, ConfigErrors};

@@ -133,6 +133,7 @@ pub(super) struct RawVirtualServer {
     pub max_conns_per_client: Option<S<Int>>,
     pub client_prefix_len: Option<S<Int>>,
     pub slow_start_s: Option<S<Int>>,
+    pub passive_check: Option<S<RawPassiveCheck>>,
     // Priority groups (`validate::priority`).
     #[serde(default)]
     pub priority_group: Array<S<RawPriorityGroup>>,
@@ -144,6 +145,17 @@ pub(super) struct RawVirtualServer {
 pub(super) struct RawPriorityGroup {
     pub priority: Option<S<Int>>,
     pub min_active: Option<S<Int>>,
+}
+
+/// `[virtual_server.passive_check]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPassiveCheck {
+    pub enabled: Option<S<bool>>,
+    pub window_s: Option<S<Int>>,
+    pub min_attempts: Option<S<Int>>,
+    pub max_failure_percent: Option<S<Int>>,
+    pub syn_timeout_ms: Option<S<Int>>,
 }
 
 /// `[virtual_server.health_check]`

@@ -51,6 +51,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         syn_proxy: v.syn_proxy,
         priority_groups: v.priority_groups.clone(),
         slow_start: v.slow_start,
+        syn_timeout_ms: v.passive_check.syn_timeout_ms,
         real_servers: v
             .real_servers
             .iter()
@@ -355,6 +356,11 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
     );
     let slow = |s: &VirtualService| format!("{}s", s.slow_start.as_secs());
     diff("slow_start", slow(old), slow(new));
+    diff(
+        "passive_check.syn_timeout_ms",
+        old.syn_timeout_ms.to_string(),
+        new.syn_timeout_ms.to_string(),
+    );
     out
 }
 

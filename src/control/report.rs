@@ -149,6 +149,10 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                         "packets_out": c.packets_out,
                         "bytes_in": c.bytes_in,
                         "bytes_out": c.bytes_out,
+                        "handshakes": c.handshakes,
+                        "handshake_ok": c.handshake_ok,
+                        "handshake_timeouts": c.handshake_timeouts,
+                        "handshake_resets": c.handshake_resets,
                     })
                 })
                 .collect();
@@ -175,6 +179,40 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
     json!({ "virtual_servers": vss })
 }
 
+/// Adds the passive checks' view to a `list` document: each real server
+/// gets `passive_downs` (times the passive check took it out), and one
+/// down because of it `"health_reason": "passive"` (`passive` per
+/// service, per real server: taken out now, times; missing: never).
+pub fn add_passive(list: &mut Value, passive: &[Vec<(bool, u64)>]) {
+    let Some(vss) = list["virtual_servers"].as_array_mut() else {
+        return;
+    };
+    for (vs, p) in vss.iter_mut().zip(passive) {
+        let Some(rss) = vs["real_servers"].as_array_mut() else {
+            continue;
+        };
+        for (rs, &(down, downs)) in rss.iter_mut().zip(p) {
+            rs["passive_downs"] = json!(downs);
+            if down && rs["health"] == "down" {
+                rs["health_reason"] = json!("passive");
+            }
+        }
+    }
+}
+
+/// Handshakes forwarded and their outcomes, summed over `servers`, as
+/// members of a worker's `stats` object (the passive checks' counts).
+fn add_handshakes(servers: &[RealServerCounters], v: &mut Value) {
+    let mut sum = RealServerCounters::default();
+    for c in servers {
+        sum.add(c);
+    }
+    v["handshakes"] = json!(sum.handshakes);
+    v["handshake_ok"] = json!(sum.handshake_ok);
+    v["handshake_timeouts"] = json!(sum.handshake_timeouts);
+    v["handshake_resets"] = json!(sum.handshake_resets);
+}
+
 /// The line rvsd logs for each virtual service at start.
 pub fn describe(vs: &VirtualService) -> String {
     format!(
@@ -194,6 +232,7 @@ pub fn stats(workers: &[WorkerSnapshot]) -> Value {
     let mut total = WorkerStats::default();
     let mut fill = TableFill::default();
     let mut conns = 0;
+    let mut servers: Vec<RealServerCounters> = Vec::new();
     let per: Vec<Value> = workers
         .iter()
         .map(|w| {
@@ -204,11 +243,14 @@ pub fn stats(workers: &[WorkerSnapshot]) -> Value {
             v["lcore"] = json!(w.lcore);
             v["connections"] = json!(w.connections);
             w.fill.add_to_json(w.connections, &mut v);
+            add_handshakes(&w.real_servers, &mut v);
+            servers.extend_from_slice(&w.real_servers);
             v
         })
         .collect();
     let mut t = total.to_json();
     t["connections"] = json!(conns);
+    add_handshakes(&servers, &mut t);
     fill.add_to_json(conns, &mut t);
     json!({ "workers": per, "total": t })
 }
@@ -342,6 +384,38 @@ mod tests {
         assert_eq!(rs["slow_start"]["elapsed_s"], 2.0);
         assert_eq!(rs["slow_start"]["duration_s"], 8);
         assert_eq!(rs["slow_start"]["progress"], 0.25);
+    }
+
+    #[test]
+    fn list_shows_each_servers_handshakes_and_a_passive_down() {
+        let t = table().with_server_state(|_, rs| ServerState {
+            down: rs == 1,
+            weight: None,
+            ramp: None,
+        });
+        let mut w = worker(1, [3, 1]);
+        w.real_servers[1].handshakes = 25;
+        w.real_servers[1].handshake_resets = 20;
+        let mut v = list(&t, &[w]);
+        add_passive(&mut v, &[vec![(false, 0), (true, 1)]]);
+        let rs = &v["virtual_servers"][0]["real_servers"];
+        assert_eq!(rs[1]["handshakes"], 25);
+        assert_eq!(rs[1]["handshake_resets"], 20);
+        assert_eq!(rs[1]["health"], "down");
+        assert_eq!(rs[1]["health_reason"], "passive");
+        assert_eq!(rs[1]["passive_downs"], 1);
+        assert!(rs[0].get("health_reason").is_none());
+    }
+
+    #[test]
+    fn stats_sum_the_handshakes_of_every_real_server() {
+        let mut a = worker(1, [1, 0]);
+        a.real_servers[0].handshake_timeouts = 2;
+        let mut b = worker(2, [0, 1]);
+        b.real_servers[1].handshake_timeouts = 3;
+        let v = stats(&[a, b]);
+        assert_eq!(v["workers"][0]["handshake_timeouts"], 2);
+        assert_eq!(v["total"]["handshake_timeouts"], 5);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::clients::ClientCounters;
 use super::config::{Config, VirtualServerConfig};
 use super::health::{self, HealthChange, HealthChecker, HealthView, Target, WeightChange};
 use super::metrics::{MetricsSnapshot, SnapshotSource};
+use super::passive::PassiveChecks;
 use super::reload;
 use super::report::{self, PoolSource, PoolUsage};
 use super::role::Role;
@@ -42,6 +43,10 @@ pub trait HealthSource {
     fn weight_changes(&mut self) -> Vec<WeightChange> {
         Vec::new()
     }
+    /// Takes a probed server down from outside the probes (the passive
+    /// check), its success streak reset so that `rise` successes in a row
+    /// bring it back; false when it is not probed or already down.
+    fn force_down(&mut self, vs: u16, rs: u16, reason: &str) -> bool;
 }
 
 impl HealthSource for HealthChecker {
@@ -59,6 +64,10 @@ impl HealthSource for HealthChecker {
     }
     fn weight_changes(&mut self) -> Vec<WeightChange> {
         HealthChecker::weight_changes(self)
+    }
+
+    fn force_down(&mut self, vs: u16, rs: u16, reason: &str) -> bool {
+        HealthChecker::force_down(self, vs, rs, reason)
     }
 }
 
@@ -82,7 +91,15 @@ pub struct ControlState {
     pools: Option<PoolSource>,
     /// The control socket's and the metrics endpoint's client counters.
     clients: ClientStats,
+    /// The passive checks (`control::passive`), and their table as the
+    /// metrics thread reads it (taken out now, times taken out).
+    passive: PassiveChecks,
+    passive_view: PassiveView,
 }
+
+/// Per service, per real server: (taken out by the passive check now,
+/// times taken out), shared with the metrics thread.
+pub type PassiveView = Arc<Mutex<Vec<Vec<(bool, u64)>>>>;
 
 /// Client counters by endpoint (`"control"`, `"metrics"`), shared with the
 /// threads that serve them.
@@ -108,6 +125,8 @@ impl ControlState {
             running: None,
             pools: None,
             clients: Vec::new(),
+            passive: PassiveChecks::default(),
+            passive_view: PassiveView::default(),
         }
     }
 
@@ -115,7 +134,74 @@ impl ControlState {
     /// setting outside the virtual servers that the file changes and the
     /// running rvsd keeps (`unapplied`).
     pub fn set_running_config(&mut self, config: Config) {
+        self.set_passive_checks(&config.virtual_servers);
         self.running = Some(config);
+    }
+
+    /// Judges the real servers by their handshakes as `configs` (the
+    /// file's virtual servers) set (`control::passive`).
+    pub fn set_passive_checks(&mut self, configs: &[VirtualServerConfig]) {
+        self.passive.configure(self.servers.snapshot(), configs);
+        self.share_passive();
+    }
+
+    /// Reads the workers' handshake counters and takes out each server
+    /// whose handshakes fail too often (nothing to do while no service
+    /// has a passive check). The server goes down as a failed active check
+    /// would take it: the checker marks it down with its success streak
+    /// reset, so `rise` successes in a row bring it back.
+    pub fn poll_passive(&mut self, now: Instant) {
+        if !self.passive.any_enabled() {
+            return;
+        }
+        let totals = report::sum_real_servers(&self.workers.snapshots());
+        let was = self.passive.table();
+        let verdicts = self.passive.observe(now, &totals, self.servers.snapshot());
+        for v in &verdicts {
+            let reason = v.reason();
+            let table = self.servers.snapshot().clone();
+            let service = table.get(v.vs);
+            let addr = service.real_servers.get(usize::from(v.rs)).map_or_else(
+                || "?".to_string(),
+                |r| format!("{}:{}", r.endpoint.ip, r.endpoint.port),
+            );
+            // Only a server its active check can bring back is taken out.
+            if !self
+                .health
+                .force_down(v.vs, v.rs, &format!("passive check: {reason}"))
+            {
+                warn!(
+                    "passive check: real server {addr} of {} failing ({reason}) but not taken \
+                     out: no active check to bring it back",
+                    service.name
+                );
+                self.passive.revoke(v.vs, v.rs);
+                continue;
+            }
+            warn!(
+                "passive check: real server {addr} of {} down: {reason}",
+                service.name
+            );
+            if self.servers.set_down(v.vs, v.rs, true, Instant::now()) {
+                self.log_group_changes(&format!("real server {addr} down (passive check)"));
+                self.publish();
+            }
+        }
+        if self.passive.table() != was {
+            self.share_passive();
+        }
+    }
+
+    /// Per service, per real server: taken out by the passive check now,
+    /// and how many times (`rvsadm list`, metrics).
+    pub fn passive_table(&self) -> Vec<Vec<(bool, u64)>> {
+        self.passive.table()
+    }
+
+    fn share_passive(&self) {
+        if let Ok(mut g) = self.passive_view.lock() {
+            *g = self.passive.table();
+        }
     }
 
     /// Where `rvsadm stats` and the metrics read the packet-buffer pools.
@@ -324,16 +410,19 @@ impl ControlState {
         }
         let unapplied = self.take_unapplied(&new);
         let table = Arc::new(merged.table);
+        let passive = self.passive.configure(&table, &new.virtual_servers);
+        self.share_passive();
         // Health-check settings are not in the service table: a reload
         // that changes only them changes the checks' targets.
         let targets = health::targets(&table, &new.virtual_servers);
         let running = self.health.targets();
-        if merged.changes.is_empty() && targets == running {
+        if merged.changes.is_empty() && targets == running && passive.is_empty() {
             info!("reload: no change to the virtual servers");
             return Ok(with_unapplied("no change".into(), &unapplied));
         }
         let mut summary: Vec<String> = merged.changes.iter().map(|c| c.to_string()).collect();
         summary.extend(health::check_changes(&running, &targets));
+        summary.extend(passive);
         if summary.is_empty() {
             summary.push("health checks: targets updated".into());
         }
@@ -401,6 +490,7 @@ impl ControlState {
         let role = self.role.view();
         let pools = self.pools.clone();
         let clients = self.clients.clone();
+        let passive = self.passive_view.clone();
         Arc::new(move || {
             let services = shared.lock().map(|g| g.clone()).unwrap_or_default();
             MetricsSnapshot {
@@ -411,6 +501,7 @@ impl ControlState {
                 ha: role.status(),
                 pools: pools.as_ref().map(|read| read()).unwrap_or_default(),
                 clients: clients.iter().map(|(n, c)| (*n, c.get())).collect(),
+                passive: passive.lock().map(|g| g.clone()).unwrap_or_default(),
                 services,
             }
         })

@@ -212,6 +212,7 @@ fn full_example_parses_to_typed_values() {
             }],
             limits: Default::default(),
             priority_groups: Vec::new(),
+            passive_check: Default::default(),
         }]
     );
 }

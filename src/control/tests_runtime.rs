@@ -118,6 +118,9 @@ impl HealthSource for Scripted {
     fn targets(&self) -> Vec<Target> {
         self.targets.lock().unwrap().clone()
     }
+    fn force_down(&mut self, vs: u16, rs: u16, _reason: &str) -> bool {
+        self.down.lock().unwrap().insert((vs, rs))
+    }
     fn up_table(&self, services: &ServiceTable) -> Vec<Vec<bool>> {
         let down = self.down.lock().unwrap();
         services
@@ -889,4 +892,84 @@ fn a_server_back_up_ramps_in_the_snapshots_the_ticks_send() {
     assert_eq!(f.one_snapshot().effective_weight(0, 0), 8);
     f.state.tick(Instant::now() + Duration::from_secs(20));
     assert!(f.sent(0).is_empty(), "the ramp is over");
+}
+
+// ------------------------------------------------------------ passive checks
+
+/// Publishes, as worker `w`, the second real server's handshakes: `ok`
+/// completed and `resets` reset.
+fn publish_handshakes(f: &Fixture, w: usize, ok: u64, resets: u64) {
+    let servers = [
+        crate::dataplane::stats::RealServerCounters::default(),
+        crate::dataplane::stats::RealServerCounters {
+            handshakes: ok + resets,
+            handshake_ok: ok,
+            handshake_resets: resets,
+            ..Default::default()
+        },
+    ];
+    f.state.workers().cells()[w].1.publish_lb(servers.iter(), 0);
+}
+
+#[test]
+fn a_passive_verdict_takes_the_server_down_until_its_active_check_brings_it_back() {
+    let mut f = Fixture::new("passive");
+    let text = config_text(1, 1).replace(
+        "type = \"none\"",
+        "type = \"tcp\"\n\n  [virtual_server.passive_check]\n  enabled = true\n  min_attempts = 10",
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    f.state.set_passive_checks(&config.virtual_servers);
+    let t0 = Instant::now();
+    publish_handshakes(&f, 0, 0, 0);
+    f.state.poll_passive(t0);
+    assert!(f.sent(0).is_empty(), "nothing judged yet");
+    // 12 resets of 13 handshakes, over the two workers.
+    publish_handshakes(&f, 0, 1, 6);
+    publish_handshakes(&f, 1, 0, 6);
+    f.state.poll_passive(t0 + Duration::from_millis(200));
+    assert!(f.one_snapshot().is_down(0, 1));
+    let rs = f.listed(1);
+    assert_eq!(
+        (rs["health"].as_str(), rs["health_reason"].as_str()),
+        (Some("down"), Some("passive"))
+    );
+    assert_eq!(rs["handshake_resets"], 12);
+    assert!(
+        f.health.down.lock().unwrap().contains(&(0, 1)),
+        "the checker holds it down"
+    );
+    // Judged once: still down, no second verdict.
+    f.state.poll_passive(t0 + Duration::from_millis(400));
+    assert!(f.sent(0).is_empty());
+    // Its active check brings it back; the counts that took it out are
+    // not judged again.
+    f.health.report(1, true);
+    f.state.poll_health();
+    f.state.poll_passive(t0 + Duration::from_millis(600));
+    assert!(!f.one_snapshot().is_down(0, 1));
+    assert!(f.listed(1).get("health_reason").is_none());
+    assert_eq!(f.listed(1)["passive_downs"], 1);
+}
+
+#[test]
+fn a_failing_server_the_checker_cannot_bring_back_is_not_taken_out() {
+    let mut f = Fixture::new("passive-unchecked");
+    let text = config_text(1, 1).replace(
+        "type = \"none\"",
+        "type = \"tcp\"\n\n  [virtual_server.passive_check]\n  enabled = true\n  min_attempts = 10",
+    );
+    f.state
+        .set_passive_checks(&Config::from_toml_str(&text).unwrap().virtual_servers);
+    // The scripted checker refuses (as the real one does for a server it
+    // does not probe).
+    f.health.down.lock().unwrap().insert((0, 1));
+    let t0 = Instant::now();
+    publish_handshakes(&f, 0, 0, 0);
+    f.state.poll_passive(t0);
+    publish_handshakes(&f, 0, 0, 12);
+    f.state.poll_passive(t0 + Duration::from_millis(200));
+    assert!(f.sent(0).is_empty(), "no snapshot: still up");
+    assert_eq!(f.listed(1)["health"], "up");
+    assert_eq!(f.listed(1)["passive_downs"], 0);
 }

@@ -37,6 +37,7 @@ use crate::wire::{Ipv4Cidr, MacAddr};
 
 mod health_kinds;
 mod limits;
+mod passive;
 mod priority;
 mod slow_start;
 mod tls;
@@ -1152,6 +1153,14 @@ fn virtual_servers(
         let limits = limits::service_limits(t, &f, errors);
         let slow_start = slow_start::service(t, scheduler, &f, errors);
         ok &= slow_start.is_some();
+        let passive_check = passive::passive_check(
+            t.passive_check.as_ref(),
+            &f("passive_check"),
+            forward,
+            protocol,
+            health_check.as_ref().map(|h| h.kind),
+            errors,
+        );
         let real_servers = real_servers(
             &t.real_server.0,
             &f("real_server"),
@@ -1179,6 +1188,7 @@ fn virtual_servers(
             (sorry_server, health_check, limits, syn_proxy),
             (real_servers, priority_groups),
             unique,
+            passive_check,
         ) {
             (
                 Some(name),
@@ -1191,6 +1201,7 @@ fn virtual_servers(
                 (Some(sorry_server), Some(health_check), Some(limits), Some(syn_proxy)),
                 (Some(real_servers), Some(priority_groups)),
                 true,
+                Some(passive_check),
             ) => out.push(VirtualServerConfig {
                 name,
                 address,
@@ -1207,6 +1218,7 @@ fn virtual_servers(
                 limits,
                 priority_groups,
                 slow_start: slow_start.unwrap_or_default(),
+                passive_check,
             }),
             _ => ok = false,
         }

@@ -332,8 +332,9 @@ pub use crate::lb::balancer::RealServerCounters;
 pub use crate::lb::limits::RefusalCounts;
 
 /// Counters per real server: active, inactive, conns, packets and bytes
-/// both ways.
-const RS_COUNTERS: usize = 7;
+/// both ways, then the handshakes and their outcomes (ok, timeouts,
+/// resets).
+const RS_COUNTERS: usize = 11;
 
 /// How full a worker's fixed tables are: gauges, published with the
 /// counters (`rvsadm stats`, metrics), so an operator sees a table fill
@@ -483,6 +484,10 @@ impl StatsCell {
                 c.packets_out,
                 c.bytes_in,
                 c.bytes_out,
+                c.handshakes,
+                c.handshake_ok,
+                c.handshake_timeouts,
+                c.handshake_resets,
             ];
             for (a, x) in cell.iter().zip(v) {
                 a.store(x, Ordering::Relaxed);
@@ -580,6 +585,10 @@ impl StatsCell {
                     packets_out: v[4],
                     bytes_in: v[5],
                     bytes_out: v[6],
+                    handshakes: v[7],
+                    handshake_ok: v[8],
+                    handshake_timeouts: v[9],
+                    handshake_resets: v[10],
                 }
             })
             .collect()

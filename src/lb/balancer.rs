@@ -47,7 +47,8 @@
 //! least-connection scheduling compares.
 
 use super::clients::ClientCounts;
-use super::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError};
+use super::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError, PROTO_TCP};
+use super::handshake::Handshake;
 use super::limits::{
     holds_client_slot, ClientLimit, LimitRefusal, RefusalCounts, Thresholds, TokenBucket,
 };
@@ -272,11 +273,24 @@ pub struct RealServerCounters {
     pub bytes_in: u64,
     /// Bytes server → client.
     pub bytes_out: u64,
+    /// TCP handshakes forwarded to it (a client's SYN that made a
+    /// connection, or the SYN proxy's SYN; NAT only: see `lb::handshake`).
+    pub handshakes: u64,
+    /// Of those, completed: its SYN-ACK seen within the timeout.
+    pub handshake_ok: u64,
+    /// Of those, no SYN-ACK within the service's `syn_timeout_ms`.
+    pub handshake_timeouts: u64,
+    /// Of those, reset by the server before its SYN-ACK.
+    pub handshake_resets: u64,
 }
 
 impl RealServerCounters {
     /// Adds another worker's counters (for totals).
     pub fn add(&mut self, o: &RealServerCounters) {
+        self.handshakes += o.handshakes;
+        self.handshake_ok += o.handshake_ok;
+        self.handshake_timeouts += o.handshake_timeouts;
+        self.handshake_resets += o.handshake_resets;
         self.active += o.active;
         self.inactive += o.inactive;
         self.conns += o.conns;
@@ -343,6 +357,8 @@ struct Counters {
     /// Connections by (service, client prefix), for services with a
     /// per-client limit; allocated when the first such service appears.
     clients: ClientCounts,
+    /// Each service's handshake timeout (by service, `lb::handshake`).
+    syn_timeout_ms: Vec<u32>,
 }
 
 impl Counters {
@@ -394,6 +410,9 @@ impl Counters {
         {
             *o = t.rechecked(*o, c.active.saturating_add(c.inactive));
         }
+        self.syn_timeout_ms.clear();
+        self.syn_timeout_ms
+            .extend(services.services().iter().map(|s| s.syn_timeout_ms));
         let per_client: Vec<Option<ClientLimit>> = services
             .services()
             .iter()
@@ -490,15 +509,20 @@ impl Counters {
         self.range(vs).map_or(&[], |r| &self.servers[r])
     }
 
-    /// Takes a connection that ended out of its server's count (and its
-    /// client's, and rechecks the server's overload).
-    fn forget(&mut self, c: &Conn) {
+    /// Takes a connection that ended at `now` out of its server's count
+    /// (and its client's, and rechecks the server's overload); a handshake
+    /// it still awaited counts as timed out when past the timeout.
+    fn forget(&mut self, c: &Conn, now: u64) {
         if let Some(p) = self.client_slot(c) {
             self.clients.decrement(c.vs, p);
         }
         let Some(i) = self.flat(c.vs, c.rs) else {
             return;
         };
+        if c.awaits_syn_ack() {
+            let outcome = c.handshake_at_end(now, self.syn_timeout(c.vs));
+            self.count_handshake(i, outcome);
+        }
         let rs = &mut self.servers[i];
         if c.is_active() {
             rs.active = rs.active.saturating_sub(1);
@@ -508,6 +532,42 @@ impl Counters {
         let total = rs.active.saturating_add(rs.inactive);
         if let (Some(t), Some(o)) = (self.thresholds.get(i), self.overloaded.get_mut(i)) {
             *o = t.after_remove(*o, total);
+        }
+    }
+
+    /// Service `vs`'s handshake timeout.
+    #[inline]
+    fn syn_timeout(&self, vs: u16) -> u32 {
+        self.syn_timeout_ms
+            .get(usize::from(vs))
+            .copied()
+            .unwrap_or(crate::lb::handshake::DEFAULT_SYN_TIMEOUT_MS)
+    }
+
+    /// Counts a handshake's outcome for the server at flat index `i`.
+    #[cold]
+    fn count_handshake(&mut self, i: usize, outcome: Option<Handshake>) {
+        let Some(c) = self.servers.get_mut(i) else {
+            return;
+        };
+        match outcome {
+            Some(Handshake::Ok) => c.handshake_ok += 1,
+            Some(Handshake::Reset) => c.handshake_resets += 1,
+            Some(Handshake::TimedOut) => c.handshake_timeouts += 1,
+            None => {}
+        }
+    }
+
+    /// The outcome a packet of connection `c` (awaiting its SYN-ACK)
+    /// decides, counted for its server.
+    #[cold]
+    #[inline(never)]
+    fn handshake_packet(&mut self, c: &mut Conn, dir: Direction, flags: TcpFlags, now: u64) {
+        let outcome = c.handshake_outcome(dir, flags, now, self.syn_timeout(c.vs));
+        if outcome.is_some() {
+            if let Some(i) = self.flat(c.vs, c.rs) {
+                self.count_handshake(i, outcome);
+            }
         }
     }
 
@@ -902,8 +962,8 @@ impl Balancer {
         let counters = &mut self.counters;
         let found = self
             .conns
-            .lookup_hashed(&flow.key, flow.hash, now, |c| counters.forget(c))
-            .and_then(|(id, dir)| self.still_usable(id, dir, flow));
+            .lookup_hashed(&flow.key, flow.hash, now, |c| counters.forget(c, now))
+            .and_then(|(id, dir)| self.still_usable(id, dir, flow, now));
         let (id, dir, created) = match found {
             // A proxied connection's segments are translated (a
             // connection made below never is: the proxy opens its own).
@@ -960,6 +1020,9 @@ impl Balancer {
         now: u64,
     ) -> (u16, u16) {
         let c = self.conns.get_mut(id);
+        if c.awaits_syn_ack() {
+            self.counters.handshake_packet(c, dir, flags, now);
+        }
         let before = c.state();
         let t = c.on_packet(dir, flags, bytes, now, &self.timeouts);
         let (vs, rs) = (c.vs, c.rs);
@@ -1094,6 +1157,11 @@ impl Balancer {
         let syn_ack = flags.contains(TcpFlags::SYN_ACK) && !rst;
         match dir {
             Direction::Original if !p.ready() && !rst => {
+                let c = self.conns.get_mut(id);
+                if c.awaits_syn_ack() {
+                    // The client waits too: past the timeout, it counts.
+                    self.counters.handshake_packet(c, dir, flags, now);
+                }
                 if flags.contains(TcpFlags::SYN) {
                     return Decision::Drop(Refusal::NoConnection);
                 }
@@ -1155,18 +1223,19 @@ impl Balancer {
         id: ConnId,
         dir: Direction,
         flow: &Flow,
+        now: u64,
     ) -> Option<Result<(ConnId, Direction), Decision>> {
         let c = self.conns.get(id);
         let (vs, rs) = (c.vs, c.rs);
         let tcp = flow.protocol == Protocol::Tcp;
         if tcp && tcp_state::should_restart(c.state(), dir, flow.flags) {
             let old = self.conns.remove(id);
-            self.counters.forget(&old);
+            self.counters.forget(&old, now);
             return None;
         }
         if self.services.is_down(vs, rs) && self.services.get(vs).expire_nodest_conn {
             let old = self.conns.remove(id);
-            self.counters.forget(&old);
+            self.counters.forget(&old, now);
             if tcp && !flow.flags.is_bare_syn() {
                 return Some(Err(if dir == Direction::Original {
                     Decision::Reset
@@ -1230,12 +1299,20 @@ impl Balancer {
         let counters = &mut self.counters;
         let id = match self
             .conns
-            .insert(*key, reply, init, now, |c| counters.forget(c))
+            .insert(*key, reply, init, now, |c| counters.forget(c, now))
         {
             Ok(id) => id,
             Err(InsertError::Full) => return Err(Refusal::TableFull),
             Err(InsertError::Exists | InsertError::SameKeys) => return Err(Refusal::Malformed),
         };
+        if forward == ForwardMethod::Nat && key.proto == PROTO_TCP {
+            // The SYN (the client's, or the SYN proxy's) goes to the
+            // server: a handshake whose outcome the passive checks count.
+            self.conns.get_mut(id).await_syn_ack();
+            if let Some(c) = self.counters.get_mut(vs, rs) {
+                c.handshakes += 1;
+            }
+        }
         self.counters.created(self.conns.get(id));
         Ok(id)
     }
@@ -1338,7 +1415,7 @@ impl Balancer {
         let budget = self.sweep_budget(now);
         if budget > 0 {
             let counters = &mut self.counters;
-            self.conns.expire(now, budget, |c| counters.forget(c));
+            self.conns.expire(now, budget, |c| counters.forget(c, now));
             self.persist.expire(now, budget);
         }
         if let Some(q) = self.sync.as_mut() {
@@ -1437,12 +1514,14 @@ impl Balancer {
             };
             let timeout_ns = (u64::from(ev.timeout_s) * 1_000_000_000).min(local_ns);
             let counters = &mut self.counters;
-            let mut known = self.conns.lookup(&original, now, |c| counters.forget(c));
+            let mut known = self
+                .conns
+                .lookup(&original, now, |c| counters.forget(c, now));
             if let Some((id, _)) = known {
                 let c = self.conns.get(id);
                 if (c.vs, c.rs) != (vs, rs) {
                     let old = self.conns.remove(id);
-                    self.counters.forget(&old);
+                    self.counters.forget(&old, now);
                     known = None;
                 }
             }
@@ -1477,7 +1556,7 @@ impl Balancer {
             let counters = &mut self.counters;
             if let Ok(id) = self
                 .conns
-                .insert(original, reply, init, now, |c| counters.forget(c))
+                .insert(original, reply, init, now, |c| counters.forget(c, now))
             {
                 self.counters.created(self.conns.get(id));
                 installed += 1;
@@ -1525,5 +1604,7 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_handshake;
 #[cfg(test)]
 mod tests_limits;

@@ -136,6 +136,12 @@
 //!   bucket show nothing expired or unprotected, in practice when every
 //!   entry is protected.
 //!
+//! - **Handshake outcomes for the passive checks** (`lb::handshake`): a
+//!   NAT connection whose SYN went to the real server carries one more
+//!   flag bit until the server's SYN-ACK, its reset, or the timeout (from
+//!   the creation time already in the line) decides the handshake; the
+//!   balancer counts the outcome for the server. The line stays 64 bytes.
+//!
 //! Memory: a 64-byte entry, its share of the index, two fifths of a
 //! 64-byte bucket (`ceil(2 × capacity / 5)` buckets), and its 4-byte
 //! shedding-ring slot: 93.6 bytes per connection at any capacity from
@@ -187,6 +193,7 @@
 //! ring and the home bucket do not show come back through lazy expiry and
 //! the sweep.
 
+use super::handshake::{self, Handshake};
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
 use crate::dpdk::hugemem::HugeArray;
 use crate::dpdk::prefetch::prefetch;
@@ -380,6 +387,9 @@ const PROVEN: u8 = 8;
 /// Opened by the SYN proxy (`lb::synproxy`): its segments are translated
 /// by the sequence delta kept beside the table.
 const PROXIED: u8 = 16;
+/// A SYN went to the real server and nothing decided the handshake yet
+/// (`lb::handshake`: the passive checks count its outcome).
+const AWAITS_SYN_ACK: u8 = 32;
 
 /// One connection: exactly one 64-byte cache line. Plain old data (the
 /// state is stored as its number) so the table lives in huge-page memory.
@@ -505,6 +515,47 @@ impl Conn {
     pub fn set_proxied(&mut self) {
         // The cookie ACK proved the client's address.
         self.flags |= PROXIED | PROVEN;
+    }
+
+    /// The SYN went to the real server and no SYN-ACK, reset or timeout
+    /// decided the handshake yet (see `lb::handshake`).
+    #[inline]
+    pub fn awaits_syn_ack(&self) -> bool {
+        self.flags & AWAITS_SYN_ACK != 0
+    }
+
+    /// Marks the handshake forwarded to the real server, its outcome to
+    /// be counted (see [`Conn::awaits_syn_ack`]).
+    pub fn await_syn_ack(&mut self) {
+        self.flags |= AWAITS_SYN_ACK;
+    }
+
+    /// The handshake outcome a packet going `dir` with `flags` at `now`
+    /// decides for a connection awaiting its SYN-ACK (`timeout_ms` after
+    /// the first SYN it times out); stops waiting once decided, so each
+    /// handshake is counted once.
+    #[cold]
+    pub fn handshake_outcome(
+        &mut self,
+        dir: Direction,
+        flags: TcpFlags,
+        now: u64,
+        timeout_ms: u32,
+    ) -> Option<Handshake> {
+        let age = now_ms(now).wrapping_sub(self.born_ms);
+        let decided = handshake::decide(dir, flags, age, timeout_ms)?;
+        self.flags &= !AWAITS_SYN_ACK;
+        decided
+    }
+
+    /// The outcome of a handshake still awaited when its connection ends
+    /// at `now` (expired, evicted, reused): timed out past `timeout_ms`.
+    #[cold]
+    pub fn handshake_at_end(&self, now: u64, timeout_ms: u32) -> Option<Handshake> {
+        if !self.awaits_syn_ack() {
+            return None;
+        }
+        handshake::at_end(now_ms(now).wrapping_sub(self.born_ms), timeout_ms)
     }
 
     /// Bytes client → server (48 bits, wrapping).

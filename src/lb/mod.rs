@@ -9,6 +9,7 @@ pub mod acl;
 pub mod balancer;
 pub mod clients;
 pub mod conn;
+pub mod handshake;
 pub mod kind;
 pub mod limits;
 pub mod persist;

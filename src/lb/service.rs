@@ -83,6 +83,10 @@ pub struct VirtualService {
     /// How long a real server that comes back ramps up to its weight
     /// (`lb::slow_start`); zero: no slow start.
     pub slow_start: Duration,
+    /// A handshake forwarded to a real server with no SYN-ACK this many
+    /// milliseconds after the first SYN counts as timed out
+    /// (`lb::handshake`; NAT only, the passive check's `syn_timeout_ms`).
+    pub syn_timeout_ms: u32,
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -115,6 +119,7 @@ impl VirtualService {
             syn_proxy: false,
             priority_groups: Vec::new(),
             slow_start: Duration::ZERO,
+            syn_timeout_ms: super::handshake::DEFAULT_SYN_TIMEOUT_MS,
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer {

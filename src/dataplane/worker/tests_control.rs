@@ -38,6 +38,7 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         syn_proxy: false,
         priority_groups: Vec::new(),
         slow_start: std::time::Duration::ZERO,
+        syn_timeout_ms: 1000,
         real_servers: real
             .iter()
             .map(|&ip| RealServer {
