@@ -9,8 +9,10 @@
 
 // The prefetch hint, the time-stamp counter and huge-page arrays need no
 // DPDK library, so the pure core has them in builds without DPDK too;
-// everything else is the binding.
+// everything else is the binding. So does the close-on-exec sweep that
+// keeps the EAL's descriptors from a health check's script.
 pub mod hugemem;
+pub mod inherit;
 pub mod prefetch;
 pub mod tsc;
 

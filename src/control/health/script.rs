@@ -94,6 +94,7 @@ impl ScriptProbe {
             Some(a) => command.env("RVS_SOURCE_ADDRESS", a.to_string()),
             None => command.env_remove("RVS_SOURCE_ADDRESS"),
         };
+        keep_descriptors_from_children(now);
         let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) if is_local_spawn(&e) => return Err(StartError::Local(e)),
@@ -227,6 +228,23 @@ fn plain(e: &io::Error) -> String {
     match s.find(" (os error") {
         Some(at) => s[..at].to_string(),
         None => s,
+    }
+}
+
+/// Longest time between two sweeps of the descriptors scripts must not
+/// inherit: the EAL opens its own at start-up and port set-up, so a sweep
+/// at most this often catches them without a readdir per script.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Marks the descriptors the EAL opened without close-on-exec (see
+/// `crate::dpdk::inherit`) before a script is spawned, at most once per
+/// `SWEEP_EVERY`.
+fn keep_descriptors_from_children(now: Instant) {
+    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY) {
+        crate::dpdk::inherit::close_on_exec_all();
+        *last = Some(now);
     }
 }
 
