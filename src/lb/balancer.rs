@@ -1339,7 +1339,7 @@ impl Balancer {
             }
         }
         self.candidates.clear();
-        let services = &self.services;
+        let (effective, full) = self.services.weights_of(vs);
         // An overloaded server is offered with weight 0, so that every
         // scheduler passes it by.
         let mut any_overloaded = false;
@@ -1350,14 +1350,14 @@ impl Balancer {
                 .zip(overloaded)
                 .enumerate()
                 .map(|(r, (c, &over))| {
-                    let weight = services.effective_weight(vs, r as u16);
+                    let weight = effective.get(r).copied().unwrap_or(0);
                     any_overloaded |= over && weight > 0;
                     Candidate {
                         weight: if over { 0 } else { weight },
                         active: c.active,
                         inactive: c.inactive,
                         // What a slow start ramps `weight` up to (for lc).
-                        full: services.weight(vs, r as u16),
+                        full: full.get(r).copied().unwrap_or(0),
                     }
                 }),
         );

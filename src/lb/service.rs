@@ -448,6 +448,29 @@ impl ServiceTable {
         (usize::from(rs) < n).then(|| self.rs_base[v] as usize + usize::from(rs))
     }
 
+    /// The flat range of service `vs`'s real servers (empty when unknown).
+    #[inline]
+    fn span(&self, vs: ServiceId) -> std::ops::Range<usize> {
+        let v = usize::from(vs);
+        match self.services.get(v) {
+            Some(s) => {
+                let base = self.rs_base[v] as usize;
+                base..base + s.real_servers.len()
+            }
+            None => 0..0,
+        }
+    }
+
+    /// Every real server's `effective_weight` and operator `weight` of
+    /// service `vs`, in server order: what the scheduler reads for a new
+    /// connection, as two slices so that a pick over N servers does not
+    /// pay N bounds-checked lookups of each.
+    #[inline]
+    pub fn weights_of(&self, vs: ServiceId) -> (&[u32], &[u32]) {
+        let span = self.span(vs);
+        (&self.effective[span.clone()], &self.weights[span])
+    }
+
     /// The weight new connections to real server `rs` of `vs` see: 0 when
     /// it is down, draining, outside the active priority group or unknown
     /// (the sorry server has none).
@@ -801,6 +824,23 @@ mod tests {
         assert_eq!(t.slow_start(0, 0), Some(ramp));
         assert_eq!(t.slow_start(0, 1), None);
         assert_eq!(t.effective_weight(0, 1), 1);
+    }
+
+    #[test]
+    fn weights_of_a_service_are_its_effective_and_operator_weights_in_order() {
+        let rs = [
+            ep("10.1.0.11", 80),
+            ep("10.1.0.12", 80),
+            ep("10.1.0.13", 80),
+        ];
+        let web = service("web", ep("203.0.113.100", 80), ForwardMethod::Nat, &rs);
+        let t = ServiceTable::new(vec![web]).with_server_state(|_, r| ServerState {
+            down: r == 1,
+            weight: (r == 2).then_some(7),
+            ramp: None,
+        });
+        assert_eq!(t.weights_of(0), (&[1, 0, 7][..], &[1, 1, 7][..]));
+        assert_eq!(t.weights_of(9), (&[][..], &[][..]));
     }
 
     #[test]
