@@ -35,6 +35,7 @@
 
 mod cert;
 mod check;
+mod datagram;
 mod dns;
 mod dns_wire;
 mod event_loop;
