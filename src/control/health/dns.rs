@@ -143,7 +143,7 @@ impl DnsProbe {
 #[cfg(test)]
 mod tests {
     use super::super::check::probe_once as probe;
-    use super::super::datagram::testing::{bound, responder};
+    use super::super::test_servers::{udp_bound as bound, udp_responder as responder};
     use super::*;
     use crate::control::config::{DnsType, HealthCheckKind};
     use std::sync::atomic::Ordering;

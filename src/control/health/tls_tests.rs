@@ -3,6 +3,7 @@
 //! at test time, a plain HTTP server on the port a TLS check expects,
 //! a silent one.
 
+use super::test_servers::{serve, Stop};
 use super::{probe, CheckResult, HealthChecker, Target};
 use crate::control::config::{HealthCheckConfig, HealthCheckKind, TlsCheckConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -10,7 +11,6 @@ use rustls::version::{TLS12, TLS13};
 use rustls::{ServerConfig, ServerConnection, StreamOwned, SupportedProtocolVersion};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -73,38 +73,6 @@ impl Cert {
     fn private_key(&self) -> PrivateKeyDer<'static> {
         PrivatePkcs8KeyDer::from(self.key.serialize_der()).into()
     }
-}
-
-/// Stops a test server's thread when dropped.
-struct Stop(Arc<AtomicBool>);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Serves each connection accepted on a fresh 127.0.0.1 port with
-/// `handle`, one thread, until the result is dropped.
-fn serve(handle: impl Fn(TcpStream) + Send + 'static) -> (u16, Stop) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    l.set_nonblocking(true).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            match l.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                    handle(s);
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(2)),
-            }
-        }
-    });
-    (port, Stop(stop))
 }
 
 /// What a TLS test server does after the handshake.

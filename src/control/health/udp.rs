@@ -117,7 +117,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::check::probe_once as probe;
-    use super::super::datagram::testing::{bound, responder};
+    use super::super::test_servers::{udp_bound as bound, udp_responder as responder};
     use super::*;
     use crate::control::config::HealthCheckKind;
     use std::net::Ipv4Addr;
