@@ -144,6 +144,18 @@ fn up_line(topo: &Topology) -> String {
     )
 }
 
+/// Waits (at most 10 s) for the passive check's `down` line; when it saw
+/// it.
+fn wait_taken_out(rvsd: &Rvsd, down: &str) -> SystemTime {
+    rvsd.wait_log_count(down, 0, Duration::from_secs(10))
+        .unwrap_or_else(|| {
+            panic!(
+                "rs2 not taken out by the passive check within 10 s\n--- rvsd log ---\n{}",
+                rvsd.log()
+            )
+        })
+}
+
 /// `later - earlier` in milliseconds, both in Unix seconds (the clock of
 /// [`LoadRequest`]'s times).
 fn ms_between(earlier: f64, later: f64) -> f64 {
@@ -261,14 +273,7 @@ fn a_server_resetting_real_clients_is_taken_out_by_the_passive_check() {
     let (down, up) = (passive_line(&topo), up_line(&topo));
 
     let faulted = break_for_clients(&topo, "reject with tcp reset");
-    let detected = rvsd
-        .wait_log_count(&down, 0, Duration::from_secs(10))
-        .unwrap_or_else(|| {
-            panic!(
-                "rs2 not taken out by the passive check within 10 s\n--- rvsd log ---\n{}",
-                rvsd.log()
-            )
-        });
+    let detected = wait_taken_out(&rvsd, &down);
     let (t_fault, t_detect) = (unix_seconds(faulted), unix_seconds(detected));
     let reason = rvsd.last_log_line(&down);
     let reqs = load.requests();
@@ -378,14 +383,7 @@ fn a_server_dropping_real_clients_syns_is_taken_out_on_timeouts() {
     let down = passive_line(&topo);
 
     let faulted = break_for_clients(&topo, "drop");
-    let detected = rvsd
-        .wait_log_count(&down, 0, Duration::from_secs(10))
-        .unwrap_or_else(|| {
-            panic!(
-                "rs2 not taken out by the passive check within 10 s\n--- rvsd log ---\n{}",
-                rvsd.log()
-            )
-        });
+    let detected = wait_taken_out(&rvsd, &down);
     // Repaired at once, while down.
     let repaired = repair(&topo);
     let (t_fault, t_detect) = (unix_seconds(faulted), unix_seconds(detected));
