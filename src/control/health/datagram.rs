@@ -9,6 +9,7 @@
 use super::check::{finished, is_local};
 use super::probe::{describe_io, StartError};
 use super::sockets;
+use super::CheckResult;
 use crate::control::config::HealthCheckConfig;
 use mio::net::UdpSocket;
 use std::io;
@@ -23,6 +24,8 @@ pub(super) struct Datagram {
     socket: UdpSocket,
     payload: Vec<u8>,
     sent: bool,
+    started: Instant,
+    deadline: Instant,
     timeout: Duration,
 }
 
@@ -57,6 +60,8 @@ impl Datagram {
             socket,
             payload,
             sent: false,
+            started: now,
+            deadline: now + check.timeout,
             timeout: check.timeout,
         };
         if let Some(detail) = d.send() {
@@ -68,6 +73,26 @@ impl Datagram {
     /// The start of every message about this exchange.
     pub(super) fn what(&self) -> &str {
         &self.what
+    }
+
+    /// When the probe started.
+    pub(super) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Its start plus its timeout.
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The check's timeout.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The probe's result at `now` with `outcome`.
+    pub(super) fn finish(&self, now: Instant, outcome: Result<String, String>) -> CheckResult {
+        finished(self.started, now, outcome)
     }
 
     /// Whether the payload has left.

@@ -14,7 +14,7 @@ use super::CheckResult;
 use crate::control::config::{DnsRcode, HealthCheckConfig};
 use mio::net::UdpSocket;
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Largest answer read: a DNS datagram without EDNS is at most 512
 /// bytes; more is read and cut.
@@ -31,9 +31,6 @@ pub(super) struct DnsProbe {
     qtype: u16,
     expect: DnsRcode,
     expect_answer: bool,
-    started: Instant,
-    deadline: Instant,
-    timeout: Duration,
 }
 
 impl DnsProbe {
@@ -63,9 +60,6 @@ impl DnsProbe {
             qtype,
             expect: check.dns_expect_rcode,
             expect_answer: check.dns_expect_answer,
-            started: now,
-            deadline: now + check.timeout,
-            timeout: check.timeout,
         })
     }
 
@@ -76,7 +70,7 @@ impl DnsProbe {
 
     /// Its start plus its timeout.
     pub(super) fn deadline(&self) -> Instant {
-        self.deadline
+        self.datagram.deadline()
     }
 
     /// Reads the answers that came; `Pending` until one is this query's.
@@ -91,7 +85,7 @@ impl DnsProbe {
                 Read::Pending => return Step::Pending,
                 Read::Failed(detail) => Err(detail),
             };
-            return Step::Done(finished(self.started, now, outcome));
+            return Step::Done(self.datagram.finish(now, outcome));
         }
     }
 
@@ -103,7 +97,10 @@ impl DnsProbe {
             return None;
         }
         let got = DnsRcode(r.rcode);
-        let took = now.saturating_duration_since(self.started).as_secs_f64() * 1e3;
+        let took = now
+            .saturating_duration_since(self.datagram.started())
+            .as_secs_f64()
+            * 1e3;
         Some(if got != self.expect {
             Err(format!(
                 "{} answered {got}, expected {}",
@@ -128,13 +125,13 @@ impl DnsProbe {
 
     /// The failure at the deadline.
     pub(super) fn expire(&self, now: Instant) -> CheckResult {
-        finished(
-            self.started,
+        let d = &self.datagram;
+        d.finish(
             now,
             Err(format!(
                 "{}: no answer within {} ms",
-                self.datagram.what(),
-                self.timeout.as_millis()
+                d.what(),
+                d.timeout().as_millis()
             )),
         )
     }
@@ -147,6 +144,7 @@ mod tests {
     use super::*;
     use crate::control::config::{DnsType, HealthCheckKind};
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     fn check(name: &str, rcode: DnsRcode) -> HealthCheckConfig {
         HealthCheckConfig {

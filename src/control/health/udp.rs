@@ -8,14 +8,13 @@
 //! it early; with `udp_expect` it passes only on a reply containing those
 //! bytes. An ICMP error is always a failure.
 
-use super::check::finished;
 use super::datagram::{Datagram, Read};
 use super::probe::{StartError, Step};
 use super::CheckResult;
 use crate::control::config::HealthCheckConfig;
 use mio::net::UdpSocket;
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Largest reply read (longer ones are cut: the pattern must be in the
 /// first bytes).
@@ -26,9 +25,6 @@ const MAX_REPLY: usize = 2048;
 pub(super) struct UdpProbe {
     datagram: Datagram,
     expect: Option<Vec<u8>>,
-    started: Instant,
-    deadline: Instant,
-    timeout: Duration,
 }
 
 impl UdpProbe {
@@ -49,9 +45,6 @@ impl UdpProbe {
         Ok(UdpProbe {
             datagram,
             expect: check.udp_expect.clone(),
-            started: now,
-            deadline: now + check.timeout,
-            timeout: check.timeout,
         })
     }
 
@@ -62,7 +55,7 @@ impl UdpProbe {
 
     /// Its start plus its timeout.
     pub(super) fn deadline(&self) -> Instant {
-        self.deadline
+        self.datagram.deadline()
     }
 
     /// Reads what came back; `Pending` until a verdict.
@@ -73,14 +66,17 @@ impl UdpProbe {
             Read::Pending => return Step::Pending,
             Read::Failed(detail) => Err(detail),
         };
-        Step::Done(finished(self.started, now, outcome))
+        Step::Done(self.datagram.finish(now, outcome))
     }
 
     /// The verdict on a reply.
     fn judge(&self, reply: &[u8], now: Instant) -> Result<String, String> {
         let what = self.datagram.what();
         let n = reply.len();
-        let took = now.saturating_duration_since(self.started).as_secs_f64() * 1e3;
+        let took = now
+            .saturating_duration_since(self.datagram.started())
+            .as_secs_f64()
+            * 1e3;
         match &self.expect {
             None => Ok(format!("{what} answered {n} bytes in {took:.1} ms")),
             Some(want) if contains(reply, want) => Ok(format!(
@@ -98,14 +94,14 @@ impl UdpProbe {
     /// The verdict at the deadline: silence passes without `udp_expect`
     /// (no port unreachable came back), fails with it.
     pub(super) fn expire(&self, now: Instant) -> CheckResult {
-        let ms = self.timeout.as_millis();
+        let ms = self.datagram.timeout().as_millis();
         let what = self.datagram.what();
         let outcome = match (&self.expect, self.datagram.sent()) {
             (_, false) => Err(format!("{what}: could not send within {ms} ms")),
             (None, true) => Ok(format!("{what}: no port unreachable within {ms} ms")),
             (Some(_), true) => Err(format!("{what}: no answer within {ms} ms")),
         };
-        finished(self.started, now, outcome)
+        self.datagram.finish(now, outcome)
     }
 }
 
@@ -123,6 +119,7 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::time::Duration;
 
     fn check(expect: Option<&str>, timeout_ms: u64) -> HealthCheckConfig {
         HealthCheckConfig {
