@@ -35,7 +35,6 @@ use netns::{
     SETTLE, VIP,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 use support::{CmdOutput, Rvsd};
@@ -71,13 +70,6 @@ const LOAD_MAX: Duration = Duration::from_secs(90);
 /// The virtual service as `rvsadm weight` names it.
 const SERVICE: &str = "198.51.100.100:80/tcp";
 
-/// A `metrics_listen` port no other test of this run uses (each rvsd is
-/// in its own namespace anyway).
-fn metrics_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    20000 + (std::process::id() % 20000) as u16 + NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 /// The NAT topology with a management link, `n` nginx real servers, and
 /// a `metrics_listen` on the lb namespace's loopback.
 fn topology(n: usize) -> Topology {
@@ -87,7 +79,7 @@ fn topology(n: usize) -> Topology {
     );
     let mut topo = Topology::nat_with_management(n);
     assert_eq!(topo.http, netns::HttpServer::Nginx, "nginx real servers");
-    topo.metrics_listen = Some(format!("127.0.0.1:{}", metrics_port()));
+    topo.metrics_listen = Some(netns::metrics_listen(20000));
     topo
 }
 

@@ -24,7 +24,6 @@ use netns::{
     heavy, listed_real_server, result_line, unix_seconds, LoadRequest, Service, Topology,
     HTTP_PORT, VIP,
 };
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use support::Rvsd;
 
@@ -58,17 +57,12 @@ const VICTIM: usize = 1;
 /// The nft table the fault lives in.
 const NFT_TABLE: &str = "rvs_passive";
 
-fn metrics_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    21000 + (std::process::id() % 20000) as u16 + NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 /// The NAT topology with a management link and two nginx real servers.
 fn topology() -> Topology {
     assert!(netns::have("nginx"), "install nginx");
     assert!(netns::have("nft"), "install nftables");
     let mut topo = Topology::nat_with_management(2);
-    topo.metrics_listen = Some(format!("127.0.0.1:{}", metrics_port()));
+    topo.metrics_listen = Some(netns::metrics_listen(21000));
     topo
 }
 

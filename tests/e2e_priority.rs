@@ -113,7 +113,7 @@ fn primaries_below_their_quorum_hand_new_connections_to_the_backups_and_take_the
         "this test kills and restarts nginx real servers: install nginx"
     );
     let mut topo = Topology::nat_with_management(5);
-    topo.metrics_listen = Some(format!("127.0.0.1:{}", 21000 + std::process::id() % 20000));
+    topo.metrics_listen = Some(netns::metrics_listen(21000));
     let addrs: Vec<String> = topo
         .real_servers
         .iter()

@@ -1988,6 +1988,19 @@ pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A `metrics_listen` address on 127.0.0.1 for a topology of this test
+/// process: a port from `base`, offset by the process id (test binaries
+/// running at once pick different ones) and by a counter (each call its
+/// own).
+pub fn metrics_listen(base: u16) -> String {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "127.0.0.1:{}",
+        base + (std::process::id() % 20000) as u16 + next
+    )
+}
+
 /// `later - earlier` in milliseconds (negative when `later` is earlier):
 /// how the tests report detection and recovery times.
 pub fn ms_between(earlier: std::time::SystemTime, later: std::time::SystemTime) -> f64 {
