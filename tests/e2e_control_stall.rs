@@ -29,7 +29,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -47,11 +47,6 @@ const SLOW: usize = 50;
 const ANSWER_BOUND: Duration = Duration::from_secs(1);
 /// rvsd must be gone within this of SIGTERM.
 const STOP_BOUND: Duration = Duration::from_secs(2);
-
-fn metrics_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    22000 + (std::process::id() % 20000) as u16 + NEXT.fetch_add(1, Ordering::Relaxed)
-}
 
 /// Longest allowed from a kill to the `is down` line.
 fn detect_bound() -> Duration {
@@ -227,7 +222,7 @@ fn topology() -> Topology {
         "this test kills an nginx real server: install nginx (scripts/setup)"
     );
     let mut topo = Topology::nat_with_management(2);
-    topo.metrics_listen = Some(format!("127.0.0.1:{}", metrics_port()));
+    topo.metrics_listen = Some(netns::metrics_listen(22000));
     topo
 }
 

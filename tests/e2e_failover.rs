@@ -30,11 +30,11 @@ mod netns;
 mod support;
 
 use netns::{
-    assert_all_answered, count_answers, heavy, listed_real_servers, result_line, stop_rvsd,
-    total_conns, unix_seconds, LoadRequest, Service, Topology, BIG_FILE, HTTP_PORT, SETTLE, VIP,
+    assert_all_answered, count_answers, heavy, listed_real_server, ms_between, result_line,
+    stop_rvsd, total_conns, unix_seconds, LoadRequest, Service, Topology, BIG_FILE, HTTP_PORT,
+    SETTLE, VIP,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 use support::{CmdOutput, Rvsd};
@@ -70,13 +70,6 @@ const LOAD_MAX: Duration = Duration::from_secs(90);
 /// The virtual service as `rvsadm weight` names it.
 const SERVICE: &str = "198.51.100.100:80/tcp";
 
-/// A `metrics_listen` port no other test of this run uses (each rvsd is
-/// in its own namespace anyway).
-fn metrics_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    20000 + (std::process::id() % 20000) as u16 + NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 /// The NAT topology with a management link, `n` nginx real servers, and
 /// a `metrics_listen` on the lb namespace's loopback.
 fn topology(n: usize) -> Topology {
@@ -86,7 +79,7 @@ fn topology(n: usize) -> Topology {
     );
     let mut topo = Topology::nat_with_management(n);
     assert_eq!(topo.http, netns::HttpServer::Nginx, "nginx real servers");
-    topo.metrics_listen = Some(format!("127.0.0.1:{}", metrics_port()));
+    topo.metrics_listen = Some(netns::metrics_listen(20000));
     topo
 }
 
@@ -129,48 +122,9 @@ fn up_line(addr: &str) -> String {
     format!("real server {addr} (web) is up")
 }
 
-/// Lines of rvsd's log so far that contain `needle`.
-fn log_count(rvsd: &Rvsd, needle: &str) -> usize {
-    rvsd.log().lines().filter(|l| l.contains(needle)).count()
-}
-
-/// Waits (polling every 2 ms, at most `timeout`) until rvsd's log has
-/// more than `seen` lines containing `needle`; the time it saw the new
-/// line, or `None`.
-fn wait_log_count(rvsd: &Rvsd, needle: &str, seen: usize, timeout: Duration) -> Option<SystemTime> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if log_count(rvsd, needle) > seen {
-            return Some(SystemTime::now());
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// The last line of rvsd's log containing `needle`.
-fn last_log_line(rvsd: &Rvsd, needle: &str) -> String {
-    rvsd.log()
-        .lines()
-        .rev()
-        .find(|l| l.contains(needle))
-        .unwrap_or("")
-        .to_string()
-}
-
-/// `later - earlier`, in milliseconds (negative when `later` is earlier).
-fn ms_between(earlier: SystemTime, later: SystemTime) -> f64 {
-    (unix_seconds(later) - unix_seconds(earlier)) * 1e3
-}
-
 /// One real server's entry of `rvsadm --json list`.
 fn listed<'a>(list: &'a serde_json::Value, addr: &str) -> &'a serde_json::Value {
-    listed_real_servers(list, "web")
-        .iter()
-        .find(|rs| rs["address"] == addr)
-        .unwrap_or_else(|| panic!("rvsadm list has no real server {addr}: {list}"))
+    listed_real_server(list, "web", addr)
 }
 
 /// `conns` (connections scheduled since start) of real server `addr`,
@@ -518,10 +472,10 @@ fn failover_under_load(fault: Fault, test: &str) {
         // Faults at different points of the check interval, so the
         // detection times spread over what the interval allows.
         std::thread::sleep(Duration::from_millis((cycle * 170) % INTERVAL_MS));
-        let downs = log_count(&rvsd, &down);
-        let ups = log_count(&rvsd, &up);
+        let downs = rvsd.log_count(&down);
+        let ups = rvsd.log_count(&up);
         let fault_at = fault.inflict(&mut topo, victim);
-        let detected_at = wait_log_count(&rvsd, &down, downs, detect_bound() + Duration::from_secs(5))
+        let detected_at = rvsd.wait_log_count(&down, downs, detect_bound() + Duration::from_secs(5))
             .unwrap_or_else(|| {
                 panic!(
                     "{}: rs2 not marked down {:.1} s after the {} (cycle {cycle})\n--- rvsd log ---\n{}",
@@ -532,7 +486,7 @@ fn failover_under_load(fault: Fault, test: &str) {
                 )
             });
         let detect = ms_between(fault_at, detected_at);
-        let reason = last_log_line(&rvsd, &down);
+        let reason = rvsd.last_log_line(&down);
         // Observe the load for a while with rs2 down.
         let conns_then = conns_of(&topo, &addr);
         let list = topo.rvsadm_list();
@@ -620,7 +574,7 @@ fn failover_under_load(fault: Fault, test: &str) {
 
         // Repair, and wait until it is up again.
         let repaired_at = fault.repair(&mut topo, victim);
-        let up_at = wait_log_count(&rvsd, &up, ups, rise_bound() + Duration::from_secs(5))
+        let up_at = rvsd.wait_log_count(&up, ups, rise_bound() + Duration::from_secs(5))
             .unwrap_or_else(|| {
                 panic!(
                     "rs2 not up again {:.1} s after the repair (cycle {cycle})\n--- rvsd log ---\n{}",
@@ -744,8 +698,8 @@ fn a_recovered_server_comes_back() {
     let index = topo.real_servers[victim].dir.join("www").join("index.html");
 
     for how in ["kill", "link-down", "http-403"] {
-        let downs = log_count(&rvsd, &down);
-        let ups = log_count(&rvsd, &up);
+        let downs = rvsd.log_count(&down);
+        let ups = rvsd.log_count(&up);
         let fault_at = match how {
             "kill" => Fault::Kill.inflict(&mut topo, victim),
             "link-down" => Fault::LinkDown.inflict(&mut topo, victim),
@@ -755,7 +709,8 @@ fn a_recovered_server_comes_back() {
                 at
             }
         };
-        let down_at = wait_log_count(&rvsd, &down, downs, detect_bound() + Duration::from_secs(5))
+        let down_at = rvsd
+            .wait_log_count(&down, downs, detect_bound() + Duration::from_secs(5))
             .unwrap_or_else(|| {
                 panic!(
                     "{how}: rs2 not marked down\n--- rvsd log ---\n{}",
@@ -763,7 +718,7 @@ fn a_recovered_server_comes_back() {
                 )
             });
         let detect = ms_between(fault_at, down_at);
-        let reason = last_log_line(&rvsd, &down);
+        let reason = rvsd.last_log_line(&down);
         if how == "http-403" {
             // No index.html: nginx answers 403 (directory listing off).
             assert!(
@@ -786,7 +741,8 @@ fn a_recovered_server_comes_back() {
                 SystemTime::now()
             }
         };
-        let up_at = wait_log_count(&rvsd, &up, ups, rise_bound() + Duration::from_secs(5))
+        let up_at = rvsd
+            .wait_log_count(&up, ups, rise_bound() + Duration::from_secs(5))
             .unwrap_or_else(|| {
                 panic!(
                     "{how}: rs2 not up again after the repair\n--- rvsd log ---\n{}",
@@ -794,7 +750,7 @@ fn a_recovered_server_comes_back() {
                 )
             });
         let rise = ms_between(repaired_at, up_at);
-        let up_reason = last_log_line(&rvsd, &up);
+        let up_reason = rvsd.last_log_line(&up);
         assert!(
             up_reason.contains(&format!("({RISE} successes in a row)"))
                 && up_reason.contains("answered 200"),
@@ -887,7 +843,7 @@ fn all_servers_down_refuses_at_once() {
     let downs: Vec<usize> = topo
         .real_servers
         .iter()
-        .map(|rs| log_count(&rvsd, &down_line(&rs.addr(HTTP_PORT))))
+        .map(|rs| rvsd.log_count(&down_line(&rs.addr(HTTP_PORT))))
         .collect();
     let mut killed_at = Vec::new();
     for i in 0..topo.real_servers.len() {
@@ -896,19 +852,19 @@ fn all_servers_down_refuses_at_once() {
     let mut detect = Vec::new();
     for (i, rs) in topo.real_servers.iter().enumerate() {
         let addr = rs.addr(HTTP_PORT);
-        let at = wait_log_count(
-            &rvsd,
-            &down_line(&addr),
-            downs[i],
-            detect_bound() + Duration::from_secs(5),
-        )
-        .unwrap_or_else(|| {
-            panic!(
-                "{} not marked down\n--- rvsd log ---\n{}",
-                rs.name,
-                rvsd.log()
+        let at = rvsd
+            .wait_log_count(
+                &down_line(&addr),
+                downs[i],
+                detect_bound() + Duration::from_secs(5),
             )
-        });
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} not marked down\n--- rvsd log ---\n{}",
+                    rs.name,
+                    rvsd.log()
+                )
+            });
         detect.push(ms_between(killed_at[i], at));
     }
     let list = topo.rvsadm_list();
@@ -969,10 +925,9 @@ fn all_servers_down_refuses_at_once() {
     assert!(curl_secs < 0.1, "curl took {curl_secs} s to be refused");
 
     // One comes back: served again.
-    let ups = log_count(&rvsd, &up_line(&topo.real_servers[0].addr(HTTP_PORT)));
+    let ups = rvsd.log_count(&up_line(&topo.real_servers[0].addr(HTTP_PORT)));
     topo.restart_http(0);
-    wait_log_count(
-        &rvsd,
+    rvsd.wait_log_count(
         &up_line(&topo.real_servers[0].addr(HTTP_PORT)),
         ups,
         rise_bound() + Duration::from_secs(5),
@@ -1097,7 +1052,7 @@ fn reload_under_load() {
     ] {
         assert_ne!(broken, good, "{what}: the edit applies");
         std::fs::write(topo.config_path(), &broken).expect("write config");
-        let refused_before = log_count(&rvsd, "reload refused");
+        let refused_before = rvsd.log_count("reload refused");
         let out = topo.rvsadm(&["reload"]);
         assert!(!out.success(), "{what}: a broken file is refused: {out}");
         assert!(
@@ -1105,7 +1060,7 @@ fn reload_under_load() {
             "{what}: the error names the field `{field}`: {out}"
         );
         assert!(
-            log_count(&rvsd, "reload refused") > refused_before,
+            rvsd.log_count("reload refused") > refused_before,
             "{what}: rvsd logs the refusal\n--- rvsd log ---\n{}",
             rvsd.log()
         );
@@ -1129,10 +1084,11 @@ fn reload_under_load() {
     // SIGHUP with a valid file: rs4's weight to 2.
     let third = checked_service(&topo, "wrr", "tcp", &[(1, 2), (2, 1), (3, 2)]);
     topo.write_rvsd_config(1, &[third]);
-    let hups = log_count(&rvsd, "SIGHUP: reloading");
+    let hups = rvsd.log_count("SIGHUP: reloading");
     rvsd.signal("HUP");
     assert!(
-        wait_log_count(&rvsd, "SIGHUP: reloading", hups, Duration::from_secs(5)).is_some(),
+        rvsd.wait_log_count("SIGHUP: reloading", hups, Duration::from_secs(5))
+            .is_some(),
         "rvsd reloads on SIGHUP\n--- rvsd log ---\n{}",
         rvsd.log()
     );
@@ -1308,9 +1264,9 @@ fn rvsadm_and_metrics_agree_with_the_clients() {
 
     // rs3 down: both say so.
     let down = down_line(&addrs[2]);
-    let downs = log_count(&rvsd, &down);
+    let downs = rvsd.log_count(&down);
     topo.kill_http(2);
-    wait_log_count(&rvsd, &down, downs, detect_bound() + Duration::from_secs(5))
+    rvsd.wait_log_count(&down, downs, detect_bound() + Duration::from_secs(5))
         .unwrap_or_else(|| panic!("rs3 not marked down\n--- rvsd log ---\n{}", rvsd.log()));
     std::thread::sleep(Duration::from_millis(200));
     let list = topo.rvsadm_list();

@@ -34,7 +34,7 @@ mod netns;
 mod support;
 
 use netns::{
-    listed_real_servers, result_line, stop_rvsd, unix_seconds, Service, Topology, SETTLE, VIP,
+    listed_real_servers, ms_between, result_line, stop_rvsd, Service, Topology, SETTLE, VIP,
 };
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -170,41 +170,6 @@ fn start_dnsmasq(ns: &Netns, ip: &str, dir: &Path) -> Daemon {
     d
 }
 
-/// Lines of rvsd's log so far that contain `needle`.
-fn log_count(rvsd: &Rvsd, needle: &str) -> usize {
-    rvsd.log().lines().filter(|l| l.contains(needle)).count()
-}
-
-/// Waits (polling every 2 ms) until rvsd's log has more than `seen` lines
-/// containing `needle`; when it saw the new one.
-fn wait_log(rvsd: &Rvsd, needle: &str, seen: usize, timeout: Duration) -> SystemTime {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if log_count(rvsd, needle) > seen {
-            return SystemTime::now();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no new {needle:?} line within {timeout:?}\n--- rvsd log ---\n{}",
-            rvsd.log()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn last_line(rvsd: &Rvsd, needle: &str) -> String {
-    rvsd.log()
-        .lines()
-        .rev()
-        .find(|l| l.contains(needle))
-        .unwrap_or("")
-        .to_string()
-}
-
-fn ms_between(earlier: SystemTime, later: SystemTime) -> f64 {
-    (unix_seconds(later) - unix_seconds(earlier)) * 1e3
-}
-
 /// A NAT service `name` on `VIP:port/protocol` over `real`, checked by
 /// `kind` with the timings above and `settings`.
 fn service(
@@ -242,13 +207,13 @@ fn measure(
 ) -> (f64, f64) {
     let down = format!("real server {addr} ({name}) is down");
     let up = format!("real server {addr} ({name}) is up");
-    let (downs, ups) = (log_count(rvsd, &down), log_count(rvsd, &up));
+    let (downs, ups) = (rvsd.log_count(&down), rvsd.log_count(&up));
     let fault_at = fault();
-    let down_at = wait_log(rvsd, &down, downs, Duration::from_secs(5));
+    let down_at = rvsd.expect_log_count(&down, downs, Duration::from_secs(5));
     let detect = ms_between(fault_at, down_at);
-    let reason = last_line(rvsd, &down);
+    let reason = rvsd.last_log_line(&down);
     let repaired_at = repair();
-    let up_at = wait_log(rvsd, &up, ups, Duration::from_secs(5));
+    let up_at = rvsd.expect_log_count(&up, ups, Duration::from_secs(5));
     let rise = ms_between(repaired_at, up_at);
     result_line(&format!(
         "health_kinds {kind}: down {detect:.0} ms after the fault (bound {:.0}), up {rise:.0} ms \
@@ -416,7 +381,8 @@ fn every_kind_detects_a_dead_service_and_its_return() {
     );
     figures.push(("udp", f));
     assert!(
-        last_line(&rvsd, &format!("{udp_addr} (udp) is down")).contains("port unreachable"),
+        rvsd.last_log_line(&format!("{udp_addr} (udp) is down"))
+            .contains("port unreachable"),
         "{}",
         rvsd.log()
     );
@@ -440,7 +406,7 @@ fn every_kind_detects_a_dead_service_and_its_return() {
     );
     figures.push(("dns", f));
     assert!(
-        last_line(&rvsd, &format!("{dns_addr} (dns) is up"))
+        rvsd.last_log_line(&format!("{dns_addr} (dns) is up"))
             .contains("answered NOERROR with 1 record"),
         "{}",
         rvsd.log()

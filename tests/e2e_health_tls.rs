@@ -38,11 +38,12 @@ mod netns;
 mod support;
 
 use netns::{
-    listed_real_servers, path_str, result_line, stop_rvsd, unix_seconds, Service, Topology, VIP,
+    listed_real_server, ms_between, path_str, result_line, stop_rvsd, unix_seconds, Service,
+    Topology, VIP,
 };
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
-use support::{wait_timeout, Rvsd};
+use support::wait_timeout;
 
 const INTERVAL_MS: u64 = 200;
 const TIMEOUT_MS: u64 = 300;
@@ -240,45 +241,12 @@ fn service(topo: &Topology, name: &str, port: u16, kind: &str) -> Service {
     s
 }
 
-fn log_count(rvsd: &Rvsd, needle: &str) -> usize {
-    rvsd.log().lines().filter(|l| l.contains(needle)).count()
-}
-
-/// Waits (polling every 2 ms, at most `timeout`) until rvsd's log has
-/// more than `seen` lines containing `needle`; when it saw the new line.
-fn wait_log_count(rvsd: &Rvsd, needle: &str, seen: usize, timeout: Duration) -> Option<SystemTime> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if log_count(rvsd, needle) > seen {
-            return Some(SystemTime::now());
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn last_log_line(rvsd: &Rvsd, needle: &str) -> String {
-    rvsd.log()
-        .lines()
-        .rev()
-        .find(|l| l.contains(needle))
-        .unwrap_or("")
-        .to_string()
-}
-
-fn ms_between(earlier: SystemTime, later: SystemTime) -> f64 {
-    (unix_seconds(later) - unix_seconds(earlier)) * 1e3
-}
-
 fn health_of(topo: &Topology, service: &str, addr: &str) -> String {
     let list = topo.rvsadm_list();
-    listed_real_servers(&list, service)
-        .iter()
-        .find(|rs| rs["address"] == addr)
-        .map(|rs| rs["health"].as_str().unwrap_or("?").to_string())
-        .unwrap_or_else(|| panic!("{addr} not listed in {service}: {list}"))
+    listed_real_server(&list, service, addr)["health"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string()
 }
 
 /// One fault on rs1 and its repair, judged for the services `affected`
@@ -324,7 +292,7 @@ fn tls_and_https_checks_detect_and_recover_from_faults() {
     while ["tlsweb", "httpsweb"]
         .iter()
         .flat_map(|s| [(s, &rs1), (s, &rs2)])
-        .any(|(s, a)| log_count(&rvsd, &warning(s, a)) == 0)
+        .any(|(s, a)| rvsd.log_count(&warning(s, a)) == 0)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(20));
@@ -375,12 +343,12 @@ fn tls_and_https_checks_detect_and_recover_from_faults() {
         let downs: Vec<usize> = fault
             .reason
             .iter()
-            .map(|(s, _)| log_count(&rvsd, &down_line(s)))
+            .map(|(s, _)| rvsd.log_count(&down_line(s)))
             .collect();
         let ups: Vec<usize> = fault
             .reason
             .iter()
-            .map(|(s, _)| log_count(&rvsd, &up_line(s)))
+            .map(|(s, _)| rvsd.log_count(&up_line(s)))
             .collect();
         let fault_at = match fault.name {
             "nginx killed" => nginx[0].kill(),
@@ -399,14 +367,14 @@ fn tls_and_https_checks_detect_and_recover_from_faults() {
         };
         let mut detected = Vec::new();
         for ((svc, reason), &seen) in fault.reason.iter().zip(&downs) {
-            let at = wait_log_count(
-                &rvsd,
-                &down_line(svc),
-                seen,
-                detect_bound() + Duration::from_secs(5),
-            )
-            .unwrap_or_else(|| panic!("{}: rs1 of {svc} not down\n{}", fault.name, rvsd.log()));
-            let line = last_log_line(&rvsd, &down_line(svc));
+            let at = rvsd
+                .wait_log_count(
+                    &down_line(svc),
+                    seen,
+                    detect_bound() + Duration::from_secs(5),
+                )
+                .unwrap_or_else(|| panic!("{}: rs1 of {svc} not down\n{}", fault.name, rvsd.log()));
+            let line = rvsd.last_log_line(&down_line(svc));
             assert!(line.contains(reason), "{}: {line}", fault.name);
             detected.push(ms_between(fault_at, at));
         }
@@ -419,13 +387,11 @@ fn tls_and_https_checks_detect_and_recover_from_faults() {
         };
         let mut recovered = Vec::new();
         for ((svc, _), &seen) in fault.reason.iter().zip(&ups) {
-            let at = wait_log_count(
-                &rvsd,
-                &up_line(svc),
-                seen,
-                rise_bound() + Duration::from_secs(5),
-            )
-            .unwrap_or_else(|| panic!("{}: rs1 of {svc} not up again\n{}", fault.name, rvsd.log()));
+            let at = rvsd
+                .wait_log_count(&up_line(svc), seen, rise_bound() + Duration::from_secs(5))
+                .unwrap_or_else(|| {
+                    panic!("{}: rs1 of {svc} not up again\n{}", fault.name, rvsd.log())
+                });
             recovered.push(ms_between(repaired_at, at));
         }
         for (i, (svc, _)) in fault.reason.iter().enumerate() {
@@ -459,11 +425,11 @@ fn tls_and_https_checks_detect_and_recover_from_faults() {
     }
     // The body fault is https's alone; rs2 never went down.
     assert_eq!(
-        log_count(&rvsd, &format!("real server {rs1} (tlsweb) is down")),
+        rvsd.log_count(&format!("real server {rs1} (tlsweb) is down")),
         2
     );
     assert_eq!(
-        log_count(&rvsd, &format!("real server {rs2} (")),
+        rvsd.log_count(&format!("real server {rs2} (")),
         0,
         "rs2 stayed up"
     );
@@ -472,11 +438,11 @@ fn tls_and_https_checks_detect_and_recover_from_faults() {
     // checks every 200 ms and three restarts of rs1's nginx.
     for svc in ["tlsweb", "httpsweb"] {
         for addr in [&rs1, &rs2] {
-            let n = log_count(&rvsd, &warning(svc, addr));
+            let n = rvsd.log_count(&warning(svc, addr));
             assert_eq!(n, 1, "{svc} {addr}: {n} warnings\n{}", rvsd.log());
         }
     }
-    let shown = last_log_line(&rvsd, &warning("tlsweb", &rs1));
+    let shown = rvsd.last_log_line(&warning("tlsweb", &rs1));
     result_line(&format!(
         "health_tls expiry warning (certificate of {CERT_DAYS} days, tls_expiry_warn_days = {WARN_DAYS}): \
          logged once per service and server: {}",

@@ -21,10 +21,9 @@ mod netns;
 mod support;
 
 use netns::{
-    heavy, listed_real_servers, result_line, unix_seconds, LoadRequest, Service, Topology,
+    heavy, listed_real_server, result_line, unix_seconds, LoadRequest, Service, Topology,
     HTTP_PORT, VIP,
 };
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use support::Rvsd;
 
@@ -58,17 +57,12 @@ const VICTIM: usize = 1;
 /// The nft table the fault lives in.
 const NFT_TABLE: &str = "rvs_passive";
 
-fn metrics_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    21000 + (std::process::id() % 20000) as u16 + NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 /// The NAT topology with a management link and two nginx real servers.
 fn topology() -> Topology {
     assert!(netns::have("nginx"), "install nginx");
     assert!(netns::have("nft"), "install nftables");
     let mut topo = Topology::nat_with_management(2);
-    topo.metrics_listen = Some(format!("127.0.0.1:{}", metrics_port()));
+    topo.metrics_listen = Some(netns::metrics_listen(21000));
     topo
 }
 
@@ -144,34 +138,20 @@ fn up_line(topo: &Topology) -> String {
     )
 }
 
-fn log_count(rvsd: &Rvsd, needle: &str) -> usize {
-    rvsd.log().lines().filter(|l| l.contains(needle)).count()
+/// Waits (at most 10 s) for the passive check's `down` line; when it saw
+/// it.
+fn wait_taken_out(rvsd: &Rvsd, down: &str) -> SystemTime {
+    rvsd.wait_log_count(down, 0, Duration::from_secs(10))
+        .unwrap_or_else(|| {
+            panic!(
+                "rs2 not taken out by the passive check within 10 s\n--- rvsd log ---\n{}",
+                rvsd.log()
+            )
+        })
 }
 
-/// Waits (polling every 2 ms, at most `timeout`) until rvsd's log has
-/// more than `seen` lines containing `needle`: when it saw the new one.
-fn wait_log_count(rvsd: &Rvsd, needle: &str, seen: usize, timeout: Duration) -> Option<SystemTime> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if log_count(rvsd, needle) > seen {
-            return Some(SystemTime::now());
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn last_log_line(rvsd: &Rvsd, needle: &str) -> String {
-    rvsd.log()
-        .lines()
-        .rev()
-        .find(|l| l.contains(needle))
-        .unwrap_or("")
-        .to_string()
-}
-
+/// `later - earlier` in milliseconds, both in Unix seconds (the clock of
+/// [`LoadRequest`]'s times).
 fn ms_between(earlier: f64, later: f64) -> f64 {
     (later - earlier) * 1e3
 }
@@ -179,11 +159,7 @@ fn ms_between(earlier: f64, later: f64) -> f64 {
 fn listed_victim(topo: &Topology) -> serde_json::Value {
     let list = topo.rvsadm_list();
     let addr = topo.real_servers[VICTIM].addr(HTTP_PORT);
-    listed_real_servers(&list, "web")
-        .iter()
-        .find(|rs| rs["address"] == addr.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("no {addr} in {list}"))
+    listed_real_server(&list, "web", &addr).clone()
 }
 
 fn metric(text: &str, name: &str, label: &str) -> Option<f64> {
@@ -236,7 +212,7 @@ fn check_recovery(
     repaired: SystemTime,
 ) -> f64 {
     let t_repair = unix_seconds(repaired);
-    let downs = log_count(rvsd, &passive_line(topo));
+    let downs = rvsd.log_count(&passive_line(topo));
     let deadline = Instant::now() + Duration::from_secs(6);
     let served = loop {
         if let Some(r) = load
@@ -273,7 +249,7 @@ fn check_recovery(
         "rs2 serves its share again"
     );
     assert_eq!(
-        log_count(rvsd, &passive_line(topo)),
+        rvsd.log_count(&passive_line(topo)),
         downs,
         "no passive verdict once repaired\n--- rvsd log ---\n{}",
         rvsd.log()
@@ -291,14 +267,9 @@ fn a_server_resetting_real_clients_is_taken_out_by_the_passive_check() {
     let (down, up) = (passive_line(&topo), up_line(&topo));
 
     let faulted = break_for_clients(&topo, "reject with tcp reset");
-    let detected = wait_log_count(&rvsd, &down, 0, Duration::from_secs(10)).unwrap_or_else(|| {
-        panic!(
-            "rs2 not taken out by the passive check within 10 s\n--- rvsd log ---\n{}",
-            rvsd.log()
-        )
-    });
+    let detected = wait_taken_out(&rvsd, &down);
     let (t_fault, t_detect) = (unix_seconds(faulted), unix_seconds(detected));
-    let reason = last_log_line(&rvsd, &down);
+    let reason = rvsd.last_log_line(&down);
     let reqs = load.requests();
     let failed: Vec<&LoadRequest> = reqs
         .iter()
@@ -360,9 +331,11 @@ fn a_server_resetting_real_clients_is_taken_out_by_the_passive_check() {
 
     // The active check (still passing) brings it back after `rise`
     // successes; the clients' resets take it out again.
-    let back = wait_log_count(&rvsd, &up, 0, Duration::from_secs(4))
+    let back = rvsd
+        .wait_log_count(&up, 0, Duration::from_secs(4))
         .unwrap_or_else(|| panic!("rs2 not back by its active check\n{}", rvsd.log()));
-    let again = wait_log_count(&rvsd, &down, 1, Duration::from_secs(6))
+    let again = rvsd
+        .wait_log_count(&down, 1, Duration::from_secs(6))
         .unwrap_or_else(|| panic!("rs2 not taken out again\n{}", rvsd.log()));
     let (t_back, t_again) = (unix_seconds(back), unix_seconds(again));
     let failed_again = load
@@ -404,16 +377,11 @@ fn a_server_dropping_real_clients_syns_is_taken_out_on_timeouts() {
     let down = passive_line(&topo);
 
     let faulted = break_for_clients(&topo, "drop");
-    let detected = wait_log_count(&rvsd, &down, 0, Duration::from_secs(10)).unwrap_or_else(|| {
-        panic!(
-            "rs2 not taken out by the passive check within 10 s\n--- rvsd log ---\n{}",
-            rvsd.log()
-        )
-    });
+    let detected = wait_taken_out(&rvsd, &down);
     // Repaired at once, while down.
     let repaired = repair(&topo);
     let (t_fault, t_detect) = (unix_seconds(faulted), unix_seconds(detected));
-    let reason = last_log_line(&rvsd, &down);
+    let reason = rvsd.last_log_line(&down);
     assert!(reason.contains("timeouts"), "{reason}");
     let detect_ms = ms_between(t_fault, t_detect);
     assert!(

@@ -25,11 +25,12 @@
 mod netns;
 mod support;
 
-use netns::{heavy, result_line, stop_rvsd, unix_seconds, LoadRequest, Service, Topology};
+use netns::{
+    heavy, ms_between, result_line, stop_rvsd, unix_seconds, LoadRequest, Service, Topology,
+};
 use netns::{HTTP_PORT, VIP};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
-use support::Rvsd;
 
 /// The health checks' settings.
 const INTERVAL_MS: u64 = 200;
@@ -56,40 +57,6 @@ const PHASE: Duration = Duration::from_millis(1200);
 const GRACE: Duration = Duration::from_millis(50);
 /// Idle keep-alive connections held across each move.
 const IDLE: usize = 6;
-
-fn log_count(rvsd: &Rvsd, needle: &str) -> usize {
-    rvsd.log().lines().filter(|l| l.contains(needle)).count()
-}
-
-/// Waits (at most `timeout`) until rvsd's log has more than `seen` lines
-/// with `needle`; the time it saw the new one.
-fn wait_log(rvsd: &Rvsd, needle: &str, seen: usize, timeout: Duration) -> SystemTime {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if log_count(rvsd, needle) > seen {
-            return SystemTime::now();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no new {needle:?} in rvsd's log within {timeout:?}\n--- rvsd log ---\n{}",
-            rvsd.log()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn last_line(rvsd: &Rvsd, needle: &str) -> String {
-    let log = rvsd.log();
-    log.lines()
-        .rev()
-        .find(|l| l.contains(needle))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn ms_between(a: SystemTime, b: SystemTime) -> f64 {
-    (unix_seconds(b) - unix_seconds(a)) * 1e3
-}
 
 /// Answers per real server (failures under `<failed>`) of the requests
 /// started in `[from, to)`.
@@ -146,7 +113,7 @@ fn primaries_below_their_quorum_hand_new_connections_to_the_backups_and_take_the
         "this test kills and restarts nginx real servers: install nginx"
     );
     let mut topo = Topology::nat_with_management(5);
-    topo.metrics_listen = Some(format!("127.0.0.1:{}", 21000 + std::process::id() % 20000));
+    topo.metrics_listen = Some(netns::metrics_listen(21000));
     let addrs: Vec<String> = topo
         .real_servers
         .iter()
@@ -180,16 +147,15 @@ fn primaries_below_their_quorum_hand_new_connections_to_the_backups_and_take_the
     );
 
     // First kill: two primaries left, the quorum holds.
-    let downs = log_count(&rvsd, "is down");
+    let downs = rvsd.log_count("is down");
     let kill1 = topo.kill_http(0);
-    let down1 = wait_log(
-        &rvsd,
+    let down1 = rvsd.expect_log_count(
         &format!("real server {} (web) is down", addrs[0]),
         0,
         Duration::from_secs(10),
     );
     let detect1 = ms_between(kill1, down1);
-    assert!(log_count(&rvsd, "is down") > downs);
+    assert!(rvsd.log_count("is down") > downs);
     std::thread::sleep(PHASE);
     let t2 = SystemTime::now();
     let one_down = split(&load.requests(), down1 + GRACE, t2);
@@ -198,22 +164,21 @@ fn primaries_below_their_quorum_hand_new_connections_to_the_backups_and_take_the
         "after the first kill, the two primaries left serve: {one_down:?}\n{}",
         rvsd.log()
     );
-    assert_eq!(log_count(&rvsd, to_backups), 0, "{}", rvsd.log());
+    assert_eq!(rvsd.log_count(to_backups), 0, "{}", rvsd.log());
     // Keep-alive connections on the primaries, across the move to the backups.
     let idle_primaries = topo.start_idle_conns(IDLE);
     let on_primaries = idle_servers(&idle_primaries.log_text());
 
     // Second kill: one primary left, below min_active 2: the backups serve.
     let kill2 = topo.kill_http(1);
-    let down2 = wait_log(
-        &rvsd,
+    let down2 = rvsd.expect_log_count(
         &format!("real server {} (web) is down", addrs[1]),
         0,
         Duration::from_secs(10),
     );
-    let switched = wait_log(&rvsd, to_backups, 0, Duration::from_secs(5));
+    let switched = rvsd.expect_log_count(to_backups, 0, Duration::from_secs(5));
     let detect2 = ms_between(kill2, down2);
-    let switch_line = last_line(&rvsd, to_backups);
+    let switch_line = rvsd.last_log_line(to_backups);
     std::thread::sleep(PHASE);
     let t3 = SystemTime::now();
     let reqs = load.requests();
@@ -272,8 +237,8 @@ fn primaries_below_their_quorum_hand_new_connections_to_the_backups_and_take_the
     let restored = SystemTime::now();
     topo.restart_http(0);
     topo.restart_http(1);
-    let moved_back = wait_log(&rvsd, to_primaries, 0, Duration::from_secs(10));
-    let back_line = last_line(&rvsd, to_primaries);
+    let moved_back = rvsd.expect_log_count(to_primaries, 0, Duration::from_secs(10));
+    let back_line = rvsd.last_log_line(to_primaries);
     std::thread::sleep(PHASE);
     let t4 = SystemTime::now();
     let reqs = load.requests();

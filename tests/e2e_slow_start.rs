@@ -30,7 +30,6 @@ use netns::{heavy, result_line, unix_seconds, Service, Topology, HTTP_PORT, VIP}
 use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant, SystemTime};
-use support::Rvsd;
 
 /// The ramp under test.
 const SLOW_START_S: u64 = 8;
@@ -182,23 +181,6 @@ impl Drop for HoldingLoad {
     }
 }
 
-/// Waits (polling every 2 ms, at most `timeout`) until rvsd's log has a
-/// line containing `needle`; the time it saw it.
-fn wait_log(rvsd: &Rvsd, needle: &str, timeout: Duration) -> SystemTime {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if rvsd.log().lines().any(|l| l.contains(needle)) {
-            return SystemTime::now();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in rvsd's log within {timeout:?}:\n{}",
-            rvsd.log()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// `part / whole`, 0 for an empty whole.
 fn ratio(part: usize, whole: usize) -> f64 {
     if whole == 0 {
@@ -240,23 +222,23 @@ fn shares_after_recovery(scheduler: &str, slow_start_s: u64, seconds: usize) -> 
     // Each server holds its share of `RATE x HOLD` connections.
     std::thread::sleep(Duration::from_secs(2));
     topo.kill_http(last);
-    wait_log(
-        &rvsd,
+    rvsd.expect_log_count(
         &format!("real server {addr} (web) is down"),
+        0,
         Duration::from_secs(5),
     );
     // Its held connections end; the others fill up with its share.
     std::thread::sleep(HOLD + Duration::from_millis(200));
     topo.restart_http(last);
-    let up_at = wait_log(
-        &rvsd,
+    let up_at = rvsd.expect_log_count(
         &format!("real server {addr} (web) is up"),
+        0,
         Duration::from_secs(5),
     );
     if slow_start_s > 0 {
-        wait_log(
-            &rvsd,
+        rvsd.expect_log_count(
             &format!("real server {addr} (web): slow start, weight 1 of {WEIGHT}"),
+            0,
             Duration::from_secs(1),
         );
         check_listed_mid_ramp(&topo, scheduler, &addr, up_at);

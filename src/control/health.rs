@@ -35,6 +35,7 @@
 
 mod cert;
 mod check;
+mod datagram;
 mod dns;
 mod dns_wire;
 mod event_loop;
@@ -43,6 +44,8 @@ mod icmp;
 mod probe;
 mod script;
 mod sockets;
+#[cfg(test)]
+mod test_servers;
 mod tls;
 #[cfg(test)]
 mod tls_tests;
@@ -951,6 +954,7 @@ pub fn targets(services: &ServiceTable, configs: &[VirtualServerConfig]) -> Vec<
 
 #[cfg(test)]
 mod tests {
+    use super::test_servers::{serve_on, Stop};
     use super::*;
     use std::io::{self, BufRead, Write};
     use std::net::{Ipv4Addr, TcpListener};
@@ -1081,15 +1085,6 @@ mod tests {
             .port()
     }
 
-    /// Stops a test server's thread when dropped.
-    struct Stop(Arc<AtomicBool>);
-
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
-
     /// A listener that accepts and closes every connection.
     fn accepting() -> (u16, Stop) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1097,39 +1092,26 @@ mod tests {
         (port, serve(l, |_| None))
     }
 
-    /// Serves `l` on a thread until the flag is set: each connection's
-    /// request line goes to `answer`; `Some(status)` is sent back, `None`
-    /// closes at once. The thread ends when the result is dropped.
+    /// Serves `l` on a thread until the result is dropped: each
+    /// connection's request line goes to `answer`; `Some(status)` is sent
+    /// back, `None` closes at once.
     fn serve(l: TcpListener, answer: impl Fn(String) -> Option<u16> + Send + 'static) -> Stop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        l.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((s, _)) => {
-                        s.set_nonblocking(false).unwrap();
-                        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                        let mut r = io::BufReader::new(s);
-                        let mut line = String::new();
-                        let _ = r.read_line(&mut line);
-                        if let Some(status) = answer(line) {
-                            // Read the rest of the head, then answer.
-                            loop {
-                                let mut h = String::new();
-                                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                                    break;
-                                }
-                            }
-                            let mut s = r.into_inner();
-                            let _ = write!(s, "HTTP/1.0 {status} X\r\nContent-Length: 0\r\n\r\n");
-                        }
+        serve_on(l, move |s| {
+            let mut r = io::BufReader::new(s);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            if let Some(status) = answer(line) {
+                // Read the rest of the head, then answer.
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
+                let mut s = r.into_inner();
+                let _ = write!(s, "HTTP/1.0 {status} X\r\nContent-Length: 0\r\n\r\n");
             }
-        });
-        Stop(stop)
+        })
     }
 
     fn http_server(status: u16) -> (u16, Stop) {

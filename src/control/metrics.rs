@@ -390,6 +390,14 @@ impl SnapshotCollector {
                 .map(|(l, c, ..)| (l.clone(), pick(c)))
                 .collect()
         };
+        // `values[i]` beside the i-th real server's labels (0 past its end).
+        let by_row = |values: &[u64]| -> Vec<(Labels, u64)> {
+            rs_rows
+                .iter()
+                .enumerate()
+                .map(|(i, (l, ..))| (l.clone(), values.get(i).copied().unwrap_or(0)))
+                .collect()
+        };
         gauges(
             encoder,
             "rvs_real_server_active_connections",
@@ -487,22 +495,14 @@ impl SnapshotCollector {
             encoder,
             "rvs_real_server_passive_down",
             "Times the passive check took the real server out (too many failed handshakes).",
-            &rs_rows
-                .iter()
-                .enumerate()
-                .map(|(i, (l, ..))| (l.clone(), passive_downs.get(i).copied().unwrap_or(0)))
-                .collect::<Vec<_>>(),
+            &by_row(&passive_downs),
         )?;
         let overloaded = count_overloaded(&s.workers);
         gauges(
             encoder,
             "rvs_real_server_overloaded_workers",
             "Workers holding the real server at its upper_threshold (no new connections there).",
-            &rs_rows
-                .iter()
-                .enumerate()
-                .map(|(i, (l, ..))| (l.clone(), overloaded.get(i).copied().unwrap_or(0)))
-                .collect::<Vec<_>>(),
+            &by_row(&overloaded),
         )?;
         // In the rows' order: services, then their real servers.
         let effective = s

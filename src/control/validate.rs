@@ -40,6 +40,8 @@ mod limits;
 mod passive;
 mod priority;
 mod slow_start;
+#[cfg(test)]
+mod testing;
 mod tls;
 
 /// Converts and checks `raw`; `Some` only when every part converted

@@ -1988,6 +1988,25 @@ pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A `metrics_listen` address on 127.0.0.1 for a topology of this test
+/// process: a port from `base`, offset by the process id (test binaries
+/// running at once pick different ones) and by a counter (each call its
+/// own).
+pub fn metrics_listen(base: u16) -> String {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "127.0.0.1:{}",
+        base + (std::process::id() % 20000) as u16 + next
+    )
+}
+
+/// `later - earlier` in milliseconds (negative when `later` is earlier):
+/// how the tests report detection and recovery times.
+pub fn ms_between(earlier: std::time::SystemTime, later: std::time::SystemTime) -> f64 {
+    (unix_seconds(later) - unix_seconds(earlier)) * 1e3
+}
+
 /// What [`Topology::download_sha256`] measured.
 #[derive(Clone, Debug)]
 pub struct Transfer {
@@ -2140,6 +2159,19 @@ pub fn listed_real_servers<'a>(
         .and_then(|vss| vss.iter().find(|vs| vs["name"] == service))
         .and_then(|vs| vs["real_servers"].as_array())
         .unwrap_or_else(|| panic!("rvsadm list has no virtual server {service:?}: {list}"))
+}
+
+/// Real server `addr`'s entry of virtual server `service` in an
+/// `rvsadm --json list`; panics with the list when it is not there.
+pub fn listed_real_server<'a>(
+    list: &'a serde_json::Value,
+    service: &str,
+    addr: &str,
+) -> &'a serde_json::Value {
+    listed_real_servers(list, service)
+        .iter()
+        .find(|rs| rs["address"] == addr)
+        .unwrap_or_else(|| panic!("rvsadm list has no real server {addr} in {service:?}: {list}"))
 }
 
 /// Starts `cmd` in the background, its stdout and stderr in `log` (no

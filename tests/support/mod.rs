@@ -19,7 +19,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The `rvsd` binary cargo built for this test run.
 pub const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
@@ -666,6 +666,56 @@ impl Rvsd {
     pub fn log(&self) -> String {
         let (m, _) = &*self.log;
         m.lock().unwrap_or_else(|p| p.into_inner()).text.clone()
+    }
+
+    /// How many lines of the log so far contain `needle`: what a test
+    /// counts before a fault, to wait for the next such line.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits (polling every 2 ms, at most `timeout`) until the log has
+    /// more than `seen` lines containing `needle`; the time it saw the new
+    /// line (a test's measure of when rvsd decided), or `None`.
+    pub fn wait_log_count(
+        &self,
+        needle: &str,
+        seen: usize,
+        timeout: Duration,
+    ) -> Option<SystemTime> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log_count(needle) > seen {
+                return Some(SystemTime::now());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// [`Rvsd::wait_log_count`] that panics with the log when the new line
+    /// does not come within `timeout`.
+    pub fn expect_log_count(&self, needle: &str, seen: usize, timeout: Duration) -> SystemTime {
+        self.wait_log_count(needle, seen, timeout)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no new {needle:?} line in rvsd's log within {timeout:?}\n--- rvsd log ---\n{}",
+                    self.log()
+                )
+            })
+    }
+
+    /// The last line of the log containing `needle` (empty when none): the
+    /// reason a test reads from a `down` or a priority-group line.
+    pub fn last_log_line(&self, needle: &str) -> String {
+        self.log()
+            .lines()
+            .rev()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Waits until the log has a line containing `needle`, rvsd closes its

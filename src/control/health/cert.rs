@@ -177,8 +177,12 @@ fn days_since_epoch(year: i64, month: i64, day: i64) -> i64 {
 pub(super) fn format_utc(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let in_day = seconds.rem_euclid(86_400);
-    // The year: estimate, then step to the one holding `days`.
+    // The year: estimate, then step to the one holding `days` (the
+    // estimate is late before 1970, early after).
     let mut year = 1970 + days.div_euclid(366);
+    while days_since_epoch(year, 1, 1) > days {
+        year -= 1;
+    }
     while days_since_epoch(year + 1, 1, 1) <= days {
         year += 1;
     }
@@ -263,6 +267,7 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(format_utc(951825600), "2000-02-29 12:00:00 UTC");
         assert_eq!(format_utc(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(format_utc(-600_825_600), "1950-12-18 00:00:00 UTC");
         assert_eq!(format_utc(253402300799), "9999-12-31 23:59:59 UTC");
     }
 

@@ -6,16 +6,15 @@
 //! one answer record. An ICMP port unreachable is a failure at once.
 //! The messages themselves are `dns_wire`'s.
 
-use super::check::{finished, is_local, random_u32};
+use super::check::{finished, random_u32};
+use super::datagram::{Datagram, Read};
 use super::dns_wire::{self, Labels};
-use super::probe::{describe_io, StartError, Step};
-use super::sockets;
+use super::probe::{StartError, Step};
 use super::CheckResult;
 use crate::control::config::{DnsRcode, HealthCheckConfig};
 use mio::net::UdpSocket;
-use std::io;
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Largest answer read: a DNS datagram without EDNS is at most 512
 /// bytes; more is read and cut.
@@ -24,19 +23,14 @@ const MAX_REPLY: usize = 4096;
 /// One `dns` probe in flight.
 #[derive(Debug)]
 pub(super) struct DnsProbe {
-    /// `DNS A svc.test on 10.1.0.11:53`, the start of every message.
-    what: String,
-    socket: UdpSocket,
-    query: Vec<u8>,
-    sent: bool,
+    /// The query and its answers; `DNS A svc.test on 10.1.0.11:53` starts
+    /// every message.
+    datagram: Datagram,
     id: u16,
     labels: Labels,
     qtype: u16,
     expect: DnsRcode,
     expect_answer: bool,
-    started: Instant,
-    deadline: Instant,
-    timeout: Duration,
 }
 
 impl DnsProbe {
@@ -58,82 +52,40 @@ impl DnsProbe {
             // Validation refuses such names; a check built in code may not.
             return Err(fail(format!("{what}: not a valid name")));
         };
-        let socket = match sockets::udp_connect(endpoint, check.source_address) {
-            Ok(s) => s,
-            Err(e) if is_local(&e) => return Err(StartError::Local(e)),
-            Err(e) => return Err(fail(format!("{what}: {}", describe_io(&e, check.timeout)))),
-        };
-        let mut p = DnsProbe {
-            what,
-            socket,
-            query,
-            sent: false,
+        let datagram = Datagram::open(what, endpoint, query, check, now)?;
+        Ok(DnsProbe {
+            datagram,
             id,
             labels,
             qtype,
             expect: check.dns_expect_rcode,
             expect_answer: check.dns_expect_answer,
-            started: now,
-            deadline: now + check.timeout,
-            timeout: check.timeout,
-        };
-        if let Some(Err(detail)) = p.send() {
-            return Err(fail(detail));
-        }
-        Ok(p)
+        })
     }
 
     /// The socket, for the event loop.
     pub(super) fn source(&mut self) -> &mut UdpSocket {
-        &mut self.socket
+        self.datagram.source()
     }
 
     /// Its start plus its timeout.
     pub(super) fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    fn failure(&self, e: &io::Error) -> String {
-        if e.kind() == io::ErrorKind::ConnectionRefused {
-            format!("{}: port unreachable (ICMP)", self.what)
-        } else {
-            format!("{}: {}", self.what, describe_io(e, self.timeout))
-        }
-    }
-
-    /// Sends the query if not yet sent: `None` when sent or to be
-    /// retried, `Some(Err)` on a failure.
-    fn send(&mut self) -> Option<Result<String, String>> {
-        if self.sent {
-            return None;
-        }
-        match self.socket.send(&self.query) {
-            Ok(_) => {
-                self.sent = true;
-                None
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) => Some(Err(self.failure(&e))),
-        }
+        self.datagram.deadline()
     }
 
     /// Reads the answers that came; `Pending` until one is this query's.
     pub(super) fn advance(&mut self, now: Instant) -> Step {
-        if let Some(outcome) = self.send() {
-            return Step::Done(finished(self.started, now, outcome));
-        }
         let mut buf = [0u8; MAX_REPLY];
         loop {
-            match self.socket.recv(&mut buf) {
-                Ok(n) => {
-                    if let Some(outcome) = self.judge(&buf[..n], now) {
-                        return Step::Done(finished(self.started, now, outcome));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Pending,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Step::Done(finished(self.started, now, Err(self.failure(&e)))),
-            }
+            let outcome = match self.datagram.read(&mut buf) {
+                Read::Reply(reply) => match self.judge(reply, now) {
+                    Some(outcome) => outcome,
+                    None => continue,
+                },
+                Read::Pending => return Step::Pending,
+                Read::Failed(detail) => Err(detail),
+            };
+            return Step::Done(self.datagram.finish(now, outcome));
         }
     }
 
@@ -145,22 +97,26 @@ impl DnsProbe {
             return None;
         }
         let got = DnsRcode(r.rcode);
-        let took = now.saturating_duration_since(self.started).as_secs_f64() * 1e3;
+        let took = now
+            .saturating_duration_since(self.datagram.started())
+            .as_secs_f64()
+            * 1e3;
         Some(if got != self.expect {
             Err(format!(
                 "{} answered {got}, expected {}",
-                self.what, self.expect
+                self.datagram.what(),
+                self.expect
             ))
         } else if got == DnsRcode::NOERROR && self.expect_answer && r.answers == 0 {
             Err(format!(
                 "{} answered NOERROR with no record{}",
-                self.what,
+                self.datagram.what(),
                 if r.truncated { " (truncated)" } else { "" }
             ))
         } else {
             Ok(format!(
                 "{} answered {got} with {} record{} in {took:.1} ms",
-                self.what,
+                self.datagram.what(),
                 r.answers,
                 if r.answers == 1 { "" } else { "s" }
             ))
@@ -169,13 +125,13 @@ impl DnsProbe {
 
     /// The failure at the deadline.
     pub(super) fn expire(&self, now: Instant) -> CheckResult {
-        finished(
-            self.started,
+        let d = &self.datagram;
+        d.finish(
             now,
             Err(format!(
                 "{}: no answer within {} ms",
-                self.what,
-                self.timeout.as_millis()
+                d.what(),
+                d.timeout().as_millis()
             )),
         )
     }
@@ -184,11 +140,11 @@ impl DnsProbe {
 #[cfg(test)]
 mod tests {
     use super::super::check::probe_once as probe;
+    use super::super::test_servers::{udp_bound as bound, udp_responder as responder};
     use super::*;
     use crate::control::config::{DnsType, HealthCheckKind};
-    use std::net::UdpSocket as StdUdp;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     fn check(name: &str, rcode: DnsRcode) -> HealthCheckConfig {
         HealthCheckConfig {
@@ -199,32 +155,6 @@ mod tests {
             dns_expect_rcode: rcode,
             ..HealthCheckConfig::default()
         }
-    }
-
-    /// A tiny DNS server on 127.0.0.1: `answer` turns each query into the
-    /// datagrams sent back (none, one, or a stray one first).
-    fn responder(
-        answer: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
-    ) -> (SocketAddrV4, Arc<AtomicBool>) {
-        let s = StdUdp::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let addr = match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            _ => unreachable!(),
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = s.recv_from(&mut buf) {
-                    for d in answer(&buf[..n]) {
-                        let _ = s.send_to(&d, from);
-                    }
-                }
-            }
-        });
-        (addr, stop)
     }
 
     /// The query turned into a response with `rcode` and `records` A
@@ -328,10 +258,7 @@ mod tests {
 
     #[test]
     fn a_closed_port_fails_as_port_unreachable() {
-        let addr = match StdUdp::bind("127.0.0.1:0").unwrap().local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            _ => unreachable!(),
-        };
+        let addr = bound().1;
         let r = probe(addr, &check("svc.test", DnsRcode::NOERROR), "dns");
         assert!(!r.ok);
         assert!(r.detail.ends_with("port unreachable (ICMP)"), "{r:?}");

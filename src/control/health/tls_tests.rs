@@ -3,6 +3,7 @@
 //! at test time, a plain HTTP server on the port a TLS check expects,
 //! a silent one.
 
+use super::test_servers::{serve, Stop};
 use super::{probe, CheckResult, HealthChecker, Target};
 use crate::control::config::{HealthCheckConfig, HealthCheckKind, TlsCheckConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -10,7 +11,6 @@ use rustls::version::{TLS12, TLS13};
 use rustls::{ServerConfig, ServerConnection, StreamOwned, SupportedProtocolVersion};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +61,11 @@ impl Cert {
         }
     }
 
+    /// A self-signed leaf certificate valid for `valid_for` from now.
+    fn self_signed(valid_for: u64) -> Cert {
+        Cert::new(valid_for, None, false)
+    }
+
     fn der(&self) -> CertificateDer<'static> {
         self.cert.der().clone()
     }
@@ -68,38 +73,6 @@ impl Cert {
     fn private_key(&self) -> PrivateKeyDer<'static> {
         PrivatePkcs8KeyDer::from(self.key.serialize_der()).into()
     }
-}
-
-/// Stops a test server's thread when dropped.
-struct Stop(Arc<AtomicBool>);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Serves each connection accepted on a fresh 127.0.0.1 port with
-/// `handle`, one thread, until the result is dropped.
-fn serve(handle: impl Fn(TcpStream) + Send + 'static) -> (u16, Stop) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    l.set_nonblocking(true).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            match l.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                    handle(s);
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(2)),
-            }
-        }
-    });
-    (port, Stop(stop))
 }
 
 /// What a TLS test server does after the handshake.
@@ -111,13 +84,8 @@ enum Answer {
     Http(Vec<u8>),
 }
 
-/// A TLS server with `cert` speaking `versions`; the SNI name of each
-/// handshake goes to the returned receiver.
-fn tls_server(
-    cert: &Cert,
-    versions: &[&'static SupportedProtocolVersion],
-    answer: Answer,
-) -> (u16, mpsc::Receiver<Option<String>>, Stop) {
+/// A rustls server configuration with `cert`, speaking `versions`.
+fn server_config(cert: &Cert, versions: &[&'static SupportedProtocolVersion]) -> Arc<ServerConfig> {
     let config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_protocol_versions(versions)
@@ -125,7 +93,31 @@ fn tls_server(
             .with_no_client_auth()
             .with_single_cert(vec![cert.der()], cert.private_key())
             .unwrap();
-    let config = Arc::new(config);
+    Arc::new(config)
+}
+
+/// Reads a request's head (up to its empty line) from `r`; `None` when
+/// the client stops sending first.
+fn read_head(r: &mut impl Read) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match r.read(&mut buf) {
+            Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
+/// A TLS server with `cert` speaking `versions`; the SNI name of each
+/// handshake goes to the returned receiver.
+fn tls_server(
+    cert: &Cert,
+    versions: &[&'static SupportedProtocolVersion],
+    answer: Answer,
+) -> (u16, mpsc::Receiver<Option<String>>, Stop) {
+    let config = server_config(cert, versions);
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let (port, stop) = serve(move |sock| {
@@ -140,16 +132,14 @@ fn tls_server(
         }
         let sni = tls.conn.server_name().map(str::to_string);
         let _ = tx.lock().unwrap().send(sni);
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
         match &answer {
-            Answer::Nothing => while matches!(tls.read(&mut buf), Ok(n) if n > 0) {},
+            Answer::Nothing => {
+                let mut buf = [0u8; 1024];
+                while matches!(tls.read(&mut buf), Ok(n) if n > 0) {}
+            }
             Answer::Http(bytes) => {
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf) {
-                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => return,
-                    }
+                if read_head(&mut tls).is_none() {
+                    return;
                 }
                 let _ = tls.write_all(bytes);
                 tls.conn.send_close_notify();
@@ -160,12 +150,22 @@ fn tls_server(
     (port, rx, stop)
 }
 
+/// Reads what the client sent first (a request, at most 4 KiB).
+fn read_request(s: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    let _ = s.read(&mut buf);
+}
+
+/// A TLS 1.3 server with `cert` that answers nothing after the handshake.
+fn tls13_server(cert: &Cert) -> (u16, mpsc::Receiver<Option<String>>, Stop) {
+    tls_server(cert, &[&TLS13], Answer::Nothing)
+}
+
 /// A plain-text server answering anything with `answer`, then closing.
-fn plain_server(answer: &'static [u8]) -> (u16, Stop) {
+fn plain_server(answer: impl AsRef<[u8]> + Send + 'static) -> (u16, Stop) {
     serve(move |mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(answer);
+        read_request(&mut s);
+        let _ = s.write_all(answer.as_ref());
     })
 }
 
@@ -199,6 +199,16 @@ fn http_answer(status: u16, body: &str) -> Answer {
     )
 }
 
+/// Asserts that `r` failed in the TLS handshake with 127.0.0.1:`port`.
+fn assert_handshake_failed(r: &CheckResult, port: u16) {
+    assert!(!r.ok, "{r:?}");
+    assert!(
+        r.detail
+            .starts_with(&format!("TLS handshake with 127.0.0.1:{port} failed: ")),
+        "{r:?}"
+    );
+}
+
 fn not_after_of(r: &CheckResult) -> Option<u64> {
     r.cert_not_after
         .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs())
@@ -208,8 +218,8 @@ fn not_after_of(r: &CheckResult) -> Option<u64> {
 
 #[test]
 fn tls_probe_completes_a_tls13_handshake_with_a_self_signed_certificate() {
-    let cert = Cert::new(90 * DAY, None, false);
-    let (port, sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let cert = Cert::self_signed(90 * DAY);
+    let (port, sni, _stop) = tls13_server(&cert);
     let r = probe(local(port), &check(HealthCheckKind::Tls));
     assert!(r.ok, "{r:?}");
     assert!(
@@ -225,7 +235,7 @@ fn tls_probe_completes_a_tls13_handshake_with_a_self_signed_certificate() {
 
 #[test]
 fn tls_probe_speaks_tls12_to_a_server_without_tls13() {
-    let cert = Cert::new(90 * DAY, None, false);
+    let cert = Cert::self_signed(90 * DAY);
     let (port, _sni, _stop) = tls_server(&cert, &[&TLS12], Answer::Nothing);
     let r = probe(local(port), &check(HealthCheckKind::Tls));
     assert!(r.ok, "{r:?}");
@@ -234,8 +244,8 @@ fn tls_probe_speaks_tls12_to_a_server_without_tls13() {
 
 #[test]
 fn tls_probe_sends_the_configured_sni() {
-    let cert = Cert::new(90 * DAY, None, false);
-    let (port, sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let cert = Cert::self_signed(90 * DAY);
+    let (port, sni, _stop) = tls13_server(&cert);
     let mut c = check(HealthCheckKind::Tls);
     c.tls.sni = Some("www.example.test".into());
     let r = probe(local(port), &c);
@@ -247,12 +257,7 @@ fn tls_probe_sends_the_configured_sni() {
 fn tls_probe_of_a_plain_http_server_fails_naming_the_handshake() {
     let (port, _stop) = plain_server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     let r = probe(local(port), &check(HealthCheckKind::Tls));
-    assert!(!r.ok);
-    assert!(
-        r.detail
-            .starts_with(&format!("TLS handshake with 127.0.0.1:{port} failed: ")),
-        "{r:?}"
-    );
+    assert_handshake_failed(&r, port);
     assert!(r.detail.contains("is the server speaking TLS?"), "{r:?}");
     assert_eq!(r.cert_not_after, None);
 }
@@ -261,12 +266,7 @@ fn tls_probe_of_a_plain_http_server_fails_naming_the_handshake() {
 fn tls_probe_of_a_server_that_closes_at_once_fails() {
     let (port, _stop) = serve(drop);
     let r = probe(local(port), &check(HealthCheckKind::Tls));
-    assert!(!r.ok);
-    assert!(
-        r.detail
-            .starts_with(&format!("TLS handshake with 127.0.0.1:{port} failed: ")),
-        "{r:?}"
-    );
+    assert_handshake_failed(&r, port);
 }
 
 #[test]
@@ -304,8 +304,8 @@ fn tls_probe_of_a_closed_port_fails_to_connect() {
 
 #[test]
 fn a_certificate_expiring_within_the_warning_days_passes_with_a_note() {
-    let cert = Cert::new(2 * DAY + 3600, None, false);
-    let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let cert = Cert::self_signed(2 * DAY + 3600);
+    let (port, _sni, _stop) = tls13_server(&cert);
     let r = probe(local(port), &check(HealthCheckKind::Tls));
     assert!(r.ok, "{r:?}");
     assert!(
@@ -317,8 +317,8 @@ fn a_certificate_expiring_within_the_warning_days_passes_with_a_note() {
 
 #[test]
 fn a_certificate_beyond_the_warning_days_has_no_note() {
-    let cert = Cert::new(20 * DAY, None, false);
-    let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let cert = Cert::self_signed(20 * DAY);
+    let (port, _sni, _stop) = tls13_server(&cert);
     let r = probe(local(port), &check(HealthCheckKind::Tls));
     assert!(r.ok, "{r:?}");
     assert!(!r.detail.contains("certificate"), "{r:?}");
@@ -326,8 +326,8 @@ fn a_certificate_beyond_the_warning_days_has_no_note() {
 
 #[test]
 fn warning_days_of_zero_turn_the_note_off() {
-    let cert = Cert::new(DAY, None, false);
-    let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let cert = Cert::self_signed(DAY);
+    let (port, _sni, _stop) = tls13_server(&cert);
     let mut c = check(HealthCheckKind::Tls);
     c.tls.expiry_warn_days = 0;
     let r = probe(local(port), &c);
@@ -350,7 +350,7 @@ fn verifying(ca: &Cert) -> TlsCheckConfig {
 fn a_verified_check_passes_with_a_certificate_of_its_ca_naming_the_address() {
     let ca = Cert::new(90 * DAY, None, true);
     let cert = Cert::new(90 * DAY, Some(&ca), false);
-    let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let (port, _sni, _stop) = tls13_server(&cert);
     let mut c = check(HealthCheckKind::Tls);
     c.tls = verifying(&ca);
     let r = probe(local(port), &c);
@@ -361,7 +361,7 @@ fn a_verified_check_passes_with_a_certificate_of_its_ca_naming_the_address() {
 fn a_verified_check_with_sni_checks_the_name() {
     let ca = Cert::new(90 * DAY, None, true);
     let cert = Cert::new(90 * DAY, Some(&ca), false);
-    let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let (port, _sni, _stop) = tls13_server(&cert);
     let mut c = check(HealthCheckKind::Tls);
     c.tls = verifying(&ca);
     c.tls.sni = Some("www.example.test".into());
@@ -375,8 +375,8 @@ fn a_verified_check_with_sni_checks_the_name() {
 #[test]
 fn a_verified_check_fails_with_a_certificate_of_another_ca() {
     let ca = Cert::new(90 * DAY, None, true);
-    let cert = Cert::new(90 * DAY, None, false);
-    let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let cert = Cert::self_signed(90 * DAY);
+    let (port, _sni, _stop) = tls13_server(&cert);
     let mut c = check(HealthCheckKind::Tls);
     c.tls = verifying(&ca);
     let r = probe(local(port), &c);
@@ -393,7 +393,7 @@ fn a_verified_check_fails_with_a_certificate_of_another_ca() {
 fn an_unverified_check_accepts_a_certificate_of_another_ca() {
     let ca = Cert::new(90 * DAY, None, true);
     let cert = Cert::new(90 * DAY, Some(&ca), false);
-    let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let (port, _sni, _stop) = tls13_server(&cert);
     assert!(probe(local(port), &check(HealthCheckKind::Tls)).ok);
 }
 
@@ -401,7 +401,7 @@ fn an_unverified_check_accepts_a_certificate_of_another_ca() {
 
 #[test]
 fn https_probe_passes_on_the_expected_status() {
-    let cert = Cert::new(90 * DAY, None, false);
+    let cert = Cert::self_signed(90 * DAY);
     let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], http_answer(200, "ok"));
     let r = probe(local(port), &check(HealthCheckKind::Https));
     assert!(r.ok, "{r:?}");
@@ -416,7 +416,7 @@ fn https_probe_passes_on_the_expected_status() {
 
 #[test]
 fn https_probe_fails_on_another_status() {
-    let cert = Cert::new(90 * DAY, None, false);
+    let cert = Cert::self_signed(90 * DAY);
     let (port, _sni, _stop) = tls_server(&cert, &[&TLS12], http_answer(503, "down"));
     let r = probe(local(port), &check(HealthCheckKind::Https));
     assert!(!r.ok);
@@ -428,7 +428,7 @@ fn https_probe_fails_on_another_status() {
 
 #[test]
 fn https_probe_passes_when_the_body_holds_the_expected_string() {
-    let cert = Cert::new(90 * DAY, None, false);
+    let cert = Cert::self_signed(90 * DAY);
     let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], http_answer(200, "status: ready\n"));
     let r = probe(local(port), &with_body(HealthCheckKind::Https, "ready"));
     assert!(r.ok, "{r:?}");
@@ -440,7 +440,7 @@ fn https_probe_passes_when_the_body_holds_the_expected_string() {
 
 #[test]
 fn https_probe_fails_when_the_body_lacks_the_expected_string() {
-    let cert = Cert::new(90 * DAY, None, false);
+    let cert = Cert::self_signed(90 * DAY);
     let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], http_answer(200, "status: starting\n"));
     let r = probe(local(port), &with_body(HealthCheckKind::Https, "ready"));
     assert!(!r.ok);
@@ -455,27 +455,15 @@ fn https_probe_fails_when_the_body_lacks_the_expected_string() {
 
 #[test]
 fn https_probe_sends_the_sni_name_as_host() {
-    let cert = Cert::new(90 * DAY, None, false);
+    let cert = Cert::self_signed(90 * DAY);
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let config = Arc::new(
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&TLS13])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der()], cert.private_key())
-            .unwrap(),
-    );
+    let config = server_config(&cert, &[&TLS13]);
     let (port, _stop) = serve(move |sock| {
         let mut tls = StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), sock);
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match tls.read(&mut buf) {
-                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                _ => return,
-            }
-        }
+        let Some(head) = read_head(&mut tls) else {
+            return;
+        };
         let _ = tx
             .lock()
             .unwrap()
@@ -497,12 +485,7 @@ fn https_probe_sends_the_sni_name_as_host() {
 fn https_probe_of_a_plain_http_server_fails_in_the_handshake() {
     let (port, _stop) = plain_server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     let r = probe(local(port), &check(HealthCheckKind::Https));
-    assert!(!r.ok);
-    assert!(
-        r.detail
-            .starts_with(&format!("TLS handshake with 127.0.0.1:{port} failed: ")),
-        "{r:?}"
-    );
+    assert_handshake_failed(&r, port);
 }
 
 // ------------------------------------------------------------ http body
@@ -510,8 +493,7 @@ fn https_probe_of_a_plain_http_server_fails_in_the_handshake() {
 #[test]
 fn http_probe_finds_a_string_split_across_reads() {
     let (port, _stop) = serve(|mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
+        read_request(&mut s);
         let _ = s.write_all(b"HTTP/1.0 200 OK\r\nX: y\r\n\r\nall is re");
         let _ = s.flush();
         std::thread::sleep(Duration::from_millis(50));
@@ -524,8 +506,7 @@ fn http_probe_finds_a_string_split_across_reads() {
 #[test]
 fn http_probe_stops_at_the_match_without_waiting_for_the_end() {
     let (port, _stop) = serve(|mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
+        read_request(&mut s);
         let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\nready");
         // Holds the connection open well past the probe's timeout.
         std::thread::sleep(Duration::from_millis(1500));
@@ -540,11 +521,7 @@ fn http_probe_stops_at_the_match_without_waiting_for_the_end() {
 
 #[test]
 fn http_probe_does_not_match_the_string_in_the_headers() {
-    let (port, _stop) = serve(|mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(b"HTTP/1.0 200 OK\r\nX-State: ready\r\n\r\nnope");
-    });
+    let (port, _stop) = plain_server(b"HTTP/1.0 200 OK\r\nX-State: ready\r\n\r\nnope");
     let r = probe(local(port), &with_body(HealthCheckKind::Http, "ready"));
     assert!(!r.ok, "{r:?}");
     assert!(r.detail.ends_with("is not in its body (4 bytes)"), "{r:?}");
@@ -552,13 +529,14 @@ fn http_probe_does_not_match_the_string_in_the_headers() {
 
 #[test]
 fn http_probe_searches_only_the_first_64_kib_of_the_body() {
-    let (port, _stop) = serve(|mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n");
-        let _ = s.write_all(&vec![b'.'; HealthCheckConfig::MAX_BODY_SCAN]);
-        let _ = s.write_all(b"ready");
-    });
+    let (port, _stop) = plain_server(
+        [
+            &b"HTTP/1.0 200 OK\r\n\r\n"[..],
+            &vec![b'.'; HealthCheckConfig::MAX_BODY_SCAN],
+            b"ready",
+        ]
+        .concat(),
+    );
     let r = probe(local(port), &with_body(HealthCheckKind::Http, "ready"));
     assert!(!r.ok, "{r:?}");
     assert!(
@@ -570,11 +548,7 @@ fn http_probe_searches_only_the_first_64_kib_of_the_body() {
 
 #[test]
 fn http_probe_with_a_body_match_still_fails_on_the_wrong_status() {
-    let (port, _stop) = serve(|mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(b"HTTP/1.0 500 Oops\r\n\r\nready");
-    });
+    let (port, _stop) = plain_server(b"HTTP/1.0 500 Oops\r\n\r\nready");
     let r = probe(local(port), &with_body(HealthCheckKind::Http, "ready"));
     assert!(!r.ok);
     assert!(r.detail.ends_with("answered 500, expected 200"), "{r:?}");
@@ -582,11 +556,7 @@ fn http_probe_with_a_body_match_still_fails_on_the_wrong_status() {
 
 #[test]
 fn http_probe_closed_before_the_body_says_so() {
-    let (port, _stop) = serve(|mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(b"HTTP/1.0 200 OK\r\nX: y\r\n");
-    });
+    let (port, _stop) = plain_server(b"HTTP/1.0 200 OK\r\nX: y\r\n");
     let r = probe(local(port), &with_body(HealthCheckKind::Http, "ready"));
     assert!(!r.ok);
     assert!(
@@ -600,8 +570,8 @@ fn http_probe_closed_before_the_body_says_so() {
 
 #[test]
 fn the_checker_keeps_the_certificate_expiry_of_a_tls_target() {
-    let cert = Cert::new(5 * DAY - 3600, None, false);
-    let (port, _sni, _stop) = tls_server(&cert, &[&TLS13], Answer::Nothing);
+    let cert = Cert::self_signed(5 * DAY - 3600);
+    let (port, _sni, _stop) = tls13_server(&cert);
     let mut hc = check(HealthCheckKind::Tls);
     hc.interval = Duration::from_millis(20);
     let mut c = HealthChecker::new(vec![Target {

@@ -8,15 +8,13 @@
 //! it early; with `udp_expect` it passes only on a reply containing those
 //! bytes. An ICMP error is always a failure.
 
-use super::check::{finished, is_local};
-use super::probe::{describe_io, StartError, Step};
-use super::sockets;
+use super::datagram::{Datagram, Read};
+use super::probe::{StartError, Step};
 use super::CheckResult;
 use crate::control::config::HealthCheckConfig;
 use mio::net::UdpSocket;
-use std::io;
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Largest reply read (longer ones are cut: the pattern must be in the
 /// first bytes).
@@ -25,14 +23,8 @@ const MAX_REPLY: usize = 2048;
 /// One `udp` probe in flight.
 #[derive(Debug)]
 pub(super) struct UdpProbe {
-    endpoint: SocketAddrV4,
-    socket: UdpSocket,
-    payload: Vec<u8>,
-    sent: bool,
+    datagram: Datagram,
     expect: Option<Vec<u8>>,
-    started: Instant,
-    deadline: Instant,
-    timeout: Duration,
 }
 
 impl UdpProbe {
@@ -43,130 +35,73 @@ impl UdpProbe {
         check: &HealthCheckConfig,
         now: Instant,
     ) -> Result<UdpProbe, StartError> {
-        let socket = match sockets::udp_connect(endpoint, check.source_address) {
-            Ok(s) => s,
-            Err(e) if is_local(&e) => return Err(StartError::Local(e)),
-            Err(e) => {
-                return Err(StartError::Failed(finished(
-                    now,
-                    Instant::now(),
-                    Err(format!(
-                        "UDP to {endpoint}: {}",
-                        describe_io(&e, check.timeout)
-                    )),
-                )))
-            }
-        };
-        let mut p = UdpProbe {
+        let datagram = Datagram::open(
+            format!("UDP to {endpoint}"),
             endpoint,
-            socket,
-            payload: check.udp_payload.clone(),
-            sent: false,
+            check.udp_payload.clone(),
+            check,
+            now,
+        )?;
+        Ok(UdpProbe {
+            datagram,
             expect: check.udp_expect.clone(),
-            started: now,
-            deadline: now + check.timeout,
-            timeout: check.timeout,
-        };
-        if let Some(Err(detail)) = p.send() {
-            return Err(StartError::Failed(finished(
-                now,
-                Instant::now(),
-                Err(detail),
-            )));
-        }
-        Ok(p)
+        })
     }
 
     /// The socket, for the event loop.
     pub(super) fn source(&mut self) -> &mut UdpSocket {
-        &mut self.socket
+        self.datagram.source()
     }
 
     /// Its start plus its timeout.
     pub(super) fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// Sends the payload if not yet sent: `None` when sent or to be
-    /// retried, `Some(Err)` on a failure.
-    fn send(&mut self) -> Option<Result<String, String>> {
-        if self.sent {
-            return None;
-        }
-        match self.socket.send(&self.payload) {
-            Ok(_) => {
-                self.sent = true;
-                None
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) => Some(Err(self.failure(&e))),
-        }
-    }
-
-    fn failure(&self, e: &io::Error) -> String {
-        if e.kind() == io::ErrorKind::ConnectionRefused {
-            format!("UDP to {}: port unreachable (ICMP)", self.endpoint)
-        } else {
-            format!("UDP to {}: {}", self.endpoint, describe_io(e, self.timeout))
-        }
+        self.datagram.deadline()
     }
 
     /// Reads what came back; `Pending` until a verdict.
     pub(super) fn advance(&mut self, now: Instant) -> Step {
-        if let Some(outcome) = self.send() {
-            return Step::Done(finished(self.started, now, outcome));
-        }
         let mut buf = [0u8; MAX_REPLY];
-        loop {
-            match self.socket.recv(&mut buf) {
-                Ok(n) => {
-                    let reply = &buf[..n];
-                    let took = now.saturating_duration_since(self.started).as_secs_f64() * 1e3;
-                    let outcome = match &self.expect {
-                        None => Ok(format!(
-                            "UDP to {} answered {n} bytes in {took:.1} ms",
-                            self.endpoint
-                        )),
-                        Some(want) if contains(reply, want) => Ok(format!(
-                            "UDP to {} answered with \"{}\" in {took:.1} ms",
-                            self.endpoint,
-                            HealthCheckConfig::show_bytes(want)
-                        )),
-                        Some(want) => Err(format!(
-                            "UDP to {}: the reply ({n} bytes, \"{}\") does not contain \"{}\"",
-                            self.endpoint,
-                            HealthCheckConfig::show_bytes(&reply[..n.min(40)]),
-                            HealthCheckConfig::show_bytes(want)
-                        )),
-                    };
-                    return Step::Done(finished(self.started, now, outcome));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Pending,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Step::Done(finished(self.started, now, Err(self.failure(&e)))),
-            }
+        let outcome = match self.datagram.read(&mut buf) {
+            Read::Reply(reply) => self.judge(reply, now),
+            Read::Pending => return Step::Pending,
+            Read::Failed(detail) => Err(detail),
+        };
+        Step::Done(self.datagram.finish(now, outcome))
+    }
+
+    /// The verdict on a reply.
+    fn judge(&self, reply: &[u8], now: Instant) -> Result<String, String> {
+        let what = self.datagram.what();
+        let n = reply.len();
+        let took = now
+            .saturating_duration_since(self.datagram.started())
+            .as_secs_f64()
+            * 1e3;
+        match &self.expect {
+            None => Ok(format!("{what} answered {n} bytes in {took:.1} ms")),
+            Some(want) if contains(reply, want) => Ok(format!(
+                "{what} answered with \"{}\" in {took:.1} ms",
+                HealthCheckConfig::show_bytes(want)
+            )),
+            Some(want) => Err(format!(
+                "{what}: the reply ({n} bytes, \"{}\") does not contain \"{}\"",
+                HealthCheckConfig::show_bytes(&reply[..n.min(40)]),
+                HealthCheckConfig::show_bytes(want)
+            )),
         }
     }
 
     /// The verdict at the deadline: silence passes without `udp_expect`
     /// (no port unreachable came back), fails with it.
     pub(super) fn expire(&self, now: Instant) -> CheckResult {
-        let ms = self.timeout.as_millis();
-        let outcome = match (&self.expect, self.sent) {
-            (_, false) => Err(format!(
-                "UDP to {}: could not send within {ms} ms",
-                self.endpoint
-            )),
-            (None, true) => Ok(format!(
-                "UDP to {}: no port unreachable within {ms} ms",
-                self.endpoint
-            )),
-            (Some(_), true) => Err(format!(
-                "UDP to {}: no answer within {ms} ms",
-                self.endpoint
-            )),
+        let ms = self.datagram.timeout().as_millis();
+        let what = self.datagram.what();
+        let outcome = match (&self.expect, self.datagram.sent()) {
+            (_, false) => Err(format!("{what}: could not send within {ms} ms")),
+            (None, true) => Ok(format!("{what}: no port unreachable within {ms} ms")),
+            (Some(_), true) => Err(format!("{what}: no answer within {ms} ms")),
         };
-        finished(self.started, now, outcome)
+        self.datagram.finish(now, outcome)
     }
 }
 
@@ -178,11 +113,13 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::check::probe_once as probe;
+    use super::super::test_servers::{udp_bound as bound, udp_responder as responder};
     use super::*;
     use crate::control::config::HealthCheckKind;
-    use std::net::{Ipv4Addr, UdpSocket as StdUdp};
+    use std::net::Ipv4Addr;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::time::Duration;
 
     fn check(expect: Option<&str>, timeout_ms: u64) -> HealthCheckConfig {
         HealthCheckConfig {
@@ -195,35 +132,14 @@ mod tests {
     }
 
     /// A UDP server on 127.0.0.1 answering each datagram with `prefix`
-    /// followed by the datagram, until the flag is dropped.
+    /// followed by the datagram, until the flag is set.
     fn echo(prefix: &'static [u8]) -> (SocketAddrV4, Arc<AtomicBool>) {
-        let s = StdUdp::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let addr = match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            _ => unreachable!(),
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = s.recv_from(&mut buf) {
-                    let mut out = prefix.to_vec();
-                    out.extend_from_slice(&buf[..n]);
-                    let _ = s.send_to(&out, from);
-                }
-            }
-        });
-        (addr, stop)
+        responder(move |d| vec![[prefix, d].concat()])
     }
 
+    /// A port nothing listens on (the kernel answers port unreachable).
     fn closed_udp_port() -> SocketAddrV4 {
-        let s = StdUdp::bind("127.0.0.1:0").unwrap();
-        match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            _ => unreachable!(),
-        }
+        bound().1
     }
 
     #[test]
@@ -265,11 +181,7 @@ mod tests {
     #[test]
     fn silence_passes_without_an_expected_reply_at_the_timeout() {
         // A bound socket that never answers: no port unreachable.
-        let s = StdUdp::bind("127.0.0.1:0").unwrap();
-        let addr = match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            _ => unreachable!(),
-        };
+        let (_s, addr) = bound();
         let r = probe(addr, &check(None, 150), "web");
         assert!(r.ok, "{r:?}");
         assert!(
@@ -281,11 +193,7 @@ mod tests {
 
     #[test]
     fn silence_fails_when_a_reply_is_expected() {
-        let s = StdUdp::bind("127.0.0.1:0").unwrap();
-        let addr = match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            _ => unreachable!(),
-        };
+        let (_s, addr) = bound();
         let r = probe(addr, &check(Some("pong"), 150), "web");
         assert!(!r.ok);
         assert!(r.detail.ends_with("no answer within 150 ms"), "{r:?}");
@@ -303,12 +211,8 @@ mod tests {
 
     #[test]
     fn probes_leave_from_the_source_address() {
-        let s = StdUdp::bind("127.0.0.1:0").unwrap();
+        let (s, addr) = bound();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let addr = match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            _ => unreachable!(),
-        };
         let mut c = check(None, 100);
         c.source_address = Some(Ipv4Addr::new(127, 0, 0, 2));
         let _ = probe(addr, &c, "web");

@@ -184,31 +184,15 @@ pub(super) fn thresholds(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{the_error, HEAD};
     use crate::control::config::Config;
-    use crate::control::error::ConfigErrors;
     use crate::lb::limits::{ClientLimit, Rate, Thresholds};
     use std::net::Ipv4Addr;
-
-    const HEAD: &str = "[dpdk]\nworkers = [1]\n\
-        [[interface]]\nname = \"ext\"\ndevice = \"net_pcap0,rx_pcap=in.pcap\"\n\
-        addresses = [\"10.0.0.1/24\"]\n\
-        [[virtual_server]]\nname = \"web\"\naddress = \"10.0.0.100:80\"\nforward = \"nat\"\n";
 
     /// A file whose virtual server has `vs` and whose one real server has
     /// `rs`.
     fn file(vs: &str, rs: &str) -> String {
         format!("{HEAD}{vs}\n[[virtual_server.real_server]]\naddress = \"10.0.0.11:8080\"\n{rs}\n")
-    }
-
-    fn errors(text: &str) -> ConfigErrors {
-        Config::from_toml_str(text).expect_err("should be refused")
-    }
-
-    /// The one error's field and message.
-    fn the_error(text: &str) -> (String, String) {
-        let e = errors(text);
-        assert_eq!(e.0.len(), 1, "{e}");
-        (e.0[0].field.clone(), e.0[0].message.clone())
     }
 
     #[test]

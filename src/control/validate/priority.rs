@@ -101,13 +101,8 @@ pub(super) fn priority_groups(
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{the_error, HEAD};
     use crate::control::config::{Config, GroupQuorum};
-    use crate::control::error::ConfigErrors;
-
-    const HEAD: &str = "[dpdk]\nworkers = [1]\n\
-        [[interface]]\nname = \"ext\"\ndevice = \"net_pcap0,rx_pcap=in.pcap\"\n\
-        addresses = [\"10.0.0.1/24\"]\n\
-        [[virtual_server]]\nname = \"web\"\naddress = \"10.0.0.100:80\"\nforward = \"nat\"\n";
 
     /// A file whose virtual server has one real server per entry of `rs`
     /// (its extra keys), then `tail` (priority-group tables).
@@ -126,13 +121,6 @@ mod tests {
         format!(
             "[[virtual_server.priority_group]]\npriority = {priority}\nmin_active = {min_active}\n"
         )
-    }
-
-    /// The one error's field and message.
-    fn the_error(text: &str) -> (String, String) {
-        let e: ConfigErrors = Config::from_toml_str(text).expect_err("should be refused");
-        assert_eq!(e.0.len(), 1, "{e}");
-        (e.0[0].field.clone(), e.0[0].message.clone())
     }
 
     #[test]

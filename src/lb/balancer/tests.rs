@@ -25,7 +25,9 @@ fn service(forward: ForwardMethod, protocol: Protocol) -> VirtualService {
     )
 }
 
-fn balancer(services: Vec<VirtualService>) -> Balancer {
+/// A balancer over `services` with a table of 64 connections (also the
+/// handshake tests').
+pub(super) fn balancer(services: Vec<VirtualService>) -> Balancer {
     Balancer::new(&BalancerSetup {
         services: Arc::new(ServiceTable::new(services)),
         timeouts: Timeouts::default(),
@@ -34,7 +36,9 @@ fn balancer(services: Vec<VirtualService>) -> Balancer {
     })
 }
 
-fn flow(b: &Balancer, key: FlowKey, flags: TcpFlags) -> Flow {
+/// A 40-byte packet of `key` with `flags`, hashed as the worker would
+/// (also the handshake tests').
+pub(super) fn flow(b: &Balancer, key: FlowKey, flags: TcpFlags) -> Flow {
     Flow {
         key,
         hash: b.flow_hash(&key),

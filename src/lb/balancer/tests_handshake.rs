@@ -2,6 +2,7 @@
 //! passive checks (`lb::handshake`): one outcome per handshake, decided
 //! by the server's SYN-ACK or reset, or by the timeout.
 
+use super::tests::{self, flow};
 use super::*;
 use crate::lb::service::{SchedulerKind, ServiceKey, VirtualService};
 
@@ -38,22 +39,7 @@ fn service(forward: ForwardMethod) -> VirtualService {
 }
 
 fn balancer(forward: ForwardMethod) -> Balancer {
-    Balancer::new(&BalancerSetup {
-        services: Arc::new(ServiceTable::new(vec![service(forward)])),
-        timeouts: Timeouts::default(),
-        conn_capacity: 64,
-        seed: 0,
-    })
-}
-
-fn flow(b: &Balancer, key: FlowKey, flags: TcpFlags) -> Flow {
-    Flow {
-        key,
-        hash: b.flow_hash(&key),
-        protocol: Protocol::Tcp,
-        flags,
-        bytes: 40,
-    }
+    tests::balancer(vec![service(forward)])
 }
 
 /// The client's segment with `flags` at `ms` milliseconds.
