@@ -667,6 +667,18 @@ impl SnapshotCollector {
         )?;
         counters(
             encoder,
+            "rvs_worker_fragments_forwarded",
+            "Later IPv4 fragments forwarded after their first fragment's connection.",
+            &per(|s| s.fragments_forwarded),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_fragments_queued",
+            "Later IPv4 fragments that came before their first and waited for it.",
+            &per(|s| s.fragments_queued),
+        )?;
+        counters(
+            encoder,
             "rvs_worker_busy_polls",
             "Polls that received at least one frame.",
             &per(|s| s.busy_polls),

@@ -342,18 +342,18 @@ mod tests {
             Some(FlowKey::new(client, 5353, vip, 53, PROTO_UDP))
         );
         assert!(matches!(parse(&ARP_FOR_US, lb), Parsed::Arp { l3: 14 }));
-        // Truncated anywhere, or a fragment: no flow, no panic.
+        // Truncated anywhere, or a later fragment: no flow, no panic.
         for n in 0..SYN_TO_NAT.len() {
             let _ = parse(&SYN_TO_NAT[..n], lb);
         }
         assert_eq!(flow(&SYN_TO_NAT[..37]), None);
         let mut fragment = SYN_TO_NAT;
-        fragment[20] = 0x20; // more fragments
+        fragment[21] = 0x03; // offset 24: a later fragment
         fragment[24..26].copy_from_slice(&[0, 0]);
         let ck = checksum::checksum(&fragment[14..34]);
         fragment[24..26].copy_from_slice(&ck.to_be_bytes());
         assert!(
-            matches!(parse(&fragment, lb), Parsed::Ipv4(ip) if ip.fragment && ip.l4 == L4::None)
+            matches!(parse(&fragment, lb), Parsed::Ipv4(ip) if ip.is_fragment() && ip.l4 == L4::None)
         );
         // The hash is the table's: what the prefetch and the lookup use.
         match parse(&SYN_TO_NAT, lb) {

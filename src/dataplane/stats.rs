@@ -30,7 +30,10 @@ pub enum DropReason {
     NoService,
     /// IPv4 to one of our addresses but not something we answer.
     UnsupportedProtocol,
-    /// A fragment addressed to us (we answer unfragmented echo only).
+    /// A fragment rvs does not forward: addressed to us (we answer
+    /// unfragmented echo only), an ICMP fragment, or a first fragment
+    /// too short for its transport header or whose connection is not
+    /// plain NAT, DR or TUN (SYN proxy, reset).
     Fragment,
     /// The device's transmit queue was full.
     TxFull,
@@ -68,11 +71,17 @@ pub enum DropReason {
     /// A client segment the SYN proxy kept for a real server that did not
     /// answer its SYN within a second.
     SynProxyUnanswered,
+    /// A later fragment that came before its first one while the
+    /// worker's fragment queue was full.
+    FragmentQueueFull,
+    /// A later fragment whose first fragment did not come (or was
+    /// refused) within the fragment lifetime.
+    FragmentUnmatched,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -98,6 +107,8 @@ impl DropReason {
         DropReason::RsOverloaded,
         DropReason::SynCookieRefused,
         DropReason::SynProxyUnanswered,
+        DropReason::FragmentQueueFull,
+        DropReason::FragmentUnmatched,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -130,6 +141,8 @@ impl DropReason {
             DropReason::RsOverloaded => "rs_overloaded",
             DropReason::SynCookieRefused => "syn_cookie_refused",
             DropReason::SynProxyUnanswered => "synproxy_unanswered",
+            DropReason::FragmentQueueFull => "fragment_queue_full",
+            DropReason::FragmentUnmatched => "fragment_unmatched",
         }
     }
 }
@@ -197,11 +210,16 @@ pub struct WorkerStats {
     /// (no reply seen) first (set from the balancer when counters are
     /// published).
     pub conns_evicted_udp: u64,
+    /// Later fragments forwarded after their first fragment's connection
+    /// (in order, or released from the fragment queue).
+    pub fragments_forwarded: u64,
+    /// Later fragments that came before their first and waited for it.
+    pub fragments_queued: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 25;
+const SCALARS: usize = 27;
 const CELLS: usize = SCALARS + DropReason::COUNT;
 
 impl WorkerStats {
@@ -253,6 +271,8 @@ impl WorkerStats {
             self.synproxy_segments_kept,
             self.conns_evicted_unproven_tcp,
             self.conns_evicted_udp,
+            self.fragments_forwarded,
+            self.fragments_queued,
         ]);
         c[SCALARS..].copy_from_slice(&self.drops);
         c
@@ -287,6 +307,8 @@ impl WorkerStats {
             synproxy_segments_kept: c[22],
             conns_evicted_unproven_tcp: c[23],
             conns_evicted_udp: c[24],
+            fragments_forwarded: c[25],
+            fragments_queued: c[26],
             drops,
         }
     }
@@ -323,6 +345,8 @@ impl WorkerStats {
             "synproxy_segments_kept": self.synproxy_segments_kept,
             "conns_evicted_unproven_tcp": self.conns_evicted_unproven_tcp,
             "conns_evicted_udp": self.conns_evicted_udp,
+            "fragments_forwarded": self.fragments_forwarded,
+            "fragments_queued": self.fragments_queued,
             "drops": drops,
         })
     }

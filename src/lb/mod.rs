@@ -8,6 +8,7 @@
 pub mod acl;
 pub mod balancer;
 pub mod clients;
+pub mod frag;
 pub mod conn;
 pub mod handshake;
 pub mod kind;

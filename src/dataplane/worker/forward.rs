@@ -8,14 +8,21 @@
 //! the client's address; see `docs/architecture.md`). Nothing with TTL 0
 //! or 1 is forwarded, and that is decided before a connection is created
 //! or counted.
+//!
+//! IPv4 fragments (`lb::frag`): a first fragment is decided like any
+//! packet of its connection (its ports are there) and its decision kept
+//! under the datagram's identity; later fragments follow it with only the
+//! IP header rewritten (NAT) or as they are (DR, TUN), or wait for it in
+//! a small queue when they come first.
 
-use super::parse::{self, Ipv4Info, Parsed, L4};
+use super::parse::{self, Frag, Ipv4Info, Parsed, L4};
 use super::{KeptSegment, Worker, KEPT_SEGMENTS};
 use crate::dataplane::io::{Frame, Output};
 use crate::dataplane::stats::DropReason;
-use crate::lb::balancer::{Decision, IcmpRoute, Refusal, Segment};
+use crate::lb::balancer::{Decision, Flow, IcmpRoute, Refusal, Segment};
 use crate::lb::conn::ConnId;
 use crate::lb::conn::FlowKey;
+use crate::lb::frag::{FragKey, FragRoute};
 use crate::lb::service::{ForwardMethod, Protocol};
 use crate::lb::tcp_state::TcpFlags;
 use crate::lb::xmit::synproxy::{self, Handshake};
@@ -63,7 +70,7 @@ impl<F: Frame> Worker<F> {
         &mut self,
         port: usize,
         ip: &Ipv4Info,
-        mut frame: F,
+        frame: F,
         now: u64,
         out: &mut O,
     ) -> Result<(), DropReason> {
@@ -79,6 +86,9 @@ impl<F: Frame> Worker<F> {
         if ip.protocol == u8::from(ipv4::Protocol::Icmp) {
             return self.icmp_error(ip, frame, now, out);
         }
+        if ip.frag == Frag::Later && Protocol::from_number(ip.protocol).is_some() {
+            return self.later_fragment(ip, frame, now, out);
+        }
         let flow = match &ip.l4 {
             L4::Flow(flow) => flow,
             L4::Bad(reason) => return Err(*reason),
@@ -93,7 +103,28 @@ impl<F: Frame> Worker<F> {
         // The sequence fields only the SYN proxy reads: read from the frame
         // only for the packets it handles.
         let seg = || segment_of(&frame.data()[l3..], flow.flags);
-        match self.lb.decide_segment(flow, seg, now) {
+        let decision = self.lb.decide_segment(flow, seg, now);
+        if ip.frag == Frag::First {
+            return self.first_fragment(port, ip, flow, decision, frame, now, out);
+        }
+        self.act(port, l3, flow, decision, frame, now, out)
+    }
+
+    /// Carries out the balancer's `decision` for the packet at `l3` of
+    /// `flow`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn act<O: Output<F>>(
+        &mut self,
+        port: usize,
+        l3: usize,
+        flow: &Flow,
+        decision: Decision,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        match decision {
             Decision::ToRealServer {
                 method,
                 real,
@@ -181,6 +212,117 @@ impl<F: Frame> Worker<F> {
         }
     }
 
+    /// A first fragment, decided as `decision`: the decision is kept for
+    /// the datagram's later fragments, the fragment forwarded like any
+    /// packet of its connection, then the later fragments that came
+    /// before it are sent on. A decision later fragments cannot follow
+    /// (SYN proxy, reset) drops the fragment (`Fragment`); a refusal
+    /// drops it and its waiting fragments.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn first_fragment<O: Output<F>>(
+        &mut self,
+        port: usize,
+        ip: &Ipv4Info,
+        flow: &Flow,
+        decision: Decision,
+        frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let key = frag_key(ip);
+        let route = match decision {
+            Decision::ToRealServer { method, real, .. } => FragRoute::ToRealServer {
+                method,
+                real: real.ip,
+            },
+            Decision::ToClient { vip } => FragRoute::ToClient { vip: vip.ip },
+            other => {
+                self.frags.forget(&key);
+                while self.frags.take_waiting(&key).is_some() {
+                    self.stats.drop(DropReason::FragmentUnmatched);
+                }
+                return Err(match other {
+                    Decision::Drop(refusal) => refusal.into(),
+                    _ => DropReason::Fragment,
+                });
+            }
+        };
+        self.frags.record(key, route, now);
+        let sent = self.act(port, usize::from(ip.l3), flow, decision, frame, now, out);
+        while let Some(w) = self.frags.take_waiting(&key) {
+            match parse::parse(w.frame.data(), &self.lb) {
+                Parsed::Ipv4(waiting) => {
+                    if let Err(reason) = self.follow(&waiting, route, w.frame, now, out) {
+                        self.stats.drop(reason);
+                    }
+                }
+                // It was parsed whole when it arrived.
+                _ => self.stats.drop(DropReason::Malformed),
+            }
+        }
+        sent
+    }
+
+    /// A later fragment (no transport header): follows its first
+    /// fragment's decision, or waits for it (bounded, `lb::frag`).
+    #[inline(never)]
+    fn later_fragment<O: Output<F>>(
+        &mut self,
+        ip: &Ipv4Info,
+        frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let key = frag_key(ip);
+        match self.frags.lookup(&key, now) {
+            Some(route) => self.follow(ip, route, frame, now, out),
+            None => match self.frags.wait(key, frame, now) {
+                Ok(()) => {
+                    self.stats.fragments_queued += 1;
+                    Ok(())
+                }
+                Err(_frame) => Err(DropReason::FragmentQueueFull),
+            },
+        }
+    }
+
+    /// Sends the later fragment `ip` where its first fragment went:
+    /// NAT rewrites its IP header alone (the transport header and its
+    /// checksum, which covers the whole datagram, were patched in the
+    /// first fragment), DR and TUN send it to the same real server.
+    fn follow<O: Output<F>>(
+        &mut self,
+        ip: &Ipv4Info,
+        route: FragRoute,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        if ip.ttl <= 1 {
+            return Err(DropReason::TtlExpired);
+        }
+        let l3 = usize::from(ip.l3);
+        match route {
+            FragRoute::ToRealServer { method, real } => match method {
+                ForwardMethod::Nat => {
+                    nat::fragment_to_real_server(&mut frame.data_mut()[l3..], real)
+                        .map_err(xmit_drop)?;
+                    self.route_and_send(real, frame, now, out)?;
+                }
+                ForwardMethod::Dr => self.route_and_send(real, frame, now, out)?,
+                ForwardMethod::Tun => self.tunnel(l3, real, frame, now, out)?,
+            },
+            FragRoute::ToClient { vip } => {
+                nat::fragment_from_real_server(&mut frame.data_mut()[l3..], vip)
+                    .map_err(xmit_drop)?;
+                self.route_and_send(ip.dst, frame, now, out)?;
+            }
+        }
+        self.stats.fragments_forwarded += 1;
+        Ok(())
+    }
+
     /// Sends on the client segments kept for connection `conn`, whose real
     /// server just answered: each is decided again (now translated).
     #[inline(never)]
@@ -239,9 +381,21 @@ impl<F: Frame> Worker<F> {
     fn owner(&self, ip: &Ipv4Info, bytes: &[u8]) -> Option<usize> {
         let client = match ip.l4 {
             L4::Flow(flow) => self.lb.client_of(&flow.key, flow.protocol)?,
-            _ if ip.protocol == u8::from(ipv4::Protocol::Icmp) && !ip.fragment => {
+            _ if ip.protocol == u8::from(ipv4::Protocol::Icmp) && !ip.is_fragment() => {
                 let (quoted, protocol) = quoted_flow(bytes)?;
                 self.lb.client_of_quoted(&quoted, protocol)?
+            }
+            // A later fragment has no ports: to a VIP its source is the
+            // client, otherwise (a NAT real server's reply) its
+            // destination, as for its first fragment.
+            L4::None
+                if ip.frag == Frag::Later && Protocol::from_number(ip.protocol).is_some() =>
+            {
+                if self.lb.services().is_vip(ip.dst) {
+                    ip.src
+                } else {
+                    ip.dst
+                }
             }
             _ => return None,
         };
@@ -412,7 +566,7 @@ impl<F: Frame> Worker<F> {
                 DropReason::NoService
             });
         }
-        if ip.fragment {
+        if ip.is_fragment() {
             return Err(DropReason::Fragment);
         }
         if !msg.verify_checksum() {
@@ -464,6 +618,16 @@ impl<F: Frame> Worker<F> {
                 ForwardMethod::Tun => self.tunnel(l3, real.ip, frame, now, out),
             },
         }
+    }
+}
+
+/// The datagram a fragment belongs to.
+fn frag_key(ip: &Ipv4Info) -> FragKey {
+    FragKey {
+        src: ip.src,
+        dst: ip.dst,
+        protocol: ip.protocol,
+        ident: ip.ident,
     }
 }
 

@@ -35,6 +35,7 @@ use super::io::{Frame, Output};
 use super::pending::{Parked, PendingQueue};
 use super::stats::{DropReason, WorkerStats};
 use crate::lb::balancer::{Balancer, BalancerSetup};
+use crate::lb::frag::{self, FragTable};
 use crate::lb::service::ServiceTable;
 use crate::lb::tcp_state::Timeouts;
 use crate::net::neigh::NeighTable;
@@ -225,6 +226,9 @@ pub struct Worker<F> {
     /// SYN proxy: client segments waiting for their real server's
     /// SYN-ACK (capacity [`KEPT_SEGMENTS`], reserved at start).
     kept: Vec<KeptSegment<F>>,
+    /// IPv4 fragments: first fragments' decisions, and later fragments
+    /// waiting for their first (fixed sizes, `lb::frag`).
+    frags: FragTable<F>,
     /// Counters, published by the poll loop.
     pub stats: WorkerStats,
 }
@@ -270,6 +274,12 @@ impl<F: Frame> Worker<F> {
                 .flat_map(|p| p.addresses.iter().map(|a| a.addr()))
                 .collect(),
             kept: Vec::with_capacity(KEPT_SEGMENTS),
+            frags: FragTable::new(
+                frag::DEFAULT_ENTRIES,
+                frag::DEFAULT_QUEUE,
+                frag::LIFETIME_NS,
+                setup.seed,
+            ),
             stats: WorkerStats::default(),
         })
     }
@@ -530,6 +540,13 @@ impl<F: Frame> Worker<F> {
                 self.stats.drop(DropReason::SynProxyUnanswered);
             }
         }
+        if self.frags.waiting() > 0 {
+            let mut expired = 0;
+            self.frags.expire(now, |_| expired += 1);
+            for _ in 0..expired {
+                self.stats.drop(DropReason::FragmentUnmatched);
+            }
+        }
         self.lb.tick(now);
     }
 
@@ -699,7 +716,7 @@ impl<F: Frame> Worker<F> {
                 return Local::NotLocal;
             }
         }
-        if info.fragment {
+        if info.is_fragment() {
             return Local::Verdict(Verdict::Drop(DropReason::Fragment));
         }
         if !icmp {

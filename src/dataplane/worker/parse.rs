@@ -2,8 +2,9 @@
 //!
 //! Every frame is parsed once, when its window of the poll is warmed up:
 //! Ethernet (VLAN tags walked), then ARP or IPv4 (lengths and header
-//! checksum checked), then for TCP and UDP that are not fragments the
-//! transport header, the 5-tuple and the connection table's hash. The
+//! checksum checked), then for TCP and UDP that are whole or a first
+//! fragment (offset 0: the ports are there) the transport header, the
+//! 5-tuple and the connection table's hash. The
 //! result, a [`Parsed`], is what every later step reads: the prefetches,
 //! the choice of the owning worker, the local path (ARP, echo) and the
 //! balancer's decision. Nothing downstream re-derives offsets, addresses,
@@ -54,16 +55,36 @@ pub(crate) struct Ipv4Info {
     pub protocol: u8,
     /// Time to live.
     pub ttl: u8,
-    /// A fragment (offset or more-fragments set).
-    pub fragment: bool,
+    /// Whole, or which fragment of a datagram.
+    pub frag: Frag,
+    /// IP identification (ties a datagram's fragments together).
+    pub ident: u16,
     /// The transport's view, for TCP and UDP.
     pub l4: L4,
+}
+
+/// Where an IPv4 packet stands in its datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Frag {
+    /// Not fragmented.
+    Whole,
+    /// Offset 0, More Fragments set: carries the transport header.
+    First,
+    /// Offset above 0: no transport header (`lb::frag` says where it goes).
+    Later,
+}
+
+impl Ipv4Info {
+    /// True for any fragment, first or later.
+    pub fn is_fragment(&self) -> bool {
+        self.frag != Frag::Whole
+    }
 }
 
 /// The transport header of an IPv4 packet, for the balancer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum L4 {
-    /// Not TCP or UDP, or a fragment: no ports to read.
+    /// Not TCP or UDP, or a later fragment: no ports to read.
     None,
     /// TCP or UDP whose header is not whole.
     Bad(DropReason),
@@ -102,10 +123,14 @@ fn parse_ipv4(bytes: &[u8], l3: u16, lb: &Balancer) -> Result<Ipv4Info, DropReas
         return Err(DropReason::BadChecksum);
     }
     let protocol = u8::from(ip.protocol());
-    let fragment = ip.is_fragment();
+    let frag = match (ip.frag_offset(), ip.more_frags()) {
+        (0, false) => Frag::Whole,
+        (0, true) => Frag::First,
+        _ => Frag::Later,
+    };
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let l4 = match Protocol::from_number(protocol) {
-        Some(p) if !fragment => match read_l4(ip.payload(), p) {
+        Some(p) if frag != Frag::Later => match read_l4(ip.payload(), p, frag) {
             Ok((sport, dport, flags)) => {
                 let key = FlowKey::new(src, sport, dst, dport, protocol);
                 L4::Flow(Flow {
@@ -126,21 +151,32 @@ fn parse_ipv4(bytes: &[u8], l3: u16, lb: &Balancer) -> Result<Ipv4Info, DropReas
         dst,
         protocol,
         ttl: ip.ttl(),
-        fragment,
+        frag,
+        ident: ip.ident(),
         l4,
     })
 }
 
-/// Ports and flags of a whole TCP or UDP header.
+/// Ports and flags of a whole TCP or UDP header (a first fragment's UDP
+/// length is the whole datagram's: only its header is held to the bytes).
 #[inline]
-fn read_l4(payload: &[u8], protocol: Protocol) -> Result<(u16, u16, TcpFlags), DropReason> {
+fn read_l4(
+    payload: &[u8],
+    protocol: Protocol,
+    frag: Frag,
+) -> Result<(u16, u16, TcpFlags), DropReason> {
     match protocol {
         Protocol::Tcp => {
             let t = tcp::Packet::new_checked(payload).map_err(wire_drop)?;
             Ok((t.src_port(), t.dst_port(), TcpFlags(t.flags().0)))
         }
         Protocol::Udp => {
-            let u = udp::Packet::new_checked(payload).map_err(wire_drop)?;
+            let u = if frag == Frag::First {
+                udp::Packet::new_checked_quoted(payload)
+            } else {
+                udp::Packet::new_checked(payload)
+            }
+            .map_err(wire_drop)?;
             Ok((u.src_port(), u.dst_port(), TcpFlags::NONE))
         }
     }

@@ -1461,18 +1461,6 @@ fn tcp_header_cut_short_is_truncated() {
 }
 
 #[test]
-fn fragment_to_a_service_is_dropped() {
-    let mut lb = Lb::new();
-    let mut ip = syn_ip((CLIENT, 54003), WEB);
-    ip[6] = 0x20; // MF
-    build::fix_ip_checksum(&mut ip);
-    assert_eq!(
-        lb.rx(0, &from_outside(&ip)).drop_reason(),
-        DropReason::Fragment
-    );
-}
-
-#[test]
 fn traffic_to_no_service_is_no_service() {
     let mut lb = Lb::new();
     let f = from_outside(&syn_ip((CLIENT, 54004), (STRANGER, 80)));
@@ -2274,3 +2262,6 @@ proptest! {
 
 #[path = "tests_synproxy.rs"]
 mod synproxy;
+
+#[path = "tests_frag.rs"]
+mod frag;

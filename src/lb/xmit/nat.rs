@@ -7,6 +7,13 @@
 //! Checksums change incrementally: the IPv4 header for the address and
 //! TTL, the TCP/UDP checksum for the address (it is in the pseudo-header)
 //! and the port. A UDP checksum of zero ("none") stays zero.
+//!
+//! Fragments (`lb::frag`): the first one holds the transport header, whose
+//! checksum covers the whole datagram; patching it incrementally for the
+//! changed address and port is right however the payload is split. Its
+//! UDP length names the whole datagram, so only its header is read. Later
+//! fragments carry no transport header: [`fragment_to_real_server`] and
+//! [`fragment_from_real_server`] rewrite the IP header alone.
 
 use super::{Endpoint, XmitError};
 use crate::wire::{icmp, ipv4, tcp, udp};
@@ -54,13 +61,54 @@ pub fn from_real_server(ip: &mut [u8], service: Endpoint) -> Result<(), XmitErro
 fn forward(ip: &mut [u8], side: Side, to: Endpoint) -> Result<(), XmitError> {
     let mut p = checked(ip)?;
     ttl_allows_forwarding(&p)?;
+    if p.frag_offset() != 0 {
+        // No transport header here: a later fragment.
+        return Err(XmitError::Unsupported);
+    }
     let old = side.addr(&p);
-    Transport::checked(p.protocol(), p.payload_mut())?.rewrite(side, old, to);
-    // The address and the TTL patch the header checksum together.
-    match side {
-        Side::Src => p.set_src_addr_and_decrement_ttl(to.ip),
-        Side::Dst => p.set_dst_addr_and_decrement_ttl(to.ip),
+    let first_fragment = p.more_frags();
+    let protocol = p.protocol();
+    let transport = if first_fragment {
+        Transport::first_fragment(protocol, p.payload_mut())
+    } else {
+        Transport::checked(protocol, p.payload_mut())
     };
+    transport?.rewrite(side, old, to);
+    set_addr_and_decrement_ttl(&mut p, side, to.ip);
+    Ok(())
+}
+
+/// The address and the TTL patch the header checksum together.
+fn set_addr_and_decrement_ttl(p: &mut ipv4::Packet<&mut [u8]>, side: Side, to: Ipv4Addr) {
+    match side {
+        Side::Src => p.set_src_addr_and_decrement_ttl(to),
+        Side::Dst => p.set_dst_addr_and_decrement_ttl(to),
+    };
+}
+
+/// A later fragment (offset > 0) of a client's datagram whose first
+/// fragment went to `real` by NAT: destination becomes `real`, TTL - 1;
+/// the transport header was rewritten in the first fragment.
+pub fn fragment_to_real_server(ip: &mut [u8], real: Ipv4Addr) -> Result<(), XmitError> {
+    forward_fragment(ip, Side::Dst, real)
+}
+
+/// A later fragment of a real server's reply: source becomes `vip`,
+/// TTL - 1.
+pub fn fragment_from_real_server(ip: &mut [u8], vip: Ipv4Addr) -> Result<(), XmitError> {
+    forward_fragment(ip, Side::Src, vip)
+}
+
+/// Rewrites `side`'s address of a later fragment and decrements the TTL;
+/// anything else (a whole packet, a first fragment) is `Unsupported` and
+/// left untouched: its transport header would need the rewrite too.
+fn forward_fragment(ip: &mut [u8], side: Side, to: Ipv4Addr) -> Result<(), XmitError> {
+    let mut p = checked(ip)?;
+    ttl_allows_forwarding(&p)?;
+    if p.frag_offset() == 0 {
+        return Err(XmitError::Unsupported);
+    }
+    set_addr_and_decrement_ttl(&mut p, side, to);
     Ok(())
 }
 
@@ -102,6 +150,17 @@ impl<'a> Transport<'a> {
         match protocol {
             ipv4::Protocol::Tcp => tcp::Packet::new_checked(l4).map(Transport::Tcp),
             ipv4::Protocol::Udp => udp::Packet::new_checked(l4).map(Transport::Udp),
+            _ => return Err(XmitError::Unsupported),
+        }
+        .map_err(|_| XmitError::Unsupported)
+    }
+
+    /// As [`Transport::checked`] for a first fragment: the header whole,
+    /// the UDP length (the whole datagram's) not held to the fragment.
+    fn first_fragment(protocol: ipv4::Protocol, l4: &'a mut [u8]) -> Result<Self, XmitError> {
+        match protocol {
+            ipv4::Protocol::Tcp => tcp::Packet::new_checked(l4).map(Transport::Tcp),
+            ipv4::Protocol::Udp => udp::Packet::new_checked_quoted(l4).map(Transport::Udp),
             _ => return Err(XmitError::Unsupported),
         }
         .map_err(|_| XmitError::Unsupported)
@@ -277,6 +336,78 @@ mod tests {
 
     fn ep(ip: Ipv4Addr, port: u16) -> Endpoint {
         Endpoint::new(ip, port)
+    }
+
+    /// Cuts the whole packet `p` (IHL 5) into two fragments, the first
+    /// carrying `at` bytes of the datagram's payload (a multiple of 8).
+    fn split(p: &[u8], at: usize) -> (Vec<u8>, Vec<u8>) {
+        let fix = |mut f: Vec<u8>, frag_word: u16| {
+            let len = f.len() as u16;
+            f[2..4].copy_from_slice(&len.to_be_bytes());
+            f[6..8].copy_from_slice(&frag_word.to_be_bytes());
+            f[10..12].copy_from_slice(&[0, 0]);
+            let ck = csum(&f[..20]);
+            f[10..12].copy_from_slice(&ck.to_be_bytes());
+            f
+        };
+        let first = fix(p[..20 + at].to_vec(), 0x2000);
+        let mut second = p[..20].to_vec();
+        second.extend_from_slice(&p[20 + at..]);
+        (first, fix(second, (at / 8) as u16))
+    }
+
+    /// The datagram the two fragments make, as a whole packet.
+    fn join(first: &[u8], second: &[u8]) -> Vec<u8> {
+        let mut p = first.to_vec();
+        p.extend_from_slice(&second[20..]);
+        let len = p.len() as u16;
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        p[6..8].copy_from_slice(&[0, 0]);
+        p
+    }
+
+    #[test]
+    fn a_fragmented_udp_datagram_to_a_real_server_keeps_its_checksum_right() {
+        let payload: Vec<u8> = (0..40u8).collect();
+        let whole = packet(17, ep(CLIENT, 5353), ep(VIP, 53), &payload, 64);
+        let (mut first, mut second) = split(&whole, 24);
+        to_real_server(&mut first, ep(RIP, 5300)).unwrap();
+        fragment_to_real_server(&mut second, RIP).unwrap();
+        for f in [&first, &second] {
+            assert_eq!(&f[16..20], &RIP.octets());
+            assert_eq!(f[8], 63);
+            assert_eq!(csum(&f[..20]), 0);
+        }
+        assert_eq!(&first[22..24], &5300u16.to_be_bytes());
+        assert!(l4_sum_ok(&join(&first, &second)));
+    }
+
+    #[test]
+    fn a_fragmented_tcp_reply_leaves_as_the_service_with_a_right_checksum() {
+        let payload = [7u8; 60];
+        let whole = packet(6, ep(RIP, 8080), ep(CLIENT, 40000), &payload, 64);
+        let (mut first, mut second) = split(&whole, 32);
+        from_real_server(&mut first, ep(VIP, 80)).unwrap();
+        fragment_from_real_server(&mut second, VIP).unwrap();
+        assert_eq!(&second[12..16], &VIP.octets());
+        assert_eq!(&first[20..22], &80u16.to_be_bytes());
+        assert!(l4_sum_ok(&join(&first, &second)));
+    }
+
+    #[test]
+    fn the_transport_rewrite_refuses_a_later_fragment_and_the_ip_one_a_first() {
+        let whole = packet(17, ep(CLIENT, 5353), ep(VIP, 53), &[1u8; 40], 64);
+        let (mut first, mut second) = split(&whole, 24);
+        let (f, s) = (first.clone(), second.clone());
+        assert_eq!(
+            to_real_server(&mut second, ep(RIP, 53)),
+            Err(XmitError::Unsupported)
+        );
+        assert_eq!(
+            fragment_to_real_server(&mut first, RIP),
+            Err(XmitError::Unsupported)
+        );
+        assert_eq!((first, second), (f, s), "left untouched");
     }
 
     #[test]
