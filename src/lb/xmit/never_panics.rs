@@ -37,6 +37,8 @@ fn every_rewrite(bytes: &[u8], ep: Endpoint, mtu: u16, len: usize, offset: usize
     let _ = nat::to_real_server(&mut copy(), ep);
     let _ = nat::from_real_server(&mut copy(), ep);
     let _ = nat::decrement_ttl(&mut copy());
+    let _ = nat::fragment_to_real_server(&mut copy(), ep.ip);
+    let _ = nat::fragment_from_real_server(&mut copy(), ep.ip);
     let _ = nat::rewrite(&mut copy(), Src, ep);
     let _ = nat::translate_icmp_error(&mut copy(), (Src, ep.ip), (Dst, ep));
     let _ = nat::translate_icmp_error(&mut copy(), (Dst, ep.ip), (Src, ep));
@@ -84,8 +86,14 @@ proptest! {
         let b = shaped(bytes, proto, quoted, tcp_words, cut);
         every_rewrite(&b, ep, mtu, len, offset, more);
         // Shaped bytes do get past the checks: a TCP segment whose data
-        // offset fits is rewritten (when its TTL allows) and answered.
+        // offset fits is rewritten (when its TTL allows and it is no later
+        // fragment, which has no TCP header) and answered.
         let tcp_fits = proto == 6 && b.len() >= 40 && (5..=(b.len() - 20) / 4).contains(&usize::from(tcp_words));
+        let later_fragment = b.len() >= 20 && (b[6] & 0x1f != 0 || b[7] != 0);
+        if tcp_fits && b[8] > 1 && later_fragment {
+            prop_assert!(nat::fragment_to_real_server(&mut b.clone(), ep.ip).is_ok());
+        }
+        let tcp_fits = tcp_fits && !later_fragment;
         if tcp_fits && b[8] > 1 {
             prop_assert!(nat::to_real_server(&mut b.clone(), ep).is_ok());
             prop_assert_eq!(rst::answer_with_reset(&mut b.clone()), 40);
