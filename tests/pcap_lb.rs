@@ -2,7 +2,9 @@
 //! The load balancer's data plane, packet by packet, through the real
 //! `rvsd` on a `net_pcap` device. The table in tests/pcap/lb_cases.py says,
 //! case by case, which frames go in (NAT TCP and UDP, DR, TUN, ICMP errors,
-//! TTL, junk, wrr shares, sh and persistence stickiness, a reused tuple)
+//! TTL, junk, wrr shares, sh and persistence stickiness, a reused tuple,
+//! IPv4 fragments in order and out of order through NAT and DR, a
+//! fragment flood)
 //! and which frames must come out; tests/pcap/lb_judge.py writes the input
 //! and the config from it and judges the output with scapy (never with
 //! rvs's parser). This test runs rvsd between the two and checks the
@@ -133,8 +135,10 @@ fn pcap_load_balancing_cases() {
     for e in expect {
         let pointer = e["pointer"].as_str().expect("pointer");
         let want = e["want"].as_u64().expect("want");
+        // A count that depends on timing: at most `want`.
+        let at_most = e["at_most"].as_bool().unwrap_or(false);
         match stats.pointer(pointer).and_then(Value::as_u64) {
-            Some(got) if got == want => {}
+            Some(got) if got == want || (at_most && got <= want) => {}
             Some(got) => problems.push(format!(
                 "stats {pointer}: got {got}, expected {want} ({})",
                 e["why"].as_str().unwrap_or("")

@@ -30,7 +30,7 @@ starts), the case lists every acceptable outcome as an alternative.
 import random
 from dataclasses import dataclass, field
 
-from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, IPv6, Raw
+from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, IPv6, Raw, fragment
 from scapy.layers.inet import in4_chksum
 
 # ---------------------------------------------------------------- topology
@@ -143,6 +143,10 @@ class Case:
     order: str = "ordered"  # ordered | multiset
     conns_created: int = 0
     drops: dict = field(default_factory=dict)
+    # Drops whose count depends on timing: reason -> the most there may be.
+    drops_at_most: dict = field(default_factory=dict)
+    frags_forwarded: int = 0  # later fragments sent on after their first
+    frags_queued: int = 0  # later fragments that waited for their first
     note: str = ""
 
     def add(self, what, frame):
@@ -512,8 +516,8 @@ def build_cases():
     junk("UDP length below its header", bytes(Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=C, dst=dns.vip) / UDP(sport=5000, dport=53, len=4) / Raw(b"short")), "malformed")
     junk("TCP data offset 4 (below 5)", bytes(Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=C, dst=web.vip) / TCP(sport=40086, dport=80, flags="S", dataofs=4)), "malformed")
     junk("TCP data offset 15 past the segment", bytes(Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=C, dst=web.vip) / TCP(sport=40087, dport=80, flags="S", dataofs=15)), "truncated")
-    junk("first fragment of a SYN to a VIP", syn_to(ipflags="MF"), "fragment")
-    junk("later fragment to a VIP", Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=C, dst=web.vip, proto=6, frag=10) / Raw(b"F" * 24), "fragment")
+    junk("first fragment of an echo request to rvsd's own address", Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=C, dst=OUTSIDE_IP, flags="MF") / ICMP(type=8) / Raw(b"F" * 32), "fragment")
+    junk("later fragment to rvsd's own address", Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=C, dst=OUTSIDE_IP, proto=17, frag=10) / Raw(b"F" * 24), "fragment")
     c.alts = [Alt("", [], {})]
     c.drops = drops
 
@@ -549,7 +553,94 @@ def build_cases():
         c.conns_created = 16
         c.order = "multiset"  # independent connections: their order is not the point
 
+    # 11. IPv4 fragments of known connections, forwarded without
+    #     reassembly: the first fragment (with the ports) decides, later
+    #     ones follow it with only their IP header rewritten (NAT) or
+    #     untouched (DR); a later fragment arriving first waits for it.
+    #     The expected fragments are scapy's cut of the datagram rvsd must
+    #     effectively send, so the UDP/TCP checksum (in the first
+    #     fragment) is checked over the whole datagram.
+    def cut(p, size):
+        return fragment(p, fragsize=size)
+
+    def nat_in_frags(p, rip, rport, size):
+        whole = nat_in(p, rip, rport)
+        return [Out(f, "forwarded", f"fragment {i} of {whole.what}") for i, f in enumerate(cut(whole.frame, size))]
+
+    def dr_frag(f, rip):
+        e = f.copy()
+        e[Ether].dst = NEXT_HOP_MAC[rip]
+        e[Ether].src = OUR_MAC
+        return Out(e, "forwarded", f"DR fragment at offset {f[IP].frag * 8} to {rip}'s MAC")
+
+    def nat_out_frags(p, vip, vport, size):
+        whole = nat_out(p, vip, vport)
+        return [Out(f, "forwarded", f"fragment {i} of {whole.what}") for i, f in enumerate(cut(whole.frame, size))]
+
+    c = new("fragments in order: a 2500-byte UDP query to a NAT service in three fragments, its answer in three back", client_ip(130))
+    C, V, VP, R, RP = client_ip(130), dns.vip, dns.port, RS11_IP, 5353
+    q = udp_from_client(C, 7000, V, VP, bytes(rnd.getrandbits(8) for _ in range(2500)), ident=1400)
+    for i, f in enumerate(cut(q, 1000)):
+        c.add(f"query fragment {i} (offset {f[IP].frag * 8})", f)
+    outs = nat_in_frags(q, R, RP, 1000)
+    a = udp_from_server(RS11_MAC, R, RP, C, 7000, bytes(rnd.getrandbits(8) for _ in range(2200)), ident=1500)
+    for i, f in enumerate(cut(a, 1000)):
+        c.add(f"answer fragment {i} (offset {f[IP].frag * 8})", f)
+    outs += nat_out_frags(a, V, VP, 1000)
+    c.alts = [Alt("", outs, {rs_key("dns", R, RP): 1})]
+    c.conns_created = 1
+    c.frags_forwarded = 4
+
+    c = new("fragments out of order: the last fragment of a UDP query first waits for the first, then the middle one follows", client_ip(131))
+    C = client_ip(131)
+    q = udp_from_client(C, 7001, V, VP, bytes(rnd.getrandbits(8) for _ in range(2500)), ident=1401)
+    f0, f1, f2 = cut(q, 1000)
+    c.add("query fragment 2 (the last) first", f2)
+    c.add("query fragment 0", f0)
+    c.add("query fragment 1", f1)
+    e0, e1, e2 = nat_in_frags(q, R, RP, 1000)
+    c.alts = [Alt("", [e0, e2, e1], {rs_key("dns", R, RP): 1})]
+    c.conns_created = 1
+    c.frags_forwarded = 2
+    c.frags_queued = 1
+
+    c = new("DR fragments: a TCP segment in three fragments in order, another in reverse order, all untouched to the same real server", client_ip(132))
+    C, CP, V, VP = client_ip(132), 40132, dr.vip, dr.port
+    outs = []
+    p = c.add("client SYN", from_client(C, CP, V, VP, "S", seq=100, ident=1600, options=syn_options(3)))
+    outs.append(dr_in(p, RS11_IP))
+    seg = from_client(C, CP, V, VP, "PA", seq=101, ack=1, payload=bytes(rnd.getrandbits(8) for _ in range(2000)), ident=1601, ipflags=0)
+    for i, f in enumerate(cut(seg, 800)):
+        c.add(f"data fragment {i}", f)
+        outs.append(dr_frag(f, RS11_IP))
+    seg = from_client(C, CP, V, VP, "PA", seq=2101, ack=1, payload=bytes(rnd.getrandbits(8) for _ in range(2000)), ident=1602, ipflags=0)
+    g0, g1, g2 = cut(seg, 800)
+    c.add("second segment: fragment 2 first", g2)
+    c.add("second segment: fragment 1", g1)
+    c.add("second segment: fragment 0", g0)
+    outs += [dr_frag(g0, RS11_IP), dr_frag(g2, RS11_IP), dr_frag(g1, RS11_IP)]
+    c.alts = [Alt("", outs, {rs_key("dr", RS11_IP, 80): 1})]
+    c.conns_created = 1
+    c.frags_forwarded = 4
+    c.frags_queued = 2
+
+    # Last: it leaves the worker's fragment queue full for two seconds.
+    c = new("fragment flood: 100 later fragments with random identifications and no first fragment, held in a bounded queue", client_ip(140))
+    C = client_ip(140)
+    for i in range(100):
+        f = Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=C, dst=dns.vip, proto=17, id=rnd.getrandbits(16), frag=rnd.randrange(1, 8000)) / Raw(bytes(rnd.getrandbits(8) for _ in range(64)))
+        c.add(f"later fragment {i} (id {f[IP].id})", f)
+    c.alts = [Alt("", [], {})]
+    c.frags_queued = FRAGMENT_QUEUE
+    c.drops = {"fragment_queue_full": 100 - FRAGMENT_QUEUE}
+    # Dropped when they have waited two seconds, if rvsd still runs then.
+    c.drops_at_most = {"fragment_unmatched": FRAGMENT_QUEUE}
+
     return cases
+
+
+# Later fragments one worker holds waiting for their first (lb::frag).
+FRAGMENT_QUEUE = 64
 
 
 def real_server_index():
