@@ -8,8 +8,8 @@
 pub mod acl;
 pub mod balancer;
 pub mod clients;
-pub mod frag;
 pub mod conn;
+pub mod frag;
 pub mod handshake;
 pub mod kind;
 pub mod limits;

@@ -388,9 +388,7 @@ impl<F: Frame> Worker<F> {
             // A later fragment has no ports: to a VIP its source is the
             // client, otherwise (a NAT real server's reply) its
             // destination, as for its first fragment.
-            L4::None
-                if ip.frag == Frag::Later && Protocol::from_number(ip.protocol).is_some() =>
-            {
+            L4::None if ip.frag == Frag::Later && Protocol::from_number(ip.protocol).is_some() => {
                 if self.lb.services().is_vip(ip.dst) {
                     ip.src
                 } else {

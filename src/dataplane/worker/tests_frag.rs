@@ -167,8 +167,7 @@ fn a_first_fragment_to_no_service_drops_the_fragments_that_waited() {
     assert!(lb.rx(0, &from_outside(&later)).sent.is_empty());
     // Two drops for one frame: not through `Lb::rx`.
     let mut out = VecOutput::default();
-    lb.w
-        .handle(0, VecFrame::new(&from_outside(&first)), lb.now, &mut out);
+    lb.w.handle(0, VecFrame::new(&from_outside(&first)), lb.now, &mut out);
     assert!(out.sent.is_empty());
     assert_eq!(lb.drops(DropReason::NoService), 1);
     assert_eq!(lb.drops(DropReason::FragmentUnmatched), 1);
