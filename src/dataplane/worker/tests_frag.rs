@@ -195,3 +195,32 @@ fn a_fragment_to_the_balancer_itself_is_dropped() {
         DropReason::Fragment
     );
 }
+
+#[test]
+fn with_two_workers_later_fragments_reach_the_owner_of_their_first() {
+    let mut ws = workers(2);
+    let owner = RssModel::new(2).worker_of(CLIENT);
+    let other = 1 - owner;
+    // A device without RSS: every fragment reaches the other worker,
+    // which hands each (no ports in later ones) to the client's owner,
+    // both ways.
+    let (first, later) = big_query(20);
+    let sent = deliver(&mut ws, other, 0, &from_outside(&later), T0);
+    assert!(sent.is_empty(), "it waits at the owner: {sent:?}");
+    let sent = deliver(&mut ws, other, 0, &from_outside(&first), T0);
+    assert_eq!(sent.len(), 2, "the first, then the one that waited");
+    assert!(sent.iter().all(|s| s.0 == owner && s.1 == 1));
+    assert!(view::l4_ok(&join(
+        view::l3(&sent[0].2),
+        view::l3(&sent[1].2)
+    )));
+    let (first, later) = cut(&udp_ip((RS11, 5353), C, &[9u8; 160], true), 21, 88);
+    for f in [first, later] {
+        let sent = deliver(&mut ws, other, 1, &from_inside(RS11, &f), T0);
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].0, sent[0].1), (owner, 0));
+        assert_eq!(view::src(view::l3(&sent[0].2)), VIP);
+    }
+    assert_eq!(ws[owner].stats.fragments_forwarded, 2);
+    assert_eq!(ws[other].stats.fragments_forwarded, 0);
+}
