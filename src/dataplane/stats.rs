@@ -32,8 +32,9 @@ pub enum DropReason {
     UnsupportedProtocol,
     /// A fragment rvs does not forward: addressed to us (we answer
     /// unfragmented echo only), an ICMP fragment, or a first fragment
-    /// too short for its transport header or whose connection is not
-    /// plain NAT, DR or TUN (SYN proxy, reset).
+    /// whose decision later fragments cannot follow (SYN proxy, reset).
+    /// A first fragment too short for its transport header counts as
+    /// `Truncated`, as a whole packet would.
     Fragment,
     /// The device's transmit queue was full.
     TxFull,
