@@ -746,6 +746,18 @@ impl SnapshotCollector {
         )?;
         gauges(
             encoder,
+            "rvs_worker_fragment_queue_frames",
+            "Later IPv4 fragments the worker holds waiting for their first fragment.",
+            &fill(|w| w.fill.fragment_queue_frames),
+        )?;
+        gauges(
+            encoder,
+            "rvs_worker_fragment_queue_capacity",
+            "Fragments the worker's fragment queue can hold at most.",
+            &fill(|w| w.fill.fragment_queue_capacity),
+        )?;
+        gauges(
+            encoder,
             "rvs_worker_busy_ratio",
             "Share of the worker's polls that received frames, since the previous scrape.",
             &self
@@ -1214,6 +1226,7 @@ pub(crate) mod tests {
                 conn_capacity: 1000,
                 neighbor_queue_frames: u64::from(lcore),
                 neighbor_queue_capacity: 256,
+                ..Default::default()
             },
             refused: vec![[1, 2, 3, 4]],
             overloaded: vec![true, false, false],

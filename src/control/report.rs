@@ -299,6 +299,7 @@ mod tests {
                 conn_capacity: 100,
                 neighbor_queue_frames: 1,
                 neighbor_queue_capacity: 256,
+                ..Default::default()
             },
             refused: vec![[1, 0, 2, 0]],
             overloaded: vec![lcore == 2, false],

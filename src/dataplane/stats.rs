@@ -372,6 +372,10 @@ pub struct TableFill {
     pub neighbor_queue_frames: u64,
     /// Frames the neighbour queue can park at most.
     pub neighbor_queue_capacity: u64,
+    /// Later IPv4 fragments waiting for their first fragment.
+    pub fragment_queue_frames: u64,
+    /// Fragments the fragment queue holds at most.
+    pub fragment_queue_capacity: u64,
 }
 
 impl TableFill {
@@ -381,6 +385,8 @@ impl TableFill {
         v["conn_fill"] = json!(ratio(connections, self.conn_capacity));
         v["neighbor_queue_frames"] = json!(self.neighbor_queue_frames);
         v["neighbor_queue_capacity"] = json!(self.neighbor_queue_capacity);
+        v["fragment_queue_frames"] = json!(self.fragment_queue_frames);
+        v["fragment_queue_capacity"] = json!(self.fragment_queue_capacity);
     }
 
     /// Adds another worker's (for the totals).
@@ -388,6 +394,8 @@ impl TableFill {
         self.conn_capacity += other.conn_capacity;
         self.neighbor_queue_frames += other.neighbor_queue_frames;
         self.neighbor_queue_capacity += other.neighbor_queue_capacity;
+        self.fragment_queue_frames += other.fragment_queue_frames;
+        self.fragment_queue_capacity += other.fragment_queue_capacity;
     }
 }
 
@@ -400,8 +408,8 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// Gauge slots of a cell: connections, then `TableFill`'s three.
-const GAUGES: usize = 4;
+/// Gauge slots of a cell: connections, then `TableFill`'s five.
+const GAUGES: usize = 6;
 
 /// Where a worker publishes its counters for the control thread.
 ///
@@ -585,6 +593,8 @@ impl StatsCell {
             fill.conn_capacity,
             fill.neighbor_queue_frames,
             fill.neighbor_queue_capacity,
+            fill.fragment_queue_frames,
+            fill.fragment_queue_capacity,
         ];
         for (a, x) in self.gauges[1..].iter().zip(v) {
             a.store(x, Ordering::Relaxed);
@@ -631,6 +641,8 @@ impl StatsCell {
             conn_capacity: g(1),
             neighbor_queue_frames: g(2),
             neighbor_queue_capacity: g(3),
+            fragment_queue_frames: g(4),
+            fragment_queue_capacity: g(5),
         }
     }
 
@@ -767,6 +779,8 @@ mod tests {
             conn_capacity: 1000,
             neighbor_queue_frames: 3,
             neighbor_queue_capacity: 256,
+            fragment_queue_frames: 5,
+            fragment_queue_capacity: 64,
         };
         cell.publish_fill(&fill);
         cell.publish_lb(std::iter::empty(), 250);
@@ -775,6 +789,8 @@ mod tests {
         cell.fill().add_to_json(cell.connections(), &mut v);
         assert_eq!(v["conn_fill"], 0.25);
         assert_eq!(v["neighbor_queue_frames"], 3);
+        assert_eq!(v["fragment_queue_frames"], 5);
+        assert_eq!(v["fragment_queue_capacity"], 64);
     }
 
     #[test]

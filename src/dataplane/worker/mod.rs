@@ -324,6 +324,8 @@ impl<F: Frame> Worker<F> {
             conn_capacity: self.lb.conns().capacity() as u64,
             neighbor_queue_frames: self.pending.frames() as u64,
             neighbor_queue_capacity: self.pending.frame_capacity() as u64,
+            fragment_queue_frames: self.frags.waiting() as u64,
+            fragment_queue_capacity: self.frags.queue_capacity() as u64,
         });
         cell.publish_refused(self.lb.refused());
         cell.publish_overloaded(self.lb.overloaded());

@@ -104,6 +104,12 @@ fn fragments_waiting_beyond_the_queue_are_dropped_and_counted() {
         lb.rx(0, &from_outside(&later)).drop_reason(),
         DropReason::FragmentQueueFull
     );
+    assert_eq!(lb.w.frags.waiting(), crate::lb::frag::DEFAULT_QUEUE);
+    // The queue's fill is a published gauge.
+    let cell = crate::dataplane::stats::StatsCell::new(0);
+    lb.w.publish(&cell);
+    assert_eq!(cell.fill().fragment_queue_frames, 64);
+    assert_eq!(cell.fill().fragment_queue_capacity, 64);
 }
 
 #[test]
