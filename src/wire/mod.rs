@@ -23,6 +23,7 @@ pub mod cidr;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipv6;
 pub mod mac;
 pub mod tcp;
 pub mod udp;
