@@ -22,6 +22,7 @@ pub mod checksum;
 pub mod cidr;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mac;
