@@ -21,6 +21,7 @@ pub mod arp;
 pub mod checksum;
 pub mod cidr;
 pub mod ethernet;
+pub mod fuzz;
 pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
