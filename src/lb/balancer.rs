@@ -563,7 +563,8 @@ impl Counters {
     #[cold]
     #[inline(never)]
     fn handshake_packet(&mut self, c: &mut Conn, dir: Direction, flags: TcpFlags, now: u64) {
-        let outcome = c.handshake_outcome(dir, flags, now, self.syn_timeout(c.vs));
+        let timeout = self.syn_timeout(c.vs);
+        let outcome = c.handshake_outcome(dir, flags, now, timeout);
         if outcome.is_some() {
             if let Some(i) = self.flat(c.vs, c.rs) {
                 self.count_handshake(i, outcome);

@@ -198,7 +198,10 @@ use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
 use crate::dpdk::hugemem::HugeArray;
 use crate::dpdk::prefetch::prefetch;
 use bytemuck::{Pod, Zeroable};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+mod v6;
+pub use v6::{Conn6, Key6};
 
 /// IP protocol number of TCP.
 pub const PROTO_TCP: u8 = 6;
@@ -218,13 +221,15 @@ pub const SHED_POPS: usize = 8;
 /// (IPVS's NONE timeout).
 pub const INITIAL_TIMEOUT_NS: u64 = 2_000_000_000;
 
-/// The 5-tuple of a packet as it travels on the wire.
+/// The 5-tuple of a packet as it travels on the wire, over addresses of
+/// one family: [`FlowKey`] (IPv4, what the worker and the balancer use
+/// for IPv4 flows) or [`FlowKey6`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct FlowKey {
+pub struct FlowKeyOf<A> {
     /// Source address.
-    pub src: Ipv4Addr,
+    pub src: A,
     /// Destination address.
-    pub dst: Ipv4Addr,
+    pub dst: A,
     /// Source port (0 for protocols without ports).
     pub src_port: u16,
     /// Destination port.
@@ -233,16 +238,16 @@ pub struct FlowKey {
     pub proto: u8,
 }
 
-impl FlowKey {
+/// An IPv4 5-tuple.
+pub type FlowKey = FlowKeyOf<Ipv4Addr>;
+
+/// An IPv6 5-tuple.
+pub type FlowKey6 = FlowKeyOf<Ipv6Addr>;
+
+impl<A: Copy> FlowKeyOf<A> {
     /// A key from its parts, in wire order.
-    pub const fn new(
-        src: Ipv4Addr,
-        src_port: u16,
-        dst: Ipv4Addr,
-        dst_port: u16,
-        proto: u8,
-    ) -> FlowKey {
-        FlowKey {
+    pub const fn new(src: A, src_port: u16, dst: A, dst_port: u16, proto: u8) -> FlowKeyOf<A> {
+        FlowKeyOf {
             src,
             dst,
             src_port,
@@ -252,8 +257,8 @@ impl FlowKey {
     }
 
     /// The key of a packet going the other way between the same endpoints.
-    pub const fn reversed(&self) -> FlowKey {
-        FlowKey {
+    pub const fn reversed(&self) -> FlowKeyOf<A> {
+        FlowKeyOf {
             src: self.dst,
             dst: self.src,
             src_port: self.dst_port,
@@ -261,36 +266,96 @@ impl FlowKey {
             proto: self.proto,
         }
     }
+}
 
+/// An address family the connection table can key on: how its flow keys
+/// are stored, hashed and unpacked, and which entry type holds them. The
+/// table's code is the same for both families (monomorphised: the IPv4
+/// instance compiles to what it was before it was made generic); only the
+/// entry's size differs (see [`Conn6`]).
+pub trait ConnAddr: Copy + Eq + std::hash::Hash + std::fmt::Debug + 'static {
+    /// A flow key without its protocol, as stored and compared.
+    type Key: Pod + Eq + std::fmt::Debug;
+    /// The table entry: both stored keys and the shared [`ConnMeta`].
+    type Conn: ConnEntry<Addr = Self>;
+    /// `key` as stored.
+    fn pack(key: &FlowKeyOf<Self>) -> Self::Key;
+    /// A stored key back with its protocol.
+    fn unpack(key: &Self::Key, proto: u8) -> FlowKeyOf<Self>;
+    /// The seeded hash of a stored key and its protocol.
+    fn key_hash(key: &Self::Key, proto: u8, seed: &[u64; 2]) -> u32;
+}
+
+/// A connection table entry of one address family: its two stored keys
+/// and everything else, [`ConnMeta`], which it dereferences to (so `c.vs`,
+/// `c.on_packet(..)` read the same for either family).
+pub trait ConnEntry:
+    Pod + std::ops::Deref<Target = ConnMeta> + std::ops::DerefMut + std::fmt::Debug
+{
+    /// The family of its keys.
+    type Addr: ConnAddr<Conn = Self>;
+    /// An entry from its stored keys and the rest.
+    fn from_parts(
+        original: <Self::Addr as ConnAddr>::Key,
+        reply: <Self::Addr as ConnAddr>::Key,
+        meta: ConnMeta,
+    ) -> Self;
+    /// The stored key of direction `dir`.
+    fn stored(&self, dir: Direction) -> &<Self::Addr as ConnAddr>::Key;
+
+    /// The client → virtual server key.
     #[inline]
-    fn pack(&self) -> Key {
-        Key {
-            src: u32::from(self.src),
-            dst: u32::from(self.dst),
-            ports: (u32::from(self.src_port) << 16) | u32::from(self.dst_port),
-        }
+    fn original_key(&self) -> FlowKeyOf<Self::Addr> {
+        Self::Addr::unpack(self.stored(Direction::Original), self.proto)
+    }
+
+    /// The key replies carry.
+    #[inline]
+    fn reply_key(&self) -> FlowKeyOf<Self::Addr> {
+        Self::Addr::unpack(self.stored(Direction::Reply), self.proto)
     }
 }
 
-/// A flow key without its protocol, as stored: three words, compared as
-/// such.
+/// An IPv4 flow key without its protocol, as stored: three words,
+/// compared as such.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Zeroable, Pod)]
 #[repr(C)]
-struct Key {
+pub struct Key {
     src: u32,
     dst: u32,
     ports: u32,
 }
 
-impl Key {
-    fn unpack(self, proto: u8) -> FlowKey {
+impl ConnAddr for Ipv4Addr {
+    type Key = Key;
+    type Conn = Conn;
+
+    #[inline]
+    fn pack(key: &FlowKey) -> Key {
+        Key {
+            src: u32::from(key.src),
+            dst: u32::from(key.dst),
+            ports: (u32::from(key.src_port) << 16) | u32::from(key.dst_port),
+        }
+    }
+
+    #[inline]
+    fn unpack(k: &Key, proto: u8) -> FlowKey {
         FlowKey {
-            src: Ipv4Addr::from(self.src),
-            dst: Ipv4Addr::from(self.dst),
-            src_port: (self.ports >> 16) as u16,
-            dst_port: self.ports as u16,
+            src: Ipv4Addr::from(k.src),
+            dst: Ipv4Addr::from(k.dst),
+            src_port: (k.ports >> 16) as u16,
+            dst_port: k.ports as u16,
             proto,
         }
+    }
+
+    #[inline]
+    fn key_hash(k: &Key, proto: u8, seed: &[u64; 2]) -> u32 {
+        let a = ((u64::from(k.src) << 32) | u64::from(k.dst)) ^ seed[0];
+        let b = ((u64::from(k.ports) << 8) | u64::from(proto)) ^ seed[1];
+        let h = fold_mul(fold_mul(a, M1) ^ b, M2);
+        (h ^ (h >> 32)) as u32
     }
 }
 
@@ -391,13 +456,25 @@ const PROXIED: u8 = 16;
 /// (`lb::handshake`: the passive checks count its outcome).
 const AWAITS_SYN_ACK: u8 = 32;
 
-/// One connection: exactly one 64-byte cache line. Plain old data (the
-/// state is stored as its number) so the table lives in huge-page memory.
+/// One IPv4 connection: exactly one 64-byte cache line, its two keys
+/// (24 bytes) and the [`ConnMeta`] every family shares (40 bytes), which
+/// it dereferences to. Plain old data (the state is stored as its number)
+/// so the table lives in huge-page memory. The layout is the one the
+/// table had before it became generic over the family, byte for byte.
 #[derive(Clone, Copy, Debug, Zeroable, Pod)]
 #[repr(C, align(64))]
 pub struct Conn {
     original: Key,
     reply: Key,
+    meta: ConnMeta,
+}
+
+/// What a connection holds besides its keys, for either family: the
+/// protocol, TCP state, flags, servers, expiry, creation time and
+/// counters (40 bytes).
+#[derive(Clone, Copy, Debug, Zeroable, Pod)]
+#[repr(C)]
+pub struct ConnMeta {
     proto: u8,
     state: u8,
     flags: u8,
@@ -424,18 +501,65 @@ pub struct Conn {
     bytes_hi: [u16; 2],
 }
 
+impl std::ops::Deref for Conn {
+    type Target = ConnMeta;
+    #[inline]
+    fn deref(&self) -> &ConnMeta {
+        &self.meta
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut ConnMeta {
+        &mut self.meta
+    }
+}
+
+impl ConnEntry for Conn {
+    type Addr = Ipv4Addr;
+
+    #[inline]
+    fn from_parts(original: Key, reply: Key, meta: ConnMeta) -> Conn {
+        Conn {
+            original,
+            reply,
+            meta,
+        }
+    }
+
+    #[inline]
+    fn stored(&self, dir: Direction) -> &Key {
+        match dir {
+            Direction::Original => &self.original,
+            Direction::Reply => &self.reply,
+        }
+    }
+}
+
 impl Conn {
-    const FREE: Conn = Conn {
-        original: Key {
-            src: 0,
-            dst: 0,
-            ports: 0,
-        },
-        reply: Key {
-            src: 0,
-            dst: 0,
-            ports: 0,
-        },
+    /// The client → virtual server key.
+    pub fn original(&self) -> FlowKey {
+        self.original_key()
+    }
+
+    /// The key replies carry.
+    pub fn reply(&self) -> FlowKey {
+        self.reply_key()
+    }
+
+    /// The key of direction `dir`.
+    pub fn key(&self, dir: Direction) -> FlowKey {
+        match dir {
+            Direction::Original => self.original(),
+            Direction::Reply => self.reply(),
+        }
+    }
+}
+
+impl ConnMeta {
+    /// A free entry's: no protocol, state NONE, no flags.
+    const FREE: ConnMeta = ConnMeta {
         proto: 0,
         state: State::None as u8,
         flags: 0,
@@ -449,24 +573,6 @@ impl Conn {
         bytes_lo: [0; 2],
         bytes_hi: [0; 2],
     };
-
-    /// The client → virtual server key.
-    pub fn original(&self) -> FlowKey {
-        self.original.unpack(self.proto)
-    }
-
-    /// The key replies carry.
-    pub fn reply(&self) -> FlowKey {
-        self.reply.unpack(self.proto)
-    }
-
-    /// The key of direction `dir`.
-    pub fn key(&self, dir: Direction) -> FlowKey {
-        match dir {
-            Direction::Original => self.original(),
-            Direction::Reply => self.reply(),
-        }
-    }
 
     /// IP protocol number.
     #[inline]
@@ -702,6 +808,12 @@ impl Conn {
     }
 }
 
+/// A free entry of family `A`: zero keys, [`ConnMeta::FREE`].
+#[inline]
+fn free_entry<A: ConnAddr>() -> A::Conn {
+    A::Conn::from_parts(A::Key::zeroed(), A::Key::zeroed(), ConnMeta::FREE)
+}
+
 /// The worker's clock (nanoseconds) in milliseconds, wrapping.
 #[inline]
 fn now_ms(now: u64) -> u32 {
@@ -801,10 +913,11 @@ const DEFAULT_SEED: u64 = 0x243F_6A88_85A3_08D3;
 const M1: u64 = 0x9E37_79B9_7F4A_7C15;
 const M2: u64 = 0xD6E8_FEB8_6659_FD93;
 
-/// The per-worker connection table (see the module doc).
+/// The per-worker connection table (see the module doc), over flow keys
+/// of one address family: [`ConnTable`] (IPv4) or [`ConnTable6`].
 #[derive(Debug)]
-pub struct ConnTable {
-    entries: HugeArray<Conn>,
+pub struct ConnTableOf<A: ConnAddr> {
+    entries: HugeArray<A::Conn>,
     buckets: HugeArray<Bucket>,
     /// The farthest a key may go from its home: `MAX_DISPLACEMENT`, less
     /// in a table of so few buckets that it would come back round.
@@ -839,18 +952,24 @@ pub struct Evictions {
     pub udp: u64,
 }
 
-impl ConnTable {
+/// The IPv4 connection table: 64-byte entries.
+pub type ConnTable = ConnTableOf<Ipv4Addr>;
+
+/// The IPv6 connection table: 128-byte entries (see [`Conn6`]).
+pub type ConnTable6 = ConnTableOf<Ipv6Addr>;
+
+impl<A: ConnAddr> ConnTableOf<A> {
     /// A table for `capacity` connections with a fixed hash seed (tests).
     ///
     /// Panics unless `1 <= capacity <= MAX_CAPACITY` (the configuration
     /// is validated against these bounds first).
-    pub fn new(capacity: usize) -> ConnTable {
-        ConnTable::with_seed(capacity, DEFAULT_SEED)
+    pub fn new(capacity: usize) -> Self {
+        Self::with_seed(capacity, DEFAULT_SEED)
     }
 
     /// A table for `capacity` connections hashing with `seed`.
-    pub fn with_seed(capacity: usize, seed: u64) -> ConnTable {
-        ConnTable::try_with_seed(capacity, seed).unwrap_or_else(|e| panic!("{e}"))
+    pub fn with_seed(capacity: usize, seed: u64) -> Self {
+        Self::try_with_seed(capacity, seed).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Bytes a table of `capacity` connections holds (entries, index and
@@ -859,7 +978,7 @@ impl ConnTable {
     /// machine's memory.
     pub fn memory_for(capacity: usize) -> u64 {
         let buckets = (2 * capacity).div_ceil(KEYS_PER_BUCKET);
-        (capacity * std::mem::size_of::<Conn>()
+        (capacity * std::mem::size_of::<A::Conn>()
             + buckets * std::mem::size_of::<Bucket>()
             + capacity * std::mem::size_of::<u32>()) as u64
     }
@@ -867,7 +986,7 @@ impl ConnTable {
     /// A table for `capacity` connections hashing with `seed`, or why its
     /// memory could not be had. Panics unless `1 <= capacity <=
     /// MAX_CAPACITY`, as `new`.
-    pub fn try_with_seed(capacity: usize, seed: u64) -> Result<ConnTable, String> {
+    pub fn try_with_seed(capacity: usize, seed: u64) -> Result<Self, String> {
         assert!(
             (1..=MAX_CAPACITY).contains(&capacity),
             "connection table capacity {capacity} outside 1..={MAX_CAPACITY}"
@@ -876,8 +995,9 @@ impl ConnTable {
         let what = |part: &str, e: String| {
             format!("connection table of {capacity} connections: {part}: {e}")
         };
-        Ok(ConnTable {
-            entries: HugeArray::try_new(capacity, Conn::FREE).map_err(|e| what("entries", e))?,
+        Ok(ConnTableOf {
+            entries: HugeArray::try_new(capacity, free_entry::<A>())
+                .map_err(|e| what("entries", e))?,
             buckets: HugeArray::try_new(buckets, EMPTY).map_err(|e| what("index", e))?,
             reach: MAX_DISPLACEMENT.min(buckets - 1),
             seed: [seed, fold_mul(seed ^ M2, M1)],
@@ -918,19 +1038,16 @@ impl ConnTable {
     }
 
     #[inline]
-    fn hash_key(&self, k: &Key, proto: u8) -> u32 {
-        let a = ((u64::from(k.src) << 32) | u64::from(k.dst)) ^ self.seed[0];
-        let b = ((u64::from(k.ports) << 8) | u64::from(proto)) ^ self.seed[1];
-        let h = fold_mul(fold_mul(a, M1) ^ b, M2);
-        (h ^ (h >> 32)) as u32
+    fn hash_key(&self, k: &A::Key, proto: u8) -> u32 {
+        A::key_hash(k, proto, &self.seed)
     }
 
     /// The seeded hash of `key`: computed once per frame and passed to
     /// [`ConnTable::prefetch_bucket`], [`ConnTable::prefetch_entry`] and
     /// [`ConnTable::lookup_hashed`], so the frame is parsed and hashed once.
     #[inline]
-    pub fn hash(&self, key: &FlowKey) -> u32 {
-        self.hash_key(&key.pack(), key.proto)
+    pub fn hash(&self, key: &FlowKeyOf<A>) -> u32 {
+        self.hash_key(&A::pack(key), key.proto)
     }
 
     /// The home bucket of `hash`: multiply-shift range reduction, so the
@@ -990,7 +1107,7 @@ impl ConnTable {
     /// The tagged entry of the slots of `bucket` whose key of the slot's
     /// direction is `k`.
     #[inline]
-    fn find_in(&self, bucket: &Bucket, k: &Key, proto: u8, sig: u16) -> Option<u32> {
+    fn find_in(&self, bucket: &Bucket, k: &A::Key, proto: u8, sig: u16) -> Option<u32> {
         let mut m = bucket.matches(sig);
         while m != 0 {
             let t = bucket.refs[m.trailing_zeros() as usize];
@@ -999,7 +1116,7 @@ impl ConnTable {
                 continue;
             }
             let e = &self.entries[(t >> 1) as usize];
-            let ek = if t & 1 == 0 { &e.original } else { &e.reply };
+            let ek = e.stored(direction(t));
             if ek == k && e.proto == proto {
                 return Some(t);
             }
@@ -1010,7 +1127,7 @@ impl ConnTable {
     /// The tagged entry whose key of the slot's direction is `k`: the home
     /// bucket, then only the buckets its displacement counts name.
     #[inline]
-    fn find(&self, k: &Key, proto: u8, hash: u32) -> Option<u32> {
+    fn find(&self, k: &A::Key, proto: u8, hash: u32) -> Option<u32> {
         let sig = signature(hash);
         let mut i = self.home(hash);
         let home = &self.buckets[i];
@@ -1036,9 +1153,9 @@ impl ConnTable {
     #[inline]
     pub fn lookup(
         &mut self,
-        key: &FlowKey,
+        key: &FlowKeyOf<A>,
         now: u64,
-        on_reclaim: impl FnMut(&Conn),
+        on_reclaim: impl FnMut(&A::Conn),
     ) -> Option<(ConnId, Direction)> {
         self.lookup_hashed(key, self.hash(key), now, on_reclaim)
     }
@@ -1048,13 +1165,13 @@ impl ConnTable {
     #[inline]
     pub fn lookup_hashed(
         &mut self,
-        key: &FlowKey,
+        key: &FlowKeyOf<A>,
         hash: u32,
         now: u64,
-        mut on_reclaim: impl FnMut(&Conn),
+        mut on_reclaim: impl FnMut(&A::Conn),
     ) -> Option<(ConnId, Direction)> {
         debug_assert_eq!(hash, self.hash(key), "hash of another key");
-        let t = self.find(&key.pack(), key.proto, hash)?;
+        let t = self.find(&A::pack(key), key.proto, hash)?;
         let id = t >> 1;
         if self.entries[id as usize].is_expired(now) {
             let c = self.remove(ConnId(id));
@@ -1066,16 +1183,21 @@ impl ConnTable {
 
     /// Like `lookup` without reclaiming: an expired connection is simply
     /// not found.
-    pub fn peek(&self, key: &FlowKey, now: u64) -> Option<(ConnId, Direction)> {
+    pub fn peek(&self, key: &FlowKeyOf<A>, now: u64) -> Option<(ConnId, Direction)> {
         self.peek_hashed(key, self.hash(key), now)
     }
 
     /// [`ConnTable::peek`] with `hash` already computed by
     /// [`ConnTable::hash`].
     #[inline]
-    pub fn peek_hashed(&self, key: &FlowKey, hash: u32, now: u64) -> Option<(ConnId, Direction)> {
+    pub fn peek_hashed(
+        &self,
+        key: &FlowKeyOf<A>,
+        hash: u32,
+        now: u64,
+    ) -> Option<(ConnId, Direction)> {
         debug_assert_eq!(hash, self.hash(key), "hash of another key");
-        let t = self.find(&key.pack(), key.proto, hash)?;
+        let t = self.find(&A::pack(key), key.proto, hash)?;
         let id = t >> 1;
         (!self.entries[id as usize].is_expired(now)).then_some((ConnId(id), direction(t)))
     }
@@ -1087,15 +1209,15 @@ impl ConnTable {
     /// inactive per `get(id).is_active()`.
     pub fn insert(
         &mut self,
-        original: FlowKey,
-        reply: FlowKey,
+        original: FlowKeyOf<A>,
+        reply: FlowKeyOf<A>,
         init: ConnInit,
         now: u64,
-        mut on_reclaim: impl FnMut(&Conn),
+        mut on_reclaim: impl FnMut(&A::Conn),
     ) -> Result<ConnId, InsertError> {
         let proto = original.proto;
         debug_assert_eq!(proto, reply.proto, "reply protocol differs");
-        let (ko, kr) = (original.pack(), reply.pack());
+        let (ko, kr) = (A::pack(&original), A::pack(&reply));
         if ko == kr {
             return Err(InsertError::SameKeys);
         }
@@ -1140,22 +1262,24 @@ impl ConnTable {
         if proto == PROTO_TCP && init.state.is_active() {
             flags |= ACTIVE;
         }
-        self.entries[id as usize] = Conn {
-            original: ko,
-            reply: kr,
-            proto,
-            state: init.state as u8,
-            flags,
-            _pad: 0,
-            vs: init.vs,
-            rs: init.rs,
-            expires_ns: now.saturating_add(init.timeout_ns),
-            packets_in: 0,
-            packets_out: 0,
-            born_ms: now_ms(now),
-            bytes_lo: [0; 2],
-            bytes_hi: [0; 2],
-        };
+        self.entries[id as usize] = A::Conn::from_parts(
+            ko,
+            kr,
+            ConnMeta {
+                proto,
+                state: init.state as u8,
+                flags,
+                _pad: 0,
+                vs: init.vs,
+                rs: init.rs,
+                expires_ns: now.saturating_add(init.timeout_ns),
+                packets_in: 0,
+                packets_out: 0,
+                born_ms: now_ms(now),
+                bytes_lo: [0; 2],
+                bytes_hi: [0; 2],
+            },
+        );
         self.len += 1;
         if !self.entries[id as usize].is_protected() {
             self.shed_push(id);
@@ -1165,7 +1289,7 @@ impl ConnTable {
 
     /// The connection `id`.
     #[inline]
-    pub fn get(&self, id: ConnId) -> &Conn {
+    pub fn get(&self, id: ConnId) -> &A::Conn {
         let c = &self.entries[id.index()];
         debug_assert!(c.is_live(), "stale ConnId");
         c
@@ -1173,7 +1297,7 @@ impl ConnTable {
 
     /// The connection `id`, to update its counters and state.
     #[inline]
-    pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
+    pub fn get_mut(&mut self, id: ConnId) -> &mut A::Conn {
         let c = &mut self.entries[id.index()];
         debug_assert!(c.is_live(), "stale ConnId");
         c
@@ -1181,15 +1305,15 @@ impl ConnTable {
 
     /// Removes connection `id` and returns it. Panics when `id` is not a
     /// stored connection (a caller bug that would corrupt the free list).
-    pub fn remove(&mut self, id: ConnId) -> Conn {
+    pub fn remove(&mut self, id: ConnId) -> A::Conn {
         let c = self.entries[id.index()];
         assert!(c.is_live(), "remove of a free connection entry");
         self.unlink(
-            self.hash_key(&c.original, c.proto),
+            self.hash_key(c.stored(Direction::Original), c.proto),
             tagged(id.0, Direction::Original),
         );
         self.unlink(
-            self.hash_key(&c.reply, c.proto),
+            self.hash_key(c.stored(Direction::Reply), c.proto),
             tagged(id.0, Direction::Reply),
         );
         self.free(id.0);
@@ -1201,7 +1325,12 @@ impl ConnTable {
     /// removes those expired at `now` and hands each to `on_expired`.
     /// Returns how many it removed. Calling it every loop with a small
     /// budget sweeps the whole table every `capacity / budget` calls.
-    pub fn expire(&mut self, now: u64, budget: usize, mut on_expired: impl FnMut(&Conn)) -> usize {
+    pub fn expire(
+        &mut self,
+        now: u64,
+        budget: usize,
+        mut on_expired: impl FnMut(&A::Conn),
+    ) -> usize {
         let used = self.next_unused;
         if used == 0 {
             return 0;
@@ -1225,7 +1354,7 @@ impl ConnTable {
 
     /// Every stored connection (expired ones not yet reclaimed included:
     /// check `is_expired`), for `rvsadm conns` snapshots and HA sync.
-    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &A::Conn)> + '_ {
         self.entries[..self.next_unused as usize]
             .iter()
             .enumerate()
@@ -1249,7 +1378,7 @@ impl ConnTable {
     /// Returns entry `id` to the free list.
     fn free(&mut self, id: u32) {
         let e = &mut self.entries[id as usize];
-        *e = Conn::FREE;
+        *e = free_entry::<A>();
         e.expires_ns = u64::from(self.free_head);
         self.free_head = id;
     }
@@ -1297,7 +1426,7 @@ impl ConnTable {
         &mut self,
         hash: u32,
         now: u64,
-        on_reclaim: &mut impl FnMut(&Conn),
+        on_reclaim: &mut impl FnMut(&A::Conn),
     ) -> Result<(), InsertError> {
         let victim = self
             .shed_victim(now)
