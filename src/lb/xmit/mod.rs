@@ -1,4 +1,6 @@
-//! The forwarding methods as pure rewrites over an IPv4 packet's bytes.
+//! The forwarding methods as pure rewrites over an IP packet's bytes: IPv4
+//! in `nat`, `tun`, `rst`, `synproxy`; IPv6 in `nat6` and `tun6` (DR, of
+//! either family, changes only the link layer: it is the worker's).
 //!
 //! Each function takes the bytes from the IPv4 header on (already checked
 //! with `wire::ipv4::Packet::new_checked` and its header checksum verified)
@@ -11,27 +13,42 @@
 //! the worker's; these functions never allocate.
 
 pub mod nat;
+pub mod nat6;
 #[cfg(test)]
 mod never_panics;
 pub mod rst;
 pub mod synproxy;
 pub mod tun;
+pub mod tun6;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// An address and port: one end of a flow as rvs rewrites it.
+/// An address and port: one end of a flow as rvs rewrites it, over an
+/// address of one family: [`Endpoint`] (IPv4) or [`Endpoint6`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Endpoint {
-    /// IPv4 address.
-    pub ip: Ipv4Addr,
+pub struct EndpointOf<A> {
+    /// The address.
+    pub ip: A,
     /// TCP or UDP port.
     pub port: u16,
 }
 
-impl Endpoint {
+/// An IPv4 address and port.
+pub type Endpoint = EndpointOf<Ipv4Addr>;
+
+/// An IPv6 address and port (printed `[addr]:port`).
+pub type Endpoint6 = EndpointOf<Ipv6Addr>;
+
+impl<A> EndpointOf<A> {
     /// An endpoint.
-    pub const fn new(ip: Ipv4Addr, port: u16) -> Endpoint {
-        Endpoint { ip, port }
+    pub const fn new(ip: A, port: u16) -> EndpointOf<A> {
+        EndpointOf { ip, port }
+    }
+}
+
+impl std::fmt::Display for Endpoint6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}]:{}", self.ip, self.port)
     }
 }
 
