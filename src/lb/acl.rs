@@ -99,6 +99,14 @@ impl Acl {
         }
         self.allow.is_empty()
     }
+
+    /// Whether an IPv6 client is allowed. The lists hold IPv4 prefixes
+    /// only (IPv6 prefixes in `allow`/`deny` are not configurable yet), so
+    /// an IPv6 client matches none of them: allowed when there is no allow
+    /// list, as an unlisted IPv4 client is.
+    pub fn allows_ipv6(&self, _client: std::net::Ipv6Addr) -> bool {
+        self.allow.is_empty()
+    }
 }
 
 #[cfg(test)]

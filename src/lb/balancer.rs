@@ -47,7 +47,11 @@
 //! least-connection scheduling compares.
 
 use super::clients::ClientCounts;
-use super::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError, PROTO_TCP};
+use super::conn::{
+    Conn, ConnEntry, ConnId, ConnInit, ConnMeta, ConnTable, Direction, FlowKey, InsertError,
+    PROTO_TCP,
+};
+use super::family::IpFamily;
 use super::handshake::Handshake;
 use super::limits::{
     holds_client_slot, ClientLimit, LimitRefusal, RefusalCounts, Thresholds, TokenBucket,
@@ -436,13 +440,13 @@ impl Counters {
 
     /// Connections service `vs` has from `client`'s prefix on this worker.
     #[inline]
-    fn client_conns(&self, vs: ServiceId, limit: ClientLimit, client: Ipv4Addr) -> u32 {
+    fn client_conns<A: IpFamily>(&self, vs: ServiceId, limit: ClientLimit, client: A) -> u32 {
         self.clients.get(vs, limit.prefix(client))
     }
 
     /// The per-client count a connection of `vs` from `client` is under.
     #[inline]
-    fn client_prefix(&self, vs: u16, client: Ipv4Addr) -> Option<u32> {
+    fn client_prefix<A: IpFamily>(&self, vs: u16, client: A) -> Option<u32> {
         let limit = (*self.per_client.get(usize::from(vs))?)?;
         Some(limit.prefix(client))
     }
@@ -450,17 +454,17 @@ impl Counters {
     /// The per-client count `c` is under, if it holds a place in one
     /// (`limits::holds_client_slot`).
     #[inline]
-    fn client_slot(&self, c: &Conn) -> Option<u32> {
+    fn client_slot<E: ConnEntry>(&self, c: &E) -> Option<u32> {
         if !holds_client_slot(c.proto(), c.state()) {
             return None;
         }
-        self.client_prefix(c.vs, c.original().src)
+        self.client_prefix(c.vs, c.original_key().src)
     }
 
     /// Moves `c` in or out of its client's count when its state crossed
     /// into closing (it was in state `before`).
     #[inline]
-    fn client_state_changed(&mut self, c: &Conn, before: tcp_state::State) {
+    fn client_state_changed<E: ConnEntry>(&mut self, c: &E, before: tcp_state::State) {
         let (was, is) = (
             holds_client_slot(c.proto(), before),
             holds_client_slot(c.proto(), c.state()),
@@ -468,7 +472,7 @@ impl Counters {
         if was == is {
             return;
         }
-        if let Some(p) = self.client_prefix(c.vs, c.original().src) {
+        if let Some(p) = self.client_prefix(c.vs, c.original_key().src) {
             if is {
                 let _ = self.clients.increment(c.vs, p);
             } else {
@@ -512,7 +516,7 @@ impl Counters {
     /// Takes a connection that ended at `now` out of its server's count
     /// (and its client's, and rechecks the server's overload); a handshake
     /// it still awaited counts as timed out when past the timeout.
-    fn forget(&mut self, c: &Conn, now: u64) {
+    fn forget<E: ConnEntry>(&mut self, c: &E, now: u64) {
         if let Some(p) = self.client_slot(c) {
             self.clients.decrement(c.vs, p);
         }
@@ -562,7 +566,7 @@ impl Counters {
     /// decides, counted for its server.
     #[cold]
     #[inline(never)]
-    fn handshake_packet(&mut self, c: &mut Conn, dir: Direction, flags: TcpFlags, now: u64) {
+    fn handshake_packet(&mut self, c: &mut ConnMeta, dir: Direction, flags: TcpFlags, now: u64) {
         let timeout = self.syn_timeout(c.vs);
         let outcome = c.handshake_outcome(dir, flags, now, timeout);
         if outcome.is_some() {
@@ -573,7 +577,7 @@ impl Counters {
     }
 
     /// Counts a new connection (and checks its server's overload).
-    fn created(&mut self, conn: &Conn) {
+    fn created<E: ConnEntry>(&mut self, conn: &E) {
         let (vs, rs, active) = (conn.vs, conn.rs, conn.is_active());
         if let Some(p) = self.client_slot(conn) {
             // Never full: at most one pair per connection (see `clients`).
@@ -798,9 +802,14 @@ impl Balancer {
     /// prefix's connections, the rate (which takes a token), in that
     /// order, so a refused client costs no token.
     #[inline]
-    fn admit(&mut self, vs: ServiceId, client: Ipv4Addr, now: u64) -> Result<(), LimitRefusal> {
+    fn admit<A: IpFamily>(
+        &mut self,
+        vs: ServiceId,
+        client: A,
+        now: u64,
+    ) -> Result<(), LimitRefusal> {
         let limits = &self.services.get(vs).limits;
-        if !limits.acl.is_empty() && !limits.acl.allows(client) {
+        if !limits.acl.is_empty() && !client.allowed_by(&limits.acl) {
             return Err(LimitRefusal::AclDenied);
         }
         if let Some(l) = limits.per_client {
@@ -1320,10 +1329,10 @@ impl Balancer {
 
     /// Picks a real server for a new flow from `client`: the persistence
     /// template if one lives, else the service's scheduler.
-    fn schedule(
+    fn schedule<A: IpFamily>(
         &mut self,
         vs: ServiceId,
-        client: Ipv4Addr,
+        client: A,
         client_port: u16,
         now: u64,
     ) -> Result<u16, Refusal> {

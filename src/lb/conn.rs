@@ -193,6 +193,7 @@
 //! ring and the home bucket do not show come back through lazy expiry and
 //! the sweep.
 
+use super::family::IpFamily;
 use super::handshake::{self, Handshake};
 use super::tcp_state::{self, State, TcpFlags, Timeouts, Transition};
 use crate::dpdk::hugemem::HugeArray;
@@ -273,7 +274,7 @@ impl<A: Copy> FlowKeyOf<A> {
 /// table's code is the same for both families (monomorphised: the IPv4
 /// instance compiles to what it was before it was made generic); only the
 /// entry's size differs (see [`Conn6`]).
-pub trait ConnAddr: Copy + Eq + std::hash::Hash + std::fmt::Debug + 'static {
+pub trait ConnAddr: IpFamily {
     /// A flow key without its protocol, as stored and compared.
     type Key: Pod + Eq + std::fmt::Debug;
     /// The table entry: both stored keys and the shared [`ConnMeta`].

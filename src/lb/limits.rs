@@ -173,11 +173,10 @@ pub struct ClientLimit {
 impl ClientLimit {
     /// The prefix `client` is counted under.
     #[inline]
-    pub fn prefix(self, client: std::net::Ipv4Addr) -> u32 {
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(self.prefix_len.min(32)))
-            .unwrap_or(0);
-        u32::from(client) & mask
+    /// For an IPv6 client, its /64 (`lb::family::IPV6_CLIENT_PREFIX`),
+    /// folded to 32 bits.
+    pub fn prefix<A: crate::lb::family::IpFamily>(self, client: A) -> u32 {
+        client.prefix_key(A::client_prefix_len(self.prefix_len))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod acl;
 pub mod balancer;
 pub mod clients;
 pub mod conn;
+pub mod family;
 pub mod frag;
 pub mod handshake;
 pub mod kind;

@@ -15,11 +15,21 @@
 //! templates of known clients. The table keeps at least twice the
 //! requested number of entries, so this stays rare below that number.
 //!
+//! IPv6 clients share the table (see [`key`]).
+//!
 //! The caller passes the client address already masked when persistence is
 //! per network (IPVS's `-M`), and the timeout with every insert and use,
 //! since it is a per virtual server setting.
 
-use std::net::Ipv4Addr;
+use super::family::IpFamily;
+
+/// The 32-bit key a client's templates are stored under: an IPv4 address
+/// itself; an IPv6 address (a template per address, /128, as IPVS's
+/// default persistence netmask for IPv6) folded (`lb::family`).
+#[inline]
+fn key<A: IpFamily>(client: A) -> u32 {
+    client.prefix_key(A::BITS)
+}
 
 const WAYS: usize = 4;
 
@@ -157,8 +167,14 @@ impl PersistTable {
     /// The real server of `client` on `vs` if a live template exists, and
     /// then its life is extended to `now + timeout_ns` (a use refreshes it).
     #[inline]
-    pub fn lookup(&mut self, client: Ipv4Addr, vs: u16, now: u64, timeout_ns: u64) -> Option<u16> {
-        let (b, w) = self.find(u32::from(client), vs)?;
+    pub fn lookup<A: IpFamily>(
+        &mut self,
+        client: A,
+        vs: u16,
+        now: u64,
+        timeout_ns: u64,
+    ) -> Option<u16> {
+        let (b, w) = self.find(key(client), vs)?;
         let e = &mut self.buckets[b].0[w];
         if e.expires_ns <= now {
             return None;
@@ -168,8 +184,8 @@ impl PersistTable {
     }
 
     /// The live template of `client` on `vs`, without refreshing it.
-    pub fn get(&self, client: Ipv4Addr, vs: u16, now: u64) -> Option<Template> {
-        let (b, w) = self.find(u32::from(client), vs)?;
+    pub fn get<A: IpFamily>(&self, client: A, vs: u16, now: u64) -> Option<Template> {
+        let (b, w) = self.find(key(client), vs)?;
         let e = &self.buckets[b].0[w];
         (e.expires_ns > now).then_some(Template {
             rs: e.rs,
@@ -181,13 +197,13 @@ impl PersistTable {
     /// replacing the key's template if one exists (live or not).
     pub fn insert(
         &mut self,
-        client: Ipv4Addr,
+        client: impl IpFamily,
         vs: u16,
         rs: u16,
         now: u64,
         timeout_ns: u64,
     ) -> Result<(), PersistFull> {
-        let client = u32::from(client);
+        let client = key(client);
         let expires_ns = now.saturating_add(timeout_ns);
         let new = Entry {
             client,
@@ -225,8 +241,8 @@ impl PersistTable {
 
     /// Drops the template of `client` on `vs` (e.g. its real server is
     /// gone), returning it if it was live.
-    pub fn remove(&mut self, client: Ipv4Addr, vs: u16, now: u64) -> Option<Template> {
-        let (b, w) = self.find(u32::from(client), vs)?;
+    pub fn remove<A: IpFamily>(&mut self, client: A, vs: u16, now: u64) -> Option<Template> {
+        let (b, w) = self.find(key(client), vs)?;
         let e = std::mem::take(&mut self.buckets[b].0[w]);
         self.len -= 1;
         (e.expires_ns > now).then_some(Template {
@@ -259,6 +275,7 @@ impl PersistTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const SEC: u64 = 1_000_000_000;
 

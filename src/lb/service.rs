@@ -12,10 +12,10 @@ use super::limits::{ServiceLimits, Thresholds};
 use super::priority::{self, GroupQuorum, Selection};
 use super::sched::{hash, HashTable, MaglevTable, Scheduler, ShTable};
 use super::slow_start::{self, Ramp};
-use super::xmit::Endpoint;
+use super::xmit::{Endpoint, Endpoint6};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,6 +87,31 @@ pub struct VirtualService {
     /// milliseconds after the first SYN counts as timed out
     /// (`lb::handshake`; NAT only, the passive check's `syn_timeout_ms`).
     pub syn_timeout_ms: u32,
+    /// The addresses of an IPv6 service; `None` for an IPv4 one (see
+    /// [`Ipv6Addrs`]).
+    pub ipv6: Option<Ipv6Addrs>,
+}
+
+/// The IPv6 addresses of an IPv6 service: its VIP, its real servers' (in
+/// the order of `real_servers`, so a server's index is its id in both)
+/// and its sorry server's. Everything else of the service is
+/// family-agnostic and stays where it is: the ports in `key.vip.port`,
+/// `real_servers[i].endpoint.port` and `sorry_server`'s port, whose IPv4
+/// addresses are unspecified (0.0.0.0) and unused; weights, thresholds,
+/// limits, the scheduler. So every per-server path (counters, health
+/// state, weights, reloads by index) serves both families unchanged,
+/// and only the lookups by address have an IPv6 twin
+/// ([`ServiceTable::lookup6`], [`ServiceTable::real_endpoint6`], ...).
+/// One service is of one family (the configuration checks it), so the
+/// IPv4 indexes skip IPv6 services.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipv6Addrs {
+    /// The virtual address.
+    pub vip: Ipv6Addr,
+    /// Each real server's address, by id.
+    pub real_servers: Vec<Ipv6Addr>,
+    /// The sorry server's address.
+    pub sorry_server: Option<Ipv6Addr>,
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -120,6 +145,7 @@ impl VirtualService {
             priority_groups: Vec::new(),
             slow_start: Duration::ZERO,
             syn_timeout_ms: super::handshake::DEFAULT_SYN_TIMEOUT_MS,
+            ipv6: None,
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer {
@@ -131,6 +157,73 @@ impl VirtualService {
                 })
                 .collect(),
         }
+    }
+
+    /// An IPv6 service with the defaults of [`VirtualService::new`]:
+    /// `real_servers` are (endpoint, weight) pairs in id order.
+    pub fn new6(
+        name: &str,
+        vip: Endpoint6,
+        protocol: Protocol,
+        forward: ForwardMethod,
+        scheduler: SchedulerKind,
+        real_servers: impl IntoIterator<Item = (Endpoint6, u32)>,
+    ) -> VirtualService {
+        let servers: Vec<(Endpoint6, u32)> = real_servers.into_iter().collect();
+        let unspecified = |port| Endpoint::new(Ipv4Addr::UNSPECIFIED, port);
+        let mut s = VirtualService::new(
+            name,
+            ServiceKey {
+                vip: unspecified(vip.port),
+                protocol,
+            },
+            forward,
+            scheduler,
+            servers.iter().map(|(e, w)| (unspecified(e.port), *w)),
+        );
+        s.ipv6 = Some(Ipv6Addrs {
+            vip: vip.ip,
+            real_servers: servers.iter().map(|(e, _)| e.ip).collect(),
+            sorry_server: None,
+        });
+        s
+    }
+
+    /// Gives an IPv6 service its sorry server (its port in
+    /// `sorry_server`); no change to an IPv4 service.
+    pub fn with_sorry_server6(mut self, sorry: Endpoint6) -> VirtualService {
+        if let Some(v6) = self.ipv6.as_mut() {
+            v6.sorry_server = Some(sorry.ip);
+            self.sorry_server = Some(Endpoint::new(Ipv4Addr::UNSPECIFIED, sorry.port));
+        }
+        self
+    }
+
+    /// True for an IPv6 service.
+    #[inline]
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6.is_some()
+    }
+
+    /// The VIP and port of an IPv6 service.
+    pub fn vip6(&self) -> Option<Endpoint6> {
+        let v6 = self.ipv6.as_ref()?;
+        Some(Endpoint6::new(v6.vip, self.key.vip.port))
+    }
+
+    /// Real server `rs` of an IPv6 service (or its sorry server for
+    /// [`SORRY_SERVER`]).
+    pub fn real_endpoint6(&self, rs: RealServerId) -> Option<Endpoint6> {
+        let v6 = self.ipv6.as_ref()?;
+        if rs == SORRY_SERVER {
+            let port = self.sorry_server?.port;
+            return Some(Endpoint6::new(v6.sorry_server?, port));
+        }
+        let i = usize::from(rs);
+        Some(Endpoint6::new(
+            *v6.real_servers.get(i)?,
+            self.real_servers.get(i)?.endpoint.port,
+        ))
     }
 
     /// The slow start of real server `rs`: its own, else the service's;
@@ -154,7 +247,14 @@ impl VirtualService {
                 let keyed: Vec<(u64, u32)> = self
                     .real_servers
                     .iter()
-                    .map(|r| (hash::server_key(r.endpoint.ip, r.endpoint.port), r.weight))
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let key = match self.real_endpoint6(i as RealServerId) {
+                            Some(e) => hash::server_key6(e.ip, e.port),
+                            None => hash::server_key(r.endpoint.ip, r.endpoint.port),
+                        };
+                        (key, r.weight)
+                    })
                     .collect();
                 MaglevTable::build(&keyed, self.mh_table_size)
                     .ok()
@@ -252,6 +352,11 @@ pub struct ServiceTable {
     /// to these services. One real server may serve several services.
     nat_real: HashMap<u64, Vec<(ServiceId, RealServerId)>, FastHash>,
     vips: Vec<Ipv4Addr>,
+    /// The IPv6 twins of `by_key`, `nat_real` and `vips` (see
+    /// [`Ipv6Addrs`]).
+    by_key6: HashMap<(Ipv6Addr, u16, u8), ServiceId>,
+    nat_real6: HashMap<(Ipv6Addr, u16, u8), Vec<(ServiceId, RealServerId)>>,
+    vips6: Vec<Ipv6Addr>,
 }
 
 impl ServiceTable {
@@ -277,7 +382,32 @@ impl ServiceTable {
         let mut by_key = HashMap::default();
         let mut nat_real: HashMap<u64, Vec<_>, FastHash> = HashMap::default();
         let mut vips = Vec::new();
+        let (mut by_key6, mut nat_real6, mut vips6) =
+            (HashMap::new(), HashMap::<_, Vec<_>>::new(), Vec::new());
         for (i, s) in services.iter().enumerate() {
+            if let Some(v6) = &s.ipv6 {
+                let proto = s.key.protocol.number();
+                by_key6
+                    .entry((v6.vip, s.key.vip.port, proto))
+                    .or_insert(i as ServiceId);
+                if !vips6.contains(&v6.vip) {
+                    vips6.push(v6.vip);
+                }
+                if s.forward == ForwardMethod::Nat {
+                    let servers = (0..s.real_servers.len())
+                        .map(|r| r as RealServerId)
+                        .chain(std::iter::once(SORRY_SERVER));
+                    for r in servers {
+                        if let Some(e) = s.real_endpoint6(r) {
+                            nat_real6
+                                .entry((e.ip, e.port, proto))
+                                .or_default()
+                                .push((i as ServiceId, r));
+                        }
+                    }
+                }
+                continue;
+            }
             by_key
                 .entry(pack(s.key.vip, s.key.protocol))
                 .or_insert(i as ServiceId);
@@ -334,6 +464,9 @@ impl ServiceTable {
             by_key,
             nat_real,
             vips,
+            by_key6,
+            nat_real6,
+            vips6,
         };
         (table.effective, table.priority) = table.compute_effective(|_, _| ServerState::default());
         table.weights = table.compute_weights(|_, _| ServerState::default());
@@ -517,6 +650,46 @@ impl ServiceTable {
     #[inline]
     pub fn is_vip(&self, ip: Ipv4Addr) -> bool {
         self.vips.contains(&ip)
+    }
+
+    /// The IPv6 service a client packet to `vip` is for.
+    #[inline]
+    pub fn lookup6(&self, vip: Endpoint6, protocol: Protocol) -> Option<ServiceId> {
+        self.by_key6
+            .get(&(vip.ip, vip.port, protocol.number()))
+            .copied()
+    }
+
+    /// True when `src` is an IPv6 NAT real server (a packet from it is a
+    /// reply that must be translated, or dropped when no connection knows
+    /// it).
+    #[inline]
+    pub fn is_nat_real_server6(&self, src: Endpoint6, protocol: Protocol) -> bool {
+        self.nat_real6
+            .contains_key(&(src.ip, src.port, protocol.number()))
+    }
+
+    /// True when `ip` is the virtual address of an IPv6 service.
+    #[inline]
+    pub fn is_vip6(&self, ip: Ipv6Addr) -> bool {
+        self.vips6.contains(&ip)
+    }
+
+    /// Every distinct IPv6 VIP.
+    pub fn vips6(&self) -> &[Ipv6Addr] {
+        &self.vips6
+    }
+
+    /// Where connections of IPv6 service `id` to real server `rs` go (the
+    /// sorry server for [`SORRY_SERVER`]); `None` for an IPv4 service.
+    #[inline]
+    pub fn real_endpoint6(&self, id: ServiceId, rs: RealServerId) -> Option<Endpoint6> {
+        self.services.get(usize::from(id))?.real_endpoint6(rs)
+    }
+
+    /// True when some service is IPv6.
+    pub fn any_ipv6(&self) -> bool {
+        !self.vips6.is_empty()
     }
 
     /// Every distinct VIP.

@@ -12,6 +12,7 @@
 //! balancer across restarts) must build the same Maglev table from the same
 //! real servers, so `server_key` depends on the address alone.
 
+use crate::lb::family::IpFamily;
 use std::net::Ipv4Addr;
 
 /// 2^64 / golden ratio: an odd constant with well-spread bits, used to keep a
@@ -50,9 +51,11 @@ impl FlowHasher {
 
     /// The hash of a client address (the IPVS `sh` default key: the source
     /// address alone, so all of a client's connections go to one server).
+    /// For either family (`lb::family`): an IPv4 address hashes as it
+    /// always did.
     #[inline]
-    pub fn client(&self, addr: Ipv4Addr) -> u64 {
-        mix64(u64::from(u32::from(addr)) ^ self.key)
+    pub fn client<A: IpFamily>(&self, addr: A) -> u64 {
+        addr.client_hash(self.key)
     }
 }
 
@@ -68,6 +71,14 @@ impl Default for FlowHasher {
 /// table depends only on the servers, not on their order of arrival.
 pub fn server_key(addr: Ipv4Addr, port: u16) -> u64 {
     mix64((u64::from(u32::from(addr)) << 16 | u64::from(port)) ^ GOLDEN)
+}
+
+/// [`server_key`] for an IPv6 real server: both halves of the address
+/// and the port, through the same unseeded mix (the same servers give the
+/// same Maglev table on every balancer).
+pub fn server_key6(addr: std::net::Ipv6Addr, port: u16) -> u64 {
+    let v = u128::from(addr);
+    mix64(mix64((v >> 64) as u64 ^ GOLDEN) ^ (v as u64) ^ u64::from(port) << 48)
 }
 
 #[cfg(test)]

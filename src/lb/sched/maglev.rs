@@ -39,6 +39,7 @@ use std::fmt;
 
 use super::hash::{mix64, FlowHasher};
 use super::{Candidate, FlowHashInput};
+use crate::lb::family::IpFamily;
 
 /// The default table size: a prime, and over 100 entries per server for up
 /// to 655 servers (the paper's rule for balance within 1%).
@@ -173,7 +174,11 @@ impl MaglevTable {
 
     /// The flow's server if it is available (weight > 0 in `servers`), else
     /// with `fallback` the next available entry's server, else `None`.
-    pub fn pick(&self, servers: &[Candidate], flow: &FlowHashInput) -> Option<usize> {
+    pub fn pick<A: IpFamily>(
+        &self,
+        servers: &[Candidate],
+        flow: &FlowHashInput<A>,
+    ) -> Option<usize> {
         let available = |e: u16| {
             let i = usize::from(e);
             servers.get(i).is_some_and(|s| s.weight > 0).then_some(i)

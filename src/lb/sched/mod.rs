@@ -19,6 +19,7 @@
 //! Enum dispatch (`Scheduler`), not trait objects: one `match` the compiler
 //! can see through, and no vtable call per new flow.
 
+use super::family::IpFamily;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -56,10 +57,13 @@ pub struct Candidate {
 /// What the hashing schedulers hash of a new flow. `sh` and `mh` use the
 /// client address only (IPVS's default), so every connection of a client
 /// goes to one server; the port is here for a per-connection mode.
+///
+/// Over a client address of either family (`lb::family`): IPv4 by
+/// default, `FlowHashInput<Ipv6Addr>` for IPv6 clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowHashInput {
+pub struct FlowHashInput<A = Ipv4Addr> {
     /// The client's (source) address.
-    pub client: Ipv4Addr,
+    pub client: A,
     /// The client's (source) port.
     pub client_port: u16,
 }
@@ -90,7 +94,11 @@ impl HashTable {
 
     /// The table's pick for this flow, honouring live weights.
     #[inline]
-    pub fn pick(&self, servers: &[Candidate], flow: &FlowHashInput) -> Option<usize> {
+    pub fn pick<A: IpFamily>(
+        &self,
+        servers: &[Candidate],
+        flow: &FlowHashInput<A>,
+    ) -> Option<usize> {
         match self {
             HashTable::Sh(t) => t.pick(servers, flow),
             HashTable::Mh(t) => t.pick(servers, flow),
@@ -180,7 +188,11 @@ impl Scheduler {
     /// is > 0, or `None` when there is none (or, for `sh`/`mh` without
     /// fallback, when the flow's server is unavailable).
     #[inline]
-    pub fn pick(&mut self, servers: &[Candidate], flow: &FlowHashInput) -> Option<usize> {
+    pub fn pick<A: IpFamily>(
+        &mut self,
+        servers: &[Candidate],
+        flow: &FlowHashInput<A>,
+    ) -> Option<usize> {
         match self {
             Scheduler::Rr(s) => s.pick(servers),
             Scheduler::Wrr(s) => s.pick(servers),

@@ -25,6 +25,7 @@
 
 use super::hash::{mix64, FlowHasher};
 use super::{Candidate, FlowHashInput};
+use crate::lb::family::IpFamily;
 
 /// Buckets in a source-hash table (IPVS's `IP_VS_SH_TAB_SIZE`).
 pub const BUCKETS: usize = 256;
@@ -106,7 +107,11 @@ impl ShTable {
 
     /// The client's server if it is available (weight > 0 in `servers`),
     /// else a fallback one or `None`, as described at the top of the file.
-    pub fn pick(&self, servers: &[Candidate], flow: &FlowHashInput) -> Option<usize> {
+    pub fn pick<A: IpFamily>(
+        &self,
+        servers: &[Candidate],
+        flow: &FlowHashInput<A>,
+    ) -> Option<usize> {
         let h = self.hasher.client(flow.client);
         let available = |b: usize| {
             let i = self.buckets[b] as usize;
