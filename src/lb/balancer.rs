@@ -48,8 +48,8 @@
 
 use super::clients::ClientCounts;
 use super::conn::{
-    Conn, ConnEntry, ConnId, ConnInit, ConnMeta, ConnTable, Direction, FlowKey, InsertError,
-    PROTO_TCP,
+    Conn, ConnEntry, ConnId, ConnInit, ConnMeta, ConnTable, ConnTable6, Direction, FlowKey,
+    InsertError, PROTO_TCP,
 };
 use super::family::IpFamily;
 use super::handshake::Handshake;
@@ -628,6 +628,8 @@ impl Counters {
 pub struct Balancer {
     services: Arc<ServiceTable>,
     conns: ConnTable,
+    /// IPv6 connections (`v6`): one entry until a service is IPv6.
+    conns6: ConnTable6,
     persist: PersistTable,
     timeouts: Timeouts,
     scheds: Vec<Scheduler>,
@@ -682,6 +684,7 @@ impl Balancer {
         let any_persistence = services.services().iter().any(|s| s.persistence.is_some());
         let mut b = Balancer {
             conns: ConnTable::try_with_seed(setup.conn_capacity.max(1), setup.seed)?,
+            conns6: v6::initial_table(&services, setup.conn_capacity, setup.seed)?,
             persist: PersistTable::try_with_seed(
                 if any_persistence {
                     setup.conn_capacity.max(1)
@@ -756,6 +759,7 @@ impl Balancer {
                     a.scheduler == b.scheduler
                         && a.mh_table_size == b.mh_table_size
                         && a.real_servers == b.real_servers
+                        && a.ipv6 == b.ipv6
                 });
         if !same_schedulers {
             self.scheds = (0..services.len())
@@ -768,6 +772,7 @@ impl Balancer {
             // the table's own arrays.
             self.proxied = HugeArray::new(self.conns.capacity(), Proxied::default());
         }
+        self.grow_conns6(&services);
         self.set_limits(&services);
         self.services = services;
     }
@@ -782,6 +787,7 @@ impl Balancer {
             .set_limits(services, self.workers, capacity, self.seed)
         {
             self.counters.recount_clients(&self.conns);
+            self.counters.count_clients(&self.conns6);
         }
         let workers = self.workers;
         if self.refused.len() < services.len() {
@@ -1426,6 +1432,7 @@ impl Balancer {
         if budget > 0 {
             let counters = &mut self.counters;
             self.conns.expire(now, budget, |c| counters.forget(c, now));
+            self.expire6(now, budget);
             self.persist.expire(now, budget);
         }
         if let Some(q) = self.sync.as_mut() {
@@ -1611,6 +1618,9 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
         ForwardMethod::Dr | ForwardMethod::Tun => key.reversed(),
     }
 }
+
+mod v6;
+pub use v6::{Decision6, Flow6, IcmpRoute6};
 
 #[cfg(test)]
 mod tests;
