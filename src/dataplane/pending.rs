@@ -114,6 +114,11 @@ impl<F, A: NeighAddr> PendingQueue<F, A> {
         }
     }
 
+    /// True when packets wait for `ip` (an answer about it is awaited).
+    pub fn contains(&self, ip: A) -> bool {
+        ip != A::EMPTY && self.slots.iter().any(|s| s.ip == ip)
+    }
+
     /// Timed chores: addresses due for another ARP request go to `ask`;
     /// those past [`GIVE_UP_NS`] lose their packets to `give_up`.
     pub fn tick(&mut self, now: u64, mut ask: impl FnMut(A, u16), mut give_up: impl FnMut(F)) {

@@ -122,7 +122,7 @@ impl<A: CidrAddr> RouteTable<A> {
 mod tests {
     use super::*;
 
-    fn cidr(s: &str) -> Ipv4Cidr {
+    fn cidr(s: &str) -> crate::wire::Ipv4Cidr {
         s.parse().unwrap()
     }
 
