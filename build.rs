@@ -79,7 +79,7 @@ fn main() {
         .allowlist_function(
             "rte_eth_(dev_count_avail|dev_get_port_by_name|dev_info_get|dev_configure|\
              rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|macaddr_get|\
-             link_get_nowait|stats_get|promiscuous_enable|dev_socket_id|\
+             link_get_nowait|stats_get|promiscuous_enable|allmulticast_enable|dev_socket_id|\
              dev_set_mtu|dev_get_mtu|dev_rss_hash_conf_get|dev_rss_reta_update|\
              dev_adjust_nb_rx_tx_desc|dev_default_mac_addr_set)",
         )

@@ -888,11 +888,13 @@ fn build_worker(
         PortSetup {
             mac: OUT_MAC,
             addresses: vec![outside],
+            addresses6: Vec::new(),
             mtu: 1500,
         },
         PortSetup {
             mac: IN_MAC,
             addresses: vec![inside],
+            addresses6: Vec::new(),
             mtu: 1500,
         },
     ];

@@ -161,6 +161,7 @@ fn run(eal: &Eal, pool: &Arc<Mempool>, mode: Mode, a: &Args, round: usize) -> Ou
                 let setup = WorkerSetup::ports_only(vec![PortSetup {
                     mac: PORT_MAC,
                     addresses: vec![Ipv4Cidr::new(OUR_IP, 24).unwrap()],
+                    addresses6: Vec::new(),
                     mtu: 1500,
                 }]);
                 let mut worker = Worker::new(&setup);

@@ -256,6 +256,7 @@ fn worker_setup(flows: u32) -> WorkerSetup {
     let mut setup = WorkerSetup::ports_only(vec![PortSetup {
         mac: PORT_MAC,
         addresses: vec![outside, inside],
+        addresses6: Vec::new(),
         mtu: 1500,
     }]);
     setup.routes = RouteTable::new(

@@ -3,10 +3,10 @@
 //! port hashes, each worker's setup.
 
 use crate::control::config::{ClientSide, Config, Device, ForwardMethod};
-use crate::dataplane::worker::{PortSetup, WorkerSetup};
+use crate::dataplane::worker::{Ipv6Setup, PortSetup, WorkerSetup};
 use crate::lb::service::ServiceTable;
 use crate::lb::tcp_state::{TimeoutOverrides, Timeouts};
-use crate::net::route::RouteTable;
+use crate::net::route::{RouteTable, RouteTable6};
 use std::sync::Arc;
 
 /// Options that choose which devices the EAL probes; when the user gives
@@ -104,6 +104,23 @@ pub fn route_table(config: &Config) -> RouteTable {
     RouteTable::new(&connected, &statics)
 }
 
+/// The IPv6 routing table of a config: every interface IPv6 address's
+/// connected prefix, then the IPv6 static routes.
+pub fn route_table6(config: &Config) -> RouteTable6 {
+    let connected: Vec<(u16, crate::wire::Ipv6Cidr)> = config
+        .interfaces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, iface)| iface.addresses6.iter().map(move |a| (i as u16, *a)))
+        .collect();
+    let statics: Vec<_> = config
+        .routes6
+        .iter()
+        .map(|r| (r.prefix, r.via, r.interface as u16))
+        .collect();
+    RouteTable6::new(&connected, &statics)
+}
+
 /// Which address each port's NIC hashes to choose a worker (see
 /// `net::rss`), in interface order: the interface's `rss` when given, else
 /// derived from where clients and NAT real servers are.
@@ -176,6 +193,7 @@ pub fn worker_setup(
             .map(|((iface, mac), mtu)| PortSetup {
                 mac: *mac,
                 addresses: iface.addresses.clone(),
+                addresses6: iface.addresses6.clone(),
                 mtu: *mtu,
             })
             .collect(),
@@ -199,6 +217,16 @@ pub fn worker_setup(
             .map(|h| h.floating_ips())
             .unwrap_or_default(),
         master: config.ha.as_ref().is_none_or(|h| h.starts_as_master()),
+        ipv6: Ipv6Setup {
+            routes: route_table6(config),
+            static_neighbors: config
+                .neighbors6
+                .iter()
+                .map(|n| (n.address, n.mac, n.interface as u16))
+                .collect(),
+            // The IPv6 VIPs come with IPv6 services (not on this branch).
+            vips: Vec::new(),
+        },
     }
 }
 

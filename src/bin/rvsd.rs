@@ -189,6 +189,12 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
                 error!("interface {}: {e}", iface.name);
                 Failure::Dpdk
             })?;
+        if !iface.addresses6.is_empty() && !port.enable_all_multicast() {
+            info!(
+                "interface {}: no all-multicast mode; neighbour solicitations reach rvsd only if the device passes multicast",
+                iface.name
+            );
+        }
         let link = port.link();
         info!(
             "interface {}: port {} ({}, driver {}) mac {} queues {} rss {} link {} {} Mbps",

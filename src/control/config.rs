@@ -9,7 +9,7 @@
 //! at once (see `validate`).
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,7 +22,8 @@ use super::validate;
 pub use crate::lb::limits::{ServiceLimits, Thresholds};
 pub use crate::lb::priority::GroupQuorum;
 pub use crate::net::rss::ClientSide;
-use crate::wire::{Ipv4Cidr, MacAddr};
+use crate::wire::cidr::Cidr;
+use crate::wire::{Ipv4Cidr, Ipv6Cidr, MacAddr};
 
 /// lcore ids must be below this: DPDK's default `RTE_MAX_LCORE`.
 pub const MAX_LCORES: u32 = 128;
@@ -36,10 +37,15 @@ pub struct Config {
     pub dataplane: DataplaneConfig,
     /// `[[interface]]`: the ports, in file order (at least one).
     pub interfaces: Vec<InterfaceConfig>,
-    /// `[[route]]`: static routes, in file order.
+    /// `[[route]]`: static IPv4 routes, in file order.
     pub routes: Vec<RouteConfig>,
+    /// `[[route]]`s whose prefix and next hop are IPv6, in file order.
+    pub routes6: Vec<RouteConfig<Ipv6Addr>>,
     /// `[[neighbor]]`: static ARP entries, in file order.
     pub neighbors: Vec<NeighborConfig>,
+    /// `[[neighbor]]`s with an IPv6 address (static neighbour cache
+    /// entries), in file order.
+    pub neighbors6: Vec<NeighborConfig<Ipv6Addr>>,
     /// `[control]`: the control socket and the metrics listener.
     pub control: ControlConfig,
     /// `[timeouts]`: how long idle connections live, per state.
@@ -207,10 +213,15 @@ pub struct InterfaceConfig {
     /// `device`: the PCI function or DPDK virtual device behind the port;
     /// unique by port name. Required. Fixed at start.
     pub device: Device,
-    /// `addresses`: the balancer's own addresses with their connected
+    /// `addresses`: the balancer's own IPv4 addresses with their connected
     /// subnets; ARP and ICMP echo are answered for them. An address is on
     /// one interface only. Default: none. Fixed at start.
     pub addresses: Vec<Ipv4Cidr>,
+    /// The IPv6 entries of `addresses` (written in the same list, e.g.
+    /// `"2001:db8:1::1/64"`), kept apart so the IPv4 path is untouched:
+    /// neighbour solicitations and ICMPv6 echo are answered for them.
+    /// Default: none. Fixed at start.
+    pub addresses6: Vec<Ipv6Cidr>,
     /// `mac`: a unicast MAC address to give the port instead of the
     /// device's own (for a stable address across NIC swaps, or tests).
     /// Default: the device's. Fixed at start.
@@ -236,15 +247,17 @@ impl InterfaceConfig {
     }
 }
 
-/// `[[route]]`: a static route. Reloadable (later issue).
+/// `[[route]]`: a static route, IPv4 (`RouteConfig`) or IPv6
+/// (`RouteConfig<Ipv6Addr>`): the prefix and the next hop are of one
+/// family. Reloadable (later issue).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteConfig {
-    /// `prefix`: the destination network, host bits zero; `0.0.0.0/0` is
-    /// the default route. Unique among routes. Required.
-    pub prefix: Ipv4Cidr,
-    /// `via`: the next hop, inside a connected subnet of `interface`.
-    /// Required.
-    pub via: Ipv4Addr,
+pub struct RouteConfig<A = Ipv4Addr> {
+    /// `prefix`: the destination network, host bits zero; `0.0.0.0/0`
+    /// (`::/0`) is the default route. Unique among routes. Required.
+    pub prefix: Cidr<A>,
+    /// `via`: the next hop, inside a connected subnet of `interface` (an
+    /// IPv6 next hop may also be link-local, `fe80::/10`). Required.
+    pub via: A,
     /// `interface`: the outgoing interface, as an index into
     /// `Config::interfaces`. Required (by name in the file).
     pub interface: usize,
@@ -252,13 +265,14 @@ pub struct RouteConfig {
     pub interface_name: String,
 }
 
-/// `[[neighbor]]`: a static ARP entry; other neighbours are learned.
-/// Reloadable (later issue).
+/// `[[neighbor]]`: a static ARP (IPv4) or neighbour cache (IPv6) entry;
+/// other neighbours are learned. Reloadable (later issue).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NeighborConfig {
-    /// `address`: the neighbour's IPv4 address, inside a connected subnet
-    /// of `interface`; unique per interface. Required.
-    pub address: Ipv4Addr,
+pub struct NeighborConfig<A = Ipv4Addr> {
+    /// `address`: the neighbour's IPv4 or IPv6 address, inside a
+    /// connected subnet of `interface` (IPv6: or link-local); unique per
+    /// interface. Required.
+    pub address: A,
     /// `mac`: its unicast hardware address. Required.
     pub mac: MacAddr,
     /// `interface`: where the neighbour is, as an index into

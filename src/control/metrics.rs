@@ -679,6 +679,42 @@ impl SnapshotCollector {
         )?;
         counters(
             encoder,
+            "rvs_worker_nd_solicits_answered",
+            "Neighbour solicitations for own IPv6 addresses and IPv6 VIPs answered.",
+            &per(|s| s.nd_solicits_answered),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_nd_learned",
+            "IPv6 neighbour entries learned or refreshed from neighbour discovery.",
+            &per(|s| s.nd_learned),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_nd_solicits_sent",
+            "Neighbour solicitations sent to resolve IPv6 next hops.",
+            &per(|s| s.nd_solicits_sent),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_nd_adverts_announced",
+            "Unsolicited neighbour advertisements sent for own IPv6 addresses and VIPs.",
+            &per(|s| s.nd_adverts_announced),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_icmpv6_echo_answered",
+            "ICMPv6 echo requests to own IPv6 addresses and VIPs answered.",
+            &per(|s| s.icmpv6_echo_answered),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_icmpv6_errors_sent",
+            "ICMPv6 errors sent (time exceeded, packet too big, unreachable).",
+            &per(|s| s.icmpv6_errors_sent),
+        )?;
+        counters(
+            encoder,
             "rvs_worker_busy_polls",
             "Polls that received at least one frame.",
             &per(|s| s.busy_polls),

@@ -165,6 +165,12 @@ pub fn unapplied(running: &Config, new: &Config) -> Vec<Unapplied> {
             &b.addresses,
             |v| list_of(v),
         );
+        d.field(
+            &format!("{at}.addresses6"),
+            &a.addresses6,
+            &b.addresses6,
+            |v| list_of(v),
+        );
         d.field(&format!("{at}.mac"), &a.mac, &b.mac, option);
         d.field(&format!("{at}.rss"), &a.rss, &b.rss, debug);
     });
@@ -178,7 +184,27 @@ pub fn unapplied(running: &Config, new: &Config) -> Vec<Unapplied> {
             debug,
         );
     });
+    d.list("route6", &o.routes6, &n.routes6, |d, at, a, b| {
+        d.field(&format!("{at}.prefix"), &a.prefix, &b.prefix, display);
+        d.field(&format!("{at}.via"), &a.via, &b.via, display);
+        d.field(
+            &format!("{at}.interface"),
+            &a.interface_name,
+            &b.interface_name,
+            debug,
+        );
+    });
     d.list("neighbor", &o.neighbors, &n.neighbors, |d, at, a, b| {
+        d.field(&format!("{at}.address"), &a.address, &b.address, display);
+        d.field(&format!("{at}.mac"), &a.mac, &b.mac, display);
+        d.field(
+            &format!("{at}.interface"),
+            &a.interface_name,
+            &b.interface_name,
+            debug,
+        );
+    });
+    d.list("neighbor6", &o.neighbors6, &n.neighbors6, |d, at, a, b| {
         d.field(&format!("{at}.address"), &a.address, &b.address, display);
         d.field(&format!("{at}.mac"), &a.mac, &b.mac, display);
         d.field(

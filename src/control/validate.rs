@@ -33,7 +33,9 @@ use super::raw::{
     Array, Int, RawConfig, RawControl, RawDataplane, RawDpdk, RawHa, RawHealthCheck, RawInterface,
     RawNeighbor, RawRealServer, RawRoute, RawTimeouts, RawVirtualServer, S,
 };
-use crate::wire::{Ipv4Cidr, MacAddr};
+use crate::wire::cidr::{Cidr, CidrAddr};
+use crate::wire::{IpCidr, Ipv4Cidr, Ipv6Cidr, MacAddr};
+use std::net::{IpAddr, Ipv6Addr};
 
 mod health_kinds;
 mod limits;
@@ -50,8 +52,14 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
     let interfaces = interfaces(&raw.interface.0, errors);
     let dpdk = dpdk(raw.dpdk.as_ref(), &interfaces, errors);
     let dataplane = dataplane(raw.dataplane.as_ref(), errors);
-    let routes = routes(&raw.route.0, &interfaces, errors);
-    let neighbors = neighbors(&raw.neighbor.0, &interfaces, errors);
+    let (routes, routes6) = match routes(&raw.route.0, &interfaces, errors) {
+        Some((v4, v6)) => (Some(v4), Some(v6)),
+        None => (None, None),
+    };
+    let (neighbors, neighbors6) = match neighbors(&raw.neighbor.0, &interfaces, errors) {
+        Some((v4, v6)) => (Some(v4), Some(v6)),
+        None => (None, None),
+    };
     let control = control(raw.control.as_ref(), errors);
     let timeouts = timeouts(raw.timeouts.as_ref(), errors);
     let virtual_servers = virtual_servers(
@@ -71,7 +79,9 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
         dataplane: dataplane?,
         interfaces,
         routes: routes?,
+        routes6: routes6?,
         neighbors: neighbors?,
+        neighbors6: neighbors6?,
         control: control?,
         timeouts: timeouts?,
         virtual_servers: virtual_servers?,
@@ -459,6 +469,7 @@ struct Interface {
     name: Option<String>,
     device: Option<Device>,
     addresses: Vec<Ipv4Cidr>,
+    addresses6: Vec<Ipv6Cidr>,
     /// False when an address was refused, so `addresses` is not the
     /// whole story and "not connected" checks would mislead.
     addresses_complete: bool,
@@ -474,6 +485,7 @@ impl Interface {
             name: self.name?,
             device: self.device?,
             addresses: self.addresses_complete.then_some(self.addresses)?,
+            addresses6: self.addresses6,
             mac: self.mac.ok()?,
             rss: self.rss.ok()?,
         })
@@ -487,7 +499,7 @@ fn interfaces(raw: &[S<RawInterface>], errors: &mut Errors) -> Vec<Interface> {
     }
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut devices: HashMap<String, usize> = HashMap::new();
-    let mut addresses: HashMap<Ipv4Addr, String> = HashMap::new();
+    let mut addresses: HashMap<IpAddr, String> = HashMap::new();
     let mut out: Vec<Interface> = Vec::new();
 
     for (i, table) in raw.iter().enumerate() {
@@ -561,6 +573,7 @@ fn interfaces(raw: &[S<RawInterface>], errors: &mut Errors) -> Vec<Interface> {
             name,
             device,
             addresses: Vec::new(),
+            addresses6: Vec::new(),
             addresses_complete: true,
             mac,
             rss,
@@ -572,9 +585,38 @@ fn interfaces(raw: &[S<RawInterface>], errors: &mut Errors) -> Vec<Interface> {
             .enumerate()
         {
             let field = format!("interface[{i}].addresses[{j}]");
-            let Some(cidr) = parse::<Ipv4Cidr>(v, &field, errors) else {
+            let Some(any) = parse::<IpCidr>(v, &field, errors) else {
                 iface.addresses_complete = false;
                 continue;
+            };
+            let cidr = match any {
+                IpCidr::V4(cidr) => cidr,
+                IpCidr::V6(cidr) => {
+                    if let Some(problem) = ipv6_address_problem(cidr.addr()) {
+                        errors.push(&field, Some(v.span()), format!("{cidr}: {problem}"));
+                        iface.addresses_complete = false;
+                        continue;
+                    }
+                    match addresses.entry(IpAddr::V6(cidr.addr())) {
+                        Entry::Occupied(first) => {
+                            errors.push(
+                                &field,
+                                Some(v.span()),
+                                format!(
+                                    "address {} is already assigned at {}",
+                                    cidr.addr(),
+                                    first.get()
+                                ),
+                            );
+                            iface.addresses_complete = false;
+                        }
+                        Entry::Vacant(slot) => {
+                            slot.insert(field);
+                            iface.addresses6.push(cidr);
+                        }
+                    }
+                    continue;
+                }
             };
             let ip = cidr.addr();
             let problem = if ip.is_unspecified() {
@@ -591,7 +633,7 @@ fn interfaces(raw: &[S<RawInterface>], errors: &mut Errors) -> Vec<Interface> {
                 iface.addresses_complete = false;
                 continue;
             }
-            match addresses.entry(ip) {
+            match addresses.entry(IpAddr::V4(ip)) {
                 Entry::Occupied(first) => {
                     errors.push(
                         &field,
@@ -661,26 +703,71 @@ fn interface_ref(
     found
 }
 
-/// Reports `ip` unless it lies in a connected subnet of `iface`. Skipped
-/// when the interface's addresses did not all parse.
-fn check_connected(
-    ip: Ipv4Addr,
+/// The addresses of an interface of one family, for the checks that
+/// IPv4 and IPv6 share.
+trait Family: CidrAddr {
+    /// `iface`'s addresses of this family.
+    fn of(iface: &Interface) -> &[Cidr<Self>];
+    /// True for an address a next hop or a neighbour may have without
+    /// being in a connected subnet (IPv6 link-local).
+    fn on_link(self) -> bool;
+}
+
+impl Family for Ipv4Addr {
+    fn of(iface: &Interface) -> &[Ipv4Cidr] {
+        &iface.addresses
+    }
+    fn on_link(self) -> bool {
+        false
+    }
+}
+
+impl Family for Ipv6Addr {
+    fn of(iface: &Interface) -> &[Ipv6Cidr] {
+        &iface.addresses6
+    }
+    fn on_link(self) -> bool {
+        self.is_unicast_link_local()
+    }
+}
+
+/// Why an IPv6 address cannot be one of the balancer's own, if so.
+fn ipv6_address_problem(ip: Ipv6Addr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some(":: cannot be an interface address")
+    } else if ip.is_multicast() {
+        Some("a multicast address cannot be an interface address")
+    } else if ip.is_loopback() {
+        Some("::1 cannot be an interface address")
+    } else {
+        None
+    }
+}
+
+/// Reports `ip` unless it lies in a connected subnet of `iface` (or is
+/// link-local, for IPv6). Skipped when the interface's addresses did not
+/// all parse.
+fn check_connected<A: Family>(
+    ip: A,
     what: &str,
     iface: &Interface,
     field: &str,
     span: Option<Range<usize>>,
     errors: &mut Errors,
 ) {
-    if !iface.addresses_complete || iface.addresses.iter().any(|a| a.contains(ip)) {
+    let own = A::of(iface);
+    if !iface.addresses_complete || ip.on_link() || own.iter().any(|a| a.contains(ip)) {
         return;
     }
     let name = iface.name.as_deref().unwrap_or_default();
-    let subnets = if iface.addresses.is_empty() {
-        "it has no addresses".to_string()
+    let subnets = if own.is_empty() {
+        if A::BITS == 32 {
+            "it has no addresses".to_string()
+        } else {
+            format!("it has no {} addresses", A::FAMILY)
+        }
     } else {
-        iface
-            .addresses
-            .iter()
+        own.iter()
             .map(|a| a.network().to_string())
             .collect::<Vec<_>>()
             .join(", ")
@@ -692,32 +779,52 @@ fn check_connected(
     );
 }
 
+/// An IPv4 or IPv6 address (`Some` when it parsed), its error naming the
+/// field.
+fn ip_any(value: &S<String>, field: &str, errors: &mut Errors) -> Option<IpAddr> {
+    let s = value.get_ref();
+    s.parse()
+        .map_err(|_| {
+            errors.push(
+                field,
+                Some(value.span()),
+                format!(
+                    "invalid IP address {s:?}: expected IPv4 like 10.0.0.1 or IPv6 like 2001:db8::1"
+                ),
+            )
+        })
+        .ok()
+}
+
 // -------------------------------------------------------------- [[route]]
 
-/// `[[route]]`: network prefixes, unique, via a connected next hop.
+/// `[[route]]`: network prefixes, unique, via a connected next hop of the
+/// prefix's family; IPv4 routes and IPv6 routes apart.
 fn routes(
     raw: &[S<RawRoute>],
     interfaces: &[Interface],
     errors: &mut Errors,
-) -> Option<Vec<RouteConfig>> {
+) -> Option<(Vec<RouteConfig>, Vec<RouteConfig<Ipv6Addr>>)> {
     let mut out = Vec::new();
+    let mut out6 = Vec::new();
     let mut ok = true;
-    let mut prefixes: HashMap<Ipv4Cidr, usize> = HashMap::new();
+    let mut prefixes: HashMap<IpCidr, usize> = HashMap::new();
     for (i, table) in raw.iter().enumerate() {
         let span = Some(table.span());
         let t = table.get_ref();
         let f = |key: &str| format!("route[{i}].{key}");
 
         let prefix = required(&t.prefix, &f("prefix"), span.clone(), errors).and_then(|v| {
-            let cidr = parse::<Ipv4Cidr>(v, &f("prefix"), errors)?;
-            if !cidr.is_network() {
+            let cidr = parse::<IpCidr>(v, &f("prefix"), errors)?;
+            let network = match cidr {
+                IpCidr::V4(c) => (!c.is_network()).then(|| c.network().to_string()),
+                IpCidr::V6(c) => (!c.is_network()).then(|| c.network().to_string()),
+            };
+            if let Some(network) = network {
                 errors.push(
                     f("prefix"),
                     Some(v.span()),
-                    format!(
-                        "{cidr} has host bits set; the network is {}",
-                        cidr.network()
-                    ),
+                    format!("{cidr} has host bits set; the network is {network}"),
                 );
                 return None;
             }
@@ -736,53 +843,115 @@ fn routes(
                 }
             }
         });
-        let via = required(&t.via, &f("via"), span.clone(), errors)
-            .and_then(|v| ipv4(v, &f("via"), errors));
+        let via = required(&t.via, &f("via"), span.clone(), errors).and_then(|v| {
+            if v.get_ref().contains(':') {
+                ip_any(v, &f("via"), errors)
+            } else {
+                ipv4(v, &f("via"), errors).map(IpAddr::V4)
+            }
+        });
         let interface = required(&t.interface, &f("interface"), span.clone(), errors)
             .and_then(|v| interface_ref(v, &f("interface"), interfaces, errors));
-        if let (Some(via), Some(index)) = (via, interface) {
-            check_connected(
-                via,
-                "next hop",
-                &interfaces[index],
-                &f("via"),
-                span_of(t.via.as_ref()),
-                errors,
-            );
-        }
-
-        match (prefix, via, interface, &t.interface) {
-            (Some(prefix), Some(via), Some(interface), Some(name)) => out.push(RouteConfig {
-                prefix,
-                via,
-                interface,
-                interface_name: name.get_ref().clone(),
-            }),
-            _ => ok = false,
+        let via_span = span_of(t.via.as_ref());
+        let name = t.interface.as_ref().map(|n| n.get_ref().clone());
+        match (prefix, via, interface, name) {
+            (Some(IpCidr::V4(prefix)), Some(IpAddr::V4(via)), Some(interface), Some(name)) => {
+                check_connected(
+                    via,
+                    "next hop",
+                    &interfaces[interface],
+                    &f("via"),
+                    via_span,
+                    errors,
+                );
+                out.push(RouteConfig {
+                    prefix,
+                    via,
+                    interface,
+                    interface_name: name,
+                });
+            }
+            (Some(IpCidr::V6(prefix)), Some(IpAddr::V6(via)), Some(interface), Some(name)) => {
+                check_connected(
+                    via,
+                    "next hop",
+                    &interfaces[interface],
+                    &f("via"),
+                    via_span,
+                    errors,
+                );
+                out6.push(RouteConfig {
+                    prefix,
+                    via,
+                    interface,
+                    interface_name: name,
+                });
+            }
+            (Some(prefix), Some(via), _, _) if prefix_is_v6(prefix) != via.is_ipv6() => {
+                errors.push(
+                    f("via"),
+                    via_span,
+                    format!("next hop {via} and prefix {prefix} are of different address families"),
+                );
+                ok = false;
+            }
+            (_, via, interface, _) => {
+                if let (Some(IpAddr::V4(via)), Some(index)) = (via, interface) {
+                    check_connected(
+                        via,
+                        "next hop",
+                        &interfaces[index],
+                        &f("via"),
+                        via_span,
+                        errors,
+                    );
+                } else if let (Some(IpAddr::V6(via)), Some(index)) = (via, interface) {
+                    check_connected(
+                        via,
+                        "next hop",
+                        &interfaces[index],
+                        &f("via"),
+                        via_span,
+                        errors,
+                    );
+                }
+                ok = false;
+            }
         }
     }
-    ok.then_some(out)
+    ok.then_some((out, out6))
+}
+
+/// True for an IPv6 prefix.
+fn prefix_is_v6(prefix: IpCidr) -> bool {
+    matches!(prefix, IpCidr::V6(_))
 }
 
 // ----------------------------------------------------------- [[neighbor]]
 
 /// `[[neighbor]]`: a connected address and a unicast MAC, once per
-/// interface.
+/// interface; IPv4 (ARP) and IPv6 (neighbour cache) entries apart.
 fn neighbors(
     raw: &[S<RawNeighbor>],
     interfaces: &[Interface],
     errors: &mut Errors,
-) -> Option<Vec<NeighborConfig>> {
+) -> Option<(Vec<NeighborConfig>, Vec<NeighborConfig<Ipv6Addr>>)> {
     let mut out = Vec::new();
+    let mut out6 = Vec::new();
     let mut ok = true;
-    let mut seen: HashMap<(usize, Ipv4Addr), usize> = HashMap::new();
+    let mut seen: HashMap<(usize, IpAddr), usize> = HashMap::new();
     for (i, table) in raw.iter().enumerate() {
         let span = Some(table.span());
         let t = table.get_ref();
         let f = |key: &str| format!("neighbor[{i}].{key}");
 
-        let address = required(&t.address, &f("address"), span.clone(), errors)
-            .and_then(|v| ipv4(v, &f("address"), errors));
+        let address = required(&t.address, &f("address"), span.clone(), errors).and_then(|v| {
+            if v.get_ref().contains(':') {
+                ip_any(v, &f("address"), errors)
+            } else {
+                ipv4(v, &f("address"), errors).map(IpAddr::V4)
+            }
+        });
         let mac = required(&t.mac, &f("mac"), span.clone(), errors)
             .and_then(|v| unicast_mac(v, &f("mac"), "a neighbour", errors));
         let interface = required(&t.interface, &f("interface"), span.clone(), errors)
@@ -791,16 +960,17 @@ fn neighbors(
         let mut unique = true;
         if let (Some(address), Some(index)) = (address, interface) {
             let at = span_of(t.address.as_ref());
-            check_connected(
-                address,
-                "address",
-                &interfaces[index],
-                &f("address"),
-                at.clone(),
-                errors,
-            );
+            let iface = &interfaces[index];
+            match address {
+                IpAddr::V4(a) => {
+                    check_connected(a, "address", iface, &f("address"), at.clone(), errors)
+                }
+                IpAddr::V6(a) => {
+                    check_connected(a, "address", iface, &f("address"), at.clone(), errors)
+                }
+            }
             if let Some(first) = seen.get(&(index, address)) {
-                let name = interfaces[index].name.as_deref().unwrap_or_default();
+                let name = iface.name.as_deref().unwrap_or_default();
                 errors.push(
                     f("address"),
                     at,
@@ -815,8 +985,16 @@ fn neighbors(
         }
 
         match (address, mac, interface, &t.interface, unique) {
-            (Some(address), Some(mac), Some(interface), Some(name), true) => {
+            (Some(IpAddr::V4(address)), Some(mac), Some(interface), Some(name), true) => {
                 out.push(NeighborConfig {
+                    address,
+                    mac,
+                    interface,
+                    interface_name: name.get_ref().clone(),
+                })
+            }
+            (Some(IpAddr::V6(address)), Some(mac), Some(interface), Some(name), true) => {
+                out6.push(NeighborConfig {
                     address,
                     mac,
                     interface,
@@ -826,7 +1004,7 @@ fn neighbors(
             _ => ok = false,
         }
     }
-    ok.then_some(out)
+    ok.then_some((out, out6))
 }
 
 // ------------------------------------------------------------- [control]

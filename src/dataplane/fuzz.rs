@@ -74,11 +74,13 @@ pub fn fuzz_worker(workers: usize) -> Worker<VecFrame> {
         PortSetup {
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             addresses: vec![cidr([203, 0, 113, 2], 24)],
+            addresses6: Vec::new(),
             mtu: 1500,
         },
         PortSetup {
             mac: MacAddr([2, 0, 0, 0, 0, 2]),
             addresses: vec![cidr([10, 1, 0, 1], 24)],
+            addresses6: Vec::new(),
             mtu: 1500,
         },
     ];

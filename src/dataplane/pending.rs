@@ -7,7 +7,10 @@
 //! releases them; an address that stays silent is asked again every
 //! [`RETRY_NS`] and given up after [`GIVE_UP_NS`], its packets dropped and
 //! counted. A full queue drops the new packet (counted), never an older one.
+//! The same queue serves IPv6 next hops resolved by neighbour solicitation
+//! (`PendingQueue<F, Ipv6Addr>`).
 
+use crate::net::neigh::NeighAddr;
 use std::net::Ipv4Addr;
 
 /// Packets kept per unresolved address (Linux's default `unres_qlen` is
@@ -18,9 +21,9 @@ pub const RETRY_NS: u64 = 1_000_000_000;
 /// How long an address may stay unresolved before its packets are dropped.
 pub const GIVE_UP_NS: u64 = 3_000_000_000;
 
-struct Slot<F> {
-    /// 0.0.0.0 marks a free slot.
-    ip: Ipv4Addr,
+struct Slot<F, A> {
+    /// The unspecified address marks a free slot.
+    ip: A,
     port: u16,
     since_ns: u64,
     last_request_ns: u64,
@@ -40,24 +43,24 @@ pub enum Parked<F> {
 }
 
 /// The parked packets of one worker.
-pub struct PendingQueue<F> {
-    slots: Vec<Slot<F>>,
+pub struct PendingQueue<F, A = Ipv4Addr> {
+    slots: Vec<Slot<F, A>>,
 }
 
-impl<F> std::fmt::Debug for PendingQueue<F> {
+impl<F, A: NeighAddr> std::fmt::Debug for PendingQueue<F, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let used = self.slots.iter().filter(|s| !s.ip.is_unspecified()).count();
+        let used = self.slots.iter().filter(|s| s.ip != A::EMPTY).count();
         write!(f, "PendingQueue({used}/{} addresses)", self.slots.len())
     }
 }
 
-impl<F> PendingQueue<F> {
+impl<F, A: NeighAddr> PendingQueue<F, A> {
     /// Room for `capacity` unresolved addresses.
-    pub fn new(capacity: usize) -> PendingQueue<F> {
+    pub fn new(capacity: usize) -> PendingQueue<F, A> {
         PendingQueue {
             slots: (0..capacity.max(1))
                 .map(|_| Slot {
-                    ip: Ipv4Addr::UNSPECIFIED,
+                    ip: A::EMPTY,
                     port: 0,
                     since_ns: 0,
                     last_request_ns: 0,
@@ -68,10 +71,10 @@ impl<F> PendingQueue<F> {
     }
 
     /// Parks `frame` until `ip` (reached through `port`) is resolved.
-    pub fn park(&mut self, ip: Ipv4Addr, port: u16, frame: F, now: u64) -> Parked<F> {
+    pub fn park(&mut self, ip: A, port: u16, frame: F, now: u64) -> Parked<F> {
         let idx = match self.slots.iter().position(|s| s.ip == ip) {
             Some(i) => i,
-            None => match self.slots.iter().position(|s| s.ip.is_unspecified()) {
+            None => match self.slots.iter().position(|s| s.ip == A::EMPTY) {
                 Some(i) => {
                     let s = &mut self.slots[i];
                     s.ip = ip;
@@ -97,8 +100,8 @@ impl<F> PendingQueue<F> {
     }
 
     /// Takes every packet parked for `ip` (it has just been resolved).
-    pub fn release(&mut self, ip: Ipv4Addr, mut each: impl FnMut(u16, F)) {
-        if ip.is_unspecified() {
+    pub fn release(&mut self, ip: A, mut each: impl FnMut(u16, F)) {
+        if ip == A::EMPTY {
             return;
         }
         if let Some(s) = self.slots.iter_mut().find(|s| s.ip == ip) {
@@ -107,26 +110,26 @@ impl<F> PendingQueue<F> {
                     each(s.port, frame);
                 }
             }
-            s.ip = Ipv4Addr::UNSPECIFIED;
+            s.ip = A::EMPTY;
         }
+    }
+
+    /// True when packets wait for `ip` (an answer about it is awaited).
+    pub fn contains(&self, ip: A) -> bool {
+        ip != A::EMPTY && self.slots.iter().any(|s| s.ip == ip)
     }
 
     /// Timed chores: addresses due for another ARP request go to `ask`;
     /// those past [`GIVE_UP_NS`] lose their packets to `give_up`.
-    pub fn tick(
-        &mut self,
-        now: u64,
-        mut ask: impl FnMut(Ipv4Addr, u16),
-        mut give_up: impl FnMut(F),
-    ) {
-        for s in self.slots.iter_mut().filter(|s| !s.ip.is_unspecified()) {
+    pub fn tick(&mut self, now: u64, mut ask: impl FnMut(A, u16), mut give_up: impl FnMut(F)) {
+        for s in self.slots.iter_mut().filter(|s| s.ip != A::EMPTY) {
             if now.saturating_sub(s.since_ns) >= GIVE_UP_NS {
                 for f in s.frames.iter_mut() {
                     if let Some(frame) = f.take() {
                         give_up(frame);
                     }
                 }
-                s.ip = Ipv4Addr::UNSPECIFIED;
+                s.ip = A::EMPTY;
             } else if now.saturating_sub(s.last_request_ns) >= RETRY_NS {
                 s.last_request_ns = now.max(1);
                 ask(s.ip, s.port);
@@ -149,7 +152,7 @@ impl<F> PendingQueue<F> {
 
     /// True when nothing is parked (lets the worker skip `tick`).
     pub fn is_empty(&self) -> bool {
-        self.slots.iter().all(|s| s.ip.is_unspecified())
+        self.slots.iter().all(|s| s.ip == A::EMPTY)
     }
 }
 
@@ -226,5 +229,20 @@ mod tests {
     fn releasing_an_unknown_address_does_nothing() {
         let mut q: PendingQueue<u8> = PendingQueue::new(2);
         q.release(A, |_, _| panic!("nothing parked"));
+    }
+
+    #[test]
+    fn ipv6_next_hops_park_and_release_like_ipv4() {
+        let a: std::net::Ipv6Addr = "2001:db8:1::11".parse().unwrap();
+        let mut q: PendingQueue<char, std::net::Ipv6Addr> = PendingQueue::new(1);
+        assert_eq!(q.park(a, 2, 'a', 10), Parked::AskNow);
+        assert_eq!(
+            q.park("2001:db8:1::12".parse().unwrap(), 2, 'b', 10),
+            Parked::Full('b')
+        );
+        let mut out = Vec::new();
+        q.release(a, |p, f| out.push((p, f)));
+        assert_eq!(out, vec![(2, 'a')]);
+        assert!(q.is_empty());
     }
 }

@@ -22,7 +22,7 @@ pub enum DropReason {
     BadChecksum,
     /// Unicast to a MAC address that is not the port's.
     OtherMac,
-    /// Neither ARP nor IPv4 (IPv6, LLDP, ...).
+    /// Neither ARP, IPv4 nor IPv6 (LLDP, ...).
     UnsupportedEthertype,
     /// An ARP request for an address that is not ours.
     ArpNotForUs,
@@ -78,11 +78,32 @@ pub enum DropReason {
     /// A later fragment whose first fragment did not come (or was
     /// refused) within the fragment lifetime.
     FragmentUnmatched,
+    /// IPv6 to an address that is not the balancer's own (IPv6 is not
+    /// balanced yet: the forwarding seam drops it).
+    Ipv6NoService,
+    /// IPv6 with more extension headers than rvs walks (8).
+    Ipv6ExtTooMany,
+    /// IPv6 whose extension headers are longer than rvs walks (512 bytes).
+    Ipv6ExtTooLong,
+    /// IPv6 with a hop-by-hop options header after the first place.
+    Ipv6HopByHopNotFirst,
+    /// IPv6 with a routing header whose segments left is not zero (rvs is
+    /// no hop of a source route).
+    Ipv6SourceRoute,
+    /// A neighbour solicitation for an address that is not ours (nor a VIP
+    /// answered on that port).
+    NdNotForUs,
+    /// A neighbour discovery message that breaks RFC 4861's validity rules
+    /// (hop limit not 255, bad checksum or options, DAD rules).
+    NdInvalid,
+    /// An ICMPv6 error rvs would have sent, over its rate limit (RFC 4443
+    /// 2.4 (f)); the invoking packet is dropped.
+    Icmpv6RateLimited,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 35] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -110,6 +131,14 @@ impl DropReason {
         DropReason::SynProxyUnanswered,
         DropReason::FragmentQueueFull,
         DropReason::FragmentUnmatched,
+        DropReason::Ipv6NoService,
+        DropReason::Ipv6ExtTooMany,
+        DropReason::Ipv6ExtTooLong,
+        DropReason::Ipv6HopByHopNotFirst,
+        DropReason::Ipv6SourceRoute,
+        DropReason::NdNotForUs,
+        DropReason::NdInvalid,
+        DropReason::Icmpv6RateLimited,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -144,12 +173,20 @@ impl DropReason {
             DropReason::SynProxyUnanswered => "synproxy_unanswered",
             DropReason::FragmentQueueFull => "fragment_queue_full",
             DropReason::FragmentUnmatched => "fragment_unmatched",
+            DropReason::Ipv6NoService => "ipv6_no_service",
+            DropReason::Ipv6ExtTooMany => "ipv6_ext_too_many",
+            DropReason::Ipv6ExtTooLong => "ipv6_ext_too_long",
+            DropReason::Ipv6HopByHopNotFirst => "ipv6_hop_by_hop_not_first",
+            DropReason::Ipv6SourceRoute => "ipv6_source_route",
+            DropReason::NdNotForUs => "nd_not_for_us",
+            DropReason::NdInvalid => "nd_invalid",
+            DropReason::Icmpv6RateLimited => "icmpv6_rate_limited",
         }
     }
 }
 
 /// What one worker has done since it started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkerStats {
     /// Frames received.
     pub rx_packets: u64,
@@ -216,12 +253,32 @@ pub struct WorkerStats {
     pub fragments_forwarded: u64,
     /// Later fragments that came before their first and waited for it.
     pub fragments_queued: u64,
+    /// Neighbour solicitations for our IPv6 addresses (and IPv6 VIPs)
+    /// answered with an advertisement.
+    pub nd_solicits_answered: u64,
+    /// IPv6 neighbour entries learned or refreshed from neighbour discovery.
+    pub nd_learned: u64,
+    /// Neighbour solicitations rvs sent to resolve IPv6 next hops.
+    pub nd_solicits_sent: u64,
+    /// Unsolicited neighbour advertisements rvs sent for its own IPv6
+    /// addresses and VIPs (at start, and with each gratuitous ARP round).
+    pub nd_adverts_announced: u64,
+    /// ICMPv6 echo requests to our IPv6 addresses and VIPs answered.
+    pub icmpv6_echo_answered: u64,
+    /// ICMPv6 errors rvs sent (time exceeded, packet too big, unreachable).
+    pub icmpv6_errors_sent: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
 }
 
-const SCALARS: usize = 27;
+const SCALARS: usize = 33;
 const CELLS: usize = SCALARS + DropReason::COUNT;
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats::from_cells(&[0; CELLS])
+    }
+}
 
 impl WorkerStats {
     /// Counts a dropped frame.
@@ -274,6 +331,12 @@ impl WorkerStats {
             self.conns_evicted_udp,
             self.fragments_forwarded,
             self.fragments_queued,
+            self.nd_solicits_answered,
+            self.nd_learned,
+            self.nd_solicits_sent,
+            self.nd_adverts_announced,
+            self.icmpv6_echo_answered,
+            self.icmpv6_errors_sent,
         ]);
         c[SCALARS..].copy_from_slice(&self.drops);
         c
@@ -310,6 +373,12 @@ impl WorkerStats {
             conns_evicted_udp: c[24],
             fragments_forwarded: c[25],
             fragments_queued: c[26],
+            nd_solicits_answered: c[27],
+            nd_learned: c[28],
+            nd_solicits_sent: c[29],
+            nd_adverts_announced: c[30],
+            icmpv6_echo_answered: c[31],
+            icmpv6_errors_sent: c[32],
             drops,
         }
     }
@@ -348,6 +417,12 @@ impl WorkerStats {
             "conns_evicted_udp": self.conns_evicted_udp,
             "fragments_forwarded": self.fragments_forwarded,
             "fragments_queued": self.fragments_queued,
+            "nd_solicits_answered": self.nd_solicits_answered,
+            "nd_learned": self.nd_learned,
+            "nd_solicits_sent": self.nd_solicits_sent,
+            "nd_adverts_announced": self.nd_adverts_announced,
+            "icmpv6_echo_answered": self.icmpv6_echo_answered,
+            "icmpv6_errors_sent": self.icmpv6_errors_sent,
             "drops": drops,
         })
     }

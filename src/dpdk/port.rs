@@ -453,6 +453,15 @@ impl Port {
         Ok(MacAddr(addr.addr_bytes))
     }
 
+    /// Receives all multicast frames (IPv6 neighbour discovery's
+    /// solicited-node groups, whose MACs depend on the addresses asked
+    /// for); false when the device cannot (software devices such as
+    /// `net_af_packet` and `net_pcap` receive them anyway).
+    pub fn enable_all_multicast(&self) -> bool {
+        // SAFETY: valid port.
+        unsafe { ffi::rte_eth_allmulticast_enable(self.id) == 0 }
+    }
+
     /// The link state, without waiting for autonegotiation.
     pub fn link(&self) -> LinkStatus {
         let mut link = ffi::rte_eth_link::default();
@@ -514,6 +523,16 @@ fn client_rss(
     if info.flow_type_rss_offloads & hf != hf {
         return Err(RssUnsupported::NoAddressOnlyHash);
     }
+    // IPv6 clients hashed the same way (one address, same key) when the
+    // device can: `RssModel::hash_client6`. Without it IPv6 packets land
+    // on the queue the device's default picks (queue 0, usually).
+    // SAFETY: pure function returning a constant.
+    let ipv6 = unsafe { ffi::rvs_rss_hf_ipv6() };
+    let hf = if info.flow_type_rss_offloads & ipv6 == ipv6 {
+        hf | ipv6
+    } else {
+        hf
+    };
     if usize::from(info.hash_key_size) < KEY_LEN {
         return Err(RssUnsupported::KeySize(info.hash_key_size));
     }

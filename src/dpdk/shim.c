@@ -44,5 +44,6 @@ uint64_t rvs_rss_hf_ipv4_tcp_udp(void)
 }
 
 uint64_t rvs_rss_hf_ipv4(void) { return RTE_ETH_RSS_IPV4; }
+uint64_t rvs_rss_hf_ipv6(void) { return RTE_ETH_RSS_IPV6; }
 uint64_t rvs_rss_l3_src_only(void) { return RTE_ETH_RSS_L3_SRC_ONLY; }
 uint64_t rvs_rss_l3_dst_only(void) { return RTE_ETH_RSS_L3_DST_ONLY; }

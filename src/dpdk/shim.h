@@ -50,6 +50,8 @@ unsigned rvs_lcore_id(void);
 uint64_t rvs_rss_hf_ipv4_tcp_udp(void);
 /* IPv4 addresses only, for every IPv4 packet (TCP and UDP included). */
 uint64_t rvs_rss_hf_ipv4(void);
+/* IPv6 addresses only, for every IPv6 packet (TCP and UDP included). */
+uint64_t rvs_rss_hf_ipv6(void);
 /* Input-set modifiers: hash only the source / only the destination. */
 uint64_t rvs_rss_l3_src_only(void);
 uint64_t rvs_rss_l3_dst_only(void);

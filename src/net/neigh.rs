@@ -1,4 +1,5 @@
-//! A per-worker neighbour (ARP) table.
+//! A per-worker neighbour table: ARP's for IPv4, neighbour discovery's
+//! for IPv6 ([`NeighTable6`]), one generic code.
 //!
 //! Each worker owns one, so lookups take no lock. Capacity is fixed at start:
 //! open addressing with a short bounded probe, and when every slot in a
@@ -7,7 +8,36 @@
 //! Time is passed in (nanoseconds), never read here.
 
 use crate::wire::MacAddr;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// An address a neighbour table is keyed by; the unspecified address
+/// marks an empty slot (it is never a neighbour).
+pub trait NeighAddr: Copy + Eq + std::fmt::Debug {
+    /// `0.0.0.0` or `::`.
+    const EMPTY: Self;
+    /// The address folded to 64 bits, for the home slot.
+    fn fold(self) -> u64;
+}
+
+impl NeighAddr for Ipv4Addr {
+    const EMPTY: Self = Ipv4Addr::UNSPECIFIED;
+    #[inline]
+    fn fold(self) -> u64 {
+        u64::from(u32::from(self))
+    }
+}
+
+impl NeighAddr for Ipv6Addr {
+    const EMPTY: Self = Ipv6Addr::UNSPECIFIED;
+    #[inline]
+    fn fold(self) -> u64 {
+        // The interface identifier varies most within a prefix; the
+        // prefix half is mixed in so equal identifiers on two prefixes
+        // (link-local and global of one host) land apart.
+        let x = u128::from(self);
+        (x as u64) ^ ((x >> 64) as u64).rotate_left(29)
+    }
+}
 
 /// Slots examined for one key before giving up (lookup) or replacing (learn).
 const PROBE: usize = 16;
@@ -34,65 +64,74 @@ pub enum LearnOutcome {
     StaticKept,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Slot {
-    /// Host-order IPv4 address; 0 marks an empty slot (0.0.0.0 is never a
-    /// neighbour).
-    ip: u32,
+#[derive(Clone, Copy, Debug)]
+struct Slot<A> {
+    /// The address; the unspecified one marks an empty slot.
+    ip: A,
     mac: MacAddr,
     port: u16,
     is_static: bool,
     updated_ns: u64,
 }
 
-/// Fixed-capacity IPv4 → MAC table.
+/// Fixed-capacity address → MAC table (IPv4 by default).
 #[derive(Debug)]
-pub struct NeighTable {
-    slots: Box<[Slot]>,
+pub struct NeighTable<A = Ipv4Addr> {
+    slots: Box<[Slot<A>]>,
     mask: usize,
     max_age_ns: u64,
 }
 
-impl NeighTable {
+/// The IPv6 neighbour cache (RFC 4861), same bounds and aging as ARP's.
+pub type NeighTable6 = NeighTable<Ipv6Addr>;
+
+impl<A: NeighAddr> NeighTable<A> {
     /// A table of at least `capacity` slots (rounded up to a power of two)
     /// whose learned entries are valid for `max_age_ns`.
-    pub fn new(capacity: usize, max_age_ns: u64) -> NeighTable {
+    pub fn new(capacity: usize, max_age_ns: u64) -> NeighTable<A> {
         let n = capacity.max(PROBE).next_power_of_two();
+        let empty = Slot {
+            ip: A::EMPTY,
+            mac: MacAddr::ZERO,
+            port: 0,
+            is_static: false,
+            updated_ns: 0,
+        };
         NeighTable {
-            slots: vec![Slot::default(); n].into_boxed_slice(),
+            slots: vec![empty; n].into_boxed_slice(),
             mask: n - 1,
             max_age_ns,
         }
     }
 
     #[inline]
-    fn home(&self, ip: u32) -> usize {
+    fn home(&self, ip: A) -> usize {
         // Fibonacci hashing: the high bits of a golden-ratio product.
-        ((u64::from(ip).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize) & self.mask
+        ((ip.fold().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize) & self.mask
     }
 
     /// Installs a static entry (from `[[neighbor]]`), which learning never
     /// changes and age never expires. Returns false when the probe window is
     /// full of other static entries.
-    pub fn insert_static(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) -> bool {
-        self.put(u32::from(ip), mac, port, 0, true).is_some()
+    pub fn insert_static(&mut self, ip: A, mac: MacAddr, port: u16) -> bool {
+        self.put(ip, mac, port, 0, true).is_some()
     }
 
     /// Records that `ip` is at `mac` on `port` at time `now_ns`.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16, now_ns: u64) -> LearnOutcome {
-        self.put(u32::from(ip), mac, port, now_ns, false)
+    pub fn learn(&mut self, ip: A, mac: MacAddr, port: u16, now_ns: u64) -> LearnOutcome {
+        self.put(ip, mac, port, now_ns, false)
             .unwrap_or(LearnOutcome::StaticKept)
     }
 
     fn put(
         &mut self,
-        ip: u32,
+        ip: A,
         mac: MacAddr,
         port: u16,
         now_ns: u64,
         is_static: bool,
     ) -> Option<LearnOutcome> {
-        if ip == 0 {
+        if ip == A::EMPTY {
             return None;
         }
         let home = self.home(ip);
@@ -114,7 +153,7 @@ impl NeighTable {
                 };
                 return Some(LearnOutcome::Refreshed);
             }
-            if slot.ip == 0 {
+            if slot.ip == A::EMPTY {
                 empty.get_or_insert(idx);
             } else if !slot.is_static && stalest.is_none_or(|(_, t)| slot.updated_ns < t) {
                 stalest = Some((idx, slot.updated_ns));
@@ -136,9 +175,8 @@ impl NeighTable {
     }
 
     /// The neighbour for `ip`, if known and not older than the max age.
-    pub fn lookup(&self, ip: Ipv4Addr, now_ns: u64) -> Option<Neighbor> {
-        let ip = u32::from(ip);
-        if ip == 0 {
+    pub fn lookup(&self, ip: A, now_ns: u64) -> Option<Neighbor> {
+        if ip == A::EMPTY {
             return None;
         }
         let home = self.home(ip);
@@ -158,13 +196,28 @@ impl NeighTable {
 
     /// True when `ip` has an entry, fresh or stale (learning refreshes known
     /// neighbours from any ARP they send, as Linux does).
-    pub fn knows(&self, ip: Ipv4Addr) -> bool {
-        let ip = u32::from(ip);
-        if ip == 0 {
+    pub fn knows(&self, ip: A) -> bool {
+        if ip == A::EMPTY {
             return false;
         }
         let home = self.home(ip);
         (0..PROBE).any(|i| self.slots[(home + i) & self.mask].ip == ip)
+    }
+
+    /// Every entry as (address, neighbour, static, last update), fresh or
+    /// stale, in slot order (for listings; not on the packet path).
+    pub fn entries(&self) -> impl Iterator<Item = (A, Neighbor, bool, u64)> + '_ {
+        self.slots.iter().filter(|s| s.ip != A::EMPTY).map(|s| {
+            (
+                s.ip,
+                Neighbor {
+                    mac: s.mac,
+                    port: s.port,
+                },
+                s.is_static,
+                s.updated_ns,
+            )
+        })
     }
 
     /// Number of slots (the fixed capacity).
@@ -266,5 +319,42 @@ mod tests {
             LearnOutcome::StaticKept
         );
         assert!(t.lookup(Ipv4Addr::UNSPECIFIED, 0).is_none());
+    }
+
+    fn ip6(n: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, n)
+    }
+
+    #[test]
+    fn ipv6_learned_entry_is_found_and_ages_like_arp() {
+        let mut t = NeighTable6::new(64, MIN);
+        assert_eq!(t.learn(ip6(1), mac(1), 0, 0), LearnOutcome::Added);
+        assert_eq!(t.lookup(ip6(1), MIN).map(|n| n.mac), Some(mac(1)));
+        assert!(t.lookup(ip6(1), MIN + 1).is_none());
+        assert!(t.knows(ip6(1)));
+        assert!(t.lookup(ip6(2), 0).is_none());
+    }
+
+    #[test]
+    fn ipv6_flood_stays_within_capacity_and_keeps_static() {
+        let mut t = NeighTable6::new(64, MIN);
+        assert!(t.insert_static(ip6(1), mac(1), 1));
+        for n in 2..10_000u16 {
+            t.learn(ip6(n), mac(2), 0, u64::from(n));
+        }
+        assert_eq!(t.capacity(), 64);
+        assert_eq!(t.entries().count(), 64);
+        assert_eq!(t.lookup(ip6(1), u64::MAX).map(|n| n.port), Some(1));
+        assert!(t.lookup(ip6(9_999), 10_000).is_some());
+    }
+
+    #[test]
+    fn ipv6_unspecified_address_is_never_stored() {
+        let mut t = NeighTable6::new(16, MIN);
+        assert_eq!(
+            t.learn(Ipv6Addr::UNSPECIFIED, mac(1), 0, 0),
+            LearnOutcome::StaticKept
+        );
+        assert_eq!(t.entries().count(), 0);
     }
 }

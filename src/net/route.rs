@@ -1,54 +1,67 @@
-//! IPv4 routes and longest-prefix match.
+//! Routes and longest-prefix match, for IPv4 and IPv6.
 //!
 //! A balancer's table is small: one connected prefix per interface address
 //! plus a handful of `[[route]]`s. The table keeps its routes sorted by
 //! prefix length, longest first, so the first match is the longest; a scan
 //! of a few entries that share one or two cache lines beats a trie at this
 //! size. It is built once per configuration by the control side and shared
-//! read-only by the workers.
+//! read-only by the workers. One generic table serves both families
+//! ([`RouteTable`] for IPv4, [`RouteTable6`] for IPv6): the match is the
+//! prefix's, see `wire::cidr`.
 
-use crate::wire::Ipv4Cidr;
-use std::net::Ipv4Addr;
+use crate::wire::cidr::{Cidr, CidrAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// One route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Route {
+pub struct Route<A = Ipv4Addr> {
     /// Destinations it covers.
-    pub prefix: Ipv4Cidr,
+    pub prefix: Cidr<A>,
     /// The gateway, or `None` for a connected subnet (deliver directly).
-    pub via: Option<Ipv4Addr>,
+    pub via: Option<A>,
     /// Output port (interface index in config order).
     pub port: u16,
     /// Our address on that port, the source of packets rvs originates
     /// there (ARP requests, IPIP outer headers, ICMP errors).
-    pub src: Ipv4Addr,
+    pub src: A,
 }
 
 /// Where to send a packet for a destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NextHop {
+pub struct NextHop<A = Ipv4Addr> {
     /// Output port.
     pub port: u16,
     /// The address whose MAC the frame goes to: the gateway, or the
     /// destination itself on a connected subnet.
-    pub address: Ipv4Addr,
+    pub address: A,
     /// Our address on the output port.
-    pub src: Ipv4Addr,
+    pub src: A,
 }
 
 /// Routes, longest prefix first.
-#[derive(Clone, Debug, Default)]
-pub struct RouteTable {
-    routes: Vec<Route>,
+#[derive(Clone, Debug)]
+pub struct RouteTable<A = Ipv4Addr> {
+    routes: Vec<Route<A>>,
 }
 
-impl RouteTable {
+/// IPv6 routes: the connected prefixes of the interfaces' IPv6 addresses
+/// and the IPv6 `[[route]]`s.
+pub type RouteTable6 = RouteTable<Ipv6Addr>;
+
+impl<A> Default for RouteTable<A> {
+    fn default() -> Self {
+        RouteTable { routes: Vec::new() }
+    }
+}
+
+impl<A: CidrAddr> RouteTable<A> {
     /// Builds a table from connected subnets (`(port, address)` of every
     /// interface address) and static routes `(prefix, gateway, port)`.
-    /// A static route's source is the port's first address (or the
-    /// unspecified address when the port has none).
-    pub fn new(connected: &[(u16, Ipv4Cidr)], statics: &[(Ipv4Cidr, Ipv4Addr, u16)]) -> RouteTable {
-        let mut routes: Vec<Route> = connected
+    /// A static route's source is the port's address whose subnet holds
+    /// the gateway, else its first address (or the unspecified address
+    /// when the port has none).
+    pub fn new(connected: &[(u16, Cidr<A>)], statics: &[(Cidr<A>, A, u16)]) -> RouteTable<A> {
+        let mut routes: Vec<Route<A>> = connected
             .iter()
             .map(|&(port, addr)| Route {
                 prefix: addr.network(),
@@ -63,7 +76,7 @@ impl RouteTable {
                 .find(|(p, a)| *p == port && a.contains(via))
                 .or_else(|| connected.iter().find(|(p, _)| *p == port))
                 .map(|(_, a)| a.addr())
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                .unwrap_or(A::UNSPECIFIED);
             routes.push(Route {
                 prefix: prefix.network(),
                 via: Some(via),
@@ -79,7 +92,7 @@ impl RouteTable {
 
     /// The next hop for `dst`, by longest-prefix match.
     #[inline]
-    pub fn lookup(&self, dst: Ipv4Addr) -> Option<NextHop> {
+    pub fn lookup(&self, dst: A) -> Option<NextHop<A>> {
         self.routes
             .iter()
             .find(|r| r.prefix.contains(dst))
@@ -92,7 +105,7 @@ impl RouteTable {
 
     /// The connected route covering `ip`, if any: which port a VIP on a
     /// connected subnet is answered on.
-    pub fn connected_port(&self, ip: Ipv4Addr) -> Option<u16> {
+    pub fn connected_port(&self, ip: A) -> Option<u16> {
         self.routes
             .iter()
             .find(|r| r.via.is_none() && r.prefix.contains(ip))
@@ -100,7 +113,7 @@ impl RouteTable {
     }
 
     /// The routes, longest prefix first.
-    pub fn routes(&self) -> &[Route] {
+    pub fn routes(&self) -> &[Route<A>] {
         &self.routes
     }
 }
@@ -109,7 +122,7 @@ impl RouteTable {
 mod tests {
     use super::*;
 
-    fn cidr(s: &str) -> Ipv4Cidr {
+    fn cidr(s: &str) -> crate::wire::Ipv4Cidr {
         s.parse().unwrap()
     }
 
@@ -181,5 +194,71 @@ mod tests {
             &[(cidr("0.0.0.0/0"), ip("198.51.100.254"), 0)],
         );
         assert_eq!(t.lookup(ip("8.8.8.8")).unwrap().src, ip("198.51.100.1"));
+    }
+
+    fn cidr6(s: &str) -> crate::wire::Ipv6Cidr {
+        s.parse().unwrap()
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn table6() -> RouteTable6 {
+        RouteTable6::new(
+            &[
+                (0, cidr6("2001:db8:1::2/64")),
+                (1, cidr6("2001:db8:10::1/64")),
+            ],
+            &[
+                (cidr6("::/0"), ip6("2001:db8:1::1"), 0),
+                (cidr6("2001:db8:20::/48"), ip6("2001:db8:10::fe"), 1),
+                (cidr6("2001:db8:20:5::/64"), ip6("2001:db8:1::9"), 0),
+            ],
+        )
+    }
+
+    #[test]
+    fn ipv6_connected_prefix_delivers_directly() {
+        assert_eq!(
+            table6().lookup(ip6("2001:db8:10::11")),
+            Some(NextHop {
+                port: 1,
+                address: ip6("2001:db8:10::11"),
+                src: ip6("2001:db8:10::1")
+            })
+        );
+    }
+
+    #[test]
+    fn ipv6_default_route_catches_the_rest() {
+        assert_eq!(
+            table6().lookup(ip6("2001:db8:99::7")),
+            Some(NextHop {
+                port: 0,
+                address: ip6("2001:db8:1::1"),
+                src: ip6("2001:db8:1::2")
+            })
+        );
+    }
+
+    #[test]
+    fn ipv6_longest_prefix_wins() {
+        let t = table6();
+        assert_eq!(
+            t.lookup(ip6("2001:db8:20:9::1")).unwrap().address,
+            ip6("2001:db8:10::fe")
+        );
+        assert_eq!(
+            t.lookup(ip6("2001:db8:20:5::1")).unwrap().address,
+            ip6("2001:db8:1::9")
+        );
+    }
+
+    #[test]
+    fn ipv6_no_route_without_default() {
+        let t = RouteTable6::new(&[(0, cidr6("2001:db8:1::2/64"))], &[]);
+        assert_eq!(t.lookup(ip6("2001:db8:2::1")), None);
+        assert_eq!(t.connected_port(ip6("2001:db8:1::77")), Some(0));
     }
 }

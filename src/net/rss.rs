@@ -16,7 +16,7 @@
 
 use crate::lb::kind::{keyword, ParseKeywordError};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// Length of a Toeplitz key as NICs take it (Microsoft's RSS specification;
@@ -157,6 +157,19 @@ impl RssModel {
         self.worker_of_hash(self.hash_client(client))
     }
 
+    /// The hash a NIC computes for a packet whose client is the IPv6
+    /// address `ip` when it hashes one IPv6 address (`RTE_ETH_RSS_IPV6`
+    /// with `L3_SRC_ONLY` or `L3_DST_ONLY`): Toeplitz over the 16 address
+    /// bytes, with the same key (its first 20 bytes).
+    pub fn hash_client6(&self, ip: Ipv6Addr) -> u32 {
+        toeplitz(&self.key, &ip.octets())
+    }
+
+    /// The worker (queue) that owns IPv6 client `ip`'s connections.
+    pub fn worker_of6(&self, client: Ipv6Addr) -> usize {
+        self.worker_of_hash(self.hash_client6(client))
+    }
+
     /// The worker (queue) a NIC sends a packet of hash `hash` to: the
     /// RETA entry its low bits index, as NICs do.
     #[inline]
@@ -234,6 +247,33 @@ mod tests {
         for (src, dst, want) in vectors {
             assert_eq!(toeplitz(&RSS_KEY, &pair(src, dst)), want, "{src} -> {dst}");
         }
+    }
+
+    #[test]
+    fn toeplitz_matches_the_rss_specification_ipv6_vectors() {
+        let vectors = [
+            ("3ffe:2501:200:1fff::7", "3ffe:2501:200:3::1", 0x2cc1_8cd5),
+            ("3ffe:501:8::260:97ff:fe40:efab", "ff02::1", 0x0f0c_461c),
+            (
+                "3ffe:1900:4545:3:200:f8ff:fe21:67cf",
+                "fe80::200:f8ff:fe21:67cf",
+                0x4b61_e985,
+            ),
+        ];
+        for (src, dst, want) in vectors {
+            let mut input = src.parse::<Ipv6Addr>().unwrap().octets().to_vec();
+            input.extend_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+            assert_eq!(toeplitz(&RSS_KEY, &input), want, "{src} -> {dst}");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_client_hashes_like_a_nic_hashing_its_address_alone() {
+        let m = RssModel::new(4);
+        let c: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+        assert_eq!(m.hash_client6(c), toeplitz(&RSS_KEY, &c.octets()));
+        assert_eq!(m.worker_of6(c), m.worker_of_hash(m.hash_client6(c)));
+        assert!(m.worker_of6(c) < 4);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub mod mac;
 pub mod tcp;
 pub mod udp;
 
-pub use cidr::Ipv4Cidr;
+pub use cidr::{IpCidr, Ipv4Cidr, Ipv6Cidr};
 pub use mac::MacAddr;
 
 use std::fmt;

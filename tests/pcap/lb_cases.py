@@ -495,7 +495,7 @@ def build_cases():
     junk("frag needed with a wrong ICMP checksum", bytes(bad), "bad_checksum")
     junk("SYN to a VIP, unicast to another MAC", bytes(Ether(dst=OTHER_MAC, src=ROUTER_MAC) / syn_to()[IP]), "other_mac")
     junk("SYN to a VIP from a multicast source MAC", Ether(dst=OUR_MAC, src="01:00:5e:00:00:01") / syn_to()[IP], "malformed")
-    junk("IPv6 SYN", Ether(dst=OUR_MAC, src=ROUTER_MAC) / IPv6(src="2001:db8::1", dst="2001:db8::100") / TCP(dport=80, flags="S"), "unsupported_ethertype")
+    junk("IPv6 SYN", Ether(dst=OUR_MAC, src=ROUTER_MAC) / IPv6(src="2001:db8::1", dst="2001:db8::100") / TCP(dport=80, flags="S"), "ipv6_no_service")
     good = bytes(syn_to())
     junk("a 10-byte frame", good[:10], "truncated")
     junk("IPv4 header cut at 16 bytes", good[: 14 + 16], "truncated")

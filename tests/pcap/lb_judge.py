@@ -37,7 +37,7 @@ DROP_REASONS = [
     "truncated", "malformed", "bad_checksum", "other_mac", "unsupported_ethertype", "arp_not_for_us",
     "no_service", "unsupported_protocol", "fragment", "tx_full", "ttl_expired", "no_route",
     "neighbor_unresolved", "no_connection", "table_full", "no_real_server", "too_big",
-    "fragment_queue_full", "fragment_unmatched",
+    "fragment_queue_full", "fragment_unmatched", "ipv6_no_service",
 ]  # fmt: skip
 
 

@@ -182,10 +182,10 @@ def build():
         "other_mac",
     )
     add(
-        "ipv6 echo request (all-nodes multicast)",
+        "ipv6 echo request (all-nodes multicast: rvs is no member of groups)",
         Ether(dst="33:33:00:00:00:01", src=PEER_MAC) / IPv6(src="2001:db8::10", dst="ff02::1") / ICMPv6EchoRequest(),
         "drop",
-        "unsupported_ethertype",
+        "unsupported_protocol",
     )
     junk = bytes(Ether(dst=BCAST, src=PEER_MAC, type=0x88B5)) + bytes(rnd.getrandbits(8) for _ in range(64))
     add("junk with a local experimental ethertype", junk, "drop", "unsupported_ethertype")

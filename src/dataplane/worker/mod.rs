@@ -22,7 +22,9 @@
 //! (`lb::balancer`), asked once per TCP/UDP packet; the worker keeps I/O,
 //! ARP, ICMP, the rewrite, the route and the send.
 
+mod edge6;
 mod forward;
+mod forward6;
 pub(crate) mod parse;
 #[cfg(test)]
 mod tests;
@@ -30,6 +32,10 @@ mod tests;
 mod tests_control;
 #[cfg(test)]
 mod tests_lb;
+#[cfg(test)]
+mod tests_v6;
+
+pub use edge6::{Ipv6Setup, ICMPV6_ERRORS_PER_SEC};
 
 use super::io::{Frame, Output};
 use super::pending::{Parked, PendingQueue};
@@ -42,8 +48,9 @@ use crate::net::neigh::NeighTable;
 use crate::net::route::RouteTable;
 use crate::net::rss::RssModel;
 use crate::wire::ethernet::{self, EtherType};
-use crate::wire::{arp, icmp, ipv4, Ipv4Cidr, MacAddr};
-use parse::{wire_drop, Ipv4Info, Parsed};
+use crate::wire::{arp, icmp, ipv4, Ipv4Cidr, Ipv6Cidr, MacAddr};
+use edge6::Edge6;
+use parse::{wire_drop, Ipv4Info, Ipv6Info, Parsed};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -84,6 +91,9 @@ pub struct PortSetup {
     pub mac: MacAddr,
     /// The port's own addresses with their connected prefixes.
     pub addresses: Vec<Ipv4Cidr>,
+    /// The port's own IPv6 addresses with their connected prefixes
+    /// (neighbour solicitations and echo answered for them).
+    pub addresses6: Vec<Ipv6Cidr>,
     /// Largest IPv4 packet the port sends (TUN checks encapsulated size).
     pub mtu: u16,
 }
@@ -118,6 +128,8 @@ pub struct WorkerSetup {
     pub floating: Vec<Ipv4Addr>,
     /// Whether this balancer starts as master (standalone: true).
     pub master: bool,
+    /// IPv6 routes, static neighbours and VIPs (empty without IPv6).
+    pub ipv6: Ipv6Setup,
     /// Number of workers: a connection is owned by the worker the RSS
     /// model maps its client to (`net::rss`); others hand its packets over.
     pub worker_count: usize,
@@ -131,6 +143,11 @@ impl WorkerSetup {
             .iter()
             .enumerate()
             .flat_map(|(i, p)| p.addresses.iter().map(move |a| (i as u16, *a)))
+            .collect();
+        let connected6: Vec<(u16, Ipv6Cidr)> = ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.addresses6.iter().map(move |a| (i as u16, *a)))
             .collect();
         WorkerSetup {
             routes: RouteTable::new(&connected, &[]),
@@ -146,6 +163,10 @@ impl WorkerSetup {
             worker_count: 1,
             floating: Vec::new(),
             master: true,
+            ipv6: Ipv6Setup {
+                routes: crate::net::route::RouteTable6::new(&connected6, &[]),
+                ..Ipv6Setup::default()
+            },
         }
     }
 }
@@ -229,6 +250,8 @@ pub struct Worker<F> {
     /// IPv4 fragments: first fragments' decisions, and later fragments
     /// waiting for their first (fixed sizes, `lb::frag`).
     frags: FragTable<F>,
+    /// IPv6 routes, neighbour cache and queue, own addresses and VIPs.
+    v6: Edge6<F>,
     /// Counters, published by the poll loop.
     pub stats: WorkerStats,
 }
@@ -279,6 +302,17 @@ impl<F: Frame> Worker<F> {
                 frag::DEFAULT_QUEUE,
                 frag::LIFETIME_NS,
                 setup.seed,
+            ),
+            v6: Edge6::new(
+                &setup.ipv6,
+                setup
+                    .ports
+                    .iter()
+                    .flat_map(|p| p.addresses6.iter().map(|a| a.addr()))
+                    .collect(),
+                setup.neigh_capacity,
+                setup.neigh_max_age_ns,
+                PENDING_ADDRESSES,
             ),
             stats: WorkerStats::default(),
         })
@@ -441,7 +475,12 @@ impl<F: Frame> Worker<F> {
     ) {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += frame.data().len() as u64;
-        if self.workers > 1 && matches!(parsed, Parsed::Arp { .. }) {
+        let neighbor_discovery = match parsed {
+            Parsed::Arp { .. } => true,
+            Parsed::Ipv6(ip) => edge6::is_neighbor_discovery(ip),
+            _ => false,
+        };
+        if self.workers > 1 && neighbor_discovery {
             self.share_arp(port, &frame, out);
         }
         self.decide(port, frame, parsed, now, out, false);
@@ -502,6 +541,10 @@ impl<F: Frame> Worker<F> {
                 self.forward(port, ip, frame, now, out);
                 return;
             }
+            Step::Forward6(ip) => {
+                self.forward_ipv6(port, ip, frame, now, out);
+                return;
+            }
         };
         match verdict {
             Verdict::Transmit(p) => out.send(p, frame),
@@ -542,6 +585,7 @@ impl<F: Frame> Worker<F> {
                 self.stats.drop(DropReason::SynProxyUnanswered);
             }
         }
+        self.tick6(now, out);
         if self.frags.waiting() > 0 {
             let mut expired = 0;
             self.frags.expire(now, |_| expired += 1);
@@ -586,6 +630,10 @@ impl<F: Frame> Worker<F> {
             Parsed::Ipv4(ip) => match self.ipv4_local(port, ip, &mut data[usize::from(ip.l3)..]) {
                 Local::Verdict(v) => v,
                 Local::NotLocal => return Step::Forward(ip),
+            },
+            Parsed::Ipv6(ip) => match self.ipv6_local(port, port_mac, frame, ip, now, out) {
+                Local::Verdict(v) => v,
+                Local::NotLocal => return Step::Forward6(ip),
             },
         };
         if let Verdict::Transmit(_) = verdict {
@@ -640,6 +688,7 @@ impl<F: Frame> Worker<F> {
         for (port, ip) in announce {
             self.send_arp(port, ip, ip, out);
         }
+        self.announce6(out);
     }
 
     /// ARP: learn the sender when the packet is for us (or the sender is
@@ -856,6 +905,8 @@ enum Step<'p> {
     Decided(Verdict),
     /// IPv4 not addressed to the balancer, as the parse found it.
     Forward(&'p Ipv4Info),
+    /// IPv6 not addressed to the balancer, as the parse found it.
+    Forward6(&'p Ipv6Info),
 }
 
 /// What the local (to-the-balancer) IPv4 path decided.

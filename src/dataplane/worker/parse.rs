@@ -1,8 +1,9 @@
 //! The worker's one look at a frame's headers.
 //!
 //! Every frame is parsed once, when its window of the poll is warmed up:
-//! Ethernet (VLAN tags walked), then ARP or IPv4 (lengths and header
-//! checksum checked), then for TCP and UDP that are whole or a first
+//! Ethernet (VLAN tags walked), then ARP, IPv4 (lengths and header
+//! checksum checked) or IPv6 (payload length checked, extension headers
+//! walked once, see [`Ipv6Info`]), then for TCP and UDP that are whole or a first
 //! fragment (offset 0: the ports are there) the transport header, the
 //! 5-tuple and the connection table's hash. The
 //! result, a [`Parsed`], is what every later step reads: the prefetches,
@@ -20,8 +21,9 @@ use crate::lb::conn::FlowKey;
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::TcpFlags;
 use crate::wire::ethernet::{self, EtherType};
+use crate::wire::ipv6::{self, next_header, ExtError};
 use crate::wire::{ipv4, tcp, udp, Error as WireError};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// What the first look found in a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,10 +38,71 @@ pub(crate) enum Parsed {
         /// Offset of the ARP packet.
         l3: u16,
     },
-    /// Neither ARP nor IPv4.
+    /// Neither ARP, IPv4 nor IPv6.
     OtherEthertype,
     /// IPv4 whose header is whole and whose checksum is right.
     Ipv4(Ipv4Info),
+    /// IPv6 whose payload is whole and whose extension headers were
+    /// walked to a TCP, UDP or ICMPv6 header (or another upper layer).
+    Ipv6(Ipv6Info),
+}
+
+/// An IPv6 packet's facts, as the first look read them: the forwarding
+/// step and the local path (ND, echo) never walk its extension headers
+/// again. Kept to 46 bytes so [`Parsed`] stays within 48.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ipv6Info {
+    /// Offset of the IPv6 header.
+    pub l3: u16,
+    /// Offset of the upper-layer header from the IPv6 header (40 without
+    /// extension headers).
+    pub upper: u16,
+    /// Payload length (extension headers included).
+    pub payload_len: u16,
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// The upper layer's protocol (`wire::ipv6::next_header`); for a later
+    /// fragment, the fragment header's next header.
+    pub protocol: u8,
+    /// Whole, or which fragment of a packet. A later fragment's `upper`
+    /// is the offset of its fragment's data.
+    pub frag: Frag,
+    /// TCP flags; for ICMPv6, the message type (0 otherwise).
+    pub flags_or_type: u8,
+    /// TCP/UDP source port (0 for other protocols and later fragments).
+    pub sport: u16,
+    /// TCP/UDP destination port (0 for other protocols and later
+    /// fragments).
+    pub dport: u16,
+}
+
+impl Ipv6Info {
+    /// True for TCP or UDP whose ports were read (whole or first fragment).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn has_ports(&self) -> bool {
+        self.frag != Frag::Later
+            && (self.protocol == next_header::TCP || self.protocol == next_header::UDP)
+    }
+
+    /// The ICMPv6 message type, for ICMPv6 that is not a later fragment.
+    pub fn icmp_type(&self) -> Option<u8> {
+        (self.protocol == next_header::ICMPV6 && self.frag != Frag::Later)
+            .then_some(self.flags_or_type)
+    }
+
+    /// TCP flags (empty for anything else).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn tcp_flags(&self) -> TcpFlags {
+        if self.protocol == next_header::TCP && self.frag != Frag::Later {
+            TcpFlags(self.flags_or_type)
+        } else {
+            TcpFlags::NONE
+        }
+    }
 }
 
 /// An IPv4 packet's facts, as the first look read them.
@@ -112,6 +175,10 @@ pub(crate) fn parse(frame: &[u8], lb: &Balancer) -> Parsed {
             Ok(info) => Parsed::Ipv4(info),
             Err(reason) => Parsed::Bad(reason),
         },
+        EtherType::Ipv6 => match parse_ipv6(&frame[l3.offset..], l3.offset as u16) {
+            Ok(info) => Parsed::Ipv6(info),
+            Err(reason) => Parsed::Bad(reason),
+        },
         _ => Parsed::OtherEthertype,
     }
 }
@@ -155,6 +222,86 @@ fn parse_ipv4(bytes: &[u8], l3: u16, lb: &Balancer) -> Result<Ipv4Info, DropReas
         ident: ip.ident(),
         l4,
     })
+}
+
+/// The IPv6 part of [`parse`]: the fixed header, the extension headers
+/// walked once (bounded by `wire::ipv6`), a routing header still on its way
+/// refused, and the TCP/UDP ports or the ICMPv6 type read. A TCP or UDP
+/// header that is not whole is refused here (IPv6 has no header checksum
+/// to check first, so nothing is lost by deciding now).
+#[inline]
+fn parse_ipv6(bytes: &[u8], l3: u16) -> Result<Ipv6Info, DropReason> {
+    let ip = ipv6::Packet::new_checked(bytes).map_err(wire_drop)?;
+    let (protocol, upper, frag) = match ip.upper_layer() {
+        Ok(u) => {
+            if u.segments_left > 0 {
+                return Err(DropReason::Ipv6SourceRoute);
+            }
+            let frag = if u.fragment.is_some() {
+                Frag::First
+            } else {
+                Frag::Whole
+            };
+            (u.protocol, u.offset, frag)
+        }
+        Err(ExtError::FragmentNotFirst(f)) => {
+            // The data starts right after the fragment header, whose
+            // offset the walk does not report: a later fragment carries no
+            // upper-layer header, so the offset of its data is not needed
+            // by anyone yet; 0 says "unknown".
+            (f.next_header, 0, Frag::Later)
+        }
+        Err(e) => return Err(ext_drop(e)),
+    };
+    let mut info = Ipv6Info {
+        l3,
+        upper: upper as u16,
+        payload_len: ip.payload_len(),
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        hop_limit: ip.hop_limit(),
+        protocol,
+        frag,
+        flags_or_type: 0,
+        sport: 0,
+        dport: 0,
+    };
+    if frag == Frag::Later {
+        return Ok(info);
+    }
+    // The walk kept `upper` within the payload.
+    let end = ipv6::HEADER_LEN + usize::from(info.payload_len);
+    let l4 = bytes.get(upper..end).ok_or(DropReason::Truncated)?;
+    match protocol {
+        next_header::TCP | next_header::UDP => {
+            let p = if protocol == next_header::TCP {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            let (sport, dport, flags) = read_l4(l4, p, frag)?;
+            info.sport = sport;
+            info.dport = dport;
+            info.flags_or_type = flags.0;
+        }
+        next_header::ICMPV6 => {
+            info.flags_or_type = *l4.first().ok_or(DropReason::Truncated)?;
+        }
+        _ => {}
+    }
+    Ok(info)
+}
+
+/// The drop reason for an extension-header walk that failed.
+fn ext_drop(e: ExtError) -> DropReason {
+    match e {
+        ExtError::Truncated => DropReason::Truncated,
+        ExtError::TooMany => DropReason::Ipv6ExtTooMany,
+        ExtError::TooLong => DropReason::Ipv6ExtTooLong,
+        ExtError::HopByHopNotFirst => DropReason::Ipv6HopByHopNotFirst,
+        ExtError::DuplicateFragment => DropReason::Malformed,
+        ExtError::FragmentNotFirst(_) => DropReason::Fragment,
+    }
 }
 
 /// Ports and flags of a whole TCP or UDP header (a first fragment's UDP

@@ -17,11 +17,13 @@ fn worker() -> Worker<VecFrame> {
         PortSetup {
             mac: OUR_MAC,
             addresses: vec![Ipv4Cidr::new(OUR_IP, 24).unwrap()],
+            addresses6: Vec::new(),
             mtu: 1500,
         },
         PortSetup {
             mac: MacAddr([2, 0, 0, 0, 0, 2]),
             addresses: vec![Ipv4Cidr::new(OTHER_PORT_IP, 24).unwrap()],
+            addresses6: Vec::new(),
             mtu: 1500,
         },
     ]);
@@ -373,9 +375,20 @@ fn unicast_to_another_mac_is_dropped() {
 }
 
 #[test]
-fn ipv6_is_unsupported_ethertype() {
+fn a_runt_ipv6_header_is_truncated() {
     let mut w = worker();
     let mut f = eth(OUR_MAC, PEER_MAC, None, 0x86dd);
+    f.resize(14 + 39, 0x60);
+    assert_eq!(
+        handle(&mut w, 0, &mut f, 0),
+        Verdict::Drop(DropReason::Truncated)
+    );
+}
+
+#[test]
+fn lldp_is_unsupported_ethertype() {
+    let mut w = worker();
+    let mut f = eth(OUR_MAC, PEER_MAC, None, 0x88cc);
     f.resize(60, 0);
     assert_eq!(
         handle(&mut w, 0, &mut f, 0),

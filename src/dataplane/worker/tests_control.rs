@@ -60,11 +60,13 @@ fn worker(services: ServiceTable) -> Worker<VecFrame> {
         PortSetup {
             mac: OUT_MAC,
             addresses: vec![out],
+            addresses6: Vec::new(),
             mtu: 1500,
         },
         PortSetup {
             mac: MacAddr([2, 0, 0, 0, 0, 2]),
             addresses: vec![inside],
+            addresses6: Vec::new(),
             mtu: 1500,
         },
     ]);

@@ -431,11 +431,13 @@ fn setup() -> WorkerSetup {
             PortSetup {
                 mac: OUT_MAC,
                 addresses: vec![outside],
+                addresses6: Vec::new(),
                 mtu: 1500,
             },
             PortSetup {
                 mac: IN_MAC,
                 addresses: vec![inside],
+                addresses6: Vec::new(),
                 mtu: 1500,
             },
         ],
@@ -457,6 +459,7 @@ fn setup() -> WorkerSetup {
         worker_count: 1,
         floating: Vec::new(),
         master: true,
+        ipv6: Default::default(),
     }
 }
 
