@@ -52,6 +52,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         priority_groups: v.priority_groups.clone(),
         slow_start: v.slow_start,
         syn_timeout_ms: v.passive_check.syn_timeout_ms,
+        local: v.local.clone(),
         real_servers: v
             .real_servers
             .iter()

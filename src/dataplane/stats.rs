@@ -78,11 +78,15 @@ pub enum DropReason {
     /// A later fragment whose first fragment did not come (or was
     /// refused) within the fragment lifetime.
     FragmentUnmatched,
+    /// A new FullNAT connection when every local port of the service's
+    /// local addresses this worker owns is taken (TCP: answered with a
+    /// reset as well).
+    LocalPortsExhausted,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 28] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -110,6 +114,7 @@ impl DropReason {
         DropReason::SynProxyUnanswered,
         DropReason::FragmentQueueFull,
         DropReason::FragmentUnmatched,
+        DropReason::LocalPortsExhausted,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -144,6 +149,7 @@ impl DropReason {
             DropReason::SynProxyUnanswered => "synproxy_unanswered",
             DropReason::FragmentQueueFull => "fragment_queue_full",
             DropReason::FragmentUnmatched => "fragment_unmatched",
+            DropReason::LocalPortsExhausted => "local_ports_exhausted",
         }
     }
 }

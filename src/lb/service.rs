@@ -87,6 +87,27 @@ pub struct VirtualService {
     /// milliseconds after the first SYN counts as timed out
     /// (`lb::handshake`; NAT only, the passive check's `syn_timeout_ms`).
     pub syn_timeout_ms: u32,
+    /// FullNAT's local addresses and ports (empty for other methods).
+    pub local: LocalAddresses,
+}
+
+/// A FullNAT service's local addresses (`local_addresses`) and the port
+/// range new connections take from each (`local_port_range`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalAddresses {
+    /// The addresses a real server sees as its peer.
+    pub addresses: Vec<Ipv4Addr>,
+    /// First and last local port (inclusive).
+    pub ports: (u16, u16),
+}
+
+impl Default for LocalAddresses {
+    fn default() -> LocalAddresses {
+        LocalAddresses {
+            addresses: Vec::new(),
+            ports: super::local_pool::DEFAULT_PORTS,
+        }
+    }
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -120,6 +141,7 @@ impl VirtualService {
             priority_groups: Vec::new(),
             slow_start: Duration::ZERO,
             syn_timeout_ms: super::handshake::DEFAULT_SYN_TIMEOUT_MS,
+            local: LocalAddresses::default(),
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer {
@@ -252,6 +274,8 @@ pub struct ServiceTable {
     /// to these services. One real server may serve several services.
     nat_real: HashMap<u64, Vec<(ServiceId, RealServerId)>, FastHash>,
     vips: Vec<Ipv4Addr>,
+    /// Every FullNAT local address (distinct).
+    locals: Vec<Ipv4Addr>,
 }
 
 impl ServiceTable {
@@ -277,12 +301,20 @@ impl ServiceTable {
         let mut by_key = HashMap::default();
         let mut nat_real: HashMap<u64, Vec<_>, FastHash> = HashMap::default();
         let mut vips = Vec::new();
+        let mut locals = Vec::new();
         for (i, s) in services.iter().enumerate() {
             by_key
                 .entry(pack(s.key.vip, s.key.protocol))
                 .or_insert(i as ServiceId);
             if !vips.contains(&s.key.vip.ip) {
                 vips.push(s.key.vip.ip);
+            }
+            if s.forward == ForwardMethod::FullNat {
+                for &a in &s.local.addresses {
+                    if !locals.contains(&a) {
+                        locals.push(a);
+                    }
+                }
             }
             if s.forward == ForwardMethod::Nat {
                 for (r, rs) in s.real_servers.iter().enumerate() {
@@ -334,6 +366,7 @@ impl ServiceTable {
             by_key,
             nat_real,
             vips,
+            locals,
         };
         (table.effective, table.priority) = table.compute_effective(|_, _| ServerState::default());
         table.weights = table.compute_weights(|_, _| ServerState::default());
@@ -517,6 +550,18 @@ impl ServiceTable {
     #[inline]
     pub fn is_vip(&self, ip: Ipv4Addr) -> bool {
         self.vips.contains(&ip)
+    }
+
+    /// True when `ip` is a FullNAT local address of any service: a packet
+    /// to it is a real server's reply (or nothing rvs knows).
+    #[inline]
+    pub fn is_local_address(&self, ip: Ipv4Addr) -> bool {
+        !self.locals.is_empty() && self.locals.contains(&ip)
+    }
+
+    /// Every distinct FullNAT local address.
+    pub fn local_addresses(&self) -> &[Ipv4Addr] {
+        &self.locals
     }
 
     /// Every distinct VIP.

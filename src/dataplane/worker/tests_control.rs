@@ -39,6 +39,7 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         priority_groups: Vec::new(),
         slow_start: std::time::Duration::ZERO,
         syn_timeout_ms: 1000,
+        local: Default::default(),
         real_servers: real
             .iter()
             .map(|&ip| RealServer {
