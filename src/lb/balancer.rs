@@ -1158,9 +1158,9 @@ impl Balancer {
                     Ok(id) => (id, Direction::Original, true),
                     // Every server down: refuse a TCP connection at once
                     // rather than leave the client retrying into silence.
-                    Err(Refusal::NoRealServer | Refusal::NoLocalPort)
-                        if flow.protocol == Protocol::Tcp =>
-                    {
+                    // (FullNAT's exhausted ports stay `NoLocalPort`: the
+                    // worker counts them, then resets a TCP client.)
+                    Err(Refusal::NoRealServer) if flow.protocol == Protocol::Tcp => {
                         return Decision::Reset
                     }
                     Err(r) => return Decision::Drop(r),
@@ -1842,6 +1842,8 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fullnat;
 #[cfg(test)]
 mod tests_handshake;
 #[cfg(test)]
