@@ -15,8 +15,11 @@
 //!   for the same 4-tuple as long as the range allows.
 //! - **Release is idempotent and checked.** The bitmap says whether a port
 //!   is out; releasing one that is not (a connection installed before a
-//!   reload changed the range, a spoofed tuple) does nothing, so the ring
-//!   never holds a port twice.
+//!   reload changed the range, a spoofed tuple) does nothing, and a second
+//!   bitmap says whether a port is in the ring, so it never is twice.
+//! - **Claims in O(1).** A standby installing a synced connection (or a
+//!   reload rebuilding the pool) marks the port taken where it stands in
+//!   the ring; a take skips such a port when it comes out.
 //!
 //! The range is [`DEFAULT_PORTS`] unless a virtual server sets
 //! `local_port_range` (tests use tiny ranges to see exhaustion).
@@ -34,12 +37,18 @@ struct Ports {
     proto: u8,
     lo: u16,
     hi: u16,
-    /// Free ports, a ring: `len` of them from `head`.
+    /// Queued ports, a ring: `len` of them from `head`. A port is queued at
+    /// most once (`queued`); a queued port that was claimed meanwhile
+    /// (`taken`) is skipped when it comes out.
     ring: Box<[u16]>,
     head: usize,
     len: usize,
-    /// One bit per port of the range: taken.
+    /// One bit per port of the range: taken by a connection.
     taken: Box<[u64]>,
+    /// One bit per port of the range: in the ring.
+    queued: Box<[u64]>,
+    /// Ports not taken.
+    free: usize,
     /// Times a take found no free port.
     exhausted: u64,
 }
@@ -48,15 +57,22 @@ impl Ports {
     fn new(addr: Ipv4Addr, proto: u8, (lo, hi): (u16, u16)) -> Ports {
         let ring: Box<[u16]> = (lo..=hi).collect();
         let n = ring.len();
+        let words = n.div_ceil(64);
+        let mut queued = vec![u64::MAX; words].into_boxed_slice();
+        if n % 64 != 0 {
+            queued[words - 1] = (1u64 << (n % 64)) - 1;
+        }
         Ports {
             addr,
             proto,
             lo,
             hi,
             len: n,
+            free: n,
             ring,
             head: 0,
-            taken: vec![0; n.div_ceil(64)].into_boxed_slice(),
+            taken: vec![0; words].into_boxed_slice(),
+            queued,
             exhausted: 0,
         }
     }
@@ -69,22 +85,29 @@ impl Ports {
         Some((i / 64, 1u64 << (i % 64)))
     }
 
+    /// Pops queued ports until a free one (each skip is a claim's, so this
+    /// is O(1) amortised).
     fn take(&mut self) -> Option<u16> {
-        if self.len == 0 {
-            self.exhausted += 1;
-            return None;
+        while self.free > 0 && self.len > 0 {
+            let port = self.ring[self.head];
+            self.head = (self.head + 1) % self.ring.len();
+            self.len -= 1;
+            let Some((w, b)) = self.bit(port) else {
+                continue;
+            };
+            self.queued[w] &= !b;
+            if self.taken[w] & b == 0 {
+                self.taken[w] |= b;
+                self.free -= 1;
+                return Some(port);
+            }
         }
-        let port = self.ring[self.head];
-        self.head = (self.head + 1) % self.ring.len();
-        self.len -= 1;
-        if let Some((w, b)) = self.bit(port) {
-            self.taken[w] |= b;
-        }
-        Some(port)
+        self.exhausted += 1;
+        None
     }
 
-    /// Marks `port` taken wherever it is in the ring (HA sync, a reload):
-    /// off the packet path, O(ports).
+    /// Marks `port` taken where it stands (HA sync, a reload): O(1); the
+    /// ring skips it when it comes out.
     fn claim(&mut self, port: u16) -> bool {
         let Some((w, b)) = self.bit(port) else {
             return false;
@@ -92,15 +115,8 @@ impl Ports {
         if self.taken[w] & b != 0 {
             return false;
         }
-        let n = self.ring.len();
-        let Some(at) = (0..self.len).find(|&k| self.ring[(self.head + k) % n] == port) else {
-            return false;
-        };
-        // Move the ring's head into the hole, then advance it.
-        self.ring[(self.head + at) % n] = self.ring[self.head];
-        self.head = (self.head + 1) % n;
-        self.len -= 1;
         self.taken[w] |= b;
+        self.free -= 1;
         true
     }
 
@@ -112,14 +128,18 @@ impl Ports {
             return false;
         }
         self.taken[w] &= !b;
-        let n = self.ring.len();
-        self.ring[(self.head + self.len) % n] = port;
-        self.len += 1;
+        self.free += 1;
+        if self.queued[w] & b == 0 {
+            let n = self.ring.len();
+            self.ring[(self.head + self.len) % n] = port;
+            self.len += 1;
+            self.queued[w] |= b;
+        }
         true
     }
 
     fn in_use(&self) -> usize {
-        self.ring.len() - self.len
+        self.ring.len() - self.free
     }
 }
 
@@ -298,6 +318,22 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_then_released_port_is_queued_once() {
+        let mut p = pool(2000, 2001);
+        assert!(p.claim(LIP, 6, 2000));
+        assert!(p.release(LIP, 6, 2000));
+        assert!(p.claim(LIP, 6, 2000));
+        assert!(p.release(LIP, 6, 2000));
+        let mut got: Vec<u16> = std::iter::from_fn(|| p.take_at(0)).collect();
+        got.sort();
+        assert_eq!(got, vec![2000, 2001]);
+        for port in [2000, 2001] {
+            assert!(p.release(LIP, 6, port));
+        }
+        assert_eq!(std::iter::from_fn(|| p.take_at(0)).count(), 2);
+    }
+
+    #[test]
     fn protocols_and_addresses_have_their_own_ports() {
         let mut p = LocalPool::new([
             (LIP, Protocol::Tcp, (3000, 3000)),
@@ -307,6 +343,35 @@ mod tests {
         for addr_proto in [(LIP, 6), (LIP, 17), (LIP2, 6)] {
             let i = p.index_of(addr_proto.0, addr_proto.1).unwrap();
             assert_eq!(p.take_at(i), Some(3000));
+        }
+    }
+
+    proptest::proptest! {
+        /// Against a set of taken ports: whatever the order of takes,
+        /// claims and releases, a port is never given while taken, and a
+        /// take fails only when every port is out.
+        #[test]
+        fn never_gives_a_taken_port(ops in proptest::collection::vec((0u8..3, 0u16..6), 0..200)) {
+            let mut p = pool(100, 104);
+            let mut out = std::collections::HashSet::new();
+            for (op, n) in ops {
+                let port = 99 + n; // 99 and 105 are outside the range
+                match op {
+                    0 => match p.take_at(0) {
+                        Some(got) => proptest::prop_assert!(out.insert(got), "{got} given twice"),
+                        None => proptest::prop_assert_eq!(out.len(), 5),
+                    },
+                    1 => {
+                        let fresh = (100..=104).contains(&port) && !out.contains(&port);
+                        proptest::prop_assert_eq!(p.claim(LIP, 6, port), fresh);
+                        if fresh {
+                            out.insert(port);
+                        }
+                    }
+                    _ => proptest::prop_assert_eq!(p.release(LIP, 6, port), out.remove(&port)),
+                }
+                proptest::prop_assert_eq!(p.in_use(LIP, 6), out.len());
+            }
         }
     }
 
