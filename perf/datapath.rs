@@ -653,7 +653,7 @@ fn syn_lanes<'a>(t: &'a Templates, flows: &'a [u32]) -> Vec<Lane<'a>> {
 
 fn handshake_lanes<'a>(t: &'a Templates, method: ForwardMethod, flows: &'a [u32]) -> Vec<Lane<'a>> {
     match method {
-        ForwardMethod::Nat => vec![
+        ForwardMethod::Nat | ForwardMethod::FullNat => vec![
             server_lane(&t.server_syn_ack, flows),
             client_lane(&t.client_ack, flows),
         ],
@@ -670,7 +670,7 @@ fn established_lanes<'a>(
     flows: &'a [u32],
 ) -> Vec<Lane<'a>> {
     match method {
-        ForwardMethod::Nat => {
+        ForwardMethod::Nat | ForwardMethod::FullNat => {
             let (to_servers, to_clients) = flows.split_at(flows.len() / 2);
             vec![
                 client_lane(&t.client_ack, to_servers),
@@ -915,7 +915,7 @@ fn build_worker(
         .chain(std::iter::once((ROUTER, ROUTER_MAC, OUT_PORT as u16)))
         .collect();
     let rs_port = match method {
-        ForwardMethod::Nat => NAT_RS_PORT,
+        ForwardMethod::Nat | ForwardMethod::FullNat => NAT_RS_PORT,
         ForwardMethod::Dr | ForwardMethod::Tun => VPORT,
     };
     let key = ServiceKey {

@@ -146,7 +146,9 @@ pub fn client_sides(config: &Config) -> Vec<ClientSide> {
         if let Some(p) = routes.connected_port(*vs.address.ip()) {
             clients_behind[usize::from(p)] = true;
         }
-        if vs.forward != ForwardMethod::Nat {
+        // NAT and FullNAT replies come back on the real servers' side,
+        // to the client (NAT) or to a local address (FullNAT).
+        if !vs.forward.sees_replies() {
             continue;
         }
         let servers = vs.real_servers.iter().map(|r| r.address);
@@ -173,6 +175,44 @@ pub fn client_sides(config: &Config) -> Vec<ClientSide> {
                 })
         })
         .collect()
+}
+
+/// Warnings about FullNAT services some workers cannot open connections
+/// for: a worker owns the local addresses the RSS model hashes to it
+/// (`lb::local_pool`), so with fewer local addresses than workers, or an
+/// unlucky spread, a worker may own none of a service's and answer its new
+/// connections with a reset (TCP) or a drop (`local_ports_exhausted`).
+pub fn fullnat_warnings(config: &Config) -> Vec<String> {
+    let workers = config.dpdk.workers.len().max(1);
+    if workers == 1 {
+        return Vec::new();
+    }
+    let rss = crate::net::rss::RssModel::new(workers);
+    let mut out = Vec::new();
+    for vs in &config.virtual_servers {
+        if vs.forward != ForwardMethod::FullNat {
+            continue;
+        }
+        let mut owned = vec![0usize; workers];
+        for &a in &vs.local.addresses {
+            owned[rss.worker_of(a)] += 1;
+        }
+        let without = owned.iter().filter(|&&n| n == 0).count();
+        if without > 0 {
+            out.push(format!(
+                "virtual server {:?}: {} of {} workers own none of its {} local addresses \
+                 (each worker owns those the RSS hash gives it); their clients' new \
+                 connections are refused (local_ports_exhausted): add local addresses \
+                 (per worker: {:?})",
+                vs.name,
+                without,
+                workers,
+                vs.local.addresses.len(),
+                owned
+            ));
+        }
+    }
+    out
 }
 
 /// What every worker starts with. `macs` and `mtus` are the ports' as the

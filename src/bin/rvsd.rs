@@ -233,6 +233,9 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
     }
 
     let services = Arc::new(startup::service_table(config));
+    for w in startup::fullnat_warnings(config) {
+        warn!("{w}");
+    }
     for vs in services.services() {
         info!("{}", report::describe(vs));
     }

@@ -12,6 +12,7 @@ fn forward_word(method: &str) -> &str {
         "nat" => "Masq",
         "dr" => "Route",
         "tun" => "Tunnel",
+        "fullnat" => "FullNat",
         other => other,
     }
 }
@@ -48,6 +49,17 @@ pub fn format_list(doc: &Value) -> String {
                 flags,
                 " priority-group {active} ({})",
                 vs["priority_reason"].as_str().unwrap_or("?")
+            );
+        }
+        if let Some(locals) = vs["local_addresses"].as_array() {
+            let locals: Vec<&str> = locals.iter().filter_map(Value::as_str).collect();
+            let range = &vs["local_port_range"];
+            let _ = write!(
+                flags,
+                " local {} ports {}-{}",
+                locals.join(","),
+                num(&range[0]),
+                num(&range[1])
             );
         }
         let _ = writeln!(
@@ -168,6 +180,11 @@ pub fn format_conns(doc: &Value) -> String {
             c["virtual_server"].as_str().unwrap_or("?"),
             c["real_server"].as_str().unwrap_or("?"),
         );
+        if let Some(local) = c["local"].as_str() {
+            // FullNAT: the local end the real server sees, on the same line.
+            out.pop();
+            let _ = writeln!(out, " via {local}");
+        }
     }
     out
 }

@@ -66,7 +66,7 @@ fn conns(request: &Value, state: &ControlState) -> Value {
         .dump_conns(limit, CONNS_TIMEOUT)
         .iter()
         .map(|c| {
-            json!({
+            let mut doc = json!({
                 "protocol": c.protocol,
                 "client": format!("{}:{}", c.client.ip, c.client.port),
                 "virtual_server": format!("{}:{}", c.virtual_server.ip, c.virtual_server.port),
@@ -77,7 +77,12 @@ fn conns(request: &Value, state: &ControlState) -> Value {
                 "packets_out": c.packets_out,
                 "bytes_in": c.bytes_in,
                 "bytes_out": c.bytes_out,
-            })
+            });
+            if let Some(l) = c.local {
+                // FullNAT: the end the real server sees.
+                doc["local"] = json!(format!("{}:{}", l.ip, l.port));
+            }
+            doc
         })
         .collect();
     json!({ "connections": list })

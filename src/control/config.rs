@@ -652,8 +652,8 @@ pub struct VirtualServerConfig {
     /// `"sh"` or `"mh"`. Default `DEFAULT_SCHEDULER` (wlc, as `ipvsadm`).
     /// Reloadable.
     pub scheduler: SchedulerKind,
-    /// `forward`: `"nat"`, `"dr"` or `"tun"` (`"fullnat"` is refused as not
-    /// supported yet). Required: `ipvsadm` defaults to DR and keepalived to
+    /// `forward`: `"nat"`, `"dr"`, `"tun"` or `"fullnat"` (which needs
+    /// `local_addresses`). Required: `ipvsadm` defaults to DR and keepalived to
     /// NAT, and each needs a different network around it, so the file says
     /// which. Reloadable (new connections).
     pub forward: ForwardMethod,
@@ -744,9 +744,28 @@ pub struct VirtualServerConfig {
     /// outcome of the handshakes real clients make through the balancer
     /// (see `PassiveCheckConfig`). Default: off. Reloadable.
     pub passive_check: PassiveCheckConfig,
+    /// FullNAT (`forward = "fullnat"` only, where `local_addresses` is
+    /// required; refused with any other method):
+    /// - `local_addresses`: the addresses real servers see as the client,
+    ///   1 to `MAX_LOCAL_ADDRESSES`, e.g. `["10.2.0.100"]`: not the
+    ///   balancer's own interface addresses, not a VIP; on a connected
+    ///   subnet (rvs answers ARP for them on that port) or covered by a
+    ///   route (the network routes them to rvs). With several workers each
+    ///   worker owns the local addresses the RSS model hashes to it
+    ///   (`crate::lb::local_pool`); give at least as many as workers.
+    /// - `local_port_range`: `[first, last]` local ports of each address,
+    ///   1 to 65535. Default `DEFAULT_LOCAL_PORT_RANGE`. Services of one
+    ///   protocol sharing a local address must give it the same range.
+    ///
+    /// Reloadable (new connections; live ones keep their port).
+    pub local: crate::lb::service::LocalAddresses,
 }
 
 impl VirtualServerConfig {
+    /// Most `local_addresses` of one virtual server.
+    pub const MAX_LOCAL_ADDRESSES: usize = 64;
+    /// Default of `local_port_range`: every non-privileged port.
+    pub const DEFAULT_LOCAL_PORT_RANGE: (u16, u16) = crate::lb::local_pool::DEFAULT_PORTS;
     /// Longest virtual server name, as for interfaces.
     pub const MAX_NAME_LEN: usize = InterfaceConfig::MAX_NAME_LEN;
     /// Default of `protocol`.

@@ -122,6 +122,9 @@ pub(super) struct RawVirtualServer {
     pub expire_nodest_conn: Option<S<bool>>,
     pub sorry_server: Option<S<String>>,
     pub syn_proxy: Option<S<bool>>,
+    // FullNAT (`validate::fullnat`).
+    pub local_addresses: Option<S<Array<S<String>>>>,
+    pub local_port_range: Option<S<Array<S<Int>>>>,
     pub health_check: Option<S<RawHealthCheck>>,
     #[serde(default)]
     pub real_server: Array<S<RawRealServer>>,

@@ -53,6 +53,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         slow_start: v.slow_start,
         syn_timeout_ms: v.passive_check.syn_timeout_ms,
         ipv6: None,
+        local: v.local.clone(),
         real_servers: v
             .real_servers
             .iter()

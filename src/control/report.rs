@@ -156,7 +156,7 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                     })
                 })
                 .collect();
-            json!({
+            let mut doc = json!({
                 "name": vs.name,
                 "address": format!("{}:{}", vs.key.vip.ip, vs.key.vip.port),
                 "protocol": vs.key.protocol.name(),
@@ -173,7 +173,14 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                     .unwrap_or_default(),
                 "priority_changes": services.priority_changes(v as u16),
                 "real_servers": rss,
-            })
+            });
+            if vs.forward == crate::lb::service::ForwardMethod::FullNat {
+                let locals: Vec<String> =
+                    vs.local.addresses.iter().map(|a| a.to_string()).collect();
+                doc["local_addresses"] = json!(locals);
+                doc["local_port_range"] = json!([vs.local.ports.0, vs.local.ports.1]);
+            }
+            doc
         })
         .collect();
     json!({ "virtual_servers": vss })

@@ -54,7 +54,7 @@ name = "web"
 address = "10.0.0.100:80"
 protocol = "tcp"             # tcp | udp
 scheduler = "wrr"            # rr wrr lc wlc sh mh (and more)
-forward = "nat"              # nat | dr | tun (| fullnat)
+forward = "nat"              # nat | dr | tun | fullnat
 persistence_timeout_s = 0    # like ipvsadm -p; 0 = off
 
   [virtual_server.health_check]
@@ -213,6 +213,7 @@ fn full_example_parses_to_typed_values() {
             limits: Default::default(),
             priority_groups: Vec::new(),
             passive_check: Default::default(),
+            local: Default::default(),
         }]
     );
 }
@@ -1710,17 +1711,6 @@ fn unknown_forward_lists_the_accepted_values() {
 }
 
 #[test]
-fn fullnat_is_not_supported_yet() {
-    let text = cat(&[DPDK, EXT, &vs_forward("fullnat")]);
-    assert_error(
-        &one_error(&text),
-        "virtual_server[0].forward",
-        Some(line_of(&text, "forward =")),
-        "\"fullnat\" is not supported yet",
-    );
-}
-
-#[test]
 fn keywords_are_case_sensitive() {
     let text = cat(&[DPDK, EXT, &vs_forward("NAT")]);
     assert_error(
@@ -2360,7 +2350,7 @@ fn every_virtual_server_error_is_reported_not_just_the_first() {
         DPDK,
         EXT,
         INT,
-        "[[virtual_server]]\nname = \"\"\naddress = \"10.0.0.1:80\"\nforward = \"fullnat\"\n",
+        "[[virtual_server]]\nname = \"\"\naddress = \"10.0.0.1:80\"\nforward = \"masq\"\n",
         HC,
         "rise = 0\n",
         &rs("10.1.0.11:0"),

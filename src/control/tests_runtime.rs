@@ -515,6 +515,7 @@ fn conns_gathers_every_workers_answer() {
         client: ep("198.51.100.7:40000"),
         virtual_server: ep("203.0.113.100:80"),
         real_server: ep(RS1),
+        local: None,
         state: "ESTABLISHED",
         expires_in_s: 899,
         packets_in: 3,

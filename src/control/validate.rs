@@ -37,6 +37,7 @@ use crate::wire::cidr::{Cidr, CidrAddr};
 use crate::wire::{IpCidr, Ipv4Cidr, Ipv6Cidr, MacAddr};
 use std::net::{IpAddr, Ipv6Addr};
 
+mod fullnat;
 mod health_kinds;
 mod limits;
 mod passive;
@@ -1356,6 +1357,8 @@ fn virtual_servers(
             real_servers.as_deref(),
             errors,
         );
+        let local = fullnat::local_addresses(t, forward, interfaces, routes, &f, errors);
+        ok &= local.is_some();
 
         match (
             name,
@@ -1399,10 +1402,12 @@ fn virtual_servers(
                 priority_groups,
                 slow_start: slow_start.unwrap_or_default(),
                 passive_check,
+                local: local.unwrap_or_default(),
             }),
             _ => ok = false,
         }
     }
+    fullnat::across(&out, errors);
     ok.then_some(out)
 }
 
@@ -1430,6 +1435,15 @@ fn syn_proxy(
         return None;
     }
     match forward {
+        Some(ForwardMethod::FullNat) => {
+            errors.push(
+                field,
+                Some(v.span()),
+                "a SYN proxy is not supported with forward = \"fullnat\": the proxy opens its \
+                 connection from the client's address, FullNAT from a local one",
+            );
+            None
+        }
         Some(f @ (ForwardMethod::Dr | ForwardMethod::Tun)) => {
             errors.push(
                 field,

@@ -99,11 +99,15 @@ pub enum DropReason {
     /// An ICMPv6 error rvs would have sent, over its rate limit (RFC 4443
     /// 2.4 (f)); the invoking packet is dropped.
     Icmpv6RateLimited,
+    /// A new FullNAT connection when every local port of the service's
+    /// local addresses this worker owns is taken (TCP: answered with a
+    /// reset as well).
+    LocalPortsExhausted,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 35] = [
+    pub const ALL: [DropReason; 36] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -139,6 +143,7 @@ impl DropReason {
         DropReason::NdNotForUs,
         DropReason::NdInvalid,
         DropReason::Icmpv6RateLimited,
+        DropReason::LocalPortsExhausted,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -181,6 +186,7 @@ impl DropReason {
             DropReason::NdNotForUs => "nd_not_for_us",
             DropReason::NdInvalid => "nd_invalid",
             DropReason::Icmpv6RateLimited => "icmpv6_rate_limited",
+            DropReason::LocalPortsExhausted => "local_ports_exhausted",
         }
     }
 }

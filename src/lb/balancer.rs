@@ -56,6 +56,7 @@ use super::handshake::Handshake;
 use super::limits::{
     holds_client_slot, ClientLimit, LimitRefusal, RefusalCounts, Thresholds, TokenBucket,
 };
+use super::local_pool::{LocalPool, LocalUsage};
 use super::persist::PersistTable;
 use super::sched::{Candidate, FlowHashInput, Scheduler};
 use super::service::{ForwardMethod, Protocol, ServiceId, ServiceTable, SORRY_SERVER};
@@ -129,6 +130,9 @@ pub enum Refusal {
     Overloaded,
     /// An ACK to a SYN-proxied service that carries no valid cookie.
     BadCookie,
+    /// FullNAT: every local port of the service's local addresses this
+    /// worker owns is taken (or it owns none). TCP gets a reset.
+    NoLocalPort,
 }
 
 impl From<LimitRefusal> for Refusal {
@@ -178,6 +182,22 @@ pub enum Decision {
     Reset,
     /// Drop the packet.
     Drop(Refusal),
+    /// FullNAT, a client's packet: from `local` to `real`.
+    FullNatToRealServer {
+        /// The local address and port the real server sees.
+        local: Endpoint,
+        /// The real server.
+        real: Endpoint,
+        /// This packet created the connection.
+        created: bool,
+    },
+    /// FullNAT, a real server's reply: from the service to `client`.
+    FullNatToClient {
+        /// The service's address and port.
+        vip: Endpoint,
+        /// The client.
+        client: Endpoint,
+    },
     /// SYN proxy: answer the client's SYN with a SYN-ACK whose sequence
     /// number is `cookie`, offering `mss`. No state was made.
     SynCookie {
@@ -258,7 +278,30 @@ pub enum IcmpRoute {
         /// one it sent); 0 otherwise.
         seq_delta: u32,
     },
+    /// FullNAT, about a packet forwarded to a real server (the error came
+    /// from the inside, to the local address): to the client from the VIP,
+    /// quoting what the client sent.
+    FullNatToClient {
+        /// The service.
+        vip: Endpoint,
+        /// The client.
+        client: Endpoint,
+        /// The local end the quoted packet left from.
+        local: Endpoint,
+    },
+    /// FullNAT, about a reply sent to the client: to the real server from
+    /// the local address, quoting the reply as the real server sent it.
+    FullNatToRealServer {
+        /// The local address and port.
+        local: Endpoint,
+        /// The real server.
+        real: Endpoint,
+    },
 }
+
+/// Says whether this worker owns a FullNAT local address (see
+/// [`Balancer::with_local_owner`]).
+pub type LocalOwner = Arc<dyn Fn(Ipv4Addr) -> bool + Send + Sync>;
 
 /// One real server's counters on one worker.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -316,6 +359,8 @@ pub struct ConnInfo {
     pub virtual_server: Endpoint,
     /// The real server it was scheduled to.
     pub real_server: Endpoint,
+    /// FullNAT: the local address and port the real server sees.
+    pub local: Option<Endpoint>,
     /// TCP state (IPVS's names), or "UDP".
     pub state: &'static str,
     /// Seconds until it expires without traffic.
@@ -363,6 +408,11 @@ struct Counters {
     clients: ClientCounts,
     /// Each service's handshake timeout (by service, `lb::handshake`).
     syn_timeout_ms: Vec<u32>,
+    /// FullNAT's local ports this worker owns: a connection that ends
+    /// gives its port back here, whatever removed it.
+    local: LocalPool,
+    /// Services that forward by FullNAT (by service).
+    fullnat: Vec<bool>,
 }
 
 impl Counters {
@@ -517,6 +567,17 @@ impl Counters {
     /// (and its client's, and rechecks the server's overload); a handshake
     /// it still awaited counts as timed out when past the timeout.
     fn forget<E: ConnEntry>(&mut self, c: &E, now: u64) {
+        if self
+            .fullnat
+            .get(usize::from(c.vs))
+            .copied()
+            .unwrap_or(false)
+        {
+            let r = c.reply_key();
+            if let Some(lip) = r.dst.as_ipv4() {
+                self.local.release(lip, r.proto, r.dst_port);
+            }
+        }
         if let Some(p) = self.client_slot(c) {
             self.clients.decrement(c.vs, p);
         }
@@ -656,6 +717,13 @@ pub struct Balancer {
     cookies: CookieJar,
     proxied: HugeArray<Proxied>,
     any_syn_proxy: bool,
+    /// Which FullNAT local addresses this worker owns (`lb::local_pool`);
+    /// `None`: all of them (one worker).
+    local_owner: Option<LocalOwner>,
+    /// Per service, the pool entries (local address, protocol) this worker
+    /// owns, and where the next new connection starts looking.
+    local_by_vs: Vec<Vec<usize>>,
+    local_next: Vec<usize>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -708,6 +776,9 @@ impl Balancer {
             cookies: CookieJar::new(setup.seed ^ 0x5359_4e43_4f4f_4b49),
             proxied: HugeArray::new(0, Proxied::default()),
             any_syn_proxy: false,
+            local_owner: None,
+            local_by_vs: Vec::new(),
+            local_next: Vec::new(),
             services: services.clone(),
         };
         b.set_services(services);
@@ -721,6 +792,103 @@ impl Balancer {
         self.buckets.clear();
         self.set_services(self.services.clone());
         self
+    }
+
+    /// The same balancer taking only the FullNAT local addresses `owner`
+    /// accepts: the worker passes the RSS model's verdict (the address
+    /// hashes to its queue), so the replies the NIC hashes on them come
+    /// back to it.
+    pub fn with_local_owner(mut self, owner: LocalOwner) -> Balancer {
+        self.local_owner = Some(owner);
+        self.counters.local = LocalPool::default();
+        self.set_local_pool(&self.services.clone());
+        self
+    }
+
+    /// The local addresses of the FullNAT services `services` that this
+    /// worker owns.
+    pub fn owned_local_addresses(&self, services: &ServiceTable) -> Vec<Ipv4Addr> {
+        services
+            .local_addresses()
+            .iter()
+            .copied()
+            .filter(|&a| self.local_owner.as_ref().is_none_or(|own| own(a)))
+            .collect()
+    }
+
+    /// Rebuilds the local ports for `services` when their shape changed
+    /// (start, a reload that changed a local address or range); ports of
+    /// live connections stay taken.
+    fn set_local_pool(&mut self, services: &ServiceTable) {
+        let owned = self.owned_local_addresses(services);
+        let mut entries = Vec::new();
+        for s in services.services() {
+            if s.forward != ForwardMethod::FullNat {
+                continue;
+            }
+            for &a in s.local.addresses.iter().filter(|a| owned.contains(a)) {
+                entries.push((a, s.key.protocol, s.local.ports));
+            }
+        }
+        let pool = LocalPool::new(entries);
+        self.counters.fullnat = services
+            .services()
+            .iter()
+            .map(|s| s.forward == ForwardMethod::FullNat)
+            .collect();
+        if !pool.same_shape(&self.counters.local) {
+            self.counters.local = pool;
+            for (_, c) in self.conns.iter() {
+                if self.counters.fullnat.get(usize::from(c.vs)) == Some(&true) {
+                    let r = c.reply();
+                    self.counters.local.claim(r.dst, r.proto, r.dst_port);
+                }
+            }
+        }
+        let local = &self.counters.local;
+        self.local_by_vs = services
+            .services()
+            .iter()
+            .map(|s| {
+                if s.forward != ForwardMethod::FullNat {
+                    return Vec::new();
+                }
+                let proto = s.key.protocol.number();
+                s.local
+                    .addresses
+                    .iter()
+                    .filter_map(|&a| local.index_of(a, proto))
+                    .collect()
+            })
+            .collect();
+        self.local_next.resize(services.len(), 0);
+    }
+
+    /// A free local address and port for a new connection of service
+    /// `vs`, taken; its addresses are tried in turn from the one after the
+    /// last used.
+    #[inline]
+    fn take_local(&mut self, vs: ServiceId) -> Option<Endpoint> {
+        let v = usize::from(vs);
+        let entries = self.local_by_vs.get(v)?;
+        let n = entries.len();
+        let start = self.local_next.get(v).copied().unwrap_or(0);
+        for k in 0..n {
+            let i = entries[(start + k) % n];
+            if let Some(port) = self.counters.local.take_at(i) {
+                if let Some(next) = self.local_next.get_mut(v) {
+                    *next = (start + k + 1) % n;
+                }
+                let ip = self.counters.local.addr_at(i)?;
+                return Some(Endpoint::new(ip, port));
+            }
+        }
+        None
+    }
+
+    /// This worker's local ports, per (local address, protocol).
+    pub fn local_usage(&self) -> impl Iterator<Item = LocalUsage> + '_ {
+        self.counters.local.usage()
     }
 
     /// Takes a new service snapshot (a reload, a health or weight change).
@@ -774,6 +942,7 @@ impl Balancer {
         }
         self.grow_conns6(&services);
         self.set_limits(&services);
+        self.set_local_pool(&services);
         self.services = services;
     }
 
@@ -921,6 +1090,11 @@ impl Balancer {
     /// the connection is chosen by this address.
     #[inline]
     pub fn client_of(&self, key: &FlowKey, protocol: Protocol) -> Option<Ipv4Addr> {
+        if self.services.is_local_address(key.dst) {
+            // FullNAT: a reply to the local address belongs to the worker
+            // that owns that address (`lb::local_pool`).
+            return Some(key.dst);
+        }
         if self
             .services
             .lookup(Endpoint::new(key.dst, key.dst_port), protocol)
@@ -942,6 +1116,10 @@ impl Balancer {
     /// it was sent to a NAT real server, the quoted destination when a
     /// service sent it.
     pub fn client_of_quoted(&self, quoted: &FlowKey, protocol: Protocol) -> Option<Ipv4Addr> {
+        if self.services.is_local_address(quoted.src) {
+            // FullNAT: the quoted packet left from a local address.
+            return Some(quoted.src);
+        }
         if self
             .services
             .is_nat_real_server(Endpoint::new(quoted.dst, quoted.dst_port), protocol)
@@ -998,6 +1176,8 @@ impl Balancer {
                     Ok(id) => (id, Direction::Original, true),
                     // Every server down: refuse a TCP connection at once
                     // rather than leave the client retrying into silence.
+                    // (FullNAT's exhausted ports stay `NoLocalPort`: the
+                    // worker counts them, then resets a TCP client.)
                     Err(Refusal::NoRealServer) if flow.protocol == Protocol::Tcp => {
                         return Decision::Reset
                     }
@@ -1011,6 +1191,26 @@ impl Balancer {
         let Some(real) = self.services.real_endpoint(vs, rs) else {
             return Decision::Drop(Refusal::NoRealServer);
         };
+        if service.forward == ForwardMethod::FullNat {
+            let c = self.conns.get(id);
+            return match dir {
+                Direction::Original => {
+                    let r = c.reply();
+                    Decision::FullNatToRealServer {
+                        local: Endpoint::new(r.dst, r.dst_port),
+                        real,
+                        created,
+                    }
+                }
+                Direction::Reply => {
+                    let o = c.original();
+                    Decision::FullNatToClient {
+                        vip: service.key.vip,
+                        client: Endpoint::new(o.src, o.src_port),
+                    }
+                }
+            };
+        }
         match dir {
             Direction::Original => Decision::ToRealServer {
                 method: service.forward,
@@ -1270,7 +1470,9 @@ impl Balancer {
         let vip = Endpoint::new(key.dst, key.dst_port);
         let Some(vs) = self.services.lookup(vip, flow.protocol) else {
             let src = Endpoint::new(key.src, key.src_port);
-            if self.services.is_nat_real_server(src, flow.protocol) {
+            if self.services.is_nat_real_server(src, flow.protocol)
+                || self.services.is_local_address(key.dst)
+            {
                 // A reply from a real server for a connection we do not
                 // know (expired, or from before a restart).
                 return Err(Refusal::NoConnection);
@@ -1280,6 +1482,11 @@ impl Balancer {
         };
         if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
             return Err(Refusal::NoConnection);
+        }
+        if self.services.is_local_address(key.src) {
+            // Our own local address as a client: spoofed, and its tuple
+            // could take the reply key of a FullNAT connection.
+            return Err(Refusal::Malformed);
         }
         if self.services.is_draining(vs) {
             // Removed by a reload: its connections live on, no new ones.
@@ -1309,19 +1516,34 @@ impl Balancer {
             .real_endpoint(vs, rs)
             .ok_or(Refusal::NoRealServer)?;
         let forward = self.services.get(vs).forward;
-        let reply = reply_key(forward, key, real);
-        let mut init = ConnInit::new(vs, rs);
-        init.input_only = forward != ForwardMethod::Nat;
-        let counters = &mut self.counters;
-        let id = match self
-            .conns
-            .insert(*key, reply, init, now, |c| counters.forget(c, now))
-        {
-            Ok(id) => id,
-            Err(InsertError::Full) => return Err(Refusal::TableFull),
-            Err(InsertError::Exists | InsertError::SameKeys) => return Err(Refusal::Malformed),
+        let local = if forward == ForwardMethod::FullNat {
+            Some(self.take_local(vs).ok_or(Refusal::NoLocalPort)?)
+        } else {
+            None
         };
-        if forward == ForwardMethod::Nat && key.proto == PROTO_TCP {
+        let reply = match local {
+            Some(l) => FlowKey::new(real.ip, real.port, l.ip, l.port, key.proto),
+            None => reply_key(forward, key, real),
+        };
+        let mut init = ConnInit::new(vs, rs);
+        init.input_only = !forward.sees_replies();
+        let counters = &mut self.counters;
+        let inserted = self
+            .conns
+            .insert(*key, reply, init, now, |c| counters.forget(c, now));
+        let id = match inserted {
+            Ok(id) => id,
+            Err(e) => {
+                if let Some(l) = local {
+                    self.counters.local.release(l.ip, key.proto, l.port);
+                }
+                return Err(match e {
+                    InsertError::Full => Refusal::TableFull,
+                    InsertError::Exists | InsertError::SameKeys => Refusal::Malformed,
+                });
+            }
+        };
+        if forward.sees_replies() && key.proto == PROTO_TCP {
             // The SYN (the client's, or the SYN proxy's) goes to the
             // server: a handshake whose outcome the passive checks count.
             self.conns.get_mut(id).await_syn_ack();
@@ -1409,6 +1631,18 @@ impl Balancer {
             .services
             .real_endpoint(c.vs, c.rs)
             .ok_or(Refusal::NoConnection)?;
+        if service.forward == ForwardMethod::FullNat {
+            let (o, r) = (c.original(), c.reply());
+            let local = Endpoint::new(r.dst, r.dst_port);
+            return Ok(match dir {
+                Direction::Reply => IcmpRoute::FullNatToClient {
+                    vip: service.key.vip,
+                    client: Endpoint::new(o.src, o.src_port),
+                    local,
+                },
+                Direction::Original => IcmpRoute::FullNatToRealServer { local, real },
+            });
+        }
         Ok(match dir {
             Direction::Reply => IcmpRoute::ToClient {
                 vip: service.key.vip,
@@ -1596,6 +1830,10 @@ impl Balancer {
                     client: Endpoint::new(o.src, o.src_port),
                     virtual_server: Endpoint::new(o.dst, o.dst_port),
                     real_server: real.unwrap_or(Endpoint::new(Ipv4Addr::UNSPECIFIED, 0)),
+                    local: (self.services.get(c.vs).forward == ForwardMethod::FullNat).then(|| {
+                        let r = c.reply();
+                        Endpoint::new(r.dst, r.dst_port)
+                    }),
                     state: c.state_name(),
                     expires_in_s: c.expires_ns.saturating_sub(now) / 1_000_000_000,
                     packets_in: u64::from(c.packets_in),
@@ -1615,7 +1853,9 @@ impl Balancer {
 fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
     match forward {
         ForwardMethod::Nat => FlowKey::new(real.ip, real.port, key.src, key.src_port, key.proto),
-        ForwardMethod::Dr | ForwardMethod::Tun => key.reversed(),
+        // FullNAT's reply key names the local end (`Balancer::open`); a
+        // caller without one gets the tuple reversed, which no reply has.
+        ForwardMethod::Dr | ForwardMethod::Tun | ForwardMethod::FullNat => key.reversed(),
     }
 }
 
@@ -1624,6 +1864,8 @@ pub use v6::{Decision6, Flow6, IcmpRoute6};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fullnat;
 #[cfg(test)]
 mod tests_handshake;
 #[cfg(test)]

@@ -44,10 +44,18 @@ pub trait IpFamily:
     fn client_prefix_len(ipv4_prefix_len: u8) -> u8;
     /// Whether a service's `allow`/`deny` lists let this client in.
     fn allowed_by(self, acl: &Acl) -> bool;
+    /// The address as IPv4, for what only IPv4 has yet (FullNAT's local
+    /// ports); `None` for IPv6.
+    fn as_ipv4(self) -> Option<Ipv4Addr>;
 }
 
 impl IpFamily for Ipv4Addr {
     const BITS: u8 = 32;
+
+    #[inline]
+    fn as_ipv4(self) -> Option<Ipv4Addr> {
+        Some(self)
+    }
 
     #[inline]
     fn client_hash(self, key: u64) -> u64 {
@@ -75,6 +83,11 @@ impl IpFamily for Ipv4Addr {
 
 impl IpFamily for Ipv6Addr {
     const BITS: u8 = 128;
+
+    #[inline]
+    fn as_ipv4(self) -> Option<Ipv4Addr> {
+        None
+    }
 
     /// Both halves through the same finaliser, chained: every bit of the
     /// address moves the result.

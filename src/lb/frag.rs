@@ -85,6 +85,15 @@ pub enum FragRoute {
         /// The service's address.
         vip: Ipv4Addr,
     },
+    /// A FullNAT datagram, either way: both addresses become these (to
+    /// the real server from the local address, or to the client from the
+    /// VIP); routed to `dst`.
+    FullNat {
+        /// The new source address.
+        src: Ipv4Addr,
+        /// The new destination address.
+        dst: Ipv4Addr,
+    },
 }
 
 /// One kept decision.

@@ -168,11 +168,20 @@ pub enum ForwardMethod {
     /// `"tun"`: the packet goes inside an IPv4-in-IPv4 header to the real
     /// server, which keeps the virtual port.
     Tun,
+    /// `"fullnat"`: both ends are rewritten (client → VIP becomes local
+    /// address → real server, and back), so real servers need no route
+    /// through rvs; the service names its `local_addresses`.
+    FullNat,
 }
 
 impl ForwardMethod {
     /// Every forwarding method, in the order messages list them.
-    pub const ALL: [ForwardMethod; 3] = [ForwardMethod::Nat, ForwardMethod::Dr, ForwardMethod::Tun];
+    pub const ALL: [ForwardMethod; 4] = [
+        ForwardMethod::Nat,
+        ForwardMethod::Dr,
+        ForwardMethod::Tun,
+        ForwardMethod::FullNat,
+    ];
 
     /// The name used in the file and by `rvsadm`.
     pub fn name(self) -> &'static str {
@@ -180,6 +189,7 @@ impl ForwardMethod {
             ForwardMethod::Nat => "nat",
             ForwardMethod::Dr => "dr",
             ForwardMethod::Tun => "tun",
+            ForwardMethod::FullNat => "fullnat",
         }
     }
 
@@ -188,16 +198,17 @@ impl ForwardMethod {
     pub fn keeps_virtual_port(self) -> bool {
         matches!(self, ForwardMethod::Dr | ForwardMethod::Tun)
     }
+
+    /// True for the methods whose replies come back through rvs (NAT and
+    /// FullNAT), so the balancer sees both directions.
+    pub fn sees_replies(self) -> bool {
+        matches!(self, ForwardMethod::Nat | ForwardMethod::FullNat)
+    }
 }
 
 impl FromStr for ForwardMethod {
     type Err = ParseKeywordError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "fullnat" {
-            return Err(ParseKeywordError(
-                "\"fullnat\" is not supported yet: use \"nat\", \"dr\" or \"tun\"".to_string(),
-            ));
-        }
         keyword(s, &Self::ALL, Self::name)
     }
 }

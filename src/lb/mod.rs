@@ -14,6 +14,7 @@ pub mod frag;
 pub mod handshake;
 pub mod kind;
 pub mod limits;
+pub mod local_pool;
 pub mod persist;
 pub mod priority;
 pub mod sched;

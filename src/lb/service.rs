@@ -87,6 +87,8 @@ pub struct VirtualService {
     /// milliseconds after the first SYN counts as timed out
     /// (`lb::handshake`; NAT only, the passive check's `syn_timeout_ms`).
     pub syn_timeout_ms: u32,
+    /// FullNAT's local addresses and ports (empty for other methods).
+    pub local: LocalAddresses,
     /// The addresses of an IPv6 service; `None` for an IPv4 one (see
     /// [`Ipv6Addrs`]).
     pub ipv6: Option<Ipv6Addrs>,
@@ -112,6 +114,25 @@ pub struct Ipv6Addrs {
     pub real_servers: Vec<Ipv6Addr>,
     /// The sorry server's address.
     pub sorry_server: Option<Ipv6Addr>,
+}
+
+/// A FullNAT service's local addresses (`local_addresses`) and the port
+/// range new connections take from each (`local_port_range`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalAddresses {
+    /// The addresses a real server sees as its peer.
+    pub addresses: Vec<Ipv4Addr>,
+    /// First and last local port (inclusive).
+    pub ports: (u16, u16),
+}
+
+impl Default for LocalAddresses {
+    fn default() -> LocalAddresses {
+        LocalAddresses {
+            addresses: Vec::new(),
+            ports: super::local_pool::DEFAULT_PORTS,
+        }
+    }
 }
 
 /// Default Maglev table size: the prime the Maglev paper and DPVS use (the
@@ -146,6 +167,7 @@ impl VirtualService {
             slow_start: Duration::ZERO,
             syn_timeout_ms: super::handshake::DEFAULT_SYN_TIMEOUT_MS,
             ipv6: None,
+            local: LocalAddresses::default(),
             real_servers: real_servers
                 .into_iter()
                 .map(|(endpoint, weight)| RealServer {
@@ -357,6 +379,8 @@ pub struct ServiceTable {
     by_key6: HashMap<(Ipv6Addr, u16, u8), ServiceId>,
     nat_real6: HashMap<(Ipv6Addr, u16, u8), Vec<(ServiceId, RealServerId)>>,
     vips6: Vec<Ipv6Addr>,
+    /// Every FullNAT local address (distinct).
+    locals: Vec<Ipv4Addr>,
 }
 
 impl ServiceTable {
@@ -384,6 +408,7 @@ impl ServiceTable {
         let mut vips = Vec::new();
         let (mut by_key6, mut nat_real6, mut vips6) =
             (HashMap::new(), HashMap::<_, Vec<_>>::new(), Vec::new());
+        let mut locals = Vec::new();
         for (i, s) in services.iter().enumerate() {
             if let Some(v6) = &s.ipv6 {
                 let proto = s.key.protocol.number();
@@ -413,6 +438,13 @@ impl ServiceTable {
                 .or_insert(i as ServiceId);
             if !vips.contains(&s.key.vip.ip) {
                 vips.push(s.key.vip.ip);
+            }
+            if s.forward == ForwardMethod::FullNat {
+                for &a in &s.local.addresses {
+                    if !locals.contains(&a) {
+                        locals.push(a);
+                    }
+                }
             }
             if s.forward == ForwardMethod::Nat {
                 for (r, rs) in s.real_servers.iter().enumerate() {
@@ -467,6 +499,7 @@ impl ServiceTable {
             by_key6,
             nat_real6,
             vips6,
+            locals,
         };
         (table.effective, table.priority) = table.compute_effective(|_, _| ServerState::default());
         table.weights = table.compute_weights(|_, _| ServerState::default());
@@ -690,6 +723,18 @@ impl ServiceTable {
     /// True when some service is IPv6.
     pub fn any_ipv6(&self) -> bool {
         !self.vips6.is_empty()
+    }
+
+    /// True when `ip` is a FullNAT local address of any service: a packet
+    /// to it is a real server's reply (or nothing rvs knows).
+    #[inline]
+    pub fn is_local_address(&self, ip: Ipv4Addr) -> bool {
+        !self.locals.is_empty() && self.locals.contains(&ip)
+    }
+
+    /// Every distinct FullNAT local address.
+    pub fn local_addresses(&self) -> &[Ipv4Addr] {
+        &self.locals
     }
 
     /// Every distinct VIP.

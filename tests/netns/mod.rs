@@ -148,6 +148,8 @@ pub const TUN_RS_GATEWAY: &str = "10.2.0.1";
 pub const VIRTUAL_PORT: u16 = 80;
 /// TUN: the device `ipip_decap.py` creates in each real server.
 pub const DECAP_DEV: &str = "ipip0";
+/// FullNAT: rvsd's local address, on its inside subnet.
+pub const FULLNAT_LIP: &str = "10.1.0.100";
 
 /// Time bound for one configuration command (`ip`, `sysctl`, ...).
 const CMD: Duration = Duration::from_secs(10);
@@ -282,6 +284,9 @@ pub enum Method {
     Nat,
     Dr,
     Tun,
+    /// FullNAT: real servers behind a router, their peer rvsd's local
+    /// address ([`Topology::fullnat`]).
+    FullNat,
 }
 
 impl Method {
@@ -291,6 +296,7 @@ impl Method {
             Method::Nat => "nat",
             Method::Dr => "dr",
             Method::Tun => "tun",
+            Method::FullNat => "fullnat",
         }
     }
 }
@@ -534,6 +540,10 @@ pub struct Topology {
     pub extra_toml: String,
     /// Which HTTP server the real servers run.
     pub http: HttpServer,
+    /// nginx writes an access log (`access.log` in each real server's
+    /// directory, its peer first on each line) for HTTP servers started
+    /// from now on; off by default.
+    pub access_log: bool,
     /// `control.metrics_listen` of the generated config (`None`: rvsd's
     /// default). rvsd runs in the lb namespace, so a loopback address is
     /// that namespace's: ask it with [`Topology::metrics`].
@@ -569,6 +579,7 @@ impl Topology {
             Method::Nat => Topology::nat(n),
             Method::Dr => Topology::dr(n),
             Method::Tun => Topology::tun(n),
+            Method::FullNat => Topology::fullnat(n),
         }
     }
 
@@ -658,6 +669,55 @@ impl Topology {
         topo
     }
 
+    /// The FullNAT topology with `n` real servers: as TUN's, the client
+    /// and the real servers' segment behind one router, rvsd's outside
+    /// port on the VIP's subnet (203.0.113.2/24) and its inside port on
+    /// 10.1.0.1/24 towards the router (10.1.0.254), where rvsd's local
+    /// address [`FULLNAT_LIP`] lives. The real servers (10.2.0.21 ..) route
+    /// everything through the router (10.2.0.1), which reaches the client
+    /// directly: only replies to the local address come back through rvsd,
+    /// so only FullNAT can work. The lb namespace's kernel reaches the
+    /// real servers through the router on a management link (10.9.0.2),
+    /// for health checks.
+    pub fn fullnat(n: usize) -> Topology {
+        let started = Instant::now();
+        let mut topo = Topology::empty(Method::FullNat, n);
+        let router = router_netns();
+
+        topo.connect_client_to_router(&router);
+        let out = support::veth_pair(&router, &topo.lb);
+        router.add_address(&out.a, &format!("{SEGMENT_ROUTER_IP}/24"));
+        let ins = support::veth_pair(&router, &topo.lb);
+        router.add_address(&ins.a, &format!("{TUN_ROUTER_INSIDE_IP}/24"));
+        topo.add_outside_inside(&out.b, SEGMENT_LB_IP, &ins.b);
+        topo.add_route("0.0.0.0/0", SEGMENT_ROUTER_IP, "outside");
+        topo.add_route("10.2.0.0/16", TUN_ROUTER_INSIDE_IP, "inside");
+
+        let mgmt = support::veth_pair(&topo.lb, &router);
+        topo.lb.add_address(&mgmt.a, "10.9.0.2/24");
+        router.add_address(&mgmt.b, "10.9.0.1/24");
+        topo.lb.run_ok(
+            "ip",
+            &["route", "add", "10.2.0.0/16", "via", "10.9.0.1"],
+            CMD,
+        );
+        topo.management_dev = Some(mgmt.a);
+
+        topo.make_bridge();
+        topo.router_on_br0(&router, TUN_RS_GATEWAY);
+        topo.router = Some(router);
+        for i in 1..=n {
+            let ip = format!("10.2.0.{}", 20 + i);
+            let rs = topo.add_real_server(i, &ip, TUN_RS_GATEWAY);
+            topo.real_servers.push(rs);
+        }
+        // The tests read each real server's peer from nginx's log.
+        topo.access_log = true;
+        topo.start_http();
+        topo.report_built(started);
+        topo
+    }
+
     /// Namespaces and directory, no links yet.
     fn empty(method: Method, n: usize) -> Topology {
         assert!(
@@ -674,6 +734,7 @@ impl Topology {
         let (vip, http_port) = match method {
             Method::Nat => (VIP, HTTP_PORT),
             Method::Dr | Method::Tun => (SEGMENT_VIP, VIRTUAL_PORT),
+            Method::FullNat => (SEGMENT_VIP, HTTP_PORT),
         };
         Topology {
             apps: Vec::new(),
@@ -698,6 +759,7 @@ impl Topology {
                 .unwrap_or(20),
             extra_toml: String::new(),
             http,
+            access_log: false,
             metrics_listen: None,
             dir: TempDir::new(method.name()),
         }
@@ -929,7 +991,7 @@ impl Topology {
         let www = dir.join("www");
         let (program, args): (&str, Vec<String>) = match self.http {
             HttpServer::Nginx => {
-                let conf = nginx_conf(&name, &dir, self.http_port);
+                let conf = nginx_conf(&name, &dir, self.http_port, self.access_log);
                 write_file(&dir.join("nginx.conf"), conf.as_bytes());
                 (
                     "nginx",
@@ -2282,8 +2344,13 @@ fn process_state(pid: u32) -> Option<char> {
     proc_stat(pid).map(|(state, _)| state)
 }
 
-fn nginx_conf(name: &str, dir: &Path, port: u16) -> String {
+fn nginx_conf(name: &str, dir: &Path, port: u16, access_log: bool) -> String {
     let d = path_str(dir);
+    let access_log = if access_log {
+        format!("{d}/access.log")
+    } else {
+        "off".to_string()
+    };
     format!(
         "# {name}: generated by tests/netns\n\
          daemon off;\n\
@@ -2294,7 +2361,7 @@ fn nginx_conf(name: &str, dir: &Path, port: u16) -> String {
          error_log {d}/error.log warn;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n\
-         \x20   access_log off;\n\
+         \x20   access_log {access_log};\n\
          \x20   client_body_temp_path {d}/tmp/body;\n\
          \x20   proxy_temp_path {d}/tmp/proxy;\n\
          \x20   fastcgi_temp_path {d}/tmp/fastcgi;\n\

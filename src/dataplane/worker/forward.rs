@@ -26,7 +26,7 @@ use crate::lb::frag::{FragKey, FragRoute};
 use crate::lb::service::{ForwardMethod, Protocol};
 use crate::lb::tcp_state::TcpFlags;
 use crate::lb::xmit::synproxy::{self, Handshake};
-use crate::lb::xmit::{nat, rst, tun, Endpoint, XmitError};
+use crate::lb::xmit::{fullnat, nat, rst, tun, Endpoint, XmitError};
 use crate::wire::{icmp, ipv4, tcp, udp};
 use std::net::Ipv4Addr;
 
@@ -43,6 +43,7 @@ impl From<Refusal> for DropReason {
             Refusal::ClientLimit => DropReason::ClientLimit,
             Refusal::Overloaded => DropReason::RsOverloaded,
             Refusal::BadCookie => DropReason::SynCookieRefused,
+            Refusal::NoLocalPort => DropReason::LocalPortsExhausted,
         }
     }
 }
@@ -141,13 +142,35 @@ impl<F: Frame> Worker<F> {
                     }
                     ForwardMethod::Dr => self.route_and_send(real.ip, frame, now, out),
                     ForwardMethod::Tun => self.tunnel(l3, real.ip, frame, now, out),
+                    // The balancer decides FullNAT as `FullNatToRealServer`.
+                    ForwardMethod::FullNat => Err(DropReason::UnsupportedProtocol),
                 }
             }
             Decision::ToClient { vip } => {
                 nat::from_real_server(&mut frame.data_mut()[l3..], vip).map_err(xmit_drop)?;
                 self.route_and_send(flow.key.dst, frame, now, out)
             }
+            Decision::FullNatToRealServer {
+                local,
+                real,
+                created,
+            } => {
+                if created {
+                    self.stats.conns_created += 1;
+                }
+                self.fullnat_to_real_server(l3, local, real, frame, now, out)
+            }
+            Decision::FullNatToClient { vip, client } => {
+                fullnat::to_client(&mut frame.data_mut()[l3..], vip, client).map_err(xmit_drop)?;
+                self.route_and_send(client.ip, frame, now, out)
+            }
             Decision::Reset => self.reset(l3, frame, now, out),
+            Decision::Drop(Refusal::NoLocalPort) if flow.protocol == Protocol::Tcp => {
+                // Counted, and the client told at once rather than left
+                // retrying its SYN into silence.
+                self.stats.drop(DropReason::LocalPortsExhausted);
+                self.reset(l3, frame, now, out)
+            }
             Decision::Drop(refusal) => Err(refusal.into()),
             Decision::SynCookie { cookie, mss } => {
                 let syn = synproxy::read(&frame.data()[l3..]).ok_or(DropReason::Malformed)?;
@@ -212,6 +235,25 @@ impl<F: Frame> Worker<F> {
         }
     }
 
+    /// FullNAT, a client's packet: rewritten to leave from `local` to
+    /// `real`, routed and sent. Every client → real server packet of a
+    /// FullNAT connection goes through here: the one place an option
+    /// carrying the client's address (TOA, PROXY protocol) is added after
+    /// the rewrite.
+    #[inline(always)]
+    fn fullnat_to_real_server<O: Output<F>>(
+        &mut self,
+        l3: usize,
+        local: Endpoint,
+        real: Endpoint,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        fullnat::to_real_server(&mut frame.data_mut()[l3..], local, real).map_err(xmit_drop)?;
+        self.route_and_send(real.ip, frame, now, out)
+    }
+
     /// A first fragment, decided as `decision`: the decision is kept for
     /// the datagram's later fragments, the fragment forwarded like any
     /// packet of its connection, then the later fragments that came
@@ -237,6 +279,14 @@ impl<F: Frame> Worker<F> {
                 real: real.ip,
             },
             Decision::ToClient { vip } => FragRoute::ToClient { vip: vip.ip },
+            Decision::FullNatToRealServer { local, real, .. } => FragRoute::FullNat {
+                src: local.ip,
+                dst: real.ip,
+            },
+            Decision::FullNatToClient { vip, client } => FragRoute::FullNat {
+                src: vip.ip,
+                dst: client.ip,
+            },
             other => {
                 self.frags.forget(&key);
                 while self.frags.take_waiting(&key).is_some() {
@@ -312,7 +362,12 @@ impl<F: Frame> Worker<F> {
                 }
                 ForwardMethod::Dr => self.route_and_send(real, frame, now, out)?,
                 ForwardMethod::Tun => self.tunnel(l3, real, frame, now, out)?,
+                ForwardMethod::FullNat => return Err(DropReason::UnsupportedProtocol),
             },
+            FragRoute::FullNat { src, dst } => {
+                fullnat::fragment(&mut frame.data_mut()[l3..], src, dst).map_err(xmit_drop)?;
+                self.route_and_send(dst, frame, now, out)?;
+            }
             FragRoute::ToClient { vip } => {
                 nat::fragment_from_real_server(&mut frame.data_mut()[l3..], vip)
                     .map_err(xmit_drop)?;
@@ -614,7 +669,26 @@ impl<F: Frame> Worker<F> {
                     self.route_and_send(real.ip, frame, now, out)
                 }
                 ForwardMethod::Tun => self.tunnel(l3, real.ip, frame, now, out),
+                ForwardMethod::FullNat => Err(DropReason::UnsupportedProtocol),
             },
+            IcmpRoute::FullNatToClient { vip, client, .. } => {
+                fullnat::translate_icmp_error(
+                    &mut frame.data_mut()[l3..],
+                    (vip.ip, client.ip),
+                    (client, vip),
+                )
+                .map_err(xmit_drop)?;
+                self.route_and_send(client.ip, frame, now, out)
+            }
+            IcmpRoute::FullNatToRealServer { local, real } => {
+                fullnat::translate_icmp_error(
+                    &mut frame.data_mut()[l3..],
+                    (local.ip, real.ip),
+                    (real, local),
+                )
+                .map_err(xmit_drop)?;
+                self.route_and_send(real.ip, frame, now, out)
+            }
         }
     }
 }

@@ -66,6 +66,14 @@ const WORTH_PREFETCHING: usize = 4096;
 const REPLY_TTL: u8 = 64;
 /// Unresolved next hops a worker parks packets for at once.
 const PENDING_ADDRESSES: usize = 64;
+/// The FullNAT local addresses worker `index` of `workers` owns: those
+/// the RSS model hashes to its queue (replies to a local address are
+/// hashed on their destination, `net::rss`).
+fn local_owner(workers: usize, index: usize) -> crate::lb::balancer::LocalOwner {
+    let rss = RssModel::new(workers);
+    Arc::new(move |a| workers <= 1 || rss.worker_of(a) == index)
+}
+
 /// Length of an Ethernet ARP frame rvs builds (padded to the minimum).
 const ARP_FRAME_LEN: usize = 60;
 /// Client segments the SYN proxy keeps at once until their real server
@@ -282,7 +290,8 @@ impl<F: Frame> Worker<F> {
                 conn_capacity: setup.conn_capacity,
                 seed: setup.seed,
             })?
-            .with_workers(setup.worker_count),
+            .with_workers(setup.worker_count)
+            .with_local_owner(local_owner(setup.worker_count, setup.worker_index)),
             parsed: Vec::with_capacity(WINDOW),
             ident: (setup.seed as u16) | 1,
             index: setup.worker_index,
@@ -658,14 +667,16 @@ impl<F: Frame> Worker<F> {
     }
 
     /// True when rvs answers ARP for `ip` on `port`: its own addresses
-    /// there, and VIPs whose connected subnet is on that port.
+    /// there, and VIPs and FullNAT local addresses whose connected subnet
+    /// is on that port.
     fn answers_arp_for(&self, port: usize, ip: Ipv4Addr) -> bool {
-        if !self.master && (self.floating.contains(&ip) || self.lb.services().is_vip(ip)) {
+        let services = self.lb.services();
+        let balanced = services.is_vip(ip) || services.is_local_address(ip);
+        if !self.master && (self.floating.contains(&ip) || balanced) {
             return false;
         }
         self.owned_by_port(port, ip)
-            || (self.lb.services().is_vip(ip)
-                && self.routes.connected_port(ip) == Some(port as u16))
+            || (balanced && self.routes.connected_port(ip) == Some(port as u16))
     }
 
     /// Broadcasts gratuitous ARP for every VIP (on the port of its
@@ -673,7 +684,8 @@ impl<F: Frame> Worker<F> {
     /// learn the new master's MAC at once.
     fn send_garps<O: Output<F>>(&mut self, out: &mut O) {
         let mut announce: Vec<(usize, Ipv4Addr)> = Vec::new();
-        for &vip in self.lb.services().vips() {
+        let services = self.lb.services();
+        for &vip in services.vips().iter().chain(services.local_addresses()) {
             if let Some(port) = self.routes.connected_port(vip) {
                 announce.push((usize::from(port), vip));
             }

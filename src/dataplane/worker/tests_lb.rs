@@ -2268,3 +2268,6 @@ mod synproxy;
 
 #[path = "tests_frag.rs"]
 mod frag;
+
+#[path = "tests_fullnat.rs"]
+mod fullnat;

@@ -12,6 +12,7 @@
 //! Link-layer work (MACs, VLAN tags, the headroom an IPIP header needs) is
 //! the worker's; these functions never allocate.
 
+pub mod fullnat;
 pub mod nat;
 pub mod nat6;
 #[cfg(test)]

@@ -1,0 +1,358 @@
+//! `local_addresses` and `local_port_range` of a `[[virtual_server]]`
+//! (FullNAT, `crate::lb::local_pool`): required with `forward =
+//! "fullnat"`, refused otherwise; each address a host's, not the
+//! balancer's own interface address, not a VIP, and reachable towards the
+//! real servers (on a connected subnet, where rvs answers ARP for it, or
+//! routed to rvs by the network, which the file cannot check); the range
+//! inside 1..=65535, low to high.
+
+use super::{check_reachable, int_in, Errors, Interface, RawVirtualServer, RouteConfig, S};
+use crate::control::config::{ForwardMethod, VirtualServerConfig};
+use crate::lb::service::LocalAddresses;
+use std::net::Ipv4Addr;
+
+/// The FullNAT settings of one virtual server (`f` names a key of it);
+/// the default (none) for other methods, `None` when something is wrong.
+pub(super) fn local_addresses(
+    t: &RawVirtualServer,
+    forward: Option<ForwardMethod>,
+    interfaces: &[Interface],
+    routes: Option<&[RouteConfig]>,
+    f: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) -> Option<LocalAddresses> {
+    let fullnat = forward == Some(ForwardMethod::FullNat);
+    if !fullnat {
+        let mut ok = true;
+        for (key, span) in [
+            (
+                "local_addresses",
+                t.local_addresses.as_ref().map(|v| v.span()),
+            ),
+            (
+                "local_port_range",
+                t.local_port_range.as_ref().map(|v| v.span()),
+            ),
+        ] {
+            if let (Some(span), Some(forward)) = (span, forward) {
+                errors.push(
+                    f(key),
+                    Some(span),
+                    format!(
+                        "{key} is for forward = \"fullnat\", not \"{forward}\": only FullNAT \
+                         rewrites the client's address to a local one"
+                    ),
+                );
+                ok = false;
+            }
+        }
+        return ok.then(LocalAddresses::default);
+    }
+    let Some(list) = t.local_addresses.as_ref() else {
+        errors.push(
+            f("local_addresses"),
+            Some(t_span(t)),
+            "missing required field: forward = \"fullnat\" needs the local addresses real \
+             servers will see as the client, e.g. local_addresses = [\"10.2.0.100\"]",
+        );
+        return None;
+    };
+    let mut addresses = Vec::new();
+    let mut ok = true;
+    if list.get_ref().0.is_empty() {
+        errors.push(
+            f("local_addresses"),
+            Some(list.span()),
+            "needs at least one address",
+        );
+        ok = false;
+    }
+    if list.get_ref().0.len() > VirtualServerConfig::MAX_LOCAL_ADDRESSES {
+        errors.push(
+            f("local_addresses"),
+            Some(list.span()),
+            format!(
+                "at most {} local addresses",
+                VirtualServerConfig::MAX_LOCAL_ADDRESSES
+            ),
+        );
+        ok = false;
+    }
+    for (j, v) in list.get_ref().0.iter().enumerate() {
+        let field = format!("{}[{j}]", f("local_addresses"));
+        match local_address(v, &field, interfaces, routes, errors) {
+            Some(a) if addresses.contains(&a) => {
+                errors.push(&field, Some(v.span()), format!("{a} is listed twice"));
+                ok = false;
+            }
+            Some(a) => addresses.push(a),
+            None => ok = false,
+        }
+    }
+    let ports = port_range(t, f, errors);
+    match (ok, ports) {
+        (true, Some(ports)) => Some(LocalAddresses { addresses, ports }),
+        _ => None,
+    }
+}
+
+/// The span to report a missing key of `t` at.
+fn t_span(t: &RawVirtualServer) -> std::ops::Range<usize> {
+    t.forward.as_ref().map_or(0..0, |v| v.span())
+}
+
+fn local_address(
+    v: &S<String>,
+    field: &str,
+    interfaces: &[Interface],
+    routes: Option<&[RouteConfig]>,
+    errors: &mut Errors,
+) -> Option<Ipv4Addr> {
+    let Ok(ip) = v.get_ref().parse::<Ipv4Addr>() else {
+        errors.push(
+            field,
+            Some(v.span()),
+            format!(
+                "{:?} is not an IPv4 address (e.g. \"10.2.0.100\")",
+                v.get_ref()
+            ),
+        );
+        return None;
+    };
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+        errors.push(field, Some(v.span()), format!("{ip} is not a host address"));
+        return None;
+    }
+    if let Some(name) = interfaces.iter().find_map(|i| {
+        i.addresses
+            .iter()
+            .any(|a| a.addr() == ip)
+            .then(|| i.name.clone().unwrap_or_default())
+    }) {
+        errors.push(
+            field,
+            Some(v.span()),
+            format!(
+                "{ip} is the balancer's own address on interface {name:?}; a local address \
+                 must be one of its own, or replies to it would meet the interface's ARP and \
+                 ICMP instead of the connection table"
+            ),
+        );
+        return None;
+    }
+    check_reachable(
+        "local address",
+        ip,
+        ForwardMethod::FullNat,
+        interfaces,
+        routes,
+        field,
+        Some(v.span()),
+        errors,
+    )
+    .then_some(ip)
+}
+
+/// `local_port_range = [lo, hi]`: default `DEFAULT_LOCAL_PORT_RANGE`.
+fn port_range(
+    t: &RawVirtualServer,
+    f: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) -> Option<(u16, u16)> {
+    let Some(v) = t.local_port_range.as_ref() else {
+        return Some(VirtualServerConfig::DEFAULT_LOCAL_PORT_RANGE);
+    };
+    let field = f("local_port_range");
+    let items = &v.get_ref().0;
+    if items.len() != 2 {
+        errors.push(
+            &field,
+            Some(v.span()),
+            "must be two ports, [first, last], e.g. [1024, 65535]",
+        );
+        return None;
+    }
+    let lo = int_in(&items[0], &format!("{field}[0]"), 1, 65535, errors);
+    let hi = int_in(&items[1], &format!("{field}[1]"), 1, 65535, errors);
+    let (lo, hi) = (lo? as u16, hi? as u16);
+    if lo > hi {
+        errors.push(
+            &field,
+            Some(v.span()),
+            format!("the first port ({lo}) is above the last ({hi})"),
+        );
+        return None;
+    }
+    Some((lo, hi))
+}
+
+/// Across virtual servers: a local address is no VIP, and services of one
+/// protocol sharing a local address give it the same port range (their
+/// connections share its ports).
+pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
+    for (i, s) in services.iter().enumerate() {
+        for &a in &s.local.addresses {
+            if let Some(v) = services.iter().find(|v| *v.address.ip() == a) {
+                errors.push(
+                    format!("virtual_server[{i}].local_addresses"),
+                    None,
+                    format!(
+                        "{a} is the VIP of virtual server {:?}: a local address must not be a \
+                         VIP (replies to it would look like new clients)",
+                        v.name
+                    ),
+                );
+            }
+            if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
+                o.protocol == s.protocol
+                    && o.local.addresses.contains(&a)
+                    && o.local.ports != s.local.ports
+            }) {
+                errors.push(
+                    format!("virtual_server[{i}].local_port_range"),
+                    None,
+                    format!(
+                        "{a} is also a {} local address of virtual_server[{j}] ({:?}) with \
+                         ports {}-{}: services sharing a local address share its ports, so \
+                         give them the same range",
+                        s.protocol, o.name, o.local.ports.0, o.local.ports.1
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::control::config::Config;
+    use crate::control::error::ConfigErrors;
+
+    const BASE: &str = "[dpdk]\neal_args = [\"-l\", \"0-1\"]\nworkers = [1]\n\
+        [[interface]]\nname = \"ext\"\ndevice = \"net_pcap0,rx_pcap=in.pcap\"\naddresses = [\"10.0.0.1/24\"]\n\
+        [[interface]]\nname = \"int\"\ndevice = \"net_pcap1,rx_pcap=in1.pcap\"\naddresses = [\"10.2.0.1/24\"]\n\
+        [[route]]\nprefix = \"10.3.0.0/24\"\nvia = \"10.2.0.254\"\ninterface = \"int\"\n";
+
+    fn vs(forward: &str, extra: &str) -> String {
+        format!(
+            "{BASE}[[virtual_server]]\nname = \"web\"\naddress = \"10.0.0.100:80\"\n\
+             forward = \"{forward}\"\n{extra}\n[[virtual_server.real_server]]\n\
+             address = \"10.3.0.11:8080\"\n"
+        )
+    }
+
+    /// (field, message) of each error.
+    fn errors(text: &str) -> Vec<(String, String)> {
+        match Config::from_toml_str(text) {
+            Ok(c) => panic!("expected errors, got {c:#?}"),
+            Err(ConfigErrors(e)) => e.into_iter().map(|e| (e.field, e.message)).collect(),
+        }
+    }
+
+    fn one_error(text: &str) -> (String, String) {
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn fullnat_takes_its_local_addresses_and_the_default_port_range() {
+        let c = Config::from_toml_str(&vs(
+            "fullnat",
+            "local_addresses = [\"10.2.0.100\", \"10.2.0.101\"]",
+        ))
+        .unwrap();
+        let v = &c.virtual_servers[0];
+        assert_eq!(v.forward.name(), "fullnat");
+        assert_eq!(
+            v.local.addresses,
+            vec![
+                "10.2.0.100".parse::<std::net::Ipv4Addr>().unwrap(),
+                "10.2.0.101".parse().unwrap()
+            ]
+        );
+        assert_eq!(v.local.ports, (1024, 65535));
+    }
+
+    #[test]
+    fn a_port_range_may_be_given() {
+        let c = Config::from_toml_str(&vs(
+            "fullnat",
+            "local_addresses = [\"10.2.0.100\"]\nlocal_port_range = [2000, 2001]",
+        ))
+        .unwrap();
+        assert_eq!(c.virtual_servers[0].local.ports, (2000, 2001));
+    }
+
+    #[test]
+    fn fullnat_without_local_addresses_is_refused() {
+        let (field, msg) = one_error(&vs("fullnat", ""));
+        assert_eq!(field, "virtual_server[0].local_addresses");
+        assert!(msg.contains("missing required field"), "{msg}");
+    }
+
+    #[test]
+    fn local_addresses_with_another_method_are_refused() {
+        let (field, msg) = one_error(&vs("nat", "local_addresses = [\"10.2.0.100\"]"));
+        assert_eq!(field, "virtual_server[0].local_addresses");
+        assert!(msg.contains("not \"nat\""), "{msg}");
+        let (field, _) = one_error(&vs("nat", "local_port_range = [2000, 2001]"));
+        assert_eq!(field, "virtual_server[0].local_port_range");
+    }
+
+    #[test]
+    fn a_local_address_may_not_be_the_balancers_own_or_a_vip() {
+        let (field, msg) = one_error(&vs("fullnat", "local_addresses = [\"10.2.0.1\"]"));
+        assert_eq!(field, "virtual_server[0].local_addresses[0]");
+        assert!(msg.contains("own address"), "{msg}");
+        let (field, msg) = one_error(&vs("fullnat", "local_addresses = [\"10.0.0.100\"]"));
+        assert_eq!(field, "virtual_server[0].local_addresses");
+        assert!(msg.contains("VIP"), "{msg}");
+    }
+
+    #[test]
+    fn a_local_address_must_be_reachable() {
+        let (field, msg) = one_error(&vs("fullnat", "local_addresses = [\"172.16.0.1\"]"));
+        assert_eq!(field, "virtual_server[0].local_addresses[0]");
+        assert!(msg.contains("172.16.0.1"), "{msg}");
+    }
+
+    #[test]
+    fn a_reversed_or_short_port_range_is_refused() {
+        let (field, msg) = one_error(&vs(
+            "fullnat",
+            "local_addresses = [\"10.2.0.100\"]\nlocal_port_range = [3000, 2000]",
+        ));
+        assert_eq!(field, "virtual_server[0].local_port_range");
+        assert!(msg.contains("above"), "{msg}");
+        let (field, _) = one_error(&vs(
+            "fullnat",
+            "local_addresses = [\"10.2.0.100\"]\nlocal_port_range = [0, 2000]",
+        ));
+        assert_eq!(field, "virtual_server[0].local_port_range[0]");
+        let (field, _) = one_error(&vs(
+            "fullnat",
+            "local_addresses = [\"10.2.0.100\"]\nlocal_port_range = [2000]",
+        ));
+        assert_eq!(field, "virtual_server[0].local_port_range");
+    }
+
+    #[test]
+    fn syn_proxy_is_refused_with_fullnat() {
+        let (field, msg) = one_error(&vs(
+            "fullnat",
+            "local_addresses = [\"10.2.0.100\"]\nsyn_proxy = true",
+        ));
+        assert_eq!(field, "virtual_server[0].syn_proxy");
+        assert!(msg.contains("fullnat"), "{msg}");
+    }
+
+    #[test]
+    fn a_passive_check_is_allowed_with_fullnat() {
+        Config::from_toml_str(&vs(
+            "fullnat",
+            "local_addresses = [\"10.2.0.100\"]\n[virtual_server.passive_check]\nenabled = true",
+        ))
+        .unwrap();
+    }
+}
