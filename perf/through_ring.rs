@@ -700,11 +700,22 @@ fn finish_swap(eal: &Eal, running: Running) -> Result<(SwapCounts, Busy), String
 }
 
 /// What the rvs worker counted over a round.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct RvsCounts {
     busy_polls: u64,
     idle_polls: u64,
     drops: [u64; DropReason::COUNT],
+}
+
+// By hand: arrays longer than 32 have no derived `Default`.
+impl Default for RvsCounts {
+    fn default() -> Self {
+        RvsCounts {
+            busy_polls: 0,
+            idle_polls: 0,
+            drops: [0; DropReason::COUNT],
+        }
+    }
 }
 
 impl RvsCounts {

@@ -422,7 +422,6 @@ fn the_parse_reads_ports_and_the_upper_layer_once() {
 }
 
 /// Sends a UDP packet to the real server through the send path.
-#[must_use]
 fn forward(
     w: &mut Worker<VecFrame>,
     hop_limit: u8,
