@@ -122,6 +122,7 @@ pub(super) struct RawVirtualServer {
     pub expire_nodest_conn: Option<S<bool>>,
     pub sorry_server: Option<S<String>>,
     pub syn_proxy: Option<S<bool>>,
+    pub client_address: Option<S<String>>,
     pub health_check: Option<S<RawHealthCheck>>,
     #[serde(default)]
     pub real_server: Array<S<RawRealServer>>,

@@ -6,6 +6,7 @@
 //! the cell whenever it likes and never stalls the worker; a snapshot may be
 //! a few milliseconds old, never torn within one counter.
 
+use super::client_addr::ClientAddrStats;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
@@ -218,6 +219,8 @@ pub struct WorkerStats {
     pub fragments_queued: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
+    /// What the client-address hooks did (`client_address` services).
+    pub client_addr: ClientAddrStats,
 }
 
 const SCALARS: usize = 27;
@@ -241,7 +244,10 @@ impl WorkerStats {
         for (x, y) in a.iter_mut().zip(other.to_cells()) {
             *x += y;
         }
+        let mut carried = self.client_addr;
+        carried.add(&other.client_addr);
         *self = WorkerStats::from_cells(&a);
+        self.client_addr = carried;
     }
 
     fn to_cells(self) -> [u64; CELLS] {
@@ -311,6 +317,7 @@ impl WorkerStats {
             fragments_forwarded: c[25],
             fragments_queued: c[26],
             drops,
+            client_addr: ClientAddrStats::default(),
         }
     }
 
@@ -320,7 +327,7 @@ impl WorkerStats {
             .iter()
             .map(|r| (r.name().to_string(), json!(self.drops[*r as usize])))
             .collect();
-        json!({
+        let mut v = json!({
             "rx_packets": self.rx_packets,
             "rx_bytes": self.rx_bytes,
             "tx_packets": self.tx_packets,
@@ -349,7 +356,9 @@ impl WorkerStats {
             "fragments_forwarded": self.fragments_forwarded,
             "fragments_queued": self.fragments_queued,
             "drops": drops,
-        })
+        });
+        self.client_addr.add_to_json(&mut v);
+        v
     }
 }
 

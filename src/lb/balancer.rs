@@ -46,6 +46,7 @@
 //! global ones with the same proportions between servers, which is what
 //! least-connection scheduling compares.
 
+use super::client_addr::{Carried, ClientAddress};
 use super::clients::ClientCounts;
 use super::conn::{Conn, ConnId, ConnInit, ConnTable, Direction, FlowKey, InsertError, PROTO_TCP};
 use super::handshake::Handshake;
@@ -213,6 +214,31 @@ pub enum Decision {
         window: u16,
         /// The connection.
         conn: ConnId,
+    },
+    /// A client's TCP segment of a connection whose service carries the
+    /// client's address (`client_address`): to `real` by NAT, then through
+    /// `lb::client_addr::to_real_server` with the state
+    /// [`Balancer::carried_mut`] gives for `conn`.
+    ToRealServerCarrying {
+        /// The real server.
+        real: Endpoint,
+        /// This packet created the connection.
+        created: bool,
+        /// The connection (its client-address state's index).
+        conn: ConnId,
+        /// PROXY v2 or TOA.
+        mode: ClientAddress,
+    },
+    /// A real server's segment of such a connection: through
+    /// `lb::client_addr::to_client` with `conn`'s state, then back to the
+    /// client as `vip` by NAT.
+    ToClientCarrying {
+        /// The service.
+        vip: Endpoint,
+        /// The connection.
+        conn: ConnId,
+        /// PROXY v2 or TOA.
+        mode: ClientAddress,
     },
     /// A client's segment of a proxied connection: to `real` by NAT, its
     /// acknowledgment number plus `delta`.
@@ -649,6 +675,9 @@ pub struct Balancer {
     cookies: CookieJar,
     proxied: HugeArray<Proxied>,
     any_syn_proxy: bool,
+    /// What `lb::client_addr` keeps about each connection, indexed like
+    /// the table (empty while no service has `client_address`).
+    carried: HugeArray<Carried>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -700,6 +729,7 @@ impl Balancer {
             cookies: CookieJar::new(setup.seed ^ 0x5359_4e43_4f4f_4b49),
             proxied: HugeArray::new(0, Proxied::default()),
             any_syn_proxy: false,
+            carried: HugeArray::new(0, Carried::default()),
             services: services.clone(),
         };
         b.set_services(services);
@@ -762,6 +792,14 @@ impl Balancer {
             // Off the packet path (start or reload), faulted in at once like
             // the table's own arrays.
             self.proxied = HugeArray::new(self.conns.capacity(), Proxied::default());
+        }
+        let any_client_address = services
+            .services()
+            .iter()
+            .any(|s| s.client_address.is_some());
+        if any_client_address && self.carried.len() < self.conns.capacity() {
+            // As the SYN proxy's array: off the packet path.
+            self.carried = HugeArray::new(self.conns.capacity(), Carried::default());
         }
         self.set_limits(&services);
         self.services = services;
@@ -995,6 +1033,23 @@ impl Balancer {
         let Some(real) = self.services.real_endpoint(vs, rs) else {
             return Decision::Drop(Refusal::NoRealServer);
         };
+        if let Some(mode) = service.client_address {
+            if service.forward == ForwardMethod::Nat && flow.protocol == Protocol::Tcp {
+                return match dir {
+                    Direction::Original => Decision::ToRealServerCarrying {
+                        real,
+                        created,
+                        conn: id,
+                        mode,
+                    },
+                    Direction::Reply => Decision::ToClientCarrying {
+                        vip: service.key.vip,
+                        conn: id,
+                        mode,
+                    },
+                };
+            }
+        }
         match dir {
             Direction::Original => Decision::ToRealServer {
                 method: service.forward,
@@ -1005,6 +1060,15 @@ impl Balancer {
                 vip: service.key.vip,
             },
         }
+    }
+
+    /// The client-address state of connection `id` (`lb::client_addr`),
+    /// for the hooks the worker runs on [`Decision::ToRealServerCarrying`]
+    /// and [`Decision::ToClientCarrying`]; `None` while no service has
+    /// `client_address` (the array is empty).
+    #[inline]
+    pub fn carried_mut(&mut self, id: ConnId) -> Option<&mut Carried> {
+        self.carried.get_mut(id.index())
     }
 
     /// Accounts one packet of connection `id` (state, timeout, sync report,
@@ -1559,6 +1623,11 @@ impl Balancer {
                 .insert(original, reply, init, now, |c| counters.forget(c, now))
             {
                 self.counters.created(self.conns.get(id));
+                // Its client's SYN was not seen here: no address carried
+                // (a slot's earlier connection must not lend it its own).
+                if let Some(c) = self.carried.get_mut(id.index()) {
+                    *c = Carried::default();
+                }
                 installed += 1;
             }
         }

@@ -147,6 +147,20 @@ impl<F: Frame> Worker<F> {
                 nat::from_real_server(&mut frame.data_mut()[l3..], vip).map_err(xmit_drop)?;
                 self.route_and_send(flow.key.dst, frame, now, out)
             }
+            Decision::ToRealServerCarrying {
+                real,
+                created,
+                conn,
+                mode,
+            } => {
+                if created {
+                    self.stats.conns_created += 1;
+                }
+                self.nat_to_real_server_carrying(l3, flow, real, conn, mode, frame, now, out)
+            }
+            Decision::ToClientCarrying { vip, conn, mode } => {
+                self.nat_to_client_carrying(l3, flow, vip, conn, mode, frame, now, out)
+            }
             Decision::Reset => self.reset(l3, frame, now, out),
             Decision::Drop(refusal) => Err(refusal.into()),
             Decision::SynCookie { cookie, mss } => {
@@ -429,7 +443,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Looks up the route to `dst` and sends the frame to its next hop.
-    fn route_and_send<O: Output<F>>(
+    pub(super) fn route_and_send<O: Output<F>>(
         &mut self,
         dst: Ipv4Addr,
         frame: F,
@@ -674,7 +688,7 @@ fn segment_of(ip: &[u8], flags: TcpFlags) -> Segment {
     }
 }
 
-fn xmit_drop(e: XmitError) -> DropReason {
+pub(super) fn xmit_drop(e: XmitError) -> DropReason {
     match e {
         XmitError::TtlExpired => DropReason::TtlExpired,
         XmitError::Unsupported => DropReason::UnsupportedProtocol,

@@ -22,6 +22,7 @@
 //! (`lb::balancer`), asked once per TCP/UDP packet; the worker keeps I/O,
 //! ARP, ICMP, the rewrite, the route and the send.
 
+mod carry;
 mod forward;
 pub(crate) mod parse;
 #[cfg(test)]
