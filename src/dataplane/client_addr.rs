@@ -47,7 +47,7 @@ impl ClientAddrStats {
     }
 
     /// The counters with their `stats:` names (prefixed `client_addr_`).
-    pub fn named(&self) -> [(&'static str, u64); 7] {
+    pub fn named(&self) -> [(&'static str, u64); Self::COUNT] {
         [
             ("client_addr_proxy_v2_inserted", self.proxy_v2_inserted),
             ("client_addr_proxy_v2_reinserted", self.proxy_v2_reinserted),
@@ -59,15 +59,28 @@ impl ClientAddrStats {
         ]
     }
 
-    /// Adds another worker's (for the totals).
-    pub fn add(&mut self, o: &ClientAddrStats) {
-        self.proxy_v2_inserted += o.proxy_v2_inserted;
-        self.proxy_v2_reinserted += o.proxy_v2_reinserted;
-        self.toa_inserted += o.toa_inserted;
-        self.skipped_no_room += o.skipped_no_room;
-        self.skipped_header_full += o.skipped_header_full;
-        self.skipped_too_big += o.skipped_too_big;
-        self.skipped_fragment += o.skipped_fragment;
+    /// How many counters there are (cells of the worker's published
+    /// stats).
+    pub const COUNT: usize = 7;
+
+    /// The counters in [`ClientAddrStats::named`]'s order.
+    pub fn to_array(&self) -> [u64; Self::COUNT] {
+        self.named().map(|(_, n)| n)
+    }
+
+    /// The counters from `c` in [`ClientAddrStats::named`]'s order
+    /// (missing ones zero).
+    pub fn from_slice(c: &[u64]) -> ClientAddrStats {
+        let at = |i: usize| c.get(i).copied().unwrap_or(0);
+        ClientAddrStats {
+            proxy_v2_inserted: at(0),
+            proxy_v2_reinserted: at(1),
+            toa_inserted: at(2),
+            skipped_no_room: at(3),
+            skipped_header_full: at(4),
+            skipped_too_big: at(5),
+            skipped_fragment: at(6),
+        }
     }
 
     /// Adds the counters as members of a worker's `stats` JSON object.
@@ -112,9 +125,6 @@ mod tests {
             (1, 1, 1)
         );
         assert_eq!(s.skipped_header_full, 1);
-        let mut t = ClientAddrStats::default();
-        t.add(&s);
-        t.add(&s);
-        assert_eq!(t.toa_inserted, 2);
+        assert_eq!(ClientAddrStats::from_slice(&s.to_array()), s);
     }
 }

@@ -224,7 +224,7 @@ pub struct WorkerStats {
 }
 
 const SCALARS: usize = 27;
-const CELLS: usize = SCALARS + DropReason::COUNT;
+const CELLS: usize = SCALARS + DropReason::COUNT + ClientAddrStats::COUNT;
 
 impl WorkerStats {
     /// Counts a dropped frame.
@@ -244,10 +244,7 @@ impl WorkerStats {
         for (x, y) in a.iter_mut().zip(other.to_cells()) {
             *x += y;
         }
-        let mut carried = self.client_addr;
-        carried.add(&other.client_addr);
         *self = WorkerStats::from_cells(&a);
-        self.client_addr = carried;
     }
 
     fn to_cells(self) -> [u64; CELLS] {
@@ -281,13 +278,16 @@ impl WorkerStats {
             self.fragments_forwarded,
             self.fragments_queued,
         ]);
-        c[SCALARS..].copy_from_slice(&self.drops);
+        let carried = SCALARS + DropReason::COUNT;
+        c[SCALARS..carried].copy_from_slice(&self.drops);
+        c[carried..].copy_from_slice(&self.client_addr.to_array());
         c
     }
 
     fn from_cells(c: &[u64; CELLS]) -> WorkerStats {
         let mut drops = [0u64; DropReason::COUNT];
-        drops.copy_from_slice(&c[SCALARS..]);
+        let carried = SCALARS + DropReason::COUNT;
+        drops.copy_from_slice(&c[SCALARS..carried]);
         WorkerStats {
             rx_packets: c[0],
             rx_bytes: c[1],
@@ -317,7 +317,7 @@ impl WorkerStats {
             fragments_forwarded: c[25],
             fragments_queued: c[26],
             drops,
-            client_addr: ClientAddrStats::default(),
+            client_addr: ClientAddrStats::from_slice(&c[carried..]),
         }
     }
 
@@ -800,6 +800,21 @@ mod tests {
         assert_eq!(v["neighbor_queue_frames"], 3);
         assert_eq!(v["fragment_queue_frames"], 5);
         assert_eq!(v["fragment_queue_capacity"], 64);
+    }
+
+    #[test]
+    fn the_client_address_counters_are_published_and_added() {
+        let mut a = WorkerStats::default();
+        a.client_addr.proxy_v2_inserted = 3;
+        a.client_addr.skipped_fragment = 1;
+        let mut t = a;
+        t.add(&a);
+        assert_eq!(t.client_addr.proxy_v2_inserted, 6);
+        assert_eq!(t.client_addr.skipped_fragment, 2);
+        let cell = StatsCell::default();
+        cell.publish(&a);
+        assert_eq!(cell.snapshot(), a);
+        assert_eq!(a.to_json()["client_addr_proxy_v2_inserted"], 3);
     }
 
     #[test]
