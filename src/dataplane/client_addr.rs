@@ -127,4 +127,18 @@ mod tests {
         assert_eq!(s.skipped_header_full, 1);
         assert_eq!(ClientAddrStats::from_slice(&s.to_array()), s);
     }
+
+    #[test]
+    fn a_frame_grows_at_offsets_from_its_ipv4_header() {
+        let mut f = crate::dataplane::io::VecFrame::new(&[0xee; 14 + 4]);
+        f.data_mut()[14..].copy_from_slice(&[1, 2, 3, 4]);
+        let mut g = FromL3 {
+            frame: &mut f,
+            l3: 14,
+        };
+        assert!(g.insert(2, 2));
+        g.bytes()[2..4].copy_from_slice(&[9, 9]);
+        assert_eq!(&f.data()[..14], &[0xee; 14], "the link header stays");
+        assert_eq!(&f.data()[14..], &[1, 2, 9, 9, 3, 4]);
+    }
 }

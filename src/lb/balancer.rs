@@ -1674,6 +1674,8 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_carry;
+#[cfg(test)]
 mod tests_handshake;
 #[cfg(test)]
 mod tests_limits;
