@@ -268,6 +268,11 @@ pub enum IcmpRoute {
         vip: Endpoint,
         /// The client, where the error goes.
         client: Ipv4Addr,
+        /// A connection whose stream carries a PROXY v2 header
+        /// (`lb::client_addr`): the quoted segment's sequence number is
+        /// shifted back before the client sees it
+        /// (`client_addr::unshift_quoted_seq`); `None` otherwise.
+        carried: Option<Carried>,
     },
     /// About a reply: on to the real server that sent it, by `method`.
     ToRealServer {
@@ -1461,6 +1466,10 @@ impl Balancer {
             Direction::Reply => IcmpRoute::ToClient {
                 vip: service.key.vip,
                 client: key.dst,
+                carried: match self.carried.get(id.index()) {
+                    Some(c) if service.client_address.is_some() && c.delta != 0 => Some(*c),
+                    _ => None,
+                },
             },
             Direction::Original => IcmpRoute::ToRealServer {
                 method: service.forward,

@@ -10,19 +10,23 @@ specifications here), never with rvs's parser.
 
 import random
 
-from scapy.all import IP, TCP, Raw
+from scapy.all import ICMP, IP, TCP, Ether, Raw
 
 import lb_cases
 from lb_cases import (  # noqa: F401  (re-exported for lb_judge)
     ADDRESSES,
+    GW_IN_IP,
+    GW_IN_MAC,
     INTERFACE,
     NEIGHBORS,
     OUR_MAC,
     ROUTES,
     RS11_IP,
+    ROUTER_MAC,
     RS11_MAC,
     Alt,
     Case,
+    Out,
     Service,
     client_ip,
     from_client,
@@ -125,7 +129,7 @@ def build_cases():
     R, RP = RS11_IP, 8080
 
     # 1. PROXY v2 through NAT.
-    c = Case("PROXY v2: header before the first data byte, retransmitted, seq/ack/SACK shifted both ways, MSS lowered by 28", client_ip(30))
+    c = Case("PROXY v2: header before the first data byte, retransmitted, seq/ack/SACK shifted both ways, an ICMP error shifted back, MSS lowered by 28", client_ip(30))
     cases.append(c)
     C, CP, V, VP = client_ip(30), 40030, pp.vip, pp.port
     H = proxy_v2_header(C, CP, V, VP)
@@ -146,7 +150,18 @@ def build_cases():
     more = b"x" * 100
     cseq = 1001 + len(req)
     p = c.add("client second segment", from_client(C, CP, V, VP, "PA", seq=cseq, ack=7001, payload=more, ident=105))
-    outs.append(with_seq(nat_in(p, R, RP), cseq + n))
+    fwd = with_seq(nat_in(p, R, RP), cseq + n)
+    outs.append(fwd)
+    # A router on the servers' side cannot pass it: its error reaches the
+    # client quoting the client's own sequence number (else Linux ignores it).
+    quoted = bytes(fwd.frame[IP])
+    err = Ether(dst=OUR_MAC, src=GW_IN_MAC) / IP(src=GW_IN_IP, dst=C, ttl=64, id=120) / ICMP(type=3, code=4, nexthopmtu=1200) / Raw(quoted)
+    c.add("frag needed from gw_in about the shifted segment", err)
+    back = p[IP].copy()
+    back.ttl -= 1
+    back.chksum = None
+    e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IP(src=V, dst=C, ttl=63, id=120) / ICMP(type=3, code=4, nexthopmtu=1200) / Raw(bytes(back))
+    outs.append(Out(e, "icmp_error", "frag needed to the client from the VIP, quoting the client's own seq"))
     body = b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n" + bytes(rnd.getrandbits(8) for _ in range(300))
     p = c.add("server response acking header and request", from_server(RS11_MAC, R, RP, C, CP, "PA", seq=7001, ack=cseq + n, payload=body, ident=202))
     outs.append(with_ack(nat_out(p, V, VP), cseq))

@@ -596,7 +596,14 @@ impl<F: Frame> Worker<F> {
         let route = self.lb.icmp_error(&key, now)?;
         self.stats.icmp_errors_forwarded += 1;
         match route {
-            IcmpRoute::ToClient { vip, client } => {
+            IcmpRoute::ToClient {
+                vip,
+                client,
+                carried,
+            } => {
+                if let Some(c) = carried {
+                    crate::lb::client_addr::unshift_quoted_seq(&mut frame.data_mut()[l3..], &c);
+                }
                 nat::translate_icmp_error(
                     &mut frame.data_mut()[l3..],
                     (nat::Side::Src, vip.ip),

@@ -366,5 +366,38 @@ pub fn to_client(ip: &mut [u8], mode: ClientAddress, state: &Carried) -> Outcome
     }
 }
 
+/// An ICMP error about a client segment of a PROXY v2 connection (`ip`:
+/// the error, from its IPv4 header on), on its way to the client: the
+/// quoted sequence number, shifted on the way to the server, is shifted
+/// back so the client's TCP finds it among what it sent (Linux ignores an
+/// error quoting a sequence number outside its send window: path MTU
+/// discovery would stall). Call before the NAT translation of the error,
+/// which recomputes the ICMP checksum. True when it changed.
+pub fn unshift_quoted_seq(ip: &mut [u8], state: &Carried) -> bool {
+    if state.armed == 0 || state.delta == 0 {
+        return false;
+    }
+    let Some(seq) = quoted_seq(ip) else {
+        return false;
+    };
+    let shift = state.shift();
+    if !seq::after(seq, shift.first) {
+        return false;
+    }
+    crate::lb::xmit::synproxy::shift_quoted_seq(ip, shift.len.wrapping_neg()).is_ok()
+}
+
+/// The sequence number of the TCP segment an ICMP error quotes.
+fn quoted_seq(ip: &[u8]) -> Option<u32> {
+    use crate::wire::{icmp, ipv4, tcp as wtcp};
+    let p = ipv4::Packet::new_checked(ip).ok()?;
+    let msg = icmp::Packet::new_checked(p.payload()).ok()?;
+    let q = ipv4::Packet::new_checked_quoted(msg.data()).ok()?;
+    if q.protocol() != ipv4::Protocol::Tcp {
+        return None;
+    }
+    Some(wtcp::Quoted::new_checked(q.payload()).ok()?.seq_number())
+}
+
 #[cfg(test)]
 mod tests;

@@ -349,3 +349,41 @@ fn the_hooks_never_panic_on_garbage() {
         let _ = to_client(&mut p, ClientAddress::ProxyV2, &st);
     }
 }
+
+/// An ICMP "fragmentation needed" from a router on the server's side,
+/// quoting `quoted` whole.
+fn frag_needed(quoted: &[u8]) -> Vec<u8> {
+    let total = 20 + 8 + quoted.len();
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 9, 0, 0, 64, 1, 0, 0]);
+    p.extend_from_slice(&Ipv4Addr::new(10, 1, 0, 254).octets());
+    p.extend_from_slice(&CLIENT.octets());
+    let ck = csum(&p);
+    p[10..12].copy_from_slice(&ck.to_be_bytes());
+    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x78];
+    icmp.extend_from_slice(quoted);
+    let ck = csum(&icmp);
+    icmp[2..4].copy_from_slice(&ck.to_be_bytes());
+    p.extend_from_slice(&icmp);
+    p
+}
+
+#[test]
+fn an_icmp_error_quoting_a_shifted_segment_gets_the_client_s_number_back() {
+    let mut st = armed(ClientAddress::ProxyV2);
+    let mut seg = packet(false, ISN + 101, SERVER_ISN + 1, PSH_ACK, &[], &[b'z'; 40]);
+    to_real_server(&mut seg, ClientAddress::ProxyV2, &mut st, ends(), MTU);
+    assert_eq!(seq_of(&seg), ISN + 101 + 28);
+    let mut err = frag_needed(&seg);
+    assert!(unshift_quoted_seq(&mut err, &st));
+    let quoted = &err[28..];
+    assert_eq!(seq_of(quoted), ISN + 101);
+    assert_valid(quoted);
+    // The segment carrying the header keeps its number (the client's).
+    let mut first = packet(false, ISN + 1, SERVER_ISN + 1, PSH_ACK, &[], b"GET /");
+    to_real_server(&mut first, ClientAddress::ProxyV2, &mut st, ends(), MTU);
+    let mut err = frag_needed(&first);
+    assert!(!unshift_quoted_seq(&mut err, &st));
+    assert_eq!(seq_of(&err[28..]), ISN + 1);
+}
