@@ -1040,6 +1040,13 @@ impl Balancer {
         };
         if let Some(mode) = service.client_address {
             if service.forward == ForwardMethod::Nat && flow.protocol == Protocol::Tcp {
+                if created {
+                    // A new connection in a slot an old one may have
+                    // used: its SYN arms the state afresh.
+                    if let Some(c) = self.carried.get_mut(id.index()) {
+                        *c = Carried::default();
+                    }
+                }
                 return match dir {
                     Direction::Original => Decision::ToRealServerCarrying {
                         real,

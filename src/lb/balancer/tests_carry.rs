@@ -112,3 +112,28 @@ fn a_synced_connection_starts_with_no_client_address_state() {
     };
     assert_eq!(b.carried_mut(conn).map(|c| c.armed), Some(0));
 }
+
+#[test]
+fn a_new_connection_clears_the_state_its_slot_held() {
+    let mut b = balancer(vec![carrying(Some(ClientAddress::Toa), Protocol::Tcp)]);
+    let d = b.decide(&flow(&b, to_vip(6), SYN), 1);
+    let Decision::ToRealServerCarrying { conn, .. } = d else {
+        panic!("{d:?}");
+    };
+    *b.carried_mut(conn).expect("state") = Carried::armed(1000, ClientAddress::Toa);
+    // The SYN again (a retransmission): the same connection, kept.
+    let _ = b.decide(&flow(&b, to_vip(6), SYN), 2);
+    assert_eq!(b.carried_mut(conn).map(|c| c.armed), Some(1));
+    // The slot freed and taken by a new connection: cleared.
+    let _ = b.conns.remove(conn);
+    let d = b.decide(&flow(&b, to_vip(6), SYN), 3);
+    let Decision::ToRealServerCarrying {
+        conn,
+        created: true,
+        ..
+    } = d
+    else {
+        panic!("{d:?}");
+    };
+    assert_eq!(b.carried_mut(conn).copied(), Some(Carried::default()));
+}

@@ -17,8 +17,9 @@
 //! TCP segment and are an even count, so every byte after them keeps its
 //! place in its 16-bit word and its share of the sum.
 //!
-//! What each mode does to a connection whose bare SYN the hook saw (which
-//! arms the state with the client's ISN + 1, `first`):
+//! What each mode does to a connection whose bare SYN the hook saw (the
+//! first SYN after the balancer created the connection and cleared its
+//! state arms it with the client's ISN + 1, `first`; later SYNs do not):
 //! - TOA: the option is inserted first among the options of every client
 //!   segment whose sequence number is `first` (the handshake's ACK, the
 //!   first data segment, their retransmissions): the kernel module reads
@@ -247,6 +248,12 @@ pub fn to_real_server<G: Grow>(
         return Outcome::Unchanged;
     };
     if s.flags & (SYN | ACK | RST) == SYN {
+        // Only a connection's first SYN arms it (the balancer clears the
+        // state of a connection it creates): a SYN on a live connection,
+        // stray or spoofed with its tuple, must not move `first`.
+        if state.armed != 0 {
+            return Outcome::Unchanged;
+        }
         *state = Carried::armed(s.seq, mode);
         return Outcome::Armed;
     }

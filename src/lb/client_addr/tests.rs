@@ -387,3 +387,13 @@ fn an_icmp_error_quoting_a_shifted_segment_gets_the_client_s_number_back() {
     assert!(!unshift_quoted_seq(&mut err, &st));
     assert_eq!(seq_of(&err[28..]), ISN + 1);
 }
+
+#[test]
+fn a_later_syn_does_not_move_the_first_byte() {
+    let mut st = armed(ClientAddress::ProxyV2);
+    let before = st;
+    let mut stray = packet(false, 777_777, 0, SYN_FLAG, &[], b"");
+    let out = to_real_server(&mut stray, ClientAddress::ProxyV2, &mut st, ends(), MTU);
+    assert_eq!(out, Outcome::Unchanged);
+    assert_eq!(st, before);
+}
