@@ -3,7 +3,8 @@
 //! packet by packet, through the real `rvsd` on a `net_pcap` device: the
 //! table in tests/pcap/client_addr_cases.py (a NAT TCP connection with a
 //! PROXY v2 header, its retransmission, sequence, acknowledgment and SACK
-//! translation both ways; one with the TOA option) judged by lb_judge.py
+//! translation both ways, an ICMP error; one whose first segment is too
+//! big for the header; one with the TOA option) judged by lb_judge.py
 //! (through client_addr_judge.py) with scapy, never with rvs's parser;
 //! then the counters of rvsd's `stats:` line, the client-address ones
 //! included.
@@ -163,15 +164,16 @@ fn pcap_client_address_cases() {
             stats["workers"]
         )),
     }
-    // What the hooks did: one PROXY header, once more in the
-    // retransmission, two TOA options (handshake ACK, first data), no skip.
+    // What the hooks did: two PROXY headers (one sent again in a
+    // retransmission), two TOA options (handshake ACK, first data), one
+    // segment too big for its header.
     for (name, want) in [
-        ("client_addr_proxy_v2_inserted", 1),
+        ("client_addr_proxy_v2_inserted", 2),
         ("client_addr_proxy_v2_reinserted", 1),
         ("client_addr_toa_inserted", 2),
         ("client_addr_skipped_no_room", 0),
         ("client_addr_skipped_header_full", 0),
-        ("client_addr_skipped_too_big", 0),
+        ("client_addr_skipped_too_big", 1),
         ("client_addr_skipped_fragment", 0),
     ] {
         match stats["total"][name].as_u64() {

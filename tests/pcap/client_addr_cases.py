@@ -29,6 +29,7 @@ from lb_cases import (  # noqa: F401  (re-exported for lb_judge)
     Out,
     Service,
     client_ip,
+    frag_needed_back,
     from_client,
     from_server,
     nat_in,
@@ -202,5 +203,23 @@ def build_cases():
     p = c.add("server response (untouched)", from_server(RS11_MAC, R, RP, C, CP, "PA", seq=9001, ack=5001 + len(req) + 4, payload=b"HTTP/1.1 204 No Content\r\n\r\n", ident=212))
     outs.append(nat_out(p, V, VP))
     c.alts = [Alt("", outs, {rs_key("toa", R, RP): 1})]
+    c.conns_created = 1
+
+    # 3. PROXY v2, a first data segment too big to carry the header.
+    c = Case("PROXY v2: a full-MTU first segment gets ICMP frag needed (MTU - 28) back; the smaller retransmission carries the header", client_ip(32))
+    cases.append(c)
+    C, CP, V, VP = client_ip(32), 40032, pp.vip, pp.port
+    H = proxy_v2_header(C, CP, V, VP)
+    outs = []
+    p = c.add("client SYN", from_client(C, CP, V, VP, "S", seq=3000, ident=131, options=[("MSS", 1460)]))
+    outs.append(nat_in(p, R, RP))
+    p = c.add("server SYN-ACK, MSS 1460", from_server(RS11_MAC, R, RP, C, CP, "SA", seq=8000, ack=3001, ident=231, options=[("MSS", 1460)]))
+    outs.append(with_mss(nat_out(p, V, VP), 1432))
+    big = bytes(rnd.getrandbits(8) for _ in range(1460))
+    p = c.add("client first segment of 1500 bytes, DF (ignoring the MSS)", from_client(C, CP, V, VP, "PA", seq=3001, ack=8001, payload=big, ident=132))
+    outs.append(frag_needed_back(p, 1500 - 28))
+    p = c.add("client retransmission, 1000 bytes", from_client(C, CP, V, VP, "PA", seq=3001, ack=8001, payload=big[:1000], ident=133))
+    outs.append(with_payload(nat_in(p, R, RP), H + big[:1000], " +PROXY header"))
+    c.alts = [Alt("", outs, {rs_key("pp", R, RP): 1})]
     c.conns_created = 1
     return cases

@@ -15,7 +15,7 @@ use crate::dataplane::stats::DropReason;
 use crate::lb::balancer::Flow;
 use crate::lb::client_addr::{self, ClientAddress, Outcome};
 use crate::lb::conn::ConnId;
-use crate::lb::xmit::{nat, Endpoint};
+use crate::lb::xmit::{nat, tun, Endpoint};
 
 impl<F: Frame> Worker<F> {
     /// A client's segment of a carrying NAT connection `conn`: to `real`,
@@ -32,9 +32,13 @@ impl<F: Frame> Worker<F> {
         now: u64,
         out: &mut O,
     ) -> Result<(), DropReason> {
-        nat::to_real_server(&mut frame.data_mut()[l3..], real).map_err(xmit_drop)?;
         let hop = self.routes.lookup(real.ip).ok_or(DropReason::NoRoute)?;
         let mtu = usize::from(self.ports[usize::from(hop.port)].mtu);
+        if let Some(smaller) = self.header_too_big(l3, conn, mode, mtu, &frame) {
+            // Before the rewrite, so the error quotes what the client sent.
+            return self.frag_needed(l3, smaller, frame, now, out);
+        }
+        nat::to_real_server(&mut frame.data_mut()[l3..], real).map_err(xmit_drop)?;
         let key = &flow.key;
         let ends = (
             Endpoint::new(key.src, key.src_port),
@@ -63,6 +67,33 @@ impl<F: Frame> Worker<F> {
         self.carry_to_client(l3, conn, mode, &mut frame);
         nat::from_real_server(&mut frame.data_mut()[l3..], vip).map_err(xmit_drop)?;
         self.route_and_send(flow.key.dst, frame, now, out)
+    }
+
+    /// PROXY v2: the MTU to tell the client (in an ICMP "fragmentation
+    /// needed", counted as `client_addr_skipped_too_big`) when the
+    /// segment at `l3` must carry the header and cannot within `mtu` (and
+    /// may not be fragmented); `None` when it fits or carries nothing.
+    /// Call before rewriting the segment, which the error quotes.
+    pub(super) fn header_too_big(
+        &mut self,
+        l3: usize,
+        conn: ConnId,
+        mode: ClientAddress,
+        mtu: usize,
+        frame: &F,
+    ) -> Option<u16> {
+        if mode != ClientAddress::ProxyV2 {
+            return None;
+        }
+        let ip = &frame.data()[l3..];
+        let state = self.lb.carried_mut(conn)?;
+        let grow = client_addr::growth_of(ip, mode, state);
+        let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+        if grow == 0 || total + grow <= mtu || !tun::dont_fragment(ip) {
+            return None;
+        }
+        self.stats.client_addr.skipped_too_big += 1;
+        u16::try_from(mtu.saturating_sub(grow)).ok()
     }
 
     /// The hook on a client's segment of connection `conn`, already

@@ -534,7 +534,7 @@ impl<F: Frame> Worker<F> {
 
     /// Turns the packet at `l3` into an ICMP "fragmentation needed" to its
     /// sender, quoting its start, and routes that back.
-    fn frag_needed<O: Output<F>>(
+    pub(super) fn frag_needed<O: Output<F>>(
         &mut self,
         l3: usize,
         mtu: u16,

@@ -35,9 +35,12 @@
 //!   path's MTU once it grows. A segment that would not fit the outgoing
 //!   MTU, whose TCP header would pass 60 bytes (TOA), or that has no room
 //!   to grow, is not grown: counted ([`Skip`]). A PROXY header that cannot
-//!   be inserted drops the segment (the client retransmits it; the
-//!   server's stream must not start without the header), which with the
-//!   MSS lowered happens only to a client that ignores the MSS.
+//!   be inserted drops the segment (the server's stream must not start
+//!   without it): the caller checks the MTU first ([`growth_of`]) and
+//!   answers a segment too big to carry the header with an ICMP
+//!   "fragmentation needed" for 28 bytes less, as a router would, so the
+//!   client sends it again smaller (with the MSS lowered, only a client
+//!   ignoring the MSS or a port MTU below the real server's gets there).
 
 pub mod proxy_v2;
 pub mod seq;
@@ -260,12 +263,14 @@ pub fn to_real_server<G: Grow>(
     if state.armed == 0 {
         return Outcome::Unchanged;
     }
-    let at_first = s.seq == state.first && s.flags & (SYN | RST) == 0;
+    if !carries(&s, mode, state) {
+        return match mode {
+            ClientAddress::Toa => Outcome::Unchanged,
+            ClientAddress::ProxyV2 => shift_only(pkt, &s, state),
+        };
+    }
     match mode {
         ClientAddress::Toa => {
-            if !at_first || s.flags & ACK == 0 {
-                return Outcome::Unchanged;
-            }
             if s.hl + toa::LEN > MAX_TCP_HEADER {
                 return Outcome::Skipped(Skip::HeaderFull);
             }
@@ -273,14 +278,35 @@ pub fn to_real_server<G: Grow>(
             insert(pkt, &s, state, s.ihl + 20, &option, mtu, true)
         }
         ClientAddress::ProxyV2 => {
-            let payload = s.total - s.ihl - s.hl;
-            if at_first && (payload > 0 || s.flags & FIN != 0) {
-                let header = proxy_v2::header_v4(ends.0, ends.1);
-                insert(pkt, &s, state, s.ihl + s.hl, &header, mtu, false)
-            } else {
-                shift_only(pkt, &s, state)
-            }
+            let header = proxy_v2::header_v4(ends.0, ends.1);
+            insert(pkt, &s, state, s.ihl + s.hl, &header, mtu, false)
         }
+    }
+}
+
+/// True when the client segment `s` of an armed connection is one `mode`
+/// writes into: the one starting at `first` (no SYN, no RST) that carries
+/// data or a FIN (PROXY v2) or an ACK (TOA).
+fn carries(s: &Seg, mode: ClientAddress, state: &Carried) -> bool {
+    if s.seq != state.first || s.flags & (SYN | RST) != 0 {
+        return false;
+    }
+    match mode {
+        ClientAddress::Toa => s.flags & ACK != 0,
+        ClientAddress::ProxyV2 => s.total - s.ihl - s.hl > 0 || s.flags & FIN != 0,
+    }
+}
+
+/// The bytes [`to_real_server`] would insert into the client segment `ip`
+/// (the IPv4 packet, before or after the rewrite towards the real
+/// server): 0 when none. The caller checks a PROXY v2 header against the
+/// outgoing MTU before the rewrite with it, to answer a segment that could
+/// not carry it with an ICMP "fragmentation needed" the client
+/// understands.
+pub fn growth_of(ip: &[u8], mode: ClientAddress, state: &Carried) -> usize {
+    match parse(ip) {
+        Some(s) if state.armed != 0 && carries(&s, mode, state) => mode.growth(),
+        _ => 0,
     }
 }
 

@@ -397,3 +397,20 @@ fn a_later_syn_does_not_move_the_first_byte() {
     assert_eq!(out, Outcome::Unchanged);
     assert_eq!(st, before);
 }
+
+#[test]
+fn growth_of_names_the_segments_that_grow() {
+    let st = armed(ClientAddress::ProxyV2);
+    let first = packet(false, ISN + 1, SERVER_ISN + 1, PSH_ACK, &[], b"GET /");
+    let ack = packet(false, ISN + 1, SERVER_ISN + 1, ACK_FLAG, &[], b"");
+    let later = packet(false, ISN + 6, SERVER_ISN + 1, PSH_ACK, &[], b"more");
+    assert_eq!(growth_of(&first, ClientAddress::ProxyV2, &st), 28);
+    assert_eq!(growth_of(&ack, ClientAddress::ProxyV2, &st), 0);
+    assert_eq!(growth_of(&later, ClientAddress::ProxyV2, &st), 0);
+    let toa = armed(ClientAddress::Toa);
+    assert_eq!(growth_of(&ack, ClientAddress::Toa, &toa), 8);
+    assert_eq!(
+        growth_of(&first, ClientAddress::ProxyV2, &Carried::default()),
+        0
+    );
+}
