@@ -325,6 +325,16 @@ impl Frame for Mbuf {
     fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
+    fn insert(&mut self, at: usize, n: usize) -> bool {
+        let end = self.start + self.len;
+        if at > self.len || end + n > self.buf.len() {
+            return false;
+        }
+        self.buf
+            .copy_within(self.start + at..end, self.start + at + n);
+        self.len += n;
+        true
+    }
 }
 
 /// The NIC as the worker sees it: a buffer pool larger than the L2 cache,

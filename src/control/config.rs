@@ -19,6 +19,7 @@ use super::error::{ConfigError, ConfigErrors, Errors};
 use super::locate::path_at;
 use super::raw::RawConfig;
 use super::validate;
+pub use crate::lb::client_addr::ClientAddress;
 pub use crate::lb::limits::{ServiceLimits, Thresholds};
 pub use crate::lb::priority::GroupQuorum;
 pub use crate::net::rss::ClientSide;
@@ -692,6 +693,16 @@ pub struct VirtualServerConfig {
     /// numbers and translate every reply, which DR and TUN replies bypass.
     /// Default `DEFAULT_SYN_PROXY` (false). Reloadable (new connections).
     pub syn_proxy: bool,
+    /// `client_address`: how the client's address reaches the real
+    /// servers, which with FullNAT see the balancer's: `"proxy-v2"` (the
+    /// PROXY protocol v2 header before the client's first byte, sequence
+    /// numbers translated for the rest of the connection) or `"toa"` (the
+    /// TCP option kind 254 on the handshake's last ACK, read by a TOA
+    /// kernel module); see `crate::lb::client_addr`. TCP with
+    /// `forward = "nat"` only (the replies must pass through the balancer
+    /// to be translated), and not with `syn_proxy`. Default: none (nothing
+    /// inserted). Reloadable (new connections).
+    pub client_address: Option<ClientAddress>,
     /// `[virtual_server.health_check]`: how real servers are probed.
     /// Default: `HealthCheckConfig::default_for(protocol)`: a TCP connect
     /// check with keepalived's timings for TCP services, no check (`none`)

@@ -15,6 +15,7 @@
 //! are already outside it.
 
 use super::config::Config;
+use crate::lb::client_addr::Carried;
 use crate::lb::clients::ClientCounts;
 use crate::lb::conn::ConnTable;
 use crate::lb::persist::PersistTable;
@@ -36,6 +37,10 @@ fn per_worker_bytes(config: &Config) -> u64 {
         .iter()
         .any(|v| v.persistence_timeout.is_some());
     let syn_proxy = config.virtual_servers.iter().any(|v| v.syn_proxy);
+    let client_address = config
+        .virtual_servers
+        .iter()
+        .any(|v| v.client_address.is_some());
     let per_client = config
         .virtual_servers
         .iter()
@@ -49,6 +54,12 @@ fn per_worker_bytes(config: &Config) -> u64 {
         // The SYN proxy's per-connection state beside the table.
         + if syn_proxy {
             (capacity as u64).saturating_mul(std::mem::size_of::<Proxied>() as u64)
+        } else {
+            0
+        }
+        // The client-address state beside the table.
+        + if client_address {
+            (capacity as u64).saturating_mul(std::mem::size_of::<Carried>() as u64)
         } else {
             0
         }

@@ -677,6 +677,51 @@ impl SnapshotCollector {
             "Later IPv4 fragments that came before their first and waited for it.",
             &per(|s| s.fragments_queued),
         )?;
+        let carried = |pick: fn(&WorkerStats) -> Vec<(&'static str, u64)>, label: &'static str| {
+            workers
+                .iter()
+                .flat_map(|w| {
+                    pick(&w.stats).into_iter().map(move |(what, n)| {
+                        let mut l = lcore(w);
+                        l.push((label, what.to_string()));
+                        (l, n)
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        counters(
+            encoder,
+            "rvs_worker_client_addr_inserted",
+            "Client addresses carried to real servers: PROXY v2 headers (first, and again in a retransmission) and TOA options inserted.",
+            &carried(
+                |s| {
+                    let c = &s.client_addr;
+                    vec![
+                        ("proxy-v2", c.proxy_v2_inserted),
+                        ("proxy-v2-again", c.proxy_v2_reinserted),
+                        ("toa", c.toa_inserted),
+                    ]
+                },
+                "mode",
+            ),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_client_addr_skipped",
+            "Segments a PROXY v2 header or TOA option should have grown and did not, by reason (a skipped PROXY header also drops its segment).",
+            &carried(
+                |s| {
+                    let c = &s.client_addr;
+                    vec![
+                        ("no_room", c.skipped_no_room),
+                        ("too_big", c.skipped_too_big),
+                        ("header_full", c.skipped_header_full),
+                        ("fragment", c.skipped_fragment),
+                    ]
+                },
+                "reason",
+            ),
+        )?;
         counters(
             encoder,
             "rvs_worker_nd_solicits_answered",

@@ -125,6 +125,7 @@ pub(super) struct RawVirtualServer {
     // FullNAT (`validate::fullnat`).
     pub local_addresses: Option<S<Array<S<String>>>>,
     pub local_port_range: Option<S<Array<S<Int>>>>,
+    pub client_address: Option<S<String>>,
     pub health_check: Option<S<RawHealthCheck>>,
     #[serde(default)]
     pub real_server: Array<S<RawRealServer>>,

@@ -49,6 +49,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         sorry_server: v.sorry_server.as_ref().map(endpoint),
         limits: v.limits.clone(),
         syn_proxy: v.syn_proxy,
+        client_address: v.client_address,
         priority_groups: v.priority_groups.clone(),
         slow_start: v.slow_start,
         syn_timeout_ms: v.passive_check.syn_timeout_ms,
@@ -351,6 +352,8 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
         old.syn_proxy.to_string(),
         new.syn_proxy.to_string(),
     );
+    let carried = |s: &VirtualService| s.client_address.map_or("none", |m| m.name()).to_string();
+    diff("client_address", carried(old), carried(new));
     diff(
         "priority_group",
         quorums(&old.priority_groups),

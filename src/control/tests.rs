@@ -192,6 +192,7 @@ fn full_example_parses_to_typed_values() {
             expire_nodest_conn: true,
             sorry_server: None,
             syn_proxy: false,
+            client_address: None,
             slow_start: Duration::ZERO,
             health_check: HealthCheckConfig {
                 kind: HealthCheckKind::Tcp,

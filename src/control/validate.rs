@@ -38,6 +38,7 @@ use crate::wire::{IpCidr, Ipv4Cidr, Ipv6Cidr, MacAddr};
 use std::net::{IpAddr, Ipv6Addr};
 
 mod fullnat;
+mod client_address;
 mod health_kinds;
 mod limits;
 mod passive;
@@ -1300,6 +1301,14 @@ fn virtual_servers(
             protocol,
             errors,
         );
+        let client_address = client_address::client_address(
+            t.client_address.as_ref(),
+            &f("client_address"),
+            forward,
+            protocol,
+            syn_proxy.unwrap_or(false),
+            errors,
+        );
         let sorry_server = match &t.sorry_server {
             None => Some(None),
             Some(v) => endpoint(
@@ -1369,7 +1378,7 @@ fn virtual_servers(
             persistence_timeout,
             mh_table_size,
             (sorry_server, health_check, limits, syn_proxy),
-            (real_servers, priority_groups),
+            (real_servers, priority_groups, client_address),
             unique,
             passive_check,
         ) {
@@ -1382,7 +1391,7 @@ fn virtual_servers(
                 Some(persistence_timeout),
                 Some(mh_table_size),
                 (Some(sorry_server), Some(health_check), Some(limits), Some(syn_proxy)),
-                (Some(real_servers), Some(priority_groups)),
+                (Some(real_servers), Some(priority_groups), Some(client_address)),
                 true,
                 Some(passive_check),
             ) => out.push(VirtualServerConfig {
@@ -1396,6 +1405,7 @@ fn virtual_servers(
                 expire_nodest_conn,
                 sorry_server,
                 syn_proxy,
+                client_address,
                 health_check,
                 real_servers,
                 limits,

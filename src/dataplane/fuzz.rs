@@ -12,6 +12,7 @@
 use super::io::{Output, VecFrame};
 use super::worker::{PortSetup, Worker, WorkerSetup};
 use crate::lb::acl::Acl;
+use crate::lb::client_addr::ClientAddress;
 use crate::lb::limits::{ClientLimit, Rate, Thresholds};
 use crate::lb::service::{
     ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
@@ -170,6 +171,30 @@ pub fn fuzz_worker(workers: usize) -> Worker<VecFrame> {
                 ForwardMethod::Nat,
                 SchedulerKind::Rr,
                 &[([10, 1, 0, 11], 8443)],
+            )
+        },
+        VirtualService {
+            client_address: Some(ClientAddress::ProxyV2),
+            ..service(
+                "carrying",
+                [203, 0, 113, 103],
+                80,
+                Protocol::Tcp,
+                ForwardMethod::Nat,
+                SchedulerKind::Rr,
+                &[([10, 1, 0, 12], 8080)],
+            )
+        },
+        VirtualService {
+            client_address: Some(ClientAddress::Toa),
+            ..service(
+                "toa",
+                [203, 0, 113, 103],
+                81,
+                Protocol::Tcp,
+                ForwardMethod::Nat,
+                SchedulerKind::Rr,
+                &[([10, 1, 0, 12], 8081)],
             )
         },
     ]));

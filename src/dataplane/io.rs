@@ -19,6 +19,12 @@ pub trait Frame {
     fn adj(&mut self, n: usize) -> bool;
     /// Cuts the frame to `len` bytes (no-op when already shorter).
     fn truncate(&mut self, len: usize);
+    /// Opens `n` bytes at offset `at` of the data (their content
+    /// unspecified), moving the bytes from `at` on `n` bytes later, in the
+    /// buffer's tailroom: how `lb::client_addr` grows a segment in the
+    /// middle. False, and nothing changed, when `at` is past the end or
+    /// the tailroom is too small.
+    fn insert(&mut self, at: usize, n: usize) -> bool;
 }
 
 /// One worker's view of the ports: its own rx and tx queue on each.
@@ -85,6 +91,10 @@ pub struct VecFrame {
 /// Headroom of a [`VecFrame`], as DPDK's `RTE_PKTMBUF_HEADROOM`.
 pub const VEC_FRAME_HEADROOM: usize = 128;
 
+/// The most data a [`VecFrame`] grows to by [`Frame::insert`], as an mbuf
+/// of DPDK's default data room (2048 bytes after its headroom).
+pub const VEC_FRAME_MAX_LEN: usize = 2048;
+
 impl VecFrame {
     /// A frame holding `bytes`, with [`VEC_FRAME_HEADROOM`] bytes in front.
     pub fn new(bytes: &[u8]) -> VecFrame {
@@ -120,6 +130,15 @@ impl Frame for VecFrame {
     }
     fn truncate(&mut self, len: usize) {
         self.buf.truncate(self.start + len);
+    }
+    fn insert(&mut self, at: usize, n: usize) -> bool {
+        let len = self.buf.len() - self.start;
+        if at > len || len + n > VEC_FRAME_MAX_LEN {
+            return false;
+        }
+        let at = self.start + at;
+        self.buf.splice(at..at, std::iter::repeat_n(0, n));
+        true
     }
 }
 
@@ -165,5 +184,17 @@ mod tests {
         assert_eq!(f.data(), &[2]);
         assert!(!f.prepend(VEC_FRAME_HEADROOM + 10));
         assert!(!f.adj(2));
+    }
+
+    #[test]
+    fn vec_frame_opens_a_gap_in_the_middle_up_to_its_room() {
+        let mut f = VecFrame::new(&[1, 2, 3, 4]);
+        assert!(f.insert(2, 3));
+        assert_eq!(f.data().len(), 7);
+        assert_eq!(&f.data()[..2], &[1, 2]);
+        assert_eq!(&f.data()[5..], &[3, 4]);
+        assert!(!f.insert(8, 1), "past the end");
+        assert!(!f.insert(0, VEC_FRAME_MAX_LEN), "no room");
+        assert_eq!(f.data().len(), 7);
     }
 }

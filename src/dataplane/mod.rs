@@ -4,6 +4,7 @@
 //! bytes); [`poll::run`] is the loop that feeds it bursts from a
 //! [`io::PacketIo`] and sends what it returns. Neither knows DPDK.
 
+pub mod client_addr;
 pub mod fuzz;
 pub mod io;
 pub mod pending;

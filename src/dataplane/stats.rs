@@ -6,6 +6,7 @@
 //! the cell whenever it likes and never stalls the worker; a snapshot may be
 //! a few milliseconds old, never torn within one counter.
 
+use super::client_addr::ClientAddrStats;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
@@ -275,10 +276,12 @@ pub struct WorkerStats {
     pub icmpv6_errors_sent: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
+    /// What the client-address hooks did (`client_address` services).
+    pub client_addr: ClientAddrStats,
 }
 
-const SCALARS: usize = 33;
-const CELLS: usize = SCALARS + DropReason::COUNT;
+const SCALARS: usize = 34;
+const CELLS: usize = SCALARS + DropReason::COUNT + ClientAddrStats::COUNT;
 
 impl Default for WorkerStats {
     fn default() -> Self {
@@ -344,13 +347,16 @@ impl WorkerStats {
             self.icmpv6_echo_answered,
             self.icmpv6_errors_sent,
         ]);
-        c[SCALARS..].copy_from_slice(&self.drops);
+        let carried = SCALARS + DropReason::COUNT;
+        c[SCALARS..carried].copy_from_slice(&self.drops);
+        c[carried..].copy_from_slice(&self.client_addr.to_array());
         c
     }
 
     fn from_cells(c: &[u64; CELLS]) -> WorkerStats {
         let mut drops = [0u64; DropReason::COUNT];
-        drops.copy_from_slice(&c[SCALARS..]);
+        let carried = SCALARS + DropReason::COUNT;
+        drops.copy_from_slice(&c[SCALARS..carried]);
         WorkerStats {
             rx_packets: c[0],
             rx_bytes: c[1],
@@ -386,6 +392,7 @@ impl WorkerStats {
             icmpv6_echo_answered: c[31],
             icmpv6_errors_sent: c[32],
             drops,
+            client_addr: ClientAddrStats::from_slice(&c[carried..]),
         }
     }
 
@@ -395,7 +402,7 @@ impl WorkerStats {
             .iter()
             .map(|r| (r.name().to_string(), json!(self.drops[*r as usize])))
             .collect();
-        json!({
+        let mut v = json!({
             "rx_packets": self.rx_packets,
             "rx_bytes": self.rx_bytes,
             "tx_packets": self.tx_packets,
@@ -430,7 +437,9 @@ impl WorkerStats {
             "icmpv6_echo_answered": self.icmpv6_echo_answered,
             "icmpv6_errors_sent": self.icmpv6_errors_sent,
             "drops": drops,
-        })
+        });
+        self.client_addr.add_to_json(&mut v);
+        v
     }
 }
 
@@ -872,6 +881,21 @@ mod tests {
         assert_eq!(v["neighbor_queue_frames"], 3);
         assert_eq!(v["fragment_queue_frames"], 5);
         assert_eq!(v["fragment_queue_capacity"], 64);
+    }
+
+    #[test]
+    fn the_client_address_counters_are_published_and_added() {
+        let mut a = WorkerStats::default();
+        a.client_addr.proxy_v2_inserted = 3;
+        a.client_addr.skipped_fragment = 1;
+        let mut t = a;
+        t.add(&a);
+        assert_eq!(t.client_addr.proxy_v2_inserted, 6);
+        assert_eq!(t.client_addr.skipped_fragment, 2);
+        let cell = StatsCell::default();
+        cell.publish(&a);
+        assert_eq!(cell.snapshot(), a);
+        assert_eq!(a.to_json()["client_addr_proxy_v2_inserted"], 3);
     }
 
     #[test]

@@ -74,6 +74,25 @@ impl Frame for Mbuf {
         !unsafe { ffi::rvs_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
     }
 
+    fn insert(&mut self, at: usize, n: usize) -> bool {
+        let len = self.data().len();
+        // One segment only: append grows the last one, which must be the
+        // one whose bytes move.
+        if at > len || self.segments() != 1 {
+            return false;
+        }
+        let Ok(n16) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: we own the mbuf; append only grows data_len within the
+        // buffer's tailroom and returns null (changing nothing) otherwise.
+        if unsafe { ffi::rvs_pktmbuf_append(self.0.as_ptr(), n16) }.is_null() {
+            return false;
+        }
+        self.data_mut().copy_within(at..len, at + n);
+        true
+    }
+
     fn truncate(&mut self, len: usize) {
         let cur = self.data().len();
         if len < cur {

@@ -46,6 +46,7 @@
 //! global ones with the same proportions between servers, which is what
 //! least-connection scheduling compares.
 
+use super::client_addr::{Carried, ClientAddress};
 use super::clients::ClientCounts;
 use super::conn::{
     Conn, ConnEntry, ConnId, ConnInit, ConnMeta, ConnTable, ConnTable6, Direction, FlowKey,
@@ -238,6 +239,31 @@ pub enum Decision {
         /// The connection.
         conn: ConnId,
     },
+    /// A client's TCP segment of a connection whose service carries the
+    /// client's address (`client_address`): to `real` by NAT, then through
+    /// `lb::client_addr::to_real_server` with the state
+    /// [`Balancer::carried_mut`] gives for `conn`.
+    ToRealServerCarrying {
+        /// The real server.
+        real: Endpoint,
+        /// This packet created the connection.
+        created: bool,
+        /// The connection (its client-address state's index).
+        conn: ConnId,
+        /// PROXY v2 or TOA.
+        mode: ClientAddress,
+    },
+    /// A real server's segment of such a connection: through
+    /// `lb::client_addr::to_client` with `conn`'s state, then back to the
+    /// client as `vip` by NAT.
+    ToClientCarrying {
+        /// The service.
+        vip: Endpoint,
+        /// The connection.
+        conn: ConnId,
+        /// PROXY v2 or TOA.
+        mode: ClientAddress,
+    },
     /// A client's segment of a proxied connection: to `real` by NAT, its
     /// acknowledgment number plus `delta`.
     ToRealServerShifted {
@@ -266,6 +292,11 @@ pub enum IcmpRoute {
         vip: Endpoint,
         /// The client, where the error goes.
         client: Ipv4Addr,
+        /// A connection whose stream carries a PROXY v2 header
+        /// (`lb::client_addr`): the quoted segment's sequence number is
+        /// shifted back before the client sees it
+        /// (`client_addr::unshift_quoted_seq`); `None` otherwise.
+        carried: Option<Carried>,
     },
     /// About a reply: on to the real server that sent it, by `method`.
     ToRealServer {
@@ -724,6 +755,9 @@ pub struct Balancer {
     /// owns, and where the next new connection starts looking.
     local_by_vs: Vec<Vec<usize>>,
     local_next: Vec<usize>,
+    /// What `lb::client_addr` keeps about each connection, indexed like
+    /// the table (empty while no service has `client_address`).
+    carried: HugeArray<Carried>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -779,6 +813,7 @@ impl Balancer {
             local_owner: None,
             local_by_vs: Vec::new(),
             local_next: Vec::new(),
+            carried: HugeArray::new(0, Carried::default()),
             services: services.clone(),
         };
         b.set_services(services);
@@ -941,6 +976,14 @@ impl Balancer {
             self.proxied = HugeArray::new(self.conns.capacity(), Proxied::default());
         }
         self.grow_conns6(&services);
+        let any_client_address = services
+            .services()
+            .iter()
+            .any(|s| s.client_address.is_some());
+        if any_client_address && self.carried.len() < self.conns.capacity() {
+            // As the SYN proxy's array: off the packet path.
+            self.carried = HugeArray::new(self.conns.capacity(), Carried::default());
+        }
         self.set_limits(&services);
         self.set_local_pool(&services);
         self.services = services;
@@ -1211,6 +1254,30 @@ impl Balancer {
                 }
             };
         }
+        if let Some(mode) = service.client_address {
+            if service.forward == ForwardMethod::Nat && flow.protocol == Protocol::Tcp {
+                if created {
+                    // A new connection in a slot an old one may have
+                    // used: its SYN arms the state afresh.
+                    if let Some(c) = self.carried.get_mut(id.index()) {
+                        *c = Carried::default();
+                    }
+                }
+                return match dir {
+                    Direction::Original => Decision::ToRealServerCarrying {
+                        real,
+                        created,
+                        conn: id,
+                        mode,
+                    },
+                    Direction::Reply => Decision::ToClientCarrying {
+                        vip: service.key.vip,
+                        conn: id,
+                        mode,
+                    },
+                };
+            }
+        }
         match dir {
             Direction::Original => Decision::ToRealServer {
                 method: service.forward,
@@ -1221,6 +1288,15 @@ impl Balancer {
                 vip: service.key.vip,
             },
         }
+    }
+
+    /// The client-address state of connection `id` (`lb::client_addr`),
+    /// for the hooks the worker runs on [`Decision::ToRealServerCarrying`]
+    /// and [`Decision::ToClientCarrying`]; `None` while no service has
+    /// `client_address` (the array is empty).
+    #[inline]
+    pub fn carried_mut(&mut self, id: ConnId) -> Option<&mut Carried> {
+        self.carried.get_mut(id.index())
     }
 
     /// Accounts one packet of connection `id` (state, timeout, sync report,
@@ -1647,6 +1723,10 @@ impl Balancer {
             Direction::Reply => IcmpRoute::ToClient {
                 vip: service.key.vip,
                 client: key.dst,
+                carried: match self.carried.get(id.index()) {
+                    Some(c) if service.client_address.is_some() && c.delta != 0 => Some(*c),
+                    _ => None,
+                },
             },
             Direction::Original => IcmpRoute::ToRealServer {
                 method: service.forward,
@@ -1810,6 +1890,11 @@ impl Balancer {
                 .insert(original, reply, init, now, |c| counters.forget(c, now))
             {
                 self.counters.created(self.conns.get(id));
+                // Its client's SYN was not seen here: no address carried
+                // (a slot's earlier connection must not lend it its own).
+                if let Some(c) = self.carried.get_mut(id.index()) {
+                    *c = Carried::default();
+                }
                 installed += 1;
             }
         }
@@ -1866,6 +1951,7 @@ pub use v6::{Decision6, Flow6, IcmpRoute6};
 mod tests;
 #[cfg(test)]
 mod tests_fullnat;
+mod tests_carry;
 #[cfg(test)]
 mod tests_handshake;
 #[cfg(test)]

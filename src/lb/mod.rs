@@ -7,6 +7,7 @@
 
 pub mod acl;
 pub mod balancer;
+pub mod client_addr;
 pub mod clients;
 pub mod conn;
 pub mod family;

@@ -77,6 +77,9 @@ pub struct VirtualService {
     /// real server only once the client's ACK proves its address
     /// (`lb::synproxy`); NAT only.
     pub syn_proxy: bool,
+    /// Carry the client's address to the real servers: a PROXY v2 header
+    /// or the TOA option (`lb::client_addr`); TCP by NAT only.
+    pub client_address: Option<super::client_addr::ClientAddress>,
     /// The quorums of its priority groups (`lb::priority`); a group not
     /// listed needs one live server.
     pub priority_groups: Vec<GroupQuorum>,
@@ -163,6 +166,7 @@ impl VirtualService {
             sorry_server: None,
             limits: ServiceLimits::default(),
             syn_proxy: false,
+            client_address: None,
             priority_groups: Vec::new(),
             slow_start: Duration::ZERO,
             syn_timeout_ms: super::handshake::DEFAULT_SYN_TIMEOUT_MS,

@@ -164,6 +164,20 @@ impl<F: Frame> Worker<F> {
                 fullnat::to_client(&mut frame.data_mut()[l3..], vip, client).map_err(xmit_drop)?;
                 self.route_and_send(client.ip, frame, now, out)
             }
+            Decision::ToRealServerCarrying {
+                real,
+                created,
+                conn,
+                mode,
+            } => {
+                if created {
+                    self.stats.conns_created += 1;
+                }
+                self.nat_to_real_server_carrying(l3, flow, real, conn, mode, frame, now, out)
+            }
+            Decision::ToClientCarrying { vip, conn, mode } => {
+                self.nat_to_client_carrying(l3, flow, vip, conn, mode, frame, now, out)
+            }
             Decision::Reset => self.reset(l3, frame, now, out),
             Decision::Drop(Refusal::NoLocalPort) if flow.protocol == Protocol::Tcp => {
                 // Counted, and the client told at once rather than left
@@ -484,7 +498,7 @@ impl<F: Frame> Worker<F> {
     }
 
     /// Looks up the route to `dst` and sends the frame to its next hop.
-    fn route_and_send<O: Output<F>>(
+    pub(super) fn route_and_send<O: Output<F>>(
         &mut self,
         dst: Ipv4Addr,
         frame: F,
@@ -575,7 +589,7 @@ impl<F: Frame> Worker<F> {
 
     /// Turns the packet at `l3` into an ICMP "fragmentation needed" to its
     /// sender, quoting its start, and routes that back.
-    fn frag_needed<O: Output<F>>(
+    pub(super) fn frag_needed<O: Output<F>>(
         &mut self,
         l3: usize,
         mtu: u16,
@@ -637,7 +651,14 @@ impl<F: Frame> Worker<F> {
         let route = self.lb.icmp_error(&key, now)?;
         self.stats.icmp_errors_forwarded += 1;
         match route {
-            IcmpRoute::ToClient { vip, client } => {
+            IcmpRoute::ToClient {
+                vip,
+                client,
+                carried,
+            } => {
+                if let Some(c) = carried {
+                    crate::lb::client_addr::unshift_quoted_seq(&mut frame.data_mut()[l3..], &c);
+                }
                 nat::translate_icmp_error(
                     &mut frame.data_mut()[l3..],
                     (nat::Side::Src, vip.ip),
@@ -748,7 +769,7 @@ fn segment_of(ip: &[u8], flags: TcpFlags) -> Segment {
     }
 }
 
-fn xmit_drop(e: XmitError) -> DropReason {
+pub(super) fn xmit_drop(e: XmitError) -> DropReason {
     match e {
         XmitError::TtlExpired => DropReason::TtlExpired,
         XmitError::Unsupported => DropReason::UnsupportedProtocol,

@@ -23,6 +23,7 @@
 //! ARP, ICMP, the rewrite, the route and the send.
 
 mod edge6;
+mod carry;
 mod forward;
 mod forward6;
 pub(crate) mod parse;

@@ -36,6 +36,7 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         sorry_server: sorry.then_some(Endpoint::new(SORRY, 8080)),
         limits: Default::default(),
         syn_proxy: false,
+        client_address: None,
         priority_groups: Vec::new(),
         slow_start: std::time::Duration::ZERO,
         syn_timeout_ms: 1000,

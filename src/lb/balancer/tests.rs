@@ -229,7 +229,8 @@ fn icmp_errors_go_where_their_connection_goes() {
         b.icmp_error(&about_request, 2),
         Ok(IcmpRoute::ToClient {
             vip: Endpoint::new(VIP, 80),
-            client: CLIENT
+            client: CLIENT,
+            carried: None,
         })
     );
     // An error about a reply travels toward the real server.
