@@ -37,8 +37,8 @@ use crate::wire::cidr::{Cidr, CidrAddr};
 use crate::wire::{IpCidr, Ipv4Cidr, Ipv6Cidr, MacAddr};
 use std::net::{IpAddr, Ipv6Addr};
 
-mod fullnat;
 mod client_address;
+mod fullnat;
 mod health_kinds;
 mod limits;
 mod passive;

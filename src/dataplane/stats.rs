@@ -280,7 +280,7 @@ pub struct WorkerStats {
     pub client_addr: ClientAddrStats,
 }
 
-const SCALARS: usize = 34;
+const SCALARS: usize = 33;
 const CELLS: usize = SCALARS + DropReason::COUNT + ClientAddrStats::COUNT;
 
 impl Default for WorkerStats {

@@ -191,6 +191,8 @@ pub enum Decision {
         real: Endpoint,
         /// This packet created the connection.
         created: bool,
+        /// The service carries the client's address (`client_address`).
+        carry: Option<Carry>,
     },
     /// FullNAT, a real server's reply: from the service to `client`.
     FullNatToClient {
@@ -198,6 +200,8 @@ pub enum Decision {
         vip: Endpoint,
         /// The client.
         client: Endpoint,
+        /// The service carries the client's address (`client_address`).
+        carry: Option<Carry>,
     },
     /// SYN proxy: answer the client's SYN with a SYN-ACK whose sequence
     /// number is `cookie`, offering `mss`. No state was made.
@@ -319,6 +323,9 @@ pub enum IcmpRoute {
         client: Endpoint,
         /// The local end the quoted packet left from.
         local: Endpoint,
+        /// As for [`IcmpRoute::ToClient`]: a PROXY v2 connection's state,
+        /// to shift the quoted sequence number back; `None` otherwise.
+        carried: Option<Carried>,
     },
     /// FullNAT, about a reply sent to the client: to the real server from
     /// the local address, quoting the reply as the real server sent it.
@@ -328,6 +335,17 @@ pub enum IcmpRoute {
         /// The real server.
         real: Endpoint,
     },
+}
+
+/// A FullNAT TCP connection of a service with `client_address`: the
+/// worker's hooks (`lb::client_addr`) need the connection, whose state
+/// sits beside the table, and the mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Carry {
+    /// The connection.
+    pub conn: ConnId,
+    /// PROXY v2 or TOA.
+    pub mode: ClientAddress,
 }
 
 /// Says whether this worker owns a FullNAT local address (see
@@ -1235,6 +1253,19 @@ impl Balancer {
             return Decision::Drop(Refusal::NoRealServer);
         };
         if service.forward == ForwardMethod::FullNat {
+            let carry = match service.client_address {
+                Some(mode) if flow.protocol == Protocol::Tcp => {
+                    if created {
+                        // As for NAT below: a new connection's SYN arms
+                        // the state afresh.
+                        if let Some(c) = self.carried.get_mut(id.index()) {
+                            *c = Carried::default();
+                        }
+                    }
+                    Some(Carry { conn: id, mode })
+                }
+                _ => None,
+            };
             let c = self.conns.get(id);
             return match dir {
                 Direction::Original => {
@@ -1243,6 +1274,7 @@ impl Balancer {
                         local: Endpoint::new(r.dst, r.dst_port),
                         real,
                         created,
+                        carry,
                     }
                 }
                 Direction::Reply => {
@@ -1250,6 +1282,7 @@ impl Balancer {
                     Decision::FullNatToClient {
                         vip: service.key.vip,
                         client: Endpoint::new(o.src, o.src_port),
+                        carry,
                     }
                 }
             };
@@ -1707,6 +1740,10 @@ impl Balancer {
             .services
             .real_endpoint(c.vs, c.rs)
             .ok_or(Refusal::NoConnection)?;
+        let carried = match self.carried.get(id.index()) {
+            Some(c) if service.client_address.is_some() && c.delta != 0 => Some(*c),
+            _ => None,
+        };
         if service.forward == ForwardMethod::FullNat {
             let (o, r) = (c.original(), c.reply());
             let local = Endpoint::new(r.dst, r.dst_port);
@@ -1715,6 +1752,7 @@ impl Balancer {
                     vip: service.key.vip,
                     client: Endpoint::new(o.src, o.src_port),
                     local,
+                    carried,
                 },
                 Direction::Original => IcmpRoute::FullNatToRealServer { local, real },
             });
@@ -1723,10 +1761,7 @@ impl Balancer {
             Direction::Reply => IcmpRoute::ToClient {
                 vip: service.key.vip,
                 client: key.dst,
-                carried: match self.carried.get(id.index()) {
-                    Some(c) if service.client_address.is_some() && c.delta != 0 => Some(*c),
-                    _ => None,
-                },
+                carried,
             },
             Direction::Original => IcmpRoute::ToRealServer {
                 method: service.forward,
@@ -1950,8 +1985,9 @@ pub use v6::{Decision6, Flow6, IcmpRoute6};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_fullnat;
 mod tests_carry;
+#[cfg(test)]
+mod tests_fullnat;
 #[cfg(test)]
 mod tests_handshake;
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub(super) fn client_address(
             field,
             Some(v.span()),
             format!(
-                "client_address needs forward = \"nat\", not \"{f}\": inserting bytes \
+                "client_address needs forward = \"nat\" or \"fullnat\", not \"{f}\": inserting bytes \
                  changes sequence numbers and sizes, which the balancer must translate on \
                  the replies, and {f} replies bypass the balancer"
             ),

@@ -1,6 +1,7 @@
 //! The worker's path for connections whose service carries the client's
-//! address (`client_address`, `lb::client_addr`): the NAT rewrite, then
-//! the hook that grows or translates the segment, then routing.
+//! address (`client_address`, `lb::client_addr`): the NAT or FullNAT
+//! rewrite, then the hook that grows or translates the segment, then
+//! routing.
 //!
 //! The two `carry_*` methods are the hooks any path that rewrites a
 //! carrying connection calls, NAT here and FullNAT alike: on a client's
@@ -12,10 +13,10 @@ use super::Worker;
 use crate::dataplane::client_addr::FromL3;
 use crate::dataplane::io::{Frame, Output};
 use crate::dataplane::stats::DropReason;
-use crate::lb::balancer::Flow;
+use crate::lb::balancer::{Carry, Flow};
 use crate::lb::client_addr::{self, ClientAddress, Outcome};
 use crate::lb::conn::ConnId;
-use crate::lb::xmit::{nat, tun, Endpoint};
+use crate::lb::xmit::{fullnat, nat, tun, Endpoint};
 
 impl<F: Frame> Worker<F> {
     /// A client's segment of a carrying NAT connection `conn`: to `real`,
@@ -45,6 +46,38 @@ impl<F: Frame> Worker<F> {
             Endpoint::new(key.dst, key.dst_port),
         );
         self.carry_to_real_server(l3, conn, mode, ends, mtu, &mut frame)?;
+        self.stats.forwarded += 1;
+        self.send_to(usize::from(hop.port), hop.address, frame, now, out);
+        Ok(())
+    }
+
+    /// A client's segment of a carrying FullNAT connection: from
+    /// `local` to `real` (`ends`), through the hook with the client's own
+    /// address and the VIP it connected to, to the next hop.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fullnat_to_real_server_carrying<O: Output<F>>(
+        &mut self,
+        l3: usize,
+        flow: &Flow,
+        (local, real): (Endpoint, Endpoint),
+        carry: Carry,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let hop = self.routes.lookup(real.ip).ok_or(DropReason::NoRoute)?;
+        let mtu = usize::from(self.ports[usize::from(hop.port)].mtu);
+        if let Some(smaller) = self.header_too_big(l3, carry.conn, carry.mode, mtu, &frame) {
+            // Before the rewrite, so the error quotes what the client sent.
+            return self.frag_needed(l3, smaller, frame, now, out);
+        }
+        fullnat::to_real_server(&mut frame.data_mut()[l3..], local, real).map_err(xmit_drop)?;
+        let key = &flow.key;
+        let ends = (
+            Endpoint::new(key.src, key.src_port),
+            Endpoint::new(key.dst, key.dst_port),
+        );
+        self.carry_to_real_server(l3, carry.conn, carry.mode, ends, mtu, &mut frame)?;
         self.stats.forwarded += 1;
         self.send_to(usize::from(hop.port), hop.address, frame, now, out);
         Ok(())

@@ -154,13 +154,28 @@ impl<F: Frame> Worker<F> {
                 local,
                 real,
                 created,
+                carry,
             } => {
                 if created {
                     self.stats.conns_created += 1;
                 }
-                self.fullnat_to_real_server(l3, local, real, frame, now, out)
+                match carry {
+                    None => self.fullnat_to_real_server(l3, local, real, frame, now, out),
+                    Some(carry) => self.fullnat_to_real_server_carrying(
+                        l3,
+                        flow,
+                        (local, real),
+                        carry,
+                        frame,
+                        now,
+                        out,
+                    ),
+                }
             }
-            Decision::FullNatToClient { vip, client } => {
+            Decision::FullNatToClient { vip, client, carry } => {
+                if let Some(carry) = carry {
+                    self.carry_to_client(l3, carry.conn, carry.mode, &mut frame);
+                }
                 fullnat::to_client(&mut frame.data_mut()[l3..], vip, client).map_err(xmit_drop)?;
                 self.route_and_send(client.ip, frame, now, out)
             }
@@ -250,10 +265,8 @@ impl<F: Frame> Worker<F> {
     }
 
     /// FullNAT, a client's packet: rewritten to leave from `local` to
-    /// `real`, routed and sent. Every client → real server packet of a
-    /// FullNAT connection goes through here: the one place an option
-    /// carrying the client's address (TOA, PROXY protocol) is added after
-    /// the rewrite.
+    /// `real`, routed and sent (a service with `client_address` goes
+    /// through `fullnat_to_real_server_carrying` instead).
     #[inline(always)]
     fn fullnat_to_real_server<O: Output<F>>(
         &mut self,
@@ -297,7 +310,7 @@ impl<F: Frame> Worker<F> {
                 src: local.ip,
                 dst: real.ip,
             },
-            Decision::FullNatToClient { vip, client } => FragRoute::FullNat {
+            Decision::FullNatToClient { vip, client, .. } => FragRoute::FullNat {
                 src: vip.ip,
                 dst: client.ip,
             },
@@ -692,7 +705,15 @@ impl<F: Frame> Worker<F> {
                 ForwardMethod::Tun => self.tunnel(l3, real.ip, frame, now, out),
                 ForwardMethod::FullNat => Err(DropReason::UnsupportedProtocol),
             },
-            IcmpRoute::FullNatToClient { vip, client, .. } => {
+            IcmpRoute::FullNatToClient {
+                vip,
+                client,
+                carried,
+                ..
+            } => {
+                if let Some(c) = carried {
+                    crate::lb::client_addr::unshift_quoted_seq(&mut frame.data_mut()[l3..], &c);
+                }
                 fullnat::translate_icmp_error(
                     &mut frame.data_mut()[l3..],
                     (vip.ip, client.ip),

@@ -22,8 +22,8 @@
 //! (`lb::balancer`), asked once per TCP/UDP packet; the worker keeps I/O,
 //! ARP, ICMP, the rewrite, the route and the send.
 
-mod edge6;
 mod carry;
+mod edge6;
 mod forward;
 mod forward6;
 pub(crate) mod parse;

@@ -58,6 +58,7 @@ fn a_new_connection_leaves_from_a_local_address_and_port() {
             local: Endpoint::new(LIP, 5000),
             real: Endpoint::new(RIP, 8080),
             created: true,
+            carry: None,
         }
     );
     assert_eq!(b.dump(1, 1)[0].local, Some(Endpoint::new(LIP, 5000)));
@@ -73,6 +74,7 @@ fn the_reply_to_the_local_port_goes_back_to_the_client_from_the_vip() {
         Decision::FullNatToClient {
             vip: Endpoint::new(VIP, 80),
             client: Endpoint::new(CLIENT, 1000),
+            carry: None,
         }
     );
     assert_eq!(
@@ -199,6 +201,7 @@ fn icmp_errors_are_routed_with_both_ends() {
             vip: Endpoint::new(VIP, 80),
             client: Endpoint::new(CLIENT, 1000),
             local,
+            carried: None,
         })
     );
     assert_eq!(
@@ -238,4 +241,41 @@ fn a_reload_keeps_live_connections_ports_taken() {
         b.decide(&flow(&b, to_vip(1003, 6), SYN), 2),
         Decision::Drop(Refusal::NoLocalPort)
     );
+}
+
+#[test]
+fn a_carrying_fullnat_service_names_the_connection_and_mode_both_ways() {
+    let mut s = service(Protocol::Tcp, &[LIP], (5000, 5009));
+    s.client_address = Some(ClientAddress::ProxyV2);
+    let mut b = balancer(vec![s]);
+    let d = b.decide(&flow(&b, to_vip(1000, 6), SYN), 1);
+    let Decision::FullNatToRealServer {
+        local,
+        carry: Some(carry),
+        ..
+    } = d
+    else {
+        panic!("not a carrying FullNAT decision: {d:?}");
+    };
+    assert_eq!(carry.mode, ClientAddress::ProxyV2);
+    let reply = FlowKey::new(RIP, 8080, local.ip, local.port, 6);
+    assert_eq!(
+        b.decide(&flow(&b, reply, SYN_ACK), 2),
+        Decision::FullNatToClient {
+            vip: Endpoint::new(VIP, 80),
+            client: Endpoint::new(CLIENT, 1000),
+            carry: Some(carry),
+        }
+    );
+}
+
+#[test]
+fn udp_of_a_carrying_fullnat_service_carries_nothing() {
+    let mut s = service(Protocol::Udp, &[LIP], (5000, 5009));
+    s.client_address = Some(ClientAddress::Toa);
+    let mut b = balancer(vec![s]);
+    assert!(matches!(
+        b.decide(&flow(&b, to_vip(1000, 17), TcpFlags::NONE), 1),
+        Decision::FullNatToRealServer { carry: None, .. }
+    ));
 }
