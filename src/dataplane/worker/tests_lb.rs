@@ -2263,5 +2263,8 @@ proptest! {
 #[path = "tests_synproxy.rs"]
 mod synproxy;
 
+#[path = "tests_carry.rs"]
+mod carry;
+
 #[path = "tests_frag.rs"]
 mod frag;
