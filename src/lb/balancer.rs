@@ -1038,15 +1038,21 @@ impl Balancer {
         let Some(real) = self.services.real_endpoint(vs, rs) else {
             return Decision::Drop(Refusal::NoRealServer);
         };
-        if let Some(mode) = service.client_address {
+        // A connection keeps the mode it was armed with: a reload that
+        // changes or removes `client_address` must not break a stream
+        // whose numbers are already shifted.
+        let armed = match self.carried.get_mut(id.index()) {
+            // A new connection in a slot an old one may have used: its
+            // SYN arms the state afresh.
+            Some(c) if created => {
+                *c = Carried::default();
+                None
+            }
+            Some(c) => c.mode(),
+            None => None,
+        };
+        if let Some(mode) = armed.or(service.client_address) {
             if service.forward == ForwardMethod::Nat && flow.protocol == Protocol::Tcp {
-                if created {
-                    // A new connection in a slot an old one may have
-                    // used: its SYN arms the state afresh.
-                    if let Some(c) = self.carried.get_mut(id.index()) {
-                        *c = Carried::default();
-                    }
-                }
                 return match dir {
                     Direction::Original => Decision::ToRealServerCarrying {
                         real,
@@ -1474,7 +1480,7 @@ impl Balancer {
                 vip: service.key.vip,
                 client: key.dst,
                 carried: match self.carried.get(id.index()) {
-                    Some(c) if service.client_address.is_some() && c.delta != 0 => Some(*c),
+                    Some(c) if c.mode() == Some(ClientAddress::ProxyV2) => Some(*c),
                     _ => None,
                 },
             },

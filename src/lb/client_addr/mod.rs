@@ -124,6 +124,16 @@ impl Carried {
         }
     }
 
+    /// The mode an armed connection carries by (PROXY v2 shifts its
+    /// stream, TOA does not); `None` before its SYN.
+    pub fn mode(&self) -> Option<ClientAddress> {
+        match (self.armed, self.delta) {
+            (0, _) => None,
+            (_, 0) => Some(ClientAddress::Toa),
+            _ => Some(ClientAddress::ProxyV2),
+        }
+    }
+
     /// The sequence shift of the client's stream.
     fn shift(&self) -> Shift {
         Shift {

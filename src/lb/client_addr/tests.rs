@@ -414,3 +414,13 @@ fn growth_of_names_the_segments_that_grow() {
         0
     );
 }
+
+#[test]
+fn an_armed_state_names_its_mode() {
+    assert_eq!(Carried::default().mode(), None);
+    assert_eq!(
+        armed(ClientAddress::ProxyV2).mode(),
+        Some(ClientAddress::ProxyV2)
+    );
+    assert_eq!(armed(ClientAddress::Toa).mode(), Some(ClientAddress::Toa));
+}
