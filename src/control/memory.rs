@@ -167,6 +167,14 @@ address = "192.0.2.11:80"
     }
 
     #[test]
+    fn a_client_address_adds_its_state_beside_each_workers_table() {
+        let mut c = config("[1]", 100_000, false);
+        let without = table_bytes(&c);
+        c.virtual_servers[0].client_address = Some(crate::lb::client_addr::ClientAddress::Toa);
+        assert_eq!(table_bytes(&c) - without, 100_000 * 8);
+    }
+
+    #[test]
     fn mem_available_is_read_in_bytes() {
         let text = "MemTotal:       16000000 kB\nMemFree:  100 kB\nMemAvailable:    8000000 kB\n";
         assert_eq!(mem_available(text), Some(8_000_000 * 1024));

@@ -807,6 +807,20 @@ mod tests {
     }
 
     #[test]
+    fn a_client_address_change_applies_in_place() {
+        use crate::lb::client_addr::ClientAddress;
+        let old = ServiceTable::new(vec![service("web", 80, &[(11, 1)])]);
+        let mut new = service("web", 80, &[(11, 1)]);
+        new.client_address = Some(ClientAddress::ProxyV2);
+        let m = merge(&old, &[new]);
+        assert_eq!(
+            lines(&m),
+            ["virtual server web: client_address none -> proxy-v2"]
+        );
+        assert_eq!(m.table.get(0).client_address, Some(ClientAddress::ProxyV2));
+    }
+
+    #[test]
     fn turning_the_syn_proxy_on_applies_in_place() {
         let old = ServiceTable::new(vec![service("web", 80, &[(11, 1)])]);
         let mut new = service("web", 80, &[(11, 1)]);

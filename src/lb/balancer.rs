@@ -1252,18 +1252,23 @@ impl Balancer {
         let Some(real) = self.services.real_endpoint(vs, rs) else {
             return Decision::Drop(Refusal::NoRealServer);
         };
+        // A connection keeps the mode it was armed with: a reload that
+        // changes or removes `client_address` must not break a stream
+        // whose numbers are already shifted.
+        let armed = match self.carried.get_mut(id.index()) {
+            // A new connection in a slot an old one may have used: its
+            // SYN arms the state afresh.
+            Some(c) if created => {
+                *c = Carried::default();
+                None
+            }
+            Some(c) => c.mode(),
+            None => None,
+        };
+        let carrying = armed.or(service.client_address);
         if service.forward == ForwardMethod::FullNat {
-            let carry = match service.client_address {
-                Some(mode) if flow.protocol == Protocol::Tcp => {
-                    if created {
-                        // As for NAT below: a new connection's SYN arms
-                        // the state afresh.
-                        if let Some(c) = self.carried.get_mut(id.index()) {
-                            *c = Carried::default();
-                        }
-                    }
-                    Some(Carry { conn: id, mode })
-                }
+            let carry = match carrying {
+                Some(mode) if flow.protocol == Protocol::Tcp => Some(Carry { conn: id, mode }),
                 _ => None,
             };
             let c = self.conns.get(id);
@@ -1287,15 +1292,8 @@ impl Balancer {
                 }
             };
         }
-        if let Some(mode) = service.client_address {
+        if let Some(mode) = carrying {
             if service.forward == ForwardMethod::Nat && flow.protocol == Protocol::Tcp {
-                if created {
-                    // A new connection in a slot an old one may have
-                    // used: its SYN arms the state afresh.
-                    if let Some(c) = self.carried.get_mut(id.index()) {
-                        *c = Carried::default();
-                    }
-                }
                 return match dir {
                     Direction::Original => Decision::ToRealServerCarrying {
                         real,
@@ -1741,7 +1739,7 @@ impl Balancer {
             .real_endpoint(c.vs, c.rs)
             .ok_or(Refusal::NoConnection)?;
         let carried = match self.carried.get(id.index()) {
-            Some(c) if service.client_address.is_some() && c.delta != 0 => Some(*c),
+            Some(c) if c.mode() == Some(ClientAddress::ProxyV2) => Some(*c),
             _ => None,
         };
         if service.forward == ForwardMethod::FullNat {

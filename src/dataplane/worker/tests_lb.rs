@@ -2266,6 +2266,9 @@ proptest! {
 #[path = "tests_synproxy.rs"]
 mod synproxy;
 
+#[path = "tests_carry.rs"]
+mod carry;
+
 #[path = "tests_frag.rs"]
 mod frag;
 

@@ -137,3 +137,41 @@ fn a_new_connection_clears_the_state_its_slot_held() {
     };
     assert_eq!(b.carried_mut(conn).copied(), Some(Carried::default()));
 }
+
+#[test]
+fn a_connection_keeps_its_mode_when_a_reload_changes_or_removes_it() {
+    let mut b = balancer(vec![carrying(Some(ClientAddress::ProxyV2), Protocol::Tcp)]);
+    let d = b.decide(&flow(&b, to_vip(6), SYN), 1);
+    let Decision::ToRealServerCarrying { conn, .. } = d else {
+        panic!("{d:?}");
+    };
+    *b.carried_mut(conn).expect("state") = Carried::armed(1000, ClientAddress::ProxyV2);
+    for after in [None, Some(ClientAddress::Toa)] {
+        b.set_services(Arc::new(ServiceTable::new(vec![carrying(
+            after,
+            Protocol::Tcp,
+        )])));
+        let d = b.decide(&flow(&b, to_vip(6), ACK), 2);
+        assert!(
+            matches!(
+                d,
+                Decision::ToRealServerCarrying {
+                    mode: ClientAddress::ProxyV2,
+                    ..
+                }
+            ),
+            "after a reload to {after:?}: {d:?}"
+        );
+        let d = b.decide(&flow(&b, from_rs(), ACK), 2);
+        assert!(
+            matches!(
+                d,
+                Decision::ToClientCarrying {
+                    mode: ClientAddress::ProxyV2,
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+    }
+}

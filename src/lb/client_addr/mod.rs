@@ -124,6 +124,16 @@ impl Carried {
         }
     }
 
+    /// The mode an armed connection carries by (PROXY v2 shifts its
+    /// stream, TOA does not); `None` before its SYN.
+    pub fn mode(&self) -> Option<ClientAddress> {
+        match (self.armed, self.delta) {
+            (0, _) => None,
+            (_, 0) => Some(ClientAddress::Toa),
+            _ => Some(ClientAddress::ProxyV2),
+        }
+    }
+
     /// The sequence shift of the client's stream.
     fn shift(&self) -> Shift {
         Shift {
@@ -192,7 +202,7 @@ pub enum Outcome {
 }
 
 /// The TCP segment's place in an IPv4 packet: offsets and what the hooks
-/// read, or `None` when it is not a whole TCP segment.
+/// read.
 struct Seg {
     ihl: usize,
     total: usize,
@@ -208,6 +218,8 @@ const FIN: u8 = 0x01;
 const ACK: u8 = 0x10;
 const MAX_TCP_HEADER: usize = 60;
 
+/// The TCP segment of the IPv4 packet `ip`; `None` when it is not one
+/// with a whole TCP header (a later fragment has none).
 fn parse(ip: &[u8]) -> Option<Seg> {
     let ihl = usize::from(*ip.first()? & 0x0f) * 4;
     if ip[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl || ip[9] != 6 {
@@ -215,7 +227,10 @@ fn parse(ip: &[u8]) -> Option<Seg> {
     }
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     let frag = u16::from_be_bytes([ip[6], ip[7]]);
-    let fragment = frag & 0x3fff != 0;
+    if frag & 0x1fff != 0 {
+        return None;
+    }
+    let fragment = frag & 0x2000 != 0;
     if total < ihl + 20 || total > ip.len() {
         return None;
     }

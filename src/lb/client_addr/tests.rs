@@ -414,3 +414,33 @@ fn growth_of_names_the_segments_that_grow() {
         0
     );
 }
+
+#[test]
+fn an_armed_state_names_its_mode() {
+    assert_eq!(Carried::default().mode(), None);
+    assert_eq!(
+        armed(ClientAddress::ProxyV2).mode(),
+        Some(ClientAddress::ProxyV2)
+    );
+    assert_eq!(armed(ClientAddress::Toa).mode(), Some(ClientAddress::Toa));
+}
+
+#[test]
+fn a_later_fragment_is_left_alone_and_a_first_one_is_not_grown() {
+    let mut st = armed(ClientAddress::ProxyV2);
+    let mut later = packet(false, ISN + 101, SERVER_ISN + 1, PSH_ACK, &[], &[1; 40]);
+    later[6] = 0x00;
+    later[7] = 0x05; // offset 40 bytes
+    let before = later.clone();
+    assert_eq!(
+        to_real_server(&mut later, ClientAddress::ProxyV2, &mut st, ends(), MTU),
+        Outcome::Unchanged
+    );
+    assert_eq!(later, before);
+    let mut first = packet(false, ISN + 1, SERVER_ISN + 1, PSH_ACK, &[], &[1; 40]);
+    first[6] = 0x20; // more fragments
+    assert_eq!(
+        to_real_server(&mut first, ClientAddress::ProxyV2, &mut st, ends(), MTU),
+        Outcome::Skipped(Skip::Fragment)
+    );
+}
