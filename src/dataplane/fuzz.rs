@@ -4,7 +4,7 @@
 //!
 //! One input is split into frames (a length byte, then that many bytes),
 //! each handed to a worker configured with NAT (one with the SYN proxy),
-//! DR and TUN services, two
+//! DR and TUN services, an IPv6 address and VIP on the outside port, two
 //! ports, static neighbours and a small connection table, with time moving
 //! forward. The contract checked: no panic, and every frame is accounted
 //! for (sent, parked, handed over, or one counted drop).
@@ -20,7 +20,7 @@ use crate::lb::service::{
 use crate::lb::xmit::Endpoint;
 use crate::net::route::RouteTable;
 use crate::wire::{Ipv4Cidr, MacAddr};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// An output that keeps nothing: the fuzz target checks robustness.
@@ -75,7 +75,7 @@ pub fn fuzz_worker(workers: usize) -> Worker<VecFrame> {
         PortSetup {
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             addresses: vec![cidr([203, 0, 113, 2], 24)],
-            addresses6: Vec::new(),
+            addresses6: vec![crate::wire::Ipv6Cidr::new(OUR_IP6, 64).expect("valid prefix")],
             mtu: 1500,
         },
         PortSetup {
@@ -86,6 +86,7 @@ pub fn fuzz_worker(workers: usize) -> Worker<VecFrame> {
         },
     ];
     let mut setup = WorkerSetup::ports_only(ports);
+    setup.ipv6.vips = vec![VIP6];
     setup.routes = RouteTable::new(
         &[
             (0, cidr([203, 0, 113, 2], 24)),
@@ -260,7 +261,9 @@ pub fn seeded_input(seed: u64, len: usize) -> Vec<u8> {
         x
     };
     let proxied = syn_to_proxied();
-    let templates: [&[u8]; 4] = [&SYN_TO_NAT, &UDP_TO_NAT, &ARP_FOR_US, &proxied];
+    let ns = ns_for_vip6();
+    let echo = echo_to_us6();
+    let templates: [&[u8]; 6] = [&SYN_TO_NAT, &UDP_TO_NAT, &ARP_FOR_US, &proxied, &ns, &echo];
     let mut out = Vec::with_capacity(len + 256);
     while out.len() < len {
         let r = next();
@@ -286,6 +289,48 @@ pub fn seeded_input(seed: u64, len: usize) -> Vec<u8> {
         out.extend_from_slice(&frame);
     }
     out
+}
+
+/// The outside port's IPv6 address, and an IPv6 VIP on its prefix.
+const OUR_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100);
+const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
+
+/// Ethernet + IPv6 header from [`PEER6`] to `dst` carrying ICMPv6 `msg`.
+fn icmpv6_frame(eth_dst: MacAddr, dst: Ipv6Addr, hop_limit: u8, msg: &[u8]) -> Vec<u8> {
+    use crate::wire::ipv6;
+    let mut f = Vec::with_capacity(14 + 40 + msg.len());
+    f.extend_from_slice(&eth_dst.0);
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 0xfe, 0x86, 0xdd]);
+    let mut h = [0u8; 40];
+    let mut ip = ipv6::Packet::init_header(&mut h[..]).expect("40 bytes");
+    ip.set_payload_len(msg.len() as u16);
+    ip.set_next_header(ipv6::next_header::ICMPV6);
+    ip.set_hop_limit(hop_limit);
+    ip.set_src_addr(PEER6);
+    ip.set_dst_addr(dst);
+    f.extend_from_slice(&h);
+    f.extend_from_slice(msg);
+    f
+}
+
+/// A neighbour solicitation for [`VIP6`] (answered) from [`PEER6`].
+fn ns_for_vip6() -> Vec<u8> {
+    use crate::wire::icmpv6;
+    let group = icmpv6::solicited_node(VIP6);
+    let mut msg = [0u8; 32];
+    let n = icmpv6::NeighborSolicit::for_resolution(VIP6, MacAddr([2, 0, 0, 0, 0, 0xfe]))
+        .emit(&mut msg, (PEER6, group))
+        .expect("room");
+    icmpv6_frame(icmpv6::multicast_mac(group), group, 255, &msg[..n])
+}
+
+/// An ICMPv6 echo request to [`OUR_IP6`] from [`PEER6`].
+fn echo_to_us6() -> Vec<u8> {
+    use crate::wire::icmpv6;
+    let mut msg = vec![128, 0, 0, 0, 0, 7, 0, 1, b'f', b'u', b'z', b'z'];
+    icmpv6::Packet::new_unchecked(&mut msg[..]).fill_checksum(PEER6, OUR_IP6);
+    icmpv6_frame(MacAddr([2, 0, 0, 0, 0, 1]), OUR_IP6, 64, &msg)
 }
 
 /// The port of the NAT service with the SYN proxy.
@@ -341,7 +386,11 @@ mod tests {
         w.handle(0, VecFrame::new(&UDP_TO_NAT), 1, &mut out);
         w.handle(0, VecFrame::new(&ARP_FOR_US), 1, &mut out);
         w.handle(0, VecFrame::new(&syn_to_proxied()), 1, &mut out);
-        assert_eq!(out.sent.len(), 4, "{:?}", w.stats);
+        w.handle(0, VecFrame::new(&ns_for_vip6()), 1, &mut out);
+        w.handle(0, VecFrame::new(&echo_to_us6()), 1, &mut out);
+        assert_eq!(out.sent.len(), 6, "{:?}", w.stats);
+        assert_eq!(w.stats.nd_solicits_answered, 1);
+        assert_eq!(w.stats.icmpv6_echo_answered, 1);
         assert_eq!(w.stats.synproxy_synacks_sent, 1);
     }
 

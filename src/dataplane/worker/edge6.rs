@@ -171,7 +171,13 @@ impl<F: Frame> Worker<F> {
         out: &mut O,
     ) -> Local {
         if is_neighbor_discovery(info) {
-            return Local::Verdict(self.neighbor_discovery(port, port_mac, frame, info, now, out));
+            let v = self.neighbor_discovery(port, port_mac, frame, info, now, out);
+            // A peer's copy is only learned from; the worker that received
+            // it counts what became of it.
+            if self.from_peer {
+                return Local::Verdict(Verdict::Done);
+            }
+            return Local::Verdict(v);
         }
         let echo = info.icmp_type() == Some(ECHO_REQUEST);
         if self.owned6(info.dst) || (echo && self.answered_vip6(info.dst)) {

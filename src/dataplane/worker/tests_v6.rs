@@ -579,3 +579,30 @@ fn the_first_tick_announces_every_own_address() {
     assert!(again.sent.is_empty(), "once");
     let _ = MINUTE;
 }
+
+#[test]
+fn a_solicitation_is_shared_with_the_other_workers_which_learn_but_do_not_answer() {
+    let mut setup = WorkerSetup::ports_only(vec![PortSetup {
+        mac: OUR_MAC,
+        addresses: Vec::new(),
+        addresses6: vec![Ipv6Cidr::new(our(), 64).unwrap()],
+        mtu: 1500,
+    }]);
+    setup.worker_count = 2;
+    let mut w0: Worker<VecFrame> = Worker::new(&setup);
+    setup.worker_index = 1;
+    let mut w1: Worker<VecFrame> = Worker::new(&setup);
+    w0.v6.announced = true;
+    w1.v6.announced = true;
+    let ns = ns_frame(peer(), icmpv6::solicited_node(our()), our(), Some(PEER_MAC));
+    let out = run(&mut w0, 0, &ns, 1);
+    assert_eq!(out.sent.len(), 1, "the answer");
+    assert_eq!(out.redirected.len(), 1, "a copy for worker 1");
+    let (to, port, copy) = &out.redirected[0];
+    assert_eq!((*to, *port), (1, 0));
+    let mut out1 = VecOutput::default();
+    w1.handle_from_peer(0, VecFrame::new(copy), 2, &mut out1);
+    assert!(out1.sent.is_empty(), "answered once");
+    assert_eq!(w1.neighbors6().lookup(peer(), 2).unwrap().mac, PEER_MAC);
+    assert_eq!(w1.stats.total_drops(), 0);
+}
