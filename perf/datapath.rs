@@ -612,7 +612,12 @@ impl<'a> Lane<'a> {
                 let (lip, lport) = self
                     .local_of
                     .map_or_else(|| local_of_flow(flow), |l| l[flow as usize]);
-                (u32::from(real_server(rs)), NAT_RS_PORT, u32::from(lip), lport)
+                (
+                    u32::from(real_server(rs)),
+                    NAT_RS_PORT,
+                    u32::from(lip),
+                    lport,
+                )
             }
             From::Spoofed => {
                 let (ip, port) = spoofed(flow);
@@ -2272,8 +2277,7 @@ fn measure_rss(
                         established: Vec::new(),
                     },
                 );
-                let (barrier, rs_of, local_of) =
-                    (barrier.clone(), rs_of.clone(), local_of.clone());
+                let (barrier, rs_of, local_of) = (barrier.clone(), rs_of.clone(), local_of.clone());
                 std::thread::Builder::new()
                     .name(format!("worker-{i}"))
                     .spawn(move || {
@@ -2394,7 +2398,7 @@ fn print_summary(
 ) {
     println!();
     println!(
-        "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7} {:>7} {:>8} {:>11} {:>6} {:>17} {:>5}",
+        "{:<7} {:>6} {:<12} {:<10} {:>2} {:>7} {:>7} {:>8} {:>11} {:>6} {:>17} {:>5}",
         "meth",
         "conns",
         "phase",
@@ -2410,7 +2414,7 @@ fn print_summary(
     );
     for m in all {
         println!(
-            "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7.2} {:>7.1} {:>8.1} {:>11} {:>6.1} {:>17} {:>5}",
+            "{:<7} {:>6} {:<12} {:<10} {:>2} {:>7.2} {:>7.1} {:>8.1} {:>11} {:>6.1} {:>17} {:>5}",
             m.method.name(),
             short_count(m.connections as f64),
             m.phase.name(),

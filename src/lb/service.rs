@@ -274,7 +274,8 @@ pub struct ServiceTable {
     /// to these services. One real server may serve several services.
     nat_real: HashMap<u64, Vec<(ServiceId, RealServerId)>, FastHash>,
     vips: Vec<Ipv4Addr>,
-    /// Every FullNAT local address (distinct).
+    /// Every FullNAT local address (distinct, sorted: found by binary
+    /// search).
     locals: Vec<Ipv4Addr>,
 }
 
@@ -331,6 +332,7 @@ impl ServiceTable {
                 }
             }
         }
+        locals.sort_unstable();
         let draining_servers = services
             .iter()
             .enumerate()
@@ -556,10 +558,10 @@ impl ServiceTable {
     /// to it is a real server's reply (or nothing rvs knows).
     #[inline]
     pub fn is_local_address(&self, ip: Ipv4Addr) -> bool {
-        !self.locals.is_empty() && self.locals.contains(&ip)
+        !self.locals.is_empty() && self.locals.binary_search(&ip).is_ok()
     }
 
-    /// Every distinct FullNAT local address.
+    /// Every distinct FullNAT local address, in address order.
     pub fn local_addresses(&self) -> &[Ipv4Addr] {
         &self.locals
     }
