@@ -59,7 +59,7 @@ impl Ports {
         let n = ring.len();
         let words = n.div_ceil(64);
         let mut queued = vec![u64::MAX; words].into_boxed_slice();
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             queued[words - 1] = (1u64 << (n % 64)) - 1;
         }
         Ports {
