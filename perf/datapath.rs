@@ -556,6 +556,21 @@ fn real_server(index: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 1, 0, 11 + index as u8)
 }
 
+/// FullNAT's local addresses in the benchmark: 10M connections take 39,063
+/// ports of each of 256.
+const LOCALS: u32 = 256;
+
+/// FullNAT local address `i` (a reply's destination; no route needed).
+fn local_address(i: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 3, (i >> 8) as u8, i as u8)
+}
+
+/// The local end one worker gives `flow` when it opens the flows in order:
+/// the addresses in turn, each's ports from 1024 up.
+fn local_of_flow(flow: u32) -> (Ipv4Addr, u16) {
+    (local_address(flow % LOCALS), (1024 + flow / LOCALS) as u16)
+}
+
 /// Where a lane's packets come from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum From {
@@ -563,6 +578,9 @@ enum From {
     Client,
     /// Real server → client, NAT replies (inside port).
     Server,
+    /// Real server → local address and port, FullNAT replies (inside
+    /// port).
+    LocalServer,
     /// Spoofed SYNs to the VIP from random sources (outside port); a
     /// lane's "flows" are then random numbers.
     Spoofed,
@@ -579,6 +597,9 @@ struct Lane<'a> {
     /// each worker schedules the flows it owns round robin from the first
     /// server, in the order it receives them).
     rs_of: Option<&'a [u8]>,
+    /// FullNAT: each flow's local end, when it is not `local_of_flow`
+    /// (RSS runs: each worker takes its own local addresses).
+    local_of: Option<&'a [(Ipv4Addr, u16)]>,
 }
 
 impl<'a> Lane<'a> {
@@ -594,6 +615,20 @@ impl<'a> Lane<'a> {
                     .map_or(flow % REAL_SERVERS, |r| u32::from(r[flow as usize]));
                 (u32::from(real_server(rs)), NAT_RS_PORT, ip, port)
             }
+            From::LocalServer => {
+                let rs = self
+                    .rs_of
+                    .map_or(flow % REAL_SERVERS, |r| u32::from(r[flow as usize]));
+                let (lip, lport) = self
+                    .local_of
+                    .map_or_else(|| local_of_flow(flow), |l| l[flow as usize]);
+                (
+                    u32::from(real_server(rs)),
+                    NAT_RS_PORT,
+                    u32::from(lip),
+                    lport,
+                )
+            }
             From::Spoofed => {
                 let (ip, port) = spoofed(flow);
                 (ip, port, u32::from(VIP), VPORT)
@@ -608,13 +643,22 @@ impl<'a> Lane<'a> {
         let (src, _, dst, _) = self.addresses(flow);
         Ipv4Addr::from(match self.from {
             From::Client | From::Spoofed => src,
-            From::Server => dst,
+            From::Server | From::LocalServer => dst,
         })
     }
 
     fn with_rs_of(self, rs_of: &'a [u8]) -> Lane<'a> {
         Lane {
             rs_of: Some(rs_of),
+            ..self
+        }
+    }
+
+    /// FullNAT: `local_of` gives each flow's local end (empty: not
+    /// FullNAT, nothing changes).
+    fn with_local_of(self, local_of: &'a [(Ipv4Addr, u16)]) -> Lane<'a> {
+        Lane {
+            local_of: (!local_of.is_empty()).then_some(local_of),
             ..self
         }
     }
@@ -634,6 +678,7 @@ fn client_lane<'a>(template: &'a Template, flows: &'a [u32]) -> Lane<'a> {
         from: From::Client,
         flows,
         rs_of: None,
+        local_of: None,
     }
 }
 
@@ -644,6 +689,19 @@ fn server_lane<'a>(template: &'a Template, flows: &'a [u32]) -> Lane<'a> {
         from: From::Server,
         flows,
         rs_of: None,
+        local_of: None,
+    }
+}
+
+/// FullNAT replies: real server → the flow's local end.
+fn local_server_lane<'a>(template: &'a Template, flows: &'a [u32]) -> Lane<'a> {
+    Lane {
+        port: IN_PORT,
+        template,
+        from: From::LocalServer,
+        flows,
+        rs_of: None,
+        local_of: None,
     }
 }
 
@@ -654,6 +712,7 @@ fn spoofed_lane<'a>(template: &'a Template, randoms: &'a [u32]) -> Lane<'a> {
         from: From::Spoofed,
         flows: randoms,
         rs_of: None,
+        local_of: None,
     }
 }
 
@@ -663,8 +722,12 @@ fn syn_lanes<'a>(t: &'a Templates, flows: &'a [u32]) -> Vec<Lane<'a>> {
 
 fn handshake_lanes<'a>(t: &'a Templates, method: ForwardMethod, flows: &'a [u32]) -> Vec<Lane<'a>> {
     match method {
-        ForwardMethod::Nat | ForwardMethod::FullNat => vec![
+        ForwardMethod::Nat => vec![
             server_lane(&t.server_syn_ack, flows),
+            client_lane(&t.client_ack, flows),
+        ],
+        ForwardMethod::FullNat => vec![
+            local_server_lane(&t.server_syn_ack, flows),
             client_lane(&t.client_ack, flows),
         ],
         ForwardMethod::Dr | ForwardMethod::Tun => vec![client_lane(&t.client_ack, flows)],
@@ -680,11 +743,18 @@ fn established_lanes<'a>(
     flows: &'a [u32],
 ) -> Vec<Lane<'a>> {
     match method {
-        ForwardMethod::Nat | ForwardMethod::FullNat => {
+        ForwardMethod::Nat => {
             let (to_servers, to_clients) = flows.split_at(flows.len() / 2);
             vec![
                 client_lane(&t.client_ack, to_servers),
                 server_lane(&t.server_ack, to_clients),
+            ]
+        }
+        ForwardMethod::FullNat => {
+            let (to_servers, to_clients) = flows.split_at(flows.len() / 2);
+            vec![
+                client_lane(&t.client_ack, to_servers),
+                local_server_lane(&t.server_ack, to_clients),
             ]
         }
         ForwardMethod::Dr | ForwardMethod::Tun => vec![client_lane(&t.client_ack, flows)],
@@ -935,13 +1005,11 @@ fn build_worker(
     let servers = (0..REAL_SERVERS)
         .map(|i| Endpoint::new(real_server(i), rs_port))
         .map(|e| (e, 1));
-    setup.services = Arc::new(ServiceTable::new(vec![VirtualService::new(
-        "bench",
-        key,
-        method,
-        SchedulerKind::Rr,
-        servers,
-    )]));
+    let mut service = VirtualService::new("bench", key, method, SchedulerKind::Rr, servers);
+    if method == ForwardMethod::FullNat {
+        service.local.addresses = (0..LOCALS).map(local_address).collect();
+    }
+    setup.services = Arc::new(ServiceTable::new(vec![service]));
     setup.conn_capacity = conns;
     setup.seed = seed;
     tune(&mut setup);
@@ -2047,7 +2115,7 @@ fn rss_worker_thread(
     (index, workers): (usize, usize),
     capacity: usize,
     share: RssShare,
-    rs_of: &[u8],
+    (rs_of, local_of): (&[u8], &[(Ipv4Addr, u16)]),
     hz: f64,
     barrier: &Barrier,
 ) -> RssOutcome {
@@ -2073,7 +2141,11 @@ fn rss_worker_thread(
     let lanes: Vec<Lane> = handshake_lanes(&templates, method, &[])
         .into_iter()
         .zip(&share.handshake)
-        .map(|(l, flows)| Lane { flows, ..l }.with_rs_of(rs_of))
+        .map(|(l, flows)| {
+            Lane { flows, ..l }
+                .with_rs_of(rs_of)
+                .with_local_of(local_of)
+        })
         .collect();
     problems.extend(complete_handshakes(
         &mut worker,
@@ -2086,7 +2158,11 @@ fn rss_worker_thread(
     let lanes: Vec<Lane> = established_lanes(&templates, method, &[])
         .into_iter()
         .zip(&share.established)
-        .map(|(l, flows)| Lane { flows, ..l }.with_rs_of(rs_of))
+        .map(|(l, flows)| {
+            Lane { flows, ..l }
+                .with_rs_of(rs_of)
+                .with_local_of(local_of)
+        })
         .collect();
     barrier.wait();
     let established = run_phase(&mut worker, &mut nic, &lanes, &mut clock, SLICES, hz);
@@ -2150,9 +2226,38 @@ fn measure_rss(
             rs_of[flow as usize] = (k % REAL_SERVERS as usize) as u8;
         }
     }
-    let handshake = rss_dispatch(&handshake_lanes(&templates, method, &every), workers);
+    // FullNAT: each worker gives its flows, in order, the local addresses
+    // the RSS model gives it, in turn (their ports from 1024 up).
+    let mut local_of: Vec<(Ipv4Addr, u16)> = Vec::new();
+    if method == ForwardMethod::FullNat {
+        local_of = vec![(Ipv4Addr::UNSPECIFIED, 0); total];
+        let rss = RssModel::new(workers);
+        for (w, share) in syn_share.iter().enumerate() {
+            let owned: Vec<Ipv4Addr> = (0..LOCALS)
+                .map(local_address)
+                .filter(|&a| rss.worker_of(a) == w)
+                .collect();
+            for (k, &flow) in share[0].iter().enumerate() {
+                if let Some(&lip) = owned.get(k % owned.len().max(1)) {
+                    let port = 1024 + k / owned.len();
+                    local_of[flow as usize] = (lip, port as u16);
+                }
+            }
+        }
+    }
+    let handshake_l: Vec<Lane> = handshake_lanes(&templates, method, &every)
+        .into_iter()
+        .map(|l| l.with_local_of(&local_of))
+        .collect();
+    let handshake = rss_dispatch(&handshake_l, workers);
+    drop(handshake_l);
     let uniform = uniform_flows(total, packets_per_worker * workers, 0x4555 + workers as u64);
-    let established = rss_dispatch(&established_lanes(&templates, method, &uniform), workers);
+    let established_l: Vec<Lane> = established_lanes(&templates, method, &uniform)
+        .into_iter()
+        .map(|l| l.with_local_of(&local_of))
+        .collect();
+    let established = rss_dispatch(&established_l, workers);
+    drop(established_l);
     drop(uniform);
     let mut shares: Vec<RssShare> = syn_share
         .into_iter()
@@ -2166,6 +2271,7 @@ fn measure_rss(
         .collect();
     let capacity = per_worker + per_worker / 8 + 256;
     let rs_of: Arc<[u8]> = rs_of.into();
+    let local_of: Arc<[(Ipv4Addr, u16)]> = local_of.into();
     let hz = opts.tsc_per_ns;
     let mut outcomes: Vec<Option<RssOutcome>> = (0..workers).map(|_| None).collect();
     let mut problems = Vec::new();
@@ -2183,7 +2289,7 @@ fn measure_rss(
                         established: Vec::new(),
                     },
                 );
-                let (barrier, rs_of) = (barrier.clone(), rs_of.clone());
+                let (barrier, rs_of, local_of) = (barrier.clone(), rs_of.clone(), local_of.clone());
                 std::thread::Builder::new()
                     .name(format!("worker-{i}"))
                     .spawn(move || {
@@ -2192,7 +2298,7 @@ fn measure_rss(
                             (i, workers),
                             capacity,
                             share,
-                            &rs_of,
+                            (&rs_of, &local_of),
                             hz,
                             &barrier,
                         )
@@ -2304,7 +2410,7 @@ fn print_summary(
 ) {
     println!();
     println!(
-        "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7} {:>7} {:>8} {:>11} {:>6} {:>17} {:>5}",
+        "{:<7} {:>6} {:<12} {:<10} {:>2} {:>7} {:>7} {:>8} {:>11} {:>6} {:>17} {:>5}",
         "meth",
         "conns",
         "phase",
@@ -2320,7 +2426,7 @@ fn print_summary(
     );
     for m in all {
         println!(
-            "{:<4} {:>6} {:<12} {:<10} {:>2} {:>7.2} {:>7.1} {:>8.1} {:>11} {:>6.1} {:>17} {:>5}",
+            "{:<7} {:>6} {:<12} {:<10} {:>2} {:>7.2} {:>7.1} {:>8.1} {:>11} {:>6.1} {:>17} {:>5}",
             m.method.name(),
             short_count(m.connections as f64),
             m.phase.name(),

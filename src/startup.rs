@@ -418,6 +418,24 @@ mod tests {
     }
 
     #[test]
+    fn fullnat_real_servers_make_their_port_inside() {
+        let one = "local_addresses = [\"10.1.0.100\"]";
+        let c = two_arms("", "", &service("fullnat", "10.1.0.11:8080", one));
+        assert_eq!(client_sides(&c), [Source, Destination]);
+    }
+
+    #[test]
+    fn fullnat_warns_of_workers_that_own_no_local_address() {
+        let one = "local_addresses = [\"10.1.0.100\"]";
+        let mut c = two_arms("", "", &service("fullnat", "10.1.0.11:8080", one));
+        let w = fullnat_warnings(&c);
+        c.dpdk.workers.truncate(1);
+        assert!(fullnat_warnings(&c).is_empty(), "one worker owns them all");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("1 of 2 workers own none"), "{}", w[0]);
+    }
+
+    #[test]
     fn mempool_covers_every_ring_and_is_a_mersenne_size() {
         let n = mempool_size(2, 2, 1024, 32, 256);
         assert!(n as usize >= 2 * 2 * 2 * 1024);

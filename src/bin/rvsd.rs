@@ -109,6 +109,9 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     if args.check {
+        for w in startup::fullnat_warnings(&config) {
+            warn!("{}: {w}", args.config.display());
+        }
         info!(
             "{}: valid ({} interface(s), {} worker(s))",
             args.config.display(),

@@ -546,6 +546,7 @@ mod tests {
             vip: Endpoint::new(Ipv4Addr::new(203, 0, 113, 100), 80),
             real: Endpoint::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
             timeout_s: 900,
+            local: None,
         }
     }
 

@@ -837,6 +837,48 @@ impl SnapshotCollector {
             "Fragments the worker's fragment queue can hold at most.",
             &fill(|w| w.fill.fragment_queue_capacity),
         )?;
+        // FullNAT's local ports, per (local address, protocol), summed
+        // over the workers (each owns its own addresses).
+        let mut local: std::collections::BTreeMap<(std::net::Ipv4Addr, &str), [u64; 3]> =
+            std::collections::BTreeMap::new();
+        for w in workers {
+            for u in &w.local {
+                let e = local.entry((u.addr, u.protocol.name())).or_default();
+                e[0] += u.in_use;
+                e[1] += u.capacity;
+                e[2] += u.exhausted;
+            }
+        }
+        let local_rows = |i: usize| -> Vec<(Labels, u64)> {
+            local
+                .iter()
+                .map(|((addr, proto), v)| {
+                    let labels: Labels = vec![
+                        ("address", addr.to_string()),
+                        ("protocol", proto.to_string()),
+                    ];
+                    (labels, v[i])
+                })
+                .collect()
+        };
+        gauges(
+            encoder,
+            "rvs_local_ports_in_use",
+            "FullNAT local ports held by connections, per local address and protocol.",
+            &local_rows(0),
+        )?;
+        gauges(
+            encoder,
+            "rvs_local_ports_capacity",
+            "FullNAT local ports of the range, per local address and protocol.",
+            &local_rows(1),
+        )?;
+        counters(
+            encoder,
+            "rvs_local_ports_exhausted",
+            "New FullNAT connections that found no free local port, per local address and protocol.",
+            &local_rows(2),
+        )?;
         gauges(
             encoder,
             "rvs_worker_busy_ratio",
@@ -1285,6 +1327,7 @@ pub(crate) mod tests {
         stats.drop(DropReason::BadChecksum);
         WorkerSnapshot {
             lcore,
+            local: Vec::new(),
             stats,
             real_servers: conns
                 .iter()
@@ -1396,6 +1439,26 @@ pub(crate) mod tests {
     const RS11: &str = "real_server=\"10.1.0.11:8080\"";
     const RS12: &str = "real_server=\"10.1.0.12:8080\"";
     const RS13: &str = "real_server=\"10.1.0.13:8080\"";
+
+    #[test]
+    fn fullnat_local_ports_are_gauges_and_a_counter_per_local_address() {
+        use crate::lb::local_pool::LocalUsage;
+        let mut snap = snapshot();
+        let usage = |in_use, exhausted| LocalUsage {
+            addr: std::net::Ipv4Addr::new(10, 2, 0, 100),
+            protocol: crate::lb::service::Protocol::Tcp,
+            in_use,
+            capacity: 64512,
+            exhausted,
+        };
+        snap.workers[0].local = vec![usage(3, 1)];
+        snap.workers[1].local = vec![usage(4, 0)];
+        let text = render(snap);
+        let lip = ["address=\"10.2.0.100\"", "protocol=\"tcp\""];
+        assert_value(&text, "rvs_local_ports_in_use", &lip, 7.0);
+        assert_value(&text, "rvs_local_ports_capacity", &lip, 129024.0);
+        assert_value(&text, "rvs_local_ports_exhausted_total", &lip, 1.0);
+    }
 
     #[test]
     fn real_server_metrics_sum_the_workers() {

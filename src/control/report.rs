@@ -25,6 +25,8 @@ pub struct WorkerSnapshot {
     pub refused: Vec<RefusalCounts>,
     /// Per real server (as `real_servers`), held at its upper threshold.
     pub overloaded: Vec<bool>,
+    /// FullNAT: its local ports, per (local address, protocol) it owns.
+    pub local: Vec<crate::lb::local_pool::LocalUsage>,
 }
 
 /// One packet-buffer pool's use: read on the control side from the
@@ -252,6 +254,9 @@ pub fn stats(workers: &[WorkerSnapshot]) -> Value {
             w.fill.add_to_json(w.connections, &mut v);
             add_handshakes(&w.real_servers, &mut v);
             servers.extend_from_slice(&w.real_servers);
+            if !w.local.is_empty() {
+                v["local_ports"] = local_ports_json(&w.local);
+            }
             v
         })
         .collect();
@@ -259,7 +264,34 @@ pub fn stats(workers: &[WorkerSnapshot]) -> Value {
     t["connections"] = json!(conns);
     add_handshakes(&servers, &mut t);
     fill.add_to_json(conns, &mut t);
+    let all: Vec<_> = workers
+        .iter()
+        .flat_map(|w| w.local.iter().copied())
+        .collect();
+    if !all.is_empty() {
+        t["local_ports"] = local_ports_json(&all);
+    }
     json!({ "workers": per, "total": t })
+}
+
+/// FullNAT's local ports by `"ADDRESS/PROTOCOL"`: in use, capacity and
+/// exhausted (new connections that found none), summed over `usage`.
+fn local_ports_json(usage: &[crate::lb::local_pool::LocalUsage]) -> Value {
+    let mut m = serde_json::Map::new();
+    for u in usage {
+        let key = format!("{}/{}", u.addr, u.protocol);
+        let e = m
+            .entry(key)
+            .or_insert_with(|| json!({"in_use": 0, "capacity": 0, "exhausted": 0}));
+        for (k, v) in [
+            ("in_use", u.in_use),
+            ("capacity", u.capacity),
+            ("exhausted", u.exhausted),
+        ] {
+            e[k] = json!(e[k].as_u64().unwrap_or(0) + v);
+        }
+    }
+    Value::Object(m)
 }
 
 #[cfg(test)]
@@ -289,6 +321,7 @@ mod tests {
     fn worker(lcore: u32, conns: [u64; 2]) -> WorkerSnapshot {
         WorkerSnapshot {
             lcore,
+            local: Vec::new(),
             stats: WorkerStats {
                 rx_packets: 10,
                 ..Default::default()

@@ -169,6 +169,7 @@ pub fn snapshots(cells: &[(u32, Arc<StatsCell>)]) -> Vec<WorkerSnapshot> {
             fill: cell.fill(),
             refused: cell.refused(),
             overloaded: cell.overloaded(),
+            local: cell.local_usage(),
         })
         .collect()
 }

@@ -523,7 +523,20 @@ pub struct StatsCell {
     published_services: AtomicUsize,
     /// Connections in the table, then the `TableFill` gauges.
     gauges: [AtomicU64; GAUGES],
+    /// FullNAT's local ports, per (local address, protocol) the worker
+    /// owns: `LOCAL_CELLS` each, the first [`LOCAL_ENTRIES`] of them.
+    local: Box<[AtomicU64]>,
+    /// Entries in the worker's last publication of `local`.
+    published_local: AtomicUsize,
 }
+
+/// (local address, protocol) entries a cell publishes at most: a worker
+/// owns at most this many (64 addresses × 2 protocols).
+pub const LOCAL_ENTRIES: usize = 128;
+
+/// Cells per local entry: address and protocol, in use, capacity,
+/// exhausted.
+const LOCAL_CELLS: usize = 4;
 
 impl Default for StatsCell {
     fn default() -> Self {
@@ -547,7 +560,42 @@ impl StatsCell {
             refused: RwLock::new(Vec::new()),
             published_services: AtomicUsize::new(0),
             gauges: std::array::from_fn(|_| AtomicU64::new(0)),
+            local: zeros(LOCAL_ENTRIES * LOCAL_CELLS).into_boxed_slice(),
+            published_local: AtomicUsize::new(0),
         }
+    }
+
+    /// Copies the worker's FullNAT local port figures in (worker side);
+    /// entries beyond [`LOCAL_ENTRIES`] are left out.
+    pub fn publish_local(&self, usage: impl Iterator<Item = crate::lb::local_pool::LocalUsage>) {
+        let mut n = 0;
+        for (u, cells) in usage.zip(self.local.chunks_exact(LOCAL_CELLS)) {
+            let key = (u64::from(u32::from(u.addr)) << 8) | u64::from(u.protocol.number());
+            for (a, v) in cells.iter().zip([key, u.in_use, u.capacity, u.exhausted]) {
+                a.store(v, Ordering::Relaxed);
+            }
+            n += 1;
+        }
+        self.published_local.store(n, Ordering::Relaxed);
+    }
+
+    /// The last published local port figures (control side).
+    pub fn local_usage(&self) -> Vec<crate::lb::local_pool::LocalUsage> {
+        let n = self.published_local.load(Ordering::Relaxed);
+        self.local
+            .chunks_exact(LOCAL_CELLS)
+            .take(n)
+            .filter_map(|c| {
+                let key = c[0].load(Ordering::Relaxed);
+                Some(crate::lb::local_pool::LocalUsage {
+                    addr: std::net::Ipv4Addr::from((key >> 8) as u32),
+                    protocol: crate::lb::service::Protocol::from_number(key as u8)?,
+                    in_use: c[1].load(Ordering::Relaxed),
+                    capacity: c[2].load(Ordering::Relaxed),
+                    exhausted: c[3].load(Ordering::Relaxed),
+                })
+            })
+            .collect()
     }
 
     /// The same cell with room for `services` virtual servers' refusal
@@ -794,6 +842,23 @@ mod tests {
         cell.reserve(0, 2);
         cell.publish_refused(&[[1, 2, 3, 4], [5, 6, 7, 8]]);
         assert_eq!(cell.refused(), vec![[1, 2, 3, 4], [5, 6, 7, 8]]);
+    }
+
+    #[test]
+    fn local_port_figures_round_trip_through_the_cell() {
+        use crate::lb::local_pool::LocalUsage;
+        let cell = StatsCell::new(0);
+        let u = LocalUsage {
+            addr: std::net::Ipv4Addr::new(10, 2, 0, 100),
+            protocol: crate::lb::service::Protocol::Udp,
+            in_use: 5,
+            capacity: 10,
+            exhausted: 2,
+        };
+        cell.publish_local([u, u].into_iter());
+        assert_eq!(cell.local_usage(), vec![u, u]);
+        cell.publish_local(std::iter::empty());
+        assert!(cell.local_usage().is_empty());
     }
 
     #[test]

@@ -61,6 +61,16 @@ impl RecordFilter {
         if !known {
             return Err(RecordError::UnknownRealServer);
         }
+        if service.forward == crate::lb::service::ForwardMethod::FullNat
+            && !r.removed
+            && !r
+                .local
+                .is_some_and(|l| service.local.addresses.contains(&l.ip))
+        {
+            // The connection's replies come to its local address: one this
+            // balancer does not have could not be taken over.
+            return Err(RecordError::UnknownLocalAddress);
+        }
         let limit = self.limit_s(r);
         let mut record = *r;
         let capped = !r.removed && r.timeout_s > limit;
@@ -108,6 +118,7 @@ mod tests {
             vip: ep([203, 0, 113, 100], 80),
             real: ep([10, 1, 0, 11], 8080),
             timeout_s,
+            local: None,
         }
     }
 
@@ -156,5 +167,40 @@ mod tests {
             ..record(60)
         };
         assert_eq!(filter().check(&r), Err(RecordError::UnknownRealServer));
+    }
+
+    #[test]
+    fn a_fullnat_record_needs_one_of_the_services_local_addresses() {
+        let key = ServiceKey {
+            vip: ep([203, 0, 113, 100], 80),
+            protocol: Protocol::Tcp,
+        };
+        let mut vs = VirtualService::new(
+            "fnat",
+            key,
+            ForwardMethod::FullNat,
+            SchedulerKind::Rr,
+            [(ep([10, 1, 0, 11], 8080), 1)],
+        );
+        vs.local.addresses = vec![Ipv4Addr::new(10, 2, 0, 100)];
+        let f = RecordFilter::new(Arc::new(ServiceTable::new(vec![vs])), Timeouts::default());
+        let r = Record {
+            protocol: Protocol::Tcp,
+            state: State::Established,
+            input_only: false,
+            removed: false,
+            client: ep([198, 51, 100, 7], 40000),
+            vip: ep([203, 0, 113, 100], 80),
+            real: ep([10, 1, 0, 11], 8080),
+            timeout_s: 60,
+            local: Some(ep([10, 2, 0, 100], 1024)),
+        };
+        assert!(f.check(&r).is_ok());
+        for local in [None, Some(ep([10, 2, 0, 101], 1024))] {
+            assert_eq!(
+                f.check(&Record { local, ..r }).err(),
+                Some(RecordError::UnknownLocalAddress)
+            );
+        }
     }
 }

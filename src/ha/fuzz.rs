@@ -193,6 +193,7 @@ fn template_record(i: u64) -> Record {
         ),
         real: ep([10, 1, 0, 11 + (i % 3) as u8], 8080),
         timeout_s: (i as u32).wrapping_mul(2_654_435_761),
+        local: None,
     }
 }
 

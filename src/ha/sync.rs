@@ -1,12 +1,15 @@
-//! The connection-sync wire format (version 2): what the active balancer
+//! The connection-sync wire format (version 3): what the active balancer
 //! tells its standby about its connections, over UDP on the management
 //! link. `docs/sync-protocol.md` is the specification, byte by byte; the
 //! tests below check the layout against it.
 //!
-//! One datagram is a 32-byte [`Header`], then `count` fixed-size 28-byte
+//! One datagram is a 32-byte [`Header`], then `count` fixed-size 36-byte
 //! [`Record`]s, then a 16-byte MAC: at most [`MAX_DATAGRAM_LEN`] bytes in
-//! all (48 records), so a datagram never fragments on a 1500-byte MTU.
-//! All fields are big-endian.
+//! all (37 records), so a datagram never fragments on a 1500-byte MTU.
+//! All fields are big-endian. Version 3 added the FullNAT local address
+//! and port after version 2's 28 bytes; version-2 datagrams (28-byte
+//! records, no local end) are still read, so a standby upgraded first
+//! keeps its peer's connections.
 //!
 //! Why it is built this way:
 //! - **Fixed-size records, no TLVs.** Every record has the same layout, so
@@ -20,7 +23,8 @@
 //!   address and port; the receiver finds its own indexes from its own
 //!   configuration. The reply tuple is not sent: with NAT, DR and TUN it
 //!   follows from these three endpoints and the service's forwarding
-//!   method.
+//!   method; FullNAT's names the local address and port, which the record
+//!   carries.
 //! - **Authenticated, replay-proof.** The header names the sender (its
 //!   configured id), the sender's boot (a number that grows with every
 //!   start) and a 64-bit sequence number; the trailing MAC
@@ -74,18 +78,28 @@ mod field {
         pub const REAL_PORT: usize = 20;
         // 22: reserved (u16).
         pub const TIMEOUT: usize = 24;
-        pub const LEN: usize = 28;
+        /// Where a version-2 record ends.
+        pub const LEN_V2: usize = 28;
+        pub const LOCAL_ADDR: usize = 28;
+        pub const LOCAL_PORT: usize = 32;
+        // 34: reserved (u16).
+        pub const LEN: usize = 36;
     }
 }
 
 /// The first four bytes of every sync datagram.
 pub const MAGIC: [u8; 4] = *b"RVSS";
-/// The version this module reads and writes.
-pub const VERSION: u8 = 2;
+/// The version this module writes (and reads).
+pub const VERSION: u8 = 3;
+/// The previous version, still read: its records end before the local
+/// address (no FullNAT).
+pub const VERSION_V2: u8 = 2;
 /// Length of the header.
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 /// Length of one connection record.
 pub const RECORD_LEN: usize = field::record::LEN;
+/// Length of one version-2 connection record.
+pub const RECORD_LEN_V2: usize = field::record::LEN_V2;
 /// Length of the MAC that ends every datagram.
 pub const TRAILER_LEN: usize = MAC_LEN;
 /// The shortest datagram: a header and a MAC, no record.
@@ -93,7 +107,7 @@ pub const MIN_DATAGRAM_LEN: usize = HEADER_LEN + TRAILER_LEN;
 /// The largest datagram a sender builds (UDP payload): with the IPv4 and
 /// UDP headers, 1428 bytes, so it never fragments on a 1500-byte MTU.
 pub const MAX_DATAGRAM_LEN: usize = 1400;
-/// Records in a full datagram: 48 (32 + 48 × 28 + 16 = 1392 bytes).
+/// Records in a full datagram: 37 (32 + 37 × 36 + 16 = 1380 bytes).
 pub const MAX_RECORDS: usize = (MAX_DATAGRAM_LEN - HEADER_LEN - TRAILER_LEN) / RECORD_LEN;
 /// The UDP port sync datagrams go to unless the `[ha]` section says
 /// otherwise.
@@ -106,6 +120,8 @@ const FLAG_RESYNC: u8 = 0x01;
 const RECORD_INPUT_ONLY: u8 = 0x01;
 /// Record flag: the connection is gone; the receiver removes it.
 const RECORD_REMOVED: u8 = 0x02;
+/// Record flag (version 3): FullNAT, the local address and port are set.
+const RECORD_LOCAL: u8 = 0x04;
 
 /// What a datagram says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -250,15 +266,19 @@ pub enum RecordError {
     UnknownService,
     /// The service has no such real server (nor sorry server).
     UnknownRealServer,
+    /// A FullNAT service's record without a local address, or with one
+    /// the service does not have.
+    UnknownLocalAddress,
 }
 
 impl RecordError {
     /// Every reason, in counter order.
-    pub const ALL: [RecordError; 4] = [
+    pub const ALL: [RecordError; 5] = [
         RecordError::UnknownProtocol,
         RecordError::UnknownState,
         RecordError::UnknownService,
         RecordError::UnknownRealServer,
+        RecordError::UnknownLocalAddress,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -270,6 +290,7 @@ impl RecordError {
             RecordError::UnknownState => "unknown_state",
             RecordError::UnknownService => "unknown_service",
             RecordError::UnknownRealServer => "unknown_real_server",
+            RecordError::UnknownLocalAddress => "unknown_local_address",
         }
     }
 }
@@ -302,12 +323,18 @@ pub struct Record {
     pub real: Endpoint,
     /// Whole seconds the connection lives without further packets.
     pub timeout_s: u32,
+    /// FullNAT: the local address and port the real server sees.
+    pub local: Option<Endpoint>,
 }
 
 impl Record {
-    /// Decodes one record.
-    pub fn parse(b: &[u8; RECORD_LEN]) -> Result<Record, RecordError> {
+    /// Decodes one record: a version-3 one ([`RECORD_LEN`] bytes) or a
+    /// version-2 one ([`RECORD_LEN_V2`] bytes, no local end).
+    pub fn parse(b: &[u8]) -> Result<Record, RecordError> {
         use field::record as f;
+        if b.len() < f::LEN_V2 {
+            return Err(RecordError::UnknownProtocol);
+        }
         let protocol = Protocol::from_number(b[f::PROTOCOL]).ok_or(RecordError::UnknownProtocol)?;
         let state = State::from_u8(b[f::STATE]).ok_or(RecordError::UnknownState)?;
         let flags = b[f::FLAGS];
@@ -322,6 +349,8 @@ impl Record {
             vip: endpoint(f::VIP_ADDR, f::VIP_PORT),
             real: endpoint(f::REAL_ADDR, f::REAL_PORT),
             timeout_s: get_u32(b, f::TIMEOUT),
+            local: (b.len() >= f::LEN && flags & RECORD_LOCAL != 0)
+                .then(|| endpoint(f::LOCAL_ADDR, f::LOCAL_PORT)),
         })
     }
 
@@ -335,7 +364,12 @@ impl Record {
             RECORD_INPUT_ONLY
         } else {
             0
-        } | if self.removed { RECORD_REMOVED } else { 0 };
+        } | if self.removed { RECORD_REMOVED } else { 0 }
+            | if self.local.is_some() {
+                RECORD_LOCAL
+            } else {
+                0
+            };
         b[f::CLIENT_ADDR..f::CLIENT_ADDR + 4].copy_from_slice(&self.client.ip.octets());
         b[f::VIP_ADDR..f::VIP_ADDR + 4].copy_from_slice(&self.vip.ip.octets());
         b[f::REAL_ADDR..f::REAL_ADDR + 4].copy_from_slice(&self.real.ip.octets());
@@ -343,6 +377,10 @@ impl Record {
         put_u16(b, f::VIP_PORT, self.vip.port);
         put_u16(b, f::REAL_PORT, self.real.port);
         put_u32(b, f::TIMEOUT, self.timeout_s);
+        if let Some(l) = self.local {
+            b[f::LOCAL_ADDR..f::LOCAL_ADDR + 4].copy_from_slice(&l.ip.octets());
+            put_u16(b, f::LOCAL_PORT, l.port);
+        }
     }
 
     /// The event a standby's worker installs (check [`Record::removed`]
@@ -356,6 +394,7 @@ impl Record {
             vip: self.vip,
             real: self.real,
             timeout_s: self.timeout_s,
+            local: self.local,
         }
     }
 }
@@ -372,6 +411,7 @@ impl From<SyncEvent> for Record {
             vip: e.vip,
             real: e.real,
             timeout_s: e.timeout_s,
+            local: e.local,
         }
     }
 }
@@ -399,6 +439,8 @@ fn get_u64(buf: &[u8], at: usize) -> u64 {
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
     kind: MessageKind,
+    /// The length of its records: the version's.
+    record_len: usize,
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
@@ -417,9 +459,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         // The version before the length: a version-1 peer's 20-byte
         // datagrams are counted as the version they are.
-        if b[field::VERSION] != VERSION {
-            return Err(Error::UnsupportedVersion);
-        }
+        let record_len = match b[field::VERSION] {
+            VERSION => RECORD_LEN,
+            VERSION_V2 => RECORD_LEN_V2,
+            _ => return Err(Error::UnsupportedVersion),
+        };
         if b.len() < MIN_DATAGRAM_LEN {
             return Err(Error::Truncated);
         }
@@ -429,14 +473,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Malformed);
         }
         let body = b.len() - MIN_DATAGRAM_LEN;
-        let needed = count * RECORD_LEN;
+        let needed = count * record_len;
         if body < needed {
             return Err(Error::Truncated);
         }
         if body > needed {
             return Err(Error::Malformed);
         }
-        Ok(Packet { buffer, kind })
+        Ok(Packet {
+            buffer,
+            kind,
+            record_len,
+        })
     }
 
     /// The wrapped buffer.
@@ -444,7 +492,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer
     }
 
-    /// The protocol version (always [`VERSION`] once checked).
+    /// The protocol version ([`VERSION`] or [`VERSION_V2`] once checked).
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VERSION]
     }
@@ -511,9 +559,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The records, each decoded or refused on its own.
     pub fn records(&self) -> Records<'_> {
         let b = self.buffer.as_ref();
-        let end = HEADER_LEN + usize::from(self.record_count()) * RECORD_LEN;
+        let end = HEADER_LEN + usize::from(self.record_count()) * self.record_len;
         Records {
-            chunks: b[HEADER_LEN..end].chunks_exact(RECORD_LEN),
+            chunks: b[HEADER_LEN..end].chunks_exact(self.record_len),
         }
     }
 }
@@ -528,9 +576,8 @@ impl Iterator for Records<'_> {
     type Item = Result<Record, RecordError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        // `chunks_exact` yields RECORD_LEN-byte chunks only.
-        let chunk: &[u8; RECORD_LEN] = self.chunks.next()?.try_into().ok()?;
-        Some(Record::parse(chunk))
+        // `chunks_exact` yields records of the datagram's version only.
+        Some(Record::parse(self.chunks.next()?))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -673,6 +720,7 @@ mod tests {
             vip: ep([203, 0, 113, 100], 80),
             real: ep([10, 1, 0, 11], 8080),
             timeout_s: 900,
+            local: None,
         }
     }
 
@@ -700,12 +748,12 @@ mod tests {
     #[test]
     fn header_layout_matches_the_spec() {
         let d = datagram(&[record(40000), record(40001)]);
-        assert_eq!(d.len(), 32 + 2 * 28 + 16);
+        assert_eq!(d.len(), 32 + 2 * 36 + 16);
         assert_eq!(
             &d[..32],
             &[
                 b'R', b'V', b'S', b'S', // magic
-                2,    // version
+                3,    // version
                 1,    // type: connections
                 0,    // flags
                 0,    // reserved
@@ -716,7 +764,7 @@ mod tests {
                 0, 0, // reserved
             ]
         );
-        assert_eq!(&d[32 + 56..], &[0; 16], "no key: a zero MAC");
+        assert_eq!(&d[32 + 72..], &[0; 16], "no key: a zero MAC");
     }
 
     /// The MAC covers every byte before it: any change is caught.
@@ -754,6 +802,7 @@ mod tests {
             vip: ep([203, 0, 113, 100], 80),
             real: ep([10, 1, 0, 11], 8080),
             timeout_s: 0x0001_0203,
+            local: None,
         };
         let mut b = [0xee; RECORD_LEN];
         r.emit(&mut b);
@@ -772,9 +821,30 @@ mod tests {
                 0x1f, 0x90, // real server port
                 0, 0, // reserved
                 0x00, 0x01, 0x02, 0x03, // timeout, seconds
+                0, 0, 0, 0, // local address: none
+                0, 0, // local port
+                0, 0, // reserved
             ]
         );
         assert_eq!(Record::parse(&b), Ok(r));
+    }
+
+    /// Version 3's FullNAT local end, written out by hand.
+    #[test]
+    fn a_fullnat_record_carries_its_local_address_and_port() {
+        let r = Record {
+            local: Some(ep([10, 2, 0, 100], 0x1234)),
+            ..record(40000)
+        };
+        let mut b = [0xee; RECORD_LEN];
+        r.emit(&mut b);
+        assert_eq!(b[2], 0x04, "flags: local");
+        assert_eq!(&b[28..], &[10, 2, 0, 100, 0x12, 0x34, 0, 0]);
+        assert_eq!(Record::parse(&b), Ok(r));
+        let d = datagram(&[r, record(1)]);
+        let p = Packet::new_checked(&d[..]).unwrap();
+        assert_eq!(p.records().collect::<Vec<_>>(), vec![Ok(r), Ok(record(1))]);
+        assert_eq!(r.event().local, r.local);
     }
 
     /// The example of `docs/sync-protocol.md`, byte for byte.
@@ -799,17 +869,27 @@ mod tests {
                 seq: 1,
             }
         );
+        assert_eq!(
+            p.version(),
+            VERSION_V2,
+            "a version-2 datagram is still read"
+        );
         assert_eq!(p.records().collect::<Vec<_>>(), vec![Ok(record(40000))]);
+        // The builder writes version 3: the same record, 8 bytes longer.
         let mut buf = [0u8; 128];
         let h = p.header();
         let mut b = Builder::new(&mut buf, &h).unwrap();
         b.push(&record(40000)).unwrap();
-        assert_eq!(b.finish(None), &d[..], "and it is what the builder writes");
+        let v3 = b.finish(None);
+        assert_eq!(v3[4], VERSION);
+        assert_eq!(&v3[5..32], &d[5..32]);
+        assert_eq!(&v3[32..60], &d[32..60], "the version-2 part of the record");
+        assert_eq!(&v3[60..68], &[0; 8], "no local end");
     }
 
     #[test]
-    fn a_full_datagram_holds_48_records_in_1392_bytes() {
-        assert_eq!(MAX_RECORDS, 48);
+    fn a_full_datagram_holds_37_records_in_1380_bytes() {
+        assert_eq!(MAX_RECORDS, 37);
         let mut buf = [0u8; 9000]; // a jumbo buffer changes nothing
         let mut b = Builder::new(&mut buf, &header(MessageKind::Connections)).unwrap();
         assert_eq!(b.capacity(), MAX_RECORDS);
@@ -821,7 +901,7 @@ mod tests {
         assert_eq!(usize::from(n), MAX_RECORDS);
         assert_eq!(b.push(&record(n)), Err(Full), "still full");
         let d = b.finish(None);
-        assert_eq!(d.len(), 1392);
+        assert_eq!(d.len(), 1380);
         assert!(
             d.len() + 20 + 8 <= 1500,
             "IPv4 + UDP + payload fits the MTU"
@@ -940,7 +1020,7 @@ mod tests {
     #[test]
     fn other_versions_are_unsupported() {
         let mut d = datagram(&[record(1)]);
-        for v in [0, 1, 3, 255] {
+        for v in [0, 1, 4, 255] {
             d[4] = v;
             assert_eq!(
                 Packet::new_checked(&d[..]).err(),
@@ -1026,10 +1106,12 @@ mod tests {
         d[7] = 0xff;
         d[30] = 0xff;
         d[31] = 0xff;
-        d[HEADER_LEN + 2] |= 0xfc; // record flags other than the two defined
+        d[HEADER_LEN + 2] |= 0xf8; // record flags other than the three defined
         d[HEADER_LEN + 3] = 0xff;
         d[HEADER_LEN + 22] = 0xff;
         d[HEADER_LEN + 23] = 0xff;
+        d[HEADER_LEN + 34] = 0xff;
+        d[HEADER_LEN + 35] = 0xff;
         let p = Packet::new_checked(&d[..]).unwrap();
         assert!(!p.resync());
         assert_eq!(p.header(), header(MessageKind::Connections));
@@ -1059,6 +1141,7 @@ mod tests {
             vip: ep([203, 0, 113, 100], 443),
             real: ep([10, 1, 0, 12], 443),
             timeout_s: 30,
+            local: None,
         };
         let r = Record::from(e);
         assert!(!r.removed);
@@ -1106,6 +1189,7 @@ mod tests {
                     vip,
                     real,
                     timeout_s,
+                    local: None,
                 },
             )
     }

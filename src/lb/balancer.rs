@@ -1838,6 +1838,10 @@ impl Balancer {
             vip: Endpoint::new(o.dst, o.dst_port),
             real,
             timeout_s: (c.expires_ns.saturating_sub(now) / 1_000_000_000) as u32,
+            local: (self.services.get(c.vs).forward == ForwardMethod::FullNat).then(|| {
+                let r = c.reply();
+                Endpoint::new(r.dst, r.dst_port)
+            }),
         })
     }
 
@@ -1869,7 +1873,16 @@ impl Balancer {
             let proto = ev.protocol.number();
             let original =
                 FlowKey::new(ev.client.ip, ev.client.port, ev.vip.ip, ev.vip.port, proto);
-            let reply = reply_key(service.forward, &original, ev.real);
+            let reply = match (service.forward, ev.local) {
+                // FullNAT: the peer's local end, which this worker takes
+                // out of its pool below (a record without one, or with a
+                // local address the service does not have, is skipped).
+                (ForwardMethod::FullNat, Some(l)) if service.local.addresses.contains(&l.ip) => {
+                    FlowKey::new(ev.real.ip, ev.real.port, l.ip, l.port, proto)
+                }
+                (ForwardMethod::FullNat, _) => continue,
+                (forward, _) => reply_key(forward, &original, ev.real),
+            };
             // Never longer than a connection in that state lives here (the
             // sync thread caps and counts first; this holds for any caller).
             let local_ns = match ev.protocol {
@@ -1922,6 +1935,13 @@ impl Balancer {
                 .conns
                 .insert(original, reply, init, now, |c| counters.forget(c, now))
             {
+                if service.forward == ForwardMethod::FullNat {
+                    // The port is this connection's here too (a no-op when
+                    // this worker does not own the local address).
+                    self.counters
+                        .local
+                        .claim(reply.dst, reply.proto, reply.dst_port);
+                }
                 self.counters.created(self.conns.get(id));
                 // Its client's SYN was not seen here: no address carried
                 // (a slot's earlier connection must not lend it its own).

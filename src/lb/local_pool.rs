@@ -162,6 +162,14 @@ pub struct LocalUsage {
 #[derive(Clone, Debug, Default)]
 pub struct LocalPool {
     ports: Vec<Ports>,
+    /// (address << 8 | protocol, index in `ports`), sorted: a release
+    /// finds its entry by binary search whatever the number of addresses.
+    by_key: Vec<(u64, usize)>,
+}
+
+/// The sort key of an (address, protocol).
+fn key(addr: Ipv4Addr, proto: u8) -> u64 {
+    (u64::from(u32::from(addr)) << 8) | u64::from(proto)
 }
 
 impl LocalPool {
@@ -175,7 +183,13 @@ impl LocalPool {
             }
             ports.push(Ports::new(addr, proto, range));
         }
-        LocalPool { ports }
+        let mut by_key: Vec<(u64, usize)> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (key(e.addr, e.proto), i))
+            .collect();
+        by_key.sort_unstable();
+        LocalPool { ports, by_key }
     }
 
     /// True when the pool holds no address (this worker owns none).
@@ -184,10 +198,13 @@ impl LocalPool {
     }
 
     /// The index of `(addr, proto)` in the pool, for [`LocalPool::take_at`].
+    #[inline]
     pub fn index_of(&self, addr: Ipv4Addr, proto: u8) -> Option<usize> {
-        self.ports
-            .iter()
-            .position(|e| e.addr == addr && e.proto == proto)
+        let k = key(addr, proto);
+        self.by_key
+            .binary_search_by_key(&k, |&(k, _)| k)
+            .ok()
+            .map(|at| self.by_key[at].1)
     }
 
     /// The address of entry `i`.
@@ -214,12 +231,8 @@ impl LocalPool {
     /// Gives `addr:port` back; false when it was not out.
     #[inline]
     pub fn release(&mut self, addr: Ipv4Addr, proto: u8, port: u16) -> bool {
-        match self
-            .ports
-            .iter_mut()
-            .find(|e| e.addr == addr && e.proto == proto)
-        {
-            Some(e) => e.release(port),
+        match self.index_of(addr, proto) {
+            Some(i) => self.ports[i].release(port),
             None => false,
         }
     }

@@ -383,7 +383,8 @@ pub struct ServiceTable {
     by_key6: HashMap<(Ipv6Addr, u16, u8), ServiceId>,
     nat_real6: HashMap<(Ipv6Addr, u16, u8), Vec<(ServiceId, RealServerId)>>,
     vips6: Vec<Ipv6Addr>,
-    /// Every FullNAT local address (distinct).
+    /// Every FullNAT local address (distinct, sorted: found by binary
+    /// search).
     locals: Vec<Ipv4Addr>,
 }
 
@@ -465,6 +466,7 @@ impl ServiceTable {
                 }
             }
         }
+        locals.sort_unstable();
         let draining_servers = services
             .iter()
             .enumerate()
@@ -733,10 +735,10 @@ impl ServiceTable {
     /// to it is a real server's reply (or nothing rvs knows).
     #[inline]
     pub fn is_local_address(&self, ip: Ipv4Addr) -> bool {
-        !self.locals.is_empty() && self.locals.contains(&ip)
+        !self.locals.is_empty() && self.locals.binary_search(&ip).is_ok()
     }
 
-    /// Every distinct FullNAT local address.
+    /// Every distinct FullNAT local address, in address order.
     pub fn local_addresses(&self) -> &[Ipv4Addr] {
         &self.locals
     }

@@ -37,6 +37,10 @@ pub struct SyncEvent {
     pub real: Endpoint,
     /// Seconds the connection lives without further packets.
     pub timeout_s: u32,
+    /// FullNAT: the local address and port the real server sees (the
+    /// standby installs the connection with the same, and takes the port
+    /// out of its own pool).
+    pub local: Option<Endpoint>,
 }
 
 /// Events a buffer holds before it is handed over.
@@ -156,6 +160,7 @@ mod tests {
             vip: Endpoint::new(Ipv4Addr::new(203, 0, 113, 100), 80),
             real: Endpoint::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
             timeout_s: 900,
+            local: None,
         }
     }
 

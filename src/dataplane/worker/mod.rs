@@ -373,6 +373,7 @@ impl<F: Frame> Worker<F> {
         });
         cell.publish_refused(self.lb.refused());
         cell.publish_overloaded(self.lb.overloaded());
+        cell.publish_local(self.lb.local_usage());
     }
 
     /// Per real server counters of this worker (services in order).

@@ -244,3 +244,41 @@ fn with_rss_fullnat_replies_land_on_the_owner_and_nothing_is_handed_over() {
         assert_eq!(w.stats.total_drops(), 0);
     }
 }
+
+#[test]
+fn a_fragmented_udp_datagram_follows_with_both_addresses_rewritten() {
+    let mut lb = lb((1024, 65535));
+    let payload: Vec<u8> = (0..200u8).collect();
+    let whole = udp_ip(C, FNAT_DNS, &payload, true);
+    // Two fragments of datagram 0x4242, the first with 104 bytes of the
+    // datagram's payload (the UDP header and 96 bytes of data).
+    let fix = |mut f: Vec<u8>, frag_word: u16| {
+        let len = f.len() as u16;
+        f[2..4].copy_from_slice(&len.to_be_bytes());
+        f[4..6].copy_from_slice(&0x4242u16.to_be_bytes());
+        f[6..8].copy_from_slice(&frag_word.to_be_bytes());
+        build::fix_ip_checksum(&mut f);
+        f
+    };
+    let first = fix(whole[..20 + 104].to_vec(), 0x2000);
+    let mut later = whole[..20].to_vec();
+    later.extend_from_slice(&whole[20 + 104..]);
+    let later = fix(later, 104 / 8);
+    let (_, f1) = lb.rx(0, &from_outside(&first)).one();
+    let (_, f2) = lb.rx(0, &from_outside(&later)).one();
+    let (ip1, ip2) = (view::l3(&f1), view::l3(&f2));
+    for ip in [ip1, ip2] {
+        assert_eq!((view::src(ip), view::dst(ip)), (LIP, RS11));
+        assert!(view::ip_ok(ip));
+    }
+    // Put back together, the datagram's UDP checksum is right.
+    let mut joined = ip1.to_vec();
+    joined.extend_from_slice(&ip2[20..]);
+    let len = joined.len() as u16;
+    joined[2..4].copy_from_slice(&len.to_be_bytes());
+    joined[6..8].copy_from_slice(&[0, 0]);
+    build::fix_ip_checksum(&mut joined);
+    assert_eq!((view::sport(&joined), view::dport(&joined)), (1024, 8080));
+    assert!(view::l4_ok(&joined));
+    assert_eq!(lb.w.stats.fragments_forwarded, 1);
+}

@@ -316,6 +316,7 @@ fn an_installed_connection_never_outlives_the_local_timeout_of_its_state() {
         vip: Endpoint::new(VIP, 80),
         real: Endpoint::new(RS[0], 8080),
         timeout_s: u32::MAX, // 136 years
+        local: None,
     };
     assert_eq!(standby.install(&[event], 2), 1);
     let installed = standby.sync_dump(2);
@@ -334,6 +335,7 @@ fn a_reported_connection_for_an_unknown_service_is_skipped() {
         vip: Endpoint::new(VIP, 443),
         real: Endpoint::new(RS[0], 8080),
         timeout_s: 60,
+        local: None,
     };
     assert_eq!(standby.install(&[event], 2), 0);
     assert_eq!(standby.conn_count(), 0);
@@ -359,6 +361,7 @@ fn a_reported_connection_replaces_a_known_one_on_another_real_server() {
         vip: Endpoint::new(VIP, 80),
         real: Endpoint::new(other, 8080),
         timeout_s: 900,
+        local: None,
     };
     assert_eq!(standby.install(&[event], 2), 1);
     assert_eq!(standby.conn_count(), 1);

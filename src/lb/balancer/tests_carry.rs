@@ -104,6 +104,7 @@ fn a_synced_connection_starts_with_no_client_address_state() {
         vip: Endpoint::new(VIP, 80),
         real: Endpoint::new(RS, 8080),
         timeout_s: 60,
+        local: None,
     };
     assert_eq!(b.install(&[event], 2), 1);
     let d = b.decide(&flow(&b, to_vip(6), ACK), 3);

@@ -279,3 +279,47 @@ fn udp_of_a_carrying_fullnat_service_carries_nothing() {
         Decision::FullNatToRealServer { carry: None, .. }
     ));
 }
+
+#[test]
+fn a_synced_connection_keeps_its_local_end_and_its_port_is_taken_on_the_standby() {
+    let services = || vec![service(Protocol::Tcp, &[LIP], (5000, 5001))];
+    let mut active = balancer(services());
+    let local = local_of(active.decide(&flow(&active, to_vip(1000, 6), SYN), 1));
+    let events = active.sync_dump(2);
+    assert_eq!(
+        events[0].local,
+        Some(local),
+        "the report carries the local end"
+    );
+    let mut standby = balancer(services());
+    assert_eq!(standby.install(&events, 2), 1);
+    // After a takeover: the real server's reply to LIP:LPORT is known ...
+    let reply = FlowKey::new(RIP, 8080, local.ip, local.port, 6);
+    assert_eq!(
+        standby.decide(&flow(&standby, reply, ACK), 3),
+        Decision::FullNatToClient {
+            vip: Endpoint::new(VIP, 80),
+            client: Endpoint::new(CLIENT, 1000),
+            carry: None,
+        }
+    );
+    // ... and a new connection does not get its port.
+    let other = local_of(standby.decide(&flow(&standby, to_vip(1001, 6), SYN), 3));
+    assert_ne!(other, local);
+    assert_eq!(
+        standby.decide(&flow(&standby, to_vip(1002, 6), SYN), 3),
+        Decision::Drop(Refusal::NoLocalPort)
+    );
+}
+
+#[test]
+fn a_synced_fullnat_connection_without_a_known_local_end_is_not_installed() {
+    let mut active = balancer(vec![service(Protocol::Tcp, &[LIP], (5000, 5001))]);
+    local_of(active.decide(&flow(&active, to_vip(1000, 6), SYN), 1));
+    let mut events = active.sync_dump(2);
+    let mut standby = balancer(vec![service(Protocol::Tcp, &[LIP2], (5000, 5001))]);
+    assert_eq!(standby.install(&events, 2), 0, "another local address");
+    events[0].local = None;
+    let mut standby = balancer(vec![service(Protocol::Tcp, &[LIP], (5000, 5001))]);
+    assert_eq!(standby.install(&events, 2), 0, "none");
+}
