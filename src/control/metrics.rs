@@ -1242,7 +1242,7 @@ pub(crate) mod tests {
             target: Target {
                 vs: 0,
                 rs,
-                endpoint: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11 + rs as u8), port),
+                endpoint: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11 + rs as u8), port).into(),
                 check: HealthCheckConfig {
                     kind: HealthCheckKind::Tcp,
                     ..HealthCheckConfig::default()
