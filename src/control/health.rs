@@ -928,11 +928,10 @@ pub fn targets(services: &ServiceTable, configs: &[VirtualServerConfig]) -> Vec<
         if services.is_draining(v) {
             continue;
         }
-        let Some(config) = configs.iter().find(|c| {
-            *c.address.ip() == vs.key.vip.ip
-                && c.address.port() == vs.key.vip.port
-                && c.protocol == vs.key.protocol
-        }) else {
+        let Some(config) = configs
+            .iter()
+            .find(|c| c.address == vs.vip_addr() && c.protocol == vs.key.protocol)
+        else {
             continue;
         };
         for (r, rs) in vs.real_servers.iter().enumerate() {

@@ -80,6 +80,8 @@ mod tests;
 #[cfg(test)]
 mod tests_bounds;
 #[cfg(test)]
+mod tests_ipv6;
+#[cfg(test)]
 mod tests_runtime;
 
 pub use config::TlsCheckConfig;
