@@ -124,3 +124,18 @@ fn an_ipv4_and_an_ipv6_service_on_one_port_are_both_kept() {
     let c = config(&[DPDK, EXT, INT, v4, &vs6("nat", &[])]).unwrap();
     assert_eq!(c.virtual_servers.len(), 2);
 }
+
+#[test]
+fn an_ipv6_service_is_printed_with_bracketed_addresses() {
+    let c = config(&[DPDK, EXT, INT, &vs6("nat", &["[2001:db8:2::11]:8080"])]).unwrap();
+    let s = &virtual_services(&c.virtual_servers)[0];
+    assert!(
+        super::report::describe(s).contains("[2001:db8::10]:80/tcp"),
+        "{}",
+        super::report::describe(s)
+    );
+    assert_eq!(
+        s.real_addr(0).map(|a| a.to_string()),
+        Some("[2001:db8:2::11]:8080".to_string())
+    );
+}
