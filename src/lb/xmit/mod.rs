@@ -1,6 +1,7 @@
-//! The forwarding methods as pure rewrites over an IP packet's bytes: IPv4
-//! in `nat`, `tun`, `rst`, `synproxy`; IPv6 in `nat6` and `tun6` (DR, of
-//! either family, changes only the link layer: it is the worker's).
+//! The forwarding methods as pure rewrites over an IP packet's bytes:
+//! IPv4 in `nat`, `tun`, `rst`, `synproxy`; IPv6 in `nat6`, `tun6`,
+//! `rst6` (DR, of either family, changes only the link layer: it is the
+//! worker's).
 //!
 //! Each function takes the bytes from the IPv4 header on (already checked
 //! with `wire::ipv4::Packet::new_checked` and its header checksum verified)
@@ -17,6 +18,7 @@ pub mod nat6;
 #[cfg(test)]
 mod never_panics;
 pub mod rst;
+pub mod rst6;
 pub mod synproxy;
 pub mod tun;
 pub mod tun6;
