@@ -1096,6 +1096,14 @@ impl<A: ConnAddr> ConnTableOf<A> {
     pub fn prefetch_entry(&self, hash: u32) {
         if let Some(e) = self.entries.get(self.prefetch_target(hash)) {
             prefetch(e);
+            // A two-line entry (IPv6): its second line holds the end of
+            // the reply key and the counters. A constant: the IPv4
+            // instance compiles to the one prefetch.
+            if std::mem::size_of::<A::Conn>() > 64 {
+                if let Some(second) = bytemuck::bytes_of(e).get(64) {
+                    prefetch(second);
+                }
+            }
         }
     }
 
