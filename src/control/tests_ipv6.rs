@@ -139,3 +139,25 @@ fn an_ipv6_service_is_printed_with_bracketed_addresses() {
         Some("[2001:db8:2::11]:8080".to_string())
     );
 }
+
+#[test]
+fn the_syn_proxy_on_an_ipv6_virtual_server_is_refused_naming_it() {
+    let vs = vs6("nat", &["[2001:db8:2::11]:8080"]).replace(
+        "forward = \"nat\"\n",
+        "forward = \"nat\"\nsyn_proxy = true\n",
+    );
+    let e = config(&[DPDK, EXT, INT, &vs]).unwrap_err();
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].field, "virtual_server[0].syn_proxy");
+}
+
+#[test]
+fn an_icmp_health_check_of_ipv6_real_servers_is_refused_naming_it() {
+    let vs = vs6("nat", &["[2001:db8:2::11]:8080"]).replace(
+        "forward = \"nat\"\n",
+        "forward = \"nat\"\n[virtual_server.health_check]\ntype = \"icmp\"\n",
+    );
+    let e = config(&[DPDK, EXT, INT, &vs]).unwrap_err();
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!(e[0].field, "virtual_server[0].health_check.type");
+}

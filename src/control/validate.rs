@@ -1152,6 +1152,33 @@ fn virtual_servers(
             protocol.unwrap_or(VirtualServerConfig::DEFAULT_PROTOCOL),
             errors,
         );
+        // What IPv6 services cannot have yet, refused rather than
+        // silently not done (docs/dev/h19-v6lb.md).
+        let ipv6 = matches!(address, Some(SocketAddr::V6(_)));
+        let syn_proxy = match syn_proxy {
+            Some(true) if ipv6 => {
+                errors.push(
+                    f("syn_proxy"),
+                    t.syn_proxy.as_ref().map(|v| v.span()),
+                    "the SYN proxy does not serve IPv6 virtual servers yet".to_string(),
+                );
+                None
+            }
+            s => s,
+        };
+        let health_check = match health_check {
+            Some(hc) if ipv6 && hc.kind == HealthCheckKind::Icmp => {
+                errors.push(
+                    f("health_check.type"),
+                    t.health_check.as_ref().map(|v| v.span()),
+                    "icmp checks of IPv6 real servers are not supported yet (tcp, http, \
+                     https, tls, udp, dns and script are)"
+                        .to_string(),
+                );
+                None
+            }
+            hc => hc,
+        };
         let limits = limits::service_limits(t, &f, errors);
         let slow_start = slow_start::service(t, scheduler, &f, errors);
         ok &= slow_start.is_some();
