@@ -9,12 +9,19 @@
 //!
 //! ```sh
 //! cargo bench --no-default-features --bench conn_table -- [--conns 4K,1M] [--ops 2M]
+//!     [--family ipv4|ipv6]
+//! valgrind --tool=callgrind --toggle-collect='*conn_table::hits*' \
+//!     target/release/deps/conn_table-* --conns 4K --ops 200K --family ipv6
 //! ```
+//!
+//! Under callgrind (`--family` one at a time, one phase function
+//! collected: `hits`, `misses`, `churn`), instructions per operation are
+//! a figure the shared machine's noise does not move.
 //!
 //! One JSON object per family and size on stdout, a summary table on
 //! stderr with the IPv6 / IPv4 ratios. Figures only: nothing is asserted.
 
-use rvs::lb::conn::{ConnAddr, ConnInit, ConnTableOf, FlowKeyOf, PROTO_TCP};
+use rvs::lb::conn::{ConnAddr, ConnId, ConnInit, ConnTableOf, FlowKeyOf, PROTO_TCP};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
@@ -100,26 +107,53 @@ fn measure<A: Family>(conns: usize, ops: usize) -> Figures {
         .map(|_| keys::<A>(live[(rng.next() % live.len() as u64) as usize]).0)
         .collect();
     let start = Instant::now();
-    let mut found = 0usize;
-    for k in &probe {
-        if let Some((id, _)) = t.lookup(k, 1, |_| {}) {
-            found += usize::from(black_box(t.get(id)).vs == 0);
-        }
-    }
+    let found = hits(&mut t, &probe);
     let hit_ns = start.elapsed().as_nanos() as f64 / ops as f64;
     assert_eq!(found, ops, "every stored key found");
     let absent: Vec<_> = (0..ops).map(|_| keys::<A>(rng.next()).0).collect();
     let start = Instant::now();
-    for k in &absent {
-        black_box(t.lookup(k, 1, |_| {}));
-    }
+    misses(&mut t, &absent);
     let miss_ns = start.elapsed().as_nanos() as f64 / ops as f64;
     let steps = ops / 4;
     let picks: Vec<(usize, u64)> = (0..steps)
         .map(|_| ((rng.next() % ids.len() as u64) as usize, rng.next()))
         .collect();
     let start = Instant::now();
-    for &(i, r) in &picks {
+    churn(&mut t, &mut ids, &picks);
+    let churn_ns = start.elapsed().as_nanos() as f64 / steps as f64;
+    Figures {
+        hit_ns,
+        miss_ns,
+        churn_ns,
+        bytes_per_conn: t.memory_bytes() as f64 / conns as f64,
+    }
+}
+
+// The timed loops, each a function of its own (never inlined), so that
+// `valgrind --tool=callgrind --toggle-collect='*conn_table::hits*'` counts
+// the instructions of one phase alone (`--family` runs one family).
+
+#[inline(never)]
+fn hits<A: Family>(t: &mut ConnTableOf<A>, probe: &[FlowKeyOf<A>]) -> usize {
+    let mut found = 0usize;
+    for k in probe {
+        if let Some((id, _)) = t.lookup(k, 1, |_| {}) {
+            found += usize::from(black_box(t.get(id)).vs == 0);
+        }
+    }
+    found
+}
+
+#[inline(never)]
+fn misses<A: Family>(t: &mut ConnTableOf<A>, absent: &[FlowKeyOf<A>]) {
+    for k in absent {
+        black_box(t.lookup(k, 1, |_| {}));
+    }
+}
+
+#[inline(never)]
+fn churn<A: Family>(t: &mut ConnTableOf<A>, ids: &mut [ConnId], picks: &[(usize, u64)]) {
+    for &(i, r) in picks {
         t.remove(ids[i]);
         let (o, rep) = keys::<A>(r);
         if let Ok(id) = t.insert(o, rep, ConnInit::new(0, 0), 1, |_| {}) {
@@ -132,13 +166,6 @@ fn measure<A: Family>(conns: usize, ops: usize) -> Figures {
                 .insert(o, rep, ConnInit::new(0, 0), 1, |_| {})
                 .expect("room");
         }
-    }
-    let churn_ns = start.elapsed().as_nanos() as f64 / steps as f64;
-    Figures {
-        hit_ns,
-        miss_ns,
-        churn_ns,
-        bytes_per_conn: t.memory_bytes() as f64 / conns as f64,
     }
 }
 
@@ -156,6 +183,7 @@ fn parse_count(s: &str) -> usize {
 fn main() {
     let mut conns = vec![4_000, 1_000_000];
     let mut ops = 2_000_000;
+    let mut family = String::from("both");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -168,11 +196,24 @@ fn main() {
                     .collect()
             }
             "--ops" => ops = parse_count(&args.next().expect("--ops N")),
+            "--family" => family = args.next().expect("--family ipv4|ipv6|both"),
             _ => {} // cargo bench passes --bench
         }
     }
     let mut rows = Vec::new();
     for &n in &conns {
+        if family != "both" {
+            let f = if family == "ipv6" {
+                measure::<Ipv6Addr>(n, ops)
+            } else {
+                measure::<Ipv4Addr>(n, ops)
+            };
+            println!(
+                "{{\"bench\":\"conn_table\",\"family\":\"{family}\",\"conns\":{n},\"hit_ns\":{:.1},\"miss_ns\":{:.1},\"churn_ns\":{:.1}}}",
+                f.hit_ns, f.miss_ns, f.churn_ns
+            );
+            continue;
+        }
         let v4 = measure::<Ipv4Addr>(n, ops);
         let v6 = measure::<Ipv6Addr>(n, ops);
         for (name, f) in [(Ipv4Addr::NAME, &v4), (Ipv6Addr::NAME, &v6)] {

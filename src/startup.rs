@@ -143,7 +143,11 @@ pub fn client_sides(config: &Config) -> Vec<ClientSide> {
     let mut real_servers_behind = vec![false; n];
     let mut clients_behind = vec![n == 1; n];
     for vs in &config.virtual_servers {
-        if let Some(p) = routes.connected_port(*vs.address.ip()) {
+        // IPv6 services: the IPv6 routes' to place (not in this table).
+        let std::net::SocketAddr::V4(address) = vs.address else {
+            continue;
+        };
+        if let Some(p) = routes.connected_port(*address.ip()) {
             clients_behind[usize::from(p)] = true;
         }
         // NAT and FullNAT replies come back on the real servers' side,
@@ -153,7 +157,10 @@ pub fn client_sides(config: &Config) -> Vec<ClientSide> {
         }
         let servers = vs.real_servers.iter().map(|r| r.address);
         for server in servers.chain(vs.sorry_server) {
-            if let Some(p) = port_of(*server.ip()) {
+            let std::net::IpAddr::V4(ip) = server.ip() else {
+                continue;
+            };
+            if let Some(p) = port_of(ip) {
                 real_servers_behind[p] = true;
             }
         }

@@ -127,9 +127,9 @@ fn ten_thousand_checks_run_on_a_few_threads_each_about_once_an_interval_with_the
             vs: (i / 1000) as u16,
             rs: (i % 1000) as u16,
             endpoint: if i % 2 == 0 {
-                open[i / 2 % open.len()]
+                open[i / 2 % open.len()].into()
             } else {
-                closed[i / 2 % closed.len()]
+                closed[i / 2 % closed.len()].into()
             },
             check: check.clone(),
             name: format!("vs{}", i / 1000),

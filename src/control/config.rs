@@ -640,12 +640,15 @@ pub struct VirtualServerConfig {
     /// `MAX_NAME_LEN` characters from `[A-Za-z0-9_.-]`, unique. Required.
     /// Reloadable.
     pub name: String,
-    /// `address`: the VIP and port, `"10.0.0.100:80"`. The port is not 0;
-    /// the address is not 0.0.0.0, broadcast, multicast, or one of the
-    /// balancer's own interface addresses (whose ARP and ICMP it would
-    /// shadow). Unique together with `protocol`. Required. Reloadable, as
-    /// the removal of one service and the addition of another.
-    pub address: SocketAddrV4,
+    /// `address`: the VIP and port, `"10.0.0.100:80"`, or an IPv6 VIP
+    /// `"[2001:db8::10]:80"`. The port is not 0; the address is not
+    /// 0.0.0.0, broadcast, multicast, or one of the balancer's own
+    /// interface addresses (whose ARP and ICMP it would shadow); an IPv6
+    /// one is not unspecified, loopback or multicast. Its real servers and
+    /// sorry server are of its family. Unique together with `protocol`.
+    /// Required. Reloadable, as the removal of one service and the
+    /// addition of another.
+    pub address: SocketAddr,
     /// `protocol`: `"tcp"` or `"udp"`. Default `DEFAULT_PROTOCOL` (tcp).
     /// Reloadable, as for `address`.
     pub protocol: Protocol,
@@ -682,8 +685,9 @@ pub struct VirtualServerConfig {
     /// TCP connections are refused with a reset. The same rules as a real
     /// server's `address`: not 0.0.0.0, broadcast, multicast or the
     /// balancer's own; DR and TUN keep the virtual port; reachable by the
-    /// forwarding method. Default: none. Reloadable.
-    pub sorry_server: Option<SocketAddrV4>,
+    /// forwarding method; of the virtual server's family. Default: none.
+    /// Reloadable.
+    pub sorry_server: Option<SocketAddr>,
     /// `syn_proxy`: answer clients' SYNs with SYN cookies and open the
     /// connection to a real server only after the client's ACK proves its
     /// address, then translate sequence numbers for the rest of the
@@ -1303,9 +1307,11 @@ pub struct RealServerConfig {
     /// virtual port. The address is not 0.0.0.0, broadcast, multicast or
     /// one of the balancer's own. DR: on a connected subnet; NAT and TUN:
     /// on a connected subnet or covered by a `[[route]]`. Unique within its
-    /// virtual server. Required. Reloadable, as the removal of one real
-    /// server and the addition of another.
-    pub address: SocketAddrV4,
+    /// virtual server. Of the virtual server's family (an IPv6 real server,
+    /// `"[2001:db8:2::11]:8080"`, for an IPv6 VIP; its reachability is
+    /// the IPv6 routes' to check). Required. Reloadable, as the removal of
+    /// one real server and the addition of another.
+    pub address: SocketAddr,
     /// `weight`: its share relative to the others, 0 to `MAX_WEIGHT`; 0
     /// takes no new connections (drain) and lets existing ones live on.
     /// Default `DEFAULT_WEIGHT` (1). Reloadable, and settable at run time

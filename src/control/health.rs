@@ -57,7 +57,7 @@ use super::config::{HealthCheckConfig, HealthCheckKind, VirtualServerConfig};
 use crate::lb::service::ServiceTable;
 use event_loop::{Job, LoopHandle, Report};
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -224,7 +224,7 @@ pub struct Target {
     /// Its index within the service.
     pub rs: u16,
     /// Where probes go.
-    pub endpoint: SocketAddrV4,
+    pub endpoint: SocketAddr,
     /// How it is probed (its virtual server's `health_check`).
     pub check: HealthCheckConfig,
     /// Its virtual server's name, for logs.
@@ -241,7 +241,7 @@ pub struct HealthChange {
     /// Its virtual server's name (for the log line).
     pub name: String,
     /// The real server's address (for the log line).
-    pub endpoint: SocketAddrV4,
+    pub endpoint: SocketAddr,
     /// The new state.
     pub up: bool,
     /// Why, for the log: the last probe's result and the count that
@@ -261,7 +261,7 @@ pub struct WeightChange {
     /// Its virtual server's name (for the log line).
     pub name: String,
     /// The real server's address (for the log line).
-    pub endpoint: SocketAddrV4,
+    pub endpoint: SocketAddr,
     /// The weight asked for; `None`: the configured one (the script
     /// exited 0).
     pub weight: Option<u32>,
@@ -602,7 +602,7 @@ impl HealthChecker {
         // endpoint and check (the same indices first), else same endpoint.
         // Old targets are looked up by endpoint, so 10,000 targets do not
         // cost 10,000 scans.
-        let mut by_endpoint: HashMap<SocketAddrV4, Vec<usize>> = HashMap::new();
+        let mut by_endpoint: HashMap<SocketAddr, Vec<usize>> = HashMap::new();
         for (i, o) in old.iter().enumerate() {
             if let Some((_, s)) = o {
                 by_endpoint.entry(s.target.endpoint).or_default().push(i);
@@ -928,11 +928,10 @@ pub fn targets(services: &ServiceTable, configs: &[VirtualServerConfig]) -> Vec<
         if services.is_draining(v) {
             continue;
         }
-        let Some(config) = configs.iter().find(|c| {
-            *c.address.ip() == vs.key.vip.ip
-                && c.address.port() == vs.key.vip.port
-                && c.protocol == vs.key.protocol
-        }) else {
+        let Some(config) = configs
+            .iter()
+            .find(|c| c.address == vs.vip_addr() && c.protocol == vs.key.protocol)
+        else {
             continue;
         };
         for (r, rs) in vs.real_servers.iter().enumerate() {
@@ -943,7 +942,12 @@ pub fn targets(services: &ServiceTable, configs: &[VirtualServerConfig]) -> Vec<
             out.push(Target {
                 vs: v,
                 rs: r,
-                endpoint: SocketAddrV4::new(rs.endpoint.ip, rs.endpoint.port),
+                // An IPv6 service's servers are checked at their IPv6
+                // addresses (`lb::service::Ipv6Addrs`).
+                endpoint: match vs.real_endpoint6(r) {
+                    Some(e) => SocketAddr::from((e.ip, e.port)),
+                    None => SocketAddr::from((rs.endpoint.ip, rs.endpoint.port)),
+                },
                 check: config.health_check.clone(),
                 name: config.name.clone(),
             });
@@ -1059,8 +1063,8 @@ mod tests {
 
     // ------------------------------------------------ probes on 127.0.0.1
 
-    fn local(port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+    fn local(port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     }
 
     fn check(kind: HealthCheckKind, interval_ms: u64, timeout_ms: u64) -> HealthCheckConfig {
@@ -1181,6 +1185,39 @@ mod tests {
         assert!(r.ok, "{r:?}");
         assert!(r.detail.contains("answered 200"), "{r:?}");
         assert_eq!(rx.recv().unwrap(), "GET /healthz HTTP/1.0\r\n");
+    }
+
+    #[test]
+    fn tcp_probe_reaches_an_ipv6_real_server() {
+        let l = TcpListener::bind("[::1]:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let _stop = serve_on(l, |_| {});
+        let r = probe(addr, &check(HealthCheckKind::Tcp, 100, 1000));
+        assert!(r.ok, "{r:?}");
+    }
+
+    #[test]
+    fn http_probe_of_an_ipv6_real_server_names_it_in_brackets() {
+        let l = TcpListener::bind("[::1]:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let _stop = serve_on(l, move |mut s| {
+            let mut head = [0u8; 512];
+            let n = io::Read::read(&mut s, &mut head).unwrap_or(0);
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send(String::from_utf8_lossy(&head[..n]).into_owned());
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n");
+        });
+        let r = probe(addr, &check(HealthCheckKind::Http, 100, 1000));
+        assert!(r.ok, "{r:?}");
+        assert!(
+            r.detail.contains(&format!("on [::1]:{}", addr.port())),
+            "{r:?}"
+        );
+        assert!(rx.recv().unwrap().contains("\r\nHost: [::1]\r\n"));
     }
 
     #[test]

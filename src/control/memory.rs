@@ -17,7 +17,7 @@
 use super::config::Config;
 use crate::lb::client_addr::Carried;
 use crate::lb::clients::ClientCounts;
-use crate::lb::conn::ConnTable;
+use crate::lb::conn::{ConnTable, ConnTable6};
 use crate::lb::persist::PersistTable;
 use crate::lb::synproxy::Proxied;
 
@@ -45,7 +45,11 @@ fn per_worker_bytes(config: &Config) -> u64 {
         .virtual_servers
         .iter()
         .any(|v| v.limits.per_client.is_some());
+    let ipv6 = config.virtual_servers.iter().any(|v| v.address.is_ipv6());
     ConnTable::memory_for(capacity)
+        // The IPv6 table (`lb::balancer::v6`): as many connections, in
+        // 128-byte entries, once a service is IPv6; one entry otherwise.
+        + ConnTable6::memory_for(if ipv6 { capacity } else { 1 })
         + if persistence {
             PersistTable::memory_for(capacity)
         } else {
@@ -96,7 +100,7 @@ pub fn check_tables(config: &Config, available: u64) -> Result<(), String> {
         mib(per_worker_bytes(config)),
         ConnTable::memory_for(size) as f64 / size as f64,
         if need / workers.max(1) as u64 > ConnTable::memory_for(size) {
-            ", with the persistence, SYN proxy and per-client tables its services use"
+            ", with the IPv6, persistence, SYN proxy and per-client tables its services use"
         } else {
             ""
         },
@@ -172,6 +176,17 @@ address = "192.0.2.11:80"
         let without = table_bytes(&c);
         c.virtual_servers[0].client_address = Some(crate::lb::client_addr::ClientAddress::Toa);
         assert_eq!(table_bytes(&c) - without, 100_000 * 8);
+    }
+
+    #[test]
+    fn an_ipv6_service_adds_the_ipv6_table() {
+        let mut c = config("[1]", 100_000, false);
+        let without = table_bytes(&c);
+        c.virtual_servers[0].address = "[2001:db8::10]:80".parse().unwrap();
+        assert_eq!(
+            table_bytes(&c) - without,
+            ConnTable6::memory_for(100_000) - ConnTable6::memory_for(1)
+        );
     }
 
     #[test]

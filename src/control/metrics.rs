@@ -36,7 +36,7 @@ use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -216,10 +216,6 @@ fn counters(
     })
 }
 
-fn endpoint(ip: std::net::Ipv4Addr, port: u16) -> String {
-    SocketAddrV4::new(ip, port).to_string()
-}
-
 impl SnapshotCollector {
     fn real_servers(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
         let s = &self.snapshot;
@@ -231,7 +227,7 @@ impl SnapshotCollector {
         for (v, vs) in s.services.services().iter().enumerate() {
             let base: Labels = vec![
                 ("virtual_server", vs.name.clone()),
-                ("address", endpoint(vs.key.vip.ip, vs.key.vip.port)),
+                ("address", vs.vip_addr().to_string()),
                 ("protocol", vs.key.protocol.name().to_string()),
             ];
             let mut sum = RealServerCounters::default();
@@ -252,7 +248,11 @@ impl SnapshotCollector {
                     .unwrap_or(rs.weight);
                 let draining = s.services.is_server_draining(v as u16, r as u16);
                 let mut labels = base.clone();
-                labels.push(("real_server", endpoint(rs.endpoint.ip, rs.endpoint.port)));
+                labels.push((
+                    "real_server",
+                    vs.real_addr(r as u16)
+                        .map_or_else(String::new, |a| a.to_string()),
+                ));
                 rs_rows.push((labels, c, up, weight, draining));
             }
             vs_rows.push((base, sum, s.services.is_draining(v as u16)));
@@ -540,8 +540,7 @@ impl SnapshotCollector {
                     .services
                     .services()
                     .get(usize::from(t.target.vs));
-                let address =
-                    vs.map_or_else(String::new, |vs| endpoint(vs.key.vip.ip, vs.key.vip.port));
+                let address = vs.map_or_else(String::new, |vs| vs.vip_addr().to_string());
                 let labels: Labels = vec![
                     ("virtual_server", t.target.name.clone()),
                     ("address", address),
@@ -1291,6 +1290,7 @@ pub(crate) mod tests {
     use crate::lb::xmit::Endpoint;
     use std::io::Read;
     use std::net::Ipv4Addr;
+    use std::net::SocketAddrV4;
 
     fn table() -> ServiceTable {
         let ep = |s: &str, p| Endpoint::new(s.parse().unwrap(), p);
@@ -1366,7 +1366,7 @@ pub(crate) mod tests {
             target: Target {
                 vs: 0,
                 rs,
-                endpoint: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11 + rs as u8), port),
+                endpoint: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11 + rs as u8), port).into(),
                 check: HealthCheckConfig {
                     kind: HealthCheckKind::Tcp,
                     ..HealthCheckConfig::default()

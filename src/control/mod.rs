@@ -82,6 +82,8 @@ mod tests_bounds;
 #[cfg(test)]
 mod tests_ipv6;
 #[cfg(test)]
+mod tests_ipv6_services;
+#[cfg(test)]
 mod tests_runtime;
 
 pub use config::TlsCheckConfig;

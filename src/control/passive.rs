@@ -322,11 +322,7 @@ impl PassiveChecks {
                 }
                 configs
                     .iter()
-                    .find(|c| {
-                        *c.address.ip() == vs.key.vip.ip
-                            && c.address.port() == vs.key.vip.port
-                            && c.protocol == vs.key.protocol
-                    })
+                    .find(|c| c.address == vs.vip_addr() && c.protocol == vs.key.protocol)
                     .map(|c| c.passive_check.clone())
                     .unwrap_or_default()
             })

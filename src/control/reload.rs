@@ -20,10 +20,10 @@
 
 use super::config::VirtualServerConfig;
 use crate::lb::limits::{ServiceLimits, Thresholds};
-use crate::lb::service::{RealServer, ServiceKey, ServiceTable, VirtualService};
+use crate::lb::service::{Ipv6Addrs, RealServer, ServiceKey, ServiceTable, VirtualService};
 use crate::lb::xmit::Endpoint;
 use std::fmt;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// The virtual services a configuration describes, as the workers see them
@@ -34,7 +34,16 @@ pub fn virtual_services(configs: &[VirtualServerConfig]) -> Vec<VirtualService> 
 
 /// One virtual server's service.
 pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
-    let endpoint = |a: &SocketAddrV4| Endpoint::new(*a.ip(), a.port());
+    // An IPv6 service keeps its ports in the IPv4 fields, its addresses in
+    // `ipv6` (`lb::service::Ipv6Addrs`).
+    let endpoint = |a: &SocketAddr| match a {
+        SocketAddr::V4(a) => Endpoint::new(*a.ip(), a.port()),
+        SocketAddr::V6(a) => Endpoint::new(Ipv4Addr::UNSPECIFIED, a.port()),
+    };
+    let v6 = |a: &SocketAddr| match a {
+        SocketAddr::V6(a) => *a.ip(),
+        SocketAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
+    };
     VirtualService {
         name: v.name.clone(),
         key: ServiceKey {
@@ -53,7 +62,11 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         priority_groups: v.priority_groups.clone(),
         slow_start: v.slow_start,
         syn_timeout_ms: v.passive_check.syn_timeout_ms,
-        ipv6: None,
+        ipv6: v.address.is_ipv6().then(|| Ipv6Addrs {
+            vip: v6(&v.address),
+            real_servers: v.real_servers.iter().map(|r| v6(&r.address)).collect(),
+            sorry_server: v.sorry_server.as_ref().map(v6),
+        }),
         local: v.local.clone(),
         real_servers: v
             .real_servers
@@ -427,7 +440,11 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
     let mut changes = Vec::new();
 
     for n in new {
-        let found = services.iter().position(|s| s.key == n.key);
+        // An IPv6 service's key holds its port, its VIP is in `ipv6`.
+        let vip6 = |s: &VirtualService| s.ipv6.as_ref().map(|a| a.vip);
+        let found = services
+            .iter()
+            .position(|s| s.key == n.key && vip6(s) == vip6(n));
         let Some(i) = found else {
             changes.push(Change::ServiceAdded {
                 name: n.name.clone(),
@@ -465,8 +482,17 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
         let mut servers = before.real_servers.clone();
         let old_draining = std::mem::take(&mut draining_servers[i]);
         let mut now_draining = vec![true; servers.len()];
-        for rs in &n.real_servers {
-            match servers.iter().position(|s| s.endpoint == rs.endpoint) {
+        // The IPv6 addresses of the servers, kept in the slots' order.
+        let addr6 = |s: &VirtualService, r: usize| {
+            s.ipv6.as_ref().and_then(|a| a.real_servers.get(r).copied())
+        };
+        let mut addrs6: Vec<Option<Ipv6Addr>> =
+            (0..servers.len()).map(|r| addr6(&before, r)).collect();
+        for (j, rs) in n.real_servers.iter().enumerate() {
+            let new6 = addr6(n, j);
+            let slot = (0..servers.len())
+                .position(|r| servers[r].endpoint == rs.endpoint && addrs6[r] == new6);
+            match slot {
                 Some(r) if !now_draining[r] => {} // twice in `new`: first wins
                 Some(r) => {
                     now_draining[r] = false;
@@ -524,6 +550,7 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
                         weight: rs.weight,
                     });
                     servers.push(rs.clone());
+                    addrs6.push(new6);
                     now_draining.push(false);
                 }
             }
@@ -539,6 +566,13 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
         }
         services[i] = VirtualService {
             real_servers: servers,
+            ipv6: n.ipv6.clone().map(|a| Ipv6Addrs {
+                real_servers: addrs6
+                    .iter()
+                    .map(|a| a.unwrap_or(Ipv6Addr::UNSPECIFIED))
+                    .collect(),
+                ..a
+            }),
             ..n.clone()
         };
         draining_servers[i] = now_draining;

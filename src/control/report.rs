@@ -132,7 +132,7 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 .map(|(r, rs)| {
                     let (c, over) = flat.next().map(|(c, &o)| (*c, o)).unwrap_or_default();
                     json!({
-                        "address": format!("{}:{}", rs.endpoint.ip, rs.endpoint.port),
+                        "address": vs.real_addr(r as u16).map_or_else(String::new, |a| a.to_string()),
                         "overloaded": over > 0,
                         "weight": services.weight(v as u16, r as u16),
                         "effective_weight": services.effective_weight(v as u16, r as u16),
@@ -160,7 +160,7 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 .collect();
             let mut doc = json!({
                 "name": vs.name,
-                "address": format!("{}:{}", vs.key.vip.ip, vs.key.vip.port),
+                "address": vs.vip_addr().to_string(),
                 "protocol": vs.key.protocol.name(),
                 "scheduler": vs.scheduler.name(),
                 "forward": vs.forward.name(),
@@ -225,10 +225,9 @@ fn add_handshakes(servers: &[RealServerCounters], v: &mut Value) {
 /// The line rvsd logs for each virtual service at start.
 pub fn describe(vs: &VirtualService) -> String {
     format!(
-        "virtual server {}: {}:{}/{} {} {} with {} real server(s)",
+        "virtual server {}: {}/{} {} {} with {} real server(s)",
         vs.name,
-        vs.key.vip.ip,
-        vs.key.vip.port,
+        vs.vip_addr(),
         vs.key.protocol,
         vs.scheduler,
         vs.forward,

@@ -161,10 +161,9 @@ impl ControlState {
             let reason = v.reason();
             let table = self.servers.snapshot().clone();
             let service = table.get(v.vs);
-            let addr = service.real_servers.get(usize::from(v.rs)).map_or_else(
-                || "?".to_string(),
-                |r| format!("{}:{}", r.endpoint.ip, r.endpoint.port),
-            );
+            let addr = service
+                .real_addr(v.rs)
+                .map_or_else(|| "?".to_string(), |a| a.to_string());
             // Only a server its active check can bring back is taken out.
             if !self
                 .health

@@ -26,7 +26,6 @@ use crate::dataplane::stats::{DropReason, RealServerCounters, WorkerStats};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
-use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 /// The content type of the HTML page.
@@ -193,10 +192,12 @@ pub fn counters(snap: &MetricsSnapshot) -> Counters {
     let totals = sum_real_servers(&snap.workers);
     let mut flat = totals.iter();
     for vs in snap.services.services() {
-        let vs_addr = endpoint(vs.key.vip.ip, vs.key.vip.port);
-        for rs in &vs.real_servers {
+        let vs_addr = vs.vip_addr().to_string();
+        for r in 0..vs.real_servers.len() {
             let c = flat.next().copied().unwrap_or_default();
-            let rs_addr = endpoint(rs.endpoint.ip, rs.endpoint.port);
+            let rs_addr = vs
+                .real_addr(r as u16)
+                .map_or_else(String::new, |a| a.to_string());
             let id = [vs.name.as_str(), &vs_addr, &rs_addr];
             out.insert(key(&[&id[..], &["packets"]].concat()), packets(&c));
             out.insert(key(&[&id[..], &["conns"]].concat()), c.conns);
@@ -209,10 +210,6 @@ pub fn counters(snap: &MetricsSnapshot) -> Counters {
         out.insert(key(&["drop", r.name()]), total.drops[r as usize]);
     }
     out
-}
-
-fn endpoint(ip: std::net::Ipv4Addr, port: u16) -> String {
-    SocketAddrV4::new(ip, port).to_string()
 }
 
 fn packets(c: &RealServerCounters) -> u64 {
@@ -243,13 +240,15 @@ pub fn build(snap: &MetricsSnapshot, base: Option<&(Counters, f64)>, now: Instan
     let mut flat = totals.iter();
     let mut virtual_servers = Vec::new();
     for (v, vs) in snap.services.services().iter().enumerate() {
-        let vs_addr = endpoint(vs.key.vip.ip, vs.key.vip.port);
+        let vs_addr = vs.vip_addr().to_string();
         let mut sum = RealServerCounters::default();
         let mut real_servers = Vec::new();
         for (r, rs) in vs.real_servers.iter().enumerate() {
             let c = flat.next().copied().unwrap_or_default();
             sum.add(&c);
-            let rs_addr = endpoint(rs.endpoint.ip, rs.endpoint.port);
+            let rs_addr = vs
+                .real_addr(r as u16)
+                .map_or_else(String::new, |a| a.to_string());
             let id = [vs.name.as_str(), &vs_addr, &rs_addr];
             let up = snap
                 .health

@@ -183,7 +183,7 @@ fn full_example_parses_to_typed_values() {
         c.virtual_servers,
         [VirtualServerConfig {
             name: "web".into(),
-            address: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 100), 80),
+            address: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 100), 80).into(),
             protocol: Protocol::Tcp,
             scheduler: SchedulerKind::Wrr,
             forward: ForwardMethod::Nat,
@@ -205,7 +205,7 @@ fn full_example_parses_to_typed_values() {
                 ..HealthCheckConfig::default()
             },
             real_servers: vec![RealServerConfig {
-                address: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080),
+                address: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080).into(),
                 weight: 1,
                 thresholds: Default::default(),
                 priority: 0,
@@ -359,7 +359,7 @@ fn pci_example_has_a_nat_virtual_server_with_two_real_servers() {
     assert_eq!(vs.forward, ForwardMethod::Nat);
     assert_eq!(vs.health_check.kind, HealthCheckKind::Http);
     assert_eq!(vs.health_check.http_path, "/healthz");
-    let real: Vec<(SocketAddrV4, u32)> = vs
+    let real: Vec<(std::net::SocketAddr, u32)> = vs
         .real_servers
         .iter()
         .map(|r| (r.address, r.weight))
@@ -1487,7 +1487,10 @@ fn virtual_server_keys_parse_to_typed_values() {
     ]);
     let vs = &ok(&text).virtual_servers[0];
     assert_eq!(vs.name, "dns");
-    assert_eq!(vs.address, "10.0.0.53:53".parse::<SocketAddrV4>().unwrap());
+    assert_eq!(
+        vs.address,
+        "10.0.0.53:53".parse::<std::net::SocketAddr>().unwrap()
+    );
     assert_eq!(vs.protocol, Protocol::Udp);
     assert_eq!(vs.scheduler, SchedulerKind::Mh);
     assert_eq!(vs.forward, ForwardMethod::Tun);
@@ -1603,12 +1606,12 @@ fn same_vip_and_port_with_another_protocol_is_valid() {
 }
 
 #[test]
-fn virtual_server_address_must_be_ipv4_and_port() {
+fn virtual_server_address_must_be_an_address_and_port() {
+    // IPv6 ("[2001:db8::10]:80") is valid: `tests_ipv6_services`.
     for bad in [
         "10.0.0.100",
         "10.0.0.100:http",
         "web:80",
-        "[::1]:80",
         "10.0.0.100:65536",
     ] {
         let text = cat(&[DPDK, EXT, &VS.replace("10.0.0.100:80", bad)]);
@@ -2462,7 +2465,7 @@ fn sorry_server_is_parsed() {
     let vs = &ok(&text).virtual_servers[0];
     assert_eq!(
         vs.sorry_server,
-        Some(SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 99), 8080))
+        Some(SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 99), 8080).into())
     );
     assert_eq!(vs.real_servers.len(), 1);
 }

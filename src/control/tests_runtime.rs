@@ -91,7 +91,7 @@ impl Scripted {
             vs: 0,
             rs,
             name: "web".into(),
-            endpoint: addr.parse::<SocketAddrV4>().unwrap(),
+            endpoint: addr.parse::<SocketAddrV4>().unwrap().into(),
             up,
             reason: "scripted".into(),
         });

@@ -1192,7 +1192,7 @@ fn virtual_servers(
     let mut out = Vec::new();
     let mut ok = true;
     let mut names: HashMap<String, usize> = HashMap::new();
-    let mut services: HashMap<(SocketAddrV4, Protocol), usize> = HashMap::new();
+    let mut services: HashMap<(SocketAddr, Protocol), usize> = HashMap::new();
     for (i, table) in raw.iter().enumerate() {
         let span = Some(table.span());
         let t = table.get_ref();
@@ -1239,7 +1239,7 @@ fn virtual_servers(
             .and_then(|v| parse::<ForwardMethod>(v, &f("forward"), errors));
 
         let address = required(&t.address, &f("address"), span.clone(), errors).and_then(|v| {
-            endpoint(
+            service_endpoint(
                 v,
                 &f("address"),
                 "10.0.0.100:80",
@@ -1311,7 +1311,7 @@ fn virtual_servers(
         );
         let sorry_server = match &t.sorry_server {
             None => Some(None),
-            Some(v) => endpoint(
+            Some(v) => service_endpoint(
                 v,
                 &f("sorry_server"),
                 "10.1.0.99:8080",
@@ -1340,6 +1340,55 @@ fn virtual_servers(
             protocol.unwrap_or(VirtualServerConfig::DEFAULT_PROTOCOL),
             errors,
         );
+        // What IPv6 services cannot have yet, refused rather than
+        // silently not done (docs/dev/h19-v6lb.md).
+        let ipv6 = matches!(address, Some(SocketAddr::V6(_)));
+        let syn_proxy = match syn_proxy {
+            Some(true) if ipv6 => {
+                errors.push(
+                    f("syn_proxy"),
+                    t.syn_proxy.as_ref().map(|v| v.span()),
+                    "the SYN proxy does not serve IPv6 virtual servers yet".to_string(),
+                );
+                None
+            }
+            s => s,
+        };
+        let health_check = match health_check {
+            Some(hc) if ipv6 && hc.kind == HealthCheckKind::Icmp => {
+                errors.push(
+                    f("health_check.type"),
+                    t.health_check.as_ref().map(|v| v.span()),
+                    "icmp checks of IPv6 real servers are not supported yet (tcp, http, \
+                     https, tls, udp, dns and script are)"
+                        .to_string(),
+                );
+                None
+            }
+            hc => hc,
+        };
+        if ipv6 && forward == Some(ForwardMethod::FullNat) {
+            errors.push(
+                f("forward"),
+                t.forward.as_ref().map(|v| v.span()),
+                "FullNAT does not serve IPv6 virtual servers yet (nor IPv6 to IPv4): use \"nat\", \
+                 \"dr\" or \"tun\""
+                    .to_string(),
+            );
+        }
+        let client_address = match client_address {
+            Some(Some(_)) if ipv6 => {
+                errors.push(
+                    f("client_address"),
+                    t.client_address.as_ref().map(|v| v.span()),
+                    "client_address does not serve IPv6 virtual servers yet (the PROXY v2 \
+                     header and the TOA option are written for IPv4 clients)"
+                        .to_string(),
+                );
+                None
+            }
+            c => c,
+        };
         let limits = limits::service_limits(t, &f, errors);
         let slow_start = slow_start::service(t, scheduler, &f, errors);
         ok &= slow_start.is_some();
@@ -1504,6 +1553,56 @@ fn endpoint(
             })
         }
     })
+}
+
+/// Parses a service's endpoint: `[IPv6]:PORT` (not unspecified,
+/// loopback or multicast, port not 0), or else `IPv4:PORT` exactly as
+/// [`endpoint`] does.
+fn service_endpoint(
+    v: &S<String>,
+    field: &str,
+    example: &str,
+    why_not_own: &str,
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<SocketAddr> {
+    let s = v.get_ref();
+    if !s.starts_with('[') {
+        return endpoint(v, field, example, why_not_own, interfaces, errors).map(SocketAddr::V4);
+    }
+    let Ok(addr) = s.parse::<std::net::SocketAddrV6>() else {
+        errors.push(
+            field,
+            Some(v.span()),
+            format!("invalid address {s:?}: expected [IPv6]:PORT like [2001:db8::10]:80"),
+        );
+        return None;
+    };
+    let ip = addr.ip();
+    let problem = if addr.port() == 0 {
+        Some(format!("{addr}: the port must not be 0"))
+    } else if ip.is_unspecified() {
+        Some(format!("{addr}: :: is not a host address"))
+    } else if ip.is_multicast() {
+        Some(format!("{addr}: a multicast address is not a host address"))
+    } else if ip.is_loopback() {
+        Some(format!(
+            "{addr}: ::1 is loopback, which no packet rvs sends can reach"
+        ))
+    } else if addr.scope_id() != 0 || addr.flowinfo() != 0 {
+        Some(format!(
+            "{addr}: no zone or flow information in an endpoint"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => {
+            errors.push(field, Some(v.span()), p);
+            None
+        }
+        None => Some(SocketAddr::V6(addr)),
+    }
 }
 
 /// Parses an `IPv4:PORT` field (`example` ends the parse error's message)
@@ -1748,7 +1847,7 @@ fn health_check(
 fn real_servers(
     raw: &[S<RawRealServer>],
     base: &str,
-    vip: Option<SocketAddrV4>,
+    vip: Option<SocketAddr>,
     forward: Option<ForwardMethod>,
     interfaces: &[Interface],
     routes: Option<&[RouteConfig]>,
@@ -1771,14 +1870,14 @@ fn real_servers(
         );
         return None;
     }
-    let mut seen: HashMap<SocketAddrV4, usize> = HashMap::new();
+    let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
     for (j, table) in raw.iter().enumerate() {
         let span = Some(table.span());
         let t = table.get_ref();
         let f = |key: &str| format!("{base}[{j}].{key}");
 
         let address = required(&t.address, &f("address"), span.clone(), errors).and_then(|v| {
-            let addr = endpoint(
+            let addr = service_endpoint(
                 v,
                 &f("address"),
                 "10.1.0.11:8080",
@@ -1847,6 +1946,89 @@ fn real_servers(
 /// was broken; rules whose input did not parse are skipped.
 #[allow(clippy::too_many_arguments)]
 fn check_backend(
+    what: &str,
+    addr: SocketAddr,
+    vip: Option<SocketAddr>,
+    forward: Option<ForwardMethod>,
+    interfaces: &[Interface],
+    routes: Option<&[RouteConfig]>,
+    field: &str,
+    span: Option<Range<usize>>,
+    errors: &mut Errors,
+) -> bool {
+    if let Some(vip) = vip {
+        if let Err(e) = same_family(what, addr, vip) {
+            errors.push(field, span, e);
+            return false;
+        }
+    }
+    match (addr, vip) {
+        (SocketAddr::V4(addr), vip) => {
+            let vip = vip.and_then(|v| match v {
+                SocketAddr::V4(v) => Some(v),
+                SocketAddr::V6(_) => None,
+            });
+            check_backend4(
+                what, addr, vip, forward, interfaces, routes, field, span, errors,
+            )
+        }
+        // The virtual port rule holds for both families; reachability over
+        // IPv6 routes is left to the IPv6 routing table (not checked here).
+        (SocketAddr::V6(_), vip) => {
+            virtual_port_kept(what, addr, vip, forward, field, span, errors)
+        }
+    }
+}
+
+/// The one place that says which families a virtual server and one of its
+/// servers (`what`) may be: the same. (FullNAT's NAT64, an IPv6 VIP with
+/// IPv4 real servers, is the exception to allow here when it comes.)
+fn same_family(what: &str, addr: SocketAddr, vip: SocketAddr) -> Result<(), String> {
+    if addr.is_ipv4() == vip.is_ipv4() {
+        return Ok(());
+    }
+    let family = |a: SocketAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
+    Err(format!(
+        "{addr}: the {what} is {} but the virtual server {vip} is {}; a virtual server and its \
+         servers are of one family",
+        family(addr),
+        family(vip)
+    ))
+}
+
+/// DR and TUN keep the virtual port: the server's port must be the VIP's.
+fn virtual_port_kept(
+    what: &str,
+    addr: SocketAddr,
+    vip: Option<SocketAddr>,
+    forward: Option<ForwardMethod>,
+    field: &str,
+    span: Option<Range<usize>>,
+    errors: &mut Errors,
+) -> bool {
+    if let (Some(vip), Some(forward)) = (vip, forward) {
+        if forward.keeps_virtual_port() && addr.port() != vip.port() {
+            errors.push(
+                field,
+                span,
+                format!(
+                    "forward = {:?} keeps the virtual port: the {what}'s port must be {} (the \
+                     virtual server's), not {}",
+                    forward.name(),
+                    vip.port(),
+                    addr.port()
+                ),
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// [`check_backend`] for IPv4: the virtual port, and reachability over the
+/// IPv4 interfaces and routes.
+#[allow(clippy::too_many_arguments)]
+fn check_backend4(
     what: &str,
     addr: SocketAddrV4,
     vip: Option<SocketAddrV4>,

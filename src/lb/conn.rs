@@ -14,6 +14,14 @@
 //!   both for a whole burst ([`ConnTable::prefetch_bucket`], then
 //!   [`ConnTable::prefetch_entry`]) with the hash it computed once per
 //!   frame ([`ConnTable::hash`], [`ConnTable::lookup_hashed`]).
+//! - **One table per address family** ([`ConnTableOf`]): IPv4 in
+//!   [`ConnTable`] (the 64-byte [`Conn`] above), IPv6 in [`ConnTable6`],
+//!   whose [`Conn6`] entries are two lines (two 36-byte keys do not fit
+//!   one; `conn::v6` says why a second table rather than one of 128-byte
+//!   entries, and `docs/dev/h19-v6lb.md` has the measured costs). Both
+//!   share the index, the shedding ring, every policy below and the
+//!   40-byte [`ConnMeta`] each entry dereferences to; the code is
+//!   monomorphised, so the IPv4 instance is what it was before.
 //! - **Keyed on both directions.** The index holds two slots per
 //!   connection, one for the original key (client → VIP:VPORT) and one for
 //!   the reply key (e.g. RIP:RPORT → client after NAT), each slot tagged with
@@ -1088,6 +1096,14 @@ impl<A: ConnAddr> ConnTableOf<A> {
     pub fn prefetch_entry(&self, hash: u32) {
         if let Some(e) = self.entries.get(self.prefetch_target(hash)) {
             prefetch(e);
+            // A two-line entry (IPv6): its second line holds the end of
+            // the reply key and the counters. A constant: the IPv4
+            // instance compiles to the one prefetch.
+            if std::mem::size_of::<A::Conn>() > 64 {
+                if let Some(second) = bytemuck::bytes_of(e).get(64) {
+                    prefetch(second);
+                }
+            }
         }
     }
 

@@ -153,6 +153,22 @@ mod tests {
         assert_ne!(a.client_hash(1), a.client_hash(2));
     }
 
+    proptest::proptest! {
+        /// Two IPv6 addresses agreeing on their first `len` bits share the
+        /// key of that prefix; the IPv4 key is the masked address.
+        #[test]
+        fn addresses_of_one_prefix_share_its_key(a: u128, b: u128, len in 0u8..=128) {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            let b = (a & mask) | (b & !mask);
+            proptest::prop_assert_eq!(
+                Ipv6Addr::from(a).prefix_key(len),
+                Ipv6Addr::from(b).prefix_key(len)
+            );
+            let m4 = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+            proptest::prop_assert_eq!(Ipv4Addr::from(a as u32).prefix_key(len), a as u32 & m4);
+        }
+    }
+
     #[test]
     fn ipv6_clients_are_counted_per_64_whatever_the_ipv4_prefix() {
         assert_eq!(Ipv6Addr::client_prefix_len(24), 64);

@@ -225,6 +225,30 @@ impl VirtualService {
         self
     }
 
+    /// The VIP and port, of either family (what the configuration's
+    /// `address` says).
+    pub fn vip_addr(&self) -> std::net::SocketAddr {
+        match self.vip6() {
+            Some(e) => std::net::SocketAddr::from((e.ip, e.port)),
+            None => std::net::SocketAddr::from((self.key.vip.ip, self.key.vip.port)),
+        }
+    }
+
+    /// Real server `rs` (or the sorry server for [`SORRY_SERVER`]), of
+    /// either family.
+    pub fn real_addr(&self, rs: RealServerId) -> Option<std::net::SocketAddr> {
+        if self.is_ipv6() {
+            let e = self.real_endpoint6(rs)?;
+            return Some(std::net::SocketAddr::from((e.ip, e.port)));
+        }
+        let e = if rs == SORRY_SERVER {
+            self.sorry_server?
+        } else {
+            self.real_servers.get(usize::from(rs))?.endpoint
+        };
+        Some(std::net::SocketAddr::from((e.ip, e.port)))
+    }
+
     /// True for an IPv6 service.
     #[inline]
     pub fn is_ipv6(&self) -> bool {

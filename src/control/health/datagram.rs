@@ -13,7 +13,7 @@ use super::CheckResult;
 use crate::control::config::HealthCheckConfig;
 use mio::net::UdpSocket;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// One datagram to a real server and its replies.
@@ -44,7 +44,7 @@ impl Datagram {
     /// `what` starts the messages.
     pub(super) fn open(
         what: String,
-        endpoint: SocketAddrV4,
+        endpoint: SocketAddr,
         payload: Vec<u8>,
         check: &HealthCheckConfig,
         now: Instant,

@@ -13,7 +13,7 @@ use super::probe::{StartError, Step};
 use super::CheckResult;
 use crate::control::config::{DnsRcode, HealthCheckConfig};
 use mio::net::UdpSocket;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Largest answer read: a DNS datagram without EDNS is at most 512
@@ -36,7 +36,7 @@ pub(super) struct DnsProbe {
 impl DnsProbe {
     /// Opens the socket and sends the query.
     pub(super) fn start(
-        endpoint: SocketAddrV4,
+        endpoint: SocketAddr,
         check: &HealthCheckConfig,
         now: Instant,
     ) -> Result<DnsProbe, StartError> {

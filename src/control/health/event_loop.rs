@@ -41,7 +41,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -65,7 +65,7 @@ pub(super) struct Job {
     /// Its id, in reports.
     pub id: u64,
     /// Where probes go.
-    pub endpoint: SocketAddrV4,
+    pub endpoint: SocketAddr,
     /// How (never `none`).
     pub check: HealthCheckConfig,
     /// When its first probe starts.
@@ -171,7 +171,7 @@ fn next_slot(slot: Instant, started: Instant, interval: Duration, now: Instant) 
 
 /// One target in the loop.
 struct Checked {
-    endpoint: SocketAddrV4,
+    endpoint: SocketAddr,
     check: HealthCheckConfig,
     name: String,
     /// The scheduled start of the next probe, or of the one in flight.

@@ -320,7 +320,7 @@ mod tests {
             return;
         }
         let r = probe(
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into(),
             &check(1000),
             "web",
         );
@@ -340,7 +340,7 @@ mod tests {
         // TEST-NET-1 through the default route, or no route at all: no
         // echo reply in either case.
         let r = probe(
-            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 99), 0),
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 99), 0).into(),
             &check(150),
             "web",
         );

@@ -26,7 +26,7 @@ use crate::control::config::{HealthCheckConfig, HealthCheckKind};
 use memchr::memmem;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Longest HTTP status line read.
@@ -102,7 +102,7 @@ pub(super) enum StartError {
 /// never probes).
 #[derive(Debug)]
 pub(super) struct Probe {
-    endpoint: SocketAddrV4,
+    endpoint: SocketAddr,
     stream: TcpStream,
     phase: Phase,
     http: Option<Http>,
@@ -152,7 +152,7 @@ impl Probe {
     /// non-blocking connection, to be registered for readiness through
     /// `source`.
     pub(super) fn start(
-        endpoint: SocketAddrV4,
+        endpoint: SocketAddr,
         check: &HealthCheckConfig,
         now: Instant,
     ) -> Result<Probe, StartError> {
@@ -397,12 +397,14 @@ impl Probe {
 impl Http {
     /// The request and expectations of an `http` or `https` check of
     /// `endpoint`. The `Host` header is `tls_sni` for `https` when set
-    /// (the name the server's virtual hosts know), else the address.
-    fn new(endpoint: SocketAddrV4, check: &HealthCheckConfig) -> Http {
+    /// (the name the server's virtual hosts know), else the address (an
+    /// IPv6 one in brackets, RFC 9110 4.2's IP-literal).
+    fn new(endpoint: SocketAddr, check: &HealthCheckConfig) -> Http {
         let https = check.kind == HealthCheckKind::Https;
-        let host = match (&check.tls.sni, https) {
-            (Some(name), true) => name.clone(),
-            _ => endpoint.ip().to_string(),
+        let host = match (&check.tls.sni, https, endpoint) {
+            (Some(name), true, _) => name.clone(),
+            (_, _, SocketAddr::V6(a)) => format!("[{}]", a.ip()),
+            (_, _, SocketAddr::V4(a)) => a.ip().to_string(),
         };
         Http {
             what: format!(

@@ -19,7 +19,7 @@ use super::CheckResult;
 use crate::control::config::HealthCheckConfig;
 use rustix::process::{Pid, PidfdFlags, Signal};
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ impl ScriptProbe {
     /// Starts the command for the real server at `endpoint` of virtual
     /// server `name`.
     pub(super) fn start(
-        endpoint: SocketAddrV4,
+        endpoint: SocketAddr,
         check: &HealthCheckConfig,
         name: &str,
         now: Instant,
@@ -255,7 +255,10 @@ mod tests {
     use crate::control::config::HealthCheckKind;
     use std::net::Ipv4Addr;
 
-    const TARGET: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 11), 8080);
+    const TARGET: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+        Ipv4Addr::new(10, 1, 0, 11),
+        8080,
+    ));
 
     fn sh(line: &str, dynamic: bool, timeout_ms: u64) -> HealthCheckConfig {
         HealthCheckConfig {

@@ -14,18 +14,16 @@ use mio::{Interest, Registry, Token};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// A non-blocking TCP connection to `endpoint` in progress, from `source`
 /// (any port) when given.
-pub(super) fn tcp_connect(
-    endpoint: SocketAddrV4,
-    source: Option<Ipv4Addr>,
-) -> io::Result<TcpStream> {
+pub(super) fn tcp_connect(endpoint: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<TcpStream> {
     let Some(source) = source else {
-        return TcpStream::connect(endpoint.into());
+        return TcpStream::connect(endpoint);
     };
+    let endpoint = ipv4_only(endpoint)?;
     let fd = rustix::net::socket_with(
         AddressFamily::INET,
         SocketType::STREAM,
@@ -43,15 +41,32 @@ pub(super) fn tcp_connect(
 /// A non-blocking UDP socket connected to `endpoint` (so the kernel
 /// reports an ICMP port unreachable as `ECONNREFUSED` and drops datagrams
 /// from anyone else), bound to `source` (any port) when given.
-pub(super) fn udp_connect(
-    endpoint: SocketAddrV4,
-    source: Option<Ipv4Addr>,
-) -> io::Result<UdpSocket> {
-    let local = SocketAddrV4::new(source.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
+pub(super) fn udp_connect(endpoint: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<UdpSocket> {
+    let local = match (endpoint, source) {
+        (SocketAddr::V6(_), None) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+        (_, source) => {
+            ipv4_only(endpoint)?;
+            SocketAddr::from((source.unwrap_or(Ipv4Addr::UNSPECIFIED), 0))
+        }
+    };
     let socket = std::net::UdpSocket::bind(local)?;
     socket.set_nonblocking(true)?;
     socket.connect(endpoint)?;
     Ok(UdpSocket::from_std(socket))
+}
+
+/// `endpoint` when it is IPv4: a check's `source_address` is an IPv4
+/// address, which an IPv6 probe cannot leave from. The error is the
+/// checker's own problem (the probe is skipped, the server not failed),
+/// as for a source this host lacks.
+fn ipv4_only(endpoint: SocketAddr) -> io::Result<SocketAddrV4> {
+    match endpoint {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(_) => Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "an IPv4 source_address cannot probe an IPv6 real server",
+        )),
+    }
 }
 
 /// A non-blocking raw ICMP socket (CAP_NET_RAW), bound to `source` when

@@ -2,7 +2,7 @@
 //! own: TCP ones until their [`Stop`] is dropped, UDP ones until their
 //! flag is set.
 
-use std::net::{SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,12 +46,9 @@ pub(super) fn serve(handle: impl Fn(TcpStream) + Send + 'static) -> (u16, Stop) 
 
 /// A UDP socket bound on 127.0.0.1 (it answers nothing: no port
 /// unreachable either) and its address.
-pub(super) fn udp_bound() -> (UdpSocket, SocketAddrV4) {
+pub(super) fn udp_bound() -> (UdpSocket, SocketAddr) {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = match s.local_addr().unwrap() {
-        std::net::SocketAddr::V4(a) => a,
-        _ => unreachable!(),
-    };
+    let addr = s.local_addr().unwrap();
     (s, addr)
 }
 
@@ -59,7 +56,7 @@ pub(super) fn udp_bound() -> (UdpSocket, SocketAddrV4) {
 /// sent back (none, one, or a stray one first), until the flag is set.
 pub(super) fn udp_responder(
     answer: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
-) -> (SocketAddrV4, Arc<AtomicBool>) {
+) -> (SocketAddr, Arc<AtomicBool>) {
     let (s, addr) = udp_bound();
     s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     let stop = Arc::new(AtomicBool::new(false));

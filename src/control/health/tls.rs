@@ -30,7 +30,7 @@ use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::{CertificateDer, DnsName, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -116,12 +116,12 @@ pub(super) fn client_config(tls: &TlsCheckConfig) -> Result<ClientConfig, rustls
 /// The name the handshake is for: `tls_sni` (sent as SNI), or the real
 /// server's address, which rustls never sends as SNI and which a verified
 /// certificate must then carry.
-fn server_name(tls: &TlsCheckConfig, endpoint: SocketAddrV4) -> ServerName<'static> {
+fn server_name(tls: &TlsCheckConfig, endpoint: SocketAddr) -> ServerName<'static> {
     tls.sni
         .as_ref()
         .and_then(|name| DnsName::try_from(name.clone()).ok())
         .map_or_else(
-            || ServerName::IpAddress(IpAddr::V4(*endpoint.ip()).into()),
+            || ServerName::IpAddress(endpoint.ip().into()),
             ServerName::DnsName,
         )
 }
@@ -166,7 +166,7 @@ impl Session {
     /// A session for `endpoint` as `tls` says, its ClientHello ready to go.
     pub(super) fn new(
         tls: &TlsCheckConfig,
-        endpoint: SocketAddrV4,
+        endpoint: SocketAddr,
     ) -> Result<Session, rustls::Error> {
         let conn =
             ClientConnection::new(Arc::new(client_config(tls)?), server_name(tls, endpoint))?;
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn without_sni_the_name_is_the_real_servers_address() {
-        let ep: SocketAddrV4 = "10.1.0.11:443".parse().unwrap();
+        let ep: SocketAddr = "10.1.0.11:443".parse().unwrap();
         let none = TlsCheckConfig::default();
         assert!(matches!(server_name(&none, ep), ServerName::IpAddress(_)));
         let sni = TlsCheckConfig {

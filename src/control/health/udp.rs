@@ -13,7 +13,7 @@ use super::probe::{StartError, Step};
 use super::CheckResult;
 use crate::control::config::HealthCheckConfig;
 use mio::net::UdpSocket;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Largest reply read (longer ones are cut: the pattern must be in the
@@ -31,7 +31,7 @@ impl UdpProbe {
     /// Opens the socket and sends the payload (or waits to: a full send
     /// buffer is retried when the socket is writable).
     pub(super) fn start(
-        endpoint: SocketAddrV4,
+        endpoint: SocketAddr,
         check: &HealthCheckConfig,
         now: Instant,
     ) -> Result<UdpProbe, StartError> {
@@ -133,12 +133,12 @@ mod tests {
 
     /// A UDP server on 127.0.0.1 answering each datagram with `prefix`
     /// followed by the datagram, until the flag is set.
-    fn echo(prefix: &'static [u8]) -> (SocketAddrV4, Arc<AtomicBool>) {
+    fn echo(prefix: &'static [u8]) -> (SocketAddr, Arc<AtomicBool>) {
         responder(move |d| vec![[prefix, d].concat()])
     }
 
     /// A port nothing listens on (the kernel answers port unreachable).
-    fn closed_udp_port() -> SocketAddrV4 {
+    fn closed_udp_port() -> SocketAddr {
         bound().1
     }
 

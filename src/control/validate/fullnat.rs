@@ -192,7 +192,10 @@ fn port_range(
 pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
     for (i, s) in services.iter().enumerate() {
         for &a in &s.local.addresses {
-            if let Some(v) = services.iter().find(|v| *v.address.ip() == a) {
+            if let Some(v) = services
+                .iter()
+                .find(|v| v.address.ip() == std::net::IpAddr::V4(a))
+            {
                 errors.push(
                     format!("virtual_server[{i}].local_addresses"),
                     None,

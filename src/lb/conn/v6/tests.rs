@@ -220,3 +220,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ipv6_prefetches_of_stored_and_absent_keys_are_harmless() {
+    let mut t = ConnTable6::new(16);
+    let (o, r) = nat_keys(1, 1000);
+    let id = t.insert(o, r, ConnInit::new(0, 0), 0, none).unwrap();
+    for k in [o, r, nat_keys(2, 1000).0] {
+        let h = t.hash(&k);
+        t.prefetch_bucket(h);
+        t.prefetch_entry(h);
+    }
+    assert_eq!(
+        t.lookup_hashed(&r, t.hash(&r), 1, none),
+        Some((id, Direction::Reply))
+    );
+}

@@ -105,3 +105,15 @@ fn inner_reports_df_of_an_ipv4_packet() {
         })
     ));
 }
+
+proptest::proptest! {
+    /// Random bytes never panic, and what is refused is left untouched.
+    #[test]
+    fn tun6_never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..140)) {
+        let mut buf = b.clone();
+        if encapsulate(&mut buf, L, R).is_err() {
+            proptest::prop_assert_eq!(&buf, &b);
+        }
+        let _ = check_fits(&b, 1500);
+    }
+}
