@@ -34,7 +34,7 @@
 //!
 //! ```sh
 //! cargo bench --bench datapath -- [--conns 1K,100K,1M,10M] [--packets 4M]
-//!     [--methods nat,dr,tun] [--zipf 0.99] [--workers 2] [--multi-conns 1M]
+//!     [--methods nat,dr,tun,fullnat] [--zipf 0.99] [--workers 2] [--multi-conns 1M]
 //!     [--steady-conns 1M] [--flood-conns 1M] [--rss-workers 2,4]
 //!     [--own-conns 100K] [--json FILE] [--plot FILE.png] [--font FILE.ttf]
 //!     [--smoke]
@@ -157,7 +157,7 @@ struct Options {
 }
 
 const USAGE: &str =
-    "usage: datapath [--conns 1K,100K,1M,10M] [--packets 4M] [--methods nat,dr,tun] \
+    "usage: datapath [--conns 1K,100K,1M,10M] [--packets 4M] [--methods nat,dr,tun,fullnat] \
 [--zipf 0.99] [--workers 2] [--multi-conns 1M] [--steady-conns 1M] [--flood-conns 1M] \
 [--rss-workers 2,4] [--own-conns 100K] [--json FILE] [--plot FILE.png] [--font FILE.ttf] [--smoke]
 (--workers 0 or --multi-conns 0 skips the 1-against-N rate comparison; --steady-conns 0,

@@ -379,6 +379,13 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
         old.syn_timeout_ms.to_string(),
         new.syn_timeout_ms.to_string(),
     );
+    let locals = |s: &VirtualService| {
+        let items: Vec<String> = s.local.addresses.iter().map(ToString::to_string).collect();
+        format!("[{}]", items.join(", "))
+    };
+    diff("local_addresses", locals(old), locals(new));
+    let range = |s: &VirtualService| format!("{}-{}", s.local.ports.0, s.local.ports.1);
+    diff("local_port_range", range(old), range(new));
     out
 }
 
@@ -811,6 +818,27 @@ mod tests {
         );
         assert_eq!(m.table.get(0).name, "www");
         assert_eq!(m.table.get(0).sorry_server, Some(ep(99, 8080)));
+    }
+
+    #[test]
+    fn fullnat_local_address_changes_are_listed_and_applied() {
+        let mut old = service("web", 80, &[(11, 1)]);
+        old.forward = ForwardMethod::FullNat;
+        old.local.addresses = vec![Ipv4Addr::new(10, 2, 0, 100)];
+        let table = ServiceTable::new(vec![old.clone()]);
+        let mut new = old;
+        new.local.addresses.push(Ipv4Addr::new(10, 2, 0, 101));
+        new.local.ports = (2000, 3000);
+        let m = merge(&table, &[new]);
+        assert_eq!(
+            lines(&m),
+            [
+                "virtual server web: local_addresses [10.2.0.100] -> [10.2.0.100, 10.2.0.101], \
+                 local_port_range 1024-65535 -> 2000-3000"
+            ]
+        );
+        assert_eq!(m.table.get(0).local.addresses.len(), 2);
+        assert!(m.table.is_local_address(Ipv4Addr::new(10, 2, 0, 101)));
     }
 
     #[test]

@@ -776,6 +776,8 @@ pub struct Balancer {
     /// What `lb::client_addr` keeps about each connection, indexed like
     /// the table (empty while no service has `client_address`).
     carried: HugeArray<Carried>,
+    /// What the pool was built from: (address, protocol, range) in order.
+    local_shape: Vec<(Ipv4Addr, Protocol, (u16, u16))>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -832,6 +834,7 @@ impl Balancer {
             local_by_vs: Vec::new(),
             local_next: Vec::new(),
             carried: HugeArray::new(0, Carried::default()),
+            local_shape: Vec::new(),
             services: services.clone(),
         };
         b.set_services(services);
@@ -854,6 +857,7 @@ impl Balancer {
     pub fn with_local_owner(mut self, owner: LocalOwner) -> Balancer {
         self.local_owner = Some(owner);
         self.counters.local = LocalPool::default();
+        self.local_shape.clear();
         self.set_local_pool(&self.services.clone());
         self
     }
@@ -883,14 +887,17 @@ impl Balancer {
                 entries.push((a, s.key.protocol, s.local.ports));
             }
         }
-        let pool = LocalPool::new(entries);
         self.counters.fullnat = services
             .services()
             .iter()
             .map(|s| s.forward == ForwardMethod::FullNat)
             .collect();
-        if !pool.same_shape(&self.counters.local) {
-            self.counters.local = pool;
+        // Health and weight snapshots come often and change none of this:
+        // the pool (its rings are 128 KiB per address and protocol) is
+        // rebuilt only when the local addresses or ranges changed.
+        if entries != self.local_shape {
+            self.counters.local = LocalPool::new(entries.iter().copied());
+            self.local_shape = entries;
             for (_, c) in self.conns.iter() {
                 if self.counters.fullnat.get(usize::from(c.vs)) == Some(&true) {
                     let r = c.reply();

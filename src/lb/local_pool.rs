@@ -255,16 +255,6 @@ impl LocalPool {
             })
         })
     }
-
-    /// True when both pools hold the same (address, protocol, range)s.
-    pub fn same_shape(&self, other: &LocalPool) -> bool {
-        self.ports.len() == other.ports.len()
-            && self
-                .ports
-                .iter()
-                .zip(&other.ports)
-                .all(|(a, b)| (a.addr, a.proto, a.lo, a.hi) == (b.addr, b.proto, b.lo, b.hi))
-    }
 }
 
 #[cfg(test)]

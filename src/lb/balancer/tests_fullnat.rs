@@ -323,3 +323,18 @@ fn a_synced_fullnat_connection_without_a_known_local_end_is_not_installed() {
     let mut standby = balancer(vec![service(Protocol::Tcp, &[LIP], (5000, 5001))]);
     assert_eq!(standby.install(&events, 2), 0, "none");
 }
+
+#[test]
+fn a_health_snapshot_keeps_the_pool_as_it_is() {
+    let mut b = balancer(vec![service(Protocol::Tcp, &[LIP], (5000, 5009))]);
+    let first = local_of(b.decide(&flow(&b, to_vip(1000, 6), SYN), 1));
+    let same = b
+        .services()
+        .clone()
+        .with_server_state(|_, _| Default::default());
+    b.set_services(Arc::new(same));
+    let in_use: u64 = b.local_usage().map(|u| u.in_use).sum();
+    assert_eq!(in_use, 1);
+    let next = local_of(b.decide(&flow(&b, to_vip(1001, 6), SYN), 2));
+    assert_eq!((first.port, next.port), (5000, 5001), "the ring goes on");
+}
