@@ -39,11 +39,17 @@ const CMD: Duration = Duration::from_secs(30);
 /// A FullNAT service of `topo` on `port` of the VIP to `real`, with its
 /// `client_address`.
 fn carrying(topo: &Topology, name: &str, port: u16, real: String, mode: &str) -> Service {
-    Service::new(name, &format!("{}:{port}", topo.vip), "tcp", "rr", "fullnat")
-        .setting("local_addresses", &format!("[\"{FULLNAT_LIP}\"]"))
-        .setting("client_address", &format!("\"{mode}\""))
-        .health_check(Some("none"))
-        .real(real, 1)
+    Service::new(
+        name,
+        &format!("{}:{port}", topo.vip),
+        "tcp",
+        "rr",
+        "fullnat",
+    )
+    .setting("local_addresses", &format!("[\"{FULLNAT_LIP}\"]"))
+    .setting("client_address", &format!("\"{mode}\""))
+    .health_check(Some("none"))
+    .real(real, 1)
 }
 
 #[test]
@@ -99,7 +105,12 @@ fn fullnat_carries_the_client_address_by_proxy_v2_and_by_toa() {
         ],
         CMD,
     );
-    let put_port = out.stdout.split_whitespace().nth(1).unwrap_or("?").to_string();
+    let put_port = out
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("?")
+        .to_string();
     assert!(
         out.success() && out.stdout.starts_with("201 "),
         "upload: {out}\n{}",
@@ -218,5 +229,8 @@ fn fullnat_carries_the_client_address_by_proxy_v2_and_by_toa() {
         0,
         "{stats}"
     );
-    took("fullnat_carries_the_client_address_by_proxy_v2_and_by_toa", started);
+    took(
+        "fullnat_carries_the_client_address_by_proxy_v2_and_by_toa",
+        started,
+    );
 }
