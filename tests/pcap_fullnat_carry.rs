@@ -6,7 +6,8 @@
 //! VIP, its retransmission, sequence, acknowledgment and SACK translation
 //! both ways, an ICMP error to the local address shifted back for the
 //! client; one with the TOA option; one whose first segment is too big
-//! for the header) judged by tests/pcap/lb_judge.py
+//! for the header; IP fragments of one: a fragmented first segment
+//! dropped whole, later fragmented segments shifted both ways) judged by tests/pcap/lb_judge.py
 //! (LB_CASES=fullnat_carry_cases) with scapy, never with rvs's parser;
 //! then the counters of rvsd's `stats:` line, the client-address ones
 //! included.
@@ -24,17 +25,18 @@ fn pcap_fullnat_carries_the_client_address() {
     std::env::set_var("LB_CASES", "fullnat_carry_cases");
     let started = Instant::now();
     let mut run = pcap::run_table("lb_judge.py", "pcap-fncarry");
-    // What the hooks did: two PROXY headers (one sent again in a
+    // What the hooks did: three PROXY headers (one sent again in a
     // retransmission), two TOA options (handshake ACK, first data), one
-    // first segment too big for its header.
+    // first segment too big for its header, one first segment in
+    // fragments.
     for (name, want) in [
-        ("client_addr_proxy_v2_inserted", 2),
+        ("client_addr_proxy_v2_inserted", 3),
         ("client_addr_proxy_v2_reinserted", 1),
         ("client_addr_toa_inserted", 2),
         ("client_addr_skipped_no_room", 0),
         ("client_addr_skipped_header_full", 0),
         ("client_addr_skipped_too_big", 1),
-        ("client_addr_skipped_fragment", 0),
+        ("client_addr_skipped_fragment", 1),
     ] {
         match run.stats["total"][name].as_u64() {
             Some(got) if got == want => {}

@@ -20,7 +20,7 @@ built with scapy, never with rvs's parser.
 
 import random
 
-from scapy.all import ICMP, IP, TCP, Ether, Raw
+from scapy.all import ICMP, IP, TCP, Ether, Raw, fragment
 
 import fullnat_cases
 from client_addr_cases import proxy_v2_header, regrow, with_ack, with_mss, with_payload, with_seq, with_toa
@@ -52,8 +52,9 @@ SERVICES = [
     Service("fpp", "203.0.113.130", 80, "tcp", [(RS11_IP, 8080, 1)], lip(60)),
     Service("ftoa", "203.0.113.131", 80, "tcp", [(RS11_IP, 8080, 1)], lip(61)),
     Service("fbig", "203.0.113.132", 80, "tcp", [(RS11_IP, 8080, 1)], lip(62)),
+    Service("ffrag", "203.0.113.133", 80, "tcp", [(RS11_IP, 8080, 1)], lip(63)),
 ]
-MODES = {"fpp": "proxy-v2", "ftoa": "toa", "fbig": "proxy-v2"}
+MODES = {"fpp": "proxy-v2", "ftoa": "toa", "fbig": "proxy-v2", "ffrag": "proxy-v2"}
 SVC = {s.name: s for s in SERVICES}
 CLIENT_OF_LIP = {s.local: client_ip(int(s.local.split(".")[3]) - 100) for s in SERVICES}
 
@@ -103,13 +104,13 @@ def frame_key(raw):
 def build_cases():
     rnd = random.Random(20261204)
     cases = []
-    fpp, ftoa, fbig = SVC["fpp"], SVC["ftoa"], SVC["fbig"]
+    fpp, ftoa, fbig, ffrag = SVC["fpp"], SVC["ftoa"], SVC["fbig"], SVC["ffrag"]
     R, RP, LP = RS11_IP, 8080, FIRST_PORT
 
     # 1. PROXY v2 through FullNAT.
     c = Case(
         "FullNAT + PROXY v2: LIP:LPORT -> RIP, the header names the client and the VIP at the first data byte, "
-        "retransmitted, seq shifted, ACK/SACK shifted back to the client from the VIP, an ICMP error shifted back, MSS lowered by 28",
+        "retransmitted, seq shifted, ACK/SACK shifted back to the client from the VIP, ICMP errors (whole and 8-byte quotes) shifted back, MSS lowered by 28",
         client_ip(60),
     )
     cases.append(c)
@@ -146,6 +147,13 @@ def build_cases():
     back.chksum = None
     e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IP(src=V, dst=C, ttl=63, id=120) / ICMP(type=3, code=4, nexthopmtu=1200) / Raw(bytes(back))
     outs.append(Out(e, "icmp_error", "frag needed to the client from the VIP, quoting the client's own segment and seq"))
+    # A router quoting only 8 bytes of TCP (RFC 792): the number still
+    # goes back, the ICMP checksum with it.
+    err = Ether(dst=OUR_MAC, src=GW_IN_MAC) / IP(src=GW_IN_IP, dst=L, ttl=64, id=121) / ICMP(type=11, code=0) / Raw(bytes(fwd.frame[IP])[:28])
+    c.add("time exceeded from gw_in to the LIP quoting 8 bytes of the shifted segment", err)
+    quote = bytes(back)[:20] + bytes(p[TCP])[:8]
+    e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IP(src=V, dst=C, ttl=63, id=121) / ICMP(type=11, code=0) / Raw(quote)
+    outs.append(Out(e, "icmp_error", "time exceeded to the client from the VIP, 8 bytes quoted, the client's own seq"))
     body = b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n" + bytes(rnd.getrandbits(8) for _ in range(300))
     p = c.add("server response acking header and request", from_server(RS11_MAC, R, RP, L, LP, "PA", seq=7001, ack=cseq + n, payload=body, ident=202))
     outs.append(with_ack(fnat_out(p, V, VP, C, CP), cseq))
@@ -220,4 +228,59 @@ def build_cases():
     outs.append(with_payload(fnat_in(p, L, LP, R, RP), H + big[:1000], " +PROXY header"))
     c.alts = [Alt("", outs, {rs_key("fbig", R, RP): 1})]
     c.conns_created = 1
+
+    # 4. PROXY v2 through FullNAT, IP fragments (DF clear, cut by a router
+    # before rvs): a first data segment in fragments cannot take the header
+    # (no reassembly): dropped, its later fragment with it, never sent on
+    # alone; the client's retransmission in one piece carries it. Later
+    # segments in fragments go on: the first fragment's sequence number
+    # shifted (its checksum covers the whole datagram), the later one
+    # following with its addresses rewritten; a reply in fragments comes
+    # back with its acknowledgment shifted back.
+    c = Case(
+        "FullNAT + PROXY v2 fragments: a fragmented first data segment is dropped whole (never half sent); "
+        "later fragmented segments go both ways with numbers shifted",
+        client_ip(63),
+    )
+    cases.append(c)
+    C, CP, V, VP, L = client_ip(63), 40063, ffrag.vip, ffrag.port, ffrag.local
+    H = proxy_v2_header(C, CP, V, VP)
+    n = len(H)
+    outs = []
+
+    def cut(e, size):
+        return fragment(e, fragsize=size)
+
+    p = c.add("client SYN", from_client(C, CP, V, VP, "S", seq=100, ident=140, options=[("MSS", 1460)]))
+    outs.append(fnat_in(p, L, LP, R, RP))
+    p = c.add("server SYN-ACK to LIP:LPORT", from_server(RS11_MAC, R, RP, L, LP, "SA", seq=900, ack=101, ident=240, options=[("MSS", 1460)]))
+    outs.append(with_mss(fnat_out(p, V, VP, C, CP), 1432))
+    data = bytes(rnd.getrandbits(8) for _ in range(1200))
+    first = from_client(C, CP, V, VP, "PA", seq=101, ack=901, payload=data, ident=141, ipflags=0)
+    f0, f1 = cut(first, 800)
+    c.add("first data segment: its later fragment first", f1)
+    c.add("first data segment: its first fragment", f0)
+    p = c.add("the first data segment again, in one piece", from_client(C, CP, V, VP, "PA", seq=101, ack=901, payload=data, ident=142))
+    outs.append(with_payload(fnat_in(p, L, LP, R, RP), H + data, " +PROXY header"))
+    more = bytes(rnd.getrandbits(8) for _ in range(1200))
+    seg = from_client(C, CP, V, VP, "PA", seq=101 + len(data), ack=901, payload=more, ident=143, ipflags=0)
+    for i, f in enumerate(cut(seg, 800)):
+        c.add(f"second segment, fragment {i}", f)
+    whole = with_seq(fnat_in(seg, L, LP, R, RP), 101 + len(data) + n)
+    whole.frame = Ether(bytes(whole.frame))
+    outs += [Out(f, "forwarded", f"fragment {i} of {whole.what}") for i, f in enumerate(cut(whole.frame, 800))]
+    body = bytes(rnd.getrandbits(8) for _ in range(1200))
+    reply = from_server(RS11_MAC, R, RP, L, LP, "PA", seq=901, ack=101 + len(data) + len(more) + n, payload=body, ident=241)
+    reply[IP].flags = 0
+    reply = Ether(bytes(reply))
+    for i, f in enumerate(cut(reply, 800)):
+        c.add(f"reply in fragments, fragment {i}", f)
+    back = with_ack(fnat_out(reply, V, VP, C, CP), 101 + len(data) + len(more))
+    back.frame = Ether(bytes(back.frame))
+    outs += [Out(f, "forwarded", f"fragment {i} of {back.what}") for i, f in enumerate(cut(back.frame, 800))]
+    c.alts = [Alt("", outs, {rs_key("ffrag", R, RP): 1})]
+    c.conns_created = 1
+    c.frags_forwarded = 2
+    c.frags_queued = 1
+    c.drops = {"fragment": 1, "fragment_unmatched": 1}
     return cases
