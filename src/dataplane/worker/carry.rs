@@ -14,7 +14,7 @@ use crate::dataplane::client_addr::FromL3;
 use crate::dataplane::io::{Frame, Output};
 use crate::dataplane::stats::DropReason;
 use crate::lb::balancer::{Carry, Flow};
-use crate::lb::client_addr::{self, ClientAddress, Outcome};
+use crate::lb::client_addr::{self, ClientAddress, Outcome, Skip};
 use crate::lb::conn::ConnId;
 use crate::lb::xmit::{fullnat, nat, tun, Endpoint};
 
@@ -153,6 +153,10 @@ impl<F: Frame> Worker<F> {
         match (mode, outcome) {
             // The server's stream must not start without its header: the
             // client retransmits the segment (sized by the lowered MSS).
+            // A first fragment (FullNAT forwards those of carrying
+            // connections) cannot take it, whatever its size: no
+            // reassembly here.
+            (ClientAddress::ProxyV2, Outcome::Skipped(Skip::Fragment)) => Err(DropReason::Fragment),
             (ClientAddress::ProxyV2, Outcome::Skipped(_)) => Err(DropReason::TooBig),
             _ => Ok(()),
         }

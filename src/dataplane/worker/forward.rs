@@ -285,8 +285,9 @@ impl<F: Frame> Worker<F> {
     /// the datagram's later fragments, the fragment forwarded like any
     /// packet of its connection, then the later fragments that came
     /// before it are sent on. A decision later fragments cannot follow
-    /// (SYN proxy, reset) drops the fragment (`Fragment`); a refusal
-    /// drops it and its waiting fragments.
+    /// (SYN proxy, reset) drops the fragment (`Fragment`); a refusal, or a
+    /// first fragment that could not be sent, drops it and its waiting
+    /// fragments and forgets the decision.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn first_fragment<O: Output<F>>(
@@ -327,6 +328,17 @@ impl<F: Frame> Worker<F> {
         };
         self.frags.record(key, route, now);
         let sent = self.act(port, usize::from(ip.l3), flow, decision, frame, now, out);
+        if sent.is_err() {
+            // A first fragment not sent (a FullNAT PROXY v2 segment that
+            // had to carry the header, no route, TTL...): its datagram is
+            // not sent in part either. Its later fragments, waiting or to
+            // come, would only sit in the real server's reassembly queue.
+            self.frags.forget(&key);
+            while self.frags.take_waiting(&key).is_some() {
+                self.stats.drop(DropReason::FragmentUnmatched);
+            }
+            return sent;
+        }
         while let Some(w) = self.frags.take_waiting(&key) {
             match parse::parse(w.frame.data(), &self.lb) {
                 Parsed::Ipv4(waiting) => {

@@ -8,7 +8,7 @@ const C: Ep = (CLIENT, 40000);
 
 /// `ip` (a whole packet, IHL 5) cut into two fragments of datagram
 /// `ident`, the first carrying `at` bytes of its payload (a multiple of 8).
-fn cut(ip: &[u8], ident: u16, at: usize) -> (Vec<u8>, Vec<u8>) {
+pub(super) fn cut(ip: &[u8], ident: u16, at: usize) -> (Vec<u8>, Vec<u8>) {
     let fix = |mut f: Vec<u8>, frag_word: u16| {
         let len = f.len() as u16;
         f[2..4].copy_from_slice(&len.to_be_bytes());

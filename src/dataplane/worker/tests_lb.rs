@@ -2274,3 +2274,6 @@ mod frag;
 
 #[path = "tests_fullnat.rs"]
 mod fullnat;
+
+#[path = "tests_fullnat_carry.rs"]
+mod fullnat_carry;
