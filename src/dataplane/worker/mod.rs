@@ -34,6 +34,8 @@ mod tests_control;
 #[cfg(test)]
 mod tests_lb;
 #[cfg(test)]
+mod tests_lb6;
+#[cfg(test)]
 mod tests_v6;
 
 pub use edge6::{Ipv6Setup, ICMPV6_ERRORS_PER_SEC};
@@ -326,6 +328,21 @@ impl<F: Frame> Worker<F> {
             ),
             stats: WorkerStats::default(),
         })
+        .map(|mut w: Worker<F>| {
+            // The IPv6 VIPs of the services are answered by ND and echo,
+            // as `answers_arp_for` does for IPv4 VIPs.
+            w.add_service_vips6(&setup.services);
+            w
+        })
+    }
+
+    /// Adds the IPv6 VIPs of `services` to those ND and echo answer for.
+    fn add_service_vips6(&mut self, services: &ServiceTable) {
+        for &vip in services.vips6() {
+            if !self.v6.vips.contains(&vip) {
+                self.v6.vips.push(vip);
+            }
+        }
     }
 
     /// Applies a command from the control thread (between bursts). Some
@@ -343,7 +360,13 @@ impl<F: Frame> Worker<F> {
                 let _ = reply.send(self.lb.sync_dump(now));
             }
             Command::Garp => self.send_garps(out),
-            Command::Services(table) => self.lb.set_services(table),
+            Command::Services(table) => {
+                // The VIPs answered follow the services (a reload may add
+                // or remove IPv6 VIPs).
+                self.v6.vips.clear();
+                self.add_service_vips6(&table);
+                self.lb.set_services(table);
+            }
             Command::DumpConns { limit, reply } => {
                 let _ = reply.send(self.lb.dump(now, limit));
             }

@@ -18,6 +18,7 @@ pub mod nat6;
 #[cfg(test)]
 mod never_panics;
 pub mod rst;
+pub mod rst6;
 pub mod synproxy;
 pub mod tun;
 pub mod tun6;
