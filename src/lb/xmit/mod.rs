@@ -1,10 +1,12 @@
-//! The forwarding methods as pure rewrites over an IP packet's bytes: IPv4
-//! in `nat`, `tun`, `rst`, `synproxy`; IPv6 in `nat6` and `tun6` (DR, of
-//! either family, changes only the link layer: it is the worker's).
+//! The forwarding methods as pure rewrites over an IP packet's bytes:
+//! IPv4 in `nat`, `tun`, `rst`, `synproxy`; IPv6 in `nat6`, `tun6`,
+//! `rst6` (DR, of either family, changes only the link layer: it is the
+//! worker's).
 //!
-//! Each function takes the bytes from the IPv4 header on (already checked
-//! with `wire::ipv4::Packet::new_checked` and its header checksum verified)
-//! and rewrites them in place with incremental checksum updates (RFC 1624),
+//! Each function takes the bytes from the IP header on (IPv4: already
+//! checked with `wire::ipv4::Packet::new_checked` and its header checksum
+//! verified; IPv6: checked again here, its extension headers walked by
+//! `wire::ipv6::Packet::upper_layer`) and rewrites them in place with incremental checksum updates (RFC 1624),
 //! so the cost per packet is a few loads and stores whatever its size.
 //! They read and write only through the `wire` views, which check again
 //! what they rely on: bytes that are not what a function expects are
