@@ -100,7 +100,16 @@ fn get(client: &Netns, vip: &str, path: &str) -> Result<String, String> {
     let url = format!("http://[{vip}]{path}");
     let out = client.run(
         "curl",
-        &["-6", "-g", "-sS", "--max-time", "3", "--connect-timeout", "2", &url],
+        &[
+            "-6",
+            "-g",
+            "-sS",
+            "--max-time",
+            "3",
+            "--connect-timeout",
+            "2",
+            &url,
+        ],
         Duration::from_secs(5),
     );
     if out.success() {
@@ -166,13 +175,31 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
         addr6(ns, "lo", &format!("{DR_VIP}/128"));
         ns.run_ok(
             "ip",
-            &["-6", "route", "add", "default", "via", "2001:db8:2::1", "dev", dev],
+            &[
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "2001:db8:2::1",
+                "dev",
+                dev,
+            ],
             T,
         );
         // What leaves from the DR VIP goes to the client on the link.
         ns.run_ok(
             "ip",
-            &["-6", "route", "add", "2001:db8:1::/64", "dev", dev, "table", "100"],
+            &[
+                "-6",
+                "route",
+                "add",
+                "2001:db8:1::/64",
+                "dev",
+                dev,
+                "table",
+                "100",
+            ],
             T,
         );
         ns.run_ok(
@@ -219,9 +246,8 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
     for vip in [NAT_VIP, DR_VIP] {
         let mut seen = [0u32; 2];
         for _ in 0..10 {
-            let body = get(&client, vip, "/").unwrap_or_else(|e| {
-                panic!("curl [{vip}]: {e}\n--- rvsd log ---\n{}", rvsd.log())
-            });
+            let body = get(&client, vip, "/")
+                .unwrap_or_else(|e| panic!("curl [{vip}]: {e}\n--- rvsd log ---\n{}", rvsd.log()));
             match body.trim() {
                 "rs1" => seen[0] += 1,
                 "rs2" => seen[1] += 1,
@@ -235,15 +261,26 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
             let out = client.run(
                 "curl",
                 &[
-                    "-6", "-g", "-sS", "--max-time", "5", "-o", "/dev/null", "-w",
-                    "%{size_download}", &format!("http://[{vip}]/big"),
+                    "-6",
+                    "-g",
+                    "-sS",
+                    "--max-time",
+                    "5",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{size_download}",
+                    &format!("http://[{vip}]/big"),
                 ],
                 Duration::from_secs(8),
             );
             assert_eq!(out.stdout.trim(), "300000", "download from [{vip}]: {out}");
         }
     }
-    eprintln!("NAT and DR checked after {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "NAT and DR checked after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // Kill rs2's nginx under load: its health check fails and it is taken
     // out; requests go on being answered, by rs1.
@@ -290,7 +327,10 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
         down_after.is_some(),
         "rs2 not marked down after its nginx was killed: {list}"
     );
-    assert!(after_down_ok >= 10, "only {after_down_ok} answers after rs2 went down");
+    assert!(
+        after_down_ok >= 10,
+        "only {after_down_ok} answers after rs2 went down"
+    );
     eprintln!(
         "rs2 down after {:?}, {failed} requests failed meanwhile",
         down_after.unwrap()
@@ -304,6 +344,9 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.log);
     let stats = stopped.stats();
     assert!(counter(&stats, "total.conns_created") >= 34, "{stats}");
-    assert!(counter(&stats, "total.nd_solicits_answered") >= 2, "{stats}");
+    assert!(
+        counter(&stats, "total.nd_solicits_answered") >= 2,
+        "{stats}"
+    );
     eprintln!("e2e ipv6 took {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -17,21 +17,27 @@
 //! takes: hop limit, route, MTU, neighbour; with the ICMPv6 errors a
 //! router owes the sender (time exceeded, unreachable, packet too big).
 //!
-//! Not here yet: later IPv6 fragments (no ports; dropped as `fragment`,
-//! see `docs/dev/h19-v6int.md`), FullNAT and the SYN proxy over IPv6.
+//! IPv6 fragments (`lb::frag6`, IPv4's scheme): a first fragment is
+//! decided like any packet of its connection and its decision kept under
+//! (source, destination, 32-bit identification); later fragments follow
+//! it with only the fixed header rewritten (NAT) or as they are (DR, TUN),
+//! or wait for it in a small queue when they come first.
+//!
+//! Not here yet: FullNAT and the SYN proxy over IPv6.
 
-use super::parse::{Frag, Ipv6Info};
+use super::parse::{self, Frag, Ipv6Info, Parsed};
 use super::Worker;
 use crate::dataplane::io::{Frame, Output};
 use crate::dataplane::stats::DropReason;
 use crate::lb::balancer::{Decision6, Flow6, IcmpRoute6, Refusal};
 use crate::lb::conn::FlowKey6;
+use crate::lb::frag6::{FragKey6, FragRoute6};
 use crate::lb::service::{ForwardMethod, Protocol};
 use crate::lb::xmit::nat::Side;
 use crate::lb::xmit::{nat6, rst6, tun6, Endpoint6, XmitError};
 use crate::wire::get_u16;
 use crate::wire::icmpv6::{self, Message};
-use crate::wire::ipv6::{self, next_header};
+use crate::wire::ipv6::{self, next_header, ExtError};
 use std::net::Ipv6Addr;
 
 /// ICMPv6 destination unreachable code 0: no route to destination.
@@ -81,9 +87,7 @@ impl<F: Frame> Worker<F> {
             _ => return Err(self.unknown_destination6(ip.dst)),
         };
         if ip.frag == Frag::Later {
-            // No ports to decide by; the IPv4 scheme (`lb::frag`) is not
-            // joined for IPv6 yet.
-            return Err(DropReason::Fragment);
+            return self.later_fragment6(ip, frame, now, out);
         }
         if ip.hop_limit <= 1 {
             // Decided before a connection is created or counted.
@@ -100,7 +104,110 @@ impl<F: Frame> Worker<F> {
             bytes: ipv6::HEADER_LEN as u32 + u32::from(ip.payload_len),
         };
         let decision = self.lb.decide6(&flow, now);
+        if ip.frag == Frag::First {
+            return self.first_fragment6(ip, &flow, decision, frame, now, out);
+        }
         self.act6(l3, &flow, decision, frame, now, out)
+    }
+
+    /// A first fragment (it has the ports): acts on `decision` as for a
+    /// whole packet, keeps the decision for the later fragments of its
+    /// packet, and sends on those that came before it.
+    fn first_fragment6<O: Output<F>>(
+        &mut self,
+        ip: &Ipv6Info,
+        flow: &Flow6,
+        decision: Decision6,
+        frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let l3 = usize::from(ip.l3);
+        let key = frag_key6(ip, &frame.data()[l3..]).ok_or(DropReason::Malformed)?;
+        let route = match decision {
+            Decision6::ToRealServer { method, real, .. } => FragRoute6::ToRealServer {
+                method,
+                real: real.ip,
+            },
+            Decision6::ToClient { vip } => FragRoute6::ToClient { vip: vip.ip },
+            _ => {
+                self.frags6.forget(&key);
+                while self.frags6.take_waiting(&key).is_some() {
+                    self.stats.drop(DropReason::FragmentUnmatched);
+                }
+                return self.act6(l3, flow, decision, frame, now, out);
+            }
+        };
+        self.frags6.record(key, route, now);
+        let sent = self.act6(l3, flow, decision, frame, now, out);
+        while let Some(w) = self.frags6.take_waiting(&key) {
+            match parse::parse(w.frame.data(), &self.lb) {
+                Parsed::Ipv6(waiting) => {
+                    if let Err(reason) = self.follow6(&waiting, route, w.frame, now, out) {
+                        self.stats.drop(reason);
+                    }
+                }
+                // It was parsed whole when it arrived.
+                _ => self.stats.drop(DropReason::Malformed),
+            }
+        }
+        sent
+    }
+
+    /// A later fragment (no transport header): follows its first
+    /// fragment's decision, or waits for it (bounded, `lb::frag6`).
+    fn later_fragment6<O: Output<F>>(
+        &mut self,
+        ip: &Ipv6Info,
+        frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let l3 = usize::from(ip.l3);
+        let key = frag_key6(ip, &frame.data()[l3..]).ok_or(DropReason::Malformed)?;
+        match self.frags6.lookup(&key, now) {
+            Some(route) => self.follow6(ip, route, frame, now, out),
+            None => match self.frags6.wait(key, frame, now) {
+                Ok(()) => {
+                    self.stats.fragments_queued += 1;
+                    Ok(())
+                }
+                Err(_frame) => Err(DropReason::FragmentQueueFull),
+            },
+        }
+    }
+
+    /// Sends the later fragment `ip` where its first fragment went: NAT
+    /// rewrites the address in its fixed header alone (IPv6 has no header
+    /// checksum; the transport checksum, over the whole packet, was
+    /// patched in the first fragment), DR and TUN send it to the same
+    /// real server.
+    fn follow6<O: Output<F>>(
+        &mut self,
+        ip: &Ipv6Info,
+        route: FragRoute6,
+        mut frame: F,
+        now: u64,
+        out: &mut O,
+    ) -> Result<(), DropReason> {
+        let l3 = usize::from(ip.l3);
+        match route {
+            FragRoute6::ToRealServer { method, real } => match method {
+                ForwardMethod::Nat => {
+                    ipv6::Packet::new_unchecked(&mut frame.data_mut()[l3..]).set_dst_addr(real);
+                    self.forward_toward6(l3, real, true, frame, now, out)?;
+                }
+                ForwardMethod::Dr => self.forward_toward6(l3, real, true, frame, now, out)?,
+                ForwardMethod::Tun => self.tunnel6(l3, real, frame, now, out)?,
+                ForwardMethod::FullNat => return Err(DropReason::UnsupportedProtocol),
+            },
+            FragRoute6::ToClient { vip } => {
+                ipv6::Packet::new_unchecked(&mut frame.data_mut()[l3..]).set_src_addr(vip);
+                self.forward_toward6(l3, ip.dst, true, frame, now, out)?;
+            }
+        }
+        self.stats.fragments_forwarded += 1;
+        Ok(())
     }
 
     /// Carries out the IPv6 balancer's `decision` for the packet at `l3`.
@@ -416,6 +523,23 @@ impl<F: Frame> Worker<F> {
         self.send_to6(usize::from(next.port), next.address, frame, now, out);
         Ok(())
     }
+}
+
+/// The packet a fragment (`ip`, its bytes from the IPv6 header on)
+/// belongs to, from its fragment header (walked again: only fragments
+/// pay for it).
+fn frag_key6(ip: &Ipv6Info, bytes: &[u8]) -> Option<FragKey6> {
+    let p = ipv6::Packet::new_checked(bytes).ok()?;
+    let ident = match p.upper_layer() {
+        Ok(u) => u.fragment?.ident,
+        Err(ExtError::FragmentNotFirst(f)) => f.ident,
+        Err(_) => return None,
+    };
+    Some(FragKey6 {
+        src: ip.src,
+        dst: ip.dst,
+        ident,
+    })
 }
 
 /// The tuple of the TCP or UDP packet an ICMPv6 error (the IPv6 packet

@@ -261,6 +261,8 @@ pub struct Worker<F> {
     /// IPv4 fragments: first fragments' decisions, and later fragments
     /// waiting for their first (fixed sizes, `lb::frag`).
     frags: FragTable<F>,
+    /// The IPv6 twin of `frags` (`lb::frag6`).
+    frags6: crate::lb::frag6::FragTable6<F>,
     /// IPv6 routes, neighbour cache and queue, own addresses and VIPs.
     v6: Edge6<F>,
     /// Counters, published by the poll loop.
@@ -315,6 +317,12 @@ impl<F: Frame> Worker<F> {
                 frag::LIFETIME_NS,
                 setup.seed,
             ),
+            frags6: FragTable::new(
+                frag::DEFAULT_ENTRIES,
+                frag::DEFAULT_QUEUE,
+                frag::LIFETIME_NS,
+                setup.seed ^ 0x6,
+            ),
             v6: Edge6::new(
                 &setup.ipv6,
                 setup
@@ -363,7 +371,8 @@ impl<F: Frame> Worker<F> {
             Command::Services(table) => {
                 // The VIPs answered follow the services (a reload may add
                 // or remove IPv6 VIPs).
-                self.v6.vips.clear();
+                let old: Vec<std::net::Ipv6Addr> = self.lb.services().vips6().to_vec();
+                self.v6.vips.retain(|v| !old.contains(v));
                 self.add_service_vips6(&table);
                 self.lb.set_services(table);
             }
@@ -619,6 +628,13 @@ impl<F: Frame> Worker<F> {
             }
         }
         self.tick6(now, out);
+        if self.frags6.waiting() > 0 {
+            let mut expired = 0;
+            self.frags6.expire(now, |_| expired += 1);
+            for _ in 0..expired {
+                self.stats.drop(DropReason::FragmentUnmatched);
+            }
+        }
         if self.frags.waiting() > 0 {
             let mut expired = 0;
             self.frags.expire(now, |_| expired += 1);

@@ -459,3 +459,87 @@ fn with_several_workers_both_directions_meet_the_clients_worker() {
         }
     }
 }
+
+/// Fragment `n` (0 = first) of a UDP datagram from the client to the
+/// DNS VIP, ident 0xA1B2C3D4: the first carries the UDP header and 8 bytes,
+/// the second the last 16 bytes (offset 16). The UDP checksum covers the
+/// whole datagram.
+fn udp_fragment(n: usize) -> Vec<u8> {
+    let mut udp = vec![0u8; 8 + 24];
+    udp[0..2].copy_from_slice(&5353u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&53u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&32u16.to_be_bytes());
+    for (i, b) in udp[8..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    ipv6::fill_upper_checksum(client(), vip(), next_header::UDP, &mut udp).unwrap();
+    let (offset, more, data) = if n == 0 {
+        (0u16, 1u16, &udp[..16])
+    } else {
+        (16, 0, &udp[16..])
+    };
+    let mut fh = vec![next_header::UDP, 0];
+    fh.extend_from_slice(&(offset | more).to_be_bytes());
+    fh.extend_from_slice(&0xA1B2_C3D4u32.to_be_bytes());
+    frame(OUT_MAC, (client(), vip()), next_header::FRAGMENT, &fh, data)
+}
+
+fn dns_worker() -> Worker<VecFrame> {
+    worker_with(vec![VirtualService::new6(
+        "dns6",
+        Endpoint6::new(vip(), 53),
+        Protocol::Udp,
+        ForwardMethod::Nat,
+        SchedulerKind::Rr,
+        [(Endpoint6::new(rs1(), 5353), 1)],
+    )])
+}
+
+#[test]
+fn a_later_fragment_follows_its_first_to_the_nat_real_server() {
+    let mut w = dns_worker();
+    let first = run(&mut w, 0, &udp_fragment(0));
+    let f = sent_on(&first, 1);
+    let p = ipv6_of(f);
+    assert_eq!((p.src_addr(), p.dst_addr()), (client(), rs1()));
+    assert_eq!(&f[14 + 48 + 2..14 + 48 + 4], &5353u16.to_be_bytes());
+    let later = run(&mut w, 0, &udp_fragment(1));
+    let f2 = sent_on(&later, 1);
+    let p2 = ipv6_of(f2);
+    assert_eq!((p2.src_addr(), p2.dst_addr()), (client(), rs1()));
+    assert_eq!(p2.hop_limit(), 63);
+    assert_eq!(w.stats.fragments_forwarded, 1);
+    // Put back together, the datagram's checksum holds for the new
+    // destination.
+    let mut whole = f[14 + 48..].to_vec();
+    whole.extend_from_slice(&f2[14 + 48..]);
+    assert!(ipv6::verify_upper_checksum(
+        client(),
+        rs1(),
+        next_header::UDP,
+        &whole
+    ));
+}
+
+#[test]
+fn a_later_fragment_that_comes_first_waits_for_its_first() {
+    let mut w = dns_worker();
+    let out = run(&mut w, 0, &udp_fragment(1));
+    assert!(out.sent.is_empty());
+    assert_eq!(w.stats.fragments_queued, 1);
+    let out = run(&mut w, 0, &udp_fragment(0));
+    assert_eq!(out.sent.len(), 2);
+    for (port, f) in &out.sent {
+        assert_eq!(*port, 1);
+        assert_eq!(ipv6_of(f).dst_addr(), rs1());
+    }
+    assert_eq!(w.stats.fragments_forwarded, 1);
+}
+
+#[test]
+fn a_later_fragment_whose_first_never_comes_is_dropped_in_time() {
+    let mut w = dns_worker();
+    run(&mut w, 0, &udp_fragment(1));
+    w.tick(10_000_000_000, &mut VecOutput::default());
+    assert_eq!(w.stats.drops[DropReason::FragmentUnmatched as usize], 1);
+}
