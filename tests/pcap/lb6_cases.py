@@ -33,9 +33,11 @@ from scapy.all import (
     IPerror6,
     IPv6,
     IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
     IPv6ExtHdrRouting,
     PadN,
     Raw,
+    fragment6,
 )
 
 from lb_cases import Alt, Case, Out  # noqa: F401
@@ -312,4 +314,32 @@ def build_cases():
     c.alts = [Alt("", [], {})]
     c.drops = {"truncated": 2, "ipv6_source_route": 1}
     cases.append(c)
+
+    # Fragments of a UDP datagram to the NAT service, in order and out of
+    # order: the first is decided and rewritten (its UDP checksum covers
+    # the whole datagram), the later ones follow with the destination
+    # address alone rewritten, or wait for the first.
+    for n, (label, order) in enumerate([("in order", [0, 1, 2]), ("last first", [2, 1, 0])]):
+        cl = client_ip(0x90 + 0x10 * n)
+        c = Case(f"NAT6 UDP datagram in three fragments, {label}", cl, conns_created=1)
+        payload = bytes((i * 7 + n) % 256 for i in range(1400))
+        ident = 0xC0DE0000 + n
+        frags = udp_fragments(cl, 5400 + n, dns.vip, 53, payload, ident)
+        for i in order:
+            c.add(f"fragment {i}", frags[i])
+        want = udp_fragments(cl, 5400 + n, RS11_IP, 5353, payload, ident, hlim=63, eth=(RS11_MAC, OUR_MAC))
+        outs = [Out(want[i], "forwarded", f"fragment {i} to rs11") for i in ([0, 1, 2] if order[0] == 0 else [0, 2, 1])]
+        c.alts = [Alt("", outs, {("dns6", f"[{RS11_IP}]:5353"): 1})]
+        c.frags_forwarded = 2
+        c.frags_queued = 0 if order[0] == 0 else 2
+        cases.append(c)
     return cases
+
+
+def udp_fragments(src, sport, dst, dport, payload, ident, hlim=64, eth=(OUR_MAC, ROUTER_MAC)):
+    """The UDP datagram cut by scapy into three fragments (1400 bytes of
+    payload, 600-byte fragments), as Ethernet frames frozen to bytes."""
+    p = IPv6(src=src, dst=dst, hlim=hlim) / IPv6ExtHdrFragment(id=ident) / UDP(sport=sport, dport=dport) / Raw(payload)
+    pieces = fragment6(p, 600)
+    assert len(pieces) == 3, len(pieces)
+    return [Ether(bytes(Ether(dst=eth[0], src=eth[1]) / f)) for f in pieces]

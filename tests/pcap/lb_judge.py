@@ -109,6 +109,8 @@ def checksum_problems(raw):
         under = lyr.underlayer
         if type(lyr) in (TCP, UDP) and isinstance(under, IP) and (under.flags.MF or under.frag):
             continue  # a first fragment: the sum covers the whole datagram (compared exactly)
+        if type(lyr) in (TCP, UDP) and type(under).__name__ == "IPv6ExtHdrFragment":
+            continue  # a first fragment: the sum covers the whole datagram (compared exactly)
         q = Ether(raw)
         ql = [x for x in walk(q) if type(x) in kinds][n]
         ql.chksum = None
