@@ -72,3 +72,24 @@ fn what_is_not_an_ipv6_tcp_segment_is_left_untouched() {
     let mut short = SYN[..50].to_vec();
     assert_eq!(answer_with_reset(&mut short), 0);
 }
+
+proptest::proptest! {
+    /// Random bytes (IPv6 version nibble forced) never panic; a refusal
+    /// leaves them untouched, an answer verifies.
+    #[test]
+    fn rst6_never_panics(mut b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+        if let Some(v) = b.first_mut() {
+            *v = 0x60 | (*v & 0x0f);
+        }
+        let before = b.clone();
+        match answer_with_reset(&mut b) {
+            0 => proptest::prop_assert_eq!(&b, &before),
+            n => {
+                let v = ipv6::Packet::new_checked(&b[..n]).unwrap();
+                proptest::prop_assert!(ipv6::verify_upper_checksum(
+                    v.src_addr(), v.dst_addr(), next_header::TCP, v.payload()
+                ));
+            }
+        }
+    }
+}
