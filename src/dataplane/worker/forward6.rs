@@ -284,14 +284,7 @@ impl<F: Frame> Worker<F> {
             }
         } else if ip.icmp_type().is_some_and(|t| t < 128) && ip.frag == Frag::Whole {
             let quoted = quoted_flow6(bytes, usize::from(ip.upper))?;
-            // The quoted packet went the other way: its sender is the
-            // client when it went to a service or a NAT real server.
-            let to_service = self.client_of6(quoted, quoted.proto)?;
-            if to_service == quoted.src {
-                quoted.src
-            } else {
-                quoted.dst
-            }
+            self.client_of_quoted6(quoted)?
         } else {
             return None;
         };
@@ -314,6 +307,29 @@ impl<F: Frame> Worker<F> {
             Some(key.src)
         } else if services.is_nat_real_server6(Endpoint6::new(key.src, key.src_port), protocol) {
             Some(key.dst)
+        } else {
+            None
+        }
+    }
+
+    /// The client of the connection an ICMPv6 error is about, from the
+    /// packet it quotes (which went the other way): the quoted source when
+    /// it was sent to a service or a NAT real server, the quoted
+    /// destination when a service sent it.
+    fn client_of_quoted6(&self, quoted: FlowKey6) -> Option<Ipv6Addr> {
+        let protocol = match quoted.proto {
+            next_header::TCP => Protocol::Tcp,
+            next_header::UDP => Protocol::Udp,
+            _ => return None,
+        };
+        let services = self.lb.services();
+        let dst = Endpoint6::new(quoted.dst, quoted.dst_port);
+        let src = Endpoint6::new(quoted.src, quoted.src_port);
+        if services.lookup6(dst, protocol).is_some() || services.is_nat_real_server6(dst, protocol)
+        {
+            Some(quoted.src)
+        } else if services.lookup6(src, protocol).is_some() {
+            Some(quoted.dst)
         } else {
             None
         }

@@ -543,3 +543,26 @@ fn a_later_fragment_whose_first_never_comes_is_dropped_in_time() {
     w.tick(10_000_000_000, &mut VecOutput::default());
     assert_eq!(w.stats.drops[DropReason::FragmentUnmatched as usize], 1);
 }
+
+#[test]
+fn with_several_workers_an_error_from_the_inside_meets_the_clients_worker() {
+    let mut s = setup(vec![service(ForwardMethod::Nat, Protocol::Tcp)]);
+    s.worker_count = 4;
+    let owner = crate::net::rss::RssModel::new(4).worker_of6(client());
+    // The SYN as rvs sent it to the real server, quoted by a router.
+    let mut one = worker(ForwardMethod::Nat);
+    let sent = run(&mut one, 0, &syn()).sent[0].1.clone();
+    let err = icmp_error_frame(IN_MAC, (ip("2001:db8:2::fe"), client()), &sent[14..]);
+    for index in 0..4 {
+        s.worker_index = index;
+        let mut w: Worker<VecFrame> = Worker::new(&s);
+        w.v6.announced = true;
+        let out = run(&mut w, 1, &err);
+        if index == owner {
+            assert!(out.redirected.is_empty());
+        } else {
+            assert_eq!(out.redirected.len(), 1);
+            assert_eq!(out.redirected[0].0, owner);
+        }
+    }
+}
