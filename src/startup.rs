@@ -271,7 +271,7 @@ pub fn worker_setup(
                 .iter()
                 .map(|n| (n.address, n.mac, n.interface as u16))
                 .collect(),
-            // The IPv6 VIPs come with IPv6 services (not on this branch).
+            // The worker adds its services' IPv6 VIPs (`Worker::try_new`).
             vips: Vec::new(),
         },
     }

@@ -55,8 +55,15 @@ pub struct FragKey {
     pub ident: u16,
 }
 
-impl FragKey {
-    /// A 32-bit hash of the key under `seed` (to pick the set).
+/// The identity of a datagram as the table keys it: [`FragKey`] for
+/// IPv4, `lb::frag6::FragKey6` for IPv6 (the table is generic so both
+/// families share its bounds and policy).
+pub trait FragId: Copy + Eq + std::fmt::Debug {
+    /// A hash of the key under `seed` (to pick the set).
+    fn hash(&self, seed: u64) -> u64;
+}
+
+impl FragId for FragKey {
     fn hash(&self, seed: u64) -> u64 {
         let a = u64::from(u32::from(self.src)) << 32 | u64::from(u32::from(self.dst));
         let b = u64::from(self.protocol) << 16 | u64::from(self.ident);
@@ -98,17 +105,17 @@ pub enum FragRoute {
 
 /// One kept decision.
 #[derive(Clone, Copy, Debug)]
-struct Entry {
-    key: FragKey,
-    route: FragRoute,
+struct Entry<K, R> {
+    key: K,
+    route: R,
     since: u64,
 }
 
 /// A later fragment waiting for its datagram's first fragment.
 #[derive(Debug)]
-pub struct Waiting<F> {
+pub struct Waiting<F, K = FragKey> {
     /// Its datagram.
-    pub key: FragKey,
+    pub key: K,
     /// When it arrived.
     pub since: u64,
     /// The frame.
@@ -128,21 +135,21 @@ pub enum Recorded {
 /// One worker's fragment state: the first fragments' decisions and the
 /// queue of fragments that came before their first (see the module doc).
 #[derive(Debug)]
-pub struct FragTable<F> {
-    slots: Vec<Option<Entry>>,
+pub struct FragTable<F, K = FragKey, R = FragRoute> {
+    slots: Vec<Option<Entry<K, R>>>,
     sets: usize,
-    waiting: Vec<Waiting<F>>,
+    waiting: Vec<Waiting<F, K>>,
     queue: usize,
     lifetime: u64,
     seed: u64,
     evicted: u64,
 }
 
-impl<F> FragTable<F> {
+impl<F, K: FragId, R: Copy> FragTable<F, K, R> {
     /// A table of `entries` decisions (rounded up to whole sets of
     /// [`WAYS`]) and a queue of `queue` frames, each kept `lifetime_ns`;
     /// all memory is taken here.
-    pub fn new(entries: usize, queue: usize, lifetime_ns: u64, seed: u64) -> FragTable<F> {
+    pub fn new(entries: usize, queue: usize, lifetime_ns: u64, seed: u64) -> FragTable<F, K, R> {
         let sets = entries.div_ceil(WAYS).max(1);
         FragTable {
             slots: vec![None; sets * WAYS],
@@ -156,19 +163,19 @@ impl<F> FragTable<F> {
     }
 
     /// The slots of `key`'s set.
-    fn set(&self, key: &FragKey) -> std::ops::Range<usize> {
+    fn set(&self, key: &K) -> std::ops::Range<usize> {
         let start = (key.hash(self.seed) % self.sets as u64) as usize * WAYS;
         start..start + WAYS
     }
 
-    fn live(&self, e: &Entry, now: u64) -> bool {
+    fn live(&self, e: &Entry<K, R>, now: u64) -> bool {
         now.saturating_sub(e.since) < self.lifetime
     }
 
     /// Keeps the first fragment's decision `route` for datagram `key` from
     /// `now`: in the datagram's own slot (identification reused), else a
     /// free or expired one of its set, else the oldest of the set.
-    pub fn record(&mut self, key: FragKey, route: FragRoute, now: u64) -> Recorded {
+    pub fn record(&mut self, key: K, route: R, now: u64) -> Recorded {
         let range = self.set(&key);
         let mut free = None;
         let mut oldest = range.start;
@@ -208,7 +215,7 @@ impl<F> FragTable<F> {
 
     /// The decision a later fragment of datagram `key` follows, while its
     /// first fragment's is still live.
-    pub fn lookup(&self, key: &FragKey, now: u64) -> Option<FragRoute> {
+    pub fn lookup(&self, key: &K, now: u64) -> Option<R> {
         self.slots[self.set(key)]
             .iter()
             .flatten()
@@ -218,7 +225,7 @@ impl<F> FragTable<F> {
 
     /// Forgets datagram `key`'s decision (its first fragment was refused
     /// after all: later fragments must not follow an old one).
-    pub fn forget(&mut self, key: &FragKey) {
+    pub fn forget(&mut self, key: &K) {
         let range = self.set(key);
         for slot in &mut self.slots[range] {
             if slot.is_some_and(|e| e.key == *key) {
@@ -229,7 +236,7 @@ impl<F> FragTable<F> {
 
     /// Queues `frame`, a later fragment of datagram `key` that came before
     /// its first; gives it back when the queue is full.
-    pub fn wait(&mut self, key: FragKey, frame: F, now: u64) -> Result<(), F> {
+    pub fn wait(&mut self, key: K, frame: F, now: u64) -> Result<(), F> {
         if self.waiting.len() >= self.queue {
             return Err(frame);
         }
@@ -243,14 +250,14 @@ impl<F> FragTable<F> {
 
     /// Takes one queued fragment of datagram `key` (its first fragment
     /// has come), oldest first; `None` when none is left.
-    pub fn take_waiting(&mut self, key: &FragKey) -> Option<Waiting<F>> {
+    pub fn take_waiting(&mut self, key: &K) -> Option<Waiting<F, K>> {
         let i = self.waiting.iter().position(|w| w.key == *key)?;
         Some(self.waiting.remove(i))
     }
 
     /// Removes the queued fragments that have waited the lifetime at
     /// `now`, handing each to `expired`.
-    pub fn expire(&mut self, now: u64, mut expired: impl FnMut(Waiting<F>)) {
+    pub fn expire(&mut self, now: u64, mut expired: impl FnMut(Waiting<F, K>)) {
         let lifetime = self.lifetime;
         let mut i = 0;
         while i < self.waiting.len() {

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod conn;
 pub mod family;
 pub mod frag;
+pub mod frag6;
 pub mod handshake;
 pub mod kind;
 pub mod limits;

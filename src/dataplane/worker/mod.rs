@@ -34,6 +34,8 @@ mod tests_control;
 #[cfg(test)]
 mod tests_lb;
 #[cfg(test)]
+mod tests_lb6;
+#[cfg(test)]
 mod tests_v6;
 
 pub use edge6::{Ipv6Setup, ICMPV6_ERRORS_PER_SEC};
@@ -259,6 +261,8 @@ pub struct Worker<F> {
     /// IPv4 fragments: first fragments' decisions, and later fragments
     /// waiting for their first (fixed sizes, `lb::frag`).
     frags: FragTable<F>,
+    /// The IPv6 twin of `frags` (`lb::frag6`).
+    frags6: crate::lb::frag6::FragTable6<F>,
     /// IPv6 routes, neighbour cache and queue, own addresses and VIPs.
     v6: Edge6<F>,
     /// Counters, published by the poll loop.
@@ -313,6 +317,12 @@ impl<F: Frame> Worker<F> {
                 frag::LIFETIME_NS,
                 setup.seed,
             ),
+            frags6: FragTable::new(
+                frag::DEFAULT_ENTRIES,
+                frag::DEFAULT_QUEUE,
+                frag::LIFETIME_NS,
+                setup.seed ^ 0x6,
+            ),
             v6: Edge6::new(
                 &setup.ipv6,
                 setup
@@ -326,6 +336,21 @@ impl<F: Frame> Worker<F> {
             ),
             stats: WorkerStats::default(),
         })
+        .map(|mut w: Worker<F>| {
+            // The IPv6 VIPs of the services are answered by ND and echo,
+            // as `answers_arp_for` does for IPv4 VIPs.
+            w.add_service_vips6(&setup.services);
+            w
+        })
+    }
+
+    /// Adds the IPv6 VIPs of `services` to those ND and echo answer for.
+    fn add_service_vips6(&mut self, services: &ServiceTable) {
+        for &vip in services.vips6() {
+            if !self.v6.vips.contains(&vip) {
+                self.v6.vips.push(vip);
+            }
+        }
     }
 
     /// Applies a command from the control thread (between bursts). Some
@@ -343,7 +368,14 @@ impl<F: Frame> Worker<F> {
                 let _ = reply.send(self.lb.sync_dump(now));
             }
             Command::Garp => self.send_garps(out),
-            Command::Services(table) => self.lb.set_services(table),
+            Command::Services(table) => {
+                // The VIPs answered follow the services (a reload may add
+                // or remove IPv6 VIPs).
+                let old: Vec<std::net::Ipv6Addr> = self.lb.services().vips6().to_vec();
+                self.v6.vips.retain(|v| !old.contains(v));
+                self.add_service_vips6(&table);
+                self.lb.set_services(table);
+            }
             Command::DumpConns { limit, reply } => {
                 let _ = reply.send(self.lb.dump(now, limit));
             }
@@ -597,6 +629,13 @@ impl<F: Frame> Worker<F> {
             }
         }
         self.tick6(now, out);
+        if self.frags6.waiting() > 0 {
+            let mut expired = 0;
+            self.frags6.expire(now, |_| expired += 1);
+            for _ in 0..expired {
+                self.stats.drop(DropReason::FragmentUnmatched);
+            }
+        }
         if self.frags.waiting() > 0 {
             let mut expired = 0;
             self.frags.expire(now, |_| expired += 1);

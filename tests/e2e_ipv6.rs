@@ -1,0 +1,352 @@
+#![cfg(feature = "dpdk")]
+//! End to end, IPv6 load balancing: IPv6 clients (curl) to IPv6 nginx
+//! real servers through `rvsd` by NAT and by DR, and a health check that
+//! takes a killed IPv6 real server out under load.
+//!
+//! ```text
+//!   client ns 2001:db8:1::10/64 --+
+//!   lb ns: rvsd "lan" (af_packet) +-- switch ns (br0) --+-- rs1 2001:db8:2::11/64, DR VIP on lo
+//!      2001:db8:1::1, 2001:db8:2::1                     +-- rs2 2001:db8:2::12/64, DR VIP on lo
+//!   lb ns kernel: mgmt 2001:db8:2::fe/64 (health checks) +
+//! ```
+//!
+//! One segment: the client reaches both VIPs on its own /64 (rvsd
+//! answers their neighbour solicitations); the real servers route
+//! everything through rvsd (NAT replies), except what leaves from the DR
+//! VIP, which a policy route sends to the client directly. Every
+//! namespace runs without duplicate address detection. TUN over IPv6 is
+//! covered by the pcap table only (tests/pcap_lb6.rs): the kernel here
+//! has no ip6_tunnel module.
+#![deny(unsafe_code)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use support::{counter, Netns, Rvsd, TempDir};
+
+const T: Duration = Duration::from_secs(20);
+const RVSD_MAC: &str = "02:00:00:00:00:01";
+const CLIENT: &str = "2001:db8:1::10";
+const NAT_VIP: &str = "2001:db8:1::100";
+const DR_VIP: &str = "2001:db8:1::101";
+const MGMT: &str = "2001:db8:2::fe";
+const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
+
+fn rs_ip(i: usize) -> String {
+    format!("2001:db8:2::1{}", i + 1)
+}
+
+/// Sets sysctls in `ns`, ignoring failures (a key the kernel lacks).
+fn sysctls(ns: &Netns, keys: &[&str]) {
+    for key in keys {
+        let _ = ns.run("sysctl", &["-q", "-w", key], T);
+    }
+}
+
+/// IPv6 on, no duplicate address detection, no router solicitations.
+fn ipv6_host(ns: &Netns) {
+    sysctls(
+        ns,
+        &[
+            "net.ipv6.conf.all.disable_ipv6=0",
+            "net.ipv6.conf.default.disable_ipv6=0",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.all.router_solicitations=0",
+            "net.ipv6.conf.default.router_solicitations=0",
+            "net.ipv6.conf.all.accept_ra=0",
+            "net.ipv6.conf.default.accept_ra=0",
+        ],
+    );
+}
+
+fn addr6(ns: &Netns, dev: &str, cidr: &str) {
+    ns.run_ok(
+        "ip",
+        &["-6", "address", "add", cidr, "dev", dev, "nodad"],
+        T,
+    );
+}
+
+fn nginx_conf(dir: &Path) -> String {
+    let d = dir.to_str().unwrap();
+    format!(
+        "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n\
+         pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n\
+         keepalive_timeout 30;\n\
+         server {{\n    listen [::]:80 ipv6only=on;\n    root {d}/www;\n  }}\n}}\n"
+    )
+}
+
+/// Starts nginx in `ns` serving `dir/www` on [::]:80.
+fn start_nginx(ns: &Netns, dir: &Path) -> Child {
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, nginx_conf(dir)).unwrap();
+    ns.command("nginx")
+        .args(["-p", dir.to_str().unwrap(), "-c", conf.to_str().unwrap()])
+        .args(["-e", dir.join("error.log").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx")
+}
+
+/// `curl -g http://[vip]/` from the client: the body, or the error.
+fn get(client: &Netns, vip: &str, path: &str) -> Result<String, String> {
+    let url = format!("http://[{vip}]{path}");
+    let out = client.run(
+        "curl",
+        &[
+            "-6",
+            "-g",
+            "-sS",
+            "--max-time",
+            "3",
+            "--connect-timeout",
+            "2",
+            &url,
+        ],
+        Duration::from_secs(5),
+    );
+    if out.success() {
+        Ok(out.stdout)
+    } else {
+        Err(out.to_string())
+    }
+}
+
+fn service(name: &str, vip: &str, forward: &str, health: &str) -> String {
+    let mut s = format!(
+        "\n[[virtual_server]]\nname = \"{name}\"\naddress = \"[{vip}]:80\"\nprotocol = \"tcp\"\n\
+         scheduler = \"rr\"\nforward = \"{forward}\"\n\n  [virtual_server.health_check]\n{health}\n"
+    );
+    for i in 0..2 {
+        s += &format!(
+            "  [[virtual_server.real_server]]\n  address = \"[{}]:80\"\n  weight = 1\n\n",
+            rs_ip(i)
+        );
+    }
+    s
+}
+
+#[test]
+fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
+    support::require_root("network namespaces and DPDK");
+    let started = Instant::now();
+    let dir = TempDir::new("e2e-ipv6");
+    let sw = Netns::new();
+    let client = Netns::new();
+    let lb = Netns::new();
+    let rs: Vec<Netns> = (0..2).map(|_| Netns::new()).collect();
+    sysctls(
+        &sw,
+        &[
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ],
+    );
+    for ns in [&client, &lb].into_iter().chain(rs.iter()) {
+        ipv6_host(ns);
+    }
+    sw.run_ok("ip", &["link", "add", "br0", "type", "bridge"], T);
+    sw.link_up("br0");
+    let mut attach = |ns: &Netns| -> String {
+        let v = support::veth_pair(ns, &sw);
+        sw.run_ok("ip", &["link", "set", &v.b, "master", "br0"], T);
+        v.a
+    };
+    let client_dev = attach(&client);
+    let lan = attach(&lb);
+    let mgmt = attach(&lb);
+    let rs_devs: Vec<String> = rs.iter().map(&mut attach).collect();
+
+    // rvsd's port: the kernel keeps off it.
+    sysctls(&lb, &[&format!("net.ipv6.conf.{lan}.disable_ipv6=1")]);
+    addr6(&lb, &mgmt, &format!("{MGMT}/64"));
+    addr6(&client, &client_dev, &format!("{CLIENT}/64"));
+    for (i, ns) in rs.iter().enumerate() {
+        let dev = &rs_devs[i];
+        addr6(ns, dev, &format!("{}/64", rs_ip(i)));
+        ns.link_up("lo");
+        addr6(ns, "lo", &format!("{DR_VIP}/128"));
+        ns.run_ok(
+            "ip",
+            &[
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "2001:db8:2::1",
+                "dev",
+                dev,
+            ],
+            T,
+        );
+        // What leaves from the DR VIP goes to the client on the link.
+        ns.run_ok(
+            "ip",
+            &[
+                "-6",
+                "route",
+                "add",
+                "2001:db8:1::/64",
+                "dev",
+                dev,
+                "table",
+                "100",
+            ],
+            T,
+        );
+        ns.run_ok(
+            "ip",
+            &["-6", "rule", "add", "from", DR_VIP, "lookup", "100"],
+            T,
+        );
+    }
+    let mut nginx: Vec<Child> = Vec::new();
+    for (i, ns) in rs.iter().enumerate() {
+        let d = dir.join(&format!("rs{}", i + 1));
+        std::fs::create_dir_all(d.join("www")).unwrap();
+        std::fs::create_dir_all(d.join("tmp")).unwrap();
+        std::fs::write(d.join("www/index.html"), format!("rs{}\n", i + 1)).unwrap();
+        let big: Vec<u8> = (0..300_000u32).map(|n| (n * 7 + i as u32) as u8).collect();
+        std::fs::write(d.join("www/big"), &big).unwrap();
+        nginx.push(start_nginx(ns, &d));
+    }
+
+    let device = format!("net_af_packet0,iface={lan}");
+    let mut config = support::single_port_config(
+        &device,
+        &["192.0.2.1/24", "2001:db8:1::1/64", "2001:db8:2::1/64"],
+        Some(RVSD_MAC),
+    );
+    let socket = dir.join("rvsd.sock");
+    config += &format!(
+        "\n[control]\nsocket = {}\n",
+        support::toml_str(socket.to_str().unwrap())
+    );
+    config += &service(
+        "nat6",
+        NAT_VIP,
+        "nat",
+        "  type = \"tcp\"\n  interval_ms = 200\n  timeout_ms = 300\n  rise = 1\n  fall = 2\n",
+    );
+    config += &service("dr6", DR_VIP, "dr", "  type = \"none\"\n");
+    let config = dir.write("rvsd.toml", &config);
+    let mut rvsd = Rvsd::start(&config, Some(&lb));
+    rvsd.wait_ready(Duration::from_secs(30));
+    eprintln!("rvsd ready after {:.1} s", started.elapsed().as_secs_f64());
+
+    // NAT and DR: every real server answers, in turn.
+    for vip in [NAT_VIP, DR_VIP] {
+        let mut seen = [0u32; 2];
+        for _ in 0..10 {
+            let body = get(&client, vip, "/")
+                .unwrap_or_else(|e| panic!("curl [{vip}]: {e}\n--- rvsd log ---\n{}", rvsd.log()));
+            match body.trim() {
+                "rs1" => seen[0] += 1,
+                "rs2" => seen[1] += 1,
+                other => panic!("unexpected body {other:?} from [{vip}]"),
+            }
+        }
+        assert_eq!(seen, [5, 5], "rr over [{vip}]: {seen:?}");
+        // A response of 300 KB arrives whole (many segments, both ways
+        // for NAT, the client's ACKs through rvsd for DR).
+        for _ in 0..2 {
+            let out = client.run(
+                "curl",
+                &[
+                    "-6",
+                    "-g",
+                    "-sS",
+                    "--max-time",
+                    "5",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{size_download}",
+                    &format!("http://[{vip}]/big"),
+                ],
+                Duration::from_secs(8),
+            );
+            assert_eq!(out.stdout.trim(), "300000", "download from [{vip}]: {out}");
+        }
+    }
+    eprintln!(
+        "NAT and DR checked after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Kill rs2's nginx under load: its health check fails and it is taken
+    // out; requests go on being answered, by rs1.
+    let mut killed = nginx.remove(1);
+    let _ = killed.kill();
+    let _ = killed.wait();
+    // nginx's worker too: every process of rs2's namespace.
+    for pid in rs[1].pids() {
+        let _ = support::run("kill", &["-KILL", &pid.to_string()], T);
+    }
+    let kill_at = Instant::now();
+    let mut failed = 0;
+    let mut down_after = None;
+    let mut after_down_ok = 0;
+    while kill_at.elapsed() < Duration::from_secs(8) {
+        match get(&client, NAT_VIP, "/") {
+            Ok(b) if down_after.is_some() => {
+                assert_eq!(b.trim(), "rs1", "after rs2 went down");
+                after_down_ok += 1;
+            }
+            Ok(_) => {}
+            Err(_) => failed += 1,
+        }
+        if down_after.is_none() {
+            let list = support::run(
+                RVSADM,
+                &["--socket", socket.to_str().unwrap(), "--json", "list"],
+                T,
+            );
+            if list.stdout.contains("\"health\":\"down\"") {
+                down_after = Some(kill_at.elapsed());
+            }
+        }
+        if after_down_ok >= 10 {
+            break;
+        }
+    }
+    let list = support::run(
+        RVSADM,
+        &["--socket", socket.to_str().unwrap(), "--json", "list"],
+        T,
+    );
+    assert!(
+        down_after.is_some(),
+        "rs2 not marked down after its nginx was killed: {list}"
+    );
+    assert!(
+        after_down_ok >= 10,
+        "only {after_down_ok} answers after rs2 went down"
+    );
+    eprintln!(
+        "rs2 down after {:?}, {failed} requests failed meanwhile",
+        down_after.unwrap()
+    );
+
+    let stopped = rvsd.stop(Duration::from_secs(20));
+    for mut n in nginx {
+        let _ = n.kill();
+        let _ = n.wait();
+    }
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.log);
+    let stats = stopped.stats();
+    assert!(counter(&stats, "total.conns_created") >= 34, "{stats}");
+    assert!(
+        counter(&stats, "total.nd_solicits_answered") >= 2,
+        "{stats}"
+    );
+    eprintln!("e2e ipv6 took {:.1} s", started.elapsed().as_secs_f64());
+}
