@@ -93,10 +93,17 @@ srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("0.0.0.0", port))
 srv.listen(16)
+lock = threading.Lock()
+def say(line):
+    # One write per line under a lock: print() writes the text and its
+    # newline apart, and two threads print here.
+    with lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 def serve():
     while True:
         c, a = srv.accept()
-        print(f"PEER {a[0]} {a[1]}", flush=True)
+        say(f"PEER {a[0]} {a[1]}")
         data = b""
         while b"\r\n\r\n" not in data:
             d = c.recv(4096)
@@ -109,7 +116,7 @@ def serve():
 threading.Thread(target=serve, daemon=True).start()
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 s.bind((dev, 0))
-print("READY", flush=True)
+say("READY")
 while True:
     f = s.recv(65535)
     ip = f[14:]
@@ -132,7 +139,7 @@ while True:
         n = o[i + 1]
         if k == 254 and n == 8:
             cport = struct.unpack("!H", o[i + 2:i + 4])[0]
-            print(f"TOA {socket.inet_ntoa(o[i + 4:i + 8])} {cport} flags=0x{t[13]:02x} len={len(t) - hl}", flush=True)
+            say(f"TOA {socket.inet_ntoa(o[i + 4:i + 8])} {cport} flags=0x{t[13]:02x} len={len(t) - hl}")
         i += n
 "#;
 
