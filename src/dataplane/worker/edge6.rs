@@ -70,9 +70,7 @@ pub(super) struct Edge6<F> {
     /// The unsolicited advertisements of the start were sent.
     pub announced: bool,
     /// ICMPv6 errors that may still be sent now, and when it was counted.
-    #[cfg_attr(not(test), allow(dead_code))]
     tokens: u32,
-    #[cfg_attr(not(test), allow(dead_code))]
     tokens_at: u64,
 }
 
@@ -102,7 +100,6 @@ impl<F> Edge6<F> {
     }
 
     /// Takes one error token; false when the bucket is empty.
-    #[cfg_attr(not(test), allow(dead_code))]
     fn take_error_token(&mut self, now: u64) -> bool {
         let elapsed = now.saturating_sub(self.tokens_at);
         let refill = elapsed.saturating_mul(u64::from(ICMPV6_ERRORS_PER_SEC)) / 1_000_000_000;
@@ -390,7 +387,6 @@ impl<F: Frame> Worker<F> {
     /// header, to `next_hop` on `port`: our MAC as source, the
     /// neighbour's as destination; parks it and solicits the neighbour
     /// when it is unknown (`send_to`'s IPv6 twin).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn send_to6<O: Output<F>>(
         &mut self,
         port: usize,
@@ -543,7 +539,6 @@ impl<F: Frame> Worker<F> {
     /// (counted as `icmpv6_rate_limited`), or without a buffer.
     /// This is the API the forwarding path calls: time exceeded, packet too
     /// big ([`icmpv6::build_packet_too_big`]'s layout), unreachable.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn send_icmpv6_error<O: Output<F>>(
         &mut self,
         invoking: &F,

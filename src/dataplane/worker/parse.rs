@@ -82,7 +82,6 @@ pub(crate) struct Ipv6Info {
 
 impl Ipv6Info {
     /// True for TCP or UDP whose ports were read (whole or first fragment).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn has_ports(&self) -> bool {
         self.frag != Frag::Later
             && (self.protocol == next_header::TCP || self.protocol == next_header::UDP)
@@ -95,7 +94,6 @@ impl Ipv6Info {
     }
 
     /// TCP flags (empty for anything else).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn tcp_flags(&self) -> TcpFlags {
         if self.protocol == next_header::TCP && self.frag != Frag::Later {
             TcpFlags(self.flags_or_type)
