@@ -60,7 +60,9 @@ use super::limits::{
 use super::local_pool::{LocalPool, LocalUsage};
 use super::persist::PersistTable;
 use super::sched::{Candidate, FlowHashInput, Scheduler};
-use super::service::{ForwardMethod, Protocol, ServiceId, ServiceTable, SORRY_SERVER};
+use super::service::{
+    ForwardMethod, Protocol, ServiceId, ServiceTable, VirtualService, SORRY_SERVER,
+};
 use super::sync::{SyncEvent, SyncQueue};
 use super::synproxy::{CookieJar, Proxied};
 use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
@@ -776,6 +778,10 @@ pub struct Balancer {
     /// What `lb::client_addr` keeps about each connection, indexed like
     /// the table (empty while no service has `client_address`).
     carried: HugeArray<Carried>,
+    /// No service forwards by FullNAT and no connection carries the
+    /// client's address (`carried` is empty): a packet's decision is the
+    /// plain one, without the per-packet looks at either.
+    plain_forwarding: bool,
     /// What the pool was built from: (address, protocol, range) in order.
     local_shape: Vec<(Ipv4Addr, Protocol, (u16, u16))>,
 }
@@ -834,6 +840,7 @@ impl Balancer {
             local_by_vs: Vec::new(),
             local_next: Vec::new(),
             carried: HugeArray::new(0, Carried::default()),
+            plain_forwarding: true,
             local_shape: Vec::new(),
             services: services.clone(),
         };
@@ -1009,6 +1016,13 @@ impl Balancer {
             // As the SYN proxy's array: off the packet path.
             self.carried = HugeArray::new(self.conns.capacity(), Carried::default());
         }
+        // `carried` never shrinks: a connection armed before a reload
+        // keeps its mode, so once allocated the plain path is off.
+        self.plain_forwarding = self.carried.is_empty()
+            && !services
+                .services()
+                .iter()
+                .any(|s| s.forward == ForwardMethod::FullNat);
         self.set_limits(&services);
         self.set_local_pool(&services);
         self.services = services;
@@ -1259,6 +1273,9 @@ impl Balancer {
         let Some(real) = self.services.real_endpoint(vs, rs) else {
             return Decision::Drop(Refusal::NoRealServer);
         };
+        if self.plain_forwarding {
+            return plain_decision(dir, service, real, created);
+        }
         // A connection keeps the mode it was armed with: a reload that
         // changes or removes `client_address` must not break a stream
         // whose numbers are already shifted.
@@ -1316,16 +1333,7 @@ impl Balancer {
                 };
             }
         }
-        match dir {
-            Direction::Original => Decision::ToRealServer {
-                method: service.forward,
-                real,
-                created,
-            },
-            Direction::Reply => Decision::ToClient {
-                vip: service.key.vip,
-            },
-        }
+        plain_decision(dir, service, real, created)
     }
 
     /// The client-address state of connection `id` (`lb::client_addr`),
@@ -1988,6 +1996,27 @@ impl Balancer {
                 }
             })
             .collect()
+    }
+}
+
+/// The decision for a packet of a NAT, DR or TUN connection that carries
+/// nothing: to the real server, or (NAT) back to the client.
+#[inline(always)]
+fn plain_decision(
+    dir: Direction,
+    service: &VirtualService,
+    real: Endpoint,
+    created: bool,
+) -> Decision {
+    match dir {
+        Direction::Original => Decision::ToRealServer {
+            method: service.forward,
+            real,
+            created,
+        },
+        Direction::Reply => Decision::ToClient {
+            vip: service.key.vip,
+        },
     }
 }
 
