@@ -23,10 +23,12 @@ mod netns;
 mod support;
 
 use netns::cases::took;
-use netns::{path_str, stop_rvsd, Service, Topology, CLIENT_IP, VIP};
+use netns::{stop_rvsd, Service, Topology, CLIENT_IP, VIP};
 use std::time::{Duration, Instant};
-use support::carry::{start_proxy_nginx, start_toa_reader, wait_for_text};
-use support::counter;
+use support::carry::{
+    assert_carried, small_page, start_proxy_nginx, start_toa_reader, toa_seen, upload_and_download,
+    wait_for_text,
+};
 
 const PP_PORT: u16 = 8081;
 const TOA_PORT: u16 = 8082;
@@ -40,9 +42,7 @@ fn the_client_address_reaches_the_real_server_by_proxy_v2_and_by_toa() {
 
     // rs1's nginx taking the PROXY protocol, and its TOA reader.
     let d = rs.dir.join("pp");
-    let page: String = (0..40)
-        .map(|i| format!("line {i} of a small page\n"))
-        .collect();
+    let page = small_page();
     let _nginx = start_proxy_nginx(&rs.ns, &d, PP_PORT, &page);
     let toa_out = rs.dir.join("toa.out");
     let _reader = start_toa_reader(&rs.ns, &rs.dev, TOA_PORT, &toa_out);
@@ -67,57 +67,11 @@ fn the_client_address_reaches_the_real_server_by_proxy_v2_and_by_toa() {
         out.stdout == page.repeat(3),
         "the page whole, three times: {out}"
     );
-    // An upload of 300 KB (hundreds of segments, every server ACK
-    // translated) and the same bytes back.
-    let body: Vec<u8> = (0..300_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let file = topo.dir.join("upload.bin");
-    std::fs::write(&file, &body).expect("upload file");
-    let put = format!("http://{VIP}/upload/u.bin");
-    let out = topo.client.run(
-        "curl",
-        &[
-            "-s",
-            "-m",
-            "20",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-T",
-            &path_str(&file),
-            &put,
-        ],
-        CMD,
-    );
-    assert!(
-        out.success() && out.stdout.trim() == "201",
-        "upload: {out}\n{}",
-        rvsd.log()
-    );
-    let back = topo.dir.join("back.bin");
-    let out = topo.client.run(
-        "curl",
-        &[
-            "-s",
-            "-m",
-            "20",
-            "-o",
-            &path_str(&back),
-            "-w",
-            "%{http_code}",
-            &put,
-        ],
-        CMD,
-    );
-    assert!(
-        out.success() && out.stdout.trim() == "200",
-        "download: {out}"
-    );
-    assert!(
-        std::fs::read(&back).unwrap_or_default() == body,
-        "the file comes back byte-exact"
+    upload_and_download(
+        &topo.client,
+        topo.dir.path(),
+        &format!("http://{VIP}/upload/u.bin"),
+        || rvsd.log(),
     );
 
     let access = wait_for_text(
@@ -153,44 +107,17 @@ fn the_client_address_reaches_the_real_server_by_proxy_v2_and_by_toa() {
         "toa request: {out}\n{}",
         rvsd.log()
     );
-    let seen = wait_for_text(&toa_out, "TOA ", Duration::from_secs(5));
-    let peer = seen
-        .lines()
-        .find_map(|l| l.strip_prefix("PEER "))
-        .unwrap_or_else(|| panic!("the server saw no connection: {seen}"));
-    let toas: Vec<&str> = seen
-        .lines()
-        .filter_map(|l| l.strip_prefix("TOA "))
-        .collect();
-    assert!(!toas.is_empty(), "no TOA option arrived: {seen}");
+    let (peer, toas) = toa_seen(&toa_out);
     for t in &toas {
         assert!(
             t.starts_with(&format!("{peer} ")),
-            "TOA carries the client {peer}: {seen}"
+            "TOA carries the client {peer}: {toas:?}"
         );
     }
-    assert!(peer.starts_with(&format!("{CLIENT_IP} ")), "{seen}");
-    assert!(
-        toas.iter().any(|t| t.contains("flags=0x10 len=0")),
-        "the handshake's bare ACK carries it: {seen}"
-    );
+    assert!(peer.starts_with(&format!("{CLIENT_IP} ")), "{peer}");
 
     let stats = stop_rvsd(rvsd);
-    assert!(
-        counter(&stats, "total.client_addr_proxy_v2_inserted") >= 3,
-        "{stats}"
-    );
-    assert!(
-        counter(&stats, "total.client_addr_toa_inserted") >= 1,
-        "{stats}"
-    );
-    for reason in ["no_room", "header_full", "too_big", "fragment"] {
-        assert_eq!(
-            counter(&stats, &format!("total.client_addr_skipped_{reason}")),
-            0,
-            "{stats}"
-        );
-    }
+    assert_carried(&stats);
     took(
         "the_client_address_reaches_the_real_server_by_proxy_v2_and_by_toa",
         started,

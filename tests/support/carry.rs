@@ -170,3 +170,120 @@ pub fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The page the PROXY v2 tests fetch three times on one keep-alive
+/// connection.
+pub fn small_page() -> String {
+    (0..40)
+        .map(|i| format!("line {i} of a small page\n"))
+        .collect()
+}
+
+/// Uploads 300 KB to `put_url` from `client` (hundreds of segments, every
+/// server ACK translated), downloads the same bytes again and asserts they
+/// come back byte-exact; the upload's client port. `log` gives rvsd's log
+/// for a failure's message.
+pub fn upload_and_download(
+    client: &Netns,
+    dir: &Path,
+    put_url: &str,
+    log: impl Fn() -> String,
+) -> String {
+    const CMD: Duration = Duration::from_secs(30);
+    let body: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let file = dir.join("upload.bin");
+    std::fs::write(&file, &body).expect("upload file");
+    let file = file.display().to_string();
+    let out = client.run(
+        "curl",
+        &[
+            "-s",
+            "-m",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{local_port}",
+            "-T",
+            &file,
+            put_url,
+        ],
+        CMD,
+    );
+    assert!(
+        out.success() && out.stdout.starts_with("201 "),
+        "upload: {out}\n{}",
+        log()
+    );
+    let put_port = out.stdout.split_whitespace().nth(1).unwrap_or("?");
+    let back = dir.join("back.bin");
+    let back_path = back.display().to_string();
+    let got = client.run(
+        "curl",
+        &[
+            "-s",
+            "-m",
+            "20",
+            "-o",
+            &back_path,
+            "-w",
+            "%{http_code}",
+            put_url,
+        ],
+        CMD,
+    );
+    assert!(
+        got.success() && got.stdout.trim() == "200",
+        "download: {got}"
+    );
+    assert!(
+        std::fs::read(&back).unwrap_or_default() == body,
+        "the file comes back byte-exact"
+    );
+    put_port.to_string()
+}
+
+/// What the TOA reader of `out` saw: the peer its server accepted
+/// ("ADDR PORT") and the TOA options found ("ADDR PORT flags=.. len=..");
+/// asserts there is at least one, and that the handshake's bare ACK
+/// carried one.
+pub fn toa_seen(out: &Path) -> (String, Vec<String>) {
+    let seen = wait_for_text(out, "TOA ", Duration::from_secs(5));
+    let peer = seen
+        .lines()
+        .find_map(|l| l.strip_prefix("PEER "))
+        .unwrap_or_else(|| panic!("the server saw no connection: {seen}"));
+    let toas: Vec<String> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("TOA "))
+        .map(str::to_string)
+        .collect();
+    assert!(!toas.is_empty(), "no TOA option arrived: {seen}");
+    assert!(
+        toas.iter().any(|t| t.contains("flags=0x10 len=0")),
+        "the handshake's bare ACK carries it: {seen}"
+    );
+    (peer.to_string(), toas)
+}
+
+/// Asserts rvsd's final `stats` show at least three PROXY v2 headers and
+/// one TOA option inserted, and nothing skipped.
+pub fn assert_carried(stats: &serde_json::Value) {
+    assert!(
+        super::counter(stats, "total.client_addr_proxy_v2_inserted") >= 3,
+        "{stats}"
+    );
+    assert!(
+        super::counter(stats, "total.client_addr_toa_inserted") >= 1,
+        "{stats}"
+    );
+    for reason in ["no_room", "header_full", "too_big", "fragment"] {
+        assert_eq!(
+            super::counter(stats, &format!("total.client_addr_skipped_{reason}")),
+            0,
+            "{stats}"
+        );
+    }
+}
