@@ -23,7 +23,7 @@ fn pcap_client_address_cases() {
     // What the hooks did: two PROXY headers (one sent again in a
     // retransmission), two TOA options (handshake ACK, first data), one
     // segment too big for its header.
-    for (name, want) in [
+    run.expect_totals(&[
         ("client_addr_proxy_v2_inserted", 2),
         ("client_addr_proxy_v2_reinserted", 1),
         ("client_addr_toa_inserted", 2),
@@ -31,19 +31,6 @@ fn pcap_client_address_cases() {
         ("client_addr_skipped_header_full", 0),
         ("client_addr_skipped_too_big", 1),
         ("client_addr_skipped_fragment", 0),
-    ] {
-        match run.stats["total"][name].as_u64() {
-            Some(got) if got == want => {}
-            got => run
-                .problems
-                .push(format!("stats total.{name}: got {got:?}, expected {want}")),
-        }
-    }
-    eprintln!(
-        "pcap client address test: {} frames in, {} out, {:.1} s",
-        run.verdict["input_frames"],
-        run.verdict["output_frames"],
-        started.elapsed().as_secs_f64()
-    );
-    pcap::assert_no_problems(&run.problems, &run.stats, &run.log);
+    ]);
+    run.finish("client address", started);
 }

@@ -21,11 +21,5 @@ fn pcap_fullnat_cases() {
     std::env::set_var("LB_CASES", "fullnat_cases");
     let started = Instant::now();
     let run = pcap::run_table("lb_judge.py", "pcap-fullnat");
-    eprintln!(
-        "pcap fullnat test: {} frames in, {} out, {:.1} s",
-        run.verdict["input_frames"],
-        run.verdict["output_frames"],
-        started.elapsed().as_secs_f64()
-    );
-    pcap::assert_no_problems(&run.problems, &run.stats, &run.log);
+    run.finish("fullnat", started);
 }

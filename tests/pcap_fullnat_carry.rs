@@ -29,7 +29,7 @@ fn pcap_fullnat_carries_the_client_address() {
     // retransmission), two TOA options (handshake ACK, first data), one
     // first segment too big for its header, one first segment in
     // fragments.
-    for (name, want) in [
+    run.expect_totals(&[
         ("client_addr_proxy_v2_inserted", 3),
         ("client_addr_proxy_v2_reinserted", 1),
         ("client_addr_toa_inserted", 2),
@@ -37,19 +37,6 @@ fn pcap_fullnat_carries_the_client_address() {
         ("client_addr_skipped_header_full", 0),
         ("client_addr_skipped_too_big", 1),
         ("client_addr_skipped_fragment", 1),
-    ] {
-        match run.stats["total"][name].as_u64() {
-            Some(got) if got == want => {}
-            got => run
-                .problems
-                .push(format!("stats total.{name}: got {got:?}, expected {want}")),
-        }
-    }
-    eprintln!(
-        "pcap fullnat carry test: {} frames in, {} out, {:.1} s",
-        run.verdict["input_frames"],
-        run.verdict["output_frames"],
-        started.elapsed().as_secs_f64()
-    );
-    pcap::assert_no_problems(&run.problems, &run.stats, &run.log);
+    ]);
+    run.finish("fullnat carry", started);
 }

@@ -22,11 +22,5 @@ fn pcap_load_balancing_cases() {
     support::require_root("running rvsd on DPDK's net_pcap");
     let started = Instant::now();
     let run = pcap::run_table("lb_judge.py", "pcap-lb");
-    eprintln!(
-        "pcap lb test: {} frames in, {} out, {:.1} s",
-        run.verdict["input_frames"],
-        run.verdict["output_frames"],
-        started.elapsed().as_secs_f64()
-    );
-    pcap::assert_no_problems(&run.problems, &run.stats, &run.log);
+    run.finish("lb", started);
 }

@@ -21,11 +21,5 @@ fn pcap_lb6_cases() {
     std::env::set_var("LB_CASES", "lb6_cases");
     let started = Instant::now();
     let run = pcap::run_table("lb_judge.py", "pcap-lb6");
-    eprintln!(
-        "pcap lb6 test: {} frames in, {} out, {:.1} s",
-        run.verdict["input_frames"],
-        run.verdict["output_frames"],
-        started.elapsed().as_secs_f64()
-    );
-    pcap::assert_no_problems(&run.problems, &run.stats, &run.log);
+    run.finish("lb6", started);
 }

@@ -7,7 +7,7 @@
 use super::{python, CmdOutput, Rvsd, Stopped};
 use serde_json::Value;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The `net_pcap0` device reading frames from `input` and writing what
 /// rvsd sends to `output`.
@@ -98,6 +98,33 @@ pub struct TableRun {
     pub verdict: Value,
     pub problems: Vec<String>,
     pub log: String,
+}
+
+impl TableRun {
+    /// Adds a problem for each `total.<name>` counter of rvsd's stats that
+    /// is not the number wanted.
+    pub fn expect_totals(&mut self, want: &[(&str, u64)]) {
+        for &(name, want) in want {
+            match self.stats["total"][name].as_u64() {
+                Some(got) if got == want => {}
+                got => self
+                    .problems
+                    .push(format!("stats total.{name}: got {got:?}, expected {want}")),
+            }
+        }
+    }
+
+    /// Prints the frames in and out of the run named `what` and its time
+    /// since `started`, then fails the test with every problem found.
+    pub fn finish(self, what: &str, started: Instant) {
+        eprintln!(
+            "pcap {what} test: {} frames in, {} out, {:.1} s",
+            self.verdict["input_frames"],
+            self.verdict["output_frames"],
+            started.elapsed().as_secs_f64()
+        );
+        assert_no_problems(&self.problems, &self.stats, &self.log);
+    }
 }
 
 /// The whole run of a table of packet cases judged by `tests/pcap/<script>`
