@@ -1,7 +1,7 @@
 #![cfg(feature = "dpdk")]
 //! End to end, IPv6 load balancing: IPv6 clients (curl) to IPv6 nginx
-//! real servers through `rvsd` by NAT and by DR, and a health check that
-//! takes a killed IPv6 real server out under load.
+//! real servers through `rvsd` by NAT, DR and TUN (IPv6-in-IPv6), and a
+//! health check that takes a killed IPv6 real server out under load.
 //!
 //! ```text
 //!   client ns 2001:db8:1::10/64 --+
@@ -13,10 +13,11 @@
 //! One segment: the client reaches both VIPs on its own /64 (rvsd
 //! answers their neighbour solicitations); the real servers route
 //! everything through rvsd (NAT replies), except what leaves from the DR
-//! VIP, which a policy route sends to the client directly. Every
-//! namespace runs without duplicate address detection. TUN over IPv6 is
-//! covered by the pcap table only (tests/pcap_lb6.rs): the kernel here
-//! has no ip6_tunnel module.
+//! VIP or the TUN VIP, which a policy route sends to the client directly.
+//! Every namespace runs without duplicate address detection. The kernel
+//! here has no ip6_tunnel module: each real server ends rvsd's tunnel with
+//! `tests/netns/ipip_decap.py` (an IPv6 raw socket for next header 41
+//! writing the inner packet into a TUN device that holds the TUN VIP).
 #![deny(unsafe_code)]
 
 mod support;
@@ -24,6 +25,7 @@ mod support;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use support::carry::{wait_for_text, Proc};
 use support::{counter, Netns, Rvsd, TempDir};
 
 const T: Duration = Duration::from_secs(20);
@@ -31,6 +33,7 @@ const RVSD_MAC: &str = "02:00:00:00:00:01";
 const CLIENT: &str = "2001:db8:1::10";
 const NAT_VIP: &str = "2001:db8:1::100";
 const DR_VIP: &str = "2001:db8:1::101";
+const TUN_VIP: &str = "2001:db8:1::102";
 const MGMT: &str = "2001:db8:2::fe";
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 
@@ -134,7 +137,7 @@ fn service(name: &str, vip: &str, forward: &str, health: &str) -> String {
 }
 
 #[test]
-fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
+fn ipv6_nat_dr_and_tun_to_nginx_and_a_killed_server_taken_out() {
     support::require_root("network namespaces and DPDK");
     let started = Instant::now();
     let dir = TempDir::new("e2e-ipv6");
@@ -202,12 +205,34 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
             ],
             T,
         );
-        ns.run_ok(
-            "ip",
-            &["-6", "rule", "add", "from", DR_VIP, "lookup", "100"],
-            T,
-        );
+        for from in [DR_VIP, TUN_VIP] {
+            ns.run_ok(
+                "ip",
+                &["-6", "rule", "add", "from", from, "lookup", "100"],
+                T,
+            );
+        }
     }
+    // Each real server's end of the IPv6 tunnel.
+    let decaps: Vec<Proc> = rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let out = dir.join(&format!("decap{}.out", i + 1));
+            let p = Proc(
+                ns.command("python3")
+                    .arg(support::repo_root().join("tests/netns/ipip_decap.py"))
+                    .args(["--dev", "ip6tnl0", "--vip", TUN_VIP])
+                    .stdout(std::fs::File::create(&out).expect("decap out"))
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("start ipip_decap.py"),
+            );
+            let ready = wait_for_text(&out, "ready:", Duration::from_secs(10));
+            assert!(ready.contains("ready:"), "decapsulator not ready: {ready}");
+            p
+        })
+        .collect();
     let mut nginx: Vec<Child> = Vec::new();
     for (i, ns) in rs.iter().enumerate() {
         let d = dir.join(&format!("rs{}", i + 1));
@@ -237,13 +262,14 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
         "  type = \"tcp\"\n  interval_ms = 200\n  timeout_ms = 300\n  rise = 1\n  fall = 2\n",
     );
     config += &service("dr6", DR_VIP, "dr", "  type = \"none\"\n");
+    config += &service("tun6", TUN_VIP, "tun", "  type = \"none\"\n");
     let config = dir.write("rvsd.toml", &config);
     let mut rvsd = Rvsd::start(&config, Some(&lb));
     rvsd.wait_ready(Duration::from_secs(30));
     eprintln!("rvsd ready after {:.1} s", started.elapsed().as_secs_f64());
 
-    // NAT and DR: every real server answers, in turn.
-    for vip in [NAT_VIP, DR_VIP] {
+    // NAT, DR and TUN: every real server answers, in turn.
+    for vip in [NAT_VIP, DR_VIP, TUN_VIP] {
         let mut seen = [0u32; 2];
         for _ in 0..10 {
             let body = get(&client, vip, "/")
@@ -278,7 +304,7 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
         }
     }
     eprintln!(
-        "NAT and DR checked after {:.1} s",
+        "NAT, DR and TUN checked after {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
@@ -337,13 +363,14 @@ fn ipv6_nat_and_dr_to_nginx_and_a_killed_server_taken_out() {
     );
 
     let stopped = rvsd.stop(Duration::from_secs(20));
+    drop(decaps);
     for mut n in nginx {
         let _ = n.kill();
         let _ = n.wait();
     }
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.log);
     let stats = stopped.stats();
-    assert!(counter(&stats, "total.conns_created") >= 34, "{stats}");
+    assert!(counter(&stats, "total.conns_created") >= 46, "{stats}");
     assert!(
         counter(&stats, "total.nd_solicits_answered") >= 2,
         "{stats}"

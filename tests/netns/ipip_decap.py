@@ -52,6 +52,7 @@ TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IPPROTO_IPIP = 4
+IPPROTO_IPV6 = 41
 
 
 def open_tun(name):
@@ -81,6 +82,17 @@ def inner_packet(buf, n):
     return inner
 
 
+def inner_packet6(buf, n):
+    """The inner IPv6 packet of an IPv6 raw socket's buf[:n] (the outer
+    header is already gone), or None."""
+    if n < 40 or buf[0] >> 4 != 6:
+        return None
+    payload = (buf[4] << 8) | buf[5]
+    if 40 + payload != n:
+        return None
+    return memoryview(buf)[:n]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dev", default="ipip0", help="TUN device to create")
@@ -88,14 +100,24 @@ def main():
     ap.add_argument("--mtu", type=int, default=1500, help="the device's MTU")
     args = ap.parse_args()
 
-    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPIP)
+    ipv6 = ":" in args.vip
+    if ipv6:
+        raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6)
+        inner_of, prefix = inner_packet6, "/128"
+    else:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPIP)
+        inner_of, prefix = inner_packet, "/32"
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     tun = open_tun(args.dev)
     sh("ip", "link", "set", args.dev, "mtu", str(args.mtu))
-    sh("ip", "addr", "add", args.vip + "/32", "dev", args.dev)
+    if ipv6:
+        sh("ip", "-6", "addr", "add", args.vip + prefix, "dev", args.dev, "nodad")
+    else:
+        sh("ip", "addr", "add", args.vip + prefix, "dev", args.dev)
     sh("ip", "link", "set", args.dev, "up")
-    with open("/proc/sys/net/ipv4/conf/%s/rp_filter" % args.dev, "w") as f:
-        f.write("0\n")
+    if not ipv6:
+        with open("/proc/sys/net/ipv4/conf/%s/rp_filter" % args.dev, "w") as f:
+            f.write("0\n")
 
     counts = {"ok": 0, "dropped": 0}
 
@@ -106,7 +128,7 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print("ready: %s holds %s/32, decapsulating IPIP" % (args.dev, args.vip))
+    print("ready: %s holds %s%s, decapsulating" % (args.dev, args.vip, prefix))
     sys.stdout.flush()
 
     buf = bytearray(65536)
@@ -114,7 +136,7 @@ def main():
     write = os.write
     while True:
         n = recv_into(buf)
-        inner = inner_packet(buf, n)
+        inner = inner_of(buf, n)
         if inner is None:
             counts["dropped"] += 1
             continue
