@@ -219,6 +219,30 @@ fn source_hashing_sends_an_ipv6_client_to_one_server_whatever_its_ports() {
 }
 
 #[test]
+fn every_scheduler_spreads_ipv6_clients_over_both_servers() {
+    for sched in SchedulerKind::ALL {
+        let mut b = balancer(vec![service6(ForwardMethod::Nat, Protocol::Tcp, sched)]);
+        let mut per_server = std::collections::HashMap::new();
+        for n in 0..64u128 {
+            let c = Ipv6Addr::from(u128::from(client()) + (n << 64) + n);
+            let key = from(c, 1000 + n as u16, 6);
+            let real = real_of(b.decide6(&flow6(&b, key, SYN), 1));
+            assert!(rs().contains(&real.ip), "{sched:?}: {real:?}");
+            // Established, so the least-connection kinds count it active.
+            let reply = FlowKey6::new(real.ip, real.port, c, key.src_port, 6);
+            b.decide6(&flow6(&b, reply, SYN_ACK), 2);
+            b.decide6(&flow6(&b, key, ACK), 3);
+            *per_server.entry(real.ip).or_insert(0u32) += 1;
+        }
+        assert_eq!(per_server.len(), 2, "{sched:?}: {per_server:?}");
+        assert!(
+            per_server.values().all(|&n| n >= 16),
+            "{sched:?} leaves a server nearly idle: {per_server:?}"
+        );
+    }
+}
+
+#[test]
 fn persistence_keeps_an_ipv6_client_on_its_server_under_round_robin() {
     let mut s = nat6();
     s.persistence = Some(Duration::from_secs(300));
