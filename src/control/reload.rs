@@ -404,12 +404,24 @@ fn limit_changes(
     new: &ServiceLimits,
     diff: &mut impl FnMut(&str, String, String),
 ) {
-    let list = |l: &[crate::wire::Ipv4Cidr]| {
-        let items: Vec<String> = l.iter().map(ToString::to_string).collect();
+    let list = |v4: &[crate::wire::Ipv4Cidr], v6: &[crate::wire::Ipv6Cidr]| {
+        let items: Vec<String> = v4
+            .iter()
+            .map(ToString::to_string)
+            .chain(v6.iter().map(ToString::to_string))
+            .collect();
         format!("[{}]", items.join(", "))
     };
-    diff("allow", list(old.acl.allow()), list(new.acl.allow()));
-    diff("deny", list(old.acl.deny()), list(new.acl.deny()));
+    diff(
+        "allow",
+        list(old.acl.allow(), old.acl.allow6()),
+        list(new.acl.allow(), new.acl.allow6()),
+    );
+    diff(
+        "deny",
+        list(old.acl.deny(), old.acl.deny6()),
+        list(new.acl.deny(), new.acl.deny6()),
+    );
     let rate = |l: &ServiceLimits| {
         l.rate.map_or_else(
             || "off".to_string(),

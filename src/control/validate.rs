@@ -1389,7 +1389,7 @@ fn virtual_servers(
             }
             c => c,
         };
-        let limits = limits::service_limits(t, &f, errors);
+        let limits = limits::service_limits(t, ipv6, &f, errors);
         let slow_start = slow_start::service(t, scheduler, &f, errors);
         ok &= slow_start.is_some();
         let passive_check = passive::passive_check(

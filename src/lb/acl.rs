@@ -5,45 +5,52 @@
 //! whatever their order in the file); the same prefix in both lists denies.
 //! A client no prefix contains is allowed when the `allow` list is empty
 //! and denied otherwise (an `allow` list names everyone who may connect).
+//! The lists may hold IPv4 and IPv6 prefixes; a client is matched against
+//! the prefixes of its own family, and an `allow` list of either family
+//! makes an unnamed client of any family denied.
 //!
 //! Checked once per new connection, so the lookup must stay cheap even
 //! with long lists: the prefixes are grouped by length, longest first, each
 //! group a sorted array of networks searched by bisection. A lookup costs
-//! one bisection per distinct prefix length in the lists (at most 33), not
-//! one comparison per prefix; a list of a few /32s and a /24 is two
-//! bisections.
+//! one bisection per distinct prefix length in the lists (at most 33 for
+//! IPv4, 129 for IPv6), not one comparison per prefix; a list of a few
+//! /32s and a /24 is two bisections.
 
-use crate::wire::Ipv4Cidr;
-use std::net::Ipv4Addr;
+use crate::wire::cidr::{Cidr, CidrAddr};
+use crate::wire::{Ipv4Cidr, Ipv6Cidr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Prefixes of one length: their mask and their networks, sorted, each
 /// with its verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Level {
-    mask: u32,
-    networks: Vec<(u32, bool)>,
+struct Level<B> {
+    mask: B,
+    networks: Vec<(B, bool)>,
 }
 
-/// An allow/deny list (see the module doc).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Acl {
-    allow: Vec<Ipv4Cidr>,
-    deny: Vec<Ipv4Cidr>,
-    /// By prefix length, longest first.
-    levels: Vec<Level>,
+/// The prefixes of one family, by length, longest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Levels<A: CidrAddr>(Vec<Level<A::Bits>>);
+
+impl<A: CidrAddr> Default for Levels<A> {
+    fn default() -> Self {
+        Levels(Vec::new())
+    }
 }
 
-impl Acl {
-    /// The lists as configured (host bits of each prefix are ignored).
-    pub fn new(allow: Vec<Ipv4Cidr>, deny: Vec<Ipv4Cidr>) -> Acl {
-        let mut levels: Vec<Level> = Vec::new();
+impl<A: CidrAddr> Levels<A>
+where
+    A::Bits: Ord,
+{
+    fn new(allow: &[Cidr<A>], deny: &[Cidr<A>]) -> Self {
+        let mut levels: Vec<Level<A::Bits>> = Vec::new();
         let entries = allow
             .iter()
             .map(|c| (c, true))
             .chain(deny.iter().map(|c| (c, false)));
         for (cidr, allowed) in entries {
             let mask = cidr.mask();
-            let net = u32::from(cidr.addr()) & mask;
+            let net = cidr.addr().to_int() & mask;
             let level = match levels.iter_mut().position(|l| l.mask == mask) {
                 Some(i) => &mut levels[i],
                 None => {
@@ -62,50 +69,101 @@ impl Acl {
             l.networks.sort_unstable();
             l.networks.dedup_by_key(|&mut (n, _)| n);
         }
-        // Longer prefixes have more mask bits: they come first.
-        levels.sort_unstable_by_key(|l| std::cmp::Reverse(l.mask.count_ones()));
+        // Longer prefixes have larger masks (more leading ones): first.
+        levels.sort_unstable_by_key(|l| std::cmp::Reverse(l.mask));
+        Levels(levels)
+    }
+
+    /// The verdict of the longest prefix containing `client`, if any.
+    #[inline]
+    fn verdict(&self, client: A) -> Option<bool> {
+        let ip = client.to_int();
+        self.0.iter().find_map(|l| {
+            let net = ip & l.mask;
+            l.networks
+                .binary_search_by_key(&net, |&(n, _)| n)
+                .ok()
+                .map(|i| l.networks[i].1)
+        })
+    }
+}
+
+/// An allow/deny list (see the module doc).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Acl {
+    allow: Vec<Ipv4Cidr>,
+    deny: Vec<Ipv4Cidr>,
+    allow6: Vec<Ipv6Cidr>,
+    deny6: Vec<Ipv6Cidr>,
+    levels: Levels<Ipv4Addr>,
+    levels6: Levels<Ipv6Addr>,
+}
+
+impl Acl {
+    /// IPv4 lists as configured (host bits of each prefix are ignored).
+    pub fn new(allow: Vec<Ipv4Cidr>, deny: Vec<Ipv4Cidr>) -> Acl {
         Acl {
+            levels: Levels::new(&allow, &deny),
             allow,
             deny,
-            levels,
+            ..Acl::default()
         }
     }
 
-    /// True when the lists are both empty: everyone is allowed.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.levels.is_empty()
+    /// The same lists with IPv6 prefixes added.
+    pub fn with_ipv6(mut self, allow6: Vec<Ipv6Cidr>, deny6: Vec<Ipv6Cidr>) -> Acl {
+        self.levels6 = Levels::new(&allow6, &deny6);
+        self.allow6 = allow6;
+        self.deny6 = deny6;
+        self
     }
 
-    /// The `allow` list, as configured.
+    /// True when the lists are all empty: everyone is allowed.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.levels.0.is_empty() && self.levels6.0.is_empty()
+    }
+
+    /// The IPv4 `allow` prefixes, as configured.
     pub fn allow(&self) -> &[Ipv4Cidr] {
         &self.allow
     }
 
-    /// The `deny` list, as configured.
+    /// The IPv4 `deny` prefixes, as configured.
     pub fn deny(&self) -> &[Ipv4Cidr] {
         &self.deny
+    }
+
+    /// The IPv6 `allow` prefixes, as configured.
+    pub fn allow6(&self) -> &[Ipv6Cidr] {
+        &self.allow6
+    }
+
+    /// The IPv6 `deny` prefixes, as configured.
+    pub fn deny6(&self) -> &[Ipv6Cidr] {
+        &self.deny6
+    }
+
+    /// True when a client no prefix names may connect: no `allow` list.
+    #[inline]
+    fn allows_unnamed(&self) -> bool {
+        self.allow.is_empty() && self.allow6.is_empty()
     }
 
     /// True when `client` may open a connection.
     #[inline]
     pub fn allows(&self, client: Ipv4Addr) -> bool {
-        let ip = u32::from(client);
-        for l in &self.levels {
-            let net = ip & l.mask;
-            if let Ok(i) = l.networks.binary_search_by_key(&net, |&(n, _)| n) {
-                return l.networks[i].1;
-            }
-        }
-        self.allow.is_empty()
+        self.levels
+            .verdict(client)
+            .unwrap_or_else(|| self.allows_unnamed())
     }
 
-    /// Whether an IPv6 client is allowed. The lists hold IPv4 prefixes
-    /// only (IPv6 prefixes in `allow`/`deny` are not configurable yet), so
-    /// an IPv6 client matches none of them: allowed when there is no allow
-    /// list, as an unlisted IPv4 client is.
-    pub fn allows_ipv6(&self, _client: std::net::Ipv6Addr) -> bool {
-        self.allow.is_empty()
+    /// True when the IPv6 `client` may open a connection.
+    #[inline]
+    pub fn allows_ipv6(&self, client: Ipv6Addr) -> bool {
+        self.levels6
+            .verdict(client)
+            .unwrap_or_else(|| self.allows_unnamed())
     }
 }
 
@@ -166,6 +224,62 @@ mod tests {
         let a = acl(&["192.0.2.77/24"], &["0.0.0.0/0"]);
         assert!(a.allows(ip("192.0.2.1")));
         assert!(!a.allows(ip("8.8.8.8")));
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn acl6(allow: &[&str], deny: &[&str]) -> Acl {
+        let list = |l: &[&str]| -> Vec<Ipv6Cidr> { l.iter().map(|s| s.parse().unwrap()).collect() };
+        Acl::default().with_ipv6(list(allow), list(deny))
+    }
+
+    #[test]
+    fn ipv6_prefixes_follow_the_same_rules() {
+        let a = acl6(
+            &["2001:db8::/32", "2001:db8:1:2::/64"],
+            &["2001:db8:1::/48"],
+        );
+        assert!(!a.is_empty());
+        assert!(a.allows_ipv6(ip6("2001:db8:9::1")));
+        assert!(
+            !a.allows_ipv6(ip6("2001:db8:1:9::1")),
+            "deny inside an allow"
+        );
+        assert!(a.allows_ipv6(ip6("2001:db8:1:2::5")), "allow inside a deny");
+        assert!(
+            !a.allows_ipv6(ip6("2001:db9::1")),
+            "not named by the allow list"
+        );
+        let same = acl6(&["2001:db8::/32"], &["2001:db8::/32"]);
+        assert!(!same.allows_ipv6(ip6("2001:db8::1")));
+        let all = acl6(&[], &["::/0"]);
+        assert!(!all.allows_ipv6(ip6("::1")));
+    }
+
+    #[test]
+    fn an_allow_list_of_one_family_denies_unnamed_clients_of_the_other() {
+        let v4 = acl(&["192.0.2.0/24"], &[]);
+        assert!(!v4.allows_ipv6(ip6("2001:db8::1")));
+        let v6 = acl6(&["2001:db8::/32"], &[]);
+        assert!(!v6.allows(ip("192.0.2.1")));
+        // A deny list of one family leaves the other alone.
+        let deny6 = acl6(&[], &["2001:db8::/32"]);
+        assert!(deny6.allows(ip("192.0.2.1")));
+        assert!(!deny6.allows_ipv6(ip6("2001:db8::1")));
+    }
+
+    #[test]
+    fn ipv6_host_prefixes_and_every_length_are_found() {
+        let deny: Vec<Ipv6Cidr> = (0..=128u8)
+            .map(|len| Ipv6Cidr::new(ip6("2001:db8::1"), len).unwrap())
+            .collect();
+        let a =
+            Acl::default().with_ipv6(vec![Ipv6Cidr::new(ip6("2001:db8::1"), 128).unwrap()], deny);
+        // The /128 is in both lists: denied; everything else by ::/0.
+        assert!(!a.allows_ipv6(ip6("2001:db8::1")));
+        assert!(!a.allows_ipv6(ip6("fe80::1")));
     }
 
     #[test]

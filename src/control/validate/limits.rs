@@ -6,18 +6,21 @@ use super::{int_or, Array, Errors, RawRealServer, RawVirtualServer, S};
 use crate::control::config::{RealServerConfig, VirtualServerConfig};
 use crate::lb::acl::Acl;
 use crate::lb::limits::{ClientLimit, Rate, ServiceLimits, Thresholds};
-use crate::wire::Ipv4Cidr;
+use crate::wire::{IpCidr, Ipv4Cidr, Ipv6Cidr};
+use std::net::IpAddr;
 
 /// `allow`, `deny`, `new_conn_rate`, `new_conn_burst`,
 /// `max_conns_per_client` and `client_prefix_len` of one virtual server
 /// (`f` names a key of it).
+/// `ipv6`: the virtual server is IPv6, so its clients are.
 pub(super) fn service_limits(
     t: &RawVirtualServer,
+    ipv6: bool,
     f: &dyn Fn(&str) -> String,
     errors: &mut Errors,
 ) -> Option<ServiceLimits> {
-    let allow = prefixes(t.allow.as_ref(), &f("allow"), errors);
-    let deny = prefixes(t.deny.as_ref(), &f("deny"), errors);
+    let allow = prefixes(t.allow.as_ref(), ipv6, &f("allow"), errors);
+    let deny = prefixes(t.deny.as_ref(), ipv6, &f("deny"), errors);
     let max_rate = i64::from(VirtualServerConfig::MAX_NEW_CONN_RATE);
     let rate = int_or(
         t.new_conn_rate.as_ref(),
@@ -64,7 +67,7 @@ pub(super) fn service_limits(
     let (allow, deny, rate, burst, max_conns, prefix_len) =
         (allow?, deny?, rate?, burst?, max_conns?, prefix_len?);
     Some(ServiceLimits {
-        acl: Acl::new(allow, deny),
+        acl: Acl::new(allow.0, deny.0).with_ipv6(allow.1, deny.1),
         rate: (rate > 0).then_some(Rate {
             per_second: rate as u32,
             burst: burst.max(1) as u32,
@@ -76,15 +79,17 @@ pub(super) fn service_limits(
     })
 }
 
-/// A list of client prefixes: network addresses (no host bits), at most
-/// `MAX_ACL_PREFIXES`.
+/// A list of client prefixes: network addresses (no host bits) of the
+/// virtual server's family (`ipv6`), at most `MAX_ACL_PREFIXES`; its IPv4
+/// and its IPv6 prefixes.
 fn prefixes(
     value: Option<&S<Array<S<String>>>>,
+    ipv6: bool,
     field: &str,
     errors: &mut Errors,
-) -> Option<Vec<Ipv4Cidr>> {
+) -> Option<(Vec<Ipv4Cidr>, Vec<Ipv6Cidr>)> {
     let Some(list) = value else {
-        return Some(Vec::new());
+        return Some((Vec::new(), Vec::new()));
     };
     let items = &list.get_ref().0;
     if items.len() > VirtualServerConfig::MAX_ACL_PREFIXES {
@@ -99,39 +104,57 @@ fn prefixes(
         );
         return None;
     }
-    let mut out = Vec::with_capacity(items.len());
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
     let mut ok = true;
     for (k, item) in items.iter().enumerate() {
         let name = format!("{field}[{k}]");
         let text = item.get_ref();
-        // A bare address is a /32.
-        let parsed = if text.contains('/') {
-            text.parse::<Ipv4Cidr>().map_err(|e| e.to_string())
-        } else {
-            text.parse()
-                .ok()
-                .and_then(|ip| Ipv4Cidr::new(ip, 32))
-                .ok_or_else(|| {
-                    format!("invalid client prefix {text:?}: expected like 198.51.100.0/24")
-                })
-        };
-        match parsed {
-            Ok(c) if c.is_network() => out.push(c),
-            Ok(c) => {
-                errors.push(
-                    name,
-                    Some(item.span()),
-                    format!("{text} has host bits set: the prefix is {}", c.network()),
-                );
-                ok = false;
-            }
+        match client_prefix(text, ipv6) {
+            Ok(IpCidr::V4(c)) => v4.push(c),
+            Ok(IpCidr::V6(c)) => v6.push(c),
             Err(e) => {
                 errors.push(name, Some(item.span()), e);
                 ok = false;
             }
         }
     }
-    ok.then_some(out)
+    ok.then_some((v4, v6))
+}
+
+/// One client prefix as written: `198.51.100.0/24`, `2001:db8::/32`, or a
+/// bare address (a /32 or a /128), of the virtual server's family.
+fn client_prefix(text: &str, ipv6: bool) -> Result<IpCidr, String> {
+    let parsed = if text.contains('/') {
+        text.parse::<IpCidr>().map_err(|e| e.to_string())?
+    } else {
+        match text.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => IpCidr::V4(Ipv4Cidr::new(ip, 32).expect("/32")),
+            Ok(IpAddr::V6(ip)) => IpCidr::V6(Ipv6Cidr::new(ip, 128).expect("/128")),
+            Err(_) => {
+                return Err(format!(
+                    "invalid client prefix {text:?}: expected like 198.51.100.0/24 or \
+                     2001:db8::/32"
+                ))
+            }
+        }
+    };
+    let (network, is_network, is_v6) = match parsed {
+        IpCidr::V4(c) => (c.network().to_string(), c.is_network(), false),
+        IpCidr::V6(c) => (c.network().to_string(), c.is_network(), true),
+    };
+    if !is_network {
+        return Err(format!("{text} has host bits set: the prefix is {network}"));
+    }
+    if is_v6 != ipv6 {
+        let family = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+        return Err(format!(
+            "{text} is an {} prefix but the virtual server is {}: its clients are {}",
+            family(is_v6),
+            family(ipv6),
+            family(ipv6)
+        ));
+    }
+    Ok(parsed)
 }
 
 /// `upper_threshold` and `lower_threshold` of one real server (`f` names
@@ -252,6 +275,44 @@ mod tests {
         let (field, message) = the_error(&file("deny = [\"198.51.100.7/24\"]\n", ""));
         assert_eq!(field, "virtual_server[0].deny[0]");
         assert!(message.contains("198.51.100.0/24"), "{message}");
+    }
+
+    /// [`file`] with the virtual server on an IPv6 VIP and real server.
+    fn file6(vs: &str) -> String {
+        file(vs, "")
+            .replace("10.0.0.100:80", "[2001:db8::100]:80")
+            .replace("10.0.0.11:8080", "[2001:db8:2::11]:8080")
+    }
+
+    #[test]
+    fn ipv6_prefixes_are_read_for_an_ipv6_virtual_server() {
+        let c = Config::from_toml_str(&file6(
+            "allow = [\"2001:db8:1::/48\", \"2001:db8:9::7\"]\ndeny = [\"2001:db8:1:5::/64\"]\n",
+        ))
+        .unwrap();
+        let acl = &c.virtual_servers[0].limits.acl;
+        assert_eq!((acl.allow6().len(), acl.deny6().len()), (2, 1));
+        assert!(acl.allows_ipv6("2001:db8:1:4::1".parse().unwrap()));
+        assert!(!acl.allows_ipv6("2001:db8:1:5::1".parse().unwrap()));
+        assert!(acl.allows_ipv6("2001:db8:9::7".parse().unwrap()));
+        assert!(!acl.allows_ipv6("2001:db8:9::8".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_prefix_of_the_other_family_is_refused_naming_it() {
+        let (field, message) = the_error(&file("deny = [\"2001:db8::/32\"]\n", ""));
+        assert_eq!(field, "virtual_server[0].deny[0]");
+        assert!(message.contains("the virtual server is IPv4"), "{message}");
+        let (field, message) = the_error(&file6("allow = [\"2001:db8::/32\", \"10.0.0.0/8\"]\n"));
+        assert_eq!(field, "virtual_server[0].allow[1]");
+        assert!(message.contains("the virtual server is IPv6"), "{message}");
+    }
+
+    #[test]
+    fn an_ipv6_prefix_with_host_bits_is_refused_with_its_network() {
+        let (field, message) = the_error(&file6("deny = [\"2001:db8::1/64\"]\n"));
+        assert_eq!(field, "virtual_server[0].deny[0]");
+        assert!(message.contains("2001:db8::/64"), "{message}");
     }
 
     #[test]
