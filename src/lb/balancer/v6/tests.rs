@@ -305,6 +305,29 @@ fn an_ipv4_allow_list_refuses_ipv6_clients_and_a_deny_list_does_not() {
 }
 
 #[test]
+fn ipv6_allow_and_deny_prefixes_admit_by_the_longest_match() {
+    let mut s = nat6();
+    let p = |t: &str| -> crate::wire::Ipv6Cidr { t.parse().unwrap() };
+    s.limits.acl = Acl::default().with_ipv6(vec![p("2001:db8::/32")], vec![p("2001:db8:1::/64")]);
+    let mut b = balancer(vec![s]);
+    // client() is in the denied /64; its neighbour /64 is allowed.
+    assert_eq!(
+        b.decide6(&flow6(&b, from(client(), 1000, 6), SYN), 1),
+        Decision6::Drop(Refusal::AclDenied)
+    );
+    let other = ip("2001:db8:1:1::10");
+    assert!(matches!(
+        b.decide6(&flow6(&b, from(other, 1000, 6), SYN), 1),
+        Decision6::ToRealServer { .. }
+    ));
+    let stranger = ip("2001:db9::10");
+    assert_eq!(
+        b.decide6(&flow6(&b, from(stranger, 1000, 6), SYN), 1),
+        Decision6::Drop(Refusal::AclDenied)
+    );
+}
+
+#[test]
 fn with_every_server_down_tcp_is_reset_or_goes_to_the_sorry_server() {
     let all_down = |b: &Balancer| {
         b.services().clone().with_server_state(|_, _| ServerState {
