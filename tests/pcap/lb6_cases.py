@@ -3,7 +3,8 @@ judged by lb_judge.py (run with LB_CASES=lb6_cases): IPv6 NAT (TCP both
 ways, UDP both ways, a destination-options header before TCP), DR (MAC
 only), TUN (IPv6-in-IPv6), a reset when a service has no server to take a
 connection, ICMPv6 packet too big from the inside translated to the
-client, malformed IPv6 to a VIP dropped and counted. Built with scapy
+client, malformed IPv6 to a VIP dropped and counted, UDP fragments in
+order and out of order, a fragment flood held in the bounded queue. Built with scapy
 only, never with rvs's parser; expected frames are scapy packets whose
 checksums scapy computes, so the exact byte comparison checks them too.
 
@@ -21,6 +22,7 @@ advertisements): the "announcements" case holds them, at any place in the
 output.
 """
 
+import random
 from dataclasses import dataclass
 
 from scapy.all import (
@@ -40,7 +42,7 @@ from scapy.all import (
     fragment6,
 )
 
-from lb_cases import Alt, Case, Out  # noqa: F401
+from lb_cases import FRAGMENT_QUEUE, Alt, Case, Out  # noqa: F401
 
 OUR_MAC = "02:00:00:00:00:01"
 OUTSIDE6 = "2001:db8:1::2"
@@ -333,6 +335,22 @@ def build_cases():
         c.frags_forwarded = 2
         c.frags_queued = 0 if order[0] == 0 else 2
         cases.append(c)
+
+    # Last: it leaves the worker's fragment queue full. Later fragments
+    # with random 32-bit identifications and no first fragment: the
+    # bounded queue holds FRAGMENT_QUEUE of them, the rest are dropped.
+    rnd = random.Random(20261203)
+    cl = client_ip(0xB0)
+    c = Case("IPv6 fragment flood: 100 later fragments and no first, held in a bounded queue", cl)
+    for i in range(100):
+        f = Ether(dst=OUR_MAC, src=ROUTER_MAC) / IPv6(src=cl, dst=dns.vip) / IPv6ExtHdrFragment(nh=17, offset=rnd.randrange(1, 8000), m=rnd.getrandbits(1), id=rnd.getrandbits(32)) / Raw(bytes(rnd.getrandbits(8) for _ in range(64)))
+        c.add(f"later fragment {i}", f)
+    c.alts = [Alt("", [], {})]
+    c.frags_queued = FRAGMENT_QUEUE
+    c.drops = {"fragment_queue_full": 100 - FRAGMENT_QUEUE}
+    # Dropped when they have waited two seconds, if rvsd still runs then.
+    c.drops_at_most = {"fragment_unmatched": FRAGMENT_QUEUE}
+    cases.append(c)
     return cases
 
 
