@@ -400,6 +400,22 @@ mod tests {
     }
 
     #[test]
+    fn the_ipv6_seeds_of_the_corpus_reach_the_filter() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/sync_datagram");
+        let o = run_datagrams(&std::fs::read(format!("{dir}/keyed-signed-conns6")).unwrap());
+        assert_eq!(
+            (o.datagrams, o.accepted, o.records6, o.capped),
+            (3, 1, 3, 1)
+        );
+        assert_eq!(o.dropped[Error::Replay as usize], 1);
+        assert_eq!(o.dropped[Error::Malformed as usize], 1, "family 9");
+        assert_eq!(o.bad_records[RecordError::UnknownRealServer as usize], 1);
+        assert_eq!(o.bad_records[RecordError::UnknownService as usize], 1);
+        let o = run_datagrams(&std::fs::read(format!("{dir}/unkeyed-conns6-and-family4")).unwrap());
+        assert_eq!((o.accepted, o.records, o.records6), (2, 2, 1));
+    }
+
+    #[test]
     fn a_signed_datagram_from_the_peer_is_accepted_by_a_keyed_receiver() {
         let mut input = vec![1u8];
         input.extend(framed(4, &[template_record(1)], 10, 1, true));
