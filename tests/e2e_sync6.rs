@@ -2,8 +2,10 @@
 //! End to end, HA sync of IPv6 connections (issue 19): two rvsd, A
 //! (master) and B (backup), with one IPv6 DR service, syncing over UDP on
 //! a management link of their own. Keep-alive HTTP connections opened
-//! through A appear in B's `rvsadm conns` (version-4 sync datagrams,
-//! installed in B's IPv6 table); then A is killed, B is made master, and
+//! through A, half before B starts (B's full resync brings them) and half
+//! after (A's workers report them), appear in B's `rvsadm conns`
+//! (version-4 sync datagrams, installed in B's IPv6 table); then A is
+//! killed, B is made master, and
 //! each connection's next request, on the same TCP connection (no SYN),
 //! is answered by the same real server through B. B without the synced
 //! connection would drop those segments (a non-SYN segment of no
@@ -24,7 +26,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use support::{Netns, Rvsd, TempDir};
@@ -319,40 +321,52 @@ fn ipv6_connections_sync_to_the_backup_and_survive_a_failover() {
         &ha(2, "backup", "192.168.100.2", "192.168.100.1"),
     );
     let (a_sock, b_sock) = (dir.join("a.sock"), dir.join("b.sock"));
+    let go = dir.join("go");
+    // Keep-alive connections through A, one request each: half before B
+    // starts (B gets them from its full resync: A's dump of its IPv6
+    // table), half after (B gets them as A's workers report them).
+    let open = |name: &str, n: usize| -> (Child, PathBuf, Vec<(String, String)>) {
+        let out = dir.join(name);
+        let child = client
+            .command("python3")
+            .args(["-c", CLIENT_PY, VIP, &n.to_string()])
+            .args([out.to_str().unwrap(), go.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let text = wait_line(&out, "ready", Duration::from_secs(20));
+        let firsts: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("first "))
+            .map(|l| {
+                let (port, body) = l.split_once(' ').unwrap();
+                (port.to_string(), body.to_string())
+            })
+            .collect();
+        assert_eq!(firsts.len(), n, "{text}");
+        assert!(
+            firsts.iter().all(|(_, b)| b == "rs1" || b == "rs2"),
+            "{text}"
+        );
+        (child, out, firsts)
+    };
     let mut a = Rvsd::start(&dir.write("a.toml", &a_conf), Some(&lbs[0]));
-    let mut b = Rvsd::start(&dir.write("b.toml", &b_conf), Some(&lbs[1]));
     a.wait_ready(Duration::from_secs(30));
+    let early = open("early.out", CONNS / 2);
+    let mut b = Rvsd::start(&dir.write("b.toml", &b_conf), Some(&lbs[1]));
     b.wait_ready(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(&b_sock, &["ha", "status"])["sync"]["resyncs"] != 1 {
+        assert!(Instant::now() < deadline, "B completed no resync");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let late = open("late.out", CONNS - CONNS / 2);
     eprintln!(
-        "A and B ready after {:.1} s",
+        "A and B ready, {CONNS} connections open after {:.1} s",
         started.elapsed().as_secs_f64()
     );
-
-    // Keep-alive connections through A, one request each.
-    let out = dir.join("client.out");
-    let go = dir.join("go");
-    let mut client_py = client
-        .command("python3")
-        .args(["-c", CLIENT_PY, VIP, &CONNS.to_string()])
-        .args([out.to_str().unwrap(), go.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let first = wait_line(&out, "ready", Duration::from_secs(20));
-    let firsts: Vec<(String, String)> = first
-        .lines()
-        .filter_map(|l| l.strip_prefix("first "))
-        .map(|l| {
-            let (port, body) = l.split_once(' ').unwrap();
-            (port.to_string(), body.to_string())
-        })
-        .collect();
-    assert_eq!(firsts.len(), CONNS, "{first}");
-    assert!(
-        firsts.iter().all(|(_, b)| b == "rs1" || b == "rs2"),
-        "{first}"
-    );
+    let firsts: Vec<(String, String)> = early.2.iter().chain(&late.2).cloned().collect();
 
     // A lists them; B, its backup, lists the same, ESTABLISHED, to the
     // same real servers.
@@ -411,9 +425,12 @@ fn ipv6_connections_sync_to_the_backup_and_survive_a_failover() {
     assert!(role.contains("master"), "{role}");
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(&go, "").unwrap();
-    let after = wait_line(&out, "done", Duration::from_secs(45));
-    let _ = client_py.kill();
-    let _ = client_py.wait();
+    let mut after = String::new();
+    for (mut child, out, _) in [early, late] {
+        after += &wait_line(&out, "done", Duration::from_secs(45));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     for (port, body) in &firsts {
         let want = format!("again {port} {body}");
         assert!(
