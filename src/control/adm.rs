@@ -161,24 +161,37 @@ pub fn format_stats(doc: &Value) -> String {
 
 /// Connections, like `ipvsadm -Lnc`.
 pub fn format_conns(doc: &Value) -> String {
+    let empty = Vec::new();
+    let list = doc["connections"].as_array().unwrap_or(&empty);
+    let text = |c: &Value, k: &str| c[k].as_str().unwrap_or("?").to_string();
+    // The address columns are as wide as their longest entry (22, an
+    // IPv4 address and port, at least): IPv6 ones are longer.
+    let width = |k: &str| {
+        list.iter()
+            .map(|c| text(c, k).len())
+            .max()
+            .unwrap_or(0)
+            .max(22)
+    };
+    let (wc, wv) = (width("client"), width("virtual_server"));
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "pro expire state       source                 virtual                destination"
+        "pro expire state       {:<wc$} {:<wv$} destination",
+        "source", "virtual"
     );
-    let empty = Vec::new();
-    for c in doc["connections"].as_array().unwrap_or(&empty) {
+    for c in list {
         let s = num(&c["expires_in_s"]);
         let _ = writeln!(
             out,
-            "{:<3} {:02}:{:02}  {:<11} {:<22} {:<22} {}",
+            "{:<3} {:02}:{:02}  {:<11} {:<wc$} {:<wv$} {}",
             c["protocol"].as_str().unwrap_or("?").to_uppercase(),
             s / 60,
             s % 60,
             c["state"].as_str().unwrap_or("?"),
-            c["client"].as_str().unwrap_or("?"),
-            c["virtual_server"].as_str().unwrap_or("?"),
-            c["real_server"].as_str().unwrap_or("?"),
+            text(c, "client"),
+            text(c, "virtual_server"),
+            text(c, "real_server"),
         );
         if let Some(local) = c["local"].as_str() {
             // FullNAT: the local end the real server sees, on the same line.
@@ -366,6 +379,34 @@ mod tests {
                 "10.1.0.11:8080"
             ]
         );
+    }
+
+    #[test]
+    fn ipv6_conns_widen_their_columns_and_keep_them_aligned() {
+        let doc = json!({"connections": [
+            {"protocol": "tcp", "expires_in_s": 60, "state": "ESTABLISHED",
+             "client": "198.51.100.7:40000", "virtual_server": "203.0.113.100:80",
+             "real_server": "10.1.0.11:8080"},
+            {"protocol": "udp", "expires_in_s": 299, "state": "UDP",
+             "client": "[2001:db8:1::7]:40000", "virtual_server": "[2001:db8:100::1]:53",
+             "real_server": "[2001:db8:2::11]:53"}]});
+        let text = format_conns(&doc);
+        let lines: Vec<&str> = text.lines().collect();
+        let cols: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            cols,
+            [
+                "UDP",
+                "04:59",
+                "UDP",
+                "[2001:db8:1::7]:40000",
+                "[2001:db8:100::1]:53",
+                "[2001:db8:2::11]:53"
+            ]
+        );
+        let at = |l: &str, what: &str| l.find(what).unwrap();
+        assert_eq!(at(lines[0], "virtual"), at(lines[1], "203.0.113.100"));
+        assert_eq!(at(lines[1], "10.1.0.11"), at(lines[2], "[2001:db8:2::11]"));
     }
 
     #[test]

@@ -68,9 +68,10 @@ fn conns(request: &Value, state: &ControlState) -> Value {
         .map(|c| {
             let mut doc = json!({
                 "protocol": c.protocol,
-                "client": format!("{}:{}", c.client.ip, c.client.port),
-                "virtual_server": format!("{}:{}", c.virtual_server.ip, c.virtual_server.port),
-                "real_server": format!("{}:{}", c.real_server.ip, c.real_server.port),
+                // Either family: `[2001:db8::7]:40000` for IPv6.
+                "client": c.client.to_string(),
+                "virtual_server": c.virtual_server.to_string(),
+                "real_server": c.real_server.to_string(),
                 "state": c.state,
                 "expires_in_s": c.expires_in_s,
                 "packets_in": c.packets_in,
@@ -80,7 +81,7 @@ fn conns(request: &Value, state: &ControlState) -> Value {
             });
             if let Some(l) = c.local {
                 // FullNAT: the end the real server sees.
-                doc["local"] = json!(format!("{}:{}", l.ip, l.port));
+                doc["local"] = json!(l.to_string());
             }
             doc
         })

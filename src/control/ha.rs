@@ -6,7 +6,8 @@
 //!
 //! The sync runs on its own thread, every `sync_interval`: it takes the
 //! events the workers reported (`dataplane::sync`), packs them into
-//! datagrams of up to 48 records, signed when `[ha] sync_key_file` is
+//! datagrams of up to 37 IPv4 records (version 3) or 16 IPv6 records
+//! (version 4; one family per datagram), signed when `[ha] sync_key_file` is
 //! set, and sends them to the peer while this balancer is master; it
 //! receives the peer's datagrams, checks them (`ha::peer::PeerGate`: the
 //! format, the configured peer's address and port, the MAC, the boot and
@@ -17,13 +18,14 @@
 //! master says it is done; a master answers a request with every live
 //! connection of every worker, at most once per [`DUMP_MIN_INTERVAL`].
 
-use crate::dataplane::sync::{SyncCollector, SyncEvent};
+use crate::dataplane::sync::{SyncCollector, SyncEvent, SyncEvent6, SyncReport};
 use crate::dataplane::worker::Command;
 use crate::ha::filter::RecordFilter;
 use crate::ha::key::SyncKey;
 use crate::ha::peer::{DumpLimiter, PeerGate};
 use crate::ha::sync::{
-    Builder, Error as SyncError, Header, MessageKind, Record, RecordError, MAX_DATAGRAM_LEN,
+    Builder, Builder6, Error as SyncError, Family, Header, MessageKind, Record, Record6,
+    RecordError, MAX_DATAGRAM_LEN,
 };
 use crate::lb::service::ServiceTable;
 use crate::lb::tcp_state::Timeouts;
@@ -303,6 +305,47 @@ struct Outbox {
     key: Option<SyncKey>,
     buf: Vec<u8>,
     pending: Vec<Record>,
+    /// IPv6 records, sent in their own datagrams.
+    pending6: Vec<Record6>,
+}
+
+/// A record of one family, and how a datagram of them is written.
+trait Pack: Sized {
+    /// Writes `header` and as many of `records` as fit into `buf`, signs
+    /// with `key`; returns how many records went in and the datagram's
+    /// length (`None`: `buf` cannot hold a datagram).
+    fn pack(
+        buf: &mut [u8],
+        header: &Header,
+        records: &[Self],
+        key: Option<&SyncKey>,
+    ) -> Option<(usize, usize)>;
+}
+
+impl Pack for Record {
+    fn pack(
+        buf: &mut [u8],
+        header: &Header,
+        records: &[Record],
+        key: Option<&SyncKey>,
+    ) -> Option<(usize, usize)> {
+        let mut b = Builder::new(buf, header).ok()?;
+        let n = records.iter().take_while(|r| b.push(r).is_ok()).count();
+        Some((n, b.finish(key).len()))
+    }
+}
+
+impl Pack for Record6 {
+    fn pack(
+        buf: &mut [u8],
+        header: &Header,
+        records: &[Record6],
+        key: Option<&SyncKey>,
+    ) -> Option<(usize, usize)> {
+        let mut b = Builder6::new(buf, header).ok()?;
+        let n = records.iter().take_while(|r| b.push(r).is_ok()).count();
+        Some((n, b.finish(key).len()))
+    }
 }
 
 impl Outbox {
@@ -317,25 +360,29 @@ impl Outbox {
         }
     }
 
-    /// Sends `pending` in as many full datagrams as needed.
+    /// Sends `pending` and `pending6` in as many full datagrams as
+    /// needed (IPv4 ones first; each family in its own).
     fn send_records(&mut self, resync: bool, counters: &SyncCounters) {
+        let mut v4 = std::mem::take(&mut self.pending);
+        self.send_batch(&v4, resync, counters);
+        v4.clear();
+        self.pending = v4;
+        let mut v6 = std::mem::take(&mut self.pending6);
+        self.send_batch(&v6, resync, counters);
+        v6.clear();
+        self.pending6 = v6;
+    }
+
+    /// Sends `records` of one family in as many full datagrams as needed.
+    fn send_batch<R: Pack>(&mut self, records: &[R], resync: bool, counters: &SyncCounters) {
         let mut start = 0;
-        while start < self.pending.len() {
+        while start < records.len() {
             let header = self.header(MessageKind::Connections, resync);
             let mut buf = std::mem::take(&mut self.buf);
-            let (n, len) = {
-                let Ok(mut b) = Builder::new(&mut buf, &header) else {
-                    self.buf = buf;
-                    return;
-                };
-                let mut n = 0;
-                for r in &self.pending[start..] {
-                    if b.push(r).is_err() {
-                        break;
-                    }
-                    n += 1;
-                }
-                (n, b.finish(self.key.as_ref()).len())
+            let packed = R::pack(&mut buf, &header, &records[start..], self.key.as_ref());
+            let Some((n, len)) = packed else {
+                self.buf = buf;
+                return;
             };
             if self.socket.send_to(&buf[..len], self.peer).is_ok() {
                 counters.sent_datagrams.fetch_add(1, Ordering::Relaxed);
@@ -347,7 +394,19 @@ impl Outbox {
             }
             start += n;
         }
-        self.pending.clear();
+    }
+
+    /// Queues a worker's report in its family's batch.
+    fn queue(&mut self, report: &SyncReport) {
+        match report {
+            SyncReport::V4(e) => self.pending.push(Record::from(*e)),
+            SyncReport::V6(e) => self.pending6.push(Record6::from(*e)),
+        }
+    }
+
+    /// Nothing waits to be sent.
+    fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.pending6.is_empty()
     }
 
     fn send_control(&mut self, kind: MessageKind, counters: &SyncCounters) {
@@ -382,6 +441,7 @@ fn sync_loop(
         key: settings.key.clone(),
         buf: vec![0u8; MAX_DATAGRAM_LEN],
         pending: Vec::new(),
+        pending6: Vec::new(),
     };
     let counters = &shared.counters;
     let mut rx_buf = vec![0u8; 2048];
@@ -393,6 +453,7 @@ fn sync_loop(
     let mut resynced = false;
     let mut last_request: Option<Instant> = None;
     let mut per_worker: Vec<Vec<SyncEvent>> = vec![Vec::new(); workers.len()];
+    let mut per_worker6: Vec<Vec<SyncEvent6>> = vec![Vec::new(); workers.len()];
     // A record goes to the worker whose queue the NICs' RSS delivers its
     // client's packets to.
     let owners = RssModel::new(workers.len());
@@ -407,11 +468,11 @@ fn sync_loop(
         for c in &collectors {
             c.drain(|ev| {
                 if master {
-                    tx.pending.push(Record::from(*ev));
+                    tx.queue(ev);
                 }
             });
         }
-        if !tx.pending.is_empty() {
+        if !tx.is_idle() {
             tx.send_records(false, counters);
         }
         // A backup that has no full picture yet asks for one.
@@ -454,6 +515,26 @@ fn sync_loop(
                     resynced = true;
                     counters.resyncs.fetch_add(1, Ordering::Relaxed);
                 }
+                MessageKind::Connections if !master && packet.family() == Family::Ipv6 => {
+                    // The same filter rules, by the service's IPv6 VIP and
+                    // the real server's IPv6 endpoint.
+                    for r in packet.records6() {
+                        match r.and_then(|r| filter.check6(&r)) {
+                            Ok(a) => {
+                                if a.capped {
+                                    counters.ttl_capped.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let ev = a.record.event();
+                                let w = owners.worker_of6(ev.client.ip);
+                                per_worker6[w].push(ev);
+                            }
+                            Err(e) => {
+                                counters.records_dropped[e as usize]
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
                 MessageKind::Connections if !master => {
                     for r in packet.records() {
                         match r.and_then(|r| filter.check(&r)) {
@@ -485,6 +566,14 @@ fn sync_loop(
                 let _ = workers[w].send(Command::InstallConns(std::mem::take(events)));
             }
         }
+        for (w, events) in per_worker6.iter_mut().enumerate() {
+            if !events.is_empty() {
+                counters
+                    .received_records
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+                let _ = workers[w].send(Command::InstallConns6(std::mem::take(events)));
+            }
+        }
         if master {
             // A new master has what it has; a later demotion asks again.
             resynced = false;
@@ -509,7 +598,7 @@ fn answer_resync(workers: &[Sender<Command>], tx: &mut Outbox, counters: &SyncCo
     for _ in 0..workers.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         match reply_rx.recv_timeout(left) {
-            Ok(events) => tx.pending.extend(events.into_iter().map(Record::from)),
+            Ok(reports) => reports.iter().for_each(|r| tx.queue(r)),
             Err(_) => break,
         }
     }
@@ -525,7 +614,7 @@ mod tests {
     use crate::ha::sync::Packet;
     use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
     use crate::lb::tcp_state::State;
-    use crate::lb::xmit::Endpoint;
+    use crate::lb::xmit::{Endpoint, Endpoint6};
     use std::net::Ipv4Addr;
     use std::sync::mpsc::{channel, Receiver};
 
@@ -562,7 +651,28 @@ mod tests {
             SchedulerKind::Rr,
             [(Endpoint::new(Ipv4Addr::new(10, 1, 0, 11), 8080), 1)],
         );
-        Arc::new(ServiceTable::new(vec![vs]))
+        let vs6 = VirtualService::new6(
+            "web6",
+            Endpoint6::new("2001:db8::10".parse().unwrap(), 80),
+            Protocol::Tcp,
+            ForwardMethod::Nat,
+            SchedulerKind::Rr,
+            [(Endpoint6::new("2001:db8:2::11".parse().unwrap(), 8080), 1)],
+        );
+        Arc::new(ServiceTable::new(vec![vs, vs6]))
+    }
+
+    fn ev6(port: u16) -> SyncEvent6 {
+        SyncEvent6 {
+            protocol: Protocol::Tcp,
+            state: State::Established,
+            input_only: false,
+            client: Endpoint6::new("2001:db8:1::7".parse().unwrap(), port),
+            vip: Endpoint6::new("2001:db8::10".parse().unwrap(), 80),
+            real: Endpoint6::new("2001:db8:2::11".parse().unwrap(), 8080),
+            timeout_s: 600,
+            local: None,
+        }
     }
 
     fn settings(node: u32, master: bool, listen: u16, peer: u16) -> HaSettings {
@@ -647,7 +757,7 @@ mod tests {
         std::thread::spawn(move || {
             while let Ok(cmd) = mw_rx.recv() {
                 if let Command::DumpSync { reply } = cmd {
-                    let _ = reply.send(vec![ev(1)]);
+                    let _ = reply.send(vec![ev(1).into()]);
                 }
             }
         });
@@ -662,6 +772,52 @@ mod tests {
         assert_eq!(status["role"], "backup");
         assert!(status["sync"]["received_records"].as_u64().unwrap() >= 101);
         assert!(master.status()["sync"]["sent_datagrams"].as_u64().unwrap() >= 3);
+    }
+
+    #[test]
+    fn ipv6_reports_reach_the_backups_worker_in_their_own_datagrams() {
+        let (pm, pb) = (free_port(), free_port());
+        let (mut queue, collector) = sync_channel();
+        let (mw_tx, mw_rx) = channel();
+        let master = Ha::start(settings(1, true, pm, pb), vec![collector], vec![mw_tx]).unwrap();
+        let (_bq, bcollector) = sync_channel();
+        let (bw_tx, bw_rx) = channel();
+        let backup = Ha::start(settings(2, false, pb, pm), vec![bcollector], vec![bw_tx]).unwrap();
+        // The resync brings one IPv6 connection; nothing for IPv4.
+        std::thread::spawn(move || {
+            while let Ok(cmd) = mw_rx.recv() {
+                if let Command::DumpSync { reply } = cmd {
+                    let _ = reply.send(vec![ev6(1).into()]);
+                }
+            }
+        });
+        // 20 IPv6 reports (two datagrams: 16 + 4), one IPv4, and one IPv6
+        // for a service the backup does not have.
+        for p in 2..22 {
+            queue.push(ev6(p));
+        }
+        queue.push(ev(7));
+        let mut stranger = ev6(99);
+        stranger.vip.port = 443;
+        queue.push(stranger);
+        queue.flush();
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (v4.is_empty() || v6.len() < 21) && Instant::now() < deadline {
+            match bw_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Command::InstallConns(evs)) => v4.extend(evs),
+                Ok(Command::InstallConns6(evs)) => v6.extend(evs),
+                _ => {}
+            }
+        }
+        assert_eq!(v4, [ev(7)]);
+        assert_eq!(v6.len(), 21, "20 reports and 1 from the resync");
+        assert!(v6.contains(&ev6(1)) && v6.contains(&ev6(21)));
+        let status = backup.status();
+        assert_eq!(status["sync"]["received_records"], 22);
+        assert_eq!(status["sync"]["records_dropped"]["unknown_service"], 1);
+        // Resync request and done aside: 2 IPv6 + 1 IPv4 + 1 resync's.
+        assert!(master.status()["sync"]["sent_datagrams"].as_u64().unwrap() >= 4);
     }
 
     #[test]
@@ -798,7 +954,7 @@ mod tests {
         std::thread::spawn(move || {
             while let Ok(cmd) = wr.recv() {
                 if let Command::DumpSync { reply } = cmd {
-                    let _ = reply.send(vec![ev(1)]);
+                    let _ = reply.send(vec![ev(1).into()]);
                 }
             }
         });

@@ -797,7 +797,7 @@ impl SnapshotCollector {
         gauges(
             encoder,
             "rvs_worker_connections",
-            "Connections in the worker's table.",
+            "Connections in the worker's tables (IPv4 and IPv6).",
             &workers
                 .iter()
                 .map(|w| (lcore(w), w.connections))

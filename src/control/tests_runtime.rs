@@ -16,7 +16,6 @@ use super::workers::Workers;
 use crate::dataplane::stats::StatsCell;
 use crate::dataplane::worker::{Command, ConnInfo};
 use crate::lb::service::ServiceTable;
-use crate::lb::xmit::Endpoint;
 use serde_json::{json, Value};
 use signal_hook::consts::{SIGHUP, SIGTERM};
 use std::cell::Cell;
@@ -506,10 +505,7 @@ fn list_follows_the_snapshot_and_stats_every_worker() {
 #[test]
 fn conns_gathers_every_workers_answer() {
     let mut f = Fixture::new("conns");
-    let ep = |s: &str| {
-        let a: SocketAddrV4 = s.parse().unwrap();
-        Endpoint::new(*a.ip(), a.port())
-    };
+    let ep = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
     let conn = ConnInfo {
         protocol: "tcp",
         client: ep("198.51.100.7:40000"),

@@ -6,9 +6,9 @@
 //! hold a slot longer than a real connection in that state could (136
 //! years, once).
 
-use super::sync::{Record, RecordError};
-use crate::lb::service::{Protocol, ServiceTable};
-use crate::lb::tcp_state::Timeouts;
+use super::sync::{Record, Record6, RecordError};
+use crate::lb::service::{ForwardMethod, Protocol, ServiceTable, SORRY_SERVER};
+use crate::lb::tcp_state::{State, Timeouts};
 use std::sync::Arc;
 
 /// A record the filter let through.
@@ -16,6 +16,15 @@ use std::sync::Arc;
 pub struct Admitted {
     /// The record, its timeout capped.
     pub record: Record,
+    /// The timeout was above the local one and was lowered to it.
+    pub capped: bool,
+}
+
+/// An IPv6 record the filter let through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admitted6 {
+    /// The record, its timeout capped.
+    pub record: Record6,
     /// The timeout was above the local one and was lowered to it.
     pub capped: bool,
 }
@@ -41,11 +50,47 @@ impl RecordFilter {
     /// The local timeout of a record's state, in whole seconds, rounded
     /// up (at least 1).
     pub fn limit_s(&self, r: &Record) -> u32 {
-        let ns = match r.protocol {
-            Protocol::Tcp => self.timeouts.tcp(r.state),
+        self.limit_of(r.protocol, r.state)
+    }
+
+    /// The local timeout of `state` of `protocol`, in whole seconds,
+    /// rounded up (at least 1).
+    fn limit_of(&self, protocol: Protocol, state: State) -> u32 {
+        let ns = match protocol {
+            Protocol::Tcp => self.timeouts.tcp(state),
             _ => self.timeouts.udp(),
         };
         u32::try_from(ns.div_ceil(1_000_000_000).max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// The IPv6 record if its service (by its IPv6 VIP) and real server
+    /// (or sorry server, by IPv6 endpoint) are configured here, its
+    /// timeout capped at the local one: [`RecordFilter::check`]'s rules.
+    /// A FullNAT service's record (not REMOVED) is refused as
+    /// `UnknownLocalAddress` until FullNAT over IPv6 gives services IPv6
+    /// local addresses to check it against.
+    pub fn check6(&self, r: &Record6) -> Result<Admitted6, RecordError> {
+        let vs = self
+            .services
+            .lookup6(r.vip, r.protocol)
+            .ok_or(RecordError::UnknownService)?;
+        let service = self.services.get(vs);
+        let known = (0..service.real_servers.len() as u16)
+            .chain([SORRY_SERVER])
+            .any(|rs| service.real_endpoint6(rs) == Some(r.real));
+        if !known {
+            return Err(RecordError::UnknownRealServer);
+        }
+        if service.forward == ForwardMethod::FullNat && !r.removed {
+            return Err(RecordError::UnknownLocalAddress);
+        }
+        let limit = self.limit_of(r.protocol, r.state);
+        let mut record = *r;
+        let capped = !r.removed && r.timeout_s > limit;
+        if capped {
+            record.timeout_s = limit;
+        }
+        Ok(Admitted6 { record, capped })
     }
 
     /// The record if its service and real server (or sorry server) are
@@ -61,7 +106,7 @@ impl RecordFilter {
         if !known {
             return Err(RecordError::UnknownRealServer);
         }
-        if service.forward == crate::lb::service::ForwardMethod::FullNat
+        if service.forward == ForwardMethod::FullNat
             && !r.removed
             && !r
                 .local
@@ -84,9 +129,8 @@ impl RecordFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb::service::{ForwardMethod, SchedulerKind, ServiceKey, VirtualService};
-    use crate::lb::tcp_state::State;
-    use crate::lb::xmit::Endpoint;
+    use crate::lb::service::{SchedulerKind, ServiceKey, VirtualService};
+    use crate::lb::xmit::{Endpoint, Endpoint6};
     use std::net::Ipv4Addr;
 
     fn ep(a: [u8; 4], port: u16) -> Endpoint {
@@ -202,5 +246,101 @@ mod tests {
                 Some(RecordError::UnknownLocalAddress)
             );
         }
+    }
+
+    fn ep6(a: &str, port: u16) -> Endpoint6 {
+        Endpoint6::new(a.parse().unwrap(), port)
+    }
+
+    /// An IPv6 service (2001:db8:100::1 port 80, NAT) with one real server
+    /// and a sorry server, beside the IPv4 one.
+    fn filter6() -> RecordFilter {
+        let v4 = filter().services.services()[0].clone();
+        let v6 = VirtualService::new6(
+            "web6",
+            ep6("2001:db8:100::1", 80),
+            Protocol::Tcp,
+            ForwardMethod::Nat,
+            SchedulerKind::Rr,
+            [(ep6("2001:db8:2::11", 8080), 1)],
+        )
+        .with_sorry_server6(ep6("2001:db8:2::99", 8080));
+        RecordFilter::new(
+            Arc::new(ServiceTable::new(vec![v4, v6])),
+            Timeouts::default(),
+        )
+    }
+
+    fn record6(timeout_s: u32) -> Record6 {
+        Record6 {
+            protocol: Protocol::Tcp,
+            state: State::Established,
+            input_only: false,
+            removed: false,
+            client: ep6("2001:db8:1::7", 40000),
+            vip: ep6("2001:db8:100::1", 80),
+            real: ep6("2001:db8:2::11", 8080),
+            timeout_s,
+            local: None,
+        }
+    }
+
+    #[test]
+    fn an_ipv6_record_of_a_known_service_passes_capped_at_the_local_timeout() {
+        let f = filter6();
+        assert_eq!(
+            f.check6(&record6(600)),
+            Ok(Admitted6 {
+                record: record6(600),
+                capped: false
+            })
+        );
+        let a = f.check6(&record6(u32::MAX)).unwrap();
+        assert!(a.capped);
+        assert_eq!(a.record.timeout_s, 900);
+        let sorry = Record6 {
+            real: ep6("2001:db8:2::99", 8080),
+            ..record6(60)
+        };
+        assert!(f.check6(&sorry).is_ok(), "the sorry server is known");
+    }
+
+    #[test]
+    fn an_ipv6_record_for_an_unknown_service_or_server_is_refused() {
+        let f = filter6();
+        for vip in [ep6("2001:db8:100::1", 443), ep6("2001:db8:100::2", 80)] {
+            let r = Record6 { vip, ..record6(60) };
+            assert_eq!(f.check6(&r), Err(RecordError::UnknownService));
+        }
+        let udp = Record6 {
+            protocol: Protocol::Udp,
+            ..record6(60)
+        };
+        assert_eq!(f.check6(&udp), Err(RecordError::UnknownService));
+        for real in [ep6("2001:db8:2::12", 8080), ep6("2001:db8:2::11", 8081)] {
+            let r = Record6 {
+                real,
+                ..record6(60)
+            };
+            assert_eq!(f.check6(&r), Err(RecordError::UnknownRealServer));
+        }
+    }
+
+    #[test]
+    fn the_two_families_never_match_each_others_services() {
+        // The IPv4 service's VIP as an IPv4-mapped address is no IPv6
+        // service, and the IPv6 service is not found by an IPv4 record.
+        let f = filter6();
+        let mapped = Record6 {
+            vip: ep6("::ffff:203.0.113.100", 80),
+            ..record6(60)
+        };
+        assert_eq!(f.check6(&mapped), Err(RecordError::UnknownService));
+        let r = Record {
+            vip: ep([0, 0, 0, 0], 80),
+            real: ep([0, 0, 0, 0], 8080),
+            ..record(60)
+        };
+        assert_eq!(f.check(&r), Err(RecordError::UnknownService));
     }
 }

@@ -9,21 +9,22 @@
 //! and reaches the boot, replay and record checks). The first byte of the
 //! input says whether the receiver has a key (bit 0). Each datagram goes
 //! through [`PeerGate::admit`], and each record of an accepted one through
-//! [`Record::parse`] and the [`RecordFilter`]. The contract checked: no
-//! panic, and every datagram and every record accounted for.
+//! [`Record::parse`] (or [`Record6::parse`] in an IPv6 datagram) and the
+//! [`RecordFilter`]. The contract checked: no panic, and every datagram
+//! and every record accounted for.
 
 use super::filter::RecordFilter;
 use super::key::SyncKey;
 use super::peer::PeerGate;
 use super::sync::{
-    Builder, Error, Header, MessageKind, Packet, Record, RecordError, MAX_DATAGRAM_LEN,
-    MIN_DATAGRAM_LEN, TRAILER_LEN,
+    Builder, Builder6, Error, Header, MessageKind, Packet, Record, Record6, RecordError,
+    MAX_DATAGRAM_LEN, MIN_DATAGRAM_LEN, TRAILER_LEN,
 };
 use crate::lb::service::{
     ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
 };
 use crate::lb::tcp_state::{State, Timeouts};
-use crate::lb::xmit::Endpoint;
+use crate::lb::xmit::{Endpoint, Endpoint6};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
@@ -47,6 +48,8 @@ pub struct Outcome {
     pub dropped: [u64; Error::COUNT],
     /// Records of accepted datagrams that passed.
     pub records: u64,
+    /// Of those, IPv6 records.
+    pub records6: u64,
     /// Records refused, by [`RecordError`] reason.
     pub bad_records: [u64; RecordError::COUNT],
     /// Records whose timeout was capped.
@@ -54,7 +57,7 @@ pub struct Outcome {
 }
 
 /// The receiver's configuration in the fuzz run: one TCP service with
-/// two real servers and a UDP one.
+/// two real servers and a UDP one, and an IPv6 TCP service with two.
 pub fn fuzz_filter() -> RecordFilter {
     let ep = |a: [u8; 4], p| Endpoint::new(Ipv4Addr::from(a), p);
     let tcp = VirtualService::new(
@@ -77,10 +80,23 @@ pub fn fuzz_filter() -> RecordFilter {
         SchedulerKind::Rr,
         [(ep([10, 1, 0, 11], 53), 1)],
     );
+    let tcp6 = VirtualService::new6(
+        "web6",
+        ep6(0x100, 1, 80),
+        Protocol::Tcp,
+        ForwardMethod::Nat,
+        SchedulerKind::Rr,
+        [(ep6(2, 0x11, 8080), 1), (ep6(2, 0x12, 8080), 1)],
+    );
     RecordFilter::new(
-        Arc::new(ServiceTable::new(vec![tcp, udp])),
+        Arc::new(ServiceTable::new(vec![tcp, udp, tcp6])),
         Timeouts::default(),
     )
+}
+
+/// 2001:db8:`net`::`host` port `port`.
+fn ep6(net: u16, host: u16, port: u16) -> Endpoint6 {
+    Endpoint6::new(Ipv6Addr::new(0x2001, 0xdb8, net, 0, 0, 0, 0, host), port)
 }
 
 fn source(selector: u8) -> SocketAddr {
@@ -132,6 +148,17 @@ pub fn run_datagrams(data: &[u8]) -> Outcome {
                         Err(e) => out.bad_records[e as usize] += 1,
                     }
                 }
+                for r in packet.records6() {
+                    n += 1;
+                    match r.and_then(|r| filter.check6(&r)) {
+                        Ok(a) => {
+                            out.records += 1;
+                            out.records6 += 1;
+                            out.capped += u64::from(a.capped);
+                        }
+                        Err(e) => out.bad_records[e as usize] += 1,
+                    }
+                }
                 assert_eq!(n, usize::from(packet.record_count()), "every record seen");
             }
             Err(e) => out.dropped[e as usize] += 1,
@@ -173,6 +200,53 @@ pub fn framed(selector: u8, records: &[Record], boot: u64, seq: u64, sign: bool)
     out.extend_from_slice(&(d.len() as u16).to_be_bytes());
     out.extend_from_slice(&d);
     out
+}
+
+/// One well-formed IPv6 datagram (version 4, family 6) as the fuzz input
+/// frames it, signed when `sign`.
+pub fn framed6(selector: u8, records: &[Record6], boot: u64, seq: u64, sign: bool) -> Vec<u8> {
+    let mut buf = [0u8; MAX_DATAGRAM_LEN];
+    let h = Header {
+        kind: MessageKind::Connections,
+        resync: false,
+        sender: PEER_ID,
+        boot,
+        seq,
+    };
+    let key = SyncKey::new(KEY);
+    let d = match Builder6::new(&mut buf, &h) {
+        Ok(mut b) => {
+            for r in records {
+                if b.push(r).is_err() {
+                    break;
+                }
+            }
+            b.finish(if sign { key.as_ref() } else { None }).to_vec()
+        }
+        Err(_) => Vec::new(),
+    };
+    let mut out = vec![selector];
+    out.extend_from_slice(&(d.len() as u16).to_be_bytes());
+    out.extend_from_slice(&d);
+    out
+}
+
+fn template_record6(i: u64) -> Record6 {
+    Record6 {
+        protocol: if i.is_multiple_of(5) {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        },
+        state: State::ALL[(i as usize) % State::ALL.len()],
+        input_only: i.is_multiple_of(7),
+        removed: i.is_multiple_of(11),
+        client: ep6(1, (i % 250) as u16, 40000 + (i % 1000) as u16),
+        vip: ep6(0x100, 1, 80),
+        real: ep6(2, 0x11 + (i % 3) as u16, 8080),
+        timeout_s: (i as u32).wrapping_mul(2_654_435_761),
+        local: i.is_multiple_of(13).then(|| ep6(3, 1, 1024)),
+    }
 }
 
 fn template_record(i: u64) -> Record {
@@ -218,15 +292,16 @@ pub fn seeded_input(seed: u64, datagrams: usize) -> Vec<u8> {
             d.extend((0..len).map(|_| next() as u8));
             d
         } else {
-            let records: Vec<Record> = (0..(r >> 8) % 6).map(|i| template_record(r ^ i)).collect();
             let selector = ((r >> 20) % 8) as u8 | if r % 3 == 0 { 0 } else { 4 };
-            framed(
-                selector,
-                &records,
-                10 + (r >> 24) % 3,
-                (r >> 32) % 20,
-                r % 7 != 0,
-            )
+            let (boot, seq, sign) = (10 + (r >> 24) % 3, (r >> 32) % 20, r % 7 != 0);
+            let n = (r >> 8) % 6;
+            if (r >> 48) % 4 == 0 {
+                let records: Vec<Record6> = (0..n).map(|i| template_record6(r ^ i)).collect();
+                framed6(selector, &records, boot, seq, sign)
+            } else {
+                let records: Vec<Record> = (0..n).map(|i| template_record(r ^ i)).collect();
+                framed(selector, &records, boot, seq, sign)
+            }
         };
         for _ in 0..(r >> 40) % 3 {
             let at = 3 + (next() as usize) % d.len().saturating_sub(3).max(1);
@@ -243,8 +318,11 @@ pub fn seeded_input(seed: u64, datagrams: usize) -> Vec<u8> {
 /// from `Packet::new_checked` on, for the plain parser target.
 pub fn parse_only(data: &[u8]) {
     if let Ok(p) = Packet::new_checked(data) {
-        let _ = (p.header(), p.mac().len());
-        assert_eq!(p.records().count(), usize::from(p.record_count()));
+        let _ = (p.header(), p.mac().len(), p.family());
+        assert_eq!(
+            p.records().count() + p.records6().count(),
+            usize::from(p.record_count())
+        );
     }
 }
 
@@ -264,6 +342,7 @@ mod tests {
             total.datagrams += o.datagrams;
             total.accepted += o.accepted;
             total.records += o.records;
+            total.records6 += o.records6;
             total.capped += o.capped;
             for (t, d) in total.dropped.iter_mut().zip(o.dropped) {
                 *t += d;
@@ -274,7 +353,7 @@ mod tests {
         }
         // The run reaches every stage, not just the first check.
         assert!(
-            total.accepted > 0 && total.records > 0 && total.capped > 0,
+            total.accepted > 0 && total.records > 0 && total.records6 > 0 && total.capped > 0,
             "{total:?}"
         );
         for e in [
@@ -304,6 +383,36 @@ mod tests {
         }
         assert!(files >= 10, "{files} corpus files");
         assert!(accepted >= 10, "only {accepted} datagrams accepted");
+    }
+
+    #[test]
+    fn a_signed_ipv6_datagram_passes_the_same_gate_and_filter() {
+        let mut input = vec![1u8];
+        input.extend(framed6(4, &[template_record6(1)], 10, 1, true));
+        // The same bytes again: a replay, as for IPv4.
+        input.extend(framed6(4, &[template_record6(1)], 10, 1, true));
+        // Unsigned: a bad MAC.
+        input.extend(framed6(0, &[template_record6(2)], 10, 2, false));
+        let o = run_datagrams(&input);
+        assert_eq!((o.datagrams, o.accepted, o.records6), (3, 1, 1));
+        assert_eq!(o.dropped[Error::Replay as usize], 1);
+        assert_eq!(o.dropped[Error::BadMac as usize], 1);
+    }
+
+    #[test]
+    fn the_ipv6_seeds_of_the_corpus_reach_the_filter() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/sync_datagram");
+        let o = run_datagrams(&std::fs::read(format!("{dir}/keyed-signed-conns6")).unwrap());
+        assert_eq!(
+            (o.datagrams, o.accepted, o.records6, o.capped),
+            (3, 1, 3, 1)
+        );
+        assert_eq!(o.dropped[Error::Replay as usize], 1);
+        assert_eq!(o.dropped[Error::Malformed as usize], 1, "family 9");
+        assert_eq!(o.bad_records[RecordError::UnknownRealServer as usize], 1);
+        assert_eq!(o.bad_records[RecordError::UnknownService as usize], 1);
+        let o = run_datagrams(&std::fs::read(format!("{dir}/unkeyed-conns6-and-family4")).unwrap());
+        assert_eq!((o.accepted, o.records, o.records6), (2, 2, 1));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!   header, fixed-size connection records and a MAC), pure encoding and
 //!   decoding with no I/O; `docs/sync-protocol.md` is its byte-level
 //!   specification.
+//! - [`sync6`]: the IPv6 connection record (version 4, family 6).
 //! - [`key`]: the pair's shared secret (`[ha] sync_key_file`) and the
 //!   MAC it makes.
 //! - [`filter`]: what a standby accepts of a record (a service and real
@@ -27,3 +28,4 @@ pub mod key;
 pub mod peer;
 pub mod replay;
 pub mod sync;
+pub mod sync6;

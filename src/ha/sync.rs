@@ -1,4 +1,4 @@
-//! The connection-sync wire format (version 3): what the active balancer
+//! The connection-sync wire format (versions 3 and 4): what the active balancer
 //! tells its standby about its connections, over UDP on the management
 //! link. `docs/sync-protocol.md` is the specification, byte by byte; the
 //! tests below check the layout against it.
@@ -9,7 +9,11 @@
 //! All fields are big-endian. Version 3 added the FullNAT local address
 //! and port after version 2's 28 bytes; version-2 datagrams (28-byte
 //! records, no local end) are still read, so a standby upgraded first
-//! keeps its peer's connections.
+//! keeps its peer's connections. Version 4 (IPv6) names the address family
+//! of its records in the header (byte 7): its IPv6 records are 80 bytes
+//! ([`crate::ha::sync6::Record6`]), so every record of a datagram is of one
+//! family and one size. A sender writes IPv4 connections as version 3 (an
+//! older standby keeps reading them) and IPv6 ones as version 4.
 //!
 //! Why it is built this way:
 //! - **Fixed-size records, no TLVs.** Every record has the same layout, so
@@ -43,6 +47,7 @@
 
 use crate::dataplane::sync::SyncEvent;
 use crate::ha::key::{SyncKey, MAC_LEN};
+pub use crate::ha::sync6::{Record6, MAX_RECORDS6, RECORD6_LEN};
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::State;
 use crate::lb::xmit::Endpoint;
@@ -56,7 +61,8 @@ mod field {
     pub const VERSION: usize = 4;
     pub const KIND: usize = 5;
     pub const FLAGS: usize = 6;
-    // 7: reserved (u8).
+    /// Version 4: the address family of the records (reserved before).
+    pub const FAMILY: usize = 7;
     pub const SENDER: usize = 8;
     pub const BOOT: usize = 12;
     pub const SEQ: usize = 20;
@@ -94,6 +100,9 @@ pub const VERSION: u8 = 3;
 /// The previous version, still read: its records end before the local
 /// address (no FullNAT).
 pub const VERSION_V2: u8 = 2;
+/// The version whose header names its records' address family (byte 7:
+/// [`Family`]): what IPv6 connections are sent as.
+pub const VERSION_FAMILY: u8 = 4;
 /// Length of the header.
 pub const HEADER_LEN: usize = field::HEADER_LEN;
 /// Length of one connection record.
@@ -117,11 +126,41 @@ pub const DEFAULT_PORT: u16 = 8848;
 /// answer to a [`MessageKind::ResyncRequest`]).
 const FLAG_RESYNC: u8 = 0x01;
 /// Record flag: the service forwards by DR or TUN, no reply seen yet.
-const RECORD_INPUT_ONLY: u8 = 0x01;
+pub(super) const RECORD_INPUT_ONLY: u8 = 0x01;
 /// Record flag: the connection is gone; the receiver removes it.
-const RECORD_REMOVED: u8 = 0x02;
+pub(super) const RECORD_REMOVED: u8 = 0x02;
 /// Record flag (version 3): FullNAT, the local address and port are set.
-const RECORD_LOCAL: u8 = 0x04;
+pub(super) const RECORD_LOCAL: u8 = 0x04;
+
+/// The address family of a datagram's records (version 4's byte 7; a
+/// version 2 or 3 datagram is IPv4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Family {
+    /// 4: IPv4 records, laid out as version 3's ([`RECORD_LEN`] bytes).
+    Ipv4 = 4,
+    /// 6: IPv6 records ([`RECORD6_LEN`] bytes).
+    Ipv6 = 6,
+}
+
+impl Family {
+    /// The family for a family byte; `None` for an unknown one.
+    pub fn from_u8(v: u8) -> Option<Family> {
+        match v {
+            4 => Some(Family::Ipv4),
+            6 => Some(Family::Ipv6),
+            _ => None,
+        }
+    }
+
+    /// The length of one record of this family (version 4).
+    pub fn record_len(self) -> usize {
+        match self {
+            Family::Ipv4 => RECORD_LEN,
+            Family::Ipv6 => RECORD6_LEN,
+        }
+    }
+}
 
 /// What a datagram says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -439,15 +478,18 @@ fn get_u64(buf: &[u8], at: usize) -> u64 {
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
     kind: MessageKind,
-    /// The length of its records: the version's.
+    /// The family of its records.
+    family: Family,
+    /// The length of its records: the version's (and family's).
     record_len: usize,
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps untrusted bytes (a UDP payload): the magic, this version, a
-    /// known message type, and exactly `count` records between the header
-    /// and the MAC (none for a resync request or done marker). The MAC is
-    /// not checked here ([`Packet::verify`]).
+    /// Wraps untrusted bytes (a UDP payload): the magic, a version read
+    /// (2, 3 or 4), a known message type, for version 4 a known family, and
+    /// exactly `count` records of the version's (and family's) length
+    /// between the header and the MAC (none for a resync request or done
+    /// marker). The MAC is not checked here ([`Packet::verify`]).
     pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
         let b = buffer.as_ref();
         let n = b.len().min(MAGIC.len());
@@ -459,15 +501,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         // The version before the length: a version-1 peer's 20-byte
         // datagrams are counted as the version they are.
-        let record_len = match b[field::VERSION] {
-            VERSION => RECORD_LEN,
-            VERSION_V2 => RECORD_LEN_V2,
-            _ => return Err(Error::UnsupportedVersion),
-        };
+        let version = b[field::VERSION];
+        if ![VERSION, VERSION_V2, VERSION_FAMILY].contains(&version) {
+            return Err(Error::UnsupportedVersion);
+        }
         if b.len() < MIN_DATAGRAM_LEN {
             return Err(Error::Truncated);
         }
         let kind = MessageKind::from_u8(b[field::KIND]).ok_or(Error::UnknownKind)?;
+        let (family, record_len) = match version {
+            VERSION_V2 => (Family::Ipv4, RECORD_LEN_V2),
+            VERSION => (Family::Ipv4, RECORD_LEN),
+            _ => {
+                let f = Family::from_u8(b[field::FAMILY]).ok_or(Error::Malformed)?;
+                (f, f.record_len())
+            }
+        };
         let count = usize::from(get_u16(b, field::COUNT));
         if count != 0 && !kind.carries_records() {
             return Err(Error::Malformed);
@@ -483,6 +532,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Packet {
             buffer,
             kind,
+            family,
             record_len,
         })
     }
@@ -492,7 +542,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer
     }
 
-    /// The protocol version ([`VERSION`] or [`VERSION_V2`] once checked).
+    /// The protocol version ([`VERSION`], [`VERSION_V2`] or
+    /// [`VERSION_FAMILY`] once checked).
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VERSION]
     }
@@ -500,6 +551,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// What the datagram says.
     pub fn kind(&self) -> MessageKind {
         self.kind
+    }
+
+    /// The family of its records ([`Packet::records`] for IPv4,
+    /// [`Packet::records6`] for IPv6).
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The length of each of its records.
+    pub fn record_len(&self) -> usize {
+        self.record_len
     }
 
     /// The flags byte as on the wire (reserved bits included).
@@ -556,15 +618,55 @@ impl<T: AsRef<[u8]>> Packet<T> {
         key.verify(signed, tag)
     }
 
-    /// The records, each decoded or refused on its own.
-    pub fn records(&self) -> Records<'_> {
+    /// The bytes of the records, if they are of `family` (else none).
+    fn record_bytes(&self, family: Family) -> &[u8] {
         let b = self.buffer.as_ref();
-        let end = HEADER_LEN + usize::from(self.record_count()) * self.record_len;
+        if self.family != family {
+            return &b[HEADER_LEN..HEADER_LEN];
+        }
+        &b[HEADER_LEN..HEADER_LEN + usize::from(self.record_count()) * self.record_len]
+    }
+
+    /// The IPv4 records, each decoded or refused on its own (none in an
+    /// IPv6 datagram).
+    pub fn records(&self) -> Records<'_> {
         Records {
-            chunks: b[HEADER_LEN..end].chunks_exact(self.record_len),
+            chunks: self
+                .record_bytes(Family::Ipv4)
+                .chunks_exact(self.record_len),
+        }
+    }
+
+    /// The IPv6 records, each decoded or refused on its own (none in an
+    /// IPv4 datagram).
+    pub fn records6(&self) -> Records6<'_> {
+        Records6 {
+            chunks: self
+                .record_bytes(Family::Ipv6)
+                .chunks_exact(self.record_len),
         }
     }
 }
+
+/// The IPv6 records of a [`Packet`], in order.
+#[derive(Clone, Debug)]
+pub struct Records6<'a> {
+    chunks: std::slice::ChunksExact<'a, u8>,
+}
+
+impl Iterator for Records6<'_> {
+    type Item = Result<Record6, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(Record6::parse(self.chunks.next()?))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.chunks.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Records6<'_> {}
 
 /// The records of a [`Packet`], in order.
 #[derive(Clone, Debug)]
@@ -608,6 +710,7 @@ pub struct Builder<'a> {
     buf: &'a mut [u8],
     count: usize,
     capacity: usize,
+    record_len: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -615,19 +718,32 @@ impl<'a> Builder<'a> {
     /// than [`MIN_DATAGRAM_LEN`]. Resync requests and done markers hold no
     /// records: their builder is full from the start.
     pub fn new(buf: &'a mut [u8], header: &Header) -> Result<Builder<'a>, Full> {
+        Builder::start(buf, header, VERSION, 0, RECORD_LEN)
+    }
+
+    /// The header of `version` (with `family` in byte 7: 0, reserved,
+    /// before version 4) for records of `record_len` bytes.
+    fn start(
+        buf: &'a mut [u8],
+        header: &Header,
+        version: u8,
+        family: u8,
+        record_len: usize,
+    ) -> Result<Builder<'a>, Full> {
         let usable = buf.len().min(MAX_DATAGRAM_LEN);
         if usable < MIN_DATAGRAM_LEN {
             return Err(Full);
         }
         let capacity = if header.kind.carries_records() {
-            ((usable - MIN_DATAGRAM_LEN) / RECORD_LEN).min(usize::from(u16::MAX))
+            ((usable - MIN_DATAGRAM_LEN) / record_len).min(usize::from(u16::MAX))
         } else {
             0
         };
         let h = &mut buf[..HEADER_LEN];
         h.fill(0);
         h[field::MAGIC..field::MAGIC + 4].copy_from_slice(&MAGIC);
-        h[field::VERSION] = VERSION;
+        h[field::VERSION] = version;
+        h[field::FAMILY] = family;
         h[field::KIND] = header.kind as u8;
         h[field::FLAGS] = if header.resync && header.kind.carries_records() {
             FLAG_RESYNC
@@ -641,23 +757,32 @@ impl<'a> Builder<'a> {
             buf,
             count: 0,
             capacity,
+            record_len,
         })
     }
 
     /// Appends a record; `Err(Full)` when the datagram has no room (send
     /// it, and start the next one with this record).
     pub fn push(&mut self, r: &Record) -> Result<(), Full> {
+        let slot: &mut [u8; RECORD_LEN] = self.slot()?.try_into().map_err(|_| Full)?;
+        r.emit(slot);
+        self.commit();
+        Ok(())
+    }
+
+    /// The next record's bytes; `Err(Full)` when there is no room.
+    fn slot(&mut self) -> Result<&mut [u8], Full> {
         if self.count >= self.capacity {
             return Err(Full);
         }
-        let at = HEADER_LEN + self.count * RECORD_LEN;
-        let slot: &mut [u8; RECORD_LEN] = (&mut self.buf[at..at + RECORD_LEN])
-            .try_into()
-            .map_err(|_| Full)?;
-        r.emit(slot);
+        let at = HEADER_LEN + self.count * self.record_len;
+        self.buf.get_mut(at..at + self.record_len).ok_or(Full)
+    }
+
+    /// Counts the record just written into [`Builder::slot`].
+    fn commit(&mut self) {
         self.count += 1;
         put_u16(self.buf, field::COUNT, self.count as u16);
-        Ok(())
     }
 
     /// Records pushed so far.
@@ -682,7 +807,7 @@ impl<'a> Builder<'a> {
 
     /// Bytes of the finished datagram (MAC included).
     pub fn len(&self) -> usize {
-        MIN_DATAGRAM_LEN + self.count * RECORD_LEN
+        MIN_DATAGRAM_LEN + self.count * self.record_len
     }
 
     /// The finished datagram, ready to send: the MAC of `key` written after
@@ -696,6 +821,58 @@ impl<'a> Builder<'a> {
             None => tag.fill(0),
         }
         &buf[..len]
+    }
+}
+
+/// Writes one IPv6 connections datagram (version 4, family 6) into a
+/// caller's buffer, as [`Builder`] does for IPv4: at most
+/// [`MAX_RECORDS6`] records of [`RECORD6_LEN`] bytes.
+#[derive(Debug)]
+pub struct Builder6<'a>(Builder<'a>);
+
+impl<'a> Builder6<'a> {
+    /// Starts an IPv6 datagram with `header`; `Err(Full)` when `buf` is
+    /// shorter than [`MIN_DATAGRAM_LEN`].
+    pub fn new(buf: &'a mut [u8], header: &Header) -> Result<Builder6<'a>, Full> {
+        Builder::start(buf, header, VERSION_FAMILY, Family::Ipv6 as u8, RECORD6_LEN).map(Builder6)
+    }
+
+    /// Appends an IPv6 record; `Err(Full)` when the datagram has no room.
+    pub fn push(&mut self, r: &Record6) -> Result<(), Full> {
+        let slot: &mut [u8; RECORD6_LEN] = self.0.slot()?.try_into().map_err(|_| Full)?;
+        r.emit(slot);
+        self.0.commit();
+        Ok(())
+    }
+
+    /// Records pushed so far.
+    pub fn count(&self) -> usize {
+        self.0.count()
+    }
+
+    /// Records this datagram can hold in all.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+
+    /// No room for another record.
+    pub fn is_full(&self) -> bool {
+        self.0.is_full()
+    }
+
+    /// No record pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes of the finished datagram (MAC included).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The finished datagram, ready to send (see [`Builder::finish`]).
+    pub fn finish(self, key: Option<&SyncKey>) -> &'a [u8] {
+        self.0.finish(key)
     }
 }
 
@@ -1020,7 +1197,7 @@ mod tests {
     #[test]
     fn other_versions_are_unsupported() {
         let mut d = datagram(&[record(1)]);
-        for v in [0, 1, 4, 255] {
+        for v in [0, 1, 5, 255] {
             d[4] = v;
             assert_eq!(
                 Packet::new_checked(&d[..]).err(),
@@ -1273,7 +1450,10 @@ mod tests {
         fn never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1500)) {
             if let Ok(p) = Packet::new_checked(&bytes[..]) {
                 let _ = (p.header(), p.version(), p.flags(), p.boot(), p.seq(), p.mac().len());
-                prop_assert_eq!(p.records().count(), usize::from(p.record_count()));
+                prop_assert_eq!(
+                    p.records().count() + p.records6().count(),
+                    usize::from(p.record_count())
+                );
             }
         }
 
@@ -1313,11 +1493,12 @@ mod tests {
             d.truncate(cut);
             if let Ok(p) = Packet::new_checked(&d[..]) {
                 prop_assert_eq!(
-                    MIN_DATAGRAM_LEN + p.records().len() * RECORD_LEN,
+                    MIN_DATAGRAM_LEN + usize::from(p.record_count()) * p.record_len(),
                     d.len(),
                     "the count and the length agree"
                 );
                 let _ = p.records().collect::<Vec<_>>();
+                let _ = p.records6().collect::<Vec<_>>();
             }
         }
     }

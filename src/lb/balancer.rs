@@ -68,7 +68,7 @@ use super::synproxy::{CookieJar, Proxied};
 use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
 use super::xmit::Endpoint;
 use crate::dpdk::hugemem::HugeArray;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Most connection entries the expiry sweep examines in one poll: bounds
@@ -404,14 +404,14 @@ impl RealServerCounters {
 pub struct ConnInfo {
     /// "tcp" or "udp".
     pub protocol: &'static str,
-    /// The client's address and port.
-    pub client: Endpoint,
+    /// The client's address and port (of either family).
+    pub client: SocketAddr,
     /// The VIP and port it connected to.
-    pub virtual_server: Endpoint,
+    pub virtual_server: SocketAddr,
     /// The real server it was scheduled to.
-    pub real_server: Endpoint,
+    pub real_server: SocketAddr,
     /// FullNAT: the local address and port the real server sees.
-    pub local: Option<Endpoint>,
+    pub local: Option<SocketAddr>,
     /// TCP state (IPVS's names), or "UDP".
     pub state: &'static str,
     /// Seconds until it expires without traffic.
@@ -1969,23 +1969,26 @@ impl Balancer {
         installed
     }
 
-    /// A snapshot of up to `limit` live connections, for `rvsadm conns`.
+    /// A snapshot of up to `limit` live connections, for `rvsadm conns`:
+    /// the IPv4 table's, then the IPv6 table's (`dump6`).
     pub fn dump(&self, now: u64, limit: usize) -> Vec<ConnInfo> {
-        self.conns
+        let mut list: Vec<ConnInfo> = self
+            .conns
             .iter()
             .filter(|(_, c)| !c.is_expired(now))
             .take(limit)
             .map(|(_, c)| {
                 let real = self.services.real_endpoint(c.vs, c.rs);
                 let o = c.original();
+                let sock = |e: Endpoint| SocketAddr::from((e.ip, e.port));
                 ConnInfo {
                     protocol: if c.proto() == 6 { "tcp" } else { "udp" },
-                    client: Endpoint::new(o.src, o.src_port),
-                    virtual_server: Endpoint::new(o.dst, o.dst_port),
-                    real_server: real.unwrap_or(Endpoint::new(Ipv4Addr::UNSPECIFIED, 0)),
+                    client: SocketAddr::from((o.src, o.src_port)),
+                    virtual_server: SocketAddr::from((o.dst, o.dst_port)),
+                    real_server: sock(real.unwrap_or(Endpoint::new(Ipv4Addr::UNSPECIFIED, 0))),
                     local: (self.services.get(c.vs).forward == ForwardMethod::FullNat).then(|| {
                         let r = c.reply();
-                        Endpoint::new(r.dst, r.dst_port)
+                        SocketAddr::from((r.dst, r.dst_port))
                     }),
                     state: c.state_name(),
                     expires_in_s: c.expires_ns.saturating_sub(now) / 1_000_000_000,
@@ -1995,7 +1998,11 @@ impl Balancer {
                     bytes_out: c.bytes_out(),
                 }
             })
-            .collect()
+            .collect();
+        if list.len() < limit {
+            list.extend(self.dump6(now, limit - list.len()));
+        }
+        list
     }
 }
 
@@ -2033,6 +2040,7 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
     }
 }
 
+mod sync6;
 mod v6;
 pub use v6::{Decision6, Flow6, IcmpRoute6};
 

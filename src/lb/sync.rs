@@ -12,10 +12,15 @@
 //! worker's counters) rather than blocking the worker or growing a queue.
 //! The control thread encodes the events into sync datagrams (`ha::sync`)
 //! for the peer.
+//!
+//! IPv4 and IPv6 connections share the circulation: a buffer holds
+//! [`SyncReport`]s, each one family's event, and the control thread packs
+//! each family into its own datagrams (the format keeps a datagram's
+//! records of one family).
 
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::State;
-use crate::lb::xmit::Endpoint;
+use crate::lb::xmit::{Endpoint, Endpoint6};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 /// One connection's state as the peer needs it to take the connection
@@ -43,6 +48,51 @@ pub struct SyncEvent {
     pub local: Option<Endpoint>,
 }
 
+/// One IPv6 connection's state as the peer needs it (the IPv6 twin of
+/// [`SyncEvent`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncEvent6 {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// TCP state (UDP: `State::Established` by convention).
+    pub state: State,
+    /// The service forwards by DR or TUN: replies bypass the balancer.
+    pub input_only: bool,
+    /// The client's address and port.
+    pub client: Endpoint6,
+    /// The virtual service's address and port.
+    pub vip: Endpoint6,
+    /// The real server it goes to.
+    pub real: Endpoint6,
+    /// Seconds the connection lives without further packets.
+    pub timeout_s: u32,
+    /// FullNAT over IPv6 (and NAT64, its IPv4 local end IPv4-mapped): the
+    /// local address and port the real server sees. Nothing fills it yet.
+    pub local: Option<Endpoint6>,
+}
+
+/// What a worker hands the control thread: one connection's event, of
+/// either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncReport {
+    /// An IPv4 connection.
+    V4(SyncEvent),
+    /// An IPv6 connection.
+    V6(SyncEvent6),
+}
+
+impl From<SyncEvent> for SyncReport {
+    fn from(e: SyncEvent) -> SyncReport {
+        SyncReport::V4(e)
+    }
+}
+
+impl From<SyncEvent6> for SyncReport {
+    fn from(e: SyncEvent6) -> SyncReport {
+        SyncReport::V6(e)
+    }
+}
+
 /// Events a buffer holds before it is handed over.
 pub const BUFFER_EVENTS: usize = 1024;
 /// Buffers circulating per worker.
@@ -51,9 +101,9 @@ pub const BUFFERS: usize = 4;
 /// A worker's end of the circulation.
 #[derive(Debug)]
 pub struct SyncQueue {
-    buf: Vec<SyncEvent>,
-    full: SyncSender<Vec<SyncEvent>>,
-    empty: Receiver<Vec<SyncEvent>>,
+    buf: Vec<SyncReport>,
+    full: SyncSender<Vec<SyncReport>>,
+    empty: Receiver<Vec<SyncReport>>,
     /// Events dropped because no empty buffer came back in time.
     pub lost: u64,
 }
@@ -62,15 +112,15 @@ pub struct SyncQueue {
 #[derive(Debug)]
 pub struct SyncCollector {
     /// Buffers the worker filled.
-    pub full: Receiver<Vec<SyncEvent>>,
+    pub full: Receiver<Vec<SyncReport>>,
     /// Where emptied buffers go back.
-    pub empty: SyncSender<Vec<SyncEvent>>,
+    pub empty: SyncSender<Vec<SyncReport>>,
 }
 
 impl SyncCollector {
     /// Takes every filled buffer, hands each event to `each`, and returns
     /// the buffers empty.
-    pub fn drain(&self, mut each: impl FnMut(&SyncEvent)) {
+    pub fn drain(&self, mut each: impl FnMut(&SyncReport)) {
         while let Ok(mut buf) = self.full.try_recv() {
             for ev in &buf {
                 each(ev);
@@ -112,12 +162,12 @@ impl SyncQueue {
     /// counted as lost. Buffers are handed over between bursts
     /// ([`SyncQueue::flush`]); one holds more events than a poll makes.
     #[inline]
-    pub fn push(&mut self, ev: SyncEvent) {
+    pub fn push(&mut self, ev: impl Into<SyncReport>) {
         if self.buf.len() == self.buf.capacity() {
             self.lost += 1;
             return;
         }
-        self.buf.push(ev);
+        self.buf.push(ev.into());
     }
 
     /// Hands the current buffer over when it holds anything and an empty
@@ -172,7 +222,11 @@ mod tests {
         }
         q.flush();
         let mut seen = Vec::new();
-        c.drain(|e| seen.push(e.client.port));
+        c.drain(|e| {
+            if let SyncReport::V4(e) = e {
+                seen.push(e.client.port)
+            }
+        });
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
         // The buffer came back: many more rounds never lose an event.
         for round in 0..20 {
@@ -185,6 +239,35 @@ mod tests {
             assert_eq!(n, 100, "round {round}");
         }
         assert_eq!(q.lost, 0);
+    }
+
+    #[test]
+    fn events_of_both_families_share_the_circulation_in_order() {
+        let (mut q, c) = sync_channel();
+        let v6 = SyncEvent6 {
+            protocol: Protocol::Udp,
+            state: State::Established,
+            input_only: true,
+            client: Endpoint6::new("2001:db8:1::7".parse().unwrap(), 5353),
+            vip: Endpoint6::new("2001:db8:100::1".parse().unwrap(), 53),
+            real: Endpoint6::new("2001:db8:2::11".parse().unwrap(), 53),
+            timeout_s: 300,
+            local: None,
+        };
+        q.push(ev(1));
+        q.push(v6);
+        q.push(ev(2));
+        q.flush();
+        let mut seen = Vec::new();
+        c.drain(|e| seen.push(*e));
+        assert_eq!(
+            seen,
+            vec![
+                SyncReport::V4(ev(1)),
+                SyncReport::V6(v6),
+                SyncReport::V4(ev(2))
+            ]
+        );
     }
 
     #[test]

@@ -200,11 +200,14 @@ pub enum Command {
     Garp,
     /// Connections the active balancer reported, to install (standby).
     InstallConns(Vec<super::sync::SyncEvent>),
-    /// Send every live connection back as sync events (a full resync for
-    /// a standby that just started).
+    /// IPv6 connections the active balancer reported, to install
+    /// (standby).
+    InstallConns6(Vec<super::sync::SyncEvent6>),
+    /// Send every live connection of both tables back as sync events (a
+    /// full resync for a standby that just started).
     DumpSync {
         /// Where to send them.
-        reply: std::sync::mpsc::Sender<Vec<super::sync::SyncEvent>>,
+        reply: std::sync::mpsc::Sender<Vec<super::sync::SyncReport>>,
     },
     /// Send up to `limit` connections back (`rvsadm conns`).
     DumpConns {
@@ -364,8 +367,13 @@ impl<F: Frame> Worker<F> {
             Command::InstallConns(events) => {
                 self.stats.conns_synced += self.lb.install(&events, now);
             }
+            Command::InstallConns6(events) => {
+                self.stats.conns_synced += self.lb.install6(&events, now);
+            }
             Command::DumpSync { reply } => {
-                let _ = reply.send(self.lb.sync_dump(now));
+                let v4 = self.lb.sync_dump(now).into_iter().map(Into::into);
+                let v6 = self.lb.sync_dump6(now).into_iter().map(Into::into);
+                let _ = reply.send(v4.chain(v6).collect());
             }
             Command::Garp => self.send_garps(out),
             Command::Services(table) => {
@@ -395,9 +403,11 @@ impl<F: Frame> Worker<F> {
         self.stats.conns_evicted_unproven_tcp = evicted.tcp;
         self.stats.conns_evicted_udp = evicted.udp;
         cell.publish(&self.stats);
-        cell.publish_lb(self.lb.counters().iter(), self.lb.conn_count());
+        // Both tables: the IPv6 one counts once an IPv6 service made it.
+        let (conns, conn_capacity) = self.lb.conn_totals();
+        cell.publish_lb(self.lb.counters().iter(), conns);
         cell.publish_fill(&super::stats::TableFill {
-            conn_capacity: self.lb.conns().capacity() as u64,
+            conn_capacity: conn_capacity as u64,
             neighbor_queue_frames: self.pending.frames() as u64,
             neighbor_queue_capacity: self.pending.frame_capacity() as u64,
             fragment_queue_frames: self.frags.waiting() as u64,

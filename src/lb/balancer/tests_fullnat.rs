@@ -61,7 +61,7 @@ fn a_new_connection_leaves_from_a_local_address_and_port() {
             carry: None,
         }
     );
-    assert_eq!(b.dump(1, 1)[0].local, Some(Endpoint::new(LIP, 5000)));
+    assert_eq!(b.dump(1, 1)[0].local, Some((LIP, 5000).into()));
 }
 
 #[test]

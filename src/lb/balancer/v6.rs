@@ -10,8 +10,8 @@
 //! addresses of a service (`ServiceTable::lookup6`, `real_endpoint6`).
 //!
 //! Not on this path yet: the SYN proxy (an IPv6 service is balanced
-//! without it), HA sync reports (the sync record is IPv4:
-//! `docs/dev/h19-v6lb.md` says what an IPv6 record needs), and FullNAT.
+//! without it) and FullNAT. HA sync reports go through `report6` (module
+//! `sync6`, version-4 records).
 
 use super::{Balancer, Counters, Refusal};
 use crate::lb::conn::{
@@ -205,7 +205,9 @@ impl Balancer {
                 Err(r) => return Decision6::Drop(r),
             },
         };
+        let before = self.conns6.get(id).state();
         let (vs, rs) = self.account6(id, dir, flow.flags, flow.bytes, now);
+        self.report6(id, before, created, now);
         let service = self.services.get(vs);
         match dir {
             Direction::Original => match service.real_endpoint6(rs) {
@@ -280,7 +282,7 @@ impl Balancer {
     }
 
     /// Accounts one packet of IPv6 connection `id`: state, timeout, the
-    /// server's counters (no sync report: see the module doc).
+    /// server's counters (the sync report is `decide6`'s, `report6`).
     #[inline]
     fn account6(
         &mut self,

@@ -1,0 +1,214 @@
+//! HA sync and inspection of the IPv6 connection table: the IPv6 twins of
+//! `Balancer::report`, `event`, `sync_dump`, `install` and `dump`. The
+//! policy is the IPv4 one (the parent module's `install` says it in
+//! full): a record names its service and real server by address, a
+//! known connection is brought to the reported state (replaced when it
+//! names another server), a new one is installed proven (what the active
+//! balancer had is not a flood's), and no timeout outlives the local one.
+//!
+//! FullNAT over IPv6 and NAT64 are other branches' work: an IPv6 record of
+//! a FullNAT service is skipped here until they define the IPv6 local end
+//! (the record has room for it: `SyncEvent6::local`).
+
+use super::{Balancer, ConnInfo};
+use crate::lb::conn::{Conn6, ConnId, ConnInit, FlowKey6};
+use crate::lb::service::{ForwardMethod, Protocol, SORRY_SERVER};
+use crate::lb::sync::SyncEvent6;
+use crate::lb::tcp_state::{self, Transition};
+use crate::lb::xmit::Endpoint6;
+use std::net::{Ipv4Addr, SocketAddr};
+
+impl Balancer {
+    /// Reports IPv6 connection `id` to the peer when it was just created
+    /// or its state left `before` (active balancer only; as `account`
+    /// does for IPv4).
+    pub(super) fn report6(
+        &mut self,
+        id: ConnId,
+        before: tcp_state::State,
+        created: bool,
+        now: u64,
+    ) {
+        if !self.sync_active {
+            return;
+        }
+        let c = self.conns6.get(id);
+        if !created && c.state() == before {
+            return;
+        }
+        if let Some(ev) = self.event6(c, now) {
+            if let Some(q) = self.sync.as_mut() {
+                q.push(ev);
+            }
+        }
+    }
+
+    /// Every live IPv6 connection as a sync event (a full resync).
+    pub fn sync_dump6(&self, now: u64) -> Vec<SyncEvent6> {
+        self.conns6
+            .iter()
+            .filter(|(_, c)| !c.is_expired(now))
+            .filter_map(|(_, c)| self.event6(c, now))
+            .collect()
+    }
+
+    /// An IPv6 connection as the peer needs it.
+    fn event6(&self, c: &Conn6, now: u64) -> Option<SyncEvent6> {
+        let real = self.services.real_endpoint6(c.vs, c.rs)?;
+        let protocol = Protocol::from_number(c.proto())?;
+        let o = c.original();
+        Some(SyncEvent6 {
+            protocol,
+            // UDP has no states; the format's convention is ESTABLISHED.
+            state: if protocol == Protocol::Udp {
+                tcp_state::State::Established
+            } else {
+                c.state()
+            },
+            input_only: c.is_input_only(),
+            client: Endpoint6::new(o.src, o.src_port),
+            vip: Endpoint6::new(o.dst, o.dst_port),
+            real,
+            timeout_s: (c.expires_ns.saturating_sub(now) / 1_000_000_000) as u32,
+            // FullNAT's replies come to its local end (as for IPv4).
+            local: (self.services.get(c.vs).forward == ForwardMethod::FullNat).then(|| {
+                let r = c.reply();
+                Endpoint6::new(r.dst, r.dst_port)
+            }),
+        })
+    }
+
+    /// Installs IPv6 connections the active balancer reported (on a
+    /// standby), as [`Balancer::install`] does for IPv4: the service by
+    /// `ServiceTable::lookup6`, the real server (or sorry server) by its
+    /// IPv6 endpoint; an event for anything this balancer does not have
+    /// is skipped. Returns how many were new.
+    pub fn install6(&mut self, events: &[SyncEvent6], now: u64) -> u64 {
+        let mut installed = 0;
+        for ev in events {
+            let Some(vs) = self.services.lookup6(ev.vip, ev.protocol) else {
+                continue;
+            };
+            let service = self.services.get(vs);
+            let servers = service.real_servers.len();
+            let Some(rs) = (0..servers as u16)
+                .chain([SORRY_SERVER])
+                .find(|&rs| service.real_endpoint6(rs) == Some(ev.real))
+            else {
+                continue;
+            };
+            let proto = ev.protocol.number();
+            let (client, vip, real) = (ev.client, ev.vip, ev.real);
+            let original = FlowKey6::new(client.ip, client.port, vip.ip, vip.port, proto);
+            let reply = match service.forward {
+                ForwardMethod::Nat => {
+                    FlowKey6::new(real.ip, real.port, client.ip, client.port, proto)
+                }
+                ForwardMethod::Dr | ForwardMethod::Tun => original.reversed(),
+                // No IPv6 local end to take over yet (module doc).
+                ForwardMethod::FullNat => continue,
+            };
+            let local_ns = match ev.protocol {
+                Protocol::Tcp => self.timeouts.tcp(ev.state),
+                _ => self.timeouts.udp(),
+            };
+            let timeout_ns = (u64::from(ev.timeout_s) * 1_000_000_000).min(local_ns);
+            let counters = &mut self.counters;
+            let mut known = self
+                .conns6
+                .lookup(&original, now, |c| counters.forget(c, now));
+            if let Some((id, _)) = known {
+                let c = self.conns6.get(id);
+                if (c.vs, c.rs) != (vs, rs) {
+                    let old = self.conns6.remove(id);
+                    self.counters.forget(&old, now);
+                    known = None;
+                }
+            }
+            if let Some((id, _)) = known {
+                let c = self.conns6.get_mut(id);
+                let was_active = c.is_active();
+                let before = c.state();
+                let (cvs, crs) = (c.vs, c.rs);
+                let t = c.set_state(ev.state, now, &self.timeouts);
+                c.expires_ns = now.saturating_add(timeout_ns);
+                let c = *c;
+                self.counters.client_state_changed(&c, before);
+                self.counters.account(
+                    cvs,
+                    crs,
+                    Transition {
+                        was_active,
+                        now_active: t.now_active,
+                    },
+                );
+                continue;
+            }
+            let init = ConnInit {
+                vs,
+                rs,
+                input_only: ev.input_only,
+                state: ev.state,
+                timeout_ns,
+                proven: true,
+            };
+            let counters = &mut self.counters;
+            if let Ok(id) = self
+                .conns6
+                .insert(original, reply, init, now, |c| counters.forget(c, now))
+            {
+                self.counters.created(self.conns6.get(id));
+                installed += 1;
+            }
+        }
+        installed
+    }
+
+    /// Up to `limit` live IPv6 connections, for `rvsadm conns`.
+    pub fn dump6(&self, now: u64, limit: usize) -> Vec<ConnInfo> {
+        self.conns6
+            .iter()
+            .filter(|(_, c)| !c.is_expired(now))
+            .take(limit)
+            .map(|(_, c)| {
+                let service = self.services.get(c.vs);
+                let o = c.original();
+                ConnInfo {
+                    protocol: if c.proto() == 6 { "tcp" } else { "udp" },
+                    client: SocketAddr::from((o.src, o.src_port)),
+                    virtual_server: SocketAddr::from((o.dst, o.dst_port)),
+                    real_server: service
+                        .real_endpoint6(c.rs)
+                        .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |e| {
+                            SocketAddr::from((e.ip, e.port))
+                        }),
+                    local: (service.forward == ForwardMethod::FullNat).then(|| {
+                        let r = c.reply();
+                        SocketAddr::from((r.dst, r.dst_port))
+                    }),
+                    state: c.state_name(),
+                    expires_in_s: c.expires_ns.saturating_sub(now) / 1_000_000_000,
+                    packets_in: u64::from(c.packets_in),
+                    packets_out: u64::from(c.packets_out),
+                    bytes_in: c.bytes_in(),
+                    bytes_out: c.bytes_out(),
+                }
+            })
+            .collect()
+    }
+
+    /// Connections in both tables, and what both hold at most (the IPv6
+    /// table counted only once allocated: a balancer without IPv6
+    /// services keeps a one-entry placeholder), for the worker's gauges.
+    pub fn conn_totals(&self) -> (usize, usize) {
+        let cap6 = self.conns6.capacity();
+        let cap6 = if cap6 > 1 { cap6 } else { 0 };
+        (
+            self.conns.len() + self.conns6.len(),
+            self.conns.capacity() + cap6,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;
