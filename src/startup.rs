@@ -204,6 +204,9 @@ pub fn fullnat_warnings(config: &Config) -> Vec<String> {
         for &a in &vs.local.addresses {
             owned[rss.worker_of(a)] += 1;
         }
+        for &a in &vs.local.addresses6 {
+            owned[rss.worker_of6(a)] += 1;
+        }
         let without = owned.iter().filter(|&&n| n == 0).count();
         if without > 0 {
             out.push(format!(
@@ -214,7 +217,7 @@ pub fn fullnat_warnings(config: &Config) -> Vec<String> {
                 vs.name,
                 without,
                 workers,
-                vs.local.addresses.len(),
+                vs.local.addresses.len() + vs.local.addresses6.len(),
                 owned
             ));
         }

@@ -482,3 +482,7 @@ mod tests {
         .unwrap();
     }
 }
+
+#[cfg(test)]
+#[path = "fullnat6_tests.rs"]
+mod tests6;
