@@ -204,6 +204,9 @@ pub fn fullnat_warnings(config: &Config) -> Vec<String> {
         for &a in &vs.local.addresses {
             owned[rss.worker_of(a)] += 1;
         }
+        for &a in &vs.local.addresses6 {
+            owned[rss.worker_of6(a)] += 1;
+        }
         let without = owned.iter().filter(|&&n| n == 0).count();
         if without > 0 {
             out.push(format!(
@@ -214,7 +217,7 @@ pub fn fullnat_warnings(config: &Config) -> Vec<String> {
                 vs.name,
                 without,
                 workers,
-                vs.local.addresses.len(),
+                vs.local.addresses.len() + vs.local.addresses6.len(),
                 owned
             ));
         }
@@ -440,6 +443,43 @@ mod tests {
         assert!(fullnat_warnings(&c).is_empty(), "one worker owns them all");
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("1 of 2 workers own none"), "{}", w[0]);
+    }
+
+    #[test]
+    fn fullnat_warns_of_workers_that_own_no_ipv6_local_address() {
+        let v6 = |extra: &str| {
+            let mut c = Config::from_toml_str(&format!(
+                "[dpdk]\nworkers = [1, 2]\n\
+                 [[interface]]\nname = \"lan\"\ndevice = \"net_null0\"\n\
+                 addresses = [\"203.0.113.2/24\", \"2001:db8:1::2/64\"]\n\
+                 [[virtual_server]]\nname = \"web6\"\naddress = \"[2001:db8:1::100]:80\"\n\
+                 forward = \"fullnat\"\n{extra}\n\
+                 [virtual_server.health_check]\ntype = \"none\"\n\
+                 [[virtual_server.real_server]]\naddress = \"[2001:db8:1::11]:8080\"\n"
+            ))
+            .unwrap();
+            let w = fullnat_warnings(&c);
+            c.dpdk.workers.truncate(1);
+            assert!(fullnat_warnings(&c).is_empty(), "one worker owns them all");
+            w
+        };
+        let w = v6("local_addresses = [\"2001:db8:1::200\"]");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("1 of 2 workers own none of its 1"),
+            "{}",
+            w[0]
+        );
+        // Two addresses the IPv6 hash spreads over both workers: no warning.
+        let rss = crate::net::rss::RssModel::new(2);
+        let pick = |owner: usize| {
+            (0x200..0x300u16)
+                .map(|i| std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i))
+                .find(|&a| rss.worker_of6(a) == owner)
+                .unwrap()
+        };
+        let both = format!("local_addresses = [\"{}\", \"{}\"]", pick(0), pick(1));
+        assert!(v6(&both).is_empty());
     }
 
     #[test]

@@ -838,7 +838,7 @@ impl SnapshotCollector {
         )?;
         // FullNAT's local ports, per (local address, protocol), summed
         // over the workers (each owns its own addresses).
-        let mut local: std::collections::BTreeMap<(std::net::Ipv4Addr, &str), [u64; 3]> =
+        let mut local: std::collections::BTreeMap<(std::net::IpAddr, &str), [u64; 3]> =
             std::collections::BTreeMap::new();
         for w in workers {
             for u in &w.local {
@@ -1444,20 +1444,28 @@ pub(crate) mod tests {
     fn fullnat_local_ports_are_gauges_and_a_counter_per_local_address() {
         use crate::lb::local_pool::LocalUsage;
         let mut snap = snapshot();
-        let usage = |in_use, exhausted| LocalUsage {
-            addr: std::net::Ipv4Addr::new(10, 2, 0, 100),
+        let usage = |addr: std::net::IpAddr, in_use, exhausted| LocalUsage {
+            addr,
             protocol: crate::lb::service::Protocol::Tcp,
             in_use,
             capacity: 64512,
             exhausted,
         };
-        snap.workers[0].local = vec![usage(3, 1)];
-        snap.workers[1].local = vec![usage(4, 0)];
+        let v4 = std::net::Ipv4Addr::new(10, 2, 0, 100).into();
+        let v6 = "2001:db8:2::100"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .into();
+        snap.workers[0].local = vec![usage(v4, 3, 1), usage(v6, 2, 5)];
+        snap.workers[1].local = vec![usage(v4, 4, 0)];
         let text = render(snap);
         let lip = ["address=\"10.2.0.100\"", "protocol=\"tcp\""];
         assert_value(&text, "rvs_local_ports_in_use", &lip, 7.0);
         assert_value(&text, "rvs_local_ports_capacity", &lip, 129024.0);
         assert_value(&text, "rvs_local_ports_exhausted_total", &lip, 1.0);
+        let lip6 = ["address=\"2001:db8:2::100\"", "protocol=\"tcp\""];
+        assert_value(&text, "rvs_local_ports_in_use", &lip6, 2.0);
+        assert_value(&text, "rvs_local_ports_exhausted_total", &lip6, 5.0);
     }
 
     #[test]

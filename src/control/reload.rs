@@ -380,7 +380,10 @@ fn setting_changes(old: &VirtualService, new: &VirtualService) -> Vec<String> {
         new.syn_timeout_ms.to_string(),
     );
     let locals = |s: &VirtualService| {
-        let items: Vec<String> = s.local.addresses.iter().map(ToString::to_string).collect();
+        let v4 = s.local.addresses.iter().map(ToString::to_string);
+        let items: Vec<String> = v4
+            .chain(s.local.addresses6.iter().map(ToString::to_string))
+            .collect();
         format!("[{}]", items.join(", "))
     };
     diff("local_addresses", locals(old), locals(new));

@@ -177,8 +177,9 @@ pub fn list(services: &ServiceTable, workers: &[WorkerSnapshot]) -> Value {
                 "real_servers": rss,
             });
             if vs.forward == crate::lb::service::ForwardMethod::FullNat {
-                let locals: Vec<String> =
-                    vs.local.addresses.iter().map(|a| a.to_string()).collect();
+                let v4 = vs.local.addresses.iter().map(|a| a.to_string());
+                let v6 = vs.local.addresses6.iter().map(|a| a.to_string());
+                let locals: Vec<String> = v4.chain(v6).collect();
                 doc["local_addresses"] = json!(locals);
                 doc["local_port_range"] = json!([vs.local.ports.0, vs.local.ports.1]);
             }

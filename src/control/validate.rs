@@ -1367,15 +1367,6 @@ fn virtual_servers(
             }
             hc => hc,
         };
-        if ipv6 && forward == Some(ForwardMethod::FullNat) {
-            errors.push(
-                f("forward"),
-                t.forward.as_ref().map(|v| v.span()),
-                "FullNAT does not serve IPv6 virtual servers yet (nor IPv6 to IPv4): use \"nat\", \
-                 \"dr\" or \"tun\""
-                    .to_string(),
-            );
-        }
         let client_address = match client_address {
             Some(Some(_)) if ipv6 => {
                 errors.push(
@@ -1415,7 +1406,7 @@ fn virtual_servers(
             real_servers.as_deref(),
             errors,
         );
-        let local = fullnat::local_addresses(t, forward, interfaces, routes, &f, errors);
+        let local = fullnat::local_addresses(t, forward, address, interfaces, routes, &f, errors);
         ok &= local.is_some();
 
         match (

@@ -534,9 +534,10 @@ pub struct StatsCell {
 /// owns at most this many (64 addresses × 2 protocols).
 pub const LOCAL_ENTRIES: usize = 128;
 
-/// Cells per local entry: address and protocol, in use, capacity,
-/// exhausted.
-const LOCAL_CELLS: usize = 4;
+/// Cells per local entry: family and protocol (`family << 8 |
+/// protocol`, family 4 or 6), the address's high and low 64 bits (IPv4 in
+/// the low ones), in use, capacity, exhausted.
+const LOCAL_CELLS: usize = 6;
 
 impl Default for StatsCell {
     fn default() -> Self {
@@ -570,8 +571,20 @@ impl StatsCell {
     pub fn publish_local(&self, usage: impl Iterator<Item = crate::lb::local_pool::LocalUsage>) {
         let mut n = 0;
         for (u, cells) in usage.zip(self.local.chunks_exact(LOCAL_CELLS)) {
-            let key = (u64::from(u32::from(u.addr)) << 8) | u64::from(u.protocol.number());
-            for (a, v) in cells.iter().zip([key, u.in_use, u.capacity, u.exhausted]) {
+            let (family, addr) = match u.addr {
+                std::net::IpAddr::V4(a) => (4u64, u128::from(u32::from(a))),
+                std::net::IpAddr::V6(a) => (6, u128::from(a)),
+            };
+            let kind = (family << 8) | u64::from(u.protocol.number());
+            let values = [
+                kind,
+                (addr >> 64) as u64,
+                addr as u64,
+                u.in_use,
+                u.capacity,
+                u.exhausted,
+            ];
+            for (a, v) in cells.iter().zip(values) {
                 a.store(v, Ordering::Relaxed);
             }
             n += 1;
@@ -586,13 +599,18 @@ impl StatsCell {
             .chunks_exact(LOCAL_CELLS)
             .take(n)
             .filter_map(|c| {
-                let key = c[0].load(Ordering::Relaxed);
+                let kind = c[0].load(Ordering::Relaxed);
+                let addr = (u128::from(c[1].load(Ordering::Relaxed)) << 64)
+                    | u128::from(c[2].load(Ordering::Relaxed));
                 Some(crate::lb::local_pool::LocalUsage {
-                    addr: std::net::Ipv4Addr::from((key >> 8) as u32),
-                    protocol: crate::lb::service::Protocol::from_number(key as u8)?,
-                    in_use: c[1].load(Ordering::Relaxed),
-                    capacity: c[2].load(Ordering::Relaxed),
-                    exhausted: c[3].load(Ordering::Relaxed),
+                    addr: match kind >> 8 {
+                        6 => std::net::Ipv6Addr::from(addr).into(),
+                        _ => std::net::Ipv4Addr::from(addr as u32).into(),
+                    },
+                    protocol: crate::lb::service::Protocol::from_number(kind as u8)?,
+                    in_use: c[3].load(Ordering::Relaxed),
+                    capacity: c[4].load(Ordering::Relaxed),
+                    exhausted: c[5].load(Ordering::Relaxed),
                 })
             })
             .collect()
@@ -849,14 +867,24 @@ mod tests {
         use crate::lb::local_pool::LocalUsage;
         let cell = StatsCell::new(0);
         let u = LocalUsage {
-            addr: std::net::Ipv4Addr::new(10, 2, 0, 100),
+            addr: std::net::Ipv4Addr::new(10, 2, 0, 100).into(),
             protocol: crate::lb::service::Protocol::Udp,
             in_use: 5,
             capacity: 10,
             exhausted: 2,
         };
-        cell.publish_local([u, u].into_iter());
-        assert_eq!(cell.local_usage(), vec![u, u]);
+        let u6 = LocalUsage {
+            addr: "2001:db8:2::100"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .into(),
+            protocol: crate::lb::service::Protocol::Tcp,
+            in_use: 1,
+            capacity: 64512,
+            exhausted: 7,
+        };
+        cell.publish_local([u, u6].into_iter());
+        assert_eq!(cell.local_usage(), vec![u, u6]);
         cell.publish_local(std::iter::empty());
         assert!(cell.local_usage().is_empty());
     }

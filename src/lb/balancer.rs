@@ -57,7 +57,7 @@ use super::handshake::Handshake;
 use super::limits::{
     holds_client_slot, ClientLimit, LimitRefusal, RefusalCounts, Thresholds, TokenBucket,
 };
-use super::local_pool::{LocalPool, LocalUsage};
+use super::local_pool::{LocalPool, LocalPool6, LocalUsage};
 use super::persist::PersistTable;
 use super::sched::{Candidate, FlowHashInput, Scheduler};
 use super::service::{
@@ -462,6 +462,8 @@ struct Counters {
     /// FullNAT's local ports this worker owns: a connection that ends
     /// gives its port back here, whatever removed it.
     local: LocalPool,
+    /// The IPv6 twin of `local` (FullNAT over IPv6, `fullnat6`).
+    local6: LocalPool6,
     /// Services that forward by FullNAT (by service).
     fullnat: Vec<bool>,
 }
@@ -625,9 +627,7 @@ impl Counters {
             .unwrap_or(false)
         {
             let r = c.reply_key();
-            if let Some(lip) = r.dst.as_ipv4() {
-                self.local.release(lip, r.proto, r.dst_port);
-            }
+            self.release_local(r.dst, r.proto, r.dst_port);
         }
         if let Some(p) = self.client_slot(c) {
             self.clients.decrement(c.vs, p);
@@ -648,6 +648,18 @@ impl Counters {
         let total = rs.active.saturating_add(rs.inactive);
         if let (Some(t), Some(o)) = (self.thresholds.get(i), self.overloaded.get_mut(i)) {
             *o = t.after_remove(*o, total);
+        }
+    }
+
+    /// FullNAT: gives an ended connection's local port back to its
+    /// family's pool (the per-family hook of `forget`; the family is a
+    /// constant once monomorphised, so the IPv4 path has no new branch).
+    #[inline]
+    fn release_local<A: IpFamily>(&mut self, lip: A, proto: u8, port: u16) {
+        if let Some(lip) = lip.as_ipv4() {
+            self.local.release(lip, proto, port);
+        } else if let Some(lip) = lip.as_ipv6() {
+            self.local6.release(lip, proto, port);
         }
     }
 
@@ -784,6 +796,9 @@ pub struct Balancer {
     plain_forwarding: bool,
     /// What the pool was built from: (address, protocol, range) in order.
     local_shape: Vec<(Ipv4Addr, Protocol, (u16, u16))>,
+    /// FullNAT over IPv6: which IPv6 local addresses this worker owns and
+    /// how its services take them (`fullnat6`).
+    local6: fullnat6::Local6,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -842,6 +857,7 @@ impl Balancer {
             carried: HugeArray::new(0, Carried::default()),
             plain_forwarding: true,
             local_shape: Vec::new(),
+            local6: fullnat6::Local6::default(),
             services: services.clone(),
         };
         b.set_services(services);
@@ -955,7 +971,10 @@ impl Balancer {
 
     /// This worker's local ports, per (local address, protocol).
     pub fn local_usage(&self) -> impl Iterator<Item = LocalUsage> + '_ {
-        self.counters.local.usage()
+        self.counters
+            .local
+            .usage()
+            .chain(self.counters.local6.usage())
     }
 
     /// Takes a new service snapshot (a reload, a health or weight change).
@@ -1025,6 +1044,7 @@ impl Balancer {
                 .any(|s| s.forward == ForwardMethod::FullNat);
         self.set_limits(&services);
         self.set_local_pool(&services);
+        self.set_local_pool6(&services);
         self.services = services;
     }
 
@@ -2040,8 +2060,10 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
     }
 }
 
+mod fullnat6;
 mod sync6;
 mod v6;
+pub use fullnat6::LocalOwner6;
 pub use v6::{Decision6, Flow6, IcmpRoute6};
 
 #[cfg(test)]
@@ -2050,6 +2072,8 @@ mod tests;
 mod tests_carry;
 #[cfg(test)]
 mod tests_fullnat;
+#[cfg(test)]
+mod tests_fullnat6;
 #[cfg(test)]
 mod tests_handshake;
 #[cfg(test)]

@@ -44,9 +44,12 @@ pub trait IpFamily:
     fn client_prefix_len(ipv4_prefix_len: u8) -> u8;
     /// Whether a service's `allow`/`deny` lists let this client in.
     fn allowed_by(self, acl: &Acl) -> bool;
-    /// The address as IPv4, for what only IPv4 has yet (FullNAT's local
-    /// ports); `None` for IPv6.
+    /// The address as IPv4; `None` for IPv6. With [`IpFamily::as_ipv6`],
+    /// how a generic path picks its family's state (FullNAT's local
+    /// ports): a constant once monomorphised, so the other branch goes.
     fn as_ipv4(self) -> Option<Ipv4Addr>;
+    /// The address as IPv6; `None` for IPv4.
+    fn as_ipv6(self) -> Option<Ipv6Addr>;
 }
 
 impl IpFamily for Ipv4Addr {
@@ -55,6 +58,11 @@ impl IpFamily for Ipv4Addr {
     #[inline]
     fn as_ipv4(self) -> Option<Ipv4Addr> {
         Some(self)
+    }
+
+    #[inline]
+    fn as_ipv6(self) -> Option<Ipv6Addr> {
+        None
     }
 
     #[inline]
@@ -87,6 +95,11 @@ impl IpFamily for Ipv6Addr {
     #[inline]
     fn as_ipv4(self) -> Option<Ipv4Addr> {
         None
+    }
+
+    #[inline]
+    fn as_ipv6(self) -> Option<Ipv6Addr> {
+        Some(self)
     }
 
     /// Both halves through the same finaliser, chained: every bit of the

@@ -52,6 +52,14 @@ pub enum FragRoute6 {
         /// The service's address.
         vip: Ipv6Addr,
     },
+    /// FullNAT, either way: both addresses become `src` → `dst` (the
+    /// local address → the real server, or the VIP → the client).
+    FullNat {
+        /// The new source.
+        src: Ipv6Addr,
+        /// The new destination.
+        dst: Ipv6Addr,
+    },
 }
 
 /// One worker's IPv6 fragment state.

@@ -21,19 +21,50 @@
 //!   reload rebuilding the pool) marks the port taken where it stands in
 //!   the ring; a take skips such a port when it comes out.
 //!
+//! - **One pool for both families.** [`LocalPoolOf`] is generic over the
+//!   address ([`LocalAddr`]): [`LocalPool`] holds IPv4 local addresses,
+//!   [`LocalPool6`] IPv6 ones (FullNAT over IPv6). The code is the same,
+//!   monomorphised; only the sort key differs (IPv4: one `u64`, as before
+//!   IPv6 came, so its lookups are unchanged; IPv6: a `(u128, u8)`).
+//!
 //! The range is [`DEFAULT_PORTS`] unless a virtual server sets
 //! `local_port_range` (tests use tiny ranges to see exhaustion).
 
 use super::kind::Protocol;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// An address a pool can hold: IPv4 or IPv6, with the key its entries
+/// are sorted and searched by.
+pub trait LocalAddr: Copy + Eq + Into<IpAddr> + std::fmt::Debug {
+    /// The sort key of an (address, protocol).
+    type Key: Ord + Copy + std::fmt::Debug;
+    /// The key of `(self, proto)`.
+    fn pool_key(self, proto: u8) -> Self::Key;
+}
+
+impl LocalAddr for Ipv4Addr {
+    type Key = u64;
+    #[inline]
+    fn pool_key(self, proto: u8) -> u64 {
+        (u64::from(u32::from(self)) << 8) | u64::from(proto)
+    }
+}
+
+impl LocalAddr for Ipv6Addr {
+    type Key = (u128, u8);
+    #[inline]
+    fn pool_key(self, proto: u8) -> (u128, u8) {
+        (u128::from(self), proto)
+    }
+}
 
 /// The local ports FullNAT uses by default: every non-privileged port.
 pub const DEFAULT_PORTS: (u16, u16) = (1024, 65535);
 
 /// The free and taken ports of one (local address, protocol).
 #[derive(Clone, Debug)]
-struct Ports {
-    addr: Ipv4Addr,
+struct Ports<A> {
+    addr: A,
     proto: u8,
     lo: u16,
     hi: u16,
@@ -53,8 +84,8 @@ struct Ports {
     exhausted: u64,
 }
 
-impl Ports {
-    fn new(addr: Ipv4Addr, proto: u8, (lo, hi): (u16, u16)) -> Ports {
+impl<A> Ports<A> {
+    fn new(addr: A, proto: u8, (lo, hi): (u16, u16)) -> Ports<A> {
         let ring: Box<[u16]> = (lo..=hi).collect();
         let n = ring.len();
         let words = n.div_ceil(64);
@@ -146,8 +177,8 @@ impl Ports {
 /// One (local address, protocol)'s figures, for `rvsadm` and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LocalUsage {
-    /// The local address.
-    pub addr: Ipv4Addr,
+    /// The local address (IPv4, or IPv6 for FullNAT over IPv6).
+    pub addr: IpAddr,
     /// TCP or UDP.
     pub protocol: Protocol,
     /// Ports given to live connections.
@@ -158,24 +189,35 @@ pub struct LocalUsage {
     pub exhausted: u64,
 }
 
-/// A worker's local ports, over every (LIP, protocol) it owns.
-#[derive(Clone, Debug, Default)]
-pub struct LocalPool {
-    ports: Vec<Ports>,
-    /// (address << 8 | protocol, index in `ports`), sorted: a release
-    /// finds its entry by binary search whatever the number of addresses.
-    by_key: Vec<(u64, usize)>,
+/// A worker's local ports of one family, over every (LIP, protocol) it
+/// owns.
+#[derive(Clone, Debug)]
+pub struct LocalPoolOf<A: LocalAddr> {
+    ports: Vec<Ports<A>>,
+    /// (`pool_key`, index in `ports`), sorted: a release finds its entry
+    /// by binary search whatever the number of addresses.
+    by_key: Vec<(A::Key, usize)>,
 }
 
-/// The sort key of an (address, protocol).
-fn key(addr: Ipv4Addr, proto: u8) -> u64 {
-    (u64::from(u32::from(addr)) << 8) | u64::from(proto)
+/// A worker's IPv4 local ports.
+pub type LocalPool = LocalPoolOf<Ipv4Addr>;
+
+/// A worker's IPv6 local ports (FullNAT over IPv6).
+pub type LocalPool6 = LocalPoolOf<Ipv6Addr>;
+
+impl<A: LocalAddr> Default for LocalPoolOf<A> {
+    fn default() -> Self {
+        LocalPoolOf {
+            ports: Vec::new(),
+            by_key: Vec::new(),
+        }
+    }
 }
 
-impl LocalPool {
+impl<A: LocalAddr> LocalPoolOf<A> {
     /// A pool of every `(addr, protocol, range)`; duplicates keep the first.
-    pub fn new(entries: impl IntoIterator<Item = (Ipv4Addr, Protocol, (u16, u16))>) -> LocalPool {
-        let mut ports: Vec<Ports> = Vec::new();
+    pub fn new(entries: impl IntoIterator<Item = (A, Protocol, (u16, u16))>) -> LocalPoolOf<A> {
+        let mut ports: Vec<Ports<A>> = Vec::new();
         for (addr, p, range) in entries {
             let proto = p.number();
             if range.0 > range.1 || ports.iter().any(|e| e.addr == addr && e.proto == proto) {
@@ -183,13 +225,13 @@ impl LocalPool {
             }
             ports.push(Ports::new(addr, proto, range));
         }
-        let mut by_key: Vec<(u64, usize)> = ports
+        let mut by_key: Vec<(A::Key, usize)> = ports
             .iter()
             .enumerate()
-            .map(|(i, e)| (key(e.addr, e.proto), i))
+            .map(|(i, e)| (e.addr.pool_key(e.proto), i))
             .collect();
         by_key.sort_unstable();
-        LocalPool { ports, by_key }
+        LocalPoolOf { ports, by_key }
     }
 
     /// True when the pool holds no address (this worker owns none).
@@ -199,8 +241,8 @@ impl LocalPool {
 
     /// The index of `(addr, proto)` in the pool, for [`LocalPool::take_at`].
     #[inline]
-    pub fn index_of(&self, addr: Ipv4Addr, proto: u8) -> Option<usize> {
-        let k = key(addr, proto);
+    pub fn index_of(&self, addr: A, proto: u8) -> Option<usize> {
+        let k = addr.pool_key(proto);
         self.by_key
             .binary_search_by_key(&k, |&(k, _)| k)
             .ok()
@@ -208,7 +250,7 @@ impl LocalPool {
     }
 
     /// The address of entry `i`.
-    pub fn addr_at(&self, i: usize) -> Option<Ipv4Addr> {
+    pub fn addr_at(&self, i: usize) -> Option<A> {
         self.ports.get(i).map(|e| e.addr)
     }
 
@@ -221,7 +263,7 @@ impl LocalPool {
 
     /// Marks `addr:port` taken (a connection installed by sync, or alive
     /// across a reload); false when it is not in the pool or already out.
-    pub fn claim(&mut self, addr: Ipv4Addr, proto: u8, port: u16) -> bool {
+    pub fn claim(&mut self, addr: A, proto: u8, port: u16) -> bool {
         match self.index_of(addr, proto) {
             Some(i) => self.ports[i].claim(port),
             None => false,
@@ -230,7 +272,7 @@ impl LocalPool {
 
     /// Gives `addr:port` back; false when it was not out.
     #[inline]
-    pub fn release(&mut self, addr: Ipv4Addr, proto: u8, port: u16) -> bool {
+    pub fn release(&mut self, addr: A, proto: u8, port: u16) -> bool {
         match self.index_of(addr, proto) {
             Some(i) => self.ports[i].release(port),
             None => false,
@@ -238,7 +280,7 @@ impl LocalPool {
     }
 
     /// Ports out of `addr:proto` (0 when unknown).
-    pub fn in_use(&self, addr: Ipv4Addr, proto: u8) -> usize {
+    pub fn in_use(&self, addr: A, proto: u8) -> usize {
         self.index_of(addr, proto)
             .map_or(0, |i| self.ports[i].in_use())
     }
@@ -247,7 +289,7 @@ impl LocalPool {
     pub fn usage(&self) -> impl Iterator<Item = LocalUsage> + '_ {
         self.ports.iter().filter_map(|e| {
             Some(LocalUsage {
-                addr: e.addr,
+                addr: e.addr.into(),
                 protocol: Protocol::from_number(e.proto)?,
                 in_use: e.in_use() as u64,
                 capacity: e.ring.len() as u64,
@@ -389,5 +431,45 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 64512);
+    }
+
+    const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
+    const LIP6B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x101);
+
+    #[test]
+    fn an_ipv6_pool_gives_each_port_once_and_reuses_a_released_one_last() {
+        let mut p = LocalPool6::new([(LIP6, Protocol::Tcp, (2000, 2002))]);
+        let a = p.take_at(0).unwrap();
+        assert_eq!(a, 2000);
+        assert!(p.release(LIP6, 6, a));
+        assert!(!p.release(LIP6, 6, a), "twice");
+        assert_eq!(p.take_at(0), Some(2001));
+        assert_eq!(p.take_at(0), Some(2002));
+        assert_eq!(p.take_at(0), Some(2000));
+        assert_eq!(p.take_at(0), None);
+        let u = p.usage().next().unwrap();
+        assert_eq!(u.addr, IpAddr::V6(LIP6));
+        assert_eq!((u.in_use, u.capacity, u.exhausted), (3, 3, 1));
+    }
+
+    #[test]
+    fn ipv6_addresses_and_protocols_are_told_apart_by_their_whole_key() {
+        // Two addresses equal in their low 64 bits but not their high.
+        let far = Ipv6Addr::new(0x2001, 0xdb9, 2, 0, 0, 0, 0, 0x100);
+        let mut p = LocalPool6::new([
+            (LIP6, Protocol::Tcp, (3000, 3000)),
+            (LIP6, Protocol::Udp, (3000, 3000)),
+            (LIP6B, Protocol::Tcp, (3000, 3000)),
+            (far, Protocol::Tcp, (3000, 3000)),
+        ]);
+        for (a, proto) in [(LIP6, 6), (LIP6, 17), (LIP6B, 6), (far, 6)] {
+            let i = p.index_of(a, proto).unwrap();
+            assert_eq!(p.addr_at(i), Some(a));
+            assert_eq!(p.take_at(i), Some(3000));
+        }
+        assert!(!p.claim(far, 6, 3000), "already out");
+        assert!(p.release(far, 6, 3000));
+        assert_eq!(p.in_use(LIP6, 6), 1);
+        assert_eq!(p.in_use(far, 6), 0);
     }
 }

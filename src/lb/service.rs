@@ -127,6 +127,10 @@ pub struct LocalAddresses {
     pub addresses: Vec<Ipv4Addr>,
     /// First and last local port (inclusive).
     pub ports: (u16, u16),
+    /// The IPv6 entries of `local_addresses` (FullNAT over IPv6: an IPv6
+    /// virtual server in front of IPv6 real servers), kept apart as an
+    /// interface's `addresses6` are, so the IPv4 path reads nothing new.
+    pub addresses6: Vec<Ipv6Addr>,
 }
 
 impl Default for LocalAddresses {
@@ -134,6 +138,7 @@ impl Default for LocalAddresses {
         LocalAddresses {
             addresses: Vec::new(),
             ports: super::local_pool::DEFAULT_PORTS,
+            addresses6: Vec::new(),
         }
     }
 }
@@ -410,6 +415,8 @@ pub struct ServiceTable {
     /// Every FullNAT local address (distinct, sorted: found by binary
     /// search).
     locals: Vec<Ipv4Addr>,
+    /// Every IPv6 FullNAT local address (distinct, sorted).
+    locals6: Vec<Ipv6Addr>,
 }
 
 impl ServiceTable {
@@ -438,7 +445,15 @@ impl ServiceTable {
         let (mut by_key6, mut nat_real6, mut vips6) =
             (HashMap::new(), HashMap::<_, Vec<_>>::new(), Vec::new());
         let mut locals = Vec::new();
+        let mut locals6 = Vec::new();
         for (i, s) in services.iter().enumerate() {
+            if s.forward == ForwardMethod::FullNat {
+                for &a in &s.local.addresses6 {
+                    if !locals6.contains(&a) {
+                        locals6.push(a);
+                    }
+                }
+            }
             if let Some(v6) = &s.ipv6 {
                 let proto = s.key.protocol.number();
                 by_key6
@@ -491,6 +506,7 @@ impl ServiceTable {
             }
         }
         locals.sort_unstable();
+        locals6.sort_unstable();
         let draining_servers = services
             .iter()
             .enumerate()
@@ -530,6 +546,7 @@ impl ServiceTable {
             nat_real6,
             vips6,
             locals,
+            locals6,
         };
         (table.effective, table.priority) = table.compute_effective(|_, _| ServerState::default());
         table.weights = table.compute_weights(|_, _| ServerState::default());
@@ -765,6 +782,18 @@ impl ServiceTable {
     /// Every distinct FullNAT local address, in address order.
     pub fn local_addresses(&self) -> &[Ipv4Addr] {
         &self.locals
+    }
+
+    /// True when `ip` is an IPv6 FullNAT local address of any service: a
+    /// packet to it is a real server's reply (or nothing rvs knows).
+    #[inline]
+    pub fn is_local_address6(&self, ip: Ipv6Addr) -> bool {
+        !self.locals6.is_empty() && self.locals6.binary_search(&ip).is_ok()
+    }
+
+    /// Every distinct IPv6 FullNAT local address, in address order.
+    pub fn local_addresses6(&self) -> &[Ipv6Addr] {
+        &self.locals6
     }
 
     /// Every distinct VIP.

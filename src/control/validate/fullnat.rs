@@ -5,17 +5,25 @@
 //! real servers (on a connected subnet, where rvs answers ARP for it, or
 //! routed to rvs by the network, which the file cannot check); the range
 //! inside 1..=65535, low to high.
+//!
+//! IPv6 (FullNAT over IPv6): an IPv6 virtual server takes IPv6 local
+//! addresses, an IPv4 one IPv4 addresses ([`local_family`], the one place
+//! that says which family a local address may be). IPv6 local addresses
+//! are checked for being host addresses, not the balancer's own, not a
+//! VIP; not for reachability (as IPv6 real servers: the IPv6 routes are
+//! not at hand here).
 
 use super::{check_reachable, int_in, Errors, Interface, RawVirtualServer, RouteConfig, S};
 use crate::control::config::{ForwardMethod, VirtualServerConfig};
 use crate::lb::service::LocalAddresses;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// The FullNAT settings of one virtual server (`f` names a key of it);
 /// the default (none) for other methods, `None` when something is wrong.
 pub(super) fn local_addresses(
     t: &RawVirtualServer,
     forward: Option<ForwardMethod>,
+    vip: Option<SocketAddr>,
     interfaces: &[Interface],
     routes: Option<&[RouteConfig]>,
     f: &dyn Fn(&str) -> String,
@@ -58,6 +66,7 @@ pub(super) fn local_addresses(
         return None;
     };
     let mut addresses = Vec::new();
+    let mut addresses6 = Vec::new();
     let mut ok = true;
     if list.get_ref().0.is_empty() {
         errors.push(
@@ -80,20 +89,60 @@ pub(super) fn local_addresses(
     }
     for (j, v) in list.get_ref().0.iter().enumerate() {
         let field = format!("{}[{j}]", f("local_addresses"));
-        match local_address(v, &field, interfaces, routes, errors) {
-            Some(a) if addresses.contains(&a) => {
+        let a = local_address(v, &field, interfaces, routes, errors);
+        let a = a.filter(|&a| match vip {
+            Some(vip) => local_family(vip, a, &field, Some(v.span()), errors),
+            None => true,
+        });
+        match a {
+            Some(a)
+                if addresses.iter().any(|&x| IpAddr::V4(x) == a)
+                    || addresses6.iter().any(|&x| IpAddr::V6(x) == a) =>
+            {
                 errors.push(&field, Some(v.span()), format!("{a} is listed twice"));
                 ok = false;
             }
-            Some(a) => addresses.push(a),
+            Some(IpAddr::V4(a)) => addresses.push(a),
+            Some(IpAddr::V6(a)) => addresses6.push(a),
             None => ok = false,
         }
     }
     let ports = port_range(t, f, errors);
     match (ok, ports) {
-        (true, Some(ports)) => Some(LocalAddresses { addresses, ports }),
+        (true, Some(ports)) => Some(LocalAddresses {
+            addresses,
+            ports,
+            addresses6,
+        }),
         _ => None,
     }
+}
+
+/// The one place that says which family a local address `ip` of the
+/// virtual server `vip` may be: its own. An IPv6 virtual server with IPv4
+/// local addresses (NAT64: IPv4 real servers behind an IPv6 VIP) is
+/// refused until it is built; relax it here when it is. False (reported
+/// at `field`) when refused.
+fn local_family(
+    vip: SocketAddr,
+    ip: IpAddr,
+    field: &str,
+    span: Option<std::ops::Range<usize>>,
+    errors: &mut Errors,
+) -> bool {
+    let message = match (vip, ip) {
+        (SocketAddr::V4(_), IpAddr::V4(_)) | (SocketAddr::V6(_), IpAddr::V6(_)) => return true,
+        (SocketAddr::V4(_), IpAddr::V6(_)) => format!(
+            "{ip} is IPv6 but the virtual server {vip} is IPv4: an IPv4 virtual server takes \
+             IPv4 local addresses"
+        ),
+        (SocketAddr::V6(_), IpAddr::V4(_)) => format!(
+            "{ip} is IPv4 but the virtual server {vip} is IPv6: an IPv6 virtual server takes \
+             IPv6 local addresses (IPv6 to IPv4, NAT64, is not supported yet)"
+        ),
+    };
+    errors.push(field, span, message);
+    false
 }
 
 /// The span to report a missing key of `t` at.
@@ -107,17 +156,21 @@ fn local_address(
     interfaces: &[Interface],
     routes: Option<&[RouteConfig]>,
     errors: &mut Errors,
-) -> Option<Ipv4Addr> {
-    let Ok(ip) = v.get_ref().parse::<Ipv4Addr>() else {
-        errors.push(
-            field,
-            Some(v.span()),
-            format!(
-                "{:?} is not an IPv4 address (e.g. \"10.2.0.100\")",
-                v.get_ref()
-            ),
-        );
-        return None;
+) -> Option<IpAddr> {
+    let ip = match v.get_ref().parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip,
+        Ok(IpAddr::V6(ip)) => return local_address6(ip, v, field, interfaces, errors),
+        Err(_) => {
+            errors.push(
+                field,
+                Some(v.span()),
+                format!(
+                    "{:?} is not an IP address (e.g. \"10.2.0.100\" or \"2001:db8:2::100\")",
+                    v.get_ref()
+                ),
+            );
+            return None;
+        }
     };
     if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
         errors.push(field, Some(v.span()), format!("{ip} is not a host address"));
@@ -150,7 +203,40 @@ fn local_address(
         Some(v.span()),
         errors,
     )
-    .then_some(ip)
+    .then_some(IpAddr::V4(ip))
+}
+
+/// An IPv6 local address: a unicast host address (not link-local: it
+/// is reached through routes too), not the balancer's own.
+fn local_address6(
+    ip: Ipv6Addr,
+    v: &S<String>,
+    field: &str,
+    interfaces: &[Interface],
+    errors: &mut Errors,
+) -> Option<IpAddr> {
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || ip.is_unicast_link_local() {
+        errors.push(field, Some(v.span()), format!("{ip} is not a host address"));
+        return None;
+    }
+    if let Some(name) = interfaces.iter().find_map(|i| {
+        i.addresses6
+            .iter()
+            .any(|a| a.addr() == ip)
+            .then(|| i.name.clone().unwrap_or_default())
+    }) {
+        errors.push(
+            field,
+            Some(v.span()),
+            format!(
+                "{ip} is the balancer's own address on interface {name:?}; a local address \
+                 must not be one of its own, or replies to it would meet the interface's \
+                 neighbour discovery and ICMPv6 instead of the connection table"
+            ),
+        );
+        return None;
+    }
+    Some(IpAddr::V6(ip))
 }
 
 /// `local_port_range = [lo, hi]`: default `DEFAULT_LOCAL_PORT_RANGE`.
@@ -190,6 +276,7 @@ fn port_range(
 /// protocol sharing a local address give it the same port range (their
 /// connections share its ports).
 pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
+    across6(services, errors);
     for (i, s) in services.iter().enumerate() {
         for &a in &s.local.addresses {
             if let Some(v) = services
@@ -209,6 +296,42 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
             if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
                 o.protocol == s.protocol
                     && o.local.addresses.contains(&a)
+                    && o.local.ports != s.local.ports
+            }) {
+                errors.push(
+                    format!("virtual_server[{i}].local_port_range"),
+                    None,
+                    format!(
+                        "{a} is also a {} local address of virtual_server[{j}] ({:?}) with \
+                         ports {}-{}: services sharing a local address share its ports, so \
+                         give them the same range",
+                        s.protocol, o.name, o.local.ports.0, o.local.ports.1
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// [`across`] for IPv6 local addresses: no IPv6 VIP, one range per
+/// (address, protocol).
+fn across6(services: &[VirtualServerConfig], errors: &mut Errors) {
+    for (i, s) in services.iter().enumerate() {
+        for &a in &s.local.addresses6 {
+            if let Some(v) = services.iter().find(|v| v.address.ip() == IpAddr::V6(a)) {
+                errors.push(
+                    format!("virtual_server[{i}].local_addresses"),
+                    None,
+                    format!(
+                        "{a} is the VIP of virtual server {:?}: a local address must not be a \
+                         VIP (replies to it would look like new clients)",
+                        v.name
+                    ),
+                );
+            }
+            if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
+                o.protocol == s.protocol
+                    && o.local.addresses6.contains(&a)
                     && o.local.ports != s.local.ports
             }) {
                 errors.push(
@@ -359,3 +482,7 @@ mod tests {
         .unwrap();
     }
 }
+
+#[cfg(test)]
+#[path = "fullnat6_tests.rs"]
+mod tests6;

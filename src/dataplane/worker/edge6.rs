@@ -146,12 +146,21 @@ impl<F: Frame> Worker<F> {
         self.master && self.v6.vips.contains(&ip)
     }
 
+    /// True when `ip` is an IPv6 FullNAT local address this worker
+    /// answers neighbour solicitations for (master; echo is not answered
+    /// for it, as for an IPv4 local address).
+    fn answered_local6(&self, ip: Ipv6Addr) -> bool {
+        self.master && self.lb.services().is_local_address6(ip)
+    }
+
     /// True when rvs answers a neighbour solicitation for `ip` on `port`:
-    /// its own addresses there, and IPv6 VIPs whose connected prefix is on
-    /// that port (while master): `answers_arp_for`'s IPv6 twin.
+    /// its own addresses there, and IPv6 VIPs and FullNAT local addresses
+    /// whose connected prefix is on that port (while master):
+    /// `answers_arp_for`'s IPv6 twin.
     pub(super) fn answers_nd_for(&self, port: usize, ip: Ipv6Addr) -> bool {
         self.ports[port].addresses6.iter().any(|a| a.addr() == ip)
-            || (self.answered_vip6(ip) && self.v6.routes.connected_port(ip) == Some(port as u16))
+            || ((self.answered_vip6(ip) || self.answered_local6(ip))
+                && self.v6.routes.connected_port(ip) == Some(port as u16))
     }
 
     /// IPv6 to the balancer itself: neighbour discovery (whatever the
@@ -477,15 +486,17 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// Announces every own IPv6 address, and every IPv6 VIP on the port of
-    /// its connected prefix (while master), by unsolicited advertisement.
+    /// Announces every own IPv6 address, and every IPv6 VIP and FullNAT
+    /// local address on the port of its connected prefix (while master),
+    /// by unsolicited advertisement.
     pub(super) fn announce6<O: Output<F>>(&mut self, out: &mut O) {
         let mut announce: Vec<(usize, Ipv6Addr)> = Vec::new();
         for (port, p) in self.ports.iter().enumerate() {
             announce.extend(p.addresses6.iter().map(|a| (port, a.addr())));
         }
         if self.master {
-            for &vip in &self.v6.vips {
+            let locals = self.lb.services().local_addresses6();
+            for &vip in self.v6.vips.iter().chain(locals) {
                 if let Some(port) = self.v6.routes.connected_port(vip) {
                     announce.push((usize::from(port), vip));
                 }

@@ -23,7 +23,13 @@
 //! it with only the fixed header rewritten (NAT) or as they are (DR, TUN),
 //! or wait for it in a small queue when they come first.
 //!
-//! Not here yet: FullNAT and the SYN proxy over IPv6.
+//! FullNAT over IPv6 (`xmit::fullnat6`): both ends rewritten, replies
+//! come to an IPv6 local address, which the RSS model gives one worker
+//! (`worker_of6(lip)`, as `owner6` computes it without a device hash); a
+//! SYN that finds no free local port is counted (`local_ports_exhausted`)
+//! and answered with a reset.
+//!
+//! Not here yet: the SYN proxy over IPv6.
 
 use super::parse::{self, Frag, Ipv6Info, Parsed};
 use super::Worker;
@@ -34,7 +40,7 @@ use crate::lb::conn::FlowKey6;
 use crate::lb::frag6::{FragKey6, FragRoute6};
 use crate::lb::service::{ForwardMethod, Protocol};
 use crate::lb::xmit::nat::Side;
-use crate::lb::xmit::{nat6, rst6, tun6, Endpoint6, XmitError};
+use crate::lb::xmit::{fullnat6, nat6, rst6, tun6, Endpoint6, XmitError};
 use crate::wire::get_u16;
 use crate::wire::icmpv6::{self, Message};
 use crate::wire::ipv6::{self, next_header, ExtError};
@@ -130,6 +136,14 @@ impl<F: Frame> Worker<F> {
                 real: real.ip,
             },
             Decision6::ToClient { vip } => FragRoute6::ToClient { vip: vip.ip },
+            Decision6::FullNatToRealServer { local, real, .. } => FragRoute6::FullNat {
+                src: local.ip,
+                dst: real.ip,
+            },
+            Decision6::FullNatToClient { vip, client } => FragRoute6::FullNat {
+                src: vip.ip,
+                dst: client.ip,
+            },
             _ => {
                 self.frags6.forget(&key);
                 while self.frags6.take_waiting(&key).is_some() {
@@ -205,6 +219,10 @@ impl<F: Frame> Worker<F> {
                 ipv6::Packet::new_unchecked(&mut frame.data_mut()[l3..]).set_src_addr(vip);
                 self.forward_toward6(l3, ip.dst, true, frame, now, out)?;
             }
+            FragRoute6::FullNat { src, dst } => {
+                fullnat6::fragment(&mut frame.data_mut()[l3..], src, dst).map_err(xmit_drop6)?;
+                self.forward_toward6(l3, dst, true, frame, now, out)?;
+            }
         }
         self.stats.fragments_forwarded += 1;
         Ok(())
@@ -245,7 +263,27 @@ impl<F: Frame> Worker<F> {
                 nat6::rewrite(&mut frame.data_mut()[l3..], Side::Src, vip).map_err(xmit_drop6)?;
                 self.send_forwarded6(l3, frame, now, out)
             }
+            Decision6::FullNatToRealServer {
+                local,
+                real,
+                created,
+            } => {
+                if created {
+                    self.stats.conns_created += 1;
+                }
+                fullnat6::rewrite(&mut frame.data_mut()[l3..], local, real).map_err(xmit_drop6)?;
+                self.send_forwarded6(l3, frame, now, out)
+            }
+            Decision6::FullNatToClient { vip, client } => {
+                fullnat6::rewrite(&mut frame.data_mut()[l3..], vip, client).map_err(xmit_drop6)?;
+                self.send_forwarded6(l3, frame, now, out)
+            }
             Decision6::Reset => self.reset6(l3, frame, now, out),
+            Decision6::Drop(Refusal::NoLocalPort) if flow.protocol == Protocol::Tcp => {
+                // Counted, and the client told at once (as IPv4 FullNAT).
+                self.stats.drop(DropReason::LocalPortsExhausted);
+                self.reset6(l3, frame, now, out)
+            }
             Decision6::Drop(Refusal::NoService) => Err(self.unknown_destination6(flow.key.dst)),
             Decision6::Drop(refusal) => Err(refusal.into()),
         }
@@ -300,6 +338,11 @@ impl<F: Frame> Worker<F> {
             _ => return None,
         };
         let services = self.lb.services();
+        if services.is_local_address6(key.dst) {
+            // FullNAT: a reply to a local address belongs to the worker
+            // that owns that address (`lb::local_pool`).
+            return Some(key.dst);
+        }
         if services
             .lookup6(Endpoint6::new(key.dst, key.dst_port), protocol)
             .is_some()
@@ -323,6 +366,10 @@ impl<F: Frame> Worker<F> {
             _ => return None,
         };
         let services = self.lb.services();
+        if services.is_local_address6(quoted.src) {
+            // FullNAT: the quoted packet left from a local address.
+            return Some(quoted.src);
+        }
         let dst = Endpoint6::new(quoted.dst, quoted.dst_port);
         let src = Endpoint6::new(quoted.src, quoted.src_port);
         if services.lookup6(dst, protocol).is_some() || services.is_nat_real_server6(dst, protocol)
@@ -395,6 +442,24 @@ impl<F: Frame> Worker<F> {
                 ForwardMethod::Tun => self.tunnel6(l3, real.ip, frame, now, out),
                 ForwardMethod::FullNat => Err(DropReason::UnsupportedProtocol),
             },
+            IcmpRoute6::FullNatToClient { vip, client } => {
+                fullnat6::translate_icmp_error(
+                    &mut frame.data_mut()[l3..],
+                    (vip.ip, client.ip),
+                    (client, vip),
+                )
+                .map_err(xmit_drop6)?;
+                self.forward_toward6(l3, client.ip, false, frame, now, out)
+            }
+            IcmpRoute6::FullNatToRealServer { local, real } => {
+                fullnat6::translate_icmp_error(
+                    &mut frame.data_mut()[l3..],
+                    (local.ip, real.ip),
+                    (real, local),
+                )
+                .map_err(xmit_drop6)?;
+                self.forward_toward6(l3, real.ip, false, frame, now, out)
+            }
         }
     }
 

@@ -77,6 +77,13 @@ fn local_owner(workers: usize, index: usize) -> crate::lb::balancer::LocalOwner 
     Arc::new(move |a| workers <= 1 || rss.worker_of(a) == index)
 }
 
+/// The IPv6 FullNAT local addresses worker `index` of `workers` owns:
+/// those the RSS model's IPv6 hash gives its queue (`worker_of6`).
+fn local_owner6(workers: usize, index: usize) -> crate::lb::balancer::LocalOwner6 {
+    let rss = RssModel::new(workers);
+    Arc::new(move |a| workers <= 1 || rss.worker_of6(a) == index)
+}
+
 /// Length of an Ethernet ARP frame rvs builds (padded to the minimum).
 const ARP_FRAME_LEN: usize = 60;
 /// Client segments the SYN proxy keeps at once until their real server
@@ -299,7 +306,8 @@ impl<F: Frame> Worker<F> {
                 seed: setup.seed,
             })?
             .with_workers(setup.worker_count)
-            .with_local_owner(local_owner(setup.worker_count, setup.worker_index)),
+            .with_local_owner(local_owner(setup.worker_count, setup.worker_index))
+            .with_local_owner6(local_owner6(setup.worker_count, setup.worker_index)),
             parsed: Vec::with_capacity(WINDOW),
             ident: (setup.seed as u16) | 1,
             index: setup.worker_index,

@@ -24,6 +24,7 @@ fn fullnat(vip: Ep, protocol: Protocol, locals: &[Ipv4Addr], ports: (u16, u16)) 
     s.local = crate::lb::service::LocalAddresses {
         addresses: locals.to_vec(),
         ports,
+        ..Default::default()
     };
     s
 }
@@ -182,7 +183,14 @@ fn with_two_workers_each_takes_only_the_local_addresses_it_owns() {
     let (l0, l1) = (lip_owned_by(0, 2), lip_owned_by(1, 2));
     let ws = fnat_workers(2, &[l0, l1]);
     let owned = |w: &Worker<VecFrame>| -> Vec<Ipv4Addr> {
-        let mut a: Vec<Ipv4Addr> = w.balancer().local_usage().map(|u| u.addr).collect();
+        let mut a: Vec<Ipv4Addr> = w
+            .balancer()
+            .local_usage()
+            .filter_map(|u| match u.addr {
+                std::net::IpAddr::V4(a) => Some(a),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect();
         a.dedup();
         a
     };

@@ -27,6 +27,7 @@ fn lb() -> Lb {
     s.local = crate::lb::service::LocalAddresses {
         addresses: vec![LIP],
         ports: (1024, 65535),
+        ..Default::default()
     };
     s.client_address = Some(ClientAddress::ProxyV2);
     let mut setup = setup();

@@ -566,3 +566,6 @@ fn with_several_workers_an_error_from_the_inside_meets_the_clients_worker() {
         }
     }
 }
+
+#[path = "tests_fullnat6.rs"]
+mod fullnat6;

@@ -30,6 +30,7 @@ fn service(protocol: Protocol, locals: &[Ipv4Addr], ports: (u16, u16)) -> Virtua
     s.local = LocalAddresses {
         addresses: locals.to_vec(),
         ports,
+        ..LocalAddresses::default()
     };
     s
 }
@@ -168,8 +169,8 @@ fn an_expired_connection_gives_its_port_back() {
 fn a_worker_takes_only_the_local_addresses_it_owns() {
     let b = balancer(vec![service(Protocol::Tcp, &[LIP, LIP2], (5000, 5009))])
         .with_local_owner(Arc::new(|a| a == LIP2));
-    let owned: Vec<Ipv4Addr> = b.local_usage().map(|u| u.addr).collect();
-    assert_eq!(owned, [LIP2]);
+    let owned: Vec<std::net::IpAddr> = b.local_usage().map(|u| u.addr).collect();
+    assert_eq!(owned, [std::net::IpAddr::V4(LIP2)]);
     let mut none = balancer(vec![service(Protocol::Tcp, &[LIP], (5000, 5009))])
         .with_local_owner(Arc::new(|_| false));
     assert_eq!(

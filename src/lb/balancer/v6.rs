@@ -9,9 +9,12 @@
 //! `Ipv6Addr`. What is here is what reads the IPv6 table and the IPv6
 //! addresses of a service (`ServiceTable::lookup6`, `real_endpoint6`).
 //!
+//! FullNAT over IPv6 (IPv6 local addresses, IPv6 real servers) is in
+//! `fullnat6`; this path calls it where a FullNAT service differs.
+//!
 //! Not on this path yet: the SYN proxy (an IPv6 service is balanced
-//! without it) and FullNAT. HA sync reports go through `report6` (module
-//! `sync6`, version-4 records).
+//! without it). HA sync reports go through `report6` (module `sync6`,
+//! version-4 records).
 
 use super::{Balancer, Counters, Refusal};
 use crate::lb::conn::{
@@ -67,6 +70,23 @@ pub enum Decision6 {
     Reset,
     /// Drop the packet, counted under the reason.
     Drop(Refusal),
+    /// FullNAT, a client's packet: from `local` to `real`
+    /// (`xmit::fullnat6::rewrite`).
+    FullNatToRealServer {
+        /// The local address and port the real server sees.
+        local: Endpoint6,
+        /// The real server.
+        real: Endpoint6,
+        /// This packet created the connection.
+        created: bool,
+    },
+    /// FullNAT, a real server's reply: from the service to `client`.
+    FullNatToClient {
+        /// The service's address and port.
+        vip: Endpoint6,
+        /// The client.
+        client: Endpoint6,
+    },
 }
 
 /// Where an ICMPv6 error about a tracked IPv6 connection goes (the twin
@@ -85,6 +105,23 @@ pub enum IcmpRoute6 {
     ToRealServer {
         /// NAT, DR or TUN.
         method: ForwardMethod,
+        /// The real server.
+        real: Endpoint6,
+    },
+    /// FullNAT, about a packet sent to a real server (the error came from
+    /// the inside, to the local address): to the client from the VIP,
+    /// quoting what the client sent (`xmit::fullnat6::translate_icmp_error`).
+    FullNatToClient {
+        /// The service.
+        vip: Endpoint6,
+        /// The client.
+        client: Endpoint6,
+    },
+    /// FullNAT, about a reply sent to the client: to the real server from
+    /// the local address, quoting the reply as the real server sent it.
+    FullNatToRealServer {
+        /// The local address and port.
+        local: Endpoint6,
         /// The real server.
         real: Endpoint6,
     },
@@ -209,6 +246,10 @@ impl Balancer {
         let (vs, rs) = self.account6(id, dir, flow.flags, flow.bytes, now);
         self.report6(id, before, created, now);
         let service = self.services.get(vs);
+        if service.forward == ForwardMethod::FullNat {
+            let real = service.real_endpoint6(rs);
+            return self.fullnat_decision6(id, dir, vs, real, created);
+        }
         match dir {
             Direction::Original => match service.real_endpoint6(rs) {
                 Some(real) => Decision6::ToRealServer {
@@ -231,6 +272,9 @@ impl Balancer {
         let (id, dir) = self.conns6.peek(key, now).ok_or(Refusal::NoConnection)?;
         let c = self.conns6.get(id);
         let service = self.services.get(c.vs);
+        if service.forward == ForwardMethod::FullNat {
+            return self.fullnat_icmp_route6(id, dir);
+        }
         Ok(match dir {
             Direction::Reply => IcmpRoute6::ToClient {
                 vip: service.vip6().ok_or(Refusal::NoConnection)?,
@@ -314,13 +358,22 @@ impl Balancer {
         let vip = Endpoint6::new(key.dst, key.dst_port);
         let Some(vs) = self.services.lookup6(vip, flow.protocol) else {
             let src = Endpoint6::new(key.src, key.src_port);
-            if self.services.is_nat_real_server6(src, flow.protocol) {
+            if self.services.is_nat_real_server6(src, flow.protocol)
+                || self.services.is_local_address6(key.dst)
+            {
+                // A reply (NAT, or to a FullNAT local address) for a
+                // connection we do not know.
                 return Err(Refusal::NoConnection);
             }
             return Err(Refusal::NoService);
         };
         if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
             return Err(Refusal::NoConnection);
+        }
+        if self.services.is_local_address6(key.src) {
+            // Our own local address as a client: spoofed, and its tuple
+            // could take the reply key of a FullNAT connection.
+            return Err(Refusal::Malformed);
         }
         if self.services.is_draining(vs) {
             return Err(Refusal::NoService);
@@ -345,25 +398,40 @@ impl Balancer {
         let service = self.services.get(vs);
         let real = service.real_endpoint6(rs).ok_or(Refusal::NoRealServer)?;
         let forward = service.forward;
-        let nat = forward == ForwardMethod::Nat;
-        let reply = if nat {
-            FlowKey6::new(real.ip, real.port, key.src, key.src_port, key.proto)
+        let sees_replies = forward.sees_replies();
+        let local = if forward == ForwardMethod::FullNat {
+            Some(self.take_local6(vs).ok_or(Refusal::NoLocalPort)?)
         } else {
+            None
+        };
+        let reply = match local {
+            // FullNAT: replies come to the local end (`fullnat6`).
+            Some(l) => FlowKey6::new(real.ip, real.port, l.ip, l.port, key.proto),
+            None if forward == ForwardMethod::Nat => {
+                FlowKey6::new(real.ip, real.port, key.src, key.src_port, key.proto)
+            }
             // DR, TUN: replies bypass rvs; the reply key is a second name.
-            key.reversed()
+            None => key.reversed(),
         };
         let mut init = ConnInit::new(vs, rs);
-        init.input_only = !nat;
+        init.input_only = !sees_replies;
         let counters = &mut self.counters;
-        let id = match self
+        let inserted = self
             .conns6
-            .insert(*key, reply, init, now, |c| counters.forget(c, now))
-        {
+            .insert(*key, reply, init, now, |c| counters.forget(c, now));
+        let id = match inserted {
             Ok(id) => id,
-            Err(InsertError::Full) => return Err(Refusal::TableFull),
-            Err(InsertError::Exists | InsertError::SameKeys) => return Err(Refusal::Malformed),
+            Err(e) => {
+                if let Some(l) = local {
+                    self.untake_local6(l, key.proto);
+                }
+                return Err(match e {
+                    InsertError::Full => Refusal::TableFull,
+                    InsertError::Exists | InsertError::SameKeys => Refusal::Malformed,
+                });
+            }
         };
-        if nat && key.proto == PROTO_TCP {
+        if sees_replies && key.proto == PROTO_TCP {
             self.conns6.get_mut(id).await_syn_ack();
             if let Some(c) = self.counters.get_mut(vs, rs) {
                 c.handshakes += 1;

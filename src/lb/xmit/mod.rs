@@ -1,6 +1,6 @@
 //! The forwarding methods as pure rewrites over an IP packet's bytes:
-//! IPv4 in `nat`, `tun`, `rst`, `synproxy`; IPv6 in `nat6`, `tun6`,
-//! `rst6` (DR, of either family, changes only the link layer: it is the
+//! IPv4 in `nat`, `fullnat`, `tun`, `rst`, `synproxy`; IPv6 in `nat6`,
+//! `fullnat6`, `tun6`, `rst6` (DR, of either family, changes only the link layer: it is the
 //! worker's).
 //!
 //! Each function takes the bytes from the IP header on (IPv4: already
@@ -15,6 +15,7 @@
 //! the worker's; these functions never allocate.
 
 pub mod fullnat;
+pub mod fullnat6;
 pub mod nat;
 pub mod nat6;
 #[cfg(test)]

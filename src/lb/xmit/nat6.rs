@@ -118,7 +118,9 @@ pub fn translate_icmp_error(
 
 /// A packet arriving with hop limit 0 or 1 is not forwarded (RFC 8200 3:
 /// a node that decrements it to zero discards the packet).
-fn hop_limit_allows_forwarding<T: AsRef<[u8]>>(p: &ipv6::Packet<T>) -> Result<(), XmitError> {
+pub(super) fn hop_limit_allows_forwarding<T: AsRef<[u8]>>(
+    p: &ipv6::Packet<T>,
+) -> Result<(), XmitError> {
     if p.hop_limit() <= 1 {
         return Err(XmitError::TtlExpired);
     }
@@ -127,12 +129,12 @@ fn hop_limit_allows_forwarding<T: AsRef<[u8]>>(p: &ipv6::Packet<T>) -> Result<()
 
 /// The IPv6 view of `ip`; bytes that are not an IPv6 packet cannot be
 /// rewritten.
-fn checked(ip: &[u8]) -> Result<ipv6::Packet<&[u8]>, XmitError> {
+pub(super) fn checked(ip: &[u8]) -> Result<ipv6::Packet<&[u8]>, XmitError> {
     ipv6::Packet::new_checked(ip).map_err(|_| XmitError::Unsupported)
 }
 
 /// Sets `side`'s address (no checksum in the IPv6 header to patch).
-fn set_addr(p: &mut ipv6::Packet<&mut [u8]>, side: Side, to: Ipv6Addr) {
+pub(super) fn set_addr(p: &mut ipv6::Packet<&mut [u8]>, side: Side, to: Ipv6Addr) {
     match side {
         Side::Src => p.set_src_addr(to),
         Side::Dst => p.set_dst_addr(to),
@@ -140,24 +142,25 @@ fn set_addr(p: &mut ipv6::Packet<&mut [u8]>, side: Side, to: Ipv6Addr) {
 }
 
 /// Where the ports and checksum of a TCP or UDP header are, from the
-/// start of the IPv6 header, checked to lie within the packet.
+/// start of the IPv6 header, checked to lie within the packet (shared
+/// with `fullnat6`, which rewrites both sides in one patch).
 #[derive(Clone, Copy, Debug)]
-struct Ports {
+pub(super) struct Ports {
     /// Offset of the source port (the destination port follows).
-    at: usize,
+    pub(super) at: usize,
     /// Offset of the checksum, when it is within the bytes.
-    checksum: Option<usize>,
+    pub(super) checksum: Option<usize>,
     /// TCP or UDP.
-    protocol: u8,
+    pub(super) protocol: u8,
     /// The address of the side being rewritten, before: read when the
     /// offsets are, so the checksum patch knows what changed.
-    addrs: (Ipv6Addr, Ipv6Addr),
+    pub(super) addrs: (Ipv6Addr, Ipv6Addr),
 }
 
 impl Ports {
     /// The transport header of a forwarded packet: whole, not on a source
     /// route, and for UDP with a non-zero checksum.
-    fn whole(p: &ipv6::Packet<&[u8]>) -> Result<Ports, XmitError> {
+    pub(super) fn whole(p: &ipv6::Packet<&[u8]>) -> Result<Ports, XmitError> {
         let upper = p.upper_layer().map_err(|_| XmitError::Unsupported)?;
         if upper.segments_left != 0 {
             return Err(XmitError::Unsupported);
@@ -186,7 +189,7 @@ impl Ports {
 
     /// The start of a transport header an ICMPv6 error quotes (`len`
     /// bytes of it quoted): the ports at least, the checksum when quoted.
-    fn quoted(q: &ipv6::Packet<&[u8]>, len: usize) -> Result<Ports, XmitError> {
+    pub(super) fn quoted(q: &ipv6::Packet<&[u8]>, len: usize) -> Result<Ports, XmitError> {
         let upper = q.upper_layer().map_err(|_| XmitError::Unsupported)?;
         if !matches!(upper.protocol, next_header::TCP | next_header::UDP) {
             return Err(XmitError::Unsupported);
