@@ -66,9 +66,8 @@ impl RecordFilter {
     /// The IPv6 record if its service (by its IPv6 VIP) and real server
     /// (or sorry server, by IPv6 endpoint) are configured here, its
     /// timeout capped at the local one: [`RecordFilter::check`]'s rules.
-    /// A FullNAT service's record (not REMOVED) is refused as
-    /// `UnknownLocalAddress` until FullNAT over IPv6 gives services IPv6
-    /// local addresses to check it against.
+    /// A FullNAT service's record (not REMOVED) must carry one of the
+    /// service's IPv6 local addresses, else `UnknownLocalAddress`.
     pub fn check6(&self, r: &Record6) -> Result<Admitted6, RecordError> {
         let vs = self
             .services
@@ -81,7 +80,12 @@ impl RecordFilter {
         if !known {
             return Err(RecordError::UnknownRealServer);
         }
-        if service.forward == ForwardMethod::FullNat && !r.removed {
+        if service.forward == ForwardMethod::FullNat
+            && !r.removed
+            && !r
+                .local
+                .is_some_and(|l| service.local.addresses6.contains(&l.ip))
+        {
             return Err(RecordError::UnknownLocalAddress);
         }
         let limit = self.limit_of(r.protocol, r.state);
@@ -323,6 +327,31 @@ mod tests {
                 ..record6(60)
             };
             assert_eq!(f.check6(&r), Err(RecordError::UnknownRealServer));
+        }
+    }
+
+    #[test]
+    fn an_ipv6_fullnat_record_needs_one_of_the_services_ipv6_local_addresses() {
+        let mut vs = VirtualService::new6(
+            "fnat6",
+            ep6("2001:db8:100::1", 80),
+            Protocol::Tcp,
+            ForwardMethod::FullNat,
+            SchedulerKind::Rr,
+            [(ep6("2001:db8:2::11", 8080), 1)],
+        );
+        vs.local.addresses6 = vec!["2001:db8:3::1".parse().unwrap()];
+        let f = RecordFilter::new(Arc::new(ServiceTable::new(vec![vs])), Timeouts::default());
+        let with = |local| Record6 {
+            local,
+            ..record6(60)
+        };
+        assert!(f.check6(&with(Some(ep6("2001:db8:3::1", 1024)))).is_ok());
+        for local in [None, Some(ep6("2001:db8:3::2", 1024))] {
+            assert_eq!(
+                f.check6(&with(local)),
+                Err(RecordError::UnknownLocalAddress)
+            );
         }
     }
 

@@ -6,9 +6,9 @@
 //! names another server), a new one is installed proven (what the active
 //! balancer had is not a flood's), and no timeout outlives the local one.
 //!
-//! FullNAT over IPv6 and NAT64 are other branches' work: an IPv6 record of
-//! a FullNAT service is skipped here until they define the IPv6 local end
-//! (the record has room for it: `SyncEvent6::local`).
+//! FullNAT over IPv6: the record carries the local end
+//! (`SyncEvent6::local`); the standby keys the reply by it and takes the
+//! port out of its own pool, as for IPv4.
 
 use super::{Balancer, ConnInfo};
 use crate::lb::conn::{Conn6, ConnId, ConnInit, FlowKey6};
@@ -100,13 +100,18 @@ impl Balancer {
             let proto = ev.protocol.number();
             let (client, vip, real) = (ev.client, ev.vip, ev.real);
             let original = FlowKey6::new(client.ip, client.port, vip.ip, vip.port, proto);
-            let reply = match service.forward {
-                ForwardMethod::Nat => {
+            let reply = match (service.forward, ev.local) {
+                (ForwardMethod::Nat, _) => {
                     FlowKey6::new(real.ip, real.port, client.ip, client.port, proto)
                 }
-                ForwardMethod::Dr | ForwardMethod::Tun => original.reversed(),
-                // No IPv6 local end to take over yet (module doc).
-                ForwardMethod::FullNat => continue,
+                (ForwardMethod::Dr | ForwardMethod::Tun, _) => original.reversed(),
+                // FullNAT: the peer's local end, which this worker takes
+                // out of its pool below (a record without one, or with a
+                // local address the service does not have, is skipped).
+                (ForwardMethod::FullNat, Some(l)) if service.local.addresses6.contains(&l.ip) => {
+                    FlowKey6::new(real.ip, real.port, l.ip, l.port, proto)
+                }
+                (ForwardMethod::FullNat, _) => continue,
             };
             let local_ns = match ev.protocol {
                 Protocol::Tcp => self.timeouts.tcp(ev.state),
@@ -157,6 +162,13 @@ impl Balancer {
                 .conns6
                 .insert(original, reply, init, now, |c| counters.forget(c, now))
             {
+                if service.forward == ForwardMethod::FullNat {
+                    // The port is this connection's here too (a no-op when
+                    // this worker does not own the local address).
+                    self.counters
+                        .local6
+                        .claim(reply.dst, reply.proto, reply.dst_port);
+                }
                 self.counters.created(self.conns6.get(id));
                 installed += 1;
             }

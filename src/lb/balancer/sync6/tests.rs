@@ -260,13 +260,38 @@ fn a_known_connection_takes_the_reported_state_or_is_replaced_for_another_server
 }
 
 #[test]
-fn an_ipv6_fullnat_event_is_skipped_until_ipv6_local_ends_exist() {
-    let mut standby = balancer(vec![service6(ForwardMethod::FullNat)]);
+fn an_ipv6_fullnat_event_installs_with_its_local_end_and_takes_the_port() {
+    let lip = ip("2001:db8:3::1");
+    let mut s = service6(ForwardMethod::FullNat);
+    s.local.addresses6 = vec![lip];
+    let mut standby = balancer(vec![s]);
+    let local = Endpoint6::new(lip, 1024);
+    // Without a local end, or with one the service does not have: skipped.
+    for local in [None, Some(Endpoint6::new(ip("2001:db8:3::2"), 1024))] {
+        let ev = SyncEvent6 {
+            local,
+            ..event(State::Established, rs(0), 60)
+        };
+        assert_eq!(standby.install6(&[ev], SEC), 0);
+    }
     let ev = SyncEvent6 {
-        local: Some(Endpoint6::new(ip("2001:db8:3::1"), 1024)),
+        local: Some(local),
         ..event(State::Established, rs(0), 60)
     };
-    assert_eq!(standby.install6(&[ev], SEC), 0);
+    assert_eq!(standby.install6(&[ev], SEC), 1);
+    // The real server's reply to the local end finds it.
+    let reply = FlowKey6::new(rs(0).ip, rs(0).port, lip, 1024, 6);
+    assert!(standby.conns6().peek(&reply, 2 * SEC).is_some());
+    let used: Vec<_> = standby
+        .local_usage()
+        .filter(|u| u.addr == std::net::IpAddr::V6(lip))
+        .map(|u| u.in_use)
+        .collect();
+    assert_eq!(used, [1], "the port is taken out of the standby's pool");
+    // The standby's dump reports the same local end back.
+    let dumped = standby.sync_dump6(2 * SEC);
+    assert_eq!(dumped.len(), 1);
+    assert_eq!(dumped[0].local, Some(local));
 }
 
 #[test]
