@@ -36,9 +36,9 @@ mod tests_lb;
 #[cfg(test)]
 mod tests_lb6;
 #[cfg(test)]
-mod tests_v6;
-#[cfg(test)]
 mod tests_prefetch6;
+#[cfg(test)]
+mod tests_v6;
 
 pub use edge6::{Ipv6Setup, ICMPV6_ERRORS_PER_SEC};
 
