@@ -111,8 +111,9 @@ impl fmt::Display for ClientSide {
 /// them in four 256-entry tables (4 KiB) and hashes a client with four
 /// lookups instead of 32 conditional XORs, cheap enough for the packet path.
 /// IPv6 clients the same way, with sixteen tables (16 KiB): bit by bit,
-/// their 128 conditional XORs cost a worker of several ~1,500 cycles a
-/// packet (`perf/datapath`, `docs/dev/h19-perf6.md`).
+/// their 128 conditional XORs cost ~920 instructions an IPv6 packet on a
+/// worker of several (callgrind over `perf/datapath`,
+/// `docs/dev/h19-perf6.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RssModel {
     key: [u8; KEY_LEN],
