@@ -188,7 +188,7 @@ fn v4_of(a: Ipv6Addr) -> Option<Ipv4Addr> {
 /// addresses; NAT64 is `{ fwd: FullNat, client: V6, server: V4 }`: an
 /// IPv6 VIP (`v6(VIP)`) in front of the IPv4 real servers and IPv4 local
 /// addresses. Lanes, frames and the RSS model follow each lane's family
-/// already (`Frames`, `Lane::rss_worker`, `local_ends`).
+/// already (`Frames`, `Lane::rss_worker`, `family_worker`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Method {
     fwd: ForwardMethod,
@@ -1279,9 +1279,9 @@ fn build_worker(
             }
             service
         }
-        // FullNAT over IPv6 (its local addresses) and NAT64 (IPv6 VIP,
-        // IPv4 real servers) go here: see `Method`.
-        _ => {
+        // FullNAT over IPv6 takes its local addresses here; NAT64 (IPv6
+        // VIP, IPv4 real servers) is an arm of its own: see `Method`.
+        (Family::V6, Family::V6) => {
             let servers = (0..REAL_SERVERS)
                 .map(|i| Endpoint6::new(v6(u32::from(real_server(i))), rs_port))
                 .map(|e| (e, 1));
@@ -1294,6 +1294,10 @@ fn build_worker(
                 servers,
             )
         }
+        _ => panic!(
+            "{}: no service for clients and real servers of different families yet (see Method)",
+            method.name()
+        ),
     };
     setup.services = Arc::new(ServiceTable::new(vec![service]));
     setup.conn_capacity = conns;
