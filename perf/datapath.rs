@@ -1,5 +1,7 @@
 //! The worker's datapath without I/O: cycles and packets per second for
-//! new and established TCP flows (NAT, DR, TUN) with 1K to 10M connections,
+//! new and established TCP flows (NAT, DR, TUN, FullNAT over IPv4; NAT, DR,
+//! TUN over IPv6, each against IPv4 NAT in the same run) with 1K to 10M
+//! connections,
 //! new connections with the table full in steady state, established NAT
 //! under a SYN flood at table capacity, 1, 2 and 4 workers fed by a software
 //! model of the NIC's RSS (redirects and connection ownership), and bytes
@@ -34,8 +36,8 @@
 //!
 //! ```sh
 //! cargo bench --bench datapath -- [--conns 1K,100K,1M,10M] [--packets 4M]
-//!     [--methods nat,dr,tun,fullnat] [--zipf 0.99] [--workers 2] [--multi-conns 1M]
-//!     [--steady-conns 1M] [--flood-conns 1M] [--rss-workers 2,4]
+//!     [--methods nat,dr,tun,fullnat,nat6,dr6,tun6] [--zipf 0.99] [--workers 2]
+//!     [--multi-conns 1M] [--steady-conns 1M] [--flood-conns 1M] [--rss-workers 2,4]
 //!     [--own-conns 100K] [--json FILE] [--plot FILE.png] [--font FILE.ttf]
 //!     [--smoke]
 //! ```
@@ -48,6 +50,17 @@
 //! must not, a handshake left connections not established, a connection
 //! lives on a worker RSS does not give it, or an established connection was
 //! lost to a SYN flood.
+//!
+//! # IPv6
+//!
+//! `nat6`, `dr6` and `tun6` run the same set-up in IPv6: every address
+//! of it (clients, VIP, real servers, router) mapped into `PREFIX6`
+//! (2001:db8:64::/96, the IPv4 address in the last 32 bits, see `v6`),
+//! frames of 74 bytes (Ethernet, IPv6, TCP; 78 on the wire). Besides their
+//! rows in the matrix, `run: v6_vs_nat` times each against IPv4 NAT in
+//! turns, per table size (`measure_against_nat`): the ratios are taken
+//! within each round. `Method` says how to add a method whose clients and
+//! real servers differ in family (NAT64) or FullNAT over IPv6.
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -61,12 +74,12 @@ use rvs::lb::service::{
     ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
 };
 use rvs::lb::tcp_state::{TimeoutOverrides, Timeouts};
-use rvs::lb::xmit::Endpoint;
+use rvs::lb::xmit::{Endpoint, Endpoint6};
 use rvs::net::rss::RssModel;
-use rvs::wire::{ipv4, tcp, Ipv4Cidr, MacAddr};
+use rvs::wire::{ipv4, ipv6, tcp, Ipv4Cidr, Ipv6Cidr, MacAddr};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::process::ExitCode;
 use std::sync::{Arc, Barrier};
@@ -89,6 +102,9 @@ const POOL_BUFFERS: usize = 30_720;
 const POOL_SPARE: usize = 512;
 /// A 64-byte frame on the wire, without its 4-byte FCS.
 const FRAME_LEN: usize = 60;
+/// An IPv6 TCP segment without options: Ethernet, IPv6 and TCP headers (78
+/// bytes on the wire).
+const FRAME_LEN6: usize = 74;
 
 const REAL_SERVERS: u32 = 16;
 const VPORT: u16 = 80;
@@ -135,12 +151,115 @@ const SMOKE_MULTI_CONNS: usize = 10_000;
 const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 // ---------------------------------------------------------------------------
+// Methods and address families.
+
+/// The address family of a lane's frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+/// IPv6 frames carry the set-up's IPv4 addresses mapped into this /96
+/// (2001:db8:64::/96, documentation space), the IPv4 address in the last
+/// 32 bits: every flow, real server and route of the IPv4 set-up has its
+/// IPv6 twin, and one frame writer serves both families.
+const PREFIX6: u128 = 0x2001_0db8_0064_0000_0000_0000_0000_0000;
+
+/// The IPv6 twin of the set-up's IPv4 address `a`.
+fn v6(a: u32) -> Ipv6Addr {
+    Ipv6Addr::from(PREFIX6 | u128::from(a))
+}
+
+/// The IPv4 address an address of `PREFIX6` maps, if it is one.
+fn v4_of(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let a = u128::from(a);
+    (a >> 32 == PREFIX6 >> 32).then(|| Ipv4Addr::from(a as u32))
+}
+
+/// What the benchmark measures: a forwarding method, with the family
+/// clients reach the VIP in and the one the real servers answer in.
+///
+/// To add a method: an entry in `METHODS` (then `--methods`, the matrix,
+/// the RSS runs and, for IPv6 clients, the comparison with IPv4 NAT take
+/// it), and its service in `build_worker`. FullNAT over IPv6 is
+/// `{ fwd: FullNat, client: V6, server: V6 }` with the local addresses
+/// `local_address` maps into `PREFIX6` given to the service as IPv6 local
+/// addresses; NAT64 is `{ fwd: FullNat, client: V6, server: V4 }`: an
+/// IPv6 VIP (`v6(VIP)`) in front of the IPv4 real servers and IPv4 local
+/// addresses. Lanes, frames and the RSS model follow each lane's family
+/// already (`Frames`, `Lane::rss_worker`, `family_worker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Method {
+    fwd: ForwardMethod,
+    client: Family,
+    server: Family,
+}
+
+const fn method(fwd: ForwardMethod, family: Family) -> Method {
+    Method {
+        fwd,
+        client: family,
+        server: family,
+    }
+}
+
+/// IPv4 NAT: the reference every IPv6 method is compared with.
+const NAT: Method = method(ForwardMethod::Nat, Family::V4);
+
+/// Every method `--methods` knows, by name; the default runs all of them.
+const METHODS: [(&str, Method); 7] = [
+    ("nat", NAT),
+    ("dr", method(ForwardMethod::Dr, Family::V4)),
+    ("tun", method(ForwardMethod::Tun, Family::V4)),
+    ("fullnat", method(ForwardMethod::FullNat, Family::V4)),
+    ("nat6", method(ForwardMethod::Nat, Family::V6)),
+    ("dr6", method(ForwardMethod::Dr, Family::V6)),
+    ("tun6", method(ForwardMethod::Tun, Family::V6)),
+    // ("fullnat6", method(ForwardMethod::FullNat, Family::V6)),
+    // ("nat64", Method { fwd: ForwardMethod::FullNat, client: Family::V6, server: Family::V4 }),
+];
+
+impl Method {
+    fn name(self) -> &'static str {
+        METHODS
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("?", |(name, _)| name)
+    }
+
+    fn all() -> Vec<Method> {
+        METHODS.iter().map(|&(_, m)| m).collect()
+    }
+
+    /// True when clients reach the service over IPv6 (compared with IPv4
+    /// NAT in `run: v6_vs_nat`).
+    fn is_v6(self) -> bool {
+        self.client == Family::V6
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Method, String> {
+        METHODS
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|&(_, m)| m)
+            .ok_or_else(|| {
+                let names: Vec<&str> = METHODS.iter().map(|(n, _)| *n).collect();
+                format!("unknown method {s:?} (known: {})", names.join(", "))
+            })
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Command line.
 
 struct Options {
     conns: Vec<usize>,
     packets: usize,
-    methods: Vec<ForwardMethod>,
+    methods: Vec<Method>,
     zipf_s: f64,
     workers: usize,
     multi_conns: usize,
@@ -157,8 +276,8 @@ struct Options {
 }
 
 const USAGE: &str =
-    "usage: datapath [--conns 1K,100K,1M,10M] [--packets 4M] [--methods nat,dr,tun,fullnat] \
-[--zipf 0.99] [--workers 2] [--multi-conns 1M] [--steady-conns 1M] [--flood-conns 1M] \
+    "usage: datapath [--conns 1K,100K,1M,10M] [--packets 4M] \
+[--methods nat,dr,tun,fullnat,nat6,dr6,tun6] [--zipf 0.99] [--workers 2] [--multi-conns 1M] [--steady-conns 1M] [--flood-conns 1M] \
 [--rss-workers 2,4] [--own-conns 100K] [--json FILE] [--plot FILE.png] [--font FILE.ttf] [--smoke]
 (--workers 0 or --multi-conns 0 skips the 1-against-N rate comparison; --steady-conns 0,
 --flood-conns 0, --rss-workers 0 skip theirs)";
@@ -169,7 +288,7 @@ impl Options {
         let mut o = Options {
             conns: DEFAULT_CONNS.to_vec(),
             packets: DEFAULT_PACKETS,
-            methods: ForwardMethod::ALL.to_vec(),
+            methods: Method::all(),
             zipf_s: DEFAULT_ZIPF,
             workers: 2,
             multi_conns: DEFAULT_MULTI_CONNS,
@@ -387,19 +506,15 @@ impl Nic {
             return;
         };
         let (src, sport, dst, dport) = lane.addresses(flow);
-        lane.template.write(
-            &mut buf[HEADROOM..HEADROOM + FRAME_LEN],
-            src,
-            sport,
-            dst,
-            dport,
-        );
+        let len = lane.template.len;
+        lane.template
+            .write(&mut buf[HEADROOM..HEADROOM + len], src, sport, dst, dport);
         self.ready.push_back((
             lane.port,
             Mbuf {
                 buf,
                 start: HEADROOM,
-                len: FRAME_LEN,
+                len,
             },
         ));
     }
@@ -437,10 +552,14 @@ impl Output<Mbuf> for Nic {
 // ---------------------------------------------------------------------------
 // Frames from flow indices.
 
-/// A 60-byte TCP frame with zero addresses, ports and checksums, and the
-/// one's-complement sums of everything else its two checksums cover.
+/// A TCP frame with zero addresses, ports and checksums, and the
+/// one's-complement sums of everything else its checksums cover: 60 bytes
+/// of IPv4, or 74 of IPv6 whose addresses are `PREFIX6` with the last 32
+/// bits zero (the writer fills those in).
 struct Template {
-    bytes: [u8; FRAME_LEN],
+    bytes: [u8; FRAME_LEN6],
+    len: usize,
+    family: Family,
     ip_sum: u32,
     tcp_sum: u32,
 }
@@ -472,26 +591,71 @@ impl Template {
         b[48..50].copy_from_slice(&0xffffu16.to_be_bytes());
         // The pseudo-header's protocol and TCP length count in the TCP sum.
         let tcp_sum = word_sum(&b[34..54]) + 6 + 20;
+        let mut bytes = [0u8; FRAME_LEN6];
+        bytes[..FRAME_LEN].copy_from_slice(&b);
         Template {
             ip_sum: word_sum(&b[14..34]),
             tcp_sum,
-            bytes: b,
+            bytes,
+            len: FRAME_LEN,
+            family: Family::V4,
         }
     }
 
-    /// Writes the frame from `src:sport` to `dst:dport` into `out`.
+    /// The IPv6 twin of `new`: the same TCP segment after a 40-byte IPv6
+    /// header (hop limit 64), no extension header.
+    fn new6(dst_mac: MacAddr, flags: u8) -> Template {
+        let v4 = Template::new(dst_mac, flags);
+        let mut b = [0u8; FRAME_LEN6];
+        b[0..12].copy_from_slice(&v4.bytes[0..12]);
+        b[12..14].copy_from_slice(&[0x86, 0xdd]);
+        // IPv6: version 6, payload length 20, next header TCP, hop limit 64,
+        // the addresses' first 96 bits.
+        b[14] = 0x60;
+        b[18..20].copy_from_slice(&20u16.to_be_bytes());
+        b[20] = 6;
+        b[21] = 64;
+        let prefix = PREFIX6.to_be_bytes();
+        b[22..34].copy_from_slice(&prefix[..12]);
+        b[38..50].copy_from_slice(&prefix[..12]);
+        b[54..74].copy_from_slice(&v4.bytes[34..54]);
+        // The pseudo-header: both addresses' prefixes, the TCP length and
+        // next header.
+        let tcp_sum = word_sum(&b[54..74]) + word_sum(&b[22..54]) + 6 + 20;
+        Template {
+            bytes: b,
+            len: FRAME_LEN6,
+            family: Family::V6,
+            ip_sum: 0,
+            tcp_sum,
+        }
+    }
+
+    /// Writes the frame from `src:sport` to `dst:dport` into `out` (IPv6:
+    /// their `v6` twins).
     #[inline]
     fn write(&self, out: &mut [u8], src: u32, sport: u16, dst: u32, dport: u16) {
-        out.copy_from_slice(&self.bytes);
-        out[26..30].copy_from_slice(&src.to_be_bytes());
-        out[30..34].copy_from_slice(&dst.to_be_bytes());
-        out[34..36].copy_from_slice(&sport.to_be_bytes());
-        out[36..38].copy_from_slice(&dport.to_be_bytes());
+        out.copy_from_slice(&self.bytes[..self.len]);
         let addresses = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff);
-        let ip = !fold(self.ip_sum + addresses);
         let tcp = !fold(self.tcp_sum + addresses + u32::from(sport) + u32::from(dport));
-        out[24..26].copy_from_slice(&ip.to_be_bytes());
-        out[50..52].copy_from_slice(&tcp.to_be_bytes());
+        match self.family {
+            Family::V4 => {
+                out[26..30].copy_from_slice(&src.to_be_bytes());
+                out[30..34].copy_from_slice(&dst.to_be_bytes());
+                out[34..36].copy_from_slice(&sport.to_be_bytes());
+                out[36..38].copy_from_slice(&dport.to_be_bytes());
+                let ip = !fold(self.ip_sum + addresses);
+                out[24..26].copy_from_slice(&ip.to_be_bytes());
+                out[50..52].copy_from_slice(&tcp.to_be_bytes());
+            }
+            Family::V6 => {
+                out[34..38].copy_from_slice(&src.to_be_bytes());
+                out[50..54].copy_from_slice(&dst.to_be_bytes());
+                out[54..56].copy_from_slice(&sport.to_be_bytes());
+                out[56..58].copy_from_slice(&dport.to_be_bytes());
+                out[70..72].copy_from_slice(&tcp.to_be_bytes());
+            }
+        }
     }
 }
 
@@ -525,6 +689,49 @@ impl Templates {
             server_syn_ack: Template::new(IN_MAC, TCP_SYN_ACK),
             server_ack: Template::new(IN_MAC, TCP_ACK),
         }
+    }
+
+    fn new6() -> Templates {
+        Templates {
+            client_syn: Template::new6(OUT_MAC, TCP_SYN),
+            client_ack: Template::new6(OUT_MAC, TCP_ACK),
+            server_syn_ack: Template::new6(IN_MAC, TCP_SYN_ACK),
+            server_ack: Template::new6(IN_MAC, TCP_ACK),
+        }
+    }
+}
+
+/// The segments of both families; a method's lanes take their clients'
+/// from one and their real servers' from the other (the same but for
+/// NAT64).
+struct Frames {
+    v4: Templates,
+    v6: Templates,
+}
+
+impl Frames {
+    fn new() -> Frames {
+        Frames {
+            v4: Templates::new(),
+            v6: Templates::new6(),
+        }
+    }
+
+    fn of(&self, family: Family) -> &Templates {
+        match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+
+    /// What `method`'s clients send.
+    fn client(&self, method: Method) -> &Templates {
+        self.of(method.client)
+    }
+
+    /// What `method`'s real servers send.
+    fn server(&self, method: Method) -> &Templates {
+        self.of(method.server)
     }
 }
 
@@ -647,6 +854,12 @@ impl<'a> Lane<'a> {
         })
     }
 
+    /// The worker RSS gives this lane's packet of `flow` to (the client
+    /// address hashed in the lane's family).
+    fn rss_worker(&self, rss: &RssModel, flow: u32) -> usize {
+        family_worker(rss, self.template.family, self.rss_client(flow))
+    }
+
     fn with_rs_of(self, rs_of: &'a [u8]) -> Lane<'a> {
         Lane {
             rs_of: Some(rs_of),
@@ -669,6 +882,15 @@ impl<'a> Lane<'a> {
 /// ownership check agrees with.
 fn rss_worker_of(rss: &RssModel, client: Ipv4Addr) -> usize {
     rss.worker_of(client)
+}
+
+/// `rss_worker_of` for an address of the set-up in `family` (IPv6: its
+/// `v6` twin, hashed as the NICs hash IPv6).
+fn family_worker(rss: &RssModel, family: Family, a: Ipv4Addr) -> usize {
+    match family {
+        Family::V4 => rss_worker_of(rss, a),
+        Family::V6 => rss.worker_of6(v6(u32::from(a))),
+    }
 }
 
 fn client_lane<'a>(template: &'a Template, flows: &'a [u32]) -> Lane<'a> {
@@ -720,51 +942,87 @@ fn syn_lanes<'a>(t: &'a Templates, flows: &'a [u32]) -> Vec<Lane<'a>> {
     vec![client_lane(&t.client_syn, flows)]
 }
 
-fn handshake_lanes<'a>(t: &'a Templates, method: ForwardMethod, flows: &'a [u32]) -> Vec<Lane<'a>> {
-    match method {
+fn handshake_lanes<'a>(f: &'a Frames, method: Method, flows: &'a [u32]) -> Vec<Lane<'a>> {
+    let (c, s) = (f.client(method), f.server(method));
+    match method.fwd {
         ForwardMethod::Nat => vec![
-            server_lane(&t.server_syn_ack, flows),
-            client_lane(&t.client_ack, flows),
+            server_lane(&s.server_syn_ack, flows),
+            client_lane(&c.client_ack, flows),
         ],
         ForwardMethod::FullNat => vec![
-            local_server_lane(&t.server_syn_ack, flows),
-            client_lane(&t.client_ack, flows),
+            local_server_lane(&s.server_syn_ack, flows),
+            client_lane(&c.client_ack, flows),
         ],
-        ForwardMethod::Dr | ForwardMethod::Tun => vec![client_lane(&t.client_ack, flows)],
+        ForwardMethod::Dr | ForwardMethod::Tun => vec![client_lane(&c.client_ack, flows)],
     }
 }
 
 /// NAT: the first half of the sequence arrives from clients, the second from
 /// the real servers (each half an independent sample); a poll round takes a
 /// burst of each. DR, TUN: all of it from clients.
-fn established_lanes<'a>(
-    t: &'a Templates,
-    method: ForwardMethod,
-    flows: &'a [u32],
-) -> Vec<Lane<'a>> {
-    match method {
+fn established_lanes<'a>(f: &'a Frames, method: Method, flows: &'a [u32]) -> Vec<Lane<'a>> {
+    let (c, s) = (f.client(method), f.server(method));
+    match method.fwd {
         ForwardMethod::Nat => {
             let (to_servers, to_clients) = flows.split_at(flows.len() / 2);
             vec![
-                client_lane(&t.client_ack, to_servers),
-                server_lane(&t.server_ack, to_clients),
+                client_lane(&c.client_ack, to_servers),
+                server_lane(&s.server_ack, to_clients),
             ]
         }
         ForwardMethod::FullNat => {
             let (to_servers, to_clients) = flows.split_at(flows.len() / 2);
             vec![
-                client_lane(&t.client_ack, to_servers),
-                local_server_lane(&t.server_ack, to_clients),
+                client_lane(&c.client_ack, to_servers),
+                local_server_lane(&s.server_ack, to_clients),
             ]
         }
-        ForwardMethod::Dr | ForwardMethod::Tun => vec![client_lane(&t.client_ack, flows)],
+        ForwardMethod::Dr | ForwardMethod::Tun => vec![client_lane(&c.client_ack, flows)],
     }
 }
 
 /// Checks that template-built frames carry valid checksums, as the wire
 /// code computes them.
-fn self_check(t: &Templates) -> Result<(), String> {
-    let flows = [0u32, 1, 17, 64_511, 64_512, 9_999_999];
+fn self_check(f: &Frames) -> Result<(), String> {
+    self_check4(&f.v4)?;
+    self_check6(&f.v6)
+}
+
+/// Flows the self-checks build frames of.
+const CHECKED_FLOWS: [u32; 6] = [0, 1, 17, 64_511, 64_512, 9_999_999];
+
+/// IPv6 frames: a valid header and TCP checksum, the `v6` addresses and
+/// the ports of the flow.
+fn self_check6(t: &Templates) -> Result<(), String> {
+    let flows = CHECKED_FLOWS;
+    let kinds = [
+        client_lane(&t.client_syn, &flows),
+        client_lane(&t.client_ack, &flows),
+        server_lane(&t.server_syn_ack, &flows),
+        server_lane(&t.server_ack, &flows),
+    ];
+    for lane in &kinds {
+        for &flow in &flows {
+            let mut frame = [0u8; FRAME_LEN6];
+            let (src, sport, dst, dport) = lane.addresses(flow);
+            lane.template.write(&mut frame, src, sport, dst, dport);
+            let ip = ipv6::Packet::new_checked(&frame[14..]).map_err(|e| format!("{e:?}"))?;
+            let seg = tcp::Packet::new_checked(ip.payload()).map_err(|e| format!("{e:?}"))?;
+            let ok = ipv6::verify_upper_checksum(v6(src), v6(dst), 6, ip.payload())
+                && ip.src_addr() == v6(src)
+                && ip.dst_addr() == v6(dst)
+                && seg.src_port() == sport
+                && seg.dst_port() == dport;
+            if !ok {
+                return Err(format!("IPv6 template frame of flow {flow} is invalid"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn self_check4(t: &Templates) -> Result<(), String> {
+    let flows = CHECKED_FLOWS;
     let kinds = [
         client_lane(&t.client_syn, &flows),
         client_lane(&t.client_ack, &flows),
@@ -955,11 +1213,15 @@ impl Sequences {
 // The worker and the loop that feeds it.
 
 /// The benchmark's worker: one TCP service of `method`, `conns` entries
-/// in the table; `tune` changes the setup last (timeouts, RSS role).
+/// in the table; `tune` changes the setup last (timeouts, RSS role). With
+/// IPv6 it has ticked once, untimed, through `nic`: its first tick
+/// announces its IPv6 addresses (three neighbour advertisements), which
+/// is start-up, not packet work.
 fn build_worker(
-    method: ForwardMethod,
+    method: Method,
     conns: usize,
     seed: u64,
+    nic: &mut Nic,
     tune: impl FnOnce(&mut WorkerSetup),
 ) -> Worker<Mbuf> {
     let outside = Ipv4Cidr::new(Ipv4Addr::new(203, 0, 113, 2), 24).expect("outside prefix");
@@ -979,6 +1241,9 @@ fn build_worker(
         },
     ];
     let mut setup = WorkerSetup::ports_only(ports);
+    if method.client == Family::V6 || method.server == Family::V6 {
+        setup_ipv6(&mut setup);
+    }
     let default_route = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).expect("default route");
     setup.routes = rvs::net::route::RouteTable::new(
         &[(OUT_PORT as u16, outside), (IN_PORT as u16, inside)],
@@ -994,26 +1259,86 @@ fn build_worker(
         })
         .chain(std::iter::once((ROUTER, ROUTER_MAC, OUT_PORT as u16)))
         .collect();
-    let rs_port = match method {
+    let rs_port = match method.fwd {
         ForwardMethod::Nat | ForwardMethod::FullNat => NAT_RS_PORT,
         ForwardMethod::Dr | ForwardMethod::Tun => VPORT,
     };
-    let key = ServiceKey {
-        vip: Endpoint::new(VIP, VPORT),
-        protocol: Protocol::Tcp,
+    let service = match (method.client, method.server) {
+        (Family::V4, Family::V4) => {
+            let key = ServiceKey {
+                vip: Endpoint::new(VIP, VPORT),
+                protocol: Protocol::Tcp,
+            };
+            let servers = (0..REAL_SERVERS)
+                .map(|i| Endpoint::new(real_server(i), rs_port))
+                .map(|e| (e, 1));
+            let mut service =
+                VirtualService::new("bench", key, method.fwd, SchedulerKind::Rr, servers);
+            if method.fwd == ForwardMethod::FullNat {
+                service.local.addresses = (0..LOCALS).map(local_address).collect();
+            }
+            service
+        }
+        // FullNAT over IPv6 takes its local addresses here; NAT64 (IPv6
+        // VIP, IPv4 real servers) is an arm of its own: see `Method`.
+        (Family::V6, Family::V6) => {
+            let servers = (0..REAL_SERVERS)
+                .map(|i| Endpoint6::new(v6(u32::from(real_server(i))), rs_port))
+                .map(|e| (e, 1));
+            VirtualService::new6(
+                "bench6",
+                Endpoint6::new(v6(u32::from(VIP)), VPORT),
+                Protocol::Tcp,
+                method.fwd,
+                SchedulerKind::Rr,
+                servers,
+            )
+        }
+        _ => panic!(
+            "{}: no service for clients and real servers of different families yet (see Method)",
+            method.name()
+        ),
     };
-    let servers = (0..REAL_SERVERS)
-        .map(|i| Endpoint::new(real_server(i), rs_port))
-        .map(|e| (e, 1));
-    let mut service = VirtualService::new("bench", key, method, SchedulerKind::Rr, servers);
-    if method == ForwardMethod::FullNat {
-        service.local.addresses = (0..LOCALS).map(local_address).collect();
-    }
     setup.services = Arc::new(ServiceTable::new(vec![service]));
     setup.conn_capacity = conns;
     setup.seed = seed;
     tune(&mut setup);
-    Worker::new(&setup)
+    let mut worker = Worker::new(&setup);
+    if method.client == Family::V6 || method.server == Family::V6 {
+        worker.tick(CLOCK_BASE_NS, nic);
+    }
+    worker
+}
+
+/// The IPv6 twin of the IPv4 set-up: each port's address and connected
+/// prefix (a /120, as the IPv4 /24), the default route through the
+/// router, the real servers and the router as static neighbours.
+fn setup_ipv6(setup: &mut WorkerSetup) {
+    let outside =
+        Ipv6Cidr::new(v6(u32::from(Ipv4Addr::new(203, 0, 113, 2))), 120).expect("outside prefix");
+    let inside =
+        Ipv6Cidr::new(v6(u32::from(Ipv4Addr::new(10, 1, 0, 1))), 120).expect("inside prefix");
+    setup.ports[OUT_PORT].addresses6 = vec![outside];
+    setup.ports[IN_PORT].addresses6 = vec![inside];
+    let default_route = Ipv6Cidr::new(Ipv6Addr::UNSPECIFIED, 0).expect("default route");
+    setup.ipv6.routes = rvs::net::route::RouteTable6::new(
+        &[(OUT_PORT as u16, outside), (IN_PORT as u16, inside)],
+        &[(default_route, v6(u32::from(ROUTER)), OUT_PORT as u16)],
+    );
+    setup.ipv6.static_neighbors = (0..REAL_SERVERS)
+        .map(|i| {
+            (
+                v6(u32::from(real_server(i))),
+                MacAddr([2, 0, 0, 1, 0, i as u8]),
+                IN_PORT as u16,
+            )
+        })
+        .chain(std::iter::once((
+            v6(u32::from(ROUTER)),
+            ROUTER_MAC,
+            OUT_PORT as u16,
+        )))
+        .collect();
 }
 
 /// The worker's clock: virtual nanoseconds. By default it advances by the
@@ -1373,6 +1698,17 @@ impl TableMemory {
             capacity: t.capacity(),
         }
     }
+    /// The table of a worker that `method`'s connections live in.
+    fn of_worker(w: &Worker<Mbuf>, method: Method) -> TableMemory {
+        let lb = w.balancer();
+        match method.client {
+            Family::V4 => TableMemory::measure(lb.conns()),
+            Family::V6 => TableMemory {
+                bytes: lb.conns6().memory_bytes(),
+                capacity: lb.conns6().capacity(),
+            },
+        }
+    }
     fn per_connection(self) -> f64 {
         self.bytes as f64 / self.capacity as f64
     }
@@ -1445,7 +1781,7 @@ fn probe_random_lines(size: usize, memory: TableMemory, opts: &Options) -> Value
 /// One measurement: a phase of one method at one table size, on one or
 /// more workers at once.
 struct Measurement {
-    method: ForwardMethod,
+    method: Method,
     connections: usize,
     distribution: Distribution,
     zipf_s: f64,
@@ -1459,7 +1795,7 @@ struct Measurement {
 
 impl Measurement {
     fn new(
-        method: ForwardMethod,
+        method: Method,
         connections: usize,
         (phase, distribution): (Phase, Distribution),
         results: Vec<PhaseResult>,
@@ -1603,9 +1939,8 @@ fn progress(what: &str) {
 
 /// Every phase of one method at one table size, on one worker.
 fn measure_method(
-    method: ForwardMethod,
+    method: Method,
     seqs: &Sequences,
-    memory: TableMemory,
     opts: &Options,
     nic: &mut Nic,
     all: &mut Vec<Measurement>,
@@ -1613,7 +1948,7 @@ fn measure_method(
     let size = seqs.every.len();
     let hz = opts.tsc_per_ns;
     let label = format!("{} {}", method.name(), short_count(size as f64));
-    let templates = Templates::new();
+    let frames = Frames::new();
     let repeats = (NEW_PHASE_MIN_PACKETS / size).clamp(1, NEW_PHASE_MAX_REPEATS);
 
     progress(&format!(
@@ -1624,17 +1959,9 @@ fn measure_method(
             String::new()
         }
     ));
-    let syns = syn_lanes(&templates, &seqs.every);
-    let mut new = PhaseResult::default();
-    let mut worker = build_worker(method, size, WORKER_SEED, |_| {});
-    let mut clock = Clock::new();
-    for repeat in 0..repeats {
-        if repeat > 0 {
-            worker = build_worker(method, size, WORKER_SEED, |_| {});
-            clock = Clock::new();
-        }
-        new.add(&run_phase(&mut worker, nic, &syns, &mut clock, 1, hz));
-    }
+    let (new, mut worker, mut clock) =
+        new_connections(method, &frames, (&seqs.every, size), repeats, nic, hz);
+    let memory = TableMemory::of_worker(&worker, method);
     let mut m = Measurement::new(
         method,
         size,
@@ -1652,7 +1979,7 @@ fn measure_method(
     report(m, all);
 
     progress(&format!("{label}: handshakes (untimed)"));
-    let lanes = handshake_lanes(&templates, method, &seqs.every);
+    let lanes = handshake_lanes(&frames, method, &seqs.every);
     let problems = complete_handshakes(&mut worker, nic, &lanes, size, &mut clock, hz);
     for (dist, flows) in seqs.established() {
         progress(&format!(
@@ -1660,7 +1987,7 @@ fn measure_method(
             flows.len(),
             dist.name()
         ));
-        let lanes = established_lanes(&templates, method, flows);
+        let lanes = established_lanes(&frames, method, flows);
         let r = run_phase(&mut worker, nic, &lanes, &mut clock, SLICES, hz);
         let m = Measurement::new(
             method,
@@ -1675,6 +2002,58 @@ fn measure_method(
     problems
 }
 
+/// The new-connection phase: SYNs of `flows` (each once, in order) into
+/// the empty table of a fresh worker of `capacity` connections, `repeats`
+/// times (each on a fresh worker, its slices counted). Returns the timing
+/// and the last worker with its clock.
+fn new_connections(
+    method: Method,
+    frames: &Frames,
+    (flows, capacity): (&[u32], usize),
+    repeats: usize,
+    nic: &mut Nic,
+    hz: f64,
+) -> (PhaseResult, Worker<Mbuf>, Clock) {
+    let syns = syn_lanes(frames.client(method), flows);
+    let mut new = PhaseResult::default();
+    let mut worker = build_worker(method, capacity, WORKER_SEED, nic, |_| {});
+    let mut clock = Clock::new();
+    for repeat in 0..repeats.max(1) {
+        if repeat > 0 {
+            worker = build_worker(method, capacity, WORKER_SEED, nic, |_| {});
+            clock = Clock::new();
+        }
+        new.add(&run_phase(&mut worker, nic, &syns, &mut clock, 1, hz));
+    }
+    (new, worker, clock)
+}
+
+/// A worker of `method` with every flow of `every` established: SYNs and
+/// handshakes, untimed. Returns it, its clock and what went wrong.
+fn established_worker(
+    method: Method,
+    frames: &Frames,
+    every: &[u32],
+    nic: &mut Nic,
+    hz: f64,
+) -> (Worker<Mbuf>, Clock, Vec<String>) {
+    let mut worker = build_worker(method, every.len(), WORKER_SEED, nic, |_| {});
+    let mut clock = Clock::new();
+    let syns = syn_lanes(frames.client(method), every);
+    let r = run_phase(&mut worker, nic, &syns, &mut clock, 1, hz);
+    let mut problems: Vec<String> = forwarding_problems(&r)
+        .into_iter()
+        .map(|p| format!("{} SYNs: {p}", method.name()))
+        .collect();
+    let lanes = handshake_lanes(frames, method, every);
+    problems.extend(
+        complete_handshakes(&mut worker, nic, &lanes, every.len(), &mut clock, hz)
+            .into_iter()
+            .map(|p| format!("{}: {p}", method.name())),
+    );
+    (worker, clock, problems)
+}
+
 /// Rounds of the interleaved run: each times every table size once.
 const INTERLEAVED_ROUNDS: usize = 8;
 
@@ -1686,7 +2065,7 @@ const INTERLEAVED_ROUNDS: usize = 8;
 /// ratios are the medians of the rounds' ratios.
 fn measure_interleaved(opts: &Options, nic: &mut Nic) -> (Value, Vec<String>) {
     let hz = opts.tsc_per_ns;
-    let templates = Templates::new();
+    let frames = Frames::new();
     let per_slice = (opts.packets / 4).max(2 * BURST);
     let mut problems = Vec::new();
     let all_seqs: Vec<Sequences> = opts
@@ -1700,20 +2079,9 @@ fn measure_interleaved(opts: &Options, nic: &mut Nic) -> (Value, Vec<String>) {
             "interleaved: nat {}: connections and handshakes (untimed)",
             short_count(size as f64)
         ));
-        let mut worker = build_worker(ForwardMethod::Nat, size, WORKER_SEED, |_| {});
-        let mut clock = Clock::new();
-        let syns = syn_lanes(&templates, &seqs.every);
-        run_phase(&mut worker, nic, &syns, &mut clock, 1, hz);
-        let lanes = handshake_lanes(&templates, ForwardMethod::Nat, &seqs.every);
-        problems.extend(complete_handshakes(
-            &mut worker,
-            nic,
-            &lanes,
-            size,
-            &mut clock,
-            hz,
-        ));
-        let lanes = established_lanes(&templates, ForwardMethod::Nat, &seqs.uniform);
+        let (worker, clock, p) = established_worker(NAT, &frames, &seqs.every, nic, hz);
+        problems.extend(p);
+        let lanes = established_lanes(&frames, NAT, &seqs.uniform);
         runs.push((size, worker, clock, lanes, Vec::new()));
     }
     progress(&format!(
@@ -1761,6 +2129,143 @@ fn measure_interleaved(opts: &Options, nic: &mut Nic) -> (Value, Vec<String>) {
     (v, problems)
 }
 
+/// Rounds of the comparison with IPv4 NAT: new connections (each round
+/// builds fresh workers), established packets (the same workers
+/// throughout).
+const AGAINST_NAT_NEW_ROUNDS: usize = 4;
+const AGAINST_NAT_ESTABLISHED_ROUNDS: usize = 8;
+
+/// Each IPv6 method of `--methods` against IPv4 NAT at one table size,
+/// timed in turns (NAT, nat6, dr6, ..., NAT, nat6, ...) as
+/// `measure_interleaved` does for table sizes, so a machine that slows
+/// down weighs on both sides of each ratio. New connections: per round,
+/// `min(size, packets / 4)` SYNs into the empty table of a fresh worker
+/// of `size` connections (repeated on fresh workers to about `packets / 4`
+/// SYNs at small sizes); established: one worker per method with every
+/// flow established (untimed), then per round `packets / 4` uniform
+/// packets on each (NAT and nat6: half each way). A round's ratio is
+/// NAT's cycles per packet over the method's (its rate over NAT's); the
+/// figures are the medians of the rounds'. Returns the JSON figures and
+/// what went wrong.
+fn measure_against_nat(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<String>) {
+    let hz = opts.tsc_per_ns;
+    let frames = Frames::new();
+    let contenders: Vec<Method> = std::iter::once(NAT)
+        .chain(opts.methods.iter().copied().filter(|m| m.is_v6()))
+        .collect();
+    let label = format!("v6 against nat {}", short_count(size as f64));
+    let per_round = (opts.packets / 4).max(2 * BURST);
+    let mut problems = Vec::new();
+
+    let new_flows: Vec<u32> = (0..size.min(per_round) as u32).collect();
+    let repeats = (per_round / new_flows.len()).clamp(1, NEW_PHASE_MAX_REPEATS);
+    progress(&format!(
+        "{label}: {AGAINST_NAT_NEW_ROUNDS} rounds of {} new connections x {repeats} on fresh workers, each of {}",
+        new_flows.len(),
+        names(&contenders)
+    ));
+    let mut new_cycles = vec![Vec::new(); contenders.len()];
+    for _ in 0..AGAINST_NAT_NEW_ROUNDS {
+        for (k, &m) in contenders.iter().enumerate() {
+            let (r, _, _) = new_connections(m, &frames, (&new_flows, size), repeats, nic, hz);
+            let mut p = forwarding_problems(&r);
+            if r.created != r.packets {
+                p.push(format!(
+                    "created {} connections for {} SYNs",
+                    r.created, r.packets
+                ));
+            }
+            problems.extend(
+                p.into_iter()
+                    .map(|p| format!("{label}: new {}: {p}", m.name())),
+            );
+            new_cycles[k].push(r.cycles as f64 / r.packets.max(1) as f64);
+        }
+    }
+
+    progress(&format!(
+        "{label}: connections and handshakes (untimed), then {AGAINST_NAT_ESTABLISHED_ROUNDS} rounds of {per_round} established packets each"
+    ));
+    let every: Vec<u32> = (0..size as u32).collect();
+    let uniform = uniform_flows(size, per_round, 3);
+    let mut runs = Vec::new();
+    for &m in &contenders {
+        let (worker, clock, p) = established_worker(m, &frames, &every, nic, hz);
+        problems.extend(p.into_iter().map(|p| format!("{label}: {p}")));
+        runs.push((worker, clock, established_lanes(&frames, m, &uniform)));
+    }
+    drop(every);
+    let mut est_cycles = vec![Vec::new(); contenders.len()];
+    for _ in 0..AGAINST_NAT_ESTABLISHED_ROUNDS {
+        for (k, (worker, clock, lanes)) in runs.iter_mut().enumerate() {
+            let r = run_phase(worker, nic, lanes, clock, 1, hz);
+            problems.extend(
+                forwarding_problems(&r)
+                    .into_iter()
+                    .map(|p| format!("{label}: established {}: {p}", contenders[k].name())),
+            );
+            est_cycles[k].push(r.cycles as f64 / r.packets.max(1) as f64);
+        }
+    }
+    drop(runs);
+
+    // Per method: the medians of its cycles and of its rounds' ratios.
+    let figures = |cycles: &[Vec<f64>]| -> (
+        serde_json::Map<String, Value>,
+        serde_json::Map<String, Value>,
+    ) {
+        let (mut per, mut ratios) = (serde_json::Map::new(), serde_json::Map::new());
+        for (k, m) in contenders.iter().enumerate() {
+            per.insert(m.name().to_string(), json!(round(median(&cycles[k]), 1)));
+            if k > 0 {
+                let r: Vec<f64> = cycles[0]
+                    .iter()
+                    .zip(&cycles[k])
+                    .map(|(b, c)| b / c)
+                    .collect();
+                ratios.insert(m.name().to_string(), json!(round(median(&r), 3)));
+            }
+        }
+        (per, ratios)
+    };
+    let (new_cpp, new_ratio) = figures(&new_cycles);
+    let (est_cpp, est_ratio) = figures(&est_cycles);
+    for m in &contenders[1..] {
+        progress(&format!(
+            "{label}: {}: new {} and established {} of nat's rate (median of rounds)",
+            m.name(),
+            new_ratio[m.name()],
+            est_ratio[m.name()]
+        ));
+    }
+    let v = json!({
+        "benchmark": "datapath",
+        "run": "v6_vs_nat",
+        "connections": size,
+        "reference": "nat",
+        "tsc_ghz": round(hz, 3),
+        "new_rounds": AGAINST_NAT_NEW_ROUNDS,
+        "new_syns_per_round": new_flows.len() * repeats,
+        "new_cycles_per_packet_median": new_cpp,
+        "new_rate_ratio_to_nat_median": new_ratio,
+        "established_rounds": AGAINST_NAT_ESTABLISHED_ROUNDS,
+        "established_packets_per_round": per_round,
+        "distribution": "uniform",
+        "established_cycles_per_packet_median": est_cpp,
+        "established_rate_ratio_to_nat_median": est_ratio,
+    });
+    (v, problems)
+}
+
+/// "nat, nat6, dr6".
+fn names(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Arrival rate the steady-state phase models: its clock advances
 /// 1e9 / `STEADY_RATE` ns per SYN and the half-open timeout is the table's
 /// size at this rate, so the table stays full.
@@ -1776,12 +2281,12 @@ fn measure_steady(size: usize, opts: &Options, nic: &mut Nic, all: &mut Vec<Meas
     let hz = opts.tsc_per_ns;
     let step = 1_000_000_000 / STEADY_RATE;
     let timeout = Duration::from_nanos(step * size as u64);
-    let templates = Templates::new();
+    let templates = &Templates::new();
     progress(&format!(
         "nat {}: filling the table with half-open connections (untimed), then new connections in steady state",
         short_count(size as f64)
     ));
-    let mut worker = build_worker(ForwardMethod::Nat, size, WORKER_SEED, |s| {
+    let mut worker = build_worker(NAT, size, WORKER_SEED, nic, |s| {
         s.timeouts = Timeouts::with_overrides(TimeoutOverrides {
             tcp_syn: Some(timeout),
             ..TimeoutOverrides::default()
@@ -1795,7 +2300,7 @@ fn measure_steady(size: usize, opts: &Options, nic: &mut Nic, all: &mut Vec<Meas
     let r = run_phase(
         &mut worker,
         nic,
-        &syn_lanes(&templates, &fill),
+        &syn_lanes(templates, &fill),
         &mut clock,
         1,
         hz,
@@ -1814,7 +2319,7 @@ fn measure_steady(size: usize, opts: &Options, nic: &mut Nic, all: &mut Vec<Meas
     let r = run_phase(
         &mut worker,
         nic,
-        &syn_lanes(&templates, &flows),
+        &syn_lanes(templates, &flows),
         &mut clock,
         SLICES,
         hz,
@@ -1828,7 +2333,7 @@ fn measure_steady(size: usize, opts: &Options, nic: &mut Nic, all: &mut Vec<Meas
     checked.drops.remove("table_full");
     checked.sent += refused;
     let mut m = Measurement::new(
-        ForwardMethod::Nat,
+        NAT,
         size,
         (Phase::Steady, Distribution::Each),
         vec![r],
@@ -1853,21 +2358,22 @@ fn measure_steady(size: usize, opts: &Options, nic: &mut Nic, all: &mut Vec<Meas
 /// went wrong.
 fn measure_flood(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<String>) {
     let hz = opts.tsc_per_ns;
-    let method = ForwardMethod::Nat;
-    let templates = Templates::new();
+    let method = NAT;
+    let frames = Frames::new();
+    let templates = &frames.v4;
     let established = size / 2;
     let label = format!("syn flood at {}", short_count(size as f64));
     progress(&format!(
         "{label}: {established} established, the rest half-open (untimed)"
     ));
-    let mut worker = build_worker(method, size, WORKER_SEED, |_| {});
+    let mut worker = build_worker(method, size, WORKER_SEED, nic, |_| {});
     let mut clock = Clock::new();
     let every: Vec<u32> = (0..established as u32).collect();
     let mut problems = Vec::new();
     let r = run_phase(
         &mut worker,
         nic,
-        &syn_lanes(&templates, &every),
+        &syn_lanes(templates, &every),
         &mut clock,
         1,
         hz,
@@ -1877,7 +2383,7 @@ fn measure_flood(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<Stri
             .into_iter()
             .map(|p| format!("SYNs: {p}")),
     );
-    let lanes = handshake_lanes(&templates, method, &every);
+    let lanes = handshake_lanes(&frames, method, &every);
     problems.extend(complete_handshakes(
         &mut worker,
         nic,
@@ -1930,7 +2436,7 @@ fn measure_flood(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<Stri
     // taken per round: a noisy machine weighs on all three alike.
     let packets = (opts.packets / FLOOD_ROUNDS).max(2 * BURST);
     let uniform = uniform_flows(established, packets, 0xe57);
-    let est_lanes = established_lanes(&templates, method, &uniform);
+    let est_lanes = established_lanes(&frames, method, &uniform);
     progress(&format!(
         "{label}: {FLOOD_ROUNDS} rounds of: established alone, spoofed SYNs alone, half and half"
     ));
@@ -1959,7 +2465,7 @@ fn measure_flood(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<Stri
             hz,
         );
         let (a, b) = (randoms(packets / 2), randoms(packets / 2));
-        let mut mixed_lanes = established_lanes(&templates, method, &uniform);
+        let mut mixed_lanes = established_lanes(&frames, method, &uniform);
         mixed_lanes.push(spoofed_lane(&templates.client_syn, &a));
         mixed_lanes.push(spoofed_lane(&templates.client_syn, &b));
         let before = worker.stats;
@@ -1991,7 +2497,7 @@ fn measure_flood(size: usize, opts: &Options, nic: &mut Nic) -> (Value, Vec<Stri
     let check = run_phase(
         &mut worker,
         nic,
-        &established_lanes_both(&templates, &every),
+        &established_lanes_both(templates, &every),
         &mut clock,
         1,
         hz,
@@ -2089,7 +2595,7 @@ fn rss_dispatch(lanes: &[Lane], workers: usize) -> Vec<Vec<Vec<u32>>> {
     let rss = RssModel::new(workers);
     for (k, lane) in lanes.iter().enumerate() {
         for &flow in lane.flows {
-            out[rss_worker_of(&rss, lane.rss_client(flow))][k].push(flow);
+            out[lane.rss_worker(&rss, flow)][k].push(flow);
         }
     }
     out
@@ -2111,7 +2617,7 @@ struct RssOutcome {
 /// share of the established packets, timed once every worker of its group
 /// is ready.
 fn rss_worker_thread(
-    method: ForwardMethod,
+    method: Method,
     (index, workers): (usize, usize),
     capacity: usize,
     share: RssShare,
@@ -2119,17 +2625,23 @@ fn rss_worker_thread(
     hz: f64,
     barrier: &Barrier,
 ) -> RssOutcome {
-    let templates = Templates::new();
+    let frames = Frames::new();
     let mut nic = Nic::new();
     let mut clock = Clock::new();
-    let mut worker = build_worker(method, capacity, WORKER_SEED + 256 * index as u64, |s| {
-        s.worker_index = index;
-        s.worker_count = workers;
-    });
+    let mut worker = build_worker(
+        method,
+        capacity,
+        WORKER_SEED + 256 * index as u64,
+        &mut nic,
+        |s| {
+            s.worker_index = index;
+            s.worker_count = workers;
+        },
+    );
     let syn = run_phase(
         &mut worker,
         &mut nic,
-        &[client_lane(&templates.client_syn, &share.syns)],
+        &syn_lanes(frames.client(method), &share.syns),
         &mut clock,
         1,
         hz,
@@ -2138,7 +2650,7 @@ fn rss_worker_thread(
         .into_iter()
         .map(|p| format!("SYNs: {p}"))
         .collect();
-    let lanes: Vec<Lane> = handshake_lanes(&templates, method, &[])
+    let lanes: Vec<Lane> = handshake_lanes(&frames, method, &[])
         .into_iter()
         .zip(&share.handshake)
         .map(|(l, flows)| {
@@ -2155,7 +2667,7 @@ fn rss_worker_thread(
         &mut clock,
         hz,
     ));
-    let lanes: Vec<Lane> = established_lanes(&templates, method, &[])
+    let lanes: Vec<Lane> = established_lanes(&frames, method, &[])
         .into_iter()
         .zip(&share.established)
         .map(|(l, flows)| {
@@ -2171,15 +2683,25 @@ fn rss_worker_thread(
             .into_iter()
             .map(|p| format!("established: {p}")),
     );
-    let owned = worker
-        .balancer()
-        .conns()
-        .iter()
-        .filter_map(|(_, c)| {
-            let k = c.original();
-            flow_of(k.src, k.src_port)
-        })
-        .collect();
+    let lb = worker.balancer();
+    let owned = match method.client {
+        Family::V4 => lb
+            .conns()
+            .iter()
+            .filter_map(|(_, c)| {
+                let k = c.original();
+                flow_of(k.src, k.src_port)
+            })
+            .collect(),
+        Family::V6 => lb
+            .conns6()
+            .iter()
+            .filter_map(|(_, c)| {
+                let k = c.original();
+                flow_of(v4_of(k.src)?, k.src_port)
+            })
+            .collect(),
+    };
     RssOutcome {
         established,
         redirected: worker.stats.redirected,
@@ -2189,7 +2711,7 @@ fn rss_worker_thread(
             .into_iter()
             .map(|p| format!("worker {index}: {p}"))
             .collect(),
-        memory: TableMemory::measure(worker.balancer().conns()),
+        memory: TableMemory::of_worker(&worker, method),
     }
 }
 
@@ -2201,7 +2723,7 @@ fn rss_worker_thread(
 /// and counts the packets the workers redirected. Returns the JSON
 /// figures, the established measurement and what went wrong.
 fn measure_rss(
-    method: ForwardMethod,
+    method: Method,
     workers: usize,
     per_worker: usize,
     packets_per_worker: usize,
@@ -2215,9 +2737,9 @@ fn measure_rss(
         short_count(per_worker as f64)
     );
     progress(&format!("{label}: dispatching, setting up, then uniform"));
-    let templates = Templates::new();
+    let frames = Frames::new();
     let every: Vec<u32> = (0..total as u32).collect();
-    let syn_share = rss_dispatch(&syn_lanes(&templates, &every), workers);
+    let syn_share = rss_dispatch(&syn_lanes(frames.client(method), &every), workers);
     // Each worker schedules its flows round robin in the order it gets
     // their SYNs.
     let mut rs_of = vec![0u8; total];
@@ -2229,13 +2751,15 @@ fn measure_rss(
     // FullNAT: each worker gives its flows, in order, the local addresses
     // the RSS model gives it, in turn (their ports from 1024 up).
     let mut local_of: Vec<(Ipv4Addr, u16)> = Vec::new();
-    if method == ForwardMethod::FullNat {
+    if method.fwd == ForwardMethod::FullNat {
         local_of = vec![(Ipv4Addr::UNSPECIFIED, 0); total];
         let rss = RssModel::new(workers);
         for (w, share) in syn_share.iter().enumerate() {
+            // Replies to a local address are hashed on it, in the real
+            // servers' family.
             let owned: Vec<Ipv4Addr> = (0..LOCALS)
                 .map(local_address)
-                .filter(|&a| rss.worker_of(a) == w)
+                .filter(|&a| family_worker(&rss, method.server, a) == w)
                 .collect();
             for (k, &flow) in share[0].iter().enumerate() {
                 if let Some(&lip) = owned.get(k % owned.len().max(1)) {
@@ -2245,14 +2769,14 @@ fn measure_rss(
             }
         }
     }
-    let handshake_l: Vec<Lane> = handshake_lanes(&templates, method, &every)
+    let handshake_l: Vec<Lane> = handshake_lanes(&frames, method, &every)
         .into_iter()
         .map(|l| l.with_local_of(&local_of))
         .collect();
     let handshake = rss_dispatch(&handshake_l, workers);
     drop(handshake_l);
     let uniform = uniform_flows(total, packets_per_worker * workers, 0x4555 + workers as u64);
-    let established_l: Vec<Lane> = established_lanes(&templates, method, &uniform)
+    let established_l: Vec<Lane> = established_lanes(&frames, method, &uniform)
         .into_iter()
         .map(|l| l.with_local_of(&local_of))
         .collect();
@@ -2330,7 +2854,7 @@ fn measure_rss(
                 duplicated += 1;
             }
             *h = w as u8;
-            if rss_worker_of(&rss, Ipv4Addr::from(client(flow).0)) != w {
+            if family_worker(&rss, method.client, Ipv4Addr::from(client(flow).0)) != w {
                 misplaced += 1;
             }
         }
@@ -2470,6 +2994,7 @@ fn print_summary(
                 if v["ownership_ok"] == json!(true) { "ok" } else { "WRONG" },
                 v["mpps_per_worker"],
             ),
+            Some("v6_vs_nat") => print_against_nat(v),
             _ => {}
         }
     }
@@ -2482,6 +3007,31 @@ fn print_summary(
         );
     }
     println!("datapath: done in {:.1} s", elapsed.as_secs_f64());
+}
+
+/// The lines of a `v6_vs_nat` figure: each IPv6 method's cycles per
+/// packet and its rate as a share of IPv4 NAT's, new and established.
+fn print_against_nat(v: &Value) {
+    let conns = short_count(v["connections"].as_f64().unwrap_or(0.0));
+    let (new, est) = (
+        &v["new_cycles_per_packet_median"],
+        &v["established_cycles_per_packet_median"],
+    );
+    println!(
+        "against IPv4 NAT at {conns} (in turns, median of {} / {} rounds): nat new {} cycles/SYN, established {} cycles/packet",
+        v["new_rounds"], v["established_rounds"], new["nat"], est["nat"]
+    );
+    if let Some(ratios) = v["established_rate_ratio_to_nat_median"].as_object() {
+        for name in ratios.keys() {
+            println!(
+                "  {name:<7} new {:>7} cycles/SYN, {:.2} of nat's rate; established {:>6} cycles/packet, {:.2} of nat's rate",
+                new[name],
+                v["new_rate_ratio_to_nat_median"][name].as_f64().unwrap_or(f64::NAN),
+                est[name],
+                ratios[name].as_f64().unwrap_or(f64::NAN),
+            );
+        }
+    }
 }
 
 /// The font for the plot's text, when its file can be read and parsed.
@@ -2498,10 +3048,25 @@ fn load_font(path: &str) -> bool {
     true
 }
 
-const METHOD_COLORS: [(ForwardMethod, RGBColor); 3] = [
-    (ForwardMethod::Nat, RGBColor(200, 40, 40)),
-    (ForwardMethod::Dr, RGBColor(30, 90, 200)),
-    (ForwardMethod::Tun, RGBColor(30, 150, 60)),
+const METHOD_COLORS: [(Method, RGBColor); 6] = [
+    (NAT, RGBColor(200, 40, 40)),
+    (method(ForwardMethod::Dr, Family::V4), RGBColor(30, 90, 200)),
+    (
+        method(ForwardMethod::Tun, Family::V4),
+        RGBColor(30, 150, 60),
+    ),
+    (
+        method(ForwardMethod::Nat, Family::V6),
+        RGBColor(240, 140, 140),
+    ),
+    (
+        method(ForwardMethod::Dr, Family::V6),
+        RGBColor(130, 170, 240),
+    ),
+    (
+        method(ForwardMethod::Tun, Family::V6),
+        RGBColor(120, 200, 130),
+    ),
 ];
 
 /// One plotted line: a label, a look and its points.
@@ -2700,8 +3265,7 @@ fn main() -> ExitCode {
     opts.tsc_per_ns = calibrate_tsc();
     progress(&format!("TSC at {:.3} GHz", opts.tsc_per_ns));
     let mut problems = Vec::new();
-    let templates = Templates::new();
-    for check in [self_check(&templates), zipf_self_check(opts.zipf_s)] {
+    for check in [self_check(&Frames::new()), zipf_self_check(opts.zipf_s)] {
         if let Err(e) = check {
             eprintln!("datapath: self-check failed: {e}");
             return ExitCode::FAILURE;
@@ -2721,12 +3285,18 @@ fn main() -> ExitCode {
         memories.push((size, memory));
         let seqs = Sequences::new(size, opts.packets, opts.zipf_s, 1);
         for &method in &opts.methods {
-            problems.extend(measure_method(
-                method, &seqs, memory, &opts, &mut nic, &mut all,
-            ));
+            problems.extend(measure_method(method, &seqs, &opts, &mut nic, &mut all));
         }
     }
-    if opts.conns.len() > 1 && opts.methods.contains(&ForwardMethod::Nat) {
+    if opts.methods.iter().any(|m| m.is_v6()) {
+        for &size in &opts.conns {
+            let (v, p) = measure_against_nat(size, &opts, &mut nic);
+            println!("{v}");
+            extra.push(v);
+            problems.extend(p);
+        }
+    }
+    if opts.conns.len() > 1 && opts.methods.contains(&NAT) {
         let (v, p) = measure_interleaved(&opts, &mut nic);
         println!("{v}");
         extra.push(v);
@@ -2753,14 +3323,7 @@ fn main() -> ExitCode {
         let mut counts = vec![1, opts.workers];
         counts.dedup();
         for n in counts {
-            let (v, m, p) = measure_rss(
-                ForwardMethod::Nat,
-                n,
-                opts.multi_conns,
-                opts.packets,
-                n,
-                &opts,
-            );
+            let (v, m, p) = measure_rss(NAT, n, opts.multi_conns, opts.packets, n, &opts);
             println!("{v}");
             extra.push(v);
             report(m, &mut all);

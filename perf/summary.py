@@ -73,6 +73,7 @@ def main():
     steady = [r for r in dp if r.get("run") == "steady"]
     platform = {r.get("connections"): r for r in dp if r.get("run") == "platform"}
     flood = [r for r in dp if r.get("run") == "flood"]
+    against_nat = [r for r in dp if r.get("run") == "v6_vs_nat"]
     rss = [r for r in dp if r.get("run") == "rss"]
 
     def find(method, conns, phase, dist=None):
@@ -185,6 +186,26 @@ def main():
         if new:
             rows.append((f"new NAT connections into an empty {size(big)} table (datapath)",
                          f"{num(new.get('new_conns_per_s')) / 1e6:.2f} M/s", "-", "-"))
+    # IPv6 against IPv4 NAT, timed in turns (datapath run: v6_vs_nat).
+    for r in sorted(against_nat, key=lambda r: num(r.get("connections"))):
+        n = size(int(num(r.get("connections"))))
+        new_c = r.get("new_cycles_per_packet_median") or {}
+        est_c = r.get("established_cycles_per_packet_median") or {}
+        new_r = r.get("new_rate_ratio_to_nat_median") or {}
+        for m, est in (r.get("established_rate_ratio_to_nat_median") or {}).items():
+            rows.append((f"IPv6 {m} / IPv4 NAT rate at {n} conns (in turns, median of rounds): new; established",
+                         f"{num(new_r.get(m)):.2f} ({num(new_c.get(m)):.0f} / {num(new_c.get('nat')):.0f} cycles); "
+                         f"{num(est):.2f} ({num(est_c.get(m)):.0f} / {num(est_c.get('nat')):.0f} cycles)",
+                         "-", "-"))
+    # IPv6 NAT at its largest size against 1K (one run, matrix).
+    small6 = find("nat6", 1_000, "established", "uniform")
+    for big in (1_000_000, 10_000_000):
+        est6 = find("nat6", big, "established", "uniform")
+        if small6 and est6:
+            rows.append((f"established IPv6 NAT uniform: {size(big)} / 1K connections (datapath)",
+                         f"{num(est6.get('mpps')) / num(small6.get('mpps')):.2f} "
+                         f"({num(est6.get('cycles_per_packet')):.0f} / {num(small6.get('cycles_per_packet')):.0f} cycles)",
+                         "-", "-"))
     if ring:
         r = ring[0]
         rows.append((f"through net_ring: rvs / 5tswap Mpps (reference reflected)",
@@ -229,7 +250,7 @@ def main():
         print("Datapath (Mpps of one worker, frame writing excluded; new = M connections/s into an empty table;")
         print("cycles = TSC cycles per packet, uniform)")
         print(f"{'method':<7}{'conns':>7}{'new':>8}{'uniform':>9}{'zipf':>8}{'cycles':>8}{'B/conn':>8}")
-        for m in ("nat", "dr", "tun"):
+        for m in ("nat", "dr", "tun", "fullnat", "nat6", "dr6", "tun6"):
             for n in sizes:
                 new = find(m, n, "new")
                 u = find(m, n, "established", "uniform")

@@ -104,7 +104,8 @@ impl<F: Frame> Worker<F> {
         let key = FlowKey6::new(ip.src, ip.sport, ip.dst, ip.dport, ip.protocol);
         let flow = Flow6 {
             key,
-            hash: self.lb.flow_hash6(&key),
+            // Hashed by the parse, for the window's prefetches.
+            hash: ip.hash,
             protocol,
             flags: ip.tcp_flags(),
             bytes: ipv6::HEADER_LEN as u32 + u32::from(ip.payload_len),

@@ -36,6 +36,8 @@ mod tests_lb;
 #[cfg(test)]
 mod tests_lb6;
 #[cfg(test)]
+mod tests_prefetch6;
+#[cfg(test)]
 mod tests_v6;
 
 pub use edge6::{Ipv6Setup, ICMPV6_ERRORS_PER_SEC};
@@ -463,8 +465,13 @@ impl<F: Frame> Worker<F> {
         let mut parsed = std::mem::take(&mut self.parsed);
         // Below this many connections the table's lines stay in the core's
         // caches, and the prefetch stages would only cost time (measured:
-        // 13 % of ICMP echo's rate, and of NAT's at 1K connections).
-        let prefetch = self.lb.conn_count() >= WORTH_PREFETCHING;
+        // 13 % of ICMP echo's rate, and of NAT's at 1K connections). Each
+        // family's table on its own count.
+        let tables = Prefetch {
+            v4: self.lb.conn_count() >= WORTH_PREFETCHING,
+            v6: self.lb.conn_count6() >= WORTH_PREFETCHING,
+        };
+        let prefetch = tables.v4 || tables.v6;
         let mut port = 0;
         while port < bursts.len() {
             // A window: the whole bursts from `port` on that fit, or the
@@ -485,8 +492,10 @@ impl<F: Frame> Worker<F> {
                 for frame in &burst[..take] {
                     let p = parse::parse(frame.data(), &self.lb);
                     if prefetch {
-                        if let Some(hash) = flow_hash(&p) {
-                            self.lb.prefetch_index(hash);
+                        match flow_hash(&p, tables) {
+                            Some(Table::V4(hash)) => self.lb.prefetch_index(hash),
+                            Some(Table::V6(hash)) => self.lb.prefetch_index6(hash),
+                            None => {}
                         }
                     }
                     parsed.push(p);
@@ -499,8 +508,10 @@ impl<F: Frame> Worker<F> {
             }
             if prefetch {
                 for p in &parsed {
-                    if let Some(hash) = flow_hash(p) {
-                        self.lb.prefetch_entry(hash);
+                    match flow_hash(p, tables) {
+                        Some(Table::V4(hash)) => self.lb.prefetch_entry(hash),
+                        Some(Table::V6(hash)) => self.lb.prefetch_entry6(hash),
+                        None => {}
                     }
                 }
             }
@@ -988,15 +999,30 @@ enum Local {
     NotLocal,
 }
 
-/// The connection-table hash of a parsed TCP/UDP frame, for the
-/// prefetches.
+/// Which connection tables a window prefetches from (those holding
+/// enough connections to miss the cache).
+#[derive(Clone, Copy)]
+struct Prefetch {
+    v4: bool,
+    v6: bool,
+}
+
+/// A connection table and a hash in it.
+enum Table {
+    V4(u32),
+    V6(u32),
+}
+
+/// The table and hash of a parsed TCP/UDP frame's lookup, for the
+/// prefetches; `None` when its family's table is not prefetched.
 #[inline]
-fn flow_hash(parsed: &Parsed) -> Option<u32> {
+fn flow_hash(parsed: &Parsed, tables: Prefetch) -> Option<Table> {
     match parsed {
         Parsed::Ipv4(Ipv4Info {
             l4: parse::L4::Flow(f),
             ..
-        }) => Some(f.hash),
+        }) if tables.v4 => Some(Table::V4(f.hash)),
+        Parsed::Ipv6(ip) if tables.v6 && ip.has_ports() => Some(Table::V6(ip.hash)),
         _ => None,
     }
 }
