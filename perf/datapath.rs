@@ -208,7 +208,7 @@ const fn method(fwd: ForwardMethod, family: Family) -> Method {
 const NAT: Method = method(ForwardMethod::Nat, Family::V4);
 
 /// Every method `--methods` knows, by name; the default runs all of them.
-const METHODS: [(&str, Method); 7] = [
+const METHODS: [(&str, Method); 8] = [
     ("nat", NAT),
     ("dr", method(ForwardMethod::Dr, Family::V4)),
     ("tun", method(ForwardMethod::Tun, Family::V4)),
@@ -216,7 +216,7 @@ const METHODS: [(&str, Method); 7] = [
     ("nat6", method(ForwardMethod::Nat, Family::V6)),
     ("dr6", method(ForwardMethod::Dr, Family::V6)),
     ("tun6", method(ForwardMethod::Tun, Family::V6)),
-    // ("fullnat6", method(ForwardMethod::FullNat, Family::V6)),
+    ("fullnat6", method(ForwardMethod::FullNat, Family::V6)),
     // ("nat64", Method { fwd: ForwardMethod::FullNat, client: Family::V6, server: Family::V4 }),
 ];
 
@@ -1285,14 +1285,20 @@ fn build_worker(
             let servers = (0..REAL_SERVERS)
                 .map(|i| Endpoint6::new(v6(u32::from(real_server(i))), rs_port))
                 .map(|e| (e, 1));
-            VirtualService::new6(
+            let mut service = VirtualService::new6(
                 "bench6",
                 Endpoint6::new(v6(u32::from(VIP)), VPORT),
                 Protocol::Tcp,
                 method.fwd,
                 SchedulerKind::Rr,
                 servers,
-            )
+            );
+            if method.fwd == ForwardMethod::FullNat {
+                service.local.addresses6 = (0..LOCALS)
+                    .map(|i| v6(u32::from(local_address(i))))
+                    .collect();
+            }
+            service
         }
         _ => panic!(
             "{}: no service for clients and real servers of different families yet (see Method)",
