@@ -1367,15 +1367,6 @@ fn virtual_servers(
             }
             hc => hc,
         };
-        if ipv6 && forward == Some(ForwardMethod::FullNat) {
-            errors.push(
-                f("forward"),
-                t.forward.as_ref().map(|v| v.span()),
-                "FullNAT does not serve IPv6 virtual servers yet (nor IPv6 to IPv4): use \"nat\", \
-                 \"dr\" or \"tun\""
-                    .to_string(),
-            );
-        }
         let client_address = match client_address {
             Some(Some(_)) if ipv6 => {
                 errors.push(
@@ -1417,6 +1408,9 @@ fn virtual_servers(
         );
         let local = fullnat::local_addresses(t, forward, interfaces, routes, &f, errors);
         ok &= local.is_some();
+        if ipv6 && forward == Some(ForwardMethod::FullNat) {
+            ok &= fullnat::nat64_servers(real_servers.as_deref(), sorry_server, &f, errors);
+        }
 
         match (
             name,
@@ -1957,7 +1951,7 @@ fn check_backend(
     errors: &mut Errors,
 ) -> bool {
     if let Some(vip) = vip {
-        if let Err(e) = same_family(what, addr, vip) {
+        if let Err(e) = same_family(what, addr, vip, forward) {
             errors.push(field, span, e);
             return false;
         }
@@ -1981,16 +1975,25 @@ fn check_backend(
 }
 
 /// The one place that says which families a virtual server and one of its
-/// servers (`what`) may be: the same. (FullNAT's NAT64, an IPv6 VIP with
-/// IPv4 real servers, is the exception to allow here when it comes.)
-fn same_family(what: &str, addr: SocketAddr, vip: SocketAddr) -> Result<(), String> {
+/// servers (`what`) may be: the same, or (NAT64, `lb::xmit::nat64`) an
+/// IPv6 virtual server forwarding by FullNAT to IPv4 servers.
+fn same_family(
+    what: &str,
+    addr: SocketAddr,
+    vip: SocketAddr,
+    forward: Option<ForwardMethod>,
+) -> Result<(), String> {
     if addr.is_ipv4() == vip.is_ipv4() {
+        return Ok(());
+    }
+    if vip.is_ipv6() && forward == Some(ForwardMethod::FullNat) {
         return Ok(());
     }
     let family = |a: SocketAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
     Err(format!(
         "{addr}: the {what} is {} but the virtual server {vip} is {}; a virtual server and its \
-         servers are of one family",
+         servers are of one family, except NAT64: an IPv6 virtual server with forward = \
+         \"fullnat\", IPv4 local_addresses and IPv4 servers",
         family(addr),
         family(vip)
     ))

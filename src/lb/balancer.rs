@@ -904,6 +904,7 @@ impl Balancer {
                     self.counters.local.claim(r.dst, r.proto, r.dst_port);
                 }
             }
+            self.claim_nat64_ports(services);
         }
         let local = &self.counters.local;
         self.local_by_vs = services
@@ -2005,6 +2006,7 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 }
 
 mod v6;
+pub use v6::nat64::{key64, Nat64Reply};
 pub use v6::{Decision6, Flow6, IcmpRoute6};
 
 #[cfg(test)]

@@ -45,7 +45,10 @@ pub trait IpFamily:
     /// Whether a service's `allow`/`deny` lists let this client in.
     fn allowed_by(self, acl: &Acl) -> bool;
     /// The address as IPv4, for what only IPv4 has yet (FullNAT's local
-    /// ports); `None` for IPv6.
+    /// ports): an IPv4 address itself, an IPv4-mapped IPv6 address
+    /// (`::ffff:a.b.c.d`, how a NAT64 connection's reply key names its
+    /// IPv4 ends: `lb::xmit::nat64`) the address it maps; `None` for other
+    /// IPv6 addresses.
     fn as_ipv4(self) -> Option<Ipv4Addr>;
 }
 
@@ -86,7 +89,7 @@ impl IpFamily for Ipv6Addr {
 
     #[inline]
     fn as_ipv4(self) -> Option<Ipv4Addr> {
-        None
+        self.to_ipv4_mapped()
     }
 
     /// Both halves through the same finaliser, chained: every bit of the

@@ -237,7 +237,7 @@ impl VirtualService {
     /// Real server `rs` (or the sorry server for [`SORRY_SERVER`]), of
     /// either family.
     pub fn real_addr(&self, rs: RealServerId) -> Option<std::net::SocketAddr> {
-        if self.is_ipv6() {
+        if self.is_ipv6() && !self.is_nat64() {
             let e = self.real_endpoint6(rs)?;
             return Some(std::net::SocketAddr::from((e.ip, e.port)));
         }
@@ -253,6 +253,18 @@ impl VirtualService {
     #[inline]
     pub fn is_ipv6(&self) -> bool {
         self.ipv6.is_some()
+    }
+
+    /// True for NAT64 (`lb::xmit::nat64`): an IPv6 service forwarding by
+    /// FullNAT from IPv4 local addresses to IPv4 real servers. Its
+    /// `real_servers[i].endpoint` (and `sorry_server`) hold the servers'
+    /// IPv4 addresses; [`Ipv6Addrs::real_servers`] their IPv4-mapped
+    /// forms, the addresses the IPv6 connection table keys replies by.
+    #[inline]
+    pub fn is_nat64(&self) -> bool {
+        self.ipv6.is_some()
+            && self.forward == ForwardMethod::FullNat
+            && !self.local.addresses.is_empty()
     }
 
     /// The VIP and port of an IPv6 service.
@@ -410,6 +422,9 @@ pub struct ServiceTable {
     /// Every FullNAT local address (distinct, sorted: found by binary
     /// search).
     locals: Vec<Ipv4Addr>,
+    /// The local addresses of NAT64 services (a subset of `locals`, sorted):
+    /// replies to them are looked up in the IPv6 table.
+    locals64: Vec<Ipv4Addr>,
 }
 
 impl ServiceTable {
@@ -438,7 +453,18 @@ impl ServiceTable {
         let (mut by_key6, mut nat_real6, mut vips6) =
             (HashMap::new(), HashMap::<_, Vec<_>>::new(), Vec::new());
         let mut locals = Vec::new();
+        let mut locals64 = Vec::new();
         for (i, s) in services.iter().enumerate() {
+            if s.is_nat64() {
+                for &a in &s.local.addresses {
+                    if !locals.contains(&a) {
+                        locals.push(a);
+                    }
+                    if !locals64.contains(&a) {
+                        locals64.push(a);
+                    }
+                }
+            }
             if let Some(v6) = &s.ipv6 {
                 let proto = s.key.protocol.number();
                 by_key6
@@ -491,6 +517,7 @@ impl ServiceTable {
             }
         }
         locals.sort_unstable();
+        locals64.sort_unstable();
         let draining_servers = services
             .iter()
             .enumerate()
@@ -530,6 +557,7 @@ impl ServiceTable {
             nat_real6,
             vips6,
             locals,
+            locals64,
         };
         (table.effective, table.priority) = table.compute_effective(|_, _| ServerState::default());
         table.weights = table.compute_weights(|_, _| ServerState::default());
@@ -760,6 +788,14 @@ impl ServiceTable {
     #[inline]
     pub fn is_local_address(&self, ip: Ipv4Addr) -> bool {
         !self.locals.is_empty() && self.locals.binary_search(&ip).is_ok()
+    }
+
+    /// True when `ip` is a local address of a NAT64 service: a packet to
+    /// it belongs to the IPv6 table (`lb::balancer::v6::nat64`). One
+    /// compare while no service is NAT64.
+    #[inline]
+    pub fn is_nat64_local(&self, ip: Ipv4Addr) -> bool {
+        !self.locals64.is_empty() && self.locals64.binary_search(&ip).is_ok()
     }
 
     /// Every distinct FullNAT local address, in address order.

@@ -186,6 +186,42 @@ fn port_range(
     Some((lo, hi))
 }
 
+/// An IPv6 virtual server with FullNAT is NAT64 (`lb::xmit::nat64`): its
+/// real servers and sorry server must be IPv4 (FullNAT from IPv6 local
+/// addresses to IPv6 servers is not built here). False when one is not.
+pub(super) fn nat64_servers(
+    real_servers: Option<&[crate::control::config::RealServerConfig]>,
+    sorry_server: Option<Option<std::net::SocketAddr>>,
+    f: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) -> bool {
+    let refuse = |field: String, addr: std::net::SocketAddr, errors: &mut Errors| {
+        errors.push(
+            field,
+            None,
+            format!(
+                "{addr}: FullNAT from an IPv6 virtual server serves IPv4 servers only (NAT64: \
+                 IPv4 local_addresses, IPv4 real servers); IPv6 to IPv6 FullNAT is not \
+                 supported here"
+            ),
+        );
+    };
+    let mut ok = true;
+    for (j, r) in real_servers.unwrap_or_default().iter().enumerate() {
+        if r.address.is_ipv6() {
+            refuse(format!("{}[{j}].address", f("real_server")), r.address, errors);
+            ok = false;
+        }
+    }
+    if let Some(Some(addr)) = sorry_server {
+        if addr.is_ipv6() {
+            refuse(f("sorry_server"), addr, errors);
+            ok = false;
+        }
+    }
+    ok
+}
+
 /// Across virtual servers: a local address is no VIP, and services of one
 /// protocol sharing a local address give it the same port range (their
 /// connections share its ports).
@@ -205,6 +241,22 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
                         v.name
                     ),
                 );
+            }
+            if let Some((j, o)) = services.iter().enumerate().find(|(_, o)| {
+                o.address.is_ipv4() != s.address.is_ipv4() && o.local.addresses.contains(&a)
+            }) {
+                if s.address.is_ipv6() {
+                    errors.push(
+                        format!("virtual_server[{i}].local_addresses"),
+                        None,
+                        format!(
+                            "{a} is also a local address of the IPv4 virtual server \
+                             virtual_server[{j}] ({:?}): a NAT64 service's local addresses are \
+                             its own (a reply to one is looked up among IPv6 connections)",
+                            o.name
+                        ),
+                    );
+                }
             }
             if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
                 o.protocol == s.protocol

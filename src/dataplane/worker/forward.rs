@@ -84,6 +84,10 @@ impl<F: Frame> Worker<F> {
                 }
             }
         }
+        if self.lb.services().is_nat64_local(ip.dst) {
+            // NAT64: its connection is in the IPv6 table (`nat64.rs`).
+            return self.nat64_from_real_server(ip, frame, now, out);
+        }
         if ip.protocol == u8::from(ipv4::Protocol::Icmp) {
             return self.icmp_error(ip, frame, now, out);
         }
@@ -760,7 +764,7 @@ fn frag_key(ip: &Ipv4Info) -> FragKey {
 /// The tuple of the packet an ICMP error (the IPv4 packet `ip`) quotes, as
 /// that packet travelled, and its protocol; `None` when the error quotes
 /// no whole IPv4 header with TCP or UDP ports.
-fn quoted_flow(ip: &[u8]) -> Option<(FlowKey, Protocol)> {
+pub(super) fn quoted_flow(ip: &[u8]) -> Option<(FlowKey, Protocol)> {
     let outer = ipv4::Packet::new_checked(ip).ok()?;
     let msg = icmp::Packet::new_checked(outer.payload()).ok()?;
     let q = ipv4::Packet::new_checked_quoted(msg.data()).ok()?;

@@ -23,7 +23,8 @@
 //! it with only the fixed header rewritten (NAT) or as they are (DR, TUN),
 //! or wait for it in a small queue when they come first.
 //!
-//! Not here yet: FullNAT and the SYN proxy over IPv6.
+//! NAT64 (an IPv6 service in front of IPv4 real servers) is `nat64.rs`.
+//! Not here yet: FullNAT over IPv6 local addresses and the SYN proxy.
 
 use super::parse::{self, Frag, Ipv6Info, Parsed};
 use super::Worker;
@@ -245,7 +246,22 @@ impl<F: Frame> Worker<F> {
                 nat6::rewrite(&mut frame.data_mut()[l3..], Side::Src, vip).map_err(xmit_drop6)?;
                 self.send_forwarded6(l3, frame, now, out)
             }
+            Decision6::Nat64ToRealServer {
+                local,
+                real,
+                created,
+            } => {
+                if created {
+                    self.stats.conns_created += 1;
+                }
+                self.nat64_to_real_server(l3, local, real, frame, now, out)
+            }
             Decision6::Reset => self.reset6(l3, frame, now, out),
+            Decision6::Drop(Refusal::NoLocalPort) if flow.protocol == Protocol::Tcp => {
+                // NAT64 out of local ports: counted, and the client told.
+                self.stats.drop(DropReason::LocalPortsExhausted);
+                self.reset6(l3, frame, now, out)
+            }
             Decision6::Drop(Refusal::NoService) => Err(self.unknown_destination6(flow.key.dst)),
             Decision6::Drop(refusal) => Err(refusal.into()),
         }
@@ -395,6 +411,9 @@ impl<F: Frame> Worker<F> {
                 ForwardMethod::Tun => self.tunnel6(l3, real.ip, frame, now, out),
                 ForwardMethod::FullNat => Err(DropReason::UnsupportedProtocol),
             },
+            IcmpRoute6::Nat64ToRealServer { local, real } => {
+                self.nat64_icmp6_to_real_server(l3, local, real, frame, now, out)
+            }
         }
     }
 
@@ -497,7 +516,7 @@ impl<F: Frame> Worker<F> {
     /// destination, or a DR real server holding the VIP), the hop limit
     /// checked and decremented when `hop` (a translated ICMPv6 error had
     /// it decremented by its rewrite).
-    fn forward_toward6<O: Output<F>>(
+    pub(super) fn forward_toward6<O: Output<F>>(
         &mut self,
         l3: usize,
         toward: Ipv6Addr,

@@ -26,6 +26,7 @@ mod carry;
 mod edge6;
 mod forward;
 mod forward6;
+mod nat64;
 pub(crate) mod parse;
 #[cfg(test)]
 mod tests;

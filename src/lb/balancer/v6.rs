@@ -11,7 +11,9 @@
 //!
 //! Not on this path yet: the SYN proxy (an IPv6 service is balanced
 //! without it), HA sync reports (the sync record is IPv4:
-//! `docs/dev/h19-v6lb.md` says what an IPv6 record needs), and FullNAT.
+//! `docs/dev/h19-v6lb.md` says what an IPv6 record needs), and FullNAT
+//! over IPv6 local addresses. NAT64 (an IPv6 service, IPv4 local
+//! addresses and real servers) is in `nat64`.
 
 use super::{Balancer, Counters, Refusal};
 use crate::lb::conn::{
@@ -21,8 +23,10 @@ use crate::lb::conn::{
 use crate::lb::limits::LimitRefusal;
 use crate::lb::service::{ForwardMethod, Protocol, ServiceId, ServiceTable};
 use crate::lb::tcp_state::{self, TcpFlags};
-use crate::lb::xmit::Endpoint6;
+use crate::lb::xmit::{Endpoint, Endpoint6};
 use std::net::Ipv6Addr;
+
+pub mod nat64;
 
 /// One packet of an IPv6 TCP or UDP flow, as the worker's first look at
 /// the frame found it (the IPv6 twin of `Flow`).
@@ -62,6 +66,16 @@ pub enum Decision6 {
         /// The service's address and port the reply must come from.
         vip: Endpoint6,
     },
+    /// A client's packet of a NAT64 service (`nat64`): translate to IPv4
+    /// from `local` to `real` (`xmit::nat64::to_ipv4`).
+    Nat64ToRealServer {
+        /// The IPv4 local address and port it leaves from.
+        local: Endpoint,
+        /// The IPv4 real server.
+        real: Endpoint,
+        /// This packet created the connection.
+        created: bool,
+    },
     /// Answer the client with a TCP reset (every server down, or its
     /// connection's server went down).
     Reset,
@@ -87,6 +101,14 @@ pub enum IcmpRoute6 {
         method: ForwardMethod,
         /// The real server.
         real: Endpoint6,
+    },
+    /// About a reply of a NAT64 connection: to its IPv4 real server from
+    /// its local address, translated (`xmit::nat64::icmp_to_ipv4`).
+    Nat64ToRealServer {
+        /// The local address and port the connection leaves from.
+        local: Endpoint,
+        /// The real server.
+        real: Endpoint,
     },
 }
 
@@ -205,6 +227,14 @@ impl Balancer {
                 Err(r) => return Decision6::Drop(r),
             },
         };
+        if self.services.get(self.conns6.get(id).vs).is_nat64() {
+            // The IPv6 side of NAT64: only ever the client's (`nat64`).
+            if dir == Direction::Reply {
+                return Decision6::Drop(Refusal::NoConnection);
+            }
+            self.account6(id, dir, flow.flags, flow.bytes, now);
+            return self.nat64_to_real_server(id, created);
+        }
         let (vs, rs) = self.account6(id, dir, flow.flags, flow.bytes, now);
         let service = self.services.get(vs);
         match dir {
@@ -229,6 +259,13 @@ impl Balancer {
         let (id, dir) = self.conns6.peek(key, now).ok_or(Refusal::NoConnection)?;
         let c = self.conns6.get(id);
         let service = self.services.get(c.vs);
+        if service.is_nat64() {
+            // Only errors about what rvs sent the client come by IPv6.
+            return match dir {
+                Direction::Original => self.nat64_icmp_route(id),
+                Direction::Reply => Err(Refusal::NoConnection),
+            };
+        }
         Ok(match dir {
             Direction::Reply => IcmpRoute6::ToClient {
                 vip: service.vip6().ok_or(Refusal::NoConnection)?,
@@ -340,6 +377,9 @@ impl Balancer {
             }
             Err(r) => return Err(r),
         };
+        if self.services.get(vs).is_nat64() {
+            return self.open_nat64(vs, rs, key, now);
+        }
         let service = self.services.get(vs);
         let real = service.real_endpoint6(rs).ok_or(Refusal::NoRealServer)?;
         let forward = service.forward;
