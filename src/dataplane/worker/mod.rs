@@ -37,6 +37,8 @@ mod tests_lb;
 #[cfg(test)]
 mod tests_lb6;
 #[cfg(test)]
+mod tests_nat64;
+#[cfg(test)]
 mod tests_v6;
 
 pub use edge6::{Ipv6Setup, ICMPV6_ERRORS_PER_SEC};
