@@ -231,8 +231,12 @@ fn an_ipv6_client_reaches_ipv4_nginx_through_nat64_from_the_local_address() {
     assert_eq!(seen, [5, 5], "rr over [{VIP}]: {seen:?}");
     // 300 KB arrive whole: full-sized segments translated both ways.
     for _ in 0..2 {
-        let size = curl(&client, "/big", &["-o", "/dev/null", "-w", "%{size_download}"])
-            .unwrap_or_else(|e| panic!("download: {e}\n--- rvsd log ---\n{}", rvsd.log()));
+        let size = curl(
+            &client,
+            "/big",
+            &["-o", "/dev/null", "-w", "%{size_download}"],
+        )
+        .unwrap_or_else(|e| panic!("download: {e}\n--- rvsd log ---\n{}", rvsd.log()));
         assert_eq!(size.trim(), "300000");
     }
 

@@ -91,7 +91,12 @@ fn fullnat_from_ipv4_to_ipv6_is_still_refused() {
         DPDK,
         EXT,
         INT,
-        &vs("10.0.0.100:80", "fullnat", LOCALS, &["[2001:db8:2::11]:8080"]),
+        &vs(
+            "10.0.0.100:80",
+            "fullnat",
+            LOCALS,
+            &["[2001:db8:2::11]:8080"],
+        ),
     ])
     .unwrap_err();
     assert_eq!(e[0].field, "virtual_server[0].real_server[0].address");

@@ -209,7 +209,11 @@ pub(super) fn nat64_servers(
     let mut ok = true;
     for (j, r) in real_servers.unwrap_or_default().iter().enumerate() {
         if r.address.is_ipv6() {
-            refuse(format!("{}[{j}].address", f("real_server")), r.address, errors);
+            refuse(
+                format!("{}[{j}].address", f("real_server")),
+                r.address,
+                errors,
+            );
             ok = false;
         }
     }

@@ -49,8 +49,8 @@ impl<F: Frame> Worker<F> {
             return Err(DropReason::Nat64Fragment);
         }
         let ident = self.next_ident();
-        let t = nat64::to_ipv4(&mut frame.data_mut()[l3..], local, real, ident)
-            .map_err(nat64_drop)?;
+        let t =
+            nat64::to_ipv4(&mut frame.data_mut()[l3..], local, real, ident).map_err(nat64_drop)?;
         refit(&mut frame, l3, t, ETHERTYPE_IPV4);
         self.stats.nat64_to_ipv4 += 1;
         self.route_and_send(real.ip, frame, now, out)
@@ -165,8 +165,12 @@ impl<F: Frame> Worker<F> {
         frame
             .data_mut()
             .copy_within(nat64::ICMP_GROWTH..nat64::ICMP_GROWTH + l3, 0);
-        let t = nat64::icmp_to_ipv6(&mut frame.data_mut()[l3..], (vip.ip, client.ip), (client, vip))
-            .map_err(nat64_drop)?;
+        let t = nat64::icmp_to_ipv6(
+            &mut frame.data_mut()[l3..],
+            (vip.ip, client.ip),
+            (client, vip),
+        )
+        .map_err(nat64_drop)?;
         refit(&mut frame, l3, t, ETHERTYPE_IPV6);
         self.stats.icmp_errors_forwarded += 1;
         self.stats.nat64_to_ipv6 += 1;

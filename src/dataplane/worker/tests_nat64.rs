@@ -53,7 +53,7 @@ fn nat64_service(protocol: Protocol, ports: (u16, u16)) -> VirtualService {
 /// Outside 192.0.2.1/24 and 2001:db8:1::1/64 (port 0), inside
 /// 10.1.0.1/24 (port 1, MTU `mtu_in`); the client, the real server and
 /// the inside router known neighbours.
-fn worker_with(ports: (u16, u16), mtu_in: u16) -> Worker<VecFrame> {
+fn setup_with(ports: (u16, u16), mtu_in: u16) -> WorkerSetup {
     let mut s = WorkerSetup::ports_only(vec![
         PortSetup {
             mac: OUT_MAC,
@@ -78,7 +78,11 @@ fn worker_with(ports: (u16, u16), mtu_in: u16) -> Worker<VecFrame> {
     ]));
     s.static_neighbors = vec![(RS, RS_MAC, 1), (ROUTER4, RS_MAC, 1)];
     s.ipv6.static_neighbors = vec![(client(), CLIENT_MAC, 0)];
-    let mut w = Worker::new(&s);
+    s
+}
+
+fn worker_with(ports: (u16, u16), mtu_in: u16) -> Worker<VecFrame> {
+    let mut w = Worker::new(&setup_with(ports, mtu_in));
     w.v6.announced = true;
     w
 }
@@ -233,7 +237,11 @@ fn an_ipv6_syn_leaves_as_ipv4_from_the_local_address_to_the_real_server() {
     assert_eq!(&p[16..20], &RS.octets());
     assert_eq!((port_at(p, 20), port_at(p, 22)), (1024, 8080));
     assert_eq!(p[8], 63, "TTL: the hop limit less one");
-    assert_eq!(f.len(), 14 + 20 + 20, "20 bytes shorter than the IPv6 frame");
+    assert_eq!(
+        f.len(),
+        14 + 20 + 20,
+        "20 bytes shorter than the IPv6 frame"
+    );
     assert_eq!(w.stats.nat64_to_ipv4, 1);
     assert_eq!(w.stats.conns_created, 1);
     assert_eq!(w.lb.conn_count6(), 1);
@@ -320,12 +328,18 @@ fn packet_too_big_from_the_client_side_reaches_the_real_server_as_fragmentation_
     let out = run(&mut w, 0, &eth(OUT_MAC, CLIENT_MAC, 0x86dd, &err));
     let f = one(&out, 1);
     let p = v4_of(&f);
-    assert_eq!((&p[12..16], &p[16..20]), (&LIP.octets()[..], &RS.octets()[..]));
+    assert_eq!(
+        (&p[12..16], &p[16..20]),
+        (&LIP.octets()[..], &RS.octets()[..])
+    );
     let m = &p[20..];
     assert_eq!(rfc1071(m), 0, "ICMP checksum");
     assert_eq!((m[0], m[1], port_at(m, 6)), (3, 4, 1260));
     let q = &m[8..];
-    assert_eq!((&q[12..16], &q[16..20]), (&RS.octets()[..], &LIP.octets()[..]));
+    assert_eq!(
+        (&q[12..16], &q[16..20]),
+        (&RS.octets()[..], &LIP.octets()[..])
+    );
     assert_eq!((port_at(q, 20), port_at(q, 22)), (8080, 1024));
     assert_eq!(w.stats.icmp_errors_forwarded, 1);
     assert_eq!(w.stats.nat64_to_ipv4, 2);
@@ -393,4 +407,30 @@ fn a_client_with_an_ipv4_mapped_source_opens_nothing() {
 fn the_local_address_is_answered_by_arp_on_the_inside() {
     let w = worker();
     assert!(w.answers_arp_for(1, LIP));
+}
+
+#[test]
+fn with_several_workers_the_client_side_meets_the_clients_worker_and_replies_the_lips() {
+    let rss = crate::net::rss::RssModel::new(4);
+    let (client_owner, lip_owner) = (rss.worker_of6(client()), rss.worker_of(LIP));
+    let reply = from_rs(&ip4(RS, LIP, 6, tcp_seg(8080, 1024, SYN | ACK, &[])));
+    let mut s = setup_with((1024, 65535), 1500);
+    s.worker_count = 4;
+    for index in 0..4 {
+        s.worker_index = index;
+        let mut w: Worker<VecFrame> = Worker::new(&s);
+        w.v6.announced = true;
+        for (port, f, owner) in [
+            (0, syn_from(40000), client_owner),
+            (1, reply.clone(), lip_owner),
+        ] {
+            let out = run(&mut w, port, &f);
+            if index == owner {
+                assert!(out.redirected.is_empty(), "worker {index}");
+            } else {
+                assert_eq!(out.redirected.len(), 1, "worker {index}");
+                assert_eq!(out.redirected[0].0, owner);
+            }
+        }
+    }
 }

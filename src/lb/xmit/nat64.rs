@@ -483,9 +483,7 @@ fn add4(patch: Patch, src: Ipv4Addr, dst: Ipv4Addr) -> Patch {
 /// Writes the ports of the transport header `seg` and adds their change
 /// to `patch`.
 fn ports(seg: &mut [u8], patch: Patch, src: u16, dst: u16) -> Patch {
-    let patch = patch
-        .word(get_u16(seg, 0), src)
-        .word(get_u16(seg, 2), dst);
+    let patch = patch.word(get_u16(seg, 0), src).word(get_u16(seg, 2), dst);
     put_u16(seg, 0, src);
     put_u16(seg, 2, dst);
     patch

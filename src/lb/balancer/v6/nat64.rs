@@ -166,11 +166,11 @@ impl Balancer {
             key.proto,
         );
         let counters = &mut self.counters;
-        let inserted =
-            self.conns6
-                .insert(*key, reply, ConnInit::new(vs, rs), now, |c| {
-                    counters.forget(c, now)
-                });
+        let inserted = self
+            .conns6
+            .insert(*key, reply, ConnInit::new(vs, rs), now, |c| {
+                counters.forget(c, now)
+            });
         let id = match inserted {
             Ok(id) => id,
             Err(e) => {

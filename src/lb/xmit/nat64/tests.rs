@@ -152,7 +152,11 @@ fn assert_v6_sums(p: &[u8]) {
     assert_eq!(40 + plen, p.len(), "payload length");
     let src = Ipv6Addr::from(<[u8; 16]>::try_from(&p[8..24]).unwrap());
     let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&p[24..40]).unwrap());
-    assert_eq!(rfc1071(&pseudo6(src, dst, p[6], &p[40..])), 0, "upper layer");
+    assert_eq!(
+        rfc1071(&pseudo6(src, dst, p[6], &p[40..])),
+        0,
+        "upper layer"
+    );
 }
 
 fn translated_v4(buf: &[u8], t: Translated) -> Vec<u8> {
@@ -233,11 +237,23 @@ fn udp_is_translated_both_ways() {
 
 #[test]
 fn a_real_server_reply_reaches_the_client_as_ipv6_from_the_vip() {
-    let reply = v4(TCP, RIP, LIP, segment(TCP, 8080, 1024, b"hi"), &[], 64, true);
+    let reply = v4(
+        TCP,
+        RIP,
+        LIP,
+        segment(TCP, 8080, 1024, b"hi"),
+        &[],
+        64,
+        true,
+    );
     let r = to_client(&reply).unwrap();
     assert_eq!(r.len(), 40 + 20 + 2);
     assert_eq!(r[0] >> 4, 6);
-    assert_eq!(((r[0] & 0x0f) << 4) | (r[1] >> 4), 0xb8, "TOS → traffic class");
+    assert_eq!(
+        ((r[0] & 0x0f) << 4) | (r[1] >> 4),
+        0xb8,
+        "TOS → traffic class"
+    );
     assert_eq!(r[6], TCP);
     assert_eq!(r[7], 63, "hop limit: the TTL less one");
     assert_eq!(&r[8..24], &VIP.octets());
@@ -249,7 +265,15 @@ fn a_real_server_reply_reaches_the_client_as_ipv6_from_the_vip() {
 #[test]
 fn ipv4_options_of_the_real_server_are_dropped() {
     let options = [1, 1, 1, 0]; // NOPs, end of list
-    let reply = v4(TCP, RIP, LIP, segment(TCP, 8080, 1024, b"hi"), &options, 64, true);
+    let reply = v4(
+        TCP,
+        RIP,
+        LIP,
+        segment(TCP, 8080, 1024, b"hi"),
+        &options,
+        64,
+        true,
+    );
     let mut buf = vec![0u8; GROWTH];
     buf.extend_from_slice(&reply);
     let t = to_ipv6(&mut buf, vip(), client()).unwrap();
@@ -324,7 +348,14 @@ fn a_udp_zero_checksum_from_the_client_is_refused() {
 /// An ICMPv6 error of `ty`/`code` (rest `rest`) from the client's router
 /// quoting the reply the balancer sent the client.
 fn icmpv6_error(ty: u8, code: u8, rest: u32) -> Vec<u8> {
-    let quoted = v6(TCP, VIP, CLIENT, segment(TCP, 80, 40000, &[0; 100]), &[], 60);
+    let quoted = v6(
+        TCP,
+        VIP,
+        CLIENT,
+        segment(TCP, 80, 40000, &[0; 100]),
+        &[],
+        60,
+    );
     let mut msg = vec![ty, code, 0, 0];
     msg.extend_from_slice(&rest.to_be_bytes());
     msg.extend_from_slice(&quoted);
@@ -429,7 +460,15 @@ fn errors_without_a_twin_are_refused() {
 fn translation_never_panics_on_cut_or_garbled_bytes() {
     let good6 = v6(TCP, CLIENT, VIP, segment(TCP, 40000, 80, b"abc"), &[], 64);
     let err6 = icmpv6_error(2, 0, 1400);
-    let good4 = v4(TCP, RIP, LIP, segment(TCP, 8080, 1024, b"abc"), &[], 64, true);
+    let good4 = v4(
+        TCP,
+        RIP,
+        LIP,
+        segment(TCP, 8080, 1024, b"abc"),
+        &[],
+        64,
+        true,
+    );
     for cut in 0..good6.len().max(err6.len()) {
         let mut a = good6[..cut.min(good6.len())].to_vec();
         let _ = to_ipv4(&mut a, local(), real(), 0);
