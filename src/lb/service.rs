@@ -795,7 +795,14 @@ impl ServiceTable {
     /// compare while no service is NAT64.
     #[inline]
     pub fn is_nat64_local(&self, ip: Ipv4Addr) -> bool {
-        !self.locals64.is_empty() && self.locals64.binary_search(&ip).is_ok()
+        !self.locals64.is_empty() && self.among_nat64_locals(ip)
+    }
+
+    /// The search behind [`ServiceTable::is_nat64_local`], kept out of
+    /// line: the IPv4 path inlines only the empty check.
+    #[inline(never)]
+    fn among_nat64_locals(&self, ip: Ipv4Addr) -> bool {
+        self.locals64.binary_search(&ip).is_ok()
     }
 
     /// Every distinct FullNAT local address, in address order.

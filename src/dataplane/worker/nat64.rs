@@ -7,9 +7,11 @@
 //! IP header (the frame shrinks at the front for 6→4 and grows by
 //! `nat64::GROWTH` for 4→6, as a TUN header is prepended) and its
 //! EtherType follows; the route and the neighbour are the new family's.
-//! The IPv4 receive path comes here for packets to a NAT64 local address
-//! only (`ServiceTable::is_nat64_local`: one compare while no service is
-//! NAT64), the IPv6 path for `Decision6::Nat64ToRealServer` and
+//! The IPv4 receive path comes here only for a TCP or UDP packet the IPv4
+//! table did not know (`Decision::Drop(NoConnection)`) sent to a NAT64
+//! local address (`ServiceTable::is_nat64_local`), and for ICMP and
+//! fragments to one: a packet of an IPv4 connection never asks. The IPv6
+//! path comes for `Decision6::Nat64ToRealServer` and
 //! `IcmpRoute6::Nat64ToRealServer`.
 //!
 //! Fragments are refused and counted (`nat64_fragment`): a first IPv6
@@ -20,11 +22,11 @@
 //! has DF, and is dropped (`too_big`) otherwise.
 
 use super::forward::quoted_flow;
-use super::parse::{Frag, Ipv4Info, L4};
+use super::parse::Ipv4Info;
 use super::Worker;
 use crate::dataplane::io::{Frame, Output};
 use crate::dataplane::stats::DropReason;
-use crate::lb::balancer::Nat64Reply;
+use crate::lb::balancer::{Flow, Nat64Reply};
 use crate::lb::xmit::nat64::{self, Translated};
 use crate::lb::xmit::{Endpoint, Endpoint6, XmitError};
 use crate::wire::{icmp, ipv4, ipv6};
@@ -56,38 +58,28 @@ impl<F: Frame> Worker<F> {
         self.route_and_send(real.ip, frame, now, out)
     }
 
-    /// An IPv4 packet to a NAT64 local address: a real server's reply (or
-    /// an ICMP error about what rvs sent it) translated to the client, or
-    /// dropped.
+    /// An IPv4 TCP or UDP packet (at `l3`, of `flow`) to a NAT64 local
+    /// address that the IPv4 table does not know: a real server's reply
+    /// translated to the client, or dropped. Out of line: the IPv4 path it
+    /// branches from stays as it was.
+    #[inline(never)]
     pub(super) fn nat64_from_real_server<O: Output<F>>(
         &mut self,
-        ip: &Ipv4Info,
+        l3: usize,
+        flow: &Flow,
         frame: F,
         now: u64,
         out: &mut O,
     ) -> Result<(), DropReason> {
-        if ip.frag != Frag::Whole {
-            return Err(DropReason::Nat64Fragment);
-        }
-        if ip.protocol == u8::from(ipv4::Protocol::Icmp) {
-            return self.nat64_icmp_to_client(ip, frame, now, out);
-        }
-        let flow = match &ip.l4 {
-            L4::Flow(flow) => flow,
-            L4::Bad(reason) => return Err(*reason),
-            L4::None => return Err(DropReason::UnsupportedProtocol),
-        };
-        if ip.ttl <= 1 {
-            return Err(DropReason::TtlExpired);
-        }
         let decision =
             self.lb
                 .decide_nat64_reply(&flow.key, flow.protocol, flow.flags, flow.bytes, now);
-        let (vip, client) = match decision {
-            Nat64Reply::ToClient { vip, client } => (vip, client),
-            Nat64Reply::Drop(r) => return Err(r.into()),
-        };
-        self.nat64_to_client(ip, vip, client, frame, now, out)
+        match decision {
+            Nat64Reply::ToClient { vip, client } => {
+                self.nat64_to_client(l3, vip, client, frame, now, out)
+            }
+            Nat64Reply::Drop(r) => Err(r.into()),
+        }
     }
 
     /// Translates the reply `ip` to IPv6 from `vip` to `client` and sends
@@ -95,14 +87,13 @@ impl<F: Frame> Worker<F> {
     /// the real server (DF) or dropped.
     fn nat64_to_client<O: Output<F>>(
         &mut self,
-        ip: &Ipv4Info,
+        l3: usize,
         vip: Endpoint6,
         client: Endpoint6,
         mut frame: F,
         now: u64,
         out: &mut O,
     ) -> Result<(), DropReason> {
-        let l3 = usize::from(ip.l3);
         let (grown, df) = {
             let p = ipv4::Packet::new_checked(&frame.data()[l3..])
                 .map_err(|_| DropReason::Truncated)?;
@@ -134,16 +125,20 @@ impl<F: Frame> Worker<F> {
         self.forward_toward6(l3, client.ip, false, frame, now, out)
     }
 
-    /// An ICMP error to a NAT64 local address about a packet rvs sent a
-    /// real server: translated to ICMPv6 from the VIP to the client,
-    /// quoting what the client sent.
-    fn nat64_icmp_to_client<O: Output<F>>(
+    /// An ICMP message to a NAT64 local address: an error about a packet
+    /// rvs sent a real server is translated to ICMPv6 from the VIP to the
+    /// client, quoting what the client sent; anything else is dropped.
+    #[inline(never)]
+    pub(super) fn nat64_icmp_to_client<O: Output<F>>(
         &mut self,
         ip: &Ipv4Info,
         mut frame: F,
         now: u64,
         out: &mut O,
     ) -> Result<(), DropReason> {
+        if ip.is_fragment() {
+            return Err(DropReason::Nat64Fragment);
+        }
         let l3 = usize::from(ip.l3);
         let key = {
             let packet = ipv4::Packet::new_unchecked(&frame.data()[l3..]);
