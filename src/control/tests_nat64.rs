@@ -117,3 +117,19 @@ fn a_nat64_local_address_may_not_be_an_ipv4_services_too() {
     assert_eq!(e[0].field, "virtual_server[0].local_addresses");
     assert!(e[0].message.contains("NAT64"), "{e:?}");
 }
+
+#[test]
+fn an_icmp_check_probes_nat64_real_servers_over_ipv4() {
+    let extra = format!("{LOCALS}\n[virtual_server.health_check]\ntype = \"icmp\"\n");
+    let c = config(&[
+        DPDK,
+        EXT,
+        INT,
+        &vs("[2001:db8::10]:80", "fullnat", &extra, &["10.1.0.11:8080"]),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.virtual_servers[0].health_check.kind,
+        crate::control::config::HealthCheckKind::Icmp
+    );
+}

@@ -1355,7 +1355,12 @@ fn virtual_servers(
             s => s,
         };
         let health_check = match health_check {
-            Some(hc) if ipv6 && hc.kind == HealthCheckKind::Icmp => {
+            // NAT64's real servers (FullNAT from an IPv6 VIP) are IPv4.
+            Some(hc)
+                if ipv6
+                    && hc.kind == HealthCheckKind::Icmp
+                    && forward != Some(ForwardMethod::FullNat) =>
+            {
                 errors.push(
                     f("health_check.type"),
                     t.health_check.as_ref().map(|v| v.span()),
