@@ -212,3 +212,6 @@ fn ends(reply: &FlowKey6) -> Option<(Endpoint, Endpoint)> {
     let real = Endpoint::new(reply.src.to_ipv4_mapped()?, reply.src_port);
     Some((local, real))
 }
+
+#[cfg(test)]
+mod tests;
