@@ -944,7 +944,8 @@ pub fn targets(services: &ServiceTable, configs: &[VirtualServerConfig]) -> Vec<
                 rs: r,
                 // An IPv6 service's servers are checked at their IPv6
                 // addresses (`lb::service::Ipv6Addrs`).
-                endpoint: match vs.real_endpoint6(r) {
+                // NAT64's are IPv4 (`VirtualService::is_nat64`).
+                endpoint: match vs.real_endpoint6(r).filter(|_| !vs.is_nat64()) {
                     Some(e) => SocketAddr::from((e.ip, e.port)),
                     None => SocketAddr::from((rs.endpoint.ip, rs.endpoint.port)),
                 },

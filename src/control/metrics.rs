@@ -676,6 +676,18 @@ impl SnapshotCollector {
             "Later IPv4 fragments that came before their first and waited for it.",
             &per(|s| s.fragments_queued),
         )?;
+        counters(
+            encoder,
+            "rvs_worker_nat64_to_ipv4",
+            "NAT64: IPv6 packets and ICMPv6 errors translated to IPv4 (client to real server).",
+            &per(|s| s.nat64_to_ipv4),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_nat64_to_ipv6",
+            "NAT64: IPv4 packets and ICMP errors translated to IPv6 (real server to client).",
+            &per(|s| s.nat64_to_ipv6),
+        )?;
         let carried = |pick: fn(&WorkerStats) -> Vec<(&'static str, u64)>, label: &'static str| {
             workers
                 .iter()

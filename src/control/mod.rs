@@ -84,6 +84,8 @@ mod tests_ipv6;
 #[cfg(test)]
 mod tests_ipv6_services;
 #[cfg(test)]
+mod tests_nat64;
+#[cfg(test)]
 mod tests_runtime;
 
 pub use config::TlsCheckConfig;

@@ -40,9 +40,11 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
         SocketAddr::V4(a) => Endpoint::new(*a.ip(), a.port()),
         SocketAddr::V6(a) => Endpoint::new(Ipv4Addr::UNSPECIFIED, a.port()),
     };
+    // An IPv4 server of an IPv6 service (NAT64) is named by its
+    // IPv4-mapped address in the IPv6 fields (`lb::service::VirtualService::is_nat64`).
     let v6 = |a: &SocketAddr| match a {
         SocketAddr::V6(a) => *a.ip(),
-        SocketAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
+        SocketAddr::V4(a) => a.ip().to_ipv6_mapped(),
     };
     VirtualService {
         name: v.name.clone(),

@@ -1354,8 +1354,17 @@ fn virtual_servers(
             }
             s => s,
         };
+        // NAT64's real servers (FullNAT from an IPv6 VIP with IPv4 local
+        // addresses) are IPv4: ICMP reaches them.
+        let nat64 = forward == Some(ForwardMethod::FullNat)
+            && t.local_addresses.as_ref().is_some_and(|l| {
+                l.get_ref()
+                    .0
+                    .iter()
+                    .any(|a| a.get_ref().parse::<std::net::Ipv4Addr>().is_ok())
+            });
         let health_check = match health_check {
-            Some(hc) if ipv6 && hc.kind == HealthCheckKind::Icmp => {
+            Some(hc) if ipv6 && hc.kind == HealthCheckKind::Icmp && !nat64 => {
                 errors.push(
                     f("health_check.type"),
                     t.health_check.as_ref().map(|v| v.span()),
@@ -1408,6 +1417,9 @@ fn virtual_servers(
         );
         let local = fullnat::local_addresses(t, forward, address, interfaces, routes, &f, errors);
         ok &= local.is_some();
+        if let (true, Some(ForwardMethod::FullNat), Some(local)) = (ipv6, forward, &local) {
+            ok &= fullnat::ipv6_servers(local, real_servers.as_deref(), sorry_server, &f, errors);
+        }
 
         match (
             name,
@@ -1948,7 +1960,7 @@ fn check_backend(
     errors: &mut Errors,
 ) -> bool {
     if let Some(vip) = vip {
-        if let Err(e) = same_family(what, addr, vip) {
+        if let Err(e) = same_family(what, addr, vip, forward) {
             errors.push(field, span, e);
             return false;
         }
@@ -1972,16 +1984,26 @@ fn check_backend(
 }
 
 /// The one place that says which families a virtual server and one of its
-/// servers (`what`) may be: the same. (FullNAT's NAT64, an IPv6 VIP with
-/// IPv4 real servers, is the exception to allow here when it comes.)
-fn same_family(what: &str, addr: SocketAddr, vip: SocketAddr) -> Result<(), String> {
+/// servers (`what`) may be: the same, or (NAT64, `lb::xmit::nat64`) an
+/// IPv6 virtual server forwarding by FullNAT to IPv4 servers (whose local
+/// addresses `fullnat::ipv6_servers` then matches).
+fn same_family(
+    what: &str,
+    addr: SocketAddr,
+    vip: SocketAddr,
+    forward: Option<ForwardMethod>,
+) -> Result<(), String> {
     if addr.is_ipv4() == vip.is_ipv4() {
+        return Ok(());
+    }
+    if vip.is_ipv6() && forward == Some(ForwardMethod::FullNat) {
         return Ok(());
     }
     let family = |a: SocketAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
     Err(format!(
         "{addr}: the {what} is {} but the virtual server {vip} is {}; a virtual server and its \
-         servers are of one family",
+         servers are of one family, except NAT64: an IPv6 virtual server with forward = \
+         \"fullnat\", IPv4 local_addresses and IPv4 servers",
         family(addr),
         family(vip)
     ))

@@ -104,11 +104,18 @@ pub enum DropReason {
     /// local addresses this worker owns is taken (TCP: answered with a
     /// reset as well).
     LocalPortsExhausted,
+    /// NAT64: a fragment to or from a NAT64 service (IPv6 from the
+    /// client, IPv4 from the real server); not translated.
+    Nat64Fragment,
+    /// NAT64: a packet or ICMP error with no translation (RFC 7915: an
+    /// ICMP type or code without a twin, a parameter problem's pointer,
+    /// a UDP checksum of zero from the IPv6 client, a cut header).
+    Nat64Untranslatable,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 36] = [
+    pub const ALL: [DropReason; 38] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::BadChecksum,
@@ -145,6 +152,8 @@ impl DropReason {
         DropReason::NdInvalid,
         DropReason::Icmpv6RateLimited,
         DropReason::LocalPortsExhausted,
+        DropReason::Nat64Fragment,
+        DropReason::Nat64Untranslatable,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -188,6 +197,8 @@ impl DropReason {
             DropReason::NdInvalid => "nd_invalid",
             DropReason::Icmpv6RateLimited => "icmpv6_rate_limited",
             DropReason::LocalPortsExhausted => "local_ports_exhausted",
+            DropReason::Nat64Fragment => "nat64_fragment",
+            DropReason::Nat64Untranslatable => "nat64_untranslatable",
         }
     }
 }
@@ -274,13 +285,19 @@ pub struct WorkerStats {
     pub icmpv6_echo_answered: u64,
     /// ICMPv6 errors rvs sent (time exceeded, packet too big, unreachable).
     pub icmpv6_errors_sent: u64,
+    /// NAT64: IPv6 packets (and ICMPv6 errors) translated to IPv4, client
+    /// to real server.
+    pub nat64_to_ipv4: u64,
+    /// NAT64: IPv4 packets (and ICMP errors) translated to IPv6, real
+    /// server to client.
+    pub nat64_to_ipv6: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
     /// What the client-address hooks did (`client_address` services).
     pub client_addr: ClientAddrStats,
 }
 
-const SCALARS: usize = 33;
+const SCALARS: usize = 35;
 const CELLS: usize = SCALARS + DropReason::COUNT + ClientAddrStats::COUNT;
 
 impl Default for WorkerStats {
@@ -346,6 +363,8 @@ impl WorkerStats {
             self.nd_adverts_announced,
             self.icmpv6_echo_answered,
             self.icmpv6_errors_sent,
+            self.nat64_to_ipv4,
+            self.nat64_to_ipv6,
         ]);
         let carried = SCALARS + DropReason::COUNT;
         c[SCALARS..carried].copy_from_slice(&self.drops);
@@ -391,6 +410,8 @@ impl WorkerStats {
             nd_adverts_announced: c[30],
             icmpv6_echo_answered: c[31],
             icmpv6_errors_sent: c[32],
+            nat64_to_ipv4: c[33],
+            nat64_to_ipv6: c[34],
             drops,
             client_addr: ClientAddrStats::from_slice(&c[carried..]),
         }
@@ -436,6 +457,8 @@ impl WorkerStats {
             "nd_adverts_announced": self.nd_adverts_announced,
             "icmpv6_echo_answered": self.icmpv6_echo_answered,
             "icmpv6_errors_sent": self.icmpv6_errors_sent,
+            "nat64_to_ipv4": self.nat64_to_ipv4,
+            "nat64_to_ipv6": self.nat64_to_ipv6,
             "drops": drops,
         });
         self.client_addr.add_to_json(&mut v);

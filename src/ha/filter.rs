@@ -67,7 +67,8 @@ impl RecordFilter {
     /// (or sorry server, by IPv6 endpoint) are configured here, its
     /// timeout capped at the local one: [`RecordFilter::check`]'s rules.
     /// A FullNAT service's record (not REMOVED) must carry one of the
-    /// service's IPv6 local addresses, else `UnknownLocalAddress`.
+    /// service's local addresses (IPv6, or IPv4-mapped for NAT64), else
+    /// `UnknownLocalAddress`.
     pub fn check6(&self, r: &Record6) -> Result<Admitted6, RecordError> {
         let vs = self
             .services
@@ -82,9 +83,7 @@ impl RecordFilter {
         }
         if service.forward == ForwardMethod::FullNat
             && !r.removed
-            && !r
-                .local
-                .is_some_and(|l| service.local.addresses6.contains(&l.ip))
+            && !r.local.is_some_and(|l| service.has_local6(l.ip))
         {
             return Err(RecordError::UnknownLocalAddress);
         }

@@ -927,6 +927,7 @@ impl Balancer {
                     self.counters.local.claim(r.dst, r.proto, r.dst_port);
                 }
             }
+            self.claim_nat64_ports(services);
         }
         let local = &self.counters.local;
         self.local_by_vs = services
@@ -2064,6 +2065,7 @@ mod fullnat6;
 mod sync6;
 mod v6;
 pub use fullnat6::LocalOwner6;
+pub use v6::nat64::{key64, Nat64Reply};
 pub use v6::{Decision6, Flow6, IcmpRoute6};
 
 #[cfg(test)]

@@ -44,9 +44,11 @@ pub trait IpFamily:
     fn client_prefix_len(ipv4_prefix_len: u8) -> u8;
     /// Whether a service's `allow`/`deny` lists let this client in.
     fn allowed_by(self, acl: &Acl) -> bool;
-    /// The address as IPv4; `None` for IPv6. With [`IpFamily::as_ipv6`],
-    /// how a generic path picks its family's state (FullNAT's local
-    /// ports): a constant once monomorphised, so the other branch goes.
+    /// The address as IPv4: an IPv4 address itself, an IPv4-mapped IPv6
+    /// address (`::ffff:a.b.c.d`, how a NAT64 connection's reply key names
+    /// its IPv4 ends: `lb::xmit::nat64`) the address it maps; `None` for
+    /// other IPv6 addresses. With [`IpFamily::as_ipv6`], how a generic path
+    /// picks its family's state (FullNAT's local ports).
     fn as_ipv4(self) -> Option<Ipv4Addr>;
     /// The address as IPv6; `None` for IPv4.
     fn as_ipv6(self) -> Option<Ipv6Addr>;
@@ -94,7 +96,7 @@ impl IpFamily for Ipv6Addr {
 
     #[inline]
     fn as_ipv4(self) -> Option<Ipv4Addr> {
-        None
+        self.to_ipv4_mapped()
     }
 
     #[inline]

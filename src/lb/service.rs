@@ -242,7 +242,7 @@ impl VirtualService {
     /// Real server `rs` (or the sorry server for [`SORRY_SERVER`]), of
     /// either family.
     pub fn real_addr(&self, rs: RealServerId) -> Option<std::net::SocketAddr> {
-        if self.is_ipv6() {
+        if self.is_ipv6() && !self.is_nat64() {
             let e = self.real_endpoint6(rs)?;
             return Some(std::net::SocketAddr::from((e.ip, e.port)));
         }
@@ -258,6 +258,28 @@ impl VirtualService {
     #[inline]
     pub fn is_ipv6(&self) -> bool {
         self.ipv6.is_some()
+    }
+
+    /// True for NAT64 (`lb::xmit::nat64`): an IPv6 service forwarding by
+    /// FullNAT from IPv4 local addresses to IPv4 real servers. Its
+    /// `real_servers[i].endpoint` (and `sorry_server`) hold the servers'
+    /// IPv4 addresses; [`Ipv6Addrs::real_servers`] their IPv4-mapped
+    /// forms, the addresses the IPv6 connection table keys replies by.
+    #[inline]
+    pub fn is_nat64(&self) -> bool {
+        self.ipv6.is_some()
+            && self.forward == ForwardMethod::FullNat
+            && !self.local.addresses.is_empty()
+    }
+
+    /// True when `ip`, as an IPv6 connection's local end names it, is one
+    /// of this service's local addresses: an IPv6 one (FullNAT over IPv6),
+    /// or an IPv4 one written IPv4-mapped (NAT64). For HA sync records.
+    pub fn has_local6(&self, ip: Ipv6Addr) -> bool {
+        match ip.to_ipv4_mapped() {
+            Some(v4) => self.is_nat64() && self.local.addresses.contains(&v4),
+            None => self.local.addresses6.contains(&ip),
+        }
     }
 
     /// The VIP and port of an IPv6 service.
@@ -417,6 +439,9 @@ pub struct ServiceTable {
     locals: Vec<Ipv4Addr>,
     /// Every IPv6 FullNAT local address (distinct, sorted).
     locals6: Vec<Ipv6Addr>,
+    /// The local addresses of NAT64 services (a subset of `locals`, sorted):
+    /// replies to them are looked up in the IPv6 table.
+    locals64: Vec<Ipv4Addr>,
 }
 
 impl ServiceTable {
@@ -446,7 +471,18 @@ impl ServiceTable {
             (HashMap::new(), HashMap::<_, Vec<_>>::new(), Vec::new());
         let mut locals = Vec::new();
         let mut locals6 = Vec::new();
+        let mut locals64 = Vec::new();
         for (i, s) in services.iter().enumerate() {
+            if s.is_nat64() {
+                for &a in &s.local.addresses {
+                    if !locals.contains(&a) {
+                        locals.push(a);
+                    }
+                    if !locals64.contains(&a) {
+                        locals64.push(a);
+                    }
+                }
+            }
             if s.forward == ForwardMethod::FullNat {
                 for &a in &s.local.addresses6 {
                     if !locals6.contains(&a) {
@@ -507,6 +543,7 @@ impl ServiceTable {
         }
         locals.sort_unstable();
         locals6.sort_unstable();
+        locals64.sort_unstable();
         let draining_servers = services
             .iter()
             .enumerate()
@@ -547,6 +584,7 @@ impl ServiceTable {
             vips6,
             locals,
             locals6,
+            locals64,
         };
         (table.effective, table.priority) = table.compute_effective(|_, _| ServerState::default());
         table.weights = table.compute_weights(|_, _| ServerState::default());
@@ -777,6 +815,21 @@ impl ServiceTable {
     #[inline]
     pub fn is_local_address(&self, ip: Ipv4Addr) -> bool {
         !self.locals.is_empty() && self.locals.binary_search(&ip).is_ok()
+    }
+
+    /// True when `ip` is a local address of a NAT64 service: a packet to
+    /// it belongs to the IPv6 table (`lb::balancer::v6::nat64`). One
+    /// compare while no service is NAT64.
+    #[inline]
+    pub fn is_nat64_local(&self, ip: Ipv4Addr) -> bool {
+        !self.locals64.is_empty() && self.among_nat64_locals(ip)
+    }
+
+    /// The search behind [`ServiceTable::is_nat64_local`], kept out of
+    /// line: the IPv4 path inlines only the empty check.
+    #[inline(never)]
+    fn among_nat64_locals(&self, ip: Ipv4Addr) -> bool {
+        self.locals64.binary_search(&ip).is_ok()
     }
 
     /// Every distinct FullNAT local address, in address order.

@@ -119,10 +119,10 @@ pub(super) fn local_addresses(
 }
 
 /// The one place that says which family a local address `ip` of the
-/// virtual server `vip` may be: its own. An IPv6 virtual server with IPv4
-/// local addresses (NAT64: IPv4 real servers behind an IPv6 VIP) is
-/// refused until it is built; relax it here when it is. False (reported
-/// at `field`) when refused.
+/// virtual server `vip` may be: an IPv4 virtual server's are IPv4; an
+/// IPv6 virtual server's are IPv6 (FullNAT over IPv6) or IPv4 (NAT64:
+/// IPv4 real servers behind an IPv6 VIP), which [`ipv6_servers`] matches
+/// with its servers. False (reported at `field`) when refused.
 fn local_family(
     vip: SocketAddr,
     ip: IpAddr,
@@ -130,18 +130,17 @@ fn local_family(
     span: Option<std::ops::Range<usize>>,
     errors: &mut Errors,
 ) -> bool {
-    let message = match (vip, ip) {
-        (SocketAddr::V4(_), IpAddr::V4(_)) | (SocketAddr::V6(_), IpAddr::V6(_)) => return true,
-        (SocketAddr::V4(_), IpAddr::V6(_)) => format!(
+    if vip.is_ipv6() || ip.is_ipv4() {
+        return true;
+    }
+    errors.push(
+        field,
+        span,
+        format!(
             "{ip} is IPv6 but the virtual server {vip} is IPv4: an IPv4 virtual server takes \
              IPv4 local addresses"
         ),
-        (SocketAddr::V6(_), IpAddr::V4(_)) => format!(
-            "{ip} is IPv4 but the virtual server {vip} is IPv6: an IPv6 virtual server takes \
-             IPv6 local addresses (IPv6 to IPv4, NAT64, is not supported yet)"
-        ),
-    };
-    errors.push(field, span, message);
+    );
     false
 }
 
@@ -272,6 +271,65 @@ fn port_range(
     Some((lo, hi))
 }
 
+/// The servers of an IPv6 virtual server forwarding by FullNAT are of its
+/// local addresses' family: IPv6 local addresses serve IPv6 servers
+/// (FullNAT over IPv6), IPv4 ones IPv4 servers (NAT64,
+/// `lb::xmit::nat64`); both families at once are refused. False when one
+/// is not.
+pub(super) fn ipv6_servers(
+    local: &LocalAddresses,
+    real_servers: Option<&[crate::control::config::RealServerConfig]>,
+    sorry_server: Option<Option<std::net::SocketAddr>>,
+    f: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) -> bool {
+    if !local.addresses.is_empty() && !local.addresses6.is_empty() {
+        errors.push(
+            f("local_addresses"),
+            None,
+            "IPv4 and IPv6 local addresses at once: IPv6 ones serve IPv6 real servers (FullNAT \
+             over IPv6), IPv4 ones IPv4 real servers (NAT64); choose one family"
+                .to_string(),
+        );
+        return false;
+    }
+    let nat64 = !local.addresses.is_empty();
+    let refuse = |field: String, addr: std::net::SocketAddr, errors: &mut Errors| {
+        let message = if nat64 {
+            format!(
+                "{addr}: this IPv6 virtual server has IPv4 local_addresses (NAT64), so its \
+                 servers are IPv4; IPv6 servers take IPv6 local_addresses (FullNAT over IPv6)"
+            )
+        } else {
+            format!(
+                "{addr}: this IPv6 virtual server has IPv6 local_addresses (FullNAT over IPv6), \
+                 so its servers are IPv6; IPv4 servers behind an IPv6 VIP take IPv4 \
+                 local_addresses (NAT64)"
+            )
+        };
+        errors.push(field, None, message);
+    };
+    let wrong = |a: std::net::SocketAddr| a.is_ipv6() == nat64;
+    let mut ok = true;
+    for (j, r) in real_servers.unwrap_or_default().iter().enumerate() {
+        if wrong(r.address) {
+            refuse(
+                format!("{}[{j}].address", f("real_server")),
+                r.address,
+                errors,
+            );
+            ok = false;
+        }
+    }
+    if let Some(Some(addr)) = sorry_server {
+        if wrong(addr) {
+            refuse(f("sorry_server"), addr, errors);
+            ok = false;
+        }
+    }
+    ok
+}
+
 /// Across virtual servers: a local address is no VIP, and services of one
 /// protocol sharing a local address give it the same port range (their
 /// connections share its ports).
@@ -292,6 +350,22 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
                         v.name
                     ),
                 );
+            }
+            if let Some((j, o)) = services.iter().enumerate().find(|(_, o)| {
+                o.address.is_ipv4() != s.address.is_ipv4() && o.local.addresses.contains(&a)
+            }) {
+                if s.address.is_ipv6() {
+                    errors.push(
+                        format!("virtual_server[{i}].local_addresses"),
+                        None,
+                        format!(
+                            "{a} is also a local address of the IPv4 virtual server \
+                             virtual_server[{j}] ({:?}): a NAT64 service's local addresses are \
+                             its own (a reply to one is looked up among IPv6 connections)",
+                            o.name
+                        ),
+                    );
+                }
             }
             if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
                 o.protocol == s.protocol

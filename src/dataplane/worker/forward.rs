@@ -200,6 +200,14 @@ impl<F: Frame> Worker<F> {
                 self.stats.drop(DropReason::LocalPortsExhausted);
                 self.reset(l3, frame, now, out)
             }
+            Decision::Drop(Refusal::NoConnection)
+                if self.lb.services().is_nat64_local(flow.key.dst) =>
+            {
+                // NAT64: a reply to a local address of an IPv6 service;
+                // its connection is in the IPv6 table (`nat64.rs`). Asked
+                // only when the IPv4 table has none: IPv4 pays nothing.
+                self.nat64_from_real_server(l3, flow, frame, now, out)
+            }
             Decision::Drop(refusal) => Err(refusal.into()),
             Decision::SynCookie { cookie, mss } => {
                 let syn = synproxy::read(&frame.data()[l3..]).ok_or(DropReason::Malformed)?;
@@ -321,6 +329,9 @@ impl<F: Frame> Worker<F> {
                     self.stats.drop(DropReason::FragmentUnmatched);
                 }
                 return Err(match other {
+                    Decision::Drop(_) if self.lb.services().is_nat64_local(ip.dst) => {
+                        DropReason::Nat64Fragment
+                    }
                     Decision::Drop(refusal) => refusal.into(),
                     _ => DropReason::Fragment,
                 });
@@ -363,6 +374,10 @@ impl<F: Frame> Worker<F> {
         now: u64,
         out: &mut O,
     ) -> Result<(), DropReason> {
+        if self.lb.services().is_nat64_local(ip.dst) {
+            // NAT64 translates no fragment (`nat64.rs`).
+            return Err(DropReason::Nat64Fragment);
+        }
         let key = frag_key(ip);
         match self.frags.lookup(&key, now) {
             Some(route) => self.follow(ip, route, frame, now, out),
@@ -647,6 +662,10 @@ impl<F: Frame> Worker<F> {
         now: u64,
         out: &mut O,
     ) -> Result<(), DropReason> {
+        if self.lb.services().is_nat64_local(ip.dst) {
+            // About a NAT64 connection: in the IPv6 table (`nat64.rs`).
+            return self.nat64_icmp_to_client(ip, frame, now, out);
+        }
         let l3 = usize::from(ip.l3);
         let packet = ipv4::Packet::new_unchecked(&frame.data()[l3..]);
         let dst_is_vip = self.lb.services().is_vip(ip.dst);
@@ -760,7 +779,7 @@ fn frag_key(ip: &Ipv4Info) -> FragKey {
 /// The tuple of the packet an ICMP error (the IPv4 packet `ip`) quotes, as
 /// that packet travelled, and its protocol; `None` when the error quotes
 /// no whole IPv4 header with TCP or UDP ports.
-fn quoted_flow(ip: &[u8]) -> Option<(FlowKey, Protocol)> {
+pub(super) fn quoted_flow(ip: &[u8]) -> Option<(FlowKey, Protocol)> {
     let outer = ipv4::Packet::new_checked(ip).ok()?;
     let msg = icmp::Packet::new_checked(outer.payload()).ok()?;
     let q = ipv4::Packet::new_checked_quoted(msg.data()).ok()?;

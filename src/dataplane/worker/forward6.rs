@@ -27,7 +27,8 @@
 //! come to an IPv6 local address, which the RSS model gives one worker
 //! (`worker_of6(lip)`, as `owner6` computes it without a device hash); a
 //! SYN that finds no free local port is counted (`local_ports_exhausted`)
-//! and answered with a reset.
+//! and answered with a reset. NAT64 (an IPv6 service in front of IPv4
+//! real servers) is `nat64.rs`.
 //!
 //! Not here yet: the SYN proxy over IPv6.
 
@@ -264,6 +265,16 @@ impl<F: Frame> Worker<F> {
                 nat6::rewrite(&mut frame.data_mut()[l3..], Side::Src, vip).map_err(xmit_drop6)?;
                 self.send_forwarded6(l3, frame, now, out)
             }
+            Decision6::Nat64ToRealServer {
+                local,
+                real,
+                created,
+            } => {
+                if created {
+                    self.stats.conns_created += 1;
+                }
+                self.nat64_to_real_server(l3, local, real, frame, now, out)
+            }
             Decision6::FullNatToRealServer {
                 local,
                 real,
@@ -281,7 +292,8 @@ impl<F: Frame> Worker<F> {
             }
             Decision6::Reset => self.reset6(l3, frame, now, out),
             Decision6::Drop(Refusal::NoLocalPort) if flow.protocol == Protocol::Tcp => {
-                // Counted, and the client told at once (as IPv4 FullNAT).
+                // FullNAT (over IPv6 or NAT64) out of local ports: counted,
+                // and the client told at once (as IPv4 FullNAT).
                 self.stats.drop(DropReason::LocalPortsExhausted);
                 self.reset6(l3, frame, now, out)
             }
@@ -461,6 +473,9 @@ impl<F: Frame> Worker<F> {
                 .map_err(xmit_drop6)?;
                 self.forward_toward6(l3, real.ip, false, frame, now, out)
             }
+            IcmpRoute6::Nat64ToRealServer { local, real } => {
+                self.nat64_icmp6_to_real_server(l3, local, real, frame, now, out)
+            }
         }
     }
 
@@ -563,7 +578,7 @@ impl<F: Frame> Worker<F> {
     /// destination, or a DR real server holding the VIP), the hop limit
     /// checked and decremented when `hop` (a translated ICMPv6 error had
     /// it decremented by its rewrite).
-    fn forward_toward6<O: Output<F>>(
+    pub(super) fn forward_toward6<O: Output<F>>(
         &mut self,
         l3: usize,
         toward: Ipv6Addr,

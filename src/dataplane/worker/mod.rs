@@ -26,6 +26,7 @@ mod carry;
 mod edge6;
 mod forward;
 mod forward6;
+mod nat64;
 pub(crate) mod parse;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,8 @@ mod tests_control;
 mod tests_lb;
 #[cfg(test)]
 mod tests_lb6;
+#[cfg(test)]
+mod tests_nat64;
 #[cfg(test)]
 mod tests_prefetch6;
 #[cfg(test)]

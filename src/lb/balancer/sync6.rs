@@ -6,9 +6,10 @@
 //! names another server), a new one is installed proven (what the active
 //! balancer had is not a flood's), and no timeout outlives the local one.
 //!
-//! FullNAT over IPv6: the record carries the local end
-//! (`SyncEvent6::local`); the standby keys the reply by it and takes the
-//! port out of its own pool, as for IPv4.
+//! FullNAT over IPv6 and NAT64: the record carries the local end
+//! (`SyncEvent6::local`; NAT64's IPv4 addresses IPv4-mapped, as its reply
+//! keys and real servers are); the standby keys the reply by it and takes
+//! the port out of its own pool (NAT64's: the IPv4 one), as for IPv4.
 
 use super::{Balancer, ConnInfo};
 use crate::lb::conn::{Conn6, ConnId, ConnInit, FlowKey6};
@@ -108,7 +109,8 @@ impl Balancer {
                 // FullNAT: the peer's local end, which this worker takes
                 // out of its pool below (a record without one, or with a
                 // local address the service does not have, is skipped).
-                (ForwardMethod::FullNat, Some(l)) if service.local.addresses6.contains(&l.ip) => {
+                // NAT64's ends are IPv4-mapped, as its reply keys are.
+                (ForwardMethod::FullNat, Some(l)) if service.has_local6(l.ip) => {
                     FlowKey6::new(real.ip, real.port, l.ip, l.port, proto)
                 }
                 (ForwardMethod::FullNat, _) => continue,
@@ -164,10 +166,13 @@ impl Balancer {
             {
                 if service.forward == ForwardMethod::FullNat {
                     // The port is this connection's here too (a no-op when
-                    // this worker does not own the local address).
-                    self.counters
-                        .local6
-                        .claim(reply.dst, reply.proto, reply.dst_port);
+                    // this worker does not own the local address): NAT64's
+                    // from the IPv4 pool.
+                    let (lip, proto, port) = (reply.dst, reply.proto, reply.dst_port);
+                    match lip.to_ipv4_mapped() {
+                        Some(lip4) => self.counters.local.claim(lip4, proto, port),
+                        None => self.counters.local6.claim(lip, proto, port),
+                    };
                 }
                 self.counters.created(self.conns6.get(id));
                 installed += 1;

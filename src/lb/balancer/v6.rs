@@ -14,7 +14,8 @@
 //!
 //! Not on this path yet: the SYN proxy (an IPv6 service is balanced
 //! without it). HA sync reports go through `report6` (module `sync6`,
-//! version-4 records).
+//! version-4 records). NAT64 (an IPv6 service, IPv4 local addresses and
+//! real servers) is in `nat64`.
 
 use super::{Balancer, Counters, Refusal};
 use crate::lb::conn::{
@@ -24,8 +25,10 @@ use crate::lb::conn::{
 use crate::lb::limits::LimitRefusal;
 use crate::lb::service::{ForwardMethod, Protocol, ServiceId, ServiceTable};
 use crate::lb::tcp_state::{self, TcpFlags};
-use crate::lb::xmit::Endpoint6;
+use crate::lb::xmit::{Endpoint, Endpoint6};
 use std::net::Ipv6Addr;
+
+pub mod nat64;
 
 /// One packet of an IPv6 TCP or UDP flow, as the worker's first look at
 /// the frame found it (the IPv6 twin of `Flow`).
@@ -64,6 +67,16 @@ pub enum Decision6 {
     ToClient {
         /// The service's address and port the reply must come from.
         vip: Endpoint6,
+    },
+    /// A client's packet of a NAT64 service (`nat64`): translate to IPv4
+    /// from `local` to `real` (`xmit::nat64::to_ipv4`).
+    Nat64ToRealServer {
+        /// The IPv4 local address and port it leaves from.
+        local: Endpoint,
+        /// The IPv4 real server.
+        real: Endpoint,
+        /// This packet created the connection.
+        created: bool,
     },
     /// Answer the client with a TCP reset (every server down, or its
     /// connection's server went down).
@@ -124,6 +137,14 @@ pub enum IcmpRoute6 {
         local: Endpoint6,
         /// The real server.
         real: Endpoint6,
+    },
+    /// About a reply of a NAT64 connection: to its IPv4 real server from
+    /// its local address, translated (`xmit::nat64::icmp_to_ipv4`).
+    Nat64ToRealServer {
+        /// The local address and port the connection leaves from.
+        local: Endpoint,
+        /// The real server.
+        real: Endpoint,
     },
 }
 
@@ -243,6 +264,15 @@ impl Balancer {
             },
         };
         let before = self.conns6.get(id).state();
+        if self.services.get(self.conns6.get(id).vs).is_nat64() {
+            // The IPv6 side of NAT64: only ever the client's (`nat64`).
+            if dir == Direction::Reply {
+                return Decision6::Drop(Refusal::NoConnection);
+            }
+            self.account6(id, dir, flow.flags, flow.bytes, now);
+            self.report6(id, before, created, now);
+            return self.nat64_to_real_server(id, created);
+        }
         let (vs, rs) = self.account6(id, dir, flow.flags, flow.bytes, now);
         self.report6(id, before, created, now);
         let service = self.services.get(vs);
@@ -272,6 +302,13 @@ impl Balancer {
         let (id, dir) = self.conns6.peek(key, now).ok_or(Refusal::NoConnection)?;
         let c = self.conns6.get(id);
         let service = self.services.get(c.vs);
+        if service.is_nat64() {
+            // Only errors about what rvs sent the client come by IPv6.
+            return match dir {
+                Direction::Original => self.nat64_icmp_route(id),
+                Direction::Reply => Err(Refusal::NoConnection),
+            };
+        }
         if service.forward == ForwardMethod::FullNat {
             return self.fullnat_icmp_route6(id, dir);
         }
@@ -395,6 +432,9 @@ impl Balancer {
             }
             Err(r) => return Err(r),
         };
+        if self.services.get(vs).is_nat64() {
+            return self.open_nat64(vs, rs, key, now);
+        }
         let service = self.services.get(vs);
         let real = service.real_endpoint6(rs).ok_or(Refusal::NoRealServer)?;
         let forward = service.forward;

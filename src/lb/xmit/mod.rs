@@ -18,6 +18,7 @@ pub mod fullnat;
 pub mod fullnat6;
 pub mod nat;
 pub mod nat6;
+pub mod nat64;
 #[cfg(test)]
 mod never_panics;
 pub mod rst;
