@@ -208,7 +208,7 @@ const fn method(fwd: ForwardMethod, family: Family) -> Method {
 const NAT: Method = method(ForwardMethod::Nat, Family::V4);
 
 /// Every method `--methods` knows, by name; the default runs all of them.
-const METHODS: [(&str, Method); 8] = [
+const METHODS: [(&str, Method); 9] = [
     ("nat", NAT),
     ("dr", method(ForwardMethod::Dr, Family::V4)),
     ("tun", method(ForwardMethod::Tun, Family::V4)),
@@ -217,7 +217,14 @@ const METHODS: [(&str, Method); 8] = [
     ("dr6", method(ForwardMethod::Dr, Family::V6)),
     ("tun6", method(ForwardMethod::Tun, Family::V6)),
     ("fullnat6", method(ForwardMethod::FullNat, Family::V6)),
-    // ("nat64", Method { fwd: ForwardMethod::FullNat, client: Family::V6, server: Family::V4 }),
+    (
+        "nat64",
+        Method {
+            fwd: ForwardMethod::FullNat,
+            client: Family::V6,
+            server: Family::V4,
+        },
+    ),
 ];
 
 impl Method {
@@ -1300,8 +1307,29 @@ fn build_worker(
             }
             service
         }
-        _ => panic!(
-            "{}: no service for clients and real servers of different families yet (see Method)",
+        // NAT64: an IPv6 VIP, the IPv4 real servers (their IPv6 names are
+        // IPv4-mapped, as the configuration makes them) and IPv4 local
+        // addresses.
+        (Family::V6, Family::V4) => {
+            let servers = (0..REAL_SERVERS)
+                .map(|i| Endpoint6::new(real_server(i).to_ipv6_mapped(), rs_port))
+                .map(|e| (e, 1));
+            let mut service = VirtualService::new6(
+                "bench64",
+                Endpoint6::new(v6(u32::from(VIP)), VPORT),
+                Protocol::Tcp,
+                method.fwd,
+                SchedulerKind::Rr,
+                servers,
+            );
+            for (i, r) in service.real_servers.iter_mut().enumerate() {
+                r.endpoint = Endpoint::new(real_server(i as u32), rs_port);
+            }
+            service.local.addresses = (0..LOCALS).map(local_address).collect();
+            service
+        }
+        (Family::V4, Family::V6) => panic!(
+            "{}: no service for IPv4 clients of IPv6 real servers (see Method)",
             method.name()
         ),
     };
