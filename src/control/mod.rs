@@ -85,6 +85,8 @@ mod tests_ipv6;
 mod tests_ipv6_services;
 #[cfg(test)]
 mod tests_runtime;
+#[cfg(test)]
+mod tests_tun46;
 
 pub use config::TlsCheckConfig;
 pub use config::{

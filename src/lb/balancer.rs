@@ -61,14 +61,14 @@ use super::local_pool::{LocalPool, LocalPool6, LocalUsage};
 use super::persist::PersistTable;
 use super::sched::{Candidate, FlowHashInput, Scheduler};
 use super::service::{
-    ForwardMethod, Protocol, ServiceId, ServiceTable, VirtualService, SORRY_SERVER,
+    ForwardMethod, Protocol, RealServerId, ServiceId, ServiceTable, VirtualService, SORRY_SERVER,
 };
 use super::sync::{SyncEvent, SyncQueue};
 use super::synproxy::{CookieJar, Proxied};
 use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
 use super::xmit::Endpoint;
 use crate::dpdk::hugemem::HugeArray;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Most connection entries the expiry sweep examines in one poll: bounds
@@ -285,6 +285,15 @@ pub enum Decision {
         vip: Endpoint,
         /// The connection's sequence delta.
         delta: u32,
+    },
+    /// TUN, IPv4-in-IPv6: a client's packet of an IPv4 service to a real
+    /// server reached over IPv6 (`lb::service::Tunnel6`), the packet
+    /// unchanged inside an IPv6 header toward `real` (`xmit::tun6`).
+    Tun6ToRealServer {
+        /// The real server's IPv6 address.
+        real: Ipv6Addr,
+        /// This packet created the connection.
+        created: bool,
     },
 }
 
@@ -1294,7 +1303,7 @@ impl Balancer {
             return Decision::Drop(Refusal::NoRealServer);
         };
         if self.plain_forwarding {
-            return plain_decision(dir, service, real, created);
+            return plain_decision(dir, service, rs, real, created);
         }
         // A connection keeps the mode it was armed with: a reload that
         // changes or removes `client_address` must not break a stream
@@ -1353,7 +1362,7 @@ impl Balancer {
                 };
             }
         }
-        plain_decision(dir, service, real, created)
+        plain_decision(dir, service, rs, real, created)
     }
 
     /// The client-address state of connection `id` (`lb::client_addr`),
@@ -2032,10 +2041,21 @@ impl Balancer {
 fn plain_decision(
     dir: Direction,
     service: &VirtualService,
+    rs: RealServerId,
     real: Endpoint,
     created: bool,
 ) -> Decision {
     match dir {
+        // IPv4-in-IPv6 TUN: only services with IPv6 real servers have a
+        // `tunnel6`, so the others pay this one test.
+        Direction::Original if service.tunnel6.is_some() => match service.tunnel6_addr(rs) {
+            Some(real) => Decision::Tun6ToRealServer { real, created },
+            None => Decision::ToRealServer {
+                method: service.forward,
+                real,
+                created,
+            },
+        },
         Direction::Original => Decision::ToRealServer {
             method: service.forward,
             real,
@@ -2078,3 +2098,5 @@ mod tests_fullnat6;
 mod tests_handshake;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_tun46;
