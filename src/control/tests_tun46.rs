@@ -162,3 +162,12 @@ fn a_reload_that_removes_every_ipv6_server_keeps_the_draining_ones_tunnel_end() 
     assert_eq!(s.tunnel6_addr(0), Some(ip6("2001:db8:2::11")));
     assert_eq!(s.tunnel6_addr(1), None);
 }
+
+#[test]
+fn the_ipv6_example_config_with_an_ipv4_service_over_ipv6_is_valid() {
+    let c = Config::from_toml_str(include_str!("../../dpdk-config/ipv6.toml"));
+    let c = c.unwrap_or_else(|ConfigErrors(e)| panic!("{e:#?}"));
+    let s = virtual_services(&c.virtual_servers);
+    let tun46 = s.iter().find(|s| s.name == "web4-over6").unwrap();
+    assert_eq!(tun46.tunnel6_addr(1), Some(ip6("2001:db8:2::12")));
+}
