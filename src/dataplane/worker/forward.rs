@@ -313,6 +313,7 @@ impl<F: Frame> Worker<F> {
                 real: real.ip,
             },
             Decision::ToClient { vip } => FragRoute::ToClient { vip: vip.ip },
+            Decision::Tun6ToRealServer { real, .. } => FragRoute::Tun6 { real },
             Decision::FullNatToRealServer { local, real, .. } => FragRoute::FullNat {
                 src: local.ip,
                 dst: real.ip,
@@ -409,6 +410,7 @@ impl<F: Frame> Worker<F> {
                 ForwardMethod::Tun => self.tunnel(l3, real, frame, now, out)?,
                 ForwardMethod::FullNat => return Err(DropReason::UnsupportedProtocol),
             },
+            FragRoute::Tun6 { real } => self.tunnel46(l3, real, frame, now, out)?,
             FragRoute::FullNat { src, dst } => {
                 fullnat::fragment(&mut frame.data_mut()[l3..], src, dst).map_err(xmit_drop)?;
                 self.route_and_send(dst, frame, now, out)?;

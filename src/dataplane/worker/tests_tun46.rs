@@ -67,20 +67,30 @@ fn worker_to(rs: Ipv6Addr) -> Worker<VecFrame> {
 /// A client's TCP SYN to VIP:80 carrying `payload`, DF as `df`, in an
 /// Ethernet frame padded to the 60-byte minimum.
 fn syn(payload: usize, df: bool) -> Vec<u8> {
-    let mut ip = vec![0u8; 40 + payload];
+    let mut tcp = vec![0u8; 20 + payload];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x02;
+    ipv4_frame(if df { 0x4000 } else { 0 }, &tcp)
+}
+
+/// An Ethernet frame (padded to 60 bytes) with an IPv4 packet from the
+/// client to the VIP, TCP, its flags and fragment offset word `frag`,
+/// carrying `body` after its header.
+fn ipv4_frame(frag: u16, body: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0u8; 20];
     ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&(40 + payload as u16).to_be_bytes());
-    ip[6] = if df { 0x40 } else { 0 };
+    ip[2..4].copy_from_slice(&(20 + body.len() as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+    ip[6..8].copy_from_slice(&frag.to_be_bytes());
     ip[8] = 64;
     ip[9] = 6;
     ip[12..16].copy_from_slice(&CLIENT.octets());
     ip[16..20].copy_from_slice(&VIP.octets());
-    let ck = crate::testutil::rfc1071(&ip[..20]);
+    let ck = crate::testutil::rfc1071(&ip);
     ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    ip[20..22].copy_from_slice(&40000u16.to_be_bytes());
-    ip[22..24].copy_from_slice(&80u16.to_be_bytes());
-    ip[32] = 5 << 4;
-    ip[33] = 0x02;
+    ip.extend_from_slice(body);
     let mut f = Vec::new();
     f.extend_from_slice(&OUT_MAC.0);
     f.extend_from_slice(&CLIENT_MAC.0);
@@ -148,4 +158,30 @@ fn without_an_ipv6_route_to_the_real_server_the_packet_is_dropped() {
     let out = run(&mut w, &syn(0, true));
     assert!(out.sent.is_empty());
     assert_eq!(w.stats.drops[DropReason::NoRoute as usize], 1);
+}
+
+#[test]
+fn a_later_fragment_follows_its_first_through_the_ipv6_tunnel() {
+    let mut w = worker();
+    // The first fragment: the TCP header and 4 bytes (24, a multiple of
+    // 8), more to come; the last: 8 bytes at offset 24.
+    let mut first = syn(4, false);
+    first[14 + 6..14 + 8].copy_from_slice(&0x2000u16.to_be_bytes());
+    let ck = {
+        first[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+        crate::testutil::rfc1071(&first[14..14 + 20])
+    };
+    first[14 + 10..14 + 12].copy_from_slice(&ck.to_be_bytes());
+    let last = ipv4_frame(3, &[7u8; 8]);
+    let mut out = run(&mut w, &first);
+    w.handle(0, VecFrame::new(&last), 1_000, &mut out);
+    assert_eq!(out.sent.len(), 2);
+    for (i, (port, f)) in out.sent.iter().enumerate() {
+        assert_eq!(*port, 1);
+        let outer = ipv6::Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!(outer.next_header(), tun6::IPV4_IN_IPV6, "fragment {i}");
+        assert_eq!(outer.dst_addr(), rs6(), "fragment {i}");
+    }
+    assert_eq!(&out.sent[1].1[14 + 40..], &last[14..14 + 28]);
+    assert_eq!(w.stats.fragments_forwarded, 1);
 }

@@ -8,9 +8,8 @@
 //! DF gets ICMP fragmentation needed back (`mtu - 40`), as IPv4 TUN does;
 //! one without DF is dropped (`TooBig`): the outer IPv6 packet would need
 //! fragmenting by the tunnel entry (RFC 2473 7.1), not done (`tun6`).
-//! Later fragments of an IPv4 datagram are not followed to an IPv6
-//! tunnel end (the first fragment's route holds an IPv4 real server):
-//! the worker drops them, counted as `Fragment`.
+//! Later fragments of an IPv4 datagram follow their first
+//! (`lb::frag::FragRoute::Tun6`), each tunnelled the same way.
 
 use super::forward::xmit_drop;
 use super::Worker;
