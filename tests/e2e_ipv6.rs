@@ -1,7 +1,9 @@
 #![cfg(feature = "dpdk")]
 //! End to end, IPv6 load balancing: IPv6 clients (curl) to IPv6 nginx
-//! real servers through `rvsd` by NAT, DR and TUN (IPv6-in-IPv6), and a
-//! health check that takes a killed IPv6 real server out under load.
+//! real servers through `rvsd` by NAT, DR and TUN (IPv6-in-IPv6), an
+//! IPv4 client to the same real servers by TUN over IPv6 (IPv4-in-IPv6,
+//! an IPv4 VIP), and a health check that takes a killed IPv6 real server
+//! out under load.
 //!
 //! ```text
 //!   client ns 2001:db8:1::10/64 --+
@@ -17,7 +19,11 @@
 //! Every namespace runs without duplicate address detection. The kernel
 //! here has no ip6_tunnel module: each real server ends rvsd's tunnel with
 //! `tests/netns/ipip_decap.py` (an IPv6 raw socket for next header 41
-//! writing the inner packet into a TUN device that holds the TUN VIP).
+//! writing the inner packet into a TUN device that holds the TUN VIP; a
+//! second one for next header 4 and the IPv4 TUN VIP). For IPv4 the
+//! client (192.0.2.10) and the real servers (192.0.2.21, .22, answering
+//! ARP only for addresses on the link) share the segment's 192.0.2.0/24
+//! with rvsd, so a real server answers the IPv4 client directly.
 #![deny(unsafe_code)]
 
 mod support;
@@ -35,6 +41,8 @@ const NAT_VIP: &str = "2001:db8:1::100";
 const DR_VIP: &str = "2001:db8:1::101";
 const TUN_VIP: &str = "2001:db8:1::102";
 const MGMT: &str = "2001:db8:2::fe";
+const CLIENT4: &str = "192.0.2.10";
+const TUN46_VIP: &str = "192.0.2.102";
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 
 fn rs_ip(i: usize) -> String {
@@ -81,7 +89,7 @@ fn nginx_conf(dir: &Path) -> String {
          events {{ worker_connections 1024; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n\
          keepalive_timeout 30;\n\
-         server {{\n    listen [::]:80 ipv6only=on;\n    root {d}/www;\n  }}\n}}\n"
+         server {{\n    listen [::]:80 ipv6only=on;\n    listen 80;\n    root {d}/www;\n  }}\n}}\n"
     )
 }
 
@@ -106,6 +114,29 @@ fn get(client: &Netns, vip: &str, path: &str) -> Result<String, String> {
         &[
             "-6",
             "-g",
+            "-sS",
+            "--max-time",
+            "3",
+            "--connect-timeout",
+            "2",
+            &url,
+        ],
+        Duration::from_secs(5),
+    );
+    if out.success() {
+        Ok(out.stdout)
+    } else {
+        Err(out.to_string())
+    }
+}
+
+/// `curl http://vip/` over IPv4 from the client: the body, or the error.
+fn get4(client: &Netns, vip: &str, path: &str) -> Result<String, String> {
+    let url = format!("http://{vip}{path}");
+    let out = client.run(
+        "curl",
+        &[
+            "-4",
             "-sS",
             "--max-time",
             "3",
@@ -171,9 +202,43 @@ fn ipv6_nat_dr_and_tun_to_nginx_and_a_killed_server_taken_out() {
     sysctls(&lb, &[&format!("net.ipv6.conf.{lan}.disable_ipv6=1")]);
     addr6(&lb, &mgmt, &format!("{MGMT}/64"));
     addr6(&client, &client_dev, &format!("{CLIENT}/64"));
+    client.run_ok(
+        "ip",
+        &[
+            "address",
+            "add",
+            &format!("{CLIENT4}/24"),
+            "dev",
+            &client_dev,
+        ],
+        T,
+    );
     for (i, ns) in rs.iter().enumerate() {
         let dev = &rs_devs[i];
         addr6(ns, dev, &format!("{}/64", rs_ip(i)));
+        // IPv4 on the segment, to answer the IPv4 client directly; ARP
+        // only for the link's own address (not the IPv4 TUN VIP), and
+        // no reverse-path check of the tunnelled client packets.
+        ns.run_ok(
+            "ip",
+            &[
+                "address",
+                "add",
+                &format!("192.0.2.2{}/24", i + 1),
+                "dev",
+                dev,
+            ],
+            T,
+        );
+        sysctls(
+            ns,
+            &[
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.default.rp_filter=0",
+            ],
+        );
         ns.link_up("lo");
         addr6(ns, "lo", &format!("{DR_VIP}/128"));
         ns.run_ok(
@@ -214,15 +279,21 @@ fn ipv6_nat_dr_and_tun_to_nginx_and_a_killed_server_taken_out() {
         }
     }
     // Each real server's end of the IPv6 tunnel.
+    // And of IPv4-in-IPv6 (next header 4), the IPv4 TUN VIP.
     let decaps: Vec<Proc> = rs
         .iter()
         .enumerate()
-        .map(|(i, ns)| {
-            let out = dir.join(&format!("decap{}.out", i + 1));
+        .flat_map(|(i, ns)| [(i, ns, "ip6tnl0", TUN_VIP), (i, ns, "ip46tnl0", TUN46_VIP)])
+        .map(|(i, ns, dev, vip)| {
+            let out = dir.join(&format!("decap{}-{dev}.out", i + 1));
+            let mut args = vec!["--dev", dev, "--vip", vip];
+            if dev == "ip46tnl0" {
+                args.push("--over6");
+            }
             let p = Proc(
                 ns.command("python3")
                     .arg(support::repo_root().join("tests/netns/ipip_decap.py"))
-                    .args(["--dev", "ip6tnl0", "--vip", TUN_VIP])
+                    .args(&args)
                     .stdout(std::fs::File::create(&out).expect("decap out"))
                     .stderr(Stdio::inherit())
                     .spawn()
@@ -263,6 +334,15 @@ fn ipv6_nat_dr_and_tun_to_nginx_and_a_killed_server_taken_out() {
     );
     config += &service("dr6", DR_VIP, "dr", "  type = \"none\"\n");
     config += &service("tun6", TUN_VIP, "tun", "  type = \"none\"\n");
+    // An IPv4 VIP by TUN to the same IPv6 real servers, health-checked
+    // at their IPv6 addresses.
+    config += &service(
+        "tun46",
+        TUN46_VIP,
+        "tun",
+        "  type = \"tcp\"\n  interval_ms = 200\n",
+    )
+    .replace(&format!("[{TUN46_VIP}]"), TUN46_VIP);
     let config = dir.write("rvsd.toml", &config);
     let mut rvsd = Rvsd::start(&config, Some(&lb));
     rvsd.wait_ready(Duration::from_secs(30));
@@ -305,6 +385,44 @@ fn ipv6_nat_dr_and_tun_to_nginx_and_a_killed_server_taken_out() {
     }
     eprintln!(
         "NAT, DR and TUN checked after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // IPv4-in-IPv6: the IPv4 client's requests reach both IPv6 real
+    // servers in turn, which answer it directly from the IPv4 VIP.
+    let mut seen = [0u32; 2];
+    for _ in 0..10 {
+        let body = get4(&client, TUN46_VIP, "/")
+            .unwrap_or_else(|e| panic!("curl {TUN46_VIP}: {e}\n--- rvsd log ---\n{}", rvsd.log()));
+        match body.trim() {
+            "rs1" => seen[0] += 1,
+            "rs2" => seen[1] += 1,
+            other => panic!("unexpected body {other:?} from {TUN46_VIP}"),
+        }
+    }
+    assert_eq!(seen, [5, 5], "rr over {TUN46_VIP}: {seen:?}");
+    let out = client.run(
+        "curl",
+        &[
+            "-4",
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            &format!("http://{TUN46_VIP}/big"),
+        ],
+        Duration::from_secs(8),
+    );
+    assert_eq!(
+        out.stdout.trim(),
+        "300000",
+        "download from {TUN46_VIP}: {out}"
+    );
+    eprintln!(
+        "IPv4-in-IPv6 TUN checked after {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
@@ -370,7 +488,7 @@ fn ipv6_nat_dr_and_tun_to_nginx_and_a_killed_server_taken_out() {
     }
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.log);
     let stats = stopped.stats();
-    assert!(counter(&stats, "total.conns_created") >= 46, "{stats}");
+    assert!(counter(&stats, "total.conns_created") >= 57, "{stats}");
     assert!(
         counter(&stats, "total.nd_solicits_answered") >= 2,
         "{stats}"

@@ -942,13 +942,12 @@ pub fn targets(services: &ServiceTable, configs: &[VirtualServerConfig]) -> Vec<
             out.push(Target {
                 vs: v,
                 rs: r,
-                // An IPv6 service's servers are checked at their IPv6
-                // addresses (`lb::service::Ipv6Addrs`).
-                // NAT64's are IPv4 (`VirtualService::is_nat64`).
-                endpoint: match vs.real_endpoint6(r).filter(|_| !vs.is_nat64()) {
-                    Some(e) => SocketAddr::from((e.ip, e.port)),
-                    None => SocketAddr::from((rs.endpoint.ip, rs.endpoint.port)),
-                },
+                // An IPv6 service's servers, and an IPv4 TUN service's
+                // reached over IPv6, are checked at their IPv6 addresses
+                // (`lb::service::Ipv6Addrs`, `Tunnel6`).
+                endpoint: vs
+                    .real_addr(r)
+                    .unwrap_or_else(|| SocketAddr::from((rs.endpoint.ip, rs.endpoint.port))),
                 check: config.health_check.clone(),
                 name: config.name.clone(),
             });

@@ -87,6 +87,8 @@ mod tests_ipv6_services;
 mod tests_nat64;
 #[cfg(test)]
 mod tests_runtime;
+#[cfg(test)]
+mod tests_tun46;
 
 pub use config::TlsCheckConfig;
 pub use config::{

@@ -20,7 +20,9 @@
 
 use super::config::VirtualServerConfig;
 use crate::lb::limits::{ServiceLimits, Thresholds};
-use crate::lb::service::{Ipv6Addrs, RealServer, ServiceKey, ServiceTable, VirtualService};
+use crate::lb::service::{
+    Ipv6Addrs, RealServer, ServiceKey, ServiceTable, Tunnel6, VirtualService,
+};
 use crate::lb::xmit::Endpoint;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
@@ -69,6 +71,7 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
             real_servers: v.real_servers.iter().map(|r| v6(&r.address)).collect(),
             sorry_server: v.sorry_server.as_ref().map(v6),
         }),
+        tunnel6: tunnel6(v),
         local: v.local.clone(),
         real_servers: v
             .real_servers
@@ -82,6 +85,26 @@ pub fn virtual_service(v: &VirtualServerConfig) -> VirtualService {
             })
             .collect(),
     }
+}
+
+/// IPv4-in-IPv6 TUN: the IPv6 addresses of an IPv4 virtual server's
+/// real servers (and sorry server) reached over IPv6 (`::` for those
+/// reached over IPv4); `None` when it has none, or is IPv6 itself.
+fn tunnel6(v: &VirtualServerConfig) -> Option<Tunnel6> {
+    let v6 = |a: &SocketAddr| match a {
+        SocketAddr::V6(a) => Some(*a.ip()),
+        SocketAddr::V4(_) => None,
+    };
+    let sorry_server = v.sorry_server.as_ref().and_then(v6);
+    let any = v.real_servers.iter().any(|r| r.address.is_ipv6()) || sorry_server.is_some();
+    (v.address.is_ipv4() && any).then(|| Tunnel6 {
+        real_servers: v
+            .real_servers
+            .iter()
+            .map(|r| v6(&r.address).unwrap_or(Ipv6Addr::UNSPECIFIED))
+            .collect(),
+        sorry_server,
+    })
 }
 
 /// The result of a merge: the table to install and what changed.
@@ -508,7 +531,13 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
         let mut now_draining = vec![true; servers.len()];
         // The IPv6 addresses of the servers, kept in the slots' order.
         let addr6 = |s: &VirtualService, r: usize| {
-            s.ipv6.as_ref().and_then(|a| a.real_servers.get(r).copied())
+            s.ipv6
+                .as_ref()
+                .and_then(|a| a.real_servers.get(r).copied())
+                .or_else(|| {
+                    let a = *s.tunnel6.as_ref()?.real_servers.get(r)?;
+                    (!a.is_unspecified()).then_some(a)
+                })
         };
         let mut addrs6: Vec<Option<Ipv6Addr>> =
             (0..servers.len()).map(|r| addr6(&before, r)).collect();
@@ -596,6 +625,17 @@ pub fn merge(old: &ServiceTable, new: &[VirtualService]) -> Merged {
                     .map(|a| a.unwrap_or(Ipv6Addr::UNSPECIFIED))
                     .collect(),
                 ..a
+            }),
+            // An IPv4 service keeps the IPv6 tunnel ends of its draining
+            // servers too, even when the new file has none left.
+            tunnel6: (n.ipv6.is_none()
+                && (n.tunnel6.is_some() || addrs6.iter().any(Option::is_some)))
+            .then(|| Tunnel6 {
+                real_servers: addrs6
+                    .iter()
+                    .map(|a| a.unwrap_or(Ipv6Addr::UNSPECIFIED))
+                    .collect(),
+                sorry_server: n.tunnel6.as_ref().and_then(|t| t.sorry_server),
             }),
             ..n.clone()
         };

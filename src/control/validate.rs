@@ -1960,7 +1960,9 @@ fn check_backend(
     errors: &mut Errors,
 ) -> bool {
     if let Some(vip) = vip {
-        if let Err(e) = same_family(what, addr, vip, forward) {
+        if let Err(e) =
+            same_family(what, addr, vip, forward).or_else(|e| tun46(addr, vip, forward, e))
+        {
             errors.push(field, span, e);
             return false;
         }
@@ -2007,6 +2009,27 @@ fn same_family(
         family(addr),
         family(vip)
     ))
+}
+
+/// IPv4-in-IPv6 TUN, the one mix of families [`same_family`] refused that
+/// is allowed: an IPv6 real server (or sorry server) `addr` of an IPv4
+/// virtual server `vip` with `forward = "tun"` (the client's IPv4 packet
+/// tunnelled inside IPv6). `Err(refused)`, the refusal of `same_family`
+/// with a hint for a mix TUN would allow, for every other mix.
+fn tun46(
+    addr: SocketAddr,
+    vip: SocketAddr,
+    forward: Option<ForwardMethod>,
+    refused: String,
+) -> Result<(), String> {
+    match (addr.is_ipv6() && vip.is_ipv4(), forward) {
+        (true, Some(ForwardMethod::Tun)) => Ok(()),
+        (true, _) => Err(format!(
+            "{refused} (an IPv4 virtual server reaches IPv6 servers only with forward = \"tun\", \
+             IPv4-in-IPv6)"
+        )),
+        (false, _) => Err(refused),
+    }
 }
 
 /// DR and TUN keep the virtual port: the server's port must be the VIP's.

@@ -68,7 +68,7 @@ use super::synproxy::{CookieJar, Proxied};
 use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
 use super::xmit::Endpoint;
 use crate::dpdk::hugemem::HugeArray;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Most connection entries the expiry sweep examines in one poll: bounds
@@ -285,6 +285,15 @@ pub enum Decision {
         vip: Endpoint,
         /// The connection's sequence delta.
         delta: u32,
+    },
+    /// TUN, IPv4-in-IPv6: a client's packet of an IPv4 service to a real
+    /// server reached over IPv6 (`lb::service::Tunnel6`), the packet
+    /// unchanged inside an IPv6 header toward `real` (`xmit::tun6`).
+    Tun6ToRealServer {
+        /// The real server's IPv6 address.
+        real: Ipv6Addr,
+        /// This packet created the connection.
+        created: bool,
     },
 }
 
@@ -790,9 +799,10 @@ pub struct Balancer {
     /// What `lb::client_addr` keeps about each connection, indexed like
     /// the table (empty while no service has `client_address`).
     carried: HugeArray<Carried>,
-    /// No service forwards by FullNAT and no connection carries the
-    /// client's address (`carried` is empty): a packet's decision is the
-    /// plain one, without the per-packet looks at either.
+    /// No service forwards by FullNAT or tunnels IPv4 over IPv6, and no
+    /// connection carries the client's address (`carried` is empty): a
+    /// packet's decision is the plain one, without the per-packet looks
+    /// at any of them.
     plain_forwarding: bool,
     /// What the pool was built from: (address, protocol, range) in order.
     local_shape: Vec<(Ipv4Addr, Protocol, (u16, u16))>,
@@ -1042,7 +1052,7 @@ impl Balancer {
             && !services
                 .services()
                 .iter()
-                .any(|s| s.forward == ForwardMethod::FullNat);
+                .any(|s| s.forward == ForwardMethod::FullNat || s.tunnel6.is_some());
         self.set_limits(&services);
         self.set_local_pool(&services);
         self.set_local_pool6(&services);
@@ -1353,6 +1363,10 @@ impl Balancer {
                     },
                 };
             }
+        }
+        // IPv4-in-IPv6 TUN: a server reached over IPv6 (`Tunnel6`).
+        if let (Direction::Original, Some(real)) = (dir, service.tunnel6_addr(rs)) {
+            return Decision::Tun6ToRealServer { real, created };
         }
         plain_decision(dir, service, real, created)
     }
@@ -2080,3 +2094,5 @@ mod tests_fullnat6;
 mod tests_handshake;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_tun46;

@@ -101,6 +101,12 @@ pub enum FragRoute {
         /// The new destination address.
         dst: Ipv4Addr,
     },
+    /// TUN, IPv4-in-IPv6: a client's datagram to a real server reached
+    /// over IPv6, each fragment unchanged inside IPv6 toward `real`.
+    Tun6 {
+        /// The real server's IPv6 address.
+        real: std::net::Ipv6Addr,
+    },
 }
 
 /// One kept decision.

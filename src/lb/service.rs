@@ -95,6 +95,39 @@ pub struct VirtualService {
     /// The addresses of an IPv6 service; `None` for an IPv4 one (see
     /// [`Ipv6Addrs`]).
     pub ipv6: Option<Ipv6Addrs>,
+    /// IPv4-in-IPv6 TUN: the IPv6 addresses of the real servers of an
+    /// IPv4 TUN service reached over IPv6; `None` for every other service
+    /// (see [`Tunnel6`]).
+    pub tunnel6: Option<Tunnel6>,
+}
+
+/// The IPv6 real servers of an IPv4 TUN service (IPv4-in-IPv6, RFC
+/// 2473): the service stays IPv4 (`ipv6` is `None`, its VIP is looked
+/// up, its connections kept in the IPv4 table), and only the tunnel's far
+/// end is IPv6. A server reached over IPv6 has an unspecified (0.0.0.0)
+/// `endpoint.ip`, as an IPv6 service's servers; one reached over IPv4
+/// keeps its address here as `::` (a service may mix both).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tunnel6 {
+    /// Each real server's IPv6 address, by id (`::`: reached over IPv4).
+    pub real_servers: Vec<Ipv6Addr>,
+    /// The sorry server's IPv6 address, if it is reached over IPv6.
+    pub sorry_server: Option<Ipv6Addr>,
+}
+
+impl Tunnel6 {
+    /// The IPv6 address real server `rs` (or the sorry server, for
+    /// [`SORRY_SERVER`]) is tunnelled to; `None` for one reached over
+    /// IPv4 or unknown.
+    #[inline]
+    pub fn address(&self, rs: RealServerId) -> Option<Ipv6Addr> {
+        let a = if rs == SORRY_SERVER {
+            self.sorry_server?
+        } else {
+            *self.real_servers.get(usize::from(rs))?
+        };
+        (!a.is_unspecified()).then_some(a)
+    }
 }
 
 /// The IPv6 addresses of an IPv6 service: its VIP, its real servers' (in
@@ -176,6 +209,7 @@ impl VirtualService {
             slow_start: Duration::ZERO,
             syn_timeout_ms: super::handshake::DEFAULT_SYN_TIMEOUT_MS,
             ipv6: None,
+            tunnel6: None,
             local: LocalAddresses::default(),
             real_servers: real_servers
                 .into_iter()
@@ -220,6 +254,32 @@ impl VirtualService {
         s
     }
 
+    /// An IPv4 TUN service whose real servers are reached over IPv6
+    /// (IPv4-in-IPv6, [`Tunnel6`]), with the defaults of
+    /// [`VirtualService::new`]: `real_servers` are (endpoint, weight)
+    /// pairs in id order, their ports the VIP's.
+    pub fn new_tun46(
+        name: &str,
+        key: ServiceKey,
+        scheduler: SchedulerKind,
+        real_servers: impl IntoIterator<Item = (Endpoint6, u32)>,
+    ) -> VirtualService {
+        let servers: Vec<(Endpoint6, u32)> = real_servers.into_iter().collect();
+        let unspecified = |port| Endpoint::new(Ipv4Addr::UNSPECIFIED, port);
+        let mut s = VirtualService::new(
+            name,
+            key,
+            ForwardMethod::Tun,
+            scheduler,
+            servers.iter().map(|(e, w)| (unspecified(e.port), *w)),
+        );
+        s.tunnel6 = Some(Tunnel6 {
+            real_servers: servers.iter().map(|(e, _)| e.ip).collect(),
+            sorry_server: None,
+        });
+        s
+    }
+
     /// Gives an IPv6 service its sorry server (its port in
     /// `sorry_server`); no change to an IPv4 service.
     pub fn with_sorry_server6(mut self, sorry: Endpoint6) -> VirtualService {
@@ -251,7 +311,17 @@ impl VirtualService {
         } else {
             self.real_servers.get(usize::from(rs))?.endpoint
         };
+        if let Some(a) = self.tunnel6_addr(rs) {
+            return Some(std::net::SocketAddr::from((a, e.port)));
+        }
         Some(std::net::SocketAddr::from((e.ip, e.port)))
+    }
+
+    /// An IPv4 TUN service whose real server `rs` (or sorry server) is
+    /// reached over IPv6: its address (IPv4-in-IPv6, [`Tunnel6`]).
+    #[inline]
+    pub fn tunnel6_addr(&self, rs: RealServerId) -> Option<Ipv6Addr> {
+        self.tunnel6.as_ref()?.address(rs)
     }
 
     /// True for an IPv6 service.

@@ -28,9 +28,15 @@ The inner packet's source (the client) is not reachable through the TUN
 device, so reverse-path filtering must be off for it: the script sets
 `rp_filter=0` on its device; the test harness sets it on `all`.
 
+IPv6 tunnels (RFC 2473): with an IPv6 `--vip`, an IPv6 raw socket for
+next header 41 (IPv6-in-IPv6); with an IPv4 `--vip` and `--over6`, an IPv6
+raw socket for next header 4 (IPv4-in-IPv6: an IPv4 service whose real
+servers rvsd reaches over IPv6). An IPv6 raw socket hands over the payload
+alone, the outer header already gone.
+
 Usage (as root, inside the real server's namespace):
 
-    ipip_decap.py --dev ipip0 --vip 203.0.113.100 [--mtu 1500]
+    ipip_decap.py --dev ipip0 --vip 203.0.113.100 [--over6] [--mtu 1500]
 
 It creates the device, gives it VIP/32, brings it up, prints one line
 `ready: ...` on stdout and then forwards until SIGTERM or SIGINT, when it
@@ -93,15 +99,30 @@ def inner_packet6(buf, n):
     return memoryview(buf)[:n]
 
 
+def inner_packet4in6(buf, n):
+    """The inner IPv4 packet of an IPv6 raw socket's buf[:n] (next header
+    4, the outer header already gone), or None."""
+    if n < 20 or buf[0] >> 4 != 4 or (buf[0] & 0x0F) < 5:
+        return None
+    if (buf[2] << 8) | buf[3] != n:
+        return None
+    return memoryview(buf)[:n]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dev", default="ipip0", help="TUN device to create")
     ap.add_argument("--vip", required=True, help="address to put on the device (/32)")
     ap.add_argument("--mtu", type=int, default=1500, help="the device's MTU")
+    ap.add_argument("--over6", action="store_true",
+                    help="IPv4 VIP, tunnel over IPv6 (next header 4)")
     args = ap.parse_args()
 
     ipv6 = ":" in args.vip
-    if ipv6:
+    if args.over6 and not ipv6:
+        raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPIP)
+        inner_of, prefix = inner_packet4in6, "/32"
+    elif ipv6:
         raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6)
         inner_of, prefix = inner_packet6, "/128"
     else:

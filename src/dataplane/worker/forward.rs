@@ -146,6 +146,12 @@ impl<F: Frame> Worker<F> {
                     ForwardMethod::FullNat => Err(DropReason::UnsupportedProtocol),
                 }
             }
+            Decision::Tun6ToRealServer { real, created } => {
+                if created {
+                    self.stats.conns_created += 1;
+                }
+                self.tunnel46(l3, real, frame, now, out)
+            }
             Decision::ToClient { vip } => {
                 nat::from_real_server(&mut frame.data_mut()[l3..], vip).map_err(xmit_drop)?;
                 self.route_and_send(flow.key.dst, frame, now, out)
@@ -315,6 +321,7 @@ impl<F: Frame> Worker<F> {
                 real: real.ip,
             },
             Decision::ToClient { vip } => FragRoute::ToClient { vip: vip.ip },
+            Decision::Tun6ToRealServer { real, .. } => FragRoute::Tun6 { real },
             Decision::FullNatToRealServer { local, real, .. } => FragRoute::FullNat {
                 src: local.ip,
                 dst: real.ip,
@@ -418,6 +425,7 @@ impl<F: Frame> Worker<F> {
                 ForwardMethod::Tun => self.tunnel(l3, real, frame, now, out)?,
                 ForwardMethod::FullNat => return Err(DropReason::UnsupportedProtocol),
             },
+            FragRoute::Tun6 { real } => self.tunnel46(l3, real, frame, now, out)?,
             FragRoute::FullNat { src, dst } => {
                 fullnat::fragment(&mut frame.data_mut()[l3..], src, dst).map_err(xmit_drop)?;
                 self.route_and_send(dst, frame, now, out)?;
@@ -733,6 +741,9 @@ impl<F: Frame> Worker<F> {
                     nat::decrement_ttl(&mut frame.data_mut()[l3..]).map_err(xmit_drop)?;
                     self.route_and_send(real.ip, frame, now, out)
                 }
+                // A real server reached over IPv6 (IPv4-in-IPv6) has no
+                // IPv4 address to tunnel an error to.
+                ForwardMethod::Tun if real.ip.is_unspecified() => Err(DropReason::NoRoute),
                 ForwardMethod::Tun => self.tunnel(l3, real.ip, frame, now, out),
                 ForwardMethod::FullNat => Err(DropReason::UnsupportedProtocol),
             },

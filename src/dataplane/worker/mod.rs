@@ -41,7 +41,10 @@ mod tests_nat64;
 #[cfg(test)]
 mod tests_prefetch6;
 #[cfg(test)]
+mod tests_tun46;
+#[cfg(test)]
 mod tests_v6;
+mod tun46;
 
 pub use edge6::{Ipv6Setup, ICMPV6_ERRORS_PER_SEC};
 

@@ -41,6 +41,7 @@ fn service(real: &[Ipv4Addr], sorry: bool) -> VirtualService {
         slow_start: std::time::Duration::ZERO,
         syn_timeout_ms: 1000,
         ipv6: None,
+        tunnel6: None,
         local: Default::default(),
         real_servers: real
             .iter()
