@@ -27,9 +27,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
+use support::ipv6::{addr6, ipv6_host, sysctls};
 use support::{counter, Netns, Rvsd, TempDir};
 
 const T: Duration = Duration::from_secs(20);
@@ -44,65 +44,10 @@ fn rs_ip(i: usize) -> String {
     format!("2001:db8:3::1{}", i + 1)
 }
 
-/// Sets sysctls in `ns`, ignoring failures (a key the kernel lacks).
-fn sysctls(ns: &Netns, keys: &[&str]) {
-    for key in keys {
-        let _ = ns.run("sysctl", &["-q", "-w", key], T);
-    }
-}
-
-/// IPv6 on, no duplicate address detection, no router solicitations.
-fn ipv6_host(ns: &Netns) {
-    sysctls(
-        ns,
-        &[
-            "net.ipv6.conf.all.disable_ipv6=0",
-            "net.ipv6.conf.default.disable_ipv6=0",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-            "net.ipv6.conf.all.router_solicitations=0",
-            "net.ipv6.conf.default.router_solicitations=0",
-            "net.ipv6.conf.all.accept_ra=0",
-            "net.ipv6.conf.default.accept_ra=0",
-        ],
-    );
-}
-
-fn addr6(ns: &Netns, dev: &str, cidr: &str) {
-    ns.run_ok(
-        "ip",
-        &["-6", "address", "add", cidr, "dev", dev, "nodad"],
-        T,
-    );
-}
-
 fn route6(ns: &Netns, args: &[&str]) {
     let mut a = vec!["-6", "route", "add"];
     a.extend_from_slice(args);
     ns.run_ok("ip", &a, T);
-}
-
-/// nginx on [::]:80 serving `dir/www`, logging each request's peer.
-fn start_nginx(ns: &Netns, dir: &Path) -> Child {
-    let d = dir.to_str().unwrap();
-    let conf = format!(
-        "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n\
-         pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n  log_format peer '$remote_addr $request';\n\
-         access_log {d}/access.log peer;\n  client_body_temp_path {d}/tmp;\n\
-         keepalive_timeout 30;\n\
-         server {{\n    listen [::]:80 ipv6only=on;\n    root {d}/www;\n  }}\n}}\n"
-    );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    ns.command("nginx")
-        .args(["-p", d, "-c", path.to_str().unwrap()])
-        .args(["-e", dir.join("error.log").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx")
 }
 
 /// `curl` from the client to `http://[VIP]{path}` with `extra` arguments:
@@ -186,7 +131,12 @@ fn ipv6_fullnat_through_a_router_without_a_route_back_answers_from_every_server(
         std::fs::write(d.join("www/index.html"), format!("rs{}\n", i + 1)).unwrap();
         let big: Vec<u8> = (0..300_000u32).map(|n| (n * 7 + i as u32) as u8).collect();
         std::fs::write(d.join("www/big"), &big).unwrap();
-        nginx.push(start_nginx(ns, &d));
+        nginx.push(support::ipv6::start_nginx(
+            ns,
+            &d,
+            &["[::]:80 ipv6only=on"],
+            true,
+        ));
     }
 
     let device = format!("net_af_packet0,iface={lan}");

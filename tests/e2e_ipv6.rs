@@ -28,10 +28,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use support::carry::{wait_for_text, Proc};
+use support::ipv6::{addr6, ipv6_host, sysctls};
 use support::{counter, Netns, Rvsd, TempDir};
 
 const T: Duration = Duration::from_secs(20);
@@ -47,63 +47,6 @@ const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 
 fn rs_ip(i: usize) -> String {
     format!("2001:db8:2::1{}", i + 1)
-}
-
-/// Sets sysctls in `ns`, ignoring failures (a key the kernel lacks).
-fn sysctls(ns: &Netns, keys: &[&str]) {
-    for key in keys {
-        let _ = ns.run("sysctl", &["-q", "-w", key], T);
-    }
-}
-
-/// IPv6 on, no duplicate address detection, no router solicitations.
-fn ipv6_host(ns: &Netns) {
-    sysctls(
-        ns,
-        &[
-            "net.ipv6.conf.all.disable_ipv6=0",
-            "net.ipv6.conf.default.disable_ipv6=0",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-            "net.ipv6.conf.all.router_solicitations=0",
-            "net.ipv6.conf.default.router_solicitations=0",
-            "net.ipv6.conf.all.accept_ra=0",
-            "net.ipv6.conf.default.accept_ra=0",
-        ],
-    );
-}
-
-fn addr6(ns: &Netns, dev: &str, cidr: &str) {
-    ns.run_ok(
-        "ip",
-        &["-6", "address", "add", cidr, "dev", dev, "nodad"],
-        T,
-    );
-}
-
-fn nginx_conf(dir: &Path) -> String {
-    let d = dir.to_str().unwrap();
-    format!(
-        "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n\
-         pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n\
-         keepalive_timeout 30;\n\
-         server {{\n    listen [::]:80 ipv6only=on;\n    listen 80;\n    root {d}/www;\n  }}\n}}\n"
-    )
-}
-
-/// Starts nginx in `ns` serving `dir/www` on [::]:80.
-fn start_nginx(ns: &Netns, dir: &Path) -> Child {
-    let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(dir)).unwrap();
-    ns.command("nginx")
-        .args(["-p", dir.to_str().unwrap(), "-c", conf.to_str().unwrap()])
-        .args(["-e", dir.join("error.log").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx")
 }
 
 /// `curl -g http://[vip]/` from the client: the body, or the error.
@@ -312,7 +255,12 @@ fn ipv6_nat_dr_and_tun_to_nginx_and_a_killed_server_taken_out() {
         std::fs::write(d.join("www/index.html"), format!("rs{}\n", i + 1)).unwrap();
         let big: Vec<u8> = (0..300_000u32).map(|n| (n * 7 + i as u32) as u8).collect();
         std::fs::write(d.join("www/big"), &big).unwrap();
-        nginx.push(start_nginx(ns, &d));
+        nginx.push(support::ipv6::start_nginx(
+            ns,
+            &d,
+            &["[::]:80 ipv6only=on", "80"],
+            false,
+        ));
     }
 
     let device = format!("net_af_packet0,iface={lan}");

@@ -21,9 +21,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
+use support::ipv6::sysctls;
 use support::{counter, Netns, Rvsd, TempDir};
 
 const T: Duration = Duration::from_secs(20);
@@ -36,39 +36,6 @@ const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 
 fn rs_ip(i: usize) -> String {
     format!("10.1.0.1{}", i + 1)
-}
-
-/// Sets sysctls in `ns`, ignoring failures (a key the kernel lacks).
-fn sysctls(ns: &Netns, keys: &[&str]) {
-    for key in keys {
-        let _ = ns.run("sysctl", &["-q", "-w", key], T);
-    }
-}
-
-fn nginx_conf(dir: &Path) -> String {
-    let d = dir.to_str().unwrap();
-    format!(
-        "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n\
-         pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n  log_format peer '$remote_addr $request';\n\
-         access_log {d}/access.log peer;\n  client_body_temp_path {d}/tmp;\n\
-         keepalive_timeout 30;\n\
-         server {{\n    listen 0.0.0.0:80;\n    root {d}/www;\n  }}\n}}\n"
-    )
-}
-
-/// Starts nginx in `ns` serving `dir/www` on 0.0.0.0:80.
-fn start_nginx(ns: &Netns, dir: &Path) -> Child {
-    let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(dir)).unwrap();
-    ns.command("nginx")
-        .args(["-p", dir.to_str().unwrap(), "-c", conf.to_str().unwrap()])
-        .args(["-e", dir.join("error.log").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx")
 }
 
 /// `curl -6 -g http://[VIP]PATH` from the client with curl's `extra`
@@ -183,7 +150,7 @@ fn an_ipv6_client_reaches_ipv4_nginx_through_nat64_from_the_local_address() {
         std::fs::write(d.join("www/index.html"), format!("rs{}\n", i + 1)).unwrap();
         let big: Vec<u8> = (0..300_000u32).map(|n| (n * 7 + i as u32) as u8).collect();
         std::fs::write(d.join("www/big"), &big).unwrap();
-        nginx.push(start_nginx(ns, &d));
+        nginx.push(support::ipv6::start_nginx(ns, &d, &["0.0.0.0:80"], true));
     }
 
     let device = format!("net_af_packet0,iface={lan}");

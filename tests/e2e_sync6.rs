@@ -29,6 +29,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use support::ipv6::{addr6, ipv6_host, sysctls};
 use support::{Netns, Rvsd, TempDir};
 
 const T: Duration = Duration::from_secs(20);
@@ -40,63 +41,6 @@ const CONNS: usize = 6;
 
 fn rs_ip(i: usize) -> String {
     format!("2001:db8:2::1{}", i + 1)
-}
-
-/// Sets sysctls in `ns`, ignoring failures (a key the kernel lacks).
-fn sysctls(ns: &Netns, keys: &[&str]) {
-    for key in keys {
-        let _ = ns.run("sysctl", &["-q", "-w", key], T);
-    }
-}
-
-/// IPv6 on, no duplicate address detection, no router solicitations.
-fn ipv6_host(ns: &Netns) {
-    sysctls(
-        ns,
-        &[
-            "net.ipv6.conf.all.disable_ipv6=0",
-            "net.ipv6.conf.default.disable_ipv6=0",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-            "net.ipv6.conf.all.router_solicitations=0",
-            "net.ipv6.conf.default.router_solicitations=0",
-            "net.ipv6.conf.all.accept_ra=0",
-            "net.ipv6.conf.default.accept_ra=0",
-        ],
-    );
-}
-
-fn addr6(ns: &Netns, dev: &str, cidr: &str) {
-    ns.run_ok(
-        "ip",
-        &["-6", "address", "add", cidr, "dev", dev, "nodad"],
-        T,
-    );
-}
-
-/// Starts nginx in `ns` serving `dir/www` on [::]:80, keep-alive 60 s.
-fn start_nginx(ns: &Netns, dir: &Path) -> Child {
-    let d = dir.to_str().unwrap();
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n\
-             pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n\
-             keepalive_timeout 60;\n\
-             server {{\n    listen [::]:80 ipv6only=on;\n    root {d}/www;\n  }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    ns.command("nginx")
-        .args(["-p", d, "-c", conf.to_str().unwrap()])
-        .args(["-e", dir.join("error.log").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx")
 }
 
 /// The client: opens `n` keep-alive connections to the VIP, one request
@@ -295,7 +239,12 @@ fn ipv6_connections_sync_to_the_backup_and_survive_a_failover() {
         std::fs::create_dir_all(d.join("www")).unwrap();
         std::fs::create_dir_all(d.join("tmp")).unwrap();
         std::fs::write(d.join("www/index.html"), format!("rs{}\n", i + 1)).unwrap();
-        nginx.push(start_nginx(ns, &d));
+        nginx.push(support::ipv6::start_nginx(
+            ns,
+            &d,
+            &["[::]:80 ipv6only=on"],
+            false,
+        ));
     }
 
     let ha = |node: u32, state: &str, listen: &str, peer: &str| {

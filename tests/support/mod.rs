@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod carry;
+pub mod ipv6;
 pub mod pcap;
 
 use std::collections::BTreeMap;
