@@ -34,6 +34,14 @@ def real_servers_config(real_servers) -> list:
     return out
 
 
+def with_client_address(config: str, modes: dict) -> str:
+    """`config` with `client_address = "MODE"` added to each virtual
+    server named in `modes` (name -> mode)."""
+    for name, mode in modes.items():
+        config = config.replace(f'name = "{name}"\n', f'name = "{name}"\nclient_address = "{mode}"\n')
+    return config
+
+
 def real_server_index_of(services):
     """(service, "ip:port") -> (service index, real server index) in config order."""
     idx = {}

@@ -13,7 +13,7 @@ import random
 from scapy.all import ICMP, IP, TCP, Ether, Raw
 
 import lb_cases
-from cases_common import forwarded_ip
+from cases_common import forwarded_ip, real_server_index_of, with_client_address
 from lb_cases import (  # noqa: F401  (re-exported for lb_judge)
     ADDRESSES,
     GW_IN_IP,
@@ -48,23 +48,11 @@ SVC = {s.name: s for s in SERVICES}
 
 
 def config_fragment() -> str:
-    saved = lb_cases.SERVICES
-    lb_cases.SERVICES = SERVICES
-    try:
-        text = lb_cases.config_fragment()
-    finally:
-        lb_cases.SERVICES = saved
-    for name, mode in MODES.items():
-        text = text.replace(f'name = "{name}"\n', f'name = "{name}"\nclient_address = "{mode}"\n')
-    return text
+    return with_client_address(lb_cases.config_fragment(SERVICES), MODES)
 
 
 def real_server_index():
-    idx = {}
-    for i, s in enumerate(SERVICES):
-        for j, (ip, port, _w) in enumerate(s.real_servers):
-            idx[(s.name, f"{ip}:{port}")] = (i, j)
-    return idx
+    return real_server_index_of(SERVICES)
 
 
 def proxy_v2_header(src, sport, dst, dport):

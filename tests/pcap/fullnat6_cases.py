@@ -72,6 +72,7 @@ FIRST_PORT = 1024  # the default local_port_range's first port
 
 Service = FullNatService
 
+
 def lip(n: int) -> str:
     """The local address of the case of client 2001:db8:c::n."""
     return f"2001:db8:2::{0x100 + n:x}"

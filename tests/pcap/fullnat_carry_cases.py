@@ -23,7 +23,7 @@ import random
 from scapy.all import ICMP, IP, TCP, Ether, Raw, fragment
 
 import fullnat_cases
-from cases_common import forwarded_ip
+from cases_common import forwarded_ip, real_server_index_of, with_client_address
 from client_addr_cases import proxy_v2_header, regrow, with_ack, with_mss, with_payload, with_seq, with_toa
 from fullnat_cases import FIRST_PORT, Service, fnat_in, fnat_out, lip
 from lb_cases import (  # noqa: F401  (re-exported for lb_judge)
@@ -63,23 +63,11 @@ CLIENT_OF_LIP = {s.local: client_ip(int(s.local.split(".")[3]) - 100) for s in S
 def config_fragment() -> str:
     """fullnat_cases.py's fragment over these services, each with its
     `client_address`."""
-    saved = fullnat_cases.SERVICES
-    fullnat_cases.SERVICES = SERVICES
-    try:
-        text = fullnat_cases.config_fragment()
-    finally:
-        fullnat_cases.SERVICES = saved
-    for name, mode in MODES.items():
-        text = text.replace(f'name = "{name}"\n', f'name = "{name}"\nclient_address = "{mode}"\n')
-    return text
+    return with_client_address(fullnat_cases.config_fragment(SERVICES), MODES)
 
 
 def real_server_index():
-    idx = {}
-    for i, s in enumerate(SERVICES):
-        for j, (ip, port, _w) in enumerate(s.real_servers):
-            idx[(s.name, f"{ip}:{port}")] = (i, j)
-    return idx
+    return real_server_index_of(SERVICES)
 
 
 def frame_key(raw):

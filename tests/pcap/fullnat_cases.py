@@ -57,6 +57,7 @@ FIRST_PORT = 1024  # the default local_port_range's first port
 
 Service = FullNatService
 
+
 def lip(n: int) -> str:
     """The local address of the case of client 198.51.100.n."""
     return f"10.1.0.{100 + n}"
@@ -73,8 +74,9 @@ SVC = {s.name: s for s in SERVICES}
 CLIENT_OF_LIP = {s.local: client_ip(int(s.local.split(".")[3]) - 100) for s in SERVICES}
 
 
-def config_fragment() -> str:
-    return fullnat_config(ROUTES, NEIGHBORS, INTERFACE, SERVICES)
+def config_fragment(services=None) -> str:
+    """Routes, neighbours and `services` (SERVICES when None), in rvsd's TOML."""
+    return fullnat_config(ROUTES, NEIGHBORS, INTERFACE, SERVICES if services is None else services)
 
 
 def real_server_index():

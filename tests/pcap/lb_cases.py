@@ -87,11 +87,12 @@ SERVICES = [
 SVC = {s.name: s for s in SERVICES}
 
 
-def config_fragment() -> str:
-    """Routes, neighbours and virtual servers, in rvsd's TOML (appended to
-    tests/support's single_port_config, whose interface is `test0`)."""
+def config_fragment(services=None) -> str:
+    """Routes, neighbours and virtual servers (`services`, SERVICES when
+    None), in rvsd's TOML (appended to tests/support's single_port_config,
+    whose interface is `test0`)."""
     out = network_config(ROUTES, NEIGHBORS, INTERFACE)
-    for s in SERVICES:
+    for s in SERVICES if services is None else services:
         out += [
             "[[virtual_server]]",
             f'name = "{s.name}"',

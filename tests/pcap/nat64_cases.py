@@ -63,6 +63,7 @@ EXTRA_DROP_REASONS = ["nat64_fragment", "nat64_untranslatable"]
 
 Service = FullNatService
 
+
 def client_ip(n: int) -> str:
     return f"2001:db8:c::{n:x}"
 
