@@ -33,9 +33,7 @@ from scapy.all import (
     ICMPv6PacketTooBig,
     IPerror6,
     IPv6,
-    IPv6ExtHdrFragment,
     Raw,
-    fragment6,
 )
 from scapy.pton_ntop import inet_ntop, inet_pton
 from scapy.utils6 import in6_getnsma, in6_getnsmac
@@ -65,6 +63,7 @@ from lb6_cases import (  # noqa: F401  (re-exported for lb_judge)
     l4,
     tcp6,
     udp6,
+    udp_fragments,
 )
 
 FIRST_PORT = 1024  # the default local_port_range's first port
@@ -155,15 +154,6 @@ def reset_to(syn, vip, vport):
         sport=vport, dport=syn[TCP].sport, flags="RA", seq=0, ack=syn[TCP].seq + 1, window=0
     )
     return Out(e, "reset", f"RST+ACK from [{vip}]:{vport}")
-
-
-def udp_fragments(src, sport, dst, dport, payload, ident, hlim=64, eth=(OUR_MAC, ROUTER_MAC)):
-    """The UDP datagram cut by scapy into three fragments (1400 bytes of
-    payload, 600-byte fragments), as Ethernet frames frozen to bytes."""
-    p = IPv6(src=src, dst=dst, hlim=hlim) / IPv6ExtHdrFragment(id=ident) / UDP(sport=sport, dport=dport) / Raw(payload)
-    pieces = fragment6(p, 600)
-    assert len(pieces) == 3, len(pieces)
-    return [Ether(bytes(Ether(dst=eth[0], src=eth[1]) / f)) for f in pieces]
 
 
 # ------------------------------------------------------------- the cases

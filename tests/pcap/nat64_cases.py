@@ -30,7 +30,6 @@ from scapy.all import (
     UDP,
     Ether,
     ICMPv6ND_NA,
-    ICMPv6NDOptDstLLAddr,
     ICMPv6PacketTooBig,
     IPerror,
     IPerror6,
@@ -39,6 +38,7 @@ from scapy.all import (
 )
 
 from cases_common import FullNatService, forwarded_ipv6, fullnat_config, real_server_index_of, vips_of
+from lb6_cases import announcement
 from lb_cases import Alt, Case, Out  # noqa: F401
 
 OUR_MAC = "02:00:00:00:00:01"
@@ -179,16 +179,6 @@ def to_client(p, vip, vport, client, cport):
     ip = IPv6(src=vip, dst=client, hlim=v4.ttl - 1, tc=v4.tos, fl=0, nh=v4.proto)
     e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / ip / l4_copy(p, vport, cport)
     return Out(e, "forwarded", f"[{vip}]:{vport} -> [{client}]:{cport} (from {v4.src})")
-
-
-def announcement(target):
-    e = (
-        Ether(dst=ALL_NODES_MAC, src=OUR_MAC)
-        / IPv6(src=target, dst=ALL_NODES, hlim=255)
-        / ICMPv6ND_NA(tgt=target, R=0, S=0, O=1)
-        / ICMPv6NDOptDstLLAddr(lladdr=OUR_MAC)
-    )
-    return Out(e, "announcement", f"unsolicited NA of {target}")
 
 
 # ------------------------------------------------------------- the cases
