@@ -110,19 +110,12 @@ fn packet_too_big_from_the_inside_reaches_the_client_quoting_what_it_sent() {
     // A router on the inside quotes the SYN as rvs sent it (LIP → RIP).
     let err = icmp_error_frame(IN_MAC, (ip("2001:db8:2::fe"), lip()), &sent[14..]);
     let out = run(&mut w, 1, &err);
-    let f = sent_on(&out, 0);
-    let p = ipv6_of(f);
-    assert_eq!((p.src_addr(), p.dst_addr()), (vip(), client()));
-    let msg = icmpv6::Packet::new_checked(p.payload()).unwrap();
-    assert!(msg.verify_checksum(vip(), client()));
-    assert_eq!(msg.msg_type(), Message::PacketTooBig);
-    assert_eq!(msg.mtu(), 1280);
-    let q = ipv6::Packet::new_checked_header(&p.payload()[8..]).unwrap();
-    assert_eq!((q.src_addr(), q.dst_addr()), (client(), vip()));
-    let ports = &p.payload()[8 + 40..8 + 44];
+    let payload = assert_too_big_to_the_client(sent_on(&out, 0));
+    assert_eq!(icmpv6::Packet::new_checked(payload).unwrap().mtu(), 1280);
+    let ports = &payload[8 + 40..8 + 44];
     assert_eq!(ports, &[0x9c, 0x40, 0, 80], "40000 → 80");
     // The quoted segment is the client's own, checksum and all.
-    let quoted = &p.payload()[8 + 40..];
+    let quoted = &payload[8 + 40..];
     assert!(ipv6::verify_upper_checksum(
         client(),
         vip(),

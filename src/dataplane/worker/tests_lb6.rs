@@ -342,6 +342,20 @@ fn icmp_error_frame(eth_dst: MacAddr, (from, to): (Ipv6Addr, Ipv6Addr), quoted: 
     frame(eth_dst, (from, to), next_header::ICMPV6, &[], &msg[..n])
 }
 
+/// `f` is an ICMPv6 packet too big from the VIP to the client, its
+/// checksum right, quoting the client's packet as the client sent it
+/// (client → VIP). Returns the ICMPv6 message.
+fn assert_too_big_to_the_client(f: &[u8]) -> &[u8] {
+    let p = ipv6_of(f);
+    assert_eq!((p.src_addr(), p.dst_addr()), (vip(), client()));
+    let msg = icmpv6::Packet::new_checked(p.payload()).unwrap();
+    assert!(msg.verify_checksum(vip(), client()));
+    assert_eq!(msg.msg_type(), Message::PacketTooBig);
+    let q = ipv6::Packet::new_checked_header(&p.payload()[8..]).unwrap();
+    assert_eq!((q.src_addr(), q.dst_addr()), (client(), vip()));
+    &f[14 + 40..14 + 40 + p.payload_len() as usize]
+}
+
 #[test]
 fn packet_too_big_about_a_nat_connection_reaches_the_client_as_from_the_vip() {
     let mut w = worker(ForwardMethod::Nat);
@@ -351,16 +365,8 @@ fn packet_too_big_about_a_nat_connection_reaches_the_client_as_from_the_vip() {
     let sent = out.sent[0].1.clone();
     let err = icmp_error_frame(IN_MAC, (router, client()), &sent[14..]);
     let out = run(&mut w, 1, &err);
-    let f = sent_on(&out, 0);
-    let p = ipv6_of(f);
-    assert_eq!((p.src_addr(), p.dst_addr()), (vip(), client()));
-    let msg = icmpv6::Packet::new_checked(p.payload()).unwrap();
-    assert!(msg.verify_checksum(vip(), client()));
-    assert_eq!(msg.msg_type(), Message::PacketTooBig);
-    // The quote is the client's packet as the client sent it.
-    let q = ipv6::Packet::new_checked_header(&p.payload()[8..]).unwrap();
-    assert_eq!((q.src_addr(), q.dst_addr()), (client(), vip()));
-    assert_eq!(&p.payload()[8 + 40 + 2..8 + 40 + 4], &80u16.to_be_bytes());
+    let msg = assert_too_big_to_the_client(sent_on(&out, 0));
+    assert_eq!(&msg[8 + 40 + 2..8 + 40 + 4], &80u16.to_be_bytes());
     assert_eq!(w.stats.icmp_errors_forwarded, 1);
 }
 
