@@ -13,6 +13,7 @@ import random
 from scapy.all import ICMP, IP, TCP, Ether, Raw
 
 import lb_cases
+from cases_common import forwarded_ip, real_server_index_of, with_client_address
 from lb_cases import (  # noqa: F401  (re-exported for lb_judge)
     ADDRESSES,
     GW_IN_IP,
@@ -47,23 +48,11 @@ SVC = {s.name: s for s in SERVICES}
 
 
 def config_fragment() -> str:
-    saved = lb_cases.SERVICES
-    lb_cases.SERVICES = SERVICES
-    try:
-        text = lb_cases.config_fragment()
-    finally:
-        lb_cases.SERVICES = saved
-    for name, mode in MODES.items():
-        text = text.replace(f'name = "{name}"\n', f'name = "{name}"\nclient_address = "{mode}"\n')
-    return text
+    return with_client_address(lb_cases.config_fragment(SERVICES), MODES)
 
 
 def real_server_index():
-    idx = {}
-    for i, s in enumerate(SERVICES):
-        for j, (ip, port, _w) in enumerate(s.real_servers):
-            idx[(s.name, f"{ip}:{port}")] = (i, j)
-    return idx
+    return real_server_index_of(SERVICES)
 
 
 def proxy_v2_header(src, sport, dst, dport):
@@ -158,9 +147,7 @@ def build_cases():
     quoted = bytes(fwd.frame[IP])
     err = Ether(dst=OUR_MAC, src=GW_IN_MAC) / IP(src=GW_IN_IP, dst=C, ttl=64, id=120) / ICMP(type=3, code=4, nexthopmtu=1200) / Raw(quoted)
     c.add("frag needed from gw_in about the shifted segment", err)
-    back = p[IP].copy()
-    back.ttl -= 1
-    back.chksum = None
+    back = forwarded_ip(p)
     e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IP(src=V, dst=C, ttl=63, id=120) / ICMP(type=3, code=4, nexthopmtu=1200) / Raw(bytes(back))
     outs.append(Out(e, "icmp_error", "frag needed to the client from the VIP, quoting the client's own seq"))
     body = b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n" + bytes(rnd.getrandbits(8) for _ in range(300))

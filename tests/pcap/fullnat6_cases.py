@@ -20,7 +20,6 @@ default; one worker, a fresh pool, ports handed out in order).
 """
 
 import socket
-from dataclasses import dataclass
 
 from scapy.all import (
     TCP,
@@ -34,14 +33,13 @@ from scapy.all import (
     ICMPv6PacketTooBig,
     IPerror6,
     IPv6,
-    IPv6ExtHdrFragment,
     Raw,
-    fragment6,
 )
 from scapy.pton_ntop import inet_ntop, inet_pton
 from scapy.utils6 import in6_getnsma, in6_getnsmac
 
 import lb6_cases
+from cases_common import FullNatService, forwarded_ipv6, fullnat_config, real_server_index_of, vips_of
 from lb_cases import Alt, Case, Out  # noqa: F401
 from lb6_cases import (  # noqa: F401  (re-exported for lb_judge)
     ADDRESSES,
@@ -65,20 +63,13 @@ from lb6_cases import (  # noqa: F401  (re-exported for lb_judge)
     l4,
     tcp6,
     udp6,
+    udp_fragments,
 )
 
 FIRST_PORT = 1024  # the default local_port_range's first port
 
 
-@dataclass
-class Service:
-    name: str
-    vip: str
-    port: int
-    protocol: str
-    real_servers: list  # (address, port, weight)
-    local: str  # its one IPv6 local address
-    port_range: tuple = None  # local_port_range, None for the default
+Service = FullNatService
 
 
 def lip(n: int) -> str:
@@ -96,42 +87,15 @@ SERVICES = [
 ]
 SVC = {s.name: s for s in SERVICES}
 CLIENT_OF_LIP = {s.local: client_ip(int(s.local.split(":")[-1], 16) - 0x100) for s in SERVICES}
-VIPS = []
-for _s in SERVICES:
-    if _s.vip not in VIPS:
-        VIPS.append(_s.vip)
+VIPS = vips_of(SERVICES)
 
 
 def config_fragment() -> str:
-    out = []
-    for prefix, via in ROUTES:
-        out += ["[[route]]", f'prefix = "{prefix}"', f'via = "{via}"', f'interface = "{INTERFACE}"', ""]
-    for ip, mac in NEIGHBORS:
-        out += ["[[neighbor]]", f'address = "{ip}"', f'mac = "{mac}"', f'interface = "{INTERFACE}"', ""]
-    for s in SERVICES:
-        out += [
-            "[[virtual_server]]",
-            f'name = "{s.name}"',
-            f'address = "[{s.vip}]:{s.port}"',
-            f'protocol = "{s.protocol}"',
-            'scheduler = "rr"',
-            'forward = "fullnat"',
-            f'local_addresses = ["{s.local}"]',
-        ]
-        if s.port_range:
-            out.append(f"local_port_range = [{s.port_range[0]}, {s.port_range[1]}]")
-        out += ["", "  [virtual_server.health_check]", '  type = "none"', ""]
-        for ip, port, weight in s.real_servers:
-            out += ["  [[virtual_server.real_server]]", f'  address = "[{ip}]:{port}"', f"  weight = {weight}", ""]
-    return "\n".join(out)
+    return fullnat_config(ROUTES, NEIGHBORS, INTERFACE, SERVICES)
 
 
 def real_server_index():
-    idx = {}
-    for i, s in enumerate(SERVICES):
-        for j, (ip, port, _w) in enumerate(s.real_servers):
-            idx[(s.name, f"[{ip}]:{port}")] = (i, j)
-    return idx
+    return real_server_index_of(SERVICES)
 
 
 def rs_key(name, ip, port):
@@ -190,15 +154,6 @@ def reset_to(syn, vip, vport):
         sport=vport, dport=syn[TCP].sport, flags="RA", seq=0, ack=syn[TCP].seq + 1, window=0
     )
     return Out(e, "reset", f"RST+ACK from [{vip}]:{vport}")
-
-
-def udp_fragments(src, sport, dst, dport, payload, ident, hlim=64, eth=(OUR_MAC, ROUTER_MAC)):
-    """The UDP datagram cut by scapy into three fragments (1400 bytes of
-    payload, 600-byte fragments), as Ethernet frames frozen to bytes."""
-    p = IPv6(src=src, dst=dst, hlim=hlim) / IPv6ExtHdrFragment(id=ident) / UDP(sport=sport, dport=dport) / Raw(payload)
-    pieces = fragment6(p, 600)
-    assert len(pieces) == 3, len(pieces)
-    return [Ether(bytes(Ether(dst=eth[0], src=eth[1]) / f)) for f in pieces]
 
 
 # ------------------------------------------------------------- the cases
@@ -265,9 +220,7 @@ def build_cases():
         "packet too big (MTU 1280) from the inside router to the LIP6 about the forwarded SYN",
         Ether(dst=OUR_MAC, src=RS11_MAC) / IPv6(src=INSIDE_ROUTER, dst=L, hlim=64) / ICMPv6PacketTooBig(mtu=1280) / Raw(bytes(fwd.frame[IPv6])),
     )
-    back = syn[IPv6].copy()
-    back.hlim -= 1
-    back[TCP].chksum = None
+    back = forwarded_ipv6(syn)
     e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IPv6(src=V, dst=C, hlim=63) / ICMPv6PacketTooBig(mtu=1280) / Raw(bytes(back))
     outs.append(Out(e, "icmp_error", "packet too big to the client from the VIP, quoting client -> VIP:80"))
     synack = c.add("server SYN-ACK", tcp6(R, RP, L, LP, "SA", seq=100, ack=2, src_mac=RS12_MAC))

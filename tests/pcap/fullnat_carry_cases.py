@@ -23,6 +23,7 @@ import random
 from scapy.all import ICMP, IP, TCP, Ether, Raw, fragment
 
 import fullnat_cases
+from cases_common import forwarded_ip, real_server_index_of, with_client_address
 from client_addr_cases import proxy_v2_header, regrow, with_ack, with_mss, with_payload, with_seq, with_toa
 from fullnat_cases import FIRST_PORT, Service, fnat_in, fnat_out, lip
 from lb_cases import (  # noqa: F401  (re-exported for lb_judge)
@@ -62,23 +63,11 @@ CLIENT_OF_LIP = {s.local: client_ip(int(s.local.split(".")[3]) - 100) for s in S
 def config_fragment() -> str:
     """fullnat_cases.py's fragment over these services, each with its
     `client_address`."""
-    saved = fullnat_cases.SERVICES
-    fullnat_cases.SERVICES = SERVICES
-    try:
-        text = fullnat_cases.config_fragment()
-    finally:
-        fullnat_cases.SERVICES = saved
-    for name, mode in MODES.items():
-        text = text.replace(f'name = "{name}"\n', f'name = "{name}"\nclient_address = "{mode}"\n')
-    return text
+    return with_client_address(fullnat_cases.config_fragment(SERVICES), MODES)
 
 
 def real_server_index():
-    idx = {}
-    for i, s in enumerate(SERVICES):
-        for j, (ip, port, _w) in enumerate(s.real_servers):
-            idx[(s.name, f"{ip}:{port}")] = (i, j)
-    return idx
+    return real_server_index_of(SERVICES)
 
 
 def frame_key(raw):
@@ -142,9 +131,7 @@ def build_cases():
     # own segment (its own sequence number, else Linux ignores it).
     err = Ether(dst=OUR_MAC, src=GW_IN_MAC) / IP(src=GW_IN_IP, dst=L, ttl=64, id=120) / ICMP(type=3, code=4, nexthopmtu=1200) / Raw(bytes(fwd.frame[IP]))
     c.add("frag needed from gw_in to the LIP about the shifted segment", err)
-    back = p[IP].copy()
-    back.ttl -= 1
-    back.chksum = None
+    back = forwarded_ip(p)
     e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IP(src=V, dst=C, ttl=63, id=120) / ICMP(type=3, code=4, nexthopmtu=1200) / Raw(bytes(back))
     outs.append(Out(e, "icmp_error", "frag needed to the client from the VIP, quoting the client's own segment and seq"))
     # A router quoting only 8 bytes of TCP (RFC 792): the number still

@@ -17,11 +17,10 @@ range (1024 by default; one worker, a fresh pool, ports handed out in
 order).
 """
 
-from dataclasses import dataclass
-
 from scapy.all import ARP, ICMP, IP, TCP, Ether, Raw
 
 import lb_cases
+from cases_common import FullNatService, forwarded_ip, forwarded_quote8, fullnat_config, real_server_index_of
 from lb_cases import (  # noqa: F401  (re-exported for lb_judge)
     ADDRESSES,
     FAR_RS_IP,
@@ -56,15 +55,7 @@ from lb_cases import (  # noqa: F401  (re-exported for lb_judge)
 FIRST_PORT = 1024  # the default local_port_range's first port
 
 
-@dataclass
-class Service:
-    name: str
-    vip: str
-    port: int
-    protocol: str
-    real_servers: list  # (address, port, weight)
-    local: str  # its one local address
-    port_range: tuple = None  # local_port_range, None for the default
+Service = FullNatService
 
 
 def lip(n: int) -> str:
@@ -83,36 +74,13 @@ SVC = {s.name: s for s in SERVICES}
 CLIENT_OF_LIP = {s.local: client_ip(int(s.local.split(".")[3]) - 100) for s in SERVICES}
 
 
-def config_fragment() -> str:
-    out = []
-    for prefix, via in ROUTES:
-        out += ["[[route]]", f'prefix = "{prefix}"', f'via = "{via}"', f'interface = "{INTERFACE}"', ""]
-    for ip, mac in NEIGHBORS:
-        out += ["[[neighbor]]", f'address = "{ip}"', f'mac = "{mac}"', f'interface = "{INTERFACE}"', ""]
-    for s in SERVICES:
-        out += [
-            "[[virtual_server]]",
-            f'name = "{s.name}"',
-            f'address = "{s.vip}:{s.port}"',
-            f'protocol = "{s.protocol}"',
-            'scheduler = "rr"',
-            'forward = "fullnat"',
-            f'local_addresses = ["{s.local}"]',
-        ]
-        if s.port_range:
-            out.append(f"local_port_range = [{s.port_range[0]}, {s.port_range[1]}]")
-        out += ["", "  [virtual_server.health_check]", '  type = "none"', ""]
-        for ip, port, weight in s.real_servers:
-            out += ["  [[virtual_server.real_server]]", f'  address = "{ip}:{port}"', f"  weight = {weight}", ""]
-    return "\n".join(out)
+def config_fragment(services=None) -> str:
+    """Routes, neighbours and `services` (SERVICES when None), in rvsd's TOML."""
+    return fullnat_config(ROUTES, NEIGHBORS, INTERFACE, SERVICES if services is None else services)
 
 
 def real_server_index():
-    idx = {}
-    for i, s in enumerate(SERVICES):
-        for j, (ip, port, _w) in enumerate(s.real_servers):
-            idx[(s.name, f"{ip}:{port}")] = (i, j)
-    return idx
+    return real_server_index_of(SERVICES)
 
 
 def frame_key(raw):
@@ -234,9 +202,7 @@ def build_cases():
     outs.append(fwd)
     err = Ether(dst=OUR_MAC, src=GW_IN_MAC) / IP(src=GW_IN_IP, dst=L, ttl=64, id=702) / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(bytes(fwd.frame[IP]))
     c.add("frag needed (MTU 1400) from gw_in to the LIP about the forwarded SYN", err)
-    back = syn[IP].copy()
-    back.ttl -= 1
-    back.chksum = None
+    back = forwarded_ip(syn)
     e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IP(src=V, dst=C, ttl=63, id=702) / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(bytes(back))
     outs.append(Out(e, "icmp_error", "frag needed to the client from the VIP, quoting client -> VIP:80"))
     synack = c.add("server SYN-ACK", from_server(GW_IN_MAC, R, RP, L, LP, "SA", seq=100, ack=2, ident=703, options=[("MSS", 1360)]))
@@ -245,10 +211,7 @@ def build_cases():
     quoted = bytes(reply.frame[IP])[:28]
     err = Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=ROUTER_IP, dst=V, ttl=60, id=704) / ICMP(type=3, code=3) / Raw(quoted)
     c.add("port unreachable from the router about the VIP's SYN-ACK (8 bytes quoted)", err)
-    q = IP(bytes(synack[IP])[:20])  # the reply as the server sent it, cut the same
-    q.ttl -= 1
-    q.chksum = None
-    qb = bytes(q) + bytes(synack[TCP])[:8]
+    qb = forwarded_quote8(synack)  # the reply as the server sent it, cut the same
     e = Ether(dst=GW_IN_MAC, src=OUR_MAC) / IP(src=L, dst=R, ttl=59, id=704) / ICMP(type=3, code=3) / Raw(qb)
     outs.append(Out(e, "icmp_error", "port unreachable to the RIP from the LIP, quoting RIP:8080 -> LIP:LPORT"))
     c.alts = [Alt("", outs, {rs_key("ffar", R, RP): 1})]

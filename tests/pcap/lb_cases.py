@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, IPv6, Raw, fragment
 from scapy.layers.inet import in4_chksum
 
+from cases_common import forwarded_ip, forwarded_quote8, network_config, real_server_index_of, real_servers_config
+
 # ---------------------------------------------------------------- topology
 
 OUR_MAC = "02:00:00:00:00:01"
@@ -85,15 +87,12 @@ SERVICES = [
 SVC = {s.name: s for s in SERVICES}
 
 
-def config_fragment() -> str:
-    """Routes, neighbours and virtual servers, in rvsd's TOML (appended to
-    tests/support's single_port_config, whose interface is `test0`)."""
-    out = []
-    for prefix, via in ROUTES:
-        out += ["[[route]]", f'prefix = "{prefix}"', f'via = "{via}"', f'interface = "{INTERFACE}"', ""]
-    for ip, mac in NEIGHBORS:
-        out += ["[[neighbor]]", f'address = "{ip}"', f'mac = "{mac}"', f'interface = "{INTERFACE}"', ""]
-    for s in SERVICES:
+def config_fragment(services=None) -> str:
+    """Routes, neighbours and virtual servers (`services`, SERVICES when
+    None), in rvsd's TOML (appended to tests/support's single_port_config,
+    whose interface is `test0`)."""
+    out = network_config(ROUTES, NEIGHBORS, INTERFACE)
+    for s in SERVICES if services is None else services:
         out += [
             "[[virtual_server]]",
             f'name = "{s.name}"',
@@ -107,8 +106,7 @@ def config_fragment() -> str:
             '  type = "none"',
             "",
         ]
-        for ip, port, weight in s.real_servers:
-            out += ["  [[virtual_server.real_server]]", f'  address = "{ip}:{port}"', f"  weight = {weight}", ""]
+        out += real_servers_config(s.real_servers)
     return "\n".join(out)
 
 
@@ -406,9 +404,7 @@ def build_cases():
     quoted = bytes(fwd.frame[IP])  # the SYN as rvsd forwarded it, as gw_in quotes it
     err = Ether(dst=OUR_MAC, src=GW_IN_MAC) / IP(src=GW_IN_IP, dst=C, ttl=64, id=702) / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(quoted)
     c.add("frag needed (MTU 1400) from gw_in about the forwarded SYN, to the client", err)
-    back = syn[IP].copy()
-    back.ttl -= 1
-    back.chksum = None
+    back = forwarded_ip(syn)
     e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IP(src=V, dst=C, ttl=63, id=702) / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(bytes(back))
     outs.append(Out(e, "icmp_error", "frag needed to the client from the VIP, quoting client -> VIP:80"))
     synack = c.add("server SYN-ACK", from_server(GW_IN_MAC, R, RP, C, CP, "SA", seq=100, ack=2, ident=703, options=[("MSS", 1360)]))
@@ -417,10 +413,7 @@ def build_cases():
     quoted = bytes(reply.frame[IP])[:28]  # header + 8 bytes, as RFC 792 asks
     err = Ether(dst=OUR_MAC, src=ROUTER_MAC) / IP(src=ROUTER_IP, dst=V, ttl=60, id=704) / ICMP(type=3, code=3) / Raw(quoted)
     c.add("port unreachable from the router about the VIP's SYN-ACK (8 bytes quoted)", err)
-    q = IP(bytes(synack[IP])[:20])  # the reply as the server sent it, cut the same
-    q.ttl -= 1
-    q.chksum = None
-    qb = bytes(q) + bytes(synack[TCP])[:8]
+    qb = forwarded_quote8(synack)  # the reply as the server sent it, cut the same
     e = Ether(dst=GW_IN_MAC, src=OUR_MAC) / IP(src=ROUTER_IP, dst=R, ttl=59, id=704) / ICMP(type=3, code=3) / Raw(qb)
     outs.append(Out(e, "icmp_error", "port unreachable on to the RIP, quoting RIP:8080 -> client"))
     c.alts = [Alt("", outs, {rs_key("far", R, RP): 1})]
@@ -645,8 +638,4 @@ FRAGMENT_QUEUE = 64
 
 def real_server_index():
     """(service, "ip:port") -> (service index, real server index) in config order."""
-    idx = {}
-    for i, s in enumerate(SERVICES):
-        for j, (ip, port, _w) in enumerate(s.real_servers):
-            idx[(s.name, f"{ip}:{port}")] = (i, j)
-    return idx
+    return real_server_index_of(SERVICES)

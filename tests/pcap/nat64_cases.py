@@ -22,8 +22,6 @@ is rvsd's to choose ("IP.id" free). DF is set above 1260 bytes only
 (RFC 7915 5.1), so the small packets here leave without it.
 """
 
-from dataclasses import dataclass
-
 from scapy.all import (
     ARP,
     ICMP,
@@ -32,7 +30,6 @@ from scapy.all import (
     UDP,
     Ether,
     ICMPv6ND_NA,
-    ICMPv6NDOptDstLLAddr,
     ICMPv6PacketTooBig,
     IPerror,
     IPerror6,
@@ -40,6 +37,8 @@ from scapy.all import (
     Raw,
 )
 
+from cases_common import FullNatService, forwarded_ipv6, fullnat_config, real_server_index_of, vips_of
+from lb6_cases import announcement
 from lb_cases import Alt, Case, Out  # noqa: F401
 
 OUR_MAC = "02:00:00:00:00:01"
@@ -62,15 +61,7 @@ FIRST_PORT = 1024
 EXTRA_DROP_REASONS = ["nat64_fragment", "nat64_untranslatable"]
 
 
-@dataclass
-class Service:
-    name: str
-    vip: str
-    port: int
-    protocol: str
-    real_servers: list  # (IPv4 address, port, weight)
-    local: str
-    port_range: tuple = None
+Service = FullNatService
 
 
 def client_ip(n: int) -> str:
@@ -90,42 +81,15 @@ SERVICES = [
 ]
 SVC = {s.name: s for s in SERVICES}
 CLIENT_OF_LIP = {s.local: client_ip(int(s.local.split(".")[3]) - 100) for s in SERVICES}
-VIPS = []
-for _s in SERVICES:
-    if _s.vip not in VIPS:
-        VIPS.append(_s.vip)
+VIPS = vips_of(SERVICES)
 
 
 def config_fragment() -> str:
-    out = []
-    for prefix, via in ROUTES:
-        out += ["[[route]]", f'prefix = "{prefix}"', f'via = "{via}"', f'interface = "{INTERFACE}"', ""]
-    for ip, mac in NEIGHBORS:
-        out += ["[[neighbor]]", f'address = "{ip}"', f'mac = "{mac}"', f'interface = "{INTERFACE}"', ""]
-    for s in SERVICES:
-        out += [
-            "[[virtual_server]]",
-            f'name = "{s.name}"',
-            f'address = "[{s.vip}]:{s.port}"',
-            f'protocol = "{s.protocol}"',
-            'scheduler = "rr"',
-            'forward = "fullnat"',
-            f'local_addresses = ["{s.local}"]',
-        ]
-        if s.port_range:
-            out.append(f"local_port_range = [{s.port_range[0]}, {s.port_range[1]}]")
-        out += ["", "  [virtual_server.health_check]", '  type = "none"', ""]
-        for ip, port, weight in s.real_servers:
-            out += ["  [[virtual_server.real_server]]", f'  address = "{ip}:{port}"', f"  weight = {weight}", ""]
-    return "\n".join(out)
+    return fullnat_config(ROUTES, NEIGHBORS, INTERFACE, SERVICES)
 
 
 def real_server_index():
-    idx = {}
-    for i, s in enumerate(SERVICES):
-        for j, (ip, port, _w) in enumerate(s.real_servers):
-            idx[(s.name, f"{ip}:{port}")] = (i, j)
-    return idx
+    return real_server_index_of(SERVICES)
 
 
 def rs_key(svc, ip, port):
@@ -217,16 +181,6 @@ def to_client(p, vip, vport, client, cport):
     return Out(e, "forwarded", f"[{vip}]:{vport} -> [{client}]:{cport} (from {v4.src})")
 
 
-def announcement(target):
-    e = (
-        Ether(dst=ALL_NODES_MAC, src=OUR_MAC)
-        / IPv6(src=target, dst=ALL_NODES, hlim=255)
-        / ICMPv6ND_NA(tgt=target, R=0, S=0, O=1)
-        / ICMPv6NDOptDstLLAddr(lladdr=OUR_MAC)
-    )
-    return Out(e, "announcement", f"unsolicited NA of {target}")
-
-
 # ------------------------------------------------------------- the cases
 
 
@@ -287,9 +241,7 @@ def build_cases():
     quoted4 = bytes(sent[IP])
     c.add("frag needed (MTU 1400) from gw_in to the LIP about the forwarded SYN",
           Ether(dst=OUR_MAC, src=GW_IN_MAC) / IP(src=GW_IN_IP, dst=L, ttl=64, id=31) / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(quoted4))
-    back = syn[IPv6].copy()
-    back.hlim -= 1
-    back[TCP].chksum = None
+    back = forwarded_ipv6(syn)
     e = Ether(dst=ROUTER_MAC, src=OUR_MAC) / IPv6(src=V, dst=C, hlim=63) / ICMPv6PacketTooBig(mtu=1420) / Raw(bytes(back))
     outs.append(Out(e, "icmp_error", "packet too big (1420) to the client from the VIP, quoting client -> VIP:80"))
     synack = c.add("server SYN-ACK", tcp4(RS11_MAC, R, RP, L, LP, "SA", seq=100, ack=2, ident=32))

@@ -39,27 +39,6 @@ fn fnat_worker(ports: (u16, u16)) -> Worker<VecFrame> {
     ])
 }
 
-fn synack_to(local: (Ipv6Addr, u16)) -> Vec<u8> {
-    tcp_frame(
-        IN_MAC,
-        (rs1(), 8080),
-        local,
-        tcp::Flags::SYN | tcp::Flags::ACK,
-        &[],
-        false,
-    )
-}
-
-fn udp_frame(eth_dst: MacAddr, from: (Ipv6Addr, u16), to: (Ipv6Addr, u16), data: &[u8]) -> Vec<u8> {
-    let mut u = vec![0u8; 8];
-    u[0..2].copy_from_slice(&from.1.to_be_bytes());
-    u[2..4].copy_from_slice(&to.1.to_be_bytes());
-    u[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    u.extend_from_slice(data);
-    ipv6::fill_upper_checksum(from.0, to.0, next_header::UDP, &mut u).unwrap();
-    frame(eth_dst, (from.0, to.0), next_header::UDP, &[], &u)
-}
-
 #[test]
 fn a_syn_leaves_from_the_local_address_with_a_right_checksum() {
     let mut w = fnat_worker((1024, 65535));
@@ -112,14 +91,7 @@ fn a_reply_to_an_unknown_local_port_is_dropped_as_no_connection() {
 fn exhausted_local_ports_reset_a_syn_from_the_vip_and_count_it() {
     let mut w = fnat_worker((1024, 1024));
     run(&mut w, 0, &syn());
-    let second = tcp_frame(
-        OUT_MAC,
-        (client(), 40001),
-        (vip(), 80),
-        tcp::Flags::SYN,
-        &[],
-        false,
-    );
+    let second = syn_from((client(), 40001), (vip(), 80), &[]);
     let out = run(&mut w, 0, &second);
     let f = sent_on(&out, 0);
     assert_eq!(tuple(f), (vip(), client(), 80, 40001));
@@ -138,19 +110,12 @@ fn packet_too_big_from_the_inside_reaches_the_client_quoting_what_it_sent() {
     // A router on the inside quotes the SYN as rvs sent it (LIP → RIP).
     let err = icmp_error_frame(IN_MAC, (ip("2001:db8:2::fe"), lip()), &sent[14..]);
     let out = run(&mut w, 1, &err);
-    let f = sent_on(&out, 0);
-    let p = ipv6_of(f);
-    assert_eq!((p.src_addr(), p.dst_addr()), (vip(), client()));
-    let msg = icmpv6::Packet::new_checked(p.payload()).unwrap();
-    assert!(msg.verify_checksum(vip(), client()));
-    assert_eq!(msg.msg_type(), Message::PacketTooBig);
-    assert_eq!(msg.mtu(), 1280);
-    let q = ipv6::Packet::new_checked_header(&p.payload()[8..]).unwrap();
-    assert_eq!((q.src_addr(), q.dst_addr()), (client(), vip()));
-    let ports = &p.payload()[8 + 40..8 + 44];
+    let payload = assert_too_big_to_the_client(sent_on(&out, 0));
+    assert_eq!(icmpv6::Packet::new_checked(payload).unwrap().mtu(), 1280);
+    let ports = &payload[8 + 40..8 + 44];
     assert_eq!(ports, &[0x9c, 0x40, 0, 80], "40000 → 80");
     // The quoted segment is the client's own, checksum and all.
-    let quoted = &p.payload()[8 + 40..];
+    let quoted = &payload[8 + 40..];
     assert!(ipv6::verify_upper_checksum(
         client(),
         vip(),
@@ -251,26 +216,7 @@ fn the_garp_round_announces_the_local_address_on_its_port() {
 #[test]
 fn a_later_fragment_follows_its_first_with_both_addresses_rewritten() {
     let mut w = worker_with(vec![fullnat6(Protocol::Udp, 53, &[lip()], (2000, 2000))]);
-    let first = run(&mut w, 0, &udp_fragment(0));
-    let f = sent_on(&first, 1);
-    assert_eq!(
-        (ipv6_of(f).src_addr(), ipv6_of(f).dst_addr()),
-        (lip(), rs1())
-    );
-    let later = run(&mut w, 0, &udp_fragment(1));
-    let f2 = sent_on(&later, 1);
-    let p2 = ipv6_of(f2);
-    assert_eq!((p2.src_addr(), p2.dst_addr()), (lip(), rs1()));
-    assert_eq!(p2.hop_limit(), 63);
-    assert_eq!(w.stats.fragments_forwarded, 1);
-    let mut whole = f[14 + 48..].to_vec();
-    whole.extend_from_slice(&f2[14 + 48..]);
-    assert!(ipv6::verify_upper_checksum(
-        lip(),
-        rs1(),
-        next_header::UDP,
-        &whole
-    ));
+    assert_fragments_reach_the_real_server(&mut w, lip());
 }
 
 /// An IPv6 local address on the inside prefix the RSS model of `n`
@@ -290,16 +236,10 @@ fn client_owned_by(owner: usize, n: usize) -> Ipv6Addr {
 }
 
 fn fnat_workers(n: usize, locals: &[Ipv6Addr]) -> Vec<Worker<VecFrame>> {
-    let mut s = setup(vec![fullnat6(Protocol::Tcp, 80, locals, (1024, 65535))]);
-    s.worker_count = n;
-    (0..n)
-        .map(|i| {
-            s.worker_index = i;
-            let mut w: Worker<VecFrame> = Worker::new(&s);
-            w.v6.announced = true;
-            w
-        })
-        .collect()
+    workers_of(
+        setup(vec![fullnat6(Protocol::Tcp, 80, locals, (1024, 65535))]),
+        n,
+    )
 }
 
 #[test]
@@ -317,18 +257,10 @@ fn without_rss_a_reply_is_handed_to_the_owner_of_its_local_address() {
     let (l0, l1) = (lip_owned_by(0, 2), lip_owned_by(1, 2));
     let mut ws = fnat_workers(2, &[l0, l1]);
     let c = client_owned_by(1, 2);
-    let syn = tcp_frame(
-        OUT_MAC,
-        (c, 41000),
-        (vip(), 80),
-        tcp::Flags::SYN,
-        &[],
-        false,
-    );
+    let syn = syn_from((c, 41000), (vip(), 80), &[]);
     // Worker 0 hands the SYN to the client's owner, worker 1.
     let out = run(&mut ws[0], 0, &syn);
-    assert_eq!(out.redirected.len(), 1);
-    assert_eq!(out.redirected[0].0, 1);
+    assert_meets_owner(&out, 0, 1);
     ws[1].from_peer = true;
     let out = run(&mut ws[1], 0, &syn);
     ws[1].from_peer = false;
@@ -338,14 +270,12 @@ fn without_rss_a_reply_is_handed_to_the_owner_of_its_local_address() {
     // The reply reaches worker 0 and is handed to the owner of l1.
     let reply = synack_to((l1, lport));
     let out = run(&mut ws[0], 1, &reply);
-    assert_eq!(out.redirected.len(), 1);
-    assert_eq!(out.redirected[0].0, 1);
+    assert_meets_owner(&out, 0, 1);
     let out = run(&mut ws[1], 1, &reply);
     assert_eq!(tuple(sent_on(&out, 0)), (vip(), c, 80, 41000));
     // An error from the inside quoting the packet to the real server goes
     // to the local address's owner too.
     let err = icmp_error_frame(IN_MAC, (ip("2001:db8:2::fe"), l1), &f[14..]);
     let out = run(&mut ws[0], 1, &err);
-    assert_eq!(out.redirected.len(), 1);
-    assert_eq!(out.redirected[0].0, 1);
+    assert_meets_owner(&out, 0, 1);
 }

@@ -13,17 +13,10 @@ use crate::wire::ipv6::{self, next_header};
 use crate::wire::tcp;
 use std::net::Ipv6Addr;
 
-const OUT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-const IN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
-const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0a]);
-const RS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0b]);
+use super::tests_v6::{ip, two_ports, IN_MAC, OUR_MAC as OUT_MAC, RS_MAC};
 
-fn ip(s: &str) -> Ipv6Addr {
-    s.parse().unwrap()
-}
-fn outside() -> Ipv6Addr {
-    ip("2001:db8:1::1")
-}
+const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0a]);
+
 fn inside() -> Ipv6Addr {
     ip("2001:db8:2::1")
 }
@@ -53,26 +46,37 @@ fn service(forward: ForwardMethod, protocol: Protocol) -> VirtualService {
     )
 }
 
-/// Outside 2001:db8:1::1/64 (port 0), inside 2001:db8:2::1/64 (port 1,
-/// MTU 1280), the client and the real server known neighbours, `services`.
+/// `two_ports` (outside port 0, inside port 1 with MTU 1280), the client
+/// and the real server known neighbours, `services`.
 fn setup(services: Vec<VirtualService>) -> WorkerSetup {
-    let mut s = WorkerSetup::ports_only(vec![
-        PortSetup {
-            mac: OUT_MAC,
-            addresses: vec![Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 1), 24).unwrap()],
-            addresses6: vec![Ipv6Cidr::new(outside(), 64).unwrap()],
-            mtu: 1500,
-        },
-        PortSetup {
-            mac: IN_MAC,
-            addresses: vec![Ipv4Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24).unwrap()],
-            addresses6: vec![Ipv6Cidr::new(inside(), 64).unwrap()],
-            mtu: 1280,
-        },
-    ]);
+    let mut s = two_ports();
     s.services = Arc::new(ServiceTable::new(services));
     s.ipv6.static_neighbors = vec![(client(), CLIENT_MAC, 0), (rs1(), RS_MAC, 1)];
     s
+}
+
+/// Worker `i` of `n` over `s`, each past its start's announcements.
+fn workers_of(mut s: WorkerSetup, n: usize) -> Vec<Worker<VecFrame>> {
+    s.worker_count = n;
+    (0..n)
+        .map(|i| {
+            s.worker_index = i;
+            let mut w: Worker<VecFrame> = Worker::new(&s);
+            w.v6.announced = true;
+            w
+        })
+        .collect()
+}
+
+/// Worker `index` kept what it handled when it is the `owner`, else
+/// handed it to the owner.
+fn assert_meets_owner(out: &VecOutput, index: usize, owner: usize) {
+    if index == owner {
+        assert!(out.redirected.is_empty());
+    } else {
+        assert_eq!(out.redirected.len(), 1);
+        assert_eq!(out.redirected[0].0, owner);
+    }
 }
 
 fn worker_with(services: Vec<VirtualService>) -> Worker<VecFrame> {
@@ -139,15 +143,43 @@ fn tcp_frame(
     }
 }
 
-fn syn() -> Vec<u8> {
+/// A SYN from `client` port `sport` (arriving outside) to `to`.
+fn syn_from((client, sport): (Ipv6Addr, u16), to: (Ipv6Addr, u16), payload: &[u8]) -> Vec<u8> {
     tcp_frame(
         OUT_MAC,
-        (client(), 40000),
-        (vip(), 80),
+        (client, sport),
+        to,
         tcp::Flags::SYN,
+        payload,
+        false,
+    )
+}
+
+fn syn() -> Vec<u8> {
+    syn_from((client(), 40000), (vip(), 80), &[])
+}
+
+/// The real server's SYN-ACK (arriving inside) to `to`.
+fn synack_to(to: (Ipv6Addr, u16)) -> Vec<u8> {
+    tcp_frame(
+        IN_MAC,
+        (rs1(), 8080),
+        to,
+        tcp::Flags::SYN | tcp::Flags::ACK,
         &[],
         false,
     )
+}
+
+/// A UDP datagram from `from` to `to` carrying `data`, checksummed.
+fn udp_frame(eth_dst: MacAddr, from: (Ipv6Addr, u16), to: (Ipv6Addr, u16), data: &[u8]) -> Vec<u8> {
+    let mut u = vec![0u8; 8];
+    u[0..2].copy_from_slice(&from.1.to_be_bytes());
+    u[2..4].copy_from_slice(&to.1.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    u.extend_from_slice(data);
+    ipv6::fill_upper_checksum(from.0, to.0, next_header::UDP, &mut u).unwrap();
+    frame(eth_dst, (from.0, to.0), next_header::UDP, &[], &u)
 }
 
 fn run(w: &mut Worker<VecFrame>, port: usize, f: &[u8]) -> VecOutput {
@@ -200,14 +232,7 @@ fn a_nat_syn_goes_to_the_real_server_rewritten_and_creates_a_connection() {
 fn a_nat_reply_goes_back_to_the_client_from_the_vip() {
     let mut w = worker(ForwardMethod::Nat);
     run(&mut w, 0, &syn());
-    let synack = tcp_frame(
-        IN_MAC,
-        (rs1(), 8080),
-        (client(), 40000),
-        tcp::Flags::SYN | tcp::Flags::ACK,
-        &[],
-        false,
-    );
+    let synack = synack_to((client(), 40000));
     let out = run(&mut w, 1, &synack);
     let f = sent_on(&out, 0);
     assert_eq!(&f[0..6], &CLIENT_MAC.0);
@@ -235,16 +260,8 @@ fn a_nat_segment_behind_a_destination_options_header_is_rewritten_right() {
 #[test]
 fn udp_is_balanced_by_nat_too() {
     let mut w = worker_with(vec![service(ForwardMethod::Nat, Protocol::Udp)]);
-    let mut u = vec![0u8; 12];
-    u[0..2].copy_from_slice(&5353u16.to_be_bytes());
-    u[2..4].copy_from_slice(&80u16.to_be_bytes());
-    u[4..6].copy_from_slice(&12u16.to_be_bytes());
-    ipv6::fill_upper_checksum(client(), vip(), next_header::UDP, &mut u).unwrap();
-    let out = run(
-        &mut w,
-        0,
-        &frame(OUT_MAC, (client(), vip()), next_header::UDP, &[], &u),
-    );
+    let u = udp_frame(OUT_MAC, (client(), 5353), (vip(), 80), &[0; 4]);
+    let out = run(&mut w, 0, &u);
     assert_eq!(tuple(sent_on(&out, 1)), (client(), rs1(), 5353, 8080));
 }
 
@@ -284,14 +301,7 @@ fn tun_wraps_the_packet_in_ipv6_from_the_balancers_inside_address() {
 fn tun_answers_a_packet_that_would_not_fit_with_packet_too_big() {
     let mut w = worker(ForwardMethod::Tun);
     // 40 + 20 + 1220 = 1280 bytes: the inside MTU, but not with 40 more.
-    let f = tcp_frame(
-        OUT_MAC,
-        (client(), 40000),
-        (vip(), 80),
-        tcp::Flags::SYN,
-        &[0u8; 1220],
-        false,
-    );
+    let f = syn_from((client(), 40000), (vip(), 80), &[0u8; 1220]);
     let out = run(&mut w, 0, &f);
     let f = sent_on(&out, 0);
     let p = ipv6_of(f);
@@ -332,6 +342,20 @@ fn icmp_error_frame(eth_dst: MacAddr, (from, to): (Ipv6Addr, Ipv6Addr), quoted: 
     frame(eth_dst, (from, to), next_header::ICMPV6, &[], &msg[..n])
 }
 
+/// `f` is an ICMPv6 packet too big from the VIP to the client, its
+/// checksum right, quoting the client's packet as the client sent it
+/// (client → VIP). Returns the ICMPv6 message.
+fn assert_too_big_to_the_client(f: &[u8]) -> &[u8] {
+    let p = ipv6_of(f);
+    assert_eq!((p.src_addr(), p.dst_addr()), (vip(), client()));
+    let msg = icmpv6::Packet::new_checked(p.payload()).unwrap();
+    assert!(msg.verify_checksum(vip(), client()));
+    assert_eq!(msg.msg_type(), Message::PacketTooBig);
+    let q = ipv6::Packet::new_checked_header(&p.payload()[8..]).unwrap();
+    assert_eq!((q.src_addr(), q.dst_addr()), (client(), vip()));
+    &f[14 + 40..14 + 40 + p.payload_len() as usize]
+}
+
 #[test]
 fn packet_too_big_about_a_nat_connection_reaches_the_client_as_from_the_vip() {
     let mut w = worker(ForwardMethod::Nat);
@@ -341,16 +365,8 @@ fn packet_too_big_about_a_nat_connection_reaches_the_client_as_from_the_vip() {
     let sent = out.sent[0].1.clone();
     let err = icmp_error_frame(IN_MAC, (router, client()), &sent[14..]);
     let out = run(&mut w, 1, &err);
-    let f = sent_on(&out, 0);
-    let p = ipv6_of(f);
-    assert_eq!((p.src_addr(), p.dst_addr()), (vip(), client()));
-    let msg = icmpv6::Packet::new_checked(p.payload()).unwrap();
-    assert!(msg.verify_checksum(vip(), client()));
-    assert_eq!(msg.msg_type(), Message::PacketTooBig);
-    // The quote is the client's packet as the client sent it.
-    let q = ipv6::Packet::new_checked_header(&p.payload()[8..]).unwrap();
-    assert_eq!((q.src_addr(), q.dst_addr()), (client(), vip()));
-    assert_eq!(&p.payload()[8 + 40 + 2..8 + 40 + 4], &80u16.to_be_bytes());
+    let msg = assert_too_big_to_the_client(sent_on(&out, 0));
+    assert_eq!(&msg[8 + 40 + 2..8 + 40 + 4], &80u16.to_be_bytes());
     assert_eq!(w.stats.icmp_errors_forwarded, 1);
 }
 
@@ -409,53 +425,22 @@ fn a_reload_without_the_ipv6_service_stops_answering_for_its_vip() {
 #[test]
 fn tcp_to_a_vip_port_without_a_service_is_unsupported_and_elsewhere_no_service() {
     let mut w = worker(ForwardMethod::Nat);
-    let f = tcp_frame(
-        OUT_MAC,
-        (client(), 1),
-        (vip(), 443),
-        tcp::Flags::SYN,
-        &[],
-        false,
-    );
+    let f = syn_from((client(), 1), (vip(), 443), &[]);
     run(&mut w, 0, &f);
     assert_eq!(w.stats.drops[DropReason::UnsupportedProtocol as usize], 1);
-    let f = tcp_frame(
-        OUT_MAC,
-        (client(), 1),
-        (ip("2001:db8:9::1"), 80),
-        tcp::Flags::SYN,
-        &[],
-        false,
-    );
+    let f = syn_from((client(), 1), (ip("2001:db8:9::1"), 80), &[]);
     run(&mut w, 0, &f);
     assert_eq!(w.stats.drops[DropReason::Ipv6NoService as usize], 1);
 }
 
 #[test]
 fn with_several_workers_both_directions_meet_the_clients_worker() {
-    let mut s = setup(vec![service(ForwardMethod::Nat, Protocol::Tcp)]);
-    s.worker_count = 4;
+    let ws = workers_of(setup(vec![service(ForwardMethod::Nat, Protocol::Tcp)]), 4);
     let owner = crate::net::rss::RssModel::new(4).worker_of6(client());
-    let synack = tcp_frame(
-        IN_MAC,
-        (rs1(), 8080),
-        (client(), 40000),
-        tcp::Flags::SYN | tcp::Flags::ACK,
-        &[],
-        false,
-    );
-    for index in 0..4 {
-        s.worker_index = index;
-        let mut w: Worker<VecFrame> = Worker::new(&s);
-        w.v6.announced = true;
+    let synack = synack_to((client(), 40000));
+    for (index, mut w) in ws.into_iter().enumerate() {
         for (port, f) in [(0, syn()), (1, synack.clone())] {
-            let out = run(&mut w, port, &f);
-            if index == owner {
-                assert!(out.redirected.is_empty());
-            } else {
-                assert_eq!(out.redirected.len(), 1);
-                assert_eq!(out.redirected[0].0, owner);
-            }
+            assert_meets_owner(&run(&mut w, port, &f), index, owner);
         }
     }
 }
@@ -497,28 +482,34 @@ fn dns_worker() -> Worker<VecFrame> {
 
 #[test]
 fn a_later_fragment_follows_its_first_to_the_nat_real_server() {
-    let mut w = dns_worker();
-    let first = run(&mut w, 0, &udp_fragment(0));
+    let f = assert_fragments_reach_the_real_server(&mut dns_worker(), client());
+    assert_eq!(&f[14 + 48 + 2..14 + 48 + 4], &5353u16.to_be_bytes());
+}
+
+/// Sends `udp_fragment` 0 then 1 through `w` and checks both leave inside
+/// from `src` to the real server, the later one forwarded with the hop
+/// limit decremented, and, put back together, the datagram's checksum
+/// holds for the new ends. Returns the first as sent.
+fn assert_fragments_reach_the_real_server(w: &mut Worker<VecFrame>, src: Ipv6Addr) -> Vec<u8> {
+    let first = run(w, 0, &udp_fragment(0));
     let f = sent_on(&first, 1);
     let p = ipv6_of(f);
-    assert_eq!((p.src_addr(), p.dst_addr()), (client(), rs1()));
-    assert_eq!(&f[14 + 48 + 2..14 + 48 + 4], &5353u16.to_be_bytes());
-    let later = run(&mut w, 0, &udp_fragment(1));
+    assert_eq!((p.src_addr(), p.dst_addr()), (src, rs1()));
+    let later = run(w, 0, &udp_fragment(1));
     let f2 = sent_on(&later, 1);
     let p2 = ipv6_of(f2);
-    assert_eq!((p2.src_addr(), p2.dst_addr()), (client(), rs1()));
+    assert_eq!((p2.src_addr(), p2.dst_addr()), (src, rs1()));
     assert_eq!(p2.hop_limit(), 63);
     assert_eq!(w.stats.fragments_forwarded, 1);
-    // Put back together, the datagram's checksum holds for the new
-    // destination.
     let mut whole = f[14 + 48..].to_vec();
     whole.extend_from_slice(&f2[14 + 48..]);
     assert!(ipv6::verify_upper_checksum(
-        client(),
+        src,
         rs1(),
         next_header::UDP,
         &whole
     ));
+    f.to_vec()
 }
 
 #[test]
@@ -546,24 +537,14 @@ fn a_later_fragment_whose_first_never_comes_is_dropped_in_time() {
 
 #[test]
 fn with_several_workers_an_error_from_the_inside_meets_the_clients_worker() {
-    let mut s = setup(vec![service(ForwardMethod::Nat, Protocol::Tcp)]);
-    s.worker_count = 4;
+    let ws = workers_of(setup(vec![service(ForwardMethod::Nat, Protocol::Tcp)]), 4);
     let owner = crate::net::rss::RssModel::new(4).worker_of6(client());
     // The SYN as rvs sent it to the real server, quoted by a router.
     let mut one = worker(ForwardMethod::Nat);
     let sent = run(&mut one, 0, &syn()).sent[0].1.clone();
     let err = icmp_error_frame(IN_MAC, (ip("2001:db8:2::fe"), client()), &sent[14..]);
-    for index in 0..4 {
-        s.worker_index = index;
-        let mut w: Worker<VecFrame> = Worker::new(&s);
-        w.v6.announced = true;
-        let out = run(&mut w, 1, &err);
-        if index == owner {
-            assert!(out.redirected.is_empty());
-        } else {
-            assert_eq!(out.redirected.len(), 1);
-            assert_eq!(out.redirected[0].0, owner);
-        }
+    for (index, mut w) in ws.into_iter().enumerate() {
+        assert_meets_owner(&run(&mut w, 1, &err), index, owner);
     }
 }
 

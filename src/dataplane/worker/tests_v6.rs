@@ -9,13 +9,16 @@ use crate::wire::icmpv6::{self, Message, NeighborAdvert, NeighborSolicit};
 use crate::wire::ipv6::{self, next_header};
 use std::net::Ipv6Addr;
 
-const OUR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-const IN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+/// The outside port's MAC (shared with `tests_lb6`).
+pub(super) const OUR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+/// The inside port's MAC.
+pub(super) const IN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
 const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0a]);
-const RS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0b]);
+/// The real server's MAC.
+pub(super) const RS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0b]);
 const MINUTE: u64 = 60_000_000_000;
 
-fn ip(s: &str) -> Ipv6Addr {
+pub(super) fn ip(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
@@ -41,8 +44,8 @@ fn vip() -> Ipv6Addr {
 
 /// Two ports: outside 2001:db8:1::1/64 (MTU 1500), inside
 /// 2001:db8:2::1/64 (MTU 1280); both with an IPv4 address too.
-fn worker() -> Worker<VecFrame> {
-    let setup = WorkerSetup::ports_only(vec![
+pub(super) fn two_ports() -> WorkerSetup {
+    WorkerSetup::ports_only(vec![
         PortSetup {
             mac: OUR_MAC,
             addresses: vec![Ipv4Cidr::new(Ipv4Addr::new(192, 0, 2, 1), 24).unwrap()],
@@ -55,8 +58,12 @@ fn worker() -> Worker<VecFrame> {
             addresses6: vec![Ipv6Cidr::new(inside(), 64).unwrap()],
             mtu: 1280,
         },
-    ]);
-    let mut w = Worker::new(&setup);
+    ])
+}
+
+/// `two_ports`, no service, no neighbour known.
+fn worker() -> Worker<VecFrame> {
+    let mut w = Worker::new(&two_ports());
     // The start's unsolicited advertisements are out of the way.
     w.v6.announced = true;
     w

@@ -24,6 +24,8 @@ mod never_panics;
 pub mod rst;
 pub mod rst6;
 pub mod synproxy;
+#[cfg(test)]
+mod test_support6;
 pub mod tun;
 pub mod tun6;
 
