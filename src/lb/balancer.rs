@@ -1584,27 +1584,20 @@ impl Balancer {
         flow: &Flow,
         now: u64,
     ) -> Option<Result<(ConnId, Direction), Decision>> {
-        let c = self.conns.get(id);
-        let (vs, rs) = (c.vs, c.rs);
-        let tcp = flow.protocol == Protocol::Tcp;
-        if tcp && tcp_state::should_restart(c.state(), dir, flow.flags) {
-            let old = self.conns.remove(id);
-            self.counters.forget(&old, now);
-            return None;
-        }
-        if self.services.is_down(vs, rs) && self.services.get(vs).expire_nodest_conn {
-            let old = self.conns.remove(id);
-            self.counters.forget(&old, now);
-            if tcp && !flow.flags.is_bare_syn() {
-                return Some(Err(if dir == Direction::Original {
-                    Decision::Reset
-                } else {
-                    Decision::Drop(Refusal::NoConnection)
-                }));
-            }
-            return None;
-        }
-        Some(Ok((id, dir)))
+        let tcp = (flow.protocol == Protocol::Tcp).then_some(flow.flags);
+        let found = usable::still_usable_in(
+            &mut self.conns,
+            &mut self.counters,
+            &self.services,
+            id,
+            dir,
+            tcp,
+            now,
+        )?;
+        Some(found.map_err(|e| match e {
+            usable::Ended::Reset => Decision::Reset,
+            usable::Ended::Drop => Decision::Drop(Refusal::NoConnection),
+        }))
     }
 
     /// Schedules a new flow to a service and records its connection.
@@ -1642,18 +1635,7 @@ impl Balancer {
     /// service's limits, schedules a real server and records the
     /// connection.
     fn open(&mut self, vs: ServiceId, key: &FlowKey, now: u64) -> Result<ConnId, Refusal> {
-        if let Err(r) = self.admit(vs, key.src, now) {
-            self.count_refusal(vs, r);
-            return Err(r.into());
-        }
-        let rs = match self.schedule(vs, key.src, key.src_port, now) {
-            Ok(rs) => rs,
-            Err(Refusal::Overloaded) => {
-                self.count_refusal(vs, LimitRefusal::Overloaded);
-                return Err(Refusal::Overloaded);
-            }
-            Err(r) => return Err(r),
-        };
+        let rs = self.admit_and_schedule(vs, key.src, key.src_port, now)?;
         let real = self
             .services
             .real_endpoint(vs, rs)
@@ -1696,6 +1678,29 @@ impl Balancer {
         }
         self.counters.created(self.conns.get(id));
         Ok(id)
+    }
+
+    /// Admits a new flow from `client` to service `vs` past the
+    /// service's limits and picks its real server, counting a refusal
+    /// (either family's `open`).
+    fn admit_and_schedule<A: IpFamily>(
+        &mut self,
+        vs: ServiceId,
+        client: A,
+        client_port: u16,
+        now: u64,
+    ) -> Result<u16, Refusal> {
+        if let Err(r) = self.admit(vs, client, now) {
+            self.count_refusal(vs, r);
+            return Err(r.into());
+        }
+        match self.schedule(vs, client, client_port, now) {
+            Err(Refusal::Overloaded) => {
+                self.count_refusal(vs, LimitRefusal::Overloaded);
+                Err(Refusal::Overloaded)
+            }
+            r => r,
+        }
     }
 
     /// Picks a real server for a new flow from `client`: the persistence
@@ -1991,6 +1996,7 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 mod fullnat6;
 mod sync6;
 mod synced;
+mod usable;
 mod v6;
 pub use fullnat6::LocalOwner6;
 pub use v6::nat64::{key64, Nat64Reply};
