@@ -337,20 +337,7 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
     across6(services, errors);
     for (i, s) in services.iter().enumerate() {
         for &a in &s.local.addresses {
-            if let Some(v) = services
-                .iter()
-                .find(|v| v.address.ip() == std::net::IpAddr::V4(a))
-            {
-                errors.push(
-                    format!("virtual_server[{i}].local_addresses"),
-                    None,
-                    format!(
-                        "{a} is the VIP of virtual server {:?}: a local address must not be a \
-                         VIP (replies to it would look like new clients)",
-                        v.name
-                    ),
-                );
-            }
+            not_a_vip(services, i, a, errors);
             if let Some((j, o)) = services.iter().enumerate().find(|(_, o)| {
                 o.address.is_ipv4() != s.address.is_ipv4() && o.local.addresses.contains(&a)
             }) {
@@ -367,22 +354,7 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
                     );
                 }
             }
-            if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
-                o.protocol == s.protocol
-                    && o.local.addresses.contains(&a)
-                    && o.local.ports != s.local.ports
-            }) {
-                errors.push(
-                    format!("virtual_server[{i}].local_port_range"),
-                    None,
-                    format!(
-                        "{a} is also a {} local address of virtual_server[{j}] ({:?}) with \
-                         ports {}-{}: services sharing a local address share its ports, so \
-                         give them the same range",
-                        s.protocol, o.name, o.local.ports.0, o.local.ports.1
-                    ),
-                );
-            }
+            one_port_range(services, i, a, |o| &o.local.addresses, errors);
         }
     }
 }
@@ -392,34 +364,57 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
 fn across6(services: &[VirtualServerConfig], errors: &mut Errors) {
     for (i, s) in services.iter().enumerate() {
         for &a in &s.local.addresses6 {
-            if let Some(v) = services.iter().find(|v| v.address.ip() == IpAddr::V6(a)) {
-                errors.push(
-                    format!("virtual_server[{i}].local_addresses"),
-                    None,
-                    format!(
-                        "{a} is the VIP of virtual server {:?}: a local address must not be a \
-                         VIP (replies to it would look like new clients)",
-                        v.name
-                    ),
-                );
-            }
-            if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
-                o.protocol == s.protocol
-                    && o.local.addresses6.contains(&a)
-                    && o.local.ports != s.local.ports
-            }) {
-                errors.push(
-                    format!("virtual_server[{i}].local_port_range"),
-                    None,
-                    format!(
-                        "{a} is also a {} local address of virtual_server[{j}] ({:?}) with \
-                         ports {}-{}: services sharing a local address share its ports, so \
-                         give them the same range",
-                        s.protocol, o.name, o.local.ports.0, o.local.ports.1
-                    ),
-                );
-            }
+            not_a_vip(services, i, a, errors);
+            one_port_range(services, i, a, |o| &o.local.addresses6, errors);
         }
+    }
+}
+
+/// Local address `a` of `services[i]` (of either family) is no
+/// service's VIP: replies to it would look like new clients.
+fn not_a_vip(
+    services: &[VirtualServerConfig],
+    i: usize,
+    a: impl Into<IpAddr> + Copy + std::fmt::Display,
+    errors: &mut Errors,
+) {
+    if let Some(v) = services.iter().find(|v| v.address.ip() == a.into()) {
+        errors.push(
+            format!("virtual_server[{i}].local_addresses"),
+            None,
+            format!(
+                "{a} is the VIP of virtual server {:?}: a local address must not be a \
+                 VIP (replies to it would look like new clients)",
+                v.name
+            ),
+        );
+    }
+}
+
+/// Local address `a` of `services[i]` has the port range of an earlier
+/// service of the same protocol that has it too (`of`: a service's local
+/// addresses of `a`'s family); their connections share its ports.
+fn one_port_range<A: PartialEq + std::fmt::Display>(
+    services: &[VirtualServerConfig],
+    i: usize,
+    a: A,
+    of: impl Fn(&VirtualServerConfig) -> &[A],
+    errors: &mut Errors,
+) {
+    let s = &services[i];
+    if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
+        o.protocol == s.protocol && of(o).contains(&a) && o.local.ports != s.local.ports
+    }) {
+        errors.push(
+            format!("virtual_server[{i}].local_port_range"),
+            None,
+            format!(
+                "{a} is also a {} local address of virtual_server[{j}] ({:?}) with \
+                 ports {}-{}: services sharing a local address share its ports, so \
+                 give them the same range",
+                s.protocol, o.name, o.local.ports.0, o.local.ports.1
+            ),
+        );
     }
 }
 
