@@ -175,21 +175,10 @@ fn local_address(
         errors.push(field, Some(v.span()), format!("{ip} is not a host address"));
         return None;
     }
-    if let Some(name) = interfaces.iter().find_map(|i| {
-        i.addresses
-            .iter()
-            .any(|a| a.addr() == ip)
-            .then(|| i.name.clone().unwrap_or_default())
-    }) {
-        errors.push(
-            field,
-            Some(v.span()),
-            format!(
-                "{ip} is the balancer's own address on interface {name:?}; a local address \
-                 must be one of its own, or replies to it would meet the interface's ARP and \
-                 ICMP instead of the connection table"
-            ),
-        );
+    let owner = interfaces
+        .iter()
+        .find(|i| i.addresses.iter().any(|a| a.addr() == ip));
+    if own_address(owner, ip, "must be", "ARP and ICMP", v, field, errors) {
         return None;
     }
     check_reachable(
@@ -218,24 +207,51 @@ fn local_address6(
         errors.push(field, Some(v.span()), format!("{ip} is not a host address"));
         return None;
     }
-    if let Some(name) = interfaces.iter().find_map(|i| {
-        i.addresses6
-            .iter()
-            .any(|a| a.addr() == ip)
-            .then(|| i.name.clone().unwrap_or_default())
-    }) {
-        errors.push(
-            field,
-            Some(v.span()),
-            format!(
-                "{ip} is the balancer's own address on interface {name:?}; a local address \
-                 must not be one of its own, or replies to it would meet the interface's \
-                 neighbour discovery and ICMPv6 instead of the connection table"
-            ),
-        );
+    let owner = interfaces
+        .iter()
+        .find(|i| i.addresses6.iter().any(|a| a.addr() == ip));
+    if own_address(
+        owner,
+        ip,
+        "must not be",
+        "neighbour discovery and ICMPv6",
+        v,
+        field,
+        errors,
+    ) {
         return None;
     }
     Some(IpAddr::V6(ip))
+}
+
+/// Refuses local address `ip` when `owner`, an interface, has it: replies
+/// to it would meet the interface's `answered_by` (ARP and ICMP, or
+/// neighbour discovery and ICMPv6) instead of the connection table.
+/// `must` is the message's verb ("must be" for IPv4, as the message has
+/// always read, "must not be" for IPv6). True when refused.
+fn own_address(
+    owner: Option<&Interface>,
+    ip: impl std::fmt::Display,
+    must: &str,
+    answered_by: &str,
+    v: &S<String>,
+    field: &str,
+    errors: &mut Errors,
+) -> bool {
+    let Some(i) = owner else {
+        return false;
+    };
+    let name = i.name.clone().unwrap_or_default();
+    errors.push(
+        field,
+        Some(v.span()),
+        format!(
+            "{ip} is the balancer's own address on interface {name:?}; a local address \
+             {must} one of its own, or replies to it would meet the interface's \
+             {answered_by} instead of the connection table"
+        ),
+    );
+    true
 }
 
 /// `local_port_range = [lo, hi]`: default `DEFAULT_LOCAL_PORT_RANGE`.
