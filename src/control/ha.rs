@@ -610,7 +610,7 @@ fn answer_resync(workers: &[Sender<Command>], tx: &mut Outbox, counters: &SyncCo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::sync::sync_channel;
+    use crate::dataplane::sync::{sync_channel, SyncQueue};
     use crate::ha::sync::Packet;
     use crate::lb::service::{ForwardMethod, Protocol, SchedulerKind, ServiceKey, VirtualService};
     use crate::lb::tcp_state::State;
@@ -744,23 +744,32 @@ mod tests {
         got
     }
 
-    #[test]
-    fn the_masters_reports_reach_the_backups_worker() {
+    /// A master and a backup syncing with each other over loopback: the
+    /// master's report queue, the backup's (fake) worker's commands; the
+    /// master's (fake) worker answers a resync with `resync` alone. The
+    /// backup's own queue comes last, to be held as long as the backup.
+    fn master_and_backup(resync: SyncReport) -> (Ha, Ha, SyncQueue, Receiver<Command>, SyncQueue) {
         let (pm, pb) = (free_port(), free_port());
-        let (mut queue, collector) = sync_channel();
+        let (queue, collector) = sync_channel();
         let (mw_tx, mw_rx) = channel();
         let master = Ha::start(settings(1, true, pm, pb), vec![collector], vec![mw_tx]).unwrap();
-        let (_bq, bcollector) = sync_channel();
+        let (bq, bcollector) = sync_channel();
         let (bw_tx, bw_rx) = channel();
         let backup = Ha::start(settings(2, false, pb, pm), vec![bcollector], vec![bw_tx]).unwrap();
-        // The backup asks for a resync; the master's (fake) worker has none.
         std::thread::spawn(move || {
             while let Ok(cmd) = mw_rx.recv() {
                 if let Command::DumpSync { reply } = cmd {
-                    let _ = reply.send(vec![ev(1).into()]);
+                    let _ = reply.send(vec![resync]);
                 }
             }
         });
+        (master, backup, queue, bw_rx, bq)
+    }
+
+    #[test]
+    fn the_masters_reports_reach_the_backups_worker() {
+        // The backup asks for a resync; the master's (fake) worker has one.
+        let (master, backup, mut queue, bw_rx, _bq) = master_and_backup(ev(1).into());
         for p in 2..102 {
             queue.push(ev(p));
         }
@@ -776,21 +785,8 @@ mod tests {
 
     #[test]
     fn ipv6_reports_reach_the_backups_worker_in_their_own_datagrams() {
-        let (pm, pb) = (free_port(), free_port());
-        let (mut queue, collector) = sync_channel();
-        let (mw_tx, mw_rx) = channel();
-        let master = Ha::start(settings(1, true, pm, pb), vec![collector], vec![mw_tx]).unwrap();
-        let (_bq, bcollector) = sync_channel();
-        let (bw_tx, bw_rx) = channel();
-        let backup = Ha::start(settings(2, false, pb, pm), vec![bcollector], vec![bw_tx]).unwrap();
         // The resync brings one IPv6 connection; nothing for IPv4.
-        std::thread::spawn(move || {
-            while let Ok(cmd) = mw_rx.recv() {
-                if let Command::DumpSync { reply } = cmd {
-                    let _ = reply.send(vec![ev6(1).into()]);
-                }
-            }
-        });
+        let (master, backup, mut queue, bw_rx, _bq) = master_and_backup(ev6(1).into());
         // 20 IPv6 reports (two datagrams: 16 + 4), one IPv4, and one IPv6
         // for a service the backup does not have.
         for p in 2..22 {

@@ -173,9 +173,16 @@ pub fn run_datagrams(data: &[u8]) -> Outcome {
     out
 }
 
-/// One well-formed datagram as the fuzz input frames it (selector,
-/// length, bytes), signed when `sign`.
-pub fn framed(selector: u8, records: &[Record], boot: u64, seq: u64, sign: bool) -> Vec<u8> {
+/// A datagram of records as the fuzz input frames it (selector, length,
+/// bytes): `build` writes it into a buffer under the header of
+/// `boot`/`seq`, signing with the key it is given (`Some` when `sign`).
+fn framed_with(
+    selector: u8,
+    boot: u64,
+    seq: u64,
+    sign: bool,
+    build: impl FnOnce(&mut [u8], &Header, Option<&SyncKey>) -> Vec<u8>,
+) -> Vec<u8> {
     let mut buf = [0u8; MAX_DATAGRAM_LEN];
     let h = Header {
         kind: MessageKind::Connections,
@@ -185,50 +192,44 @@ pub fn framed(selector: u8, records: &[Record], boot: u64, seq: u64, sign: bool)
         seq,
     };
     let key = SyncKey::new(KEY);
-    let d = match Builder::new(&mut buf, &h) {
-        Ok(mut b) => {
-            for r in records {
-                if b.push(r).is_err() {
-                    break;
-                }
-            }
-            b.finish(if sign { key.as_ref() } else { None }).to_vec()
-        }
-        Err(_) => Vec::new(),
-    };
+    let d = build(&mut buf, &h, if sign { key.as_ref() } else { None });
     let mut out = vec![selector];
     out.extend_from_slice(&(d.len() as u16).to_be_bytes());
     out.extend_from_slice(&d);
     out
 }
 
+/// One well-formed datagram as the fuzz input frames it (selector,
+/// length, bytes), signed when `sign`.
+pub fn framed(selector: u8, records: &[Record], boot: u64, seq: u64, sign: bool) -> Vec<u8> {
+    framed_with(selector, boot, seq, sign, |buf, h, key| {
+        let Ok(mut b) = Builder::new(buf, h) else {
+            return Vec::new();
+        };
+        // What does not fit is left out.
+        for r in records {
+            if b.push(r).is_err() {
+                break;
+            }
+        }
+        b.finish(key).to_vec()
+    })
+}
+
 /// One well-formed IPv6 datagram (version 4, family 6) as the fuzz input
 /// frames it, signed when `sign`.
 pub fn framed6(selector: u8, records: &[Record6], boot: u64, seq: u64, sign: bool) -> Vec<u8> {
-    let mut buf = [0u8; MAX_DATAGRAM_LEN];
-    let h = Header {
-        kind: MessageKind::Connections,
-        resync: false,
-        sender: PEER_ID,
-        boot,
-        seq,
-    };
-    let key = SyncKey::new(KEY);
-    let d = match Builder6::new(&mut buf, &h) {
-        Ok(mut b) => {
-            for r in records {
-                if b.push(r).is_err() {
-                    break;
-                }
+    framed_with(selector, boot, seq, sign, |buf, h, key| {
+        let Ok(mut b) = Builder6::new(buf, h) else {
+            return Vec::new();
+        };
+        for r in records {
+            if b.push(r).is_err() {
+                break;
             }
-            b.finish(if sign { key.as_ref() } else { None }).to_vec()
         }
-        Err(_) => Vec::new(),
-    };
-    let mut out = vec![selector];
-    out.extend_from_slice(&(d.len() as u16).to_be_bytes());
-    out.extend_from_slice(&d);
-    out
+        b.finish(key).to_vec()
+    })
 }
 
 fn template_record6(i: u64) -> Record6 {

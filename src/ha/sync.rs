@@ -45,12 +45,12 @@
 //! - **No allocation.** [`Builder`] writes into a buffer the caller owns
 //!   and says when the datagram is full.
 
-use crate::dataplane::sync::SyncEvent;
 use crate::ha::key::{SyncKey, MAC_LEN};
 pub use crate::ha::sync6::{Record6, MAX_RECORDS6, RECORD6_LEN};
 use crate::lb::service::Protocol;
+use crate::lb::sync::SyncEventOf;
 use crate::lb::tcp_state::State;
-use crate::lb::xmit::Endpoint;
+use crate::lb::xmit::{Endpoint, EndpointOf};
 use crate::wire::{get_u16, get_u32, put_u16};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -341,9 +341,12 @@ impl fmt::Display for RecordError {
 }
 
 impl std::error::Error for RecordError {}
-/// One connection as the peer needs it to take the connection over.
+/// One connection as the peer needs it to take the connection over,
+/// over the addresses of one family: [`Record`] (IPv4) or
+/// [`crate::ha::sync6::Record6`]; each has its own layout (`parse`,
+/// `emit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Record {
+pub struct RecordOf<A> {
     /// TCP or UDP.
     pub protocol: Protocol,
     /// TCP state. UDP: rvs sends `Established` by convention and the
@@ -355,15 +358,61 @@ pub struct Record {
     /// timeout carry no meaning then).
     pub removed: bool,
     /// The client's address and port.
-    pub client: Endpoint,
+    pub client: EndpointOf<A>,
     /// The virtual service's address and port.
-    pub vip: Endpoint,
+    pub vip: EndpointOf<A>,
     /// The real server's address and port (or the sorry server's).
-    pub real: Endpoint,
+    pub real: EndpointOf<A>,
     /// Whole seconds the connection lives without further packets.
     pub timeout_s: u32,
     /// FullNAT: the local address and port the real server sees.
-    pub local: Option<Endpoint>,
+    pub local: Option<EndpointOf<A>>,
+}
+
+/// One IPv4 connection record.
+pub type Record = RecordOf<Ipv4Addr>;
+
+impl<A: Copy> RecordOf<A> {
+    /// The flags byte: input-only, removed, local end present (the same
+    /// bits in either family's layout).
+    pub(crate) fn flags(&self) -> u8 {
+        let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+        flag(self.input_only, RECORD_INPUT_ONLY)
+            | flag(self.removed, RECORD_REMOVED)
+            | flag(self.local.is_some(), RECORD_LOCAL)
+    }
+
+    /// The event a standby's worker installs (check [`RecordOf::removed`]
+    /// first: a removal is not an install).
+    pub fn event(&self) -> SyncEventOf<A> {
+        SyncEventOf {
+            protocol: self.protocol,
+            state: self.state,
+            input_only: self.input_only,
+            client: self.client,
+            vip: self.vip,
+            real: self.real,
+            timeout_s: self.timeout_s,
+            local: self.local,
+        }
+    }
+}
+
+impl<A> From<SyncEventOf<A>> for RecordOf<A> {
+    /// A worker's report of a new connection or a change of state.
+    fn from(e: SyncEventOf<A>) -> RecordOf<A> {
+        RecordOf {
+            protocol: e.protocol,
+            state: e.state,
+            input_only: e.input_only,
+            removed: false,
+            client: e.client,
+            vip: e.vip,
+            real: e.real,
+            timeout_s: e.timeout_s,
+            local: e.local,
+        }
+    }
 }
 
 impl Record {
@@ -399,16 +448,7 @@ impl Record {
         *b = [0; RECORD_LEN];
         b[f::PROTOCOL] = self.protocol.number();
         b[f::STATE] = self.state as u8;
-        b[f::FLAGS] = if self.input_only {
-            RECORD_INPUT_ONLY
-        } else {
-            0
-        } | if self.removed { RECORD_REMOVED } else { 0 }
-            | if self.local.is_some() {
-                RECORD_LOCAL
-            } else {
-                0
-            };
+        b[f::FLAGS] = self.flags();
         b[f::CLIENT_ADDR..f::CLIENT_ADDR + 4].copy_from_slice(&self.client.ip.octets());
         b[f::VIP_ADDR..f::VIP_ADDR + 4].copy_from_slice(&self.vip.ip.octets());
         b[f::REAL_ADDR..f::REAL_ADDR + 4].copy_from_slice(&self.real.ip.octets());
@@ -419,38 +459,6 @@ impl Record {
         if let Some(l) = self.local {
             b[f::LOCAL_ADDR..f::LOCAL_ADDR + 4].copy_from_slice(&l.ip.octets());
             put_u16(b, f::LOCAL_PORT, l.port);
-        }
-    }
-
-    /// The event a standby's worker installs (check [`Record::removed`]
-    /// first: a removal is not an install).
-    pub fn event(&self) -> SyncEvent {
-        SyncEvent {
-            protocol: self.protocol,
-            state: self.state,
-            input_only: self.input_only,
-            client: self.client,
-            vip: self.vip,
-            real: self.real,
-            timeout_s: self.timeout_s,
-            local: self.local,
-        }
-    }
-}
-
-impl From<SyncEvent> for Record {
-    /// A worker's report of a new connection or a change of state.
-    fn from(e: SyncEvent) -> Record {
-        Record {
-            protocol: e.protocol,
-            state: e.state,
-            input_only: e.input_only,
-            removed: false,
-            client: e.client,
-            vip: e.vip,
-            real: e.real,
-            timeout_s: e.timeout_s,
-            local: e.local,
         }
     }
 }
@@ -879,6 +887,7 @@ impl<'a> Builder6<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::sync::SyncEvent;
     use proptest::prelude::*;
 
     const ACTIVE_ID: u32 = 0x0102_0304;

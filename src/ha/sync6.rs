@@ -12,10 +12,9 @@
 //! (32 + 16 × 80 + 16 = 1328 bytes); the family byte of the header says
 //! every record of it is IPv6, so no record needs a family of its own.
 
-use crate::dataplane::sync::SyncEvent6;
 use crate::ha::sync::{
-    RecordError, HEADER_LEN, MAX_DATAGRAM_LEN, RECORD_INPUT_ONLY, RECORD_LOCAL, RECORD_REMOVED,
-    TRAILER_LEN,
+    RecordError, RecordOf, HEADER_LEN, MAX_DATAGRAM_LEN, RECORD_INPUT_ONLY, RECORD_LOCAL,
+    RECORD_REMOVED, TRAILER_LEN,
 };
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::State;
@@ -48,27 +47,7 @@ pub const MAX_RECORDS6: usize = (MAX_DATAGRAM_LEN - HEADER_LEN - TRAILER_LEN) / 
 
 /// One IPv6 connection as the peer needs it to take the connection over
 /// (the fields mean what [`crate::ha::sync::Record`]'s do).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Record6 {
-    /// TCP or UDP.
-    pub protocol: Protocol,
-    /// TCP state (UDP: `Established` by convention, ignored).
-    pub state: State,
-    /// DR or TUN and no reply seen: the input-only TCP transitions apply.
-    pub input_only: bool,
-    /// The connection is gone: the receiver removes it.
-    pub removed: bool,
-    /// The client's address and port.
-    pub client: Endpoint6,
-    /// The virtual service's address and port.
-    pub vip: Endpoint6,
-    /// The real server's address and port (or the sorry server's).
-    pub real: Endpoint6,
-    /// Whole seconds the connection lives without further packets.
-    pub timeout_s: u32,
-    /// FullNAT: the local address and port the real server sees.
-    pub local: Option<Endpoint6>,
-}
+pub type Record6 = RecordOf<Ipv6Addr>;
 
 fn addr(b: &[u8], at: usize) -> Ipv6Addr {
     let mut a = [0u8; 16];
@@ -108,10 +87,7 @@ impl Record6 {
         *b = [0; RECORD6_LEN];
         b[f::PROTOCOL] = self.protocol.number();
         b[f::STATE] = self.state as u8;
-        let flag = |set: bool, bit: u8| if set { bit } else { 0 };
-        b[f::FLAGS] = flag(self.input_only, RECORD_INPUT_ONLY)
-            | flag(self.removed, RECORD_REMOVED)
-            | flag(self.local.is_some(), RECORD_LOCAL);
+        b[f::FLAGS] = self.flags();
         let mut put = |at: usize, port_at: usize, e: &Endpoint6| {
             b[at..at + 16].copy_from_slice(&e.ip.octets());
             put_u16(b, port_at, e.port);
@@ -123,38 +99,6 @@ impl Record6 {
             put(f::LOCAL_ADDR, f::LOCAL_PORT, l);
         }
         b[f::TIMEOUT..f::TIMEOUT + 4].copy_from_slice(&self.timeout_s.to_be_bytes());
-    }
-
-    /// The event a standby's worker installs (check [`Record6::removed`]
-    /// first: a removal is not an install).
-    pub fn event(&self) -> SyncEvent6 {
-        SyncEvent6 {
-            protocol: self.protocol,
-            state: self.state,
-            input_only: self.input_only,
-            client: self.client,
-            vip: self.vip,
-            real: self.real,
-            timeout_s: self.timeout_s,
-            local: self.local,
-        }
-    }
-}
-
-impl From<SyncEvent6> for Record6 {
-    /// A worker's report of a new IPv6 connection or a change of state.
-    fn from(e: SyncEvent6) -> Record6 {
-        Record6 {
-            protocol: e.protocol,
-            state: e.state,
-            input_only: e.input_only,
-            removed: false,
-            client: e.client,
-            vip: e.vip,
-            real: e.real,
-            timeout_s: e.timeout_s,
-            local: e.local,
-        }
     }
 }
 

@@ -1598,27 +1598,20 @@ impl Balancer {
         flow: &Flow,
         now: u64,
     ) -> Option<Result<(ConnId, Direction), Decision>> {
-        let c = self.conns.get(id);
-        let (vs, rs) = (c.vs, c.rs);
-        let tcp = flow.protocol == Protocol::Tcp;
-        if tcp && tcp_state::should_restart(c.state(), dir, flow.flags) {
-            let old = self.conns.remove(id);
-            self.counters.forget(&old, now);
-            return None;
-        }
-        if self.services.is_down(vs, rs) && self.services.get(vs).expire_nodest_conn {
-            let old = self.conns.remove(id);
-            self.counters.forget(&old, now);
-            if tcp && !flow.flags.is_bare_syn() {
-                return Some(Err(if dir == Direction::Original {
-                    Decision::Reset
-                } else {
-                    Decision::Drop(Refusal::NoConnection)
-                }));
-            }
-            return None;
-        }
-        Some(Ok((id, dir)))
+        let tcp = (flow.protocol == Protocol::Tcp).then_some(flow.flags);
+        let found = usable::still_usable_in(
+            &mut self.conns,
+            &mut self.counters,
+            &self.services,
+            id,
+            dir,
+            tcp,
+            now,
+        )?;
+        Some(found.map_err(|e| match e {
+            usable::Ended::Reset => Decision::Reset,
+            usable::Ended::Drop => Decision::Drop(Refusal::NoConnection),
+        }))
     }
 
     /// Schedules a new flow to a service and records its connection.
@@ -1656,18 +1649,7 @@ impl Balancer {
     /// service's limits, schedules a real server and records the
     /// connection.
     fn open(&mut self, vs: ServiceId, key: &FlowKey, now: u64) -> Result<ConnId, Refusal> {
-        if let Err(r) = self.admit(vs, key.src, now) {
-            self.count_refusal(vs, r);
-            return Err(r.into());
-        }
-        let rs = match self.schedule(vs, key.src, key.src_port, now) {
-            Ok(rs) => rs,
-            Err(Refusal::Overloaded) => {
-                self.count_refusal(vs, LimitRefusal::Overloaded);
-                return Err(Refusal::Overloaded);
-            }
-            Err(r) => return Err(r),
-        };
+        let rs = self.admit_and_schedule(vs, key.src, key.src_port, now)?;
         let real = self
             .services
             .real_endpoint(vs, rs)
@@ -1710,6 +1692,29 @@ impl Balancer {
         }
         self.counters.created(self.conns.get(id));
         Ok(id)
+    }
+
+    /// Admits a new flow from `client` to service `vs` past the
+    /// service's limits and picks its real server, counting a refusal
+    /// (either family's `open`).
+    fn admit_and_schedule<A: IpFamily>(
+        &mut self,
+        vs: ServiceId,
+        client: A,
+        client_port: u16,
+        now: u64,
+    ) -> Result<u16, Refusal> {
+        if let Err(r) = self.admit(vs, client, now) {
+            self.count_refusal(vs, r);
+            return Err(r.into());
+        }
+        match self.schedule(vs, client, client_port, now) {
+            Err(Refusal::Overloaded) => {
+                self.count_refusal(vs, LimitRefusal::Overloaded);
+                Err(Refusal::Overloaded)
+            }
+            r => r,
+        }
     }
 
     /// Picks a real server for a new flow from `client`: the persistence
@@ -1873,26 +1878,8 @@ impl Balancer {
     /// A connection as the peer needs it.
     fn event(&self, c: &Conn, now: u64) -> Option<SyncEvent> {
         let real = self.services.real_endpoint(c.vs, c.rs)?;
-        let protocol = Protocol::from_number(c.proto())?;
-        let o = c.original();
-        Some(SyncEvent {
-            protocol,
-            // UDP has no states; the format's convention is ESTABLISHED.
-            state: if protocol == Protocol::Udp {
-                tcp_state::State::Established
-            } else {
-                c.state()
-            },
-            input_only: c.is_input_only(),
-            client: Endpoint::new(o.src, o.src_port),
-            vip: Endpoint::new(o.dst, o.dst_port),
-            real,
-            timeout_s: (c.expires_ns.saturating_sub(now) / 1_000_000_000) as u32,
-            local: (self.services.get(c.vs).forward == ForwardMethod::FullNat).then(|| {
-                let r = c.reply();
-                Endpoint::new(r.dst, r.dst_port)
-            }),
-        })
+        let fullnat = self.services.get(c.vs).forward == ForwardMethod::FullNat;
+        synced::sync_event(c, real, fullnat, now)
     }
 
     /// Installs connections the active balancer reported (on a standby),
@@ -1933,58 +1920,15 @@ impl Balancer {
                 (ForwardMethod::FullNat, _) => continue,
                 (forward, _) => reply_key(forward, &original, ev.real),
             };
-            // Never longer than a connection in that state lives here (the
-            // sync thread caps and counts first; this holds for any caller).
-            let local_ns = match ev.protocol {
-                Protocol::Tcp => self.timeouts.tcp(ev.state),
-                _ => self.timeouts.udp(),
-            };
-            let timeout_ns = (u64::from(ev.timeout_s) * 1_000_000_000).min(local_ns);
-            let counters = &mut self.counters;
-            let mut known = self
-                .conns
-                .lookup(&original, now, |c| counters.forget(c, now));
-            if let Some((id, _)) = known {
-                let c = self.conns.get(id);
-                if (c.vs, c.rs) != (vs, rs) {
-                    let old = self.conns.remove(id);
-                    self.counters.forget(&old, now);
-                    known = None;
-                }
-            }
-            if let Some((id, _)) = known {
-                let c = self.conns.get_mut(id);
-                let was_active = c.is_active();
-                let before = c.state();
-                let (cvs, crs) = (c.vs, c.rs);
-                let t = c.set_state(ev.state, now, &self.timeouts);
-                c.expires_ns = now.saturating_add(timeout_ns);
-                let c = *c;
-                self.counters.client_state_changed(&c, before);
-                self.counters.account(
-                    cvs,
-                    crs,
-                    Transition {
-                        was_active,
-                        now_active: t.now_active,
-                    },
-                );
-                continue;
-            }
-            let init = ConnInit {
-                vs,
-                rs,
-                input_only: ev.input_only,
-                state: ev.state,
-                timeout_ns,
-                // What the active balancer had is not a flood's.
-                proven: true,
-            };
-            let counters = &mut self.counters;
-            if let Ok(id) = self
-                .conns
-                .insert(original, reply, init, now, |c| counters.forget(c, now))
-            {
+            let init = synced::synced_init(ev, vs, rs, &self.timeouts);
+            if let Some(id) = self.counters.install_synced(
+                &mut self.conns,
+                &self.timeouts,
+                original,
+                reply,
+                init,
+                now,
+            ) {
                 if service.forward == ForwardMethod::FullNat {
                     // The port is this connection's here too (a no-op when
                     // this worker does not own the local address).
@@ -1992,7 +1936,6 @@ impl Balancer {
                         .local
                         .claim(reply.dst, reply.proto, reply.dst_port);
                 }
-                self.counters.created(self.conns.get(id));
                 // Its client's SYN was not seen here: no address carried
                 // (a slot's earlier connection must not lend it its own).
                 if let Some(c) = self.carried.get_mut(id.index()) {
@@ -2014,24 +1957,13 @@ impl Balancer {
             .take(limit)
             .map(|(_, c)| {
                 let real = self.services.real_endpoint(c.vs, c.rs);
-                let o = c.original();
-                let sock = |e: Endpoint| SocketAddr::from((e.ip, e.port));
-                ConnInfo {
-                    protocol: if c.proto() == 6 { "tcp" } else { "udp" },
-                    client: SocketAddr::from((o.src, o.src_port)),
-                    virtual_server: SocketAddr::from((o.dst, o.dst_port)),
-                    real_server: sock(real.unwrap_or(Endpoint::new(Ipv4Addr::UNSPECIFIED, 0))),
-                    local: (self.services.get(c.vs).forward == ForwardMethod::FullNat).then(|| {
-                        let r = c.reply();
-                        SocketAddr::from((r.dst, r.dst_port))
-                    }),
-                    state: c.state_name(),
-                    expires_in_s: c.expires_ns.saturating_sub(now) / 1_000_000_000,
-                    packets_in: u64::from(c.packets_in),
-                    packets_out: u64::from(c.packets_out),
-                    bytes_in: c.bytes_in(),
-                    bytes_out: c.bytes_out(),
-                }
+                let fullnat = self.services.get(c.vs).forward == ForwardMethod::FullNat;
+                synced::conn_info(
+                    c,
+                    real.map(|e| SocketAddr::from((e.ip, e.port))),
+                    fullnat,
+                    now,
+                )
             })
             .collect();
         if list.len() < limit {
@@ -2077,6 +2009,8 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 
 mod fullnat6;
 mod sync6;
+mod synced;
+mod usable;
 mod v6;
 pub use fullnat6::LocalOwner6;
 pub use v6::nat64::{key64, Nat64Reply};

@@ -20,14 +20,17 @@
 
 use crate::lb::service::Protocol;
 use crate::lb::tcp_state::State;
-use crate::lb::xmit::{Endpoint, Endpoint6};
+use crate::lb::xmit::EndpointOf;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 /// One connection's state as the peer needs it to take the connection
 /// over: who, to which service and real server (by address: indexes
 /// differ between two balancers' configs), in which state, for how long.
+/// Over the addresses of one family: [`SyncEvent`] (IPv4) or
+/// [`SyncEvent6`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyncEvent {
+pub struct SyncEventOf<A> {
     /// TCP or UDP.
     pub protocol: Protocol,
     /// TCP state (UDP: `State::Established` by convention).
@@ -35,41 +38,24 @@ pub struct SyncEvent {
     /// The service forwards by DR or TUN: replies bypass the balancer.
     pub input_only: bool,
     /// The client's address and port.
-    pub client: Endpoint,
+    pub client: EndpointOf<A>,
     /// The virtual service's address and port.
-    pub vip: Endpoint,
+    pub vip: EndpointOf<A>,
     /// The real server it goes to.
-    pub real: Endpoint,
+    pub real: EndpointOf<A>,
     /// Seconds the connection lives without further packets.
     pub timeout_s: u32,
     /// FullNAT: the local address and port the real server sees (the
     /// standby installs the connection with the same, and takes the port
-    /// out of its own pool).
-    pub local: Option<Endpoint>,
+    /// out of its own pool). NAT64's IPv4 local end is IPv4-mapped.
+    pub local: Option<EndpointOf<A>>,
 }
 
-/// One IPv6 connection's state as the peer needs it (the IPv6 twin of
-/// [`SyncEvent`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyncEvent6 {
-    /// TCP or UDP.
-    pub protocol: Protocol,
-    /// TCP state (UDP: `State::Established` by convention).
-    pub state: State,
-    /// The service forwards by DR or TUN: replies bypass the balancer.
-    pub input_only: bool,
-    /// The client's address and port.
-    pub client: Endpoint6,
-    /// The virtual service's address and port.
-    pub vip: Endpoint6,
-    /// The real server it goes to.
-    pub real: Endpoint6,
-    /// Seconds the connection lives without further packets.
-    pub timeout_s: u32,
-    /// FullNAT over IPv6 (and NAT64, its IPv4 local end IPv4-mapped): the
-    /// local address and port the real server sees. Nothing fills it yet.
-    pub local: Option<Endpoint6>,
-}
+/// One IPv4 connection's state as the peer needs it.
+pub type SyncEvent = SyncEventOf<Ipv4Addr>;
+
+/// One IPv6 connection's state as the peer needs it.
+pub type SyncEvent6 = SyncEventOf<Ipv6Addr>;
 
 /// What a worker hands the control thread: one connection's event, of
 /// either family.
@@ -199,7 +185,7 @@ impl SyncQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use crate::lb::xmit::{Endpoint, Endpoint6};
 
     fn ev(port: u16) -> SyncEvent {
         SyncEvent {

@@ -175,21 +175,10 @@ fn local_address(
         errors.push(field, Some(v.span()), format!("{ip} is not a host address"));
         return None;
     }
-    if let Some(name) = interfaces.iter().find_map(|i| {
-        i.addresses
-            .iter()
-            .any(|a| a.addr() == ip)
-            .then(|| i.name.clone().unwrap_or_default())
-    }) {
-        errors.push(
-            field,
-            Some(v.span()),
-            format!(
-                "{ip} is the balancer's own address on interface {name:?}; a local address \
-                 must be one of its own, or replies to it would meet the interface's ARP and \
-                 ICMP instead of the connection table"
-            ),
-        );
+    let owner = interfaces
+        .iter()
+        .find(|i| i.addresses.iter().any(|a| a.addr() == ip));
+    if own_address(owner, ip, "must be", "ARP and ICMP", v, field, errors) {
         return None;
     }
     check_reachable(
@@ -218,24 +207,51 @@ fn local_address6(
         errors.push(field, Some(v.span()), format!("{ip} is not a host address"));
         return None;
     }
-    if let Some(name) = interfaces.iter().find_map(|i| {
-        i.addresses6
-            .iter()
-            .any(|a| a.addr() == ip)
-            .then(|| i.name.clone().unwrap_or_default())
-    }) {
-        errors.push(
-            field,
-            Some(v.span()),
-            format!(
-                "{ip} is the balancer's own address on interface {name:?}; a local address \
-                 must not be one of its own, or replies to it would meet the interface's \
-                 neighbour discovery and ICMPv6 instead of the connection table"
-            ),
-        );
+    let owner = interfaces
+        .iter()
+        .find(|i| i.addresses6.iter().any(|a| a.addr() == ip));
+    if own_address(
+        owner,
+        ip,
+        "must not be",
+        "neighbour discovery and ICMPv6",
+        v,
+        field,
+        errors,
+    ) {
         return None;
     }
     Some(IpAddr::V6(ip))
+}
+
+/// Refuses local address `ip` when `owner`, an interface, has it: replies
+/// to it would meet the interface's `answered_by` (ARP and ICMP, or
+/// neighbour discovery and ICMPv6) instead of the connection table.
+/// `must` is the message's verb ("must be" for IPv4, as the message has
+/// always read, "must not be" for IPv6). True when refused.
+fn own_address(
+    owner: Option<&Interface>,
+    ip: impl std::fmt::Display,
+    must: &str,
+    answered_by: &str,
+    v: &S<String>,
+    field: &str,
+    errors: &mut Errors,
+) -> bool {
+    let Some(i) = owner else {
+        return false;
+    };
+    let name = i.name.clone().unwrap_or_default();
+    errors.push(
+        field,
+        Some(v.span()),
+        format!(
+            "{ip} is the balancer's own address on interface {name:?}; a local address \
+             {must} one of its own, or replies to it would meet the interface's \
+             {answered_by} instead of the connection table"
+        ),
+    );
+    true
 }
 
 /// `local_port_range = [lo, hi]`: default `DEFAULT_LOCAL_PORT_RANGE`.
@@ -337,20 +353,7 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
     across6(services, errors);
     for (i, s) in services.iter().enumerate() {
         for &a in &s.local.addresses {
-            if let Some(v) = services
-                .iter()
-                .find(|v| v.address.ip() == std::net::IpAddr::V4(a))
-            {
-                errors.push(
-                    format!("virtual_server[{i}].local_addresses"),
-                    None,
-                    format!(
-                        "{a} is the VIP of virtual server {:?}: a local address must not be a \
-                         VIP (replies to it would look like new clients)",
-                        v.name
-                    ),
-                );
-            }
+            not_a_vip(services, i, a, errors);
             if let Some((j, o)) = services.iter().enumerate().find(|(_, o)| {
                 o.address.is_ipv4() != s.address.is_ipv4() && o.local.addresses.contains(&a)
             }) {
@@ -367,22 +370,7 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
                     );
                 }
             }
-            if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
-                o.protocol == s.protocol
-                    && o.local.addresses.contains(&a)
-                    && o.local.ports != s.local.ports
-            }) {
-                errors.push(
-                    format!("virtual_server[{i}].local_port_range"),
-                    None,
-                    format!(
-                        "{a} is also a {} local address of virtual_server[{j}] ({:?}) with \
-                         ports {}-{}: services sharing a local address share its ports, so \
-                         give them the same range",
-                        s.protocol, o.name, o.local.ports.0, o.local.ports.1
-                    ),
-                );
-            }
+            one_port_range(services, i, a, |o| &o.local.addresses, errors);
         }
     }
 }
@@ -392,34 +380,57 @@ pub(super) fn across(services: &[VirtualServerConfig], errors: &mut Errors) {
 fn across6(services: &[VirtualServerConfig], errors: &mut Errors) {
     for (i, s) in services.iter().enumerate() {
         for &a in &s.local.addresses6 {
-            if let Some(v) = services.iter().find(|v| v.address.ip() == IpAddr::V6(a)) {
-                errors.push(
-                    format!("virtual_server[{i}].local_addresses"),
-                    None,
-                    format!(
-                        "{a} is the VIP of virtual server {:?}: a local address must not be a \
-                         VIP (replies to it would look like new clients)",
-                        v.name
-                    ),
-                );
-            }
-            if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
-                o.protocol == s.protocol
-                    && o.local.addresses6.contains(&a)
-                    && o.local.ports != s.local.ports
-            }) {
-                errors.push(
-                    format!("virtual_server[{i}].local_port_range"),
-                    None,
-                    format!(
-                        "{a} is also a {} local address of virtual_server[{j}] ({:?}) with \
-                         ports {}-{}: services sharing a local address share its ports, so \
-                         give them the same range",
-                        s.protocol, o.name, o.local.ports.0, o.local.ports.1
-                    ),
-                );
-            }
+            not_a_vip(services, i, a, errors);
+            one_port_range(services, i, a, |o| &o.local.addresses6, errors);
         }
+    }
+}
+
+/// Local address `a` of `services[i]` (of either family) is no
+/// service's VIP: replies to it would look like new clients.
+fn not_a_vip(
+    services: &[VirtualServerConfig],
+    i: usize,
+    a: impl Into<IpAddr> + Copy + std::fmt::Display,
+    errors: &mut Errors,
+) {
+    if let Some(v) = services.iter().find(|v| v.address.ip() == a.into()) {
+        errors.push(
+            format!("virtual_server[{i}].local_addresses"),
+            None,
+            format!(
+                "{a} is the VIP of virtual server {:?}: a local address must not be a \
+                 VIP (replies to it would look like new clients)",
+                v.name
+            ),
+        );
+    }
+}
+
+/// Local address `a` of `services[i]` has the port range of an earlier
+/// service of the same protocol that has it too (`of`: a service's local
+/// addresses of `a`'s family); their connections share its ports.
+fn one_port_range<A: PartialEq + std::fmt::Display>(
+    services: &[VirtualServerConfig],
+    i: usize,
+    a: A,
+    of: impl Fn(&VirtualServerConfig) -> &[A],
+    errors: &mut Errors,
+) {
+    let s = &services[i];
+    if let Some((j, o)) = services.iter().enumerate().take(i).find(|(_, o)| {
+        o.protocol == s.protocol && of(o).contains(&a) && o.local.ports != s.local.ports
+    }) {
+        errors.push(
+            format!("virtual_server[{i}].local_port_range"),
+            None,
+            format!(
+                "{a} is also a {} local address of virtual_server[{j}] ({:?}) with \
+                 ports {}-{}: services sharing a local address share its ports, so \
+                 give them the same range",
+                s.protocol, o.name, o.local.ports.0, o.local.ports.1
+            ),
+        );
     }
 }
 

@@ -11,13 +11,12 @@
 //! keys and real servers are); the standby keys the reply by it and takes
 //! the port out of its own pool (NAT64's: the IPv4 one), as for IPv4.
 
-use super::{Balancer, ConnInfo};
-use crate::lb::conn::{Conn6, ConnId, ConnInit, FlowKey6};
-use crate::lb::service::{ForwardMethod, Protocol, SORRY_SERVER};
+use super::{synced, Balancer, ConnInfo};
+use crate::lb::conn::{Conn6, ConnId, FlowKey6};
+use crate::lb::service::{ForwardMethod, SORRY_SERVER};
 use crate::lb::sync::SyncEvent6;
-use crate::lb::tcp_state::{self, Transition};
-use crate::lb::xmit::Endpoint6;
-use std::net::{Ipv4Addr, SocketAddr};
+use crate::lb::tcp_state;
+use std::net::SocketAddr;
 
 impl Balancer {
     /// Reports IPv6 connection `id` to the peer when it was just created
@@ -53,30 +52,12 @@ impl Balancer {
             .collect()
     }
 
-    /// An IPv6 connection as the peer needs it.
+    /// An IPv6 connection as the peer needs it (FullNAT's replies come
+    /// to its local end, as for IPv4).
     fn event6(&self, c: &Conn6, now: u64) -> Option<SyncEvent6> {
         let real = self.services.real_endpoint6(c.vs, c.rs)?;
-        let protocol = Protocol::from_number(c.proto())?;
-        let o = c.original();
-        Some(SyncEvent6 {
-            protocol,
-            // UDP has no states; the format's convention is ESTABLISHED.
-            state: if protocol == Protocol::Udp {
-                tcp_state::State::Established
-            } else {
-                c.state()
-            },
-            input_only: c.is_input_only(),
-            client: Endpoint6::new(o.src, o.src_port),
-            vip: Endpoint6::new(o.dst, o.dst_port),
-            real,
-            timeout_s: (c.expires_ns.saturating_sub(now) / 1_000_000_000) as u32,
-            // FullNAT's replies come to its local end (as for IPv4).
-            local: (self.services.get(c.vs).forward == ForwardMethod::FullNat).then(|| {
-                let r = c.reply();
-                Endpoint6::new(r.dst, r.dst_port)
-            }),
-        })
+        let fullnat = self.services.get(c.vs).forward == ForwardMethod::FullNat;
+        synced::sync_event(c, real, fullnat, now)
     }
 
     /// Installs IPv6 connections the active balancer reported (on a
@@ -115,55 +96,16 @@ impl Balancer {
                 }
                 (ForwardMethod::FullNat, _) => continue,
             };
-            let local_ns = match ev.protocol {
-                Protocol::Tcp => self.timeouts.tcp(ev.state),
-                _ => self.timeouts.udp(),
-            };
-            let timeout_ns = (u64::from(ev.timeout_s) * 1_000_000_000).min(local_ns);
-            let counters = &mut self.counters;
-            let mut known = self
-                .conns6
-                .lookup(&original, now, |c| counters.forget(c, now));
-            if let Some((id, _)) = known {
-                let c = self.conns6.get(id);
-                if (c.vs, c.rs) != (vs, rs) {
-                    let old = self.conns6.remove(id);
-                    self.counters.forget(&old, now);
-                    known = None;
-                }
-            }
-            if let Some((id, _)) = known {
-                let c = self.conns6.get_mut(id);
-                let was_active = c.is_active();
-                let before = c.state();
-                let (cvs, crs) = (c.vs, c.rs);
-                let t = c.set_state(ev.state, now, &self.timeouts);
-                c.expires_ns = now.saturating_add(timeout_ns);
-                let c = *c;
-                self.counters.client_state_changed(&c, before);
-                self.counters.account(
-                    cvs,
-                    crs,
-                    Transition {
-                        was_active,
-                        now_active: t.now_active,
-                    },
-                );
-                continue;
-            }
-            let init = ConnInit {
-                vs,
-                rs,
-                input_only: ev.input_only,
-                state: ev.state,
-                timeout_ns,
-                proven: true,
-            };
-            let counters = &mut self.counters;
-            if let Ok(id) = self
-                .conns6
-                .insert(original, reply, init, now, |c| counters.forget(c, now))
-            {
+            let init = synced::synced_init(ev, vs, rs, &self.timeouts);
+            let new = self.counters.install_synced(
+                &mut self.conns6,
+                &self.timeouts,
+                original,
+                reply,
+                init,
+                now,
+            );
+            if new.is_some() {
                 if service.forward == ForwardMethod::FullNat {
                     // The port is this connection's here too (a no-op when
                     // this worker does not own the local address): NAT64's
@@ -174,7 +116,6 @@ impl Balancer {
                         None => self.counters.local6.claim(lip, proto, port),
                     };
                 }
-                self.counters.created(self.conns6.get(id));
                 installed += 1;
             }
         }
@@ -189,27 +130,11 @@ impl Balancer {
             .take(limit)
             .map(|(_, c)| {
                 let service = self.services.get(c.vs);
-                let o = c.original();
-                ConnInfo {
-                    protocol: if c.proto() == 6 { "tcp" } else { "udp" },
-                    client: SocketAddr::from((o.src, o.src_port)),
-                    virtual_server: SocketAddr::from((o.dst, o.dst_port)),
-                    real_server: service
-                        .real_endpoint6(c.rs)
-                        .map_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), |e| {
-                            SocketAddr::from((e.ip, e.port))
-                        }),
-                    local: (service.forward == ForwardMethod::FullNat).then(|| {
-                        let r = c.reply();
-                        SocketAddr::from((r.dst, r.dst_port))
-                    }),
-                    state: c.state_name(),
-                    expires_in_s: c.expires_ns.saturating_sub(now) / 1_000_000_000,
-                    packets_in: u64::from(c.packets_in),
-                    packets_out: u64::from(c.packets_out),
-                    bytes_in: c.bytes_in(),
-                    bytes_out: c.bytes_out(),
-                }
+                let real = service
+                    .real_endpoint6(c.rs)
+                    .map(|e| SocketAddr::from((e.ip, e.port)));
+                let fullnat = service.forward == ForwardMethod::FullNat;
+                synced::conn_info(c, real, fullnat, now)
             })
             .collect()
     }

@@ -17,14 +17,13 @@
 //! version-4 records). NAT64 (an IPv6 service, IPv4 local addresses and
 //! real servers) is in `nat64`.
 
-use super::{Balancer, Counters, Refusal};
+use super::{usable, Balancer, Counters, Refusal};
 use crate::lb::conn::{
     ConnAddr, ConnId, ConnInit, ConnTable6, ConnTableOf, Direction, FlowKey6, InsertError,
     PROTO_TCP,
 };
-use crate::lb::limits::LimitRefusal;
 use crate::lb::service::{ForwardMethod, Protocol, ServiceId, ServiceTable};
-use crate::lb::tcp_state::{self, TcpFlags};
+use crate::lb::tcp_state::TcpFlags;
 use crate::lb::xmit::{Endpoint, Endpoint6};
 use std::net::Ipv6Addr;
 
@@ -339,27 +338,20 @@ impl Balancer {
         flow: &Flow6,
         now: u64,
     ) -> Option<Result<(ConnId, Direction), Decision6>> {
-        let c = self.conns6.get(id);
-        let (vs, rs) = (c.vs, c.rs);
-        let tcp = flow.protocol == Protocol::Tcp;
-        if tcp && tcp_state::should_restart(c.state(), dir, flow.flags) {
-            let old = self.conns6.remove(id);
-            self.counters.forget(&old, now);
-            return None;
-        }
-        if self.services.is_down(vs, rs) && self.services.get(vs).expire_nodest_conn {
-            let old = self.conns6.remove(id);
-            self.counters.forget(&old, now);
-            if tcp && !flow.flags.is_bare_syn() {
-                return Some(Err(if dir == Direction::Original {
-                    Decision6::Reset
-                } else {
-                    Decision6::Drop(Refusal::NoConnection)
-                }));
-            }
-            return None;
-        }
-        Some(Ok((id, dir)))
+        let tcp = (flow.protocol == Protocol::Tcp).then_some(flow.flags);
+        let found = usable::still_usable_in(
+            &mut self.conns6,
+            &mut self.counters,
+            &self.services,
+            id,
+            dir,
+            tcp,
+            now,
+        )?;
+        Some(found.map_err(|e| match e {
+            usable::Ended::Reset => Decision6::Reset,
+            usable::Ended::Drop => Decision6::Drop(Refusal::NoConnection),
+        }))
     }
 
     /// Accounts one packet of IPv6 connection `id`: state, timeout, the
@@ -420,18 +412,7 @@ impl Balancer {
 
     /// Admits, schedules and records a new IPv6 connection of `vs`.
     fn open6(&mut self, vs: ServiceId, key: &FlowKey6, now: u64) -> Result<ConnId, Refusal> {
-        if let Err(r) = self.admit(vs, key.src, now) {
-            self.count_refusal(vs, r);
-            return Err(r.into());
-        }
-        let rs = match self.schedule(vs, key.src, key.src_port, now) {
-            Ok(rs) => rs,
-            Err(Refusal::Overloaded) => {
-                self.count_refusal(vs, LimitRefusal::Overloaded);
-                return Err(Refusal::Overloaded);
-            }
-            Err(r) => return Err(r),
-        };
+        let rs = self.admit_and_schedule(vs, key.src, key.src_port, now)?;
         if self.services.get(vs).is_nat64() {
             return self.open_nat64(vs, rs, key, now);
         }

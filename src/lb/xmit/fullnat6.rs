@@ -31,11 +31,11 @@
 //! transport checksum covers the whole datagram); later ones carry no
 //! ports and only their two addresses change ([`fragment`]).
 
-use super::nat6::{checked, hop_limit_allows_forwarding, Ports};
+use super::nat6::{checked, translate_icmp_error_with, Ports};
 use super::{Endpoint6, XmitError};
 use crate::wire::checksum::Patch;
 use crate::wire::ipv6::{self, next_header, ExtError};
-use crate::wire::{get_u16, icmpv6, put_u16};
+use crate::wire::{get_u16, put_u16};
 use std::net::Ipv6Addr;
 
 /// Rewrites both ends of a TCP or UDP packet to `src` → `dst`, its
@@ -83,39 +83,19 @@ pub fn translate_icmp_error(
     outer: (Ipv6Addr, Ipv6Addr),
     quoted: (Endpoint6, Endpoint6),
 ) -> Result<(), XmitError> {
-    let (msg_at, end) = {
-        let p = checked(ip)?;
-        hop_limit_allows_forwarding(&p)?;
-        let upper = p.upper_layer().map_err(|_| XmitError::Unsupported)?;
-        if upper.protocol != next_header::ICMPV6 || upper.segments_left != 0 {
-            return Err(XmitError::Unsupported);
-        }
-        (upper.offset, ipv6::HEADER_LEN + p.payload().len())
-    };
-    {
-        let msg = ip.get_mut(msg_at..end).ok_or(XmitError::Unsupported)?;
-        let m = icmpv6::Packet::new_checked(&*msg).map_err(|_| XmitError::Unsupported)?;
-        if !m.msg_type().is_error() {
-            return Err(XmitError::Unsupported);
-        }
-        let quote = &mut msg[icmpv6::HEADER_LEN..];
-        let ports = {
-            let q =
-                ipv6::Packet::new_checked_header(&*quote).map_err(|_| XmitError::Unsupported)?;
-            Ports::quoted(&q, ipv6::HEADER_LEN + q.payload().len())?
-        };
-        rewrite_ports(ports, quote, quoted.0, quoted.1);
-        let mut q = ipv6::Packet::new_unchecked(quote);
-        q.set_src_addr(quoted.0.ip);
-        q.set_dst_addr(quoted.1.ip);
-    }
-    let mut p = ipv6::Packet::new_unchecked(&mut *ip);
-    p.set_src_addr(outer.0);
-    p.set_dst_addr(outer.1);
-    p.decrement_hop_limit();
-    let (src, dst) = (p.src_addr(), p.dst_addr());
-    icmpv6::Packet::new_unchecked(&mut ip[msg_at..end]).fill_checksum(src, dst);
-    Ok(())
+    translate_icmp_error_with(
+        ip,
+        |ports, quote| {
+            rewrite_ports(ports, quote, quoted.0, quoted.1);
+            let mut q = ipv6::Packet::new_unchecked(quote);
+            q.set_src_addr(quoted.0.ip);
+            q.set_dst_addr(quoted.1.ip);
+        },
+        |p| {
+            p.set_src_addr(outer.0);
+            p.set_dst_addr(outer.1);
+        },
+    )
 }
 
 /// Sets both ports in `b` (the bytes from the IPv6 header on) and patches

@@ -83,6 +83,28 @@ pub fn translate_icmp_error(
     outer: (Side, Ipv6Addr),
     quoted: (Side, Endpoint6),
 ) -> Result<(), XmitError> {
+    translate_icmp_error_with(
+        ip,
+        |ports, quote| {
+            let (side, to) = quoted;
+            ports.rewrite(quote, side, to);
+            set_addr(&mut ipv6::Packet::new_unchecked(quote), side, to.ip);
+        },
+        |p| set_addr(p, outer.0, outer.1),
+    )
+}
+
+/// The frame of an ICMPv6 error's translation, shared with `fullnat6`:
+/// the checks (`TtlExpired`, `Unsupported` as [`translate_icmp_error`]
+/// says, the packet untouched), then `quoted` rewrites the quoted packet
+/// (the bytes from its IPv6 header on, with where its ports are) and
+/// `outer` the error's own IPv6 header; the hop limit is decremented and
+/// the ICMPv6 checksum recomputed over the new addresses.
+pub(super) fn translate_icmp_error_with(
+    ip: &mut [u8],
+    quoted: impl FnOnce(Ports, &mut [u8]),
+    outer: impl FnOnce(&mut ipv6::Packet<&mut [u8]>),
+) -> Result<(), XmitError> {
     let (msg_at, end) = {
         let p = checked(ip)?;
         hop_limit_allows_forwarding(&p)?;
@@ -99,17 +121,15 @@ pub fn translate_icmp_error(
             return Err(XmitError::Unsupported);
         }
         let quote = &mut msg[icmpv6::HEADER_LEN..];
-        let (side, to) = quoted;
         let ports = {
             let q =
                 ipv6::Packet::new_checked_header(&*quote).map_err(|_| XmitError::Unsupported)?;
             Ports::quoted(&q, ipv6::HEADER_LEN + q.payload().len())?
         };
-        ports.rewrite(quote, side, to);
-        set_addr(&mut ipv6::Packet::new_unchecked(quote), side, to.ip);
+        quoted(ports, quote);
     }
     let mut p = ipv6::Packet::new_unchecked(&mut *ip);
-    set_addr(&mut p, outer.0, outer.1);
+    outer(&mut p);
     p.decrement_hop_limit();
     let (src, dst) = (p.src_addr(), p.dst_addr());
     icmpv6::Packet::new_unchecked(&mut ip[msg_at..end]).fill_checksum(src, dst);

@@ -5,10 +5,10 @@
 use super::super::tests::balancer;
 use super::*;
 use crate::lb::balancer::{Decision6, Flow6};
-use crate::lb::service::{SchedulerKind, ServiceKey, VirtualService};
+use crate::lb::service::{Protocol, SchedulerKind, ServiceKey, VirtualService};
 use crate::lb::sync::{sync_channel, SyncReport};
 use crate::lb::tcp_state::{State, TcpFlags};
-use crate::lb::xmit::Endpoint;
+use crate::lb::xmit::{Endpoint, Endpoint6};
 use std::net::Ipv6Addr;
 
 const SYN: TcpFlags = TcpFlags(0x02);
