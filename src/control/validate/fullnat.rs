@@ -178,7 +178,7 @@ fn local_address(
     let owner = interfaces
         .iter()
         .find(|i| i.addresses.iter().any(|a| a.addr() == ip));
-    if own_address(owner, ip, "must be", "ARP and ICMP", v, field, errors) {
+    if own_address(owner, ip, "ARP and ICMP", v, field, errors) {
         return None;
     }
     check_reachable(
@@ -213,7 +213,6 @@ fn local_address6(
     if own_address(
         owner,
         ip,
-        "must not be",
         "neighbour discovery and ICMPv6",
         v,
         field,
@@ -227,12 +226,10 @@ fn local_address6(
 /// Refuses local address `ip` when `owner`, an interface, has it: replies
 /// to it would meet the interface's `answered_by` (ARP and ICMP, or
 /// neighbour discovery and ICMPv6) instead of the connection table.
-/// `must` is the message's verb ("must be" for IPv4, as the message has
-/// always read, "must not be" for IPv6). True when refused.
+/// True when refused.
 fn own_address(
     owner: Option<&Interface>,
     ip: impl std::fmt::Display,
-    must: &str,
     answered_by: &str,
     v: &S<String>,
     field: &str,
@@ -247,7 +244,7 @@ fn own_address(
         Some(v.span()),
         format!(
             "{ip} is the balancer's own address on interface {name:?}; a local address \
-             {must} one of its own, or replies to it would meet the interface's \
+             must not be one of its own, or replies to it would meet the interface's \
              {answered_by} instead of the connection table"
         ),
     );
