@@ -271,15 +271,18 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_host_prefixes_and_every_length_are_found() {
-        let deny: Vec<Ipv6Cidr> = (0..=128u8)
+    fn the_longest_of_129_ipv6_prefix_lengths_decides() {
+        // Every length of 2001:db8::1, even ones allowed, odd ones denied:
+        // each address below is matched longest by the length named.
+        let (allow, deny): (Vec<Ipv6Cidr>, Vec<Ipv6Cidr>) = (0..=128u8)
             .map(|len| Ipv6Cidr::new(ip6("2001:db8::1"), len).unwrap())
-            .collect();
-        let a =
-            Acl::default().with_ipv6(vec![Ipv6Cidr::new(ip6("2001:db8::1"), 128).unwrap()], deny);
-        // The /128 is in both lists: denied; everything else by ::/0.
-        assert!(!a.allows_ipv6(ip6("2001:db8::1")));
-        assert!(!a.allows_ipv6(ip6("fe80::1")));
+            .partition(|c| c.prefix_len() % 2 == 0);
+        let a = Acl::default().with_ipv6(allow, deny);
+        assert!(a.allows_ipv6(ip6("2001:db8::1")), "/128, allowed");
+        assert!(!a.allows_ipv6(ip6("2001:db8::")), "/127, denied");
+        assert!(a.allows_ipv6(ip6("2001:db8::3")), "/126, allowed");
+        assert!(a.allows_ipv6(ip6("a001:db8::1")), "/0 only, allowed");
+        assert!(!a.allows_ipv6(ip6("6001:db8::1")), "/1, denied");
     }
 
     #[test]
