@@ -664,19 +664,10 @@ impl<F: Frame> Worker<F> {
             }
         }
         self.tick6(now, out);
-        if self.frags6.waiting() > 0 {
-            let mut expired = 0;
-            self.frags6.expire(now, |_| expired += 1);
-            for _ in 0..expired {
-                self.stats.drop(DropReason::FragmentUnmatched);
-            }
-        }
-        if self.frags.waiting() > 0 {
-            let mut expired = 0;
-            self.frags.expire(now, |_| expired += 1);
-            for _ in 0..expired {
-                self.stats.drop(DropReason::FragmentUnmatched);
-            }
+        let expired =
+            expire_fragments(&mut self.frags, now) + expire_fragments(&mut self.frags6, now);
+        for _ in 0..expired {
+            self.stats.drop(DropReason::FragmentUnmatched);
         }
         self.lb.tick(now);
     }
@@ -1003,6 +994,19 @@ enum Local {
     Verdict(Verdict),
     /// Not addressed to the balancer itself.
     NotLocal,
+}
+
+/// Drops the later fragments of `table` that waited past their lifetime
+/// for their first; how many (each counted `fragment_unmatched`).
+fn expire_fragments<F, K: crate::lb::frag::FragId, R: Copy>(
+    table: &mut FragTable<F, K, R>,
+    now: u64,
+) -> usize {
+    let mut expired = 0;
+    if table.waiting() > 0 {
+        table.expire(now, |_| expired += 1);
+    }
+    expired
 }
 
 /// Which connection tables a window prefetches from (those holding
