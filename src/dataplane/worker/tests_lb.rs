@@ -457,6 +457,7 @@ fn setup() -> WorkerSetup {
         seed: 0x5eed,
         worker_index: 0,
         worker_count: 1,
+        midflow: false,
         floating: Vec::new(),
         master: true,
         ipv6: Default::default(),
