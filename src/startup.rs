@@ -261,6 +261,8 @@ pub fn worker_setup(
         seed,
         worker_index: 0,
         worker_count: config.dpdk.workers.len(),
+        // A `[cluster]` node's (issue 20): set where the cluster is wired.
+        midflow: false,
         floating: config
             .ha
             .as_ref()

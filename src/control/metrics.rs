@@ -688,6 +688,12 @@ impl SnapshotCollector {
             "NAT64: IPv4 packets and ICMP errors translated to IPv6 (real server to client).",
             &per(|s| s.nat64_to_ipv6),
         )?;
+        counters(
+            encoder,
+            "rvs_worker_midflow_scheduled",
+            "Cluster: connections opened by a TCP segment other than a SYN (a flow another node carried; sh/mh services by NAT, DR or TUN).",
+            &per(|s| s.midflow_scheduled),
+        )?;
         let carried = |pick: fn(&WorkerStats) -> Vec<(&'static str, u64)>, label: &'static str| {
             workers
                 .iter()

@@ -291,13 +291,18 @@ pub struct WorkerStats {
     /// NAT64: IPv4 packets (and ICMP errors) translated to IPv6, real
     /// server to client.
     pub nat64_to_ipv6: u64,
+    /// Cluster: connections opened by a TCP segment other than a SYN (a
+    /// flow another node carried, moved here by the router's ECMP; `sh`
+    /// and `mh` services by NAT, DR or TUN; set from the balancer when
+    /// counters are published).
+    pub midflow_scheduled: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
     /// What the client-address hooks did (`client_address` services).
     pub client_addr: ClientAddrStats,
 }
 
-const SCALARS: usize = 35;
+const SCALARS: usize = 36;
 const CELLS: usize = SCALARS + DropReason::COUNT + ClientAddrStats::COUNT;
 
 impl Default for WorkerStats {
@@ -365,6 +370,7 @@ impl WorkerStats {
             self.icmpv6_errors_sent,
             self.nat64_to_ipv4,
             self.nat64_to_ipv6,
+            self.midflow_scheduled,
         ]);
         let carried = SCALARS + DropReason::COUNT;
         c[SCALARS..carried].copy_from_slice(&self.drops);
@@ -412,6 +418,7 @@ impl WorkerStats {
             icmpv6_errors_sent: c[32],
             nat64_to_ipv4: c[33],
             nat64_to_ipv6: c[34],
+            midflow_scheduled: c[35],
             drops,
             client_addr: ClientAddrStats::from_slice(&c[carried..]),
         }
@@ -459,6 +466,7 @@ impl WorkerStats {
             "icmpv6_errors_sent": self.icmpv6_errors_sent,
             "nat64_to_ipv4": self.nat64_to_ipv4,
             "nat64_to_ipv6": self.nat64_to_ipv6,
+            "midflow_scheduled": self.midflow_scheduled,
             "drops": drops,
         });
         self.client_addr.add_to_json(&mut v);

@@ -22,8 +22,11 @@
 //!    `limits`) may refuse it before anything is made; then schedule a
 //!    real server (persistence first; servers at their upper threshold are
 //!    passed over), create the connection. TCP creates connections only on
-//!    a bare SYN, like IPVS. With every server down, a TCP client gets a
-//!    reset at once (or the sorry server takes it).
+//!    a bare SYN, like IPVS, unless mid-flow scheduling is on (a cluster
+//!    node, `midflow`): then an ACK of a connection another node carried
+//!    opens it too, established, for a service every node schedules alike.
+//!    With every server down, a TCP client gets a reset at once (or the
+//!    sorry server takes it).
 //!    With `syn_proxy` (NAT), a bare SYN makes no connection: it is
 //!    answered with a cookie SYN-ACK ([`Decision::SynCookie`]), and only
 //!    the client's ACK carrying a valid cookie schedules a real server and
@@ -68,6 +71,7 @@ use super::synproxy::{CookieJar, Proxied};
 use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
 use super::xmit::Endpoint;
 use crate::dpdk::hugemem::HugeArray;
+use midflow::Opening;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -809,6 +813,11 @@ pub struct Balancer {
     /// FullNAT over IPv6: which IPv6 local addresses this worker owns and
     /// how its services take them (`fullnat6`).
     local6: fullnat6::Local6,
+    /// Mid-flow TCP segments of consistently scheduled services open
+    /// connections (`midflow`; a cluster node's setting).
+    midflow: bool,
+    /// Connections mid-flow segments opened (`midflow`).
+    midflow_scheduled: u64,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -868,6 +877,8 @@ impl Balancer {
             plain_forwarding: true,
             local_shape: Vec::new(),
             local6: fullnat6::Local6::default(),
+            midflow: false,
+            midflow_scheduled: 0,
             services: services.clone(),
         };
         b.set_services(services);
@@ -1478,7 +1489,7 @@ impl Balancer {
         let Some(mss) = self.cookies.check(key, isn, cookie, now) else {
             return Some(Decision::Drop(Refusal::BadCookie));
         };
-        let id = match self.open(vs, key, now) {
+        let id = match self.open(vs, key, Opening::Handshake, now) {
             Ok(id) => id,
             // The client thinks itself connected: a reset tells it at once.
             Err(Refusal::NoRealServer) => return Some(Decision::Reset),
@@ -1630,9 +1641,14 @@ impl Balancer {
             // A VIP's port without a service is no service either.
             return Err(Refusal::NoService);
         };
-        if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
-            return Err(Refusal::NoConnection);
-        }
+        let opening = if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
+            // Only a SYN opens a connection, unless a cluster node may
+            // schedule this segment as its peers did (`midflow`).
+            self.midflow_opening(vs, flow.flags)
+                .ok_or(Refusal::NoConnection)?
+        } else {
+            Opening::Handshake
+        };
         if self.services.is_local_address(key.src) {
             // Our own local address as a client: spoofed, and its tuple
             // could take the reply key of a FullNAT connection.
@@ -1642,13 +1658,21 @@ impl Balancer {
             // Removed by a reload: its connections live on, no new ones.
             return Err(Refusal::NoService);
         }
-        self.open(vs, key, now)
+        let id = self.open(vs, key, opening, now)?;
+        self.count_opening(opening);
+        Ok(id)
     }
 
     /// Admits a new connection of service `vs` for the flow `key` past the
     /// service's limits, schedules a real server and records the
-    /// connection.
-    fn open(&mut self, vs: ServiceId, key: &FlowKey, now: u64) -> Result<ConnId, Refusal> {
+    /// connection, opened as `opening` says.
+    fn open(
+        &mut self,
+        vs: ServiceId,
+        key: &FlowKey,
+        opening: Opening,
+        now: u64,
+    ) -> Result<ConnId, Refusal> {
         let rs = self.admit_and_schedule(vs, key.src, key.src_port, now)?;
         let real = self
             .services
@@ -1666,6 +1690,7 @@ impl Balancer {
         };
         let mut init = ConnInit::new(vs, rs);
         init.input_only = !forward.sees_replies();
+        opening.apply(&mut init, &self.timeouts);
         let counters = &mut self.counters;
         let inserted = self
             .conns
@@ -1682,7 +1707,7 @@ impl Balancer {
                 });
             }
         };
-        if forward.sees_replies() && key.proto == PROTO_TCP {
+        if forward.sees_replies() && key.proto == PROTO_TCP && opening == Opening::Handshake {
             // The SYN (the client's, or the SYN proxy's) goes to the
             // server: a handshake whose outcome the passive checks count.
             self.conns.get_mut(id).await_syn_ack();
@@ -2008,6 +2033,7 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 }
 
 mod fullnat6;
+mod midflow;
 mod sync6;
 mod synced;
 mod usable;
@@ -2028,5 +2054,7 @@ mod tests_fullnat6;
 mod tests_handshake;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_midflow;
 #[cfg(test)]
 mod tests_tun46;

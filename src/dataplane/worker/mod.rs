@@ -159,6 +159,10 @@ pub struct WorkerSetup {
     /// Number of workers: a connection is owned by the worker the RSS
     /// model maps its client to (`net::rss`); others hand its packets over.
     pub worker_count: usize,
+    /// Mid-flow TCP segments of `sh`/`mh` services open connections
+    /// (`Balancer::set_midflow`): on for a `[cluster]` node, off
+    /// otherwise.
+    pub midflow: bool,
 }
 
 impl WorkerSetup {
@@ -187,6 +191,7 @@ impl WorkerSetup {
             seed: 0x5eed,
             worker_index: 0,
             worker_count: 1,
+            midflow: false,
             floating: Vec::new(),
             master: true,
             ipv6: Ipv6Setup {
@@ -314,6 +319,7 @@ impl<F: Frame> Worker<F> {
                 seed: setup.seed,
             })?
             .with_workers(setup.worker_count)
+            .with_midflow(setup.midflow)
             .with_local_owner(local_owner(setup.worker_count, setup.worker_index))
             .with_local_owner6(local_owner6(setup.worker_count, setup.worker_index)),
             parsed: Vec::with_capacity(WINDOW),
@@ -415,6 +421,7 @@ impl<F: Frame> Worker<F> {
     /// Publishes every counter to `cell` for the control thread.
     pub fn publish(&mut self, cell: &super::stats::StatsCell) {
         self.stats.sync_lost = self.lb.sync_lost();
+        self.stats.midflow_scheduled = self.lb.midflow_scheduled();
         let evicted = self.lb.conns().evictions();
         self.stats.conns_evicted_unproven_tcp = evicted.tcp;
         self.stats.conns_evicted_udp = evicted.udp;
