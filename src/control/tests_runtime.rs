@@ -622,9 +622,11 @@ fn ha_status_without_ha_is_standalone_and_roles_are_refused() {
 fn backup_ha(workers: &Workers) -> Ha {
     let settings = HaSettings {
         node_id: 1,
-        initial_master: false,
+        mode: super::ha::SyncMode::Pair {
+            initial_master: false,
+        },
         listen: "127.0.0.1:0".parse().unwrap(),
-        peer: "127.0.0.1:9".parse().unwrap(),
+        peers: vec!["127.0.0.1:9".parse().unwrap()],
         interval: Duration::from_millis(100),
         key: None,
         services: Default::default(),
