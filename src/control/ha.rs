@@ -444,6 +444,12 @@ impl HaView {
                     })
                 })
                 .collect();
+            let detail = format!(
+                "{}, {}",
+                status["detail"].as_str().unwrap_or_default(),
+                if self.is_joined() { "joined" } else { "joining" }
+            );
+            status["detail"] = json!(detail);
             status["peers"] = json!(peers);
             status["joined"] = json!(self.is_joined());
             status["cluster"] = json!({
@@ -1479,6 +1485,57 @@ mod tests {
         }
         assert_eq!(removed.iter().map(|e| e.client.port).collect::<Vec<_>>(), [40]);
         assert_eq!(installed, [ev(41)]);
+    }
+
+    /// The figure `docs/sync-protocol.md` ("Traffic", cluster) states:
+    /// 1,000 new connections a second, 3 records each (new, established,
+    /// closing), make 3,000 IPv4 records a second; packed in full
+    /// datagrams they are 82 datagrams and 111,936 bytes of UDP payload
+    /// to **each** peer (81 of 37 records in 1,380 bytes, one of 3 in
+    /// 156), so a node with P peers sends P times that.
+    #[test]
+    fn one_second_of_a_thousand_new_connections_costs_112_kb_per_peer() {
+        let peers: Vec<UdpSocket> = (0..3)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addrs: Vec<SocketAddrV4> = peers
+            .iter()
+            .map(|s| match s.local_addr().unwrap() {
+                SocketAddr::V4(a) => a,
+                SocketAddr::V6(_) => unreachable!(),
+            })
+            .collect();
+        let shared = Shared {
+            master: AtomicBool::new(true),
+            joined: AtomicBool::new(true),
+            since: Mutex::new(Instant::now()),
+            stop: AtomicBool::new(false),
+            counters: SyncCounters::default(),
+            services: Mutex::new(None),
+            peers: addrs.iter().map(|_| PeerShared::default()).collect(),
+        };
+        let mut tx = Outbox {
+            socket: UdpSocket::bind("127.0.0.1:0").unwrap(),
+            seqs: vec![0; addrs.len()],
+            peers: addrs,
+            node_id: 1,
+            boot: 1,
+            key: Some(key()),
+            buf: vec![0u8; MAX_DATAGRAM_LEN],
+            pending: Vec::new(),
+            pending6: Vec::new(),
+        };
+        for i in 0..3000u16 {
+            tx.queue(&ev(i).into());
+        }
+        tx.send_records(To::All, false, &shared);
+        for p in &shared.peers {
+            let c = &p.counters;
+            assert_eq!(c.sent_records.load(Ordering::Relaxed), 3000);
+            assert_eq!(c.sent_datagrams.load(Ordering::Relaxed), 82);
+            assert_eq!(c.sent_bytes.load(Ordering::Relaxed), 81 * 1380 + 156);
+        }
+        assert_eq!(shared.counters.sent_datagrams.load(Ordering::Relaxed), 3 * 82);
     }
 
     #[test]
