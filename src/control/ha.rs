@@ -240,7 +240,11 @@ impl Ha {
             stop: AtomicBool::new(false),
             counters: SyncCounters::default(),
             services: Mutex::new(None),
-            peers: settings.peers.iter().map(|_| PeerShared::default()).collect(),
+            peers: settings
+                .peers
+                .iter()
+                .map(|_| PeerShared::default())
+                .collect(),
         });
         let thread = {
             let shared = shared.clone();
@@ -447,7 +451,11 @@ impl HaView {
             let detail = format!(
                 "{}, {}",
                 status["detail"].as_str().unwrap_or_default(),
-                if self.is_joined() { "joined" } else { "joining" }
+                if self.is_joined() {
+                    "joined"
+                } else {
+                    "joining"
+                }
             );
             status["detail"] = json!(detail);
             status["peers"] = json!(peers);
@@ -681,7 +689,12 @@ impl ToWorkers {
             }
         }
         each(&mut self.install, workers, counters, Command::InstallConns);
-        each(&mut self.install6, workers, counters, Command::InstallConns6);
+        each(
+            &mut self.install6,
+            workers,
+            counters,
+            Command::InstallConns6,
+        );
         each(&mut self.remove, workers, counters, Command::RemoveConns);
         each(&mut self.remove6, workers, counters, Command::RemoveConns6);
     }
@@ -816,7 +829,11 @@ fn sync_loop(
         // A node without its peers' full picture asks for it.
         if installing {
             for (i, link) in links.iter_mut().enumerate() {
-                if !link.done && link.last_request.is_none_or(|t| t.elapsed() >= RESYNC_RETRY) {
+                if !link.done
+                    && link
+                        .last_request
+                        .is_none_or(|t| t.elapsed() >= RESYNC_RETRY)
+                {
                     tx.send_control(MessageKind::ResyncRequest, To::Peer(i), shared);
                     link.last_request = Some(Instant::now());
                 }
@@ -1383,9 +1400,8 @@ mod tests {
     #[test]
     fn three_active_nodes_each_install_the_others_records() {
         let ports = [free_port(), free_port(), free_port()];
-        let others = |i: usize| -> Vec<u16> {
-            (0..3).filter(|&j| j != i).map(|j| ports[j]).collect()
-        };
+        let others =
+            |i: usize| -> Vec<u16> { (0..3).filter(|&j| j != i).map(|j| ports[j]).collect() };
         let mut nodes: Vec<_> = (0..3)
             .map(|i| node(i as u32 + 1, ports[i], &others(i), 3000, Vec::new()))
             .collect();
@@ -1483,7 +1499,10 @@ mod tests {
                 _ => {}
             }
         }
-        assert_eq!(removed.iter().map(|e| e.client.port).collect::<Vec<_>>(), [40]);
+        assert_eq!(
+            removed.iter().map(|e| e.client.port).collect::<Vec<_>>(),
+            [40]
+        );
         assert_eq!(installed, [ev(41)]);
     }
 
@@ -1535,7 +1554,10 @@ mod tests {
             assert_eq!(c.sent_datagrams.load(Ordering::Relaxed), 82);
             assert_eq!(c.sent_bytes.load(Ordering::Relaxed), 81 * 1380 + 156);
         }
-        assert_eq!(shared.counters.sent_datagrams.load(Ordering::Relaxed), 3 * 82);
+        assert_eq!(
+            shared.counters.sent_datagrams.load(Ordering::Relaxed),
+            3 * 82
+        );
     }
 
     #[test]

@@ -1904,7 +1904,10 @@ pub(crate) mod tests {
         let mut standalone = snapshot();
         standalone.ha = serde_json::json!({"role": "standalone", "configured": false});
         assert!(!render(standalone).contains("rvs_ha_"));
-        assert!(!text.contains("rvs_cluster_"), "a pair has no cluster metrics");
+        assert!(
+            !text.contains("rvs_cluster_"),
+            "a pair has no cluster metrics"
+        );
     }
 
     #[test]

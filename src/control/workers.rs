@@ -75,7 +75,10 @@ impl Workers {
     /// by sync), summed over the workers' last published counters
     /// (`WorkerStats::local_conns`): what `rvsadm drain` reports.
     pub fn local_conns(&self) -> u64 {
-        self.cells.iter().map(|(_, c)| c.snapshot().local_conns).sum()
+        self.cells
+            .iter()
+            .map(|(_, c)| c.snapshot().local_conns)
+            .sum()
     }
 
     /// What every worker last published.

@@ -1905,12 +1905,19 @@ impl Balancer {
         }
     }
 
+    /// Whether a full dump holds `c`: live, and in cluster mode local (a
+    /// peer's connections are the peer's to tell).
+    fn dumps<E: ConnEntry>(&self, c: &E, now: u64) -> bool {
+        let a_peers = self.cluster && c.is_synced();
+        !c.is_expired(now) && !a_peers
+    }
+
     /// Every live connection as a sync event (a full resync); in cluster
     /// mode only local ones (a peer's connections are the peer's to tell).
     pub fn sync_dump(&self, now: u64) -> Vec<SyncEvent> {
         self.conns
             .iter()
-            .filter(|(_, c)| !c.is_expired(now) && !(self.cluster && c.is_synced()))
+            .filter(|(_, c)| self.dumps(*c, now))
             .filter_map(|(_, c)| self.event(c, now))
             .collect()
     }

@@ -171,9 +171,7 @@ fn peers(
             errors.push(
                 &field,
                 Some(v.span()),
-                format!(
-                    "{peer} is cluster.sync_listen: peers are the other nodes, not this one"
-                ),
+                format!("{peer} is cluster.sync_listen: peers are the other nodes, not this one"),
             );
             ok = false;
         } else if let Some(first) = seen.get(&peer) {
@@ -238,7 +236,10 @@ mod tests {
 
     #[test]
     fn the_defaults_fill_what_a_minimal_section_omits() {
-        let c = Config::from_toml_str(&file(TWO, "")).unwrap().cluster.unwrap();
+        let c = Config::from_toml_str(&file(TWO, ""))
+            .unwrap()
+            .cluster
+            .unwrap();
         assert_eq!(
             c,
             ClusterConfig {
@@ -298,20 +299,16 @@ mod tests {
 
     #[test]
     fn a_duplicate_peer_is_refused_naming_both_places() {
-        let (field, message) = the_error(&file(
-            r#"["192.168.100.2:8848", "192.168.100.2:8848"]"#,
-            "",
-        ));
+        let (field, message) =
+            the_error(&file(r#"["192.168.100.2:8848", "192.168.100.2:8848"]"#, ""));
         assert_eq!(field, "cluster.peers[1]");
         assert!(message.contains("cluster.peers[0]"), "{message}");
     }
 
     #[test]
     fn this_nodes_own_sync_listen_among_the_peers_is_refused() {
-        let (field, message) = the_error(&file(
-            r#"["192.168.100.2:8848", "192.168.100.1:8848"]"#,
-            "",
-        ));
+        let (field, message) =
+            the_error(&file(r#"["192.168.100.2:8848", "192.168.100.1:8848"]"#, ""));
         assert_eq!(field, "cluster.peers[1]");
         assert!(message.contains("sync_listen"), "{message}");
     }

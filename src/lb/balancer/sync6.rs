@@ -48,7 +48,7 @@ impl Balancer {
     pub fn sync_dump6(&self, now: u64) -> Vec<SyncEvent6> {
         self.conns6
             .iter()
-            .filter(|(_, c)| !c.is_expired(now) && !(self.cluster && c.is_synced()))
+            .filter(|(_, c)| self.dumps(*c, now))
             .filter_map(|(_, c)| self.event6(c, now))
             .collect()
     }
