@@ -254,7 +254,8 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
             workers.len()
         );
     }
-    let (to_workers, collectors, ends) = workers::connect(workers, &services, config.ha.is_some());
+    let sync = config.ha.is_some() || config.cluster.is_some();
+    let (to_workers, collectors, ends) = workers::connect(workers, &services, sync);
     let running = launch_workers(&eal, config, &ports, &pool, &setup, handover, ends)?;
     // The control plane reads the pool through this slot, emptied before
     // the pool is freed: a metrics client still being served then reads
@@ -393,8 +394,12 @@ fn launch_workers(
                 return Err(Failure::Dpdk);
             }
         };
-        if let Some(q) = ends.sync {
-            worker.set_sync(q);
+        match ends.sync {
+            // A cluster node: forwards and answers as standalone, always
+            // reports, installs under the cluster rules.
+            Some(q) if config.cluster.is_some() => worker.set_cluster_sync(q),
+            Some(q) => worker.set_sync(q),
+            None => {}
         }
         let mut io = DpdkIo::new(ports, queue as u16, pool.clone()).with_handover(
             std::mem::take(&mut handover_out[queue]),

@@ -694,6 +694,24 @@ impl SnapshotCollector {
             "Cluster: connections opened by a TCP segment other than a SYN (a flow another node carried; sh/mh services by NAT, DR or TUN).",
             &per(|s| s.midflow_scheduled),
         )?;
+        gauges(
+            encoder,
+            "rvs_worker_local_connections",
+            "Live connections that carried a packet on this node (not only installed by sync).",
+            &per(|s| s.local_conns),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_sync_conflicts",
+            "Sync records refused: a connection carried here goes to another real server (cluster).",
+            &per(|s| s.sync_conflicts),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_sync_removed_connections",
+            "Connections removed by a peer's REMOVED sync records.",
+            &per(|s| s.conns_sync_removed),
+        )?;
         let carried = |pick: fn(&WorkerStats) -> Vec<(&'static str, u64)>, label: &'static str| {
             workers
                 .iter()
@@ -1043,7 +1061,78 @@ impl SnapshotCollector {
             "rvs_ha_sync_peer_restarts",
             "New runs (boots) of the peer after the first one heard.",
             &[(none, n("peer_restarts"))],
-        )
+        )?;
+        self.cluster(encoder)
+    }
+
+    /// A `[cluster]` node's join state and each peer's traffic, labelled
+    /// by the peer's `IP:PORT` (nothing for a pair or a standalone rvsd).
+    fn cluster(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let cluster = &self.snapshot.ha["cluster"];
+        let Some(peers) = cluster["peers"].as_array() else {
+            return Ok(());
+        };
+        gauges(
+            encoder,
+            "rvs_cluster_joined",
+            "1 once this cluster node has every peer's dump or its join timeout passed.",
+            &[(Vec::new(), u64::from(cluster["joined"] == true))],
+        )?;
+        let per = |field: &str| -> Vec<(Labels, u64)> {
+            peers
+                .iter()
+                .map(|p| {
+                    let peer = p["address"].as_str().unwrap_or_default().to_string();
+                    (vec![("peer", peer)], p[field].as_u64().unwrap_or(0))
+                })
+                .collect()
+        };
+        let kinds: [(&str, &str, &str); 8] = [
+            (
+                "rvs_cluster_peer_sent_datagrams",
+                "Sync datagrams sent to the peer.",
+                "sent_datagrams",
+            ),
+            (
+                "rvs_cluster_peer_sent_bytes",
+                "Bytes of sync datagrams (UDP payload) sent to the peer.",
+                "sent_bytes",
+            ),
+            (
+                "rvs_cluster_peer_sent_records",
+                "Connection records sent to the peer.",
+                "sent_records",
+            ),
+            (
+                "rvs_cluster_peer_received_datagrams",
+                "Sync datagrams accepted from the peer.",
+                "received_datagrams",
+            ),
+            (
+                "rvs_cluster_peer_received_bytes",
+                "Bytes of sync datagrams (UDP payload) accepted from the peer.",
+                "received_bytes",
+            ),
+            (
+                "rvs_cluster_peer_received_records",
+                "Connection records of the peer handed to the workers.",
+                "received_records",
+            ),
+            (
+                "rvs_cluster_peer_dropped_datagrams",
+                "Datagrams from the peer's address and port dropped (any reason).",
+                "dropped_datagrams",
+            ),
+            (
+                "rvs_cluster_peer_dropped_records",
+                "Records of the peer dropped by the filter (unknown service, server...).",
+                "dropped_records",
+            ),
+        ];
+        for (name, help, field) in kinds {
+            counters(encoder, name, help, &per(field))?;
+        }
+        Ok(())
     }
 }
 
@@ -1821,6 +1910,38 @@ pub(crate) mod tests {
         let mut standalone = snapshot();
         standalone.ha = serde_json::json!({"role": "standalone", "configured": false});
         assert!(!render(standalone).contains("rvs_ha_"));
+        assert!(
+            !text.contains("rvs_cluster_"),
+            "a pair has no cluster metrics"
+        );
+    }
+
+    #[test]
+    fn a_cluster_nodes_join_and_per_peer_traffic_are_exported() {
+        let mut s = snapshot();
+        s.ha["role"] = "active".into();
+        s.ha["cluster"] = serde_json::json!({
+            "joined": true,
+            "join_timeout_ms": 3000,
+            "peers": [
+                {"address": "192.168.100.2:8848", "sent_bytes": 1380, "received_records": 37},
+                {"address": "192.168.100.3:8848", "sent_bytes": 48, "received_records": 0},
+            ],
+        });
+        let text = render(s);
+        assert_value(&text, "rvs_cluster_joined", &[], 1.0);
+        assert_value(
+            &text,
+            "rvs_cluster_peer_sent_bytes_total",
+            &["peer=\"192.168.100.2:8848\""],
+            1380.0,
+        );
+        assert_value(
+            &text,
+            "rvs_cluster_peer_received_records_total",
+            &["peer=\"192.168.100.3:8848\""],
+            0.0,
+        );
     }
 
     /// Every metric family name the exposition of `snapshot()` declares,

@@ -7,8 +7,8 @@
 use super::access;
 use super::answer::answer;
 use super::clients::ClientCounters;
-use super::config::{Config, HaConfig};
-use super::ha::{Ha, HaSettings};
+use super::config::{ClusterConfig, Config, HaConfig};
+use super::ha::{Ha, HaSettings, SyncMode};
 use super::health::{self, HealthChecker};
 use super::metrics::{self, MetricsServer};
 use super::notify::Notifier;
@@ -95,9 +95,10 @@ impl ControlPlane {
         let control_clients = Arc::new(ClientCounters::default());
         let metrics_clients = Arc::new(ClientCounters::default());
         let socket = bind_socket(config, control_clients.clone())?;
-        let ha = match &config.ha {
-            Some(h) => Some(start_ha(h, config, &services, collectors, &workers)?),
-            None => None,
+        let ha = match (&config.ha, &config.cluster) {
+            (Some(h), _) => Some(start_ha(h, config, &services, collectors, &workers)?),
+            (None, Some(c)) => Some(start_cluster(c, config, &services, collectors, &workers)?),
+            (None, None) => None,
         };
         let checker = HealthChecker::new(health::targets(&services, &config.virtual_servers));
         info!(
@@ -195,6 +196,49 @@ impl ControlPlane {
     }
 }
 
+/// `[cluster]`: binds the sync socket and starts the sync thread as an
+/// active node (sends to and installs from every peer, asks each for a
+/// dump); warns when no key authenticates the sync. `Ha::is_joined` says
+/// when the peers' dumps are in (or `join_timeout_ms` passed).
+fn start_cluster(
+    c: &ClusterConfig,
+    config: &Config,
+    services: &Arc<ServiceTable>,
+    collectors: Vec<SyncCollector>,
+    workers: &Workers,
+) -> Result<Ha, String> {
+    let settings = HaSettings {
+        node_id: c.node_id,
+        mode: SyncMode::Active {
+            join_timeout: c.join_timeout,
+        },
+        listen: c.sync_listen,
+        peers: c.peers.clone(),
+        interval: c.sync_interval,
+        key: c.sync_key.clone(),
+        services: services.clone(),
+        timeouts: crate::startup::timeouts(config),
+    };
+    let ha = Ha::start(settings, collectors, workers.senders().to_vec())
+        .map_err(|e| format!("cluster.sync_listen {}: {e}", c.sync_listen))?;
+    let peers: Vec<String> = c.peers.iter().map(|p| p.to_string()).collect();
+    info!(
+        "cluster: node {} active, syncing connections from {} with {} peer(s): {}",
+        c.node_id,
+        c.sync_listen,
+        peers.len(),
+        peers.join(", ")
+    );
+    if c.sync_key.is_none() {
+        warn!(
+            "cluster: no sync_key_file: sync is not authenticated and trusts every datagram \
+             from the peers' addresses (keep the management network closed, or set [cluster] \
+             sync_key_file)"
+        );
+    }
+    Ok(ha)
+}
+
 /// Binds the sync socket and starts the sync thread with the role the
 /// config starts in; warns when no key authenticates the sync.
 fn start_ha(
@@ -206,9 +250,11 @@ fn start_ha(
 ) -> Result<Ha, String> {
     let settings = HaSettings {
         node_id: h.node_id,
-        initial_master: h.starts_as_master(),
+        mode: SyncMode::Pair {
+            initial_master: h.starts_as_master(),
+        },
         listen: h.sync_listen,
-        peer: h.sync_peer,
+        peers: vec![h.sync_peer],
         interval: h.sync_interval,
         key: h.sync_key.clone(),
         services: services.clone(),

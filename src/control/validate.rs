@@ -38,6 +38,7 @@ use crate::wire::{IpCidr, Ipv4Cidr, Ipv6Cidr, MacAddr};
 use std::net::{IpAddr, Ipv6Addr};
 
 mod client_address;
+mod cluster;
 mod fullnat;
 mod health_kinds;
 mod limits;
@@ -71,6 +72,7 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
         errors,
     );
     let ha = ha(raw.ha.as_ref(), &interfaces, errors);
+    let cluster = cluster::cluster(&raw, errors);
 
     let interfaces = interfaces
         .into_iter()
@@ -88,6 +90,7 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
         timeouts: timeouts?,
         virtual_servers: virtual_servers?,
         ha: ha?,
+        cluster: cluster?,
     })
 }
 

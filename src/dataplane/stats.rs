@@ -239,6 +239,16 @@ pub struct WorkerStats {
     /// Sync events not reported to the peer because the control thread
     /// fell behind (set from the balancer when counters are published).
     pub sync_lost: u64,
+    /// A gauge: live connections of both tables that carried a packet on
+    /// this node (not only installed by sync); `rvsadm drain` waits for
+    /// them (set from the balancer when counters are published).
+    pub local_conns: u64,
+    /// Sync records refused because a connection carried here goes to
+    /// another real server (`[cluster]`; set from the balancer when
+    /// counters are published).
+    pub sync_conflicts: u64,
+    /// Connections removed by a peer's REMOVED records.
+    pub conns_sync_removed: u64,
     /// Polls that received at least one frame.
     pub busy_polls: u64,
     /// Polls that received nothing.
@@ -302,7 +312,7 @@ pub struct WorkerStats {
     pub client_addr: ClientAddrStats,
 }
 
-const SCALARS: usize = 36;
+const SCALARS: usize = 39;
 const CELLS: usize = SCALARS + DropReason::COUNT + ClientAddrStats::COUNT;
 
 impl Default for WorkerStats {
@@ -371,6 +381,9 @@ impl WorkerStats {
             self.nat64_to_ipv4,
             self.nat64_to_ipv6,
             self.midflow_scheduled,
+            self.local_conns,
+            self.sync_conflicts,
+            self.conns_sync_removed,
         ]);
         let carried = SCALARS + DropReason::COUNT;
         c[SCALARS..carried].copy_from_slice(&self.drops);
@@ -419,6 +432,9 @@ impl WorkerStats {
             nat64_to_ipv4: c[33],
             nat64_to_ipv6: c[34],
             midflow_scheduled: c[35],
+            local_conns: c[36],
+            sync_conflicts: c[37],
+            conns_sync_removed: c[38],
             drops,
             client_addr: ClientAddrStats::from_slice(&c[carried..]),
         }
@@ -467,6 +483,9 @@ impl WorkerStats {
             "nat64_to_ipv4": self.nat64_to_ipv4,
             "nat64_to_ipv6": self.nat64_to_ipv6,
             "midflow_scheduled": self.midflow_scheduled,
+            "local_conns": self.local_conns,
+            "sync_conflicts": self.sync_conflicts,
+            "conns_sync_removed": self.conns_sync_removed,
             "drops": drops,
         });
         self.client_addr.add_to_json(&mut v);

@@ -479,6 +479,12 @@ struct Counters {
     local6: LocalPool6,
     /// Services that forward by FullNAT (by service).
     fullnat: Vec<bool>,
+    /// Entries of both tables that sync installed and no packet carried
+    /// here since (not local; `Conn::is_synced`).
+    synced: usize,
+    /// Sync records refused because a local entry of the same tuple goes
+    /// to another real server (cluster mode: the local entry keeps it).
+    conflicts: u64,
 }
 
 impl Counters {
@@ -633,6 +639,9 @@ impl Counters {
     /// (and its client's, and rechecks the server's overload); a handshake
     /// it still awaited counts as timed out when past the timeout.
     fn forget<E: ConnEntry>(&mut self, c: &E, now: u64) {
+        if c.is_synced() {
+            self.synced = self.synced.saturating_sub(1);
+        }
         if self
             .fullnat
             .get(usize::from(c.vs))
@@ -779,6 +788,9 @@ pub struct Balancer {
     sync: Option<SyncQueue>,
     /// Report events: HA configured and this balancer is the active one.
     sync_active: bool,
+    /// `[cluster]`: every node active; sync honours the local-vs-synced
+    /// rules (`set_cluster`).
+    cluster: bool,
     /// When the sweep last ran, and the entries it may still examine.
     swept_at_ns: u64,
     sweep_credit: u64,
@@ -862,6 +874,7 @@ impl Balancer {
             seed: setup.seed,
             sync: None,
             sync_active: false,
+            cluster: false,
             swept_at_ns: 0,
             sweep_credit: 0,
             workers: 1,
@@ -1148,6 +1161,26 @@ impl Balancer {
         self.sync_active = active && self.sync.is_some();
     }
 
+    /// `[cluster]` mode (issue 20): installs keep a local entry's real
+    /// server on a conflict (counted), REMOVED records remove only synced
+    /// entries, and a full dump holds only local connections. Off (`[ha]`,
+    /// standalone): a record replaces, a removal removes, a dump is whole.
+    pub fn set_cluster(&mut self, cluster: bool) {
+        self.cluster = cluster;
+    }
+
+    /// Live entries of both tables that carried a packet here (not only
+    /// installed by sync): what `rvsadm drain` waits for.
+    pub fn local_conns(&self) -> usize {
+        (self.conns.len() + self.conns6.len()).saturating_sub(self.counters.synced)
+    }
+
+    /// Sync records refused because a local entry goes to another real
+    /// server (cluster mode).
+    pub fn sync_conflicts(&self) -> u64 {
+        self.counters.conflicts
+    }
+
     /// Sync events lost because the control thread fell behind.
     pub fn sync_lost(&self) -> u64 {
         self.sync.as_ref().map_or(0, |q| q.lost)
@@ -1404,6 +1437,12 @@ impl Balancer {
         now: u64,
     ) -> (u16, u16) {
         let c = self.conns.get_mut(id);
+        if c.is_synced() {
+            // The first packet carried here: the connection is local now
+            // (one predictable branch; the write only this once).
+            c.clear_synced();
+            self.counters.synced = self.counters.synced.saturating_sub(1);
+        }
         if c.awaits_syn_ack() {
             self.counters.handshake_packet(c, dir, flags, now);
         }
@@ -1891,11 +1930,19 @@ impl Balancer {
         }
     }
 
-    /// Every live connection as a sync event (a full resync).
+    /// Whether a full dump holds `c`: live, and in cluster mode local (a
+    /// peer's connections are the peer's to tell).
+    fn dumps<E: ConnEntry>(&self, c: &E, now: u64) -> bool {
+        let a_peers = self.cluster && c.is_synced();
+        !c.is_expired(now) && !a_peers
+    }
+
+    /// Every live connection as a sync event (a full resync); in cluster
+    /// mode only local ones (a peer's connections are the peer's to tell).
     pub fn sync_dump(&self, now: u64) -> Vec<SyncEvent> {
         self.conns
             .iter()
-            .filter(|(_, c)| !c.is_expired(now))
+            .filter(|(_, c)| self.dumps(*c, now))
             .filter_map(|(_, c)| self.event(c, now))
             .collect()
     }
@@ -1907,31 +1954,65 @@ impl Balancer {
         synced::sync_event(c, real, fullnat, now)
     }
 
-    /// Installs connections the active balancer reported (on a standby),
-    /// so that after a takeover their packets go to the same real servers.
-    /// A connection already known is brought to the reported state; one
-    /// known with another service or real server is replaced (the client
-    /// reused the port of a connection the active one has since scheduled
-    /// afresh, a TIME_WAIT entry taken over by a new SYN). An event for a
-    /// service or real server this balancer does not have is skipped, and
-    /// a timeout is never longer than the local one for the state. Returns
-    /// how many were new.
+    /// The service and real server (or sorry server) an IPv4 record
+    /// names, by address; `None` when this balancer has no such.
+    fn synced_target(&self, ev: &SyncEvent) -> Option<(u16, u16)> {
+        let vs = self.services.lookup(ev.vip, ev.protocol)?;
+        let service = self.services.get(vs);
+        let rs = match service
+            .real_servers
+            .iter()
+            .position(|r| r.endpoint == ev.real)
+        {
+            Some(i) => i as u16,
+            None if service.sorry_server == Some(ev.real) => SORRY_SERVER,
+            None => return None,
+        };
+        Some((vs, rs))
+    }
+
+    /// Removes the connections of REMOVED records (a peer's connection
+    /// ended): each known with the record's service and real server goes,
+    /// unless cluster mode and it carried packets here (a node carrying a
+    /// flow lives by its own timeouts). Returns how many went.
+    pub fn remove_synced(&mut self, events: &[SyncEvent], now: u64) -> u64 {
+        let mut removed = 0;
+        for ev in events {
+            let Some((vs, rs)) = self.synced_target(ev) else {
+                continue;
+            };
+            let proto = ev.protocol.number();
+            let original =
+                FlowKey::new(ev.client.ip, ev.client.port, ev.vip.ip, ev.vip.port, proto);
+            if self
+                .counters
+                .remove_synced(&mut self.conns, original, (vs, rs), self.cluster, now)
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Installs connections a peer reported (on a standby, or on every
+    /// node of a cluster), so that packets that come here go to the same
+    /// real servers. A connection already known with the same service
+    /// and real server is brought to the reported state and timeout; one
+    /// known with another is replaced (the client reused the port of a
+    /// connection the peer has since scheduled afresh, a TIME_WAIT entry
+    /// taken over by a new SYN), except in cluster mode when it carried
+    /// packets here: it keeps its server and the record is counted as a
+    /// conflict. A new one is installed not local (`Conn::is_synced`). An
+    /// event for a service or real server this balancer does not have is
+    /// skipped, and a timeout is never longer than the local one for the
+    /// state. Returns how many were new.
     pub fn install(&mut self, events: &[SyncEvent], now: u64) -> u64 {
         let mut installed = 0;
         for ev in events {
-            let Some(vs) = self.services.lookup(ev.vip, ev.protocol) else {
+            let Some((vs, rs)) = self.synced_target(ev) else {
                 continue;
             };
             let service = self.services.get(vs);
-            let rs = match service
-                .real_servers
-                .iter()
-                .position(|r| r.endpoint == ev.real)
-            {
-                Some(i) => i as u16,
-                None if service.sorry_server == Some(ev.real) => SORRY_SERVER,
-                None => continue,
-            };
             let proto = ev.protocol.number();
             let original =
                 FlowKey::new(ev.client.ip, ev.client.port, ev.vip.ip, ev.vip.port, proto);
@@ -1949,9 +2030,9 @@ impl Balancer {
             if let Some(id) = self.counters.install_synced(
                 &mut self.conns,
                 &self.timeouts,
-                original,
-                reply,
+                (original, reply),
                 init,
+                self.cluster,
                 now,
             ) {
                 if service.forward == ForwardMethod::FullNat {
@@ -2046,6 +2127,8 @@ pub use v6::{Decision6, Flow6, IcmpRoute6};
 mod tests;
 #[cfg(test)]
 mod tests_carry;
+#[cfg(test)]
+mod tests_cluster;
 #[cfg(test)]
 mod tests_fullnat;
 #[cfg(test)]

@@ -367,6 +367,10 @@ impl Balancer {
         now: u64,
     ) -> (u16, u16) {
         let c = self.conns6.get_mut(id);
+        if c.is_synced() {
+            c.clear_synced();
+            self.counters.synced = self.counters.synced.saturating_sub(1);
+        }
         if c.awaits_syn_ack() {
             self.counters.handshake_packet(c, dir, flags, now);
         }
