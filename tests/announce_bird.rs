@@ -187,10 +187,7 @@ fn skip_reason() -> Option<&'static str> {
 }
 
 fn sh(cmd: &str) -> std::process::Output {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .expect("sh")
+    Command::new("sh").args(["-c", cmd]).output().expect("sh")
 }
 
 fn sh_ok(cmd: &str) -> String {
@@ -295,7 +292,10 @@ impl Topology {
 
     fn wait_route(&self, vip: &str, present: bool) {
         self.wait(
-            &format!("route {vip} {}", if present { "at the router" } else { "gone" }),
+            &format!(
+                "route {vip} {}",
+                if present { "at the router" } else { "gone" }
+            ),
             CONVERGE,
             || self.router_has(vip) == present,
         );
@@ -452,7 +452,10 @@ fn a_dead_announcer_is_withdrawn_without_a_timer() {
     let since = Instant::now();
     assert_eq!(a.ask("drop"), "dropped");
     let dropped = deleted_after(&rx, VIP_A, since);
-    say(&format!("RESULT announce withdraw_ms={} (handle dropped)", ms(dropped)));
+    say(&format!(
+        "RESULT announce withdraw_ms={} (handle dropped)",
+        ms(dropped)
+    ));
     drop(mon);
     drop(a);
 
@@ -465,7 +468,10 @@ fn a_dead_announcer_is_withdrawn_without_a_timer() {
     let since = Instant::now();
     a.child.kill().expect("SIGKILL");
     let killed = deleted_after(&rx, VIP_A, since);
-    say(&format!("RESULT announce withdraw_ms={} (kill -9)", ms(killed)));
+    say(&format!(
+        "RESULT announce withdraw_ms={} (kill -9)",
+        ms(killed)
+    ));
     let file = std::fs::read_to_string(t.dir.join("bird-vips.conf")).unwrap();
     assert!(file.contains(VIP_A), "{file}");
     assert!(!t.router_has(VIP_A));

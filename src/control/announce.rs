@@ -22,6 +22,8 @@
 //! retried at the next tick.
 
 pub mod bird;
+#[cfg(test)]
+mod state_tests;
 pub mod vips;
 
 use super::report::WorkerSnapshot;
@@ -195,7 +197,7 @@ impl Announcer {
     /// An enabled announcer without a liveness interface (which needs
     /// CAP_NET_ADMIN): the files and BIRD's socket alone, for tests.
     #[cfg(test)]
-    fn without_interface(settings: AnnounceSettings) -> Announcer {
+    pub(crate) fn without_interface(settings: AnnounceSettings) -> Announcer {
         Announcer {
             status: AnnounceStatus {
                 enabled: true,
