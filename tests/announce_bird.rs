@@ -55,15 +55,18 @@ fn announcer_process() {
         let line = line.expect("stdin");
         let words: Vec<&str> = line.split_whitespace().collect();
         match (words.as_slice(), announcer.as_mut()) {
-            (["tick", vips], Some(a)) => a.tick(&Inputs {
-                healthy: vips
-                    .split(',')
-                    .filter(|v| *v != "-")
-                    .map(|v| v.parse::<IpAddr>().expect("a VIP"))
-                    .collect(),
-                forwarding: true,
-                joined: true,
-            }),
+            (["tick", vips], Some(a)) => a.tick(
+                &Inputs {
+                    healthy: vips
+                        .split(',')
+                        .filter(|v| *v != "-")
+                        .map(|v| v.parse::<IpAddr>().expect("a VIP"))
+                        .collect(),
+                    forwarding: true,
+                    joined: true,
+                },
+                Instant::now(),
+            ),
             (["drain", on], Some(a)) => {
                 a.set_drained(*on == "on");
             }

@@ -33,11 +33,18 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one exchange with BIRD may take before it counts as a failure
 /// (the control thread waits for it).
-pub const BIRD_TIMEOUT: Duration = Duration::from_secs(1);
+pub const BIRD_TIMEOUT: Duration = Duration::from_millis(500);
+/// The wait before retrying after a first failure to reconfigure BIRD
+/// (one control tick); it doubles with each failure in a row, up to
+/// `MAX_RETRY`, so a BIRD that accepts and never answers costs the control
+/// loop `BIRD_TIMEOUT` every few seconds, not every tick.
+pub const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two retries.
+pub const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// What the announcer needs, whatever config section it comes from (the
 /// lead maps `[cluster]` onto it).
@@ -146,6 +153,9 @@ pub struct Announcer {
     pending: bool,
     /// A failure streak is running (logged once, at its start).
     failing: bool,
+    /// `configure` failures in a row, and when the next try is due.
+    streak: u32,
+    next_try: Option<Instant>,
     /// The interface's state as last set; `None`: unknown (set it).
     up: Option<bool>,
     status: AnnounceStatus,
@@ -170,6 +180,8 @@ impl Announcer {
             written: None,
             pending: false,
             failing: false,
+            streak: 0,
+            next_try: None,
             up: None,
             status,
             settings,
@@ -210,6 +222,8 @@ impl Announcer {
             written: None,
             pending: false,
             failing: false,
+            streak: 0,
+            next_try: None,
             up: None,
         }
     }
@@ -241,8 +255,9 @@ impl Announcer {
     /// One tick: the interface up iff forwarding, joined and not drained;
     /// the healthy VIPs written and BIRD reconfigured when they differ from
     /// what the files hold (nothing while not live); a pending
-    /// `configure` retried.
-    pub fn tick(&mut self, inputs: &Inputs) {
+    /// `configure` retried once its wait after the last failure has passed
+    /// (`FIRST_RETRY`, doubling to `MAX_RETRY`).
+    pub fn tick(&mut self, inputs: &Inputs, now: Instant) {
         if !self.settings.enabled {
             return;
         }
@@ -262,8 +277,8 @@ impl Announcer {
                 self.fail(e);
             }
         }
-        if self.pending {
-            self.configure();
+        if self.pending && self.next_try.is_none_or(|t| now >= t) {
+            self.configure(now);
         }
         if live {
             self.set_interface(true);
@@ -271,12 +286,13 @@ impl Announcer {
     }
 
     /// Withdraws everything at once (rvsd stopping): the interface down
-    /// and the files emptied, BIRD told once.
-    pub fn withdraw_all(&mut self) {
+    /// and the files emptied, BIRD told once (whatever the retry wait).
+    pub fn withdraw_all(&mut self, now: Instant) {
         if !self.settings.enabled {
             return;
         }
-        self.tick(&Inputs::default());
+        self.next_try = None;
+        self.tick(&Inputs::default(), now);
     }
 
     fn set_interface(&mut self, up: bool) {
@@ -325,7 +341,22 @@ impl Announcer {
         Ok(())
     }
 
-    fn configure(&mut self) {
+    fn configure(&mut self, now: Instant) {
+        let ok = self.try_configure();
+        if ok {
+            self.streak = 0;
+            self.next_try = None;
+        } else {
+            self.streak = self.streak.saturating_add(1);
+            let wait = FIRST_RETRY
+                .saturating_mul(1 << (self.streak - 1).min(16))
+                .min(MAX_RETRY);
+            self.next_try = Some(now + wait);
+        }
+    }
+
+    /// One `configure`; true when BIRD accepted it.
+    fn try_configure(&mut self) -> bool {
         match bird::command(&self.settings.bird_socket, "configure", BIRD_TIMEOUT) {
             Ok(reply) if reply.is_success() => {
                 if self.failing {
@@ -336,23 +367,26 @@ impl Announcer {
                 self.status.pending = false;
                 self.status.configures += 1;
                 self.status.last_reply = Some(reply.summary());
+                true
             }
             Ok(reply) => {
                 self.status.last_reply = Some(reply.summary());
                 self.fail(format!("BIRD refused configure: {}", reply.summary()));
+                false
             }
             Err(e) => {
                 self.status.last_reply = Some(format!("error: {e}"));
                 self.fail(format!("BIRD control socket: {e}"));
+                false
             }
         }
     }
 
-    /// Counts a failure; logs the first of a streak (the next tick retries).
+    /// Counts a failure; logs the first of a streak.
     fn fail(&mut self, what: String) {
         self.status.failures += 1;
         if !self.failing {
-            warn!("announce: {what}; retrying every tick");
+            warn!("announce: {what}; retrying");
         }
         self.failing = true;
     }
@@ -429,8 +463,8 @@ mod tests {
         let d = dir("once");
         let calls = fake_bird(&d, "0002-Reading configuration\n0003 Reconfigured\n");
         let mut a = Announcer::without_interface(settings(&d));
-        a.tick(&live(&["192.0.2.1", "2001:db8::1"]));
-        a.tick(&live(&["192.0.2.1", "2001:db8::1"]));
+        a.tick(&live(&["192.0.2.1", "2001:db8::1"]), Instant::now());
+        a.tick(&live(&["192.0.2.1", "2001:db8::1"]), Instant::now());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let v4 = std::fs::read_to_string(d.join("bird-vips.conf")).unwrap();
         assert!(v4.contains("route 192.0.2.1/32 via \"rvs-live\";"), "{v4}");
@@ -452,12 +486,15 @@ mod tests {
         let d = dir("join");
         let _calls = fake_bird(&d, "0003 Reconfigured\n");
         let mut a = Announcer::without_interface(settings(&d));
-        a.tick(&Inputs {
-            joined: false,
-            ..live(&["192.0.2.1"])
-        });
+        a.tick(
+            &Inputs {
+                joined: false,
+                ..live(&["192.0.2.1"])
+            },
+            Instant::now(),
+        );
         assert!(a.status().announced.is_empty());
-        a.tick(&live(&["192.0.2.1"]));
+        a.tick(&live(&["192.0.2.1"]), Instant::now());
         assert_eq!(
             a.status().announced,
             ["192.0.2.1".parse::<IpAddr>().unwrap()]
@@ -470,27 +507,39 @@ mod tests {
         let d = dir("drain");
         let calls = fake_bird(&d, "0003 Reconfigured\n");
         let mut a = Announcer::without_interface(settings(&d));
-        a.tick(&live(&["192.0.2.1"]));
+        a.tick(&live(&["192.0.2.1"]), Instant::now());
         a.set_drained(true);
-        a.tick(&live(&["192.0.2.1"]));
+        a.tick(&live(&["192.0.2.1"]), Instant::now());
         let v4 = std::fs::read_to_string(d.join("bird-vips.conf")).unwrap();
         assert!(!v4.contains("route"), "{v4}");
         a.set_drained(false);
-        a.tick(&live(&["192.0.2.1"]));
+        a.tick(&live(&["192.0.2.1"]), Instant::now());
         assert_eq!(a.status().announced.len(), 1);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
-    fn a_refused_configure_is_counted_and_retried_at_the_next_tick() {
+    fn a_refused_configure_is_counted_and_retried_after_a_doubling_wait() {
         let d = dir("refused");
         let calls = fake_bird(&d, "8002 bird-vips.conf:2:1 syntax error\n");
         let mut a = Announcer::without_interface(settings(&d));
-        a.tick(&live(&["192.0.2.1"]));
-        a.tick(&live(&["192.0.2.1"]));
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        a.tick(&live(&["192.0.2.1"]), t0);
+        a.tick(&live(&["192.0.2.1"]), at(50));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "not before FIRST_RETRY");
+        a.tick(&live(&["192.0.2.1"]), at(100));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        assert_eq!(a.status().failures, 2);
+        a.tick(&live(&["192.0.2.1"]), at(250));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the wait doubled to 200 ms"
+        );
+        a.tick(&live(&["192.0.2.1"]), at(300));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(a.status().failures, 3);
         assert!(a.status().pending);
         assert!(a
             .status()
@@ -505,7 +554,7 @@ mod tests {
     fn an_unreachable_bird_is_a_failure_and_the_files_are_still_written() {
         let d = dir("nobird");
         let mut a = Announcer::without_interface(settings(&d));
-        a.tick(&live(&["192.0.2.1"]));
+        a.tick(&live(&["192.0.2.1"]), Instant::now());
         assert_eq!(a.status().failures, 1);
         assert!(a.status().pending);
         assert!(std::fs::read_to_string(d.join("bird-vips.conf"))
@@ -517,11 +566,14 @@ mod tests {
     #[test]
     fn a_disabled_announcer_creates_nothing_and_ticks_do_nothing() {
         let mut a = off();
-        a.tick(&Inputs {
-            healthy: BTreeSet::from(["192.0.2.1".parse().unwrap()]),
-            forwarding: true,
-            joined: true,
-        });
+        a.tick(
+            &Inputs {
+                healthy: BTreeSet::from(["192.0.2.1".parse().unwrap()]),
+                forwarding: true,
+                joined: true,
+            },
+            Instant::now(),
+        );
         assert!(a.status().announced.is_empty());
         assert_eq!(a.status().configures + a.status().failures, 0);
     }

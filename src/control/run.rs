@@ -70,7 +70,7 @@ pub fn tick(
     state.tick(Instant::now());
     state.poll_health();
     state.poll_passive(Instant::now());
-    state.poll_announce();
+    state.poll_announce(Instant::now());
     for sig in signals {
         if on_signal(state, sig) == Flow::Stop {
             return Flow::Stop;

@@ -164,7 +164,7 @@ impl ControlState {
     /// Tells the announcer the healthy VIPs (each virtual server's
     /// `quorum` from the running config), whether the workers forward and
     /// whether the node has joined. Nothing without an announcer.
-    pub fn poll_announce(&mut self) {
+    pub fn poll_announce(&mut self, now: Instant) {
         let Some(a) = self.announcer.as_mut() else {
             return;
         };
@@ -174,11 +174,14 @@ impl ControlState {
             .as_ref()
             .map_or(&[][..], |c| &c.virtual_servers[..]);
         let quorums = announce::vips::quorums(table, configs);
-        a.tick(&announce::Inputs {
-            healthy: announce::vips::healthy_vips(table, &quorums),
-            forwarding: self.forwarding,
-            joined: self.joined,
-        });
+        a.tick(
+            &announce::Inputs {
+                healthy: announce::vips::healthy_vips(table, &quorums),
+                forwarding: self.forwarding,
+                joined: self.joined,
+            },
+            now,
+        );
         self.share_announce();
     }
 
@@ -186,7 +189,7 @@ impl ControlState {
     pub fn stop_announcing(&mut self) {
         self.forwarding = false;
         if let Some(a) = self.announcer.as_mut() {
-            a.withdraw_all();
+            a.withdraw_all(Instant::now());
         }
         self.share_announce();
     }
@@ -207,7 +210,7 @@ impl ControlState {
                 }
             );
         }
-        self.poll_announce();
+        self.poll_announce(Instant::now());
         Ok(changed)
     }
 

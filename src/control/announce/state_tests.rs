@@ -102,13 +102,13 @@ fn routes(dir: &Path) -> usize {
 fn a_vip_leaves_the_include_file_when_its_last_server_goes_down() {
     let d = dir("health");
     let mut s = announcing(&d);
-    s.poll_announce();
+    s.poll_announce(Instant::now());
     assert_eq!(routes(&d), 1);
     down(&mut s, 0);
-    s.poll_announce();
+    s.poll_announce(Instant::now());
     assert_eq!(routes(&d), 1, "one server up is the default quorum");
     down(&mut s, 1);
-    s.poll_announce();
+    s.poll_announce(Instant::now());
     assert_eq!(routes(&d), 0);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -118,10 +118,10 @@ fn nothing_is_announced_until_the_node_has_joined() {
     let d = dir("joined");
     let mut s = announcing(&d);
     s.set_joined(false);
-    s.poll_announce();
+    s.poll_announce(Instant::now());
     assert_eq!(routes(&d), 0);
     s.set_joined(true);
-    s.poll_announce();
+    s.poll_announce(Instant::now());
     assert_eq!(routes(&d), 1);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -130,7 +130,7 @@ fn nothing_is_announced_until_the_node_has_joined() {
 fn rvsadm_drain_withdraws_at_once_and_status_says_draining() {
     let d = dir("drain");
     let mut s = announcing(&d);
-    s.poll_announce();
+    s.poll_announce(Instant::now());
     let doc = answer(&json!({"cmd": "drain", "action": "on"}), &mut s);
     assert_eq!(doc["ok"], true, "{doc}");
     assert_eq!(routes(&d), 0);
@@ -148,10 +148,10 @@ fn rvsadm_drain_withdraws_at_once_and_status_says_draining() {
 fn stopping_withdraws_everything() {
     let d = dir("stop");
     let mut s = announcing(&d);
-    s.poll_announce();
+    s.poll_announce(Instant::now());
     s.stop_announcing();
     assert_eq!(routes(&d), 0);
-    s.poll_announce();
+    s.poll_announce(Instant::now());
     assert_eq!(routes(&d), 0, "not forwarding any more");
     let _ = std::fs::remove_dir_all(&d);
 }
