@@ -182,6 +182,8 @@ fn have(program: &str) -> bool {
 fn skip_reason() -> Option<&'static str> {
     if !is_root() {
         Some("needs root (network namespaces, a TUN interface)")
+    } else if !Path::new("/dev/net/tun").exists() {
+        Some("needs /dev/net/tun (the tun module)")
     } else if !have("bird") || !have("birdc") {
         Some("needs bird2 (bird, birdc)")
     } else {
