@@ -130,6 +130,54 @@ impl AnnounceStatus {
     }
 }
 
+/// How long a worker may go without publishing a new poll count before
+/// the node counts as not forwarding (workers publish every 100 ms, busy
+/// or idle).
+pub const WORKER_STALL: Duration = Duration::from_secs(2);
+
+/// Tells whether the workers still run, from their published poll counts
+/// (busy + idle polls grow at every publication of a looping worker): a
+/// worker whose count has not moved for `WORKER_STALL` is stalled, and a
+/// node with a stalled worker must not attract traffic.
+#[derive(Debug, Default)]
+pub struct WorkerWatch {
+    /// Per worker: the poll count last seen and when it last moved.
+    seen: Vec<(u64, Instant)>,
+    /// The workers found stalled at the last look (logged on change).
+    stalled: Vec<usize>,
+}
+
+impl WorkerWatch {
+    /// Takes the workers' poll counts at `now` (in worker order); true
+    /// while none is stalled. A worker seen for the first time starts its
+    /// clock now.
+    pub fn observe(&mut self, now: Instant, polls: &[u64]) -> bool {
+        if self.seen.len() != polls.len() {
+            self.seen = polls.iter().map(|&p| (p, now)).collect();
+        }
+        let mut stalled = Vec::new();
+        for (i, (&p, seen)) in polls.iter().zip(self.seen.iter_mut()).enumerate() {
+            if p != seen.0 {
+                *seen = (p, now);
+            } else if now.saturating_duration_since(seen.1) >= WORKER_STALL {
+                stalled.push(i);
+            }
+        }
+        if stalled != self.stalled {
+            if stalled.is_empty() {
+                info!("announce: every worker polls again");
+            } else {
+                warn!(
+                    "announce: worker(s) {stalled:?} published no poll for {WORKER_STALL:?}: \
+                     not forwarding, withdrawing"
+                );
+            }
+            self.stalled = stalled;
+        }
+        self.stalled.is_empty()
+    }
+}
+
 /// The connections this node still carries, summed over the workers'
 /// published snapshots: what `rvsadm drain status` waits to see fall.
 ///
@@ -561,6 +609,29 @@ mod tests {
             .unwrap()
             .contains("192.0.2.1"));
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn workers_whose_polls_move_are_forwarding() {
+        let mut w = WorkerWatch::default();
+        let t0 = Instant::now();
+        assert!(w.observe(t0, &[10, 20]));
+        assert!(w.observe(t0 + WORKER_STALL * 3, &[11, 25]));
+    }
+
+    #[test]
+    fn a_worker_whose_polls_stop_for_the_stall_time_stops_forwarding() {
+        let mut w = WorkerWatch::default();
+        let t0 = Instant::now();
+        assert!(w.observe(t0, &[10, 20]));
+        assert!(w.observe(t0 + WORKER_STALL / 2, &[11, 20]));
+        assert!(!w.observe(t0 + WORKER_STALL, &[12, 20]));
+        assert!(w.observe(t0 + WORKER_STALL, &[12, 21]), "moving again");
+    }
+
+    #[test]
+    fn no_workers_is_not_a_stall() {
+        assert!(WorkerWatch::default().observe(Instant::now(), &[]));
     }
 
     #[test]

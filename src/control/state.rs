@@ -104,6 +104,8 @@ pub struct ControlState {
     /// (false once rvsd stops).
     joined: bool,
     forwarding: bool,
+    /// Whether every worker still polls (part of forwarding).
+    worker_watch: announce::WorkerWatch,
     /// The announcer's status as the metrics thread reads it.
     announce_view: AnnounceShared,
 }
@@ -145,6 +147,7 @@ impl ControlState {
             announcer: None,
             joined: true,
             forwarding: true,
+            worker_watch: announce::WorkerWatch::default(),
             announce_view: AnnounceShared::default(),
         }
     }
@@ -162,9 +165,24 @@ impl ControlState {
     }
 
     /// Tells the announcer the healthy VIPs (each virtual server's
-    /// `quorum` from the running config), whether the workers forward and
-    /// whether the node has joined. Nothing without an announcer.
+    /// `quorum` from the running config), whether the workers forward
+    /// (rvsd is not stopping and every worker's poll count moves:
+    /// `announce::WorkerWatch`) and whether the node has joined. Nothing
+    /// without an announcer.
     pub fn poll_announce(&mut self, now: Instant) {
+        if self.announcer.is_none() {
+            return;
+        }
+        let polls: Vec<u64> = self
+            .workers
+            .cells()
+            .iter()
+            .map(|(_, cell)| {
+                let stats = cell.snapshot();
+                stats.busy_polls.wrapping_add(stats.idle_polls)
+            })
+            .collect();
+        let workers_poll = self.worker_watch.observe(now, &polls);
         let Some(a) = self.announcer.as_mut() else {
             return;
         };
@@ -177,7 +195,7 @@ impl ControlState {
         a.tick(
             &announce::Inputs {
                 healthy: announce::vips::healthy_vips(table, &quorums),
-                forwarding: self.forwarding,
+                forwarding: self.forwarding && workers_poll,
                 joined: self.joined,
             },
             now,

@@ -3,12 +3,13 @@
 //! liveness interface (it needs CAP_NET_ADMIN) and no BIRD: the files
 //! alone (the `configure` each change asks for fails and is counted).
 
-use super::{AnnounceSettings, Announcer};
+use super::{AnnounceSettings, Announcer, WORKER_STALL};
 use crate::control::answer::answer;
 use crate::control::health::{HealthChange, Target};
 use crate::control::role::Role;
 use crate::control::state::{ControlState, HealthSource};
 use crate::control::workers::Workers;
+use crate::dataplane::stats::{StatsCell, WorkerStats};
 use crate::lb::service::{
     ForwardMethod, Protocol, SchedulerKind, ServiceKey, ServiceTable, VirtualService,
 };
@@ -38,8 +39,12 @@ impl HealthSource for NoChecks {
     }
 }
 
-/// A state running 192.0.2.1:80 over two real servers.
+/// A state running 192.0.2.1:80 over two real servers, without workers.
 fn state(dir: &Path) -> ControlState {
+    state_with(dir, Workers::default())
+}
+
+fn state_with(dir: &Path, workers: Workers) -> ControlState {
     let key = ServiceKey {
         vip: Endpoint::new(Ipv4Addr::new(192, 0, 2, 1), 80),
         protocol: Protocol::Tcp,
@@ -54,7 +59,7 @@ fn state(dir: &Path) -> ControlState {
     )]);
     ControlState::new(
         Arc::new(table),
-        Workers::default(),
+        workers,
         Box::new(NoChecks),
         Role::new(None, 0, Duration::ZERO, Instant::now()),
         dir.join("rvsd.toml"),
@@ -69,7 +74,11 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn announcing(dir: &Path) -> ControlState {
-    let mut s = state(dir);
+    announcing_with(dir, Workers::default())
+}
+
+fn announcing_with(dir: &Path, workers: Workers) -> ControlState {
+    let mut s = state_with(dir, workers);
     s.set_announcer(Announcer::without_interface(AnnounceSettings {
         enabled: true,
         bird_socket: dir.join("no-bird.ctl"),
@@ -171,5 +180,27 @@ fn drain_and_announce_status_without_an_announcer_are_errors() {
             "{doc}"
         );
     }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_worker_that_stops_polling_withdraws_every_vip_until_it_polls_again() {
+    let d = dir("stall");
+    let cell = Arc::new(StatsCell::new(4));
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let mut s = announcing_with(&d, Workers::new(vec![tx], vec![(1, cell.clone())]));
+    let polls = |n: u64| WorkerStats {
+        idle_polls: n,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    cell.publish(&polls(1));
+    s.poll_announce(t0);
+    assert_eq!(routes(&d), 1);
+    s.poll_announce(t0 + WORKER_STALL);
+    assert_eq!(routes(&d), 0, "no poll published for WORKER_STALL");
+    cell.publish(&polls(2));
+    s.poll_announce(t0 + WORKER_STALL * 2);
+    assert_eq!(routes(&d), 1);
     let _ = std::fs::remove_dir_all(&d);
 }
