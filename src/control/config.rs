@@ -856,6 +856,12 @@ pub struct VirtualServerConfig {
     ///
     /// Reloadable (new connections; live ones keep their port).
     pub local: crate::lb::service::LocalAddresses,
+    /// `quorum`: the real servers that must be up (health checks, weight
+    /// above 0) for this virtual server's VIP to be announced to BGP
+    /// (`control::announce`); a VIP is announced only while every virtual
+    /// server on it has its quorum. 1 to the number of its real servers.
+    /// Default `DEFAULT_QUORUM` (1). Reloadable.
+    pub quorum: u32,
 }
 
 impl VirtualServerConfig {
@@ -904,6 +910,8 @@ impl VirtualServerConfig {
     pub const MH_ENTRIES_PER_REAL_SERVER: u32 = 100;
     /// Default of `slow_start_s`: off.
     pub const DEFAULT_SLOW_START_S: u64 = 0;
+    /// Default of `quorum`: one live real server keeps the VIP announced.
+    pub const DEFAULT_QUORUM: u32 = 1;
     /// Upper bound of `slow_start_s` (here and on a real server): one hour.
     pub const MAX_SLOW_START_S: u64 = 3600;
 }

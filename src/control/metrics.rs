@@ -89,6 +89,9 @@ pub struct MetricsSnapshot {
     /// Per service, per real server: (taken out by the passive check now,
     /// times taken out); missing entries: never.
     pub passive: Vec<Vec<(bool, u64)>>,
+    /// The announcer's status (`control::announce`); `None` when not
+    /// announcing.
+    pub announce: Option<crate::control::announce::AnnounceStatus>,
 }
 
 /// The caller's snapshot function, called once per scrape on the metrics
@@ -1137,6 +1140,40 @@ impl SnapshotCollector {
 }
 
 impl SnapshotCollector {
+    /// The announcer's gauges and failures, when announcing.
+    fn announce(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let Some(a) = &self.snapshot.announce else {
+            return Ok(());
+        };
+        let none: Labels = Vec::new();
+        gauges(
+            encoder,
+            "rvs_announced_vips",
+            "VIPs in the include files bird2 announces from.",
+            &[(none.clone(), a.announced.len() as u64)],
+        )?;
+        gauges(
+            encoder,
+            "rvs_draining",
+            "1 while rvsadm drain withdraws every VIP, else 0.",
+            &[(none.clone(), u64::from(a.draining))],
+        )?;
+        gauges(
+            encoder,
+            "rvs_announce_interface_up",
+            "1 while the liveness interface bird2's routes go through is up.",
+            &[(none.clone(), u64::from(a.interface_up))],
+        )?;
+        counters(
+            encoder,
+            "rvs_announce_failures",
+            "Include files not written, bird2 not reached or refusing configure.",
+            &[(none, a.failures)],
+        )
+    }
+}
+
+impl SnapshotCollector {
     fn clients(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
         let rows: Vec<(Labels, u64)> = self
             .snapshot
@@ -1172,6 +1209,7 @@ impl Collector for SnapshotCollector {
         self.workers(&mut encoder)?;
         self.pools(&mut encoder)?;
         self.ha(&mut encoder)?;
+        self.announce(&mut encoder)?;
         self.clients(&mut encoder)
     }
 }
@@ -1521,6 +1559,7 @@ pub(crate) mod tests {
                 },
             )],
             passive: vec![vec![(false, 0), (true, 2)]],
+            announce: None,
         }
     }
 
@@ -1886,6 +1925,25 @@ pub(crate) mod tests {
             value(&third, "rvs_worker_busy_ratio", &["lcore=\"1\""]),
             0.8
         );
+    }
+
+    #[test]
+    fn announcer_gauges_and_failures_are_exported_when_announcing() {
+        let mut snap = snapshot();
+        assert!(!render(snap.clone()).contains("rvs_announce"));
+        snap.announce = Some(crate::control::announce::AnnounceStatus {
+            enabled: true,
+            draining: true,
+            announced: vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
+            interface_up: false,
+            failures: 3,
+            ..Default::default()
+        });
+        let text = render(snap);
+        assert_value(&text, "rvs_announced_vips", &[], 2.0);
+        assert_value(&text, "rvs_draining", &[], 1.0);
+        assert_value(&text, "rvs_announce_interface_up", &[], 0.0);
+        assert_value(&text, "rvs_announce_failures_total", &[], 3.0);
     }
 
     #[test]

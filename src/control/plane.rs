@@ -5,6 +5,7 @@
 //! knows DPDK.
 
 use super::access;
+use super::announce::{AnnounceSettings, Announcer};
 use super::answer::answer;
 use super::clients::ClientCounters;
 use super::config::{ClusterConfig, Config, HaConfig};
@@ -147,6 +148,27 @@ impl ControlPlane {
         })
     }
 
+    /// Starts telling bird2 which VIPs to announce (`control::announce`):
+    /// creates the liveness interface and the include files now; each
+    /// tick then announces the VIPs whose virtual servers have their
+    /// quorum, while the workers forward, the node has joined
+    /// (`ControlState::set_joined`, true until told otherwise) and it is
+    /// not drained. `None` (or `enabled` false) announces nothing. The
+    /// error names the setting that failed.
+    pub fn start_announcing(&mut self, settings: Option<AnnounceSettings>) -> Result<(), String> {
+        let Some(settings) = settings.filter(|s| s.enabled) else {
+            return Ok(());
+        };
+        let announcer = Announcer::start(settings)?;
+        self.state.set_announcer(announcer);
+        Ok(())
+    }
+
+    /// The control state (what the lead's wiring feeds: `set_joined`).
+    pub fn state_mut(&mut self) -> &mut ControlState {
+        &mut self.state
+    }
+
     /// Runs the loop, a tick every `TICK`, until a stop signal; between
     /// ticks it answers `rvsadm` as soon as a request arrives whole (the
     /// socket's I/O thread reads and writes the clients). `notify` tells
@@ -166,6 +188,10 @@ impl ControlPlane {
                 notify.reloading();
             }
             if run::tick(&mut self.state, socket, &mut links, pending) == Flow::Stop {
+                // Withdrawn before the workers stop, so the router moves
+                // the flows to the other nodes while this one still
+                // forwards.
+                self.state.stop_announcing();
                 break;
             }
             if reload {

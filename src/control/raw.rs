@@ -139,6 +139,8 @@ pub(super) struct RawVirtualServer {
     pub client_prefix_len: Option<S<Int>>,
     pub slow_start_s: Option<S<Int>>,
     pub passive_check: Option<S<RawPassiveCheck>>,
+    // Announcing (`validate::quorum`).
+    pub quorum: Option<S<Int>>,
     // Priority groups (`validate::priority`).
     #[serde(default)]
     pub priority_group: Array<S<RawPriorityGroup>>,

@@ -44,6 +44,7 @@ mod health_kinds;
 mod limits;
 mod passive;
 mod priority;
+mod quorum;
 mod slow_start;
 #[cfg(test)]
 mod testing;
@@ -1420,6 +1421,8 @@ fn virtual_servers(
         );
         let local = fullnat::local_addresses(t, forward, address, interfaces, routes, &f, errors);
         ok &= local.is_some();
+        let quorum = quorum::quorum(t, &f, errors);
+        ok &= quorum.is_some();
         if let (true, Some(ForwardMethod::FullNat), Some(local)) = (ipv6, forward, &local) {
             ok &= fullnat::ipv6_servers(local, real_servers.as_deref(), sorry_server, &f, errors);
         }
@@ -1468,6 +1471,7 @@ fn virtual_servers(
                 slow_start: slow_start.unwrap_or_default(),
                 passive_check,
                 local: local.unwrap_or_default(),
+                quorum: quorum.unwrap_or(VirtualServerConfig::DEFAULT_QUORUM),
             }),
             _ => ok = false,
         }
