@@ -4,6 +4,7 @@
 //! Exit status: 0 clean stop, 1 bad config, 2 DPDK or device failure.
 #![deny(unsafe_code)]
 
+use rvs::control::announce::AnnounceSettings;
 use rvs::control::config::Config;
 use rvs::control::notify::Notifier;
 use rvs::control::plane::ControlPlane;
@@ -289,6 +290,14 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         running.stop(&eal);
         Failure::Dpdk
     })?;
+    // A `[cluster]` node tells its bird2 what to announce (the liveness
+    // interface is made here: without it rvsd does not start).
+    let announce = config.cluster.as_ref().map(AnnounceSettings::from_cluster);
+    if let Err(e) = control.start_announcing(announce) {
+        error!("cluster: {e}");
+        running.stop(&eal);
+        return Err(Failure::Config);
+    }
     let ready = format!(
         "ready: {} worker(s) on {} port(s), lcores {:?}",
         workers.len(),

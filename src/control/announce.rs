@@ -62,6 +62,19 @@ pub struct AnnounceSettings {
     pub liveness_interface: String,
 }
 
+impl AnnounceSettings {
+    /// A `[cluster]` section's announcing keys.
+    pub fn from_cluster(c: &crate::control::config::ClusterConfig) -> AnnounceSettings {
+        AnnounceSettings {
+            enabled: c.announce,
+            bird_socket: c.bird_socket.clone(),
+            include_v4: c.bird_include.clone(),
+            include_v6: c.bird_include6.clone(),
+            liveness_interface: c.liveness_interface.clone(),
+        }
+    }
+}
+
 impl Default for AnnounceSettings {
     /// The design's defaults (`docs/dev/h20-design.md`).
     fn default() -> AnnounceSettings {
@@ -180,12 +193,11 @@ impl WorkerWatch {
 
 /// The connections this node still carries, summed over the workers'
 /// published snapshots: what `rvsadm drain status` waits to see fall.
-///
-/// LEAD (issue 20 merge): the one place to switch to the csync branch's
-/// per-worker `local_conns` (connections that carried a packet here); the
-/// total below also counts entries installed by sync from peers.
+/// Only connections that carried a packet here count
+/// (`WorkerStats::local_conns`); the copies installed by sync from peers
+/// do not, since the router sends this node nothing once it is drained.
 pub fn carried_connections(workers: &[WorkerSnapshot]) -> u64 {
-    workers.iter().map(|w| w.connections).sum()
+    workers.iter().map(|w| w.stats.local_conns).sum()
 }
 
 /// Tells BIRD what to announce; owns the liveness interface (dropping the

@@ -196,7 +196,9 @@ impl ControlState {
             &announce::Inputs {
                 healthy: announce::vips::healthy_vips(table, &quorums),
                 forwarding: self.forwarding && workers_poll,
-                joined: self.joined,
+                // A `[cluster]` node announces once every peer's dump is
+                // in (or its join timeout passed).
+                joined: self.joined && self.role.ha_view().is_none_or(|h| h.is_joined()),
             },
             now,
         );
