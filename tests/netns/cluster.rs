@@ -26,8 +26,8 @@
 
 use super::{
     kill_and_reap, path_str, quiet_netns, router_netns, spawn_logged, start_checked_rvsd, sysctls,
-    write_file, ClientLoad, IdleConns, Method, RealServer, RvsdPort, Service, Topology, APP_START,
-    CMD, HA_SYNC_PORT,
+    write_file, ClientLoad, IdleConns, LoadRequest, Method, RealServer, RvsdPort, Service,
+    Topology, APP_START, CMD, HA_SYNC_PORT,
 };
 use crate::support::{self, wait_timeout, CmdOutput, Netns, Rvsd};
 use std::fmt::Write as _;
@@ -691,6 +691,29 @@ impl ClusterTopology {
         t
     }
 
+    /// Node `i`'s rvsd config without `[cluster]`: an independent balancer
+    /// (no sync, no announcing), the baseline the cluster is measured
+    /// against (announce with [`ClusterTopology::standin_announce`]).
+    pub fn rvsd_config_alone(&self, i: usize, workers: usize, services: &[Service]) -> String {
+        let node = self.node(i);
+        let ports = [RvsdPort::new(
+            "lan",
+            &node.data_dev,
+            &node.data_ip,
+            &node.mac,
+        )];
+        self.topo
+            .rvsd_config_for(&ports, &node.socket(), workers, services)
+    }
+
+    /// Starts node `i`'s rvsd with [`ClusterTopology::rvsd_config_alone`].
+    pub fn start_rvsd_alone(&self, i: usize, workers: usize, services: &[Service]) -> Rvsd {
+        let text = self.rvsd_config_alone(i, workers, services);
+        let path = self.node(i).dir.join("rvsd.toml");
+        write_file(&path, text.as_bytes());
+        start_checked_rvsd(&path, &text, &self.node(i).ns)
+    }
+
     /// Writes node `i`'s config, checks it, starts its rvsd in the node's
     /// namespace and waits until it is ready with its socket bound.
     pub fn start_rvsd(
@@ -862,4 +885,27 @@ pub fn parse_next_hops(json: &str) -> Vec<String> {
     }
     hops.sort();
     hops
+}
+
+/// Waits (at most `timeout`) for a load started with `max_requests` to
+/// finish them by itself, and returns every request; panics when it does
+/// not end in time.
+pub fn finish_load(mut load: ClientLoad, timeout: Duration) -> Vec<LoadRequest> {
+    if let Some(mut child) = load.child.take() {
+        match wait_timeout(&mut child, timeout) {
+            Some(status) => assert!(
+                status.success(),
+                "the load client exited with {status}: {}",
+                load.log_text()
+            ),
+            None => {
+                kill_and_reap(&mut child);
+                panic!(
+                    "the load client did not finish within {timeout:?}: {}",
+                    load.log_text()
+                );
+            }
+        }
+    }
+    load.requests()
 }
