@@ -445,13 +445,29 @@ fn load_summary(reqs: &[LoadRequest]) -> String {
 #[test]
 #[ignore]
 fn baseline_independent_balancers_lose_moved_connections() {
+    baseline("dr");
+}
+
+/// The same baseline with NAT: proves the NAT topology (replies routed by
+/// the node's MAC mark) before the cluster uses it.
+#[test]
+#[ignore]
+fn baseline_nat_independent_balancers_lose_moved_connections() {
+    baseline("nat");
+}
+
+fn baseline(forward: &str) {
     if bird_missing() {
         return;
     }
     support::require_root("the cluster topology");
     let _heavy = heavy();
-    let cluster = ClusterTopology::build(3, 3, 3);
-    let mut service = Service::new("web", &format!("{CLUSTER_VIP}:80"), "tcp", "mh", "dr")
+    let cluster = if forward == "nat" {
+        ClusterTopology::build_nat(3, 3, 3)
+    } else {
+        ClusterTopology::build(3, 3, 3)
+    };
+    let mut service = Service::new("web", &format!("{CLUSTER_VIP}:80"), "tcp", "mh", forward)
         .health_check(Some("tcp"))
         .health_timing(200, 200, 1, 1);
     for j in 1..=3 {
@@ -480,7 +496,7 @@ fn baseline_independent_balancers_lose_moved_connections() {
         .map(|i| conns(&cluster, i) - before[i - 1])
         .collect();
     result_line(&format!(
-        "cluster_baseline spread requests={} failed={} per_node={per_node:?} servers={:?}",
+        "cluster_baseline {forward} spread requests={} failed={} per_node={per_node:?} servers={:?}",
         reqs.len(),
         failures(&reqs).len(),
         answers_per_server(&reqs)
@@ -496,7 +512,7 @@ fn baseline_independent_balancers_lose_moved_connections() {
     std::thread::sleep(Duration::from_secs(1));
     let verdict = held.ask_again(Duration::from_secs(40));
     result_line(&format!(
-        "cluster_baseline kill9 withdraw_ms={:.1} held={HELD} held_ok={} held_resets={} \
+        "cluster_baseline {forward} kill9 withdraw_ms={:.1} held={HELD} held_ok={} held_resets={} \
          held_failures={}",
         withdraw.as_secs_f64() * 1e3,
         verdict.ok,

@@ -309,12 +309,32 @@ impl ClusterTopology {
     /// running nginx, the router with its bird2. rvsd configs list all
     /// `planned` nodes as peers.
     pub fn build(nodes: usize, planned: usize, real_servers: usize) -> ClusterTopology {
+        ClusterTopology::build_for(Method::Dr, nodes, planned, real_servers)
+    }
+
+    /// [`ClusterTopology::build`] for NAT: the real servers hold no VIP and
+    /// send each connection's replies to the node that delivered its last
+    /// packet (nftables marks the connection by the node's source MAC,
+    /// `ip rule fwmark i` routes by the mark through node i's data
+    /// address); everything else (health checks) through the router.
+    pub fn build_nat(nodes: usize, planned: usize, real_servers: usize) -> ClusterTopology {
+        ClusterTopology::build_for(Method::Nat, nodes, planned, real_servers)
+    }
+
+    fn build_for(
+        method: Method,
+        nodes: usize,
+        planned: usize,
+        real_servers: usize,
+    ) -> ClusterTopology {
         assert!(
             (1..=9).contains(&nodes) && (nodes..=9).contains(&planned),
             "1 to 9 nodes (addresses 10.0.0.1i), {nodes} of {planned}"
         );
         let started = Instant::now();
-        let mut topo = Topology::empty(Method::Dr, real_servers.max(1));
+        let mut topo = Topology::empty(method, real_servers.max(1));
+        // DR and NAT alike: the real servers listen on the virtual port.
+        topo.http_port = 80;
         topo.vip = CLUSTER_VIP.into();
         // Three or four rvsd on two CPUs: small tables, long idle sleeps.
         topo.conn_table_size = 4096;
@@ -344,7 +364,11 @@ impl ClusterTopology {
 
         for j in 1..=real_servers {
             let rs = topo.add_real_server(j, &rs_ip(j), DATA_ROUTER_IP);
-            hold_cluster_vip(&rs);
+            if method == Method::Nat {
+                route_replies_by_node(&rs, planned);
+            } else {
+                hold_cluster_vip(&rs);
+            }
             topo.real_servers.push(rs);
         }
         if real_servers > 0 {
@@ -853,6 +877,57 @@ fn hold_cluster_vip(rs: &RealServer) {
         ],
     );
     rs.ns.add_address("lo", &format!("{CLUSTER_VIP}/32"));
+}
+
+/// NAT: real server `rs` marks each connection with the index of the node
+/// whose MAC delivered its last inbound packet (every packet, so a
+/// connection the router moves to another node follows it), and routes
+/// its replies by that mark to the node's data address (`ip rule fwmark i
+/// lookup 100+i`); unmarked traffic (health checks from the nodes'
+/// kernels, through the router) takes the main table. For `planned` nodes.
+fn route_replies_by_node(rs: &RealServer, planned: usize) {
+    let mut rules = String::from(
+        "table ip rvs {\n\
+         \x20 chain pre {\n\
+         \x20   type filter hook prerouting priority -150; policy accept;\n",
+    );
+    for i in 1..=planned {
+        let _ = writeln!(rules, "    ether saddr {} ct mark set {i}", node_mac(i));
+    }
+    rules.push_str(
+        "  }\n\
+         \x20 chain out {\n\
+         \x20   type route hook output priority -150; policy accept;\n\
+         \x20   ct mark != 0 meta mark set ct mark\n\
+         \x20 }\n\
+         }\n",
+    );
+    let path = rs.dir.join("nat-replies.nft");
+    write_file(&path, rules.as_bytes());
+    rs.ns.run_ok("nft", &["-f", &path_str(&path)], CMD);
+    for i in 1..=planned {
+        let table = (100 + i).to_string();
+        rs.ns.run_ok(
+            "ip",
+            &["rule", "add", "fwmark", &i.to_string(), "lookup", &table],
+            CMD,
+        );
+        rs.ns.run_ok(
+            "ip",
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                &node_data_ip(i),
+                "dev",
+                &rs.dev,
+                "table",
+                &table,
+            ],
+            CMD,
+        );
+    }
 }
 
 fn clients_script() -> String {

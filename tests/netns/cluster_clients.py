@@ -8,7 +8,8 @@ over the real servers, so one source address would reach one real server.
         As idle_conns.py: N HTTP/1.1 keep-alive connections to HOST:80, the
         i-th from SOURCES[i % len], one `GET /` each (`open I PORT STATUS
         BODY` per connection, then `opened N`); held idle until the file
-        TRIGGER exists (at most 180 s); then one more request on each and
+        TRIGGER exists (at most 180 s); then one more request on each (all
+        sent, then all read, within 10 s in all) and
         `verdict: {"ok": .., "resets": .., "failures": [..]}`.
 
     cluster_clients.py load HOST SOURCES THREADS INTERVAL TIMEOUT STOP OUT MAX_RUN MAX_REQUESTS
@@ -34,8 +35,14 @@ from http_answer import read_answer
 REQ_CLOSE = b"GET / HTTP/1.0\r\nHost: rvs-test\r\nConnection: close\r\n\r\n"
 
 
+REQ_KEEP = b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n"
+# How long the held connections' answers may take in all (TCP retransmits
+# a lost request after about 1 s, then 3 s).
+ANSWER_TIMEOUT = 10
+
+
 def ask(s):
-    s.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
+    s.sendall(REQ_KEEP)
     status, body = read_answer(s, 4096)
     return status.decode(), body.decode(errors="replace").strip()
 
@@ -55,14 +62,29 @@ def hold(host, n, trigger, sources):
             print("no trigger within 180 s", flush=True)
             sys.exit(2)
         time.sleep(0.05)
+    # Ask on every connection first, then read the answers: a connection
+    # that gets no answer costs one timeout in all, not one each.
     ok, resets, failures = 0, 0, []
+    asked = []
     for i, s in enumerate(socks):
         try:
-            status, body = ask(s)
+            s.sendall(REQ_KEEP)
+            asked.append((i, s))
+        except ConnectionResetError as e:
+            resets += 1
+            failures.append(f"{i}: reset: {e}")
+        except Exception as e:  # noqa: BLE001 - every failure is reported
+            failures.append(f"{i}: {type(e).__name__}: {e}")
+    deadline = time.time() + ANSWER_TIMEOUT
+    for i, s in asked:
+        try:
+            s.settimeout(max(0.01, deadline - time.time()))
+            status, body = read_answer(s, 4096)
+            status = status.decode()
             if status.startswith("HTTP/1.1 200"):
                 ok += 1
             else:
-                failures.append(f"{i}: {status} {body}")
+                failures.append(f"{i}: {status} {body!r}")
         except ConnectionResetError as e:
             resets += 1
             failures.append(f"{i}: reset: {e}")
