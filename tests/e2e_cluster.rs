@@ -9,7 +9,7 @@
 //! servers). The topology is `tests/netns/cluster.rs`'s
 //! (`docs/dev/h20-ctest.md`); bird2 runs the repo's `dpdk-config/bird-*.conf`.
 //!
-//! One test, the scenarios in turn on one topology (building it and
+//! One test for DR, the scenarios in turn on one topology (building it and
 //! starting three rvsd is most of the cost):
 //! (a) new connections from 40 client addresses spread over the 3 nodes;
 //! (b) `kill -9` of one rvsd while 30 keep-alive connections are held and
@@ -23,6 +23,9 @@
 //! (e) real servers stopped below the quorum: every node withdraws the VIP,
 //!     and announces it again when they are back.
 //! At the end, the sync traffic per node and peer (`rvsadm ha status`).
+//! (f) A second test runs (a) and (b) with NAT: the real servers route
+//! each connection's replies to the node that delivered its last packet
+//! (nftables marks it by the node's MAC, `ip rule fwmark` routes by it).
 //!
 //! Every figure is a `RESULT cluster ...` line:
 //! `cargo test --test e2e_cluster 2>&1 | grep RESULT`. Skipped (passing,
@@ -57,11 +60,11 @@ fn bird_missing() -> bool {
     true
 }
 
-/// The virtual server: VIP:80 over the three real servers, DR, Maglev
-/// hashing (the same real server for a client on every node), announced
-/// while at least 2 of them pass a fast TCP check.
-fn web() -> Service {
-    let mut s = Service::new("web", &format!("{CLUSTER_VIP}:80"), "tcp", "mh", "dr")
+/// The virtual server: VIP:80 over the three real servers by `forward`,
+/// Maglev hashing (the same real server for a client on every node),
+/// announced while at least 2 of them pass a fast TCP check.
+fn web(forward: &str) -> Service {
+    let mut s = Service::new("web", &format!("{CLUSTER_VIP}:80"), "tcp", "mh", forward)
         .health_check(Some("tcp"))
         .health_timing(200, 200, 1, 1)
         .setting("quorum", "2");
@@ -156,29 +159,33 @@ fn joined_flag(v: &serde_json::Value) -> Option<bool> {
     }
 }
 
-#[test]
-fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
-    if bird_missing() {
-        return;
-    }
-    support::require_root("the cluster topology");
-    let _heavy = heavy();
-    let test_start = Instant::now();
-    let mut cluster = ClusterTopology::build(3, 4, 3);
-    let services = [web()];
-    let mut rvsd: Vec<Option<Rvsd>> = Vec::new();
-    for i in 1..=3 {
-        rvsd.push(Some(cluster.start_rvsd(i, 1, &services, &extra_cluster())));
-    }
+/// Nodes 1-3 with their rvsd (`[cluster]`, 4 nodes planned), `services`;
+/// waits until the router has the three next hops.
+fn start_cluster(
+    cluster: &ClusterTopology,
+    services: &[Service],
+    label: &str,
+) -> Vec<Option<Rvsd>> {
+    let t = Instant::now();
+    let rvsd: Vec<Option<Rvsd>> = (1..=3)
+        .map(|i| Some(cluster.start_rvsd(i, 1, services, &extra_cluster())))
+        .collect();
+    let started = t.elapsed();
     let t = Instant::now();
     let took = cluster.expect_next_hops(CLUSTER_VIP, &[1, 2, 3], t, CONVERGE);
     result_line(&format!(
-        "cluster announce_after_start_ms={:.0} (join timeout {JOIN_TIMEOUT_MS} ms, node 4 absent)",
+        "{label} rvsd_start_ms={:.0} announce_after_start_ms={:.0} (join timeout \
+         {JOIN_TIMEOUT_MS} ms: node 4 absent)",
+        started.as_secs_f64() * 1e3,
         took.as_secs_f64() * 1e3
     ));
+    rvsd
+}
 
-    // (a) Spread: 150 new connections from 40 addresses.
-    let before: Vec<u64> = (1..=3).map(|i| conns(&cluster, i)).collect();
+/// (a) 150 new connections from 40 addresses: all answered, each of nodes
+/// 1-3 schedules a fair part, every real server answers some.
+fn spread(cluster: &ClusterTopology, label: &str) {
+    let before: Vec<u64> = (1..=3).map(|i| conns(cluster, i)).collect();
     let load = cluster.start_load(
         3,
         Duration::ZERO,
@@ -193,12 +200,10 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         "new connections failed: {:?}",
         failures(&reqs)
     );
-    std::thread::sleep(netns::SETTLE.min(Duration::from_millis(500)));
-    let per_node: Vec<u64> = (1..=3)
-        .map(|i| conns(&cluster, i) - before[i - 1])
-        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let per_node: Vec<u64> = (1..=3).map(|i| conns(cluster, i) - before[i - 1]).collect();
     result_line(&format!(
-        "cluster spread requests=150 node1={} node2={} node3={} servers={:?}",
+        "{label} spread requests=150 node1={} node2={} node3={} servers={:?}",
         per_node[0],
         per_node[1],
         per_node[2],
@@ -216,9 +221,12 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         3,
         "mh over 40 client addresses should reach every real server"
     );
+}
 
-    // (b) kill -9 of node 2's rvsd with connections held and new ones
-    // coming.
+/// (b) `kill -9` of node 2's rvsd under held connections and new ones:
+/// the next hop leaves within 1 s, every held connection answers, new
+/// connections fail only up to the withdrawal + 1 s.
+fn kill9(cluster: &ClusterTopology, victim: &mut Rvsd, survivors: &[usize], label: &str) {
     let held = cluster.start_held(HELD);
     std::thread::sleep(SYNC_SETTLE);
     let load = cluster.start_load(
@@ -231,13 +239,14 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     std::thread::sleep(Duration::from_millis(500));
     let killed_at = SystemTime::now();
     let at = Instant::now();
-    let mut victim = rvsd[1].take().expect("node 2 runs");
     victim.signal("KILL");
-    let stopped = victim.wait_exit(Duration::from_secs(10));
-    assert!(stopped.is_some(), "rvsd 2 survived SIGKILL");
-    let withdraw = cluster.expect_next_hops(CLUSTER_VIP, &[1, 3], at, ROUTE_CHANGE);
+    assert!(
+        victim.wait_exit(Duration::from_secs(10)).is_some(),
+        "rvsd survived SIGKILL"
+    );
+    let withdraw = cluster.expect_next_hops(CLUSTER_VIP, survivors, at, ROUTE_CHANGE);
     result_line(&format!(
-        "cluster withdraw_ms={:.1} (kill -9 of rvsd 2 to the router's route without 10.0.0.12)",
+        "{label} withdraw_ms={:.1} (kill -9 of an rvsd to the router's route without it)",
         withdraw.as_secs_f64() * 1e3
     ));
     assert!(
@@ -251,7 +260,7 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     let fails = failures(&reqs);
     let late: Vec<&(f64, String)> = fails.iter().filter(|(t, _)| *t > window_end).collect();
     result_line(&format!(
-        "cluster kill9 held={HELD} held_ok={} held_resets={} held_failures={} new_conns={} \
+        "{label} kill9 held={HELD} held_ok={} held_resets={} held_failures={} new_conns={} \
          new_failures={} new_failures_after_window={} slowest_new_ms={:.0}",
         verdict.ok,
         verdict.resets,
@@ -270,6 +279,37 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         late.is_empty(),
         "new connections failed after the withdrawal (+1 s): {late:?}"
     );
+}
+
+/// The per-peer sync counters of every node in `nodes`.
+fn print_sync(cluster: &ClusterTopology, nodes: &[usize], label: &str) {
+    for &i in nodes {
+        result_line(&format!(
+            "{label} sync node={i} peers: {}",
+            sync_counters(cluster, i)
+        ));
+    }
+}
+
+#[test]
+fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
+    if bird_missing() {
+        return;
+    }
+    support::require_root("the cluster topology");
+    let _heavy = heavy();
+    let test_start = Instant::now();
+    let label = "cluster";
+    let mut cluster = ClusterTopology::build(3, 4, 3);
+    let services = [web("dr")];
+    let mut rvsd = start_cluster(&cluster, &services, label);
+
+    // (a)
+    spread(&cluster, label);
+
+    // (b)
+    let mut victim = rvsd[1].take().expect("node 2 runs");
+    kill9(&cluster, &mut victim, &[1, 3], label);
 
     // (c) A 4th node starts while connections are held: it joins before
     // its route appears; no held connection fails.
@@ -280,7 +320,7 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     let t = Instant::now();
     let node4 = cluster.start_rvsd(n4, 1, &services, &extra_cluster());
     let ready_ms = t.elapsed().as_secs_f64() * 1e3;
-    // Poll the route and the node's own view until the route has node 4.
+    // Poll the node's own view and the route until the route has node 4.
     let mut joined_ms: Option<f64> = None;
     let route_ms = loop {
         if joined_ms.is_none() {
@@ -303,14 +343,14 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         );
         std::thread::sleep(Duration::from_millis(5));
     };
-    let synced_at_route = conns_table_size(&cluster, n4);
+    let entries_at_route = conns_table_size(&cluster, n4);
     result_line(&format!(
-        "cluster join node=4 ready_ms={ready_ms:.0} joined_ms={} route_ms={route_ms:.0} \
+        "{label} join node=4 ready_ms={ready_ms:.0} joined_ms={} route_ms={route_ms:.0} \
          entries_when_announced={}",
         joined_ms
             .map(|j| format!("{j:.0}"))
             .unwrap_or_else(|| "unknown".into()),
-        synced_at_route
+        entries_at_route
             .map(|n| n.to_string())
             .unwrap_or_else(|| "unknown".into())
     ));
@@ -321,7 +361,7 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     std::thread::sleep(Duration::from_millis(500));
     let verdict = held.ask_again(Duration::from_secs(20));
     result_line(&format!(
-        "cluster join held={HELD} held_ok={} held_failures={}",
+        "{label} join held={HELD} held_ok={} held_failures={}",
         verdict.ok,
         verdict.failures.len()
     ));
@@ -351,8 +391,8 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     let verdict = held.ask_again(Duration::from_secs(20));
     let reqs = load.stop();
     result_line(&format!(
-        "cluster drain withdraw_ms={:.1} held_ok={} held_failures={} new_conns={} new_failures={} \
-         status={:?}",
+        "{label} drain withdraw_ms={:.1} held_ok={} held_failures={} new_conns={} \
+         new_failures={} status={:?}",
         drain.as_secs_f64() * 1e3,
         verdict.ok,
         verdict.failures.len(),
@@ -375,7 +415,7 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     assert!(out.success(), "rvsadm drain off: {out}");
     let undrain = cluster.expect_next_hops(CLUSTER_VIP, &[1, 3, 4], at, ROUTE_CHANGE);
     result_line(&format!(
-        "cluster drain_off announce_ms={:.1}",
+        "{label} drain_off announce_ms={:.1}",
         undrain.as_secs_f64() * 1e3
     ));
 
@@ -387,7 +427,7 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     let (hops, gone) =
         cluster.wait_next_hops(CLUSTER_VIP, at, Duration::from_secs(10), |h| h.is_empty());
     result_line(&format!(
-        "cluster quorum_lost withdraw_all_ms={}",
+        "{label} quorum_lost withdraw_all_ms={}",
         gone.map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
             .unwrap_or_else(|| "never".into())
     ));
@@ -400,21 +440,42 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     cluster.topo.restart_http(2);
     let back = cluster.expect_next_hops(CLUSTER_VIP, &[1, 3, 4], at, Duration::from_secs(10));
     result_line(&format!(
-        "cluster quorum_back announce_all_ms={:.0}",
+        "{label} quorum_back announce_all_ms={:.0}",
         back.as_secs_f64() * 1e3
     ));
 
-    for i in [1, 3, 4] {
-        result_line(&format!(
-            "cluster sync node={i} peers: {}",
-            sync_counters(&cluster, i)
-        ));
-    }
+    print_sync(&cluster, &[1, 3, 4], label);
     result_line(&format!(
-        "cluster total_s={:.1}",
+        "{label} total_s={:.1}",
         test_start.elapsed().as_secs_f64()
     ));
     drop(node4);
+}
+
+/// (f) The same cluster with NAT: the real servers route each
+/// connection's replies to the node that delivered its last packet
+/// (`ClusterTopology::build_nat`). New connections spread; after a kill -9
+/// the moved connections continue through their new node.
+#[test]
+fn nat_cluster_spreads_and_survives_kill() {
+    if bird_missing() {
+        return;
+    }
+    support::require_root("the cluster topology");
+    let _heavy = heavy();
+    let test_start = Instant::now();
+    let label = "cluster nat";
+    let cluster = ClusterTopology::build_nat(3, 4, 3);
+    let services = [web("nat")];
+    let mut rvsd = start_cluster(&cluster, &services, label);
+    spread(&cluster, label);
+    let mut victim = rvsd[1].take().expect("node 2 runs");
+    kill9(&cluster, &mut victim, &[1, 3], label);
+    print_sync(&cluster, &[1, 3], label);
+    result_line(&format!(
+        "{label} total_s={:.1}",
+        test_start.elapsed().as_secs_f64()
+    ));
 }
 
 /// Connection entries node `i` holds now, from `rvsadm stats` (`None`
