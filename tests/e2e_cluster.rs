@@ -110,6 +110,19 @@ fn answers_per_server(reqs: &[LoadRequest]) -> BTreeMap<String, usize> {
     m
 }
 
+/// The per-peer fields of `rvsadm ha status`'s `cluster.peers` printed.
+const SYNC_FIELDS: [&str; 9] = [
+    "address",
+    "sent_datagrams",
+    "sent_bytes",
+    "sent_records",
+    "received_datagrams",
+    "received_bytes",
+    "received_records",
+    "dropped_datagrams",
+    "dropped_records",
+];
+
 /// The per-peer sync counters of node `i`'s `ha status` (its `cluster`
 /// part), compact, for the RESULT line.
 fn sync_counters(cluster: &ClusterTopology, i: usize) -> String {
@@ -125,15 +138,16 @@ fn sync_counters(cluster: &ClusterTopology, i: usize) -> String {
         Some(peers) => peers
             .iter()
             .map(|p| {
-                let mut fields: Vec<String> = Vec::new();
-                if let Some(obj) = p.as_object() {
-                    for (k, v) in obj {
-                        if v.is_number() || v.is_string() || v.is_boolean() {
-                            fields.push(format!("{k}={}", v.to_string().trim_matches('"')));
-                        }
-                    }
+                let fields: Vec<String> = SYNC_FIELDS
+                    .iter()
+                    .filter(|k| !p[**k].is_null())
+                    .map(|k| format!("{k}={}", p[*k].to_string().trim_matches('"')))
+                    .collect();
+                if fields.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("[{}]", fields.join(" "))
                 }
-                format!("[{}]", fields.join(" "))
             })
             .collect::<Vec<_>>()
             .join(" "),
