@@ -110,6 +110,17 @@ fn answers_per_server(reqs: &[LoadRequest]) -> BTreeMap<String, usize> {
     m
 }
 
+/// Now, as Unix seconds (the route monitor's clock).
+fn now() -> f64 {
+    unix_seconds(SystemTime::now())
+}
+
+/// Milliseconds from `t0` to `t` (Unix seconds), or `never`.
+fn ms_since(t0: f64, t: Option<f64>) -> String {
+    t.map(|t| format!("{:.1}", (t - t0) * 1e3))
+        .unwrap_or_else(|| "never".into())
+}
+
 /// The per-peer fields of `rvsadm ha status`'s `cluster.peers` printed.
 const SYNC_FIELDS: [&str; 9] = [
     "address",
@@ -250,7 +261,8 @@ fn kill9(cluster: &ClusterTopology, victim: &mut Rvsd, survivors: &[usize], labe
         Duration::from_secs(30),
         0,
     );
-    std::thread::sleep(Duration::from_millis(500));
+    let monitor = cluster.start_route_monitor();
+    std::thread::sleep(Duration::from_millis(300));
     let killed_at = SystemTime::now();
     let at = Instant::now();
     victim.signal("KILL");
@@ -259,8 +271,12 @@ fn kill9(cluster: &ClusterTopology, victim: &mut Rvsd, survivors: &[usize], labe
         "rvsd survived SIGKILL"
     );
     let withdraw = cluster.expect_next_hops(CLUSTER_VIP, survivors, at, ROUTE_CHANGE);
+    let t0 = unix_seconds(killed_at);
+    let seen = monitor.wait_lost(CLUSTER_VIP, &node_data_ip(2), t0, ROUTE_CHANGE);
     result_line(&format!(
-        "{label} withdraw_ms={:.1} (kill -9 of an rvsd to the router's route without it)",
+        "{label} withdraw_ms={} withdraw_poll_ms={:.1} (kill -9 of rvsd 2 to the router's route \
+         without 10.0.0.12)",
+        ms_since(t0, seen),
         withdraw.as_secs_f64() * 1e3
     ));
     assert!(
@@ -396,17 +412,21 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         Duration::from_secs(30),
         0,
     );
+    let monitor = cluster.start_route_monitor();
+    let t0 = now();
     let at = Instant::now();
     let out = cluster.rvsadm(1, &["drain"]);
     assert!(out.success(), "rvsadm drain: {out}");
     let drain = cluster.expect_next_hops(CLUSTER_VIP, &[3, 4], at, ROUTE_CHANGE);
+    let drain_seen = monitor.wait_lost(CLUSTER_VIP, &node_data_ip(1), t0, ROUTE_CHANGE);
     std::thread::sleep(Duration::from_secs(1));
     let status = cluster.rvsadm(1, &["drain", "status"]);
     let verdict = held.ask_again(Duration::from_secs(20));
     let reqs = load.stop();
     result_line(&format!(
-        "{label} drain withdraw_ms={:.1} held_ok={} held_failures={} new_conns={} \
-         new_failures={} status={:?}",
+        "{label} drain withdraw_ms={} withdraw_poll_ms={:.1} held_ok={} held_failures={} \
+         new_conns={} new_failures={} status={:?}",
+        ms_since(t0, drain_seen),
         drain.as_secs_f64() * 1e3,
         verdict.ok,
         verdict.failures.len(),

@@ -25,9 +25,11 @@
 mod netns;
 mod support;
 
-use netns::cluster::{ClusterTopology, CLUSTER_VIP, LIVENESS_DEV};
-use netns::{have, result_line};
-use std::time::{Duration, Instant};
+use netns::cluster::{
+    node_data_ip, parse_route_events, ClusterTopology, CLUSTER_VIP, LIVENESS_DEV,
+};
+use netns::{have, result_line, unix_seconds};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Bound on BGP sessions coming up (connect delay 1 s, retry 5 s).
 const SESSION_UP: Duration = Duration::from_secs(20);
@@ -40,6 +42,34 @@ fn bird_missing() -> bool {
     }
     eprintln!("SKIPPED: bird2 is not installed (apt-get install bird2; scripts/setup does)");
     true
+}
+
+/// Now, as Unix seconds (the route monitor's clock).
+fn now() -> f64 {
+    unix_seconds(SystemTime::now())
+}
+
+/// Milliseconds from `t0` to `t` (Unix seconds), or `never`.
+fn ms_since(t0: f64, t: Option<f64>) -> String {
+    t.map(|t| format!("{:.1}", (t - t0) * 1e3))
+        .unwrap_or_else(|| "never".into())
+}
+
+#[test]
+fn route_monitor_output_parses_into_changes() {
+    let text = "[2026-12-03T22:38:45.682864] 10.0.100.100 \n\
+                \tnexthop via 10.0.0.11 dev d0 weight 1 \n\
+                \tnexthop via 10.0.0.13 dev d0 weight 1 \n\
+                [2026-12-03T22:38:45.889980] 10.0.100.100 via 10.0.0.11 dev d0 \n\
+                [2026-12-03T22:38:46.096749] Deleted 10.0.100.100 via 10.0.0.11 dev d0 \n";
+    let e = parse_route_events(text);
+    assert_eq!(e.len(), 3);
+    assert_eq!(e[0].gateways, ["10.0.0.11", "10.0.0.13"]);
+    assert!(!e[0].deleted && e[2].deleted);
+    assert_eq!(e[1].dst, "10.0.100.100");
+    // 2026-12-03T00:00:00Z is 1796256000 (`date -ud 2026-12-03 +%s`).
+    let midnight = 1_796_256_000.0;
+    assert!((e[0].at - (midnight + 22.0 * 3600.0 + 38.0 * 60.0 + 45.682864)).abs() < 1e-3);
 }
 
 #[test]
@@ -77,11 +107,16 @@ fn liveness_interface_drives_the_routers_ecmp_route() {
         took.as_secs_f64() * 1e3
     ));
 
-    // rvsd's death: the kernel deletes its TUN interface.
+    // rvsd's death: the kernel deletes its TUN interface. Timed by the
+    // router's route monitor (to the microsecond) and by polling.
+    let monitor = cluster.start_route_monitor();
+    let t0 = now();
     let at = cluster.delete_liveness(2);
     let took = cluster.expect_next_hops(CLUSTER_VIP, &[1, 3], at, ROUTE_CHANGE);
+    let seen = monitor.wait_lost(CLUSTER_VIP, &node_data_ip(2), t0, ROUTE_CHANGE);
     result_line(&format!(
-        "cluster_bgp withdraw_ms={:.1}",
+        "cluster_bgp withdraw_ms={} withdraw_poll_ms={:.1} (interface deleted)",
+        ms_since(t0, seen),
         took.as_secs_f64() * 1e3
     ));
 
@@ -95,6 +130,7 @@ fn liveness_interface_drives_the_routers_ecmp_route() {
     ));
 
     // The interface down (drain): withdrawn; up again: back.
+    let t0 = now();
     let at = Instant::now();
     cluster.node(1).ns.run_ok(
         "ip",
@@ -102,8 +138,10 @@ fn liveness_interface_drives_the_routers_ecmp_route() {
         Duration::from_secs(5),
     );
     let took = cluster.expect_next_hops(CLUSTER_VIP, &[2, 3], at, ROUTE_CHANGE);
+    let seen = monitor.wait_lost(CLUSTER_VIP, &node_data_ip(1), t0, ROUTE_CHANGE);
     result_line(&format!(
-        "cluster_bgp link_down_withdraw_ms={:.1}",
+        "cluster_bgp link_down_withdraw_ms={} link_down_withdraw_poll_ms={:.1}",
+        ms_since(t0, seen),
         took.as_secs_f64() * 1e3
     ));
     cluster.node(1).ns.link_up(LIVENESS_DEV);
@@ -131,6 +169,7 @@ fn liveness_interface_drives_the_routers_ecmp_route() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let t0 = now();
     let at = Instant::now();
     cluster.topo.switch.run_ok(
         "ip",
@@ -138,8 +177,10 @@ fn liveness_interface_drives_the_routers_ecmp_route() {
         Duration::from_secs(5),
     );
     let took = cluster.expect_next_hops(CLUSTER_VIP, &[1, 2], at, ROUTE_CHANGE);
+    let seen = monitor.wait_lost(CLUSTER_VIP, &node_data_ip(3), t0, ROUTE_CHANGE);
     result_line(&format!(
-        "cluster_bgp bfd_withdraw_ms={:.0}",
+        "cluster_bgp bfd_withdraw_ms={} bfd_withdraw_poll_ms={:.0}",
+        ms_since(t0, seen),
         took.as_secs_f64() * 1e3
     ));
     assert!(

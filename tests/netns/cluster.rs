@@ -984,3 +984,188 @@ pub fn finish_load(mut load: ClientLoad, timeout: Duration) -> Vec<LoadRequest> 
     }
     load.requests()
 }
+
+// ------------------------------------------------------ route monitor
+
+/// `ip -ts monitor route` in the router's namespace, its output in a file:
+/// when the kernel's route changed, to the microsecond (polling `ip route`
+/// costs a process per look). Killed on drop.
+pub struct RouteMonitor {
+    child: Child,
+    log: PathBuf,
+}
+
+/// One change of a route as `ip -ts monitor route` printed it.
+#[derive(Clone, Debug)]
+pub struct RouteEvent {
+    /// Unix seconds (the monitor runs with `TZ=UTC`).
+    pub at: f64,
+    /// `Deleted ...`: the route (with these gateways) went away.
+    pub deleted: bool,
+    /// The route's destination as printed (`10.0.100.100`).
+    pub dst: String,
+    /// Its gateways (`via X`, one per next hop).
+    pub gateways: Vec<String>,
+}
+
+impl ClusterTopology {
+    /// Starts a [`RouteMonitor`] in the router's namespace (and gives it
+    /// 200 ms to subscribe).
+    pub fn start_route_monitor(&self) -> RouteMonitor {
+        let log = self
+            .topo
+            .dir
+            .join(&format!("routes-{}.log", support::unique_token()));
+        let mut cmd = self.router().command("ip");
+        cmd.env("TZ", "UTC").args(["-ts", "monitor", "route"]);
+        let child = spawn_logged(&mut cmd, &log, "ip monitor route");
+        std::thread::sleep(Duration::from_millis(200));
+        RouteMonitor { child, log }
+    }
+}
+
+impl RouteMonitor {
+    /// Every change printed so far.
+    pub fn events(&self) -> Vec<RouteEvent> {
+        parse_route_events(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// The time of the first change of `dst`'s route at or after `after`
+    /// (Unix seconds) that leaves `gateway` out of it (a deletion of a
+    /// route through it, or a new route without it), waiting at most
+    /// `timeout` for it.
+    pub fn wait_lost(
+        &self,
+        dst: &str,
+        gateway: &str,
+        after: f64,
+        timeout: Duration,
+    ) -> Option<f64> {
+        self.wait(dst, after, timeout, |e| {
+            if e.deleted {
+                e.gateways.iter().any(|g| g == gateway)
+            } else {
+                !e.gateways.iter().any(|g| g == gateway)
+            }
+        })
+    }
+
+    /// The time of the first change of `dst`'s route at or after `after`
+    /// that adds a route through `gateway`, waiting at most `timeout`.
+    pub fn wait_gained(
+        &self,
+        dst: &str,
+        gateway: &str,
+        after: f64,
+        timeout: Duration,
+    ) -> Option<f64> {
+        self.wait(dst, after, timeout, |e| {
+            !e.deleted && e.gateways.iter().any(|g| g == gateway)
+        })
+    }
+
+    /// The time of the first deletion of `dst`'s route at or after `after`.
+    pub fn wait_deleted(&self, dst: &str, after: f64, timeout: Duration) -> Option<f64> {
+        self.wait(dst, after, timeout, |e| e.deleted)
+    }
+
+    fn wait(
+        &self,
+        dst: &str,
+        after: f64,
+        timeout: Duration,
+        hit: impl Fn(&RouteEvent) -> bool,
+    ) -> Option<f64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self
+                .events()
+                .into_iter()
+                .find(|e| e.at >= after && e.dst == dst && hit(e))
+            {
+                return Some(e.at);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What it printed, for messages.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
+
+/// Parses `ip -ts monitor route` output: a change starts with
+/// `[YYYY-MM-DDTHH:MM:SS.ffffff]` (UTC), multipath next hops follow on
+/// lines starting with a tab.
+pub fn parse_route_events(text: &str) -> Vec<RouteEvent> {
+    let mut events: Vec<RouteEvent> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix('[') {
+            let Some((stamp, route)) = rest.split_once(']') else {
+                continue;
+            };
+            let Some(at) = parse_utc_stamp(stamp) else {
+                continue;
+            };
+            let mut words = route.split_whitespace().peekable();
+            let deleted = words.peek() == Some(&"Deleted");
+            if deleted {
+                words.next();
+            }
+            let dst = words.next().unwrap_or_default().to_string();
+            let mut e = RouteEvent {
+                at,
+                deleted,
+                dst,
+                gateways: Vec::new(),
+            };
+            e.gateways.extend(gateways_of(route));
+            events.push(e);
+        } else if line.starts_with('\t') {
+            if let Some(e) = events.last_mut() {
+                e.gateways.extend(gateways_of(line));
+            }
+        }
+    }
+    events
+}
+
+fn gateways_of(line: &str) -> Vec<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .map(|w| w[1].to_string())
+        .collect()
+}
+
+/// `2026-12-03T22:38:45.682864` (UTC) as Unix seconds.
+fn parse_utc_stamp(s: &str) -> Option<f64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (hh, mm) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let ss: f64 = t.next()?.parse().ok()?;
+    // Days from 1970-01-01 to y-m-d (proleptic Gregorian).
+    let (y, m) = if m <= 2 { (y - 1, m + 12) } else { (y, m) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m - 3) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3_600 + mm * 60) as f64 + ss)
+}
