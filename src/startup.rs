@@ -261,6 +261,9 @@ pub fn worker_setup(
         seed,
         worker_index: 0,
         worker_count: config.dpdk.workers.len(),
+        // A `[cluster]` node schedules mid-flow segments of flows another
+        // node carried (issue 20).
+        midflow: config.cluster.is_some(),
         floating: config
             .ha
             .as_ref()

@@ -23,6 +23,12 @@ commands:
   weight VIP:PORT/PROTO RIP:PORT N     set a real server's weight (0 drains)
   reload                               re-read rvsd's config file
   ha master|backup|status              high availability role
+  drain [off|status]                   withdraw every VIP from BGP while
+                                       forwarding goes on (off: announce again;
+                                       status: the state, the VIPs announced
+                                       and the connections still carried here)
+  announce status                      the VIPs announced, the liveness
+                                       interface, bird2's last reply, failures
   top [--interval MS] [--once]         live view, redrawn every second (default
                                        1000 ms): rates per virtual and real
                                        server, connections, drops, HA role;
@@ -89,6 +95,9 @@ fn main() -> ExitCode {
         ["ha", action @ ("master" | "backup" | "status")] => {
             json!({ "cmd": "ha", "action": action })
         }
+        ["drain"] => json!({ "cmd": "drain", "action": "on" }),
+        ["drain", action @ ("off" | "status")] => json!({ "cmd": "drain", "action": action }),
+        ["announce", "status"] => json!({ "cmd": "announce", "action": "status" }),
         [] => return usage_error("a command is needed"),
         other => return usage_error(&format!("unknown command {:?}", other.join(" "))),
     };
@@ -119,6 +128,7 @@ fn main() -> ExitCode {
         Some("stats") => print!("{}", adm::format_stats(&answer)),
         Some("conns") => print!("{}", adm::format_conns(&answer)),
         Some("ha") if answer.get("role").is_some() => print!("{}", adm::format_ha(&answer)),
+        Some("drain" | "announce") => print!("{}", adm::format_announce(&answer)),
         _ => print!("{}", adm::format_ok(&answer)),
     }
     ExitCode::SUCCESS

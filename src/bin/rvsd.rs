@@ -4,6 +4,7 @@
 //! Exit status: 0 clean stop, 1 bad config, 2 DPDK or device failure.
 #![deny(unsafe_code)]
 
+use rvs::control::announce::AnnounceSettings;
 use rvs::control::config::Config;
 use rvs::control::notify::Notifier;
 use rvs::control::plane::ControlPlane;
@@ -254,7 +255,8 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
             workers.len()
         );
     }
-    let (to_workers, collectors, ends) = workers::connect(workers, &services, config.ha.is_some());
+    let sync = config.ha.is_some() || config.cluster.is_some();
+    let (to_workers, collectors, ends) = workers::connect(workers, &services, sync);
     let running = launch_workers(&eal, config, &ports, &pool, &setup, handover, ends)?;
     // The control plane reads the pool through this slot, emptied before
     // the pool is freed: a metrics client still being served then reads
@@ -288,6 +290,14 @@ fn run(config: &Config, config_path: &std::path::Path) -> Result<(), Failure> {
         running.stop(&eal);
         Failure::Dpdk
     })?;
+    // A `[cluster]` node tells its bird2 what to announce (the liveness
+    // interface is made here: without it rvsd does not start).
+    let announce = config.cluster.as_ref().map(AnnounceSettings::from_cluster);
+    if let Err(e) = control.start_announcing(announce) {
+        error!("cluster: {e}");
+        running.stop(&eal);
+        return Err(Failure::Config);
+    }
     let ready = format!(
         "ready: {} worker(s) on {} port(s), lcores {:?}",
         workers.len(),
@@ -393,8 +403,12 @@ fn launch_workers(
                 return Err(Failure::Dpdk);
             }
         };
-        if let Some(q) = ends.sync {
-            worker.set_sync(q);
+        match ends.sync {
+            // A cluster node: forwards and answers as standalone, always
+            // reports, installs under the cluster rules.
+            Some(q) if config.cluster.is_some() => worker.set_cluster_sync(q),
+            Some(q) => worker.set_sync(q),
+            None => {}
         }
         let mut io = DpdkIo::new(ports, queue as u16, pool.clone()).with_handover(
             std::mem::take(&mut handover_out[queue]),

@@ -40,6 +40,8 @@ pub const READ_ONLY: &[(&str, Option<&str>)] = &[
     ("stats", None),
     ("conns", None),
     ("ha", Some("status")),
+    ("drain", Some("status")),
+    ("announce", Some("status")),
 ];
 
 /// The level `request` needs.
@@ -124,6 +126,8 @@ mod tests {
             json!({"cmd": "stats"}),
             json!({"cmd": "conns", "limit": 5}),
             json!({"cmd": "ha", "action": "status"}),
+            json!({"cmd": "drain", "action": "status"}),
+            json!({"cmd": "announce", "action": "status"}),
         ] {
             assert_eq!(required(&r), Level::ReadOnly, "{r}");
         }
@@ -137,6 +141,8 @@ mod tests {
             json!({"cmd": "ha", "action": "master"}),
             json!({"cmd": "ha", "action": "backup"}),
             json!({"cmd": "ha"}),
+            json!({"cmd": "drain", "action": "on"}),
+            json!({"cmd": "drain", "action": "off"}),
         ] {
             assert_eq!(required(&r), Level::Admin, "{r}");
         }

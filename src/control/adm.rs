@@ -247,6 +247,57 @@ pub fn format_ha(doc: &Value) -> String {
     out
 }
 
+/// `drain` and `announce status`: the message (after a drain on/off),
+/// `draining` or `announcing`, the VIPs announced, the connections still
+/// carried here, the liveness interface and bird2's last reply.
+pub fn format_announce(doc: &Value) -> String {
+    let mut out = String::new();
+    if let Some(m) = doc["message"].as_str() {
+        let _ = writeln!(out, "{m}");
+    }
+    let _ = writeln!(out, "{}", doc["state"].as_str().unwrap_or("?"));
+    let vips: Vec<&str> = doc["announced"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "announced: {}",
+        if vips.is_empty() {
+            "none".to_string()
+        } else {
+            vips.join(" ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "remaining connections: {}",
+        num(&doc["remaining_connections"])
+    );
+    let _ = writeln!(
+        out,
+        "liveness interface: {} {}",
+        doc["interface"].as_str().unwrap_or("?"),
+        if doc["interface_up"].as_bool() == Some(true) {
+            "up"
+        } else {
+            "down"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "bird: {}{}, {} failures",
+        doc["bird_last_reply"].as_str().unwrap_or("no reply yet"),
+        if doc["pending"].as_bool() == Some(true) {
+            " (change pending)"
+        } else {
+            ""
+        },
+        num(&doc["failures"])
+    );
+    out
+}
+
 /// A command's plain acknowledgement (weight, reload), with any message.
 pub fn format_ok(doc: &Value) -> String {
     match doc["message"].as_str() {
@@ -275,6 +326,40 @@ mod tests {
         );
         assert!(
             text.contains("records dropped: unknown_service 2\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn drain_status_says_draining_the_vips_and_the_connections_left() {
+        let doc = json!({"state": "draining", "announced": [], "remaining_connections": 42,
+                         "interface": "rvs-live", "interface_up": false,
+                         "bird_last_reply": "0003 Reconfigured", "failures": 0,
+                         "pending": false});
+        let text = format_announce(&doc);
+        assert!(text.starts_with("draining\n"), "{text}");
+        assert!(text.contains("announced: none\n"), "{text}");
+        assert!(text.contains("remaining connections: 42\n"), "{text}");
+        assert!(
+            text.contains("liveness interface: rvs-live down\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn announce_status_lists_the_vips_and_birds_last_reply() {
+        let doc = json!({"state": "announcing", "announced": ["192.0.2.1", "2001:db8::1"],
+                         "remaining_connections": 0, "interface": "rvs-live",
+                         "interface_up": true, "bird_last_reply": "8002 syntax error",
+                         "failures": 3, "pending": true});
+        let text = format_announce(&doc);
+        assert!(
+            text.contains("announced: 192.0.2.1 2001:db8::1\n"),
+            "{text}"
+        );
+        assert!(text.contains("liveness interface: rvs-live up\n"), "{text}");
+        assert!(
+            text.contains("bird: 8002 syntax error (change pending), 3 failures\n"),
             "{text}"
         );
     }

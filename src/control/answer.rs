@@ -36,6 +36,13 @@ pub fn answer(request: &Value, state: &mut ControlState) -> Value {
             Err(e) => json!({ "error": format!("reload refused, running config kept:\n{e}") }),
         },
         Some("ha") => ha(request, state),
+        Some("drain") => drain(request, state),
+        Some("announce") => match request["action"].as_str() {
+            Some("status") => state
+                .announce_status()
+                .unwrap_or_else(|e| json!({ "error": e })),
+            _ => json!({ "error": "announce needs status" }),
+        },
         Some(other) => json!({ "error": format!("unknown command {other:?}") }),
         None => json!({ "error": "request has no \"cmd\"" }),
     }
@@ -102,5 +109,38 @@ fn ha(request: &Value, state: &mut ControlState) -> Value {
         },
         Some(a) => json!({ "error": format!("ha {a}: expected master, backup or status") }),
         None => json!({ "error": "ha needs master, backup or status" }),
+    }
+}
+
+/// `{"cmd":"drain","action":"on"|"off"|"status"}`: withdraw every VIP
+/// while forwarding goes on, announce again, or the state with the
+/// connections still carried here.
+fn drain(request: &Value, state: &mut ControlState) -> Value {
+    let on = match request["action"].as_str() {
+        Some("on") => true,
+        Some("off") => false,
+        Some("status") => {
+            return state
+                .announce_status()
+                .unwrap_or_else(|e| json!({ "error": e }))
+        }
+        Some(a) => return json!({ "error": format!("drain {a}: expected on, off or status") }),
+        None => return json!({ "error": "drain needs on, off or status" }),
+    };
+    match state.drain(on) {
+        Ok(changed) => {
+            let mut doc = state
+                .announce_status()
+                .unwrap_or_else(|e| json!({ "error": e }));
+            doc["ok"] = json!(true);
+            doc["message"] = json!(match (on, changed) {
+                (true, true) => "draining: every VIP withdrawn, forwarding goes on",
+                (true, false) => "already draining",
+                (false, true) => "announcing again",
+                (false, false) => "already announcing",
+            });
+            doc
+        }
+        Err(e) => json!({ "error": e }),
     }
 }

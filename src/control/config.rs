@@ -57,6 +57,10 @@ pub struct Config {
     /// (the section absent) runs it standalone, always master, with no
     /// connection sync. Fixed at start.
     pub ha: Option<HaConfig>,
+    /// `[cluster]`: this balancer as one node of an active-active cluster
+    /// behind ECMP (issue 20); `None` when the section is absent. Never
+    /// together with `ha`. Fixed at start.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -505,6 +509,84 @@ impl HaConfig {
     }
 }
 
+/// `[cluster]`: this balancer as one node of an active-active cluster:
+/// a router spreads the VIPs' traffic over every node by ECMP (routes
+/// announced over BGP by each node's bird2), and every node syncs its
+/// connections with every other over UDP on the management network, so
+/// a flow that ECMP moves to another node keeps its real server. Every
+/// node is *active*: it forwards, sends its own connections' events to
+/// every peer, and installs every peer's. Exclusive with `[ha]`. Every
+/// field is fixed at start.
+///
+/// The files of a cluster must agree, which one file cannot check: the
+/// `node_id`s differ, each node's `peers` are the others' `sync_listen`,
+/// the virtual servers are the same, and all name the same key (or none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `node_id`: this node's id in sync datagrams, 1 to `u32::MAX`,
+    /// unique in the cluster. Required.
+    pub node_id: u32,
+    /// `sync_listen`: the management address and UDP port this node
+    /// receives sync on (as `[ha] sync_listen`). Required.
+    pub sync_listen: SocketAddrV4,
+    /// `peers`: every other node's `sync_listen`, 1 to `MAX_PEERS`,
+    /// unique, none equal to `sync_listen`. Required.
+    pub peers: Vec<SocketAddrV4>,
+    /// `sync_interval_ms`: how often a batch of connection changes goes
+    /// to every peer, 1 to `HaConfig::MAX_SYNC_INTERVAL_MS`. Default
+    /// `HaConfig::DEFAULT_SYNC_INTERVAL_MS` (5).
+    pub sync_interval: Duration,
+    /// `sync_key_file`: the cluster's shared secret (one key for every
+    /// node), as `[ha] sync_key_file`. Default: none (a warning at start).
+    pub sync_key_file: Option<std::path::PathBuf>,
+    /// The key read from `sync_key_file` at validation.
+    pub sync_key: Option<crate::ha::key::SyncKey>,
+    /// `join_timeout_ms`: a starting node asks every peer for a full dump
+    /// and has *joined* (may announce) when every peer said done or this
+    /// time passed, `MIN_JOIN_TIMEOUT_MS` to `MAX_JOIN_TIMEOUT_MS`.
+    /// Default `DEFAULT_JOIN_TIMEOUT_MS` (3000).
+    pub join_timeout: Duration,
+    /// `announce`: tell bird2 which VIPs to announce (false: sync only).
+    /// Default true.
+    pub announce: bool,
+    /// `bird_socket`: bird2's control socket. Default
+    /// `DEFAULT_BIRD_SOCKET`.
+    pub bird_socket: std::path::PathBuf,
+    /// `bird_include`: the file rvsd writes with one static route per
+    /// announced IPv4 VIP, which the node's bird.conf includes. Default
+    /// `DEFAULT_BIRD_INCLUDE`.
+    pub bird_include: std::path::PathBuf,
+    /// `bird_include6`: the same for IPv6 VIPs. Default
+    /// `DEFAULT_BIRD_INCLUDE6`; not the same file as `bird_include`.
+    pub bird_include6: std::path::PathBuf,
+    /// `liveness_interface`: the TUN interface rvsd holds open while it
+    /// forwards (the static routes go via it), 1 to
+    /// `MAX_INTERFACE_NAME` characters. Default
+    /// `DEFAULT_LIVENESS_INTERFACE`.
+    pub liveness_interface: String,
+}
+
+impl ClusterConfig {
+    /// Upper bound of `peers`: a cluster of 32 nodes.
+    pub const MAX_PEERS: usize = 31;
+    /// Default of `join_timeout_ms`.
+    pub const DEFAULT_JOIN_TIMEOUT_MS: u64 = 3000;
+    /// Lower bound of `join_timeout_ms`.
+    pub const MIN_JOIN_TIMEOUT_MS: u64 = 100;
+    /// Upper bound of `join_timeout_ms`: a minute.
+    pub const MAX_JOIN_TIMEOUT_MS: u64 = 60_000;
+    /// Default of `bird_socket`: bird2's usual control socket.
+    pub const DEFAULT_BIRD_SOCKET: &'static str = "/run/bird/bird.ctl";
+    /// Default of `bird_include`.
+    pub const DEFAULT_BIRD_INCLUDE: &'static str = "/run/rvs/bird-vips.conf";
+    /// Default of `bird_include6`.
+    pub const DEFAULT_BIRD_INCLUDE6: &'static str = "/run/rvs/bird-vips6.conf";
+    /// Default of `liveness_interface`.
+    pub const DEFAULT_LIVENESS_INTERFACE: &'static str = "rvs-live";
+    /// The longest interface name Linux takes (IFNAMSIZ less the NUL).
+    pub const MAX_INTERFACE_NAME: usize = 15;
+}
+
 /// The role of a balancer in an HA pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HaState {
@@ -774,6 +856,12 @@ pub struct VirtualServerConfig {
     ///
     /// Reloadable (new connections; live ones keep their port).
     pub local: crate::lb::service::LocalAddresses,
+    /// `quorum`: the real servers that must be up (health checks, weight
+    /// above 0) for this virtual server's VIP to be announced to BGP
+    /// (`control::announce`); a VIP is announced only while every virtual
+    /// server on it has its quorum. 1 to the number of its real servers.
+    /// Default `DEFAULT_QUORUM` (1). Reloadable.
+    pub quorum: u32,
 }
 
 impl VirtualServerConfig {
@@ -822,6 +910,8 @@ impl VirtualServerConfig {
     pub const MH_ENTRIES_PER_REAL_SERVER: u32 = 100;
     /// Default of `slow_start_s`: off.
     pub const DEFAULT_SLOW_START_S: u64 = 0;
+    /// Default of `quorum`: one live real server keeps the VIP announced.
+    pub const DEFAULT_QUORUM: u32 = 1;
     /// Upper bound of `slow_start_s` (here and on a real server): one hour.
     pub const MAX_SLOW_START_S: u64 = 3600;
 }

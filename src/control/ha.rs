@@ -1,22 +1,34 @@
-//! High availability at run time: the balancer's role (master or backup,
-//! set by keepalived through `rvsadm ha`), gratuitous ARPs when it becomes
-//! master, and the connection sync with the peer over UDP on the
-//! management network (`ha::sync` is the format, `docs/sync-protocol.md`
-//! the specification).
+//! High availability at run time: the balancer's role and the connection
+//! sync with its peers over UDP on the management network (`ha::sync` is
+//! the format, `docs/sync-protocol.md` the specification). One mechanism
+//! serves both deployments ([`SyncMode`]):
+//!
+//! - `[ha]`, a pair: one peer, and keepalived's role (master or backup,
+//!   set through `rvsadm ha`) gates everything: the master sends its
+//!   connections and answers resync requests, the backup installs the
+//!   master's records and asks for a full resync when it starts and until
+//!   the master says it is done.
+//! - `[cluster]`, active-active behind ECMP (issue 20): every node is
+//!   *active*: it sends its own (local) connections' events to every peer,
+//!   installs every peer's records, answers every peer's resync requests,
+//!   and at start asks every peer for a full dump; it has *joined*
+//!   ([`Ha::is_joined`]) once every peer said done or `join_timeout`
+//!   passed.
 //!
 //! The sync runs on its own thread, every `sync_interval`: it takes the
 //! events the workers reported (`dataplane::sync`), packs them into
 //! datagrams of up to 37 IPv4 records (version 3) or 16 IPv6 records
-//! (version 4; one family per datagram), signed when `[ha] sync_key_file` is
-//! set, and sends them to the peer while this balancer is master; it
-//! receives the peer's datagrams, checks them (`ha::peer::PeerGate`: the
-//! format, the configured peer's address and port, the MAC, the boot and
-//! the sequence number; every drop counted by reason), checks each record
+//! (version 4; one family per datagram), signed when a `sync_key_file` is
+//! set, and sends them to every peer (each peer has its own sequence
+//! numbers, so a dump to one peer leaves no gap in another's). It receives
+//! the peers' datagrams, checks them (`ha::peer::PeerGate`, one per peer:
+//! the format, that peer's address and port, the MAC, the boot and the
+//! sequence number; every drop counted by reason), checks each record
 //! against this balancer's own services and timeouts (`ha::filter`) and
-//! hands it to the worker that owns its client while this balancer is
-//! backup. A backup asks for a full resync when it starts and until the
-//! master says it is done; a master answers a request with every live
-//! connection of every worker, at most once per [`DUMP_MIN_INTERVAL`].
+//! hands it to the worker that owns its client (REMOVED records as
+//! removals). A resync request is answered with every live connection of
+//! every worker (a cluster node: its local ones), at most once per
+//! [`DUMP_MIN_INTERVAL`] per peer.
 
 use crate::dataplane::sync::{SyncCollector, SyncEvent, SyncEvent6, SyncReport};
 use crate::dataplane::worker::Command;
@@ -24,43 +36,63 @@ use crate::ha::filter::RecordFilter;
 use crate::ha::key::SyncKey;
 use crate::ha::peer::{DumpLimiter, PeerGate};
 use crate::ha::sync::{
-    Builder, Builder6, Error as SyncError, Family, Header, MessageKind, Record, Record6,
+    Builder, Builder6, Error as SyncError, Family, Header, MessageKind, Packet, Record, Record6,
     RecordError, MAX_DATAGRAM_LEN,
 };
 use crate::lb::service::ServiceTable;
 use crate::lb::tcp_state::Timeouts;
 use crate::net::rss::RssModel;
 use serde_json::{json, Value};
-use std::net::{SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How often a backup repeats its resync request until the master is done.
+/// How often a node repeats its resync request to a peer until that peer
+/// is done.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
 
-/// The shortest time between two full dumps to the peer: requests in
-/// between are refused and counted (`dump_rate_limited`); the backup
-/// repeats its request every [`RESYNC_RETRY`] until one is answered.
+/// The shortest time between two full dumps to one peer: requests in
+/// between are refused and counted (`dump_rate_limited`); the asking
+/// node repeats its request every [`RESYNC_RETRY`] until one is answered.
 pub const DUMP_MIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Who sends and who installs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `[ha]`: a pair (one peer) whose keepalived role gates sending and
+    /// answering (master) and installing and asking (backup).
+    Pair {
+        /// Start as master (else backup).
+        initial_master: bool,
+    },
+    /// `[cluster]`: every node sends, installs, asks and answers, all the
+    /// time; joined once every peer finished its dump or `join_timeout`
+    /// passed.
+    Active {
+        /// How long a starting node waits for its peers' dumps.
+        join_timeout: Duration,
+    },
+}
 
 /// What the HA runtime needs from the config.
 #[derive(Clone, Debug)]
 pub struct HaSettings {
     /// This balancer's id in sync datagrams.
     pub node_id: u32,
-    /// Start as master (else backup).
-    pub initial_master: bool,
+    /// A pair or a cluster node.
+    pub mode: SyncMode,
     /// Where sync datagrams are received.
     pub listen: SocketAddrV4,
-    /// Where they are sent, and the only source (address and port) they
-    /// are accepted from.
-    pub peer: SocketAddrV4,
-    /// How often the master sends a batch.
+    /// Where they are sent, and the only sources (address and port) they
+    /// are accepted from: one peer for `[ha]`, every other node for
+    /// `[cluster]`.
+    pub peers: Vec<SocketAddrV4>,
+    /// How often the collected events are sent.
     pub interval: Duration,
-    /// The pair's shared key (`sync_key_file`): every datagram signed and
+    /// The shared key (`sync_key_file`): every datagram signed and
     /// checked. `None`: sync trusts the management network.
     pub key: Option<SyncKey>,
     /// The services records are checked against (updated on reload with
@@ -68,6 +100,12 @@ pub struct HaSettings {
     pub services: Arc<ServiceTable>,
     /// The timeouts record lifetimes are capped at.
     pub timeouts: Timeouts,
+}
+
+impl HaSettings {
+    fn is_cluster(&self) -> bool {
+        matches!(self.mode, SyncMode::Active { .. })
+    }
 }
 
 /// Counters of the sync, for `rvsadm ha status` and metrics.
@@ -102,21 +140,66 @@ impl SyncCounters {
     }
 }
 
-/// The peer's current run as the status shows it.
+/// One peer's share of the traffic (`rvsadm ha status` under
+/// `cluster.peers`, and the `rvs_cluster_peer_*` metrics).
+#[derive(Debug, Default)]
+struct PeerCounters {
+    sent_datagrams: AtomicU64,
+    sent_bytes: AtomicU64,
+    sent_records: AtomicU64,
+    received_datagrams: AtomicU64,
+    received_bytes: AtomicU64,
+    /// Records of this peer handed to the workers (installs and removals).
+    received_records: AtomicU64,
+    /// Datagrams from this peer's address and port refused (MAC, replay,
+    /// format, rate limit...).
+    dropped_datagrams: AtomicU64,
+    /// Records of this peer refused by the filter.
+    dropped_records: AtomicU64,
+    missed: AtomicU64,
+}
+
+/// A peer's current run as the status shows it.
 #[derive(Clone, Copy, Debug, Default)]
 struct PeerInfo {
     sender: u32,
     boot: u64,
 }
 
+/// What the status reads of one peer.
+#[derive(Debug, Default)]
+struct PeerShared {
+    counters: PeerCounters,
+    run: Mutex<Option<PeerInfo>>,
+    last_heard: Mutex<Option<Instant>>,
+    /// It sent its resync done since this node asked.
+    done: AtomicBool,
+}
+
 struct Shared {
     master: AtomicBool,
+    /// `[cluster]`: every peer's dump done, or the join timeout passed.
+    joined: AtomicBool,
     since: Mutex<Instant>,
     stop: AtomicBool,
     counters: SyncCounters,
     /// A reload's services, picked up by the sync thread.
     services: Mutex<Option<Arc<ServiceTable>>>,
-    peer: Mutex<Option<PeerInfo>>,
+    peers: Vec<PeerShared>,
+}
+
+impl Shared {
+    fn sent(&self, peer: usize, bytes: usize, records: usize) {
+        let c = &self.counters;
+        c.sent_datagrams.fetch_add(1, Ordering::Relaxed);
+        c.sent_records.fetch_add(records as u64, Ordering::Relaxed);
+        if let Some(p) = self.peers.get(peer) {
+            let p = &p.counters;
+            p.sent_datagrams.fetch_add(1, Ordering::Relaxed);
+            p.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            p.sent_records.fetch_add(records as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The running HA: the role and the sync thread.
@@ -146,13 +229,22 @@ impl Ha {
     ) -> std::io::Result<Ha> {
         let socket = UdpSocket::bind(settings.listen)?;
         socket.set_read_timeout(Some(Duration::from_millis(1)))?;
+        let initial_master = match settings.mode {
+            SyncMode::Pair { initial_master } => initial_master,
+            SyncMode::Active { .. } => true,
+        };
         let shared = Arc::new(Shared {
-            master: AtomicBool::new(settings.initial_master),
+            master: AtomicBool::new(initial_master),
+            joined: AtomicBool::new(false),
             since: Mutex::new(Instant::now()),
             stop: AtomicBool::new(false),
             counters: SyncCounters::default(),
             services: Mutex::new(None),
-            peer: Mutex::new(None),
+            peers: settings
+                .peers
+                .iter()
+                .map(|_| PeerShared::default())
+                .collect(),
         });
         let thread = {
             let shared = shared.clone();
@@ -168,13 +260,30 @@ impl Ha {
         })
     }
 
-    /// True while master.
+    /// True while master (a `[cluster]` node: always).
     pub fn is_master(&self) -> bool {
         self.shared.master.load(Ordering::Relaxed)
     }
 
-    /// Sets the role; returns whether it changed.
+    /// True for a `[cluster]` node (every node active; no keepalived role).
+    pub fn is_cluster(&self) -> bool {
+        self.settings.is_cluster()
+    }
+
+    /// `[cluster]`: true once every peer sent its full dump (resync done)
+    /// or `join_timeout` passed since the start; it stays true. A node
+    /// announces its VIPs only once joined. `[ha]`: true while master or
+    /// once the master's resync is done.
+    pub fn is_joined(&self) -> bool {
+        self.shared.joined.load(Ordering::Relaxed)
+    }
+
+    /// Sets the role; returns whether it changed. A `[cluster]` node has
+    /// no role to change (the caller refuses; this changes nothing).
     pub fn set_master(&self, master: bool) -> bool {
+        if self.is_cluster() {
+            return false;
+        }
         let was = self.shared.master.swap(master, Ordering::Relaxed);
         if was != master {
             if let Ok(mut t) = self.shared.since.lock() {
@@ -198,7 +307,7 @@ impl Ha {
     }
 
     /// A read-only handle on the role and the sync counters, for other
-    /// threads (the status page).
+    /// threads (the status page, the announcer).
     pub fn view(&self) -> HaView {
         HaView {
             settings: self.settings.clone(),
@@ -207,8 +316,8 @@ impl Ha {
     }
 }
 
-/// What other threads may read of the HA runtime: the role and the sync
-/// counters (`Ha::view`).
+/// What other threads may read of the HA runtime: the role, whether a
+/// cluster node joined, and the sync counters (`Ha::view`).
 #[derive(Clone)]
 pub struct HaView {
     settings: HaSettings,
@@ -220,14 +329,30 @@ impl std::fmt::Debug for HaView {
         f.debug_struct("HaView")
             .field("node_id", &self.settings.node_id)
             .field("master", &self.is_master())
+            .field("joined", &self.is_joined())
             .finish()
     }
 }
 
 impl HaView {
-    /// True while master.
+    /// True while master (a `[cluster]` node: always).
     pub fn is_master(&self) -> bool {
         self.shared.master.load(Ordering::Relaxed)
+    }
+
+    /// As [`Ha::is_joined`].
+    pub fn is_joined(&self) -> bool {
+        self.shared.joined.load(Ordering::Relaxed)
+    }
+
+    fn role(&self) -> &'static str {
+        if self.settings.is_cluster() {
+            "active"
+        } else if self.is_master() {
+            "master"
+        } else {
+            "backup"
+        }
     }
 
     /// The `rvsadm ha status` document.
@@ -254,17 +379,25 @@ impl HaView {
             })
             .collect();
         let bad_records: u64 = c.records_dropped.iter().map(load).sum();
-        let peer = self.shared.peer.lock().ok().and_then(|p| *p);
+        let run = |i: usize| {
+            self.shared
+                .peers
+                .get(i)
+                .and_then(|p| p.run.lock().ok().and_then(|r| *r))
+        };
+        let peer = run(0);
         let authenticated = self.settings.key.is_some();
-        json!({
-            "role": if self.is_master() { "master" } else { "backup" },
+        let peers: Vec<String> = self.settings.peers.iter().map(|p| p.to_string()).collect();
+        let role = self.role();
+        let mut status = json!({
+            "role": role,
             "configured": true,
             "detail": format!("node {} syncing with {} ({}), {} for {} s",
-                self.settings.node_id, self.settings.peer,
+                self.settings.node_id, peers.join(", "),
                 if authenticated { "authenticated" } else { "unauthenticated" },
-                if self.is_master() { "master" } else { "backup" }, since),
+                role, since),
             "node_id": self.settings.node_id,
-            "peer": self.settings.peer.to_string(),
+            "peer": peers.first().cloned().unwrap_or_default(),
             "seconds_in_role": since,
             "sync": {
                 "authenticated": authenticated,
@@ -282,7 +415,58 @@ impl HaView {
                 "resyncs": load(&c.resyncs),
                 "dropped": dropped,
             }
-        })
+        });
+        if let SyncMode::Active { join_timeout } = self.settings.mode {
+            let per_peer: Vec<Value> = self
+                .settings
+                .peers
+                .iter()
+                .zip(&self.shared.peers)
+                .enumerate()
+                .map(|(i, (addr, p))| {
+                    let pc = &p.counters;
+                    let heard = p
+                        .last_heard
+                        .lock()
+                        .ok()
+                        .and_then(|t| t.map(|t| t.elapsed().as_millis() as u64));
+                    json!({
+                        "address": addr.to_string(),
+                        "node_id": run(i).map(|r| r.sender),
+                        "boot": run(i).map(|r| r.boot),
+                        "resync_done": p.done.load(Ordering::Relaxed),
+                        "sent_datagrams": load(&pc.sent_datagrams),
+                        "sent_bytes": load(&pc.sent_bytes),
+                        "sent_records": load(&pc.sent_records),
+                        "received_datagrams": load(&pc.received_datagrams),
+                        "received_bytes": load(&pc.received_bytes),
+                        "received_records": load(&pc.received_records),
+                        "dropped_datagrams": load(&pc.dropped_datagrams),
+                        "dropped_records": load(&pc.dropped_records),
+                        "missed_datagrams": load(&pc.missed),
+                        "last_heard_ms_ago": heard,
+                    })
+                })
+                .collect();
+            let detail = format!(
+                "{}, {}",
+                status["detail"].as_str().unwrap_or_default(),
+                if self.is_joined() {
+                    "joined"
+                } else {
+                    "joining"
+                }
+            );
+            status["detail"] = json!(detail);
+            status["peers"] = json!(peers);
+            status["joined"] = json!(self.is_joined());
+            status["cluster"] = json!({
+                "joined": self.is_joined(),
+                "join_timeout_ms": join_timeout.as_millis() as u64,
+                "peers": per_peer,
+            });
+        }
+        status
     }
 }
 
@@ -295,13 +479,22 @@ impl Drop for Ha {
     }
 }
 
-/// Packs events into datagrams, signs and sends them.
+/// Where a datagram goes: every peer, or one (a dump, an answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum To {
+    All,
+    Peer(usize),
+}
+
+/// Packs events into datagrams, signs them and sends them to each peer
+/// with that peer's sequence numbers.
 struct Outbox {
     socket: UdpSocket,
-    peer: SocketAddrV4,
+    peers: Vec<SocketAddrV4>,
+    /// The last sequence number sent to each peer.
+    seqs: Vec<u64>,
     node_id: u32,
     boot: u64,
-    seq: u64,
     key: Option<SyncKey>,
     buf: Vec<u8>,
     pending: Vec<Record>,
@@ -349,50 +542,59 @@ impl Pack for Record6 {
 }
 
 impl Outbox {
-    fn header(&mut self, kind: MessageKind, resync: bool) -> Header {
-        self.seq += 1;
+    fn header(&mut self, peer: usize, kind: MessageKind, resync: bool) -> Header {
+        self.seqs[peer] += 1;
         Header {
             kind,
             resync,
             sender: self.node_id,
             boot: self.boot,
-            seq: self.seq,
+            seq: self.seqs[peer],
+        }
+    }
+
+    fn targets(&self, to: To) -> std::ops::Range<usize> {
+        match to {
+            To::All => 0..self.peers.len(),
+            To::Peer(i) => i..(i + 1).min(self.peers.len()),
         }
     }
 
     /// Sends `pending` and `pending6` in as many full datagrams as
     /// needed (IPv4 ones first; each family in its own).
-    fn send_records(&mut self, resync: bool, counters: &SyncCounters) {
+    fn send_records(&mut self, to: To, resync: bool, shared: &Shared) {
         let mut v4 = std::mem::take(&mut self.pending);
-        self.send_batch(&v4, resync, counters);
+        self.send_batch(&v4, to, resync, shared);
         v4.clear();
         self.pending = v4;
         let mut v6 = std::mem::take(&mut self.pending6);
-        self.send_batch(&v6, resync, counters);
+        self.send_batch(&v6, to, resync, shared);
         v6.clear();
         self.pending6 = v6;
     }
 
-    /// Sends `records` of one family in as many full datagrams as needed.
-    fn send_batch<R: Pack>(&mut self, records: &[R], resync: bool, counters: &SyncCounters) {
-        let mut start = 0;
-        while start < records.len() {
-            let header = self.header(MessageKind::Connections, resync);
-            let mut buf = std::mem::take(&mut self.buf);
-            let packed = R::pack(&mut buf, &header, &records[start..], self.key.as_ref());
-            let Some((n, len)) = packed else {
+    /// Sends `records` of one family in as many full datagrams as needed,
+    /// to each peer of `to`.
+    fn send_batch<R: Pack>(&mut self, records: &[R], to: To, resync: bool, shared: &Shared) {
+        for peer in self.targets(to) {
+            let mut start = 0;
+            while start < records.len() {
+                let header = self.header(peer, MessageKind::Connections, resync);
+                let mut buf = std::mem::take(&mut self.buf);
+                let packed = R::pack(&mut buf, &header, &records[start..], self.key.as_ref());
+                let Some((n, len)) = packed else {
+                    self.buf = buf;
+                    return;
+                };
+                if self.socket.send_to(&buf[..len], self.peers[peer]).is_ok() {
+                    shared.sent(peer, len, n);
+                }
                 self.buf = buf;
-                return;
-            };
-            if self.socket.send_to(&buf[..len], self.peer).is_ok() {
-                counters.sent_datagrams.fetch_add(1, Ordering::Relaxed);
-                counters.sent_records.fetch_add(n as u64, Ordering::Relaxed);
+                if n == 0 {
+                    break;
+                }
+                start += n;
             }
-            self.buf = buf;
-            if n == 0 {
-                break;
-            }
-            start += n;
         }
     }
 
@@ -409,16 +611,151 @@ impl Outbox {
         self.pending.is_empty() && self.pending6.is_empty()
     }
 
-    fn send_control(&mut self, kind: MessageKind, counters: &SyncCounters) {
-        let header = self.header(kind, kind == MessageKind::ResyncDone);
-        let mut buf = std::mem::take(&mut self.buf);
-        if let Ok(b) = Builder::new(&mut buf, &header) {
-            let len = b.finish(self.key.as_ref()).len();
-            if self.socket.send_to(&buf[..len], self.peer).is_ok() {
-                counters.sent_datagrams.fetch_add(1, Ordering::Relaxed);
+    fn send_control(&mut self, kind: MessageKind, to: To, shared: &Shared) {
+        for peer in self.targets(to) {
+            let header = self.header(peer, kind, kind == MessageKind::ResyncDone);
+            let mut buf = std::mem::take(&mut self.buf);
+            if let Ok(b) = Builder::new(&mut buf, &header) {
+                let len = b.finish(self.key.as_ref()).len();
+                if self.socket.send_to(&buf[..len], self.peers[peer]).is_ok() {
+                    shared.sent(peer, len, 0);
+                }
+            }
+            self.buf = buf;
+        }
+    }
+}
+
+/// The sync thread's own view of one peer.
+struct PeerLink {
+    gate: PeerGate,
+    dumps: DumpLimiter,
+    /// This peer said its dump is done (since this node last asked).
+    done: bool,
+    last_request: Option<Instant>,
+}
+
+/// The peer a datagram from `from` is checked by: the one at that address
+/// and port, else one at that address (its gate says `wrong_port`), else
+/// the first (its gate says `unknown_peer`); the format is checked before
+/// either, as for one peer. The flag says whether the peer is the sender
+/// for sure (its counters take the datagram's drops).
+fn gate_of(peers: &[SocketAddrV4], from: SocketAddr) -> (usize, bool) {
+    let SocketAddr::V4(from) = from else {
+        return (0, false);
+    };
+    if let Some(i) = peers.iter().position(|p| *p == from) {
+        return (i, true);
+    }
+    (
+        peers.iter().position(|p| p.ip() == from.ip()).unwrap_or(0),
+        false,
+    )
+}
+
+/// What a round hands the workers: installs and removals, by worker.
+struct ToWorkers {
+    install: Vec<Vec<SyncEvent>>,
+    install6: Vec<Vec<SyncEvent6>>,
+    remove: Vec<Vec<SyncEvent>>,
+    remove6: Vec<Vec<SyncEvent6>>,
+}
+
+impl ToWorkers {
+    fn new(workers: usize) -> ToWorkers {
+        ToWorkers {
+            install: vec![Vec::new(); workers],
+            install6: vec![Vec::new(); workers],
+            remove: vec![Vec::new(); workers],
+            remove6: vec![Vec::new(); workers],
+        }
+    }
+
+    /// Sends what was collected (installs before removals) and counts it.
+    fn send(&mut self, workers: &[Sender<Command>], counters: &SyncCounters) {
+        fn each<E>(
+            lists: &mut [Vec<E>],
+            workers: &[Sender<Command>],
+            counters: &SyncCounters,
+            make: fn(Vec<E>) -> Command,
+        ) {
+            for (w, events) in lists.iter_mut().enumerate() {
+                if !events.is_empty() {
+                    counters
+                        .received_records
+                        .fetch_add(events.len() as u64, Ordering::Relaxed);
+                    let _ = workers[w].send(make(std::mem::take(events)));
+                }
             }
         }
-        self.buf = buf;
+        each(&mut self.install, workers, counters, Command::InstallConns);
+        each(
+            &mut self.install6,
+            workers,
+            counters,
+            Command::InstallConns6,
+        );
+        each(&mut self.remove, workers, counters, Command::RemoveConns);
+        each(&mut self.remove6, workers, counters, Command::RemoveConns6);
+    }
+}
+
+/// The records of an accepted connections datagram from `peer`, checked
+/// and sorted by owning worker.
+fn take_records(
+    packet: &Packet<&[u8]>,
+    filter: &RecordFilter,
+    owners: &RssModel,
+    out: &mut ToWorkers,
+    shared: &Shared,
+    peer: usize,
+) {
+    let counters = &shared.counters;
+    let pc = &shared.peers[peer].counters;
+    let refused = |e: RecordError| {
+        counters.records_dropped[e as usize].fetch_add(1, Ordering::Relaxed);
+        pc.dropped_records.fetch_add(1, Ordering::Relaxed);
+    };
+    let capped = |c: bool| {
+        if c {
+            counters.ttl_capped.fetch_add(1, Ordering::Relaxed);
+        }
+        pc.received_records.fetch_add(1, Ordering::Relaxed);
+    };
+    if packet.family() == Family::Ipv6 {
+        // The same filter rules, by the service's IPv6 VIP and the real
+        // server's IPv6 endpoint.
+        for r in packet.records6() {
+            match r.and_then(|r| filter.check6(&r)) {
+                Ok(a) => {
+                    capped(a.capped);
+                    let ev = a.record.event();
+                    let w = owners.worker_of6(ev.client.ip);
+                    if a.record.removed {
+                        out.remove6[w].push(ev);
+                    } else {
+                        out.install6[w].push(ev);
+                    }
+                }
+                Err(e) => refused(e),
+            }
+        }
+        return;
+    }
+    for r in packet.records() {
+        match r.and_then(|r| filter.check(&r)) {
+            Ok(a) => {
+                capped(a.capped);
+                let ev = a.record.event();
+                let w = owners.worker_of(ev.client.ip);
+                if a.record.removed {
+                    out.remove[w].push(ev);
+                } else {
+                    out.install[w].push(ev);
+                }
+            }
+            Err(e) => refused(e),
+        }
     }
 }
 
@@ -432,12 +769,18 @@ fn sync_loop(
     let Ok(send_socket) = socket.try_clone() else {
         return;
     };
+    let started = Instant::now();
+    let cluster = settings.is_cluster();
+    let join_timeout = match settings.mode {
+        SyncMode::Active { join_timeout } => join_timeout,
+        SyncMode::Pair { .. } => Duration::MAX,
+    };
     let mut tx = Outbox {
         socket: send_socket,
-        peer: settings.peer,
+        peers: settings.peers.clone(),
+        seqs: vec![0; settings.peers.len()],
         node_id: settings.node_id,
         boot: boot_id(),
-        seq: 0,
         key: settings.key.clone(),
         buf: vec![0u8; MAX_DATAGRAM_LEN],
         pending: Vec::new(),
@@ -445,21 +788,29 @@ fn sync_loop(
     };
     let counters = &shared.counters;
     let mut rx_buf = vec![0u8; 2048];
-    // The peer is the configured address and port; its id and boot are
+    // Each peer is its configured address and port; its id and boot are
     // what its (authenticated, with a key) datagrams say.
-    let mut gate = PeerGate::new(settings.node_id, settings.peer, settings.key.clone());
+    let mut links: Vec<PeerLink> = settings
+        .peers
+        .iter()
+        .map(|&p| PeerLink {
+            gate: PeerGate::new(settings.node_id, p, settings.key.clone()),
+            dumps: DumpLimiter::new(DUMP_MIN_INTERVAL),
+            done: false,
+            last_request: None,
+        })
+        .collect();
     let mut filter = RecordFilter::new(settings.services.clone(), settings.timeouts);
-    let mut dumps = DumpLimiter::new(DUMP_MIN_INTERVAL);
-    let mut resynced = false;
-    let mut last_request: Option<Instant> = None;
-    let mut per_worker: Vec<Vec<SyncEvent>> = vec![Vec::new(); workers.len()];
-    let mut per_worker6: Vec<Vec<SyncEvent6>> = vec![Vec::new(); workers.len()];
+    let mut out = ToWorkers::new(workers.len());
     // A record goes to the worker whose queue the NICs' RSS delivers its
     // client's packets to.
     let owners = RssModel::new(workers.len());
     while !shared.stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
+        let round = Instant::now();
+        // A pair's master sends and answers, its backup installs and
+        // asks; a cluster node does all four.
         let master = shared.master.load(Ordering::Relaxed);
+        let (sending, installing) = (cluster || master, cluster || !master);
         if let Some(services) = shared.services.lock().ok().and_then(|mut s| s.take()) {
             filter.set_services(services);
         }
@@ -467,126 +818,122 @@ fn sync_loop(
         // nothing; drain anyway so buffers circulate).
         for c in &collectors {
             c.drain(|ev| {
-                if master {
+                if sending {
                     tx.queue(ev);
                 }
             });
         }
         if !tx.is_idle() {
-            tx.send_records(false, counters);
+            tx.send_records(To::All, false, shared);
         }
-        // A backup that has no full picture yet asks for one.
-        if !master && !resynced && last_request.is_none_or(|t| t.elapsed() >= RESYNC_RETRY) {
-            tx.send_control(MessageKind::ResyncRequest, counters);
-            last_request = Some(Instant::now());
+        // A node without its peers' full picture asks for it.
+        if installing {
+            for (i, link) in links.iter_mut().enumerate() {
+                if !link.done
+                    && link
+                        .last_request
+                        .is_none_or(|t| t.elapsed() >= RESYNC_RETRY)
+                {
+                    tx.send_control(MessageKind::ResyncRequest, To::Peer(i), shared);
+                    link.last_request = Some(Instant::now());
+                }
+            }
         }
         // Incoming, until the interval is used up.
         while let Ok((n, from)) = socket.recv_from(&mut rx_buf) {
-            let (packet, admitted) = match gate.admit(from, &rx_buf[..n]) {
+            let (i, sure) = gate_of(&settings.peers, from);
+            let Some(link) = links.get_mut(i) else {
+                counters.drop(SyncError::UnknownPeer);
+                continue;
+            };
+            let peer = &shared.peers[i];
+            let (packet, admitted) = match link.gate.admit(from, &rx_buf[..n]) {
                 Ok(p) => p,
                 Err(e) => {
                     counters.drop(e);
+                    if sure {
+                        peer.counters
+                            .dropped_datagrams
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                     continue;
                 }
             };
-            if let (Some(run), Ok(mut p)) = (gate.run(), shared.peer.lock()) {
+            if let (Some(run), Ok(mut p)) = (link.gate.run(), peer.run.lock()) {
                 *p = Some(PeerInfo {
                     sender: run.sender,
                     boot: run.boot,
                 });
             }
+            if let Ok(mut t) = peer.last_heard.lock() {
+                *t = Some(Instant::now());
+            }
             counters.received_datagrams.fetch_add(1, Ordering::Relaxed);
             counters
                 .missed
                 .fetch_add(admitted.missed, Ordering::Relaxed);
+            let pc = &peer.counters;
+            pc.received_datagrams.fetch_add(1, Ordering::Relaxed);
+            pc.received_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            pc.missed.fetch_add(admitted.missed, Ordering::Relaxed);
             if admitted.restarted {
                 counters.peer_restarts.fetch_add(1, Ordering::Relaxed);
             }
             let master = shared.master.load(Ordering::Relaxed);
+            let (sending, installing) = (cluster || master, cluster || !master);
             match packet.kind() {
-                MessageKind::ResyncRequest if master => {
-                    if dumps.allow(Instant::now()) {
-                        answer_resync(&workers, &mut tx, counters);
+                MessageKind::ResyncRequest if sending => {
+                    if link.dumps.allow(Instant::now()) {
+                        answer_resync(&workers, &mut tx, i, shared);
                     } else {
                         counters.drop(SyncError::DumpRateLimited);
+                        pc.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                MessageKind::ResyncDone if !master => {
-                    resynced = true;
+                MessageKind::ResyncDone if installing => {
+                    link.done = true;
+                    peer.done.store(true, Ordering::Relaxed);
                     counters.resyncs.fetch_add(1, Ordering::Relaxed);
                 }
-                MessageKind::Connections if !master && packet.family() == Family::Ipv6 => {
-                    // The same filter rules, by the service's IPv6 VIP and
-                    // the real server's IPv6 endpoint.
-                    for r in packet.records6() {
-                        match r.and_then(|r| filter.check6(&r)) {
-                            Ok(a) => {
-                                if a.capped {
-                                    counters.ttl_capped.fetch_add(1, Ordering::Relaxed);
-                                }
-                                let ev = a.record.event();
-                                let w = owners.worker_of6(ev.client.ip);
-                                per_worker6[w].push(ev);
-                            }
-                            Err(e) => {
-                                counters.records_dropped[e as usize]
-                                    .fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                }
-                MessageKind::Connections if !master => {
-                    for r in packet.records() {
-                        match r.and_then(|r| filter.check(&r)) {
-                            Ok(a) => {
-                                if a.capped {
-                                    counters.ttl_capped.fetch_add(1, Ordering::Relaxed);
-                                }
-                                let ev = a.record.event();
-                                let w = owners.worker_of(ev.client.ip);
-                                per_worker[w].push(ev);
-                            }
-                            Err(e) => {
-                                counters.records_dropped[e as usize]
-                                    .fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
+                MessageKind::Connections if installing => {
+                    take_records(&packet, &filter, &owners, &mut out, shared, i);
                 }
                 // A master ignores the other's records (split brain: the
                 // other side will be told to back off by keepalived).
                 _ => {}
             }
         }
-        for (w, events) in per_worker.iter_mut().enumerate() {
-            if !events.is_empty() {
-                counters
-                    .received_records
-                    .fetch_add(events.len() as u64, Ordering::Relaxed);
-                let _ = workers[w].send(Command::InstallConns(std::mem::take(events)));
-            }
-        }
-        for (w, events) in per_worker6.iter_mut().enumerate() {
-            if !events.is_empty() {
-                counters
-                    .received_records
-                    .fetch_add(events.len() as u64, Ordering::Relaxed);
-                let _ = workers[w].send(Command::InstallConns6(std::mem::take(events)));
-            }
-        }
-        if master {
+        out.send(&workers, counters);
+        if !cluster && shared.master.load(Ordering::Relaxed) {
             // A new master has what it has; a later demotion asks again.
-            resynced = false;
-            last_request = None;
+            for (link, peer) in links.iter_mut().zip(&shared.peers) {
+                link.done = false;
+                link.last_request = None;
+                peer.done.store(false, Ordering::Relaxed);
+            }
         }
-        if let Some(left) = settings.interval.checked_sub(started.elapsed()) {
+        let joined = if cluster {
+            links.iter().all(|l| l.done) || started.elapsed() >= join_timeout
+        } else {
+            shared.master.load(Ordering::Relaxed) || links.iter().all(|l| l.done)
+        };
+        if cluster {
+            // Sticky: a node that joined keeps announcing.
+            if joined {
+                shared.joined.store(true, Ordering::Relaxed);
+            }
+        } else {
+            shared.joined.store(joined, Ordering::Relaxed);
+        }
+        if let Some(left) = settings.interval.checked_sub(round.elapsed()) {
             std::thread::sleep(left);
         }
     }
 }
 
-/// Sends every live connection of every worker, then "done".
-fn answer_resync(workers: &[Sender<Command>], tx: &mut Outbox, counters: &SyncCounters) {
+/// Sends every live connection of every worker (a cluster node's workers:
+/// their local ones) to peer `peer`, then "done".
+fn answer_resync(workers: &[Sender<Command>], tx: &mut Outbox, peer: usize, shared: &Shared) {
     let (reply_tx, reply_rx) = std::sync::mpsc::channel();
     for w in workers {
         let _ = w.send(Command::DumpSync {
@@ -602,9 +949,9 @@ fn answer_resync(workers: &[Sender<Command>], tx: &mut Outbox, counters: &SyncCo
             Err(_) => break,
         }
     }
-    tx.send_records(true, counters);
-    tx.send_control(MessageKind::ResyncDone, counters);
-    counters.resyncs.fetch_add(1, Ordering::Relaxed);
+    tx.send_records(To::Peer(peer), true, shared);
+    tx.send_control(MessageKind::ResyncDone, To::Peer(peer), shared);
+    shared.counters.resyncs.fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -678,9 +1025,11 @@ mod tests {
     fn settings(node: u32, master: bool, listen: u16, peer: u16) -> HaSettings {
         HaSettings {
             node_id: node,
-            initial_master: master,
+            mode: SyncMode::Pair {
+                initial_master: master,
+            },
             listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, listen),
-            peer: SocketAddrV4::new(Ipv4Addr::LOCALHOST, peer),
+            peers: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, peer)],
             interval: Duration::from_millis(5),
             key: None,
             services: services(),
@@ -976,6 +1325,248 @@ mod tests {
             kinds,
             vec![MessageKind::Connections, MessageKind::ResyncDone]
         );
+    }
+
+    // ------------------------------------------------------ [cluster]
+
+    fn cluster_settings(node: u32, listen: u16, peers: &[u16], join_ms: u64) -> HaSettings {
+        HaSettings {
+            mode: SyncMode::Active {
+                join_timeout: Duration::from_millis(join_ms),
+            },
+            peers: peers
+                .iter()
+                .map(|&p| SocketAddrV4::new(Ipv4Addr::LOCALHOST, p))
+                .collect(),
+            ..settings(node, false, listen, 0)
+        }
+    }
+
+    /// A fake worker: answers a dump with `dump`, hands every other
+    /// command on to the receiver returned.
+    fn fake_worker(dump: Vec<SyncReport>) -> (Sender<Command>, Receiver<Command>) {
+        let (tx, rx) = channel();
+        let (out_tx, out_rx) = channel();
+        std::thread::spawn(move || {
+            while let Ok(cmd) = rx.recv() {
+                match cmd {
+                    Command::DumpSync { reply } => {
+                        let _ = reply.send(dump.clone());
+                    }
+                    other => {
+                        if out_tx.send(other).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        (tx, out_rx)
+    }
+
+    /// A cluster node on `listen` with `peers`, its worker's dump `dump`:
+    /// the node, its report queue, what its worker is told.
+    fn node(
+        id: u32,
+        listen: u16,
+        peers: &[u16],
+        join_ms: u64,
+        dump: Vec<SyncReport>,
+    ) -> (Ha, SyncQueue, Receiver<Command>) {
+        let (queue, collector) = sync_channel();
+        let (w, told) = fake_worker(dump);
+        let ha = Ha::start(
+            cluster_settings(id, listen, peers, join_ms),
+            vec![collector],
+            vec![w],
+        )
+        .unwrap();
+        (ha, queue, told)
+    }
+
+    /// Waits (bounded) until `f` holds of the whole status.
+    fn wait_for(ha: &Ha, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = ha.status();
+            if f(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}: {s}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn three_active_nodes_each_install_the_others_records() {
+        let ports = [free_port(), free_port(), free_port()];
+        let others =
+            |i: usize| -> Vec<u16> { (0..3).filter(|&j| j != i).map(|j| ports[j]).collect() };
+        let mut nodes: Vec<_> = (0..3)
+            .map(|i| node(i as u32 + 1, ports[i], &others(i), 3000, Vec::new()))
+            .collect();
+        for (i, (_, queue, _)) in nodes.iter_mut().enumerate() {
+            queue.push(ev(100 + i as u16));
+            queue.flush();
+        }
+        for (i, (ha, _, told)) in nodes.iter().enumerate() {
+            let mut got: Vec<u16> = installs(told, 2).iter().map(|e| e.client.port).collect();
+            got.sort_unstable();
+            let want: Vec<u16> = (0..3).filter(|&j| j != i).map(|j| 100 + j as u16).collect();
+            assert_eq!(got, want, "node {}", i + 1);
+            let s = ha.status();
+            assert_eq!(s["role"], "active");
+            assert_eq!(s["cluster"]["peers"].as_array().unwrap().len(), 2);
+        }
+    }
+
+    #[test]
+    fn a_starting_node_installs_every_peers_dump_and_then_has_joined() {
+        let (pn, p1, p2) = (free_port(), free_port(), free_port());
+        let (_a, _qa, _ta) = node(1, p1, &[pn, p2], 3000, vec![ev(10).into()]);
+        let (_b, _qb, _tb) = node(2, p2, &[pn, p1], 3000, vec![ev6(20).into()]);
+        // A long join timeout: only the two dumps can make it join.
+        let (n, _qn, told) = node(3, pn, &[p1, p2], 60_000, Vec::new());
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (v4.is_empty() || v6.is_empty()) && Instant::now() < deadline {
+            match told.recv_timeout(Duration::from_millis(50)) {
+                Ok(Command::InstallConns(evs)) => v4.extend(evs),
+                Ok(Command::InstallConns6(evs)) => v6.extend(evs),
+                _ => {}
+            }
+        }
+        assert_eq!((v4, v6), (vec![ev(10)], vec![ev6(20)]));
+        let s = wait_for(&n, "not joined", |s| s["joined"] == true);
+        assert!(n.is_joined() && n.view().is_joined());
+        for p in s["cluster"]["peers"].as_array().unwrap() {
+            assert_eq!(p["resync_done"], true, "{p}");
+            assert!(p["received_datagrams"].as_u64().unwrap() >= 2, "{p}");
+            assert!(p["received_bytes"].as_u64().unwrap() >= 2 * 48, "{p}");
+            assert!(p["sent_datagrams"].as_u64().unwrap() >= 1, "{p}");
+            assert!(p["last_heard_ms_ago"].is_u64(), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_node_whose_peer_is_absent_joins_when_the_join_timeout_passes() {
+        let (pn, p1, absent) = (free_port(), free_port(), free_port());
+        let (_a, _qa, _ta) = node(1, p1, &[pn, absent], 3000, Vec::new());
+        let started = Instant::now();
+        let (n, _qn, _told) = node(3, pn, &[p1, absent], 400, Vec::new());
+        let s = wait_for(&n, "the present peer's done", |s| {
+            s["cluster"]["peers"][0]["resync_done"] == true
+        });
+        assert!(
+            started.elapsed() >= Duration::from_millis(400) || s["joined"] == false,
+            "joined before the timeout with a peer missing: {s}"
+        );
+        let s = wait_for(&n, "never joined", |s| s["joined"] == true);
+        assert!(started.elapsed() >= Duration::from_millis(400));
+        assert_eq!(s["cluster"]["peers"][1]["resync_done"], false);
+        assert_eq!(s["cluster"]["peers"][1]["last_heard_ms_ago"], Value::Null);
+    }
+
+    #[test]
+    fn a_removed_record_reaches_the_worker_as_a_removal() {
+        let (pn, p1) = (free_port(), free_port());
+        let (_n, _q, told) = node(2, pn, &[p1], 3000, Vec::new());
+        let peer = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, p1)).unwrap();
+        let mut buf = vec![0u8; MAX_DATAGRAM_LEN];
+        let header = Header {
+            kind: MessageKind::Connections,
+            resync: false,
+            sender: 1,
+            boot: 10,
+            seq: 1,
+        };
+        let mut b = Builder::new(&mut buf, &header).unwrap();
+        b.push(&Record {
+            removed: true,
+            ..Record::from(ev(40))
+        })
+        .unwrap();
+        b.push(&Record::from(ev(41))).unwrap();
+        let bytes = b.finish(None).to_vec();
+        peer.send_to(&bytes, SocketAddrV4::new(Ipv4Addr::LOCALHOST, pn))
+            .unwrap();
+        let (mut removed, mut installed) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (removed.is_empty() || installed.is_empty()) && Instant::now() < deadline {
+            match told.recv_timeout(Duration::from_millis(50)) {
+                Ok(Command::RemoveConns(evs)) => removed.extend(evs),
+                Ok(Command::InstallConns(evs)) => installed.extend(evs),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            removed.iter().map(|e| e.client.port).collect::<Vec<_>>(),
+            [40]
+        );
+        assert_eq!(installed, [ev(41)]);
+    }
+
+    /// The figure `docs/sync-protocol.md` ("Traffic", cluster) states:
+    /// 1,000 new connections a second, 3 records each (new, established,
+    /// closing), make 3,000 IPv4 records a second; packed in full
+    /// datagrams they are 82 datagrams and 111,936 bytes of UDP payload
+    /// to **each** peer (81 of 37 records in 1,380 bytes, one of 3 in
+    /// 156), so a node with P peers sends P times that.
+    #[test]
+    fn one_second_of_a_thousand_new_connections_costs_112_kb_per_peer() {
+        let peers: Vec<UdpSocket> = (0..3)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addrs: Vec<SocketAddrV4> = peers
+            .iter()
+            .map(|s| match s.local_addr().unwrap() {
+                SocketAddr::V4(a) => a,
+                SocketAddr::V6(_) => unreachable!(),
+            })
+            .collect();
+        let shared = Shared {
+            master: AtomicBool::new(true),
+            joined: AtomicBool::new(true),
+            since: Mutex::new(Instant::now()),
+            stop: AtomicBool::new(false),
+            counters: SyncCounters::default(),
+            services: Mutex::new(None),
+            peers: addrs.iter().map(|_| PeerShared::default()).collect(),
+        };
+        let mut tx = Outbox {
+            socket: UdpSocket::bind("127.0.0.1:0").unwrap(),
+            seqs: vec![0; addrs.len()],
+            peers: addrs,
+            node_id: 1,
+            boot: 1,
+            key: Some(key()),
+            buf: vec![0u8; MAX_DATAGRAM_LEN],
+            pending: Vec::new(),
+            pending6: Vec::new(),
+        };
+        for i in 0..3000u16 {
+            tx.queue(&ev(i).into());
+        }
+        tx.send_records(To::All, false, &shared);
+        for p in &shared.peers {
+            let c = &p.counters;
+            assert_eq!(c.sent_records.load(Ordering::Relaxed), 3000);
+            assert_eq!(c.sent_datagrams.load(Ordering::Relaxed), 82);
+            assert_eq!(c.sent_bytes.load(Ordering::Relaxed), 81 * 1380 + 156);
+        }
+        assert_eq!(
+            shared.counters.sent_datagrams.load(Ordering::Relaxed),
+            3 * 82
+        );
+    }
+
+    #[test]
+    fn a_cluster_node_is_active_and_has_no_role_to_set() {
+        let (pn, p1) = (free_port(), free_port());
+        let (n, _q, _told) = node(2, pn, &[p1], 3000, Vec::new());
+        assert!(n.is_cluster() && n.is_master());
+        assert!(!n.set_master(false));
+        assert_eq!(n.status()["role"], "active");
     }
 
     #[test]

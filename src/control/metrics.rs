@@ -89,6 +89,9 @@ pub struct MetricsSnapshot {
     /// Per service, per real server: (taken out by the passive check now,
     /// times taken out); missing entries: never.
     pub passive: Vec<Vec<(bool, u64)>>,
+    /// The announcer's status (`control::announce`); `None` when not
+    /// announcing.
+    pub announce: Option<crate::control::announce::AnnounceStatus>,
 }
 
 /// The caller's snapshot function, called once per scrape on the metrics
@@ -688,6 +691,30 @@ impl SnapshotCollector {
             "NAT64: IPv4 packets and ICMP errors translated to IPv6 (real server to client).",
             &per(|s| s.nat64_to_ipv6),
         )?;
+        counters(
+            encoder,
+            "rvs_worker_midflow_scheduled",
+            "Cluster: connections opened by a TCP segment other than a SYN (a flow another node carried; sh/mh services by NAT, DR or TUN).",
+            &per(|s| s.midflow_scheduled),
+        )?;
+        gauges(
+            encoder,
+            "rvs_worker_local_connections",
+            "Live connections that carried a packet on this node (not only installed by sync).",
+            &per(|s| s.local_conns),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_sync_conflicts",
+            "Sync records refused: a connection carried here goes to another real server (cluster).",
+            &per(|s| s.sync_conflicts),
+        )?;
+        counters(
+            encoder,
+            "rvs_worker_sync_removed_connections",
+            "Connections removed by a peer's REMOVED sync records.",
+            &per(|s| s.conns_sync_removed),
+        )?;
         let carried = |pick: fn(&WorkerStats) -> Vec<(&'static str, u64)>, label: &'static str| {
             workers
                 .iter()
@@ -1037,6 +1064,111 @@ impl SnapshotCollector {
             "rvs_ha_sync_peer_restarts",
             "New runs (boots) of the peer after the first one heard.",
             &[(none, n("peer_restarts"))],
+        )?;
+        self.cluster(encoder)
+    }
+
+    /// A `[cluster]` node's join state and each peer's traffic, labelled
+    /// by the peer's `IP:PORT` (nothing for a pair or a standalone rvsd).
+    fn cluster(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let cluster = &self.snapshot.ha["cluster"];
+        let Some(peers) = cluster["peers"].as_array() else {
+            return Ok(());
+        };
+        gauges(
+            encoder,
+            "rvs_cluster_joined",
+            "1 once this cluster node has every peer's dump or its join timeout passed.",
+            &[(Vec::new(), u64::from(cluster["joined"] == true))],
+        )?;
+        let per = |field: &str| -> Vec<(Labels, u64)> {
+            peers
+                .iter()
+                .map(|p| {
+                    let peer = p["address"].as_str().unwrap_or_default().to_string();
+                    (vec![("peer", peer)], p[field].as_u64().unwrap_or(0))
+                })
+                .collect()
+        };
+        let kinds: [(&str, &str, &str); 8] = [
+            (
+                "rvs_cluster_peer_sent_datagrams",
+                "Sync datagrams sent to the peer.",
+                "sent_datagrams",
+            ),
+            (
+                "rvs_cluster_peer_sent_bytes",
+                "Bytes of sync datagrams (UDP payload) sent to the peer.",
+                "sent_bytes",
+            ),
+            (
+                "rvs_cluster_peer_sent_records",
+                "Connection records sent to the peer.",
+                "sent_records",
+            ),
+            (
+                "rvs_cluster_peer_received_datagrams",
+                "Sync datagrams accepted from the peer.",
+                "received_datagrams",
+            ),
+            (
+                "rvs_cluster_peer_received_bytes",
+                "Bytes of sync datagrams (UDP payload) accepted from the peer.",
+                "received_bytes",
+            ),
+            (
+                "rvs_cluster_peer_received_records",
+                "Connection records of the peer handed to the workers.",
+                "received_records",
+            ),
+            (
+                "rvs_cluster_peer_dropped_datagrams",
+                "Datagrams from the peer's address and port dropped (any reason).",
+                "dropped_datagrams",
+            ),
+            (
+                "rvs_cluster_peer_dropped_records",
+                "Records of the peer dropped by the filter (unknown service, server...).",
+                "dropped_records",
+            ),
+        ];
+        for (name, help, field) in kinds {
+            counters(encoder, name, help, &per(field))?;
+        }
+        Ok(())
+    }
+}
+
+impl SnapshotCollector {
+    /// The announcer's gauges and failures, when announcing.
+    fn announce(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let Some(a) = &self.snapshot.announce else {
+            return Ok(());
+        };
+        let none: Labels = Vec::new();
+        gauges(
+            encoder,
+            "rvs_announced_vips",
+            "VIPs in the include files bird2 announces from.",
+            &[(none.clone(), a.announced.len() as u64)],
+        )?;
+        gauges(
+            encoder,
+            "rvs_draining",
+            "1 while rvsadm drain withdraws every VIP, else 0.",
+            &[(none.clone(), u64::from(a.draining))],
+        )?;
+        gauges(
+            encoder,
+            "rvs_announce_interface_up",
+            "1 while the liveness interface bird2's routes go through is up.",
+            &[(none.clone(), u64::from(a.interface_up))],
+        )?;
+        counters(
+            encoder,
+            "rvs_announce_failures",
+            "Include files not written, bird2 not reached or refusing configure.",
+            &[(none, a.failures)],
         )
     }
 }
@@ -1077,6 +1209,7 @@ impl Collector for SnapshotCollector {
         self.workers(&mut encoder)?;
         self.pools(&mut encoder)?;
         self.ha(&mut encoder)?;
+        self.announce(&mut encoder)?;
         self.clients(&mut encoder)
     }
 }
@@ -1426,6 +1559,7 @@ pub(crate) mod tests {
                 },
             )],
             passive: vec![vec![(false, 0), (true, 2)]],
+            announce: None,
         }
     }
 
@@ -1794,6 +1928,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn announcer_gauges_and_failures_are_exported_when_announcing() {
+        let mut snap = snapshot();
+        assert!(!render(snap.clone()).contains("rvs_announce"));
+        snap.announce = Some(crate::control::announce::AnnounceStatus {
+            enabled: true,
+            draining: true,
+            announced: vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
+            interface_up: false,
+            failures: 3,
+            ..Default::default()
+        });
+        let text = render(snap);
+        assert_value(&text, "rvs_announced_vips", &[], 2.0);
+        assert_value(&text, "rvs_draining", &[], 1.0);
+        assert_value(&text, "rvs_announce_interface_up", &[], 0.0);
+        assert_value(&text, "rvs_announce_failures_total", &[], 3.0);
+    }
+
+    #[test]
     fn ha_role_and_sync_counters_are_exported_when_configured() {
         let text = render(snapshot());
         assert_value(&text, "rvs_ha_master", &[], 1.0);
@@ -1815,6 +1968,38 @@ pub(crate) mod tests {
         let mut standalone = snapshot();
         standalone.ha = serde_json::json!({"role": "standalone", "configured": false});
         assert!(!render(standalone).contains("rvs_ha_"));
+        assert!(
+            !text.contains("rvs_cluster_"),
+            "a pair has no cluster metrics"
+        );
+    }
+
+    #[test]
+    fn a_cluster_nodes_join_and_per_peer_traffic_are_exported() {
+        let mut s = snapshot();
+        s.ha["role"] = "active".into();
+        s.ha["cluster"] = serde_json::json!({
+            "joined": true,
+            "join_timeout_ms": 3000,
+            "peers": [
+                {"address": "192.168.100.2:8848", "sent_bytes": 1380, "received_records": 37},
+                {"address": "192.168.100.3:8848", "sent_bytes": 48, "received_records": 0},
+            ],
+        });
+        let text = render(s);
+        assert_value(&text, "rvs_cluster_joined", &[], 1.0);
+        assert_value(
+            &text,
+            "rvs_cluster_peer_sent_bytes_total",
+            &["peer=\"192.168.100.2:8848\""],
+            1380.0,
+        );
+        assert_value(
+            &text,
+            "rvs_cluster_peer_received_records_total",
+            &["peer=\"192.168.100.3:8848\""],
+            0.0,
+        );
     }
 
     /// Every metric family name the exposition of `snapshot()` declares,

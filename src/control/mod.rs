@@ -43,6 +43,7 @@
 
 pub mod access;
 pub mod adm;
+pub mod announce;
 pub mod answer;
 pub mod clients;
 pub mod config;

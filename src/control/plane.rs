@@ -5,10 +5,11 @@
 //! knows DPDK.
 
 use super::access;
+use super::announce::{AnnounceSettings, Announcer};
 use super::answer::answer;
 use super::clients::ClientCounters;
-use super::config::{Config, HaConfig};
-use super::ha::{Ha, HaSettings};
+use super::config::{ClusterConfig, Config, HaConfig};
+use super::ha::{Ha, HaSettings, SyncMode};
 use super::health::{self, HealthChecker};
 use super::metrics::{self, MetricsServer};
 use super::notify::Notifier;
@@ -95,9 +96,10 @@ impl ControlPlane {
         let control_clients = Arc::new(ClientCounters::default());
         let metrics_clients = Arc::new(ClientCounters::default());
         let socket = bind_socket(config, control_clients.clone())?;
-        let ha = match &config.ha {
-            Some(h) => Some(start_ha(h, config, &services, collectors, &workers)?),
-            None => None,
+        let ha = match (&config.ha, &config.cluster) {
+            (Some(h), _) => Some(start_ha(h, config, &services, collectors, &workers)?),
+            (None, Some(c)) => Some(start_cluster(c, config, &services, collectors, &workers)?),
+            (None, None) => None,
         };
         let checker = HealthChecker::new(health::targets(&services, &config.virtual_servers));
         info!(
@@ -146,6 +148,27 @@ impl ControlPlane {
         })
     }
 
+    /// Starts telling bird2 which VIPs to announce (`control::announce`):
+    /// creates the liveness interface and the include files now; each
+    /// tick then announces the VIPs whose virtual servers have their
+    /// quorum, while the workers forward, the node has joined
+    /// (`ControlState::set_joined`, true until told otherwise) and it is
+    /// not drained. `None` (or `enabled` false) announces nothing. The
+    /// error names the setting that failed.
+    pub fn start_announcing(&mut self, settings: Option<AnnounceSettings>) -> Result<(), String> {
+        let Some(settings) = settings.filter(|s| s.enabled) else {
+            return Ok(());
+        };
+        let announcer = Announcer::start(settings)?;
+        self.state.set_announcer(announcer);
+        Ok(())
+    }
+
+    /// The control state (what the lead's wiring feeds: `set_joined`).
+    pub fn state_mut(&mut self) -> &mut ControlState {
+        &mut self.state
+    }
+
     /// Runs the loop, a tick every `TICK`, until a stop signal; between
     /// ticks it answers `rvsadm` as soon as a request arrives whole (the
     /// socket's I/O thread reads and writes the clients). `notify` tells
@@ -165,6 +188,10 @@ impl ControlPlane {
                 notify.reloading();
             }
             if run::tick(&mut self.state, socket, &mut links, pending) == Flow::Stop {
+                // Withdrawn before the workers stop, so the router moves
+                // the flows to the other nodes while this one still
+                // forwards.
+                self.state.stop_announcing();
                 break;
             }
             if reload {
@@ -195,6 +222,49 @@ impl ControlPlane {
     }
 }
 
+/// `[cluster]`: binds the sync socket and starts the sync thread as an
+/// active node (sends to and installs from every peer, asks each for a
+/// dump); warns when no key authenticates the sync. `Ha::is_joined` says
+/// when the peers' dumps are in (or `join_timeout_ms` passed).
+fn start_cluster(
+    c: &ClusterConfig,
+    config: &Config,
+    services: &Arc<ServiceTable>,
+    collectors: Vec<SyncCollector>,
+    workers: &Workers,
+) -> Result<Ha, String> {
+    let settings = HaSettings {
+        node_id: c.node_id,
+        mode: SyncMode::Active {
+            join_timeout: c.join_timeout,
+        },
+        listen: c.sync_listen,
+        peers: c.peers.clone(),
+        interval: c.sync_interval,
+        key: c.sync_key.clone(),
+        services: services.clone(),
+        timeouts: crate::startup::timeouts(config),
+    };
+    let ha = Ha::start(settings, collectors, workers.senders().to_vec())
+        .map_err(|e| format!("cluster.sync_listen {}: {e}", c.sync_listen))?;
+    let peers: Vec<String> = c.peers.iter().map(|p| p.to_string()).collect();
+    info!(
+        "cluster: node {} active, syncing connections from {} with {} peer(s): {}",
+        c.node_id,
+        c.sync_listen,
+        peers.len(),
+        peers.join(", ")
+    );
+    if c.sync_key.is_none() {
+        warn!(
+            "cluster: no sync_key_file: sync is not authenticated and trusts every datagram \
+             from the peers' addresses (keep the management network closed, or set [cluster] \
+             sync_key_file)"
+        );
+    }
+    Ok(ha)
+}
+
 /// Binds the sync socket and starts the sync thread with the role the
 /// config starts in; warns when no key authenticates the sync.
 fn start_ha(
@@ -206,9 +276,11 @@ fn start_ha(
 ) -> Result<Ha, String> {
     let settings = HaSettings {
         node_id: h.node_id,
-        initial_master: h.starts_as_master(),
+        mode: SyncMode::Pair {
+            initial_master: h.starts_as_master(),
+        },
         listen: h.sync_listen,
-        peer: h.sync_peer,
+        peers: vec![h.sync_peer],
         interval: h.sync_interval,
         key: h.sync_key.clone(),
         services: services.clone(),

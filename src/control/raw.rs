@@ -38,6 +38,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub virtual_server: Array<S<RawVirtualServer>>,
     pub ha: Option<S<RawHa>>,
+    pub cluster: Option<S<RawCluster>>,
 }
 
 /// `[dpdk]`
@@ -138,6 +139,8 @@ pub(super) struct RawVirtualServer {
     pub client_prefix_len: Option<S<Int>>,
     pub slow_start_s: Option<S<Int>>,
     pub passive_check: Option<S<RawPassiveCheck>>,
+    // Announcing (`validate::quorum`).
+    pub quorum: Option<S<Int>>,
     // Priority groups (`validate::priority`).
     #[serde(default)]
     pub priority_group: Array<S<RawPriorityGroup>>,
@@ -218,6 +221,23 @@ pub(super) struct RawHa {
     pub garp_interval_ms: Option<S<Int>>,
     pub sync_interval_ms: Option<S<Int>>,
     pub sync_key_file: Option<S<String>>,
+}
+
+/// `[cluster]`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub node_id: Option<S<Int>>,
+    pub sync_listen: Option<S<String>>,
+    pub peers: Option<S<Array<S<String>>>>,
+    pub sync_interval_ms: Option<S<Int>>,
+    pub sync_key_file: Option<S<String>>,
+    pub join_timeout_ms: Option<S<Int>>,
+    pub announce: Option<S<bool>>,
+    pub bird_socket: Option<S<String>>,
+    pub bird_include: Option<S<String>>,
+    pub bird_include6: Option<S<String>>,
+    pub liveness_interface: Option<S<String>>,
 }
 
 /// A TOML integer of any sign and size TOML allows; ranges are checked

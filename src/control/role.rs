@@ -55,6 +55,12 @@ impl Role {
         }
     }
 
+    /// The sync runtime's read-only handle (`None`: standalone): a
+    /// `[cluster]` node's announcer asks it `HaView::is_joined`.
+    pub fn ha_view(&self) -> Option<HaView> {
+        self.ha.as_ref().map(Ha::view)
+    }
+
     /// A handle other threads read the role through (the status page).
     pub fn view(&self) -> RoleView {
         RoleView(self.ha.as_ref().map(Ha::view))
@@ -73,6 +79,13 @@ impl Role {
         let Some(ha) = &self.ha else {
             return Err("HA is not configured on this rvsd (no [ha] section)".into());
         };
+        if ha.is_cluster() {
+            return Err(
+                "this rvsd is a [cluster] node: every node is active, there is no master or \
+                 backup to set"
+                    .into(),
+            );
+        }
         let changed = ha.set_master(master);
         workers.broadcast(|| Command::HaRole { master });
         if master {

@@ -1,6 +1,6 @@
 //! The control thread's loop: every tick it answers `rvsadm` on the control
 //! socket, sends a gratuitous ARP round when one is due, applies the
-//! health checks' results, handles signals (SIGHUP reloads, the others
+//! health checks' results, tells bird2 what to announce, handles signals (SIGHUP reloads, the others
 //! stop) and logs link changes. The binary supplies the signals and reads
 //! the ports' links; one tick is a plain function, tested without DPDK.
 
@@ -70,6 +70,7 @@ pub fn tick(
     state.tick(Instant::now());
     state.poll_health();
     state.poll_passive(Instant::now());
+    state.poll_announce(Instant::now());
     for sig in signals {
         if on_signal(state, sig) == Flow::Stop {
             return Flow::Stop;

@@ -5,6 +5,7 @@
 //! metrics thread reads. Everything reaches the workers through
 //! `control::workers`, so all of it runs in tests without DPDK.
 
+use super::announce::{self, AnnounceStatus, Announcer};
 use super::clients::ClientCounters;
 use super::config::{Config, VirtualServerConfig};
 use super::health::{self, HealthChange, HealthChecker, HealthView, Target, WeightChange};
@@ -95,7 +96,23 @@ pub struct ControlState {
     /// metrics thread reads it (taken out now, times taken out).
     passive: PassiveChecks,
     passive_view: PassiveView,
+    /// What tells bird2 which VIPs to announce (`control::announce`);
+    /// `None`: not announcing.
+    announcer: Option<Announcer>,
+    /// The announcer's inputs other than health: the node has joined its
+    /// cluster (the sync says; true without one), and the workers forward
+    /// (false once rvsd stops).
+    joined: bool,
+    forwarding: bool,
+    /// Whether every worker still polls (part of forwarding).
+    worker_watch: announce::WorkerWatch,
+    /// The announcer's status as the metrics thread reads it.
+    announce_view: AnnounceShared,
 }
+
+/// The announcer's status shared with the metrics thread; `None` when not
+/// announcing.
+pub type AnnounceShared = Arc<Mutex<Option<AnnounceStatus>>>;
 
 /// Per service, per real server: (taken out by the passive check now,
 /// times taken out), shared with the metrics thread.
@@ -127,6 +144,107 @@ impl ControlState {
             clients: Vec::new(),
             passive: PassiveChecks::default(),
             passive_view: PassiveView::default(),
+            announcer: None,
+            joined: true,
+            forwarding: true,
+            worker_watch: announce::WorkerWatch::default(),
+            announce_view: AnnounceShared::default(),
+        }
+    }
+
+    /// Announces through `announcer` from the next tick on.
+    pub fn set_announcer(&mut self, announcer: Announcer) {
+        self.announcer = Some(announcer);
+        self.share_announce();
+    }
+
+    /// Whether this node has joined its cluster (every peer's dump done or
+    /// the join timeout passed): nothing is announced before.
+    pub fn set_joined(&mut self, joined: bool) {
+        self.joined = joined;
+    }
+
+    /// Tells the announcer the healthy VIPs (each virtual server's
+    /// `quorum` from the running config), whether the workers forward
+    /// (rvsd is not stopping and every worker's poll count moves:
+    /// `announce::WorkerWatch`) and whether the node has joined. Nothing
+    /// without an announcer.
+    pub fn poll_announce(&mut self, now: Instant) {
+        if self.announcer.is_none() {
+            return;
+        }
+        let polls: Vec<u64> = self
+            .workers
+            .cells()
+            .iter()
+            .map(|(_, cell)| {
+                let stats = cell.snapshot();
+                stats.busy_polls.wrapping_add(stats.idle_polls)
+            })
+            .collect();
+        let workers_poll = self.worker_watch.observe(now, &polls);
+        let Some(a) = self.announcer.as_mut() else {
+            return;
+        };
+        let table = self.servers.snapshot();
+        let configs = self
+            .running
+            .as_ref()
+            .map_or(&[][..], |c| &c.virtual_servers[..]);
+        let quorums = announce::vips::quorums(table, configs);
+        a.tick(
+            &announce::Inputs {
+                healthy: announce::vips::healthy_vips(table, &quorums),
+                forwarding: self.forwarding && workers_poll,
+                // A `[cluster]` node announces once every peer's dump is
+                // in (or its join timeout passed).
+                joined: self.joined && self.role.ha_view().is_none_or(|h| h.is_joined()),
+            },
+            now,
+        );
+        self.share_announce();
+    }
+
+    /// rvsd stops: everything withdrawn now, before the workers stop.
+    pub fn stop_announcing(&mut self) {
+        self.forwarding = false;
+        if let Some(a) = self.announcer.as_mut() {
+            a.withdraw_all(Instant::now());
+        }
+        self.share_announce();
+    }
+
+    /// `rvsadm drain` (true) / `drain off` (false): withdraws every VIP
+    /// (or announces again) at once while forwarding goes on; true when
+    /// that changed the state. An error when not announcing.
+    pub fn drain(&mut self, on: bool) -> Result<bool, String> {
+        let a = self.announcer.as_mut().ok_or_else(not_announcing)?;
+        let changed = a.set_drained(on);
+        if changed {
+            info!(
+                "{}",
+                if on {
+                    "drain: withdrawing every VIP; forwarding goes on"
+                } else {
+                    "drain off: announcing again"
+                }
+            );
+        }
+        self.poll_announce(Instant::now());
+        Ok(changed)
+    }
+
+    /// `rvsadm drain status` / `announce status`: the announcer's state
+    /// and the connections this node still carries.
+    pub fn announce_status(&self) -> Result<Value, String> {
+        let a = self.announcer.as_ref().ok_or_else(not_announcing)?;
+        let remaining = announce::carried_connections(&self.workers.snapshots());
+        Ok(a.status().to_json(remaining))
+    }
+
+    fn share_announce(&self) {
+        if let Ok(mut g) = self.announce_view.lock() {
+            *g = self.announcer.as_ref().map(|a| a.status().clone());
         }
     }
 
@@ -490,6 +608,7 @@ impl ControlState {
         let pools = self.pools.clone();
         let clients = self.clients.clone();
         let passive = self.passive_view.clone();
+        let announce = self.announce_view.clone();
         Arc::new(move || {
             let services = shared.lock().map(|g| g.clone()).unwrap_or_default();
             MetricsSnapshot {
@@ -501,10 +620,16 @@ impl ControlState {
                 pools: pools.as_ref().map(|read| read()).unwrap_or_default(),
                 clients: clients.iter().map(|(n, c)| (*n, c.get())).collect(),
                 passive: passive.lock().map(|g| g.clone()).unwrap_or_default(),
+                announce: announce.lock().map(|g| g.clone()).unwrap_or_default(),
                 services,
             }
         })
     }
+}
+
+/// The error of a drain or announce request while not announcing.
+fn not_announcing() -> String {
+    "not announcing: this rvsd tells no BGP speaker about its VIPs ([cluster] announce)".to_string()
 }
 
 /// The reload answer: `summary`, then one line per setting not applied.

@@ -215,6 +215,7 @@ fn full_example_parses_to_typed_values() {
             priority_groups: Vec::new(),
             passive_check: Default::default(),
             local: Default::default(),
+            quorum: 1,
         }]
     );
 }

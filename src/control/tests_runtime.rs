@@ -622,9 +622,11 @@ fn ha_status_without_ha_is_standalone_and_roles_are_refused() {
 fn backup_ha(workers: &Workers) -> Ha {
     let settings = HaSettings {
         node_id: 1,
-        initial_master: false,
+        mode: super::ha::SyncMode::Pair {
+            initial_master: false,
+        },
         listen: "127.0.0.1:0".parse().unwrap(),
-        peer: "127.0.0.1:9".parse().unwrap(),
+        peers: vec!["127.0.0.1:9".parse().unwrap()],
         interval: Duration::from_millis(100),
         key: None,
         services: Default::default(),
@@ -691,6 +693,38 @@ fn a_new_master_sends_its_gratuitous_arp_rounds_spaced_from_one_worker() {
     role.tick(&workers, t0 + Duration::from_secs(5));
     assert_eq!(garps(&receivers[0]), 1, "two rounds in all");
     assert_eq!(garps(&receivers[1]), 0, "one worker announces");
+}
+
+#[test]
+fn a_cluster_node_refuses_a_role_and_tells_no_worker() {
+    let mut f = Fixture::with_role("cluster-role", |w| {
+        let settings = HaSettings {
+            node_id: 1,
+            mode: super::ha::SyncMode::Active {
+                join_timeout: Duration::from_millis(100),
+            },
+            listen: "127.0.0.1:0".parse().unwrap(),
+            peers: vec!["127.0.0.1:9".parse().unwrap()],
+            interval: Duration::from_millis(100),
+            key: None,
+            services: Default::default(),
+            timeouts: Default::default(),
+        };
+        let ha = Ha::start(settings, Vec::new(), w.senders().to_vec()).unwrap();
+        Role::new(Some(ha), 0, Duration::ZERO, Instant::now())
+    });
+    let a = f.ask(json!({"cmd": "ha", "action": "backup"}));
+    assert!(a["error"].as_str().unwrap().contains("[cluster]"), "{a}");
+    let roles = f
+        .sent(0)
+        .into_iter()
+        .filter(|c| matches!(c, Command::HaRole { .. }))
+        .count();
+    assert_eq!(roles, 0);
+    assert_eq!(
+        f.ask(json!({"cmd": "ha", "action": "status"}))["role"],
+        "active"
+    );
 }
 
 // ------------------------------------------------------------ the loop

@@ -286,6 +286,44 @@ pub fn unapplied(running: &Config, new: &Config) -> Vec<Unapplied> {
             }
         }),
     }
+    match (&o.cluster, &n.cluster) {
+        (Some(a), Some(b)) => d.section("cluster", a, b, |d| {
+            d.field("cluster.node_id", &a.node_id, &b.node_id, display);
+            d.field(
+                "cluster.sync_listen",
+                &a.sync_listen,
+                &b.sync_listen,
+                display,
+            );
+            d.field("cluster.peers", &a.peers, &b.peers, |v| list_of(v));
+            d.field(
+                "cluster.sync_interval_ms",
+                &a.sync_interval,
+                &b.sync_interval,
+                millis,
+            );
+            d.field(
+                "cluster.join_timeout_ms",
+                &a.join_timeout,
+                &b.join_timeout,
+                millis,
+            );
+            d.field("cluster.announce", &a.announce, &b.announce, display);
+            d.field(
+                "cluster.liveness_interface",
+                &a.liveness_interface,
+                &b.liveness_interface,
+                display,
+            );
+        }),
+        (a, b) => d.field("cluster", a, b, |c| {
+            if c.is_some() {
+                "a section".into()
+            } else {
+                "no section".into()
+            }
+        }),
+    }
     d.out
 }
 

@@ -38,11 +38,13 @@ use crate::wire::{IpCidr, Ipv4Cidr, Ipv6Cidr, MacAddr};
 use std::net::{IpAddr, Ipv6Addr};
 
 mod client_address;
+mod cluster;
 mod fullnat;
 mod health_kinds;
 mod limits;
 mod passive;
 mod priority;
+mod quorum;
 mod slow_start;
 #[cfg(test)]
 mod testing;
@@ -71,6 +73,7 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
         errors,
     );
     let ha = ha(raw.ha.as_ref(), &interfaces, errors);
+    let cluster = cluster::cluster(&raw, errors);
 
     let interfaces = interfaces
         .into_iter()
@@ -88,6 +91,7 @@ pub(super) fn build(raw: RawConfig, errors: &mut Errors) -> Option<Config> {
         timeouts: timeouts?,
         virtual_servers: virtual_servers?,
         ha: ha?,
+        cluster: cluster?,
     })
 }
 
@@ -1417,6 +1421,8 @@ fn virtual_servers(
         );
         let local = fullnat::local_addresses(t, forward, address, interfaces, routes, &f, errors);
         ok &= local.is_some();
+        let quorum = quorum::quorum(t, &f, errors);
+        ok &= quorum.is_some();
         if let (true, Some(ForwardMethod::FullNat), Some(local)) = (ipv6, forward, &local) {
             ok &= fullnat::ipv6_servers(local, real_servers.as_deref(), sorry_server, &f, errors);
         }
@@ -1465,6 +1471,7 @@ fn virtual_servers(
                 slow_start: slow_start.unwrap_or_default(),
                 passive_check,
                 local: local.unwrap_or_default(),
+                quorum: quorum.unwrap_or(VirtualServerConfig::DEFAULT_QUORUM),
             }),
             _ => ok = false,
         }

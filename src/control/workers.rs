@@ -71,6 +71,16 @@ impl Workers {
         }
     }
 
+    /// Connections that carried a packet on this node (not only installed
+    /// by sync), summed over the workers' last published counters
+    /// (`WorkerStats::local_conns`): what `rvsadm drain` reports.
+    pub fn local_conns(&self) -> u64 {
+        self.cells
+            .iter()
+            .map(|(_, c)| c.snapshot().local_conns)
+            .sum()
+    }
+
     /// What every worker last published.
     pub fn snapshots(&self) -> Vec<WorkerSnapshot> {
         snapshots(&self.cells)

@@ -239,6 +239,16 @@ pub struct WorkerStats {
     /// Sync events not reported to the peer because the control thread
     /// fell behind (set from the balancer when counters are published).
     pub sync_lost: u64,
+    /// A gauge: live connections of both tables that carried a packet on
+    /// this node (not only installed by sync); `rvsadm drain` waits for
+    /// them (set from the balancer when counters are published).
+    pub local_conns: u64,
+    /// Sync records refused because a connection carried here goes to
+    /// another real server (`[cluster]`; set from the balancer when
+    /// counters are published).
+    pub sync_conflicts: u64,
+    /// Connections removed by a peer's REMOVED records.
+    pub conns_sync_removed: u64,
     /// Polls that received at least one frame.
     pub busy_polls: u64,
     /// Polls that received nothing.
@@ -291,13 +301,18 @@ pub struct WorkerStats {
     /// NAT64: IPv4 packets (and ICMP errors) translated to IPv6, real
     /// server to client.
     pub nat64_to_ipv6: u64,
+    /// Cluster: connections opened by a TCP segment other than a SYN (a
+    /// flow another node carried, moved here by the router's ECMP; `sh`
+    /// and `mh` services by NAT, DR or TUN; set from the balancer when
+    /// counters are published).
+    pub midflow_scheduled: u64,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
     /// What the client-address hooks did (`client_address` services).
     pub client_addr: ClientAddrStats,
 }
 
-const SCALARS: usize = 35;
+const SCALARS: usize = 39;
 const CELLS: usize = SCALARS + DropReason::COUNT + ClientAddrStats::COUNT;
 
 impl Default for WorkerStats {
@@ -365,6 +380,10 @@ impl WorkerStats {
             self.icmpv6_errors_sent,
             self.nat64_to_ipv4,
             self.nat64_to_ipv6,
+            self.midflow_scheduled,
+            self.local_conns,
+            self.sync_conflicts,
+            self.conns_sync_removed,
         ]);
         let carried = SCALARS + DropReason::COUNT;
         c[SCALARS..carried].copy_from_slice(&self.drops);
@@ -412,6 +431,10 @@ impl WorkerStats {
             icmpv6_errors_sent: c[32],
             nat64_to_ipv4: c[33],
             nat64_to_ipv6: c[34],
+            midflow_scheduled: c[35],
+            local_conns: c[36],
+            sync_conflicts: c[37],
+            conns_sync_removed: c[38],
             drops,
             client_addr: ClientAddrStats::from_slice(&c[carried..]),
         }
@@ -459,6 +482,10 @@ impl WorkerStats {
             "icmpv6_errors_sent": self.icmpv6_errors_sent,
             "nat64_to_ipv4": self.nat64_to_ipv4,
             "nat64_to_ipv6": self.nat64_to_ipv6,
+            "midflow_scheduled": self.midflow_scheduled,
+            "local_conns": self.local_conns,
+            "sync_conflicts": self.sync_conflicts,
+            "conns_sync_removed": self.conns_sync_removed,
             "drops": drops,
         });
         self.client_addr.add_to_json(&mut v);

@@ -1,4 +1,6 @@
-//! High availability: an active/standby pair of balancers.
+//! High availability: an active/standby pair of balancers, or the
+//! active nodes of a `[cluster]` (each syncing with every other; the
+//! runtime is `control::ha`).
 //!
 //! - [`sync`]: the connection-sync wire format (one UDP datagram = a
 //!   header, fixed-size connection records and a MAC), pure encoding and

@@ -3,8 +3,9 @@
 //! ([`Packet::new_checked`]), pure and driven by the caller's clock so they
 //! are tested without sockets.
 //!
-//! The peer is the configured `sync_peer`, address **and** port, never
-//! learned from traffic: a datagram from another address is
+//! The peer is the configured `sync_peer` (a `[cluster]` node has one
+//! gate per entry of `peers`), address **and** port, never learned from
+//! traffic: a datagram from another address is
 //! `unknown_peer`, from the peer's address but another port `wrong_port`.
 //! What the peer says about itself (sender id, boot) is believed only as
 //! far as the MAC proves it:

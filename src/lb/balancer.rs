@@ -22,8 +22,11 @@
 //!    `limits`) may refuse it before anything is made; then schedule a
 //!    real server (persistence first; servers at their upper threshold are
 //!    passed over), create the connection. TCP creates connections only on
-//!    a bare SYN, like IPVS. With every server down, a TCP client gets a
-//!    reset at once (or the sorry server takes it).
+//!    a bare SYN, like IPVS, unless mid-flow scheduling is on (a cluster
+//!    node, `midflow`): then an ACK of a connection another node carried
+//!    opens it too, established, for a service every node schedules alike.
+//!    With every server down, a TCP client gets a reset at once (or the
+//!    sorry server takes it).
 //!    With `syn_proxy` (NAT), a bare SYN makes no connection: it is
 //!    answered with a cookie SYN-ACK ([`Decision::SynCookie`]), and only
 //!    the client's ACK carrying a valid cookie schedules a real server and
@@ -68,6 +71,7 @@ use super::synproxy::{CookieJar, Proxied};
 use super::tcp_state::{self, TcpFlags, Timeouts, Transition};
 use super::xmit::Endpoint;
 use crate::dpdk::hugemem::HugeArray;
+use midflow::Opening;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -475,6 +479,12 @@ struct Counters {
     local6: LocalPool6,
     /// Services that forward by FullNAT (by service).
     fullnat: Vec<bool>,
+    /// Entries of both tables that sync installed and no packet carried
+    /// here since (not local; `Conn::is_synced`).
+    synced: usize,
+    /// Sync records refused because a local entry of the same tuple goes
+    /// to another real server (cluster mode: the local entry keeps it).
+    conflicts: u64,
 }
 
 impl Counters {
@@ -629,6 +639,9 @@ impl Counters {
     /// (and its client's, and rechecks the server's overload); a handshake
     /// it still awaited counts as timed out when past the timeout.
     fn forget<E: ConnEntry>(&mut self, c: &E, now: u64) {
+        if c.is_synced() {
+            self.synced = self.synced.saturating_sub(1);
+        }
         if self
             .fullnat
             .get(usize::from(c.vs))
@@ -775,6 +788,9 @@ pub struct Balancer {
     sync: Option<SyncQueue>,
     /// Report events: HA configured and this balancer is the active one.
     sync_active: bool,
+    /// `[cluster]`: every node active; sync honours the local-vs-synced
+    /// rules (`set_cluster`).
+    cluster: bool,
     /// When the sweep last ran, and the entries it may still examine.
     swept_at_ns: u64,
     sweep_credit: u64,
@@ -809,6 +825,11 @@ pub struct Balancer {
     /// FullNAT over IPv6: which IPv6 local addresses this worker owns and
     /// how its services take them (`fullnat6`).
     local6: fullnat6::Local6,
+    /// Mid-flow TCP segments of consistently scheduled services open
+    /// connections (`midflow`; a cluster node's setting).
+    midflow: bool,
+    /// Connections mid-flow segments opened (`midflow`).
+    midflow_scheduled: u64,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -853,6 +874,7 @@ impl Balancer {
             seed: setup.seed,
             sync: None,
             sync_active: false,
+            cluster: false,
             swept_at_ns: 0,
             sweep_credit: 0,
             workers: 1,
@@ -868,6 +890,8 @@ impl Balancer {
             plain_forwarding: true,
             local_shape: Vec::new(),
             local6: fullnat6::Local6::default(),
+            midflow: false,
+            midflow_scheduled: 0,
             services: services.clone(),
         };
         b.set_services(services);
@@ -1137,6 +1161,26 @@ impl Balancer {
         self.sync_active = active && self.sync.is_some();
     }
 
+    /// `[cluster]` mode (issue 20): installs keep a local entry's real
+    /// server on a conflict (counted), REMOVED records remove only synced
+    /// entries, and a full dump holds only local connections. Off (`[ha]`,
+    /// standalone): a record replaces, a removal removes, a dump is whole.
+    pub fn set_cluster(&mut self, cluster: bool) {
+        self.cluster = cluster;
+    }
+
+    /// Live entries of both tables that carried a packet here (not only
+    /// installed by sync): what `rvsadm drain` waits for.
+    pub fn local_conns(&self) -> usize {
+        (self.conns.len() + self.conns6.len()).saturating_sub(self.counters.synced)
+    }
+
+    /// Sync records refused because a local entry goes to another real
+    /// server (cluster mode).
+    pub fn sync_conflicts(&self) -> u64 {
+        self.counters.conflicts
+    }
+
     /// Sync events lost because the control thread fell behind.
     pub fn sync_lost(&self) -> u64 {
         self.sync.as_ref().map_or(0, |q| q.lost)
@@ -1393,6 +1437,12 @@ impl Balancer {
         now: u64,
     ) -> (u16, u16) {
         let c = self.conns.get_mut(id);
+        if c.is_synced() {
+            // The first packet carried here: the connection is local now
+            // (one predictable branch; the write only this once).
+            c.clear_synced();
+            self.counters.synced = self.counters.synced.saturating_sub(1);
+        }
         if c.awaits_syn_ack() {
             self.counters.handshake_packet(c, dir, flags, now);
         }
@@ -1478,7 +1528,7 @@ impl Balancer {
         let Some(mss) = self.cookies.check(key, isn, cookie, now) else {
             return Some(Decision::Drop(Refusal::BadCookie));
         };
-        let id = match self.open(vs, key, now) {
+        let id = match self.open(vs, key, Opening::Handshake, now) {
             Ok(id) => id,
             // The client thinks itself connected: a reset tells it at once.
             Err(Refusal::NoRealServer) => return Some(Decision::Reset),
@@ -1630,9 +1680,14 @@ impl Balancer {
             // A VIP's port without a service is no service either.
             return Err(Refusal::NoService);
         };
-        if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
-            return Err(Refusal::NoConnection);
-        }
+        let opening = if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
+            // Only a SYN opens a connection, unless a cluster node may
+            // schedule this segment as its peers did (`midflow`).
+            self.midflow_opening(vs, flow.flags)
+                .ok_or(Refusal::NoConnection)?
+        } else {
+            Opening::Handshake
+        };
         if self.services.is_local_address(key.src) {
             // Our own local address as a client: spoofed, and its tuple
             // could take the reply key of a FullNAT connection.
@@ -1642,13 +1697,21 @@ impl Balancer {
             // Removed by a reload: its connections live on, no new ones.
             return Err(Refusal::NoService);
         }
-        self.open(vs, key, now)
+        let id = self.open(vs, key, opening, now)?;
+        self.count_opening(opening);
+        Ok(id)
     }
 
     /// Admits a new connection of service `vs` for the flow `key` past the
     /// service's limits, schedules a real server and records the
-    /// connection.
-    fn open(&mut self, vs: ServiceId, key: &FlowKey, now: u64) -> Result<ConnId, Refusal> {
+    /// connection, opened as `opening` says.
+    fn open(
+        &mut self,
+        vs: ServiceId,
+        key: &FlowKey,
+        opening: Opening,
+        now: u64,
+    ) -> Result<ConnId, Refusal> {
         let rs = self.admit_and_schedule(vs, key.src, key.src_port, now)?;
         let real = self
             .services
@@ -1666,6 +1729,7 @@ impl Balancer {
         };
         let mut init = ConnInit::new(vs, rs);
         init.input_only = !forward.sees_replies();
+        opening.apply(&mut init, &self.timeouts);
         let counters = &mut self.counters;
         let inserted = self
             .conns
@@ -1682,7 +1746,7 @@ impl Balancer {
                 });
             }
         };
-        if forward.sees_replies() && key.proto == PROTO_TCP {
+        if forward.sees_replies() && key.proto == PROTO_TCP && opening == Opening::Handshake {
             // The SYN (the client's, or the SYN proxy's) goes to the
             // server: a handshake whose outcome the passive checks count.
             self.conns.get_mut(id).await_syn_ack();
@@ -1866,11 +1930,19 @@ impl Balancer {
         }
     }
 
-    /// Every live connection as a sync event (a full resync).
+    /// Whether a full dump holds `c`: live, and in cluster mode local (a
+    /// peer's connections are the peer's to tell).
+    fn dumps<E: ConnEntry>(&self, c: &E, now: u64) -> bool {
+        let a_peers = self.cluster && c.is_synced();
+        !c.is_expired(now) && !a_peers
+    }
+
+    /// Every live connection as a sync event (a full resync); in cluster
+    /// mode only local ones (a peer's connections are the peer's to tell).
     pub fn sync_dump(&self, now: u64) -> Vec<SyncEvent> {
         self.conns
             .iter()
-            .filter(|(_, c)| !c.is_expired(now))
+            .filter(|(_, c)| self.dumps(*c, now))
             .filter_map(|(_, c)| self.event(c, now))
             .collect()
     }
@@ -1882,31 +1954,65 @@ impl Balancer {
         synced::sync_event(c, real, fullnat, now)
     }
 
-    /// Installs connections the active balancer reported (on a standby),
-    /// so that after a takeover their packets go to the same real servers.
-    /// A connection already known is brought to the reported state; one
-    /// known with another service or real server is replaced (the client
-    /// reused the port of a connection the active one has since scheduled
-    /// afresh, a TIME_WAIT entry taken over by a new SYN). An event for a
-    /// service or real server this balancer does not have is skipped, and
-    /// a timeout is never longer than the local one for the state. Returns
-    /// how many were new.
+    /// The service and real server (or sorry server) an IPv4 record
+    /// names, by address; `None` when this balancer has no such.
+    fn synced_target(&self, ev: &SyncEvent) -> Option<(u16, u16)> {
+        let vs = self.services.lookup(ev.vip, ev.protocol)?;
+        let service = self.services.get(vs);
+        let rs = match service
+            .real_servers
+            .iter()
+            .position(|r| r.endpoint == ev.real)
+        {
+            Some(i) => i as u16,
+            None if service.sorry_server == Some(ev.real) => SORRY_SERVER,
+            None => return None,
+        };
+        Some((vs, rs))
+    }
+
+    /// Removes the connections of REMOVED records (a peer's connection
+    /// ended): each known with the record's service and real server goes,
+    /// unless cluster mode and it carried packets here (a node carrying a
+    /// flow lives by its own timeouts). Returns how many went.
+    pub fn remove_synced(&mut self, events: &[SyncEvent], now: u64) -> u64 {
+        let mut removed = 0;
+        for ev in events {
+            let Some((vs, rs)) = self.synced_target(ev) else {
+                continue;
+            };
+            let proto = ev.protocol.number();
+            let original =
+                FlowKey::new(ev.client.ip, ev.client.port, ev.vip.ip, ev.vip.port, proto);
+            if self
+                .counters
+                .remove_synced(&mut self.conns, original, (vs, rs), self.cluster, now)
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Installs connections a peer reported (on a standby, or on every
+    /// node of a cluster), so that packets that come here go to the same
+    /// real servers. A connection already known with the same service
+    /// and real server is brought to the reported state and timeout; one
+    /// known with another is replaced (the client reused the port of a
+    /// connection the peer has since scheduled afresh, a TIME_WAIT entry
+    /// taken over by a new SYN), except in cluster mode when it carried
+    /// packets here: it keeps its server and the record is counted as a
+    /// conflict. A new one is installed not local (`Conn::is_synced`). An
+    /// event for a service or real server this balancer does not have is
+    /// skipped, and a timeout is never longer than the local one for the
+    /// state. Returns how many were new.
     pub fn install(&mut self, events: &[SyncEvent], now: u64) -> u64 {
         let mut installed = 0;
         for ev in events {
-            let Some(vs) = self.services.lookup(ev.vip, ev.protocol) else {
+            let Some((vs, rs)) = self.synced_target(ev) else {
                 continue;
             };
             let service = self.services.get(vs);
-            let rs = match service
-                .real_servers
-                .iter()
-                .position(|r| r.endpoint == ev.real)
-            {
-                Some(i) => i as u16,
-                None if service.sorry_server == Some(ev.real) => SORRY_SERVER,
-                None => continue,
-            };
             let proto = ev.protocol.number();
             let original =
                 FlowKey::new(ev.client.ip, ev.client.port, ev.vip.ip, ev.vip.port, proto);
@@ -1924,9 +2030,9 @@ impl Balancer {
             if let Some(id) = self.counters.install_synced(
                 &mut self.conns,
                 &self.timeouts,
-                original,
-                reply,
+                (original, reply),
                 init,
+                self.cluster,
                 now,
             ) {
                 if service.forward == ForwardMethod::FullNat {
@@ -2008,6 +2114,7 @@ fn reply_key(forward: ForwardMethod, key: &FlowKey, real: Endpoint) -> FlowKey {
 }
 
 mod fullnat6;
+mod midflow;
 mod sync6;
 mod synced;
 mod usable;
@@ -2021,6 +2128,8 @@ mod tests;
 #[cfg(test)]
 mod tests_carry;
 #[cfg(test)]
+mod tests_cluster;
+#[cfg(test)]
 mod tests_fullnat;
 #[cfg(test)]
 mod tests_fullnat6;
@@ -2028,5 +2137,7 @@ mod tests_fullnat6;
 mod tests_handshake;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_midflow;
 #[cfg(test)]
 mod tests_tun46;

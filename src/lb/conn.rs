@@ -464,6 +464,11 @@ const PROXIED: u8 = 16;
 /// A SYN went to the real server and nothing decided the handshake yet
 /// (`lb::handshake`: the passive checks count its outcome).
 const AWAITS_SYN_ACK: u8 = 32;
+/// Installed from a peer's sync and no packet carried here since: not
+/// *local* (issue 20's cluster rules: a REMOVED record or a conflicting
+/// record replaces only such an entry, and a full dump leaves it out).
+/// Cleared by the first packet through the entry (`Balancer::account`).
+const SYNCED: u8 = 64;
 
 /// One IPv4 connection: exactly one 64-byte cache line, its two keys
 /// (24 bytes) and the [`ConnMeta`] every family shares (40 bytes), which
@@ -671,6 +676,24 @@ impl ConnMeta {
             return None;
         }
         handshake::at_end(now_ms(now).wrapping_sub(self.born_ms), timeout_ms)
+    }
+
+    /// Installed from a peer's sync and no packet carried here since
+    /// (not *local*; see `SYNCED`).
+    #[inline]
+    pub fn is_synced(&self) -> bool {
+        self.flags & SYNCED != 0
+    }
+
+    /// Marks an entry sync just installed (not local).
+    pub fn mark_synced(&mut self) {
+        self.flags |= SYNCED;
+    }
+
+    /// Makes a synced entry local (a packet went through it here).
+    #[inline]
+    pub fn clear_synced(&mut self) {
+        self.flags &= !SYNCED;
     }
 
     /// Bytes client → server (48 bits, wrapping).

@@ -159,6 +159,10 @@ pub struct WorkerSetup {
     /// Number of workers: a connection is owned by the worker the RSS
     /// model maps its client to (`net::rss`); others hand its packets over.
     pub worker_count: usize,
+    /// Mid-flow TCP segments of `sh`/`mh` services open connections
+    /// (`Balancer::set_midflow`): on for a `[cluster]` node, off
+    /// otherwise.
+    pub midflow: bool,
 }
 
 impl WorkerSetup {
@@ -187,6 +191,7 @@ impl WorkerSetup {
             seed: 0x5eed,
             worker_index: 0,
             worker_count: 1,
+            midflow: false,
             floating: Vec::new(),
             master: true,
             ipv6: Ipv6Setup {
@@ -218,6 +223,12 @@ pub enum Command {
     /// IPv6 connections the active balancer reported, to install
     /// (standby).
     InstallConns6(Vec<super::sync::SyncEvent6>),
+    /// Connections a peer reported ended (REMOVED records), to remove
+    /// (`Balancer::remove_synced`: in a cluster only those not carried
+    /// here).
+    RemoveConns(Vec<super::sync::SyncEvent>),
+    /// The IPv6 twin of `RemoveConns`.
+    RemoveConns6(Vec<super::sync::SyncEvent6>),
     /// Send every live connection of both tables back as sync events (a
     /// full resync for a standby that just started).
     DumpSync {
@@ -314,6 +325,7 @@ impl<F: Frame> Worker<F> {
                 seed: setup.seed,
             })?
             .with_workers(setup.worker_count)
+            .with_midflow(setup.midflow)
             .with_local_owner(local_owner(setup.worker_count, setup.worker_index))
             .with_local_owner6(local_owner6(setup.worker_count, setup.worker_index)),
             parsed: Vec::with_capacity(WINDOW),
@@ -386,6 +398,12 @@ impl<F: Frame> Worker<F> {
             Command::InstallConns6(events) => {
                 self.stats.conns_synced += self.lb.install6(&events, now);
             }
+            Command::RemoveConns(events) => {
+                self.stats.conns_sync_removed += self.lb.remove_synced(&events, now);
+            }
+            Command::RemoveConns6(events) => {
+                self.stats.conns_sync_removed += self.lb.remove_synced6(&events, now);
+            }
             Command::DumpSync { reply } => {
                 let v4 = self.lb.sync_dump(now).into_iter().map(Into::into);
                 let v6 = self.lb.sync_dump6(now).into_iter().map(Into::into);
@@ -412,9 +430,22 @@ impl<F: Frame> Worker<F> {
         self.lb.set_sync(queue, self.master);
     }
 
+    /// Gives the worker its end of the sync circulation as a `[cluster]`
+    /// node: it answers ARP and ICMP as a standalone balancer (no HA role
+    /// gates it), always reports its local connections, and installs its
+    /// peers' under the cluster rules (`Balancer::set_cluster`).
+    pub fn set_cluster_sync(&mut self, queue: super::sync::SyncQueue) {
+        self.master = true;
+        self.lb.set_sync(queue, true);
+        self.lb.set_cluster(true);
+    }
+
     /// Publishes every counter to `cell` for the control thread.
     pub fn publish(&mut self, cell: &super::stats::StatsCell) {
         self.stats.sync_lost = self.lb.sync_lost();
+        self.stats.midflow_scheduled = self.lb.midflow_scheduled();
+        self.stats.local_conns = self.lb.local_conns() as u64;
+        self.stats.sync_conflicts = self.lb.sync_conflicts();
         let evicted = self.lb.conns().evictions();
         self.stats.conns_evicted_unproven_tcp = evicted.tcp;
         self.stats.conns_evicted_udp = evicted.udp;

@@ -437,3 +437,53 @@ fn a_standby_installs_what_the_active_reported_and_forwards_it_alike() {
     assert_eq!(dst(&sent[0].1), real);
     assert!(!is_reset(&sent[0].1));
 }
+
+#[test]
+fn a_cluster_worker_answers_for_vips_reports_its_own_and_counts_local_connections() {
+    use crate::dataplane::stats::StatsCell;
+    use crate::dataplane::sync::{sync_channel, SyncReport};
+    let table = ServiceTable::new(vec![service(&RS, false)]);
+    let mut w = worker(table);
+    let (q, collector) = sync_channel();
+    w.set_cluster_sync(q);
+    let arp = {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 9, 0, 4, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&[2, 0, 0, 9, 0, 4]);
+        f.extend_from_slice(&ROUTER.octets());
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&VIP.octets());
+        f
+    };
+    assert_eq!(send(&mut w, &arp).len(), 1, "answers as standalone");
+    // A peer's connection: installed, not reported, not local.
+    let peers = crate::dataplane::sync::SyncEvent {
+        protocol: Protocol::Tcp,
+        state: crate::lb::tcp_state::State::Established,
+        input_only: false,
+        client: Endpoint::new(CLIENT, 9001),
+        vip: Endpoint::new(VIP, 80),
+        real: Endpoint::new(RS[1], 8080),
+        timeout_s: 900,
+        local: None,
+    };
+    w.command(
+        Command::InstallConns(vec![peers]),
+        1_000,
+        &mut VecOutput::default(),
+    );
+    // Its own connection: reported.
+    send(&mut w, &segment(9000, 0x02));
+    w.tick(2_000, &mut VecOutput::default());
+    let mut ports = Vec::new();
+    collector.drain(|e| {
+        if let SyncReport::V4(e) = e {
+            ports.push(e.client.port)
+        }
+    });
+    assert_eq!(ports, [9000]);
+    let cell = StatsCell::new(8);
+    w.publish(&cell);
+    assert_eq!(cell.snapshot().local_conns, 1);
+    assert_eq!(cell.connections(), 2);
+}

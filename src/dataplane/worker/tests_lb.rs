@@ -457,6 +457,7 @@ fn setup() -> WorkerSetup {
         seed: 0x5eed,
         worker_index: 0,
         worker_count: 1,
+        midflow: false,
         floating: Vec::new(),
         master: true,
         ipv6: Default::default(),
@@ -2282,3 +2283,30 @@ mod fullnat;
 
 #[path = "tests_fullnat_carry.rs"]
 mod fullnat_carry;
+
+// ---------------------------------------------------------------------
+// Cluster: mid-flow scheduling (`WorkerSetup::midflow`).
+// ---------------------------------------------------------------------
+
+#[test]
+fn with_midflow_an_ack_for_an_unknown_sh_flow_is_forwarded_and_published() {
+    let mut lb = Lb::with(WorkerSetup {
+        midflow: true,
+        ..setup()
+    });
+    let client = (CLIENT, 41000);
+    // rr: another node may have picked another server, still refused.
+    let to_rr = from_outside(&tcp_ip(client, WEB, PSH | ACK, b"x"));
+    assert_eq!(lb.rx(0, &to_rr).drop_reason(), DropReason::NoConnection);
+    // sh: the server every node picks for this client.
+    let ack = tcp_ip(client, (VIP, 82), PSH | ACK, b"x");
+    let (port, f) = lb.rx(0, &from_outside(&ack)).one();
+    let rs = view::dst(view::l3(&f));
+    assert_l2(&f, 1, port, mac_of(rs));
+    assert_same_packet(view::l3(&f), &nat_expected(&ack, true, (rs, 8080)));
+    assert_eq!(scheduled(&mut lb, (CLIENT, 41001), (VIP, 82)), rs);
+    let cell = crate::dataplane::stats::StatsCell::default();
+    lb.w.publish(&cell);
+    let s = cell.snapshot();
+    assert_eq!((s.midflow_scheduled, s.conns_created), (1, 2));
+}

@@ -43,11 +43,12 @@ impl Balancer {
         }
     }
 
-    /// Every live IPv6 connection as a sync event (a full resync).
+    /// Every live IPv6 connection as a sync event (a full resync); in
+    /// cluster mode only local ones.
     pub fn sync_dump6(&self, now: u64) -> Vec<SyncEvent6> {
         self.conns6
             .iter()
-            .filter(|(_, c)| !c.is_expired(now))
+            .filter(|(_, c)| self.dumps(*c, now))
             .filter_map(|(_, c)| self.event6(c, now))
             .collect()
     }
@@ -68,17 +69,10 @@ impl Balancer {
     pub fn install6(&mut self, events: &[SyncEvent6], now: u64) -> u64 {
         let mut installed = 0;
         for ev in events {
-            let Some(vs) = self.services.lookup6(ev.vip, ev.protocol) else {
+            let Some((vs, rs)) = self.synced_target6(ev) else {
                 continue;
             };
             let service = self.services.get(vs);
-            let servers = service.real_servers.len();
-            let Some(rs) = (0..servers as u16)
-                .chain([SORRY_SERVER])
-                .find(|&rs| service.real_endpoint6(rs) == Some(ev.real))
-            else {
-                continue;
-            };
             let proto = ev.protocol.number();
             let (client, vip, real) = (ev.client, ev.vip, ev.real);
             let original = FlowKey6::new(client.ip, client.port, vip.ip, vip.port, proto);
@@ -100,9 +94,9 @@ impl Balancer {
             let new = self.counters.install_synced(
                 &mut self.conns6,
                 &self.timeouts,
-                original,
-                reply,
+                (original, reply),
                 init,
+                self.cluster,
                 now,
             );
             if new.is_some() {
@@ -120,6 +114,44 @@ impl Balancer {
             }
         }
         installed
+    }
+
+    /// The service and real server (or sorry server) an IPv6 record
+    /// names, by address.
+    fn synced_target6(&self, ev: &SyncEvent6) -> Option<(u16, u16)> {
+        let vs = self.services.lookup6(ev.vip, ev.protocol)?;
+        let service = self.services.get(vs);
+        let servers = service.real_servers.len();
+        let rs = (0..servers as u16)
+            .chain([SORRY_SERVER])
+            .find(|&rs| service.real_endpoint6(rs) == Some(ev.real))?;
+        Some((vs, rs))
+    }
+
+    /// Removes the IPv6 connections of REMOVED records, as
+    /// [`Balancer::remove_synced`] does for IPv4.
+    pub fn remove_synced6(&mut self, events: &[SyncEvent6], now: u64) -> u64 {
+        let mut removed = 0;
+        for ev in events {
+            let Some(target) = self.synced_target6(ev) else {
+                continue;
+            };
+            let (client, vip) = (ev.client, ev.vip);
+            let original = FlowKey6::new(
+                client.ip,
+                client.port,
+                vip.ip,
+                vip.port,
+                ev.protocol.number(),
+            );
+            if self
+                .counters
+                .remove_synced(&mut self.conns6, original, target, self.cluster, now)
+            {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Up to `limit` live IPv6 connections, for `rvsadm conns`.

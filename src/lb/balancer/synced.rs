@@ -103,26 +103,34 @@ pub(super) fn synced_init<A>(
 }
 
 impl Counters {
-    /// Installs a reported connection into `conns`: one already known by
-    /// `original` is brought to `init`'s state and timeout, or replaced
-    /// when it names another service or real server (the client reused
-    /// the port of a connection the active one has since scheduled
-    /// afresh); otherwise it is inserted and counted. Returns the new
-    /// connection's id (`None` when it was known, or could not be
+    /// Installs a reported connection into `conns` under its `(original,
+    /// reply)` keys: one already known by `original` is brought to
+    /// `init`'s state and timeout, or replaced when it names another
+    /// service or real server (the client reused the port of a connection
+    /// the peer has since scheduled afresh) unless `cluster` and it is
+    /// local (it keeps its server; the record is a counted conflict);
+    /// otherwise it is inserted, not local, and counted. Returns the new
+    /// connection's id (`None` when it was known, refused or could not be
     /// inserted), for the caller's per-family chores.
     pub(super) fn install_synced<A: ConnAddr>(
         &mut self,
         conns: &mut ConnTableOf<A>,
         timeouts: &Timeouts,
-        original: FlowKeyOf<A>,
-        reply: FlowKeyOf<A>,
+        (original, reply): (FlowKeyOf<A>, FlowKeyOf<A>),
         init: ConnInit,
+        cluster: bool,
         now: u64,
     ) -> Option<ConnId> {
         let mut known = conns.lookup(&original, now, |c| self.forget(c, now));
         if let Some((id, _)) = known {
             let c = conns.get(id);
             if (c.vs, c.rs) != (init.vs, init.rs) {
+                if cluster && !c.is_synced() {
+                    // This node carries the flow to its own server: a
+                    // peer's record must not move it mid-flow.
+                    self.conflicts += 1;
+                    return None;
+                }
                 let old = conns.remove(id);
                 self.forget(&old, now);
                 known = None;
@@ -150,7 +158,32 @@ impl Counters {
         let id = conns
             .insert(original, reply, init, now, |c| self.forget(c, now))
             .ok()?;
+        conns.get_mut(id).mark_synced();
+        self.synced += 1;
         self.created(conns.get(id));
         Some(id)
+    }
+
+    /// Removes the connection known by `original` for a REMOVED record
+    /// naming `(vs, rs)`: only with that service and real server, and in
+    /// `cluster` mode only when not local. True when it went.
+    pub(super) fn remove_synced<A: ConnAddr>(
+        &mut self,
+        conns: &mut ConnTableOf<A>,
+        original: FlowKeyOf<A>,
+        (vs, rs): (u16, u16),
+        cluster: bool,
+        now: u64,
+    ) -> bool {
+        let Some((id, _)) = conns.lookup(&original, now, |c| self.forget(c, now)) else {
+            return false;
+        };
+        let c = conns.get(id);
+        if (c.vs, c.rs) != (vs, rs) || (cluster && !c.is_synced()) {
+            return false;
+        }
+        let old = conns.remove(id);
+        self.forget(&old, now);
+        true
     }
 }

@@ -17,6 +17,7 @@
 //! version-4 records). NAT64 (an IPv6 service, IPv4 local addresses and
 //! real servers) is in `nat64`.
 
+use super::midflow::Opening;
 use super::{usable, Balancer, Counters, Refusal};
 use crate::lb::conn::{
     ConnAddr, ConnId, ConnInit, ConnTable6, ConnTableOf, Direction, FlowKey6, InsertError,
@@ -366,6 +367,10 @@ impl Balancer {
         now: u64,
     ) -> (u16, u16) {
         let c = self.conns6.get_mut(id);
+        if c.is_synced() {
+            c.clear_synced();
+            self.counters.synced = self.counters.synced.saturating_sub(1);
+        }
         if c.awaits_syn_ack() {
             self.counters.handshake_packet(c, dir, flags, now);
         }
@@ -396,9 +401,13 @@ impl Balancer {
             }
             return Err(Refusal::NoService);
         };
-        if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
-            return Err(Refusal::NoConnection);
-        }
+        let opening = if flow.protocol == Protocol::Tcp && !flow.flags.is_bare_syn() {
+            // As for IPv4 (`new_connection`, `midflow`).
+            self.midflow_opening(vs, flow.flags)
+                .ok_or(Refusal::NoConnection)?
+        } else {
+            Opening::Handshake
+        };
         if self.services.is_local_address6(key.src) {
             // Our own local address as a client: spoofed, and its tuple
             // could take the reply key of a FullNAT connection.
@@ -407,11 +416,20 @@ impl Balancer {
         if self.services.is_draining(vs) {
             return Err(Refusal::NoService);
         }
-        self.open6(vs, key, now)
+        let id = self.open6(vs, key, opening, now)?;
+        self.count_opening(opening);
+        Ok(id)
     }
 
-    /// Admits, schedules and records a new IPv6 connection of `vs`.
-    fn open6(&mut self, vs: ServiceId, key: &FlowKey6, now: u64) -> Result<ConnId, Refusal> {
+    /// Admits, schedules and records a new IPv6 connection of `vs`,
+    /// opened as `opening` says.
+    fn open6(
+        &mut self,
+        vs: ServiceId,
+        key: &FlowKey6,
+        opening: Opening,
+        now: u64,
+    ) -> Result<ConnId, Refusal> {
         let rs = self.admit_and_schedule(vs, key.src, key.src_port, now)?;
         if self.services.get(vs).is_nat64() {
             return self.open_nat64(vs, rs, key, now);
@@ -436,6 +454,7 @@ impl Balancer {
         };
         let mut init = ConnInit::new(vs, rs);
         init.input_only = !sees_replies;
+        opening.apply(&mut init, &self.timeouts);
         let counters = &mut self.counters;
         let inserted = self
             .conns6
@@ -452,7 +471,7 @@ impl Balancer {
                 });
             }
         };
-        if sees_replies && key.proto == PROTO_TCP {
+        if sees_replies && key.proto == PROTO_TCP && opening == Opening::Handshake {
             self.conns6.get_mut(id).await_syn_ack();
             if let Some(c) = self.counters.get_mut(vs, rs) {
                 c.handshakes += 1;
