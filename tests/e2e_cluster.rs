@@ -35,7 +35,7 @@ mod netns;
 mod support;
 
 use netns::cluster::{finish_load, node_data_ip, rs_ip, ClusterTopology, CLUSTER_VIP};
-use netns::{have, heavy, result_line, total_conns, unix_seconds, LoadRequest, Service};
+use netns::{have, heavy, result_line, unix_seconds, LoadRequest, Service};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 use support::Rvsd;
@@ -78,12 +78,13 @@ fn extra_cluster() -> String {
     format!("join_timeout_ms = {JOIN_TIMEOUT_MS}\n")
 }
 
-/// Connections node `i` scheduled so far (`rvsadm list`), 0 when it is
-/// gone.
+/// Connections node `i` created so far (`rvsadm stats`, `conns_created`:
+/// scheduled here, not installed by sync; `rvsadm list`'s per-server
+/// `conns` counts synced ones too), 0 when it is gone.
 fn conns(cluster: &ClusterTopology, i: usize) -> u64 {
     cluster
-        .try_json(i, &["list"])
-        .map(|l| total_conns(&l, "web"))
+        .try_json(i, &["stats"])
+        .and_then(|s| s["total"]["conns_created"].as_u64())
         .unwrap_or(0)
 }
 
