@@ -204,6 +204,8 @@ fn package_installs_binaries_unit_config_and_examples() {
         "/usr/lib/systemd/system/rvsd.service",
         "/usr/share/doc/rvs/examples/keepalived-primary.conf",
         "/usr/share/doc/rvs/examples/keepalived-backup.conf",
+        "/usr/share/doc/rvs/examples/bird-node.conf",
+        "/usr/share/doc/rvs/examples/bird-router.conf",
         "/usr/share/doc/rvs/examples/nat.toml",
         "/usr/share/doc/rvs/operations.md",
         "/usr/share/doc/rvs/copyright",

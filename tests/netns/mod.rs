@@ -96,6 +96,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod cluster;
 pub mod flood;
 
 use crate::support::{self, wait_timeout, CmdOutput, Netns, Rvsd, TempDir};
