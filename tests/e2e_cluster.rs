@@ -421,12 +421,20 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     let drain = cluster.expect_next_hops(CLUSTER_VIP, &[3, 4], at, ROUTE_CHANGE);
     let drain_seen = monitor.wait_lost(CLUSTER_VIP, &node_data_ip(1), t0, ROUTE_CHANGE);
     std::thread::sleep(Duration::from_secs(1));
+    // From here on no new flow may reach node 1: the router has no route
+    // through it (its published counters are at most 100 ms old).
+    let created_drained = conns(&cluster, 1);
+    let since = now();
     let status = cluster.rvsadm(1, &["drain", "status"]);
     let verdict = held.ask_again(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
     let reqs = load.stop();
+    let created_later = conns(&cluster, 1) - created_drained;
+    let new_since = reqs.iter().filter(|r| r.start >= since).count();
     result_line(&format!(
         "{label} drain withdraw_ms={} withdraw_poll_ms={:.1} held_ok={} held_failures={} \
-         new_conns={} new_failures={} status={:?}",
+         new_conns={} new_failures={} new_conns_after_withdrawal={new_since} \
+         created_on_drained_node={created_later} status={:?}",
         ms_since(t0, drain_seen),
         drain.as_secs_f64() * 1e3,
         verdict.ok,
@@ -435,6 +443,14 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         failures(&reqs).len(),
         status.stdout.trim()
     ));
+    assert!(
+        new_since > 0,
+        "no new connection was tried after the withdrawal"
+    );
+    assert_eq!(
+        created_later, 0,
+        "the drained node created connections after its withdrawal"
+    );
     assert!(
         verdict.failures.is_empty() && verdict.ok == HELD,
         "held connections failed on drain: {:?}",
