@@ -229,23 +229,8 @@ impl Announcer {
     /// false, nothing is created and every tick does nothing. The error
     /// names the setting that failed.
     pub fn start(settings: AnnounceSettings) -> Result<Announcer, String> {
-        let status = AnnounceStatus {
-            enabled: settings.enabled,
-            interface: settings.liveness_interface.clone(),
-            ..Default::default()
-        };
-        let mut a = Announcer {
-            tun: None,
-            drained: false,
-            written: None,
-            pending: false,
-            failing: false,
-            streak: 0,
-            next_try: None,
-            up: None,
-            status,
-            settings,
-        };
+        let enabled = settings.enabled;
+        let mut a = Announcer::idle(settings, enabled);
         if !a.settings.enabled {
             return Ok(a);
         }
@@ -270,9 +255,14 @@ impl Announcer {
     /// CAP_NET_ADMIN): the files and BIRD's socket alone, for tests.
     #[cfg(test)]
     pub(crate) fn without_interface(settings: AnnounceSettings) -> Announcer {
+        Announcer::idle(settings, true)
+    }
+
+    /// An announcer that has announced nothing yet, without its interface.
+    fn idle(settings: AnnounceSettings, enabled: bool) -> Announcer {
         Announcer {
             status: AnnounceStatus {
-                enabled: true,
+                enabled,
                 interface: settings.liveness_interface.clone(),
                 ..Default::default()
             },

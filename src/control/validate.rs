@@ -145,6 +145,21 @@ where
 
 /// An optional integer within `min..=max`: `default` when absent, `None`
 /// (reported) when out of range.
+/// An optional milliseconds key within `min..=max` (default `default`),
+/// as a duration; the error names `field`.
+fn millis_or(
+    value: Option<&S<Int>>,
+    field: &str,
+    min: u64,
+    max: u64,
+    default: u64,
+    errors: &mut Errors,
+) -> Option<Duration> {
+    // The bounds fit in i64, and the values in u64 (checked).
+    int_or(value, field, min as i64, max as i64, default as i64, errors)
+        .map(|ms| Duration::from_millis(ms as u64))
+}
+
 fn int_or(
     value: Option<&S<Int>>,
     field: &str,
@@ -1752,16 +1767,8 @@ fn health_check(
         errors,
     );
     let millis = |value: &Option<S<Int>>, key: &str, default: u64, errors: &mut Errors| {
-        // The bounds fit in i64, and the values in u64 (checked).
-        int_or(
-            value.as_ref(),
-            &f(key),
-            1,
-            HealthCheckConfig::MAX_INTERVAL_MS as i64,
-            default as i64,
-            errors,
-        )
-        .map(|ms| Duration::from_millis(ms as u64))
+        let max = HealthCheckConfig::MAX_INTERVAL_MS;
+        millis_or(value.as_ref(), &f(key), 1, max, default, errors)
     };
     let interval = millis(
         &t.interval_ms,
@@ -2225,21 +2232,8 @@ fn ha(
         errors,
     )
     .map(|n| n as u32);
-    let millis = |value: &Option<S<Int>>,
-                  key: &str,
-                  min: u64,
-                  max: u64,
-                  default: u64,
-                  errors: &mut Errors| {
-        int_or(
-            value.as_ref(),
-            &format!("ha.{key}"),
-            min as i64,
-            max as i64,
-            default as i64,
-            errors,
-        )
-        .map(|ms| Duration::from_millis(ms as u64))
+    let millis = |v: &Option<S<Int>>, key: &str, min, max, default, e: &mut Errors| {
+        millis_or(v.as_ref(), &format!("ha.{key}"), min, max, default, e)
     };
     let garp_interval = millis(
         &t.garp_interval_ms,

@@ -492,40 +492,31 @@ impl ClusterTopology {
     pub fn node_bird_conf(&self, i: usize) -> String {
         let node = self.node(i);
         let what = BIRD_NODE_CONF;
-        let mut t = read_repo_file(what);
         let log = node.dir.join("bird.log");
-        t = replace_once(
-            &t,
-            "log syslog all;",
-            &format!("log \"{}\" all;", path_str(&log)),
-            what,
-        );
-        t = replace_once(
-            &t,
-            "router id 192.168.100.1;",
-            &format!("router id {};", node.mgmt_ip),
-            what,
-        );
-        t = replace_once(
-            &t,
-            "local 192.168.100.1 as 65001;",
-            &format!("local {} as 65001;", node.mgmt_ip),
-            what,
-        );
-        t = replace_once(
-            &t,
-            "next hop address 10.0.0.11;",
-            &format!("next hop address {};", node.data_ip),
-            what,
-        );
         let include = path_str(&node.include());
         let glob = format!("{}con[f]", include.trim_end_matches("conf"));
-        replace_once(
-            &t,
-            "\"/run/rvs/bird-vips.con[f]\"",
-            &format!("\"{glob}\""),
-            what,
-        )
+        let edits = [
+            (
+                "log syslog all;",
+                format!("log \"{}\" all;", path_str(&log)),
+            ),
+            (
+                "router id 192.168.100.1;",
+                format!("router id {};", node.mgmt_ip),
+            ),
+            (
+                "local 192.168.100.1 as 65001;",
+                format!("local {} as 65001;", node.mgmt_ip),
+            ),
+            (
+                "next hop address 10.0.0.11;",
+                format!("next hop address {};", node.data_ip),
+            ),
+            ("\"/run/rvs/bird-vips.con[f]\"", format!("\"{glob}\"")),
+        ];
+        edits.iter().fold(read_repo_file(what), |t, (from, to)| {
+            replace_once(&t, from, to, what)
+        })
     }
 
     fn start_router_bird(&mut self) {
@@ -800,26 +791,7 @@ impl ClusterTopology {
             &client_sources().join(","),
         ]);
         let child = spawn_logged(&mut cmd, &log, "cluster_clients.py hold");
-        let mut held = IdleConns {
-            child,
-            log,
-            trigger,
-            n,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = held.log_text();
-            if text.lines().any(|l| l.starts_with("opened ")) {
-                break;
-            }
-            let alive = matches!(held.child.try_wait(), Ok(None));
-            assert!(
-                alive && Instant::now() < deadline,
-                "cluster_clients.py did not open {n} connections\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        held
+        IdleConns::opened(child, log, trigger, n, "cluster_clients.py")
     }
 
     /// A load of new connections to the VIP from the clients' addresses

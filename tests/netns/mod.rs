@@ -1575,26 +1575,7 @@ impl Topology {
             &path_str(&trigger),
         ]);
         let child = spawn_logged(&mut cmd, &log, "idle_conns.py");
-        let mut idle = IdleConns {
-            child,
-            log,
-            trigger,
-            n,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = idle.log_text();
-            if text.lines().any(|l| l.starts_with("opened ")) {
-                break;
-            }
-            let alive = matches!(idle.child.try_wait(), Ok(None));
-            assert!(
-                alive && Instant::now() < deadline,
-                "idle_conns.py did not open {n} connections\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        idle
+        IdleConns::opened(child, log, trigger, n, "idle_conns.py")
     }
 
     /// `n` sequential `GET http://HOST/PATH` by one curl process, each on
@@ -3015,6 +2996,30 @@ pub struct IdleVerdict {
 }
 
 impl IdleConns {
+    /// The connections `child` (the script `what`, logging to `log`)
+    /// holds, once it says it opened them all (at most 30 s).
+    fn opened(child: Child, log: PathBuf, trigger: PathBuf, n: usize, what: &str) -> IdleConns {
+        let mut idle = IdleConns {
+            child,
+            log,
+            trigger,
+            n,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = idle.log_text();
+            if text.lines().any(|l| l.starts_with("opened ")) {
+                return idle;
+            }
+            let alive = matches!(idle.child.try_wait(), Ok(None));
+            assert!(
+                alive && Instant::now() < deadline,
+                "{what} did not open {n} connections\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

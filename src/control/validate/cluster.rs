@@ -2,13 +2,12 @@
 //! timeout and what it tells bird2, checked like every other section:
 //! each problem with its field (`cluster.peers[1]: ...`) and line.
 
-use super::{int_in, int_or, required, span_of, sync_endpoint, Errors, S};
+use super::{int_in, millis_or, required, span_of, sync_endpoint, Errors, S};
 use crate::control::config::{ClusterConfig, HaConfig};
 use crate::control::raw::{RawCluster, RawConfig};
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// `[cluster]`: `Some(None)` when the section is absent. With `[ha]` as
 /// well the file is refused, naming both (one node is either half of a
@@ -33,16 +32,8 @@ pub(super) fn cluster(raw: &RawConfig, errors: &mut Errors) -> Option<Option<Clu
     let sync_listen = required(&t.sync_listen, "cluster.sync_listen", table.clone(), errors)
         .and_then(|v| sync_endpoint(v, "cluster.sync_listen", "192.168.100.1:8848", errors));
     let peers = peers(t, sync_listen, table, errors);
-    let millis = |v: &Option<S<_>>, key: &str, min: u64, max: u64, default: u64, e: &mut Errors| {
-        int_or(
-            v.as_ref(),
-            &format!("cluster.{key}"),
-            min as i64,
-            max as i64,
-            default as i64,
-            e,
-        )
-        .map(|ms| Duration::from_millis(ms as u64))
+    let millis = |v: &Option<S<_>>, key: &str, min, max, default, e: &mut Errors| {
+        millis_or(v.as_ref(), &format!("cluster.{key}"), min, max, default, e)
     };
     let sync_interval = millis(
         &t.sync_interval_ms,
