@@ -17,13 +17,15 @@
 //!     second, every held connection answers its next request, new
 //!     connections fail only in the window before the withdrawal;
 //! (c) a 4th node starts while connections are held: it joins (full dump)
-//!     before its route appears, and none of the held connections fails;
-//! (d) `rvsadm drain` on a node: its next hop leaves, new connections all
-//!     succeed, held ones all answer; `drain off` brings it back;
+//!     before its route appears, the router moves some held connections
+//!     onto it (its `local_conns`), and none of them fails;
+//! (d) `rvsadm drain` on a node: its next hop leaves, it creates no
+//!     connection after that while new ones keep coming and all succeed,
+//!     held ones all answer; `drain off` brings it back;
 //! (e) real servers stopped below the quorum: every node withdraws the VIP,
 //!     and announces it again when they are back.
 //! At the end, the sync traffic per node and peer (`rvsadm ha status`).
-//! (f) A second test runs (a) and (b) with NAT: the real servers route
+//! (f) A second test runs (a) to (e) with NAT: the real servers route
 //! each connection's replies to the node that delivered its last packet
 //! (nftables marks it by the node's MAC, `ip rule fwmark` routes by it).
 //!
@@ -342,6 +344,20 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     let mut victim = rvsd[1].take().expect("node 2 runs");
     kill9(&cluster, &mut victim, &[1, 3], label);
 
+    let node4 = join_drain_quorum(&mut cluster, &services, label);
+
+    print_sync(&cluster, &[1, 3, 4], label);
+    result_line(&format!(
+        "{label} total_s={:.1}",
+        test_start.elapsed().as_secs_f64()
+    ));
+    drop(node4);
+}
+
+/// (c) A 4th node joins while connections are held, (d) node 1 is
+/// drained, (e) real servers fall below quorum and come back; the nodes
+/// 1, 3 (node 2 was killed) and the new 4 stay. Returns node 4's rvsd.
+fn join_drain_quorum(cluster: &mut ClusterTopology, services: &[Service], label: &str) -> Rvsd {
     // (c) A 4th node starts while connections are held: it joins before
     // its route appears; no held connection fails.
     let held = cluster.start_held(HELD);
@@ -349,7 +365,7 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     let n4 = cluster.add_node();
     cluster.wait_session(n4, CONVERGE);
     let t = Instant::now();
-    let node4 = cluster.start_rvsd(n4, 1, &services, &extra_cluster());
+    let node4 = cluster.start_rvsd(n4, 1, services, &extra_cluster());
     let ready_ms = t.elapsed().as_secs_f64() * 1e3;
     // Poll the node's own view and the route until the route has node 4.
     let mut joined_ms: Option<f64> = None;
@@ -374,7 +390,7 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         );
         std::thread::sleep(Duration::from_millis(5));
     };
-    let entries_at_route = conns_table_size(&cluster, n4);
+    let entries_at_route = conns_table_size(cluster, n4);
     result_line(&format!(
         "{label} join node=4 ready_ms={ready_ms:.0} joined_ms={} route_ms={route_ms:.0} \
          entries_when_announced={}",
@@ -402,6 +418,14 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         verdict.failures,
         node4.log()
     );
+    // The router moved some held connections onto node 4, which carried
+    // them on from the records it got before it announced.
+    let moved = local_conns(cluster, n4);
+    let midflow = midflow_scheduled(cluster, n4);
+    result_line(&format!(
+        "{label} join moved_to_node4={moved} of {HELD} midflow_scheduled={midflow}"
+    ));
+    assert!(moved > 0, "the router moved no held connection to node 4");
 
     // (d) Drain node 1: its next hop leaves; new and held connections go on.
     let held = cluster.start_held(HELD);
@@ -423,13 +447,13 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     std::thread::sleep(Duration::from_secs(1));
     // From here on no new flow may reach node 1: the router has no route
     // through it (its published counters are at most 100 ms old).
-    let created_drained = conns(&cluster, 1);
+    let created_drained = conns(cluster, 1);
     let since = now();
     let status = cluster.rvsadm(1, &["drain", "status"]);
     let verdict = held.ask_again(Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
     let reqs = load.stop();
-    let created_later = conns(&cluster, 1) - created_drained;
+    let created_later = conns(cluster, 1) - created_drained;
     let new_since = reqs.iter().filter(|r| r.start >= since).count();
     result_line(&format!(
         "{label} drain withdraw_ms={} withdraw_poll_ms={:.1} held_ok={} held_failures={} \
@@ -495,20 +519,33 @@ fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
         back.as_secs_f64() * 1e3
     ));
 
-    print_sync(&cluster, &[1, 3, 4], label);
-    result_line(&format!(
-        "{label} total_s={:.1}",
-        test_start.elapsed().as_secs_f64()
-    ));
-    drop(node4);
+    node4
+}
+
+/// Live connections that carried a packet on node `i` (`rvsadm stats`
+/// `local_conns`: not the copies installed by sync), 0 when it is gone.
+fn local_conns(cluster: &ClusterTopology, i: usize) -> u64 {
+    cluster
+        .try_json(i, &["stats"])
+        .and_then(|s| s["total"]["local_conns"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Connections node `i` opened from a mid-flow segment (a flow it did not
+/// know), 0 when it is gone.
+fn midflow_scheduled(cluster: &ClusterTopology, i: usize) -> u64 {
+    cluster
+        .try_json(i, &["stats"])
+        .and_then(|s| s["total"]["midflow_scheduled"].as_u64())
+        .unwrap_or(0)
 }
 
 /// (f) The same cluster with NAT: the real servers route each
 /// connection's replies to the node that delivered its last packet
-/// (`ClusterTopology::build_nat`). New connections spread; after a kill -9
-/// the moved connections continue through their new node.
+/// (`ClusterTopology::build_nat`). Every scenario of the DR test: the
+/// moved connections continue through their new node.
 #[test]
-fn nat_cluster_spreads_and_survives_kill() {
+fn nat_cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
     if bird_missing() {
         return;
     }
@@ -516,17 +553,19 @@ fn nat_cluster_spreads_and_survives_kill() {
     let _heavy = heavy();
     let test_start = Instant::now();
     let label = "cluster nat";
-    let cluster = ClusterTopology::build_nat(3, 4, 3);
+    let mut cluster = ClusterTopology::build_nat(3, 4, 3);
     let services = [web("nat")];
     let mut rvsd = start_cluster(&cluster, &services, label);
     spread(&cluster, label);
     let mut victim = rvsd[1].take().expect("node 2 runs");
     kill9(&cluster, &mut victim, &[1, 3], label);
-    print_sync(&cluster, &[1, 3], label);
+    let node4 = join_drain_quorum(&mut cluster, &services, label);
+    print_sync(&cluster, &[1, 3, 4], label);
     result_line(&format!(
         "{label} total_s={:.1}",
         test_start.elapsed().as_secs_f64()
     ));
+    drop(node4);
 }
 
 /// Connection entries node `i` holds now, from `rvsadm stats` (`None`
