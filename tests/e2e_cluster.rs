@@ -420,7 +420,13 @@ fn join_drain_quorum(cluster: &mut ClusterTopology, services: &[Service], label:
     );
     // The router moved some held connections onto node 4, which carried
     // them on from the records it got before it announced.
-    let moved = local_conns(cluster, n4);
+    // (Workers publish their counters every 100 ms or so: wait for it.)
+    let polled = Instant::now();
+    let mut moved = local_conns(cluster, n4);
+    while moved == 0 && polled.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+        moved = local_conns(cluster, n4);
+    }
     let midflow = midflow_scheduled(cluster, n4);
     result_line(&format!(
         "{label} join moved_to_node4={moved} of {HELD} midflow_scheduled={midflow}"
