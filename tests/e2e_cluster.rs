@@ -326,15 +326,20 @@ fn print_sync(cluster: &ClusterTopology, nodes: &[usize], label: &str) {
 
 #[test]
 fn cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
+    every_scenario("cluster", "dr", ClusterTopology::build);
+}
+
+/// (a) to (e) on a fresh topology of 3 nodes (4 planned) and 3 real
+/// servers, for one forwarding method.
+fn every_scenario(label: &str, forward: &str, build: fn(usize, usize, usize) -> ClusterTopology) {
     if bird_missing() {
         return;
     }
     support::require_root("the cluster topology");
     let _heavy = heavy();
     let test_start = Instant::now();
-    let label = "cluster";
-    let mut cluster = ClusterTopology::build(3, 4, 3);
-    let services = [web("dr")];
+    let mut cluster = build(3, 4, 3);
+    let services = [web(forward)];
     let mut rvsd = start_cluster(&cluster, &services, label);
 
     // (a)
@@ -552,26 +557,7 @@ fn midflow_scheduled(cluster: &ClusterTopology, i: usize) -> u64 {
 /// moved connections continue through their new node.
 #[test]
 fn nat_cluster_spreads_survives_kill_joins_drains_and_keeps_quorum() {
-    if bird_missing() {
-        return;
-    }
-    support::require_root("the cluster topology");
-    let _heavy = heavy();
-    let test_start = Instant::now();
-    let label = "cluster nat";
-    let mut cluster = ClusterTopology::build_nat(3, 4, 3);
-    let services = [web("nat")];
-    let mut rvsd = start_cluster(&cluster, &services, label);
-    spread(&cluster, label);
-    let mut victim = rvsd[1].take().expect("node 2 runs");
-    kill9(&cluster, &mut victim, &[1, 3], label);
-    let node4 = join_drain_quorum(&mut cluster, &services, label);
-    print_sync(&cluster, &[1, 3, 4], label);
-    result_line(&format!(
-        "{label} total_s={:.1}",
-        test_start.elapsed().as_secs_f64()
-    ));
-    drop(node4);
+    every_scenario("cluster nat", "nat", ClusterTopology::build_nat);
 }
 
 /// Connection entries node `i` holds now, from `rvsadm stats` (`None`
